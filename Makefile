@@ -1,0 +1,50 @@
+# mlpipe: PGXS build. `make` builds the extension, `make install` installs it
+# into the PostgreSQL found by pg_config; `make demo` and `make test` are the
+# two README commands (scripts/ does the set-up).
+
+EXTENSION = mlpipe
+MODULE_big = mlpipe
+CORE_SRCS = $(sort $(wildcard src/core/*.c))
+PG_SRCS = $(sort $(wildcard src/pg/*.c))
+OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
+DATA = $(sort $(wildcard sql/mlpipe--*.sql))
+DOCS =
+
+PG_CPPFLAGS = -Isrc/core -Isrc/pg
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers -Wno-cast-function-type
+SHLIB_LINK = -lcjson -lpthread -lm
+
+# pg_regress (PostgreSQL 15) reads <inputdir>/sql and <inputdir>/expected;
+# build/regress links them to the top-level test/regress and expected/.
+REGRESS = $(sort $(basename $(notdir $(wildcard test/regress/*.sql))))
+REGRESS_OPTS = --inputdir=build/regress --outputdir=build/regress \
+	--load-extension=mlpipe
+
+EXTRA_CLEAN = build
+
+# No JIT bitcode: the module is small and the build stays fast.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The engine is hot numeric code: optimise it harder than the glue.
+src/core/%.o: override CFLAGS += -O3
+
+installcheck: build/regress/sql
+build/regress/sql:
+	mkdir -p build/regress
+	ln -sfn ../../test/regress build/regress/sql
+	ln -sfn ../../expected build/regress/expected
+
+.PHONY: demo test core-tests fuzz
+demo:
+	bash scripts/demo.sh
+test:
+	bash test/run.sh
+core-tests:
+	bash test/core/run.sh
+fuzz:
+	bash test/fuzz/run.sh

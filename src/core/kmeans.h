@@ -1,0 +1,134 @@
+/*
+ * kmeans.h: Lloyd and mini-batch k-means, and the clustering metrics.
+ *
+ * Data is row-major: X[i * d + j] is feature j of row i, all finite (the
+ * glue rejects or skips NaN/Inf/NULL before calling). Centroids are kept in
+ * the transformed space (standardised and/or unit-normalised for cosine);
+ * kmeans_predict transforms a raw row the same way before assigning it.
+ */
+#ifndef KMEANS_H
+#define KMEANS_H
+
+#include "mlbuf.h"
+
+typedef enum KmDistance
+{
+	KM_DIST_L2 = 0,
+	KM_DIST_COSINE = 1			/* spherical k-means on unit-normalised rows */
+} KmDistance;
+
+typedef enum KmInit
+{
+	KM_INIT_KMEANSPP = 0,		/* greedy k-means++ as scikit-learn, seeded */
+	KM_INIT_RANDOM = 1,			/* k distinct rows chosen at random */
+	KM_INIT_GIVEN = 2			/* params.centroids, k x d in the raw feature space */
+} KmInit;
+
+typedef struct KmModel
+{
+	int			k;
+	int			d;
+	KmDistance	distance;
+	bool		standardize;
+	double	   *mean;			/* d values when standardize, else NULL */
+	double	   *scale;			/* d values (std, 1 where std is 0) when standardize */
+	double	   *centroids;		/* k * d, transformed space */
+	double	   *counts;			/* k values: training rows each centroid stands
+								 * for (cluster sizes after fit); they weight the
+								 * centroids when a mini-batch fit warm-starts */
+} KmModel;
+
+typedef struct KmParams
+{
+	int			k;
+	KmInit		init;
+	const double *given;		/* k * d raw-space rows, for KM_INIT_GIVEN */
+	int			n_init;			/* restarts; best inertia wins (1 for given) */
+	int			max_iter;
+	double		tol;			/* scikit-learn's: relative to mean feature variance */
+	KmDistance	distance;
+	bool		standardize;
+	uint64_t	seed;
+	bool		minibatch;
+	int			batch_size;		/* minibatch only */
+	const KmModel *warm_start;	/* minibatch or Lloyd: start from these centroids
+								 * (and its mean/scale); NULL otherwise */
+	int64_t		sample_size;	/* silhouette exact when n <= sample_size,
+								 * else on a seeded sample of that size */
+} KmParams;
+
+typedef struct KmResult
+{
+	double		inertia;		/* sum of squared distances to the nearest centroid
+								 * (cosine: sum of 1 - cos) over all n rows */
+	int			iterations;		/* of the winning run */
+	int			best_init;		/* which restart won, 0-based */
+	double		silhouette;		/* NaN when undefined (k < 2 or k >= n) */
+	double		calinski_harabasz;
+	double		davies_bouldin;
+} KmResult;
+
+/*
+ * Fits a model. Validates params (k in [1, n], n_init >= 1, max_iter >= 1,
+ * tol >= 0, batch_size >= 1, warm_start dimensions) and returns ML_ERR_PARAM
+ * / ML_ERR_DATA with a message naming the parameter. X is not modified.
+ * The model's arrays are env allocations (kmeans_model_free releases them).
+ * Metrics in res are computed in the space the clustering ran in: raw X for
+ * l2 without standardize (then they equal scikit-learn's on X), z-scores
+ * with standardize, unit-normalised rows for cosine; Euclidean throughout.
+ * Same input, params and env->n_threads give bit-identical results; the
+ * Lloyd path gives the same bits for any thread count.
+ */
+MlStatus	kmeans_fit(const MlEnv *env, const double *X, int64_t n, int d,
+					   const KmParams *p, KmModel *out, KmResult *res, MlError *err);
+
+/* kmeans_fit with extras, for tests and benchmarks. */
+#define KM_FLAG_PLAIN_LLOYD	0x1	/* no bound-based pruning (same results, slower) */
+#define KM_FLAG_NO_METRICS	0x2	/* leave silhouette/CH/DB as NaN */
+MlStatus	kmeans_fit_ex(const MlEnv *env, const double *X, int64_t n, int d,
+						  const KmParams *p, unsigned flags, int *labels,
+						  KmModel *out, KmResult *res, MlError *err);
+/* labels, when not NULL, receives the final cluster of each of the n rows. */
+
+/* Frees the arrays of a model built by kmeans_fit or kmeans_read. */
+void		kmeans_model_free(const MlEnv *env, KmModel *m);
+
+/*
+ * Nearest centroid of one raw row; scratch holds d doubles. Returns -1 when
+ * the row cannot be placed: a zero row (after standardising) under cosine.
+ * Ties go to the lowest index, as in training.
+ */
+int			kmeans_predict(const KmModel *m, const double *x, double *scratch);
+
+/*
+ * Model section payload (inside ML_SEC_MODEL) and its validating reader:
+ *   u32 k | u32 d | u8 distance | u8 standardize |
+ *   [f64 mean[d] | f64 scale[d]]  (standardize only) |
+ *   f64 centroids[k*d] | f64 counts[k]
+ * The reader rejects out-of-range counts, unknown enum values, NaN/Inf,
+ * scale <= 0, negative counts and trailing bytes with ML_ERR_CORRUPT; on
+ * failure it frees what it allocated and leaves *m zeroed.
+ */
+void		kmeans_write(MlBuf *b, const KmModel *m);
+bool		kmeans_read(MlReader *r, KmModel *m);
+
+/*
+ * Clustering metrics on row-major X with labels in [0, k) (a label outside
+ * is ML_ERR_DATA). silhouette is exact (O(n^2), threaded) when
+ * sample_size <= 0 or n <= sample_size, otherwise on sample_size rows drawn
+ * without replacement with seed (as scikit-learn's silhouette_score
+ * sample_size, with a different generator). Each equals scikit-learn's
+ * definition with Euclidean distance; *out is NaN where scikit-learn raises:
+ * fewer than 2 distinct labels, or as many distinct labels as rows.
+ */
+MlStatus	cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d,
+							   const int *labels, int k, int64_t sample_size,
+							   uint64_t seed, double *out, MlError *err);
+MlStatus	cluster_calinski_harabasz(const MlEnv *env, const double *X, int64_t n,
+									  int d, const int *labels, int k,
+									  double *out, MlError *err);
+MlStatus	cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n,
+								   int d, const int *labels, int k,
+								   double *out, MlError *err);
+
+#endif

@@ -1,0 +1,207 @@
+/* mlcore.c: errors, allocation helpers, RNG and worker threads for src/core. */
+#include "mlcore.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+MlStatus
+ml_fail(MlError *err, MlStatus code, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (err == NULL || err->code != ML_OK)
+		return err ? err->code : code;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+bool
+ml_mul_size(size_t a, size_t b, size_t *out)
+{
+	if (a != 0 && b > SIZE_MAX / a)
+		return false;
+	*out = a * b;
+	return true;
+}
+
+bool
+ml_add_size(size_t a, size_t b, size_t *out)
+{
+	if (b > SIZE_MAX - a)
+		return false;
+	*out = a + b;
+	return true;
+}
+
+void *
+ml_alloc(const MlEnv *env, size_t size)
+{
+	return env->alloc(env->ctx, size == 0 ? 1 : size);
+}
+
+void *
+ml_calloc(const MlEnv *env, size_t n, size_t size)
+{
+	size_t		total;
+	void	   *p;
+
+	if (!ml_mul_size(n, size, &total))
+		return NULL;
+	p = ml_alloc(env, total);
+	if (p)
+		memset(p, 0, total);
+	return p;
+}
+
+void
+ml_free(const MlEnv *env, void *ptr)
+{
+	if (ptr)
+		env->free(env->ctx, ptr);
+}
+
+char *
+ml_strdup(const MlEnv *env, const char *s)
+{
+	size_t		n = strlen(s) + 1;
+	char	   *p = ml_alloc(env, n);
+
+	if (p)
+		memcpy(p, s, n);
+	return p;
+}
+
+int
+ml_check(const MlEnv *env, const char *stage, int iter, int max_iter, double value)
+{
+	return env->check ? env->check(env->ctx, stage, iter, max_iter, value) : 0;
+}
+
+static uint64_t
+splitmix64(uint64_t *x)
+{
+	uint64_t	z = (*x += UINT64_C(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+void
+ml_rng_seed(MlRng *rng, uint64_t seed)
+{
+	int			i;
+
+	for (i = 0; i < 4; i++)
+		rng->s[i] = splitmix64(&seed);
+}
+
+static inline uint64_t
+rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+uint64_t
+ml_rng_next(MlRng *rng)
+{
+	uint64_t   *s = rng->s;
+	uint64_t	result = rotl(s[1] * 5, 7) * 9;
+	uint64_t	t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return result;
+}
+
+double
+ml_rng_uniform(MlRng *rng)
+{
+	return (ml_rng_next(rng) >> 11) * 0x1.0p-53;
+}
+
+uint64_t
+ml_rng_below(MlRng *rng, uint64_t n)
+{
+	/* Lemire's rejection keeps the result unbiased. */
+	uint64_t	threshold = (0 - n) % n;
+
+	for (;;)
+	{
+		uint64_t	r = ml_rng_next(rng);
+
+		if (r >= threshold)
+			return r % n;
+	}
+}
+
+typedef struct MlThreadArg
+{
+	MlTaskFn	fn;
+	void	   *arg;
+	int			task;
+	int			n_tasks;
+} MlThreadArg;
+
+static void *
+ml_thread_main(void *p)
+{
+	MlThreadArg *a = p;
+
+	a->fn(a->arg, a->task, a->n_tasks);
+	return NULL;
+}
+
+#define ML_MAX_THREADS 64
+
+void
+ml_parallel_for(const MlEnv *env, int max_tasks, MlTaskFn fn, void *arg)
+{
+	int			nt = env->n_threads;
+	pthread_t	th[ML_MAX_THREADS];
+	MlThreadArg args[ML_MAX_THREADS];
+	bool		started[ML_MAX_THREADS];
+	sigset_t	all,
+				old;
+	int			t;
+
+	if (nt > max_tasks)
+		nt = max_tasks;
+	if (nt > ML_MAX_THREADS)
+		nt = ML_MAX_THREADS;
+	if (nt <= 1)
+	{
+		fn(arg, 0, 1);
+		return;
+	}
+	/* Workers inherit a full signal mask: the server's handlers stay on the main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (t = 1; t < nt; t++)
+	{
+		args[t].fn = fn;
+		args[t].arg = arg;
+		args[t].task = t;
+		args[t].n_tasks = nt;
+		started[t] = pthread_create(&th[t], NULL, ml_thread_main, &args[t]) == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	fn(arg, 0, nt);
+	for (t = 1; t < nt; t++)
+	{
+		if (started[t])
+			pthread_join(th[t], NULL);
+		else
+			fn(arg, t, nt);
+	}
+}

@@ -1,0 +1,87 @@
+/*
+ * mlcore.h: what every src/core module shares.
+ *
+ * src/core is plain C with no server headers. It allocates only through the
+ * MlEnv passed in, reports failures as an MlStatus plus a message in MlError,
+ * and calls env->check from long loops so the caller can cancel or report
+ * progress. The PostgreSQL glue maps MlStatus to SQLSTATEs (see errors.c).
+ */
+#ifndef MLCORE_H
+#define MLCORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum MlStatus
+{
+	ML_OK = 0,
+	ML_ERR_PARAM,				/* bad hyper-parameter or option: 22023 */
+	ML_ERR_DATA,				/* bad data: dimensions, NaN, empty: 22000 */
+	ML_ERR_CORRUPT,				/* corrupt or unknown artifact: XX001 */
+	ML_ERR_MEMORY,				/* allocation failed or over budget: 54000 */
+	ML_ERR_INTERNAL				/* cannot happen: XX000 */
+} MlStatus;
+
+typedef struct MlError
+{
+	MlStatus	code;
+	char		msg[512];
+} MlError;
+
+/* Sets err (first failure wins) and returns code, for `return ml_fail(...)`. */
+MlStatus	ml_fail(MlError *err, MlStatus code, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
+/*
+ * The caller's services. alloc returns NULL on failure (core then fails with
+ * ML_ERR_MEMORY); memory is not zeroed. check is called from the main thread
+ * only, with no worker threads running, at least every ~100 ms of work; it
+ * may not return (PostgreSQL's cancel longjmps), so core keeps no resources
+ * other than env allocations, which the caller frees in bulk. A nonzero
+ * return asks core to stop with ML_ERR_INTERNAL "cancelled".
+ */
+typedef struct MlEnv
+{
+	void	   *(*alloc) (void *ctx, size_t size);
+	void		(*free) (void *ctx, void *ptr);
+	int			(*check) (void *ctx, const char *stage, int iter, int max_iter,
+						  double value);
+	void	   *ctx;
+	int			n_threads;		/* compute threads core may start; <=1: none */
+} MlEnv;
+
+/* Allocation helpers: overflow-checked, NULL on failure. ml_calloc zeroes. */
+void	   *ml_alloc(const MlEnv *env, size_t size);
+void	   *ml_calloc(const MlEnv *env, size_t n, size_t size);
+void		ml_free(const MlEnv *env, void *ptr);
+char	   *ml_strdup(const MlEnv *env, const char *s);
+int			ml_check(const MlEnv *env, const char *stage, int iter, int max_iter,
+					 double value);
+
+/* Overflow-safe size arithmetic: false when a*b (or a+b) overflows. */
+bool		ml_mul_size(size_t a, size_t b, size_t *out);
+bool		ml_add_size(size_t a, size_t b, size_t *out);
+
+/* Deterministic RNG (xoshiro256** seeded through splitmix64). */
+typedef struct MlRng
+{
+	uint64_t	s[4];
+} MlRng;
+
+void		ml_rng_seed(MlRng *rng, uint64_t seed);
+uint64_t	ml_rng_next(MlRng *rng);
+double		ml_rng_uniform(MlRng *rng);		/* [0, 1) */
+uint64_t	ml_rng_below(MlRng *rng, uint64_t n);	/* [0, n), unbiased; n > 0 */
+
+/*
+ * Worker threads for pure computation. ml_parallel_for runs fn(arg, t, nt)
+ * for t in [0, nt) with nt = min(env->n_threads, max_tasks), on threads that
+ * block every signal; it joins them all before returning. fn must not call
+ * env->alloc or env->check. Falls back to running inline when threads cannot
+ * be started.
+ */
+typedef void (*MlTaskFn) (void *arg, int task, int n_tasks);
+void		ml_parallel_for(const MlEnv *env, int max_tasks, MlTaskFn fn, void *arg);
+
+#endif

@@ -1,0 +1,94 @@
+/* model.c: decoding artifacts of every kind and per-row scoring. */
+#include "model.h"
+
+#include <math.h>
+#include <string.h>
+
+MlStatus
+ml_model_read(const MlEnv *env, const uint8_t *data, size_t len, MlModel *m, MlError *err)
+{
+	MlArtifact	a;
+	MlSection	tag;
+	MlReader	sec;
+	bool		have_meta = false,
+				have_model = false;
+	MlStatus	st;
+
+	memset(m, 0, sizeof(*m));
+	st = artifact_open(data, len, env, &a, err);
+	if (st != ML_OK)
+		return st;
+	m->kind = a.kind;
+	m->format = a.format;
+	m->crc = a.crc;
+	while (artifact_next_section(&a, &tag, &sec, err))
+	{
+		switch (tag)
+		{
+			case ML_SEC_META:
+				if (!artifact_read_meta(&sec, &m->meta))
+					return err->code;
+				have_meta = true;
+				break;
+			case ML_SEC_MODEL:
+				if (m->kind != ML_KIND_KMEANS)
+					return ml_fail(err, ML_ERR_CORRUPT,
+								   "artifact kind %s cannot be read by this build",
+								   ml_kind_name(m->kind));
+				if (!kmeans_read(&sec, &m->km))
+					return err->code ? err->code : ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: k-means model");
+				have_model = true;
+				break;
+			default:
+				return ml_fail(err, ML_ERR_CORRUPT, "artifact has unsupported section %d", (int) tag);
+		}
+	}
+	if (err->code != ML_OK)
+		return err->code;
+	if (!have_meta || !have_model)
+		return ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: missing %s section",
+					   have_meta ? "model" : "meta");
+	if (m->kind == ML_KIND_KMEANS)
+	{
+		if ((uint32_t) m->km.d != m->meta.n_features || m->meta.task != ML_TASK_CLUSTER)
+			return ml_fail(err, ML_ERR_CORRUPT,
+						   "artifact corrupt: k-means model has %d dimensions but %u feature names",
+						   m->km.d, m->meta.n_features);
+		m->scratch_len = (size_t) m->km.d;
+	}
+	return ML_OK;
+}
+
+MlStatus
+ml_model_predict(const MlModel *m, const double *x, double *scratch, double *out, MlError *err)
+{
+	uint32_t	j;
+
+	switch (m->kind)
+	{
+		case ML_KIND_KMEANS:
+			for (j = 0; j < m->meta.n_features; j++)
+				if (!isfinite(x[j]))
+					return ml_fail(err, ML_ERR_DATA,
+								   "feature %u (\"%s\") is %s; k-means needs finite values",
+								   j + 1, m->meta.feature_names[j], isnan(x[j]) ? "NaN" : "infinite");
+			*out = kmeans_predict(&m->km, x, scratch);
+			return ML_OK;
+		default:
+			return ml_fail(err, ML_ERR_INTERNAL, "cannot score a %s model", ml_kind_name(m->kind));
+	}
+}
+
+MlStatus
+ml_model_write_kmeans(MlBuf *b, const MlEnv *env, const MlMeta *meta, const KmModel *km,
+					  MlError *err)
+{
+	size_t		at;
+
+	artifact_begin(b, env, ML_KIND_KMEANS);
+	artifact_write_meta(b, meta);
+	at = artifact_section_begin(b, ML_SEC_MODEL);
+	kmeans_write(b, km);
+	artifact_section_end(b, at);
+	return artifact_finish(b, err);
+}

@@ -1,0 +1,98 @@
+/*
+ * env.c: the MlEnv that src/core runs in inside a backend. Memory comes from
+ * a private context (an error or cancel frees all of it at once); check()
+ * honours cancel and statement_timeout and prints progress about once a second.
+ */
+#include "mlpipe.h"
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+int64
+pg_env_now_us(void)
+{
+	return (int64) GetCurrentTimestamp();
+}
+
+static void *
+pg_env_alloc(void *ctx, size_t size)
+{
+	PgEnv	   *pe = ctx;
+
+	return MemoryContextAllocExtended(pe->mcxt, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+static void
+pg_env_free(void *ctx, void *ptr)
+{
+	pfree(ptr);
+}
+
+static int
+pg_env_check(void *ctx, const char *stage, int iter, int max_iter, double value)
+{
+	PgEnv	   *pe = ctx;
+	int64		now;
+	double		elapsed;
+
+	CHECK_FOR_INTERRUPTS();
+	if (!mlpipe_progress)
+		return 0;
+	now = pg_env_now_us();
+	if (now - pe->last_notice_us < 1000000)
+		return 0;
+	pe->last_notice_us = now;
+	elapsed = (now - pe->start_us) / 1e6;
+	if (iter > 0 && max_iter > 0)
+		ereport(NOTICE,
+				(errmsg("%s: %s %d/%d, value %.6g, %.1f s elapsed, at most %.1f s left",
+						pe->what, stage, iter, max_iter, value, elapsed,
+						elapsed / iter * (max_iter - iter))));
+	else
+		ereport(NOTICE,
+				(errmsg("%s: %s, %.1f s elapsed", pe->what, stage, elapsed)));
+	return 0;
+}
+
+void
+pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads)
+{
+	pe->env.alloc = pg_env_alloc;
+	pe->env.free = pg_env_free;
+	pe->env.check = pg_env_check;
+	pe->env.ctx = pe;
+	pe->env.n_threads = threads ? mlpipe_threads : 1;
+	pe->mcxt = mcxt;
+	pe->what = what;
+	pe->start_us = pg_env_now_us();
+	pe->last_notice_us = pe->start_us;
+}
+
+/* Turns a core failure into an ereport with the SQLSTATE of ARCHITECTURE.md. */
+void
+ml_ereport(const MlError *err)
+{
+	int			code;
+
+	switch (err->code)
+	{
+		case ML_ERR_PARAM:
+			code = ERRCODE_INVALID_PARAMETER_VALUE;
+			break;
+		case ML_ERR_DATA:
+			code = ERRCODE_DATA_EXCEPTION;
+			break;
+		case ML_ERR_CORRUPT:
+			code = ERRCODE_DATA_CORRUPTED;
+			break;
+		case ML_ERR_MEMORY:
+			code = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			break;
+		default:
+			code = ERRCODE_INTERNAL_ERROR;
+			break;
+	}
+	ereport(ERROR, (errcode(code), errmsg("%s", err->msg[0] ? err->msg : "mlpipe: unknown error")));
+	pg_unreachable();
+}

@@ -1,0 +1,76 @@
+/* export.c: mlpipe.export(bytea), the artifact rendered as readable JSON. */
+#include "mlpipe.h"
+
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(mlpipe_export_bytea);
+
+static cJSON *
+number_array(const double *v, int n)
+{
+	return cJSON_CreateDoubleArray(v, n);
+}
+
+static cJSON *
+string_array(char **v, uint32 n)
+{
+	return cJSON_CreateStringArray((const char *const *) v, (int) n);
+}
+
+static void
+export_kmeans(cJSON *doc, const KmModel *km)
+{
+	cJSON	   *cs = cJSON_CreateArray();
+	int			i,
+				j;
+
+	cJSON_AddNumberToObject(doc, "k", km->k);
+	cJSON_AddStringToObject(doc, "distance", km->distance == KM_DIST_COSINE ? "cosine" : "l2");
+	cJSON_AddBoolToObject(doc, "standardize", km->standardize);
+	for (i = 0; i < km->k; i++)
+		cJSON_AddItemToArray(cs, number_array(km->centroids + (size_t) i * km->d, km->d));
+	cJSON_AddItemToObject(doc, "centroids", cs);
+	if (km->standardize)
+	{
+		cJSON	   *raw = cJSON_CreateArray();
+		double	   *row = palloc(sizeof(double) * km->d);
+
+		cJSON_AddItemToObject(doc, "mean", number_array(km->mean, km->d));
+		cJSON_AddItemToObject(doc, "scale", number_array(km->scale, km->d));
+		/* Centroids back in the units of the data, for reading. */
+		for (i = 0; i < km->k; i++)
+		{
+			for (j = 0; j < km->d; j++)
+				row[j] = km->centroids[(size_t) i * km->d + j] * km->scale[j] + km->mean[j];
+			cJSON_AddItemToArray(raw, number_array(row, km->d));
+		}
+		cJSON_AddItemToObject(doc, "centroids_raw", raw);
+	}
+}
+
+Datum
+mlpipe_export_bytea(PG_FUNCTION_ARGS)
+{
+	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe export",
+											  ALLOCSET_DEFAULT_SIZES);
+	PgEnv		pe;
+	MlError		err = {0};
+	MlModel		m;
+	cJSON	   *doc;
+	static const char *const tasks[] = {"clustering", "classification", "regression"};
+
+	pg_env_init(&pe, cxt, "export", false);
+	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
+		ml_ereport(&err);
+	doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "algorithm", ml_kind_name(m.kind));
+	cJSON_AddNumberToObject(doc, "format", m.format);
+	cJSON_AddStringToObject(doc, "task", tasks[m.meta.task]);
+	cJSON_AddItemToObject(doc, "features", string_array(m.meta.feature_names, m.meta.n_features));
+	if (m.meta.n_classes)
+		cJSON_AddItemToObject(doc, "classes", string_array(m.meta.class_labels, m.meta.n_classes));
+	if (m.kind == ML_KIND_KMEANS)
+		export_kmeans(doc, &m.km);
+	PG_RETURN_DATUM(cjson_to_jsonb(doc));
+}

@@ -1,0 +1,304 @@
+/*
+ * fit.c: mlpipe._fit, the C half of mlpipe.train. It validates params before
+ * touching data, loads the source as the caller, runs the core algorithm in
+ * a private memory context and returns the artifact with metrics. Registering
+ * the result is plpgsql's job (sql/), in the caller's transaction.
+ */
+#include "mlpipe.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include <limits.h>
+#include <math.h>
+
+PG_FUNCTION_INFO_V1(mlpipe_fit);
+
+static const char *const kmeans_keys[] = {
+	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
+	"standardize", "on_null", "exclude", "sample_size", "warm_start", NULL
+};
+static const char *const minibatch_keys[] = {
+	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
+	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", NULL
+};
+static const char *const algorithms[] = {"kmeans", "minibatch_kmeans", NULL};
+static const char *const init_names[] = {"kmeans++", "random", "given", NULL};
+static const char *const distance_names[] = {"l2", "cosine", NULL};
+static const char *const on_null_names[] = {"error", "skip", NULL};
+
+/* The fit_result row handed back to plpgsql. */
+typedef struct FitOutput
+{
+	bytea	   *artifact;
+	const char *task;
+	char	  **features;
+	int			n_features;
+	cJSON	   *metrics;
+	cJSON	   *info;
+	MemoryContext mcxt;			/* the training's memory, freed once the row is built */
+} FitOutput;
+
+static Datum
+text_array(char **items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(items[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+static void
+json_number(cJSON *obj, const char *key, double v)
+{
+	if (isfinite(v))
+		cJSON_AddNumberToObject(obj, key, v);
+	else
+		cJSON_AddNullToObject(obj, key);
+}
+
+/* params.exclude must be an array of column names. */
+static cJSON *
+params_exclude(cJSON *root)
+{
+	cJSON	   *ex = cJSON_GetObjectItemCaseSensitive(root, "exclude");
+	cJSON	   *it;
+
+	if (ex == NULL || cJSON_IsNull(ex))
+		return NULL;
+	if (!cJSON_IsArray(ex))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"exclude\" must be an array of column names")));
+	cJSON_ArrayForEach(it, ex)
+		if (!cJSON_IsString(it))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"exclude\" must be an array of column names")));
+	return ex;
+}
+
+/* params.centroids: k rows of d finite numbers, checked once d is known. */
+static double *
+params_centroids(cJSON *root, int *k_out, int d)
+{
+	cJSON	   *cs = cJSON_GetObjectItemCaseSensitive(root, "centroids");
+	cJSON	   *row,
+			   *v;
+	int			k,
+				i = 0,
+				j;
+	double	   *out;
+
+	if (!cJSON_IsArray(cs) || cJSON_GetArraySize(cs) == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("init = 'given' needs params.centroids, an array of k arrays of numbers")));
+	k = cJSON_GetArraySize(cs);
+	out = palloc(sizeof(double) * k * d);
+	cJSON_ArrayForEach(row, cs)
+	{
+		if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != d)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.centroids[%d] must be an array of %d numbers, one per feature", i, d)));
+		j = 0;
+		cJSON_ArrayForEach(v, row)
+		{
+			if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("params.centroids[%d][%d] is not a finite number", i, j)));
+			out[i * d + j] = v->valuedouble;
+			j++;
+		}
+		i++;
+	}
+	*k_out = k;
+	return out;
+}
+
+static void
+fit_kmeans(const char *algorithm, const char *source, const char *target,
+		   ArrayType *features, cJSON *params, bytea *warm, FitOutput *fo)
+{
+	bool		minibatch = strcmp(algorithm, "minibatch_kmeans") == 0;
+	KmParams	kp;
+	SourceSpec	spec;
+	SourceData	data;
+	PgEnv		pe;
+	MemoryContext mcxt;
+	KmModel		model;
+	KmResult	res;
+	MlError		err = {0};
+	MlModel		warm_model;
+	MlMeta		meta;
+	MlBuf		buf;
+	const char *init;
+	bool		has_k = cJSON_GetObjectItemCaseSensitive(params, "k") != NULL;
+	int64		t0 = pg_env_now_us();
+	double		seconds;
+
+	params_check_keys(params, algorithm, minibatch ? minibatch_keys : kmeans_keys);
+	if (target != NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s is unsupervised: target must be NULL, not \"%s\"", algorithm, target)));
+	memset(&kp, 0, sizeof(kp));
+	kp.k = params_int(params, "k", 8, INT_MIN, INT_MAX);
+	if (kp.k <= 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"k\" = %d must be at least 1", kp.k)));
+	init = params_choice(params, "init", "kmeans++", init_names);
+	kp.init = strcmp(init, "given") == 0 ? KM_INIT_GIVEN :
+		strcmp(init, "random") == 0 ? KM_INIT_RANDOM : KM_INIT_KMEANSPP;
+	if (kp.init != KM_INIT_GIVEN && cJSON_GetObjectItemCaseSensitive(params, "centroids"))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"centroids\" is only used with init = 'given'")));
+	kp.n_init = params_int(params, "n_init", kp.init == KM_INIT_RANDOM ? 10 : 1, 1, 1000);
+	kp.max_iter = params_int(params, "max_iter", minibatch ? 100 : 300, 1, 1000000);
+	kp.tol = params_number(params, "tol", 1e-4, 0, 1e300);
+	kp.distance = strcmp(params_choice(params, "distance", "l2", distance_names), "cosine") == 0
+		? KM_DIST_COSINE : KM_DIST_L2;
+	kp.seed = params_seed(params);
+	kp.standardize = params_bool(params, "standardize", false);
+	kp.minibatch = minibatch;
+	kp.batch_size = params_int(params, "batch_size", 1024, 1, INT_MAX);
+	kp.sample_size = (int64) params_number(params, "sample_size", 10000, 0, 1e12);
+
+	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
+	pg_env_init(&pe, mcxt, algorithm, true);
+
+	if (warm != NULL)
+	{
+		MlStatus	st = ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(warm),
+									   VARSIZE_ANY_EXHDR(warm), &warm_model, &err);
+
+		ML_CHECK_STATUS(st, &err);
+		if (warm_model.kind != ML_KIND_KMEANS)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.warm_start must name a k-means model, not a %s model",
+								   ml_kind_name(warm_model.kind))));
+		kp.warm_start = &warm_model.km;
+		/* Continue the same model: its k, scaling and distance unless given. */
+		if (!has_k)
+			kp.k = warm_model.km.k;
+		if (!cJSON_GetObjectItemCaseSensitive(params, "standardize"))
+			kp.standardize = warm_model.km.standardize;
+		if (!cJSON_GetObjectItemCaseSensitive(params, "distance"))
+			kp.distance = warm_model.km.distance;
+	}
+
+	memset(&spec, 0, sizeof(spec));
+	spec.source = source;
+	spec.target = NULL;
+	spec.features = features;
+	spec.exclude = params_exclude(params);
+	spec.skip_invalid = strcmp(params_choice(params, "on_null", "error", on_null_names), "skip") == 0;
+	spec.algorithm = algorithm;
+	source_load(&spec, mcxt, &data);
+
+	if (kp.init == KM_INIT_GIVEN)
+	{
+		int			k;
+
+		kp.given = params_centroids(params, &k, data.d);
+		if (has_k && k != kp.k)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.centroids has %d rows but k = %d", k, kp.k)));
+		kp.k = k;
+	}
+	if (kp.warm_start && kp.warm_start->d != data.d)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("params.warm_start model has %d features but the source has %d",
+							   kp.warm_start->d, data.d)));
+
+	ML_CHECK_STATUS(kmeans_fit(&pe.env, data.X, data.n, data.d, &kp, &model, &res, &err), &err);
+	seconds = (pg_env_now_us() - t0) / 1e6;
+
+	memset(&meta, 0, sizeof(meta));
+	meta.task = ML_TASK_CLUSTER;
+	meta.n_features = data.d;
+	meta.feature_names = data.feature_names;
+	ML_CHECK_STATUS(ml_model_write_kmeans(&buf, &pe.env, &meta, &model, &err), &err);
+
+	fo->artifact = palloc(VARHDRSZ + buf.len);
+	SET_VARSIZE(fo->artifact, VARHDRSZ + buf.len);
+	memcpy(VARDATA(fo->artifact), buf.data, buf.len);
+	fo->mcxt = mcxt;
+	fo->task = "clustering";
+	fo->features = data.feature_names;
+	fo->n_features = data.d;
+
+	fo->metrics = cJSON_CreateObject();
+	json_number(fo->metrics, "inertia", res.inertia);
+	json_number(fo->metrics, "silhouette", res.silhouette);
+	json_number(fo->metrics, "calinski_harabasz", res.calinski_harabasz);
+	json_number(fo->metrics, "davies_bouldin", res.davies_bouldin);
+	json_number(fo->metrics, "iterations", res.iterations);
+	json_number(fo->metrics, "training_seconds", seconds);
+	json_number(fo->metrics, "rows", (double) data.n);
+
+	fo->info = cJSON_CreateObject();
+	json_number(fo->info, "training_rows", (double) data.n);
+	json_number(fo->info, "skipped_rows", (double) data.skipped);
+	cJSON_AddStringToObject(fo->info, "metrics_split", "train");	/* read by _register */
+	json_number(fo->info, "k", kp.k);
+	json_number(fo->info, "best_init", res.best_init);
+	json_number(fo->info, "threads", pe.env.n_threads);
+	json_number(fo->info, "seed", (double) kp.seed);
+	if (warm != NULL)
+		cJSON_AddStringToObject(fo->info, "warm_start", "yes");
+}
+
+Datum
+mlpipe_fit(PG_FUNCTION_ARGS)
+{
+	const char *algorithm;
+	const char *source;
+	const char *target;
+	ArrayType  *features;
+	cJSON	   *params;
+	bytea	   *warm;
+	FitOutput	fo;
+	TupleDesc	td;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, true, false, false};
+	int			i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("%s must not be NULL", PG_ARGISNULL(0) ? "algorithm" : "source")));
+	algorithm = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	target = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	features = PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3);
+	params = params_parse(PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4));
+	warm = PG_ARGISNULL(5) ? NULL : PG_GETARG_BYTEA_PP(5);
+
+	for (i = 0; algorithms[i]; i++)
+		if (strcmp(algorithm, algorithms[i]) == 0)
+			break;
+	if (algorithms[i] == NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("unknown algorithm \"%s\"", algorithm),
+						errhint("Algorithms: kmeans, minibatch_kmeans.")));
+
+	memset(&fo, 0, sizeof(fo));
+	fit_kmeans(algorithm, source, target, features, params, warm, &fo);
+
+	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "mlpipe._fit must return a composite type");
+	td = BlessTupleDesc(td);
+	values[0] = PointerGetDatum(fo.artifact);
+	values[1] = CStringGetTextDatum(fo.task);
+	values[2] = text_array(fo.features, fo.n_features);
+	values[3] = (Datum) 0;
+	values[4] = cjson_to_jsonb(fo.metrics);
+	values[5] = cjson_to_jsonb(fo.info);
+	{
+		HeapTuple	tup = heap_form_tuple(td, values, nulls);
+
+		MemoryContextDelete(fo.mcxt);
+		PG_RETURN_DATUM(HeapTupleGetDatum(tup));
+	}
+}

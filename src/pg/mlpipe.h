@@ -1,0 +1,76 @@
+/*
+ * mlpipe.h: declarations shared by the PostgreSQL glue in src/pg.
+ * Nothing here computes ML; it binds src/core to the server.
+ */
+#ifndef MLPIPE_PG_H
+#define MLPIPE_PG_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+
+#include "mlcore.h"
+#include "model.h"
+
+#include <cjson/cJSON.h>
+
+/* GUCs (module.c). */
+extern bool mlpipe_progress;
+extern int	mlpipe_max_memory_kb;
+extern int	mlpipe_threads;
+
+/* env.c: an MlEnv whose memory lives in mcxt and whose check is CHECK_FOR_INTERRUPTS. */
+typedef struct PgEnv
+{
+	MlEnv		env;
+	MemoryContext mcxt;
+	const char *what;			/* "kmeans", ... for progress lines */
+	int64		start_us;
+	int64		last_notice_us;
+} PgEnv;
+
+void		pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads);
+void		ml_ereport(const MlError *err) pg_attribute_noreturn();
+#define ML_CHECK_STATUS(st, err) do { if ((st) != ML_OK) ml_ereport(err); } while (0)
+int64		pg_env_now_us(void);
+
+/* params.c: params jsonb through cJSON, with every key checked. */
+void		mlpipe_cjson_init(void);
+cJSON	   *params_parse(Jsonb *params);
+void		params_check_keys(cJSON *root, const char *context, const char *const *allowed);
+double		params_number(cJSON *root, const char *key, double dflt, double lo, double hi);
+int			params_int(cJSON *root, const char *key, int dflt, int lo, int hi);
+bool		params_bool(cJSON *root, const char *key, bool dflt);
+const char *params_choice(cJSON *root, const char *key, const char *dflt,
+						  const char *const *allowed);
+uint64		params_seed(cJSON *root);
+Datum		cjson_to_jsonb(cJSON *node);
+
+/* source.c: one pass over a table, view or query into a dense matrix. */
+typedef struct SourceData
+{
+	int64		n;				/* rows kept */
+	int64		skipped;		/* rows skipped for NULL/NaN/Inf (on_null = skip) */
+	int			d;				/* features per row after array expansion */
+	double	   *X;				/* n * d, row-major, finite */
+	char	  **feature_names;	/* d names: column or column[i] */
+} SourceData;
+
+typedef struct SourceSpec
+{
+	const char *source;
+	const char *target;			/* NULL for clustering */
+	ArrayType  *features;		/* text[] or NULL for every column */
+	cJSON	   *exclude;		/* params.exclude: array of names, or NULL */
+	bool		skip_invalid;	/* params.on_null = 'skip' */
+	const char *algorithm;		/* for messages */
+} SourceSpec;
+
+void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
+
+/* predict.c: the decoded-model cache. */
+const MlModel *model_cache_get_ref(FunctionCallInfo fcinfo, text *ref);
+
+#endif

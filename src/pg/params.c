@@ -1,0 +1,194 @@
+/*
+ * params.c: reading params jsonb. cJSON allocates with palloc, so an error
+ * anywhere frees the parse tree with the memory context. Every key is
+ * checked against the algorithm's list: a typo must never train a default.
+ */
+#include "mlpipe.h"
+
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/varlena.h"
+
+#include <math.h>
+
+static void *
+cjson_palloc(size_t n)
+{
+	return palloc(n);
+}
+
+static void
+cjson_pfree(void *p)
+{
+	if (p)
+		pfree(p);
+}
+
+void
+mlpipe_cjson_init(void)
+{
+	cJSON_Hooks hooks = {cjson_palloc, cjson_pfree};
+
+	cJSON_InitHooks(&hooks);
+}
+
+cJSON *
+params_parse(Jsonb *params)
+{
+	char	   *text;
+	cJSON	   *root;
+
+	if (params == NULL)
+		return cJSON_CreateObject();
+	text = JsonbToCString(NULL, &params->root, VARSIZE(params));
+	root = cJSON_ParseWithLength(text, strlen(text));
+	if (root == NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_JSON_TEXT), errmsg("params is not valid JSON")));
+	if (!cJSON_IsObject(root))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("params must be a JSON object")));
+	return root;
+}
+
+/* The allowed key closest to a misspelt one, or NULL when none is close. */
+static const char *
+closest_key(const char *key, const char *const *allowed)
+{
+	const char *best = NULL;
+	int			best_d = 4;
+	int			i;
+
+	for (i = 0; allowed[i]; i++)
+	{
+		int			d = varstr_levenshtein(key, strlen(key), allowed[i], strlen(allowed[i]),
+										   1, 1, 1, false);
+
+		if (d < best_d)
+		{
+			best_d = d;
+			best = allowed[i];
+		}
+	}
+	return best;
+}
+
+static char *
+join_names(const char *const *names)
+{
+	StringInfoData s;
+	int			i;
+
+	initStringInfo(&s);
+	for (i = 0; names[i]; i++)
+		appendStringInfo(&s, "%s%s", i ? ", " : "", names[i]);
+	return s.data;
+}
+
+void
+params_check_keys(cJSON *root, const char *context, const char *const *allowed)
+{
+	cJSON	   *item;
+	int			i;
+
+	cJSON_ArrayForEach(item, root)
+	{
+		bool		ok = false;
+
+		for (i = 0; allowed[i]; i++)
+			if (strcmp(item->string, allowed[i]) == 0)
+				ok = true;
+		if (!ok)
+		{
+			const char *near = closest_key(item->string, allowed);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown parameter \"%s\" for %s", item->string, context),
+					 near ? errhint("Did you mean \"%s\"? Allowed parameters: %s.", near, join_names(allowed))
+					 : errhint("Allowed parameters: %s.", join_names(allowed))));
+		}
+	}
+}
+
+double
+params_number(cJSON *root, const char *key, double dflt, double lo, double hi)
+{
+	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
+
+	if (v == NULL || cJSON_IsNull(v))
+		return dflt;
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"%s\" must be a number", key)));
+	if (v->valuedouble < lo || v->valuedouble > hi)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"%s\" = %g is out of range", key, v->valuedouble),
+						errhint("\"%s\" must be between %g and %g.", key, lo, hi)));
+	return v->valuedouble;
+}
+
+int
+params_int(cJSON *root, const char *key, int dflt, int lo, int hi)
+{
+	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
+
+	if (v == NULL || cJSON_IsNull(v))
+		return dflt;
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"%s\" must be an integer", key)));
+	if (v->valuedouble < lo || v->valuedouble > hi)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"%s\" = %.0f is out of range", key, v->valuedouble),
+						errhint("\"%s\" must be between %d and %d.", key, lo, hi)));
+	return (int) v->valuedouble;
+}
+
+bool
+params_bool(cJSON *root, const char *key, bool dflt)
+{
+	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
+
+	if (v == NULL || cJSON_IsNull(v))
+		return dflt;
+	if (!cJSON_IsBool(v))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"%s\" must be true or false", key)));
+	return cJSON_IsTrue(v);
+}
+
+const char *
+params_choice(cJSON *root, const char *key, const char *dflt, const char *const *allowed)
+{
+	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
+	int			i;
+
+	if (v == NULL || cJSON_IsNull(v))
+		return dflt;
+	if (cJSON_IsString(v))
+		for (i = 0; allowed[i]; i++)
+			if (strcmp(v->valuestring, allowed[i]) == 0)
+				return allowed[i];
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("parameter \"%s\" has an invalid value", key),
+					errhint("\"%s\" must be one of: %s.", key, join_names(allowed))));
+	return NULL;				/* keep compiler quiet */
+}
+
+/* params.seed: any integer in [0, 2^53]; 0 when absent, so runs are reproducible by default. */
+uint64
+params_seed(cJSON *root)
+{
+	return (uint64) params_number(root, "seed", 0, 0, 9007199254740992.0);
+}
+
+/* Converts a cJSON tree to jsonb through its text form. */
+Datum
+cjson_to_jsonb(cJSON *node)
+{
+	char	   *s = cJSON_PrintUnformatted(node);
+
+	if (s == NULL)
+		elog(ERROR, "could not render JSON");
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+}

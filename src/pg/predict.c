@@ -1,0 +1,280 @@
+/*
+ * predict.c: scoring. The name form resolves model_ref once per statement
+ * (cached in fn_extra) and takes the decoded model from a small backend-wide
+ * cache keyed by (model, version, sha256), so the artifact is decoded once
+ * per backend, not per row or per statement. The bytea form decodes once per
+ * distinct artifact seen by the call site.
+ */
+#include "mlpipe.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include <math.h>
+
+PG_FUNCTION_INFO_V1(mlpipe_predict_ref);
+PG_FUNCTION_INFO_V1(mlpipe_predict_bytea);
+
+#define BACKEND_CACHE_SIZE 16
+
+typedef struct CachedModel
+{
+	MemoryContext cxt;			/* owns model and key; NULL when the slot is free */
+	char	   *model;
+	int			version;
+	char		sha256[65];
+	uint64		last_used;
+	MlModel		decoded;
+} CachedModel;
+
+static CachedModel backend_cache[BACKEND_CACHE_SIZE];
+static uint64 cache_clock = 0;
+
+/* Per call site: the reference last resolved and what it resolved to. */
+typedef struct RefCache
+{
+	text	   *ref;
+	const MlModel *model;
+	double	   *scratch;
+	char	   *model_name;
+	int			version;
+} RefCache;
+
+/* Decodes an artifact into a fresh context, raising XX001 on corruption. */
+static void
+decode_into(MemoryContext cxt, const uint8_t *data, size_t len, MlModel *out)
+{
+	PgEnv		pe;
+	MlError		err = {0};
+
+	pg_env_init(&pe, cxt, "decode", false);
+	if (ml_model_read(&pe.env, data, len, out, &err) != ML_OK)
+		ml_ereport(&err);
+}
+
+static CachedModel *
+backend_cache_lookup(const char *model, int version, const char *sha)
+{
+	int			i;
+
+	for (i = 0; i < BACKEND_CACHE_SIZE; i++)
+	{
+		CachedModel *c = &backend_cache[i];
+
+		if (c->cxt && c->version == version && strcmp(c->model, model) == 0 &&
+			strcmp(c->sha256, sha) == 0)
+		{
+			c->last_used = ++cache_clock;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static CachedModel *
+backend_cache_insert(const char *model, int version, const char *sha, bytea *artifact)
+{
+	CachedModel *slot = &backend_cache[0];
+	MemoryContext cxt;
+	int			i;
+
+	for (i = 0; i < BACKEND_CACHE_SIZE; i++)
+	{
+		if (backend_cache[i].cxt == NULL)
+		{
+			slot = &backend_cache[i];
+			break;
+		}
+		if (backend_cache[i].last_used < slot->last_used)
+			slot = &backend_cache[i];
+	}
+	if (slot->cxt)
+		MemoryContextDelete(slot->cxt);
+	slot->cxt = NULL;
+	/* Decode under the caller's context, so an error frees it; keep it only on success. */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe model cache", ALLOCSET_SMALL_SIZES);
+	decode_into(cxt, (uint8_t *) VARDATA_ANY(artifact), VARSIZE_ANY_EXHDR(artifact), &slot->decoded);
+	MemoryContextSetParent(cxt, TopMemoryContext);
+	slot->model = MemoryContextStrdup(cxt, model);
+	slot->version = version;
+	strlcpy(slot->sha256, sha, sizeof(slot->sha256));
+	slot->last_used = ++cache_clock;
+	slot->cxt = cxt;
+	return slot;
+}
+
+/* Resolves a reference through the registry and returns the decoded model. */
+static const MlModel *
+resolve_model(text *ref, char **model_out, int *version_out)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2];
+	bool		isnull;
+	char	   *model,
+			   *sha;
+	int			version;
+	CachedModel *c;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = PointerGetDatum(ref);
+	if (SPI_execute_with_args("SELECT model, version, sha256 FROM mlpipe._resolve_key($1)",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not resolve model reference");
+	model = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	sha = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	c = backend_cache_lookup(model, version, sha);
+	if (c == NULL)
+	{
+		bytea	   *artifact;
+
+		args[0] = CStringGetTextDatum(model);
+		args[1] = Int32GetDatum(version);
+		if (SPI_execute_with_args("SELECT mlpipe._artifact_at($1, $2)", 2, argtypes, args,
+								  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read the artifact of %s@%d", model, version);
+		artifact = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull)
+			elog(ERROR, "artifact of %s@%d is NULL", model, version);
+		c = backend_cache_insert(model, version, sha, artifact);
+	}
+	*model_out = MemoryContextStrdup(caller, model);
+	*version_out = version;
+	SPI_finish();
+	return &c->decoded;
+}
+
+/*
+ * The model for a reference at this call site: resolved at the first row of
+ * a statement, and again only when the reference text changes.
+ */
+static RefCache *
+ref_cache_get(FunctionCallInfo fcinfo, text *ref)
+{
+	RefCache   *rc = fcinfo->flinfo->fn_extra;
+	MemoryContext old;
+
+	if (rc != NULL && rc->ref != NULL && VARSIZE_ANY(rc->ref) == VARSIZE_ANY(ref) &&
+		memcmp(VARDATA_ANY(rc->ref), VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref)) == 0)
+		return rc;
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	if (rc == NULL)
+		rc = palloc0(sizeof(RefCache));
+	else
+	{
+		pfree(rc->ref);
+		rc->ref = NULL;
+	}
+	rc->model = resolve_model(ref, &rc->model_name, &rc->version);
+	rc->ref = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(ref));
+	rc->scratch = palloc(sizeof(double) * Max(rc->model->scratch_len, 1));
+	fcinfo->flinfo->fn_extra = rc;
+	MemoryContextSwitchTo(old);
+	return rc;
+}
+
+const MlModel *
+model_cache_get_ref(FunctionCallInfo fcinfo, text *ref)
+{
+	return ref_cache_get(fcinfo, ref)->model;
+}
+
+/* The model's feature names for messages, the first 20 of them. */
+static char *
+feature_list(const MlModel *m)
+{
+	StringInfoData s;
+	uint32		i;
+
+	initStringInfo(&s);
+	for (i = 0; i < m->meta.n_features && i < 20; i++)
+		appendStringInfo(&s, "%s%s", i ? ", " : "", m->meta.feature_names[i]);
+	if (m->meta.n_features > 20)
+		appendStringInfo(&s, ", ... (%u in all)", m->meta.n_features);
+	return s.data;
+}
+
+/* Checks a float8[] against the model and returns its values (no copy). */
+static const double *
+feature_values(const MlModel *m, ArrayType *a)
+{
+	int			n;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("features must be a one-dimensional array")));
+	n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	if (n != (int) m->meta.n_features)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("model expects %u features, got %d", m->meta.n_features, n),
+						errhint("The features are, in order: %s.", feature_list(m))));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("features contains a NULL element"),
+						errhint("Impute missing values before scoring with this model.")));
+	return (const double *) ARR_DATA_PTR(a);
+}
+
+static double
+predict_one(const MlModel *m, ArrayType *a, double *scratch)
+{
+	MlError		err = {0};
+	double		out;
+
+	if (ml_model_predict(m, feature_values(m, a), scratch, &out, &err) != ML_OK)
+		ml_ereport(&err);
+	return out;
+}
+
+Datum
+mlpipe_predict_ref(PG_FUNCTION_ARGS)
+{
+	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
+	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
+
+	PG_RETURN_FLOAT8(predict_one(rc->model, a, rc->scratch));
+}
+
+/* Per call site of the bytea form: the artifact last decoded. */
+typedef struct BlobCache
+{
+	bytea	   *blob;
+	MemoryContext cxt;
+	MlModel		model;
+	double	   *scratch;
+} BlobCache;
+
+Datum
+mlpipe_predict_bytea(PG_FUNCTION_ARGS)
+{
+	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
+	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
+	BlobCache  *bc = fcinfo->flinfo->fn_extra;
+
+	if (bc == NULL || VARSIZE_ANY(bc->blob) != VARSIZE_ANY(blob) ||
+		memcmp(VARDATA_ANY(bc->blob), VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob)) != 0)
+	{
+		MemoryContext cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "mlpipe blob model",
+												  ALLOCSET_SMALL_SIZES);
+		MlModel		m;
+
+		decode_into(cxt, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m);
+		if (bc == NULL)
+			bc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(BlobCache));
+		else
+			MemoryContextDelete(bc->cxt);
+		bc->cxt = cxt;
+		bc->model = m;
+		bc->blob = (bytea *) MemoryContextAlloc(cxt, VARSIZE_ANY(blob));
+		memcpy(bc->blob, blob, VARSIZE_ANY(blob));
+		bc->scratch = MemoryContextAlloc(cxt, sizeof(double) * Max(m.scratch_len, 1));
+		fcinfo->flinfo->fn_extra = bc;
+	}
+	PG_RETURN_FLOAT8(predict_one(&bc->model, a, bc->scratch));
+}

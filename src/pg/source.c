@@ -1,0 +1,534 @@
+/*
+ * source.c: reads a training source (table, view or SELECT) in one pass
+ * through an SPI cursor, decoding each batch straight into a row-major
+ * matrix of doubles. The query runs as the calling user, so grants and
+ * row-level security apply. Nothing is materialised as tuples beyond one
+ * batch.
+ */
+#include "mlpipe.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/varlena.h"
+
+#include <ctype.h>
+#include <math.h>
+
+#define SOURCE_BATCH 10000
+
+typedef enum ColKind
+{
+	COL_INT2, COL_INT4, COL_INT8, COL_FLOAT4, COL_FLOAT8, COL_NUMERIC, COL_BOOL,
+	COL_FLOAT8_ARRAY, COL_FLOAT4_ARRAY
+} ColKind;
+
+typedef struct FeatureCol
+{
+	int			attno;			/* 0-based in the tuple descriptor */
+	ColKind		kind;
+	int			width;			/* 1, or the array length (known after the first row) */
+	int			offset;			/* first output column */
+	const char *name;
+} FeatureCol;
+
+/* True when source is a query rather than a relation name. */
+static bool
+source_is_query(const char *s)
+{
+	static const char *const words[] = {"select", "with", "values", "table", NULL};
+	int			i;
+
+	while (isspace((unsigned char) *s) || *s == '(')
+		s++;
+	for (i = 0; words[i]; i++)
+	{
+		size_t		n = strlen(words[i]);
+
+		if (pg_strncasecmp(s, words[i], n) == 0 &&
+			(s[n] == '\0' || isspace((unsigned char) s[n]) || s[n] == '('))
+			return true;
+	}
+	return false;
+}
+
+/* The query to run for a source; relation names are resolved and quoted. */
+static char *
+source_query(const char *source)
+{
+	if (source_is_query(source))
+	{
+		char	   *q = pstrdup(source);
+		int			n = strlen(q);
+
+		/* A trailing semicolon is common when pasting from psql. */
+		while (n > 0 && (isspace((unsigned char) q[n - 1]) || q[n - 1] == ';'))
+			q[--n] = '\0';
+		return psprintf("SELECT * FROM (%s\n) AS mlpipe_source", q);
+	}
+	else
+	{
+		List	   *names = stringToQualifiedNameList(source);
+		RangeVar   *rv = makeRangeVarFromNameList(names);
+		Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
+
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("source relation \"%s\" does not exist", source),
+					 errhint("The source is a table or view name, or a SELECT query.")));
+		return psprintf("SELECT * FROM %s",
+						quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid)));
+	}
+}
+
+static bool
+col_kind_of(Oid type, ColKind *kind)
+{
+	switch (type)
+	{
+		case INT2OID: *kind = COL_INT2; return true;
+		case INT4OID: *kind = COL_INT4; return true;
+		case INT8OID: *kind = COL_INT8; return true;
+		case FLOAT4OID: *kind = COL_FLOAT4; return true;
+		case FLOAT8OID: *kind = COL_FLOAT8; return true;
+		case NUMERICOID: *kind = COL_NUMERIC; return true;
+		case BOOLOID: *kind = COL_BOOL; return true;
+		case FLOAT8ARRAYOID: *kind = COL_FLOAT8_ARRAY; return true;
+		case FLOAT4ARRAYOID: *kind = COL_FLOAT4_ARRAY; return true;
+		default: return false;
+	}
+}
+
+static bool
+name_in_json_array(cJSON *arr, const char *name)
+{
+	cJSON	   *it;
+
+	if (arr == NULL)
+		return false;
+	cJSON_ArrayForEach(it, arr)
+		if (cJSON_IsString(it) && strcmp(it->valuestring, name) == 0)
+		return true;
+	return false;
+}
+
+static char *
+tupdesc_column_list(TupleDesc td)
+{
+	StringInfoData s;
+	int			i;
+	bool		first = true;
+
+	initStringInfo(&s);
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(td, i);
+
+		if (a->attisdropped)
+			continue;
+		appendStringInfo(&s, "%s%s", first ? "" : ", ", NameStr(a->attname));
+		first = false;
+	}
+	return s.data;
+}
+
+static int
+find_column(TupleDesc td, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(td, i);
+
+		if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* Chooses the feature columns: the features argument, or every column but target and exclude. */
+static FeatureCol *
+plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
+{
+	FeatureCol *cols = palloc0(sizeof(FeatureCol) * Max(td->natts, 1));
+	int			n = 0;
+	int			i;
+	cJSON	   *it;
+
+	if (spec->target && find_column(td, spec->target) < 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+						errmsg("target column \"%s\" is not in the source", spec->target),
+						errhint("Columns: %s.", tupdesc_column_list(td))));
+	if (spec->exclude)
+		cJSON_ArrayForEach(it, spec->exclude)
+			if (find_column(td, it->valuestring) < 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.exclude names column \"%s\", which is not in the source",
+								   it->valuestring),
+							errhint("Columns: %s.", tupdesc_column_list(td))));
+
+	if (spec->features)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+
+		deconstruct_array(spec->features, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+		if (nelems == 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("features is an empty array"),
+							errhint("Pass NULL to use every column but the target.")));
+		cols = repalloc(cols, sizeof(FeatureCol) * nelems);
+		for (i = 0; i < nelems; i++)
+		{
+			char	   *name;
+			int			at,
+						j;
+
+			if (nulls[i])
+				ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+								errmsg("features contains a NULL name")));
+			name = TextDatumGetCString(elems[i]);
+			at = find_column(td, name);
+			if (at < 0)
+				ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+								errmsg("feature column \"%s\" is not in the source", name),
+								errhint("Columns: %s.", tupdesc_column_list(td))));
+			if (spec->target && strcmp(name, spec->target) == 0)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("column \"%s\" is both the target and a feature", name)));
+			for (j = 0; j < n; j++)
+				if (cols[j].attno == at)
+					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									errmsg("feature column \"%s\" is listed twice", name)));
+			cols[n].attno = at;
+			cols[n].name = name;
+			n++;
+		}
+	}
+	else
+	{
+		for (i = 0; i < td->natts; i++)
+		{
+			Form_pg_attribute a = TupleDescAttr(td, i);
+			const char *name = NameStr(a->attname);
+
+			if (a->attisdropped)
+				continue;
+			if (spec->target && strcmp(name, spec->target) == 0)
+				continue;
+			if (name_in_json_array(spec->exclude, name))
+				continue;
+			cols[n].attno = i;
+			cols[n].name = pstrdup(name);
+			n++;
+		}
+		if (n == 0)
+			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+							errmsg("the source has no feature columns left")));
+	}
+	for (i = 0; i < n; i++)
+	{
+		Oid			type = TupleDescAttr(td, cols[i].attno)->atttypid;
+
+		if (!col_kind_of(type, &cols[i].kind))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("column \"%s\" has type %s, which %s cannot use as a feature",
+							cols[i].name, format_type_be(type), spec->algorithm),
+					 errhint("Features are integer, numeric, real, double precision, boolean, "
+							 "real[] or double precision[] columns; leave others out with "
+							 "the features argument or params.exclude.")));
+		cols[i].width = 1;
+	}
+	*ncols = n;
+	return cols;
+}
+
+static double
+scalar_value(ColKind kind, Datum d)
+{
+	switch (kind)
+	{
+		case COL_INT2: return DatumGetInt16(d);
+		case COL_INT4: return DatumGetInt32(d);
+		case COL_INT8: return (double) DatumGetInt64(d);
+		case COL_FLOAT4: return DatumGetFloat4(d);
+		case COL_FLOAT8: return DatumGetFloat8(d);
+		case COL_BOOL: return DatumGetBool(d) ? 1.0 : 0.0;
+		case COL_NUMERIC:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+		default: return NAN;
+	}
+}
+
+/* Why a row is unusable, for the error message; NULL when it is fine. */
+typedef struct RowState
+{
+	const char *bad_col;
+	const char *why;
+} RowState;
+
+/*
+ * Decodes one row into out (d values). Returns false with rs set when a value
+ * is NULL, NaN or infinite. Array lengths are checked against the plan.
+ */
+static bool
+decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
+		   RowState *rs, int64 rowno)
+{
+	int			c,
+				j;
+
+	for (c = 0; c < ncols; c++)
+	{
+		FeatureCol *fc = &cols[c];
+
+		if (nulls[fc->attno])
+		{
+			rs->bad_col = fc->name;
+			rs->why = "NULL";
+			return false;
+		}
+		if (fc->kind == COL_FLOAT8_ARRAY || fc->kind == COL_FLOAT4_ARRAY)
+		{
+			ArrayType  *a = DatumGetArrayTypeP(values[fc->attno]);
+			int			len = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+
+			if (ARR_NDIM(a) > 1)
+				ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+								errmsg("column \"%s\" holds a %d-dimensional array in row " INT64_FORMAT,
+									   fc->name, ARR_NDIM(a), rowno),
+								errhint("Array features must be one-dimensional.")));
+			if (len != fc->width)
+				ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+								errmsg("arrays of different lengths: column \"%s\" has %d elements in row " INT64_FORMAT ", expected %d",
+									   fc->name, len, rowno, fc->width),
+								errhint("Every row must have the same number of elements.")));
+			if (ARR_HASNULL(a) && array_contains_nulls(a))
+			{
+				rs->bad_col = fc->name;
+				rs->why = "an array with a NULL element";
+				return false;
+			}
+			if (fc->kind == COL_FLOAT8_ARRAY)
+				memcpy(out + fc->offset, ARR_DATA_PTR(a), sizeof(double) * len);
+			else
+			{
+				float	   *src = (float *) ARR_DATA_PTR(a);
+
+				for (j = 0; j < len; j++)
+					out[fc->offset + j] = src[j];
+			}
+			for (j = 0; j < len; j++)
+				if (!isfinite(out[fc->offset + j]))
+				{
+					rs->bad_col = fc->name;
+					rs->why = isnan(out[fc->offset + j]) ? "NaN" : "infinite";
+					return false;
+				}
+		}
+		else
+		{
+			double		v = scalar_value(fc->kind, values[fc->attno]);
+
+			if (!isfinite(v))
+			{
+				rs->bad_col = fc->name;
+				rs->why = isnan(v) ? "NaN" : "infinite";
+				return false;
+			}
+			out[fc->offset] = v;
+		}
+	}
+	return true;
+}
+
+/* Sets array widths and offsets from the first row that has every array. */
+static int
+plan_widths(FeatureCol *cols, int ncols, Datum *values, bool *nulls)
+{
+	int			c,
+				d = 0;
+
+	for (c = 0; c < ncols; c++)
+	{
+		if (cols[c].kind == COL_FLOAT8_ARRAY || cols[c].kind == COL_FLOAT4_ARRAY)
+		{
+			ArrayType  *a;
+
+			if (nulls[cols[c].attno])
+				return -1;
+			a = DatumGetArrayTypeP(values[cols[c].attno]);
+			cols[c].width = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+			if (cols[c].width == 0)
+				ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+								errmsg("column \"%s\" holds an empty array", cols[c].name)));
+		}
+		cols[c].offset = d;
+		d += cols[c].width;
+	}
+	if (d > ML_MAX_FEATURES)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("%d features exceed the limit of %d", d, ML_MAX_FEATURES)));
+	return d;
+}
+
+static void
+grow_matrix(SourceData *out, int64 *cap, MemoryContext mcxt)
+{
+	int64		newcap = *cap ? *cap * 2 : 16384;
+	Size		bytes = (Size) newcap * out->d * sizeof(double);
+	Size		budget = (Size) mlpipe_max_memory_kb * 1024;
+
+	if (bytes > budget)
+	{
+		/* Try the smallest growth that still fits before giving up. */
+		newcap = budget / (out->d * sizeof(double));
+		if (newcap <= out->n)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("training data needs more than %.1f MB (over " INT64_FORMAT " rows x %d features), over mlpipe.max_memory = %d MB",
+							(double) (out->n + 1) * out->d * sizeof(double) / 1048576.0,
+							out->n, out->d, mlpipe_max_memory_kb / 1024),
+					 errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
+		bytes = (Size) newcap * out->d * sizeof(double);
+	}
+	if (out->X == NULL)
+		out->X = MemoryContextAllocHuge(mcxt, bytes);
+	else
+		out->X = repalloc_huge(out->X, bytes);
+	*cap = newcap;
+}
+
+void
+source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out)
+{
+	char	   *query = source_query(spec->source);
+	SPIPlanPtr	plan;
+	Portal		portal;
+	MemoryContext batch_cxt,
+				old;
+	FeatureCol *cols = NULL;
+	int			ncols = 0;
+	int64		cap = 0;
+	int64		rowno = 0;
+	Datum	   *values = NULL;
+	bool	   *nulls = NULL;
+	bool		planned = false;
+
+	memset(out, 0, sizeof(*out));
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe source batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_NO_SCROLL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+
+	for (;;)
+	{
+		uint64		i;
+		SPITupleTable *tt;
+		TupleDesc	td;
+
+		SPI_cursor_fetch(portal, true, SOURCE_BATCH);
+		tt = SPI_tuptable;
+		if (tt == NULL)
+			break;
+		td = tt->tupdesc;
+		if (cols == NULL)
+		{
+			old = MemoryContextSwitchTo(mcxt);
+			cols = plan_columns(spec, td, &ncols);
+			values = palloc(sizeof(Datum) * td->natts);
+			nulls = palloc(sizeof(bool) * td->natts);
+			MemoryContextSwitchTo(old);
+		}
+		if (SPI_processed == 0)
+			break;
+
+		old = MemoryContextSwitchTo(batch_cxt);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			RowState	rs = {NULL, NULL};
+
+			rowno++;
+			heap_deform_tuple(tt->vals[i], td, values, nulls);
+			if (!planned)
+			{
+				int			d = plan_widths(cols, ncols, values, nulls);
+
+				if (d < 0)
+				{
+					/* No width yet (a NULL array): the row is invalid anyway. */
+					if (!spec->skip_invalid)
+						ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+										errmsg("a feature column is NULL in row " INT64_FORMAT, rowno),
+										errhint("Set params.on_null = 'skip' to skip such rows, or filter them in the source.")));
+					out->skipped++;
+					continue;
+				}
+				out->d = d;
+				planned = true;
+			}
+			if (out->n == cap)
+			{
+				MemoryContextSwitchTo(old);
+				grow_matrix(out, &cap, mcxt);
+				MemoryContextSwitchTo(batch_cxt);
+			}
+			if (!decode_row(cols, ncols, values, nulls, out->X + (Size) out->n * out->d, &rs, rowno))
+			{
+				if (!spec->skip_invalid)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_EXCEPTION),
+							 errmsg("column \"%s\" is %s in row " INT64_FORMAT, rs.bad_col, rs.why, rowno),
+							 errhint("Set params.on_null = 'skip' to skip and count such rows, or filter them in the source.")));
+				out->skipped++;
+				continue;
+			}
+			out->n++;
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+		SPI_freetuptable(tt);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextDelete(batch_cxt);
+
+	if (out->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 out->skipped ? errmsg("all " INT64_FORMAT " rows of the source were skipped for NULL, NaN or infinite features", out->skipped)
+				 : errmsg("the source returned no rows"),
+				 errhint("Training needs at least one usable row.")));
+
+	/* Feature names: the column, or column[i] for array elements (1-based). */
+	old = MemoryContextSwitchTo(mcxt);
+	out->feature_names = palloc(sizeof(char *) * out->d);
+	{
+		int			c,
+					j;
+
+		for (c = 0; c < ncols; c++)
+			for (j = 0; j < cols[c].width; j++)
+				out->feature_names[cols[c].offset + j] =
+					(cols[c].kind == COL_FLOAT8_ARRAY || cols[c].kind == COL_FLOAT4_ARRAY)
+					? psprintf("%s[%d]", cols[c].name, j + 1) : pstrdup(cols[c].name);
+	}
+	MemoryContextSwitchTo(old);
+}

@@ -25,6 +25,8 @@ EXTRA_CLEAN = build
 
 # No JIT bitcode: the module is small and the build stays fast.
 override with_llvm = no
+# Rebuild objects when a header they include changes.
+override autodepend = yes
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

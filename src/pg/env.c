@@ -44,10 +44,13 @@ pg_env_check(void *ctx, const char *stage, int iter, int max_iter, double value)
 		return 0;
 	pe->last_notice_us = now;
 	elapsed = (now - pe->start_us) / 1e6;
+	/* Core names its stage; the algorithm's own name means the main loop. */
+	if (strcmp(stage, pe->what) == 0)
+		stage = "iteration";
 	if (iter > 0 && max_iter > 0)
 		ereport(NOTICE,
-				(errmsg("%s: %s %d/%d, value %.6g, %.1f s elapsed, at most %.1f s left",
-						pe->what, stage, iter, max_iter, value, elapsed,
+				(errmsg("%s: %s %d/%d, %s %.6g, %.1f s elapsed, at most %.1f s left",
+						pe->what, stage, iter, max_iter, pe->value_name, value, elapsed,
 						elapsed / iter * (max_iter - iter))));
 	else
 		ereport(NOTICE,
@@ -65,6 +68,7 @@ pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads)
 	pe->env.n_threads = threads ? mlpipe_threads : 1;
 	pe->mcxt = mcxt;
 	pe->what = what;
+	pe->value_name = "loss";
 	pe->start_us = pg_env_now_us();
 	pe->last_notice_us = pe->start_us;
 }

@@ -167,6 +167,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);
+	pe.value_name = "inertia";
 
 	if (warm != NULL)
 	{
@@ -246,8 +247,9 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	json_number(fo->info, "best_init", res.best_init);
 	json_number(fo->info, "threads", pe.env.n_threads);
 	json_number(fo->info, "seed", (double) kp.seed);
-	if (warm != NULL)
-		cJSON_AddStringToObject(fo->info, "warm_start", "yes");
+	if (warm != NULL)			/* lineage: the version this one continues */
+		cJSON_AddStringToObject(fo->info, "warm_start",
+								cJSON_GetObjectItemCaseSensitive(params, "warm_start")->valuestring);
 }
 
 Datum

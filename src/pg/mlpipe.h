@@ -27,6 +27,7 @@ typedef struct PgEnv
 	MlEnv		env;
 	MemoryContext mcxt;
 	const char *what;			/* "kmeans", ... for progress lines */
+	const char *value_name;		/* what check()'s value is: "inertia", "loss" */
 	int64		start_us;
 	int64		last_notice_us;
 } PgEnv;

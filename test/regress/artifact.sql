@@ -1,5 +1,13 @@
 -- The artifact reader validates before it trusts: every single-byte change
 -- and every truncation of a valid artifact is rejected with XX001.
+-- A fresh registry and schema for this file (tests share one database).
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS mlpipe CASCADE;
+CREATE EXTENSION mlpipe;
+DROP SCHEMA IF EXISTS t_artifact CASCADE;
+CREATE SCHEMA t_artifact;
+SET search_path = t_artifact, public;
+RESET client_min_messages;
 SET mlpipe.progress = off;
 CREATE TABLE pts AS SELECT i AS id, (i % 7)::float8 AS x, (i % 3)::float8 AS y
   FROM generate_series(1, 30) i;

@@ -1,4 +1,12 @@
 -- Bad input: each case names its SQLSTATE, and none leaves a row behind.
+-- A fresh registry and schema for this file (tests share one database).
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS mlpipe CASCADE;
+CREATE EXTENSION mlpipe;
+DROP SCHEMA IF EXISTS t_errors CASCADE;
+CREATE SCHEMA t_errors;
+SET search_path = t_errors, public;
+RESET client_min_messages;
 SET mlpipe.progress = off;
 CREATE TABLE pts AS SELECT i AS id, (i % 7)::float8 AS x, (i % 3)::float8 AS y, 'p' || i AS label
   FROM generate_series(1, 10) i;

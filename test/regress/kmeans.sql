@@ -1,5 +1,13 @@
 -- k-means end to end on a tiny hand-checkable data set: train, registry rows,
 -- model references, scoring by name and by artifact, inspection.
+-- A fresh registry and schema for this file (tests share one database).
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS mlpipe CASCADE;
+CREATE EXTENSION mlpipe;
+DROP SCHEMA IF EXISTS t_kmeans CASCADE;
+CREATE SCHEMA t_kmeans;
+SET search_path = t_kmeans, public;
+RESET client_min_messages;
 SET mlpipe.progress = off;
 CREATE TABLE pts (id int, x float8, y real, grp text);
 INSERT INTO pts
@@ -39,7 +47,8 @@ SELECT version, promoted FROM mlpipe.train('blobs', 'kmeans', 'SELECT x, y FROM 
 SELECT version, status, gate->>'reason' AS reason FROM mlpipe.model_versions ORDER BY version;
 
 -- model_info and export.
-SELECT mlpipe.model_info('blobs@1') - 'created_at' - 'sha256' - 'run_id' - 'size' - 'metrics' - 'gate';
+SELECT mlpipe.model_info('blobs@1') - 'created_at' - 'sha256' - 'run_id' - 'size' - 'metrics' - 'gate'
+       || jsonb_build_object('lineage', (mlpipe.model_info('blobs@1')->'lineage') - 'threads');
 SELECT jsonb_pretty(mlpipe.export('blobs@1') - 'centroids');
 SELECT jsonb_array_length(mlpipe.export('blobs@1')->'centroids') AS k;
 
@@ -55,21 +64,23 @@ SELECT version FROM mlpipe.train('blobs_mb', 'minibatch_kmeans', 'pts', features
 SELECT count(DISTINCT mlpipe.predict('blobs_mb', ARRAY[x, y]::float8[])) FROM pts;
 
 -- Warm start: continue the mini-batch model on new rows (incremental learning).
-SELECT version, (mlpipe.model_info('blobs_mb@2')->'lineage'->>'warm_start') AS warm
-  FROM mlpipe.train('blobs_mb', 'minibatch_kmeans', 'SELECT x + 0.05 AS x, y FROM pts',
-                    params => '{"batch_size": 8, "max_iter": 5, "warm_start": "blobs_mb@1"}');
+SELECT version FROM mlpipe.train('blobs_mb', 'minibatch_kmeans', 'SELECT x + 0.05 AS x, y FROM pts',
+                                 params => '{"batch_size": 8, "max_iter": 5, "warm_start": "blobs_mb@1"}');
+SELECT mlpipe.model_info('blobs_mb@2')->'lineage'->>'warm_start' AS warm,
+       mlpipe.model_info('blobs_mb@2')->'lineage'->>'k' AS k;
 
--- Array features are expanded to x[1], x[2].
+-- Array features are expanded to v[1], v[2]; real[] too.
 CREATE TABLE vecs AS SELECT id, ARRAY[x, y]::float8[] AS v, ARRAY[x, y]::real[] AS r FROM pts;
-SELECT features FROM mlpipe.train('vec', 'kmeans', 'vecs', features => ARRAY['v'],
-                                  params => '{"k": 2, "init": "given", "centroids": [[0, 0], [10, 0]]}') t,
-       LATERAL (SELECT mlpipe.features('vec') AS features) f;
-SELECT mlpipe.features('vec2') FROM mlpipe.train('vec2', 'kmeans', 'vecs', features => ARRAY['r', 'id'],
-                                  params => '{"k": 2}');
+SELECT version FROM mlpipe.train('vec', 'kmeans', 'vecs', features => ARRAY['v'],
+                                 params => '{"k": 2, "init": "given", "centroids": [[0, 0], [10, 0]]}');
+SELECT mlpipe.features('vec');
+SELECT version FROM mlpipe.train('vec2', 'kmeans', 'vecs', features => ARRAY['r', 'id'], params => '{"k": 2}');
+SELECT mlpipe.features('vec2');
+SELECT count(*) FILTER (WHERE mlpipe.predict('vec', v) = mlpipe.predict('blobs@1', v)) AS same_as_blobs
+  FROM vecs;
 
--- on_null = 'skip' skips and counts rows with NULL or NaN features.
+-- on_null = 'skip' skips and counts rows with NULL, NaN or infinite features.
 INSERT INTO pts VALUES (21, NULL, 1, 'a'), (22, 'NaN', 1, 'a'), (23, 1, 'Infinity', 'a');
-SELECT training_rows, skipped_rows FROM mlpipe.model_versions v,
-       mlpipe.train('skipper', 'kmeans', 'pts', features => ARRAY['x', 'y'],
-                    params => '{"k": 2, "on_null": "skip"}') t
- WHERE v.model = t.model AND v.version = t.version;
+SELECT version FROM mlpipe.train('skipper', 'kmeans', 'pts', features => ARRAY['x', 'y'],
+                                 params => '{"k": 2, "on_null": "skip"}');
+SELECT training_rows, skipped_rows FROM mlpipe.model_versions WHERE model = 'skipper';

@@ -59,6 +59,26 @@ typedef struct SourceData
 	char	  **feature_names;	/* d names: column or column[i] */
 } SourceData;
 
+/* What a scan found: shape, names, skipped rows (filled as it goes). */
+typedef struct SourceInfo
+{
+	int64		n;				/* rows handed to the callback */
+	int64		skipped;		/* rows skipped for unusable features */
+	int			d;
+	char	  **feature_names;
+	Oid			target_type;	/* InvalidOid without a target */
+} SourceInfo;
+
+/* A row's target: the raw datum, valid during the callback only. */
+typedef struct SourceTarget
+{
+	bool		isnull;
+	Datum		datum;
+} SourceTarget;
+
+typedef void (*SourceRowFn) (void *arg, const double *x, const SourceTarget *target,
+							 int64 rowno);
+
 typedef struct SourceSpec
 {
 	const char *source;
@@ -66,9 +86,16 @@ typedef struct SourceSpec
 	ArrayType  *features;		/* text[] or NULL for every column */
 	cJSON	   *exclude;		/* params.exclude: array of names, or NULL */
 	bool		skip_invalid;	/* params.on_null = 'skip' */
+	bool		missing_ok;		/* NULL/NaN features arrive as NaN (trees) */
 	const char *algorithm;		/* for messages */
+	/* Called once the feature layout is known, before the first row. */
+	void		(*on_plan) (void *arg, const SourceInfo *info);
 } SourceSpec;
 
+/* One pass over the source; fn gets each usable row (d doubles, row-major). */
+void		source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
+						SourceInfo *info);
+/* source_scan into a dense matrix (k-means). */
 void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
 
 /* predict.c: the decoded-model cache. */

@@ -285,7 +285,7 @@ typedef struct RowState
  */
 static bool
 decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
-		   RowState *rs, int64 rowno)
+		   RowState *rs, int64 rowno, bool missing_ok)
 {
 	int			c,
 				j;
@@ -296,6 +296,12 @@ decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
 
 		if (nulls[fc->attno])
 		{
+			if (missing_ok)
+			{
+				for (j = 0; j < fc->width; j++)
+					out[fc->offset + j] = NAN;
+				continue;
+			}
 			rs->bad_col = fc->name;
 			rs->why = "NULL";
 			return false;
@@ -317,6 +323,21 @@ decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
 								errhint("Every row must have the same number of elements.")));
 			if (ARR_HASNULL(a) && array_contains_nulls(a))
 			{
+				if (missing_ok)
+				{
+					/* Element by element: NULL elements are missing values. */
+					Datum	   *ev;
+					bool	   *en;
+					int			ne;
+
+					deconstruct_array(a, ARR_ELEMTYPE(a), fc->kind == COL_FLOAT8_ARRAY ? 8 : 4,
+									  fc->kind == COL_FLOAT8_ARRAY ? FLOAT8PASSBYVAL : true,
+									  TYPALIGN_DOUBLE, &ev, &en, &ne);
+					for (j = 0; j < ne; j++)
+						out[fc->offset + j] = en[j] ? NAN :
+							fc->kind == COL_FLOAT8_ARRAY ? DatumGetFloat8(ev[j]) : DatumGetFloat4(ev[j]);
+					continue;
+				}
 				rs->bad_col = fc->name;
 				rs->why = "an array with a NULL element";
 				return false;
@@ -330,7 +351,7 @@ decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
 				for (j = 0; j < len; j++)
 					out[fc->offset + j] = src[j];
 			}
-			for (j = 0; j < len; j++)
+			for (j = 0; j < len && !missing_ok; j++)
 				if (!isfinite(out[fc->offset + j]))
 				{
 					rs->bad_col = fc->name;
@@ -342,7 +363,7 @@ decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
 		{
 			double		v = scalar_value(fc->kind, values[fc->attno]);
 
-			if (!isfinite(v))
+			if (!isfinite(v) && !missing_ok)
 			{
 				rs->bad_col = fc->name;
 				rs->why = isnan(v) ? "NaN" : "infinite";
@@ -384,35 +405,10 @@ plan_widths(FeatureCol *cols, int ncols, Datum *values, bool *nulls)
 	return d;
 }
 
-static void
-grow_matrix(SourceData *out, int64 *cap, MemoryContext mcxt)
-{
-	int64		newcap = *cap ? *cap * 2 : 16384;
-	Size		bytes = (Size) newcap * out->d * sizeof(double);
-	Size		budget = (Size) mlpipe_max_memory_kb * 1024;
-
-	if (bytes > budget)
-	{
-		/* Try the smallest growth that still fits before giving up. */
-		newcap = budget / (out->d * sizeof(double));
-		if (newcap <= out->n)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("training data needs more than %.1f MB (over " INT64_FORMAT " rows x %d features), over mlpipe.max_memory = %d MB",
-							(double) (out->n + 1) * out->d * sizeof(double) / 1048576.0,
-							out->n, out->d, mlpipe_max_memory_kb / 1024),
-					 errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
-		bytes = (Size) newcap * out->d * sizeof(double);
-	}
-	if (out->X == NULL)
-		out->X = MemoryContextAllocHuge(mcxt, bytes);
-	else
-		out->X = repalloc_huge(out->X, bytes);
-	*cap = newcap;
-}
-
+/* State of one scan, shared by the row loop and the helpers above. */
 void
-source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out)
+source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
+			SourceInfo *info)
 {
 	char	   *query = source_query(spec->source);
 	SPIPlanPtr	plan;
@@ -421,13 +417,14 @@ source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out)
 				old;
 	FeatureCol *cols = NULL;
 	int			ncols = 0;
-	int64		cap = 0;
+	int			target_att = -1;
 	int64		rowno = 0;
 	Datum	   *values = NULL;
 	bool	   *nulls = NULL;
+	double	   *row = NULL;
 	bool		planned = false;
 
-	memset(out, 0, sizeof(*out));
+	memset(info, 0, sizeof(*info));
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe source batch",
 									  ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -454,6 +451,11 @@ source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out)
 			cols = plan_columns(spec, td, &ncols);
 			values = palloc(sizeof(Datum) * td->natts);
 			nulls = palloc(sizeof(bool) * td->natts);
+			if (spec->target)
+			{
+				target_att = find_column(td, spec->target);
+				info->target_type = TupleDescAttr(td, target_att)->atttypid;
+			}
 			MemoryContextSwitchTo(old);
 		}
 		if (SPI_processed == 0)
@@ -463,6 +465,7 @@ source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out)
 		for (i = 0; i < SPI_processed; i++)
 		{
 			RowState	rs = {NULL, NULL};
+			SourceTarget tgt;
 
 			rowno++;
 			heap_deform_tuple(tt->vals[i], td, values, nulls);
@@ -472,34 +475,54 @@ source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out)
 
 				if (d < 0)
 				{
-					/* No width yet (a NULL array): the row is invalid anyway. */
+					/* No width yet (a NULL array): such a row cannot be read. */
 					if (!spec->skip_invalid)
 						ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-										errmsg("a feature column is NULL in row " INT64_FORMAT, rowno),
+										errmsg("an array feature column is NULL in row " INT64_FORMAT
+											   ", before any row gave its length", rowno),
 										errhint("Set params.on_null = 'skip' to skip such rows, or filter them in the source.")));
-					out->skipped++;
+					info->skipped++;
 					continue;
 				}
-				out->d = d;
-				planned = true;
-			}
-			if (out->n == cap)
-			{
-				MemoryContextSwitchTo(old);
-				grow_matrix(out, &cap, mcxt);
+				info->d = d;
+				old = MemoryContextSwitchTo(mcxt);
+				row = palloc(sizeof(double) * d);
+				info->feature_names = palloc(sizeof(char *) * d);
+				{
+					int			c,
+								j;
+
+					/* The column, or column[i] for array elements (1-based). */
+					for (c = 0; c < ncols; c++)
+						for (j = 0; j < cols[c].width; j++)
+							info->feature_names[cols[c].offset + j] =
+								(cols[c].kind == COL_FLOAT8_ARRAY || cols[c].kind == COL_FLOAT4_ARRAY)
+								? psprintf("%s[%d]", cols[c].name, j + 1) : pstrdup(cols[c].name);
+				}
 				MemoryContextSwitchTo(batch_cxt);
+				planned = true;
+				if (spec->on_plan)
+					spec->on_plan(arg, info);
 			}
-			if (!decode_row(cols, ncols, values, nulls, out->X + (Size) out->n * out->d, &rs, rowno))
+			if (!decode_row(cols, ncols, values, nulls, row, &rs, rowno, spec->missing_ok))
 			{
 				if (!spec->skip_invalid)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATA_EXCEPTION),
 							 errmsg("column \"%s\" is %s in row " INT64_FORMAT, rs.bad_col, rs.why, rowno),
 							 errhint("Set params.on_null = 'skip' to skip and count such rows, or filter them in the source.")));
-				out->skipped++;
+				info->skipped++;
 				continue;
 			}
-			out->n++;
+			tgt.isnull = true;
+			tgt.datum = (Datum) 0;
+			if (target_att >= 0 && !nulls[target_att])
+			{
+				tgt.isnull = false;
+				tgt.datum = values[target_att];
+			}
+			fn(arg, row, &tgt, rowno);
+			info->n++;
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_cxt);
@@ -509,26 +532,73 @@ source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out)
 	SPI_cursor_close(portal);
 	SPI_finish();
 	MemoryContextDelete(batch_cxt);
+	if (cols == NULL)
+		elog(ERROR, "the source query returned no row description");
 
-	if (out->n == 0)
+	if (info->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 out->skipped ? errmsg("all " INT64_FORMAT " rows of the source were skipped for NULL, NaN or infinite features", out->skipped)
+				 info->skipped ? errmsg("all " INT64_FORMAT " rows of the source were skipped for NULL, NaN or infinite features", info->skipped)
 				 : errmsg("the source returned no rows"),
 				 errhint("Training needs at least one usable row.")));
+}
 
-	/* Feature names: the column, or column[i] for array elements (1-based). */
-	old = MemoryContextSwitchTo(mcxt);
-	out->feature_names = palloc(sizeof(char *) * out->d);
+/* The k-means consumer: append every row to a growing row-major matrix. */
+typedef struct DenseSink
+{
+	SourceData *out;
+	int64		cap;
+	MemoryContext mcxt;
+} DenseSink;
+
+static void
+dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
+{
+	DenseSink  *ds = arg;
+	SourceData *out = ds->out;
+
+	if (out->n == ds->cap)
 	{
-		int			c,
-					j;
+		int64		newcap = ds->cap ? ds->cap * 2 : 16384;
+		Size		budget = (Size) mlpipe_max_memory_kb * 1024;
+		Size		bytes;
 
-		for (c = 0; c < ncols; c++)
-			for (j = 0; j < cols[c].width; j++)
-				out->feature_names[cols[c].offset + j] =
-					(cols[c].kind == COL_FLOAT8_ARRAY || cols[c].kind == COL_FLOAT4_ARRAY)
-					? psprintf("%s[%d]", cols[c].name, j + 1) : pstrdup(cols[c].name);
+		if ((Size) newcap * out->d * sizeof(double) > budget)
+		{
+			/* The smallest growth that still fits, before giving up. */
+			newcap = budget / (out->d * sizeof(double));
+			if (newcap <= out->n)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("training data needs more than %.1f MB (over " INT64_FORMAT " rows x %d features), over mlpipe.max_memory = %d MB",
+								(double) (out->n + 1) * out->d * sizeof(double) / 1048576.0,
+								out->n, out->d, mlpipe_max_memory_kb / 1024),
+						 errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
+		}
+		bytes = (Size) newcap * out->d * sizeof(double);
+		out->X = out->X ? repalloc_huge(out->X, bytes) : MemoryContextAllocHuge(ds->mcxt, bytes);
+		ds->cap = newcap;
 	}
-	MemoryContextSwitchTo(old);
+	memcpy(out->X + (Size) out->n * out->d, x, sizeof(double) * out->d);
+	out->n++;
+}
+
+static void
+dense_plan(void *arg, const SourceInfo *info)
+{
+	((DenseSink *) arg)->out->d = info->d;
+}
+
+void
+source_load(const SourceSpec *spec_in, MemoryContext mcxt, SourceData *out)
+{
+	SourceSpec	spec = *spec_in;
+	DenseSink	ds = {out, 0, mcxt};
+	SourceInfo	info;
+
+	memset(out, 0, sizeof(*out));
+	spec.on_plan = dense_plan;
+	source_scan(&spec, mcxt, dense_append, &ds, &info);
+	out->skipped = info.skipped;
+	out->feature_names = info.feature_names;
 }

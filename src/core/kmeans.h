@@ -61,23 +61,38 @@ typedef struct KmResult
 {
 	double		inertia;		/* sum of squared distances to the nearest centroid
 								 * (cosine: sum of 1 - cos) over all n rows */
-	int			iterations;		/* of the winning run */
+	int			iterations;		/* of the winning run (mini-batch: epochs) */
 	int			best_init;		/* which restart won, 0-based */
-	double		silhouette;		/* NaN when undefined (k < 2 or k >= n) */
+	double		silhouette;		/* NaN when undefined (fewer than 2 distinct
+								 * labels, or one per row) */
 	double		calinski_harabasz;
 	double		davies_bouldin;
 } KmResult;
 
 /*
  * Fits a model. Validates params (k in [1, n], n_init >= 1, max_iter >= 1,
- * tol >= 0, batch_size >= 1, warm_start dimensions) and returns ML_ERR_PARAM
- * / ML_ERR_DATA with a message naming the parameter. X is not modified.
- * The model's arrays are env allocations (kmeans_model_free releases them).
- * Metrics in res are computed in the space the clustering ran in: raw X for
- * l2 without standardize (then they equal scikit-learn's on X), z-scores
- * with standardize, unit-normalised rows for cosine; Euclidean throughout.
- * Same input, params and env->n_threads give bit-identical results; the
- * Lloyd path gives the same bits for any thread count.
+ * tol >= 0, batch_size >= 1, warm_start k/d/distance/standardize) and
+ * returns ML_ERR_PARAM / ML_ERR_DATA with a message naming the parameter;
+ * a NaN/Inf in X is ML_ERR_DATA. X is not modified. The model's arrays are
+ * env allocations (kmeans_model_free releases them); on failure *out holds
+ * none. Metrics in res are computed in the space the clustering ran in: raw
+ * X for l2 without standardize (then they equal scikit-learn's on X),
+ * z-scores with standardize, unit-normalised rows for cosine; Euclidean
+ * throughout. Same input and params give bit-identical results for any
+ * env->n_threads.
+ *
+ * max_iter: Lloyd iterations; for mini-batch, passes (epochs) over the data
+ * (as scikit-learn: max_iter * n / batch_size steps). warm_start: the
+ * centroids, mean/scale and counts of that model are the starting point
+ * (n_init and init are then unused; init = given with warm_start is an
+ * error). For mini-batch this continues training on new rows, the model's
+ * counts weighting its centroids; rows may then be fewer than k.
+ *
+ * Progress: env->check("kmeans", iteration, max_iter, total squared centre
+ * shift of the iteration) once per Lloyd iteration; ("kmeans++", centre,
+ * k, potential) while seeding; ("minibatch kmeans", epoch, max_iter,
+ * smoothed batch inertia) every 64 steps; other stages with 0, 0 between
+ * slabs of long passes.
  */
 MlStatus	kmeans_fit(const MlEnv *env, const double *X, int64_t n, int d,
 					   const KmParams *p, KmModel *out, KmResult *res, MlError *err);
@@ -85,10 +100,21 @@ MlStatus	kmeans_fit(const MlEnv *env, const double *X, int64_t n, int d,
 /* kmeans_fit with extras, for tests and benchmarks. */
 #define KM_FLAG_PLAIN_LLOYD	0x1	/* no bound-based pruning (same results, slower) */
 #define KM_FLAG_NO_METRICS	0x2	/* leave silhouette/CH/DB as NaN */
+#define KM_FLAG_DOUBLE_SUMS	0x4	/* Lloyd M-step from double sums recomputed
+									 * every iteration, not exact incremental
+									 * ones (slower; results differ by rounding) */
 MlStatus	kmeans_fit_ex(const MlEnv *env, const double *X, int64_t n, int d,
 						  const KmParams *p, unsigned flags, int *labels,
 						  KmModel *out, KmResult *res, MlError *err);
 /* labels, when not NULL, receives the final cluster of each of the n rows. */
+
+/*
+ * An upper bound on the bytes kmeans_fit allocates through env for these
+ * inputs (X itself not counted), for a memory budget check before loading.
+ * Roughly 40 bytes per row, plus 8 d per row with standardize or cosine,
+ * plus the silhouette sample's copy.
+ */
+size_t		kmeans_memory_estimate(int64_t n, int d, const KmParams *p, int n_threads);
 
 /* Frees the arrays of a model built by kmeans_fit or kmeans_read. */
 void		kmeans_model_free(const MlEnv *env, KmModel *m);
@@ -106,8 +132,9 @@ int			kmeans_predict(const KmModel *m, const double *x, double *scratch);
  *   [f64 mean[d] | f64 scale[d]]  (standardize only) |
  *   f64 centroids[k*d] | f64 counts[k]
  * The reader rejects out-of-range counts, unknown enum values, NaN/Inf,
- * scale <= 0, negative counts and trailing bytes with ML_ERR_CORRUPT; on
- * failure it frees what it allocated and leaves *m zeroed.
+ * scale <= 0, negative counts, cosine centroids not of unit length and
+ * trailing bytes with ML_ERR_CORRUPT; on failure it frees what it
+ * allocated and leaves *m zeroed.
  */
 void		kmeans_write(MlBuf *b, const KmModel *m);
 bool		kmeans_read(MlReader *r, KmModel *m);

@@ -1,0 +1,863 @@
+/*
+ * cluster_metrics.c: silhouette, Calinski-Harabasz and Davies-Bouldin, as
+ * scikit-learn 1.2 defines them (Euclidean distance; labels are first
+ * compacted to the clusters present, and a score is undefined, here NaN,
+ * unless 2 <= distinct labels <= rows - 1).
+ *
+ * Every sum over rows runs in fixed blocks of MC_BLOCK rows, each block
+ * summed in order and the blocks combined in order with a compensated sum,
+ * so results do not depend on the thread count. Distances are computed
+ * directly (sqrt of the sum of squared differences), which is more accurate
+ * than scikit-learn's |x|^2 - 2 x.y + |y|^2; the two agree to ~1e-12.
+ */
+#include "kmeans.h"
+
+#include <math.h>
+#include <string.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define MC_X86 1
+#endif
+
+#define MC_BLOCK		4096	/* rows per block for the O(n d) metrics */
+#define MC_SLAB_WORK	(1 << 27)	/* work units between checks */
+#define MC_MAX_TASKS	64
+
+/* Neumaier's compensated sum. */
+static inline void
+mc_nsum(double *s, double *comp, double v)
+{
+	double		t = *s + v;
+
+	if (fabs(*s) >= fabs(v))
+		*comp += (*s - t) + v;
+	else
+		*comp += (v - t) + *s;
+	*s = t;
+}
+
+static MlStatus
+mc_cancelled(MlError *err)
+{
+	return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+}
+
+/* A minimal copy of kmeans.c's block runner (dynamic blocks, ordered combine). */
+typedef void (*McBlockFn) (void *arg, int64_t b, int64_t slot, int task);
+typedef void (*McCombineFn) (void *arg, int64_t b0, int64_t b1);
+
+typedef struct McRunner
+{
+	McBlockFn	block;
+	void	   *arg;
+	int64_t		next;
+	int64_t		b0;
+	int64_t		b1;
+} McRunner;
+
+static void
+mc_runner_task(void *p, int task, int n_tasks)
+{
+	McRunner   *R = p;
+
+	for (;;)
+	{
+		int64_t		b = __atomic_fetch_add(&R->next, 1, __ATOMIC_RELAXED);
+
+		if (b >= R->b1)
+			break;
+		R->block(R->arg, b, b - R->b0, task);
+	}
+}
+
+static MlStatus
+mc_run(const MlEnv *env, int64_t nblocks, int64_t slab, McBlockFn block,
+	   McCombineFn combine, void *arg, const char *stage, MlError *err)
+{
+	McRunner	R;
+	int64_t		b0;
+
+	if (slab < 1)
+		slab = 1;
+	R.block = block;
+	R.arg = arg;
+	for (b0 = 0; b0 < nblocks; b0 += slab)
+	{
+		int64_t		b1 = b0 + slab < nblocks ? b0 + slab : nblocks;
+
+		R.b0 = b0;
+		R.b1 = b1;
+		R.next = b0;
+		ml_parallel_for(env, (int) (b1 - b0 < MC_MAX_TASKS ? b1 - b0 : MC_MAX_TASKS),
+						mc_runner_task, &R);
+		if (combine)
+			combine(arg, b0, b1);
+		if (b1 < nblocks && ml_check(env, stage, 0, 0, 0.0))
+			return mc_cancelled(err);
+	}
+	return ML_OK;
+}
+
+static int
+mc_tasks(const MlEnv *env)
+{
+	return env->n_threads < 1 ? 1 : env->n_threads > MC_MAX_TASKS ? MC_MAX_TASKS : env->n_threads;
+}
+
+static int64_t
+mc_slab(const MlEnv *env, int64_t nblocks, double work_per_block)
+{
+	double		s = ceil((double) MC_SLAB_WORK / (work_per_block < 1 ? 1 : work_per_block));
+
+	if (s < mc_tasks(env))
+		s = mc_tasks(env);
+	if (s > (double) nblocks)
+		s = (double) nblocks;
+	return (int64_t) s;
+}
+
+/* Checks the inputs; counts rows per label and the distinct labels. */
+static MlStatus
+mc_prepare(const MlEnv *env, const double *X, int64_t n, int d, const int *labels, int k,
+		   int64_t **counts_out, int *distinct, MlError *err)
+{
+	int64_t    *cnt,
+				i;
+	int			c;
+
+	*counts_out = NULL;
+	if (k < 1)
+		return ml_fail(err, ML_ERR_PARAM, "clustering metrics need k >= 1, not %d", k);
+	if (d < 1)
+		return ml_fail(err, ML_ERR_DATA, "clustering metrics need at least one feature");
+	if (n < 0 || (n > 0 && (X == NULL || labels == NULL)))
+		return ml_fail(err, ML_ERR_DATA, "clustering metrics: no data");
+	cnt = ml_calloc(env, (size_t) k, sizeof(int64_t));
+	if (cnt == NULL)
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory for clustering metrics");
+	for (i = 0; i < n; i++)
+	{
+		if (labels[i] < 0 || labels[i] >= k)
+		{
+			ml_free(env, cnt);
+			return ml_fail(err, ML_ERR_DATA, "label %d of row %lld is outside [0, %d)",
+						   labels[i], (long long) i + 1, k);
+		}
+		cnt[labels[i]]++;
+	}
+	*distinct = 0;
+	for (c = 0; c < k; c++)
+		*distinct += cnt[c] > 0;
+	*counts_out = cnt;
+	return ML_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Per-cluster sums over rows: means, squared deviations, distances       */
+/* ---------------------------------------------------------------------- */
+
+enum
+{
+	MC_SUM_X,					/* sums[c][j] += x_j */
+	MC_SUM_SQDEV,				/* sums[c][0] += |x - mean_c|^2 */
+	MC_SUM_DIST					/* sums[c][0] += |x - mean_c| */
+};
+
+typedef struct McSums
+{
+	const double *X;
+	int64_t		n;
+	int			d;
+	int			k;
+	const int  *labels;
+	int			what;
+	int			width;			/* values per cluster: d or 1 */
+	const double *means;		/* k x d */
+	double	   *part;			/* slab x k x width */
+	double	   *acc;			/* k x width */
+	double	   *comp;			/* k x width */
+} McSums;
+
+static void
+mc_sums_block(void *arg, int64_t b, int64_t slot, int task)
+{
+	McSums	   *S = arg;
+	int			d = S->d,
+				j;
+	size_t		kw = (size_t) S->k * S->width;
+	double	   *p = S->part + (size_t) slot * kw;
+	int64_t		i,
+				r1 = (b + 1) * MC_BLOCK < S->n ? (b + 1) * MC_BLOCK : S->n;
+
+	memset(p, 0, sizeof(double) * kw);
+	for (i = b * MC_BLOCK; i < r1; i++)
+	{
+		const double *x = S->X + (size_t) i * d;
+		int			c = S->labels[i];
+
+		if (S->what == MC_SUM_X)
+		{
+			double	   *s = p + (size_t) c * d;
+
+			for (j = 0; j < d; j++)
+				s[j] += x[j];
+		}
+		else
+		{
+			const double *m = S->means + (size_t) c * d;
+			double		v = 0.0;
+
+			for (j = 0; j < d; j++)
+			{
+				double		t = x[j] - m[j];
+
+				v += t * t;
+			}
+			p[c] += S->what == MC_SUM_DIST ? sqrt(v) : v;
+		}
+	}
+}
+
+static void
+mc_sums_combine(void *arg, int64_t b0, int64_t b1)
+{
+	McSums	   *S = arg;
+	size_t		kw = (size_t) S->k * S->width,
+				idx;
+	int64_t		b;
+
+	for (b = b0; b < b1; b++)
+	{
+		const double *p = S->part + (size_t) (b - b0) * kw;
+
+		for (idx = 0; idx < kw; idx++)
+			mc_nsum(&S->acc[idx], &S->comp[idx], p[idx]);
+	}
+}
+
+/* out[c * width + ...] = the compensated per-cluster sums. */
+static MlStatus
+mc_cluster_sums(const MlEnv *env, const double *X, int64_t n, int d, const int *labels,
+				int k, int what, const double *means, double *out, MlError *err)
+{
+	McSums		S;
+	int64_t		nblocks = (n + MC_BLOCK - 1) / MC_BLOCK;
+	int64_t		slab = mc_slab(env, nblocks, (double) MC_BLOCK * d);
+	size_t		kw,
+				idx;
+	MlStatus	st;
+
+	S.X = X;
+	S.n = n;
+	S.d = d;
+	S.k = k;
+	S.labels = labels;
+	S.what = what;
+	S.width = what == MC_SUM_X ? d : 1;
+	S.means = means;
+	kw = (size_t) k * S.width;
+	S.part = ml_calloc(env, (size_t) (slab < 1 ? 1 : slab), kw * sizeof(double));
+	S.comp = ml_calloc(env, kw, sizeof(double));
+	S.acc = out;
+	if (S.part == NULL || S.comp == NULL)
+	{
+		ml_free(env, S.part);
+		ml_free(env, S.comp);
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory for clustering metrics");
+	}
+	memset(out, 0, kw * sizeof(double));
+	st = mc_run(env, nblocks, slab, mc_sums_block, mc_sums_combine, &S, "cluster metrics", err);
+	for (idx = 0; idx < kw; idx++)
+		out[idx] += S.comp[idx];
+	ml_free(env, S.part);
+	ml_free(env, S.comp);
+	return st;
+}
+
+/* Cluster means (k x d; rows of absent clusters are zero). */
+static MlStatus
+mc_means(const MlEnv *env, const double *X, int64_t n, int d, const int *labels, int k,
+		 const int64_t *cnt, double *means, MlError *err)
+{
+	MlStatus	st = mc_cluster_sums(env, X, n, d, labels, k, MC_SUM_X, NULL, means, err);
+	int			c,
+				j;
+
+	if (st != ML_OK)
+		return st;
+	for (c = 0; c < k; c++)
+		if (cnt[c] > 0)
+			for (j = 0; j < d; j++)
+				means[(size_t) c * d + j] /= (double) cnt[c];
+	return ML_OK;
+}
+
+MlStatus
+cluster_calinski_harabasz(const MlEnv *env, const double *X, int64_t n, int d,
+						  const int *labels, int k, double *out, MlError *err)
+{
+	int64_t    *cnt;
+	int			nl,
+				c,
+				j;
+	double	   *means = NULL,
+			   *intra = NULL,
+			   *mean = NULL;
+	double		extra = 0.0,
+				intra_tot = 0.0,
+				intra_comp = 0.0;
+	MlStatus	st;
+
+	*out = NAN;
+	st = mc_prepare(env, X, n, d, labels, k, &cnt, &nl, err);
+	if (st != ML_OK)
+		return st;
+	if (!(nl > 1 && nl < n))
+	{
+		ml_free(env, cnt);
+		return ML_OK;
+	}
+	means = ml_alloc(env, sizeof(double) * k * d);
+	intra = ml_alloc(env, sizeof(double) * k);
+	mean = ml_calloc(env, (size_t) d, sizeof(double));
+	if (!means || !intra || !mean)
+	{
+		st = ml_fail(err, ML_ERR_MEMORY, "out of memory for clustering metrics");
+		goto done;
+	}
+	st = mc_means(env, X, n, d, labels, k, cnt, means, err);
+	if (st != ML_OK)
+		goto done;
+	/* the overall mean, from the cluster sums (compensated) */
+	for (j = 0; j < d; j++)
+	{
+		double		s = 0.0,
+					cp = 0.0;
+
+		for (c = 0; c < k; c++)
+			if (cnt[c] > 0)
+				mc_nsum(&s, &cp, means[(size_t) c * d + j] * (double) cnt[c]);
+		mean[j] = (s + cp) / (double) n;
+	}
+	st = mc_cluster_sums(env, X, n, d, labels, k, MC_SUM_SQDEV, means, intra, err);
+	if (st != ML_OK)
+		goto done;
+	for (c = 0; c < k; c++)
+		if (cnt[c] > 0)
+		{
+			double		s = 0.0;
+
+			for (j = 0; j < d; j++)
+			{
+				double		t = means[(size_t) c * d + j] - mean[j];
+
+				s += t * t;
+			}
+			extra += (double) cnt[c] * s;
+			mc_nsum(&intra_tot, &intra_comp, intra[c]);
+		}
+	intra_tot += intra_comp;
+	*out = intra_tot == 0.0 ? 1.0 :
+		extra * (double) (n - nl) / (intra_tot * ((double) nl - 1.0));
+done:
+	ml_free(env, cnt);
+	ml_free(env, means);
+	ml_free(env, intra);
+	ml_free(env, mean);
+	return st;
+}
+
+MlStatus
+cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
+					   const int *labels, int k, double *out, MlError *err)
+{
+	int64_t    *cnt;
+	int			nl,
+				c,
+				e,
+				j;
+	double	   *means = NULL,
+			   *intra = NULL;
+	bool		intra_zero = true,
+				cd_zero = true;
+	double		total = 0.0,
+				comp = 0.0;
+	MlStatus	st;
+
+	*out = NAN;
+	st = mc_prepare(env, X, n, d, labels, k, &cnt, &nl, err);
+	if (st != ML_OK)
+		return st;
+	if (!(nl > 1 && nl < n))
+	{
+		ml_free(env, cnt);
+		return ML_OK;
+	}
+	means = ml_alloc(env, sizeof(double) * k * d);
+	intra = ml_alloc(env, sizeof(double) * k);
+	if (!means || !intra)
+	{
+		st = ml_fail(err, ML_ERR_MEMORY, "out of memory for clustering metrics");
+		goto done;
+	}
+	st = mc_means(env, X, n, d, labels, k, cnt, means, err);
+	if (st == ML_OK)
+		st = mc_cluster_sums(env, X, n, d, labels, k, MC_SUM_DIST, means, intra, err);
+	if (st != ML_OK)
+		goto done;
+	for (c = 0; c < k; c++)
+		if (cnt[c] > 0)
+		{
+			intra[c] /= (double) cnt[c];
+			if (fabs(intra[c]) > 1e-8)
+				intra_zero = false;
+		}
+	/* np.allclose(centroid_distances, 0): every distance within 1e-8 */
+	for (c = 0; c < k && cd_zero; c++)
+		for (e = c + 1; e < k; e++)
+			if (cnt[c] > 0 && cnt[e] > 0)
+			{
+				double		s = 0.0;
+
+				for (j = 0; j < d; j++)
+				{
+					double		t = means[(size_t) c * d + j] - means[(size_t) e * d + j];
+
+					s += t * t;
+				}
+				if (sqrt(s) > 1e-8)
+				{
+					cd_zero = false;
+					break;
+				}
+			}
+	if (intra_zero || cd_zero)
+	{
+		*out = 0.0;
+		goto done;
+	}
+	for (c = 0; c < k; c++)
+	{
+		double		best = 0.0;
+
+		if (cnt[c] == 0)
+			continue;
+		for (e = 0; e < k; e++)
+		{
+			double		s = 0.0,
+						dist,
+						ratio;
+
+			if (cnt[e] == 0 || e == c)
+				continue;
+			for (j = 0; j < d; j++)
+			{
+				double		t = means[(size_t) c * d + j] - means[(size_t) e * d + j];
+
+				s += t * t;
+			}
+			dist = sqrt(s);
+			/* scikit-learn sets zero centroid distances to inf: ratio 0 */
+			ratio = dist == 0.0 ? 0.0 : (intra[c] + intra[e]) / dist;
+			if (ratio > best)
+				best = ratio;
+		}
+		mc_nsum(&total, &comp, best);
+	}
+	*out = (total + comp) / (double) nl;
+done:
+	ml_free(env, cnt);
+	ml_free(env, means);
+	ml_free(env, intra);
+	return st;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Silhouette                                                             */
+/* ---------------------------------------------------------------------- */
+
+#define MC_R	4				/* query rows per tile */
+#define MC_TILE 8				/* columns per tile */
+
+/*
+ * The silhouette's distance sums. Column p of a cluster's sorted rows adds
+ * sqrt(sum_j (x_j - y_j)^2), the squares accumulated in feature order, to
+ * lane (p - p0) mod 8 of the query row; lanes are summed in column order and
+ * combined pairwise at the end. The SSE2, AVX and scalar kernels below all
+ * compute exactly this (vector lanes are independent columns), so the result
+ * does not depend on the instruction set, the grouping of rows or threads.
+ */
+struct McSil;
+typedef void (*McTileFn) (const struct McSil *S, const double *xr, int64_t p,
+						  double lanes[MC_R][MC_TILE]);
+
+typedef struct McSil
+{
+	int64_t		m;				/* rows in the (sampled) set */
+	int64_t		stride;			/* XT row length: m + MC_TILE padding */
+	int			d;
+	int			k;
+	const double *XT;			/* d x stride, rows sorted by label */
+	const int  *lab;			/* m labels, sorted */
+	const int64_t *start;		/* k + 1 offsets of each cluster in the sorted order */
+	double	   *s;				/* m silhouette values */
+	double	   *scratch;		/* tasks x (MC_R d + MC_R k) */
+	McTileFn	tile;			/* full-tile kernel for this CPU */
+} McSil;
+
+/* Any tile of len <= MC_TILE columns, one pair at a time. */
+static void
+mc_tile_scalar(const McSil *S, const double *xr, int64_t p, int len,
+			   double lanes[MC_R][MC_TILE])
+{
+	int			r,
+				q,
+				j,
+				d = S->d;
+
+	for (r = 0; r < MC_R; r++)
+		for (q = 0; q < len; q++)
+		{
+			double		acc = 0.0;
+
+			for (j = 0; j < d; j++)
+			{
+				double		t = xr[r * d + j] - S->XT[(size_t) j * S->stride + p + q];
+
+				acc += t * t;
+			}
+			lanes[r][q] += sqrt(acc);
+		}
+}
+
+static void
+mc_tile_generic(const McSil *S, const double *xr, int64_t p, double lanes[MC_R][MC_TILE])
+{
+	mc_tile_scalar(S, xr, p, MC_TILE, lanes);
+}
+
+#ifdef MC_X86
+/* Two query rows at a time, 8 columns in four SSE2 registers each. */
+static void
+mc_tile_sse2(const McSil *S, const double *xr, int64_t p, double lanes[MC_R][MC_TILE])
+{
+	int			r,
+				j,
+				q,
+				d = S->d;
+
+	for (r = 0; r < MC_R; r += 2)
+	{
+		const double *col = S->XT + p;
+		const double *x0 = xr + (size_t) r * d,
+				   *x1 = x0 + d;
+		__m128d		c0 = _mm_loadu_pd(col),
+					c1 = _mm_loadu_pd(col + 2),
+					c2 = _mm_loadu_pd(col + 4),
+					c3 = _mm_loadu_pd(col + 6);
+		__m128d		v = _mm_set1_pd(x0[0]),
+					w = _mm_set1_pd(x1[0]);
+		__m128d		a0 = _mm_sub_pd(v, c0),
+					a1 = _mm_sub_pd(v, c1),
+					a2 = _mm_sub_pd(v, c2),
+					a3 = _mm_sub_pd(v, c3),
+					b0 = _mm_sub_pd(w, c0),
+					b1 = _mm_sub_pd(w, c1),
+					b2 = _mm_sub_pd(w, c2),
+					b3 = _mm_sub_pd(w, c3);
+
+		a0 = _mm_mul_pd(a0, a0);
+		a1 = _mm_mul_pd(a1, a1);
+		a2 = _mm_mul_pd(a2, a2);
+		a3 = _mm_mul_pd(a3, a3);
+		b0 = _mm_mul_pd(b0, b0);
+		b1 = _mm_mul_pd(b1, b1);
+		b2 = _mm_mul_pd(b2, b2);
+		b3 = _mm_mul_pd(b3, b3);
+		for (j = 1; j < d; j++)
+		{
+			__m128d		t;
+
+			col = S->XT + (size_t) j * S->stride + p;
+			c0 = _mm_loadu_pd(col);
+			c1 = _mm_loadu_pd(col + 2);
+			c2 = _mm_loadu_pd(col + 4);
+			c3 = _mm_loadu_pd(col + 6);
+			v = _mm_set1_pd(x0[j]);
+			w = _mm_set1_pd(x1[j]);
+			t = _mm_sub_pd(v, c0);
+			a0 = _mm_add_pd(a0, _mm_mul_pd(t, t));
+			t = _mm_sub_pd(v, c1);
+			a1 = _mm_add_pd(a1, _mm_mul_pd(t, t));
+			t = _mm_sub_pd(v, c2);
+			a2 = _mm_add_pd(a2, _mm_mul_pd(t, t));
+			t = _mm_sub_pd(v, c3);
+			a3 = _mm_add_pd(a3, _mm_mul_pd(t, t));
+			t = _mm_sub_pd(w, c0);
+			b0 = _mm_add_pd(b0, _mm_mul_pd(t, t));
+			t = _mm_sub_pd(w, c1);
+			b1 = _mm_add_pd(b1, _mm_mul_pd(t, t));
+			t = _mm_sub_pd(w, c2);
+			b2 = _mm_add_pd(b2, _mm_mul_pd(t, t));
+			t = _mm_sub_pd(w, c3);
+			b3 = _mm_add_pd(b3, _mm_mul_pd(t, t));
+		}
+		q = 0;
+		_mm_storeu_pd(&lanes[r][q], _mm_add_pd(_mm_loadu_pd(&lanes[r][q]), _mm_sqrt_pd(a0)));
+		_mm_storeu_pd(&lanes[r][q + 2], _mm_add_pd(_mm_loadu_pd(&lanes[r][q + 2]), _mm_sqrt_pd(a1)));
+		_mm_storeu_pd(&lanes[r][q + 4], _mm_add_pd(_mm_loadu_pd(&lanes[r][q + 4]), _mm_sqrt_pd(a2)));
+		_mm_storeu_pd(&lanes[r][q + 6], _mm_add_pd(_mm_loadu_pd(&lanes[r][q + 6]), _mm_sqrt_pd(a3)));
+		_mm_storeu_pd(&lanes[r + 1][q], _mm_add_pd(_mm_loadu_pd(&lanes[r + 1][q]), _mm_sqrt_pd(b0)));
+		_mm_storeu_pd(&lanes[r + 1][q + 2], _mm_add_pd(_mm_loadu_pd(&lanes[r + 1][q + 2]), _mm_sqrt_pd(b1)));
+		_mm_storeu_pd(&lanes[r + 1][q + 4], _mm_add_pd(_mm_loadu_pd(&lanes[r + 1][q + 4]), _mm_sqrt_pd(b2)));
+		_mm_storeu_pd(&lanes[r + 1][q + 6], _mm_add_pd(_mm_loadu_pd(&lanes[r + 1][q + 6]), _mm_sqrt_pd(b3)));
+	}
+}
+
+/* Four query rows, 8 columns in two AVX registers each. */
+__attribute__((target("avx")))
+static void
+mc_tile_avx(const McSil *S, const double *xr, int64_t p, double lanes[MC_R][MC_TILE])
+{
+	int			j,
+				r,
+				d = S->d;
+	const double *col = S->XT + p;
+	__m256d		c0 = _mm256_loadu_pd(col),
+				c1 = _mm256_loadu_pd(col + 4);
+	__m256d		acc[MC_R][2];
+
+	for (r = 0; r < MC_R; r++)
+	{
+		__m256d		v = _mm256_set1_pd(xr[(size_t) r * d]),
+					t0 = _mm256_sub_pd(v, c0),
+					t1 = _mm256_sub_pd(v, c1);
+
+		acc[r][0] = _mm256_mul_pd(t0, t0);
+		acc[r][1] = _mm256_mul_pd(t1, t1);
+	}
+	for (j = 1; j < d; j++)
+	{
+		col = S->XT + (size_t) j * S->stride + p;
+		c0 = _mm256_loadu_pd(col);
+		c1 = _mm256_loadu_pd(col + 4);
+		for (r = 0; r < MC_R; r++)
+		{
+			__m256d		v = _mm256_set1_pd(xr[(size_t) r * d + j]),
+						t0 = _mm256_sub_pd(v, c0),
+						t1 = _mm256_sub_pd(v, c1);
+
+			acc[r][0] = _mm256_add_pd(acc[r][0], _mm256_mul_pd(t0, t0));
+			acc[r][1] = _mm256_add_pd(acc[r][1], _mm256_mul_pd(t1, t1));
+		}
+	}
+	for (r = 0; r < MC_R; r++)
+	{
+		_mm256_storeu_pd(&lanes[r][0], _mm256_add_pd(_mm256_loadu_pd(&lanes[r][0]),
+													  _mm256_sqrt_pd(acc[r][0])));
+		_mm256_storeu_pd(&lanes[r][4], _mm256_add_pd(_mm256_loadu_pd(&lanes[r][4]),
+													  _mm256_sqrt_pd(acc[r][1])));
+	}
+}
+#endif
+
+/* Sums of the distances from the MC_R rows xr to sorted rows [p0, p1). */
+static void
+mc_tile_sums(const McSil *S, const double *xr, int64_t p0, int64_t p1, double *out)
+{
+	double		lanes[MC_R][MC_TILE];
+	int64_t		p;
+	int			r;
+
+	memset(lanes, 0, sizeof(lanes));
+	for (p = p0; p + MC_TILE <= p1; p += MC_TILE)
+		S->tile(S, xr, p, lanes);
+	if (p < p1)
+		mc_tile_scalar(S, xr, p, (int) (p1 - p), lanes);
+	for (r = 0; r < MC_R; r++)
+		out[r] = ((lanes[r][0] + lanes[r][1]) + (lanes[r][2] + lanes[r][3])) +
+			((lanes[r][4] + lanes[r][5]) + (lanes[r][6] + lanes[r][7]));
+}
+
+static void
+mc_sil_block(void *arg, int64_t b, int64_t slot, int task)
+{
+	McSil	   *S = arg;
+	int			d = S->d,
+				k = S->k,
+				c,
+				j,
+				r;
+	double	   *xr = S->scratch + (size_t) task * MC_R * (d + k);
+	double	   *csum = xr + (size_t) MC_R * d;	/* k x MC_R */
+	int64_t		i0 = b * MC_R,
+				i;
+
+	for (r = 0; r < MC_R; r++)
+	{
+		/* a short last block repeats its last row */
+		int64_t		row = i0 + r < S->m ? i0 + r : S->m - 1;
+
+		for (j = 0; j < d; j++)
+			xr[r * d + j] = S->XT[(size_t) j * S->stride + row];
+	}
+	for (c = 0; c < k; c++)
+		if (S->start[c + 1] > S->start[c])
+			mc_tile_sums(S, xr, S->start[c], S->start[c + 1], csum + (size_t) c * MC_R);
+	for (r = 0; r < MC_R && i0 + r < S->m; r++)
+	{
+		int			own;
+		int64_t		n_own;
+		double		a,
+					bmin = INFINITY,
+					mx;
+
+		i = i0 + r;
+		own = S->lab[i];
+		n_own = S->start[own + 1] - S->start[own];
+		if (n_own <= 1)
+		{
+			/* scikit-learn: 0/0 for a singleton, then nan_to_num: 0 */
+			S->s[i] = 0.0;
+			continue;
+		}
+		a = csum[(size_t) own * MC_R + r] / (double) (n_own - 1);
+		for (c = 0; c < k; c++)
+		{
+			int64_t		nc = S->start[c + 1] - S->start[c];
+
+			if (c != own && nc > 0)
+			{
+				double		v = csum[(size_t) c * MC_R + r] / (double) nc;
+
+				if (v < bmin)
+					bmin = v;
+			}
+		}
+		mx = a > bmin ? a : bmin;
+		S->s[i] = mx > 0.0 ? (bmin - a) / mx : 0.0;
+	}
+}
+
+MlStatus
+cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d, const int *labels,
+				   int k, int64_t sample_size, uint64_t seed, double *out, MlError *err)
+{
+	int64_t    *cnt,
+			   *rows = NULL,
+			   *start = NULL,
+			   *fill = NULL,
+				m,
+				i,
+				nblocks;
+	int			nl,
+				c,
+				j,
+				nt = mc_tasks(env);
+	int		   *lab = NULL;
+	double	   *XT = NULL,
+			   *s = NULL,
+			   *scratch = NULL;
+	double		tot = 0.0,
+				comp = 0.0;
+	McSil		S;
+	MlStatus	st;
+
+	*out = NAN;
+	st = mc_prepare(env, X, n, d, labels, k, &cnt, &nl, err);
+	if (st != ML_OK)
+		return st;
+	m = (sample_size > 0 && n > sample_size) ? sample_size : n;
+	if (m < n)
+	{
+		/* a uniform sample without replacement: selection sampling */
+		MlRng		rng;
+		int64_t		got = 0;
+
+		rows = ml_alloc(env, sizeof(int64_t) * (size_t) m);
+		if (rows == NULL)
+		{
+			st = ml_fail(err, ML_ERR_MEMORY, "out of memory for the silhouette sample");
+			goto done;
+		}
+		ml_rng_seed(&rng, seed);
+		for (i = 0; i < n && got < m; i++)
+		{
+			if ((double) (n - i) * ml_rng_uniform(&rng) < (double) (m - got))
+				rows[got++] = i;
+			if ((i & 0xffff) == 0xffff && ml_check(env, "silhouette", 0, 0, 0.0))
+			{
+				st = mc_cancelled(err);
+				goto done;
+			}
+		}
+		memset(cnt, 0, sizeof(int64_t) * k);
+		for (i = 0; i < m; i++)
+			cnt[labels[rows[i]]]++;
+		nl = 0;
+		for (c = 0; c < k; c++)
+			nl += cnt[c] > 0;
+	}
+	if (!(nl > 1 && nl < m))
+		goto done;				/* NaN, as scikit-learn raises here */
+
+	/* the rows sorted by label (stably), feature-major */
+	start = ml_alloc(env, sizeof(int64_t) * ((size_t) k + 1));
+	fill = ml_alloc(env, sizeof(int64_t) * (size_t) k);
+	lab = ml_alloc(env, sizeof(int) * (size_t) m);
+	s = ml_alloc(env, sizeof(double) * (size_t) m);
+	scratch = ml_alloc(env, sizeof(double) * (size_t) nt * MC_R * (d + k));
+	XT = ml_calloc(env, (size_t) m + MC_TILE, sizeof(double) * d);
+	if (!start || !fill || !lab || !s || !scratch || !XT)
+	{
+		st = ml_fail(err, ML_ERR_MEMORY, "out of memory for the silhouette of %lld rows",
+					 (long long) m);
+		goto done;
+	}
+	start[0] = 0;
+	for (c = 0; c < k; c++)
+		start[c + 1] = start[c] + cnt[c];
+	memcpy(fill, start, sizeof(int64_t) * k);
+	for (i = 0; i < m; i++)
+	{
+		int64_t		row = rows ? rows[i] : i;
+		int			lb = labels[row];
+		int64_t		p = fill[lb]++;
+
+		lab[p] = lb;
+		for (j = 0; j < d; j++)
+			XT[(size_t) j * (m + MC_TILE) + p] = X[(size_t) row * d + j];
+	}
+
+	S.m = m;
+	S.stride = m + MC_TILE;
+	S.d = d;
+	S.k = k;
+	S.XT = XT;
+	S.lab = lab;
+	S.start = start;
+	S.s = s;
+	S.scratch = scratch;
+	S.tile = mc_tile_generic;
+#ifdef MC_X86
+	S.tile = __builtin_cpu_supports("avx") ? mc_tile_avx : mc_tile_sse2;
+#endif
+	nblocks = (m + MC_R - 1) / MC_R;
+	st = mc_run(env, nblocks, mc_slab(env, nblocks, (double) MC_R * m * (d + 2)),
+				mc_sil_block, NULL, &S, "silhouette", err);
+	if (st != ML_OK)
+		goto done;
+	for (i = 0; i < m; i++)
+		mc_nsum(&tot, &comp, s[i]);
+	*out = (tot + comp) / (double) m;
+done:
+	ml_free(env, cnt);
+	ml_free(env, rows);
+	ml_free(env, start);
+	ml_free(env, fill);
+	ml_free(env, lab);
+	ml_free(env, s);
+	ml_free(env, scratch);
+	ml_free(env, XT);
+	return st;
+}

@@ -1,0 +1,224 @@
+/*
+ * seed_artifact.c: writes a few valid model artifacts into the directory
+ * given as argv[1], as the seed corpus of fuzz_artifact: k-means models
+ * (ml_model_write_kmeans), tree models of every algorithm and task trained
+ * on a tiny synthetic set (once trees.c is linked; weak symbols until then),
+ * and META-only artifacts.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "artifact.h"
+#include "kmeans.h"
+#include "model.h"
+#include "trees.h"
+
+#pragma weak trees_params_default
+#pragma weak trees_bins_fit
+#pragma weak trees_bins_apply
+#pragma weak trees_fit
+#pragma weak trees_write
+#pragma weak trees_kind
+
+static void *
+seed_alloc(void *ctx, size_t n)
+{
+	return malloc(n);
+}
+
+static void
+seed_free(void *ctx, void *p)
+{
+	free(p);
+}
+
+static const MlEnv env = {seed_alloc, seed_free, NULL, NULL, 1};
+static char *names[] = {"x", "y", "z", "w"};
+static char *labels[] = {"no", "yes", "maybe"};
+
+static void
+die(const char *what, const MlError *err)
+{
+	fprintf(stderr, "seed_artifact: %s: %s\n", what, err->msg);
+	exit(1);
+}
+
+/* Writes the finished artifact in b to dir/name. */
+static void
+save(MlBuf *b, const char *dir, const char *name)
+{
+	char		path[4096];
+	FILE	   *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	if (f == NULL || fwrite(b->data, 1, b->len, f) != b->len || fclose(f) != 0)
+	{
+		perror(path);
+		exit(1);
+	}
+	free(b->data);
+}
+
+static void
+seed_kmeans(const char *dir, const char *name, int k, int d, KmDistance dist,
+			bool standardize)
+{
+	double		mean[4] = {1.5, -2.0, 0.25, 10.0};
+	double		scale[4] = {2.0, 0.5, 1.0, 3.0};
+	double		centroids[3 * 4];
+	double		counts[3] = {10, 5, 1};
+	MlMeta		meta = {ML_TASK_CLUSTER, (uint32_t) d, names, 0, NULL};
+	KmModel		m;
+	MlModel		back;
+	MlError		err = {0};
+	MlBuf		b;
+	int			i;
+
+	for (i = 0; i < k * d; i++)
+		centroids[i] = (i % 2 ? -1.0 : 1.0) * (i + 1) / 4.0;
+	for (i = 0; dist == KM_DIST_COSINE && i < k; i++)
+	{
+		double		norm = 0;
+		int			j;
+
+		for (j = 0; j < d; j++)
+			norm += centroids[i * d + j] * centroids[i * d + j];
+		for (j = 0; j < d; j++)
+			centroids[i * d + j] /= sqrt(norm);
+	}
+	memset(&m, 0, sizeof(m));
+	m.k = k;
+	m.d = d;
+	m.distance = dist;
+	m.standardize = standardize;
+	m.centroids = centroids;
+	m.counts = counts;
+	if (standardize)
+	{
+		m.mean = mean;
+		m.scale = scale;
+	}
+	if (ml_model_write_kmeans(&b, &env, &meta, &m, &err) != ML_OK)
+		die(name, &err);
+	if (ml_model_read(&env, b.data, b.len, &back, &err) != ML_OK)
+		die(name, &err);		/* a seed the reader rejects is no seed */
+	save(&b, dir, name);
+}
+
+/*
+ * Trains a small tree model on 64 synthetic rows (one NaN) and saves it;
+ * a model that does not train is left out with a warning.
+ */
+static void
+seed_trees(const char *dir, const char *name, TreeAlgorithm algo, MlTask task,
+		   int n_classes)
+{
+	enum
+	{
+		N = 64, D = 3
+	};
+	double		X[D * N];		/* column-major */
+	double		y[N];
+	int32_t		yc[N];
+	uint8_t		B[N * D];
+	TreeParams	p;
+	TreeBins	bins;
+	TreeData	data;
+	TreeModel	m;
+	MlMeta		meta = {task, D, names, (uint32_t) n_classes, labels};
+	MlError		err = {0};
+	MlBuf		b;
+	size_t		at;
+	int			i;
+
+	for (i = 0; i < N; i++)
+	{
+		X[i] = i % 8;
+		X[N + i] = ((i * 7) % 13) / 3.0;
+		X[2 * N + i] = i == 5 ? NAN : i * 0.5;
+		y[i] = 2.0 * X[i] - X[N + i];
+		yc[i] = (i % 8 + i / 16) % (n_classes ? n_classes : 1);
+	}
+	trees_params_default(&p, algo, task);
+	p.max_depth = 3;
+	p.n_estimators = 3;
+	p.seed = 7;
+	if (trees_bins_fit(&env, X, N, D, p.max_bins, 0, 7, &bins, &err) != ML_OK)
+	{
+		fprintf(stderr, "seed_artifact: %s left out: %s\n", name, err.msg);
+		return;
+	}
+	trees_bins_apply(NULL, &bins, X, N, B, 0);
+	memset(&data, 0, sizeof(data));
+	data.B = B;
+	data.n = N;
+	data.d = D;
+	data.bins = &bins;
+	data.y_class = task == ML_TASK_CLASSIFY ? yc : NULL;
+	data.n_classes = n_classes;
+	data.y = task == ML_TASK_REGRESS ? y : NULL;
+	if (trees_fit(&env, &data, &p, &m, NULL, &err) != ML_OK)
+	{
+		fprintf(stderr, "seed_artifact: %s left out: %s\n", name, err.msg);
+		return;
+	}
+	artifact_begin(&b, &env, trees_kind(&m));
+	artifact_write_meta(&b, &meta);
+	at = artifact_section_begin(&b, ML_SEC_MODEL);
+	trees_write(&b, &m);
+	artifact_section_end(&b, at);
+	if (artifact_finish(&b, &err) != ML_OK)
+		die(name, &err);
+	save(&b, dir, name);
+}
+
+/* An artifact with only its META section. */
+static void
+seed_meta(const char *dir, const char *name, MlKind kind, MlTask task,
+		  uint32_t n_classes)
+{
+	MlMeta		meta = {task, 3, names, n_classes, labels};
+	MlError		err = {0};
+	MlBuf		b;
+
+	artifact_begin(&b, &env, kind);
+	artifact_write_meta(&b, &meta);
+	if (artifact_finish(&b, &err) != ML_OK)
+		die(name, &err);
+	save(&b, dir, name);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir = argv[1];
+
+	if (argc != 2)
+	{
+		fprintf(stderr, "usage: seed_artifact DIR\n");
+		return 2;
+	}
+	seed_kmeans(dir, "kmeans_l2", 2, 2, KM_DIST_L2, false);
+	seed_kmeans(dir, "kmeans_std", 3, 4, KM_DIST_L2, true);
+	seed_kmeans(dir, "kmeans_cosine", 3, 3, KM_DIST_COSINE, false);
+	seed_kmeans(dir, "kmeans_k1", 1, 1, KM_DIST_L2, true);
+	if (trees_fit && trees_write)
+	{
+		seed_trees(dir, "tree_classify", TREE_ALGO_DECISION_TREE, ML_TASK_CLASSIFY, 3);
+		seed_trees(dir, "tree_regress", TREE_ALGO_DECISION_TREE, ML_TASK_REGRESS, 0);
+		seed_trees(dir, "forest_classify", TREE_ALGO_RANDOM_FOREST, ML_TASK_CLASSIFY, 2);
+		seed_trees(dir, "forest_regress", TREE_ALGO_RANDOM_FOREST, ML_TASK_REGRESS, 0);
+		seed_trees(dir, "gbt_binary", TREE_ALGO_GBT, ML_TASK_CLASSIFY, 2);
+		seed_trees(dir, "gbt_multi", TREE_ALGO_GBT, ML_TASK_CLASSIFY, 3);
+		seed_trees(dir, "gbt_regress", TREE_ALGO_GBT, ML_TASK_REGRESS, 0);
+	}
+	else
+		fprintf(stderr, "seed_artifact: trees.c not linked yet, no tree seeds\n");
+	seed_meta(dir, "meta_cluster", ML_KIND_KMEANS, ML_TASK_CLUSTER, 0);
+	seed_meta(dir, "meta_tree_classify", ML_KIND_DECISION_TREE, ML_TASK_CLASSIFY, 3);
+	seed_meta(dir, "meta_gbt_regress", ML_KIND_GBT, ML_TASK_REGRESS, 0);
+	return 0;
+}

@@ -35,7 +35,8 @@ MlStatus	ml_fail(MlError *err, MlStatus code, const char *fmt,...)
 
 /*
  * The caller's services. alloc returns NULL on failure (core then fails with
- * ML_ERR_MEMORY); memory is not zeroed. check is called from the main thread
+ * ML_ERR_MEMORY); memory is not zeroed and is aligned to at least 16 bytes
+ * (core may use 16-byte vector types; the backend's env gives 64). check is called from the main thread
  * only, with no worker threads running, at least every ~100 ms of work; it
  * may not return (PostgreSQL's cancel longjmps), so core keeps no resources
  * other than env allocations, which the caller frees in bulk. A nonzero

@@ -31,12 +31,21 @@ ml_model_read(const MlEnv *env, const uint8_t *data, size_t len, MlModel *m, MlE
 				have_meta = true;
 				break;
 			case ML_SEC_MODEL:
-				if (m->kind != ML_KIND_KMEANS)
-					return ml_fail(err, ML_ERR_CORRUPT,
-								   "artifact kind %s cannot be read by this build",
-								   ml_kind_name(m->kind));
-				if (!kmeans_read(&sec, &m->km))
-					return err->code ? err->code : ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: k-means model");
+				if (!have_meta)
+					return ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: model before meta");
+				if (m->kind == ML_KIND_KMEANS)
+				{
+					if (!kmeans_read(&sec, &m->km))
+						return err->code ? err->code : ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: k-means model");
+				}
+				else
+				{
+					if (!trees_read(&sec, env, &m->tm))
+						return err->code ? err->code : ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: tree model");
+					if (trees_kind(&m->tm) != m->kind)
+						return ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: header kind %s but a %s model",
+									   ml_kind_name(m->kind), ml_kind_name(trees_kind(&m->tm)));
+				}
 				have_model = true;
 				break;
 			default:
@@ -56,23 +65,62 @@ ml_model_read(const MlEnv *env, const uint8_t *data, size_t len, MlModel *m, MlE
 						   m->km.d, m->meta.n_features);
 		m->scratch_len = (size_t) m->km.d;
 	}
+	else
+	{
+		const TreeModel *t = &m->tm;
+
+		if (t->n_features != m->meta.n_features || t->task != m->meta.task ||
+			(t->task == ML_TASK_CLASSIFY && t->n_classes != m->meta.n_classes))
+			return ml_fail(err, ML_ERR_CORRUPT,
+						   "artifact corrupt: tree model has %u features and %u classes but meta says %u and %u",
+						   t->n_features, t->n_classes, m->meta.n_features, m->meta.n_classes);
+		m->scratch_len = t->n_outputs;
+	}
 	return ML_OK;
 }
 
+bool
+ml_model_handles_missing(const MlModel *m)
+{
+	return m->kind != ML_KIND_KMEANS;
+}
+
 MlStatus
-ml_model_predict(const MlModel *m, const double *x, double *scratch, double *out, MlError *err)
+ml_model_predict(const MlModel *m, const double *x, double *scratch, double *out,
+				 double *proba, MlError *err)
 {
 	uint32_t	j;
 
 	switch (m->kind)
 	{
+		case ML_KIND_DECISION_TREE:
+		case ML_KIND_RANDOM_FOREST:
+		case ML_KIND_GBT:
+			if (m->tm.task == ML_TASK_CLASSIFY)
+			{
+				*out = trees_predict_class(&m->tm, x, proba ? proba : scratch);
+			}
+			else
+			{
+				trees_predict_row(&m->tm, x, scratch);
+				*out = scratch[0];
+			}
+			return ML_OK;
 		case ML_KIND_KMEANS:
 			for (j = 0; j < m->meta.n_features; j++)
 				if (!isfinite(x[j]))
 					return ml_fail(err, ML_ERR_DATA,
 								   "feature %u (\"%s\") is %s; k-means needs finite values",
 								   j + 1, m->meta.feature_names[j], isnan(x[j]) ? "NaN" : "infinite");
-			*out = kmeans_predict(&m->km, x, scratch);
+			{
+				int			c = kmeans_predict(&m->km, x, scratch);
+
+				(void) proba;
+				if (c < 0)
+					return ml_fail(err, ML_ERR_DATA,
+								   "a zero vector has no cosine distance to any centroid");
+				*out = c;
+			}
 			return ML_OK;
 		default:
 			return ml_fail(err, ML_ERR_INTERNAL, "cannot score a %s model", ml_kind_name(m->kind));
@@ -89,6 +137,20 @@ ml_model_write_kmeans(MlBuf *b, const MlEnv *env, const MlMeta *meta, const KmMo
 	artifact_write_meta(b, meta);
 	at = artifact_section_begin(b, ML_SEC_MODEL);
 	kmeans_write(b, km);
+	artifact_section_end(b, at);
+	return artifact_finish(b, err);
+}
+
+MlStatus
+ml_model_write_trees(MlBuf *b, const MlEnv *env, const MlMeta *meta, const TreeModel *tm,
+					 MlError *err)
+{
+	size_t		at;
+
+	artifact_begin(b, env, trees_kind(tm));
+	artifact_write_meta(b, meta);
+	at = artifact_section_begin(b, ML_SEC_MODEL);
+	trees_write(b, tm);
 	artifact_section_end(b, at);
 	return artifact_finish(b, err);
 }

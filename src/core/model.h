@@ -8,6 +8,7 @@
 
 #include "artifact.h"
 #include "kmeans.h"
+#include "trees.h"
 
 typedef struct MlModel
 {
@@ -16,6 +17,7 @@ typedef struct MlModel
 	uint32_t	crc;
 	MlMeta		meta;
 	KmModel		km;				/* kind == ML_KIND_KMEANS */
+	TreeModel	tm;				/* tree kinds */
 	size_t		scratch_len;	/* doubles of scratch predict needs */
 } MlModel;
 
@@ -23,16 +25,25 @@ typedef struct MlModel
 MlStatus	ml_model_read(const MlEnv *env, const uint8_t *data, size_t len,
 						  MlModel *m, MlError *err);
 
+/* True when the model routes NaN features itself (trees). */
+bool		ml_model_handles_missing(const MlModel *m);
+
 /*
  * Scores one row of meta.n_features values (validated by the caller for
- * count). Writes the prediction (cluster, class index or value) to *out.
- * ML_ERR_DATA when a value the model cannot use (NaN for k-means) is given.
+ * count). Writes the prediction (cluster, class index or value) to *out,
+ * and, for classifiers, the class probabilities to proba (n_classes values;
+ * may be NULL). scratch holds scratch_len doubles. ML_ERR_DATA when a value
+ * the model cannot use (NaN for k-means) is given.
  */
 MlStatus	ml_model_predict(const MlModel *m, const double *x, double *scratch,
-							 double *out, MlError *err);
+							 double *out, double *proba, MlError *err);
 
 /* Writes a complete k-means artifact (meta + model) into b. */
 MlStatus	ml_model_write_kmeans(MlBuf *b, const MlEnv *env, const MlMeta *meta,
 								  const KmModel *km, MlError *err);
+
+/* Writes a complete tree-model artifact (meta + model) into b. */
+MlStatus	ml_model_write_trees(MlBuf *b, const MlEnv *env, const MlMeta *meta,
+								 const TreeModel *tm, MlError *err);
 
 #endif

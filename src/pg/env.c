@@ -15,18 +15,35 @@ pg_env_now_us(void)
 	return (int64) GetCurrentTimestamp();
 }
 
+/*
+ * palloc aligns to 8 bytes; core may use 16-byte vector types, so every
+ * block is aligned to a cache line, with the palloc'd address stored just
+ * before it for pg_env_free.
+ */
+#define PG_ENV_ALIGN 64
+
 static void *
 pg_env_alloc(void *ctx, size_t size)
 {
 	PgEnv	   *pe = ctx;
+	char	   *raw;
+	uintptr_t	aligned;
 
-	return MemoryContextAllocExtended(pe->mcxt, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	if (size > SIZE_MAX - PG_ENV_ALIGN - sizeof(void *))
+		return NULL;
+	raw = MemoryContextAllocExtended(pe->mcxt, size + PG_ENV_ALIGN + sizeof(void *),
+									 MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	if (raw == NULL)
+		return NULL;
+	aligned = ((uintptr_t) raw + sizeof(void *) + PG_ENV_ALIGN - 1) & ~(uintptr_t) (PG_ENV_ALIGN - 1);
+	((void **) aligned)[-1] = raw;
+	return (void *) aligned;
 }
 
 static void
 pg_env_free(void *ctx, void *ptr)
 {
-	pfree(ptr);
+	pfree(((void **) ptr)[-1]);
 }
 
 static int

@@ -4,6 +4,11 @@
 #include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(mlpipe_export_bytea);
+PG_FUNCTION_INFO_V1(mlpipe_importance_bytea);
+
+#include "catalog/pg_type.h"
+
+#include <math.h>
 
 static cJSON *
 number_array(const double *v, int n)
@@ -72,5 +77,49 @@ mlpipe_export_bytea(PG_FUNCTION_ARGS)
 		cJSON_AddItemToObject(doc, "classes", string_array(m.meta.class_labels, m.meta.n_classes));
 	if (m.kind == ML_KIND_KMEANS)
 		export_kmeans(doc, &m.km);
+	else
+	{
+		MlBuf		b;
+		cJSON	   *trees;
+
+		ml_buf_init(&b, &pe.env);
+		trees_export_json(&b, &m.tm, (const char *const *) m.meta.feature_names);
+		if (b.failed || b.len == 0)
+			elog(ERROR, "could not render the trees as JSON");
+		trees = cJSON_ParseWithLength((const char *) b.data, b.len - 1);
+		if (trees == NULL)
+			elog(ERROR, "the trees' JSON does not parse");
+		cJSON_AddItemToObject(doc, "model", trees);
+	}
 	PG_RETURN_DATUM(cjson_to_jsonb(doc));
+}
+
+/*
+ * Feature importance of a tree model: total gain (gbt) or total weighted
+ * impurity decrease (trees, forests) per feature, normalised to sum to 1,
+ * in training feature order.
+ */
+Datum
+mlpipe_importance_bytea(PG_FUNCTION_ARGS)
+{
+	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
+	PgEnv		pe;
+	MlError		err = {0};
+	MlModel		m;
+	Datum	   *d;
+	double		total = 0;
+	uint32		j;
+
+	pg_env_init(&pe, CurrentMemoryContext, "importance", false);
+	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
+		ml_ereport(&err);
+	if (m.kind == ML_KIND_KMEANS)
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						errmsg("feature importance is defined for tree models, not k-means")));
+	for (j = 0; j < m.tm.n_features; j++)
+		total += m.tm.importance[j];
+	d = palloc(sizeof(Datum) * m.tm.n_features);
+	for (j = 0; j < m.tm.n_features; j++)
+		d[j] = Float8GetDatum(total > 0 ? m.tm.importance[j] / total : 0.0);
+	PG_RETURN_ARRAYTYPE_P(construct_array(d, m.tm.n_features, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

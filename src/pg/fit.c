@@ -25,22 +25,12 @@ static const char *const minibatch_keys[] = {
 	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
 	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", NULL
 };
-static const char *const algorithms[] = {"kmeans", "minibatch_kmeans", NULL};
+static const char *const algorithms[] = {
+	"kmeans", "minibatch_kmeans", "decision_tree", "random_forest", "gbt", NULL
+};
 static const char *const init_names[] = {"kmeans++", "random", "given", NULL};
 static const char *const distance_names[] = {"l2", "cosine", NULL};
 static const char *const on_null_names[] = {"error", "skip", NULL};
-
-/* The fit_result row handed back to plpgsql. */
-typedef struct FitOutput
-{
-	bytea	   *artifact;
-	const char *task;
-	char	  **features;
-	int			n_features;
-	cJSON	   *metrics;
-	cJSON	   *info;
-	MemoryContext mcxt;			/* the training's memory, freed once the row is built */
-} FitOutput;
 
 static Datum
 text_array(char **items, int n)
@@ -167,7 +157,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);
-	pe.value_name = "inertia";
+	pe.value_name = "centre shift";	/* what core reports per Lloyd iteration */
 
 	if (warm != NULL)
 	{
@@ -264,7 +254,7 @@ mlpipe_fit(PG_FUNCTION_ARGS)
 	FitOutput	fo;
 	TupleDesc	td;
 	Datum		values[6];
-	bool		nulls[6] = {false, false, false, true, false, false};
+	bool		nulls[6] = {false, false, false, false, false, false};
 	int			i;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -283,10 +273,18 @@ mlpipe_fit(PG_FUNCTION_ARGS)
 	if (algorithms[i] == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("unknown algorithm \"%s\"", algorithm),
-						errhint("Algorithms: kmeans, minibatch_kmeans.")));
+						errhint("Algorithms: kmeans, minibatch_kmeans, decision_tree, random_forest, gbt.")));
 
 	memset(&fo, 0, sizeof(fo));
-	fit_kmeans(algorithm, source, target, features, params, warm, &fo);
+	if (i <= 1)
+		fit_kmeans(algorithm, source, target, features, params, warm, &fo);
+	else
+	{
+		if (warm != NULL)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("%s does not support warm_start", algorithm)));
+		fit_trees(algorithm, source, target, features, params, &fo);
+	}
 
 	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "mlpipe._fit must return a composite type");
@@ -294,7 +292,8 @@ mlpipe_fit(PG_FUNCTION_ARGS)
 	values[0] = PointerGetDatum(fo.artifact);
 	values[1] = CStringGetTextDatum(fo.task);
 	values[2] = text_array(fo.features, fo.n_features);
-	values[3] = (Datum) 0;
+	values[3] = fo.n_classes ? text_array(fo.classes, fo.n_classes) : (Datum) 0;
+	nulls[3] = fo.n_classes == 0;
 	values[4] = cjson_to_jsonb(fo.metrics);
 	values[5] = cjson_to_jsonb(fo.info);
 	{

@@ -98,6 +98,23 @@ void		source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, vo
 /* source_scan into a dense matrix (k-means). */
 void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
 
+/* fit.c / fit_trees.c: what mlpipe._fit hands back to plpgsql. */
+typedef struct FitOutput
+{
+	bytea	   *artifact;
+	const char *task;
+	char	  **features;
+	int			n_features;
+	char	  **classes;
+	int			n_classes;
+	cJSON	   *metrics;
+	cJSON	   *info;
+	MemoryContext mcxt;			/* the training's memory, freed once the row is built */
+} FitOutput;
+
+void		fit_trees(const char *algorithm, const char *source, const char *target,
+					  ArrayType *features, cJSON *params, FitOutput *fo);
+
 /* predict.c: the decoded-model cache. */
 const MlModel *model_cache_get_ref(FunctionCallInfo fcinfo, text *ref);
 

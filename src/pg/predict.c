@@ -17,6 +17,10 @@
 
 PG_FUNCTION_INFO_V1(mlpipe_predict_ref);
 PG_FUNCTION_INFO_V1(mlpipe_predict_bytea);
+PG_FUNCTION_INFO_V1(mlpipe_predict_label_ref);
+PG_FUNCTION_INFO_V1(mlpipe_predict_label_bytea);
+PG_FUNCTION_INFO_V1(mlpipe_predict_proba_ref);
+PG_FUNCTION_INFO_V1(mlpipe_predict_proba_bytea);
 
 #define BACKEND_CACHE_SIZE 16
 
@@ -200,7 +204,11 @@ feature_list(const MlModel *m)
 	return s.data;
 }
 
-/* Checks a float8[] against the model and returns its values (no copy). */
+/*
+ * Checks a float8[] against the model and returns its values: no copy
+ * unless the array has NULL elements, which become NaN (missing) for models
+ * that route missing values.
+ */
 static const double *
 feature_values(const MlModel *m, ArrayType *a)
 {
@@ -215,21 +223,72 @@ feature_values(const MlModel *m, ArrayType *a)
 						errmsg("model expects %u features, got %d", m->meta.n_features, n),
 						errhint("The features are, in order: %s.", feature_list(m))));
 	if (ARR_HASNULL(a) && array_contains_nulls(a))
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("features contains a NULL element"),
-						errhint("Impute missing values before scoring with this model.")));
+	{
+		Datum	   *ev;
+		bool	   *en;
+		int			ne,
+					i;
+		double	   *x;
+
+		if (!ml_model_handles_missing(m))
+			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+							errmsg("features contains a NULL element"),
+							errhint("Impute missing values before scoring with this model.")));
+		deconstruct_array(a, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &ev, &en, &ne);
+		x = palloc(sizeof(double) * ne);
+		for (i = 0; i < ne; i++)
+			x[i] = en[i] ? NAN : DatumGetFloat8(ev[i]);
+		return x;
+	}
 	return (const double *) ARR_DATA_PTR(a);
 }
 
 static double
-predict_one(const MlModel *m, ArrayType *a, double *scratch)
+predict_one(const MlModel *m, ArrayType *a, double *scratch, double *proba)
 {
 	MlError		err = {0};
 	double		out;
 
-	if (ml_model_predict(m, feature_values(m, a), scratch, &out, &err) != ML_OK)
+	if (ml_model_predict(m, feature_values(m, a), scratch, &out, proba, &err) != ML_OK)
 		ml_ereport(&err);
 	return out;
+}
+
+static void
+require_classifier(const MlModel *m, const char *fn)
+{
+	if (m->meta.task != ML_TASK_CLASSIFY)
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						errmsg("%s needs a classification model; this one is %s",
+							   fn, m->meta.task == ML_TASK_REGRESS ? "a regression model" : "a clustering model"),
+						errhint("Use mlpipe.predict for its output.")));
+}
+
+static Datum
+label_datum(const MlModel *m, ArrayType *a, double *scratch)
+{
+	int			c;
+
+	require_classifier(m, "predict_label");
+	c = (int) predict_one(m, a, scratch, NULL);
+	return CStringGetTextDatum(m->meta.class_labels[c]);
+}
+
+static Datum
+proba_datum(const MlModel *m, ArrayType *a, double *scratch)
+{
+	uint32		k = m->meta.n_classes;
+	double	   *p;
+	Datum	   *d;
+	uint32		i;
+
+	require_classifier(m, "predict_proba");
+	p = palloc(sizeof(double) * k);
+	d = palloc(sizeof(Datum) * k);
+	predict_one(m, a, scratch, p);
+	for (i = 0; i < k; i++)
+		d[i] = Float8GetDatum(p[i]);
+	return PointerGetDatum(construct_array(d, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 Datum
@@ -238,7 +297,23 @@ mlpipe_predict_ref(PG_FUNCTION_ARGS)
 	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
 	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
 
-	PG_RETURN_FLOAT8(predict_one(rc->model, a, rc->scratch));
+	PG_RETURN_FLOAT8(predict_one(rc->model, a, rc->scratch, NULL));
+}
+
+Datum
+mlpipe_predict_label_ref(PG_FUNCTION_ARGS)
+{
+	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_DATUM(label_datum(rc->model, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
+}
+
+Datum
+mlpipe_predict_proba_ref(PG_FUNCTION_ARGS)
+{
+	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_DATUM(proba_datum(rc->model, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
 }
 
 /* Per call site of the bytea form: the artifact last decoded. */
@@ -250,11 +325,9 @@ typedef struct BlobCache
 	double	   *scratch;
 } BlobCache;
 
-Datum
-mlpipe_predict_bytea(PG_FUNCTION_ARGS)
+static BlobCache *
+blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
 {
-	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
-	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
 	BlobCache  *bc = fcinfo->flinfo->fn_extra;
 
 	if (bc == NULL || VARSIZE_ANY(bc->blob) != VARSIZE_ANY(blob) ||
@@ -276,5 +349,29 @@ mlpipe_predict_bytea(PG_FUNCTION_ARGS)
 		bc->scratch = MemoryContextAlloc(cxt, sizeof(double) * Max(m.scratch_len, 1));
 		fcinfo->flinfo->fn_extra = bc;
 	}
-	PG_RETURN_FLOAT8(predict_one(&bc->model, a, bc->scratch));
+	return bc;
+}
+
+Datum
+mlpipe_predict_bytea(PG_FUNCTION_ARGS)
+{
+	BlobCache  *bc = blob_cache_get(fcinfo, PG_GETARG_BYTEA_PP(0));
+
+	PG_RETURN_FLOAT8(predict_one(&bc->model, PG_GETARG_ARRAYTYPE_P(1), bc->scratch, NULL));
+}
+
+Datum
+mlpipe_predict_label_bytea(PG_FUNCTION_ARGS)
+{
+	BlobCache  *bc = blob_cache_get(fcinfo, PG_GETARG_BYTEA_PP(0));
+
+	PG_RETURN_DATUM(label_datum(&bc->model, PG_GETARG_ARRAYTYPE_P(1), bc->scratch));
+}
+
+Datum
+mlpipe_predict_proba_bytea(PG_FUNCTION_ARGS)
+{
+	BlobCache  *bc = blob_cache_get(fcinfo, PG_GETARG_BYTEA_PP(0));
+
+	PG_RETURN_DATUM(proba_datum(&bc->model, PG_GETARG_ARRAYTYPE_P(1), bc->scratch));
 }

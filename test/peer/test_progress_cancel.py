@@ -18,6 +18,9 @@ LONG = ("SELECT mlpipe.train('cancel_me', 'kmeans', "
         "'SELECT random() AS a, random() AS b, random() AS c, random() AS d, "
         "random() AS e, random() AS f, random() AS g, random() AS h FROM generate_series(1, 300000)', "
         "params => '{\"k\": 64, \"init\": \"random\", \"n_init\": 50, \"max_iter\": 1000, \"tol\": 0, \"sample_size\": 100}')")
+LONG_GBT = ("SELECT mlpipe.train('cancel_gbt', 'gbt', "
+            "'SELECT ARRAY(SELECT random() + g * 0 FROM generate_series(1, 20)) AS x, (random() < 0.5) AS y "
+            "FROM generate_series(1, 100000) g', 'y', params => '{\"n_estimators\": 5000, \"max_depth\": 8}')")
 failures = 0
 
 
@@ -93,7 +96,17 @@ def main():
     if "end" in result:
         lag = result["end"] - t_cancel
         check(lag < 1.0, "cancel: stopped %.3f s after pg_cancel_backend" % lag)
-    check(registry_count(ocur) == before, "registry unchanged after timeout and cancel")
+    # statement_timeout during gradient boosting.
+    cur.execute("SET statement_timeout = '3s'")
+    t = time.perf_counter()
+    try:
+        cur.execute(LONG_GBT)
+        check(False, "gbt statement_timeout: training finished before the timeout (make it longer)")
+    except psycopg2.errors.QueryCanceled:
+        elapsed = time.perf_counter() - t
+        check(elapsed < 3.0 + 1.0, "gbt statement_timeout 3 s: training stopped after %.2f s" % elapsed)
+    cur.execute("SET statement_timeout = 0")
+    check(registry_count(ocur) == before, "registry unchanged after timeouts and cancel")
     return 1 if failures else 0
 
 

@@ -27,7 +27,7 @@ SELECT model, version, promoted, run_id > 0 AS has_run,
 SELECT name, task, algorithm FROM mlpipe.models;
 SELECT model, version, algorithm, task, features, training_rows, skipped_rows, status,
        size = octet_length(artifact) AS size_ok, sha256 = encode(sha256(artifact), 'hex') AS sha_ok,
-       source, mlpipe_version
+       source, mlpipe_version = mlpipe.version() AS version_recorded
   FROM mlpipe.model_versions;
 SELECT model, alias, version FROM mlpipe.aliases;
 SELECT model, alias, from_version, to_version, action FROM mlpipe.alias_events;
@@ -48,7 +48,7 @@ SELECT version, status, gate->>'reason' AS reason FROM mlpipe.model_versions ORD
 
 -- model_info and export.
 SELECT mlpipe.model_info('blobs@1') - 'created_at' - 'sha256' - 'run_id' - 'size' - 'metrics' - 'gate'
-       || jsonb_build_object('lineage', (mlpipe.model_info('blobs@1')->'lineage') - 'threads');
+       || jsonb_build_object('lineage', (mlpipe.model_info('blobs@1')->'lineage') - 'threads' - 'mlpipe_version');
 SELECT jsonb_pretty(mlpipe.export('blobs@1') - 'centroids');
 SELECT jsonb_array_length(mlpipe.export('blobs@1')->'centroids') AS k;
 

@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""Gradient boosting benchmark: mlpipe against XGBoost, in one run.
+
+1,000,000 rows x 28 features from scikit-learn make_classification (fixed
+seed) go into a table with a float8[] column. Then, in one run:
+  - mlpipe trains gbt on the first 800,000 rows (100 rounds, depth 6,
+    learning rate 0.1, 256 bins; reading the table included), with
+    mlpipe.threads = 1 and = 2, against XGBoost hist nthread=1 on the same
+    rows from memory;
+  - scoring all 1,000,000 rows: SELECT sum(mlpipe.predict('m', x)) against
+    XGBoost's predict from memory;
+  - test AUC on the last 200,000 rows, both from the models' probabilities;
+  - the training backend's peak private memory (RssAnon, sampled every
+    20 ms) against the binned matrix (800,000 x 28 bytes);
+  - single-row latency: pgbench, one client, SELECT mlpipe.predict('m',
+    ARRAY[...]) against SELECT ARRAY[...] alone.
+Run with the cluster from scripts/pg.sh: eval "$(scripts/pg.sh env)"; bench/trees_bench.py
+"""
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import psycopg2
+import xgboost as xgb
+from sklearn.datasets import make_classification
+from sklearn.metrics import roc_auc_score
+
+N, D, N_TRAIN = 1_000_000, 28, 800_000
+PARAMS = {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.1, "max_bins": 256, "test_size": 0}
+
+
+def rss_anon_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    return 0
+
+
+class PeakSampler(threading.Thread):
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.stop = pid, 0, False
+
+    def run(self):
+        while not self.stop:
+            self.peak = max(self.peak, rss_anon_kb(self.pid))
+            time.sleep(0.02)
+
+
+def main():
+    X, y = make_classification(n_samples=N, n_features=D, n_informative=14, n_redundant=4,
+                               random_state=42)
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM pg_class WHERE relname = 'bench_gbt'")
+    if cur.fetchone()[0] == 0 or os.environ.get("BENCH_RELOAD"):
+        cur.execute("DROP TABLE IF EXISTS bench_gbt; CREATE TABLE bench_gbt (id int, x float8[], y int)")
+        t = time.perf_counter()
+        for start in range(0, N, 100_000):
+            buf = io.StringIO()
+            for i in range(start, min(N, start + 100_000)):
+                buf.write("%d\t{%s}\t%d\n" % (i, ",".join(repr(v) for v in X[i]), y[i]))
+            buf.seek(0)
+            cur.copy_expert("COPY bench_gbt FROM STDIN", buf)
+        cur.execute("VACUUM ANALYZE bench_gbt")
+        print("loaded %d rows in %.1f s" % (N, time.perf_counter() - t), flush=True)
+
+    source = "SELECT x, y FROM bench_gbt WHERE id < %d" % N_TRAIN
+    results = {}
+    for threads in (1, 2):
+        tconn = psycopg2.connect("")
+        tconn.autocommit = True
+        tcur = tconn.cursor()
+        tcur.execute("SET mlpipe.progress = off; SET mlpipe.threads = %d; SELECT pg_backend_pid()" % threads)
+        pid = tcur.fetchone()[0]
+        base = rss_anon_kb(pid)
+        sampler = PeakSampler(pid)
+        sampler.start()
+        t = time.perf_counter()
+        tcur.execute("SELECT metrics FROM mlpipe.train('bench_gbt', 'gbt', %s, 'y', params => %s)",
+                     (source, json.dumps(PARAMS)))
+        tcur.fetchone()
+        results[threads] = (time.perf_counter() - t, (sampler.peak - base) / 1024.0)
+        sampler.stop = True
+        tconn.close()
+
+    Xtr, ytr, Xte, yte = X[:N_TRAIN], y[:N_TRAIN], X[N_TRAIN:], y[N_TRAIN:]
+    t = time.perf_counter()
+    booster = xgb.XGBClassifier(tree_method="hist", max_depth=6, n_estimators=100, learning_rate=0.1,
+                                max_bin=256, n_jobs=1).fit(Xtr, ytr)
+    t_xgb = time.perf_counter() - t
+    t = time.perf_counter()
+    p_all = booster.predict_proba(X)[:, 1]
+    t_xgb_pred = time.perf_counter() - t
+    auc_xgb = roc_auc_score(yte, p_all[N_TRAIN:])
+
+    # The production version is the last one trained (2 threads; same model bits as 1 thread).
+    cur.execute("SET mlpipe.progress = off")
+    cur.execute("SELECT sum(mlpipe.predict('bench_gbt', x)) FROM bench_gbt")   # warm the cache
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        cur.execute("SELECT sum(mlpipe.predict('bench_gbt', x)) FROM bench_gbt")
+        cur.fetchone()
+        best = min(best, time.perf_counter() - t)
+    t_pred = best
+    cur.execute("SELECT (mlpipe.predict_proba('bench_gbt', x))[2] FROM bench_gbt WHERE id >= %s ORDER BY id", (N_TRAIN,))
+    p_ml = np.array([r[0] for r in cur.fetchall()])
+    auc_ml = roc_auc_score(yte, p_ml)
+
+    # Single-row latency through pgbench, one client.
+    row = "ARRAY[%s]::float8[]" % ",".join("%.6f" % v for v in X[0])
+    pgbench = "/usr/lib/postgresql/15/bin/pgbench"
+    tps = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, sql in (("predict", "SELECT mlpipe.predict('bench_gbt', %s);" % row), ("array", "SELECT %s;" % row)):
+            path = os.path.join(tmp, name + ".sql")
+            with open(path, "w") as f:
+                f.write(sql + "\n")
+            out = subprocess.run([pgbench, "-n", "-c", "1", "-T", "10", "-f", path],
+                                 capture_output=True, text=True, check=True).stdout
+            tps[name] = float([l for l in out.splitlines() if l.startswith("tps")][0].split()[2])
+
+    binned_mb = N_TRAIN * D / 2**20
+    print()
+    print("## gbt, %d training rows x %d features, 100 rounds, depth 6, lr 0.1, 256 bins" % (N_TRAIN, D))
+    print("XGBoost %s" % xgb.__version__)
+    print()
+    print("| what | mlpipe | XGBoost | ratio (mlpipe / XGBoost) |")
+    print("|---|---|---|---|")
+    for threads in (1, 2):
+        print("| training, table read included, mlpipe.threads = %d vs nthread = 1 | %.2f s | %.2f s | **%.2fx** |"
+              % (threads, results[threads][0], t_xgb, results[threads][0] / t_xgb))
+    print("| scoring 1,000,000 rows: `sum(mlpipe.predict('m', x))` vs `predict_proba` in memory | %.3f s | %.3f s | **%.2fx** |"
+          % (t_pred, t_xgb_pred, t_pred / t_xgb_pred))
+    print("| test AUC (200,000 rows) | %.5f | %.5f | %+.5f |" % (auc_ml, auc_xgb, auc_ml - auc_xgb))
+    print("| training backend peak private memory (RssAnon above its start), 1 / 2 threads | %.1f / %.1f MB | binned matrix %.1f MB | %.2fx / %.2fx of the binned matrix |"
+          % (results[1][1], results[2][1], binned_mb, results[1][1] / binned_mb, results[2][1] / binned_mb))
+    print("| single-row latency, pgbench 1 client: predict vs `SELECT ARRAY[...]` | %.0f tps | %.0f tps (array alone) | %.2fx the transactions/s |"
+          % (tps["predict"], tps["array"], tps["predict"] / tps["array"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

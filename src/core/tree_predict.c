@@ -1,0 +1,572 @@
+/*
+ * tree_predict.c: scoring raw rows with a flattened model.
+ *
+ * Every tree is walked a fixed number of steps (its depth) without
+ * branches: a leaf is a fixed point of the step, NaN goes to the learned
+ * default side. Several trees (one row) or several rows (one tree) are
+ * walked in lock step so the loads of independent paths overlap.
+ */
+#include "trees_int.h"
+
+#include <math.h>
+#include <string.h>
+
+/*
+ * Complete-binary-tree layout: node k's children are 2k+1 and 2k+2, stored
+ * as separate arrays (threshold, feature, NaN side) so a step is a few
+ * loads with free address scaling.
+ */
+#define FAST_MAX_DEPTH 10
+
+struct TreeFast
+{
+	uint32_t	depth;			/* every tree padded to this depth */
+	uint32_t	n_int;			/* 2^depth - 1 nodes per tree */
+	uint32_t	n_leaf;			/* 2^depth leaves per tree */
+	double	   *thr;			/* n_trees * n_int thresholds */
+	uint32_t   *feat;			/* n_trees * n_int features */
+	uint8_t    *nanr;			/* n_trees * n_int: 1 when NaN goes right */
+	double	   *leaf;			/* n_trees * n_leaf */
+};
+
+typedef struct FastTree
+{
+	double	   *thr;
+	uint32_t   *feat;
+	uint8_t    *nanr;
+	double	   *leaf;
+} FastTree;
+
+static void
+fast_fill(const TreeNode *tn, uint32_t k, uint32_t pos, uint32_t level, const struct TreeFast *f,
+		  const FastTree *o)
+{
+	const TreeNode *nd = &tn[k];
+
+	if (level == f->depth)
+	{
+		o->leaf[pos - f->n_int] = nd->value;
+		return;
+	}
+	if (nd->feature & TREE_NODE_LEAF)
+	{
+		/* a shallow leaf: both sides of a dummy split reach the same value */
+		o->thr[pos] = 0;
+		o->feat[pos] = 0;
+		o->nanr[pos] = 0;
+		fast_fill(tn, k, 2 * pos + 1, level + 1, f, o);
+		fast_fill(tn, k, 2 * pos + 2, level + 1, f, o);
+		return;
+	}
+	o->thr[pos] = nd->value;
+	o->feat[pos] = nd->feature & TREE_NODE_FEATURE_MASK;
+	o->nanr[pos] = (nd->feature & TREE_NODE_DEFAULT_LEFT) ? 0 : 1;
+	fast_fill(tn, nd->aux, 2 * pos + 1, level + 1, f, o);
+	fast_fill(tn, nd->aux + 1, 2 * pos + 2, level + 1, f, o);
+}
+
+static inline FastTree
+fast_tree(const struct TreeFast *f, uint32_t t)
+{
+	FastTree	o;
+
+	o.thr = f->thr + (size_t) t * f->n_int;
+	o.feat = f->feat + (size_t) t * f->n_int;
+	o.nanr = f->nanr + (size_t) t * f->n_int;
+	o.leaf = f->leaf + (size_t) t * f->n_leaf;
+	return o;
+}
+
+bool
+tree_fast_build(const MlEnv *env, TreeModel *m)
+{
+	uint32_t	t,
+				D = 0;
+	size_t		bytes,
+				n_int,
+				n_leaf,
+				nt;
+	struct TreeFast *f;
+	char	   *blk;
+
+	tree_fast_free(env, m);
+	if (m->leaf_width != 1 || m->n_trees == 0)
+		return true;
+	for (t = 0; t < m->n_trees; t++)
+		if (m->tree_depth[t] > D)
+			D = m->tree_depth[t];
+	if (D > FAST_MAX_DEPTH)
+		return true;
+	n_int = ((size_t) 1 << D) - 1;
+	n_leaf = (size_t) 1 << D;
+	nt = m->n_trees;
+	bytes = sizeof(struct TreeFast) + 64 +
+		nt * (n_int * (sizeof(double) + sizeof(uint32_t) + 1) + n_leaf * sizeof(double));
+	if (bytes > ((size_t) 256 << 20))
+		return true;
+	blk = ml_alloc(env, bytes);
+	if (!blk)
+		return false;
+	f = (struct TreeFast *) blk;
+	f->depth = D;
+	f->n_int = (uint32_t) n_int;
+	f->n_leaf = (uint32_t) n_leaf;
+	f->thr = (double *) (blk + ((sizeof(struct TreeFast) + 15) & ~(size_t) 15));
+	f->leaf = f->thr + nt * n_int;
+	f->feat = (uint32_t *) (f->leaf + nt * n_leaf);
+	f->nanr = (uint8_t *) (f->feat + nt * n_int);
+	for (t = 0; t < m->n_trees; t++)
+	{
+		FastTree	o = fast_tree(f, t);
+
+		fast_fill(m->nodes + m->tree_start[t], 0, 0, 0, f, &o);
+	}
+	m->fast = f;
+	return true;
+}
+
+void
+tree_fast_free(const MlEnv *env, TreeModel *m)
+{
+	ml_free(env, m->fast);
+	m->fast = NULL;
+}
+
+static inline bool
+row_has_nan(const double *x, uint32_t d)
+{
+	uint32_t	j;
+	int			any = 0;
+
+	for (j = 0; j < d; j++)
+		any |= x[j] != x[j];
+	return any != 0;
+}
+
+/* One step of the fast walk that honours NaN default sides. */
+static inline uint32_t
+fast_step_nan(const FastTree *o, uint32_t k, const double *x)
+{
+	double		v = x[o->feat[k]];
+
+	return 2 * k + 1 + ((uint32_t) (v > o->thr[k]) | ((uint32_t) (v != v) & o->nanr[k]));
+}
+
+/* Fast layout, one row: four trees in lock step, summed in tree order. */
+static void
+fast_accumulate_row(const TreeModel *m, const double *x, double *acc)
+{
+	const struct TreeFast *f = m->fast;
+	uint32_t	D = f->depth,
+				tpr = m->trees_per_round,
+				nt = m->n_trees,
+				t = 0,
+				s;
+	bool		nan = row_has_nan(x, m->n_features);
+
+	if (!nan)
+	{
+		for (; t + 4 <= nt; t += 4)
+		{
+			FastTree	a = fast_tree(f, t),
+						b = fast_tree(f, t + 1),
+						c = fast_tree(f, t + 2),
+						e = fast_tree(f, t + 3);
+			uint32_t	ka = 0,
+						kb = 0,
+						kc = 0,
+						ke = 0;
+
+			for (s = 0; s < D; s++)
+			{
+				ka = 2 * ka + 1 + (x[a.feat[ka]] > a.thr[ka]);
+				kb = 2 * kb + 1 + (x[b.feat[kb]] > b.thr[kb]);
+				kc = 2 * kc + 1 + (x[c.feat[kc]] > c.thr[kc]);
+				ke = 2 * ke + 1 + (x[e.feat[ke]] > e.thr[ke]);
+			}
+			acc[t % tpr] += a.leaf[ka - f->n_int];
+			acc[(t + 1) % tpr] += b.leaf[kb - f->n_int];
+			acc[(t + 2) % tpr] += c.leaf[kc - f->n_int];
+			acc[(t + 3) % tpr] += e.leaf[ke - f->n_int];
+		}
+	}
+	for (; t < nt; t++)
+	{
+		FastTree	a = fast_tree(f, t);
+		uint32_t	k = 0;
+
+		for (s = 0; s < D; s++)
+			k = fast_step_nan(&a, k, x);
+		acc[t % tpr] += a.leaf[k - f->n_int];
+	}
+}
+
+/* One step from node k (tree-local index) for row x; a leaf stays put. */
+static inline uint32_t
+tstep(const TreeNode *nodes, uint32_t k, const double *x)
+{
+	const TreeNode *nd = nodes + k;
+	uint32_t	f = nd->feature;
+	double		v = x[f & TREE_NODE_FEATURE_MASK];
+	uint32_t	isnan_ = v != v;
+	uint32_t	right = (v > nd->value) | (isnan_ & ((~f >> 30) & 1));
+	uint32_t	next = nd->aux + right;
+
+	return (f & TREE_NODE_LEAF) ? k : next;
+}
+
+/* Raw per-tree accumulation for one row: acc has trees_per_round (gbt),
+ * leaf_width (DT/RF classify) or 1 entries. */
+static void
+accumulate_row(const TreeModel *m, const double *x, double *acc)
+{
+	uint32_t	t = 0,
+				nt = m->n_trees;
+	uint32_t	K = m->leaf_width;
+	uint32_t	tpr = m->trees_per_round;
+
+	if (m->fast)
+	{
+		fast_accumulate_row(m, x, acc);
+		return;
+	}
+	if (K > 1)
+	{
+		for (t = 0; t < nt; t++)
+		{
+			const TreeNode *nodes = m->nodes + m->tree_start[t];
+			uint32_t	k = 0,
+						s,
+						c;
+			const double *lv;
+
+			for (s = 0; s < m->tree_depth[t]; s++)
+				k = tstep(nodes, k, x);
+			lv = m->leaf_values + (size_t) (m->leaf_start[t] + nodes[k].aux) * K;
+			for (c = 0; c < K; c++)
+				acc[c] += lv[c];
+		}
+		return;
+	}
+	/* Scalar leaves: four trees in lock step. */
+	for (; t + 4 <= nt; t += 4)
+	{
+		const TreeNode *n0 = m->nodes + m->tree_start[t];
+		const TreeNode *n1 = m->nodes + m->tree_start[t + 1];
+		const TreeNode *n2 = m->nodes + m->tree_start[t + 2];
+		const TreeNode *n3 = m->nodes + m->tree_start[t + 3];
+		uint32_t	k0 = 0,
+					k1 = 0,
+					k2 = 0,
+					k3 = 0,
+					s;
+		uint32_t	dmax = m->tree_depth[t];
+
+		if (m->tree_depth[t + 1] > dmax)
+			dmax = m->tree_depth[t + 1];
+		if (m->tree_depth[t + 2] > dmax)
+			dmax = m->tree_depth[t + 2];
+		if (m->tree_depth[t + 3] > dmax)
+			dmax = m->tree_depth[t + 3];
+		for (s = 0; s < dmax; s++)
+		{
+			k0 = tstep(n0, k0, x);
+			k1 = tstep(n1, k1, x);
+			k2 = tstep(n2, k2, x);
+			k3 = tstep(n3, k3, x);
+		}
+		/* tree order, so batch and row scoring give the same bits */
+		acc[t % tpr] += n0[k0].value;
+		acc[(t + 1) % tpr] += n1[k1].value;
+		acc[(t + 2) % tpr] += n2[k2].value;
+		acc[(t + 3) % tpr] += n3[k3].value;
+	}
+	for (; t < nt; t++)
+	{
+		const TreeNode *nodes = m->nodes + m->tree_start[t];
+		uint32_t	k = 0,
+					s;
+
+		for (s = 0; s < m->tree_depth[t]; s++)
+			k = tstep(nodes, k, x);
+		acc[t % tpr] += nodes[k].value;
+	}
+}
+
+/* Turns accumulated sums into outputs. */
+static void
+finish_row(const TreeModel *m, const double *acc, double *out)
+{
+	uint32_t	c;
+
+	if (m->algorithm == TREE_ALGO_GBT)
+	{
+		if (m->objective == TREE_OBJ_REG_SQUAREDERROR)
+			out[0] = acc[0] + m->base_score[0];
+		else if (m->objective == TREE_OBJ_BINARY_LOGISTIC)
+		{
+			double		p = 1.0 / (1.0 + exp(-(acc[0] + m->base_score[0])));
+
+			out[0] = 1.0 - p;
+			out[1] = p;
+		}
+		else
+		{
+			double		mx = -INFINITY,
+						sum = 0;
+			uint32_t	K = m->trees_per_round;
+
+			for (c = 0; c < K; c++)
+			{
+				out[c] = acc[c] + m->base_score[c];
+				if (out[c] > mx)
+					mx = out[c];
+			}
+			for (c = 0; c < K; c++)
+			{
+				out[c] = exp(out[c] - mx);
+				sum += out[c];
+			}
+			for (c = 0; c < K; c++)
+				out[c] /= sum;
+		}
+		return;
+	}
+	if (m->leaf_width > 1)
+	{
+		double		sum = 0;
+
+		for (c = 0; c < m->leaf_width; c++)
+			sum += acc[c];
+		for (c = 0; c < m->leaf_width; c++)
+			out[c] = sum > 0 ? acc[c] / sum : 1.0 / m->leaf_width;
+		return;
+	}
+	out[0] = acc[0] / (m->n_trees ? m->n_trees : 1);
+	if (m->task == ML_TASK_CLASSIFY)
+	{
+		/* cannot happen: classifiers keep leaf tables */
+		out[0] = 0;
+	}
+}
+
+#define PRED_STACK 64
+
+void
+trees_predict_row(const TreeModel *m, const double *x, double *out)
+{
+	double		local[PRED_STACK];
+	uint32_t	w = m->algorithm == TREE_ALGO_GBT ? m->trees_per_round : m->leaf_width;
+	/* finish_row works in place, so wide models accumulate straight into out */
+	double	   *acc = w <= PRED_STACK ? local : out;
+
+	memset(acc, 0, sizeof(double) * w);
+	accumulate_row(m, x, acc);
+	finish_row(m, acc, out);
+}
+
+int
+trees_predict_class(const TreeModel *m, const double *x, double *proba)
+{
+	uint32_t	c;
+	int			best = 0;
+
+	trees_predict_row(m, x, proba);
+	if (m->task != ML_TASK_CLASSIFY)
+		return 0;
+	for (c = 1; c < m->n_outputs; c++)
+		if (proba[c] > proba[best])
+			best = (int) c;
+	return best;
+}
+
+/* ---- batch ---- */
+
+#define ROWS_PER_BLOCK 8
+
+typedef struct PredTask
+{
+	const TreeModel *m;
+	const double *X;
+	int64_t		n;
+	double	   *out;
+	int64_t		n_blocks;
+} PredTask;
+
+/* Scalar-leaf models: ROWS_PER_BLOCK rows walk each tree in lock step. */
+static void
+predict_block_scalar(const TreeModel *m, const double *X, int64_t r0, int rows, double *out)
+{
+	double		acc[ROWS_PER_BLOCK][PRED_STACK];
+	uint32_t	tpr = m->trees_per_round;
+	size_t		d = m->n_features;
+	uint32_t	t;
+	int			r;
+
+	for (r = 0; r < rows; r++)
+		memset(acc[r], 0, sizeof(double) * tpr);
+	for (t = 0; t < m->n_trees; t++)
+	{
+		const TreeNode *nodes = m->nodes + m->tree_start[t];
+		uint32_t	k[ROWS_PER_BLOCK] = {0};
+		uint32_t	s,
+					dep = m->tree_depth[t],
+					c = t % tpr;
+
+		if (rows == ROWS_PER_BLOCK)
+		{
+			const double *x0 = X + (size_t) r0 * d;
+
+			for (s = 0; s < dep; s++)
+			{
+				k[0] = tstep(nodes, k[0], x0);
+				k[1] = tstep(nodes, k[1], x0 + d);
+				k[2] = tstep(nodes, k[2], x0 + 2 * d);
+				k[3] = tstep(nodes, k[3], x0 + 3 * d);
+				k[4] = tstep(nodes, k[4], x0 + 4 * d);
+				k[5] = tstep(nodes, k[5], x0 + 5 * d);
+				k[6] = tstep(nodes, k[6], x0 + 6 * d);
+				k[7] = tstep(nodes, k[7], x0 + 7 * d);
+			}
+		}
+		else
+		{
+			for (s = 0; s < dep; s++)
+				for (r = 0; r < rows; r++)
+					k[r] = tstep(nodes, k[r], X + (size_t) (r0 + r) * d);
+		}
+		for (r = 0; r < rows; r++)
+			acc[r][c] += nodes[k[r]].value;
+	}
+	for (r = 0; r < rows; r++)
+		finish_row(m, acc[r], out + (size_t) (r0 + r) * m->n_outputs);
+}
+
+/* Fast layout: ROWS_PER_BLOCK rows walk each tree in lock step. */
+static void
+predict_block_fast(const TreeModel *m, const double *X, int64_t r0, int rows, double *out)
+{
+	const struct TreeFast *f = m->fast;
+	double		acc[ROWS_PER_BLOCK][PRED_STACK];
+	uint32_t	tpr = m->trees_per_round,
+				D = f->depth;
+	size_t		d = m->n_features;
+	const double *x0 = X + (size_t) r0 * d;
+	uint32_t	t,
+				s;
+	int			r;
+	bool		nan = false;
+	const double *xr[ROWS_PER_BLOCK];
+
+	for (r = 0; r < rows; r++)
+	{
+		xr[r] = x0 + (size_t) r * d;
+		memset(acc[r], 0, sizeof(double) * tpr);
+		nan |= row_has_nan(xr[r], (uint32_t) d);
+	}
+	for (t = 0; t < m->n_trees; t++)
+	{
+		FastTree	o = fast_tree(f, t);
+		const double *th = o.thr;
+		const uint32_t *fe = o.feat;
+		const double *lf = o.leaf - f->n_int;
+		uint32_t	c = t % tpr;
+
+		if (rows == ROWS_PER_BLOCK && !nan)
+		{
+			/* eight independent chains: node loads overlap */
+			uint32_t	k0 = 0,
+						k1 = 0,
+						k2 = 0,
+						k3 = 0,
+						k4 = 0,
+						k5 = 0,
+						k6 = 0,
+						k7 = 0;
+
+			for (s = 0; s < D; s++)
+			{
+				k0 = 2 * k0 + 1 + (xr[0][fe[k0]] > th[k0]);
+				k1 = 2 * k1 + 1 + (xr[1][fe[k1]] > th[k1]);
+				k2 = 2 * k2 + 1 + (xr[2][fe[k2]] > th[k2]);
+				k3 = 2 * k3 + 1 + (xr[3][fe[k3]] > th[k3]);
+				k4 = 2 * k4 + 1 + (xr[4][fe[k4]] > th[k4]);
+				k5 = 2 * k5 + 1 + (xr[5][fe[k5]] > th[k5]);
+				k6 = 2 * k6 + 1 + (xr[6][fe[k6]] > th[k6]);
+				k7 = 2 * k7 + 1 + (xr[7][fe[k7]] > th[k7]);
+			}
+			acc[0][c] += lf[k0];
+			acc[1][c] += lf[k1];
+			acc[2][c] += lf[k2];
+			acc[3][c] += lf[k3];
+			acc[4][c] += lf[k4];
+			acc[5][c] += lf[k5];
+			acc[6][c] += lf[k6];
+			acc[7][c] += lf[k7];
+		}
+		else
+		{
+			for (r = 0; r < rows; r++)
+			{
+				uint32_t	k = 0;
+
+				for (s = 0; s < D; s++)
+					k = fast_step_nan(&o, k, xr[r]);
+				acc[r][c] += lf[k];
+			}
+		}
+	}
+	for (r = 0; r < rows; r++)
+		finish_row(m, acc[r], out + (size_t) (r0 + r) * m->n_outputs);
+}
+
+static void
+pred_task(void *arg, int task, int n_tasks)
+{
+	PredTask   *p = arg;
+	const TreeModel *m = p->m;
+	int64_t		b0 = p->n_blocks * task / n_tasks,
+				b1 = p->n_blocks * (task + 1) / n_tasks,
+				b;
+	bool		scalar = m->leaf_width == 1 && m->trees_per_round <= PRED_STACK;
+
+	for (b = b0; b < b1; b++)
+	{
+		int64_t		r0 = b * ROWS_PER_BLOCK;
+		int			rows = (int) (p->n - r0 < ROWS_PER_BLOCK ? p->n - r0 : ROWS_PER_BLOCK);
+
+		if (scalar && m->fast)
+			predict_block_fast(m, p->X, r0, rows, p->out);
+		else if (scalar)
+			predict_block_scalar(m, p->X, r0, rows, p->out);
+		else
+		{
+			int			r;
+
+			for (r = 0; r < rows; r++)
+				trees_predict_row(m, p->X + (size_t) (r0 + r) * m->n_features,
+								  p->out + (size_t) (r0 + r) * m->n_outputs);
+		}
+	}
+}
+
+void
+trees_predict_batch(const MlEnv *env, const TreeModel *m, const double *X, int64_t n,
+					double *out)
+{
+	PredTask	t;
+	int64_t		tasks;
+
+	if (n <= 0)
+		return;
+	t.m = m;
+	t.X = X;
+	t.n = n;
+	t.out = out;
+	t.n_blocks = (n + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
+	tasks = t.n_blocks / 512 + 1;
+	if (env == NULL || tasks <= 1)
+		pred_task(&t, 0, 1);
+	else
+		ml_parallel_for(env, tasks > 64 ? 64 : (int) tasks, pred_task, &t);
+}

@@ -1,0 +1,126 @@
+/*
+ * trees_int.h: what the tree modules (tree.c, forest.c, gbt.c, tree_model.c,
+ * tree_codec.c, tree_predict.c) share internally. Not for the glue.
+ */
+#ifndef TREES_INT_H
+#define TREES_INT_H
+
+#include "trees.h"
+
+typedef double v2d __attribute__((vector_size(16)));
+
+/* A node while training: splits are on bin codes. */
+typedef struct TrainNode
+{
+	int32_t		left;			/* left child (right = left + 1); -1 for a leaf */
+	int32_t		feature;
+	int32_t		bin;			/* left when code <= bin (missing code per default_left) */
+	int32_t		depth;
+	uint32_t	begin;			/* rows idx[begin, end) */
+	uint32_t	end;
+	uint8_t		default_left;
+	uint8_t		lazy;			/* gbt: children are leaves whose rows were not partitioned */
+	double		value;			/* scalar leaf value */
+	double		gain;			/* split gain / weighted impurity decrease */
+	double		a;				/* gbt: sum of gradients; CART: impurity */
+	double		b;				/* gbt: sum of hessians; CART: weight */
+	int32_t		hist;			/* gbt: histogram buffer, or -1 */
+} TrainNode;
+
+/* Appends trees to a model, growing its arrays. */
+typedef struct ModelBuilder
+{
+	TreeModel  *m;
+	uint32_t	cap_trees;
+	uint32_t	cap_nodes;
+	uint32_t	cap_leaves;
+	uint32_t	cap_lstart;
+	uint32_t	n_nodes;
+	uint32_t	n_leaves;
+} ModelBuilder;
+
+/* Flattens a training tree (breadth first) into the model. leafvec (leaf_width per
+ * training node) gives vector leaves when the model has leaf_width > 1. */
+MlStatus	tm_append_tree(const MlEnv *env, ModelBuilder *mb, const TrainNode *tn,
+						   const TreeBins *bins, const double *leafvec, MlError *err);
+/* Sets tree_depth and checks the structure; false when it is not a valid forest. */
+bool		tm_finish(const MlEnv *env, TreeModel *m, MlError *err);
+
+/* Code of a row for a training split: true when it goes left. */
+static inline bool
+tn_goes_left(const TrainNode *nd, uint8_t code, int nb)
+{
+	return code == nb ? nd->default_left != 0 : code <= nd->bin;
+}
+
+/* Leaf reached by a binned row in a training tree. */
+static inline int
+tn_leaf(const TrainNode *tn, const uint8_t *row, const uint16_t *nb)
+{
+	int			k = 0;
+
+	while (tn[k].left >= 0)
+		k = tn[k].left + (tn_goes_left(&tn[k], row[tn[k].feature], nb[tn[k].feature]) ? 0 : 1);
+	return k;
+}
+
+/* CART: what every tree of a fit shares. */
+typedef struct CartShared
+{
+	const TreeData *data;
+	const TreeParams *p;
+	int			d;
+	const uint16_t *nb;
+	const uint32_t *off;
+	uint32_t	slots;
+	int			K;				/* classes; 0 for regression */
+	int			S;				/* stats per histogram slot: K + 1, or 3 */
+	int			crit;
+	int			max_depth;
+	int			msl;
+	int			mss;
+	int			mtry;
+} CartShared;
+
+/* CART: one worker's scratch, allocated by the main thread. */
+typedef struct CartWork
+{
+	uint32_t   *idx;			/* rows of the tree, partitioned by node */
+	uint32_t   *tmp;
+	uint32_t	n_idx;
+	float	   *w;				/* per row (all n): bootstrap count x class weight */
+	TrainNode  *tn;
+	int			n_tn;
+	int			max_tn;
+	double	   *hist;			/* slots * S */
+	double	   *scan;			/* 5 * S */
+	int		   *feat;			/* d */
+	int		   *stack;
+	MlRng		rng;
+	/* set when the tree grows on the main thread: ml_check every few nodes */
+	const MlEnv *check_env;
+	bool		cancelled;
+	/* pruning scratch (ccp_alpha > 0) */
+	double	   *rsub;
+	int		   *nleaf;
+	uint8_t    *reach;
+} CartWork;
+
+void		cart_grow(const CartShared *s, CartWork *w);
+
+/* Derived complete-tree scoring layout (tree_predict.c); false on OOM. */
+bool		tree_fast_build(const MlEnv *env, TreeModel *m);
+void		tree_fast_free(const MlEnv *env, TreeModel *m);
+
+/* Per-class weights (n_classes) from params and labels of training rows. */
+MlStatus	trees_class_weights(const MlEnv *env, const TreeData *data, const TreeParams *p,
+								double **out, MlError *err);
+
+MlStatus	gbt_fit(const MlEnv *env, const TreeData *data, const TreeParams *p,
+					TreeModel *out, TreeFitInfo *info, MlError *err);
+MlStatus	cart_fit(const MlEnv *env, const TreeData *data, const TreeParams *p,
+					 TreeModel *out, TreeFitInfo *info, MlError *err);
+size_t		gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p);
+size_t		cart_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p);
+
+#endif

@@ -19,7 +19,7 @@
 #define ML_ARTIFACT_MAGIC		"MLPX"
 #define ML_ARTIFACT_FORMAT		1
 #define ML_ARTIFACT_HEADER_SIZE 20
-#define ML_ARTIFACT_MAX_SIZE	(1024u * 1024u * 1024u - 1)	/* fits a bytea */
+#define ML_ARTIFACT_MAX_SIZE	(1024u * 1024u * 1024u - 64)	/* fits a bytea with its header */
 
 typedef enum MlKind
 {

@@ -125,6 +125,7 @@ build_hist(const Gbt *g, const TrainNode *nd, v2d *h, int q0, int q1)
 					uint32_t	rp = idx[k + PF_DIST];
 
 					__builtin_prefetch(B + rp * d + j0);
+					__builtin_prefetch(B + rp * d + j1 - 1);	/* rows may straddle lines */
 					__builtin_prefetch(gh + 2 * (size_t) rp);
 				}
 				for (j = 0; j + 4 <= nfb; j += 4)

@@ -126,12 +126,24 @@ metrics_classification(const MlEnv *env, const int32_t *y, const int32_t *pred,
 		double		auc_sum = 0;
 		int			auc_n = 0;
 
+		/* scikit-learn 1.2: clip every probability to [eps, 1 - eps], renormalise the row */
 		for (i = 0; i < n; i++)
 		{
-			double		p = proba[(size_t) i * k + y[i]];
+			const double eps = 2.220446049250313e-16;
+			double		row_sum = 0,
+						p = 0;
+			int			c2;
 
-			p = p < 1e-15 ? 1e-15 : (p > 1 - 1e-15 ? 1 - 1e-15 : p);
-			ll -= log(p);
+			for (c2 = 0; c2 < k; c2++)
+			{
+				double		q = proba[(size_t) i * k + c2];
+
+				q = q < eps ? eps : (q > 1 - eps ? 1 - eps : q);
+				row_sum += q;
+				if (c2 == y[i])
+					p = q;
+			}
+			ll -= log(p / row_sum);
 		}
 		out->log_loss = ll / n;
 		truth = ml_alloc(env, (size_t) n);

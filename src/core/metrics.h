@@ -14,7 +14,7 @@ typedef struct ClassMetrics
 	double		recall_macro;
 	double		f1_macro;
 	double		f1_weighted;
-	double		log_loss;		/* probabilities clipped to [1e-15, 1 - 1e-15] */
+	double		log_loss;		/* clipped to [eps, 1 - eps] and renormalised, as scikit-learn 1.2 */
 	double		roc_auc;		/* binary, or macro one-vs-rest; NaN if undefined */
 } ClassMetrics;
 

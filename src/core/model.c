@@ -1,6 +1,7 @@
 /* model.c: decoding artifacts of every kind and per-row scoring. */
 #include "model.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -74,7 +75,8 @@ ml_model_read(const MlEnv *env, const uint8_t *data, size_t len, MlModel *m, MlE
 			return ml_fail(err, ML_ERR_CORRUPT,
 						   "artifact corrupt: tree model has %u features and %u classes but meta says %u and %u",
 						   t->n_features, t->n_classes, m->meta.n_features, m->meta.n_classes);
-		m->scratch_len = t->n_outputs;
+		/* outputs, then a copy of the row for clamping +Inf */
+		m->scratch_len = (size_t) t->n_outputs + t->n_features;
 	}
 	return ML_OK;
 }
@@ -96,6 +98,21 @@ ml_model_predict(const MlModel *m, const double *x, double *scratch, double *out
 		case ML_KIND_DECISION_TREE:
 		case ML_KIND_RANDOM_FOREST:
 		case ML_KIND_GBT:
+			/*
+			 * +Inf fell in the last bin in training, which every split sends
+			 * left of a DBL_MAX threshold; clamp it so scoring agrees.
+			 */
+			for (j = 0; j < m->meta.n_features; j++)
+				if (x[j] == INFINITY)
+					break;
+			if (j < m->meta.n_features)
+			{
+				double	   *row = scratch + m->tm.n_outputs;
+
+				for (j = 0; j < m->meta.n_features; j++)
+					row[j] = x[j] == INFINITY ? DBL_MAX : x[j];
+				x = row;
+			}
 			if (m->tm.task == ML_TASK_CLASSIFY)
 			{
 				*out = trees_predict_class(&m->tm, x, proba ? proba : scratch);

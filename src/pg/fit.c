@@ -238,8 +238,12 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	json_number(fo->info, "threads", pe.env.n_threads);
 	json_number(fo->info, "seed", (double) kp.seed);
 	if (warm != NULL)			/* lineage: the version this one continues */
+	{
+		cJSON	   *ws = cJSON_GetObjectItemCaseSensitive(params, "warm_start");
+
 		cJSON_AddStringToObject(fo->info, "warm_start",
-								cJSON_GetObjectItemCaseSensitive(params, "warm_start")->valuestring);
+								cJSON_IsString(ws) ? ws->valuestring : "(artifact)");
+	}
 }
 
 Datum

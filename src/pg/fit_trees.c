@@ -17,6 +17,7 @@
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -182,7 +183,7 @@ load_target(TreeLoad *L, const SourceTarget *t, int64 rowno)
 			L->skipped_target++;
 			return false;
 		}
-		L->yv[L->n] = v;
+		L->yv[L->n] = v == 0 ? 0.0 : v;	/* -0 and 0 are one class */
 	}
 	return true;
 }
@@ -194,8 +195,9 @@ pass1_plan(void *arg, const SourceInfo *info)
 	Size		bytes = (Size) TREES_SAMPLE * info->d * sizeof(double);
 
 	L->d = info->d;
-	L->target_type = info->target_type;
-	switch (getBaseType(L->target_type))
+	/* Values are read by the base type (domains); labels by the declared type. */
+	L->target_type = getBaseType(info->target_type);
+	switch (L->target_type)
 	{
 		case INT2OID:
 		case INT4OID:
@@ -213,7 +215,7 @@ pass1_plan(void *arg, const SourceInfo *info)
 				bool		varlena;
 
 				L->classify_by_type = true;
-				getTypeOutputInfo(L->target_type, &outfn, &varlena);
+				getTypeOutputInfo(info->target_type, &outfn, &varlena);
 				fmgr_info_cxt(outfn, &L->out_fn, L->mcxt);
 			}
 	}
@@ -267,6 +269,19 @@ pass1_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 	if (slot >= 0)
 		memcpy(L->sample + (Size) slot * L->d, x, sizeof(double) * L->d);
 	L->seen++;
+}
+
+/* Pass 2 reads the source again: it must have the shape pass 1 saw. */
+static void
+pass2_plan(void *arg, const SourceInfo *info)
+{
+	TreeLoad   *L = arg;
+
+	if (info->d != L->d || getBaseType(info->target_type) != L->target_type)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("the source changed between the two passes over it (%d features, then %d)",
+							   L->d, info->d),
+						errhint("Train from a table, or a query whose result does not change between reads.")));
 }
 
 /* Pass 2: bin each row with a target straight into B. */
@@ -399,7 +414,7 @@ finish_targets(TreeLoad *L, const char *task_param, const char *target, char ***
 		*classes_out = palloc(sizeof(char *) * nd);
 		for (c = 0; c < nd; c++)
 			(*classes_out)[c] = L->int_target ? psprintf(INT64_FORMAT, (int64) distinct[c])
-				: psprintf("%.17g", distinct[c]);
+				: float8out_internal(distinct[c]);	/* shortest exact text: 0.1, not 0.1000...01 */
 		for (i = 0; i < L->n; i++)
 		{
 			double	   *hit = bsearch(&L->yv[i], distinct, nd, sizeof(double), cmp_double);
@@ -548,19 +563,20 @@ tree_params(cJSON *params, const char *algorithm, TreeAlgorithm algo, MlTask tas
 		{
 			double		v = mf->valuedouble;
 
-			if (v > 0 && v < 1)
+			/* JSON cannot tell 1 from 1.0: 1 is all features, as scikit-learn's 1.0 */
+			if (v > 0 && v <= 1)
 			{
 				tp->max_features = TREE_MF_FRACTION;
 				tp->max_features_value = v;
 			}
-			else if (v >= 1 && v == floor(v))
+			else if (v > 1 && v == floor(v))
 			{
 				tp->max_features = TREE_MF_COUNT;
 				tp->max_features_value = v;
 			}
 			else
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								errmsg("parameter \"max_features\" = %g must be a fraction in (0, 1) or a whole count", v)));
+								errmsg("parameter \"max_features\" = %g must be a fraction in (0, 1] or a whole count of at least 2", v)));
 		}
 		else if (mf && !cJSON_IsNull(mf))
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -772,7 +788,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	spec.on_plan = pass1_plan;
 
 	source_scan(&spec, mcxt, pass1_row, &L, &info);
-	if (L.n == 0)
+	if (L.n == 0 && L.sample_is_all)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info.n)));
 
@@ -824,9 +840,12 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		L.label_ids = hash_create("mlpipe labels", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 		L.n_labels = 0;
 		L.bins = &bins;
-		spec.on_plan = NULL;
+		spec.on_plan = pass2_plan;
 		source_scan(&spec, mcxt, pass2_row, &L, &info);
 	}
+	if (L.n == 0)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info.n)));
 
 	task = finish_targets(&L, task_param, target, &classes, &n_classes);
 	if (task == ML_TASK_CLASSIFY && n_classes < 2)
@@ -853,7 +872,13 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	is_test = choose_test_rows(L.n, L.yl, n_classes, stratified, test_size, seed, &n_test);
 	n_train = L.n - n_test;
 
-	need = (Size) (L.n + n_test) * L.d + trees_memory_needed(n_train, L.d, task == ML_TASK_CLASSIFY ? n_classes : 0, &tp);
+	{
+		size_t		work = trees_memory_needed(n_train, L.d, task == ML_TASK_CLASSIFY ? n_classes : 0, &tp);
+		Size		data_bytes = (Size) (L.n + n_test) * L.d +
+			(Size) n_test * Max(n_classes, 1) * sizeof(double);	/* test probabilities */
+
+		need = work > SIZE_MAX - data_bytes ? SIZE_MAX : work + data_bytes;
+	}
 	if (need > (Size) mlpipe_max_memory_kb * 1024)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						errmsg("training needs %.1f MB, over mlpipe.max_memory = %d MB",

@@ -7,6 +7,7 @@
  */
 #include "mlpipe.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -31,18 +32,28 @@ typedef struct CachedModel
 	int			version;
 	char		sha256[65];
 	uint64		last_used;
+	uint64		generation;		/* changes whenever the slot is refilled */
 	MlModel		decoded;
 } CachedModel;
 
 static CachedModel backend_cache[BACKEND_CACHE_SIZE];
 static uint64 cache_clock = 0;
+static uint64 cache_generation = 0;
 
-/* Per call site: the reference last resolved and what it resolved to. */
+/*
+ * Per call site: the reference last resolved, the cache slot it resolved to
+ * and that slot's generation. A call site re-resolves when the reference
+ * text changes, when the slot was refilled by another call site, or when a
+ * later command of the transaction may have moved an alias.
+ */
 typedef struct RefCache
 {
-	text	   *ref;
-	const MlModel *model;
-	double	   *scratch;
+	text	   *ref;			/* 4-byte-header copy */
+	CachedModel *slot;
+	uint64		generation;
+	CommandId	command;
+	double	   *scratch;		/* sized for the slot's model */
+	size_t		scratch_len;
 	char	   *model_name;
 	int			version;
 } RefCache;
@@ -106,12 +117,13 @@ backend_cache_insert(const char *model, int version, const char *sha, bytea *art
 	slot->version = version;
 	strlcpy(slot->sha256, sha, sizeof(slot->sha256));
 	slot->last_used = ++cache_clock;
+	slot->generation = ++cache_generation;
 	slot->cxt = cxt;
 	return slot;
 }
 
-/* Resolves a reference through the registry and returns the decoded model. */
-static const MlModel *
+/* Resolves a reference through the registry and returns its cache slot. */
+static CachedModel *
 resolve_model(text *ref, char **model_out, int *version_out)
 {
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
@@ -151,7 +163,7 @@ resolve_model(text *ref, char **model_out, int *version_out)
 	*model_out = MemoryContextStrdup(caller, model);
 	*version_out = version;
 	SPI_finish();
-	return &c->decoded;
+	return c;
 }
 
 /*
@@ -164,21 +176,40 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 	RefCache   *rc = fcinfo->flinfo->fn_extra;
 	MemoryContext old;
 
-	if (rc != NULL && rc->ref != NULL && VARSIZE_ANY(rc->ref) == VARSIZE_ANY(ref) &&
+	if (rc != NULL && rc->ref != NULL &&
+		rc->slot->cxt != NULL && rc->slot->generation == rc->generation &&
+		rc->command == GetCurrentCommandId(false) &&
+		VARSIZE_ANY_EXHDR(rc->ref) == VARSIZE_ANY_EXHDR(ref) &&
 		memcmp(VARDATA_ANY(rc->ref), VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref)) == 0)
+	{
+		rc->slot->last_used = ++cache_clock;
 		return rc;
+	}
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	if (rc == NULL)
 		rc = palloc0(sizeof(RefCache));
 	else
 	{
-		pfree(rc->ref);
+		/* Drop what the previous reference owned before resolving anew. */
+		if (rc->ref)
+			pfree(rc->ref);
+		if (rc->model_name)
+			pfree(rc->model_name);
 		rc->ref = NULL;
+		rc->model_name = NULL;
 	}
-	rc->model = resolve_model(ref, &rc->model_name, &rc->version);
-	rc->ref = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(ref));
-	rc->scratch = palloc(sizeof(double) * Max(rc->model->scratch_len, 1));
 	fcinfo->flinfo->fn_extra = rc;
+	rc->slot = resolve_model(ref, &rc->model_name, &rc->version);
+	rc->generation = rc->slot->generation;
+	rc->command = GetCurrentCommandId(false);
+	if (rc->scratch == NULL || rc->scratch_len < Max(rc->slot->decoded.scratch_len, 1))
+	{
+		if (rc->scratch)
+			pfree(rc->scratch);
+		rc->scratch_len = Max(rc->slot->decoded.scratch_len, 1);
+		rc->scratch = palloc(sizeof(double) * rc->scratch_len);
+	}
+	rc->ref = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(ref));
 	MemoryContextSwitchTo(old);
 	return rc;
 }
@@ -186,7 +217,7 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 const MlModel *
 model_cache_get_ref(FunctionCallInfo fcinfo, text *ref)
 {
-	return ref_cache_get(fcinfo, ref)->model;
+	return &ref_cache_get(fcinfo, ref)->slot->decoded;
 }
 
 /* The model's feature names for messages, the first 20 of them. */
@@ -297,7 +328,7 @@ mlpipe_predict_ref(PG_FUNCTION_ARGS)
 	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
 	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
 
-	PG_RETURN_FLOAT8(predict_one(rc->model, a, rc->scratch, NULL));
+	PG_RETURN_FLOAT8(predict_one(&rc->slot->decoded, a, rc->scratch, NULL));
 }
 
 Datum
@@ -305,7 +336,7 @@ mlpipe_predict_label_ref(PG_FUNCTION_ARGS)
 {
 	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
 
-	PG_RETURN_DATUM(label_datum(rc->model, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
+	PG_RETURN_DATUM(label_datum(&rc->slot->decoded, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
 }
 
 Datum
@@ -313,7 +344,7 @@ mlpipe_predict_proba_ref(PG_FUNCTION_ARGS)
 {
 	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
 
-	PG_RETURN_DATUM(proba_datum(rc->model, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
+	PG_RETURN_DATUM(proba_datum(&rc->slot->decoded, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
 }
 
 /* Per call site of the bytea form: the artifact last decoded. */

@@ -330,9 +330,11 @@ decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
 					bool	   *en;
 					int			ne;
 
-					deconstruct_array(a, ARR_ELEMTYPE(a), fc->kind == COL_FLOAT8_ARRAY ? 8 : 4,
-									  fc->kind == COL_FLOAT8_ARRAY ? FLOAT8PASSBYVAL : true,
-									  TYPALIGN_DOUBLE, &ev, &en, &ne);
+					if (fc->kind == COL_FLOAT8_ARRAY)
+						deconstruct_array(a, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+										  &ev, &en, &ne);
+					else
+						deconstruct_array(a, FLOAT4OID, 4, true, TYPALIGN_INT, &ev, &en, &ne);
 					for (j = 0; j < ne; j++)
 						out[fc->offset + j] = en[j] ? NAN :
 							fc->kind == COL_FLOAT8_ARRAY ? DatumGetFloat8(ev[j]) : DatumGetFloat4(ev[j]);

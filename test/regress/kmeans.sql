@@ -84,3 +84,13 @@ INSERT INTO pts VALUES (21, NULL, 1, 'a'), (22, 'NaN', 1, 'a'), (23, 1, 'Infinit
 SELECT version FROM mlpipe.train('skipper', 'kmeans', 'pts', features => ARRAY['x', 'y'],
                                  params => '{"k": 2, "on_null": "skip"}');
 SELECT training_rows, skipped_rows FROM mlpipe.model_versions WHERE model = 'skipper';
+
+-- Gates: an undefined metric fails the gate (the version stays a
+-- candidate); must_beat must name an alias; gate values are typed.
+SELECT version, promoted FROM mlpipe.train('one', 'kmeans', 'SELECT x, y FROM pts WHERE id <= 20', params => '{"k": 2}');
+SELECT version, promoted FROM mlpipe.train('one', 'kmeans', 'SELECT x, y FROM pts WHERE id <= 20', params => '{"k": 1}');
+SELECT version, status, gate->>'reason' AS reason FROM mlpipe.model_versions WHERE model = 'one' ORDER BY version;
+\set VERBOSITY terse
+SELECT version, promoted FROM mlpipe.train('one', 'kmeans', 'SELECT x, y FROM pts WHERE id <= 20', params => '{"k": 2}',
+                                           gate => '{"must_beat": "staging"}');
+\set VERBOSITY default

@@ -114,3 +114,41 @@ SET mlpipe.max_memory = '1MB';
 SELECT try($$SELECT mlpipe.train('x', 'gbt', 'SELECT ARRAY(SELECT random() FROM generate_series(1, 64)) AS v, g % 2 AS y FROM generate_series(1, 20000) g', 'y')$$);
 RESET mlpipe.max_memory;
 SELECT count(*) AS no_model_x FROM mlpipe.models WHERE name = 'x';
+
+-- Review fixes, each pinned by a test.
+-- A domain over a numeric type is read by its base type.
+CREATE DOMAIN small_int AS int CHECK (VALUE >= 0);
+CREATE TABLE dom AS SELECT a, (a::int % 3)::small_int AS k FROM shapes;
+SELECT version FROM mlpipe.train('dom', 'decision_tree', 'dom', 'k', params => '{"test_size": 0}');
+SELECT mlpipe.classes('dom');
+-- Forced classification of a float target keeps labels as written.
+SELECT version FROM mlpipe.train('flt', 'decision_tree', 'SELECT a, (a::int % 2) * 0.1 AS v FROM shapes', 'v',
+                                 params => '{"task": "classification", "test_size": 0}');
+SELECT mlpipe.classes('flt');
+-- real[] features with NULL elements are missing values, element by element.
+CREATE TABLE vr AS SELECT ARRAY[a, b]::real[] AS x, size FROM shapes;
+SELECT (metrics->>'accuracy')::float8 AS accuracy
+  FROM mlpipe.train('vr', 'gbt', 'vr', 'size', params => '{"n_estimators": 20, "max_depth": 3, "test_size": 0}');
+-- One name, one task.
+SELECT try($$SELECT mlpipe.train('shape_gbt', 'gbt', 'shapes', 'value', '{a,b}')$$);
+-- The scoring cache never hands a call site another version's model: 20
+-- versions scored in one statement through a column of references.
+DO $$ BEGIN
+    FOR i IN 1..19 LOOP
+        PERFORM mlpipe.train('many', 'decision_tree',
+            format('SELECT a, (a >= %s) AS hit FROM shapes', i % 9 + 1), 'hit', params => '{"test_size": 0}');
+    END LOOP;
+END $$;
+SELECT count(*) AS versions,
+       count(*) FILTER (WHERE mlpipe.predict_label('many@' || version, ARRAY[(version % 9 + 1)::float8])
+                              = 'true') AS right_first,
+       count(*) FILTER (WHERE mlpipe.predict_label('many@' || version, ARRAY[(version % 9 + 1)::float8 - 1])
+                              = 'false') AS right_second
+  FROM mlpipe.model_versions WHERE model = 'many';
+-- A call site with a literal reference keeps its model while another call
+-- site in the same statement cycles through more versions than the cache holds.
+SELECT count(*) AS rows,
+       count(*) FILTER (WHERE mlpipe.predict_label('many@1', ARRAY[2.0]) = 'true'
+                          AND mlpipe.predict_label('many@1', ARRAY[1.0]) = 'false') AS literal_right,
+       count(*) FILTER (WHERE mlpipe.predict_label('many@' || version, ARRAY[(version % 9 + 1)::float8]) = 'true') AS churn_right
+  FROM mlpipe.model_versions, generate_series(1, 3) rep WHERE model = 'many';

@@ -9,6 +9,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include <math.h>
+
 int64
 pg_env_now_us(void)
 {
@@ -64,10 +66,15 @@ pg_env_check(void *ctx, const char *stage, int iter, int max_iter, double value)
 	/* Core names its stage; the algorithm's own name means the main loop. */
 	if (strcmp(stage, pe->what) == 0)
 		stage = "iteration";
-	if (iter > 0 && max_iter > 0)
+	if (iter > 0 && max_iter > 0 && !isnan(value))
 		ereport(NOTICE,
 				(errmsg("%s: %s %d/%d, %s %.6g, %.1f s elapsed, at most %.1f s left",
 						pe->what, stage, iter, max_iter, pe->value_name, value, elapsed,
+						elapsed / iter * (max_iter - iter))));
+	else if (iter > 0 && max_iter > 0)
+		ereport(NOTICE,
+				(errmsg("%s: %s %d/%d, %.1f s elapsed, at most %.1f s left",
+						pe->what, stage, iter, max_iter, elapsed,
 						elapsed / iter * (max_iter - iter))));
 	else
 		ereport(NOTICE,

@@ -28,7 +28,7 @@
 #include <limits.h>
 #include <math.h>
 
-#define TREES_SAMPLE 200000
+#define TREES_SAMPLE 100000
 /* An integer target with at most this many distinct values is a class label. */
 #define INT_CLASS_LIMIT 20
 
@@ -95,7 +95,7 @@ load_grow_targets(TreeLoad *L)
 
 	/* Labels need ids, numbers need values; integers may be either until the end. */
 	bool		want_v = !L->classify_by_type;
-	bool		want_l = L->classify_by_type || L->int_target;
+	bool		want_l = L->classify_by_type;	/* integers get ids in finish_targets */
 
 	if (want_v)
 		L->yv = L->yv ? repalloc_huge(L->yv, sizeof(double) * newcap)
@@ -794,15 +794,32 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 
 	/* Bin edges from the sample (every row, when the source fits in it). */
 	{
+		/*
+		 * Edges feature by feature, from one column of the sample at a time:
+		 * a column-major copy of the whole sample would double pass 1's memory.
+		 */
 		int64		ns = Min(L.seen, TREES_SAMPLE);
-		double	   *colmajor = MemoryContextAllocHuge(mcxt, sizeof(double) * ns * L.d);
+		double	   *col = MemoryContextAllocHuge(mcxt, sizeof(double) * Max(ns, 1));
 		int64		row;
 		int			j;
 
-		for (row = 0; row < ns; row++)
-			for (j = 0; j < L.d; j++)
-				colmajor[(Size) j * ns + row] = L.sample[(Size) row * L.d + j];
-		ML_CHECK_STATUS(trees_bins_fit(&pe.env, colmajor, ns, L.d, max_bins, 0, seed, &bins, &err), &err);
+		bins.d = L.d;
+		bins.n_bins = ml_alloc(&pe.env, sizeof(uint16_t) * L.d);
+		bins.cuts = ml_alloc(&pe.env, sizeof(double) * 256 * L.d);
+		if (bins.n_bins == NULL || bins.cuts == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory for bin edges")));
+		for (j = 0; j < L.d; j++)
+		{
+			TreeBins	one;
+
+			for (row = 0; row < ns; row++)
+				col[row] = L.sample[(Size) row * L.d + j];
+			ML_CHECK_STATUS(trees_bins_fit(&pe.env, col, ns, 1, max_bins, 0, seed, &one, &err), &err);
+			bins.n_bins[j] = one.n_bins[0];
+			memcpy(bins.cuts + (Size) j * 256, one.cuts, sizeof(double) * 256);
+			trees_bins_free(&pe.env, &one);
+		}
+		pfree(col);
 		if (L.sample_is_all)
 		{
 			/* Every row is in the sample: bin it, in source order, with its target. */
@@ -812,7 +829,6 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 					trees_bins_apply_row(&bins, L.sample + (Size) row * L.d,
 										 L.B + (Size) L.sample_src[row] * L.d);
 		}
-		pfree(colmajor);
 	}
 	pfree(L.sample);
 	L.sample = NULL;
@@ -828,14 +844,27 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 							errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
 		L.n = 0;
 		L.skipped_target = 0;
-		L.cap = 0;
-		L.B = NULL;
 		if (L.yv)
 			pfree(L.yv);
 		if (L.yl)
 			pfree(L.yl);
 		L.yv = NULL;
 		L.yl = NULL;
+		/* Pass 1 counted the rows: allocate once (it grows only if the source did). */
+		L.cap = 0;
+		L.B = NULL;
+		pfree(L.sample_src);
+		L.sample_src = NULL;
+		{
+			int64		rows = Max(L.seen, 1);
+
+			if (!L.classify_by_type)
+				L.yv = MemoryContextAllocHuge(mcxt, sizeof(double) * rows);
+			else
+				L.yl = MemoryContextAllocHuge(mcxt, sizeof(int32) * rows);
+			L.B = MemoryContextAllocHuge(mcxt, (Size) rows * L.d);
+			L.cap = rows;
+		}
 		hash_destroy(L.label_ids);
 		L.label_ids = hash_create("mlpipe labels", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 		L.n_labels = 0;
@@ -848,6 +877,11 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info.n)));
 
 	task = finish_targets(&L, task_param, target, &classes, &n_classes);
+	if (task == ML_TASK_CLASSIFY && L.yv)
+	{
+		pfree(L.yv);			/* the class ids are all that is needed now */
+		L.yv = NULL;
+	}
 	if (task == ML_TASK_CLASSIFY && n_classes < 2)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" has a single class (\"%s\")", target, classes[0]),

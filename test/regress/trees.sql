@@ -152,3 +152,29 @@ SELECT count(*) AS rows,
                           AND mlpipe.predict_label('many@1', ARRAY[1.0]) = 'false') AS literal_right,
        count(*) FILTER (WHERE mlpipe.predict_label('many@' || version, ARRAY[(version % 9 + 1)::float8]) = 'true') AS churn_right
   FROM mlpipe.model_versions, generate_series(1, 3) rep WHERE model = 'many';
+
+-- Parameters the engine implements, seen from SQL.
+-- Early stopping keeps the best iteration when the validation loss stops improving.
+CREATE TABLE noisy AS
+SELECT i, (i * 7919 % 1000) / 1000.0 AS a, (i * 104729 % 997) / 997.0 AS b,
+       CASE WHEN (i * 7919 % 1000) / 1000.0 + ((i * 31 % 17) - 8) / 40.0 > 0.5 THEN 'y' ELSE 'n' END AS label
+  FROM generate_series(1, 3000) i;
+SELECT (metrics->>'best_iteration')::int < 499 AS stopped_early, metrics->>'validation_loss' IS NOT NULL AS has_valid_loss
+  FROM mlpipe.train('early', 'gbt', 'noisy', 'label', '{a,b}',
+                    '{"n_estimators": 500, "learning_rate": 0.3, "early_stopping_rounds": 10, "validation_size": 0.2}');
+SELECT (metrics->>'trees')::int < 500 AS trees_dropped FROM mlpipe.model_versions WHERE model = 'early';
+-- ccp_alpha prunes: fewer leaves than the unpruned tree.
+SELECT (SELECT (metrics->>'leaves')::int FROM mlpipe.train('cc0', 'decision_tree', 'noisy', 'label', '{a,b}', '{}'))
+     > (SELECT (metrics->>'leaves')::int FROM mlpipe.train('cc1', 'decision_tree', 'noisy', 'label', '{a,b}', '{"ccp_alpha": 0.01}'))
+       AS pruned_has_fewer_leaves;
+-- class_weight moves predictions towards the weighted class.
+SELECT version FROM mlpipe.train('cw0', 'decision_tree', 'noisy', 'label', '{a,b}', '{"max_depth": 2}');
+SELECT version FROM mlpipe.train('cw1', 'decision_tree', 'noisy', 'label', '{a,b}', '{"max_depth": 2, "class_weight": {"y": 5}}');
+SELECT (SELECT count(*) FROM noisy WHERE mlpipe.predict_label('cw1', ARRAY[a, b]) = 'y')
+     > (SELECT count(*) FROM noisy WHERE mlpipe.predict_label('cw0', ARRAY[a, b]) = 'y') AS weighted_predicts_more_y;
+SELECT try($$SELECT mlpipe.train('x', 'decision_tree', 'noisy', 'label', '{a,b}', '{"class_weight": {"maybe": 2}}')$$);
+-- Loss-guided growth and entropy are accepted and train.
+SELECT (metrics->>'leaves')::int <= 8 * 20 AS leaves_capped
+  FROM mlpipe.train('lg', 'gbt', 'noisy', 'label', '{a,b}', '{"n_estimators": 20, "max_leaves": 8, "max_depth": 0}');
+SELECT (metrics->>'accuracy')::float8 > 0.6 AS learns
+  FROM mlpipe.train('ent', 'random_forest', 'noisy', 'label', '{a,b}', '{"criterion": "entropy", "n_estimators": 10, "max_features": 1}');

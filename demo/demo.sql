@@ -47,8 +47,11 @@ SELECT cluster, count(*) FILTER (WHERE cultivar = 0) AS cultivar_0,
 SELECT model, version, algorithm, training_rows, size AS artifact_bytes, status, created_by
   FROM mlpipe.model_versions WHERE model = 'wine_clusters';
 SELECT alias, version FROM mlpipe.aliases WHERE model = 'wine_clusters';
-SELECT split, metric, round(value::numeric, 4) AS value
-  FROM mlpipe.metrics WHERE model = 'wine_clusters' ORDER BY metric;
+SELECT version, split, metric, round(value::numeric, 4) AS value
+  FROM mlpipe.metrics
+ WHERE model = 'wine_clusters'
+   AND version = (SELECT max(version) FROM mlpipe.model_versions WHERE model = 'wine_clusters')
+ ORDER BY metric;
 
 \echo 'Look further with:  SELECT mlpipe.model_info(''wine_clusters'');  SELECT mlpipe.export(''wine_clusters'');'
 \echo 'Tables: demo.wine, demo.wine_scored, mlpipe.models, mlpipe.model_versions, mlpipe.metrics, mlpipe.runs'

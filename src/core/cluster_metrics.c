@@ -42,60 +42,16 @@ mc_cancelled(MlError *err)
 	return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
 }
 
-/* A minimal copy of kmeans.c's block runner (dynamic blocks, ordered combine). */
-typedef void (*McBlockFn) (void *arg, int64_t b, int64_t slot, int task);
-typedef void (*McCombineFn) (void *arg, int64_t b0, int64_t b1);
+typedef MlBlockFn McBlockFn;
+typedef MlCombineFn McCombineFn;
 
-typedef struct McRunner
-{
-	McBlockFn	block;
-	void	   *arg;
-	int64_t		next;
-	int64_t		b0;
-	int64_t		b1;
-} McRunner;
-
-static void
-mc_runner_task(void *p, int task, int n_tasks)
-{
-	McRunner   *R = p;
-
-	for (;;)
-	{
-		int64_t		b = __atomic_fetch_add(&R->next, 1, __ATOMIC_RELAXED);
-
-		if (b >= R->b1)
-			break;
-		R->block(R->arg, b, b - R->b0, task);
-	}
-}
-
+/* The shared block runner (mlcore.h). */
 static MlStatus
 mc_run(const MlEnv *env, int64_t nblocks, int64_t slab, McBlockFn block,
 	   McCombineFn combine, void *arg, const char *stage, MlError *err)
 {
-	McRunner	R;
-	int64_t		b0;
-
-	if (slab < 1)
-		slab = 1;
-	R.block = block;
-	R.arg = arg;
-	for (b0 = 0; b0 < nblocks; b0 += slab)
-	{
-		int64_t		b1 = b0 + slab < nblocks ? b0 + slab : nblocks;
-
-		R.b0 = b0;
-		R.b1 = b1;
-		R.next = b0;
-		ml_parallel_for(env, (int) (b1 - b0 < MC_MAX_TASKS ? b1 - b0 : MC_MAX_TASKS),
-						mc_runner_task, &R);
-		if (combine)
-			combine(arg, b0, b1);
-		if (b1 < nblocks && ml_check(env, stage, 0, 0, 0.0))
-			return mc_cancelled(err);
-	}
-	return ML_OK;
+	return ml_run_blocks(env, nblocks, slab, MC_MAX_TASKS, block, combine, arg,
+						 stage, 0, 0, 0.0, err);
 }
 
 static int

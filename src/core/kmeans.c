@@ -378,65 +378,16 @@ km_cancelled(MlError *err)
 	return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
 }
 
-/*
- * Runs block(arg, b, slot, task) for every block b in [0, nblocks), slab by
- * slab on the worker threads (blocks handed out dynamically), then
- * combine(arg, b0, b1) on the main thread in block order, with a check
- * between slabs. slot = b - b0 indexes slab-local partial results.
- */
-typedef void (*KmBlockFn) (void *arg, int64_t b, int64_t slot, int task);
-typedef void (*KmCombineFn) (void *arg, int64_t b0, int64_t b1);
-
-typedef struct KmRunner
-{
-	KmBlockFn	block;
-	void	   *arg;
-	int64_t		next;
-	int64_t		b0;
-	int64_t		b1;
-} KmRunner;
-
-static void
-km_runner_task(void *p, int task, int n_tasks)
-{
-	KmRunner   *R = p;
-
-	for (;;)
-	{
-		int64_t		b = __atomic_fetch_add(&R->next, 1, __ATOMIC_RELAXED);
-
-		if (b >= R->b1)
-			break;
-		R->block(R->arg, b, b - R->b0, task);
-	}
-}
+/* The shared block runner (mlcore.h), with k-means' cancel message and task cap. */
+typedef MlBlockFn KmBlockFn;
+typedef MlCombineFn KmCombineFn;
 
 static MlStatus
 km_run(KmFit *F, int64_t nblocks, int64_t slab, KmBlockFn block, KmCombineFn combine,
 	   void *arg, const char *stage, int iter, int max_iter, double value)
 {
-	KmRunner	R;
-	int64_t		b0;
-
-	if (slab < 1)
-		slab = 1;
-	R.block = block;
-	R.arg = arg;
-	for (b0 = 0; b0 < nblocks; b0 += slab)
-	{
-		int64_t		b1 = b0 + slab < nblocks ? b0 + slab : nblocks;
-
-		R.b0 = b0;
-		R.b1 = b1;
-		R.next = b0;
-		ml_parallel_for(F->env, (int) (b1 - b0 < KM_MAX_TASKS ? b1 - b0 : KM_MAX_TASKS),
-						km_runner_task, &R);
-		if (combine)
-			combine(arg, b0, b1);
-		if (b1 < nblocks && ml_check(F->env, stage, iter, max_iter, value))
-			return km_cancelled(F->err);
-	}
-	return ML_OK;
+	return ml_run_blocks(F->env, nblocks, slab, KM_MAX_TASKS, block, combine, arg,
+						 stage, iter, max_iter, value, F->err);
 }
 
 /* Blocks per parallel call for work of `cost` distance terms per row. */

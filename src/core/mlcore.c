@@ -205,3 +205,57 @@ ml_parallel_for(const MlEnv *env, int max_tasks, MlTaskFn fn, void *arg)
 			fn(arg, t, nt);
 	}
 }
+
+typedef struct MlBlockRunner
+{
+	MlBlockFn	block;
+	void	   *arg;
+	int64_t		next;
+	int64_t		b0;
+	int64_t		b1;
+} MlBlockRunner;
+
+static void
+ml_block_task(void *p, int task, int n_tasks)
+{
+	MlBlockRunner *R = p;
+
+	(void) n_tasks;
+	for (;;)
+	{
+		int64_t		b = __atomic_fetch_add(&R->next, 1, __ATOMIC_RELAXED);
+
+		if (b >= R->b1)
+			break;
+		R->block(R->arg, b, b - R->b0, task);
+	}
+}
+
+MlStatus
+ml_run_blocks(const MlEnv *env, int64_t nblocks, int64_t slab, int max_tasks,
+			  MlBlockFn block, MlCombineFn combine, void *arg,
+			  const char *stage, int iter, int max_iter, double value, MlError *err)
+{
+	MlBlockRunner R;
+	int64_t		b0;
+
+	if (slab < 1)
+		slab = 1;
+	R.block = block;
+	R.arg = arg;
+	for (b0 = 0; b0 < nblocks; b0 += slab)
+	{
+		int64_t		b1 = b0 + slab < nblocks ? b0 + slab : nblocks;
+
+		R.b0 = b0;
+		R.b1 = b1;
+		R.next = b0;
+		ml_parallel_for(env, (int) (b1 - b0 < max_tasks ? b1 - b0 : max_tasks),
+						ml_block_task, &R);
+		if (combine)
+			combine(arg, b0, b1);
+		if (b1 < nblocks && ml_check(env, stage, iter, max_iter, value))
+			return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+	}
+	return ML_OK;
+}

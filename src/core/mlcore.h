@@ -85,4 +85,19 @@ uint64_t	ml_rng_below(MlRng *rng, uint64_t n);	/* [0, n), unbiased; n > 0 */
 typedef void (*MlTaskFn) (void *arg, int task, int n_tasks);
 void		ml_parallel_for(const MlEnv *env, int max_tasks, MlTaskFn fn, void *arg);
 
+/*
+ * Runs block(arg, b, slot, task) for every block b in [0, nblocks), `slab`
+ * blocks at a time on up to max_tasks worker threads (blocks handed out
+ * dynamically), then combine(arg, b0, b1) on the main thread in block order
+ * (so results do not depend on thread timing), calling ml_check(stage, iter,
+ * max_iter, value) between slabs. slot = b - b0 indexes slab-local partial
+ * results. ML_ERR_INTERNAL "cancelled" when check asks to stop.
+ */
+typedef void (*MlBlockFn) (void *arg, int64_t b, int64_t slot, int task);
+typedef void (*MlCombineFn) (void *arg, int64_t b0, int64_t b1);
+MlStatus	ml_run_blocks(const MlEnv *env, int64_t nblocks, int64_t slab, int max_tasks,
+						  MlBlockFn block, MlCombineFn combine, void *arg,
+						  const char *stage, int iter, int max_iter, double value,
+						  MlError *err);
+
 #endif

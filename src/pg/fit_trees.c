@@ -435,7 +435,7 @@ choose_test_rows(int64 n, const int32 *yl, int n_classes, bool stratified, doubl
 				 uint64 seed, int64 *n_test_out)
 {
 	uint8	   *is_test = palloc_extended(Max(n, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	int64	   *idx = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
+	int64	   *idx;
 	MlRng		rng;
 	int64		i,
 				n_test = 0;
@@ -446,6 +446,7 @@ choose_test_rows(int64 n, const int32 *yl, int n_classes, bool stratified, doubl
 		*n_test_out = 0;
 		return is_test;
 	}
+	idx = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
 	if (stratified)
 	{
 		int			c;

@@ -43,34 +43,6 @@ text_array(char **items, int n)
 	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-static void
-json_number(cJSON *obj, const char *key, double v)
-{
-	if (isfinite(v))
-		cJSON_AddNumberToObject(obj, key, v);
-	else
-		cJSON_AddNullToObject(obj, key);
-}
-
-/* params.exclude must be an array of column names. */
-static cJSON *
-params_exclude(cJSON *root)
-{
-	cJSON	   *ex = cJSON_GetObjectItemCaseSensitive(root, "exclude");
-	cJSON	   *it;
-
-	if (ex == NULL || cJSON_IsNull(ex))
-		return NULL;
-	if (!cJSON_IsArray(ex))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("parameter \"exclude\" must be an array of column names")));
-	cJSON_ArrayForEach(it, ex)
-		if (!cJSON_IsString(it))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("parameter \"exclude\" must be an array of column names")));
-	return ex;
-}
-
 /* params.centroids: k rows of d finite numbers, checked once d is known. */
 static double *
 params_centroids(cJSON *root, int *k_out, int d)

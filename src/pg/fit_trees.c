@@ -192,7 +192,6 @@ static void
 pass1_plan(void *arg, const SourceInfo *info)
 {
 	TreeLoad   *L = arg;
-	Size		bytes = (Size) TREES_SAMPLE * info->d * sizeof(double);
 
 	L->d = info->d;
 	/* Values are read by the base type (domains); labels by the declared type. */
@@ -219,7 +218,6 @@ pass1_plan(void *arg, const SourceInfo *info)
 				fmgr_info_cxt(outfn, &L->out_fn, L->mcxt);
 			}
 	}
-	(void) bytes;
 	L->sample_cap = 0;
 }
 
@@ -518,18 +516,9 @@ bin_value(const TreeBins *bins, int j, int code)
 	return bins->cuts[(Size) j * 256 + code];
 }
 
-static void
-json_num(cJSON *obj, const char *key, double v)
-{
-	if (isfinite(v))
-		cJSON_AddNumberToObject(obj, key, v);
-	else
-		cJSON_AddNullToObject(obj, key);
-}
-
 /* Parses params into TreeParams; every key checked, every value ranged. */
 static void
-tree_params(cJSON *params, const char *algorithm, TreeAlgorithm algo, MlTask task,
+tree_params(cJSON *params, TreeAlgorithm algo, MlTask task,
 			int n_classes, TreeParams *tp, double **class_weights)
 {
 	static const char *const criteria[] = {"gini", "entropy", "squared_error", NULL};
@@ -629,7 +618,6 @@ tree_params(cJSON *params, const char *algorithm, TreeAlgorithm algo, MlTask tas
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("parameter \"class_weight\" must be 'balanced' or an object mapping class labels to weights")));
 	}
-	(void) algorithm;
 }
 
 /* Fills class weights from the map now that the labels are known. */
@@ -740,7 +728,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		double	   *cwtmp;
 		TreeParams	probe;
 
-		tree_params(params, algorithm, algo, ML_TASK_CLASSIFY, 2, &probe, &cwtmp);
+		tree_params(params, algo, ML_TASK_CLASSIFY, 2, &probe, &cwtmp);
 		probe.task = task_param && strcmp(task_param, "regression") == 0 ? ML_TASK_REGRESS : ML_TASK_CLASSIFY;
 		probe.objective = TREE_OBJ_DEFAULT;
 		probe.class_weight = TREE_CW_NONE;
@@ -766,23 +754,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	spec.source = source;
 	spec.target = target;
 	spec.features = features;
-	{
-		cJSON	   *ex = cJSON_GetObjectItemCaseSensitive(params, "exclude");
-
-		if (ex && !cJSON_IsNull(ex))
-		{
-			cJSON	   *e;
-
-			if (!cJSON_IsArray(ex))
-				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								errmsg("parameter \"exclude\" must be an array of column names")));
-			cJSON_ArrayForEach(e, ex)
-				if (!cJSON_IsString(e))
-				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								errmsg("parameter \"exclude\" must be an array of column names")));
-			spec.exclude = ex;
-		}
-	}
+	spec.exclude = params_exclude(params);
 	spec.skip_invalid = false;
 	spec.missing_ok = true;
 	spec.algorithm = algorithm;
@@ -887,7 +859,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" has a single class (\"%s\")", target, classes[0]),
 						errhint("Classification needs at least two classes.")));
-	tree_params(params, algorithm, algo, task, n_classes, &tp, &class_weights);
+	tree_params(params, algo, task, n_classes, &tp, &class_weights);
 	if (class_weights)
 	{
 		tree_class_weights(params, classes, n_classes, class_weights);
@@ -1011,13 +983,13 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 				pred[r] = trees_predict_class(&model, x, proba + (Size) r * n_classes);
 			}
 			ML_CHECK_STATUS(metrics_classification(&pe.env, yce, pred, proba, ne, n_classes, &cm, &err), &err);
-			json_num(fo->metrics, "accuracy", cm.accuracy);
-			json_num(fo->metrics, "precision_macro", cm.precision_macro);
-			json_num(fo->metrics, "recall_macro", cm.recall_macro);
-			json_num(fo->metrics, "f1_macro", cm.f1_macro);
-			json_num(fo->metrics, "f1_weighted", cm.f1_weighted);
-			json_num(fo->metrics, "log_loss", cm.log_loss);
-			json_num(fo->metrics, "roc_auc", cm.roc_auc);
+			json_number(fo->metrics, "accuracy", cm.accuracy);
+			json_number(fo->metrics, "precision_macro", cm.precision_macro);
+			json_number(fo->metrics, "recall_macro", cm.recall_macro);
+			json_number(fo->metrics, "f1_macro", cm.f1_macro);
+			json_number(fo->metrics, "f1_weighted", cm.f1_weighted);
+			json_number(fo->metrics, "log_loss", cm.log_loss);
+			json_number(fo->metrics, "roc_auc", cm.roc_auc);
 		}
 		else if (ne > 0)
 		{
@@ -1032,23 +1004,23 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 				pred[r] = out[0];
 			}
 			ML_CHECK_STATUS(metrics_regression(yve, pred, ne, &rm, &err), &err);
-			json_num(fo->metrics, "rmse", rm.rmse);
-			json_num(fo->metrics, "mae", rm.mae);
-			json_num(fo->metrics, "r2", rm.r2);
-			json_num(fo->metrics, "mape", rm.mape);
+			json_number(fo->metrics, "rmse", rm.rmse);
+			json_number(fo->metrics, "mae", rm.mae);
+			json_number(fo->metrics, "r2", rm.r2);
+			json_number(fo->metrics, "mape", rm.mape);
 		}
 	}
 	if (algo == TREE_ALGO_RANDOM_FOREST)
-		json_num(fo->metrics, "oob_score", model.oob_score);
+		json_number(fo->metrics, "oob_score", model.oob_score);
 	if (algo == TREE_ALGO_GBT)
 	{
-		json_num(fo->metrics, "best_iteration", model.best_iteration);
-		json_num(fo->metrics, "validation_loss", model.valid_loss);
+		json_number(fo->metrics, "best_iteration", model.best_iteration);
+		json_number(fo->metrics, "validation_loss", model.valid_loss);
 	}
-	json_num(fo->metrics, "trees", model.n_trees);
-	json_num(fo->metrics, "leaves", finfo.n_leaves);
-	json_num(fo->metrics, "training_seconds", (pg_env_now_us() - t0) / 1e6);
-	json_num(fo->metrics, "rows", (double) L.n);
+	json_number(fo->metrics, "trees", model.n_trees);
+	json_number(fo->metrics, "leaves", finfo.n_leaves);
+	json_number(fo->metrics, "training_seconds", (pg_env_now_us() - t0) / 1e6);
+	json_number(fo->metrics, "rows", (double) L.n);
 
 	memset(&meta, 0, sizeof(meta));
 	meta.task = task;
@@ -1069,15 +1041,15 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	fo->n_classes = task == ML_TASK_CLASSIFY ? n_classes : 0;
 
 	fo->info = cJSON_CreateObject();
-	json_num(fo->info, "training_rows", (double) n_train);
-	json_num(fo->info, "test_rows", (double) n_test);
-	json_num(fo->info, "skipped_rows", (double) L.skipped_target);
+	json_number(fo->info, "training_rows", (double) n_train);
+	json_number(fo->info, "test_rows", (double) n_test);
+	json_number(fo->info, "skipped_rows", (double) L.skipped_target);
 	cJSON_AddStringToObject(fo->info, "metrics_split", n_test > 0 ? "test" : "train");
 	cJSON_AddStringToObject(fo->info, "split", stratified ? "stratified" : "random");
-	json_num(fo->info, "test_size", test_size);
-	json_num(fo->info, "seed", (double) seed);
-	json_num(fo->info, "threads", pe.env.n_threads);
-	json_num(fo->info, "passes", L.sample_is_all ? 1 : 2);
+	json_number(fo->info, "test_size", test_size);
+	json_number(fo->info, "seed", (double) seed);
+	json_number(fo->info, "threads", pe.env.n_threads);
+	json_number(fo->info, "passes", L.sample_is_all ? 1 : 2);
 	if (n_test == 0)
 		cJSON_AddStringToObject(fo->info, "note", "test_size = 0: the metrics are training metrics");
 }

@@ -48,6 +48,8 @@ const char *params_choice(cJSON *root, const char *key, const char *dflt,
 						  const char *const *allowed);
 uint64		params_seed(cJSON *root);
 Datum		cjson_to_jsonb(cJSON *node);
+void		json_number(cJSON *obj, const char *key, double v);
+cJSON	   *params_exclude(cJSON *root);
 
 /* source.c: one pass over a table, view or query into a dense matrix. */
 typedef struct SourceData

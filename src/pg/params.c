@@ -182,6 +182,35 @@ params_seed(cJSON *root)
 	return (uint64) params_number(root, "seed", 0, 0, 9007199254740992.0);
 }
 
+/* Adds a number, or JSON null for NaN/Inf (a metric undefined for this model). */
+void
+json_number(cJSON *obj, const char *key, double v)
+{
+	if (isfinite(v))
+		cJSON_AddNumberToObject(obj, key, v);
+	else
+		cJSON_AddNullToObject(obj, key);
+}
+
+/* params.exclude: NULL when absent, else an array of column names (22023 otherwise). */
+cJSON *
+params_exclude(cJSON *root)
+{
+	cJSON	   *ex = cJSON_GetObjectItemCaseSensitive(root, "exclude");
+	cJSON	   *it;
+
+	if (ex == NULL || cJSON_IsNull(ex))
+		return NULL;
+	if (!cJSON_IsArray(ex))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"exclude\" must be an array of column names")));
+	cJSON_ArrayForEach(it, ex)
+		if (!cJSON_IsString(it))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"exclude\" must be an array of column names")));
+	return ex;
+}
+
 /* Converts a cJSON tree to jsonb through its text form. */
 Datum
 cjson_to_jsonb(cJSON *node)

@@ -987,6 +987,54 @@ km_bounds_prep(KmFit *F, const double *C)
 }
 
 /*
+ * The end of a Lloyd iteration, whichever M-step produced F->Cnew: centre
+ * shifts (the bounds need them), the new centres into C, progress, and
+ * scikit-learn's stopping rules (no label changed: strict; or total squared
+ * shift at most tol).
+ */
+static MlStatus
+km_lloyd_step_end(KmFit *F, double *C, int iter, int64_t changed, bool *stop, bool *strict)
+{
+	int			k = F->k,
+				d = F->d,
+				c;
+	double		tot = 0.0;
+
+	for (c = 0; c < k; c++)
+	{
+		F->shift[c] = sqrt(km_dist2(F->Cnew + (size_t) c * d, C + (size_t) c * d, d));
+		tot += F->shift[c] * F->shift[c];
+	}
+	memcpy(C, F->Cnew, sizeof(double) * k * d);
+	if (!F->plain)
+		km_bounds_prep(F, C);
+	F->last_value = tot;
+	if (ml_check(F->env, "kmeans", iter + 1, F->max_iter, tot))
+		return km_cancelled(F->err);
+	*strict = changed == 0;
+	*stop = *strict || tot <= F->tol;
+	return ML_OK;
+}
+
+/* The final E-step: scikit-learn reruns it unless the run converged strictly. */
+static MlStatus
+km_lloyd_finish(KmFit *F, double *C, int *labels, int iter, bool strict,
+				double *inertia_out, int *iters_out)
+{
+	double		inertia;
+	MlStatus	st;
+
+	*iters_out = iter < F->max_iter ? iter + 1 : F->max_iter;
+	st = km_pass(F, C, labels,
+				 strict ? KM_PASS_KEEP : F->plain ? KM_PASS_SCAN : KM_PASS_BOUND,
+				 false, NULL, *iters_out, &inertia, NULL);
+	if (st != ML_OK)
+		return st;
+	*inertia_out = inertia;
+	return ML_OK;
+}
+
+/*
  * One Lloyd run from the centres in C (k x d, working space); C receives
  * the final centres, labels the final assignment.
  */
@@ -1008,8 +1056,8 @@ km_lloyd(KmFit *F, double *C, int *labels, double *inertia_out, int *iters_out)
 		labels[i] = -1;
 	for (iter = 0; iter < F->max_iter; iter++)
 	{
-		double		tot = 0.0;
 		int			mode = (iter == 0 || F->plain) ? KM_PASS_SCAN : KM_PASS_BOUND;
+		bool		stop;
 
 		st = km_pass(F, C, labels, mode, true, NULL, iter + 1, &inertia, &changed);
 		if (st != ML_OK)
@@ -1039,34 +1087,13 @@ km_lloyd(KmFit *F, double *C, int *labels, double *inertia_out, int *iters_out)
 					return ml_fail(F->err, ML_ERR_DATA,
 								   "k-means centroids overflowed: the data values are too large");
 		}
-		for (c = 0; c < k; c++)
-		{
-			F->shift[c] = sqrt(km_dist2(F->Cnew + (size_t) c * d, C + (size_t) c * d, d));
-			tot += F->shift[c] * F->shift[c];
-		}
-		memcpy(C, F->Cnew, sizeof(double) * k * d);
-		if (!F->plain)
-			km_bounds_prep(F, C);
-		F->last_value = tot;
-		if (ml_check(F->env, "kmeans", iter + 1, F->max_iter, tot))
-			return km_cancelled(F->err);
-		if (changed == 0)
-		{
-			strict = true;
-			break;
-		}
-		if (tot <= F->tol)
+		st = km_lloyd_step_end(F, C, iter, changed, &stop, &strict);
+		if (st != ML_OK)
+			return st;
+		if (stop)
 			break;
 	}
-	*iters_out = iter < F->max_iter ? iter + 1 : F->max_iter;
-	/* the final E-step (scikit-learn reruns it unless strictly converged) */
-	st = km_pass(F, C, labels,
-				 strict ? KM_PASS_KEEP : F->plain ? KM_PASS_SCAN : KM_PASS_BOUND,
-				 false, NULL, *iters_out, &inertia, NULL);
-	if (st != ML_OK)
-		return st;
-	*inertia_out = inertia;
-	return ML_OK;
+	return km_lloyd_finish(F, C, labels, iter, strict, inertia_out, iters_out);
 }
 
 
@@ -1449,7 +1476,6 @@ km_lloyd_exact(KmFit *F, double *C, int *labels, double *inertia_out, int *iters
 	int64_t		i,
 				changed;
 	bool		strict = false;
-	double		inertia;
 	MlStatus	st;
 
 	for (i = 0; i < F->n; i++)
@@ -1458,7 +1484,7 @@ km_lloyd_exact(KmFit *F, double *C, int *labels, double *inertia_out, int *iters
 	memset(F->counts, 0, sizeof(int64_t) * k);
 	for (iter = 0; iter < F->max_iter; iter++)
 	{
-		double		tot = 0.0;
+		bool		stop;
 		const km_i128 *S = F->S;
 		const int64_t *cnt = F->counts;
 
@@ -1508,33 +1534,13 @@ km_lloyd_exact(KmFit *F, double *C, int *labels, double *inertia_out, int *iters
 			if (F->cosine && !km_normalise(cn, d))
 				memcpy(cn, C + (size_t) c * d, sizeof(double) * d);
 		}
-		for (c = 0; c < k; c++)
-		{
-			F->shift[c] = sqrt(km_dist2(F->Cnew + (size_t) c * d, C + (size_t) c * d, d));
-			tot += F->shift[c] * F->shift[c];
-		}
-		memcpy(C, F->Cnew, sizeof(double) * k * d);
-		if (!F->plain)
-			km_bounds_prep(F, C);
-		F->last_value = tot;
-		if (ml_check(F->env, "kmeans", iter + 1, F->max_iter, tot))
-			return km_cancelled(F->err);
-		if (changed == 0)
-		{
-			strict = true;
-			break;
-		}
-		if (tot <= F->tol)
+		st = km_lloyd_step_end(F, C, iter, changed, &stop, &strict);
+		if (st != ML_OK)
+			return st;
+		if (stop)
 			break;
 	}
-	*iters_out = iter < F->max_iter ? iter + 1 : F->max_iter;
-	st = km_pass(F, C, labels,
-				 strict ? KM_PASS_KEEP : F->plain ? KM_PASS_SCAN : KM_PASS_BOUND,
-				 false, NULL, *iters_out, &inertia, NULL);
-	if (st != ML_OK)
-		return st;
-	*inertia_out = inertia;
-	return ML_OK;
+	return km_lloyd_finish(F, C, labels, iter, strict, inertia_out, iters_out);
 }
 #endif							/* KM_HAVE_INT128 */
 

@@ -7,7 +7,13 @@ MODULE_big = mlpipe
 CORE_SRCS = $(sort $(wildcard src/core/*.c))
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
-DATA = $(sort $(wildcard sql/mlpipe--*.sql))
+# Released scripts are committed as they are; an upgrade script under
+# development is built from its fragments in sql/<version>/ (one per
+# subsystem, applied in name order).
+NEXT_VERSION = 0.3.0
+NEXT_UPGRADE = sql/mlpipe--0.2.0--$(NEXT_VERSION).sql
+DATA = $(filter-out $(NEXT_UPGRADE),$(sort $(wildcard sql/mlpipe--*.sql)))
+DATA_built = $(NEXT_UPGRADE)
 DOCS =
 
 PG_CPPFLAGS = -Isrc/core -Isrc/pg
@@ -34,6 +40,9 @@ include $(PGXS)
 
 # The engine is hot numeric code: optimise it harder than the glue.
 src/core/%.o: override CFLAGS += -O3
+
+$(NEXT_UPGRADE): $(sort $(wildcard sql/$(NEXT_VERSION)/*.sql))
+	cat $^ > $@
 
 installcheck: build/regress/sql
 build/regress/sql:

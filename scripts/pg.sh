@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=/usr/lib/postgresql/15/bin
+# The server binaries of the PostgreSQL that pg_config (or $PG_CONFIG) names.
+bin=$("${PG_CONFIG:-pg_config}" --bindir)
 port=${MLPIPE_PGPORT:-55432}
 db=mlpipe
 pg=$PWD/.pg

@@ -32,3 +32,18 @@ CREATE TABLE cls AS SELECT i AS id, (i % 10)::float8 AS a, CASE WHEN i % 10 >= 5
   FROM generate_series(1, 200) i;
 SELECT version FROM mlpipe.train('after', 'decision_tree', 'cls', 'size', '{a}', '{"max_depth": 2, "test_size": 0}');
 SELECT mlpipe.predict_label('after', ARRAY[7.0]), mlpipe.predict_proba('after', ARRAY[1.0]);
+
+-- From 0.2.0, the other released version: a tree model trained under 0.2.0
+-- scores the same after the update.
+SET client_min_messages = warning;
+DROP EXTENSION mlpipe CASCADE;
+CREATE EXTENSION mlpipe VERSION '0.2.0';
+RESET client_min_messages;
+SELECT extversion FROM pg_extension WHERE extname = 'mlpipe';
+SELECT version FROM mlpipe.train('tree', 'gbt', 'cls', 'size', '{a}', '{"n_estimators": 5, "test_size": 0}');
+CREATE TABLE before_update AS
+  SELECT a, mlpipe.predict_proba('tree', ARRAY[a]) AS p FROM generate_series(0, 9) a;
+ALTER EXTENSION mlpipe UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'mlpipe';
+SELECT count(*) AS same_scores FROM before_update b
+ WHERE b.p = mlpipe.predict_proba('tree', ARRAY[b.a]);

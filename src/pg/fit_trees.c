@@ -34,7 +34,7 @@
 
 static const char *const common_keys[] = {
 	"seed", "on_null", "exclude", "test_size", "split", "task", "max_depth", "max_bins",
-	"class_weight", NULL
+	"class_weight", "preprocess", NULL
 };
 static const char *const dt_keys[] = {
 	"criterion", "min_samples_leaf", "min_samples_split", "ccp_alpha", "max_features", NULL
@@ -63,6 +63,8 @@ typedef struct TreeLoad
 	int64		seen;			/* rows seen in pass 1 */
 	MlRng		rng;
 	bool		sample_is_all;	/* every row so far is in the sample, in order */
+	bool		prep_param;		/* params.preprocess given */
+	bool		keep_all;		/* preprocessing: keep every row (no reservoir) */
 	/* rows with a target, in source order */
 	int64		n;
 	int64		cap;
@@ -231,6 +233,7 @@ pass1_plan(void *arg, const SourceInfo *info)
 			}
 	}
 	L->sample_cap = 0;
+	L->keep_all = L->prep_param || info->any_categorical;
 }
 
 /* Makes room for one more sample row (the sample grows to TREES_SAMPLE rows). */
@@ -242,7 +245,9 @@ sample_reserve(TreeLoad *L, int64 rows)
 
 	if (rows <= L->sample_cap)
 		return;
-	cap = Min(Max(L->sample_cap * 2, 8192), TREES_SAMPLE);
+	cap = Max(L->sample_cap * 2, 8192);
+	if (!L->keep_all)
+		cap = Min(cap, TREES_SAMPLE);
 	bytes = (Size) cap * L->d * (sizeof(double) + 1) + sizeof(int64) * cap;
 	if (bytes > (Size) mlpipe_max_memory_kb * 1024)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -263,7 +268,7 @@ pass1_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 	TreeLoad   *L = arg;
 	int64		slot;
 
-	if (L->seen < TREES_SAMPLE)
+	if (L->seen < TREES_SAMPLE || L->keep_all)
 	{
 		sample_reserve(L, L->seen + 1);
 		slot = L->seen;
@@ -720,6 +725,50 @@ tree_class_weights(cJSON *params, char **classes, int n_classes, double *w)
 }
 
 /*
+ * Decides the task and the classes, reads the tree parameters that depend
+ * on them, and splits the rows into training and test parts.
+ */
+static void
+trees_task_and_split(TreeLoad *L, cJSON *params, TreeAlgorithm algo, const char *task_param,
+					 const char *target, const char *split, double test_size, uint64 seed,
+					 MlTask *task, char ***classes, int *n_classes, TreeParams *tp,
+					 double **class_weights, bool *stratified, uint8 **is_test, int64 *n_test)
+{
+	*task = finish_targets(L, task_param, target, classes, n_classes);
+	if (*task == ML_TASK_CLASSIFY && L->yv)
+	{
+		pfree(L->yv);			/* the class ids are all that is needed now */
+		L->yv = NULL;
+	}
+	if (*task == ML_TASK_CLASSIFY && *n_classes < 2)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("the target \"%s\" has a single class (\"%s\")", target, (*classes)[0]),
+						errhint("Classification needs at least two classes.")));
+	tree_params(params, algo, *task, *n_classes, tp, class_weights);
+	if (*class_weights)
+	{
+		tree_class_weights(params, *classes, *n_classes, *class_weights);
+		tp->class_weights = *class_weights;
+	}
+
+	/* Split. */
+	*stratified = split ? strcmp(split, "stratified") == 0 : *task == ML_TASK_CLASSIFY;
+	if (L->split_kind != SPLIT_COL_NONE)
+		*stratified = false;
+	if (*stratified && *task != ML_TASK_CLASSIFY)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("split = 'stratified' needs a classification target")));
+	if (L->n < 2 && test_size > 0)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("only " INT64_FORMAT " row to train on; a test split needs at least 2", L->n),
+						errhint("Set params.test_size = 0 to train on every row.")));
+	if (L->split_kind != SPLIT_COL_NONE)
+		*is_test = choose_test_rows_by_column(L->n, L->sv, L->split_kind, L->split_column, test_size, n_test);
+	else
+		*is_test = choose_test_rows(L->n, L->yl, *n_classes, *stratified, test_size, seed, n_test);
+}
+
+/*
  * params.split: 'random', 'stratified', 'time:<column>' or 'column:<column>'.
  * Returns the text (NULL when absent) and sets the split column, if any.
  */
@@ -785,8 +834,8 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	int			n_classes;
 	TreeParams	tp;
 	double	   *class_weights;
-	uint8	   *is_test;
-	int64		n_test,
+	uint8	   *is_test = NULL;
+	int64		n_test = 0,
 				n_train,
 				r,
 				a,
@@ -807,6 +856,8 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	Size		need;
 	bool		stratified;
 	int			max_bins;
+	bool		use_prep;
+	MlPrep		prep;
 
 	for (i = 0; common_keys[i]; i++)
 		allowed[na++] = common_keys[i];
@@ -853,6 +904,8 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	L.mcxt = mcxt;
 	L.pe = &pe;
 	L.on_null_error = strcmp(params_choice(params, "on_null", "skip", on_null_names), "error") == 0;
+	L.prep_param = prep_requested(params);
+	memset(&prep, 0, sizeof(prep));
 	L.sample_is_all = true;
 	ml_rng_seed(&L.rng, seed);
 	memset(&ctl, 0, sizeof(ctl));
@@ -878,13 +931,47 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info.n)));
 
+	/*
+	 * Preprocessing: every row was kept. Decide the task and the split now,
+	 * fit the preprocessing on the training rows and continue with the
+	 * transformed rows as the sample.
+	 */
+	use_prep = L.keep_all;
+	if (use_prep)
+	{
+		int64		row;
+		double	   *Xt;
+		int			d_out;
+		char	  **names;
+
+		/* rows with a target, in target order (sample_src only grows) */
+		for (row = 0; row < L.seen; row++)
+			if (L.sample_src[row] >= 0 && L.sample_src[row] != row)
+				memcpy(L.sample + (Size) L.sample_src[row] * L.d, L.sample + (Size) row * L.d,
+					   sizeof(double) * L.d);
+		trees_task_and_split(&L, params, algo, task_param, target, split, test_size, seed, &task,
+							 &classes, &n_classes, &tp, &class_weights, &stratified, &is_test, &n_test);
+		Xt = prep_fit_transform(&pe, params, &info, L.sample, L.n, n_test > 0 ? is_test : NULL,
+								task == ML_TASK_CLASSIFY ? L.yl : NULL, n_classes,
+								task == ML_TASK_CLASSIFY ? NULL : L.yv, &prep, &d_out, &names);
+		pfree(L.sample);
+		L.sample = Xt;
+		L.d = d_out;
+		L.seen = L.n;
+		for (row = 0; row < L.n; row++)
+			L.sample_src[row] = row;
+		info.d = d_out;
+		info.feature_names = names;
+	}
+
 	/* Bin edges from the sample (every row, when the source fits in it). */
 	{
 		/*
 		 * Edges feature by feature, from one column of the sample at a time:
 		 * a column-major copy of the whole sample would double pass 1's memory.
 		 */
-		int64		ns = Min(L.seen, TREES_SAMPLE);
+		int64		ns = L.keep_all ? L.seen : Min(L.seen, TREES_SAMPLE);
+		int64		nc;
 		double	   *col = MemoryContextAllocHuge(mcxt, sizeof(double) * Max(ns, 1));
 		int64		row;
 		int			j;
@@ -898,9 +985,11 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		{
 			TreeBins	one;
 
-			for (row = 0; row < ns; row++)
-				col[row] = L.sample[(Size) row * L.d + j];
-			ML_CHECK_STATUS(trees_bins_fit(&pe.env, col, ns, 1, max_bins, 0, seed, &one, &err), &err);
+			/* with preprocessing, from the training rows only */
+			for (row = 0, nc = 0; row < ns; row++)
+				if (!use_prep || n_test == 0 || !is_test[row])
+					col[nc++] = L.sample[(Size) row * L.d + j];
+			ML_CHECK_STATUS(trees_bins_fit(&pe.env, col, nc, 1, max_bins, 0, seed, &one, &err), &err);
 			bins.n_bins[j] = one.n_bins[0];
 			memcpy(bins.cuts + (Size) j * 256, one.cuts, sizeof(double) * 256);
 			trees_bins_free(&pe.env, &one);
@@ -967,39 +1056,10 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info.n)));
 
-	task = finish_targets(&L, task_param, target, &classes, &n_classes);
-	if (task == ML_TASK_CLASSIFY && L.yv)
-	{
-		pfree(L.yv);			/* the class ids are all that is needed now */
-		L.yv = NULL;
-	}
-	if (task == ML_TASK_CLASSIFY && n_classes < 2)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("the target \"%s\" has a single class (\"%s\")", target, classes[0]),
-						errhint("Classification needs at least two classes.")));
-	tree_params(params, algo, task, n_classes, &tp, &class_weights);
-	if (class_weights)
-	{
-		tree_class_weights(params, classes, n_classes, class_weights);
-		tp.class_weights = class_weights;
-	}
+	if (!use_prep)
+		trees_task_and_split(&L, params, algo, task_param, target, split, test_size, seed, &task,
+							 &classes, &n_classes, &tp, &class_weights, &stratified, &is_test, &n_test);
 	ML_CHECK_STATUS(trees_params_validate(&tp, L.d, task == ML_TASK_CLASSIFY ? n_classes : 0, &err), &err);
-
-	/* Split. */
-	stratified = split ? strcmp(split, "stratified") == 0 : task == ML_TASK_CLASSIFY;
-	if (L.split_kind != SPLIT_COL_NONE)
-		stratified = false;
-	if (stratified && task != ML_TASK_CLASSIFY)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("split = 'stratified' needs a classification target")));
-	if (L.n < 2 && test_size > 0)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("only " INT64_FORMAT " row to train on; a test split needs at least 2", L.n),
-						errhint("Set params.test_size = 0 to train on every row.")));
-	if (L.split_kind != SPLIT_COL_NONE)
-		is_test = choose_test_rows_by_column(L.n, L.sv, L.split_kind, L.split_column, test_size, &n_test);
-	else
-		is_test = choose_test_rows(L.n, L.yl, n_classes, stratified, test_size, seed, &n_test);
 	n_train = L.n - n_test;
 
 	{
@@ -1151,7 +1211,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	meta.feature_names = info.feature_names;
 	meta.n_classes = task == ML_TASK_CLASSIFY ? n_classes : 0;
 	meta.class_labels = classes;
-	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, &model, NULL, &err), &err);
+	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, &model, use_prep ? &prep : NULL, &err), &err);
 
 	fo->artifact = palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(fo->artifact, VARHDRSZ + buf.len);

@@ -61,6 +61,20 @@ typedef struct SourceData
 	char	  **feature_names;	/* d names: column or column[i] */
 } SourceData;
 
+/*
+ * The texts of one categorical column in order of first appearance; a row
+ * carries the index (its code) as its value. SQL NULL is an entry too, with
+ * a NULL text.
+ */
+typedef struct SourceDict
+{
+	char	  **labels;
+	uint32		n;
+	uint32		cap;
+	struct HTAB *index;			/* text -> code */
+	int32		null_code;		/* -1 until a NULL is seen */
+} SourceDict;
+
 /* What a scan found: shape, names, skipped rows (filled as it goes). */
 typedef struct SourceInfo
 {
@@ -68,6 +82,9 @@ typedef struct SourceInfo
 	int64		skipped;		/* rows skipped for unusable features */
 	int			d;
 	char	  **feature_names;
+	bool	   *categorical;	/* d flags: the value is a SourceDict code */
+	SourceDict *dicts;			/* d entries, used where categorical */
+	bool		any_categorical;
 	Oid			target_type;	/* InvalidOid without a target */
 } SourceInfo;
 
@@ -143,6 +160,13 @@ typedef struct FitOutput
 
 void		fit_trees(const char *algorithm, const char *source, const char *target,
 					  ArrayType *features, cJSON *params, FitOutput *fo);
+
+/* prep_glue.c: params.preprocess for training, and its export. */
+bool		prep_requested(cJSON *params);
+double	   *prep_fit_transform(PgEnv *pe, cJSON *params, const SourceInfo *info, const double *X,
+							   int64 n, const uint8 *is_test, const int32 *y_class, int n_classes,
+							   const double *y_value, MlPrep *prep, int *d_out, char ***names_out);
+cJSON	   *prep_export(const MlPrep *p);
 
 /* predict.c: the decoded-model cache. */
 const MlModel *model_cache_get_ref(FunctionCallInfo fcinfo, text *ref);

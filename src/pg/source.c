@@ -10,6 +10,7 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -29,7 +30,7 @@
 typedef enum ColKind
 {
 	COL_INT2, COL_INT4, COL_INT8, COL_FLOAT4, COL_FLOAT8, COL_NUMERIC, COL_BOOL,
-	COL_FLOAT8_ARRAY, COL_FLOAT4_ARRAY
+	COL_FLOAT8_ARRAY, COL_FLOAT4_ARRAY, COL_CATEGORY
 } ColKind;
 
 typedef struct FeatureCol
@@ -39,6 +40,9 @@ typedef struct FeatureCol
 	int			width;			/* 1, or the array length (known after the first row) */
 	int			offset;			/* first output column */
 	const char *name;
+	Oid			type;			/* COL_CATEGORY: for the output function */
+	FmgrInfo	out;
+	SourceDict *dict;			/* COL_CATEGORY */
 } FeatureCol;
 
 static double scalar_value(ColKind kind, Datum d);
@@ -329,13 +333,16 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 	{
 		Oid			type = TupleDescAttr(td, cols[i].attno)->atttypid;
 
-		if (!col_kind_of(type, &cols[i].kind))
+		cols[i].type = type;
+		if (source_category_type(type))
+			cols[i].kind = COL_CATEGORY;
+		else if (!col_kind_of(getBaseType(type), &cols[i].kind))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("column \"%s\" has type %s, which %s cannot use as a feature",
 							cols[i].name, format_type_be(type), spec->algorithm),
 					 errhint("Features are integer, numeric, real, double precision, boolean, "
-							 "real[] or double precision[] columns; leave others out with "
+							 "text, varchar, char, enum, real[] or double precision[] columns; leave others out with "
 							 "the features argument or params.exclude.")));
 		cols[i].width = 1;
 	}
@@ -360,6 +367,95 @@ scalar_value(ColKind kind, Datum d)
 	}
 }
 
+/* Hash of a dictionary key: the text a key pointer points to. */
+static uint32
+dict_hash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return DatumGetUInt32(hash_any((const unsigned char *) s, strlen(s)));
+}
+
+static int
+dict_match(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+typedef struct DictEntry
+{
+	char	   *key;			/* the text, owned by the dictionary */
+	uint32		code;
+} DictEntry;
+
+/* Sets up a column's dictionary in the scan's memory context. */
+static void
+dict_init(FeatureCol *fc, SourceDict *dict, MemoryContext mcxt)
+{
+	HASHCTL		ctl;
+	Oid			outfn;
+	bool		varlena;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(DictEntry);
+	ctl.hash = dict_hash;
+	ctl.match = dict_match;
+	ctl.hcxt = mcxt;
+	dict->index = hash_create("mlpipe categories", 256, &ctl,
+							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	dict->cap = 64;
+	dict->n = 0;
+	dict->labels = MemoryContextAlloc(mcxt, sizeof(char *) * dict->cap);
+	dict->null_code = -1;
+	getTypeOutputInfo(fc->type, &outfn, &varlena);
+	fmgr_info_cxt(outfn, &fc->out, mcxt);
+	fc->dict = dict;
+}
+
+/* The code of a category text (NULL for SQL NULL), adding it when new. */
+static double
+dict_code(FeatureCol *fc, const char *text)
+{
+	SourceDict *d = fc->dict;
+	MemoryContext mcxt = GetMemoryChunkContext(d->labels);
+	DictEntry  *e;
+	bool		found;
+
+	if (text == NULL && d->null_code >= 0)
+		return d->null_code;
+	if (text != NULL)
+	{
+		if (strlen(text) > ML_MAX_CATEGORY_LEN)
+			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							errmsg("column \"%s\" has a value longer than %d bytes, too long for a category",
+								   fc->name, ML_MAX_CATEGORY_LEN)));
+		e = hash_search(d->index, &text, HASH_FIND, NULL);
+		if (e)
+			return e->code;
+	}
+	if (d->n >= ML_MAX_CATEGORIES)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("column \"%s\" has more than %d distinct values", fc->name, ML_MAX_CATEGORIES),
+						errhint("Leave it out with params.exclude, or group its values in the source.")));
+	if (d->n == d->cap)
+	{
+		d->cap *= 2;
+		d->labels = repalloc(d->labels, sizeof(char *) * d->cap);
+	}
+	if (text == NULL)
+	{
+		d->labels[d->n] = NULL;
+		d->null_code = (int32) d->n;
+		return d->n++;
+	}
+	d->labels[d->n] = MemoryContextStrdup(mcxt, text);
+	e = hash_search(d->index, &d->labels[d->n], HASH_ENTER, &found);
+	e->key = d->labels[d->n];
+	e->code = d->n;
+	return d->n++;
+}
+
 /* Why a row is unusable, for the error message; NULL when it is fine. */
 typedef struct RowState
 {
@@ -382,6 +478,12 @@ decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
 	{
 		FeatureCol *fc = &cols[c];
 
+		if (fc->kind == COL_CATEGORY)
+		{
+			out[fc->offset] = dict_code(fc, nulls[fc->attno] ? NULL :
+										source_category_text(fc->type, &fc->out, values[fc->attno]));
+			continue;
+		}
 		if (nulls[fc->attno])
 		{
 			if (missing_ok)
@@ -595,6 +697,19 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 							info->feature_names[cols[c].offset + j] =
 								(cols[c].kind == COL_FLOAT8_ARRAY || cols[c].kind == COL_FLOAT4_ARRAY)
 								? psprintf("%s[%d]", cols[c].name, j + 1) : pstrdup(cols[c].name);
+				}
+				info->categorical = palloc0(sizeof(bool) * d);
+				info->dicts = palloc0(sizeof(SourceDict) * d);
+				{
+					int			c;
+
+					for (c = 0; c < ncols; c++)
+						if (cols[c].kind == COL_CATEGORY)
+						{
+							info->categorical[cols[c].offset] = true;
+							info->any_categorical = true;
+							dict_init(&cols[c], &info->dicts[cols[c].offset], mcxt);
+						}
 				}
 				MemoryContextSwitchTo(batch_cxt);
 				planned = true;

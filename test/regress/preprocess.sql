@@ -81,6 +81,28 @@ SELECT version FROM mlpipe.train('km', 'kmeans', 'SELECT a, colour FROM shop WHE
 SELECT features FROM mlpipe.model_versions WHERE model = 'km';
 SELECT mlpipe.predict('km', t) BETWEEN 0 AND 2 AS cluster FROM (SELECT 3.0 AS a, 'green' AS colour) t;
 
+-- An artifact with a PREPROCESS section is format 2; every byte flip and
+-- truncation of it is rejected with XX001 (the fuzzer covers the same with
+-- the checksum patched).
+CREATE FUNCTION rejected(blob bytea) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mlpipe.export(blob);
+    RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE;
+END $$;
+SELECT rejected(mlpipe.artifact('km')) AS intact, get_byte(mlpipe.artifact('km'), 4) AS format,
+       get_byte(mlpipe.artifact('rep'), 4) AS format_trees,
+       get_byte(mlpipe.artifact('tm'), 4) AS format_without_preprocessing;
+WITH a AS (SELECT mlpipe.artifact('km') AS blob),
+     flips AS (
+        SELECT rejected(set_byte(blob, i, get_byte(blob, i) # m)) AS outcome
+          FROM a, generate_series(0, length(blob) - 1) i, (VALUES (1), (255)) f(m)
+        UNION ALL
+        SELECT rejected(substring(blob FROM 1 FOR n))
+          FROM a, generate_series(0, length(blob) - 1) n)
+SELECT outcome, count(*) > 0 AS seen FROM flips GROUP BY outcome ORDER BY outcome;
+
 -- Bad input.
 \set VERBOSITY terse
 SELECT * FROM mlpipe.train('bad', 'gbt', 'shop', 'size', '{a,colour}', '{"preprocess": {"colour": {"encod": "onehot"}}}');

@@ -165,13 +165,6 @@ typedef struct FitOutput
 void		fit_trees(const char *algorithm, const char *source, const char *target,
 					  ArrayType *features, cJSON *params, FitOutput *fo);
 
-/* prep_glue.c: params.preprocess for training, and its export. */
-bool		prep_requested(cJSON *params);
-double	   *prep_fit_transform(PgEnv *pe, cJSON *params, const SourceInfo *info, const double *X,
-							   int64 n, const uint8 *is_test, const int32 *y_class, int n_classes,
-							   const double *y_value, MlPrep *prep, int *d_out, char ***names_out);
-cJSON	   *prep_export(const MlPrep *p);
-
 /* predict.c: the decoded-model cache. */
 const MlModel *model_cache_get_ref(FunctionCallInfo fcinfo, text *ref);
 
@@ -192,5 +185,12 @@ typedef struct PredictSite
 PredictSite *predict_site_ref(FunctionCallInfo fcinfo, text *ref);
 PredictSite *predict_site_blob(FunctionCallInfo fcinfo, bytea *blob);
 void		predict_require_classifier(const MlModel *m, const char *fn);
+
+/* prep_glue.c: params.preprocess for training, and its export. */
+bool		prep_requested(cJSON *params);
+double	   *prep_fit_transform(PgEnv *pe, cJSON *params, const SourceInfo *info, const double *X,
+							   int64 n, const uint8 *is_test, const int32 *y_class, int n_classes,
+							   const double *y_value, MlPrep *prep, int *d_out, char ***names_out);
+cJSON	   *prep_export(const MlPrep *p);
 
 #endif

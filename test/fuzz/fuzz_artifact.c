@@ -145,6 +145,21 @@ decode_model(const MlEnv *env, const uint8_t *data, size_t len)
 	scratch = ml_calloc(env, m.scratch_len, sizeof(double));
 	if (x && scratch)
 		ml_model_predict(&m, x, scratch, &out, NULL, &err);
+	if (m.prep.n_in > 0 && x)
+	{
+		/* raw inputs: zeros and NULL texts, then zeros and a text */
+		double	   *raw = ml_calloc(env, m.prep.n_in, sizeof(double));
+		const char **strs = ml_calloc(env, m.prep.n_in, sizeof(char *));
+		uint32_t	i;
+
+		if (raw && strs)
+		{
+			prep_transform_row(&m.prep, raw, strs, x, &err);
+			for (i = 0; i < m.prep.n_in; i++)
+				strs[i] = "red";
+			prep_transform_row(&m.prep, raw, strs, x, &err);
+		}
+	}
 }
 
 /* artifact_open and a walk over every section, as the scoring path does. */

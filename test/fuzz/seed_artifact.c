@@ -13,6 +13,7 @@
 #include "artifact.h"
 #include "kmeans.h"
 #include "model.h"
+#include "preprocess.h"
 #include "trees.h"
 
 #pragma weak trees_params_default
@@ -101,7 +102,7 @@ seed_kmeans(const char *dir, const char *name, int k, int d, KmDistance dist,
 		m.mean = mean;
 		m.scale = scale;
 	}
-	if (ml_model_write_kmeans(&b, &env, &meta, &m, &err) != ML_OK)
+	if (ml_model_write_kmeans(&b, &env, &meta, &m, NULL, &err) != ML_OK)
 		die(name, &err);
 	if (ml_model_read(&env, b.data, b.len, &back, &err) != ML_OK)
 		die(name, &err);		/* a seed the reader rejects is no seed */
@@ -175,6 +176,90 @@ seed_trees(const char *dir, const char *name, TreeAlgorithm algo, MlTask task,
 	save(&b, dir, name);
 }
 
+/*
+ * A k-means model with a PREPROCESS section (format 2): a number imputed
+ * and scaled, a text column one-hot with NULL as a level, one ordinal, one
+ * target-encoded (the fit sees a made-up target), fitted by prep_fit on 12
+ * rows so the fitting code builds the seed.
+ */
+static void
+seed_prep(const char *dir, const char *name, int target_encoding)
+{
+	enum
+	{
+		N = 12, D = 3
+	};
+	static char *dict_a[] = {"red", "green", NULL, "blue"};
+	static char *dict_b[] = {"x", "y"};
+	char	  **dicts[D] = {NULL, dict_a, dict_b};
+	uint32_t	dict_n[D] = {0, 4, 2};
+	const char *cols[D] = {"amount", "colour", "tag"};
+	bool		cat[D] = {false, true, true};
+	PpSpec		spec[D] = {{PP_IMPUTE_MEAN, PP_SCALE_STANDARD, -1}, {-1, -1, PP_ENCODE_ONEHOT},
+	{PP_IMPUTE_MODE, -1, target_encoding ? PP_ENCODE_TARGET : PP_ENCODE_ORDINAL}};
+	double		X[N * D];
+	int32_t		yc[N];
+	PpFitData	fd;
+	MlPrep		prep;
+	uint32_t  **code_level;
+	double		centroids[2 * 8];
+	double		counts[2] = {6, 6};
+	char	   *out_names[8];
+	MlMeta		meta;
+	KmModel		m;
+	MlModel		back;
+	MlError		err = {0};
+	MlBuf		b;
+	uint32_t	i,
+				j,
+				k;
+
+	for (i = 0; i < N; i++)
+	{
+		X[i * D] = i == 3 ? NAN : i * 1.5;
+		X[i * D + 1] = i % 4;
+		X[i * D + 2] = i % 2;
+		yc[i] = (int32_t) (i % 3);
+	}
+	memset(&fd, 0, sizeof(fd));
+	fd.n = N;
+	fd.n_in = D;
+	fd.X = X;
+	fd.dict = dicts;
+	fd.dict_n = dict_n;
+	fd.names = cols;
+	fd.categorical = cat;
+	fd.y_class = target_encoding ? yc : NULL;
+	fd.n_classes = target_encoding ? 3 : 0;
+	if (prep_fit(&env, &fd, spec, &prep, &code_level, &err) != ML_OK)
+		die(name, &err);
+	for (i = 0, k = 0; i < prep.n_in; i++)
+		for (j = 0; j < prep.cols[i].width && k < 8; j++)
+			out_names[k++] = prep_output_name(&env, &prep.cols[i], j);
+	if (k != prep.n_out)
+	{
+		fprintf(stderr, "seed_artifact: %s: %u outputs\n", name, prep.n_out);
+		exit(1);
+	}
+	for (i = 0; i < 2 * prep.n_out; i++)
+		centroids[i] = (i % 3) * 0.5;
+	memset(&meta, 0, sizeof(meta));
+	meta.task = ML_TASK_CLUSTER;
+	meta.n_features = prep.n_out;
+	meta.feature_names = out_names;
+	memset(&m, 0, sizeof(m));
+	m.k = 2;
+	m.d = (int) prep.n_out;
+	m.distance = KM_DIST_L2;
+	m.centroids = centroids;
+	m.counts = counts;
+	if (ml_model_write_kmeans(&b, &env, &meta, &m, &prep, &err) != ML_OK)
+		die(name, &err);
+	if (ml_model_read(&env, b.data, b.len, &back, &err) != ML_OK)
+		die(name, &err);
+	save(&b, dir, name);
+}
+
 /* An artifact with only its META section. */
 static void
 seed_meta(const char *dir, const char *name, MlKind kind, MlTask task,
@@ -217,6 +302,8 @@ main(int argc, char **argv)
 	}
 	else
 		fprintf(stderr, "seed_artifact: trees.c not linked yet, no tree seeds\n");
+	seed_prep(dir, "kmeans_prep_ordinal", 0);
+	seed_prep(dir, "kmeans_prep_target", 1);
 	seed_meta(dir, "meta_cluster", ML_KIND_KMEANS, ML_TASK_CLUSTER, 0);
 	seed_meta(dir, "meta_tree_classify", ML_KIND_DECISION_TREE, ML_TASK_CLASSIFY, 3);
 	seed_meta(dir, "meta_gbt_regress", ML_KIND_GBT, ML_TASK_REGRESS, 0);

@@ -153,3 +153,266 @@ BEGIN
                 DESERIALFUNC = mlpipe._points_deserial, PARALLEL = SAFE)', m, '_' || m || '_final');
     END LOOP;
 END $$;
+
+--------------------------------------------------------------------------
+-- evaluate, cross_validate, search
+--------------------------------------------------------------------------
+
+-- A source (table or view name, or a query) as a FROM item. Names resolve
+-- with the caller's search_path; queries run as the caller.
+CREATE FUNCTION mlpipe._eval_from(p_source text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_source IS NULL OR btrim(p_source) = '' THEN
+        RAISE EXCEPTION 'source must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF p_source ~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+        RETURN '(' || p_source || E'\n)';
+    END IF;
+    RETURN p_source::regclass::text;
+END $$;
+
+-- What evaluate needs of a version: names, task, target, features, classes, artifact.
+CREATE FUNCTION mlpipe._eval_model(model_ref text,
+    OUT model text, OUT version int, OUT algorithm text, OUT task text, OUT target text,
+    OUT features text[], OUT classes text[], OUT artifact bytea)
+LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v.model, v.version, v.algorithm, v.task, v.target, v.features, v.classes, v.artifact
+      FROM mlpipe.model_versions v, mlpipe.resolve(model_ref) r
+     WHERE v.model = r.model AND v.version = r.version
+$$;
+
+-- The scoring argument for a source row `s`: the row itself when the row
+-- form of predict exists (columns matched by name, stored preprocessing
+-- applied), else the float8[] of the features in training order (x[i]
+-- names an element of array column x).
+CREATE FUNCTION mlpipe._eval_input(p_features text[], p_array boolean DEFAULT false) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    f text;
+    parts text[] := '{}';
+    m text[];
+BEGIN
+    IF NOT p_array AND pg_catalog.to_regprocedure('mlpipe.predict_label(bytea,record)') IS NOT NULL THEN
+        RETURN 's';
+    END IF;
+    FOREACH f IN ARRAY p_features LOOP
+        m := pg_catalog.regexp_match(f, '^(.*)\[([0-9]+)\]$');
+        parts := parts || CASE WHEN m IS NULL THEN pg_catalog.format('s.%I', f)
+                               ELSE pg_catalog.format('(s.%I)[%s]', m[1], m[2]) END;
+    END LOOP;
+    RETURN 'ARRAY[' || pg_catalog.array_to_string(parts, ', ') || ']::float8[]';
+END $$;
+
+-- Scores p_from (a FROM item holding the target column) with an artifact and
+-- returns the task's metrics (and "rows") as jsonb, through the metric aggregates.
+CREATE FUNCTION mlpipe._eval_metrics(p_artifact bytea, p_task text, p_features text[],
+    p_classes text[], p_target text, p_from text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    x   text := mlpipe._eval_input(p_features);
+    res jsonb;
+BEGIN
+    IF p_task = 'classification' THEN
+        EXECUTE pg_catalog.format($q$
+            SELECT jsonb_build_object(
+                'accuracy', mlpipe.accuracy(y, p), 'precision_macro', mlpipe.precision_macro(y, p),
+                'recall_macro', mlpipe.recall_macro(y, p), 'f1_macro', mlpipe.f1_macro(y, p),
+                'f1_weighted', mlpipe.f1_weighted(y, p), 'log_loss', mlpipe.log_loss(y, pr, $2),
+                'roc_auc', mlpipe.roc_auc(y, pr, $2), 'confusion_matrix', mlpipe.confusion_matrix(y, p),
+                'rows', count(*))
+              FROM (SELECT (s.%1$I)::text AS y, mlpipe.predict_label($1, %2$s) AS p,
+                           mlpipe.predict_proba($1, %2$s) AS pr
+                      FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
+            INTO res USING p_artifact, p_classes;
+    ELSIF p_task = 'regression' THEN
+        EXECUTE pg_catalog.format($q$
+            SELECT jsonb_build_object('rmse', mlpipe.rmse(y, p), 'mae', mlpipe.mae(y, p),
+                                      'r2', mlpipe.r2(y, p), 'mape', mlpipe.mape(y, p), 'rows', count(*))
+              FROM (SELECT (s.%1$I)::float8 AS y, mlpipe.predict($1, %2$s) AS p
+                      FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
+            INTO res USING p_artifact;
+    ELSE
+        -- Clustering: the clusters the model assigns, scored on the raw
+        -- features; silhouette (O(n^2)) on at most 10,000 rows picked by a
+        -- hash of the row, so the figure is reproducible.
+        EXECUTE pg_catalog.format($q$
+            WITH pts AS MATERIALIZED (
+                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, md5(s::text) AS h FROM %3$s s)
+            SELECT jsonb_build_object(
+                'silhouette', (SELECT mlpipe.silhouette(x, c) FROM
+                                 (SELECT x, c FROM pts ORDER BY h LIMIT 10000) t),
+                'calinski_harabasz', mlpipe.calinski_harabasz(x, c),
+                'davies_bouldin', mlpipe.davies_bouldin(x, c), 'rows', count(*))
+              FROM pts$q$, mlpipe._eval_input(p_features, true), x, p_from)
+            INTO res USING p_artifact;
+    END IF;
+    IF (res->>'rows')::bigint = 0 THEN
+        RAISE EXCEPTION 'no rows to evaluate%', coalesce(': the source has no row with a non-NULL "' || p_target || '"', '')
+            USING ERRCODE = '22000';
+    END IF;
+    RETURN res;
+END $$;
+
+-- Finishes a cross-validation or search run that this session user started
+-- (status 'running'): status, rows, duration, extra params, and its metrics
+-- (one mlpipe.metrics row per numeric value) under the given splits.
+CREATE FUNCTION mlpipe._eval_finish_run(p_run bigint, p_rows bigint, p_params jsonb,
+    p_metrics jsonb, p_split text, p_metrics2 jsonb DEFAULT NULL, p_split2 text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    UPDATE mlpipe.runs u
+       SET status = 'succeeded', rows = p_rows, params = u.params || coalesce(p_params, '{}'),
+           finished_at = clock_timestamp(), seconds = extract(epoch FROM clock_timestamp() - u.started_at)
+     WHERE u.run_id = p_run AND u.status = 'running' AND u.created_by = session_user
+       AND u.kind IN ('cross_validate', 'search', 'search_trial')
+    RETURNING u.model, u.version INTO r;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run % is not a running evaluation run of %', p_run, session_user
+            USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT p_run, r.model, r.version, m.split, e.key, (e.value)::text::float8
+      FROM (VALUES (p_metrics, p_split), (p_metrics2, p_split2)) m(doc, split),
+           jsonb_each(m.doc) e
+     WHERE m.doc IS NOT NULL AND jsonb_typeof(m.doc) = 'object' AND jsonb_typeof(e.value) = 'number';
+END $$;
+
+-- Scores a source with a registered version and logs the run (kind
+-- 'evaluate', split 'evaluate'). Returns the task's metrics.
+CREATE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    m       record;
+    res     jsonb;
+    run     bigint;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO m FROM mlpipe._eval_model(model_ref);
+    res := mlpipe._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
+                                mlpipe._eval_from(source));
+    run := mlpipe._log_run('evaluate', m.model, m.version, m.algorithm, source,
+                           jsonb_build_object('model_ref', model_ref), 'succeeded', NULL,
+                           (res->>'rows')::bigint, started, NULL, res, 'evaluate');
+    RETURN res || jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+END $$;
+
+-- k-fold cross-validation. p_kind names the parent run ('cross_validate',
+-- or 'search_trial' under a search run p_parent).
+CREATE FUNCTION mlpipe._cross_validate(p_algorithm text, p_source text, p_target text,
+    p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started   timestamptz := clock_timestamp();
+    fstart    timestamptz;
+    src       text;
+    ttype     text;
+    task      text;
+    stratify  boolean;
+    n         bigint;
+    seed      text;
+    fparams   jsonb;
+    fit       mlpipe.fit_result;
+    fm        jsonb;
+    folds_out jsonb := '[]';
+    mean      jsonb;
+    std       jsonb;
+    parent    bigint;
+    i         int;
+BEGIN
+    IF p_algorithm IS NULL OR p_source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF p_target IS NULL OR p_algorithm IN ('kmeans', 'minibatch_kmeans') THEN
+        RAISE EXCEPTION 'cross-validation needs a supervised algorithm and a target'
+            USING ERRCODE = '22023',
+                  HINT = 'Clustering has no held-out truth: compare k-means models by the silhouette that mlpipe.train records.';
+    END IF;
+    IF p_folds IS NULL OR p_folds < 2 THEN
+        RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    src := mlpipe._eval_from(p_source);
+    EXECUTE pg_catalog.format('SELECT count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
+                                 FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
+        INTO n, ttype;
+    IF p_folds > n THEN
+        RAISE EXCEPTION 'folds = % is more than the % rows with a non-NULL "%"', p_folds, n, p_target
+            USING ERRCODE = '22023', HINT = 'Use fewer folds.';
+    END IF;
+    -- Stratify as training decides the task: text-like and boolean targets,
+    -- integers with at most 20 distinct values, or params.task.
+    IF p_params ? 'task' THEN
+        stratify := p_params->>'task' = 'classification';
+    ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
+        EXECUTE pg_catalog.format('SELECT count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
+    ELSE
+        stratify := ttype NOT IN ('real', 'double precision', 'numeric');
+    END IF;
+    -- Folds: rows ordered by a hash of (seed, row), by class first when
+    -- stratified, dealt round-robin. Identical rows are interchangeable, so
+    -- the assignment is reproducible.
+    seed := coalesce(p_params->>'seed', '0');
+    DROP TABLE IF EXISTS pg_temp._mlpipe_cv_folds;
+    EXECUTE pg_catalog.format(
+        'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
+         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 || s::text)) - 1) %% %2$s)::int
+                AS _mlpipe_fold
+           FROM %3$s s WHERE s.%4$I IS NOT NULL',
+        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target)
+        USING seed;
+    fparams := (p_params - 'test_size' - 'split') || '{"test_size": 0}';
+    IF p_features IS NULL THEN
+        fparams := fparams || jsonb_build_object('exclude',
+            CASE WHEN jsonb_typeof(p_params->'exclude') = 'array' THEN p_params->'exclude' ELSE '[]' END
+            || '["_mlpipe_fold"]');
+    END IF;
+    parent := mlpipe._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
+        jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
+                           'features', to_jsonb(p_features), 'stratified', stratify),
+        'running', NULL, n, started, p_parent, NULL, NULL);
+    FOR i IN 0 .. p_folds - 1 LOOP
+        fstart := clock_timestamp();
+        fit := mlpipe._fit(p_algorithm,
+            pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
+            p_target, p_features, fparams, NULL);
+        task := fit.task;
+        fm := mlpipe._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
+            pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
+        fm := jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows')::bigint) || fm;
+        PERFORM mlpipe._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
+            jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
+            'succeeded', NULL, (fm->>'rows')::bigint, fstart, parent, fm - 'fold' - 'training_rows', 'cv_fold');
+        folds_out := folds_out || jsonb_build_array(fm);
+    END LOOP;
+    DROP TABLE pg_temp._mlpipe_cv_folds;
+    -- Mean and population standard deviation (numpy's default) of each metric.
+    SELECT jsonb_object_agg(key, a), jsonb_object_agg(key, sd) INTO mean, std
+      FROM (SELECT e.key, avg((e.value)::text::float8) AS a, stddev_pop((e.value)::text::float8) AS sd
+              FROM jsonb_array_elements(folds_out) f, jsonb_each(f) e
+             WHERE jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
+             GROUP BY e.key) t;
+    PERFORM mlpipe._eval_finish_run(parent, n, jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
+    RETURN jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
+                              'rows', n, 'run_id', parent);
+END $$;
+
+CREATE FUNCTION mlpipe.cross_validate(algorithm text, source text, target text, features text[],
+    params jsonb DEFAULT '{}', folds int DEFAULT 5)
+RETURNS jsonb
+LANGUAGE sql VOLATILE AS $$
+    SELECT mlpipe._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate')
+$$;

@@ -416,3 +416,197 @@ RETURNS jsonb
 LANGUAGE sql VOLATILE AS $$
     SELECT mlpipe._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate')
 $$;
+
+-- The parameter sets of a search: every combination of the space's lists
+-- (grid), or `trials` draws (random) from lists and {"min", "max", "log",
+-- "int"} ranges, drawn from a hash of (seed, trial, name) so a search is
+-- reproducible without touching the session's random().
+CREATE FUNCTION mlpipe._search_candidates(p_space jsonb, p_strategy text, p_trials int)
+RETURNS SETOF jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    k      text;
+    v      jsonb;
+    combos jsonb[] := ARRAY['{}'::jsonb];
+    nxt    jsonb[];
+    c      jsonb;
+    e      jsonb;
+    seed   text := '0';
+    size   numeric := 1;
+    t      int;
+    tries  int := 0;
+    seen   jsonb[] := '{}';
+    u      float8;
+    lo     float8;
+    hi     float8;
+BEGIN
+    IF p_space IS NULL OR jsonb_typeof(p_space) <> 'object' OR p_space = '{}' THEN
+        RAISE EXCEPTION 'space must be a non-empty JSON object of parameter lists'
+            USING ERRCODE = '22023', HINT = 'For example {"max_depth": [3, 6], "learning_rate": [0.05, 0.1]}.';
+    END IF;
+    IF p_strategy IS NULL OR p_strategy NOT IN ('grid', 'random') THEN
+        RAISE EXCEPTION 'unknown search strategy "%"', p_strategy
+            USING ERRCODE = '22023', HINT = 'Strategies: grid, random.';
+    END IF;
+    FOR k, v IN SELECT key, value FROM jsonb_each(p_space) LOOP
+        IF jsonb_typeof(v) = 'array' THEN
+            IF jsonb_array_length(v) = 0 THEN
+                RAISE EXCEPTION 'space.% is an empty list', k USING ERRCODE = '22023';
+            END IF;
+            size := size * jsonb_array_length(v);
+        ELSIF jsonb_typeof(v) = 'object' AND p_strategy = 'random' THEN
+            IF EXISTS (SELECT 1 FROM jsonb_object_keys(v) o WHERE o NOT IN ('min', 'max', 'log', 'int')) THEN
+                RAISE EXCEPTION 'space.% has an unknown key "%"', k,
+                    (SELECT o FROM jsonb_object_keys(v) o WHERE o NOT IN ('min', 'max', 'log', 'int') LIMIT 1)
+                    USING ERRCODE = '22023', HINT = 'A range is {"min": a, "max": b, "log": false, "int": false}.';
+            END IF;
+            IF jsonb_typeof(v->'min') IS DISTINCT FROM 'number' OR jsonb_typeof(v->'max') IS DISTINCT FROM 'number'
+               OR (v->>'min')::float8 > (v->>'max')::float8
+               OR (coalesce((v->>'log')::boolean, false) AND (v->>'min')::float8 <= 0) THEN
+                RAISE EXCEPTION 'space.% must have numbers min <= max (min > 0 with log)', k USING ERRCODE = '22023';
+            END IF;
+            size := NULL;
+        ELSE
+            RAISE EXCEPTION 'space.% must be a list of values%', k,
+                CASE WHEN p_strategy = 'grid' THEN '' ELSE ' or a {"min", "max"} range' END
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    IF p_space->'seed' IS NOT NULL AND jsonb_typeof(p_space->'seed') = 'array' AND jsonb_array_length(p_space->'seed') = 1 THEN
+        seed := p_space->'seed'->>0;
+    END IF;
+    IF p_strategy = 'grid' OR (size IS NOT NULL AND size <= p_trials) THEN
+        IF size > 1000 THEN
+            RAISE EXCEPTION 'the grid has % combinations, more than 1000', size
+                USING ERRCODE = '54000', HINT = 'Use strategy => ''random'' with trials.';
+        END IF;
+        FOR k, v IN SELECT key, value FROM jsonb_each(p_space) ORDER BY key LOOP
+            nxt := '{}';
+            FOREACH c IN ARRAY combos LOOP
+                FOR e IN SELECT value FROM jsonb_array_elements(v) LOOP
+                    nxt := nxt || (c || jsonb_build_object(k, e));
+                END LOOP;
+            END LOOP;
+            combos := nxt;
+        END LOOP;
+        RETURN QUERY SELECT unnest(combos);
+        RETURN;
+    END IF;
+    IF p_trials IS NULL OR p_trials < 1 THEN
+        RAISE EXCEPTION 'trials = % must be at least 1', coalesce(p_trials::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    t := 0;
+    WHILE t < p_trials AND tries < p_trials * 20 LOOP
+        tries := tries + 1;
+        c := '{}';
+        FOR k, v IN SELECT key, value FROM jsonb_each(p_space) ORDER BY key LOOP
+            u := ('x' || substr(md5(seed || ':' || tries || ':' || k), 1, 13))::bit(52)::bigint / 4503599627370496.0;
+            IF jsonb_typeof(v) = 'array' THEN
+                c := c || jsonb_build_object(k, v->(floor(u * jsonb_array_length(v))::int));
+            ELSE
+                lo := (v->>'min')::float8;
+                hi := (v->>'max')::float8;
+                IF coalesce((v->>'log')::boolean, false) THEN
+                    u := exp(ln(lo) + u * (ln(hi) - ln(lo)));
+                ELSE
+                    u := lo + u * (hi - lo);
+                END IF;
+                IF coalesce((v->>'int')::boolean, false) THEN
+                    c := c || jsonb_build_object(k, least(floor(u), hi)::bigint);
+                ELSE
+                    c := c || jsonb_build_object(k, u);
+                END IF;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN c = ANY (seen);
+        seen := seen || c;
+        t := t + 1;
+        RETURN NEXT c;
+    END LOOP;
+END $$;
+
+-- Grid or random search with k-fold CV; every trial is a run (kind
+-- 'search_trial', its folds under it) below one 'search' run. The best
+-- parameters by the task's main metric are trained on every row with
+-- mlpipe.train and the gate, and registered as a new version.
+CREATE FUNCTION mlpipe._search(p_model text, p_algorithm text, p_source text, p_target text,
+    p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    run     bigint;
+    cand    jsonb;
+    cv      jsonb;
+    main    record;
+    val     float8;
+    best    jsonb;
+    best_v  float8;
+    best_cv jsonb;
+    trials  jsonb := '[]';
+    n       int := 0;
+    res     mlpipe.train_result;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    PERFORM mlpipe._search_candidates(p_space, p_strategy, p_trials) LIMIT 1;   -- validates the space first
+    run := mlpipe._log_run('search', p_model, NULL, p_algorithm, p_source,
+        jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
+                           'trials', p_trials, 'target', p_target, 'features', to_jsonb(p_features)),
+        'running', NULL, NULL, started, NULL, NULL, NULL);
+    FOR cand IN SELECT * FROM mlpipe._search_candidates(p_space, p_strategy, p_trials) LOOP
+        cv := mlpipe._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
+        IF main IS NULL THEN
+            SELECT * INTO main FROM mlpipe._main_metric(cv->>'task');
+        END IF;
+        val := (cv->'mean'->>main.metric)::float8;
+        n := n + 1;
+        trials := trials || jsonb_build_array(jsonb_build_object('params', cand, 'run_id', cv->'run_id',
+                                                                 main.metric, val));
+        IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
+                                OR (NOT main.higher_is_better AND val < best_v)) THEN
+            best := cand;
+            best_v := val;
+            best_cv := cv;
+        END IF;
+    END LOOP;
+    IF best IS NULL THEN
+        RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
+    END IF;
+    res := mlpipe._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
+    PERFORM mlpipe._eval_finish_run(run, (best_cv->>'rows')::bigint,
+        jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
+                           'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
+        best_cv->'mean', 'cv_mean', best_cv->'std', 'cv_std');
+    RETURN res;
+END $$;
+
+CREATE FUNCTION mlpipe.search(model text, algorithm text, source text, target text, features text[],
+    space jsonb, strategy text DEFAULT 'grid', folds int DEFAULT 5, trials int DEFAULT 20,
+    gate jsonb DEFAULT NULL)
+RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM mlpipe._search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+$$;
+
+-- Privileges: aggregates stay PUBLIC; evaluation reads sources as the
+-- caller (SECURITY INVOKER) and is for mlpipe_trainer.
+DO $$
+DECLARE
+    f text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY[
+        'mlpipe._eval_from(text)', 'mlpipe._eval_model(text)', 'mlpipe._eval_input(text[], boolean)',
+        'mlpipe._eval_metrics(bytea, text, text[], text[], text, text)',
+        'mlpipe._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text)',
+        'mlpipe.evaluate(text, text)',
+        'mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text)',
+        'mlpipe.cross_validate(text, text, text, text[], jsonb, int)',
+        'mlpipe._search_candidates(jsonb, text, int)',
+        'mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb)',
+        'mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb)'] LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO mlpipe_trainer', f);
+    END LOOP;
+END $$;

@@ -366,7 +366,9 @@ BEGIN
     -- stratified, dealt round-robin. Identical rows are interchangeable, so
     -- the assignment is reproducible.
     seed := coalesce(p_params->>'seed', '0');
-    DROP TABLE IF EXISTS pg_temp._mlpipe_cv_folds;
+    IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
+        DROP TABLE pg_temp._mlpipe_cv_folds;
+    END IF;
     EXECUTE pg_catalog.format(
         'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
          SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 || s::text)) - 1) %% %2$s)::int

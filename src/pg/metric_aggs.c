@@ -25,6 +25,7 @@
 #include "libpq/pqformat.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "kmeans.h"
@@ -48,6 +49,19 @@ agg_context(FunctionCallInfo fcinfo, const char *fn)
 	if (!AggCheckCallContext(fcinfo, &ctx))
 		elog(ERROR, "%s called in a non-aggregate context", fn);
 	return ctx;
+}
+
+/*
+ * The name of the aggregate being computed ("mlpipe.rmse"), for messages
+ * from transition functions that several aggregates share.
+ */
+static const char *
+agg_name(FunctionCallInfo fcinfo, const char *dflt)
+{
+	Aggref	   *ref = AggGetAggref(fcinfo);
+	char	   *name = ref ? get_func_name(ref->aggfnoid) : NULL;
+
+	return name ? name : dflt;
 }
 
 /* 22000 unless v is finite: scikit-learn refuses NaN and infinity too. */
@@ -379,6 +393,8 @@ label_trans(FunctionCallInfo fcinfo, int kind, const char *agg)
 		st = label_state_new(ctx, kind);
 	t = label_text(fcinfo, 1, kind, &tlen, tb);
 	p = label_text(fcinfo, 2, kind, &plen, pb);
+	if (st->n_labels >= LABEL_MAX - 1)
+		agg = agg_name(fcinfo, agg);	/* near the limit: name the aggregate in the error */
 	label_add(st, t, tlen, p, plen, 1, agg);
 	PG_RETURN_POINTER(st);
 }
@@ -1041,8 +1057,11 @@ mlpipe_reg_trans(PG_FUNCTION_ARGS)
 	}
 	y = PG_GETARG_FLOAT8(1);
 	p = PG_GETARG_FLOAT8(2);
-	check_finite(y, "regression metric", "y_true");
-	check_finite(p, "regression metric", "y_pred");
+	if (!isfinite(y) || !isfinite(p))
+	{
+		check_finite(y, agg_name(fcinfo, "regression metric"), "y_true");
+		check_finite(p, agg_name(fcinfo, "regression metric"), "y_pred");
+	}
 	if (st == NULL)
 		st = MemoryContextAllocZero(ctx, sizeof(RegAccum));
 	metrics_reg_add(st, y, p);
@@ -1192,15 +1211,17 @@ mlpipe_points_trans(PG_FUNCTION_ARGS)
 			PG_RETURN_NULL();
 		PG_RETURN_POINTER(st);
 	}
-	x = float8_array(PG_GETARG_ARRAYTYPE_P(1), &d, "clustering metric", "x");
+	x = float8_array(PG_GETARG_ARRAYTYPE_P(1), &d, agg_name(fcinfo, "clustering metric"), "x");
 	if (d == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("mlpipe: a clustering metric needs at least one feature, x is empty")));
+						errmsg("mlpipe.%s: x is empty; a point needs at least one feature",
+							   agg_name(fcinfo, "clustering metric"))));
 	if (st == NULL)
 		st = point_state_new(ctx, d);
 	if (d != st->d)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("mlpipe: x has %d elements here but %d in earlier rows", d, st->d),
+						errmsg("mlpipe.%s: x has %d elements here but %d in earlier rows",
+							   agg_name(fcinfo, "clustering metric"), d, st->d),
 						errhint("Every point needs the same number of features.")));
 	point_reserve(st, 1);
 	memcpy(st->X + (Size) st->n * d, x, sizeof(double) * d);

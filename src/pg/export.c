@@ -91,6 +91,8 @@ mlpipe_export_bytea(PG_FUNCTION_ARGS)
 			elog(ERROR, "the trees' JSON does not parse");
 		cJSON_AddItemToObject(doc, "model", trees);
 	}
+	if (m.prep.n_in > 0)
+		cJSON_AddItemToObject(doc, "preprocess", prep_export(&m.prep));
 	PG_RETURN_DATUM(cjson_to_jsonb(doc));
 }
 

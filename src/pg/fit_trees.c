@@ -34,7 +34,7 @@
 
 static const char *const common_keys[] = {
 	"seed", "on_null", "exclude", "test_size", "split", "task", "max_depth", "max_bins",
-	"class_weight", NULL
+	"class_weight", "preprocess", NULL
 };
 static const char *const dt_keys[] = {
 	"criterion", "min_samples_leaf", "min_samples_split", "ccp_alpha", "max_features", NULL
@@ -63,11 +63,16 @@ typedef struct TreeLoad
 	int64		seen;			/* rows seen in pass 1 */
 	MlRng		rng;
 	bool		sample_is_all;	/* every row so far is in the sample, in order */
+	bool		prep_param;		/* params.preprocess given */
+	bool		keep_all;		/* preprocessing: keep every row (no reservoir) */
 	/* rows with a target, in source order */
 	int64		n;
 	int64		cap;
 	uint8	   *B;				/* n x d bin codes (pass 2), or NULL */
 	double	   *yv;				/* numeric target value per row */
+	double	   *sv;				/* split column value per row (time/column splits) */
+	SplitColKind split_kind;
+	const char *split_column;
 	int32	   *yl;				/* provisional label id per row (label targets) */
 	int64		skipped_target;
 	/* labels: provisional ids in order of appearance */
@@ -105,6 +110,9 @@ load_grow_targets(TreeLoad *L)
 			: MemoryContextAllocHuge(L->mcxt, sizeof(int32) * newcap);
 	if (L->B)
 		L->B = repalloc_huge(L->B, (Size) newcap * L->d);
+	if (L->split_kind != SPLIT_COL_NONE)
+		L->sv = L->sv ? repalloc_huge(L->sv, sizeof(double) * newcap)
+			: MemoryContextAllocHuge(L->mcxt, sizeof(double) * newcap);
 	L->cap = newcap;
 }
 
@@ -185,6 +193,12 @@ load_target(TreeLoad *L, const SourceTarget *t, int64 rowno)
 		}
 		L->yv[L->n] = v == 0 ? 0.0 : v;	/* -0 and 0 are one class */
 	}
+	if (L->split_kind == SPLIT_COL_TIME && t->split_isnull)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("time split column \"%s\" is NULL in row " INT64_FORMAT, L->split_column, rowno),
+						errhint("Every row needs a time to be placed before or after the split; filter such rows in the source.")));
+	if (L->split_kind != SPLIT_COL_NONE)
+		L->sv[L->n] = t->split_isnull ? 0.0 : t->split_value;	/* column split: NULL is a training row */
 	return true;
 }
 
@@ -219,6 +233,7 @@ pass1_plan(void *arg, const SourceInfo *info)
 			}
 	}
 	L->sample_cap = 0;
+	L->keep_all = L->prep_param || info->any_categorical;
 }
 
 /* Makes room for one more sample row (the sample grows to TREES_SAMPLE rows). */
@@ -230,7 +245,9 @@ sample_reserve(TreeLoad *L, int64 rows)
 
 	if (rows <= L->sample_cap)
 		return;
-	cap = Min(Max(L->sample_cap * 2, 8192), TREES_SAMPLE);
+	cap = Max(L->sample_cap * 2, 8192);
+	if (!L->keep_all)
+		cap = Min(cap, TREES_SAMPLE);
 	bytes = (Size) cap * L->d * (sizeof(double) + 1) + sizeof(int64) * cap;
 	if (bytes > (Size) mlpipe_max_memory_kb * 1024)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -251,7 +268,7 @@ pass1_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 	TreeLoad   *L = arg;
 	int64		slot;
 
-	if (L->seen < TREES_SAMPLE)
+	if (L->seen < TREES_SAMPLE || L->keep_all)
 	{
 		sample_reserve(L, L->seen + 1);
 		slot = L->seen;
@@ -428,6 +445,69 @@ finish_targets(TreeLoad *L, const char *task_param, const char *target, char ***
  * Marks test rows: stratified (per class, seeded shuffle, round(test_size *
  * count) each) or random (ceil(test_size * n), as train_test_split).
  */
+/* Row order of a time split: by time, then by position in the source. */
+static const double *time_order_base;
+
+static int
+cmp_time_rows(const void *a, const void *b)
+{
+	int64		i = *(const int64 *) a,
+				j = *(const int64 *) b;
+	double		x = time_order_base[i],
+				y = time_order_base[j];
+
+	if (x != y)
+		return (x > y) - (x < y);
+	return (i > j) - (i < j);
+}
+
+/*
+ * Marks the test rows of a time split (the last ceil(test_size * n) rows
+ * by time, ties in source order) or a column split (rows where the column
+ * is true).
+ */
+static uint8 *
+choose_test_rows_by_column(int64 n, const double *sv, SplitColKind kind, const char *column,
+						   double test_size, int64 *n_test_out)
+{
+	uint8	   *is_test = palloc_extended(Max(n, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	int64		i,
+				n_test = 0;
+
+	if (kind == SPLIT_COL_BOOL)
+	{
+		for (i = 0; i < n; i++)
+			if (sv[i] != 0)
+			{
+				is_test[i] = 1;
+				n_test++;
+			}
+		if (n_test == 0 || n_test == n)
+			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+							errmsg("split column \"%s\" is %s in every row with a target",
+								   column, n_test == 0 ? "false or NULL" : "true"),
+							errhint("The column must be true for the test rows and false for the training rows.")));
+	}
+	else
+	{
+		int64	   *idx = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
+		int64		take = (int64) ceil(test_size * n - 1e-9);
+
+		if (take >= n)
+			take = n - 1;
+		for (i = 0; i < n; i++)
+			idx[i] = i;
+		time_order_base = sv;
+		qsort(idx, n, sizeof(int64), cmp_time_rows);
+		for (i = n - take; i < n; i++)
+			is_test[idx[i]] = 1;
+		n_test = take;
+		pfree(idx);
+	}
+	*n_test_out = n_test;
+	return is_test;
+}
+
 static uint8 *
 choose_test_rows(int64 n, const int32 *yl, int n_classes, bool stratified, double test_size,
 				 uint64 seed, int64 *n_test_out)
@@ -644,6 +724,86 @@ tree_class_weights(cJSON *params, char **classes, int n_classes, double *w)
 	}
 }
 
+/*
+ * Decides the task and the classes, reads the tree parameters that depend
+ * on them, and splits the rows into training and test parts.
+ */
+static void
+trees_task_and_split(TreeLoad *L, cJSON *params, TreeAlgorithm algo, const char *task_param,
+					 const char *target, const char *split, double test_size, uint64 seed,
+					 MlTask *task, char ***classes, int *n_classes, TreeParams *tp,
+					 double **class_weights, bool *stratified, uint8 **is_test, int64 *n_test)
+{
+	*task = finish_targets(L, task_param, target, classes, n_classes);
+	if (*task == ML_TASK_CLASSIFY && L->yv)
+	{
+		pfree(L->yv);			/* the class ids are all that is needed now */
+		L->yv = NULL;
+	}
+	if (*task == ML_TASK_CLASSIFY && *n_classes < 2)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("the target \"%s\" has a single class (\"%s\")", target, (*classes)[0]),
+						errhint("Classification needs at least two classes.")));
+	tree_params(params, algo, *task, *n_classes, tp, class_weights);
+	if (*class_weights)
+	{
+		tree_class_weights(params, *classes, *n_classes, *class_weights);
+		tp->class_weights = *class_weights;
+	}
+
+	/* Split. */
+	*stratified = split ? strcmp(split, "stratified") == 0 : *task == ML_TASK_CLASSIFY;
+	if (L->split_kind != SPLIT_COL_NONE)
+		*stratified = false;
+	if (*stratified && *task != ML_TASK_CLASSIFY)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("split = 'stratified' needs a classification target")));
+	if (L->n < 2 && test_size > 0)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("only " INT64_FORMAT " row to train on; a test split needs at least 2", L->n),
+						errhint("Set params.test_size = 0 to train on every row.")));
+	if (L->split_kind != SPLIT_COL_NONE)
+		*is_test = choose_test_rows_by_column(L->n, L->sv, L->split_kind, L->split_column, test_size, n_test);
+	else
+		*is_test = choose_test_rows(L->n, L->yl, *n_classes, *stratified, test_size, seed, n_test);
+}
+
+/*
+ * params.split: 'random', 'stratified', 'time:<column>' or 'column:<column>'.
+ * Returns the text (NULL when absent) and sets the split column, if any.
+ */
+static const char *
+parse_split(cJSON *params, SplitColKind *kind, const char **column)
+{
+	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(params, "split");
+	const char *s;
+
+	*kind = SPLIT_COL_NONE;
+	*column = NULL;
+	if (v == NULL || cJSON_IsNull(v))
+		return NULL;
+	s = cJSON_IsString(v) ? v->valuestring : NULL;
+	if (s && (strcmp(s, "random") == 0 || strcmp(s, "stratified") == 0))
+		return s;
+	if (s && strncmp(s, "time:", 5) == 0 && s[5] != '\0')
+	{
+		*kind = SPLIT_COL_TIME;
+		*column = s + 5;
+		return s;
+	}
+	if (s && strncmp(s, "column:", 7) == 0 && s[7] != '\0')
+	{
+		*kind = SPLIT_COL_BOOL;
+		*column = s + 7;
+		return s;
+	}
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("parameter \"split\" has an invalid value%s%s%s",
+						   s ? " \"" : "", s ? s : "", s ? "\"" : ""),
+					errhint("\"split\" must be one of: random, stratified, time:<column>, column:<boolean column>.")));
+	return NULL;				/* keep compiler quiet */
+}
+
 void
 fit_trees(const char *algorithm, const char *source, const char *target, ArrayType *features,
 		  cJSON *params, FitOutput *fo)
@@ -674,8 +834,8 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	int			n_classes;
 	TreeParams	tp;
 	double	   *class_weights;
-	uint8	   *is_test;
-	int64		n_test,
+	uint8	   *is_test = NULL;
+	int64		n_test = 0,
 				n_train,
 				r,
 				a,
@@ -696,6 +856,8 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	Size		need;
 	bool		stratified;
 	int			max_bins;
+	bool		use_prep;
+	MlPrep		prep;
 
 	for (i = 0; common_keys[i]; i++)
 		allowed[na++] = common_keys[i];
@@ -703,6 +865,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		allowed[na++] = extra[i];
 	allowed[na] = NULL;
 	params_check_keys(params, algorithm, allowed);
+	memset(&L, 0, sizeof(L));
 	if (target == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("%s needs a target column", algorithm),
@@ -710,11 +873,11 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	task_param = params_choice(params, "task", NULL, tasks);
 	test_size = params_number(params, "test_size", 0.2, 0, 0.9);
 	seed = params_seed(params);
-	{
-		static const char *const splits[] = {"stratified", "random", NULL};
-
-		split = params_choice(params, "split", NULL, splits);
-	}
+	split = parse_split(params, &L.split_kind, &L.split_column);
+	if (L.split_kind == SPLIT_COL_BOOL && cJSON_GetObjectItemCaseSensitive(params, "test_size"))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"test_size\" is not used with split = '%s'", split),
+						errhint("The split column decides which rows are test rows.")));
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);
@@ -738,10 +901,11 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		max_bins = probe.max_bins;
 	}
 
-	memset(&L, 0, sizeof(L));
 	L.mcxt = mcxt;
 	L.pe = &pe;
 	L.on_null_error = strcmp(params_choice(params, "on_null", "skip", on_null_names), "error") == 0;
+	L.prep_param = prep_requested(params);
+	memset(&prep, 0, sizeof(prep));
 	L.sample_is_all = true;
 	ml_rng_seed(&L.rng, seed);
 	memset(&ctl, 0, sizeof(ctl));
@@ -758,6 +922,8 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	spec.skip_invalid = false;
 	spec.missing_ok = true;
 	spec.algorithm = algorithm;
+	spec.split_column = L.split_column;
+	spec.split_kind = L.split_kind;
 	spec.on_plan = pass1_plan;
 
 	source_scan(&spec, mcxt, pass1_row, &L, &info);
@@ -765,13 +931,47 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info.n)));
 
+	/*
+	 * Preprocessing: every row was kept. Decide the task and the split now,
+	 * fit the preprocessing on the training rows and continue with the
+	 * transformed rows as the sample.
+	 */
+	use_prep = L.keep_all;
+	if (use_prep)
+	{
+		int64		row;
+		double	   *Xt;
+		int			d_out;
+		char	  **names;
+
+		/* rows with a target, in target order (sample_src only grows) */
+		for (row = 0; row < L.seen; row++)
+			if (L.sample_src[row] >= 0 && L.sample_src[row] != row)
+				memcpy(L.sample + (Size) L.sample_src[row] * L.d, L.sample + (Size) row * L.d,
+					   sizeof(double) * L.d);
+		trees_task_and_split(&L, params, algo, task_param, target, split, test_size, seed, &task,
+							 &classes, &n_classes, &tp, &class_weights, &stratified, &is_test, &n_test);
+		Xt = prep_fit_transform(&pe, params, &info, L.sample, L.n, n_test > 0 ? is_test : NULL,
+								task == ML_TASK_CLASSIFY ? L.yl : NULL, n_classes,
+								task == ML_TASK_CLASSIFY ? NULL : L.yv, &prep, &d_out, &names);
+		pfree(L.sample);
+		L.sample = Xt;
+		L.d = d_out;
+		L.seen = L.n;
+		for (row = 0; row < L.n; row++)
+			L.sample_src[row] = row;
+		info.d = d_out;
+		info.feature_names = names;
+	}
+
 	/* Bin edges from the sample (every row, when the source fits in it). */
 	{
 		/*
 		 * Edges feature by feature, from one column of the sample at a time:
 		 * a column-major copy of the whole sample would double pass 1's memory.
 		 */
-		int64		ns = Min(L.seen, TREES_SAMPLE);
+		int64		ns = L.keep_all ? L.seen : Min(L.seen, TREES_SAMPLE);
+		int64		nc;
 		double	   *col = MemoryContextAllocHuge(mcxt, sizeof(double) * Max(ns, 1));
 		int64		row;
 		int			j;
@@ -785,9 +985,11 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		{
 			TreeBins	one;
 
-			for (row = 0; row < ns; row++)
-				col[row] = L.sample[(Size) row * L.d + j];
-			ML_CHECK_STATUS(trees_bins_fit(&pe.env, col, ns, 1, max_bins, 0, seed, &one, &err), &err);
+			/* with preprocessing, from the training rows only */
+			for (row = 0, nc = 0; row < ns; row++)
+				if (!use_prep || n_test == 0 || !is_test[row])
+					col[nc++] = L.sample[(Size) row * L.d + j];
+			ML_CHECK_STATUS(trees_bins_fit(&pe.env, col, nc, 1, max_bins, 0, seed, &one, &err), &err);
 			bins.n_bins[j] = one.n_bins[0];
 			memcpy(bins.cuts + (Size) j * 256, one.cuts, sizeof(double) * 256);
 			trees_bins_free(&pe.env, &one);
@@ -821,8 +1023,11 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 			pfree(L.yv);
 		if (L.yl)
 			pfree(L.yl);
+		if (L.sv)
+			pfree(L.sv);
 		L.yv = NULL;
 		L.yl = NULL;
+		L.sv = NULL;
 		/* Pass 1 counted the rows: allocate once (it grows only if the source did). */
 		L.cap = 0;
 		L.B = NULL;
@@ -836,6 +1041,8 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 			else
 				L.yl = MemoryContextAllocHuge(mcxt, sizeof(int32) * rows);
 			L.B = MemoryContextAllocHuge(mcxt, (Size) rows * L.d);
+			if (L.split_kind != SPLIT_COL_NONE)
+				L.sv = MemoryContextAllocHuge(mcxt, sizeof(double) * rows);
 			L.cap = rows;
 		}
 		hash_destroy(L.label_ids);
@@ -849,34 +1056,10 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info.n)));
 
-	task = finish_targets(&L, task_param, target, &classes, &n_classes);
-	if (task == ML_TASK_CLASSIFY && L.yv)
-	{
-		pfree(L.yv);			/* the class ids are all that is needed now */
-		L.yv = NULL;
-	}
-	if (task == ML_TASK_CLASSIFY && n_classes < 2)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("the target \"%s\" has a single class (\"%s\")", target, classes[0]),
-						errhint("Classification needs at least two classes.")));
-	tree_params(params, algo, task, n_classes, &tp, &class_weights);
-	if (class_weights)
-	{
-		tree_class_weights(params, classes, n_classes, class_weights);
-		tp.class_weights = class_weights;
-	}
+	if (!use_prep)
+		trees_task_and_split(&L, params, algo, task_param, target, split, test_size, seed, &task,
+							 &classes, &n_classes, &tp, &class_weights, &stratified, &is_test, &n_test);
 	ML_CHECK_STATUS(trees_params_validate(&tp, L.d, task == ML_TASK_CLASSIFY ? n_classes : 0, &err), &err);
-
-	/* Split. */
-	stratified = split ? strcmp(split, "stratified") == 0 : task == ML_TASK_CLASSIFY;
-	if (stratified && task != ML_TASK_CLASSIFY)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("split = 'stratified' needs a classification target")));
-	if (L.n < 2 && test_size > 0)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("only " INT64_FORMAT " row to train on; a test split needs at least 2", L.n),
-						errhint("Set params.test_size = 0 to train on every row.")));
-	is_test = choose_test_rows(L.n, L.yl, n_classes, stratified, test_size, seed, &n_test);
 	n_train = L.n - n_test;
 
 	{
@@ -1028,7 +1211,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	meta.feature_names = info.feature_names;
 	meta.n_classes = task == ML_TASK_CLASSIFY ? n_classes : 0;
 	meta.class_labels = classes;
-	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, &model, &err), &err);
+	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, &model, use_prep ? &prep : NULL, &err), &err);
 
 	fo->artifact = palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(fo->artifact, VARHDRSZ + buf.len);
@@ -1045,8 +1228,10 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	json_number(fo->info, "test_rows", (double) n_test);
 	json_number(fo->info, "skipped_rows", (double) L.skipped_target);
 	cJSON_AddStringToObject(fo->info, "metrics_split", n_test > 0 ? "test" : "train");
-	cJSON_AddStringToObject(fo->info, "split", stratified ? "stratified" : "random");
-	json_number(fo->info, "test_size", test_size);
+	cJSON_AddStringToObject(fo->info, "split", L.split_kind != SPLIT_COL_NONE ? split :
+							stratified ? "stratified" : "random");
+	if (L.split_kind != SPLIT_COL_BOOL)
+		json_number(fo->info, "test_size", test_size);
 	json_number(fo->info, "seed", (double) seed);
 	json_number(fo->info, "threads", pe.env.n_threads);
 	json_number(fo->info, "passes", L.sample_is_all ? 1 : 2);

@@ -10,11 +10,14 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/varlena.h"
@@ -27,7 +30,7 @@
 typedef enum ColKind
 {
 	COL_INT2, COL_INT4, COL_INT8, COL_FLOAT4, COL_FLOAT8, COL_NUMERIC, COL_BOOL,
-	COL_FLOAT8_ARRAY, COL_FLOAT4_ARRAY
+	COL_FLOAT8_ARRAY, COL_FLOAT4_ARRAY, COL_CATEGORY
 } ColKind;
 
 typedef struct FeatureCol
@@ -37,7 +40,12 @@ typedef struct FeatureCol
 	int			width;			/* 1, or the array length (known after the first row) */
 	int			offset;			/* first output column */
 	const char *name;
+	Oid			type;			/* COL_CATEGORY: for the output function */
+	FmgrInfo	out;
+	SourceDict *dict;			/* COL_CATEGORY */
 } FeatureCol;
+
+static double scalar_value(ColKind kind, Datum d);
 
 /* True when source is a query rather than a relation name. */
 static bool
@@ -108,6 +116,58 @@ col_kind_of(Oid type, ColKind *kind)
 	}
 }
 
+bool
+source_numeric_type(Oid type)
+{
+	ColKind		k;
+
+	return col_kind_of(getBaseType(type), &k) && k != COL_FLOAT8_ARRAY && k != COL_FLOAT4_ARRAY;
+}
+
+double
+source_datum_double(Oid type, Datum d)
+{
+	ColKind		k;
+
+	if (!col_kind_of(getBaseType(type), &k))
+		elog(ERROR, "type %u is not a numeric feature type", type);
+	return scalar_value(k, d);
+}
+
+bool
+source_category_type(Oid type)
+{
+	type = getBaseType(type);
+	return type == TEXTOID || type == VARCHAROID || type == BPCHAROID || type == NAMEOID ||
+		type_is_enum(type);
+}
+
+char *
+source_category_text(Oid type, FmgrInfo *out, Datum d)
+{
+	return OutputFunctionCall(out, d);
+}
+
+bool
+source_time_type(Oid type)
+{
+	type = getBaseType(type);
+	return type == DATEOID || type == TIMESTAMPOID || type == TIMESTAMPTZOID ||
+		(source_numeric_type(type) && type != BOOLOID);
+}
+
+/* A split column's value as a double: dates in days, timestamps in microseconds. */
+static double
+split_value(Oid type, Datum d)
+{
+	type = getBaseType(type);
+	if (type == DATEOID)
+		return (double) DatumGetDateADT(d);
+	if (type == TIMESTAMPOID || type == TIMESTAMPTZOID)
+		return (double) DatumGetTimestamp(d);
+	return source_datum_double(type, d);
+}
+
 static bool
 name_in_json_array(cJSON *arr, const char *name)
 {
@@ -169,6 +229,31 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 						errmsg("target column \"%s\" is not in the source", spec->target),
 						errhint("Columns: %s.", tupdesc_column_list(td))));
+	if (spec->split_column)
+	{
+		int			at = find_column(td, spec->split_column);
+		Oid			type;
+
+		if (at < 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.split names column \"%s\", which is not in the source",
+								   spec->split_column),
+							errhint("Columns: %s.", tupdesc_column_list(td))));
+		type = TupleDescAttr(td, at)->atttypid;
+		if (spec->split_kind == SPLIT_COL_BOOL && getBaseType(type) != BOOLOID)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("split column \"%s\" has type %s, not boolean",
+								   spec->split_column, format_type_be(type)),
+							errhint("split = 'column:<c>' takes a boolean column that is true for the test rows.")));
+		if (spec->split_kind == SPLIT_COL_TIME && !source_time_type(type))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("time split column \"%s\" has type %s, which is not a time",
+								   spec->split_column, format_type_be(type)),
+							errhint("split = 'time:<c>' takes a date, timestamp, timestamptz or numeric column.")));
+		if (spec->target && strcmp(spec->split_column, spec->target) == 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("column \"%s\" is both the target and the split column", spec->target)));
+	}
 	if (spec->exclude)
 		cJSON_ArrayForEach(it, spec->exclude)
 			if (find_column(td, it->valuestring) < 0)
@@ -207,6 +292,10 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 			if (spec->target && strcmp(name, spec->target) == 0)
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("column \"%s\" is both the target and a feature", name)));
+			if (spec->split_kind == SPLIT_COL_BOOL && strcmp(name, spec->split_column) == 0)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("column \"%s\" is both the split column and a feature", name),
+								errhint("The column of split = 'column:<c>' is never a feature.")));
 			for (j = 0; j < n; j++)
 				if (cols[j].attno == at)
 					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -229,6 +318,9 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 				continue;
 			if (name_in_json_array(spec->exclude, name))
 				continue;
+			if (spec->split_column && strcmp(name, spec->split_column) == 0)
+				continue;
+
 			cols[n].attno = i;
 			cols[n].name = pstrdup(name);
 			n++;
@@ -241,13 +333,16 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 	{
 		Oid			type = TupleDescAttr(td, cols[i].attno)->atttypid;
 
-		if (!col_kind_of(type, &cols[i].kind))
+		cols[i].type = type;
+		if (source_category_type(type))
+			cols[i].kind = COL_CATEGORY;
+		else if (!col_kind_of(getBaseType(type), &cols[i].kind))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("column \"%s\" has type %s, which %s cannot use as a feature",
 							cols[i].name, format_type_be(type), spec->algorithm),
 					 errhint("Features are integer, numeric, real, double precision, boolean, "
-							 "real[] or double precision[] columns; leave others out with "
+							 "text, varchar, char, enum, real[] or double precision[] columns; leave others out with "
 							 "the features argument or params.exclude.")));
 		cols[i].width = 1;
 	}
@@ -272,6 +367,95 @@ scalar_value(ColKind kind, Datum d)
 	}
 }
 
+/* Hash of a dictionary key: the text a key pointer points to. */
+static uint32
+dict_hash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return DatumGetUInt32(hash_any((const unsigned char *) s, strlen(s)));
+}
+
+static int
+dict_match(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+typedef struct DictEntry
+{
+	char	   *key;			/* the text, owned by the dictionary */
+	uint32		code;
+} DictEntry;
+
+/* Sets up a column's dictionary in the scan's memory context. */
+static void
+dict_init(FeatureCol *fc, SourceDict *dict, MemoryContext mcxt)
+{
+	HASHCTL		ctl;
+	Oid			outfn;
+	bool		varlena;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(DictEntry);
+	ctl.hash = dict_hash;
+	ctl.match = dict_match;
+	ctl.hcxt = mcxt;
+	dict->index = hash_create("mlpipe categories", 256, &ctl,
+							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	dict->cap = 64;
+	dict->n = 0;
+	dict->labels = MemoryContextAlloc(mcxt, sizeof(char *) * dict->cap);
+	dict->null_code = -1;
+	getTypeOutputInfo(fc->type, &outfn, &varlena);
+	fmgr_info_cxt(outfn, &fc->out, mcxt);
+	fc->dict = dict;
+}
+
+/* The code of a category text (NULL for SQL NULL), adding it when new. */
+static double
+dict_code(FeatureCol *fc, const char *text)
+{
+	SourceDict *d = fc->dict;
+	MemoryContext mcxt = GetMemoryChunkContext(d->labels);
+	DictEntry  *e;
+	bool		found;
+
+	if (text == NULL && d->null_code >= 0)
+		return d->null_code;
+	if (text != NULL)
+	{
+		if (strlen(text) > ML_MAX_CATEGORY_LEN)
+			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							errmsg("column \"%s\" has a value longer than %d bytes, too long for a category",
+								   fc->name, ML_MAX_CATEGORY_LEN)));
+		e = hash_search(d->index, &text, HASH_FIND, NULL);
+		if (e)
+			return e->code;
+	}
+	if (d->n >= ML_MAX_CATEGORIES)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("column \"%s\" has more than %d distinct values", fc->name, ML_MAX_CATEGORIES),
+						errhint("Leave it out with params.exclude, or group its values in the source.")));
+	if (d->n == d->cap)
+	{
+		d->cap *= 2;
+		d->labels = repalloc(d->labels, sizeof(char *) * d->cap);
+	}
+	if (text == NULL)
+	{
+		d->labels[d->n] = NULL;
+		d->null_code = (int32) d->n;
+		return d->n++;
+	}
+	d->labels[d->n] = MemoryContextStrdup(mcxt, text);
+	e = hash_search(d->index, &d->labels[d->n], HASH_ENTER, &found);
+	e->key = d->labels[d->n];
+	e->code = d->n;
+	return d->n++;
+}
+
 /* Why a row is unusable, for the error message; NULL when it is fine. */
 typedef struct RowState
 {
@@ -294,6 +478,12 @@ decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
 	{
 		FeatureCol *fc = &cols[c];
 
+		if (fc->kind == COL_CATEGORY)
+		{
+			out[fc->offset] = dict_code(fc, nulls[fc->attno] ? NULL :
+										source_category_text(fc->type, &fc->out, values[fc->attno]));
+			continue;
+		}
 		if (nulls[fc->attno])
 		{
 			if (missing_ok)
@@ -420,6 +610,8 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	FeatureCol *cols = NULL;
 	int			ncols = 0;
 	int			target_att = -1;
+	int			split_att = -1;
+	Oid			split_type = InvalidOid;
 	int64		rowno = 0;
 	Datum	   *values = NULL;
 	bool	   *nulls = NULL;
@@ -457,6 +649,11 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 			{
 				target_att = find_column(td, spec->target);
 				info->target_type = TupleDescAttr(td, target_att)->atttypid;
+			}
+			if (spec->split_column)
+			{
+				split_att = find_column(td, spec->split_column);
+				split_type = TupleDescAttr(td, split_att)->atttypid;
 			}
 			MemoryContextSwitchTo(old);
 		}
@@ -501,6 +698,19 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 								(cols[c].kind == COL_FLOAT8_ARRAY || cols[c].kind == COL_FLOAT4_ARRAY)
 								? psprintf("%s[%d]", cols[c].name, j + 1) : pstrdup(cols[c].name);
 				}
+				info->categorical = palloc0(sizeof(bool) * d);
+				info->dicts = palloc0(sizeof(SourceDict) * d);
+				{
+					int			c;
+
+					for (c = 0; c < ncols; c++)
+						if (cols[c].kind == COL_CATEGORY)
+						{
+							info->categorical[cols[c].offset] = true;
+							info->any_categorical = true;
+							dict_init(&cols[c], &info->dicts[cols[c].offset], mcxt);
+						}
+				}
 				MemoryContextSwitchTo(batch_cxt);
 				planned = true;
 				if (spec->on_plan)
@@ -522,6 +732,13 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 			{
 				tgt.isnull = false;
 				tgt.datum = values[target_att];
+			}
+			tgt.split_isnull = true;
+			tgt.split_value = 0;
+			if (split_att >= 0 && !nulls[split_att])
+			{
+				tgt.split_isnull = false;
+				tgt.split_value = split_value(split_type, values[split_att]);
 			}
 			fn(arg, row, &tgt, rowno);
 			info->n++;

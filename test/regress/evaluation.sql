@@ -178,7 +178,7 @@ SELECT p.oid::regprocedure AS fn, has_function_privilege('public', p.oid, 'EXECU
        has_function_privilege('mlpipe_trainer', p.oid, 'EXECUTE') AS trainer_exec
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'mlpipe' AND p.proname IN ('evaluate', 'cross_validate', 'search', 'f1_macro', 'roc_auc', 'silhouette')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 SET client_min_messages = warning;
 DROP SCHEMA t_eval CASCADE;

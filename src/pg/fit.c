@@ -19,11 +19,11 @@ PG_FUNCTION_INFO_V1(mlpipe_fit);
 
 static const char *const kmeans_keys[] = {
 	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
-	"standardize", "on_null", "exclude", "sample_size", "warm_start", NULL
+	"standardize", "on_null", "exclude", "sample_size", "warm_start", "preprocess", NULL
 };
 static const char *const minibatch_keys[] = {
 	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
-	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", NULL
+	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", "preprocess", NULL
 };
 static const char *const algorithms[] = {
 	"kmeans", "minibatch_kmeans", "decision_tree", "random_forest", "gbt", NULL
@@ -80,6 +80,60 @@ params_centroids(cJSON *root, int *k_out, int d)
 	return out;
 }
 
+/*
+ * Preprocessing for k-means: fitted on every row (there is no split), text
+ * columns one-hot by default. Rows left with a missing value (numbers
+ * without impute) are skipped under on_null = 'skip', else 22000.
+ */
+static void
+kmeans_preprocess(PgEnv *pe, cJSON *params, SourceData *data, MlPrep *prep, bool skip_invalid)
+{
+	SourceInfo	info;
+	double	   *X;
+	int			d,
+				j;
+	char	  **names;
+	int64		r,
+				kept = 0;
+
+	memset(&info, 0, sizeof(info));
+	info.n = data->n;
+	info.d = data->d;
+	info.feature_names = data->feature_names;
+	info.categorical = data->categorical;
+	info.dicts = data->dicts;
+	info.any_categorical = data->any_categorical;
+	X = prep_fit_transform(pe, params, &info, data->X, data->n, NULL, NULL, 0, NULL, prep, &d, &names);
+	for (r = 0; r < data->n; r++)
+	{
+		double	   *x = X + (Size) r * d;
+
+		for (j = 0; j < d; j++)
+			if (!isfinite(x[j]))
+				break;
+		if (j < d)
+		{
+			if (!skip_invalid)
+				ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+								errmsg("feature \"%s\" is NULL, NaN or infinite in row " INT64_FORMAT " after preprocessing",
+									   names[j], r + 1),
+								errhint("Impute it with params.preprocess, or set params.on_null = 'skip'.")));
+			data->skipped++;
+			continue;
+		}
+		if (kept != r)
+			memcpy(X + (Size) kept * d, x, sizeof(double) * d);
+		kept++;
+	}
+	if (kept == 0)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("all " INT64_FORMAT " rows were skipped for missing values", data->n)));
+	data->X = X;
+	data->n = kept;
+	data->d = d;
+	data->feature_names = names;
+}
+
 static void
 fit_kmeans(const char *algorithm, const char *source, const char *target,
 		   ArrayType *features, cJSON *params, bytea *warm, FitOutput *fo)
@@ -96,6 +150,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	MlModel		warm_model;
 	MlMeta		meta;
 	MlBuf		buf;
+	MlPrep		prep;
 	const char *init;
 	bool		has_k = cJSON_GetObjectItemCaseSensitive(params, "k") != NULL;
 	int64		t0 = pg_env_now_us();
@@ -158,7 +213,17 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	spec.exclude = params_exclude(params);
 	spec.skip_invalid = strcmp(params_choice(params, "on_null", "error", on_null_names), "skip") == 0;
 	spec.algorithm = algorithm;
+	/* With preprocessing, NULLs may be imputed: they are checked after it. */
+	spec.missing_ok = prep_requested(params);
 	source_load(&spec, mcxt, &data);
+	memset(&prep, 0, sizeof(prep));
+	if (data.any_categorical || prep_requested(params))
+	{
+		if (warm != NULL)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.warm_start cannot be combined with preprocessing (text columns or params.preprocess)")));
+		kmeans_preprocess(&pe, params, &data, &prep, spec.skip_invalid);
+	}
 
 	if (kp.init == KM_INIT_GIVEN)
 	{
@@ -182,7 +247,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	meta.task = ML_TASK_CLUSTER;
 	meta.n_features = data.d;
 	meta.feature_names = data.feature_names;
-	ML_CHECK_STATUS(ml_model_write_kmeans(&buf, &pe.env, &meta, &model, NULL, &err), &err);
+	ML_CHECK_STATUS(ml_model_write_kmeans(&buf, &pe.env, &meta, &model, &prep, &err), &err);
 
 	fo->artifact = palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(fo->artifact, VARHDRSZ + buf.len);

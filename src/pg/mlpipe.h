@@ -51,16 +51,6 @@ Datum		cjson_to_jsonb(cJSON *node);
 void		json_number(cJSON *obj, const char *key, double v);
 cJSON	   *params_exclude(cJSON *root);
 
-/* source.c: one pass over a table, view or query into a dense matrix. */
-typedef struct SourceData
-{
-	int64		n;				/* rows kept */
-	int64		skipped;		/* rows skipped for NULL/NaN/Inf (on_null = skip) */
-	int			d;				/* features per row after array expansion */
-	double	   *X;				/* n * d, row-major, finite */
-	char	  **feature_names;	/* d names: column or column[i] */
-} SourceData;
-
 /*
  * The texts of one categorical column in order of first appearance; a row
  * carries the index (its code) as its value. SQL NULL is an entry too, with
@@ -74,6 +64,20 @@ typedef struct SourceDict
 	struct HTAB *index;			/* text -> code */
 	int32		null_code;		/* -1 until a NULL is seen */
 } SourceDict;
+
+/* source.c: one pass over a table, view or query into a dense matrix. */
+typedef struct SourceData
+{
+	int64		n;				/* rows kept */
+	int64		skipped;		/* rows skipped for NULL/NaN/Inf (on_null = skip) */
+	int			d;				/* features per row after array expansion */
+	double	   *X;				/* n * d, row-major, finite */
+	char	  **feature_names;	/* d names: column or column[i] */
+	bool	   *categorical;	/* d flags: X holds a category code (see SourceInfo) */
+	SourceDict *dicts;
+	bool		any_categorical;
+} SourceData;
+
 
 /* What a scan found: shape, names, skipped rows (filled as it goes). */
 typedef struct SourceInfo

@@ -820,4 +820,7 @@ source_load(const SourceSpec *spec_in, MemoryContext mcxt, SourceData *out)
 	source_scan(&spec, mcxt, dense_append, &ds, &info);
 	out->skipped = info.skipped;
 	out->feature_names = info.feature_names;
+	out->categorical = info.categorical;
+	out->dicts = info.dicts;
+	out->any_categorical = info.any_categorical;
 }

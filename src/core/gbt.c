@@ -18,6 +18,7 @@
 #define KRT_EPS 1e-6
 #define ROW(k) (rows ? rows[k] : (uint32_t) (k))
 #define GBT_POOL_BYTES ((size_t) 256 << 20)
+#define GBT_GROUP 4				/* parents whose last-level children share a histogram run */
 
 
 typedef struct Split
@@ -47,7 +48,7 @@ typedef struct Gbt
 	uint32_t	slots;
 	const float *gh;			/* current tree's gradient pairs, 2 per row */
 	uint32_t   *idx;
-	uint32_t   *tmp;
+	uint32_t   *tmp;			/* half the rows: partition and row-sample scratch */
 	TrainNode  *tn;
 	int			n_tn;
 	int			max_tn;
@@ -71,7 +72,7 @@ typedef struct Gbt
 	Split	   *task_split;		/* eval_cap * nt */
 	struct PartChunk *chunks;
 	int			n_chunks;
-	int			part_phase;
+	uint32_t	part_scratch;	/* rows of tmp each partition task may use */
 	int		   *pend;			/* nodes being split (max_tn) */
 	uint32_t   *mids;
 } Gbt;
@@ -337,6 +338,7 @@ gbt_run(Gbt *g)
 			if (split_better(&g->task_split[(size_t) k * nt + t], best))
 				best = &g->task_split[(size_t) k * nt + t];
 		g->split[g->eval[k]] = *best;
+		g->tn[g->eval[k]].evaluated = 1;
 	}
 	g->n_jobs = 0;
 	g->n_eval = 0;
@@ -369,10 +371,13 @@ release_hist(Gbt *g, TrainNode *nd)
 }
 
 /*
- * Stable partition of the rows of the nodes being split, in parallel over
- * chunks of rows: each chunk writes its left rows forward and its right rows
- * backward into tmp, then every chunk copies its runs to their final place
- * in idx (reading tmp only, so chunks never race).
+ * Stable partition of the rows of the nodes being split. Phase 0 runs in
+ * parallel over chunks of rows and reorders each chunk in place into [left
+ * rows | right rows] (the right rows wait in a per-task scratch of one
+ * chunk). Phase 1 joins the runs of a node: the smaller side is saved in
+ * tmp, the larger side slides into place, the saved side is copied back. So
+ * tmp needs half the rows, not all of them, and the result is the same as a
+ * sequential stable partition.
  */
 #define PART_CHUNK 32768
 
@@ -382,8 +387,6 @@ struct PartChunk
 	uint32_t	begin;
 	uint32_t	end;
 	uint32_t	nleft;
-	uint32_t	dst_left;
-	uint32_t	dst_right;
 };
 typedef struct PartChunk PartChunk;
 
@@ -395,50 +398,39 @@ part_task(void *arg, int task, int n_tasks)
 				c1 = (int) ((int64_t) g->n_chunks * (task + 1) / n_tasks),
 				c;
 	size_t		d = (size_t) g->d;
+	uint32_t   *scr = g->tmp + (size_t) task * g->part_scratch;
 
 	for (c = c0; c < c1; c++)
 	{
 		PartChunk  *ch = &g->chunks[c];
 		const TrainNode *nd = &g->tn[ch->node];
-		const uint32_t *ix = g->idx;
-		uint32_t   *tmp = g->tmp;
+		uint32_t   *ix = g->idx;
 		const uint8_t *col = g->B + nd->feature;
 		int			nbf = g->nb[nd->feature];
 		int			bin = nd->bin;
 		uint32_t	dl = nd->default_left;
 		uint32_t	w = ch->begin,
-					t = ch->end - 1,
+					s = 0,
 					k;
 
-		if (g->part_phase == 0)
+		for (k = ch->begin; k < ch->end; k++)
 		{
-			for (k = ch->begin; k < ch->end; k++)
-			{
-				uint32_t	r = ix[k];
-				int			cd;
-				uint32_t	left;
+			uint32_t	r = ix[k];
+			int			cd;
+			uint32_t	left;
 
-				if (k + PF_DIST < ch->end)
-					__builtin_prefetch(col + ix[k + PF_DIST] * d);
-				cd = col[r * d];
-				left = (uint32_t) (cd <= bin) | ((uint32_t) (cd == nbf) & dl);
-				/* branch-free: the side is a coin flip to the predictor */
-				tmp[w] = r;
-				tmp[t] = r;
-				w += left;
-				t -= !left;
-			}
-			ch->nleft = w - ch->begin;
+			if (k + PF_DIST < ch->end)
+				__builtin_prefetch(col + ix[k + PF_DIST] * d);
+			cd = col[r * d];
+			left = (uint32_t) (cd <= bin) | ((uint32_t) (cd == nbf) & dl);
+			/* branch-free (the side is a coin flip to the predictor); w <= k */
+			ix[w] = r;
+			scr[s] = r;
+			w += left;
+			s += !left;
 		}
-		else
-		{
-			uint32_t   *dst = g->idx;
-			uint32_t	nr = ch->end - ch->begin - ch->nleft;
-
-			memcpy(dst + ch->dst_left, tmp + ch->begin, sizeof(uint32_t) * ch->nleft);
-			for (k = 0; k < nr; k++)
-				dst[ch->dst_right + k] = tmp[ch->end - 1 - k];
-		}
+		memcpy(ix + w, scr, sizeof(uint32_t) * s);
+		ch->nleft = w - ch->begin;
 	}
 }
 
@@ -450,6 +442,8 @@ partition_nodes(Gbt *g, const int *pend, int np, uint32_t *mids)
 				c,
 				nt;
 	uint32_t	total = 0;
+	uint32_t   *idx = g->idx,
+			   *tmp = g->tmp;
 
 	g->n_chunks = 0;
 	for (q = 0; q < np; q++)
@@ -472,44 +466,74 @@ partition_nodes(Gbt *g, const int *pend, int np, uint32_t *mids)
 		nt = g->n_chunks;
 	if (total < 4 * PART_CHUNK)
 		nt = 1;
-	for (g->part_phase = 0; g->part_phase < 2; g->part_phase++)
+	if (nt > 1)
 	{
-		if (nt > 1)
-		{
-			MlEnv		e = *g->env;
+		MlEnv		e = *g->env;
 
-			e.n_threads = nt;
-			ml_parallel_for(&e, nt, part_task, g);
+		e.n_threads = nt;
+		ml_parallel_for(&e, nt, part_task, g);
+	}
+	else
+		part_task(g, 0, 1);
+
+	/* Phase 1: join each node's runs, the smaller side through tmp. */
+	c = 0;
+	for (q = 0; q < np; q++)
+	{
+		const TrainNode *nd = &g->tn[pend[q]];
+		int			c0 = c,
+					c1;
+		uint32_t	nl = 0,
+					nr,
+					s = 0,
+					w;
+
+		while (c < g->n_chunks && g->chunks[c].node == pend[q])
+			nl += g->chunks[c++].nleft;
+		c1 = c;
+		nr = nd->end - nd->begin - nl;
+		mids[q] = nd->begin + nl;
+		if (c1 - c0 <= 1)
+			continue;			/* one chunk: already in place */
+		if (nl >= nr)
+		{
+			for (c = c0; c < c1; c++)
+			{
+				const PartChunk *ch = &g->chunks[c];
+
+				memcpy(tmp + s, idx + ch->begin + ch->nleft,
+					   sizeof(uint32_t) * (ch->end - ch->begin - ch->nleft));
+				s += ch->end - ch->begin - ch->nleft;
+			}
+			for (c = c0, w = nd->begin; c < c1; c++)
+			{
+				const PartChunk *ch = &g->chunks[c];
+
+				memmove(idx + w, idx + ch->begin, sizeof(uint32_t) * ch->nleft);
+				w += ch->nleft;
+			}
+			memcpy(idx + mids[q], tmp, sizeof(uint32_t) * nr);
 		}
 		else
-			part_task(g, 0, 1);
-		if (g->part_phase == 1)
-			break;
-		/* destinations: per node, lefts in chunk order, then rights */
-		c = 0;
-		for (q = 0; q < np; q++)
 		{
-			const TrainNode *nd = &g->tn[pend[q]];
-			uint32_t	nl = 0,
-						first = c,
-						dl,
-						dr;
-
-			while (c < g->n_chunks && g->chunks[c].node == pend[q])
-				nl += g->chunks[c++].nleft;
-			mids[q] = nd->begin + nl;
-			dl = nd->begin;
-			dr = mids[q];
-			for (; first < (uint32_t) c; first++)
+			for (c = c0; c < c1; c++)
 			{
-				PartChunk  *ch = &g->chunks[first];
+				const PartChunk *ch = &g->chunks[c];
 
-				ch->dst_left = dl;
-				ch->dst_right = dr;
-				dl += ch->nleft;
-				dr += ch->end - ch->begin - ch->nleft;
+				memcpy(tmp + s, idx + ch->begin, sizeof(uint32_t) * ch->nleft);
+				s += ch->nleft;
 			}
+			for (c = c1 - 1, w = nd->end; c >= c0; c--)
+			{
+				const PartChunk *ch = &g->chunks[c];
+				uint32_t	nrc = ch->end - ch->begin - ch->nleft;
+
+				w -= nrc;
+				memmove(idx + w, idx + ch->begin + ch->nleft, sizeof(uint32_t) * nrc);
+			}
+			memcpy(idx + nd->begin, tmp, sizeof(uint32_t) * nl);
 		}
+		c = c1;
 	}
 }
 
@@ -671,7 +695,7 @@ grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 			{
 				TrainNode  *nd = &g->tn[i];
 
-				if (nd->hist >= 0 && split_ok(g, i) && split_prepare(g, i))
+				if (nd->evaluated && split_ok(g, i) && split_prepare(g, i))
 					g->pend[np++] = i;
 				else
 					release_hist(g, nd);
@@ -684,6 +708,29 @@ grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 				 */
 				for (q = 0; q < np; q++)
 					split_finish(g, g->pend[q], UINT32_MAX);
+			}
+			else if (np > 0 && g->tn[g->pend[0]].depth + 2 >= g->max_depth)
+			{
+				/*
+				 * The children split only into leaves: their histograms are
+				 * dropped once their splits are known, so build them for a
+				 * few parents at a time (GBT_GROUP more buffers, not np).
+				 */
+				partition_nodes(g, g->pend, np, g->mids);
+				for (q = 0; q < np; q += GBT_GROUP)
+				{
+					int			q1 = q + GBT_GROUP < np ? q + GBT_GROUP : np,
+								r;
+
+					for (r = q; r < q1; r++)
+						split_finish(g, g->pend[r], g->mids[r]);
+					gbt_run(g);
+					for (r = q; r < q1; r++)
+					{
+						release_hist(g, &g->tn[g->tn[g->pend[r]].left]);
+						release_hist(g, &g->tn[g->tn[g->pend[r]].left + 1]);
+					}
+				}
 			}
 			else
 			{
@@ -940,7 +987,11 @@ gbt_sizes(int64_t n, const TreeParams *p, int *n_pool, int *max_tn)
 	}
 	else
 	{
-		pool = D - 1 >= 30 ? INT32_MAX : ((int64_t) 1 << (D - 1)) + 1;
+		/*
+		 * Depth-wise: the widest level that keeps its histograms has
+		 * 2^(D-2) nodes; the level below borrows GBT_GROUP more at a time.
+		 */
+		pool = D < 2 ? 2 : D - 2 >= 30 ? INT32_MAX : ((int64_t) 1 << (D - 2)) + GBT_GROUP + 1;
 		nodes = D >= 30 ? INT32_MAX : ((int64_t) 1 << (D + 1)) + 1;
 	}
 	if (pool > n + 2)
@@ -961,7 +1012,8 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	int			nt = p->n_threads > 0 ? p->n_threads : 2;
 
 	gbt_sizes(n, p, &n_pool, &max_tn);
-	total = (double) n * (4.0 * K + 8.0 * K + 4 + 4);	/* margins, gh, idx, tmp */
+	total = (double) n * (4.0 * K + 8.0 * K + 4 + 2);	/* margins, gh, idx, tmp (n / 2) */
+	total += (double) nt * PART_CHUNK * 4;	/* tmp when n / 2 is less than the partition scratch */
 	if (p->early_stopping_rounds > 0)
 		total += (double) n * 4;	/* training / validation row lists */
 	if ((double) n_pool * d * 256 * sizeof(v2d) > (double) GBT_POOL_BYTES)
@@ -1159,7 +1211,14 @@ gbt_fit(const MlEnv *env, const TreeData *data, const TreeParams *p, TreeModel *
 	}
 	g.eval_cap = 2 * g.n_pool + 2;
 	g.idx = ml_alloc(env, sizeof(uint32_t) * n_train);
-	g.tmp = ml_alloc(env, sizeof(uint32_t) * n_train);
+	g.part_scratch = n_train < PART_CHUNK ? n_train : PART_CHUNK;
+	{
+		size_t		tmp_rows = (size_t) n_train / 2 + 1;
+
+		if (tmp_rows < (size_t) g.nt * g.part_scratch)
+			tmp_rows = (size_t) g.nt * g.part_scratch;
+		g.tmp = ml_alloc(env, sizeof(uint32_t) * tmp_rows);
+	}
 	g.tn = ml_alloc(env, sizeof(TrainNode) * (size_t) g.max_tn);
 	g.split = ml_alloc(env, sizeof(Split) * (size_t) g.max_tn);
 	g.pool = ml_alloc(env, sizeof(v2d) * (size_t) slots * (size_t) g.n_pool);
@@ -1234,17 +1293,24 @@ gbt_fit(const MlEnv *env, const TreeData *data, const TreeParams *p, TreeModel *
 		/* Row sample: sampled rows first, then the others (each ascending). */
 		if (p->subsample < 1.0)
 		{
-			uint32_t	t = 0;
+			uint32_t	t = n_train;
 			uint32_t	k;
 
+			/* sampled rows forward, the others backward, then the tail reversed */
 			for (k = 0; k < n_train; k++)
 			{
 				if (ml_rng_uniform(&rng) < p->subsample)
 					g.idx[ns++] = ROW(k);
 				else
-					g.tmp[t++] = ROW(k);
+					g.idx[--t] = ROW(k);
 			}
-			memcpy(g.idx + ns, g.tmp, sizeof(uint32_t) * t);
+			for (k = 0; k < (n_train - ns) / 2; k++)
+			{
+				uint32_t	x = g.idx[ns + k];
+
+				g.idx[ns + k] = g.idx[n_train - 1 - k];
+				g.idx[n_train - 1 - k] = x;
+			}
 		}
 		else
 		{

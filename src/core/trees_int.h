@@ -20,6 +20,7 @@ typedef struct TrainNode
 	uint32_t	end;
 	uint8_t		default_left;
 	uint8_t		lazy;			/* gbt: children are leaves whose rows were not partitioned */
+	uint8_t		evaluated;		/* gbt: best split known (its histogram may be gone) */
 	double		value;			/* scalar leaf value */
 	double		gain;			/* split gain / weighted impurity decrease */
 	double		a;				/* gbt: sum of gradients; CART: impurity */

@@ -27,6 +27,9 @@
 
 #include <limits.h>
 #include <math.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define TREES_SAMPLE 100000
 /* An integer target with at most this many distinct values is a class label. */
@@ -311,6 +314,20 @@ pass2_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 		L->B = MemoryContextAllocHuge(L->mcxt, (Size) L->cap * L->d);
 	trees_bins_apply_row(L->bins, x, L->B + (Size) L->n * L->d);
 	L->n++;
+}
+
+/*
+ * Hands the pages of freed buffers back to the kernel between phases. glibc
+ * keeps freed heap memory resident (and, after a large free, raises its mmap
+ * threshold so later large buffers land on the heap too): without this, each
+ * phase's buffers would add to the last phase's in the backend's memory.
+ */
+static void
+release_free_memory(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }
 
 static int	cmp_label_ptrs(const void *a, const void *b);
@@ -739,6 +756,7 @@ trees_task_and_split(TreeLoad *L, cJSON *params, TreeAlgorithm algo, const char 
 	{
 		pfree(L->yv);			/* the class ids are all that is needed now */
 		L->yv = NULL;
+		release_free_memory();
 	}
 	if (*task == ML_TASK_CLASSIFY && *n_classes < 2)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
@@ -1007,6 +1025,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	}
 	pfree(L.sample);
 	L.sample = NULL;
+	release_free_memory();
 	if (!L.sample_is_all)
 	{
 		/* pass 2: read again, binning as rows arrive */
@@ -1033,6 +1052,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		L.B = NULL;
 		pfree(L.sample_src);
 		L.sample_src = NULL;
+		release_free_memory();
 		{
 			int64		rows = Max(L.seen, 1);
 
@@ -1140,6 +1160,15 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	data.valid_mask = valid_mask;
 	tp.task = task;
 	ML_CHECK_STATUS(trees_fit(&pe.env, &data, &tp, &model, &finfo, &err), &err);
+	/* The training working set is gone; so is the training matrix when a test split is scored. */
+	if (valid_mask)
+		pfree(valid_mask);
+	if (n_test > 0)
+	{
+		pfree(Btrain);
+		Btrain = L.B = NULL;
+	}
+	release_free_memory();
 
 	/* Evaluate on the test rows, or on the training rows with test_size 0. */
 	fo->metrics = cJSON_CreateObject();
@@ -1155,17 +1184,52 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 
 		if (task == ML_TASK_CLASSIFY && ne > 0)
 		{
-			int32	   *pred = MemoryContextAllocHuge(mcxt, sizeof(int32) * ne);
-			double	   *proba = MemoryContextAllocHuge(mcxt, sizeof(double) * ne * n_classes);
+			/*
+			 * Counts and log loss are summed as the rows are scored; only
+			 * the scores roc_auc sorts are kept (class 1's with two classes,
+			 * every class's otherwise), not predictions and probabilities.
+			 */
+			int			k = n_classes;
+			Size		w = k == 2 ? 1 : k;
+			int64	   *cnt = palloc0(sizeof(int64) * 3 * k);	/* tp, support, predicted */
+			double	   *score = MemoryContextAllocHuge(mcxt, sizeof(double) * ne * w);
+			double		ll = 0;
 			ClassMetrics cm;
 
 			for (r = 0; r < ne; r++)
 			{
+				int			c;
+
 				for (j = 0; j < L.d; j++)
 					x[j] = bin_value(&bins, j, Be[(Size) r * L.d + j]);
-				pred[r] = trees_predict_class(&model, x, proba + (Size) r * n_classes);
+				c = trees_predict_class(&model, x, out);
+				cnt[k + yce[r]]++;
+				cnt[2 * k + c]++;
+				if (c == yce[r])
+					cnt[c]++;
+				ll += metrics_log_loss_row(out, k, yce[r]);
+				if (k == 2)
+					score[r] = out[1];
+				else
+					memcpy(score + (Size) r * w, out, sizeof(double) * w);
 			}
-			ML_CHECK_STATUS(metrics_classification(&pe.env, yce, pred, proba, ne, n_classes, &cm, &err), &err);
+			/* the metrics need the scores, not the matrix */
+			pfree((void *) Be);
+			Btrain = Btest = L.B = NULL;
+			release_free_memory();
+			memset(&cm, 0, sizeof(cm));
+			metrics_from_counts(cnt, cnt + k, cnt + 2 * k, k, ne, &cm);
+			cm.log_loss = ll / ne;
+			if (k == 2)
+			{
+				uint8	   *truth = MemoryContextAllocHuge(mcxt, ne);
+
+				for (r = 0; r < ne; r++)
+					truth[r] = yce[r] == 1;
+				ML_CHECK_STATUS(metrics_roc_auc(&pe.env, truth, score, ne, &cm.roc_auc, &err), &err);
+			}
+			else
+				ML_CHECK_STATUS(metrics_roc_auc_ovr(&pe.env, yce, score, ne, k, &cm.roc_auc, &err), &err);
 			json_number(fo->metrics, "accuracy", cm.accuracy);
 			json_number(fo->metrics, "precision_macro", cm.precision_macro);
 			json_number(fo->metrics, "recall_macro", cm.recall_macro);
@@ -1176,17 +1240,22 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		}
 		else if (ne > 0)
 		{
-			double	   *pred = MemoryContextAllocHuge(mcxt, sizeof(double) * ne);
+			/* streaming sums: no prediction array */
+			RegAccum	acc;
 			RegMetrics	rm;
 
+			memset(&acc, 0, sizeof(acc));
 			for (r = 0; r < ne; r++)
 			{
 				for (j = 0; j < L.d; j++)
 					x[j] = bin_value(&bins, j, Be[(Size) r * L.d + j]);
 				trees_predict_row(&model, x, out);
-				pred[r] = out[0];
+				metrics_reg_add(&acc, yve[r], out[0]);
 			}
-			ML_CHECK_STATUS(metrics_regression(yve, pred, ne, &rm, &err), &err);
+			pfree((void *) Be);
+			Btrain = Btest = L.B = NULL;
+			release_free_memory();
+			ML_CHECK_STATUS(metrics_reg_finish(&acc, &rm, &err), &err);
 			json_number(fo->metrics, "rmse", rm.rmse);
 			json_number(fo->metrics, "mae", rm.mae);
 			json_number(fo->metrics, "r2", rm.r2);

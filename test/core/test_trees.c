@@ -549,6 +549,115 @@ test_determinism(void)
 	set_free(&s);
 }
 
+/* An MlEnv that counts live bytes and keeps their high-water mark. */
+typedef struct CountCtx
+{
+	size_t		live;
+	size_t		peak;
+} CountCtx;
+
+static void *
+count_alloc(void *ctx, size_t n)
+{
+	CountCtx   *c = ctx;
+	size_t	   *p = malloc(n + 16);
+
+	if (!p)
+		return NULL;
+	p[0] = n;
+	c->live += n;
+	if (c->live > c->peak)
+		c->peak = c->live;
+	return (char *) p + 16;
+}
+
+static void
+count_free(void *ctx, void *ptr)
+{
+	CountCtx   *c = ctx;
+	size_t	   *p;
+
+	if (!ptr)
+		return;
+	p = (size_t *) ((char *) ptr - 16);
+	c->live -= p[0];
+	free(p);
+}
+
+/*
+ * gbt's working memory: at most 18 bytes a row (float margin and gradient
+ * pair, a row index, half a row index of partition scratch) plus
+ * 2^(depth-2) + 5 histograms and a little per node, and within
+ * trees_memory_needed(); also with a row sample below one half (whose
+ * unsampled rows used to go through a full-size scratch). 150,000 rows take
+ * the partition through several chunks on two threads: the models must
+ * still be the same bytes as with one.
+ */
+static void
+test_gbt_memory(void)
+{
+	Set			s;
+	TreeParams	p;
+	TreeModel	a,
+				b;
+	MlError		err;
+	CountCtx	cc;
+	MlEnv		envc = mlt_env(2);
+	int64_t		i;
+	int			j,
+				sub;
+	size_t		slots = 0,
+				bound;
+
+	set_alloc(&s, 150000, 8, 2);
+	{
+		MlRng		rng;
+
+		ml_rng_seed(&rng, 5);
+		for (i = 0; i < s.n; i++)
+		{
+			double		z = 0;
+
+			for (j = 0; j < s.d; j++)
+			{
+				double		v = ml_rng_uniform(&rng);
+
+				s.X[(size_t) j * s.n + i] = v;
+				z += (j + 1) * v;
+			}
+			s.yc[i] = z + ml_rng_uniform(&rng) * 6 > 21;
+		}
+	}
+	set_bin(&s, 256);
+	for (j = 0; j < s.d; j++)
+		slots += (size_t) s.bins.n_bins[j] + 1;
+	envc.alloc = count_alloc;
+	envc.free = count_free;
+	envc.ctx = &cc;
+	for (sub = 0; sub < 2; sub++)
+	{
+		trees_params_default(&p, TREE_ALGO_GBT, ML_TASK_CLASSIFY);
+		p.n_estimators = 8;
+		p.max_depth = 6;
+		p.subsample = sub ? 0.3 : 1.0;
+		memset(&cc, 0, sizeof(cc));
+		CHECK(fit(&envc, &s, &p, &a, NULL, &err) == ML_OK, "gbt memory: fit (%s)", err.msg);
+		bound = (size_t) s.n * 18 + (size_t) ((1 << 4) + 5) * slots * 16 + ((size_t) 256 << 10);
+		CHECK(cc.peak <= bound, "gbt memory, subsample %.1f: peak %.0f kB of work at most %.0f kB",
+			  p.subsample, cc.peak / 1024.0, bound / 1024.0);
+		CHECK(cc.peak <= trees_memory_needed(s.n, s.d, 2, &p),
+			  "gbt memory, subsample %.1f: peak %.0f kB within trees_memory_needed %.0f kB",
+			  p.subsample, cc.peak / 1024.0, trees_memory_needed(s.n, s.d, 2, &p) / 1024.0);
+		CHECK(fit(&env1, &s, &p, &b, NULL, &err) == ML_OK, "gbt memory: 1-thread fit (%s)", err.msg);
+		CHECK(same_bytes(&a, &b), "gbt memory, subsample %.1f: same bytes with 1 and 2 threads",
+			  p.subsample);
+		trees_model_free(&envc, &a);
+		trees_model_free(&env1, &b);
+		CHECK(cc.live == 0, "gbt memory: everything freed (%zu bytes left)", cc.live);
+	}
+	set_free(&s);
+}
+
 static void
 test_validation(void)
 {
@@ -900,6 +1009,7 @@ main(void)
 	test_class_weight();
 	test_ccp();
 	test_determinism();
+	test_gbt_memory();
 	test_validation();
 	test_early_stopping();
 	test_roundtrip();

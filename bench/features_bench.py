@@ -10,7 +10,8 @@ bench_features.readings (kept between runs; BENCH_DROP=1 drops it at the end).
 Timed, best of BENCH_REPEAT (default 2) runs each:
   1. built-ins, serial: count, avg, stddev, min, max, percentile_cont (5
      levels), power sums for skewness/kurtosis, regr_slope, first/last
-     through array_agg ORDER BY, and lag() over (sensor, ts, v) for
+     through array_agg ORDER BY, and lag() over (sensor, ts, v) (rows with
+     a value only) for
      mean_abs_change, corr(v[i], v[i+1]) and the longest gap;
   2. mlpipe.ts_features, serial (max_parallel_workers_per_gather = 0);
   3. mlpipe.ts_features with 2 parallel workers (partial states combined,
@@ -36,9 +37,11 @@ SELECT sensor, (f).*
 
 BUILTIN = """
 WITH o AS (
+    -- pairs of consecutive readings with a value (NULL values are skipped,
+    -- as ts_features does): the NULL rows form their own partition
     SELECT sensor, ts, v, lag(v) OVER w AS prev_v, ts - lag(ts) OVER w AS gap
       FROM bench_features.readings
-    WINDOW w AS (PARTITION BY sensor ORDER BY ts, v)),
+    WINDOW w AS (PARTITION BY sensor, v IS NULL ORDER BY ts, v)),
 a AS (
     SELECT sensor, count(v) AS n, count(*) - count(v) AS n_null, avg(v) AS mean,
            stddev(v) AS std, min(v) AS min, max(v) AS max,
@@ -48,7 +51,7 @@ a AS (
            (array_agg(v ORDER BY ts, v))[1] AS first,
            (array_agg(v ORDER BY ts DESC, v DESC))[1] AS last,
            avg(abs(v - prev_v)) AS mean_abs_change, corr(prev_v, v) AS autocorr_lag1,
-           max(extract(epoch FROM gap)) AS longest_gap
+           max(extract(epoch FROM gap)) FILTER (WHERE v IS NOT NULL) AS longest_gap
       FROM o GROUP BY sensor)
 SELECT sensor, n, n_null, mean, std, min, max, q[1], q[2], q[3], q[4], q[5],
        -- adjusted skewness and excess kurtosis from power sums

@@ -219,11 +219,13 @@ mlpipe_features_serial(PG_FUNCTION_ARGS)
 {
 	FeatState  *st = (FeatState *) PG_GETARG_POINTER(0);
 	Size		len = VARHDRSZ + sizeof(FeatWire) + sizeof(TsPoint) * st->n;
-	bytea	   *out = palloc_extended(len, MCXT_ALLOC_HUGE);
+	bytea	   *out;
 	FeatWire	w;
 
+	/* Cannot happen: FEAT_MAX_POINTS keeps a state under 1 GB. */
 	if (len > MaxAllocSize)
 		elog(ERROR, "%s: partial state of %lld readings is too large", feat_name(st), (long long) st->n);
+	out = palloc(len);
 	w.magic = FEAT_MAGIC;
 	w.version = FEAT_WIRE_VERSION;
 	w.flags = (st->sorted ? FEAT_SORTED : 0) | (st->timed ? FEAT_TIMED : 0);

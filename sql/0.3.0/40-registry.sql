@@ -97,8 +97,8 @@ END $$;
 -- other keys as fit (shortest first), cuts a long string value with "…",
 -- and says "truncated": true. It stays valid JSON under 7900 bytes.
 --------------------------------------------------------------------------
-CREATE OR REPLACE FUNCTION mlpipe._notify(event text, payload jsonb) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION mlpipe._event_payload(event text, payload jsonb) RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lim   constant int := 7900;
     core  constant text[] := ARRAY['event', 'model', 'version', 'alias', 'run_id', 'at', 'by'];
@@ -134,8 +134,15 @@ BEGIN
         END LOOP;
         msg := small;
     END IF;
-    PERFORM pg_catalog.pg_notify('mlpipe_events', msg::text);
+    RETURN msg::text;
 END $$;
+REVOKE ALL ON FUNCTION mlpipe._event_payload(text, jsonb) FROM PUBLIC;
+
+-- Sends an event on the mlpipe_events channel (delivered at commit).
+CREATE OR REPLACE FUNCTION mlpipe._notify(event text, payload jsonb) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.pg_notify('mlpipe_events', mlpipe._event_payload(event, payload))
+$$;
 
 --------------------------------------------------------------------------
 -- Registration. Same signature as before (mlpipe._train calls it); it now
@@ -526,8 +533,8 @@ $$;
 
 --------------------------------------------------------------------------
 -- model_info with tags and lineage: source, rows, as_of (when the training
--- used time travel), the warm-start parent and the versions warm-started
--- from this one, and the training run.
+-- used time travel), parent (the warm-start version, when there was one),
+-- children (versions warm-started from this one) and the training run_id.
 --------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION mlpipe.model_info(model_ref text) RETURNS jsonb
 LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -544,19 +551,14 @@ LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_tem
         'model_tags', (SELECT m.tags FROM mlpipe.models m WHERE m.name = v.model),
         'lineage', jsonb_build_object('source', v.source, 'rows', v.training_rows,
                                       'mlpipe_version', v.mlpipe_version) || v.lineage
+            || jsonb_strip_nulls(jsonb_build_object('as_of', coalesce(v.lineage->'as_of', v.params->'as_of')))
             || jsonb_build_object(
-                'as_of', coalesce(v.lineage->'as_of', v.params->'as_of'),
-                'parent', v.lineage->'parent',
+                'run_id', v.run_id,
                 'children', coalesce((SELECT jsonb_agg(jsonb_build_object('model', c.model, 'version', c.version)
                                                        ORDER BY c.model, c.version)
                                         FROM mlpipe.model_versions c
                                        WHERE c.lineage->'parent' = jsonb_build_object('model', v.model, 'version', v.version)),
-                                     '[]'),
-                'run', (SELECT jsonb_build_object('run_id', r.run_id, 'kind', r.kind, 'status', r.status,
-                                                  'started_at', r.started_at, 'finished_at', r.finished_at,
-                                                  'seconds', r.seconds, 'created_by', r.created_by,
-                                                  'parent_run_id', r.parent_run_id)
-                          FROM mlpipe.runs r WHERE r.run_id = v.run_id)))
+                                     '[]')))
       FROM mlpipe.model_versions v, mlpipe.resolve(model_ref) r
      WHERE v.model = r.model AND v.version = r.version
 $$;
@@ -593,7 +595,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, js
     mlpipe._train(text, text, text, text, text[], jsonb, jsonb),
     mlpipe._fit(text, text, text, text[], jsonb, bytea),
     mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result),
-    mlpipe._notify(text, jsonb) TO mlpipe_trainer;
+    mlpipe._notify(text, jsonb), mlpipe._event_payload(text, jsonb) TO mlpipe_trainer;
 
 -- admin: alias changes, pruning, tags.
 REVOKE ALL ON FUNCTION mlpipe.promote(text, int, text, text, jsonb), mlpipe.rollback(text, text, text),

@@ -439,7 +439,7 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'The newest version is always kept so version numbers are never reused.';
     END IF;
     IF p_retain IS NULL OR p_retain < interval '0' THEN
-        RAISE EXCEPTION 'retain must be a non-negative interval, not %', coalesce(p_retain::text, 'NULL')
+        RAISE EXCEPTION 'retain must be a non-negative interval such as ''30 days'''
             USING ERRCODE = '22023';
     END IF;
     PERFORM 1 FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE;

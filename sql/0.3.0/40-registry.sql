@@ -578,13 +578,18 @@ GRANT EXECUTE ON FUNCTION mlpipe.resolve(text), mlpipe.artifact(text), mlpipe.fe
 REVOKE ALL ON FUNCTION mlpipe.feature_importance(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.version_at(text, timestamptz, text) FROM PUBLIC;
 
--- scorer: every predict form (the bytea forms too: scoring is the scorer's right).
-REVOKE ALL ON FUNCTION mlpipe.predict(text, float8[]), mlpipe.predict(bytea, float8[]),
-    mlpipe.predict_label(text, float8[]), mlpipe.predict_label(bytea, float8[]),
-    mlpipe.predict_proba(text, float8[]), mlpipe.predict_proba(bytea, float8[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.predict(text, float8[]), mlpipe.predict(bytea, float8[]),
-    mlpipe.predict_label(text, float8[]), mlpipe.predict_label(bytea, float8[]),
-    mlpipe.predict_proba(text, float8[]), mlpipe.predict_proba(bytea, float8[]) TO mlpipe_scorer;
+-- scorer: every predict form that exists by now (0.2.0's and the row forms
+-- of earlier fragments), by name and by artifact: scoring is the scorer's right.
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'mlpipe'::regnamespace
+                AND p.proname IN ('predict', 'predict_label', 'predict_proba') LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO mlpipe_scorer', f);
+    END LOOP;
+END $$;
 
 -- trainer: train and what it calls as the caller (_train, _fit, _register,
 -- which only takes a genuine _fit result) and events.

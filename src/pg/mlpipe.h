@@ -40,6 +40,9 @@ int64		pg_env_now_us(void);
 /* params.c: params jsonb through cJSON, with every key checked. */
 void		mlpipe_cjson_init(void);
 cJSON	   *params_parse(Jsonb *params);
+/* The allowed name nearest to key (Levenshtein < 4), or NULL; names joined by ", ". */
+const char *closest_key(const char *key, const char *const *allowed);
+char	   *join_names(const char *const *names);
 void		params_check_keys(cJSON *root, const char *context, const char *const *allowed);
 double		params_number(cJSON *root, const char *key, double dflt, double lo, double hi);
 int			params_int(cJSON *root, const char *key, int dflt, int lo, int hi);

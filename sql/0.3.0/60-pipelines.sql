@@ -270,8 +270,8 @@ BEGIN
                 mlpipe._pipeline_from(step->>'source'),
                 CASE WHEN nkeys > 0 THEN ' GROUP BY ' || array_to_string(ARRAY(SELECT generate_series(1, nkeys)), ', ') ELSE '' END,
                 CASE WHEN nkeys > 0 THEN ' ORDER BY ' || array_to_string(ARRAY(SELECT generate_series(1, nkeys)), ', ') ELSE '' END);
-    IF coalesce(step->>'mode', 'replace') = 'replace' THEN
-        EXECUTE format('DROP TABLE IF EXISTS %s', into_t);
+    IF coalesce(step->>'mode', 'replace') = 'replace' AND to_regclass(into_t) IS NOT NULL THEN
+        EXECUTE format('DROP TABLE %s', into_t);
     END IF;
     IF to_regclass(into_t) IS NULL THEN
         EXECUTE format('CREATE TABLE %s AS %s', into_t, q);

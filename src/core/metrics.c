@@ -61,21 +61,114 @@ metrics_roc_auc(const MlEnv *env, const uint8_t *truth, const double *score, int
 }
 
 MlStatus
+metrics_roc_auc_ovr(const MlEnv *env, const int32_t *y, const double *proba, int64_t n,
+					int k, double *out, MlError *err)
+{
+	uint8_t    *truth;
+	double	   *score;
+	double		auc_sum = 0;
+	int			auc_n = 0;
+	int64_t		i;
+	int			c;
+
+	*out = NAN;
+	truth = ml_alloc(env, (size_t) (n ? n : 1));
+	score = ml_alloc(env, sizeof(double) * (size_t) (n ? n : 1));
+	if (!truth || !score)
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory computing roc_auc");
+	/* Binary: the positive class is class 1. Multiclass: macro one-vs-rest. */
+	for (c = (k == 2 ? 1 : 0); c < k; c++)
+	{
+		double		auc;
+		MlStatus	st;
+
+		for (i = 0; i < n; i++)
+		{
+			truth[i] = y[i] == c;
+			score[i] = proba[(size_t) i * k + c];
+		}
+		st = metrics_roc_auc(env, truth, score, n, &auc, err);
+		if (st != ML_OK)
+			return st;
+		if (!isnan(auc))
+		{
+			auc_sum += auc;
+			auc_n++;
+		}
+	}
+	*out = auc_n ? auc_sum / auc_n : NAN;
+	ml_free(env, truth);
+	ml_free(env, score);
+	return ML_OK;
+}
+
+void
+metrics_from_counts(const int64_t *tp, const int64_t *support, const int64_t *predicted,
+					int k, int64_t n, ClassMetrics *out)
+{
+	int64_t		correct = 0;
+	int			c,
+				present = 0;
+	double		p_sum = 0,
+				r_sum = 0,
+				f_sum = 0,
+				fw_sum = 0;
+
+	for (c = 0; c < k; c++)
+	{
+		double		prec,
+					rec,
+					f1;
+
+		correct += tp[c];
+		if (support[c] == 0 && predicted[c] == 0)
+			continue;
+		present++;
+		/* scikit-learn's zero_division = 0 */
+		prec = predicted[c] ? (double) tp[c] / predicted[c] : 0.0;
+		rec = support[c] ? (double) tp[c] / support[c] : 0.0;
+		f1 = (prec + rec) > 0 ? 2 * prec * rec / (prec + rec) : 0.0;
+		p_sum += prec;
+		r_sum += rec;
+		f_sum += f1;
+		fw_sum += f1 * support[c];
+	}
+	out->accuracy = n ? (double) correct / n : NAN;
+	out->precision_macro = present ? p_sum / present : NAN;
+	out->recall_macro = present ? r_sum / present : NAN;
+	out->f1_macro = present ? f_sum / present : NAN;
+	out->f1_weighted = n ? fw_sum / n : NAN;
+}
+
+double
+metrics_log_loss_row(const double *proba, int k, int y)
+{
+	const double eps = 2.220446049250313e-16;
+	double		row_sum = 0,
+				p = 0;
+	int			c;
+
+	for (c = 0; c < k; c++)
+	{
+		double		q = proba[c];
+
+		q = q < eps ? eps : (q > 1 - eps ? 1 - eps : q);
+		row_sum += q;
+		if (c == y)
+			p = q;
+	}
+	return -log(p / row_sum);
+}
+
+MlStatus
 metrics_classification(const MlEnv *env, const int32_t *y, const int32_t *pred,
 					   const double *proba, int64_t n, int k, ClassMetrics *out, MlError *err)
 {
 	int64_t    *tp,
 			   *support,
 			   *predicted;
-	int64_t		i,
-				correct = 0;
-	int			c,
-				present = 0;
-	double		p_sum = 0,
-				r_sum = 0,
-				f_sum = 0,
-				fw_sum = 0,
-				ll = 0;
+	int64_t		i;
+	double		ll = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->log_loss = out->roc_auc = NAN;
@@ -91,90 +184,70 @@ metrics_classification(const MlEnv *env, const int32_t *y, const int32_t *pred,
 		support[y[i]]++;
 		predicted[pred[i]]++;
 		if (y[i] == pred[i])
-		{
 			tp[y[i]]++;
-			correct++;
-		}
 	}
-	for (c = 0; c < k; c++)
-	{
-		double		prec,
-					rec,
-					f1;
-
-		if (support[c] == 0 && predicted[c] == 0)
-			continue;
-		present++;
-		/* scikit-learn's zero_division = 0 */
-		prec = predicted[c] ? (double) tp[c] / predicted[c] : 0.0;
-		rec = support[c] ? (double) tp[c] / support[c] : 0.0;
-		f1 = (prec + rec) > 0 ? 2 * prec * rec / (prec + rec) : 0.0;
-		p_sum += prec;
-		r_sum += rec;
-		f_sum += f1;
-		fw_sum += f1 * support[c];
-	}
-	out->accuracy = (double) correct / n;
-	out->precision_macro = p_sum / present;
-	out->recall_macro = r_sum / present;
-	out->f1_macro = f_sum / present;
-	out->f1_weighted = fw_sum / n;
+	metrics_from_counts(tp, support, predicted, k, n, out);
 	if (proba)
 	{
-		uint8_t    *truth;
-		double	   *score;
-		double		auc_sum = 0;
-		int			auc_n = 0;
-
-		/* scikit-learn 1.2: clip every probability to [eps, 1 - eps], renormalise the row */
 		for (i = 0; i < n; i++)
-		{
-			const double eps = 2.220446049250313e-16;
-			double		row_sum = 0,
-						p = 0;
-			int			c2;
-
-			for (c2 = 0; c2 < k; c2++)
-			{
-				double		q = proba[(size_t) i * k + c2];
-
-				q = q < eps ? eps : (q > 1 - eps ? 1 - eps : q);
-				row_sum += q;
-				if (c2 == y[i])
-					p = q;
-			}
-			ll -= log(p / row_sum);
-		}
+			ll += metrics_log_loss_row(proba + (size_t) i * k, k, y[i]);
 		out->log_loss = ll / n;
-		truth = ml_alloc(env, (size_t) n);
-		score = ml_alloc(env, sizeof(double) * (size_t) n);
-		if (!truth || !score)
-			return ml_fail(err, ML_ERR_MEMORY, "out of memory computing roc_auc");
-		/* Binary: the positive class is class 1. Multiclass: macro one-vs-rest. */
-		for (c = (k == 2 ? 1 : 0); c < k; c++)
 		{
-			double		auc;
-			MlStatus	st;
+			MlStatus	st = metrics_roc_auc_ovr(env, y, proba, n, k, &out->roc_auc, err);
 
-			for (i = 0; i < n; i++)
-			{
-				truth[i] = y[i] == c;
-				score[i] = proba[(size_t) i * k + c];
-			}
-			st = metrics_roc_auc(env, truth, score, n, &auc, err);
 			if (st != ML_OK)
 				return st;
-			if (!isnan(auc))
-			{
-				auc_sum += auc;
-				auc_n++;
-			}
 		}
-		out->roc_auc = auc_n ? auc_sum / auc_n : NAN;
-		ml_free(env, truth);
-		ml_free(env, score);
 	}
 	ml_free(env, tp);
+	return ML_OK;
+}
+
+void
+metrics_reg_add(RegAccum *a, double y, double pred)
+{
+	double		e = y - pred,
+				delta = y - a->mean_y;
+
+	a->n++;
+	a->mean_y += delta / (double) a->n;
+	a->m2_y += delta * (y - a->mean_y);
+	a->se += e * e;
+	a->ae += fabs(e);
+	a->ape += fabs(e) / fmax(fabs(y), 2.220446049250313e-16);
+}
+
+void
+metrics_reg_merge(RegAccum *a, const RegAccum *b)
+{
+	int64_t		n = a->n + b->n;
+	double		delta = b->mean_y - a->mean_y;
+
+	if (b->n == 0)
+		return;
+	if (a->n == 0)
+	{
+		*a = *b;
+		return;
+	}
+	a->m2_y += b->m2_y + delta * delta * ((double) a->n * (double) b->n / (double) n);
+	a->mean_y += delta * ((double) b->n / (double) n);
+	a->n = n;
+	a->se += b->se;
+	a->ae += b->ae;
+	a->ape += b->ape;
+}
+
+MlStatus
+metrics_reg_finish(const RegAccum *a, RegMetrics *out, MlError *err)
+{
+	if (a->n == 0)
+		return ml_fail(err, ML_ERR_DATA, "no rows to evaluate");
+	out->rmse = sqrt(a->se / a->n);
+	out->mae = a->ae / a->n;
+	out->mape = a->ape / a->n;
+	/* scikit-learn: 1 when both are 0, 0 when only ss_tot is 0 */
+	out->r2 = a->m2_y > 0 ? 1.0 - a->se / a->m2_y : (a->se == 0 ? 1.0 : 0.0);
 	return ML_OK;
 }
 
@@ -182,31 +255,11 @@ MlStatus
 metrics_regression(const double *y, const double *pred, int64_t n, RegMetrics *out,
 				   MlError *err)
 {
-	double		se = 0,
-				ae = 0,
-				ape = 0,
-				mean = 0,
-				ss_tot = 0;
+	RegAccum	a;
 	int64_t		i;
 
-	if (n == 0)
-		return ml_fail(err, ML_ERR_DATA, "no rows to evaluate");
+	memset(&a, 0, sizeof(a));
 	for (i = 0; i < n; i++)
-		mean += y[i];
-	mean /= n;
-	for (i = 0; i < n; i++)
-	{
-		double		e = y[i] - pred[i];
-
-		se += e * e;
-		ae += fabs(e);
-		ape += fabs(e) / fmax(fabs(y[i]), 2.220446049250313e-16);
-		ss_tot += (y[i] - mean) * (y[i] - mean);
-	}
-	out->rmse = sqrt(se / n);
-	out->mae = ae / n;
-	out->mape = ape / n;
-	/* scikit-learn: 1 when both are 0, 0 when only ss_tot is 0 */
-	out->r2 = ss_tot > 0 ? 1.0 - se / ss_tot : (se == 0 ? 1.0 : 0.0);
-	return ML_OK;
+		metrics_reg_add(&a, y[i], pred[i]);
+	return metrics_reg_finish(&a, out, err);
 }

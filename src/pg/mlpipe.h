@@ -100,6 +100,8 @@ typedef struct SourceSpec
 /* One pass over the source; fn gets each usable row (d doubles, row-major). */
 void		source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
 						SourceInfo *info);
+/* The SELECT a source stands for (relation names resolved and quoted). */
+char	   *source_query(const char *source);
 /* source_scan into a dense matrix (k-means). */
 void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
 

@@ -322,10 +322,10 @@ BEGIN
     WHEN 'drift' THEN
         EXECUTE 'SELECT jsonb_agg(to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
           USING step->>'model', step->>'source';
-        IF jsonb_array_length(r) = 1 THEN
-            r := r->0;
-        END IF;
-        RETURN jsonb_build_object('model', step->>'model', 'metrics', r, 'result', r);
+        -- One metric per feature (psi_<feature>) for dashboards, when drift reports PSI.
+        RETURN jsonb_build_object('model', step->>'model', 'result', r, 'metrics',
+            (SELECT jsonb_object_agg('psi_' || (e->>'feature'), e->'psi')
+               FROM jsonb_array_elements(r) e WHERE jsonb_typeof(e->'psi') = 'number'));
     ELSE
         RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
     END CASE;

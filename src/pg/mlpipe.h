@@ -40,6 +40,9 @@ int64		pg_env_now_us(void);
 /* params.c: params jsonb through cJSON, with every key checked. */
 void		mlpipe_cjson_init(void);
 cJSON	   *params_parse(Jsonb *params);
+/* The allowed name nearest to key (Levenshtein < 4), or NULL; names joined by ", ". */
+const char *closest_key(const char *key, const char *const *allowed);
+char	   *join_names(const char *const *names);
 void		params_check_keys(cJSON *root, const char *context, const char *const *allowed);
 double		params_number(cJSON *root, const char *key, double dflt, double lo, double hi);
 int			params_int(cJSON *root, const char *key, int dflt, int lo, int hi);
@@ -135,6 +138,8 @@ typedef struct SourceSpec
 /* One pass over the source; fn gets each usable row (d doubles, row-major). */
 void		source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
 						SourceInfo *info);
+/* The SELECT a source stands for (relation names resolved and quoted). */
+char	   *source_query(const char *source);
 /* True when a column of this type (base type) is a numeric feature. */
 bool		source_numeric_type(Oid type);
 /* A numeric feature datum of that type as a double. */

@@ -51,7 +51,7 @@ params_parse(Jsonb *params)
 }
 
 /* The allowed key closest to a misspelt one, or NULL when none is close. */
-static const char *
+const char *
 closest_key(const char *key, const char *const *allowed)
 {
 	const char *best = NULL;
@@ -72,7 +72,7 @@ closest_key(const char *key, const char *const *allowed)
 	return best;
 }
 
-static char *
+char *
 join_names(const char *const *names)
 {
 	StringInfoData s;

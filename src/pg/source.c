@@ -68,7 +68,7 @@ source_is_query(const char *s)
 }
 
 /* The query to run for a source; relation names are resolved and quoted. */
-static char *
+char *
 source_query(const char *source)
 {
 	if (source_is_query(source))

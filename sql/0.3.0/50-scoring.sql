@@ -1,0 +1,851 @@
+-- Batch scoring into tables, training profiles and drift, data checks before
+-- training, and data time travel (params.as_of). See docs/batch-scoring.md,
+-- docs/drift.md and docs/time-travel.md.
+
+-- The training profile of a version: per feature, quantile bin edges and
+-- counts (numeric) or top category counts (categorical), and null rates.
+ALTER TABLE mlpipe.model_versions ADD COLUMN profile jsonb;
+COMMENT ON COLUMN mlpipe.model_versions.profile IS
+    'Per-feature training profile (bins, counts, null rates) that mlpipe.drift compares against.';
+
+--------------------------------------------------------------------------
+-- C helpers (src/pg/drift.c).
+--------------------------------------------------------------------------
+
+-- The SELECT a source (table, view or query) stands for, as training reads it.
+CREATE FUNCTION mlpipe._source_sql(source text) RETURNS text
+AS 'MODULE_PATHNAME', 'mlpipe_source_sql'
+LANGUAGE C STABLE STRICT;
+
+-- Column names and types of a source, read as the caller (LIMIT 0).
+CREATE FUNCTION mlpipe._source_columns(source text)
+RETURNS TABLE (name text, type regtype, ord int)
+AS 'MODULE_PATHNAME', 'mlpipe_source_columns'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION mlpipe._bin_counts_accum(bigint[], int, int) RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'mlpipe_bin_counts_accum'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION mlpipe._bin_counts_combine(bigint[], bigint[]) RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'mlpipe_bin_counts_combine'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- Rows per bin: _bin_counts(bin, nbins) is a bigint[nbins] of counts
+-- (bins are 0-based; a NULL bin is not counted). Parallel safe.
+CREATE AGGREGATE mlpipe._bin_counts(int, int) (
+    SFUNC = mlpipe._bin_counts_accum,
+    STYPE = bigint[],
+    COMBINEFUNC = mlpipe._bin_counts_combine,
+    PARALLEL = SAFE
+);
+
+-- Sorted distinct non-null values of an array: quantiles to bin edges.
+CREATE FUNCTION mlpipe._edges(float8[]) RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(DISTINCT x ORDER BY x) FILTER (WHERE x IS NOT NULL), '{}')
+      FROM unnest($1) x
+$$;
+
+--------------------------------------------------------------------------
+-- Sources: column plans shared by profiles, drift and predict_table.
+--------------------------------------------------------------------------
+
+-- Type class of a column type: numeric, array (of real / double precision),
+-- categorical (text-like, boolean, enum) or other (not profiled).
+CREATE FUNCTION mlpipe._type_class(t regtype) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN t IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'real'::regtype,
+                   'double precision'::regtype, 'numeric'::regtype) THEN 'numeric'
+        WHEN t IN ('real[]'::regtype, 'double precision[]'::regtype) THEN 'array'
+        WHEN t IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype,
+                   'boolean'::regtype, 'name'::regtype)
+             OR (SELECT typtype FROM pg_catalog.pg_type WHERE oid = t) = 'e' THEN 'categorical'
+        ELSE 'other' END
+$$;
+
+-- The features to profile: one row per model feature that is a source
+-- column or an element col[i] of an array column, plus the categorical
+-- columns among the training columns (features, or every column but the
+-- target and params.exclude). expr is the SQL over the alias "src".
+CREATE FUNCTION mlpipe._profile_plan(p_source text, p_model_features text[], p_features text[],
+                                     p_target text, p_exclude jsonb)
+RETURNS TABLE (feature text, kind text, col text, element int, expr text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c record;
+    f text;
+BEGIN
+    FOR c IN SELECT s.name, s.type, mlpipe._type_class(s.type) AS cls
+               FROM mlpipe._source_columns(p_source) s ORDER BY s.ord LOOP
+        IF p_features IS NOT NULL THEN
+            CONTINUE WHEN NOT (c.name = ANY (p_features));
+        ELSE
+            CONTINUE WHEN c.name = p_target;
+            CONTINUE WHEN p_exclude IS NOT NULL AND jsonb_typeof(p_exclude) = 'array'
+                          AND p_exclude ? c.name;
+        END IF;
+        IF c.cls = 'numeric' AND c.name = ANY (p_model_features) THEN
+            RETURN QUERY SELECT c.name, 'numeric'::text, c.name, NULL::int,
+                                format('(src.%I)::float8', c.name);
+        ELSIF c.cls = 'array' THEN
+            FOR f IN SELECT m FROM unnest(p_model_features) WITH ORDINALITY u(m, o)
+                      WHERE left(m, length(c.name) + 1) = c.name || '['
+                        AND substr(m, length(c.name) + 2) ~ '^[0-9]{1,6}\]$' ORDER BY o LOOP
+                RETURN QUERY SELECT f, 'numeric'::text, c.name,
+                    rtrim(substr(f, length(c.name) + 2), ']')::int,
+                    format('(src.%I)[%s]::float8', c.name, rtrim(substr(f, length(c.name) + 2), ']'));
+            END LOOP;
+        ELSIF c.cls = 'categorical' THEN
+            RETURN QUERY SELECT c.name, 'categorical'::text, c.name, NULL::int,
+                                format('(src.%I)::text', c.name);
+        END IF;
+    END LOOP;
+END $$;
+
+--------------------------------------------------------------------------
+-- Data time travel and data checks (used by _train).
+--------------------------------------------------------------------------
+
+-- params.as_of / as_of_column: the source restricted to rows whose
+-- as_of_column <= as_of, and the lineage to record. The column is quoted as
+-- an identifier, the instant is normalised to ISO 8601 and quoted as a literal.
+CREATE FUNCTION mlpipe._as_of_source(p_source text, p_params jsonb, OUT sql text, OUT lineage jsonb)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    col   text := p_params->>'as_of_column';
+    ts    timestamptz;
+    iso   text;
+    ctype regtype;
+BEGIN
+    IF (p_params ? 'as_of') <> (p_params ? 'as_of_column') THEN
+        RAISE EXCEPTION 'params.as_of and params.as_of_column go together'
+            USING ERRCODE = '22023',
+                  HINT = 'Give both, e.g. {"as_of": "2024-03-05 00:00+00", "as_of_column": "updated_at"}.';
+    END IF;
+    IF jsonb_typeof(p_params->'as_of') <> 'string' THEN
+        RAISE EXCEPTION 'params.as_of must be a timestamp string, not %', jsonb_typeof(p_params->'as_of')
+            USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(p_params->'as_of_column') <> 'string' THEN
+        RAISE EXCEPTION 'params.as_of_column must be a column name (string)' USING ERRCODE = '22023';
+    END IF;
+    BEGIN
+        ts := (p_params->>'as_of')::timestamptz;
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR invalid_parameter_value THEN
+        RAISE EXCEPTION 'params.as_of "%" is not a valid timestamp', p_params->>'as_of'
+            USING ERRCODE = '22023', HINT = 'Use ISO 8601, e.g. "2024-03-05 00:00:00+00".';
+    END;
+    IF NOT isfinite(ts) THEN
+        RAISE EXCEPTION 'params.as_of must be a finite timestamp, not %', p_params->>'as_of'
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT s.type INTO ctype FROM mlpipe._source_columns(p_source) s WHERE s.name = col;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'params.as_of_column names column "%", which is not in the source', col
+            USING ERRCODE = '22023',
+                  HINT = 'Columns: ' || (SELECT string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(p_source) s) || '.';
+    END IF;
+    IF ctype NOT IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'params.as_of_column "%" has type %, not a date or timestamp', col, ctype
+            USING ERRCODE = '22023';
+    END IF;
+    iso := to_jsonb(ts) #>> '{}';
+    sql := format('SELECT * FROM (%s) AS mlpipe_as_of WHERE %I <= %L::timestamptz',
+                  mlpipe._source_sql(p_source), col, iso);
+    lineage := jsonb_build_object('as_of', iso, 'as_of_column', col);
+END $$;
+
+-- params.checks: validated strictly, then one query over the source;
+-- every failing check is named with its figure (22000).
+CREATE FUNCTION mlpipe._check_data(p_source text, p_checks jsonb) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cols     jsonb;
+    k        text;
+    e        record;
+    exprs    text[] := ARRAY['count(*)::text'];
+    what     text[] := ARRAY['rows'];
+    res      text[];
+    fails    text[] := '{}';
+    n        bigint;
+    i        int;
+    lo       text;
+    hi       text;
+BEGIN
+    IF jsonb_typeof(p_checks) <> 'object' THEN
+        RAISE EXCEPTION 'params.checks must be a JSON object, not %', jsonb_typeof(p_checks)
+            USING ERRCODE = '22023', HINT = 'For example {"min_rows": 1000, "not_null": ["a"]}.';
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(p_checks) LOOP
+        IF k NOT IN ('min_rows', 'not_null', 'ranges', 'allowed') THEN
+            RAISE EXCEPTION 'unknown key "%" in params.checks', k
+                USING ERRCODE = '22023', HINT = 'Allowed keys: min_rows, not_null, ranges, allowed.';
+        END IF;
+    END LOOP;
+    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
+    IF p_checks ? 'min_rows' AND (jsonb_typeof(p_checks->'min_rows') <> 'number'
+        OR (p_checks->>'min_rows')::numeric < 0 OR (p_checks->>'min_rows')::numeric <> trunc((p_checks->>'min_rows')::numeric)) THEN
+        RAISE EXCEPTION 'params.checks.min_rows must be a non-negative integer' USING ERRCODE = '22023';
+    END IF;
+    IF p_checks ? 'not_null' THEN
+        IF jsonb_typeof(p_checks->'not_null') <> 'array' THEN
+            RAISE EXCEPTION 'params.checks.not_null must be an array of column names' USING ERRCODE = '22023';
+        END IF;
+        FOR e IN SELECT v FROM jsonb_array_elements(p_checks->'not_null') v LOOP
+            IF jsonb_typeof(e.v) <> 'string' THEN
+                RAISE EXCEPTION 'params.checks.not_null must be an array of column names' USING ERRCODE = '22023';
+            END IF;
+            IF NOT cols ? (e.v #>> '{}') THEN
+                RAISE EXCEPTION 'params.checks.not_null names column "%", which is not in the source', e.v #>> '{}'
+                    USING ERRCODE = '22023';
+            END IF;
+            exprs := exprs || format('count(*) FILTER (WHERE src.%I IS NULL)::text', e.v #>> '{}');
+            what := what || format('not_null: column "%s" has %%s NULL values', e.v #>> '{}');
+        END LOOP;
+    END IF;
+    IF p_checks ? 'ranges' THEN
+        IF jsonb_typeof(p_checks->'ranges') <> 'object' THEN
+            RAISE EXCEPTION 'params.checks.ranges must be an object of column: [min, max]' USING ERRCODE = '22023';
+        END IF;
+        FOR e IN SELECT key, value FROM jsonb_each(p_checks->'ranges') LOOP
+            IF NOT cols ? e.key THEN
+                RAISE EXCEPTION 'params.checks.ranges names column "%", which is not in the source', e.key
+                    USING ERRCODE = '22023';
+            END IF;
+            IF cols->>e.key <> 'numeric' THEN
+                RAISE EXCEPTION 'params.checks.ranges: column "%" is not numeric', e.key USING ERRCODE = '22023';
+            END IF;
+            IF jsonb_typeof(e.value) <> 'array' OR jsonb_array_length(e.value) <> 2
+               OR jsonb_typeof(e.value->0) NOT IN ('number', 'null') OR jsonb_typeof(e.value->1) NOT IN ('number', 'null')
+               OR (jsonb_typeof(e.value->0) = 'number' AND jsonb_typeof(e.value->1) = 'number'
+                   AND (e.value->>0)::float8 > (e.value->>1)::float8) THEN
+                RAISE EXCEPTION 'params.checks.ranges."%" must be [min, max] with min <= max (null for no bound)', e.key
+                    USING ERRCODE = '22023';
+            END IF;
+            lo := e.value->>0;
+            hi := e.value->>1;
+            exprs := exprs || format('count(*) FILTER (WHERE (src.%I)::float8 < %s OR (src.%I)::float8 > %s)::text',
+                                     e.key, coalesce(quote_literal(lo) || '::float8', '''-Infinity''::float8'),
+                                     e.key, coalesce(quote_literal(hi) || '::float8', '''Infinity''::float8'));
+            what := what || format('ranges: column "%s" has %%s values outside [%s, %s]', e.key,
+                                   coalesce(lo, '-inf'), coalesce(hi, 'inf'));
+        END LOOP;
+    END IF;
+    IF p_checks ? 'allowed' THEN
+        IF jsonb_typeof(p_checks->'allowed') <> 'object' THEN
+            RAISE EXCEPTION 'params.checks.allowed must be an object of column: [values]' USING ERRCODE = '22023';
+        END IF;
+        FOR e IN SELECT key, value FROM jsonb_each(p_checks->'allowed') LOOP
+            IF NOT cols ? e.key THEN
+                RAISE EXCEPTION 'params.checks.allowed names column "%", which is not in the source', e.key
+                    USING ERRCODE = '22023';
+            END IF;
+            IF jsonb_typeof(e.value) <> 'array' OR jsonb_array_length(e.value) = 0
+               OR EXISTS (SELECT 1 FROM jsonb_array_elements(e.value) v WHERE jsonb_typeof(v) NOT IN ('string', 'number', 'boolean')) THEN
+                RAISE EXCEPTION 'params.checks.allowed."%" must be a non-empty array of values', e.key
+                    USING ERRCODE = '22023';
+            END IF;
+            exprs := exprs || format('(count(*) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[])) || '' values outside the allowed ones (e.g. '' || '
+                                     || 'coalesce(quote_literal(min((src.%1$I)::text) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[]))), ''-'') || '')'')',
+                                     e.key, ARRAY(SELECT v #>> '{}' FROM jsonb_array_elements(e.value) v)::text);
+            what := what || format('allowed: column "%s" has %%s', e.key);
+        END LOOP;
+    END IF;
+    EXECUTE format('SELECT ARRAY[%s] FROM (%s) AS src', array_to_string(exprs, ', '), mlpipe._source_sql(p_source))
+        INTO res;
+    n := res[1]::bigint;
+    IF p_checks ? 'min_rows' AND n < (p_checks->>'min_rows')::numeric THEN
+        fails := fails || format('min_rows: the source has %s rows, fewer than %s', n, p_checks->>'min_rows');
+    END IF;
+    FOR i IN 2 .. cardinality(res) LOOP
+        IF split_part(res[i], ' ', 1) <> '0' THEN
+            fails := fails || format(what[i], res[i] || CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE format(' (of %s rows)', n) END);
+        END IF;
+    END LOOP;
+    IF cardinality(fails) > 0 THEN
+        RAISE EXCEPTION 'data checks failed: %', array_to_string(fails, '; ')
+            USING ERRCODE = '22000', HINT = 'Fix the source or relax params.checks.';
+    END IF;
+    RETURN n;
+END $$;
+
+--------------------------------------------------------------------------
+-- Training profile.
+--------------------------------------------------------------------------
+
+-- Profiles the training source: one statement over a Bernoulli sample of
+-- about p_sample rows (all rows when the source is smaller). Numeric
+-- features: decile edges (percentile_disc, duplicates removed) and the
+-- count per bin (bin i holds edges[i] <= x < edges[i+1], as width_bucket);
+-- categorical: the 20 most frequent values and their counts, bin 0 being
+-- every other value. Null rates from the same sample.
+CREATE FUNCTION mlpipe._profile_compute(p_source text, p_model_features text[], p_features text[],
+    p_target text, p_exclude jsonb, p_sample int, p_rows_estimate bigint)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    f       record;
+    i       int := 0;
+    sel     text[] := '{}';
+    agg1    text[] := '{}';
+    cats    text[] := '{}';
+    agg2    text[] := '{}';
+    outs    text[] := '{}';
+    frac    float8;
+    q       text;
+    result  jsonb;
+BEGIN
+    IF p_sample IS NULL OR p_sample <= 0 THEN
+        RETURN NULL;
+    END IF;
+    frac := CASE WHEN coalesce(p_rows_estimate, 0) <= p_sample THEN 1
+                 ELSE p_sample::float8 / p_rows_estimate END;
+    FOR f IN SELECT * FROM mlpipe._profile_plan(p_source, p_model_features, p_features, p_target, p_exclude) LOOP
+        i := i + 1;
+        EXIT WHEN i > 256;
+        sel := sel || format('%s AS f%s', f.expr, i);
+        agg1 := agg1 || format('count(f%s) AS n%s', i, i);
+        IF f.kind = 'numeric' THEN
+            agg1 := agg1 || format('mlpipe._edges(percentile_disc(ARRAY[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
+            agg2 := agg2 || format('mlpipe._bin_counts(width_bucket(f%s, q.e%s), cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
+            outs := outs || format('jsonb_build_object(''feature'', %L, ''kind'', ''numeric'', ''column'', %L, ''element'', %s, '
+                                   '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
+                                   '''edges'', to_jsonb(q.e%s), ''counts'', to_jsonb(coalesce(h.h%s, ''{0}'')))',
+                                   f.feature, f.col, coalesce(f.element::text, 'NULL'), i, i, i, i);
+        ELSE
+            cats := cats || format('(SELECT coalesce(array_agg(v ORDER BY c DESC, v), ''{}'') FROM (SELECT f%s AS v, count(*) AS c FROM s WHERE f%s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) t) AS c%s', i, i, i);
+            agg2 := agg2 || format('mlpipe._bin_counts(coalesce(array_position(k.c%s, f%s), 0), cardinality(k.c%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
+            outs := outs || format('jsonb_build_object(''feature'', %L, ''kind'', ''categorical'', ''column'', %L, ''element'', NULL, '
+                                   '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
+                                   '''categories'', to_jsonb(k.c%s), ''counts'', to_jsonb(coalesce(h.h%s, ''{0}'')))',
+                                   f.feature, f.col, i, i, i, i);
+        END IF;
+    END LOOP;
+    IF i = 0 THEN
+        RETURN jsonb_build_object('rows', 0, 'sample', p_sample, 'features', '[]'::jsonb);
+    END IF;
+    q := format('WITH s AS MATERIALIZED (SELECT %s FROM (%s) AS src%s), '
+                'q AS (SELECT count(*) AS n, %s FROM s), '
+                'k AS (SELECT %s), '
+                'h AS (SELECT %s FROM s, q, k) '
+                'SELECT jsonb_build_object(''rows'', q.n, ''sample'', %s, ''fraction'', %s, ''features'', to_jsonb(ARRAY[%s]::jsonb[])) FROM q, k, h',
+                array_to_string(sel, ', '), mlpipe._source_sql(p_source),
+                CASE WHEN frac < 1 THEN format(' WHERE random() < %s', frac) ELSE '' END,
+                array_to_string(agg1, ', '),
+                CASE WHEN cardinality(cats) > 0 THEN array_to_string(cats, ', ') ELSE '1 AS none' END,
+                array_to_string(agg2, ', '), p_sample, frac, array_to_string(outs, ', '));
+    EXECUTE q INTO result;
+    RETURN result;
+END $$;
+
+-- Stores a version's profile and the time-travel lineage: only for a
+-- version the session user created in the current transaction (the
+-- _register that _train just called), and only while it has no profile.
+CREATE FUNCTION mlpipe._set_profile(p_model text, p_version int, p_profile jsonb, p_lineage jsonb)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE mlpipe.model_versions v
+       SET profile = p_profile,
+           lineage = v.lineage || coalesce(p_lineage, '{}')
+     WHERE v.model = p_model AND v.version = p_version
+       AND v.profile IS NULL AND v.created_by = session_user
+       AND v.created_at >= pg_catalog.now();     -- created in this transaction
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'version %@% was not created by % in this transaction, or has a profile already',
+            p_model, p_version, session_user
+            USING ERRCODE = '42501';
+    END IF;
+END $$;
+
+-- The training profile of a model_ref (NULL for versions trained before 0.3.0).
+CREATE FUNCTION mlpipe.profile(model_ref text) RETURNS jsonb
+LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v.profile FROM mlpipe.model_versions v, mlpipe.resolve(model_ref) r
+     WHERE v.model = r.model AND v.version = r.version
+$$;
+
+-- What scoring a model_ref needs, in one SECURITY DEFINER lookup.
+CREATE FUNCTION mlpipe._scoring_info(model_ref text,
+    OUT model text, OUT version int, OUT algorithm text, OUT task text,
+    OUT features text[], OUT classes text[], OUT profile jsonb)
+LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v.model, v.version, v.algorithm, v.task, v.features, v.classes, v.profile
+      FROM mlpipe.model_versions v, mlpipe.resolve(model_ref) r
+     WHERE v.model = r.model AND v.version = r.version
+$$;
+
+--------------------------------------------------------------------------
+-- Training: as_of, checks and the profile around _fit and _register.
+--------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION mlpipe._train(
+    p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
+    p_params jsonb, p_gate jsonb)
+RETURNS mlpipe.train_result
+-- SECURITY INVOKER and no pinned search_path: the source is resolved and read
+-- as the caller, with the caller's search_path, grants and row-level security.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started  timestamptz := clock_timestamp();
+    warm     bytea;
+    fit      mlpipe.fit_result;
+    res      mlpipe.train_result;
+    src      text := p_source;
+    lin      jsonb := '{}';
+    sample   int := 100000;
+    tt       record;
+    prof     jsonb;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
+       OR length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(p_model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    IF p_source IS NULL THEN
+        RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF p_params ? 'warm_start' THEN
+        IF jsonb_typeof(p_params->'warm_start') <> 'string' THEN
+            RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
+                USING ERRCODE = '22023';
+        END IF;
+        warm := mlpipe.artifact(p_params->>'warm_start');
+    END IF;
+    IF p_params ? 'profile_sample' THEN
+        IF jsonb_typeof(p_params->'profile_sample') <> 'number'
+           OR (p_params->>'profile_sample')::numeric NOT BETWEEN 0 AND 10000000
+           OR (p_params->>'profile_sample')::numeric <> trunc((p_params->>'profile_sample')::numeric) THEN
+            RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
+                USING ERRCODE = '22023';
+        END IF;
+        sample := (p_params->>'profile_sample')::int;
+    END IF;
+    -- Time travel: train on the rows that existed at params.as_of.
+    IF p_params ? 'as_of' OR p_params ? 'as_of_column' THEN
+        SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
+        src := tt.sql;
+        lin := lin || tt.lineage;
+    END IF;
+    -- Data checks, before any training work.
+    IF p_params ? 'checks' THEN
+        lin := lin || jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
+    END IF;
+    fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
+                       p_params - 'as_of' - 'as_of_column' - 'checks' - 'profile_sample', warm);
+    prof := mlpipe._profile_compute(src, fit.feature_names, p_features, p_target, p_params->'exclude', sample,
+        coalesce((fit.info->>'training_rows')::bigint, 0) + coalesce((fit.info->>'test_rows')::bigint, 0)
+        + coalesce((fit.info->>'skipped_rows')::bigint, 0));
+    res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
+    PERFORM mlpipe._set_profile(res.model, res.version, prof, lin);
+    RETURN res;
+END $$;
+
+--------------------------------------------------------------------------
+-- Drift.
+--------------------------------------------------------------------------
+
+-- PSI and null rates of a source against a profile. PSI over the non-null
+-- values: sum over bins of (a - e) * ln(a / e), with e and a the training
+-- and current shares of each bin, each at least 1e-4 (empty bins).
+-- p_fraction < 1 reads a Bernoulli sample of the source.
+CREATE FUNCTION mlpipe._drift_figures(p_profile jsonb, p_source text, p_fraction float8 DEFAULT 1)
+RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, rows_now bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    f      jsonb;
+    cols   jsonb;
+    exprs  text[] := '{}';
+    ex     text;
+    bin    text;
+    cur    jsonb;
+    i      int := 0;
+    n      bigint;
+BEGIN
+    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
+    FOR f IN SELECT x FROM jsonb_array_elements(p_profile->'features') x LOOP
+        IF NOT cols ? (f->>'column') THEN
+            RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column', f->>'feature'
+                USING ERRCODE = '42703',
+                      HINT = 'Columns: ' || (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(cols) k) || '.';
+        END IF;
+        IF f->>'kind' = 'numeric' THEN
+            IF cols->>(f->>'column') NOT IN ('numeric', 'array') THEN
+                RAISE EXCEPTION 'column "%" is % in the source but was numeric at training', f->>'column', cols->>(f->>'column')
+                    USING ERRCODE = '22000';
+            END IF;
+            ex := CASE WHEN f->>'element' IS NULL THEN format('(src.%I)::float8', f->>'column')
+                       ELSE format('(src.%I)[%s]::float8', f->>'column', (f->>'element')::int) END;
+            bin := format('width_bucket(%s, %L::float8[])', ex,
+                          ARRAY(SELECT e::float8 FROM jsonb_array_elements_text(f->'edges') e)::text);
+        ELSE
+            ex := format('(src.%I)::text', f->>'column');
+            bin := format('coalesce(array_position(%L::text[], %s), 0)', 
+                          ARRAY(SELECT e FROM jsonb_array_elements_text(f->'categories') e)::text, ex);
+        END IF;
+        exprs := exprs || format('jsonb_build_object(''n'', count(%s), ''c'', to_jsonb(mlpipe._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
+                                 ex, bin, jsonb_array_length(f->'counts'), ex);
+    END LOOP;
+    IF cardinality(exprs) = 0 THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT jsonb_build_object(''n'', count(*), ''f'', to_jsonb(ARRAY[%s]::jsonb[])) FROM (%s) AS src%s',
+                   array_to_string(exprs, ', '), mlpipe._source_sql(p_source),
+                   CASE WHEN p_fraction < 1 THEN format(' WHERE random() < %s', p_fraction) ELSE '' END)
+        INTO cur;
+    n := (cur->>'n')::bigint;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'the source returned no rows' USING ERRCODE = '22000';
+    END IF;
+    FOR f IN SELECT x FROM jsonb_array_elements(p_profile->'features') x LOOP
+        i := i + 1;
+        feature := f->>'feature';
+        null_rate_train := (f->>'null_rate')::float8;
+        null_rate_now := CASE WHEN n > 0 THEN 1 - (cur->'f'->(i - 1)->>'n')::float8 / n END;
+        rows_now := n;
+        psi := NULL;
+        IF jsonb_typeof(cur->'f'->(i - 1)->'c') = 'array' THEN
+            SELECT sum((greatest(c / sum_c, 1e-4) - greatest(t / sum_t, 1e-4))
+                       * ln(greatest(c / sum_c, 1e-4) / greatest(t / sum_t, 1e-4)))
+              INTO psi
+              FROM (SELECT t, c, sum(t) OVER () AS sum_t, sum(c) OVER () AS sum_c
+                      FROM unnest(ARRAY(SELECT x::float8 FROM jsonb_array_elements_text(f->'counts') x),
+                                  ARRAY(SELECT x::float8 FROM jsonb_array_elements_text(cur->'f'->(i - 1)->'c') x)) u(t, c)) b
+             WHERE sum_t > 0 AND sum_c > 0;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+-- The status of one feature's drift figures (see mlpipe.drift).
+CREATE FUNCTION mlpipe._drift_status(psi float8, null_train float8, null_now float8,
+                                     threshold float8, null_threshold float8) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN abs(coalesce(null_now, 0) - coalesce(null_train, 0)) >= null_threshold THEN 'drift'
+        WHEN psi IS NULL THEN 'no data'
+        WHEN psi >= threshold THEN 'drift'
+        WHEN psi >= threshold / 2 THEN 'warning'
+        ELSE 'ok' END
+$$;
+
+-- Drift of a source against the training profile of a model version: one
+-- row per profiled feature. status: 'drift' when psi >= threshold or the
+-- null rate moved by null_threshold or more, 'warning' when psi >= threshold / 2,
+-- 'no data' when the source has no value for the feature, else 'ok'.
+CREATE FUNCTION mlpipe.drift(model_ref text, source text, threshold float8 DEFAULT 0.2,
+                             null_threshold float8 DEFAULT 0.1)
+RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, status text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    info record;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF threshold IS NULL OR threshold <= 0 OR null_threshold IS NULL OR null_threshold <= 0 THEN
+        RAISE EXCEPTION 'threshold and null_threshold must be positive numbers' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    IF info.profile IS NULL THEN
+        RAISE EXCEPTION 'version %@% has no training profile', info.model, info.version
+            USING ERRCODE = '22000', HINT = 'Versions trained before mlpipe 0.3.0, or with params.profile_sample = 0, have none; retrain to get one.';
+    END IF;
+    RETURN QUERY
+    SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
+           mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold)
+      FROM mlpipe._drift_figures(info.profile, source) d;
+END $$;
+
+
+--------------------------------------------------------------------------
+-- Batch scoring into tables.
+--------------------------------------------------------------------------
+
+-- The float8[] a model scores, as SQL over the alias "src": the array
+-- column itself when the features are exactly its elements in order, else
+-- ARRAY[...] of the columns and elements. 42703 for a feature the source lacks.
+CREATE FUNCTION mlpipe._feature_array_expr(p_features text[], p_source text) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cols  jsonb;
+    types jsonb;
+    f     text;
+    c     text;
+    el    text;
+    parts text[] := '{}';
+    whole text;
+    i     int := 0;
+BEGIN
+    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)), jsonb_object_agg(s.name, s.type::text)
+      INTO cols, types FROM mlpipe._source_columns(p_source) s;
+    FOREACH f IN ARRAY p_features LOOP
+        i := i + 1;
+        IF cols ? f AND cols->>f = 'numeric' THEN
+            parts := parts || format('(src.%I)::float8', f);
+            whole := NULL;
+            CONTINUE;
+        END IF;
+        c := substring(f FROM '^(.*)\[[0-9]{1,6}\]$');
+        el := substring(f FROM '\[([0-9]{1,6})\]$');
+        IF c IS NULL OR NOT cols ? c OR cols->>c <> 'array' THEN
+            RAISE EXCEPTION 'the source has no numeric column "%" (feature % of the model)', f, i
+                USING ERRCODE = '42703',
+                      HINT = 'Features in training order: ' || array_to_string(p_features, ', ') || '.';
+        END IF;
+        parts := parts || format('(src.%I)[%s]::float8', c, el);
+    END LOOP;
+    -- Features x[1], ..., x[d] of one array column: pass the column as it is.
+    c := substring(p_features[1] FROM '^(.*)\[1\]$');
+    IF c IS NOT NULL AND cols->>c = 'array' AND p_features = ARRAY(
+            SELECT format('%s[%s]', c, g) FROM generate_series(1, cardinality(p_features)) g) THEN
+        RETURN CASE WHEN types->>c = 'double precision[]' THEN format('src.%I', c)
+                    ELSE format('(src.%I)::float8[]', c) END;
+    END IF;
+    RETURN 'ARRAY[' || array_to_string(parts, ', ') || ']';
+END $$;
+
+-- The (schema, table) of an "into" argument: 'table' or 'schema.table',
+-- parsed as identifiers (quoted parts keep their case).
+CREATE FUNCTION mlpipe._parse_into(p_into text, OUT qualified text, OUT display text)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    parts text[];
+BEGIN
+    BEGIN
+        parts := parse_ident(p_into);
+    EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value THEN
+        parts := NULL;
+    END;
+    IF parts IS NULL OR cardinality(parts) NOT IN (1, 2) OR '' = ANY (parts) THEN
+        RAISE EXCEPTION 'into "%" is not a table name', p_into
+            USING ERRCODE = '22023', HINT = 'Use table or schema.table; quote names with capitals or spaces.';
+    END IF;
+    qualified := (SELECT string_agg(quote_ident(p), '.' ORDER BY o) FROM unnest(parts) WITH ORDINALITY u(p, o));
+    display := array_to_string(parts, '.');
+END $$;
+
+-- Checks an existing target table: the columns predict_table writes must
+-- be there with the right types (22000 naming the mismatch); upsert needs a
+-- unique index on the key column alone.
+CREATE FUNCTION mlpipe._check_target(p_rel regclass, p_key text, p_key_type regtype, p_mode text)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    want   record;
+    have   regtype;
+    keynum int2;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = p_rel) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', p_rel USING ERRCODE = '22000';
+    END IF;
+    FOR want IN SELECT * FROM (VALUES (p_key, p_key_type), ('prediction', 'double precision'::regtype),
+                                      ('label', 'text'::regtype), ('proba', 'double precision[]'::regtype),
+                                      ('model', 'text'::regtype), ('version', 'integer'::regtype),
+                                      ('scored_at', 'timestamp with time zone'::regtype)) w(col, typ) LOOP
+        SELECT a.atttypid::regtype INTO have FROM pg_attribute a
+         WHERE a.attrelid = p_rel AND a.attname = want.col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'table % has no column "%"', p_rel, want.col
+                USING ERRCODE = '22000',
+                      HINT = 'predict_table writes key, prediction, label, proba, model, version, scored_at; or let it create a new table.';
+        END IF;
+        IF have <> want.typ THEN
+            RAISE EXCEPTION 'column "%" of table % is %, expected %', want.col, p_rel, have, want.typ
+                USING ERRCODE = '22000';
+        END IF;
+    END LOOP;
+    IF p_mode = 'upsert' THEN
+        SELECT a.attnum INTO keynum FROM pg_attribute a WHERE a.attrelid = p_rel AND a.attname = p_key;
+        IF NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = p_rel AND i.indisunique AND i.indisvalid
+                          AND i.indnatts = 1 AND i.indkey[0] = keynum AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
+            RAISE EXCEPTION 'mode upsert needs a unique index on %(%)', p_rel, p_key
+                USING ERRCODE = '22000', HINT = format('CREATE UNIQUE INDEX ON %s (%I);', p_rel, p_key);
+        END IF;
+    END IF;
+END $$;
+
+-- Scores every row of a source into a table: (key, prediction, label,
+-- proba, model, version, scored_at). One INSERT ... SELECT streams the
+-- source through the executor (nothing is materialised); a new target is
+-- written with CREATE TABLE AS and indexed afterwards. Logs a run with
+-- rows, seconds and drift figures, and sends predictions_written (and
+-- drift_detected). Runs as the caller: the source and the target are read
+-- and written with the caller's privileges.
+CREATE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text, key text,
+                                     mode text DEFAULT 'append', params jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started    timestamptz := clock_timestamp();
+    info       record;
+    ref        text;
+    tgt        record;
+    rel        regclass;
+    key_type   regtype;
+    xexpr      text;
+    src_sql    text;
+    sel        text;
+    filt       text := '';
+    n          bigint;
+    k          text;
+    threshold  float8 := 0.2;
+    null_thr   float8 := 0.1;
+    sample     int := 100000;
+    metrics    jsonb := '{}';
+    drifted    jsonb := '[]';
+    d          record;
+    run        bigint;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL OR "into" IS NULL OR key IS NULL THEN
+        RAISE EXCEPTION 'model_ref, source, into and key must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
+        RAISE EXCEPTION 'unknown mode %', coalesce(quote_literal(mode), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
+    END IF;
+    params := coalesce(params, '{}');
+    IF jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(params) LOOP
+        IF k NOT IN ('drift_threshold', 'null_threshold', 'drift_sample') THEN
+            RAISE EXCEPTION 'unknown key "%" in predict_table params', k
+                USING ERRCODE = '22023', HINT = 'Allowed keys: drift_threshold, null_threshold, drift_sample.';
+        END IF;
+        IF jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0
+           OR (k <> 'drift_sample' AND (params->>k)::float8 = 0)
+           OR (k = 'drift_sample' AND (params->>k)::numeric NOT BETWEEN 0 AND 10000000) THEN
+            RAISE EXCEPTION 'predict_table params.% must be a positive number (drift_sample: an integer, 0 for no drift)', k
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    threshold := coalesce((params->>'drift_threshold')::float8, threshold);
+    null_thr := coalesce((params->>'null_threshold')::float8, null_thr);
+    sample := coalesce((params->>'drift_sample')::numeric::int, sample);
+
+    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    ref := info.model || '@' || info.version;          -- one version for the whole run
+    SELECT s.type INTO key_type FROM mlpipe._source_columns(source) s WHERE s.name = key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'key column "%" is not in the source', key
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' || (SELECT string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) || '.';
+    END IF;
+    IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
+        RAISE EXCEPTION 'key column "%" has the name of an output column', key
+            USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
+    END IF;
+    xexpr := mlpipe._feature_array_expr(info.features, source);
+    src_sql := mlpipe._source_sql(source);
+    SELECT * INTO tgt FROM mlpipe._parse_into("into");
+    rel := to_regclass(tgt.qualified);
+
+    IF rel IS NOT NULL THEN
+        PERFORM mlpipe._check_target(rel, key, key_type, mode);
+        IF mode = 'incremental' THEN
+            filt := format(' WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
+                           tgt.qualified, key, key, info.model, info.version);
+        END IF;
+    END IF;
+    -- prediction: the value, cluster or class index; label and proba for classification only.
+    IF info.task = 'classification' THEN
+        sel := format('SELECT f.%1$I, p.pr AS prediction, (%2$L::text[])[p.pr::int + 1] AS label, p.pb AS proba, '
+                      '%3$L::text AS model, %4$s::int AS version, now() AS scored_at '
+                      'FROM (SELECT src.%1$I, %5$s AS x FROM (%6$s) AS src%7$s) AS f, '
+                      'LATERAL (SELECT mlpipe.predict(%8$L, f.x) AS pr, mlpipe.predict_proba(%8$L, f.x) AS pb) AS p',
+                      key, info.classes, info.model, info.version, xexpr, src_sql, filt, ref);
+    ELSE
+        sel := format('SELECT src.%1$I, mlpipe.predict(%5$L, %2$s) AS prediction, NULL::text AS label, '
+                      'NULL::float8[] AS proba, %3$L::text AS model, %4$s::int AS version, now() AS scored_at '
+                      'FROM (%6$s) AS src%7$s',
+                      key, xexpr, info.model, info.version, ref, src_sql, filt);
+    END IF;
+
+    IF rel IS NULL THEN
+        -- A new table: bulk-written by CREATE TABLE AS, indexed afterwards.
+        EXECUTE format('CREATE TABLE %s AS %s', tgt.qualified, sel);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN scored_at SET DEFAULT now()', tgt.qualified);
+        EXECUTE format('CREATE %s INDEX ON %s (%I)',
+                       CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
+    ELSE
+        IF mode = 'replace' THEN
+            EXECUTE format('DELETE FROM %s', tgt.qualified);
+        END IF;
+        EXECUTE format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s',
+                       tgt.qualified, key, sel,
+                       CASE WHEN mode = 'upsert' THEN format(
+                           ' ON CONFLICT (%I) DO UPDATE SET prediction = EXCLUDED.prediction, label = EXCLUDED.label, '
+                           'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
+                           'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
+        GET DIAGNOSTICS n = ROW_COUNT;
+    END IF;
+
+    -- Drift of the source against the training profile, on a sample.
+    IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
+        FOR d IN SELECT * FROM mlpipe._drift_figures(info.profile, source,
+                     CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n END) LOOP
+            metrics := metrics || jsonb_build_object('psi:' || d.feature, d.psi,
+                                                     'null_rate:' || d.feature, d.null_rate_now);
+            IF mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
+                drifted := drifted || jsonb_build_object('feature', d.feature, 'psi', d.psi,
+                                                         'null_rate_train', d.null_rate_train,
+                                                         'null_rate_now', d.null_rate_now);
+            END IF;
+        END LOOP;
+        metrics := metrics || jsonb_build_object('drifted_features', jsonb_array_length(drifted));
+    END IF;
+    metrics := metrics || jsonb_build_object('rows_per_second',
+        n / greatest(extract(epoch FROM clock_timestamp() - started)::float8, 1e-6));
+    run := mlpipe._log_run('predict_table', info.model, info.version, info.algorithm, source,
+        jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params),
+        'succeeded', NULL, n, started, NULL, metrics, 'scoring');
+    PERFORM mlpipe._notify('predictions_written', jsonb_build_object('model', info.model, 'version', info.version,
+        'run_id', run, 'rows', n, 'into', tgt.display));
+    IF jsonb_array_length(drifted) > 0 THEN
+        PERFORM mlpipe._notify('drift_detected', jsonb_build_object('model', info.model, 'version', info.version,
+            'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
+    END IF;
+    RETURN n;
+END $$;
+
+--------------------------------------------------------------------------
+-- Privileges.
+--------------------------------------------------------------------------
+
+REVOKE ALL ON FUNCTION mlpipe._source_sql(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._source_columns(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._type_class(regtype) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._as_of_source(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._check_data(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._set_profile(text, int, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe.profile(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._scoring_info(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._feature_array_expr(text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._parse_into(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
+-- Readers may see a version's profile; trainers train, score into tables and measure drift.
+GRANT EXECUTE ON FUNCTION mlpipe.profile(text) TO mlpipe_reader;
+GRANT EXECUTE ON FUNCTION mlpipe._scoring_info(text) TO mlpipe_reader;
+GRANT EXECUTE ON FUNCTION mlpipe._source_sql(text), mlpipe._source_columns(text), mlpipe._type_class(regtype),
+    mlpipe._profile_plan(text, text[], text[], text, jsonb), mlpipe._as_of_source(text, jsonb),
+    mlpipe._check_data(text, jsonb), mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint),
+    mlpipe._set_profile(text, int, jsonb, jsonb), mlpipe._train(text, text, text, text, text[], jsonb, jsonb),
+    mlpipe._drift_figures(jsonb, text, float8), mlpipe.drift(text, text, float8, float8),
+    mlpipe._feature_array_expr(text[], text), mlpipe._parse_into(text),
+    mlpipe._check_target(regclass, text, regtype, text),
+    mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
+-- _bin_counts, _edges and _drift_status are pure computations on the caller's values: PUBLIC.

@@ -261,7 +261,7 @@ BEGIN
     END IF;
     FOR i IN 2 .. cardinality(res) LOOP
         IF split_part(res[i], ' ', 1) <> '0' THEN
-            fails := fails || format(what[i], res[i] || CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE format(' (of %s rows)', n) END);
+            fails := fails || (format(what[i], res[i]) || CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE format(' (of %s rows)', n) END);
         END IF;
     END LOOP;
     IF cardinality(fails) > 0 THEN

@@ -23,9 +23,15 @@ ml_kind_name(MlKind kind)
 void
 artifact_begin(MlBuf *b, const MlEnv *env, MlKind kind)
 {
+	artifact_begin_format(b, env, kind, 1);
+}
+
+void
+artifact_begin_format(MlBuf *b, const MlEnv *env, MlKind kind, uint16_t format)
+{
 	ml_buf_init(b, env);
 	ml_buf_put_bytes(b, ML_ARTIFACT_MAGIC, 4);
-	ml_buf_put_u16(b, ML_ARTIFACT_FORMAT);
+	ml_buf_put_u16(b, format);
 	ml_buf_put_u16(b, (uint16_t) kind);
 	ml_buf_put_u32(b, 0);		/* flags */
 	ml_buf_put_u32(b, 0);		/* payload_len, patched by finish */
@@ -160,7 +166,7 @@ artifact_next_section(MlArtifact *a, MlSection *tag, MlReader *sec, MlError *err
 	if (!ml_rd_u16(&a->payload, &t, "section tag") ||
 		!ml_rd_u32(&a->payload, &n, "section length"))
 		return false;
-	if (t < ML_SEC_META || t > ML_SEC_PROFILE)
+	if (t < ML_SEC_META || t > ML_SEC_PROFILE || (t == ML_SEC_PREPROCESS && a->format < 2))
 	{
 		ml_fail(err, ML_ERR_CORRUPT, "artifact has unknown section %u", t);
 		return false;

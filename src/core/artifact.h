@@ -17,7 +17,11 @@
 #include "mlbuf.h"
 
 #define ML_ARTIFACT_MAGIC		"MLPX"
-#define ML_ARTIFACT_FORMAT		1
+/*
+ * Format 1: META, MODEL. Format 2 adds the PREPROCESS section; a model
+ * without preprocessing is still written as format 1.
+ */
+#define ML_ARTIFACT_FORMAT		2
 #define ML_ARTIFACT_HEADER_SIZE 20
 #define ML_ARTIFACT_MAX_SIZE	(1024u * 1024u * 1024u - 64)	/* fits a bytea with its header */
 
@@ -62,7 +66,8 @@ typedef struct MlMeta
 } MlMeta;
 
 /* Writing: begin, write sections, finish. */
-void		artifact_begin(MlBuf *b, const MlEnv *env, MlKind kind);
+void		artifact_begin(MlBuf *b, const MlEnv *env, MlKind kind);	/* format 1 */
+void		artifact_begin_format(MlBuf *b, const MlEnv *env, MlKind kind, uint16_t format);
 /* Opens a section; returns its offset for artifact_section_end. */
 size_t		artifact_section_begin(MlBuf *b, MlSection tag);
 void		artifact_section_end(MlBuf *b, size_t at);

@@ -49,6 +49,16 @@ ml_model_read(const MlEnv *env, const uint8_t *data, size_t len, MlModel *m, MlE
 				}
 				have_model = true;
 				break;
+			case ML_SEC_PREPROCESS:
+				if (!have_model)
+					return ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: preprocessing before the model");
+				if (!prep_read(&sec, &m->prep))
+					return err->code ? err->code : ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: preprocessing");
+				if (m->prep.n_out != m->meta.n_features)
+					return ml_fail(err, ML_ERR_CORRUPT,
+								   "artifact corrupt: preprocessing makes %u features but meta lists %u",
+								   m->prep.n_out, m->meta.n_features);
+				break;
 			default:
 				return ml_fail(err, ML_ERR_CORRUPT, "artifact has unsupported section %d", (int) tag);
 		}
@@ -144,30 +154,44 @@ ml_model_predict(const MlModel *m, const double *x, double *scratch, double *out
 	}
 }
 
-MlStatus
-ml_model_write_kmeans(MlBuf *b, const MlEnv *env, const MlMeta *meta, const KmModel *km,
-					  MlError *err)
+/* The PREPROCESS section, when there is one, and the artifact's end. */
+static MlStatus
+write_prep_and_finish(MlBuf *b, const MlPrep *prep, MlError *err)
 {
-	size_t		at;
+	if (prep && prep->n_in > 0)
+	{
+		size_t		at = artifact_section_begin(b, ML_SEC_PREPROCESS);
 
-	artifact_begin(b, env, ML_KIND_KMEANS);
-	artifact_write_meta(b, meta);
-	at = artifact_section_begin(b, ML_SEC_MODEL);
-	kmeans_write(b, km);
-	artifact_section_end(b, at);
+		prep_write(b, prep);
+		artifact_section_end(b, at);
+	}
 	return artifact_finish(b, err);
 }
 
 MlStatus
-ml_model_write_trees(MlBuf *b, const MlEnv *env, const MlMeta *meta, const TreeModel *tm,
-					 MlError *err)
+ml_model_write_kmeans(MlBuf *b, const MlEnv *env, const MlMeta *meta, const KmModel *km,
+					  const MlPrep *prep, MlError *err)
 {
 	size_t		at;
 
-	artifact_begin(b, env, trees_kind(tm));
+	artifact_begin_format(b, env, ML_KIND_KMEANS, prep && prep->n_in > 0 ? 2 : 1);
+	artifact_write_meta(b, meta);
+	at = artifact_section_begin(b, ML_SEC_MODEL);
+	kmeans_write(b, km);
+	artifact_section_end(b, at);
+	return write_prep_and_finish(b, prep, err);
+}
+
+MlStatus
+ml_model_write_trees(MlBuf *b, const MlEnv *env, const MlMeta *meta, const TreeModel *tm,
+					 const MlPrep *prep, MlError *err)
+{
+	size_t		at;
+
+	artifact_begin_format(b, env, trees_kind(tm), prep && prep->n_in > 0 ? 2 : 1);
 	artifact_write_meta(b, meta);
 	at = artifact_section_begin(b, ML_SEC_MODEL);
 	trees_write(b, tm);
 	artifact_section_end(b, at);
-	return artifact_finish(b, err);
+	return write_prep_and_finish(b, prep, err);
 }

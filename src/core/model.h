@@ -8,6 +8,7 @@
 
 #include "artifact.h"
 #include "kmeans.h"
+#include "preprocess.h"
 #include "trees.h"
 
 typedef struct MlModel
@@ -18,6 +19,7 @@ typedef struct MlModel
 	MlMeta		meta;
 	KmModel		km;				/* kind == ML_KIND_KMEANS */
 	TreeModel	tm;				/* tree kinds */
+	MlPrep		prep;			/* n_in == 0: no preprocessing (format 1) */
 	size_t		scratch_len;	/* doubles of scratch predict needs */
 } MlModel;
 
@@ -38,12 +40,15 @@ bool		ml_model_handles_missing(const MlModel *m);
 MlStatus	ml_model_predict(const MlModel *m, const double *x, double *scratch,
 							 double *out, double *proba, MlError *err);
 
-/* Writes a complete k-means artifact (meta + model) into b. */
+/*
+ * Writes a complete k-means artifact (meta + model, + preprocessing when
+ * prep is not NULL and has columns: then the format is 2) into b.
+ */
 MlStatus	ml_model_write_kmeans(MlBuf *b, const MlEnv *env, const MlMeta *meta,
-								  const KmModel *km, MlError *err);
+								  const KmModel *km, const MlPrep *prep, MlError *err);
 
-/* Writes a complete tree-model artifact (meta + model) into b. */
+/* Writes a complete tree-model artifact, the same way. */
 MlStatus	ml_model_write_trees(MlBuf *b, const MlEnv *env, const MlMeta *meta,
-								 const TreeModel *tm, MlError *err);
+								 const TreeModel *tm, const MlPrep *prep, MlError *err);
 
 #endif

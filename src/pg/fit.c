@@ -182,7 +182,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	meta.task = ML_TASK_CLUSTER;
 	meta.n_features = data.d;
 	meta.feature_names = data.feature_names;
-	ML_CHECK_STATUS(ml_model_write_kmeans(&buf, &pe.env, &meta, &model, &err), &err);
+	ML_CHECK_STATUS(ml_model_write_kmeans(&buf, &pe.env, &meta, &model, NULL, &err), &err);
 
 	fo->artifact = palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(fo->artifact, VARHDRSZ + buf.len);

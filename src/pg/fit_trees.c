@@ -68,6 +68,9 @@ typedef struct TreeLoad
 	int64		cap;
 	uint8	   *B;				/* n x d bin codes (pass 2), or NULL */
 	double	   *yv;				/* numeric target value per row */
+	double	   *sv;				/* split column value per row (time/column splits) */
+	SplitColKind split_kind;
+	const char *split_column;
 	int32	   *yl;				/* provisional label id per row (label targets) */
 	int64		skipped_target;
 	/* labels: provisional ids in order of appearance */
@@ -105,6 +108,9 @@ load_grow_targets(TreeLoad *L)
 			: MemoryContextAllocHuge(L->mcxt, sizeof(int32) * newcap);
 	if (L->B)
 		L->B = repalloc_huge(L->B, (Size) newcap * L->d);
+	if (L->split_kind != SPLIT_COL_NONE)
+		L->sv = L->sv ? repalloc_huge(L->sv, sizeof(double) * newcap)
+			: MemoryContextAllocHuge(L->mcxt, sizeof(double) * newcap);
 	L->cap = newcap;
 }
 
@@ -185,6 +191,12 @@ load_target(TreeLoad *L, const SourceTarget *t, int64 rowno)
 		}
 		L->yv[L->n] = v == 0 ? 0.0 : v;	/* -0 and 0 are one class */
 	}
+	if (L->split_kind == SPLIT_COL_TIME && t->split_isnull)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("time split column \"%s\" is NULL in row " INT64_FORMAT, L->split_column, rowno),
+						errhint("Every row needs a time to be placed before or after the split; filter such rows in the source.")));
+	if (L->split_kind != SPLIT_COL_NONE)
+		L->sv[L->n] = t->split_isnull ? 0.0 : t->split_value;	/* column split: NULL is a training row */
 	return true;
 }
 
@@ -428,6 +440,69 @@ finish_targets(TreeLoad *L, const char *task_param, const char *target, char ***
  * Marks test rows: stratified (per class, seeded shuffle, round(test_size *
  * count) each) or random (ceil(test_size * n), as train_test_split).
  */
+/* Row order of a time split: by time, then by position in the source. */
+static const double *time_order_base;
+
+static int
+cmp_time_rows(const void *a, const void *b)
+{
+	int64		i = *(const int64 *) a,
+				j = *(const int64 *) b;
+	double		x = time_order_base[i],
+				y = time_order_base[j];
+
+	if (x != y)
+		return (x > y) - (x < y);
+	return (i > j) - (i < j);
+}
+
+/*
+ * Marks the test rows of a time split (the last ceil(test_size * n) rows
+ * by time, ties in source order) or a column split (rows where the column
+ * is true).
+ */
+static uint8 *
+choose_test_rows_by_column(int64 n, const double *sv, SplitColKind kind, const char *column,
+						   double test_size, int64 *n_test_out)
+{
+	uint8	   *is_test = palloc_extended(Max(n, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	int64		i,
+				n_test = 0;
+
+	if (kind == SPLIT_COL_BOOL)
+	{
+		for (i = 0; i < n; i++)
+			if (sv[i] != 0)
+			{
+				is_test[i] = 1;
+				n_test++;
+			}
+		if (n_test == 0 || n_test == n)
+			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+							errmsg("split column \"%s\" is %s in every row with a target",
+								   column, n_test == 0 ? "false or NULL" : "true"),
+							errhint("The column must be true for the test rows and false for the training rows.")));
+	}
+	else
+	{
+		int64	   *idx = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
+		int64		take = (int64) ceil(test_size * n - 1e-9);
+
+		if (take >= n)
+			take = n - 1;
+		for (i = 0; i < n; i++)
+			idx[i] = i;
+		time_order_base = sv;
+		qsort(idx, n, sizeof(int64), cmp_time_rows);
+		for (i = n - take; i < n; i++)
+			is_test[idx[i]] = 1;
+		n_test = take;
+		pfree(idx);
+	}
+	*n_test_out = n_test;
+	return is_test;
+}
+
 static uint8 *
 choose_test_rows(int64 n, const int32 *yl, int n_classes, bool stratified, double test_size,
 				 uint64 seed, int64 *n_test_out)
@@ -644,6 +719,42 @@ tree_class_weights(cJSON *params, char **classes, int n_classes, double *w)
 	}
 }
 
+/*
+ * params.split: 'random', 'stratified', 'time:<column>' or 'column:<column>'.
+ * Returns the text (NULL when absent) and sets the split column, if any.
+ */
+static const char *
+parse_split(cJSON *params, SplitColKind *kind, const char **column)
+{
+	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(params, "split");
+	const char *s;
+
+	*kind = SPLIT_COL_NONE;
+	*column = NULL;
+	if (v == NULL || cJSON_IsNull(v))
+		return NULL;
+	s = cJSON_IsString(v) ? v->valuestring : NULL;
+	if (s && (strcmp(s, "random") == 0 || strcmp(s, "stratified") == 0))
+		return s;
+	if (s && strncmp(s, "time:", 5) == 0 && s[5] != '\0')
+	{
+		*kind = SPLIT_COL_TIME;
+		*column = s + 5;
+		return s;
+	}
+	if (s && strncmp(s, "column:", 7) == 0 && s[7] != '\0')
+	{
+		*kind = SPLIT_COL_BOOL;
+		*column = s + 7;
+		return s;
+	}
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("parameter \"split\" has an invalid value%s%s%s",
+						   s ? " \"" : "", s ? s : "", s ? "\"" : ""),
+					errhint("\"split\" must be one of: random, stratified, time:<column>, column:<boolean column>.")));
+	return NULL;				/* keep compiler quiet */
+}
+
 void
 fit_trees(const char *algorithm, const char *source, const char *target, ArrayType *features,
 		  cJSON *params, FitOutput *fo)
@@ -703,6 +814,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		allowed[na++] = extra[i];
 	allowed[na] = NULL;
 	params_check_keys(params, algorithm, allowed);
+	memset(&L, 0, sizeof(L));
 	if (target == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("%s needs a target column", algorithm),
@@ -710,11 +822,11 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	task_param = params_choice(params, "task", NULL, tasks);
 	test_size = params_number(params, "test_size", 0.2, 0, 0.9);
 	seed = params_seed(params);
-	{
-		static const char *const splits[] = {"stratified", "random", NULL};
-
-		split = params_choice(params, "split", NULL, splits);
-	}
+	split = parse_split(params, &L.split_kind, &L.split_column);
+	if (L.split_kind == SPLIT_COL_BOOL && cJSON_GetObjectItemCaseSensitive(params, "test_size"))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"test_size\" is not used with split = '%s'", split),
+						errhint("The split column decides which rows are test rows.")));
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);
@@ -738,7 +850,6 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		max_bins = probe.max_bins;
 	}
 
-	memset(&L, 0, sizeof(L));
 	L.mcxt = mcxt;
 	L.pe = &pe;
 	L.on_null_error = strcmp(params_choice(params, "on_null", "skip", on_null_names), "error") == 0;
@@ -758,6 +869,8 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	spec.skip_invalid = false;
 	spec.missing_ok = true;
 	spec.algorithm = algorithm;
+	spec.split_column = L.split_column;
+	spec.split_kind = L.split_kind;
 	spec.on_plan = pass1_plan;
 
 	source_scan(&spec, mcxt, pass1_row, &L, &info);
@@ -821,8 +934,11 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 			pfree(L.yv);
 		if (L.yl)
 			pfree(L.yl);
+		if (L.sv)
+			pfree(L.sv);
 		L.yv = NULL;
 		L.yl = NULL;
+		L.sv = NULL;
 		/* Pass 1 counted the rows: allocate once (it grows only if the source did). */
 		L.cap = 0;
 		L.B = NULL;
@@ -836,6 +952,8 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 			else
 				L.yl = MemoryContextAllocHuge(mcxt, sizeof(int32) * rows);
 			L.B = MemoryContextAllocHuge(mcxt, (Size) rows * L.d);
+			if (L.split_kind != SPLIT_COL_NONE)
+				L.sv = MemoryContextAllocHuge(mcxt, sizeof(double) * rows);
 			L.cap = rows;
 		}
 		hash_destroy(L.label_ids);
@@ -869,6 +987,8 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 
 	/* Split. */
 	stratified = split ? strcmp(split, "stratified") == 0 : task == ML_TASK_CLASSIFY;
+	if (L.split_kind != SPLIT_COL_NONE)
+		stratified = false;
 	if (stratified && task != ML_TASK_CLASSIFY)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("split = 'stratified' needs a classification target")));
@@ -876,7 +996,10 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("only " INT64_FORMAT " row to train on; a test split needs at least 2", L.n),
 						errhint("Set params.test_size = 0 to train on every row.")));
-	is_test = choose_test_rows(L.n, L.yl, n_classes, stratified, test_size, seed, &n_test);
+	if (L.split_kind != SPLIT_COL_NONE)
+		is_test = choose_test_rows_by_column(L.n, L.sv, L.split_kind, L.split_column, test_size, &n_test);
+	else
+		is_test = choose_test_rows(L.n, L.yl, n_classes, stratified, test_size, seed, &n_test);
 	n_train = L.n - n_test;
 
 	{
@@ -1028,7 +1151,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	meta.feature_names = info.feature_names;
 	meta.n_classes = task == ML_TASK_CLASSIFY ? n_classes : 0;
 	meta.class_labels = classes;
-	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, &model, &err), &err);
+	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, &model, NULL, &err), &err);
 
 	fo->artifact = palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(fo->artifact, VARHDRSZ + buf.len);
@@ -1045,8 +1168,10 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	json_number(fo->info, "test_rows", (double) n_test);
 	json_number(fo->info, "skipped_rows", (double) L.skipped_target);
 	cJSON_AddStringToObject(fo->info, "metrics_split", n_test > 0 ? "test" : "train");
-	cJSON_AddStringToObject(fo->info, "split", stratified ? "stratified" : "random");
-	json_number(fo->info, "test_size", test_size);
+	cJSON_AddStringToObject(fo->info, "split", L.split_kind != SPLIT_COL_NONE ? split :
+							stratified ? "stratified" : "random");
+	if (L.split_kind != SPLIT_COL_BOOL)
+		json_number(fo->info, "test_size", test_size);
 	json_number(fo->info, "seed", (double) seed);
 	json_number(fo->info, "threads", pe.env.n_threads);
 	json_number(fo->info, "passes", L.sample_is_all ? 1 : 2);

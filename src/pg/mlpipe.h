@@ -71,12 +71,27 @@ typedef struct SourceInfo
 	Oid			target_type;	/* InvalidOid without a target */
 } SourceInfo;
 
-/* A row's target: the raw datum, valid during the callback only. */
+/*
+ * A row's target (the raw datum, valid during the callback only) and, when
+ * the spec names a split column, that column's value as a double (true = 1
+ * for a boolean column; days, or microseconds, since 2000 for dates and
+ * timestamps).
+ */
 typedef struct SourceTarget
 {
 	bool		isnull;
 	Datum		datum;
+	bool		split_isnull;
+	double		split_value;
 } SourceTarget;
+
+/* How a split column is read (params.split 'column:<c>' or 'time:<c>'). */
+typedef enum SplitColKind
+{
+	SPLIT_COL_NONE = 0,
+	SPLIT_COL_BOOL,				/* column:<c>, a boolean; never a feature */
+	SPLIT_COL_TIME				/* time:<c>, a date, timestamp, timestamptz or number */
+} SplitColKind;
 
 typedef void (*SourceRowFn) (void *arg, const double *x, const SourceTarget *target,
 							 int64 rowno);
@@ -90,6 +105,8 @@ typedef struct SourceSpec
 	bool		skip_invalid;	/* params.on_null = 'skip' */
 	bool		missing_ok;		/* NULL/NaN features arrive as NaN (trees) */
 	const char *algorithm;		/* for messages */
+	const char *split_column;	/* params.split column, or NULL */
+	SplitColKind split_kind;
 	/* Called once the feature layout is known, before the first row. */
 	void		(*on_plan) (void *arg, const SourceInfo *info);
 } SourceSpec;
@@ -99,6 +116,16 @@ void		source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, vo
 						SourceInfo *info);
 /* The SELECT a source stands for (relation names resolved and quoted). */
 char	   *source_query(const char *source);
+/* True when a column of this type (base type) is a numeric feature. */
+bool		source_numeric_type(Oid type);
+/* A numeric feature datum of that type as a double. */
+double		source_datum_double(Oid type, Datum d);
+/* True when a column of this type is categorical (text, varchar, char, name, enums). */
+bool		source_category_type(Oid type);
+/* A categorical datum's text, as its output function writes it. */
+char	   *source_category_text(Oid type, FmgrInfo *out, Datum d);
+/* True when a column of this type can order a time split. */
+bool		source_time_type(Oid type);
 /* source_scan into a dense matrix (k-means). */
 void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
 
@@ -121,5 +148,23 @@ void		fit_trees(const char *algorithm, const char *source, const char *target,
 
 /* predict.c: the decoded-model cache. */
 const MlModel *model_cache_get_ref(FunctionCallInfo fcinfo, text *ref);
+
+/*
+ * One call site's model, as the row form of predict needs it: the decoded
+ * model, scratch space for it, a number that changes whenever the model
+ * does, and a slot for predict_row.c's per-statement column mapping
+ * (allocated in fn_mcxt).
+ */
+typedef struct PredictSite
+{
+	const MlModel *model;
+	double	   *scratch;
+	uint64		model_gen;
+	void	   *row_plan;
+} PredictSite;
+
+PredictSite *predict_site_ref(FunctionCallInfo fcinfo, text *ref);
+PredictSite *predict_site_blob(FunctionCallInfo fcinfo, bytea *blob);
+void		predict_require_classifier(const MlModel *m, const char *fn);
 
 #endif

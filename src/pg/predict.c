@@ -56,6 +56,7 @@ typedef struct RefCache
 	size_t		scratch_len;
 	char	   *model_name;
 	int			version;
+	PredictSite site;
 } RefCache;
 
 /* Decodes an artifact into a fresh context, raising XX001 on corruption. */
@@ -210,6 +211,9 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 		rc->scratch = palloc(sizeof(double) * rc->scratch_len);
 	}
 	rc->ref = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(ref));
+	rc->site.model = &rc->slot->decoded;
+	rc->site.scratch = rc->scratch;
+	rc->site.model_gen = rc->generation;
 	MemoryContextSwitchTo(old);
 	return rc;
 }
@@ -218,6 +222,12 @@ const MlModel *
 model_cache_get_ref(FunctionCallInfo fcinfo, text *ref)
 {
 	return &ref_cache_get(fcinfo, ref)->slot->decoded;
+}
+
+PredictSite *
+predict_site_ref(FunctionCallInfo fcinfo, text *ref)
+{
+	return &ref_cache_get(fcinfo, ref)->site;
 }
 
 /* The model's feature names for messages, the first 20 of them. */
@@ -285,8 +295,8 @@ predict_one(const MlModel *m, ArrayType *a, double *scratch, double *proba)
 	return out;
 }
 
-static void
-require_classifier(const MlModel *m, const char *fn)
+void
+predict_require_classifier(const MlModel *m, const char *fn)
 {
 	if (m->meta.task != ML_TASK_CLASSIFY)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -300,7 +310,7 @@ label_datum(const MlModel *m, ArrayType *a, double *scratch)
 {
 	int			c;
 
-	require_classifier(m, "predict_label");
+	predict_require_classifier(m, "predict_label");
 	c = (int) predict_one(m, a, scratch, NULL);
 	return CStringGetTextDatum(m->meta.class_labels[c]);
 }
@@ -313,7 +323,7 @@ proba_datum(const MlModel *m, ArrayType *a, double *scratch)
 	Datum	   *d;
 	uint32		i;
 
-	require_classifier(m, "predict_proba");
+	predict_require_classifier(m, "predict_proba");
 	p = palloc(sizeof(double) * k);
 	d = palloc(sizeof(Datum) * k);
 	predict_one(m, a, scratch, p);
@@ -354,7 +364,10 @@ typedef struct BlobCache
 	MemoryContext cxt;
 	MlModel		model;
 	double	   *scratch;
+	PredictSite site;
 } BlobCache;
+
+static uint64 blob_generation = 0;
 
 static BlobCache *
 blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
@@ -378,9 +391,18 @@ blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
 		bc->blob = (bytea *) MemoryContextAlloc(cxt, VARSIZE_ANY(blob));
 		memcpy(bc->blob, blob, VARSIZE_ANY(blob));
 		bc->scratch = MemoryContextAlloc(cxt, sizeof(double) * Max(m.scratch_len, 1));
+		bc->site.model = &bc->model;
+		bc->site.scratch = bc->scratch;
+		bc->site.model_gen = ++blob_generation;
 		fcinfo->flinfo->fn_extra = bc;
 	}
 	return bc;
+}
+
+PredictSite *
+predict_site_blob(FunctionCallInfo fcinfo, bytea *blob)
+{
+	return &blob_cache_get(fcinfo, blob)->site;
 }
 
 Datum

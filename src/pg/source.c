@@ -14,7 +14,9 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/varlena.h"
@@ -38,6 +40,8 @@ typedef struct FeatureCol
 	int			offset;			/* first output column */
 	const char *name;
 } FeatureCol;
+
+static double scalar_value(ColKind kind, Datum d);
 
 /* True when source is a query rather than a relation name. */
 static bool
@@ -108,6 +112,58 @@ col_kind_of(Oid type, ColKind *kind)
 	}
 }
 
+bool
+source_numeric_type(Oid type)
+{
+	ColKind		k;
+
+	return col_kind_of(getBaseType(type), &k) && k != COL_FLOAT8_ARRAY && k != COL_FLOAT4_ARRAY;
+}
+
+double
+source_datum_double(Oid type, Datum d)
+{
+	ColKind		k;
+
+	if (!col_kind_of(getBaseType(type), &k))
+		elog(ERROR, "type %u is not a numeric feature type", type);
+	return scalar_value(k, d);
+}
+
+bool
+source_category_type(Oid type)
+{
+	type = getBaseType(type);
+	return type == TEXTOID || type == VARCHAROID || type == BPCHAROID || type == NAMEOID ||
+		type_is_enum(type);
+}
+
+char *
+source_category_text(Oid type, FmgrInfo *out, Datum d)
+{
+	return OutputFunctionCall(out, d);
+}
+
+bool
+source_time_type(Oid type)
+{
+	type = getBaseType(type);
+	return type == DATEOID || type == TIMESTAMPOID || type == TIMESTAMPTZOID ||
+		(source_numeric_type(type) && type != BOOLOID);
+}
+
+/* A split column's value as a double: dates in days, timestamps in microseconds. */
+static double
+split_value(Oid type, Datum d)
+{
+	type = getBaseType(type);
+	if (type == DATEOID)
+		return (double) DatumGetDateADT(d);
+	if (type == TIMESTAMPOID || type == TIMESTAMPTZOID)
+		return (double) DatumGetTimestamp(d);
+	return source_datum_double(type, d);
+}
+
 static bool
 name_in_json_array(cJSON *arr, const char *name)
 {
@@ -169,6 +225,31 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 						errmsg("target column \"%s\" is not in the source", spec->target),
 						errhint("Columns: %s.", tupdesc_column_list(td))));
+	if (spec->split_column)
+	{
+		int			at = find_column(td, spec->split_column);
+		Oid			type;
+
+		if (at < 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.split names column \"%s\", which is not in the source",
+								   spec->split_column),
+							errhint("Columns: %s.", tupdesc_column_list(td))));
+		type = TupleDescAttr(td, at)->atttypid;
+		if (spec->split_kind == SPLIT_COL_BOOL && getBaseType(type) != BOOLOID)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("split column \"%s\" has type %s, not boolean",
+								   spec->split_column, format_type_be(type)),
+							errhint("split = 'column:<c>' takes a boolean column that is true for the test rows.")));
+		if (spec->split_kind == SPLIT_COL_TIME && !source_time_type(type))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("time split column \"%s\" has type %s, which is not a time",
+								   spec->split_column, format_type_be(type)),
+							errhint("split = 'time:<c>' takes a date, timestamp, timestamptz or numeric column.")));
+		if (spec->target && strcmp(spec->split_column, spec->target) == 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("column \"%s\" is both the target and the split column", spec->target)));
+	}
 	if (spec->exclude)
 		cJSON_ArrayForEach(it, spec->exclude)
 			if (find_column(td, it->valuestring) < 0)
@@ -207,6 +288,10 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 			if (spec->target && strcmp(name, spec->target) == 0)
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("column \"%s\" is both the target and a feature", name)));
+			if (spec->split_kind == SPLIT_COL_BOOL && strcmp(name, spec->split_column) == 0)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("column \"%s\" is both the split column and a feature", name),
+								errhint("The column of split = 'column:<c>' is never a feature.")));
 			for (j = 0; j < n; j++)
 				if (cols[j].attno == at)
 					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -229,6 +314,9 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 				continue;
 			if (name_in_json_array(spec->exclude, name))
 				continue;
+			if (spec->split_column && strcmp(name, spec->split_column) == 0)
+				continue;
+
 			cols[n].attno = i;
 			cols[n].name = pstrdup(name);
 			n++;
@@ -420,6 +508,8 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	FeatureCol *cols = NULL;
 	int			ncols = 0;
 	int			target_att = -1;
+	int			split_att = -1;
+	Oid			split_type = InvalidOid;
 	int64		rowno = 0;
 	Datum	   *values = NULL;
 	bool	   *nulls = NULL;
@@ -457,6 +547,11 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 			{
 				target_att = find_column(td, spec->target);
 				info->target_type = TupleDescAttr(td, target_att)->atttypid;
+			}
+			if (spec->split_column)
+			{
+				split_att = find_column(td, spec->split_column);
+				split_type = TupleDescAttr(td, split_att)->atttypid;
 			}
 			MemoryContextSwitchTo(old);
 		}
@@ -522,6 +617,13 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 			{
 				tgt.isnull = false;
 				tgt.datum = values[target_att];
+			}
+			tgt.split_isnull = true;
+			tgt.split_value = 0;
+			if (split_att >= 0 && !nulls[split_att])
+			{
+				tgt.split_isnull = false;
+				tgt.split_value = split_value(split_type, values[split_att]);
 			}
 			fn(arg, row, &tgt, rowno);
 			info->n++;

@@ -274,8 +274,12 @@ mlpipe_fit(PG_FUNCTION_ARGS)
 	values[5] = cjson_to_jsonb(fo.info);
 	{
 		HeapTuple	tup = heap_form_tuple(td, values, nulls);
+		Datum		result;
 
 		MemoryContextDelete(fo.mcxt);
-		PG_RETURN_DATUM(HeapTupleGetDatum(tup));
+		result = HeapTupleGetDatum(tup);
+		/* The token _register claims: only a result _fit made can be registered. */
+		registry_fit_issue(DatumGetHeapTupleHeader(result), algorithm);
+		PG_RETURN_DATUM(result);
 	}
 }

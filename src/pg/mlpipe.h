@@ -146,6 +146,9 @@ typedef struct FitOutput
 void		fit_trees(const char *algorithm, const char *source, const char *target,
 					  ArrayType *features, cJSON *params, FitOutput *fo);
 
+/* registry.c: the fit token mlpipe._register claims (see registry.c). */
+void		registry_fit_issue(struct HeapTupleHeaderData *rec, const char *algorithm);
+
 /* predict.c: the decoded-model cache. */
 const MlModel *model_cache_get_ref(FunctionCallInfo fcinfo, text *ref);
 

@@ -1,0 +1,604 @@
+--------------------------------------------------------------------------
+-- 40-registry: registry operations (promote, rollback, version_at, prune,
+-- tags, model_info with lineage), events, the fit token that keeps
+-- _register honest, and the privileges of every 0.1.0/0.2.0 object.
+-- See docs/registry.md and docs/security.md.
+--------------------------------------------------------------------------
+
+-- The history stays append-only even with session_replication_role =
+-- replica: the triggers fire in every mode.
+ALTER TABLE mlpipe.alias_events ENABLE ALWAYS TRIGGER alias_events_append_only;
+ALTER TABLE mlpipe.alias_events ENABLE ALWAYS TRIGGER alias_events_no_truncate;
+
+-- True, once, when mlpipe._fit returned exactly this result for this
+-- algorithm in the current transaction (src/pg/registry.c).
+CREATE FUNCTION mlpipe._fit_claim(fit mlpipe.fit_result, algorithm text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_fit_claim'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION mlpipe._fit_claim(mlpipe.fit_result, text) FROM PUBLIC;
+
+-- 42704 naming the model, with the registered names in the HINT, unless it exists.
+CREATE FUNCTION mlpipe._require_model(p_model text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    known text;
+BEGIN
+    IF p_model IS NULL THEN
+        RAISE EXCEPTION 'model name is NULL' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM mlpipe.models m WHERE m.name = p_model) THEN
+        SELECT string_agg(quote_literal(m.name), ', ' ORDER BY m.name) INTO known
+          FROM (SELECT name FROM mlpipe.models ORDER BY name LIMIT 20) m;
+        RAISE EXCEPTION 'model "%" does not exist', p_model
+            USING ERRCODE = '42704',
+                  HINT = coalesce('Registered models: ' || known || '.',
+                                  'No model is registered yet; train one with mlpipe.train().');
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION mlpipe._require_model(text) FROM PUBLIC;
+
+-- 22023 unless p_alias is a valid alias name (the rule of mlpipe.aliases).
+CREATE FUNCTION mlpipe._require_alias_name(p_alias text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_alias IS NULL THEN
+        RAISE EXCEPTION 'alias is NULL' USING ERRCODE = '22004';
+    END IF;
+    IF p_alias !~ '^[A-Za-z_][A-Za-z0-9_-]*$' OR length(p_alias) > 63 THEN
+        RAISE EXCEPTION 'invalid alias name %', quote_literal(left(p_alias, 100))
+            USING ERRCODE = '22023',
+                  HINT = 'An alias is a letter or underscore followed by up to 62 letters, digits, "_" or "-".';
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION mlpipe._require_alias_name(text) FROM PUBLIC;
+
+-- model_ref resolution (unchanged behaviour; the model check is shared).
+CREATE OR REPLACE FUNCTION mlpipe.resolve(model_ref text, OUT model text, OUT version int)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    at_pos int := position('@' IN model_ref);
+    suffix text;
+    known  text;
+BEGIN
+    IF model_ref IS NULL THEN
+        RAISE EXCEPTION 'model reference is NULL' USING ERRCODE = '22004';
+    END IF;
+    model := CASE WHEN at_pos > 0 THEN left(model_ref, at_pos - 1) ELSE model_ref END;
+    suffix := CASE WHEN at_pos > 0 THEN substr(model_ref, at_pos + 1) ELSE 'production' END;
+    PERFORM mlpipe._require_model(model);
+    IF suffix ~ '^[0-9]{1,9}$' THEN
+        version := suffix::int;
+        IF NOT EXISTS (SELECT 1 FROM mlpipe.model_versions v
+                        WHERE v.model = resolve.model AND v.version = resolve.version) THEN
+            SELECT string_agg(v.version::text, ', ' ORDER BY v.version) INTO known
+              FROM mlpipe.model_versions v WHERE v.model = resolve.model;
+            RAISE EXCEPTION 'model "%" has no version %', model, version
+                USING ERRCODE = '42704', HINT = coalesce('Versions: ' || known || '.', 'It has no versions.');
+        END IF;
+    ELSE
+        SELECT a.version INTO version FROM mlpipe.aliases a
+         WHERE a.model = resolve.model AND a.alias = suffix;
+        IF NOT FOUND THEN
+            SELECT string_agg(a.alias || ' -> ' || a.version, ', ' ORDER BY a.alias) INTO known
+              FROM mlpipe.aliases a WHERE a.model = resolve.model;
+            RAISE EXCEPTION 'model "%" has no alias "%"', model, suffix
+                USING ERRCODE = '42704',
+                      HINT = coalesce('Aliases: ' || known || '. Use name@version for a specific version.',
+                                      'It has no aliases; use name@version.');
+        END IF;
+    END IF;
+END $$;
+
+--------------------------------------------------------------------------
+-- Events: NOTIFY mlpipe_events, delivered at commit. Every payload is JSON
+-- with event, at, by and what the caller gives (model, version, alias,
+-- run_id, details). NOTIFY refuses payloads of 8000 bytes or more: a larger
+-- one keeps event, model, version, alias, run_id, at and by, then as many
+-- other keys as fit (shortest first), cuts a long string value with "…",
+-- and says "truncated": true. It stays valid JSON under 7900 bytes.
+--------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION mlpipe._notify(event text, payload jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lim   constant int := 7900;
+    core  constant text[] := ARRAY['event', 'model', 'version', 'alias', 'run_id', 'at', 'by'];
+    msg   jsonb := jsonb_build_object('at', clock_timestamp(), 'by', session_user)
+                   || coalesce(payload, '{}') || jsonb_build_object('event', event);
+    small jsonb;
+    k     text;
+    v     jsonb;
+    s     text;
+    n     int;
+    over  int;
+BEGIN
+    IF octet_length(msg::text) > lim THEN
+        -- model names are at most 200 characters and aliases 63: this fits.
+        SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') || '{"truncated": true}'
+          INTO small FROM jsonb_each(msg) e WHERE e.key = ANY (core);
+        FOR k, v IN SELECT e.key, e.value FROM jsonb_each(msg) e WHERE e.key <> ALL (core)
+                     ORDER BY octet_length(e.value::text), e.key LOOP
+            IF octet_length((small || jsonb_build_object(k, v))::text) <= lim THEN
+                small := small || jsonb_build_object(k, v);
+            ELSIF jsonb_typeof(v) = 'string' THEN
+                s := v #>> '{}';
+                n := least(length(s), lim);
+                LOOP
+                    over := octet_length((small || jsonb_build_object(k, left(s, n) || '…'))::text) - lim;
+                    EXIT WHEN over <= 0 OR n <= 0;
+                    n := n - greatest(over, 1);
+                END LOOP;
+                IF n > 0 THEN
+                    small := small || jsonb_build_object(k, left(s, n) || '…');
+                END IF;
+            END IF;
+        END LOOP;
+        msg := small;
+    END IF;
+    PERFORM pg_catalog.pg_notify('mlpipe_events', msg::text);
+END $$;
+
+--------------------------------------------------------------------------
+-- Registration. Same signature as before (mlpipe._train calls it); it now
+-- refuses a fit_result that mlpipe._fit did not produce in this transaction,
+-- records the warm-start parent as (model, version), and every event carries
+-- model, version, alias and run_id.
+--------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION mlpipe._register(
+    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
+    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_version int;
+    v_run     bigint;
+    verdict   jsonb;
+    v_task    text := p_fit.task;
+    ok        boolean;
+    lin       jsonb;
+    parent    record;
+BEGIN
+    IF NOT mlpipe._fit_claim(p_fit, p_algorithm) THEN
+        RAISE EXCEPTION 'mlpipe._register accepts only a result of mlpipe._fit from the same transaction'
+            USING ERRCODE = '42501',
+                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
+    END IF;
+    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
+        VALUES (p_model, v_task, p_algorithm, session_user)
+        ON CONFLICT (name) DO NOTHING;
+    -- Locks the model row (serialises version numbers) and checks the task:
+    -- a name keeps one meaning, so predict never changes what it returns.
+    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
+        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
+            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
+            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
+    END IF;
+    SELECT coalesce(max(v.version), 0) + 1 INTO v_version
+      FROM mlpipe.model_versions v WHERE v.model = p_model;
+
+    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
+                             started_at, finished_at, seconds, created_by)
+    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
+            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - p_started), session_user)
+    RETURNING runs.run_id INTO v_run;
+
+    verdict := mlpipe._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
+    ok := (verdict->>'passed')::boolean;
+
+    -- Lineage: the warm-start reference resolved now, so it stays exact when
+    -- the alias it named moves later.
+    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split';
+    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
+        BEGIN
+            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
+            lin := lin || jsonb_build_object('parent',
+                             jsonb_build_object('model', parent.model, 'version', parent.version));
+        EXCEPTION WHEN undefined_object THEN
+            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
+        END;
+    END IF;
+
+    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
+        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
+        source, mlpipe_version, lineage, created_by)
+    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
+        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
+        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
+        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
+        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
+        lin, session_user);
+
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
+      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+
+    PERFORM mlpipe._notify('version_registered',
+        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
+                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
+                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
+    IF ok THEN
+        PERFORM mlpipe._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
+        PERFORM mlpipe._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
+    ELSE
+        PERFORM mlpipe._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
+            'metric', verdict->'metric', 'value', verdict->'value'));
+    END IF;
+    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
+END $$;
+
+--------------------------------------------------------------------------
+-- Alias operations.
+--------------------------------------------------------------------------
+
+-- Points alias at a version and records who, when, from which version, to
+-- which and why. With a gate, the version must pass it first: a failing
+-- version keeps its alias unchanged, stores the verdict in
+-- model_versions.gate, sends gate_failed and returns NULL. Promoting the
+-- version the alias already holds changes nothing (no event).
+CREATE FUNCTION mlpipe.promote(model text, version int, alias text DEFAULT 'production',
+                               reason text DEFAULT NULL, gate jsonb DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p_model   text := $1;
+    p_version int := $2;
+    p_alias   text := $3;
+    p_reason  text := $4;
+    p_gate    jsonb := $5;
+    cur       int;
+    v_task    text;
+    v_metrics jsonb;
+    v_run     bigint;
+    verdict   jsonb;
+BEGIN
+    PERFORM mlpipe._require_model(p_model);
+    PERFORM mlpipe._require_alias_name(p_alias);
+    IF p_version IS NULL OR p_version < 1 THEN
+        RAISE EXCEPTION 'version must be a positive version number, not %', coalesce(p_version::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM 1 FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE;   -- one alias change at a time
+    PERFORM mlpipe.resolve(p_model || '@' || p_version);                -- 42704 listing the versions
+    SELECT v.task, v.metrics, v.run_id INTO v_task, v_metrics, v_run
+      FROM mlpipe.model_versions v WHERE v.model = p_model AND v.version = p_version;
+    SELECT a.version INTO cur FROM mlpipe.aliases a WHERE a.model = p_model AND a.alias = p_alias;
+    IF cur = p_version THEN
+        RAISE NOTICE 'alias "%" of model "%" already points to version %', p_alias, p_model, p_version;
+        RETURN p_version;
+    END IF;
+    IF p_gate IS NOT NULL THEN
+        verdict := mlpipe._gate_verdict(p_model, v_task, v_metrics, p_gate);
+        IF NOT (verdict->>'passed')::boolean THEN
+            UPDATE mlpipe.model_versions v
+               SET gate = jsonb_build_object('policy', p_gate, 'alias', p_alias, 'at', clock_timestamp())
+                          || verdict
+             WHERE v.model = p_model AND v.version = p_version;
+            PERFORM mlpipe._notify('gate_failed', jsonb_build_object('model', p_model, 'version', p_version,
+                'alias', p_alias, 'run_id', v_run, 'reason', verdict->>'reason',
+                'metric', verdict->'metric', 'value', verdict->'value'));
+            RAISE NOTICE 'version % of model "%" was not promoted to "%": %',
+                p_version, p_model, p_alias, verdict->>'reason';
+            RETURN NULL;
+        END IF;
+    END IF;
+    PERFORM mlpipe._set_alias(p_model, p_alias, p_version, 'promote', p_reason);
+    IF p_alias = 'production' THEN
+        UPDATE mlpipe.model_versions v SET status = 'promoted'
+         WHERE v.model = p_model AND v.version = p_version;
+    END IF;
+    PERFORM mlpipe._notify('promoted', jsonb_build_object('model', p_model, 'version', p_version,
+        'alias', p_alias, 'run_id', v_run, 'from_version', cur, 'reason', p_reason));
+    RETURN p_version;
+END $$;
+
+-- The rollback stack of an alias, replayed from alias_events: every change
+-- pushes the version it set, a rollback to version t pops the current
+-- version and then every entry above the last t. The last element is the
+-- version the alias holds.
+CREATE FUNCTION mlpipe._alias_stack(p_model text, p_alias text) RETURNS int[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st int[] := '{}';
+    ev record;
+BEGIN
+    FOR ev IN SELECT e.action, e.to_version FROM mlpipe.alias_events e
+               WHERE e.model = p_model AND e.alias = p_alias ORDER BY e.event_id LOOP
+        IF ev.action = 'rollback' THEN
+            st := st[1:cardinality(st) - 1];
+            WHILE cardinality(st) > 0 AND st[cardinality(st)] IS DISTINCT FROM ev.to_version LOOP
+                st := st[1:cardinality(st) - 1];
+            END LOOP;
+            IF cardinality(st) = 0 THEN
+                st := ARRAY[ev.to_version];
+            END IF;
+        ELSE
+            st := st || ev.to_version;
+        END IF;
+    END LOOP;
+    RETURN st;
+END $$;
+REVOKE ALL ON FUNCTION mlpipe._alias_stack(text, text) FROM PUBLIC;
+
+-- Moves alias back to the version it held before its current one, undoing
+-- alias changes one at a time: promote 1, 2, 3, 4 then rollback three times
+-- gives 3, 2, 1; a promotion after a rollback is undone first. Versions
+-- pruned since, and the current version itself, are skipped. Returns the
+-- version the alias now points to; 55000 when there is nothing to go back to.
+CREATE FUNCTION mlpipe.rollback(model text, alias text DEFAULT 'production', reason text DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p_model  text := $1;
+    p_alias  text := $2;
+    p_reason text := $3;
+    cur      int;
+    st       int[];
+    v_target   int;
+    v_run    bigint;
+    known    text;
+BEGIN
+    PERFORM mlpipe._require_model(p_model);
+    PERFORM mlpipe._require_alias_name(p_alias);
+    PERFORM 1 FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE;
+    SELECT a.version INTO cur FROM mlpipe.aliases a WHERE a.model = p_model AND a.alias = p_alias;
+    IF NOT FOUND THEN
+        SELECT string_agg(a.alias || ' -> ' || a.version, ', ' ORDER BY a.alias) INTO known
+          FROM mlpipe.aliases a WHERE a.model = p_model;
+        RAISE EXCEPTION 'model "%" has no alias "%"', p_model, p_alias
+            USING ERRCODE = '42704', HINT = coalesce('Aliases: ' || known || '.', 'It has no aliases.');
+    END IF;
+    st := mlpipe._alias_stack(p_model, p_alias);
+    st := st[1:cardinality(st) - 1];
+    WHILE cardinality(st) > 0 LOOP
+        IF st[cardinality(st)] <> cur AND EXISTS (
+               SELECT 1 FROM mlpipe.model_versions v
+                WHERE v.model = p_model AND v.version = st[cardinality(st)]) THEN
+            v_target := st[cardinality(st)];
+            EXIT;
+        END IF;
+        st := st[1:cardinality(st) - 1];
+    END LOOP;
+    IF v_target IS NULL THEN
+        RAISE EXCEPTION 'alias "%" of model "%" has no earlier version to roll back to', p_alias, p_model
+            USING ERRCODE = '55000',
+                  HINT = 'It has held only its current version (or the earlier ones were pruned); use mlpipe.promote() to point it elsewhere.';
+    END IF;
+    PERFORM mlpipe._set_alias(p_model, p_alias, v_target, 'rollback', p_reason);
+    SELECT v.run_id INTO v_run FROM mlpipe.model_versions v WHERE v.model = p_model AND v.version = v_target;
+    PERFORM mlpipe._notify('rolled_back', jsonb_build_object('model', p_model, 'version', v_target,
+        'alias', p_alias, 'run_id', v_run, 'from_version', cur, 'reason', p_reason));
+    RETURN v_target;
+END $$;
+
+-- The version alias pointed to at time at, from alias_events; NULL before
+-- the alias was first set. 42704 for an unknown model or an alias the
+-- model never had.
+CREATE FUNCTION mlpipe.version_at(model text, at timestamptz, alias text DEFAULT 'production')
+RETURNS int
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p_model text := $1;
+    p_at    timestamptz := $2;
+    p_alias text := $3;
+    known   text;
+    result  int;
+BEGIN
+    PERFORM mlpipe._require_model(p_model);
+    IF p_alias IS NULL THEN
+        RAISE EXCEPTION 'alias is NULL' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM mlpipe.alias_events e WHERE e.model = p_model AND e.alias = p_alias) THEN
+        SELECT string_agg(DISTINCT quote_literal(e.alias), ', ') INTO known
+          FROM mlpipe.alias_events e WHERE e.model = p_model;
+        RAISE EXCEPTION 'model "%" never had alias "%"', p_model, p_alias
+            USING ERRCODE = '42704', HINT = coalesce('Aliases it has had: ' || known || '.', 'It has had no aliases.');
+    END IF;
+    IF p_at IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT e.to_version INTO result FROM mlpipe.alias_events e
+     WHERE e.model = p_model AND e.alias = p_alias AND e.at <= p_at
+     ORDER BY e.event_id DESC LIMIT 1;
+    RETURN result;
+END $$;
+
+--------------------------------------------------------------------------
+-- Pruning.
+--------------------------------------------------------------------------
+
+-- Deletes old versions of a model (artifact and all) and returns their
+-- numbers. Kept: the keep newest versions (keep >= 1, so version numbers are
+-- never reused), every version an alias points to, and every version an
+-- alias pointed to at any moment within the last `retain` (default 30 days;
+-- that window is what version_at and rollback can still reach). Runs,
+-- metrics and alias_events rows stay: they are the history. The call is
+-- logged as a run of kind 'prune'.
+CREATE FUNCTION mlpipe.prune(model text, keep int, retain interval DEFAULT '30 days')
+RETURNS int[]
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p_model  text := $1;
+    p_keep   int := $2;
+    p_retain interval := $3;
+    started  timestamptz := clock_timestamp();
+    removed  int[];
+BEGIN
+    PERFORM mlpipe._require_model(p_model);
+    IF p_keep IS NULL OR p_keep < 1 THEN
+        RAISE EXCEPTION 'keep must be at least 1, not %', coalesce(p_keep::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'The newest version is always kept so version numbers are never reused.';
+    END IF;
+    IF p_retain IS NULL OR p_retain < interval '0' THEN
+        RAISE EXCEPTION 'retain must be a non-negative interval, not %', coalesce(p_retain::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM 1 FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE;
+    WITH held AS (
+        SELECT e.to_version AS version,
+               lead(e.at) OVER (PARTITION BY e.alias ORDER BY e.event_id) AS until
+          FROM mlpipe.alias_events e WHERE e.model = p_model
+    ), protected AS (
+        SELECT a.version FROM mlpipe.aliases a WHERE a.model = p_model
+        UNION
+        SELECT h.version FROM held h
+         WHERE h.version IS NOT NULL AND coalesce(h.until, 'infinity') >= started - p_retain
+        UNION
+        (SELECT v.version FROM mlpipe.model_versions v WHERE v.model = p_model
+          ORDER BY v.version DESC LIMIT p_keep)
+    ), gone AS (
+        DELETE FROM mlpipe.model_versions v
+         WHERE v.model = p_model AND v.version NOT IN (SELECT p.version FROM protected p)
+        RETURNING v.version
+    )
+    SELECT coalesce(array_agg(g.version ORDER BY g.version), '{}') INTO removed FROM gone g;
+    PERFORM mlpipe._log_run('prune', p_model, NULL, NULL, NULL,
+        jsonb_build_object('keep', p_keep, 'retain', p_retain::text, 'removed', to_jsonb(removed)),
+        'succeeded', NULL, cardinality(removed), started);
+    RETURN removed;
+END $$;
+
+--------------------------------------------------------------------------
+-- Tags: text values under text keys in models.tags / model_versions.tags.
+--------------------------------------------------------------------------
+
+-- 22023 unless key is a usable tag key; 54000 for a value over 4096 characters.
+CREATE FUNCTION mlpipe._require_tag(p_key text, p_value text, p_unset boolean) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_key IS NULL OR p_key = '' OR length(p_key) > 128 OR p_key ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid tag key %', coalesce(quote_literal(left(p_key, 100)), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A tag key is 1 to 128 characters without control characters.';
+    END IF;
+    IF NOT p_unset AND p_value IS NULL THEN
+        RAISE EXCEPTION 'tag "%" needs a value', p_key
+            USING ERRCODE = '22004', HINT = 'Use mlpipe.untag() to remove a tag.';
+    END IF;
+    IF length(p_value) > 4096 THEN
+        RAISE EXCEPTION 'tag "%" value is % characters; the limit is 4096', p_key, length(p_value)
+            USING ERRCODE = '54000';
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION mlpipe._require_tag(text, text, boolean) FROM PUBLIC;
+
+-- Sets (or with NULL p_value and p_unset, removes) a tag on a model, or on
+-- one of its versions when p_version is given; returns the tags after.
+CREATE FUNCTION mlpipe._set_tag(p_model text, p_version int, p_key text, p_value text, p_unset boolean)
+RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    PERFORM mlpipe._require_model(p_model);
+    PERFORM mlpipe._require_tag(p_key, p_value, p_unset);
+    IF p_version IS NULL THEN
+        UPDATE mlpipe.models m
+           SET tags = CASE WHEN p_unset THEN m.tags - p_key ELSE m.tags || jsonb_build_object(p_key, p_value) END
+         WHERE m.name = p_model RETURNING m.tags INTO result;
+    ELSE
+        PERFORM mlpipe.resolve(p_model || '@' || p_version);
+        UPDATE mlpipe.model_versions v
+           SET tags = CASE WHEN p_unset THEN v.tags - p_key ELSE v.tags || jsonb_build_object(p_key, p_value) END
+         WHERE v.model = p_model AND v.version = p_version RETURNING v.tags INTO result;
+    END IF;
+    RETURN result;
+END $$;
+REVOKE ALL ON FUNCTION mlpipe._set_tag(text, int, text, text, boolean) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe.tag(model text, key text, value text) RETURNS jsonb
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT mlpipe._set_tag($1, NULL, $2, $3, false)
+$$;
+CREATE FUNCTION mlpipe.tag(model text, version int, key text, value text) RETURNS jsonb
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT mlpipe._set_tag($1, $2, $3, $4, false)
+$$;
+CREATE FUNCTION mlpipe.untag(model text, key text) RETURNS jsonb
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT mlpipe._set_tag($1, NULL, $2, NULL, true)
+$$;
+CREATE FUNCTION mlpipe.untag(model text, version int, key text) RETURNS jsonb
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT mlpipe._set_tag($1, $2, $3, NULL, true)
+$$;
+
+--------------------------------------------------------------------------
+-- model_info with tags and lineage: source, rows, as_of (when the training
+-- used time travel), the warm-start parent and the versions warm-started
+-- from this one, and the training run.
+--------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION mlpipe.model_info(model_ref text) RETURNS jsonb
+LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'model', v.model, 'version', v.version, 'algorithm', v.algorithm, 'task', v.task,
+        'status', v.status, 'features', to_jsonb(v.features), 'target', v.target,
+        'classes', to_jsonb(v.classes), 'params', v.params, 'metrics', v.metrics,
+        'training_rows', v.training_rows, 'skipped_rows', v.skipped_rows,
+        'size', v.size, 'sha256', v.sha256, 'gate', v.gate,
+        'created_at', v.created_at, 'created_by', v.created_by, 'run_id', v.run_id,
+        'aliases', coalesce((SELECT jsonb_object_agg(a.alias, a.version ORDER BY a.alias)
+                               FROM mlpipe.aliases a WHERE a.model = v.model AND a.version = v.version), '{}'),
+        'tags', v.tags,
+        'model_tags', (SELECT m.tags FROM mlpipe.models m WHERE m.name = v.model),
+        'lineage', jsonb_build_object('source', v.source, 'rows', v.training_rows,
+                                      'mlpipe_version', v.mlpipe_version) || v.lineage
+            || jsonb_build_object(
+                'as_of', coalesce(v.lineage->'as_of', v.params->'as_of'),
+                'parent', v.lineage->'parent',
+                'children', coalesce((SELECT jsonb_agg(jsonb_build_object('model', c.model, 'version', c.version)
+                                                       ORDER BY c.model, c.version)
+                                        FROM mlpipe.model_versions c
+                                       WHERE c.lineage->'parent' = jsonb_build_object('model', v.model, 'version', v.version)),
+                                     '[]'),
+                'run', (SELECT jsonb_build_object('run_id', r.run_id, 'kind', r.kind, 'status', r.status,
+                                                  'started_at', r.started_at, 'finished_at', r.finished_at,
+                                                  'seconds', r.seconds, 'created_by', r.created_by,
+                                                  'parent_run_id', r.parent_run_id)
+                          FROM mlpipe.runs r WHERE r.run_id = v.run_id)))
+      FROM mlpipe.model_versions v, mlpipe.resolve(model_ref) r
+     WHERE v.model = r.model AND v.version = r.version
+$$;
+
+--------------------------------------------------------------------------
+-- Privileges: the role matrix of docs/security.md. Functions are granted to
+-- the lowest role that may call them (roles include the ones below).
+--------------------------------------------------------------------------
+
+-- reader: the registry tables and read-only registry information.
+GRANT SELECT ON mlpipe.models, mlpipe.model_versions, mlpipe.aliases, mlpipe.alias_events,
+                mlpipe.runs, mlpipe.metrics TO mlpipe_reader;
+GRANT EXECUTE ON FUNCTION mlpipe.resolve(text), mlpipe.artifact(text), mlpipe.features(text),
+    mlpipe.classes(text), mlpipe.model_info(text), mlpipe.export(text),
+    mlpipe.feature_importance(text), mlpipe.version_at(text, timestamptz, text),
+    mlpipe._resolve_key(text), mlpipe._artifact_at(text, int) TO mlpipe_reader;
+REVOKE ALL ON FUNCTION mlpipe.feature_importance(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe.version_at(text, timestamptz, text) FROM PUBLIC;
+
+-- scorer: every predict form (the bytea forms too: scoring is the scorer's right).
+REVOKE ALL ON FUNCTION mlpipe.predict(text, float8[]), mlpipe.predict(bytea, float8[]),
+    mlpipe.predict_label(text, float8[]), mlpipe.predict_label(bytea, float8[]),
+    mlpipe.predict_proba(text, float8[]), mlpipe.predict_proba(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict(text, float8[]), mlpipe.predict(bytea, float8[]),
+    mlpipe.predict_label(text, float8[]), mlpipe.predict_label(bytea, float8[]),
+    mlpipe.predict_proba(text, float8[]), mlpipe.predict_proba(bytea, float8[]) TO mlpipe_scorer;
+
+-- trainer: train and what it calls as the caller (_train, _fit, _register,
+-- which only takes a genuine _fit result) and events.
+REVOKE ALL ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb),
+    mlpipe._train(text, text, text, text, text[], jsonb, jsonb),
+    mlpipe._notify(text, jsonb), mlpipe._gate_verdict(text, text, jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb),
+    mlpipe._train(text, text, text, text, text[], jsonb, jsonb),
+    mlpipe._fit(text, text, text, text[], jsonb, bytea),
+    mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result),
+    mlpipe._notify(text, jsonb) TO mlpipe_trainer;
+
+-- admin: alias changes, pruning, tags.
+REVOKE ALL ON FUNCTION mlpipe.promote(text, int, text, text, jsonb), mlpipe.rollback(text, text, text),
+    mlpipe.prune(text, int, interval), mlpipe.tag(text, text, text), mlpipe.tag(text, int, text, text),
+    mlpipe.untag(text, text), mlpipe.untag(text, int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.promote(text, int, text, text, jsonb), mlpipe.rollback(text, text, text),
+    mlpipe.prune(text, int, interval), mlpipe.tag(text, text, text), mlpipe.tag(text, int, text, text),
+    mlpipe.untag(text, text), mlpipe.untag(text, int, text) TO mlpipe_admin;

@@ -340,16 +340,14 @@ BEGIN
     RETURN result;
 END $$;
 
--- Stores a version's profile and the time-travel lineage: only for a
--- version the session user created in the current transaction (the
--- _register that _train just called), and only while it has no profile.
-CREATE FUNCTION mlpipe._set_profile(p_model text, p_version int, p_profile jsonb, p_lineage jsonb)
+-- Stores a version's profile: only for a version the session user created
+-- in the current transaction (the _register that _train just called), and
+-- only while it has none.
+CREATE FUNCTION mlpipe._set_profile(p_model text, p_version int, p_profile jsonb)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    UPDATE mlpipe.model_versions v
-       SET profile = p_profile,
-           lineage = v.lineage || coalesce(p_lineage, '{}')
+    UPDATE mlpipe.model_versions v SET profile = p_profile
      WHERE v.model = p_model AND v.version = p_version
        AND v.profile IS NULL AND v.created_by = session_user
        AND v.created_at >= pg_catalog.now();     -- created in this transaction
@@ -442,8 +440,12 @@ BEGIN
     prof := mlpipe._profile_compute(src, fit.feature_names, p_features, p_target, p_params->'exclude', sample,
         coalesce((fit.info->>'training_rows')::bigint, 0) + coalesce((fit.info->>'test_rows')::bigint, 0)
         + coalesce((fit.info->>'skipped_rows')::bigint, 0));
+    -- Lineage notes ride in fit.info, which _register copies into the version.
+    fit.info := coalesce(fit.info, '{}') || lin;
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
-    PERFORM mlpipe._set_profile(res.model, res.version, prof, lin);
+    IF prof IS NOT NULL THEN
+        PERFORM mlpipe._set_profile(res.model, res.version, prof);
+    END IF;
     RETURN res;
 END $$;
 
@@ -568,49 +570,6 @@ END $$;
 -- Batch scoring into tables.
 --------------------------------------------------------------------------
 
--- The float8[] a model scores, as SQL over the alias "src": the array
--- column itself when the features are exactly its elements in order, else
--- ARRAY[...] of the columns and elements. 42703 for a feature the source lacks.
-CREATE FUNCTION mlpipe._feature_array_expr(p_features text[], p_source text) RETURNS text
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    cols  jsonb;
-    types jsonb;
-    f     text;
-    c     text;
-    el    text;
-    parts text[] := '{}';
-    whole text;
-    i     int := 0;
-BEGIN
-    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)), jsonb_object_agg(s.name, s.type::text)
-      INTO cols, types FROM mlpipe._source_columns(p_source) s;
-    FOREACH f IN ARRAY p_features LOOP
-        i := i + 1;
-        IF cols ? f AND cols->>f = 'numeric' THEN
-            parts := parts || format('(src.%I)::float8', f);
-            whole := NULL;
-            CONTINUE;
-        END IF;
-        c := substring(f FROM '^(.*)\[[0-9]{1,6}\]$');
-        el := substring(f FROM '\[([0-9]{1,6})\]$');
-        IF c IS NULL OR NOT cols ? c OR cols->>c <> 'array' THEN
-            RAISE EXCEPTION 'the source has no numeric column "%" (feature % of the model)', f, i
-                USING ERRCODE = '42703',
-                      HINT = 'Features in training order: ' || array_to_string(p_features, ', ') || '.';
-        END IF;
-        parts := parts || format('(src.%I)[%s]::float8', c, el);
-    END LOOP;
-    -- Features x[1], ..., x[d] of one array column: pass the column as it is.
-    c := substring(p_features[1] FROM '^(.*)\[1\]$');
-    IF c IS NOT NULL AND cols->>c = 'array' AND p_features = ARRAY(
-            SELECT format('%s[%s]', c, g) FROM generate_series(1, cardinality(p_features)) g) THEN
-        RETURN CASE WHEN types->>c = 'double precision[]' THEN format('src.%I', c)
-                    ELSE format('(src.%I)::float8[]', c) END;
-    END IF;
-    RETURN 'ARRAY[' || array_to_string(parts, ', ') || ']';
-END $$;
-
 -- The (schema, table) of an "into" argument: 'table' or 'schema.table',
 -- parsed as identifiers (quoted parts keep their case).
 CREATE FUNCTION mlpipe._parse_into(p_into text, OUT qualified text, OUT display text)
@@ -689,7 +648,6 @@ DECLARE
     tgt        record;
     rel        regclass;
     key_type   regtype;
-    xexpr      text;
     src_sql    text;
     sel        text;
     filt       text := '';
@@ -742,7 +700,6 @@ BEGIN
         RAISE EXCEPTION 'key column "%" has the name of an output column', key
             USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
     END IF;
-    xexpr := mlpipe._feature_array_expr(info.features, source);
     src_sql := mlpipe._source_sql(source);
     SELECT * INTO tgt FROM mlpipe._parse_into("into");
     rel := to_regclass(tgt.qualified);
@@ -754,18 +711,20 @@ BEGIN
                            tgt.qualified, key, key, info.model, info.version);
         END IF;
     END IF;
-    -- prediction: the value, cluster or class index; label and proba for classification only.
+    -- Rows are scored with the row form of predict (columns matched by name,
+    -- stored preprocessing applied). prediction: the value, cluster or class
+    -- index; label and proba for classification only.
     IF info.task = 'classification' THEN
-        sel := format('SELECT f.%1$I, p.pr AS prediction, (%2$L::text[])[p.pr::int + 1] AS label, p.pb AS proba, '
+        sel := format('SELECT src.%1$I, p.pr AS prediction, (%2$L::text[])[p.pr::int + 1] AS label, p.pb AS proba, '
                       '%3$L::text AS model, %4$s::int AS version, now() AS scored_at '
-                      'FROM (SELECT src.%1$I, %5$s AS x FROM (%6$s) AS src%7$s) AS f, '
-                      'LATERAL (SELECT mlpipe.predict(%8$L, f.x) AS pr, mlpipe.predict_proba(%8$L, f.x) AS pb) AS p',
-                      key, info.classes, info.model, info.version, xexpr, src_sql, filt, ref);
+                      'FROM (%5$s) AS src, '
+                      'LATERAL (SELECT mlpipe.predict(%7$L, src) AS pr, mlpipe.predict_proba(%7$L, src) AS pb) AS p%6$s',
+                      key, info.classes, info.model, info.version, src_sql, filt, ref);
     ELSE
-        sel := format('SELECT src.%1$I, mlpipe.predict(%5$L, %2$s) AS prediction, NULL::text AS label, '
-                      'NULL::float8[] AS proba, %3$L::text AS model, %4$s::int AS version, now() AS scored_at '
-                      'FROM (%6$s) AS src%7$s',
-                      key, xexpr, info.model, info.version, ref, src_sql, filt);
+        sel := format('SELECT src.%1$I, mlpipe.predict(%6$L, src) AS prediction, NULL::text AS label, '
+                      'NULL::float8[] AS proba, %2$L::text AS model, %3$s::int AS version, now() AS scored_at '
+                      'FROM (%4$s) AS src%5$s',
+                      key, info.model, info.version, src_sql, filt, ref);
     END IF;
 
     IF rel IS NULL THEN
@@ -827,13 +786,12 @@ REVOKE ALL ON FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb) F
 REVOKE ALL ON FUNCTION mlpipe._as_of_source(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._check_data(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION mlpipe._set_profile(text, int, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._set_profile(text, int, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.profile(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._scoring_info(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
-REVOKE ALL ON FUNCTION mlpipe._feature_array_expr(text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._parse_into(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
@@ -843,9 +801,9 @@ GRANT EXECUTE ON FUNCTION mlpipe._scoring_info(text) TO mlpipe_reader;
 GRANT EXECUTE ON FUNCTION mlpipe._source_sql(text), mlpipe._source_columns(text), mlpipe._type_class(regtype),
     mlpipe._profile_plan(text, text[], text[], text, jsonb), mlpipe._as_of_source(text, jsonb),
     mlpipe._check_data(text, jsonb), mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint),
-    mlpipe._set_profile(text, int, jsonb, jsonb), mlpipe._train(text, text, text, text, text[], jsonb, jsonb),
+    mlpipe._set_profile(text, int, jsonb), mlpipe._train(text, text, text, text, text[], jsonb, jsonb),
     mlpipe._drift_figures(jsonb, text, float8), mlpipe.drift(text, text, float8, float8),
-    mlpipe._feature_array_expr(text[], text), mlpipe._parse_into(text),
+    mlpipe._parse_into(text),
     mlpipe._check_target(regclass, text, regtype, text),
     mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
 -- _bin_counts, _edges and _drift_status are pure computations on the caller's values: PUBLIC.

@@ -47,6 +47,19 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
       FROM unnest($1) x
 $$;
 
+-- The bin of a value given sorted distinct edges e[1..n] (the training
+-- minimum, deciles and maximum): 0 below e[1], 2k - 1 for x = e[k], 2k for
+-- e[k] < x < e[k+1] (2n above the maximum): 2n + 1 bins. Edges are bins of
+-- their own so that a heavy atom (a column that is mostly 0) does not hide
+-- a change in the values around it, and values beyond the training range
+-- always move the PSI.
+CREATE FUNCTION mlpipe._bin_of(x float8, e float8[]) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN width_bucket(x, e) = 0 THEN 0
+                WHEN x = e[width_bucket(x, e)] THEN 2 * width_bucket(x, e) - 1
+                ELSE 2 * width_bucket(x, e) END
+$$;
+
 --------------------------------------------------------------------------
 -- Sources: column plans shared by profiles, drift and predict_table.
 --------------------------------------------------------------------------
@@ -277,8 +290,9 @@ END $$;
 
 -- Profiles the training source: one statement over a Bernoulli sample of
 -- about p_sample rows (all rows when the source is smaller). Numeric
--- features: decile edges (percentile_disc, duplicates removed) and the
--- count per bin (bin i holds edges[i] <= x < edges[i+1], as width_bucket);
+-- features: edges at the minimum, the deciles and the maximum
+-- (percentile_disc, duplicates removed) and the count per bin of _bin_of
+-- (each edge and each gap between edges is a bin);
 -- categorical: the 20 most frequent values and their counts, bin 0 being
 -- every other value. Null rates from the same sample.
 CREATE FUNCTION mlpipe._profile_compute(p_source text, p_model_features text[], p_features text[],
@@ -308,12 +322,12 @@ BEGIN
         sel := sel || format('%s AS f%s', f.expr, i);
         agg1 := agg1 || format('count(f%s) AS n%s', i, i);
         IF f.kind = 'numeric' THEN
-            agg1 := agg1 || format('mlpipe._edges(percentile_disc(ARRAY[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
-            agg2 := agg2 || format('mlpipe._bin_counts(width_bucket(f%s, q.e%s), cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
+            agg1 := agg1 || format('mlpipe._edges(percentile_disc(ARRAY[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
+            agg2 := agg2 || format('mlpipe._bin_counts(mlpipe._bin_of(f%s, q.e%s), 2 * cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
             outs := outs || format('jsonb_build_object(''feature'', %L, ''kind'', ''numeric'', ''column'', %L, ''element'', %s, '
                                    '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
-                                   '''edges'', to_jsonb(q.e%s), ''counts'', to_jsonb(coalesce(h.h%s, ''{0}'')))',
-                                   f.feature, f.col, coalesce(f.element::text, 'NULL'), i, i, i, i);
+                                   '''edges'', to_jsonb(q.e%s), ''counts'', to_jsonb(coalesce(h.h%s, array_fill(0::bigint, ARRAY[2 * cardinality(q.e%s) + 1]))))',
+                                   f.feature, f.col, coalesce(f.element::text, 'NULL'), i, i, i, i, i);
         ELSE
             cats := cats || format('(SELECT coalesce(array_agg(v ORDER BY c DESC, v), ''{}'') FROM (SELECT f%s AS v, count(*) AS c FROM s WHERE f%s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) t) AS c%s', i, i, i);
             agg2 := agg2 || format('mlpipe._bin_counts(coalesce(array_position(k.c%s, f%s), 0), cardinality(k.c%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
@@ -484,7 +498,7 @@ BEGIN
             END IF;
             ex := CASE WHEN f->>'element' IS NULL THEN format('(src.%I)::float8', f->>'column')
                        ELSE format('(src.%I)[%s]::float8', f->>'column', (f->>'element')::int) END;
-            bin := format('width_bucket(%s, %L::float8[])', ex,
+            bin := format('mlpipe._bin_of(%s, %L::float8[])', ex,
                           ARRAY(SELECT e::float8 FROM jsonb_array_elements_text(f->'edges') e)::text);
         ELSE
             ex := format('(src.%I)::text', f->>'column');
@@ -806,4 +820,4 @@ GRANT EXECUTE ON FUNCTION mlpipe._source_sql(text), mlpipe._source_columns(text)
     mlpipe._parse_into(text),
     mlpipe._check_target(regclass, text, regtype, text),
     mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
--- _bin_counts, _edges and _drift_status are pure computations on the caller's values: PUBLIC.
+-- _bin_counts, _bin_of, _edges and _drift_status are pure computations on the caller's values: PUBLIC.

@@ -54,11 +54,8 @@ $$;
 -- a change in the values around it, and values beyond the training range
 -- always move the PSI.
 CREATE FUNCTION mlpipe._bin_of(x float8, e float8[]) RETURNS int
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN width_bucket(x, e) = 0 THEN 0
-                WHEN x = e[width_bucket(x, e)] THEN 2 * width_bucket(x, e) - 1
-                ELSE 2 * width_bucket(x, e) END
-$$;
+AS 'MODULE_PATHNAME', 'mlpipe_bin_of'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 --------------------------------------------------------------------------
 -- Sources: column plans shared by profiles, drift and predict_table.
@@ -470,7 +467,9 @@ END $$;
 -- PSI and null rates of a source against a profile. PSI over the non-null
 -- values: sum over bins of (a - e) * ln(a / e), with e and a the training
 -- and current shares of each bin, each at least 1e-4 (empty bins).
--- p_fraction < 1 reads a Bernoulli sample of the source.
+-- p_fraction < 1 reads a sample: TABLESAMPLE SYSTEM (whole pages, so only
+-- that share of the table is read) when the source is a table or
+-- materialized view, else a Bernoulli sample of the query's rows.
 CREATE FUNCTION mlpipe._drift_figures(p_profile jsonb, p_source text, p_fraction float8 DEFAULT 1)
 RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, rows_now bigint)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -483,6 +482,8 @@ DECLARE
     cur    jsonb;
     i      int := 0;
     n      bigint;
+    rel    regclass;
+    from_  text;
 BEGIN
     SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
     FOR f IN SELECT x FROM jsonb_array_elements(p_profile->'features') x LOOP
@@ -511,11 +512,28 @@ BEGIN
     IF cardinality(exprs) = 0 THEN
         RETURN;
     END IF;
-    EXECUTE format('SELECT jsonb_build_object(''n'', count(*), ''f'', to_jsonb(ARRAY[%s]::jsonb[])) FROM (%s) AS src%s',
-                   array_to_string(exprs, ', '), mlpipe._source_sql(p_source),
-                   CASE WHEN p_fraction < 1 THEN format(' WHERE random() < %s', p_fraction) ELSE '' END)
+    from_ := format('(%s) AS src', mlpipe._source_sql(p_source));
+    IF p_fraction < 1 THEN
+        IF p_source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+            BEGIN
+                rel := to_regclass(p_source);
+            EXCEPTION WHEN OTHERS THEN
+                rel := NULL;
+            END;
+        END IF;
+        IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
+            from_ := format('%s AS src TABLESAMPLE SYSTEM (%s)', rel, p_fraction * 100);
+        ELSE
+            from_ := from_ || format(' WHERE random() < %s', p_fraction);
+        END IF;
+    END IF;
+    EXECUTE format('SELECT jsonb_build_object(''n'', count(*), ''f'', to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
+                   array_to_string(exprs, ', '), from_)
         INTO cur;
     n := (cur->>'n')::bigint;
+    IF n = 0 AND p_fraction < 1 THEN
+        RETURN;                 -- an empty sample: no figures
+    END IF;
     IF n = 0 THEN
         RAISE EXCEPTION 'the source returned no rows' USING ERRCODE = '22000';
     END IF;
@@ -654,7 +672,12 @@ END $$;
 CREATE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text, key text,
                                      mode text DEFAULT 'append', params jsonb DEFAULT '{}')
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+-- The planner takes predict for a cheap function; within this call, make a
+-- parallel scan of the source attractive so that the scoring SELECT of a
+-- new target (CREATE TABLE AS) runs in parallel workers where allowed.
+SET parallel_tuple_cost = 0.001 SET parallel_setup_cost = 10
+AS $$
 DECLARE
     started    timestamptz := clock_timestamp();
     info       record;
@@ -669,7 +692,7 @@ DECLARE
     k          text;
     threshold  float8 := 0.2;
     null_thr   float8 := 0.1;
-    sample     int := 100000;
+    sample     int := 20000;
     metrics    jsonb := '{}';
     drifted    jsonb := '[]';
     d          record;

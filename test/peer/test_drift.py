@@ -152,7 +152,8 @@ def main():
     listen = psycopg2.connect("")
     listen.autocommit = True
     listen.cursor().execute("LISTEN mlpipe_events")
-    cur_sql.execute("SELECT mlpipe.predict_table(%s, 'peer_drift.cur', 'peer_drift.scored', 'id')", (ref_ref,))
+    cur_sql.execute("SELECT mlpipe.predict_table(%s, 'peer_drift.cur', 'peer_drift.scored', 'id', 'append', "
+                    "'{\"drift_sample\": 100000}')", (ref_ref,))
     n = cur_sql.fetchone()[0]
     check(n == len(cur), "predict_table wrote %d rows" % n)
     cur_sql.execute("SELECT count(*), count(label), count(proba) FROM peer_drift.scored")

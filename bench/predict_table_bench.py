@@ -2,7 +2,9 @@
 """Batch scoring into a table: mlpipe.predict_table against plain SQL.
 
 Scores N rows (default 1,000,000; MLPIPE_BENCH_ROWS) of src(id int, x float8[8])
-with a gbt regression model (100 trees, depth 6) and times, in the same run:
+with two regression models, a gbt (100 trees, depth 6: scoring dominates) and
+a single tree of depth 4 (scoring is nearly free: what is left is
+predict_table's own cost), and times, in the same run:
   ctas      CREATE TABLE t AS SELECT id, x[1] FROM src          (the floor: no scoring)
   insert    CREATE TABLE t (id int, prediction float8);
             INSERT INTO t SELECT id, mlpipe.predict(m, x) FROM src   (scoring by hand)
@@ -31,16 +33,18 @@ def main():
     cur.execute("CREATE EXTENSION IF NOT EXISTS mlpipe")
     cur.execute("DROP SCHEMA IF EXISTS bench_pt CASCADE; CREATE SCHEMA bench_pt")
     cur.execute("""CREATE TABLE bench_pt.src AS
-        SELECT i AS id, ARRAY(SELECT ((i * 7919 + j * 104729) %% 10007) / 1000.0 + j
+        SELECT i AS id, ARRAY(SELECT ((i::bigint * 7919 + j * 104729) %% 10007) / 1000.0 + j
                               FROM generate_series(1, %s) j)::float8[] AS x,
                0.0::float8 AS y
           FROM generate_series(1, %s) i""", (D, N))
     cur.execute("UPDATE bench_pt.src SET y = x[1] * 2 + x[2] - x[3] * x[4] / 10")
     cur.execute("VACUUM ANALYZE bench_pt.src")
-    cur.execute("""SELECT version FROM mlpipe.train('bench_pt_m', 'gbt',
-        'SELECT x, y FROM bench_pt.src WHERE id <= 50000', 'y', NULL,
-        '{"n_estimators": 100, "max_depth": 6, "test_size": 0.1}')""")
-    ref = "bench_pt_m@%d" % cur.fetchone()[0]
+    models = {}
+    for name, algo, params in (("gbt", "gbt", '{"n_estimators": 100, "max_depth": 6, "test_size": 0.1}'),
+                               ("tree", "decision_tree", '{"max_depth": 4, "test_size": 0.1}')):
+        cur.execute("SELECT version FROM mlpipe.train(%s, %s, 'SELECT x, y FROM bench_pt.src WHERE id <= 50000', "
+                    "'y', NULL, %s)", ("bench_pt_" + name, algo, params))
+        models[name] = "bench_pt_%s@%d" % (name, cur.fetchone()[0])
 
     def timed(setup, stmt, teardown):
         best = None
@@ -58,26 +62,30 @@ def main():
     drop = ["DROP TABLE IF EXISTS bench_pt.t"]
     results = {}
     results["ctas"] = timed(drop, "CREATE TABLE bench_pt.t AS SELECT id, x[1] FROM bench_pt.src", drop)
-    results["insert"] = timed(drop + ["CREATE TABLE bench_pt.t (id int, prediction float8)"],
-                              "INSERT INTO bench_pt.t SELECT id, mlpipe.predict('%s', x) FROM bench_pt.src" % ref,
-                              drop)
-    results["pt"] = timed(drop, "SELECT mlpipe.predict_table('%s', 'bench_pt.src', 'bench_pt.t', 'id')" % ref, drop)
-    results["pt_nodrift"] = timed(
-        drop, "SELECT mlpipe.predict_table('%s', 'bench_pt.src', 'bench_pt.t', 'id', 'append', "
-              "'{\"drift_sample\": 0}')" % ref, drop)
-    # Into an existing, indexed table (made by one predict_table on 1 row, then emptied).
-    make = drop + ["SELECT mlpipe.predict_table('%s', 'SELECT * FROM bench_pt.src WHERE id = 1', "
-                   "'bench_pt.t', 'id')" % ref, "TRUNCATE bench_pt.t"]
-    results["pt_append"] = timed(make, "SELECT mlpipe.predict_table('%s', 'bench_pt.src', 'bench_pt.t', 'id')" % ref,
-                                 drop)
+    for name, ref in models.items():
+        results[name + " insert"] = timed(
+            drop + ["CREATE TABLE bench_pt.t (id int, prediction float8)"],
+            "INSERT INTO bench_pt.t SELECT id, mlpipe.predict('%s', x) FROM bench_pt.src" % ref, drop)
+        results[name + " pt"] = timed(
+            drop, "SELECT mlpipe.predict_table('%s', 'bench_pt.src', 'bench_pt.t', 'id')" % ref, drop)
+        results[name + " pt_nodrift"] = timed(
+            drop, "SELECT mlpipe.predict_table('%s', 'bench_pt.src', 'bench_pt.t', 'id', 'append', "
+                  "'{\"drift_sample\": 0}')" % ref, drop)
+        # Into an existing, indexed table (made by one predict_table on 1 row, then emptied).
+        make = drop + ["SELECT mlpipe.predict_table('%s', 'SELECT * FROM bench_pt.src WHERE id = 1', "
+                       "'bench_pt.t', 'id')" % ref, "TRUNCATE bench_pt.t"]
+        results[name + " pt_append"] = timed(
+            make, "SELECT mlpipe.predict_table('%s', 'bench_pt.src', 'bench_pt.t', 'id')" % ref, drop)
 
-    print("rows: %d, features: %d, model: gbt 100 trees depth 6, best of %d" % (N, D, REPEAT))
+    print("rows: %d, features: %d, models: gbt (100 trees, depth 6), tree (one tree, depth 4); best of %d"
+          % (N, D, REPEAT))
     for k, v in results.items():
-        print("%-11s %8.3f s  %9.0f rows/s" % (k, v, N / v))
-    print("ratio predict_table / CREATE TABLE AS        : %.2f" % (results["pt"] / results["ctas"]))
-    print("ratio predict_table (no drift) / CTAS        : %.2f" % (results["pt_nodrift"] / results["ctas"]))
-    print("ratio predict_table / INSERT ... predict()    : %.2f" % (results["pt"] / results["insert"]))
-    print("ratio predict_table append / INSERT ... predict(): %.2f" % (results["pt_append"] / results["insert"]))
+        print("%-18s %8.3f s  %9.0f rows/s" % (k, v, N / v))
+    for name in models:
+        print("%-4s predict_table (new table) / CREATE TABLE AS      : %.2f" % (name, results[name + " pt"] / results["ctas"]))
+        print("%-4s predict_table (new, no drift) / CREATE TABLE AS  : %.2f" % (name, results[name + " pt_nodrift"] / results["ctas"]))
+        print("%-4s predict_table (new table) / INSERT ... predict() : %.2f" % (name, results[name + " pt"] / results[name + " insert"]))
+        print("%-4s predict_table (append) / INSERT ... predict()    : %.2f" % (name, results[name + " pt_append"] / results[name + " insert"]))
     cur.execute("DROP SCHEMA bench_pt CASCADE")
     conn.close()
 

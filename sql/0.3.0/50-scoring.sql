@@ -602,6 +602,48 @@ END $$;
 -- Batch scoring into tables.
 --------------------------------------------------------------------------
 
+-- True when a model stores preprocessing (src/pg/drift.c).
+CREATE FUNCTION mlpipe._has_preprocessing(model bytea) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_has_preprocessing'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- The float8[] a model without preprocessing scores, as SQL over the alias
+-- "src": the array column itself when the features are exactly its
+-- elements in order, else ARRAY[...] of numeric columns and elements. NULL
+-- when a feature is not a numeric column or element of the source (the
+-- row form then scores, or says what is missing).
+CREATE FUNCTION mlpipe._feature_array_expr(p_features text[], p_source text) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cols  jsonb;
+    types jsonb;
+    f     text;
+    c     text;
+    parts text[] := '{}';
+BEGIN
+    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)), jsonb_object_agg(s.name, s.type::text)
+      INTO cols, types FROM mlpipe._source_columns(p_source) s;
+    FOREACH f IN ARRAY p_features LOOP
+        IF cols->>f = 'numeric' THEN
+            parts := parts || format('(src.%I)::float8', f);
+            CONTINUE;
+        END IF;
+        c := substring(f FROM '^(.*)\[[0-9]{1,6}\]$');
+        IF c IS NULL OR cols->>c IS DISTINCT FROM 'array' THEN
+            RETURN NULL;
+        END IF;
+        parts := parts || format('(src.%I)[%s]::float8', c, substring(f FROM '\[([0-9]{1,6})\]$'));
+    END LOOP;
+    -- Features x[1], ..., x[d] of one array column: pass the column as it is.
+    c := substring(p_features[1] FROM '^(.*)\[1\]$');
+    IF c IS NOT NULL AND cols->>c = 'array' AND p_features = ARRAY(
+            SELECT format('%s[%s]', c, g) FROM generate_series(1, cardinality(p_features)) g) THEN
+        RETURN CASE WHEN types->>c = 'double precision[]' THEN format('src.%I', c)
+                    ELSE format('(src.%I)::float8[]', c) END;
+    END IF;
+    RETURN 'ARRAY[' || array_to_string(parts, ', ') || ']';
+END $$;
+
 -- The (schema, table) of an "into" argument: 'table' or 'schema.table',
 -- parsed as identifiers (quoted parts keep their case).
 CREATE FUNCTION mlpipe._parse_into(p_into text, OUT qualified text, OUT display text)
@@ -687,6 +729,7 @@ DECLARE
     key_type   regtype;
     src_sql    text;
     sel        text;
+    xexpr      text;
     filt       text := '';
     n          bigint;
     k          text;
@@ -749,19 +792,26 @@ BEGIN
         END IF;
     END IF;
     -- Rows are scored with the row form of predict (columns matched by name,
-    -- stored preprocessing applied). prediction: the value, cluster or class
-    -- index; label and proba for classification only.
+    -- stored preprocessing applied), or, for a model without preprocessing
+    -- whose features are numeric columns of the source, with the float8[]
+    -- form, which gives the same predictions without building a row value.
+    -- prediction: the value, cluster or class index; label and proba for
+    -- classification only.
+    IF NOT mlpipe._has_preprocessing(mlpipe.artifact(ref)) THEN
+        xexpr := mlpipe._feature_array_expr(info.features, source);
+    END IF;
+    xexpr := coalesce(xexpr, 'src');
     IF info.task = 'classification' THEN
         sel := format('SELECT src.%1$I, p.pr AS prediction, (%2$L::text[])[p.pr::int + 1] AS label, p.pb AS proba, '
                       '%3$L::text AS model, %4$s::int AS version, now() AS scored_at '
                       'FROM (%5$s) AS src, '
-                      'LATERAL (SELECT mlpipe.predict(%7$L, src) AS pr, mlpipe.predict_proba(%7$L, src) AS pb) AS p%6$s',
-                      key, info.classes, info.model, info.version, src_sql, filt, ref);
+                      'LATERAL (SELECT mlpipe.predict(%7$L, %8$s) AS pr, mlpipe.predict_proba(%7$L, %8$s) AS pb) AS p%6$s',
+                      key, info.classes, info.model, info.version, src_sql, filt, ref, xexpr);
     ELSE
-        sel := format('SELECT src.%1$I, mlpipe.predict(%6$L, src) AS prediction, NULL::text AS label, '
+        sel := format('SELECT src.%1$I, mlpipe.predict(%6$L, %7$s) AS prediction, NULL::text AS label, '
                       'NULL::float8[] AS proba, %2$L::text AS model, %3$s::int AS version, now() AS scored_at '
                       'FROM (%4$s) AS src%5$s',
-                      key, info.model, info.version, src_sql, filt, ref);
+                      key, info.model, info.version, src_sql, filt, ref, xexpr);
     END IF;
 
     IF rel IS NULL THEN
@@ -830,6 +880,8 @@ REVOKE ALL ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, json
 REVOKE ALL ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._parse_into(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._feature_array_expr(text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._has_preprocessing(bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
 -- Readers may see a version's profile; trainers train, score into tables and measure drift.
@@ -840,7 +892,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._source_sql(text), mlpipe._source_columns(text)
     mlpipe._check_data(text, jsonb), mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint),
     mlpipe._set_profile(text, int, jsonb), mlpipe._train(text, text, text, text, text[], jsonb, jsonb),
     mlpipe._drift_figures(jsonb, text, float8), mlpipe.drift(text, text, float8, float8),
-    mlpipe._parse_into(text),
+    mlpipe._parse_into(text), mlpipe._feature_array_expr(text[], text), mlpipe._has_preprocessing(bytea),
     mlpipe._check_target(regclass, text, regtype, text),
     mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
 -- _bin_counts, _bin_of, _edges and _drift_status are pure computations on the caller's values: PUBLIC.

@@ -19,6 +19,7 @@ PG_FUNCTION_INFO_V1(mlpipe_source_columns);
 PG_FUNCTION_INFO_V1(mlpipe_bin_counts_accum);
 PG_FUNCTION_INFO_V1(mlpipe_bin_counts_combine);
 PG_FUNCTION_INFO_V1(mlpipe_bin_of);
+PG_FUNCTION_INFO_V1(mlpipe_has_preprocessing);
 
 #define BIN_COUNTS_MAX 100000
 
@@ -197,4 +198,28 @@ mlpipe_bin_of(PG_FUNCTION_ARGS)
 	if (lo == 0)
 		PG_RETURN_INT32(0);
 	PG_RETURN_INT32(float8_eq(v[lo - 1], x) ? 2 * lo - 1 : 2 * lo);
+}
+
+/*
+ * mlpipe._has_preprocessing(artifact): true when the model stores
+ * preprocessing, so only the row form of predict scores raw columns; a
+ * model without it scores the float8[] form the same, faster.
+ */
+Datum
+mlpipe_has_preprocessing(PG_FUNCTION_ARGS)
+{
+	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe prep probe",
+											  ALLOCSET_SMALL_SIZES);
+	PgEnv		pe;
+	MlModel		m;
+	MlError		err = {0};
+	bool		has;
+
+	pg_env_init(&pe, cxt, "decode", false);
+	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
+		ml_ereport(&err);
+	has = m.prep.n_in > 0;
+	MemoryContextDelete(cxt);
+	PG_RETURN_BOOL(has);
 }

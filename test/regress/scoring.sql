@@ -86,6 +86,15 @@ SELECT model FROM mlpipe.train('sc_km', 'kmeans', 'shapes', NULL, '{a}', '{"k": 
 SELECT mlpipe.predict_table('sc_km', 'shapes', 'km_scores', 'id');
 SELECT prediction, count(*) FROM km_scores GROUP BY 1 ORDER BY 1;
 
+-- A boolean feature is scored through the row form of predict; same labels.
+CREATE TABLE flags AS SELECT id, a, (id % 10 >= 5) AS high, size FROM shapes;
+SELECT model FROM mlpipe.train('sc_flag', 'decision_tree', 'flags', 'size', '{a,high}', '{"max_depth": 3}');
+SELECT mlpipe.predict_table('sc_flag', 'flags', 'flag_scores', 'id');
+SELECT count(*) AS disagree FROM flag_scores s JOIN flags f USING (id)
+ WHERE s.label IS DISTINCT FROM mlpipe.predict_label('sc_flag', ARRAY[f.a, f.high::int]);
+SELECT f->>'feature' AS feature, f->>'kind' AS kind, f->'categories' AS categories
+  FROM jsonb_array_elements(mlpipe.profile('sc_flag')->'features') f;
+
 -- Each call is a run with rows and drift figures (split 'scoring').
 SELECT kind, model, version, rows, params->>'mode' AS mode, params->>'into' AS "into", status
   FROM mlpipe.runs WHERE kind = 'predict_table' ORDER BY run_id;

@@ -47,6 +47,16 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
       FROM unnest($1) x
 $$;
 
+-- The bin of a value given sorted distinct edges e[1..n] (the training
+-- minimum, deciles and maximum): 0 below e[1], 2k - 1 for x = e[k], 2k for
+-- e[k] < x < e[k+1] (2n above the maximum): 2n + 1 bins. Edges are bins of
+-- their own so that a heavy atom (a column that is mostly 0) does not hide
+-- a change in the values around it, and values beyond the training range
+-- always move the PSI.
+CREATE FUNCTION mlpipe._bin_of(x float8, e float8[]) RETURNS int
+AS 'MODULE_PATHNAME', 'mlpipe_bin_of'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 --------------------------------------------------------------------------
 -- Sources: column plans shared by profiles, drift and predict_table.
 --------------------------------------------------------------------------
@@ -261,7 +271,7 @@ BEGIN
     END IF;
     FOR i IN 2 .. cardinality(res) LOOP
         IF split_part(res[i], ' ', 1) <> '0' THEN
-            fails := fails || format(what[i], res[i] || CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE format(' (of %s rows)', n) END);
+            fails := fails || (format(what[i], res[i]) || CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE format(' (of %s rows)', n) END);
         END IF;
     END LOOP;
     IF cardinality(fails) > 0 THEN
@@ -277,8 +287,9 @@ END $$;
 
 -- Profiles the training source: one statement over a Bernoulli sample of
 -- about p_sample rows (all rows when the source is smaller). Numeric
--- features: decile edges (percentile_disc, duplicates removed) and the
--- count per bin (bin i holds edges[i] <= x < edges[i+1], as width_bucket);
+-- features: edges at the minimum, the deciles and the maximum
+-- (percentile_disc, duplicates removed) and the count per bin of _bin_of
+-- (each edge and each gap between edges is a bin);
 -- categorical: the 20 most frequent values and their counts, bin 0 being
 -- every other value. Null rates from the same sample.
 CREATE FUNCTION mlpipe._profile_compute(p_source text, p_model_features text[], p_features text[],
@@ -308,12 +319,12 @@ BEGIN
         sel := sel || format('%s AS f%s', f.expr, i);
         agg1 := agg1 || format('count(f%s) AS n%s', i, i);
         IF f.kind = 'numeric' THEN
-            agg1 := agg1 || format('mlpipe._edges(percentile_disc(ARRAY[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
-            agg2 := agg2 || format('mlpipe._bin_counts(width_bucket(f%s, q.e%s), cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
+            agg1 := agg1 || format('mlpipe._edges(percentile_disc(ARRAY[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
+            agg2 := agg2 || format('mlpipe._bin_counts(mlpipe._bin_of(f%s, q.e%s), 2 * cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
             outs := outs || format('jsonb_build_object(''feature'', %L, ''kind'', ''numeric'', ''column'', %L, ''element'', %s, '
                                    '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
-                                   '''edges'', to_jsonb(q.e%s), ''counts'', to_jsonb(coalesce(h.h%s, ''{0}'')))',
-                                   f.feature, f.col, coalesce(f.element::text, 'NULL'), i, i, i, i);
+                                   '''edges'', to_jsonb(q.e%s), ''counts'', to_jsonb(coalesce(h.h%s, array_fill(0::bigint, ARRAY[2 * cardinality(q.e%s) + 1]))))',
+                                   f.feature, f.col, coalesce(f.element::text, 'NULL'), i, i, i, i, i);
         ELSE
             cats := cats || format('(SELECT coalesce(array_agg(v ORDER BY c DESC, v), ''{}'') FROM (SELECT f%s AS v, count(*) AS c FROM s WHERE f%s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) t) AS c%s', i, i, i);
             agg2 := agg2 || format('mlpipe._bin_counts(coalesce(array_position(k.c%s, f%s), 0), cardinality(k.c%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
@@ -340,16 +351,14 @@ BEGIN
     RETURN result;
 END $$;
 
--- Stores a version's profile and the time-travel lineage: only for a
--- version the session user created in the current transaction (the
--- _register that _train just called), and only while it has no profile.
-CREATE FUNCTION mlpipe._set_profile(p_model text, p_version int, p_profile jsonb, p_lineage jsonb)
+-- Stores a version's profile: only for a version the session user created
+-- in the current transaction (the _register that _train just called), and
+-- only while it has none.
+CREATE FUNCTION mlpipe._set_profile(p_model text, p_version int, p_profile jsonb)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    UPDATE mlpipe.model_versions v
-       SET profile = p_profile,
-           lineage = v.lineage || coalesce(p_lineage, '{}')
+    UPDATE mlpipe.model_versions v SET profile = p_profile
      WHERE v.model = p_model AND v.version = p_version
        AND v.profile IS NULL AND v.created_by = session_user
        AND v.created_at >= pg_catalog.now();     -- created in this transaction
@@ -442,8 +451,12 @@ BEGIN
     prof := mlpipe._profile_compute(src, fit.feature_names, p_features, p_target, p_params->'exclude', sample,
         coalesce((fit.info->>'training_rows')::bigint, 0) + coalesce((fit.info->>'test_rows')::bigint, 0)
         + coalesce((fit.info->>'skipped_rows')::bigint, 0));
+    -- Lineage notes ride in fit.info, which _register copies into the version.
+    fit.info := coalesce(fit.info, '{}') || lin;
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
-    PERFORM mlpipe._set_profile(res.model, res.version, prof, lin);
+    IF prof IS NOT NULL THEN
+        PERFORM mlpipe._set_profile(res.model, res.version, prof);
+    END IF;
     RETURN res;
 END $$;
 
@@ -454,7 +467,9 @@ END $$;
 -- PSI and null rates of a source against a profile. PSI over the non-null
 -- values: sum over bins of (a - e) * ln(a / e), with e and a the training
 -- and current shares of each bin, each at least 1e-4 (empty bins).
--- p_fraction < 1 reads a Bernoulli sample of the source.
+-- p_fraction < 1 reads a sample: TABLESAMPLE SYSTEM (whole pages, so only
+-- that share of the table is read) when the source is a table or
+-- materialized view, else a Bernoulli sample of the query's rows.
 CREATE FUNCTION mlpipe._drift_figures(p_profile jsonb, p_source text, p_fraction float8 DEFAULT 1)
 RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, rows_now bigint)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -467,6 +482,8 @@ DECLARE
     cur    jsonb;
     i      int := 0;
     n      bigint;
+    rel    regclass;
+    from_  text;
 BEGIN
     SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
     FOR f IN SELECT x FROM jsonb_array_elements(p_profile->'features') x LOOP
@@ -482,7 +499,7 @@ BEGIN
             END IF;
             ex := CASE WHEN f->>'element' IS NULL THEN format('(src.%I)::float8', f->>'column')
                        ELSE format('(src.%I)[%s]::float8', f->>'column', (f->>'element')::int) END;
-            bin := format('width_bucket(%s, %L::float8[])', ex,
+            bin := format('mlpipe._bin_of(%s, %L::float8[])', ex,
                           ARRAY(SELECT e::float8 FROM jsonb_array_elements_text(f->'edges') e)::text);
         ELSE
             ex := format('(src.%I)::text', f->>'column');
@@ -495,11 +512,28 @@ BEGIN
     IF cardinality(exprs) = 0 THEN
         RETURN;
     END IF;
-    EXECUTE format('SELECT jsonb_build_object(''n'', count(*), ''f'', to_jsonb(ARRAY[%s]::jsonb[])) FROM (%s) AS src%s',
-                   array_to_string(exprs, ', '), mlpipe._source_sql(p_source),
-                   CASE WHEN p_fraction < 1 THEN format(' WHERE random() < %s', p_fraction) ELSE '' END)
+    from_ := format('(%s) AS src', mlpipe._source_sql(p_source));
+    IF p_fraction < 1 THEN
+        IF p_source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+            BEGIN
+                rel := to_regclass(p_source);
+            EXCEPTION WHEN OTHERS THEN
+                rel := NULL;
+            END;
+        END IF;
+        IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
+            from_ := format('%s AS src TABLESAMPLE SYSTEM (%s)', rel, p_fraction * 100);
+        ELSE
+            from_ := from_ || format(' WHERE random() < %s', p_fraction);
+        END IF;
+    END IF;
+    EXECUTE format('SELECT jsonb_build_object(''n'', count(*), ''f'', to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
+                   array_to_string(exprs, ', '), from_)
         INTO cur;
     n := (cur->>'n')::bigint;
+    IF n = 0 AND p_fraction < 1 THEN
+        RETURN;                 -- an empty sample: no figures
+    END IF;
     IF n = 0 THEN
         RAISE EXCEPTION 'the source returned no rows' USING ERRCODE = '22000';
     END IF;
@@ -568,9 +602,16 @@ END $$;
 -- Batch scoring into tables.
 --------------------------------------------------------------------------
 
--- The float8[] a model scores, as SQL over the alias "src": the array
--- column itself when the features are exactly its elements in order, else
--- ARRAY[...] of the columns and elements. 42703 for a feature the source lacks.
+-- True when a model stores preprocessing (src/pg/drift.c).
+CREATE FUNCTION mlpipe._has_preprocessing(model bytea) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_has_preprocessing'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- The float8[] a model without preprocessing scores, as SQL over the alias
+-- "src": the array column itself when the features are exactly its
+-- elements in order, else ARRAY[...] of numeric columns and elements. NULL
+-- when a feature is not a numeric column or element of the source (the
+-- row form then scores, or says what is missing).
 CREATE FUNCTION mlpipe._feature_array_expr(p_features text[], p_source text) RETURNS text
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -578,28 +619,20 @@ DECLARE
     types jsonb;
     f     text;
     c     text;
-    el    text;
     parts text[] := '{}';
-    whole text;
-    i     int := 0;
 BEGIN
     SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)), jsonb_object_agg(s.name, s.type::text)
       INTO cols, types FROM mlpipe._source_columns(p_source) s;
     FOREACH f IN ARRAY p_features LOOP
-        i := i + 1;
-        IF cols ? f AND cols->>f = 'numeric' THEN
+        IF cols->>f = 'numeric' THEN
             parts := parts || format('(src.%I)::float8', f);
-            whole := NULL;
             CONTINUE;
         END IF;
         c := substring(f FROM '^(.*)\[[0-9]{1,6}\]$');
-        el := substring(f FROM '\[([0-9]{1,6})\]$');
-        IF c IS NULL OR NOT cols ? c OR cols->>c <> 'array' THEN
-            RAISE EXCEPTION 'the source has no numeric column "%" (feature % of the model)', f, i
-                USING ERRCODE = '42703',
-                      HINT = 'Features in training order: ' || array_to_string(p_features, ', ') || '.';
+        IF c IS NULL OR cols->>c IS DISTINCT FROM 'array' THEN
+            RETURN NULL;
         END IF;
-        parts := parts || format('(src.%I)[%s]::float8', c, el);
+        parts := parts || format('(src.%I)[%s]::float8', c, substring(f FROM '\[([0-9]{1,6})\]$'));
     END LOOP;
     -- Features x[1], ..., x[d] of one array column: pass the column as it is.
     c := substring(p_features[1] FROM '^(.*)\[1\]$');
@@ -681,7 +714,12 @@ END $$;
 CREATE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text, key text,
                                      mode text DEFAULT 'append', params jsonb DEFAULT '{}')
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+-- The planner takes predict for a cheap function; within this call, make a
+-- parallel scan of the source attractive so that the scoring SELECT of a
+-- new target (CREATE TABLE AS) runs in parallel workers where allowed.
+SET parallel_tuple_cost = 0.001 SET parallel_setup_cost = 10
+AS $$
 DECLARE
     started    timestamptz := clock_timestamp();
     info       record;
@@ -689,15 +727,15 @@ DECLARE
     tgt        record;
     rel        regclass;
     key_type   regtype;
-    xexpr      text;
     src_sql    text;
     sel        text;
+    xexpr      text;
     filt       text := '';
     n          bigint;
     k          text;
     threshold  float8 := 0.2;
     null_thr   float8 := 0.1;
-    sample     int := 100000;
+    sample     int := 20000;
     metrics    jsonb := '{}';
     drifted    jsonb := '[]';
     d          record;
@@ -742,7 +780,6 @@ BEGIN
         RAISE EXCEPTION 'key column "%" has the name of an output column', key
             USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
     END IF;
-    xexpr := mlpipe._feature_array_expr(info.features, source);
     src_sql := mlpipe._source_sql(source);
     SELECT * INTO tgt FROM mlpipe._parse_into("into");
     rel := to_regclass(tgt.qualified);
@@ -754,18 +791,27 @@ BEGIN
                            tgt.qualified, key, key, info.model, info.version);
         END IF;
     END IF;
-    -- prediction: the value, cluster or class index; label and proba for classification only.
+    -- Rows are scored with the row form of predict (columns matched by name,
+    -- stored preprocessing applied), or, for a model without preprocessing
+    -- whose features are numeric columns of the source, with the float8[]
+    -- form, which gives the same predictions without building a row value.
+    -- prediction: the value, cluster or class index; label and proba for
+    -- classification only.
+    IF NOT mlpipe._has_preprocessing(mlpipe.artifact(ref)) THEN
+        xexpr := mlpipe._feature_array_expr(info.features, source);
+    END IF;
+    xexpr := coalesce(xexpr, 'src');
     IF info.task = 'classification' THEN
-        sel := format('SELECT f.%1$I, p.pr AS prediction, (%2$L::text[])[p.pr::int + 1] AS label, p.pb AS proba, '
+        sel := format('SELECT src.%1$I, p.pr AS prediction, (%2$L::text[])[p.pr::int + 1] AS label, p.pb AS proba, '
                       '%3$L::text AS model, %4$s::int AS version, now() AS scored_at '
-                      'FROM (SELECT src.%1$I, %5$s AS x FROM (%6$s) AS src%7$s) AS f, '
-                      'LATERAL (SELECT mlpipe.predict(%8$L, f.x) AS pr, mlpipe.predict_proba(%8$L, f.x) AS pb) AS p',
-                      key, info.classes, info.model, info.version, xexpr, src_sql, filt, ref);
+                      'FROM (%5$s) AS src, '
+                      'LATERAL (SELECT mlpipe.predict(%7$L, %8$s) AS pr, mlpipe.predict_proba(%7$L, %8$s) AS pb) AS p%6$s',
+                      key, info.classes, info.model, info.version, src_sql, filt, ref, xexpr);
     ELSE
-        sel := format('SELECT src.%1$I, mlpipe.predict(%5$L, %2$s) AS prediction, NULL::text AS label, '
-                      'NULL::float8[] AS proba, %3$L::text AS model, %4$s::int AS version, now() AS scored_at '
-                      'FROM (%6$s) AS src%7$s',
-                      key, xexpr, info.model, info.version, ref, src_sql, filt);
+        sel := format('SELECT src.%1$I, mlpipe.predict(%6$L, %7$s) AS prediction, NULL::text AS label, '
+                      'NULL::float8[] AS proba, %2$L::text AS model, %3$s::int AS version, now() AS scored_at '
+                      'FROM (%4$s) AS src%5$s',
+                      key, info.model, info.version, src_sql, filt, ref, xexpr);
     END IF;
 
     IF rel IS NULL THEN
@@ -827,14 +873,15 @@ REVOKE ALL ON FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb) F
 REVOKE ALL ON FUNCTION mlpipe._as_of_source(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._check_data(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION mlpipe._set_profile(text, int, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._set_profile(text, int, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.profile(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._scoring_info(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
-REVOKE ALL ON FUNCTION mlpipe._feature_array_expr(text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._parse_into(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._feature_array_expr(text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._has_preprocessing(bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
 -- Readers may see a version's profile; trainers train, score into tables and measure drift.
@@ -843,9 +890,9 @@ GRANT EXECUTE ON FUNCTION mlpipe._scoring_info(text) TO mlpipe_reader;
 GRANT EXECUTE ON FUNCTION mlpipe._source_sql(text), mlpipe._source_columns(text), mlpipe._type_class(regtype),
     mlpipe._profile_plan(text, text[], text[], text, jsonb), mlpipe._as_of_source(text, jsonb),
     mlpipe._check_data(text, jsonb), mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint),
-    mlpipe._set_profile(text, int, jsonb, jsonb), mlpipe._train(text, text, text, text, text[], jsonb, jsonb),
+    mlpipe._set_profile(text, int, jsonb), mlpipe._train(text, text, text, text, text[], jsonb, jsonb),
     mlpipe._drift_figures(jsonb, text, float8), mlpipe.drift(text, text, float8, float8),
-    mlpipe._feature_array_expr(text[], text), mlpipe._parse_into(text),
+    mlpipe._parse_into(text), mlpipe._feature_array_expr(text[], text), mlpipe._has_preprocessing(bytea),
     mlpipe._check_target(regclass, text, regtype, text),
     mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
--- _bin_counts, _edges and _drift_status are pure computations on the caller's values: PUBLIC.
+-- _bin_counts, _bin_of, _edges and _drift_status are pure computations on the caller's values: PUBLIC.

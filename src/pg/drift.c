@@ -11,12 +11,15 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
 
 PG_FUNCTION_INFO_V1(mlpipe_source_sql);
 PG_FUNCTION_INFO_V1(mlpipe_source_columns);
 PG_FUNCTION_INFO_V1(mlpipe_bin_counts_accum);
 PG_FUNCTION_INFO_V1(mlpipe_bin_counts_combine);
+PG_FUNCTION_INFO_V1(mlpipe_bin_of);
+PG_FUNCTION_INFO_V1(mlpipe_has_preprocessing);
 
 #define BIN_COUNTS_MAX 100000
 
@@ -157,4 +160,66 @@ mlpipe_bin_counts_combine(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 		pa[i] += pb[i];
 	PG_RETURN_ARRAYTYPE_P(a);
+}
+
+/*
+ * mlpipe._bin_of(x, edges): the drift bin of x given sorted distinct edges
+ * e[1..n]: 0 below e[1], 2k - 1 for x = e[k], 2k for e[k] < x < e[k+1]
+ * (2n above the maximum); 2n + 1 bins. A binary search over the array as
+ * it is stored: called once per row and feature, so it must not copy.
+ * NaN sorts above every number, as in PostgreSQL.
+ */
+Datum
+mlpipe_bin_of(PG_FUNCTION_ARGS)
+{
+	float8		x = PG_GETARG_FLOAT8(0);
+	ArrayType  *e = PG_GETARG_ARRAYTYPE_P(1);
+	const float8 *v;
+	int			n,
+				lo = 0,
+				hi;
+
+	if (ARR_NDIM(e) > 1 || ARR_HASNULL(e) || ARR_ELEMTYPE(e) != FLOAT8OID)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("bin edges must be a one-dimensional float8[] without NULLs")));
+	n = ArrayGetNItems(ARR_NDIM(e), ARR_DIMS(e));
+	v = (const float8 *) ARR_DATA_PTR(e);
+	/* k = the number of edges <= x (float8 order: NaN is the largest). */
+	hi = n;
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (float8_le(v[mid], x))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		PG_RETURN_INT32(0);
+	PG_RETURN_INT32(float8_eq(v[lo - 1], x) ? 2 * lo - 1 : 2 * lo);
+}
+
+/*
+ * mlpipe._has_preprocessing(artifact): true when the model stores
+ * preprocessing, so only the row form of predict scores raw columns; a
+ * model without it scores the float8[] form the same, faster.
+ */
+Datum
+mlpipe_has_preprocessing(PG_FUNCTION_ARGS)
+{
+	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe prep probe",
+											  ALLOCSET_SMALL_SIZES);
+	PgEnv		pe;
+	MlModel		m;
+	MlError		err = {0};
+	bool		has;
+
+	pg_env_init(&pe, cxt, "decode", false);
+	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
+		ml_ereport(&err);
+	has = m.prep.n_in > 0;
+	MemoryContextDelete(cxt);
+	PG_RETURN_BOOL(has);
 }

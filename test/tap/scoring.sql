@@ -1,0 +1,94 @@
+-- Batch scoring, drift, data checks and time travel: privileges, SQLSTATEs,
+-- row-level security on the source, modes and the run log.
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS mlpipe;
+SET mlpipe.progress = off;
+SELECT plan(31);
+
+CREATE SCHEMA tap_scoring;
+CREATE TABLE tap_scoring.pts AS
+SELECT i AS id, (i % 10)::float8 AS a, (i % 3)::float8 AS b,
+       CASE WHEN i % 10 >= 5 THEN 'big' ELSE 'small' END AS size,
+       timestamptz '2024-01-01 00:00+00' + i * interval '1 day' AS seen_at
+  FROM generate_series(1, 200) i;
+CREATE ROLE tap_sc_trainer NOLOGIN IN ROLE mlpipe_trainer;
+CREATE ROLE tap_sc_reader NOLOGIN IN ROLE mlpipe_reader;
+GRANT USAGE, CREATE ON SCHEMA tap_scoring TO tap_sc_trainer;
+GRANT SELECT ON tap_scoring.pts TO tap_sc_trainer;
+-- Row-level security: the trainer sees ids 1..50 only.
+ALTER TABLE tap_scoring.pts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY first_fifty ON tap_scoring.pts FOR SELECT TO tap_sc_trainer USING (id <= 50);
+
+SELECT has_column('mlpipe', 'model_versions', 'profile', 'model_versions has a profile column');
+SELECT col_type_is('mlpipe', 'model_versions', 'profile', 'jsonb', 'profile is jsonb');
+
+-- Grants: predict_table and drift for trainers, profile for readers, internals for nobody else.
+SELECT ok(has_function_privilege('mlpipe_trainer', 'mlpipe.predict_table(text,text,text,text,text,jsonb)', 'EXECUTE'),
+          'trainer may call predict_table');
+SELECT ok(NOT has_function_privilege('mlpipe_scorer', 'mlpipe.predict_table(text,text,text,text,text,jsonb)', 'EXECUTE'),
+          'scorer may not call predict_table');
+SELECT ok(has_function_privilege('mlpipe_trainer', 'mlpipe.drift(text,text,float8,float8)', 'EXECUTE'),
+          'trainer may call drift');
+SELECT ok(NOT has_function_privilege('mlpipe_scorer', 'mlpipe.drift(text,text,float8,float8)', 'EXECUTE'),
+          'scorer may not call drift');
+SELECT ok(has_function_privilege('mlpipe_reader', 'mlpipe.profile(text)', 'EXECUTE'), 'reader may read a profile');
+SELECT ok(NOT has_function_privilege('public', 'mlpipe._set_profile(text,int,jsonb)', 'EXECUTE'),
+          'PUBLIC cannot write profiles');
+SELECT ok(NOT has_function_privilege('mlpipe_reader', 'mlpipe._set_profile(text,int,jsonb)', 'EXECUTE'),
+          'reader cannot write profiles');
+SELECT ok(has_function_privilege('public', 'mlpipe._bin_counts(int,int)', 'EXECUTE'),
+          'the bin counting aggregate is a pure computation (PUBLIC)');
+SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'mlpipe' AND p.proname IN ('predict_table', 'drift', '_train', '_check_data',
+                                                         '_as_of_source', '_profile_compute', '_drift_figures')
+              AND p.prosecdef), 0::bigint, 'functions that read a source run as the caller');
+
+-- A trainer trains and scores what row-level security lets it see.
+SET ROLE tap_sc_trainer;
+SELECT lives_ok($$SELECT mlpipe.train('tap_sc', 'decision_tree', 'tap_scoring.pts', 'size', '{a,b}',
+                  '{"max_depth": 3, "test_size": 0}')$$, 'trainer trains');
+SELECT is((SELECT (mlpipe.profile('tap_sc')->>'rows')::int), 50, 'the profile sees the rows RLS allows');
+SELECT throws_ok($$SELECT mlpipe.train('tap_sc', 'decision_tree', 'tap_scoring.pts', 'size', '{a,b}',
+                   '{"checks": {"min_rows": 60}}')$$, '22000',
+                 'data checks failed: min_rows: the source has 50 rows, fewer than 60', 'checks run as the caller');
+SELECT is(mlpipe.predict_table('tap_sc', 'tap_scoring.pts', 'tap_scoring.scores', 'id'), 50::bigint,
+          'predict_table writes the rows RLS allows');
+SELECT is((SELECT tableowner::text FROM pg_tables WHERE schemaname = 'tap_scoring' AND tablename = 'scores'),
+          'tap_sc_trainer', 'the target belongs to the caller');
+SELECT throws_ok($$SELECT mlpipe._set_profile('tap_sc', 1, '{}')$$, '42501', NULL,
+                 'a profile is written once, by _train');
+RESET ROLE;
+SET ROLE tap_sc_reader;
+SELECT throws_ok($$SELECT mlpipe.predict_table('tap_sc', 'tap_scoring.pts', 'tap_scoring.s2', 'id')$$, '42501', NULL,
+                 'reader cannot call predict_table');
+RESET ROLE;
+
+-- Modes.
+SELECT is(mlpipe.predict_table('tap_sc', 'tap_scoring.pts', 'tap_scoring.scores', 'id', 'incremental'), 150::bigint,
+          'incremental scores only the keys without a score from this version');
+SELECT is(mlpipe.predict_table('tap_sc', 'tap_scoring.pts', 'tap_scoring.scores', 'id', 'incremental'), 0::bigint,
+          'incremental again writes nothing');
+SELECT is(mlpipe.predict_table('tap_sc', 'SELECT * FROM tap_scoring.pts WHERE id <= 5', 'tap_scoring.scores', 'id', 'replace'),
+          5::bigint, 'replace writes the source');
+SELECT is((SELECT count(*) FROM tap_scoring.scores), 5::bigint, 'replace leaves only its rows');
+CREATE UNIQUE INDEX ON tap_scoring.scores (id);
+SELECT is(mlpipe.predict_table('tap_sc', 'SELECT * FROM tap_scoring.pts WHERE id <= 8', 'tap_scoring.scores', 'id', 'upsert'),
+          8::bigint, 'upsert with a unique index');
+SELECT is((SELECT count(*) FROM tap_scoring.scores), 8::bigint, 'upsert updates existing keys and adds new ones');
+SELECT results_eq($$SELECT label FROM tap_scoring.scores ORDER BY id$$,
+                  $$SELECT mlpipe.predict_label('tap_sc', ARRAY[a, b]) FROM tap_scoring.pts WHERE id <= 8 ORDER BY id$$,
+                  'labels agree with predict_label');
+
+-- SQLSTATEs.
+SELECT throws_ok($$SELECT mlpipe.predict_table('tap_sc', 'tap_scoring.pts', 'tap_scoring.x', 'id', 'merge')$$, '22023', NULL, 'unknown mode');
+SELECT throws_ok($$SELECT mlpipe.predict_table('tap_sc', 'tap_scoring.pts', 'tap_scoring.x', 'key')$$, '42703', NULL, 'key not in source');
+SELECT throws_ok($$SELECT mlpipe.predict_table('tap_sc', 'tap_scoring.pts', 'tap_scoring.pts', 'id')$$, '22000', NULL, 'target lacks columns');
+SELECT throws_ok($$SELECT mlpipe.predict_table('nope', 'tap_scoring.pts', 'tap_scoring.x', 'id')$$, '42704', NULL, 'unknown model');
+SELECT throws_ok($$SELECT mlpipe.train('tap_e', 'kmeans', 'tap_scoring.pts', NULL, '{a}',
+                   '{"as_of": "2024-02-01", "as_of_column": "size"}')$$, '22023', NULL, 'as_of_column must be a timestamp');
+SELECT throws_ok($$SELECT mlpipe.train('tap_e', 'kmeans', 'tap_scoring.pts', NULL, '{a}',
+                   '{"checks": {"nonnull": ["a"]}}')$$, '22023', NULL, 'unknown check key');
+
+SELECT * FROM finish();
+ROLLBACK;

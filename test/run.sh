@@ -101,7 +101,7 @@ step build make -j"$(nproc)" || server=false
 $server && { step install make install || server=false; }
 $server && { step cluster bash scripts/pg.sh start || server=false; }
 eval "$(bash scripts/pg.sh env)"
-MLPIPE_DATA=$(cd .. && pwd)/shared/data
+MLPIPE_DATA=${MLPIPE_DATA:-$(cd .. && pwd)/shared/data}
 export MLPIPE_DATA
 
 tap_suite core bash test/core/run.sh

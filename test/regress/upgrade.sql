@@ -47,3 +47,13 @@ ALTER EXTENSION mlpipe UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'mlpipe';
 SELECT count(*) AS same_scores FROM before_update b
  WHERE b.p = mlpipe.predict_proba('tree', ARRAY[b.a]);
+
+-- What 0.3.0 adds is there after the update, and the roles exist.
+SELECT p.proname, count(*) AS forms FROM pg_proc p
+ WHERE p.pronamespace = 'mlpipe'::regnamespace
+   AND p.proname IN ('ts_features', 'summary', 'f1_macro', 'evaluate', 'cross_validate', 'search',
+                     'promote', 'rollback', 'version_at', 'prune', 'predict_table', 'drift',
+                     'create_pipeline', 'run_pipeline', 'schedule', 'unschedule')
+ GROUP BY 1 ORDER BY 1;
+SELECT rolname FROM pg_roles WHERE rolname LIKE 'mlpipe\_%' ORDER BY 1;
+SELECT mlpipe.predict('tree', t) AS row_form FROM (SELECT 7.0::float8 AS a) t;

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "access/tupdesc.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
@@ -140,6 +141,7 @@ void		source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, vo
 						SourceInfo *info);
 /* The SELECT a source stands for (relation names resolved and quoted). */
 char	   *source_query(const char *source);
+int			source_find_column(TupleDesc td, const char *name);
 /* True when a column of this type (base type) is a numeric feature. */
 bool		source_numeric_type(Oid type);
 /* A numeric feature datum of that type as a double. */

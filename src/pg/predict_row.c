@@ -76,21 +76,6 @@ model_inputs(const MlModel *m, const char *const **names, const bool **categoric
 	return (int) m->meta.n_features;
 }
 
-static int
-row_find_column(TupleDesc td, const char *name)
-{
-	int			i;
-
-	for (i = 0; i < td->natts; i++)
-	{
-		Form_pg_attribute a = TupleDescAttr(td, i);
-
-		if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0)
-			return i;
-	}
-	return -1;
-}
-
 /* "x[3]" -> base "x", element 3 (1-based); false for any other name. */
 static bool
 split_element_name(const char *name, char **base, int *elem)
@@ -158,7 +143,7 @@ row_plan_build(FunctionCallInfo fcinfo, const MlModel *m, uint64 gen, Oid typid,
 	{
 		RowSlot    *s = &p->slots[i];
 		bool		cat = categorical && categorical[i];
-		int			at = row_find_column(p->td, names[i]);
+		int			at = source_find_column(p->td, names[i]);
 		char	   *base;
 		int			elem;
 
@@ -192,7 +177,7 @@ row_plan_build(FunctionCallInfo fcinfo, const MlModel *m, uint64 gen, Oid typid,
 			continue;
 		}
 		if (!cat && split_element_name(names[i], &base, &elem) &&
-			(at = row_find_column(p->td, base)) >= 0)
+			(at = source_find_column(p->td, base)) >= 0)
 		{
 			Oid			type = TupleDescAttr(p->td, at)->atttypid;
 

@@ -201,8 +201,9 @@ tupdesc_column_list(TupleDesc td)
 	return s.data;
 }
 
-static int
-find_column(TupleDesc td, const char *name)
+/* The position of a live column by name, or -1. */
+int
+source_find_column(TupleDesc td, const char *name)
 {
 	int			i;
 
@@ -225,13 +226,13 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 	int			i;
 	cJSON	   *it;
 
-	if (spec->target && find_column(td, spec->target) < 0)
+	if (spec->target && source_find_column(td, spec->target) < 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 						errmsg("target column \"%s\" is not in the source", spec->target),
 						errhint("Columns: %s.", tupdesc_column_list(td))));
 	if (spec->split_column)
 	{
-		int			at = find_column(td, spec->split_column);
+		int			at = source_find_column(td, spec->split_column);
 		Oid			type;
 
 		if (at < 0)
@@ -256,7 +257,7 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 	}
 	if (spec->exclude)
 		cJSON_ArrayForEach(it, spec->exclude)
-			if (find_column(td, it->valuestring) < 0)
+			if (source_find_column(td, it->valuestring) < 0)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("params.exclude names column \"%s\", which is not in the source",
 								   it->valuestring),
@@ -284,7 +285,7 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 				ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 								errmsg("features contains a NULL name")));
 			name = TextDatumGetCString(elems[i]);
-			at = find_column(td, name);
+			at = source_find_column(td, name);
 			if (at < 0)
 				ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 								errmsg("feature column \"%s\" is not in the source", name),
@@ -647,12 +648,12 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 			nulls = palloc(sizeof(bool) * td->natts);
 			if (spec->target)
 			{
-				target_att = find_column(td, spec->target);
+				target_att = source_find_column(td, spec->target);
 				info->target_type = TupleDescAttr(td, target_att)->atttypid;
 			}
 			if (spec->split_column)
 			{
-				split_att = find_column(td, spec->split_column);
+				split_att = source_find_column(td, spec->split_column);
 				split_type = TupleDescAttr(td, split_att)->atttypid;
 			}
 			MemoryContextSwitchTo(old);

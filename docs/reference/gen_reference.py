@@ -69,7 +69,7 @@ PAGES = {
                       "- `gate`: `{metric, min|max, must_beat, tolerance, higher_is_better}`.",
               "returns": "one row: model, version, promoted, metrics (jsonb), run_id.",
               "errors": "22023 unknown algorithm, param or gate key (with \"did you mean\"), invalid model name; "
-                        "22032 params not valid JSON; 22000 empty or non-finite data, failed `checks`; "
+                        "22P02 params not valid JSON (PostgreSQL's jsonb parser); 22000 empty or non-finite data, failed `checks`; "
                         "42703 / 42P01 unknown column / relation; 54000 over `mlpipe.max_memory` or a limit; "
                         "57014 cancelled.",
               "example": "SELECT * FROM mlpipe.train('bank', 'gbt', 'bank', 'y',\n"

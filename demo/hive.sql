@@ -10,7 +10,7 @@ RESET client_min_messages;
 SET mlpipe.progress = off;
 
 \echo
-\echo '== 1. The pipeline: features per hive and day, k-means with a gate, predictions, drift'
+\echo '== 1. The pipeline: features per hive and day, k-means with a gate, predictions, evaluation, drift'
 SELECT mlpipe.create_pipeline('hive', :'config') AS pipeline_version;
 SELECT i - 1 AS step, s->>'kind' AS kind, s->>'name' AS name
   FROM mlpipe.pipelines p, jsonb_array_elements(p.config->'steps') WITH ORDINALITY AS e(s, i)
@@ -42,13 +42,20 @@ SELECT split_part(hive_day, '/', 1) AS hive,
        count(*) FILTER (WHERE prediction = 2) AS state_2, count(*) FILTER (WHERE prediction = 3) AS state_3
   FROM beehive.hive_states GROUP BY 1 ORDER BY 1;
 
-\echo '== 6. Drift: October against the training data (PSI per feature)'
+\echo '== 6. Evaluate: cluster quality of the October days (mlpipe.evaluate, raw feature values)'
+SELECT m.metric, round(m.value::numeric, 4) AS value
+  FROM mlpipe.runs s JOIN mlpipe.runs r ON r.parent_run_id = s.run_id AND r.kind = 'evaluate'
+  JOIN mlpipe.metrics m ON m.run_id = r.run_id
+ WHERE s.parent_run_id = :run_id AND s.algorithm = 'evaluate'
+ ORDER BY m.metric;
+
+\echo '== 7. Drift: October against the training data (PSI per feature)'
 SELECT e->>'feature' AS feature, round((e->>'psi')::numeric, 3) AS psi, e->>'status' AS status
   FROM mlpipe.runs r, jsonb_array_elements(r.params->'result') e
  WHERE r.parent_run_id = :run_id AND r.algorithm = 'drift'
  ORDER BY (e->>'psi')::float8 DESC;
 
-\echo '== 7. A pg_cron schedule: every day at 21:00'
+\echo '== 8. A pg_cron schedule: every day at 21:00'
 SELECT mlpipe.schedule('hive', '0 21 * * *') AS cron_job_id;
 SELECT jobid, jobname, schedule, command FROM cron.job WHERE jobname = 'mlpipe:hive';
 

@@ -61,7 +61,7 @@ def main():
     subprocess.run(["bash", os.path.join(ROOT, "scripts", "load_beehive.sh"),
                     os.path.join(DATA, "beehive_urban"), "beehive"], check=True,
                    stdout=subprocess.DEVNULL)
-    run = run_example(cur, "peer_hive", os.path.join(ROOT, "docs", "examples", "hive.json"), 4)
+    run = run_example(cur, "peer_hive", os.path.join(ROOT, "docs", "examples", "hive.json"), 5)
     cur.execute("SELECT count(*), count(DISTINCT hive) FROM beehive.hive_daily")
     days, hives = cur.fetchone()
     cur.execute("SELECT count(DISTINCT (hive, (ts AT TIME ZONE current_setting('TimeZone'))::date)) "
@@ -76,8 +76,16 @@ def main():
     check(st == "promoted", "hive: the gated version is %s (%s)" % (st, reason))
     cur.execute("SELECT count(*) FROM mlpipe.metrics m JOIN mlpipe.runs r USING (run_id) "
                 "WHERE r.parent_run_id IN (SELECT run_id FROM mlpipe.runs WHERE parent_run_id = %s) "
-                "AND m.metric IN ('silhouette', 'calinski_harabasz', 'davies_bouldin')", (run,))
-    check(cur.fetchone()[0] == 3, "hive: clustering metrics recorded under the pipeline run")
+                "AND r.kind = 'train' AND m.metric IN ('silhouette', 'calinski_harabasz', 'davies_bouldin')", (run,))
+    check(cur.fetchone()[0] == 3, "hive: clustering metrics of the train step recorded under the pipeline run")
+    cur.execute("SELECT (m.value)::bigint FROM mlpipe.metrics m JOIN mlpipe.runs r USING (run_id) "
+                "WHERE r.kind = 'evaluate' AND m.metric = 'rows' AND r.parent_run_id IN "
+                "(SELECT run_id FROM mlpipe.runs WHERE parent_run_id = %s)", (run,))
+    ev = cur.fetchall()
+    cur.execute("SELECT count(*) FROM beehive.hive_daily WHERE period_start >= '2021-10-01'")
+    october = cur.fetchone()[0]
+    check(len(ev) == 1 and ev[0][0] == october and october > 0,
+          "hive: evaluate step scored the %d October hive-days (%s)" % (october, ev))
 
     # Card transactions.
     subprocess.run(["psql", "-X", "-q", "-v", "csv=" + os.path.join(DATA, "brazilian_bank_transactions",

@@ -1,0 +1,381 @@
+#!/usr/bin/python3
+"""Writes docs/reference/<function>.md and README.md. Signatures, defaults,
+return types, volatility and privileges come from the installed extension
+(pg_proc, aclexplode), so they cannot drift from the code; the prose (what
+it does, errors, example) is in PAGES below. Run with the PG* env of a
+cluster that has the extension:  eval "$(scripts/pg.sh env)";
+/usr/bin/python3 docs/reference/gen_reference.py"""
+import os
+import psycopg2
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROLES = ["mlpipe_reader", "mlpipe_scorer", "mlpipe_trainer", "mlpipe_admin"]
+VOL = {"i": "IMMUTABLE", "s": "STABLE", "v": "VOLATILE"}
+PAR = {"s": "PARALLEL SAFE", "r": "PARALLEL RESTRICTED", "u": "PARALLEL UNSAFE"}
+
+# area, summary, arguments, returns, errors, example, see
+LABEL_FORMS = "`(y_true, y_pred)` as `(text, text)`, `(bigint, bigint)` or `(boolean, boolean)`"
+AGG_ERR = ("22000 NaN/infinite numbers, NULL array elements, arrays of different lengths; "
+           "54000 more than 2,048 distinct labels, or a state over 1 GB between parallel workers. "
+           "Rows with a NULL argument are skipped; no rows give NULL.")
+
+
+def label_agg(desc):
+    return {"area": "Metric aggregates", "summary": desc,
+            "args": "- `y_true`, `y_pred`: the truth and the prediction, " + LABEL_FORMS + ".",
+            "returns": "see the summary; NULL with no rows.", "errors": AGG_ERR,
+            "example": "SELECT mlpipe.%s(y, mlpipe.predict_label('bank', b)) FROM bank b;",
+            "see": "../evaluation.md"}
+
+
+def reg_agg(desc):
+    return {"area": "Metric aggregates", "summary": desc,
+            "args": "- `y_true`, `y_pred`: float8 truth and prediction.",
+            "returns": "float8; NULL with no rows (r2: NULL on one row).",
+            "errors": "22000 NaN or infinite values. Rows with a NULL are skipped.",
+            "example": "SELECT mlpipe.%s(price, mlpipe.predict('milk_price', m)) FROM milk m;",
+            "see": "../evaluation.md"}
+
+
+def clu_agg(desc):
+    return {"area": "Metric aggregates", "summary": desc,
+            "args": "- `x`: the point (float8[], same length in every row).\n- `label`: its cluster (any integers).",
+            "returns": "float8; NULL with fewer than 2 clusters or as many clusters as points.",
+            "errors": "22000 NaN/infinite values, NULL elements, empty arrays or arrays of different lengths; "
+                      "54000 a state over 1 GB between parallel workers (every point is kept).",
+            "example": "SELECT mlpipe.%s(ARRAY[x1, x2], mlpipe.predict('skin', ARRAY[x1, x2])::int) FROM pts;",
+            "see": "../evaluation.md"}
+
+
+REF_ERR = ("42704 unknown model, version or alias (HINT lists what exists); 22004 NULL reference; "
+           "42501 the caller lacks the role")
+PRED_ERR = (REF_ERR + "; 22000 wrong number of features, NULL elements, a row lacking a column the "
+            "model needs or a column of the wrong type; XX001 corrupt artifact (bytea forms)")
+
+PAGES = {
+    "train": {"area": "Training", "summary":
+              "Trains `kmeans`, `minibatch_kmeans`, `decision_tree`, `random_forest` or `gbt` on a table, view "
+              "or SELECT (read as the caller, so grants and row-level security apply), holds out a test split, "
+              "records the metrics, registers a new version and moves `production` to it when the gate passes "
+              "(no gate: the first version, then any version not worse than production on the main metric).",
+              "args": "- `model`: registry name (1-200 characters, no `@`).\n"
+                      "- `algorithm`: one of the five above.\n"
+                      "- `source`: table, view or one SELECT.\n"
+                      "- `target`: target column; NULL for k-means.\n"
+                      "- `features`: columns to use; NULL = every column but the target and `params.exclude`.\n"
+                      "- `params`: algorithm parameters, `split`, `test_size`, `preprocess`, `as_of`, `checks`, "
+                      "`seed`, ... (see [kmeans.md](../kmeans.md), [trees.md](../trees.md), "
+                      "[preprocessing.md](../preprocessing.md), [time-travel.md](../time-travel.md)).\n"
+                      "- `gate`: `{metric, min|max, must_beat, tolerance, higher_is_better}`.",
+              "returns": "one row: model, version, promoted, metrics (jsonb), run_id.",
+              "errors": "22023 unknown algorithm, param or gate key (with \"did you mean\"), invalid model name; "
+                        "22P02 params not valid JSON (PostgreSQL's jsonb parser); 22000 empty or non-finite data, failed `checks`; "
+                        "42703 / 42P01 unknown column / relation; 54000 over `mlpipe.max_memory` or a limit; "
+                        "57014 cancelled.",
+              "example": "SELECT * FROM mlpipe.train('bank', 'gbt', 'bank', 'y',\n"
+                         "    params => '{\"n_estimators\": 100, \"seed\": 1}', gate => '{\"metric\": \"accuracy\", \"min\": 0.85}');",
+              "see": "../registry.md"},
+    "cross_validate": {"area": "Training", "summary":
+                       "k-fold cross-validation (stratified for classification, reproducible from `params.seed`) "
+                       "without registering anything; logged as a `cross_validate` run with one `cv_fold` run per fold.",
+                       "args": "- `algorithm`, `source`, `target`, `features`, `params`: as in `train`.\n"
+                               "- `folds`: number of folds (>= 2).",
+                       "returns": "jsonb `{task, rows, run_id, folds: [...], mean: {...}, std: {...}}`.",
+                       "errors": "22023 folds < 2 or more than the rows, NULL target or k-means, params not an "
+                                 "object, unknown params; 22004 NULL arguments; 22000 no rows.",
+                       "example": "SELECT mlpipe.cross_validate('gbt', 'bank', 'y', NULL, '{\"n_estimators\": 30}', 5)->'mean';",
+                       "see": "../evaluation.md"},
+    "search": {"area": "Training", "summary":
+               "Hyper-parameter search: every candidate of `space` is cross-validated, the best by the task's main "
+               "metric (accuracy, rmse) is trained on all rows with `mlpipe.train(model, ..., gate)` and registered.",
+               "args": "- `model`, `algorithm`, `source`, `target`, `features`: as in `train`.\n"
+                       "- `space`: `{param: [values]}`; with `random`, also `{param: {min, max, log, int}}`.\n"
+                       "- `strategy`: `grid` or `random`.\n- `folds`: folds per candidate.\n"
+                       "- `trials`: draws for `random`.\n- `gate`: as in `train`.",
+               "returns": "the row `train` returns for the winning parameters.",
+               "errors": "22023 empty or non-object space, empty list, range in a grid, unknown strategy, "
+                         "trials < 1, folds < 2, unknown parameter (at the first trial); 54000 more than 1,000 grid "
+                         "combinations; 22000 no trial produced a score.",
+               "example": "SELECT * FROM mlpipe.search('bank', 'gbt', 'bank', 'y', NULL,\n"
+                          "    '{\"max_depth\": [3, 5], \"learning_rate\": [0.05, 0.1]}', folds => 3);",
+               "see": "../evaluation.md"},
+    "predict": {"area": "Scoring", "summary":
+                "Scores one row: cluster number (0-based), class index, or regression value. `model_ref` is "
+                "`name`, `name@alias` or `name@version` (plain `name` = production); the artifact is cached per "
+                "backend. The `row` forms match columns by name and apply the stored preprocessing; the float8[] "
+                "forms take the features in the order of `mlpipe.features(model_ref)`. The bytea forms score an "
+                "artifact directly (no registry lookup).",
+                "args": "- `model_ref` / `model`: registry reference or artifact bytea.\n"
+                        "- `features`: float8[] / `row`: a record (e.g. the table alias).",
+                "returns": "float8.", "errors": PRED_ERR + ".",
+                "example": "SELECT mlpipe.predict('bank', b) FROM bank b LIMIT 3;\n"
+                           "SELECT mlpipe.predict('skin@2', ARRAY[74, 85, 123]);",
+                "see": "../batch-scoring.md"},
+    "predict_label": {"area": "Scoring", "summary": "The predicted class label as it was in the training target (text).",
+                      "args": "As [predict](predict.md).", "returns": "text.",
+                      "errors": PRED_ERR + "; 42809 the model is not a classifier (HINT: use mlpipe.predict).",
+                      "example": "SELECT mlpipe.predict_label('bank', b) FROM bank b LIMIT 3;",
+                      "see": "../batch-scoring.md"},
+    "predict_proba": {"area": "Scoring", "summary":
+                      "One probability per class, in the order of `mlpipe.classes(model_ref)`.",
+                      "args": "As [predict](predict.md).", "returns": "float8[].",
+                      "errors": PRED_ERR + "; 42809 the model is not a classifier.",
+                      "example": "SELECT (mlpipe.predict_proba('bank', b))[2] AS p_yes FROM bank b LIMIT 3;",
+                      "see": "../batch-scoring.md"},
+    "predict_table": {"area": "Scoring", "summary":
+                      "Scores a source into a table (created when missing with key, prediction, label, proba, model, "
+                      "version, scored_at). Modes: `append`, `replace`, `upsert` (needs a unique index on key), "
+                      "`incremental` (only keys not yet scored). Logged as a `predict_table` run with the row count "
+                      "and drift figures of a sample.",
+                      "args": "- `model_ref`: registry reference.\n- `source`: table, view or SELECT (read as the caller).\n"
+                              "- `into`: target table (`table` or `schema.table`).\n- `key`: key column of the source.\n"
+                              "- `mode`: see above.\n- `params`: `drift_threshold`, `null_threshold`, `drift_sample`.",
+                      "returns": "bigint: rows written.",
+                      "errors": "22004 NULL arguments; 22023 unknown mode or params key, bad `into`, key named like an "
+                                "output column; 42703 key not in the source; 22000 `into` is not a table, lacks columns "
+                                "or a unique index for upsert; " + REF_ERR + ".",
+                      "example": "SELECT mlpipe.predict_table('bank', 'bank', 'bank_scores', 'id', 'replace');",
+                      "see": "../batch-scoring.md"},
+    "drift": {"area": "Scoring", "summary":
+              "Population stability index of each feature of a source against the training profile "
+              "(`mlpipe.profile`), and null rates; sends `drift_detected` when a feature drifts.",
+              "args": "- `model_ref`: registry reference.\n- `source`: table, view or SELECT.\n"
+                      "- `threshold`: PSI at or above which a feature is `drift` (`warning` from half of it).\n"
+                      "- `null_threshold`: rise of the null rate that counts as drift.",
+              "returns": "TABLE (feature, psi, null_rate_train, null_rate_now, status).",
+              "errors": "22004 NULL arguments; 22023 non-positive thresholds; 22000 the version has no profile "
+                        "(trained before 0.3.0 or `profile_sample = 0`), the source returned no rows; "
+                        "42703 a model feature is missing from the source; " + REF_ERR + ".",
+              "example": "SELECT * FROM mlpipe.drift('hive_states',\n"
+                         "    'SELECT * FROM beehive.hive_daily WHERE period_start >= ''2021-10-01''');",
+              "see": "../drift.md"},
+    "evaluate": {"area": "Evaluation", "summary":
+                 "Scores a source with a registered version and returns the task's metrics: classification "
+                 "(accuracy, precision/recall/f1, log_loss, roc_auc, confusion_matrix), regression (rmse, mae, r2, "
+                 "mape), clustering (silhouette on at most 10,000 hashed rows, calinski_harabasz, davies_bouldin on "
+                 "the raw feature values with the clusters the model assigns; no target needed). Logged as an "
+                 "`evaluate` run with `split = 'evaluate'`.",
+                 "args": "- `model_ref`: registry reference.\n- `source`: table, view or SELECT with the target column "
+                         "(supervised models).",
+                 "returns": "jsonb: the metrics plus rows, model, version, run_id.",
+                 "errors": "22004 NULL arguments; 22023 empty source; 22000 no rows with a non-NULL target; "
+                           "42501 no access to the source; " + REF_ERR + ".",
+                 "example": "SELECT mlpipe.evaluate('bank', 'SELECT * FROM bank WHERE month = ''dec''');",
+                 "see": "../evaluation.md"},
+    "accuracy": label_agg("Share of rows where prediction equals truth."),
+    "precision_macro": label_agg("Precision averaged over the labels present in either column (zero_division 0)."),
+    "recall_macro": label_agg("Recall averaged over the labels present in either column (zero_division 0)."),
+    "f1_macro": label_agg("F1 averaged over the labels present in either column."),
+    "f1_weighted": label_agg("F1 per label weighted by the label's support."),
+    "confusion_matrix": label_agg("jsonb `{\"labels\": [...], \"matrix\": [[...]]}`: rows are true labels, columns "
+                                  "predictions, labels sorted as scikit-learn sorts them."),
+    "log_loss": {"area": "Metric aggregates", "summary":
+                 "Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).",
+                 "args": "- `(y_true boolean, p float8)`: p = P(true).\n"
+                         "- `(y_true text, proba float8[], classes text[])`: proba in the order of classes "
+                         "(pass `mlpipe.classes(model)`).",
+                 "returns": "float8; NULL with no rows.",
+                 "errors": "22000 p outside [0, 1], NaN, proba length differs from classes, label not in classes; "
+                           "22023 classes with fewer than 2 or duplicate labels.",
+                 "example": "SELECT mlpipe.log_loss(y, mlpipe.predict_proba('bank', b), mlpipe.classes('bank')) FROM bank b;",
+                 "see": "../evaluation.md"},
+    "roc_auc": {"area": "Metric aggregates", "summary":
+                "Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.",
+                "args": "- `(y_true boolean, score float8)`.\n- `(y_true text, proba float8[], classes text[])`.",
+                "returns": "float8; NULL with one class present or no rows.",
+                "errors": "22000 NaN, proba length differs from classes, label not in classes; 22023 bad classes; "
+                          "54000 state over 1 GB between parallel workers.",
+                "example": "SELECT mlpipe.roc_auc(y = 'yes', (mlpipe.predict_proba('bank', b))[2]) FROM bank b;",
+                "see": "../evaluation.md"},
+    "rmse": reg_agg("Root mean squared error."),
+    "mae": reg_agg("Mean absolute error."),
+    "r2": reg_agg("Coefficient of determination (1 for an exact prediction of a constant truth, else 0 then)."),
+    "mape": reg_agg("Mean absolute percentage error, dividing by max(abs(y), eps) as scikit-learn (a fraction, not %)."),
+    "silhouette": clu_agg("Mean silhouette coefficient, Euclidean, exact O(n^2)."),
+    "calinski_harabasz": clu_agg("Calinski-Harabasz score (between/within dispersion)."),
+    "davies_bouldin": clu_agg("Davies-Bouldin score (lower is better)."),
+    "ts_features": {"area": "Features", "summary":
+                    "Summary of a time series in one pass: n, n_null, mean, std, min, max, q05, q25, median, q75, "
+                    "q95, skewness, kurtosis, slope per hour, first, last, mean_abs_change, autocorr_lag1, "
+                    "longest_gap (seconds). Parallel safe (combine/serial/deserial).",
+                    "args": "- `ts`: reading time.\n- `value`: reading (NULL counts in n_null).",
+                    "returns": "`mlpipe.ts_summary`; expand with `(mlpipe.ts_features(ts, v)).*`.",
+                    "errors": "22000 a non-finite timestamp; 54000 a group with more readings than `mlpipe.max_memory` / 16 bytes allows.",
+                    "example": "SELECT hive, date_trunc('day', ts) AS day, (mlpipe.ts_features(ts, temperature)).*\n"
+                               "  FROM beehive.sensor GROUP BY 1, 2;",
+                    "see": "../features.md"},
+    "summary": {"area": "Features", "summary":
+                "Distribution summary of a column: n, n_null, mean, std, min, max, quantiles, skewness, kurtosis.",
+                "args": "- `value`: float8.", "returns": "`mlpipe.value_summary`.",
+                "errors": "54000 a group with more values than `mlpipe.max_memory` / 16 bytes allows (HINT: raise it or use smaller groups).",
+                "example": "SELECT (mlpipe.summary(temperature)).* FROM beehive.sensor;",
+                "see": "../features.md"},
+    "resolve": {"area": "Registry", "summary": "Resolves `name`, `name@alias` or `name@version` to a model and version.",
+                "args": "- `model_ref`: the reference.", "returns": "(model text, version int).",
+                "errors": REF_ERR + ".", "example": "SELECT * FROM mlpipe.resolve('bank@production');",
+                "see": "../registry.md"},
+    "promote": {"area": "Registry", "summary":
+                "Points an alias at a version (recorded in the append-only `mlpipe.alias_events`), optionally "
+                "checking a gate first; sends `promoted`.",
+                "args": "- `model`, `version`: the version.\n- `alias`: alias name.\n- `reason`: free text kept in the "
+                        "event.\n- `gate`: as in `train`; the alias is not moved when it fails.",
+                "returns": "int: the version, or NULL when the gate failed (alias unchanged).",
+                "errors": "42704 unknown model or version; 22023 invalid alias or gate; 22004 NULL alias; 42501 not admin.",
+                "example": "SELECT mlpipe.promote('bank', 3, 'staging', 'shadow test');",
+                "see": "../registry.md"},
+    "rollback": {"area": "Registry", "summary":
+                 "Moves an alias back to the version it pointed to before (from `mlpipe.alias_events`); sends `rolled_back`.",
+                 "args": "- `model`.\n- `alias`.\n- `reason`.",
+                 "returns": "int: the version the alias now points to.",
+                 "errors": "42704 unknown model or alias; 55000 no earlier version to go back to; 42501 not admin.",
+                 "example": "SELECT mlpipe.rollback('bank');", "see": "../registry.md"},
+    "version_at": {"area": "Registry", "summary": "The version an alias pointed to at a past time (time travel).",
+                   "args": "- `model`.\n- `at`: the time.\n- `alias`.",
+                   "returns": "int, NULL before the alias was first set (or `at` NULL).",
+                   "errors": "42704 unknown model or an alias it never had; 22004 NULL alias.",
+                   "example": "SELECT mlpipe.version_at('bank', now() - interval '7 days');",
+                   "see": "../registry.md"},
+    "prune": {"area": "Registry", "summary":
+              "Deletes old versions beyond the newest `keep`, only those older than `retain`; never one an alias "
+              "points to, never the newest.",
+              "args": "- `model`.\n- `keep`: versions to keep (>= 1).\n- `retain`: minimum age of a deleted version.",
+              "returns": "int[]: the versions deleted.",
+              "errors": "22023 keep < 1 or NULL, negative or NULL retain; 42704 unknown model; 42501 not admin.",
+              "example": "SELECT mlpipe.prune('bank', keep => 5, retain => '0 days');", "see": "../registry.md"},
+    "tag": {"area": "Registry", "summary": "Sets a tag on a model or on one version.",
+            "args": "- `model`, optional `version`.\n- `key`: 1-128 characters.\n- `value`: text, not NULL.",
+            "returns": "jsonb: the tags after the change.",
+            "errors": "22023 invalid key; 22004 NULL value (use untag); 54000 too many tags; 42704 unknown model or "
+                      "version; 42501 not admin.",
+            "example": "SELECT mlpipe.tag('bank', 3, 'owner', 'risk-team');", "see": "../registry.md"},
+    "untag": {"area": "Registry", "summary": "Removes a tag from a model or a version.",
+              "args": "- `model`, optional `version`.\n- `key`.", "returns": "jsonb: the tags after the change.",
+              "errors": "22023 invalid key; 42704 unknown model or version; 42501 not admin.",
+              "example": "SELECT mlpipe.untag('bank', 3, 'owner');", "see": "../registry.md"},
+    "model_info": {"area": "Registry", "summary":
+                   "Everything about a version in one document: model, version, algorithm, task, target, features, "
+                   "classes, params, metrics, gate, status, lineage, tags, model_tags, aliases, size, sha256, "
+                   "training_rows, skipped_rows, run_id, created_at, created_by.",
+                   "args": "- `model_ref`.", "returns": "jsonb.", "errors": REF_ERR + ".",
+                   "example": "SELECT jsonb_pretty(mlpipe.model_info('bank'));", "see": "../registry.md"},
+    "export": {"area": "Registry", "summary":
+               "The model as JSON (trees, centroids, preprocessing) for inspection or other tools. "
+               "`mlpipe.import`, its inverse in API.md, is **not built** in 0.3.0.",
+               "args": "- `model_ref` (registry) or `model` (artifact bytea).", "returns": "jsonb.",
+               "errors": REF_ERR + "; XX001 corrupt artifact.",
+               "example": "SELECT mlpipe.export('milk_price')->'preprocess';", "see": "../artifact-format.md"},
+    "features": {"area": "Registry", "summary": "The feature names of a version, in the order the float8[] forms of predict take them.",
+                 "args": "- `model_ref`.", "returns": "text[].", "errors": REF_ERR + ".",
+                 "example": "SELECT mlpipe.features('bank');", "see": "../registry.md"},
+    "classes": {"area": "Registry", "summary": "The class labels of a classifier, in the order of `predict_proba`; NULL otherwise.",
+                "args": "- `model_ref`.", "returns": "text[].", "errors": REF_ERR + ".",
+                "example": "SELECT mlpipe.classes('bank');", "see": "../registry.md"},
+    "feature_importance": {"area": "Registry", "summary": "Gain-based importance of each feature of a tree model (sums to 1).",
+                           "args": "- `model_ref`.", "returns": "TABLE (feature, importance).",
+                           "errors": REF_ERR + "; 42809 k-means model.",
+                           "example": "SELECT * FROM mlpipe.feature_importance('bank') ORDER BY importance DESC LIMIT 5;",
+                           "see": "../trees.md"},
+    "artifact": {"area": "Registry", "summary": "The artifact bytes of a version (for the bytea forms of predict or export).",
+                 "args": "- `model_ref`.", "returns": "bytea.", "errors": REF_ERR + ".",
+                 "example": "SELECT length(mlpipe.artifact('bank'));", "see": "../artifact-format.md"},
+    "profile": {"area": "Registry", "summary": "The training profile of a version (bin edges and shares per feature) used by drift.",
+                "args": "- `model_ref`.", "returns": "jsonb `{rows, sample, fraction, features}`, NULL when the version has none.",
+                "errors": REF_ERR + ".", "example": "SELECT mlpipe.profile('hive_states')->'rows';",
+                "see": "../drift.md"},
+    "create_pipeline": {"area": "Pipelines", "summary":
+                        "Validates a pipeline config (steps features, train, search, predict, evaluate, drift) and "
+                        "stores it as a new version of the named pipeline (the same config again is no new version).",
+                        "args": "- `name`: 1-200 characters.\n- `config`: jsonb, or text (JSON; errors then point at "
+                                "the parse position).",
+                        "returns": "int: the pipeline version.",
+                        "errors": "22023 unknown key (with \"did you mean\"), kind or value, a source that does not "
+                                  "exist and no earlier step writes, a source that is not one SELECT, bad name; "
+                                  "22032 missing key, wrong JSON type, malformed JSON; 22004 NULL config; 54000 more than "
+                                  "100 steps; 42501 not admin.",
+                        "example": "SELECT mlpipe.create_pipeline('hive', pg_read_file('/abs/path/docs/examples/hive.json'));",
+                        "see": "../pipelines.md"},
+    "run_pipeline": {"area": "Pipelines", "summary":
+                     "Runs the current version, each step in a subtransaction logged as a `pipeline_step` run. A "
+                     "failing step does not raise: the run is marked failed, `run_failed` is sent, a WARNING printed.",
+                     "args": "- `name`.", "returns": "bigint: the pipeline run id.",
+                     "errors": "42704 unknown pipeline; 55P03 already running; 42501 not admin.",
+                     "example": "SELECT mlpipe.run_pipeline('hive');", "see": "../pipelines.md"},
+    "schedule": {"area": "Pipelines", "summary": "Schedules `run_pipeline(name)` as pg_cron job `mlpipe:<name>` (replacing an earlier one).",
+                 "args": "- `name`.\n- `cron`: five-field cron expression.", "returns": "bigint: the pg_cron job id.",
+                 "errors": "55000 pg_cron not preloaded, not created, or in another database (HINT); 22023 empty or "
+                           "invalid cron; 42704 unknown pipeline; 42501 not admin.",
+                 "example": "SELECT mlpipe.schedule('hive', '0 21 * * *');", "see": "../pipelines.md"},
+    "unschedule": {"area": "Pipelines", "summary": "Removes the pg_cron job of a pipeline.",
+                   "args": "- `name`.", "returns": "boolean: whether a job was removed.",
+                   "errors": "55000 as schedule; 42704 unknown pipeline.",
+                   "example": "SELECT mlpipe.unschedule('hive');", "see": "../pipelines.md"},
+    "drop_pipeline": {"area": "Pipelines", "summary": "Unschedules and removes a pipeline; its versions' history and runs stay.",
+                      "args": "- `name`.", "returns": "void.", "errors": "42704 unknown pipeline; 42501 not admin.",
+                      "example": "SELECT mlpipe.drop_pipeline('hive');", "see": "../pipelines.md"},
+    "version": {"area": "Misc", "summary": "The installed mlpipe version.", "args": "None.", "returns": "text, `'0.3.0'`.",
+                "errors": "None.", "example": "SELECT mlpipe.version();", "see": "../getting-started.md"},
+}
+AREAS = ["Training", "Scoring", "Evaluation", "Metric aggregates", "Features", "Registry", "Pipelines", "Misc"]
+
+Q = """
+SELECT p.proname, p.prokind, pg_get_function_arguments(p.oid), pg_get_function_result(p.oid),
+       p.provolatile, p.proparallel, p.prosecdef,
+       EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'),
+       ARRAY(SELECT r FROM unnest(%s::text[]) WITH ORDINALITY u(r, o)
+              WHERE EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                             WHERE a.grantee = r::regrole AND a.privilege_type = 'EXECUTE') ORDER BY o)
+  FROM pg_proc p
+ WHERE p.pronamespace = 'mlpipe'::regnamespace AND p.proname !~ '^_'
+ ORDER BY p.proname, pg_get_function_arguments(p.oid)"""
+
+
+def main():
+    conn = psycopg2.connect("")
+    cur = conn.cursor()
+    cur.execute(Q, (ROLES,))
+    funcs = {}
+    for name, kind, args, res, vol, par, secdef, public, roles in cur.fetchall():
+        funcs.setdefault(name, []).append((kind, args, res, vol, par, secdef, public, roles))
+    missing = sorted(set(funcs) - set(PAGES))
+    if missing:
+        raise SystemExit("no page text for: " + ", ".join(missing))
+    for name, forms in funcs.items():
+        pg = PAGES[name]
+        lines = ["# mlpipe.%s" % name, "", pg["summary"], "", "## Signature%s" % ("s" if len(forms) > 1 else ""), ""]
+        lines.append("```sql")
+        for kind, args, res, vol, par, secdef, public, roles in forms:
+            if kind == "a":
+                lines.append("AGGREGATE mlpipe.%s(%s) -- %s" % (name, args, PAR[par]))
+            else:
+                lines.append("mlpipe.%s(%s)\n    RETURNS %s -- %s, %s%s"
+                             % (name, args, res, VOL[vol], PAR[par], ", SECURITY DEFINER" if secdef else ""))
+        lines += ["```", "", "## Arguments", "", pg["args"], "", "## Returns", "", pg["returns"], "",
+                  "## Privileges", ""]
+        for kind, args, res, vol, par, secdef, public, roles in forms:
+            who = "PUBLIC" if public else ("`%s` and the roles above it" % roles[0] if roles else "owner only")
+            lines.append("- `%s(%s)`: %s" % (name, args.split(" DEFAULT")[0] if len(forms) == 1 else args, who))
+        lines += ["", "Roles: mlpipe_reader < mlpipe_scorer < mlpipe_trainer < mlpipe_admin (each includes the previous); "
+                  "see [../security.md](../security.md).", "", "## Errors", "", pg["errors"], "", "## Example", "",
+                  "```sql", pg["example"].replace("%s", name), "```", "", "See also: [%s](%s)." % (pg["see"][3:], pg["see"]), ""]
+        open(os.path.join(HERE, name + ".md"), "w").write("\n".join(lines))
+    idx = ["# SQL function reference (mlpipe 0.3.0)", "",
+           "One page per SQL function of schema `mlpipe`, overloads together. Signatures, defaults, volatility and",
+           "privileges are generated from the installed extension by `gen_reference.py` (in this folder);",
+           "errors use the SQLSTATEs of ARCHITECTURE.md (22023 bad parameter, 22032 bad JSON config, 22000 data,",
+           "54000 limit, 55000 pg_cron missing, 42704 unknown model/alias/pipeline, 42501 privilege, XX001",
+           "corrupt artifact). Functions starting with `_` are internal and not part of the API.", ""]
+    for area in AREAS:
+        idx += ["## " + area, ""]
+        for name in sorted(n for n in funcs if PAGES[n]["area"] == area):
+            idx.append("- [mlpipe.%s](%s.md): %s" % (name, name, PAGES[name]["summary"].split(". ")[0].rstrip(".") + "."))
+        idx.append("")
+    idx += ["## Not built", "",
+            "- `mlpipe.import(model text, doc jsonb) RETURNS int` is in the API contract (API.md) but not in 0.3.0:",
+            "  there is no way yet to register a version from an `export` document.", ""]
+    open(os.path.join(HERE, "README.md"), "w").write("\n".join(idx))
+    print("wrote %d pages" % len(funcs))
+
+
+if __name__ == "__main__":
+    main()

@@ -19,7 +19,8 @@ if [ ! -r "$data/beehive_urban/sensor_2021.csv" ]; then
 	exit 1
 fi
 psql -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
-	-c "CREATE EXTENSION IF NOT EXISTS pg_cron" -c "CREATE EXTENSION IF NOT EXISTS mlpipe"
+	-c "CREATE EXTENSION IF NOT EXISTS pg_cron" -c "CREATE EXTENSION IF NOT EXISTS mlpipe" \
+	-c "ALTER EXTENSION mlpipe UPDATE"
 bash scripts/load_beehive.sh "$data/beehive_urban" beehive
 psql -X -v ON_ERROR_STOP=1 -v config="$(cat docs/examples/hive.json)" -f demo/hive.sql
 

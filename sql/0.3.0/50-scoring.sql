@@ -12,6 +12,12 @@ COMMENT ON COLUMN mlpipe.model_versions.profile IS
 -- C helpers (src/pg/drift.c).
 --------------------------------------------------------------------------
 
+-- A classifier's class index and probabilities from one evaluation:
+-- {class, p_1, ..., p_k} (predict_table's classification path).
+CREATE FUNCTION mlpipe._predict_scored(model_ref text, features float8[]) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_predict_scored_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
 -- The SELECT a source (table, view or query) stands for, as training reads it.
 CREATE FUNCTION mlpipe._source_sql(source text) RETURNS text
 AS 'MODULE_PATHNAME', 'mlpipe_source_sql'
@@ -801,12 +807,29 @@ BEGIN
         xexpr := mlpipe._feature_array_expr(info.features, source);
     END IF;
     xexpr := coalesce(xexpr, 'src');
+    -- A classifier is scored once per row in a subquery (OFFSET 0 keeps the
+    -- planner from pulling it up, which would copy the call into every output
+    -- column that uses it): the float8[] form through _predict_scored, the
+    -- row form with predict and predict_proba.
     IF info.task = 'classification' THEN
-        sel := format('SELECT src.%1$I, p.pr AS prediction, (%2$L::text[])[p.pr::int + 1] AS label, p.pb AS proba, '
-                      '%3$L::text AS model, %4$s::int AS version, now() AS scored_at '
-                      'FROM (%5$s) AS src, '
-                      'LATERAL (SELECT mlpipe.predict(%7$L, %8$s) AS pr, mlpipe.predict_proba(%7$L, %8$s) AS pb) AS p%6$s',
-                      key, info.classes, info.model, info.version, src_sql, filt, ref, xexpr);
+        IF xexpr <> 'src' THEN
+            sel := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_r[1] AS prediction, '
+                          '(%2$L::text[])[mlpipe_s.mlpipe_r[1]::int + 1] AS label, '
+                          'mlpipe_s.mlpipe_r[2:%9$s] AS proba, '
+                          '%3$L::text AS model, %4$s::int AS version, now() AS scored_at '
+                          'FROM (SELECT src.%1$I, mlpipe._predict_scored(%7$L, %8$s) AS mlpipe_r '
+                          'FROM (%5$s) AS src%6$s OFFSET 0) AS mlpipe_s',
+                          key, info.classes, info.model, info.version, src_sql, filt, ref, xexpr,
+                          cardinality(info.classes) + 1);
+        ELSE
+            sel := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
+                          '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba, '
+                          '%3$L::text AS model, %4$s::int AS version, now() AS scored_at '
+                          'FROM (SELECT src.%1$I, mlpipe.predict(%7$L, src) AS mlpipe_p, '
+                          'mlpipe.predict_proba(%7$L, src) AS mlpipe_pb '
+                          'FROM (%5$s) AS src%6$s OFFSET 0) AS mlpipe_s',
+                          key, info.classes, info.model, info.version, src_sql, filt, ref);
+        END IF;
     ELSE
         sel := format('SELECT src.%1$I, mlpipe.predict(%6$L, %7$s) AS prediction, NULL::text AS label, '
                       'NULL::float8[] AS proba, %2$L::text AS model, %3$s::int AS version, now() AS scored_at '
@@ -821,6 +844,8 @@ BEGIN
         EXECUTE format('ALTER TABLE %s ALTER COLUMN scored_at SET DEFAULT now()', tgt.qualified);
         EXECUTE format('CREATE %s INDEX ON %s (%I)',
                        CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
+        -- Readers read prediction tables (docs/security.md).
+        EXECUTE format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
     ELSE
         IF mode = 'replace' THEN
             EXECUTE format('DELETE FROM %s', tgt.qualified);
@@ -866,6 +891,7 @@ END $$;
 -- Privileges.
 --------------------------------------------------------------------------
 
+REVOKE ALL ON FUNCTION mlpipe._predict_scored(text, float8[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._source_sql(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._source_columns(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._type_class(regtype) FROM PUBLIC;
@@ -884,7 +910,8 @@ REVOKE ALL ON FUNCTION mlpipe._feature_array_expr(text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._has_preprocessing(bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
--- Readers may see a version's profile; trainers train, score into tables and measure drift.
+-- Scorers score; readers may see a version's profile; trainers train, score into tables and measure drift.
+GRANT EXECUTE ON FUNCTION mlpipe._predict_scored(text, float8[]) TO mlpipe_scorer;
 GRANT EXECUTE ON FUNCTION mlpipe.profile(text) TO mlpipe_reader;
 GRANT EXECUTE ON FUNCTION mlpipe._scoring_info(text) TO mlpipe_reader;
 GRANT EXECUTE ON FUNCTION mlpipe._source_sql(text), mlpipe._source_columns(text), mlpipe._type_class(regtype),

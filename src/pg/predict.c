@@ -22,6 +22,7 @@ PG_FUNCTION_INFO_V1(mlpipe_predict_label_ref);
 PG_FUNCTION_INFO_V1(mlpipe_predict_label_bytea);
 PG_FUNCTION_INFO_V1(mlpipe_predict_proba_ref);
 PG_FUNCTION_INFO_V1(mlpipe_predict_proba_bytea);
+PG_FUNCTION_INFO_V1(mlpipe_predict_scored_ref);
 
 #define BACKEND_CACHE_SIZE 16
 
@@ -355,6 +356,31 @@ mlpipe_predict_proba_ref(PG_FUNCTION_ARGS)
 	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
 
 	PG_RETURN_DATUM(proba_datum(&rc->slot->decoded, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
+}
+
+/*
+ * _predict_scored(ref, x): a classifier's class index and probabilities from
+ * one evaluation, as float8[] {class, p_1, ..., p_k}. predict_table writes
+ * prediction, label and proba from it instead of scoring each row twice;
+ * the class is ml_model_predict's own, so it equals mlpipe.predict's.
+ */
+Datum
+mlpipe_predict_scored_ref(PG_FUNCTION_ARGS)
+{
+	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
+	const MlModel *m = &rc->slot->decoded;
+	uint32		k = m->meta.n_classes;
+	double	   *p;
+	Datum	   *d;
+	uint32		i;
+
+	predict_require_classifier(m, "_predict_scored");
+	p = palloc(sizeof(double) * k);
+	d = palloc(sizeof(Datum) * (k + 1));
+	d[0] = Float8GetDatum(predict_one(m, PG_GETARG_ARRAYTYPE_P(1), rc->scratch, p));
+	for (i = 0; i < k; i++)
+		d[i + 1] = Float8GetDatum(p[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(d, k + 1, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 /* Per call site of the bytea form: the artifact last decoded. */

@@ -12,10 +12,18 @@ COMMENT ON COLUMN mlpipe.model_versions.profile IS
 -- C helpers (src/pg/drift.c).
 --------------------------------------------------------------------------
 
--- A classifier's class index and probabilities from one evaluation:
--- {class, p_1, ..., p_k} (predict_table's classification path).
-CREATE FUNCTION mlpipe._predict_scored(model_ref text, features float8[]) RETURNS float8[]
-AS 'MODULE_PATHNAME', 'mlpipe_predict_scored_ref'
+-- A classifier's class index, label and probabilities for predict_table:
+-- the same as predict, predict_label and predict_proba (float8[] forms), but
+-- the three calls for a row share one evaluation (a per-backend memo of the
+-- last row scored, src/pg/predict.c).
+CREATE FUNCTION mlpipe._score_class(model_ref text, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_score_class_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION mlpipe._score_label(model_ref text, features float8[]) RETURNS text
+AS 'MODULE_PATHNAME', 'mlpipe_score_label_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION mlpipe._score_proba(model_ref text, features float8[]) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_score_proba_ref'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 -- The SELECT a source (table, view or query) stands for, as training reads it.
@@ -807,22 +815,21 @@ BEGIN
         xexpr := mlpipe._feature_array_expr(info.features, source);
     END IF;
     xexpr := coalesce(xexpr, 'src');
-    -- A classifier is scored once per row in a subquery (OFFSET 0 keeps the
-    -- planner from pulling it up, which would copy the call into every output
-    -- column that uses it): the float8[] form through _predict_scored, the
-    -- row form with predict and predict_proba. The SELECT is built as head
-    -- (key, prediction and, for a classifier, label and proba), the constant
-    -- columns, and the FROM clause: a new table gets only the head's columns
-    -- from CREATE TABLE AS and the others as added columns (below).
+    -- A classifier is scored once per row: the float8[] form through the
+    -- _score_* functions, whose calls for one row share an evaluation (the
+    -- whole projection stays in the parallel workers); the row form with
+    -- predict and predict_proba in a subquery (OFFSET 0 keeps the planner
+    -- from pulling it up, which would copy predict into the label column).
+    -- The SELECT is built as head (key, prediction and, for a classifier,
+    -- label and proba), the constant columns, and the FROM clause: a new
+    -- table gets only the head's columns from CREATE TABLE AS and the others
+    -- as added columns (below).
     IF info.task = 'classification' THEN
         IF xexpr <> 'src' THEN
-            head := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_r[1] AS prediction, '
-                           '(%2$L::text[])[mlpipe_s.mlpipe_r[1]::int + 1] AS label, '
-                           'mlpipe_s.mlpipe_r[2:%3$s] AS proba',
-                           key, info.classes, cardinality(info.classes) + 1);
-            from_sql := format(' FROM (SELECT src.%1$I, mlpipe._predict_scored(%2$L, %3$s) AS mlpipe_r '
-                               'FROM (%4$s) AS src%5$s OFFSET 0) AS mlpipe_s',
-                               key, ref, xexpr, src_sql, filt);
+            head := format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
+                           'mlpipe._score_label(%2$L, %3$s) AS label, mlpipe._score_proba(%2$L, %3$s) AS proba',
+                           key, ref, xexpr);
+            from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
         ELSE
             head := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
                            '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
@@ -916,7 +923,8 @@ END $$;
 -- Privileges.
 --------------------------------------------------------------------------
 
-REVOKE ALL ON FUNCTION mlpipe._predict_scored(text, float8[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe._score_class(text, float8[]), mlpipe._score_label(text, float8[]),
+    mlpipe._score_proba(text, float8[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._source_sql(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._source_columns(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._type_class(regtype) FROM PUBLIC;
@@ -936,7 +944,8 @@ REVOKE ALL ON FUNCTION mlpipe._has_preprocessing(bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
 -- Scorers score; readers may see a version's profile; trainers train, score into tables and measure drift.
-GRANT EXECUTE ON FUNCTION mlpipe._predict_scored(text, float8[]) TO mlpipe_scorer;
+GRANT EXECUTE ON FUNCTION mlpipe._score_class(text, float8[]), mlpipe._score_label(text, float8[]),
+    mlpipe._score_proba(text, float8[]) TO mlpipe_scorer;
 GRANT EXECUTE ON FUNCTION mlpipe.profile(text) TO mlpipe_reader;
 GRANT EXECUTE ON FUNCTION mlpipe._scoring_info(text) TO mlpipe_reader;
 GRANT EXECUTE ON FUNCTION mlpipe._source_sql(text), mlpipe._source_columns(text), mlpipe._type_class(regtype),

@@ -80,24 +80,29 @@ SELECT results_eq($$SELECT label FROM tap_scoring.scores ORDER BY id$$,
                   $$SELECT mlpipe.predict_label('tap_sc', ARRAY[a, b]) FROM tap_scoring.pts WHERE id <= 8 ORDER BY id$$,
                   'labels agree with predict_label');
 
--- Scoring once per row (issue #5): _predict_scored is {class, probabilities}
--- from one evaluation and agrees with predict and predict_proba.
+-- Scoring once per row (issue #5): _score_class, _score_label and
+-- _score_proba share one evaluation per row and agree with predict,
+-- predict_label and predict_proba, also when two models alternate.
 SELECT lives_ok($$SELECT mlpipe.train('tap_sc_gbt', 'gbt', 'tap_scoring.pts', 'size', '{a,b}',
                   '{"n_estimators": 10, "max_depth": 3, "test_size": 0}')$$, 'a gbt classifier trains');
 SELECT lives_ok($$SELECT mlpipe.train('tap_sc_reg', 'decision_tree', 'tap_scoring.pts', 'b', '{a}',
                   '{"max_depth": 3, "test_size": 0}')$$, 'a regression tree trains');
-SELECT results_eq($$SELECT id, r[1], r[2:3] FROM (SELECT id, mlpipe._predict_scored('tap_sc_gbt', ARRAY[a, b]) r
-                                                FROM tap_scoring.pts) s ORDER BY id$$,
-                  $$SELECT id, mlpipe.predict('tap_sc_gbt', ARRAY[a, b]), mlpipe.predict_proba('tap_sc_gbt', ARRAY[a, b])
+SELECT results_eq($$SELECT id, mlpipe._score_class('tap_sc_gbt', ARRAY[a, b]), mlpipe._score_label('tap_sc_gbt', ARRAY[a, b]),
+                           mlpipe._score_proba('tap_sc_gbt', ARRAY[a, b]), mlpipe._score_proba('tap_sc', ARRAY[a, b]),
+                           mlpipe._score_label('tap_sc', ARRAY[a, b]), mlpipe._score_class('tap_sc_gbt', ARRAY[b, a])
                       FROM tap_scoring.pts ORDER BY id$$,
-                  '_predict_scored = {predict, predict_proba...}');
-SELECT throws_ok($$SELECT mlpipe._predict_scored('tap_sc_reg', ARRAY[1.0]::float8[])$$, '42809', NULL,
-                 '_predict_scored needs a classifier');
-SELECT throws_ok($$SELECT mlpipe._predict_scored('tap_sc_gbt', ARRAY[1.0]::float8[])$$, '22000',
-                 'model expects 2 features, got 1', '_predict_scored checks the feature count');
-SELECT ok(has_function_privilege('mlpipe_scorer', 'mlpipe._predict_scored(text,float8[])', 'EXECUTE')
-          AND NOT has_function_privilege('tap_sc_reader', 'mlpipe._predict_scored(text,float8[])', 'EXECUTE'),
-          'scorers may call _predict_scored, readers may not');
+                  $$SELECT id, mlpipe.predict('tap_sc_gbt', ARRAY[a, b]), mlpipe.predict_label('tap_sc_gbt', ARRAY[a, b]),
+                           mlpipe.predict_proba('tap_sc_gbt', ARRAY[a, b]), mlpipe.predict_proba('tap_sc', ARRAY[a, b]),
+                           mlpipe.predict_label('tap_sc', ARRAY[a, b]), mlpipe.predict('tap_sc_gbt', ARRAY[b, a])
+                      FROM tap_scoring.pts ORDER BY id$$,
+                  '_score_* agree with predict, predict_label, predict_proba (two models, swapped inputs)');
+SELECT throws_ok($$SELECT mlpipe._score_class('tap_sc_reg', ARRAY[1.0]::float8[])$$, '42809', NULL,
+                 '_score_class needs a classifier');
+SELECT throws_ok($$SELECT mlpipe._score_proba('tap_sc_gbt', ARRAY[1.0]::float8[])$$, '22000',
+                 'model expects 2 features, got 1', '_score_proba checks the feature count');
+SELECT ok(has_function_privilege('mlpipe_scorer', 'mlpipe._score_label(text,float8[])', 'EXECUTE')
+          AND NOT has_function_privilege('tap_sc_reader', 'mlpipe._score_label(text,float8[])', 'EXECUTE'),
+          'scorers may call the _score_* functions, readers may not');
 
 -- A new classification table (float8[] path, parallel costs for an
 -- ensemble): every row agrees with predict, predict_label, predict_proba;

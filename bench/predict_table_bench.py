@@ -7,6 +7,7 @@ a gbt classifier (100 trees, depth 6, two classes: prediction, label and
 proba per row) and a single regression tree of depth 4 (scoring is nearly
 free: what is left is predict_table's own cost), and times, in the same run:
   ctas      CREATE TABLE t AS SELECT id, x[1] FROM src          (the floor: no scoring)
+  index     CREATE INDEX ON t (id) after that                   (part of a new target's cost)
   insert    CREATE TABLE t (id int, prediction float8);
             INSERT INTO t SELECT id, mlpipe.predict(m, x) FROM src   (scoring by hand)
   insert_full (classifier only) the same with prediction, predict_label and
@@ -69,6 +70,9 @@ def main():
     drop = ["DROP TABLE IF EXISTS bench_pt.t"]
     results = {}
     results["ctas"] = timed(drop, "CREATE TABLE bench_pt.t AS SELECT id, x[1] FROM bench_pt.src", drop)
+    # What the key index alone costs (predict_table builds one on a new table).
+    results["index"] = timed(drop + ["CREATE TABLE bench_pt.t AS SELECT id, x[1] FROM bench_pt.src"],
+                             "CREATE INDEX ON bench_pt.t (id)", drop)
     for name, ref in models.items():
         results[name + " insert"] = timed(
             drop + ["CREATE TABLE bench_pt.t (id int, prediction float8)"],

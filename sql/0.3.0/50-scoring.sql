@@ -12,6 +12,20 @@ COMMENT ON COLUMN mlpipe.model_versions.profile IS
 -- C helpers (src/pg/drift.c).
 --------------------------------------------------------------------------
 
+-- A classifier's class index, label and probabilities for predict_table:
+-- the same as predict, predict_label and predict_proba (float8[] forms), but
+-- the three calls for a row share one evaluation (a per-backend memo of the
+-- last row scored, src/pg/predict.c).
+CREATE FUNCTION mlpipe._score_class(model_ref text, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_score_class_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION mlpipe._score_label(model_ref text, features float8[]) RETURNS text
+AS 'MODULE_PATHNAME', 'mlpipe_score_label_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION mlpipe._score_proba(model_ref text, features float8[]) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_score_proba_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
 -- The SELECT a source (table, view or query) stands for, as training reads it.
 CREATE FUNCTION mlpipe._source_sql(source text) RETURNS text
 AS 'MODULE_PATHNAME', 'mlpipe_source_sql'
@@ -715,10 +729,6 @@ CREATE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text, k
                                      mode text DEFAULT 'append', params jsonb DEFAULT '{}')
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
--- The planner takes predict for a cheap function; within this call, make a
--- parallel scan of the source attractive so that the scoring SELECT of a
--- new target (CREATE TABLE AS) runs in parallel workers where allowed.
-SET parallel_tuple_cost = 0.001 SET parallel_setup_cost = 10
 AS $$
 DECLARE
     started    timestamptz := clock_timestamp();
@@ -728,7 +738,11 @@ DECLARE
     rel        regclass;
     key_type   regtype;
     src_sql    text;
-    sel        text;
+    head       text;
+    consts     text;
+    from_sql   text;
+    old_ptc    text;
+    old_psc    text;
     xexpr      text;
     filt       text := '';
     n          bigint;
@@ -801,37 +815,80 @@ BEGIN
         xexpr := mlpipe._feature_array_expr(info.features, source);
     END IF;
     xexpr := coalesce(xexpr, 'src');
+    -- A classifier is scored once per row: the float8[] form through the
+    -- _score_* functions, whose calls for one row share an evaluation (the
+    -- whole projection stays in the parallel workers); the row form with
+    -- predict and predict_proba in a subquery (OFFSET 0 keeps the planner
+    -- from pulling it up, which would copy predict into the label column).
+    -- The SELECT is built as head (key, prediction and, for a classifier,
+    -- label and proba), the constant columns, and the FROM clause: a new
+    -- table gets only the head's columns from CREATE TABLE AS and the others
+    -- as added columns (below).
     IF info.task = 'classification' THEN
-        sel := format('SELECT src.%1$I, p.pr AS prediction, (%2$L::text[])[p.pr::int + 1] AS label, p.pb AS proba, '
-                      '%3$L::text AS model, %4$s::int AS version, now() AS scored_at '
-                      'FROM (%5$s) AS src, '
-                      'LATERAL (SELECT mlpipe.predict(%7$L, %8$s) AS pr, mlpipe.predict_proba(%7$L, %8$s) AS pb) AS p%6$s',
-                      key, info.classes, info.model, info.version, src_sql, filt, ref, xexpr);
+        IF xexpr <> 'src' THEN
+            head := format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
+                           'mlpipe._score_label(%2$L, %3$s) AS label, mlpipe._score_proba(%2$L, %3$s) AS proba',
+                           key, ref, xexpr);
+            from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
+        ELSE
+            head := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
+                           '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
+                           key, info.classes);
+            from_sql := format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src) AS mlpipe_p, '
+                               'mlpipe.predict_proba(%2$L, src) AS mlpipe_pb '
+                               'FROM (%3$s) AS src%4$s OFFSET 0) AS mlpipe_s',
+                               key, ref, src_sql, filt);
+        END IF;
+        consts := '';
     ELSE
-        sel := format('SELECT src.%1$I, mlpipe.predict(%6$L, %7$s) AS prediction, NULL::text AS label, '
-                      'NULL::float8[] AS proba, %2$L::text AS model, %3$s::int AS version, now() AS scored_at '
-                      'FROM (%4$s) AS src%5$s',
-                      key, info.model, info.version, src_sql, filt, ref, xexpr);
+        head := format('SELECT src.%1$I, mlpipe.predict(%2$L, %3$s) AS prediction', key, ref, xexpr);
+        from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
+        consts := ', NULL::text AS label, NULL::float8[] AS proba';
+    END IF;
+    consts := consts || format(', %L::text AS model, %s::int AS version, now() AS scored_at',
+                               info.model, info.version);
+    -- Ensembles cost microseconds a row to score: for the scoring statement,
+    -- make a parallel scan of the source attractive so that CREATE TABLE AS
+    -- scores in parallel workers. A single tree or k-means scores faster
+    -- than a worker hands rows back, so the caller's settings stay.
+    old_ptc := current_setting('parallel_tuple_cost');
+    old_psc := current_setting('parallel_setup_cost');
+    IF info.algorithm IN ('gbt', 'random_forest') THEN
+        PERFORM set_config('parallel_tuple_cost', '0.001', true), set_config('parallel_setup_cost', '10', true);
     END IF;
 
     IF rel IS NULL THEN
-        -- A new table: bulk-written by CREATE TABLE AS, indexed afterwards.
-        EXECUTE format('CREATE TABLE %s AS %s', tgt.qualified, sel);
+        -- A new table: bulk-written by CREATE TABLE AS with the per-row
+        -- columns only; model, version and scored_at are the same on every
+        -- row, so they are added afterwards with that value as default,
+        -- which PostgreSQL stores once in the catalog instead of in each row
+        -- (no rewrite; readers see the value on every row). Then indexed.
+        EXECUTE format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
         GET DIAGNOSTICS n = ROW_COUNT;
-        EXECUTE format('ALTER TABLE %s ALTER COLUMN scored_at SET DEFAULT now()', tgt.qualified);
+        PERFORM set_config('parallel_tuple_cost', old_ptc, true), set_config('parallel_setup_cost', old_psc, true);
+        EXECUTE format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
+                       'ADD COLUMN scored_at timestamptz DEFAULT now()', tgt.qualified,
+                       CASE WHEN info.task = 'classification' THEN ''
+                            ELSE 'ADD COLUMN label text, ADD COLUMN proba double precision[],' END,
+                       info.model, info.version);
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
+                       tgt.qualified);
         EXECUTE format('CREATE %s INDEX ON %s (%I)',
                        CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
+        -- Readers read prediction tables (docs/security.md).
+        EXECUTE format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
     ELSE
         IF mode = 'replace' THEN
             EXECUTE format('DELETE FROM %s', tgt.qualified);
         END IF;
-        EXECUTE format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s',
-                       tgt.qualified, key, sel,
+        EXECUTE format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s%s%s',
+                       tgt.qualified, key, head, consts, from_sql,
                        CASE WHEN mode = 'upsert' THEN format(
                            ' ON CONFLICT (%I) DO UPDATE SET prediction = EXCLUDED.prediction, label = EXCLUDED.label, '
                            'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
                            'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
         GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM set_config('parallel_tuple_cost', old_ptc, true), set_config('parallel_setup_cost', old_psc, true);
     END IF;
 
     -- Drift of the source against the training profile, on a sample.
@@ -866,6 +923,8 @@ END $$;
 -- Privileges.
 --------------------------------------------------------------------------
 
+REVOKE ALL ON FUNCTION mlpipe._score_class(text, float8[]), mlpipe._score_label(text, float8[]),
+    mlpipe._score_proba(text, float8[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._source_sql(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._source_columns(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._type_class(regtype) FROM PUBLIC;
@@ -884,7 +943,9 @@ REVOKE ALL ON FUNCTION mlpipe._feature_array_expr(text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._has_preprocessing(bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
--- Readers may see a version's profile; trainers train, score into tables and measure drift.
+-- Scorers score; readers may see a version's profile; trainers train, score into tables and measure drift.
+GRANT EXECUTE ON FUNCTION mlpipe._score_class(text, float8[]), mlpipe._score_label(text, float8[]),
+    mlpipe._score_proba(text, float8[]) TO mlpipe_scorer;
 GRANT EXECUTE ON FUNCTION mlpipe.profile(text) TO mlpipe_reader;
 GRANT EXECUTE ON FUNCTION mlpipe._scoring_info(text) TO mlpipe_reader;
 GRANT EXECUTE ON FUNCTION mlpipe._source_sql(text), mlpipe._source_columns(text), mlpipe._type_class(regtype),

@@ -22,6 +22,9 @@ PG_FUNCTION_INFO_V1(mlpipe_predict_label_ref);
 PG_FUNCTION_INFO_V1(mlpipe_predict_label_bytea);
 PG_FUNCTION_INFO_V1(mlpipe_predict_proba_ref);
 PG_FUNCTION_INFO_V1(mlpipe_predict_proba_bytea);
+PG_FUNCTION_INFO_V1(mlpipe_score_class_ref);
+PG_FUNCTION_INFO_V1(mlpipe_score_label_ref);
+PG_FUNCTION_INFO_V1(mlpipe_score_proba_ref);
 
 #define BACKEND_CACHE_SIZE 16
 
@@ -355,6 +358,91 @@ mlpipe_predict_proba_ref(PG_FUNCTION_ARGS)
 	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
 
 	PG_RETURN_DATUM(proba_datum(&rc->slot->decoded, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
+}
+
+/*
+ * The last row a classifier scored through the _score_* accessors, per
+ * backend: predict_table asks for the class, the label and the
+ * probabilities of each row through three calls with the same arguments,
+ * and the second and third find the row here instead of scoring it again.
+ * Keyed by the cache slot's model and generation and the feature bytes, so
+ * a hit is exactly the result a new evaluation would give.
+ */
+typedef struct ScoreMemo
+{
+	MemoryContext cxt;
+	const MlModel *model;		/* NULL: empty */
+	uint64		generation;
+	uint32		n_features;
+	uint32		n_classes;
+	double	   *x;
+	double	   *proba;
+	double		cls;
+} ScoreMemo;
+
+static ScoreMemo score_memo;
+
+/* Scores a row for the _score_* accessors, or finds it in the memo. */
+static const ScoreMemo *
+score_row(FunctionCallInfo fcinfo, const char *fn)
+{
+	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
+	const MlModel *m = &rc->slot->decoded;
+	const double *x;
+	MlError		err = {0};
+	ScoreMemo  *sm = &score_memo;
+
+	predict_require_classifier(m, fn);
+	x = feature_values(m, PG_GETARG_ARRAYTYPE_P(1));
+	if (sm->model == m && sm->generation == rc->generation &&
+		memcmp(sm->x, x, sizeof(double) * m->meta.n_features) == 0)
+		return sm;
+	if (sm->cxt == NULL)
+		sm->cxt = AllocSetContextCreate(TopMemoryContext, "mlpipe score memo", ALLOCSET_SMALL_SIZES);
+	if (sm->x == NULL || sm->n_features != m->meta.n_features || sm->n_classes != m->meta.n_classes)
+	{
+		MemoryContextReset(sm->cxt);
+		sm->n_features = m->meta.n_features;
+		sm->n_classes = m->meta.n_classes;
+		sm->x = MemoryContextAlloc(sm->cxt, sizeof(double) * Max(sm->n_features, 1));
+		sm->proba = MemoryContextAlloc(sm->cxt, sizeof(double) * Max(sm->n_classes, 1));
+	}
+	sm->model = NULL;			/* empty until this row is scored */
+	if (ml_model_predict(m, x, rc->scratch, &sm->cls, sm->proba, &err) != ML_OK)
+		ml_ereport(&err);
+	memcpy(sm->x, x, sizeof(double) * sm->n_features);
+	sm->model = m;
+	sm->generation = rc->generation;
+	return sm;
+}
+
+/* _score_class(ref, x): mlpipe.predict of a classifier, memoised (see score_row). */
+Datum
+mlpipe_score_class_ref(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_FLOAT8(score_row(fcinfo, "_score_class")->cls);
+}
+
+/* _score_label(ref, x): mlpipe.predict_label, memoised. */
+Datum
+mlpipe_score_label_ref(PG_FUNCTION_ARGS)
+{
+	const ScoreMemo *sm = score_row(fcinfo, "_score_label");
+
+	PG_RETURN_TEXT_P(cstring_to_text(sm->model->meta.class_labels[(int) sm->cls]));
+}
+
+/* _score_proba(ref, x): mlpipe.predict_proba, memoised. */
+Datum
+mlpipe_score_proba_ref(PG_FUNCTION_ARGS)
+{
+	const ScoreMemo *sm = score_row(fcinfo, "_score_proba");
+	Datum	   *d = palloc(sizeof(Datum) * sm->n_classes);
+	uint32		i;
+
+	for (i = 0; i < sm->n_classes; i++)
+		d[i] = Float8GetDatum(sm->proba[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(d, sm->n_classes, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 /* Per call site of the bytea form: the artifact last decoded. */

@@ -4,7 +4,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS mlpipe;
 SET mlpipe.progress = off;
-SELECT plan(31);
+SELECT plan(50);
 
 CREATE SCHEMA tap_scoring;
 CREATE TABLE tap_scoring.pts AS
@@ -79,6 +79,80 @@ SELECT is((SELECT count(*) FROM tap_scoring.scores), 8::bigint, 'upsert updates 
 SELECT results_eq($$SELECT label FROM tap_scoring.scores ORDER BY id$$,
                   $$SELECT mlpipe.predict_label('tap_sc', ARRAY[a, b]) FROM tap_scoring.pts WHERE id <= 8 ORDER BY id$$,
                   'labels agree with predict_label');
+
+-- Scoring once per row (issue #5): _score_class, _score_label and
+-- _score_proba share one evaluation per row and agree with predict,
+-- predict_label and predict_proba, also when two models alternate.
+SELECT lives_ok($$SELECT mlpipe.train('tap_sc_gbt', 'gbt', 'tap_scoring.pts', 'size', '{a,b}',
+                  '{"n_estimators": 10, "max_depth": 3, "test_size": 0}')$$, 'a gbt classifier trains');
+SELECT lives_ok($$SELECT mlpipe.train('tap_sc_reg', 'decision_tree', 'tap_scoring.pts', 'b', '{a}',
+                  '{"max_depth": 3, "test_size": 0}')$$, 'a regression tree trains');
+SELECT results_eq($$SELECT id, mlpipe._score_class('tap_sc_gbt', ARRAY[a, b]), mlpipe._score_label('tap_sc_gbt', ARRAY[a, b]),
+                           mlpipe._score_proba('tap_sc_gbt', ARRAY[a, b]), mlpipe._score_proba('tap_sc', ARRAY[a, b]),
+                           mlpipe._score_label('tap_sc', ARRAY[a, b]), mlpipe._score_class('tap_sc_gbt', ARRAY[b, a])
+                      FROM tap_scoring.pts ORDER BY id$$,
+                  $$SELECT id, mlpipe.predict('tap_sc_gbt', ARRAY[a, b]), mlpipe.predict_label('tap_sc_gbt', ARRAY[a, b]),
+                           mlpipe.predict_proba('tap_sc_gbt', ARRAY[a, b]), mlpipe.predict_proba('tap_sc', ARRAY[a, b]),
+                           mlpipe.predict_label('tap_sc', ARRAY[a, b]), mlpipe.predict('tap_sc_gbt', ARRAY[b, a])
+                      FROM tap_scoring.pts ORDER BY id$$,
+                  '_score_* agree with predict, predict_label, predict_proba (two models, swapped inputs)');
+SELECT throws_ok($$SELECT mlpipe._score_class('tap_sc_reg', ARRAY[1.0]::float8[])$$, '42809', NULL,
+                 '_score_class needs a classifier');
+SELECT throws_ok($$SELECT mlpipe._score_proba('tap_sc_gbt', ARRAY[1.0]::float8[])$$, '22000',
+                 'model expects 2 features, got 1', '_score_proba checks the feature count');
+SELECT ok(has_function_privilege('mlpipe_scorer', 'mlpipe._score_label(text,float8[])', 'EXECUTE')
+          AND NOT has_function_privilege('tap_sc_reader', 'mlpipe._score_label(text,float8[])', 'EXECUTE'),
+          'scorers may call the _score_* functions, readers may not');
+
+-- A new classification table (float8[] path, parallel costs for an
+-- ensemble): every row agrees with predict, predict_label, predict_proba;
+-- the caller's planner settings are back afterwards.
+SET parallel_tuple_cost = 0.3;
+SELECT is(mlpipe.predict_table('tap_sc_gbt', 'tap_scoring.pts', 'tap_scoring.gbt_out', 'id'), 200::bigint,
+          'predict_table scores a gbt classifier into a new table');
+SELECT is(current_setting('parallel_tuple_cost'), '0.3', 'parallel_tuple_cost is the caller''s again');
+RESET parallel_tuple_cost;
+SELECT is((SELECT count(*) FROM tap_scoring.gbt_out o JOIN tap_scoring.pts p USING (id)
+            WHERE o.prediction = mlpipe.predict('tap_sc_gbt', ARRAY[p.a, p.b])
+              AND o.label = mlpipe.predict_label('tap_sc_gbt', ARRAY[p.a, p.b])
+              AND o.proba = mlpipe.predict_proba('tap_sc_gbt', ARRAY[p.a, p.b])
+              AND o.model = 'tap_sc_gbt' AND o.version = 1 AND o.scored_at = now()), 200::bigint,
+          'new classification table: every row agrees with predict, predict_label, predict_proba');
+
+-- The row form (a boolean feature): prediction and proba agree too.
+CREATE TABLE tap_scoring.fl AS SELECT id, a, (id % 10 >= 5) AS high, size FROM tap_scoring.pts;
+SELECT lives_ok($$SELECT mlpipe.train('tap_fl', 'random_forest', 'tap_scoring.fl', 'size', '{a,high}',
+                  '{"n_estimators": 5, "max_depth": 3, "test_size": 0}')$$, 'a forest on a boolean feature trains');
+SELECT is(mlpipe.predict_table('tap_fl', 'tap_scoring.fl', 'tap_scoring.fl_out', 'id'), 200::bigint,
+          'predict_table scores through the row form');
+SELECT is((SELECT count(*) FROM tap_scoring.fl_out o JOIN tap_scoring.fl f USING (id)
+            WHERE o.prediction = mlpipe.predict('tap_fl', f) AND o.proba = mlpipe.predict_proba('tap_fl', f)
+              AND o.label = mlpipe.predict_label('tap_fl', f)), 200::bigint,
+          'row form: every row agrees with predict, predict_label, predict_proba');
+
+-- A new regression table: model, version and scored_at are on every row,
+-- stored once as the added columns' missing value; scored_at keeps now()
+-- as its default; appended rows of another model get their own values.
+SELECT is(mlpipe.predict_table('tap_sc_reg', 'tap_scoring.pts', 'tap_scoring.reg_out', 'id'), 200::bigint,
+          'predict_table scores a regression model into a new table');
+SELECT is((SELECT count(*) FROM tap_scoring.reg_out o JOIN tap_scoring.pts p USING (id)
+            WHERE o.prediction = mlpipe.predict('tap_sc_reg', ARRAY[p.a]) AND o.label IS NULL AND o.proba IS NULL
+              AND o.model = 'tap_sc_reg' AND o.version = 1 AND o.scored_at = now()), 200::bigint,
+          'new regression table: prediction, model, version, scored_at on every row');
+SELECT is((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
+            WHERE attrelid = 'tap_scoring.reg_out'::regclass AND atthasmissing),
+          '{model,version,scored_at}'::text[], 'the constant columns are stored once, not per row');
+SELECT is((SELECT array_agg(a.attname::text) FROM pg_attrdef d
+             JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+            WHERE d.adrelid = 'tap_scoring.reg_out'::regclass), '{scored_at}'::text[],
+          'only scored_at keeps a default');
+SELECT is(mlpipe.predict_table('tap_sc_gbt', 'tap_scoring.pts', 'tap_scoring.reg_out', 'id'), 200::bigint,
+          'append another model to it');
+SELECT results_eq($$SELECT model, version, count(*) FROM tap_scoring.reg_out GROUP BY 1, 2 ORDER BY 1$$,
+                  $$VALUES ('tap_sc_gbt'::text, 1, 200::bigint), ('tap_sc_reg', 1, 200)$$,
+                  'appended rows have their own model; the first rows keep theirs');
+SELECT ok(has_table_privilege('mlpipe_reader', 'tap_scoring.reg_out', 'SELECT'),
+          'readers may read a table predict_table created');
 
 -- SQLSTATEs.
 SELECT throws_ok($$SELECT mlpipe.predict_table('tap_sc', 'tap_scoring.pts', 'tap_scoring.x', 'id', 'merge')$$, '22023', NULL, 'unknown mode');

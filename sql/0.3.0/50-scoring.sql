@@ -422,7 +422,7 @@ DECLARE
     res      mlpipe.train_result;
     src      text := p_source;
     lin      jsonb := '{}';
-    sample   int := 100000;
+    sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
     tt       record;
     prof     jsonb;
 BEGIN

@@ -104,7 +104,7 @@ def main():
         buf.seek(0)
         cur_sql.copy_expert("COPY peer_drift.%s (id, %s, y) FROM STDIN" % (name, ", ".join(NUMERIC)), buf)
     cur_sql.execute("SELECT version FROM mlpipe.train('peer_drift_m', 'gbt', 'peer_drift.ref', 'y', %s, "
-                    "'{\"n_estimators\": 10, \"max_depth\": 3}')", (NUMERIC,))
+                    "'{\"n_estimators\": 10, \"max_depth\": 3, \"profile_sample\": 100000}')", (NUMERIC,))
     version = cur_sql.fetchone()[0]
     ref_ref = "peer_drift_m@%d" % version
 

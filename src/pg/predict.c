@@ -126,6 +126,8 @@ backend_cache_insert(const char *model, int version, const char *sha, bytea *art
 	return slot;
 }
 
+static SPIPlanPtr resolve_plan = NULL;
+
 /* Resolves a reference through the registry and returns its cache slot. */
 static CachedModel *
 resolve_model(text *ref, char **model_out, int *version_out)
@@ -141,14 +143,25 @@ resolve_model(text *ref, char **model_out, int *version_out)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* Planned once per backend: a one-row predict is mostly this lookup. */
+	if (resolve_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("SELECT model, version, sha256 FROM mlpipe._resolve_key($1)",
+									   1, argtypes);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the model lookup");
+		resolve_plan = plan;
+	}
 	args[0] = PointerGetDatum(ref);
-	if (SPI_execute_with_args("SELECT model, version, sha256 FROM mlpipe._resolve_key($1)",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT ||
+	if (SPI_execute_plan(resolve_plan, args, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not resolve model reference");
 	model = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	sha = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	if (model == NULL || sha == NULL)
+		elog(ERROR, "could not resolve model reference");
 	c = backend_cache_lookup(model, version, sha);
 	if (c == NULL)
 	{

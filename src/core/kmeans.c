@@ -760,6 +760,34 @@ km_pass(KmFit *F, const double *C, int *labels, int mode, bool accumulate,
 	return ML_OK;
 }
 
+#define KM_FAR_WORSE(d, a, b) ((d)[a] < (d)[b] || ((d)[a] == (d)[b] && (a) > (b)))
+
+/* Restores the far-rows min-heap (root = nearest row, then the higher row) after its root changed. */
+static void
+km_far_sift_down(int64_t *heap, int h, const double *dist)
+{
+	int			pos = 0;
+
+	for (;;)
+	{
+		int			l = 2 * pos + 1,
+					r = l + 1,
+					w = pos;
+		int64_t		t;
+
+		if (l < h && KM_FAR_WORSE(dist, heap[l], heap[w]))
+			w = l;
+		if (r < h && KM_FAR_WORSE(dist, heap[r], heap[w]))
+			w = r;
+		if (w == pos)
+			return;
+		t = heap[pos];
+		heap[pos] = heap[w];
+		heap[w] = t;
+		pos = w;
+	}
+}
+
 /*
  * Empty clusters, as scikit-learn's _relocate_empty_clusters_dense: each
  * empty cluster (ascending index) takes the row farthest from its centre
@@ -792,7 +820,7 @@ km_far_rows(KmFit *F, const double *C, const int64_t *counts, int *labels, int i
 	if (st != ML_OK)
 		return st;
 	/* a min-heap of the n_empty farthest rows: root = nearest, then higher row */
-#define KM_WORSE(a, b) (F->reloc[a] < F->reloc[b] || (F->reloc[a] == F->reloc[b] && (a) > (b)))
+#define KM_WORSE(a, b) KM_FAR_WORSE(F->reloc, a, b)
 	h = 0;
 	for (i = 0; i < F->n; i++)
 	{
@@ -814,53 +842,17 @@ km_far_rows(KmFit *F, const double *C, const int64_t *counts, int *labels, int i
 		else if (KM_WORSE(heap[0], i))
 		{
 			heap[0] = i;
-			pos = 0;
-			for (;;)
-			{
-				int			l = 2 * pos + 1,
-							r = l + 1,
-							w = pos;
-				int64_t		t;
-
-				if (l < h && KM_WORSE(heap[l], heap[w]))
-					w = l;
-				if (r < h && KM_WORSE(heap[r], heap[w]))
-					w = r;
-				if (w == pos)
-					break;
-				t = heap[pos];
-				heap[pos] = heap[w];
-				heap[w] = t;
-				pos = w;
-			}
+			km_far_sift_down(heap, h, F->reloc);
 		}
 	}
 	/* pop nearest-first, filling from the back: heap becomes farthest-first */
 	while (h > 1)
 	{
 		int64_t		t = heap[0];
-		int			pos = 0;
 
 		heap[0] = heap[--h];
 		heap[h] = t;
-		for (;;)
-		{
-			int			l = 2 * pos + 1,
-						r = l + 1,
-						w = pos;
-			int64_t		u;
-
-			if (l < h && KM_WORSE(heap[l], heap[w]))
-				w = l;
-			if (r < h && KM_WORSE(heap[r], heap[w]))
-				w = r;
-			if (w == pos)
-				break;
-			u = heap[pos];
-			heap[pos] = heap[w];
-			heap[w] = u;
-			pos = w;
-		}
+		km_far_sift_down(heap, h, F->reloc);
 	}
 #undef KM_WORSE
 	h = 0;

@@ -813,19 +813,117 @@ mlpipe_log_loss_final(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8((st->sum + st->comp) / (double) st->n);
 }
 
+/*
+ * Rows kept whole, for the metrics that need every row (roc_auc, the
+ * clustering metrics): one int32 id per row (class or cluster label) and
+ * `width` doubles (scores or coordinates). Append, merge and (de)serialize
+ * are shared by their aggregates.
+ */
+typedef struct LabeledRows
+{
+	int64		n;
+	int64		cap;			/* rows allocated */
+	int			width;			/* doubles per row */
+	int32	   *id;
+	double	   *val;			/* n * width, row-major */
+	MemoryContext ctx;
+} LabeledRows;
+
+static LabeledRows *
+rows_new(MemoryContext ctx, int width)
+{
+	LabeledRows *r = MemoryContextAllocZero(ctx, sizeof(LabeledRows));
+
+	r->ctx = ctx;
+	r->width = width;
+	return r;
+}
+
+/* Room for `more` rows. */
+static void
+rows_reserve(LabeledRows *r, int64 more, const char *what)
+{
+	int64		need = r->n + more;
+
+	if (need <= r->cap)
+		return;
+	if (need > (int64) (MaxAllocHugeSize / (sizeof(double) * r->width + sizeof(int32))))
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("mlpipe.%s: too many rows (" INT64_FORMAT ")", what, need)));
+	r->cap = Max(need, Max(r->cap * 2, 1024));
+	if (r->id == NULL)
+	{
+		r->id = MemoryContextAllocHuge(r->ctx, sizeof(int32) * r->cap);
+		r->val = MemoryContextAllocHuge(r->ctx, sizeof(double) * r->width * r->cap);
+	}
+	else
+	{
+		r->id = repalloc_huge(r->id, sizeof(int32) * r->cap);
+		r->val = repalloc_huge(r->val, sizeof(double) * r->width * r->cap);
+	}
+}
+
+/* One row: its id and width doubles. */
+static void
+rows_add(LabeledRows *r, int32 id, const double *val, const char *what)
+{
+	rows_reserve(r, 1, what);
+	r->id[r->n] = id;
+	memcpy(r->val + (Size) r->n * r->width, val, sizeof(double) * r->width);
+	r->n++;
+}
+
+/* Appends b's rows to a (same width). */
+static void
+rows_append(LabeledRows *a, const LabeledRows *b, const char *what)
+{
+	rows_reserve(a, b->n, what);
+	memcpy(a->id + a->n, b->id, sizeof(int32) * b->n);
+	memcpy(a->val + (Size) a->n * a->width, b->val, sizeof(double) * a->width * b->n);
+	a->n += b->n;
+}
+
+/* Serial form: width, n, ids, values. */
+static void
+rows_send(StringInfo buf, const LabeledRows *r, const char *what)
+{
+	if ((double) r->n * (sizeof(double) * r->width + sizeof(int32)) > (double) MaxAllocSize)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("mlpipe.%s: " INT64_FORMAT " rows are too many to pass between parallel workers",
+							   what, r->n),
+						errhint("SET max_parallel_workers_per_gather = 0 for this query.")));
+	pq_sendint32(buf, r->width);
+	pq_sendint64(buf, r->n);
+	send_bytes(buf, r->id, sizeof(int32) * r->n);
+	send_bytes(buf, r->val, sizeof(double) * r->width * r->n);
+}
+
+/* Reads rows_send's form, with the counts bounded by the bytes present. */
+static LabeledRows *
+rows_recv(StringInfo buf, MemoryContext ctx, const char *what)
+{
+	LabeledRows *r;
+	int32		width = pq_getmsgint(buf, 4);
+	int64		n = pq_getmsgint64(buf);
+
+	if (width < 1 || n < 0 || n > (int64) (buf->len / (sizeof(double) * width + sizeof(int32))))
+		elog(ERROR, "mlpipe.%s: corrupt aggregate state", what);
+	r = rows_new(ctx, width);
+	rows_reserve(r, n, what);
+	memcpy(r->id, pq_getmsgbytes(buf, sizeof(int32) * n), sizeof(int32) * n);
+	memcpy(r->val, pq_getmsgbytes(buf, sizeof(double) * width * n), sizeof(double) * width * n);
+	r->n = n;
+	return r;
+}
+
 /* ---------------------------------------------------------------------- */
-/* roc_auc: every (label, score) kept                                     */
+/* roc_auc: every (label, scores) row kept                                */
 /* ---------------------------------------------------------------------- */
 
 typedef struct ScoreState
 {
-	int64		n;
-	int64		cap;			/* rows allocated */
-	int			k;				/* scores per row: 1 (binary form) or the classes */
-	int32	   *y;				/* binary: 0/1; multiclass: index in classes */
-	double	   *score;			/* n * k */
+	LabeledRows *rows;			/* id: binary 0/1, multiclass index in classes; val: the scores */
 	ClassList	cl;
-	MemoryContext ctx;
 } ScoreState;
 
 static ScoreState *
@@ -833,33 +931,8 @@ score_state_new(MemoryContext ctx, int k)
 {
 	ScoreState *st = MemoryContextAllocZero(ctx, sizeof(ScoreState));
 
-	st->ctx = ctx;
-	st->k = k;
+	st->rows = rows_new(ctx, k);
 	return st;
-}
-
-/* Room for `more` rows. */
-static void
-score_reserve(ScoreState *st, int64 more)
-{
-	int64		need = st->n + more;
-
-	if (need <= st->cap)
-		return;
-	if (need > (int64) (MaxAllocHugeSize / (sizeof(double) * st->k + sizeof(int32))))
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("mlpipe.roc_auc: too many rows (" INT64_FORMAT ")", need)));
-	st->cap = Max(need, Max(st->cap * 2, 1024));
-	if (st->y == NULL)
-	{
-		st->y = MemoryContextAllocHuge(st->ctx, sizeof(int32) * st->cap);
-		st->score = MemoryContextAllocHuge(st->ctx, sizeof(double) * st->k * st->cap);
-	}
-	else
-	{
-		st->y = repalloc_huge(st->y, sizeof(int32) * st->cap);
-		st->score = repalloc_huge(st->score, sizeof(double) * st->k * st->cap);
-	}
 }
 
 /* roc_auc(y_true boolean, score float8): higher scores mean true. */
@@ -881,10 +954,7 @@ mlpipe_roc_auc_trans_bool(PG_FUNCTION_ARGS)
 	check_finite(s, "roc_auc", "the score");
 	if (st == NULL)
 		st = score_state_new(ctx, 1);
-	score_reserve(st, 1);
-	st->y[st->n] = PG_GETARG_BOOL(1) ? 1 : 0;
-	st->score[st->n] = s;
-	st->n++;
+	rows_add(st->rows, PG_GETARG_BOOL(1) ? 1 : 0, &s, "roc_auc");
 	PG_RETURN_POINTER(st);
 }
 
@@ -915,13 +985,10 @@ mlpipe_roc_auc_trans_multi(PG_FUNCTION_ARGS)
 	else
 		classes_row(&st->cl, PG_GETARG_ARRAYTYPE_P(3), ctx, "roc_auc");
 	p = float8_array(PG_GETARG_ARRAYTYPE_P(2), &k, "roc_auc", "proba");
-	if (k != st->k)
+	if (k != st->rows->width)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("mlpipe.roc_auc: proba has %d elements but classes has %d", k, st->k)));
-	score_reserve(st, 1);
-	st->y[st->n] = classes_find(&st->cl, PG_GETARG_TEXT_PP(1), "roc_auc");
-	memcpy(st->score + (Size) st->n * k, p, sizeof(double) * k);
-	st->n++;
+						errmsg("mlpipe.roc_auc: proba has %d elements but classes has %d", k, st->rows->width)));
+	rows_add(st->rows, classes_find(&st->cl, PG_GETARG_TEXT_PP(1), "roc_auc"), p, "roc_auc");
 	PG_RETURN_POINTER(st);
 }
 
@@ -933,16 +1000,9 @@ mlpipe_roc_auc_serial(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 
 	agg_context(fcinfo, "roc_auc serial");
-	if ((double) st->n * (sizeof(double) * st->k + sizeof(int32)) > (double) MaxAllocSize)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("mlpipe.roc_auc: " INT64_FORMAT " rows are too many to pass between parallel workers", st->n),
-						errhint("SET max_parallel_workers_per_gather = 0 for this query.")));
 	pq_begintypsend(&buf);
-	pq_sendint32(&buf, st->k);
-	pq_sendint64(&buf, st->n);
+	rows_send(&buf, st->rows, "roc_auc");
 	classes_write(&buf, &st->cl);
-	send_bytes(&buf, st->y, sizeof(int32) * st->n);
-	send_bytes(&buf, st->score, sizeof(double) * st->k * st->n);
 	PG_RETURN_BYTEA_P(finish_serial(&buf, "roc_auc"));
 }
 
@@ -952,28 +1012,21 @@ mlpipe_roc_auc_deserial(PG_FUNCTION_ARGS)
 {
 	StringInfoData buf;
 	ScoreState *st;
-	int32		k;
-	int64		n,
-				i;
+	int			k;
+	int64		i;
 
 	agg_context(fcinfo, "roc_auc deserial");
 	serial_reader(&buf, PG_GETARG_BYTEA_PP(0));
-	k = pq_getmsgint(&buf, 4);
-	n = pq_getmsgint64(&buf);
-	if (k < 1 || n < 0 || n > (int64) (buf.len / (sizeof(double) * k + sizeof(int32))))
-		elog(ERROR, "mlpipe.roc_auc: corrupt aggregate state");
-	st = score_state_new(CurrentMemoryContext, k);
+	st = MemoryContextAllocZero(CurrentMemoryContext, sizeof(ScoreState));
+	st->rows = rows_recv(&buf, CurrentMemoryContext, "roc_auc");
+	k = st->rows->width;
 	classes_read(&buf, &st->cl, CurrentMemoryContext, "roc_auc");
+	pq_getmsgend(&buf);
 	if (k > 1 && st->cl.k != k)
 		elog(ERROR, "mlpipe.roc_auc: corrupt aggregate state");
-	score_reserve(st, n);
-	memcpy(st->y, pq_getmsgbytes(&buf, sizeof(int32) * n), sizeof(int32) * n);
-	memcpy(st->score, pq_getmsgbytes(&buf, sizeof(double) * k * n), sizeof(double) * k * n);
-	pq_getmsgend(&buf);
-	for (i = 0; i < n; i++)
-		if (st->y[i] < 0 || st->y[i] >= Max(k, 2))
+	for (i = 0; i < st->rows->n; i++)
+		if (st->rows->id[i] < 0 || st->rows->id[i] >= Max(k, 2))
 			elog(ERROR, "mlpipe.roc_auc: corrupt aggregate state");
-	st->n = n;
 	PG_RETURN_POINTER(st);
 }
 
@@ -993,17 +1046,15 @@ mlpipe_roc_auc_combine(PG_FUNCTION_ARGS)
 	}
 	if (a == NULL)
 	{
-		a = score_state_new(ctx, b->k);
+		a = score_state_new(ctx, b->rows->width);
 		if (b->cl.k > 0)
 			classes_set(&a->cl, (ArrayType *) b->cl.raw, ctx, "roc_auc");
 	}
-	else if (a->k != b->k || (b->cl.k > 0 && !classes_same(&a->cl, b->cl.raw, b->cl.raw_len)))
+	else if (a->rows->width != b->rows->width ||
+			 (b->cl.k > 0 && !classes_same(&a->cl, b->cl.raw, b->cl.raw_len)))
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("mlpipe.roc_auc: classes must be the same array in every row")));
-	score_reserve(a, b->n);
-	memcpy(a->y + a->n, b->y, sizeof(int32) * b->n);
-	memcpy(a->score + (Size) a->n * a->k, b->score, sizeof(double) * a->k * b->n);
-	a->n += b->n;
+	rows_append(a->rows, b->rows, "roc_auc");
 	PG_RETURN_POINTER(a);
 }
 
@@ -1011,7 +1062,7 @@ PG_FUNCTION_INFO_V1(mlpipe_roc_auc_final);
 Datum
 mlpipe_roc_auc_final(PG_FUNCTION_ARGS)
 {
-	ScoreState *st;
+	LabeledRows *r;
 	PgEnv		pe;
 	MlError		err = {0};
 	double		auc;
@@ -1019,19 +1070,19 @@ mlpipe_roc_auc_final(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	st = (ScoreState *) PG_GETARG_POINTER(0);
+	r = ((ScoreState *) PG_GETARG_POINTER(0))->rows;
 	pg_env_init(&pe, CurrentMemoryContext, "roc_auc", false);
-	if (st->k == 1)
+	if (r->width == 1)
 	{
-		uint8	   *truth = palloc(Max(st->n, 1));
+		uint8	   *truth = palloc(Max(r->n, 1));
 		int64		i;
 
-		for (i = 0; i < st->n; i++)
-			truth[i] = (uint8) st->y[i];
-		rc = metrics_roc_auc(&pe.env, truth, st->score, st->n, &auc, &err);
+		for (i = 0; i < r->n; i++)
+			truth[i] = (uint8) r->id[i];
+		rc = metrics_roc_auc(&pe.env, truth, r->val, r->n, &auc, &err);
 	}
 	else
-		rc = metrics_roc_auc_ovr(&pe.env, st->y, st->score, st->n, st->k, &auc, &err);
+		rc = metrics_roc_auc_ovr(&pe.env, r->id, r->val, r->n, r->width, &auc, &err);
 	ML_CHECK_STATUS(rc, &err);
 	return float8_or_null(fcinfo, auc);
 }
@@ -1152,48 +1203,8 @@ REG_FINAL(mlpipe_mape_final, mape, 1)
 /* Clustering: every point and its label                                  */
 /* ---------------------------------------------------------------------- */
 
-typedef struct PointState
-{
-	int64		n;
-	int64		cap;
-	int			d;
-	double	   *X;				/* n * d, row-major */
-	int32	   *label;
-	MemoryContext ctx;
-} PointState;
-
-static PointState *
-point_state_new(MemoryContext ctx, int d)
-{
-	PointState *st = MemoryContextAllocZero(ctx, sizeof(PointState));
-
-	st->ctx = ctx;
-	st->d = d;
-	return st;
-}
-
-static void
-point_reserve(PointState *st, int64 more)
-{
-	int64		need = st->n + more;
-
-	if (need <= st->cap)
-		return;
-	if (need > (int64) (MaxAllocHugeSize / (sizeof(double) * st->d + sizeof(int32))))
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("mlpipe: too many points for a clustering metric (" INT64_FORMAT ")", need)));
-	st->cap = Max(need, Max(st->cap * 2, 1024));
-	if (st->X == NULL)
-	{
-		st->X = MemoryContextAllocHuge(st->ctx, sizeof(double) * st->d * st->cap);
-		st->label = MemoryContextAllocHuge(st->ctx, sizeof(int32) * st->cap);
-	}
-	else
-	{
-		st->X = repalloc_huge(st->X, sizeof(double) * st->d * st->cap);
-		st->label = repalloc_huge(st->label, sizeof(int32) * st->cap);
-	}
-}
+/* The points (val, width = d) and their labels (id). */
+typedef LabeledRows PointState;
 
 /* (x float8[], label int): one point; every x has the same length. */
 PG_FUNCTION_INFO_V1(mlpipe_points_trans);
@@ -1217,16 +1228,13 @@ mlpipe_points_trans(PG_FUNCTION_ARGS)
 						errmsg("mlpipe.%s: x is empty; a point needs at least one feature",
 							   agg_name(fcinfo, "clustering metric"))));
 	if (st == NULL)
-		st = point_state_new(ctx, d);
-	if (d != st->d)
+		st = rows_new(ctx, d);
+	if (d != st->width)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("mlpipe.%s: x has %d elements here but %d in earlier rows",
-							   agg_name(fcinfo, "clustering metric"), d, st->d),
+							   agg_name(fcinfo, "clustering metric"), d, st->width),
 						errhint("Every point needs the same number of features.")));
-	point_reserve(st, 1);
-	memcpy(st->X + (Size) st->n * d, x, sizeof(double) * d);
-	st->label[st->n] = PG_GETARG_INT32(2);
-	st->n++;
+	rows_add(st, PG_GETARG_INT32(2), x, "clustering metric");
 	PG_RETURN_POINTER(st);
 }
 
@@ -1238,15 +1246,8 @@ mlpipe_points_serial(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 
 	agg_context(fcinfo, "clustering metric serial");
-	if ((double) st->n * (sizeof(double) * st->d + sizeof(int32)) > (double) MaxAllocSize)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("mlpipe: " INT64_FORMAT " points are too many to pass between parallel workers", st->n),
-						errhint("SET max_parallel_workers_per_gather = 0 for this query.")));
 	pq_begintypsend(&buf);
-	pq_sendint32(&buf, st->d);
-	pq_sendint64(&buf, st->n);
-	send_bytes(&buf, st->label, sizeof(int32) * st->n);
-	send_bytes(&buf, st->X, sizeof(double) * st->d * st->n);
+	rows_send(&buf, st, "clustering metric");
 	PG_RETURN_BYTEA_P(finish_serial(&buf, "clustering metric"));
 }
 
@@ -1256,21 +1257,11 @@ mlpipe_points_deserial(PG_FUNCTION_ARGS)
 {
 	StringInfoData buf;
 	PointState *st;
-	int32		d;
-	int64		n;
 
 	agg_context(fcinfo, "clustering metric deserial");
 	serial_reader(&buf, PG_GETARG_BYTEA_PP(0));
-	d = pq_getmsgint(&buf, 4);
-	n = pq_getmsgint64(&buf);
-	if (d < 1 || n < 0 || n > (int64) (buf.len / (sizeof(double) * d + sizeof(int32))))
-		elog(ERROR, "mlpipe: corrupt clustering metric state");
-	st = point_state_new(CurrentMemoryContext, d);
-	point_reserve(st, n);
-	memcpy(st->label, pq_getmsgbytes(&buf, sizeof(int32) * n), sizeof(int32) * n);
-	memcpy(st->X, pq_getmsgbytes(&buf, sizeof(double) * d * n), sizeof(double) * d * n);
+	st = rows_recv(&buf, CurrentMemoryContext, "clustering metric");
 	pq_getmsgend(&buf);
-	st->n = n;
 	PG_RETURN_POINTER(st);
 }
 
@@ -1289,14 +1280,11 @@ mlpipe_points_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(a);
 	}
 	if (a == NULL)
-		a = point_state_new(ctx, b->d);
-	if (a->d != b->d)
+		a = rows_new(ctx, b->width);
+	if (a->width != b->width)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("mlpipe: x has %d elements in some rows and %d in others", b->d, a->d)));
-	point_reserve(a, b->n);
-	memcpy(a->X + (Size) a->n * a->d, b->X, sizeof(double) * a->d * b->n);
-	memcpy(a->label + a->n, b->label, sizeof(int32) * b->n);
-	a->n += b->n;
+						errmsg("mlpipe: x has %d elements in some rows and %d in others", b->width, a->width)));
+	rows_append(a, b, "clustering metric");
 	PG_RETURN_POINTER(a);
 }
 
@@ -1318,13 +1306,13 @@ points_labels(const PointState *st, int *k_out)
 	int64		i,
 				k = 0;
 
-	memcpy(u, st->label, sizeof(int32) * st->n);
+	memcpy(u, st->id, sizeof(int32) * st->n);
 	qsort(u, st->n, sizeof(int32), cmp_int32);
 	for (i = 0; i < st->n; i++)
 		if (i == 0 || u[i] != u[k - 1])
 			u[k++] = u[i];
 	for (i = 0; i < st->n; i++)
-		lab[i] = (int32 *) bsearch(&st->label[i], u, k, sizeof(int32), cmp_int32) - u;
+		lab[i] = (int32 *) bsearch(&st->id[i], u, k, sizeof(int32), cmp_int32) - u;
 	*k_out = (int) k;
 	return lab;
 }
@@ -1353,11 +1341,11 @@ points_final(FunctionCallInfo fcinfo, ClusterMetric which, const char *name)
 	lab = points_labels(st, &k);
 	pg_env_init(&pe, CurrentMemoryContext, name, true);
 	if (which == CM_SILHOUETTE)
-		rc = cluster_silhouette(&pe.env, st->X, st->n, st->d, lab, k, 0, 0, &v, &err);
+		rc = cluster_silhouette(&pe.env, st->val, st->n, st->width, lab, k, 0, 0, &v, &err);
 	else if (which == CM_CALINSKI)
-		rc = cluster_calinski_harabasz(&pe.env, st->X, st->n, st->d, lab, k, &v, &err);
+		rc = cluster_calinski_harabasz(&pe.env, st->val, st->n, st->width, lab, k, &v, &err);
 	else
-		rc = cluster_davies_bouldin(&pe.env, st->X, st->n, st->d, lab, k, &v, &err);
+		rc = cluster_davies_bouldin(&pe.env, st->val, st->n, st->width, lab, k, &v, &err);
 	ML_CHECK_STATUS(rc, &err);
 	return float8_or_null(fcinfo, v);
 }

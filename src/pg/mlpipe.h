@@ -145,7 +145,8 @@ int			source_find_column(TupleDesc td, const char *name);
 /* True when a column of this type (base type) is a numeric feature. */
 bool		source_numeric_type(Oid type);
 /* A numeric feature datum of that type as a double. */
-double		source_datum_double(Oid type, Datum d);
+int			source_scalar_kind(Oid type);
+double		source_scalar_value(int kind, Datum d);
 /* True when a column of this type is categorical (text, varchar, char, name, enums). */
 bool		source_category_type(Oid type);
 /* A categorical datum's text, as its output function writes it. */

@@ -40,6 +40,8 @@ typedef struct RowSlot
 	SlotKind	kind;
 	int			elem;			/* 0-based, SLOT_ELEMENT */
 	Oid			type;			/* the column's type */
+	int			scalar;			/* SLOT_NUMBER: source_scalar_kind of the type */
+	bool		f8;				/* SLOT_ELEMENT: double precision[], not real[] */
 	FmgrInfo	out;			/* SLOT_CATEGORY: output function */
 } RowSlot;
 
@@ -173,6 +175,7 @@ row_plan_build(FunctionCallInfo fcinfo, const MlModel *m, uint64 gen, Oid typid,
 									errmsg("column \"%s\" has type %s, but the model takes it as a number (integer, numeric, real, double precision or boolean)",
 										   names[i], format_type_be(type))));
 				s->kind = SLOT_NUMBER;
+				s->scalar = source_scalar_kind(type);
 			}
 			continue;
 		}
@@ -188,6 +191,7 @@ row_plan_build(FunctionCallInfo fcinfo, const MlModel *m, uint64 gen, Oid typid,
 			s->attno = at;
 			s->type = type;
 			s->kind = SLOT_ELEMENT;
+			s->f8 = getBaseType(type) == FLOAT8ARRAYOID;
 			s->elem = elem - 1;
 			p->arr_width[at] = Max(p->arr_width[at], elem);
 			continue;
@@ -275,7 +279,7 @@ row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader th)
 		switch (s->kind)
 		{
 			case SLOT_NUMBER:
-				p->raw[i] = source_datum_double(s->type, p->values[s->attno]);
+				p->raw[i] = source_scalar_value(s->scalar, p->values[s->attno]);
 				break;
 			case SLOT_ELEMENT:
 				{
@@ -283,7 +287,7 @@ row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader th)
 
 					/* Without NULLs the data is dense; with them, look the element up. */
 					if (!ARR_HASNULL(a))
-						p->raw[i] = getBaseType(s->type) == FLOAT8ARRAYOID
+						p->raw[i] = s->f8
 							? ((double *) ARR_DATA_PTR(a))[s->elem]
 							: ((float *) ARR_DATA_PTR(a))[s->elem];
 					else
@@ -291,14 +295,13 @@ row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader th)
 						bool		isnull;
 						int			idx = s->elem + ARR_LBOUND(a)[0];
 						Datum		v = array_get_element(PointerGetDatum(a), 1, &idx, -1,
-														  getBaseType(s->type) == FLOAT8ARRAYOID ? 8 : 4,
-														  getBaseType(s->type) == FLOAT8ARRAYOID ? FLOAT8PASSBYVAL : true,
-														  getBaseType(s->type) == FLOAT8ARRAYOID ? TYPALIGN_DOUBLE : TYPALIGN_INT,
+														  s->f8 ? 8 : 4,
+														  s->f8 ? FLOAT8PASSBYVAL : true,
+														  s->f8 ? TYPALIGN_DOUBLE : TYPALIGN_INT,
 														  &isnull);
 
 						if (!isnull)
-							p->raw[i] = getBaseType(s->type) == FLOAT8ARRAYOID
-								? DatumGetFloat8(v) : DatumGetFloat4(v);
+							p->raw[i] = s->f8 ? DatumGetFloat8(v) : DatumGetFloat4(v);
 					}
 				}
 				break;

@@ -124,14 +124,25 @@ source_numeric_type(Oid type)
 	return col_kind_of(getBaseType(type), &k) && k != COL_FLOAT8_ARRAY && k != COL_FLOAT4_ARRAY;
 }
 
-double
-source_datum_double(Oid type, Datum d)
+/*
+ * The kind of a numeric scalar type (domains resolved), or -1. Resolve it
+ * once per column: getBaseType is a catalog lookup, too dear per row.
+ */
+int
+source_scalar_kind(Oid type)
 {
 	ColKind		k;
 
-	if (!col_kind_of(getBaseType(type), &k))
-		elog(ERROR, "type %u is not a numeric feature type", type);
-	return scalar_value(k, d);
+	if (!col_kind_of(getBaseType(type), &k) || k == COL_FLOAT8_ARRAY || k == COL_FLOAT4_ARRAY)
+		return -1;
+	return (int) k;
+}
+
+/* A value of a column of kind source_scalar_kind(type) as a double. */
+double
+source_scalar_value(int kind, Datum d)
+{
+	return scalar_value((ColKind) kind, d);
 }
 
 bool
@@ -156,16 +167,20 @@ source_time_type(Oid type)
 		(source_numeric_type(type) && type != BOOLOID);
 }
 
-/* A split column's value as a double: dates in days, timestamps in microseconds. */
+/*
+ * A split column's value as a double: dates in days, timestamps in
+ * microseconds. base is the column's base type, kind its source_scalar_kind.
+ */
 static double
-split_value(Oid type, Datum d)
+split_value(Oid base, int kind, Datum d)
 {
-	type = getBaseType(type);
-	if (type == DATEOID)
+	if (base == DATEOID)
 		return (double) DatumGetDateADT(d);
-	if (type == TIMESTAMPOID || type == TIMESTAMPTZOID)
+	if (base == TIMESTAMPOID || base == TIMESTAMPTZOID)
 		return (double) DatumGetTimestamp(d);
-	return source_datum_double(type, d);
+	if (kind < 0)
+		elog(ERROR, "type %u is not a split column type", base);
+	return scalar_value((ColKind) kind, d);
 }
 
 static bool
@@ -612,7 +627,8 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	int			ncols = 0;
 	int			target_att = -1;
 	int			split_att = -1;
-	Oid			split_type = InvalidOid;
+	Oid			split_base = InvalidOid;	/* resolved once */
+	int			split_kind = -1;
 	int64		rowno = 0;
 	Datum	   *values = NULL;
 	bool	   *nulls = NULL;
@@ -654,7 +670,8 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 			if (spec->split_column)
 			{
 				split_att = source_find_column(td, spec->split_column);
-				split_type = TupleDescAttr(td, split_att)->atttypid;
+				split_base = getBaseType(TupleDescAttr(td, split_att)->atttypid);
+				split_kind = source_scalar_kind(split_base);
 			}
 			MemoryContextSwitchTo(old);
 		}
@@ -739,7 +756,7 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 			if (split_att >= 0 && !nulls[split_att])
 			{
 				tgt.split_isnull = false;
-				tgt.split_value = split_value(split_type, values[split_att]);
+				tgt.split_value = split_value(split_base, split_kind, values[split_att]);
 			}
 			fn(arg, row, &tgt, rowno);
 			info->n++;

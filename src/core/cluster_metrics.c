@@ -23,24 +23,7 @@
 #define MC_SLAB_WORK	(1 << 27)	/* work units between checks */
 #define MC_MAX_TASKS	64
 
-/* Neumaier's compensated sum. */
-static inline void
-mc_nsum(double *s, double *comp, double v)
-{
-	double		t = *s + v;
 
-	if (fabs(*s) >= fabs(v))
-		*comp += (*s - t) + v;
-	else
-		*comp += (v - t) + *s;
-	*s = t;
-}
-
-static MlStatus
-mc_cancelled(MlError *err)
-{
-	return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
-}
 
 typedef MlBlockFn McBlockFn;
 typedef MlCombineFn McCombineFn;
@@ -187,7 +170,7 @@ mc_sums_combine(void *arg, int64_t b0, int64_t b1)
 		const double *p = S->part + (size_t) (b - b0) * kw;
 
 		for (idx = 0; idx < kw; idx++)
-			mc_nsum(&S->acc[idx], &S->comp[idx], p[idx]);
+			ml_neumaier_add(&S->acc[idx], &S->comp[idx], p[idx]);
 	}
 }
 
@@ -292,7 +275,7 @@ cluster_calinski_harabasz(const MlEnv *env, const double *X, int64_t n, int d,
 
 		for (c = 0; c < k; c++)
 			if (cnt[c] > 0)
-				mc_nsum(&s, &cp, means[(size_t) c * d + j] * (double) cnt[c]);
+				ml_neumaier_add(&s, &cp, means[(size_t) c * d + j] * (double) cnt[c]);
 		mean[j] = (s + cp) / (double) n;
 	}
 	st = mc_cluster_sums(env, X, n, d, labels, k, MC_SUM_SQDEV, means, intra, err);
@@ -310,7 +293,7 @@ cluster_calinski_harabasz(const MlEnv *env, const double *X, int64_t n, int d,
 				s += t * t;
 			}
 			extra += (double) cnt[c] * s;
-			mc_nsum(&intra_tot, &intra_comp, intra[c]);
+			ml_neumaier_add(&intra_tot, &intra_comp, intra[c]);
 		}
 	intra_tot += intra_comp;
 	*out = intra_tot == 0.0 ? 1.0 :
@@ -418,7 +401,7 @@ cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 			if (ratio > best)
 				best = ratio;
 		}
-		mc_nsum(&total, &comp, best);
+		ml_neumaier_add(&total, &comp, best);
 	}
 	*out = (total + comp) / (double) nl;
 done:
@@ -743,7 +726,7 @@ cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d, const in
 				rows[got++] = i;
 			if ((i & 0xffff) == 0xffff && ml_check(env, "silhouette", 0, 0, 0.0))
 			{
-				st = mc_cancelled(err);
+				st = ml_fail_cancelled(err);
 				goto done;
 			}
 		}
@@ -804,7 +787,7 @@ cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d, const in
 	if (st != ML_OK)
 		goto done;
 	for (i = 0; i < m; i++)
-		mc_nsum(&tot, &comp, s[i]);
+		ml_neumaier_add(&tot, &comp, s[i]);
 	*out = (tot + comp) / (double) m;
 done:
 	ml_free(env, cnt);

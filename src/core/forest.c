@@ -321,7 +321,7 @@ cart_fit(const MlEnv *env, const TreeData *data, const TreeParams *p, TreeModel 
 		for (i = 0; i < nb; i++)
 			if (ml_check(env, rf ? "random_forest" : "decision_tree", t0 + i, n_trees, 0))
 			{
-				st = ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+				st = ml_fail_cancelled(err);
 				goto done;
 			}
 		run.t0 = t0;
@@ -332,7 +332,7 @@ cart_fit(const MlEnv *env, const TreeData *data, const TreeParams *p, TreeModel 
 		ml_parallel_for(&e, nb, cart_task, &run);
 		if (works[0].cancelled)
 		{
-			st = ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+			st = ml_fail_cancelled(err);
 			goto done;
 		}
 		for (i = 0; i < nb; i++)

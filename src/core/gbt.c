@@ -1271,7 +1271,7 @@ gbt_fit(const MlEnv *env, const TreeData *data, const TreeParams *p, TreeModel *
 
 		if (ml_check(env, "gbt", round, p->n_estimators, last_loss))
 		{
-			st = ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+			st = ml_fail_cancelled(err);
 			goto done;
 		}
 		{

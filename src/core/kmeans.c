@@ -237,18 +237,6 @@ km_transpose(const double *C, int k, int d, double *CT)
 			CT[(size_t) j * k + c] = C[(size_t) c * d + j];
 }
 
-/* Neumaier's compensated sum: add v to (*s, *comp). */
-static inline void
-km_nsum(double *s, double *comp, double v)
-{
-	double		t = *s + v;
-
-	if (fabs(*s) >= fabs(v))
-		*comp += (*s - t) + v;
-	else
-		*comp += (v - t) + *s;
-	*s = t;
-}
 
 /*
  * The row transform shared by training and predict, so both compute the
@@ -372,11 +360,6 @@ km_free_all(KmFit *F)
 	F->n_allocs = 0;
 }
 
-static MlStatus
-km_cancelled(MlError *err)
-{
-	return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
-}
 
 /* The shared block runner (mlcore.h), with k-means' cancel message and task cap. */
 typedef MlBlockFn KmBlockFn;
@@ -514,11 +497,11 @@ km_moments_block(void *arg, int64_t b, int64_t slot, int task)
 			{
 				double		t = x[j] - M->mean[j];
 
-				km_nsum(&s[j], &comp[j], t * t);
+				ml_neumaier_add(&s[j], &comp[j], t * t);
 			}
 		else
 			for (j = 0; j < d; j++)
-				km_nsum(&s[j], &comp[j], x[j]);
+				ml_neumaier_add(&s[j], &comp[j], x[j]);
 	}
 }
 
@@ -536,8 +519,8 @@ km_moments_combine(void *arg, int64_t b0, int64_t b1)
 
 		for (j = 0; j < d; j++)
 		{
-			km_nsum(&M->acc[j], &M->acc[d + j], s[j]);
-			km_nsum(&M->acc[j], &M->acc[d + j], s[d + j]);
+			ml_neumaier_add(&M->acc[j], &M->acc[d + j], s[j]);
+			ml_neumaier_add(&M->acc[j], &M->acc[d + j], s[d + j]);
 		}
 	}
 }
@@ -1002,7 +985,7 @@ km_lloyd_step_end(KmFit *F, double *C, int iter, int64_t changed, bool *stop, bo
 		km_bounds_prep(F, C);
 	F->last_value = tot;
 	if (ml_check(F->env, "kmeans", iter + 1, F->max_iter, tot))
-		return km_cancelled(F->err);
+		return ml_fail_cancelled(F->err);
 	*strict = changed == 0;
 	*stop = *strict || tot <= F->tol;
 	return ML_OK;
@@ -1722,7 +1705,7 @@ km_kmeanspp(KmFit *F, const double *W, int64_t n, MlRng *rng, double *C)
 				best = t;
 		memcpy(C + (size_t) c * d, W + (size_t) cand[best] * d, sizeof(double) * d);
 		if (ml_check(F->env, "kmeans++", c, k, pot_t[best]))
-			return km_cancelled(F->err);
+			return ml_fail_cancelled(F->err);
 	}
 	return ML_OK;
 }
@@ -1743,7 +1726,7 @@ km_sample_indices(const MlEnv *env, MlRng *rng, int64_t n, int64_t m, int64_t *o
 		if ((double) (n - i) * ml_rng_uniform(rng) < (double) (m - got))
 			out[got++] = i;
 		if ((i & 0xffff) == 0xffff && ml_check(env, "sampling", 0, 0, 0.0))
-			return km_cancelled(err);
+			return ml_fail_cancelled(err);
 	}
 	/* (n - i) * u < (m - got) always holds once m - got == n - i */
 	if (shuffle)
@@ -2112,7 +2095,7 @@ km_minibatch(KmFit *F, const KmParams *p, const double *C0, const double *counts
 		if ((step & 63) == 63 &&
 			ml_check(F->env, "minibatch kmeans",
 					 (int) ((double) step * batch / n) + 1, p->max_iter, S.ewa))
-			return km_cancelled(F->err);
+			return ml_fail_cancelled(F->err);
 	}
 	if (step > n_steps)
 		step = n_steps;
@@ -2302,7 +2285,7 @@ km_fit_inner(KmFit *F, const double *X, const KmParams *p, unsigned flags, int *
 							   "row %lld is a zero vector%s: cosine distance needs rows of nonzero length",
 							   (long long) i + 1, p->standardize ? " after standardizing" : "");
 			if ((i & 0xffff) == 0xffff && ml_check(env, "kmeans", 0, 0, 0.0))
-				return km_cancelled(err);
+				return ml_fail_cancelled(err);
 		}
 		F->W = W;
 	}

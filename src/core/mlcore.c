@@ -255,7 +255,13 @@ ml_run_blocks(const MlEnv *env, int64_t nblocks, int64_t slab, int max_tasks,
 		if (combine)
 			combine(arg, b0, b1);
 		if (b1 < nblocks && ml_check(env, stage, iter, max_iter, value))
-			return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+			return ml_fail_cancelled(err);
 	}
 	return ML_OK;
+}
+
+MlStatus
+ml_fail_cancelled(MlError *err)
+{
+	return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
 }

@@ -4,11 +4,12 @@
  * src/core is plain C with no server headers. It allocates only through the
  * MlEnv passed in, reports failures as an MlStatus plus a message in MlError,
  * and calls env->check from long loops so the caller can cancel or report
- * progress. The PostgreSQL glue maps MlStatus to SQLSTATEs (see errors.c).
+ * progress. The PostgreSQL glue maps MlStatus to SQLSTATEs (src/pg/env.c).
  */
 #ifndef MLCORE_H
 #define MLCORE_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,25 @@ typedef struct MlError
 /* Sets err (first failure wins) and returns code, for `return ml_fail(...)`. */
 MlStatus	ml_fail(MlError *err, MlStatus code, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
+
+/* ML_ERR_INTERNAL "cancelled": what core returns when env->check asks it to stop. */
+MlStatus	ml_fail_cancelled(MlError *err);
+
+/*
+ * Neumaier's compensated sum: adds v to (*sum, *comp); the total is
+ * *sum + *comp. Long sums (means of millions of rows) keep their digits.
+ */
+static inline void
+ml_neumaier_add(double *sum, double *comp, double v)
+{
+	double		t = *sum + v;
+
+	if (fabs(*sum) >= fabs(v))
+		*comp += (*sum - t) + v;
+	else
+		*comp += (v - t) + *sum;
+	*sum = t;
+}
 
 /*
  * The caller's services. alloc returns NULL on failure (core then fails with

@@ -517,7 +517,7 @@ prep_fit(const MlEnv *env, const PpFitData *d, const PpSpec *spec, MlPrep *p,
 		if (st != ML_OK)
 			return st;
 		if (ml_check(env, "preprocessing", (int) i, (int) d->n_in, 0))
-			return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+			return ml_fail_cancelled(err);
 	}
 	ml_free(env, buf);
 	*code_level = cl;

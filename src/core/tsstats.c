@@ -106,7 +106,7 @@ ts_sort_points(const MlEnv *env, TsPoint *p, int64_t n, MlError *err)
 	done = points_merge_sort(env, p, tmp, n);
 	ml_free(env, tmp);
 	if (!done)
-		return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+		return ml_fail_cancelled(err);
 	return ML_OK;
 }
 
@@ -231,13 +231,7 @@ typedef struct KSum
 static inline void
 ksum_add(KSum *k, double x)
 {
-	double		t = k->s + x;
-
-	if (fabs(k->s) >= fabs(x))
-		k->c += (k->s - t) + x;
-	else
-		k->c += (x - t) + k->s;
-	k->s = t;
+	ml_neumaier_add(&k->s, &k->c, x);
 }
 
 static inline double
@@ -350,7 +344,7 @@ ts_summarize(const MlEnv *env, const TsPoint *p, int64_t n, TsSummary *out, MlEr
 	tbar = ksum_value(&tsum) / dn;
 	out->mean = mean;
 	if (ml_check(env, "ts_features", 0, 0, NAN))
-		return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+		return ml_fail_cancelled(err);
 
 	/* Pass 2: centred moments and the trend. */
 	for (i = 0; i < n; i++)
@@ -408,6 +402,6 @@ ts_summarize(const MlEnv *env, const TsPoint *p, int64_t n, TsSummary *out, MlEr
 			out->autocorr_lag1 = sab / sqrt(saa * sbb);
 	}
 	if (ml_check(env, "ts_features", 0, 0, NAN))
-		return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+		return ml_fail_cancelled(err);
 	return summary_quantiles(env, p, n, out, err);
 }

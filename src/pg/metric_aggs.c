@@ -667,13 +667,7 @@ typedef struct LossState
 static void
 loss_add(LossState *st, double v)
 {
-	double		t = st->sum + v;
-
-	if (fabs(st->sum) >= fabs(v))
-		st->comp += (st->sum - t) + v;
-	else
-		st->comp += (v - t) + st->sum;
-	st->sum = t;
+	ml_neumaier_add(&st->sum, &st->comp, v);
 }
 
 /* log_loss(y_true boolean, p float8): p is the probability of true. */

@@ -188,7 +188,8 @@ def first_line(text):
     """The first non-comment, non-blank line of a block, shortened."""
     for l in text.split('\n'):
         s = l.strip()
-        if s and not s.startswith('--') and not s.startswith('#'):
+        if s and not s.startswith('--') and not s.startswith('#') and not ENV_LINE.match(s) \
+                and not s.upper().startswith('SET '):
             return s[:60]
     return ''
 
@@ -217,7 +218,7 @@ def run_page(page, db, report=True, counts=None):
             if reason is not None:
                 if report:
                     print('SKIP  %s  not run: %s' % (where, reason))
-                counts['SKIP'] = counts.get('SKIP', 0) + 1
+                    counts['SKIP'] = counts.get('SKIP', 0) + 1
                 continue
             t0 = time.time()
             ok, out, err = run_sql(b, db)

@@ -34,7 +34,8 @@ Page markers (anywhere in the page):
 
 Output: a ```text block (or an unlabelled ``` block) right after a SQL block
 is its output. The psql output of the block must contain its lines in order
-(trailing blanks ignored); a line `...` stands for any number of lines.
+(trailing blanks ignored); a line `...` (indented or not) stands for any
+number of lines.
 
 In both SQL and shell blocks `../shared/data` is replaced by $MLPIPE_DATA
 (default: ../shared/data from the project folder); in shell blocks the line
@@ -170,6 +171,7 @@ def run_shell(block, db):
 def output_matches(expected, actual):
     """Whether actual contains the expected lines in order (`...` = any lines)."""
     exp = [l.rstrip() for l in expected.rstrip('\n').split('\n')]
+    exp = ['...' if l.strip() == '...' else l for l in exp]
     act = [l.rstrip() for l in actual.split('\n')]
     while exp and exp[0] == '...':
         exp.pop(0)

@@ -42,7 +42,8 @@ In both SQL and shell blocks `../shared/data` is replaced by $MLPIPE_DATA
 `eval "$(scripts/pg.sh env)"` is dropped (the runner has set PG* already to
 the page's database). Time is bounded per block (MLPIPE_DOCTEST_TIMEOUT
 seconds, default 900) by a statement_timeout and by killing psql.
-MLPIPE_DOCTEST_KEEP=1 keeps the page databases. Exit status 1 when any block
+MLPIPE_DOCTEST_KEEP=1 keeps the page databases; MLPIPE_DOCTEST_SHOW=1 prints
+each SQL block's output (to write an output block from). Exit status 1 when any block
 FAILs.
 """
 
@@ -57,6 +58,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 DATA = os.environ.get('MLPIPE_DATA') or os.path.join(os.path.dirname(ROOT), 'shared', 'data')
 TIMEOUT = int(os.environ.get('MLPIPE_DOCTEST_TIMEOUT', '900'))
 KEEP = os.environ.get('MLPIPE_DOCTEST_KEEP') == '1'
+SHOW = os.environ.get('MLPIPE_DOCTEST_SHOW') == '1'
 
 MARKER = re.compile(r'<!--\s*(not-run|xfail|doctest|output)\s*:\s*(.*?)\s*-->')
 FENCE = re.compile(r'^```\s*([A-Za-z0-9_+-]*)\s*$')
@@ -225,6 +227,8 @@ def run_page(page, db, report=True, counts=None):
             t0 = time.time()
             ok, out, err = run_sql(b, db)
             detail = ''
+            if SHOW and report:
+                print(''.join('    > %s\n' % l.rstrip() for l in out.rstrip('\n').split('\n')), end='')
             if not ok:
                 detail = brief(err or out)
             elif b.output is not None and b.output.marker('output', 'volatile') is None \

@@ -4,11 +4,14 @@ return types, volatility and privileges come from the installed extension
 (pg_proc, aclexplode), so they cannot drift from the code; the prose (what
 it does, errors, example) is in PAGES below. Run with the PG* env of a
 cluster that has the extension:  eval "$(scripts/pg.sh env)";
-/usr/bin/python3 docs/reference/gen_reference.py"""
+/usr/bin/python3 docs/reference/gen_reference.py [OUTPUT_DIR]
+(OUTPUT_DIR defaults to this folder; test/docs/run.sh writes into a
+temporary one and compares, so the pages cannot fall behind the extension)."""
 import os
+import sys
 import psycopg2
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
 ROLES = ["mlpipe_reader", "mlpipe_scorer", "mlpipe_trainer", "mlpipe_admin"]
 VOL = {"i": "IMMUTABLE", "s": "STABLE", "v": "VOLATILE"}
 PAR = {"s": "PARALLEL SAFE", "r": "PARALLEL RESTRICTED", "u": "PARALLEL UNSAFE"}
@@ -319,6 +322,7 @@ AREAS = ["Training", "Scoring", "Evaluation", "Metric aggregates", "Features", "
 
 Q = """
 SELECT p.proname, p.prokind, pg_get_function_arguments(p.oid), pg_get_function_result(p.oid),
+       pg_get_function_identity_arguments(p.oid),
        p.provolatile, p.proparallel, p.prosecdef,
        EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
                 WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'),
@@ -335,8 +339,8 @@ def main():
     cur = conn.cursor()
     cur.execute(Q, (ROLES,))
     funcs = {}
-    for name, kind, args, res, vol, par, secdef, public, roles in cur.fetchall():
-        funcs.setdefault(name, []).append((kind, args, res, vol, par, secdef, public, roles))
+    for name, kind, args, res, ident, vol, par, secdef, public, roles in cur.fetchall():
+        funcs.setdefault(name, []).append((kind, args, res, ident, vol, par, secdef, public, roles))
     missing = sorted(set(funcs) - set(PAGES))
     if missing:
         raise SystemExit("no page text for: " + ", ".join(missing))
@@ -344,7 +348,7 @@ def main():
         pg = PAGES[name]
         lines = ["# mlpipe.%s" % name, "", pg["summary"], "", "## Signature%s" % ("s" if len(forms) > 1 else ""), ""]
         lines.append("```sql")
-        for kind, args, res, vol, par, secdef, public, roles in forms:
+        for kind, args, res, ident, vol, par, secdef, public, roles in forms:
             if kind == "a":
                 lines.append("AGGREGATE mlpipe.%s(%s) -- %s" % (name, args, PAR[par]))
             else:
@@ -352,9 +356,12 @@ def main():
                              % (name, args, res, VOL[vol], PAR[par], ", SECURITY DEFINER" if secdef else ""))
         lines += ["```", "", "## Arguments", "", pg["args"], "", "## Returns", "", pg["returns"], "",
                   "## Privileges", ""]
-        for kind, args, res, vol, par, secdef, public, roles in forms:
+        # The privilege lines name each form by its full argument list without
+        # defaults (the identity arguments): cutting the signature at its first
+        # DEFAULT would drop every argument after it.
+        for kind, args, res, ident, vol, par, secdef, public, roles in forms:
             who = "PUBLIC" if public else ("`%s` and the roles above it" % roles[0] if roles else "owner only")
-            lines.append("- `%s(%s)`: %s" % (name, args.split(" DEFAULT")[0] if len(forms) == 1 else args, who))
+            lines.append("- `%s(%s)`: %s" % (name, ident, who))
         lines += ["", "Roles: mlpipe_reader < mlpipe_scorer < mlpipe_trainer < mlpipe_admin (each includes the previous); "
                   "see [../security.md](../security.md).", "", "## Errors", "", pg["errors"], "", "## Example", "",
                   "```sql", pg["example"].replace("%s", name), "```", "", "See also: [%s](%s)." % (pg["see"][3:], pg["see"]), ""]

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""doctest.py: runs the SQL examples of the documentation as a test suite.
+"""run_docs.py: runs the SQL examples of the documentation as a test suite.
 
-Usage: doctest.py [PAGE.md ...]   (default: README.md, docs/*.md, docs/guides/*.md)
+Usage: run_docs.py [PAGE.md ...]   (default: README.md, docs/*.md, docs/guides/*.md)
 
 For each page it creates a fresh database with mlpipe, runs the page's
 loading steps and then every ```sql block, in page order, each block in its
@@ -31,6 +31,10 @@ Page markers (anywhere in the page):
   <!-- doctest: after PAGE --> run PAGE's loading steps and SQL blocks first,
                                in the same database (PAGE relative to the
                                project folder); not reported
+
+Run without arguments it also regenerates docs/reference with
+docs/reference/gen_reference.py into a temporary folder and compares: one
+PASS/FAIL line.
 
 Output: a ```text block (or an unlabelled ``` block) right after a SQL block
 is its output. The psql output of the block must contain its lines in order
@@ -262,12 +266,52 @@ def run_page(page, db, report=True, counts=None):
     return counts
 
 
+def check_reference():
+    """Regenerates docs/reference into a temporary folder from a fresh database
+    with mlpipe and compares it with the pages in the repository; returns the
+    number of failures (0 or 1)."""
+    import filecmp
+    import shutil
+    import tempfile
+    db = 'doctest_reference'
+    out = tempfile.mkdtemp(prefix='mlpipe-ref.')
+    try:
+        fresh_database(db, False)
+        p = subprocess.run(['/usr/bin/python3', os.path.join(ROOT, 'docs/reference/gen_reference.py'), out],
+                           capture_output=True, text=True, env=psql_env(db), timeout=TIMEOUT)
+        if p.returncode != 0:
+            print('FAIL  docs/reference  gen_reference.py: %s' % (p.stderr.strip() or p.stdout.strip()))
+            return 1
+        ref = os.path.join(ROOT, 'docs/reference')
+        names = sorted(set(f for f in os.listdir(out) if f.endswith('.md'))
+                       | set(f for f in os.listdir(ref) if f.endswith('.md')))
+        stale = [n for n in names if not (os.path.exists(os.path.join(ref, n)) and os.path.exists(os.path.join(out, n))
+                                          and filecmp.cmp(os.path.join(ref, n), os.path.join(out, n), shallow=False))]
+        if stale:
+            print('FAIL  docs/reference  pages differ from what gen_reference.py makes of the installed '
+                  'extension (run it to update): %s' % ', '.join(stale))
+            return 1
+        print('PASS  docs/reference  %d pages match gen_reference.py on the installed extension' % len(names))
+        return 0
+    except subprocess.CalledProcessError as e:
+        print('FAIL  docs/reference  fresh database: %s' % e.stderr.strip())
+        return 1
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        if not KEEP:
+            subprocess.run(['psql', '-X', '-q', '-d', 'postgres', '-c', 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db],
+                           capture_output=True, env=psql_env('postgres'))
+
+
 def main():
     pages = sys.argv[1:] or (['README.md'] + sorted(glob.glob('docs/*.md', root_dir=ROOT))
                              + sorted(glob.glob('docs/guides/*.md', root_dir=ROOT)))
     cron_db = subprocess.run(['psql', '-X', '-At', '-d', 'postgres', '-c', 'SHOW cron.database_name'],
                              capture_output=True, text=True, env=psql_env('postgres')).stdout.strip()
     failed = 0
+    if not sys.argv[1:]:
+        print('# docs/reference (generated pages)')
+        failed += check_reference()
     for page in pages:
         page = os.path.relpath(os.path.abspath(page), ROOT) if os.path.exists(page) else page
         blocks, page_markers = parse(os.path.join(ROOT, page))

@@ -316,6 +316,7 @@ def main():
         page = os.path.relpath(os.path.abspath(page), ROOT) if os.path.exists(page) else page
         blocks, page_markers = parse(os.path.join(ROOT, page))
         if not any(b.lang == 'sql' for b in blocks):
+            print('# %s: no SQL blocks' % page)
             continue
         before = [m[len('after '):].strip() for m in page_markers if m.startswith('after ')]
         cron = 'cron' in page_markers or any('cron' in parse(os.path.join(ROOT, p))[1] for p in before)

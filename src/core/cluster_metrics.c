@@ -10,7 +10,7 @@
  * directly (sqrt of the sum of squared differences), which is more accurate
  * than scikit-learn's |x|^2 - 2 x.y + |y|^2; the two agree to ~1e-12.
  */
-#include "kmeans.h"
+#include "cluster_metrics.h"
 
 #include <math.h>
 #include <string.h>

@@ -9,6 +9,7 @@
 
 #include "artifact.h"
 #include "kmeans.h"
+#include "cluster_metrics.h"
 #include "mltest.h"
 
 /* ---------------------------------------------------------------------- */

@@ -55,6 +55,22 @@ mc_slab(const MlEnv *env, int64_t nblocks, double work_per_block)
 	return (int64_t) s;
 }
 
+/* Squared Euclidean distance, summed in feature order. */
+static inline double
+mc_dist2(const double *a, const double *b, int d)
+{
+	double		s = 0.0;
+	int			j;
+
+	for (j = 0; j < d; j++)
+	{
+		double		t = a[j] - b[j];
+
+		s += t * t;
+	}
+	return s;
+}
+
 /* Checks the inputs; counts rows per label and the distinct labels. */
 static MlStatus
 mc_prepare(const MlEnv *env, const double *X, int64_t n, int d, const int *labels, int k,
@@ -143,15 +159,8 @@ mc_sums_block(void *arg, int64_t b, int64_t slot, int task)
 		}
 		else
 		{
-			const double *m = S->means + (size_t) c * d;
-			double		v = 0.0;
+			double		v = mc_dist2(x, S->means + (size_t) c * d, d);
 
-			for (j = 0; j < d; j++)
-			{
-				double		t = x[j] - m[j];
-
-				v += t * t;
-			}
 			p[c] += S->what == MC_SUM_DIST ? sqrt(v) : v;
 		}
 	}
@@ -231,42 +240,84 @@ mc_means(const MlEnv *env, const double *X, int64_t n, int d, const int *labels,
 	return ML_OK;
 }
 
+/* What Calinski-Harabasz and Davies-Bouldin both start from. */
+typedef struct McCentres
+{
+	int64_t    *cnt;			/* k: rows per label */
+	int			nl;				/* distinct labels */
+	double	   *means;			/* k x d cluster means */
+	double	   *intra;			/* k: per-cluster sums of `what` around the means */
+} McCentres;
+
+/*
+ * The set-up both scores share: the input checks and counts, then, when
+ * the score is defined (2 <= distinct labels <= n - 1; *defined says so),
+ * the cluster means and the per-cluster sums of what (MC_SUM_SQDEV or
+ * MC_SUM_DIST) around them. mc_centres_free releases cs in every case.
+ */
+static MlStatus
+mc_centres(const MlEnv *env, const double *X, int64_t n, int d, const int *labels, int k,
+		   int what, McCentres *cs, bool *defined, MlError *err)
+{
+	MlStatus	st;
+
+	memset(cs, 0, sizeof(*cs));
+	*defined = false;
+	st = mc_prepare(env, X, n, d, labels, k, &cs->cnt, &cs->nl, err);
+	if (st != ML_OK || !(cs->nl > 1 && cs->nl < n))
+		return st;
+	cs->means = ml_alloc(env, sizeof(double) * k * d);
+	cs->intra = ml_alloc(env, sizeof(double) * k);
+	if (!cs->means || !cs->intra)
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory for clustering metrics");
+	st = mc_means(env, X, n, d, labels, k, cs->cnt, cs->means, err);
+	if (st == ML_OK)
+		st = mc_cluster_sums(env, X, n, d, labels, k, what, cs->means, cs->intra, err);
+	*defined = st == ML_OK;
+	return st;
+}
+
+static void
+mc_centres_free(const MlEnv *env, McCentres *cs)
+{
+	ml_free(env, cs->cnt);
+	ml_free(env, cs->means);
+	ml_free(env, cs->intra);
+}
+
+/*
+ * Calinski-Harabasz: between-cluster dispersion over within-cluster
+ * dispersion, times (n - labels) / (labels - 1); 1 when every cluster is a
+ * single point.
+ */
 MlStatus
 cluster_calinski_harabasz(const MlEnv *env, const double *X, int64_t n, int d,
 						  const int *labels, int k, double *out, MlError *err)
 {
-	int64_t    *cnt;
-	int			nl,
-				c,
+	McCentres	cs;
+	const int64_t *cnt;
+	const double *means;
+	bool		defined;
+	int			c,
 				j;
-	double	   *means = NULL,
-			   *intra = NULL,
-			   *mean = NULL;
+	double	   *mean = NULL;
 	double		extra = 0.0,
 				intra_tot = 0.0,
 				intra_comp = 0.0;
 	MlStatus	st;
 
 	*out = NAN;
-	st = mc_prepare(env, X, n, d, labels, k, &cnt, &nl, err);
-	if (st != ML_OK)
-		return st;
-	if (!(nl > 1 && nl < n))
-	{
-		ml_free(env, cnt);
-		return ML_OK;
-	}
-	means = ml_alloc(env, sizeof(double) * k * d);
-	intra = ml_alloc(env, sizeof(double) * k);
+	st = mc_centres(env, X, n, d, labels, k, MC_SUM_SQDEV, &cs, &defined, err);
+	if (st != ML_OK || !defined)
+		goto done;
+	cnt = cs.cnt;
+	means = cs.means;
 	mean = ml_calloc(env, (size_t) d, sizeof(double));
-	if (!means || !intra || !mean)
+	if (!mean)
 	{
 		st = ml_fail(err, ML_ERR_MEMORY, "out of memory for clustering metrics");
 		goto done;
 	}
-	st = mc_means(env, X, n, d, labels, k, cnt, means, err);
-	if (st != ML_OK)
-		goto done;
 	/* the overall mean, from the cluster sums (compensated) */
 	for (j = 0; j < d; j++)
 	{
@@ -278,45 +329,37 @@ cluster_calinski_harabasz(const MlEnv *env, const double *X, int64_t n, int d,
 				ml_neumaier_add(&s, &cp, means[(size_t) c * d + j] * (double) cnt[c]);
 		mean[j] = (s + cp) / (double) n;
 	}
-	st = mc_cluster_sums(env, X, n, d, labels, k, MC_SUM_SQDEV, means, intra, err);
-	if (st != ML_OK)
-		goto done;
 	for (c = 0; c < k; c++)
 		if (cnt[c] > 0)
 		{
-			double		s = 0.0;
-
-			for (j = 0; j < d; j++)
-			{
-				double		t = means[(size_t) c * d + j] - mean[j];
-
-				s += t * t;
-			}
-			extra += (double) cnt[c] * s;
-			ml_neumaier_add(&intra_tot, &intra_comp, intra[c]);
+			extra += (double) cnt[c] * mc_dist2(means + (size_t) c * d, mean, d);
+			ml_neumaier_add(&intra_tot, &intra_comp, cs.intra[c]);
 		}
 	intra_tot += intra_comp;
 	*out = intra_tot == 0.0 ? 1.0 :
-		extra * (double) (n - nl) / (intra_tot * ((double) nl - 1.0));
+		extra * (double) (n - cs.nl) / (intra_tot * ((double) cs.nl - 1.0));
 done:
-	ml_free(env, cnt);
-	ml_free(env, means);
-	ml_free(env, intra);
+	mc_centres_free(env, &cs);
 	ml_free(env, mean);
 	return st;
 }
 
+/*
+ * Davies-Bouldin: the mean over clusters of the largest (s_c + s_e) /
+ * |mean_c - mean_e|, s_c being the mean distance of c's rows to its mean;
+ * 0 when all those distances or all centroid distances are (near) zero.
+ */
 MlStatus
 cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 					   const int *labels, int k, double *out, MlError *err)
 {
-	int64_t    *cnt;
-	int			nl,
-				c,
-				e,
-				j;
-	double	   *means = NULL,
-			   *intra = NULL;
+	McCentres	cs;
+	const int64_t *cnt;
+	const double *means;
+	double	   *intra;
+	bool		defined;
+	int			c,
+				e;
 	bool		intra_zero = true,
 				cd_zero = true;
 	double		total = 0.0,
@@ -324,26 +367,12 @@ cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 	MlStatus	st;
 
 	*out = NAN;
-	st = mc_prepare(env, X, n, d, labels, k, &cnt, &nl, err);
-	if (st != ML_OK)
-		return st;
-	if (!(nl > 1 && nl < n))
-	{
-		ml_free(env, cnt);
-		return ML_OK;
-	}
-	means = ml_alloc(env, sizeof(double) * k * d);
-	intra = ml_alloc(env, sizeof(double) * k);
-	if (!means || !intra)
-	{
-		st = ml_fail(err, ML_ERR_MEMORY, "out of memory for clustering metrics");
+	st = mc_centres(env, X, n, d, labels, k, MC_SUM_DIST, &cs, &defined, err);
+	if (st != ML_OK || !defined)
 		goto done;
-	}
-	st = mc_means(env, X, n, d, labels, k, cnt, means, err);
-	if (st == ML_OK)
-		st = mc_cluster_sums(env, X, n, d, labels, k, MC_SUM_DIST, means, intra, err);
-	if (st != ML_OK)
-		goto done;
+	cnt = cs.cnt;
+	means = cs.means;
+	intra = cs.intra;
 	for (c = 0; c < k; c++)
 		if (cnt[c] > 0)
 		{
@@ -354,21 +383,11 @@ cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 	/* np.allclose(centroid_distances, 0): every distance within 1e-8 */
 	for (c = 0; c < k && cd_zero; c++)
 		for (e = c + 1; e < k; e++)
-			if (cnt[c] > 0 && cnt[e] > 0)
+			if (cnt[c] > 0 && cnt[e] > 0 &&
+				sqrt(mc_dist2(means + (size_t) c * d, means + (size_t) e * d, d)) > 1e-8)
 			{
-				double		s = 0.0;
-
-				for (j = 0; j < d; j++)
-				{
-					double		t = means[(size_t) c * d + j] - means[(size_t) e * d + j];
-
-					s += t * t;
-				}
-				if (sqrt(s) > 1e-8)
-				{
-					cd_zero = false;
-					break;
-				}
+				cd_zero = false;
+				break;
 			}
 	if (intra_zero || cd_zero)
 	{
@@ -383,19 +402,12 @@ cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 			continue;
 		for (e = 0; e < k; e++)
 		{
-			double		s = 0.0,
-						dist,
+			double		dist,
 						ratio;
 
 			if (cnt[e] == 0 || e == c)
 				continue;
-			for (j = 0; j < d; j++)
-			{
-				double		t = means[(size_t) c * d + j] - means[(size_t) e * d + j];
-
-				s += t * t;
-			}
-			dist = sqrt(s);
+			dist = sqrt(mc_dist2(means + (size_t) c * d, means + (size_t) e * d, d));
 			/* scikit-learn sets zero centroid distances to inf: ratio 0 */
 			ratio = dist == 0.0 ? 0.0 : (intra[c] + intra[e]) / dist;
 			if (ratio > best)
@@ -403,11 +415,9 @@ cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 		}
 		ml_neumaier_add(&total, &comp, best);
 	}
-	*out = (total + comp) / (double) nl;
+	*out = (total + comp) / (double) cs.nl;
 done:
-	ml_free(env, cnt);
-	ml_free(env, means);
-	ml_free(env, intra);
+	mc_centres_free(env, &cs);
 	return st;
 }
 

@@ -237,32 +237,31 @@ km_moments(KmFit *F, const double *X, double *mean, double *var)
 	KmMoments	M;
 	int64_t		slab = km_slab_for(F, 4.0 * F->d);
 	int			d = F->d,
-				j;
+				j,
+				pass;
 	MlStatus	st;
 
 	M.X = X;
 	M.n = F->n;
 	M.d = d;
-	M.mean = NULL;
 	M.part = km_alloc(F, (size_t) slab * 2, (size_t) d * sizeof(double), "column moments");
 	M.acc = km_alloc(F, 2 * (size_t) d, sizeof(double), "column moments");
 	if (!M.part || !M.acc)
 		return F->err->code;
-	memset(M.acc, 0, sizeof(double) * 2 * d);
-	st = km_run(F, F->nblocks, slab, km_moments_block, km_moments_combine, &M,
-				"standardize", 0, 0, 0.0);
-	if (st != ML_OK)
-		return st;
-	for (j = 0; j < d; j++)
-		mean[j] = (M.acc[j] + M.acc[d + j]) / (double) F->n;
-	M.mean = mean;
-	memset(M.acc, 0, sizeof(double) * 2 * d);
-	st = km_run(F, F->nblocks, slab, km_moments_block, km_moments_combine, &M,
-				"standardize", 0, 0, 0.0);
-	if (st != ML_OK)
-		return st;
-	for (j = 0; j < d; j++)
-		var[j] = (M.acc[j] + M.acc[d + j]) / (double) F->n;
+	/* pass 0: sums, into mean; pass 1: squared deviations from it, into var */
+	for (pass = 0; pass < 2; pass++)
+	{
+		double	   *out = pass == 0 ? mean : var;
+
+		M.mean = pass == 0 ? NULL : mean;
+		memset(M.acc, 0, sizeof(double) * 2 * d);
+		st = km_run(F, F->nblocks, slab, km_moments_block, km_moments_combine, &M,
+					"standardize", 0, 0, 0.0);
+		if (st != ML_OK)
+			return st;
+		for (j = 0; j < d; j++)
+			out[j] = (M.acc[j] + M.acc[d + j]) / (double) F->n;
+	}
 	return ML_OK;
 }
 

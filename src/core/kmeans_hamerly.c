@@ -16,23 +16,37 @@
 
 #ifdef KM_HAVE_INT128
 
-/* Exponents of the lowest and highest set bits of a nonzero double. */
-static inline void
-km_bit_range(double x, int *lo, int *hi)
+/*
+ * x as sign * m * 2^scale with an integer significand m (the hidden bit
+ * made explicit; subnormals have scale -1074). Returns the raw bits.
+ */
+static inline uint64_t
+km_split(double x, uint64_t *m, int *scale)
 {
-	uint64_t	b,
-				m;
+	uint64_t	b;
 	int			e;
 
 	memcpy(&b, &x, 8);
 	e = (int) ((b >> 52) & 0x7ff);
-	m = b & UINT64_C(0xFFFFFFFFFFFFF);
+	*m = b & UINT64_C(0xFFFFFFFFFFFFF);
 	if (e)
-		m |= UINT64_C(1) << 52;
+		*m |= UINT64_C(1) << 52;
 	else
 		e = 1;
-	*lo = e - 1075 + __builtin_ctzll(m);
-	*hi = e - 1075 + 63 - __builtin_clzll(m);
+	*scale = e - 1075;
+	return b;
+}
+
+/* Exponents of the lowest and highest set bits of a nonzero double. */
+static inline void
+km_bit_range(double x, int *lo, int *hi)
+{
+	uint64_t	m;
+	int			scale;
+
+	km_split(x, &m, &scale);
+	*lo = scale + __builtin_ctzll(m);
+	*hi = scale + 63 - __builtin_clzll(m);
 }
 
 /* x / 2^lsb as an exact 128-bit integer (x's bits all lie at or above lsb). */
@@ -41,20 +55,14 @@ km_fix(double x, int lsb)
 {
 	uint64_t	b,
 				m;
-	int			e,
+	int			scale,
 				sh;
 	km_i128		v;
 
-	memcpy(&b, &x, 8);
-	e = (int) ((b >> 52) & 0x7ff);
-	m = b & UINT64_C(0xFFFFFFFFFFFFF);
-	if (e)
-		m |= UINT64_C(1) << 52;
-	else
-		e = 1;
+	b = km_split(x, &m, &scale);
 	if (m == 0)
 		return 0;
-	sh = e - 1075 - lsb;
+	sh = scale - lsb;
 	v = sh >= 0 ? (km_i128) m << sh : (km_i128) (m >> -sh);
 	return (b >> 63) ? -v : v;
 }

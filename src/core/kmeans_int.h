@@ -226,39 +226,7 @@ km_transpose(const double *C, int k, int d, double *CT)
 			CT[(size_t) j * k + c] = C[(size_t) c * d + j];
 }
 
-/*
- * The row transform shared by training and predict, so both compute the
- * same bits: (x - mean) / scale when standardising, then division by the L2
- * norm for cosine. Returns false for a zero row under cosine.
- */
-static inline bool
-km_transform_row(const double *x, int d, const double *mean, const double *scale,
-				 bool cosine, double *out)
-{
-	int			j;
-
-	if (mean)
-		for (j = 0; j < d; j++)
-			out[j] = (x[j] - mean[j]) / scale[j];
-	else if (out != x)
-		memcpy(out, x, sizeof(double) * d);
-	if (cosine)
-	{
-		double		s = 0.0,
-					norm;
-
-		for (j = 0; j < d; j++)
-			s += out[j] * out[j];
-		norm = sqrt(s);
-		if (!(norm > 0.0) || !isfinite(norm))
-			return false;
-		for (j = 0; j < d; j++)
-			out[j] = out[j] / norm;
-	}
-	return true;
-}
-
-/* Normalise centre c of C in place; false when it is the zero vector. */
+/* Scales c (d values) to unit L2 length in place; false when it is the zero vector. */
 static inline bool
 km_normalise(double *c, int d)
 {
@@ -275,6 +243,29 @@ km_normalise(double *c, int d)
 		c[j] = c[j] / norm;
 	return true;
 }
+
+/*
+ * The row transform shared by training and predict, so both compute the
+ * same bits: (x - mean) / scale when standardising, then division by the L2
+ * norm for cosine. Returns false for a zero row under cosine.
+ */
+static inline bool
+km_transform_row(const double *x, int d, const double *mean, const double *scale,
+				 bool cosine, double *out)
+{
+	int			j;
+
+	if (mean)
+		for (j = 0; j < d; j++)
+			out[j] = (x[j] - mean[j]) / scale[j];
+	else if (out != x)
+		memcpy(out, x, sizeof(double) * d);
+	return !cosine || km_normalise(out, d);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Fit state                                                              */
+/* ---------------------------------------------------------------------- */
 
 /*
  * Everything one fit needs: the working rows, the sizes, the scratch of

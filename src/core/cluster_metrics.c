@@ -37,12 +37,14 @@ mc_run(const MlEnv *env, int64_t nblocks, int64_t slab, McBlockFn block,
 						 stage, 0, 0, 0.0, err);
 }
 
+/* Task slots for env's thread count. */
 static int
 mc_tasks(const MlEnv *env)
 {
 	return env->n_threads < 1 ? 1 : env->n_threads > MC_MAX_TASKS ? MC_MAX_TASKS : env->n_threads;
 }
 
+/* Blocks per parallel call for work_per_block units each, between checks. */
 static int64_t
 mc_slab(const MlEnv *env, int64_t nblocks, double work_per_block)
 {
@@ -133,6 +135,7 @@ typedef struct McSums
 	double	   *comp;			/* k x width */
 } McSums;
 
+/* Block b's per-cluster sums of x, |x - mean|^2 or |x - mean|. */
 static void
 mc_sums_block(void *arg, int64_t b, int64_t slot, int task)
 {
@@ -166,6 +169,7 @@ mc_sums_block(void *arg, int64_t b, int64_t slot, int task)
 	}
 }
 
+/* Adds the blocks' partial sums into the compensated totals, in block order. */
 static void
 mc_sums_combine(void *arg, int64_t b0, int64_t b1)
 {
@@ -277,6 +281,7 @@ mc_centres(const MlEnv *env, const double *X, int64_t n, int d, const int *label
 	return st;
 }
 
+/* Frees what mc_centres allocated. */
 static void
 mc_centres_free(const MlEnv *env, McCentres *cs)
 {
@@ -479,6 +484,7 @@ mc_tile_scalar(const McSil *S, const double *xr, int64_t p, int len,
 		}
 }
 
+/* A full tile with the scalar kernel (no x86 vector unit). */
 static void
 mc_tile_generic(const McSil *S, const double *xr, int64_t p, double lanes[MC_R][MC_TILE])
 {
@@ -628,6 +634,7 @@ mc_tile_sums(const McSil *S, const double *xr, int64_t p0, int64_t p1, double *o
 			((lanes[r][4] + lanes[r][5]) + (lanes[r][6] + lanes[r][7]));
 }
 
+/* Silhouette values of the MC_R sorted rows of block b. */
 static void
 mc_sil_block(void *arg, int64_t b, int64_t slot, int task)
 {
@@ -688,6 +695,34 @@ mc_sil_block(void *arg, int64_t b, int64_t slot, int task)
 	}
 }
 
+/*
+ * *rows_out = m of the n row indices, ascending, drawn uniformly without
+ * replacement (selection sampling) with seed; the caller frees it.
+ */
+static MlStatus
+mc_sample_rows(const MlEnv *env, int64_t n, int64_t m, uint64_t seed, int64_t **rows_out,
+			   MlError *err)
+{
+	MlRng		rng;
+	int64_t		got = 0,
+				i,
+			   *rows;
+
+	*rows_out = rows = ml_alloc(env, sizeof(int64_t) * (size_t) m);
+	if (rows == NULL)
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory for the silhouette sample");
+	ml_rng_seed(&rng, seed);
+	for (i = 0; i < n && got < m; i++)
+	{
+		if ((double) (n - i) * ml_rng_uniform(&rng) < (double) (m - got))
+			rows[got++] = i;
+		if ((i & 0xffff) == 0xffff && ml_check(env, "silhouette", 0, 0, 0.0))
+			return ml_fail_cancelled(err);
+	}
+	return ML_OK;
+}
+
+/* Mean silhouette of all rows or a seeded sample (cluster_metrics.h). */
 MlStatus
 cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d, const int *labels,
 				   int k, int64_t sample_size, uint64_t seed, double *out, MlError *err)
@@ -719,27 +754,9 @@ cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d, const in
 	m = (sample_size > 0 && n > sample_size) ? sample_size : n;
 	if (m < n)
 	{
-		/* a uniform sample without replacement: selection sampling */
-		MlRng		rng;
-		int64_t		got = 0;
-
-		rows = ml_alloc(env, sizeof(int64_t) * (size_t) m);
-		if (rows == NULL)
-		{
-			st = ml_fail(err, ML_ERR_MEMORY, "out of memory for the silhouette sample");
+		st = mc_sample_rows(env, n, m, seed, &rows, err);
+		if (st != ML_OK)
 			goto done;
-		}
-		ml_rng_seed(&rng, seed);
-		for (i = 0; i < n && got < m; i++)
-		{
-			if ((double) (n - i) * ml_rng_uniform(&rng) < (double) (m - got))
-				rows[got++] = i;
-			if ((i & 0xffff) == 0xffff && ml_check(env, "silhouette", 0, 0, 0.0))
-			{
-				st = ml_fail_cancelled(err);
-				goto done;
-			}
-		}
 		memset(cnt, 0, sizeof(int64_t) * k);
 		for (i = 0; i < m; i++)
 			cnt[labels[rows[i]]]++;

@@ -667,6 +667,7 @@ km_fit_inner(KmFit *F, const double *X, const KmParams *p, unsigned flags, int *
 	return km_fit_results(F, p, flags, &R, labels_out, out, res);
 }
 
+/* kmeans_fit with flags and labels (kmeans.h): sets up the fit state, runs it, frees its scratch. */
 MlStatus
 kmeans_fit_ex(const MlEnv *env, const double *X, int64_t n, int d, const KmParams *p,
 			  unsigned flags, int *labels, KmModel *out, KmResult *res, MlError *err)
@@ -701,6 +702,7 @@ kmeans_fit_ex(const MlEnv *env, const double *X, int64_t n, int d, const KmParam
 	return st;
 }
 
+/* Fits a model (kmeans.h). */
 MlStatus
 kmeans_fit(const MlEnv *env, const double *X, int64_t n, int d, const KmParams *p,
 		   KmModel *out, KmResult *res, MlError *err)
@@ -708,6 +710,7 @@ kmeans_fit(const MlEnv *env, const double *X, int64_t n, int d, const KmParams *
 	return kmeans_fit_ex(env, X, n, d, p, 0, NULL, out, res, err);
 }
 
+/* An upper bound on what kmeans_fit allocates, mirroring its allocations (kmeans.h). */
 size_t
 kmeans_memory_estimate(int64_t n, int d, const KmParams *p, int n_threads)
 {
@@ -750,6 +753,7 @@ kmeans_memory_estimate(int64_t n, int d, const KmParams *p, int n_threads)
 	return b >= (double) SIZE_MAX ? SIZE_MAX : (size_t) b;
 }
 
+/* Frees a model's arrays and clears the pointers. */
 void
 kmeans_model_free(const MlEnv *env, KmModel *m)
 {
@@ -760,6 +764,7 @@ kmeans_model_free(const MlEnv *env, KmModel *m)
 	m->mean = m->scale = m->centroids = m->counts = NULL;
 }
 
+/* Nearest centroid of a raw row, transformed as in training; -1 when it cannot be placed. */
 int
 kmeans_predict(const KmModel *m, const double *x, double *scratch)
 {

@@ -75,6 +75,7 @@ typedef struct KmRange
 	int		   *hi;				/* d */
 } KmRange;
 
+/* Lowest and highest set bit of each column over block b's rows. */
 static void
 km_range_block(void *arg, int64_t b, int64_t slot, int task)
 {
@@ -111,6 +112,7 @@ km_range_block(void *arg, int64_t b, int64_t slot, int task)
 	}
 }
 
+/* Merges the blocks' bit ranges into the column totals. */
 static void
 km_range_combine(void *arg, int64_t b0, int64_t b1)
 {
@@ -258,6 +260,11 @@ km_xscan(KmFit *F, int64_t i, int *labels, km_i128 *ts, int64_t *tc, double *dis
 	return 1;
 }
 
+/*
+ * Block b of an exact pass: a full scan of every row (SCAN), or Hamerly's
+ * test first and a scan only where it fails (BOUND); moved rows go into the
+ * task's deltas.
+ */
 KM_HOT static void
 km_xpass_block(void *arg, int64_t b, int64_t slot, int task)
 {

@@ -18,6 +18,7 @@ typedef struct KmPP
 	double	   *pval;			/* pass A: nblocks sums; pass B: nblocks x trials */
 } KmPP;
 
+/* k-means++ pass A on block b: D^2 to the nearest centre so far, and its block sum. */
 static void
 km_pp_update_block(void *arg, int64_t b, int64_t slot, int task)
 {
@@ -38,6 +39,7 @@ km_pp_update_block(void *arg, int64_t b, int64_t slot, int task)
 	P->pval[b] = s;
 }
 
+/* k-means++ pass B on block b: the potential with each candidate added. */
 KM_HOT static void
 km_pp_trials_block(void *arg, int64_t b, int64_t slot, int task)
 {
@@ -61,6 +63,68 @@ km_pp_trials_block(void *arg, int64_t b, int64_t slot, int task)
 			double		v = km_dist2(x, P->cand + (size_t) t * d, d);
 
 			pot[t] += v < cl ? v : cl;
+		}
+	}
+}
+
+/* The k-means++ scratch, allocated on first use for n rows. */
+static MlStatus
+km_pp_scratch(KmFit *F, int64_t n, int64_t nb)
+{
+	if (F->pp_closest == NULL)
+	{
+		F->pp_cap = n;
+		F->pp_closest = km_alloc(F, (size_t) n, sizeof(double), "k-means++ distances");
+		F->pp_pval = km_alloc(F, (size_t) nb, sizeof(double) * 64, "k-means++ potentials");
+		F->pp_prefix = km_alloc(F, (size_t) nb + 1, sizeof(double), "k-means++ potentials");
+		F->pp_candT = km_alloc(F, (size_t) F->d, sizeof(double) * 64, "k-means++ candidates");
+		if (!F->pp_closest || !F->pp_pval || !F->pp_prefix || !F->pp_candT)
+			return F->err->code;
+	}
+	if (n > F->pp_cap)
+		return ml_fail(F->err, ML_ERR_INTERNAL, "k-means++ scratch is too small");
+	return ML_OK;
+}
+
+/*
+ * Draws the trials candidates into cand: for each, the first row whose
+ * cumulative D^2 reaches u * pot (scikit-learn's searchsorted), found by
+ * bisection over the block prefix sums, then within the block.
+ */
+static void
+km_pp_candidates(const KmPP *P, const double *prefix, int64_t nb, double pot, MlRng *rng,
+				 int64_t *cand)
+{
+	int			t;
+
+	for (t = 0; t < P->trials; t++)
+	{
+		double		r = ml_rng_uniform(rng) * pot;
+		int64_t		lo = 0,
+					hi = nb - 1,
+					i,
+					r1;
+		double		local = 0.0;
+
+		while (lo < hi)
+		{
+			int64_t		mid = lo + (hi - lo) / 2;
+
+			if (prefix[mid + 1] >= r)
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+		cand[t] = P->n - 1;
+		r1 = km_block_end(lo, P->n);
+		for (i = lo * KM_BLOCK; i < r1; i++)
+		{
+			local += P->closest[i];
+			if (prefix[lo] + local >= r)
+			{
+				cand[t] = i;
+				break;
+			}
 		}
 	}
 }
@@ -93,18 +157,9 @@ km_kmeanspp(KmFit *F, const double *W, int64_t n, MlRng *rng, double *C)
 
 	if (trials > 64)
 		trials = 64;
-	if (F->pp_closest == NULL)
-	{
-		F->pp_cap = n;
-		F->pp_closest = km_alloc(F, (size_t) n, sizeof(double), "k-means++ distances");
-		F->pp_pval = km_alloc(F, (size_t) nb, sizeof(double) * 64, "k-means++ potentials");
-		F->pp_prefix = km_alloc(F, (size_t) nb + 1, sizeof(double), "k-means++ potentials");
-		F->pp_candT = km_alloc(F, (size_t) d, sizeof(double) * 64, "k-means++ candidates");
-		if (!F->pp_closest || !F->pp_pval || !F->pp_prefix || !F->pp_candT)
-			return F->err->code;
-	}
-	if (n > F->pp_cap)
-		return ml_fail(F->err, ML_ERR_INTERNAL, "k-means++ scratch is too small");
+	st = km_pp_scratch(F, n, nb);
+	if (st != ML_OK)
+		return st;
 	P.F = F;
 	P.W = W;
 	P.n = n;
@@ -132,46 +187,10 @@ km_kmeanspp(KmFit *F, const double *W, int64_t n, MlRng *rng, double *C)
 		for (b = 0; b < nb; b++)
 			prefix[b + 1] = prefix[b] + P.pval[b];
 		pot = prefix[nb];
-
-		/* candidates: the first row whose cumulative D^2 reaches u * pot */
-		for (t = 0; t < trials; t++)
-		{
-			double		r = ml_rng_uniform(rng) * pot;
-			int64_t		lo = 0,
-						hi = nb - 1,
-						i,
-						r1;
-			double		local = 0.0;
-
-			while (lo < hi)
-			{
-				int64_t		mid = lo + (hi - lo) / 2;
-
-				if (prefix[mid + 1] >= r)
-					hi = mid;
-				else
-					lo = mid + 1;
-			}
-			cand[t] = n - 1;
-			r1 = km_block_end(lo, n);
-			for (i = lo * KM_BLOCK; i < r1; i++)
-			{
-				local += P.closest[i];
-				if (prefix[lo] + local >= r)
-				{
-					cand[t] = i;
-					break;
-				}
-			}
-		}
+		km_pp_candidates(&P, prefix, nb, pot, rng, cand);
 		/* pass B: the potential with each candidate added */
 		for (t = 0; t < trials; t++)
-		{
-			int			j;
-
-			for (j = 0; j < d; j++)
-				candT[(size_t) t * d + j] = W[(size_t) cand[t] * d + j];
-		}
+			memcpy(candT + (size_t) t * d, W + (size_t) cand[t] * d, sizeof(double) * d);
 		st = km_run(F, nb, km_slab_for(F, (double) trials * d), km_pp_trials_block, NULL, &P,
 					"kmeans++", c, k, pot);
 		if (st != ML_OK)

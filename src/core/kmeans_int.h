@@ -367,41 +367,41 @@ typedef void (*KmMoveFn) (KmFit *F, void *sums, const double *x, int old, int nw
 /* kmeans.c: the fit context */
 void	   *km_alloc(KmFit *F, size_t n, size_t size, const char *what);
 MlStatus	km_run(KmFit *F, int64_t nblocks, int64_t slab, MlBlockFn block,
-					   MlCombineFn combine, void *arg, const char *stage, int iter,
-					   int max_iter, double value);
+				   MlCombineFn combine, void *arg, const char *stage, int iter,
+				   int max_iter, double value);
 int64_t		km_slab_for(const KmFit *F, double cost);
 
 /* kmeans_lloyd.c */
 MlStatus	km_pass(KmFit *F, const double *C, int *labels, int mode, bool accumulate,
-						double *out_d2, int iter, double *inertia, int64_t *changed);
+					double *out_d2, int iter, double *inertia, int64_t *changed);
 MlStatus	km_far_rows(KmFit *F, const double *C, const int64_t *counts, int *labels,
-							int iter, int *n_empty_out);
+						int iter, int *n_empty_out);
 void		km_apply_relocations(KmFit *F, const int *labels, int n_empty, void *sums,
 								 int64_t *counts, KmMoveFn move);
 MlStatus	km_lloyd_run(KmFit *F, const KmLloydKind *kind, double *C, int *labels,
-							 double *inertia_out, int *iters_out);
+						 double *inertia_out, int *iters_out);
 MlStatus	km_lloyd(KmFit *F, double *C, int *labels, double *inertia_out,
-						 int *iters_out);
+					 int *iters_out);
 
 /* kmeans_hamerly.c */
 #ifdef KM_HAVE_INT128
 MlStatus	km_exact_prepare(KmFit *F);
 MlStatus	km_lloyd_exact(KmFit *F, double *C, int *labels, double *inertia_out,
-							   int *iters_out);
+						   int *iters_out);
 #endif
 
 /* kmeans_init.c */
 MlStatus	km_kmeanspp(KmFit *F, const double *W, int64_t n, MlRng *rng, double *C);
 MlStatus	km_sample_indices(const MlEnv *env, MlRng *rng, int64_t n, int64_t m,
-								  int64_t *out, bool shuffle, MlError *err);
+							  int64_t *out, bool shuffle, MlError *err);
 MlStatus	km_init_seed(KmFit *F, KmInit init, const double *W, int64_t n,
-							 MlRng *rng, int64_t **pick, double *C);
+						 MlRng *rng, int64_t **pick, double *C);
 MlStatus	km_init_supplied(KmFit *F, const KmParams *p, const KmModel *out,
-								 double *C, bool *have);
+							 double *C, bool *have);
 
 /* kmeans_minibatch.c */
 MlStatus	km_minibatch(KmFit *F, const KmParams *p, const double *C0,
-							 const double *counts0, MlRng *rng, double *C, int *labels,
-							 double *inertia_out, int *iters_out, double *counts_out);
+						 const double *counts0, MlRng *rng, double *C, int *labels,
+						 double *inertia_out, int *iters_out, double *counts_out);
 
 #endif							/* KMEANS_INT_H */

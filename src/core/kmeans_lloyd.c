@@ -22,6 +22,11 @@ typedef struct KmPass
 	double	   *out_d2;			/* KEEP only: per-row squared distance, or NULL */
 } KmPass;
 
+/*
+ * Block b of a Lloyd pass: assigns each row (full scan, bound test, or
+ * kept), records its squared distance, and sums the rows per cluster when
+ * accumulating.
+ */
 KM_HOT static void
 km_pass_block(void *arg, int64_t b, int64_t slot, int task)
 {
@@ -117,6 +122,7 @@ km_pass_block(void *arg, int64_t b, int64_t slot, int task)
 	F->pchanged[b] = changed;
 }
 
+/* Adds the blocks' cluster sums and counts into F->sums / F->counts, in block order. */
 static void
 km_pass_combine(void *arg, int64_t b0, int64_t b1)
 {

@@ -44,6 +44,7 @@ typedef struct KmPair
 	int			i;
 } KmPair;
 
+/* qsort order of KmPair: by value, ties by the lower index. */
 static int
 km_pair_cmp(const void *a, const void *b)
 {

@@ -1,6 +1,6 @@
 /*
- * test_kmeans.c: unit tests of src/core/kmeans.c and cluster_metrics.c.
- * Prints TAP; exits non-zero on any failure.
+ * test_kmeans.c: unit tests of the k-means modules (src/core/kmeans*.c)
+ * and cluster_metrics.c. Prints TAP; exits non-zero on any failure.
  */
 #include <math.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
  * directly (sqrt of the sum of squared differences), which is more accurate
  * than scikit-learn's |x|^2 - 2 x.y + |y|^2; the two agree to ~1e-12.
  */
-#include "kmeans.h"
+#include "cluster_metrics.h"
 
 #include <math.h>
 #include <string.h>
@@ -37,12 +37,14 @@ mc_run(const MlEnv *env, int64_t nblocks, int64_t slab, McBlockFn block,
 						 stage, 0, 0, 0.0, err);
 }
 
+/* Task slots for env's thread count. */
 static int
 mc_tasks(const MlEnv *env)
 {
 	return env->n_threads < 1 ? 1 : env->n_threads > MC_MAX_TASKS ? MC_MAX_TASKS : env->n_threads;
 }
 
+/* Blocks per parallel call for work_per_block units each, between checks. */
 static int64_t
 mc_slab(const MlEnv *env, int64_t nblocks, double work_per_block)
 {
@@ -53,6 +55,22 @@ mc_slab(const MlEnv *env, int64_t nblocks, double work_per_block)
 	if (s > (double) nblocks)
 		s = (double) nblocks;
 	return (int64_t) s;
+}
+
+/* Squared Euclidean distance, summed in feature order. */
+static inline double
+mc_dist2(const double *a, const double *b, int d)
+{
+	double		s = 0.0;
+	int			j;
+
+	for (j = 0; j < d; j++)
+	{
+		double		t = a[j] - b[j];
+
+		s += t * t;
+	}
+	return s;
 }
 
 /* Checks the inputs; counts rows per label and the distinct labels. */
@@ -117,6 +135,7 @@ typedef struct McSums
 	double	   *comp;			/* k x width */
 } McSums;
 
+/* Block b's per-cluster sums of x, |x - mean|^2 or |x - mean|. */
 static void
 mc_sums_block(void *arg, int64_t b, int64_t slot, int task)
 {
@@ -143,20 +162,14 @@ mc_sums_block(void *arg, int64_t b, int64_t slot, int task)
 		}
 		else
 		{
-			const double *m = S->means + (size_t) c * d;
-			double		v = 0.0;
+			double		v = mc_dist2(x, S->means + (size_t) c * d, d);
 
-			for (j = 0; j < d; j++)
-			{
-				double		t = x[j] - m[j];
-
-				v += t * t;
-			}
 			p[c] += S->what == MC_SUM_DIST ? sqrt(v) : v;
 		}
 	}
 }
 
+/* Adds the blocks' partial sums into the compensated totals, in block order. */
 static void
 mc_sums_combine(void *arg, int64_t b0, int64_t b1)
 {
@@ -231,42 +244,85 @@ mc_means(const MlEnv *env, const double *X, int64_t n, int d, const int *labels,
 	return ML_OK;
 }
 
+/* What Calinski-Harabasz and Davies-Bouldin both start from. */
+typedef struct McCentres
+{
+	int64_t    *cnt;			/* k: rows per label */
+	int			nl;				/* distinct labels */
+	double	   *means;			/* k x d cluster means */
+	double	   *intra;			/* k: per-cluster sums of `what` around the means */
+} McCentres;
+
+/*
+ * The set-up both scores share: the input checks and counts, then, when
+ * the score is defined (2 <= distinct labels <= n - 1; *defined says so),
+ * the cluster means and the per-cluster sums of what (MC_SUM_SQDEV or
+ * MC_SUM_DIST) around them. mc_centres_free releases cs in every case.
+ */
+static MlStatus
+mc_centres(const MlEnv *env, const double *X, int64_t n, int d, const int *labels, int k,
+		   int what, McCentres *cs, bool *defined, MlError *err)
+{
+	MlStatus	st;
+
+	memset(cs, 0, sizeof(*cs));
+	*defined = false;
+	st = mc_prepare(env, X, n, d, labels, k, &cs->cnt, &cs->nl, err);
+	if (st != ML_OK || !(cs->nl > 1 && cs->nl < n))
+		return st;
+	cs->means = ml_alloc(env, sizeof(double) * k * d);
+	cs->intra = ml_alloc(env, sizeof(double) * k);
+	if (!cs->means || !cs->intra)
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory for clustering metrics");
+	st = mc_means(env, X, n, d, labels, k, cs->cnt, cs->means, err);
+	if (st == ML_OK)
+		st = mc_cluster_sums(env, X, n, d, labels, k, what, cs->means, cs->intra, err);
+	*defined = st == ML_OK;
+	return st;
+}
+
+/* Frees what mc_centres allocated. */
+static void
+mc_centres_free(const MlEnv *env, McCentres *cs)
+{
+	ml_free(env, cs->cnt);
+	ml_free(env, cs->means);
+	ml_free(env, cs->intra);
+}
+
+/*
+ * Calinski-Harabasz: between-cluster dispersion over within-cluster
+ * dispersion, times (n - labels) / (labels - 1); 1 when every cluster is a
+ * single point.
+ */
 MlStatus
 cluster_calinski_harabasz(const MlEnv *env, const double *X, int64_t n, int d,
 						  const int *labels, int k, double *out, MlError *err)
 {
-	int64_t    *cnt;
-	int			nl,
-				c,
+	McCentres	cs;
+	const int64_t *cnt;
+	const double *means;
+	bool		defined;
+	int			c,
 				j;
-	double	   *means = NULL,
-			   *intra = NULL,
-			   *mean = NULL;
+	double	   *mean = NULL;
 	double		extra = 0.0,
 				intra_tot = 0.0,
 				intra_comp = 0.0;
 	MlStatus	st;
 
 	*out = NAN;
-	st = mc_prepare(env, X, n, d, labels, k, &cnt, &nl, err);
-	if (st != ML_OK)
-		return st;
-	if (!(nl > 1 && nl < n))
-	{
-		ml_free(env, cnt);
-		return ML_OK;
-	}
-	means = ml_alloc(env, sizeof(double) * k * d);
-	intra = ml_alloc(env, sizeof(double) * k);
+	st = mc_centres(env, X, n, d, labels, k, MC_SUM_SQDEV, &cs, &defined, err);
+	if (st != ML_OK || !defined)
+		goto done;
+	cnt = cs.cnt;
+	means = cs.means;
 	mean = ml_calloc(env, (size_t) d, sizeof(double));
-	if (!means || !intra || !mean)
+	if (!mean)
 	{
 		st = ml_fail(err, ML_ERR_MEMORY, "out of memory for clustering metrics");
 		goto done;
 	}
-	st = mc_means(env, X, n, d, labels, k, cnt, means, err);
-	if (st != ML_OK)
-		goto done;
 	/* the overall mean, from the cluster sums (compensated) */
 	for (j = 0; j < d; j++)
 	{
@@ -278,45 +334,37 @@ cluster_calinski_harabasz(const MlEnv *env, const double *X, int64_t n, int d,
 				ml_neumaier_add(&s, &cp, means[(size_t) c * d + j] * (double) cnt[c]);
 		mean[j] = (s + cp) / (double) n;
 	}
-	st = mc_cluster_sums(env, X, n, d, labels, k, MC_SUM_SQDEV, means, intra, err);
-	if (st != ML_OK)
-		goto done;
 	for (c = 0; c < k; c++)
 		if (cnt[c] > 0)
 		{
-			double		s = 0.0;
-
-			for (j = 0; j < d; j++)
-			{
-				double		t = means[(size_t) c * d + j] - mean[j];
-
-				s += t * t;
-			}
-			extra += (double) cnt[c] * s;
-			ml_neumaier_add(&intra_tot, &intra_comp, intra[c]);
+			extra += (double) cnt[c] * mc_dist2(means + (size_t) c * d, mean, d);
+			ml_neumaier_add(&intra_tot, &intra_comp, cs.intra[c]);
 		}
 	intra_tot += intra_comp;
 	*out = intra_tot == 0.0 ? 1.0 :
-		extra * (double) (n - nl) / (intra_tot * ((double) nl - 1.0));
+		extra * (double) (n - cs.nl) / (intra_tot * ((double) cs.nl - 1.0));
 done:
-	ml_free(env, cnt);
-	ml_free(env, means);
-	ml_free(env, intra);
+	mc_centres_free(env, &cs);
 	ml_free(env, mean);
 	return st;
 }
 
+/*
+ * Davies-Bouldin: the mean over clusters of the largest (s_c + s_e) /
+ * |mean_c - mean_e|, s_c being the mean distance of c's rows to its mean;
+ * 0 when all those distances or all centroid distances are (near) zero.
+ */
 MlStatus
 cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 					   const int *labels, int k, double *out, MlError *err)
 {
-	int64_t    *cnt;
-	int			nl,
-				c,
-				e,
-				j;
-	double	   *means = NULL,
-			   *intra = NULL;
+	McCentres	cs;
+	const int64_t *cnt;
+	const double *means;
+	double	   *intra;
+	bool		defined;
+	int			c,
+				e;
 	bool		intra_zero = true,
 				cd_zero = true;
 	double		total = 0.0,
@@ -324,26 +372,12 @@ cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 	MlStatus	st;
 
 	*out = NAN;
-	st = mc_prepare(env, X, n, d, labels, k, &cnt, &nl, err);
-	if (st != ML_OK)
-		return st;
-	if (!(nl > 1 && nl < n))
-	{
-		ml_free(env, cnt);
-		return ML_OK;
-	}
-	means = ml_alloc(env, sizeof(double) * k * d);
-	intra = ml_alloc(env, sizeof(double) * k);
-	if (!means || !intra)
-	{
-		st = ml_fail(err, ML_ERR_MEMORY, "out of memory for clustering metrics");
+	st = mc_centres(env, X, n, d, labels, k, MC_SUM_DIST, &cs, &defined, err);
+	if (st != ML_OK || !defined)
 		goto done;
-	}
-	st = mc_means(env, X, n, d, labels, k, cnt, means, err);
-	if (st == ML_OK)
-		st = mc_cluster_sums(env, X, n, d, labels, k, MC_SUM_DIST, means, intra, err);
-	if (st != ML_OK)
-		goto done;
+	cnt = cs.cnt;
+	means = cs.means;
+	intra = cs.intra;
 	for (c = 0; c < k; c++)
 		if (cnt[c] > 0)
 		{
@@ -354,21 +388,11 @@ cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 	/* np.allclose(centroid_distances, 0): every distance within 1e-8 */
 	for (c = 0; c < k && cd_zero; c++)
 		for (e = c + 1; e < k; e++)
-			if (cnt[c] > 0 && cnt[e] > 0)
+			if (cnt[c] > 0 && cnt[e] > 0 &&
+				sqrt(mc_dist2(means + (size_t) c * d, means + (size_t) e * d, d)) > 1e-8)
 			{
-				double		s = 0.0;
-
-				for (j = 0; j < d; j++)
-				{
-					double		t = means[(size_t) c * d + j] - means[(size_t) e * d + j];
-
-					s += t * t;
-				}
-				if (sqrt(s) > 1e-8)
-				{
-					cd_zero = false;
-					break;
-				}
+				cd_zero = false;
+				break;
 			}
 	if (intra_zero || cd_zero)
 	{
@@ -383,19 +407,12 @@ cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 			continue;
 		for (e = 0; e < k; e++)
 		{
-			double		s = 0.0,
-						dist,
+			double		dist,
 						ratio;
 
 			if (cnt[e] == 0 || e == c)
 				continue;
-			for (j = 0; j < d; j++)
-			{
-				double		t = means[(size_t) c * d + j] - means[(size_t) e * d + j];
-
-				s += t * t;
-			}
-			dist = sqrt(s);
+			dist = sqrt(mc_dist2(means + (size_t) c * d, means + (size_t) e * d, d));
 			/* scikit-learn sets zero centroid distances to inf: ratio 0 */
 			ratio = dist == 0.0 ? 0.0 : (intra[c] + intra[e]) / dist;
 			if (ratio > best)
@@ -403,11 +420,9 @@ cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n, int d,
 		}
 		ml_neumaier_add(&total, &comp, best);
 	}
-	*out = (total + comp) / (double) nl;
+	*out = (total + comp) / (double) cs.nl;
 done:
-	ml_free(env, cnt);
-	ml_free(env, means);
-	ml_free(env, intra);
+	mc_centres_free(env, &cs);
 	return st;
 }
 
@@ -469,6 +484,7 @@ mc_tile_scalar(const McSil *S, const double *xr, int64_t p, int len,
 		}
 }
 
+/* A full tile with the scalar kernel (no x86 vector unit). */
 static void
 mc_tile_generic(const McSil *S, const double *xr, int64_t p, double lanes[MC_R][MC_TILE])
 {
@@ -618,6 +634,7 @@ mc_tile_sums(const McSil *S, const double *xr, int64_t p0, int64_t p1, double *o
 			((lanes[r][4] + lanes[r][5]) + (lanes[r][6] + lanes[r][7]));
 }
 
+/* Silhouette values of the MC_R sorted rows of block b. */
 static void
 mc_sil_block(void *arg, int64_t b, int64_t slot, int task)
 {
@@ -678,6 +695,34 @@ mc_sil_block(void *arg, int64_t b, int64_t slot, int task)
 	}
 }
 
+/*
+ * *rows_out = m of the n row indices, ascending, drawn uniformly without
+ * replacement (selection sampling) with seed; the caller frees it.
+ */
+static MlStatus
+mc_sample_rows(const MlEnv *env, int64_t n, int64_t m, uint64_t seed, int64_t **rows_out,
+			   MlError *err)
+{
+	MlRng		rng;
+	int64_t		got = 0,
+				i,
+			   *rows;
+
+	*rows_out = rows = ml_alloc(env, sizeof(int64_t) * (size_t) m);
+	if (rows == NULL)
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory for the silhouette sample");
+	ml_rng_seed(&rng, seed);
+	for (i = 0; i < n && got < m; i++)
+	{
+		if ((double) (n - i) * ml_rng_uniform(&rng) < (double) (m - got))
+			rows[got++] = i;
+		if ((i & 0xffff) == 0xffff && ml_check(env, "silhouette", 0, 0, 0.0))
+			return ml_fail_cancelled(err);
+	}
+	return ML_OK;
+}
+
+/* Mean silhouette of all rows or a seeded sample (cluster_metrics.h). */
 MlStatus
 cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d, const int *labels,
 				   int k, int64_t sample_size, uint64_t seed, double *out, MlError *err)
@@ -709,27 +754,9 @@ cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d, const in
 	m = (sample_size > 0 && n > sample_size) ? sample_size : n;
 	if (m < n)
 	{
-		/* a uniform sample without replacement: selection sampling */
-		MlRng		rng;
-		int64_t		got = 0;
-
-		rows = ml_alloc(env, sizeof(int64_t) * (size_t) m);
-		if (rows == NULL)
-		{
-			st = ml_fail(err, ML_ERR_MEMORY, "out of memory for the silhouette sample");
+		st = mc_sample_rows(env, n, m, seed, &rows, err);
+		if (st != ML_OK)
 			goto done;
-		}
-		ml_rng_seed(&rng, seed);
-		for (i = 0; i < n && got < m; i++)
-		{
-			if ((double) (n - i) * ml_rng_uniform(&rng) < (double) (m - got))
-				rows[got++] = i;
-			if ((i & 0xffff) == 0xffff && ml_check(env, "silhouette", 0, 0, 0.0))
-			{
-				st = ml_fail_cancelled(err);
-				goto done;
-			}
-		}
 		memset(cnt, 0, sizeof(int64_t) * k);
 		for (i = 0; i < m; i++)
 			cnt[labels[rows[i]]]++;

@@ -1,5 +1,6 @@
 /*
- * kmeans.h: Lloyd and mini-batch k-means, and the clustering metrics.
+ * kmeans.h: Lloyd and mini-batch k-means (the clustering metrics are in
+ * cluster_metrics.h).
  *
  * Data is row-major: X[i * d + j] is feature j of row i, all finite (the
  * glue rejects or skips NaN/Inf/NULL before calling). Centroids are kept in
@@ -138,24 +139,5 @@ int			kmeans_predict(const KmModel *m, const double *x, double *scratch);
  */
 void		kmeans_write(MlBuf *b, const KmModel *m);
 bool		kmeans_read(MlReader *r, KmModel *m);
-
-/*
- * Clustering metrics on row-major X with labels in [0, k) (a label outside
- * is ML_ERR_DATA). silhouette is exact (O(n^2), threaded) when
- * sample_size <= 0 or n <= sample_size, otherwise on sample_size rows drawn
- * without replacement with seed (as scikit-learn's silhouette_score
- * sample_size, with a different generator). Each equals scikit-learn's
- * definition with Euclidean distance; *out is NaN where scikit-learn raises:
- * fewer than 2 distinct labels, or as many distinct labels as rows.
- */
-MlStatus	cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d,
-							   const int *labels, int k, int64_t sample_size,
-							   uint64_t seed, double *out, MlError *err);
-MlStatus	cluster_calinski_harabasz(const MlEnv *env, const double *X, int64_t n,
-									  int d, const int *labels, int k,
-									  double *out, MlError *err);
-MlStatus	cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n,
-								   int d, const int *labels, int k,
-								   double *out, MlError *err);
 
 #endif

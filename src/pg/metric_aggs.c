@@ -29,6 +29,7 @@
 #include "utils/memutils.h"
 
 #include "kmeans.h"
+#include "cluster_metrics.h"
 #include "metrics.h"
 
 #include <float.h>

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "kmeans.h"
+#include "cluster_metrics.h"
 #include "mltest.h"
 
 static void

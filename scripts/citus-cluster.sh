@@ -8,6 +8,7 @@
 # Ports: the coordinator on $CITUS_PORT, worker i on $CITUS_PORT + 100 * i.
 # CITUS_PORT defaults to $MLPIPE_PGPORT + 2000 (55432 + 2000 without it), so
 # the sandboxes 56000 + n of the helpers never collide.
+# The coordinator preloads mlpipe per session (session_preload_libraries).
 # `start` creates database mlpipe on every node with the citus extension,
 # registers the workers on the coordinator (citus_add_node) and creates
 # mlpipe on the coordinator, which Citus propagates to the workers. Citus
@@ -76,6 +77,10 @@ synchronous_commit = off
 full_page_writes = off
 citus.log_remote_commands = off
 CONF
+	# The coordinator loads mlpipe in every session, so that its planner hook
+	# (src/pg/predict_support.c) is in place before the first query is planned.
+	[ "$i" -ne 0 ] || echo "session_preload_libraries = 'mlpipe'" |
+		as_pg tee -a "$data/mlpipe-citus.conf" >/dev/null
 	grep -q "^include_if_exists 'mlpipe-citus.conf'" "$data/postgresql.conf" ||
 		echo "include_if_exists 'mlpipe-citus.conf'" | as_pg tee -a "$data/postgresql.conf" >/dev/null
 }

@@ -9,8 +9,10 @@
 #   CITUS_ROWS=200000     rows of readings and of rows to score (#11 used 2,000,000)
 #   CITUS_SUPPORT=1       apply test/citus/support.sql (the scoring-by-name prototype)
 #   CITUS_KEEP=1          leave the cluster running afterwards
-# Figures on this 2-core machine (shared): Citus build 3.5 min once (cached
-# afterwards, 0 s); cluster start ~5 s; suite with 200k rows ~1-2 min.
+# Figures on this 2-core machine (shared with other builds, load 10-17):
+# Citus build once 3.6 min wall at load ~4 (2m45 s of CPU without LLVM
+# bitcode), cached afterwards (0 s); first cluster start (3 initdb) ~55 s;
+# suite with 200k rows 41-52 s; 1m44 s in all from a cold cluster.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -10,18 +10,23 @@
  * registry, and the call is replaced by the artifact (bytea) form with the
  * artifact as a constant: the shard query then carries the model itself.
  *
+ * Only queries that touch a Citus table are rewritten: elsewhere the name
+ * forms resolve fine, and their backend-wide decoded-model cache is faster
+ * than the artifact form (which decodes once per statement).
+ *
  * Two entry points do the same rewrite:
  *   - mlpipe._predict_support, a planner support function
- *     (SupportRequestSimplify) attached to the name forms. It covers plain
- *     PostgreSQL, SQL-function inlining and any planner that simplifies the
- *     query it executes;
+ *     (SupportRequestSimplify) attached to the name forms. On Citus it
+ *     reaches multi-shard SELECTs, whose shard queries are deparsed after
+ *     standard_planner simplified them;
  *   - a planner hook (predict_support_init, to be called from _PG_init)
  *     that rewrites the Query before the next planner in the chain sees it.
- *     Citus copies the Query before standard_planner and deparses shard
- *     queries from that copy, so only a rewrite before Citus' planner
- *     reaches the workers. The hook needs mlpipe loaded before the first
- *     query is planned (shared_preload_libraries = 'citus,mlpipe' or
+ *     Citus deparses fast-path router queries and INSERT ... SELECT from a
+ *     copy taken before standard_planner, and keeps its own plan cache, so
+ *     those need the hook. It needs mlpipe loaded before the first query
+ *     is planned (shared_preload_libraries = 'citus,mlpipe' or
  *     session_preload_libraries = 'mlpipe' on the coordinator).
+ * test/citus/DESIGN.md has the measurements.
  *
  * A plan that embeds an artifact depends on the registry: the plan lists
  * mlpipe.model_versions and mlpipe.aliases in its relation OIDs, and the

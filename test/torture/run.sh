@@ -48,7 +48,6 @@ for part in "${parts[@]}"; do
 	log=$TORTURE_OUT/$part.log
 	rc=0
 	timeout "$limit" $py "test/torture/$part.py" 2>&1 | tee "$log" || rc=$?
-	rc=${PIPESTATUS[0]:-$rc}
 	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL' "$log"; then
 		echo "FAIL torture $part exited with status $rc"
 	fi

@@ -25,7 +25,7 @@ import tlib
 
 DB = "torture_fuzz"
 SEED = int(os.environ.get("TORTURE_SEED", "10"))
-MUTANTS = int(os.environ.get("FUZZ_MUTANTS", "100" if tlib.CI else "2000"))
+MUTANTS = int(os.environ.get("FUZZ_MUTANTS", "60" if tlib.CI else "2000"))
 TIMEOUT = "3s" if tlib.CI else "10s"
 
 # Valid argument expressions by argument name (first match wins), then by type.

@@ -31,6 +31,7 @@ TYPES = ["text", "integer", "bigint", "double precision", "numeric", "boolean", 
          "text[]", "double precision[]", "bigint[]", "integer[]", "name", "bytea", "regclass"]
 POLY = {"anyelement", "anynonarray", "anyarray", "anycompatible", "anycompatiblearray",
         "anycompatiblenonarray", '"any"', "anyenum"}
+ARRAYS = {"anyarray", "anycompatiblearray"}
 NUMERIC = ["integer", "bigint", "double precision", "numeric", "real", "smallint"]
 TEXTISH = ["text", "name", "character varying"]
 OPS = ["||", "=", "<>", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "->", "->>", "#>", "#>>",
@@ -71,18 +72,25 @@ def variants(argtypes, rng):
     choices = []
     for t in argtypes:
         if t in POLY:
-            choices.append(TYPES)
+            choices.append([x for x in TYPES if x.endswith("[]")] if t in ARRAYS else TYPES)
         elif t in NUMERIC:
             choices.append([t] + [x for x in NUMERIC if x != t])
         elif t in TEXTISH:
             choices.append([t] + [x for x in TEXTISH if x != t])
         else:
             choices.append([t])
+    # first the consistent ones (anyarray -> T[], anyelement -> T for each T:
+    # array_position(text[], text), ...), then a sample of the rest
+    scalars = [t for t in TYPES if not t.endswith("[]")]
+    first = []
+    for b in scalars:
+        first.append(tuple((b + "[]" if t in ("anyarray", "anycompatiblearray") else b) if t in POLY
+                           or t in ("anyarray", "anycompatiblearray") else t for t in argtypes))
     combos = list(itertools.islice(itertools.product(*choices), 5000))
-    combos = [c for c in combos if list(c) != list(argtypes)]
+    combos = [c for c in combos if list(c) != list(argtypes) and c not in first]
     if len(combos) > CAP:
         combos = rng.sample(combos, CAP)
-    return combos
+    return [c for c in first if list(c) != list(argtypes)] + combos
 
 
 def ret_type(rettype, args):

@@ -1,7 +1,7 @@
 """smith.py: SQLsmith (Debian package sqlsmith) against a database with mlpipe
 and the small model set, as a non-superuser member of mlpipe_admin (so that
 random calls of pg_terminate_backend & co cannot hit other sessions), with a
-statement timeout. Bounded: SMITH_QUERIES (CI 3000, long mode 60000) from a
+statement timeout. Bounded: SMITH_QUERIES (CI 4000, long mode 60000) from a
 fixed seed. Assertion: 0 crashes (postmaster pid unchanged, no 'terminated by
 signal' in the server log)."""
 import os
@@ -12,7 +12,7 @@ import time
 import tlib
 
 DB = "torture_smith"
-QUERIES = int(os.environ.get("SMITH_QUERIES", "10000" if tlib.CI else "60000"))
+QUERIES = int(os.environ.get("SMITH_QUERIES", "4000" if tlib.CI else "60000"))
 SEED = os.environ.get("TORTURE_SEED", "10")
 
 

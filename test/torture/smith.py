@@ -1,7 +1,7 @@
 """smith.py: SQLsmith (Debian package sqlsmith) against a database with mlpipe
 and the small model set, as a non-superuser member of mlpipe_admin (so that
 random calls of pg_terminate_backend & co cannot hit other sessions), with a
-statement timeout. Bounded: SMITH_QUERIES (CI 4000, long mode 60000) from a
+statement timeout. Bounded: SMITH_QUERIES (CI 3000, long mode 60000) from a
 fixed seed. Assertion: 0 crashes (postmaster pid unchanged, no 'terminated by
 signal' in the server log)."""
 import os
@@ -12,7 +12,7 @@ import time
 import tlib
 
 DB = "torture_smith"
-QUERIES = int(os.environ.get("SMITH_QUERIES", "4000" if tlib.CI else "60000"))
+QUERIES = int(os.environ.get("SMITH_QUERIES", "3000" if tlib.CI else "60000"))
 SEED = os.environ.get("TORTURE_SEED", "10")
 
 
@@ -28,7 +28,7 @@ def main():
                 "THEN CREATE ROLE torture_smith LOGIN; END IF; END$$")
     cur.execute("GRANT mlpipe_admin TO torture_smith")
     cur.execute("GRANT SELECT ON public.tdata TO torture_smith")
-    cur.execute("ALTER ROLE torture_smith SET statement_timeout = '2s'")
+    cur.execute("ALTER ROLE torture_smith SET statement_timeout = '1s'")
     cur.execute("ALTER ROLE torture_smith SET mlpipe.max_memory = '256MB'")
     cur.execute("ALTER ROLE torture_smith SET mlpipe.progress = off")
     c.close()

@@ -37,7 +37,13 @@ if ! $py -c 'import psycopg2' 2>/dev/null; then
 	exit 1
 fi
 
-parts=(fuzz smith concurrency kill9 dump_restore standby
+# The databases of an earlier run go first: the standby's base backup copies
+# the whole cluster (about 35 s more with them). Standby runs first for that reason.
+for db in $(psql -X -d postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'torture\_%'"); do
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+done
+
+parts=(standby fuzz smith concurrency kill9 dump_restore
 	issue10_search_path issue10_cron issue10_names issue10_small issue10_memory issue10_cancel)
 [ -n "${TORTURE_ONLY:-}" ] && read -r -a parts <<<"$TORTURE_ONLY"
 limit=$([ "${TORTURE_LONG:-}" = 1 ] && echo 7200 || echo 600)

@@ -8,6 +8,7 @@ packages=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
 	libtap-parser-sourcehandler-pgtap-perl libcjson-dev build-essential
 	clang libclang-rt-14-dev python3-sklearn python3-xgboost python3-psycopg2
+	sqlsmith
 )
 
 missing=()

@@ -447,10 +447,7 @@ cart_fit(const MlEnv *env, const TreeData *data, const TreeParams *p, TreeModel 
 	if (info)
 	{
 		info->rounds = n_trees;
-		info->n_leaves = 0;
-		for (r = 0; r < out->tree_start[out->n_trees]; r++)
-			if (out->nodes[r].feature == TREE_NODE_LEAF)
-				info->n_leaves++;
+		info->n_leaves = tm_count_leaves(out);
 		info->train_loss = NAN;
 	}
 	goto done;

@@ -31,6 +31,7 @@ typedef struct MarginTask
 	uint32_t	ns;
 } MarginTask;
 
+/* Adds leaf values to the margins of the nodes whose first row is in this task's range. */
 static void
 margin_task(void *arg, int task, int n_tasks)
 {
@@ -90,6 +91,7 @@ typedef struct GbtGrad
 	double		loss[64];		/* per task partial training loss */
 } GbtGrad;
 
+/* Gradient pairs (per class for multi:softmax) of one task's training rows. */
 static void
 grad_task(void *arg, int task, int n_tasks)
 {
@@ -205,6 +207,7 @@ valid_loss(const TreeData *data, TreeObjective obj, int K, const float *margin,
 	return obj == TREE_OBJ_REG_SQUAREDERROR ? sqrt(s) : s;
 }
 
+/* The objective: as given, or by task and class count. */
 static TreeObjective
 gbt_objective(const TreeParams *p, int n_classes)
 {
@@ -215,6 +218,7 @@ gbt_objective(const TreeParams *p, int n_classes)
 	return n_classes > 2 ? TREE_OBJ_MULTI_SOFTMAX : TREE_OBJ_BINARY_LOGISTIC;
 }
 
+/* Maximum depth (0: the limit TREES_MAX_DEPTH). */
 static int
 gbt_depth(const TreeParams *p)
 {
@@ -251,6 +255,7 @@ gbt_sizes(int64_t n, const TreeParams *p, int *n_pool, int *max_tn)
 	*max_tn = (int) nodes;
 }
 
+/* Bytes a gbt fit of n rows x d features needs (for the memory budget). */
 size_t
 gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 {
@@ -723,7 +728,7 @@ gbt_round(GbtFit *f)
 	return ML_OK;
 }
 
-/* Runs the rounds; true when early stopping says stop after `round`. */
+/* Validation loss after `round`; true when early stopping says stop. */
 static bool
 gbt_track_validation(GbtFit *f, int round)
 {

@@ -211,9 +211,8 @@ cart_prepare(CartFit *f)
 	const TreeParams *p = f->p;
 	CartShared *s = &f->s;
 	int64_t		r;
-	uint32_t	slots = 0;
-	int			j,
-				d = data->d;
+	uint32_t	slots;
+	int			d = data->d;
 
 	f->rows = ml_alloc(f->env, sizeof(uint32_t) * (size_t) data->n);
 	f->off = ml_alloc(f->env, sizeof(uint32_t) * ((size_t) d + 1));
@@ -222,12 +221,7 @@ cart_prepare(CartFit *f)
 	for (r = 0; r < data->n; r++)
 		if (!(data->valid_mask && data->valid_mask[r]))
 			f->rows[f->n_train++] = (uint32_t) r;
-	for (j = 0; j < d; j++)
-	{
-		f->off[j] = slots;
-		slots += (uint32_t) data->bins->n_bins[j] + 1;
-	}
-	f->off[d] = slots;
+	slots = trees_hist_offsets(data->bins, d, f->off);
 	if (f->classify && p->class_weight != TREE_CW_NONE)
 	{
 		MlStatus	st = trees_class_weights(f->env, data, p, &f->cw, f->err);

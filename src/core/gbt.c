@@ -347,7 +347,6 @@ gbt_prepare_rows(GbtFit *f)
 	const MlEnv *env = f->env;
 	int64_t		i,
 				n = f->n;
-	int			j;
 
 	f->off = ml_alloc(env, sizeof(uint32_t) * ((size_t) f->d + 1));
 	if (!f->off)
@@ -377,12 +376,7 @@ gbt_prepare_rows(GbtFit *f)
 	if (f->p->early_stopping_rounds > 0 && f->n_valid == 0)
 		return ml_fail(f->err, ML_ERR_PARAM,
 					   "early_stopping_rounds needs validation rows (a validation split)");
-	for (j = 0; j < f->d; j++)
-	{
-		f->off[j] = f->slots;
-		f->slots += (uint32_t) data->bins->n_bins[j] + 1;
-	}
-	f->off[f->d] = f->slots;
+	f->slots = trees_hist_offsets(data->bins, f->d, f->off);
 	if (f->p->task == ML_TASK_CLASSIFY && f->p->class_weight != TREE_CW_NONE)
 		return trees_class_weights(env, data, f->p, &f->cw, f->err);
 	return ML_OK;

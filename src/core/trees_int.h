@@ -139,6 +139,12 @@ void		cart_grow(const CartShared *s, CartWork *w);
 bool		tree_fast_build(const MlEnv *env, TreeModel *m);
 void		tree_fast_free(const MlEnv *env, TreeModel *m);
 
+/*
+ * Histogram layout: off[j] = first slot of feature j (its bins, then its
+ * missing-value slot), off[d] = the total, which is returned.
+ */
+uint32_t	trees_hist_offsets(const TreeBins *bins, int d, uint32_t *off);
+
 /* Per-class weights (n_classes) from params and labels of training rows. */
 MlStatus	trees_class_weights(const MlEnv *env, const TreeData *data, const TreeParams *p,
 								double **out, MlError *err);

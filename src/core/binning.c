@@ -1,5 +1,5 @@
 /* binning.c: per-feature bin edges from a sample and the byte matrix they give. */
-#include "trees.h"
+#include "trees_int.h"
 
 #include <float.h>
 #include <math.h>
@@ -381,4 +381,20 @@ trees_bins_free(const MlEnv *env, TreeBins *bins)
 	ml_free(env, bins->cuts);
 	bins->n_bins = NULL;
 	bins->cuts = NULL;
+}
+
+/* Histogram slot offsets of the features (their bins + a missing slot each). */
+uint32_t
+trees_hist_offsets(const TreeBins *bins, int d, uint32_t *off)
+{
+	uint32_t	slots = 0;
+	int			j;
+
+	for (j = 0; j < d; j++)
+	{
+		off[j] = slots;
+		slots += (uint32_t) bins->n_bins[j] + 1;
+	}
+	off[d] = slots;
+	return slots;
 }

@@ -250,10 +250,10 @@ node_stats(const CartShared *s, CartWork *w, TrainNode *nd, double *T)
 			T[s->data->y_class[r]] += w->w[r];
 		}
 		T[S - 1] = nd->end - nd->begin;
-		nd->b = 0;
+		nd->weight = 0;
 		for (k = 0; k < (uint32_t) s->K; k++)
-			nd->b += T[k];
-		nd->a = impurity_cls(s, T, nd->b);
+			nd->weight += T[k];
+		nd->impurity = impurity_cls(s, T, nd->weight);
 		nd->value = 0;
 	}
 	else
@@ -271,11 +271,11 @@ node_stats(const CartShared *s, CartWork *w, TrainNode *nd, double *T)
 			s2 += wt * y * y;
 		}
 		T[2] = nd->end - nd->begin;
-		nd->b = T[1];
+		nd->weight = T[1];
 		nd->value = T[1] > 0 ? T[0] / T[1] : 0;
-		nd->a = T[1] > 0 ? s2 / T[1] - nd->value * nd->value : 0;
-		if (nd->a < 0)
-			nd->a = 0;
+		nd->impurity = T[1] > 0 ? s2 / T[1] - nd->value * nd->value : 0;
+		if (nd->impurity < 0)
+			nd->impurity = 0;
 	}
 }
 
@@ -313,7 +313,7 @@ cart_prune(const CartShared *s, CartWork *w)
 	TrainNode  *tn = w->tn;
 	int			n = w->n_tn,
 				k;
-	double		Wroot = tn[0].b > 0 ? tn[0].b : 1;
+	double		Wroot = tn[0].weight > 0 ? tn[0].weight : 1;
 
 	for (;;)
 	{
@@ -329,7 +329,7 @@ cart_prune(const CartShared *s, CartWork *w)
 		{
 			if (tn[k].left < 0)
 			{
-				w->rsub[k] = tn[k].a * tn[k].b / Wroot;
+				w->rsub[k] = tn[k].impurity * tn[k].weight / Wroot;
 				w->nleaf[k] = 1;
 			}
 			else
@@ -341,7 +341,7 @@ cart_prune(const CartShared *s, CartWork *w)
 		for (k = 0; k < n; k++)
 			if (w->reach[k] && tn[k].left >= 0)
 			{
-				double		alpha = (tn[k].a * tn[k].b / Wroot - w->rsub[k]) / (w->nleaf[k] - 1);
+				double		alpha = (tn[k].impurity * tn[k].weight / Wroot - w->rsub[k]) / (w->nleaf[k] - 1);
 
 				if (alpha < best_alpha)
 				{
@@ -392,7 +392,7 @@ cart_grow(const CartShared *s, CartWork *w)
 
 		node_stats(s, w, nd, T);
 		if (nd->depth >= s->max_depth || nn < (uint32_t) s->mss ||
-			nn < 2 * (uint32_t) s->msl || nd->a <= CART_EPS ||
+			nn < 2 * (uint32_t) s->msl || nd->impurity <= CART_EPS ||
 			w->n_tn + 2 > w->max_tn)
 			continue;
 		best.score = -INFINITY;
@@ -483,7 +483,7 @@ cart_grow(const CartShared *s, CartWork *w)
 			{
 				const TrainNode *L = &w->tn[nd->left],
 						   *R = &w->tn[nd->left + 1];
-				double		g = nd->a * nd->b - L->a * L->b - R->a * R->b;
+				double		g = nd->impurity * nd->weight - L->impurity * L->weight - R->impurity * R->weight;
 
 				nd->gain = g > 0 ? g : 0;
 			}

@@ -356,6 +356,19 @@ trees_kind(const TreeModel *m)
 	return ML_KIND_GBT;
 }
 
+
+/* Leaves of every tree of a model (training info of every algorithm). */
+int
+tm_count_leaves(const TreeModel *m)
+{
+	uint32_t	r;
+	int			n_leaves = 0;
+
+	for (r = 0; r < m->tree_start[m->n_trees]; r++)
+		if (m->nodes[r].feature == TREE_NODE_LEAF)
+			n_leaves++;
+	return n_leaves;
+}
 /* Grows an env array to hold at least need elements of size sz. */
 static bool
 grow(const MlEnv *env, void **arr, uint32_t *cap, uint64_t need, size_t sz)

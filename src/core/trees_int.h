@@ -23,8 +23,19 @@ typedef struct TrainNode
 	uint8_t		evaluated;		/* gbt: best split known (its histogram may be gone) */
 	double		value;			/* scalar leaf value */
 	double		gain;			/* split gain / weighted impurity decrease */
-	double		a;				/* gbt: sum of gradients; CART: impurity */
-	double		b;				/* gbt: sum of hessians; CART: weight */
+	union
+	{
+		struct					/* gbt */
+		{
+			double		grad_sum;	/* sum of the rows' gradients */
+			double		hess_sum;	/* sum of the rows' hessians */
+		};
+		struct					/* CART */
+		{
+			double		impurity;	/* impurity of the node's rows */
+			double		weight;		/* their total weight */
+		};
+	};
 	int32_t		hist;			/* gbt: histogram buffer, or -1 */
 } TrainNode;
 
@@ -44,8 +55,23 @@ typedef struct ModelBuilder
  * training node) gives vector leaves when the model has leaf_width > 1. */
 MlStatus	tm_append_tree(const MlEnv *env, ModelBuilder *mb, const TrainNode *tn,
 						   const TreeBins *bins, const double *leafvec, MlError *err);
+/* Leaves of every tree of a model. */
+int			tm_count_leaves(const TreeModel *m);
 /* Sets tree_depth and checks the structure; false when it is not a valid forest. */
 bool		tm_finish(const MlEnv *env, TreeModel *m, MlError *err);
+
+/*
+ * Runs fn(arg, t, nt) for t in [0, nt) on up to nt threads (ml_parallel_for),
+ * or inline when nt <= 1.
+ */
+static inline void
+trees_run_tasks(const MlEnv *env, int nt, MlTaskFn fn, void *arg)
+{
+	MlEnv		e = *env;
+
+	e.n_threads = nt;
+	ml_parallel_for(&e, nt, fn, arg);
+}
 
 /* Code of a row for a training split: true when it goes left. */
 static inline bool
@@ -113,9 +139,103 @@ void		cart_grow(const CartShared *s, CartWork *w);
 bool		tree_fast_build(const MlEnv *env, TreeModel *m);
 void		tree_fast_free(const MlEnv *env, TreeModel *m);
 
+/*
+ * Histogram layout: off[j] = first slot of feature j (its bins, then its
+ * missing-value slot), off[d] = the total, which is returned.
+ */
+uint32_t	trees_hist_offsets(const TreeBins *bins, int d, uint32_t *off);
+
 /* Per-class weights (n_classes) from params and labels of training rows. */
 MlStatus	trees_class_weights(const MlEnv *env, const TreeData *data, const TreeParams *p,
 								double **out, MlError *err);
+
+
+/*
+ * gbt: parts of the gradient-boosting trainer. gbt.c runs the rounds
+ * (gradients, margins, validation), gbt_grow.c grows one tree (partitions
+ * rows, creates children), gbt_hist.c builds histograms and finds splits.
+ */
+#define GBT_GROUP 4				/* parents whose last-level children share a histogram run */
+#define PF_DIST 24				/* rows ahead to prefetch: scattered rows miss cache */
+
+/*
+ * gbt: rows per partition chunk (gbt_grow.c): a node's rows are
+ * partitioned in chunks of this many, in parallel.
+ */
+#define PART_CHUNK 32768
+
+struct PartChunk
+{
+	int			node;
+	uint32_t	begin;
+	uint32_t	end;
+	uint32_t	nleft;
+};
+typedef struct PartChunk PartChunk;
+
+/* gbt: the best split of a node (left child sums GL, HL). */
+typedef struct Split
+{
+	double		gain;
+	int32_t		feature;
+	int32_t		bin;
+	int32_t		dl;
+	double		GL;
+	double		HL;
+} Split;
+
+/* gbt: one histogram to build (and its sibling to derive). */
+typedef struct GbtJob
+{
+	int			small;			/* node whose histogram is built */
+	int			large;			/* sibling = parent - small in its buffer; -1: none */
+} GbtJob;
+
+/* gbt: the state of the tree grower (gbt.c, gbt_grow.c, gbt_hist.c). */
+typedef struct Gbt
+{
+	const MlEnv *env;
+	int			nt;
+	const uint8_t *B;
+	int			d;
+	const uint16_t *nb;
+	const uint32_t *off;
+	uint32_t	slots;
+	const float *gh;			/* current tree's gradient pairs, 2 per row */
+	uint32_t   *idx;
+	uint32_t   *tmp;			/* half the rows: partition and row-sample scratch */
+	TrainNode  *tn;
+	int			n_tn;
+	int			max_tn;
+	Split	   *split;			/* best split per training node */
+	v2d		   *pool;
+	int		   *free_list;
+	int			n_free;
+	int			n_pool;
+	int		   *feat;
+	int			nf;
+	bool		all_feat;
+	double		lambda;
+	double		mcw;
+	double		gamma;
+	int			max_depth;
+	GbtJob	   *jobs;
+	int			n_jobs;
+	int		   *eval;
+	int			n_eval;
+	int			eval_cap;
+	Split	   *task_split;		/* eval_cap * nt */
+	struct PartChunk *chunks;
+	int			n_chunks;
+	uint32_t	part_scratch;	/* rows of tmp each partition task may use */
+	int		   *pend;			/* nodes being split (max_tn) */
+	uint32_t   *mids;
+} Gbt;
+
+/* Runs the queued histogram jobs and split evaluations, then reduces the splits. */
+void		gbt_run(Gbt *g);
+/* Grows one tree on rows g->idx[0, ns) with gradient pairs g->gh. */
+void		gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves);
 
 MlStatus	gbt_fit(const MlEnv *env, const TreeData *data, const TreeParams *p,
 					TreeModel *out, TreeFitInfo *info, MlError *err);

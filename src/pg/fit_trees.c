@@ -1,39 +1,37 @@
 /*
  * fit_trees.c: training glue for decision_tree, random_forest and gbt.
  *
- * Data path (memory stays near 2x the binned matrix):
- *   pass 1 reads the source once, keeping a seeded reservoir sample of
- *          TREES_SAMPLE rows (as doubles) for the bin edges, and, while the
- *          source is no larger than the sample, every row with its target;
- *   pass 2 (only for larger sources) reads it again and bins each row as it
- *          arrives, one byte per value;
- * then the rows are split (stratified or random, seeded) into a training
- * and a test matrix, the model is fitted on the first and evaluated on the
- * second. Test rows are scored from their bins through each bin's upper
- * edge, which routes them exactly as their raw values would, since every
- * split threshold is a bin edge.
+ * fit_trees runs the phases in order (memory stays near 2x the binned matrix):
+ *   check_params    reads and validates what can be checked before any data;
+ *   load            pass 1 over the source (fit_trees_load.c): a seeded
+ *                   reservoir sample for the bin edges and, while the source
+ *                   is no larger than the sample, every row with its target;
+ *   preprocess      (params.preprocess or categorical features) fits the
+ *                   preprocessing on the training rows of the sample;
+ *   bin             bin edges from the sample, then the rows binned (from the
+ *                   sample, or by pass 2 for larger sources), one byte per value;
+ *   split           task, classes and parameters, then the test rows (src/core/split.c);
+ *   partition       the binned rows into a training and a test matrix;
+ *   train           the model on the training rows;
+ *   evaluate        metrics on the test rows (or the training rows when
+ *                   test_size = 0), scored from their bins through each bin's
+ *                   upper edge, which routes them exactly as their raw values
+ *                   would, since every split threshold is a bin edge;
+ *   output          the artifact, metrics and info.
  */
-#include "mlpipe.h"
+#include "fit_trees_int.h"
 
-#include "catalog/pg_type.h"
-#include "utils/builtins.h"
-#include "utils/float.h"
-#include "utils/hsearch.h"
-#include "utils/lsyscache.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "metrics.h"
-#include "trees.h"
+#include "split.h"
 
 #include <limits.h>
 #include <math.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
-#define TREES_SAMPLE 100000
-/* An integer target with at most this many distinct values is a class label. */
-#define INT_CLASS_LIMIT 20
+/* Test rows scored between two interrupt checks. */
+#define SCORE_CHECK_ROWS 256
 
 static const char *const common_keys[] = {
 	"seed", "on_null", "exclude", "test_size", "split", "task", "max_depth", "max_bins",
@@ -51,556 +49,50 @@ static const char *const gbt_keys[] = {
 	"subsample", "colsample", "objective", "early_stopping_rounds", "validation_size", NULL
 };
 
-/* Everything the two passes build. */
-typedef struct TreeLoad
+/* The state of one training call, phase by phase. */
+typedef struct TreeFit
 {
+	/* the call */
+	const char *algorithm;
+	TreeAlgorithm algo;
+	cJSON	   *params;
+	const char *target;
+	const char *task_param;		/* params.task, or NULL */
+	const char *split;			/* params.split, or NULL */
+	double		test_size;
+	uint64		seed;
+	int			max_bins;
+	int64		t0;				/* start, in microseconds */
 	MemoryContext mcxt;
-	PgEnv	   *pe;
-	int			d;
-	bool		classify_by_type;	/* text, bool, enum targets */
-	bool		int_target;
-	bool		on_null_error;
-	/* pass 1: reservoir sample for the bin edges */
-	double	   *sample;			/* up to TREES_SAMPLE x d, row-major, grown on demand */
-	int64		sample_cap;		/* rows allocated in sample */
-	int64		seen;			/* rows seen in pass 1 */
-	MlRng		rng;
-	bool		sample_is_all;	/* every row so far is in the sample, in order */
-	bool		prep_param;		/* params.preprocess given */
-	bool		keep_all;		/* preprocessing: keep every row (no reservoir) */
-	/* rows with a target, in source order */
-	int64		n;
-	int64		cap;
-	uint8	   *B;				/* n x d bin codes (pass 2), or NULL */
-	double	   *yv;				/* numeric target value per row */
-	double	   *sv;				/* split column value per row (time/column splits) */
-	SplitColKind split_kind;
-	const char *split_column;
-	int32	   *yl;				/* provisional label id per row (label targets) */
-	int64		skipped_target;
-	/* labels: provisional ids in order of appearance */
-	HTAB	   *label_ids;
-	char	  **labels;
-	int			n_labels;
-	int			labels_cap;
-	FmgrInfo	out_fn;
-	Oid			target_type;
-	const TreeBins *bins;		/* pass 2 */
-	int64		sample_rows_kept;	/* rows of `sample` that carry a target (pass 1) */
-	int64	   *sample_src;		/* pass 1: index into yv/yl of each sample slot, or -1 */
-} TreeLoad;
+	PgEnv		pe;
+	/* load */
+	TreeLoad	L;
+	SourceSpec	spec;
+	SourceInfo	info;
+	bool		use_prep;
+	MlPrep		prep;
+	TreeBins	bins;
+	/* split */
+	MlTask		task;
+	char	  **classes;
+	int			n_classes;
+	TreeParams	tp;
+	double	   *class_weights;
+	bool		stratified;
+	uint8	   *is_test;
+	int64		n_test;
+	int64		n_train;
+	/* partition: training rows stay in L.B / L.yl / L.yv */
+	uint8	   *Btest;
+	int32	   *yc_test;
+	double	   *yv_test;
+	/* train */
+	TreeModel	model;
+	TreeFitInfo finfo;
+	/* evaluate */
+	cJSON	   *metrics_json;
+} TreeFit;
 
-typedef struct LabelEntry
-{
-	char		key[NAMEDATALEN * 4];
-	int32		id;
-} LabelEntry;
-
-static void
-load_grow_targets(TreeLoad *L)
-{
-	int64		newcap = L->cap ? L->cap * 2 : 65536;
-
-	/* Labels need ids, numbers need values; integers may be either until the end. */
-	bool		want_v = !L->classify_by_type;
-	bool		want_l = L->classify_by_type;	/* integers get ids in finish_targets */
-
-	if (want_v)
-		L->yv = L->yv ? repalloc_huge(L->yv, sizeof(double) * newcap)
-			: MemoryContextAllocHuge(L->mcxt, sizeof(double) * newcap);
-	if (want_l)
-		L->yl = L->yl ? repalloc_huge(L->yl, sizeof(int32) * newcap)
-			: MemoryContextAllocHuge(L->mcxt, sizeof(int32) * newcap);
-	if (L->B)
-		L->B = repalloc_huge(L->B, (Size) newcap * L->d);
-	if (L->split_kind != SPLIT_COL_NONE)
-		L->sv = L->sv ? repalloc_huge(L->sv, sizeof(double) * newcap)
-			: MemoryContextAllocHuge(L->mcxt, sizeof(double) * newcap);
-	L->cap = newcap;
-}
-
-/* The text of a target value, as target::text shows it. */
-static char *
-target_label(TreeLoad *L, Datum v)
-{
-	if (L->target_type == BOOLOID)
-		return DatumGetBool(v) ? "true" : "false";
-	return OutputFunctionCall(&L->out_fn, v);
-}
-
-static int32
-label_id(TreeLoad *L, const char *label)
-{
-	LabelEntry *e;
-	bool		found;
-
-	if (strlen(label) >= sizeof(e->key))
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("a class label is longer than %d bytes", (int) sizeof(e->key) - 1)));
-	e = hash_search(L->label_ids, label, HASH_ENTER, &found);
-	if (!found)
-	{
-		if (L->n_labels >= ML_MAX_CLASSES)
-			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							errmsg("the target has more than %d distinct classes", ML_MAX_CLASSES)));
-		if (L->n_labels == L->labels_cap)
-		{
-			L->labels_cap = L->labels_cap ? L->labels_cap * 2 : 64;
-			L->labels = L->labels ? repalloc(L->labels, sizeof(char *) * L->labels_cap)
-				: MemoryContextAlloc(L->mcxt, sizeof(char *) * L->labels_cap);
-		}
-		L->labels[L->n_labels] = MemoryContextStrdup(L->mcxt, label);
-		e->id = L->n_labels++;
-	}
-	return e->id;
-}
-
-/* Records the target of the next row; false when the row is skipped. */
-static bool
-load_target(TreeLoad *L, const SourceTarget *t, int64 rowno)
-{
-	if (t->isnull)
-	{
-		if (L->on_null_error)
-			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-							errmsg("the target is NULL in row " INT64_FORMAT, rowno),
-							errhint("The default, params.on_null = 'skip', skips and counts such rows.")));
-		L->skipped_target++;
-		return false;
-	}
-	if (L->n == L->cap)
-		load_grow_targets(L);
-	if (L->classify_by_type)
-		L->yl[L->n] = label_id(L, target_label(L, t->datum));
-	else
-	{
-		double		v;
-
-		switch (L->target_type)
-		{
-			case INT2OID: v = DatumGetInt16(t->datum); break;
-			case INT4OID: v = DatumGetInt32(t->datum); break;
-			case INT8OID: v = (double) DatumGetInt64(t->datum); break;
-			case FLOAT4OID: v = DatumGetFloat4(t->datum); break;
-			case FLOAT8OID: v = DatumGetFloat8(t->datum); break;
-			default:
-				v = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, t->datum));
-		}
-		if (!isfinite(v))
-		{
-			if (L->on_null_error)
-				ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-								errmsg("the target is %s in row " INT64_FORMAT, isnan(v) ? "NaN" : "infinite", rowno)));
-			L->skipped_target++;
-			return false;
-		}
-		L->yv[L->n] = v == 0 ? 0.0 : v;	/* -0 and 0 are one class */
-	}
-	if (L->split_kind == SPLIT_COL_TIME && t->split_isnull)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("time split column \"%s\" is NULL in row " INT64_FORMAT, L->split_column, rowno),
-						errhint("Every row needs a time to be placed before or after the split; filter such rows in the source.")));
-	if (L->split_kind != SPLIT_COL_NONE)
-		L->sv[L->n] = t->split_isnull ? 0.0 : t->split_value;	/* column split: NULL is a training row */
-	return true;
-}
-
-static void
-pass1_plan(void *arg, const SourceInfo *info)
-{
-	TreeLoad   *L = arg;
-
-	L->d = info->d;
-	/* Values are read by the base type (domains); labels by the declared type. */
-	L->target_type = getBaseType(info->target_type);
-	switch (L->target_type)
-	{
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-			L->int_target = true;
-			break;
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			break;
-		default:
-			{
-				/* text, varchar, char, boolean, enums, ...: class labels */
-				Oid			outfn;
-				bool		varlena;
-
-				L->classify_by_type = true;
-				getTypeOutputInfo(info->target_type, &outfn, &varlena);
-				fmgr_info_cxt(outfn, &L->out_fn, L->mcxt);
-			}
-	}
-	L->sample_cap = 0;
-	L->keep_all = L->prep_param || info->any_categorical;
-}
-
-/* Makes room for one more sample row (the sample grows to TREES_SAMPLE rows). */
-static void
-sample_reserve(TreeLoad *L, int64 rows)
-{
-	int64		cap;
-	Size		bytes;
-
-	if (rows <= L->sample_cap)
-		return;
-	cap = Max(L->sample_cap * 2, 8192);
-	if (!L->keep_all)
-		cap = Min(cap, TREES_SAMPLE);
-	bytes = (Size) cap * L->d * (sizeof(double) + 1) + sizeof(int64) * cap;
-	if (bytes > (Size) mlpipe_max_memory_kb * 1024)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("training data needs more than %.1f MB for the next %d-feature rows, over mlpipe.max_memory = %d MB",
-							   bytes / 1048576.0, L->d, mlpipe_max_memory_kb / 1024),
-						errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
-	L->sample = L->sample ? repalloc_huge(L->sample, sizeof(double) * cap * L->d)
-		: MemoryContextAllocHuge(L->mcxt, sizeof(double) * cap * L->d);
-	L->sample_src = L->sample_src ? repalloc_huge(L->sample_src, sizeof(int64) * cap)
-		: MemoryContextAllocHuge(L->mcxt, sizeof(int64) * cap);
-	L->sample_cap = cap;
-}
-
-/* Pass 1: reservoir sample (Algorithm R); while it holds every row, keep targets. */
-static void
-pass1_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
-{
-	TreeLoad   *L = arg;
-	int64		slot;
-
-	if (L->seen < TREES_SAMPLE || L->keep_all)
-	{
-		sample_reserve(L, L->seen + 1);
-		slot = L->seen;
-		L->sample_src[slot] = load_target(L, t, rowno) ? L->n++ : -1;
-	}
-	else
-	{
-		L->sample_is_all = false;
-		slot = (int64) ml_rng_below(&L->rng, (uint64) L->seen + 1);
-		if (slot >= TREES_SAMPLE)
-			slot = -1;
-	}
-	if (slot >= 0)
-		memcpy(L->sample + (Size) slot * L->d, x, sizeof(double) * L->d);
-	L->seen++;
-}
-
-/* Pass 2 reads the source again: it must have the shape pass 1 saw. */
-static void
-pass2_plan(void *arg, const SourceInfo *info)
-{
-	TreeLoad   *L = arg;
-
-	if (info->d != L->d || getBaseType(info->target_type) != L->target_type)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("the source changed between the two passes over it (%d features, then %d)",
-							   L->d, info->d),
-						errhint("Train from a table, or a query whose result does not change between reads.")));
-}
-
-/* Pass 2: bin each row with a target straight into B. */
-static void
-pass2_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
-{
-	TreeLoad   *L = arg;
-
-	if (!load_target(L, t, rowno))
-		return;
-	if (L->B == NULL)
-		L->B = MemoryContextAllocHuge(L->mcxt, (Size) L->cap * L->d);
-	trees_bins_apply_row(L->bins, x, L->B + (Size) L->n * L->d);
-	L->n++;
-}
-
-/*
- * Hands the pages of freed buffers back to the kernel between phases. glibc
- * keeps freed heap memory resident (and, after a large free, raises its mmap
- * threshold so later large buffers land on the heap too): without this, each
- * phase's buffers would add to the last phase's in the backend's memory.
- */
-static void
-release_free_memory(void)
-{
-#ifdef __GLIBC__
-	malloc_trim(0);
-#endif
-}
-
-static int	cmp_label_ptrs(const void *a, const void *b);
-static const char *const *sort_labels_base;
-
-static int
-cmp_label_ptrs(const void *a, const void *b)
-{
-	return strcmp(sort_labels_base[*(const int32 *) a], sort_labels_base[*(const int32 *) b]);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
-/*
- * Decides the task and turns the targets into final class indices (labels
- * sorted as text, or numerically for integer targets) or values.
- */
-static MlTask
-finish_targets(TreeLoad *L, const char *task_param, const char *target, char ***classes_out,
-			   int *n_classes_out)
-{
-	int64		i;
-
-	*classes_out = NULL;
-	*n_classes_out = 0;
-	if (L->classify_by_type)
-	{
-		int32	   *order = palloc(sizeof(int32) * Max(L->n_labels, 1));
-		int32	   *remap = palloc(sizeof(int32) * Max(L->n_labels, 1));
-		char	  **sorted = palloc(sizeof(char *) * Max(L->n_labels, 1));
-		int			c;
-
-		if (task_param && strcmp(task_param, "regression") == 0)
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("target \"%s\" has type %s, which cannot be a regression target",
-								   target, format_type_be(L->target_type))));
-		for (c = 0; c < L->n_labels; c++)
-			order[c] = c;
-		sort_labels_base = (const char *const *) L->labels;
-		qsort(order, L->n_labels, sizeof(int32), cmp_label_ptrs);
-		for (c = 0; c < L->n_labels; c++)
-		{
-			remap[order[c]] = c;
-			sorted[c] = L->labels[order[c]];
-		}
-		for (i = 0; i < L->n; i++)
-			L->yl[i] = remap[L->yl[i]];
-		*classes_out = sorted;
-		*n_classes_out = L->n_labels;
-		return ML_TASK_CLASSIFY;
-	}
-	/* Numeric target: classification when asked, or an integer with few values. */
-	{
-		double	   *distinct = palloc(sizeof(double) * (INT_CLASS_LIMIT + 1));
-		int			nd = 0,
-					c;
-		bool		classify;
-		bool		forced = task_param && strcmp(task_param, "classification") == 0;
-
-		for (i = 0; i < L->n && nd <= INT_CLASS_LIMIT; i++)
-		{
-			for (c = 0; c < nd; c++)
-				if (distinct[c] == L->yv[i])
-					break;
-			if (c == nd && nd <= INT_CLASS_LIMIT)
-			{
-				if (nd == INT_CLASS_LIMIT)
-				{
-					nd++;
-					break;
-				}
-				distinct[nd++] = L->yv[i];
-			}
-		}
-		classify = task_param ? forced : (L->int_target && nd <= INT_CLASS_LIMIT);
-		if (!classify)
-			return ML_TASK_REGRESS;
-		if (nd > INT_CLASS_LIMIT)
-		{
-			/* Forced classification with many values: collect them all. */
-			HTAB	   *seen;
-			HASHCTL		ctl;
-
-			memset(&ctl, 0, sizeof(ctl));
-			ctl.keysize = sizeof(double);
-			ctl.entrysize = sizeof(double);
-			ctl.hcxt = CurrentMemoryContext;
-			seen = hash_create("mlpipe target values", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-			nd = 0;
-			distinct = NULL;
-			for (i = 0; i < L->n; i++)
-			{
-				bool		found;
-
-				hash_search(seen, &L->yv[i], HASH_ENTER, &found);
-				if (!found)
-				{
-					if (nd >= ML_MAX_CLASSES)
-						ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-										errmsg("the target has more than %d distinct classes", ML_MAX_CLASSES)));
-					distinct = distinct ? repalloc(distinct, sizeof(double) * (nd + 1)) : palloc(sizeof(double));
-					distinct[nd++] = L->yv[i];
-				}
-			}
-		}
-		qsort(distinct, nd, sizeof(double), cmp_double);
-		if (L->yl == NULL)
-			L->yl = MemoryContextAllocHuge(L->mcxt, sizeof(int32) * Max(L->n, 1));
-		*classes_out = palloc(sizeof(char *) * nd);
-		for (c = 0; c < nd; c++)
-			(*classes_out)[c] = L->int_target ? psprintf(INT64_FORMAT, (int64) distinct[c])
-				: float8out_internal(distinct[c]);	/* shortest exact text: 0.1, not 0.1000...01 */
-		for (i = 0; i < L->n; i++)
-		{
-			double	   *hit = bsearch(&L->yv[i], distinct, nd, sizeof(double), cmp_double);
-
-			L->yl[i] = (int32) (hit - distinct);
-		}
-		*n_classes_out = nd;
-		return ML_TASK_CLASSIFY;
-	}
-}
-
-/*
- * Marks test rows: stratified (per class, seeded shuffle, round(test_size *
- * count) each) or random (ceil(test_size * n), as train_test_split).
- */
-/* Row order of a time split: by time, then by position in the source. */
-static const double *time_order_base;
-
-static int
-cmp_time_rows(const void *a, const void *b)
-{
-	int64		i = *(const int64 *) a,
-				j = *(const int64 *) b;
-	double		x = time_order_base[i],
-				y = time_order_base[j];
-
-	if (x != y)
-		return (x > y) - (x < y);
-	return (i > j) - (i < j);
-}
-
-/*
- * Marks the test rows of a time split (the last ceil(test_size * n) rows
- * by time, ties in source order) or a column split (rows where the column
- * is true).
- */
-static uint8 *
-choose_test_rows_by_column(int64 n, const double *sv, SplitColKind kind, const char *column,
-						   double test_size, int64 *n_test_out)
-{
-	uint8	   *is_test = palloc_extended(Max(n, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	int64		i,
-				n_test = 0;
-
-	if (kind == SPLIT_COL_BOOL)
-	{
-		for (i = 0; i < n; i++)
-			if (sv[i] != 0)
-			{
-				is_test[i] = 1;
-				n_test++;
-			}
-		if (n_test == 0 || n_test == n)
-			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-							errmsg("split column \"%s\" is %s in every row with a target",
-								   column, n_test == 0 ? "false or NULL" : "true"),
-							errhint("The column must be true for the test rows and false for the training rows.")));
-	}
-	else
-	{
-		int64	   *idx = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
-		int64		take = (int64) ceil(test_size * n - 1e-9);
-
-		if (take >= n)
-			take = n - 1;
-		for (i = 0; i < n; i++)
-			idx[i] = i;
-		time_order_base = sv;
-		qsort(idx, n, sizeof(int64), cmp_time_rows);
-		for (i = n - take; i < n; i++)
-			is_test[idx[i]] = 1;
-		n_test = take;
-		pfree(idx);
-	}
-	*n_test_out = n_test;
-	return is_test;
-}
-
-static uint8 *
-choose_test_rows(int64 n, const int32 *yl, int n_classes, bool stratified, double test_size,
-				 uint64 seed, int64 *n_test_out)
-{
-	uint8	   *is_test = palloc_extended(Max(n, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	int64	   *idx;
-	MlRng		rng;
-	int64		i,
-				n_test = 0;
-
-	ml_rng_seed(&rng, seed ^ UINT64CONST(0x5eed5b117));
-	if (test_size <= 0)
-	{
-		*n_test_out = 0;
-		return is_test;
-	}
-	idx = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
-	if (stratified)
-	{
-		int			c;
-		int64		m;
-
-		for (c = 0; c < n_classes; c++)
-		{
-			int64		take;
-
-			m = 0;
-			for (i = 0; i < n; i++)
-				if (yl[i] == c)
-					idx[m++] = i;
-			take = (int64) rint(test_size * m);
-			if (take >= m && m > 1)
-				take = m - 1;
-			/* partial Fisher-Yates: the first `take` of a seeded shuffle */
-			for (i = 0; i < take; i++)
-			{
-				int64		j = i + (int64) ml_rng_below(&rng, (uint64) (m - i));
-				int64		tmp = idx[i];
-
-				idx[i] = idx[j];
-				idx[j] = tmp;
-				is_test[idx[i]] = 1;
-			}
-			n_test += take;
-		}
-	}
-	else
-	{
-		int64		take = (int64) ceil(test_size * n);
-
-		if (take >= n)
-			take = n - 1;
-		for (i = 0; i < n; i++)
-			idx[i] = i;
-		for (i = 0; i < take; i++)
-		{
-			int64		j = i + (int64) ml_rng_below(&rng, (uint64) (n - i));
-			int64		tmp = idx[i];
-
-			idx[i] = idx[j];
-			idx[j] = tmp;
-			is_test[idx[i]] = 1;
-		}
-		n_test = take;
-	}
-	pfree(idx);
-	*n_test_out = n_test;
-	return is_test;
-}
-
-/*
- * The value that routes like bin `code` of feature j: its upper edge. The
- * last bin gets the smallest double above the last edge, not +Inf, because
- * a split that only separates missing from present values uses DBL_MAX as
- * its threshold.
- */
 static inline double
 bin_value(const TreeBins *bins, int j, int code)
 {
@@ -614,6 +106,7 @@ bin_value(const TreeBins *bins, int j, int code)
 }
 
 /* Parses params into TreeParams; every key checked, every value ranged. */
+
 static void
 tree_params(cJSON *params, TreeAlgorithm algo, MlTask task,
 			int n_classes, TreeParams *tp, double **class_weights)
@@ -742,51 +235,6 @@ tree_class_weights(cJSON *params, char **classes, int n_classes, double *w)
 }
 
 /*
- * Decides the task and the classes, reads the tree parameters that depend
- * on them, and splits the rows into training and test parts.
- */
-static void
-trees_task_and_split(TreeLoad *L, cJSON *params, TreeAlgorithm algo, const char *task_param,
-					 const char *target, const char *split, double test_size, uint64 seed,
-					 MlTask *task, char ***classes, int *n_classes, TreeParams *tp,
-					 double **class_weights, bool *stratified, uint8 **is_test, int64 *n_test)
-{
-	*task = finish_targets(L, task_param, target, classes, n_classes);
-	if (*task == ML_TASK_CLASSIFY && L->yv)
-	{
-		pfree(L->yv);			/* the class ids are all that is needed now */
-		L->yv = NULL;
-		release_free_memory();
-	}
-	if (*task == ML_TASK_CLASSIFY && *n_classes < 2)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("the target \"%s\" has a single class (\"%s\")", target, (*classes)[0]),
-						errhint("Classification needs at least two classes.")));
-	tree_params(params, algo, *task, *n_classes, tp, class_weights);
-	if (*class_weights)
-	{
-		tree_class_weights(params, *classes, *n_classes, *class_weights);
-		tp->class_weights = *class_weights;
-	}
-
-	/* Split. */
-	*stratified = split ? strcmp(split, "stratified") == 0 : *task == ML_TASK_CLASSIFY;
-	if (L->split_kind != SPLIT_COL_NONE)
-		*stratified = false;
-	if (*stratified && *task != ML_TASK_CLASSIFY)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("split = 'stratified' needs a classification target")));
-	if (L->n < 2 && test_size > 0)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("only " INT64_FORMAT " row to train on; a test split needs at least 2", L->n),
-						errhint("Set params.test_size = 0 to train on every row.")));
-	if (L->split_kind != SPLIT_COL_NONE)
-		*is_test = choose_test_rows_by_column(L->n, L->sv, L->split_kind, L->split_column, test_size, n_test);
-	else
-		*is_test = choose_test_rows(L->n, L->yl, *n_classes, *stratified, test_size, seed, n_test);
-}
-
-/*
  * params.split: 'random', 'stratified', 'time:<column>' or 'column:<column>'.
  * Returns the text (NULL when absent) and sets the split column, if any.
  */
@@ -822,488 +270,544 @@ parse_split(cJSON *params, SplitColKind *kind, const char **column)
 	return NULL;				/* keep compiler quiet */
 }
 
-void
-fit_trees(const char *algorithm, const char *source, const char *target, ArrayType *features,
-		  cJSON *params, FitOutput *fo)
+
+/*
+ * Decides the task and the classes, reads the tree parameters that depend
+ * on them, and chooses the test rows.
+ */
+static void
+trees_task_and_split(TreeFit *F)
 {
-	static const char *const on_null_names[] = {"skip", "error", NULL};
+	TreeLoad   *L = &F->L;
+	MlError		err = {0};
+
+	F->task = trees_finish_targets(L, F->task_param, F->target, &F->classes, &F->n_classes);
+	if (F->task == ML_TASK_CLASSIFY && L->yv)
+	{
+		pfree(L->yv);			/* the class ids are all that is needed now */
+		L->yv = NULL;
+		trees_release_free_memory();
+	}
+	if (F->task == ML_TASK_CLASSIFY && F->n_classes < 2)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("the target \"%s\" has a single class (\"%s\")", F->target, F->classes[0]),
+						errhint("Classification needs at least two classes.")));
+	tree_params(F->params, F->algo, F->task, F->n_classes, &F->tp, &F->class_weights);
+	if (F->class_weights)
+	{
+		tree_class_weights(F->params, F->classes, F->n_classes, F->class_weights);
+		F->tp.class_weights = F->class_weights;
+	}
+
+	F->stratified = F->split ? strcmp(F->split, "stratified") == 0 : F->task == ML_TASK_CLASSIFY;
+	if (L->split_kind != SPLIT_COL_NONE)
+		F->stratified = false;
+	if (F->stratified && F->task != ML_TASK_CLASSIFY)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("split = 'stratified' needs a classification target")));
+	if (L->n < 2 && F->test_size > 0)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("only " INT64_FORMAT " row to train on; a test split needs at least 2", L->n),
+						errhint("Set params.test_size = 0 to train on every row.")));
+	F->is_test = palloc_extended(Max(L->n, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	if (L->split_kind == SPLIT_COL_BOOL)
+	{
+		F->n_test = split_test_rows_by_flag(L->n, L->sv, F->is_test);
+		if (F->n_test == 0 || F->n_test == L->n)
+			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+							errmsg("split column \"%s\" is %s in every row with a target",
+								   L->split_column, F->n_test == 0 ? "false or NULL" : "true"),
+							errhint("The column must be true for the test rows and false for the training rows.")));
+	}
+	else if (L->split_kind == SPLIT_COL_TIME)
+		ML_CHECK_STATUS(split_test_rows_by_time(&F->pe.env, L->n, L->sv, F->test_size, F->is_test,
+												&F->n_test, &err), &err);
+	else
+		ML_CHECK_STATUS(split_test_rows(&F->pe.env, L->n, F->stratified ? L->yl : NULL, F->n_classes,
+										F->test_size, F->seed, F->is_test, &F->n_test, &err), &err);
+}
+
+/*
+ * Phase check_params: the keys of params, the target, task, test_size, seed
+ * and split, and every tree parameter whose check does not need the data
+ * (a probe whose data-dependent parts are neutral).
+ */
+static void
+check_params(TreeFit *F)
+{
 	static const char *const tasks[] = {"classification", "regression", NULL};
-	TreeAlgorithm algo = strcmp(algorithm, "decision_tree") == 0 ? TREE_ALGO_DECISION_TREE :
-		strcmp(algorithm, "random_forest") == 0 ? TREE_ALGO_RANDOM_FOREST : TREE_ALGO_GBT;
-	const char *const *extra = algo == TREE_ALGO_GBT ? gbt_keys :
-		algo == TREE_ALGO_RANDOM_FOREST ? rf_keys : dt_keys;
+	const char *const *extra = F->algo == TREE_ALGO_GBT ? gbt_keys :
+		F->algo == TREE_ALGO_RANDOM_FOREST ? rf_keys : dt_keys;
 	const char *allowed[64];
 	int			na = 0,
 				i;
-	TreeLoad	L;
-	SourceSpec	spec;
-	SourceInfo	info;
-	PgEnv		pe;
-	MemoryContext mcxt;
+	double	   *cwtmp;
+	TreeParams	probe;
 	MlError		err = {0};
-	HASHCTL		ctl;
-	const char *task_param;
-	const char *split;
-	double		test_size;
-	uint64		seed;
-	TreeBins	bins;
-	MlTask		task;
-	char	  **classes;
-	int			n_classes;
-	TreeParams	tp;
-	double	   *class_weights;
-	uint8	   *is_test = NULL;
-	int64		n_test = 0,
-				n_train,
-				r,
-				a,
-				b;
-	uint8	   *Btrain,
-			   *Btest;
-	int32	   *yc_train = NULL,
-			   *yc_test = NULL;
-	double	   *yv_train = NULL,
-			   *yv_test = NULL;
-	uint8	   *valid_mask = NULL;
-	TreeData	data;
-	TreeModel	model;
-	TreeFitInfo finfo;
-	MlMeta		meta;
-	MlBuf		buf;
-	int64		t0 = pg_env_now_us();
-	Size		need;
-	bool		stratified;
-	int			max_bins;
-	bool		use_prep;
-	MlPrep		prep;
 
 	for (i = 0; common_keys[i]; i++)
 		allowed[na++] = common_keys[i];
 	for (i = 0; extra[i]; i++)
 		allowed[na++] = extra[i];
 	allowed[na] = NULL;
-	params_check_keys(params, algorithm, allowed);
-	memset(&L, 0, sizeof(L));
-	if (target == NULL)
+	params_check_keys(F->params, F->algorithm, allowed);
+	if (F->target == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s needs a target column", algorithm),
+						errmsg("%s needs a target column", F->algorithm),
 						errhint("Pass target => 'column'.")));
-	task_param = params_choice(params, "task", NULL, tasks);
-	test_size = params_number(params, "test_size", 0.2, 0, 0.9);
-	seed = params_seed(params);
-	split = parse_split(params, &L.split_kind, &L.split_column);
-	if (L.split_kind == SPLIT_COL_BOOL && cJSON_GetObjectItemCaseSensitive(params, "test_size"))
+	F->task_param = params_choice(F->params, "task", NULL, tasks);
+	F->test_size = params_number(F->params, "test_size", 0.2, 0, 0.9);
+	F->seed = params_seed(F->params);
+	F->split = parse_split(F->params, &F->L.split_kind, &F->L.split_column);
+	if (F->L.split_kind == SPLIT_COL_BOOL && cJSON_GetObjectItemCaseSensitive(F->params, "test_size"))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("parameter \"test_size\" is not used with split = '%s'", split),
+						errmsg("parameter \"test_size\" is not used with split = '%s'", F->split),
 						errhint("The split column decides which rows are test rows.")));
 
-	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
-	pg_env_init(&pe, mcxt, algorithm, true);
-	pe.value_name = "loss";
+	F->mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
+	pg_env_init(&F->pe, F->mcxt, F->algorithm, true);
+	F->pe.value_name = "loss";
 
-	/*
-	 * Validate what can be validated before reading any data: types and
-	 * ranges, with a probe whose data-dependent parts are neutral.
-	 */
+	tree_params(F->params, F->algo, ML_TASK_CLASSIFY, 2, &probe, &cwtmp);
+	probe.task = F->task_param && strcmp(F->task_param, "regression") == 0 ? ML_TASK_REGRESS : ML_TASK_CLASSIFY;
+	probe.objective = TREE_OBJ_DEFAULT;
+	probe.class_weight = TREE_CW_NONE;
+	probe.max_features = TREE_MF_DEFAULT;
+	if (trees_params_validate(&probe, ML_MAX_FEATURES, probe.task == ML_TASK_CLASSIFY ? 2 : 0, &err) != ML_OK)
+		ml_ereport(&err);
+	F->max_bins = probe.max_bins;
+}
+
+/* Phase load: pass 1 over the source (fit_trees_load.c). */
+static void
+load_source(TreeFit *F, const char *source, ArrayType *features)
+{
+	trees_load_init(&F->L, F->mcxt, &F->pe, F->params, F->seed);
+	memset(&F->prep, 0, sizeof(F->prep));
+	memset(&F->spec, 0, sizeof(F->spec));
+	F->spec.source = source;
+	F->spec.target = F->target;
+	F->spec.features = features;
+	F->spec.exclude = params_exclude(F->params);
+	F->spec.skip_invalid = false;
+	F->spec.missing_ok = true;
+	F->spec.algorithm = F->algorithm;
+	F->spec.split_column = F->L.split_column;
+	F->spec.split_kind = F->L.split_kind;
+	trees_load_pass1(&F->L, &F->spec, &F->info, F->target);
+}
+
+/*
+ * Phase preprocess (every row was kept): decides the task and the split
+ * now, fits the preprocessing on the training rows and continues with the
+ * transformed rows as the sample.
+ */
+static void
+preprocess_sample(TreeFit *F)
+{
+	TreeLoad   *L = &F->L;
+	int64		row;
+	double	   *Xt;
+	int			d_out;
+	char	  **names;
+
+	/* rows with a target, in target order (sample_src only grows) */
+	for (row = 0; row < L->seen; row++)
+		if (L->sample_src[row] >= 0 && L->sample_src[row] != row)
+			memcpy(L->sample + (Size) L->sample_src[row] * L->d, L->sample + (Size) row * L->d,
+				   sizeof(double) * L->d);
+	trees_task_and_split(F);
+	Xt = prep_fit_transform(&F->pe, F->params, &F->info, L->sample, L->n,
+							F->n_test > 0 ? F->is_test : NULL,
+							F->task == ML_TASK_CLASSIFY ? L->yl : NULL, F->n_classes,
+							F->task == ML_TASK_CLASSIFY ? NULL : L->yv, &F->prep, &d_out, &names);
+	pfree(L->sample);
+	L->sample = Xt;
+	L->d = d_out;
+	L->seen = L->n;
+	for (row = 0; row < L->n; row++)
+		L->sample_src[row] = row;
+	F->info.d = d_out;
+	F->info.feature_names = names;
+}
+
+/*
+ * Phase bin: edges feature by feature from the sample (with preprocessing,
+ * from its training rows only), one column at a time: a column-major copy
+ * of the whole sample would double pass 1's memory. When every row is in
+ * the sample, bins them, in source order, with their targets; otherwise
+ * pass 2 reads the source again and bins rows as they arrive.
+ */
+static void
+bin_rows(TreeFit *F)
+{
+	TreeLoad   *L = &F->L;
+	TreeBins   *bins = &F->bins;
+	int64		ns = L->keep_all ? L->seen : Min(L->seen, TREES_SAMPLE);
+	int64		nc;
+	double	   *col = MemoryContextAllocHuge(F->mcxt, sizeof(double) * Max(ns, 1));
+	int64		row;
+	int			j;
+	MlError		err = {0};
+
+	bins->d = L->d;
+	bins->n_bins = ml_alloc(&F->pe.env, sizeof(uint16_t) * L->d);
+	bins->cuts = ml_alloc(&F->pe.env, sizeof(double) * 256 * L->d);
+	if (bins->n_bins == NULL || bins->cuts == NULL)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("out of memory for bin edges")));
+	for (j = 0; j < L->d; j++)
 	{
-		double	   *cwtmp;
-		TreeParams	probe;
+		TreeBins	one;
 
-		tree_params(params, algo, ML_TASK_CLASSIFY, 2, &probe, &cwtmp);
-		probe.task = task_param && strcmp(task_param, "regression") == 0 ? ML_TASK_REGRESS : ML_TASK_CLASSIFY;
-		probe.objective = TREE_OBJ_DEFAULT;
-		probe.class_weight = TREE_CW_NONE;
-		probe.max_features = TREE_MF_DEFAULT;
-		if (trees_params_validate(&probe, ML_MAX_FEATURES, probe.task == ML_TASK_CLASSIFY ? 2 : 0, &err) != ML_OK)
-			ml_ereport(&err);
-		max_bins = probe.max_bins;
+		for (row = 0, nc = 0; row < ns; row++)
+			if (!F->use_prep || F->n_test == 0 || !F->is_test[row])
+				col[nc++] = L->sample[(Size) row * L->d + j];
+		ML_CHECK_STATUS(trees_bins_fit(&F->pe.env, col, nc, 1, F->max_bins, 0, F->seed, &one, &err), &err);
+		bins->n_bins[j] = one.n_bins[0];
+		memcpy(bins->cuts + (Size) j * 256, one.cuts, sizeof(double) * 256);
+		trees_bins_free(&F->pe.env, &one);
 	}
-
-	L.mcxt = mcxt;
-	L.pe = &pe;
-	L.on_null_error = strcmp(params_choice(params, "on_null", "skip", on_null_names), "error") == 0;
-	L.prep_param = prep_requested(params);
-	memset(&prep, 0, sizeof(prep));
-	L.sample_is_all = true;
-	ml_rng_seed(&L.rng, seed);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(((LabelEntry *) 0)->key);
-	ctl.entrysize = sizeof(LabelEntry);
-	ctl.hcxt = mcxt;
-	L.label_ids = hash_create("mlpipe labels", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-
-	memset(&spec, 0, sizeof(spec));
-	spec.source = source;
-	spec.target = target;
-	spec.features = features;
-	spec.exclude = params_exclude(params);
-	spec.skip_invalid = false;
-	spec.missing_ok = true;
-	spec.algorithm = algorithm;
-	spec.split_column = L.split_column;
-	spec.split_kind = L.split_kind;
-	spec.on_plan = pass1_plan;
-
-	source_scan(&spec, mcxt, pass1_row, &L, &info);
-	if (L.n == 0 && L.sample_is_all)
+	pfree(col);
+	if (L->sample_is_all)
+	{
+		L->B = MemoryContextAllocHuge(F->mcxt, (Size) Max(L->n, 1) * L->d);
+		for (row = 0; row < ns; row++)
+			if (L->sample_src[row] >= 0)
+				trees_bins_apply_row(bins, L->sample + (Size) row * L->d,
+									 L->B + (Size) L->sample_src[row] * L->d);
+	}
+	pfree(L->sample);
+	L->sample = NULL;
+	trees_release_free_memory();
+	if (!L->sample_is_all)
+		trees_load_pass2(L, &F->spec, &F->info, bins);
+	if (L->n == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info.n)));
+						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", F->target, F->info.n)));
+}
 
-	/*
-	 * Preprocessing: every row was kept. Decide the task and the split now,
-	 * fit the preprocessing on the training rows and continue with the
-	 * transformed rows as the sample.
-	 */
-	use_prep = L.keep_all;
-	if (use_prep)
-	{
-		int64		row;
-		double	   *Xt;
-		int			d_out;
-		char	  **names;
+/* Checks the final parameters and that training fits in mlpipe.max_memory. */
+static void
+check_training_memory(TreeFit *F)
+{
+	TreeLoad   *L = &F->L;
+	MlError		err = {0};
+	size_t		work;
+	Size		data_bytes,
+				need;
 
-		/* rows with a target, in target order (sample_src only grows) */
-		for (row = 0; row < L.seen; row++)
-			if (L.sample_src[row] >= 0 && L.sample_src[row] != row)
-				memcpy(L.sample + (Size) L.sample_src[row] * L.d, L.sample + (Size) row * L.d,
-					   sizeof(double) * L.d);
-		trees_task_and_split(&L, params, algo, task_param, target, split, test_size, seed, &task,
-							 &classes, &n_classes, &tp, &class_weights, &stratified, &is_test, &n_test);
-		Xt = prep_fit_transform(&pe, params, &info, L.sample, L.n, n_test > 0 ? is_test : NULL,
-								task == ML_TASK_CLASSIFY ? L.yl : NULL, n_classes,
-								task == ML_TASK_CLASSIFY ? NULL : L.yv, &prep, &d_out, &names);
-		pfree(L.sample);
-		L.sample = Xt;
-		L.d = d_out;
-		L.seen = L.n;
-		for (row = 0; row < L.n; row++)
-			L.sample_src[row] = row;
-		info.d = d_out;
-		info.feature_names = names;
-	}
-
-	/* Bin edges from the sample (every row, when the source fits in it). */
-	{
-		/*
-		 * Edges feature by feature, from one column of the sample at a time:
-		 * a column-major copy of the whole sample would double pass 1's memory.
-		 */
-		int64		ns = L.keep_all ? L.seen : Min(L.seen, TREES_SAMPLE);
-		int64		nc;
-		double	   *col = MemoryContextAllocHuge(mcxt, sizeof(double) * Max(ns, 1));
-		int64		row;
-		int			j;
-
-		bins.d = L.d;
-		bins.n_bins = ml_alloc(&pe.env, sizeof(uint16_t) * L.d);
-		bins.cuts = ml_alloc(&pe.env, sizeof(double) * 256 * L.d);
-		if (bins.n_bins == NULL || bins.cuts == NULL)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory for bin edges")));
-		for (j = 0; j < L.d; j++)
-		{
-			TreeBins	one;
-
-			/* with preprocessing, from the training rows only */
-			for (row = 0, nc = 0; row < ns; row++)
-				if (!use_prep || n_test == 0 || !is_test[row])
-					col[nc++] = L.sample[(Size) row * L.d + j];
-			ML_CHECK_STATUS(trees_bins_fit(&pe.env, col, nc, 1, max_bins, 0, seed, &one, &err), &err);
-			bins.n_bins[j] = one.n_bins[0];
-			memcpy(bins.cuts + (Size) j * 256, one.cuts, sizeof(double) * 256);
-			trees_bins_free(&pe.env, &one);
-		}
-		pfree(col);
-		if (L.sample_is_all)
-		{
-			/* Every row is in the sample: bin it, in source order, with its target. */
-			L.B = MemoryContextAllocHuge(mcxt, (Size) Max(L.n, 1) * L.d);
-			for (row = 0; row < ns; row++)
-				if (L.sample_src[row] >= 0)
-					trees_bins_apply_row(&bins, L.sample + (Size) row * L.d,
-										 L.B + (Size) L.sample_src[row] * L.d);
-		}
-	}
-	pfree(L.sample);
-	L.sample = NULL;
-	release_free_memory();
-	if (!L.sample_is_all)
-	{
-		/* pass 2: read again, binning as rows arrive */
-		Size		bytes = (Size) L.seen * L.d;
-
-		if (bytes * 2 > (Size) mlpipe_max_memory_kb * 1024)
-			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							errmsg("training needs %.1f MB for " INT64_FORMAT " rows x %d binned features, over mlpipe.max_memory = %d MB",
-								   bytes * 2 / 1048576.0, L.seen, L.d, mlpipe_max_memory_kb / 1024),
-							errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
-		L.n = 0;
-		L.skipped_target = 0;
-		if (L.yv)
-			pfree(L.yv);
-		if (L.yl)
-			pfree(L.yl);
-		if (L.sv)
-			pfree(L.sv);
-		L.yv = NULL;
-		L.yl = NULL;
-		L.sv = NULL;
-		/* Pass 1 counted the rows: allocate once (it grows only if the source did). */
-		L.cap = 0;
-		L.B = NULL;
-		pfree(L.sample_src);
-		L.sample_src = NULL;
-		release_free_memory();
-		{
-			int64		rows = Max(L.seen, 1);
-
-			if (!L.classify_by_type)
-				L.yv = MemoryContextAllocHuge(mcxt, sizeof(double) * rows);
-			else
-				L.yl = MemoryContextAllocHuge(mcxt, sizeof(int32) * rows);
-			L.B = MemoryContextAllocHuge(mcxt, (Size) rows * L.d);
-			if (L.split_kind != SPLIT_COL_NONE)
-				L.sv = MemoryContextAllocHuge(mcxt, sizeof(double) * rows);
-			L.cap = rows;
-		}
-		hash_destroy(L.label_ids);
-		L.label_ids = hash_create("mlpipe labels", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-		L.n_labels = 0;
-		L.bins = &bins;
-		spec.on_plan = pass2_plan;
-		source_scan(&spec, mcxt, pass2_row, &L, &info);
-	}
-	if (L.n == 0)
-		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info.n)));
-
-	if (!use_prep)
-		trees_task_and_split(&L, params, algo, task_param, target, split, test_size, seed, &task,
-							 &classes, &n_classes, &tp, &class_weights, &stratified, &is_test, &n_test);
-	ML_CHECK_STATUS(trees_params_validate(&tp, L.d, task == ML_TASK_CLASSIFY ? n_classes : 0, &err), &err);
-	n_train = L.n - n_test;
-
-	{
-		size_t		work = trees_memory_needed(n_train, L.d, task == ML_TASK_CLASSIFY ? n_classes : 0, &tp);
-		Size		data_bytes = (Size) (L.n + n_test) * L.d +
-			(Size) n_test * Max(n_classes, 1) * sizeof(double);	/* test probabilities */
-
-		need = work > SIZE_MAX - data_bytes ? SIZE_MAX : work + data_bytes;
-	}
+	ML_CHECK_STATUS(trees_params_validate(&F->tp, L->d, F->task == ML_TASK_CLASSIFY ? F->n_classes : 0, &err), &err);
+	F->n_train = L->n - F->n_test;
+	work = trees_memory_needed(F->n_train, L->d, F->task == ML_TASK_CLASSIFY ? F->n_classes : 0, &F->tp);
+	data_bytes = (Size) (L->n + F->n_test) * L->d +
+		(Size) F->n_test * Max(F->n_classes, 1) * sizeof(double);	/* test probabilities */
+	need = work > SIZE_MAX - data_bytes ? SIZE_MAX : work + data_bytes;
 	if (need > (Size) mlpipe_max_memory_kb * 1024)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						errmsg("training needs %.1f MB, over mlpipe.max_memory = %d MB",
 							   need / 1048576.0, mlpipe_max_memory_kb / 1024),
 						errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
+}
 
-	/*
-	 * Partition in place: test rows are copied out, training rows slide
-	 * forward (the write position never passes the read position), so the
-	 * peak is the binned matrix plus the test share, not twice the matrix.
-	 */
-	Btest = MemoryContextAllocHuge(mcxt, (Size) Max(n_test, 1) * L.d);
-	if (task == ML_TASK_CLASSIFY)
-		yc_test = MemoryContextAllocHuge(mcxt, sizeof(int32) * Max(n_test, 1));
+/*
+ * Phase partition, in place: test rows are copied out, training rows slide
+ * forward (the write position never passes the read position), so the
+ * peak is the binned matrix plus the test share, not twice the matrix.
+ */
+static void
+partition_rows(TreeFit *F)
+{
+	TreeLoad   *L = &F->L;
+	bool		classify = F->task == ML_TASK_CLASSIFY;
+	int64		r,
+				a,
+				b;
+
+	F->Btest = MemoryContextAllocHuge(F->mcxt, (Size) Max(F->n_test, 1) * L->d);
+	if (classify)
+		F->yc_test = MemoryContextAllocHuge(F->mcxt, sizeof(int32) * Max(F->n_test, 1));
 	else
-		yv_test = MemoryContextAllocHuge(mcxt, sizeof(double) * Max(n_test, 1));
-	for (r = 0, a = 0, b = 0; r < L.n; r++)
+		F->yv_test = MemoryContextAllocHuge(F->mcxt, sizeof(double) * Max(F->n_test, 1));
+	for (r = 0, a = 0, b = 0; r < L->n; r++)
 	{
-		if (is_test[r])
+		if (F->is_test[r])
 		{
-			memcpy(Btest + (Size) b * L.d, L.B + (Size) r * L.d, L.d);
-			if (yc_test)
-				yc_test[b] = L.yl[r];
+			memcpy(F->Btest + (Size) b * L->d, L->B + (Size) r * L->d, L->d);
+			if (classify)
+				F->yc_test[b] = L->yl[r];
 			else
-				yv_test[b] = L.yv[r];
+				F->yv_test[b] = L->yv[r];
 			b++;
 		}
 		else
 		{
 			if (a != r)
 			{
-				memcpy(L.B + (Size) a * L.d, L.B + (Size) r * L.d, L.d);
-				if (task == ML_TASK_CLASSIFY)
-					L.yl[a] = L.yl[r];
+				memcpy(L->B + (Size) a * L->d, L->B + (Size) r * L->d, L->d);
+				if (classify)
+					L->yl[a] = L->yl[r];
 				else
-					L.yv[a] = L.yv[r];
+					L->yv[a] = L->yv[r];
 			}
 			a++;
 		}
 	}
-	Btrain = L.B;
-	yc_train = task == ML_TASK_CLASSIFY ? L.yl : NULL;
-	yv_train = task == ML_TASK_CLASSIFY ? NULL : L.yv;
-	pfree(is_test);
+	pfree(F->is_test);
+	F->is_test = NULL;
+}
 
-	/* Early stopping watches a validation part of the training rows. */
-	if (tp.early_stopping_rounds > 0)
+/*
+ * Phase train: fits the model on the training rows (early stopping watches
+ * a seeded validation part of them), then frees the working set and, when
+ * a test split is scored, the training matrix.
+ */
+static void
+train_model(TreeFit *F)
+{
+	TreeLoad   *L = &F->L;
+	uint8	   *valid_mask = NULL;
+	TreeData	data;
+	MlError		err = {0};
+	int64		r;
+
+	if (F->tp.early_stopping_rounds > 0)
 	{
-		double		vs = params_number(params, "validation_size", 0.1, 0.01, 0.5);
+		double		vs = params_number(F->params, "validation_size", 0.1, 0.01, 0.5);
 		MlRng		vr;
 
-		valid_mask = palloc_extended(Max(n_train, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		ml_rng_seed(&vr, seed ^ UINT64CONST(0x7a11d));
-		for (r = 0; r < n_train; r++)
+		valid_mask = palloc_extended(Max(F->n_train, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		ml_rng_seed(&vr, F->seed ^ UINT64CONST(0x7a11d));
+		for (r = 0; r < F->n_train; r++)
 			valid_mask[r] = ml_rng_uniform(&vr) < vs;
 	}
-	else if (cJSON_GetObjectItemCaseSensitive(params, "validation_size"))
+	else if (cJSON_GetObjectItemCaseSensitive(F->params, "validation_size"))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("parameter \"validation_size\" is only used with early_stopping_rounds")));
 
 	memset(&data, 0, sizeof(data));
-	data.B = Btrain;
-	data.n = n_train;
-	data.d = L.d;
-	data.bins = &bins;
-	data.y_class = yc_train;
-	data.n_classes = task == ML_TASK_CLASSIFY ? n_classes : 0;
-	data.y = yv_train;
+	data.B = L->B;
+	data.n = F->n_train;
+	data.d = L->d;
+	data.bins = &F->bins;
+	data.y_class = F->task == ML_TASK_CLASSIFY ? L->yl : NULL;
+	data.n_classes = F->task == ML_TASK_CLASSIFY ? F->n_classes : 0;
+	data.y = F->task == ML_TASK_CLASSIFY ? NULL : L->yv;
 	data.valid_mask = valid_mask;
-	tp.task = task;
-	ML_CHECK_STATUS(trees_fit(&pe.env, &data, &tp, &model, &finfo, &err), &err);
-	/* The training working set is gone; so is the training matrix when a test split is scored. */
+	F->tp.task = F->task;
+	ML_CHECK_STATUS(trees_fit(&F->pe.env, &data, &F->tp, &F->model, &F->finfo, &err), &err);
 	if (valid_mask)
 		pfree(valid_mask);
-	if (n_test > 0)
+	if (F->n_test > 0)
 	{
-		pfree(Btrain);
-		Btrain = L.B = NULL;
+		pfree(L->B);
+		L->B = NULL;
 	}
-	release_free_memory();
+	trees_release_free_memory();
+}
 
-	/* Evaluate on the test rows, or on the training rows with test_size 0. */
-	fo->metrics = cJSON_CreateObject();
+/* The raw feature values that route like binned row r of B. */
+static inline void
+unbin_row(const TreeBins *bins, const uint8 *B, int d, int64 r, double *x)
+{
+	int			j;
+
+	for (j = 0; j < d; j++)
+		x[j] = bin_value(bins, j, B[(Size) r * d + j]);
+}
+
+/*
+ * Classification metrics of ne binned rows Be with classes yce. Counts and
+ * log loss are summed as the rows are scored; only the scores roc_auc sorts
+ * are kept (class 1's with two classes, every class's otherwise), not
+ * predictions and probabilities. Frees Be once scored.
+ */
+static void
+evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
+{
+	int			k = F->n_classes;
+	Size		w = k == 2 ? 1 : k;
+	int64	   *cnt = palloc0(sizeof(int64) * 3 * k);	/* tp, support, predicted */
+	double	   *score = MemoryContextAllocHuge(F->mcxt, sizeof(double) * ne * w);
+	double	   *x = palloc(sizeof(double) * F->L.d);
+	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1));
+	double		ll = 0;
+	ClassMetrics cm;
+	MlError		err = {0};
+	int64		r;
+
+	for (r = 0; r < ne; r++)
 	{
-		/* test_size 0: training metrics, on the training rows (said in info) */
-		const uint8 *Be = n_test > 0 ? Btest : Btrain;
-		int64		ne = n_test > 0 ? n_test : n_train;
-		const int32 *yce = n_test > 0 ? yc_test : yc_train;
-		const double *yve = n_test > 0 ? yv_test : yv_train;
-		double	   *x = palloc(sizeof(double) * L.d);
-		double	   *out = palloc(sizeof(double) * Max(model.n_outputs, 1));
-		int			j;
+		int			c;
 
-		if (task == ML_TASK_CLASSIFY && ne > 0)
-		{
-			/*
-			 * Counts and log loss are summed as the rows are scored; only
-			 * the scores roc_auc sorts are kept (class 1's with two classes,
-			 * every class's otherwise), not predictions and probabilities.
-			 */
-			int			k = n_classes;
-			Size		w = k == 2 ? 1 : k;
-			int64	   *cnt = palloc0(sizeof(int64) * 3 * k);	/* tp, support, predicted */
-			double	   *score = MemoryContextAllocHuge(mcxt, sizeof(double) * ne * w);
-			double		ll = 0;
-			ClassMetrics cm;
-
-			for (r = 0; r < ne; r++)
-			{
-				int			c;
-
-				for (j = 0; j < L.d; j++)
-					x[j] = bin_value(&bins, j, Be[(Size) r * L.d + j]);
-				c = trees_predict_class(&model, x, out);
-				cnt[k + yce[r]]++;
-				cnt[2 * k + c]++;
-				if (c == yce[r])
-					cnt[c]++;
-				ll += metrics_log_loss_row(out, k, yce[r]);
-				if (k == 2)
-					score[r] = out[1];
-				else
-					memcpy(score + (Size) r * w, out, sizeof(double) * w);
-			}
-			/* the metrics need the scores, not the matrix */
-			pfree((void *) Be);
-			Btrain = Btest = L.B = NULL;
-			release_free_memory();
-			memset(&cm, 0, sizeof(cm));
-			metrics_from_counts(cnt, cnt + k, cnt + 2 * k, k, ne, &cm);
-			cm.log_loss = ll / ne;
-			if (k == 2)
-			{
-				uint8	   *truth = MemoryContextAllocHuge(mcxt, ne);
-
-				for (r = 0; r < ne; r++)
-					truth[r] = yce[r] == 1;
-				ML_CHECK_STATUS(metrics_roc_auc(&pe.env, truth, score, ne, &cm.roc_auc, &err), &err);
-			}
-			else
-				ML_CHECK_STATUS(metrics_roc_auc_ovr(&pe.env, yce, score, ne, k, &cm.roc_auc, &err), &err);
-			json_number(fo->metrics, "accuracy", cm.accuracy);
-			json_number(fo->metrics, "precision_macro", cm.precision_macro);
-			json_number(fo->metrics, "recall_macro", cm.recall_macro);
-			json_number(fo->metrics, "f1_macro", cm.f1_macro);
-			json_number(fo->metrics, "f1_weighted", cm.f1_weighted);
-			json_number(fo->metrics, "log_loss", cm.log_loss);
-			json_number(fo->metrics, "roc_auc", cm.roc_auc);
-		}
-		else if (ne > 0)
-		{
-			/* streaming sums: no prediction array */
-			RegAccum	acc;
-			RegMetrics	rm;
-
-			memset(&acc, 0, sizeof(acc));
-			for (r = 0; r < ne; r++)
-			{
-				for (j = 0; j < L.d; j++)
-					x[j] = bin_value(&bins, j, Be[(Size) r * L.d + j]);
-				trees_predict_row(&model, x, out);
-				metrics_reg_add(&acc, yve[r], out[0]);
-			}
-			pfree((void *) Be);
-			Btrain = Btest = L.B = NULL;
-			release_free_memory();
-			ML_CHECK_STATUS(metrics_reg_finish(&acc, &rm, &err), &err);
-			json_number(fo->metrics, "rmse", rm.rmse);
-			json_number(fo->metrics, "mae", rm.mae);
-			json_number(fo->metrics, "r2", rm.r2);
-			json_number(fo->metrics, "mape", rm.mape);
-		}
+		if (r % SCORE_CHECK_ROWS == 0)
+			CHECK_FOR_INTERRUPTS();
+		unbin_row(&F->bins, Be, F->L.d, r, x);
+		c = trees_predict_class(&F->model, x, out);
+		cnt[k + yce[r]]++;
+		cnt[2 * k + c]++;
+		if (c == yce[r])
+			cnt[c]++;
+		ll += metrics_log_loss_row(out, k, yce[r]);
+		if (k == 2)
+			score[r] = out[1];
+		else
+			memcpy(score + (Size) r * w, out, sizeof(double) * w);
 	}
-	if (algo == TREE_ALGO_RANDOM_FOREST)
-		json_number(fo->metrics, "oob_score", model.oob_score);
-	if (algo == TREE_ALGO_GBT)
+	/* the metrics need the scores, not the matrix */
+	pfree(Be);
+	trees_release_free_memory();
+	memset(&cm, 0, sizeof(cm));
+	metrics_from_counts(cnt, cnt + k, cnt + 2 * k, k, ne, &cm);
+	cm.log_loss = ll / ne;
+	if (k == 2)
 	{
-		json_number(fo->metrics, "best_iteration", model.best_iteration);
-		json_number(fo->metrics, "validation_loss", model.valid_loss);
+		uint8	   *truth = MemoryContextAllocHuge(F->mcxt, ne);
+
+		for (r = 0; r < ne; r++)
+			truth[r] = yce[r] == 1;
+		ML_CHECK_STATUS(metrics_roc_auc(&F->pe.env, truth, score, ne, &cm.roc_auc, &err), &err);
 	}
-	json_number(fo->metrics, "trees", model.n_trees);
-	json_number(fo->metrics, "leaves", finfo.n_leaves);
-	json_number(fo->metrics, "training_seconds", (pg_env_now_us() - t0) / 1e6);
-	json_number(fo->metrics, "rows", (double) L.n);
+	else
+		ML_CHECK_STATUS(metrics_roc_auc_ovr(&F->pe.env, yce, score, ne, k, &cm.roc_auc, &err), &err);
+	json_number(F->metrics_json, "accuracy", cm.accuracy);
+	json_number(F->metrics_json, "precision_macro", cm.precision_macro);
+	json_number(F->metrics_json, "recall_macro", cm.recall_macro);
+	json_number(F->metrics_json, "f1_macro", cm.f1_macro);
+	json_number(F->metrics_json, "f1_weighted", cm.f1_weighted);
+	json_number(F->metrics_json, "log_loss", cm.log_loss);
+	json_number(F->metrics_json, "roc_auc", cm.roc_auc);
+}
+
+/* Regression metrics of ne binned rows Be with values yve, by streaming sums. Frees Be. */
+static void
+evaluate_regressor(TreeFit *F, uint8 *Be, const double *yve, int64 ne)
+{
+	double	   *x = palloc(sizeof(double) * F->L.d);
+	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1));
+	RegAccum	acc;
+	RegMetrics	rm;
+	MlError		err = {0};
+	int64		r;
+
+	memset(&acc, 0, sizeof(acc));
+	for (r = 0; r < ne; r++)
+	{
+		if (r % SCORE_CHECK_ROWS == 0)
+			CHECK_FOR_INTERRUPTS();
+		unbin_row(&F->bins, Be, F->L.d, r, x);
+		trees_predict_row(&F->model, x, out);
+		metrics_reg_add(&acc, yve[r], out[0]);
+	}
+	pfree(Be);
+	trees_release_free_memory();
+	ML_CHECK_STATUS(metrics_reg_finish(&acc, &rm, &err), &err);
+	json_number(F->metrics_json, "rmse", rm.rmse);
+	json_number(F->metrics_json, "mae", rm.mae);
+	json_number(F->metrics_json, "r2", rm.r2);
+	json_number(F->metrics_json, "mape", rm.mape);
+}
+
+/*
+ * Phase evaluate: metrics on the test rows, or on the training rows with
+ * test_size 0 (said in info), then the model's own figures.
+ */
+static void
+evaluate_model(TreeFit *F)
+{
+	bool		on_test = F->n_test > 0;
+	uint8	   *Be = on_test ? F->Btest : F->L.B;
+	int64		ne = on_test ? F->n_test : F->n_train;
+
+	F->metrics_json = cJSON_CreateObject();
+	if (F->task == ML_TASK_CLASSIFY && ne > 0)
+		evaluate_classifier(F, Be, on_test ? F->yc_test : F->L.yl, ne);
+	else if (ne > 0)
+		evaluate_regressor(F, Be, on_test ? F->yv_test : F->L.yv, ne);
+	if (ne > 0)
+		F->Btest = F->L.B = NULL;
+	if (F->algo == TREE_ALGO_RANDOM_FOREST)
+		json_number(F->metrics_json, "oob_score", F->model.oob_score);
+	if (F->algo == TREE_ALGO_GBT)
+	{
+		json_number(F->metrics_json, "best_iteration", F->model.best_iteration);
+		json_number(F->metrics_json, "validation_loss", F->model.valid_loss);
+	}
+	json_number(F->metrics_json, "trees", F->model.n_trees);
+	json_number(F->metrics_json, "leaves", F->finfo.n_leaves);
+	json_number(F->metrics_json, "training_seconds", (pg_env_now_us() - F->t0) / 1e6);
+	json_number(F->metrics_json, "rows", (double) F->L.n);
+}
+
+/* Phase output: the artifact, and what fit() reports about the training. */
+static void
+write_output(TreeFit *F, FitOutput *fo)
+{
+	MlMeta		meta;
+	MlBuf		buf;
+	MlError		err = {0};
+	int			n_classes = F->task == ML_TASK_CLASSIFY ? F->n_classes : 0;
 
 	memset(&meta, 0, sizeof(meta));
-	meta.task = task;
-	meta.n_features = L.d;
-	meta.feature_names = info.feature_names;
-	meta.n_classes = task == ML_TASK_CLASSIFY ? n_classes : 0;
-	meta.class_labels = classes;
-	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, &model, use_prep ? &prep : NULL, &err), &err);
+	meta.task = F->task;
+	meta.n_features = F->L.d;
+	meta.feature_names = F->info.feature_names;
+	meta.n_classes = n_classes;
+	meta.class_labels = F->classes;
+	ML_CHECK_STATUS(ml_model_write_trees(&buf, &F->pe.env, &meta, &F->model,
+										 F->use_prep ? &F->prep : NULL, &err), &err);
 
+	fo->metrics = F->metrics_json;
 	fo->artifact = palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(fo->artifact, VARHDRSZ + buf.len);
 	memcpy(VARDATA(fo->artifact), buf.data, buf.len);
-	fo->mcxt = mcxt;
-	fo->task = task == ML_TASK_CLASSIFY ? "classification" : "regression";
-	fo->features = info.feature_names;
-	fo->n_features = L.d;
-	fo->classes = classes;
-	fo->n_classes = task == ML_TASK_CLASSIFY ? n_classes : 0;
+	fo->mcxt = F->mcxt;
+	fo->task = F->task == ML_TASK_CLASSIFY ? "classification" : "regression";
+	fo->features = F->info.feature_names;
+	fo->n_features = F->L.d;
+	fo->classes = F->classes;
+	fo->n_classes = n_classes;
 
 	fo->info = cJSON_CreateObject();
-	json_number(fo->info, "training_rows", (double) n_train);
-	json_number(fo->info, "test_rows", (double) n_test);
-	json_number(fo->info, "skipped_rows", (double) L.skipped_target);
-	cJSON_AddStringToObject(fo->info, "metrics_split", n_test > 0 ? "test" : "train");
-	cJSON_AddStringToObject(fo->info, "split", L.split_kind != SPLIT_COL_NONE ? split :
-							stratified ? "stratified" : "random");
-	if (L.split_kind != SPLIT_COL_BOOL)
-		json_number(fo->info, "test_size", test_size);
-	json_number(fo->info, "seed", (double) seed);
-	json_number(fo->info, "threads", pe.env.n_threads);
-	json_number(fo->info, "passes", L.sample_is_all ? 1 : 2);
-	if (n_test == 0)
+	json_number(fo->info, "training_rows", (double) F->n_train);
+	json_number(fo->info, "test_rows", (double) F->n_test);
+	json_number(fo->info, "skipped_rows", (double) F->L.skipped_target);
+	cJSON_AddStringToObject(fo->info, "metrics_split", F->n_test > 0 ? "test" : "train");
+	cJSON_AddStringToObject(fo->info, "split", F->L.split_kind != SPLIT_COL_NONE ? F->split :
+							F->stratified ? "stratified" : "random");
+	if (F->L.split_kind != SPLIT_COL_BOOL)
+		json_number(fo->info, "test_size", F->test_size);
+	json_number(fo->info, "seed", (double) F->seed);
+	json_number(fo->info, "threads", F->pe.env.n_threads);
+	json_number(fo->info, "passes", F->L.sample_is_all ? 1 : 2);
+	if (F->n_test == 0)
 		cJSON_AddStringToObject(fo->info, "note", "test_size = 0: the metrics are training metrics");
+}
+
+/* Trains a decision_tree, random_forest or gbt model: the phases above, in order. */
+void
+fit_trees(const char *algorithm, const char *source, const char *target, ArrayType *features,
+		  cJSON *params, FitOutput *fo)
+{
+	TreeFit		F;
+
+	memset(&F, 0, sizeof(F));
+	F.t0 = pg_env_now_us();
+	F.algorithm = algorithm;
+	F.algo = strcmp(algorithm, "decision_tree") == 0 ? TREE_ALGO_DECISION_TREE :
+		strcmp(algorithm, "random_forest") == 0 ? TREE_ALGO_RANDOM_FOREST : TREE_ALGO_GBT;
+	F.params = params;
+	F.target = target;
+	check_params(&F);
+	load_source(&F, source, features);
+	F.use_prep = F.L.keep_all;
+	if (F.use_prep)
+		preprocess_sample(&F);
+	bin_rows(&F);
+	if (!F.use_prep)
+		trees_task_and_split(&F);
+	check_training_memory(&F);
+	partition_rows(&F);
+	train_model(&F);
+	evaluate_model(&F);
+	write_output(&F, fo);
 }

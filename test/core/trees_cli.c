@@ -237,67 +237,53 @@ auc(const double *s, const int *y, int64_t n)
 	return (rank_sum - pos * (pos + 1) / 2.0) / ((double) pos * (n - pos));
 }
 
-int
-main(int argc, char **argv)
+/* One run of the command: inputs, parameters, model and timings. */
+typedef struct Cli
 {
-	MlEnv		env = {cli_alloc, cli_free, NULL, NULL, 1};
-	Csv			tr,
-				te;
-	const char *target,
-			   *s;
-	int			tcol = -1,
-				j,
-				d;
+	int			argc;
+	char	  **argv;
+	MlEnv		env;
+	Csv			tr;
+	Csv			te;
+	int			tcol;			/* target column */
+	int			d;				/* features (target removed) */
+	int64_t		n;				/* training rows */
+	int64_t		nt;				/* test rows */
 	TreeParams	p;
 	TreeBins	bins;
-	TreeData	data;
 	TreeModel	m;
 	TreeFitInfo info;
-	MlError		err = {0};
-	double		t0,
-				c0,
-				t_bin,
-				t_fit,
-				t_pred,
-				t_row;
-	uint8_t    *B;
-	double	   *Xtr,
-			   *Xte_rows,
-			   *yreg = NULL,
-			   *out;
-	int32_t    *ycls = NULL;
-	uint8_t    *vmask = NULL;
-	int			K = 0;
-	int64_t		i,
-				n,
-				nt;
-	double	   *cw = NULL;
-	const char *outp;
+	double	   *Xtr;			/* column-major training features */
+	double	   *Xte_rows;		/* row-major test features */
+	double	   *yreg;
+	int32_t    *ycls;
+	uint8_t    *vmask;
+	double	   *cw;
+	int			K;
+	double	   *out;			/* test predictions, n_outputs per row */
+	double		t_bin;
+	double		t_fit;
+	double		c_fit;			/* CPU seconds of the fit */
+	double		t_pred;
+	double		t_row;
 	struct rusage ru;
+} Cli;
 
-	if (argc < 4)
-	{
-		fprintf(stderr, "usage: trees_cli TRAIN.csv TEST.csv target=COL [key=value ...]\n");
-		return 2;
-	}
-	if (read_csv(argv[1], &tr) || read_csv(argv[2], &te))
-		return 2;
-	target = arg(argc, argv, "target", NULL);
-	for (j = 0; j < tr.d; j++)
-		if (target && strcmp(tr.names[j], target) == 0)
-			tcol = j;
-	if (tcol < 0 || te.d != tr.d)
-	{
-		fprintf(stderr, "target column not found or test columns differ\n");
-		return 2;
-	}
-	s = arg(argc, argv, "algorithm", "gbt");
-	trees_params_default(&p, strcmp(s, "decision_tree") == 0 ? TREE_ALGO_DECISION_TREE :
+/* Reads a key=value argument into a TreeParams field. */
+#define IARG(k) if ((s = arg(c->argc, c->argv, #k, NULL))) p->k = atoi(s)
+#define DARG(k) if ((s = arg(c->argc, c->argv, #k, NULL))) p->k = atof(s)
+
+/* The tree parameters from the arguments. */
+static void
+cli_params(Cli *c)
+{
+	TreeParams *p = &c->p;
+	const char *s = arg(c->argc, c->argv, "algorithm", "gbt");
+
+	trees_params_default(p, strcmp(s, "decision_tree") == 0 ? TREE_ALGO_DECISION_TREE :
 						 strcmp(s, "random_forest") == 0 ? TREE_ALGO_RANDOM_FOREST : TREE_ALGO_GBT,
-						 strcmp(arg(argc, argv, "task", "classify"), "regress") == 0 ?
+						 strcmp(arg(c->argc, c->argv, "task", "classify"), "regress") == 0 ?
 						 ML_TASK_REGRESS : ML_TASK_CLASSIFY);
-#define IARG(k) if ((s = arg(argc, argv, #k, NULL))) p.k = atoi(s)
-#define DARG(k) if ((s = arg(argc, argv, #k, NULL))) p.k = atof(s)
 	IARG(max_depth);
 	IARG(max_bins);
 	IARG(n_estimators);
@@ -314,331 +300,390 @@ main(int argc, char **argv)
 	DARG(subsample);
 	DARG(colsample);
 	DARG(ccp_alpha);
-	if ((s = arg(argc, argv, "seed", NULL)))
-		p.seed = strtoull(s, NULL, 10);
-	if ((s = arg(argc, argv, "objective", NULL)))
-		p.objective = strcmp(s, "binary:logistic") == 0 ? TREE_OBJ_BINARY_LOGISTIC :
+	if ((s = arg(c->argc, c->argv, "seed", NULL)))
+		p->seed = strtoull(s, NULL, 10);
+	if ((s = arg(c->argc, c->argv, "objective", NULL)))
+		p->objective = strcmp(s, "binary:logistic") == 0 ? TREE_OBJ_BINARY_LOGISTIC :
 			strcmp(s, "multi:softmax") == 0 ? TREE_OBJ_MULTI_SOFTMAX :
 			strcmp(s, "reg:squarederror") == 0 ? TREE_OBJ_REG_SQUAREDERROR : (TreeObjective) 99;
-	if ((s = arg(argc, argv, "criterion", NULL)))
-		p.criterion = strcmp(s, "gini") == 0 ? TREE_CRIT_GINI :
+	if ((s = arg(c->argc, c->argv, "criterion", NULL)))
+		p->criterion = strcmp(s, "gini") == 0 ? TREE_CRIT_GINI :
 			strcmp(s, "entropy") == 0 ? TREE_CRIT_ENTROPY : TREE_CRIT_SQUARED_ERROR;
-	if ((s = arg(argc, argv, "max_features", NULL)))
+	if ((s = arg(c->argc, c->argv, "max_features", NULL)))
 	{
 		if (strcmp(s, "sqrt") == 0)
-			p.max_features = TREE_MF_SQRT;
+			p->max_features = TREE_MF_SQRT;
 		else if (strcmp(s, "log2") == 0)
-			p.max_features = TREE_MF_LOG2;
+			p->max_features = TREE_MF_LOG2;
 		else if (strcmp(s, "all") == 0)
-			p.max_features = TREE_MF_ALL;
+			p->max_features = TREE_MF_ALL;
 		else if (strchr(s, '.'))
 		{
-			p.max_features = TREE_MF_FRACTION;
-			p.max_features_value = atof(s);
+			p->max_features = TREE_MF_FRACTION;
+			p->max_features_value = atof(s);
 		}
 		else
 		{
-			p.max_features = TREE_MF_COUNT;
-			p.max_features_value = atof(s);
+			p->max_features = TREE_MF_COUNT;
+			p->max_features_value = atof(s);
 		}
 	}
-	env.n_threads = atoi(arg(argc, argv, "threads", "1"));
+	c->env.n_threads = atoi(arg(c->argc, c->argv, "threads", "1"));
+}
 
-	/* Targets and features (target column removed). */
-	d = tr.d - 1;
-	n = tr.n;
-	nt = te.n;
-	Xtr = malloc(sizeof(double) * (size_t) d * n);
-	Xte_rows = malloc(sizeof(double) * (size_t) d * nt);
-	for (j = 0; j < tr.d; j++)
+/*
+ * Features (target column removed; training column-major, test row-major),
+ * targets and the class count, class weights, the validation mask.
+ */
+static void
+cli_data(Cli *c)
+{
+	const char *s;
+	int64_t		i,
+				n = c->tr.n,
+				nt = c->te.n;
+	int			j,
+				d = c->tr.d - 1,
+				tcol = c->tcol;
+
+	c->d = d;
+	c->n = n;
+	c->nt = nt;
+	c->Xtr = malloc(sizeof(double) * (size_t) d * n);
+	c->Xte_rows = malloc(sizeof(double) * (size_t) d * nt);
+	for (j = 0; j < c->tr.d; j++)
 	{
 		int			jj = j < tcol ? j : j - 1;
 
 		if (j == tcol)
 			continue;
-		memcpy(Xtr + (size_t) jj * n, tr.X + (size_t) j * n, sizeof(double) * n);
+		memcpy(c->Xtr + (size_t) jj * n, c->tr.X + (size_t) j * n, sizeof(double) * n);
 		for (i = 0; i < nt; i++)
-			Xte_rows[i * d + jj] = te.X[(size_t) j * nt + i];
+			c->Xte_rows[i * d + jj] = c->te.X[(size_t) j * nt + i];
 	}
-	if (p.task == ML_TASK_CLASSIFY)
+	if (c->p.task == ML_TASK_CLASSIFY)
 	{
-		ycls = malloc(sizeof(int32_t) * n);
+		c->ycls = malloc(sizeof(int32_t) * n);
 		for (i = 0; i < n; i++)
 		{
-			double		v = tr.X[(size_t) tcol * n + i];
+			double		v = c->tr.X[(size_t) tcol * n + i];
 
-			ycls[i] = isnan(v) ? -1 : (int32_t) v;
-			if (ycls[i] + 1 > K)
-				K = ycls[i] + 1;
+			c->ycls[i] = isnan(v) ? -1 : (int32_t) v;
+			if (c->ycls[i] + 1 > c->K)
+				c->K = c->ycls[i] + 1;
 		}
 		for (i = 0; i < nt; i++)
 		{
-			double		v = te.X[(size_t) tcol * nt + i];
+			double		v = c->te.X[(size_t) tcol * nt + i];
 
-			if (!isnan(v) && (int) v + 1 > K)
-				K = (int) v + 1;
+			if (!isnan(v) && (int) v + 1 > c->K)
+				c->K = (int) v + 1;
 		}
 	}
 	else
 	{
-		yreg = malloc(sizeof(double) * n);
-		memcpy(yreg, tr.X + (size_t) tcol * n, sizeof(double) * n);
+		c->yreg = malloc(sizeof(double) * n);
+		memcpy(c->yreg, c->tr.X + (size_t) tcol * n, sizeof(double) * n);
 	}
-	if ((s = arg(argc, argv, "class_weight", NULL)) && strcmp(s, "none") != 0)
+	if ((s = arg(c->argc, c->argv, "class_weight", NULL)) && strcmp(s, "none") != 0)
 	{
 		if (strcmp(s, "balanced") == 0)
-			p.class_weight = TREE_CW_BALANCED;
+			c->p.class_weight = TREE_CW_BALANCED;
 		else
 		{
 			char	   *e = (char *) s;
 			int			k;
 
-			cw = calloc(K > 0 ? K : 1, sizeof(double));
-			for (k = 0; k < K; k++)
+			c->cw = calloc(c->K > 0 ? c->K : 1, sizeof(double));
+			for (k = 0; k < c->K; k++)
 			{
-				cw[k] = strtod(e, &e);
+				c->cw[k] = strtod(e, &e);
 				if (*e == ',')
 					e++;
 			}
-			p.class_weight = TREE_CW_GIVEN;
-			p.class_weights = cw;
+			c->p.class_weight = TREE_CW_GIVEN;
+			c->p.class_weights = c->cw;
 		}
 	}
-	if ((s = arg(argc, argv, "valid_frac", NULL)) && atof(s) > 0)
+	if ((s = arg(c->argc, c->argv, "valid_frac", NULL)) && atof(s) > 0)
 	{
 		MlRng		rng;
 		double		f = atof(s);
 
-		vmask = calloc(n, 1);
-		ml_rng_seed(&rng, p.seed + 7);
+		c->vmask = calloc(n, 1);
+		ml_rng_seed(&rng, c->p.seed + 7);
 		for (i = 0; i < n; i++)
-			vmask[i] = ml_rng_uniform(&rng) < f;
+			c->vmask[i] = ml_rng_uniform(&rng) < f;
 	}
+}
 
-	memset(&bins, 0, sizeof(bins));
-	memset(&info, 0, sizeof(info));
-	if ((s = arg(argc, argv, "model_in", NULL)))
+/* model_in: reads a saved artifact instead of training; the exit status on failure, else 0. */
+static int
+cli_load_model(Cli *c, const char *path)
+{
+	FILE	   *f = fopen(path, "rb");
+	long		sz;
+	uint8_t    *blob;
+	MlArtifact	a;
+	MlSection	tag;
+	MlReader	sec;
+	MlError		err = {0};
+
+	if (!f)
+		return 2;
+	fseek(f, 0, SEEK_END);
+	sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	blob = malloc(sz);
+	if (fread(blob, 1, sz, f) != (size_t) sz)
+		return 2;
+	fclose(f);
+	if (artifact_open(blob, sz, &c->env, &a, &err) != ML_OK ||
+		!artifact_next_section(&a, &tag, &sec, &err) ||
+		!artifact_next_section(&a, &tag, &sec, &err) || !trees_read(&sec, &c->env, &c->m))
 	{
-		/* score a saved artifact: no training */
-		FILE	   *f = fopen(s, "rb");
-		long		sz;
-		uint8_t    *blob;
-		MlArtifact	a;
-		MlSection	tag;
-		MlReader	sec;
-
-		if (!f)
-			return 2;
-		fseek(f, 0, SEEK_END);
-		sz = ftell(f);
-		fseek(f, 0, SEEK_SET);
-		blob = malloc(sz);
-		if (fread(blob, 1, sz, f) != (size_t) sz)
-			return 2;
-		fclose(f);
-		if (artifact_open(blob, sz, &env, &a, &err) != ML_OK ||
-			!artifact_next_section(&a, &tag, &sec, &err) ||
-			!artifact_next_section(&a, &tag, &sec, &err) || !trees_read(&sec, &env, &m))
-		{
-			fprintf(stderr, "model_in: %s\n", err.msg);
-			return 1;
-		}
-		t_bin = t_fit = c0 = 0;
-		free(Xtr);
-		B = NULL;
-		goto scoring;
+		fprintf(stderr, "model_in: %s\n", err.msg);
+		return 1;
 	}
+	c->t_bin = c->t_fit = c->c_fit = 0;
+	free(c->Xtr);
+	return 0;
+}
+
+/* Bins the training rows and fits the model, timing both; the exit status on failure, else 0. */
+static int
+cli_train(Cli *c)
+{
+	TreeData	data;
+	MlError		err = {0};
+	uint8_t    *B;
+	double		t0,
+				c0;
+	size_t		base_bytes;
+
 	t0 = now();
-	if (trees_bins_fit(&env, Xtr, n, d, p.max_bins,
-					   atoll(arg(argc, argv, "sample_rows", "200000")), p.seed, &bins, &err))
+	if (trees_bins_fit(&c->env, c->Xtr, c->n, c->d, c->p.max_bins,
+					   atoll(arg(c->argc, c->argv, "sample_rows", "200000")), c->p.seed, &c->bins, &err))
 	{
 		fprintf(stderr, "bins: %s\n", err.msg);
 		return 1;
 	}
-	B = malloc((size_t) n * d);
-	trees_bins_apply(&env, &bins, Xtr, n, B, 0);
-	t_bin = now() - t0;
-	free(Xtr);					/* training needs the bytes only */
+	B = malloc((size_t) c->n * c->d);
+	trees_bins_apply(&c->env, &c->bins, c->Xtr, c->n, B, 0);
+	c->t_bin = now() - t0;
+	free(c->Xtr);				/* training needs the bytes only */
 
 	memset(&data, 0, sizeof(data));
 	data.B = B;
-	data.n = n;
-	data.d = d;
-	data.bins = &bins;
-	data.y_class = ycls;
-	data.n_classes = K;
-	data.y = yreg;
-	data.valid_mask = vmask;
+	data.n = c->n;
+	data.d = c->d;
+	data.bins = &c->bins;
+	data.y_class = c->ycls;
+	data.n_classes = c->K;
+	data.y = c->yreg;
+	data.valid_mask = c->vmask;
 	printf("memory_needed_mb=%.1f binned_mb=%.1f\n",
-		   trees_memory_needed(n, d, K, &p) / 1048576.0, (double) n * d / 1048576.0);
+		   trees_memory_needed(c->n, c->d, c->K, &c->p) / 1048576.0, (double) c->n * c->d / 1048576.0);
 	c0 = cpu_now();
 	t0 = now();
 	peak_bytes = cur_bytes;
+	base_bytes = cur_bytes;
+	if (trees_fit(&c->env, &data, &c->p, &c->m, &c->info, &err))
 	{
-		size_t		base_bytes = cur_bytes;
-
-		if (trees_fit(&env, &data, &p, &m, &info, &err))
-		{
-			fprintf(stderr, "fit: %s (status %d)\n", err.msg, err.code);
-			printf("fit_error=%d %s\n", err.code, err.msg);
-			return 1;
-		}
-		printf("fit_peak_core_mb=%.1f (beyond the binned matrix, model included)\n",
-			   (peak_bytes - base_bytes) / 1048576.0);
+		fprintf(stderr, "fit: %s (status %d)\n", err.msg, err.code);
+		printf("fit_error=%d %s\n", err.code, err.msg);
+		return 1;
 	}
-	t_fit = now() - t0;
-	c0 = cpu_now() - c0;
-scoring:
-	getrusage(RUSAGE_SELF, &ru);
+	printf("fit_peak_core_mb=%.1f (beyond the binned matrix, model included)\n",
+		   (peak_bytes - base_bytes) / 1048576.0);
+	c->t_fit = now() - t0;
+	c->c_fit = cpu_now() - c0;
+	return 0;
+}
 
-	out = malloc(sizeof(double) * (size_t) nt * m.n_outputs);
+/*
+ * Scores the test rows in batch and row by row: best of `repeat` runs (the
+ * machine may be shared); warns when the two disagree. Prints the timings.
+ */
+static void
+cli_score(Cli *c)
+{
+	const TreeModel *m = &c->m;
+	int			rep,
+				nrep = atoi(arg(c->argc, c->argv, "repeat", "3"));
+	double	   *o1 = malloc(sizeof(double) * m->n_outputs);
+	int64_t		mism = 0,
+				i,
+				nt = c->nt;
+	int			d = c->d;
+
+	getrusage(RUSAGE_SELF, &c->ru);
+	c->out = malloc(sizeof(double) * (size_t) nt * m->n_outputs);
+	c->t_pred = c->t_row = 1e30;
+	for (rep = 0; rep < (nrep > 0 ? nrep : 1); rep++)
 	{
-		/* scoring: best of `repeat` runs (the machine may be shared) */
-		int			rep,
-					nrep = atoi(arg(argc, argv, "repeat", "3"));
-		double	   *o1 = malloc(sizeof(double) * m.n_outputs);
-		int64_t		mism = 0;
+		double		tt,
+					t0;
 
-		t_pred = t_row = 1e30;
-		for (rep = 0; rep < (nrep > 0 ? nrep : 1); rep++)
-		{
-			double		tt;
-
-			t0 = now();
-			trees_predict_batch(&env, &m, Xte_rows, nt, out);
-			tt = now() - t0;
-			if (tt < t_pred)
-				t_pred = tt;
-			t0 = now();
-			for (i = 0; i < nt; i++)
-				trees_predict_row(&m, Xte_rows + i * d, o1);
-			tt = now() - t0;
-			if (tt < t_row)
-				t_row = tt;
-		}
+		t0 = now();
+		trees_predict_batch(&c->env, m, c->Xte_rows, nt, c->out);
+		tt = now() - t0;
+		if (tt < c->t_pred)
+			c->t_pred = tt;
+		t0 = now();
 		for (i = 0; i < nt; i++)
-		{
-			trees_predict_row(&m, Xte_rows + i * d, o1);
-			if (memcmp(o1, out + i * m.n_outputs, sizeof(double) * m.n_outputs) != 0)
-				mism++;
-		}
-		if (mism)
-			printf("WARNING row/batch mismatch rows=%lld\n", (long long) mism);
-		free(o1);
+			trees_predict_row(m, c->Xte_rows + i * d, o1);
+		tt = now() - t0;
+		if (tt < c->t_row)
+			c->t_row = tt;
 	}
-	printf("fit_cpu_s=%.3f ", c0);
+	for (i = 0; i < nt; i++)
+	{
+		trees_predict_row(m, c->Xte_rows + i * d, o1);
+		if (memcmp(o1, c->out + i * m->n_outputs, sizeof(double) * m->n_outputs) != 0)
+			mism++;
+	}
+	if (mism)
+		printf("WARNING row/batch mismatch rows=%lld\n", (long long) mism);
+	free(o1);
+	printf("fit_cpu_s=%.3f ", c->c_fit);
 	printf("bin_s=%.3f fit_s=%.3f predict_batch_s=%.3f predict_row_s=%.3f us_per_row=%.3f "
 		   "trees=%u rounds=%d leaves=%d peak_rss_mb=%.1f\n",
-		   t_bin, t_fit, t_pred, t_row, t_row / nt * 1e6, m.n_trees, info.rounds,
-		   info.n_leaves, ru.ru_maxrss / 1024.0);
-	if (!isnan(m.oob_score))
-		printf("oob_score=%.6f\n", m.oob_score);
-	if (m.algorithm == TREE_ALGO_GBT)
-		printf("best_iteration=%d valid_loss=%.6f\n", m.best_iteration, m.valid_loss);
+		   c->t_bin, c->t_fit, c->t_pred, c->t_row, c->t_row / nt * 1e6, m->n_trees, c->info.rounds,
+		   c->info.n_leaves, c->ru.ru_maxrss / 1024.0);
+	if (!isnan(m->oob_score))
+		printf("oob_score=%.6f\n", m->oob_score);
+	if (m->algorithm == TREE_ALGO_GBT)
+		printf("best_iteration=%d valid_loss=%.6f\n", m->best_iteration, m->valid_loss);
+}
 
-	/* Artifact round trip. */
+/*
+ * Artifact round trip: writes the model, reads it back and checks that it
+ * scores the test rows identically; model_out= and json= save it.
+ */
+static void
+cli_roundtrip(Cli *c)
+{
+	const TreeModel *m = &c->m;
+	const char *s;
+	MlBuf		b;
+	MlMeta		meta;
+	char	  **fn = calloc(c->d, sizeof(char *));
+	char	  **cl = calloc(c->K > 0 ? c->K : 1, sizeof(char *));
+	char		tmp[32];
+	size_t		at;
+	MlArtifact	a;
+	MlSection	tag;
+	MlReader	sec;
+	TreeModel	m2;
+	MlError		e2 = {0};
+	int			j,
+				k;
+
+	for (j = 0; j < c->d; j++)
+		fn[j] = c->tr.names[j < c->tcol ? j : j + 1];
+	for (k = 0; k < c->K; k++)
 	{
-		MlBuf		b;
-		MlMeta		meta;
-		char	  **fn = calloc(d, sizeof(char *));
-		char	  **cl = calloc(K > 0 ? K : 1, sizeof(char *));
-		char		tmp[32];
-		size_t		at;
-		MlArtifact	a;
-		MlSection	tag;
-		MlReader	sec;
-		TreeModel	m2;
-		MlError		e2 = {0};
-		int			k;
-
-		for (j = 0; j < d; j++)
-			fn[j] = tr.names[j < tcol ? j : j + 1];
-		for (k = 0; k < K; k++)
-		{
-			snprintf(tmp, sizeof(tmp), "%d", k);
-			cl[k] = strdup(tmp);
-		}
-		meta.task = p.task;
-		meta.n_features = d;
-		meta.feature_names = fn;
-		meta.n_classes = p.task == ML_TASK_CLASSIFY ? K : 0;
-		meta.class_labels = cl;
-		artifact_begin(&b, &env, trees_kind(&m));
-		artifact_write_meta(&b, &meta);
-		at = artifact_section_begin(&b, ML_SEC_MODEL);
-		trees_write(&b, &m);
-		artifact_section_end(&b, at);
-		if (artifact_finish(&b, &e2) != ML_OK ||
-			artifact_open(b.data, b.len, &env, &a, &e2) != ML_OK ||
-			!artifact_next_section(&a, &tag, &sec, &e2) ||
-			!artifact_next_section(&a, &tag, &sec, &e2) || tag != ML_SEC_MODEL ||
-			!trees_read(&sec, &env, &m2))
-			printf("roundtrip FAILED: %s\n", e2.msg);
-		else
-		{
-			double	   *o2 = malloc(sizeof(double) * (size_t) nt * m.n_outputs);
-
-			trees_predict_batch(&env, &m2, Xte_rows, nt, o2);
-			printf("artifact_bytes=%zu crc=%08x roundtrip=%s\n", b.len,
-				   artifact_stored_crc(b.data, b.len),
-				   memcmp(o2, out, sizeof(double) * nt * m.n_outputs) == 0 ? "identical" : "DIFFERENT");
-			free(o2);
-			trees_model_free(&env, &m2);
-		}
-		if ((s = arg(argc, argv, "model_out", NULL)))
-		{
-			FILE	   *f = fopen(s, "wb");
-
-			fwrite(b.data, 1, b.len, f);
-			fclose(f);
-		}
-		if ((s = arg(argc, argv, "json", NULL)))
-		{
-			MlBuf		jb;
-			FILE	   *f = fopen(s, "w");
-
-			ml_buf_init(&jb, &env);
-			trees_export_json(&jb, &m, (const char *const *) fn);
-			fputs((char *) jb.data, f);
-			fclose(f);
-			ml_free(&env, jb.data);
-		}
-		ml_free(&env, b.data);
+		snprintf(tmp, sizeof(tmp), "%d", k);
+		cl[k] = strdup(tmp);
 	}
-
-	/* Metrics and output. */
-	if (p.task == ML_TASK_CLASSIFY)
+	meta.task = c->p.task;
+	meta.n_features = c->d;
+	meta.feature_names = fn;
+	meta.n_classes = c->p.task == ML_TASK_CLASSIFY ? c->K : 0;
+	meta.class_labels = cl;
+	artifact_begin(&b, &c->env, trees_kind(m));
+	artifact_write_meta(&b, &meta);
+	at = artifact_section_begin(&b, ML_SEC_MODEL);
+	trees_write(&b, m);
+	artifact_section_end(&b, at);
+	if (artifact_finish(&b, &e2) != ML_OK ||
+		artifact_open(b.data, b.len, &c->env, &a, &e2) != ML_OK ||
+		!artifact_next_section(&a, &tag, &sec, &e2) ||
+		!artifact_next_section(&a, &tag, &sec, &e2) || tag != ML_SEC_MODEL ||
+		!trees_read(&sec, &c->env, &m2))
+		printf("roundtrip FAILED: %s\n", e2.msg);
+	else
 	{
-		int64_t		correct = 0,
-					cnt = 0;
+		double	   *o2 = malloc(sizeof(double) * (size_t) c->nt * m->n_outputs);
+
+		trees_predict_batch(&c->env, &m2, c->Xte_rows, c->nt, o2);
+		printf("artifact_bytes=%zu crc=%08x roundtrip=%s\n", b.len,
+			   artifact_stored_crc(b.data, b.len),
+			   memcmp(o2, c->out, sizeof(double) * c->nt * m->n_outputs) == 0 ? "identical" : "DIFFERENT");
+		free(o2);
+		trees_model_free(&c->env, &m2);
+	}
+	if ((s = arg(c->argc, c->argv, "model_out", NULL)))
+	{
+		FILE	   *f = fopen(s, "wb");
+
+		fwrite(b.data, 1, b.len, f);
+		fclose(f);
+	}
+	if ((s = arg(c->argc, c->argv, "json", NULL)))
+	{
+		MlBuf		jb;
+		FILE	   *f = fopen(s, "w");
+
+		ml_buf_init(&jb, &c->env);
+		trees_export_json(&jb, m, (const char *const *) fn);
+		fputs((char *) jb.data, f);
+		fclose(f);
+		ml_free(&c->env, jb.data);
+	}
+	ml_free(&c->env, b.data);
+}
+
+/* Index of the largest of n values (the first on ties). */
+static int
+argmax(const double *v, int n)
+{
+	int			best = 0,
+				k;
+
+	for (k = 1; k < n; k++)
+		if (v[k] > v[best])
+			best = k;
+	return best;
+}
+
+/* Test metrics: accuracy, log loss (and AUC with two classes), or RMSE. */
+static void
+cli_metrics(const Cli *c)
+{
+	const TreeModel *m = &c->m;
+	int64_t		i,
+				nt = c->nt,
+				cnt = 0;
+
+	if (c->p.task == ML_TASK_CLASSIFY)
+	{
+		int64_t		correct = 0;
 		double		ll = 0;
 		double	   *sc = malloc(sizeof(double) * nt);
 		int		   *yy = malloc(sizeof(int) * nt);
 
 		for (i = 0; i < nt; i++)
 		{
-			double		v = te.X[(size_t) tcol * nt + i];
-			int			best = 0,
-						c;
-			const double *pr = out + i * m.n_outputs;
+			double		v = c->te.X[(size_t) c->tcol * nt + i];
+			const double *pr = c->out + i * m->n_outputs;
+			int			best = argmax(pr, (int) m->n_outputs);
 
-			for (c = 1; c < (int) m.n_outputs; c++)
-				if (pr[c] > pr[best])
-					best = c;
 			if (!isnan(v))
 			{
 				double		q = pr[(int) v];
 
 				correct += best == (int) v;
 				ll -= log(q < 1e-15 ? 1e-15 : q);
-				sc[cnt] = m.n_outputs == 2 ? pr[1] : 0;
+				sc[cnt] = m->n_outputs == 2 ? pr[1] : 0;
 				yy[cnt] = (int) v;
 				cnt++;
 			}
 		}
 		printf("test_accuracy=%.6f test_logloss=%.6f", cnt ? (double) correct / cnt : NAN,
 			   cnt ? ll / cnt : NAN);
-		if (m.n_outputs == 2)
+		if (m->n_outputs == 2)
 			printf(" test_auc=%.6f", auc(sc, yy, cnt));
 		printf("\n");
 		free(sc);
@@ -647,49 +692,97 @@ scoring:
 	else
 	{
 		double		se = 0;
-		int64_t		cnt = 0;
 
 		for (i = 0; i < nt; i++)
 		{
-			double		v = te.X[(size_t) tcol * nt + i];
+			double		v = c->te.X[(size_t) c->tcol * nt + i];
 
 			if (!isnan(v))
 			{
-				se += (out[i] - v) * (out[i] - v);
+				se += (c->out[i] - v) * (c->out[i] - v);
 				cnt++;
 			}
 		}
 		printf("test_rmse=%.6f\n", cnt ? sqrt(se / cnt) : NAN);
 	}
-	if ((outp = arg(argc, argv, "out", NULL)))
+}
+
+/* out=: one line per test row, the class and probabilities, or the value. */
+static void
+cli_write_predictions(const Cli *c, const char *path)
+{
+	const TreeModel *m = &c->m;
+	FILE	   *f = fopen(path, "w");
+	char	   *fb = malloc(1 << 20);
+	int64_t		i;
+
+	setvbuf(f, fb, _IOFBF, 1 << 20);
+	for (i = 0; i < c->nt; i++)
 	{
-		FILE	   *f = fopen(outp, "w");
-		char	   *fb = malloc(1 << 20);
+		const double *pr = c->out + i * m->n_outputs;
+		int			k;
 
-		setvbuf(f, fb, _IOFBF, 1 << 20);
-		for (i = 0; i < nt; i++)
+		if (c->p.task == ML_TASK_CLASSIFY)
 		{
-			const double *pr = out + i * m.n_outputs;
-			int			c,
-						best = 0;
-
-			if (p.task == ML_TASK_CLASSIFY)
-			{
-				for (c = 1; c < (int) m.n_outputs; c++)
-					if (pr[c] > pr[best])
-						best = c;
-				fprintf(f, "%d", best);
-				for (c = 0; c < (int) m.n_outputs; c++)
-					fprintf(f, " %.9g", pr[c]);
-				fputc('\n', f);
-			}
-			else
-				fprintf(f, "%.9g\n", pr[0]);
+			fprintf(f, "%d", argmax(pr, (int) m->n_outputs));
+			for (k = 0; k < (int) m->n_outputs; k++)
+				fprintf(f, " %.9g", pr[k]);
+			fputc('\n', f);
 		}
-		fclose(f);
-		free(fb);
+		else
+			fprintf(f, "%.9g\n", pr[0]);
 	}
-	trees_model_free(&env, &m);
-	trees_bins_free(&env, &bins);
+	fclose(f);
+	free(fb);
+}
+
+/* Reads the CSVs, trains (or loads model_in=), scores, round-trips, reports. */
+int
+main(int argc, char **argv)
+{
+	static Cli	c;
+	MlEnv		env = {cli_alloc, cli_free, NULL, NULL, 1};
+	const char *target,
+			   *s;
+	int			j,
+				rc;
+
+	c.argc = argc;
+	c.argv = argv;
+	c.env = env;
+	c.tcol = -1;
+	if (argc < 4)
+	{
+		fprintf(stderr, "usage: trees_cli TRAIN.csv TEST.csv target=COL [key=value ...]\n");
+		return 2;
+	}
+	if (read_csv(argv[1], &c.tr) || read_csv(argv[2], &c.te))
+		return 2;
+	target = arg(argc, argv, "target", NULL);
+	for (j = 0; j < c.tr.d; j++)
+		if (target && strcmp(c.tr.names[j], target) == 0)
+			c.tcol = j;
+	if (c.tcol < 0 || c.te.d != c.tr.d)
+	{
+		fprintf(stderr, "target column not found or test columns differ\n");
+		return 2;
+	}
+	cli_params(&c);
+	cli_data(&c);
+	memset(&c.bins, 0, sizeof(c.bins));
+	memset(&c.info, 0, sizeof(c.info));
+	if ((s = arg(argc, argv, "model_in", NULL)))
+		rc = cli_load_model(&c, s);
+	else
+		rc = cli_train(&c);
+	if (rc != 0)
+		return rc;
+	cli_score(&c);
+	cli_roundtrip(&c);
+	cli_metrics(&c);
+	if ((s = arg(argc, argv, "out", NULL)))
+		cli_write_predictions(&c, s);
+	trees_model_free(&c.env, &c.m);
+	trees_bins_free(&c.env, &c.bins);
 	return 0;
 }

@@ -1,0 +1,270 @@
+/*
+ * gbt_hist.c: gradient histograms and split search of the gbt trainer.
+ * Histogram building and split search run in parallel over disjoint
+ * feature ranges, so every sum is taken in the same row order whatever
+ * the thread count: models are bit-identical for 1 or N threads.
+ */
+#include "trees_int.h"
+
+#include <math.h>
+#include <string.h>
+
+/*
+ * Accumulates the gradient pairs of a node's rows into h for features
+ * [q0, q1). Features go in blocks whose histograms fit in L1 (2048 slots,
+ * 32 kB): a pass over the rows per block beats scattered L2 updates.
+ */
+#define HIST_BLOCK_SLOTS 8192
+
+static void
+build_hist(const Gbt *g, const TrainNode *nd, v2d *h, int q0, int q1)
+{
+	const uint32_t *idx = g->idx;
+	const float *gh = g->gh;
+	const uint8_t *B = g->B;
+	const uint32_t *off = g->off;
+	const int  *feat = g->feat;
+	size_t		d = (size_t) g->d;
+	int			qa = q0;
+
+	while (qa < q1)
+	{
+		int			qb = qa + 1;
+		uint32_t	k;
+
+		while (qb < q1 && off[feat[qb]] + g->nb[feat[qb]] + 1 - off[feat[qa]] <= HIST_BLOCK_SLOTS)
+			qb++;
+		if (g->all_feat)
+		{
+			int			j0 = qa,
+						j1 = qb;
+			v2d		   *hb = h + off[j0];
+			int			nfb = j1 - j0,
+						j;
+			uint32_t	rel[HIST_BLOCK_SLOTS];
+
+			for (j = 0; j < nfb; j++)
+				rel[j] = off[j0 + j] - off[j0];
+			/* contiguous features: offsets relative to the block */
+			for (k = nd->begin; k < nd->end; k++)
+			{
+				uint32_t	r = idx[k];
+				const uint8_t *row = B + r * d + j0;
+				v2d			v = {gh[2 * (size_t) r], gh[2 * (size_t) r + 1]};
+
+				if (k + PF_DIST < nd->end)
+				{
+					uint32_t	rp = idx[k + PF_DIST];
+
+					__builtin_prefetch(B + rp * d + j0);
+					__builtin_prefetch(B + rp * d + j1 - 1);	/* rows may straddle lines */
+					__builtin_prefetch(gh + 2 * (size_t) rp);
+				}
+				for (j = 0; j + 4 <= nfb; j += 4)
+				{
+					v2d		   *p0 = hb + rel[j] + row[j];
+					v2d		   *p1 = hb + rel[j + 1] + row[j + 1];
+					v2d		   *p2 = hb + rel[j + 2] + row[j + 2];
+					v2d		   *p3 = hb + rel[j + 3] + row[j + 3];
+
+					*p0 += v;
+					*p1 += v;
+					*p2 += v;
+					*p3 += v;
+				}
+				for (; j < nfb; j++)
+					hb[rel[j] + row[j]] += v;
+			}
+		}
+		else
+		{
+			for (k = nd->begin; k < nd->end; k++)
+			{
+				uint32_t	r = idx[k];
+				const uint8_t *row = B + r * d;
+				v2d			v = {gh[2 * (size_t) r], gh[2 * (size_t) r + 1]};
+				int			q;
+
+				if (k + PF_DIST < nd->end)
+				{
+					uint32_t	rp = idx[k + PF_DIST];
+
+					__builtin_prefetch(B + rp * d + feat[qa]);
+					__builtin_prefetch(gh + 2 * (size_t) rp);
+				}
+				for (q = qa; q < qb; q++)
+				{
+					int			j = feat[q];
+
+					h[off[j] + row[j]] += v;
+				}
+			}
+		}
+		qa = qb;
+	}
+}
+
+/* Whether split a beats b: higher gain, then lower feature, then lower bin. */
+static inline bool
+split_better(const Split *a, const Split *b)
+{
+	if (a->gain != b->gain)
+		return a->gain > b->gain;
+	if (a->feature != b->feature)
+		return a->feature < b->feature;
+	return a->bin < b->bin;
+}
+
+/* Best split of a node over features [q0, q1) of its histogram. */
+static void
+eval_node(const Gbt *g, const TrainNode *nd, const v2d *h, int q0, int q1, Split *best)
+{
+	double		G = nd->grad_sum,
+				H = nd->hess_sum,
+				lam = g->lambda,
+				mcw = g->mcw;
+	double		parent = G * G / (H + lam);
+	int			q;
+
+	best->gain = -INFINITY;
+	best->feature = INT32_MAX;
+	best->bin = 0;
+	best->dl = 0;
+	best->GL = best->HL = 0;
+	for (q = q0; q < q1; q++)
+	{
+		int			j = g->feat[q];
+		const v2d  *hj = h + g->off[j];
+		int			nbj = g->nb[j];
+		double		mg = hj[nbj][0],
+					mh = hj[nbj][1];
+		bool		has_miss = mh > 0;
+		double		GL = 0,
+					HL = 0;
+		int			b;
+
+		for (b = 0; b < nbj; b++)
+		{
+			double		GR,
+						HR,
+						gain;
+
+			GL += hj[b][0];
+			HL += hj[b][1];
+			if (b == nbj - 1 && !has_miss)
+				break;
+			/* missing goes right */
+			GR = G - GL;
+			HR = H - HL;
+			if (HL >= mcw && HR >= mcw && HL > 0 && HR > 0)
+			{
+				gain = GL * GL / (HL + lam) + GR * GR / (HR + lam) - parent;
+				if (gain > best->gain || (gain == best->gain && j < best->feature))
+				{
+					best->gain = gain;
+					best->feature = j;
+					best->bin = b;
+					best->dl = has_miss ? 0 : (HL >= HR);
+					best->GL = GL;
+					best->HL = HL;
+				}
+			}
+			/* missing goes left */
+			if (has_miss && b < nbj - 1)
+			{
+				double		GL2 = GL + mg,
+							HL2 = HL + mh;
+
+				GR = G - GL2;
+				HR = H - HL2;
+				if (HL2 >= mcw && HR >= mcw && HR > 0)
+				{
+					gain = GL2 * GL2 / (HL2 + lam) + GR * GR / (HR + lam) - parent;
+					if (gain > best->gain || (gain == best->gain && j < best->feature))
+					{
+						best->gain = gain;
+						best->feature = j;
+						best->bin = b;
+						best->dl = 1;
+						best->GL = GL2;
+						best->HL = HL2;
+					}
+				}
+			}
+		}
+	}
+}
+
+/* One task's features of every queued histogram job and split evaluation. */
+static void
+gbt_task(void *arg, int task, int n_tasks)
+{
+	Gbt		   *g = arg;
+	int			q0 = (int) ((int64_t) g->nf * task / n_tasks);
+	int			q1 = (int) ((int64_t) g->nf * (task + 1) / n_tasks);
+	int			k,
+				q;
+
+	for (k = 0; k < g->n_jobs; k++)
+	{
+		const GbtJob *jb = &g->jobs[k];
+		const TrainNode *s = &g->tn[jb->small];
+		v2d		   *hs = g->pool + (size_t) s->hist * g->slots;
+
+		for (q = q0; q < q1; q++)
+		{
+			int			j = g->feat[q];
+
+			memset(hs + g->off[j], 0, sizeof(v2d) * (g->nb[j] + 1));
+		}
+		build_hist(g, s, hs, q0, q1);
+		if (jb->large >= 0)
+		{
+			v2d		   *hl = g->pool + (size_t) g->tn[jb->large].hist * g->slots;
+
+			for (q = q0; q < q1; q++)
+			{
+				int			j = g->feat[q];
+				uint32_t	x,
+							x1 = g->off[j] + g->nb[j] + 1;
+
+				for (x = g->off[j]; x < x1; x++)
+					hl[x] -= hs[x];
+			}
+		}
+	}
+	for (k = 0; k < g->n_eval; k++)
+	{
+		const TrainNode *nd = &g->tn[g->eval[k]];
+
+		eval_node(g, nd, g->pool + (size_t) nd->hist * g->slots, q0, q1,
+				  &g->task_split[(size_t) k * n_tasks + task]);
+	}
+}
+
+/* Runs the queued histogram jobs and split evaluations, then reduces the splits. */
+void
+gbt_run(Gbt *g)
+{
+	int			nt = g->nt < g->nf ? g->nt : g->nf;
+	int			k,
+				t;
+
+	if (nt < 1)
+		nt = 1;
+	if (g->n_jobs == 0 && g->n_eval == 0)
+		return;
+	trees_run_tasks(g->env, nt, gbt_task, g);
+	for (k = 0; k < g->n_eval; k++)
+	{
+		Split	   *best = &g->task_split[(size_t) k * nt];
+
+		for (t = 1; t < nt; t++)
+			if (split_better(&g->task_split[(size_t) k * nt + t], best))
+				best = &g->task_split[(size_t) k * nt + t];
+		g->split[g->eval[k]] = *best;
+		g->tn[g->eval[k]].evaluated = 1;
+	}
+	g->n_jobs = 0;
+	g->n_eval = 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * fit_trees_int.h: what fit_trees.c (the training phases) and
+ * fit_trees_load.c (reading the source: the two passes and the targets)
+ * share. Private to those two files.
+ */
+#ifndef FIT_TREES_INT_H
+#define FIT_TREES_INT_H
+
+#include "mlpipe.h"
+
+#include "utils/hsearch.h"
+
+#include "trees.h"
+
+/* Rows of the seeded reservoir sample that gives the bin edges. */
+#define TREES_SAMPLE 100000
+
+typedef struct TreeLoad
+{
+	MemoryContext mcxt;
+	PgEnv	   *pe;
+	int			d;
+	bool		classify_by_type;	/* text, bool, enum targets */
+	bool		int_target;
+	bool		on_null_error;
+	/* pass 1: reservoir sample for the bin edges */
+	double	   *sample;			/* up to TREES_SAMPLE x d, row-major, grown on demand */
+	int64		sample_cap;		/* rows allocated in sample */
+	int64		seen;			/* rows seen in pass 1 */
+	MlRng		rng;
+	bool		sample_is_all;	/* every row so far is in the sample, in order */
+	bool		prep_param;		/* params.preprocess given */
+	bool		keep_all;		/* preprocessing: keep every row (no reservoir) */
+	/* rows with a target, in source order */
+	int64		n;
+	int64		cap;
+	uint8	   *B;				/* n x d bin codes (pass 2), or NULL */
+	double	   *yv;				/* numeric target value per row */
+	double	   *sv;				/* split column value per row (time/column splits) */
+	SplitColKind split_kind;
+	const char *split_column;
+	int32	   *yl;				/* provisional label id per row (label targets) */
+	int64		skipped_target;
+	/* labels: provisional ids in order of appearance */
+	HTAB	   *label_ids;
+	char	  **labels;
+	int			n_labels;
+	int			labels_cap;
+	FmgrInfo	out_fn;
+	Oid			target_type;
+	const TreeBins *bins;		/* pass 2 */
+	int64		sample_rows_kept;	/* rows of `sample` that carry a target (pass 1) */
+	int64	   *sample_src;		/* pass 1: index into yv/yl of each sample slot, or -1 */
+} TreeLoad;
+
+typedef struct LabelEntry
+{
+	char		key[NAMEDATALEN * 4];
+	int32		id;
+} LabelEntry;
+
+
+/* Sets up an empty load: labels table, sample RNG, params.on_null. */
+void		trees_load_init(TreeLoad *L, MemoryContext mcxt, PgEnv *pe, cJSON *params,
+							uint64 seed);
+/* Pass 1: the reservoir sample, and the targets while the sample holds every row. */
+void		trees_load_pass1(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const char *target);
+/* Pass 2 (sources larger than the sample): reads again, binning rows as they arrive. */
+void		trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins *bins);
+/* Decides the task; turns the targets into class indices or values. */
+MlTask		trees_finish_targets(TreeLoad *L, const char *task_param, const char *target,
+								 char ***classes_out, int *n_classes_out);
+/* Hands freed heap pages back to the kernel between phases. */
+void		trees_release_free_memory(void);
+
+#endif

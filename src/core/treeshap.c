@@ -38,6 +38,8 @@ struct TreeExplainer
 	double	   *zf;				/* per node: cover / cover of parent (root: 1) */
 	double	   *expected;		/* n_out values */
 	double		scale;			/* 1 (gbt) or 1 / n_trees (mean of trees) */
+	double	   *tables;			/* 4 * S * S: PathTables' arrays */
+	uint32_t	S;				/* max_depth + 2 */
 	PathElem   *scratch;		/* for tree_explain_row */
 };
 
@@ -112,11 +114,30 @@ tree_explain_raw(const TreeModel *m, const double *x, double *out)
 		out[c] /= m->n_trees;
 }
 
-/* ---- the path algebra (Algorithm 2's EXTEND, UNWIND and the unwound sum) ---- */
+/* ---- the path algebra (Algorithm 2's EXTEND, UNWIND and the unwound sum) ----
+ *
+ * In the path-dependent algorithm every one fraction is exactly 0 or 1 (the
+ * root's is 1, a hot child inherits its element's, a cold child gets 0), so
+ * the divisions by it are dropped. The ratios of path positions come from
+ * tables built once per explainer (S = max_depth + 2 columns a row):
+ * up[ud*S+i] = (ud+1)/(i+1), down[ud*S+i] = (ud-i)/(ud+1),
+ * inv_down[ud*S+i] = (ud+1)/(ud-i) and ext[ud*S+i] = (i+1)/(ud+1).
+ */
+typedef struct PathTables
+{
+	uint32_t	S;
+	const double *up;
+	const double *down;
+	const double *inv_down;
+	const double *ext;
+} PathTables;
 
 static inline void
-extend_path(PathElem *path, uint32_t ud, double zero, double one, int32_t feature)
+extend_path(const PathTables *tb, PathElem *path, uint32_t ud, double zero, double one,
+			int32_t feature)
 {
+	const double *ext = tb->ext + (size_t) ud * tb->S;
+	const double *down = tb->down + (size_t) ud * tb->S;
 	int			i;
 
 	path[ud].feature = feature;
@@ -125,30 +146,38 @@ extend_path(PathElem *path, uint32_t ud, double zero, double one, int32_t featur
 	path[ud].pweight = ud == 0 ? 1.0 : 0.0;
 	for (i = (int) ud - 1; i >= 0; i--)
 	{
-		path[i + 1].pweight += one * path[i].pweight * (i + 1) / (double) (ud + 1);
-		path[i].pweight = zero * path[i].pweight * (ud - i) / (double) (ud + 1);
+		path[i + 1].pweight += one * path[i].pweight * ext[i];
+		path[i].pweight = zero * path[i].pweight * down[i];
 	}
 }
 
 static inline void
-unwind_path(PathElem *path, uint32_t ud, uint32_t idx)
+unwind_path(const PathTables *tb, PathElem *path, uint32_t ud, uint32_t idx)
 {
 	double		one = path[idx].one,
 				zero = path[idx].zero,
 				next = path[ud].pweight;
+	const double *up = tb->up + (size_t) ud * tb->S;
+	const double *down = tb->down + (size_t) ud * tb->S;
+	const double *inv_down = tb->inv_down + (size_t) ud * tb->S;
 	int			i;
 
-	for (i = (int) ud - 1; i >= 0; i--)
+	if (one != 0)
 	{
-		if (one != 0)
+		for (i = (int) ud - 1; i >= 0; i--)
 		{
 			double		tmp = path[i].pweight;
 
-			path[i].pweight = next * (ud + 1) / ((i + 1) * one);
-			next = tmp - path[i].pweight * zero * (ud - i) / (double) (ud + 1);
+			path[i].pweight = next * up[i];
+			next = tmp - path[i].pweight * zero * down[i];
 		}
-		else
-			path[i].pweight = path[i].pweight * (ud + 1) / (zero * (ud - i));
+	}
+	else
+	{
+		double		inv_zero = 1.0 / zero;
+
+		for (i = (int) ud - 1; i >= 0; i--)
+			path[i].pweight = path[i].pweight * inv_down[i] * inv_zero;
 	}
 	for (i = (int) idx; i < (int) ud; i++)
 	{
@@ -160,28 +189,32 @@ unwind_path(PathElem *path, uint32_t ud, uint32_t idx)
 
 /* Total permutation weight of the path with element idx taken out. */
 static inline double
-unwound_sum(const PathElem *path, uint32_t ud, uint32_t idx)
+unwound_sum(const PathTables *tb, const PathElem *path, uint32_t ud, uint32_t idx)
 {
-	double		one = path[idx].one,
-				zero = path[idx].zero,
+	double		zero = path[idx].zero,
 				next = path[ud].pweight,
 				total = 0;
+	const double *up = tb->up + (size_t) ud * tb->S;
+	const double *down = tb->down + (size_t) ud * tb->S;
 	int			i;
 
-	if (one != 0)
+	if (path[idx].one != 0)
 	{
 		for (i = (int) ud - 1; i >= 0; i--)
 		{
-			double		tmp = next * (ud + 1) / ((i + 1) * one);
+			double		tmp = next * up[i];
 
 			total += tmp;
-			next = path[i].pweight - tmp * zero * (ud - i) / (double) (ud + 1);
+			next = path[i].pweight - tmp * zero * down[i];
 		}
 	}
 	else
 	{
+		const double *inv_down = tb->inv_down + (size_t) ud * tb->S;
+
 		for (i = (int) ud - 1; i >= 0; i--)
-			total += path[i].pweight * (ud + 1) / (zero * (ud - i));
+			total += path[i].pweight * inv_down[i];
+		total /= zero;
 	}
 	return total;
 }
@@ -193,6 +226,7 @@ typedef struct ShapWalk
 	const TreeNode *nodes;		/* the tree's nodes */
 	const double *zf;			/* the tree's zero fractions */
 	const double *leaf_table;	/* leaf_width > 1: the tree's leaf rows */
+	PathTables	tb;
 	uint32_t	K;				/* leaf_width */
 	uint32_t	stride;			/* d + 1 */
 	const double *x;
@@ -212,12 +246,12 @@ shap_recurse(const ShapWalk *w, uint32_t k, PathElem *parent, uint32_t ud,
 	/* the path gets its own copy, so the siblings' walks see the parent's */
 	if (ud > 0)
 		memcpy(path, parent, sizeof(PathElem) * ud);
-	extend_path(path, ud, zero, one, feature);
+	extend_path(&w->tb, path, ud, zero, one, feature);
 	if (nd->feature & TREE_NODE_LEAF)
 	{
 		for (i = 1; i <= ud; i++)
 		{
-			double		s = unwound_sum(path, ud, i) * (path[i].one - path[i].zero) * w->scale;
+			double		s = unwound_sum(&w->tb, path, ud, i) * (path[i].one - path[i].zero) * w->scale;
 			double	   *p = w->phi + path[i].feature;
 
 			if (w->K > 1)
@@ -251,7 +285,7 @@ shap_recurse(const ShapWalk *w, uint32_t k, PathElem *parent, uint32_t ud,
 		{
 			in_zero = path[i].zero;
 			in_one = path[i].one;
-			unwind_path(path, ud, i);
+			unwind_path(&w->tb, path, ud, i);
 			ud--;
 		}
 		shap_recurse(w, hot, path, ud + 1, w->zf[hot] * in_zero, in_one, f);
@@ -272,6 +306,11 @@ explain_into(const TreeExplainer *ex, const double *x, double *phi, PathElem *sc
 	ShapWalk	w;
 
 	w.m = m;
+	w.tb.S = ex->S;
+	w.tb.up = ex->tables;
+	w.tb.down = ex->tables + (size_t) ex->S * ex->S;
+	w.tb.inv_down = ex->tables + (size_t) 2 * ex->S * ex->S;
+	w.tb.ext = ex->tables + (size_t) 3 * ex->S * ex->S;
 	w.K = m->leaf_width;
 	w.stride = stride;
 	w.x = x;
@@ -353,6 +392,28 @@ prepare_tree(TreeExplainer *ex, uint32_t t, const double *cover, double *ev)
 		out[c] += ev[c] * ex->scale;
 }
 
+/* The ratio tables of PathTables. */
+static void
+fill_tables(TreeExplainer *ex)
+{
+	uint32_t	S = ex->S,
+				ud,
+				i;
+	double	   *up = ex->tables,
+			   *down = up + (size_t) S * S,
+			   *inv_down = down + (size_t) S * S,
+			   *ext = inv_down + (size_t) S * S;
+
+	for (ud = 0; ud < S; ud++)
+		for (i = 0; i < ud; i++)
+		{
+			up[ud * S + i] = (double) (ud + 1) / (i + 1);
+			down[ud * S + i] = (double) (ud - i) / (ud + 1);
+			inv_down[ud * S + i] = (double) (ud + 1) / (ud - i);
+			ext[ud * S + i] = (double) (i + 1) / (ud + 1);
+		}
+}
+
 MlStatus
 tree_explainer_build(const MlEnv *env, const TreeModel *m, const double *cover,
 					 TreeExplainer **out, MlError *err)
@@ -396,13 +457,16 @@ tree_explainer_build(const MlEnv *env, const TreeModel *m, const double *cover,
 	ex->zf = ml_alloc(env, sizeof(double) * (size_t) total);
 	ex->expected = ml_calloc(env, ex->n_out, sizeof(double));
 	ex->scratch = ml_alloc(env, sizeof(PathElem) * ex->path_len);
+	ex->S = ex->max_depth + 2;
+	ex->tables = ml_calloc(env, (size_t) 4 * ex->S * ex->S, sizeof(double));
 	ev = ml_alloc(env, sizeof(double) * (size_t) max_nodes * m->leaf_width);
-	if (!ex->zf || !ex->expected || !ex->scratch || !ev)
+	if (!ex->zf || !ex->expected || !ex->scratch || !ex->tables || !ev)
 	{
 		ml_free(env, ev);
 		tree_explainer_free(env, ex);
 		return ml_fail(err, ML_ERR_MEMORY, "out of memory for the explainer");
 	}
+	fill_tables(ex);
 	for (t = 0; t < m->n_trees; t++)
 		prepare_tree(ex, t, cover, ev);
 	ml_free(env, ev);
@@ -424,6 +488,7 @@ tree_explainer_free(const MlEnv *env, TreeExplainer *ex)
 	ml_free(env, ex->zf);
 	ml_free(env, ex->expected);
 	ml_free(env, ex->scratch);
+	ml_free(env, ex->tables);
 	ml_free(env, ex);
 }
 

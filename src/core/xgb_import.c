@@ -259,14 +259,17 @@ read_tree_arrays(XgbBuild *b, const cJSON *tree, const char *tpath, XgbTree *xt)
 		(st = num_array(tree, tpath, "default_left", n, true, xt->default_left, b->err)) != ML_OK ||
 		(st = num_array(tree, tpath, "sum_hessian", n, false, xt->hess, b->err)) != ML_OK)
 		return st;
-	/* optional: gain for the importances, split types to refuse categorical splits */
-	if (cJSON_GetObjectItemCaseSensitive(tree, "loss_changes") &&
+	/*
+	 * Optional: gains for the importances (informational, so ignored unless
+	 * one per node), split types to refuse categorical splits.
+	 */
+	if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tree, "loss_changes")) == n &&
 		(st = num_array(tree, tpath, "loss_changes", n, false, xt->gain, b->err)) != ML_OK)
 		return st;
 	if (cJSON_GetObjectItemCaseSensitive(tree, "split_type") &&
 		(st = num_array(tree, tpath, "split_type", n, true, xt->split_type, b->err)) != ML_OK)
 		return st;
-	if (!cJSON_GetObjectItemCaseSensitive(tree, "loss_changes"))
+	if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tree, "loss_changes")) != n)
 		memset(xt->gain, 0, sizeof(double) * (size_t) n);
 	if (!cJSON_GetObjectItemCaseSensitive(tree, "split_type"))
 		memset(xt->split_type, 0, sizeof(double) * (size_t) n);
@@ -599,9 +602,7 @@ tree_order(XgbBuild *b, const cJSON *gbm, long n_trees, long K, long *order)
 			return bad(b->err, ML_ERR_DATA, p, "group is not an integer in [0, %ld)", K);
 		}
 		c = (long) v;
-		/* the r-th tree of class c goes to position r * K + c */
-		order[count[c] * K + c] = i;
-		if (++count[c] > n_trees / K)
+		if (count[c] >= n_trees / K)
 		{
 			char		p[80];
 
@@ -609,6 +610,8 @@ tree_order(XgbBuild *b, const cJSON *gbm, long n_trees, long K, long *order)
 			snprintf(p, sizeof(p), "learner.gradient_booster.model.tree_info[%ld]", i);
 			return bad(b->err, ML_ERR_DATA, p, "class %ld has more trees than the others", c);
 		}
+		/* the r-th tree of class c goes to position r * K + c */
+		order[count[c]++ * K + c] = i;
 	}
 	ml_free(b->env, count);
 	return ML_OK;

@@ -59,7 +59,7 @@ def build_cli(tmp):
             ("mlcore.c", "mlbuf.c", "artifact.c", "kmeans.c", "cluster_metrics.c")]
     cmd = (["gcc"] + CFLAGS + ["-I" + os.path.join(ROOT, "src/core"),
                                "-I" + os.path.join(ROOT, "test/core")]
-           + srcs + [os.path.join(ROOT, "test/core/kmeans_cli.c"), "-lm", "-lpthread", "-lcjson", "-o", out])
+           + srcs + [os.path.join(ROOT, "test/core/kmeans_cli.c"), "-lm", "-lpthread", "-o", out])
     subprocess.run(cmd, check=True)
     return out
 

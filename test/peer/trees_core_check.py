@@ -48,7 +48,7 @@ def build(tmp):
     exe = os.path.join(tmp, "trees_cli")
     srcs = [os.path.join(ROOT, "src/core", c + ".c") for c in CORE]
     subprocess.run(["gcc"] + FLAGS + ["-I" + os.path.join(ROOT, "src/core")] + srcs +
-                   [os.path.join(ROOT, "test/core/trees_cli.c"), "-o", exe, "-lm", "-lpthread", "-lcjson"],
+                   [os.path.join(ROOT, "test/core/trees_cli.c"), "-o", exe, "-lm", "-lpthread"],
                    check=True)
     return exe
 

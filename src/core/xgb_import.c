@@ -48,6 +48,7 @@ member(const cJSON *obj, const char *path, const char *name, int type, const cJS
 	const cJSON *it = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
 	char		p[200];
 
+	*out = NULL;
 	snprintf(p, sizeof(p), "%s%s%s", path, *path ? "." : "", name);
 	if (!it)
 		return bad(err, ML_ERR_DATA, p, "missing");
@@ -62,7 +63,7 @@ static MlStatus
 int_param(const cJSON *obj, const char *path, const char *name, long lo, long hi, long *out,
 		  MlError *err)
 {
-	const cJSON *it;
+	const cJSON *it = NULL;
 	MlStatus	st = member(obj, path, name, cJSON_String | cJSON_Number, &it, err);
 	char	   *end;
 	char		p[200];
@@ -97,7 +98,7 @@ static MlStatus
 num_array(const cJSON *tree, const char *tpath, const char *name, long n, bool integral,
 		  double *out, MlError *err)
 {
-	const cJSON *arr,
+	const cJSON *arr = NULL,
 			   *it;
 	MlStatus	st = member(tree, tpath, name, cJSON_Array, &arr, err);
 	long		i = 0;
@@ -228,8 +229,8 @@ grow_nodes(XgbBuild *b, uint64_t need)
 static MlStatus
 read_tree_arrays(XgbBuild *b, const cJSON *tree, const char *tpath, XgbTree *xt)
 {
-	const cJSON *tp;
-	long		n;
+	const cJSON *tp = NULL;
+	long		n = 0;
 	MlStatus	st;
 	double	  **arrs[] = {&xt->left, &xt->right, &xt->feature, &xt->cond, &xt->default_left,
 	&xt->hess, &xt->gain, &xt->split_type};
@@ -449,10 +450,10 @@ done:
 static MlStatus
 read_learner_params(XgbBuild *b, const cJSON *learner, XgbImport *out, long *n_class)
 {
-	const cJSON *obj,
-			   *name,
-			   *lmp,
-			   *bs;
+	const cJSON *obj = NULL,
+			   *name = NULL,
+			   *lmp = NULL,
+			   *bs = NULL;
 	MlStatus	st;
 	TreeModel  *m = &b->tm;
 	double		base;
@@ -573,7 +574,7 @@ read_feature_names(XgbBuild *b, const cJSON *learner, XgbImport *out)
 static MlStatus
 tree_order(XgbBuild *b, const cJSON *gbm, long n_trees, long K, long *order)
 {
-	const cJSON *info,
+	const cJSON *info = NULL,
 			   *it;
 	long		i = 0,
 				c;
@@ -621,7 +622,7 @@ tree_order(XgbBuild *b, const cJSON *gbm, long n_trees, long K, long *order)
 static MlStatus
 read_trees(XgbBuild *b, const cJSON *gbm, XgbImport *out)
 {
-	const cJSON *trees,
+	const cJSON *trees = NULL,
 			   *it,
 			  **byidx = NULL;
 	long		n_trees,
@@ -698,11 +699,11 @@ MlStatus
 xgb_import_cjson(const MlEnv *env, const cJSON *root, XgbImport *out, MlError *err)
 {
 	XgbBuild	b;
-	const cJSON *learner,
-			   *ver,
-			   *gb,
-			   *gname,
-			   *gbm;
+	const cJSON *learner = NULL,
+			   *ver = NULL,
+			   *gb = NULL,
+			   *gname = NULL,
+			   *gbm = NULL;
 	long		n_class = 0;
 	MlStatus	st;
 	int			i;

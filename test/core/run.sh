@@ -34,7 +34,7 @@ build_and_run() {
 	for t in "${tests[@]}"; do
 		name=$(basename "$t" .c)
 		echo "# $variant $name"
-		if ! gcc "${flags[@]}" "$@" "$t" "${objs[@]}" -lm -lpthread -o "$dir/$name"; then
+		if ! gcc "${flags[@]}" "$@" "$t" "${objs[@]}" -lm -lpthread -lcjson -o "$dir/$name"; then
 			echo "not ok - $variant $name does not build"
 			continue
 		fi

@@ -22,7 +22,7 @@ for src in test/fuzz/fuzz_*.c; do
 	log=$out/$name.log
 	echo "# fuzz $name: building"
 	if ! clang "${flags[@]}" -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined "$src" "${core[@]}" -lm -lpthread -o "$bin"; then
+		-fno-sanitize-recover=undefined "$src" "${core[@]}" -lm -lpthread -lcjson -o "$bin"; then
 		echo "FAIL fuzz $name (does not build)"
 		continue
 	fi
@@ -30,7 +30,7 @@ for src in test/fuzz/fuzz_*.c; do
 	[ -d "test/fuzz/corpus_$name" ] && seeds+=("test/fuzz/corpus_$name")
 	if [ -f "test/fuzz/seed_$name.c" ]; then
 		rm -rf "$out/seeds_$name" && mkdir -p "$out/seeds_$name"
-		if ! clang "${flags[@]}" "test/fuzz/seed_$name.c" "${core[@]}" -lm -lpthread \
+		if ! clang "${flags[@]}" "test/fuzz/seed_$name.c" "${core[@]}" -lm -lpthread -lcjson \
 			-o "test/fuzz/bin/seed_$name" || ! "test/fuzz/bin/seed_$name" "$out/seeds_$name"; then
 			echo "FAIL fuzz $name (seed generator failed)"
 			continue

@@ -218,7 +218,7 @@ mlpipe_has_preprocessing(PG_FUNCTION_ARGS)
 
 	pg_env_init(&pe, cxt, "decode", false);
 	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 	has = m.prep.n_in > 0;
 	MemoryContextDelete(cxt);
 	PG_RETURN_BOOL(has);

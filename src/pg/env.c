@@ -97,9 +97,12 @@ pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads)
 	pe->last_notice_us = pe->start_us;
 }
 
-/* Turns a core failure into an ereport with the SQLSTATE of ARCHITECTURE.md. */
+/*
+ * Turns a core failure into an ereport: parameters 22023, data 22000, a
+ * corrupt artifact XX001, the memory budget 54000, anything else XX000.
+ */
 void
-ml_ereport(const MlError *err)
+pg_report_ml_error(const MlError *err)
 {
 	int			code;
 

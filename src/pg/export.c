@@ -67,7 +67,7 @@ mlpipe_export_bytea(PG_FUNCTION_ARGS)
 
 	pg_env_init(&pe, cxt, "export", false);
 	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 	doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "algorithm", ml_kind_name(m.kind));
 	cJSON_AddNumberToObject(doc, "format", m.format);
@@ -114,7 +114,7 @@ mlpipe_importance_bytea(PG_FUNCTION_ARGS)
 
 	pg_env_init(&pe, CurrentMemoryContext, "importance", false);
 	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 	if (m.kind == ML_KIND_KMEANS)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
 						errmsg("feature importance is defined for tree models, not k-means")));

@@ -52,7 +52,7 @@ params_parse(Jsonb *params)
 
 /* The allowed key closest to a misspelt one, or NULL when none is close. */
 const char *
-closest_key(const char *key, const char *const *allowed)
+params_closest_key(const char *key, const char *const *allowed)
 {
 	const char *best = NULL;
 	int			best_d = 4;
@@ -73,7 +73,7 @@ closest_key(const char *key, const char *const *allowed)
 }
 
 char *
-join_names(const char *const *names)
+params_join_names(const char *const *names)
 {
 	StringInfoData s;
 	int			i;
@@ -99,13 +99,13 @@ params_check_keys(cJSON *root, const char *context, const char *const *allowed)
 				ok = true;
 		if (!ok)
 		{
-			const char *near = closest_key(item->string, allowed);
+			const char *near = params_closest_key(item->string, allowed);
 
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown parameter \"%s\" for %s", item->string, context),
-					 near ? errhint("Did you mean \"%s\"? Allowed parameters: %s.", near, join_names(allowed))
-					 : errhint("Allowed parameters: %s.", join_names(allowed))));
+					 near ? errhint("Did you mean \"%s\"? Allowed parameters: %s.", near, params_join_names(allowed))
+					 : errhint("Allowed parameters: %s.", params_join_names(allowed))));
 		}
 	}
 }
@@ -171,7 +171,7 @@ params_choice(cJSON *root, const char *key, const char *dflt, const char *const 
 				return allowed[i];
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("parameter \"%s\" has an invalid value", key),
-					errhint("\"%s\" must be one of: %s.", key, join_names(allowed))));
+					errhint("\"%s\" must be one of: %s.", key, params_join_names(allowed))));
 	return NULL;				/* keep compiler quiet */
 }
 
@@ -184,7 +184,7 @@ params_seed(cJSON *root)
 
 /* Adds a number, or JSON null for NaN/Inf (a metric undefined for this model). */
 void
-json_number(cJSON *obj, const char *key, double v)
+params_json_number(cJSON *obj, const char *key, double v)
 {
 	if (isfinite(v))
 		cJSON_AddNumberToObject(obj, key, v);

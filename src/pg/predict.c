@@ -71,7 +71,7 @@ decode_into(MemoryContext cxt, const uint8_t *data, size_t len, MlModel *out)
 
 	pg_env_init(&pe, cxt, "decode", false);
 	if (ml_model_read(&pe.env, data, len, out, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 }
 
 static CachedModel *
@@ -307,7 +307,7 @@ predict_one(const MlModel *m, ArrayType *a, double *scratch, double *proba)
 	double		out;
 
 	if (ml_model_predict(m, feature_values(m, a), scratch, &out, proba, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 	return out;
 }
 
@@ -422,7 +422,7 @@ score_row(FunctionCallInfo fcinfo, const char *fn)
 	}
 	sm->model = NULL;			/* empty until this row is scored */
 	if (ml_model_predict(m, x, rc->scratch, &sm->cls, sm->proba, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 	memcpy(sm->x, x, sizeof(double) * sm->n_features);
 	sm->model = m;
 	sm->generation = rc->generation;

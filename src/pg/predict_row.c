@@ -316,7 +316,7 @@ row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader th)
 		MlError		err = {0};
 
 		if (prep_transform_row(&m->prep, p->raw, p->strs, p->x, &err) != ML_OK)
-			ml_ereport(&err);
+			pg_report_ml_error(&err);
 	}
 	return p->x;
 }
@@ -330,7 +330,7 @@ row_score(PredictSite *site, FunctionCallInfo fcinfo, double *proba)
 	double		out;
 
 	if (ml_model_predict(site->model, x, site->scratch, &out, proba, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 	return out;
 }
 

@@ -257,7 +257,7 @@ prep_fit_transform(PgEnv *pe, cJSON *params, const SourceInfo *info, const doubl
 		{
 			names[k] = prep_output_name(&pe->env, &prep->cols[j], w);
 			if (names[k] == NULL)
-				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory naming features")));
+				ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("out of memory naming features")));
 			k++;
 		}
 	*d_out = (int) prep->n_out;
@@ -283,12 +283,12 @@ prep_export(const MlPrep *p)
 		if (!c->categorical)
 		{
 			if (c->impute != PP_IMPUTE_NONE && c->impute != PP_IMPUTE_ERROR)
-				json_number(o, "fill", c->fill);
+				params_json_number(o, "fill", c->fill);
 			cJSON_AddStringToObject(o, "scale", prep_scale_name(c->scale));
 			if (c->scale != PP_SCALE_NONE)
 			{
-				json_number(o, "center", c->center);
-				json_number(o, "scale_by", c->scale_by);
+				params_json_number(o, "center", c->center);
+				params_json_number(o, "scale_by", c->scale_by);
 			}
 		}
 		else

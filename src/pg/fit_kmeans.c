@@ -1,8 +1,8 @@
 /*
- * fit.c: mlpipe._fit, the C half of mlpipe.train. It validates params before
- * touching data, loads the source as the caller, runs the core algorithm in
- * a private memory context and returns the artifact with metrics. Registering
- * the result is plpgsql's job (sql/), in the caller's transaction.
+ * fit_kmeans.c: k-means and mini-batch k-means training for mlpipe._fit
+ * (fit.c dispatches here). It validates params before touching data, loads
+ * the source as the caller, runs the core algorithm in a private memory
+ * context and fills a FitOutput with the artifact and metrics.
  */
 #include "mlpipe.h"
 
@@ -15,8 +15,6 @@
 #include <limits.h>
 #include <math.h>
 
-PG_FUNCTION_INFO_V1(mlpipe_fit);
-
 static const char *const kmeans_keys[] = {
 	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
 	"standardize", "on_null", "exclude", "sample_size", "warm_start", "preprocess", NULL
@@ -25,23 +23,9 @@ static const char *const minibatch_keys[] = {
 	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
 	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", "preprocess", NULL
 };
-static const char *const algorithms[] = {
-	"kmeans", "minibatch_kmeans", "decision_tree", "random_forest", "gbt", NULL
-};
 static const char *const init_names[] = {"kmeans++", "random", "given", NULL};
 static const char *const distance_names[] = {"l2", "cosine", NULL};
 static const char *const on_null_names[] = {"error", "skip", NULL};
-
-static Datum
-text_array(char **items, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
-
-	for (i = 0; i < n; i++)
-		d[i] = CStringGetTextDatum(items[i]);
-	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
-}
 
 /* params.centroids: k rows of d finite numbers, checked once d is known. */
 static double *
@@ -134,7 +118,7 @@ kmeans_preprocess(PgEnv *pe, cJSON *params, SourceData *data, MlPrep *prep, bool
 	data->feature_names = names;
 }
 
-static void
+void
 fit_kmeans(const char *algorithm, const char *source, const char *target,
 		   ArrayType *features, cJSON *params, bytea *warm, FitOutput *fo)
 {
@@ -258,93 +242,27 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	fo->n_features = data.d;
 
 	fo->metrics = cJSON_CreateObject();
-	json_number(fo->metrics, "inertia", res.inertia);
-	json_number(fo->metrics, "silhouette", res.silhouette);
-	json_number(fo->metrics, "calinski_harabasz", res.calinski_harabasz);
-	json_number(fo->metrics, "davies_bouldin", res.davies_bouldin);
-	json_number(fo->metrics, "iterations", res.iterations);
-	json_number(fo->metrics, "training_seconds", seconds);
-	json_number(fo->metrics, "rows", (double) data.n);
+	params_json_number(fo->metrics, "inertia", res.inertia);
+	params_json_number(fo->metrics, "silhouette", res.silhouette);
+	params_json_number(fo->metrics, "calinski_harabasz", res.calinski_harabasz);
+	params_json_number(fo->metrics, "davies_bouldin", res.davies_bouldin);
+	params_json_number(fo->metrics, "iterations", res.iterations);
+	params_json_number(fo->metrics, "training_seconds", seconds);
+	params_json_number(fo->metrics, "rows", (double) data.n);
 
 	fo->info = cJSON_CreateObject();
-	json_number(fo->info, "training_rows", (double) data.n);
-	json_number(fo->info, "skipped_rows", (double) data.skipped);
+	params_json_number(fo->info, "training_rows", (double) data.n);
+	params_json_number(fo->info, "skipped_rows", (double) data.skipped);
 	cJSON_AddStringToObject(fo->info, "metrics_split", "train");	/* read by _register */
-	json_number(fo->info, "k", kp.k);
-	json_number(fo->info, "best_init", res.best_init);
-	json_number(fo->info, "threads", pe.env.n_threads);
-	json_number(fo->info, "seed", (double) kp.seed);
+	params_json_number(fo->info, "k", kp.k);
+	params_json_number(fo->info, "best_init", res.best_init);
+	params_json_number(fo->info, "threads", pe.env.n_threads);
+	params_json_number(fo->info, "seed", (double) kp.seed);
 	if (warm != NULL)			/* lineage: the version this one continues */
 	{
 		cJSON	   *ws = cJSON_GetObjectItemCaseSensitive(params, "warm_start");
 
 		cJSON_AddStringToObject(fo->info, "warm_start",
 								cJSON_IsString(ws) ? ws->valuestring : "(artifact)");
-	}
-}
-
-Datum
-mlpipe_fit(PG_FUNCTION_ARGS)
-{
-	const char *algorithm;
-	const char *source;
-	const char *target;
-	ArrayType  *features;
-	cJSON	   *params;
-	bytea	   *warm;
-	FitOutput	fo;
-	TupleDesc	td;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
-	int			i;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						errmsg("%s must not be NULL", PG_ARGISNULL(0) ? "algorithm" : "source")));
-	algorithm = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	target = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	features = PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3);
-	params = params_parse(PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4));
-	warm = PG_ARGISNULL(5) ? NULL : PG_GETARG_BYTEA_PP(5);
-
-	for (i = 0; algorithms[i]; i++)
-		if (strcmp(algorithm, algorithms[i]) == 0)
-			break;
-	if (algorithms[i] == NULL)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("unknown algorithm \"%s\"", algorithm),
-						errhint("Algorithms: kmeans, minibatch_kmeans, decision_tree, random_forest, gbt.")));
-
-	memset(&fo, 0, sizeof(fo));
-	if (i <= 1)
-		fit_kmeans(algorithm, source, target, features, params, warm, &fo);
-	else
-	{
-		if (warm != NULL)
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("%s does not support warm_start", algorithm)));
-		fit_trees(algorithm, source, target, features, params, &fo);
-	}
-
-	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "mlpipe._fit must return a composite type");
-	td = BlessTupleDesc(td);
-	values[0] = PointerGetDatum(fo.artifact);
-	values[1] = CStringGetTextDatum(fo.task);
-	values[2] = text_array(fo.features, fo.n_features);
-	values[3] = fo.n_classes ? text_array(fo.classes, fo.n_classes) : (Datum) 0;
-	nulls[3] = fo.n_classes == 0;
-	values[4] = cjson_to_jsonb(fo.metrics);
-	values[5] = cjson_to_jsonb(fo.info);
-	{
-		HeapTuple	tup = heap_form_tuple(td, values, nulls);
-		Datum		result;
-
-		MemoryContextDelete(fo.mcxt);
-		result = HeapTupleGetDatum(tup);
-		/* The token _register claims: only a result _fit made can be registered. */
-		registry_fit_issue(DatumGetHeapTupleHeader(result), algorithm);
-		PG_RETURN_DATUM(result);
 	}
 }

@@ -1,5 +1,5 @@
 /*
- * registry.c: the fit token. mlpipe._register is SECURITY DEFINER and a
+ * fit_token.c: the fit token. mlpipe._register is SECURITY DEFINER and a
  * trainer may call it directly, so it must not accept a fit_result that
  * mlpipe._fit did not produce (a forged artifact, or real artifact with
  * doctored metrics to pass a gate). _fit records a SHA-256 digest of every
@@ -133,7 +133,7 @@ fit_digest(HeapTupleHeader rec, const char *algorithm, uint8 *out)
 
 /* Called by mlpipe._fit on the result it is about to return. */
 void
-registry_fit_issue(HeapTupleHeader rec, const char *algorithm)
+fit_token_issue(HeapTupleHeader rec, const char *algorithm)
 {
 	uint8		dg[PG_SHA256_DIGEST_LENGTH];
 

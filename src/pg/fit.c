@@ -1,0 +1,98 @@
+/*
+ * fit.c: mlpipe._fit, the C half of mlpipe.train. It checks the algorithm,
+ * hands the work to fit_kmeans.c or fit_trees.c, builds the fit_result row
+ * and issues the fit token for it (fit_token.c). Registering the result is
+ * plpgsql's job (sql/), in the caller's transaction.
+ */
+#include "mlpipe.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(mlpipe_fit);
+
+static const char *const algorithms[] = {
+	"kmeans", "minibatch_kmeans", "decision_tree", "random_forest", "gbt", NULL
+};
+
+/* A text[] of n C strings. */
+static Datum
+text_array(char **items, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(items[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* mlpipe._fit(algorithm, source, target, features, params, warm_start) -> fit_result. */
+Datum
+mlpipe_fit(PG_FUNCTION_ARGS)
+{
+	const char *algorithm;
+	const char *source;
+	const char *target;
+	ArrayType  *features;
+	cJSON	   *params;
+	bytea	   *warm;
+	FitOutput	fo;
+	TupleDesc	td;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+	int			i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("%s must not be NULL", PG_ARGISNULL(0) ? "algorithm" : "source")));
+	algorithm = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	target = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	features = PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3);
+	params = params_parse(PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4));
+	warm = PG_ARGISNULL(5) ? NULL : PG_GETARG_BYTEA_PP(5);
+
+	for (i = 0; algorithms[i]; i++)
+		if (strcmp(algorithm, algorithms[i]) == 0)
+			break;
+	if (algorithms[i] == NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("unknown algorithm \"%s\"", algorithm),
+						errhint("Algorithms: kmeans, minibatch_kmeans, decision_tree, random_forest, gbt.")));
+
+	memset(&fo, 0, sizeof(fo));
+	if (i <= 1)
+		fit_kmeans(algorithm, source, target, features, params, warm, &fo);
+	else
+	{
+		if (warm != NULL)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("%s does not support warm_start", algorithm)));
+		fit_trees(algorithm, source, target, features, params, &fo);
+	}
+
+	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "mlpipe._fit must return a composite type");
+	td = BlessTupleDesc(td);
+	values[0] = PointerGetDatum(fo.artifact);
+	values[1] = CStringGetTextDatum(fo.task);
+	values[2] = text_array(fo.features, fo.n_features);
+	values[3] = fo.n_classes ? text_array(fo.classes, fo.n_classes) : (Datum) 0;
+	nulls[3] = fo.n_classes == 0;
+	values[4] = cjson_to_jsonb(fo.metrics);
+	values[5] = cjson_to_jsonb(fo.info);
+	{
+		HeapTuple	tup = heap_form_tuple(td, values, nulls);
+		Datum		result;
+
+		MemoryContextDelete(fo.mcxt);
+		result = HeapTupleGetDatum(tup);
+		/* The token _register claims: only a result _fit made can be registered. */
+		fit_token_issue(DatumGetHeapTupleHeader(result), algorithm);
+		PG_RETURN_DATUM(result);
+	}
+}

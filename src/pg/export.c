@@ -1,14 +1,32 @@
-/* export.c: mlpipe.export(bytea), the artifact rendered as readable JSON. */
+/*
+ * export.c: what an artifact holds, read from its bytes: mlpipe.export
+ * (the artifact rendered as readable JSON), feature importance, and
+ * whether the model stores preprocessing.
+ */
 #include "mlpipe.h"
 
+#include "catalog/pg_type.h"
 #include "utils/memutils.h"
+
+#include <math.h>
 
 PG_FUNCTION_INFO_V1(mlpipe_export_bytea);
 PG_FUNCTION_INFO_V1(mlpipe_importance_bytea);
+PG_FUNCTION_INFO_V1(mlpipe_has_preprocessing);
 
-#include "catalog/pg_type.h"
+/*
+ * Decodes an artifact into m with its memory in cxt (pe is set up for it);
+ * a corrupt or unknown artifact is an error with the core's SQLSTATE.
+ */
+static void
+artifact_decode(bytea *blob, MemoryContext cxt, const char *what, PgEnv *pe, MlModel *m)
+{
+	MlError		err = {0};
 
-#include <math.h>
+	pg_env_init(pe, cxt, what, false);
+	if (ml_model_read(&pe->env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), m, &err) != ML_OK)
+		pg_report_ml_error(&err);
+}
 
 static cJSON *
 number_array(const double *v, int n)
@@ -53,6 +71,7 @@ export_kmeans(cJSON *doc, const KmModel *km)
 	}
 }
 
+/* mlpipe.export(bytea): the artifact as jsonb (algorithm, features, the model). */
 Datum
 mlpipe_export_bytea(PG_FUNCTION_ARGS)
 {
@@ -60,14 +79,11 @@ mlpipe_export_bytea(PG_FUNCTION_ARGS)
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe export",
 											  ALLOCSET_DEFAULT_SIZES);
 	PgEnv		pe;
-	MlError		err = {0};
 	MlModel		m;
 	cJSON	   *doc;
 	static const char *const tasks[] = {"clustering", "classification", "regression"};
 
-	pg_env_init(&pe, cxt, "export", false);
-	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
-		pg_report_ml_error(&err);
+	artifact_decode(blob, cxt, "export", &pe, &m);
 	doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "algorithm", ml_kind_name(m.kind));
 	cJSON_AddNumberToObject(doc, "format", m.format);
@@ -106,15 +122,12 @@ mlpipe_importance_bytea(PG_FUNCTION_ARGS)
 {
 	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
 	PgEnv		pe;
-	MlError		err = {0};
 	MlModel		m;
 	Datum	   *d;
 	double		total = 0;
 	uint32		j;
 
-	pg_env_init(&pe, CurrentMemoryContext, "importance", false);
-	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
-		pg_report_ml_error(&err);
+	artifact_decode(blob, CurrentMemoryContext, "importance", &pe, &m);
 	if (m.kind == ML_KIND_KMEANS)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
 						errmsg("feature importance is defined for tree models, not k-means")));
@@ -124,4 +137,25 @@ mlpipe_importance_bytea(PG_FUNCTION_ARGS)
 	for (j = 0; j < m.tm.n_features; j++)
 		d[j] = Float8GetDatum(total > 0 ? m.tm.importance[j] / total : 0.0);
 	PG_RETURN_ARRAYTYPE_P(construct_array(d, m.tm.n_features, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * mlpipe._has_preprocessing(artifact): true when the model stores
+ * preprocessing, so only the row form of predict scores raw columns; a
+ * model without it scores the float8[] form the same, faster.
+ */
+Datum
+mlpipe_has_preprocessing(PG_FUNCTION_ARGS)
+{
+	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe prep probe",
+											  ALLOCSET_SMALL_SIZES);
+	PgEnv		pe;
+	MlModel		m;
+	bool		has;
+
+	artifact_decode(blob, cxt, "decode", &pe, &m);
+	has = m.prep.n_in > 0;
+	MemoryContextDelete(cxt);
+	PG_RETURN_BOOL(has);
 }

@@ -19,10 +19,6 @@
 
 #include <math.h>
 
-/* ---------------------------------------------------------------------- */
-/* Clustering: every point and its label                                  */
-/* ---------------------------------------------------------------------- */
-
 /* The points (val, width = d) and their labels (id). */
 typedef LabeledRows PointState;
 
@@ -54,6 +50,7 @@ mlpipe_points_trans(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* Serial of the clustering metrics: the points and labels. */
 PG_FUNCTION_INFO_V1(mlpipe_points_serial);
 Datum
 mlpipe_points_serial(PG_FUNCTION_ARGS)
@@ -67,6 +64,7 @@ mlpipe_points_serial(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(agg_finish_serial(&buf, "clustering metric"));
 }
 
+/* Deserial of the clustering metrics. */
 PG_FUNCTION_INFO_V1(mlpipe_points_deserial);
 Datum
 mlpipe_points_deserial(PG_FUNCTION_ARGS)
@@ -81,6 +79,7 @@ mlpipe_points_deserial(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* Combine of the clustering metrics: b's points appended to a (same width). */
 PG_FUNCTION_INFO_V1(mlpipe_points_combine);
 Datum
 mlpipe_points_combine(PG_FUNCTION_ARGS)
@@ -100,6 +99,7 @@ mlpipe_points_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(a);
 }
 
+/* qsort/bsearch order of int32 labels. */
 static int
 cmp_int32(const void *a, const void *b)
 {
@@ -136,6 +136,7 @@ typedef enum ClusterMetric
 	CM_DAVIES
 } ClusterMetric;
 
+/* The final of the clustering metric `which` over the state's points. */
 static Datum
 points_final(FunctionCallInfo fcinfo, ClusterMetric which, const char *name)
 {
@@ -162,6 +163,7 @@ points_final(FunctionCallInfo fcinfo, ClusterMetric which, const char *name)
 	return agg_float8_or_null(fcinfo, v);
 }
 
+/* mlpipe.silhouette: mean silhouette coefficient (NULL with one cluster). */
 PG_FUNCTION_INFO_V1(mlpipe_silhouette_final);
 Datum
 mlpipe_silhouette_final(PG_FUNCTION_ARGS)
@@ -169,6 +171,7 @@ mlpipe_silhouette_final(PG_FUNCTION_ARGS)
 	return points_final(fcinfo, CM_SILHOUETTE, "silhouette");
 }
 
+/* mlpipe.calinski_harabasz: between- over within-cluster dispersion. */
 PG_FUNCTION_INFO_V1(mlpipe_calinski_harabasz_final);
 Datum
 mlpipe_calinski_harabasz_final(PG_FUNCTION_ARGS)
@@ -176,6 +179,7 @@ mlpipe_calinski_harabasz_final(PG_FUNCTION_ARGS)
 	return points_final(fcinfo, CM_CALINSKI, "calinski_harabasz");
 }
 
+/* mlpipe.davies_bouldin: mean similarity of each cluster to its closest one. */
 PG_FUNCTION_INFO_V1(mlpipe_davies_bouldin_final);
 Datum
 mlpipe_davies_bouldin_final(PG_FUNCTION_ARGS)

@@ -23,10 +23,6 @@
 
 #define LABEL_MAX	2048		/* distinct labels in a confusion matrix */
 
-/* ---------------------------------------------------------------------- */
-/* Label pairs: accuracy, precision/recall/F1, confusion_matrix           */
-/* ---------------------------------------------------------------------- */
-
 typedef enum LabelKind
 {
 	LABEL_TEXT = 1,
@@ -47,6 +43,7 @@ typedef struct LabelState
 	MemoryContext ctx;
 } LabelState;
 
+/* An empty state for labels of `kind`, in ctx. */
 static LabelState *
 label_state_new(MemoryContext ctx, int kind)
 {
@@ -122,6 +119,7 @@ label_index(LabelState *st, const char *s, int len, const char *agg)
 	return id;
 }
 
+/* Adds count to the (t, p) cell, adding either label when new. */
 static void
 label_add(LabelState *st, const char *t, int tlen, const char *p, int plen, int64 count,
 		  const char *agg)
@@ -151,6 +149,7 @@ label_text(FunctionCallInfo fcinfo, int argno, int kind, int *len, char *buf)
 	return buf;
 }
 
+/* Transition of the label metrics: one (y_true, y_pred) pair; NULLs are ignored. */
 static Datum
 label_trans(FunctionCallInfo fcinfo, int kind, const char *agg)
 {
@@ -175,6 +174,7 @@ label_trans(FunctionCallInfo fcinfo, int kind, const char *agg)
 	PG_RETURN_POINTER(st);
 }
 
+/* Transition for (text, text) labels. */
 PG_FUNCTION_INFO_V1(mlpipe_label_trans_text);
 Datum
 mlpipe_label_trans_text(PG_FUNCTION_ARGS)
@@ -182,6 +182,7 @@ mlpipe_label_trans_text(PG_FUNCTION_ARGS)
 	return label_trans(fcinfo, LABEL_TEXT, "label metric");
 }
 
+/* Transition for (bigint, bigint) labels. */
 PG_FUNCTION_INFO_V1(mlpipe_label_trans_int8);
 Datum
 mlpipe_label_trans_int8(PG_FUNCTION_ARGS)
@@ -189,6 +190,7 @@ mlpipe_label_trans_int8(PG_FUNCTION_ARGS)
 	return label_trans(fcinfo, LABEL_INT, "label metric");
 }
 
+/* Transition for (boolean, boolean) labels. */
 PG_FUNCTION_INFO_V1(mlpipe_label_trans_bool);
 Datum
 mlpipe_label_trans_bool(PG_FUNCTION_ARGS)
@@ -254,6 +256,7 @@ label_read_into(StringInfo buf, LabelState *st, MemoryContext ctx)
 	return st;
 }
 
+/* Serial of the label metrics (label_write's form). */
 PG_FUNCTION_INFO_V1(mlpipe_label_serial);
 Datum
 mlpipe_label_serial(PG_FUNCTION_ARGS)
@@ -266,6 +269,7 @@ mlpipe_label_serial(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(agg_finish_serial(&buf, "label metric"));
 }
 
+/* Deserial of the label metrics. */
 PG_FUNCTION_INFO_V1(mlpipe_label_deserial);
 Datum
 mlpipe_label_deserial(PG_FUNCTION_ARGS)
@@ -280,6 +284,7 @@ mlpipe_label_deserial(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* Combine of the label metrics: b's counts added to a, label by label. */
 PG_FUNCTION_INFO_V1(mlpipe_label_combine);
 Datum
 mlpipe_label_combine(PG_FUNCTION_ARGS)

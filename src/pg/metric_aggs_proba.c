@@ -71,6 +71,7 @@ classes_set(ClassList *cl, ArrayType *a, MemoryContext ctx, const char *agg)
 	MemoryContextSwitchTo(old);
 }
 
+/* True when raw (len bytes) is the classes array cl was set from. */
 static bool
 classes_same(const ClassList *cl, const char *raw, Size len)
 {
@@ -105,6 +106,7 @@ classes_find(const ClassList *cl, text *label, const char *agg)
 	return -1;
 }
 
+/* Serial form of cl: the array as given (length 0 when unset). */
 static void
 classes_write(StringInfo buf, const ClassList *cl)
 {
@@ -143,6 +145,7 @@ typedef struct LossState
 	ClassList	cl;				/* multiclass form only */
 } LossState;
 
+/* Adds v to the compensated sum of losses. */
 static void
 loss_add(LossState *st, double v)
 {
@@ -201,6 +204,7 @@ mlpipe_log_loss_trans_multi(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* Serial of log_loss: count, sum, compensation, classes. */
 PG_FUNCTION_INFO_V1(mlpipe_log_loss_serial);
 Datum
 mlpipe_log_loss_serial(PG_FUNCTION_ARGS)
@@ -217,6 +221,7 @@ mlpipe_log_loss_serial(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(agg_finish_serial(&buf, "log_loss"));
 }
 
+/* Deserial of log_loss. */
 PG_FUNCTION_INFO_V1(mlpipe_log_loss_deserial);
 Datum
 mlpipe_log_loss_deserial(PG_FUNCTION_ARGS)
@@ -234,6 +239,7 @@ mlpipe_log_loss_deserial(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* Combine of log_loss: sums added; both states must use the same classes. */
 PG_FUNCTION_INFO_V1(mlpipe_log_loss_combine);
 Datum
 mlpipe_log_loss_combine(PG_FUNCTION_ARGS)
@@ -260,6 +266,7 @@ mlpipe_log_loss_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(a);
 }
 
+/* Final of log_loss: the mean loss, NULL without rows. */
 PG_FUNCTION_INFO_V1(mlpipe_log_loss_final);
 Datum
 mlpipe_log_loss_final(PG_FUNCTION_ARGS)
@@ -284,6 +291,7 @@ typedef struct ScoreState
 	ClassList	cl;
 } ScoreState;
 
+/* An empty roc_auc state of k scores per row, in ctx. */
 static ScoreState *
 score_state_new(MemoryContext ctx, int k)
 {
@@ -342,6 +350,7 @@ mlpipe_roc_auc_trans_multi(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* Serial of roc_auc: the rows, then the classes. */
 PG_FUNCTION_INFO_V1(mlpipe_roc_auc_serial);
 Datum
 mlpipe_roc_auc_serial(PG_FUNCTION_ARGS)
@@ -356,6 +365,7 @@ mlpipe_roc_auc_serial(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(agg_finish_serial(&buf, "roc_auc"));
 }
 
+/* Deserial of roc_auc; ids are checked against the classes. */
 PG_FUNCTION_INFO_V1(mlpipe_roc_auc_deserial);
 Datum
 mlpipe_roc_auc_deserial(PG_FUNCTION_ARGS)
@@ -380,6 +390,7 @@ mlpipe_roc_auc_deserial(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* Combine of roc_auc: b's rows appended to a (same classes). */
 PG_FUNCTION_INFO_V1(mlpipe_roc_auc_combine);
 Datum
 mlpipe_roc_auc_combine(PG_FUNCTION_ARGS)
@@ -404,6 +415,7 @@ mlpipe_roc_auc_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(a);
 }
 
+/* Final of roc_auc: binary AUC, or macro one-vs-rest; NULL when undefined. */
 PG_FUNCTION_INFO_V1(mlpipe_roc_auc_final);
 Datum
 mlpipe_roc_auc_final(PG_FUNCTION_ARGS)

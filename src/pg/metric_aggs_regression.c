@@ -17,10 +17,7 @@
 
 #include <math.h>
 
-/* ---------------------------------------------------------------------- */
-/* Regression: running sums (core's RegAccum)                             */
-/* ---------------------------------------------------------------------- */
-
+/* Transition of the regression metrics: one (y_true, y_pred) pair; NULLs are ignored. */
 PG_FUNCTION_INFO_V1(mlpipe_reg_trans);
 Datum
 mlpipe_reg_trans(PG_FUNCTION_ARGS)
@@ -45,6 +42,7 @@ mlpipe_reg_trans(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* Serial of the regression metrics: the RegAccum fields. */
 PG_FUNCTION_INFO_V1(mlpipe_reg_serial);
 Datum
 mlpipe_reg_serial(PG_FUNCTION_ARGS)
@@ -63,6 +61,7 @@ mlpipe_reg_serial(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(agg_finish_serial(&buf, "regression metric"));
 }
 
+/* Deserial of the regression metrics. */
 PG_FUNCTION_INFO_V1(mlpipe_reg_deserial);
 Datum
 mlpipe_reg_deserial(PG_FUNCTION_ARGS)
@@ -82,6 +81,7 @@ mlpipe_reg_deserial(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* Combine of the regression metrics (metrics_reg_merge). */
 PG_FUNCTION_INFO_V1(mlpipe_reg_combine);
 Datum
 mlpipe_reg_combine(PG_FUNCTION_ARGS)

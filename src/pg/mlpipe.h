@@ -47,6 +47,8 @@ cJSON	   *params_parse(Jsonb *params);
 /* The allowed name nearest to key (Levenshtein < 4), or NULL; names joined by ", ". */
 const char *params_closest_key(const char *key, const char *const *allowed);
 char	   *params_join_names(const char *const *names);
+/* params[key], or NULL when the key is absent or JSON null. */
+cJSON	   *params_item(cJSON *root, const char *key);
 void		params_check_keys(cJSON *root, const char *context, const char *const *allowed);
 double		params_number(cJSON *root, const char *key, double dflt, double lo, double hi);
 int			params_int(cJSON *root, const char *key, int dflt, int lo, int hi);

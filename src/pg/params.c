@@ -110,12 +110,22 @@ params_check_keys(cJSON *root, const char *context, const char *const *allowed)
 	}
 }
 
-double
-params_number(cJSON *root, const char *key, double dflt, double lo, double hi)
+/* params[key], or NULL when the key is absent or JSON null (both mean: the default). */
+cJSON *
+params_item(cJSON *root, const char *key)
 {
 	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
 
-	if (v == NULL || cJSON_IsNull(v))
+	return v == NULL || cJSON_IsNull(v) ? NULL : v;
+}
+
+/* params[key] as a finite number in [lo, hi], dflt when absent (22023 otherwise). */
+double
+params_number(cJSON *root, const char *key, double dflt, double lo, double hi)
+{
+	cJSON	   *v = params_item(root, key);
+
+	if (v == NULL)
 		return dflt;
 	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -127,12 +137,13 @@ params_number(cJSON *root, const char *key, double dflt, double lo, double hi)
 	return v->valuedouble;
 }
 
+/* params[key] as an integer in [lo, hi], dflt when absent (22023 otherwise). */
 int
 params_int(cJSON *root, const char *key, int dflt, int lo, int hi)
 {
-	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
+	cJSON	   *v = params_item(root, key);
 
-	if (v == NULL || cJSON_IsNull(v))
+	if (v == NULL)
 		return dflt;
 	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -144,12 +155,13 @@ params_int(cJSON *root, const char *key, int dflt, int lo, int hi)
 	return (int) v->valuedouble;
 }
 
+/* params[key] as a boolean, dflt when absent (22023 otherwise). */
 bool
 params_bool(cJSON *root, const char *key, bool dflt)
 {
-	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
+	cJSON	   *v = params_item(root, key);
 
-	if (v == NULL || cJSON_IsNull(v))
+	if (v == NULL)
 		return dflt;
 	if (!cJSON_IsBool(v))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -157,13 +169,14 @@ params_bool(cJSON *root, const char *key, bool dflt)
 	return cJSON_IsTrue(v);
 }
 
+/* params[key] as one of the allowed strings, dflt when absent (22023 otherwise). */
 const char *
 params_choice(cJSON *root, const char *key, const char *dflt, const char *const *allowed)
 {
-	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
+	cJSON	   *v = params_item(root, key);
 	int			i;
 
-	if (v == NULL || cJSON_IsNull(v))
+	if (v == NULL)
 		return dflt;
 	if (cJSON_IsString(v))
 		for (i = 0; allowed[i]; i++)
@@ -196,10 +209,10 @@ params_json_number(cJSON *obj, const char *key, double v)
 cJSON *
 params_exclude(cJSON *root)
 {
-	cJSON	   *ex = cJSON_GetObjectItemCaseSensitive(root, "exclude");
+	cJSON	   *ex = params_item(root, "exclude");
 	cJSON	   *it;
 
-	if (ex == NULL || cJSON_IsNull(ex))
+	if (ex == NULL)
 		return NULL;
 	if (!cJSON_IsArray(ex))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),

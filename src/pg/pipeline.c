@@ -432,10 +432,10 @@ check_step(CheckState *cs, cJSON *step, int index)
 	check_keys(step, prefix, key_names(spec->keys));
 	for (ks = spec->keys; ks->key; ks++)
 	{
-		cJSON	   *v = cJSON_GetObjectItemCaseSensitive(step, ks->key);
+		cJSON	   *v = params_item(step, ks->key);
 
 		path = psprintf("%s.%s", prefix, ks->key);
-		if (v == NULL || cJSON_IsNull(v))
+		if (v == NULL)
 		{
 			if (ks->required)
 				ereport(ERROR, (errcode(ERRCODE_INVALID_JSON_TEXT),

@@ -32,9 +32,7 @@ choice_index(const char *v, const char *const *names)
 bool
 prep_requested(cJSON *params)
 {
-	cJSON	   *pp = cJSON_GetObjectItemCaseSensitive(params, "preprocess");
-
-	return pp != NULL && !cJSON_IsNull(pp);
+	return params_item(params, "preprocess") != NULL;
 }
 
 /* True when key names raw column `slot` (itself, or an element "key[i]" of it). */
@@ -87,14 +85,14 @@ read_options(cJSON *obj, const char *key, PpSpec *o)
 static PpSpec *
 prep_specs(cJSON *params, const SourceInfo *info, bool supervised)
 {
-	cJSON	   *pp = cJSON_GetObjectItemCaseSensitive(params, "preprocess");
+	cJSON	   *pp = params_item(params, "preprocess");
 	PpSpec	   *spec = palloc(sizeof(PpSpec) * Max(info->d, 1));
 	cJSON	   *it;
 	int			j;
 
 	for (j = 0; j < info->d; j++)
 		spec[j].impute = spec[j].scale = spec[j].encode = -1;
-	if (pp == NULL || cJSON_IsNull(pp))
+	if (pp == NULL)
 		return spec;
 	if (!cJSON_IsObject(pp))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),

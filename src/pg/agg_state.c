@@ -14,6 +14,7 @@
 
 #include <math.h>
 
+/* The aggregate's memory context; XX000 naming fn outside an aggregate. */
 MemoryContext
 agg_context(FunctionCallInfo fcinfo, const char *fn)
 {
@@ -24,6 +25,7 @@ agg_context(FunctionCallInfo fcinfo, const char *fn)
 	return ctx;
 }
 
+/* The name of the aggregate being computed, or dflt. */
 const char *
 agg_name(FunctionCallInfo fcinfo, const char *dflt)
 {
@@ -33,6 +35,7 @@ agg_name(FunctionCallInfo fcinfo, const char *dflt)
 	return name ? name : dflt;
 }
 
+/* Argument 0 as it is (NULL when NULL): the state for an ignored row or an empty second state. */
 Datum
 agg_state_unchanged(FunctionCallInfo fcinfo)
 {
@@ -41,6 +44,7 @@ agg_state_unchanged(FunctionCallInfo fcinfo)
 	PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 }
 
+/* 22000 unless v is finite: scikit-learn refuses NaN and infinity too. */
 void
 agg_check_finite(double v, const char *agg, const char *what)
 {
@@ -50,6 +54,7 @@ agg_check_finite(double v, const char *agg, const char *what)
 						errhint("Filter such rows out, or replace them, before aggregating.")));
 }
 
+/* The elements of a one-dimensional float8[] without NULLs, each finite; 22000 otherwise. */
 double *
 agg_float8_array(ArrayType *a, int *n, const char *agg, const char *what)
 {
@@ -69,6 +74,7 @@ agg_float8_array(ArrayType *a, int *n, const char *agg, const char *what)
 	return v;
 }
 
+/* A float8 result, or SQL NULL for NaN (an undefined metric). */
 Datum
 agg_float8_or_null(FunctionCallInfo fcinfo, double v)
 {
@@ -77,6 +83,7 @@ agg_float8_or_null(FunctionCallInfo fcinfo, double v)
 	PG_RETURN_FLOAT8(v);
 }
 
+/* Appends len bytes at p (nothing for 0: p may be NULL then). */
 void
 agg_send_bytes(StringInfo buf, const void *p, Size len)
 {
@@ -84,6 +91,7 @@ agg_send_bytes(StringInfo buf, const void *p, Size len)
 		pq_sendbytes(buf, p, len);
 }
 
+/* The bytea of a serial state; 54000 when it would not fit in one. */
 bytea *
 agg_finish_serial(StringInfo buf, const char *agg)
 {
@@ -95,6 +103,7 @@ agg_finish_serial(StringInfo buf, const char *agg)
 	return pq_endtypsend(buf);
 }
 
+/* A StringInfo over a serial state, for pq_getmsg* (which check every read). */
 void
 agg_serial_reader(StringInfo buf, bytea *b)
 {
@@ -143,6 +152,7 @@ labeled_rows_reserve(LabeledRows *r, int64 more, const char *what)
 	}
 }
 
+/* One row: its id and width doubles. */
 void
 labeled_rows_add(LabeledRows *r, int32 id, const double *val, const char *what)
 {
@@ -152,6 +162,7 @@ labeled_rows_add(LabeledRows *r, int32 id, const double *val, const char *what)
 	r->n++;
 }
 
+/* Appends b's rows to a (same width). */
 void
 labeled_rows_append(LabeledRows *a, const LabeledRows *b, const char *what)
 {
@@ -161,6 +172,7 @@ labeled_rows_append(LabeledRows *a, const LabeledRows *b, const char *what)
 	a->n += b->n;
 }
 
+/* Serial form: width, n, ids, values; 54000 when too large for one bytea. */
 void
 labeled_rows_send(StringInfo buf, const LabeledRows *r, const char *what)
 {
@@ -175,6 +187,7 @@ labeled_rows_send(StringInfo buf, const LabeledRows *r, const char *what)
 	agg_send_bytes(buf, r->val, sizeof(double) * r->width * r->n);
 }
 
+/* Reads labeled_rows_send's form, the counts bounded by the bytes present. */
 LabeledRows *
 labeled_rows_recv(StringInfo buf, MemoryContext ctx, const char *what)
 {

@@ -82,11 +82,7 @@ mlpipe_bin_counts_combine(PG_FUNCTION_ARGS)
 				i;
 
 	if (PG_ARGISNULL(1))
-	{
-		if (PG_ARGISNULL(0))
-			PG_RETURN_NULL();
-		PG_RETURN_ARRAYTYPE_P(PG_GETARG_ARRAYTYPE_P(0));
-	}
+		return agg_state_unchanged(fcinfo);
 	b = PG_GETARG_ARRAYTYPE_P(1);
 	n = ArrayGetNItems(ARR_NDIM(b), ARR_DIMS(b));
 	if (PG_ARGISNULL(0))

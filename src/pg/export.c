@@ -28,18 +28,21 @@ artifact_decode(bytea *blob, MemoryContext cxt, const char *what, PgEnv *pe, MlM
 		pg_report_ml_error(&err);
 }
 
+/* A JSON array of n numbers. */
 static cJSON *
 number_array(const double *v, int n)
 {
 	return cJSON_CreateDoubleArray(v, n);
 }
 
+/* A JSON array of n strings. */
 static cJSON *
 string_array(char **v, uint32 n)
 {
 	return cJSON_CreateStringArray((const char *const *) v, (int) n);
 }
 
+/* The k-means part of the export: k, distance, centroids (also in data units when standardized). */
 static void
 export_kmeans(cJSON *doc, const KmModel *km)
 {

@@ -60,6 +60,7 @@ typedef struct FeatWire
 #define FEAT_SORTED 1
 #define FEAT_TIMED 2
 
+/* The aggregate a state belongs to, for messages. */
 static const char *
 feat_name(const FeatState *st)
 {
@@ -102,6 +103,7 @@ feat_reserve(FeatState *st, MemoryContext aggcxt, int64 more)
 	st->cap = cap;
 }
 
+/* An empty state in the aggregate context. */
 static FeatState *
 feat_new(MemoryContext aggcxt, bool timed)
 {

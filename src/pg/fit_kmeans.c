@@ -118,6 +118,7 @@ kmeans_preprocess(PgEnv *pe, cJSON *params, SourceData *data, MlPrep *prep, bool
 	data->feature_names = names;
 }
 
+/* Trains kmeans or minibatch_kmeans (warm-started from warm when given) into fo. */
 void
 fit_kmeans(const char *algorithm, const char *source, const char *target,
 		   ArrayType *features, cJSON *params, bytea *warm, FitOutput *fo)

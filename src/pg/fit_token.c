@@ -38,6 +38,7 @@ tokens_for_this_xact(void)
 	}
 }
 
+/* Feeds len bytes to the digest; XX000 if the hash library fails. */
 static void
 digest_update(pg_cryptohash_ctx *ctx, const void *data, size_t len)
 {

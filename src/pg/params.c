@@ -11,12 +11,14 @@
 
 #include <math.h>
 
+/* cJSON allocation hook: palloc, so cJSON trees die with the memory context. */
 static void *
 cjson_palloc(size_t n)
 {
 	return palloc(n);
 }
 
+/* cJSON free hook. */
 static void
 cjson_pfree(void *p)
 {
@@ -24,6 +26,7 @@ cjson_pfree(void *p)
 		pfree(p);
 }
 
+/* Points cJSON at palloc/pfree (called once, at load). */
 void
 mlpipe_cjson_init(void)
 {
@@ -32,6 +35,7 @@ mlpipe_cjson_init(void)
 	cJSON_InitHooks(&hooks);
 }
 
+/* The params jsonb as a cJSON object ({} for NULL); 22023 unless an object. */
 cJSON *
 params_parse(Jsonb *params)
 {
@@ -72,6 +76,7 @@ params_closest_key(const char *key, const char *const *allowed)
 	return best;
 }
 
+/* The names, joined by ", ", for hints. */
 char *
 params_join_names(const char *const *names)
 {
@@ -84,6 +89,7 @@ params_join_names(const char *const *names)
 	return s.data;
 }
 
+/* 22023 for a key of root not in allowed, with the nearest allowed name as a hint. */
 void
 params_check_keys(cJSON *root, const char *context, const char *const *allowed)
 {

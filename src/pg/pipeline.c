@@ -264,6 +264,7 @@ check_into(CheckState *cs, const char *path, const char *into)
 	cs->written = lappend(cs->written, names);
 }
 
+/* 22032: the value at path is not what its key needs. */
 static void
 type_error(const char *path, const char *what)
 {

@@ -74,6 +74,7 @@ decode_into(MemoryContext cxt, const uint8_t *data, size_t len, MlModel *out)
 		pg_report_ml_error(&err);
 }
 
+/* The cached decoded model for (model, version, sha256), or NULL. */
 static CachedModel *
 backend_cache_lookup(const char *model, int version, const char *sha)
 {
@@ -93,6 +94,7 @@ backend_cache_lookup(const char *model, int version, const char *sha)
 	return NULL;
 }
 
+/* Decodes artifact into a free or least recently used cache slot. */
 static CachedModel *
 backend_cache_insert(const char *model, int version, const char *sha, bytea *artifact)
 {
@@ -234,12 +236,14 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 	return rc;
 }
 
+/* The decoded model a reference (name or name@version) resolves to. */
 const MlModel *
 model_cache_get_ref(FunctionCallInfo fcinfo, text *ref)
 {
 	return &ref_cache_get(fcinfo, ref)->slot->decoded;
 }
 
+/* The call site's model for a reference (see PredictSite). */
 PredictSite *
 predict_site_ref(FunctionCallInfo fcinfo, text *ref)
 {
@@ -300,6 +304,7 @@ feature_values(const MlModel *m, ArrayType *a)
 	return (const double *) ARR_DATA_PTR(a);
 }
 
+/* The prediction for one float8[] row (class index, value or cluster); proba when not NULL. */
 static double
 predict_one(const MlModel *m, ArrayType *a, double *scratch, double *proba)
 {
@@ -311,6 +316,7 @@ predict_one(const MlModel *m, ArrayType *a, double *scratch, double *proba)
 	return out;
 }
 
+/* 42809 naming fn unless m is a classification model. */
 void
 predict_require_classifier(const MlModel *m, const char *fn)
 {
@@ -321,6 +327,7 @@ predict_require_classifier(const MlModel *m, const char *fn)
 						errhint("Use mlpipe.predict for its output.")));
 }
 
+/* predict_label for one float8[] row: the class label as text. */
 static Datum
 label_datum(const MlModel *m, ArrayType *a, double *scratch)
 {
@@ -331,6 +338,7 @@ label_datum(const MlModel *m, ArrayType *a, double *scratch)
 	return CStringGetTextDatum(m->meta.class_labels[c]);
 }
 
+/* predict_proba for one float8[] row: a float8[] in class order. */
 static Datum
 proba_datum(const MlModel *m, ArrayType *a, double *scratch)
 {
@@ -348,6 +356,7 @@ proba_datum(const MlModel *m, ArrayType *a, double *scratch)
 	return PointerGetDatum(construct_array(d, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/* mlpipe.predict(ref, float8[]). */
 Datum
 mlpipe_predict_ref(PG_FUNCTION_ARGS)
 {
@@ -357,6 +366,7 @@ mlpipe_predict_ref(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(predict_one(&rc->slot->decoded, a, rc->scratch, NULL));
 }
 
+/* mlpipe.predict_label(ref, float8[]). */
 Datum
 mlpipe_predict_label_ref(PG_FUNCTION_ARGS)
 {
@@ -365,6 +375,7 @@ mlpipe_predict_label_ref(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(label_datum(&rc->slot->decoded, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
 }
 
+/* mlpipe.predict_proba(ref, float8[]). */
 Datum
 mlpipe_predict_proba_ref(PG_FUNCTION_ARGS)
 {
@@ -470,6 +481,7 @@ typedef struct BlobCache
 
 static uint64 blob_generation = 0;
 
+/* The call site's decoded model for an artifact, decoded again only when the bytes change. */
 static BlobCache *
 blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
 {
@@ -500,12 +512,14 @@ blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
 	return bc;
 }
 
+/* The call site's model for an artifact (see PredictSite). */
 PredictSite *
 predict_site_blob(FunctionCallInfo fcinfo, bytea *blob)
 {
 	return &blob_cache_get(fcinfo, blob)->site;
 }
 
+/* mlpipe.predict(bytea, float8[]). */
 Datum
 mlpipe_predict_bytea(PG_FUNCTION_ARGS)
 {
@@ -514,6 +528,7 @@ mlpipe_predict_bytea(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(predict_one(&bc->model, PG_GETARG_ARRAYTYPE_P(1), bc->scratch, NULL));
 }
 
+/* mlpipe.predict_label(bytea, float8[]). */
 Datum
 mlpipe_predict_label_bytea(PG_FUNCTION_ARGS)
 {
@@ -522,6 +537,7 @@ mlpipe_predict_label_bytea(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(label_datum(&bc->model, PG_GETARG_ARRAYTYPE_P(1), bc->scratch));
 }
 
+/* mlpipe.predict_proba(bytea, float8[]). */
 Datum
 mlpipe_predict_proba_bytea(PG_FUNCTION_ARGS)
 {

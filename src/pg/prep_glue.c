@@ -29,6 +29,7 @@ choice_index(const char *v, const char *const *names)
 	return -1;
 }
 
+/* True when params asks for preprocessing. */
 bool
 prep_requested(cJSON *params)
 {
@@ -44,6 +45,7 @@ key_matches(const char *key, const char *slot)
 	return strcmp(key, slot) == 0 || (strncmp(key, slot, n) == 0 && slot[n] == '[');
 }
 
+/* The first 30 feature names, for hints. */
 static char *
 slot_list(const SourceInfo *info)
 {

@@ -98,6 +98,7 @@ source_query(const char *source)
 	}
 }
 
+/* The ColKind of a base type; false when a column of it cannot be a numeric feature. */
 static bool
 col_kind_of(Oid type, ColKind *kind)
 {
@@ -116,6 +117,7 @@ col_kind_of(Oid type, ColKind *kind)
 	}
 }
 
+/* True when a column of this type (base type) is a numeric feature. */
 bool
 source_numeric_type(Oid type)
 {
@@ -145,6 +147,7 @@ source_scalar_value(int kind, Datum d)
 	return scalar_value((ColKind) kind, d);
 }
 
+/* True for text, varchar, char, name and enum columns (domains resolved). */
 bool
 source_category_type(Oid type)
 {
@@ -153,12 +156,14 @@ source_category_type(Oid type)
 		type_is_enum(type);
 }
 
+/* A categorical datum's text, as its output function writes it. */
 char *
 source_category_text(Oid type, FmgrInfo *out, Datum d)
 {
 	return OutputFunctionCall(out, d);
 }
 
+/* True when a column of this type can order a time split. */
 bool
 source_time_type(Oid type)
 {
@@ -183,6 +188,7 @@ split_value(Oid base, int kind, Datum d)
 	return scalar_value((ColKind) kind, d);
 }
 
+/* True when arr (a JSON array, or NULL) holds the string name. */
 static bool
 name_in_json_array(cJSON *arr, const char *name)
 {
@@ -196,6 +202,7 @@ name_in_json_array(cJSON *arr, const char *name)
 	return false;
 }
 
+/* The columns of td, for hints. */
 static char *
 tupdesc_column_list(TupleDesc td)
 {
@@ -366,6 +373,7 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 	return cols;
 }
 
+/* A numeric scalar datum of kind as a double (NaN for an array kind). */
 static double
 scalar_value(ColKind kind, Datum d)
 {
@@ -392,6 +400,7 @@ dict_hash(const void *key, Size keysize)
 	return DatumGetUInt32(hash_any((const unsigned char *) s, strlen(s)));
 }
 
+/* Match of two dictionary keys (hash_search: 0 when equal). */
 static int
 dict_match(const void *a, const void *b, Size keysize)
 {
@@ -827,6 +836,7 @@ typedef struct DenseSink
 	MemoryContext mcxt;
 } DenseSink;
 
+/* source_load's row callback: appends x, growing the matrix within mlpipe.max_memory. */
 static void
 dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 {
@@ -859,12 +869,14 @@ dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 	out->n++;
 }
 
+/* source_load's plan callback: the matrix width. */
 static void
 dense_plan(void *arg, const SourceInfo *info)
 {
 	((DenseSink *) arg)->out->d = info->d;
 }
 
+/* source_scan into a dense row-major matrix (k-means), within mlpipe.max_memory. */
 void
 source_load(const SourceSpec *spec_in, MemoryContext mcxt, SourceData *out)
 {

@@ -14,20 +14,6 @@ PG_FUNCTION_INFO_V1(mlpipe_export_bytea);
 PG_FUNCTION_INFO_V1(mlpipe_importance_bytea);
 PG_FUNCTION_INFO_V1(mlpipe_has_preprocessing);
 
-/*
- * Decodes an artifact into m with its memory in cxt (pe is set up for it);
- * a corrupt or unknown artifact is an error with the core's SQLSTATE.
- */
-static void
-artifact_decode(bytea *blob, MemoryContext cxt, const char *what, PgEnv *pe, MlModel *m)
-{
-	MlError		err = {0};
-
-	pg_env_init(pe, cxt, what, false);
-	if (ml_model_read(&pe->env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), m, &err) != ML_OK)
-		pg_report_ml_error(&err);
-}
-
 /* A JSON array of n numbers. */
 static cJSON *
 number_array(const double *v, int n)
@@ -86,7 +72,7 @@ mlpipe_export_bytea(PG_FUNCTION_ARGS)
 	cJSON	   *doc;
 	static const char *const tasks[] = {"clustering", "classification", "regression"};
 
-	artifact_decode(blob, cxt, "export", &pe, &m);
+	model_decode(cxt, blob, "export", &pe, &m);
 	doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "algorithm", ml_kind_name(m.kind));
 	cJSON_AddNumberToObject(doc, "format", m.format);
@@ -124,13 +110,12 @@ Datum
 mlpipe_importance_bytea(PG_FUNCTION_ARGS)
 {
 	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
-	PgEnv		pe;
 	MlModel		m;
 	Datum	   *d;
 	double		total = 0;
 	uint32		j;
 
-	artifact_decode(blob, CurrentMemoryContext, "importance", &pe, &m);
+	model_decode(CurrentMemoryContext, blob, "importance", NULL, &m);
 	if (m.kind == ML_KIND_KMEANS)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
 						errmsg("feature importance is defined for tree models, not k-means")));
@@ -153,11 +138,10 @@ mlpipe_has_preprocessing(PG_FUNCTION_ARGS)
 	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe prep probe",
 											  ALLOCSET_SMALL_SIZES);
-	PgEnv		pe;
 	MlModel		m;
 	bool		has;
 
-	artifact_decode(blob, cxt, "decode", &pe, &m);
+	model_decode(cxt, blob, "decode", NULL, &m);
 	has = m.prep.n_in > 0;
 	MemoryContextDelete(cxt);
 	PG_RETURN_BOOL(has);

@@ -183,7 +183,9 @@ void		fit_trees(const char *algorithm, const char *source, const char *target,
 /* fit_token.c: the token mlpipe._register claims for each result _fit returns. */
 void		fit_token_issue(struct HeapTupleHeaderData *rec, const char *algorithm);
 
-/* predict.c: the decoded-model cache. */
+/* predict.c: decoding artifacts, and the decoded-model cache. */
+void		model_decode(MemoryContext mcxt, bytea *artifact, const char *what, PgEnv *pe,
+						 MlModel *m);
 const MlModel *model_cache_get_ref(FunctionCallInfo fcinfo, text *ref);
 
 /*

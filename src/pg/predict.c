@@ -62,15 +62,21 @@ typedef struct RefCache
 	PredictSite site;
 } RefCache;
 
-/* Decodes an artifact into a fresh context, raising XX001 on corruption. */
-static void
-decode_into(MemoryContext cxt, const uint8_t *data, size_t len, MlModel *out)
+/*
+ * Decodes an artifact into m, its memory in cxt; a corrupt artifact is
+ * XX001. pe, when not NULL, gets the env m was decoded in, for further
+ * core calls on m; `what` names the work in progress lines.
+ */
+void
+model_decode(MemoryContext cxt, bytea *artifact, const char *what, PgEnv *pe, MlModel *m)
 {
-	PgEnv		pe;
+	PgEnv		local;
 	MlError		err = {0};
 
-	pg_env_init(&pe, cxt, "decode", false);
-	if (ml_model_read(&pe.env, data, len, out, &err) != ML_OK)
+	if (pe == NULL)
+		pe = &local;
+	pg_env_init(pe, cxt, what, false);
+	if (ml_model_read(&pe->env, (uint8_t *) VARDATA_ANY(artifact), VARSIZE_ANY_EXHDR(artifact), m, &err) != ML_OK)
 		pg_report_ml_error(&err);
 }
 
@@ -117,7 +123,7 @@ backend_cache_insert(const char *model, int version, const char *sha, bytea *art
 	slot->cxt = NULL;
 	/* Decode under the caller's context, so an error frees it; keep it only on success. */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe model cache", ALLOCSET_SMALL_SIZES);
-	decode_into(cxt, (uint8_t *) VARDATA_ANY(artifact), VARSIZE_ANY_EXHDR(artifact), &slot->decoded);
+	model_decode(cxt, artifact, "decode", NULL, &slot->decoded);
 	MemoryContextSetParent(cxt, TopMemoryContext);
 	slot->model = MemoryContextStrdup(cxt, model);
 	slot->version = version;
@@ -494,7 +500,7 @@ blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
 												  ALLOCSET_SMALL_SIZES);
 		MlModel		m;
 
-		decode_into(cxt, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m);
+		model_decode(cxt, blob, "decode", NULL, &m);
 		if (bc == NULL)
 			bc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(BlobCache));
 		else

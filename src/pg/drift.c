@@ -1,74 +1,21 @@
 /*
- * drift.c: the small C helpers behind training profiles, mlpipe.drift and
- * mlpipe.predict_table (sql/0.3.0/50-scoring.sql): the SELECT a source
- * stands for, its column names and types, and a parallel-safe aggregate
- * that counts rows per bin. The statistics themselves (PSI, null rates)
- * are plain SQL over these counts.
+ * drift.c: the C half of training profiles and mlpipe.drift
+ * (sql/0.3.0/50-scoring.sql): mlpipe._bin_of, the bin of a value given a
+ * profile's edges, and mlpipe._bin_counts, a parallel-safe aggregate that
+ * counts rows per bin. The statistics themselves (PSI, null rates) are
+ * plain SQL over these counts.
  */
-#include "mlpipe.h"
+#include "agg_state.h"
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
-#include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
-#include "utils/lsyscache.h"
 
-PG_FUNCTION_INFO_V1(mlpipe_source_sql);
-PG_FUNCTION_INFO_V1(mlpipe_source_columns);
 PG_FUNCTION_INFO_V1(mlpipe_bin_counts_accum);
 PG_FUNCTION_INFO_V1(mlpipe_bin_counts_combine);
 PG_FUNCTION_INFO_V1(mlpipe_bin_of);
-PG_FUNCTION_INFO_V1(mlpipe_has_preprocessing);
 
 #define BIN_COUNTS_MAX 100000
-
-/*
- * mlpipe._source_sql(source): the SELECT that a source (table, view or
- * query) stands for, exactly as training reads it, so the SQL side can wrap
- * it (as_of filters, checks, profiles, scoring) without re-parsing sources.
- */
-Datum
-mlpipe_source_sql(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_TEXT_P(cstring_to_text(source_query(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
-}
-
-/*
- * mlpipe._source_columns(source): (name, type) of each column of a source,
- * in order, found by planning and running it with LIMIT 0 as the caller.
- */
-Datum
-mlpipe_source_columns(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *query = source_query(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	TupleDesc	td;
-	int			i;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(psprintf("SELECT * FROM (%s\n) AS mlpipe_columns LIMIT 0", query), true, 0)
-		!= SPI_OK_SELECT || SPI_tuptable == NULL)
-		elog(ERROR, "could not describe the source");
-	td = SPI_tuptable->tupdesc;
-	for (i = 0; i < td->natts; i++)
-	{
-		Form_pg_attribute a = TupleDescAttr(td, i);
-		Datum		values[3];
-		bool		nulls[3] = {false, false, false};
-
-		if (a->attisdropped)
-			continue;
-		values[0] = CStringGetTextDatum(NameStr(a->attname));
-		values[1] = ObjectIdGetDatum(a->atttypid);
-		values[2] = Int32GetDatum(i + 1);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	SPI_finish();
-	PG_RETURN_NULL();
-}
 
 /* A bigint[] of n zeros in memory context cxt. */
 static ArrayType *
@@ -96,13 +43,11 @@ zero_counts(MemoryContext cxt, int n)
 Datum
 mlpipe_bin_counts_accum(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt;
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._bin_counts");
 	ArrayType  *state;
 	int			nbins,
 				bin;
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "mlpipe._bin_counts called outside an aggregate");
 	if (PG_ARGISNULL(2))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("nbins must not be NULL")));
 	nbins = PG_GETARG_INT32(2);
@@ -128,7 +73,7 @@ mlpipe_bin_counts_accum(PG_FUNCTION_ARGS)
 Datum
 mlpipe_bin_counts_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt;
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._bin_counts combine");
 	ArrayType  *a,
 			   *b;
 	int64	   *pa,
@@ -136,20 +81,12 @@ mlpipe_bin_counts_combine(PG_FUNCTION_ARGS)
 	int			n,
 				i;
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "mlpipe._bin_counts combine called outside an aggregate");
 	if (PG_ARGISNULL(1))
-	{
-		if (PG_ARGISNULL(0))
-			PG_RETURN_NULL();
-		PG_RETURN_ARRAYTYPE_P(PG_GETARG_ARRAYTYPE_P(0));
-	}
+		return agg_state_unchanged(fcinfo);
 	b = PG_GETARG_ARRAYTYPE_P(1);
 	n = ArrayGetNItems(ARR_NDIM(b), ARR_DIMS(b));
 	if (PG_ARGISNULL(0))
-	{
 		a = zero_counts(aggcxt, n);
-	}
 	else
 		a = PG_GETARG_ARRAYTYPE_P(0);
 	if (ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a)) != n)
@@ -198,28 +135,4 @@ mlpipe_bin_of(PG_FUNCTION_ARGS)
 	if (lo == 0)
 		PG_RETURN_INT32(0);
 	PG_RETURN_INT32(float8_eq(v[lo - 1], x) ? 2 * lo - 1 : 2 * lo);
-}
-
-/*
- * mlpipe._has_preprocessing(artifact): true when the model stores
- * preprocessing, so only the row form of predict scores raw columns; a
- * model without it scores the float8[] form the same, faster.
- */
-Datum
-mlpipe_has_preprocessing(PG_FUNCTION_ARGS)
-{
-	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe prep probe",
-											  ALLOCSET_SMALL_SIZES);
-	PgEnv		pe;
-	MlModel		m;
-	MlError		err = {0};
-	bool		has;
-
-	pg_env_init(&pe, cxt, "decode", false);
-	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
-		ml_ereport(&err);
-	has = m.prep.n_in > 0;
-	MemoryContextDelete(cxt);
-	PG_RETURN_BOOL(has);
 }

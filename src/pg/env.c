@@ -11,6 +11,7 @@
 
 #include <math.h>
 
+/* Microseconds since 2000, for progress timing. */
 int64
 pg_env_now_us(void)
 {
@@ -24,6 +25,7 @@ pg_env_now_us(void)
  */
 #define PG_ENV_ALIGN 64
 
+/* MlEnv.alloc: PG_ENV_ALIGN-aligned memory in pe->mcxt, NULL when it cannot be had. */
 static void *
 pg_env_alloc(void *ctx, size_t size)
 {
@@ -42,12 +44,14 @@ pg_env_alloc(void *ctx, size_t size)
 	return (void *) aligned;
 }
 
+/* MlEnv.free: releases what pg_env_alloc returned. */
 static void
 pg_env_free(void *ctx, void *ptr)
 {
 	pfree(((void **) ptr)[-1]);
 }
 
+/* MlEnv.check: honours cancel and timeouts; with mlpipe.progress, a NOTICE about once a second. */
 static int
 pg_env_check(void *ctx, const char *stage, int iter, int max_iter, double value)
 {
@@ -82,6 +86,7 @@ pg_env_check(void *ctx, const char *stage, int iter, int max_iter, double value)
 	return 0;
 }
 
+/* Sets up pe: memory in mcxt, `what` for progress lines, threads only when asked for. */
 void
 pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads)
 {
@@ -97,9 +102,12 @@ pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads)
 	pe->last_notice_us = pe->start_us;
 }
 
-/* Turns a core failure into an ereport with the SQLSTATE of ARCHITECTURE.md. */
+/*
+ * Turns a core failure into an ereport: parameters 22023, data 22000, a
+ * corrupt artifact XX001, the memory budget 54000, anything else XX000.
+ */
 void
-ml_ereport(const MlError *err)
+pg_report_ml_error(const MlError *err)
 {
 	int			code;
 

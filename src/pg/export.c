@@ -1,27 +1,34 @@
-/* export.c: mlpipe.export(bytea), the artifact rendered as readable JSON. */
+/*
+ * export.c: what an artifact holds, read from its bytes: mlpipe.export
+ * (the artifact rendered as readable JSON), feature importance, and
+ * whether the model stores preprocessing.
+ */
 #include "mlpipe.h"
 
-#include "utils/memutils.h"
-
-PG_FUNCTION_INFO_V1(mlpipe_export_bytea);
-PG_FUNCTION_INFO_V1(mlpipe_importance_bytea);
-
 #include "catalog/pg_type.h"
+#include "utils/memutils.h"
 
 #include <math.h>
 
+PG_FUNCTION_INFO_V1(mlpipe_export_bytea);
+PG_FUNCTION_INFO_V1(mlpipe_importance_bytea);
+PG_FUNCTION_INFO_V1(mlpipe_has_preprocessing);
+
+/* A JSON array of n numbers. */
 static cJSON *
 number_array(const double *v, int n)
 {
 	return cJSON_CreateDoubleArray(v, n);
 }
 
+/* A JSON array of n strings. */
 static cJSON *
 string_array(char **v, uint32 n)
 {
 	return cJSON_CreateStringArray((const char *const *) v, (int) n);
 }
 
+/* The k-means part of the export: k, distance, centroids (also in data units when standardized). */
 static void
 export_kmeans(cJSON *doc, const KmModel *km)
 {
@@ -53,6 +60,7 @@ export_kmeans(cJSON *doc, const KmModel *km)
 	}
 }
 
+/* mlpipe.export(bytea): the artifact as jsonb (algorithm, features, the model). */
 Datum
 mlpipe_export_bytea(PG_FUNCTION_ARGS)
 {
@@ -60,14 +68,11 @@ mlpipe_export_bytea(PG_FUNCTION_ARGS)
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe export",
 											  ALLOCSET_DEFAULT_SIZES);
 	PgEnv		pe;
-	MlError		err = {0};
 	MlModel		m;
 	cJSON	   *doc;
 	static const char *const tasks[] = {"clustering", "classification", "regression"};
 
-	pg_env_init(&pe, cxt, "export", false);
-	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
-		ml_ereport(&err);
+	model_decode(cxt, blob, "export", &pe, &m);
 	doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "algorithm", ml_kind_name(m.kind));
 	cJSON_AddNumberToObject(doc, "format", m.format);
@@ -105,16 +110,12 @@ Datum
 mlpipe_importance_bytea(PG_FUNCTION_ARGS)
 {
 	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
-	PgEnv		pe;
-	MlError		err = {0};
 	MlModel		m;
 	Datum	   *d;
 	double		total = 0;
 	uint32		j;
 
-	pg_env_init(&pe, CurrentMemoryContext, "importance", false);
-	if (ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m, &err) != ML_OK)
-		ml_ereport(&err);
+	model_decode(CurrentMemoryContext, blob, "importance", NULL, &m);
 	if (m.kind == ML_KIND_KMEANS)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
 						errmsg("feature importance is defined for tree models, not k-means")));
@@ -124,4 +125,24 @@ mlpipe_importance_bytea(PG_FUNCTION_ARGS)
 	for (j = 0; j < m.tm.n_features; j++)
 		d[j] = Float8GetDatum(total > 0 ? m.tm.importance[j] / total : 0.0);
 	PG_RETURN_ARRAYTYPE_P(construct_array(d, m.tm.n_features, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * mlpipe._has_preprocessing(artifact): true when the model stores
+ * preprocessing, so only the row form of predict scores raw columns; a
+ * model without it scores the float8[] form the same, faster.
+ */
+Datum
+mlpipe_has_preprocessing(PG_FUNCTION_ARGS)
+{
+	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe prep probe",
+											  ALLOCSET_SMALL_SIZES);
+	MlModel		m;
+	bool		has;
+
+	model_decode(cxt, blob, "decode", NULL, &m);
+	has = m.prep.n_in > 0;
+	MemoryContextDelete(cxt);
+	PG_RETURN_BOOL(has);
 }

@@ -9,7 +9,7 @@
  * hands them to src/core/tsstats.c, so each result is exact and the same
  * whatever the order of the rows or the shape of the plan.
  */
-#include "mlpipe.h"
+#include "agg_state.h"
 
 #include "tsstats.h"
 
@@ -60,6 +60,7 @@ typedef struct FeatWire
 #define FEAT_SORTED 1
 #define FEAT_TIMED 2
 
+/* The aggregate a state belongs to, for messages. */
 static const char *
 feat_name(const FeatState *st)
 {
@@ -102,6 +103,7 @@ feat_reserve(FeatState *st, MemoryContext aggcxt, int64 more)
 	st->cap = cap;
 }
 
+/* An empty state in the aggregate context. */
 static FeatState *
 feat_new(MemoryContext aggcxt, bool timed)
 {
@@ -128,16 +130,6 @@ feat_add(FeatState *st, MemoryContext aggcxt, int64 ts, double v)
 	st->n++;
 }
 
-static MemoryContext
-feat_aggcontext(FunctionCallInfo fcinfo, const char *fn)
-{
-	MemoryContext aggcxt;
-
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "%s called in non-aggregate context", fn);
-	return aggcxt;
-}
-
 /*
  * ts_features transition: NULL values, NaN values and NULL timestamps are
  * counted as missing; an infinite timestamp is an error (no time order).
@@ -145,7 +137,7 @@ feat_aggcontext(FunctionCallInfo fcinfo, const char *fn)
 Datum
 mlpipe_ts_features_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = feat_aggcontext(fcinfo, "mlpipe._ts_features_trans");
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._ts_features_trans");
 	FeatState  *st = PG_ARGISNULL(0) ? feat_new(aggcxt, true) : (FeatState *) PG_GETARG_POINTER(0);
 	TimestampTz ts;
 	double		v;
@@ -169,7 +161,7 @@ mlpipe_ts_features_trans(PG_FUNCTION_ARGS)
 Datum
 mlpipe_summary_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = feat_aggcontext(fcinfo, "mlpipe._summary_trans");
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._summary_trans");
 	FeatState  *st = PG_ARGISNULL(0) ? feat_new(aggcxt, false) : (FeatState *) PG_GETARG_POINTER(0);
 	double		v;
 
@@ -187,17 +179,13 @@ mlpipe_summary_trans(PG_FUNCTION_ARGS)
 Datum
 mlpipe_features_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = feat_aggcontext(fcinfo, "mlpipe._features_combine");
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._features_combine");
 	FeatState  *a = PG_ARGISNULL(0) ? NULL : (FeatState *) PG_GETARG_POINTER(0);
 	FeatState  *b = PG_ARGISNULL(1) ? NULL : (FeatState *) PG_GETARG_POINTER(1);
 	bool		in_order;
 
 	if (b == NULL)
-	{
-		if (a == NULL)
-			PG_RETURN_NULL();
-		PG_RETURN_POINTER(a);
-	}
+		return agg_state_unchanged(fcinfo);
 	if (a == NULL)
 		a = feat_new(aggcxt, b->timed);
 	in_order = a->sorted && b->sorted &&
@@ -348,9 +336,13 @@ feat_common(FeatState *st, const TsSummary *s, Datum *values, bool *nulls)
 #define SUMMARY_NATTS 13
 #define TS_SUMMARY_NATTS 19
 
-/* ts_features final: NULL for a group without rows; see docs/features.md. */
-Datum
-mlpipe_ts_features_final(PG_FUNCTION_ARGS)
+/*
+ * The result row of both final functions (NULL for a group without rows):
+ * feat_common's columns, then for ts_features (natts = TS_SUMMARY_NATTS)
+ * the ones that depend on time order. See docs/features.md.
+ */
+static Datum
+feat_final(FunctionCallInfo fcinfo, int natts)
 {
 	FeatState  *st = PG_ARGISNULL(0) ? NULL : (FeatState *) PG_GETARG_POINTER(0);
 	TupleDesc	td;
@@ -361,7 +353,7 @@ mlpipe_ts_features_final(PG_FUNCTION_ARGS)
 
 	if (st == NULL)
 		PG_RETURN_NULL();
-	td = feat_tupdesc(fcinfo, TS_SUMMARY_NATTS);
+	td = feat_tupdesc(fcinfo, natts);
 	memset(nulls, true, sizeof(nulls));
 	memset(values, 0, sizeof(values));
 	if (st->n == 0)
@@ -370,38 +362,30 @@ mlpipe_ts_features_final(PG_FUNCTION_ARGS)
 	{
 		feat_compute(st, &s);
 		i = feat_common(st, &s, values, nulls);
-		feat_put(values, nulls, i++, s.slope);
-		feat_put(values, nulls, i++, s.first);
-		feat_put(values, nulls, i++, s.last);
-		feat_put(values, nulls, i++, s.mean_abs_change);
-		feat_put(values, nulls, i++, s.autocorr_lag1);
-		feat_put(values, nulls, i++, s.longest_gap);
-		Assert(i == TS_SUMMARY_NATTS);
+		if (natts == TS_SUMMARY_NATTS)
+		{
+			feat_put(values, nulls, i++, s.slope);
+			feat_put(values, nulls, i++, s.first);
+			feat_put(values, nulls, i++, s.last);
+			feat_put(values, nulls, i++, s.mean_abs_change);
+			feat_put(values, nulls, i++, s.autocorr_lag1);
+			feat_put(values, nulls, i++, s.longest_gap);
+		}
+		Assert(i == natts);
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(td, values, nulls)));
+}
+
+/* ts_features final: every column. */
+Datum
+mlpipe_ts_features_final(PG_FUNCTION_ARGS)
+{
+	return feat_final(fcinfo, TS_SUMMARY_NATTS);
 }
 
 /* summary final: the order-free columns of ts_features. */
 Datum
 mlpipe_summary_final(PG_FUNCTION_ARGS)
 {
-	FeatState  *st = PG_ARGISNULL(0) ? NULL : (FeatState *) PG_GETARG_POINTER(0);
-	TupleDesc	td;
-	Datum		values[SUMMARY_NATTS];
-	bool		nulls[SUMMARY_NATTS];
-	TsSummary	s;
-
-	if (st == NULL)
-		PG_RETURN_NULL();
-	td = feat_tupdesc(fcinfo, SUMMARY_NATTS);
-	memset(nulls, true, sizeof(nulls));
-	memset(values, 0, sizeof(values));
-	if (st->n == 0)
-		feat_common(st, NULL, values, nulls);
-	else
-	{
-		feat_compute(st, &s);
-		feat_common(st, &s, values, nulls);
-	}
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(td, values, nulls)));
+	return feat_final(fcinfo, SUMMARY_NATTS);
 }

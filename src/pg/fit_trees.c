@@ -374,7 +374,7 @@ check_params(TreeFit *F)
 	probe.class_weight = TREE_CW_NONE;
 	probe.max_features = TREE_MF_DEFAULT;
 	if (trees_params_validate(&probe, ML_MAX_FEATURES, probe.task == ML_TASK_CLASSIFY ? 2 : 0, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 	F->max_bins = probe.max_bins;
 }
 
@@ -669,13 +669,13 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 	}
 	else
 		ML_CHECK_STATUS(metrics_roc_auc_ovr(&F->pe.env, yce, score, ne, k, &cm.roc_auc, &err), &err);
-	json_number(F->metrics_json, "accuracy", cm.accuracy);
-	json_number(F->metrics_json, "precision_macro", cm.precision_macro);
-	json_number(F->metrics_json, "recall_macro", cm.recall_macro);
-	json_number(F->metrics_json, "f1_macro", cm.f1_macro);
-	json_number(F->metrics_json, "f1_weighted", cm.f1_weighted);
-	json_number(F->metrics_json, "log_loss", cm.log_loss);
-	json_number(F->metrics_json, "roc_auc", cm.roc_auc);
+	params_json_number(F->metrics_json, "accuracy", cm.accuracy);
+	params_json_number(F->metrics_json, "precision_macro", cm.precision_macro);
+	params_json_number(F->metrics_json, "recall_macro", cm.recall_macro);
+	params_json_number(F->metrics_json, "f1_macro", cm.f1_macro);
+	params_json_number(F->metrics_json, "f1_weighted", cm.f1_weighted);
+	params_json_number(F->metrics_json, "log_loss", cm.log_loss);
+	params_json_number(F->metrics_json, "roc_auc", cm.roc_auc);
 }
 
 /* Regression metrics of ne binned rows Be with values yve, by streaming sums. Frees Be. */
@@ -701,10 +701,10 @@ evaluate_regressor(TreeFit *F, uint8 *Be, const double *yve, int64 ne)
 	pfree(Be);
 	trees_release_free_memory();
 	ML_CHECK_STATUS(metrics_reg_finish(&acc, &rm, &err), &err);
-	json_number(F->metrics_json, "rmse", rm.rmse);
-	json_number(F->metrics_json, "mae", rm.mae);
-	json_number(F->metrics_json, "r2", rm.r2);
-	json_number(F->metrics_json, "mape", rm.mape);
+	params_json_number(F->metrics_json, "rmse", rm.rmse);
+	params_json_number(F->metrics_json, "mae", rm.mae);
+	params_json_number(F->metrics_json, "r2", rm.r2);
+	params_json_number(F->metrics_json, "mape", rm.mape);
 }
 
 /*
@@ -726,16 +726,16 @@ evaluate_model(TreeFit *F)
 	if (ne > 0)
 		F->Btest = F->L.B = NULL;
 	if (F->algo == TREE_ALGO_RANDOM_FOREST)
-		json_number(F->metrics_json, "oob_score", F->model.oob_score);
+		params_json_number(F->metrics_json, "oob_score", F->model.oob_score);
 	if (F->algo == TREE_ALGO_GBT)
 	{
-		json_number(F->metrics_json, "best_iteration", F->model.best_iteration);
-		json_number(F->metrics_json, "validation_loss", F->model.valid_loss);
+		params_json_number(F->metrics_json, "best_iteration", F->model.best_iteration);
+		params_json_number(F->metrics_json, "validation_loss", F->model.valid_loss);
 	}
-	json_number(F->metrics_json, "trees", F->model.n_trees);
-	json_number(F->metrics_json, "leaves", F->finfo.n_leaves);
-	json_number(F->metrics_json, "training_seconds", (pg_env_now_us() - F->t0) / 1e6);
-	json_number(F->metrics_json, "rows", (double) F->L.n);
+	params_json_number(F->metrics_json, "trees", F->model.n_trees);
+	params_json_number(F->metrics_json, "leaves", F->finfo.n_leaves);
+	params_json_number(F->metrics_json, "training_seconds", (pg_env_now_us() - F->t0) / 1e6);
+	params_json_number(F->metrics_json, "rows", (double) F->L.n);
 }
 
 /* Phase output: the artifact, and what fit() reports about the training. */
@@ -768,17 +768,17 @@ write_output(TreeFit *F, FitOutput *fo)
 	fo->n_classes = n_classes;
 
 	fo->info = cJSON_CreateObject();
-	json_number(fo->info, "training_rows", (double) F->n_train);
-	json_number(fo->info, "test_rows", (double) F->n_test);
-	json_number(fo->info, "skipped_rows", (double) F->L.skipped_target);
+	params_json_number(fo->info, "training_rows", (double) F->n_train);
+	params_json_number(fo->info, "test_rows", (double) F->n_test);
+	params_json_number(fo->info, "skipped_rows", (double) F->L.skipped_target);
 	cJSON_AddStringToObject(fo->info, "metrics_split", F->n_test > 0 ? "test" : "train");
 	cJSON_AddStringToObject(fo->info, "split", F->L.split_kind != SPLIT_COL_NONE ? F->split :
 							F->stratified ? "stratified" : "random");
 	if (F->L.split_kind != SPLIT_COL_BOOL)
-		json_number(fo->info, "test_size", F->test_size);
-	json_number(fo->info, "seed", (double) F->seed);
-	json_number(fo->info, "threads", F->pe.env.n_threads);
-	json_number(fo->info, "passes", F->L.sample_is_all ? 1 : 2);
+		params_json_number(fo->info, "test_size", F->test_size);
+	params_json_number(fo->info, "seed", (double) F->seed);
+	params_json_number(fo->info, "threads", F->pe.env.n_threads);
+	params_json_number(fo->info, "passes", F->L.sample_is_all ? 1 : 2);
 	if (F->n_test == 0)
 		cJSON_AddStringToObject(fo->info, "note", "test_size = 0: the metrics are training metrics");
 }

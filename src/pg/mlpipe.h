@@ -22,7 +22,10 @@ extern bool mlpipe_progress;
 extern int	mlpipe_max_memory_kb;
 extern int	mlpipe_threads;
 
-/* env.c: an MlEnv whose memory lives in mcxt and whose check is CHECK_FOR_INTERRUPTS. */
+/*
+ * env.c: an MlEnv whose memory lives in mcxt and whose check is
+ * CHECK_FOR_INTERRUPTS; pg_report_ml_error raises a core failure with its SQLSTATE.
+ */
 typedef struct PgEnv
 {
 	MlEnv		env;
@@ -34,16 +37,18 @@ typedef struct PgEnv
 } PgEnv;
 
 void		pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads);
-void		ml_ereport(const MlError *err) pg_attribute_noreturn();
-#define ML_CHECK_STATUS(st, err) do { if ((st) != ML_OK) ml_ereport(err); } while (0)
+void		pg_report_ml_error(const MlError *err) pg_attribute_noreturn();
+#define ML_CHECK_STATUS(st, err) do { if ((st) != ML_OK) pg_report_ml_error(err); } while (0)
 int64		pg_env_now_us(void);
 
 /* params.c: params jsonb through cJSON, with every key checked. */
 void		mlpipe_cjson_init(void);
 cJSON	   *params_parse(Jsonb *params);
 /* The allowed name nearest to key (Levenshtein < 4), or NULL; names joined by ", ". */
-const char *closest_key(const char *key, const char *const *allowed);
-char	   *join_names(const char *const *names);
+const char *params_closest_key(const char *key, const char *const *allowed);
+char	   *params_join_names(const char *const *names);
+/* params[key], or NULL when the key is absent or JSON null. */
+cJSON	   *params_item(cJSON *root, const char *key);
 void		params_check_keys(cJSON *root, const char *context, const char *const *allowed);
 double		params_number(cJSON *root, const char *key, double dflt, double lo, double hi);
 int			params_int(cJSON *root, const char *key, int dflt, int lo, int hi);
@@ -52,7 +57,7 @@ const char *params_choice(cJSON *root, const char *key, const char *dflt,
 						  const char *const *allowed);
 uint64		params_seed(cJSON *root);
 Datum		cjson_to_jsonb(cJSON *node);
-void		json_number(cJSON *obj, const char *key, double v);
+void		params_json_number(cJSON *obj, const char *key, double v);
 cJSON	   *params_exclude(cJSON *root);
 
 /*
@@ -156,7 +161,7 @@ bool		source_time_type(Oid type);
 /* source_scan into a dense matrix (k-means). */
 void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
 
-/* fit.c / fit_trees.c: what mlpipe._fit hands back to plpgsql. */
+/* fit.c (mlpipe._fit), fit_kmeans.c, fit_trees.c: what _fit hands back to plpgsql. */
 typedef struct FitOutput
 {
 	bytea	   *artifact;
@@ -170,13 +175,17 @@ typedef struct FitOutput
 	MemoryContext mcxt;			/* the training's memory, freed once the row is built */
 } FitOutput;
 
+void		fit_kmeans(const char *algorithm, const char *source, const char *target,
+					   ArrayType *features, cJSON *params, bytea *warm, FitOutput *fo);
 void		fit_trees(const char *algorithm, const char *source, const char *target,
 					  ArrayType *features, cJSON *params, FitOutput *fo);
 
-/* registry.c: the fit token mlpipe._register claims (see registry.c). */
-void		registry_fit_issue(struct HeapTupleHeaderData *rec, const char *algorithm);
+/* fit_token.c: the token mlpipe._register claims for each result _fit returns. */
+void		fit_token_issue(struct HeapTupleHeaderData *rec, const char *algorithm);
 
-/* predict.c: the decoded-model cache. */
+/* predict.c: decoding artifacts, and the decoded-model cache. */
+void		model_decode(MemoryContext mcxt, bytea *artifact, const char *what, PgEnv *pe,
+						 MlModel *m);
 const MlModel *model_cache_get_ref(FunctionCallInfo fcinfo, text *ref);
 
 /*

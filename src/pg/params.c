@@ -11,12 +11,14 @@
 
 #include <math.h>
 
+/* cJSON allocation hook: palloc, so cJSON trees die with the memory context. */
 static void *
 cjson_palloc(size_t n)
 {
 	return palloc(n);
 }
 
+/* cJSON free hook. */
 static void
 cjson_pfree(void *p)
 {
@@ -24,6 +26,7 @@ cjson_pfree(void *p)
 		pfree(p);
 }
 
+/* Points cJSON at palloc/pfree (called once, at load). */
 void
 mlpipe_cjson_init(void)
 {
@@ -32,6 +35,7 @@ mlpipe_cjson_init(void)
 	cJSON_InitHooks(&hooks);
 }
 
+/* The params jsonb as a cJSON object ({} for NULL); 22023 unless an object. */
 cJSON *
 params_parse(Jsonb *params)
 {
@@ -52,7 +56,7 @@ params_parse(Jsonb *params)
 
 /* The allowed key closest to a misspelt one, or NULL when none is close. */
 const char *
-closest_key(const char *key, const char *const *allowed)
+params_closest_key(const char *key, const char *const *allowed)
 {
 	const char *best = NULL;
 	int			best_d = 4;
@@ -72,8 +76,9 @@ closest_key(const char *key, const char *const *allowed)
 	return best;
 }
 
+/* The names, joined by ", ", for hints. */
 char *
-join_names(const char *const *names)
+params_join_names(const char *const *names)
 {
 	StringInfoData s;
 	int			i;
@@ -84,6 +89,7 @@ join_names(const char *const *names)
 	return s.data;
 }
 
+/* 22023 for a key of root not in allowed, with the nearest allowed name as a hint. */
 void
 params_check_keys(cJSON *root, const char *context, const char *const *allowed)
 {
@@ -99,23 +105,33 @@ params_check_keys(cJSON *root, const char *context, const char *const *allowed)
 				ok = true;
 		if (!ok)
 		{
-			const char *near = closest_key(item->string, allowed);
+			const char *near = params_closest_key(item->string, allowed);
 
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown parameter \"%s\" for %s", item->string, context),
-					 near ? errhint("Did you mean \"%s\"? Allowed parameters: %s.", near, join_names(allowed))
-					 : errhint("Allowed parameters: %s.", join_names(allowed))));
+					 near ? errhint("Did you mean \"%s\"? Allowed parameters: %s.", near, params_join_names(allowed))
+					 : errhint("Allowed parameters: %s.", params_join_names(allowed))));
 		}
 	}
 }
 
-double
-params_number(cJSON *root, const char *key, double dflt, double lo, double hi)
+/* params[key], or NULL when the key is absent or JSON null (both mean: the default). */
+cJSON *
+params_item(cJSON *root, const char *key)
 {
 	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
 
-	if (v == NULL || cJSON_IsNull(v))
+	return v == NULL || cJSON_IsNull(v) ? NULL : v;
+}
+
+/* params[key] as a finite number in [lo, hi], dflt when absent (22023 otherwise). */
+double
+params_number(cJSON *root, const char *key, double dflt, double lo, double hi)
+{
+	cJSON	   *v = params_item(root, key);
+
+	if (v == NULL)
 		return dflt;
 	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -127,12 +143,13 @@ params_number(cJSON *root, const char *key, double dflt, double lo, double hi)
 	return v->valuedouble;
 }
 
+/* params[key] as an integer in [lo, hi], dflt when absent (22023 otherwise). */
 int
 params_int(cJSON *root, const char *key, int dflt, int lo, int hi)
 {
-	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
+	cJSON	   *v = params_item(root, key);
 
-	if (v == NULL || cJSON_IsNull(v))
+	if (v == NULL)
 		return dflt;
 	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -144,12 +161,13 @@ params_int(cJSON *root, const char *key, int dflt, int lo, int hi)
 	return (int) v->valuedouble;
 }
 
+/* params[key] as a boolean, dflt when absent (22023 otherwise). */
 bool
 params_bool(cJSON *root, const char *key, bool dflt)
 {
-	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
+	cJSON	   *v = params_item(root, key);
 
-	if (v == NULL || cJSON_IsNull(v))
+	if (v == NULL)
 		return dflt;
 	if (!cJSON_IsBool(v))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -157,13 +175,14 @@ params_bool(cJSON *root, const char *key, bool dflt)
 	return cJSON_IsTrue(v);
 }
 
+/* params[key] as one of the allowed strings, dflt when absent (22023 otherwise). */
 const char *
 params_choice(cJSON *root, const char *key, const char *dflt, const char *const *allowed)
 {
-	cJSON	   *v = cJSON_GetObjectItemCaseSensitive(root, key);
+	cJSON	   *v = params_item(root, key);
 	int			i;
 
-	if (v == NULL || cJSON_IsNull(v))
+	if (v == NULL)
 		return dflt;
 	if (cJSON_IsString(v))
 		for (i = 0; allowed[i]; i++)
@@ -171,7 +190,7 @@ params_choice(cJSON *root, const char *key, const char *dflt, const char *const 
 				return allowed[i];
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("parameter \"%s\" has an invalid value", key),
-					errhint("\"%s\" must be one of: %s.", key, join_names(allowed))));
+					errhint("\"%s\" must be one of: %s.", key, params_join_names(allowed))));
 	return NULL;				/* keep compiler quiet */
 }
 
@@ -184,7 +203,7 @@ params_seed(cJSON *root)
 
 /* Adds a number, or JSON null for NaN/Inf (a metric undefined for this model). */
 void
-json_number(cJSON *obj, const char *key, double v)
+params_json_number(cJSON *obj, const char *key, double v)
 {
 	if (isfinite(v))
 		cJSON_AddNumberToObject(obj, key, v);
@@ -196,10 +215,10 @@ json_number(cJSON *obj, const char *key, double v)
 cJSON *
 params_exclude(cJSON *root)
 {
-	cJSON	   *ex = cJSON_GetObjectItemCaseSensitive(root, "exclude");
+	cJSON	   *ex = params_item(root, "exclude");
 	cJSON	   *it;
 
-	if (ex == NULL || cJSON_IsNull(ex))
+	if (ex == NULL)
 		return NULL;
 	if (!cJSON_IsArray(ex))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),

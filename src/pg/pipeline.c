@@ -264,6 +264,7 @@ check_into(CheckState *cs, const char *path, const char *into)
 	cs->written = lappend(cs->written, names);
 }
 
+/* 22032: the value at path is not what its key needs. */
 static void
 type_error(const char *path, const char *what)
 {
@@ -328,12 +329,12 @@ check_value(CheckState *cs, const char *path, const KeySpec *ks, cJSON *v)
 				if (strcmp(v->valuestring, ks->choices[i]) == 0)
 					return;
 			{
-				const char *near = closest_key(v->valuestring, ks->choices);
+				const char *near = params_closest_key(v->valuestring, ks->choices);
 
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("%s has unknown value \"%s\"", path, v->valuestring),
-								near ? errhint("Did you mean \"%s\"? Allowed: %s.", near, join_names(ks->choices))
-								: errhint("Allowed: %s.", join_names(ks->choices))));
+								near ? errhint("Did you mean \"%s\"? Allowed: %s.", near, params_join_names(ks->choices))
+								: errhint("Allowed: %s.", params_join_names(ks->choices))));
 			}
 			break;
 	}
@@ -388,12 +389,12 @@ check_keys(cJSON *obj, const char *prefix, const char *const *allowed)
 				ok = true;
 		if (ok)
 			continue;
-		near = closest_key(item->string, allowed);
+		near = params_closest_key(item->string, allowed);
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("unknown key %s%s%s in pipeline config", prefix, *prefix ? "." : "",
 							   item->string),
-						near ? errhint("Did you mean \"%s\"? Allowed keys: %s.", near, join_names(allowed))
-						: errhint("Allowed keys: %s.", join_names(allowed))));
+						near ? errhint("Did you mean \"%s\"? Allowed keys: %s.", near, params_join_names(allowed))
+						: errhint("Allowed keys: %s.", params_join_names(allowed))));
 	}
 }
 
@@ -414,7 +415,7 @@ check_step(CheckState *cs, cJSON *step, int index)
 	if (kind == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_JSON_TEXT),
 						errmsg("%s has no \"kind\"", prefix),
-						errhint("kind is one of: %s.", join_names(kinds))));
+						errhint("kind is one of: %s.", params_join_names(kinds))));
 	if (!cJSON_IsString(kind))
 		type_error(psprintf("%s.kind", prefix), "a string");
 	for (i = 0; steps_spec[i].kind; i++)
@@ -422,26 +423,26 @@ check_step(CheckState *cs, cJSON *step, int index)
 			spec = &steps_spec[i];
 	if (spec == NULL)
 	{
-		const char *near = closest_key(kind->valuestring, kinds);
+		const char *near = params_closest_key(kind->valuestring, kinds);
 
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("%s.kind \"%s\" is not a step kind", prefix, kind->valuestring),
-						near ? errhint("Did you mean \"%s\"? Step kinds: %s.", near, join_names(kinds))
-						: errhint("Step kinds: %s.", join_names(kinds))));
+						near ? errhint("Did you mean \"%s\"? Step kinds: %s.", near, params_join_names(kinds))
+						: errhint("Step kinds: %s.", params_join_names(kinds))));
 	}
 	check_keys(step, prefix, key_names(spec->keys));
 	for (ks = spec->keys; ks->key; ks++)
 	{
-		cJSON	   *v = cJSON_GetObjectItemCaseSensitive(step, ks->key);
+		cJSON	   *v = params_item(step, ks->key);
 
 		path = psprintf("%s.%s", prefix, ks->key);
-		if (v == NULL || cJSON_IsNull(v))
+		if (v == NULL)
 		{
 			if (ks->required)
 				ereport(ERROR, (errcode(ERRCODE_INVALID_JSON_TEXT),
 								errmsg("%s is missing: a %s step needs \"%s\"", path, spec->kind, ks->key),
 								errhint("Required keys of a %s step: %s.", spec->kind,
-										join_names((const char *const *) required_names(spec->keys)))));
+										params_join_names((const char *const *) required_names(spec->keys)))));
 			continue;
 		}
 		check_value(cs, path, ks, v);

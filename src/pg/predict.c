@@ -62,18 +62,25 @@ typedef struct RefCache
 	PredictSite site;
 } RefCache;
 
-/* Decodes an artifact into a fresh context, raising XX001 on corruption. */
-static void
-decode_into(MemoryContext cxt, const uint8_t *data, size_t len, MlModel *out)
+/*
+ * Decodes an artifact into m, its memory in cxt; a corrupt artifact is
+ * XX001. pe, when not NULL, gets the env m was decoded in, for further
+ * core calls on m; `what` names the work in progress lines.
+ */
+void
+model_decode(MemoryContext cxt, bytea *artifact, const char *what, PgEnv *pe, MlModel *m)
 {
-	PgEnv		pe;
+	PgEnv		local;
 	MlError		err = {0};
 
-	pg_env_init(&pe, cxt, "decode", false);
-	if (ml_model_read(&pe.env, data, len, out, &err) != ML_OK)
-		ml_ereport(&err);
+	if (pe == NULL)
+		pe = &local;
+	pg_env_init(pe, cxt, what, false);
+	if (ml_model_read(&pe->env, (uint8_t *) VARDATA_ANY(artifact), VARSIZE_ANY_EXHDR(artifact), m, &err) != ML_OK)
+		pg_report_ml_error(&err);
 }
 
+/* The cached decoded model for (model, version, sha256), or NULL. */
 static CachedModel *
 backend_cache_lookup(const char *model, int version, const char *sha)
 {
@@ -93,6 +100,7 @@ backend_cache_lookup(const char *model, int version, const char *sha)
 	return NULL;
 }
 
+/* Decodes artifact into a free or least recently used cache slot. */
 static CachedModel *
 backend_cache_insert(const char *model, int version, const char *sha, bytea *artifact)
 {
@@ -115,7 +123,7 @@ backend_cache_insert(const char *model, int version, const char *sha, bytea *art
 	slot->cxt = NULL;
 	/* Decode under the caller's context, so an error frees it; keep it only on success. */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe model cache", ALLOCSET_SMALL_SIZES);
-	decode_into(cxt, (uint8_t *) VARDATA_ANY(artifact), VARSIZE_ANY_EXHDR(artifact), &slot->decoded);
+	model_decode(cxt, artifact, "decode", NULL, &slot->decoded);
 	MemoryContextSetParent(cxt, TopMemoryContext);
 	slot->model = MemoryContextStrdup(cxt, model);
 	slot->version = version;
@@ -234,12 +242,14 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 	return rc;
 }
 
+/* The decoded model a reference (name or name@version) resolves to. */
 const MlModel *
 model_cache_get_ref(FunctionCallInfo fcinfo, text *ref)
 {
 	return &ref_cache_get(fcinfo, ref)->slot->decoded;
 }
 
+/* The call site's model for a reference (see PredictSite). */
 PredictSite *
 predict_site_ref(FunctionCallInfo fcinfo, text *ref)
 {
@@ -300,6 +310,7 @@ feature_values(const MlModel *m, ArrayType *a)
 	return (const double *) ARR_DATA_PTR(a);
 }
 
+/* The prediction for one float8[] row (class index, value or cluster); proba when not NULL. */
 static double
 predict_one(const MlModel *m, ArrayType *a, double *scratch, double *proba)
 {
@@ -307,10 +318,11 @@ predict_one(const MlModel *m, ArrayType *a, double *scratch, double *proba)
 	double		out;
 
 	if (ml_model_predict(m, feature_values(m, a), scratch, &out, proba, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 	return out;
 }
 
+/* 42809 naming fn unless m is a classification model. */
 void
 predict_require_classifier(const MlModel *m, const char *fn)
 {
@@ -321,6 +333,7 @@ predict_require_classifier(const MlModel *m, const char *fn)
 						errhint("Use mlpipe.predict for its output.")));
 }
 
+/* predict_label for one float8[] row: the class label as text. */
 static Datum
 label_datum(const MlModel *m, ArrayType *a, double *scratch)
 {
@@ -331,6 +344,7 @@ label_datum(const MlModel *m, ArrayType *a, double *scratch)
 	return CStringGetTextDatum(m->meta.class_labels[c]);
 }
 
+/* predict_proba for one float8[] row: a float8[] in class order. */
 static Datum
 proba_datum(const MlModel *m, ArrayType *a, double *scratch)
 {
@@ -348,6 +362,7 @@ proba_datum(const MlModel *m, ArrayType *a, double *scratch)
 	return PointerGetDatum(construct_array(d, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/* mlpipe.predict(ref, float8[]). */
 Datum
 mlpipe_predict_ref(PG_FUNCTION_ARGS)
 {
@@ -357,6 +372,7 @@ mlpipe_predict_ref(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(predict_one(&rc->slot->decoded, a, rc->scratch, NULL));
 }
 
+/* mlpipe.predict_label(ref, float8[]). */
 Datum
 mlpipe_predict_label_ref(PG_FUNCTION_ARGS)
 {
@@ -365,6 +381,7 @@ mlpipe_predict_label_ref(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(label_datum(&rc->slot->decoded, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
 }
 
+/* mlpipe.predict_proba(ref, float8[]). */
 Datum
 mlpipe_predict_proba_ref(PG_FUNCTION_ARGS)
 {
@@ -422,7 +439,7 @@ score_row(FunctionCallInfo fcinfo, const char *fn)
 	}
 	sm->model = NULL;			/* empty until this row is scored */
 	if (ml_model_predict(m, x, rc->scratch, &sm->cls, sm->proba, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 	memcpy(sm->x, x, sizeof(double) * sm->n_features);
 	sm->model = m;
 	sm->generation = rc->generation;
@@ -470,6 +487,7 @@ typedef struct BlobCache
 
 static uint64 blob_generation = 0;
 
+/* The call site's decoded model for an artifact, decoded again only when the bytes change. */
 static BlobCache *
 blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
 {
@@ -482,7 +500,7 @@ blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
 												  ALLOCSET_SMALL_SIZES);
 		MlModel		m;
 
-		decode_into(cxt, (uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &m);
+		model_decode(cxt, blob, "decode", NULL, &m);
 		if (bc == NULL)
 			bc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(BlobCache));
 		else
@@ -500,12 +518,14 @@ blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
 	return bc;
 }
 
+/* The call site's model for an artifact (see PredictSite). */
 PredictSite *
 predict_site_blob(FunctionCallInfo fcinfo, bytea *blob)
 {
 	return &blob_cache_get(fcinfo, blob)->site;
 }
 
+/* mlpipe.predict(bytea, float8[]). */
 Datum
 mlpipe_predict_bytea(PG_FUNCTION_ARGS)
 {
@@ -514,6 +534,7 @@ mlpipe_predict_bytea(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(predict_one(&bc->model, PG_GETARG_ARRAYTYPE_P(1), bc->scratch, NULL));
 }
 
+/* mlpipe.predict_label(bytea, float8[]). */
 Datum
 mlpipe_predict_label_bytea(PG_FUNCTION_ARGS)
 {
@@ -522,6 +543,7 @@ mlpipe_predict_label_bytea(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(label_datum(&bc->model, PG_GETARG_ARRAYTYPE_P(1), bc->scratch));
 }
 
+/* mlpipe.predict_proba(bytea, float8[]). */
 Datum
 mlpipe_predict_proba_bytea(PG_FUNCTION_ARGS)
 {

@@ -106,6 +106,7 @@ split_element_name(const char *name, char **base, int *elem)
 	return true;
 }
 
+/* True for float8[] and float4[] (domains resolved). */
 static bool
 is_float_array(Oid type)
 {
@@ -210,6 +211,7 @@ row_plan_build(FunctionCallInfo fcinfo, const MlModel *m, uint64 gen, Oid typid,
 	return p;
 }
 
+/* Frees a call site's column mapping. */
 static void
 row_plan_free(RowPlan *p)
 {
@@ -316,11 +318,12 @@ row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader th)
 		MlError		err = {0};
 
 		if (prep_transform_row(&m->prep, p->raw, p->strs, p->x, &err) != ML_OK)
-			ml_ereport(&err);
+			pg_report_ml_error(&err);
 	}
 	return p->x;
 }
 
+/* The prediction for the row argument (argument 1); proba when not NULL. */
 static double
 row_score(PredictSite *site, FunctionCallInfo fcinfo, double *proba)
 {
@@ -330,10 +333,11 @@ row_score(PredictSite *site, FunctionCallInfo fcinfo, double *proba)
 	double		out;
 
 	if (ml_model_predict(site->model, x, site->scratch, &out, proba, &err) != ML_OK)
-		ml_ereport(&err);
+		pg_report_ml_error(&err);
 	return out;
 }
 
+/* predict_label for a row: the class label as text. */
 static Datum
 row_label(PredictSite *site, FunctionCallInfo fcinfo)
 {
@@ -341,6 +345,7 @@ row_label(PredictSite *site, FunctionCallInfo fcinfo)
 	return CStringGetTextDatum(site->model->meta.class_labels[(int) row_score(site, fcinfo, NULL)]);
 }
 
+/* predict_proba for a row: a float8[] in class order. */
 static Datum
 row_proba(PredictSite *site, FunctionCallInfo fcinfo)
 {
@@ -358,36 +363,42 @@ row_proba(PredictSite *site, FunctionCallInfo fcinfo)
 	return PointerGetDatum(construct_array(d, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/* mlpipe.predict(ref, row). */
 Datum
 mlpipe_predict_row_ref(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_FLOAT8(row_score(predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0)), fcinfo, NULL));
 }
 
+/* mlpipe.predict(bytea, row). */
 Datum
 mlpipe_predict_row_bytea(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_FLOAT8(row_score(predict_site_blob(fcinfo, PG_GETARG_BYTEA_PP(0)), fcinfo, NULL));
 }
 
+/* mlpipe.predict_label(ref, row). */
 Datum
 mlpipe_predict_label_row_ref(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(row_label(predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0)), fcinfo));
 }
 
+/* mlpipe.predict_label(bytea, row). */
 Datum
 mlpipe_predict_label_row_bytea(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(row_label(predict_site_blob(fcinfo, PG_GETARG_BYTEA_PP(0)), fcinfo));
 }
 
+/* mlpipe.predict_proba(ref, row). */
 Datum
 mlpipe_predict_proba_row_ref(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(row_proba(predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0)), fcinfo));
 }
 
+/* mlpipe.predict_proba(bytea, row). */
 Datum
 mlpipe_predict_proba_row_bytea(PG_FUNCTION_ARGS)
 {

@@ -29,12 +29,11 @@ choice_index(const char *v, const char *const *names)
 	return -1;
 }
 
+/* True when params asks for preprocessing. */
 bool
 prep_requested(cJSON *params)
 {
-	cJSON	   *pp = cJSON_GetObjectItemCaseSensitive(params, "preprocess");
-
-	return pp != NULL && !cJSON_IsNull(pp);
+	return params_item(params, "preprocess") != NULL;
 }
 
 /* True when key names raw column `slot` (itself, or an element "key[i]" of it). */
@@ -46,6 +45,7 @@ key_matches(const char *key, const char *slot)
 	return strcmp(key, slot) == 0 || (strncmp(key, slot, n) == 0 && slot[n] == '[');
 }
 
+/* The first 30 feature names, for hints. */
 static char *
 slot_list(const SourceInfo *info)
 {
@@ -87,14 +87,14 @@ read_options(cJSON *obj, const char *key, PpSpec *o)
 static PpSpec *
 prep_specs(cJSON *params, const SourceInfo *info, bool supervised)
 {
-	cJSON	   *pp = cJSON_GetObjectItemCaseSensitive(params, "preprocess");
+	cJSON	   *pp = params_item(params, "preprocess");
 	PpSpec	   *spec = palloc(sizeof(PpSpec) * Max(info->d, 1));
 	cJSON	   *it;
 	int			j;
 
 	for (j = 0; j < info->d; j++)
 		spec[j].impute = spec[j].scale = spec[j].encode = -1;
-	if (pp == NULL || cJSON_IsNull(pp))
+	if (pp == NULL)
 		return spec;
 	if (!cJSON_IsObject(pp))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -257,7 +257,7 @@ prep_fit_transform(PgEnv *pe, cJSON *params, const SourceInfo *info, const doubl
 		{
 			names[k] = prep_output_name(&pe->env, &prep->cols[j], w);
 			if (names[k] == NULL)
-				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory naming features")));
+				ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("out of memory naming features")));
 			k++;
 		}
 	*d_out = (int) prep->n_out;
@@ -283,12 +283,12 @@ prep_export(const MlPrep *p)
 		if (!c->categorical)
 		{
 			if (c->impute != PP_IMPUTE_NONE && c->impute != PP_IMPUTE_ERROR)
-				json_number(o, "fill", c->fill);
+				params_json_number(o, "fill", c->fill);
 			cJSON_AddStringToObject(o, "scale", prep_scale_name(c->scale));
 			if (c->scale != PP_SCALE_NONE)
 			{
-				json_number(o, "center", c->center);
-				json_number(o, "scale_by", c->scale_by);
+				params_json_number(o, "center", c->center);
+				params_json_number(o, "scale_by", c->scale_by);
 			}
 		}
 		else

@@ -98,6 +98,7 @@ source_query(const char *source)
 	}
 }
 
+/* The ColKind of a base type; false when a column of it cannot be a numeric feature. */
 static bool
 col_kind_of(Oid type, ColKind *kind)
 {
@@ -116,6 +117,7 @@ col_kind_of(Oid type, ColKind *kind)
 	}
 }
 
+/* True when a column of this type (base type) is a numeric feature. */
 bool
 source_numeric_type(Oid type)
 {
@@ -145,6 +147,7 @@ source_scalar_value(int kind, Datum d)
 	return scalar_value((ColKind) kind, d);
 }
 
+/* True for text, varchar, char, name and enum columns (domains resolved). */
 bool
 source_category_type(Oid type)
 {
@@ -153,12 +156,14 @@ source_category_type(Oid type)
 		type_is_enum(type);
 }
 
+/* A categorical datum's text, as its output function writes it. */
 char *
 source_category_text(Oid type, FmgrInfo *out, Datum d)
 {
 	return OutputFunctionCall(out, d);
 }
 
+/* True when a column of this type can order a time split. */
 bool
 source_time_type(Oid type)
 {
@@ -183,6 +188,7 @@ split_value(Oid base, int kind, Datum d)
 	return scalar_value((ColKind) kind, d);
 }
 
+/* True when arr (a JSON array, or NULL) holds the string name. */
 static bool
 name_in_json_array(cJSON *arr, const char *name)
 {
@@ -196,6 +202,7 @@ name_in_json_array(cJSON *arr, const char *name)
 	return false;
 }
 
+/* The columns of td, for hints. */
 static char *
 tupdesc_column_list(TupleDesc td)
 {
@@ -366,6 +373,7 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 	return cols;
 }
 
+/* A numeric scalar datum of kind as a double (NaN for an array kind). */
 static double
 scalar_value(ColKind kind, Datum d)
 {
@@ -392,6 +400,7 @@ dict_hash(const void *key, Size keysize)
 	return DatumGetUInt32(hash_any((const unsigned char *) s, strlen(s)));
 }
 
+/* Match of two dictionary keys (hash_search: 0 when equal). */
 static int
 dict_match(const void *a, const void *b, Size keysize)
 {
@@ -613,7 +622,143 @@ plan_widths(FeatureCol *cols, int ncols, Datum *values, bool *nulls)
 	return d;
 }
 
-/* State of one scan, shared by the row loop and the helpers above. */
+/* State of one scan, shared by its phases below. */
+typedef struct SourceScan
+{
+	const SourceSpec *spec;
+	MemoryContext mcxt;			/* where the layout and info live */
+	FeatureCol *cols;			/* NULL until the first batch's row description */
+	int			ncols;
+	int			target_att;		/* -1 without a target */
+	int			split_att;		/* -1 without a split column */
+	Oid			split_base;		/* resolved once */
+	int			split_kind;
+	Datum	   *values;
+	bool	   *nulls;
+	double	   *row;			/* d doubles, once the layout is known */
+	bool		planned;		/* feature widths known, on_plan called */
+} SourceScan;
+
+/* The feature columns, target and split column, from the row description. */
+static void
+scan_plan_columns(SourceScan *ss, TupleDesc td, SourceInfo *info)
+{
+	const SourceSpec *spec = ss->spec;
+	MemoryContext old = MemoryContextSwitchTo(ss->mcxt);
+
+	ss->cols = plan_columns(spec, td, &ss->ncols);
+	ss->values = palloc(sizeof(Datum) * td->natts);
+	ss->nulls = palloc(sizeof(bool) * td->natts);
+	if (spec->target)
+	{
+		ss->target_att = source_find_column(td, spec->target);
+		info->target_type = TupleDescAttr(td, ss->target_att)->atttypid;
+	}
+	if (spec->split_column)
+	{
+		ss->split_att = source_find_column(td, spec->split_column);
+		ss->split_base = getBaseType(TupleDescAttr(td, ss->split_att)->atttypid);
+		ss->split_kind = source_scalar_kind(ss->split_base);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Once the first readable row gives every array its width (d features):
+ * the feature names (column, or column[i] for array elements, 1-based),
+ * the categorical flags and dictionaries, then spec->on_plan.
+ */
+static void
+scan_plan_layout(SourceScan *ss, int d, SourceInfo *info, void *arg)
+{
+	FeatureCol *cols = ss->cols;
+	MemoryContext old = MemoryContextSwitchTo(ss->mcxt);
+	int			c,
+				j;
+
+	info->d = d;
+	ss->row = palloc(sizeof(double) * d);
+	info->feature_names = palloc(sizeof(char *) * d);
+	for (c = 0; c < ss->ncols; c++)
+		for (j = 0; j < cols[c].width; j++)
+			info->feature_names[cols[c].offset + j] =
+				(cols[c].kind == COL_FLOAT8_ARRAY || cols[c].kind == COL_FLOAT4_ARRAY)
+				? psprintf("%s[%d]", cols[c].name, j + 1) : pstrdup(cols[c].name);
+	info->categorical = palloc0(sizeof(bool) * d);
+	info->dicts = palloc0(sizeof(SourceDict) * d);
+	for (c = 0; c < ss->ncols; c++)
+		if (cols[c].kind == COL_CATEGORY)
+		{
+			info->categorical[cols[c].offset] = true;
+			info->any_categorical = true;
+			dict_init(&cols[c], &info->dicts[cols[c].offset], ss->mcxt);
+		}
+	MemoryContextSwitchTo(old);
+	ss->planned = true;
+	if (ss->spec->on_plan)
+		ss->spec->on_plan(arg, info);
+}
+
+/*
+ * One row (already deformed into ss->values): fn gets it when every feature
+ * is usable; otherwise it is skipped and counted (on_null = skip) or an error.
+ */
+static void
+scan_row(SourceScan *ss, int64 rowno, SourceRowFn fn, void *arg, SourceInfo *info)
+{
+	const SourceSpec *spec = ss->spec;
+	RowState	rs = {NULL, NULL};
+	SourceTarget tgt;
+
+	if (!ss->planned)
+	{
+		int			d = plan_widths(ss->cols, ss->ncols, ss->values, ss->nulls);
+
+		if (d < 0)
+		{
+			/* No width yet (a NULL array): such a row cannot be read. */
+			if (!spec->skip_invalid)
+				ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+								errmsg("an array feature column is NULL in row " INT64_FORMAT
+									   ", before any row gave its length", rowno),
+								errhint("Set params.on_null = 'skip' to skip such rows, or filter them in the source.")));
+			info->skipped++;
+			return;
+		}
+		scan_plan_layout(ss, d, info, arg);
+	}
+	if (!decode_row(ss->cols, ss->ncols, ss->values, ss->nulls, ss->row, &rs, rowno, spec->missing_ok))
+	{
+		if (!spec->skip_invalid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("column \"%s\" is %s in row " INT64_FORMAT, rs.bad_col, rs.why, rowno),
+					 errhint("Set params.on_null = 'skip' to skip and count such rows, or filter them in the source.")));
+		info->skipped++;
+		return;
+	}
+	tgt.isnull = true;
+	tgt.datum = (Datum) 0;
+	if (ss->target_att >= 0 && !ss->nulls[ss->target_att])
+	{
+		tgt.isnull = false;
+		tgt.datum = ss->values[ss->target_att];
+	}
+	tgt.split_isnull = true;
+	tgt.split_value = 0;
+	if (ss->split_att >= 0 && !ss->nulls[ss->split_att])
+	{
+		tgt.split_isnull = false;
+		tgt.split_value = split_value(ss->split_base, ss->split_kind, ss->values[ss->split_att]);
+	}
+	fn(arg, ss->row, &tgt, rowno);
+	info->n++;
+}
+
+/*
+ * One pass over the source through an SPI cursor, SOURCE_BATCH rows at a
+ * time; per-row memory lives in a batch context reset after each batch.
+ */
 void
 source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
 			SourceInfo *info)
@@ -621,21 +766,18 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	char	   *query = source_query(spec->source);
 	SPIPlanPtr	plan;
 	Portal		portal;
-	MemoryContext batch_cxt,
-				old;
-	FeatureCol *cols = NULL;
-	int			ncols = 0;
-	int			target_att = -1;
-	int			split_att = -1;
-	Oid			split_base = InvalidOid;	/* resolved once */
-	int			split_kind = -1;
+	MemoryContext batch_cxt;
+	SourceScan	ss;
 	int64		rowno = 0;
-	Datum	   *values = NULL;
-	bool	   *nulls = NULL;
-	double	   *row = NULL;
-	bool		planned = false;
 
 	memset(info, 0, sizeof(*info));
+	memset(&ss, 0, sizeof(ss));
+	ss.spec = spec;
+	ss.mcxt = mcxt;
+	ss.target_att = -1;
+	ss.split_att = -1;
+	ss.split_base = InvalidOid;
+	ss.split_kind = -1;
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe source batch",
 									  ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -649,117 +791,23 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	{
 		uint64		i;
 		SPITupleTable *tt;
-		TupleDesc	td;
+		MemoryContext old;
 
 		SPI_cursor_fetch(portal, true, SOURCE_BATCH);
 		tt = SPI_tuptable;
 		if (tt == NULL)
 			break;
-		td = tt->tupdesc;
-		if (cols == NULL)
-		{
-			old = MemoryContextSwitchTo(mcxt);
-			cols = plan_columns(spec, td, &ncols);
-			values = palloc(sizeof(Datum) * td->natts);
-			nulls = palloc(sizeof(bool) * td->natts);
-			if (spec->target)
-			{
-				target_att = source_find_column(td, spec->target);
-				info->target_type = TupleDescAttr(td, target_att)->atttypid;
-			}
-			if (spec->split_column)
-			{
-				split_att = source_find_column(td, spec->split_column);
-				split_base = getBaseType(TupleDescAttr(td, split_att)->atttypid);
-				split_kind = source_scalar_kind(split_base);
-			}
-			MemoryContextSwitchTo(old);
-		}
+		if (ss.cols == NULL)
+			scan_plan_columns(&ss, tt->tupdesc, info);
 		if (SPI_processed == 0)
 			break;
 
 		old = MemoryContextSwitchTo(batch_cxt);
 		for (i = 0; i < SPI_processed; i++)
 		{
-			RowState	rs = {NULL, NULL};
-			SourceTarget tgt;
-
 			rowno++;
-			heap_deform_tuple(tt->vals[i], td, values, nulls);
-			if (!planned)
-			{
-				int			d = plan_widths(cols, ncols, values, nulls);
-
-				if (d < 0)
-				{
-					/* No width yet (a NULL array): such a row cannot be read. */
-					if (!spec->skip_invalid)
-						ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-										errmsg("an array feature column is NULL in row " INT64_FORMAT
-											   ", before any row gave its length", rowno),
-										errhint("Set params.on_null = 'skip' to skip such rows, or filter them in the source.")));
-					info->skipped++;
-					continue;
-				}
-				info->d = d;
-				old = MemoryContextSwitchTo(mcxt);
-				row = palloc(sizeof(double) * d);
-				info->feature_names = palloc(sizeof(char *) * d);
-				{
-					int			c,
-								j;
-
-					/* The column, or column[i] for array elements (1-based). */
-					for (c = 0; c < ncols; c++)
-						for (j = 0; j < cols[c].width; j++)
-							info->feature_names[cols[c].offset + j] =
-								(cols[c].kind == COL_FLOAT8_ARRAY || cols[c].kind == COL_FLOAT4_ARRAY)
-								? psprintf("%s[%d]", cols[c].name, j + 1) : pstrdup(cols[c].name);
-				}
-				info->categorical = palloc0(sizeof(bool) * d);
-				info->dicts = palloc0(sizeof(SourceDict) * d);
-				{
-					int			c;
-
-					for (c = 0; c < ncols; c++)
-						if (cols[c].kind == COL_CATEGORY)
-						{
-							info->categorical[cols[c].offset] = true;
-							info->any_categorical = true;
-							dict_init(&cols[c], &info->dicts[cols[c].offset], mcxt);
-						}
-				}
-				MemoryContextSwitchTo(batch_cxt);
-				planned = true;
-				if (spec->on_plan)
-					spec->on_plan(arg, info);
-			}
-			if (!decode_row(cols, ncols, values, nulls, row, &rs, rowno, spec->missing_ok))
-			{
-				if (!spec->skip_invalid)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_EXCEPTION),
-							 errmsg("column \"%s\" is %s in row " INT64_FORMAT, rs.bad_col, rs.why, rowno),
-							 errhint("Set params.on_null = 'skip' to skip and count such rows, or filter them in the source.")));
-				info->skipped++;
-				continue;
-			}
-			tgt.isnull = true;
-			tgt.datum = (Datum) 0;
-			if (target_att >= 0 && !nulls[target_att])
-			{
-				tgt.isnull = false;
-				tgt.datum = values[target_att];
-			}
-			tgt.split_isnull = true;
-			tgt.split_value = 0;
-			if (split_att >= 0 && !nulls[split_att])
-			{
-				tgt.split_isnull = false;
-				tgt.split_value = split_value(split_base, split_kind, values[split_att]);
-			}
-			fn(arg, row, &tgt, rowno);
-			info->n++;
+			heap_deform_tuple(tt->vals[i], tt->tupdesc, ss.values, ss.nulls);
+			scan_row(&ss, rowno, fn, arg, info);
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_cxt);
@@ -769,7 +817,7 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	SPI_cursor_close(portal);
 	SPI_finish();
 	MemoryContextDelete(batch_cxt);
-	if (cols == NULL)
+	if (ss.cols == NULL)
 		elog(ERROR, "the source query returned no row description");
 
 	if (info->n == 0)
@@ -788,6 +836,7 @@ typedef struct DenseSink
 	MemoryContext mcxt;
 } DenseSink;
 
+/* source_load's row callback: appends x, growing the matrix within mlpipe.max_memory. */
 static void
 dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 {
@@ -820,12 +869,14 @@ dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 	out->n++;
 }
 
+/* source_load's plan callback: the matrix width. */
 static void
 dense_plan(void *arg, const SourceInfo *info)
 {
 	((DenseSink *) arg)->out->d = info->d;
 }
 
+/* source_scan into a dense row-major matrix (k-means), within mlpipe.max_memory. */
 void
 source_load(const SourceSpec *spec_in, MemoryContext mcxt, SourceData *out)
 {

@@ -1,5 +1,5 @@
 /*
- * registry.c: the fit token. mlpipe._register is SECURITY DEFINER and a
+ * fit_token.c: the fit token. mlpipe._register is SECURITY DEFINER and a
  * trainer may call it directly, so it must not accept a fit_result that
  * mlpipe._fit did not produce (a forged artifact, or real artifact with
  * doctored metrics to pass a gate). _fit records a SHA-256 digest of every
@@ -38,6 +38,7 @@ tokens_for_this_xact(void)
 	}
 }
 
+/* Feeds len bytes to the digest; XX000 if the hash library fails. */
 static void
 digest_update(pg_cryptohash_ctx *ctx, const void *data, size_t len)
 {
@@ -133,7 +134,7 @@ fit_digest(HeapTupleHeader rec, const char *algorithm, uint8 *out)
 
 /* Called by mlpipe._fit on the result it is about to return. */
 void
-registry_fit_issue(HeapTupleHeader rec, const char *algorithm)
+fit_token_issue(HeapTupleHeader rec, const char *algorithm)
 {
 	uint8		dg[PG_SHA256_DIGEST_LENGTH];
 

@@ -1,0 +1,206 @@
+/*
+ * agg_state.c: helpers shared by the glue's aggregates (metric_aggs_*.c,
+ * features.c, drift.c); see agg_state.h. States of `internal` type live in
+ * the aggregate context and travel between parallel workers in the serial
+ * form written here.
+ */
+#include "agg_state.h"
+
+#include "libpq/pqformat.h"
+#include "nodes/primnodes.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include <math.h>
+
+/* The aggregate's memory context; XX000 naming fn outside an aggregate. */
+MemoryContext
+agg_context(FunctionCallInfo fcinfo, const char *fn)
+{
+	MemoryContext ctx;
+
+	if (!AggCheckCallContext(fcinfo, &ctx))
+		elog(ERROR, "%s called in a non-aggregate context", fn);
+	return ctx;
+}
+
+/* The name of the aggregate being computed, or dflt. */
+const char *
+agg_name(FunctionCallInfo fcinfo, const char *dflt)
+{
+	Aggref	   *ref = AggGetAggref(fcinfo);
+	char	   *name = ref ? get_func_name(ref->aggfnoid) : NULL;
+
+	return name ? name : dflt;
+}
+
+/* Argument 0 as it is (NULL when NULL): the state for an ignored row or an empty second state. */
+Datum
+agg_state_unchanged(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+}
+
+/* 22000 unless v is finite: scikit-learn refuses NaN and infinity too. */
+void
+agg_check_finite(double v, const char *agg, const char *what)
+{
+	if (!isfinite(v))
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("mlpipe.%s: %s is %s", agg, what, isnan(v) ? "NaN" : "infinite"),
+						errhint("Filter such rows out, or replace them, before aggregating.")));
+}
+
+/* The elements of a one-dimensional float8[] without NULLs, each finite; 22000 otherwise. */
+double *
+agg_float8_array(ArrayType *a, int *n, const char *agg, const char *what)
+{
+	double	   *v;
+	int			i;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("mlpipe.%s: %s must be a one-dimensional array", agg, what)));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("mlpipe.%s: %s contains a NULL element", agg, what)));
+	*n = ARR_NDIM(a) == 1 ? ARR_DIMS(a)[0] : 0;
+	v = (double *) ARR_DATA_PTR(a);
+	for (i = 0; i < *n; i++)
+		agg_check_finite(v[i], agg, what);
+	return v;
+}
+
+/* A float8 result, or SQL NULL for NaN (an undefined metric). */
+Datum
+agg_float8_or_null(FunctionCallInfo fcinfo, double v)
+{
+	if (isnan(v))
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(v);
+}
+
+/* Appends len bytes at p (nothing for 0: p may be NULL then). */
+void
+agg_send_bytes(StringInfo buf, const void *p, Size len)
+{
+	if (len > 0)
+		pq_sendbytes(buf, p, len);
+}
+
+/* The bytea of a serial state; 54000 when it would not fit in one. */
+bytea *
+agg_finish_serial(StringInfo buf, const char *agg)
+{
+	if ((Size) buf->len + VARHDRSZ > MaxAllocSize)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("mlpipe.%s: the aggregate state (%d bytes) is too large to pass between parallel workers",
+							   agg, buf->len),
+						errhint("SET max_parallel_workers_per_gather = 0 for this query.")));
+	return pq_endtypsend(buf);
+}
+
+/* A StringInfo over a serial state, for pq_getmsg* (which check every read). */
+void
+agg_serial_reader(StringInfo buf, bytea *b)
+{
+	buf->data = VARDATA_ANY(b);
+	buf->len = VARSIZE_ANY_EXHDR(b);
+	buf->maxlen = buf->len;
+	buf->cursor = 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* LabeledRows                                                            */
+/* ---------------------------------------------------------------------- */
+
+/* An empty set of rows of `width` doubles each, in ctx. */
+LabeledRows *
+labeled_rows_new(MemoryContext ctx, int width)
+{
+	LabeledRows *r = MemoryContextAllocZero(ctx, sizeof(LabeledRows));
+
+	r->ctx = ctx;
+	r->width = width;
+	return r;
+}
+
+/* Room for `more` rows. */
+static void
+labeled_rows_reserve(LabeledRows *r, int64 more, const char *what)
+{
+	int64		need = r->n + more;
+
+	if (need <= r->cap)
+		return;
+	if (need > (int64) (MaxAllocHugeSize / (sizeof(double) * r->width + sizeof(int32))))
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("mlpipe.%s: too many rows (" INT64_FORMAT ")", what, need)));
+	r->cap = Max(need, Max(r->cap * 2, 1024));
+	if (r->id == NULL)
+	{
+		r->id = MemoryContextAllocHuge(r->ctx, sizeof(int32) * r->cap);
+		r->val = MemoryContextAllocHuge(r->ctx, sizeof(double) * r->width * r->cap);
+	}
+	else
+	{
+		r->id = repalloc_huge(r->id, sizeof(int32) * r->cap);
+		r->val = repalloc_huge(r->val, sizeof(double) * r->width * r->cap);
+	}
+}
+
+/* One row: its id and width doubles. */
+void
+labeled_rows_add(LabeledRows *r, int32 id, const double *val, const char *what)
+{
+	labeled_rows_reserve(r, 1, what);
+	r->id[r->n] = id;
+	memcpy(r->val + (Size) r->n * r->width, val, sizeof(double) * r->width);
+	r->n++;
+}
+
+/* Appends b's rows to a (same width). */
+void
+labeled_rows_append(LabeledRows *a, const LabeledRows *b, const char *what)
+{
+	labeled_rows_reserve(a, b->n, what);
+	memcpy(a->id + a->n, b->id, sizeof(int32) * b->n);
+	memcpy(a->val + (Size) a->n * a->width, b->val, sizeof(double) * a->width * b->n);
+	a->n += b->n;
+}
+
+/* Serial form: width, n, ids, values; 54000 when too large for one bytea. */
+void
+labeled_rows_send(StringInfo buf, const LabeledRows *r, const char *what)
+{
+	if ((double) r->n * (sizeof(double) * r->width + sizeof(int32)) > (double) MaxAllocSize)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("mlpipe.%s: " INT64_FORMAT " rows are too many to pass between parallel workers",
+							   what, r->n),
+						errhint("SET max_parallel_workers_per_gather = 0 for this query.")));
+	pq_sendint32(buf, r->width);
+	pq_sendint64(buf, r->n);
+	agg_send_bytes(buf, r->id, sizeof(int32) * r->n);
+	agg_send_bytes(buf, r->val, sizeof(double) * r->width * r->n);
+}
+
+/* Reads labeled_rows_send's form, the counts bounded by the bytes present. */
+LabeledRows *
+labeled_rows_recv(StringInfo buf, MemoryContext ctx, const char *what)
+{
+	LabeledRows *r;
+	int32		width = pq_getmsgint(buf, 4);
+	int64		n = pq_getmsgint64(buf);
+
+	if (width < 1 || n < 0 || n > (int64) (buf->len / (sizeof(double) * width + sizeof(int32))))
+		elog(ERROR, "mlpipe.%s: corrupt aggregate state", what);
+	r = labeled_rows_new(ctx, width);
+	labeled_rows_reserve(r, n, what);
+	memcpy(r->id, pq_getmsgbytes(buf, sizeof(int32) * n), sizeof(int32) * n);
+	memcpy(r->val, pq_getmsgbytes(buf, sizeof(double) * width * n), sizeof(double) * width * n);
+	r->n = n;
+	return r;
+}

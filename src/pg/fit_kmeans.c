@@ -1,0 +1,269 @@
+/*
+ * fit_kmeans.c: k-means and mini-batch k-means training for mlpipe._fit
+ * (fit.c dispatches here). It validates params before touching data, loads
+ * the source as the caller, runs the core algorithm in a private memory
+ * context and fills a FitOutput with the artifact and metrics.
+ */
+#include "mlpipe.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include <limits.h>
+#include <math.h>
+
+static const char *const kmeans_keys[] = {
+	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
+	"standardize", "on_null", "exclude", "sample_size", "warm_start", "preprocess", NULL
+};
+static const char *const minibatch_keys[] = {
+	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
+	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", "preprocess", NULL
+};
+static const char *const init_names[] = {"kmeans++", "random", "given", NULL};
+static const char *const distance_names[] = {"l2", "cosine", NULL};
+static const char *const on_null_names[] = {"error", "skip", NULL};
+
+/* params.centroids: k rows of d finite numbers, checked once d is known. */
+static double *
+params_centroids(cJSON *root, int *k_out, int d)
+{
+	cJSON	   *cs = cJSON_GetObjectItemCaseSensitive(root, "centroids");
+	cJSON	   *row,
+			   *v;
+	int			k,
+				i = 0,
+				j;
+	double	   *out;
+
+	if (!cJSON_IsArray(cs) || cJSON_GetArraySize(cs) == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("init = 'given' needs params.centroids, an array of k arrays of numbers")));
+	k = cJSON_GetArraySize(cs);
+	out = palloc(sizeof(double) * k * d);
+	cJSON_ArrayForEach(row, cs)
+	{
+		if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != d)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.centroids[%d] must be an array of %d numbers, one per feature", i, d)));
+		j = 0;
+		cJSON_ArrayForEach(v, row)
+		{
+			if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("params.centroids[%d][%d] is not a finite number", i, j)));
+			out[i * d + j] = v->valuedouble;
+			j++;
+		}
+		i++;
+	}
+	*k_out = k;
+	return out;
+}
+
+/*
+ * Preprocessing for k-means: fitted on every row (there is no split), text
+ * columns one-hot by default. Rows left with a missing value (numbers
+ * without impute) are skipped under on_null = 'skip', else 22000.
+ */
+static void
+kmeans_preprocess(PgEnv *pe, cJSON *params, SourceData *data, MlPrep *prep, bool skip_invalid)
+{
+	SourceInfo	info;
+	double	   *X;
+	int			d,
+				j;
+	char	  **names;
+	int64		r,
+				kept = 0;
+
+	memset(&info, 0, sizeof(info));
+	info.n = data->n;
+	info.d = data->d;
+	info.feature_names = data->feature_names;
+	info.categorical = data->categorical;
+	info.dicts = data->dicts;
+	info.any_categorical = data->any_categorical;
+	X = prep_fit_transform(pe, params, &info, data->X, data->n, NULL, NULL, 0, NULL, prep, &d, &names);
+	for (r = 0; r < data->n; r++)
+	{
+		double	   *x = X + (Size) r * d;
+
+		for (j = 0; j < d; j++)
+			if (!isfinite(x[j]))
+				break;
+		if (j < d)
+		{
+			if (!skip_invalid)
+				ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+								errmsg("feature \"%s\" is NULL, NaN or infinite in row " INT64_FORMAT " after preprocessing",
+									   names[j], r + 1),
+								errhint("Impute it with params.preprocess, or set params.on_null = 'skip'.")));
+			data->skipped++;
+			continue;
+		}
+		if (kept != r)
+			memcpy(X + (Size) kept * d, x, sizeof(double) * d);
+		kept++;
+	}
+	if (kept == 0)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("all " INT64_FORMAT " rows were skipped for missing values", data->n)));
+	data->X = X;
+	data->n = kept;
+	data->d = d;
+	data->feature_names = names;
+}
+
+/* Trains kmeans or minibatch_kmeans (warm-started from warm when given) into fo. */
+void
+fit_kmeans(const char *algorithm, const char *source, const char *target,
+		   ArrayType *features, cJSON *params, bytea *warm, FitOutput *fo)
+{
+	bool		minibatch = strcmp(algorithm, "minibatch_kmeans") == 0;
+	KmParams	kp;
+	SourceSpec	spec;
+	SourceData	data;
+	PgEnv		pe;
+	MemoryContext mcxt;
+	KmModel		model;
+	KmResult	res;
+	MlError		err = {0};
+	MlModel		warm_model;
+	MlMeta		meta;
+	MlBuf		buf;
+	MlPrep		prep;
+	const char *init;
+	bool		has_k = cJSON_GetObjectItemCaseSensitive(params, "k") != NULL;
+	int64		t0 = pg_env_now_us();
+	double		seconds;
+
+	params_check_keys(params, algorithm, minibatch ? minibatch_keys : kmeans_keys);
+	if (target != NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s is unsupervised: target must be NULL, not \"%s\"", algorithm, target)));
+	memset(&kp, 0, sizeof(kp));
+	kp.k = params_int(params, "k", 8, INT_MIN, INT_MAX);
+	if (kp.k <= 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"k\" = %d must be at least 1", kp.k)));
+	init = params_choice(params, "init", "kmeans++", init_names);
+	kp.init = strcmp(init, "given") == 0 ? KM_INIT_GIVEN :
+		strcmp(init, "random") == 0 ? KM_INIT_RANDOM : KM_INIT_KMEANSPP;
+	if (kp.init != KM_INIT_GIVEN && cJSON_GetObjectItemCaseSensitive(params, "centroids"))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"centroids\" is only used with init = 'given'")));
+	kp.n_init = params_int(params, "n_init", kp.init == KM_INIT_RANDOM ? 10 : 1, 1, 1000);
+	kp.max_iter = params_int(params, "max_iter", minibatch ? 100 : 300, 1, 1000000);
+	kp.tol = params_number(params, "tol", 1e-4, 0, 1e300);
+	kp.distance = strcmp(params_choice(params, "distance", "l2", distance_names), "cosine") == 0
+		? KM_DIST_COSINE : KM_DIST_L2;
+	kp.seed = params_seed(params);
+	kp.standardize = params_bool(params, "standardize", false);
+	kp.minibatch = minibatch;
+	kp.batch_size = params_int(params, "batch_size", 1024, 1, INT_MAX);
+	kp.sample_size = (int64) params_number(params, "sample_size", 10000, 0, 1e12);
+
+	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
+	pg_env_init(&pe, mcxt, algorithm, true);
+	pe.value_name = "centre shift";	/* what core reports per Lloyd iteration */
+
+	if (warm != NULL)
+	{
+		MlStatus	st = ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(warm),
+									   VARSIZE_ANY_EXHDR(warm), &warm_model, &err);
+
+		ML_CHECK_STATUS(st, &err);
+		if (warm_model.kind != ML_KIND_KMEANS)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.warm_start must name a k-means model, not a %s model",
+								   ml_kind_name(warm_model.kind))));
+		kp.warm_start = &warm_model.km;
+		/* Continue the same model: its k, scaling and distance unless given. */
+		if (!has_k)
+			kp.k = warm_model.km.k;
+		if (!cJSON_GetObjectItemCaseSensitive(params, "standardize"))
+			kp.standardize = warm_model.km.standardize;
+		if (!cJSON_GetObjectItemCaseSensitive(params, "distance"))
+			kp.distance = warm_model.km.distance;
+	}
+
+	memset(&spec, 0, sizeof(spec));
+	spec.source = source;
+	spec.target = NULL;
+	spec.features = features;
+	spec.exclude = params_exclude(params);
+	spec.skip_invalid = strcmp(params_choice(params, "on_null", "error", on_null_names), "skip") == 0;
+	spec.algorithm = algorithm;
+	/* With preprocessing, NULLs may be imputed: they are checked after it. */
+	spec.missing_ok = prep_requested(params);
+	source_load(&spec, mcxt, &data);
+	memset(&prep, 0, sizeof(prep));
+	if (data.any_categorical || prep_requested(params))
+	{
+		if (warm != NULL)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.warm_start cannot be combined with preprocessing (text columns or params.preprocess)")));
+		kmeans_preprocess(&pe, params, &data, &prep, spec.skip_invalid);
+	}
+
+	if (kp.init == KM_INIT_GIVEN)
+	{
+		int			k;
+
+		kp.given = params_centroids(params, &k, data.d);
+		if (has_k && k != kp.k)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("params.centroids has %d rows but k = %d", k, kp.k)));
+		kp.k = k;
+	}
+	if (kp.warm_start && kp.warm_start->d != data.d)
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+						errmsg("params.warm_start model has %d features but the source has %d",
+							   kp.warm_start->d, data.d)));
+
+	ML_CHECK_STATUS(kmeans_fit(&pe.env, data.X, data.n, data.d, &kp, &model, &res, &err), &err);
+	seconds = (pg_env_now_us() - t0) / 1e6;
+
+	memset(&meta, 0, sizeof(meta));
+	meta.task = ML_TASK_CLUSTER;
+	meta.n_features = data.d;
+	meta.feature_names = data.feature_names;
+	ML_CHECK_STATUS(ml_model_write_kmeans(&buf, &pe.env, &meta, &model, &prep, &err), &err);
+
+	fo->artifact = palloc(VARHDRSZ + buf.len);
+	SET_VARSIZE(fo->artifact, VARHDRSZ + buf.len);
+	memcpy(VARDATA(fo->artifact), buf.data, buf.len);
+	fo->mcxt = mcxt;
+	fo->task = "clustering";
+	fo->features = data.feature_names;
+	fo->n_features = data.d;
+
+	fo->metrics = cJSON_CreateObject();
+	params_json_number(fo->metrics, "inertia", res.inertia);
+	params_json_number(fo->metrics, "silhouette", res.silhouette);
+	params_json_number(fo->metrics, "calinski_harabasz", res.calinski_harabasz);
+	params_json_number(fo->metrics, "davies_bouldin", res.davies_bouldin);
+	params_json_number(fo->metrics, "iterations", res.iterations);
+	params_json_number(fo->metrics, "training_seconds", seconds);
+	params_json_number(fo->metrics, "rows", (double) data.n);
+
+	fo->info = cJSON_CreateObject();
+	params_json_number(fo->info, "training_rows", (double) data.n);
+	params_json_number(fo->info, "skipped_rows", (double) data.skipped);
+	cJSON_AddStringToObject(fo->info, "metrics_split", "train");	/* read by _register */
+	params_json_number(fo->info, "k", kp.k);
+	params_json_number(fo->info, "best_init", res.best_init);
+	params_json_number(fo->info, "threads", pe.env.n_threads);
+	params_json_number(fo->info, "seed", (double) kp.seed);
+	if (warm != NULL)			/* lineage: the version this one continues */
+	{
+		cJSON	   *ws = cJSON_GetObjectItemCaseSensitive(params, "warm_start");
+
+		cJSON_AddStringToObject(fo->info, "warm_start",
+								cJSON_IsString(ws) ? ws->valuestring : "(artifact)");
+	}
+}

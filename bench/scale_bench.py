@@ -286,12 +286,14 @@ def run_kmeans(cur, n, args, scoring_only=False):
 
 
 def run_kmeans_wide(cur, args):
-    X, _ = make_blobs(n_samples=WIDE_N, n_features=WIDE_D, centers=WIDE_K, cluster_std=8.0, random_state=SEED)
+    n = parse_size(args.wide_rows)
+    X, _ = make_blobs(n_samples=n, n_features=WIDE_D, centers=WIDE_K, cluster_std=8.0, random_state=SEED)
     X = X.astype(np.float32).astype(np.float64)
-    table = "bench_scale_wide"
+    table = "bench_scale_wide" if n == WIDE_N else "bench_scale_wide_%d" % n
     ensure_table(cur, table, False, chunked(X))
-    header("k-means wide, %d x %d, k = %d, %d iterations, default params, scikit-learn %s KMeans (k-means++, n_init 1)"
-           % (WIDE_N, WIDE_D, WIDE_K, WIDE_ITERS, sklearn.__version__))
+    header("k-means wide, %d x %d, k = %d, %d iterations, default params, mlpipe.threads = %d, "
+           "scikit-learn %s KMeans (k-means++, n_init 1, its default threads)"
+           % (n, WIDE_D, WIDE_K, WIDE_ITERS, args.threads, sklearn.__version__))
     warm = ("SELECT 1 FROM mlpipe.train('bench_warmup_wide', 'kmeans', 'SELECT x FROM %s WHERE id < 100', "
             "NULL, params => '{\"k\": 2}')" % table)
     t, c = time.perf_counter(), time.process_time()
@@ -377,6 +379,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="best of this many for scoring and predict_table")
     ap.add_argument("--pt-rows", default="1M", help="rows of the gbt table for predict_table and one_row")
     ap.add_argument("--seconds", type=int, default=10, help="pgbench duration for one_row")
+    ap.add_argument("--wide-rows", default=str(WIDE_N), help="rows for kmeans_wide (25000: the issue's table)")
     args = ap.parse_args()
     only = [w.strip() for w in args.only.split(",") if w.strip()]
     bad = [w for w in only if w not in WORKLOADS]

@@ -46,6 +46,11 @@ src/core/%.o: override CFLAGS += -O3
 $(MLPIPE_FULL_SQL): $(sort $(wildcard sql/src/*.sql))
 	cat $^ > $@
 
+# pg_regress creates its output directory but not the parents.
+installcheck: | build/regress
+build/regress:
+	mkdir -p $@
+
 .PHONY: demo test core-tests fuzz
 demo:
 	bash scripts/demo.sh

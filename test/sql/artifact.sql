@@ -1,9 +1,7 @@
 -- The artifact reader validates before it trusts: every single-byte change
 -- and every truncation of a valid artifact is rejected with XX001.
--- A fresh registry and schema for this file (tests share one database).
+-- A schema for this file (tests share one database).
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS mlpipe CASCADE;
-CREATE EXTENSION mlpipe;
 DROP SCHEMA IF EXISTS t_artifact CASCADE;
 CREATE SCHEMA t_artifact;
 SET search_path = t_artifact, public;

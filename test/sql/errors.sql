@@ -1,5 +1,6 @@
 -- Bad input: each case names its SQLSTATE, and none leaves a row behind.
--- A fresh registry and schema for this file (tests share one database).
+-- A schema for this file, and an empty registry: its assertions read the
+-- whole registry (model lists, run ids), which earlier files have filled.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS mlpipe CASCADE;
 CREATE EXTENSION mlpipe;

@@ -1,8 +1,6 @@
 -- Evaluation: metric aggregates (values, NULLs, empty input, bad input,
 -- parallel plans), evaluate, cross_validate and search.
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS mlpipe CASCADE;
-CREATE EXTENSION mlpipe;
 DROP SCHEMA IF EXISTS t_eval CASCADE;
 CREATE SCHEMA t_eval;
 SET search_path = t_eval, public;

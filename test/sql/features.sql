@@ -1,8 +1,6 @@
 -- Feature aggregates: ts_features and summary against built-in aggregates,
 -- order and plan independence, parallel plans, edge cases and bad input.
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS mlpipe CASCADE;
-CREATE EXTENSION mlpipe;
 DROP SCHEMA IF EXISTS t_features CASCADE;
 CREATE SCHEMA t_features;
 SET search_path = t_features, public;

@@ -1,6 +1,7 @@
 -- k-means end to end on a tiny hand-checkable data set: train, registry rows,
 -- model references, scoring by name and by artifact, inspection.
--- A fresh registry and schema for this file (tests share one database).
+-- A schema for this file, and an empty registry: its assertions read the
+-- whole registry (model lists, run ids), which earlier files have filled.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS mlpipe CASCADE;
 CREATE EXTENSION mlpipe;

@@ -1,8 +1,6 @@
 -- Pipelines: config validation (paths, hints), versions, runs in
 -- subtransactions, failures, hostile names, schedules without pg_cron here.
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS mlpipe CASCADE;
-CREATE EXTENSION mlpipe;
 DROP SCHEMA IF EXISTS t_pipes CASCADE;
 CREATE SCHEMA t_pipes;
 SET search_path = t_pipes, public;

@@ -1,7 +1,5 @@
 -- Preprocessing, categorical columns, row-form scoring, time and column splits.
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS mlpipe CASCADE;
-CREATE EXTENSION mlpipe;
 DROP SCHEMA IF EXISTS t_prep CASCADE;
 CREATE SCHEMA t_prep;
 SET search_path = t_prep, public;

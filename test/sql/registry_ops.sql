@@ -1,5 +1,7 @@
 -- Registry operations: exact outputs and error lines of promote, rollback,
 -- version_at, prune and tags (behaviour is in test/tap/registry_ops.sql).
+-- An empty registry: the lineage shown holds the run id, which counts the
+-- runs of earlier files.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS mlpipe CASCADE;
 CREATE EXTENSION mlpipe;

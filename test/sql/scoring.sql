@@ -1,8 +1,6 @@
 -- Batch scoring into tables, training profiles and drift, data checks and
--- data time travel (sql/0.3.0/50-scoring.sql).
+-- data time travel (sql/src/30-scoring.sql).
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS mlpipe CASCADE;
-CREATE EXTENSION mlpipe;
 DROP SCHEMA IF EXISTS t_scoring CASCADE;
 CREATE SCHEMA t_scoring;
 SET search_path = t_scoring, public;

@@ -1,7 +1,5 @@
 -- Tree models: training, scoring, determinism, corrupted artifacts, bad input.
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS mlpipe CASCADE;
-CREATE EXTENSION mlpipe;
 DROP SCHEMA IF EXISTS t_trees CASCADE;
 CREATE SCHEMA t_trees;
 SET search_path = t_trees, public;

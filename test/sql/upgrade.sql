@@ -1,6 +1,6 @@
 -- ALTER EXTENSION mlpipe UPDATE works from every released version, and a
--- model trained before the update still scores after it. (A fresh install
--- runs the same chain: there is one base script and upgrade scripts.)
+-- model trained before the update still scores after it. (That every path
+-- ends in the same catalog as a fresh install is upgrade_catalog.sql.)
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS mlpipe CASCADE;
 DROP SCHEMA IF EXISTS t_upgrade CASCADE;

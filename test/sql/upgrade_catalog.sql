@@ -136,9 +136,14 @@ SELECT v AS installed, t_catalog.via(v) AS updated_to
 
 -- The snapshot is not empty (the queries see the extension) ...
 SELECT path, count(*) > 300 AS has_facts FROM t_catalog.facts GROUP BY 1 ORDER BY 1;
--- ... every public function and aggregate has a comment ...
+-- ... every function, aggregate, table and table column has a comment ...
 SELECT fact FROM t_catalog.facts
- WHERE path = 'fresh' AND fact ~ '^comment mlpipe\.[a-z]' AND fact ~ '\(none\)$' ORDER BY 1;
+ WHERE path = 'fresh' AND fact ~ '^comment mlpipe\.' AND fact ~ '\(none\)$' ORDER BY 1;
+SELECT c.oid::regclass AS uncommented, a.attname
+  FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+ WHERE c.relnamespace = 'mlpipe'::regnamespace AND c.relkind = 'r'
+   AND (obj_description(c.oid, 'pg_class') IS NULL OR col_description(c.oid, a.attnum) IS NULL)
+ ORDER BY 1, 2;
 -- ... and the differences: none.
 SELECT p.path, '+' AS sign, f.fact FROM t_catalog.facts f JOIN (SELECT DISTINCT path FROM t_catalog.facts
                                                                  WHERE path <> 'fresh') p ON f.path = 'fresh'

@@ -149,37 +149,37 @@ COMMENT ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) I
 
 -- sql/src/30-scoring.sql
 COMMENT ON FUNCTION mlpipe.predict(text, float8[]) IS
-    'Scores one row: cluster number (0-based), class index or regression value -- by model_ref (features as float8[]).';
+    'Scores one row: cluster number (0-based), class index or regression value, by model_ref (features as float8[]).';
 COMMENT ON FUNCTION mlpipe.predict(bytea, float8[]) IS
-    'Scores one row: cluster number (0-based), class index or regression value -- by artifact (features as float8[]).';
+    'Scores one row: cluster number (0-based), class index or regression value, by artifact (features as float8[]).';
 COMMENT ON FUNCTION mlpipe.export(bytea) IS
-    'The model as JSON (trees, centroids, preprocessing) for inspection or other tools -- by artifact.';
+    'The model as JSON (trees, centroids, preprocessing) for inspection or other tools, by artifact.';
 COMMENT ON FUNCTION mlpipe.export(text) IS
-    'The model as JSON (trees, centroids, preprocessing) for inspection or other tools -- by model_ref.';
+    'The model as JSON (trees, centroids, preprocessing) for inspection or other tools, by model_ref.';
 COMMENT ON FUNCTION mlpipe.predict_label(text, float8[]) IS
-    'The predicted class label as it was in the training target (text) -- by model_ref (features as float8[]).';
+    'The predicted class label as it was in the training target (text), by model_ref (features as float8[]).';
 COMMENT ON FUNCTION mlpipe.predict_label(bytea, float8[]) IS
-    'The predicted class label as it was in the training target (text) -- by artifact (features as float8[]).';
+    'The predicted class label as it was in the training target (text), by artifact (features as float8[]).';
 COMMENT ON FUNCTION mlpipe.predict_proba(text, float8[]) IS
-    'One probability per class, in the order of mlpipe.classes(model_ref) -- by model_ref (features as float8[]).';
+    'One probability per class, in the order of mlpipe.classes(model_ref), by model_ref (features as float8[]).';
 COMMENT ON FUNCTION mlpipe.predict_proba(bytea, float8[]) IS
-    'One probability per class, in the order of mlpipe.classes(model_ref) -- by artifact (features as float8[]).';
+    'One probability per class, in the order of mlpipe.classes(model_ref), by artifact (features as float8[]).';
 COMMENT ON FUNCTION mlpipe._importance(bytea) IS
     'Gain-based feature importance of a tree artifact, one value per feature.';
 COMMENT ON FUNCTION mlpipe.feature_importance(text) IS
     'Gain-based importance of each feature of a tree model (sums to 1).';
 COMMENT ON FUNCTION mlpipe.predict(text, record) IS
-    'Scores one row: cluster number (0-based), class index or regression value -- by model_ref (row form: columns matched by name).';
+    'Scores one row: cluster number (0-based), class index or regression value, by model_ref (row form: columns matched by name).';
 COMMENT ON FUNCTION mlpipe.predict(bytea, record) IS
-    'Scores one row: cluster number (0-based), class index or regression value -- by artifact (row form: columns matched by name).';
+    'Scores one row: cluster number (0-based), class index or regression value, by artifact (row form: columns matched by name).';
 COMMENT ON FUNCTION mlpipe.predict_label(text, record) IS
-    'The predicted class label as it was in the training target (text) -- by model_ref (row form: columns matched by name).';
+    'The predicted class label as it was in the training target (text), by model_ref (row form: columns matched by name).';
 COMMENT ON FUNCTION mlpipe.predict_label(bytea, record) IS
-    'The predicted class label as it was in the training target (text) -- by artifact (row form: columns matched by name).';
+    'The predicted class label as it was in the training target (text), by artifact (row form: columns matched by name).';
 COMMENT ON FUNCTION mlpipe.predict_proba(text, record) IS
-    'One probability per class, in the order of mlpipe.classes(model_ref) -- by model_ref (row form: columns matched by name).';
+    'One probability per class, in the order of mlpipe.classes(model_ref), by model_ref (row form: columns matched by name).';
 COMMENT ON FUNCTION mlpipe.predict_proba(bytea, record) IS
-    'One probability per class, in the order of mlpipe.classes(model_ref) -- by artifact (row form: columns matched by name).';
+    'One probability per class, in the order of mlpipe.classes(model_ref), by artifact (row form: columns matched by name).';
 COMMENT ON FUNCTION mlpipe._score_class(text, float8[]) IS
     'A classifier''s class index for predict_table (shares one evaluation with _score_label and _score_proba).';
 COMMENT ON FUNCTION mlpipe._score_label(text, float8[]) IS

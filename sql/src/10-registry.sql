@@ -10,7 +10,8 @@ CREATE FUNCTION mlpipe.version() RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '0.4.0'::text $$;
 COMMENT ON FUNCTION mlpipe.version() IS 'The installed mlpipe version.';
 
--- model_ref resolution (unchanged behaviour; the model check is shared).
+-- Resolves a model_ref: 'name' (the production alias), 'name@7' or
+-- 'name@alias'; 42704 with what exists in the HINT otherwise.
 CREATE FUNCTION mlpipe.resolve(model_ref text, OUT model text, OUT version int)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -101,9 +102,9 @@ $$;
 COMMENT ON FUNCTION mlpipe._main_metric(text) IS
     'The main metric of a task and whether larger is better (the default gate).';
 
--- Registry fixes: an undefined gate metric fails the gate instead of the
--- training; gate values are type-checked; must_beat must name an alias; a
--- model name keeps one task; who did it is the session user, not the owner.
+-- The gate verdict of a version's metrics: an undefined gate metric fails
+-- the gate (not the training); gate values are type-checked; must_beat must
+-- name an alias.
 CREATE FUNCTION mlpipe._gate_verdict(p_model text, p_task text, p_metrics jsonb, p_gate jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$

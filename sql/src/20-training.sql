@@ -1,6 +1,6 @@
 --------------------------------------------------------------------------
--- 20-training: _fit (C), the gate, and train / _train. See docs/kmeans.md
--- and docs/trees.md.
+-- 20-training: _fit (the C trainer) and train / _train (checks, profile,
+-- registration). See docs/kmeans.md and docs/trees.md.
 --------------------------------------------------------------------------
 
 CREATE FUNCTION mlpipe._fit(

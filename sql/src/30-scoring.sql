@@ -10,7 +10,7 @@ CREATE FUNCTION mlpipe.predict(model_ref text, features float8[]) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_predict_ref'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict(text, float8[]) IS
-    'Scores one row: cluster number (0-based), class index or regression value -- by model_ref (features as float8[]).';
+    'Scores one row: cluster number (0-based), class index or regression value, by model_ref (features as float8[]).';
 REVOKE ALL ON FUNCTION mlpipe.predict(text, float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict(text, float8[]) TO mlpipe_scorer;
 
@@ -18,7 +18,7 @@ CREATE FUNCTION mlpipe.predict(model bytea, features float8[]) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_predict_bytea'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict(bytea, float8[]) IS
-    'Scores one row: cluster number (0-based), class index or regression value -- by artifact (features as float8[]).';
+    'Scores one row: cluster number (0-based), class index or regression value, by artifact (features as float8[]).';
 REVOKE ALL ON FUNCTION mlpipe.predict(bytea, float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict(bytea, float8[]) TO mlpipe_scorer;
 
@@ -27,7 +27,7 @@ CREATE FUNCTION mlpipe.export(model bytea) RETURNS jsonb
 AS 'MODULE_PATHNAME', 'mlpipe_export_bytea'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.export(bytea) IS
-    'The model as JSON (trees, centroids, preprocessing) for inspection or other tools -- by artifact.';
+    'The model as JSON (trees, centroids, preprocessing) for inspection or other tools, by artifact.';
 
 CREATE FUNCTION mlpipe.export(model_ref text) RETURNS jsonb
 LANGUAGE sql STABLE STRICT AS $$
@@ -36,7 +36,7 @@ LANGUAGE sql STABLE STRICT AS $$
       FROM mlpipe.resolve(model_ref) r
 $$;
 COMMENT ON FUNCTION mlpipe.export(text) IS
-    'The model as JSON (trees, centroids, preprocessing) for inspection or other tools -- by model_ref.';
+    'The model as JSON (trees, centroids, preprocessing) for inspection or other tools, by model_ref.';
 REVOKE ALL ON FUNCTION mlpipe.export(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.export(text) TO mlpipe_reader;
 
@@ -45,7 +45,7 @@ CREATE FUNCTION mlpipe.predict_label(model_ref text, features float8[]) RETURNS 
 AS 'MODULE_PATHNAME', 'mlpipe_predict_label_ref'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict_label(text, float8[]) IS
-    'The predicted class label as it was in the training target (text) -- by model_ref (features as float8[]).';
+    'The predicted class label as it was in the training target (text), by model_ref (features as float8[]).';
 REVOKE ALL ON FUNCTION mlpipe.predict_label(text, float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_label(text, float8[]) TO mlpipe_scorer;
 
@@ -53,7 +53,7 @@ CREATE FUNCTION mlpipe.predict_label(model bytea, features float8[]) RETURNS tex
 AS 'MODULE_PATHNAME', 'mlpipe_predict_label_bytea'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict_label(bytea, float8[]) IS
-    'The predicted class label as it was in the training target (text) -- by artifact (features as float8[]).';
+    'The predicted class label as it was in the training target (text), by artifact (features as float8[]).';
 REVOKE ALL ON FUNCTION mlpipe.predict_label(bytea, float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_label(bytea, float8[]) TO mlpipe_scorer;
 
@@ -62,7 +62,7 @@ CREATE FUNCTION mlpipe.predict_proba(model_ref text, features float8[]) RETURNS 
 AS 'MODULE_PATHNAME', 'mlpipe_predict_proba_ref'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict_proba(text, float8[]) IS
-    'One probability per class, in the order of mlpipe.classes(model_ref) -- by model_ref (features as float8[]).';
+    'One probability per class, in the order of mlpipe.classes(model_ref), by model_ref (features as float8[]).';
 REVOKE ALL ON FUNCTION mlpipe.predict_proba(text, float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_proba(text, float8[]) TO mlpipe_scorer;
 
@@ -70,7 +70,7 @@ CREATE FUNCTION mlpipe.predict_proba(model bytea, features float8[]) RETURNS flo
 AS 'MODULE_PATHNAME', 'mlpipe_predict_proba_bytea'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict_proba(bytea, float8[]) IS
-    'One probability per class, in the order of mlpipe.classes(model_ref) -- by artifact (features as float8[]).';
+    'One probability per class, in the order of mlpipe.classes(model_ref), by artifact (features as float8[]).';
 REVOKE ALL ON FUNCTION mlpipe.predict_proba(bytea, float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_proba(bytea, float8[]) TO mlpipe_scorer;
 
@@ -100,7 +100,7 @@ CREATE FUNCTION mlpipe.predict(model_ref text, "row" record) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_predict_row_ref'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict(text, record) IS
-    'Scores one row: cluster number (0-based), class index or regression value -- by model_ref (row form: columns matched by name).';
+    'Scores one row: cluster number (0-based), class index or regression value, by model_ref (row form: columns matched by name).';
 REVOKE ALL ON FUNCTION mlpipe.predict(text, record) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict(text, record) TO mlpipe_scorer;
 
@@ -108,7 +108,7 @@ CREATE FUNCTION mlpipe.predict(model bytea, "row" record) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_predict_row_bytea'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict(bytea, record) IS
-    'Scores one row: cluster number (0-based), class index or regression value -- by artifact (row form: columns matched by name).';
+    'Scores one row: cluster number (0-based), class index or regression value, by artifact (row form: columns matched by name).';
 REVOKE ALL ON FUNCTION mlpipe.predict(bytea, record) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict(bytea, record) TO mlpipe_scorer;
 
@@ -116,7 +116,7 @@ CREATE FUNCTION mlpipe.predict_label(model_ref text, "row" record) RETURNS text
 AS 'MODULE_PATHNAME', 'mlpipe_predict_label_row_ref'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict_label(text, record) IS
-    'The predicted class label as it was in the training target (text) -- by model_ref (row form: columns matched by name).';
+    'The predicted class label as it was in the training target (text), by model_ref (row form: columns matched by name).';
 REVOKE ALL ON FUNCTION mlpipe.predict_label(text, record) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_label(text, record) TO mlpipe_scorer;
 
@@ -124,7 +124,7 @@ CREATE FUNCTION mlpipe.predict_label(model bytea, "row" record) RETURNS text
 AS 'MODULE_PATHNAME', 'mlpipe_predict_label_row_bytea'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict_label(bytea, record) IS
-    'The predicted class label as it was in the training target (text) -- by artifact (row form: columns matched by name).';
+    'The predicted class label as it was in the training target (text), by artifact (row form: columns matched by name).';
 REVOKE ALL ON FUNCTION mlpipe.predict_label(bytea, record) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_label(bytea, record) TO mlpipe_scorer;
 
@@ -132,7 +132,7 @@ CREATE FUNCTION mlpipe.predict_proba(model_ref text, "row" record) RETURNS float
 AS 'MODULE_PATHNAME', 'mlpipe_predict_proba_row_ref'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict_proba(text, record) IS
-    'One probability per class, in the order of mlpipe.classes(model_ref) -- by model_ref (row form: columns matched by name).';
+    'One probability per class, in the order of mlpipe.classes(model_ref), by model_ref (row form: columns matched by name).';
 REVOKE ALL ON FUNCTION mlpipe.predict_proba(text, record) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_proba(text, record) TO mlpipe_scorer;
 
@@ -140,7 +140,7 @@ CREATE FUNCTION mlpipe.predict_proba(model bytea, "row" record) RETURNS float8[]
 AS 'MODULE_PATHNAME', 'mlpipe_predict_proba_row_bytea'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe.predict_proba(bytea, record) IS
-    'One probability per class, in the order of mlpipe.classes(model_ref) -- by artifact (row form: columns matched by name).';
+    'One probability per class, in the order of mlpipe.classes(model_ref), by artifact (row form: columns matched by name).';
 REVOKE ALL ON FUNCTION mlpipe.predict_proba(bytea, record) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_proba(bytea, record) TO mlpipe_scorer;
 

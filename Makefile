@@ -7,13 +7,15 @@ MODULE_big = mlpipe
 CORE_SRCS = $(sort $(wildcard src/core/*.c))
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
-# Released scripts are committed as they are; an upgrade script under
-# development is built from its fragments in sql/<version>/ (one per
-# subsystem, applied in name order).
-NEXT_VERSION = 0.3.0
-NEXT_UPGRADE = sql/mlpipe--0.2.0--$(NEXT_VERSION).sql
-DATA = $(filter-out $(NEXT_UPGRADE),$(sort $(wildcard sql/mlpipe--*.sql)))
-DATA_built = $(NEXT_UPGRADE)
+# sql/src/*.sql (one file per subsystem, applied in name order) is the one
+# place every object is defined; `make` concatenates it into the full
+# install script of the current version. Released scripts (the 0.1.0 base
+# and the upgrade steps, including the one to the current version) are
+# committed as they are and kept for ALTER EXTENSION UPDATE.
+MLPIPE_VERSION = 0.4.0
+MLPIPE_FULL_SQL = sql/mlpipe--$(MLPIPE_VERSION).sql
+DATA = $(filter-out $(MLPIPE_FULL_SQL),$(sort $(wildcard sql/mlpipe--*.sql)))
+DATA_built = $(MLPIPE_FULL_SQL)
 DOCS =
 
 PG_CPPFLAGS = -Isrc/core -Isrc/pg
@@ -21,10 +23,10 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers -Wno-cast-function-type
 SHLIB_LINK = -lcjson -lpthread -lm
 
-# pg_regress (PostgreSQL 15) reads <inputdir>/sql and <inputdir>/expected;
-# build/regress links them to the top-level test/regress and expected/.
-REGRESS = $(sort $(basename $(notdir $(wildcard test/regress/*.sql))))
-REGRESS_OPTS = --inputdir=build/regress --outputdir=build/regress \
+# pg_regress reads test/sql/*.sql and compares with test/expected/*.out;
+# results go to build/regress.
+REGRESS = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test --outputdir=build/regress \
 	--load-extension=mlpipe
 
 EXTRA_CLEAN = build
@@ -41,14 +43,13 @@ include $(PGXS)
 # The engine is hot numeric code: optimise it harder than the glue.
 src/core/%.o: override CFLAGS += -O3
 
-$(NEXT_UPGRADE): $(sort $(wildcard sql/$(NEXT_VERSION)/*.sql))
+$(MLPIPE_FULL_SQL): $(sort $(wildcard sql/src/*.sql))
 	cat $^ > $@
 
-installcheck: build/regress/sql
-build/regress/sql:
-	mkdir -p build/regress
-	ln -sfn ../../test/regress build/regress/sql
-	ln -sfn ../../expected build/regress/expected
+# pg_regress creates its output directory but not the parents.
+installcheck: | build/regress
+build/regress:
+	mkdir -p $@
 
 .PHONY: demo test core-tests fuzz
 demo:

@@ -111,7 +111,7 @@ tests() { compgen -G "$1" >/dev/null; }
 if ! $server; then
 	echo "# skipping the SQL suites: no server"
 else
-	tests 'test/regress/*.sql' && regress_suite
+	tests 'test/sql/*.sql' && regress_suite
 	if tests 'test/tap/*.sql' || tests 'test/peer/*.sh' || tests 'test/peer/test_*.py'; then
 		# A fresh database per run, with mlpipe created, for pgTAP and peer checks.
 		export PGDATABASE=${MLPIPE_TEST_DB:-mlpipe_test}

@@ -1,0 +1,1055 @@
+--------------------------------------------------------------------------
+-- 30-scoring: predict, predict_label, predict_proba (float8[] and row forms,
+-- by name and by artifact), export, feature_importance, training profiles
+-- and drift, data checks, data time travel (params.as_of) and batch scoring
+-- into tables. See docs/batch-scoring.md, docs/drift.md,
+-- docs/preprocessing.md and docs/time-travel.md.
+--------------------------------------------------------------------------
+
+CREATE FUNCTION mlpipe.predict(model_ref text, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_predict_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict(text, float8[]) IS
+    'Scores one row: cluster number (0-based), class index or regression value, by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.predict(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.predict(model bytea, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_predict_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict(bytea, float8[]) IS
+    'Scores one row: cluster number (0-based), class index or regression value, by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.predict(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict(bytea, float8[]) TO mlpipe_scorer;
+
+-- The artifact decoded into readable JSON (centroids, scaling, ...).
+CREATE FUNCTION mlpipe.export(model bytea) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'mlpipe_export_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.export(bytea) IS
+    'The model as JSON (trees, centroids, preprocessing) for inspection or other tools, by artifact.';
+
+CREATE FUNCTION mlpipe.export(model_ref text) RETURNS jsonb
+LANGUAGE sql STABLE STRICT AS $$
+    SELECT jsonb_build_object('model', r.model, 'version', r.version)
+           || mlpipe.export(mlpipe.artifact(model_ref))
+      FROM mlpipe.resolve(model_ref) r
+$$;
+COMMENT ON FUNCTION mlpipe.export(text) IS
+    'The model as JSON (trees, centroids, preprocessing) for inspection or other tools, by model_ref.';
+REVOKE ALL ON FUNCTION mlpipe.export(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.export(text) TO mlpipe_reader;
+
+-- The class label as trained (text), for classification models.
+CREATE FUNCTION mlpipe.predict_label(model_ref text, features float8[]) RETURNS text
+AS 'MODULE_PATHNAME', 'mlpipe_predict_label_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict_label(text, float8[]) IS
+    'The predicted class label as it was in the training target (text), by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.predict_label(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_label(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.predict_label(model bytea, features float8[]) RETURNS text
+AS 'MODULE_PATHNAME', 'mlpipe_predict_label_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict_label(bytea, float8[]) IS
+    'The predicted class label as it was in the training target (text), by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.predict_label(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_label(bytea, float8[]) TO mlpipe_scorer;
+
+-- One probability per class, in the order of mlpipe.classes(model_ref).
+CREATE FUNCTION mlpipe.predict_proba(model_ref text, features float8[]) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_predict_proba_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict_proba(text, float8[]) IS
+    'One probability per class, in the order of mlpipe.classes(model_ref), by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.predict_proba(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_proba(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.predict_proba(model bytea, features float8[]) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_predict_proba_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict_proba(bytea, float8[]) IS
+    'One probability per class, in the order of mlpipe.classes(model_ref), by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.predict_proba(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_proba(bytea, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe._importance(model bytea) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_importance_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._importance(bytea) IS
+    'Gain-based feature importance of a tree artifact, one value per feature.';
+
+-- Normalised total gain per feature, largest first.
+CREATE FUNCTION mlpipe.feature_importance(model_ref text)
+RETURNS TABLE (feature text, importance float8)
+LANGUAGE sql STABLE STRICT AS $$
+    SELECT f, i FROM unnest(mlpipe.features(model_ref), mlpipe._importance(mlpipe.artifact(model_ref))) AS t(f, i)
+     ORDER BY i DESC, f
+$$;
+COMMENT ON FUNCTION mlpipe.feature_importance(text) IS
+    'Gain-based importance of each feature of a tree model (sums to 1).';
+REVOKE ALL ON FUNCTION mlpipe.feature_importance(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.feature_importance(text) TO mlpipe_reader;
+
+-- Preprocessing and row-form scoring (docs/preprocessing.md).
+-- Row forms of predict, predict_label and predict_proba: the row's columns
+-- are matched to the model's raw inputs by name (extra columns ignored),
+-- once per statement and row type, and the stored preprocessing applied.
+CREATE FUNCTION mlpipe.predict(model_ref text, "row" record) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_predict_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict(text, record) IS
+    'Scores one row: cluster number (0-based), class index or regression value, by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.predict(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.predict(model bytea, "row" record) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_predict_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict(bytea, record) IS
+    'Scores one row: cluster number (0-based), class index or regression value, by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.predict(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict(bytea, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.predict_label(model_ref text, "row" record) RETURNS text
+AS 'MODULE_PATHNAME', 'mlpipe_predict_label_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict_label(text, record) IS
+    'The predicted class label as it was in the training target (text), by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.predict_label(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_label(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.predict_label(model bytea, "row" record) RETURNS text
+AS 'MODULE_PATHNAME', 'mlpipe_predict_label_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict_label(bytea, record) IS
+    'The predicted class label as it was in the training target (text), by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.predict_label(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_label(bytea, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.predict_proba(model_ref text, "row" record) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_predict_proba_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict_proba(text, record) IS
+    'One probability per class, in the order of mlpipe.classes(model_ref), by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.predict_proba(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_proba(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.predict_proba(model bytea, "row" record) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_predict_proba_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.predict_proba(bytea, record) IS
+    'One probability per class, in the order of mlpipe.classes(model_ref), by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.predict_proba(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_proba(bytea, record) TO mlpipe_scorer;
+
+-- A classifier's class index, label and probabilities for predict_table:
+-- the same as predict, predict_label and predict_proba (float8[] forms), but
+-- the three calls for a row share one evaluation (a per-backend memo of the
+-- last row scored, src/pg/predict.c).
+CREATE FUNCTION mlpipe._score_class(model_ref text, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_score_class_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._score_class(text, float8[]) IS
+    'A classifier''s class index for predict_table (shares one evaluation with _score_label and _score_proba).';
+REVOKE ALL ON FUNCTION mlpipe._score_class(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._score_class(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe._score_label(model_ref text, features float8[]) RETURNS text
+AS 'MODULE_PATHNAME', 'mlpipe_score_label_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._score_label(text, float8[]) IS
+    'A classifier''s class label for predict_table (shares one evaluation with _score_class and _score_proba).';
+REVOKE ALL ON FUNCTION mlpipe._score_label(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._score_label(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe._score_proba(model_ref text, features float8[]) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_score_proba_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._score_proba(text, float8[]) IS
+    'A classifier''s class probabilities for predict_table (shares one evaluation with _score_class and _score_label).';
+REVOKE ALL ON FUNCTION mlpipe._score_proba(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._score_proba(text, float8[]) TO mlpipe_scorer;
+
+-- The SELECT a source (table, view or query) stands for, as training reads it.
+CREATE FUNCTION mlpipe._source_sql(source text) RETURNS text
+AS 'MODULE_PATHNAME', 'mlpipe_source_sql'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION mlpipe._source_sql(text) IS
+    'The SELECT a source (table, view or query) stands for, as training reads it.';
+REVOKE ALL ON FUNCTION mlpipe._source_sql(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._source_sql(text) TO mlpipe_trainer;
+
+-- Column names and types of a source, read as the caller (LIMIT 0).
+CREATE FUNCTION mlpipe._source_columns(source text)
+RETURNS TABLE (name text, type regtype, ord int)
+AS 'MODULE_PATHNAME', 'mlpipe_source_columns'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION mlpipe._source_columns(text) IS
+    'Column names and types of a source, read as the caller (LIMIT 0).';
+REVOKE ALL ON FUNCTION mlpipe._source_columns(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._source_columns(text) TO mlpipe_trainer;
+
+CREATE FUNCTION mlpipe._bin_counts_accum(bigint[], int, int) RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'mlpipe_bin_counts_accum'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._bin_counts_accum(bigint[], int, int) IS
+    'Transition function of _bin_counts: adds one row to its bin.';
+
+CREATE FUNCTION mlpipe._bin_counts_combine(bigint[], bigint[]) RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'mlpipe_bin_counts_combine'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._bin_counts_combine(bigint[], bigint[]) IS
+    'Combine function of _bin_counts: adds two count arrays.';
+
+-- Rows per bin: _bin_counts(bin, nbins) is a bigint[nbins] of counts
+-- (bins are 0-based; a NULL bin is not counted). Parallel safe.
+CREATE AGGREGATE mlpipe._bin_counts(int, int) (
+    SFUNC = mlpipe._bin_counts_accum,
+    STYPE = bigint[],
+    COMBINEFUNC = mlpipe._bin_counts_combine,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE mlpipe._bin_counts(int, int) IS
+    'Rows per bin: a bigint[nbins] of counts of 0-based bins (NULL bins not counted).';
+
+-- Sorted distinct non-null values of an array: quantiles to bin edges.
+CREATE FUNCTION mlpipe._edges(float8[]) RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(DISTINCT x ORDER BY x) FILTER (WHERE x IS NOT NULL), '{}')
+      FROM unnest($1) x
+$$;
+COMMENT ON FUNCTION mlpipe._edges(float8[]) IS
+    'Sorted distinct non-null values of an array (quantiles to bin edges).';
+
+-- The bin of a value given sorted distinct edges e[1..n] (the training
+-- minimum, deciles and maximum): 0 below e[1], 2k - 1 for x = e[k], 2k for
+-- e[k] < x < e[k+1] (2n above the maximum): 2n + 1 bins. Edges are bins of
+-- their own so that a heavy atom (a column that is mostly 0) does not hide
+-- a change in the values around it, and values beyond the training range
+-- always move the PSI.
+CREATE FUNCTION mlpipe._bin_of(x float8, e float8[]) RETURNS int
+AS 'MODULE_PATHNAME', 'mlpipe_bin_of'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._bin_of(float8, float8[]) IS
+    'The profile bin of a value given sorted distinct edges.';
+
+-- Type class of a column type: numeric, array (of real / double precision),
+-- categorical (text-like, boolean, enum) or other (not profiled).
+CREATE FUNCTION mlpipe._type_class(t regtype) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN t IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'real'::regtype,
+                   'double precision'::regtype, 'numeric'::regtype) THEN 'numeric'
+        WHEN t IN ('real[]'::regtype, 'double precision[]'::regtype) THEN 'array'
+        WHEN t IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype,
+                   'boolean'::regtype, 'name'::regtype)
+             OR (SELECT typtype FROM pg_catalog.pg_type WHERE oid = t) = 'e' THEN 'categorical'
+        ELSE 'other' END
+$$;
+COMMENT ON FUNCTION mlpipe._type_class(regtype) IS
+    'Type class of a column type for profiling: numeric, array, categorical or other.';
+REVOKE ALL ON FUNCTION mlpipe._type_class(regtype) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._type_class(regtype) TO mlpipe_trainer;
+
+-- The features to profile: one row per model feature that is a source
+-- column or an element col[i] of an array column, plus the categorical
+-- columns among the training columns (features, or every column but the
+-- target and params.exclude). expr is the SQL over the alias "src".
+CREATE FUNCTION mlpipe._profile_plan(p_source text, p_model_features text[], p_features text[],
+                                     p_target text, p_exclude jsonb)
+RETURNS TABLE (feature text, kind text, col text, element int, expr text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c record;
+    f text;
+BEGIN
+    FOR c IN SELECT s.name, s.type, mlpipe._type_class(s.type) AS cls
+               FROM mlpipe._source_columns(p_source) s ORDER BY s.ord LOOP
+        IF p_features IS NOT NULL THEN
+            CONTINUE WHEN NOT (c.name = ANY (p_features));
+        ELSE
+            CONTINUE WHEN c.name = p_target;
+            CONTINUE WHEN p_exclude IS NOT NULL AND jsonb_typeof(p_exclude) = 'array'
+                          AND p_exclude ? c.name;
+        END IF;
+        IF c.cls = 'numeric' AND c.name = ANY (p_model_features) THEN
+            RETURN QUERY SELECT c.name, 'numeric'::text, c.name, NULL::int,
+                                format('(src.%I)::float8', c.name);
+        ELSIF c.cls = 'array' THEN
+            FOR f IN SELECT m FROM unnest(p_model_features) WITH ORDINALITY u(m, o)
+                      WHERE left(m, length(c.name) + 1) = c.name || '['
+                        AND substr(m, length(c.name) + 2) ~ '^[0-9]{1,6}\]$' ORDER BY o LOOP
+                RETURN QUERY SELECT f, 'numeric'::text, c.name,
+                    rtrim(substr(f, length(c.name) + 2), ']')::int,
+                    format('(src.%I)[%s]::float8', c.name, rtrim(substr(f, length(c.name) + 2), ']'));
+            END LOOP;
+        ELSIF c.cls = 'categorical' THEN
+            RETURN QUERY SELECT c.name, 'categorical'::text, c.name, NULL::int,
+                                format('(src.%I)::text', c.name);
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb) IS
+    'The features to profile for a training source, one row per feature with its type class.';
+REVOKE ALL ON FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb) TO mlpipe_trainer;
+
+-- params.as_of / as_of_column: the source restricted to rows whose
+-- as_of_column <= as_of, and the lineage to record. The column is quoted as
+-- an identifier, the instant is normalised to ISO 8601 and quoted as a literal.
+CREATE FUNCTION mlpipe._as_of_source(p_source text, p_params jsonb, OUT sql text, OUT lineage jsonb)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    col   text := p_params->>'as_of_column';
+    ts    timestamptz;
+    iso   text;
+    ctype regtype;
+BEGIN
+    IF (p_params ? 'as_of') <> (p_params ? 'as_of_column') THEN
+        RAISE EXCEPTION 'params.as_of and params.as_of_column go together'
+            USING ERRCODE = '22023',
+                  HINT = 'Give both, e.g. {"as_of": "2024-03-05 00:00+00", "as_of_column": "updated_at"}.';
+    END IF;
+    IF jsonb_typeof(p_params->'as_of') <> 'string' THEN
+        RAISE EXCEPTION 'params.as_of must be a timestamp string, not %', jsonb_typeof(p_params->'as_of')
+            USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(p_params->'as_of_column') <> 'string' THEN
+        RAISE EXCEPTION 'params.as_of_column must be a column name (string)' USING ERRCODE = '22023';
+    END IF;
+    BEGIN
+        ts := (p_params->>'as_of')::timestamptz;
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR invalid_parameter_value THEN
+        RAISE EXCEPTION 'params.as_of "%" is not a valid timestamp', p_params->>'as_of'
+            USING ERRCODE = '22023', HINT = 'Use ISO 8601, e.g. "2024-03-05 00:00:00+00".';
+    END;
+    IF NOT isfinite(ts) THEN
+        RAISE EXCEPTION 'params.as_of must be a finite timestamp, not %', p_params->>'as_of'
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT s.type INTO ctype FROM mlpipe._source_columns(p_source) s WHERE s.name = col;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'params.as_of_column names column "%", which is not in the source', col
+            USING ERRCODE = '22023',
+                  HINT = 'Columns: ' || (SELECT string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(p_source) s) || '.';
+    END IF;
+    IF ctype NOT IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'params.as_of_column "%" has type %, not a date or timestamp', col, ctype
+            USING ERRCODE = '22023';
+    END IF;
+    iso := to_jsonb(ts) #>> '{}';
+    sql := format('SELECT * FROM (%s) AS mlpipe_as_of WHERE %I <= %L::timestamptz',
+                  mlpipe._source_sql(p_source), col, iso);
+    lineage := jsonb_build_object('as_of', iso, 'as_of_column', col);
+END $$;
+COMMENT ON FUNCTION mlpipe._as_of_source(text, jsonb) IS
+    'A source restricted by params.as_of / as_of_column, and the lineage to record.';
+REVOKE ALL ON FUNCTION mlpipe._as_of_source(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._as_of_source(text, jsonb) TO mlpipe_trainer;
+
+-- params.checks: validated strictly, then one query over the source;
+-- every failing check is named with its figure (22000).
+CREATE FUNCTION mlpipe._check_data(p_source text, p_checks jsonb) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cols     jsonb;
+    k        text;
+    e        record;
+    exprs    text[] := ARRAY['count(*)::text'];
+    what     text[] := ARRAY['rows'];
+    res      text[];
+    fails    text[] := '{}';
+    n        bigint;
+    i        int;
+    lo       text;
+    hi       text;
+BEGIN
+    IF jsonb_typeof(p_checks) <> 'object' THEN
+        RAISE EXCEPTION 'params.checks must be a JSON object, not %', jsonb_typeof(p_checks)
+            USING ERRCODE = '22023', HINT = 'For example {"min_rows": 1000, "not_null": ["a"]}.';
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(p_checks) LOOP
+        IF k NOT IN ('min_rows', 'not_null', 'ranges', 'allowed') THEN
+            RAISE EXCEPTION 'unknown key "%" in params.checks', k
+                USING ERRCODE = '22023', HINT = 'Allowed keys: min_rows, not_null, ranges, allowed.';
+        END IF;
+    END LOOP;
+    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
+    IF p_checks ? 'min_rows' AND (jsonb_typeof(p_checks->'min_rows') <> 'number'
+        OR (p_checks->>'min_rows')::numeric < 0 OR (p_checks->>'min_rows')::numeric <> trunc((p_checks->>'min_rows')::numeric)) THEN
+        RAISE EXCEPTION 'params.checks.min_rows must be a non-negative integer' USING ERRCODE = '22023';
+    END IF;
+    IF p_checks ? 'not_null' THEN
+        IF jsonb_typeof(p_checks->'not_null') <> 'array' THEN
+            RAISE EXCEPTION 'params.checks.not_null must be an array of column names' USING ERRCODE = '22023';
+        END IF;
+        FOR e IN SELECT v FROM jsonb_array_elements(p_checks->'not_null') v LOOP
+            IF jsonb_typeof(e.v) <> 'string' THEN
+                RAISE EXCEPTION 'params.checks.not_null must be an array of column names' USING ERRCODE = '22023';
+            END IF;
+            IF NOT cols ? (e.v #>> '{}') THEN
+                RAISE EXCEPTION 'params.checks.not_null names column "%", which is not in the source', e.v #>> '{}'
+                    USING ERRCODE = '22023';
+            END IF;
+            exprs := exprs || format('count(*) FILTER (WHERE src.%I IS NULL)::text', e.v #>> '{}');
+            what := what || format('not_null: column "%s" has %%s NULL values', e.v #>> '{}');
+        END LOOP;
+    END IF;
+    IF p_checks ? 'ranges' THEN
+        IF jsonb_typeof(p_checks->'ranges') <> 'object' THEN
+            RAISE EXCEPTION 'params.checks.ranges must be an object of column: [min, max]' USING ERRCODE = '22023';
+        END IF;
+        FOR e IN SELECT key, value FROM jsonb_each(p_checks->'ranges') LOOP
+            IF NOT cols ? e.key THEN
+                RAISE EXCEPTION 'params.checks.ranges names column "%", which is not in the source', e.key
+                    USING ERRCODE = '22023';
+            END IF;
+            IF cols->>e.key <> 'numeric' THEN
+                RAISE EXCEPTION 'params.checks.ranges: column "%" is not numeric', e.key USING ERRCODE = '22023';
+            END IF;
+            IF jsonb_typeof(e.value) <> 'array' OR jsonb_array_length(e.value) <> 2
+               OR jsonb_typeof(e.value->0) NOT IN ('number', 'null') OR jsonb_typeof(e.value->1) NOT IN ('number', 'null')
+               OR (jsonb_typeof(e.value->0) = 'number' AND jsonb_typeof(e.value->1) = 'number'
+                   AND (e.value->>0)::float8 > (e.value->>1)::float8) THEN
+                RAISE EXCEPTION 'params.checks.ranges."%" must be [min, max] with min <= max (null for no bound)', e.key
+                    USING ERRCODE = '22023';
+            END IF;
+            lo := e.value->>0;
+            hi := e.value->>1;
+            exprs := exprs || format('count(*) FILTER (WHERE (src.%I)::float8 < %s OR (src.%I)::float8 > %s)::text',
+                                     e.key, coalesce(quote_literal(lo) || '::float8', '''-Infinity''::float8'),
+                                     e.key, coalesce(quote_literal(hi) || '::float8', '''Infinity''::float8'));
+            what := what || format('ranges: column "%s" has %%s values outside [%s, %s]', e.key,
+                                   coalesce(lo, '-inf'), coalesce(hi, 'inf'));
+        END LOOP;
+    END IF;
+    IF p_checks ? 'allowed' THEN
+        IF jsonb_typeof(p_checks->'allowed') <> 'object' THEN
+            RAISE EXCEPTION 'params.checks.allowed must be an object of column: [values]' USING ERRCODE = '22023';
+        END IF;
+        FOR e IN SELECT key, value FROM jsonb_each(p_checks->'allowed') LOOP
+            IF NOT cols ? e.key THEN
+                RAISE EXCEPTION 'params.checks.allowed names column "%", which is not in the source', e.key
+                    USING ERRCODE = '22023';
+            END IF;
+            IF jsonb_typeof(e.value) <> 'array' OR jsonb_array_length(e.value) = 0
+               OR EXISTS (SELECT 1 FROM jsonb_array_elements(e.value) v WHERE jsonb_typeof(v) NOT IN ('string', 'number', 'boolean')) THEN
+                RAISE EXCEPTION 'params.checks.allowed."%" must be a non-empty array of values', e.key
+                    USING ERRCODE = '22023';
+            END IF;
+            exprs := exprs || format('(count(*) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[])) || '' values outside the allowed ones (e.g. '' || '
+                                     || 'coalesce(quote_literal(min((src.%1$I)::text) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[]))), ''-'') || '')'')',
+                                     e.key, ARRAY(SELECT v #>> '{}' FROM jsonb_array_elements(e.value) v)::text);
+            what := what || format('allowed: column "%s" has %%s', e.key);
+        END LOOP;
+    END IF;
+    EXECUTE format('SELECT ARRAY[%s] FROM (%s) AS src', array_to_string(exprs, ', '), mlpipe._source_sql(p_source))
+        INTO res;
+    n := res[1]::bigint;
+    IF p_checks ? 'min_rows' AND n < (p_checks->>'min_rows')::numeric THEN
+        fails := fails || format('min_rows: the source has %s rows, fewer than %s', n, p_checks->>'min_rows');
+    END IF;
+    FOR i IN 2 .. cardinality(res) LOOP
+        IF split_part(res[i], ' ', 1) <> '0' THEN
+            fails := fails || (format(what[i], res[i]) || CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE format(' (of %s rows)', n) END);
+        END IF;
+    END LOOP;
+    IF cardinality(fails) > 0 THEN
+        RAISE EXCEPTION 'data checks failed: %', array_to_string(fails, '; ')
+            USING ERRCODE = '22000', HINT = 'Fix the source or relax params.checks.';
+    END IF;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION mlpipe._check_data(text, jsonb) IS
+    'Runs the params.checks data checks over a source and raises 22000 naming every failing check.';
+REVOKE ALL ON FUNCTION mlpipe._check_data(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._check_data(text, jsonb) TO mlpipe_trainer;
+
+-- Profiles the training source: one statement over a Bernoulli sample of
+-- about p_sample rows (all rows when the source is smaller). Numeric
+-- features: edges at the minimum, the deciles and the maximum
+-- (percentile_disc, duplicates removed) and the count per bin of _bin_of
+-- (each edge and each gap between edges is a bin);
+-- categorical: the 20 most frequent values and their counts, bin 0 being
+-- every other value. Null rates from the same sample.
+CREATE FUNCTION mlpipe._profile_compute(p_source text, p_model_features text[], p_features text[],
+    p_target text, p_exclude jsonb, p_sample int, p_rows_estimate bigint)
+RETURNS jsonb
+-- The profile must not cost more memory than the fit it follows: with 28
+-- features the statement's cost passed jit_above_cost, and loading LLVM plus
+-- 28 sorts of work_mem each took the training backend from 40 to 150 MiB.
+-- No JIT, and 1MB per sort (the rest spills to disk).
+LANGUAGE plpgsql VOLATILE SET jit = off SET work_mem = '1MB' AS $$
+DECLARE
+    f       record;
+    i       int := 0;
+    sel     text[] := '{}';
+    agg1    text[] := '{}';
+    cats    text[] := '{}';
+    agg2    text[] := '{}';
+    outs    text[] := '{}';
+    frac    float8;
+    q       text;
+    result  jsonb;
+BEGIN
+    IF p_sample IS NULL OR p_sample <= 0 THEN
+        RETURN NULL;
+    END IF;
+    frac := CASE WHEN coalesce(p_rows_estimate, 0) <= p_sample THEN 1
+                 ELSE p_sample::float8 / p_rows_estimate END;
+    FOR f IN SELECT * FROM mlpipe._profile_plan(p_source, p_model_features, p_features, p_target, p_exclude) LOOP
+        i := i + 1;
+        EXIT WHEN i > 256;
+        sel := sel || format('%s AS f%s', f.expr, i);
+        agg1 := agg1 || format('count(f%s) AS n%s', i, i);
+        IF f.kind = 'numeric' THEN
+            agg1 := agg1 || format('mlpipe._edges(percentile_disc(ARRAY[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
+            agg2 := agg2 || format('mlpipe._bin_counts(mlpipe._bin_of(f%s, q.e%s), 2 * cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
+            outs := outs || format('jsonb_build_object(''feature'', %L, ''kind'', ''numeric'', ''column'', %L, ''element'', %s, '
+                                   '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
+                                   '''edges'', to_jsonb(q.e%s), ''counts'', to_jsonb(coalesce(h.h%s, array_fill(0::bigint, ARRAY[2 * cardinality(q.e%s) + 1]))))',
+                                   f.feature, f.col, coalesce(f.element::text, 'NULL'), i, i, i, i, i);
+        ELSE
+            cats := cats || format('(SELECT coalesce(array_agg(v ORDER BY c DESC, v), ''{}'') FROM (SELECT f%s AS v, count(*) AS c FROM s WHERE f%s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) t) AS c%s', i, i, i);
+            agg2 := agg2 || format('mlpipe._bin_counts(coalesce(array_position(k.c%s, f%s), 0), cardinality(k.c%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
+            outs := outs || format('jsonb_build_object(''feature'', %L, ''kind'', ''categorical'', ''column'', %L, ''element'', NULL, '
+                                   '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
+                                   '''categories'', to_jsonb(k.c%s), ''counts'', to_jsonb(coalesce(h.h%s, ''{0}'')))',
+                                   f.feature, f.col, i, i, i, i);
+        END IF;
+    END LOOP;
+    IF i = 0 THEN
+        RETURN jsonb_build_object('rows', 0, 'sample', p_sample, 'features', '[]'::jsonb);
+    END IF;
+    q := format('WITH s AS MATERIALIZED (SELECT %s FROM (%s) AS src%s), '
+                'q AS (SELECT count(*) AS n, %s FROM s), '
+                'k AS (SELECT %s), '
+                'h AS (SELECT %s FROM s, q, k) '
+                'SELECT jsonb_build_object(''rows'', q.n, ''sample'', %s, ''fraction'', %s, ''features'', to_jsonb(ARRAY[%s]::jsonb[])) FROM q, k, h',
+                array_to_string(sel, ', '), mlpipe._source_sql(p_source),
+                CASE WHEN frac < 1 THEN format(' WHERE random() < %s', frac) ELSE '' END,
+                array_to_string(agg1, ', '),
+                CASE WHEN cardinality(cats) > 0 THEN array_to_string(cats, ', ') ELSE '1 AS none' END,
+                array_to_string(agg2, ', '), p_sample, frac, array_to_string(outs, ', '));
+    EXECUTE q INTO result;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint) IS
+    'Profiles a training source (bin edges and shares per feature) from one sampled scan.';
+REVOKE ALL ON FUNCTION mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint) TO mlpipe_trainer;
+
+-- Stores a version's profile: only for a version the session user created
+-- in the current transaction (the _register that _train just called), and
+-- only while it has none.
+CREATE FUNCTION mlpipe._set_profile(p_model text, p_version int, p_profile jsonb)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE mlpipe.model_versions v SET profile = p_profile
+     WHERE v.model = p_model AND v.version = p_version
+       AND v.profile IS NULL AND v.created_by = session_user
+       AND v.created_at >= pg_catalog.now();     -- created in this transaction
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'version %@% was not created by % in this transaction, or has a profile already',
+            p_model, p_version, session_user
+            USING ERRCODE = '42501';
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._set_profile(text, int, jsonb) IS
+    'Stores the profile of a version the session user created in the current transaction.';
+REVOKE ALL ON FUNCTION mlpipe._set_profile(text, int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._set_profile(text, int, jsonb) TO mlpipe_trainer;
+
+-- The training profile of a model_ref (NULL for versions trained before 0.3.0).
+CREATE FUNCTION mlpipe.profile(model_ref text) RETURNS jsonb
+LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v.profile FROM mlpipe.model_versions v, mlpipe.resolve(model_ref) r
+     WHERE v.model = r.model AND v.version = r.version
+$$;
+COMMENT ON FUNCTION mlpipe.profile(text) IS
+    'The training profile of a version (bin edges and shares per feature) used by drift.';
+REVOKE ALL ON FUNCTION mlpipe.profile(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.profile(text) TO mlpipe_reader;
+
+-- What scoring a model_ref needs, in one SECURITY DEFINER lookup.
+CREATE FUNCTION mlpipe._scoring_info(model_ref text,
+    OUT model text, OUT version int, OUT algorithm text, OUT task text,
+    OUT features text[], OUT classes text[], OUT profile jsonb)
+LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v.model, v.version, v.algorithm, v.task, v.features, v.classes, v.profile
+      FROM mlpipe.model_versions v, mlpipe.resolve(model_ref) r
+     WHERE v.model = r.model AND v.version = r.version
+$$;
+COMMENT ON FUNCTION mlpipe._scoring_info(text) IS
+    'What scoring a model_ref needs, in one SECURITY DEFINER lookup.';
+REVOKE ALL ON FUNCTION mlpipe._scoring_info(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._scoring_info(text) TO mlpipe_reader;
+
+-- PSI and null rates of a source against a profile. PSI over the non-null
+-- values: sum over bins of (a - e) * ln(a / e), with e and a the training
+-- and current shares of each bin, each at least 1e-4 (empty bins).
+-- p_fraction < 1 reads a sample: TABLESAMPLE SYSTEM (whole pages, so only
+-- that share of the table is read) when the source is a table or
+-- materialized view, else a Bernoulli sample of the query's rows.
+CREATE FUNCTION mlpipe._drift_figures(p_profile jsonb, p_source text, p_fraction float8 DEFAULT 1)
+RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, rows_now bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    f      jsonb;
+    cols   jsonb;
+    exprs  text[] := '{}';
+    ex     text;
+    bin    text;
+    cur    jsonb;
+    i      int := 0;
+    n      bigint;
+    rel    regclass;
+    from_  text;
+BEGIN
+    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
+    FOR f IN SELECT x FROM jsonb_array_elements(p_profile->'features') x LOOP
+        IF NOT cols ? (f->>'column') THEN
+            RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column', f->>'feature'
+                USING ERRCODE = '42703',
+                      HINT = 'Columns: ' || (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(cols) k) || '.';
+        END IF;
+        IF f->>'kind' = 'numeric' THEN
+            IF cols->>(f->>'column') NOT IN ('numeric', 'array') THEN
+                RAISE EXCEPTION 'column "%" is % in the source but was numeric at training', f->>'column', cols->>(f->>'column')
+                    USING ERRCODE = '22000';
+            END IF;
+            ex := CASE WHEN f->>'element' IS NULL THEN format('(src.%I)::float8', f->>'column')
+                       ELSE format('(src.%I)[%s]::float8', f->>'column', (f->>'element')::int) END;
+            bin := format('mlpipe._bin_of(%s, %L::float8[])', ex,
+                          ARRAY(SELECT e::float8 FROM jsonb_array_elements_text(f->'edges') e)::text);
+        ELSE
+            ex := format('(src.%I)::text', f->>'column');
+            bin := format('coalesce(array_position(%L::text[], %s), 0)', 
+                          ARRAY(SELECT e FROM jsonb_array_elements_text(f->'categories') e)::text, ex);
+        END IF;
+        exprs := exprs || format('jsonb_build_object(''n'', count(%s), ''c'', to_jsonb(mlpipe._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
+                                 ex, bin, jsonb_array_length(f->'counts'), ex);
+    END LOOP;
+    IF cardinality(exprs) = 0 THEN
+        RETURN;
+    END IF;
+    from_ := format('(%s) AS src', mlpipe._source_sql(p_source));
+    IF p_fraction < 1 THEN
+        IF p_source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+            BEGIN
+                rel := to_regclass(p_source);
+            EXCEPTION WHEN OTHERS THEN
+                rel := NULL;
+            END;
+        END IF;
+        IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
+            from_ := format('%s AS src TABLESAMPLE SYSTEM (%s)', rel, p_fraction * 100);
+        ELSE
+            from_ := from_ || format(' WHERE random() < %s', p_fraction);
+        END IF;
+    END IF;
+    EXECUTE format('SELECT jsonb_build_object(''n'', count(*), ''f'', to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
+                   array_to_string(exprs, ', '), from_)
+        INTO cur;
+    n := (cur->>'n')::bigint;
+    IF n = 0 AND p_fraction < 1 THEN
+        RETURN;                 -- an empty sample: no figures
+    END IF;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'the source returned no rows' USING ERRCODE = '22000';
+    END IF;
+    FOR f IN SELECT x FROM jsonb_array_elements(p_profile->'features') x LOOP
+        i := i + 1;
+        feature := f->>'feature';
+        null_rate_train := (f->>'null_rate')::float8;
+        null_rate_now := CASE WHEN n > 0 THEN 1 - (cur->'f'->(i - 1)->>'n')::float8 / n END;
+        rows_now := n;
+        psi := NULL;
+        IF jsonb_typeof(cur->'f'->(i - 1)->'c') = 'array' THEN
+            SELECT sum((greatest(c / sum_c, 1e-4) - greatest(t / sum_t, 1e-4))
+                       * ln(greatest(c / sum_c, 1e-4) / greatest(t / sum_t, 1e-4)))
+              INTO psi
+              FROM (SELECT t, c, sum(t) OVER () AS sum_t, sum(c) OVER () AS sum_c
+                      FROM unnest(ARRAY(SELECT x::float8 FROM jsonb_array_elements_text(f->'counts') x),
+                                  ARRAY(SELECT x::float8 FROM jsonb_array_elements_text(cur->'f'->(i - 1)->'c') x)) u(t, c)) b
+             WHERE sum_t > 0 AND sum_c > 0;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) IS
+    'PSI and null rates of each profiled feature of a source against a profile.';
+REVOKE ALL ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) TO mlpipe_trainer;
+
+-- The status of one feature's drift figures (see mlpipe.drift).
+CREATE FUNCTION mlpipe._drift_status(psi float8, null_train float8, null_now float8,
+                                     threshold float8, null_threshold float8) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN abs(coalesce(null_now, 0) - coalesce(null_train, 0)) >= null_threshold THEN 'drift'
+        WHEN psi IS NULL THEN 'no data'
+        WHEN psi >= threshold THEN 'drift'
+        WHEN psi >= threshold / 2 THEN 'warning'
+        ELSE 'ok' END
+$$;
+COMMENT ON FUNCTION mlpipe._drift_status(float8, float8, float8, float8, float8) IS
+    'The status (ok, drift, new_values, ...) of one feature''s drift figures.';
+
+-- Drift of a source against the training profile of a model version: one
+-- row per profiled feature. status: 'drift' when psi >= threshold or the
+-- null rate moved by null_threshold or more, 'warning' when psi >= threshold / 2,
+-- 'no data' when the source has no value for the feature, else 'ok'.
+CREATE FUNCTION mlpipe.drift(model_ref text, source text, threshold float8 DEFAULT 0.2,
+                             null_threshold float8 DEFAULT 0.1)
+RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, status text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    info record;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF threshold IS NULL OR threshold <= 0 OR null_threshold IS NULL OR null_threshold <= 0 THEN
+        RAISE EXCEPTION 'threshold and null_threshold must be positive numbers' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    IF info.profile IS NULL THEN
+        RAISE EXCEPTION 'version %@% has no training profile', info.model, info.version
+            USING ERRCODE = '22000', HINT = 'Versions trained before mlpipe 0.3.0, or with params.profile_sample = 0, have none; retrain to get one.';
+    END IF;
+    RETURN QUERY
+    SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
+           mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold)
+      FROM mlpipe._drift_figures(info.profile, source) d;
+END $$;
+COMMENT ON FUNCTION mlpipe.drift(text, text, float8, float8) IS
+    'Population stability index and null rates of each feature of a source against the training profile of a version.';
+REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO mlpipe_trainer;
+
+-- True when a model stores preprocessing (src/pg/drift.c).
+CREATE FUNCTION mlpipe._has_preprocessing(model bytea) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_has_preprocessing'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._has_preprocessing(bytea) IS
+    'True when a model artifact stores preprocessing.';
+REVOKE ALL ON FUNCTION mlpipe._has_preprocessing(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._has_preprocessing(bytea) TO mlpipe_trainer;
+
+-- The float8[] a model without preprocessing scores, as SQL over the alias
+-- "src": the array column itself when the features are exactly its
+-- elements in order, else ARRAY[...] of numeric columns and elements. NULL
+-- when a feature is not a numeric column or element of the source (the
+-- row form then scores, or says what is missing).
+CREATE FUNCTION mlpipe._feature_array_expr(p_features text[], p_source text) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cols  jsonb;
+    types jsonb;
+    f     text;
+    c     text;
+    parts text[] := '{}';
+BEGIN
+    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)), jsonb_object_agg(s.name, s.type::text)
+      INTO cols, types FROM mlpipe._source_columns(p_source) s;
+    FOREACH f IN ARRAY p_features LOOP
+        IF cols->>f = 'numeric' THEN
+            parts := parts || format('(src.%I)::float8', f);
+            CONTINUE;
+        END IF;
+        c := substring(f FROM '^(.*)\[[0-9]{1,6}\]$');
+        IF c IS NULL OR cols->>c IS DISTINCT FROM 'array' THEN
+            RETURN NULL;
+        END IF;
+        parts := parts || format('(src.%I)[%s]::float8', c, substring(f FROM '\[([0-9]{1,6})\]$'));
+    END LOOP;
+    -- Features x[1], ..., x[d] of one array column: pass the column as it is.
+    c := substring(p_features[1] FROM '^(.*)\[1\]$');
+    IF c IS NOT NULL AND cols->>c = 'array' AND p_features = ARRAY(
+            SELECT format('%s[%s]', c, g) FROM generate_series(1, cardinality(p_features)) g) THEN
+        RETURN CASE WHEN types->>c = 'double precision[]' THEN format('src.%I', c)
+                    ELSE format('(src.%I)::float8[]', c) END;
+    END IF;
+    RETURN 'ARRAY[' || array_to_string(parts, ', ') || ']';
+END $$;
+COMMENT ON FUNCTION mlpipe._feature_array_expr(text[], text) IS
+    'The SQL of the float8[] a model without preprocessing scores, over the alias src.';
+REVOKE ALL ON FUNCTION mlpipe._feature_array_expr(text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._feature_array_expr(text[], text) TO mlpipe_trainer;
+
+-- The (schema, table) of an "into" argument: 'table' or 'schema.table',
+-- parsed as identifiers (quoted parts keep their case).
+CREATE FUNCTION mlpipe._parse_into(p_into text, OUT qualified text, OUT display text)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    parts text[];
+BEGIN
+    BEGIN
+        parts := parse_ident(p_into);
+    EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value THEN
+        parts := NULL;
+    END;
+    IF parts IS NULL OR cardinality(parts) NOT IN (1, 2) OR '' = ANY (parts) THEN
+        RAISE EXCEPTION 'into "%" is not a table name', p_into
+            USING ERRCODE = '22023', HINT = 'Use table or schema.table; quote names with capitals or spaces.';
+    END IF;
+    qualified := (SELECT string_agg(quote_ident(p), '.' ORDER BY o) FROM unnest(parts) WITH ORDINALITY u(p, o));
+    display := array_to_string(parts, '.');
+END $$;
+COMMENT ON FUNCTION mlpipe._parse_into(text) IS
+    'The qualified and display names of the into argument of predict_table.';
+REVOKE ALL ON FUNCTION mlpipe._parse_into(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._parse_into(text) TO mlpipe_trainer;
+
+-- Checks an existing target table: the columns predict_table writes must
+-- be there with the right types (22000 naming the mismatch); upsert needs a
+-- unique index on the key column alone.
+CREATE FUNCTION mlpipe._check_target(p_rel regclass, p_key text, p_key_type regtype, p_mode text)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    want   record;
+    have   regtype;
+    keynum int2;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = p_rel) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', p_rel USING ERRCODE = '22000';
+    END IF;
+    FOR want IN SELECT * FROM (VALUES (p_key, p_key_type), ('prediction', 'double precision'::regtype),
+                                      ('label', 'text'::regtype), ('proba', 'double precision[]'::regtype),
+                                      ('model', 'text'::regtype), ('version', 'integer'::regtype),
+                                      ('scored_at', 'timestamp with time zone'::regtype)) w(col, typ) LOOP
+        SELECT a.atttypid::regtype INTO have FROM pg_attribute a
+         WHERE a.attrelid = p_rel AND a.attname = want.col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'table % has no column "%"', p_rel, want.col
+                USING ERRCODE = '22000',
+                      HINT = 'predict_table writes key, prediction, label, proba, model, version, scored_at; or let it create a new table.';
+        END IF;
+        IF have <> want.typ THEN
+            RAISE EXCEPTION 'column "%" of table % is %, expected %', want.col, p_rel, have, want.typ
+                USING ERRCODE = '22000';
+        END IF;
+    END LOOP;
+    IF p_mode = 'upsert' THEN
+        SELECT a.attnum INTO keynum FROM pg_attribute a WHERE a.attrelid = p_rel AND a.attname = p_key;
+        IF NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = p_rel AND i.indisunique AND i.indisvalid
+                          AND i.indnatts = 1 AND i.indkey[0] = keynum AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
+            RAISE EXCEPTION 'mode upsert needs a unique index on %(%)', p_rel, p_key
+                USING ERRCODE = '22000', HINT = format('CREATE UNIQUE INDEX ON %s (%I);', p_rel, p_key);
+        END IF;
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) IS
+    'Checks that an existing predict_table target has the columns and unique index the mode needs.';
+REVOKE ALL ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) TO mlpipe_trainer;
+
+-- Scores every row of a source into a table: (key, prediction, label,
+-- proba, model, version, scored_at). One INSERT ... SELECT streams the
+-- source through the executor (nothing is materialised); a new target is
+-- written with CREATE TABLE AS and indexed afterwards. Logs a run with
+-- rows, seconds and drift figures, and sends predictions_written (and
+-- drift_detected). Runs as the caller: the source and the target are read
+-- and written with the caller's privileges.
+CREATE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text, key text,
+                                     mode text DEFAULT 'append', params jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    started    timestamptz := clock_timestamp();
+    info       record;
+    ref        text;
+    tgt        record;
+    rel        regclass;
+    key_type   regtype;
+    src_sql    text;
+    head       text;
+    consts     text;
+    from_sql   text;
+    old_ptc    text;
+    old_psc    text;
+    xexpr      text;
+    filt       text := '';
+    n          bigint;
+    k          text;
+    threshold  float8 := 0.2;
+    null_thr   float8 := 0.1;
+    sample     int := 20000;
+    metrics    jsonb := '{}';
+    drifted    jsonb := '[]';
+    d          record;
+    run        bigint;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL OR "into" IS NULL OR key IS NULL THEN
+        RAISE EXCEPTION 'model_ref, source, into and key must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
+        RAISE EXCEPTION 'unknown mode %', coalesce(quote_literal(mode), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
+    END IF;
+    params := coalesce(params, '{}');
+    IF jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(params) LOOP
+        IF k NOT IN ('drift_threshold', 'null_threshold', 'drift_sample') THEN
+            RAISE EXCEPTION 'unknown key "%" in predict_table params', k
+                USING ERRCODE = '22023', HINT = 'Allowed keys: drift_threshold, null_threshold, drift_sample.';
+        END IF;
+        IF jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0
+           OR (k <> 'drift_sample' AND (params->>k)::float8 = 0)
+           OR (k = 'drift_sample' AND (params->>k)::numeric NOT BETWEEN 0 AND 10000000) THEN
+            RAISE EXCEPTION 'predict_table params.% must be a positive number (drift_sample: an integer, 0 for no drift)', k
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    threshold := coalesce((params->>'drift_threshold')::float8, threshold);
+    null_thr := coalesce((params->>'null_threshold')::float8, null_thr);
+    sample := coalesce((params->>'drift_sample')::numeric::int, sample);
+
+    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    ref := info.model || '@' || info.version;          -- one version for the whole run
+    SELECT s.type INTO key_type FROM mlpipe._source_columns(source) s WHERE s.name = key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'key column "%" is not in the source', key
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' || (SELECT string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) || '.';
+    END IF;
+    IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
+        RAISE EXCEPTION 'key column "%" has the name of an output column', key
+            USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
+    END IF;
+    src_sql := mlpipe._source_sql(source);
+    SELECT * INTO tgt FROM mlpipe._parse_into("into");
+    rel := to_regclass(tgt.qualified);
+
+    IF rel IS NOT NULL THEN
+        PERFORM mlpipe._check_target(rel, key, key_type, mode);
+        IF mode = 'incremental' THEN
+            filt := format(' WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
+                           tgt.qualified, key, key, info.model, info.version);
+        END IF;
+    END IF;
+    -- Rows are scored with the row form of predict (columns matched by name,
+    -- stored preprocessing applied), or, for a model without preprocessing
+    -- whose features are numeric columns of the source, with the float8[]
+    -- form, which gives the same predictions without building a row value.
+    -- prediction: the value, cluster or class index; label and proba for
+    -- classification only.
+    IF NOT mlpipe._has_preprocessing(mlpipe.artifact(ref)) THEN
+        xexpr := mlpipe._feature_array_expr(info.features, source);
+    END IF;
+    xexpr := coalesce(xexpr, 'src');
+    -- A classifier is scored once per row: the float8[] form through the
+    -- _score_* functions, whose calls for one row share an evaluation (the
+    -- whole projection stays in the parallel workers); the row form with
+    -- predict and predict_proba in a subquery (OFFSET 0 keeps the planner
+    -- from pulling it up, which would copy predict into the label column).
+    -- The SELECT is built as head (key, prediction and, for a classifier,
+    -- label and proba), the constant columns, and the FROM clause: a new
+    -- table gets only the head's columns from CREATE TABLE AS and the others
+    -- as added columns (below).
+    IF info.task = 'classification' THEN
+        IF xexpr <> 'src' THEN
+            head := format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
+                           'mlpipe._score_label(%2$L, %3$s) AS label, mlpipe._score_proba(%2$L, %3$s) AS proba',
+                           key, ref, xexpr);
+            from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
+        ELSE
+            head := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
+                           '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
+                           key, info.classes);
+            from_sql := format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src) AS mlpipe_p, '
+                               'mlpipe.predict_proba(%2$L, src) AS mlpipe_pb '
+                               'FROM (%3$s) AS src%4$s OFFSET 0) AS mlpipe_s',
+                               key, ref, src_sql, filt);
+        END IF;
+        consts := '';
+    ELSE
+        head := format('SELECT src.%1$I, mlpipe.predict(%2$L, %3$s) AS prediction', key, ref, xexpr);
+        from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
+        consts := ', NULL::text AS label, NULL::float8[] AS proba';
+    END IF;
+    consts := consts || format(', %L::text AS model, %s::int AS version, now() AS scored_at',
+                               info.model, info.version);
+    -- Ensembles cost microseconds a row to score: for the scoring statement,
+    -- make a parallel scan of the source attractive so that CREATE TABLE AS
+    -- scores in parallel workers. A single tree or k-means scores faster
+    -- than a worker hands rows back, so the caller's settings stay.
+    old_ptc := current_setting('parallel_tuple_cost');
+    old_psc := current_setting('parallel_setup_cost');
+    IF info.algorithm IN ('gbt', 'random_forest') THEN
+        PERFORM set_config('parallel_tuple_cost', '0.001', true), set_config('parallel_setup_cost', '10', true);
+    END IF;
+
+    IF rel IS NULL THEN
+        -- A new table: bulk-written by CREATE TABLE AS with the per-row
+        -- columns only; model, version and scored_at are the same on every
+        -- row, so they are added afterwards with that value as default,
+        -- which PostgreSQL stores once in the catalog instead of in each row
+        -- (no rewrite; readers see the value on every row). Then indexed.
+        EXECUTE format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM set_config('parallel_tuple_cost', old_ptc, true), set_config('parallel_setup_cost', old_psc, true);
+        EXECUTE format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
+                       'ADD COLUMN scored_at timestamptz DEFAULT now()', tgt.qualified,
+                       CASE WHEN info.task = 'classification' THEN ''
+                            ELSE 'ADD COLUMN label text, ADD COLUMN proba double precision[],' END,
+                       info.model, info.version);
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
+                       tgt.qualified);
+        EXECUTE format('CREATE %s INDEX ON %s (%I)',
+                       CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
+        -- Readers read prediction tables (docs/security.md).
+        EXECUTE format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
+    ELSE
+        IF mode = 'replace' THEN
+            EXECUTE format('DELETE FROM %s', tgt.qualified);
+        END IF;
+        EXECUTE format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s%s%s',
+                       tgt.qualified, key, head, consts, from_sql,
+                       CASE WHEN mode = 'upsert' THEN format(
+                           ' ON CONFLICT (%I) DO UPDATE SET prediction = EXCLUDED.prediction, label = EXCLUDED.label, '
+                           'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
+                           'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM set_config('parallel_tuple_cost', old_ptc, true), set_config('parallel_setup_cost', old_psc, true);
+    END IF;
+
+    -- Drift of the source against the training profile, on a sample.
+    IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
+        FOR d IN SELECT * FROM mlpipe._drift_figures(info.profile, source,
+                     CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n END) LOOP
+            metrics := metrics || jsonb_build_object('psi:' || d.feature, d.psi,
+                                                     'null_rate:' || d.feature, d.null_rate_now);
+            IF mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
+                drifted := drifted || jsonb_build_object('feature', d.feature, 'psi', d.psi,
+                                                         'null_rate_train', d.null_rate_train,
+                                                         'null_rate_now', d.null_rate_now);
+            END IF;
+        END LOOP;
+        metrics := metrics || jsonb_build_object('drifted_features', jsonb_array_length(drifted));
+    END IF;
+    metrics := metrics || jsonb_build_object('rows_per_second',
+        n / greatest(extract(epoch FROM clock_timestamp() - started)::float8, 1e-6));
+    run := mlpipe._log_run('predict_table', info.model, info.version, info.algorithm, source,
+        jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params),
+        'succeeded', NULL, n, started, NULL, metrics, 'scoring');
+    PERFORM mlpipe._notify('predictions_written', jsonb_build_object('model', info.model, 'version', info.version,
+        'run_id', run, 'rows', n, 'into', tgt.display));
+    IF jsonb_array_length(drifted) > 0 THEN
+        PERFORM mlpipe._notify('drift_detected', jsonb_build_object('model', info.model, 'version', info.version,
+            'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
+    END IF;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) IS
+    'Scores every row of a source into a table (append, replace, upsert or insert mode).';
+REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;

@@ -1,0 +1,73 @@
+--------------------------------------------------------------------------
+-- 40-features: the ts_features and summary aggregates. See docs/features.md.
+--------------------------------------------------------------------------
+
+CREATE FUNCTION mlpipe._ts_features_trans(internal, timestamptz, float8) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_ts_features_trans' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._ts_features_trans(internal, timestamptz, float8) IS
+    'Transition function of the ts_features aggregates.';
+REVOKE ALL ON FUNCTION mlpipe._ts_features_trans(internal, timestamptz, float8) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe._summary_trans(internal, float8) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_summary_trans' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._summary_trans(internal, float8) IS
+    'Transition function of the summary aggregates.';
+REVOKE ALL ON FUNCTION mlpipe._summary_trans(internal, float8) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe._features_combine(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_features_combine' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._features_combine(internal, internal) IS
+    'Combine function of the ts_features and summary aggregates (parallel aggregation).';
+REVOKE ALL ON FUNCTION mlpipe._features_combine(internal, internal) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe._features_serial(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'mlpipe_features_serial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._features_serial(internal) IS
+    'Serialises the state of the ts_features and summary aggregates.';
+REVOKE ALL ON FUNCTION mlpipe._features_serial(internal) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe._features_deserial(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_features_deserial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._features_deserial(bytea, internal) IS
+    'Deserialises the state of the ts_features and summary aggregates.';
+REVOKE ALL ON FUNCTION mlpipe._features_deserial(bytea, internal) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe._ts_features_final(internal) RETURNS mlpipe.ts_summary
+AS 'MODULE_PATHNAME', 'mlpipe_ts_features_final' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._ts_features_final(internal) IS 'Final function of mlpipe.ts_features.';
+REVOKE ALL ON FUNCTION mlpipe._ts_features_final(internal) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe._summary_final(internal) RETURNS mlpipe.value_summary
+AS 'MODULE_PATHNAME', 'mlpipe_summary_final' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._summary_final(internal) IS 'Final function of mlpipe.summary.';
+REVOKE ALL ON FUNCTION mlpipe._summary_final(internal) FROM PUBLIC;
+
+-- The final functions sort the state's readings in place: the same readings,
+-- so the state stays valid (READ_ONLY in effect) and window frames can grow.
+CREATE AGGREGATE mlpipe.ts_features(ts timestamptz, value float8) (
+    SFUNC = mlpipe._ts_features_trans,
+    STYPE = internal,
+    FINALFUNC = mlpipe._ts_features_final,
+    FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = mlpipe._features_combine,
+    SERIALFUNC = mlpipe._features_serial,
+    DESERIALFUNC = mlpipe._features_deserial,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE mlpipe.ts_features(timestamptz, float8) IS
+    'Summary of a time series in one pass: moments, quantiles, slope, changes, autocorrelation and gaps.';
+GRANT EXECUTE ON FUNCTION mlpipe.ts_features(timestamptz, float8) TO PUBLIC;
+
+CREATE AGGREGATE mlpipe.summary(value float8) (
+    SFUNC = mlpipe._summary_trans,
+    STYPE = internal,
+    FINALFUNC = mlpipe._summary_final,
+    FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = mlpipe._features_combine,
+    SERIALFUNC = mlpipe._features_serial,
+    DESERIALFUNC = mlpipe._features_deserial,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE mlpipe.summary(float8) IS
+    'Distribution summary of a column: n, n_null, mean, std, min, max, quantiles, skewness and kurtosis.';
+GRANT EXECUTE ON FUNCTION mlpipe.summary(float8) TO PUBLIC;

@@ -1,0 +1,855 @@
+--------------------------------------------------------------------------
+-- 50-evaluation: metric aggregates usable on any table, evaluate,
+-- cross_validate and search. See docs/evaluation.md.
+--------------------------------------------------------------------------
+
+-- Metric aggregates are pure computations on the caller's own values: they
+-- stay executable by PUBLIC. States are `internal` with combine / serial /
+-- deserial functions, so every aggregate is PARALLEL SAFE. A row with a NULL
+-- in any argument is ignored; no rows give NULL; an undefined metric (one
+-- class for roc_auc, one cluster for silhouette, ...) is NULL.
+
+-- Label metrics: one confusion-matrix state for text, bigint and boolean labels.
+CREATE FUNCTION mlpipe._label_trans(internal, text, text) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_label_trans_text' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_trans(internal, text, text) IS
+    'Transition function of the label metric aggregates.';
+
+CREATE FUNCTION mlpipe._label_trans(internal, bigint, bigint) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_label_trans_int8' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_trans(internal, bigint, bigint) IS
+    'Transition function of the label metric aggregates.';
+
+CREATE FUNCTION mlpipe._label_trans(internal, boolean, boolean) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_label_trans_bool' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_trans(internal, boolean, boolean) IS
+    'Transition function of the label metric aggregates.';
+
+CREATE FUNCTION mlpipe._label_combine(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_label_combine' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_combine(internal, internal) IS
+    'Combine function of the label metric aggregates (parallel aggregation).';
+
+CREATE FUNCTION mlpipe._label_serial(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'mlpipe_label_serial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_serial(internal) IS
+    'Serialises the state of the label metric aggregates.';
+
+CREATE FUNCTION mlpipe._label_deserial(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_label_deserial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_deserial(bytea, internal) IS
+    'Deserialises the state of the label metric aggregates.';
+
+CREATE FUNCTION mlpipe._accuracy_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_accuracy_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._accuracy_final(internal) IS 'Final function of mlpipe.accuracy.';
+CREATE AGGREGATE mlpipe.accuracy(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._accuracy_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.accuracy(text, text) IS 'Share of rows where prediction equals truth.';
+CREATE AGGREGATE mlpipe.accuracy(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._accuracy_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.accuracy(bigint, bigint) IS
+    'Share of rows where prediction equals truth.';
+CREATE AGGREGATE mlpipe.accuracy(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._accuracy_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.accuracy(boolean, boolean) IS
+    'Share of rows where prediction equals truth.';
+
+CREATE FUNCTION mlpipe._precision_macro_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_precision_macro_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._precision_macro_final(internal) IS
+    'Final function of mlpipe.precision_macro.';
+CREATE AGGREGATE mlpipe.precision_macro(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._precision_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision_macro(text, text) IS
+    'Precision averaged over the labels present in either column (zero_division 0).';
+CREATE AGGREGATE mlpipe.precision_macro(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._precision_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision_macro(bigint, bigint) IS
+    'Precision averaged over the labels present in either column (zero_division 0).';
+CREATE AGGREGATE mlpipe.precision_macro(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._precision_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision_macro(boolean, boolean) IS
+    'Precision averaged over the labels present in either column (zero_division 0).';
+
+CREATE FUNCTION mlpipe._recall_macro_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_recall_macro_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._recall_macro_final(internal) IS 'Final function of mlpipe.recall_macro.';
+CREATE AGGREGATE mlpipe.recall_macro(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._recall_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall_macro(text, text) IS
+    'Recall averaged over the labels present in either column (zero_division 0).';
+CREATE AGGREGATE mlpipe.recall_macro(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._recall_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall_macro(bigint, bigint) IS
+    'Recall averaged over the labels present in either column (zero_division 0).';
+CREATE AGGREGATE mlpipe.recall_macro(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._recall_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall_macro(boolean, boolean) IS
+    'Recall averaged over the labels present in either column (zero_division 0).';
+
+CREATE FUNCTION mlpipe._f1_macro_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_f1_macro_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._f1_macro_final(internal) IS 'Final function of mlpipe.f1_macro.';
+CREATE AGGREGATE mlpipe.f1_macro(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_macro(text, text) IS
+    'F1 averaged over the labels present in either column.';
+CREATE AGGREGATE mlpipe.f1_macro(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_macro(bigint, bigint) IS
+    'F1 averaged over the labels present in either column.';
+CREATE AGGREGATE mlpipe.f1_macro(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_macro(boolean, boolean) IS
+    'F1 averaged over the labels present in either column.';
+
+CREATE FUNCTION mlpipe._f1_weighted_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_f1_weighted_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._f1_weighted_final(internal) IS 'Final function of mlpipe.f1_weighted.';
+CREATE AGGREGATE mlpipe.f1_weighted(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_weighted_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_weighted(text, text) IS
+    'F1 per label weighted by the label''s support.';
+CREATE AGGREGATE mlpipe.f1_weighted(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_weighted_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_weighted(bigint, bigint) IS
+    'F1 per label weighted by the label''s support.';
+CREATE AGGREGATE mlpipe.f1_weighted(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_weighted_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_weighted(boolean, boolean) IS
+    'F1 per label weighted by the label''s support.';
+
+CREATE FUNCTION mlpipe._confusion_matrix_final(internal) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'mlpipe_confusion_matrix_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._confusion_matrix_final(internal) IS
+    'Final function of mlpipe.confusion_matrix.';
+CREATE AGGREGATE mlpipe.confusion_matrix(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._confusion_matrix_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.confusion_matrix(text, text) IS
+    'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
+CREATE AGGREGATE mlpipe.confusion_matrix(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._confusion_matrix_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.confusion_matrix(bigint, bigint) IS
+    'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
+CREATE AGGREGATE mlpipe.confusion_matrix(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._confusion_matrix_final,
+    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
+    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.confusion_matrix(boolean, boolean) IS
+    'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
+
+-- log_loss: (boolean, float8) binary with p = P(true); (text, float8[], text[])
+-- with one probability per class in the order of the classes array.
+CREATE FUNCTION mlpipe._log_loss_trans(internal, boolean, float8) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_log_loss_trans_bool' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._log_loss_trans(internal, boolean, float8) IS
+    'Transition function of the log_loss aggregates.';
+
+CREATE FUNCTION mlpipe._log_loss_trans(internal, text, float8[], text[]) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_log_loss_trans_multi' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._log_loss_trans(internal, text, float8[], text[]) IS
+    'Transition function of the log_loss aggregates.';
+
+CREATE FUNCTION mlpipe._log_loss_combine(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_log_loss_combine' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._log_loss_combine(internal, internal) IS
+    'Combine function of the log_loss aggregates (parallel aggregation).';
+
+CREATE FUNCTION mlpipe._log_loss_serial(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'mlpipe_log_loss_serial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._log_loss_serial(internal) IS
+    'Serialises the state of the log_loss aggregates.';
+
+CREATE FUNCTION mlpipe._log_loss_deserial(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_log_loss_deserial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._log_loss_deserial(bytea, internal) IS
+    'Deserialises the state of the log_loss aggregates.';
+
+CREATE FUNCTION mlpipe._log_loss_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_log_loss_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._log_loss_final(internal) IS 'Final function of mlpipe.log_loss.';
+
+CREATE AGGREGATE mlpipe.log_loss(y_true boolean, p float8) (
+    SFUNC = mlpipe._log_loss_trans, STYPE = internal, FINALFUNC = mlpipe._log_loss_final,
+    COMBINEFUNC = mlpipe._log_loss_combine, SERIALFUNC = mlpipe._log_loss_serial,
+    DESERIALFUNC = mlpipe._log_loss_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.log_loss(boolean, float8) IS
+    'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
+
+CREATE AGGREGATE mlpipe.log_loss(y_true text, proba float8[], classes text[]) (
+    SFUNC = mlpipe._log_loss_trans, STYPE = internal, FINALFUNC = mlpipe._log_loss_final,
+    COMBINEFUNC = mlpipe._log_loss_combine, SERIALFUNC = mlpipe._log_loss_serial,
+    DESERIALFUNC = mlpipe._log_loss_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.log_loss(text, float8[], text[]) IS
+    'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
+
+-- roc_auc: (boolean, float8) binary; (text, float8[], text[]) macro one-vs-rest.
+-- The state keeps every (label, score): the AUC needs all of them sorted.
+CREATE FUNCTION mlpipe._roc_auc_trans(internal, boolean, float8) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_trans_bool' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._roc_auc_trans(internal, boolean, float8) IS
+    'Transition function of the roc_auc aggregates.';
+
+CREATE FUNCTION mlpipe._roc_auc_trans(internal, text, float8[], text[]) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_trans_multi' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._roc_auc_trans(internal, text, float8[], text[]) IS
+    'Transition function of the roc_auc aggregates.';
+
+CREATE FUNCTION mlpipe._roc_auc_combine(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_combine' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._roc_auc_combine(internal, internal) IS
+    'Combine function of the roc_auc aggregates (parallel aggregation).';
+
+CREATE FUNCTION mlpipe._roc_auc_serial(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_serial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._roc_auc_serial(internal) IS
+    'Serialises the state of the roc_auc aggregates.';
+
+CREATE FUNCTION mlpipe._roc_auc_deserial(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_deserial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._roc_auc_deserial(bytea, internal) IS
+    'Deserialises the state of the roc_auc aggregates.';
+
+CREATE FUNCTION mlpipe._roc_auc_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._roc_auc_final(internal) IS 'Final function of mlpipe.roc_auc.';
+
+CREATE AGGREGATE mlpipe.roc_auc(y_true boolean, score float8) (
+    SFUNC = mlpipe._roc_auc_trans, STYPE = internal, FINALFUNC = mlpipe._roc_auc_final,
+    COMBINEFUNC = mlpipe._roc_auc_combine, SERIALFUNC = mlpipe._roc_auc_serial,
+    DESERIALFUNC = mlpipe._roc_auc_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.roc_auc(boolean, float8) IS
+    'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
+
+CREATE AGGREGATE mlpipe.roc_auc(y_true text, proba float8[], classes text[]) (
+    SFUNC = mlpipe._roc_auc_trans, STYPE = internal, FINALFUNC = mlpipe._roc_auc_final,
+    COMBINEFUNC = mlpipe._roc_auc_combine, SERIALFUNC = mlpipe._roc_auc_serial,
+    DESERIALFUNC = mlpipe._roc_auc_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.roc_auc(text, float8[], text[]) IS
+    'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
+
+-- Regression: rmse, mae, r2, mape (y_true float8, y_pred float8), running sums.
+CREATE FUNCTION mlpipe._reg_trans(internal, float8, float8) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_reg_trans' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._reg_trans(internal, float8, float8) IS
+    'Transition function of the regression metric aggregates.';
+
+CREATE FUNCTION mlpipe._reg_combine(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_reg_combine' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._reg_combine(internal, internal) IS
+    'Combine function of the regression metric aggregates (parallel aggregation).';
+
+CREATE FUNCTION mlpipe._reg_serial(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'mlpipe_reg_serial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._reg_serial(internal) IS
+    'Serialises the state of the regression metric aggregates.';
+
+CREATE FUNCTION mlpipe._reg_deserial(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_reg_deserial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._reg_deserial(bytea, internal) IS
+    'Deserialises the state of the regression metric aggregates.';
+
+CREATE FUNCTION mlpipe._rmse_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_rmse_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._rmse_final(internal) IS 'Final function of mlpipe.rmse.';
+CREATE AGGREGATE mlpipe.rmse(y_true float8, y_pred float8) (
+    SFUNC = mlpipe._reg_trans, STYPE = internal, FINALFUNC = mlpipe._rmse_final,
+    COMBINEFUNC = mlpipe._reg_combine, SERIALFUNC = mlpipe._reg_serial,
+    DESERIALFUNC = mlpipe._reg_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.rmse(float8, float8) IS 'Root mean squared error.';
+
+CREATE FUNCTION mlpipe._mae_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_mae_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._mae_final(internal) IS 'Final function of mlpipe.mae.';
+CREATE AGGREGATE mlpipe.mae(y_true float8, y_pred float8) (
+    SFUNC = mlpipe._reg_trans, STYPE = internal, FINALFUNC = mlpipe._mae_final,
+    COMBINEFUNC = mlpipe._reg_combine, SERIALFUNC = mlpipe._reg_serial,
+    DESERIALFUNC = mlpipe._reg_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.mae(float8, float8) IS 'Mean absolute error.';
+
+CREATE FUNCTION mlpipe._r2_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_r2_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._r2_final(internal) IS 'Final function of mlpipe.r2.';
+CREATE AGGREGATE mlpipe.r2(y_true float8, y_pred float8) (
+    SFUNC = mlpipe._reg_trans, STYPE = internal, FINALFUNC = mlpipe._r2_final,
+    COMBINEFUNC = mlpipe._reg_combine, SERIALFUNC = mlpipe._reg_serial,
+    DESERIALFUNC = mlpipe._reg_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.r2(float8, float8) IS
+    'Coefficient of determination (1 for an exact prediction of a constant truth, else 0 then).';
+
+CREATE FUNCTION mlpipe._mape_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_mape_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._mape_final(internal) IS 'Final function of mlpipe.mape.';
+CREATE AGGREGATE mlpipe.mape(y_true float8, y_pred float8) (
+    SFUNC = mlpipe._reg_trans, STYPE = internal, FINALFUNC = mlpipe._mape_final,
+    COMBINEFUNC = mlpipe._reg_combine, SERIALFUNC = mlpipe._reg_serial,
+    DESERIALFUNC = mlpipe._reg_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.mape(float8, float8) IS
+    'Mean absolute percentage error, dividing by max(abs(y), eps) as scikit-learn (a fraction, not %).';
+
+-- Clustering: silhouette, calinski_harabasz, davies_bouldin (x float8[], label int).
+-- The state keeps every point; silhouette is exact, O(n^2).
+CREATE FUNCTION mlpipe._points_trans(internal, float8[], int) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_points_trans' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._points_trans(internal, float8[], int) IS
+    'Transition function of the clustering metric aggregates.';
+
+CREATE FUNCTION mlpipe._points_combine(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_points_combine' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._points_combine(internal, internal) IS
+    'Combine function of the clustering metric aggregates (parallel aggregation).';
+
+CREATE FUNCTION mlpipe._points_serial(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'mlpipe_points_serial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._points_serial(internal) IS
+    'Serialises the state of the clustering metric aggregates.';
+
+CREATE FUNCTION mlpipe._points_deserial(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_points_deserial' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._points_deserial(bytea, internal) IS
+    'Deserialises the state of the clustering metric aggregates.';
+
+CREATE FUNCTION mlpipe._silhouette_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_silhouette_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._silhouette_final(internal) IS 'Final function of mlpipe.silhouette.';
+CREATE AGGREGATE mlpipe.silhouette(x float8[], label integer) (
+    SFUNC = mlpipe._points_trans, STYPE = internal, FINALFUNC = mlpipe._silhouette_final,
+    COMBINEFUNC = mlpipe._points_combine, SERIALFUNC = mlpipe._points_serial,
+    DESERIALFUNC = mlpipe._points_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.silhouette(float8[], int) IS
+    'Mean silhouette coefficient, Euclidean, exact O(n^2).';
+
+CREATE FUNCTION mlpipe._calinski_harabasz_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_calinski_harabasz_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._calinski_harabasz_final(internal) IS
+    'Final function of mlpipe.calinski_harabasz.';
+CREATE AGGREGATE mlpipe.calinski_harabasz(x float8[], label integer) (
+    SFUNC = mlpipe._points_trans, STYPE = internal, FINALFUNC = mlpipe._calinski_harabasz_final,
+    COMBINEFUNC = mlpipe._points_combine, SERIALFUNC = mlpipe._points_serial,
+    DESERIALFUNC = mlpipe._points_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.calinski_harabasz(float8[], int) IS
+    'Calinski-Harabasz score (between/within dispersion).';
+
+CREATE FUNCTION mlpipe._davies_bouldin_final(internal) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_davies_bouldin_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._davies_bouldin_final(internal) IS
+    'Final function of mlpipe.davies_bouldin.';
+CREATE AGGREGATE mlpipe.davies_bouldin(x float8[], label integer) (
+    SFUNC = mlpipe._points_trans, STYPE = internal, FINALFUNC = mlpipe._davies_bouldin_final,
+    COMBINEFUNC = mlpipe._points_combine, SERIALFUNC = mlpipe._points_serial,
+    DESERIALFUNC = mlpipe._points_deserial, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.davies_bouldin(float8[], int) IS
+    'Davies-Bouldin score (lower is better).';
+
+-- A source (table or view name, or a query) as a FROM item. Names resolve
+-- with the caller's search_path; queries run as the caller.
+CREATE FUNCTION mlpipe._eval_from(p_source text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_source IS NULL OR btrim(p_source) = '' THEN
+        RAISE EXCEPTION 'source must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF p_source ~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+        RETURN '(' || p_source || E'\n)';
+    END IF;
+    RETURN p_source::regclass::text;
+END $$;
+COMMENT ON FUNCTION mlpipe._eval_from(text) IS
+    'A source (table or view name, or a query) as a FROM item, resolved as the caller.';
+REVOKE ALL ON FUNCTION mlpipe._eval_from(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._eval_from(text) TO mlpipe_trainer;
+
+-- What evaluate needs of a version: names, task, target, features, classes, artifact.
+CREATE FUNCTION mlpipe._eval_model(model_ref text,
+    OUT model text, OUT version int, OUT algorithm text, OUT task text, OUT target text,
+    OUT features text[], OUT classes text[], OUT artifact bytea)
+LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v.model, v.version, v.algorithm, v.task, v.target, v.features, v.classes, v.artifact
+      FROM mlpipe.model_versions v, mlpipe.resolve(model_ref) r
+     WHERE v.model = r.model AND v.version = r.version
+$$;
+COMMENT ON FUNCTION mlpipe._eval_model(text) IS
+    'What evaluate needs of a version: names, task, target, features, classes and artifact.';
+REVOKE ALL ON FUNCTION mlpipe._eval_model(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._eval_model(text) TO mlpipe_trainer;
+
+-- The scoring argument for a source row `s`: the row itself when the row
+-- form of predict exists (columns matched by name, stored preprocessing
+-- applied), else the float8[] of the features in training order (x[i]
+-- names an element of array column x).
+CREATE FUNCTION mlpipe._eval_input(p_features text[], p_array boolean DEFAULT false) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    f text;
+    parts text[] := '{}';
+    m text[];
+BEGIN
+    IF NOT p_array AND pg_catalog.to_regprocedure('mlpipe.predict_label(bytea,record)') IS NOT NULL THEN
+        RETURN 's';
+    END IF;
+    FOREACH f IN ARRAY p_features LOOP
+        m := pg_catalog.regexp_match(f, '^(.*)\[([0-9]+)\]$');
+        parts := parts || CASE WHEN m IS NULL THEN pg_catalog.format('s.%I', f)
+                               ELSE pg_catalog.format('(s.%I)[%s]', m[1], m[2]) END;
+    END LOOP;
+    RETURN 'ARRAY[' || pg_catalog.array_to_string(parts, ', ') || ']::float8[]';
+END $$;
+COMMENT ON FUNCTION mlpipe._eval_input(text[], boolean) IS
+    'The SQL of the scoring argument for a source row: the row itself or the float8[] of its features.';
+REVOKE ALL ON FUNCTION mlpipe._eval_input(text[], boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._eval_input(text[], boolean) TO mlpipe_trainer;
+
+-- Scores p_from (a FROM item holding the target column) with an artifact and
+-- returns the task's metrics (and "rows") as jsonb, through the metric aggregates.
+CREATE FUNCTION mlpipe._eval_metrics(p_artifact bytea, p_task text, p_features text[],
+    p_classes text[], p_target text, p_from text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    x   text := mlpipe._eval_input(p_features);
+    res jsonb;
+BEGIN
+    IF p_task = 'classification' THEN
+        EXECUTE pg_catalog.format($q$
+            SELECT jsonb_build_object(
+                'accuracy', mlpipe.accuracy(y, p), 'precision_macro', mlpipe.precision_macro(y, p),
+                'recall_macro', mlpipe.recall_macro(y, p), 'f1_macro', mlpipe.f1_macro(y, p),
+                'f1_weighted', mlpipe.f1_weighted(y, p), 'log_loss', mlpipe.log_loss(y, pr, $2),
+                'roc_auc', mlpipe.roc_auc(y, pr, $2), 'confusion_matrix', mlpipe.confusion_matrix(y, p),
+                'rows', count(*))
+              FROM (SELECT (s.%1$I)::text AS y, mlpipe.predict_label($1, %2$s) AS p,
+                           mlpipe.predict_proba($1, %2$s) AS pr
+                      FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
+            INTO res USING p_artifact, p_classes;
+    ELSIF p_task = 'regression' THEN
+        EXECUTE pg_catalog.format($q$
+            SELECT jsonb_build_object('rmse', mlpipe.rmse(y, p), 'mae', mlpipe.mae(y, p),
+                                      'r2', mlpipe.r2(y, p), 'mape', mlpipe.mape(y, p), 'rows', count(*))
+              FROM (SELECT (s.%1$I)::float8 AS y, mlpipe.predict($1, %2$s) AS p
+                      FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
+            INTO res USING p_artifact;
+    ELSE
+        -- Clustering: the clusters the model assigns, scored on the raw
+        -- features; silhouette (O(n^2)) on at most 10,000 rows picked by a
+        -- hash of the row, so the figure is reproducible.
+        EXECUTE pg_catalog.format($q$
+            WITH pts AS MATERIALIZED (
+                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, md5(s::text) AS h FROM %3$s s)
+            SELECT jsonb_build_object(
+                'silhouette', (SELECT mlpipe.silhouette(x, c) FROM
+                                 (SELECT x, c FROM pts ORDER BY h LIMIT 10000) t),
+                'calinski_harabasz', mlpipe.calinski_harabasz(x, c),
+                'davies_bouldin', mlpipe.davies_bouldin(x, c), 'rows', count(*))
+              FROM pts$q$, mlpipe._eval_input(p_features, true), x, p_from)
+            INTO res USING p_artifact;
+    END IF;
+    IF (res->>'rows')::bigint = 0 THEN
+        RAISE EXCEPTION 'no rows to evaluate%', coalesce(': the source has no row with a non-NULL "' || p_target || '"', '')
+            USING ERRCODE = '22000';
+    END IF;
+    RETURN res;
+END $$;
+COMMENT ON FUNCTION mlpipe._eval_metrics(bytea, text, text[], text[], text, text) IS
+    'Scores a FROM item with an artifact and returns the metrics of the task as jsonb.';
+REVOKE ALL ON FUNCTION mlpipe._eval_metrics(bytea, text, text[], text[], text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._eval_metrics(bytea, text, text[], text[], text, text) TO mlpipe_trainer;
+
+-- Finishes a cross-validation or search run that this session user started
+-- (status 'running'): status, rows, duration, extra params, and its metrics
+-- (one mlpipe.metrics row per numeric value) under the given splits.
+CREATE FUNCTION mlpipe._eval_finish_run(p_run bigint, p_rows bigint, p_params jsonb,
+    p_metrics jsonb, p_split text, p_metrics2 jsonb DEFAULT NULL, p_split2 text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    UPDATE mlpipe.runs u
+       SET status = 'succeeded', rows = p_rows, params = u.params || coalesce(p_params, '{}'),
+           finished_at = clock_timestamp(), seconds = extract(epoch FROM clock_timestamp() - u.started_at)
+     WHERE u.run_id = p_run AND u.status = 'running' AND u.created_by = session_user
+       AND u.kind IN ('cross_validate', 'search', 'search_trial')
+    RETURNING u.model, u.version INTO r;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run % is not a running evaluation run of %', p_run, session_user
+            USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT p_run, r.model, r.version, m.split, e.key, (e.value)::text::float8
+      FROM (VALUES (p_metrics, p_split), (p_metrics2, p_split2)) m(doc, split),
+           jsonb_each(m.doc) e
+     WHERE m.doc IS NOT NULL AND jsonb_typeof(m.doc) = 'object' AND jsonb_typeof(e.value) = 'number';
+END $$;
+COMMENT ON FUNCTION mlpipe._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) IS
+    'Finishes a cross-validation or search run this session user started: status, rows, duration and metrics.';
+REVOKE ALL ON FUNCTION mlpipe._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) TO mlpipe_trainer;
+
+-- Scores a source with a registered version and logs the run (kind
+-- 'evaluate', split 'evaluate'). Returns the task's metrics.
+CREATE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    m       record;
+    res     jsonb;
+    run     bigint;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO m FROM mlpipe._eval_model(model_ref);
+    res := mlpipe._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
+                                mlpipe._eval_from(source));
+    run := mlpipe._log_run('evaluate', m.model, m.version, m.algorithm, source,
+                           jsonb_build_object('model_ref', model_ref), 'succeeded', NULL,
+                           (res->>'rows')::bigint, started, NULL, res, 'evaluate');
+    RETURN res || jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+END $$;
+COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
+    'Scores a source with a registered version and returns the metrics of its task as jsonb.';
+REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
+
+-- k-fold cross-validation. p_kind names the parent run ('cross_validate',
+-- or 'search_trial' under a search run p_parent).
+CREATE FUNCTION mlpipe._cross_validate(p_algorithm text, p_source text, p_target text,
+    p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started   timestamptz := clock_timestamp();
+    fstart    timestamptz;
+    src       text;
+    ttype     text;
+    task      text;
+    stratify  boolean;
+    n         bigint;
+    seed      text;
+    fparams   jsonb;
+    fit       mlpipe.fit_result;
+    fm        jsonb;
+    folds_out jsonb := '[]';
+    mean      jsonb;
+    std       jsonb;
+    parent    bigint;
+    i         int;
+BEGIN
+    IF p_algorithm IS NULL OR p_source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF p_target IS NULL OR p_algorithm IN ('kmeans', 'minibatch_kmeans') THEN
+        RAISE EXCEPTION 'cross-validation needs a supervised algorithm and a target'
+            USING ERRCODE = '22023',
+                  HINT = 'Clustering has no held-out truth: compare k-means models by the silhouette that mlpipe.train records.';
+    END IF;
+    IF p_folds IS NULL OR p_folds < 2 THEN
+        RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    src := mlpipe._eval_from(p_source);
+    EXECUTE pg_catalog.format('SELECT count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
+                                 FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
+        INTO n, ttype;
+    IF p_folds > n THEN
+        RAISE EXCEPTION 'folds = % is more than the % rows with a non-NULL "%"', p_folds, n, p_target
+            USING ERRCODE = '22023', HINT = 'Use fewer folds.';
+    END IF;
+    -- Stratify as training decides the task: text-like and boolean targets,
+    -- integers with at most 20 distinct values, or params.task.
+    IF p_params ? 'task' THEN
+        stratify := p_params->>'task' = 'classification';
+    ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
+        EXECUTE pg_catalog.format('SELECT count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
+    ELSE
+        stratify := ttype NOT IN ('real', 'double precision', 'numeric');
+    END IF;
+    -- Folds: rows ordered by a hash of (seed, row), by class first when
+    -- stratified, dealt round-robin. Identical rows are interchangeable, so
+    -- the assignment is reproducible.
+    seed := coalesce(p_params->>'seed', '0');
+    IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
+        DROP TABLE pg_temp._mlpipe_cv_folds;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
+         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 || s::text)) - 1) %% %2$s)::int
+                AS _mlpipe_fold
+           FROM %3$s s WHERE s.%4$I IS NOT NULL',
+        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target)
+        USING seed;
+    fparams := (p_params - 'test_size' - 'split') || '{"test_size": 0}';
+    IF p_features IS NULL THEN
+        fparams := fparams || jsonb_build_object('exclude',
+            CASE WHEN jsonb_typeof(p_params->'exclude') = 'array' THEN p_params->'exclude' ELSE '[]' END
+            || '["_mlpipe_fold"]');
+    END IF;
+    parent := mlpipe._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
+        jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
+                           'features', to_jsonb(p_features), 'stratified', stratify),
+        'running', NULL, n, started, p_parent, NULL, NULL);
+    FOR i IN 0 .. p_folds - 1 LOOP
+        fstart := clock_timestamp();
+        fit := mlpipe._fit(p_algorithm,
+            pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
+            p_target, p_features, fparams, NULL);
+        task := fit.task;
+        fm := mlpipe._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
+            pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
+        fm := jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows')::bigint) || fm;
+        PERFORM mlpipe._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
+            jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
+            'succeeded', NULL, (fm->>'rows')::bigint, fstart, parent, fm - 'fold' - 'training_rows', 'cv_fold');
+        folds_out := folds_out || jsonb_build_array(fm);
+    END LOOP;
+    DROP TABLE pg_temp._mlpipe_cv_folds;
+    -- Mean and population standard deviation (numpy's default) of each metric.
+    SELECT jsonb_object_agg(key, a), jsonb_object_agg(key, sd) INTO mean, std
+      FROM (SELECT e.key, avg((e.value)::text::float8) AS a, stddev_pop((e.value)::text::float8) AS sd
+              FROM jsonb_array_elements(folds_out) f, jsonb_each(f) e
+             WHERE jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
+             GROUP BY e.key) t;
+    PERFORM mlpipe._eval_finish_run(parent, n, jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
+    RETURN jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
+                              'rows', n, 'run_id', parent);
+END $$;
+COMMENT ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
+    'k-fold cross-validation behind cross_validate and each search trial.';
+REVOKE ALL ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) TO mlpipe_trainer;
+
+CREATE FUNCTION mlpipe.cross_validate(algorithm text, source text, target text, features text[],
+    params jsonb DEFAULT '{}', folds int DEFAULT 5)
+RETURNS jsonb
+LANGUAGE sql VOLATILE AS $$
+    SELECT mlpipe._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate')
+$$;
+COMMENT ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) IS
+    'k-fold cross-validation of an algorithm on a source, logged as runs, without registering a model.';
+REVOKE ALL ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) TO mlpipe_trainer;
+
+-- The parameter sets of a search: every combination of the space's lists
+-- (grid), or `trials` draws (random) from lists and {"min", "max", "log",
+-- "int"} ranges, drawn from a hash of (seed, trial, name) so a search is
+-- reproducible without touching the session's random().
+CREATE FUNCTION mlpipe._search_candidates(p_space jsonb, p_strategy text, p_trials int)
+RETURNS SETOF jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    k      text;
+    v      jsonb;
+    combos jsonb[] := ARRAY['{}'::jsonb];
+    nxt    jsonb[];
+    c      jsonb;
+    e      jsonb;
+    seed   text := '0';
+    size   numeric := 1;
+    t      int;
+    tries  int := 0;
+    seen   jsonb[] := '{}';
+    u      float8;
+    lo     float8;
+    hi     float8;
+BEGIN
+    IF p_space IS NULL OR jsonb_typeof(p_space) <> 'object' OR p_space = '{}' THEN
+        RAISE EXCEPTION 'space must be a non-empty JSON object of parameter lists'
+            USING ERRCODE = '22023', HINT = 'For example {"max_depth": [3, 6], "learning_rate": [0.05, 0.1]}.';
+    END IF;
+    IF p_strategy IS NULL OR p_strategy NOT IN ('grid', 'random') THEN
+        RAISE EXCEPTION 'unknown search strategy "%"', p_strategy
+            USING ERRCODE = '22023', HINT = 'Strategies: grid, random.';
+    END IF;
+    FOR k, v IN SELECT key, value FROM jsonb_each(p_space) LOOP
+        IF jsonb_typeof(v) = 'array' THEN
+            IF jsonb_array_length(v) = 0 THEN
+                RAISE EXCEPTION 'space.% is an empty list', k USING ERRCODE = '22023';
+            END IF;
+            size := size * jsonb_array_length(v);
+        ELSIF jsonb_typeof(v) = 'object' AND p_strategy = 'random' THEN
+            IF EXISTS (SELECT 1 FROM jsonb_object_keys(v) o WHERE o NOT IN ('min', 'max', 'log', 'int')) THEN
+                RAISE EXCEPTION 'space.% has an unknown key "%"', k,
+                    (SELECT o FROM jsonb_object_keys(v) o WHERE o NOT IN ('min', 'max', 'log', 'int') LIMIT 1)
+                    USING ERRCODE = '22023', HINT = 'A range is {"min": a, "max": b, "log": false, "int": false}.';
+            END IF;
+            IF jsonb_typeof(v->'min') IS DISTINCT FROM 'number' OR jsonb_typeof(v->'max') IS DISTINCT FROM 'number'
+               OR (v->>'min')::float8 > (v->>'max')::float8
+               OR (coalesce((v->>'log')::boolean, false) AND (v->>'min')::float8 <= 0) THEN
+                RAISE EXCEPTION 'space.% must have numbers min <= max (min > 0 with log)', k USING ERRCODE = '22023';
+            END IF;
+            size := NULL;
+        ELSE
+            RAISE EXCEPTION 'space.% must be a list of values%', k,
+                CASE WHEN p_strategy = 'grid' THEN '' ELSE ' or a {"min", "max"} range' END
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    IF p_space->'seed' IS NOT NULL AND jsonb_typeof(p_space->'seed') = 'array' AND jsonb_array_length(p_space->'seed') = 1 THEN
+        seed := p_space->'seed'->>0;
+    END IF;
+    IF p_strategy = 'grid' OR (size IS NOT NULL AND size <= p_trials) THEN
+        IF size > 1000 THEN
+            RAISE EXCEPTION 'the grid has % combinations, more than 1000', size
+                USING ERRCODE = '54000', HINT = 'Use strategy => ''random'' with trials.';
+        END IF;
+        FOR k, v IN SELECT key, value FROM jsonb_each(p_space) ORDER BY key LOOP
+            nxt := '{}';
+            FOREACH c IN ARRAY combos LOOP
+                FOR e IN SELECT value FROM jsonb_array_elements(v) LOOP
+                    nxt := nxt || (c || jsonb_build_object(k, e));
+                END LOOP;
+            END LOOP;
+            combos := nxt;
+        END LOOP;
+        RETURN QUERY SELECT unnest(combos);
+        RETURN;
+    END IF;
+    IF p_trials IS NULL OR p_trials < 1 THEN
+        RAISE EXCEPTION 'trials = % must be at least 1', coalesce(p_trials::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    t := 0;
+    WHILE t < p_trials AND tries < p_trials * 20 LOOP
+        tries := tries + 1;
+        c := '{}';
+        FOR k, v IN SELECT key, value FROM jsonb_each(p_space) ORDER BY key LOOP
+            u := ('x' || substr(md5(seed || ':' || tries || ':' || k), 1, 13))::bit(52)::bigint / 4503599627370496.0;
+            IF jsonb_typeof(v) = 'array' THEN
+                c := c || jsonb_build_object(k, v->(floor(u * jsonb_array_length(v))::int));
+            ELSE
+                lo := (v->>'min')::float8;
+                hi := (v->>'max')::float8;
+                IF coalesce((v->>'log')::boolean, false) THEN
+                    u := exp(ln(lo) + u * (ln(hi) - ln(lo)));
+                ELSE
+                    u := lo + u * (hi - lo);
+                END IF;
+                IF coalesce((v->>'int')::boolean, false) THEN
+                    c := c || jsonb_build_object(k, least(floor(u), hi)::bigint);
+                ELSE
+                    c := c || jsonb_build_object(k, u);
+                END IF;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN c = ANY (seen);
+        seen := seen || c;
+        t := t + 1;
+        RETURN NEXT c;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION mlpipe._search_candidates(jsonb, text, int) IS
+    'The parameter sets of a search: the grid of the space''s lists, or random draws from lists and ranges.';
+REVOKE ALL ON FUNCTION mlpipe._search_candidates(jsonb, text, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._search_candidates(jsonb, text, int) TO mlpipe_trainer;
+
+-- Grid or random search with k-fold CV; every trial is a run (kind
+-- 'search_trial', its folds under it) below one 'search' run. The best
+-- parameters by the task's main metric are trained on every row with
+-- mlpipe.train and the gate, and registered as a new version.
+CREATE FUNCTION mlpipe._search(p_model text, p_algorithm text, p_source text, p_target text,
+    p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    run     bigint;
+    cand    jsonb;
+    cv      jsonb;
+    main    record;
+    val     float8;
+    best    jsonb;
+    best_v  float8;
+    best_cv jsonb;
+    trials  jsonb := '[]';
+    n       int := 0;
+    res     mlpipe.train_result;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    PERFORM mlpipe._search_candidates(p_space, p_strategy, p_trials) LIMIT 1;   -- validates the space first
+    run := mlpipe._log_run('search', p_model, NULL, p_algorithm, p_source,
+        jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
+                           'trials', p_trials, 'target', p_target, 'features', to_jsonb(p_features)),
+        'running', NULL, NULL, started, NULL, NULL, NULL);
+    FOR cand IN SELECT * FROM mlpipe._search_candidates(p_space, p_strategy, p_trials) LOOP
+        cv := mlpipe._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
+        IF main IS NULL THEN
+            SELECT * INTO main FROM mlpipe._main_metric(cv->>'task');
+        END IF;
+        val := (cv->'mean'->>main.metric)::float8;
+        n := n + 1;
+        trials := trials || jsonb_build_array(jsonb_build_object('params', cand, 'run_id', cv->'run_id',
+                                                                 main.metric, val));
+        IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
+                                OR (NOT main.higher_is_better AND val < best_v)) THEN
+            best := cand;
+            best_v := val;
+            best_cv := cv;
+        END IF;
+    END LOOP;
+    IF best IS NULL THEN
+        RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
+    END IF;
+    res := mlpipe._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
+    PERFORM mlpipe._eval_finish_run(run, (best_cv->>'rows')::bigint,
+        jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
+                           'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
+        best_cv->'mean', 'cv_mean', best_cv->'std', 'cv_std');
+    RETURN res;
+END $$;
+COMMENT ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
+    'The body of mlpipe.search: cross-validates every candidate, then trains the best on all rows.';
+REVOKE ALL ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
+
+CREATE FUNCTION mlpipe.search(model text, algorithm text, source text, target text, features text[],
+    space jsonb, strategy text DEFAULT 'grid', folds int DEFAULT 5, trials int DEFAULT 20,
+    gate jsonb DEFAULT NULL)
+RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM mlpipe._search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+$$;
+COMMENT ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
+    'Hyper-parameter search: cross-validates every candidate, trains the best on all rows and registers it.';
+REVOKE ALL ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh (`make test`): installs packages, builds and installs mlpipe, starts
 # the cluster in .pg/ and runs every suite: core unit tests (TAP), fuzz,
-# pg_regress, pgTAP, peer/real-data checks and the preload suite. Prints a
+# pg_regress, pgTAP, peer/real-data checks, the preload suite, the doc
+# tests, the torture suite and the Citus suite. Prints a
 # summary per suite and, last, "N passed, N failed"; exits 1 if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -127,6 +128,13 @@ else
 	if [ -f test/preload/run.sh ]; then
 		pass_fail_suite preload bash test/preload/run.sh
 	fi
+	# Every SQL block of README.md and docs/ (test/docs/README.md).
+	[ -f test/docs/run.sh ] && pass_fail_suite docs bash test/docs/run.sh
+	# Fuzzer, SQLsmith, concurrency, kill -9, dump/restore, standby, #10 checks
+	# (bounded; TORTURE_LONG=1 for the long mode, see test/torture/README.md).
+	[ -f test/torture/run.sh ] && pass_fail_suite torture bash test/torture/run.sh
+	# Citus 13.2.2 from ../shared/vendor (built once, cached) with 2 workers.
+	[ -f test/citus/run.sh ] && pass_fail_suite citus bash test/citus/run.sh
 fi
 
 echo

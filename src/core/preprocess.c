@@ -1,4 +1,7 @@
 /* preprocess.c: fitting, applying and storing imputation, scaling and encoding. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE				/* qsort_r */
+#endif
 #include "preprocess.h"
 
 #include <math.h>
@@ -277,12 +280,11 @@ fit_number(PpColumn *c, const PpSpec *s, const PpFitData *d, uint32_t col, doubl
 	return ML_OK;
 }
 
-/* Level order for native codes: by key, then by level. */
-static const double *native_key;
-
+/* Level order for native codes: by key (the qsort_r argument), then by level. */
 static int
-cmp_native(const void *a, const void *b)
+cmp_native(const void *a, const void *b, void *arg)
 {
+	const double *native_key = arg;
 	uint32_t	i = *(const uint32_t *) a,
 				j = *(const uint32_t *) b;
 
@@ -291,38 +293,22 @@ cmp_native(const void *a, const void *b)
 	return (i > j) - (i < j);
 }
 
-/* Fits the categories and the encoding of one categorical column. */
+/*
+ * Training-row counts per dictionary code of column col (count has nd
+ * entries); *null_code is the code of NULL, or -1.
+ */
 static MlStatus
-fit_category(const MlEnv *env, PpColumn *c, const PpSpec *s, const PpFitData *d, uint32_t col,
-			 uint32_t **code_level_out, MlError *err)
+fc_count_codes(const PpFitData *d, uint32_t col, uint32_t nd, int64_t *count,
+			   int32_t *null_code, MlError *err)
 {
-	uint32_t	nd = d->dict_n[col];
 	char	  **dict = d->dict[col];
-	int64_t    *count = ml_calloc(env, nd ? nd : 1, sizeof(int64_t));
-	uint32_t   *code_level = ml_alloc(env, sizeof(uint32_t) * (nd ? nd : 1));
-	bool		null_seen = false;
-	int32_t		null_code = -1;
-	uint32_t	k,
-				levels,
-				l,
-				w;
+	uint32_t	k;
 	int64_t		r;
-	bool		supervised = d->y_class != NULL || d->y_value != NULL;
-	uint32_t	nclass_w;
 
-	if (!count || !code_level)
-		return ml_fail(err, ML_ERR_MEMORY, "out of memory fitting column \"%s\"", c->name);
-	c->impute = (uint8_t) (s->impute < 0 ? PP_IMPUTE_NONE : s->impute);
-	c->encode = (uint8_t) (s->encode < 0 ? (supervised ? PP_ENCODE_NATIVE : PP_ENCODE_ONEHOT) : s->encode);
-	c->scale = PP_SCALE_NONE;
-	c->center = 0;
-	c->scale_by = 1;
-	if (!supervised && (c->encode == PP_ENCODE_TARGET || c->encode == PP_ENCODE_NATIVE))
-		return ml_fail(err, ML_ERR_PARAM, "encode = '%s' for column \"%s\" needs a target",
-					   prep_encode_name(c->encode), c->name);
+	*null_code = -1;
 	for (k = 0; k < nd; k++)
 		if (dict[k] == NULL)
-			null_code = (int32_t) k;
+			*null_code = (int32_t) k;
 	for (r = 0; r < d->n; r++)
 	{
 		double		v = d->X[(size_t) r * d->n_in + col];
@@ -333,6 +319,22 @@ fit_category(const MlEnv *env, PpColumn *c, const PpSpec *s, const PpFitData *d,
 			return ml_fail(err, ML_ERR_INTERNAL, "category code %g out of range", v);
 		count[(uint32_t) v]++;
 	}
+	return ML_OK;
+}
+
+/*
+ * The levels of a categorical column: the texts seen in training, sorted,
+ * plus NULL's level and the level imputation sends NULL to. Returns the
+ * number of levels in *levels_out.
+ */
+static MlStatus
+fc_levels(const MlEnv *env, PpColumn *c, char **dict, uint32_t nd, const int64_t *count,
+		  int32_t null_code, uint32_t *levels_out, MlError *err)
+{
+	bool		null_seen = false;
+	uint32_t	k,
+				levels;
+
 	if (null_code >= 0 && count[null_code] > 0)
 	{
 		if (c->impute == PP_IMPUTE_ERROR)
@@ -341,7 +343,6 @@ fit_category(const MlEnv *env, PpColumn *c, const PpSpec *s, const PpFitData *d,
 						   c->name);
 		null_seen = true;
 	}
-	/* The texts seen in training, sorted. */
 	c->n_cats = 0;
 	c->cats = ml_alloc(env, sizeof(char *) * (nd ? nd : 1));
 	if (!c->cats)
@@ -372,6 +373,116 @@ fit_category(const MlEnv *env, PpColumn *c, const PpSpec *s, const PpFitData *d,
 	else if (c->impute != PP_IMPUTE_NONE && c->impute != PP_IMPUTE_MODE && c->impute != PP_IMPUTE_ERROR)
 		return ml_fail(err, ML_ERR_PARAM, "impute = '%s' does not apply to text column \"%s\"",
 					   prep_impute_name(c->impute), c->name);
+	*levels_out = levels;
+	return ML_OK;
+}
+
+/*
+ * The target encoding's or native encoding's table of a categorical column
+ * (c->table, levels + 1 rows of c->width): per level the rows and target
+ * sums (per class for multiclass), then smoothed means (target) or the
+ * rank of each level by target mean, by frequency for multiclass (native).
+ */
+static MlStatus
+fc_supervised_table(const MlEnv *env, PpColumn *c, const PpFitData *d, uint32_t col,
+					const uint32_t *code_level, uint32_t levels, uint32_t nclass_w, MlError *err)
+{
+	double	   *cnt = ml_calloc(env, (size_t) levels + 1, sizeof(double));
+	double	   *sum = ml_calloc(env, ((size_t) levels + 1) * nclass_w, sizeof(double));
+	double	   *prior = ml_calloc(env, nclass_w, sizeof(double));
+	double		total = 0;
+	uint32_t	l,
+				w;
+	int64_t		r;
+
+	if (!cnt || !sum || !prior)
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory fitting column \"%s\"", c->name);
+	for (r = 0; r < d->n; r++)
+	{
+		uint32_t	lv;
+		double		y;
+
+		if (d->is_train && !d->is_train[r])
+			continue;
+		lv = code_level[(uint32_t) d->X[(size_t) r * d->n_in + col]];
+		if (lv > levels)
+			lv = levels;
+		cnt[lv] += 1;
+		total += 1;
+		if (d->y_class && nclass_w > 1)
+		{
+			sum[(size_t) lv * nclass_w + d->y_class[r]] += 1;
+			prior[d->y_class[r]] += 1;
+			continue;
+		}
+		y = d->y_class ? (d->y_class[r] == 1 ? 1.0 : 0.0) : d->y_value[r];
+		sum[lv] += y;
+		prior[0] += y;
+	}
+	for (w = 0; w < nclass_w; w++)
+		prior[w] = total > 0 ? prior[w] / total : 0;
+	if (c->encode == PP_ENCODE_TARGET)
+	{
+		for (l = 0; l <= levels; l++)
+			for (w = 0; w < nclass_w; w++)
+				c->table[(size_t) l * nclass_w + w] = l == levels ? prior[w] :
+					(sum[(size_t) l * nclass_w + w] + PP_TARGET_SMOOTHING * prior[w]) /
+					(cnt[l] + PP_TARGET_SMOOTHING);
+	}
+	else
+	{
+		double	   *key = ml_alloc(env, sizeof(double) * levels);
+		uint32_t   *order = ml_alloc(env, sizeof(uint32_t) * levels);
+
+		if (!key || !order)
+			return ml_fail(err, ML_ERR_MEMORY, "out of memory fitting column \"%s\"", c->name);
+		for (l = 0; l < levels; l++)
+		{
+			key[l] = nclass_w > 1 ? -cnt[l] : cnt[l] > 0 ? sum[l] / cnt[l] : prior[0];
+			order[l] = l;
+		}
+		qsort_r(order, levels, sizeof(uint32_t), cmp_native, key);
+		for (l = 0; l < levels; l++)
+			c->table[order[l]] = l;
+		c->table[levels] = levels;
+		ml_free(env, key);
+		ml_free(env, order);
+	}
+	ml_free(env, cnt);
+	ml_free(env, sum);
+	ml_free(env, prior);
+	return ML_OK;
+}
+
+/* Fits the categories and the encoding of one categorical column. */
+static MlStatus
+fit_category(const MlEnv *env, PpColumn *c, const PpSpec *s, const PpFitData *d, uint32_t col,
+			 uint32_t **code_level_out, MlError *err)
+{
+	uint32_t	nd = d->dict_n[col];
+	char	  **dict = d->dict[col];
+	int64_t    *count = ml_calloc(env, nd ? nd : 1, sizeof(int64_t));
+	uint32_t   *code_level = ml_alloc(env, sizeof(uint32_t) * (nd ? nd : 1));
+	int32_t		null_code;
+	uint32_t	k,
+				levels = 0,
+				l;
+	bool		supervised = d->y_class != NULL || d->y_value != NULL;
+	uint32_t	nclass_w;
+
+	if (!count || !code_level)
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory fitting column \"%s\"", c->name);
+	c->impute = (uint8_t) (s->impute < 0 ? PP_IMPUTE_NONE : s->impute);
+	c->encode = (uint8_t) (s->encode < 0 ? (supervised ? PP_ENCODE_NATIVE : PP_ENCODE_ONEHOT) : s->encode);
+	c->scale = PP_SCALE_NONE;
+	c->center = 0;
+	c->scale_by = 1;
+	if (!supervised && (c->encode == PP_ENCODE_TARGET || c->encode == PP_ENCODE_NATIVE))
+		return ml_fail(err, ML_ERR_PARAM, "encode = '%s' for column \"%s\" needs a target",
+					   prep_encode_name(c->encode), c->name);
+	if (fc_count_codes(d, col, nd, count, &null_code, err) != ML_OK ||
+		fc_levels(env, c, dict, nd, count, null_code, &levels, err) != ML_OK)
+		return err->code;
 	for (k = 0; k < nd; k++)
 		code_level[k] = (int32_t) k == null_code && c->impute == PP_IMPUTE_ERROR ? UINT32_MAX
 			: prep_level_of(c, dict[k]);
@@ -393,72 +504,8 @@ fit_category(const MlEnv *env, PpColumn *c, const PpSpec *s, const PpFitData *d,
 			c->table[l] = l;
 		return ML_OK;
 	}
-	{
-		/* Per level: rows and target sums (per class for multiclass). */
-		double	   *cnt = ml_calloc(env, (size_t) levels + 1, sizeof(double));
-		double	   *sum = ml_calloc(env, ((size_t) levels + 1) * nclass_w, sizeof(double));
-		double	   *prior = ml_calloc(env, nclass_w, sizeof(double));
-		double		total = 0;
-
-		if (!cnt || !sum || !prior)
-			return ml_fail(err, ML_ERR_MEMORY, "out of memory fitting column \"%s\"", c->name);
-		for (r = 0; r < d->n; r++)
-		{
-			uint32_t	lv;
-			double		y;
-
-			if (d->is_train && !d->is_train[r])
-				continue;
-			lv = code_level[(uint32_t) d->X[(size_t) r * d->n_in + col]];
-			if (lv > levels)
-				lv = levels;
-			cnt[lv] += 1;
-			total += 1;
-			if (d->y_class && nclass_w > 1)
-			{
-				sum[(size_t) lv * nclass_w + d->y_class[r]] += 1;
-				prior[d->y_class[r]] += 1;
-				continue;
-			}
-			y = d->y_class ? (d->y_class[r] == 1 ? 1.0 : 0.0) : d->y_value[r];
-			sum[lv] += y;
-			prior[0] += y;
-		}
-		for (w = 0; w < nclass_w; w++)
-			prior[w] = total > 0 ? prior[w] / total : 0;
-		if (c->encode == PP_ENCODE_TARGET)
-		{
-			for (l = 0; l <= levels; l++)
-				for (w = 0; w < nclass_w; w++)
-					c->table[(size_t) l * nclass_w + w] = l == levels ? prior[w] :
-						(sum[(size_t) l * nclass_w + w] + PP_TARGET_SMOOTHING * prior[w]) /
-						(cnt[l] + PP_TARGET_SMOOTHING);
-		}
-		else
-		{
-			/* native: rank levels by target mean (frequency for multiclass) */
-			double	   *key = ml_alloc(env, sizeof(double) * levels);
-			uint32_t   *order = ml_alloc(env, sizeof(uint32_t) * levels);
-
-			if (!key || !order)
-				return ml_fail(err, ML_ERR_MEMORY, "out of memory fitting column \"%s\"", c->name);
-			for (l = 0; l < levels; l++)
-			{
-				key[l] = nclass_w > 1 ? -cnt[l] : cnt[l] > 0 ? sum[l] / cnt[l] : prior[0];
-				order[l] = l;
-			}
-			native_key = key;
-			qsort(order, levels, sizeof(uint32_t), cmp_native);
-			for (l = 0; l < levels; l++)
-				c->table[order[l]] = l;
-			c->table[levels] = levels;
-			ml_free(env, key);
-			ml_free(env, order);
-		}
-		ml_free(env, cnt);
-		ml_free(env, sum);
-		ml_free(env, prior);
-	}
+	if (fc_supervised_table(env, c, d, col, code_level, levels, nclass_w, err) != ML_OK)
+		return err->code;
 	ml_free(env, count);
 	return ML_OK;
 }

@@ -180,7 +180,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	kp.standardize = params_bool(params, "standardize", false);
 	kp.minibatch = minibatch;
 	kp.batch_size = params_int(params, "batch_size", 1024, 1, INT_MAX);
-	kp.sample_size = (int64) params_number(params, "sample_size", 10000, 0, 1e12);
+	kp.sample_size = (int64) params_number(params, "sample_size", KM_SAMPLE_AUTO, 0, 1e12);
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);

@@ -48,7 +48,7 @@ typedef enum ClusterSilKernel
 	CLUSTER_SIL_BLOCKED,
 	CLUSTER_SIL_BLOCKED_PORTABLE
 } ClusterSilKernel;
-#define CLUSTER_SIL_BLOCKED_MIN_D	16
+#define CLUSTER_SIL_BLOCKED_MIN_D	64
 
 /* cluster_silhouette with the kernel named; *rows_used (may be NULL) gets the rows scored. */
 MlStatus	cluster_silhouette_ex(const MlEnv *env, const double *X, int64_t n, int d,

@@ -12,12 +12,13 @@
  * equal rows are exactly 0 apart. A pair whose formula value is at most
  * MC_TAU times |a|^2 + |b|^2 (near rows, where the formula loses digits) is
  * recomputed directly from the original rows, exactly as the direct kernel
- * does. For every other pair the formula's error is at most about
- * (2d + 4) 2^-53 (|a|^2 + |b|^2), i.e. a relative error of at most
- * (d + 3) 2^-53 / MC_TAU in the distance. With the sums' rounding (at most
- * m 2^-53 relative) the mean silhouette moves by at most twice the sum of
- * the two: below 1e-9 for d <= 8192 and m <= 10^6 (test_kmeans.c checks it
- * against the direct kernel).
+ * does; MC_TAU is 1/64, raised to (d + 3) 1.2e-6 from 13,000 features. For
+ * every other pair the formula's error is at most about (2d + 4) 2^-53
+ * (|a|^2 + |b|^2), i.e. a relative error of at most (d + 3) 2^-53 / tau
+ * <= 1e-10 in the distance. With the sums' rounding (at most m 2^-53
+ * relative, both kernels) the mean silhouette moves by at most twice the
+ * sum: below 1e-9 (absolute) for every d <= ML_MAX_FEATURES and m <= 10^6
+ * (test_kmeans.c checks it against the direct kernel).
  *
  * The fused multiply-add chain is the same on every CPU (the x86 AVX2+FMA
  * kernel and the portable fma() kernel give the same bits); only the
@@ -37,7 +38,8 @@
 #define MC_MR		4			/* rows per micro-tile */
 #define MC_NR		8			/* columns per micro-tile (one packed group) */
 #define MC_KC		256			/* features per pass over a tile */
-#define MC_TAU		(1.0 / 64)	/* recompute pairs closer than this (relative) */
+#define MC_TAU		(1.0 / 64)	/* recompute pairs closer than this (relative), */
+#define MC_TAU_PER_D 1.2e-6		/* ... or than (d + 3) times this when larger */
 #define MC_MAX_TASKS 64
 
 /*
@@ -163,6 +165,7 @@ typedef struct McBlk
 	const int64_t *start;		/* k + 1 cluster offsets in the sorted order */
 	const double *P;			/* packed centred rows: groups of MC_NR, feature-major */
 	const double *nrm;			/* mp squared norms (same fma chain) */
+	double		tau;			/* recompute pairs with d2 <= tau (|a|^2 + |b|^2) */
 	double	   *scratch;		/* tasks x (MC_T^2 + MC_T k) */
 	double	   *s;				/* m silhouette values */
 	McbKernelFn kernel;
@@ -243,7 +246,7 @@ mcb_accumulate(const McBlk *B, int64_t I, int64_t J, const double *G, double *ac
 						twice = 2.0 * g[c],
 						d2 = sum - twice;
 
-			if (d2 <= MC_TAU * sum)
+			if (d2 <= B->tau * sum)
 				d2 = mcb_direct2(B->X + (size_t) B->order[i0 + r] * B->d,
 								 B->X + (size_t) B->order[j0 + c] * B->d, B->d);
 			a[B->lab[j0 + c]] += sqrt(d2);
@@ -380,6 +383,7 @@ mc_silhouette_blocked(const MlEnv *env, const double *X, int d, int k, int64_t m
 	B.start = start;
 	B.P = P;
 	B.nrm = nrm;
+	B.tau = fmax(MC_TAU, (d + 3) * MC_TAU_PER_D);
 	B.scratch = scratch;
 	B.s = s;
 	B.kernel = mcb_kernel_fma;
@@ -387,8 +391,11 @@ mc_silhouette_blocked(const MlEnv *env, const double *X, int d, int k, int64_t m
 	if (!portable && mc_blocked_available())
 		B.kernel = mcb_kernel_avx2;
 #endif
-	/* about 2^27 multiply-adds between cancellation checks */
-	slab = (int64_t) ceil((double) (1 << 27) / ((double) MC_T * mp * d));
+	/*
+	 * about 2^30 multiply-adds (a fraction of a second) between cancellation
+	 * checks: few joins of the workers, and tile rows handed out dynamically
+	 */
+	slab = (int64_t) ceil((double) (1 << 30) / ((double) MC_T * mp * d));
 	if (slab < nt)
 		slab = nt;
 	if (slab > ntiles)

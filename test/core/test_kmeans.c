@@ -802,6 +802,20 @@ test_silhouette_blocked(void)
 		CHECK(v == 1.0, "blocked silhouette of two point masses is exactly 1 (%.17g)", v);
 	}
 	free(l);
+	{
+		/* very wide rows: the recomputation threshold grows with d */
+		int64_t		nw = 60;
+		int			dw = 20000;
+		int		   *lw = malloc(sizeof(int) * nw);
+		double	   *W = blobs(nw, dw, 3, 30.0, 11, lw);
+		double		direct = sil_kernel(2, W, nw, dw, lw, 3, CLUSTER_SIL_DIRECT),
+					blocked = sil_kernel(2, W, nw, dw, lw, 3, CLUSTER_SIL_BLOCKED);
+
+		CHECK(isfinite(direct) && fabs(blocked - direct) <= 1e-9,
+			  "blocked silhouette within 1e-9 at 20,000 features (diff %.3g)", blocked - direct);
+		free(W);
+		free(lw);
+	}
 	/* the default sample by work: m^2 d <= 6.4e9, at most 10,000 rows */
 	CHECK(cluster_silhouette_default_rows(25000, 784) == 2857 &&
 		  cluster_silhouette_default_rows(1000000, 3) == 10000 &&

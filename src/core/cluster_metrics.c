@@ -722,79 +722,47 @@ mc_sample_rows(const MlEnv *env, int64_t n, int64_t m, uint64_t seed, int64_t **
 	return ML_OK;
 }
 
-/* Mean silhouette of all rows or a seeded sample (cluster_metrics.h). */
-MlStatus
-cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d, const int *labels,
-				   int k, int64_t sample_size, uint64_t seed, double *out, MlError *err)
+/* The default sample: largest m with m^2 d <= CLUSTER_SIL_WORK (cluster_metrics.h). */
+int64_t
+cluster_silhouette_default_rows(int64_t n, int d)
 {
-	int64_t    *cnt,
-			   *rows = NULL,
-			   *start = NULL,
-			   *fill = NULL,
-				m,
-				i,
+	double		m = floor(sqrt(CLUSTER_SIL_WORK / (double) (d < 1 ? 1 : d)));
+
+	if (m > CLUSTER_SIL_MAX_ROWS)
+		m = CLUSTER_SIL_MAX_ROWS;
+	if (m < 2)
+		m = 2;
+	return (double) n < m ? n : (int64_t) m;
+}
+
+/* The silhouette values of the m sorted rows by the direct kernel, into s. */
+static MlStatus
+mc_silhouette_direct(const MlEnv *env, const double *X, int d, int k, int64_t m,
+					 const int64_t *order, const int *lab, const int64_t *start,
+					 double *s, MlError *err)
+{
+	int			nt = mc_tasks(env),
+				j;
+	int64_t		i,
 				nblocks;
-	int			nl,
-				c,
-				j,
-				nt = mc_tasks(env);
-	int		   *lab = NULL;
-	double	   *XT = NULL,
-			   *s = NULL,
-			   *scratch = NULL;
-	double		tot = 0.0,
-				comp = 0.0;
+	double	   *XT,
+			   *scratch;
 	McSil		S;
 	MlStatus	st;
 
-	*out = NAN;
-	st = mc_prepare(env, X, n, d, labels, k, &cnt, &nl, err);
-	if (st != ML_OK)
-		return st;
-	m = (sample_size > 0 && n > sample_size) ? sample_size : n;
-	if (m < n)
-	{
-		st = mc_sample_rows(env, n, m, seed, &rows, err);
-		if (st != ML_OK)
-			goto done;
-		memset(cnt, 0, sizeof(int64_t) * k);
-		for (i = 0; i < m; i++)
-			cnt[labels[rows[i]]]++;
-		nl = 0;
-		for (c = 0; c < k; c++)
-			nl += cnt[c] > 0;
-	}
-	if (!(nl > 1 && nl < m))
-		goto done;				/* NaN, as scikit-learn raises here */
-
-	/* the rows sorted by label (stably), feature-major */
-	start = ml_alloc(env, sizeof(int64_t) * ((size_t) k + 1));
-	fill = ml_alloc(env, sizeof(int64_t) * (size_t) k);
-	lab = ml_alloc(env, sizeof(int) * (size_t) m);
-	s = ml_alloc(env, sizeof(double) * (size_t) m);
 	scratch = ml_alloc(env, sizeof(double) * (size_t) nt * MC_R * (d + k));
 	XT = ml_calloc(env, (size_t) m + MC_TILE, sizeof(double) * d);
-	if (!start || !fill || !lab || !s || !scratch || !XT)
+	if (!scratch || !XT)
 	{
-		st = ml_fail(err, ML_ERR_MEMORY, "out of memory for the silhouette of %lld rows",
-					 (long long) m);
-		goto done;
+		ml_free(env, scratch);
+		ml_free(env, XT);
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory for the silhouette of %lld rows",
+					   (long long) m);
 	}
-	start[0] = 0;
-	for (c = 0; c < k; c++)
-		start[c + 1] = start[c] + cnt[c];
-	memcpy(fill, start, sizeof(int64_t) * k);
+	/* the sorted rows, feature-major */
 	for (i = 0; i < m; i++)
-	{
-		int64_t		row = rows ? rows[i] : i;
-		int			lb = labels[row];
-		int64_t		p = fill[lb]++;
-
-		lab[p] = lb;
 		for (j = 0; j < d; j++)
-			XT[(size_t) j * (m + MC_TILE) + p] = X[(size_t) row * d + j];
-	}
-
+			XT[(size_t) j * (m + MC_TILE) + i] = X[(size_t) order[i] * d + j];
 	S.m = m;
 	S.stride = m + MC_TILE;
 	S.d = d;
@@ -811,6 +779,99 @@ cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d, const in
 	nblocks = (m + MC_R - 1) / MC_R;
 	st = mc_run(env, nblocks, mc_slab(env, nblocks, (double) MC_R * m * (d + 2)),
 				mc_sil_block, NULL, &S, "silhouette", err);
+	ml_free(env, scratch);
+	ml_free(env, XT);
+	return st;
+}
+
+/* Mean silhouette of all rows or a seeded sample (cluster_metrics.h). */
+MlStatus
+cluster_silhouette(const MlEnv *env, const double *X, int64_t n, int d, const int *labels,
+				   int k, int64_t sample_size, uint64_t seed, double *out, MlError *err)
+{
+	return cluster_silhouette_ex(env, X, n, d, labels, k, sample_size, seed,
+								 CLUSTER_SIL_AUTO, out, NULL, err);
+}
+
+/* cluster_silhouette with a chosen kernel, reporting the rows scored (cluster_metrics.h). */
+MlStatus
+cluster_silhouette_ex(const MlEnv *env, const double *X, int64_t n, int d, const int *labels,
+					  int k, int64_t sample_size, uint64_t seed, ClusterSilKernel kernel,
+					  double *out, int64_t *rows_used, MlError *err)
+{
+	int64_t    *cnt,
+			   *rows = NULL,
+			   *start = NULL,
+			   *fill = NULL,
+			   *order = NULL,
+				m,
+				i;
+	int			nl,
+				c;
+	int		   *lab = NULL;
+	double	   *s = NULL;
+	double		tot = 0.0,
+				comp = 0.0;
+	MlStatus	st;
+
+	*out = NAN;
+	if (rows_used)
+		*rows_used = 0;
+	st = mc_prepare(env, X, n, d, labels, k, &cnt, &nl, err);
+	if (st != ML_OK)
+		return st;
+	if (sample_size < 0)
+		sample_size = cluster_silhouette_default_rows(n, d);
+	m = (sample_size > 0 && n > sample_size) ? sample_size : n;
+	if (rows_used)
+		*rows_used = m;
+	if (m < n)
+	{
+		st = mc_sample_rows(env, n, m, seed, &rows, err);
+		if (st != ML_OK)
+			goto done;
+		memset(cnt, 0, sizeof(int64_t) * k);
+		for (i = 0; i < m; i++)
+			cnt[labels[rows[i]]]++;
+		nl = 0;
+		for (c = 0; c < k; c++)
+			nl += cnt[c] > 0;
+	}
+	if (!(nl > 1 && nl < m))
+		goto done;				/* NaN, as scikit-learn raises here */
+
+	/* the rows sorted by label (stably) */
+	start = ml_alloc(env, sizeof(int64_t) * ((size_t) k + 1));
+	fill = ml_alloc(env, sizeof(int64_t) * (size_t) k);
+	order = ml_alloc(env, sizeof(int64_t) * (size_t) m);
+	lab = ml_alloc(env, sizeof(int) * (size_t) m);
+	s = ml_alloc(env, sizeof(double) * (size_t) m);
+	if (!start || !fill || !order || !lab || !s)
+	{
+		st = ml_fail(err, ML_ERR_MEMORY, "out of memory for the silhouette of %lld rows",
+					 (long long) m);
+		goto done;
+	}
+	start[0] = 0;
+	for (c = 0; c < k; c++)
+		start[c + 1] = start[c] + cnt[c];
+	memcpy(fill, start, sizeof(int64_t) * k);
+	for (i = 0; i < m; i++)
+	{
+		int64_t		row = rows ? rows[i] : i;
+		int64_t		p = fill[labels[row]]++;
+
+		lab[p] = labels[row];
+		order[p] = row;
+	}
+	if (kernel == CLUSTER_SIL_AUTO)
+		kernel = d >= CLUSTER_SIL_BLOCKED_MIN_D && mc_blocked_available() ?
+			CLUSTER_SIL_BLOCKED : CLUSTER_SIL_DIRECT;
+	if (kernel == CLUSTER_SIL_DIRECT)
+		st = mc_silhouette_direct(env, X, d, k, m, order, lab, start, s, err);
+	else
+		st = mc_silhouette_blocked(env, X, d, k, m, order, lab, start, s,
+								   kernel == CLUSTER_SIL_BLOCKED_PORTABLE, err);
 	if (st != ML_OK)
 		goto done;
 	for (i = 0; i < m; i++)
@@ -821,9 +882,8 @@ done:
 	ml_free(env, rows);
 	ml_free(env, start);
 	ml_free(env, fill);
+	ml_free(env, order);
 	ml_free(env, lab);
 	ml_free(env, s);
-	ml_free(env, scratch);
-	ml_free(env, XT);
 	return st;
 }

@@ -602,8 +602,9 @@ km_fit_results(KmFit *F, const KmParams *p, unsigned flags, const KmRuns *R,
 		memcpy(labels_out, R->best_labels, sizeof(int) * n);
 	if (flags & KM_FLAG_NO_METRICS)
 		return ML_OK;
-	st = cluster_silhouette(F->env, F->W, n, d, R->best_labels, k, p->sample_size, p->seed,
-							&res->silhouette, F->err);
+	st = cluster_silhouette_ex(F->env, F->W, n, d, R->best_labels, k, p->sample_size,
+							   p->seed, CLUSTER_SIL_AUTO, &res->silhouette,
+							   &res->silhouette_rows, F->err);
 	if (st == ML_OK)
 		st = cluster_calinski_harabasz(F->env, F->W, n, d, R->best_labels, k,
 									   &res->calinski_harabasz, F->err);
@@ -721,7 +722,8 @@ kmeans_memory_estimate(int64_t n, int d, const KmParams *p, int n_threads)
 				KD = K * D,
 				nb = ceil(N / KM_BLOCK),
 				slab = fmax(T, fmin(nb, ceil((double) KM_SLAB_WORK / (KM_BLOCK * (KD + D))))),
-				m = (p->sample_size > 0 && N > (double) p->sample_size) ? (double) p->sample_size : N,
+				m = (double) (p->sample_size < 0 ? cluster_silhouette_default_rows(n > 0 ? n : 0, d) :
+							  p->sample_size > 0 && n > p->sample_size ? p->sample_size : n),
 				b = 0.0;
 
 	b += nb * 8 * 4 + slab * 2 * D * 8;		/* block partials, moments */
@@ -746,8 +748,9 @@ kmeans_memory_estimate(int64_t n, int d, const KmParams *p, int n_threads)
 			b += N * 8 + (nb + 1) * 64 * 8 * 2 + D * 64 * 8;
 	}
 	b += KD * 8 + K * 8 + 2 * D * 8;	/* the model */
-	/* metrics: silhouette's sorted copy, CH/DB partials */
-	b += m * 20 + (m + 8) * D * 8 + T * 4 * (D + K) * 8 + K * 24;
+	/* metrics: silhouette's sorted copy (direct or packed), CH/DB partials */
+	b += m * 28 + (m + 128) * D * 8 + T * 4 * (D + K) * 8 + K * 24;
+	b += T * 128 * (128 + K) * 8;	/* the blocked kernel's tiles */
 	b += KD * 8 * 3 + slab * KD * 8;
 	b *= 1.25;
 	return b >= (double) SIZE_MAX ? SIZE_MAX : (size_t) b;

@@ -54,8 +54,11 @@ typedef struct KmParams
 	int			batch_size;		/* minibatch only */
 	const KmModel *warm_start;	/* minibatch or Lloyd: start from these centroids
 								 * (and its mean/scale); NULL otherwise */
-	int64_t		sample_size;	/* silhouette exact when n <= sample_size,
-								 * else on a seeded sample of that size */
+	int64_t		sample_size;	/* silhouette exact when sample_size == 0 or
+								 * n <= sample_size, else on a seeded sample of
+								 * that size; KM_SAMPLE_AUTO (-1): the default
+								 * sample by work, m^2 d <= 6.4e9, at most
+								 * 10,000 rows (cluster_metrics.h) */
 } KmParams;
 
 typedef struct KmResult
@@ -68,7 +71,11 @@ typedef struct KmResult
 								 * labels, or one per row) */
 	double		calinski_harabasz;
 	double		davies_bouldin;
+	int64_t		silhouette_rows;	/* rows the silhouette was computed on (0
+									 * with KM_FLAG_NO_METRICS) */
 } KmResult;
+
+#define KM_SAMPLE_AUTO		(-1)	/* KmParams.sample_size: chosen by work */
 
 /*
  * Fits a model. Validates params (k in [1, n], n_init >= 1, max_iter >= 1,

@@ -363,8 +363,15 @@ km_xpass(KmFit *F, const double *C, int *labels, int mode, int iter, int64_t *ch
 	km_transpose(C, F->k, F->d, F->CT);
 	memset(F->tS, 0, sizeof(km_i128) * kd * F->nt);
 	memset(F->tcnt, 0, sizeof(int64_t) * F->k * F->nt);
-	st = km_run(F, F->nblocks, km_slab_for(F, (double) F->k * F->d), km_xpass_block, NULL, &P,
-				"kmeans", iter, F->max_iter, F->last_value);
+	/*
+	 * A pruned pass scans few rows: sized by its full-scan cost, a slab would
+	 * be a fraction of the pass, and every slab is a join of the workers (on
+	 * a loaded machine, a wait for the last descheduled one). The slab size
+	 * does not change the result: blocks own their rows, sums are exact.
+	 */
+	st = km_run(F, F->nblocks,
+				km_slab_for(F, mode == KM_PASS_BOUND ? (double) F->d : (double) F->k * F->d),
+				km_xpass_block, NULL, &P, "kmeans", iter, F->max_iter, F->last_value);
 	if (st != ML_OK)
 		return st;
 	for (t = 0; t < F->nt; t++)

@@ -165,7 +165,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	kp.standardize = params_bool(params, "standardize", false);
 	kp.minibatch = minibatch;
 	kp.batch_size = params_int(params, "batch_size", 1024, 1, INT_MAX);
-	kp.sample_size = (int64) params_number(params, "sample_size", 10000, 0, 1e12);
+	kp.sample_size = (int64) params_number(params, "sample_size", KM_SAMPLE_AUTO, 0, 1e12);
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);
@@ -245,6 +245,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	fo->metrics = cJSON_CreateObject();
 	params_json_number(fo->metrics, "inertia", res.inertia);
 	params_json_number(fo->metrics, "silhouette", res.silhouette);
+	params_json_number(fo->metrics, "silhouette_sample_rows", (double) res.silhouette_rows);
 	params_json_number(fo->metrics, "calinski_harabasz", res.calinski_harabasz);
 	params_json_number(fo->metrics, "davies_bouldin", res.davies_bouldin);
 	params_json_number(fo->metrics, "iterations", res.iterations);

@@ -717,6 +717,140 @@ test_metrics(void)
 	}
 }
 
+/*
+ * The silhouette from kernel kern on (X, lab), checking the call succeeded;
+ * NaN on failure.
+ */
+static double
+sil_kernel(int threads, const double *X, int64_t n, int d, const int *lab, int k,
+		   ClusterSilKernel kern)
+{
+	MlEnv		env = mlt_env(threads);
+	MlError		err = {0};
+	double		v = NAN;
+	int64_t		used = -1;
+
+	if (cluster_silhouette_ex(&env, X, n, d, lab, k, 0, 0, kern, &v, &used, &err) != ML_OK ||
+		used != n)
+		return NAN;
+	return v;
+}
+
+/*
+ * The blocked silhouette kernel against the direct one: within the stated
+ * 1e-9 (absolute; cluster_metrics_blocked.c derives it) on random, offset
+ * and duplicated data; the AVX2 and portable kernels and every thread count
+ * give the same bits.
+ */
+static void
+test_silhouette_blocked(void)
+{
+	int64_t		n = 701,
+				i;
+	int			d = 40,
+				k = 5,
+				j,
+				pass;
+	int		   *l = malloc(sizeof(int) * n);
+
+	for (pass = 0; pass < 3; pass++)
+	{
+		double	   *Z = blobs(n, d, k, pass == 0 ? 6.0 : 0.05, 7 + pass, l);
+		double		direct,
+					blocked,
+					portable,
+					three;
+		const char *what = pass == 0 ? "overlapping blobs" :
+			pass == 1 ? "tight blobs 1e4 from the origin" : "tight blobs with duplicate rows";
+
+		if (pass >= 1)
+			for (i = 0; i < n * d; i++)
+				Z[i] += 1e4;
+		if (pass == 2)
+			for (i = 0; i < n; i += 3)
+				for (j = 0; j < d; j++)
+					Z[i * d + j] = Z[(i % 50) * d + j];
+		if (pass == 2)
+			for (i = 0; i < n; i += 3)
+				l[i] = l[i % 50];
+		direct = sil_kernel(1, Z, n, d, l, k, CLUSTER_SIL_DIRECT);
+		blocked = sil_kernel(1, Z, n, d, l, k, CLUSTER_SIL_BLOCKED);
+		portable = sil_kernel(1, Z, n, d, l, k, CLUSTER_SIL_BLOCKED_PORTABLE);
+		three = sil_kernel(3, Z, n, d, l, k, CLUSTER_SIL_BLOCKED);
+		CHECK(isfinite(direct) && fabs(blocked - direct) <= 1e-9,
+			  "blocked silhouette within 1e-9 of the direct kernel, %s (%.17g vs %.17g, diff %.3g)",
+			  what, blocked, direct, blocked - direct);
+		CHECK(memcmp(&blocked, &portable, sizeof(double)) == 0 &&
+			  memcmp(&blocked, &three, sizeof(double)) == 0,
+			  "blocked silhouette: same bits for the AVX2 and portable kernels and 1 or 3 threads, %s",
+			  what);
+		free(Z);
+	}
+	{
+		/* all rows of a cluster equal: a = 0 exactly, s = 1 for them */
+		double		Y[40 * 20];
+		int			ly[40];
+		double		v;
+
+		for (i = 0; i < 40; i++)
+		{
+			ly[i] = (int) (i % 2);
+			for (j = 0; j < 20; j++)
+				Y[i * 20 + j] = 1e3 + (i % 2) * 1e-3 + j;
+		}
+		v = sil_kernel(2, Y, 40, 20, ly, 2, CLUSTER_SIL_BLOCKED);
+		CHECK(v == 1.0, "blocked silhouette of two point masses is exactly 1 (%.17g)", v);
+	}
+	free(l);
+	{
+		/* very wide rows: the recomputation threshold grows with d */
+		int64_t		nw = 60;
+		int			dw = 20000;
+		int		   *lw = malloc(sizeof(int) * nw);
+		double	   *W = blobs(nw, dw, 3, 30.0, 11, lw);
+		double		direct = sil_kernel(2, W, nw, dw, lw, 3, CLUSTER_SIL_DIRECT),
+					blocked = sil_kernel(2, W, nw, dw, lw, 3, CLUSTER_SIL_BLOCKED);
+
+		CHECK(isfinite(direct) && fabs(blocked - direct) <= 1e-9,
+			  "blocked silhouette within 1e-9 at 20,000 features (diff %.3g)", blocked - direct);
+		free(W);
+		free(lw);
+	}
+	/* the default sample by work: m^2 d <= 6.4e9, at most 10,000 rows */
+	CHECK(cluster_silhouette_default_rows(25000, 784) == 2857 &&
+		  cluster_silhouette_default_rows(1000000, 3) == 10000 &&
+		  cluster_silhouette_default_rows(1000000, 64) == 10000 &&
+		  cluster_silhouette_default_rows(1000000, 65) == 9922 &&
+		  cluster_silhouette_default_rows(6000, 784) == 2857 &&
+		  cluster_silhouette_default_rows(2000, 784) == 2000,
+		  "default silhouette rows: 2857 at 784 features, 10,000 up to 64, never above n");
+	{
+		int64_t		m = 3000;
+		int		   *lm = malloc(sizeof(int) * m);
+		double	   *W = blobs(m, 784, 3, 1.0, 5, lm);
+		KmParams	p;
+		KmModel		model;
+		KmResult	r;
+		MlEnv		env = mlt_env(2);
+		MlError		err = {0};
+
+		memset(&p, 0, sizeof(p));
+		p.k = 3;
+		p.n_init = 1;
+		p.max_iter = 20;
+		p.tol = 1e-4;
+		p.seed = 1;
+		p.sample_size = KM_SAMPLE_AUTO;
+		CHECK(kmeans_fit(&env, W, m, 784, &p, &model, &r, &err) == ML_OK &&
+			  r.silhouette_rows == 2857 && r.silhouette > 0.5,
+			  "k-means default sample at 784 features: %lld rows, silhouette %.4f",
+			  (long long) r.silhouette_rows, r.silhouette);
+		kmeans_model_free(&env, &model);
+		free(W);
+		free(lm);
+	}
+}
+
 /* Bare payload: exact round trip, every truncation and a trailing byte rejected. */
 static void
 codec_payload_checks(MlEnv *env, const KmModel *m, int variant)
@@ -1192,6 +1326,7 @@ main(void)
 	test_accuracy_vs_truth();
 	test_param_errors();
 	test_metrics();
+	test_silhouette_blocked();
 	test_codec();
 	test_codec_hostile();
 	test_failures();

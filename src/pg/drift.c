@@ -1,6 +1,6 @@
 /*
  * drift.c: the C half of training profiles and mlpipe.drift
- * (sql/0.3.0/50-scoring.sql): mlpipe._bin_of, the bin of a value given a
+ * (sql/src/30-scoring.sql): mlpipe._bin_of, the bin of a value given a
  * profile's edges, and mlpipe._bin_counts, a parallel-safe aggregate that
  * counts rows per bin. The statistics themselves (PSI, null rates) are
  * plain SQL over these counts.

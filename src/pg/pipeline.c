@@ -4,7 +4,7 @@
  * key of every step is checked against the step kind's table, and every
  * error names its path in the config (steps[1].algoritm) so a typo is found
  * when the pipeline is created, not at 3 a.m. when pg_cron runs it.
- * Running the steps is plpgsql's job (sql/0.3.0/60-pipelines.sql).
+ * Running the steps is plpgsql's job (sql/src/60-pipelines.sql).
  */
 #include "mlpipe.h"
 

@@ -2,7 +2,7 @@
  * source_describe.c: what the SQL side needs to know about a source
  * (table, view or query) without reading it: the SELECT it stands for and
  * its columns. Training profiles, as_of filters, mlpipe.drift and
- * mlpipe.predict_table (sql/0.3.0/50-scoring.sql) build on these.
+ * mlpipe.predict_table (sql/src/30-scoring.sql) build on these.
  */
 #include "mlpipe.h"
 

@@ -18,6 +18,27 @@ COMMENT ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) IS
 REVOKE ALL ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) TO mlpipe_trainer;
 
+-- The params _fit gets: train's own keys (as_of, as_of_column, checks,
+-- profile_sample) removed, and the as_of_column added to exclude. That
+-- column says when a row was written, not what it is: like the column of
+-- split 'time:<c>', it is no feature (unless the features argument names it).
+CREATE FUNCTION mlpipe._fit_params(p_params jsonb, p_features text[], p_target text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN p_params ? 'as_of_column' AND p_features IS NULL
+             AND (p_params->>'as_of_column') IS DISTINCT FROM p_target
+             AND jsonb_typeof(coalesce(p_params->'exclude', '[]')) = 'array'
+             AND NOT coalesce(p_params->'exclude', '[]') ? (p_params->>'as_of_column')
+        THEN p - 'exclude' || jsonb_build_object('exclude',
+                 coalesce(p_params->'exclude', '[]') || jsonb_build_array(p_params->>'as_of_column'))
+        ELSE p END
+      FROM (SELECT p_params - 'as_of' - 'as_of_column' - 'checks' - 'profile_sample' AS p) q
+$$;
+COMMENT ON FUNCTION mlpipe._fit_params(jsonb, text[], text) IS
+    'The params mlpipe._fit gets from train''s: its own keys removed, the as_of_column excluded from the features.';
+REVOKE ALL ON FUNCTION mlpipe._fit_params(jsonb, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._fit_params(jsonb, text[], text) TO mlpipe_trainer;
+
 CREATE FUNCTION mlpipe._train(
     p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
     p_params jsonb, p_gate jsonb)
@@ -75,8 +96,9 @@ BEGIN
         lin := lin || jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
     END IF;
     fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
-                       p_params - 'as_of' - 'as_of_column' - 'checks' - 'profile_sample', warm);
-    prof := mlpipe._profile_compute(src, fit.feature_names, p_features, p_target, p_params->'exclude', sample,
+                       mlpipe._fit_params(p_params, p_features, p_target), warm);
+    prof := mlpipe._profile_compute(src, fit.feature_names, p_features, p_target,
+        mlpipe._fit_params(p_params, p_features, p_target)->'exclude', sample,
         coalesce((fit.info->>'training_rows')::bigint, 0) + coalesce((fit.info->>'test_rows')::bigint, 0)
         + coalesce((fit.info->>'skipped_rows')::bigint, 0));
     -- Lineage notes ride in fit.info, which _register copies into the version.

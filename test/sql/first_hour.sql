@@ -89,3 +89,20 @@ SELECT mlpipe.drop_model('fh_nope');
 -- Admins only.
 SELECT has_function_privilege('mlpipe_trainer', 'mlpipe.drop_model(text)', 'EXECUTE') AS trainer,
        has_function_privilege('mlpipe_admin', 'mlpipe.drop_model(text)', 'EXECUTE') AS admin;
+
+-- 5. Errors that name the cause.
+\set VERBOSITY terse
+-- A NULL feature is reported as NULL (it said "is NaN" / "contains a NULL element").
+SELECT version FROM mlpipe.train('fh_km2', 'kmeans', 'fh_pts', NULL, '{x,y}', '{"k": 2, "seed": 1}');
+SELECT mlpipe.predict('fh_km2', t) FROM (SELECT 1.0::float8 AS x, NULL::float8 AS y) t;
+SELECT mlpipe.predict('fh_km2', ARRAY[1.0, NULL]::float8[]);
+-- create_pipeline checks train params and search spaces as train does, and the into schema.
+SELECT mlpipe.create_pipeline('fh_bad', '{"steps": [{"kind": "train", "model": "m", "algorithm": "random_forest",
+  "source": "tt_customers", "target": "churned", "params": {"n_estimator": 10}}]}');
+SELECT mlpipe.create_pipeline('fh_bad', '{"steps": [{"kind": "search", "model": "m", "algorithm": "decision_tree",
+  "source": "tt_customers", "target": "churned", "space": {"max_dept": [2, 3]}}]}');
+SELECT mlpipe.create_pipeline('fh_bad', '{"steps": [{"kind": "predict", "model": "m", "source": "tt_customers",
+  "into": "no_such_schema.out", "key": "id"}]}');
+SELECT mlpipe.create_pipeline('fh_ok', '{"steps": [{"kind": "train", "model": "m", "algorithm": "gbt",
+  "source": "tt_customers", "target": "churned", "params": {"n_estimators": 10, "as_of": "2024-03-02", "as_of_column": "updated_at"}}]}') IS NOT NULL AS created;
+\set VERBOSITY default

@@ -473,6 +473,112 @@ COMMENT ON FUNCTION mlpipe._fit_params(jsonb, text[], text) IS
 REVOKE ALL ON FUNCTION mlpipe._fit_params(jsonb, text[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._fit_params(jsonb, text[], text) TO mlpipe_trainer;
 
+CREATE OR REPLACE FUNCTION mlpipe._register(
+    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
+    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_version int;
+    v_run     bigint;
+    verdict   jsonb;
+    v_task    text := p_fit.task;
+    ok        boolean;
+    lin       jsonb;
+    parent    record;
+BEGIN
+    IF NOT mlpipe._fit_claim(p_fit, p_algorithm) THEN
+        RAISE EXCEPTION 'mlpipe._register accepts only a result of mlpipe._fit from the same transaction'
+            USING ERRCODE = '42501',
+                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
+    END IF;
+    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
+        VALUES (p_model, v_task, p_algorithm, session_user)
+        ON CONFLICT (name) DO NOTHING;
+    -- Locks the model row (serialises version numbers) and checks the task:
+    -- a name keeps one meaning, so predict never changes what it returns.
+    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
+        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
+            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
+            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
+    END IF;
+    SELECT coalesce(max(v.version), 0) + 1 INTO v_version
+      FROM mlpipe.model_versions v WHERE v.model = p_model;
+
+    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
+                             started_at, finished_at, seconds, created_by)
+    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
+            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - p_started), session_user)
+    RETURNING runs.run_id INTO v_run;
+
+    verdict := mlpipe._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
+    ok := (verdict->>'passed')::boolean;
+
+    -- Lineage: the warm-start reference resolved now, so it stays exact when
+    -- the alias it named moves later.
+    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split';
+    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
+        BEGIN
+            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
+            lin := lin || jsonb_build_object('parent',
+                             jsonb_build_object('model', parent.model, 'version', parent.version));
+        EXCEPTION WHEN undefined_object THEN
+            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
+        END;
+    END IF;
+
+    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
+        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
+        source, mlpipe_version, lineage, created_by)
+    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
+        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
+        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
+        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
+        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
+        lin, session_user);
+
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
+      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+
+    PERFORM mlpipe._notify('version_registered',
+        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
+                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
+                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
+    IF ok THEN
+        PERFORM mlpipe._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
+        PERFORM mlpipe._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
+    ELSE
+        PERFORM mlpipe._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
+            'metric', verdict->'metric', 'value', verdict->'value'));
+    END IF;
+    -- Guardrails, said once the version is stored (see docs/registry.md).
+    IF NOT ok THEN
+        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
+            v_version, p_model, verdict->>'reason'
+            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
+                                           p_model, v_version);
+    END IF;
+    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
+       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
+        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
+            (p_fit.info->>'skipped_rows')::bigint,
+            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
+            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
+    END IF;
+    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
+END $$;
+COMMENT ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
+    'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
+REVOKE ALL ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
+
 CREATE OR REPLACE FUNCTION mlpipe._train(
     p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
     p_params jsonb, p_gate jsonb)

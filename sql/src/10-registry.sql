@@ -316,6 +316,22 @@ BEGIN
             'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
             'metric', verdict->'metric', 'value', verdict->'value'));
     END IF;
+    -- Guardrails, said once the version is stored (see docs/registry.md).
+    IF NOT ok THEN
+        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
+            v_version, p_model, verdict->>'reason'
+            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
+                                           p_model, v_version);
+    END IF;
+    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
+       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
+        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
+            (p_fit.info->>'skipped_rows')::bigint,
+            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
+            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
+    END IF;
     RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
 END $$;
 COMMENT ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS

@@ -106,3 +106,15 @@ SELECT mlpipe.create_pipeline('fh_bad', '{"steps": [{"kind": "predict", "model":
 SELECT mlpipe.create_pipeline('fh_ok', '{"steps": [{"kind": "train", "model": "m", "algorithm": "gbt",
   "source": "tt_customers", "target": "churned", "params": {"n_estimators": 10, "as_of": "2024-03-02", "as_of_column": "updated_at"}}]}') IS NOT NULL AS created;
 \set VERBOSITY default
+
+-- 5b/6. A text regression target gets a HINT with the cast; guardrails say
+-- what surprises: very many classes, a large share of rows skipped (the
+-- failing gate's NOTICE is above, in part 3).
+\set VERBOSITY default
+CREATE TABLE fh_txt AS SELECT i AS id, (i % 7)::float8 AS x, (i * 3)::text AS amount,
+       CASE WHEN i % 2 = 0 THEN NULL ELSE i % 5 END::float8 AS sparse
+  FROM generate_series(1, 100) i;
+SELECT 1 FROM mlpipe.train('fh_reg', 'decision_tree', 'fh_txt', 'amount', '{x}', '{"task": "regression"}');
+SELECT version FROM mlpipe.train('fh_cls', 'decision_tree', 'fh_txt', 'amount', '{x}', '{"seed": 1}');
+SELECT version FROM mlpipe.train('fh_cls2', 'decision_tree', 'fh_txt', 'amount', '{x}', '{"seed": 1, "task": "classification"}');
+SELECT version FROM mlpipe.train('fh_skip', 'kmeans', 'fh_txt', NULL, '{x,sparse}', '{"k": 2, "seed": 1, "on_null": "skip"}');

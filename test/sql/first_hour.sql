@@ -80,7 +80,7 @@ SELECT (SELECT count(*) FROM mlpipe.models WHERE name = 'fh_km') AS models,
        (SELECT count(*) FROM mlpipe.runs WHERE model = 'fh_km' AND kind = 'train') AS train_runs,
        (SELECT params FROM mlpipe.runs WHERE model = 'fh_km' AND kind = 'drop_model') AS drop_run;
 SELECT action, from_version, to_version FROM mlpipe.alias_events WHERE model = 'fh_km' ORDER BY event_id;
-UN-- A model created again under the name starts a new rollback stack.
+-- A model created again under the name starts a new rollback stack.
 SELECT version FROM mlpipe.train('fh_km', 'kmeans', 'fh_pts', NULL, '{x,y}', '{"k": 3, "seed": 1}');
 SELECT mlpipe.rollback('fh_km');
 \set VERBOSITY terse
@@ -118,3 +118,20 @@ SELECT 1 FROM mlpipe.train('fh_reg', 'decision_tree', 'fh_txt', 'amount', '{x}',
 SELECT version FROM mlpipe.train('fh_cls', 'decision_tree', 'fh_txt', 'amount', '{x}', '{"seed": 1}');
 SELECT version FROM mlpipe.train('fh_cls2', 'decision_tree', 'fh_txt', 'amount', '{x}', '{"seed": 1, "task": "classification"}');
 SELECT version FROM mlpipe.train('fh_skip', 'kmeans', 'fh_txt', NULL, '{x,sparse}', '{"k": 2, "seed": 1, "on_null": "skip"}');
+
+-- 7. Views a BI tool reads without JSON.
+SELECT model, version, algorithm, task, training_rows, round(silhouette::numeric, 3) AS silhouette,
+       accuracy IS NULL AS no_accuracy
+  FROM mlpipe.production_models WHERE model IN ('fh_km', 'fh_km2') ORDER BY model;
+SELECT model, version, status, in_production, f1_macro IS NOT NULL AS has_f1, rmse
+  FROM mlpipe.version_metrics WHERE model IN ('fh_cls', 'fh_km') ORDER BY model, version;
+CREATE TABLE fh_eval AS SELECT i AS id, (i % 4)::float8 AS x, CASE WHEN i % 4 < 2 THEN 'lo' ELSE 'hi' END AS band
+  FROM generate_series(1, 80) i;
+SELECT version FROM mlpipe.train('fh_band', 'decision_tree', 'fh_eval', 'band', '{x}', '{"seed": 1}');
+SELECT (mlpipe.evaluate('fh_band', 'SELECT * FROM fh_eval WHERE id <= 40'))->>'accuracy' AS accuracy;
+SELECT actual, predicted, count FROM mlpipe.confusion_matrices WHERE model = 'fh_band' ORDER BY actual, predicted;
+SELECT kind, model, version, feature, round(psi::numeric, 3) AS psi, null_rate
+  FROM mlpipe.drift_history WHERE model = 'fh_band' ORDER BY run_id, feature;
+SELECT feature, status FROM mlpipe.drift('fh_band', 'SELECT * FROM fh_eval WHERE x < 2');
+SELECT kind, model, version, feature, round(psi::numeric, 3) AS psi, null_rate
+  FROM mlpipe.drift_history WHERE model = 'fh_band' ORDER BY run_id, feature;

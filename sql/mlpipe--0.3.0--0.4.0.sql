@@ -473,6 +473,38 @@ COMMENT ON FUNCTION mlpipe._fit_params(jsonb, text[], text) IS
 REVOKE ALL ON FUNCTION mlpipe._fit_params(jsonb, text[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._fit_params(jsonb, text[], text) TO mlpipe_trainer;
 
+CREATE OR REPLACE FUNCTION mlpipe._warn_id_features(p_src text, p_features text[], p_model text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    ints  text[];
+    q     text;
+    hits  text[];
+BEGIN
+    SELECT array_agg(c.name ORDER BY c.ord) INTO ints
+      FROM mlpipe._source_columns(p_src) c
+     WHERE c.name = ANY (p_features) AND c.type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype);
+    IF ints IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS mlpipe_src', pg_catalog.string_agg(
+               pg_catalog.format('CASE WHEN count(*) >= 50 AND count(%1$I) = count(*) '
+                                 'AND max(%1$I)::numeric - min(%1$I)::numeric + 1 = count(*) THEN %2$L END',
+                                 n, n), ', '),
+           mlpipe._source_sql(p_src))
+      INTO q FROM unnest(ints) n;
+    EXECUTE q INTO hits;
+    hits := array_remove(hits, NULL);
+    IF cardinality(hits) > 0 THEN
+        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)',
+            p_model, array_to_string(hits, ', ')
+            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._warn_id_features(text, text[], text) IS
+    'Warns about integer features that look like row ids (consecutive values, one a row).';
+REVOKE ALL ON FUNCTION mlpipe._warn_id_features(text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._warn_id_features(text, text[], text) TO mlpipe_trainer;
+
 CREATE OR REPLACE FUNCTION mlpipe._register(
     p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
     p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
@@ -647,6 +679,7 @@ BEGIN
     IF prof IS NOT NULL THEN
         PERFORM mlpipe._set_profile(res.model, res.version, prof);
     END IF;
+    PERFORM mlpipe._warn_id_features(src, fit.feature_names, p_model);
     RETURN res;
 END $$;
 COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS

@@ -135,3 +135,7 @@ SELECT kind, model, version, feature, round(psi::numeric, 3) AS psi, null_rate
 SELECT feature, status FROM mlpipe.drift('fh_band', 'SELECT * FROM fh_eval WHERE x < 2');
 SELECT kind, model, version, feature, round(psi::numeric, 3) AS psi, null_rate
   FROM mlpipe.drift_history WHERE model = 'fh_band' ORDER BY run_id, feature;
+
+-- 6b. An integer feature that numbers the rows gets a WARNING.
+SELECT version FROM mlpipe.train('fh_ids', 'kmeans', 'fh_txt', NULL, '{id,x}', '{"k": 2, "seed": 1}');
+SELECT version FROM mlpipe.train('fh_noids', 'kmeans', 'fh_txt', NULL, '{x}', '{"k": 2, "seed": 1}');

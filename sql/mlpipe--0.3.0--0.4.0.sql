@@ -487,8 +487,10 @@ BEGIN
         RETURN;
     END IF;
     SELECT pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS mlpipe_src', pg_catalog.string_agg(
-               pg_catalog.format('CASE WHEN count(*) >= 50 AND count(%1$I) = count(*) '
-                                 'AND max(%1$I)::numeric - min(%1$I)::numeric + 1 = count(*) THEN %2$L END',
+               pg_catalog.format('CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.>=) 50 '
+                                 'AND pg_catalog.count(%1$I) OPERATOR(pg_catalog.=) pg_catalog.count(*) '
+                                 'AND pg_catalog.max(%1$I)::numeric OPERATOR(pg_catalog.-) pg_catalog.min(%1$I)::numeric '
+                                 'OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.=) pg_catalog.count(*) THEN %2$L END',
                                  n, n), ', '),
            mlpipe._source_sql(p_src))
       INTO q FROM unnest(ints) n;
@@ -984,7 +986,7 @@ BEGIN
          WHERE v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null' = 'skip';
         IF feats IS NOT NULL THEN
             cond := (SELECT string_agg(pg_catalog.format('src.%I IS NOT NULL', f), ' AND ') FROM unnest(feats) f);
-            EXECUTE pg_catalog.format('SELECT count(*) FILTER (WHERE NOT (%s)), count(*) FROM %s',
+            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s)), pg_catalog.count(*) FROM %s',
                                       cond, mlpipe._pipeline_from(src)) INTO skipped, total;
             IF skipped > 0 THEN
                 RAISE NOTICE 'predict step "%": % of % rows of % not scored (a NULL feature)',

@@ -58,8 +58,10 @@ BEGIN
         RETURN;
     END IF;
     SELECT pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS mlpipe_src', pg_catalog.string_agg(
-               pg_catalog.format('CASE WHEN count(*) >= 50 AND count(%1$I) = count(*) '
-                                 'AND max(%1$I)::numeric - min(%1$I)::numeric + 1 = count(*) THEN %2$L END',
+               pg_catalog.format('CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.>=) 50 '
+                                 'AND pg_catalog.count(%1$I) OPERATOR(pg_catalog.=) pg_catalog.count(*) '
+                                 'AND pg_catalog.max(%1$I)::numeric OPERATOR(pg_catalog.-) pg_catalog.min(%1$I)::numeric '
+                                 'OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.=) pg_catalog.count(*) THEN %2$L END',
                                  n, n), ', '),
            mlpipe._source_sql(p_src))
       INTO q FROM unnest(ints) n;

@@ -409,7 +409,7 @@ BEGIN
          WHERE v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null' = 'skip';
         IF feats IS NOT NULL THEN
             cond := (SELECT string_agg(pg_catalog.format('src.%I IS NOT NULL', f), ' AND ') FROM unnest(feats) f);
-            EXECUTE pg_catalog.format('SELECT count(*) FILTER (WHERE NOT (%s)), count(*) FROM %s',
+            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s)), pg_catalog.count(*) FROM %s',
                                       cond, mlpipe._pipeline_from(src)) INTO skipped, total;
             IF skipped > 0 THEN
                 RAISE NOTICE 'predict step "%": % of % rows of % not scored (a NULL feature)',

@@ -454,3 +454,634 @@ COMMENT ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) IS
 COMMENT ON FUNCTION mlpipe.schedule(text, text) IS
     'Schedules run_pipeline(name) as the pg_cron job mlpipe:<name>, replacing an earlier one.';
 COMMENT ON FUNCTION mlpipe.unschedule(text) IS 'Removes the pg_cron job of a pipeline.';
+-- == issue 12: first hour, registry story, BI views (helper R) ==
+COMMENT ON COLUMN mlpipe.alias_events.action IS 'promote, rollback, or drop (the model was dropped: to_version is NULL).';
+CREATE OR REPLACE FUNCTION mlpipe._fit_params(p_params jsonb, p_features text[], p_target text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN p_params ? 'as_of_column' AND p_features IS NULL
+             AND (p_params->>'as_of_column') IS DISTINCT FROM p_target
+             AND jsonb_typeof(coalesce(p_params->'exclude', '[]')) = 'array'
+             AND NOT coalesce(p_params->'exclude', '[]') ? (p_params->>'as_of_column')
+        THEN p - 'exclude' || jsonb_build_object('exclude',
+                 coalesce(p_params->'exclude', '[]') || jsonb_build_array(p_params->>'as_of_column'))
+        ELSE p END
+      FROM (SELECT p_params - 'as_of' - 'as_of_column' - 'checks' - 'profile_sample' AS p) q
+$$;
+COMMENT ON FUNCTION mlpipe._fit_params(jsonb, text[], text) IS
+    'The params mlpipe._fit gets from train''s: its own keys removed, the as_of_column excluded from the features.';
+REVOKE ALL ON FUNCTION mlpipe._fit_params(jsonb, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._fit_params(jsonb, text[], text) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe._warn_id_features(p_src text, p_features text[], p_model text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    ints  text[];
+    q     text;
+    hits  text[];
+BEGIN
+    SELECT array_agg(c.name ORDER BY c.ord) INTO ints
+      FROM mlpipe._source_columns(p_src) c
+     WHERE c.name = ANY (p_features) AND c.type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype);
+    IF ints IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS mlpipe_src', pg_catalog.string_agg(
+               pg_catalog.format('CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.>=) 50 '
+                                 'AND pg_catalog.count(%1$I) OPERATOR(pg_catalog.=) pg_catalog.count(*) '
+                                 'AND pg_catalog.max(%1$I)::numeric OPERATOR(pg_catalog.-) pg_catalog.min(%1$I)::numeric '
+                                 'OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.=) pg_catalog.count(*) THEN %2$L END',
+                                 n, n), ', '),
+           mlpipe._source_sql(p_src))
+      INTO q FROM unnest(ints) n;
+    EXECUTE q INTO hits;
+    hits := array_remove(hits, NULL);
+    IF cardinality(hits) > 0 THEN
+        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)',
+            p_model, array_to_string(hits, ', ')
+            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._warn_id_features(text, text[], text) IS
+    'Warns about integer features that look like row ids (consecutive values, one a row).';
+REVOKE ALL ON FUNCTION mlpipe._warn_id_features(text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._warn_id_features(text, text[], text) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe._register(
+    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
+    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_version int;
+    v_run     bigint;
+    verdict   jsonb;
+    v_task    text := p_fit.task;
+    ok        boolean;
+    lin       jsonb;
+    parent    record;
+BEGIN
+    IF NOT mlpipe._fit_claim(p_fit, p_algorithm) THEN
+        RAISE EXCEPTION 'mlpipe._register accepts only a result of mlpipe._fit from the same transaction'
+            USING ERRCODE = '42501',
+                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
+    END IF;
+    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
+        VALUES (p_model, v_task, p_algorithm, session_user)
+        ON CONFLICT (name) DO NOTHING;
+    -- Locks the model row (serialises version numbers) and checks the task:
+    -- a name keeps one meaning, so predict never changes what it returns.
+    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
+        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
+            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
+            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
+    END IF;
+    SELECT coalesce(max(v.version), 0) + 1 INTO v_version
+      FROM mlpipe.model_versions v WHERE v.model = p_model;
+
+    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
+                             started_at, finished_at, seconds, created_by)
+    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
+            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - p_started), session_user)
+    RETURNING runs.run_id INTO v_run;
+
+    verdict := mlpipe._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
+    ok := (verdict->>'passed')::boolean;
+
+    -- Lineage: the warm-start reference resolved now, so it stays exact when
+    -- the alias it named moves later.
+    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split';
+    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
+        BEGIN
+            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
+            lin := lin || jsonb_build_object('parent',
+                             jsonb_build_object('model', parent.model, 'version', parent.version));
+        EXCEPTION WHEN undefined_object THEN
+            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
+        END;
+    END IF;
+
+    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
+        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
+        source, mlpipe_version, lineage, created_by)
+    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
+        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
+        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
+        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
+        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
+        lin, session_user);
+
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
+      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+
+    PERFORM mlpipe._notify('version_registered',
+        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
+                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
+                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
+    IF ok THEN
+        PERFORM mlpipe._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
+        PERFORM mlpipe._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
+    ELSE
+        PERFORM mlpipe._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
+            'metric', verdict->'metric', 'value', verdict->'value'));
+    END IF;
+    -- Guardrails, said once the version is stored (see docs/registry.md).
+    IF NOT ok THEN
+        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
+            v_version, p_model, verdict->>'reason'
+            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
+                                           p_model, v_version);
+    END IF;
+    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
+       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
+        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
+            (p_fit.info->>'skipped_rows')::bigint,
+            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
+            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
+    END IF;
+    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
+END $$;
+COMMENT ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
+    'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
+REVOKE ALL ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe._train(
+    p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
+    p_params jsonb, p_gate jsonb)
+RETURNS mlpipe.train_result
+-- SECURITY INVOKER and no pinned search_path: the source is resolved and read
+-- as the caller, with the caller's search_path, grants and row-level security.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started  timestamptz := clock_timestamp();
+    warm     bytea;
+    fit      mlpipe.fit_result;
+    res      mlpipe.train_result;
+    src      text := p_source;
+    lin      jsonb := '{}';
+    sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
+    tt       record;
+    prof     jsonb;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
+       OR length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(p_model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    IF p_source IS NULL THEN
+        RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF p_params ? 'warm_start' THEN
+        IF jsonb_typeof(p_params->'warm_start') <> 'string' THEN
+            RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
+                USING ERRCODE = '22023';
+        END IF;
+        warm := mlpipe.artifact(p_params->>'warm_start');
+    END IF;
+    IF p_params ? 'profile_sample' THEN
+        IF jsonb_typeof(p_params->'profile_sample') <> 'number'
+           OR (p_params->>'profile_sample')::numeric NOT BETWEEN 0 AND 10000000
+           OR (p_params->>'profile_sample')::numeric <> trunc((p_params->>'profile_sample')::numeric) THEN
+            RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
+                USING ERRCODE = '22023';
+        END IF;
+        sample := (p_params->>'profile_sample')::int;
+    END IF;
+    -- Time travel: train on the rows that existed at params.as_of.
+    IF p_params ? 'as_of' OR p_params ? 'as_of_column' THEN
+        SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
+        src := tt.sql;
+        lin := lin || tt.lineage;
+    END IF;
+    -- Data checks, before any training work.
+    IF p_params ? 'checks' THEN
+        lin := lin || jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
+    END IF;
+    fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
+                       mlpipe._fit_params(p_params, p_features, p_target), warm);
+    prof := mlpipe._profile_compute(src, fit.feature_names, p_features, p_target,
+        mlpipe._fit_params(p_params, p_features, p_target)->'exclude', sample,
+        coalesce((fit.info->>'training_rows')::bigint, 0) + coalesce((fit.info->>'test_rows')::bigint, 0)
+        + coalesce((fit.info->>'skipped_rows')::bigint, 0));
+    -- Lineage notes ride in fit.info, which _register copies into the version.
+    fit.info := coalesce(fit.info, '{}') || lin;
+    res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
+    IF prof IS NOT NULL THEN
+        PERFORM mlpipe._set_profile(res.model, res.version, prof);
+    END IF;
+    PERFORM mlpipe._warn_id_features(src, fit.feature_names, p_model);
+    RETURN res;
+END $$;
+COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS
+    'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
+REVOKE ALL ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe._set_alias(p_model text, p_alias text, p_version int, p_action text, p_reason text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old int;
+BEGIN
+    SELECT a.version INTO old FROM mlpipe.aliases a WHERE a.model = p_model AND a.alias = p_alias FOR UPDATE;
+    INSERT INTO mlpipe.aliases AS a (model, alias, version, updated_by) VALUES (p_model, p_alias, p_version, session_user)
+        ON CONFLICT (model, alias) DO UPDATE
+        SET version = EXCLUDED.version, updated_at = clock_timestamp(), updated_by = session_user;
+    INSERT INTO mlpipe.alias_events (model, alias, from_version, to_version, action, reason, by_user)
+        VALUES (p_model, p_alias, old, p_version, p_action, p_reason, session_user);
+    -- status follows the production alias: 'promoted' is the version it
+    -- points to now, and the version it leaves goes back to 'candidate'
+    -- (its history stays in alias_events).
+    IF p_alias = 'production' THEN
+        UPDATE mlpipe.model_versions v SET status = 'candidate'
+         WHERE v.model = p_model AND v.version = old AND old IS DISTINCT FROM p_version
+           AND v.status = 'promoted';
+        UPDATE mlpipe.model_versions v SET status = 'promoted'
+         WHERE v.model = p_model AND v.version = p_version AND v.status <> 'promoted';
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._set_alias(text, text, int, text, text) IS
+    'Moves an alias, records the event in mlpipe.alias_events and keeps model_versions.status in line with production (the one place aliases change).';
+REVOKE ALL ON FUNCTION mlpipe._set_alias(text, text, int, text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION mlpipe.promote(model text, version int, alias text DEFAULT 'production',
+                               reason text DEFAULT NULL, gate jsonb DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p_model   text := $1;
+    p_version int := $2;
+    p_alias   text := $3;
+    p_reason  text := $4;
+    p_gate    jsonb := $5;
+    cur       int;
+    v_task    text;
+    v_metrics jsonb;
+    v_run     bigint;
+    verdict   jsonb;
+BEGIN
+    PERFORM mlpipe._require_model(p_model);
+    PERFORM mlpipe._require_alias_name(p_alias);
+    IF p_version IS NULL OR p_version < 1 THEN
+        RAISE EXCEPTION 'version must be a positive version number, not %', coalesce(p_version::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM 1 FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE;   -- one alias change at a time
+    PERFORM mlpipe.resolve(p_model || '@' || p_version);                -- 42704 listing the versions
+    SELECT v.task, v.metrics, v.run_id INTO v_task, v_metrics, v_run
+      FROM mlpipe.model_versions v WHERE v.model = p_model AND v.version = p_version;
+    SELECT a.version INTO cur FROM mlpipe.aliases a WHERE a.model = p_model AND a.alias = p_alias;
+    IF cur = p_version THEN
+        RAISE NOTICE 'alias "%" of model "%" already points to version %', p_alias, p_model, p_version;
+        RETURN p_version;
+    END IF;
+    IF p_gate IS NOT NULL THEN
+        verdict := mlpipe._gate_verdict(p_model, v_task, v_metrics, p_gate);
+        IF NOT (verdict->>'passed')::boolean THEN
+            UPDATE mlpipe.model_versions v
+               SET gate = jsonb_build_object('policy', p_gate, 'alias', p_alias, 'at', clock_timestamp())
+                          || verdict
+             WHERE v.model = p_model AND v.version = p_version;
+            PERFORM mlpipe._notify('gate_failed', jsonb_build_object('model', p_model, 'version', p_version,
+                'alias', p_alias, 'run_id', v_run, 'reason', verdict->>'reason',
+                'metric', verdict->'metric', 'value', verdict->'value'));
+            RAISE NOTICE 'version % of model "%" was not promoted to "%": %',
+                p_version, p_model, p_alias, verdict->>'reason';
+            RETURN NULL;
+        END IF;
+    END IF;
+    IF p_gate IS NOT NULL THEN
+        -- The passing verdict replaces the one training stored (which may
+        -- have failed), and the event says the gate passed.
+        UPDATE mlpipe.model_versions v
+           SET gate = jsonb_build_object('policy', p_gate, 'alias', p_alias, 'at', clock_timestamp())
+                      || verdict
+         WHERE v.model = p_model AND v.version = p_version;
+        p_reason := concat_ws('; ', p_reason,
+            pg_catalog.format('gate passed: %s = %s', verdict->>'metric', verdict->>'value'));
+    END IF;
+    PERFORM mlpipe._set_alias(p_model, p_alias, p_version, 'promote', p_reason);
+    PERFORM mlpipe._notify('promoted', jsonb_build_object('model', p_model, 'version', p_version,
+        'alias', p_alias, 'run_id', v_run, 'from_version', cur, 'reason', p_reason));
+    RETURN p_version;
+END $$;
+COMMENT ON FUNCTION mlpipe.promote(text, int, text, text, jsonb) IS
+    'Points an alias at a version, optionally checking a gate first, and records the change.';
+REVOKE ALL ON FUNCTION mlpipe.promote(text, int, text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.promote(text, int, text, text, jsonb) TO mlpipe_admin;
+
+CREATE OR REPLACE FUNCTION mlpipe._alias_stack(p_model text, p_alias text) RETURNS int[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st int[] := '{}';
+    ev record;
+BEGIN
+    FOR ev IN SELECT e.action, e.to_version FROM mlpipe.alias_events e
+               WHERE e.model = p_model AND e.alias = p_alias ORDER BY e.event_id LOOP
+        IF ev.action = 'drop' THEN
+            st := '{}';     -- the model was dropped: nothing before this counts
+        ELSIF ev.action = 'rollback' THEN
+            st := st[1:cardinality(st) - 1];
+            WHILE cardinality(st) > 0 AND st[cardinality(st)] IS DISTINCT FROM ev.to_version LOOP
+                st := st[1:cardinality(st) - 1];
+            END LOOP;
+            IF cardinality(st) = 0 THEN
+                st := ARRAY[ev.to_version];
+            END IF;
+        ELSE
+            st := st || ev.to_version;
+        END IF;
+    END LOOP;
+    RETURN st;
+END $$;
+COMMENT ON FUNCTION mlpipe._alias_stack(text, text) IS
+    'The rollback stack of an alias, replayed from mlpipe.alias_events.';
+REVOKE ALL ON FUNCTION mlpipe._alias_stack(text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION mlpipe.drop_model(name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p_model  text := $1;
+    started  timestamptz := clock_timestamp();
+    n_vers   int;
+    n_met    bigint;
+    dropped  jsonb;
+    users    text;
+    run      bigint;
+BEGIN
+    PERFORM mlpipe._require_model(p_model);
+    PERFORM 1 FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE;
+    SELECT string_agg(DISTINCT p.name, ', ') INTO users
+      FROM mlpipe.pipelines p, jsonb_array_elements(p.config->'steps') s
+     WHERE split_part(s->>'model', '@', 1) = p_model;
+    WITH gone AS (
+        DELETE FROM mlpipe.aliases a WHERE a.model = p_model RETURNING a.alias, a.version
+    ), ev AS (
+        INSERT INTO mlpipe.alias_events (model, alias, from_version, to_version, action, reason, by_user)
+        SELECT p_model, g.alias, g.version, NULL, 'drop', 'model dropped', session_user FROM gone g
+        RETURNING alias, from_version
+    )
+    SELECT coalesce(jsonb_object_agg(ev.alias, ev.from_version), '{}') INTO dropped FROM ev;
+    DELETE FROM mlpipe.metrics m WHERE m.model = p_model;
+    GET DIAGNOSTICS n_met = ROW_COUNT;
+    DELETE FROM mlpipe.model_versions v WHERE v.model = p_model;
+    GET DIAGNOSTICS n_vers = ROW_COUNT;
+    DELETE FROM mlpipe.models m WHERE m.name = p_model;
+    run := mlpipe._log_run('drop_model', p_model, NULL, NULL, NULL,
+        jsonb_build_object('versions', n_vers, 'aliases', dropped, 'metrics', n_met),
+        'succeeded', NULL, n_vers, started);
+    PERFORM mlpipe._notify('model_dropped', jsonb_build_object('model', p_model, 'run_id', run,
+        'versions', n_vers, 'aliases', dropped));
+    IF users IS NOT NULL THEN
+        RAISE WARNING 'model "%" is still named by pipeline(s) %', p_model, users
+            USING HINT = 'Their next run trains it anew or fails at a step that reads it; change or drop them.';
+    END IF;
+    RETURN n_vers;
+END $$;
+COMMENT ON FUNCTION mlpipe.drop_model(text) IS
+    'Removes a model with its versions, aliases, tags and metrics (alias_events and runs stay as history) and sends model_dropped.';
+REVOKE ALL ON FUNCTION mlpipe.drop_model(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.drop_model(text) TO mlpipe_admin;
+
+CREATE OR REPLACE FUNCTION mlpipe.drift(model_ref text, source text, threshold float8 DEFAULT 0.2,
+                             null_threshold float8 DEFAULT 0.1)
+RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, status text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    info    record;
+    started timestamptz := clock_timestamp();
+    metrics jsonb := '{}';
+    drifted int := 0;
+    n       bigint;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF threshold IS NULL OR threshold <= 0 OR null_threshold IS NULL OR null_threshold <= 0 THEN
+        RAISE EXCEPTION 'threshold and null_threshold must be positive numbers' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    IF info.profile IS NULL THEN
+        RAISE EXCEPTION 'version %@% has no training profile', info.model, info.version
+            USING ERRCODE = '22000', HINT = 'Versions trained before mlpipe 0.3.0, or with params.profile_sample = 0, have none; retrain to get one.';
+    END IF;
+    FOR feature, psi, null_rate_train, null_rate_now, status, n IN
+        SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
+               mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold),
+               d.rows_now
+          FROM mlpipe._drift_figures(info.profile, source) d LOOP
+        -- The same metric names as predict_table: psi:<feature>, null_rate:<feature>.
+        metrics := metrics || jsonb_build_object('psi:' || feature, psi, 'null_rate:' || feature, null_rate_now);
+        drifted := drifted + CASE WHEN status = 'drift' THEN 1 ELSE 0 END;
+        RETURN NEXT;
+    END LOOP;
+    -- Logged as a run (kind 'drift', split 'drift') with the version, for
+    -- the drift history (mlpipe.drift_history).
+    PERFORM mlpipe._log_run('drift', info.model, info.version, info.algorithm, source,
+        jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
+        'succeeded', NULL, n, started, NULL, metrics || jsonb_build_object('drifted_features', drifted), 'drift');
+END $$;
+COMMENT ON FUNCTION mlpipe.drift(text, text, float8, float8) IS
+    'Population stability index and null rates of each feature of a source against the training profile of a version.';
+REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    m       record;
+    res     jsonb;
+    run     bigint;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO m FROM mlpipe._eval_model(model_ref);
+    res := mlpipe._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
+                                mlpipe._eval_from(source));
+    -- The confusion matrix (jsonb, not a metric row) rides in the run's
+    -- params, for the mlpipe.confusion_matrices view.
+    run := mlpipe._log_run('evaluate', m.model, m.version, m.algorithm, source,
+                           jsonb_build_object('model_ref', model_ref)
+                           || jsonb_strip_nulls(jsonb_build_object('confusion_matrix', res->'confusion_matrix')),
+                           'succeeded', NULL,
+                           (res->>'rows')::bigint, started, NULL, res, 'evaluate');
+    RETURN res || jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+END $$;
+COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
+    'Scores a source with a registered version and returns the metrics of its task as jsonb.';
+REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe._pipeline_step(step jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    kind    text := step->>'kind';
+    r       jsonb;
+    n       bigint;
+    params  jsonb;
+    skipped bigint;
+    total   bigint;
+    ref     record;
+    src     text;
+    feats   text[];
+    cond    text;
+BEGIN
+    CASE kind
+    WHEN 'features' THEN
+        n := mlpipe._pipeline_features(step);
+        RETURN jsonb_build_object('rows', n, 'result', jsonb_build_object('into', step->>'into', 'rows', n));
+    WHEN 'train' THEN
+        params := coalesce(step->'params', '{}');
+        -- In a pipeline, k-means skips rows with a NULL feature unless told
+        -- otherwise (as the trees do everywhere): a features step gives
+        -- NULL statistics for short groups (kurtosis needs 4 readings).
+        IF step->>'algorithm' IN ('kmeans', 'minibatch_kmeans') AND jsonb_typeof(params) = 'object'
+           AND NOT params ? 'on_null' THEN
+            params := params || '{"on_null": "skip"}';
+        END IF;
+        EXECUTE 'SELECT to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
+           INTO r
+          USING step->>'model', step->>'algorithm', step->>'source', step->>'target',
+                mlpipe._pipeline_texts(step->'features'), params, step->'gate';
+        SELECT v.skipped_rows, v.training_rows + v.skipped_rows INTO skipped, total
+          FROM mlpipe.model_versions v WHERE v.model = r->>'model' AND v.version = (r->>'version')::int;
+        IF skipped > 0 THEN
+            RAISE NOTICE 'train step "%": % of % rows of % skipped (a NULL or non-finite feature)',
+                r->>'model', skipped, total, step->>'source'
+                USING HINT = CASE WHEN params->>'on_null' = 'skip' AND NOT coalesce(step->'params', '{}') ? 'on_null'
+                    THEN 'In a pipeline, k-means defaults to params.on_null = ''skip''; give "on_null": "error" to fail instead.' END;
+        END IF;
+        RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+    WHEN 'search' THEN
+        EXECUTE 'SELECT to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
+           INTO r
+          USING step->>'model', step->>'algorithm', step->>'source', step->>'target',
+                mlpipe._pipeline_texts(step->'features'), step->'space',
+                coalesce(step->>'strategy', 'grid'), coalesce((step->>'folds')::int, 5),
+                coalesce((step->>'trials')::int, 20), step->'gate';
+        RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+    WHEN 'predict' THEN
+        src := step->>'source';
+        -- A k-means version trained with on_null = 'skip' (the pipeline
+        -- default) scores only the rows it could have trained on: rows with
+        -- a NULL feature are left out, and counted in a NOTICE.
+        SELECT v.features INTO feats
+          FROM mlpipe.resolve(step->>'model') r
+          JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version
+         WHERE v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null' = 'skip';
+        IF feats IS NOT NULL THEN
+            cond := (SELECT string_agg(pg_catalog.format('src.%I IS NOT NULL', f), ' AND ') FROM unnest(feats) f);
+            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s)), pg_catalog.count(*) FROM %s',
+                                      cond, mlpipe._pipeline_from(src)) INTO skipped, total;
+            IF skipped > 0 THEN
+                RAISE NOTICE 'predict step "%": % of % rows of % not scored (a NULL feature)',
+                    step->>'model', skipped, total, src
+                    USING HINT = 'The model was trained with params.on_null = ''skip''; give "on_null": "error" to its train step to fail instead.';
+                src := pg_catalog.format('SELECT src.* FROM %s WHERE %s', mlpipe._pipeline_from(src), cond);
+            END IF;
+        END IF;
+        EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5)'
+           INTO n
+          USING step->>'model', src, step->>'into', step->>'key', coalesce(step->>'mode', 'append');
+        RETURN jsonb_build_object('model', step->>'model', 'rows', n,
+                                  'result', jsonb_build_object('into', step->>'into', 'rows', n));
+    WHEN 'evaluate' THEN
+        -- evaluate logs its own run and metrics (a child of the step's run):
+        -- the step records the version only, so each metric is logged once.
+        EXECUTE 'SELECT to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model', step->>'source';
+        RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+    WHEN 'drift' THEN
+        -- drift logs its run with psi:<feature> and null_rate:<feature>
+        -- metrics (the names predict_table uses); the step adds none.
+        EXECUTE 'SELECT jsonb_agg(to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
+          USING step->>'model', step->>'source';
+        SELECT v.model, v.version INTO ref FROM mlpipe.resolve(step->>'model') v;
+        RETURN jsonb_build_object('model', ref.model, 'version', ref.version, 'result', r);
+    ELSE
+        RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
+    END CASE;
+END $$;
+COMMENT ON FUNCTION mlpipe._pipeline_step(jsonb) IS
+    'Runs one pipeline step as the caller and returns what it produced as jsonb.';
+REVOKE ALL ON FUNCTION mlpipe._pipeline_step(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._pipeline_step(jsonb) TO mlpipe_admin;
+
+CREATE OR REPLACE VIEW mlpipe.version_metrics AS
+SELECT v.model, v.version, v.algorithm, v.task, v.status,
+       (a.version IS NOT NULL) AS in_production,
+       v.created_at, v.created_by, v.training_rows, v.skipped_rows,
+       (v.metrics->>'accuracy')::float8          AS accuracy,
+       (v.metrics->>'precision_macro')::float8   AS precision_macro,
+       (v.metrics->>'recall_macro')::float8      AS recall_macro,
+       (v.metrics->>'f1_macro')::float8          AS f1_macro,
+       (v.metrics->>'f1_weighted')::float8       AS f1_weighted,
+       (v.metrics->>'roc_auc')::float8           AS roc_auc,
+       (v.metrics->>'log_loss')::float8          AS log_loss,
+       (v.metrics->>'rmse')::float8              AS rmse,
+       (v.metrics->>'mae')::float8               AS mae,
+       (v.metrics->>'mape')::float8              AS mape,
+       (v.metrics->>'r2')::float8                AS r2,
+       (v.metrics->>'silhouette')::float8        AS silhouette,
+       (v.metrics->>'inertia')::float8           AS inertia,
+       (v.metrics->>'davies_bouldin')::float8    AS davies_bouldin,
+       (v.metrics->>'calinski_harabasz')::float8 AS calinski_harabasz,
+       (v.metrics->>'training_seconds')::float8  AS training_seconds
+  FROM mlpipe.model_versions v
+  LEFT JOIN mlpipe.aliases a ON a.model = v.model AND a.version = v.version AND a.alias = 'production';
+COMMENT ON VIEW mlpipe.version_metrics IS
+    'Every model version with its main training metrics as columns (wide form, no JSON).';
+REVOKE ALL ON mlpipe.version_metrics FROM PUBLIC;
+GRANT SELECT ON mlpipe.version_metrics TO mlpipe_reader;
+
+CREATE OR REPLACE VIEW mlpipe.production_models AS
+SELECT m.name AS model, a.version, vm.algorithm, vm.task, a.updated_at AS promoted_at,
+       a.updated_by AS promoted_by, vm.created_at AS trained_at, vm.training_rows,
+       vm.accuracy, vm.f1_macro, vm.roc_auc, vm.log_loss, vm.rmse, vm.mae, vm.r2,
+       vm.silhouette, vm.inertia
+  FROM mlpipe.models m
+  JOIN mlpipe.aliases a ON a.model = m.name AND a.alias = 'production'
+  JOIN mlpipe.version_metrics vm ON vm.model = a.model AND vm.version = a.version;
+COMMENT ON VIEW mlpipe.production_models IS
+    'One row per model with a production version: the version, when it was promoted and its main metrics as columns.';
+REVOKE ALL ON mlpipe.production_models FROM PUBLIC;
+GRANT SELECT ON mlpipe.production_models TO mlpipe_reader;
+
+CREATE OR REPLACE VIEW mlpipe.confusion_matrices AS
+SELECT r.run_id, r.model, r.version, r.source, r.finished_at AS evaluated_at,
+       act.label AS actual, pred.label AS predicted,
+       (r.params->'confusion_matrix'->'matrix'->(act.i::int - 1)->>(pred.i::int - 1))::bigint AS count
+  FROM mlpipe.runs r,
+       jsonb_array_elements_text(r.params->'confusion_matrix'->'labels') WITH ORDINALITY AS act(label, i),
+       jsonb_array_elements_text(r.params->'confusion_matrix'->'labels') WITH ORDINALITY AS pred(label, i)
+ WHERE r.kind = 'evaluate' AND jsonb_typeof(r.params->'confusion_matrix') = 'object';
+COMMENT ON VIEW mlpipe.confusion_matrices IS
+    'The confusion matrix of each evaluate run of a classifier as rows (actual, predicted, count).';
+REVOKE ALL ON mlpipe.confusion_matrices FROM PUBLIC;
+GRANT SELECT ON mlpipe.confusion_matrices TO mlpipe_reader;
+
+CREATE OR REPLACE VIEW mlpipe.drift_history AS
+SELECT r.run_id, r.kind, r.model, r.version, r.source, r.finished_at AS measured_at,
+       substr(p.metric, 5) AS feature, p.value AS psi, n.value AS null_rate
+  FROM mlpipe.runs r
+  JOIN mlpipe.metrics p ON p.run_id = r.run_id AND p.metric LIKE 'psi:%'
+  LEFT JOIN mlpipe.metrics n ON n.run_id = r.run_id AND n.split = p.split
+                            AND n.metric = 'null_rate:' || substr(p.metric, 5);
+COMMENT ON VIEW mlpipe.drift_history IS
+    'Every population stability index measured (drift, predict_table, pipeline drift steps): one row per run and feature.';
+REVOKE ALL ON mlpipe.drift_history FROM PUBLIC;
+GRANT SELECT ON mlpipe.drift_history TO mlpipe_reader;

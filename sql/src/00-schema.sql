@@ -184,7 +184,7 @@ CREATE TABLE mlpipe.alias_events (
     alias        text NOT NULL,
     from_version int,
     to_version   int,
-    action       text NOT NULL,                 -- promote | rollback
+    action       text NOT NULL,                 -- promote | rollback | drop
     reason       text,
     at           timestamptz NOT NULL DEFAULT clock_timestamp(),
     by_user      name NOT NULL DEFAULT current_user
@@ -195,7 +195,7 @@ COMMENT ON COLUMN mlpipe.alias_events.model IS 'The model whose alias changed.';
 COMMENT ON COLUMN mlpipe.alias_events.alias IS 'The alias that changed.';
 COMMENT ON COLUMN mlpipe.alias_events.from_version IS 'The version the alias pointed to before (NULL when it was new).';
 COMMENT ON COLUMN mlpipe.alias_events.to_version IS 'The version the alias points to after.';
-COMMENT ON COLUMN mlpipe.alias_events.action IS 'promote or rollback.';
+COMMENT ON COLUMN mlpipe.alias_events.action IS 'promote, rollback, or drop (the model was dropped: to_version is NULL).';
 COMMENT ON COLUMN mlpipe.alias_events.reason IS 'The reason given to promote or rollback.';
 COMMENT ON COLUMN mlpipe.alias_events.at IS 'When the alias changed.';
 COMMENT ON COLUMN mlpipe.alias_events.by_user IS 'The user who changed the alias.';

@@ -207,9 +207,19 @@ BEGIN
         SET version = EXCLUDED.version, updated_at = clock_timestamp(), updated_by = session_user;
     INSERT INTO mlpipe.alias_events (model, alias, from_version, to_version, action, reason, by_user)
         VALUES (p_model, p_alias, old, p_version, p_action, p_reason, session_user);
+    -- status follows the production alias: 'promoted' is the version it
+    -- points to now, and the version it leaves goes back to 'candidate'
+    -- (its history stays in alias_events).
+    IF p_alias = 'production' THEN
+        UPDATE mlpipe.model_versions v SET status = 'candidate'
+         WHERE v.model = p_model AND v.version = old AND old IS DISTINCT FROM p_version
+           AND v.status = 'promoted';
+        UPDATE mlpipe.model_versions v SET status = 'promoted'
+         WHERE v.model = p_model AND v.version = p_version AND v.status <> 'promoted';
+    END IF;
 END $$;
 COMMENT ON FUNCTION mlpipe._set_alias(text, text, int, text, text) IS
-    'Moves an alias and records the event in mlpipe.alias_events (the one place aliases change).';
+    'Moves an alias, records the event in mlpipe.alias_events and keeps model_versions.status in line with production (the one place aliases change).';
 REVOKE ALL ON FUNCTION mlpipe._set_alias(text, text, int, text, text) FROM PUBLIC;
 
 -- Sends an event on the mlpipe_events channel (delivered at commit).
@@ -305,6 +315,22 @@ BEGIN
         PERFORM mlpipe._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
             'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
             'metric', verdict->'metric', 'value', verdict->'value'));
+    END IF;
+    -- Guardrails, said once the version is stored (see docs/registry.md).
+    IF NOT ok THEN
+        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
+            v_version, p_model, verdict->>'reason'
+            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
+                                           p_model, v_version);
+    END IF;
+    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
+       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
+        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
+            (p_fit.info->>'skipped_rows')::bigint,
+            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
+            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
     END IF;
     RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
 END $$;
@@ -538,11 +564,17 @@ BEGIN
             RETURN NULL;
         END IF;
     END IF;
-    PERFORM mlpipe._set_alias(p_model, p_alias, p_version, 'promote', p_reason);
-    IF p_alias = 'production' THEN
-        UPDATE mlpipe.model_versions v SET status = 'promoted'
+    IF p_gate IS NOT NULL THEN
+        -- The passing verdict replaces the one training stored (which may
+        -- have failed), and the event says the gate passed.
+        UPDATE mlpipe.model_versions v
+           SET gate = jsonb_build_object('policy', p_gate, 'alias', p_alias, 'at', clock_timestamp())
+                      || verdict
          WHERE v.model = p_model AND v.version = p_version;
+        p_reason := concat_ws('; ', p_reason,
+            pg_catalog.format('gate passed: %s = %s', verdict->>'metric', verdict->>'value'));
     END IF;
+    PERFORM mlpipe._set_alias(p_model, p_alias, p_version, 'promote', p_reason);
     PERFORM mlpipe._notify('promoted', jsonb_build_object('model', p_model, 'version', p_version,
         'alias', p_alias, 'run_id', v_run, 'from_version', cur, 'reason', p_reason));
     RETURN p_version;
@@ -564,7 +596,9 @@ DECLARE
 BEGIN
     FOR ev IN SELECT e.action, e.to_version FROM mlpipe.alias_events e
                WHERE e.model = p_model AND e.alias = p_alias ORDER BY e.event_id LOOP
-        IF ev.action = 'rollback' THEN
+        IF ev.action = 'drop' THEN
+            st := '{}';     -- the model was dropped: nothing before this counts
+        ELSIF ev.action = 'rollback' THEN
             st := st[1:cardinality(st) - 1];
             WHILE cardinality(st) > 0 AND st[cardinality(st)] IS DISTINCT FROM ev.to_version LOOP
                 st := st[1:cardinality(st) - 1];
@@ -727,6 +761,58 @@ COMMENT ON FUNCTION mlpipe.prune(text, int, interval) IS
     'Deletes old versions beyond the newest keep that are older than retain, never one an alias points to.';
 REVOKE ALL ON FUNCTION mlpipe.prune(text, int, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.prune(text, int, interval) TO mlpipe_admin;
+
+-- Removes a model for good, in one transaction: its aliases, versions
+-- (artifacts, profiles, version tags), model tags and metrics rows. Kept as
+-- history: alias_events (with one 'drop' event per alias, so version_at
+-- gives NULL after the drop and a model created later under the same name
+-- starts a new rollback stack) and runs (who trained and scored what),
+-- plus a run of kind 'drop_model'. Sends model_dropped. Returns the
+-- number of versions removed.
+CREATE FUNCTION mlpipe.drop_model(name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p_model  text := $1;
+    started  timestamptz := clock_timestamp();
+    n_vers   int;
+    n_met    bigint;
+    dropped  jsonb;
+    users    text;
+    run      bigint;
+BEGIN
+    PERFORM mlpipe._require_model(p_model);
+    PERFORM 1 FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE;
+    SELECT string_agg(DISTINCT p.name, ', ') INTO users
+      FROM mlpipe.pipelines p, jsonb_array_elements(p.config->'steps') s
+     WHERE split_part(s->>'model', '@', 1) = p_model;
+    WITH gone AS (
+        DELETE FROM mlpipe.aliases a WHERE a.model = p_model RETURNING a.alias, a.version
+    ), ev AS (
+        INSERT INTO mlpipe.alias_events (model, alias, from_version, to_version, action, reason, by_user)
+        SELECT p_model, g.alias, g.version, NULL, 'drop', 'model dropped', session_user FROM gone g
+        RETURNING alias, from_version
+    )
+    SELECT coalesce(jsonb_object_agg(ev.alias, ev.from_version), '{}') INTO dropped FROM ev;
+    DELETE FROM mlpipe.metrics m WHERE m.model = p_model;
+    GET DIAGNOSTICS n_met = ROW_COUNT;
+    DELETE FROM mlpipe.model_versions v WHERE v.model = p_model;
+    GET DIAGNOSTICS n_vers = ROW_COUNT;
+    DELETE FROM mlpipe.models m WHERE m.name = p_model;
+    run := mlpipe._log_run('drop_model', p_model, NULL, NULL, NULL,
+        jsonb_build_object('versions', n_vers, 'aliases', dropped, 'metrics', n_met),
+        'succeeded', NULL, n_vers, started);
+    PERFORM mlpipe._notify('model_dropped', jsonb_build_object('model', p_model, 'run_id', run,
+        'versions', n_vers, 'aliases', dropped));
+    IF users IS NOT NULL THEN
+        RAISE WARNING 'model "%" is still named by pipeline(s) %', p_model, users
+            USING HINT = 'Their next run trains it anew or fails at a step that reads it; change or drop them.';
+    END IF;
+    RETURN n_vers;
+END $$;
+COMMENT ON FUNCTION mlpipe.drop_model(text) IS
+    'Removes a model with its versions, aliases, tags and metrics (alias_events and runs stay as history) and sends model_dropped.';
+REVOKE ALL ON FUNCTION mlpipe.drop_model(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.drop_model(text) TO mlpipe_admin;
 
 -- 22023 unless key is a usable tag key; 54000 for a value over 4096 characters.
 CREATE FUNCTION mlpipe._require_tag(p_key text, p_value text, p_unset boolean) RETURNS void

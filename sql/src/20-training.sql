@@ -18,6 +18,66 @@ COMMENT ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) IS
 REVOKE ALL ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) TO mlpipe_trainer;
 
+-- The params _fit gets: train's own keys (as_of, as_of_column, checks,
+-- profile_sample) removed, and the as_of_column added to exclude. That
+-- column says when a row was written, not what it is: like the column of
+-- split 'time:<c>', it is no feature (unless the features argument names it).
+CREATE FUNCTION mlpipe._fit_params(p_params jsonb, p_features text[], p_target text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN p_params ? 'as_of_column' AND p_features IS NULL
+             AND (p_params->>'as_of_column') IS DISTINCT FROM p_target
+             AND jsonb_typeof(coalesce(p_params->'exclude', '[]')) = 'array'
+             AND NOT coalesce(p_params->'exclude', '[]') ? (p_params->>'as_of_column')
+        THEN p - 'exclude' || jsonb_build_object('exclude',
+                 coalesce(p_params->'exclude', '[]') || jsonb_build_array(p_params->>'as_of_column'))
+        ELSE p END
+      FROM (SELECT p_params - 'as_of' - 'as_of_column' - 'checks' - 'profile_sample' AS p) q
+$$;
+COMMENT ON FUNCTION mlpipe._fit_params(jsonb, text[], text) IS
+    'The params mlpipe._fit gets from train''s: its own keys removed, the as_of_column excluded from the features.';
+REVOKE ALL ON FUNCTION mlpipe._fit_params(jsonb, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._fit_params(jsonb, text[], text) TO mlpipe_trainer;
+
+-- WARNING for each integer feature that looks like a row id: no NULL and
+-- max - min + 1 = rows (consecutive values, one a row), over 50 rows or
+-- more. Such a column numbers the rows; a model that splits or clusters on
+-- it learns the order the data came in. One pass over the source, as the
+-- caller; nothing when no feature is an integer.
+CREATE FUNCTION mlpipe._warn_id_features(p_src text, p_features text[], p_model text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    ints  text[];
+    q     text;
+    hits  text[];
+BEGIN
+    SELECT array_agg(c.name ORDER BY c.ord) INTO ints
+      FROM mlpipe._source_columns(p_src) c
+     WHERE c.name = ANY (p_features) AND c.type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype);
+    IF ints IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS mlpipe_src', pg_catalog.string_agg(
+               pg_catalog.format('CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.>=) 50 '
+                                 'AND pg_catalog.count(%1$I) OPERATOR(pg_catalog.=) pg_catalog.count(*) '
+                                 'AND pg_catalog.max(%1$I)::numeric OPERATOR(pg_catalog.-) pg_catalog.min(%1$I)::numeric '
+                                 'OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.=) pg_catalog.count(*) THEN %2$L END',
+                                 n, n), ', '),
+           mlpipe._source_sql(p_src))
+      INTO q FROM unnest(ints) n;
+    EXECUTE q INTO hits;
+    hits := array_remove(hits, NULL);
+    IF cardinality(hits) > 0 THEN
+        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)',
+            p_model, array_to_string(hits, ', ')
+            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._warn_id_features(text, text[], text) IS
+    'Warns about integer features that look like row ids (consecutive values, one a row).';
+REVOKE ALL ON FUNCTION mlpipe._warn_id_features(text, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._warn_id_features(text, text[], text) TO mlpipe_trainer;
+
 CREATE FUNCTION mlpipe._train(
     p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
     p_params jsonb, p_gate jsonb)
@@ -75,8 +135,9 @@ BEGIN
         lin := lin || jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
     END IF;
     fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
-                       p_params - 'as_of' - 'as_of_column' - 'checks' - 'profile_sample', warm);
-    prof := mlpipe._profile_compute(src, fit.feature_names, p_features, p_target, p_params->'exclude', sample,
+                       mlpipe._fit_params(p_params, p_features, p_target), warm);
+    prof := mlpipe._profile_compute(src, fit.feature_names, p_features, p_target,
+        mlpipe._fit_params(p_params, p_features, p_target)->'exclude', sample,
         coalesce((fit.info->>'training_rows')::bigint, 0) + coalesce((fit.info->>'test_rows')::bigint, 0)
         + coalesce((fit.info->>'skipped_rows')::bigint, 0));
     -- Lineage notes ride in fit.info, which _register copies into the version.
@@ -85,6 +146,7 @@ BEGIN
     IF prof IS NOT NULL THEN
         PERFORM mlpipe._set_profile(res.model, res.version, prof);
     END IF;
+    PERFORM mlpipe._warn_id_features(src, fit.feature_names, p_model);
     RETURN res;
 END $$;
 COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS

@@ -703,12 +703,18 @@ COMMENT ON FUNCTION mlpipe._drift_status(float8, float8, float8, float8, float8)
 -- row per profiled feature. status: 'drift' when psi >= threshold or the
 -- null rate moved by null_threshold or more, 'warning' when psi >= threshold / 2,
 -- 'no data' when the source has no value for the feature, else 'ok'.
+-- Each call is logged as a run (kind 'drift') with psi:<feature> and
+-- null_rate:<feature> metrics, as predict_table logs them.
 CREATE FUNCTION mlpipe.drift(model_ref text, source text, threshold float8 DEFAULT 0.2,
                              null_threshold float8 DEFAULT 0.1)
 RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, status text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    info record;
+    info    record;
+    started timestamptz := clock_timestamp();
+    metrics jsonb := '{}';
+    drifted int := 0;
+    n       bigint;
 BEGIN
     IF model_ref IS NULL OR source IS NULL THEN
         RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
@@ -721,10 +727,21 @@ BEGIN
         RAISE EXCEPTION 'version %@% has no training profile', info.model, info.version
             USING ERRCODE = '22000', HINT = 'Versions trained before mlpipe 0.3.0, or with params.profile_sample = 0, have none; retrain to get one.';
     END IF;
-    RETURN QUERY
-    SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
-           mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold)
-      FROM mlpipe._drift_figures(info.profile, source) d;
+    FOR feature, psi, null_rate_train, null_rate_now, status, n IN
+        SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
+               mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold),
+               d.rows_now
+          FROM mlpipe._drift_figures(info.profile, source) d LOOP
+        -- The same metric names as predict_table: psi:<feature>, null_rate:<feature>.
+        metrics := metrics || jsonb_build_object('psi:' || feature, psi, 'null_rate:' || feature, null_rate_now);
+        drifted := drifted + CASE WHEN status = 'drift' THEN 1 ELSE 0 END;
+        RETURN NEXT;
+    END LOOP;
+    -- Logged as a run (kind 'drift', split 'drift') with the version, for
+    -- the drift history (mlpipe.drift_history).
+    PERFORM mlpipe._log_run('drift', info.model, info.version, info.algorithm, source,
+        jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
+        'succeeded', NULL, n, started, NULL, metrics || jsonb_build_object('drifted_features', drifted), 'drift');
 END $$;
 COMMENT ON FUNCTION mlpipe.drift(text, text, float8, float8) IS
     'Population stability index and null rates of each feature of a source against the training profile of a version.';

@@ -537,8 +537,12 @@ BEGIN
     SELECT * INTO m FROM mlpipe._eval_model(model_ref);
     res := mlpipe._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
                                 mlpipe._eval_from(source));
+    -- The confusion matrix (jsonb, not a metric row) rides in the run's
+    -- params, for the mlpipe.confusion_matrices view.
     run := mlpipe._log_run('evaluate', m.model, m.version, m.algorithm, source,
-                           jsonb_build_object('model_ref', model_ref), 'succeeded', NULL,
+                           jsonb_build_object('model_ref', model_ref)
+                           || jsonb_strip_nulls(jsonb_build_object('confusion_matrix', res->'confusion_matrix')),
+                           'succeeded', NULL,
                            (res->>'rows')::bigint, started, NULL, res, 'evaluate');
     RETURN res || jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
 END $$;

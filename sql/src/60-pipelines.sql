@@ -353,19 +353,42 @@ GRANT EXECUTE ON FUNCTION mlpipe._pipeline_features(jsonb) TO mlpipe_admin;
 CREATE FUNCTION mlpipe._pipeline_step(step jsonb) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    kind text := step->>'kind';
-    r    jsonb;
-    n    bigint;
+    kind    text := step->>'kind';
+    r       jsonb;
+    n       bigint;
+    params  jsonb;
+    skipped bigint;
+    total   bigint;
+    ref     record;
+    src     text;
+    feats   text[];
+    cond    text;
 BEGIN
     CASE kind
     WHEN 'features' THEN
         n := mlpipe._pipeline_features(step);
         RETURN jsonb_build_object('rows', n, 'result', jsonb_build_object('into', step->>'into', 'rows', n));
     WHEN 'train' THEN
+        params := coalesce(step->'params', '{}');
+        -- In a pipeline, k-means skips rows with a NULL feature unless told
+        -- otherwise (as the trees do everywhere): a features step gives
+        -- NULL statistics for short groups (kurtosis needs 4 readings).
+        IF step->>'algorithm' IN ('kmeans', 'minibatch_kmeans') AND jsonb_typeof(params) = 'object'
+           AND NOT params ? 'on_null' THEN
+            params := params || '{"on_null": "skip"}';
+        END IF;
         EXECUTE 'SELECT to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
            INTO r
           USING step->>'model', step->>'algorithm', step->>'source', step->>'target',
-                mlpipe._pipeline_texts(step->'features'), coalesce(step->'params', '{}'), step->'gate';
+                mlpipe._pipeline_texts(step->'features'), params, step->'gate';
+        SELECT v.skipped_rows, v.training_rows + v.skipped_rows INTO skipped, total
+          FROM mlpipe.model_versions v WHERE v.model = r->>'model' AND v.version = (r->>'version')::int;
+        IF skipped > 0 THEN
+            RAISE NOTICE 'train step "%": % of % rows of % skipped (a NULL or non-finite feature)',
+                r->>'model', skipped, total, step->>'source'
+                USING HINT = CASE WHEN params->>'on_null' = 'skip' AND NOT coalesce(step->'params', '{}') ? 'on_null'
+                    THEN 'In a pipeline, k-means defaults to params.on_null = ''skip''; give "on_null": "error" to fail instead.' END;
+        END IF;
         RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
     WHEN 'search' THEN
         EXECUTE 'SELECT to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
@@ -376,21 +399,42 @@ BEGIN
                 coalesce((step->>'trials')::int, 20), step->'gate';
         RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
     WHEN 'predict' THEN
+        src := step->>'source';
+        -- A k-means version trained with on_null = 'skip' (the pipeline
+        -- default) scores only the rows it could have trained on: rows with
+        -- a NULL feature are left out, and counted in a NOTICE.
+        SELECT v.features INTO feats
+          FROM mlpipe.resolve(step->>'model') r
+          JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version
+         WHERE v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null' = 'skip';
+        IF feats IS NOT NULL THEN
+            cond := (SELECT string_agg(pg_catalog.format('src.%I IS NOT NULL', f), ' AND ') FROM unnest(feats) f);
+            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s)), pg_catalog.count(*) FROM %s',
+                                      cond, mlpipe._pipeline_from(src)) INTO skipped, total;
+            IF skipped > 0 THEN
+                RAISE NOTICE 'predict step "%": % of % rows of % not scored (a NULL feature)',
+                    step->>'model', skipped, total, src
+                    USING HINT = 'The model was trained with params.on_null = ''skip''; give "on_null": "error" to its train step to fail instead.';
+                src := pg_catalog.format('SELECT src.* FROM %s WHERE %s', mlpipe._pipeline_from(src), cond);
+            END IF;
+        END IF;
         EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5)'
            INTO n
-          USING step->>'model', step->>'source', step->>'into', step->>'key', coalesce(step->>'mode', 'append');
+          USING step->>'model', src, step->>'into', step->>'key', coalesce(step->>'mode', 'append');
         RETURN jsonb_build_object('model', step->>'model', 'rows', n,
                                   'result', jsonb_build_object('into', step->>'into', 'rows', n));
     WHEN 'evaluate' THEN
+        -- evaluate logs its own run and metrics (a child of the step's run):
+        -- the step records the version only, so each metric is logged once.
         EXECUTE 'SELECT to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model', step->>'source';
-        RETURN jsonb_build_object('model', step->>'model', 'metrics', r, 'result', r);
+        RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
     WHEN 'drift' THEN
+        -- drift logs its run with psi:<feature> and null_rate:<feature>
+        -- metrics (the names predict_table uses); the step adds none.
         EXECUTE 'SELECT jsonb_agg(to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
           USING step->>'model', step->>'source';
-        -- One metric per feature (psi_<feature>) for dashboards, when drift reports PSI.
-        RETURN jsonb_build_object('model', step->>'model', 'result', r, 'metrics',
-            (SELECT jsonb_object_agg('psi_' || (e->>'feature'), e->'psi')
-               FROM jsonb_array_elements(r) e WHERE jsonb_typeof(e->'psi') = 'number'));
+        SELECT v.model, v.version INTO ref FROM mlpipe.resolve(step->>'model') v;
+        RETURN jsonb_build_object('model', ref.model, 'version', ref.version, 'result', r);
     ELSE
         RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
     END CASE;

@@ -23,6 +23,13 @@ static const char *const minibatch_keys[] = {
 	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
 	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", "preprocess", NULL
 };
+/* The params keys k-means (or mini-batch k-means) accepts, for pipeline checks. */
+const char *const *
+kmeans_param_keys(bool minibatch)
+{
+	return minibatch ? minibatch_keys : kmeans_keys;
+}
+
 static const char *const init_names[] = {"kmeans++", "random", "given", NULL};
 static const char *const distance_names[] = {"l2", "cosine", NULL};
 static const char *const on_null_names[] = {"error", "skip", NULL};

@@ -49,6 +49,26 @@ static const char *const gbt_keys[] = {
 	"subsample", "colsample", "objective", "early_stopping_rounds", "validation_size", NULL
 };
 
+/*
+ * Fills allowed (room for 64) with the params keys a tree algorithm accepts
+ * (common keys, then its own), NULL-terminated; for check_params and for
+ * pipeline checks.
+ */
+void
+trees_param_keys(const char *algorithm, const char **allowed)
+{
+	const char *const *extra = strcmp(algorithm, "gbt") == 0 ? gbt_keys :
+		strcmp(algorithm, "random_forest") == 0 ? rf_keys : dt_keys;
+	int			na = 0,
+				i;
+
+	for (i = 0; common_keys[i]; i++)
+		allowed[na++] = common_keys[i];
+	for (i = 0; extra[i]; i++)
+		allowed[na++] = extra[i];
+	allowed[na] = NULL;
+}
+
 /* The state of one training call, phase by phase. */
 typedef struct TreeFit
 {
@@ -336,20 +356,12 @@ static void
 check_params(TreeFit *F)
 {
 	static const char *const tasks[] = {"classification", "regression", NULL};
-	const char *const *extra = F->algo == TREE_ALGO_GBT ? gbt_keys :
-		F->algo == TREE_ALGO_RANDOM_FOREST ? rf_keys : dt_keys;
 	const char *allowed[64];
-	int			na = 0,
-				i;
 	double	   *cwtmp;
 	TreeParams	probe;
 	MlError		err = {0};
 
-	for (i = 0; common_keys[i]; i++)
-		allowed[na++] = common_keys[i];
-	for (i = 0; extra[i]; i++)
-		allowed[na++] = extra[i];
-	allowed[na] = NULL;
+	trees_param_keys(F->algorithm, allowed);
 	params_check_keys(F->params, F->algorithm, allowed);
 	if (F->target == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -281,6 +281,47 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* True when every class label of a text target parses as a number. */
+static bool
+labels_look_numeric(const TreeLoad *L)
+{
+	int			c;
+
+	for (c = 0; c < L->n_labels; c++)
+	{
+		char	   *end;
+
+		errno = 0;
+		(void) strtod(L->labels[c], &end);
+		if (end == L->labels[c] || *end != '\0' || errno != 0)
+			return false;
+	}
+	return L->n_labels > 0;
+}
+
+/*
+ * WARNING when a classification target has very many classes for its rows
+ * (20 or more, under 5 rows a class on average): usually a numeric column
+ * stored as text, or an id, used as the target by mistake.
+ */
+static void
+warn_many_classes(const TreeLoad *L, const char *target, const char *task_param)
+{
+	if (task_param && strcmp(task_param, "classification") == 0)
+		return;					/* asked for */
+	if (L->n_labels < 20 || (int64) L->n_labels * 5 <= L->n)
+		return;
+	ereport(WARNING,
+			(errmsg("target \"%s\" has %d classes for %lld rows: a classifier cannot learn much from that",
+					target, L->n_labels, (long long) L->n),
+			 labels_look_numeric(L)
+			 ? errhint("Its values are numbers stored as %s: for regression, cast it in the source "
+					   "(%s::float8). Give params.task = 'classification' to silence this.",
+					   format_type_be(L->target_type), quote_identifier(target))
+			 : errhint("Check that the target is the column you meant, or group rare classes. "
+					   "Give params.task = 'classification' to silence this.")));
+}
+
 /*
  * Decides the task and turns the targets into final class indices (labels
  * sorted as text, or numerically for integer targets) or values.
@@ -303,7 +344,14 @@ trees_finish_targets(TreeLoad *L, const char *task_param, const char *target, ch
 		if (task_param && strcmp(task_param, "regression") == 0)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("target \"%s\" has type %s, which cannot be a regression target",
-								   target, format_type_be(L->target_type))));
+								   target, format_type_be(L->target_type)),
+							labels_look_numeric(L)
+							? errhint("Its values are numbers: cast it in the source, e.g. "
+									  "SELECT ..., %s::float8 AS %s FROM ...",
+									  quote_identifier(target), quote_identifier(target))
+							: errhint("Regression needs a numeric target; leave out params.task "
+									  "to train a classifier on its values.")));
+		warn_many_classes(L, target, task_param);
 		for (c = 0; c < L->n_labels; c++)
 			order[c] = c;
 		qsort_arg(order, L->n_labels, sizeof(int32), cmp_label_ids, L->labels);

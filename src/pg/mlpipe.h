@@ -50,6 +50,8 @@ char	   *params_join_names(const char *const *names);
 /* params[key], or NULL when the key is absent or JSON null. */
 cJSON	   *params_item(cJSON *root, const char *key);
 void		params_check_keys(cJSON *root, const char *context, const char *const *allowed);
+const char *const *kmeans_param_keys(bool minibatch);
+void		trees_param_keys(const char *algorithm, const char **allowed);
 double		params_number(cJSON *root, const char *key, double dflt, double lo, double hi);
 int			params_int(cJSON *root, const char *key, int dflt, int lo, int hi);
 bool		params_bool(cJSON *root, const char *key, bool dflt);

@@ -261,7 +261,51 @@ check_into(CheckState *cs, const char *path, const char *into)
 						errmsg("%s \"%s\" is not a table name", path, into),
 						why ? errdetail("%s", why) : 0,
 						errhint("Use table or schema.table; quote unusual names as in SQL.")));
+	if (cs->check_sources && list_length(names) == 2 &&
+		!OidIsValid(get_namespace_oid(strVal(linitial(names)), true)))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_SCHEMA_NAME),
+						errmsg("%s \"%s\": schema \"%s\" does not exist", path, into, strVal(linitial(names))),
+						errhint("Create it first: CREATE SCHEMA %s;", quote_identifier(strVal(linitial(names))))));
 	cs->written = lappend(cs->written, names);
+}
+
+/*
+ * The params of a train step (or the space of a search step) against the
+ * keys its algorithm accepts, as train itself checks them, plus train's own
+ * keys (as_of, as_of_column, checks, profile_sample) for a train step: a
+ * misspelt n_estimator fails when the pipeline is created, not when it runs.
+ */
+static void
+check_algorithm_params(cJSON *step, const char *prefix, bool search)
+{
+	static const char *const train_only[] = {"as_of", "as_of_column", "checks", "profile_sample", NULL};
+	cJSON	   *alg = cJSON_GetObjectItemCaseSensitive(step, "algorithm");
+	cJSON	   *params = cJSON_GetObjectItemCaseSensitive(step, search ? "space" : "params");
+	const char *allowed[80];
+	int			na = 0,
+				i;
+
+	if (!cJSON_IsString(alg) || !cJSON_IsObject(params))
+		return;
+	if (strcmp(alg->valuestring, "kmeans") == 0 || strcmp(alg->valuestring, "minibatch_kmeans") == 0)
+	{
+		const char *const *keys = kmeans_param_keys(strcmp(alg->valuestring, "minibatch_kmeans") == 0);
+
+		for (i = 0; keys[i]; i++)
+			allowed[na++] = keys[i];
+	}
+	else
+	{
+		trees_param_keys(alg->valuestring, allowed);
+		while (allowed[na])
+			na++;
+	}
+	if (!search)
+		for (i = 0; train_only[i]; i++)
+			allowed[na++] = train_only[i];
+	allowed[na] = NULL;
+	params_check_keys(params, psprintf("%s.%s (%s)", prefix, search ? "space" : "params", alg->valuestring),
+					  allowed);
 }
 
 /* 22032: the value at path is not what its key needs. */
@@ -447,6 +491,8 @@ check_step(CheckState *cs, cJSON *step, int index)
 		}
 		check_value(cs, path, ks, v);
 	}
+	if (strcmp(spec->kind, "train") == 0 || strcmp(spec->kind, "search") == 0)
+		check_algorithm_params(step, prefix, strcmp(spec->kind, "search") == 0);
 }
 
 /*

@@ -297,11 +297,14 @@ feature_values(const MlModel *m, ArrayType *a)
 					i;
 		double	   *x;
 
-		if (!ml_model_handles_missing(m))
-			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-							errmsg("features contains a NULL element"),
-							errhint("Impute missing values before scoring with this model.")));
 		deconstruct_array(a, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &ev, &en, &ne);
+		if (!ml_model_handles_missing(m))
+			for (i = 0; i < ne; i++)
+				if (en[i])
+					ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+									errmsg("feature %d (\"%s\") is NULL", i + 1, m->meta.feature_names[i]),
+									errhint("This model needs a value for every feature: filter the row out "
+											"or impute it (params.preprocess when training).")));
 		x = palloc(sizeof(double) * ne);
 		for (i = 0; i < ne; i++)
 			x[i] = en[i] ? NAN : DatumGetFloat8(ev[i]);

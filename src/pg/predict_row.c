@@ -230,6 +230,40 @@ row_plan_free(RowPlan *p)
 	pfree(p);
 }
 
+/*
+ * 22000 naming the first feature that is NULL in the row, for a model
+ * without preprocessing that cannot route a missing value (k-means): the
+ * core would see it as NaN and say so, hiding that the value was NULL.
+ */
+static void
+report_null_feature(const MlModel *m, const RowPlan *p)
+{
+	int			i;
+
+	if (ml_model_handles_missing(m))
+		return;
+	for (i = 0; i < p->n_slots; i++)
+	{
+		const RowSlot *s = &p->slots[i];
+		bool		isnull = p->nulls[s->attno];
+
+		if (!isnull && s->kind == SLOT_ELEMENT && ARR_HASNULL(p->arrs[s->attno]))
+		{
+			int			idx = s->elem + ARR_LBOUND(p->arrs[s->attno])[0];
+
+			(void) array_get_element(PointerGetDatum(p->arrs[s->attno]), 1, &idx, -1,
+									 s->f8 ? 8 : 4, s->f8 ? FLOAT8PASSBYVAL : true,
+									 s->f8 ? TYPALIGN_DOUBLE : TYPALIGN_INT, &isnull);
+		}
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("feature %d (\"%s\") is NULL", i + 1, m->meta.feature_names[i]),
+					 errhint("This model needs a value for every feature: filter the row out "
+							 "or impute it (params.preprocess when training).")));
+	}
+}
+
 /* Reads the row into raw values and texts, then into the model's feature vector. */
 static const double *
 row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader th)
@@ -313,7 +347,10 @@ row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader th)
 		}
 	}
 	if (m->prep.n_in == 0)
+	{
+		report_null_feature(m, p);
 		return p->raw;
+	}
 	{
 		MlError		err = {0};
 

@@ -663,6 +663,35 @@ scan_plan_columns(SourceScan *ss, TupleDesc td, SourceInfo *info)
 	MemoryContextSwitchTo(old);
 }
 
+/* Hands the layout (column, element, kind of each feature) to the profile sampler. */
+static void
+scan_plan_profile(SourceScan *ss, int d, SourceInfo *info)
+{
+	const char **column = palloc(sizeof(char *) * d);
+	int		   *element = palloc(sizeof(int) * d);
+	ProfileKind *kind = palloc(sizeof(ProfileKind) * d);
+	int			c,
+				j;
+
+	for (c = 0; c < ss->ncols; c++)
+	{
+		FeatureCol *fc = &ss->cols[c];
+		bool		is_array = fc->kind == COL_FLOAT8_ARRAY || fc->kind == COL_FLOAT4_ARRAY;
+
+		for (j = 0; j < fc->width; j++)
+		{
+			column[fc->offset + j] = fc->name;
+			element[fc->offset + j] = is_array ? j + 1 : 0;
+			kind[fc->offset + j] = fc->kind == COL_CATEGORY ? PROFILE_CATEGORY :
+				fc->kind == COL_BOOL ? PROFILE_BOOL : PROFILE_NUMERIC;
+		}
+	}
+	profile_plan(ss->spec->profile, d, column, element, kind, info->dicts);
+	pfree(column);
+	pfree(element);
+	pfree(kind);
+}
+
 /*
  * Once the first readable row gives every array its width (d features):
  * the feature names (column, or column[i] for array elements, 1-based),
@@ -694,6 +723,8 @@ scan_plan_layout(SourceScan *ss, int d, SourceInfo *info, void *arg)
 			dict_init(&cols[c], &info->dicts[cols[c].offset], ss->mcxt);
 		}
 	MemoryContextSwitchTo(old);
+	if (ss->spec->profile)
+		scan_plan_profile(ss, d, info);
 	ss->planned = true;
 	if (ss->spec->on_plan)
 		ss->spec->on_plan(arg, info);
@@ -751,6 +782,8 @@ scan_row(SourceScan *ss, int64 rowno, SourceRowFn fn, void *arg, SourceInfo *inf
 		tgt.split_isnull = false;
 		tgt.split_value = split_value(ss->split_base, ss->split_kind, ss->values[ss->split_att]);
 	}
+	if (spec->profile)
+		profile_add_row(spec->profile, ss->row);
 	fn(arg, ss->row, &tgt, rowno);
 	info->n++;
 }

@@ -130,6 +130,9 @@ typedef enum ProfileKind
 } ProfileKind;
 typedef struct ProfileSampler ProfileSampler;
 
+/* A category value the fit's dictionary does not hold (skipped rows only). */
+#define PROFILE_UNKNOWN_CODE (-2.0)
+
 ProfileSampler *profile_create(MemoryContext mcxt, int requested, uint64 seed);
 void		profile_plan(ProfileSampler *ps, int d, const char *const *column, const int *element,
 						 const ProfileKind *kind, const SourceDict *dicts);

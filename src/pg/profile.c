@@ -22,7 +22,9 @@
  * Every matrix column is profiled (no cap on the number of features); text
  * columns are categorical through the source's dictionary (code -> text),
  * booleans are categorical with the values 'true' and 'false' as ::text gives
- * them. NULL and NaN both count as missing. The sample holds at most
+ * them. NULL and NaN both count as missing. Rows k-means skips for NULLs
+ * (on_null = skip) are in the sample too (source.c decodes them again for
+ * the profile alone), so the null rates describe the source. The sample holds at most
  * PROFILE_MAX_VALUES doubles, so wide sources get fewer rows than
  * params.profile_sample asks (the JSON's "rows" says how many).
  */
@@ -296,6 +298,11 @@ append_categorical(ProfileSampler *ps, StringInfo buf, int j)
 
 		if (isnan(v))
 			continue;
+		if (v == PROFILE_UNKNOWN_CODE)
+		{
+			nonnull++;			/* a value only skipped rows had: "others" */
+			continue;
+		}
 		code = (int) v;
 		if (code < 0 || code >= nlabels || (!is_bool && code == dict->null_code))
 			continue;

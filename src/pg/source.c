@@ -622,6 +622,54 @@ plan_widths(FeatureCol *cols, int ncols, Datum *values, bool *nulls)
 	return d;
 }
 
+/*
+ * A row decode_row refused (NULL, NaN or infinite features, on_null = skip),
+ * decoded again for the training profile only, so that its null rates
+ * count the skipped rows too: missing values as NaN, arrays of the wrong
+ * length as missing, and categories looked up without being added (the
+ * fit's dictionary, and so the artifact, must not change): a value the
+ * dictionary does not hold yet is PROFILE_UNKNOWN_CODE.
+ */
+static void
+decode_row_for_profile(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
+					   int64 rowno)
+{
+	int			c,
+				j;
+
+	for (c = 0; c < ncols; c++)
+	{
+		FeatureCol *fc = &cols[c];
+		RowState	rs = {NULL, NULL};
+
+		if (fc->kind == COL_CATEGORY)
+		{
+			char	   *text;
+			DictEntry  *e;
+
+			out[fc->offset] = NAN;
+			if (nulls[fc->attno])
+				continue;
+			text = source_category_text(fc->type, &fc->out, values[fc->attno]);
+			e = hash_search(fc->dict->index, &text, HASH_FIND, NULL);
+			out[fc->offset] = e ? e->code : PROFILE_UNKNOWN_CODE;
+			continue;
+		}
+		if (!nulls[fc->attno] && (fc->kind == COL_FLOAT8_ARRAY || fc->kind == COL_FLOAT4_ARRAY))
+		{
+			ArrayType  *a = DatumGetArrayTypeP(values[fc->attno]);
+
+			if (ARR_NDIM(a) > 1 || ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a)) != fc->width)
+			{
+				for (j = 0; j < fc->width; j++)
+					out[fc->offset + j] = NAN;
+				continue;
+			}
+		}
+		(void) decode_row(fc, 1, values, nulls, out, &rs, rowno, true);
+	}
+}
+
 /* State of one scan, shared by its phases below. */
 typedef struct SourceScan
 {
@@ -760,6 +808,11 @@ scan_row(SourceScan *ss, int64 rowno, SourceRowFn fn, void *arg, SourceInfo *inf
 	}
 	if (!decode_row(ss->cols, ss->ncols, ss->values, ss->nulls, ss->row, &rs, rowno, spec->missing_ok))
 	{
+		if (spec->profile && spec->skip_invalid)
+		{
+			decode_row_for_profile(ss->cols, ss->ncols, ss->values, ss->nulls, ss->row, rowno);
+			profile_add_row(spec->profile, ss->row);
+		}
 		if (!spec->skip_invalid)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),

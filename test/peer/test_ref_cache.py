@@ -5,7 +5,9 @@ score with the new version; an uncommitted or rolled-back move must not be
 seen by others. Two sessions, prepared statements as pgbench runs them.
 
 Also (issue #12): two identical trainings give the identical profile and
-identical drift figures.
+identical drift figures; and (issue #11) the bytea form, whose decoded model
+is keyed by the artifact's length and header, scores each of two
+same-length artifacts alternating row by row with its own model.
 Prints PASS/FAIL lines; connects with the PG* environment variables.
 """
 import sys
@@ -35,7 +37,7 @@ def main():
     ca, cb = a.cursor(), b.cursor()
     ca.execute("SET mlpipe.progress = off")
     ca.execute("DROP SCHEMA IF EXISTS peer_refcache CASCADE; CREATE SCHEMA peer_refcache")
-    for m in ("peer_rc", "peer_rc_p"):
+    for m in ("peer_rc", "peer_rc_p", "peer_rc_k"):
         ca.execute("SELECT count(*) FROM mlpipe.model_versions WHERE model = %s", (m,))
         if ca.fetchone()[0]:
             sys.exit("model %s exists: run this in a fresh database" % m)
@@ -107,6 +109,24 @@ def main():
                "'SELECT * FROM peer_refcache.t WHERE id > 500') ORDER BY feature" % rb)
     db = ca.fetchall()
     check(da == db and len(da) == 2, "and identical drift figures: %r" % (da,))
+
+    # The bytea form keys its decoded model by length + header (CRC32C): two
+    # artifacts of the same length alternating row by row must each be used.
+    ka = one(ca, "SELECT version FROM mlpipe.train('peer_rc_k', 'kmeans', 'SELECT x FROM peer_refcache.t', "
+                 "params => '{\"k\": 3, \"seed\": 1}')")
+    kb = one(ca, "SELECT version FROM mlpipe.train('peer_rc_k', 'kmeans', 'SELECT x FROM peer_refcache.t', "
+                 "params => '{\"k\": 3, \"seed\": 2, \"init\": \"random\"}')")
+    ca.execute("CREATE TABLE peer_refcache.arts AS SELECT 0 AS k, mlpipe.artifact('peer_rc_k@%d') AS a "
+               "UNION ALL SELECT 1, mlpipe.artifact('peer_rc_k@%d')" % (ka, kb))
+    ca.execute("SELECT count(DISTINCT length(a)), count(DISTINCT a) FROM peer_refcache.arts")
+    check(ca.fetchone() == (1, 2), "two different k-means artifacts of the same length")
+    ca.execute("SELECT count(*), count(*) FILTER (WHERE mlpipe.predict(r.a, t.x) IS DISTINCT FROM "
+               "CASE r.k WHEN 0 THEN mlpipe.predict('peer_rc_k@%d', t.x) ELSE mlpipe.predict('peer_rc_k@%d', t.x) END), "
+               "count(DISTINCT (r.k, mlpipe.predict(r.a, t.x))) "
+               "FROM peer_refcache.t t JOIN peer_refcache.arts r ON r.k = t.id %% 2" % (ka, kb))
+    n, bad, distinct = ca.fetchone()
+    check(n == 2000 and bad == 0, "bytea predict with alternating artifacts equals the name form on every row "
+          "(%d rows, %d mismatches)" % (n, bad))
 
     ca.execute("DROP SCHEMA peer_refcache CASCADE")
     a.close()

@@ -366,15 +366,21 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 	RefCache   *rc = fcinfo->flinfo->fn_extra;
 	MemoryContext old;
 
-	/* Once per statement: take in registry changes other sessions committed. */
-	if (rc == NULL || rc->command != GetCurrentCommandId(false))
+	CommandId	command = GetCurrentCommandId(false);
+
+	/*
+	 * Once per statement: take in registry changes other sessions committed.
+	 * Within a statement the call site keeps what it resolved, as before.
+	 */
+	if (rc == NULL || rc->command != command)
 		AcceptInvalidationMessages();
-	if (rc != NULL && rc->ref != NULL && rc->epoch == registry_epoch &&
+	if (rc != NULL && rc->ref != NULL &&
+		(rc->command == command || rc->epoch == registry_epoch) &&
 		rc->slot->cxt != NULL && rc->slot->generation == rc->generation &&
-		rc->command == GetCurrentCommandId(false) &&
 		VARSIZE_ANY_EXHDR(rc->ref) == VARSIZE_ANY_EXHDR(ref) &&
 		memcmp(VARDATA_ANY(rc->ref), VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref)) == 0)
 	{
+		rc->command = command;
 		rc->slot->last_used = ++cache_clock;
 		return rc;
 	}
@@ -395,7 +401,7 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 	rc->epoch = registry_epoch; /* before resolving: a change during it wins */
 	rc->slot = resolve_model(ref, &rc->model_name, &rc->version);
 	rc->generation = rc->slot->generation;
-	rc->command = GetCurrentCommandId(false);
+	rc->command = command;
 	if (rc->scratch == NULL || rc->scratch_len < Max(rc->slot->decoded.scratch_len, 1))
 	{
 		if (rc->scratch)

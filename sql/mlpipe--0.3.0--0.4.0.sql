@@ -1085,3 +1085,172 @@ COMMENT ON VIEW mlpipe.drift_history IS
     'Every population stability index measured (drift, predict_table, pipeline drift steps): one row per run and feature.';
 REVOKE ALL ON mlpipe.drift_history FROM PUBLIC;
 GRANT SELECT ON mlpipe.drift_history TO mlpipe_reader;
+
+-- == issue 13: training profile sampled in C while the source is read (helper G) ==
+CREATE OR REPLACE FUNCTION mlpipe._train(
+    p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
+    p_params jsonb, p_gate jsonb)
+RETURNS mlpipe.train_result
+-- SECURITY INVOKER and no pinned search_path: the source is resolved and read
+-- as the caller, with the caller's search_path, grants and row-level security.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started  timestamptz := clock_timestamp();
+    warm     bytea;
+    fit      mlpipe.fit_result;
+    res      mlpipe.train_result;
+    src      text := p_source;
+    lin      jsonb := '{}';
+    sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
+    tt       record;
+    prof     jsonb;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
+       OR length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(p_model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    IF p_source IS NULL THEN
+        RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF p_params ? 'warm_start' THEN
+        IF jsonb_typeof(p_params->'warm_start') <> 'string' THEN
+            RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
+                USING ERRCODE = '22023';
+        END IF;
+        warm := mlpipe.artifact(p_params->>'warm_start');
+    END IF;
+    IF p_params ? 'profile_sample' THEN
+        IF jsonb_typeof(p_params->'profile_sample') <> 'number'
+           OR (p_params->>'profile_sample')::numeric NOT BETWEEN 0 AND 10000000
+           OR (p_params->>'profile_sample')::numeric <> trunc((p_params->>'profile_sample')::numeric) THEN
+            RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
+                USING ERRCODE = '22023';
+        END IF;
+        sample := (p_params->>'profile_sample')::int;
+    END IF;
+    -- Time travel: train on the rows that existed at params.as_of.
+    IF p_params ? 'as_of' OR p_params ? 'as_of_column' THEN
+        SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
+        src := tt.sql;
+        lin := lin || tt.lineage;
+    END IF;
+    -- Data checks, before any training work.
+    IF p_params ? 'checks' THEN
+        lin := lin || jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
+    END IF;
+    -- _fit samples the training profile while it reads the source (seeded
+    -- by params.seed) and hands it back in fit.info.profile.
+    fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
+                       (p_params - 'as_of' - 'as_of_column' - 'checks' - 'profile_sample')
+                       || jsonb_build_object('profile_sample', sample), warm);
+    prof := fit.info->'profile';
+    -- Lineage notes ride in fit.info, which _register copies into the version.
+    fit.info := (coalesce(fit.info, '{}') - 'profile') || lin;
+    res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
+    IF prof IS NOT NULL THEN
+        PERFORM mlpipe._set_profile(res.model, res.version, prof);
+    END IF;
+    RETURN res;
+END $$;
+
+-- == issue 13: model references cached per session, invalidated by registry writes (helper G) ==
+-- The name forms of predict keep resolved references in the backend across
+-- statements (src/pg/predict.c). Every statement that writes a registry
+-- table sends a relcache invalidation for it, so that every session looks
+-- its references up again at its next statement.
+CREATE FUNCTION mlpipe._registry_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'mlpipe_registry_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION mlpipe._registry_changed() IS
+    'Trigger function on the registry tables: invalidates the model references the predict functions keep per session.';
+REVOKE ALL ON FUNCTION mlpipe._registry_changed() FROM PUBLIC;
+CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.models
+    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._registry_changed();
+CREATE TRIGGER model_versions_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.model_versions
+    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._registry_changed();
+CREATE TRIGGER aliases_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.aliases
+    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._registry_changed();
+-- Fired in every session_replication_role too (restores, logical replicas).
+ALTER TABLE mlpipe.models ENABLE ALWAYS TRIGGER models_changed;
+ALTER TABLE mlpipe.model_versions ENABLE ALWAYS TRIGGER model_versions_changed;
+ALTER TABLE mlpipe.aliases ENABLE ALWAYS TRIGGER aliases_changed;
+
+-- == merge: final bodies of functions that several sections above replace ==
+CREATE OR REPLACE FUNCTION mlpipe._train(
+    p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
+    p_params jsonb, p_gate jsonb)
+RETURNS mlpipe.train_result
+-- SECURITY INVOKER and no pinned search_path: the source is resolved and read
+-- as the caller, with the caller's search_path, grants and row-level security.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started  timestamptz := clock_timestamp();
+    warm     bytea;
+    fit      mlpipe.fit_result;
+    res      mlpipe.train_result;
+    src      text := p_source;
+    lin      jsonb := '{}';
+    sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
+    tt       record;
+    prof     jsonb;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
+       OR length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(p_model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    IF p_source IS NULL THEN
+        RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF p_params ? 'warm_start' THEN
+        IF jsonb_typeof(p_params->'warm_start') <> 'string' THEN
+            RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
+                USING ERRCODE = '22023';
+        END IF;
+        warm := mlpipe.artifact(p_params->>'warm_start');
+    END IF;
+    IF p_params ? 'profile_sample' THEN
+        IF jsonb_typeof(p_params->'profile_sample') <> 'number'
+           OR (p_params->>'profile_sample')::numeric NOT BETWEEN 0 AND 10000000
+           OR (p_params->>'profile_sample')::numeric <> trunc((p_params->>'profile_sample')::numeric) THEN
+            RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
+                USING ERRCODE = '22023';
+        END IF;
+        sample := (p_params->>'profile_sample')::int;
+    END IF;
+    -- Time travel: train on the rows that existed at params.as_of.
+    IF p_params ? 'as_of' OR p_params ? 'as_of_column' THEN
+        SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
+        src := tt.sql;
+        lin := lin || tt.lineage;
+    END IF;
+    -- Data checks, before any training work.
+    IF p_params ? 'checks' THEN
+        lin := lin || jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
+    END IF;
+    -- _fit samples the training profile while it reads the source (seeded
+    -- by params.seed) and hands it back in fit.info.profile.
+    fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
+                       mlpipe._fit_params(p_params, p_features, p_target)
+                       || jsonb_build_object('profile_sample', sample), warm);
+    prof := fit.info->'profile';
+    -- Lineage notes ride in fit.info, which _register copies into the version.
+    fit.info := (coalesce(fit.info, '{}') - 'profile') || lin;
+    res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
+    IF prof IS NOT NULL THEN
+        PERFORM mlpipe._set_profile(res.model, res.version, prof);
+    END IF;
+    PERFORM mlpipe._warn_id_features(src, fit.feature_names, p_model);
+    RETURN res;
+END $$;
+COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS
+    'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';

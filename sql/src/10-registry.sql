@@ -896,3 +896,24 @@ COMMENT ON FUNCTION mlpipe.untag(text, int, text) IS
     'Removes a tag from a model or a version (this version).';
 REVOKE ALL ON FUNCTION mlpipe.untag(text, int, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.untag(text, int, text) TO mlpipe_admin;
+
+-- The name forms of predict keep resolved references in the backend across
+-- statements (src/pg/predict.c). Every statement that writes a registry
+-- table sends a relcache invalidation for it, so that every session looks
+-- its references up again at its next statement.
+CREATE FUNCTION mlpipe._registry_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'mlpipe_registry_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION mlpipe._registry_changed() IS
+    'Trigger function on the registry tables: invalidates the model references the predict functions keep per session.';
+REVOKE ALL ON FUNCTION mlpipe._registry_changed() FROM PUBLIC;
+CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.models
+    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._registry_changed();
+CREATE TRIGGER model_versions_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.model_versions
+    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._registry_changed();
+CREATE TRIGGER aliases_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.aliases
+    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._registry_changed();
+-- Fired in every session_replication_role too (restores, logical replicas).
+ALTER TABLE mlpipe.models ENABLE ALWAYS TRIGGER models_changed;
+ALTER TABLE mlpipe.model_versions ENABLE ALWAYS TRIGGER model_versions_changed;
+ALTER TABLE mlpipe.aliases ENABLE ALWAYS TRIGGER aliases_changed;

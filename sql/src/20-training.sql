@@ -134,14 +134,14 @@ BEGIN
     IF p_params ? 'checks' THEN
         lin := lin || jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
     END IF;
+    -- _fit samples the training profile while it reads the source (seeded
+    -- by params.seed) and hands it back in fit.info.profile.
     fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
-                       mlpipe._fit_params(p_params, p_features, p_target), warm);
-    prof := mlpipe._profile_compute(src, fit.feature_names, p_features, p_target,
-        mlpipe._fit_params(p_params, p_features, p_target)->'exclude', sample,
-        coalesce((fit.info->>'training_rows')::bigint, 0) + coalesce((fit.info->>'test_rows')::bigint, 0)
-        + coalesce((fit.info->>'skipped_rows')::bigint, 0));
+                       mlpipe._fit_params(p_params, p_features, p_target)
+                       || jsonb_build_object('profile_sample', sample), warm);
+    prof := fit.info->'profile';
     -- Lineage notes ride in fit.info, which _register copies into the version.
-    fit.info := coalesce(fit.info, '{}') || lin;
+    fit.info := (coalesce(fit.info, '{}') - 'profile') || lin;
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
     IF prof IS NOT NULL THEN
         PERFORM mlpipe._set_profile(res.model, res.version, prof);

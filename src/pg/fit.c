@@ -30,6 +30,44 @@ text_array(char **items, int n)
 	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+/*
+ * params.profile_sample, which _train passes for the training profile:
+ * taken out of params (the algorithms do not know it) and checked.
+ */
+static int
+take_profile_sample(cJSON *params)
+{
+	cJSON	   *item = cJSON_DetachItemFromObjectCaseSensitive(params, "profile_sample");
+	double		v;
+
+	if (item == NULL)
+		return 0;
+	v = cJSON_IsNumber(item) ? item->valuedouble : -1;
+	cJSON_Delete(item);
+	if (!(v >= 0 && v <= 10000000) || v != floor(v))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("params.profile_sample must be an integer in 0..10000000 (0: no profile)")));
+	return (int) v;
+}
+
+/* fit_result.info: the fit's info, with the profile (JSON text) under "profile". */
+static Datum
+info_with_profile(cJSON *info, const char *profile)
+{
+	char	   *s = cJSON_PrintUnformatted(info);
+	size_t		len;
+
+	if (s == NULL)
+		elog(ERROR, "could not render JSON");
+	if (profile != NULL)
+	{
+		len = strlen(s);
+		Assert(len >= 2 && s[len - 1] == '}');
+		s = psprintf("%.*s%s\"profile\": %s}", (int) (len - 1), s, len > 2 ? ", " : "", profile);
+	}
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+}
+
 /* mlpipe._fit(algorithm, source, target, features, params, warm_start) -> fit_result. */
 Datum
 mlpipe_fit(PG_FUNCTION_ARGS)
@@ -65,6 +103,7 @@ mlpipe_fit(PG_FUNCTION_ARGS)
 						errhint("Algorithms: kmeans, minibatch_kmeans, decision_tree, random_forest, gbt.")));
 
 	memset(&fo, 0, sizeof(fo));
+	fo.profile_sample = take_profile_sample(params);
 	if (i <= 1)
 		fit_kmeans(algorithm, source, target, features, params, warm, &fo);
 	else
@@ -84,7 +123,7 @@ mlpipe_fit(PG_FUNCTION_ARGS)
 	values[3] = fo.n_classes ? text_array(fo.classes, fo.n_classes) : (Datum) 0;
 	nulls[3] = fo.n_classes == 0;
 	values[4] = cjson_to_jsonb(fo.metrics);
-	values[5] = cjson_to_jsonb(fo.info);
+	values[5] = info_with_profile(fo.info, fo.profile);
 	{
 		HeapTuple	tup = heap_form_tuple(td, values, nulls);
 		Datum		result;

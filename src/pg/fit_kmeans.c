@@ -207,7 +207,11 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	spec.algorithm = algorithm;
 	/* With preprocessing, NULLs may be imputed: they are checked after it. */
 	spec.missing_ok = prep_requested(params);
+	if (fo->profile_sample > 0)
+		spec.profile = profile_create(mcxt, fo->profile_sample, kp.seed);
 	source_load(&spec, mcxt, &data);
+	if (spec.profile)
+		fo->profile = profile_finish(spec.profile);
 	memset(&prep, 0, sizeof(prep));
 	if (data.any_categorical || prep_requested(params))
 	{

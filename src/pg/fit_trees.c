@@ -392,7 +392,7 @@ check_params(TreeFit *F)
 
 /* Phase load: pass 1 over the source (fit_trees_load.c). */
 static void
-load_source(TreeFit *F, const char *source, ArrayType *features)
+load_source(TreeFit *F, const char *source, ArrayType *features, FitOutput *fo)
 {
 	trees_load_init(&F->L, F->mcxt, &F->pe, F->params, F->seed);
 	memset(&F->prep, 0, sizeof(F->prep));
@@ -406,7 +406,13 @@ load_source(TreeFit *F, const char *source, ArrayType *features)
 	F->spec.algorithm = F->algorithm;
 	F->spec.split_column = F->L.split_column;
 	F->spec.split_kind = F->L.split_kind;
+	/* The training profile is sampled in pass 1 (pass 2 reads the same rows). */
+	if (fo->profile_sample > 0)
+		F->spec.profile = profile_create(F->mcxt, fo->profile_sample, F->seed);
 	trees_load_pass1(&F->L, &F->spec, &F->info, F->target);
+	if (F->spec.profile)
+		fo->profile = profile_finish(F->spec.profile);
+	F->spec.profile = NULL;
 }
 
 /*
@@ -810,7 +816,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	F.params = params;
 	F.target = target;
 	check_params(&F);
-	load_source(&F, source, features);
+	load_source(&F, source, features, fo);
 	F.use_prep = F.L.keep_all;
 	if (F.use_prep)
 		preprocess_sample(&F);

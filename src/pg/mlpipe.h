@@ -125,6 +125,22 @@ typedef enum SplitColKind
 	SPLIT_COL_TIME				/* time:<c>, a date, timestamp, timestamptz or number */
 } SplitColKind;
 
+/* profile.c: the training profile, sampled while the source is read. */
+typedef enum ProfileKind
+{
+	PROFILE_NUMERIC, PROFILE_CATEGORY, PROFILE_BOOL
+} ProfileKind;
+typedef struct ProfileSampler ProfileSampler;
+
+/* A category value the fit's dictionary does not hold (skipped rows only). */
+#define PROFILE_UNKNOWN_CODE (-2.0)
+
+ProfileSampler *profile_create(MemoryContext mcxt, int requested, uint64 seed);
+void		profile_plan(ProfileSampler *ps, int d, const char *const *column, const int *element,
+						 const ProfileKind *kind, const SourceDict *dicts);
+void		profile_add_row(ProfileSampler *ps, const double *x);
+char	   *profile_finish(ProfileSampler *ps);
+
 typedef void (*SourceRowFn) (void *arg, const double *x, const SourceTarget *target,
 							 int64 rowno);
 
@@ -141,6 +157,7 @@ typedef struct SourceSpec
 	SplitColKind split_kind;
 	/* Called once the feature layout is known, before the first row. */
 	void		(*on_plan) (void *arg, const SourceInfo *info);
+	ProfileSampler *profile;	/* gets every decoded row, or NULL */
 } SourceSpec;
 
 /* One pass over the source; fn gets each usable row (d doubles, row-major). */
@@ -175,6 +192,8 @@ typedef struct FitOutput
 	cJSON	   *metrics;
 	cJSON	   *info;
 	MemoryContext mcxt;			/* the training's memory, freed once the row is built */
+	int			profile_sample; /* rows the training profile asks for (0: none) */
+	char	   *profile;		/* the training profile (JSON text), or NULL */
 } FitOutput;
 
 void		fit_kmeans(const char *algorithm, const char *source, const char *target,

@@ -8,7 +8,13 @@
 #include "mlpipe.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "storage/sinval.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -59,6 +65,7 @@ typedef struct RefCache
 	size_t		scratch_len;
 	char	   *model_name;
 	int			version;
+	uint64		epoch;			/* registry_epoch when resolved */
 	PredictSite site;
 } RefCache;
 
@@ -136,9 +143,138 @@ backend_cache_insert(const char *model, int version, const char *sha, bytea *art
 
 static SPIPlanPtr resolve_plan = NULL;
 
+/*
+ * The backend's resolved references, across statements: model_ref text ->
+ * (model, version, sha256). A one-row predict spent about half its time in
+ * the SPI lookup (two SECURITY DEFINER plpgsql functions) that used to run
+ * at every statement. An entry is valid while registry_epoch has not moved
+ * since it was resolved; the epoch moves whenever a relcache invalidation
+ * names mlpipe.models, model_versions or aliases (or resets the relcache).
+ * Every statement that writes those tables sends one, through the
+ * statement-level trigger mlpipe._registry_changed (predict_support.c):
+ * other backends receive
+ * it once the writer commits (ref_cache_get accepts pending invalidations
+ * at the first call of each statement), this backend at the next command,
+ * and again if the writer's transaction aborts. So the next statement after
+ * a promote, a rollback or a new version, in any session, resolves anew.
+ */
+#define REF_KEY_LEN 512
+
+typedef struct RefEntry
+{
+	char		ref[REF_KEY_LEN];	/* hash key: the model_ref text */
+	char		model[REF_KEY_LEN];
+	int			version;
+	char		sha256[65];
+	uint64		epoch;
+} RefEntry;
+
+static HTAB *ref_entries = NULL;
+static uint64 registry_epoch = 1;
+static bool registry_callback_set = false;
+static Oid	registry_relids[3] = {InvalidOid, InvalidOid, InvalidOid};
+
+/* Relcache callback: a registry table (or everything) changed. */
+static void
+registry_relcache_callback(Datum arg, Oid relid)
+{
+	int			i;
+
+	if (relid == InvalidOid)
+	{
+		registry_epoch++;
+		return;
+	}
+	for (i = 0; i < lengthof(registry_relids); i++)
+		if (registry_relids[i] == relid)
+		{
+			registry_epoch++;
+			/* Looked up again: the extension may have been dropped and recreated. */
+			memset(registry_relids, 0, sizeof(registry_relids));
+			return;
+		}
+}
+
+/* True when the registry tables' OIDs are known (looked up when needed). */
+static bool
+registry_relids_known(void)
+{
+	static const char *const names[3] = {"models", "model_versions", "aliases"};
+	Oid			nsp;
+	int			i;
+
+	if (!registry_callback_set)
+	{
+		CacheRegisterRelcacheCallback(registry_relcache_callback, (Datum) 0);
+		registry_callback_set = true;
+	}
+	if (OidIsValid(registry_relids[0]) && OidIsValid(registry_relids[1]) &&
+		OidIsValid(registry_relids[2]))
+		return true;
+	nsp = get_namespace_oid("mlpipe", true);
+	if (!OidIsValid(nsp))
+		return false;
+	for (i = 0; i < lengthof(names); i++)
+	{
+		registry_relids[i] = get_relname_relid(names[i], nsp);
+		if (!OidIsValid(registry_relids[i]))
+			return false;
+	}
+	return true;
+}
+
+/* The reference's valid entry, or NULL. */
+static RefEntry *
+ref_entry_find(const char *ref)
+{
+	RefEntry   *e;
+
+	if (ref_entries == NULL || strlen(ref) >= REF_KEY_LEN)
+		return NULL;
+	e = hash_search(ref_entries, ref, HASH_FIND, NULL);
+	return e != NULL && e->epoch == registry_epoch ? e : NULL;
+}
+
+/*
+ * Remembers a resolution made at epoch. Not under REPEATABLE READ or
+ * SERIALIZABLE: their snapshot may predate a change whose invalidation has
+ * already moved the epoch, and the entry would outlive the transaction.
+ */
+static void
+ref_entry_store(const char *ref, const char *model, int version, const char *sha, uint64 epoch)
+{
+	RefEntry   *e;
+
+	if (IsolationUsesXactSnapshot() || strlen(ref) >= REF_KEY_LEN ||
+		strlen(model) >= REF_KEY_LEN || epoch != registry_epoch || !registry_relids_known())
+		return;
+	if (ref_entries == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = REF_KEY_LEN;
+		ctl.entrysize = sizeof(RefEntry);
+		ref_entries = hash_create("mlpipe model references", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+	}
+	if (hash_get_num_entries(ref_entries) >= 1024)
+	{
+		hash_destroy(ref_entries);
+		ref_entries = NULL;
+		ref_entry_store(ref, model, version, sha, epoch);
+		return;
+	}
+	e = hash_search(ref_entries, ref, HASH_ENTER, NULL);
+	strlcpy(e->model, model, REF_KEY_LEN);
+	e->version = version;
+	strlcpy(e->sha256, sha, sizeof(e->sha256));
+	e->epoch = epoch;
+}
+
+
 /* Resolves a reference through the registry and returns its cache slot. */
 static CachedModel *
-resolve_model(text *ref, char **model_out, int *version_out)
+resolve_model_spi(text *ref, char **model_out, int *version_out)
 {
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
 	Datum		args[2];
@@ -148,6 +284,7 @@ resolve_model(text *ref, char **model_out, int *version_out)
 	int			version;
 	CachedModel *c;
 	MemoryContext caller = CurrentMemoryContext;
+	uint64		epoch = registry_epoch; /* before the lookup: a change during it wins */
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -170,6 +307,7 @@ resolve_model(text *ref, char **model_out, int *version_out)
 	sha = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 	if (model == NULL || sha == NULL)
 		elog(ERROR, "could not resolve model reference");
+	ref_entry_store(text_to_cstring(ref), model, version, sha, epoch);
 	c = backend_cache_lookup(model, version, sha);
 	if (c == NULL)
 	{
@@ -192,8 +330,35 @@ resolve_model(text *ref, char **model_out, int *version_out)
 }
 
 /*
+ * Resolves a reference and returns its cache slot: from the backend's
+ * entries when still valid and the model still decoded, else through the
+ * registry (SPI).
+ */
+static CachedModel *
+resolve_model(text *ref, char **model_out, int *version_out)
+{
+	char	   *key = text_to_cstring(ref);
+	RefEntry   *e = ref_entry_find(key);
+
+	pfree(key);
+	if (e != NULL)
+	{
+		CachedModel *c = backend_cache_lookup(e->model, e->version, e->sha256);
+
+		if (c != NULL)
+		{
+			*model_out = pstrdup(e->model);
+			*version_out = e->version;
+			return c;
+		}
+	}
+	return resolve_model_spi(ref, model_out, version_out);
+}
+
+/*
  * The model for a reference at this call site: resolved at the first row of
- * a statement, and again only when the reference text changes.
+ * a statement (from the backend's entries when the registry has not changed
+ * since), and again only when the reference text changes.
  */
 static RefCache *
 ref_cache_get(FunctionCallInfo fcinfo, text *ref)
@@ -201,12 +366,21 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 	RefCache   *rc = fcinfo->flinfo->fn_extra;
 	MemoryContext old;
 
+	CommandId	command = GetCurrentCommandId(false);
+
+	/*
+	 * Once per statement: take in registry changes other sessions committed.
+	 * Within a statement the call site keeps what it resolved, as before.
+	 */
+	if (rc == NULL || rc->command != command)
+		AcceptInvalidationMessages();
 	if (rc != NULL && rc->ref != NULL &&
+		(rc->command == command || rc->epoch == registry_epoch) &&
 		rc->slot->cxt != NULL && rc->slot->generation == rc->generation &&
-		rc->command == GetCurrentCommandId(false) &&
 		VARSIZE_ANY_EXHDR(rc->ref) == VARSIZE_ANY_EXHDR(ref) &&
 		memcmp(VARDATA_ANY(rc->ref), VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref)) == 0)
 	{
+		rc->command = command;
 		rc->slot->last_used = ++cache_clock;
 		return rc;
 	}
@@ -224,9 +398,10 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 		rc->model_name = NULL;
 	}
 	fcinfo->flinfo->fn_extra = rc;
+	rc->epoch = registry_epoch; /* before resolving: a change during it wins */
 	rc->slot = resolve_model(ref, &rc->model_name, &rc->version);
 	rc->generation = rc->slot->generation;
-	rc->command = GetCurrentCommandId(false);
+	rc->command = command;
 	if (rc->scratch == NULL || rc->scratch_len < Max(rc->slot->decoded.scratch_len, 1))
 	{
 		if (rc->scratch)
@@ -478,10 +653,23 @@ mlpipe_score_proba_ref(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(construct_array(d, sm->n_classes, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
-/* Per call site of the bytea form: the artifact last decoded. */
+/*
+ * Per call site of the bytea form: the artifact last decoded, keyed by its
+ * length and header (magic, format, kind, flags, payload length and the
+ * CRC32C of the whole artifact), not by its bytes: comparing a 105 KB
+ * artifact on every row cost more than scoring it (issues #11, #13). The
+ * datum pointer alone is no key: per-row values are freed and the next
+ * row's artifact (often of the same size) may land at the same address.
+ * Two artifacts of one length with equal headers differ with probability
+ * about 2^-32 (an accidental CRC32C collision).
+ */
+#define BLOB_KEY_BYTES 20		/* the artifact header, see src/core/artifact.h */
+
 typedef struct BlobCache
 {
-	bytea	   *blob;
+	Size		size;			/* VARSIZE_ANY_EXHDR of the artifact */
+	uint8		key[BLOB_KEY_BYTES];	/* its first bytes (the header) */
+	bytea	   *blob;			/* a full copy, only for artifacts shorter than the key */
 	MemoryContext cxt;
 	MlModel		model;
 	double	   *scratch;
@@ -490,18 +678,31 @@ typedef struct BlobCache
 
 static uint64 blob_generation = 0;
 
-/* The call site's decoded model for an artifact, decoded again only when the bytes change. */
+/* True when blob is the artifact bc decoded (same length and header). */
+static bool
+blob_cache_matches(const BlobCache *bc, bytea *blob)
+{
+	Size		size = VARSIZE_ANY_EXHDR(blob);
+
+	if (bc == NULL || bc->size != size)
+		return false;
+	if (size < BLOB_KEY_BYTES)
+		return memcmp(VARDATA_ANY(bc->blob), VARDATA_ANY(blob), size) == 0;
+	return memcmp(bc->key, VARDATA_ANY(blob), BLOB_KEY_BYTES) == 0;
+}
+
+/* The call site's decoded model for an artifact, decoded again only when the artifact changes. */
 static BlobCache *
 blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
 {
 	BlobCache  *bc = fcinfo->flinfo->fn_extra;
 
-	if (bc == NULL || VARSIZE_ANY(bc->blob) != VARSIZE_ANY(blob) ||
-		memcmp(VARDATA_ANY(bc->blob), VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob)) != 0)
+	if (!blob_cache_matches(bc, blob))
 	{
 		MemoryContext cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "mlpipe blob model",
 												  ALLOCSET_SMALL_SIZES);
 		MlModel		m;
+		Size		size = VARSIZE_ANY_EXHDR(blob);
 
 		model_decode(cxt, blob, "decode", NULL, &m);
 		if (bc == NULL)
@@ -510,8 +711,15 @@ blob_cache_get(FunctionCallInfo fcinfo, bytea *blob)
 			MemoryContextDelete(bc->cxt);
 		bc->cxt = cxt;
 		bc->model = m;
-		bc->blob = (bytea *) MemoryContextAlloc(cxt, VARSIZE_ANY(blob));
-		memcpy(bc->blob, blob, VARSIZE_ANY(blob));
+		bc->size = size;
+		bc->blob = NULL;
+		if (size < BLOB_KEY_BYTES)
+		{
+			bc->blob = (bytea *) MemoryContextAlloc(cxt, VARSIZE_ANY(blob));
+			memcpy(bc->blob, blob, VARSIZE_ANY(blob));
+		}
+		else
+			memcpy(bc->key, VARDATA_ANY(blob), BLOB_KEY_BYTES);
 		bc->scratch = MemoryContextAlloc(cxt, sizeof(double) * Max(m.scratch_len, 1));
 		bc->site.model = &bc->model;
 		bc->site.scratch = bc->scratch;

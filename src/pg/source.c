@@ -622,6 +622,54 @@ plan_widths(FeatureCol *cols, int ncols, Datum *values, bool *nulls)
 	return d;
 }
 
+/*
+ * A row decode_row refused (NULL, NaN or infinite features, on_null = skip),
+ * decoded again for the training profile only, so that its null rates
+ * count the skipped rows too: missing values as NaN, arrays of the wrong
+ * length as missing, and categories looked up without being added (the
+ * fit's dictionary, and so the artifact, must not change): a value the
+ * dictionary does not hold yet is PROFILE_UNKNOWN_CODE.
+ */
+static void
+decode_row_for_profile(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
+					   int64 rowno)
+{
+	int			c,
+				j;
+
+	for (c = 0; c < ncols; c++)
+	{
+		FeatureCol *fc = &cols[c];
+		RowState	rs = {NULL, NULL};
+
+		if (fc->kind == COL_CATEGORY)
+		{
+			char	   *text;
+			DictEntry  *e;
+
+			out[fc->offset] = NAN;
+			if (nulls[fc->attno])
+				continue;
+			text = source_category_text(fc->type, &fc->out, values[fc->attno]);
+			e = hash_search(fc->dict->index, &text, HASH_FIND, NULL);
+			out[fc->offset] = e ? e->code : PROFILE_UNKNOWN_CODE;
+			continue;
+		}
+		if (!nulls[fc->attno] && (fc->kind == COL_FLOAT8_ARRAY || fc->kind == COL_FLOAT4_ARRAY))
+		{
+			ArrayType  *a = DatumGetArrayTypeP(values[fc->attno]);
+
+			if (ARR_NDIM(a) > 1 || ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a)) != fc->width)
+			{
+				for (j = 0; j < fc->width; j++)
+					out[fc->offset + j] = NAN;
+				continue;
+			}
+		}
+		(void) decode_row(fc, 1, values, nulls, out, &rs, rowno, true);
+	}
+}
+
 /* State of one scan, shared by its phases below. */
 typedef struct SourceScan
 {
@@ -663,6 +711,35 @@ scan_plan_columns(SourceScan *ss, TupleDesc td, SourceInfo *info)
 	MemoryContextSwitchTo(old);
 }
 
+/* Hands the layout (column, element, kind of each feature) to the profile sampler. */
+static void
+scan_plan_profile(SourceScan *ss, int d, SourceInfo *info)
+{
+	const char **column = palloc(sizeof(char *) * d);
+	int		   *element = palloc(sizeof(int) * d);
+	ProfileKind *kind = palloc(sizeof(ProfileKind) * d);
+	int			c,
+				j;
+
+	for (c = 0; c < ss->ncols; c++)
+	{
+		FeatureCol *fc = &ss->cols[c];
+		bool		is_array = fc->kind == COL_FLOAT8_ARRAY || fc->kind == COL_FLOAT4_ARRAY;
+
+		for (j = 0; j < fc->width; j++)
+		{
+			column[fc->offset + j] = fc->name;
+			element[fc->offset + j] = is_array ? j + 1 : 0;
+			kind[fc->offset + j] = fc->kind == COL_CATEGORY ? PROFILE_CATEGORY :
+				fc->kind == COL_BOOL ? PROFILE_BOOL : PROFILE_NUMERIC;
+		}
+	}
+	profile_plan(ss->spec->profile, d, column, element, kind, info->dicts);
+	pfree(column);
+	pfree(element);
+	pfree(kind);
+}
+
 /*
  * Once the first readable row gives every array its width (d features):
  * the feature names (column, or column[i] for array elements, 1-based),
@@ -694,6 +771,8 @@ scan_plan_layout(SourceScan *ss, int d, SourceInfo *info, void *arg)
 			dict_init(&cols[c], &info->dicts[cols[c].offset], ss->mcxt);
 		}
 	MemoryContextSwitchTo(old);
+	if (ss->spec->profile)
+		scan_plan_profile(ss, d, info);
 	ss->planned = true;
 	if (ss->spec->on_plan)
 		ss->spec->on_plan(arg, info);
@@ -729,6 +808,11 @@ scan_row(SourceScan *ss, int64 rowno, SourceRowFn fn, void *arg, SourceInfo *inf
 	}
 	if (!decode_row(ss->cols, ss->ncols, ss->values, ss->nulls, ss->row, &rs, rowno, spec->missing_ok))
 	{
+		if (spec->profile && spec->skip_invalid)
+		{
+			decode_row_for_profile(ss->cols, ss->ncols, ss->values, ss->nulls, ss->row, rowno);
+			profile_add_row(spec->profile, ss->row);
+		}
 		if (!spec->skip_invalid)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -751,6 +835,8 @@ scan_row(SourceScan *ss, int64 rowno, SourceRowFn fn, void *arg, SourceInfo *inf
 		tgt.split_isnull = false;
 		tgt.split_value = split_value(ss->split_base, ss->split_kind, ss->values[ss->split_att]);
 	}
+	if (spec->profile)
+		profile_add_row(spec->profile, ss->row);
 	fn(arg, ss->row, &tgt, rowno);
 	info->n++;
 }

@@ -1,0 +1,369 @@
+/*
+ * profile.c: the training profile that mlpipe.drift and predict_table
+ * compare against, computed in C while the training source is read.
+ *
+ * source_scan hands every row it decodes (the rows the fit reads, before
+ * any train/test split) to profile_add_row, which keeps a reservoir sample
+ * of them drawn with a generator seeded from params.seed: the same source
+ * and seed give the same sample, so the same profile and the same PSI
+ * (issue #12). profile_finish turns the sample into the JSON the SQL
+ * consumers read (sql/src/30-scoring.sql, _drift_figures), in the shape
+ * the former SQL _profile_compute wrote:
+ *
+ *	{"rows": sampled rows, "sample": requested, "fraction": rows / seen,
+ *	 "seed": seed, "features": [
+ *	   {"feature", "kind": "numeric", "column", "element", "nonnull",
+ *		"null_rate", "edges": min, deciles, max (percentile_disc, duplicates
+ *		removed), "counts": per _bin_of bin},
+ *	   {"feature", "kind": "categorical", "column", "element": null,
+ *		"nonnull", "null_rate", "categories": the 20 most frequent values
+ *		(count descending, then value), "counts": [others, one per category]}]}
+ *
+ * Every matrix column is profiled (no cap on the number of features); text
+ * columns are categorical through the source's dictionary (code -> text),
+ * booleans are categorical with the values 'true' and 'false' as ::text gives
+ * them. NULL and NaN both count as missing. Rows k-means skips for NULLs
+ * (on_null = skip) are in the sample too (source.c decodes them again for
+ * the profile alone), so the null rates describe the source. The sample holds at most
+ * PROFILE_MAX_VALUES doubles, so wide sources get fewer rows than
+ * params.profile_sample asks (the JSON's "rows" says how many).
+ */
+#include "mlpipe.h"
+
+#include "catalog/pg_collation.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/float.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/varlena.h"
+
+#include <math.h>
+
+#define PROFILE_MAX_VALUES (4 * 1024 * 1024)	/* 32 MB of sampled values */
+#define PROFILE_TOP_CATEGORIES 20
+
+struct ProfileSampler
+{
+	MemoryContext mcxt;
+	int			requested;		/* params.profile_sample */
+	uint64		seed;
+	uint64		rng;			/* splitmix64 state */
+	int64		cap;			/* rows the reservoir may hold */
+	int64		alloc;			/* rows allocated */
+	int64		kept;
+	int64		seen;
+	int			d;				/* 0 until profile_plan */
+	double	   *rows;			/* kept * d, row-major */
+	const char **column;		/* d: source column */
+	int		   *element;		/* d: 1-based array element, 0 for a scalar */
+	ProfileKind *kind;			/* d */
+	const SourceDict *dicts;	/* d entries, used for PROFILE_CATEGORY */
+};
+
+/* splitmix64: a small, well-mixed generator with a 64-bit state. */
+static uint64
+profile_next(ProfileSampler *ps)
+{
+	uint64		z = (ps->rng += UINT64CONST(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+/* A sampler for up to `requested` rows, seeded; memory in mcxt. */
+ProfileSampler *
+profile_create(MemoryContext mcxt, int requested, uint64 seed)
+{
+	ProfileSampler *ps = MemoryContextAllocZero(mcxt, sizeof(ProfileSampler));
+
+	ps->mcxt = mcxt;
+	ps->requested = requested;
+	ps->seed = seed;
+	ps->rng = seed ^ UINT64CONST(0x6D6C706970652070);	/* "mlpipe p" */
+	return ps;
+}
+
+/*
+ * The layout, once source_scan knows it: d matrix columns, each with its
+ * source column, array element (0 for a scalar) and kind; dicts are the
+ * scan's category dictionaries (they grow during the scan, in place).
+ */
+void
+profile_plan(ProfileSampler *ps, int d, const char *const *column, const int *element,
+			 const ProfileKind *kind, const SourceDict *dicts)
+{
+	MemoryContext old = MemoryContextSwitchTo(ps->mcxt);
+	int			j;
+
+	ps->d = d;
+	ps->column = palloc(sizeof(char *) * d);
+	ps->element = palloc(sizeof(int) * d);
+	ps->kind = palloc(sizeof(ProfileKind) * d);
+	for (j = 0; j < d; j++)
+	{
+		ps->column[j] = pstrdup(column[j]);
+		ps->element[j] = element[j];
+		ps->kind[j] = kind[j];
+	}
+	ps->dicts = dicts;
+	ps->cap = Max(1, Min((int64) ps->requested, PROFILE_MAX_VALUES / Max(d, 1)));
+	MemoryContextSwitchTo(old);
+}
+
+/* Offers one decoded row (d doubles) to the reservoir (algorithm R). */
+void
+profile_add_row(ProfileSampler *ps, const double *x)
+{
+	int64		slot;
+
+	ps->seen++;
+	if (ps->kept < ps->cap)
+	{
+		if (ps->kept == ps->alloc)
+		{
+			int64		n = Min(ps->cap, Max(1024, ps->alloc * 2));
+			Size		bytes = (Size) n * ps->d * sizeof(double);
+
+			ps->rows = ps->rows ? repalloc_huge(ps->rows, bytes)
+				: MemoryContextAllocHuge(ps->mcxt, bytes);
+			ps->alloc = n;
+		}
+		slot = ps->kept++;
+	}
+	else
+	{
+		slot = (int64) (profile_next(ps) % (uint64) ps->seen);
+		if (slot >= ps->cap)
+			return;
+	}
+	memcpy(ps->rows + (Size) slot * ps->d, x, sizeof(double) * ps->d);
+}
+
+/* qsort order of doubles without NaN. */
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* A number for JSON: shortest round trip; infinities as strings, as to_jsonb. */
+static void
+append_number(StringInfo buf, double v)
+{
+	if (isinf(v))
+		appendStringInfoString(buf, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+	else
+		appendStringInfoString(buf, float8out_internal(v));
+}
+
+/* "feature", "kind", "column", "element", "nonnull", "null_rate" of column j. */
+static void
+append_feature_head(ProfileSampler *ps, StringInfo buf, int j, const char *kind, int64 nonnull)
+{
+	appendStringInfoString(buf, "{\"feature\": ");
+	if (ps->element[j] > 0)
+	{
+		char	   *name = psprintf("%s[%d]", ps->column[j], ps->element[j]);
+
+		escape_json(buf, name);
+		pfree(name);
+	}
+	else
+		escape_json(buf, ps->column[j]);
+	appendStringInfo(buf, ", \"kind\": \"%s\", \"column\": ", kind);
+	escape_json(buf, ps->column[j]);
+	if (ps->element[j] > 0)
+		appendStringInfo(buf, ", \"element\": %d", ps->element[j]);
+	else
+		appendStringInfoString(buf, ", \"element\": null");
+	appendStringInfo(buf, ", \"nonnull\": " INT64_FORMAT ", \"null_rate\": ", nonnull);
+	if (ps->kept > 0)
+		append_number(buf, 1 - (double) nonnull / (double) ps->kept);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+/*
+ * A numeric column: edges at percentile_disc(0, 0.1, ..., 1) of the non-missing
+ * sampled values, duplicates removed, and the count of each _bin_of bin.
+ */
+static void
+append_numeric(ProfileSampler *ps, StringInfo buf, int j, double *tmp)
+{
+	static const double pct[11] = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1};
+	double		edges[11];
+	int			ne = 0,
+				p;
+	int64		m = 0,
+				i,
+			   *counts;
+
+	for (i = 0; i < ps->kept; i++)
+	{
+		double		v = ps->rows[(Size) i * ps->d + j];
+
+		if (!isnan(v))
+			tmp[m++] = v;
+	}
+	qsort(tmp, m, sizeof(double), cmp_double);
+	for (p = 0; p < 11 && m > 0; p++)
+	{
+		/* percentile_disc: the first value whose cumulative share >= p. */
+		int64		rownum = (int64) ceil(pct[p] * (double) m);
+		double		v = tmp[Max(rownum, 1) - 1];
+
+		if (ne == 0 || edges[ne - 1] != v)
+			edges[ne++] = v;
+	}
+	counts = palloc0(sizeof(int64) * (2 * ne + 1));
+	for (i = 0; i < m; i++)
+	{
+		int			lo = 0,
+					hi = ne;
+
+		/* As mlpipe._bin_of: k = the number of edges <= x. */
+		while (lo < hi)
+		{
+			int			mid = lo + (hi - lo) / 2;
+
+			if (edges[mid] <= tmp[i])
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		counts[lo == 0 ? 0 : edges[lo - 1] == tmp[i] ? 2 * lo - 1 : 2 * lo]++;
+	}
+	append_feature_head(ps, buf, j, "numeric", m);
+	appendStringInfoString(buf, ", \"edges\": [");
+	for (p = 0; p < ne; p++)
+	{
+		if (p > 0)
+			appendStringInfoString(buf, ", ");
+		append_number(buf, edges[p]);
+	}
+	appendStringInfoString(buf, "], \"counts\": [");
+	for (p = 0; p < 2 * ne + 1; p++)
+		appendStringInfo(buf, "%s" INT64_FORMAT, p > 0 ? ", " : "", counts[p]);
+	appendStringInfoString(buf, "]}");
+	pfree(counts);
+}
+
+/* One category value and its count in the sample. */
+typedef struct CategoryCount
+{
+	const char *label;
+	int64		count;
+} CategoryCount;
+
+/* Count descending, then the value in the database's default collation. */
+static int
+cmp_category(const void *a, const void *b)
+{
+	const CategoryCount *x = a,
+			   *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return varstr_cmp(x->label, strlen(x->label), y->label, strlen(y->label),
+					  DEFAULT_COLLATION_OID);
+}
+
+/*
+ * A categorical column (text through its dictionary, or boolean 0/1): the
+ * 20 most frequent values and counts [others, one per value].
+ */
+static void
+append_categorical(ProfileSampler *ps, StringInfo buf, int j)
+{
+	static const char *const bool_labels[2] = {"false", "true"};
+	bool		is_bool = ps->kind[j] == PROFILE_BOOL;
+	const SourceDict *dict = is_bool ? NULL : &ps->dicts[j];
+	int			nlabels = is_bool ? 2 : (int) dict->n;
+	CategoryCount *cc = palloc0(sizeof(CategoryCount) * Max(nlabels, 1));
+	int			k = 0,
+				c;
+	int64		i,
+				nonnull = 0,
+				top = 0;
+
+	for (i = 0; i < ps->kept; i++)
+	{
+		double		v = ps->rows[(Size) i * ps->d + j];
+		int			code;
+
+		if (isnan(v))
+			continue;
+		if (v == PROFILE_UNKNOWN_CODE)
+		{
+			nonnull++;			/* a value only skipped rows had: "others" */
+			continue;
+		}
+		code = (int) v;
+		if (code < 0 || code >= nlabels || (!is_bool && code == dict->null_code))
+			continue;
+		cc[code].count++;
+		nonnull++;
+	}
+	for (c = 0; c < nlabels; c++)
+		if (cc[c].count > 0)
+		{
+			cc[k].count = cc[c].count;
+			cc[k].label = is_bool ? bool_labels[c] : dict->labels[c];
+			k++;
+		}
+	qsort(cc, k, sizeof(CategoryCount), cmp_category);
+	k = Min(k, PROFILE_TOP_CATEGORIES);
+	append_feature_head(ps, buf, j, "categorical", nonnull);
+	appendStringInfoString(buf, ", \"categories\": [");
+	for (c = 0; c < k; c++)
+	{
+		if (c > 0)
+			appendStringInfoString(buf, ", ");
+		escape_json(buf, cc[c].label);
+		top += cc[c].count;
+	}
+	appendStringInfo(buf, "], \"counts\": [" INT64_FORMAT, nonnull - top);
+	for (c = 0; c < k; c++)
+		appendStringInfo(buf, ", " INT64_FORMAT, cc[c].count);
+	appendStringInfoString(buf, "]}");
+	pfree(cc);
+}
+
+/* The profile as JSON text (see the file comment), in the sampler's context. */
+char *
+profile_finish(ProfileSampler *ps)
+{
+	MemoryContext old = MemoryContextSwitchTo(ps->mcxt);
+	StringInfoData buf;
+	double	   *tmp = ps->kept > 0 ? MemoryContextAllocHuge(ps->mcxt, sizeof(double) * ps->kept) : NULL;
+	int			j;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"rows\": " INT64_FORMAT ", \"sample\": %d, \"fraction\": ",
+					 ps->kept, ps->requested);
+	append_number(&buf, ps->seen > ps->kept ? (double) ps->kept / (double) ps->seen : 1.0);
+	appendStringInfo(&buf, ", \"seed\": " UINT64_FORMAT ", \"features\": [", ps->seed);
+	for (j = 0; j < ps->d; j++)
+	{
+		if (j > 0)
+			appendStringInfoString(&buf, ", ");
+		if (ps->kind[j] == PROFILE_NUMERIC)
+			append_numeric(ps, &buf, j, tmp);
+		else
+			append_categorical(ps, &buf, j);
+		CHECK_FOR_INTERRUPTS();
+	}
+	appendStringInfoString(&buf, "]}");
+	if (tmp)
+		pfree(tmp);
+	if (ps->rows)
+		pfree(ps->rows);
+	ps->rows = NULL;
+	MemoryContextSwitchTo(old);
+	return buf.data;
+}

@@ -502,11 +502,8 @@ check_training_memory(TreeFit *F)
 	data_bytes = (Size) (L->n + F->n_test) * L->d +
 		(Size) F->n_test * Max(F->n_classes, 1) * sizeof(double);	/* test probabilities */
 	need = work > SIZE_MAX - data_bytes ? SIZE_MAX : work + data_bytes;
-	if (need > (Size) mlpipe_max_memory_kb * 1024)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("training needs %.1f MB, over mlpipe.max_memory = %d MB",
-							   need / 1048576.0, mlpipe_max_memory_kb / 1024),
-						errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
+	pg_memory_check((double) need, "Raise mlpipe.max_memory, or train on a sample of the source.",
+					"training on " INT64_FORMAT " rows x %d features", L->n, L->d);
 }
 
 /*

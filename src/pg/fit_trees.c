@@ -459,9 +459,12 @@ bin_rows(TreeFit *F)
 	{
 		TreeBins	one;
 
+		/* a column of every row takes about half a second on 3M rows */
+		CHECK_FOR_INTERRUPTS();
 		for (row = 0, nc = 0; row < ns; row++)
 			if (!F->use_prep || F->n_test == 0 || !F->is_test[row])
 				col[nc++] = L->sample[(Size) row * L->d + j];
+		CHECK_FOR_INTERRUPTS();
 		ML_CHECK_STATUS(trees_bins_fit(&F->pe.env, col, nc, 1, F->max_bins, 0, F->seed, &one, &err), &err);
 		bins->n_bins[j] = one.n_bins[0];
 		memcpy(bins->cuts + (Size) j * 256, one.cuts, sizeof(double) * 256);

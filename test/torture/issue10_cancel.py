@@ -42,6 +42,18 @@ CASES = [
                        "'{\"n_estimators\": 300}', 5)" % F),
     ("search", "SELECT 1 FROM mlpipe.search('c_s', 'gbt', 'public.big', 'yr', %s, "
                "'{\"n_estimators\": [300, 400], \"max_depth\": [5, 6]}', 'grid', 3)" % F),
+    # phases the cases above pass through only briefly
+    ("silhouette aggregate", "SELECT mlpipe.silhouette(ARRAY[a, b, yr], (id % 7)::int) FROM public.big"),
+    ("train kmeans silhouette", "SELECT 1 FROM mlpipe.train('c_ks', 'kmeans', 'public.big', NULL, %s, "
+                                "'{\"k\": 3, \"n_init\": 1, \"max_iter\": 3, \"sample_size\": 100000}')" % F),
+    ("train preprocessing (median of 3M rows)", "SELECT 1 FROM mlpipe.train('c_pp', 'decision_tree', "
+     "'SELECT a, b, c, y FROM public.big, generate_series(1, 30) g', 'y', %s, "
+     "'{\"max_depth\": 1, \"preprocess\": {\"*\": {\"impute\": \"median\", \"scale\": \"standard\"}}}')" % F,
+     [4.5, 5.5, 6.5] if tlib.CI else [3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5]),
+    ("train gbt evaluation and profile", "SELECT 1 FROM mlpipe.train('c_ge', 'gbt', "
+     "'SELECT t.* FROM public.big t, generate_series(1, 10) g', 'yr', %s, "
+     "'{\"n_estimators\": 400, \"max_depth\": 8, \"test_size\": 0.9}')" % F,
+     [6.0, 8.0] if tlib.CI else [5.0, 6.0, 7.0, 8.0, 9.0, 10.0]),
 ]
 
 
@@ -97,6 +109,8 @@ def main():
                 continue
             counted += 1
             codes.add(code)
+            if lat > LIMIT / 2:
+                print("# cancel %s after %.1f s: %.2f s (%s)" % (name, d, lat, code))
             worst = max(worst, lat)
         if counted == 0:
             print("# cancel %s: never running at cancel time, no check" % name)

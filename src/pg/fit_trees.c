@@ -282,6 +282,7 @@ trees_task_and_split(TreeFit *F)
 	MlError		err = {0};
 
 	F->task = trees_finish_targets(L, F->task_param, F->target, &F->classes, &F->n_classes);
+	CHECK_FOR_INTERRUPTS();		/* each of these phases takes up to ~0.5 s on millions of rows */
 	if (F->task == ML_TASK_CLASSIFY && L->yv)
 	{
 		pfree(L->yv);			/* the class ids are all that is needed now */
@@ -416,7 +417,9 @@ preprocess_sample(TreeFit *F)
 		if (L->sample_src[row] >= 0 && L->sample_src[row] != row)
 			memcpy(L->sample + (Size) L->sample_src[row] * L->d, L->sample + (Size) row * L->d,
 				   sizeof(double) * L->d);
+	CHECK_FOR_INTERRUPTS();
 	trees_task_and_split(F);
+	CHECK_FOR_INTERRUPTS();
 	Xt = prep_fit_transform(&F->pe, F->params, &F->info, L->sample, L->n,
 							F->n_test > 0 ? F->is_test : NULL,
 							F->task == ML_TASK_CLASSIFY ? L->yl : NULL, F->n_classes,

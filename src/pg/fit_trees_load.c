@@ -185,7 +185,7 @@ sample_reserve(TreeLoad *L, int64 rows)
 		cap = Min(cap, TREES_SAMPLE);
 	bytes = (Size) cap * L->d * (sizeof(double) + 1) + sizeof(int64) * cap;
 	pg_memory_check((double) bytes, "Raise mlpipe.max_memory, or train on a sample of the source.",
-					"training data of more than " INT64_FORMAT " rows x %d features", L->sample_cap, L->d);
+					"training data of " INT64_FORMAT " rows x %d features", cap, L->d);
 	L->sample = L->sample ? repalloc_huge(L->sample, sizeof(double) * cap * L->d)
 		: MemoryContextAllocHuge(L->mcxt, sizeof(double) * cap * L->d);
 	L->sample_src = L->sample_src ? repalloc_huge(L->sample_src, sizeof(int64) * cap)

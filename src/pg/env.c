@@ -128,7 +128,7 @@ pg_memory_check(double need, const char *hint, const char *fmt,...)
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 			 errmsg("%s needs %.1f MB, over mlpipe.max_memory = %d %s",
-					what.data, need / 1048576.0,
+					what.data, ceil(need / 104857.6) / 10.0,	/* rounded up: never "64.0 over 64" */
 					budget_kb % 1024 == 0 ? budget_kb / 1024 : budget_kb,
 					budget_kb % 1024 == 0 ? "MB" : "kB"),
 			 hint ? errhint("%s", hint) : 0));

@@ -290,6 +290,17 @@ mc_centres_free(const MlEnv *env, McCentres *cs)
 	ml_free(env, cs->intra);
 }
 
+/* Working memory of mc_centres and its callers (cluster_metrics.h). */
+double
+cluster_centres_bytes(const MlEnv *env, int64_t n, int d, int k)
+{
+	int64_t		nblocks = (n + MC_BLOCK - 1) / MC_BLOCK;
+	double		slab = (double) mc_slab(env, nblocks, (double) MC_BLOCK * d);
+
+	/* cnt, means, intra, the overall mean, and mc_cluster_sums' widest part + comp */
+	return sizeof(double) * ((double) k * (d + 2) + d + (slab < 1 ? 1 : slab) * k * d + (double) k * d);
+}
+
 /*
  * Calinski-Harabasz: between-cluster dispersion over within-cluster
  * dispersion, times (n - labels) / (labels - 1); 1 when every cluster is a
@@ -720,6 +731,23 @@ mc_sample_rows(const MlEnv *env, int64_t n, int64_t m, uint64_t seed, int64_t **
 			return ml_fail_cancelled(err);
 	}
 	return ML_OK;
+}
+
+/*
+ * Working memory of the silhouette (cluster_metrics.h): the direct kernel's
+ * buffers; the blocked kernel for wide data needs no more than these.
+ */
+double
+cluster_silhouette_bytes(const MlEnv *env, int64_t n, int d, int k, int64_t sample_size)
+{
+	double		m = (double) ((sample_size > 0 && n > sample_size) ? sample_size : n);
+
+	/* cnt, start, fill; rows (sampled); lab, s; scratch; XT */
+	return sizeof(int64_t) * (3.0 * k + 1) +
+		(m < (double) n ? sizeof(int64_t) * m : 0.0) +
+		(sizeof(int) + sizeof(double)) * m +
+		sizeof(double) * (double) mc_tasks(env) * MC_R * ((double) d + k) +
+		sizeof(double) * (m + MC_TILE) * d;
 }
 
 /* The default sample: largest m with m^2 d <= CLUSTER_SIL_WORK (cluster_metrics.h). */

@@ -70,4 +70,15 @@ MlStatus	cluster_davies_bouldin(const MlEnv *env, const double *X, int64_t n,
 								   int d, const int *labels, int k,
 								   double *out, MlError *err);
 
+/*
+ * Bytes of working memory the functions above allocate through env beyond
+ * X and labels (an upper bound), for callers that enforce a budget before
+ * calling: cluster_silhouette with these n, d, k, sample_size, and
+ * cluster_calinski_harabasz / cluster_davies_bouldin (the same figure for
+ * both). A double, as the product can exceed size_t on 32-bit targets.
+ */
+double		cluster_silhouette_bytes(const MlEnv *env, int64_t n, int d, int k,
+									 int64_t sample_size);
+double		cluster_centres_bytes(const MlEnv *env, int64_t n, int d, int k);
+
 #endif							/* CLUSTER_METRICS_H */

@@ -141,15 +141,6 @@ prep_transform_levels(const MlPrep *p, const double *raw, double *out, MlError *
 }
 
 static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
-static int
 cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *) a, *(char *const *) b);
@@ -166,10 +157,59 @@ quantile_sorted(const double *v, int64_t n, double q)
 	return v[lo] + (v[hi] - v[lo]) * (pos - (double) lo);
 }
 
-/* Fits imputation and scaling of one numeric column from its training values. */
+#define PP_SORT_CHECK	65536	/* merges of this many values check for cancel */
+
+/*
+ * Sorts a[0..n) ascending, stably (a merge sort: the order glibc's qsort
+ * gives, so fitted statistics do not change), with tmp holding n / 2 + 1
+ * values; calls env->check after every merge of PP_SORT_CHECK values or
+ * more, so a cancel is seen within milliseconds however long the column.
+ * False when check asked to stop.
+ */
+static bool
+sort_values(const MlEnv *env, double *a, double *tmp, int64_t n)
+{
+	int64_t		h,
+				i,
+				j,
+				k;
+
+	if (n <= 24)
+	{
+		for (i = 1; i < n; i++)
+		{
+			double		v = a[i];
+
+			for (j = i; j > 0 && a[j - 1] > v; j--)
+				a[j] = a[j - 1];
+			a[j] = v;
+		}
+		return true;
+	}
+	h = n / 2;
+	if (!sort_values(env, a, tmp, h) || !sort_values(env, a + h, tmp, n - h))
+		return false;
+	if (a[h] < a[h - 1])
+	{
+		memcpy(tmp, a, sizeof(double) * (size_t) h);
+		i = 0;
+		j = h;
+		k = 0;
+		while (i < h && j < n)
+			a[k++] = a[j] < tmp[i] ? a[j++] : tmp[i++];
+		while (i < h)
+			a[k++] = tmp[i++];
+	}
+	return n < PP_SORT_CHECK || !ml_check(env, "preprocessing", 0, 0, 0.0);
+}
+
+/*
+ * Fits imputation and scaling of one numeric column from its training
+ * values (buf and tmp: scratch of d->n and d->n / 2 + 1 values).
+ */
 static MlStatus
-fit_number(PpColumn *c, const PpSpec *s, const PpFitData *d, uint32_t col, double *buf,
-		   MlError *err)
+fit_number(const MlEnv *env, PpColumn *c, const PpSpec *s, const PpFitData *d, uint32_t col,
+		   double *buf, double *tmp, MlError *err)
 {
 	int64_t		r,
 				n = 0;
@@ -185,6 +225,8 @@ fit_number(PpColumn *c, const PpSpec *s, const PpFitData *d, uint32_t col, doubl
 	{
 		double		v = d->X[(size_t) r * d->n_in + col];
 
+		if ((r & 0xfffff) == 0xfffff && ml_check(env, "preprocessing", 0, 0, 0.0))
+			return ml_fail_cancelled(err);
 		if ((d->is_train && !d->is_train[r]) || isnan(v))
 			continue;
 		buf[n++] = v;
@@ -200,7 +242,10 @@ fit_number(PpColumn *c, const PpSpec *s, const PpFitData *d, uint32_t col, doubl
 	}
 	if (n > 0 && (c->impute == PP_IMPUTE_MEDIAN || c->impute == PP_IMPUTE_MODE ||
 				  c->scale == PP_SCALE_ROBUST))
-		qsort(buf, (size_t) n, sizeof(double), cmp_double);
+	{
+		if (!sort_values(env, buf, tmp, n))
+			return ml_fail_cancelled(err);
+	}
 	if (n > 0)
 	{
 		switch (c->impute)
@@ -541,10 +586,11 @@ prep_fit(const MlEnv *env, const PpFitData *d, const PpSpec *spec, MlPrep *p,
 {
 	uint32_t	i;
 	double	   *buf = ml_alloc(env, sizeof(double) * (d->n > 0 ? (size_t) d->n : 1));
+	double	   *tmp = ml_alloc(env, sizeof(double) * ((size_t) d->n / 2 + 1));
 	uint32_t  **cl = ml_calloc(env, d->n_in ? d->n_in : 1, sizeof(uint32_t *));
 
 	memset(p, 0, sizeof(*p));
-	if (!buf || !cl)
+	if (!buf || !tmp || !cl)
 		return ml_fail(err, ML_ERR_MEMORY, "out of memory fitting the preprocessing");
 	p->n_in = d->n_in;
 	p->cols = ml_calloc(env, d->n_in ? d->n_in : 1, sizeof(PpColumn));
@@ -560,13 +606,14 @@ prep_fit(const MlEnv *env, const PpFitData *d, const PpSpec *spec, MlPrep *p,
 			return ml_fail(err, ML_ERR_MEMORY, "out of memory fitting the preprocessing");
 		c->categorical = d->categorical[i];
 		st = c->categorical ? fit_category(env, c, &spec[i], d, i, &cl[i], err)
-			: fit_number(c, &spec[i], d, i, buf, err);
+			: fit_number(env, c, &spec[i], d, i, buf, tmp, err);
 		if (st != ML_OK)
 			return st;
 		if (ml_check(env, "preprocessing", (int) i, (int) d->n_in, 0))
 			return ml_fail_cancelled(err);
 	}
 	ml_free(env, buf);
+	ml_free(env, tmp);
 	*code_level = cl;
 	return prep_layout(env, p, err);
 }

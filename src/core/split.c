@@ -69,6 +69,11 @@ split_test_rows(const MlEnv *env, int64_t n, const int32_t *y_class, int n_class
 				take = m - 1;
 			mark_shuffled_prefix(&rng, idx, m, take, is_test);
 			*n_test += take;
+			if (ml_check(env, "split", c + 1, n_classes, 0.0))
+			{
+				ml_free(env, idx);
+				return ml_fail_cancelled(err);
+			}
 		}
 	}
 	else

@@ -14,14 +14,20 @@
 
 #include <math.h>
 
-/* The aggregate's memory context; XX000 naming fn outside an aggregate. */
+/*
+ * The aggregate's memory context; 0A000 naming fn when a support function
+ * is called directly (the transition and combine functions of aggregates
+ * over SQL types are callable from SQL).
+ */
 MemoryContext
 agg_context(FunctionCallInfo fcinfo, const char *fn)
 {
 	MemoryContext ctx;
 
 	if (!AggCheckCallContext(fcinfo, &ctx))
-		elog(ERROR, "%s called in a non-aggregate context", fn);
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("%s can only be called by its aggregate", fn),
+						errhint("It is a support function of an mlpipe aggregate; call the aggregate instead.")));
 	return ctx;
 }
 
@@ -128,18 +134,26 @@ labeled_rows_new(MemoryContext ctx, int width)
 	return r;
 }
 
-/* Room for `more` rows. */
+/*
+ * Room for `more` rows, within mlpipe.max_memory (54000 with the figure
+ * over it): the capacity doubles, clamped to what the budget allows.
+ */
 static void
 labeled_rows_reserve(LabeledRows *r, int64 more, const char *what)
 {
 	int64		need = r->n + more;
+	double		row_bytes = sizeof(double) * r->width + sizeof(int32);
+	int64		by_budget;
 
 	if (need <= r->cap)
 		return;
-	if (need > (int64) (MaxAllocHugeSize / (sizeof(double) * r->width + sizeof(int32))))
+	pg_memory_check(need * row_bytes, "Raise mlpipe.max_memory, or aggregate a sample or smaller groups.",
+					"mlpipe.%s keeping " INT64_FORMAT " rows of %d values", what, need, r->width);
+	if (need > (int64) (MaxAllocHugeSize / row_bytes))
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						errmsg("mlpipe.%s: too many rows (" INT64_FORMAT ")", what, need)));
-	r->cap = Max(need, Max(r->cap * 2, 1024));
+	by_budget = (int64) ((double) mlpipe_max_memory_kb() * 1024.0 / row_bytes);
+	r->cap = Max(need, Min(Max(r->cap * 2, 1024), by_budget));
 	if (r->id == NULL)
 	{
 		r->id = MemoryContextAllocHuge(r->ctx, sizeof(int32) * r->cap);
@@ -196,7 +210,8 @@ labeled_rows_recv(StringInfo buf, MemoryContext ctx, const char *what)
 	int64		n = pq_getmsgint64(buf);
 
 	if (width < 1 || n < 0 || n > (int64) (buf->len / (sizeof(double) * width + sizeof(int32))))
-		elog(ERROR, "mlpipe.%s: corrupt aggregate state", what);
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+						errmsg("mlpipe.%s: corrupt aggregate state", what)));
 	r = labeled_rows_new(ctx, width);
 	labeled_rows_reserve(r, n, what);
 	memcpy(r->id, pq_getmsgbytes(buf, sizeof(int32) * n), sizeof(int32) * n);

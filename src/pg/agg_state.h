@@ -12,7 +12,7 @@
 
 #include "lib/stringinfo.h"
 
-/* The aggregate's memory context; XX000 naming fn when called outside one. */
+/* The aggregate's memory context; 0A000 naming fn when called outside one. */
 MemoryContext agg_context(FunctionCallInfo fcinfo, const char *fn);
 
 /*

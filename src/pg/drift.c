@@ -43,7 +43,7 @@ zero_counts(MemoryContext cxt, int n)
 Datum
 mlpipe_bin_counts_accum(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._bin_counts");
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._bin_counts_accum");
 	ArrayType  *state;
 	int			nbins,
 				bin;
@@ -73,7 +73,7 @@ mlpipe_bin_counts_accum(PG_FUNCTION_ARGS)
 Datum
 mlpipe_bin_counts_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._bin_counts combine");
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._bin_counts_combine");
 	ArrayType  *a,
 			   *b;
 	int64	   *pa,

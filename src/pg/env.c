@@ -5,6 +5,7 @@
  */
 #include "mlpipe.h"
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -94,12 +95,43 @@ pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads)
 	pe->env.free = pg_env_free;
 	pe->env.check = pg_env_check;
 	pe->env.ctx = pe;
-	pe->env.n_threads = threads ? mlpipe_threads : 1;
+	pe->env.n_threads = threads ? mlpipe_threads() : 1;
 	pe->mcxt = mcxt;
 	pe->what = what;
 	pe->value_name = "loss";
 	pe->start_us = pg_env_now_us();
 	pe->last_notice_us = pe->start_us;
+}
+
+/* 54000 when need bytes exceed mlpipe.max_memory (mlpipe.h). */
+void
+pg_memory_check(double need, const char *hint, const char *fmt,...)
+{
+	int			budget_kb = mlpipe_max_memory_kb();
+	StringInfoData what;
+
+	if (need <= (double) budget_kb * 1024.0)
+		return;
+	initStringInfo(&what);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&what, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&what, needed);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("%s needs %.1f MB, over mlpipe.max_memory = %d %s",
+					what.data, ceil(need / 104857.6) / 10.0,	/* rounded up: never "64.0 over 64" */
+					budget_kb % 1024 == 0 ? budget_kb / 1024 : budget_kb,
+					budget_kb % 1024 == 0 ? "MB" : "kB"),
+			 hint ? errhint("%s", hint) : 0));
 }
 
 /*

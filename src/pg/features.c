@@ -71,7 +71,7 @@ feat_name(const FeatState *st)
 static int64
 feat_limit(void)
 {
-	int64		by_budget = (int64) mlpipe_max_memory_kb * 1024 / (int64) sizeof(TsPoint);
+	int64		by_budget = (int64) mlpipe_max_memory_kb() * 1024 / (int64) sizeof(TsPoint);
 
 	return Min(by_budget, FEAT_MAX_POINTS);
 }
@@ -92,7 +92,7 @@ feat_reserve(FeatState *st, MemoryContext aggcxt, int64 more)
 				 errmsg("%s: a group has more than %lld readings", feat_name(st), (long long) limit),
 				 errdetail("Each group keeps its readings (16 bytes each) until its result is computed; "
 						   "mlpipe.max_memory is %d kB and the hard limit is %lld readings.",
-						   mlpipe_max_memory_kb, (long long) FEAT_MAX_POINTS),
+						   mlpipe_max_memory_kb(), (long long) FEAT_MAX_POINTS),
 				 errhint("Raise mlpipe.max_memory or aggregate smaller groups (for example per day).")));
 	cap = Max(st->cap * 2, 64);
 	cap = Min(Max(cap, need), limit);

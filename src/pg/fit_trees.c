@@ -302,6 +302,7 @@ trees_task_and_split(TreeFit *F)
 	MlError		err = {0};
 
 	F->task = trees_finish_targets(L, F->task_param, F->target, &F->classes, &F->n_classes);
+	CHECK_FOR_INTERRUPTS();		/* each of these phases takes up to ~0.5 s on millions of rows */
 	if (F->task == ML_TASK_CLASSIFY && L->yv)
 	{
 		pfree(L->yv);			/* the class ids are all that is needed now */
@@ -434,7 +435,9 @@ preprocess_sample(TreeFit *F)
 		if (L->sample_src[row] >= 0 && L->sample_src[row] != row)
 			memcpy(L->sample + (Size) L->sample_src[row] * L->d, L->sample + (Size) row * L->d,
 				   sizeof(double) * L->d);
+	CHECK_FOR_INTERRUPTS();
 	trees_task_and_split(F);
+	CHECK_FOR_INTERRUPTS();
 	Xt = prep_fit_transform(&F->pe, F->params, &F->info, L->sample, L->n,
 							F->n_test > 0 ? F->is_test : NULL,
 							F->task == ML_TASK_CLASSIFY ? L->yl : NULL, F->n_classes,
@@ -477,9 +480,12 @@ bin_rows(TreeFit *F)
 	{
 		TreeBins	one;
 
+		/* a column of every row takes about half a second on 3M rows */
+		CHECK_FOR_INTERRUPTS();
 		for (row = 0, nc = 0; row < ns; row++)
 			if (!F->use_prep || F->n_test == 0 || !F->is_test[row])
 				col[nc++] = L->sample[(Size) row * L->d + j];
+		CHECK_FOR_INTERRUPTS();
 		ML_CHECK_STATUS(trees_bins_fit(&F->pe.env, col, nc, 1, F->max_bins, 0, F->seed, &one, &err), &err);
 		bins->n_bins[j] = one.n_bins[0];
 		memcpy(bins->cuts + (Size) j * 256, one.cuts, sizeof(double) * 256);
@@ -520,11 +526,8 @@ check_training_memory(TreeFit *F)
 	data_bytes = (Size) (L->n + F->n_test) * L->d +
 		(Size) F->n_test * Max(F->n_classes, 1) * sizeof(double);	/* test probabilities */
 	need = work > SIZE_MAX - data_bytes ? SIZE_MAX : work + data_bytes;
-	if (need > (Size) mlpipe_max_memory_kb * 1024)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("training needs %.1f MB, over mlpipe.max_memory = %d MB",
-							   need / 1048576.0, mlpipe_max_memory_kb / 1024),
-						errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
+	pg_memory_check((double) need, "Raise mlpipe.max_memory, or train on a sample of the source.",
+					"training on " INT64_FORMAT " rows x %d features", L->n, L->d);
 }
 
 /*

@@ -184,11 +184,8 @@ sample_reserve(TreeLoad *L, int64 rows)
 	if (!L->keep_all)
 		cap = Min(cap, TREES_SAMPLE);
 	bytes = (Size) cap * L->d * (sizeof(double) + 1) + sizeof(int64) * cap;
-	if (bytes > (Size) mlpipe_max_memory_kb * 1024)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("training data needs more than %.1f MB for the next %d-feature rows, over mlpipe.max_memory = %d MB",
-							   bytes / 1048576.0, L->d, mlpipe_max_memory_kb / 1024),
-						errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
+	pg_memory_check((double) bytes, "Raise mlpipe.max_memory, or train on a sample of the source.",
+					"training data of " INT64_FORMAT " rows x %d features", cap, L->d);
 	L->sample = L->sample ? repalloc_huge(L->sample, sizeof(double) * cap * L->d)
 		: MemoryContextAllocHuge(L->mcxt, sizeof(double) * cap * L->d);
 	L->sample_src = L->sample_src ? repalloc_huge(L->sample_src, sizeof(int64) * cap)
@@ -518,11 +515,8 @@ trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins
 {
 	Size		bytes = (Size) L->seen * L->d;
 
-	if (bytes * 2 > (Size) mlpipe_max_memory_kb * 1024)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("training needs %.1f MB for " INT64_FORMAT " rows x %d binned features, over mlpipe.max_memory = %d MB",
-							   bytes * 2 / 1048576.0, L->seen, L->d, mlpipe_max_memory_kb / 1024),
-						errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
+	pg_memory_check((double) bytes * 2, "Raise mlpipe.max_memory, or train on a sample of the source.",
+					"training on " INT64_FORMAT " rows x %d binned features", L->seen, L->d);
 	reset_for_pass2(L);
 	L->bins = bins;
 	spec->on_plan = pass2_plan;

@@ -10,6 +10,10 @@
  * NULLs: a row with a NULL in any argument is ignored; no rows give NULL.
  * NaN or infinite numbers, arrays with NULL elements or of the wrong length
  * are errors (22000), as scikit-learn rejects them.
+ *
+ * Memory: the kept points and the final's work (the labels, and what the
+ * core computation allocates, the silhouette's feature-major copy above
+ * all) count against mlpipe.max_memory; over it is 54000 with the figure.
  */
 #include "agg_state.h"
 
@@ -28,26 +32,27 @@ PG_FUNCTION_INFO_V1(mlpipe_points_trans);
 Datum
 mlpipe_points_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext ctx = agg_context(fcinfo, "clustering metric");
+	MemoryContext ctx = agg_context(fcinfo, "mlpipe._points_trans");
 	PointState *st = PG_ARGISNULL(0) ? NULL : (PointState *) PG_GETARG_POINTER(0);
+	const char *name;
 	double	   *x;
 	int			d;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		return agg_state_unchanged(fcinfo);
-	x = agg_float8_array(PG_GETARG_ARRAYTYPE_P(1), &d, agg_name(fcinfo, "clustering metric"), "x");
+	name = agg_name(fcinfo, "clustering metric");
+	x = agg_float8_array(PG_GETARG_ARRAYTYPE_P(1), &d, name, "x");
 	if (d == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-						errmsg("mlpipe.%s: x is empty; a point needs at least one feature",
-							   agg_name(fcinfo, "clustering metric"))));
+						errmsg("mlpipe.%s: x is empty; a point needs at least one feature", name)));
 	if (st == NULL)
 		st = labeled_rows_new(ctx, d);
 	if (d != st->width)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("mlpipe.%s: x has %d elements here but %d in earlier rows",
-							   agg_name(fcinfo, "clustering metric"), d, st->width),
+							   name, d, st->width),
 						errhint("Every point needs the same number of features.")));
-	labeled_rows_add(st, PG_GETARG_INT32(2), x, "clustering metric");
+	labeled_rows_add(st, PG_GETARG_INT32(2), x, name);
 	PG_RETURN_POINTER(st);
 }
 
@@ -96,7 +101,7 @@ mlpipe_points_combine(PG_FUNCTION_ARGS)
 	if (a->width != b->width)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("mlpipe: x has %d elements in some rows and %d in others", b->width, a->width)));
-	labeled_rows_append(a, b, "clustering metric");
+	labeled_rows_append(a, b, agg_name(fcinfo, "clustering metric"));
 	PG_RETURN_POINTER(a);
 }
 
@@ -137,6 +142,26 @@ typedef enum ClusterMetric
 	CM_DAVIES
 } ClusterMetric;
 
+/*
+ * 54000 unless the final fits in mlpipe.max_memory with the points it
+ * keeps: the state, the labels (points_labels: two int32 per point) and the
+ * core's working memory for k distinct labels.
+ */
+static void
+points_check_memory(const PointState *st, const MlEnv *env, ClusterMetric which, int k,
+					const char *name)
+{
+	double		need = (double) st->cap * (sizeof(double) * st->width + sizeof(int32)) +
+		2.0 * sizeof(int32) * st->n;
+
+	if (which == CM_SILHOUETTE)
+		need += cluster_silhouette_bytes(env, st->n, st->width, k, 0);
+	else
+		need += cluster_centres_bytes(env, st->n, st->width, k);
+	pg_memory_check(need, "Raise mlpipe.max_memory, or aggregate a sample of the points.",
+					"mlpipe.%s of " INT64_FORMAT " points x %d features", name, st->n, st->width);
+}
+
 /* The final of the clustering metric `which` over the state's points. */
 static Datum
 points_final(FunctionCallInfo fcinfo, ClusterMetric which, const char *name)
@@ -152,8 +177,9 @@ points_final(FunctionCallInfo fcinfo, ClusterMetric which, const char *name)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	st = (PointState *) PG_GETARG_POINTER(0);
-	lab = points_labels(st, &k);
 	pg_env_init(&pe, CurrentMemoryContext, name, true);
+	lab = points_labels(st, &k);
+	points_check_memory(st, &pe.env, which, k, name);
 	if (which == CM_SILHOUETTE)
 		rc = cluster_silhouette(&pe.env, st->val, st->n, st->width, lab, k, 0, 0, &v, &err);
 	else if (which == CM_CALINSKI)

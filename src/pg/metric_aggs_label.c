@@ -83,8 +83,13 @@ label_index(LabelState *st, const char *s, int len, const char *agg)
 	{
 		/* grow the matrix, keeping rows in place at the new width */
 		int			ncap = st->cap * 2;
-		int64	   *nc = MemoryContextAllocZero(st->ctx, sizeof(int64) * ncap * ncap);
+		int64	   *nc;
 		int			r;
+
+		pg_memory_check((double) sizeof(int64) * ncap * ncap,
+						"Raise mlpipe.max_memory, or aggregate fewer distinct labels.",
+						"mlpipe.%s's confusion matrix for %d labels", agg, ncap);
+		nc = MemoryContextAllocZero(st->ctx, sizeof(int64) * ncap * ncap);
 
 		for (r = 0; r < st->n_labels; r++)
 			memcpy(nc + (Size) r * ncap, st->counts + (Size) r * st->cap, sizeof(int64) * st->n_labels);

@@ -430,6 +430,11 @@ mlpipe_roc_auc_final(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	r = ((ScoreState *) PG_GETARG_POINTER(0))->rows;
 	pg_env_init(&pe, CurrentMemoryContext, "roc_auc", false);
+	/* the kept rows, then the ranking's (score, truth) pairs, truths and scores */
+	pg_memory_check((double) r->cap * (sizeof(double) * r->width + sizeof(int32)) +
+					(double) r->n * (16 + 1 + 1 + sizeof(double)),
+					"Raise mlpipe.max_memory, or aggregate a sample of the rows.",
+					"mlpipe.roc_auc of " INT64_FORMAT " rows", r->n);
 	if (r->width == 1)
 	{
 		uint8	   *truth = palloc(Max(r->n, 1));

@@ -17,10 +17,13 @@
 
 #include <cjson/cJSON.h>
 
-/* GUCs (module.c). */
+/*
+ * GUCs (module.c). The two limits are read through functions that refuse
+ * (22023) a value given before load that PostgreSQL could only warn about.
+ */
 extern bool mlpipe_progress;
-extern int	mlpipe_max_memory_kb;
-extern int	mlpipe_threads;
+int			mlpipe_max_memory_kb(void);
+int			mlpipe_threads(void);
 
 /*
  * env.c: an MlEnv whose memory lives in mcxt and whose check is
@@ -40,6 +43,14 @@ void		pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads)
 void		pg_report_ml_error(const MlError *err) pg_attribute_noreturn();
 #define ML_CHECK_STATUS(st, err) do { if ((st) != ML_OK) pg_report_ml_error(err); } while (0)
 int64		pg_env_now_us(void);
+
+/*
+ * 54000 when `need` bytes exceed mlpipe.max_memory; the message reads
+ * "<what> needs <need> MB, over mlpipe.max_memory = <budget>", where what is
+ * fmt's text, and hint (or NULL) is the HINT. Every path that buffers rows
+ * or sizes its work checks through this before allocating.
+ */
+void		pg_memory_check(double need, const char *hint, const char *fmt,...) pg_attribute_printf(3, 4);
 
 /* params.c: params jsonb through cJSON, with every key checked. */
 void		mlpipe_cjson_init(void);

@@ -224,13 +224,9 @@ prep_fit_transform(PgEnv *pe, cJSON *params, const SourceInfo *info, const doubl
 	ML_CHECK_STATUS(prep_fit(&pe->env, &fd, spec, prep, &code_level, &err), &err);
 
 	bytes = (Size) Max(n, 1) * prep->n_out * sizeof(double);
-	if (bytes / prep->n_out / sizeof(double) != (Size) Max(n, 1) ||
-		bytes > (Size) mlpipe_max_memory_kb * 1024)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("preprocessed training data needs %.1f MB (" INT64_FORMAT " rows x %u features), over mlpipe.max_memory = %d MB",
-							   (double) n * prep->n_out * sizeof(double) / 1048576.0, n, prep->n_out,
-							   mlpipe_max_memory_kb / 1024),
-						errhint("Use ordinal or native encoding for columns with many values, or raise mlpipe.max_memory.")));
+	pg_memory_check((double) Max(n, 1) * prep->n_out * sizeof(double),
+					"Use ordinal or native encoding for columns with many values, or raise mlpipe.max_memory.",
+					"preprocessed training data of " INT64_FORMAT " rows x %u features", n, prep->n_out);
 	out = MemoryContextAllocHuge(CurrentMemoryContext, bytes);
 	row = palloc(sizeof(double) * Max(info->d, 1));
 	for (r = 0; r < n; r++)

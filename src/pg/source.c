@@ -932,7 +932,7 @@ dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 	if (out->n == ds->cap)
 	{
 		int64		newcap = ds->cap ? ds->cap * 2 : 16384;
-		Size		budget = (Size) mlpipe_max_memory_kb * 1024;
+		Size		budget = (Size) mlpipe_max_memory_kb() * 1024;
 		Size		bytes;
 
 		if ((Size) newcap * out->d * sizeof(double) > budget)
@@ -940,12 +940,10 @@ dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 			/* The smallest growth that still fits, before giving up. */
 			newcap = budget / (out->d * sizeof(double));
 			if (newcap <= out->n)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("training data needs more than %.1f MB (over " INT64_FORMAT " rows x %d features), over mlpipe.max_memory = %d MB",
-								(double) (out->n + 1) * out->d * sizeof(double) / 1048576.0,
-								out->n, out->d, mlpipe_max_memory_kb / 1024),
-						 errhint("Raise mlpipe.max_memory, or train on a sample of the source.")));
+				pg_memory_check((double) (out->n + 1) * out->d * sizeof(double),
+								"Raise mlpipe.max_memory, or train on a sample of the source.",
+								"training data of more than " INT64_FORMAT " rows x %d features",
+								out->n, out->d);
 		}
 		bytes = (Size) newcap * out->d * sizeof(double);
 		out->X = out->X ? repalloc_huge(out->X, bytes) : MemoryContextAllocHuge(ds->mcxt, bytes);

@@ -4,7 +4,10 @@ Cancels (pg_cancel_backend) long statements of every algorithm and phase at
 a few delays and measures the time from the cancel to the error reaching the
 client: training k-means, mini-batch k-means, a deep decision tree, a
 600-tree random forest, a 600-round gbt; scoring (predict_table, evaluate on
-the test rows, cross_validate, search). Promise: within 1 s, and the
+the test rows, cross_validate, search), and phases those pass through only
+briefly: the silhouette aggregate over 100,000 points, k-means' own
+silhouette, preprocessing (median imputation and scaling of 3M rows), a
+gbt's test scoring and profile. Promise: within 1 s, and the
 statement ends in 57014. A statement that finished before its cancel is
 noted, not counted. CI: 2 delays per case, and 2 late ones in the random
 forest (after fitting: test rows, profile); about 70 s. TORTURE_LONG: 6 + 9.
@@ -20,7 +23,6 @@ import tlib
 DB = "torture_cancel"
 DELAYS = [0.7, 2.2] if tlib.CI else [0.3, 0.7, 1.2, 2.2, 3.5, 5.0]
 LIMIT = float(os.environ.get("CANCEL_LIMIT", "1.0"))
-XFAIL = "issue #10 item 10: cancel can take more than 1 s"
 F = "ARRAY['a','b','c']"
 CASES = [
     ("train kmeans", "SELECT 1 FROM mlpipe.train('c_km', 'kmeans', 'public.big', NULL, %s, "
@@ -42,6 +44,18 @@ CASES = [
                        "'{\"n_estimators\": 300}', 5)" % F),
     ("search", "SELECT 1 FROM mlpipe.search('c_s', 'gbt', 'public.big', 'yr', %s, "
                "'{\"n_estimators\": [300, 400], \"max_depth\": [5, 6]}', 'grid', 3)" % F),
+    # phases the cases above pass through only briefly
+    ("silhouette aggregate", "SELECT mlpipe.silhouette(ARRAY[a, b, yr], (id % 7)::int) FROM public.big"),
+    ("train kmeans silhouette", "SELECT 1 FROM mlpipe.train('c_ks', 'kmeans', 'public.big', NULL, %s, "
+                                "'{\"k\": 3, \"n_init\": 1, \"max_iter\": 3, \"sample_size\": 100000}')" % F),
+    ("train preprocessing (median of 3M rows)", "SELECT 1 FROM mlpipe.train('c_pp', 'decision_tree', "
+     "'SELECT a, b, c, y FROM public.big, generate_series(1, 30) g', 'y', %s, "
+     "'{\"max_depth\": 1, \"preprocess\": {\"*\": {\"impute\": \"median\", \"scale\": \"standard\"}}}')" % F,
+     [4.5, 5.5, 6.5] if tlib.CI else [3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5]),
+    ("train gbt evaluation and profile", "SELECT 1 FROM mlpipe.train('c_ge', 'gbt', "
+     "'SELECT t.* FROM public.big t, generate_series(1, 10) g', 'yr', %s, "
+     "'{\"n_estimators\": 400, \"max_depth\": 8, \"test_size\": 0.9}')" % F,
+     [6.0, 8.0] if tlib.CI else [5.0, 6.0, 7.0, 8.0, 9.0, 10.0]),
 ]
 
 
@@ -97,13 +111,15 @@ def main():
                 continue
             counted += 1
             codes.add(code)
+            if lat > LIMIT / 2:
+                print("# cancel %s after %.1f s: %.2f s (%s)" % (name, d, lat, code))
             worst = max(worst, lat)
         if counted == 0:
             print("# cancel %s: never running at cancel time, no check" % name)
             continue
         tlib.result(worst <= LIMIT and codes == {"57014"},
                     "issue10 cancel: %s stops within %.1f s of a cancel" % (name, LIMIT),
-                    "worst %.2f s over %d cancels, sqlstates %s" % (worst, counted, sorted(codes)), xfail=XFAIL)
+                    "worst %.2f s over %d cancels, sqlstates %s" % (worst, counted, sorted(codes)))
         print("# cancel %s: worst latency %.2f s over %d cancels" % (name, worst, counted))
     print("# cancel: %.0f s" % (time.time() - t0))
     tlib.finish()

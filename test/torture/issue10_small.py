@@ -85,7 +85,6 @@ def forged_runs(cur):
 
 
 def settings_before_load():
-    xf = "issue #10 item 8: out-of-range settings before load only WARN"
     for setting, bad in (("mlpipe.max_memory", "100"), ("mlpipe.max_memory", "-1"),
                          ("mlpipe.threads", "1000"), ("mlpipe.threads", "0")):
         name = "issue10 settings: %s = %s set before load is refused when it matters" % (setting, bad)
@@ -100,10 +99,10 @@ def settings_before_load():
             cur.execute("SELECT 1 FROM mlpipe.train('gucs', 'kmeans', 'public.tdata', NULL, ARRAY['a','b'], '{\"k\": 2}')")
             cur.execute("SHOW %s" % setting)
             shown = cur.fetchone()[0]
-            tlib.result(False, name, "training ran with %s = %s" % (setting, shown), xfail=xf)
+            tlib.result(False, name, "training ran with %s = %s" % (setting, shown))
         except psycopg2.Error as e:
             tlib.result(e.pgcode in ("22023", "54000", "F0000", "55000"), name,
-                        "%s %s" % (e.pgcode, e.pgerror), xfail=xf)
+                        "%s %s" % (e.pgcode, e.pgerror))
         c.close()
 
 
@@ -118,7 +117,7 @@ def bin_counts(cur):
         except psycopg2.Error as e:
             code = e.pgcode
         tlib.result(code != "XX000", "issue10 XX000: %s raises a user-error SQLSTATE" % sql[7:],
-                    code, xfail="issue #10 item 9: _bin_counts_* raise XX000")
+                    code)
 
 
 def main():

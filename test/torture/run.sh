@@ -14,8 +14,8 @@
 #   kill9             ~10   kill -9 during train, predict_table, run_pipeline
 #   dump_restore       ~3   pg_dump / pg_restore fidelity
 #   standby           ~30   hot standby by pg_basebackup + streaming replication
-#   issue10_*        ~150   items 1-10 of issue #10 (search_path ~40,
-#                           names ~30, cancel ~70, memory ~12, cron, small)
+#   issue10_*        ~180   items 1-10 of issue #10 (search_path ~40,
+#                           names ~30, cancel ~105, memory ~2, cron, small)
 # whole suite: about 5 minutes. TORTURE_LONG=1: long manual mode (more
 # fuzz calls, 60,000 SQLsmith queries, 300 s of concurrency, 12 kills per
 # phase, more cancel points, roc_auc/log_loss memory cases): about 1 hour.

@@ -1,7 +1,9 @@
-/* module.c: module magic and the GUCs. */
+/* module.c: module magic, the GUCs and the planner hook (predict_support.c). */
 #include "mlpipe.h"
 
 #include "utils/guc.h"
+
+#include "predict_support.h"
 
 #include <limits.h>
 #include <unistd.h>
@@ -37,4 +39,5 @@ _PG_init(void)
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("mlpipe");
 	mlpipe_cjson_init();
+	predict_support_init();
 }

@@ -35,8 +35,9 @@
  * cached plans (prepared statements, plpgsql) instead of scoring with the
  * old artifact.
  *
- * What is not rewritten: a reference that is not a constant (a column, a
- * parameter of a generic plan), a reference that does not resolve (the
+ * A reference that is a column (per-row model names) is refused with a
+ * HINT in a query over a Citus table (refuse_column_reference). What is not
+ * rewritten: a parameter of a generic plan, a reference that does not resolve (the
  * function then raises its usual error when it runs), and calls by a user
  * without EXECUTE on the name form (the executor raises the usual
  * permission error).
@@ -59,6 +60,7 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/pathnodes.h"
 #include "nodes/supportnodes.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
 #include "parser/parse_func.h"
 #include "utils/acl.h"
@@ -336,7 +338,7 @@ typedef struct RewriteContext
 	bool		changed;
 } RewriteContext;
 
-/* True when a node holds a FuncExpr with a constant text first argument. */
+/* True when a node holds a name-form scorer call (a text model reference). */
 static bool
 has_candidate_walker(Node *node, void *context)
 {
@@ -348,12 +350,31 @@ has_candidate_walker(Node *node, void *context)
 	{
 		FuncExpr   *f = (FuncExpr *) node;
 
-		if (list_length(f->args) == 2 && IsA(linitial(f->args), Const) &&
-			((Const *) linitial(f->args))->consttype == TEXTOID &&
+		if (list_length(f->args) == 2 && exprType(linitial(f->args)) == TEXTOID &&
 			OidIsValid(artifact_form_of(f->funcid)))
 			return true;
 	}
 	return expression_tree_walker(node, has_candidate_walker, context);
+}
+
+/*
+ * A name-form call whose model reference is a column (it contains a Var) in
+ * a query over a Citus table: the reference cannot be resolved at plan time
+ * and the shard queries would look it up in the workers' empty registry, so
+ * refuse it here with a HINT instead of failing on a worker.
+ */
+static void
+refuse_column_reference(FuncExpr *call)
+{
+	if (list_length(call->args) != 2 || !OidIsValid(artifact_form_of(call->funcid)) ||
+		!contain_var_clause(linitial(call->args)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s needs a constant model reference in a query over a Citus table",
+					get_func_name(call->funcid)),
+			 errdetail("The registry lives on the coordinator; shard queries on the workers cannot look a model up by name."),
+			 errhint("Pass the model name as a literal, or join mlpipe.model_versions and score with the artifact form, e.g. mlpipe.predict(v.artifact, ...).")));
 }
 
 /* Replaces every name-form call with a constant reference, at any depth. */
@@ -367,7 +388,10 @@ rewrite_mutator(Node *node, RewriteContext *ctx)
 	if (IsA(node, FuncExpr))
 	{
 		Node	   *n = expression_tree_mutator(node, rewrite_mutator, ctx);
-		Node	   *replaced = name_form_to_artifact((FuncExpr *) n);
+		Node	   *replaced;
+
+		refuse_column_reference((FuncExpr *) n);
+		replaced = name_form_to_artifact((FuncExpr *) n);
 
 		if (replaced != NULL)
 		{

@@ -7,7 +7,6 @@
 # lines are the open gaps of #11 and do not fail the run.
 # Environment:
 #   CITUS_ROWS=200000     rows of readings and of rows to score (#11 used 2,000,000)
-#   CITUS_SUPPORT=1       apply test/citus/support.sql (the scoring-by-name prototype)
 #   CITUS_KEEP=1          leave the cluster running afterwards
 # Figures on this 2-core machine (shared with other builds, load 10-17):
 # Citus build once 3.6 min wall at load ~4 (2m45 s of CPU without LLVM
@@ -26,7 +25,6 @@ eval "$(bash scripts/citus-cluster.sh env)"
 [ -n "${CITUS_KEEP:-}" ] || trap 'bash scripts/citus-cluster.sh stop >/dev/null' EXIT
 
 args=(-v rows="$rows")
-[ "${CITUS_SUPPORT:-0}" = 0 ] || args+=(-v support=1)
 out=$(mktemp)
 suite_start=$(date +%s)
 psql -X -q -v ON_ERROR_STOP=1 "${args[@]}" -f test/citus/suite.sql 2>&1 | tee "$out"

@@ -377,23 +377,39 @@ SELECT ct.check('predict_by_name',
     $$SELECT count(*), sum(p), md5(string_agg(p::text, ',' ORDER BY id)) FROM
         (SELECT id, mlpipe.predict('ct_l_train_from_table', ARRAY[f1, f2, f3]) p FROM ct.score_local) s$$,
     $$SELECT count(*), sum(p), md5(string_agg(p::text, ',' ORDER BY id)) FROM
-        (SELECT id, mlpipe.predict('ct_l_train_from_table', ARRAY[f1, f2, f3]) p FROM ct.score_dist) s$$,
-    'the name is resolved inside the shard query, where the registry is empty');
+        (SELECT id, mlpipe.predict('ct_l_train_from_table', ARRAY[f1, f2, f3]) p FROM ct.score_dist) s$$);
 -- The shard query scores with the artifact itself (a bytea literal), not the name.
 SELECT CASE WHEN q ~ 'mlpipe\.predict\(''\\x' THEN 'PASS predict_by_name_in_shards  [the shard query scores with the artifact: ' || left(q, 50) || '...]'
-            ELSE 'XFAIL predict_by_name_in_shards: the shard query resolves the name on the worker (' || left(q, 100) || ')' END
+            ELSE 'FAIL predict_by_name_in_shards: the shard query resolves the name on the worker (' || left(q, 100) || ')' END
   FROM (SELECT substring(ct.plan($$SELECT mlpipe.predict('ct_l_train_from_table', ARRAY[f1, f2, f3]) FROM ct.score_dist$$)
                          FROM 'Query: ([^\n]*)') AS q) p;
 SELECT ct.check('predict_label_by_name_row_form',
     $$SELECT count(*), md5(string_agg(p, ',' ORDER BY id)) FROM
         (SELECT id, mlpipe.predict_label('ct_l_train_from_table', t) p FROM ct.score_local t) s$$,
     $$SELECT count(*), md5(string_agg(p, ',' ORDER BY id)) FROM
-        (SELECT id, mlpipe.predict_label('ct_l_train_from_table', t) p FROM ct.score_dist t) s$$,
-    'the name is resolved inside the shard query, where the registry is empty');
+        (SELECT id, mlpipe.predict_label('ct_l_train_from_table', t) p FROM ct.score_dist t) s$$);
 SELECT ct.check('predict_proba_by_name_one_shard',
     $$SELECT mlpipe.predict_proba('ct_l_train_from_table', ARRAY[f1, f2, f3]) FROM ct.score_local WHERE id = 42$$,
-    $$SELECT mlpipe.predict_proba('ct_l_train_from_table', ARRAY[f1, f2, f3]) FROM ct.score_dist WHERE id = 42$$,
-    'the name is resolved inside the shard query, even on one shard');
+    $$SELECT mlpipe.predict_proba('ct_l_train_from_table', ARRAY[f1, f2, f3]) FROM ct.score_dist WHERE id = 42$$);
+-- A model reference that is a column cannot be resolved at plan time: refused
+-- on the coordinator with a HINT (0A000) instead of failing on a worker.
+CREATE FUNCTION ct.column_ref_check() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    st text;
+    msg text;
+    hint text;
+BEGIN
+    PERFORM mlpipe.predict(m.name, ARRAY[s.f1, s.f2, s.f3])
+       FROM ct.score_dist s, (VALUES ('ct_l_train_from_table')) AS m(name) WHERE s.id = 42;
+    RETURN 'FAIL predict_column_ref_refused: no error';
+EXCEPTION WHEN others THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+    IF st = '0A000' AND hint LIKE '%artifact form%' THEN
+        RETURN format('PASS predict_column_ref_refused  [%s: %s HINT: %s]', st, msg, left(hint, 60));
+    END IF;
+    RETURN format('FAIL predict_column_ref_refused: %s: %s (HINT: %s)', st, msg, hint);
+END $$;
+SELECT ct.column_ref_check();
 SELECT ct.check('predict_bytea_joined_to_model_versions',
     $$SELECT count(*), sum(p), md5(string_agg(p::text, ',' ORDER BY id)) FROM
         (SELECT s.id, mlpipe.predict(v.artifact, ARRAY[s.f1, s.f2, s.f3]) p
@@ -417,17 +433,15 @@ SELECT ct.check('drift',
 
 SELECT ct.check('predict_table_new_target',
     $$SELECT mlpipe.predict_table('ct_l_train_from_table', 'ct.score_local', 'ct.out_local', 'id') AS n$$,
-    $$SELECT mlpipe.predict_table('ct_l_train_from_table', 'ct.score_dist', 'ct.out_new', 'id') AS n$$,
-    'the name is resolved inside the shard query, where the registry is empty');
+    $$SELECT mlpipe.predict_table('ct_l_train_from_table', 'ct.score_dist', 'ct.out_new', 'id') AS n$$);
 SELECT ct.check('predict_table_new_target_rows',
     $$SELECT count(*), md5(string_agg(concat_ws('|', id, prediction, label, proba, model, version), ',' ORDER BY id))
         FROM ct.out_local$$,
     $$SELECT count(*), md5(string_agg(concat_ws('|', id, prediction, label, proba, model, version), ',' ORDER BY id))
-        FROM ct.out_new$$,
-    'no rows were written (see predict_table_new_target)');
+        FROM ct.out_new$$);
 SELECT CASE WHEN kind = 'distributed by id, co-located with ct.score_dist'
             THEN format('PASS predict_table_new_target_distributed  [%s]', kind)
-            ELSE format('XFAIL predict_table_new_target_distributed: a new target is created as a plain table (%s)', kind) END
+            ELSE format('FAIL predict_table_new_target_distributed: a new target is created as a plain table (%s)', kind) END
   FROM (SELECT coalesce(
             (SELECT CASE WHEN p.partmethod = 'h' AND p.colocationid = s.colocationid
                          THEN 'distributed by ' || column_to_column_name(p.logicalrelid, p.partkey)
@@ -441,11 +455,21 @@ CREATE TABLE ct.out_dist (LIKE ct.out_local);
 SELECT create_distributed_table('ct.out_dist', 'id', colocate_with => 'ct.score_dist') \g /dev/null
 SELECT ct.check('predict_table_existing_distributed_target',
     $$SELECT count(*) AS n FROM ct.score_local$$,
-    $$SELECT mlpipe.predict_table('ct_l_train_from_table', 'ct.score_dist', 'ct.out_dist', 'id') AS n$$,
-    'the name is resolved inside the shard query, where the registry is empty');
+    $$SELECT mlpipe.predict_table('ct_l_train_from_table', 'ct.score_dist', 'ct.out_dist', 'id') AS n$$);
 SELECT ct.check('predict_table_existing_distributed_target_rows',
     $$SELECT count(*), md5(string_agg(concat_ws('|', id, prediction, label, proba, model, version), ',' ORDER BY id))
         FROM ct.out_local$$,
     $$SELECT count(*), md5(string_agg(concat_ws('|', id, prediction, label, proba, model, version), ',' ORDER BY id))
-        FROM ct.out_dist$$,
-    'no rows were written (see predict_table_existing_distributed_target)');
+        FROM ct.out_dist$$);
+-- The INSERT ... SELECT predict_table runs into a co-located target is
+-- pushed down: each shard writes its rows into the target's shard.
+SELECT CASE WHEN p ~ 'pull to coordinator|repartition' OR p !~ 'INSERT INTO ct\.out_dist_[0-9]+'
+            THEN 'FAIL predict_table_shard_to_shard: ' || left(regexp_replace(p, '\s+', ' ', 'g'), 200)
+            ELSE 'PASS predict_table_shard_to_shard  [' || substring(p FROM 'Task Count: [0-9]+') || ', '
+                 || left(substring(p FROM 'INSERT INTO ct\.out_dist_[0-9]+[^\n]*'), 70) || '...]' END
+  FROM (SELECT ct.plan($$INSERT INTO ct.out_dist (id, prediction, label, proba, model, version, scored_at)
+                         SELECT src.id, mlpipe._score_class('ct_l_train_from_table@1', ARRAY[src.f1, src.f2, src.f3]),
+                                mlpipe._score_label('ct_l_train_from_table@1', ARRAY[src.f1, src.f2, src.f3]),
+                                mlpipe._score_proba('ct_l_train_from_table@1', ARRAY[src.f1, src.f2, src.f3]),
+                                'ct_l_train_from_table', 1, now()
+                           FROM (SELECT * FROM ct.score_dist) AS src$$) AS p) e;

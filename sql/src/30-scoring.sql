@@ -911,7 +911,7 @@ DECLARE
     tgt      regclass;
 BEGIN
     IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL
-       OR source OPERATOR(pg_catalog.~*) '^\s*(select|with|values|table)\M' THEN
+       OR source OPERATOR(pg_catalog.~*) '^[\s(]*(select|with|values|table)\M' THEN
         RETURN NULL;
     END IF;
     src_rel := pg_catalog.to_regclass(source);

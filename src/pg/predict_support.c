@@ -36,8 +36,10 @@
  * old artifact.
  *
  * A reference that is a column (per-row model names) is refused with a
- * HINT in a query over a Citus table (refuse_column_reference). What is not
- * rewritten: a parameter of a generic plan, a reference that does not resolve (the
+ * HINT in a query over a Citus table (refuse_column_reference). A
+ * parameter is resolved with its value when the plan is a custom plan
+ * (bound_reference). What is not rewritten: a parameter of a generic plan,
+ * a reference that does not resolve (the
  * function then raises its usual error when it runs), and calls by a user
  * without EXECUTE on the name form (the executor raises the usual
  * permission error).
@@ -65,6 +67,7 @@
 #include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -336,7 +339,35 @@ mlpipe_predict_support(PG_FUNCTION_ARGS)
 typedef struct RewriteContext
 {
 	bool		changed;
+	ParamListInfo bound_params; /* a custom plan's parameter values, or NULL */
 } RewriteContext;
+
+/*
+ * The value of an external text parameter as a Const, when the plan being
+ * made is a custom plan for that value (the caller passed bound parameters
+ * marked constant); else the node itself. Citus deparses router queries
+ * with the parameter and substitutes its value only when it sends them, so
+ * the name would otherwise reach a worker.
+ */
+static Node *
+bound_reference(Node *ref, ParamListInfo params)
+{
+	Param	   *param = (Param *) ref;
+	ParamExternData workspace;
+	ParamExternData *prm;
+
+	if (params == NULL || !IsA(ref, Param) || param->paramkind != PARAM_EXTERN ||
+		param->paramtype != TEXTOID || param->paramid <= 0 || param->paramid > params->numParams)
+		return ref;
+	if (params->paramFetch != NULL)
+		prm = params->paramFetch(params, param->paramid, false, &workspace);
+	else
+		prm = &params->params[param->paramid - 1];
+	if (prm == NULL || prm->isnull || prm->ptype != TEXTOID || !(prm->pflags & PARAM_FLAG_CONST))
+		return ref;
+	return (Node *) makeConst(TEXTOID, -1, param->paramcollid, -1,
+							  datumCopy(prm->value, false, -1), false, false);
+}
 
 /* True when a node holds a name-form scorer call (a text model reference). */
 static bool
@@ -377,6 +408,25 @@ refuse_column_reference(FuncExpr *call)
 			 errhint("Pass the model name as a literal, or join mlpipe.model_versions and score with the artifact form, e.g. mlpipe.predict(v.artifact, ...).")));
 }
 
+/*
+ * A name-form call whose model reference is still a parameter after
+ * bound_reference: the plan is a generic plan, made without the value, and
+ * the shard queries would look the name up on a worker. Refused with a HINT.
+ */
+static void
+refuse_generic_parameter(FuncExpr *call)
+{
+	if (list_length(call->args) != 2 || !IsA(linitial(call->args), Param) ||
+		!OidIsValid(artifact_form_of(call->funcid)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s cannot take its model reference from a parameter of a generic plan in a query over a Citus table",
+					get_func_name(call->funcid)),
+			 errdetail("The registry lives on the coordinator; the reference is resolved while the query is planned."),
+			 errhint("SET plan_cache_mode = force_custom_plan, or pass the model name as a literal (in PL/pgSQL: EXECUTE format('... %%L ...', ref)).")));
+}
+
 /* Replaces every name-form call with a constant reference, at any depth. */
 static Node *
 rewrite_mutator(Node *node, RewriteContext *ctx)
@@ -391,6 +441,11 @@ rewrite_mutator(Node *node, RewriteContext *ctx)
 		Node	   *replaced;
 
 		refuse_column_reference((FuncExpr *) n);
+		if (list_length(((FuncExpr *) n)->args) == 2 &&
+			OidIsValid(artifact_form_of(((FuncExpr *) n)->funcid)))
+			linitial(((FuncExpr *) n)->args) = bound_reference(linitial(((FuncExpr *) n)->args),
+															  ctx->bound_params);
+		refuse_generic_parameter((FuncExpr *) n);
 		replaced = name_form_to_artifact((FuncExpr *) n);
 
 		if (replaced != NULL)
@@ -411,7 +466,7 @@ static PlannedStmt *
 predict_support_planner(Query *parse, const char *query_string, int cursor_options,
 						ParamListInfo bound_params)
 {
-	RewriteContext ctx = {false};
+	RewriteContext ctx = {false, bound_params};
 	PlannedStmt *result;
 
 	if (parse->commandType != CMD_UTILITY &&

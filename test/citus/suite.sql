@@ -410,6 +410,33 @@ EXCEPTION WHEN others THEN
     RETURN format('FAIL predict_column_ref_refused: %s: %s (HINT: %s)', st, msg, hint);
 END $$;
 SELECT ct.column_ref_check();
+-- A parameter as the reference (prepared statement, router query): resolved
+-- with its value in a custom plan, refused with a HINT in a generic plan.
+PREPARE ct_param(text) AS SELECT mlpipe.predict_proba($1, ARRAY[f1, f2, f3]) AS p FROM ct.score_dist WHERE id = 42;
+SET plan_cache_mode = force_custom_plan;
+EXECUTE ct_param('ct_l_train_from_table') \gset param_
+SELECT CASE WHEN :'param_p' = (SELECT mlpipe.predict_proba('ct_l_train_from_table', ARRAY[f1, f2, f3])::text
+                                FROM ct.score_local WHERE id = 42)
+            THEN 'PASS predict_param_custom_plan  [' || :'param_p' || ']'
+            ELSE 'FAIL predict_param_custom_plan: ' || :'param_p' END;
+CREATE FUNCTION ct.generic_param_check() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    st text;
+    hint text;
+BEGIN
+    SET LOCAL plan_cache_mode = force_generic_plan;
+    EXECUTE 'EXECUTE ct_param(''ct_l_train_from_table'')';
+    RETURN 'FAIL predict_param_generic_plan_refused: no error';
+EXCEPTION WHEN others THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, hint = PG_EXCEPTION_HINT;
+    IF st = '0A000' AND hint LIKE '%force_custom_plan%' THEN
+        RETURN format('PASS predict_param_generic_plan_refused  [%s HINT: %s]', st, left(hint, 60));
+    END IF;
+    RETURN format('FAIL predict_param_generic_plan_refused: %s: %s', st, SQLERRM);
+END $$;
+SELECT ct.generic_param_check();
+RESET plan_cache_mode;
+DEALLOCATE ct_param;
 SELECT ct.check('predict_bytea_joined_to_model_versions',
     $$SELECT count(*), sum(p), md5(string_agg(p::text, ',' ORDER BY id)) FROM
         (SELECT s.id, mlpipe.predict(v.artifact, ARRAY[s.f1, s.f2, s.f3]) p

@@ -621,6 +621,14 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
     END IF;
     src_sql := mlpipe._source_sql(source);
+    -- A relation source is read as itself, not as a subquery: on Citus the
+    -- whole row of a subquery reaches the shards without its column names
+    -- (the row form refuses it), a table's whole row keeps its type.
+    IF src_sql LIKE 'SELECT * FROM %' AND source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+        src_sql := substr(src_sql, 15);
+    ELSE
+        src_sql := '(' || src_sql || ')';
+    END IF;
     SELECT * INTO tgt FROM mlpipe._parse_into("into");
     rel := to_regclass(tgt.qualified);
 
@@ -655,20 +663,20 @@ BEGIN
             head := format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
                            'mlpipe._score_label(%2$L, %3$s) AS label, mlpipe._score_proba(%2$L, %3$s) AS proba',
                            key, ref, xexpr);
-            from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
+            from_sql := format(' FROM %s AS src%s', src_sql, filt);
         ELSE
             head := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
                            '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
                            key, info.classes);
             from_sql := format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src) AS mlpipe_p, '
                                'mlpipe.predict_proba(%2$L, src) AS mlpipe_pb '
-                               'FROM (%3$s) AS src%4$s OFFSET 0) AS mlpipe_s',
+                               'FROM %3$s AS src%4$s OFFSET 0) AS mlpipe_s',
                                key, ref, src_sql, filt);
         END IF;
         consts := '';
     ELSE
         head := format('SELECT src.%1$I, mlpipe.predict(%2$L, %3$s) AS prediction', key, ref, xexpr);
-        from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
+        from_sql := format(' FROM %s AS src%s', src_sql, filt);
         consts := ', NULL::text AS label, NULL::float8[] AS proba';
     END IF;
     consts := consts || format(', %L::text AS model, %s::int AS version, now() AS scored_at',

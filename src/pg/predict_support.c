@@ -65,6 +65,7 @@
 #include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
 #include "parser/parse_func.h"
+#include "parser/parsetree.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -340,7 +341,42 @@ typedef struct RewriteContext
 {
 	bool		changed;
 	ParamListInfo bound_params; /* a custom plan's parameter values, or NULL */
+	List	   *queries;		/* the Query nodes around the current node, innermost last */
 } RewriteContext;
+
+/*
+ * A row-form name call whose row is the whole row of a subquery or view in
+ * a query over a Citus table. Citus deparses such a whole-row reference as
+ * an anonymous ROW(a, b, ...), whose columns are named f1, f2, ...: the row
+ * form would match the model's features against those names and score the
+ * wrong columns (or miss them). A table's whole row keeps its type. Refused.
+ */
+static void
+refuse_anonymous_row(FuncExpr *call, RewriteContext *ctx)
+{
+	Var		   *row;
+	Query	   *q;
+	RangeTblEntry *rte;
+
+	if (list_length(call->args) != 2 || !IsA(lsecond(call->args), Var) ||
+		!OidIsValid(artifact_form_of(call->funcid)))
+		return;
+	row = (Var *) lsecond(call->args);
+	if (row->varattno != 0 || row->varlevelsup >= list_length(ctx->queries))
+		return;
+	q = (Query *) list_nth(ctx->queries, list_length(ctx->queries) - 1 - row->varlevelsup);
+	if (row->varno < 1 || row->varno > list_length(q->rtable))
+		return;
+	rte = rt_fetch(row->varno, q->rtable);
+	if (rte->rtekind == RTE_RELATION)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("the row form of %s cannot take the whole row of a subquery or view in a query over a Citus table",
+					get_func_name(call->funcid)),
+			 errdetail("Citus sends that row to the shards without its column names."),
+			 errhint("Score the distributed table itself (FROM t ... predict('m', t)), or use the float8[] form.")));
+}
 
 /*
  * The value of an external text parameter as a Const, when the plan being
@@ -434,11 +470,20 @@ rewrite_mutator(Node *node, RewriteContext *ctx)
 	if (node == NULL)
 		return NULL;
 	if (IsA(node, Query))
-		return (Node *) query_tree_mutator((Query *) node, rewrite_mutator, ctx, 0);
+	{
+		Node	   *result;
+
+		ctx->queries = lappend(ctx->queries, node);
+		result = (Node *) query_tree_mutator((Query *) node, rewrite_mutator, ctx, 0);
+		ctx->queries = list_delete_last(ctx->queries);
+		return result;
+	}
 	if (IsA(node, FuncExpr))
 	{
 		Node	   *n = expression_tree_mutator(node, rewrite_mutator, ctx);
 		Node	   *replaced;
+
+		refuse_anonymous_row((FuncExpr *) n, ctx);
 
 		refuse_column_reference((FuncExpr *) n);
 		if (list_length(((FuncExpr *) n)->args) == 2 &&
@@ -466,7 +511,7 @@ static PlannedStmt *
 predict_support_planner(Query *parse, const char *query_string, int cursor_options,
 						ParamListInfo bound_params)
 {
-	RewriteContext ctx = {false, bound_params};
+	RewriteContext ctx = {false, bound_params, NIL};
 	PlannedStmt *result;
 
 	if (parse->commandType != CMD_UTILITY &&

@@ -500,3 +500,30 @@ SELECT CASE WHEN p ~ 'pull to coordinator|repartition' OR p !~ 'INSERT INTO ct\.
                                 mlpipe._score_proba('ct_l_train_from_table@1', ARRAY[src.f1, src.f2, src.f3]),
                                 'ct_l_train_from_table', 1, now()
                            FROM (SELECT * FROM ct.score_dist) AS src$$) AS p) e;
+-- A model with preprocessing is scored with the row form; from a
+-- distributed table it must see the table's row type (not an anonymous
+-- ROW(...) whose columns are named f1, f2, ...).
+SELECT FROM mlpipe.train('ct_pp', 'decision_tree', 'SELECT * FROM ct.train_local ORDER BY id', 'label',
+                         ARRAY['f1', 'f2', 'f3'], '{"seed": 7, "max_depth": 4, "preprocess": {"*": {"impute": "median"}}}');
+SELECT ct.check('predict_table_row_form',
+    $$SELECT mlpipe.predict_table('ct_pp', 'ct.score_local', 'ct.pp_local', 'id') AS n$$,
+    $$SELECT mlpipe.predict_table('ct_pp', 'ct.score_dist', 'ct.pp_dist', 'id') AS n$$);
+SELECT ct.check('predict_table_row_form_rows',
+    $$SELECT count(*), md5(string_agg(concat_ws('|', id, prediction, label, proba), ',' ORDER BY id)) FROM ct.pp_local$$,
+    $$SELECT count(*), md5(string_agg(concat_ws('|', id, prediction, label, proba), ',' ORDER BY id)) FROM ct.pp_dist$$);
+-- The whole row of a subquery or view is refused on Citus with a HINT.
+CREATE FUNCTION ct.anonymous_row_check() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    st text;
+    hint text;
+BEGIN
+    PERFORM mlpipe.predict('ct_pp', v) FROM (SELECT * FROM ct.score_dist) v OFFSET 0;
+    RETURN 'FAIL predict_row_form_subquery_refused: no error';
+EXCEPTION WHEN others THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, hint = PG_EXCEPTION_HINT;
+    IF st = '0A000' AND hint LIKE '%float8[] form%' THEN
+        RETURN format('PASS predict_row_form_subquery_refused  [%s HINT: %s]', st, left(hint, 60));
+    END IF;
+    RETURN format('FAIL predict_row_form_subquery_refused: %s: %s', st, SQLERRM);
+END $$;
+SELECT ct.anonymous_row_check();

@@ -1254,3 +1254,294 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS
     'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
+
+-- == issue 11: scoring by name on Citus, Citus targets for predict_table (helper Z) ==
+-- Scoring by name anywhere (issue #11, src/pg/predict_support.c): in a
+-- query that touches a Citus table, a constant model reference in the name
+-- forms is resolved once while the query is planned on the coordinator
+-- (which holds the registry) and the call becomes the artifact form with
+-- the artifact as a constant, so shard queries never read the registry.
+-- The planner support function below does it for multi-shard queries; the
+-- planner hook installed when the library loads does it for router and
+-- INSERT ... SELECT queries. Without Citus nothing is rewritten.
+CREATE FUNCTION mlpipe._predict_support(internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_predict_support'
+LANGUAGE C STRICT;
+COMMENT ON FUNCTION mlpipe._predict_support(internal) IS
+    'Planner support for the name-form scorers: on Citus, a constant model reference becomes the artifact at plan time.';
+REVOKE ALL ON FUNCTION mlpipe._predict_support(internal) FROM PUBLIC;
+
+ALTER FUNCTION mlpipe.predict(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict_label(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict_proba(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict(text, record) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict_label(text, record) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict_proba(text, record) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe._score_class(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe._score_label(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe._score_proba(text, float8[]) SUPPORT mlpipe._predict_support;
+
+-- predict_table on Citus (issue #11): when the source is a hash-distributed
+-- Citus table, a new target is created here as a distributed table on the
+-- key, co-located with the source when the key is the source's
+-- distribution column, so that predict_table's INSERT ... SELECT scores in
+-- the shards and writes each shard's rows into the co-located target shard.
+-- Returns the new target, or NULL (nothing created) when Citus is not
+-- installed or the source is not a distributed table (a view or a query
+-- source: predict_table then creates a plain table as before). Columns
+-- and their order are those of the plain table predict_table creates.
+-- Resolves the caller's source name, so no pinned search_path; everything
+-- else is schema-qualified.
+CREATE FUNCTION mlpipe._citus_target(source text, target text, key text, key_type regtype, mode text)
+RETURNS regclass
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    src_rel  regclass;
+    dist_col text;
+    tgt      regclass;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL
+       OR source OPERATOR(pg_catalog.~*) '^[\s(]*(select|with|values|table)\M' THEN
+        RETURN NULL;
+    END IF;
+    src_rel := pg_catalog.to_regclass(source);
+    IF src_rel IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) FROM pg_catalog.pg_dist_partition '
+            'WHERE logicalrelid OPERATOR(pg_catalog.=) $1 AND partmethod OPERATOR(pg_catalog.=) ''h'''
+       INTO dist_col USING src_rel;
+    IF dist_col IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TABLE %s (%I %s, prediction double precision, label text, '
+                              'proba double precision[], model text, version integer, scored_at timestamptz)',
+                              target, key, key_type);
+    tgt := pg_catalog.to_regclass(target);
+    IF dist_col OPERATOR(pg_catalog.=) key THEN
+        PERFORM pg_catalog.create_distributed_table(tgt, key, colocate_with => src_rel::text);
+    ELSE
+        PERFORM pg_catalog.create_distributed_table(tgt, key);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)',
+                              CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, target, key);
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', target);
+    RETURN tgt;
+END $$;
+COMMENT ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) IS
+    'For predict_table on Citus: creates a new target distributed on the key, co-located with a distributed source; NULL otherwise.';
+REVOKE ALL ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) TO mlpipe_trainer;
+
+-- predict_table: a new target for a distributed source comes from _citus_target.
+CREATE OR REPLACE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text, key text,
+                                     mode text DEFAULT 'append', params jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    started    timestamptz := clock_timestamp();
+    info       record;
+    ref        text;
+    tgt        record;
+    rel        regclass;
+    key_type   regtype;
+    src_sql    text;
+    head       text;
+    consts     text;
+    from_sql   text;
+    old_ptc    text;
+    old_psc    text;
+    xexpr      text;
+    filt       text := '';
+    n          bigint;
+    k          text;
+    threshold  float8 := 0.2;
+    null_thr   float8 := 0.1;
+    sample     int := 20000;
+    metrics    jsonb := '{}';
+    drifted    jsonb := '[]';
+    d          record;
+    run        bigint;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL OR "into" IS NULL OR key IS NULL THEN
+        RAISE EXCEPTION 'model_ref, source, into and key must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
+        RAISE EXCEPTION 'unknown mode %', coalesce(quote_literal(mode), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
+    END IF;
+    params := coalesce(params, '{}');
+    IF jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(params) LOOP
+        IF k NOT IN ('drift_threshold', 'null_threshold', 'drift_sample') THEN
+            RAISE EXCEPTION 'unknown key "%" in predict_table params', k
+                USING ERRCODE = '22023', HINT = 'Allowed keys: drift_threshold, null_threshold, drift_sample.';
+        END IF;
+        IF jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0
+           OR (k <> 'drift_sample' AND (params->>k)::float8 = 0)
+           OR (k = 'drift_sample' AND (params->>k)::numeric NOT BETWEEN 0 AND 10000000) THEN
+            RAISE EXCEPTION 'predict_table params.% must be a positive number (drift_sample: an integer, 0 for no drift)', k
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    threshold := coalesce((params->>'drift_threshold')::float8, threshold);
+    null_thr := coalesce((params->>'null_threshold')::float8, null_thr);
+    sample := coalesce((params->>'drift_sample')::numeric::int, sample);
+
+    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    ref := info.model || '@' || info.version;          -- one version for the whole run
+    SELECT s.type INTO key_type FROM mlpipe._source_columns(source) s WHERE s.name = key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'key column "%" is not in the source', key
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' || (SELECT string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) || '.';
+    END IF;
+    IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
+        RAISE EXCEPTION 'key column "%" has the name of an output column', key
+            USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
+    END IF;
+    src_sql := mlpipe._source_sql(source);
+    -- A relation source is read as itself, not as a subquery: on Citus the
+    -- whole row of a subquery reaches the shards without its column names
+    -- (the row form refuses it), a table's whole row keeps its type.
+    IF src_sql LIKE 'SELECT * FROM %' AND source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+        src_sql := substr(src_sql, 15);
+    ELSE
+        src_sql := '(' || src_sql || ')';
+    END IF;
+    SELECT * INTO tgt FROM mlpipe._parse_into("into");
+    rel := to_regclass(tgt.qualified);
+
+    IF rel IS NOT NULL THEN
+        PERFORM mlpipe._check_target(rel, key, key_type, mode);
+        IF mode = 'incremental' THEN
+            filt := format(' WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
+                           tgt.qualified, key, key, info.model, info.version);
+        END IF;
+    END IF;
+    -- Rows are scored with the row form of predict (columns matched by name,
+    -- stored preprocessing applied), or, for a model without preprocessing
+    -- whose features are numeric columns of the source, with the float8[]
+    -- form, which gives the same predictions without building a row value.
+    -- prediction: the value, cluster or class index; label and proba for
+    -- classification only.
+    IF NOT mlpipe._has_preprocessing(mlpipe.artifact(ref)) THEN
+        xexpr := mlpipe._feature_array_expr(info.features, source);
+    END IF;
+    xexpr := coalesce(xexpr, 'src');
+    -- A classifier is scored once per row: the float8[] form through the
+    -- _score_* functions, whose calls for one row share an evaluation (the
+    -- whole projection stays in the parallel workers); the row form with
+    -- predict and predict_proba in a subquery (OFFSET 0 keeps the planner
+    -- from pulling it up, which would copy predict into the label column).
+    -- The SELECT is built as head (key, prediction and, for a classifier,
+    -- label and proba), the constant columns, and the FROM clause: a new
+    -- table gets only the head's columns from CREATE TABLE AS and the others
+    -- as added columns (below).
+    IF info.task = 'classification' THEN
+        IF xexpr <> 'src' THEN
+            head := format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
+                           'mlpipe._score_label(%2$L, %3$s) AS label, mlpipe._score_proba(%2$L, %3$s) AS proba',
+                           key, ref, xexpr);
+            from_sql := format(' FROM %s AS src%s', src_sql, filt);
+        ELSE
+            head := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
+                           '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
+                           key, info.classes);
+            from_sql := format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src) AS mlpipe_p, '
+                               'mlpipe.predict_proba(%2$L, src) AS mlpipe_pb '
+                               'FROM %3$s AS src%4$s OFFSET 0) AS mlpipe_s',
+                               key, ref, src_sql, filt);
+        END IF;
+        consts := '';
+    ELSE
+        head := format('SELECT src.%1$I, mlpipe.predict(%2$L, %3$s) AS prediction', key, ref, xexpr);
+        from_sql := format(' FROM %s AS src%s', src_sql, filt);
+        consts := ', NULL::text AS label, NULL::float8[] AS proba';
+    END IF;
+    consts := consts || format(', %L::text AS model, %s::int AS version, now() AS scored_at',
+                               info.model, info.version);
+    -- Ensembles cost microseconds a row to score: for the scoring statement,
+    -- make a parallel scan of the source attractive so that CREATE TABLE AS
+    -- scores in parallel workers. A single tree or k-means scores faster
+    -- than a worker hands rows back, so the caller's settings stay.
+    old_ptc := current_setting('parallel_tuple_cost');
+    old_psc := current_setting('parallel_setup_cost');
+    IF info.algorithm IN ('gbt', 'random_forest') THEN
+        PERFORM set_config('parallel_tuple_cost', '0.001', true), set_config('parallel_setup_cost', '10', true);
+    END IF;
+
+    -- On Citus, a new target for a distributed source is created
+    -- distributed and co-located, then filled by the INSERT below.
+    IF rel IS NULL THEN
+        rel := mlpipe._citus_target(source, tgt.qualified, key, key_type, mode);
+    END IF;
+    IF rel IS NULL THEN
+        -- A new table: bulk-written by CREATE TABLE AS with the per-row
+        -- columns only; model, version and scored_at are the same on every
+        -- row, so they are added afterwards with that value as default,
+        -- which PostgreSQL stores once in the catalog instead of in each row
+        -- (no rewrite; readers see the value on every row). Then indexed.
+        EXECUTE format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM set_config('parallel_tuple_cost', old_ptc, true), set_config('parallel_setup_cost', old_psc, true);
+        EXECUTE format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
+                       'ADD COLUMN scored_at timestamptz DEFAULT now()', tgt.qualified,
+                       CASE WHEN info.task = 'classification' THEN ''
+                            ELSE 'ADD COLUMN label text, ADD COLUMN proba double precision[],' END,
+                       info.model, info.version);
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
+                       tgt.qualified);
+        EXECUTE format('CREATE %s INDEX ON %s (%I)',
+                       CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
+        -- Readers read prediction tables (docs/security.md).
+        EXECUTE format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
+    ELSE
+        IF mode = 'replace' THEN
+            EXECUTE format('DELETE FROM %s', tgt.qualified);
+        END IF;
+        EXECUTE format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s%s%s',
+                       tgt.qualified, key, head, consts, from_sql,
+                       CASE WHEN mode = 'upsert' THEN format(
+                           ' ON CONFLICT (%I) DO UPDATE SET prediction = EXCLUDED.prediction, label = EXCLUDED.label, '
+                           'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
+                           'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM set_config('parallel_tuple_cost', old_ptc, true), set_config('parallel_setup_cost', old_psc, true);
+    END IF;
+
+    -- Drift of the source against the training profile, on a sample.
+    IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
+        FOR d IN SELECT * FROM mlpipe._drift_figures(info.profile, source,
+                     CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n END) LOOP
+            metrics := metrics || jsonb_build_object('psi:' || d.feature, d.psi,
+                                                     'null_rate:' || d.feature, d.null_rate_now);
+            IF mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
+                drifted := drifted || jsonb_build_object('feature', d.feature, 'psi', d.psi,
+                                                         'null_rate_train', d.null_rate_train,
+                                                         'null_rate_now', d.null_rate_now);
+            END IF;
+        END LOOP;
+        metrics := metrics || jsonb_build_object('drifted_features', jsonb_array_length(drifted));
+    END IF;
+    metrics := metrics || jsonb_build_object('rows_per_second',
+        n / greatest(extract(epoch FROM clock_timestamp() - started)::float8, 1e-6));
+    run := mlpipe._log_run('predict_table', info.model, info.version, info.algorithm, source,
+        jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params),
+        'succeeded', NULL, n, started, NULL, metrics, 'scoring');
+    PERFORM mlpipe._notify('predictions_written', jsonb_build_object('model', info.model, 'version', info.version,
+        'run_id', run, 'rows', n, 'into', tgt.display));
+    IF jsonb_array_length(drifted) > 0 THEN
+        PERFORM mlpipe._notify('drift_detected', jsonb_build_object('model', info.model, 'version', info.version,
+            'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
+    END IF;
+    RETURN n;
+END $$;
+
+-- == merge: the registry trigger function serves the reference cache and Citus plans ==
+COMMENT ON FUNCTION mlpipe._registry_changed() IS
+    'Trigger function on the registry tables: invalidates the model references the predict functions keep per session and the plans that embedded an artifact.';

@@ -905,7 +905,7 @@ CREATE FUNCTION mlpipe._registry_changed() RETURNS trigger
 AS 'MODULE_PATHNAME', 'mlpipe_registry_changed'
 LANGUAGE C;
 COMMENT ON FUNCTION mlpipe._registry_changed() IS
-    'Trigger function on the registry tables: invalidates the model references the predict functions keep per session.';
+    'Trigger function on the registry tables: invalidates the model references the predict functions keep per session and the plans that embedded an artifact.';
 REVOKE ALL ON FUNCTION mlpipe._registry_changed() FROM PUBLIC;
 CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.models
     FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._registry_changed();

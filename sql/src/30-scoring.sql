@@ -172,6 +172,37 @@ COMMENT ON FUNCTION mlpipe._score_proba(text, float8[]) IS
 REVOKE ALL ON FUNCTION mlpipe._score_proba(text, float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._score_proba(text, float8[]) TO mlpipe_scorer;
 
+-- Scoring by name anywhere (issue #11, src/pg/predict_support.c): in a
+-- query that touches a Citus table, a constant model reference in the name
+-- forms is resolved once while the query is planned on the coordinator
+-- (which holds the registry) and the call becomes the artifact form with
+-- the artifact as a constant, so shard queries never read the registry.
+-- The planner support function below does it for multi-shard queries; the
+-- planner hook installed when the library loads does it for router and
+-- INSERT ... SELECT queries. Without Citus nothing is rewritten.
+CREATE FUNCTION mlpipe._predict_support(internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'mlpipe_predict_support'
+LANGUAGE C STRICT;
+COMMENT ON FUNCTION mlpipe._predict_support(internal) IS
+    'Planner support for the name-form scorers: on Citus, a constant model reference becomes the artifact at plan time.';
+REVOKE ALL ON FUNCTION mlpipe._predict_support(internal) FROM PUBLIC;
+
+ALTER FUNCTION mlpipe.predict(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict_label(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict_proba(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict(text, record) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict_label(text, record) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict_proba(text, record) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe._score_class(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe._score_label(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe._score_proba(text, float8[]) SUPPORT mlpipe._predict_support;
+
+-- A plan that embedded an artifact lists model_versions and aliases among
+-- its relations; the registry's statement triggers (mlpipe._registry_changed,
+-- 10-registry.sql) invalidate their relcache entries on every change, so
+-- cached plans (prepared statements, plpgsql) are replanned instead of
+-- scoring with an artifact an alias no longer points to.
+
 -- The SELECT a source (table, view or query) stands for, as training reads it.
 CREATE FUNCTION mlpipe._source_sql(source text) RETURNS text
 AS 'MODULE_PATHNAME', 'mlpipe_source_sql'
@@ -866,6 +897,59 @@ COMMENT ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) IS
 REVOKE ALL ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) TO mlpipe_trainer;
 
+-- predict_table on Citus (issue #11): when the source is a hash-distributed
+-- Citus table, a new target is created here as a distributed table on the
+-- key, co-located with the source when the key is the source's
+-- distribution column, so that predict_table's INSERT ... SELECT scores in
+-- the shards and writes each shard's rows into the co-located target shard.
+-- Returns the new target, or NULL (nothing created) when Citus is not
+-- installed or the source is not a distributed table (a view or a query
+-- source: predict_table then creates a plain table as before). Columns
+-- and their order are those of the plain table predict_table creates.
+-- Resolves the caller's source name, so no pinned search_path; everything
+-- else is schema-qualified.
+CREATE FUNCTION mlpipe._citus_target(source text, target text, key text, key_type regtype, mode text)
+RETURNS regclass
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    src_rel  regclass;
+    dist_col text;
+    tgt      regclass;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL
+       OR source OPERATOR(pg_catalog.~*) '^[\s(]*(select|with|values|table)\M' THEN
+        RETURN NULL;
+    END IF;
+    src_rel := pg_catalog.to_regclass(source);
+    IF src_rel IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) FROM pg_catalog.pg_dist_partition '
+            'WHERE logicalrelid OPERATOR(pg_catalog.=) $1 AND partmethod OPERATOR(pg_catalog.=) ''h'''
+       INTO dist_col USING src_rel;
+    IF dist_col IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TABLE %s (%I %s, prediction double precision, label text, '
+                              'proba double precision[], model text, version integer, scored_at timestamptz)',
+                              target, key, key_type);
+    tgt := pg_catalog.to_regclass(target);
+    IF dist_col OPERATOR(pg_catalog.=) key THEN
+        PERFORM pg_catalog.create_distributed_table(tgt, key, colocate_with => src_rel::text);
+    ELSE
+        PERFORM pg_catalog.create_distributed_table(tgt, key);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)',
+                              CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, target, key);
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', target);
+    RETURN tgt;
+END $$;
+COMMENT ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) IS
+    'For predict_table on Citus: creates a new target distributed on the key, co-located with a distributed source; NULL otherwise.';
+REVOKE ALL ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) TO mlpipe_trainer;
+
 -- Scores every row of a source into a table: (key, prediction, label,
 -- proba, model, version, scored_at). One INSERT ... SELECT streams the
 -- source through the executor (nothing is materialised); a new target is
@@ -943,6 +1027,14 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
     END IF;
     src_sql := mlpipe._source_sql(source);
+    -- A relation source is read as itself, not as a subquery: on Citus the
+    -- whole row of a subquery reaches the shards without its column names
+    -- (the row form refuses it), a table's whole row keeps its type.
+    IF src_sql LIKE 'SELECT * FROM %' AND source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+        src_sql := substr(src_sql, 15);
+    ELSE
+        src_sql := '(' || src_sql || ')';
+    END IF;
     SELECT * INTO tgt FROM mlpipe._parse_into("into");
     rel := to_regclass(tgt.qualified);
 
@@ -977,20 +1069,20 @@ BEGIN
             head := format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
                            'mlpipe._score_label(%2$L, %3$s) AS label, mlpipe._score_proba(%2$L, %3$s) AS proba',
                            key, ref, xexpr);
-            from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
+            from_sql := format(' FROM %s AS src%s', src_sql, filt);
         ELSE
             head := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
                            '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
                            key, info.classes);
             from_sql := format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src) AS mlpipe_p, '
                                'mlpipe.predict_proba(%2$L, src) AS mlpipe_pb '
-                               'FROM (%3$s) AS src%4$s OFFSET 0) AS mlpipe_s',
+                               'FROM %3$s AS src%4$s OFFSET 0) AS mlpipe_s',
                                key, ref, src_sql, filt);
         END IF;
         consts := '';
     ELSE
         head := format('SELECT src.%1$I, mlpipe.predict(%2$L, %3$s) AS prediction', key, ref, xexpr);
-        from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
+        from_sql := format(' FROM %s AS src%s', src_sql, filt);
         consts := ', NULL::text AS label, NULL::float8[] AS proba';
     END IF;
     consts := consts || format(', %L::text AS model, %s::int AS version, now() AS scored_at',
@@ -1005,6 +1097,11 @@ BEGIN
         PERFORM set_config('parallel_tuple_cost', '0.001', true), set_config('parallel_setup_cost', '10', true);
     END IF;
 
+    -- On Citus, a new target for a distributed source is created
+    -- distributed and co-located, then filled by the INSERT below.
+    IF rel IS NULL THEN
+        rel := mlpipe._citus_target(source, tgt.qualified, key, key_type, mode);
+    END IF;
     IF rel IS NULL THEN
         -- A new table: bulk-written by CREATE TABLE AS with the per-row
         -- columns only; model, version and scored_at are the same on every

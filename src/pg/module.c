@@ -1,6 +1,7 @@
 /*
- * module.c: module magic and the GUCs, and the accessors through which the
- * glue reads mlpipe.max_memory and mlpipe.threads.
+ * module.c: module magic, the GUCs and the accessors through which the glue
+ * reads mlpipe.max_memory and mlpipe.threads, and the planner hook of
+ * predict_support.c (scoring by name on Citus).
  *
  * A custom setting given before the library loads (connection options,
  * ALTER ROLE/DATABASE SET, postgresql.conf) is a placeholder until
@@ -15,6 +16,8 @@
 
 #include "utils/guc.h"
 #include "utils/memutils.h"
+
+#include "predict_support.h"
 
 #include <limits.h>
 #include <unistd.h>
@@ -103,6 +106,7 @@ _PG_init(void)
 	refused_threads = refused_if_invalid(raw_threads, 0, 1, THREADS_MAX);
 	MarkGUCPrefixReserved("mlpipe");
 	mlpipe_cjson_init();
+	predict_support_init();
 }
 
 /* 22023 for a setting whose value was refused at load. */

@@ -35,8 +35,11 @@
  * cached plans (prepared statements, plpgsql) instead of scoring with the
  * old artifact.
  *
- * What is not rewritten: a reference that is not a constant (a column, a
- * parameter of a generic plan), a reference that does not resolve (the
+ * A reference that is a column (per-row model names) is refused with a
+ * HINT in a query over a Citus table (refuse_column_reference). A
+ * parameter is resolved with its value when the plan is a custom plan
+ * (bound_reference). What is not rewritten: a parameter of a generic plan,
+ * a reference that does not resolve (the
  * function then raises its usual error when it runs), and calls by a user
  * without EXECUTE on the name form (the executor raises the usual
  * permission error).
@@ -59,10 +62,13 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/pathnodes.h"
 #include "nodes/supportnodes.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
 #include "parser/parse_func.h"
+#include "parser/parsetree.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -334,9 +340,72 @@ mlpipe_predict_support(PG_FUNCTION_ARGS)
 typedef struct RewriteContext
 {
 	bool		changed;
+	ParamListInfo bound_params; /* a custom plan's parameter values, or NULL */
+	List	   *queries;		/* the Query nodes around the current node, innermost last */
 } RewriteContext;
 
-/* True when a node holds a FuncExpr with a constant text first argument. */
+/*
+ * A row-form name call whose row is the whole row of a subquery or view in
+ * a query over a Citus table. Citus deparses such a whole-row reference as
+ * an anonymous ROW(a, b, ...), whose columns are named f1, f2, ...: the row
+ * form would match the model's features against those names and score the
+ * wrong columns (or miss them). A table's whole row keeps its type. Refused.
+ */
+static void
+refuse_anonymous_row(FuncExpr *call, RewriteContext *ctx)
+{
+	Var		   *row;
+	Query	   *q;
+	RangeTblEntry *rte;
+
+	if (list_length(call->args) != 2 || !IsA(lsecond(call->args), Var) ||
+		!OidIsValid(artifact_form_of(call->funcid)))
+		return;
+	row = (Var *) lsecond(call->args);
+	if (row->varattno != 0 || row->varlevelsup >= list_length(ctx->queries))
+		return;
+	q = (Query *) list_nth(ctx->queries, list_length(ctx->queries) - 1 - row->varlevelsup);
+	if (row->varno < 1 || row->varno > list_length(q->rtable))
+		return;
+	rte = rt_fetch(row->varno, q->rtable);
+	if (rte->rtekind == RTE_RELATION)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("the row form of %s cannot take the whole row of a subquery or view in a query over a Citus table",
+					get_func_name(call->funcid)),
+			 errdetail("Citus sends that row to the shards without its column names."),
+			 errhint("Score the distributed table itself (FROM t ... predict('m', t)), or use the float8[] form.")));
+}
+
+/*
+ * The value of an external text parameter as a Const, when the plan being
+ * made is a custom plan for that value (the caller passed bound parameters
+ * marked constant); else the node itself. Citus deparses router queries
+ * with the parameter and substitutes its value only when it sends them, so
+ * the name would otherwise reach a worker.
+ */
+static Node *
+bound_reference(Node *ref, ParamListInfo params)
+{
+	Param	   *param = (Param *) ref;
+	ParamExternData workspace;
+	ParamExternData *prm;
+
+	if (params == NULL || !IsA(ref, Param) || param->paramkind != PARAM_EXTERN ||
+		param->paramtype != TEXTOID || param->paramid <= 0 || param->paramid > params->numParams)
+		return ref;
+	if (params->paramFetch != NULL)
+		prm = params->paramFetch(params, param->paramid, false, &workspace);
+	else
+		prm = &params->params[param->paramid - 1];
+	if (prm == NULL || prm->isnull || prm->ptype != TEXTOID || !(prm->pflags & PARAM_FLAG_CONST))
+		return ref;
+	return (Node *) makeConst(TEXTOID, -1, param->paramcollid, -1,
+							  datumCopy(prm->value, false, -1), false, false);
+}
+
+/* True when a node holds a name-form scorer call (a text model reference). */
 static bool
 has_candidate_walker(Node *node, void *context)
 {
@@ -348,12 +417,50 @@ has_candidate_walker(Node *node, void *context)
 	{
 		FuncExpr   *f = (FuncExpr *) node;
 
-		if (list_length(f->args) == 2 && IsA(linitial(f->args), Const) &&
-			((Const *) linitial(f->args))->consttype == TEXTOID &&
+		if (list_length(f->args) == 2 && exprType(linitial(f->args)) == TEXTOID &&
 			OidIsValid(artifact_form_of(f->funcid)))
 			return true;
 	}
 	return expression_tree_walker(node, has_candidate_walker, context);
+}
+
+/*
+ * A name-form call whose model reference is a column (it contains a Var) in
+ * a query over a Citus table: the reference cannot be resolved at plan time
+ * and the shard queries would look it up in the workers' empty registry, so
+ * refuse it here with a HINT instead of failing on a worker.
+ */
+static void
+refuse_column_reference(FuncExpr *call)
+{
+	if (list_length(call->args) != 2 || !OidIsValid(artifact_form_of(call->funcid)) ||
+		!contain_var_clause(linitial(call->args)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s needs a constant model reference in a query over a Citus table",
+					get_func_name(call->funcid)),
+			 errdetail("The registry lives on the coordinator; shard queries on the workers cannot look a model up by name."),
+			 errhint("Pass the model name as a literal, or join mlpipe.model_versions and score with the artifact form, e.g. mlpipe.predict(v.artifact, ...).")));
+}
+
+/*
+ * A name-form call whose model reference is still a parameter after
+ * bound_reference: the plan is a generic plan, made without the value, and
+ * the shard queries would look the name up on a worker. Refused with a HINT.
+ */
+static void
+refuse_generic_parameter(FuncExpr *call)
+{
+	if (list_length(call->args) != 2 || !IsA(linitial(call->args), Param) ||
+		!OidIsValid(artifact_form_of(call->funcid)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s cannot take its model reference from a parameter of a generic plan in a query over a Citus table",
+					get_func_name(call->funcid)),
+			 errdetail("The registry lives on the coordinator; the reference is resolved while the query is planned."),
+			 errhint("SET plan_cache_mode = force_custom_plan, or pass the model name as a literal (in PL/pgSQL: EXECUTE format('... %%L ...', ref)).")));
 }
 
 /* Replaces every name-form call with a constant reference, at any depth. */
@@ -363,11 +470,28 @@ rewrite_mutator(Node *node, RewriteContext *ctx)
 	if (node == NULL)
 		return NULL;
 	if (IsA(node, Query))
-		return (Node *) query_tree_mutator((Query *) node, rewrite_mutator, ctx, 0);
+	{
+		Node	   *result;
+
+		ctx->queries = lappend(ctx->queries, node);
+		result = (Node *) query_tree_mutator((Query *) node, rewrite_mutator, ctx, 0);
+		ctx->queries = list_delete_last(ctx->queries);
+		return result;
+	}
 	if (IsA(node, FuncExpr))
 	{
 		Node	   *n = expression_tree_mutator(node, rewrite_mutator, ctx);
-		Node	   *replaced = name_form_to_artifact((FuncExpr *) n);
+		Node	   *replaced;
+
+		refuse_anonymous_row((FuncExpr *) n, ctx);
+
+		refuse_column_reference((FuncExpr *) n);
+		if (list_length(((FuncExpr *) n)->args) == 2 &&
+			OidIsValid(artifact_form_of(((FuncExpr *) n)->funcid)))
+			linitial(((FuncExpr *) n)->args) = bound_reference(linitial(((FuncExpr *) n)->args),
+															  ctx->bound_params);
+		refuse_generic_parameter((FuncExpr *) n);
+		replaced = name_form_to_artifact((FuncExpr *) n);
 
 		if (replaced != NULL)
 		{
@@ -387,7 +511,7 @@ static PlannedStmt *
 predict_support_planner(Query *parse, const char *query_string, int cursor_options,
 						ParamListInfo bound_params)
 {
-	RewriteContext ctx = {false};
+	RewriteContext ctx = {false, bound_params, NIL};
 	PlannedStmt *result;
 
 	if (parse->commandType != CMD_UTILITY &&

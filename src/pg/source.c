@@ -14,6 +14,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/lsyscache.h"
@@ -79,7 +80,19 @@ source_query(const char *source)
 		/* A trailing semicolon is common when pasting from psql. */
 		while (n > 0 && (isspace((unsigned char) q[n - 1]) || q[n - 1] == ';'))
 			q[--n] = '\0';
-		return psprintf("SELECT * FROM (%s\n) AS mlpipe_source", q);
+		if (list_length(raw_parser(q, RAW_PARSE_DEFAULT)) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("a query source must be one SELECT statement"),
+					 errhint("Remove the statements after the first \";\".")));
+
+		/*
+		 * Run as written, not wrapped in a subquery: wrapped, Citus pushes
+		 * the query's ORDER BY into each shard query and the rows arrive in
+		 * shard order (issue #11). Training reads read-only, so a
+		 * data-modifying WITH is refused as before.
+		 */
+		return psprintf("%s\n", q);
 	}
 	else
 	{

@@ -454,3 +454,180 @@ COMMENT ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) IS
 COMMENT ON FUNCTION mlpipe.schedule(text, text) IS
     'Schedules run_pipeline(name) as the pg_cron job mlpipe:<name>, replacing an earlier one.';
 COMMENT ON FUNCTION mlpipe.unschedule(text) IS 'Removes the pg_cron job of a pipeline.';
+
+-- == issue 10 items 2, 3: pg_cron for non-superuser admins, unique job names (helper S1) ==
+-- Where pg_cron can be called from here: raises 55000 with a HINT when it is
+-- not preloaded, lives in another database, or is not created here.
+-- SECURITY DEFINER because cron.database_name is a superuser-only setting
+-- (it reveals only that database's name, in the HINT).
+CREATE OR REPLACE FUNCTION mlpipe._cron_check(p_name text, p_cron text) RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cron_db text := coalesce(current_setting('cron.database_name', true), 'postgres');
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM unnest(string_to_array(current_setting('shared_preload_libraries'), ',')) l
+                    WHERE btrim(l, ' "') = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not preloaded, so pipelines cannot be scheduled'
+            USING ERRCODE = '55000',
+                  HINT = 'Install pg_cron (Debian: postgresql-15-cron), add it to shared_preload_libraries, '
+                         'set cron.database_name, restart, and CREATE EXTENSION pg_cron in that database.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RETURN;
+    END IF;
+    IF cron_db <> current_database() THEN
+        RAISE EXCEPTION 'pg_cron lives in database "%", not in "%"', cron_db, current_database()
+            USING ERRCODE = '55000',
+                  HINT = CASE WHEN p_cron IS NULL THEN
+                      format('In database %I run: SELECT cron.unschedule(%L);', cron_db, mlpipe._cron_job_name(p_name))
+                  ELSE
+                      format('In database %I run: SELECT cron.schedule_in_database(%L, %L, %L, %L);',
+                             cron_db, mlpipe._cron_job_name(p_name), p_cron,
+                             format('SELECT mlpipe.run_pipeline(%L)', p_name), current_database())
+                  END;
+    END IF;
+    RAISE EXCEPTION 'pg_cron is preloaded but the extension is not created in database "%"', current_database()
+        USING ERRCODE = '55000', HINT = 'Run CREATE EXTENSION pg_cron;';
+END $$;
+COMMENT ON FUNCTION mlpipe._cron_check(text, text) IS
+    'Raises 55000 with a HINT unless pg_cron can be called from this database.';
+REVOKE ALL ON FUNCTION mlpipe._cron_check(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._cron_check(text, text) TO mlpipe_admin;
+
+-- The pg_cron job name of a pipeline: 'mlpipe:<name>' when that fits in a
+-- name (63 bytes), else its first 50 bytes (whole characters), '~' and 12
+-- hex digits of md5(name), so that long names sharing a prefix get distinct
+-- jobs. The job's command holds the full name, and pipelines.cron_job_id
+-- its id, so a job maps back to its pipeline.
+CREATE OR REPLACE FUNCTION mlpipe._cron_job_name(p_name text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    full_name text := 'mlpipe:' OPERATOR(pg_catalog.||) p_name;
+    head      text;
+BEGIN
+    IF pg_catalog.octet_length(full_name) OPERATOR(pg_catalog.<=) 63 THEN
+        RETURN full_name;
+    END IF;
+    head := pg_catalog."left"(full_name, 50);
+    WHILE pg_catalog.octet_length(head) OPERATOR(pg_catalog.>) 50 LOOP
+        head := pg_catalog."left"(head, -1);
+    END LOOP;
+    RETURN head OPERATOR(pg_catalog.||) '~' OPERATOR(pg_catalog.||) pg_catalog."left"(pg_catalog.md5(p_name), 12);
+END $$;
+COMMENT ON FUNCTION mlpipe._cron_job_name(text) IS
+    'The pg_cron job name of a pipeline: mlpipe:<name>, or for a long name its prefix and an md5 suffix.';
+REVOKE ALL ON FUNCTION mlpipe._cron_job_name(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._cron_job_name(text) TO mlpipe_admin;
+
+-- Removes every pg_cron job of a pipeline (its job name, or the job id the
+-- pipeline row recorded, running exactly that pipeline's command) and
+-- clears the recorded schedule. Returns whether there was a job.
+-- SECURITY DEFINER (owned by the extension owner) because members of
+-- mlpipe_admin have no access to schema cron, and a job another admin
+-- scheduled belongs to that admin in pg_cron; it touches nothing but the
+-- jobs of this pipeline.
+CREATE OR REPLACE FUNCTION mlpipe._cron_unschedule(p_name text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job   bigint;
+    found_job boolean := false;
+BEGIN
+    PERFORM mlpipe._cron_check(p_name, NULL);
+    FOR job IN EXECUTE 'SELECT j.jobid FROM cron.job j WHERE (j.jobname OPERATOR(pg_catalog.=) $1 '
+                       'OR j.jobid OPERATOR(pg_catalog.=) $2) AND j.command OPERATOR(pg_catalog.=) $3'
+        USING mlpipe._cron_job_name(p_name),
+              (SELECT p.cron_job_id FROM mlpipe.pipelines p WHERE p.name = p_name),
+              format('SELECT mlpipe.run_pipeline(%L)', p_name) LOOP
+        EXECUTE 'SELECT cron.unschedule($1::bigint)' USING job;
+        found_job := true;
+    END LOOP;
+    PERFORM mlpipe._pipeline_set_schedule(p_name, NULL, NULL);
+    RETURN found_job;
+END $$;
+COMMENT ON FUNCTION mlpipe._cron_unschedule(text) IS
+    'Removes the pg_cron jobs of a pipeline and clears its recorded schedule (for mlpipe_admin members).';
+REVOKE ALL ON FUNCTION mlpipe._cron_unschedule(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._cron_unschedule(text) TO mlpipe_admin;
+
+-- Schedules a pipeline as a pg_cron job run by p_user (the role that called
+-- schedule), replacing its earlier jobs, and records it. SECURITY DEFINER
+-- for the same reason as _cron_unschedule; p_user must be a role the
+-- session user may become (so nobody schedules as someone else) and a
+-- member of mlpipe_admin.
+CREATE OR REPLACE FUNCTION mlpipe._cron_schedule(p_name text, p_cron text, p_user name) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job bigint;
+    err text;
+BEGIN
+    IF p_user IS NULL OR NOT pg_has_role(session_user, p_user, 'MEMBER')
+       OR NOT pg_has_role(p_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'role "%" cannot schedule pipelines as role "%"', session_user, p_user
+            USING ERRCODE = '42501', HINT = 'Call mlpipe.schedule as a member of mlpipe_admin.';
+    END IF;
+    PERFORM mlpipe._cron_unschedule(p_name);
+    BEGIN
+        EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4, $5)' INTO job
+          USING mlpipe._cron_job_name(p_name), p_cron, format('SELECT mlpipe.run_pipeline(%L)', p_name),
+                current_database()::text, p_user::text;
+    EXCEPTION WHEN internal_error OR invalid_parameter_value THEN
+        GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+        RAISE EXCEPTION 'invalid cron schedule "%" for pipeline "%": %', p_cron, p_name, err
+            USING ERRCODE = '22023', HINT = 'Five fields (minute hour day month weekday), e.g. ''0 21 * * *''.';
+    END;
+    PERFORM mlpipe._pipeline_set_schedule(p_name, p_cron, job);
+    RETURN job;
+END $$;
+COMMENT ON FUNCTION mlpipe._cron_schedule(text, text, name) IS
+    'Schedules run_pipeline(name) as a pg_cron job run by the given admin role (for mlpipe_admin members).';
+REVOKE ALL ON FUNCTION mlpipe._cron_schedule(text, text, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._cron_schedule(text, text, name) TO mlpipe_admin;
+
+CREATE OR REPLACE FUNCTION mlpipe._pipeline_set_schedule(p_name text, p_cron text, p_job bigint) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE mlpipe.pipelines SET schedule = p_cron, cron_job_id = p_job WHERE name = p_name
+$$;
+COMMENT ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) IS
+    'Records a pipeline''s cron schedule and pg_cron job id.';
+REVOKE ALL ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) TO mlpipe_admin;
+
+-- Schedules a pipeline with pg_cron (job name: _cron_job_name) running
+-- SELECT mlpipe.run_pipeline('<name>') as the calling role. Scheduling
+-- again replaces the schedule. Returns pg_cron's job id.
+CREATE OR REPLACE FUNCTION mlpipe.schedule(name text, cron text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    p_name text := name;
+    p_cron text := cron;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
+        PERFORM mlpipe._pipeline_unknown(p_name);
+    END IF;
+    IF p_cron IS NULL OR btrim(p_cron) = '' THEN
+        RAISE EXCEPTION 'cron schedule is empty'
+            USING ERRCODE = '22023', HINT = 'For example ''0 21 * * *'' (daily at 21:00) or ''* * * * *''.';
+    END IF;
+    RETURN mlpipe._cron_schedule(p_name, p_cron, current_user);
+END $$;
+COMMENT ON FUNCTION mlpipe.schedule(text, text) IS
+    'Schedules run_pipeline(name) as a pg_cron job (mlpipe:<name>, hash-suffixed when long), replacing an earlier one.';
+REVOKE ALL ON FUNCTION mlpipe.schedule(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.schedule(text, text) TO mlpipe_admin;
+
+-- Removes the pipeline's pg_cron job. Returns whether there was one.
+CREATE OR REPLACE FUNCTION mlpipe.unschedule(name text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    p_name text := name;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
+        PERFORM mlpipe._pipeline_unknown(p_name);
+    END IF;
+    RETURN mlpipe._cron_unschedule(p_name);
+END $$;
+COMMENT ON FUNCTION mlpipe.unschedule(text) IS 'Removes the pg_cron job of a pipeline.';
+REVOKE ALL ON FUNCTION mlpipe.unschedule(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.unschedule(text) TO mlpipe_admin;

@@ -631,3 +631,413 @@ END $$;
 COMMENT ON FUNCTION mlpipe.unschedule(text) IS 'Removes the pg_cron job of a pipeline.';
 REVOKE ALL ON FUNCTION mlpipe.unschedule(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.unschedule(text) TO mlpipe_admin;
+
+-- == issue 10 items 4, 5: no capture of user columns by generated SQL; predict_table serialises per target (helper S1) ==
+CREATE OR REPLACE FUNCTION mlpipe._eval_input(p_features text[], p_array boolean DEFAULT false) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    f text;
+    parts text[] := '{}';
+    m text[];
+BEGIN
+    IF NOT p_array AND pg_catalog.to_regprocedure('mlpipe.predict_label(bytea,record)') IS NOT NULL THEN
+        RETURN 's.*';
+    END IF;
+    FOREACH f IN ARRAY p_features LOOP
+        m := pg_catalog.regexp_match(f, '^(.*)\[([0-9]+)\]$');
+        parts := parts || CASE WHEN m IS NULL THEN pg_catalog.format('s.%I', f)
+                               ELSE pg_catalog.format('(s.%I)[%s]', m[1], m[2]) END;
+    END LOOP;
+    RETURN 'ARRAY[' || pg_catalog.array_to_string(parts, ', ') || ']::float8[]';
+END $$;
+COMMENT ON FUNCTION mlpipe._eval_input(text[], boolean) IS
+    'The SQL of the scoring argument for a source row: the row itself or the float8[] of its features.';
+REVOKE ALL ON FUNCTION mlpipe._eval_input(text[], boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._eval_input(text[], boolean) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe._eval_metrics(p_artifact bytea, p_task text, p_features text[],
+    p_classes text[], p_target text, p_from text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    x   text := mlpipe._eval_input(p_features);
+    res jsonb;
+BEGIN
+    IF p_task = 'classification' THEN
+        EXECUTE pg_catalog.format($q$
+            SELECT jsonb_build_object(
+                'accuracy', mlpipe.accuracy(y, p), 'precision_macro', mlpipe.precision_macro(y, p),
+                'recall_macro', mlpipe.recall_macro(y, p), 'f1_macro', mlpipe.f1_macro(y, p),
+                'f1_weighted', mlpipe.f1_weighted(y, p), 'log_loss', mlpipe.log_loss(y, pr, $2),
+                'roc_auc', mlpipe.roc_auc(y, pr, $2), 'confusion_matrix', mlpipe.confusion_matrix(y, p),
+                'rows', count(*))
+              FROM (SELECT (s.%1$I)::text AS y, mlpipe.predict_label($1, %2$s) AS p,
+                           mlpipe.predict_proba($1, %2$s) AS pr
+                      FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
+            INTO res USING p_artifact, p_classes;
+    ELSIF p_task = 'regression' THEN
+        EXECUTE pg_catalog.format($q$
+            SELECT jsonb_build_object('rmse', mlpipe.rmse(y, p), 'mae', mlpipe.mae(y, p),
+                                      'r2', mlpipe.r2(y, p), 'mape', mlpipe.mape(y, p), 'rows', count(*))
+              FROM (SELECT (s.%1$I)::float8 AS y, mlpipe.predict($1, %2$s) AS p
+                      FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
+            INTO res USING p_artifact;
+    ELSE
+        -- Clustering: the clusters the model assigns, scored on the raw
+        -- features; silhouette (O(n^2)) on at most 10,000 rows picked by a
+        -- hash of the row, so the figure is reproducible.
+        EXECUTE pg_catalog.format($q$
+            WITH pts AS MATERIALIZED (
+                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, md5(ROW(s.*)::text) AS h FROM %3$s s)
+            SELECT jsonb_build_object(
+                'silhouette', (SELECT mlpipe.silhouette(x, c) FROM
+                                 (SELECT x, c FROM pts ORDER BY h LIMIT 10000) t),
+                'calinski_harabasz', mlpipe.calinski_harabasz(x, c),
+                'davies_bouldin', mlpipe.davies_bouldin(x, c), 'rows', count(*))
+              FROM pts$q$, mlpipe._eval_input(p_features, true), x, p_from)
+            INTO res USING p_artifact;
+    END IF;
+    IF (res->>'rows')::bigint = 0 THEN
+        RAISE EXCEPTION 'no rows to evaluate%', coalesce(': the source has no row with a non-NULL "' || p_target || '"', '')
+            USING ERRCODE = '22000';
+    END IF;
+    RETURN res;
+END $$;
+COMMENT ON FUNCTION mlpipe._eval_metrics(bytea, text, text[], text[], text, text) IS
+    'Scores a FROM item with an artifact and returns the metrics of the task as jsonb.';
+REVOKE ALL ON FUNCTION mlpipe._eval_metrics(bytea, text, text[], text[], text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._eval_metrics(bytea, text, text[], text[], text, text) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe._cross_validate(p_algorithm text, p_source text, p_target text,
+    p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started   timestamptz := clock_timestamp();
+    fstart    timestamptz;
+    src       text;
+    ttype     text;
+    task      text;
+    stratify  boolean;
+    n         bigint;
+    seed      text;
+    fparams   jsonb;
+    fit       mlpipe.fit_result;
+    fm        jsonb;
+    folds_out jsonb := '[]';
+    mean      jsonb;
+    std       jsonb;
+    parent    bigint;
+    i         int;
+    hashed    text := 's.*';
+BEGIN
+    IF p_algorithm IS NULL OR p_source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF p_target IS NULL OR p_algorithm IN ('kmeans', 'minibatch_kmeans') THEN
+        RAISE EXCEPTION 'cross-validation needs a supervised algorithm and a target'
+            USING ERRCODE = '22023',
+                  HINT = 'Clustering has no held-out truth: compare k-means models by the silhouette that mlpipe.train records.';
+    END IF;
+    IF p_folds IS NULL OR p_folds < 2 THEN
+        RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    src := mlpipe._eval_from(p_source);
+    EXECUTE pg_catalog.format('SELECT count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
+                                 FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
+        INTO n, ttype;
+    IF p_folds > n THEN
+        RAISE EXCEPTION 'folds = % is more than the % rows with a non-NULL "%"', p_folds, n, p_target
+            USING ERRCODE = '22023', HINT = 'Use fewer folds.';
+    END IF;
+    -- Stratify as training decides the task: text-like and boolean targets,
+    -- integers with at most 20 distinct values, or params.task.
+    IF p_params ? 'task' THEN
+        stratify := p_params->>'task' = 'classification';
+    ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
+        EXECUTE pg_catalog.format('SELECT count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
+    ELSE
+        stratify := ttype NOT IN ('real', 'double precision', 'numeric');
+    END IF;
+    -- Folds: rows ordered by a hash of (seed, row), by class first when
+    -- stratified, dealt round-robin. Identical rows are interchangeable, so
+    -- the assignment is reproducible. With features given, the hash covers
+    -- only the feature columns and the target, so that other columns of the
+    -- source (whatever they are called) do not change the folds.
+    seed := coalesce(p_params->>'seed', '0');
+    IF p_features IS NOT NULL THEN
+        hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
+                     FROM (SELECT v.c, pg_catalog.min(v.o) AS o
+                             FROM unnest(pg_catalog.array_append(
+                                      ARRAY(SELECT pg_catalog.regexp_replace(f, '\[[0-9]+\]$', '')
+                                              FROM unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
+                            GROUP BY v.c) u);
+    END IF;
+    IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
+        DROP TABLE pg_temp._mlpipe_cv_folds;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
+         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s)::int
+                AS _mlpipe_fold
+           FROM %3$s s WHERE s.%4$I IS NOT NULL',
+        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
+        USING seed;
+    fparams := (p_params - 'test_size' - 'split') || '{"test_size": 0}';
+    IF p_features IS NULL THEN
+        fparams := fparams || jsonb_build_object('exclude',
+            CASE WHEN jsonb_typeof(p_params->'exclude') = 'array' THEN p_params->'exclude' ELSE '[]' END
+            || '["_mlpipe_fold"]');
+    END IF;
+    parent := mlpipe._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
+        jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
+                           'features', to_jsonb(p_features), 'stratified', stratify),
+        'running', NULL, n, started, p_parent, NULL, NULL);
+    FOR i IN 0 .. p_folds - 1 LOOP
+        fstart := clock_timestamp();
+        fit := mlpipe._fit(p_algorithm,
+            pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
+            p_target, p_features, fparams, NULL);
+        task := fit.task;
+        fm := mlpipe._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
+            pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
+        fm := jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows')::bigint) || fm;
+        PERFORM mlpipe._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
+            jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
+            'succeeded', NULL, (fm->>'rows')::bigint, fstart, parent, fm - 'fold' - 'training_rows', 'cv_fold');
+        folds_out := folds_out || jsonb_build_array(fm);
+    END LOOP;
+    DROP TABLE pg_temp._mlpipe_cv_folds;
+    -- Mean and population standard deviation (numpy's default) of each metric.
+    SELECT jsonb_object_agg(key, a), jsonb_object_agg(key, sd) INTO mean, std
+      FROM (SELECT e.key, avg((e.value)::text::float8) AS a, stddev_pop((e.value)::text::float8) AS sd
+              FROM jsonb_array_elements(folds_out) f, jsonb_each(f) e
+             WHERE jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
+             GROUP BY e.key) t;
+    PERFORM mlpipe._eval_finish_run(parent, n, jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
+    RETURN jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
+                              'rows', n, 'run_id', parent);
+END $$;
+COMMENT ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
+    'k-fold cross-validation behind cross_validate and each search trial.';
+REVOKE ALL ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text, key text,
+                                     mode text DEFAULT 'append', params jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    started    timestamptz := clock_timestamp();
+    info       record;
+    ref        text;
+    tgt        record;
+    rel        regclass;
+    key_type   regtype;
+    src_sql    text;
+    head       text;
+    consts     text;
+    from_sql   text;
+    old_ptc    text;
+    old_psc    text;
+    xexpr      text;
+    filt       text := '';
+    n          bigint;
+    k          text;
+    threshold  float8 := 0.2;
+    null_thr   float8 := 0.1;
+    sample     int := 20000;
+    metrics    jsonb := '{}';
+    drifted    jsonb := '[]';
+    d          record;
+    run        bigint;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL OR "into" IS NULL OR key IS NULL THEN
+        RAISE EXCEPTION 'model_ref, source, into and key must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
+        RAISE EXCEPTION 'unknown mode %', coalesce(quote_literal(mode), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
+    END IF;
+    params := coalesce(params, '{}');
+    IF jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(params) LOOP
+        IF k NOT IN ('drift_threshold', 'null_threshold', 'drift_sample') THEN
+            RAISE EXCEPTION 'unknown key "%" in predict_table params', k
+                USING ERRCODE = '22023', HINT = 'Allowed keys: drift_threshold, null_threshold, drift_sample.';
+        END IF;
+        IF jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0
+           OR (k <> 'drift_sample' AND (params->>k)::float8 = 0)
+           OR (k = 'drift_sample' AND (params->>k)::numeric NOT BETWEEN 0 AND 10000000) THEN
+            RAISE EXCEPTION 'predict_table params.% must be a positive number (drift_sample: an integer, 0 for no drift)', k
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    threshold := coalesce((params->>'drift_threshold')::float8, threshold);
+    null_thr := coalesce((params->>'null_threshold')::float8, null_thr);
+    sample := coalesce((params->>'drift_sample')::numeric::int, sample);
+
+    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    ref := info.model || '@' || info.version;          -- one version for the whole run
+    SELECT s.type INTO key_type FROM mlpipe._source_columns(source) s WHERE s.name = key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'key column "%" is not in the source', key
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' || (SELECT string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) || '.';
+    END IF;
+    IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
+        RAISE EXCEPTION 'key column "%" has the name of an output column', key
+            USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
+    END IF;
+    src_sql := mlpipe._source_sql(source);
+    SELECT * INTO tgt FROM mlpipe._parse_into("into");
+    -- Runs into one target serialise (issue #10): two concurrent replace or
+    -- incremental runs would each insert every key, and with a unique index
+    -- the second would fail with a raw 23505. The lock is on the target's
+    -- schema-qualified name (the schema it would be created in when it does
+    -- not exist yet) and lasts until the transaction ends; every statement
+    -- below takes its snapshot after it (READ COMMITTED), so the second run
+    -- sees the first one's rows.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(
+        'mlpipe.predict_table ' OPERATOR(pg_catalog.||) coalesce(
+            (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(tgt.qualified)),
+            CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(tgt.qualified)) OPERATOR(pg_catalog.=) 1
+                 THEN pg_catalog.format('%I.%s', pg_catalog.current_schema(), tgt.qualified)
+                 ELSE tgt.qualified END)));
+    rel := to_regclass(tgt.qualified);
+
+    IF rel IS NOT NULL THEN
+        PERFORM mlpipe._check_target(rel, key, key_type, mode);
+        IF mode = 'incremental' THEN
+            filt := format(' WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
+                           tgt.qualified, key, key, info.model, info.version);
+        END IF;
+    END IF;
+    -- Rows are scored with the row form of predict (columns matched by name,
+    -- stored preprocessing applied), or, for a model without preprocessing
+    -- whose features are numeric columns of the source, with the float8[]
+    -- form, which gives the same predictions without building a row value.
+    -- prediction: the value, cluster or class index; label and proba for
+    -- classification only.
+    IF NOT mlpipe._has_preprocessing(mlpipe.artifact(ref)) THEN
+        xexpr := mlpipe._feature_array_expr(info.features, source);
+    END IF;
+    -- src.*, not a bare src, which a source column named src would capture.
+    xexpr := coalesce(xexpr, 'src.*');
+    -- A classifier is scored once per row: the float8[] form through the
+    -- _score_* functions, whose calls for one row share an evaluation (the
+    -- whole projection stays in the parallel workers); the row form with
+    -- predict and predict_proba in a subquery (OFFSET 0 keeps the planner
+    -- from pulling it up, which would copy predict into the label column).
+    -- The SELECT is built as head (key, prediction and, for a classifier,
+    -- label and proba), the constant columns, and the FROM clause: a new
+    -- table gets only the head's columns from CREATE TABLE AS and the others
+    -- as added columns (below).
+    IF info.task = 'classification' THEN
+        IF xexpr <> 'src.*' THEN
+            head := format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
+                           'mlpipe._score_label(%2$L, %3$s) AS label, mlpipe._score_proba(%2$L, %3$s) AS proba',
+                           key, ref, xexpr);
+            from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
+        ELSE
+            head := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
+                           '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
+                           key, info.classes);
+            from_sql := format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src.*) AS mlpipe_p, '
+                               'mlpipe.predict_proba(%2$L, src.*) AS mlpipe_pb '
+                               'FROM (%3$s) AS src%4$s OFFSET 0) AS mlpipe_s',
+                               key, ref, src_sql, filt);
+        END IF;
+        consts := '';
+    ELSE
+        head := format('SELECT src.%1$I, mlpipe.predict(%2$L, %3$s) AS prediction', key, ref, xexpr);
+        from_sql := format(' FROM (%s) AS src%s', src_sql, filt);
+        consts := ', NULL::text AS label, NULL::float8[] AS proba';
+    END IF;
+    consts := consts || format(', %L::text AS model, %s::int AS version, now() AS scored_at',
+                               info.model, info.version);
+    -- Ensembles cost microseconds a row to score: for the scoring statement,
+    -- make a parallel scan of the source attractive so that CREATE TABLE AS
+    -- scores in parallel workers. A single tree or k-means scores faster
+    -- than a worker hands rows back, so the caller's settings stay.
+    old_ptc := current_setting('parallel_tuple_cost');
+    old_psc := current_setting('parallel_setup_cost');
+    IF info.algorithm IN ('gbt', 'random_forest') THEN
+        PERFORM set_config('parallel_tuple_cost', '0.001', true), set_config('parallel_setup_cost', '10', true);
+    END IF;
+
+    IF rel IS NULL THEN
+        -- A new table: bulk-written by CREATE TABLE AS with the per-row
+        -- columns only; model, version and scored_at are the same on every
+        -- row, so they are added afterwards with that value as default,
+        -- which PostgreSQL stores once in the catalog instead of in each row
+        -- (no rewrite; readers see the value on every row). Then indexed.
+        EXECUTE format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM set_config('parallel_tuple_cost', old_ptc, true), set_config('parallel_setup_cost', old_psc, true);
+        EXECUTE format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
+                       'ADD COLUMN scored_at timestamptz DEFAULT now()', tgt.qualified,
+                       CASE WHEN info.task = 'classification' THEN ''
+                            ELSE 'ADD COLUMN label text, ADD COLUMN proba double precision[],' END,
+                       info.model, info.version);
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
+                       tgt.qualified);
+        EXECUTE format('CREATE %s INDEX ON %s (%I)',
+                       CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
+        -- Readers read prediction tables (docs/security.md).
+        EXECUTE format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
+    ELSE
+        IF mode = 'replace' THEN
+            EXECUTE format('DELETE FROM %s', tgt.qualified);
+        END IF;
+        EXECUTE format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s%s%s',
+                       tgt.qualified, key, head, consts, from_sql,
+                       CASE WHEN mode = 'upsert' THEN format(
+                           ' ON CONFLICT (%I) DO UPDATE SET prediction = EXCLUDED.prediction, label = EXCLUDED.label, '
+                           'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
+                           'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM set_config('parallel_tuple_cost', old_ptc, true), set_config('parallel_setup_cost', old_psc, true);
+    END IF;
+
+    -- Drift of the source against the training profile, on a sample.
+    IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
+        FOR d IN SELECT * FROM mlpipe._drift_figures(info.profile, source,
+                     CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n END) LOOP
+            metrics := metrics || jsonb_build_object('psi:' || d.feature, d.psi,
+                                                     'null_rate:' || d.feature, d.null_rate_now);
+            IF mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
+                drifted := drifted || jsonb_build_object('feature', d.feature, 'psi', d.psi,
+                                                         'null_rate_train', d.null_rate_train,
+                                                         'null_rate_now', d.null_rate_now);
+            END IF;
+        END LOOP;
+        metrics := metrics || jsonb_build_object('drifted_features', jsonb_array_length(drifted));
+    END IF;
+    metrics := metrics || jsonb_build_object('rows_per_second',
+        n / greatest(extract(epoch FROM clock_timestamp() - started)::float8, 1e-6));
+    run := mlpipe._log_run('predict_table', info.model, info.version, info.algorithm, source,
+        jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params),
+        'succeeded', NULL, n, started, NULL, metrics, 'scoring');
+    PERFORM mlpipe._notify('predictions_written', jsonb_build_object('model', info.model, 'version', info.version,
+        'run_id', run, 'rows', n, 'into', tgt.display));
+    IF jsonb_array_length(drifted) > 0 THEN
+        PERFORM mlpipe._notify('drift_detected', jsonb_build_object('model', info.model, 'version', info.version,
+            'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
+    END IF;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) IS
+    'Scores every row of a source into a table (append, replace, upsert or insert mode).';
+REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;

@@ -927,6 +927,21 @@ BEGIN
     END IF;
     src_sql := mlpipe._source_sql(source);
     SELECT * INTO tgt FROM mlpipe._parse_into("into");
+    -- Runs into one target serialise (issue #10): two concurrent replace or
+    -- incremental runs would each insert every key, and with a unique index
+    -- the second would fail with a raw 23505. The lock is on the target's
+    -- schema-qualified name (the schema it would be created in when it does
+    -- not exist yet) and lasts until the transaction ends; every statement
+    -- below takes its snapshot after it (READ COMMITTED), so the second run
+    -- sees the first one's rows.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(
+        'mlpipe.predict_table ' OPERATOR(pg_catalog.||) coalesce(
+            (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(tgt.qualified)),
+            CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(tgt.qualified)) OPERATOR(pg_catalog.=) 1
+                 THEN pg_catalog.format('%I.%s', pg_catalog.current_schema(), tgt.qualified)
+                 ELSE tgt.qualified END)));
     rel := to_regclass(tgt.qualified);
 
     IF rel IS NOT NULL THEN
@@ -945,7 +960,8 @@ BEGIN
     IF NOT mlpipe._has_preprocessing(mlpipe.artifact(ref)) THEN
         xexpr := mlpipe._feature_array_expr(info.features, source);
     END IF;
-    xexpr := coalesce(xexpr, 'src');
+    -- src.*, not a bare src, which a source column named src would capture.
+    xexpr := coalesce(xexpr, 'src.*');
     -- A classifier is scored once per row: the float8[] form through the
     -- _score_* functions, whose calls for one row share an evaluation (the
     -- whole projection stays in the parallel workers); the row form with
@@ -956,7 +972,7 @@ BEGIN
     -- table gets only the head's columns from CREATE TABLE AS and the others
     -- as added columns (below).
     IF info.task = 'classification' THEN
-        IF xexpr <> 'src' THEN
+        IF xexpr <> 'src.*' THEN
             head := format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
                            'mlpipe._score_label(%2$L, %3$s) AS label, mlpipe._score_proba(%2$L, %3$s) AS proba',
                            key, ref, xexpr);
@@ -965,8 +981,8 @@ BEGIN
             head := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
                            '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
                            key, info.classes);
-            from_sql := format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src) AS mlpipe_p, '
-                               'mlpipe.predict_proba(%2$L, src) AS mlpipe_pb '
+            from_sql := format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src.*) AS mlpipe_p, '
+                               'mlpipe.predict_proba(%2$L, src.*) AS mlpipe_pb '
                                'FROM (%3$s) AS src%4$s OFFSET 0) AS mlpipe_s',
                                key, ref, src_sql, filt);
         END IF;

@@ -408,7 +408,8 @@ COMMENT ON FUNCTION mlpipe._eval_model(text) IS
 REVOKE ALL ON FUNCTION mlpipe._eval_model(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._eval_model(text) TO mlpipe_trainer;
 
--- The scoring argument for a source row `s`: the row itself when the row
+-- The scoring argument for a source row `s`: the row itself (s.*, which no
+-- column of the source can capture, unlike a bare s) when the row
 -- form of predict exists (columns matched by name, stored preprocessing
 -- applied), else the float8[] of the features in training order (x[i]
 -- names an element of array column x).
@@ -420,7 +421,7 @@ DECLARE
     m text[];
 BEGIN
     IF NOT p_array AND pg_catalog.to_regprocedure('mlpipe.predict_label(bytea,record)') IS NOT NULL THEN
-        RETURN 's';
+        RETURN 's.*';
     END IF;
     FOREACH f IN ARRAY p_features LOOP
         m := pg_catalog.regexp_match(f, '^(.*)\[([0-9]+)\]$');
@@ -469,7 +470,7 @@ BEGIN
         -- hash of the row, so the figure is reproducible.
         EXECUTE pg_catalog.format($q$
             WITH pts AS MATERIALIZED (
-                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, md5(s::text) AS h FROM %3$s s)
+                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, md5(ROW(s.*)::text) AS h FROM %3$s s)
             SELECT jsonb_build_object(
                 'silhouette', (SELECT mlpipe.silhouette(x, c) FROM
                                  (SELECT x, c FROM pts ORDER BY h LIMIT 10000) t),
@@ -570,6 +571,7 @@ DECLARE
     std       jsonb;
     parent    bigint;
     i         int;
+    hashed    text := 's.*';
 BEGIN
     IF p_algorithm IS NULL OR p_source IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
@@ -606,17 +608,27 @@ BEGIN
     END IF;
     -- Folds: rows ordered by a hash of (seed, row), by class first when
     -- stratified, dealt round-robin. Identical rows are interchangeable, so
-    -- the assignment is reproducible.
+    -- the assignment is reproducible. With features given, the hash covers
+    -- only the feature columns and the target, so that other columns of the
+    -- source (whatever they are called) do not change the folds.
     seed := coalesce(p_params->>'seed', '0');
+    IF p_features IS NOT NULL THEN
+        hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
+                     FROM (SELECT v.c, pg_catalog.min(v.o) AS o
+                             FROM unnest(pg_catalog.array_append(
+                                      ARRAY(SELECT pg_catalog.regexp_replace(f, '\[[0-9]+\]$', '')
+                                              FROM unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
+                            GROUP BY v.c) u);
+    END IF;
     IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
         DROP TABLE pg_temp._mlpipe_cv_folds;
     END IF;
     EXECUTE pg_catalog.format(
         'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
-         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 || s::text)) - 1) %% %2$s)::int
+         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s)::int
                 AS _mlpipe_fold
            FROM %3$s s WHERE s.%4$I IS NOT NULL',
-        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target)
+        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
         USING seed;
     fparams := (p_params - 'test_size' - 'split') || '{"test_size": 0}';
     IF p_features IS NULL THEN

@@ -59,8 +59,7 @@ def concurrent_predict_table(cur):
             tlib.result(n == keys == 20000 and not raw,
                         "issue10 predict_table: two concurrent %s runs %s a unique index: each key once, no 23505"
                         % (mode, "with" if index else "without"),
-                        "%d rows for %d keys; errors %s" % (n, keys, errors),
-                        xfail="issue #10 item 5: concurrent predict_table doubles rows")
+                        "%d rows for %d keys; errors %s" % (n, keys, errors))
 
 
 def forged_runs(cur):

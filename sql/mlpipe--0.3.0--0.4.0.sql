@@ -565,6 +565,7 @@ BEGIN
         RAISE EXCEPTION 'role "%" cannot schedule pipelines as role "%"', session_user, p_user
             USING ERRCODE = '42501', HINT = 'Call mlpipe.schedule as a member of mlpipe_admin.';
     END IF;
+    PERFORM mlpipe._cron_check(p_name, p_cron);
     PERFORM mlpipe._cron_unschedule(p_name);
     BEGIN
         EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4, $5)' INTO job
@@ -1041,3 +1042,40 @@ COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) IS
     'Scores every row of a source into a table (append, replace, upsert or insert mode).';
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
+
+-- == issue 10 item 6: _log_run writes only the run kinds of its callers (helper S1) ==
+CREATE OR REPLACE FUNCTION mlpipe._log_run(
+    p_kind text, p_model text, p_version int, p_algorithm text, p_source text,
+    p_params jsonb, p_status text, p_error text, p_rows bigint, p_started timestamptz,
+    p_parent bigint DEFAULT NULL, p_metrics jsonb DEFAULT NULL, p_split text DEFAULT 'test')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_run bigint;
+BEGIN
+    IF p_kind IS NULL OR p_kind NOT IN ('evaluate', 'predict_table', 'cross_validate', 'cv_fold', 'search',
+                                        'search_trial', 'pipeline_step', 'prune')
+       OR (p_kind IN ('pipeline_step', 'prune') AND NOT pg_has_role(session_user, 'mlpipe_admin', 'MEMBER')) THEN
+        RAISE EXCEPTION 'mlpipe._log_run does not write runs of kind % for role %',
+                        coalesce(quote_literal(p_kind), 'NULL'), session_user
+            USING ERRCODE = '42501',
+                  HINT = 'Training runs are written by mlpipe.train only; evaluation runs by evaluate, predict_table, cross_validate and search.';
+    END IF;
+    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, error, rows,
+                             started_at, finished_at, seconds, created_by, parent_run_id)
+    VALUES (p_kind, p_model, p_version, p_algorithm, p_source, coalesce(p_params, '{}'),
+            p_status, p_error, p_rows, coalesce(p_started, clock_timestamp()), clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - coalesce(p_started, clock_timestamp())),
+            session_user, p_parent)
+    RETURNING run_id INTO v_run;
+    IF p_metrics IS NOT NULL AND jsonb_typeof(p_metrics) = 'object' THEN
+        INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+        SELECT v_run, p_model, p_version, coalesce(p_split, 'test'), e.key, (e.value)::text::float8
+          FROM jsonb_each(p_metrics) e WHERE jsonb_typeof(e.value) = 'number';
+    END IF;
+    RETURN v_run;
+END $$;
+COMMENT ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) IS
+    'Records a finished run and its numeric metrics (the one writer of runs rows outside training).';
+REVOKE ALL ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) TO mlpipe_trainer;

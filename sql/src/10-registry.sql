@@ -367,6 +367,11 @@ GRANT EXECUTE ON FUNCTION mlpipe.model_info(text) TO mlpipe_reader;
 -- One writer for run rows, shared by evaluation, search, batch scoring and
 -- pipelines: records a finished run and its numeric metrics (one row per
 -- metric in mlpipe.metrics, for dashboards). Returns the run id.
+-- It writes only the kinds those callers log (issue #10): training runs
+-- (kind 'train', bound to a version by _register and the fit token) and any
+-- other kind are 42501; 'pipeline_step' and 'prune' need a session user in
+-- mlpipe_admin. The figures of an evaluation-type run are what the calling
+-- role reports (created_by records it); see docs/security.md.
 CREATE FUNCTION mlpipe._log_run(
     p_kind text, p_model text, p_version int, p_algorithm text, p_source text,
     p_params jsonb, p_status text, p_error text, p_rows bigint, p_started timestamptz,
@@ -376,6 +381,14 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_run bigint;
 BEGIN
+    IF p_kind IS NULL OR p_kind NOT IN ('evaluate', 'predict_table', 'cross_validate', 'cv_fold', 'search',
+                                        'search_trial', 'pipeline_step', 'prune')
+       OR (p_kind IN ('pipeline_step', 'prune') AND NOT pg_has_role(session_user, 'mlpipe_admin', 'MEMBER')) THEN
+        RAISE EXCEPTION 'mlpipe._log_run does not write runs of kind % for role %',
+                        coalesce(quote_literal(p_kind), 'NULL'), session_user
+            USING ERRCODE = '42501',
+                  HINT = 'Training runs are written by mlpipe.train only; evaluation runs by evaluate, predict_table, cross_validate and search.';
+    END IF;
     INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, error, rows,
                              started_at, finished_at, seconds, created_by, parent_run_id)
     VALUES (p_kind, p_model, p_version, p_algorithm, p_source, coalesce(p_params, '{}'),

@@ -583,6 +583,7 @@ BEGIN
         RAISE EXCEPTION 'role "%" cannot schedule pipelines as role "%"', session_user, p_user
             USING ERRCODE = '42501', HINT = 'Call mlpipe.schedule as a member of mlpipe_admin.';
     END IF;
+    PERFORM mlpipe._cron_check(p_name, p_cron);
     PERFORM mlpipe._cron_unschedule(p_name);
     BEGIN
         EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4, $5)' INTO job

@@ -80,7 +80,7 @@ def forged_runs(cur):
     after = cur.fetchone()[0]
     tlib.result(after == before and outcome.startswith("42501"),
                 "issue10 runs: a trainer cannot forge a run with metrics through _log_run (42501)",
-                "%s; runs %d -> %d" % (outcome, before, after), xfail="issue #10 item 6: _log_run accepts forged runs")
+                "%s; runs %d -> %d" % (outcome, before, after))
 
 
 def settings_before_load():

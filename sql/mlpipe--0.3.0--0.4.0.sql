@@ -1079,3 +1079,16 @@ COMMENT ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text, te
     'Records a finished run and its numeric metrics (the one writer of runs rows outside training).';
 REVOKE ALL ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) TO mlpipe_trainer;
+
+-- == issue 10 item 1: search_path pinned on every function that resolves no user relation name (helper S1) ==
+ALTER FUNCTION mlpipe._drift_status(psi double precision, null_train double precision, null_now double precision, threshold double precision, null_threshold double precision) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mlpipe._edges(double precision[]) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mlpipe._eval_input(p_features text[], p_array boolean) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mlpipe._main_metric(task text, OUT metric text, OUT higher_is_better boolean) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mlpipe._parse_into(p_into text, OUT qualified text, OUT display text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mlpipe._pipeline_texts(p jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mlpipe._search_candidates(p_space jsonb, p_strategy text, p_trials integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mlpipe.drop_pipeline(name text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mlpipe.export(model_ref text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mlpipe.feature_importance(model_ref text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mlpipe.version() SET search_path = pg_catalog, pg_temp;

@@ -7,7 +7,7 @@
 
 -- The installed version.
 CREATE FUNCTION mlpipe.version() RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '0.4.0'::text $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT '0.4.0'::text $$;
 COMMENT ON FUNCTION mlpipe.version() IS 'The installed mlpipe version.';
 
 -- Resolves a model_ref: 'name' (the production alias), 'name@7' or
@@ -93,7 +93,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._artifact_at(text, int) TO mlpipe_reader;
 
 -- The main metric of a task and whether larger is better (default gate).
 CREATE FUNCTION mlpipe._main_metric(task text, OUT metric text, OUT higher_is_better boolean)
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE task WHEN 'classification' THEN 'accuracy'
                      WHEN 'regression' THEN 'rmse'
                      ELSE 'silhouette' END,

@@ -30,7 +30,7 @@ COMMENT ON FUNCTION mlpipe.export(bytea) IS
     'The model as JSON (trees, centroids, preprocessing) for inspection or other tools, by artifact.';
 
 CREATE FUNCTION mlpipe.export(model_ref text) RETURNS jsonb
-LANGUAGE sql STABLE STRICT AS $$
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object('model', r.model, 'version', r.version)
            || mlpipe.export(mlpipe.artifact(model_ref))
       FROM mlpipe.resolve(model_ref) r
@@ -83,7 +83,7 @@ COMMENT ON FUNCTION mlpipe._importance(bytea) IS
 -- Normalised total gain per feature, largest first.
 CREATE FUNCTION mlpipe.feature_importance(model_ref text)
 RETURNS TABLE (feature text, importance float8)
-LANGUAGE sql STABLE STRICT AS $$
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT f, i FROM unnest(mlpipe.features(model_ref), mlpipe._importance(mlpipe.artifact(model_ref))) AS t(f, i)
      ORDER BY i DESC, f
 $$;
@@ -216,7 +216,7 @@ COMMENT ON AGGREGATE mlpipe._bin_counts(int, int) IS
 
 -- Sorted distinct non-null values of an array: quantiles to bin edges.
 CREATE FUNCTION mlpipe._edges(float8[]) RETURNS float8[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(array_agg(DISTINCT x ORDER BY x) FILTER (WHERE x IS NOT NULL), '{}')
       FROM unnest($1) x
 $$;
@@ -688,7 +688,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) TO mlpipe_t
 -- The status of one feature's drift figures (see mlpipe.drift).
 CREATE FUNCTION mlpipe._drift_status(psi float8, null_train float8, null_now float8,
                                      threshold float8, null_threshold float8) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE
         WHEN abs(coalesce(null_now, 0) - coalesce(null_train, 0)) >= null_threshold THEN 'drift'
         WHEN psi IS NULL THEN 'no data'
@@ -784,7 +784,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._feature_array_expr(text[], text) TO mlpipe_tra
 -- The (schema, table) of an "into" argument: 'table' or 'schema.table',
 -- parsed as identifiers (quoted parts keep their case).
 CREATE FUNCTION mlpipe._parse_into(p_into text, OUT qualified text, OUT display text)
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     parts text[];
 BEGIN

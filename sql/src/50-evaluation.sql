@@ -414,7 +414,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._eval_model(text) TO mlpipe_trainer;
 -- applied), else the float8[] of the features in training order (x[i]
 -- names an element of array column x).
 CREATE FUNCTION mlpipe._eval_input(p_features text[], p_array boolean DEFAULT false) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f text;
     parts text[] := '{}';
@@ -687,7 +687,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb,
 -- reproducible without touching the session's random().
 CREATE FUNCTION mlpipe._search_candidates(p_space jsonb, p_strategy text, p_trials int)
 RETURNS SETOF jsonb
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     k      text;
     v      jsonb;

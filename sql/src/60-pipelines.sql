@@ -155,7 +155,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, jsonb) TO mlpipe_admin;
 
 -- Removes a pipeline (unscheduling it first). Its history and runs stay.
 CREATE FUNCTION mlpipe.drop_pipeline(name text) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) THEN
         PERFORM mlpipe._pipeline_unknown(name);
@@ -258,7 +258,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._pipeline_from(text) TO mlpipe_admin;
 
 -- A JSON array of strings as text[] (NULL stays NULL).
 CREATE FUNCTION mlpipe._pipeline_texts(p jsonb) RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN p IS NULL OR jsonb_typeof(p) = 'null' THEN NULL
                 ELSE ARRAY(SELECT jsonb_array_elements_text(p)) END
 $$;

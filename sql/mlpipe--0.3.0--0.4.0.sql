@@ -499,7 +499,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._cron_check(text, text) TO mlpipe_admin;
 -- hex digits of md5(name), so that long names sharing a prefix get distinct
 -- jobs. The job's command holds the full name, and pipelines.cron_job_id
 -- its id, so a job maps back to its pipeline.
-CREATE OR REPLACE FUNCTION mlpipe._cron_job_name(p_name text) RETURNS text
+CREATE FUNCTION mlpipe._cron_job_name(p_name text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     full_name text := 'mlpipe:' OPERATOR(pg_catalog.||) p_name;
@@ -526,7 +526,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._cron_job_name(text) TO mlpipe_admin;
 -- mlpipe_admin have no access to schema cron, and a job another admin
 -- scheduled belongs to that admin in pg_cron; it touches nothing but the
 -- jobs of this pipeline.
-CREATE OR REPLACE FUNCTION mlpipe._cron_unschedule(p_name text) RETURNS boolean
+CREATE FUNCTION mlpipe._cron_unschedule(p_name text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     job   bigint;
@@ -554,7 +554,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._cron_unschedule(text) TO mlpipe_admin;
 -- for the same reason as _cron_unschedule; p_user must be a role the
 -- session user may become (so nobody schedules as someone else) and a
 -- member of mlpipe_admin.
-CREATE OR REPLACE FUNCTION mlpipe._cron_schedule(p_name text, p_cron text, p_user name) RETURNS bigint
+CREATE FUNCTION mlpipe._cron_schedule(p_name text, p_cron text, p_user name) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     job bigint;

@@ -591,6 +591,11 @@ BEGIN
                 current_database()::text, p_user::text;
     EXCEPTION WHEN internal_error OR invalid_parameter_value THEN
         GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+        IF err LIKE '%can not log in%' OR err LIKE '%cannot log in%' THEN
+            -- pg_cron runs a job by logging in as its role
+            RAISE EXCEPTION 'pg_cron cannot run pipeline "%" as role "%": %', p_name, p_user, err
+                USING ERRCODE = '42501', HINT = 'Schedule as a role with LOGIN (a member of mlpipe_admin).';
+        END IF;
         RAISE EXCEPTION 'invalid cron schedule "%" for pipeline "%": %', p_cron, p_name, err
             USING ERRCODE = '22023', HINT = 'Five fields (minute hour day month weekday), e.g. ''0 21 * * *''.';
     END;

@@ -381,7 +381,7 @@ COMMENT ON AGGREGATE mlpipe.davies_bouldin(float8[], int) IS
 CREATE FUNCTION mlpipe._eval_from(p_source text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    IF p_source IS NULL OR btrim(p_source) = '' THEN
+    IF p_source IS NULL OR pg_catalog.btrim(p_source) = '' THEN
         RAISE EXCEPTION 'source must not be empty' USING ERRCODE = '22023';
     END IF;
     IF p_source ~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
@@ -447,20 +447,20 @@ DECLARE
 BEGIN
     IF p_task = 'classification' THEN
         EXECUTE pg_catalog.format($q$
-            SELECT jsonb_build_object(
+            SELECT pg_catalog.jsonb_build_object(
                 'accuracy', mlpipe.accuracy(y, p), 'precision_macro', mlpipe.precision_macro(y, p),
                 'recall_macro', mlpipe.recall_macro(y, p), 'f1_macro', mlpipe.f1_macro(y, p),
                 'f1_weighted', mlpipe.f1_weighted(y, p), 'log_loss', mlpipe.log_loss(y, pr, $2),
                 'roc_auc', mlpipe.roc_auc(y, pr, $2), 'confusion_matrix', mlpipe.confusion_matrix(y, p),
-                'rows', count(*))
+                'rows', pg_catalog.count(*))
               FROM (SELECT (s.%1$I)::text AS y, mlpipe.predict_label($1, %2$s) AS p,
                            mlpipe.predict_proba($1, %2$s) AS pr
                       FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
             INTO res USING p_artifact, p_classes;
     ELSIF p_task = 'regression' THEN
         EXECUTE pg_catalog.format($q$
-            SELECT jsonb_build_object('rmse', mlpipe.rmse(y, p), 'mae', mlpipe.mae(y, p),
-                                      'r2', mlpipe.r2(y, p), 'mape', mlpipe.mape(y, p), 'rows', count(*))
+            SELECT pg_catalog.jsonb_build_object('rmse', mlpipe.rmse(y, p), 'mae', mlpipe.mae(y, p),
+                                      'r2', mlpipe.r2(y, p), 'mape', mlpipe.mape(y, p), 'rows', pg_catalog.count(*))
               FROM (SELECT (s.%1$I)::float8 AS y, mlpipe.predict($1, %2$s) AS p
                       FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
             INTO res USING p_artifact;
@@ -470,12 +470,12 @@ BEGIN
         -- hash of the row, so the figure is reproducible.
         EXECUTE pg_catalog.format($q$
             WITH pts AS MATERIALIZED (
-                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, md5(ROW(s.*)::text) AS h FROM %3$s s)
-            SELECT jsonb_build_object(
+                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, pg_catalog.md5(ROW(s.*)::text) AS h FROM %3$s s)
+            SELECT pg_catalog.jsonb_build_object(
                 'silhouette', (SELECT mlpipe.silhouette(x, c) FROM
                                  (SELECT x, c FROM pts ORDER BY h LIMIT 10000) t),
                 'calinski_harabasz', mlpipe.calinski_harabasz(x, c),
-                'davies_bouldin', mlpipe.davies_bouldin(x, c), 'rows', count(*))
+                'davies_bouldin', mlpipe.davies_bouldin(x, c), 'rows', pg_catalog.count(*))
               FROM pts$q$, mlpipe._eval_input(p_features, true), x, p_from)
             INTO res USING p_artifact;
     END IF;
@@ -526,7 +526,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._eval_finish_run(bigint, bigint, jsonb, jsonb, 
 CREATE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    started timestamptz := clock_timestamp();
+    started timestamptz := pg_catalog.clock_timestamp();
     m       record;
     res     jsonb;
     run     bigint;
@@ -539,9 +539,9 @@ BEGIN
     res := mlpipe._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
                                 mlpipe._eval_from(source));
     run := mlpipe._log_run('evaluate', m.model, m.version, m.algorithm, source,
-                           jsonb_build_object('model_ref', model_ref), 'succeeded', NULL,
+                           pg_catalog.jsonb_build_object('model_ref', model_ref), 'succeeded', NULL,
                            (res->>'rows')::bigint, started, NULL, res, 'evaluate');
-    RETURN res || jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+    RETURN res || pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
 END $$;
 COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
     'Scores a source with a registered version and returns the metrics of its task as jsonb.';
@@ -555,7 +555,7 @@ CREATE FUNCTION mlpipe._cross_validate(p_algorithm text, p_source text, p_target
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    started   timestamptz := clock_timestamp();
+    started   timestamptz := pg_catalog.clock_timestamp();
     fstart    timestamptz;
     src       text;
     ttype     text;
@@ -586,11 +586,11 @@ BEGIN
         RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
     END IF;
     p_params := coalesce(p_params, '{}');
-    IF jsonb_typeof(p_params) <> 'object' THEN
-        RAISE EXCEPTION 'params must be a JSON object, not %', jsonb_typeof(p_params) USING ERRCODE = '22023';
+    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
     END IF;
     src := mlpipe._eval_from(p_source);
-    EXECUTE pg_catalog.format('SELECT count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
                                  FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
         INTO n, ttype;
     IF p_folds > n THEN
@@ -602,7 +602,7 @@ BEGIN
     IF p_params ? 'task' THEN
         stratify := p_params->>'task' = 'classification';
     ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
-        EXECUTE pg_catalog.format('SELECT count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
     ELSE
         stratify := ttype NOT IN ('real', 'double precision', 'numeric');
     END IF;
@@ -615,9 +615,9 @@ BEGIN
     IF p_features IS NOT NULL THEN
         hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
                      FROM (SELECT v.c, pg_catalog.min(v.o) AS o
-                             FROM unnest(pg_catalog.array_append(
+                             FROM pg_catalog.unnest(pg_catalog.array_append(
                                       ARRAY(SELECT pg_catalog.regexp_replace(f, '\[[0-9]+\]$', '')
-                                              FROM unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
+                                              FROM pg_catalog.unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
                             GROUP BY v.c) u);
     END IF;
     IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
@@ -632,37 +632,37 @@ BEGIN
         USING seed;
     fparams := (p_params - 'test_size' - 'split') || '{"test_size": 0}';
     IF p_features IS NULL THEN
-        fparams := fparams || jsonb_build_object('exclude',
-            CASE WHEN jsonb_typeof(p_params->'exclude') = 'array' THEN p_params->'exclude' ELSE '[]' END
+        fparams := fparams || pg_catalog.jsonb_build_object('exclude',
+            CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude') = 'array' THEN p_params->'exclude' ELSE '[]' END
             || '["_mlpipe_fold"]');
     END IF;
     parent := mlpipe._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
-        jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
-                           'features', to_jsonb(p_features), 'stratified', stratify),
+        pg_catalog.jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
+                           'features', pg_catalog.to_jsonb(p_features), 'stratified', stratify),
         'running', NULL, n, started, p_parent, NULL, NULL);
     FOR i IN 0 .. p_folds - 1 LOOP
-        fstart := clock_timestamp();
+        fstart := pg_catalog.clock_timestamp();
         fit := mlpipe._fit(p_algorithm,
             pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
             p_target, p_features, fparams, NULL);
         task := fit.task;
         fm := mlpipe._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
             pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
-        fm := jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows')::bigint) || fm;
+        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows')::bigint) || fm;
         PERFORM mlpipe._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
-            jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
+            pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
             'succeeded', NULL, (fm->>'rows')::bigint, fstart, parent, fm - 'fold' - 'training_rows', 'cv_fold');
-        folds_out := folds_out || jsonb_build_array(fm);
+        folds_out := folds_out || pg_catalog.jsonb_build_array(fm);
     END LOOP;
     DROP TABLE pg_temp._mlpipe_cv_folds;
     -- Mean and population standard deviation (numpy's default) of each metric.
-    SELECT jsonb_object_agg(key, a), jsonb_object_agg(key, sd) INTO mean, std
-      FROM (SELECT e.key, avg((e.value)::text::float8) AS a, stddev_pop((e.value)::text::float8) AS sd
-              FROM jsonb_array_elements(folds_out) f, jsonb_each(f) e
-             WHERE jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
+    SELECT pg_catalog.jsonb_object_agg(key, a), pg_catalog.jsonb_object_agg(key, sd) INTO mean, std
+      FROM (SELECT e.key, pg_catalog.avg((e.value)::text::float8) AS a, pg_catalog.stddev_pop((e.value)::text::float8) AS sd
+              FROM pg_catalog.jsonb_array_elements(folds_out) f, pg_catalog.jsonb_each(f) e
+             WHERE pg_catalog.jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
              GROUP BY e.key) t;
-    PERFORM mlpipe._eval_finish_run(parent, n, jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
-    RETURN jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
+    PERFORM mlpipe._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
+    RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
                               'rows', n, 'run_id', parent);
 END $$;
 COMMENT ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
@@ -802,7 +802,7 @@ CREATE FUNCTION mlpipe._search(p_model text, p_algorithm text, p_source text, p_
 RETURNS mlpipe.train_result
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    started timestamptz := clock_timestamp();
+    started timestamptz := pg_catalog.clock_timestamp();
     run     bigint;
     cand    jsonb;
     cv      jsonb;
@@ -816,12 +816,12 @@ DECLARE
     res     mlpipe.train_result;
 BEGIN
     IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
     END IF;
     PERFORM mlpipe._search_candidates(p_space, p_strategy, p_trials) LIMIT 1;   -- validates the space first
     run := mlpipe._log_run('search', p_model, NULL, p_algorithm, p_source,
-        jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
-                           'trials', p_trials, 'target', p_target, 'features', to_jsonb(p_features)),
+        pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
+                           'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
         'running', NULL, NULL, started, NULL, NULL, NULL);
     FOR cand IN SELECT * FROM mlpipe._search_candidates(p_space, p_strategy, p_trials) LOOP
         cv := mlpipe._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
@@ -830,7 +830,7 @@ BEGIN
         END IF;
         val := (cv->'mean'->>main.metric)::float8;
         n := n + 1;
-        trials := trials || jsonb_build_array(jsonb_build_object('params', cand, 'run_id', cv->'run_id',
+        trials := trials || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id',
                                                                  main.metric, val));
         IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
                                 OR (NOT main.higher_is_better AND val < best_v)) THEN
@@ -844,7 +844,7 @@ BEGIN
     END IF;
     res := mlpipe._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
     PERFORM mlpipe._eval_finish_run(run, (best_cv->>'rows')::bigint,
-        jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
+        pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
                            'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
         best_cv->'mean', 'cv_mean', best_cv->'std', 'cv_std');
     RETURN res;

@@ -129,8 +129,8 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     checked jsonb;
 BEGIN
-    IF name IS NULL OR name = '' OR length(name) > 200 OR name ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid pipeline name %', coalesce(quote_literal(name), 'NULL')
+    IF name IS NULL OR name = '' OR pg_catalog.length(name) > 200 OR name ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid pipeline name %', coalesce(pg_catalog.quote_literal(name), 'NULL')
             USING ERRCODE = '22023', HINT = 'A pipeline name is 1 to 200 characters, without control characters.';
     END IF;
     IF config IS NULL THEN
@@ -228,7 +228,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._pipeline_adopt(bigint, bigint) TO mlpipe_admin
 -- A [schema.]table name from a config, quoted for SQL.
 CREATE FUNCTION mlpipe._pipeline_ident(p_name text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT string_agg(quote_ident(x), '.' ORDER BY o) FROM unnest(parse_ident(p_name)) WITH ORDINALITY AS u(x, o)
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), '.' ORDER BY o) FROM pg_catalog.unnest(pg_catalog.parse_ident(p_name)) WITH ORDINALITY AS u(x, o)
 $$;
 COMMENT ON FUNCTION mlpipe._pipeline_ident(text) IS
     'A [schema.]table name from a pipeline config, quoted for SQL.';
@@ -245,7 +245,7 @@ BEGIN
     IF p_source ~* '^[\s(]*(select|with|values|table)\M' THEN
         RETURN '(' || chr(10) || p_source || chr(10) || ') AS src';
     END IF;
-    rel := to_regclass(mlpipe._pipeline_ident(p_source));
+    rel := pg_catalog.to_regclass(mlpipe._pipeline_ident(p_source));
     IF rel IS NULL THEN
         RAISE EXCEPTION 'relation "%" does not exist', p_source USING ERRCODE = '42P01';
     END IF;
@@ -295,7 +295,7 @@ BEGIN
         RAISE EXCEPTION 'a features step needs mlpipe.ts_features, which this installation does not have'
             USING ERRCODE = '0A000', HINT = 'Update the extension: ALTER EXTENSION mlpipe UPDATE.';
     END IF;
-    SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO stats
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO stats
       FROM pg_attribute a
      WHERE a.attrelid = (SELECT t.typrelid FROM pg_type t WHERE t.oid = 'mlpipe.ts_summary'::regtype)
        AND a.attnum > 0 AND NOT a.attisdropped
@@ -305,39 +305,39 @@ BEGIN
         FOREACH s IN ARRAY wanted LOOP
             IF NOT s = ANY (stats) THEN
                 RAISE EXCEPTION 'features step: unknown stat "%"', s
-                    USING ERRCODE = '22023', HINT = 'Stats: ' || array_to_string(stats, ', ') || '.';
+                    USING ERRCODE = '22023', HINT = 'Stats: ' || pg_catalog.array_to_string(stats, ', ') || '.';
             END IF;
         END LOOP;
         stats := wanted;
     END IF;
     FOREACH g IN ARRAY groups LOOP
-        inner_c := inner_c || format('%I', g);
-        outer_c := outer_c || format('%I', g);
+        inner_c := inner_c || pg_catalog.format('%I', g);
+        outer_c := outer_c || pg_catalog.format('%I', g);
     END LOOP;
     IF period IS NOT NULL THEN
-        inner_c := inner_c || format('date_trunc(%L, %I::timestamptz) AS period_start', period, ts);
+        inner_c := inner_c || pg_catalog.format('date_trunc(%L, %I::timestamptz) AS period_start', period, ts);
         outer_c := outer_c || 'period_start'::text;
     END IF;
-    nkeys := cardinality(inner_c);
+    nkeys := pg_catalog.cardinality(inner_c);
     FOREACH v IN ARRAY vals LOOP
-        inner_c := inner_c || format('mlpipe.ts_features(%I::timestamptz, %I::float8) AS _f%s', ts, v, i);
+        inner_c := inner_c || pg_catalog.format('mlpipe.ts_features(%I::timestamptz, %I::float8) AS _f%s', ts, v, i);
         FOREACH s IN ARRAY stats LOOP
-            outer_c := outer_c || format('(_f%s).%I::float8 AS %I', i, s, v || '_' || s);
+            outer_c := outer_c || pg_catalog.format('(_f%s).%I::float8 AS %I', i, s, v || '_' || s);
         END LOOP;
         i := i + 1;
     END LOOP;
-    q := format('SELECT %s FROM (SELECT %s FROM %s%s) AS f%s',
-                array_to_string(outer_c, ', '), array_to_string(inner_c, ', '),
+    q := pg_catalog.format('SELECT %s FROM (SELECT %s FROM %s%s) AS f%s',
+                pg_catalog.array_to_string(outer_c, ', '), pg_catalog.array_to_string(inner_c, ', '),
                 mlpipe._pipeline_from(step->>'source'),
-                CASE WHEN nkeys > 0 THEN ' GROUP BY ' || array_to_string(ARRAY(SELECT generate_series(1, nkeys)), ', ') ELSE '' END,
-                CASE WHEN nkeys > 0 THEN ' ORDER BY ' || array_to_string(ARRAY(SELECT generate_series(1, nkeys)), ', ') ELSE '' END);
-    IF coalesce(step->>'mode', 'replace') = 'replace' AND to_regclass(into_t) IS NOT NULL THEN
-        EXECUTE format('DROP TABLE %s', into_t);
+                CASE WHEN nkeys > 0 THEN ' GROUP BY ' || pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END,
+                CASE WHEN nkeys > 0 THEN ' ORDER BY ' || pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END);
+    IF coalesce(step->>'mode', 'replace') = 'replace' AND pg_catalog.to_regclass(into_t) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', into_t);
     END IF;
-    IF to_regclass(into_t) IS NULL THEN
-        EXECUTE format('CREATE TABLE %s AS %s', into_t, q);
+    IF pg_catalog.to_regclass(into_t) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %s AS %s', into_t, q);
     ELSE
-        EXECUTE format('INSERT INTO %s %s', into_t, q);
+        EXECUTE pg_catalog.format('INSERT INTO %s %s', into_t, q);
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -360,37 +360,37 @@ BEGIN
     CASE kind
     WHEN 'features' THEN
         n := mlpipe._pipeline_features(step);
-        RETURN jsonb_build_object('rows', n, 'result', jsonb_build_object('into', step->>'into', 'rows', n));
+        RETURN pg_catalog.jsonb_build_object('rows', n, 'result', pg_catalog.jsonb_build_object('into', step->>'into', 'rows', n));
     WHEN 'train' THEN
-        EXECUTE 'SELECT to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
+        EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
            INTO r
           USING step->>'model', step->>'algorithm', step->>'source', step->>'target',
                 mlpipe._pipeline_texts(step->'features'), coalesce(step->'params', '{}'), step->'gate';
-        RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
     WHEN 'search' THEN
-        EXECUTE 'SELECT to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
+        EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
            INTO r
           USING step->>'model', step->>'algorithm', step->>'source', step->>'target',
                 mlpipe._pipeline_texts(step->'features'), step->'space',
                 coalesce(step->>'strategy', 'grid'), coalesce((step->>'folds')::int, 5),
                 coalesce((step->>'trials')::int, 20), step->'gate';
-        RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
     WHEN 'predict' THEN
         EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5)'
            INTO n
           USING step->>'model', step->>'source', step->>'into', step->>'key', coalesce(step->>'mode', 'append');
-        RETURN jsonb_build_object('model', step->>'model', 'rows', n,
-                                  'result', jsonb_build_object('into', step->>'into', 'rows', n));
+        RETURN pg_catalog.jsonb_build_object('model', step->>'model', 'rows', n,
+                                  'result', pg_catalog.jsonb_build_object('into', step->>'into', 'rows', n));
     WHEN 'evaluate' THEN
-        EXECUTE 'SELECT to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model', step->>'source';
-        RETURN jsonb_build_object('model', step->>'model', 'metrics', r, 'result', r);
+        EXECUTE 'SELECT pg_catalog.to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model', step->>'source';
+        RETURN pg_catalog.jsonb_build_object('model', step->>'model', 'metrics', r, 'result', r);
     WHEN 'drift' THEN
-        EXECUTE 'SELECT jsonb_agg(to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
+        EXECUTE 'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
           USING step->>'model', step->>'source';
         -- One metric per feature (psi_<feature>) for dashboards, when drift reports PSI.
-        RETURN jsonb_build_object('model', step->>'model', 'result', r, 'metrics',
-            (SELECT jsonb_object_agg('psi_' || (e->>'feature'), e->'psi')
-               FROM jsonb_array_elements(r) e WHERE jsonb_typeof(e->'psi') = 'number'));
+        RETURN pg_catalog.jsonb_build_object('model', step->>'model', 'result', r, 'metrics',
+            (SELECT pg_catalog.jsonb_object_agg('psi_' || (e->>'feature'), e->'psi')
+               FROM pg_catalog.jsonb_array_elements(r) e WHERE pg_catalog.jsonb_typeof(e->'psi') = 'number'));
     ELSE
         RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
     END CASE;
@@ -426,15 +426,15 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM mlpipe._pipeline_unknown(p_name);
     END IF;
-    IF NOT pg_try_advisory_xact_lock(hashtext('mlpipe.pipeline_run:' || p_name)) THEN
+    IF NOT pg_try_advisory_xact_lock(pg_catalog.hashtext('mlpipe.pipeline_run:' || p_name)) THEN
         RAISE EXCEPTION 'pipeline "%" is already running', p_name
             USING ERRCODE = '55P03', HINT = 'Wait for the running call to finish.';
     END IF;
     run := mlpipe._pipeline_run_begin(p_name, p.version,
-               jsonb_build_object('application_name', current_setting('application_name')));
+               pg_catalog.jsonb_build_object('application_name', pg_catalog.current_setting('application_name')));
     prev := run;
-    FOR step IN SELECT s FROM jsonb_array_elements(p.config->'steps') AS s LOOP
-        started := clock_timestamp();
+    FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(p.config->'steps') AS s LOOP
+        started := pg_catalog.clock_timestamp();
         res := NULL;
         BEGIN
             res := mlpipe._pipeline_step(step);
@@ -445,23 +445,23 @@ BEGIN
         step_run := mlpipe._log_run(
             'pipeline_step', coalesce(res->>'model', step->>'model'), (res->>'version')::int, step->>'kind',
             coalesce(step->>'source', step->>'model'),
-            jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result')
-                || CASE WHEN failed THEN jsonb_build_object('sqlstate', state) ELSE '{}' END,
+            pg_catalog.jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result')
+                || CASE WHEN failed THEN pg_catalog.jsonb_build_object('sqlstate', state) ELSE '{}' END,
             CASE WHEN failed THEN 'failed' ELSE 'succeeded' END,
-            CASE WHEN failed THEN format('steps[%s] (%s): %s', i, step->>'kind', err) END,
+            CASE WHEN failed THEN pg_catalog.format('steps[%s] (%s): %s', i, step->>'kind', err) END,
             (res->>'rows')::bigint, started, run,
-            CASE WHEN jsonb_typeof(res->'metrics') = 'object' THEN res->'metrics' END,
+            CASE WHEN pg_catalog.jsonb_typeof(res->'metrics') = 'object' THEN res->'metrics' END,
             step->>'kind');
         PERFORM mlpipe._pipeline_adopt(step_run, prev);
         prev := step_run;
         IF failed THEN
             PERFORM mlpipe._pipeline_run_end(run, 'failed',
-                format('steps[%s] (%s) failed: %s', i, step->>'kind', err), i);
-            PERFORM mlpipe._notify('run_failed', jsonb_build_object(
+                pg_catalog.format('steps[%s] (%s) failed: %s', i, step->>'kind', err), i);
+            PERFORM mlpipe._notify('run_failed', pg_catalog.jsonb_build_object(
                 'pipeline', p_name, 'run_id', run, 'step', i, 'kind', step->>'kind',
                 'sqlstate', state, 'error', err));
             RAISE WARNING 'pipeline "%" failed at steps[%] (%): %', p_name, i, step->>'kind', err
-                USING HINT = format('See SELECT * FROM mlpipe.runs WHERE run_id = %s OR parent_run_id = %s.', run, run);
+                USING HINT = pg_catalog.format('See SELECT * FROM mlpipe.runs WHERE run_id = %s OR parent_run_id = %s.', run, run);
             RETURN run;
         END IF;
         i := i + 1;

@@ -68,11 +68,11 @@ BEGIN
     IF p_params ? 'as_of' OR p_params ? 'as_of_column' THEN
         SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
         src := tt.sql;
-        lin := lin || tt.lineage;
+        lin := lin OPERATOR(pg_catalog.||) tt.lineage;
     END IF;
     -- Data checks, before any training work.
     IF p_params ? 'checks' THEN
-        lin := lin || pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
+        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
     END IF;
     fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
                        p_params - 'as_of' - 'as_of_column' - 'checks' - 'profile_sample', warm);
@@ -80,7 +80,7 @@ BEGIN
         coalesce((fit.info->>'training_rows')::bigint, 0) + coalesce((fit.info->>'test_rows')::bigint, 0)
         + coalesce((fit.info->>'skipped_rows')::bigint, 0));
     -- Lineage notes ride in fit.info, which _register copies into the version.
-    fit.info := coalesce(fit.info, '{}') || lin;
+    fit.info := coalesce(fit.info, '{}') OPERATOR(pg_catalog.||) lin;
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
     IF prof IS NOT NULL THEN
         PERFORM mlpipe._set_profile(res.model, res.version, prof);

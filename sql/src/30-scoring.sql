@@ -279,7 +279,7 @@ BEGIN
                                 pg_catalog.format('(src.%I)::float8', c.name);
         ELSIF c.cls = 'array' THEN
             FOR f IN SELECT m FROM pg_catalog.unnest(p_model_features) WITH ORDINALITY u(m, o)
-                      WHERE left(m, pg_catalog.length(c.name) + 1) = c.name || '['
+                      WHERE left(m, pg_catalog.length(c.name) + 1) = c.name OPERATOR(pg_catalog.||) '['
                         AND substr(m, pg_catalog.length(c.name) + 2) ~ '^[0-9]{1,6}\]$' ORDER BY o LOOP
                 RETURN QUERY SELECT f, 'numeric'::text, c.name,
                     rtrim(substr(f, pg_catalog.length(c.name) + 2), ']')::int,
@@ -333,7 +333,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'params.as_of_column names column "%", which is not in the source', col
             USING ERRCODE = '22023',
-                  HINT = 'Columns: ' || (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(p_source) s) || '.';
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(p_source) s) OPERATOR(pg_catalog.||) '.';
     END IF;
     IF ctype NOT IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
         RAISE EXCEPTION 'params.as_of_column "%" has type %, not a date or timestamp', col, ctype
@@ -393,8 +393,8 @@ BEGIN
                 RAISE EXCEPTION 'params.checks.not_null names column "%", which is not in the source', e.v #>> '{}'
                     USING ERRCODE = '22023';
             END IF;
-            exprs := exprs || pg_catalog.format('pg_catalog.count(*) FILTER (WHERE src.%I IS NULL)::text', e.v #>> '{}');
-            what := what || pg_catalog.format('not_null: column "%s" has %%s NULL values', e.v #>> '{}');
+            exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(*) FILTER (WHERE src.%I IS NULL)::text', e.v #>> '{}');
+            what := what OPERATOR(pg_catalog.||) pg_catalog.format('not_null: column "%s" has %%s NULL values', e.v #>> '{}');
         END LOOP;
     END IF;
     IF p_checks ? 'ranges' THEN
@@ -418,10 +418,10 @@ BEGIN
             END IF;
             lo := e.value->>0;
             hi := e.value->>1;
-            exprs := exprs || pg_catalog.format('pg_catalog.count(*) FILTER (WHERE (src.%I)::float8 < %s OR (src.%I)::float8 > %s)::text',
-                                     e.key, coalesce(pg_catalog.quote_literal(lo) || '::float8', '''-Infinity''::float8'),
-                                     e.key, coalesce(pg_catalog.quote_literal(hi) || '::float8', '''Infinity''::float8'));
-            what := what || pg_catalog.format('ranges: column "%s" has %%s values outside [%s, %s]', e.key,
+            exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(*) FILTER (WHERE (src.%I)::float8 < %s OR (src.%I)::float8 > %s)::text',
+                                     e.key, coalesce(pg_catalog.quote_literal(lo) OPERATOR(pg_catalog.||) '::float8', '''-Infinity''::float8'),
+                                     e.key, coalesce(pg_catalog.quote_literal(hi) OPERATOR(pg_catalog.||) '::float8', '''Infinity''::float8'));
+            what := what OPERATOR(pg_catalog.||) pg_catalog.format('ranges: column "%s" has %%s values outside [%s, %s]', e.key,
                                    coalesce(lo, '-inf'), coalesce(hi, 'inf'));
         END LOOP;
     END IF;
@@ -439,21 +439,21 @@ BEGIN
                 RAISE EXCEPTION 'params.checks.allowed."%" must be a non-empty array of values', e.key
                     USING ERRCODE = '22023';
             END IF;
-            exprs := exprs || pg_catalog.format('(pg_catalog.count(*) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[])) || '' values outside the allowed ones (e.g. '' || '
-                                     || 'coalesce(pg_catalog.quote_literal(pg_catalog.min((src.%1$I)::text) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[]))), ''-'') || '')'')',
+            exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('(pg_catalog.count(*) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[])) OPERATOR(pg_catalog.||) '' values outside the allowed ones (e.g. '' OPERATOR(pg_catalog.||) '
+                                     OPERATOR(pg_catalog.||) 'coalesce(pg_catalog.quote_literal(pg_catalog.min((src.%1$I)::text) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[]))), ''-'') OPERATOR(pg_catalog.||) '')'')',
                                      e.key, ARRAY(SELECT v #>> '{}' FROM pg_catalog.jsonb_array_elements(e.value) v)::text);
-            what := what || pg_catalog.format('allowed: column "%s" has %%s', e.key);
+            what := what OPERATOR(pg_catalog.||) pg_catalog.format('allowed: column "%s" has %%s', e.key);
         END LOOP;
     END IF;
     EXECUTE pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS src', pg_catalog.array_to_string(exprs, ', '), mlpipe._source_sql(p_source))
         INTO res;
     n := res[1]::bigint;
     IF p_checks ? 'min_rows' AND n < (p_checks->>'min_rows')::numeric THEN
-        fails := fails || pg_catalog.format('min_rows: the source has %s rows, fewer than %s', n, p_checks->>'min_rows');
+        fails := fails OPERATOR(pg_catalog.||) pg_catalog.format('min_rows: the source has %s rows, fewer than %s', n, p_checks->>'min_rows');
     END IF;
     FOR i IN 2 .. pg_catalog.cardinality(res) LOOP
         IF split_part(res[i], ' ', 1) <> '0' THEN
-            fails := fails || (pg_catalog.format(what[i], res[i]) || CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE pg_catalog.format(' (of %s rows)', n) END);
+            fails := fails OPERATOR(pg_catalog.||) (pg_catalog.format(what[i], res[i]) OPERATOR(pg_catalog.||) CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE pg_catalog.format(' (of %s rows)', n) END);
         END IF;
     END LOOP;
     IF pg_catalog.cardinality(fails) > 0 THEN
@@ -502,19 +502,19 @@ BEGIN
     FOR f IN SELECT * FROM mlpipe._profile_plan(p_source, p_model_features, p_features, p_target, p_exclude) LOOP
         i := i + 1;
         EXIT WHEN i > 256;
-        sel := sel || pg_catalog.format('%s AS f%s', f.expr, i);
-        agg1 := agg1 || pg_catalog.format('pg_catalog.count(f%s) AS n%s', i, i);
+        sel := sel OPERATOR(pg_catalog.||) pg_catalog.format('%s AS f%s', f.expr, i);
+        agg1 := agg1 OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(f%s) AS n%s', i, i);
         IF f.kind = 'numeric' THEN
-            agg1 := agg1 || pg_catalog.format('mlpipe._edges(pg_catalog.percentile_disc(ARRAY[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
-            agg2 := agg2 || pg_catalog.format('mlpipe._bin_counts(mlpipe._bin_of(f%s, q.e%s), 2 * pg_catalog.cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
-            outs := outs || pg_catalog.format('pg_catalog.jsonb_build_object(''feature'', %L, ''kind'', ''numeric'', ''column'', %L, ''element'', %s, '
+            agg1 := agg1 OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe._edges(pg_catalog.percentile_disc(ARRAY[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
+            agg2 := agg2 OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe._bin_counts(mlpipe._bin_of(f%s, q.e%s), 2 * pg_catalog.cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
+            outs := outs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''feature'', %L, ''kind'', ''numeric'', ''column'', %L, ''element'', %s, '
                                    '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
                                    '''edges'', pg_catalog.to_jsonb(q.e%s), ''counts'', pg_catalog.to_jsonb(coalesce(h.h%s, pg_catalog.array_fill(0::bigint, ARRAY[2 * pg_catalog.cardinality(q.e%s) + 1]))))',
                                    f.feature, f.col, coalesce(f.element::text, 'NULL'), i, i, i, i, i);
         ELSE
-            cats := cats || pg_catalog.format('(SELECT coalesce(pg_catalog.array_agg(v ORDER BY c DESC, v), ''{}'') FROM (SELECT f%s AS v, pg_catalog.count(*) AS c FROM s WHERE f%s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) t) AS c%s', i, i, i);
-            agg2 := agg2 || pg_catalog.format('mlpipe._bin_counts(coalesce(pg_catalog.array_position(k.c%s, f%s), 0), pg_catalog.cardinality(k.c%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
-            outs := outs || pg_catalog.format('pg_catalog.jsonb_build_object(''feature'', %L, ''kind'', ''categorical'', ''column'', %L, ''element'', NULL, '
+            cats := cats OPERATOR(pg_catalog.||) pg_catalog.format('(SELECT coalesce(pg_catalog.array_agg(v ORDER BY c DESC, v), ''{}'') FROM (SELECT f%s AS v, pg_catalog.count(*) AS c FROM s WHERE f%s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) t) AS c%s', i, i, i);
+            agg2 := agg2 OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe._bin_counts(coalesce(pg_catalog.array_position(k.c%s, f%s), 0), pg_catalog.cardinality(k.c%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
+            outs := outs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''feature'', %L, ''kind'', ''categorical'', ''column'', %L, ''element'', NULL, '
                                    '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
                                    '''categories'', pg_catalog.to_jsonb(k.c%s), ''counts'', pg_catalog.to_jsonb(coalesce(h.h%s, ''{0}'')))',
                                    f.feature, f.col, i, i, i, i);
@@ -614,7 +614,7 @@ BEGIN
         IF NOT cols ? (f->>'column') THEN
             RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column', f->>'feature'
                 USING ERRCODE = '42703',
-                      HINT = 'Columns: ' || (SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) FROM pg_catalog.jsonb_object_keys(cols) k) || '.';
+                      HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) FROM pg_catalog.jsonb_object_keys(cols) k) OPERATOR(pg_catalog.||) '.';
         END IF;
         IF f->>'kind' = 'numeric' THEN
             IF cols->>(f->>'column') NOT IN ('numeric', 'array') THEN
@@ -630,7 +630,7 @@ BEGIN
             bin := pg_catalog.format('coalesce(pg_catalog.array_position(%L::text[], %s), 0)', 
                           ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(f->'categories') e)::text, ex);
         END IF;
-        exprs := exprs || pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
+        exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
                                  ex, bin, pg_catalog.jsonb_array_length(f->'counts'), ex);
     END LOOP;
     IF pg_catalog.cardinality(exprs) = 0 THEN
@@ -648,7 +648,7 @@ BEGIN
         IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
             from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s)', rel, p_fraction * 100);
         ELSE
-            from_ := from_ || pg_catalog.format(' WHERE random() < %s', p_fraction);
+            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(' WHERE random() < %s', p_fraction);
         END IF;
     END IF;
     EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_object(''n'', pg_catalog.count(*), ''f'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
@@ -758,14 +758,14 @@ BEGIN
       INTO cols, types FROM mlpipe._source_columns(p_source) s;
     FOREACH f IN ARRAY p_features LOOP
         IF cols->>f = 'numeric' THEN
-            parts := parts || pg_catalog.format('(src.%I)::float8', f);
+            parts := parts OPERATOR(pg_catalog.||) pg_catalog.format('(src.%I)::float8', f);
             CONTINUE;
         END IF;
         c := substring(f FROM '^(.*)\[[0-9]{1,6}\]$');
         IF c IS NULL OR cols->>c IS DISTINCT FROM 'array' THEN
             RETURN NULL;
         END IF;
-        parts := parts || pg_catalog.format('(src.%I)[%s]::float8', c, substring(f FROM '\[([0-9]{1,6})\]$'));
+        parts := parts OPERATOR(pg_catalog.||) pg_catalog.format('(src.%I)[%s]::float8', c, substring(f FROM '\[([0-9]{1,6})\]$'));
     END LOOP;
     -- Features x[1], ..., x[d] of one array column: pass the column as it is.
     c := substring(p_features[1] FROM '^(.*)\[1\]$');
@@ -774,7 +774,7 @@ BEGIN
         RETURN CASE WHEN types->>c = 'double precision[]' THEN pg_catalog.format('src.%I', c)
                     ELSE pg_catalog.format('(src.%I)::float8[]', c) END;
     END IF;
-    RETURN 'ARRAY[' || pg_catalog.array_to_string(parts, ', ') || ']';
+    RETURN 'ARRAY[' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(parts, ', ') OPERATOR(pg_catalog.||) ']';
 END $$;
 COMMENT ON FUNCTION mlpipe._feature_array_expr(text[], text) IS
     'The SQL of the float8[] a model without preprocessing scores, over the alias src.';
@@ -914,12 +914,12 @@ BEGIN
     sample := coalesce((params->>'drift_sample')::numeric::int, sample);
 
     SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
-    ref := info.model || '@' || info.version;          -- one version for the whole run
+    ref := info.model OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) info.version;          -- one version for the whole run
     SELECT s.type INTO key_type FROM mlpipe._source_columns(source) s WHERE s.name = key;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'key column "%" is not in the source', key
             USING ERRCODE = '42703',
-                  HINT = 'Columns: ' || (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) || '.';
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
     END IF;
     IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
         RAISE EXCEPTION 'key column "%" has the name of an output column', key
@@ -992,7 +992,7 @@ BEGIN
         from_sql := pg_catalog.format(' FROM (%s) AS src%s', src_sql, filt);
         consts := ', NULL::text AS label, NULL::float8[] AS proba';
     END IF;
-    consts := consts || pg_catalog.format(', %L::text AS model, %s::int AS version, pg_catalog.now() AS scored_at',
+    consts := consts OPERATOR(pg_catalog.||) pg_catalog.format(', %L::text AS model, %s::int AS version, pg_catalog.now() AS scored_at',
                                info.model, info.version);
     -- Ensembles cost microseconds a row to score: for the scoring statement,
     -- make a parallel scan of the source attractive so that CREATE TABLE AS
@@ -1042,17 +1042,17 @@ BEGIN
     IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
         FOR d IN SELECT * FROM mlpipe._drift_figures(info.profile, source,
                      CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n END) LOOP
-            metrics := metrics || pg_catalog.jsonb_build_object('psi:' || d.feature, d.psi,
-                                                     'null_rate:' || d.feature, d.null_rate_now);
+            metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('psi:' OPERATOR(pg_catalog.||) d.feature, d.psi,
+                                                     'null_rate:' OPERATOR(pg_catalog.||) d.feature, d.null_rate_now);
             IF mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
-                drifted := drifted || pg_catalog.jsonb_build_object('feature', d.feature, 'psi', d.psi,
+                drifted := drifted OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('feature', d.feature, 'psi', d.psi,
                                                          'null_rate_train', d.null_rate_train,
                                                          'null_rate_now', d.null_rate_now);
             END IF;
         END LOOP;
-        metrics := metrics || pg_catalog.jsonb_build_object('drifted_features', pg_catalog.jsonb_array_length(drifted));
+        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', pg_catalog.jsonb_array_length(drifted));
     END IF;
-    metrics := metrics || pg_catalog.jsonb_build_object('rows_per_second',
+    metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('rows_per_second',
         n / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - started)::float8, 1e-6));
     run := mlpipe._log_run('predict_table', info.model, info.version, info.algorithm, source,
         pg_catalog.jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params),

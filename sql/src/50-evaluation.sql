@@ -385,7 +385,7 @@ BEGIN
         RAISE EXCEPTION 'source must not be empty' USING ERRCODE = '22023';
     END IF;
     IF p_source ~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
-        RETURN '(' || p_source || E'\n)';
+        RETURN '(' OPERATOR(pg_catalog.||) p_source OPERATOR(pg_catalog.||) E'\n)';
     END IF;
     RETURN p_source::regclass::text;
 END $$;
@@ -480,7 +480,7 @@ BEGIN
             INTO res USING p_artifact;
     END IF;
     IF (res->>'rows')::bigint = 0 THEN
-        RAISE EXCEPTION 'no rows to evaluate%', coalesce(': the source has no row with a non-NULL "' || p_target || '"', '')
+        RAISE EXCEPTION 'no rows to evaluate%', coalesce(': the source has no row with a non-NULL "' OPERATOR(pg_catalog.||) p_target OPERATOR(pg_catalog.||) '"', '')
             USING ERRCODE = '22000';
     END IF;
     RETURN res;
@@ -541,7 +541,7 @@ BEGIN
     run := mlpipe._log_run('evaluate', m.model, m.version, m.algorithm, source,
                            pg_catalog.jsonb_build_object('model_ref', model_ref), 'succeeded', NULL,
                            (res->>'rows')::bigint, started, NULL, res, 'evaluate');
-    RETURN res || pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+    RETURN res OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
 END $$;
 COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
     'Scores a source with a registered version and returns the metrics of its task as jsonb.';
@@ -630,11 +630,11 @@ BEGIN
            FROM %3$s s WHERE s.%4$I IS NOT NULL',
         CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
         USING seed;
-    fparams := (p_params - 'test_size' - 'split') || '{"test_size": 0}';
+    fparams := (p_params - 'test_size' - 'split') OPERATOR(pg_catalog.||) '{"test_size": 0}';
     IF p_features IS NULL THEN
-        fparams := fparams || pg_catalog.jsonb_build_object('exclude',
+        fparams := fparams OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('exclude',
             CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude') = 'array' THEN p_params->'exclude' ELSE '[]' END
-            || '["_mlpipe_fold"]');
+            OPERATOR(pg_catalog.||) '["_mlpipe_fold"]');
     END IF;
     parent := mlpipe._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
         pg_catalog.jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
@@ -648,11 +648,11 @@ BEGIN
         task := fit.task;
         fm := mlpipe._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
             pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
-        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows')::bigint) || fm;
+        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows')::bigint) OPERATOR(pg_catalog.||) fm;
         PERFORM mlpipe._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
             pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
             'succeeded', NULL, (fm->>'rows')::bigint, fstart, parent, fm - 'fold' - 'training_rows', 'cv_fold');
-        folds_out := folds_out || pg_catalog.jsonb_build_array(fm);
+        folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
     END LOOP;
     DROP TABLE pg_temp._mlpipe_cv_folds;
     -- Mean and population standard deviation (numpy's default) of each metric.
@@ -830,7 +830,7 @@ BEGIN
         END IF;
         val := (cv->'mean'->>main.metric)::float8;
         n := n + 1;
-        trials := trials || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id',
+        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id',
                                                                  main.metric, val));
         IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
                                 OR (NOT main.higher_is_better AND val < best_v)) THEN

@@ -243,13 +243,13 @@ DECLARE
     rel regclass;
 BEGIN
     IF p_source ~* '^[\s(]*(select|with|values|table)\M' THEN
-        RETURN '(' || chr(10) || p_source || chr(10) || ') AS src';
+        RETURN '(' OPERATOR(pg_catalog.||) chr(10) OPERATOR(pg_catalog.||) p_source OPERATOR(pg_catalog.||) chr(10) OPERATOR(pg_catalog.||) ') AS src';
     END IF;
     rel := pg_catalog.to_regclass(mlpipe._pipeline_ident(p_source));
     IF rel IS NULL THEN
         RAISE EXCEPTION 'relation "%" does not exist', p_source USING ERRCODE = '42P01';
     END IF;
-    RETURN rel::text || ' AS src';
+    RETURN rel::text OPERATOR(pg_catalog.||) ' AS src';
 END $$;
 COMMENT ON FUNCTION mlpipe._pipeline_from(text) IS
     'A pipeline source as a FROM item: a relation or a query in parentheses.';
@@ -305,32 +305,32 @@ BEGIN
         FOREACH s IN ARRAY wanted LOOP
             IF NOT s = ANY (stats) THEN
                 RAISE EXCEPTION 'features step: unknown stat "%"', s
-                    USING ERRCODE = '22023', HINT = 'Stats: ' || pg_catalog.array_to_string(stats, ', ') || '.';
+                    USING ERRCODE = '22023', HINT = 'Stats: ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(stats, ', ') OPERATOR(pg_catalog.||) '.';
             END IF;
         END LOOP;
         stats := wanted;
     END IF;
     FOREACH g IN ARRAY groups LOOP
-        inner_c := inner_c || pg_catalog.format('%I', g);
-        outer_c := outer_c || pg_catalog.format('%I', g);
+        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('%I', g);
+        outer_c := outer_c OPERATOR(pg_catalog.||) pg_catalog.format('%I', g);
     END LOOP;
     IF period IS NOT NULL THEN
-        inner_c := inner_c || pg_catalog.format('date_trunc(%L, %I::timestamptz) AS period_start', period, ts);
-        outer_c := outer_c || 'period_start'::text;
+        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('date_trunc(%L, %I::timestamptz) AS period_start', period, ts);
+        outer_c := outer_c OPERATOR(pg_catalog.||) 'period_start'::text;
     END IF;
     nkeys := pg_catalog.cardinality(inner_c);
     FOREACH v IN ARRAY vals LOOP
-        inner_c := inner_c || pg_catalog.format('mlpipe.ts_features(%I::timestamptz, %I::float8) AS _f%s', ts, v, i);
+        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe.ts_features(%I::timestamptz, %I::float8) AS _f%s', ts, v, i);
         FOREACH s IN ARRAY stats LOOP
-            outer_c := outer_c || pg_catalog.format('(_f%s).%I::float8 AS %I', i, s, v || '_' || s);
+            outer_c := outer_c OPERATOR(pg_catalog.||) pg_catalog.format('(_f%s).%I::float8 AS %I', i, s, v OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) s);
         END LOOP;
         i := i + 1;
     END LOOP;
     q := pg_catalog.format('SELECT %s FROM (SELECT %s FROM %s%s) AS f%s',
                 pg_catalog.array_to_string(outer_c, ', '), pg_catalog.array_to_string(inner_c, ', '),
                 mlpipe._pipeline_from(step->>'source'),
-                CASE WHEN nkeys > 0 THEN ' GROUP BY ' || pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END,
-                CASE WHEN nkeys > 0 THEN ' ORDER BY ' || pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END);
+                CASE WHEN nkeys > 0 THEN ' GROUP BY ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END,
+                CASE WHEN nkeys > 0 THEN ' ORDER BY ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END);
     IF coalesce(step->>'mode', 'replace') = 'replace' AND pg_catalog.to_regclass(into_t) IS NOT NULL THEN
         EXECUTE pg_catalog.format('DROP TABLE %s', into_t);
     END IF;
@@ -389,7 +389,7 @@ BEGIN
           USING step->>'model', step->>'source';
         -- One metric per feature (psi_<feature>) for dashboards, when drift reports PSI.
         RETURN pg_catalog.jsonb_build_object('model', step->>'model', 'result', r, 'metrics',
-            (SELECT pg_catalog.jsonb_object_agg('psi_' || (e->>'feature'), e->'psi')
+            (SELECT pg_catalog.jsonb_object_agg('psi_' OPERATOR(pg_catalog.||) (e->>'feature'), e->'psi')
                FROM pg_catalog.jsonb_array_elements(r) e WHERE pg_catalog.jsonb_typeof(e->'psi') = 'number'));
     ELSE
         RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
@@ -426,7 +426,7 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM mlpipe._pipeline_unknown(p_name);
     END IF;
-    IF NOT pg_try_advisory_xact_lock(pg_catalog.hashtext('mlpipe.pipeline_run:' || p_name)) THEN
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('mlpipe.pipeline_run:' OPERATOR(pg_catalog.||) p_name)) THEN
         RAISE EXCEPTION 'pipeline "%" is already running', p_name
             USING ERRCODE = '55P03', HINT = 'Wait for the running call to finish.';
     END IF;
@@ -446,7 +446,7 @@ BEGIN
             'pipeline_step', coalesce(res->>'model', step->>'model'), (res->>'version')::int, step->>'kind',
             coalesce(step->>'source', step->>'model'),
             pg_catalog.jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result')
-                || CASE WHEN failed THEN pg_catalog.jsonb_build_object('sqlstate', state) ELSE '{}' END,
+                OPERATOR(pg_catalog.||) CASE WHEN failed THEN pg_catalog.jsonb_build_object('sqlstate', state) ELSE '{}' END,
             CASE WHEN failed THEN 'failed' ELSE 'succeeded' END,
             CASE WHEN failed THEN pg_catalog.format('steps[%s] (%s): %s', i, step->>'kind', err) END,
             (res->>'rows')::bigint, started, run,

@@ -7,7 +7,7 @@
 
 -- The installed version.
 CREATE FUNCTION mlpipe.version() RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '0.4.0'::text $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT '0.4.0'::text $$;
 COMMENT ON FUNCTION mlpipe.version() IS 'The installed mlpipe version.';
 
 -- Resolves a model_ref: 'name' (the production alias), 'name@7' or
@@ -93,7 +93,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._artifact_at(text, int) TO mlpipe_reader;
 
 -- The main metric of a task and whether larger is better (default gate).
 CREATE FUNCTION mlpipe._main_metric(task text, OUT metric text, OUT higher_is_better boolean)
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE task WHEN 'classification' THEN 'accuracy'
                      WHEN 'regression' THEN 'rmse'
                      ELSE 'silhouette' END,
@@ -393,6 +393,11 @@ GRANT EXECUTE ON FUNCTION mlpipe.model_info(text) TO mlpipe_reader;
 -- One writer for run rows, shared by evaluation, search, batch scoring and
 -- pipelines: records a finished run and its numeric metrics (one row per
 -- metric in mlpipe.metrics, for dashboards). Returns the run id.
+-- It writes only the kinds those callers log (issue #10): training runs
+-- (kind 'train', bound to a version by _register and the fit token) and any
+-- other kind are 42501; 'pipeline_step' and 'prune' need a session user in
+-- mlpipe_admin. The figures of an evaluation-type run are what the calling
+-- role reports (created_by records it); see docs/security.md.
 CREATE FUNCTION mlpipe._log_run(
     p_kind text, p_model text, p_version int, p_algorithm text, p_source text,
     p_params jsonb, p_status text, p_error text, p_rows bigint, p_started timestamptz,
@@ -402,6 +407,15 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_run bigint;
 BEGIN
+    IF p_kind IS NULL OR p_kind NOT IN ('evaluate', 'predict_table', 'drift', 'cross_validate', 'cv_fold', 'search',
+                                        'search_trial', 'pipeline_step', 'prune', 'drop_model')
+       OR (p_kind IN ('pipeline_step', 'prune', 'drop_model')
+           AND NOT pg_has_role(session_user, 'mlpipe_admin', 'MEMBER')) THEN
+        RAISE EXCEPTION 'mlpipe._log_run does not write runs of kind % for role %',
+                        coalesce(quote_literal(p_kind), 'NULL'), session_user
+            USING ERRCODE = '42501',
+                  HINT = 'Training runs are written by mlpipe.train only; evaluation runs by evaluate, predict_table, drift, cross_validate and search.';
+    END IF;
     INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, error, rows,
                              started_at, finished_at, seconds, created_by, parent_run_id)
     VALUES (p_kind, p_model, p_version, p_algorithm, p_source, coalesce(p_params, '{}'),
@@ -422,7 +436,7 @@ REVOKE ALL ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text,
 GRANT EXECUTE ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) TO mlpipe_trainer;
 
 -- True, once, when mlpipe._fit returned exactly this result for this
--- algorithm in the current transaction (src/pg/registry.c).
+-- algorithm in the current transaction (src/pg/fit_token.c).
 CREATE FUNCTION mlpipe._fit_claim(fit mlpipe.fit_result, algorithm text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'mlpipe_fit_claim'
 LANGUAGE C VOLATILE;

@@ -86,7 +86,7 @@ RETURNS mlpipe.train_result
 -- as the caller, with the caller's search_path, grants and row-level security.
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    started  timestamptz := clock_timestamp();
+    started  timestamptz := pg_catalog.clock_timestamp();
     warm     bytea;
     fit      mlpipe.fit_result;
     res      mlpipe.train_result;
@@ -97,26 +97,26 @@ DECLARE
     prof     jsonb;
 BEGIN
     IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
-       OR length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(p_model), 'NULL')
+       OR pg_catalog.length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL')
             USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
     END IF;
     p_params := coalesce(p_params, '{}');
-    IF jsonb_typeof(p_params) <> 'object' THEN
-        RAISE EXCEPTION 'params must be a JSON object, not %', jsonb_typeof(p_params) USING ERRCODE = '22023';
+    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
     END IF;
     IF p_source IS NULL THEN
         RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
     END IF;
     IF p_params ? 'warm_start' THEN
-        IF jsonb_typeof(p_params->'warm_start') <> 'string' THEN
+        IF pg_catalog.jsonb_typeof(p_params->'warm_start') <> 'string' THEN
             RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
                 USING ERRCODE = '22023';
         END IF;
         warm := mlpipe.artifact(p_params->>'warm_start');
     END IF;
     IF p_params ? 'profile_sample' THEN
-        IF jsonb_typeof(p_params->'profile_sample') <> 'number'
+        IF pg_catalog.jsonb_typeof(p_params->'profile_sample') <> 'number'
            OR (p_params->>'profile_sample')::numeric NOT BETWEEN 0 AND 10000000
            OR (p_params->>'profile_sample')::numeric <> trunc((p_params->>'profile_sample')::numeric) THEN
             RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
@@ -128,11 +128,11 @@ BEGIN
     IF p_params ? 'as_of' OR p_params ? 'as_of_column' THEN
         SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
         src := tt.sql;
-        lin := lin || tt.lineage;
+        lin := lin OPERATOR(pg_catalog.||) tt.lineage;
     END IF;
     -- Data checks, before any training work.
     IF p_params ? 'checks' THEN
-        lin := lin || jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
+        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
     END IF;
     -- _fit samples the training profile while it reads the source (seeded
     -- by params.seed) and hands it back in fit.info.profile.
@@ -141,7 +141,7 @@ BEGIN
                        || jsonb_build_object('profile_sample', sample), warm);
     prof := fit.info->'profile';
     -- Lineage notes ride in fit.info, which _register copies into the version.
-    fit.info := (coalesce(fit.info, '{}') - 'profile') || lin;
+    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin;
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
     IF prof IS NOT NULL THEN
         PERFORM mlpipe._set_profile(res.model, res.version, prof);

@@ -30,7 +30,7 @@ COMMENT ON FUNCTION mlpipe.export(bytea) IS
     'The model as JSON (trees, centroids, preprocessing) for inspection or other tools, by artifact.';
 
 CREATE FUNCTION mlpipe.export(model_ref text) RETURNS jsonb
-LANGUAGE sql STABLE STRICT AS $$
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object('model', r.model, 'version', r.version)
            || mlpipe.export(mlpipe.artifact(model_ref))
       FROM mlpipe.resolve(model_ref) r
@@ -83,7 +83,7 @@ COMMENT ON FUNCTION mlpipe._importance(bytea) IS
 -- Normalised total gain per feature, largest first.
 CREATE FUNCTION mlpipe.feature_importance(model_ref text)
 RETURNS TABLE (feature text, importance float8)
-LANGUAGE sql STABLE STRICT AS $$
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT f, i FROM unnest(mlpipe.features(model_ref), mlpipe._importance(mlpipe.artifact(model_ref))) AS t(f, i)
      ORDER BY i DESC, f
 $$;
@@ -247,7 +247,7 @@ COMMENT ON AGGREGATE mlpipe._bin_counts(int, int) IS
 
 -- Sorted distinct non-null values of an array: quantiles to bin edges.
 CREATE FUNCTION mlpipe._edges(float8[]) RETURNS float8[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(array_agg(DISTINCT x ORDER BY x) FILTER (WHERE x IS NOT NULL), '{}')
       FROM unnest($1) x
 $$;
@@ -302,23 +302,23 @@ BEGIN
             CONTINUE WHEN NOT (c.name = ANY (p_features));
         ELSE
             CONTINUE WHEN c.name = p_target;
-            CONTINUE WHEN p_exclude IS NOT NULL AND jsonb_typeof(p_exclude) = 'array'
+            CONTINUE WHEN p_exclude IS NOT NULL AND pg_catalog.jsonb_typeof(p_exclude) = 'array'
                           AND p_exclude ? c.name;
         END IF;
         IF c.cls = 'numeric' AND c.name = ANY (p_model_features) THEN
             RETURN QUERY SELECT c.name, 'numeric'::text, c.name, NULL::int,
-                                format('(src.%I)::float8', c.name);
+                                pg_catalog.format('(src.%I)::float8', c.name);
         ELSIF c.cls = 'array' THEN
-            FOR f IN SELECT m FROM unnest(p_model_features) WITH ORDINALITY u(m, o)
-                      WHERE left(m, length(c.name) + 1) = c.name || '['
-                        AND substr(m, length(c.name) + 2) ~ '^[0-9]{1,6}\]$' ORDER BY o LOOP
+            FOR f IN SELECT m FROM pg_catalog.unnest(p_model_features) WITH ORDINALITY u(m, o)
+                      WHERE left(m, pg_catalog.length(c.name) + 1) = c.name OPERATOR(pg_catalog.||) '['
+                        AND substr(m, pg_catalog.length(c.name) + 2) ~ '^[0-9]{1,6}\]$' ORDER BY o LOOP
                 RETURN QUERY SELECT f, 'numeric'::text, c.name,
-                    rtrim(substr(f, length(c.name) + 2), ']')::int,
-                    format('(src.%I)[%s]::float8', c.name, rtrim(substr(f, length(c.name) + 2), ']'));
+                    rtrim(substr(f, pg_catalog.length(c.name) + 2), ']')::int,
+                    pg_catalog.format('(src.%I)[%s]::float8', c.name, rtrim(substr(f, pg_catalog.length(c.name) + 2), ']'));
             END LOOP;
         ELSIF c.cls = 'categorical' THEN
             RETURN QUERY SELECT c.name, 'categorical'::text, c.name, NULL::int,
-                                format('(src.%I)::text', c.name);
+                                pg_catalog.format('(src.%I)::text', c.name);
         END IF;
     END LOOP;
 END $$;
@@ -343,11 +343,11 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'Give both, e.g. {"as_of": "2024-03-05 00:00+00", "as_of_column": "updated_at"}.';
     END IF;
-    IF jsonb_typeof(p_params->'as_of') <> 'string' THEN
-        RAISE EXCEPTION 'params.as_of must be a timestamp string, not %', jsonb_typeof(p_params->'as_of')
+    IF pg_catalog.jsonb_typeof(p_params->'as_of') <> 'string' THEN
+        RAISE EXCEPTION 'params.as_of must be a timestamp string, not %', pg_catalog.jsonb_typeof(p_params->'as_of')
             USING ERRCODE = '22023';
     END IF;
-    IF jsonb_typeof(p_params->'as_of_column') <> 'string' THEN
+    IF pg_catalog.jsonb_typeof(p_params->'as_of_column') <> 'string' THEN
         RAISE EXCEPTION 'params.as_of_column must be a column name (string)' USING ERRCODE = '22023';
     END IF;
     BEGIN
@@ -364,16 +364,16 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'params.as_of_column names column "%", which is not in the source', col
             USING ERRCODE = '22023',
-                  HINT = 'Columns: ' || (SELECT string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(p_source) s) || '.';
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(p_source) s) OPERATOR(pg_catalog.||) '.';
     END IF;
     IF ctype NOT IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
         RAISE EXCEPTION 'params.as_of_column "%" has type %, not a date or timestamp', col, ctype
             USING ERRCODE = '22023';
     END IF;
-    iso := to_jsonb(ts) #>> '{}';
-    sql := format('SELECT * FROM (%s) AS mlpipe_as_of WHERE %I <= %L::timestamptz',
+    iso := pg_catalog.to_jsonb(ts) #>> '{}';
+    sql := pg_catalog.format('SELECT * FROM (%s) AS mlpipe_as_of WHERE %I <= %L::timestamptz',
                   mlpipe._source_sql(p_source), col, iso);
-    lineage := jsonb_build_object('as_of', iso, 'as_of_column', col);
+    lineage := pg_catalog.jsonb_build_object('as_of', iso, 'as_of_column', col);
 END $$;
 COMMENT ON FUNCTION mlpipe._as_of_source(text, jsonb) IS
     'A source restricted by params.as_of / as_of_column, and the lineage to record.';
@@ -388,7 +388,7 @@ DECLARE
     cols     jsonb;
     k        text;
     e        record;
-    exprs    text[] := ARRAY['count(*)::text'];
+    exprs    text[] := ARRAY['pg_catalog.count(*)::text'];
     what     text[] := ARRAY['rows'];
     res      text[];
     fails    text[] := '{}';
@@ -397,42 +397,42 @@ DECLARE
     lo       text;
     hi       text;
 BEGIN
-    IF jsonb_typeof(p_checks) <> 'object' THEN
-        RAISE EXCEPTION 'params.checks must be a JSON object, not %', jsonb_typeof(p_checks)
+    IF pg_catalog.jsonb_typeof(p_checks) <> 'object' THEN
+        RAISE EXCEPTION 'params.checks must be a JSON object, not %', pg_catalog.jsonb_typeof(p_checks)
             USING ERRCODE = '22023', HINT = 'For example {"min_rows": 1000, "not_null": ["a"]}.';
     END IF;
-    FOR k IN SELECT jsonb_object_keys(p_checks) LOOP
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(p_checks) LOOP
         IF k NOT IN ('min_rows', 'not_null', 'ranges', 'allowed') THEN
             RAISE EXCEPTION 'unknown key "%" in params.checks', k
                 USING ERRCODE = '22023', HINT = 'Allowed keys: min_rows, not_null, ranges, allowed.';
         END IF;
     END LOOP;
-    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
-    IF p_checks ? 'min_rows' AND (jsonb_typeof(p_checks->'min_rows') <> 'number'
+    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
+    IF p_checks ? 'min_rows' AND (pg_catalog.jsonb_typeof(p_checks->'min_rows') <> 'number'
         OR (p_checks->>'min_rows')::numeric < 0 OR (p_checks->>'min_rows')::numeric <> trunc((p_checks->>'min_rows')::numeric)) THEN
         RAISE EXCEPTION 'params.checks.min_rows must be a non-negative integer' USING ERRCODE = '22023';
     END IF;
     IF p_checks ? 'not_null' THEN
-        IF jsonb_typeof(p_checks->'not_null') <> 'array' THEN
+        IF pg_catalog.jsonb_typeof(p_checks->'not_null') <> 'array' THEN
             RAISE EXCEPTION 'params.checks.not_null must be an array of column names' USING ERRCODE = '22023';
         END IF;
-        FOR e IN SELECT v FROM jsonb_array_elements(p_checks->'not_null') v LOOP
-            IF jsonb_typeof(e.v) <> 'string' THEN
+        FOR e IN SELECT v FROM pg_catalog.jsonb_array_elements(p_checks->'not_null') v LOOP
+            IF pg_catalog.jsonb_typeof(e.v) <> 'string' THEN
                 RAISE EXCEPTION 'params.checks.not_null must be an array of column names' USING ERRCODE = '22023';
             END IF;
             IF NOT cols ? (e.v #>> '{}') THEN
                 RAISE EXCEPTION 'params.checks.not_null names column "%", which is not in the source', e.v #>> '{}'
                     USING ERRCODE = '22023';
             END IF;
-            exprs := exprs || format('count(*) FILTER (WHERE src.%I IS NULL)::text', e.v #>> '{}');
-            what := what || format('not_null: column "%s" has %%s NULL values', e.v #>> '{}');
+            exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(*) FILTER (WHERE src.%I IS NULL)::text', e.v #>> '{}');
+            what := what OPERATOR(pg_catalog.||) pg_catalog.format('not_null: column "%s" has %%s NULL values', e.v #>> '{}');
         END LOOP;
     END IF;
     IF p_checks ? 'ranges' THEN
-        IF jsonb_typeof(p_checks->'ranges') <> 'object' THEN
+        IF pg_catalog.jsonb_typeof(p_checks->'ranges') <> 'object' THEN
             RAISE EXCEPTION 'params.checks.ranges must be an object of column: [min, max]' USING ERRCODE = '22023';
         END IF;
-        FOR e IN SELECT key, value FROM jsonb_each(p_checks->'ranges') LOOP
+        FOR e IN SELECT key, value FROM pg_catalog.jsonb_each(p_checks->'ranges') LOOP
             IF NOT cols ? e.key THEN
                 RAISE EXCEPTION 'params.checks.ranges names column "%", which is not in the source', e.key
                     USING ERRCODE = '22023';
@@ -440,55 +440,55 @@ BEGIN
             IF cols->>e.key <> 'numeric' THEN
                 RAISE EXCEPTION 'params.checks.ranges: column "%" is not numeric', e.key USING ERRCODE = '22023';
             END IF;
-            IF jsonb_typeof(e.value) <> 'array' OR jsonb_array_length(e.value) <> 2
-               OR jsonb_typeof(e.value->0) NOT IN ('number', 'null') OR jsonb_typeof(e.value->1) NOT IN ('number', 'null')
-               OR (jsonb_typeof(e.value->0) = 'number' AND jsonb_typeof(e.value->1) = 'number'
+            IF pg_catalog.jsonb_typeof(e.value) <> 'array' OR pg_catalog.jsonb_array_length(e.value) <> 2
+               OR pg_catalog.jsonb_typeof(e.value->0) NOT IN ('number', 'null') OR pg_catalog.jsonb_typeof(e.value->1) NOT IN ('number', 'null')
+               OR (pg_catalog.jsonb_typeof(e.value->0) = 'number' AND pg_catalog.jsonb_typeof(e.value->1) = 'number'
                    AND (e.value->>0)::float8 > (e.value->>1)::float8) THEN
                 RAISE EXCEPTION 'params.checks.ranges."%" must be [min, max] with min <= max (null for no bound)', e.key
                     USING ERRCODE = '22023';
             END IF;
             lo := e.value->>0;
             hi := e.value->>1;
-            exprs := exprs || format('count(*) FILTER (WHERE (src.%I)::float8 < %s OR (src.%I)::float8 > %s)::text',
-                                     e.key, coalesce(quote_literal(lo) || '::float8', '''-Infinity''::float8'),
-                                     e.key, coalesce(quote_literal(hi) || '::float8', '''Infinity''::float8'));
-            what := what || format('ranges: column "%s" has %%s values outside [%s, %s]', e.key,
+            exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(*) FILTER (WHERE (src.%I)::float8 < %s OR (src.%I)::float8 > %s)::text',
+                                     e.key, coalesce(pg_catalog.quote_literal(lo) OPERATOR(pg_catalog.||) '::float8', '''-Infinity''::float8'),
+                                     e.key, coalesce(pg_catalog.quote_literal(hi) OPERATOR(pg_catalog.||) '::float8', '''Infinity''::float8'));
+            what := what OPERATOR(pg_catalog.||) pg_catalog.format('ranges: column "%s" has %%s values outside [%s, %s]', e.key,
                                    coalesce(lo, '-inf'), coalesce(hi, 'inf'));
         END LOOP;
     END IF;
     IF p_checks ? 'allowed' THEN
-        IF jsonb_typeof(p_checks->'allowed') <> 'object' THEN
+        IF pg_catalog.jsonb_typeof(p_checks->'allowed') <> 'object' THEN
             RAISE EXCEPTION 'params.checks.allowed must be an object of column: [values]' USING ERRCODE = '22023';
         END IF;
-        FOR e IN SELECT key, value FROM jsonb_each(p_checks->'allowed') LOOP
+        FOR e IN SELECT key, value FROM pg_catalog.jsonb_each(p_checks->'allowed') LOOP
             IF NOT cols ? e.key THEN
                 RAISE EXCEPTION 'params.checks.allowed names column "%", which is not in the source', e.key
                     USING ERRCODE = '22023';
             END IF;
-            IF jsonb_typeof(e.value) <> 'array' OR jsonb_array_length(e.value) = 0
-               OR EXISTS (SELECT 1 FROM jsonb_array_elements(e.value) v WHERE jsonb_typeof(v) NOT IN ('string', 'number', 'boolean')) THEN
+            IF pg_catalog.jsonb_typeof(e.value) <> 'array' OR pg_catalog.jsonb_array_length(e.value) = 0
+               OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(e.value) v WHERE pg_catalog.jsonb_typeof(v) NOT IN ('string', 'number', 'boolean')) THEN
                 RAISE EXCEPTION 'params.checks.allowed."%" must be a non-empty array of values', e.key
                     USING ERRCODE = '22023';
             END IF;
-            exprs := exprs || format('(count(*) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[])) || '' values outside the allowed ones (e.g. '' || '
-                                     || 'coalesce(quote_literal(min((src.%1$I)::text) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[]))), ''-'') || '')'')',
-                                     e.key, ARRAY(SELECT v #>> '{}' FROM jsonb_array_elements(e.value) v)::text);
-            what := what || format('allowed: column "%s" has %%s', e.key);
+            exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('(pg_catalog.count(*) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[])) OPERATOR(pg_catalog.||) '' values outside the allowed ones (e.g. '' OPERATOR(pg_catalog.||) '
+                                     OPERATOR(pg_catalog.||) 'coalesce(pg_catalog.quote_literal(pg_catalog.min((src.%1$I)::text) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[]))), ''-'') OPERATOR(pg_catalog.||) '')'')',
+                                     e.key, ARRAY(SELECT v #>> '{}' FROM pg_catalog.jsonb_array_elements(e.value) v)::text);
+            what := what OPERATOR(pg_catalog.||) pg_catalog.format('allowed: column "%s" has %%s', e.key);
         END LOOP;
     END IF;
-    EXECUTE format('SELECT ARRAY[%s] FROM (%s) AS src', array_to_string(exprs, ', '), mlpipe._source_sql(p_source))
+    EXECUTE pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS src', pg_catalog.array_to_string(exprs, ', '), mlpipe._source_sql(p_source))
         INTO res;
     n := res[1]::bigint;
     IF p_checks ? 'min_rows' AND n < (p_checks->>'min_rows')::numeric THEN
-        fails := fails || format('min_rows: the source has %s rows, fewer than %s', n, p_checks->>'min_rows');
+        fails := fails OPERATOR(pg_catalog.||) pg_catalog.format('min_rows: the source has %s rows, fewer than %s', n, p_checks->>'min_rows');
     END IF;
-    FOR i IN 2 .. cardinality(res) LOOP
+    FOR i IN 2 .. pg_catalog.cardinality(res) LOOP
         IF split_part(res[i], ' ', 1) <> '0' THEN
-            fails := fails || (format(what[i], res[i]) || CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE format(' (of %s rows)', n) END);
+            fails := fails OPERATOR(pg_catalog.||) (pg_catalog.format(what[i], res[i]) OPERATOR(pg_catalog.||) CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE pg_catalog.format(' (of %s rows)', n) END);
         END IF;
     END LOOP;
-    IF cardinality(fails) > 0 THEN
-        RAISE EXCEPTION 'data checks failed: %', array_to_string(fails, '; ')
+    IF pg_catalog.cardinality(fails) > 0 THEN
+        RAISE EXCEPTION 'data checks failed: %', pg_catalog.array_to_string(fails, '; ')
             USING ERRCODE = '22000', HINT = 'Fix the source or relax params.checks.';
     END IF;
     RETURN n;
@@ -533,37 +533,37 @@ BEGIN
     FOR f IN SELECT * FROM mlpipe._profile_plan(p_source, p_model_features, p_features, p_target, p_exclude) LOOP
         i := i + 1;
         EXIT WHEN i > 256;
-        sel := sel || format('%s AS f%s', f.expr, i);
-        agg1 := agg1 || format('count(f%s) AS n%s', i, i);
+        sel := sel OPERATOR(pg_catalog.||) pg_catalog.format('%s AS f%s', f.expr, i);
+        agg1 := agg1 OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(f%s) AS n%s', i, i);
         IF f.kind = 'numeric' THEN
-            agg1 := agg1 || format('mlpipe._edges(percentile_disc(ARRAY[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
-            agg2 := agg2 || format('mlpipe._bin_counts(mlpipe._bin_of(f%s, q.e%s), 2 * cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
-            outs := outs || format('jsonb_build_object(''feature'', %L, ''kind'', ''numeric'', ''column'', %L, ''element'', %s, '
+            agg1 := agg1 OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe._edges(pg_catalog.percentile_disc(ARRAY[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
+            agg2 := agg2 OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe._bin_counts(mlpipe._bin_of(f%s, q.e%s), 2 * pg_catalog.cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
+            outs := outs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''feature'', %L, ''kind'', ''numeric'', ''column'', %L, ''element'', %s, '
                                    '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
-                                   '''edges'', to_jsonb(q.e%s), ''counts'', to_jsonb(coalesce(h.h%s, array_fill(0::bigint, ARRAY[2 * cardinality(q.e%s) + 1]))))',
+                                   '''edges'', pg_catalog.to_jsonb(q.e%s), ''counts'', pg_catalog.to_jsonb(coalesce(h.h%s, pg_catalog.array_fill(0::bigint, ARRAY[2 * pg_catalog.cardinality(q.e%s) + 1]))))',
                                    f.feature, f.col, coalesce(f.element::text, 'NULL'), i, i, i, i, i);
         ELSE
-            cats := cats || format('(SELECT coalesce(array_agg(v ORDER BY c DESC, v), ''{}'') FROM (SELECT f%s AS v, count(*) AS c FROM s WHERE f%s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) t) AS c%s', i, i, i);
-            agg2 := agg2 || format('mlpipe._bin_counts(coalesce(array_position(k.c%s, f%s), 0), cardinality(k.c%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
-            outs := outs || format('jsonb_build_object(''feature'', %L, ''kind'', ''categorical'', ''column'', %L, ''element'', NULL, '
+            cats := cats OPERATOR(pg_catalog.||) pg_catalog.format('(SELECT coalesce(pg_catalog.array_agg(v ORDER BY c DESC, v), ''{}'') FROM (SELECT f%s AS v, pg_catalog.count(*) AS c FROM s WHERE f%s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) t) AS c%s', i, i, i);
+            agg2 := agg2 OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe._bin_counts(coalesce(pg_catalog.array_position(k.c%s, f%s), 0), pg_catalog.cardinality(k.c%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
+            outs := outs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''feature'', %L, ''kind'', ''categorical'', ''column'', %L, ''element'', NULL, '
                                    '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
-                                   '''categories'', to_jsonb(k.c%s), ''counts'', to_jsonb(coalesce(h.h%s, ''{0}'')))',
+                                   '''categories'', pg_catalog.to_jsonb(k.c%s), ''counts'', pg_catalog.to_jsonb(coalesce(h.h%s, ''{0}'')))',
                                    f.feature, f.col, i, i, i, i);
         END IF;
     END LOOP;
     IF i = 0 THEN
-        RETURN jsonb_build_object('rows', 0, 'sample', p_sample, 'features', '[]'::jsonb);
+        RETURN pg_catalog.jsonb_build_object('rows', 0, 'sample', p_sample, 'features', '[]'::jsonb);
     END IF;
-    q := format('WITH s AS MATERIALIZED (SELECT %s FROM (%s) AS src%s), '
-                'q AS (SELECT count(*) AS n, %s FROM s), '
+    q := pg_catalog.format('WITH s AS MATERIALIZED (SELECT %s FROM (%s) AS src%s), '
+                'q AS (SELECT pg_catalog.count(*) AS n, %s FROM s), '
                 'k AS (SELECT %s), '
                 'h AS (SELECT %s FROM s, q, k) '
-                'SELECT jsonb_build_object(''rows'', q.n, ''sample'', %s, ''fraction'', %s, ''features'', to_jsonb(ARRAY[%s]::jsonb[])) FROM q, k, h',
-                array_to_string(sel, ', '), mlpipe._source_sql(p_source),
-                CASE WHEN frac < 1 THEN format(' WHERE random() < %s', frac) ELSE '' END,
-                array_to_string(agg1, ', '),
-                CASE WHEN cardinality(cats) > 0 THEN array_to_string(cats, ', ') ELSE '1 AS none' END,
-                array_to_string(agg2, ', '), p_sample, frac, array_to_string(outs, ', '));
+                'SELECT pg_catalog.jsonb_build_object(''rows'', q.n, ''sample'', %s, ''fraction'', %s, ''features'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) FROM q, k, h',
+                pg_catalog.array_to_string(sel, ', '), mlpipe._source_sql(p_source),
+                CASE WHEN frac < 1 THEN pg_catalog.format(' WHERE random() < %s', frac) ELSE '' END,
+                pg_catalog.array_to_string(agg1, ', '),
+                CASE WHEN pg_catalog.cardinality(cats) > 0 THEN pg_catalog.array_to_string(cats, ', ') ELSE '1 AS none' END,
+                pg_catalog.array_to_string(agg2, ', '), p_sample, frac, pg_catalog.array_to_string(outs, ', '));
     EXECUTE q INTO result;
     RETURN result;
 END $$;
@@ -640,50 +640,50 @@ DECLARE
     rel    regclass;
     from_  text;
 BEGIN
-    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
-    FOR f IN SELECT x FROM jsonb_array_elements(p_profile->'features') x LOOP
+    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
+    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features') x LOOP
         IF NOT cols ? (f->>'column') THEN
             RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column', f->>'feature'
                 USING ERRCODE = '42703',
-                      HINT = 'Columns: ' || (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(cols) k) || '.';
+                      HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) FROM pg_catalog.jsonb_object_keys(cols) k) OPERATOR(pg_catalog.||) '.';
         END IF;
         IF f->>'kind' = 'numeric' THEN
             IF cols->>(f->>'column') NOT IN ('numeric', 'array') THEN
                 RAISE EXCEPTION 'column "%" is % in the source but was numeric at training', f->>'column', cols->>(f->>'column')
                     USING ERRCODE = '22000';
             END IF;
-            ex := CASE WHEN f->>'element' IS NULL THEN format('(src.%I)::float8', f->>'column')
-                       ELSE format('(src.%I)[%s]::float8', f->>'column', (f->>'element')::int) END;
-            bin := format('mlpipe._bin_of(%s, %L::float8[])', ex,
-                          ARRAY(SELECT e::float8 FROM jsonb_array_elements_text(f->'edges') e)::text);
+            ex := CASE WHEN f->>'element' IS NULL THEN pg_catalog.format('(src.%I)::float8', f->>'column')
+                       ELSE pg_catalog.format('(src.%I)[%s]::float8', f->>'column', (f->>'element')::int) END;
+            bin := pg_catalog.format('mlpipe._bin_of(%s, %L::float8[])', ex,
+                          ARRAY(SELECT e::float8 FROM pg_catalog.jsonb_array_elements_text(f->'edges') e)::text);
         ELSE
-            ex := format('(src.%I)::text', f->>'column');
-            bin := format('coalesce(array_position(%L::text[], %s), 0)', 
-                          ARRAY(SELECT e FROM jsonb_array_elements_text(f->'categories') e)::text, ex);
+            ex := pg_catalog.format('(src.%I)::text', f->>'column');
+            bin := pg_catalog.format('coalesce(pg_catalog.array_position(%L::text[], %s), 0)', 
+                          ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(f->'categories') e)::text, ex);
         END IF;
-        exprs := exprs || format('jsonb_build_object(''n'', count(%s), ''c'', to_jsonb(mlpipe._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
-                                 ex, bin, jsonb_array_length(f->'counts'), ex);
+        exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
+                                 ex, bin, pg_catalog.jsonb_array_length(f->'counts'), ex);
     END LOOP;
-    IF cardinality(exprs) = 0 THEN
+    IF pg_catalog.cardinality(exprs) = 0 THEN
         RETURN;
     END IF;
-    from_ := format('(%s) AS src', mlpipe._source_sql(p_source));
+    from_ := pg_catalog.format('(%s) AS src', mlpipe._source_sql(p_source));
     IF p_fraction < 1 THEN
         IF p_source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
             BEGIN
-                rel := to_regclass(p_source);
+                rel := pg_catalog.to_regclass(p_source);
             EXCEPTION WHEN OTHERS THEN
                 rel := NULL;
             END;
         END IF;
         IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
-            from_ := format('%s AS src TABLESAMPLE SYSTEM (%s)', rel, p_fraction * 100);
+            from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s)', rel, p_fraction * 100);
         ELSE
-            from_ := from_ || format(' WHERE random() < %s', p_fraction);
+            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(' WHERE random() < %s', p_fraction);
         END IF;
     END IF;
-    EXECUTE format('SELECT jsonb_build_object(''n'', count(*), ''f'', to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
-                   array_to_string(exprs, ', '), from_)
+    EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_object(''n'', pg_catalog.count(*), ''f'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
+                   pg_catalog.array_to_string(exprs, ', '), from_)
         INTO cur;
     n := (cur->>'n')::bigint;
     IF n = 0 AND p_fraction < 1 THEN
@@ -692,20 +692,20 @@ BEGIN
     IF n = 0 THEN
         RAISE EXCEPTION 'the source returned no rows' USING ERRCODE = '22000';
     END IF;
-    FOR f IN SELECT x FROM jsonb_array_elements(p_profile->'features') x LOOP
+    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features') x LOOP
         i := i + 1;
         feature := f->>'feature';
         null_rate_train := (f->>'null_rate')::float8;
         null_rate_now := CASE WHEN n > 0 THEN 1 - (cur->'f'->(i - 1)->>'n')::float8 / n END;
         rows_now := n;
         psi := NULL;
-        IF jsonb_typeof(cur->'f'->(i - 1)->'c') = 'array' THEN
-            SELECT sum((greatest(c / sum_c, 1e-4) - greatest(t / sum_t, 1e-4))
-                       * ln(greatest(c / sum_c, 1e-4) / greatest(t / sum_t, 1e-4)))
+        IF pg_catalog.jsonb_typeof(cur->'f'->(i - 1)->'c') = 'array' THEN
+            SELECT pg_catalog.sum((greatest(c / sum_c, 1e-4) - greatest(t / sum_t, 1e-4))
+                       * pg_catalog.ln(greatest(c / sum_c, 1e-4) / greatest(t / sum_t, 1e-4)))
               INTO psi
-              FROM (SELECT t, c, sum(t) OVER () AS sum_t, sum(c) OVER () AS sum_c
-                      FROM unnest(ARRAY(SELECT x::float8 FROM jsonb_array_elements_text(f->'counts') x),
-                                  ARRAY(SELECT x::float8 FROM jsonb_array_elements_text(cur->'f'->(i - 1)->'c') x)) u(t, c)) b
+              FROM (SELECT t, c, pg_catalog.sum(t) OVER () AS sum_t, pg_catalog.sum(c) OVER () AS sum_c
+                      FROM unnest(ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(f->'counts') x),
+                                  ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(cur->'f'->(i - 1)->'c') x)) u(t, c)) b
              WHERE sum_t > 0 AND sum_c > 0;
         END IF;
         RETURN NEXT;
@@ -719,7 +719,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) TO mlpipe_t
 -- The status of one feature's drift figures (see mlpipe.drift).
 CREATE FUNCTION mlpipe._drift_status(psi float8, null_train float8, null_now float8,
                                      threshold float8, null_threshold float8) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE
         WHEN abs(coalesce(null_now, 0) - coalesce(null_train, 0)) >= null_threshold THEN 'drift'
         WHEN psi IS NULL THEN 'no data'
@@ -802,27 +802,27 @@ DECLARE
     c     text;
     parts text[] := '{}';
 BEGIN
-    SELECT jsonb_object_agg(s.name, mlpipe._type_class(s.type)), jsonb_object_agg(s.name, s.type::text)
+    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)), pg_catalog.jsonb_object_agg(s.name, s.type::text)
       INTO cols, types FROM mlpipe._source_columns(p_source) s;
     FOREACH f IN ARRAY p_features LOOP
         IF cols->>f = 'numeric' THEN
-            parts := parts || format('(src.%I)::float8', f);
+            parts := parts OPERATOR(pg_catalog.||) pg_catalog.format('(src.%I)::float8', f);
             CONTINUE;
         END IF;
         c := substring(f FROM '^(.*)\[[0-9]{1,6}\]$');
         IF c IS NULL OR cols->>c IS DISTINCT FROM 'array' THEN
             RETURN NULL;
         END IF;
-        parts := parts || format('(src.%I)[%s]::float8', c, substring(f FROM '\[([0-9]{1,6})\]$'));
+        parts := parts OPERATOR(pg_catalog.||) pg_catalog.format('(src.%I)[%s]::float8', c, substring(f FROM '\[([0-9]{1,6})\]$'));
     END LOOP;
     -- Features x[1], ..., x[d] of one array column: pass the column as it is.
     c := substring(p_features[1] FROM '^(.*)\[1\]$');
     IF c IS NOT NULL AND cols->>c = 'array' AND p_features = ARRAY(
-            SELECT format('%s[%s]', c, g) FROM generate_series(1, cardinality(p_features)) g) THEN
-        RETURN CASE WHEN types->>c = 'double precision[]' THEN format('src.%I', c)
-                    ELSE format('(src.%I)::float8[]', c) END;
+            SELECT pg_catalog.format('%s[%s]', c, g) FROM pg_catalog.generate_series(1, pg_catalog.cardinality(p_features)) g) THEN
+        RETURN CASE WHEN types->>c = 'double precision[]' THEN pg_catalog.format('src.%I', c)
+                    ELSE pg_catalog.format('(src.%I)::float8[]', c) END;
     END IF;
-    RETURN 'ARRAY[' || array_to_string(parts, ', ') || ']';
+    RETURN 'ARRAY[' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(parts, ', ') OPERATOR(pg_catalog.||) ']';
 END $$;
 COMMENT ON FUNCTION mlpipe._feature_array_expr(text[], text) IS
     'The SQL of the float8[] a model without preprocessing scores, over the alias src.';
@@ -832,7 +832,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._feature_array_expr(text[], text) TO mlpipe_tra
 -- The (schema, table) of an "into" argument: 'table' or 'schema.table',
 -- parsed as identifiers (quoted parts keep their case).
 CREATE FUNCTION mlpipe._parse_into(p_into text, OUT qualified text, OUT display text)
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     parts text[];
 BEGIN
@@ -963,7 +963,7 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
-    started    timestamptz := clock_timestamp();
+    started    timestamptz := pg_catalog.clock_timestamp();
     info       record;
     ref        text;
     tgt        record;
@@ -991,19 +991,19 @@ BEGIN
         RAISE EXCEPTION 'model_ref, source, into and key must not be NULL' USING ERRCODE = '22004';
     END IF;
     IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
-        RAISE EXCEPTION 'unknown mode %', coalesce(quote_literal(mode), 'NULL')
+        RAISE EXCEPTION 'unknown mode %', coalesce(pg_catalog.quote_literal(mode), 'NULL')
             USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
     END IF;
     params := coalesce(params, '{}');
-    IF jsonb_typeof(params) <> 'object' THEN
+    IF pg_catalog.jsonb_typeof(params) <> 'object' THEN
         RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
     END IF;
-    FOR k IN SELECT jsonb_object_keys(params) LOOP
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(params) LOOP
         IF k NOT IN ('drift_threshold', 'null_threshold', 'drift_sample') THEN
             RAISE EXCEPTION 'unknown key "%" in predict_table params', k
                 USING ERRCODE = '22023', HINT = 'Allowed keys: drift_threshold, null_threshold, drift_sample.';
         END IF;
-        IF jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0
+        IF pg_catalog.jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0
            OR (k <> 'drift_sample' AND (params->>k)::float8 = 0)
            OR (k = 'drift_sample' AND (params->>k)::numeric NOT BETWEEN 0 AND 10000000) THEN
             RAISE EXCEPTION 'predict_table params.% must be a positive number (drift_sample: an integer, 0 for no drift)', k
@@ -1015,12 +1015,12 @@ BEGIN
     sample := coalesce((params->>'drift_sample')::numeric::int, sample);
 
     SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
-    ref := info.model || '@' || info.version;          -- one version for the whole run
+    ref := info.model OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) info.version;          -- one version for the whole run
     SELECT s.type INTO key_type FROM mlpipe._source_columns(source) s WHERE s.name = key;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'key column "%" is not in the source', key
             USING ERRCODE = '42703',
-                  HINT = 'Columns: ' || (SELECT string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) || '.';
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
     END IF;
     IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
         RAISE EXCEPTION 'key column "%" has the name of an output column', key
@@ -1036,12 +1036,27 @@ BEGIN
         src_sql := '(' || src_sql || ')';
     END IF;
     SELECT * INTO tgt FROM mlpipe._parse_into("into");
-    rel := to_regclass(tgt.qualified);
+    -- Runs into one target serialise (issue #10): two concurrent replace or
+    -- incremental runs would each insert every key, and with a unique index
+    -- the second would fail with a raw 23505. The lock is on the target's
+    -- schema-qualified name (the schema it would be created in when it does
+    -- not exist yet) and lasts until the transaction ends; every statement
+    -- below takes its snapshot after it (READ COMMITTED), so the second run
+    -- sees the first one's rows.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(
+        'mlpipe.predict_table ' OPERATOR(pg_catalog.||) coalesce(
+            (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(tgt.qualified)),
+            CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(tgt.qualified)) OPERATOR(pg_catalog.=) 1
+                 THEN pg_catalog.format('%I.%s', pg_catalog.current_schema(), tgt.qualified)
+                 ELSE tgt.qualified END)));
+    rel := pg_catalog.to_regclass(tgt.qualified);
 
     IF rel IS NOT NULL THEN
         PERFORM mlpipe._check_target(rel, key, key_type, mode);
         IF mode = 'incremental' THEN
-            filt := format(' WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
+            filt := pg_catalog.format(' WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
                            tgt.qualified, key, key, info.model, info.version);
         END IF;
     END IF;
@@ -1054,7 +1069,8 @@ BEGIN
     IF NOT mlpipe._has_preprocessing(mlpipe.artifact(ref)) THEN
         xexpr := mlpipe._feature_array_expr(info.features, source);
     END IF;
-    xexpr := coalesce(xexpr, 'src');
+    -- src.*, not a bare src, which a source column named src would capture.
+    xexpr := coalesce(xexpr, 'src.*');
     -- A classifier is scored once per row: the float8[] form through the
     -- _score_* functions, whose calls for one row share an evaluation (the
     -- whole projection stays in the parallel workers); the row form with
@@ -1065,36 +1081,36 @@ BEGIN
     -- table gets only the head's columns from CREATE TABLE AS and the others
     -- as added columns (below).
     IF info.task = 'classification' THEN
-        IF xexpr <> 'src' THEN
-            head := format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
+        IF xexpr <> 'src.*' THEN
+            head := pg_catalog.format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
                            'mlpipe._score_label(%2$L, %3$s) AS label, mlpipe._score_proba(%2$L, %3$s) AS proba',
                            key, ref, xexpr);
-            from_sql := format(' FROM %s AS src%s', src_sql, filt);
+            from_sql := pg_catalog.format(' FROM %s AS src%s', src_sql, filt);
         ELSE
-            head := format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
+            head := pg_catalog.format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
                            '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
                            key, info.classes);
-            from_sql := format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src) AS mlpipe_p, '
-                               'mlpipe.predict_proba(%2$L, src) AS mlpipe_pb '
+            from_sql := pg_catalog.format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src.*) AS mlpipe_p, '
+                               'mlpipe.predict_proba(%2$L, src.*) AS mlpipe_pb '
                                'FROM %3$s AS src%4$s OFFSET 0) AS mlpipe_s',
                                key, ref, src_sql, filt);
         END IF;
         consts := '';
     ELSE
-        head := format('SELECT src.%1$I, mlpipe.predict(%2$L, %3$s) AS prediction', key, ref, xexpr);
-        from_sql := format(' FROM %s AS src%s', src_sql, filt);
+        head := pg_catalog.format('SELECT src.%1$I, mlpipe.predict(%2$L, %3$s) AS prediction', key, ref, xexpr);
+        from_sql := pg_catalog.format(' FROM %s AS src%s', src_sql, filt);
         consts := ', NULL::text AS label, NULL::float8[] AS proba';
     END IF;
-    consts := consts || format(', %L::text AS model, %s::int AS version, now() AS scored_at',
+    consts := consts OPERATOR(pg_catalog.||) pg_catalog.format(', %L::text AS model, %s::int AS version, pg_catalog.now() AS scored_at',
                                info.model, info.version);
     -- Ensembles cost microseconds a row to score: for the scoring statement,
     -- make a parallel scan of the source attractive so that CREATE TABLE AS
     -- scores in parallel workers. A single tree or k-means scores faster
     -- than a worker hands rows back, so the caller's settings stay.
-    old_ptc := current_setting('parallel_tuple_cost');
-    old_psc := current_setting('parallel_setup_cost');
+    old_ptc := pg_catalog.current_setting('parallel_tuple_cost');
+    old_psc := pg_catalog.current_setting('parallel_setup_cost');
     IF info.algorithm IN ('gbt', 'random_forest') THEN
-        PERFORM set_config('parallel_tuple_cost', '0.001', true), set_config('parallel_setup_cost', '10', true);
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', '0.001', true), pg_catalog.set_config('parallel_setup_cost', '10', true);
     END IF;
 
     -- On Citus, a new target for a distributed source is created
@@ -1108,57 +1124,57 @@ BEGIN
         -- row, so they are added afterwards with that value as default,
         -- which PostgreSQL stores once in the catalog instead of in each row
         -- (no rewrite; readers see the value on every row). Then indexed.
-        EXECUTE format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
+        EXECUTE pg_catalog.format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
         GET DIAGNOSTICS n = ROW_COUNT;
-        PERFORM set_config('parallel_tuple_cost', old_ptc, true), set_config('parallel_setup_cost', old_psc, true);
-        EXECUTE format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
-                       'ADD COLUMN scored_at timestamptz DEFAULT now()', tgt.qualified,
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
+        EXECUTE pg_catalog.format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
+                       'ADD COLUMN scored_at timestamptz DEFAULT pg_catalog.now()', tgt.qualified,
                        CASE WHEN info.task = 'classification' THEN ''
                             ELSE 'ADD COLUMN label text, ADD COLUMN proba double precision[],' END,
                        info.model, info.version);
-        EXECUTE format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
+        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
                        tgt.qualified);
-        EXECUTE format('CREATE %s INDEX ON %s (%I)',
+        EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)',
                        CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
         -- Readers read prediction tables (docs/security.md).
-        EXECUTE format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
     ELSE
         IF mode = 'replace' THEN
-            EXECUTE format('DELETE FROM %s', tgt.qualified);
+            EXECUTE pg_catalog.format('DELETE FROM %s', tgt.qualified);
         END IF;
-        EXECUTE format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s%s%s',
+        EXECUTE pg_catalog.format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s%s%s',
                        tgt.qualified, key, head, consts, from_sql,
-                       CASE WHEN mode = 'upsert' THEN format(
+                       CASE WHEN mode = 'upsert' THEN pg_catalog.format(
                            ' ON CONFLICT (%I) DO UPDATE SET prediction = EXCLUDED.prediction, label = EXCLUDED.label, '
                            'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
                            'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
         GET DIAGNOSTICS n = ROW_COUNT;
-        PERFORM set_config('parallel_tuple_cost', old_ptc, true), set_config('parallel_setup_cost', old_psc, true);
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
     END IF;
 
     -- Drift of the source against the training profile, on a sample.
     IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
         FOR d IN SELECT * FROM mlpipe._drift_figures(info.profile, source,
                      CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n END) LOOP
-            metrics := metrics || jsonb_build_object('psi:' || d.feature, d.psi,
-                                                     'null_rate:' || d.feature, d.null_rate_now);
+            metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('psi:' OPERATOR(pg_catalog.||) d.feature, d.psi,
+                                                     'null_rate:' OPERATOR(pg_catalog.||) d.feature, d.null_rate_now);
             IF mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
-                drifted := drifted || jsonb_build_object('feature', d.feature, 'psi', d.psi,
+                drifted := drifted OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('feature', d.feature, 'psi', d.psi,
                                                          'null_rate_train', d.null_rate_train,
                                                          'null_rate_now', d.null_rate_now);
             END IF;
         END LOOP;
-        metrics := metrics || jsonb_build_object('drifted_features', jsonb_array_length(drifted));
+        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', pg_catalog.jsonb_array_length(drifted));
     END IF;
-    metrics := metrics || jsonb_build_object('rows_per_second',
-        n / greatest(extract(epoch FROM clock_timestamp() - started)::float8, 1e-6));
+    metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('rows_per_second',
+        n / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - started)::float8, 1e-6));
     run := mlpipe._log_run('predict_table', info.model, info.version, info.algorithm, source,
-        jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params),
+        pg_catalog.jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params),
         'succeeded', NULL, n, started, NULL, metrics, 'scoring');
-    PERFORM mlpipe._notify('predictions_written', jsonb_build_object('model', info.model, 'version', info.version,
+    PERFORM mlpipe._notify('predictions_written', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
         'run_id', run, 'rows', n, 'into', tgt.display));
-    IF jsonb_array_length(drifted) > 0 THEN
-        PERFORM mlpipe._notify('drift_detected', jsonb_build_object('model', info.model, 'version', info.version,
+    IF pg_catalog.jsonb_array_length(drifted) > 0 THEN
+        PERFORM mlpipe._notify('drift_detected', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
             'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
     END IF;
     RETURN n;

@@ -381,11 +381,11 @@ COMMENT ON AGGREGATE mlpipe.davies_bouldin(float8[], int) IS
 CREATE FUNCTION mlpipe._eval_from(p_source text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    IF p_source IS NULL OR btrim(p_source) = '' THEN
+    IF p_source IS NULL OR pg_catalog.btrim(p_source) = '' THEN
         RAISE EXCEPTION 'source must not be empty' USING ERRCODE = '22023';
     END IF;
     IF p_source ~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
-        RETURN '(' || p_source || E'\n)';
+        RETURN '(' OPERATOR(pg_catalog.||) p_source OPERATOR(pg_catalog.||) E'\n)';
     END IF;
     RETURN p_source::regclass::text;
 END $$;
@@ -408,19 +408,20 @@ COMMENT ON FUNCTION mlpipe._eval_model(text) IS
 REVOKE ALL ON FUNCTION mlpipe._eval_model(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._eval_model(text) TO mlpipe_trainer;
 
--- The scoring argument for a source row `s`: the row itself when the row
+-- The scoring argument for a source row `s`: the row itself (s.*, which no
+-- column of the source can capture, unlike a bare s) when the row
 -- form of predict exists (columns matched by name, stored preprocessing
 -- applied), else the float8[] of the features in training order (x[i]
 -- names an element of array column x).
 CREATE FUNCTION mlpipe._eval_input(p_features text[], p_array boolean DEFAULT false) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f text;
     parts text[] := '{}';
     m text[];
 BEGIN
     IF NOT p_array AND pg_catalog.to_regprocedure('mlpipe.predict_label(bytea,record)') IS NOT NULL THEN
-        RETURN 's';
+        RETURN 's.*';
     END IF;
     FOREACH f IN ARRAY p_features LOOP
         m := pg_catalog.regexp_match(f, '^(.*)\[([0-9]+)\]$');
@@ -446,20 +447,20 @@ DECLARE
 BEGIN
     IF p_task = 'classification' THEN
         EXECUTE pg_catalog.format($q$
-            SELECT jsonb_build_object(
+            SELECT pg_catalog.jsonb_build_object(
                 'accuracy', mlpipe.accuracy(y, p), 'precision_macro', mlpipe.precision_macro(y, p),
                 'recall_macro', mlpipe.recall_macro(y, p), 'f1_macro', mlpipe.f1_macro(y, p),
                 'f1_weighted', mlpipe.f1_weighted(y, p), 'log_loss', mlpipe.log_loss(y, pr, $2),
                 'roc_auc', mlpipe.roc_auc(y, pr, $2), 'confusion_matrix', mlpipe.confusion_matrix(y, p),
-                'rows', count(*))
+                'rows', pg_catalog.count(*))
               FROM (SELECT (s.%1$I)::text AS y, mlpipe.predict_label($1, %2$s) AS p,
                            mlpipe.predict_proba($1, %2$s) AS pr
                       FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
             INTO res USING p_artifact, p_classes;
     ELSIF p_task = 'regression' THEN
         EXECUTE pg_catalog.format($q$
-            SELECT jsonb_build_object('rmse', mlpipe.rmse(y, p), 'mae', mlpipe.mae(y, p),
-                                      'r2', mlpipe.r2(y, p), 'mape', mlpipe.mape(y, p), 'rows', count(*))
+            SELECT pg_catalog.jsonb_build_object('rmse', mlpipe.rmse(y, p), 'mae', mlpipe.mae(y, p),
+                                      'r2', mlpipe.r2(y, p), 'mape', mlpipe.mape(y, p), 'rows', pg_catalog.count(*))
               FROM (SELECT (s.%1$I)::float8 AS y, mlpipe.predict($1, %2$s) AS p
                       FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
             INTO res USING p_artifact;
@@ -469,17 +470,17 @@ BEGIN
         -- hash of the row, so the figure is reproducible.
         EXECUTE pg_catalog.format($q$
             WITH pts AS MATERIALIZED (
-                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, md5(s::text) AS h FROM %3$s s)
-            SELECT jsonb_build_object(
+                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, pg_catalog.md5(ROW(s.*)::text) AS h FROM %3$s s)
+            SELECT pg_catalog.jsonb_build_object(
                 'silhouette', (SELECT mlpipe.silhouette(x, c) FROM
                                  (SELECT x, c FROM pts ORDER BY h LIMIT 10000) t),
                 'calinski_harabasz', mlpipe.calinski_harabasz(x, c),
-                'davies_bouldin', mlpipe.davies_bouldin(x, c), 'rows', count(*))
+                'davies_bouldin', mlpipe.davies_bouldin(x, c), 'rows', pg_catalog.count(*))
               FROM pts$q$, mlpipe._eval_input(p_features, true), x, p_from)
             INTO res USING p_artifact;
     END IF;
     IF (res->>'rows')::bigint = 0 THEN
-        RAISE EXCEPTION 'no rows to evaluate%', coalesce(': the source has no row with a non-NULL "' || p_target || '"', '')
+        RAISE EXCEPTION 'no rows to evaluate%', coalesce(': the source has no row with a non-NULL "' OPERATOR(pg_catalog.||) p_target OPERATOR(pg_catalog.||) '"', '')
             USING ERRCODE = '22000';
     END IF;
     RETURN res;
@@ -525,7 +526,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._eval_finish_run(bigint, bigint, jsonb, jsonb, 
 CREATE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    started timestamptz := clock_timestamp();
+    started timestamptz := pg_catalog.clock_timestamp();
     m       record;
     res     jsonb;
     run     bigint;
@@ -540,11 +541,12 @@ BEGIN
     -- The confusion matrix (jsonb, not a metric row) rides in the run's
     -- params, for the mlpipe.confusion_matrices view.
     run := mlpipe._log_run('evaluate', m.model, m.version, m.algorithm, source,
-                           jsonb_build_object('model_ref', model_ref)
-                           || jsonb_strip_nulls(jsonb_build_object('confusion_matrix', res->'confusion_matrix')),
+                           pg_catalog.jsonb_build_object('model_ref', model_ref)
+                           OPERATOR(pg_catalog.||) pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                               'confusion_matrix', res OPERATOR(pg_catalog.->) 'confusion_matrix'::text)),
                            'succeeded', NULL,
                            (res->>'rows')::bigint, started, NULL, res, 'evaluate');
-    RETURN res || jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+    RETURN res OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
 END $$;
 COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
     'Scores a source with a registered version and returns the metrics of its task as jsonb.';
@@ -558,7 +560,7 @@ CREATE FUNCTION mlpipe._cross_validate(p_algorithm text, p_source text, p_target
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    started   timestamptz := clock_timestamp();
+    started   timestamptz := pg_catalog.clock_timestamp();
     fstart    timestamptz;
     src       text;
     ttype     text;
@@ -574,6 +576,7 @@ DECLARE
     std       jsonb;
     parent    bigint;
     i         int;
+    hashed    text := 's.*';
 BEGIN
     IF p_algorithm IS NULL OR p_source IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
@@ -588,11 +591,11 @@ BEGIN
         RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
     END IF;
     p_params := coalesce(p_params, '{}');
-    IF jsonb_typeof(p_params) <> 'object' THEN
-        RAISE EXCEPTION 'params must be a JSON object, not %', jsonb_typeof(p_params) USING ERRCODE = '22023';
+    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
     END IF;
     src := mlpipe._eval_from(p_source);
-    EXECUTE pg_catalog.format('SELECT count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
                                  FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
         INTO n, ttype;
     IF p_folds > n THEN
@@ -604,57 +607,67 @@ BEGIN
     IF p_params ? 'task' THEN
         stratify := p_params->>'task' = 'classification';
     ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
-        EXECUTE pg_catalog.format('SELECT count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
     ELSE
         stratify := ttype NOT IN ('real', 'double precision', 'numeric');
     END IF;
     -- Folds: rows ordered by a hash of (seed, row), by class first when
     -- stratified, dealt round-robin. Identical rows are interchangeable, so
-    -- the assignment is reproducible.
+    -- the assignment is reproducible. With features given, the hash covers
+    -- only the feature columns and the target, so that other columns of the
+    -- source (whatever they are called) do not change the folds.
     seed := coalesce(p_params->>'seed', '0');
+    IF p_features IS NOT NULL THEN
+        hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
+                     FROM (SELECT v.c, pg_catalog.min(v.o) AS o
+                             FROM pg_catalog.unnest(pg_catalog.array_append(
+                                      ARRAY(SELECT pg_catalog.regexp_replace(f, '\[[0-9]+\]$', '')
+                                              FROM pg_catalog.unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
+                            GROUP BY v.c) u);
+    END IF;
     IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
         DROP TABLE pg_temp._mlpipe_cv_folds;
     END IF;
     EXECUTE pg_catalog.format(
         'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
-         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 || s::text)) - 1) %% %2$s)::int
+         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s)::int
                 AS _mlpipe_fold
            FROM %3$s s WHERE s.%4$I IS NOT NULL',
-        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target)
+        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
         USING seed;
-    fparams := (p_params - 'test_size' - 'split') || '{"test_size": 0}';
+    fparams := (p_params - 'test_size' - 'split') OPERATOR(pg_catalog.||) '{"test_size": 0}';
     IF p_features IS NULL THEN
-        fparams := fparams || jsonb_build_object('exclude',
-            CASE WHEN jsonb_typeof(p_params->'exclude') = 'array' THEN p_params->'exclude' ELSE '[]' END
-            || '["_mlpipe_fold"]');
+        fparams := fparams OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('exclude',
+            CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude') = 'array' THEN p_params->'exclude' ELSE '[]' END
+            OPERATOR(pg_catalog.||) '["_mlpipe_fold"]');
     END IF;
     parent := mlpipe._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
-        jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
-                           'features', to_jsonb(p_features), 'stratified', stratify),
+        pg_catalog.jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
+                           'features', pg_catalog.to_jsonb(p_features), 'stratified', stratify),
         'running', NULL, n, started, p_parent, NULL, NULL);
     FOR i IN 0 .. p_folds - 1 LOOP
-        fstart := clock_timestamp();
+        fstart := pg_catalog.clock_timestamp();
         fit := mlpipe._fit(p_algorithm,
             pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
             p_target, p_features, fparams, NULL);
         task := fit.task;
         fm := mlpipe._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
             pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
-        fm := jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows')::bigint) || fm;
+        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows')::bigint) OPERATOR(pg_catalog.||) fm;
         PERFORM mlpipe._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
-            jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
+            pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
             'succeeded', NULL, (fm->>'rows')::bigint, fstart, parent, fm - 'fold' - 'training_rows', 'cv_fold');
-        folds_out := folds_out || jsonb_build_array(fm);
+        folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
     END LOOP;
     DROP TABLE pg_temp._mlpipe_cv_folds;
     -- Mean and population standard deviation (numpy's default) of each metric.
-    SELECT jsonb_object_agg(key, a), jsonb_object_agg(key, sd) INTO mean, std
-      FROM (SELECT e.key, avg((e.value)::text::float8) AS a, stddev_pop((e.value)::text::float8) AS sd
-              FROM jsonb_array_elements(folds_out) f, jsonb_each(f) e
-             WHERE jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
+    SELECT pg_catalog.jsonb_object_agg(key, a), pg_catalog.jsonb_object_agg(key, sd) INTO mean, std
+      FROM (SELECT e.key, pg_catalog.avg((e.value)::text::float8) AS a, pg_catalog.stddev_pop((e.value)::text::float8) AS sd
+              FROM pg_catalog.jsonb_array_elements(folds_out) f, pg_catalog.jsonb_each(f) e
+             WHERE pg_catalog.jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
              GROUP BY e.key) t;
-    PERFORM mlpipe._eval_finish_run(parent, n, jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
-    RETURN jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
+    PERFORM mlpipe._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
+    RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
                               'rows', n, 'run_id', parent);
 END $$;
 COMMENT ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
@@ -679,7 +692,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb,
 -- reproducible without touching the session's random().
 CREATE FUNCTION mlpipe._search_candidates(p_space jsonb, p_strategy text, p_trials int)
 RETURNS SETOF jsonb
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     k      text;
     v      jsonb;
@@ -794,7 +807,7 @@ CREATE FUNCTION mlpipe._search(p_model text, p_algorithm text, p_source text, p_
 RETURNS mlpipe.train_result
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    started timestamptz := clock_timestamp();
+    started timestamptz := pg_catalog.clock_timestamp();
     run     bigint;
     cand    jsonb;
     cv      jsonb;
@@ -808,12 +821,12 @@ DECLARE
     res     mlpipe.train_result;
 BEGIN
     IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
     END IF;
     PERFORM mlpipe._search_candidates(p_space, p_strategy, p_trials) LIMIT 1;   -- validates the space first
     run := mlpipe._log_run('search', p_model, NULL, p_algorithm, p_source,
-        jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
-                           'trials', p_trials, 'target', p_target, 'features', to_jsonb(p_features)),
+        pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
+                           'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
         'running', NULL, NULL, started, NULL, NULL, NULL);
     FOR cand IN SELECT * FROM mlpipe._search_candidates(p_space, p_strategy, p_trials) LOOP
         cv := mlpipe._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
@@ -822,7 +835,7 @@ BEGIN
         END IF;
         val := (cv->'mean'->>main.metric)::float8;
         n := n + 1;
-        trials := trials || jsonb_build_array(jsonb_build_object('params', cand, 'run_id', cv->'run_id',
+        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id',
                                                                  main.metric, val));
         IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
                                 OR (NOT main.higher_is_better AND val < best_v)) THEN
@@ -836,7 +849,7 @@ BEGIN
     END IF;
     res := mlpipe._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
     PERFORM mlpipe._eval_finish_run(run, (best_cv->>'rows')::bigint,
-        jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
+        pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
                            'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
         best_cv->'mean', 'cv_mean', best_cv->'std', 'cv_std');
     RETURN res;

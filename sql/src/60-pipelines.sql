@@ -129,8 +129,8 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     checked jsonb;
 BEGIN
-    IF name IS NULL OR name = '' OR length(name) > 200 OR name ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid pipeline name %', coalesce(quote_literal(name), 'NULL')
+    IF name IS NULL OR name = '' OR pg_catalog.length(name) > 200 OR name ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid pipeline name %', coalesce(pg_catalog.quote_literal(name), 'NULL')
             USING ERRCODE = '22023', HINT = 'A pipeline name is 1 to 200 characters, without control characters.';
     END IF;
     IF config IS NULL THEN
@@ -155,7 +155,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, jsonb) TO mlpipe_admin;
 
 -- Removes a pipeline (unscheduling it first). Its history and runs stay.
 CREATE FUNCTION mlpipe.drop_pipeline(name text) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) THEN
         PERFORM mlpipe._pipeline_unknown(name);
@@ -228,7 +228,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._pipeline_adopt(bigint, bigint) TO mlpipe_admin
 -- A [schema.]table name from a config, quoted for SQL.
 CREATE FUNCTION mlpipe._pipeline_ident(p_name text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT string_agg(quote_ident(x), '.' ORDER BY o) FROM unnest(parse_ident(p_name)) WITH ORDINALITY AS u(x, o)
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), '.' ORDER BY o) FROM pg_catalog.unnest(pg_catalog.parse_ident(p_name)) WITH ORDINALITY AS u(x, o)
 $$;
 COMMENT ON FUNCTION mlpipe._pipeline_ident(text) IS
     'A [schema.]table name from a pipeline config, quoted for SQL.';
@@ -243,13 +243,13 @@ DECLARE
     rel regclass;
 BEGIN
     IF p_source ~* '^[\s(]*(select|with|values|table)\M' THEN
-        RETURN '(' || chr(10) || p_source || chr(10) || ') AS src';
+        RETURN '(' OPERATOR(pg_catalog.||) chr(10) OPERATOR(pg_catalog.||) p_source OPERATOR(pg_catalog.||) chr(10) OPERATOR(pg_catalog.||) ') AS src';
     END IF;
-    rel := to_regclass(mlpipe._pipeline_ident(p_source));
+    rel := pg_catalog.to_regclass(mlpipe._pipeline_ident(p_source));
     IF rel IS NULL THEN
         RAISE EXCEPTION 'relation "%" does not exist', p_source USING ERRCODE = '42P01';
     END IF;
-    RETURN rel::text || ' AS src';
+    RETURN rel::text OPERATOR(pg_catalog.||) ' AS src';
 END $$;
 COMMENT ON FUNCTION mlpipe._pipeline_from(text) IS
     'A pipeline source as a FROM item: a relation or a query in parentheses.';
@@ -258,7 +258,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._pipeline_from(text) TO mlpipe_admin;
 
 -- A JSON array of strings as text[] (NULL stays NULL).
 CREATE FUNCTION mlpipe._pipeline_texts(p jsonb) RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN p IS NULL OR jsonb_typeof(p) = 'null' THEN NULL
                 ELSE ARRAY(SELECT jsonb_array_elements_text(p)) END
 $$;
@@ -295,7 +295,7 @@ BEGIN
         RAISE EXCEPTION 'a features step needs mlpipe.ts_features, which this installation does not have'
             USING ERRCODE = '0A000', HINT = 'Update the extension: ALTER EXTENSION mlpipe UPDATE.';
     END IF;
-    SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO stats
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO stats
       FROM pg_attribute a
      WHERE a.attrelid = (SELECT t.typrelid FROM pg_type t WHERE t.oid = 'mlpipe.ts_summary'::regtype)
        AND a.attnum > 0 AND NOT a.attisdropped
@@ -305,39 +305,39 @@ BEGIN
         FOREACH s IN ARRAY wanted LOOP
             IF NOT s = ANY (stats) THEN
                 RAISE EXCEPTION 'features step: unknown stat "%"', s
-                    USING ERRCODE = '22023', HINT = 'Stats: ' || array_to_string(stats, ', ') || '.';
+                    USING ERRCODE = '22023', HINT = 'Stats: ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(stats, ', ') OPERATOR(pg_catalog.||) '.';
             END IF;
         END LOOP;
         stats := wanted;
     END IF;
     FOREACH g IN ARRAY groups LOOP
-        inner_c := inner_c || format('%I', g);
-        outer_c := outer_c || format('%I', g);
+        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('%I', g);
+        outer_c := outer_c OPERATOR(pg_catalog.||) pg_catalog.format('%I', g);
     END LOOP;
     IF period IS NOT NULL THEN
-        inner_c := inner_c || format('date_trunc(%L, %I::timestamptz) AS period_start', period, ts);
-        outer_c := outer_c || 'period_start'::text;
+        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('date_trunc(%L, %I::timestamptz) AS period_start', period, ts);
+        outer_c := outer_c OPERATOR(pg_catalog.||) 'period_start'::text;
     END IF;
-    nkeys := cardinality(inner_c);
+    nkeys := pg_catalog.cardinality(inner_c);
     FOREACH v IN ARRAY vals LOOP
-        inner_c := inner_c || format('mlpipe.ts_features(%I::timestamptz, %I::float8) AS _f%s', ts, v, i);
+        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe.ts_features(%I::timestamptz, %I::float8) AS _f%s', ts, v, i);
         FOREACH s IN ARRAY stats LOOP
-            outer_c := outer_c || format('(_f%s).%I::float8 AS %I', i, s, v || '_' || s);
+            outer_c := outer_c OPERATOR(pg_catalog.||) pg_catalog.format('(_f%s).%I::float8 AS %I', i, s, v OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) s);
         END LOOP;
         i := i + 1;
     END LOOP;
-    q := format('SELECT %s FROM (SELECT %s FROM %s%s) AS f%s',
-                array_to_string(outer_c, ', '), array_to_string(inner_c, ', '),
+    q := pg_catalog.format('SELECT %s FROM (SELECT %s FROM %s%s) AS f%s',
+                pg_catalog.array_to_string(outer_c, ', '), pg_catalog.array_to_string(inner_c, ', '),
                 mlpipe._pipeline_from(step->>'source'),
-                CASE WHEN nkeys > 0 THEN ' GROUP BY ' || array_to_string(ARRAY(SELECT generate_series(1, nkeys)), ', ') ELSE '' END,
-                CASE WHEN nkeys > 0 THEN ' ORDER BY ' || array_to_string(ARRAY(SELECT generate_series(1, nkeys)), ', ') ELSE '' END);
-    IF coalesce(step->>'mode', 'replace') = 'replace' AND to_regclass(into_t) IS NOT NULL THEN
-        EXECUTE format('DROP TABLE %s', into_t);
+                CASE WHEN nkeys > 0 THEN ' GROUP BY ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END,
+                CASE WHEN nkeys > 0 THEN ' ORDER BY ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END);
+    IF coalesce(step->>'mode', 'replace') = 'replace' AND pg_catalog.to_regclass(into_t) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', into_t);
     END IF;
-    IF to_regclass(into_t) IS NULL THEN
-        EXECUTE format('CREATE TABLE %s AS %s', into_t, q);
+    IF pg_catalog.to_regclass(into_t) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %s AS %s', into_t, q);
     ELSE
-        EXECUTE format('INSERT INTO %s %s', into_t, q);
+        EXECUTE pg_catalog.format('INSERT INTO %s %s', into_t, q);
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -367,17 +367,17 @@ BEGIN
     CASE kind
     WHEN 'features' THEN
         n := mlpipe._pipeline_features(step);
-        RETURN jsonb_build_object('rows', n, 'result', jsonb_build_object('into', step->>'into', 'rows', n));
+        RETURN pg_catalog.jsonb_build_object('rows', n, 'result', pg_catalog.jsonb_build_object('into', step->>'into', 'rows', n));
     WHEN 'train' THEN
         params := coalesce(step->'params', '{}');
         -- In a pipeline, k-means skips rows with a NULL feature unless told
         -- otherwise (as the trees do everywhere): a features step gives
         -- NULL statistics for short groups (kurtosis needs 4 readings).
-        IF step->>'algorithm' IN ('kmeans', 'minibatch_kmeans') AND jsonb_typeof(params) = 'object'
+        IF step->>'algorithm' IN ('kmeans', 'minibatch_kmeans') AND pg_catalog.jsonb_typeof(params) = 'object'
            AND NOT params ? 'on_null' THEN
-            params := params || '{"on_null": "skip"}';
+            params := params OPERATOR(pg_catalog.||) '{"on_null": "skip"}'::jsonb;
         END IF;
-        EXECUTE 'SELECT to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
+        EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
            INTO r
           USING step->>'model', step->>'algorithm', step->>'source', step->>'target',
                 mlpipe._pipeline_texts(step->'features'), params, step->'gate';
@@ -389,15 +389,15 @@ BEGIN
                 USING HINT = CASE WHEN params->>'on_null' = 'skip' AND NOT coalesce(step->'params', '{}') ? 'on_null'
                     THEN 'In a pipeline, k-means defaults to params.on_null = ''skip''; give "on_null": "error" to fail instead.' END;
         END IF;
-        RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
     WHEN 'search' THEN
-        EXECUTE 'SELECT to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
+        EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
            INTO r
           USING step->>'model', step->>'algorithm', step->>'source', step->>'target',
                 mlpipe._pipeline_texts(step->'features'), step->'space',
                 coalesce(step->>'strategy', 'grid'), coalesce((step->>'folds')::int, 5),
                 coalesce((step->>'trials')::int, 20), step->'gate';
-        RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
     WHEN 'predict' THEN
         src := step->>'source';
         -- A k-means version trained with on_null = 'skip' (the pipeline
@@ -408,7 +408,7 @@ BEGIN
           JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version
          WHERE v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null' = 'skip';
         IF feats IS NOT NULL THEN
-            cond := (SELECT string_agg(pg_catalog.format('src.%I IS NOT NULL', f), ' AND ') FROM unnest(feats) f);
+            cond := (SELECT pg_catalog.string_agg(pg_catalog.format('src.%I IS NOT NULL', f), ' AND ') FROM pg_catalog.unnest(feats) f);
             EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s)), pg_catalog.count(*) FROM %s',
                                       cond, mlpipe._pipeline_from(src)) INTO skipped, total;
             IF skipped > 0 THEN
@@ -421,20 +421,20 @@ BEGIN
         EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5)'
            INTO n
           USING step->>'model', src, step->>'into', step->>'key', coalesce(step->>'mode', 'append');
-        RETURN jsonb_build_object('model', step->>'model', 'rows', n,
-                                  'result', jsonb_build_object('into', step->>'into', 'rows', n));
+        RETURN pg_catalog.jsonb_build_object('model', step->>'model', 'rows', n,
+                                  'result', pg_catalog.jsonb_build_object('into', step->>'into', 'rows', n));
     WHEN 'evaluate' THEN
         -- evaluate logs its own run and metrics (a child of the step's run):
         -- the step records the version only, so each metric is logged once.
-        EXECUTE 'SELECT to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model', step->>'source';
-        RETURN jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+        EXECUTE 'SELECT pg_catalog.to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model', step->>'source';
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
     WHEN 'drift' THEN
         -- drift logs its run with psi:<feature> and null_rate:<feature>
         -- metrics (the names predict_table uses); the step adds none.
-        EXECUTE 'SELECT jsonb_agg(to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
+        EXECUTE 'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
           USING step->>'model', step->>'source';
         SELECT v.model, v.version INTO ref FROM mlpipe.resolve(step->>'model') v;
-        RETURN jsonb_build_object('model', ref.model, 'version', ref.version, 'result', r);
+        RETURN pg_catalog.jsonb_build_object('model', ref.model, 'version', ref.version, 'result', r);
     ELSE
         RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
     END CASE;
@@ -470,15 +470,15 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM mlpipe._pipeline_unknown(p_name);
     END IF;
-    IF NOT pg_try_advisory_xact_lock(hashtext('mlpipe.pipeline_run:' || p_name)) THEN
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('mlpipe.pipeline_run:' OPERATOR(pg_catalog.||) p_name)) THEN
         RAISE EXCEPTION 'pipeline "%" is already running', p_name
             USING ERRCODE = '55P03', HINT = 'Wait for the running call to finish.';
     END IF;
     run := mlpipe._pipeline_run_begin(p_name, p.version,
-               jsonb_build_object('application_name', current_setting('application_name')));
+               pg_catalog.jsonb_build_object('application_name', pg_catalog.current_setting('application_name')));
     prev := run;
-    FOR step IN SELECT s FROM jsonb_array_elements(p.config->'steps') AS s LOOP
-        started := clock_timestamp();
+    FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(p.config->'steps') AS s LOOP
+        started := pg_catalog.clock_timestamp();
         res := NULL;
         BEGIN
             res := mlpipe._pipeline_step(step);
@@ -489,23 +489,23 @@ BEGIN
         step_run := mlpipe._log_run(
             'pipeline_step', coalesce(res->>'model', step->>'model'), (res->>'version')::int, step->>'kind',
             coalesce(step->>'source', step->>'model'),
-            jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result')
-                || CASE WHEN failed THEN jsonb_build_object('sqlstate', state) ELSE '{}' END,
+            pg_catalog.jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result')
+                OPERATOR(pg_catalog.||) CASE WHEN failed THEN pg_catalog.jsonb_build_object('sqlstate', state) ELSE '{}' END,
             CASE WHEN failed THEN 'failed' ELSE 'succeeded' END,
-            CASE WHEN failed THEN format('steps[%s] (%s): %s', i, step->>'kind', err) END,
+            CASE WHEN failed THEN pg_catalog.format('steps[%s] (%s): %s', i, step->>'kind', err) END,
             (res->>'rows')::bigint, started, run,
-            CASE WHEN jsonb_typeof(res->'metrics') = 'object' THEN res->'metrics' END,
+            CASE WHEN pg_catalog.jsonb_typeof(res->'metrics') = 'object' THEN res->'metrics' END,
             step->>'kind');
         PERFORM mlpipe._pipeline_adopt(step_run, prev);
         prev := step_run;
         IF failed THEN
             PERFORM mlpipe._pipeline_run_end(run, 'failed',
-                format('steps[%s] (%s) failed: %s', i, step->>'kind', err), i);
-            PERFORM mlpipe._notify('run_failed', jsonb_build_object(
+                pg_catalog.format('steps[%s] (%s) failed: %s', i, step->>'kind', err), i);
+            PERFORM mlpipe._notify('run_failed', pg_catalog.jsonb_build_object(
                 'pipeline', p_name, 'run_id', run, 'step', i, 'kind', step->>'kind',
                 'sqlstate', state, 'error', err));
             RAISE WARNING 'pipeline "%" failed at steps[%] (%): %', p_name, i, step->>'kind', err
-                USING HINT = format('See SELECT * FROM mlpipe.runs WHERE run_id = %s OR parent_run_id = %s.', run, run);
+                USING HINT = pg_catalog.format('See SELECT * FROM mlpipe.runs WHERE run_id = %s OR parent_run_id = %s.', run, run);
             RETURN run;
         END IF;
         i := i + 1;
@@ -520,8 +520,10 @@ GRANT EXECUTE ON FUNCTION mlpipe.run_pipeline(text) TO mlpipe_admin;
 
 -- Where pg_cron can be called from here: raises 55000 with a HINT when it is
 -- not preloaded, lives in another database, or is not created here.
+-- SECURITY DEFINER because cron.database_name is a superuser-only setting
+-- (it reveals only that database's name, in the HINT).
 CREATE FUNCTION mlpipe._cron_check(p_name text, p_cron text) RETURNS void
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cron_db text := coalesce(current_setting('cron.database_name', true), 'postgres');
 BEGIN
@@ -539,10 +541,10 @@ BEGIN
         RAISE EXCEPTION 'pg_cron lives in database "%", not in "%"', cron_db, current_database()
             USING ERRCODE = '55000',
                   HINT = CASE WHEN p_cron IS NULL THEN
-                      format('In database %I run: SELECT cron.unschedule(%L);', cron_db, 'mlpipe:' || p_name)
+                      format('In database %I run: SELECT cron.unschedule(%L);', cron_db, mlpipe._cron_job_name(p_name))
                   ELSE
                       format('In database %I run: SELECT cron.schedule_in_database(%L, %L, %L, %L);',
-                             cron_db, 'mlpipe:' || p_name, p_cron,
+                             cron_db, mlpipe._cron_job_name(p_name), p_cron,
                              format('SELECT mlpipe.run_pipeline(%L)', p_name), current_database())
                   END;
     END IF;
@@ -554,6 +556,101 @@ COMMENT ON FUNCTION mlpipe._cron_check(text, text) IS
 REVOKE ALL ON FUNCTION mlpipe._cron_check(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._cron_check(text, text) TO mlpipe_admin;
 
+-- The pg_cron job name of a pipeline: 'mlpipe:<name>' when that fits in a
+-- name (63 bytes), else its first 50 bytes (whole characters), '~' and 12
+-- hex digits of md5(name), so that long names sharing a prefix get distinct
+-- jobs. The job's command holds the full name, and pipelines.cron_job_id
+-- its id, so a job maps back to its pipeline.
+CREATE FUNCTION mlpipe._cron_job_name(p_name text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    full_name text := 'mlpipe:' OPERATOR(pg_catalog.||) p_name;
+    head      text;
+BEGIN
+    IF pg_catalog.octet_length(full_name) OPERATOR(pg_catalog.<=) 63 THEN
+        RETURN full_name;
+    END IF;
+    head := pg_catalog."left"(full_name, 50);
+    WHILE pg_catalog.octet_length(head) OPERATOR(pg_catalog.>) 50 LOOP
+        head := pg_catalog."left"(head, -1);
+    END LOOP;
+    RETURN head OPERATOR(pg_catalog.||) '~' OPERATOR(pg_catalog.||) pg_catalog."left"(pg_catalog.md5(p_name), 12);
+END $$;
+COMMENT ON FUNCTION mlpipe._cron_job_name(text) IS
+    'The pg_cron job name of a pipeline: mlpipe:<name>, or for a long name its prefix and an md5 suffix.';
+REVOKE ALL ON FUNCTION mlpipe._cron_job_name(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._cron_job_name(text) TO mlpipe_admin;
+
+-- Removes every pg_cron job of a pipeline (its job name, or the job id the
+-- pipeline row recorded, running exactly that pipeline's command) and
+-- clears the recorded schedule. Returns whether there was a job.
+-- SECURITY DEFINER (owned by the extension owner) because members of
+-- mlpipe_admin have no access to schema cron, and a job another admin
+-- scheduled belongs to that admin in pg_cron; it touches nothing but the
+-- jobs of this pipeline.
+CREATE FUNCTION mlpipe._cron_unschedule(p_name text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job   bigint;
+    found_job boolean := false;
+BEGIN
+    PERFORM mlpipe._cron_check(p_name, NULL);
+    FOR job IN EXECUTE 'SELECT j.jobid FROM cron.job j WHERE (j.jobname OPERATOR(pg_catalog.=) $1 '
+                       'OR j.jobid OPERATOR(pg_catalog.=) $2) AND j.command OPERATOR(pg_catalog.=) $3'
+        USING mlpipe._cron_job_name(p_name),
+              (SELECT p.cron_job_id FROM mlpipe.pipelines p WHERE p.name = p_name),
+              format('SELECT mlpipe.run_pipeline(%L)', p_name) LOOP
+        EXECUTE 'SELECT cron.unschedule($1::bigint)' USING job;
+        found_job := true;
+    END LOOP;
+    PERFORM mlpipe._pipeline_set_schedule(p_name, NULL, NULL);
+    RETURN found_job;
+END $$;
+COMMENT ON FUNCTION mlpipe._cron_unschedule(text) IS
+    'Removes the pg_cron jobs of a pipeline and clears its recorded schedule (for mlpipe_admin members).';
+REVOKE ALL ON FUNCTION mlpipe._cron_unschedule(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._cron_unschedule(text) TO mlpipe_admin;
+
+-- Schedules a pipeline as a pg_cron job run by p_user (the role that called
+-- schedule), replacing its earlier jobs, and records it. SECURITY DEFINER
+-- for the same reason as _cron_unschedule; p_user must be a role the
+-- session user may become (so nobody schedules as someone else) and a
+-- member of mlpipe_admin.
+CREATE FUNCTION mlpipe._cron_schedule(p_name text, p_cron text, p_user name) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job bigint;
+    err text;
+BEGIN
+    IF p_user IS NULL OR NOT pg_has_role(session_user, p_user, 'MEMBER')
+       OR NOT pg_has_role(p_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'role "%" cannot schedule pipelines as role "%"', session_user, p_user
+            USING ERRCODE = '42501', HINT = 'Call mlpipe.schedule as a member of mlpipe_admin.';
+    END IF;
+    PERFORM mlpipe._cron_check(p_name, p_cron);
+    PERFORM mlpipe._cron_unschedule(p_name);
+    BEGIN
+        EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4, $5)' INTO job
+          USING mlpipe._cron_job_name(p_name), p_cron, format('SELECT mlpipe.run_pipeline(%L)', p_name),
+                current_database()::text, p_user::text;
+    EXCEPTION WHEN internal_error OR invalid_parameter_value THEN
+        GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+        IF err LIKE '%can not log in%' OR err LIKE '%cannot log in%' THEN
+            -- pg_cron runs a job by logging in as its role
+            RAISE EXCEPTION 'pg_cron cannot run pipeline "%" as role "%": %', p_name, p_user, err
+                USING ERRCODE = '42501', HINT = 'Schedule as a role with LOGIN (a member of mlpipe_admin).';
+        END IF;
+        RAISE EXCEPTION 'invalid cron schedule "%" for pipeline "%": %', p_cron, p_name, err
+            USING ERRCODE = '22023', HINT = 'Five fields (minute hour day month weekday), e.g. ''0 21 * * *''.';
+    END;
+    PERFORM mlpipe._pipeline_set_schedule(p_name, p_cron, job);
+    RETURN job;
+END $$;
+COMMENT ON FUNCTION mlpipe._cron_schedule(text, text, name) IS
+    'Schedules run_pipeline(name) as a pg_cron job run by the given admin role (for mlpipe_admin members).';
+REVOKE ALL ON FUNCTION mlpipe._cron_schedule(text, text, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._cron_schedule(text, text, name) TO mlpipe_admin;
+
 CREATE FUNCTION mlpipe._pipeline_set_schedule(p_name text, p_cron text, p_job bigint) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     UPDATE mlpipe.pipelines SET schedule = p_cron, cron_job_id = p_job WHERE name = p_name
@@ -563,17 +660,15 @@ COMMENT ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) IS
 REVOKE ALL ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) TO mlpipe_admin;
 
--- Schedules a pipeline with pg_cron as job 'mlpipe:<name>' running
--- SELECT mlpipe.run_pipeline('<name>') as the calling user. Scheduling
+-- Schedules a pipeline with pg_cron (job name: _cron_job_name) running
+-- SELECT mlpipe.run_pipeline('<name>') as the calling role. Scheduling
 -- again replaces the schedule. Returns pg_cron's job id.
 CREATE FUNCTION mlpipe.schedule(name text, cron text) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     p_name text := name;
     p_cron text := cron;
-    job    bigint;
-    err    text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
         PERFORM mlpipe._pipeline_unknown(p_name);
@@ -582,41 +677,24 @@ BEGIN
         RAISE EXCEPTION 'cron schedule is empty'
             USING ERRCODE = '22023', HINT = 'For example ''0 21 * * *'' (daily at 21:00) or ''* * * * *''.';
     END IF;
-    PERFORM mlpipe._cron_check(p_name, p_cron);
-    BEGIN
-        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
-          USING 'mlpipe:' || p_name, p_cron, format('SELECT mlpipe.run_pipeline(%L)', p_name);
-    EXCEPTION WHEN internal_error OR invalid_parameter_value THEN
-        GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
-        RAISE EXCEPTION 'invalid cron schedule "%" for pipeline "%": %', p_cron, p_name, err
-            USING ERRCODE = '22023', HINT = 'Five fields (minute hour day month weekday), e.g. ''0 21 * * *''.';
-    END;
-    PERFORM mlpipe._pipeline_set_schedule(p_name, p_cron, job);
-    RETURN job;
+    RETURN mlpipe._cron_schedule(p_name, p_cron, current_user);
 END $$;
 COMMENT ON FUNCTION mlpipe.schedule(text, text) IS
-    'Schedules run_pipeline(name) as the pg_cron job mlpipe:<name>, replacing an earlier one.';
+    'Schedules run_pipeline(name) as a pg_cron job (mlpipe:<name>, hash-suffixed when long), replacing an earlier one.';
 REVOKE ALL ON FUNCTION mlpipe.schedule(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.schedule(text, text) TO mlpipe_admin;
 
 -- Removes the pipeline's pg_cron job. Returns whether there was one.
 CREATE FUNCTION mlpipe.unschedule(name text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     p_name text := name;
-    found_job boolean;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
         PERFORM mlpipe._pipeline_unknown(p_name);
     END IF;
-    PERFORM mlpipe._cron_check(p_name, NULL);
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)' INTO found_job USING 'mlpipe:' || p_name;
-    IF found_job THEN
-        EXECUTE 'SELECT cron.unschedule($1)' USING 'mlpipe:' || p_name;
-    END IF;
-    PERFORM mlpipe._pipeline_set_schedule(p_name, NULL, NULL);
-    RETURN found_job;
+    RETURN mlpipe._cron_unschedule(p_name);
 END $$;
 COMMENT ON FUNCTION mlpipe.unschedule(text) IS 'Removes the pg_cron job of a pipeline.';
 REVOKE ALL ON FUNCTION mlpipe.unschedule(text) FROM PUBLIC;

@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS mlpipe;
 SET mlpipe.progress = off;
 SET client_min_messages = warning;
-SELECT plan(65);
+SELECT plan(66);
 
 -- Runs q as role r; returns 'ok' or the SQLSTATE it failed with.
 CREATE FUNCTION pg_temp.state_as(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
@@ -113,8 +113,10 @@ SELECT is(pg_temp.state_as('tap_trainer', $$UPDATE mlpipe.model_versions SET met
 SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe._register('forged', 'kmeans', 'x', NULL, '{}', NULL, now(),
              ROW(mlpipe.artifact('roles_m'), 'clustering', '{x,y}', NULL, '{"silhouette": 1}', '{"training_rows": 1}')::mlpipe.fit_result)$$),
           '42501', 'trainer cannot register a forged fit result');
-SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe._log_run('train', 'roles_m', 1, 'kmeans', 'x', '{}', 'succeeded', NULL, 1, now())$$),
-          'ok', 'trainer may log runs through _log_run');
+SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe._log_run('evaluate', 'roles_m', 1, 'kmeans', 'x', '{}', 'succeeded', NULL, 1, now())$$),
+          'ok', 'trainer may log evaluation runs through _log_run');
+SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe._log_run('train', 'roles_m', 1, 'kmeans', 'x', '{}', 'succeeded', NULL, 1, now(), NULL, '{"accuracy": 1}')$$),
+          '42501', 'trainer cannot forge a training run through _log_run (issue #10 item 6)');
 
 -- admin: promotes, rolls back, tags, prunes; still cannot write tables or the history.
 SELECT is(pg_temp.value_as('tap_admin', $$SELECT mlpipe.promote('roles_m', 1, 'staging', 'admin test')$$), '1', 'admin promotes');

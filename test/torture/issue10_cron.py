@@ -63,11 +63,11 @@ def main():
             removed = cur.fetchone()[0]
             tlib.result(job is not None and removed, "issue10 cron: a non-superuser admin schedules and unschedules",
                         "job %s, unschedule returned %s" % (job, removed),
-                        xfail="issue #10 item 2: mlpipe_admin gets 42501 from schedule")
+                        )
         except psycopg2.Error as e:
             tlib.result(False, "issue10 cron: a non-superuser admin schedules and unschedules",
                         "%s %s" % (e.pgcode, (e.pgerror or "").splitlines()[0]),
-                        xfail="issue #10 item 2: mlpipe_admin gets 42501 from schedule")
+                        )
         cur.execute("RESET ROLE")
         # item 3
         xf = "issue #10 item 3: long pipeline names collide in pg_cron job names"
@@ -77,16 +77,16 @@ def main():
         j1, j2 = jobs_for(cur, LONG1), jobs_for(cur, LONG2)
         tlib.result(len(j1) == 1 and len(j2) == 1 and j1[0][1] != j2[0][1],
                     "issue10 cron: two long names sharing a prefix get two distinct jobs",
-                    "jobs %s / %s" % (j1, j2), xfail=xf)
+                    "jobs %s / %s" % (j1, j2))
         cur.execute("SELECT mlpipe.unschedule(%s)", (LONG1,))
         r = cur.fetchone()[0]
         tlib.result(r is True and not jobs_for(cur, LONG1) and len(jobs_for(cur, LONG2)) == 1,
                     "issue10 cron: unschedule of a long name removes its job and only its job",
-                    "returned %s; jobs now %s / %s" % (r, jobs_for(cur, LONG1), jobs_for(cur, LONG2)), xfail=xf)
+                    "returned %s; jobs now %s / %s" % (r, jobs_for(cur, LONG1), jobs_for(cur, LONG2)))
         cur.execute("SELECT mlpipe.drop_pipeline(%s)", (LONG2,))
         left = jobs_for(cur, LONG2)
         tlib.result(not left, "issue10 cron: drop_pipeline of a long name leaves no orphan job",
-                    "orphans %s" % left, xfail=xf)
+                    "orphans %s" % left)
         cur.execute("SELECT mlpipe.create_pipeline(%s, %s::jsonb)", (LONG2, CFG))
         cur.execute("SELECT mlpipe.schedule(%s, '0 5 * * *')", (LONG2,))
         cur.execute("SELECT jobname FROM cron.job WHERE jobid = (SELECT cron_job_id FROM mlpipe.pipelines WHERE name = %s)",
@@ -94,7 +94,7 @@ def main():
         row = cur.fetchone()
         tlib.result(row is not None and len(row[0].encode()) <= 63 and row[0] != ("mlpipe:" + LONG2)[:63],
                     "issue10 cron: the job name of a long pipeline is short and unique (hash suffix)",
-                    "job name %r" % (row,), xfail=xf)
+                    "job name %r" % (row,))
     finally:
         cleanup(cur)
         cur.execute("DROP TABLE IF EXISTS public.torture_cron_t, public.torture_cron_out")

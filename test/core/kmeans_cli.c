@@ -31,6 +31,7 @@
 #include "cluster_metrics.h"
 #include "mltest.h"
 
+/* Prints "kmeans_cli: " and fmt (with arg) to stderr, exits with status 2. */
 static void
 die(const char *fmt, const char *arg)
 {
@@ -40,6 +41,7 @@ die(const char *fmt, const char *arg)
 	exit(2);
 }
 
+/* Wall-clock seconds (monotonic). */
 static double
 now_s(void)
 {
@@ -49,6 +51,7 @@ now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* CPU seconds of the whole process, all threads. */
 static double
 cpu_s(void)
 {
@@ -129,6 +132,7 @@ read_csv(const char *path, char sep, const int *cols, int ncols, int64_t *n_out,
 	return X;
 }
 
+/* Reads n integer labels, whitespace-separated, from path. */
 static int *
 read_labels(const char *path, int64_t n)
 {
@@ -145,6 +149,7 @@ read_labels(const char *path, int64_t n)
 	return lab;
 }
 
+/* A standard normal draw (Box-Muller). */
 static double
 gauss(MlRng *r)
 {
@@ -154,6 +159,7 @@ gauss(MlRng *r)
 	return sqrt(-2.0 * log(1.0 - u)) * cos(2.0 * M_PI * v);
 }
 
+/* Prints key=v with every digit of v, or key=nan. */
 static void
 print_num(const char *key, double v)
 {
@@ -163,48 +169,58 @@ print_num(const char *key, double v)
 		printf("%s=%.17g\n", key, v);
 }
 
-int
-main(int argc, char **argv)
+/* One run of the command: options, data, model, timings. */
+typedef struct Cli
 {
-	const char *csv = NULL,
-			   *given_path = NULL,
-			   *labels_out = NULL,
-			   *centroids_out = NULL,
-			   *metrics_labels = NULL,
-			   *dump = NULL,
-			   *bench = NULL;
-	char		sep = 0;
-	int			cols[1024],
-				ncols = 0,
-				threads = 1,
-				repeat = 1,
-				time_metrics = 0,
-				a,
-				r;
-	unsigned	flags = 0;
+	/* options */
+	const char *csv;
+	const char *given_path;
+	const char *labels_out;
+	const char *centroids_out;
+	const char *metrics_labels;
+	const char *dump;
+	const char *bench;
+	char		sep;
+	int			cols[1024];
+	int			ncols;
+	int			threads;
+	int			repeat;
+	int			time_metrics;
+	unsigned	flags;
 	KmParams	p;
+	/* data */
 	MlEnv		env;
-	double	   *X,
-			   *given = NULL;
+	double	   *X;
+	double	   *given;			/* initial centroids, or NULL */
 	int64_t		n;
 	int			d;
+	/* the fit */
 	int		   *labels;
 	KmModel		model;
 	KmResult	res;
-	MlError		err = {0};
-	double		best_t = INFINITY,
-				best_cpu = INFINITY;
-	MlStatus	st = ML_OK;
+	MlError		err;
+	double		best_t;			/* fastest wall-clock fit of --repeat */
+	double		best_cpu;		/* least CPU of --repeat */
+} Cli;
 
-	memset(&p, 0, sizeof(p));
-	p.k = 8;
-	p.init = KM_INIT_KMEANSPP;
-	p.n_init = 1;
-	p.max_iter = 300;
-	p.tol = 1e-4;
-	p.seed = 42;
-	p.batch_size = 1024;
-	p.sample_size = 10000;
+/* The defaults, then the command-line options, into c. */
+static void
+cli_args(Cli *c, int argc, char **argv)
+{
+	KmParams   *p = &c->p;
+	int			a;
+
+	c->threads = 1;
+	c->repeat = 1;
+	memset(p, 0, sizeof(*p));
+	p->k = 8;
+	p->init = KM_INIT_KMEANSPP;
+	p->n_init = 1;
+	p->max_iter = 300;
+	p->tol = 1e-4;
+	p->seed = 42;
+	p->batch_size = 1024;
+	p->sample_size = 10000;
 	for (a = 1; a < argc; a++)
 	{
 		const char *o = argv[a];
@@ -212,244 +228,326 @@ main(int argc, char **argv)
 
 #define OPT(name) (strcmp(o, name) == 0 && (v || (die("%s needs a value", o), 0)) && ++a)
 		if (OPT("--csv"))
-			csv = v;
+			c->csv = v;
 		else if (OPT("--sep"))
-			sep = strcmp(v, "tab") == 0 ? '\t' : v[0];
+			c->sep = strcmp(v, "tab") == 0 ? '\t' : v[0];
 		else if (OPT("--cols"))
 		{
 			char	   *s = strdup(v),
 					   *tok;
 
-			for (tok = strtok(s, ","); tok && ncols < 1024; tok = strtok(NULL, ","))
-				cols[ncols++] = atoi(tok);
+			for (tok = strtok(s, ","); tok && c->ncols < 1024; tok = strtok(NULL, ","))
+				c->cols[c->ncols++] = atoi(tok);
 			free(s);
 		}
 		else if (OPT("--k"))
-			p.k = atoi(v);
+			p->k = atoi(v);
 		else if (OPT("--init"))
-			p.init = strcmp(v, "given") == 0 ? KM_INIT_GIVEN :
+			p->init = strcmp(v, "given") == 0 ? KM_INIT_GIVEN :
 				strcmp(v, "random") == 0 ? KM_INIT_RANDOM : KM_INIT_KMEANSPP;
 		else if (OPT("--given"))
-			given_path = v;
+			c->given_path = v;
 		else if (OPT("--n-init"))
-			p.n_init = atoi(v);
+			p->n_init = atoi(v);
 		else if (OPT("--max-iter"))
-			p.max_iter = atoi(v);
+			p->max_iter = atoi(v);
 		else if (OPT("--tol"))
-			p.tol = atof(v);
+			p->tol = atof(v);
 		else if (OPT("--distance"))
-			p.distance = strcmp(v, "cosine") == 0 ? KM_DIST_COSINE : KM_DIST_L2;
+			p->distance = strcmp(v, "cosine") == 0 ? KM_DIST_COSINE : KM_DIST_L2;
 		else if (strcmp(o, "--standardize") == 0)
-			p.standardize = true;
+			p->standardize = true;
 		else if (OPT("--seed"))
-			p.seed = strtoull(v, NULL, 10);
+			p->seed = strtoull(v, NULL, 10);
 		else if (strcmp(o, "--minibatch") == 0)
-			p.minibatch = true;
+			p->minibatch = true;
 		else if (OPT("--batch-size"))
-			p.batch_size = atoi(v);
+			p->batch_size = atoi(v);
 		else if (OPT("--sample-size"))
-			p.sample_size = atoll(v);
+			p->sample_size = atoll(v);
 		else if (OPT("--threads"))
-			threads = atoi(v);
+			c->threads = atoi(v);
 		else if (strcmp(o, "--plain") == 0)
-			flags |= KM_FLAG_PLAIN_LLOYD;
+			c->flags |= KM_FLAG_PLAIN_LLOYD;
 		else if (strcmp(o, "--time-metrics") == 0)
-			time_metrics = 1;
+			c->time_metrics = 1;
 		else if (strcmp(o, "--double-sums") == 0)
-			flags |= KM_FLAG_DOUBLE_SUMS;
+			c->flags |= KM_FLAG_DOUBLE_SUMS;
 		else if (strcmp(o, "--no-metrics") == 0)
-			flags |= KM_FLAG_NO_METRICS;
+			c->flags |= KM_FLAG_NO_METRICS;
 		else if (OPT("--repeat"))
-			repeat = atoi(v);
+			c->repeat = atoi(v);
 		else if (OPT("--labels-out"))
-			labels_out = v;
+			c->labels_out = v;
 		else if (OPT("--centroids-out"))
-			centroids_out = v;
+			c->centroids_out = v;
 		else if (OPT("--metrics-labels"))
-			metrics_labels = v;
+			c->metrics_labels = v;
 		else if (OPT("--bench"))
-			bench = v;
+			c->bench = v;
 		else if (OPT("--dump"))
-			dump = v;
+			c->dump = v;
 		else
 			die("unknown option %s (see the comment at the top of kmeans_cli.c)", o);
 #undef OPT
 	}
-	env = mlt_env(threads);
+}
 
-	if (bench)
+/* Writes the --bench rows to --dump and its initial centroids to --dump.init. */
+static void
+cli_dump_bench(const Cli *c)
+{
+	char		path[4096];
+	FILE	   *f = fopen(c->dump, "wb");
+	int64_t		n = c->n;
+	int			d = c->d,
+				k = c->p.k;
+
+	if (!f || fwrite(c->X, sizeof(double), n * d, f) != (size_t) (n * d) || fclose(f))
+		die("cannot write %s", c->dump);
+	snprintf(path, sizeof(path), "%s.init", c->dump);
+	f = fopen(path, "wb");
+	if (!f || fwrite(c->given, sizeof(double), k * d, f) != (size_t) (k * d) || fclose(f))
+		die("cannot write %s", path);
+}
+
+/*
+ * --bench N,D,K[,STD]: N rows around K Gaussian blobs (fixed seed), and K of
+ * them, chosen with the same generator, as the given initial centroids.
+ */
+static void
+cli_bench_data(Cli *c)
+{
+	long long	bn = 0;
+	int			bd = 0,
+				bk = 0,
+				k,
+				j;
+	double		sd = 1.0;
+	double	   *centres;
+	MlRng		rng;
+	int64_t		i;
+
+	if (sscanf(c->bench, "%lld,%d,%d,%lf", &bn, &bd, &bk, &sd) < 3 || bn < 1 || bd < 1 || bk < 1)
+		die("--bench wants N,D,K[,STD], not %s", c->bench);
+	c->n = bn;
+	c->d = bd;
+	c->p.k = bk;
+	c->X = malloc(sizeof(double) * c->n * c->d);
+	centres = malloc(sizeof(double) * bk * c->d);
+	c->given = malloc(sizeof(double) * bk * c->d);
+	if (!c->X || !centres || !c->given)
+		die("out of memory for %s", c->bench);
+	ml_rng_seed(&rng, 20240501);
+	for (k = 0; k < bk * c->d; k++)
+		centres[k] = -10.0 + 20.0 * ml_rng_uniform(&rng);
+	for (i = 0; i < c->n; i++)
 	{
-		long long	bn = 0;
-		int			bd = 0,
-					bk = 0,
-					c,
-					j;
-		double		sd = 1.0;
-		double	   *centres;
-		MlRng		rng;
-		int64_t		i;
+		int			blob = (int) ml_rng_below(&rng, bk);
 
-		if (sscanf(bench, "%lld,%d,%d,%lf", &bn, &bd, &bk, &sd) < 3 || bn < 1 || bd < 1 || bk < 1)
-			die("--bench wants N,D,K[,STD], not %s", bench);
-		n = bn;
-		d = bd;
-		p.k = bk;
-		X = malloc(sizeof(double) * n * d);
-		centres = malloc(sizeof(double) * bk * d);
-		given = malloc(sizeof(double) * bk * d);
-		if (!X || !centres || !given)
-			die("out of memory for %s", bench);
-		ml_rng_seed(&rng, 20240501);
-		for (c = 0; c < bk * d; c++)
-			centres[c] = -10.0 + 20.0 * ml_rng_uniform(&rng);
-		for (i = 0; i < n; i++)
-		{
-			int			blob = (int) ml_rng_below(&rng, bk);
-
-			for (j = 0; j < d; j++)
-				X[i * d + j] = centres[blob * d + j] + sd * gauss(&rng);
-		}
-		for (c = 0; c < bk; c++)
-			memcpy(given + c * d, X + ml_rng_below(&rng, n) * d, sizeof(double) * d);
-		p.init = KM_INIT_GIVEN;
-		p.given = given;
-		p.n_init = 1;
-		if (dump)
-		{
-			char		path[4096];
-			FILE	   *f = fopen(dump, "wb");
-
-			if (!f || fwrite(X, sizeof(double), n * d, f) != (size_t) (n * d) || fclose(f))
-				die("cannot write %s", dump);
-			snprintf(path, sizeof(path), "%s.init", dump);
-			f = fopen(path, "wb");
-			if (!f || fwrite(given, sizeof(double), bk * d, f) != (size_t) (bk * d) || fclose(f))
-				die("cannot write %s", path);
-		}
-		free(centres);
+		for (j = 0; j < c->d; j++)
+			c->X[i * c->d + j] = centres[blob * c->d + j] + sd * gauss(&rng);
 	}
-	else
+	for (k = 0; k < bk; k++)
+		memcpy(c->given + k * c->d, c->X + ml_rng_below(&rng, c->n) * c->d,
+			   sizeof(double) * c->d);
+	c->p.init = KM_INIT_GIVEN;
+	c->p.given = c->given;
+	c->p.n_init = 1;
+	if (c->dump)
+		cli_dump_bench(c);
+	free(centres);
+}
+
+/* The rows from --csv, and the initial centroids (which set k) from --given. */
+static void
+cli_csv_data(Cli *c)
+{
+	if (!c->csv)
+		die("%s", "give --csv FILE or --bench N,D,K");
+	c->X = read_csv(c->csv, c->sep, c->cols, c->ncols, &c->n, &c->d);
+	if (c->given_path)
 	{
-		if (!csv)
-			die("%s", "give --csv FILE or --bench N,D,K");
-		X = read_csv(csv, sep, cols, ncols, &n, &d);
-		if (given_path)
-		{
-			int64_t		gk;
-			int			gd;
+		int64_t		gk;
+		int			gd;
 
-			given = read_csv(given_path, 0, NULL, 0, &gk, &gd);
-			if (gd != d)
-				die("%s: centroids have the wrong width", given_path);
-			p.k = (int) gk;
-			p.given = given;
-		}
+		c->given = read_csv(c->given_path, 0, NULL, 0, &gk, &gd);
+		if (gd != c->d)
+			die("%s: centroids have the wrong width", c->given_path);
+		c->p.k = (int) gk;
+		c->p.given = c->given;
 	}
-	printf("rows=%lld\nfeatures=%d\nthreads=%d\n", (long long) n, d, threads);
+}
 
-	if (metrics_labels)
+/*
+ * --metrics-labels: the three metrics of the given labels on the rows, and
+ * their timings, without a fit. Returns the exit status.
+ */
+static int
+cli_metrics_only(Cli *c)
+{
+	int		   *lab = read_labels(c->metrics_labels, c->n);
+	int			k = 0;
+	int64_t		i;
+	double		v;
+	double		t0;
+	MlStatus	st;
+
+	for (i = 0; i < c->n; i++)
+		if (lab[i] + 1 > k)
+			k = lab[i] + 1;
+	t0 = now_s();
+	if ((st = cluster_silhouette(&c->env, c->X, c->n, c->d, lab, k, c->p.sample_size,
+								 c->p.seed, &v, &c->err)) == ML_OK)
+		print_num("silhouette", v);
+	printf("silhouette_seconds=%.6f\n", now_s() - t0);
+	t0 = now_s();
+	if (st == ML_OK &&
+		(st = cluster_calinski_harabasz(&c->env, c->X, c->n, c->d, lab, k, &v, &c->err)) == ML_OK)
+		print_num("calinski_harabasz", v);
+	if (st == ML_OK &&
+		(st = cluster_davies_bouldin(&c->env, c->X, c->n, c->d, lab, k, &v, &c->err)) == ML_OK)
+		print_num("davies_bouldin", v);
+	printf("ch_db_seconds=%.6f\n", now_s() - t0);
+	free(lab);
+	if (st != ML_OK)
 	{
-		int		   *lab = read_labels(metrics_labels, n);
-		int			k = 0;
-		int64_t		i;
-		double		v;
-		double		t0;
-
-		for (i = 0; i < n; i++)
-			if (lab[i] + 1 > k)
-				k = lab[i] + 1;
-		t0 = now_s();
-		if ((st = cluster_silhouette(&env, X, n, d, lab, k, p.sample_size, p.seed, &v, &err)) == ML_OK)
-			print_num("silhouette", v);
-		printf("silhouette_seconds=%.6f\n", now_s() - t0);
-		t0 = now_s();
-		if (st == ML_OK && (st = cluster_calinski_harabasz(&env, X, n, d, lab, k, &v, &err)) == ML_OK)
-			print_num("calinski_harabasz", v);
-		if (st == ML_OK && (st = cluster_davies_bouldin(&env, X, n, d, lab, k, &v, &err)) == ML_OK)
-			print_num("davies_bouldin", v);
-		printf("ch_db_seconds=%.6f\n", now_s() - t0);
-		if (st != ML_OK)
-		{
-			printf("error=%d %s\n", st, err.msg);
-			return 1;
-		}
-		return 0;
+		printf("error=%d %s\n", st, c->err.msg);
+		return 1;
 	}
+	return 0;
+}
 
-	labels = malloc(sizeof(int) * n);
-	for (r = 0; r < repeat; r++)
+/*
+ * Fits --repeat times, keeping the best wall-clock and CPU times and the
+ * last model and labels. Returns the first failure's status.
+ */
+static MlStatus
+cli_train(Cli *c)
+{
+	MlStatus	st = ML_OK;
+	int			r;
+
+	c->best_t = INFINITY;
+	c->best_cpu = INFINITY;
+	c->labels = malloc(sizeof(int) * c->n);
+	for (r = 0; r < c->repeat; r++)
 	{
 		double		t0 = now_s(),
 					c0 = cpu_s(),
 					t,
 					ct;
 
-		st = kmeans_fit_ex(&env, X, n, d, &p, flags, labels, &model, &res, &err);
+		st = kmeans_fit_ex(&c->env, c->X, c->n, c->d, &c->p, c->flags, c->labels,
+						   &c->model, &c->res, &c->err);
 		t = now_s() - t0;
 		ct = cpu_s() - c0;
 		if (st != ML_OK)
 			break;
-		if (t < best_t)
-			best_t = t;
-		if (ct < best_cpu)
-			best_cpu = ct;
-		if (r + 1 < repeat)
-			kmeans_model_free(&env, &model);
+		if (t < c->best_t)
+			c->best_t = t;
+		if (ct < c->best_cpu)
+			c->best_cpu = ct;
+		if (r + 1 < c->repeat)
+			kmeans_model_free(&c->env, &c->model);
 	}
-	if (st != ML_OK)
+	return st;
+}
+
+/* The fit's figures: inertia, iterations, the metrics and the timings. */
+static void
+cli_report(const Cli *c)
+{
+	print_num("inertia", c->res.inertia);
+	printf("iterations=%d\nbest_init=%d\n", c->res.iterations, c->res.best_init);
+	print_num("silhouette", c->res.silhouette);
+	print_num("calinski_harabasz", c->res.calinski_harabasz);
+	print_num("davies_bouldin", c->res.davies_bouldin);
+	printf("fit_seconds=%.6f\nfit_cpu_seconds=%.6f\n", c->best_t, c->best_cpu);
+}
+
+/* --time-metrics: each metric alone, timed, on the raw rows and the fit's labels. */
+static void
+cli_time_metrics(Cli *c)
+{
+	double		v,
+				t0 = now_s();
+	int			k = c->model.k;
+	MlStatus	ms;
+
+	ms = cluster_silhouette(&c->env, c->X, c->n, c->d, c->labels, k, c->p.sample_size,
+							c->p.seed, &v, &c->err);
+	printf("silhouette_seconds=%.6f (%s)\n", now_s() - t0, ms == ML_OK ? "ok" : c->err.msg);
+	t0 = now_s();
+	ms = cluster_calinski_harabasz(&c->env, c->X, c->n, c->d, c->labels, k, &v, &c->err);
+	printf("calinski_harabasz_seconds=%.6f (%s)\n", now_s() - t0,
+		   ms == ML_OK ? "ok" : c->err.msg);
+	t0 = now_s();
+	ms = cluster_davies_bouldin(&c->env, c->X, c->n, c->d, c->labels, k, &v, &c->err);
+	printf("davies_bouldin_seconds=%.6f (%s)\n", now_s() - t0, ms == ML_OK ? "ok" : c->err.msg);
+}
+
+/* --labels-out: one label a line. */
+static void
+cli_write_labels(const Cli *c)
+{
+	FILE	   *f = fopen(c->labels_out, "w");
+	int64_t		i;
+
+	if (!f)
+		die("cannot write %s", c->labels_out);
+	for (i = 0; i < c->n; i++)
+		fprintf(f, "%d\n", c->labels[i]);
+	fclose(f);
+}
+
+/* --centroids-out: one centroid a line, comma-separated, every digit. */
+static void
+cli_write_centroids(const Cli *c)
+{
+	FILE	   *f = fopen(c->centroids_out, "w");
+	int			k,
+				j;
+
+	if (!f)
+		die("cannot write %s", c->centroids_out);
+	for (k = 0; k < c->model.k; k++)
+		for (j = 0; j < c->d; j++)
+			fprintf(f, "%.17g%c", c->model.centroids[k * c->d + j], j + 1 < c->d ? ',' : '\n');
+	fclose(f);
+}
+
+/* Reads the options and the data, then scores given labels or fits and reports. */
+int
+main(int argc, char **argv)
+{
+	static Cli	c;
+	MlStatus	st;
+
+	cli_args(&c, argc, argv);
+	c.env = mlt_env(c.threads);
+	if (c.bench)
+		cli_bench_data(&c);
+	else
+		cli_csv_data(&c);
+	printf("rows=%lld\nfeatures=%d\nthreads=%d\n", (long long) c.n, c.d, c.threads);
+	if (c.metrics_labels)
+		return cli_metrics_only(&c);
+	if ((st = cli_train(&c)) != ML_OK)
 	{
-		printf("error=%d %s\n", st, err.msg);
+		printf("error=%d %s\n", st, c.err.msg);
 		return 1;
 	}
-	print_num("inertia", res.inertia);
-	printf("iterations=%d\nbest_init=%d\n", res.iterations, res.best_init);
-	print_num("silhouette", res.silhouette);
-	print_num("calinski_harabasz", res.calinski_harabasz);
-	print_num("davies_bouldin", res.davies_bouldin);
-	printf("fit_seconds=%.6f\nfit_cpu_seconds=%.6f\n", best_t, best_cpu);
-	if (time_metrics)
-	{
-		/* the metrics alone, on the raw rows and the fit's labels */
-		double		v,
-					t0 = now_s();
-		MlStatus	ms;
-
-		ms = cluster_silhouette(&env, X, n, d, labels, model.k, p.sample_size, p.seed, &v, &err);
-		printf("silhouette_seconds=%.6f (%s)\n", now_s() - t0, ms == ML_OK ? "ok" : err.msg);
-		t0 = now_s();
-		ms = cluster_calinski_harabasz(&env, X, n, d, labels, model.k, &v, &err);
-		printf("calinski_harabasz_seconds=%.6f (%s)\n", now_s() - t0, ms == ML_OK ? "ok" : err.msg);
-		t0 = now_s();
-		ms = cluster_davies_bouldin(&env, X, n, d, labels, model.k, &v, &err);
-		printf("davies_bouldin_seconds=%.6f (%s)\n", now_s() - t0, ms == ML_OK ? "ok" : err.msg);
-	}
-	if (labels_out)
-	{
-		FILE	   *f = fopen(labels_out, "w");
-		int64_t		i;
-
-		if (!f)
-			die("cannot write %s", labels_out);
-		for (i = 0; i < n; i++)
-			fprintf(f, "%d\n", labels[i]);
-		fclose(f);
-	}
-	if (centroids_out)
-	{
-		FILE	   *f = fopen(centroids_out, "w");
-		int			c,
-					j;
-
-		if (!f)
-			die("cannot write %s", centroids_out);
-		for (c = 0; c < model.k; c++)
-			for (j = 0; j < d; j++)
-				fprintf(f, "%.17g%c", model.centroids[c * d + j], j + 1 < d ? ',' : '\n');
-		fclose(f);
-	}
-	kmeans_model_free(&env, &model);
-	free(labels);
-	free(X);
-	free(given);
+	cli_report(&c);
+	if (c.time_metrics)
+		cli_time_metrics(&c);
+	if (c.labels_out)
+		cli_write_labels(&c);
+	if (c.centroids_out)
+		cli_write_centroids(&c);
+	kmeans_model_free(&c.env, &c.model);
+	free(c.labels);
+	free(c.X);
+	free(c.given);
 	return 0;
 }

@@ -57,7 +57,8 @@ def info(what):
 def build_cli(tmp):
     out = os.path.join(tmp, "kmeans_cli")
     srcs = [os.path.join(ROOT, "src/core", f) for f in
-            ("mlcore.c", "mlbuf.c", "artifact.c", "cluster_metrics.c")]
+            ("mlcore.c", "mlbuf.c", "artifact.c")]
+    srcs += sorted(glob.glob(os.path.join(ROOT, "src/core/cluster_metrics*.c")))
     srcs += sorted(glob.glob(os.path.join(ROOT, "src/core/kmeans*.c")))
     cmd = (["gcc"] + CFLAGS + ["-I" + os.path.join(ROOT, "src/core"),
                                "-I" + os.path.join(ROOT, "test/core")]

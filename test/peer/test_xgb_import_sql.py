@@ -186,7 +186,7 @@ def trained(cur):
     """mlpipe-trained models: contributions + expected value == raw output within 1e-9."""
     arr = "ARRAY[%s]::float8[]" % ", ".join(MAGIC_COLS)
     cur.execute("DROP VIEW IF EXISTS xi_magic_cls")
-    cur.execute("CREATE VIEW xi_magic_cls AS SELECT id, %s, CASE target WHEN 1 THEN 'g' ELSE 'h' END AS label "
+    cur.execute("CREATE VIEW xi_magic_cls AS SELECT %s, CASE target WHEN 1 THEN 'g' ELSE 'h' END AS label "
                 "FROM xi_magic" % ", ".join(MAGIC_COLS))
     cur.execute("CREATE TEMP TABLE xi_sample AS SELECT * FROM xi_magic WHERE id % 7 = 0")
     for algo, params in (("decision_tree", {"max_depth": 8}), ("random_forest", {"n_estimators": 20, "max_depth": 8}),
@@ -194,6 +194,7 @@ def trained(cur):
         name = "xt_" + algo
         cur.execute("SELECT version FROM mlpipe.train(%s, %s, 'xi_magic_cls', 'label', params => %s)",
                     (name, algo, json.dumps(params)))
+        name = "%s@%d" % (name, cur.fetchone()[0])
         cur.execute(("SELECT (mlpipe.predict_proba(%%s, %s))[2], mlpipe.explain_values(%%s, %s) "
                      "FROM xi_sample ORDER BY id") % (arr, arr), (name, name))
         rows = cur.fetchall()
@@ -209,7 +210,7 @@ def trained(cur):
                "%d rows, max |diff| %.3g (limit 1e-9)" % (len(rows), err))
     # The set-returning form: per row of the table, in a LATERAL join, top_k.
     cur.execute("SELECT count(*), count(DISTINCT t.id) FROM xi_sample t "
-                "CROSS JOIN LATERAL mlpipe.explain('xt_gbt', t, top_k => 3) e")
+                "CROSS JOIN LATERAL mlpipe.explain(%s, t, top_k => 3) e", (name,))
     n, ids = cur.fetchone()
     report(n == 4 * ids, "explain LATERAL top_k 3", "%d rows for %d table rows (3 features + expected)" % (n, ids))
 

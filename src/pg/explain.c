@@ -13,6 +13,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -125,8 +126,16 @@ output_index(const MlModel *m, const double *x, const char *class_label)
 			if (strcmp(m->meta.class_labels[c], class_label) == 0)
 				break;
 		if (c == m->meta.n_classes)
+		{
+			StringInfoData s;
+
+			initStringInfo(&s);
+			for (c = 0; c < m->meta.n_classes && c < 20; c++)
+				appendStringInfo(&s, "%s%s", c ? ", " : "", m->meta.class_labels[c]);
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("the model has no class \"%s\"", class_label)));
+							errmsg("the model has no class \"%s\"", class_label),
+							errhint("Classes: %s%s.", s.data, m->meta.n_classes > 20 ? ", ..." : "")));
+		}
 		if (k == 1)
 		{
 			if (c != 1)

@@ -6380,3 +6380,83 @@ ALTER FUNCTION mlpipe.predict_proba(text, record) SUPPORT mlpipe._predict_suppor
 ALTER FUNCTION mlpipe._score_class(text, float8[]) SUPPORT mlpipe._predict_support;
 ALTER FUNCTION mlpipe._score_label(text, float8[]) SUPPORT mlpipe._predict_support;
 ALTER FUNCTION mlpipe._score_proba(text, float8[]) SUPPORT mlpipe._predict_support;
+
+-- == issue 14: explain and XGBoost import (helper X) ==
+
+-- Import (issue #14): an XGBoost JSON model registered as a gbt version.
+CREATE FUNCTION mlpipe._import_fit(doc jsonb, features text[], classes text[])
+RETURNS mlpipe.fit_result
+AS 'MODULE_PATHNAME', 'mlpipe_import_fit'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION mlpipe._import_fit(jsonb, text[], text[]) IS
+    'Reads an XGBoost JSON model into a gbt artifact and returns it with a fit token for _register.';
+REVOKE ALL ON FUNCTION mlpipe._import_fit(jsonb, text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._import_fit(jsonb, text[], text[]) TO mlpipe_trainer;
+
+CREATE FUNCTION mlpipe.import(
+    model    text,
+    doc      jsonb,
+    features text[] DEFAULT NULL,
+    classes  text[] DEFAULT NULL,
+    gate     jsonb  DEFAULT NULL,
+    origin   text   DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    fit     mlpipe.fit_result;
+    res     mlpipe.train_result;
+    label   text := coalesce(origin, 'imported XGBoost JSON');
+BEGIN
+    IF model IS NULL OR model = '' OR pg_catalog.strpos(model, '@') > 0
+       OR pg_catalog.length(model) > 200 OR model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'doc must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner' THEN
+        RAISE EXCEPTION 'doc looks like mlpipe.export output, which mlpipe.import does not read'
+            USING ERRCODE = '22023',
+                  HINT = 'mlpipe.import reads XGBoost JSON (Booster.save_model("m.json")); to copy an mlpipe model, use its artifact (mlpipe.artifact).';
+    END IF;
+    fit := mlpipe._import_fit(doc, features, classes);
+    -- Lineage: imported, from what (fit.info is not part of the fit token but its row counts).
+    fit.info := fit.info OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('imported',
+        (fit.info->'imported') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('origin', label));
+    res := mlpipe._register(model, 'gbt', label, NULL,
+        pg_catalog.jsonb_build_object('imported', 'xgboost_json'), gate, started, fit);
+    RETURN res.version;
+END $$;
+COMMENT ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) IS
+    'Registers an XGBoost JSON model (binary:logistic, multi:softprob/softmax, reg:squarederror) as a new gbt version of a model; returns the version.';
+REVOKE ALL ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) TO mlpipe_trainer;
+
+-- Explanations (issue #14): TreeSHAP for tree models, distance parts for k-means.
+CREATE FUNCTION mlpipe.explain(model_ref text, features float8[], top_k int DEFAULT NULL, class text DEFAULT NULL)
+RETURNS TABLE (feature text, value float8, contribution float8)
+AS 'MODULE_PATHNAME', 'mlpipe_explain_array'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 20;
+COMMENT ON FUNCTION mlpipe.explain(text, float8[], int, text) IS
+    'Why a model scored a row (float8[]): one row per feature with its exact TreeSHAP contribution (k-means: its part of the squared distance), then a row with feature NULL holding the expected value (k-means: cluster and squared distance).';
+REVOKE ALL ON FUNCTION mlpipe.explain(text, float8[], int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain(text, float8[], int, text) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.explain(model_ref text, "row" record, top_k int DEFAULT NULL, class text DEFAULT NULL)
+RETURNS TABLE (feature text, value float8, contribution float8)
+AS 'MODULE_PATHNAME', 'mlpipe_explain_row'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 20;
+COMMENT ON FUNCTION mlpipe.explain(text, record, int, text) IS
+    'Why a model scored a row (columns matched by name): one row per feature with its contribution, then the expected value (feature NULL).';
+REVOKE ALL ON FUNCTION mlpipe.explain(text, record, int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain(text, record, int, text) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.explain_values(model_ref text, features float8[]) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_explain_values'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.explain_values(text, float8[]) IS
+    'Every output''s TreeSHAP contributions of a tree model in XGBoost''s pred_contribs layout: per output, one value per feature, then the expected value.';
+REVOKE ALL ON FUNCTION mlpipe.explain_values(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain_values(text, float8[]) TO mlpipe_scorer;

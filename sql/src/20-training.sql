@@ -171,3 +171,54 @@ COMMENT ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) I
     'Trains a model on a table, view or SELECT, records its metrics and registers it as a new version (promoted when the gate passes).';
 REVOKE ALL ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+
+-- Import (issue #14): an XGBoost JSON model registered as a gbt version.
+CREATE FUNCTION mlpipe._import_fit(doc jsonb, features text[], classes text[])
+RETURNS mlpipe.fit_result
+AS 'MODULE_PATHNAME', 'mlpipe_import_fit'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION mlpipe._import_fit(jsonb, text[], text[]) IS
+    'Reads an XGBoost JSON model into a gbt artifact and returns it with a fit token for _register.';
+REVOKE ALL ON FUNCTION mlpipe._import_fit(jsonb, text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._import_fit(jsonb, text[], text[]) TO mlpipe_trainer;
+
+CREATE FUNCTION mlpipe.import(
+    model    text,
+    doc      jsonb,
+    features text[] DEFAULT NULL,
+    classes  text[] DEFAULT NULL,
+    gate     jsonb  DEFAULT NULL,
+    origin   text   DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    fit     mlpipe.fit_result;
+    res     mlpipe.train_result;
+    label   text := coalesce(origin, 'imported XGBoost JSON');
+BEGIN
+    IF model IS NULL OR model = '' OR pg_catalog.strpos(model, '@') > 0
+       OR pg_catalog.length(model) > 200 OR model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'doc must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner' THEN
+        RAISE EXCEPTION 'doc looks like mlpipe.export output, which mlpipe.import does not read'
+            USING ERRCODE = '22023',
+                  HINT = 'mlpipe.import reads XGBoost JSON (Booster.save_model("m.json")); to copy an mlpipe model, use its artifact (mlpipe.artifact).';
+    END IF;
+    fit := mlpipe._import_fit(doc, features, classes);
+    -- Lineage: imported, from what (fit.info is not part of the fit token but its row counts).
+    fit.info := fit.info OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('imported',
+        (fit.info->'imported') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('origin', label));
+    res := mlpipe._register(model, 'gbt', label, NULL,
+        pg_catalog.jsonb_build_object('imported', 'xgboost_json'), gate, started, fit);
+    RETURN res.version;
+END $$;
+COMMENT ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) IS
+    'Registers an XGBoost JSON model (binary:logistic, multi:softprob/softmax, reg:squarederror) as a new gbt version of a model; returns the version.';
+REVOKE ALL ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) TO mlpipe_trainer;

@@ -1183,3 +1183,30 @@ COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) IS
     'Scores every row of a source into a table (append, replace, upsert or insert mode).';
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
+
+-- Explanations (issue #14): TreeSHAP for tree models, distance parts for k-means.
+CREATE FUNCTION mlpipe.explain(model_ref text, features float8[], top_k int DEFAULT NULL, class text DEFAULT NULL)
+RETURNS TABLE (feature text, value float8, contribution float8)
+AS 'MODULE_PATHNAME', 'mlpipe_explain_array'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 20;
+COMMENT ON FUNCTION mlpipe.explain(text, float8[], int, text) IS
+    'Why a model scored a row (float8[]): one row per feature with its exact TreeSHAP contribution (k-means: its part of the squared distance), then a row with feature NULL holding the expected value (k-means: cluster and squared distance).';
+REVOKE ALL ON FUNCTION mlpipe.explain(text, float8[], int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain(text, float8[], int, text) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.explain(model_ref text, "row" record, top_k int DEFAULT NULL, class text DEFAULT NULL)
+RETURNS TABLE (feature text, value float8, contribution float8)
+AS 'MODULE_PATHNAME', 'mlpipe_explain_row'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 20;
+COMMENT ON FUNCTION mlpipe.explain(text, record, int, text) IS
+    'Why a model scored a row (columns matched by name): one row per feature with its contribution, then the expected value (feature NULL).';
+REVOKE ALL ON FUNCTION mlpipe.explain(text, record, int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain(text, record, int, text) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.explain_values(model_ref text, features float8[]) RETURNS float8[]
+AS 'MODULE_PATHNAME', 'mlpipe_explain_values'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.explain_values(text, float8[]) IS
+    'Every output''s TreeSHAP contributions of a tree model in XGBoost''s pred_contribs layout: per output, one value per feature, then the expected value.';
+REVOKE ALL ON FUNCTION mlpipe.explain_values(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain_values(text, float8[]) TO mlpipe_scorer;

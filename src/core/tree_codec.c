@@ -3,17 +3,19 @@
  * the JSON export.
  *
  * Payload (little-endian):
- *   u8 version (1) | u8 algorithm | u8 task | u8 objective
+ *   u8 version (2) | u8 has_cover (version 2 only) | u8 algorithm | u8 task | u8 objective
  *   u32 n_features | u32 n_classes | u32 leaf_width | u32 trees_per_round
  *   i32 best_iteration | f64 oob_score (NaN: none) | f64 valid_loss (NaN: none)
  *   f64 learning_rate | f64 base_score[gbt ? trees_per_round : 0]
  *   f64 importance[n_features]
  *   u32 n_trees, then per tree:
  *     u32 n_nodes | n_nodes x (f64 value | u32 feature | u32 aux)
+ *     has_cover: n_nodes x f64 cover (TreeSHAP; finite, >= 0)
  *     leaf_width > 1: u32 n_leaves | n_leaves x leaf_width f64
  * The reader accepts exactly what the writer can produce: every count is
  * bounded by the bytes left, children point forward and inside the tree,
  * features exist, numbers are finite, class tables are distributions.
+ * Version 1 (no has_cover byte, no covers) still reads, with cover NULL.
  */
 #include "trees_int.h"
 
@@ -21,7 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define TREE_CODEC_VERSION 1
+#define TREE_CODEC_VERSION 2
 
 void
 trees_write(MlBuf *b, const TreeModel *m)
@@ -31,6 +33,7 @@ trees_write(MlBuf *b, const TreeModel *m)
 	uint32_t	nbase = m->algorithm == TREE_ALGO_GBT ? m->trees_per_round : 0;
 
 	ml_buf_put_u8(b, TREE_CODEC_VERSION);
+	ml_buf_put_u8(b, m->cover != NULL ? 1 : 0);
 	ml_buf_put_u8(b, (uint8_t) m->algorithm);
 	ml_buf_put_u8(b, (uint8_t) m->task);
 	ml_buf_put_u8(b, (uint8_t) m->objective);
@@ -57,6 +60,8 @@ trees_write(MlBuf *b, const TreeModel *m)
 			ml_buf_put_u32(b, m->nodes[k].feature);
 			ml_buf_put_u32(b, m->nodes[k].aux);
 		}
+		if (m->cover != NULL)
+			ml_buf_put_f64s(b, m->cover + s, e - s);
 		if (m->leaf_width > 1)
 		{
 			uint32_t	l0 = m->leaf_start[t],
@@ -94,7 +99,7 @@ rd_opt(MlReader *r, double *v, const char *what)
 }
 
 static bool
-read_header(MlReader *r, TreeModel *m)
+read_header(MlReader *r, TreeModel *m, bool *has_cover)
 {
 	uint8_t		ver,
 				algo,
@@ -102,11 +107,24 @@ read_header(MlReader *r, TreeModel *m)
 				obj;
 	uint32_t	nbase;
 
-	if (!ml_rd_u8(r, &ver, "tree codec version") || !ml_rd_u8(r, &algo, "algorithm") ||
+	if (!ml_rd_u8(r, &ver, "tree codec version"))
+		return false;
+	if (ver != 1 && ver != TREE_CODEC_VERSION)
+		return corrupt(r, "unknown tree codec version %u", ver, 0);
+	*has_cover = false;
+	if (ver >= 2)
+	{
+		uint8_t		hc;
+
+		if (!ml_rd_u8(r, &hc, "cover flag"))
+			return false;
+		if (hc > 1)
+			return corrupt(r, "cover flag %u is not 0 or 1", hc, 0);
+		*has_cover = hc == 1;
+	}
+	if (!ml_rd_u8(r, &algo, "algorithm") ||
 		!ml_rd_u8(r, &task, "task") || !ml_rd_u8(r, &obj, "objective"))
 		return false;
-	if (ver != TREE_CODEC_VERSION)
-		return corrupt(r, "unknown tree codec version %u", ver, 0);
 	if (algo > TREE_ALGO_GBT)
 		return corrupt(r, "unknown algorithm %u", algo, 0);
 	if (task != ML_TASK_CLASSIFY && task != ML_TASK_REGRESS)
@@ -220,6 +238,16 @@ read_tree(MlReader *r, TreeModel *m, uint32_t t, uint32_t n_nodes, uint32_t node
 				return corrupt(r, "node %u of tree %u has a child out of range", k, t);
 		}
 	}
+	if (m->cover != NULL)
+		for (k = 0; k < n_nodes; k++)
+		{
+			double	   *c = &m->cover[node0 + k];
+
+			if (!ml_rd_f64(r, c, "node cover"))
+				return false;
+			if (!isfinite(*c) || *c < 0)
+				return corrupt(r, "node %u of tree %u has a bad cover", k, t);
+		}
 	if (K > 1)
 	{
 		if (!ml_rd_count(r, 1, n_nodes, (size_t) 8 * K, &n_tab, "leaf table size"))
@@ -260,10 +288,13 @@ trees_read(MlReader *r, const MlEnv *env, TreeModel *m)
 				total_leaves = 0;
 	uint32_t	node0 = 0,
 				leaf0 = 0;
+	bool		has_cover = false;
+	size_t		node_bytes;
 
 	memset(m, 0, sizeof(*m));
-	if (!read_header(r, m))
+	if (!read_header(r, m, &has_cover))
 		goto fail;
+	node_bytes = has_cover ? 24 : 16;
 	if (!ml_rd_count(r, 1, UINT32_MAX / 2, 20, &n_trees, "tree count"))
 		goto fail;
 	if (m->algorithm == TREE_ALGO_DECISION_TREE && n_trees != 1)
@@ -291,8 +322,8 @@ trees_read(MlReader *r, const MlEnv *env, TreeModel *m)
 					nl;
 		MlReader	skip;
 
-		if (!ml_rd_count(&scan, 1, UINT32_MAX / 2, 16, &nn, "node count") ||
-			!ml_rd_sub(&scan, (size_t) nn * 16, &skip, "nodes"))
+		if (!ml_rd_count(&scan, 1, UINT32_MAX / 2, node_bytes, &nn, "node count") ||
+			!ml_rd_sub(&scan, (size_t) nn * node_bytes, &skip, "nodes"))
 			goto fail;
 		total_nodes += nn;
 		if (m->leaf_width > 1)
@@ -311,6 +342,11 @@ trees_read(MlReader *r, const MlEnv *env, TreeModel *m)
 	m->n_trees = n_trees;
 	m->tree_start = ml_alloc(env, sizeof(uint32_t) * ((size_t) n_trees + 1));
 	m->nodes = ml_alloc(env, sizeof(TreeNode) * (size_t) total_nodes);
+	if (has_cover && !(m->cover = ml_alloc(env, sizeof(double) * (size_t) total_nodes)))
+	{
+		ml_fail(r->err, ML_ERR_MEMORY, "out of memory reading a tree model");
+		goto fail;
+	}
 	if (m->leaf_width > 1)
 	{
 		m->leaf_start = ml_alloc(env, sizeof(uint32_t) * ((size_t) n_trees + 1));
@@ -328,7 +364,7 @@ trees_read(MlReader *r, const MlEnv *env, TreeModel *m)
 		uint32_t	nn,
 					nl = 0;
 
-		if (!ml_rd_count(r, 1, UINT32_MAX / 2, 16, &nn, "node count"))
+		if (!ml_rd_count(r, 1, UINT32_MAX / 2, node_bytes, &nn, "node count"))
 			goto fail;
 		m->tree_start[t] = node0;
 		if (m->leaf_width > 1)

@@ -334,10 +334,11 @@ trees_model_free(const MlEnv *env, TreeModel *m)
 	ml_free(env, m->leaf_values);
 	ml_free(env, m->base_score);
 	ml_free(env, m->importance);
+	ml_free(env, m->cover);
 	tree_fast_free(env, m);
 	m->tree_start = m->tree_depth = m->leaf_start = NULL;
 	m->nodes = NULL;
-	m->leaf_values = m->base_score = m->importance = NULL;
+	m->leaf_values = m->base_score = m->importance = m->cover = NULL;
 	m->n_trees = 0;
 }
 
@@ -443,6 +444,8 @@ tm_append_tree(const MlEnv *env, ModelBuilder *mb, const TrainNode *tn,
 		goto oom;
 	if (!grow(env, (void **) &m->nodes, &mb->cap_nodes, (uint64_t) base + count, sizeof(TreeNode)))
 		goto oom;
+	if (!grow(env, (void **) &m->cover, &mb->cap_cover, (uint64_t) base + count, sizeof(double)))
+		goto oom;
 	if (K > 1)
 	{
 		if (!grow(env, (void **) &m->leaf_start, &mb->cap_lstart, (uint64_t) t + 2,
@@ -469,6 +472,8 @@ tm_append_tree(const MlEnv *env, ModelBuilder *mb, const TrainNode *tn,
 			const TrainNode *s = &tn[queue[q]];
 			TreeNode   *o = &m->nodes[base + q];
 
+			/* TreeSHAP's cover: the hessian sum (gbt) or weighted rows (CART). */
+			m->cover[base + q] = m->algorithm == TREE_ALGO_GBT ? s->hess_sum : s->weight;
 			if (s->left >= 0)
 			{
 				int			j = s->feature;

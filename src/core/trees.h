@@ -232,6 +232,9 @@ typedef struct TreeModel
 	double		oob_score;		/* RF: accuracy / R^2 out of bag; NaN if not computed */
 	double		valid_loss;		/* gbt: validation loss at best_iteration; NaN if none */
 	double		learning_rate;	/* gbt: informational (already in the leaves) */
+	double	   *cover;			/* per node: training cover for TreeSHAP (gbt: sum of
+								 * hessians, CART: weighted rows); NULL if unknown
+								 * (tree codec version 1) */
 	/*
 	 * Derived scoring layout (one env allocation, built by fit and read,
 	 * freed by trees_model_free): scalar-leaf models whose trees are at most

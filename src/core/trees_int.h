@@ -47,6 +47,7 @@ typedef struct ModelBuilder
 	uint32_t	cap_nodes;
 	uint32_t	cap_leaves;
 	uint32_t	cap_lstart;
+	uint32_t	cap_cover;
 	uint32_t	n_nodes;
 	uint32_t	n_leaves;
 } ModelBuilder;

@@ -754,6 +754,18 @@ xgb_import_cjson(const MlEnv *env, const cJSON *root, XgbImport *out, MlError *e
 		goto fail;
 	out->cover = b.cover;
 	b.cover = NULL;
+	/* The model keeps its own copy, so an artifact written from it has covers. */
+	{
+		size_t		n = out->model.tree_start[out->model.n_trees];
+
+		out->model.cover = ml_alloc(env, sizeof(double) * (n ? n : 1));
+		if (out->model.cover == NULL)
+		{
+			st = ml_fail(err, ML_ERR_MEMORY, "out of memory importing an XGBoost model");
+			goto fail;
+		}
+		memcpy(out->model.cover, out->cover, sizeof(double) * n);
+	}
 	trees_model_free(env, &b.tm);
 	ml_free(env, b.queue);
 	ml_free(env, b.seen);

@@ -264,9 +264,12 @@ report_null_feature(const MlModel *m, const RowPlan *p)
 	}
 }
 
-/* Reads the row into raw values and texts, then into the model's feature vector. */
-static const double *
-row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader th)
+/*
+ * Reads the row into raw values and texts, then into the model's feature
+ * vector (also used by explain.c).
+ */
+const double *
+predict_row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader th)
 {
 	const MlModel *m = site->model;
 	Oid			typid = HeapTupleHeaderGetTypeId(th);
@@ -365,7 +368,7 @@ static double
 row_score(PredictSite *site, FunctionCallInfo fcinfo, double *proba)
 {
 	HeapTupleHeader th = PG_GETARG_HEAPTUPLEHEADER(1);
-	const double *x = row_features(site, fcinfo, th);
+	const double *x = predict_row_features(site, fcinfo, th);
 	MlError		err = {0};
 	double		out;
 

@@ -470,6 +470,60 @@ check_random(const char *what, TreeAlgorithm algo, MlTask task, uint32_t K, uint
 	trees_model_free(&env1, &m);
 }
 
+/*
+ * The covers a trained model stores (tree codec version 2): present, equal
+ * to the training counts for a decision tree, kept bit for bit by the
+ * codec; a version 1 payload (no cover flag, no covers) still reads, with
+ * cover NULL.
+ */
+static void
+check_stored_covers(TreeModel *m, const double *row_cover, const char *what)
+{
+	uint32_t	nn = m->tree_start[m->n_trees],
+				k;
+	bool		same = true;
+	MlBuf		b;
+	MlReader	r;
+	MlError		err = {0};
+	TreeModel	back,
+				old;
+	double	   *keep;
+
+	CHECK(m->cover != NULL, "%s: the trained model stores node covers", what);
+	if (m->cover == NULL)
+		return;
+	if (m->algorithm == TREE_ALGO_DECISION_TREE)
+	{
+		for (k = 0; k < nn; k++)
+			same = same && m->cover[k] == row_cover[k];
+		CHECK(same, "%s: stored covers == training counts", what);
+	}
+	ml_buf_init(&b, &env1);
+	trees_write(&b, m);
+	ml_rd_init(&r, b.data, b.len, &env1, &err);
+	same = trees_read(&r, &env1, &back) && back.cover != NULL;
+	for (k = 0; same && k < nn; k++)
+		same = memcmp(&back.cover[k], &m->cover[k], sizeof(double)) == 0;
+	CHECK(same, "%s: codec v2 keeps the covers (%u nodes) %s", what, nn, err.msg);
+	trees_model_free(&env1, &back);
+	free(b.data);
+	/* Version 1: written without covers, then the flag byte removed. */
+	keep = m->cover;
+	m->cover = NULL;
+	ml_buf_init(&b, &env1);
+	trees_write(&b, m);
+	m->cover = keep;
+	b.data[0] = 1;
+	memmove(b.data + 1, b.data + 2, b.len - 2);
+	ml_rd_init(&r, b.data, b.len - 1, &env1, &err);
+	same = trees_read(&r, &env1, &old);
+	CHECK(same && old.cover == NULL && old.tree_start[old.n_trees] == nn,
+		  "%s: a version 1 payload reads, without covers %s", what, err.msg);
+	if (same)
+		trees_model_free(&env1, &old);
+	free(b.data);
+}
+
 /* ---- trained models: additivity on a fit's own rows, covers from rows ---- */
 
 static void
@@ -528,6 +582,7 @@ check_trained(const char *what, TreeAlgorithm algo, MlTask task, int K)
 	CHECK(tree_covers_from_rows(&env1, &m, Xr, n, NULL, &cover, &err) == ML_OK &&
 		  cover[0] == (double) n, "%s: covers from the training rows (root %g)", what,
 		  cover ? cover[0] : -1);
+	check_stored_covers(&m, cover, what);
 	CHECK(tree_explainer_build(&env1, &m, cover, &ex, &err) == ML_OK, "%s: explainer: %s", what,
 		  err.msg);
 	n_out = tree_explain_n_outputs(&m);

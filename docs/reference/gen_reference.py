@@ -217,6 +217,47 @@ PAGES = {
                 "args": "- `model_ref`: the reference.", "returns": "(model text, version int).",
                 "errors": REF_ERR + ".", "example": "SELECT * FROM mlpipe.resolve('bank@production');",
                 "see": "../registry.md"},
+    "drop_model": {"area": "Registry", "summary":
+                   "Removes a model with its versions, aliases, tags and metrics in one transaction; alias_events and "
+                   "runs stay as history (each alias gets a `drop` event); logs a `drop_model` run and sends `model_dropped`.",
+                   "args": "- `name`: the model.",
+                   "returns": "int: the number of versions removed.",
+                   "errors": "42704 unknown model; 42501 not admin. A WARNING names pipelines that still use the model.",
+                   "example": "SELECT mlpipe.drop_model('bank_old');",
+                   "see": "../registry.md"},
+    "import": {"area": "Training", "summary":
+               "Registers an XGBoost 1.x JSON model (`Booster.save_model('m.json')`: binary:logistic, multi:softprob, "
+               "multi:softmax, reg:squarederror) as a new gbt version, through the same registry path as `train` "
+               "(lineage says imported, from what); gated and promoted like any other version.",
+               "args": "- `model`: the model name.\n- `doc`: the XGBoost JSON document.\n- `features`: column names for "
+                       "XGBoost's feature indices (default: the document's feature_names).\n- `classes`: class labels "
+                       "(default 0..n-1).\n- `gate`: as in `train`.\n- `origin`: free text kept as the version's source.",
+               "returns": "int: the new version.",
+               "errors": "22023 unsupported format, objective, booster or categorical splits; 22P02 a malformed document "
+                         "(the message names the JSON path); 42501 not trainer.",
+               "example": "SELECT mlpipe.import('bank_xgb', pg_read_file('/tmp/m.json')::jsonb, origin => 'm.json');",
+               "see": "../explain.md"},
+    "explain": {"area": "Scoring", "summary":
+                "Why a model scored a row: one row per feature with its exact TreeSHAP contribution (tree models; on the "
+                "margin for classifiers, the value for regression), then a row with feature NULL holding the expected "
+                "value; for k-means each feature's part of the squared distance, then the cluster and the distance. "
+                "Usable in a LATERAL join.",
+                "args": "- `model_ref`: name, `name@version` or `name@alias`.\n- `features` (float8[]) or `row` (record, "
+                        "columns matched by name).\n- `top_k`: only the k largest |contributions|.\n- `class`: the class "
+                        "to explain (default: the predicted class; binary models: the second class).",
+                "returns": "setof (feature text, value float8, contribution float8).",
+                "errors": "42704 unknown model; 22023 a version without stored covers (trained before 0.4.0: retrain) "
+                          "or an unknown class; 0A000 a model with params.preprocess; 22000 wrong feature count.",
+                "example": "SELECT e.* FROM bank b, LATERAL mlpipe.explain('bank', b, top_k => 3) e LIMIT 6;",
+                "see": "../explain.md"},
+    "explain_values": {"area": "Scoring", "summary":
+                       "Every output's TreeSHAP contributions of a tree model in XGBoost's `pred_contribs` layout: per "
+                       "output, one value per feature, then the expected value.",
+                       "args": "- `model_ref`.\n- `features`: float8[].",
+                       "returns": "float8[] of outputs x (features + 1).",
+                       "errors": "as `explain`.",
+                       "example": "SELECT mlpipe.explain_values('bank', ARRAY[1, 2, 3]::float8[]);",
+                       "see": "../explain.md"},
     "promote": {"area": "Registry", "summary":
                 "Points an alias at a version (recorded in the append-only `mlpipe.alias_events`), optionally "
                 "checking a gate first; sends `promoted`.",

@@ -157,6 +157,7 @@ MlStatus	trees_class_weights(const MlEnv *env, const TreeData *data, const TreeP
  */
 #define GBT_GROUP 4				/* parents whose last-level children share a histogram run */
 #define PF_DIST 24				/* rows ahead to prefetch: scattered rows miss cache */
+#define PART_PF_DIST 64			/* the same for the partition, which reads one byte a row */
 
 /*
  * gbt: rows per partition chunk (gbt_grow.c): a node's rows are

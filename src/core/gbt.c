@@ -6,8 +6,9 @@
  * place, one node range per node. Per split, only the smaller child's
  * histogram is built; the larger one is the parent's minus it, computed in
  * the parent's buffer. Histogram building and split search run in parallel
- * over disjoint feature ranges, so every sum is taken in the same row order
- * whatever the thread count: models are bit-identical for 1 or N threads.
+ * over disjoint feature ranges or over whole nodes, so every sum is taken in
+ * the same row order whatever the thread count: models are bit-identical
+ * for 1 or N threads.
  *
  * This file runs the rounds: base margins, gradients, the row and column
  * samples, leaf values and margin updates, validation loss and early
@@ -276,6 +277,7 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 		total += (double) n_pool * d * 256 * sizeof(v2d);
 	total += (double) max_tn * (sizeof(TrainNode) + sizeof(Split));
 	total += (double) (n_pool + 2) * nt * sizeof(Split) + (double) d * 64;
+	total += (double) (2 * n_pool + 2) * 2 * sizeof(int) + (double) nt * 8;	/* by-node plan */
 	if (total > (double) SIZE_MAX / 2)
 		return SIZE_MAX;
 	return (size_t) total;
@@ -505,11 +507,15 @@ gbt_grower_init(GbtFit *f)
 	g->jobs = ml_alloc(env, sizeof(GbtJob) * (size_t) g->eval_cap);
 	g->eval = ml_alloc(env, sizeof(int) * (size_t) g->eval_cap);
 	g->task_split = ml_alloc(env, sizeof(Split) * (size_t) g->eval_cap * g->nt);
+	g->job_task = ml_alloc(env, sizeof(int) * (size_t) g->eval_cap);
+	g->eval_task = ml_alloc(env, sizeof(int) * (size_t) g->eval_cap);
+	g->task_load = ml_alloc(env, sizeof(uint64_t) * (size_t) g->nt);
 	g->chunks = ml_alloc(env, sizeof(PartChunk) * ((size_t) n_train / PART_CHUNK + (size_t) g->max_tn + 2));
 	g->pend = ml_alloc(env, sizeof(int) * (size_t) g->max_tn);
 	g->mids = ml_alloc(env, sizeof(uint32_t) * (size_t) g->max_tn);
 	if (!g->idx || !g->tmp || !g->tn || !g->split || !g->pool || !g->free_list || !g->feat ||
-		!g->jobs || !g->eval || !g->task_split || !g->chunks || !g->pend || !g->mids)
+		!g->jobs || !g->eval || !g->task_split || !g->job_task || !g->eval_task || !g->task_load ||
+		!g->chunks || !g->pend || !g->mids)
 		return ML_ERR_MEMORY;
 	return ML_OK;
 }
@@ -817,6 +823,9 @@ gbt_fit_free(GbtFit *f)
 	ml_free(env, f->g.jobs);
 	ml_free(env, f->g.eval);
 	ml_free(env, f->g.task_split);
+	ml_free(env, f->g.job_task);
+	ml_free(env, f->g.eval_task);
+	ml_free(env, f->g.task_load);
 	ml_free(env, f->g.chunks);
 	ml_free(env, f->g.pend);
 	ml_free(env, f->g.mids);

@@ -79,8 +79,8 @@ part_task(void *arg, int task, int n_tasks)
 			int			cd;
 			uint32_t	left;
 
-			if (k + PF_DIST < ch->end)
-				__builtin_prefetch(col + ix[k + PF_DIST] * d);
+			if (k + PART_PF_DIST < ch->end)
+				__builtin_prefetch(col + ix[k + PART_PF_DIST] * d);
 			cd = col[r * d];
 			left = (uint32_t) (cd <= bin) | ((uint32_t) (cd == nbf) & dl);
 			/* branch-free (the side is a coin flip to the predictor); w <= k */

@@ -1,8 +1,10 @@
 /*
  * gbt_hist.c: gradient histograms and split search of the gbt trainer.
  * Histogram building and split search run in parallel over disjoint
- * feature ranges, so every sum is taken in the same row order whatever
- * the thread count: models are bit-identical for 1 or N threads.
+ * feature ranges, or, when a run has several nodes to build that share
+ * out evenly, over whole nodes (each thread then reads only its own
+ * rows). Either way every sum is taken in the same row order whatever the
+ * thread count: models are bit-identical for 1 or N threads.
  */
 #include "trees_int.h"
 
@@ -195,44 +197,72 @@ eval_node(const Gbt *g, const TrainNode *nd, const v2d *h, int q0, int q1, Split
 	}
 }
 
-/* One task's features of every queued histogram job and split evaluation. */
+/*
+ * The histogram of job jb over features [q0, q1): the smaller child's
+ * built from its rows, the larger one (if any) derived in the parent's
+ * buffer.
+ */
+static void
+run_job(const Gbt *g, const GbtJob *jb, int q0, int q1)
+{
+	const TrainNode *s = &g->tn[jb->small];
+	v2d		   *hs = g->pool + (size_t) s->hist * g->slots;
+	int			q;
+
+	for (q = q0; q < q1; q++)
+	{
+		int			j = g->feat[q];
+
+		memset(hs + g->off[j], 0, sizeof(v2d) * (g->nb[j] + 1));
+	}
+	build_hist(g, s, hs, q0, q1);
+	if (jb->large >= 0)
+	{
+		v2d		   *hl = g->pool + (size_t) g->tn[jb->large].hist * g->slots;
+
+		for (q = q0; q < q1; q++)
+		{
+			int			j = g->feat[q];
+			uint32_t	x,
+						x1 = g->off[j] + g->nb[j] + 1;
+
+			for (x = g->off[j]; x < x1; x++)
+				hl[x] -= hs[x];
+		}
+	}
+}
+
+/*
+ * One task's share of the queued histogram jobs and split evaluations:
+ * its range of features of every job (then of every evaluation), or, when
+ * the run goes by node, every feature of its own jobs and of the
+ * evaluations that read their histograms (its result in slot 0).
+ */
 static void
 gbt_task(void *arg, int task, int n_tasks)
 {
 	Gbt		   *g = arg;
 	int			q0 = (int) ((int64_t) g->nf * task / n_tasks);
 	int			q1 = (int) ((int64_t) g->nf * (task + 1) / n_tasks);
-	int			k,
-				q;
+	int			k;
 
-	for (k = 0; k < g->n_jobs; k++)
+	if (g->by_node)
 	{
-		const GbtJob *jb = &g->jobs[k];
-		const TrainNode *s = &g->tn[jb->small];
-		v2d		   *hs = g->pool + (size_t) s->hist * g->slots;
-
-		for (q = q0; q < q1; q++)
+		for (k = 0; k < g->n_jobs; k++)
+			if (g->job_task[k] == task)
+				run_job(g, &g->jobs[k], 0, g->nf);
+		for (k = 0; k < g->n_eval; k++)
 		{
-			int			j = g->feat[q];
+			const TrainNode *nd = &g->tn[g->eval[k]];
 
-			memset(hs + g->off[j], 0, sizeof(v2d) * (g->nb[j] + 1));
+			if (g->eval_task[k] == task)
+				eval_node(g, nd, g->pool + (size_t) nd->hist * g->slots, 0, g->nf,
+						  &g->task_split[(size_t) k * n_tasks]);
 		}
-		build_hist(g, s, hs, q0, q1);
-		if (jb->large >= 0)
-		{
-			v2d		   *hl = g->pool + (size_t) g->tn[jb->large].hist * g->slots;
-
-			for (q = q0; q < q1; q++)
-			{
-				int			j = g->feat[q];
-				uint32_t	x,
-							x1 = g->off[j] + g->nb[j] + 1;
-
-				for (x = g->off[j]; x < x1; x++)
-					hl[x] -= hs[x];
-			}
-		}
+		return;
 	}
+	for (k = 0; k < g->n_jobs; k++)
+		run_job(g, &g->jobs[k], q0, q1);
 	for (k = 0; k < g->n_eval; k++)
 	{
 		const TrainNode *nd = &g->tn[g->eval[k]];
@@ -240,6 +270,71 @@ gbt_task(void *arg, int task, int n_tasks)
 		eval_node(g, nd, g->pool + (size_t) nd->hist * g->slots, q0, q1,
 				  &g->task_split[(size_t) k * n_tasks + task]);
 	}
+}
+
+/*
+ * Whether the queued run may go by node on nt tasks, and the plan: jobs,
+ * largest first, to the task with the fewest rows so far; an evaluation to
+ * the task of the job that makes its histogram. Only when the busiest task
+ * gets at most an eighth more rows than an even share (otherwise feature
+ * ranges balance better). Either way every histogram sum and every split
+ * is the same as on one thread: a node's histogram is built in row order
+ * by one task, or per feature in row order by several.
+ */
+static bool
+plan_by_node(Gbt *g, int nt)
+{
+	uint64_t	total = 0,
+				most = 0;
+	int			k,
+				t,
+				e;
+
+	if (nt < 2 || g->n_jobs < nt)
+		return false;
+	for (t = 0; t < nt; t++)
+		g->task_load[t] = 0;
+	for (k = 0; k < g->n_jobs; k++)
+		g->job_task[k] = -1;
+	for (k = 0; k < g->n_jobs; k++)
+	{
+		int			big = -1,
+					least = 0;
+		uint64_t	rows_big = 0;
+
+		for (e = 0; e < g->n_jobs; e++)
+		{
+			const TrainNode *s = &g->tn[g->jobs[e].small];
+			uint64_t	rows = s->end - s->begin;
+
+			if (g->job_task[e] < 0 && (big < 0 || rows > rows_big))
+			{
+				big = e;
+				rows_big = rows;
+			}
+		}
+		for (t = 1; t < nt; t++)
+			if (g->task_load[t] < g->task_load[least])
+				least = t;
+		g->job_task[big] = least;
+		g->task_load[least] += rows_big;
+		total += rows_big;
+	}
+	for (t = 0; t < nt; t++)
+		if (g->task_load[t] > most)
+			most = g->task_load[t];
+	if (most * nt * 8 > total * 9)
+		return false;
+	for (k = 0; k < g->n_eval; k++)
+	{
+		g->eval_task[k] = -1;
+		for (e = 0; e < g->n_jobs; e++)
+			if (g->jobs[e].small == g->eval[k] || g->jobs[e].large == g->eval[k])
+				g->eval_task[k] = g->job_task[e];
+		if (g->eval_task[k] < 0)
+			return false;		/* a histogram from an earlier run: split by feature */
+	}
+	return true;
 }
 
 /* Runs the queued histogram jobs and split evaluations, then reduces the splits. */
@@ -254,12 +349,13 @@ gbt_run(Gbt *g)
 		nt = 1;
 	if (g->n_jobs == 0 && g->n_eval == 0)
 		return;
+	g->by_node = plan_by_node(g, nt);
 	trees_run_tasks(g->env, nt, gbt_task, g);
 	for (k = 0; k < g->n_eval; k++)
 	{
 		Split	   *best = &g->task_split[(size_t) k * nt];
 
-		for (t = 1; t < nt; t++)
+		for (t = 1; t < nt && !g->by_node; t++)
 			if (split_better(&g->task_split[(size_t) k * nt + t], best))
 				best = &g->task_split[(size_t) k * nt + t];
 		g->split[g->eval[k]] = *best;

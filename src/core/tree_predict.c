@@ -152,7 +152,14 @@ fast_step_nan(const FastTree *o, uint32_t k, const double *x)
 	return 2 * k + 1 + ((uint32_t) (v > o->thr[k]) | ((uint32_t) (v != v) & o->nanr[k]));
 }
 
-/* Fast layout, one row: four trees in lock step, summed in tree order. */
+/*
+ * Fast layout, one row: eight trees in lock step (their node loads
+ * overlap), summed in tree order. With one tree per round the sum stays in
+ * a register (acc may alias the model's arrays, so updates through it
+ * would go to memory each time); otherwise a class counter wraps instead of
+ * a division per tree. Same additions in the same order as one tree at a
+ * time: the same bits.
+ */
 static void
 fast_accumulate_row(const TreeModel *m, const double *x, double *acc)
 {
@@ -160,34 +167,70 @@ fast_accumulate_row(const TreeModel *m, const double *x, double *acc)
 	uint32_t	D = f->depth,
 				tpr = m->trees_per_round,
 				nt = m->n_trees,
+				n_int = f->n_int,
 				t = 0,
+				c = 0,
 				s;
 	bool		nan = row_has_nan(x, m->n_features);
+	double		sum = acc[0];
 
 	if (!nan)
 	{
-		for (; t + 4 <= nt; t += 4)
+		for (; t + 8 <= nt; t += 8)
 		{
-			FastTree	a = fast_tree(f, t),
-						b = fast_tree(f, t + 1),
-						c = fast_tree(f, t + 2),
-						e = fast_tree(f, t + 3);
-			uint32_t	ka = 0,
-						kb = 0,
-						kc = 0,
-						ke = 0;
+			FastTree	o0 = fast_tree(f, t),
+						o1 = fast_tree(f, t + 1),
+						o2 = fast_tree(f, t + 2),
+						o3 = fast_tree(f, t + 3),
+						o4 = fast_tree(f, t + 4),
+						o5 = fast_tree(f, t + 5),
+						o6 = fast_tree(f, t + 6),
+						o7 = fast_tree(f, t + 7);
+			uint32_t	k0 = 0,
+						k1 = 0,
+						k2 = 0,
+						k3 = 0,
+						k4 = 0,
+						k5 = 0,
+						k6 = 0,
+						k7 = 0;
 
 			for (s = 0; s < D; s++)
 			{
-				ka = 2 * ka + 1 + (x[a.feat[ka]] > a.thr[ka]);
-				kb = 2 * kb + 1 + (x[b.feat[kb]] > b.thr[kb]);
-				kc = 2 * kc + 1 + (x[c.feat[kc]] > c.thr[kc]);
-				ke = 2 * ke + 1 + (x[e.feat[ke]] > e.thr[ke]);
+				k0 = 2 * k0 + 1 + (x[o0.feat[k0]] > o0.thr[k0]);
+				k1 = 2 * k1 + 1 + (x[o1.feat[k1]] > o1.thr[k1]);
+				k2 = 2 * k2 + 1 + (x[o2.feat[k2]] > o2.thr[k2]);
+				k3 = 2 * k3 + 1 + (x[o3.feat[k3]] > o3.thr[k3]);
+				k4 = 2 * k4 + 1 + (x[o4.feat[k4]] > o4.thr[k4]);
+				k5 = 2 * k5 + 1 + (x[o5.feat[k5]] > o5.thr[k5]);
+				k6 = 2 * k6 + 1 + (x[o6.feat[k6]] > o6.thr[k6]);
+				k7 = 2 * k7 + 1 + (x[o7.feat[k7]] > o7.thr[k7]);
 			}
-			acc[t % tpr] += a.leaf[ka - f->n_int];
-			acc[(t + 1) % tpr] += b.leaf[kb - f->n_int];
-			acc[(t + 2) % tpr] += c.leaf[kc - f->n_int];
-			acc[(t + 3) % tpr] += e.leaf[ke - f->n_int];
+			if (tpr == 1)
+			{
+				sum += o0.leaf[k0 - n_int];
+				sum += o1.leaf[k1 - n_int];
+				sum += o2.leaf[k2 - n_int];
+				sum += o3.leaf[k3 - n_int];
+				sum += o4.leaf[k4 - n_int];
+				sum += o5.leaf[k5 - n_int];
+				sum += o6.leaf[k6 - n_int];
+				sum += o7.leaf[k7 - n_int];
+			}
+			else
+			{
+				const double *lv[8] = {o0.leaf + (k0 - n_int), o1.leaf + (k1 - n_int),
+					o2.leaf + (k2 - n_int), o3.leaf + (k3 - n_int), o4.leaf + (k4 - n_int),
+				o5.leaf + (k5 - n_int), o6.leaf + (k6 - n_int), o7.leaf + (k7 - n_int)};
+				int			i;
+
+				for (i = 0; i < 8; i++)
+				{
+					acc[c] += *lv[i];
+					if (++c == tpr)
+						c = 0;
+				}
+			}
 		}
 	}
 	for (; t < nt; t++)
@@ -197,8 +240,17 @@ fast_accumulate_row(const TreeModel *m, const double *x, double *acc)
 
 		for (s = 0; s < D; s++)
 			k = fast_step_nan(&a, k, x);
-		acc[t % tpr] += a.leaf[k - f->n_int];
+		if (tpr == 1)
+			sum += a.leaf[k - n_int];
+		else
+		{
+			acc[c] += a.leaf[k - n_int];
+			if (++c == tpr)
+				c = 0;
+		}
 	}
+	if (tpr == 1)
+		acc[0] = sum;
 }
 
 /* One step from node k (tree-local index) for row x; a leaf stays put. */

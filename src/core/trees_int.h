@@ -158,6 +158,7 @@ MlStatus	trees_class_weights(const MlEnv *env, const TreeData *data, const TreeP
  */
 #define GBT_GROUP 4				/* parents whose last-level children share a histogram run */
 #define PF_DIST 24				/* rows ahead to prefetch: scattered rows miss cache */
+#define PART_PF_DIST 64			/* the same for the partition, which reads one byte a row */
 
 /*
  * gbt: rows per partition chunk (gbt_grow.c): a node's rows are
@@ -226,6 +227,10 @@ typedef struct Gbt
 	int			n_eval;
 	int			eval_cap;
 	Split	   *task_split;		/* eval_cap * nt */
+	bool		by_node;		/* this run: whole jobs per task, not feature ranges */
+	int		   *job_task;		/* by_node: task of each job (eval_cap) */
+	int		   *eval_task;		/* by_node: task of each evaluation (eval_cap) */
+	uint64_t   *task_load;		/* by_node: rows given to each task (nt) */
 	struct PartChunk *chunks;
 	int			n_chunks;
 	uint32_t	part_scratch;	/* rows of tmp each partition task may use */

@@ -51,7 +51,7 @@ DECLARE
     q     text;
     hits  text[];
 BEGIN
-    SELECT array_agg(c.name ORDER BY c.ord) INTO ints
+    SELECT pg_catalog.array_agg(c.name ORDER BY c.ord) INTO ints
       FROM mlpipe._source_columns(p_src) c
      WHERE c.name = ANY (p_features) AND c.type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype);
     IF ints IS NULL THEN
@@ -64,12 +64,12 @@ BEGIN
                                  'OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.=) pg_catalog.count(*) THEN %2$L END',
                                  n, n), ', '),
            mlpipe._source_sql(p_src))
-      INTO q FROM unnest(ints) n;
+      INTO q FROM pg_catalog.unnest(ints) n;
     EXECUTE q INTO hits;
     hits := array_remove(hits, NULL);
-    IF cardinality(hits) > 0 THEN
+    IF pg_catalog.cardinality(hits) > 0 THEN
         RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)',
-            p_model, array_to_string(hits, ', ')
+            p_model, pg_catalog.array_to_string(hits, ', ')
             USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
     END IF;
 END $$;
@@ -108,38 +108,38 @@ BEGIN
     IF p_source IS NULL THEN
         RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
     END IF;
-    IF p_params ? 'warm_start' THEN
-        IF pg_catalog.jsonb_typeof(p_params->'warm_start') <> 'string' THEN
+    IF p_params ? 'warm_start'::text THEN
+        IF pg_catalog.jsonb_typeof(p_params->'warm_start'::text) <> 'string' THEN
             RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
                 USING ERRCODE = '22023';
         END IF;
-        warm := mlpipe.artifact(p_params->>'warm_start');
+        warm := mlpipe.artifact(p_params->>'warm_start'::text);
     END IF;
-    IF p_params ? 'profile_sample' THEN
-        IF pg_catalog.jsonb_typeof(p_params->'profile_sample') <> 'number'
-           OR (p_params->>'profile_sample')::numeric NOT BETWEEN 0 AND 10000000
-           OR (p_params->>'profile_sample')::numeric <> trunc((p_params->>'profile_sample')::numeric) THEN
+    IF p_params ? 'profile_sample'::text THEN
+        IF pg_catalog.jsonb_typeof(p_params->'profile_sample'::text) <> 'number'
+           OR (p_params->>'profile_sample'::text)::numeric NOT BETWEEN 0::numeric AND 10000000::numeric
+           OR (p_params->>'profile_sample'::text)::numeric <> pg_catalog.trunc((p_params->>'profile_sample'::text)::numeric) THEN
             RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
                 USING ERRCODE = '22023';
         END IF;
-        sample := (p_params->>'profile_sample')::int;
+        sample := (p_params->>'profile_sample'::text)::int;
     END IF;
     -- Time travel: train on the rows that existed at params.as_of.
-    IF p_params ? 'as_of' OR p_params ? 'as_of_column' THEN
+    IF p_params ? 'as_of'::text OR p_params ? 'as_of_column'::text THEN
         SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
         src := tt.sql;
         lin := lin OPERATOR(pg_catalog.||) tt.lineage;
     END IF;
     -- Data checks, before any training work.
-    IF p_params ? 'checks' THEN
-        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'));
+    IF p_params ? 'checks'::text THEN
+        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'::text));
     END IF;
     -- _fit samples the training profile while it reads the source (seeded
     -- by params.seed) and hands it back in fit.info.profile.
     fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
                        mlpipe._fit_params(p_params, p_features, p_target)
-                       || jsonb_build_object('profile_sample', sample), warm);
-    prof := fit.info->'profile';
+                       || pg_catalog.jsonb_build_object('profile_sample', sample), warm);
+    prof := fit.info->'profile'::text;
     -- Lineage notes ride in fit.info, which _register copies into the version.
     fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin;
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);

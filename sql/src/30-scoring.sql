@@ -311,10 +311,10 @@ BEGIN
         ELSIF c.cls = 'array' THEN
             FOR f IN SELECT m FROM pg_catalog.unnest(p_model_features) WITH ORDINALITY u(m, o)
                       WHERE left(m, pg_catalog.length(c.name) + 1) = c.name OPERATOR(pg_catalog.||) '['
-                        AND substr(m, pg_catalog.length(c.name) + 2) ~ '^[0-9]{1,6}\]$' ORDER BY o LOOP
+                        AND pg_catalog.substr(m, pg_catalog.length(c.name) + 2) ~ '^[0-9]{1,6}\]$' ORDER BY o LOOP
                 RETURN QUERY SELECT f, 'numeric'::text, c.name,
-                    rtrim(substr(f, pg_catalog.length(c.name) + 2), ']')::int,
-                    pg_catalog.format('(src.%I)[%s]::float8', c.name, rtrim(substr(f, pg_catalog.length(c.name) + 2), ']'));
+                    pg_catalog.rtrim(pg_catalog.substr(f, pg_catalog.length(c.name) + 2), ']')::int,
+                    pg_catalog.format('(src.%I)[%s]::float8', c.name, pg_catalog.rtrim(pg_catalog.substr(f, pg_catalog.length(c.name) + 2), ']'));
             END LOOP;
         ELSIF c.cls = 'categorical' THEN
             RETURN QUERY SELECT c.name, 'categorical'::text, c.name, NULL::int,
@@ -333,31 +333,31 @@ GRANT EXECUTE ON FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb
 CREATE FUNCTION mlpipe._as_of_source(p_source text, p_params jsonb, OUT sql text, OUT lineage jsonb)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    col   text := p_params->>'as_of_column';
+    col   text := p_params->>'as_of_column'::text;
     ts    timestamptz;
     iso   text;
     ctype regtype;
 BEGIN
-    IF (p_params ? 'as_of') <> (p_params ? 'as_of_column') THEN
+    IF (p_params ? 'as_of'::text) <> (p_params ? 'as_of_column'::text) THEN
         RAISE EXCEPTION 'params.as_of and params.as_of_column go together'
             USING ERRCODE = '22023',
                   HINT = 'Give both, e.g. {"as_of": "2024-03-05 00:00+00", "as_of_column": "updated_at"}.';
     END IF;
-    IF pg_catalog.jsonb_typeof(p_params->'as_of') <> 'string' THEN
-        RAISE EXCEPTION 'params.as_of must be a timestamp string, not %', pg_catalog.jsonb_typeof(p_params->'as_of')
+    IF pg_catalog.jsonb_typeof(p_params->'as_of'::text) <> 'string' THEN
+        RAISE EXCEPTION 'params.as_of must be a timestamp string, not %', pg_catalog.jsonb_typeof(p_params->'as_of'::text)
             USING ERRCODE = '22023';
     END IF;
-    IF pg_catalog.jsonb_typeof(p_params->'as_of_column') <> 'string' THEN
+    IF pg_catalog.jsonb_typeof(p_params->'as_of_column'::text) <> 'string' THEN
         RAISE EXCEPTION 'params.as_of_column must be a column name (string)' USING ERRCODE = '22023';
     END IF;
     BEGIN
-        ts := (p_params->>'as_of')::timestamptz;
+        ts := (p_params->>'as_of'::text)::timestamptz;
     EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR invalid_parameter_value THEN
-        RAISE EXCEPTION 'params.as_of "%" is not a valid timestamp', p_params->>'as_of'
+        RAISE EXCEPTION 'params.as_of "%" is not a valid timestamp', p_params->>'as_of'::text
             USING ERRCODE = '22023', HINT = 'Use ISO 8601, e.g. "2024-03-05 00:00:00+00".';
     END;
     IF NOT isfinite(ts) THEN
-        RAISE EXCEPTION 'params.as_of must be a finite timestamp, not %', p_params->>'as_of'
+        RAISE EXCEPTION 'params.as_of must be a finite timestamp, not %', p_params->>'as_of'::text
             USING ERRCODE = '22023';
     END IF;
     SELECT s.type INTO ctype FROM mlpipe._source_columns(p_source) s WHERE s.name = col;
@@ -370,7 +370,7 @@ BEGIN
         RAISE EXCEPTION 'params.as_of_column "%" has type %, not a date or timestamp', col, ctype
             USING ERRCODE = '22023';
     END IF;
-    iso := pg_catalog.to_jsonb(ts) #>> '{}';
+    iso := pg_catalog.to_jsonb(ts) #>> '{}'::text[];
     sql := pg_catalog.format('SELECT * FROM (%s) AS mlpipe_as_of WHERE %I <= %L::timestamptz',
                   mlpipe._source_sql(p_source), col, iso);
     lineage := pg_catalog.jsonb_build_object('as_of', iso, 'as_of_column', col);
@@ -408,31 +408,31 @@ BEGIN
         END IF;
     END LOOP;
     SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
-    IF p_checks ? 'min_rows' AND (pg_catalog.jsonb_typeof(p_checks->'min_rows') <> 'number'
-        OR (p_checks->>'min_rows')::numeric < 0 OR (p_checks->>'min_rows')::numeric <> trunc((p_checks->>'min_rows')::numeric)) THEN
+    IF p_checks ? 'min_rows'::text AND (pg_catalog.jsonb_typeof(p_checks->'min_rows'::text) <> 'number'
+        OR (p_checks->>'min_rows'::text)::numeric < 0::numeric OR (p_checks->>'min_rows'::text)::numeric <> pg_catalog.trunc((p_checks->>'min_rows'::text)::numeric)) THEN
         RAISE EXCEPTION 'params.checks.min_rows must be a non-negative integer' USING ERRCODE = '22023';
     END IF;
-    IF p_checks ? 'not_null' THEN
-        IF pg_catalog.jsonb_typeof(p_checks->'not_null') <> 'array' THEN
+    IF p_checks ? 'not_null'::text THEN
+        IF pg_catalog.jsonb_typeof(p_checks->'not_null'::text) <> 'array' THEN
             RAISE EXCEPTION 'params.checks.not_null must be an array of column names' USING ERRCODE = '22023';
         END IF;
-        FOR e IN SELECT v FROM pg_catalog.jsonb_array_elements(p_checks->'not_null') v LOOP
+        FOR e IN SELECT v FROM pg_catalog.jsonb_array_elements(p_checks->'not_null'::text) v LOOP
             IF pg_catalog.jsonb_typeof(e.v) <> 'string' THEN
                 RAISE EXCEPTION 'params.checks.not_null must be an array of column names' USING ERRCODE = '22023';
             END IF;
-            IF NOT cols ? (e.v #>> '{}') THEN
-                RAISE EXCEPTION 'params.checks.not_null names column "%", which is not in the source', e.v #>> '{}'
+            IF NOT cols ? (e.v #>> '{}'::text[]) THEN
+                RAISE EXCEPTION 'params.checks.not_null names column "%", which is not in the source', e.v #>> '{}'::text[]
                     USING ERRCODE = '22023';
             END IF;
-            exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(*) FILTER (WHERE src.%I IS NULL)::text', e.v #>> '{}');
-            what := what OPERATOR(pg_catalog.||) pg_catalog.format('not_null: column "%s" has %%s NULL values', e.v #>> '{}');
+            exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.count(*) FILTER (WHERE src.%I IS NULL)::text', e.v #>> '{}'::text[]);
+            what := what OPERATOR(pg_catalog.||) pg_catalog.format('not_null: column "%s" has %%s NULL values', e.v #>> '{}'::text[]);
         END LOOP;
     END IF;
-    IF p_checks ? 'ranges' THEN
-        IF pg_catalog.jsonb_typeof(p_checks->'ranges') <> 'object' THEN
+    IF p_checks ? 'ranges'::text THEN
+        IF pg_catalog.jsonb_typeof(p_checks->'ranges'::text) <> 'object' THEN
             RAISE EXCEPTION 'params.checks.ranges must be an object of column: [min, max]' USING ERRCODE = '22023';
         END IF;
-        FOR e IN SELECT key, value FROM pg_catalog.jsonb_each(p_checks->'ranges') LOOP
+        FOR e IN SELECT key, value FROM pg_catalog.jsonb_each(p_checks->'ranges'::text) LOOP
             IF NOT cols ? e.key THEN
                 RAISE EXCEPTION 'params.checks.ranges names column "%", which is not in the source', e.key
                     USING ERRCODE = '22023';
@@ -456,11 +456,11 @@ BEGIN
                                    coalesce(lo, '-inf'), coalesce(hi, 'inf'));
         END LOOP;
     END IF;
-    IF p_checks ? 'allowed' THEN
-        IF pg_catalog.jsonb_typeof(p_checks->'allowed') <> 'object' THEN
+    IF p_checks ? 'allowed'::text THEN
+        IF pg_catalog.jsonb_typeof(p_checks->'allowed'::text) <> 'object' THEN
             RAISE EXCEPTION 'params.checks.allowed must be an object of column: [values]' USING ERRCODE = '22023';
         END IF;
-        FOR e IN SELECT key, value FROM pg_catalog.jsonb_each(p_checks->'allowed') LOOP
+        FOR e IN SELECT key, value FROM pg_catalog.jsonb_each(p_checks->'allowed'::text) LOOP
             IF NOT cols ? e.key THEN
                 RAISE EXCEPTION 'params.checks.allowed names column "%", which is not in the source', e.key
                     USING ERRCODE = '22023';
@@ -472,18 +472,18 @@ BEGIN
             END IF;
             exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('(pg_catalog.count(*) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[])) OPERATOR(pg_catalog.||) '' values outside the allowed ones (e.g. '' OPERATOR(pg_catalog.||) '
                                      OPERATOR(pg_catalog.||) 'coalesce(pg_catalog.quote_literal(pg_catalog.min((src.%1$I)::text) FILTER (WHERE (src.%1$I)::text <> ALL (%2$L::text[]))), ''-'') OPERATOR(pg_catalog.||) '')'')',
-                                     e.key, ARRAY(SELECT v #>> '{}' FROM pg_catalog.jsonb_array_elements(e.value) v)::text);
+                                     e.key, ARRAY(SELECT v #>> '{}'::text[] FROM pg_catalog.jsonb_array_elements(e.value) v)::text);
             what := what OPERATOR(pg_catalog.||) pg_catalog.format('allowed: column "%s" has %%s', e.key);
         END LOOP;
     END IF;
     EXECUTE pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS src', pg_catalog.array_to_string(exprs, ', '), mlpipe._source_sql(p_source))
         INTO res;
     n := res[1]::bigint;
-    IF p_checks ? 'min_rows' AND n < (p_checks->>'min_rows')::numeric THEN
-        fails := fails OPERATOR(pg_catalog.||) pg_catalog.format('min_rows: the source has %s rows, fewer than %s', n, p_checks->>'min_rows');
+    IF p_checks ? 'min_rows'::text AND n::numeric < (p_checks->>'min_rows'::text)::numeric THEN
+        fails := fails OPERATOR(pg_catalog.||) pg_catalog.format('min_rows: the source has %s rows, fewer than %s', n, p_checks->>'min_rows'::text);
     END IF;
     FOR i IN 2 .. pg_catalog.cardinality(res) LOOP
-        IF split_part(res[i], ' ', 1) <> '0' THEN
+        IF pg_catalog.split_part(res[i], ' ', 1) <> '0' THEN
             fails := fails OPERATOR(pg_catalog.||) (pg_catalog.format(what[i], res[i]) OPERATOR(pg_catalog.||) CASE WHEN what[i] LIKE 'allowed:%' THEN '' ELSE pg_catalog.format(' (of %s rows)', n) END);
         END IF;
     END LOOP;
@@ -529,7 +529,7 @@ BEGIN
         RETURN NULL;
     END IF;
     frac := CASE WHEN coalesce(p_rows_estimate, 0) <= p_sample THEN 1
-                 ELSE p_sample::float8 / p_rows_estimate END;
+                 ELSE p_sample::float8 / p_rows_estimate::float8 END;
     FOR f IN SELECT * FROM mlpipe._profile_plan(p_source, p_model_features, p_features, p_target, p_exclude) LOOP
         i := i + 1;
         EXIT WHEN i > 256;
@@ -539,14 +539,14 @@ BEGIN
             agg1 := agg1 OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe._edges(pg_catalog.percentile_disc(ARRAY[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1]) WITHIN GROUP (ORDER BY f%s)) AS e%s', i, i);
             agg2 := agg2 OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe._bin_counts(mlpipe._bin_of(f%s, q.e%s), 2 * pg_catalog.cardinality(q.e%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
             outs := outs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''feature'', %L, ''kind'', ''numeric'', ''column'', %L, ''element'', %s, '
-                                   '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
+                                   '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1::float8 - q.n%s::float8 / q.n::float8 END, '
                                    '''edges'', pg_catalog.to_jsonb(q.e%s), ''counts'', pg_catalog.to_jsonb(coalesce(h.h%s, pg_catalog.array_fill(0::bigint, ARRAY[2 * pg_catalog.cardinality(q.e%s) + 1]))))',
                                    f.feature, f.col, coalesce(f.element::text, 'NULL'), i, i, i, i, i);
         ELSE
             cats := cats OPERATOR(pg_catalog.||) pg_catalog.format('(SELECT coalesce(pg_catalog.array_agg(v ORDER BY c DESC, v), ''{}'') FROM (SELECT f%s AS v, pg_catalog.count(*) AS c FROM s WHERE f%s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) t) AS c%s', i, i, i);
             agg2 := agg2 OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe._bin_counts(coalesce(pg_catalog.array_position(k.c%s, f%s), 0), pg_catalog.cardinality(k.c%s) + 1) FILTER (WHERE f%s IS NOT NULL) AS h%s', i, i, i, i, i);
             outs := outs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''feature'', %L, ''kind'', ''categorical'', ''column'', %L, ''element'', NULL, '
-                                   '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1 - q.n%s::float8 / q.n END, '
+                                   '''nonnull'', q.n%s, ''null_rate'', CASE WHEN q.n > 0 THEN 1::float8 - q.n%s::float8 / q.n::float8 END, '
                                    '''categories'', pg_catalog.to_jsonb(k.c%s), ''counts'', pg_catalog.to_jsonb(coalesce(h.h%s, ''{0}'')))',
                                    f.feature, f.col, i, i, i, i);
         END IF;
@@ -560,7 +560,7 @@ BEGIN
                 'h AS (SELECT %s FROM s, q, k) '
                 'SELECT pg_catalog.jsonb_build_object(''rows'', q.n, ''sample'', %s, ''fraction'', %s, ''features'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) FROM q, k, h',
                 pg_catalog.array_to_string(sel, ', '), mlpipe._source_sql(p_source),
-                CASE WHEN frac < 1 THEN pg_catalog.format(' WHERE random() < %s', frac) ELSE '' END,
+                CASE WHEN frac < 1::float8 THEN pg_catalog.format(' WHERE pg_catalog.random() < %s::float8', frac) ELSE '' END,
                 pg_catalog.array_to_string(agg1, ', '),
                 CASE WHEN pg_catalog.cardinality(cats) > 0 THEN pg_catalog.array_to_string(cats, ', ') ELSE '1 AS none' END,
                 pg_catalog.array_to_string(agg2, ', '), p_sample, frac, pg_catalog.array_to_string(outs, ', '));
@@ -641,34 +641,34 @@ DECLARE
     from_  text;
 BEGIN
     SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
-    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features') x LOOP
-        IF NOT cols ? (f->>'column') THEN
-            RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column', f->>'feature'
+    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) x LOOP
+        IF NOT cols ? (f->>'column'::text) THEN
+            RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column'::text, f->>'feature'::text
                 USING ERRCODE = '42703',
                       HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) FROM pg_catalog.jsonb_object_keys(cols) k) OPERATOR(pg_catalog.||) '.';
         END IF;
-        IF f->>'kind' = 'numeric' THEN
-            IF cols->>(f->>'column') NOT IN ('numeric', 'array') THEN
-                RAISE EXCEPTION 'column "%" is % in the source but was numeric at training', f->>'column', cols->>(f->>'column')
+        IF f->>'kind'::text = 'numeric' THEN
+            IF cols->>(f->>'column'::text) NOT IN ('numeric', 'array') THEN
+                RAISE EXCEPTION 'column "%" is % in the source but was numeric at training', f->>'column'::text, cols->>(f->>'column'::text)
                     USING ERRCODE = '22000';
             END IF;
-            ex := CASE WHEN f->>'element' IS NULL THEN pg_catalog.format('(src.%I)::float8', f->>'column')
-                       ELSE pg_catalog.format('(src.%I)[%s]::float8', f->>'column', (f->>'element')::int) END;
+            ex := CASE WHEN f->>'element'::text IS NULL THEN pg_catalog.format('(src.%I)::float8', f->>'column'::text)
+                       ELSE pg_catalog.format('(src.%I)[%s]::float8', f->>'column'::text, (f->>'element'::text)::int) END;
             bin := pg_catalog.format('mlpipe._bin_of(%s, %L::float8[])', ex,
-                          ARRAY(SELECT e::float8 FROM pg_catalog.jsonb_array_elements_text(f->'edges') e)::text);
+                          ARRAY(SELECT e::float8 FROM pg_catalog.jsonb_array_elements_text(f->'edges'::text) e)::text);
         ELSE
-            ex := pg_catalog.format('(src.%I)::text', f->>'column');
+            ex := pg_catalog.format('(src.%I)::text', f->>'column'::text);
             bin := pg_catalog.format('coalesce(pg_catalog.array_position(%L::text[], %s), 0)', 
-                          ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(f->'categories') e)::text, ex);
+                          ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(f->'categories'::text) e)::text, ex);
         END IF;
         exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
-                                 ex, bin, pg_catalog.jsonb_array_length(f->'counts'), ex);
+                                 ex, bin, pg_catalog.jsonb_array_length(f->'counts'::text), ex);
     END LOOP;
     IF pg_catalog.cardinality(exprs) = 0 THEN
         RETURN;
     END IF;
     from_ := pg_catalog.format('(%s) AS src', mlpipe._source_sql(p_source));
-    IF p_fraction < 1 THEN
+    IF p_fraction < 1::float8 THEN
         IF p_source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
             BEGIN
                 rel := pg_catalog.to_regclass(p_source);
@@ -677,36 +677,36 @@ BEGIN
             END;
         END IF;
         IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
-            from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s)', rel, p_fraction * 100);
+            from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s)', rel, p_fraction * 100::float8);
         ELSE
-            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(' WHERE random() < %s', p_fraction);
+            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(' WHERE pg_catalog.random() < %s::float8', p_fraction);
         END IF;
     END IF;
     EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_object(''n'', pg_catalog.count(*), ''f'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
                    pg_catalog.array_to_string(exprs, ', '), from_)
         INTO cur;
-    n := (cur->>'n')::bigint;
-    IF n = 0 AND p_fraction < 1 THEN
+    n := (cur->>'n'::text)::bigint;
+    IF n = 0 AND p_fraction < 1::float8 THEN
         RETURN;                 -- an empty sample: no figures
     END IF;
     IF n = 0 THEN
         RAISE EXCEPTION 'the source returned no rows' USING ERRCODE = '22000';
     END IF;
-    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features') x LOOP
+    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) x LOOP
         i := i + 1;
-        feature := f->>'feature';
-        null_rate_train := (f->>'null_rate')::float8;
-        null_rate_now := CASE WHEN n > 0 THEN 1 - (cur->'f'->(i - 1)->>'n')::float8 / n END;
+        feature := f->>'feature'::text;
+        null_rate_train := (f->>'null_rate'::text)::float8;
+        null_rate_now := CASE WHEN n > 0 THEN 1::float8 - (cur->'f'::text->(i - 1)->>'n'::text)::float8 / n::float8 END;
         rows_now := n;
         psi := NULL;
-        IF pg_catalog.jsonb_typeof(cur->'f'->(i - 1)->'c') = 'array' THEN
+        IF pg_catalog.jsonb_typeof(cur->'f'::text->(i - 1)->'c'::text) = 'array' THEN
             SELECT pg_catalog.sum((greatest(c / sum_c, 1e-4) - greatest(t / sum_t, 1e-4))
                        * pg_catalog.ln(greatest(c / sum_c, 1e-4) / greatest(t / sum_t, 1e-4)))
               INTO psi
               FROM (SELECT t, c, pg_catalog.sum(t) OVER () AS sum_t, pg_catalog.sum(c) OVER () AS sum_c
-                      FROM unnest(ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(f->'counts') x),
-                                  ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(cur->'f'->(i - 1)->'c') x)) u(t, c)) b
-             WHERE sum_t > 0 AND sum_c > 0;
+                      FROM ROWS FROM (pg_catalog.unnest(ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(f->'counts'::text) x)),
+                                      pg_catalog.unnest(ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(cur->'f'::text->(i - 1)->'c'::text) x))) u(t, c)) b
+             WHERE sum_t > 0::float8 AND sum_c > 0::float8;
         END IF;
         RETURN NEXT;
     END LOOP;
@@ -721,7 +721,7 @@ CREATE FUNCTION mlpipe._drift_status(psi float8, null_train float8, null_now flo
                                      threshold float8, null_threshold float8) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE
-        WHEN abs(coalesce(null_now, 0) - coalesce(null_train, 0)) >= null_threshold THEN 'drift'
+        WHEN pg_catalog.abs(coalesce(null_now, 0) - coalesce(null_train, 0)) >= null_threshold THEN 'drift'
         WHEN psi IS NULL THEN 'no data'
         WHEN psi >= threshold THEN 'drift'
         WHEN psi >= threshold / 2 THEN 'warning'
@@ -742,7 +742,7 @@ RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now f
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     info    record;
-    started timestamptz := clock_timestamp();
+    started timestamptz := pg_catalog.clock_timestamp();
     metrics jsonb := '{}';
     drifted int := 0;
     n       bigint;
@@ -750,7 +750,7 @@ BEGIN
     IF model_ref IS NULL OR source IS NULL THEN
         RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
     END IF;
-    IF threshold IS NULL OR threshold <= 0 OR null_threshold IS NULL OR null_threshold <= 0 THEN
+    IF threshold IS NULL OR threshold <= 0::float8 OR null_threshold IS NULL OR null_threshold <= 0::float8 THEN
         RAISE EXCEPTION 'threshold and null_threshold must be positive numbers' USING ERRCODE = '22023';
     END IF;
     SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
@@ -764,15 +764,15 @@ BEGIN
                d.rows_now
           FROM mlpipe._drift_figures(info.profile, source) d LOOP
         -- The same metric names as predict_table: psi:<feature>, null_rate:<feature>.
-        metrics := metrics || jsonb_build_object('psi:' || feature, psi, 'null_rate:' || feature, null_rate_now);
+        metrics := metrics || pg_catalog.jsonb_build_object('psi:' || feature, psi, 'null_rate:' || feature, null_rate_now);
         drifted := drifted + CASE WHEN status = 'drift' THEN 1 ELSE 0 END;
         RETURN NEXT;
     END LOOP;
     -- Logged as a run (kind 'drift', split 'drift') with the version, for
     -- the drift history (mlpipe.drift_history).
     PERFORM mlpipe._log_run('drift', info.model, info.version, info.algorithm, source,
-        jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
-        'succeeded', NULL, n, started, NULL, metrics || jsonb_build_object('drifted_features', drifted), 'drift');
+        pg_catalog.jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
+        'succeeded', NULL, n, started, NULL, metrics || pg_catalog.jsonb_build_object('drifted_features', drifted), 'drift');
 END $$;
 COMMENT ON FUNCTION mlpipe.drift(text, text, float8, float8) IS
     'Population stability index and null rates of each feature of a source against the training profile of a version.';
@@ -841,12 +841,12 @@ BEGIN
     EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value THEN
         parts := NULL;
     END;
-    IF parts IS NULL OR cardinality(parts) NOT IN (1, 2) OR '' = ANY (parts) THEN
+    IF parts IS NULL OR pg_catalog.cardinality(parts) NOT IN (1, 2) OR '' = ANY (parts) THEN
         RAISE EXCEPTION 'into "%" is not a table name', p_into
             USING ERRCODE = '22023', HINT = 'Use table or schema.table; quote names with capitals or spaces.';
     END IF;
-    qualified := (SELECT string_agg(quote_ident(p), '.' ORDER BY o) FROM unnest(parts) WITH ORDINALITY u(p, o));
-    display := array_to_string(parts, '.');
+    qualified := (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(p), '.' ORDER BY o) FROM pg_catalog.unnest(parts) WITH ORDINALITY u(p, o));
+    display := pg_catalog.array_to_string(parts, '.');
 END $$;
 COMMENT ON FUNCTION mlpipe._parse_into(text) IS
     'The qualified and display names of the into argument of predict_table.';
@@ -1003,16 +1003,16 @@ BEGIN
             RAISE EXCEPTION 'unknown key "%" in predict_table params', k
                 USING ERRCODE = '22023', HINT = 'Allowed keys: drift_threshold, null_threshold, drift_sample.';
         END IF;
-        IF pg_catalog.jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0
-           OR (k <> 'drift_sample' AND (params->>k)::float8 = 0)
-           OR (k = 'drift_sample' AND (params->>k)::numeric NOT BETWEEN 0 AND 10000000) THEN
+        IF pg_catalog.jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0::float8
+           OR (k <> 'drift_sample' AND (params->>k)::float8 = 0::float8)
+           OR (k = 'drift_sample' AND (params->>k)::numeric NOT BETWEEN 0::numeric AND 10000000::numeric) THEN
             RAISE EXCEPTION 'predict_table params.% must be a positive number (drift_sample: an integer, 0 for no drift)', k
                 USING ERRCODE = '22023';
         END IF;
     END LOOP;
-    threshold := coalesce((params->>'drift_threshold')::float8, threshold);
-    null_thr := coalesce((params->>'null_threshold')::float8, null_thr);
-    sample := coalesce((params->>'drift_sample')::numeric::int, sample);
+    threshold := coalesce((params->>'drift_threshold'::text)::float8, threshold);
+    null_thr := coalesce((params->>'null_threshold'::text)::float8, null_thr);
+    sample := coalesce((params->>'drift_sample'::text)::numeric::int, sample);
 
     SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
     ref := info.model OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) info.version;          -- one version for the whole run
@@ -1031,7 +1031,7 @@ BEGIN
     -- whole row of a subquery reaches the shards without its column names
     -- (the row form refuses it), a table's whole row keeps its type.
     IF src_sql LIKE 'SELECT * FROM %' AND source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
-        src_sql := substr(src_sql, 15);
+        src_sql := pg_catalog.substr(src_sql, 15);
     ELSE
         src_sql := '(' || src_sql || ')';
     END IF;
@@ -1155,7 +1155,7 @@ BEGIN
     -- Drift of the source against the training profile, on a sample.
     IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
         FOR d IN SELECT * FROM mlpipe._drift_figures(info.profile, source,
-                     CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n END) LOOP
+                     CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n::float8 END) LOOP
             metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('psi:' OPERATOR(pg_catalog.||) d.feature, d.psi,
                                                      'null_rate:' OPERATOR(pg_catalog.||) d.feature, d.null_rate_now);
             IF mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
@@ -1167,7 +1167,7 @@ BEGIN
         metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', pg_catalog.jsonb_array_length(drifted));
     END IF;
     metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('rows_per_second',
-        n / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - started)::float8, 1e-6));
+        n::float8 / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - started)::float8, 1e-6));
     run := mlpipe._log_run('predict_table', info.model, info.version, info.algorithm, source,
         pg_catalog.jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params),
         'succeeded', NULL, n, started, NULL, metrics, 'scoring');

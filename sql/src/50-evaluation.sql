@@ -479,7 +479,7 @@ BEGIN
               FROM pts$q$, mlpipe._eval_input(p_features, true), x, p_from)
             INTO res USING p_artifact;
     END IF;
-    IF (res->>'rows')::bigint = 0 THEN
+    IF (res->>'rows'::text)::bigint = 0 THEN
         RAISE EXCEPTION 'no rows to evaluate%', coalesce(': the source has no row with a non-NULL "' OPERATOR(pg_catalog.||) p_target OPERATOR(pg_catalog.||) '"', '')
             USING ERRCODE = '22000';
     END IF;
@@ -502,7 +502,7 @@ DECLARE
 BEGIN
     UPDATE mlpipe.runs u
        SET status = 'succeeded', rows = p_rows, params = u.params || coalesce(p_params, '{}'),
-           finished_at = clock_timestamp(), seconds = extract(epoch FROM clock_timestamp() - u.started_at)
+           finished_at = pg_catalog.clock_timestamp(), seconds = extract(epoch FROM pg_catalog.clock_timestamp() - u.started_at)
      WHERE u.run_id = p_run AND u.status = 'running' AND u.created_by = session_user
        AND u.kind IN ('cross_validate', 'search', 'search_trial')
     RETURNING u.model, u.version INTO r;
@@ -513,8 +513,8 @@ BEGIN
     INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
     SELECT p_run, r.model, r.version, m.split, e.key, (e.value)::text::float8
       FROM (VALUES (p_metrics, p_split), (p_metrics2, p_split2)) m(doc, split),
-           jsonb_each(m.doc) e
-     WHERE m.doc IS NOT NULL AND jsonb_typeof(m.doc) = 'object' AND jsonb_typeof(e.value) = 'number';
+           pg_catalog.jsonb_each(m.doc) e
+     WHERE m.doc IS NOT NULL AND pg_catalog.jsonb_typeof(m.doc) = 'object' AND pg_catalog.jsonb_typeof(e.value) = 'number';
 END $$;
 COMMENT ON FUNCTION mlpipe._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) IS
     'Finishes a cross-validation or search run this session user started: status, rows, duration and metrics.';
@@ -545,7 +545,7 @@ BEGIN
                            OPERATOR(pg_catalog.||) pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
                                'confusion_matrix', res OPERATOR(pg_catalog.->) 'confusion_matrix'::text)),
                            'succeeded', NULL,
-                           (res->>'rows')::bigint, started, NULL, res, 'evaluate');
+                           (res->>'rows'::text)::bigint, started, NULL, res, 'evaluate');
     RETURN res OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
 END $$;
 COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
@@ -604,8 +604,8 @@ BEGIN
     END IF;
     -- Stratify as training decides the task: text-like and boolean targets,
     -- integers with at most 20 distinct values, or params.task.
-    IF p_params ? 'task' THEN
-        stratify := p_params->>'task' = 'classification';
+    IF p_params ? 'task'::text THEN
+        stratify := p_params->>'task'::text = 'classification';
     ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
         EXECUTE pg_catalog.format('SELECT pg_catalog.count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
     ELSE
@@ -616,7 +616,7 @@ BEGIN
     -- the assignment is reproducible. With features given, the hash covers
     -- only the feature columns and the target, so that other columns of the
     -- source (whatever they are called) do not change the folds.
-    seed := coalesce(p_params->>'seed', '0');
+    seed := coalesce(p_params->>'seed'::text, '0');
     IF p_features IS NOT NULL THEN
         hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
                      FROM (SELECT v.c, pg_catalog.min(v.o) AS o
@@ -630,15 +630,15 @@ BEGIN
     END IF;
     EXECUTE pg_catalog.format(
         'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
-         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s)::int
+         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s::bigint)::int
                 AS _mlpipe_fold
            FROM %3$s s WHERE s.%4$I IS NOT NULL',
         CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
         USING seed;
-    fparams := (p_params - 'test_size' - 'split') OPERATOR(pg_catalog.||) '{"test_size": 0}';
+    fparams := (p_params - 'test_size'::text - 'split'::text) OPERATOR(pg_catalog.||) '{"test_size": 0}';
     IF p_features IS NULL THEN
         fparams := fparams OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('exclude',
-            CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude') = 'array' THEN p_params->'exclude' ELSE '[]' END
+            CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude'::text) = 'array' THEN p_params->'exclude'::text ELSE '[]' END
             OPERATOR(pg_catalog.||) '["_mlpipe_fold"]');
     END IF;
     parent := mlpipe._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
@@ -653,10 +653,10 @@ BEGIN
         task := fit.task;
         fm := mlpipe._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
             pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
-        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows')::bigint) OPERATOR(pg_catalog.||) fm;
+        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows'::text)::bigint) OPERATOR(pg_catalog.||) fm;
         PERFORM mlpipe._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
             pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
-            'succeeded', NULL, (fm->>'rows')::bigint, fstart, parent, fm - 'fold' - 'training_rows', 'cv_fold');
+            'succeeded', NULL, (fm->>'rows'::text)::bigint, fstart, parent, fm - 'fold'::text - 'training_rows'::text, 'cv_fold');
         folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
     END LOOP;
     DROP TABLE pg_temp._mlpipe_cv_folds;
@@ -831,11 +831,11 @@ BEGIN
     FOR cand IN SELECT * FROM mlpipe._search_candidates(p_space, p_strategy, p_trials) LOOP
         cv := mlpipe._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
         IF main IS NULL THEN
-            SELECT * INTO main FROM mlpipe._main_metric(cv->>'task');
+            SELECT * INTO main FROM mlpipe._main_metric(cv->>'task'::text);
         END IF;
-        val := (cv->'mean'->>main.metric)::float8;
+        val := (cv->'mean'::text->>main.metric)::float8;
         n := n + 1;
-        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id',
+        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
                                                                  main.metric, val));
         IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
                                 OR (NOT main.higher_is_better AND val < best_v)) THEN
@@ -848,10 +848,10 @@ BEGIN
         RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
     END IF;
     res := mlpipe._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
-    PERFORM mlpipe._eval_finish_run(run, (best_cv->>'rows')::bigint,
+    PERFORM mlpipe._eval_finish_run(run, (best_cv->>'rows'::text)::bigint,
         pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
                            'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
-        best_cv->'mean', 'cv_mean', best_cv->'std', 'cv_std');
+        best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
     RETURN res;
 END $$;
 COMMENT ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS

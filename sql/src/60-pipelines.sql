@@ -259,8 +259,8 @@ GRANT EXECUTE ON FUNCTION mlpipe._pipeline_from(text) TO mlpipe_admin;
 -- A JSON array of strings as text[] (NULL stays NULL).
 CREATE FUNCTION mlpipe._pipeline_texts(p jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN p IS NULL OR jsonb_typeof(p) = 'null' THEN NULL
-                ELSE ARRAY(SELECT jsonb_array_elements_text(p)) END
+    SELECT CASE WHEN p IS NULL OR pg_catalog.jsonb_typeof(p) = 'null' THEN NULL
+                ELSE ARRAY(SELECT pg_catalog.jsonb_array_elements_text(p)) END
 $$;
 COMMENT ON FUNCTION mlpipe._pipeline_texts(jsonb) IS
     'A JSON array of strings as text[] (NULL stays NULL).';
@@ -274,12 +274,12 @@ GRANT EXECUTE ON FUNCTION mlpipe._pipeline_texts(jsonb) TO mlpipe_admin;
 CREATE FUNCTION mlpipe._pipeline_features(step jsonb) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    groups  text[] := coalesce(mlpipe._pipeline_texts(step->'group_by'), '{}');
-    vals    text[] := mlpipe._pipeline_texts(step->'values');
-    wanted  text[] := mlpipe._pipeline_texts(step->'stats');
-    period  text := step->>'period';
-    ts      text := step->>'ts';
-    into_t  text := mlpipe._pipeline_ident(step->>'into');
+    groups  text[] := coalesce(mlpipe._pipeline_texts(step->'group_by'::text), '{}');
+    vals    text[] := mlpipe._pipeline_texts(step->'values'::text);
+    wanted  text[] := mlpipe._pipeline_texts(step->'stats'::text);
+    period  text := step->>'period'::text;
+    ts      text := step->>'ts'::text;
+    into_t  text := mlpipe._pipeline_ident(step->>'into'::text);
     stats   text[];
     inner_c text[] := '{}';
     outer_c text[] := '{}';
@@ -328,10 +328,10 @@ BEGIN
     END LOOP;
     q := pg_catalog.format('SELECT %s FROM (SELECT %s FROM %s%s) AS f%s',
                 pg_catalog.array_to_string(outer_c, ', '), pg_catalog.array_to_string(inner_c, ', '),
-                mlpipe._pipeline_from(step->>'source'),
+                mlpipe._pipeline_from(step->>'source'::text),
                 CASE WHEN nkeys > 0 THEN ' GROUP BY ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END,
                 CASE WHEN nkeys > 0 THEN ' ORDER BY ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END);
-    IF coalesce(step->>'mode', 'replace') = 'replace' AND pg_catalog.to_regclass(into_t) IS NOT NULL THEN
+    IF coalesce(step->>'mode'::text, 'replace') = 'replace' AND pg_catalog.to_regclass(into_t) IS NOT NULL THEN
         EXECUTE pg_catalog.format('DROP TABLE %s', into_t);
     END IF;
     IF pg_catalog.to_regclass(into_t) IS NULL THEN
@@ -353,7 +353,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._pipeline_features(jsonb) TO mlpipe_admin;
 CREATE FUNCTION mlpipe._pipeline_step(step jsonb) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    kind    text := step->>'kind';
+    kind    text := step->>'kind'::text;
     r       jsonb;
     n       bigint;
     params  jsonb;
@@ -367,73 +367,73 @@ BEGIN
     CASE kind
     WHEN 'features' THEN
         n := mlpipe._pipeline_features(step);
-        RETURN pg_catalog.jsonb_build_object('rows', n, 'result', pg_catalog.jsonb_build_object('into', step->>'into', 'rows', n));
+        RETURN pg_catalog.jsonb_build_object('rows', n, 'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
     WHEN 'train' THEN
-        params := coalesce(step->'params', '{}');
+        params := coalesce(step->'params'::text, '{}');
         -- In a pipeline, k-means skips rows with a NULL feature unless told
         -- otherwise (as the trees do everywhere): a features step gives
         -- NULL statistics for short groups (kurtosis needs 4 readings).
-        IF step->>'algorithm' IN ('kmeans', 'minibatch_kmeans') AND pg_catalog.jsonb_typeof(params) = 'object'
-           AND NOT params ? 'on_null' THEN
+        IF step->>'algorithm'::text IN ('kmeans', 'minibatch_kmeans') AND pg_catalog.jsonb_typeof(params) = 'object'
+           AND NOT params ? 'on_null'::text THEN
             params := params OPERATOR(pg_catalog.||) '{"on_null": "skip"}'::jsonb;
         END IF;
         EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
            INTO r
-          USING step->>'model', step->>'algorithm', step->>'source', step->>'target',
-                mlpipe._pipeline_texts(step->'features'), params, step->'gate';
+          USING step->>'model'::text, step->>'algorithm'::text, step->>'source'::text, step->>'target'::text,
+                mlpipe._pipeline_texts(step->'features'::text), params, step->'gate'::text;
         SELECT v.skipped_rows, v.training_rows + v.skipped_rows INTO skipped, total
-          FROM mlpipe.model_versions v WHERE v.model = r->>'model' AND v.version = (r->>'version')::int;
+          FROM mlpipe.model_versions v WHERE v.model = r->>'model'::text AND v.version = (r->>'version'::text)::int;
         IF skipped > 0 THEN
             RAISE NOTICE 'train step "%": % of % rows of % skipped (a NULL or non-finite feature)',
-                r->>'model', skipped, total, step->>'source'
-                USING HINT = CASE WHEN params->>'on_null' = 'skip' AND NOT coalesce(step->'params', '{}') ? 'on_null'
+                r->>'model'::text, skipped, total, step->>'source'::text
+                USING HINT = CASE WHEN params->>'on_null'::text = 'skip' AND NOT coalesce(step->'params'::text, '{}') ? 'on_null'::text
                     THEN 'In a pipeline, k-means defaults to params.on_null = ''skip''; give "on_null": "error" to fail instead.' END;
         END IF;
-        RETURN pg_catalog.jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
     WHEN 'search' THEN
         EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
            INTO r
-          USING step->>'model', step->>'algorithm', step->>'source', step->>'target',
-                mlpipe._pipeline_texts(step->'features'), step->'space',
-                coalesce(step->>'strategy', 'grid'), coalesce((step->>'folds')::int, 5),
-                coalesce((step->>'trials')::int, 20), step->'gate';
-        RETURN pg_catalog.jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+          USING step->>'model'::text, step->>'algorithm'::text, step->>'source'::text, step->>'target'::text,
+                mlpipe._pipeline_texts(step->'features'::text), step->'space'::text,
+                coalesce(step->>'strategy'::text, 'grid'), coalesce((step->>'folds'::text)::int, 5),
+                coalesce((step->>'trials'::text)::int, 20), step->'gate'::text;
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
     WHEN 'predict' THEN
-        src := step->>'source';
+        src := step->>'source'::text;
         -- A k-means version trained with on_null = 'skip' (the pipeline
         -- default) scores only the rows it could have trained on: rows with
         -- a NULL feature are left out, and counted in a NOTICE.
         SELECT v.features INTO feats
-          FROM mlpipe.resolve(step->>'model') r
+          FROM mlpipe.resolve(step->>'model'::text) r
           JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version
-         WHERE v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null' = 'skip';
+         WHERE v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null'::text = 'skip';
         IF feats IS NOT NULL THEN
             cond := (SELECT pg_catalog.string_agg(pg_catalog.format('src.%I IS NOT NULL', f), ' AND ') FROM pg_catalog.unnest(feats) f);
             EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s)), pg_catalog.count(*) FROM %s',
                                       cond, mlpipe._pipeline_from(src)) INTO skipped, total;
             IF skipped > 0 THEN
                 RAISE NOTICE 'predict step "%": % of % rows of % not scored (a NULL feature)',
-                    step->>'model', skipped, total, src
+                    step->>'model'::text, skipped, total, src
                     USING HINT = 'The model was trained with params.on_null = ''skip''; give "on_null": "error" to its train step to fail instead.';
                 src := pg_catalog.format('SELECT src.* FROM %s WHERE %s', mlpipe._pipeline_from(src), cond);
             END IF;
         END IF;
         EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5)'
            INTO n
-          USING step->>'model', src, step->>'into', step->>'key', coalesce(step->>'mode', 'append');
-        RETURN pg_catalog.jsonb_build_object('model', step->>'model', 'rows', n,
-                                  'result', pg_catalog.jsonb_build_object('into', step->>'into', 'rows', n));
+          USING step->>'model'::text, src, step->>'into'::text, step->>'key'::text, coalesce(step->>'mode'::text, 'append');
+        RETURN pg_catalog.jsonb_build_object('model', step->>'model'::text, 'rows', n,
+                                  'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
     WHEN 'evaluate' THEN
         -- evaluate logs its own run and metrics (a child of the step's run):
         -- the step records the version only, so each metric is logged once.
-        EXECUTE 'SELECT pg_catalog.to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model', step->>'source';
-        RETURN pg_catalog.jsonb_build_object('model', r->>'model', 'version', (r->>'version')::int, 'result', r);
+        EXECUTE 'SELECT pg_catalog.to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model'::text, step->>'source'::text;
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
     WHEN 'drift' THEN
         -- drift logs its run with psi:<feature> and null_rate:<feature>
         -- metrics (the names predict_table uses); the step adds none.
         EXECUTE 'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
-          USING step->>'model', step->>'source';
-        SELECT v.model, v.version INTO ref FROM mlpipe.resolve(step->>'model') v;
+          USING step->>'model'::text, step->>'source'::text;
+        SELECT v.model, v.version INTO ref FROM mlpipe.resolve(step->>'model'::text) v;
         RETURN pg_catalog.jsonb_build_object('model', ref.model, 'version', ref.version, 'result', r);
     ELSE
         RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
@@ -477,7 +477,7 @@ BEGIN
     run := mlpipe._pipeline_run_begin(p_name, p.version,
                pg_catalog.jsonb_build_object('application_name', pg_catalog.current_setting('application_name')));
     prev := run;
-    FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(p.config->'steps') AS s LOOP
+    FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(p.config->'steps'::text) AS s LOOP
         started := pg_catalog.clock_timestamp();
         res := NULL;
         BEGIN
@@ -487,24 +487,24 @@ BEGIN
             failed := true;
         END;
         step_run := mlpipe._log_run(
-            'pipeline_step', coalesce(res->>'model', step->>'model'), (res->>'version')::int, step->>'kind',
-            coalesce(step->>'source', step->>'model'),
-            pg_catalog.jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result')
+            'pipeline_step', coalesce(res->>'model'::text, step->>'model'::text), (res->>'version'::text)::int, step->>'kind'::text,
+            coalesce(step->>'source'::text, step->>'model'::text),
+            pg_catalog.jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result'::text)
                 OPERATOR(pg_catalog.||) CASE WHEN failed THEN pg_catalog.jsonb_build_object('sqlstate', state) ELSE '{}' END,
             CASE WHEN failed THEN 'failed' ELSE 'succeeded' END,
-            CASE WHEN failed THEN pg_catalog.format('steps[%s] (%s): %s', i, step->>'kind', err) END,
-            (res->>'rows')::bigint, started, run,
-            CASE WHEN pg_catalog.jsonb_typeof(res->'metrics') = 'object' THEN res->'metrics' END,
-            step->>'kind');
+            CASE WHEN failed THEN pg_catalog.format('steps[%s] (%s): %s', i, step->>'kind'::text, err) END,
+            (res->>'rows'::text)::bigint, started, run,
+            CASE WHEN pg_catalog.jsonb_typeof(res->'metrics'::text) = 'object' THEN res->'metrics'::text END,
+            step->>'kind'::text);
         PERFORM mlpipe._pipeline_adopt(step_run, prev);
         prev := step_run;
         IF failed THEN
             PERFORM mlpipe._pipeline_run_end(run, 'failed',
-                pg_catalog.format('steps[%s] (%s) failed: %s', i, step->>'kind', err), i);
+                pg_catalog.format('steps[%s] (%s) failed: %s', i, step->>'kind'::text, err), i);
             PERFORM mlpipe._notify('run_failed', pg_catalog.jsonb_build_object(
-                'pipeline', p_name, 'run_id', run, 'step', i, 'kind', step->>'kind',
+                'pipeline', p_name, 'run_id', run, 'step', i, 'kind', step->>'kind'::text,
                 'sqlstate', state, 'error', err));
-            RAISE WARNING 'pipeline "%" failed at steps[%] (%): %', p_name, i, step->>'kind', err
+            RAISE WARNING 'pipeline "%" failed at steps[%] (%): %', p_name, i, step->>'kind'::text, err
                 USING HINT = pg_catalog.format('See SELECT * FROM mlpipe.runs WHERE run_id = %s OR parent_run_id = %s.', run, run);
             RETURN run;
         END IF;
@@ -527,7 +527,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 DECLARE
     cron_db text := coalesce(current_setting('cron.database_name', true), 'postgres');
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM unnest(string_to_array(current_setting('shared_preload_libraries'), ',')) l
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(string_to_array(current_setting('shared_preload_libraries'), ',')) l
                     WHERE btrim(l, ' "') = 'pg_cron') THEN
         RAISE EXCEPTION 'pg_cron is not preloaded, so pipelines cannot be scheduled'
             USING ERRCODE = '55000',

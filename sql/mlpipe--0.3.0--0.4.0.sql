@@ -7750,3 +7750,208 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe.run_pipeline(text) IS
     'Runs the current version of a pipeline step by step, each step in a subtransaction logged as a run.';
+CREATE OR REPLACE FUNCTION mlpipe._warn_id_features(p_src text, p_features text[], p_model text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    ints  text[];
+    q     text;
+    hits  text[];
+BEGIN
+    SELECT pg_catalog.array_agg(c.name ORDER BY c.ord) INTO ints
+      FROM mlpipe._source_columns(p_src) c
+     WHERE c.name = ANY (p_features) AND c.type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype);
+    IF ints IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS mlpipe_src', pg_catalog.string_agg(
+               pg_catalog.format('CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.>=) 50 '
+                                 'AND pg_catalog.count(%1$I) OPERATOR(pg_catalog.=) pg_catalog.count(*) '
+                                 'AND pg_catalog.max(%1$I)::numeric OPERATOR(pg_catalog.-) pg_catalog.min(%1$I)::numeric '
+                                 'OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.=) pg_catalog.count(*) THEN %2$L END',
+                                 n, n), ', '),
+           mlpipe._source_sql(p_src))
+      INTO q FROM pg_catalog.unnest(ints) n;
+    EXECUTE q INTO hits;
+    hits := pg_catalog.array_remove(hits, NULL);
+    IF pg_catalog.cardinality(hits) > 0 THEN
+        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)',
+            p_model, pg_catalog.array_to_string(hits, ', ')
+            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._warn_id_features(text, text[], text) IS
+    'Warns about integer features that look like row ids (consecutive values, one a row).';
+CREATE OR REPLACE FUNCTION mlpipe._as_of_source(p_source text, p_params jsonb, OUT sql text, OUT lineage jsonb)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    col   text := p_params->>'as_of_column'::text;
+    ts    timestamptz;
+    iso   text;
+    ctype regtype;
+BEGIN
+    IF (p_params ? 'as_of'::text) <> (p_params ? 'as_of_column'::text) THEN
+        RAISE EXCEPTION 'params.as_of and params.as_of_column go together'
+            USING ERRCODE = '22023',
+                  HINT = 'Give both, e.g. {"as_of": "2024-03-05 00:00+00", "as_of_column": "updated_at"}.';
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_params->'as_of'::text) <> 'string' THEN
+        RAISE EXCEPTION 'params.as_of must be a timestamp string, not %', pg_catalog.jsonb_typeof(p_params->'as_of'::text)
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_params->'as_of_column'::text) <> 'string' THEN
+        RAISE EXCEPTION 'params.as_of_column must be a column name (string)' USING ERRCODE = '22023';
+    END IF;
+    BEGIN
+        ts := (p_params->>'as_of'::text)::timestamptz;
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR invalid_parameter_value THEN
+        RAISE EXCEPTION 'params.as_of "%" is not a valid timestamp', p_params->>'as_of'::text
+            USING ERRCODE = '22023', HINT = 'Use ISO 8601, e.g. "2024-03-05 00:00:00+00".';
+    END;
+    IF NOT pg_catalog.isfinite(ts) THEN
+        RAISE EXCEPTION 'params.as_of must be a finite timestamp, not %', p_params->>'as_of'::text
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT s.type INTO ctype FROM mlpipe._source_columns(p_source) s WHERE s.name = col;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'params.as_of_column names column "%", which is not in the source', col
+            USING ERRCODE = '22023',
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(p_source) s) OPERATOR(pg_catalog.||) '.';
+    END IF;
+    IF ctype NOT IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'params.as_of_column "%" has type %, not a date or timestamp', col, ctype
+            USING ERRCODE = '22023';
+    END IF;
+    iso := pg_catalog.to_jsonb(ts) #>> '{}'::text[];
+    sql := pg_catalog.format('SELECT * FROM (%s) AS mlpipe_as_of WHERE %I <= %L::timestamptz',
+                  mlpipe._source_sql(p_source), col, iso);
+    lineage := pg_catalog.jsonb_build_object('as_of', iso, 'as_of_column', col);
+END $$;
+COMMENT ON FUNCTION mlpipe._as_of_source(text, jsonb) IS
+    'A source restricted by params.as_of / as_of_column, and the lineage to record.';
+CREATE OR REPLACE FUNCTION mlpipe._pipeline_from(p_source text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    rel regclass;
+BEGIN
+    IF p_source ~* '^[\s(]*(select|with|values|table)\M' THEN
+        RETURN '(' OPERATOR(pg_catalog.||) pg_catalog.chr(10) OPERATOR(pg_catalog.||) p_source OPERATOR(pg_catalog.||) pg_catalog.chr(10) OPERATOR(pg_catalog.||) ') AS src';
+    END IF;
+    rel := pg_catalog.to_regclass(mlpipe._pipeline_ident(p_source));
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'relation "%" does not exist', p_source USING ERRCODE = '42P01';
+    END IF;
+    RETURN rel::text OPERATOR(pg_catalog.||) ' AS src';
+END $$;
+COMMENT ON FUNCTION mlpipe._pipeline_from(text) IS
+    'A pipeline source as a FROM item: a relation or a query in parentheses.';
+CREATE OR REPLACE FUNCTION mlpipe._pipeline_features(step jsonb) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    groups  text[] := coalesce(mlpipe._pipeline_texts(step->'group_by'::text), '{}');
+    vals    text[] := mlpipe._pipeline_texts(step->'values'::text);
+    wanted  text[] := mlpipe._pipeline_texts(step->'stats'::text);
+    period  text := step->>'period'::text;
+    ts      text := step->>'ts'::text;
+    into_t  text := mlpipe._pipeline_ident(step->>'into'::text);
+    stats   text[];
+    inner_c text[] := '{}';
+    outer_c text[] := '{}';
+    nkeys   int;
+    g       text;
+    v       text;
+    s       text;
+    i       int := 0;
+    q       text;
+    n       bigint;
+BEGIN
+    IF pg_catalog.to_regtype('mlpipe.ts_summary') IS NULL THEN
+        RAISE EXCEPTION 'a features step needs mlpipe.ts_features, which this installation does not have'
+            USING ERRCODE = '0A000', HINT = 'Update the extension: ALTER EXTENSION mlpipe UPDATE.';
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO stats
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = (SELECT t.typrelid FROM pg_catalog.pg_type t WHERE t.oid = 'mlpipe.ts_summary'::regtype)
+       AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.atttypid IN ('float8'::regtype, 'float4'::regtype, 'int4'::regtype, 'int8'::regtype,
+                          'int2'::regtype, 'numeric'::regtype);
+    IF wanted IS NOT NULL THEN
+        FOREACH s IN ARRAY wanted LOOP
+            IF NOT s = ANY (stats) THEN
+                RAISE EXCEPTION 'features step: unknown stat "%"', s
+                    USING ERRCODE = '22023', HINT = 'Stats: ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(stats, ', ') OPERATOR(pg_catalog.||) '.';
+            END IF;
+        END LOOP;
+        stats := wanted;
+    END IF;
+    FOREACH g IN ARRAY groups LOOP
+        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('%I', g);
+        outer_c := outer_c OPERATOR(pg_catalog.||) pg_catalog.format('%I', g);
+    END LOOP;
+    IF period IS NOT NULL THEN
+        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.date_trunc(%L::text, %I::timestamptz) AS period_start', period, ts);
+        outer_c := outer_c OPERATOR(pg_catalog.||) 'period_start'::text;
+    END IF;
+    nkeys := pg_catalog.cardinality(inner_c);
+    FOREACH v IN ARRAY vals LOOP
+        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('mlpipe.ts_features(%I::timestamptz, %I::float8) AS _f%s', ts, v, i);
+        FOREACH s IN ARRAY stats LOOP
+            outer_c := outer_c OPERATOR(pg_catalog.||) pg_catalog.format('(_f%s).%I::float8 AS %I', i, s, v OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) s);
+        END LOOP;
+        i := i + 1;
+    END LOOP;
+    q := pg_catalog.format('SELECT %s FROM (SELECT %s FROM %s%s) AS f%s',
+                pg_catalog.array_to_string(outer_c, ', '), pg_catalog.array_to_string(inner_c, ', '),
+                mlpipe._pipeline_from(step->>'source'::text),
+                CASE WHEN nkeys > 0 THEN ' GROUP BY ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END,
+                CASE WHEN nkeys > 0 THEN ' ORDER BY ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END);
+    IF coalesce(step->>'mode'::text, 'replace') = 'replace' AND pg_catalog.to_regclass(into_t) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', into_t);
+    END IF;
+    IF pg_catalog.to_regclass(into_t) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %s AS %s', into_t, q);
+    ELSE
+        EXECUTE pg_catalog.format('INSERT INTO %s %s', into_t, q);
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION mlpipe._pipeline_features(jsonb) IS
+    'Runs a features step: ts_features per group (and period) written into a table.';
+CREATE OR REPLACE FUNCTION mlpipe._check_target(p_rel regclass, p_key text, p_key_type regtype, p_mode text)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    want   record;
+    have   regtype;
+    keynum int2;
+BEGIN
+    IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = p_rel) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', p_rel USING ERRCODE = '22000';
+    END IF;
+    FOR want IN SELECT * FROM (VALUES (p_key, p_key_type), ('prediction', 'double precision'::regtype),
+                                      ('label', 'text'::regtype), ('proba', 'double precision[]'::regtype),
+                                      ('model', 'text'::regtype), ('version', 'integer'::regtype),
+                                      ('scored_at', 'timestamp with time zone'::regtype)) w(col, typ) LOOP
+        SELECT a.atttypid::regtype INTO have FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = p_rel AND a.attname = want.col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'table % has no column "%"', p_rel, want.col
+                USING ERRCODE = '22000',
+                      HINT = 'predict_table writes key, prediction, label, proba, model, version, scored_at; or let it create a new table.';
+        END IF;
+        IF have <> want.typ THEN
+            RAISE EXCEPTION 'column "%" of table % is %, expected %', want.col, p_rel, have, want.typ
+                USING ERRCODE = '22000';
+        END IF;
+    END LOOP;
+    IF p_mode = 'upsert' THEN
+        SELECT a.attnum INTO keynum FROM pg_catalog.pg_attribute a WHERE a.attrelid = p_rel AND a.attname = p_key;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = p_rel AND i.indisunique AND i.indisvalid
+                          AND i.indnatts = 1 AND i.indkey[0] = keynum AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
+            RAISE EXCEPTION 'mode upsert needs a unique index on %(%)', p_rel, p_key
+                USING ERRCODE = '22000', HINT = format('CREATE UNIQUE INDEX ON %s (%I);', p_rel, p_key);
+        END IF;
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) IS
+    'Checks that an existing predict_table target has the columns and unique index the mode needs.';

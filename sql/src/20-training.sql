@@ -66,7 +66,7 @@ BEGIN
            mlpipe._source_sql(p_src))
       INTO q FROM pg_catalog.unnest(ints) n;
     EXECUTE q INTO hits;
-    hits := array_remove(hits, NULL);
+    hits := pg_catalog.array_remove(hits, NULL);
     IF pg_catalog.cardinality(hits) > 0 THEN
         RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)',
             p_model, pg_catalog.array_to_string(hits, ', ')

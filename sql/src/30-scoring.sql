@@ -356,7 +356,7 @@ BEGIN
         RAISE EXCEPTION 'params.as_of "%" is not a valid timestamp', p_params->>'as_of'::text
             USING ERRCODE = '22023', HINT = 'Use ISO 8601, e.g. "2024-03-05 00:00:00+00".';
     END;
-    IF NOT isfinite(ts) THEN
+    IF NOT pg_catalog.isfinite(ts) THEN
         RAISE EXCEPTION 'params.as_of must be a finite timestamp, not %', p_params->>'as_of'::text
             USING ERRCODE = '22023';
     END IF;
@@ -864,14 +864,14 @@ DECLARE
     have   regtype;
     keynum int2;
 BEGIN
-    IF (SELECT relkind FROM pg_class WHERE oid = p_rel) NOT IN ('r', 'p') THEN
+    IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = p_rel) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '% is not a table', p_rel USING ERRCODE = '22000';
     END IF;
     FOR want IN SELECT * FROM (VALUES (p_key, p_key_type), ('prediction', 'double precision'::regtype),
                                       ('label', 'text'::regtype), ('proba', 'double precision[]'::regtype),
                                       ('model', 'text'::regtype), ('version', 'integer'::regtype),
                                       ('scored_at', 'timestamp with time zone'::regtype)) w(col, typ) LOOP
-        SELECT a.atttypid::regtype INTO have FROM pg_attribute a
+        SELECT a.atttypid::regtype INTO have FROM pg_catalog.pg_attribute a
          WHERE a.attrelid = p_rel AND a.attname = want.col AND a.attnum > 0 AND NOT a.attisdropped;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'table % has no column "%"', p_rel, want.col
@@ -884,8 +884,8 @@ BEGIN
         END IF;
     END LOOP;
     IF p_mode = 'upsert' THEN
-        SELECT a.attnum INTO keynum FROM pg_attribute a WHERE a.attrelid = p_rel AND a.attname = p_key;
-        IF NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = p_rel AND i.indisunique AND i.indisvalid
+        SELECT a.attnum INTO keynum FROM pg_catalog.pg_attribute a WHERE a.attrelid = p_rel AND a.attname = p_key;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = p_rel AND i.indisunique AND i.indisvalid
                           AND i.indnatts = 1 AND i.indkey[0] = keynum AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
             RAISE EXCEPTION 'mode upsert needs a unique index on %(%)', p_rel, p_key
                 USING ERRCODE = '22000', HINT = format('CREATE UNIQUE INDEX ON %s (%I);', p_rel, p_key);

@@ -243,7 +243,7 @@ DECLARE
     rel regclass;
 BEGIN
     IF p_source ~* '^[\s(]*(select|with|values|table)\M' THEN
-        RETURN '(' OPERATOR(pg_catalog.||) chr(10) OPERATOR(pg_catalog.||) p_source OPERATOR(pg_catalog.||) chr(10) OPERATOR(pg_catalog.||) ') AS src';
+        RETURN '(' OPERATOR(pg_catalog.||) pg_catalog.chr(10) OPERATOR(pg_catalog.||) p_source OPERATOR(pg_catalog.||) pg_catalog.chr(10) OPERATOR(pg_catalog.||) ') AS src';
     END IF;
     rel := pg_catalog.to_regclass(mlpipe._pipeline_ident(p_source));
     IF rel IS NULL THEN
@@ -291,13 +291,13 @@ DECLARE
     q       text;
     n       bigint;
 BEGIN
-    IF to_regtype('mlpipe.ts_summary') IS NULL THEN
+    IF pg_catalog.to_regtype('mlpipe.ts_summary') IS NULL THEN
         RAISE EXCEPTION 'a features step needs mlpipe.ts_features, which this installation does not have'
             USING ERRCODE = '0A000', HINT = 'Update the extension: ALTER EXTENSION mlpipe UPDATE.';
     END IF;
     SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO stats
-      FROM pg_attribute a
-     WHERE a.attrelid = (SELECT t.typrelid FROM pg_type t WHERE t.oid = 'mlpipe.ts_summary'::regtype)
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = (SELECT t.typrelid FROM pg_catalog.pg_type t WHERE t.oid = 'mlpipe.ts_summary'::regtype)
        AND a.attnum > 0 AND NOT a.attisdropped
        AND a.atttypid IN ('float8'::regtype, 'float4'::regtype, 'int4'::regtype, 'int8'::regtype,
                           'int2'::regtype, 'numeric'::regtype);
@@ -315,7 +315,7 @@ BEGIN
         outer_c := outer_c OPERATOR(pg_catalog.||) pg_catalog.format('%I', g);
     END LOOP;
     IF period IS NOT NULL THEN
-        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('date_trunc(%L, %I::timestamptz) AS period_start', period, ts);
+        inner_c := inner_c OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.date_trunc(%L::text, %I::timestamptz) AS period_start', period, ts);
         outer_c := outer_c OPERATOR(pg_catalog.||) 'period_start'::text;
     END IF;
     nkeys := pg_catalog.cardinality(inner_c);

@@ -16,8 +16,8 @@
 -- * The functions that resolve the caller's relation names or run the
 --   caller's source queries (docs/security.md, "search_path"). They must
 --   resolve THOSE under the caller's search_path, so they stay unpinned;
---   schema-qualifying everything they emit is the open part of issue #10
---   item 1 (test/torture/issue10_search_path.py, still XFAIL). Remove a
+--   everything they call or emit is schema-qualified or exactly typed (issue #10
+--   item 1; test/torture/issue10_search_path.py must PASS). Remove a
 --   name here when it gets pinned or fully qualified.
 WITH source_readers(proname) AS (VALUES
     ('train'), ('_train'), ('_profile_plan'), ('_as_of_source'), ('_check_data'), ('_profile_compute'),

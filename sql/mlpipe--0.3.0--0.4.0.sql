@@ -7955,3 +7955,49 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) IS
     'Checks that an existing predict_table target has the columns and unique index the mode needs.';
+
+-- == merge: drift answers in a read-only transaction (hot standby) without logging its run ==
+CREATE OR REPLACE FUNCTION mlpipe.drift(model_ref text, source text, threshold float8 DEFAULT 0.2,
+                             null_threshold float8 DEFAULT 0.1)
+RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, status text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    info    record;
+    started timestamptz := pg_catalog.clock_timestamp();
+    metrics jsonb := '{}';
+    drifted int := 0;
+    n       bigint;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF threshold IS NULL OR threshold <= 0::float8 OR null_threshold IS NULL OR null_threshold <= 0::float8 THEN
+        RAISE EXCEPTION 'threshold and null_threshold must be positive numbers' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    IF info.profile IS NULL THEN
+        RAISE EXCEPTION 'version %@% has no training profile', info.model, info.version
+            USING ERRCODE = '22000', HINT = 'Versions trained before mlpipe 0.3.0, or with params.profile_sample = 0, have none; retrain to get one.';
+    END IF;
+    FOR feature, psi, null_rate_train, null_rate_now, status, n IN
+        SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
+               mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold),
+               d.rows_now
+          FROM mlpipe._drift_figures(info.profile, source) d LOOP
+        -- The same metric names as predict_table: psi:<feature>, null_rate:<feature>.
+        metrics := metrics || pg_catalog.jsonb_build_object('psi:' || feature, psi, 'null_rate:' || feature, null_rate_now);
+        drifted := drifted + CASE WHEN status = 'drift' THEN 1 ELSE 0 END;
+        RETURN NEXT;
+    END LOOP;
+    -- Logged as a run (kind 'drift', split 'drift') with the version, for
+    -- the drift history (mlpipe.drift_history); not in a read-only
+    -- transaction (a hot standby), where drift still answers.
+    IF pg_catalog.current_setting('transaction_read_only'::text) OPERATOR(pg_catalog.=) 'off'::text THEN
+        PERFORM mlpipe._log_run('drift', info.model, info.version, info.algorithm, source,
+            pg_catalog.jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
+            'succeeded', NULL, n, started, NULL,
+            metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', drifted), 'drift');
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe.drift(text, text, float8, float8) IS
+    'Population stability index and null rates of each feature of a source against the training profile of a version.';

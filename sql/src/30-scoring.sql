@@ -769,10 +769,14 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     -- Logged as a run (kind 'drift', split 'drift') with the version, for
-    -- the drift history (mlpipe.drift_history).
-    PERFORM mlpipe._log_run('drift', info.model, info.version, info.algorithm, source,
-        pg_catalog.jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
-        'succeeded', NULL, n, started, NULL, metrics || pg_catalog.jsonb_build_object('drifted_features', drifted), 'drift');
+    -- the drift history (mlpipe.drift_history); not in a read-only
+    -- transaction (a hot standby), where drift still answers.
+    IF pg_catalog.current_setting('transaction_read_only'::text) OPERATOR(pg_catalog.=) 'off'::text THEN
+        PERFORM mlpipe._log_run('drift', info.model, info.version, info.algorithm, source,
+            pg_catalog.jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
+            'succeeded', NULL, n, started, NULL,
+            metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', drifted), 'drift');
+    END IF;
 END $$;
 COMMENT ON FUNCTION mlpipe.drift(text, text, float8, float8) IS
     'Population stability index and null rates of each feature of a source against the training profile of a version.';

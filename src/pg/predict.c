@@ -10,6 +10,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "storage/proc.h"
 #include "storage/sinval.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -167,6 +168,10 @@ typedef struct RefEntry
 	int			version;
 	char		sha256[65];
 	uint64		epoch;
+	/* the statement that last used this entry (see ref_used_this_statement) */
+	LocalTransactionId stmt_lxid;
+	CommandId	stmt_cmd;
+	TimestampTz stmt_ts;
 } RefEntry;
 
 static HTAB *ref_entries = NULL;
@@ -223,6 +228,23 @@ registry_relids_known(void)
 	return true;
 }
 
+/* True when e was used by the current statement. */
+static bool
+ref_entry_this_statement(const RefEntry *e)
+{
+	return e->stmt_lxid == MyProc->lxid && e->stmt_cmd == GetCurrentCommandId(false) &&
+		e->stmt_ts == GetCurrentStatementStartTimestamp();
+}
+
+/* Records that the current statement uses e. */
+static void
+ref_entry_mark(RefEntry *e)
+{
+	e->stmt_lxid = MyProc->lxid;
+	e->stmt_cmd = GetCurrentCommandId(false);
+	e->stmt_ts = GetCurrentStatementStartTimestamp();
+}
+
 /* The reference's valid entry, or NULL. */
 static RefEntry *
 ref_entry_find(const char *ref)
@@ -232,7 +254,35 @@ ref_entry_find(const char *ref)
 	if (ref_entries == NULL || strlen(ref) >= REF_KEY_LEN)
 		return NULL;
 	e = hash_search(ref_entries, ref, HASH_FIND, NULL);
-	return e != NULL && e->epoch == registry_epoch ? e : NULL;
+	if (e == NULL)
+		return NULL;
+	if (e->epoch != registry_epoch && !ref_entry_this_statement(e))
+		return NULL;
+	ref_entry_mark(e);
+	return e;
+}
+
+/*
+ * The backend's entry for ref when a call site of the current statement has
+ * already used it. Every call site of a statement must score with the same
+ * version: a promote that commits while the statement runs becomes visible
+ * to snapshots before its invalidation arrives, so a second call site that
+ * took in the invalidation and resolved anew could see a newer version than
+ * the first (a torn read). The first resolution of a statement therefore
+ * holds for the rest of it.
+ */
+static RefEntry *
+ref_used_this_statement(text *ref)
+{
+	char		key[REF_KEY_LEN];
+	RefEntry   *e;
+
+	if (ref_entries == NULL || VARSIZE_ANY_EXHDR(ref) >= REF_KEY_LEN)
+		return NULL;
+	memcpy(key, VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref));
+	key[VARSIZE_ANY_EXHDR(ref)] = '\0';
+	e = hash_search(ref_entries, key, HASH_FIND, NULL);
+	return e != NULL && ref_entry_this_statement(e) ? e : NULL;
 }
 
 /*
@@ -269,6 +319,7 @@ ref_entry_store(const char *ref, const char *model, int version, const char *sha
 	e->version = version;
 	strlcpy(e->sha256, sha, sizeof(e->sha256));
 	e->epoch = epoch;
+	ref_entry_mark(e);
 }
 
 
@@ -372,14 +423,29 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 	 * Once per statement: take in registry changes other sessions committed.
 	 * Within a statement the call site keeps what it resolved, as before.
 	 */
+	RefEntry   *memo = NULL;
+
 	if (rc == NULL || rc->command != command)
-		AcceptInvalidationMessages();
+	{
+		memo = ref_used_this_statement(ref);
+		if (memo == NULL)
+			AcceptInvalidationMessages();
+	}
 	if (rc != NULL && rc->ref != NULL &&
 		(rc->command == command || rc->epoch == registry_epoch) &&
 		rc->slot->cxt != NULL && rc->slot->generation == rc->generation &&
 		VARSIZE_ANY_EXHDR(rc->ref) == VARSIZE_ANY_EXHDR(ref) &&
-		memcmp(VARDATA_ANY(rc->ref), VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref)) == 0)
+		memcmp(VARDATA_ANY(rc->ref), VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref)) == 0 &&
+		(memo == NULL || (memo->version == rc->version && strcmp(memo->model, rc->model_name) == 0)))
 	{
+		if (rc->command != command && memo == NULL)
+		{
+			/* the statement's first use: later call sites of it follow this one */
+			char	   *key = text_to_cstring(ref);
+
+			(void) ref_entry_find(key);
+			pfree(key);
+		}
 		rc->command = command;
 		rc->slot->last_used = ++cache_clock;
 		return rc;

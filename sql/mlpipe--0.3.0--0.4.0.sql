@@ -2784,3 +2784,10 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) IS
     'Checks that an existing predict_table target has the columns and unique index the mode needs.';
+
+-- == issue 12: first-hour findings (helper misc) ==
+-- The training profile is sampled in C while _fit reads the source
+-- (src/pg/profile.c); the SQL profiler it replaced is dead code.
+DROP FUNCTION mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint);
+DROP FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb);
+DROP FUNCTION mlpipe._edges(float8[]);

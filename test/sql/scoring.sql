@@ -39,12 +39,12 @@ SELECT feature, round(psi::numeric, 6) AS psi, status
   FROM mlpipe.drift('sc_dt', 'SELECT id, a, b FROM shapes WHERE a < 7', threshold => 0.5);
 
 -- Categorical profile and drift (top categories, bin 0 = every other value).
+SELECT model, version FROM mlpipe.train('sc_city', 'decision_tree', 'shapes', 'size', '{a,city}', '{"max_depth": 3}');
 SELECT f->>'feature' AS feature, f->'categories' AS categories, f->'counts' AS counts
-  FROM jsonb_array_elements(mlpipe._profile_compute('shapes', '{a}', '{a,city}', NULL, NULL, 1000, 700)->'features') f
+  FROM jsonb_array_elements(mlpipe.profile('sc_city')->'features') f
  WHERE f->>'kind' = 'categorical';
 SELECT feature, round(psi::numeric, 6) AS psi
-  FROM mlpipe._drift_figures(mlpipe._profile_compute('shapes', '{a}', '{a,city}', NULL, NULL, 1000, 700),
-       'SELECT a, CASE WHEN id % 3 = 0 THEN ''east'' ELSE city END AS city FROM shapes');
+  FROM mlpipe.drift('sc_city', 'SELECT a, CASE WHEN id % 3 = 0 THEN ''east'' ELSE city END AS city FROM shapes');
 
 -- The bin counting aggregate.
 SELECT mlpipe._bin_counts(b, 3) FROM (VALUES (0), (2), (2), (NULL)) v(b);

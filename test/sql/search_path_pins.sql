@@ -20,7 +20,7 @@
 --   item 1; test/torture/issue10_search_path.py must PASS). Remove a
 --   name here when it gets pinned or fully qualified.
 WITH source_readers(proname) AS (VALUES
-    ('train'), ('_train'), ('_profile_plan'), ('_as_of_source'), ('_check_data'), ('_profile_compute'),
+    ('train'), ('_train'), ('_as_of_source'), ('_check_data'),
     ('drift'), ('_drift_figures'), ('_feature_array_expr'), ('predict_table'), ('evaluate'),
     ('_eval_from'), ('_eval_metrics'), ('cross_validate'), ('_cross_validate'), ('search'), ('_search'),
     ('create_pipeline'), ('_pipeline_ident'), ('_pipeline_from'), ('_pipeline_features'),
@@ -35,7 +35,7 @@ SELECT p.oid::regprocedure AS unpinned
  ORDER BY 1::text;
 -- The source-reader list holds no stale names (each is an unpinned function).
 WITH source_readers(proname) AS (VALUES
-    ('train'), ('_train'), ('_profile_plan'), ('_as_of_source'), ('_check_data'), ('_profile_compute'),
+    ('train'), ('_train'), ('_as_of_source'), ('_check_data'),
     ('drift'), ('_drift_figures'), ('_feature_array_expr'), ('predict_table'), ('evaluate'),
     ('_eval_from'), ('_eval_metrics'), ('cross_validate'), ('_cross_validate'), ('search'), ('_search'),
     ('create_pipeline'), ('_pipeline_ident'), ('_pipeline_from'), ('_pipeline_features'),

@@ -41,7 +41,7 @@ SELECT ok(has_function_privilege('public', 'mlpipe._bin_counts(int,int)', 'EXECU
           'the bin counting aggregate is a pure computation (PUBLIC)');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'mlpipe' AND p.proname IN ('predict_table', 'drift', '_train', '_check_data',
-                                                         '_as_of_source', '_profile_compute', '_drift_figures')
+                                                         '_as_of_source', '_drift_figures')
               AND p.prosecdef), 0::bigint, 'functions that read a source run as the caller');
 
 -- A trainer trains and scores what row-level security lets it see.

@@ -112,3 +112,26 @@ SELECT mlpipe.predict('m', NULL::float8[]) IS NULL AS strict_null;
 -- A failed statement outside a savepoint leaves the registry as it was.
 SELECT mlpipe.train('m', 'kmeans', 'pts', features => '{x,y}', params => '{"k": 50}');
 SELECT count(*) AS versions FROM mlpipe.model_versions;
+
+-- permission denied for function train (docs/security.md): PostgreSQL says
+-- it before mlpipe runs; the documented grants are the fix, in order.
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS t_err_ana;
+CREATE ROLE t_err_ana;
+RESET client_min_messages;
+GRANT USAGE ON SCHEMA t_errors TO t_err_ana;
+SET ROLE t_err_ana;
+SELECT try($$SELECT mlpipe.train('perm_m', 'kmeans', 't_errors.pts', features => '{x,y}', params => '{"k": 2}')$$);
+RESET ROLE;
+GRANT mlpipe_trainer TO t_err_ana;
+SET ROLE t_err_ana;
+SELECT try($$SELECT mlpipe.train('perm_m', 'kmeans', 't_errors.pts', features => '{x,y}', params => '{"k": 2}')$$);
+RESET ROLE;
+GRANT SELECT ON t_errors.pts TO t_err_ana;
+SET ROLE t_err_ana;
+SELECT version FROM mlpipe.train('perm_m', 'kmeans', 't_errors.pts', features => '{x,y}', params => '{"k": 2}');
+RESET ROLE;
+SELECT mlpipe.drop_model('perm_m');
+REVOKE ALL ON t_errors.pts FROM t_err_ana;
+REVOKE ALL ON SCHEMA t_errors FROM t_err_ana;
+DROP ROLE t_err_ana;

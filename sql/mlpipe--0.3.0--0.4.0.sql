@@ -2791,3 +2791,235 @@ COMMENT ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) IS
 DROP FUNCTION mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint);
 DROP FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb);
 DROP FUNCTION mlpipe._edges(float8[]);
+
+-- A training with the same algorithm, source, target and params as the
+-- model's latest version, whose artifact is byte-identical to it:
+-- its run and metrics are recorded against that version; no new version,
+-- gate verdict, alias move or event. Called by _register (model row locked).
+CREATE FUNCTION mlpipe._register_rerun(
+    p_model text, p_version int, p_algorithm text, p_source text, p_params jsonb,
+    p_started timestamptz, p_fit mlpipe.fit_result)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_run bigint;
+BEGIN
+    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
+                             started_at, finished_at, seconds, created_by)
+    VALUES ('train', p_model, p_version, p_algorithm, p_source, p_params, 'succeeded',
+            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - p_started), session_user)
+    RETURNING runs.run_id INTO v_run;
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT v_run, p_model, p_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
+      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+    RAISE NOTICE 'model "%": this training reproduced version % byte for byte; run % is recorded against it and no new version is made',
+        p_model, p_version, v_run
+        USING HINT = 'Change the data, params or seed to get a different model.';
+    RETURN ROW(p_model, p_version,
+               EXISTS (SELECT 1 FROM mlpipe.aliases a
+                        WHERE a.model = p_model AND a.alias = 'production' AND a.version = p_version),
+               p_fit.metrics, v_run)::mlpipe.train_result;
+END $$;
+COMMENT ON FUNCTION mlpipe._register_rerun(text, int, text, text, jsonb, timestamptz, mlpipe.fit_result) IS
+    'Records a training that reproduced the latest version byte for byte as a run of that version.';
+REVOKE ALL ON FUNCTION mlpipe._register_rerun(text, int, text, text, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
+
+-- Records a fitted model: model row, run, version, metrics, gate, alias.
+CREATE OR REPLACE FUNCTION mlpipe._register(
+    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
+    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_version int;
+    v_run     bigint;
+    verdict   jsonb;
+    v_task    text := p_fit.task;
+    ok        boolean;
+    lin       jsonb;
+    parent    record;
+BEGIN
+    IF NOT mlpipe._fit_claim(p_fit, p_algorithm) THEN
+        RAISE EXCEPTION 'mlpipe._register accepts only a result of mlpipe._fit from the same transaction'
+            USING ERRCODE = '42501',
+                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
+    END IF;
+    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
+        VALUES (p_model, v_task, p_algorithm, session_user)
+        ON CONFLICT (name) DO NOTHING;
+    -- Locks the model row (serialises version numbers) and checks the task:
+    -- a name keeps one meaning, so predict never changes what it returns.
+    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
+        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
+            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
+            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
+    END IF;
+    -- A retrain with the latest version's algorithm, source, target and
+    -- params that reproduces its artifact byte for byte is a run of that
+    -- version, not a new one (docs/registry.md).
+    SELECT v.version INTO v_version FROM mlpipe.model_versions v
+     WHERE v.model = p_model ORDER BY v.version DESC LIMIT 1;
+    IF v_version IS NOT NULL AND EXISTS (
+           SELECT 1 FROM mlpipe.model_versions v
+            WHERE v.model = p_model AND v.version = v_version
+              AND v.algorithm = p_algorithm AND v.source = p_source
+              AND v.target IS NOT DISTINCT FROM p_target AND v.params = p_params
+              AND v.sha256 = encode(sha256(p_fit.artifact), 'hex') AND v.artifact = p_fit.artifact) THEN
+        RETURN mlpipe._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
+    END IF;
+    v_version := coalesce(v_version, 0) + 1;
+
+    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
+                             started_at, finished_at, seconds, created_by)
+    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
+            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - p_started), session_user)
+    RETURNING runs.run_id INTO v_run;
+
+    verdict := mlpipe._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
+    ok := (verdict->>'passed')::boolean;
+
+    -- Lineage: the warm-start reference resolved now, so it stays exact when
+    -- the alias it named moves later.
+    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split';
+    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
+        BEGIN
+            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
+            lin := lin || jsonb_build_object('parent',
+                             jsonb_build_object('model', parent.model, 'version', parent.version));
+        EXCEPTION WHEN undefined_object THEN
+            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
+        END;
+    END IF;
+
+    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
+        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
+        source, mlpipe_version, lineage, created_by)
+    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
+        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
+        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
+        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
+        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
+        lin, session_user);
+
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
+      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+
+    PERFORM mlpipe._notify('version_registered',
+        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
+                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
+                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
+    IF ok THEN
+        PERFORM mlpipe._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
+        PERFORM mlpipe._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
+    ELSE
+        PERFORM mlpipe._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
+            'metric', verdict->'metric', 'value', verdict->'value'));
+    END IF;
+    -- Guardrails, said once the version is stored (see docs/registry.md).
+    IF NOT ok THEN
+        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
+            v_version, p_model, verdict->>'reason'
+            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
+                                           p_model, v_version);
+    END IF;
+    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
+       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
+        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
+            (p_fit.info->>'skipped_rows')::bigint,
+            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
+            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
+    END IF;
+    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
+END $$;
+COMMENT ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
+    'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
+REVOKE ALL ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe._train(
+    p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
+    p_params jsonb, p_gate jsonb)
+RETURNS mlpipe.train_result
+-- SECURITY INVOKER and no pinned search_path: the source is resolved and read
+-- as the caller, with the caller's search_path, grants and row-level security.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started  timestamptz := pg_catalog.clock_timestamp();
+    warm     bytea;
+    fit      mlpipe.fit_result;
+    res      mlpipe.train_result;
+    src      text := p_source;
+    lin      jsonb := '{}';
+    sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
+    tt       record;
+    prof     jsonb;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
+       OR pg_catalog.length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    IF p_source IS NULL THEN
+        RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF p_params ? 'warm_start'::text THEN
+        IF pg_catalog.jsonb_typeof(p_params->'warm_start'::text) <> 'string' THEN
+            RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
+                USING ERRCODE = '22023';
+        END IF;
+        warm := mlpipe.artifact(p_params->>'warm_start'::text);
+    END IF;
+    IF p_params ? 'profile_sample'::text THEN
+        IF pg_catalog.jsonb_typeof(p_params->'profile_sample'::text) <> 'number'
+           OR (p_params->>'profile_sample'::text)::numeric NOT BETWEEN 0::numeric AND 10000000::numeric
+           OR (p_params->>'profile_sample'::text)::numeric <> pg_catalog.trunc((p_params->>'profile_sample'::text)::numeric) THEN
+            RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
+                USING ERRCODE = '22023';
+        END IF;
+        sample := (p_params->>'profile_sample'::text)::int;
+    END IF;
+    -- Time travel: train on the rows that existed at params.as_of.
+    IF p_params ? 'as_of'::text OR p_params ? 'as_of_column'::text THEN
+        SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
+        src := tt.sql;
+        lin := lin OPERATOR(pg_catalog.||) tt.lineage;
+    END IF;
+    -- Data checks, before any training work.
+    IF p_params ? 'checks'::text THEN
+        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'::text));
+    END IF;
+    -- _fit samples the training profile while it reads the source (seeded
+    -- by params.seed) and hands it back in fit.info.profile.
+    fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
+                       mlpipe._fit_params(p_params, p_features, p_target)
+                       || pg_catalog.jsonb_build_object('profile_sample', sample), warm);
+    prof := fit.info->'profile'::text;
+    -- Lineage notes ride in fit.info, which _register copies into the version.
+    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin;
+    res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
+    -- A rerun of an identical version keeps that version's profile.
+    IF prof IS NOT NULL AND EXISTS (SELECT 1 FROM mlpipe.model_versions v
+                                     WHERE v.model OPERATOR(pg_catalog.=) res.model
+                                       AND v.version OPERATOR(pg_catalog.=) res.version
+                                       AND v.run_id OPERATOR(pg_catalog.=) res.run_id) THEN
+        PERFORM mlpipe._set_profile(res.model, res.version, prof);
+    END IF;
+    PERFORM mlpipe._warn_id_features(src, fit.feature_names, p_model);
+    RETURN res;
+END $$;
+COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS
+    'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
+REVOKE ALL ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;

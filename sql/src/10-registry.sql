@@ -232,6 +232,39 @@ COMMENT ON FUNCTION mlpipe._notify(text, jsonb) IS
 REVOKE ALL ON FUNCTION mlpipe._notify(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._notify(text, jsonb) TO mlpipe_trainer;
 
+-- A training with the same algorithm, source, target and params as the
+-- model's latest version, whose artifact is byte-identical to it:
+-- its run and metrics are recorded against that version; no new version,
+-- gate verdict, alias move or event. Called by _register (model row locked).
+CREATE FUNCTION mlpipe._register_rerun(
+    p_model text, p_version int, p_algorithm text, p_source text, p_params jsonb,
+    p_started timestamptz, p_fit mlpipe.fit_result)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_run bigint;
+BEGIN
+    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
+                             started_at, finished_at, seconds, created_by)
+    VALUES ('train', p_model, p_version, p_algorithm, p_source, p_params, 'succeeded',
+            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - p_started), session_user)
+    RETURNING runs.run_id INTO v_run;
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT v_run, p_model, p_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
+      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+    RAISE NOTICE 'model "%": this training reproduced version % byte for byte; run % is recorded against it and no new version is made',
+        p_model, p_version, v_run
+        USING HINT = 'Change the data, params or seed to get a different model.';
+    RETURN ROW(p_model, p_version,
+               EXISTS (SELECT 1 FROM mlpipe.aliases a
+                        WHERE a.model = p_model AND a.alias = 'production' AND a.version = p_version),
+               p_fit.metrics, v_run)::mlpipe.train_result;
+END $$;
+COMMENT ON FUNCTION mlpipe._register_rerun(text, int, text, text, jsonb, timestamptz, mlpipe.fit_result) IS
+    'Records a training that reproduced the latest version byte for byte as a run of that version.';
+REVOKE ALL ON FUNCTION mlpipe._register_rerun(text, int, text, text, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
+
 -- Records a fitted model: model row, run, version, metrics, gate, alias.
 CREATE FUNCTION mlpipe._register(
     p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
@@ -263,8 +296,20 @@ BEGIN
             (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
             USING ERRCODE = '22023', HINT = 'Register it under another model name.';
     END IF;
-    SELECT coalesce(max(v.version), 0) + 1 INTO v_version
-      FROM mlpipe.model_versions v WHERE v.model = p_model;
+    -- A retrain with the latest version's algorithm, source, target and
+    -- params that reproduces its artifact byte for byte is a run of that
+    -- version, not a new one (docs/registry.md).
+    SELECT v.version INTO v_version FROM mlpipe.model_versions v
+     WHERE v.model = p_model ORDER BY v.version DESC LIMIT 1;
+    IF v_version IS NOT NULL AND EXISTS (
+           SELECT 1 FROM mlpipe.model_versions v
+            WHERE v.model = p_model AND v.version = v_version
+              AND v.algorithm = p_algorithm AND v.source = p_source
+              AND v.target IS NOT DISTINCT FROM p_target AND v.params = p_params
+              AND v.sha256 = encode(sha256(p_fit.artifact), 'hex') AND v.artifact = p_fit.artifact) THEN
+        RETURN mlpipe._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
+    END IF;
+    v_version := coalesce(v_version, 0) + 1;
 
     INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
                              started_at, finished_at, seconds, created_by)

@@ -143,7 +143,11 @@ BEGIN
     -- Lineage notes ride in fit.info, which _register copies into the version.
     fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin;
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
-    IF prof IS NOT NULL THEN
+    -- A rerun of an identical version keeps that version's profile.
+    IF prof IS NOT NULL AND EXISTS (SELECT 1 FROM mlpipe.model_versions v
+                                     WHERE v.model OPERATOR(pg_catalog.=) res.model
+                                       AND v.version OPERATOR(pg_catalog.=) res.version
+                                       AND v.run_id OPERATOR(pg_catalog.=) res.run_id) THEN
         PERFORM mlpipe._set_profile(res.model, res.version, prof);
     END IF;
     PERFORM mlpipe._warn_id_features(src, fit.feature_names, p_model);

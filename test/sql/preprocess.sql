@@ -71,7 +71,8 @@ SELECT round(sqrt(avg((mlpipe.predict('tm', s) - amount) ^ 2))::numeric, 9) =
 -- Reproducible: the same seed gives the same artifact.
 SELECT version FROM mlpipe.train('rep', 'gbt', 'shop', 'size', '{a,colour,tag}', '{"seed": 3, "n_estimators": 5, "subsample": 0.8}');
 SELECT version FROM mlpipe.train('rep', 'gbt', 'shop', 'size', '{a,colour,tag}', '{"seed": 3, "n_estimators": 5, "subsample": 0.8}');
-SELECT count(DISTINCT sha256) AS artifacts FROM mlpipe.model_versions WHERE model = 'rep';
+SELECT (SELECT count(*) FROM mlpipe.model_versions WHERE model = 'rep') AS versions,
+       (SELECT count(*) FROM mlpipe.runs WHERE model = 'rep' AND kind = 'train') AS runs;
 
 -- k-means: text columns one-hot, numbers scaled as asked.
 SELECT version FROM mlpipe.train('km', 'kmeans', 'SELECT a, colour FROM shop WHERE a IS NOT NULL', NULL, NULL,

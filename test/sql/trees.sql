@@ -65,8 +65,13 @@ SET mlpipe.threads = 2;
 SELECT version FROM mlpipe.train('det', 'gbt', 'shapes', 'size', '{a,b}', '{"n_estimators": 10, "subsample": 0.7, "colsample": 0.5, "seed": 3}');
 SELECT version FROM mlpipe.train('det', 'random_forest', 'shapes', 'size', '{a,b}', '{"n_estimators": 5, "seed": 3}');
 SELECT version FROM mlpipe.train('det', 'random_forest', 'shapes', 'size', '{a,b}', '{"n_estimators": 5, "seed": 3}');
-SELECT count(DISTINCT sha256) AS distinct_gbt FROM mlpipe.model_versions WHERE model = 'det' AND version IN (1, 2);
-SELECT count(DISTINCT sha256) AS distinct_rf FROM mlpipe.model_versions WHERE model = 'det' AND version IN (3, 4);
+-- A retrain that reproduces the latest version is a run of it (docs/registry.md):
+-- two versions (gbt, forest), four training runs.
+SELECT v.version, v.algorithm, count(r.run_id) AS runs
+  FROM mlpipe.model_versions v JOIN mlpipe.runs r ON r.model = v.model AND r.version = v.version AND r.kind = 'train'
+ WHERE v.model = 'det' GROUP BY 1, 2 ORDER BY 1;
+-- and moves no alias: one event per version, none per rerun.
+SELECT to_version, action FROM mlpipe.alias_events WHERE model = 'det' ORDER BY event_id;
 
 -- Every byte flip and truncation of a tree artifact is rejected with XX001.
 CREATE FUNCTION rejected(blob bytea) RETURNS text LANGUAGE plpgsql AS $$

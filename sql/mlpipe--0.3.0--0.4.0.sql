@@ -2792,6 +2792,29 @@ DROP FUNCTION mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bi
 DROP FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb);
 DROP FUNCTION mlpipe._edges(float8[]);
 
+-- Progress lines from plpgsql (src/pg/progress.c): "what: stage done/total
+-- done, elapsed, about L s left", or a stage line when done and total are
+-- NULL; the same interval (mlpipe.progress_interval) and switch
+-- (mlpipe.progress) as training's own lines.
+CREATE FUNCTION mlpipe._progress(what text, stage text, done int, total int, started timestamptz)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlpipe_progress_line'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION mlpipe._progress(text, text, int, int, timestamptz) IS
+    'Prints a progress NOTICE for search, cross-validation and training steps (at most one per mlpipe.progress_interval).';
+REVOKE ALL ON FUNCTION mlpipe._progress(text, text, int, int, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._progress(text, text, int, int, timestamptz) TO mlpipe_trainer;
+
+-- The progress lines this session printed in its current or last statement
+-- that printed any (at most 1,000): what tests read.
+CREATE FUNCTION mlpipe._progress_log() RETURNS text[]
+AS 'MODULE_PATHNAME', 'mlpipe_progress_log'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION mlpipe._progress_log() IS
+    'The progress lines of this session''s current or last statement that printed any.';
+REVOKE ALL ON FUNCTION mlpipe._progress_log() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._progress_log() TO mlpipe_trainer;
+
 -- A training with the same algorithm, source, target and params as the
 -- model's latest version, whose artifact is byte-identical to it:
 -- its run and metrics are recorded against that version; no new version,
@@ -3008,6 +3031,8 @@ BEGIN
     prof := fit.info->'profile'::text;
     -- Lineage notes ride in fit.info, which _register copies into the version.
     fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin;
+    PERFORM mlpipe._progress(p_algorithm, pg_catalog.format('storing the %s artifact',
+                pg_catalog.pg_size_pretty(pg_catalog.octet_length(fit.artifact)::bigint)), NULL, NULL, started);
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
     -- A rerun of an identical version keeps that version's profile.
     IF prof IS NOT NULL AND EXISTS (SELECT 1 FROM mlpipe.model_versions v
@@ -3023,3 +3048,192 @@ COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) 
     'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
 REVOKE ALL ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+
+-- k-fold cross-validation. p_kind names the parent run ('cross_validate',
+-- or 'search_trial' under a search run p_parent).
+CREATE OR REPLACE FUNCTION mlpipe._cross_validate(p_algorithm text, p_source text, p_target text,
+    p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started   timestamptz := pg_catalog.clock_timestamp();
+    fstart    timestamptz;
+    src       text;
+    ttype     text;
+    task      text;
+    stratify  boolean;
+    n         bigint;
+    seed      text;
+    fparams   jsonb;
+    fit       mlpipe.fit_result;
+    fm        jsonb;
+    folds_out jsonb := '[]';
+    mean      jsonb;
+    std       jsonb;
+    parent    bigint;
+    i         int;
+    hashed    text := 's.*';
+BEGIN
+    IF p_algorithm IS NULL OR p_source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF p_target IS NULL OR p_algorithm IN ('kmeans', 'minibatch_kmeans') THEN
+        RAISE EXCEPTION 'cross-validation needs a supervised algorithm and a target'
+            USING ERRCODE = '22023',
+                  HINT = 'Clustering has no held-out truth: compare k-means models by the silhouette that mlpipe.train records.';
+    END IF;
+    IF p_folds IS NULL OR p_folds < 2 THEN
+        RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    src := mlpipe._eval_from(p_source);
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
+                                 FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
+        INTO n, ttype;
+    IF p_folds > n THEN
+        RAISE EXCEPTION 'folds = % is more than the % rows with a non-NULL "%"', p_folds, n, p_target
+            USING ERRCODE = '22023', HINT = 'Use fewer folds.';
+    END IF;
+    -- Stratify as training decides the task: text-like and boolean targets,
+    -- integers with at most 20 distinct values, or params.task.
+    IF p_params ? 'task'::text THEN
+        stratify := p_params->>'task'::text = 'classification';
+    ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
+    ELSE
+        stratify := ttype NOT IN ('real', 'double precision', 'numeric');
+    END IF;
+    -- Folds: rows ordered by a hash of (seed, row), by class first when
+    -- stratified, dealt round-robin. Identical rows are interchangeable, so
+    -- the assignment is reproducible. With features given, the hash covers
+    -- only the feature columns and the target, so that other columns of the
+    -- source (whatever they are called) do not change the folds.
+    seed := coalesce(p_params->>'seed'::text, '0');
+    IF p_features IS NOT NULL THEN
+        hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
+                     FROM (SELECT v.c, pg_catalog.min(v.o) AS o
+                             FROM pg_catalog.unnest(pg_catalog.array_append(
+                                      ARRAY(SELECT pg_catalog.regexp_replace(f, '\[[0-9]+\]$', '')
+                                              FROM pg_catalog.unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
+                            GROUP BY v.c) u);
+    END IF;
+    IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
+        DROP TABLE pg_temp._mlpipe_cv_folds;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
+         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s::bigint)::int
+                AS _mlpipe_fold
+           FROM %3$s s WHERE s.%4$I IS NOT NULL',
+        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
+        USING seed;
+    fparams := (p_params - 'test_size'::text - 'split'::text) OPERATOR(pg_catalog.||) '{"test_size": 0}';
+    IF p_features IS NULL THEN
+        fparams := fparams OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('exclude',
+            CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude'::text) = 'array' THEN p_params->'exclude'::text ELSE '[]' END
+            OPERATOR(pg_catalog.||) '["_mlpipe_fold"]');
+    END IF;
+    parent := mlpipe._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
+        pg_catalog.jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
+                           'features', pg_catalog.to_jsonb(p_features), 'stratified', stratify),
+        'running', NULL, n, started, p_parent, NULL, NULL);
+    FOR i IN 0 .. p_folds - 1 LOOP
+        fstart := pg_catalog.clock_timestamp();
+        fit := mlpipe._fit(p_algorithm,
+            pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
+            p_target, p_features, fparams, NULL);
+        task := fit.task;
+        fm := mlpipe._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
+            pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
+        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows'::text)::bigint) OPERATOR(pg_catalog.||) fm;
+        PERFORM mlpipe._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
+            pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
+            'succeeded', NULL, (fm->>'rows'::text)::bigint, fstart, parent, fm - 'fold'::text - 'training_rows'::text, 'cv_fold');
+        folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
+        IF p_kind OPERATOR(pg_catalog.=) 'cross_validate' THEN   -- a search reports its candidates instead
+            PERFORM mlpipe._progress('cross_validate', 'fold', i + 1, p_folds, started);
+        END IF;
+    END LOOP;
+    DROP TABLE pg_temp._mlpipe_cv_folds;
+    -- Mean and population standard deviation (numpy's default) of each metric.
+    SELECT pg_catalog.jsonb_object_agg(key, a), pg_catalog.jsonb_object_agg(key, sd) INTO mean, std
+      FROM (SELECT e.key, pg_catalog.avg((e.value)::text::float8) AS a, pg_catalog.stddev_pop((e.value)::text::float8) AS sd
+              FROM pg_catalog.jsonb_array_elements(folds_out) f, pg_catalog.jsonb_each(f) e
+             WHERE pg_catalog.jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
+             GROUP BY e.key) t;
+    PERFORM mlpipe._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
+    RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
+                              'rows', n, 'run_id', parent);
+END $$;
+COMMENT ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
+    'k-fold cross-validation behind cross_validate and each search trial.';
+REVOKE ALL ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) TO mlpipe_trainer;
+
+-- Grid or random search with k-fold CV; every trial is a run (kind
+-- 'search_trial', its folds under it) below one 'search' run. The best
+-- parameters by the task's main metric are trained on every row with
+-- mlpipe.train and the gate, and registered as a new version.
+CREATE OR REPLACE FUNCTION mlpipe._search(p_model text, p_algorithm text, p_source text, p_target text,
+    p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    run     bigint;
+    cand    jsonb;
+    cv      jsonb;
+    main    record;
+    val     float8;
+    best    jsonb;
+    best_v  float8;
+    best_cv jsonb;
+    trials  jsonb := '[]';
+    n       int := 0;
+    total   int;
+    res     mlpipe.train_result;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    -- validates the space first, and counts the candidates for progress lines
+    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe._search_candidates(p_space, p_strategy, p_trials);
+    run := mlpipe._log_run('search', p_model, NULL, p_algorithm, p_source,
+        pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
+                           'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
+        'running', NULL, NULL, started, NULL, NULL, NULL);
+    FOR cand IN SELECT * FROM mlpipe._search_candidates(p_space, p_strategy, p_trials) LOOP
+        cv := mlpipe._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
+        IF main IS NULL THEN
+            SELECT * INTO main FROM mlpipe._main_metric(cv->>'task'::text);
+        END IF;
+        val := (cv->'mean'::text->>main.metric)::float8;
+        n := n + 1;
+        PERFORM mlpipe._progress('search', 'candidate', n, total, started);
+        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
+                                                                 main.metric, val));
+        IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
+                                OR (NOT main.higher_is_better AND val < best_v)) THEN
+            best := cand;
+            best_v := val;
+            best_cv := cv;
+        END IF;
+    END LOOP;
+    IF best IS NULL THEN
+        RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
+    END IF;
+    res := mlpipe._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
+    PERFORM mlpipe._eval_finish_run(run, (best_cv->>'rows'::text)::bigint,
+        pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
+                           'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
+        best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
+    RETURN res;
+END $$;
+COMMENT ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
+    'The body of mlpipe.search: cross-validates every candidate, then trains the best on all rows.';
+REVOKE ALL ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;

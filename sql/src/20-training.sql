@@ -18,6 +18,29 @@ COMMENT ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) IS
 REVOKE ALL ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) TO mlpipe_trainer;
 
+-- Progress lines from plpgsql (src/pg/progress.c): "what: stage done/total
+-- done, elapsed, about L s left", or a stage line when done and total are
+-- NULL; the same interval (mlpipe.progress_interval) and switch
+-- (mlpipe.progress) as training's own lines.
+CREATE FUNCTION mlpipe._progress(what text, stage text, done int, total int, started timestamptz)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlpipe_progress_line'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION mlpipe._progress(text, text, int, int, timestamptz) IS
+    'Prints a progress NOTICE for search, cross-validation and training steps (at most one per mlpipe.progress_interval).';
+REVOKE ALL ON FUNCTION mlpipe._progress(text, text, int, int, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._progress(text, text, int, int, timestamptz) TO mlpipe_trainer;
+
+-- The progress lines this session printed in its current or last statement
+-- that printed any (at most 1,000): what tests read.
+CREATE FUNCTION mlpipe._progress_log() RETURNS text[]
+AS 'MODULE_PATHNAME', 'mlpipe_progress_log'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION mlpipe._progress_log() IS
+    'The progress lines of this session''s current or last statement that printed any.';
+REVOKE ALL ON FUNCTION mlpipe._progress_log() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._progress_log() TO mlpipe_trainer;
+
 -- The params _fit gets: train's own keys (as_of, as_of_column, checks,
 -- profile_sample) removed, and the as_of_column added to exclude. That
 -- column says when a row was written, not what it is: like the column of
@@ -142,6 +165,8 @@ BEGIN
     prof := fit.info->'profile'::text;
     -- Lineage notes ride in fit.info, which _register copies into the version.
     fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin;
+    PERFORM mlpipe._progress(p_algorithm, pg_catalog.format('storing the %s artifact',
+                pg_catalog.pg_size_pretty(pg_catalog.octet_length(fit.artifact)::bigint)), NULL, NULL, started);
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
     -- A rerun of an identical version keeps that version's profile.
     IF prof IS NOT NULL AND EXISTS (SELECT 1 FROM mlpipe.model_versions v

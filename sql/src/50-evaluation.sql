@@ -658,6 +658,9 @@ BEGIN
             pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
             'succeeded', NULL, (fm->>'rows'::text)::bigint, fstart, parent, fm - 'fold'::text - 'training_rows'::text, 'cv_fold');
         folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
+        IF p_kind OPERATOR(pg_catalog.=) 'cross_validate' THEN   -- a search reports its candidates instead
+            PERFORM mlpipe._progress('cross_validate', 'fold', i + 1, p_folds, started);
+        END IF;
     END LOOP;
     DROP TABLE pg_temp._mlpipe_cv_folds;
     -- Mean and population standard deviation (numpy's default) of each metric.
@@ -818,12 +821,14 @@ DECLARE
     best_cv jsonb;
     trials  jsonb := '[]';
     n       int := 0;
+    total   int;
     res     mlpipe.train_result;
 BEGIN
     IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
         RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
     END IF;
-    PERFORM mlpipe._search_candidates(p_space, p_strategy, p_trials) LIMIT 1;   -- validates the space first
+    -- validates the space first, and counts the candidates for progress lines
+    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe._search_candidates(p_space, p_strategy, p_trials);
     run := mlpipe._log_run('search', p_model, NULL, p_algorithm, p_source,
         pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
                            'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
@@ -835,6 +840,7 @@ BEGIN
         END IF;
         val := (cv->'mean'::text->>main.metric)::float8;
         n := n + 1;
+        PERFORM mlpipe._progress('search', 'candidate', n, total, started);
         trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
                                                                  main.metric, val));
         IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)

@@ -383,9 +383,9 @@ cart_wave(CartFit *f, int t0, int nb)
 	CartRun    *run = &f->run;
 	int			i;
 
-	for (i = 0; i < nb; i++)
-		if (ml_check(env, f->rf ? "random_forest" : "decision_tree", t0 + i, f->n_trees, 0))
-			return ml_fail_cancelled(f->err);
+	/* progress: t0 trees done (no loss: a forest has none to report) */
+	if (ml_check(env, f->rf ? "random_forest" : "decision_tree", t0, f->n_trees, NAN))
+		return ml_fail_cancelled(f->err);
 	run->t0 = t0;
 	run->nb = nb;
 	/* one tree at a time runs on this thread: it may check for cancel */
@@ -491,6 +491,8 @@ cart_grow_all(CartFit *f, TreeFitInfo *info)
 		if (st != ML_OK)
 			return st;
 	}
+	if (ml_check(f->env, f->rf ? "random_forest" : "decision_tree", f->n_trees, f->n_trees, NAN))
+		return ml_fail_cancelled(f->err);
 	if (f->run.oob_acc)
 		cart_oob_score(f);
 	if (!tm_finish(f->env, f->out, f->err))

@@ -766,6 +766,8 @@ gbt_boost(GbtFit *f)
 		if (f->n_valid > 0 && gbt_track_validation(f, round))
 			break;
 	}
+	if (ml_check(f->env, "gbt", f->rounds_done, f->p->n_estimators, f->last_loss))
+		return ml_fail_cancelled(f->err);
 	return ML_OK;
 }
 

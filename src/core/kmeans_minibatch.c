@@ -456,7 +456,7 @@ km_mb_steps(KmMb *M, int64_t *steps_out)
 		}
 		if ((step & 63) == 63 &&
 			ml_check(F->env, "minibatch kmeans",
-					 (int) ((double) step * batch / n) + 1, M->p->max_iter, M->ewa))
+					 (int) ((double) step * batch / n), M->p->max_iter, M->ewa))
 			return ml_fail_cancelled(F->err);
 	}
 	*steps_out = step > n_steps ? n_steps : step;

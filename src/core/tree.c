@@ -384,7 +384,7 @@ cart_grow(const CartShared *s, CartWork *w)
 					nonconst = 0;
 
 		if (w->check_env && (++pops & 1023) == 0 &&
-			ml_check(w->check_env, "decision_tree", w->n_tn, w->max_tn, 0))
+			ml_check(w->check_env, "tree", 0, 0, NAN))
 		{
 			w->cancelled = true;
 			return;

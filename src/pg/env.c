@@ -1,7 +1,7 @@
 /*
  * env.c: the MlEnv that src/core runs in inside a backend. Memory comes from
  * a private context (an error or cancel frees all of it at once); check()
- * honours cancel and statement_timeout and prints progress about once a second.
+ * honours cancel and statement_timeout and prints progress (progress.c).
  */
 #include "mlpipe.h"
 
@@ -52,45 +52,130 @@ pg_env_free(void *ctx, void *ptr)
 	pfree(((void **) ptr)[-1]);
 }
 
-/* MlEnv.check: honours cancel and timeouts; with mlpipe.progress, a NOTICE about once a second. */
+/*
+ * The main loop of each training algorithm: the stage core reports it
+ * under (with units done / total), what a unit is, what the value is, and
+ * whether it may stop early (so the estimate is an upper one).
+ */
+typedef struct LoopKind
+{
+	const char *what;
+	const char *stage;
+	const char *unit;
+	const char *value_name;
+	bool		capped;
+} LoopKind;
+
+static const LoopKind loop_kinds[] = {
+	{"kmeans", "kmeans", "iteration", "squared centre shift", true},
+	{"minibatch_kmeans", "minibatch kmeans", "pass", "smoothed batch inertia", true},
+	{"decision_tree", "decision_tree", "tree", NULL, false},
+	{"random_forest", "random_forest", "tree", NULL, false},
+	{"gbt", "gbt", "round", "validation loss", true},
+	{NULL, NULL, NULL, NULL, false}
+};
+
+/*
+ * Takes in a report of the main loop: done units of total, at now. A count
+ * lower than the last starts a new run of the loop (k-means' next init).
+ */
+static void
+loop_observe(PgEnv *pe, int done, int total, double value, int64 now)
+{
+	if (pe->loop_total == 0 || done < pe->loop_done)
+	{
+		pe->loop_first_done = done;
+		pe->loop_first_us = now;
+		pe->loop_done_us = now;
+	}
+	else if (done > pe->loop_done)
+		pe->loop_done_us = now;
+	pe->loop_total = total;
+	pe->loop_done = done;
+	pe->loop_value = value;
+}
+
+/*
+ * The main loop's line: units done / total, the elapsed time, the value
+ * when core has one, and the time left at the pace of the units timed so
+ * far (from when the loop was first seen to when its last unit was done),
+ * less the time the unit in progress has run.
+ */
+static void
+loop_notice(PgEnv *pe, int64 now)
+{
+	int			timed = pe->loop_done - pe->loop_first_done;
+	char		est[64] = "";
+
+	if (timed > 0 && pe->loop_total > pe->loop_done)
+	{
+		double		per = (pe->loop_done_us - pe->loop_first_us) / 1e6 / timed;
+		double		left = per * (pe->loop_total - pe->loop_done) - (now - pe->loop_done_us) / 1e6;
+
+		snprintf(est, sizeof(est), pe->loop_capped ? ", at most %.1f s left" : ", about %.1f s left",
+				 left > 0 ? left : 0.0);
+	}
+	if (pe->value_name && !isnan(pe->loop_value))
+		progress_notice("%s: %s %d/%d done, %s %.6g, %.1f s elapsed%s", pe->what, pe->loop_unit,
+						pe->loop_done, pe->loop_total, pe->value_name, pe->loop_value,
+						(now - pe->start_us) / 1e6, est);
+	else
+		progress_notice("%s: %s %d/%d done, %.1f s elapsed%s", pe->what, pe->loop_unit,
+						pe->loop_done, pe->loop_total, (now - pe->start_us) / 1e6, est);
+}
+
+/*
+ * MlEnv.check: honours cancel and timeouts; with mlpipe.progress, a NOTICE
+ * at most once per mlpipe.progress_interval (and when the last unit of the
+ * main loop is done). While the main loop runs, every check reports it;
+ * other stages (initialisation, preprocessing, metrics) report themselves.
+ */
 static int
 pg_env_check(void *ctx, const char *stage, int iter, int max_iter, double value)
 {
 	PgEnv	   *pe = ctx;
 	int64		now;
-	double		elapsed;
+	bool		in_loop;
+	bool		last;
 
 	CHECK_FOR_INTERRUPTS();
 	if (!mlpipe_progress)
 		return 0;
 	now = pg_env_now_us();
-	if (now - pe->last_notice_us < 1000000)
+	in_loop = pe->loop_stage && strcmp(stage, pe->loop_stage) == 0 && max_iter > 0;
+	last = in_loop && iter == max_iter && pe->loop_done < max_iter;
+	if (in_loop)
+		loop_observe(pe, iter, max_iter, value, now);
+	else if (pe->stage == NULL || strcmp(stage, pe->stage) != 0)
+	{
+		pe->stage = stage;
+		pe->stage_first = iter;
+		pe->stage_start_us = now;
+	}
+	if (!progress_due(&pe->last_notice_us, now) && !last)
 		return 0;
-	pe->last_notice_us = now;
-	elapsed = (now - pe->start_us) / 1e6;
-	/* Core names its stage; the algorithm's own name means the main loop. */
-	if (strcmp(stage, pe->what) == 0)
-		stage = "iteration";
-	if (iter > 0 && max_iter > 0 && !isnan(value))
-		ereport(NOTICE,
-				(errmsg("%s: %s %d/%d, %s %.6g, %.1f s elapsed, at most %.1f s left",
-						pe->what, stage, iter, max_iter, pe->value_name, value, elapsed,
-						elapsed / iter * (max_iter - iter))));
-	else if (iter > 0 && max_iter > 0)
-		ereport(NOTICE,
-				(errmsg("%s: %s %d/%d, %.1f s elapsed, at most %.1f s left",
-						pe->what, stage, iter, max_iter, elapsed,
-						elapsed / iter * (max_iter - iter))));
+	if (in_loop || (pe->loop_total > 0 && pe->loop_done < pe->loop_total &&
+					strcmp(stage, "tree") == 0))
+		loop_notice(pe, now);
+	else if (iter >= 0 && max_iter > 0)
+		progress_notice("%s: %s %d/%d, %.1f s elapsed%s", pe->what, stage, iter, max_iter,
+						(now - pe->start_us) / 1e6,
+						progress_estimate((now - pe->stage_start_us) / 1e6, iter - pe->stage_first,
+										  max_iter - pe->stage_first, false));
 	else
-		ereport(NOTICE,
-				(errmsg("%s: %s, %.1f s elapsed", pe->what, stage, elapsed)));
+		progress_notice("%s: %s, %.1f s elapsed", pe->what,
+						pe->loop_stage && strcmp(stage, pe->loop_stage) == 0 ? "preparing the data" : stage,
+						(now - pe->start_us) / 1e6);
 	return 0;
 }
 
-/* Sets up pe: memory in mcxt, `what` for progress lines, threads only when asked for. */
+/* Sets up pe: memory in mcxt, `what` (and its main loop) for progress lines, threads only when asked for. */
 void
 pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads)
 {
+	const LoopKind *lk;
+
+	memset(pe, 0, sizeof(*pe));
 	pe->env.alloc = pg_env_alloc;
 	pe->env.free = pg_env_free;
 	pe->env.check = pg_env_check;
@@ -98,7 +183,15 @@ pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads)
 	pe->env.n_threads = threads ? mlpipe_threads() : 1;
 	pe->mcxt = mcxt;
 	pe->what = what;
-	pe->value_name = "loss";
+	pe->loop_value = NAN;
+	for (lk = loop_kinds; lk->what; lk++)
+		if (strcmp(lk->what, what) == 0)
+		{
+			pe->loop_stage = lk->stage;
+			pe->loop_unit = lk->unit;
+			pe->value_name = lk->value_name;
+			pe->loop_capped = lk->capped;
+		}
 	pe->start_us = pg_env_now_us();
 	pe->last_notice_us = pe->start_us;
 }

@@ -176,7 +176,6 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);
-	pe.value_name = "centre shift";	/* what core reports per Lloyd iteration */
 
 	if (warm != NULL)
 	{

@@ -379,7 +379,6 @@ check_params(TreeFit *F)
 
 	F->mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&F->pe, F->mcxt, F->algorithm, true);
-	F->pe.value_name = "loss";
 
 	tree_params(F->params, F->algo, ML_TASK_CLASSIFY, 2, &probe, &cwtmp);
 	probe.task = F->task_param && strcmp(F->task_param, "regression") == 0 ? ML_TASK_REGRESS : ML_TASK_CLASSIFY;
@@ -661,7 +660,7 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 		int			c;
 
 		if (r % SCORE_CHECK_ROWS == 0)
-			CHECK_FOR_INTERRUPTS();
+			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
 		unbin_row(&F->bins, Be, F->L.d, r, x);
 		c = trees_predict_class(&F->model, x, out);
 		cnt[k + yce[r]]++;
@@ -714,7 +713,7 @@ evaluate_regressor(TreeFit *F, uint8 *Be, const double *yve, int64 ne)
 	for (r = 0; r < ne; r++)
 	{
 		if (r % SCORE_CHECK_ROWS == 0)
-			CHECK_FOR_INTERRUPTS();
+			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
 		unbin_row(&F->bins, Be, F->L.d, r, x);
 		trees_predict_row(&F->model, x, out);
 		metrics_reg_add(&acc, yve[r], out[0]);

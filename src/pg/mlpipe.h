@@ -22,6 +22,7 @@
  * (22023) a value given before load that PostgreSQL could only warn about.
  */
 extern bool mlpipe_progress;
+int			mlpipe_progress_interval_ms(void);
 int			mlpipe_max_memory_kb(void);
 int			mlpipe_threads(void);
 
@@ -34,15 +35,34 @@ typedef struct PgEnv
 	MlEnv		env;
 	MemoryContext mcxt;
 	const char *what;			/* "kmeans", ... for progress lines */
-	const char *value_name;		/* what check()'s value is: "inertia", "loss" */
 	int64		start_us;
 	int64		last_notice_us;
+	/* the main loop of a training (env.c), NULL stage when there is none */
+	const char *loop_stage;		/* the stage name core reports it under */
+	const char *loop_unit;		/* "iteration", "tree", "round", "pass" */
+	const char *value_name;		/* what check()'s value is there, or NULL */
+	bool		loop_capped;	/* may stop before total (convergence) */
+	int			loop_total;		/* 0 until core reports the loop */
+	int			loop_done;		/* units done at the last report */
+	int			loop_first_done;	/* units done when it was first seen */
+	int64		loop_first_us;	/* ... and when */
+	int64		loop_done_us;	/* when loop_done was first reported */
+	double		loop_value;		/* value at the last report (NaN: none) */
+	/* the other stage last reported (initialisation, scoring, ...), and since when */
+	const char *stage;
+	int			stage_first;	/* its count when first reported */
+	int64		stage_start_us;
 } PgEnv;
 
 void		pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads);
 void		pg_report_ml_error(const MlError *err) pg_attribute_noreturn();
 #define ML_CHECK_STATUS(st, err) do { if ((st) != ML_OK) pg_report_ml_error(err); } while (0)
 int64		pg_env_now_us(void);
+
+/* progress.c: progress lines, at most one per mlpipe.progress_interval. */
+bool		progress_due(int64 *last_us, int64 now_us);
+void		progress_notice(const char *fmt,...) pg_attribute_printf(1, 2);
+const char *progress_estimate(double seconds_done, int done, int total, bool capped);
 
 /*
  * 54000 when `need` bytes exceed mlpipe.max_memory; the message reads

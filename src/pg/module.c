@@ -25,6 +25,7 @@
 PG_MODULE_MAGIC;
 
 bool		mlpipe_progress = true;
+static int	progress_interval_ms = 1000;
 static int	max_memory_kb = 2 * 1024 * 1024;
 static int	threads = 2;
 
@@ -91,6 +92,11 @@ _PG_init(void)
 							 "Print NOTICE progress lines during long training.",
 							 NULL, &mlpipe_progress, true,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mlpipe.progress_interval",
+							"Least time between two progress lines of one training, search or cross-validation.",
+							"0 prints a line at every check (tests).",
+							&progress_interval_ms, 1000, 0, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("mlpipe.max_memory",
 							"Memory a training or a metric aggregate may use for its rows and work.",
 							"Over it, SQLSTATE 54000 before allocating more.",
@@ -138,4 +144,11 @@ mlpipe_threads(void)
 	if (refused_threads)
 		report_refused("mlpipe.threads", refused_threads, "an integer between 1 and 64");
 	return threads;
+}
+
+/* mlpipe.progress_interval in milliseconds. */
+int
+mlpipe_progress_interval_ms(void)
+{
+	return progress_interval_ms;
 }

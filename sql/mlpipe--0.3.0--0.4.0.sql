@@ -2815,6 +2815,19 @@ COMMENT ON FUNCTION mlpipe._progress_log() IS
 REVOKE ALL ON FUNCTION mlpipe._progress_log() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._progress_log() TO mlpipe_trainer;
 
+-- Everything _fit checks before it reads data (keys, values, target,
+-- algorithm), without data: the same C functions, so the same SQLSTATE,
+-- message and HINT. _train runs it first; create_pipeline runs the same
+-- check in C on each train step (src/pg/pipeline.c).
+CREATE FUNCTION mlpipe._check_params(algorithm text, params jsonb, target text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlpipe_check_params'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION mlpipe._check_params(text, jsonb, text) IS
+    'Checks an algorithm''s params and target as training does before it reads data (22023 with the training''s message).';
+REVOKE ALL ON FUNCTION mlpipe._check_params(text, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._check_params(text, jsonb, text) TO mlpipe_trainer;
+
 -- A training with the same algorithm, source, target and params as the
 -- model's latest version, whose artifact is byte-identical to it:
 -- its run and metrics are recorded against that version; no new version,
@@ -2836,8 +2849,8 @@ BEGIN
     INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
     SELECT v_run, p_model, p_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
       FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
-    RAISE NOTICE 'model "%": this training reproduced version % byte for byte; run % is recorded against it and no new version is made',
-        p_model, p_version, v_run
+    RAISE NOTICE 'model "%": this training reproduced version % byte for byte; its run is recorded against that version and no new version is made',
+        p_model, p_version
         USING HINT = 'Change the data, params or seed to get a different model.';
     RETURN ROW(p_model, p_version,
                EXISTS (SELECT 1 FROM mlpipe.aliases a
@@ -2997,6 +3010,8 @@ BEGIN
     IF p_source IS NULL THEN
         RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- Every params check that needs no data, before as_of and checks read the source.
+    PERFORM mlpipe._check_params(p_algorithm, p_params, p_target);
     IF p_params ? 'warm_start'::text THEN
         IF pg_catalog.jsonb_typeof(p_params->'warm_start'::text) <> 'string' THEN
             RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''

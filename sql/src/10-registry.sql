@@ -253,8 +253,8 @@ BEGIN
     INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
     SELECT v_run, p_model, p_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
       FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
-    RAISE NOTICE 'model "%": this training reproduced version % byte for byte; run % is recorded against it and no new version is made',
-        p_model, p_version, v_run
+    RAISE NOTICE 'model "%": this training reproduced version % byte for byte; its run is recorded against that version and no new version is made',
+        p_model, p_version
         USING HINT = 'Change the data, params or seed to get a different model.';
     RETURN ROW(p_model, p_version,
                EXISTS (SELECT 1 FROM mlpipe.aliases a

@@ -41,6 +41,19 @@ COMMENT ON FUNCTION mlpipe._progress_log() IS
 REVOKE ALL ON FUNCTION mlpipe._progress_log() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._progress_log() TO mlpipe_trainer;
 
+-- Everything _fit checks before it reads data (keys, values, target,
+-- algorithm), without data: the same C functions, so the same SQLSTATE,
+-- message and HINT. _train runs it first; create_pipeline runs the same
+-- check in C on each train step (src/pg/pipeline.c).
+CREATE FUNCTION mlpipe._check_params(algorithm text, params jsonb, target text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlpipe_check_params'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION mlpipe._check_params(text, jsonb, text) IS
+    'Checks an algorithm''s params and target as training does before it reads data (22023 with the training''s message).';
+REVOKE ALL ON FUNCTION mlpipe._check_params(text, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._check_params(text, jsonb, text) TO mlpipe_trainer;
+
 -- The params _fit gets: train's own keys (as_of, as_of_column, checks,
 -- profile_sample) removed, and the as_of_column added to exclude. That
 -- column says when a row was written, not what it is: like the column of
@@ -131,6 +144,8 @@ BEGIN
     IF p_source IS NULL THEN
         RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- Every params check that needs no data, before as_of and checks read the source.
+    PERFORM mlpipe._check_params(p_algorithm, p_params, p_target);
     IF p_params ? 'warm_start'::text THEN
         IF pg_catalog.jsonb_typeof(p_params->'warm_start'::text) <> 'string' THEN
             RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''

@@ -13,6 +13,7 @@
 #include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(mlpipe_fit);
+PG_FUNCTION_INFO_V1(mlpipe_check_params);
 
 static const char *const algorithms[] = {
 	"kmeans", "minibatch_kmeans", "decision_tree", "random_forest", "gbt", NULL
@@ -68,6 +69,85 @@ info_with_profile(cJSON *info, const char *profile)
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
 }
 
+/* The index of algorithm in algorithms[] (0, 1: k-means), or 22023 naming the choices. */
+static int
+algorithm_index(const char *algorithm)
+{
+	int			i;
+
+	for (i = 0; algorithms[i]; i++)
+		if (strcmp(algorithm, algorithms[i]) == 0)
+			return i;
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("unknown algorithm \"%s\"", algorithm),
+					errhint("Algorithms: kmeans, minibatch_kmeans, decision_tree, random_forest, gbt.")));
+	return -1;					/* keep compiler quiet */
+}
+
+/*
+ * Everything _fit checks before it reads data, for an algorithm, the params
+ * _fit gets (train's own keys removed) and the target: the same functions,
+ * so the same SQLSTATE, message and HINT. warm says whether a warm start
+ * was asked for. Returns the algorithm's index.
+ */
+static int
+check_fit_params(const char *algorithm, cJSON *params, const char *target, bool warm)
+{
+	int			i = algorithm_index(algorithm);
+
+	if (i <= 1)
+		kmeans_check_params(algorithm, params, target);
+	else if (warm)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s does not support warm_start", algorithm)));
+	else
+		trees_check_params(algorithm, params, target);
+	return i;
+}
+
+/*
+ * What mlpipe.train checks of (algorithm, params, target) before it reads
+ * any data, for create_pipeline: train's own keys (as_of, as_of_column,
+ * checks: they need the source) set aside, profile_sample ranged, then
+ * check_fit_params. params is not changed.
+ */
+void
+fit_check_params(const char *algorithm, cJSON *params, const char *target)
+{
+	static const char *const train_only[] = {"as_of", "as_of_column", "checks", NULL};
+	cJSON	   *p = cJSON_Duplicate(params, true);
+	cJSON	   *warm;
+	int			i;
+
+	if (p == NULL)
+		elog(ERROR, "out of memory");
+	(void) algorithm_index(algorithm);
+	for (i = 0; train_only[i]; i++)
+		cJSON_DeleteItemFromObjectCaseSensitive(p, train_only[i]);
+	(void) take_profile_sample(p);
+	warm = cJSON_GetObjectItemCaseSensitive(p, "warm_start");
+	if (warm && !cJSON_IsString(warm))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("params.warm_start must be a model reference such as 'sensors@3'")));
+	check_fit_params(algorithm, p, target, warm != NULL);
+	cJSON_Delete(p);
+}
+
+/* mlpipe._check_params(algorithm, params, target): fit_check_params from SQL. */
+Datum
+mlpipe_check_params(PG_FUNCTION_ARGS)
+{
+	cJSON	   *params;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("algorithm must not be NULL")));
+	params = params_parse(PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1));
+	fit_check_params(text_to_cstring(PG_GETARG_TEXT_PP(0)), params,
+					 PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	PG_RETURN_VOID();
+}
+
 /* mlpipe._fit(algorithm, source, target, features, params, warm_start) -> fit_result. */
 Datum
 mlpipe_fit(PG_FUNCTION_ARGS)
@@ -94,25 +174,15 @@ mlpipe_fit(PG_FUNCTION_ARGS)
 	params = params_parse(PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4));
 	warm = PG_ARGISNULL(5) ? NULL : PG_GETARG_BYTEA_PP(5);
 
-	for (i = 0; algorithms[i]; i++)
-		if (strcmp(algorithm, algorithms[i]) == 0)
-			break;
-	if (algorithms[i] == NULL)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("unknown algorithm \"%s\"", algorithm),
-						errhint("Algorithms: kmeans, minibatch_kmeans, decision_tree, random_forest, gbt.")));
-
+	(void) algorithm_index(algorithm);
 	memset(&fo, 0, sizeof(fo));
 	fo.profile_sample = take_profile_sample(params);
+	/* every check that needs no data, before reading any (as create_pipeline runs them) */
+	i = check_fit_params(algorithm, params, target, warm != NULL);
 	if (i <= 1)
 		fit_kmeans(algorithm, source, target, features, params, warm, &fo);
 	else
-	{
-		if (warm != NULL)
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("%s does not support warm_start", algorithm)));
 		fit_trees(algorithm, source, target, features, params, &fo);
-	}
 
 	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "mlpipe._fit must return a composite type");

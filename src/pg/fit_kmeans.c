@@ -125,12 +125,62 @@ kmeans_preprocess(PgEnv *pe, cJSON *params, SourceData *data, MlPrep *prep, bool
 	data->feature_names = names;
 }
 
+/*
+ * Reads and checks every k-means parameter that needs no data (the keys,
+ * the target, k, init, restarts, limits, distance, on_null, exclude) into
+ * kp, before any data is read; also what create_pipeline runs
+ * (kmeans_check_params), so both say the same.
+ */
+static void
+read_params(const char *algorithm, cJSON *params, const char *target, KmParams *kp)
+{
+	bool		minibatch = strcmp(algorithm, "minibatch_kmeans") == 0;
+	const char *init;
+
+	params_check_keys(params, algorithm, minibatch ? minibatch_keys : kmeans_keys);
+	if (target != NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s is unsupervised: target must be NULL, not \"%s\"", algorithm, target)));
+	memset(kp, 0, sizeof(*kp));
+	kp->k = params_int(params, "k", 8, INT_MIN, INT_MAX);
+	if (kp->k <= 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"k\" = %d must be at least 1", kp->k)));
+	init = params_choice(params, "init", "kmeans++", init_names);
+	kp->init = strcmp(init, "given") == 0 ? KM_INIT_GIVEN :
+		strcmp(init, "random") == 0 ? KM_INIT_RANDOM : KM_INIT_KMEANSPP;
+	if (kp->init != KM_INIT_GIVEN && cJSON_GetObjectItemCaseSensitive(params, "centroids"))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"centroids\" is only used with init = 'given'")));
+	kp->n_init = params_int(params, "n_init", kp->init == KM_INIT_RANDOM ? 10 : 1, 1, 1000);
+	kp->max_iter = params_int(params, "max_iter", minibatch ? 100 : 300, 1, 1000000);
+	kp->tol = params_number(params, "tol", 1e-4, 0, 1e300);
+	kp->distance = strcmp(params_choice(params, "distance", "l2", distance_names), "cosine") == 0
+		? KM_DIST_COSINE : KM_DIST_L2;
+	kp->seed = params_seed(params);
+	kp->standardize = params_bool(params, "standardize", false);
+	kp->minibatch = minibatch;
+	kp->batch_size = params_int(params, "batch_size", 1024, 1, INT_MAX);
+	kp->sample_size = (int64) params_number(params, "sample_size", KM_SAMPLE_AUTO, 0, 1e12);
+
+	(void) params_choice(params, "on_null", "error", on_null_names);	/* read again for the load */
+	(void) params_exclude(params);
+}
+
+/* What fit_kmeans checks before reading data, without data (fit.c's fit_check_params). */
+void
+kmeans_check_params(const char *algorithm, cJSON *params, const char *target)
+{
+	KmParams	kp;
+
+	read_params(algorithm, params, target, &kp);
+}
+
 /* Trains kmeans or minibatch_kmeans (warm-started from warm when given) into fo. */
 void
 fit_kmeans(const char *algorithm, const char *source, const char *target,
 		   ArrayType *features, cJSON *params, bytea *warm, FitOutput *fo)
 {
-	bool		minibatch = strcmp(algorithm, "minibatch_kmeans") == 0;
 	KmParams	kp;
 	SourceSpec	spec;
 	SourceData	data;
@@ -143,36 +193,11 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	MlMeta		meta;
 	MlBuf		buf;
 	MlPrep		prep;
-	const char *init;
 	bool		has_k = cJSON_GetObjectItemCaseSensitive(params, "k") != NULL;
 	int64		t0 = pg_env_now_us();
 	double		seconds;
 
-	params_check_keys(params, algorithm, minibatch ? minibatch_keys : kmeans_keys);
-	if (target != NULL)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s is unsupervised: target must be NULL, not \"%s\"", algorithm, target)));
-	memset(&kp, 0, sizeof(kp));
-	kp.k = params_int(params, "k", 8, INT_MIN, INT_MAX);
-	if (kp.k <= 0)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("parameter \"k\" = %d must be at least 1", kp.k)));
-	init = params_choice(params, "init", "kmeans++", init_names);
-	kp.init = strcmp(init, "given") == 0 ? KM_INIT_GIVEN :
-		strcmp(init, "random") == 0 ? KM_INIT_RANDOM : KM_INIT_KMEANSPP;
-	if (kp.init != KM_INIT_GIVEN && cJSON_GetObjectItemCaseSensitive(params, "centroids"))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("parameter \"centroids\" is only used with init = 'given'")));
-	kp.n_init = params_int(params, "n_init", kp.init == KM_INIT_RANDOM ? 10 : 1, 1, 1000);
-	kp.max_iter = params_int(params, "max_iter", minibatch ? 100 : 300, 1, 1000000);
-	kp.tol = params_number(params, "tol", 1e-4, 0, 1e300);
-	kp.distance = strcmp(params_choice(params, "distance", "l2", distance_names), "cosine") == 0
-		? KM_DIST_COSINE : KM_DIST_L2;
-	kp.seed = params_seed(params);
-	kp.standardize = params_bool(params, "standardize", false);
-	kp.minibatch = minibatch;
-	kp.batch_size = params_int(params, "batch_size", 1024, 1, INT_MAX);
-	kp.sample_size = (int64) params_number(params, "sample_size", KM_SAMPLE_AUTO, 0, 1e12);
+	read_params(algorithm, params, target, &kp);
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);

@@ -348,15 +348,30 @@ trees_task_and_split(TreeFit *F)
 										F->test_size, F->seed, F->is_test, &F->n_test, &err), &err);
 }
 
+/* gbt's params.validation_size: only with early stopping, in [0.01, 0.5], 0.1 by default. */
+static double
+validation_size(cJSON *params, int early_stopping_rounds)
+{
+	if (early_stopping_rounds > 0)
+		return params_number(params, "validation_size", 0.1, 0.01, 0.5);
+	if (cJSON_GetObjectItemCaseSensitive(params, "validation_size"))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"validation_size\" is only used with early_stopping_rounds")));
+	return 0;
+}
+
 /*
- * Phase check_params: the keys of params, the target, task, test_size, seed
- * and split, and every tree parameter whose check does not need the data
- * (a probe whose data-dependent parts are neutral).
+ * The checks of check_params that need no data: the keys of params, the
+ * target, task, test_size, seed, split, on_null, exclude, and every tree
+ * parameter whose check does not need the data (a probe whose
+ * data-dependent parts are neutral). Also what create_pipeline runs
+ * (trees_check_params), so both say the same.
  */
 static void
-check_params(TreeFit *F)
+read_params(TreeFit *F)
 {
 	static const char *const tasks[] = {"classification", "regression", NULL};
+	static const char *const on_null_names[] = {"skip", "error", NULL};
 	const char *allowed[64];
 	double	   *cwtmp;
 	TreeParams	probe;
@@ -376,9 +391,8 @@ check_params(TreeFit *F)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("parameter \"test_size\" is not used with split = '%s'", F->split),
 						errhint("The split column decides which rows are test rows.")));
-
-	F->mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
-	pg_env_init(&F->pe, F->mcxt, F->algorithm, true);
+	(void) params_choice(F->params, "on_null", "skip", on_null_names);	/* read again by the load */
+	(void) params_exclude(F->params);
 
 	tree_params(F->params, F->algo, ML_TASK_CLASSIFY, 2, &probe, &cwtmp);
 	probe.task = F->task_param && strcmp(F->task_param, "regression") == 0 ? ML_TASK_REGRESS : ML_TASK_CLASSIFY;
@@ -387,7 +401,39 @@ check_params(TreeFit *F)
 	probe.max_features = TREE_MF_DEFAULT;
 	if (trees_params_validate(&probe, ML_MAX_FEATURES, probe.task == ML_TASK_CLASSIFY ? 2 : 0, &err) != ML_OK)
 		pg_report_ml_error(&err);
+	(void) validation_size(F->params, probe.early_stopping_rounds);
 	F->max_bins = probe.max_bins;
+}
+
+/* Phase check_params: read_params, then the training's memory context and env. */
+static void
+check_params(TreeFit *F)
+{
+	read_params(F);
+	F->mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
+	pg_env_init(&F->pe, F->mcxt, F->algorithm, true);
+}
+
+/* The tree algorithm of a name that fit.c has checked. */
+static TreeAlgorithm
+tree_algorithm(const char *algorithm)
+{
+	return strcmp(algorithm, "decision_tree") == 0 ? TREE_ALGO_DECISION_TREE :
+		strcmp(algorithm, "random_forest") == 0 ? TREE_ALGO_RANDOM_FOREST : TREE_ALGO_GBT;
+}
+
+/* What fit_trees checks before reading data, without data (fit.c's fit_check_params). */
+void
+trees_check_params(const char *algorithm, cJSON *params, const char *target)
+{
+	TreeFit		F;
+
+	memset(&F, 0, sizeof(F));
+	F.algorithm = algorithm;
+	F.algo = tree_algorithm(algorithm);
+	F.params = params;
+	F.target = target;
+	read_params(&F);
 }
 
 /* Phase load: pass 1 over the source (fit_trees_load.c). */
@@ -592,7 +638,7 @@ train_model(TreeFit *F)
 
 	if (F->tp.early_stopping_rounds > 0)
 	{
-		double		vs = params_number(F->params, "validation_size", 0.1, 0.01, 0.5);
+		double		vs = validation_size(F->params, F->tp.early_stopping_rounds);
 		MlRng		vr;
 
 		valid_mask = palloc_extended(Max(F->n_train, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
@@ -600,9 +646,6 @@ train_model(TreeFit *F)
 		for (r = 0; r < F->n_train; r++)
 			valid_mask[r] = ml_rng_uniform(&vr) < vs;
 	}
-	else if (cJSON_GetObjectItemCaseSensitive(F->params, "validation_size"))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("parameter \"validation_size\" is only used with early_stopping_rounds")));
 
 	memset(&data, 0, sizeof(data));
 	data.B = L->B;
@@ -813,8 +856,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	memset(&F, 0, sizeof(F));
 	F.t0 = pg_env_now_us();
 	F.algorithm = algorithm;
-	F.algo = strcmp(algorithm, "decision_tree") == 0 ? TREE_ALGO_DECISION_TREE :
-		strcmp(algorithm, "random_forest") == 0 ? TREE_ALGO_RANDOM_FOREST : TREE_ALGO_GBT;
+	F.algo = tree_algorithm(algorithm);
 	F.params = params;
 	F.target = target;
 	check_params(&F);

@@ -231,6 +231,10 @@ void		fit_kmeans(const char *algorithm, const char *source, const char *target,
 					   ArrayType *features, cJSON *params, bytea *warm, FitOutput *fo);
 void		fit_trees(const char *algorithm, const char *source, const char *target,
 					  ArrayType *features, cJSON *params, FitOutput *fo);
+/* The checks _fit makes before reading data, without data (for create_pipeline). */
+void		fit_check_params(const char *algorithm, cJSON *params, const char *target);
+void		kmeans_check_params(const char *algorithm, cJSON *params, const char *target);
+void		trees_check_params(const char *algorithm, cJSON *params, const char *target);
 
 /* fit_token.c: the token mlpipe._register claims for each result _fit returns. */
 void		fit_token_issue(struct HeapTupleHeaderData *rec, const char *algorithm);

@@ -269,23 +269,105 @@ check_into(CheckState *cs, const char *path, const char *into)
 	cs->written = lappend(cs->written, names);
 }
 
+/* errcontext of a value check: where in the config the value is. */
+static void
+config_path_context(void *arg)
+{
+	errcontext("pipeline config %s", (const char *) arg);
+}
+
+/* fit_check_params(algorithm, params, target) with the config path as the error's context. */
+static void
+check_values_at(const char *path, const char *algorithm, cJSON *params, const char *target)
+{
+	ErrorContextCallback cb;
+
+	cb.callback = config_path_context;
+	cb.arg = (void *) path;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	fit_check_params(algorithm, params, target);
+	error_context_stack = cb.previous;
+}
+
 /*
- * The params of a train step (or the space of a search step) against the
- * keys its algorithm accepts, as train itself checks them, plus train's own
- * keys (as_of, as_of_column, checks, profile_sample) for a train step: a
- * misspelt n_estimator fails when the pipeline is created, not when it runs.
+ * The values of a train step's params, as mlpipe.train checks them before
+ * reading data (same SQLSTATE, message and HINT); for a search step, each
+ * value a list of its space offers and each end of a range, one at a time.
+ */
+static void
+check_algorithm_values(cJSON *step, const char *prefix, const char *algorithm, cJSON *params, bool search)
+{
+	cJSON	   *target = cJSON_GetObjectItemCaseSensitive(step, "target");
+	const char *tgt = cJSON_IsString(target) ? target->valuestring : NULL;
+	cJSON	   *choice;
+
+	if (!search)
+	{
+		check_values_at(psprintf("%s.params", prefix), algorithm, params, tgt);
+		return;
+	}
+	cJSON_ArrayForEach(choice, params)
+	{
+		static const char *const ends[] = {"min", "max", NULL};
+		cJSON	   *v;
+		int			i = 0;
+
+		if (cJSON_IsArray(choice))
+			cJSON_ArrayForEach(v, choice)
+			{
+				cJSON	   *one = cJSON_CreateObject();
+
+				cJSON_AddItemToObject(one, choice->string, cJSON_Duplicate(v, true));
+				check_values_at(psprintf("%s.space.%s[%d]", prefix, choice->string, i++), algorithm, one, tgt);
+				cJSON_Delete(one);
+			}
+		else if (cJSON_IsObject(choice))
+			for (i = 0; ends[i]; i++)
+			{
+				cJSON	   *end = cJSON_GetObjectItemCaseSensitive(choice, ends[i]);
+				cJSON	   *one;
+
+				if (!cJSON_IsNumber(end))
+					continue;	/* the search says what a range needs */
+				one = cJSON_CreateObject();
+				/* an "int" range draws whole numbers */
+				if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(choice, "int")))
+					cJSON_AddNumberToObject(one, choice->string, rint(end->valuedouble));
+				else
+					cJSON_AddItemToObject(one, choice->string, cJSON_Duplicate(end, true));
+				check_values_at(psprintf("%s.space.%s.%s", prefix, choice->string, ends[i]), algorithm, one, tgt);
+				cJSON_Delete(one);
+			}
+	}
+}
+
+/*
+ * A train step's params are checked as train checks them (keys and values:
+ * fit_check_params, the same messages). A search step's space: its keys
+ * against the algorithm's (a misspelt n_estimator fails when the pipeline
+ * is created, not when it runs), then each value it offers.
  */
 static void
 check_algorithm_params(cJSON *step, const char *prefix, bool search)
 {
-	static const char *const train_only[] = {"as_of", "as_of_column", "checks", "profile_sample", NULL};
 	cJSON	   *alg = cJSON_GetObjectItemCaseSensitive(step, "algorithm");
 	cJSON	   *params = cJSON_GetObjectItemCaseSensitive(step, search ? "space" : "params");
 	const char *allowed[80];
 	int			na = 0,
 				i;
 
-	if (!cJSON_IsString(alg) || !cJSON_IsObject(params))
+	if (!cJSON_IsString(alg))
+		return;
+	if (!search)
+	{
+		cJSON	   *none = cJSON_CreateObject();
+
+		check_algorithm_values(step, prefix, alg->valuestring, cJSON_IsObject(params) ? params : none, false);
+		cJSON_Delete(none);
+		return;
+	}
+	if (!cJSON_IsObject(params))
 		return;
 	if (strcmp(alg->valuestring, "kmeans") == 0 || strcmp(alg->valuestring, "minibatch_kmeans") == 0)
 	{
@@ -300,12 +382,9 @@ check_algorithm_params(cJSON *step, const char *prefix, bool search)
 		while (allowed[na])
 			na++;
 	}
-	if (!search)
-		for (i = 0; train_only[i]; i++)
-			allowed[na++] = train_only[i];
 	allowed[na] = NULL;
-	params_check_keys(params, psprintf("%s.%s (%s)", prefix, search ? "space" : "params", alg->valuestring),
-					  allowed);
+	params_check_keys(params, psprintf("%s.space (%s)", prefix, alg->valuestring), allowed);
+	check_algorithm_values(step, prefix, alg->valuestring, params, true);
 }
 
 /* 22032: the value at path is not what its key needs. */

@@ -2791,6 +2791,9 @@ COMMENT ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) IS
 DROP FUNCTION mlpipe._profile_compute(text, text[], text[], text, jsonb, int, bigint);
 DROP FUNCTION mlpipe._profile_plan(text, text[], text[], text, jsonb);
 DROP FUNCTION mlpipe._edges(float8[]);
+-- The row-id warning comes from the pass _fit makes anyway (src/pg/source.c):
+-- the extra SQL pass over the source is gone.
+DROP FUNCTION mlpipe._warn_id_features(text, text[], text);
 
 -- Progress lines from plpgsql (src/pg/progress.c): "what: stage done/total
 -- done, elapsed, about L s left", or a stage line when done and total are
@@ -2997,6 +3000,7 @@ DECLARE
     sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
     tt       record;
     prof     jsonb;
+    ids      jsonb;
 BEGIN
     IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
        OR pg_catalog.length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
@@ -3044,8 +3048,11 @@ BEGIN
                        mlpipe._fit_params(p_params, p_features, p_target)
                        || pg_catalog.jsonb_build_object('profile_sample', sample), warm);
     prof := fit.info->'profile'::text;
+    -- Integer features that number the rows, found by _fit as it read them (src/pg/source.c).
+    ids := fit.info->'id_like_features'::text;
     -- Lineage notes ride in fit.info, which _register copies into the version.
-    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin;
+    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text
+                 OPERATOR(pg_catalog.-) 'id_like_features'::text) OPERATOR(pg_catalog.||) lin;
     PERFORM mlpipe._progress(p_algorithm, pg_catalog.format('storing the %s artifact',
                 pg_catalog.pg_size_pretty(pg_catalog.octet_length(fit.artifact)::bigint)), NULL, NULL, started);
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
@@ -3056,7 +3063,11 @@ BEGIN
                                        AND v.run_id OPERATOR(pg_catalog.=) res.run_id) THEN
         PERFORM mlpipe._set_profile(res.model, res.version, prof);
     END IF;
-    PERFORM mlpipe._warn_id_features(src, fit.feature_names, p_model);
+    IF ids IS NOT NULL THEN
+        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)', p_model,
+            (SELECT pg_catalog.string_agg(x.e, ', ' ORDER BY x.o) FROM pg_catalog.jsonb_array_elements_text(ids) WITH ORDINALITY x(e, o))
+            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
+    END IF;
     RETURN res;
 END $$;
 COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS

@@ -75,45 +75,6 @@ COMMENT ON FUNCTION mlpipe._fit_params(jsonb, text[], text) IS
 REVOKE ALL ON FUNCTION mlpipe._fit_params(jsonb, text[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._fit_params(jsonb, text[], text) TO mlpipe_trainer;
 
--- WARNING for each integer feature that looks like a row id: no NULL and
--- max - min + 1 = rows (consecutive values, one a row), over 50 rows or
--- more. Such a column numbers the rows; a model that splits or clusters on
--- it learns the order the data came in. One pass over the source, as the
--- caller; nothing when no feature is an integer.
-CREATE FUNCTION mlpipe._warn_id_features(p_src text, p_features text[], p_model text) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    ints  text[];
-    q     text;
-    hits  text[];
-BEGIN
-    SELECT pg_catalog.array_agg(c.name ORDER BY c.ord) INTO ints
-      FROM mlpipe._source_columns(p_src) c
-     WHERE c.name = ANY (p_features) AND c.type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype);
-    IF ints IS NULL THEN
-        RETURN;
-    END IF;
-    SELECT pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS mlpipe_src', pg_catalog.string_agg(
-               pg_catalog.format('CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.>=) 50 '
-                                 'AND pg_catalog.count(%1$I) OPERATOR(pg_catalog.=) pg_catalog.count(*) '
-                                 'AND pg_catalog.max(%1$I)::numeric OPERATOR(pg_catalog.-) pg_catalog.min(%1$I)::numeric '
-                                 'OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.=) pg_catalog.count(*) THEN %2$L END',
-                                 n, n), ', '),
-           mlpipe._source_sql(p_src))
-      INTO q FROM pg_catalog.unnest(ints) n;
-    EXECUTE q INTO hits;
-    hits := pg_catalog.array_remove(hits, NULL);
-    IF pg_catalog.cardinality(hits) > 0 THEN
-        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)',
-            p_model, pg_catalog.array_to_string(hits, ', ')
-            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
-    END IF;
-END $$;
-COMMENT ON FUNCTION mlpipe._warn_id_features(text, text[], text) IS
-    'Warns about integer features that look like row ids (consecutive values, one a row).';
-REVOKE ALL ON FUNCTION mlpipe._warn_id_features(text, text[], text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._warn_id_features(text, text[], text) TO mlpipe_trainer;
-
 CREATE FUNCTION mlpipe._train(
     p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
     p_params jsonb, p_gate jsonb)
@@ -131,6 +92,7 @@ DECLARE
     sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
     tt       record;
     prof     jsonb;
+    ids      jsonb;
 BEGIN
     IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
        OR pg_catalog.length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
@@ -178,8 +140,11 @@ BEGIN
                        mlpipe._fit_params(p_params, p_features, p_target)
                        || pg_catalog.jsonb_build_object('profile_sample', sample), warm);
     prof := fit.info->'profile'::text;
+    -- Integer features that number the rows, found by _fit as it read them (src/pg/source.c).
+    ids := fit.info->'id_like_features'::text;
     -- Lineage notes ride in fit.info, which _register copies into the version.
-    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin;
+    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text
+                 OPERATOR(pg_catalog.-) 'id_like_features'::text) OPERATOR(pg_catalog.||) lin;
     PERFORM mlpipe._progress(p_algorithm, pg_catalog.format('storing the %s artifact',
                 pg_catalog.pg_size_pretty(pg_catalog.octet_length(fit.artifact)::bigint)), NULL, NULL, started);
     res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
@@ -190,7 +155,11 @@ BEGIN
                                        AND v.run_id OPERATOR(pg_catalog.=) res.run_id) THEN
         PERFORM mlpipe._set_profile(res.model, res.version, prof);
     END IF;
-    PERFORM mlpipe._warn_id_features(src, fit.feature_names, p_model);
+    IF ids IS NOT NULL THEN
+        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)', p_model,
+            (SELECT pg_catalog.string_agg(x.e, ', ' ORDER BY x.o) FROM pg_catalog.jsonb_array_elements_text(ids) WITH ORDINALITY x(e, o))
+            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
+    END IF;
     RETURN res;
 END $$;
 COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS

@@ -295,6 +295,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	params_json_number(fo->info, "best_init", res.best_init);
 	params_json_number(fo->info, "threads", pe.env.n_threads);
 	params_json_number(fo->info, "seed", (double) kp.seed);
+	source_id_like_json(data.id_like, data.n_id_like, fo->info);
 	if (warm != NULL)			/* lineage: the version this one continues */
 	{
 		cJSON	   *ws = cJSON_GetObjectItemCaseSensitive(params, "warm_start");

@@ -835,6 +835,7 @@ write_output(TreeFit *F, FitOutput *fo)
 	params_json_number(fo->info, "test_rows", (double) F->n_test);
 	params_json_number(fo->info, "skipped_rows", (double) F->L.skipped_target);
 	cJSON_AddStringToObject(fo->info, "metrics_split", F->n_test > 0 ? "test" : "train");
+	source_id_like_json(F->info.id_like, F->info.n_id_like, fo->info);
 	cJSON_AddStringToObject(fo->info, "split", F->L.split_kind != SPLIT_COL_NONE ? F->split :
 							F->stratified ? "stratified" : "random");
 	if (F->L.split_kind != SPLIT_COL_BOOL)

@@ -118,6 +118,8 @@ typedef struct SourceData
 	bool	   *categorical;	/* d flags: X holds a category code (see SourceInfo) */
 	SourceDict *dicts;
 	bool		any_categorical;
+	char	  **id_like;		/* integer features that number the rows (SourceInfo) */
+	int			n_id_like;
 } SourceData;
 
 
@@ -132,6 +134,13 @@ typedef struct SourceInfo
 	SourceDict *dicts;			/* d entries, used where categorical */
 	bool		any_categorical;
 	Oid			target_type;	/* InvalidOid without a target */
+	/*
+	 * Integer feature columns that look like row ids: 50 rows or more, no
+	 * NULL, max - min + 1 = rows (one consecutive value a row, counted over
+	 * every row the source returned). train warns about them.
+	 */
+	char	  **id_like;
+	int			n_id_like;
 } SourceInfo;
 
 /*
@@ -194,6 +203,8 @@ typedef struct SourceSpec
 /* One pass over the source; fn gets each usable row (d doubles, row-major). */
 void		source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
 						SourceInfo *info);
+/* Adds info's id-like feature names to a fit's info as "id_like_features" (none: nothing). */
+void		source_id_like_json(char **names, int n, cJSON *fit_info);
 /* The SELECT a source stands for (relation names resolved and quoted). */
 char	   *source_query(const char *source);
 int			source_find_column(TupleDesc td, const char *name);

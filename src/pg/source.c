@@ -698,7 +698,83 @@ typedef struct SourceScan
 	bool	   *nulls;
 	double	   *row;			/* d doubles, once the layout is known */
 	bool		planned;		/* feature widths known, on_plan called */
+	/* per feature column, for integer ones: any NULL, least and greatest value */
+	bool	   *id_null;
+	int64	   *id_min;
+	int64	   *id_max;
 } SourceScan;
+
+/* True for an integer feature column (the only kind a row id can be). */
+static bool
+is_int_col(const FeatureCol *fc)
+{
+	return fc->kind == COL_INT2 || fc->kind == COL_INT4 || fc->kind == COL_INT8;
+}
+
+/* The id-like statistics of one row: NULLs, least and greatest value of each integer feature. */
+static void
+id_stats_add(SourceScan *ss, int64 rowno)
+{
+	int			c;
+
+	for (c = 0; c < ss->ncols; c++)
+	{
+		FeatureCol *fc = &ss->cols[c];
+		int64		v;
+
+		if (!is_int_col(fc) || ss->id_null[c])
+			continue;
+		if (ss->nulls[fc->attno])
+		{
+			ss->id_null[c] = true;
+			continue;
+		}
+		v = fc->kind == COL_INT2 ? DatumGetInt16(ss->values[fc->attno]) :
+			fc->kind == COL_INT4 ? DatumGetInt32(ss->values[fc->attno]) : DatumGetInt64(ss->values[fc->attno]);
+		if (rowno == 1 || v < ss->id_min[c])
+			ss->id_min[c] = v;
+		if (rowno == 1 || v > ss->id_max[c])
+			ss->id_max[c] = v;
+	}
+}
+
+/*
+ * After the scan of rows rows: the integer features with no NULL whose
+ * values run from min to max with one value a row (max - min + 1 = rows,
+ * 50 rows or more) go to info->id_like.
+ */
+static void
+id_stats_finish(SourceScan *ss, int64 rows, SourceInfo *info)
+{
+	int			c;
+
+	info->id_like = MemoryContextAlloc(ss->mcxt, sizeof(char *) * Max(ss->ncols, 1));
+	info->n_id_like = 0;
+	if (rows < 50)
+		return;
+	for (c = 0; c < ss->ncols; c++)
+	{
+		/* the span as unsigned: max - min cannot overflow it */
+		uint64		span = (uint64) ss->id_max[c] - (uint64) ss->id_min[c];
+
+		if (is_int_col(&ss->cols[c]) && !ss->id_null[c] && span == (uint64) rows - 1)
+			info->id_like[info->n_id_like++] = MemoryContextStrdup(ss->mcxt, ss->cols[c].name);
+	}
+}
+
+/* Adds the id-like feature names to a fit's info as "id_like_features" (none: nothing). */
+void
+source_id_like_json(char **names, int n, cJSON *fit_info)
+{
+	cJSON	   *arr;
+	int			i;
+
+	if (n == 0)
+		return;
+	arr = cJSON_AddArrayToObject(fit_info, "id_like_features");
+	for (i = 0; i < n; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
+}
 
 /* The feature columns, target and split column, from the row description. */
 static void
@@ -710,6 +786,9 @@ scan_plan_columns(SourceScan *ss, TupleDesc td, SourceInfo *info)
 	ss->cols = plan_columns(spec, td, &ss->ncols);
 	ss->values = palloc(sizeof(Datum) * td->natts);
 	ss->nulls = palloc(sizeof(bool) * td->natts);
+	ss->id_null = palloc0(sizeof(bool) * Max(ss->ncols, 1));
+	ss->id_min = palloc0(sizeof(int64) * Max(ss->ncols, 1));
+	ss->id_max = palloc0(sizeof(int64) * Max(ss->ncols, 1));
 	if (spec->target)
 	{
 		ss->target_att = source_find_column(td, spec->target);
@@ -906,6 +985,7 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 		{
 			rowno++;
 			heap_deform_tuple(tt->vals[i], tt->tupdesc, ss.values, ss.nulls);
+			id_stats_add(&ss, rowno);
 			scan_row(&ss, rowno, fn, arg, info);
 		}
 		MemoryContextSwitchTo(old);
@@ -918,6 +998,7 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	MemoryContextDelete(batch_cxt);
 	if (ss.cols == NULL)
 		elog(ERROR, "the source query returned no row description");
+	id_stats_finish(&ss, rowno, info);
 
 	if (info->n == 0)
 		ereport(ERROR,
@@ -989,4 +1070,6 @@ source_load(const SourceSpec *spec_in, MemoryContext mcxt, SourceData *out)
 	out->categorical = info.categorical;
 	out->dicts = info.dicts;
 	out->any_categorical = info.any_categorical;
+	out->id_like = info.id_like;
+	out->n_id_like = info.n_id_like;
 }

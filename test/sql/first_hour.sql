@@ -139,3 +139,10 @@ SELECT kind, model, version, feature, round(psi::numeric, 3) AS psi, null_rate
 -- 6b. An integer feature that numbers the rows gets a WARNING.
 SELECT version FROM mlpipe.train('fh_ids', 'kmeans', 'fh_txt', NULL, '{id,x}', '{"k": 2, "seed": 1}');
 SELECT version FROM mlpipe.train('fh_noids', 'kmeans', 'fh_txt', NULL, '{x}', '{"k": 2, "seed": 1}');
+-- The same signal for trees (from the pass that reads the rows), and none
+-- for a bigint id with a gap, or with a NULL, or for fewer than 50 rows.
+SELECT version FROM mlpipe.train('fh_ids_dt', 'decision_tree', 'SELECT id::bigint AS id, x, x > 3 AS big FROM fh_txt', 'big', NULL, '{"seed": 1}');
+SELECT version FROM mlpipe.train('fh_gap_dt', 'decision_tree', 'SELECT CASE WHEN id = 1 THEN 0 ELSE id END AS id, x, x > 3 AS big FROM fh_txt', 'big', NULL, '{"seed": 1}');
+SELECT version FROM mlpipe.train('fh_null_dt', 'decision_tree', 'SELECT NULLIF(id, 1) AS id, x, x > 3 AS big FROM fh_txt', 'big', NULL, '{"seed": 1}');
+SELECT version FROM mlpipe.train('fh_few_dt', 'decision_tree', 'SELECT id, x, x > 3 AS big FROM fh_txt WHERE id <= 49', 'big', NULL, '{"seed": 1}');
+SELECT lineage ? 'id_like_features' AS signal_in_lineage FROM mlpipe.model_versions WHERE model = 'fh_ids_dt';

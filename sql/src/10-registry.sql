@@ -296,6 +296,9 @@ BEGIN
             (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
             USING ERRCODE = '22023', HINT = 'Register it under another model name.';
     END IF;
+    -- The gate is checked (22023 for a bad one) whatever happens next.
+    verdict := mlpipe._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
+    ok := (verdict->>'passed')::boolean;
     -- A retrain with the latest version's algorithm, source, target and
     -- params that reproduces its artifact byte for byte is a run of that
     -- version, not a new one (docs/registry.md).
@@ -317,9 +320,6 @@ BEGIN
             (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
             extract(epoch FROM clock_timestamp() - p_started), session_user)
     RETURNING runs.run_id INTO v_run;
-
-    verdict := mlpipe._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
-    ok := (verdict->>'passed')::boolean;
 
     -- Lineage: the warm-start reference resolved now, so it stays exact when
     -- the alias it named moves later.

@@ -83,9 +83,10 @@ def main():
                   and e.get("run_id") == run1 and "at" in e and "by" in e for e in ev),
               "both carry model, version, alias, run_id, at, by")
 
-        # A gate that fails.
+        # A gate that fails (other params: the same ones would reproduce version 1,
+        # which is a run of it, not a new version; docs/registry.md).
         cur.execute("SELECT run_id FROM mlpipe.train(%s, 'kmeans', 'peer_events.pts', features => '{x,y}',"
-                    " params => '{\"k\": 2}', gate => '{\"metric\": \"silhouette\", \"min\": 2}')", (m,))
+                    " params => '{\"k\": 2, \"seed\": 1}', gate => '{\"metric\": \"silhouette\", \"min\": 2}')", (m,))
         run2 = cur.fetchone()[0]
         ev = parse(drain(listener))
         kinds = [e.get("event") for e in ev]

@@ -96,16 +96,17 @@ def main():
     # Issue #12: two identical trainings, identical profiles and drift figures.
     ra = one(ca, "SELECT version FROM mlpipe.train('peer_rc_p', 'gbt', 'peer_refcache.t', 'y', NULL, "
                  "'{\"n_estimators\": 2, \"exclude\": [\"id\"], \"profile_sample\": 500}')")
-    rb = one(ca, "SELECT version FROM mlpipe.train('peer_rc_p', 'gbt', 'peer_refcache.t', 'y', NULL, "
+    # (another model name: the same one would make the second a run of the first's version)
+    rb = one(ca, "SELECT version FROM mlpipe.train('peer_rc_p2', 'gbt', 'peer_refcache.t', 'y', NULL, "
                  "'{\"n_estimators\": 2, \"exclude\": [\"id\"], \"profile_sample\": 500}')")
     prof_a = one(ca, "SELECT mlpipe.profile('peer_rc_p@%d')::text" % ra)
-    prof_b = one(ca, "SELECT mlpipe.profile('peer_rc_p@%d')::text" % rb)
+    prof_b = one(ca, "SELECT mlpipe.profile('peer_rc_p2@%d')::text" % rb)
     check(prof_a == prof_b and '"rows": 500' in prof_a,
           "two identical trainings store the identical profile (a 500-row sample of 2000)")
     ca.execute("SELECT feature, psi, null_rate_train FROM mlpipe.drift('peer_rc_p@%d', "
                "'SELECT * FROM peer_refcache.t WHERE id > 500') ORDER BY feature" % ra)
     da = ca.fetchall()
-    ca.execute("SELECT feature, psi, null_rate_train FROM mlpipe.drift('peer_rc_p@%d', "
+    ca.execute("SELECT feature, psi, null_rate_train FROM mlpipe.drift('peer_rc_p2@%d', "
                "'SELECT * FROM peer_refcache.t WHERE id > 500') ORDER BY feature" % rb)
     db = ca.fetchall()
     check(da == db and len(da) == 2, "and identical drift figures: %r" % (da,))

@@ -83,6 +83,12 @@ SELECT r.kind, r.algorithm, r.status, r.rows, p.kind AS parent_kind
  WHERE r.run_id >= (SELECT max(run_id) FROM mlpipe.runs WHERE kind = 'pipeline')
  ORDER BY r.run_id;
 SELECT version, status FROM mlpipe.model_versions WHERE model = 'daily_km';
+-- The next scheduled run, on unchanged data, reproduces that model: its
+-- train run is recorded against version 1 and no version 2 piles up.
+SELECT mlpipe.run_pipeline('sensors') > 0 AS ran_again;
+SELECT (SELECT count(*) FROM mlpipe.model_versions WHERE model = 'daily_km') AS versions,
+       (SELECT count(*) FROM mlpipe.runs WHERE model = 'daily_km' AND kind = 'train' AND version = 1) AS train_runs,
+       (SELECT count(*) FROM mlpipe.alias_events WHERE model = 'daily_km') AS alias_events;
 
 -- A failing step: logged with its error, the run failed, the earlier step's
 -- model kept, the later step not run.

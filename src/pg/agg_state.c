@@ -249,6 +249,7 @@ labeled_rows_recv(StringInfo buf, MemoryContext ctx, const char *what)
 	LabeledRows *r;
 	int32		width = agg_get_int32(buf);
 	int64		n = agg_get_int64(buf);
+	int64		i;
 
 	if (width < 1 || n < 0 || n > (int64) (buf->len / (sizeof(double) * width + sizeof(int32))))
 		agg_state_corrupt(what, "The row count or width does not match the bytes.");
@@ -257,5 +258,9 @@ labeled_rows_recv(StringInfo buf, MemoryContext ctx, const char *what)
 	memcpy(r->id, agg_get_bytes(buf, sizeof(int32) * n), sizeof(int32) * n);
 	memcpy(r->val, agg_get_bytes(buf, sizeof(double) * width * n), sizeof(double) * width * n);
 	r->n = n;
+	/* the transition functions admit finite values only; the finals rely on it */
+	for (i = 0; i < n * width; i++)
+		if (!isfinite(r->val[i]))
+			agg_state_corrupt(what, "A value is NaN or infinite.");
 	return r;
 }

@@ -251,6 +251,27 @@ feat_write(StringInfo buf, const void *p, const char *agg)
 	agg_send_bytes(buf, st->pts, sizeof(TsPoint) * st->n);
 }
 
+/*
+ * 22P02 unless the points are what the transition functions keep: values
+ * not NaN, finite timestamps (0 for summary), and in (ts, value) order when
+ * the state says so; the final's sort and selection rely on all three.
+ */
+static void
+feat_check_points(const FeatState *st)
+{
+	int64		i;
+
+	for (i = 0; i < st->n; i++)
+	{
+		const TsPoint *p = &st->pts[i];
+
+		if (isnan(p->v) || TIMESTAMP_NOT_FINITE(p->ts) || (!st->timed && p->ts != 0))
+			agg_state_corrupt("feature", "A reading is NaN, or its time is not finite (or not 0 for summary).");
+		if (st->sorted && i > 0 && ts_point_less(p, p - 1))
+			agg_state_corrupt("feature", "The state says its readings are in order, and they are not.");
+	}
+}
+
 /* A FeatState in ctx from feat_write's form; the header and length are checked before a count is trusted. */
 static void *
 feat_read(StringInfo buf, MemoryContext ctx)
@@ -273,6 +294,7 @@ feat_read(StringInfo buf, MemoryContext ctx)
 		st->pts = MemoryContextAllocHuge(ctx, sizeof(TsPoint) * w.n);
 		memcpy(st->pts, agg_get_bytes(buf, sizeof(TsPoint) * w.n), sizeof(TsPoint) * w.n);
 	}
+	feat_check_points(st);
 	return st;
 }
 

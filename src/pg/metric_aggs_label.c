@@ -295,8 +295,8 @@ label_read_into(StringInfo buf, LabelState *st, MemoryContext ctx)
 		{
 			int64		c = agg_get_int64(buf);
 
-			if (c < 0)
-				agg_state_corrupt("label metric", "A count is negative.");
+			if (c < 0 || c > PG_INT64_MAX - st->n)
+				agg_state_corrupt("label metric", "A count is negative, or the counts overflow.");
 			st->counts[(Size) map[i] * st->cap + map[j]] += c;
 			st->n += c;
 		}

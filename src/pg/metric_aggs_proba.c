@@ -24,6 +24,7 @@
 #include "metrics.h"
 
 #include <float.h>
+#include <math.h>
 
 /* ---------------------------------------------------------------------- */
 /* Class list: the classes text[] argument of log_loss / roc_auc          */
@@ -119,7 +120,8 @@ classes_write(StringInfo buf, const ClassList *cl)
 
 /*
  * True when the elements of a one-dimensional text array without NULLs
- * (read from a state) lie within the array: deconstruct_array trusts them.
+ * (read from a state) are plain (not compressed, not external) and lie
+ * within the array: deconstruct_array trusts them.
  */
 static bool
 classes_texts_fit(ArrayType *a)
@@ -128,17 +130,18 @@ classes_texts_fit(ArrayType *a)
 			   *end = (const char *) a + VARSIZE(a);
 	int			i;
 
+	/* the walk of deconstruct_array: each element, then aligned to int */
 	for (i = 0; i < ARR_DIMS(a)[0]; i++)
 	{
 		Size		len;
 
-		p = (const char *) att_align_pointer(p, TYPALIGN_INT, -1, p);
-		if (p >= end || VARATT_IS_1B_E(p) || (!VARATT_IS_1B(p) && end - p < VARHDRSZ))
+		if (p >= end || VARATT_IS_1B_E(p) ||
+			(!VARATT_IS_1B(p) && (end - p < VARHDRSZ || !VARATT_IS_4B_U(p))))
 			return false;
 		len = VARSIZE_ANY(p);
 		if (len < (Size) (VARATT_IS_1B(p) ? 1 : VARHDRSZ) || len > (Size) (end - p))
 			return false;
-		p += len;
+		p = (const char *) att_align_nominal(p + len, TYPALIGN_INT);
 	}
 	return true;
 }
@@ -205,8 +208,8 @@ loss_read(StringInfo buf, MemoryContext ctx)
 	st->n = agg_get_int64(buf);
 	st->sum = agg_get_float8(buf);
 	st->comp = agg_get_float8(buf);
-	if (st->n < 0)
-		agg_state_corrupt("log_loss", "The row count is negative.");
+	if (st->n < 0 || !isfinite(st->sum) || !isfinite(st->comp))
+		agg_state_corrupt("log_loss", "The row count is negative, or the sum is not finite.");
 	classes_read(buf, &st->cl, ctx, "log_loss");
 	return st;
 }

@@ -116,6 +116,51 @@ SELECT ('\x4d4c415301000100' || substr(encode(mlpipe._agg_state_send(st), 'hex')
         || '0500000000000000' || '0000000000000000')::mlpipe.agg_state
   FROM states WHERE family = 'summary';
 \set VERBOSITY terse
+\set VERBOSITY default
+-- a log_loss state whose classes array has a garbage pad byte before a
+-- 4 MB element length (read the way deconstruct_array walks it: refused)
+SELECT mlpipe._log_loss_final('\x4d4c4153010003000000000000000003400c0d6e3a1428a6bca000000000000000000030c00000000100000000000000190000000300000001000000140000003000000014000000310700001400f00032000000'::mlpipe.agg_state);
+-- a summary state with a NaN reading, and one whose readings claim an order they do not have
+SELECT ('\x4d4c4153010001004d46545301000100010000000000000000000000000000000000000000000000000000000000f87f')::mlpipe.agg_state;
+SELECT ('\x4d4c4153010001004d4654530100010002000000000000000000000000000000' ||
+        '00000000000000000000000000000840' || '00000000000000000000000000000040')::mlpipe.agg_state;
+\set VERBOSITY terse
+-- Byte flips and truncations of every family's state, fed to its final
+-- function: only 22P02 (corrupt) or 22023 (another family), never a crash.
+CREATE FUNCTION flip_states(p_seed float8, p_n int) RETURNS TABLE (family text, sqlstates text)
+LANGUAGE plpgsql AS $$
+DECLARE r record; m text; n int; pos int; v text; codes text[];
+BEGIN
+  PERFORM setseed(p_seed);
+  FOR r IN SELECT s.family AS f, s.st::text AS st FROM states s ORDER BY 1 LOOP
+    codes := '{}';
+    FOR n IN 1..p_n LOOP
+      m := r.st;
+      pos := 3 + (random() * (length(m) - 3))::int;
+      IF n % 3 = 0 THEN
+        m := left(m, pos - pos % 2);
+      ELSE
+        m := overlay(m placing substr('0123456789abcdef', 1 + (random() * 15)::int, 1) from pos for 1);
+        IF n % 3 = 1 THEN m := overlay(m placing 'f' from 3 + (random() * (length(m) - 3))::int for 1); END IF;
+      END IF;
+      BEGIN
+        v := CASE WHEN r.f = 'features' THEN mlpipe._ts_features_final(m::mlpipe.agg_state)::text
+                  WHEN r.f = 'summary' THEN mlpipe._summary_final(m::mlpipe.agg_state)::text
+                  WHEN r.f LIKE 'label%' THEN mlpipe._confusion_matrix_final(m::mlpipe.agg_state)::text
+                  WHEN r.f LIKE 'log_loss%' THEN mlpipe._log_loss_final(m::mlpipe.agg_state)::text
+                  WHEN r.f LIKE 'roc_auc%' THEN mlpipe._roc_auc_final(m::mlpipe.agg_state)::text
+                  WHEN r.f = 'regression' THEN mlpipe._r2_final(m::mlpipe.agg_state)::text
+                  ELSE mlpipe._calinski_harabasz_final(m::mlpipe.agg_state)::text END;
+      EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value THEN
+        IF NOT SQLSTATE = ANY (codes) THEN codes := codes || SQLSTATE; END IF;
+      END;
+    END LOOP;
+    family := r.f;
+    sqlstates := array_to_string(ARRAY(SELECT unnest(codes) ORDER BY 1), ' ');
+    RETURN NEXT;
+  END LOOP;
+END $$;
+SELECT * FROM flip_states(0.42, 150);
 -- A state of another family: 22023 naming both.
 \set VERBOSITY default
 SELECT mlpipe._rmse_final(st) FROM states WHERE family = 'label text';

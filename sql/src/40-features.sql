@@ -32,9 +32,12 @@ REVOKE ALL ON FUNCTION mlpipe._summary_final(mlpipe.agg_state) FROM PUBLIC;
 
 -- The final functions sort the state's readings in place: the same readings,
 -- so the state stays valid (READ_ONLY in effect) and window frames can grow.
+-- SSPACE = 8176: the planner's estimate of a state stays the 8 kB it was for
+-- `internal` (8176 + 16), so plans and hash-table limits do not change.
 CREATE AGGREGATE mlpipe.ts_features(ts timestamptz, value float8) (
     SFUNC = mlpipe._ts_features_trans,
     STYPE = mlpipe.agg_state,
+    SSPACE = 8176,
     FINALFUNC = mlpipe._ts_features_final,
     FINALFUNC_MODIFY = READ_ONLY,
     COMBINEFUNC = mlpipe._features_combine,
@@ -47,6 +50,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.ts_features(timestamptz, float8) TO PUBLIC;
 CREATE AGGREGATE mlpipe.summary(value float8) (
     SFUNC = mlpipe._summary_trans,
     STYPE = mlpipe.agg_state,
+    SSPACE = 8176,
     FINALFUNC = mlpipe._summary_final,
     FINALFUNC_MODIFY = READ_ONLY,
     COMBINEFUNC = mlpipe._features_combine,

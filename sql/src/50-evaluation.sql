@@ -6,7 +6,9 @@
 -- Metric aggregates are pure computations on the caller's own values: they
 -- stay executable by PUBLIC. States are mlpipe.agg_state values (00-schema)
 -- with combine functions, so every aggregate is PARALLEL SAFE and Citus
--- splits it into partial aggregates on the shards. A row with a NULL
+-- splits it into partial aggregates on the shards. SSPACE = 8176 keeps the
+-- planner's estimate of a state what it was for `internal` (8176 + 16 =
+-- 8 kB a group): the same hash-or-sort choices and hash-table limits. A row with a NULL
 -- in any argument is ignored; no rows give NULL; an undefined metric (one
 -- class for roc_auc, one cluster for silhouette, ...) is NULL.
 
@@ -35,16 +37,16 @@ CREATE FUNCTION mlpipe._accuracy_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_accuracy_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._accuracy_final(mlpipe.agg_state) IS 'Final function of mlpipe.accuracy.';
 CREATE AGGREGATE mlpipe.accuracy(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._accuracy_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.accuracy(text, text) IS 'Share of rows where prediction equals truth.';
 CREATE AGGREGATE mlpipe.accuracy(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._accuracy_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.accuracy(bigint, bigint) IS
     'Share of rows where prediction equals truth.';
 CREATE AGGREGATE mlpipe.accuracy(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._accuracy_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.accuracy(boolean, boolean) IS
     'Share of rows where prediction equals truth.';
@@ -54,17 +56,17 @@ AS 'MODULE_PATHNAME', 'mlpipe_precision_macro_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._precision_macro_final(mlpipe.agg_state) IS
     'Final function of mlpipe.precision_macro.';
 CREATE AGGREGATE mlpipe.precision_macro(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._precision_macro_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision_macro(text, text) IS
     'Precision averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.precision_macro(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._precision_macro_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision_macro(bigint, bigint) IS
     'Precision averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.precision_macro(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._precision_macro_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision_macro(boolean, boolean) IS
     'Precision averaged over the labels present in either column (zero_division 0).';
@@ -73,17 +75,17 @@ CREATE FUNCTION mlpipe._recall_macro_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_recall_macro_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._recall_macro_final(mlpipe.agg_state) IS 'Final function of mlpipe.recall_macro.';
 CREATE AGGREGATE mlpipe.recall_macro(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._recall_macro_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall_macro(text, text) IS
     'Recall averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.recall_macro(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._recall_macro_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall_macro(bigint, bigint) IS
     'Recall averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.recall_macro(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._recall_macro_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall_macro(boolean, boolean) IS
     'Recall averaged over the labels present in either column (zero_division 0).';
@@ -92,17 +94,17 @@ CREATE FUNCTION mlpipe._f1_macro_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_f1_macro_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._f1_macro_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1_macro.';
 CREATE AGGREGATE mlpipe.f1_macro(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._f1_macro_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_macro(text, text) IS
     'F1 averaged over the labels present in either column.';
 CREATE AGGREGATE mlpipe.f1_macro(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._f1_macro_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_macro(bigint, bigint) IS
     'F1 averaged over the labels present in either column.';
 CREATE AGGREGATE mlpipe.f1_macro(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._f1_macro_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_macro(boolean, boolean) IS
     'F1 averaged over the labels present in either column.';
@@ -111,17 +113,17 @@ CREATE FUNCTION mlpipe._f1_weighted_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_f1_weighted_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._f1_weighted_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1_weighted.';
 CREATE AGGREGATE mlpipe.f1_weighted(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._f1_weighted_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_weighted(text, text) IS
     'F1 per label weighted by the label''s support.';
 CREATE AGGREGATE mlpipe.f1_weighted(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._f1_weighted_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_weighted(bigint, bigint) IS
     'F1 per label weighted by the label''s support.';
 CREATE AGGREGATE mlpipe.f1_weighted(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._f1_weighted_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_weighted(boolean, boolean) IS
     'F1 per label weighted by the label''s support.';
@@ -131,17 +133,17 @@ AS 'MODULE_PATHNAME', 'mlpipe_confusion_matrix_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._confusion_matrix_final(mlpipe.agg_state) IS
     'Final function of mlpipe.confusion_matrix.';
 CREATE AGGREGATE mlpipe.confusion_matrix(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._confusion_matrix_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.confusion_matrix(text, text) IS
     'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
 CREATE AGGREGATE mlpipe.confusion_matrix(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._confusion_matrix_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.confusion_matrix(bigint, bigint) IS
     'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
 CREATE AGGREGATE mlpipe.confusion_matrix(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._confusion_matrix_final,
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
     COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.confusion_matrix(boolean, boolean) IS
     'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
@@ -168,13 +170,13 @@ AS 'MODULE_PATHNAME', 'mlpipe_log_loss_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._log_loss_final(mlpipe.agg_state) IS 'Final function of mlpipe.log_loss.';
 
 CREATE AGGREGATE mlpipe.log_loss(y_true boolean, p float8) (
-    SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._log_loss_final,
+    SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._log_loss_final,
     COMBINEFUNC = mlpipe._log_loss_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.log_loss(boolean, float8) IS
     'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
 
 CREATE AGGREGATE mlpipe.log_loss(y_true text, proba float8[], classes text[]) (
-    SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._log_loss_final,
+    SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._log_loss_final,
     COMBINEFUNC = mlpipe._log_loss_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.log_loss(text, float8[], text[]) IS
     'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
@@ -201,13 +203,13 @@ AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._roc_auc_final(mlpipe.agg_state) IS 'Final function of mlpipe.roc_auc.';
 
 CREATE AGGREGATE mlpipe.roc_auc(y_true boolean, score float8) (
-    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._roc_auc_final,
+    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._roc_auc_final,
     COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.roc_auc(boolean, float8) IS
     'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
 
 CREATE AGGREGATE mlpipe.roc_auc(y_true text, proba float8[], classes text[]) (
-    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._roc_auc_final,
+    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._roc_auc_final,
     COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.roc_auc(text, float8[], text[]) IS
     'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
@@ -227,7 +229,7 @@ CREATE FUNCTION mlpipe._rmse_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_rmse_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._rmse_final(mlpipe.agg_state) IS 'Final function of mlpipe.rmse.';
 CREATE AGGREGATE mlpipe.rmse(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._rmse_final,
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._rmse_final,
     COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.rmse(float8, float8) IS 'Root mean squared error.';
 
@@ -235,7 +237,7 @@ CREATE FUNCTION mlpipe._mae_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_mae_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._mae_final(mlpipe.agg_state) IS 'Final function of mlpipe.mae.';
 CREATE AGGREGATE mlpipe.mae(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._mae_final,
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._mae_final,
     COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.mae(float8, float8) IS 'Mean absolute error.';
 
@@ -243,7 +245,7 @@ CREATE FUNCTION mlpipe._r2_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_r2_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._r2_final(mlpipe.agg_state) IS 'Final function of mlpipe.r2.';
 CREATE AGGREGATE mlpipe.r2(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._r2_final,
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._r2_final,
     COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.r2(float8, float8) IS
     'Coefficient of determination (1 for an exact prediction of a constant truth, else 0 then).';
@@ -252,7 +254,7 @@ CREATE FUNCTION mlpipe._mape_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_mape_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._mape_final(mlpipe.agg_state) IS 'Final function of mlpipe.mape.';
 CREATE AGGREGATE mlpipe.mape(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._mape_final,
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._mape_final,
     COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.mape(float8, float8) IS
     'Mean absolute percentage error, dividing by max(abs(y), eps) as scikit-learn (a fraction, not %).';
@@ -273,7 +275,7 @@ CREATE FUNCTION mlpipe._silhouette_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_silhouette_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._silhouette_final(mlpipe.agg_state) IS 'Final function of mlpipe.silhouette.';
 CREATE AGGREGATE mlpipe.silhouette(x float8[], label integer) (
-    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._silhouette_final,
+    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._silhouette_final,
     COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.silhouette(float8[], int) IS
     'Mean silhouette coefficient, Euclidean, exact O(n^2).';
@@ -283,7 +285,7 @@ AS 'MODULE_PATHNAME', 'mlpipe_calinski_harabasz_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._calinski_harabasz_final(mlpipe.agg_state) IS
     'Final function of mlpipe.calinski_harabasz.';
 CREATE AGGREGATE mlpipe.calinski_harabasz(x float8[], label integer) (
-    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._calinski_harabasz_final,
+    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._calinski_harabasz_final,
     COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.calinski_harabasz(float8[], int) IS
     'Calinski-Harabasz score (between/within dispersion).';
@@ -293,7 +295,7 @@ AS 'MODULE_PATHNAME', 'mlpipe_davies_bouldin_final' LANGUAGE C PARALLEL SAFE;
 COMMENT ON FUNCTION mlpipe._davies_bouldin_final(mlpipe.agg_state) IS
     'Final function of mlpipe.davies_bouldin.';
 CREATE AGGREGATE mlpipe.davies_bouldin(x float8[], label integer) (
-    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, FINALFUNC = mlpipe._davies_bouldin_final,
+    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._davies_bouldin_final,
     COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.davies_bouldin(float8[], int) IS
     'Davies-Bouldin score (lower is better).';

@@ -71,11 +71,15 @@ static const ExpandedObjectMethods agg_state_methods = {
 /* The expanded object                                                    */
 /* ---------------------------------------------------------------------- */
 
-/* A new, empty object of `family` in a new context under parent. */
+/*
+ * A new, empty object of `family` in a new context under parent: a small
+ * one (1 kB first block), since a hash aggregate keeps one per group; the
+ * large arrays of the states that keep every row get blocks of their own.
+ */
 AggStateObj *
 agg_state_create(FunctionCallInfo fcinfo, MemoryContext parent, const AggFamily *family)
 {
-	MemoryContext ctx = AllocSetContextCreate(parent, "mlpipe.agg_state", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext ctx = AllocSetContextCreate(parent, "mlpipe.agg_state", ALLOCSET_SMALL_SIZES);
 	AggStateObj *obj = MemoryContextAllocZero(ctx, sizeof(AggStateObj));
 	Aggref	   *ref = fcinfo ? AggGetAggref(fcinfo) : NULL;
 

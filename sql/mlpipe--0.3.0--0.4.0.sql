@@ -3263,3 +3263,443 @@ COMMENT ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, 
     'The body of mlpipe.search: cross-validates every candidate, then trains the best on all rows.';
 REVOKE ALL ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
+-- == issue 11: aggregates Citus can split (helper agg) ==
+-- Every metric and feature aggregate moves from STYPE internal to the real
+-- type mlpipe.agg_state, so that Citus runs them as partial aggregates on
+-- the shards (test/citus/DESIGN.md). The support functions change signature
+-- (internal -> mlpipe.agg_state; the serial/deserial functions go), and
+-- CREATE OR REPLACE AGGREGATE swaps each aggregate's STYPE and functions in
+-- place: its oid, grants, comment and the views and functions that use it
+-- stay. SSPACE = 8176 keeps the planner's estimate of a state at the 8 kB
+-- it assumed for `internal`. The old support functions are dropped at the
+-- end.
+
+-- mlpipe.agg_state: the state (STYPE) of every metric and feature
+-- aggregate (40-features, 50-evaluation). A real type rather than
+-- `internal` so that Citus runs the aggregates as partial aggregates on the
+-- shards and combines the states on the coordinator (it ships them through
+-- the text form). Text form: \x and the hex of a header (magic, version,
+-- kind) and the state's serial form; the input checks the whole state
+-- (22P02 otherwise). In memory an expanded object (src/pg/agg_state_type.c).
+-- The I/O functions stay executable by PUBLIC, as type I/O is for every
+-- type.
+CREATE TYPE mlpipe.agg_state;
+
+CREATE FUNCTION mlpipe._agg_state_in(cstring) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_agg_state_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._agg_state_in(cstring) IS
+    'Text input of mlpipe.agg_state: \x and hex digits, the state checked whole.';
+
+CREATE FUNCTION mlpipe._agg_state_out(mlpipe.agg_state) RETURNS cstring
+AS 'MODULE_PATHNAME', 'mlpipe_agg_state_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._agg_state_out(mlpipe.agg_state) IS
+    'Text output of mlpipe.agg_state: \x and the hex of the flat state.';
+
+CREATE FUNCTION mlpipe._agg_state_recv(internal) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_agg_state_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._agg_state_recv(internal) IS
+    'Binary input of mlpipe.agg_state: the flat state, checked whole.';
+
+CREATE FUNCTION mlpipe._agg_state_send(mlpipe.agg_state) RETURNS bytea
+AS 'MODULE_PATHNAME', 'mlpipe_agg_state_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._agg_state_send(mlpipe.agg_state) IS
+    'Binary output of mlpipe.agg_state: the flat state.';
+
+CREATE TYPE mlpipe.agg_state (
+    INPUT = mlpipe._agg_state_in, OUTPUT = mlpipe._agg_state_out,
+    RECEIVE = mlpipe._agg_state_recv, SEND = mlpipe._agg_state_send,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended);
+COMMENT ON TYPE mlpipe.agg_state IS
+    'State of the mlpipe metric and feature aggregates; its text form is how Citus ships partial states.';
+
+CREATE FUNCTION mlpipe._ts_features_trans(mlpipe.agg_state, timestamptz, float8) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_ts_features_trans' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._ts_features_trans(mlpipe.agg_state, timestamptz, float8) IS
+    'Transition function of the ts_features aggregates.';
+REVOKE ALL ON FUNCTION mlpipe._ts_features_trans(mlpipe.agg_state, timestamptz, float8) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe._summary_trans(mlpipe.agg_state, float8) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_summary_trans' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._summary_trans(mlpipe.agg_state, float8) IS
+    'Transition function of the summary aggregates.';
+REVOKE ALL ON FUNCTION mlpipe._summary_trans(mlpipe.agg_state, float8) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe._features_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_features_combine' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._features_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+    'Combine function of the ts_features and summary aggregates (parallel aggregation).';
+REVOKE ALL ON FUNCTION mlpipe._features_combine(mlpipe.agg_state, mlpipe.agg_state) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe._ts_features_final(mlpipe.agg_state) RETURNS mlpipe.ts_summary
+AS 'MODULE_PATHNAME', 'mlpipe_ts_features_final' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._ts_features_final(mlpipe.agg_state) IS 'Final function of mlpipe.ts_features.';
+REVOKE ALL ON FUNCTION mlpipe._ts_features_final(mlpipe.agg_state) FROM PUBLIC;
+
+CREATE FUNCTION mlpipe._summary_final(mlpipe.agg_state) RETURNS mlpipe.value_summary
+AS 'MODULE_PATHNAME', 'mlpipe_summary_final' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._summary_final(mlpipe.agg_state) IS 'Final function of mlpipe.summary.';
+REVOKE ALL ON FUNCTION mlpipe._summary_final(mlpipe.agg_state) FROM PUBLIC;
+
+-- The final functions sort the state's readings in place: the same readings,
+-- so the state stays valid (READ_ONLY in effect) and window frames can grow.
+CREATE OR REPLACE AGGREGATE mlpipe.ts_features(ts timestamptz, value float8) (
+    SFUNC = mlpipe._ts_features_trans,
+    STYPE = mlpipe.agg_state,
+    SSPACE = 8176,
+    FINALFUNC = mlpipe._ts_features_final,
+    FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = mlpipe._features_combine,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE mlpipe.ts_features(timestamptz, float8) IS
+    'Summary of a time series in one pass: moments, quantiles, slope, changes, autocorrelation and gaps.';
+GRANT EXECUTE ON FUNCTION mlpipe.ts_features(timestamptz, float8) TO PUBLIC;
+
+CREATE OR REPLACE AGGREGATE mlpipe.summary(value float8) (
+    SFUNC = mlpipe._summary_trans,
+    STYPE = mlpipe.agg_state,
+    SSPACE = 8176,
+    FINALFUNC = mlpipe._summary_final,
+    FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = mlpipe._features_combine,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE mlpipe.summary(float8) IS
+    'Distribution summary of a column: n, n_null, mean, std, min, max, quantiles, skewness and kurtosis.';
+GRANT EXECUTE ON FUNCTION mlpipe.summary(float8) TO PUBLIC;
+
+-- Label metrics: one confusion-matrix state for text, bigint and boolean labels.
+CREATE FUNCTION mlpipe._label_trans(mlpipe.agg_state, text, text) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_label_trans_text' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_trans(mlpipe.agg_state, text, text) IS
+    'Transition function of the label metric aggregates.';
+
+CREATE FUNCTION mlpipe._label_trans(mlpipe.agg_state, bigint, bigint) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_label_trans_int8' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_trans(mlpipe.agg_state, bigint, bigint) IS
+    'Transition function of the label metric aggregates.';
+
+CREATE FUNCTION mlpipe._label_trans(mlpipe.agg_state, boolean, boolean) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_label_trans_bool' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_trans(mlpipe.agg_state, boolean, boolean) IS
+    'Transition function of the label metric aggregates.';
+
+CREATE FUNCTION mlpipe._label_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_label_combine' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+    'Combine function of the label metric aggregates (parallel aggregation).';
+
+CREATE FUNCTION mlpipe._accuracy_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_accuracy_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._accuracy_final(mlpipe.agg_state) IS 'Final function of mlpipe.accuracy.';
+CREATE OR REPLACE AGGREGATE mlpipe.accuracy(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.accuracy(text, text) IS 'Share of rows where prediction equals truth.';
+CREATE OR REPLACE AGGREGATE mlpipe.accuracy(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.accuracy(bigint, bigint) IS
+    'Share of rows where prediction equals truth.';
+CREATE OR REPLACE AGGREGATE mlpipe.accuracy(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.accuracy(boolean, boolean) IS
+    'Share of rows where prediction equals truth.';
+
+CREATE FUNCTION mlpipe._precision_macro_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_precision_macro_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._precision_macro_final(mlpipe.agg_state) IS
+    'Final function of mlpipe.precision_macro.';
+CREATE OR REPLACE AGGREGATE mlpipe.precision_macro(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision_macro(text, text) IS
+    'Precision averaged over the labels present in either column (zero_division 0).';
+CREATE OR REPLACE AGGREGATE mlpipe.precision_macro(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision_macro(bigint, bigint) IS
+    'Precision averaged over the labels present in either column (zero_division 0).';
+CREATE OR REPLACE AGGREGATE mlpipe.precision_macro(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision_macro(boolean, boolean) IS
+    'Precision averaged over the labels present in either column (zero_division 0).';
+
+CREATE FUNCTION mlpipe._recall_macro_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_recall_macro_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._recall_macro_final(mlpipe.agg_state) IS 'Final function of mlpipe.recall_macro.';
+CREATE OR REPLACE AGGREGATE mlpipe.recall_macro(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall_macro(text, text) IS
+    'Recall averaged over the labels present in either column (zero_division 0).';
+CREATE OR REPLACE AGGREGATE mlpipe.recall_macro(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall_macro(bigint, bigint) IS
+    'Recall averaged over the labels present in either column (zero_division 0).';
+CREATE OR REPLACE AGGREGATE mlpipe.recall_macro(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall_macro(boolean, boolean) IS
+    'Recall averaged over the labels present in either column (zero_division 0).';
+
+CREATE FUNCTION mlpipe._f1_macro_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_f1_macro_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._f1_macro_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1_macro.';
+CREATE OR REPLACE AGGREGATE mlpipe.f1_macro(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_macro(text, text) IS
+    'F1 averaged over the labels present in either column.';
+CREATE OR REPLACE AGGREGATE mlpipe.f1_macro(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_macro(bigint, bigint) IS
+    'F1 averaged over the labels present in either column.';
+CREATE OR REPLACE AGGREGATE mlpipe.f1_macro(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_macro(boolean, boolean) IS
+    'F1 averaged over the labels present in either column.';
+
+CREATE FUNCTION mlpipe._f1_weighted_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_f1_weighted_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._f1_weighted_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1_weighted.';
+CREATE OR REPLACE AGGREGATE mlpipe.f1_weighted(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_weighted(text, text) IS
+    'F1 per label weighted by the label''s support.';
+CREATE OR REPLACE AGGREGATE mlpipe.f1_weighted(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_weighted(bigint, bigint) IS
+    'F1 per label weighted by the label''s support.';
+CREATE OR REPLACE AGGREGATE mlpipe.f1_weighted(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1_weighted(boolean, boolean) IS
+    'F1 per label weighted by the label''s support.';
+
+CREATE FUNCTION mlpipe._confusion_matrix_final(mlpipe.agg_state) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'mlpipe_confusion_matrix_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._confusion_matrix_final(mlpipe.agg_state) IS
+    'Final function of mlpipe.confusion_matrix.';
+CREATE OR REPLACE AGGREGATE mlpipe.confusion_matrix(y_true text, y_pred text) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.confusion_matrix(text, text) IS
+    'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
+CREATE OR REPLACE AGGREGATE mlpipe.confusion_matrix(y_true bigint, y_pred bigint) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.confusion_matrix(bigint, bigint) IS
+    'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
+CREATE OR REPLACE AGGREGATE mlpipe.confusion_matrix(y_true boolean, y_pred boolean) (
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.confusion_matrix(boolean, boolean) IS
+    'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
+
+-- log_loss: (boolean, float8) binary with p = P(true); (text, float8[], text[])
+-- with one probability per class in the order of the classes array.
+CREATE FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, boolean, float8) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_log_loss_trans_bool' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, boolean, float8) IS
+    'Transition function of the log_loss aggregates.';
+
+CREATE FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, text, float8[], text[]) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_log_loss_trans_multi' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, text, float8[], text[]) IS
+    'Transition function of the log_loss aggregates.';
+
+CREATE FUNCTION mlpipe._log_loss_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_log_loss_combine' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._log_loss_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+    'Combine function of the log_loss aggregates (parallel aggregation).';
+
+CREATE FUNCTION mlpipe._log_loss_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_log_loss_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._log_loss_final(mlpipe.agg_state) IS 'Final function of mlpipe.log_loss.';
+
+CREATE OR REPLACE AGGREGATE mlpipe.log_loss(y_true boolean, p float8) (
+    SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._log_loss_final,
+    COMBINEFUNC = mlpipe._log_loss_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.log_loss(boolean, float8) IS
+    'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
+
+CREATE OR REPLACE AGGREGATE mlpipe.log_loss(y_true text, proba float8[], classes text[]) (
+    SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._log_loss_final,
+    COMBINEFUNC = mlpipe._log_loss_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.log_loss(text, float8[], text[]) IS
+    'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
+
+-- roc_auc: (boolean, float8) binary; (text, float8[], text[]) macro one-vs-rest.
+-- The state keeps every (label, score): the AUC needs all of them sorted.
+CREATE FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, boolean, float8) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_trans_bool' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, boolean, float8) IS
+    'Transition function of the roc_auc aggregates.';
+
+CREATE FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, text, float8[], text[]) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_trans_multi' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, text, float8[], text[]) IS
+    'Transition function of the roc_auc aggregates.';
+
+CREATE FUNCTION mlpipe._roc_auc_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_combine' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._roc_auc_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+    'Combine function of the roc_auc aggregates (parallel aggregation).';
+
+CREATE FUNCTION mlpipe._roc_auc_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._roc_auc_final(mlpipe.agg_state) IS 'Final function of mlpipe.roc_auc.';
+
+CREATE OR REPLACE AGGREGATE mlpipe.roc_auc(y_true boolean, score float8) (
+    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._roc_auc_final,
+    COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.roc_auc(boolean, float8) IS
+    'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
+
+CREATE OR REPLACE AGGREGATE mlpipe.roc_auc(y_true text, proba float8[], classes text[]) (
+    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._roc_auc_final,
+    COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.roc_auc(text, float8[], text[]) IS
+    'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
+
+-- Regression: rmse, mae, r2, mape (y_true float8, y_pred float8), running sums.
+CREATE FUNCTION mlpipe._reg_trans(mlpipe.agg_state, float8, float8) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_reg_trans' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._reg_trans(mlpipe.agg_state, float8, float8) IS
+    'Transition function of the regression metric aggregates.';
+
+CREATE FUNCTION mlpipe._reg_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_reg_combine' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._reg_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+    'Combine function of the regression metric aggregates (parallel aggregation).';
+
+CREATE FUNCTION mlpipe._rmse_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_rmse_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._rmse_final(mlpipe.agg_state) IS 'Final function of mlpipe.rmse.';
+CREATE OR REPLACE AGGREGATE mlpipe.rmse(y_true float8, y_pred float8) (
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._rmse_final,
+    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.rmse(float8, float8) IS 'Root mean squared error.';
+
+CREATE FUNCTION mlpipe._mae_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_mae_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._mae_final(mlpipe.agg_state) IS 'Final function of mlpipe.mae.';
+CREATE OR REPLACE AGGREGATE mlpipe.mae(y_true float8, y_pred float8) (
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._mae_final,
+    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.mae(float8, float8) IS 'Mean absolute error.';
+
+CREATE FUNCTION mlpipe._r2_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_r2_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._r2_final(mlpipe.agg_state) IS 'Final function of mlpipe.r2.';
+CREATE OR REPLACE AGGREGATE mlpipe.r2(y_true float8, y_pred float8) (
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._r2_final,
+    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.r2(float8, float8) IS
+    'Coefficient of determination (1 for an exact prediction of a constant truth, else 0 then).';
+
+CREATE FUNCTION mlpipe._mape_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_mape_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._mape_final(mlpipe.agg_state) IS 'Final function of mlpipe.mape.';
+CREATE OR REPLACE AGGREGATE mlpipe.mape(y_true float8, y_pred float8) (
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._mape_final,
+    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.mape(float8, float8) IS
+    'Mean absolute percentage error, dividing by max(abs(y), eps) as scikit-learn (a fraction, not %).';
+
+-- Clustering: silhouette, calinski_harabasz, davies_bouldin (x float8[], label int).
+-- The state keeps every point; silhouette is exact, O(n^2).
+CREATE FUNCTION mlpipe._points_trans(mlpipe.agg_state, float8[], int) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_points_trans' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._points_trans(mlpipe.agg_state, float8[], int) IS
+    'Transition function of the clustering metric aggregates.';
+
+CREATE FUNCTION mlpipe._points_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_points_combine' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._points_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+    'Combine function of the clustering metric aggregates (parallel aggregation).';
+
+CREATE FUNCTION mlpipe._silhouette_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_silhouette_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._silhouette_final(mlpipe.agg_state) IS 'Final function of mlpipe.silhouette.';
+CREATE OR REPLACE AGGREGATE mlpipe.silhouette(x float8[], label integer) (
+    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._silhouette_final,
+    COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.silhouette(float8[], int) IS
+    'Mean silhouette coefficient, Euclidean, exact O(n^2).';
+
+CREATE FUNCTION mlpipe._calinski_harabasz_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_calinski_harabasz_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._calinski_harabasz_final(mlpipe.agg_state) IS
+    'Final function of mlpipe.calinski_harabasz.';
+CREATE OR REPLACE AGGREGATE mlpipe.calinski_harabasz(x float8[], label integer) (
+    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._calinski_harabasz_final,
+    COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.calinski_harabasz(float8[], int) IS
+    'Calinski-Harabasz score (between/within dispersion).';
+
+CREATE FUNCTION mlpipe._davies_bouldin_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_davies_bouldin_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._davies_bouldin_final(mlpipe.agg_state) IS
+    'Final function of mlpipe.davies_bouldin.';
+CREATE OR REPLACE AGGREGATE mlpipe.davies_bouldin(x float8[], label integer) (
+    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._davies_bouldin_final,
+    COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.davies_bouldin(float8[], int) IS
+    'Davies-Bouldin score (lower is better).';
+
+-- The support functions of the `internal` states, no longer used.
+DROP FUNCTION mlpipe._ts_features_trans(internal, timestamptz, float8);
+DROP FUNCTION mlpipe._summary_trans(internal, float8);
+DROP FUNCTION mlpipe._features_combine(internal, internal);
+DROP FUNCTION mlpipe._features_serial(internal);
+DROP FUNCTION mlpipe._features_deserial(bytea, internal);
+DROP FUNCTION mlpipe._ts_features_final(internal);
+DROP FUNCTION mlpipe._summary_final(internal);
+DROP FUNCTION mlpipe._label_trans(internal, text, text);
+DROP FUNCTION mlpipe._label_trans(internal, bigint, bigint);
+DROP FUNCTION mlpipe._label_trans(internal, boolean, boolean);
+DROP FUNCTION mlpipe._label_combine(internal, internal);
+DROP FUNCTION mlpipe._label_serial(internal);
+DROP FUNCTION mlpipe._label_deserial(bytea, internal);
+DROP FUNCTION mlpipe._accuracy_final(internal);
+DROP FUNCTION mlpipe._precision_macro_final(internal);
+DROP FUNCTION mlpipe._recall_macro_final(internal);
+DROP FUNCTION mlpipe._f1_macro_final(internal);
+DROP FUNCTION mlpipe._f1_weighted_final(internal);
+DROP FUNCTION mlpipe._confusion_matrix_final(internal);
+DROP FUNCTION mlpipe._log_loss_trans(internal, boolean, float8);
+DROP FUNCTION mlpipe._log_loss_trans(internal, text, float8[], text[]);
+DROP FUNCTION mlpipe._log_loss_combine(internal, internal);
+DROP FUNCTION mlpipe._log_loss_serial(internal);
+DROP FUNCTION mlpipe._log_loss_deserial(bytea, internal);
+DROP FUNCTION mlpipe._log_loss_final(internal);
+DROP FUNCTION mlpipe._roc_auc_trans(internal, boolean, float8);
+DROP FUNCTION mlpipe._roc_auc_trans(internal, text, float8[], text[]);
+DROP FUNCTION mlpipe._roc_auc_combine(internal, internal);
+DROP FUNCTION mlpipe._roc_auc_serial(internal);
+DROP FUNCTION mlpipe._roc_auc_deserial(bytea, internal);
+DROP FUNCTION mlpipe._roc_auc_final(internal);
+DROP FUNCTION mlpipe._reg_trans(internal, float8, float8);
+DROP FUNCTION mlpipe._reg_combine(internal, internal);
+DROP FUNCTION mlpipe._reg_serial(internal);
+DROP FUNCTION mlpipe._reg_deserial(bytea, internal);
+DROP FUNCTION mlpipe._rmse_final(internal);
+DROP FUNCTION mlpipe._mae_final(internal);
+DROP FUNCTION mlpipe._r2_final(internal);
+DROP FUNCTION mlpipe._mape_final(internal);
+DROP FUNCTION mlpipe._points_trans(internal, float8[], int);
+DROP FUNCTION mlpipe._points_combine(internal, internal);
+DROP FUNCTION mlpipe._points_serial(internal);
+DROP FUNCTION mlpipe._points_deserial(bytea, internal);
+DROP FUNCTION mlpipe._silhouette_final(internal);
+DROP FUNCTION mlpipe._calinski_harabasz_final(internal);
+DROP FUNCTION mlpipe._davies_bouldin_final(internal);

@@ -294,3 +294,45 @@ CREATE TYPE mlpipe.value_summary AS (
     skewness float8, kurtosis float8
 );
 COMMENT ON TYPE mlpipe.value_summary IS 'The result of mlpipe.summary: count, nulls, moments and quantiles of a column.';
+
+--------------------------------------------------------------------------
+-- The aggregate state type.
+--------------------------------------------------------------------------
+
+-- mlpipe.agg_state: the state (STYPE) of every metric and feature
+-- aggregate (40-features, 50-evaluation). A real type rather than
+-- `internal` so that Citus runs the aggregates as partial aggregates on the
+-- shards and combines the states on the coordinator (it ships them through
+-- the text form). Text form: \x and the hex of a header (magic, version,
+-- kind) and the state's serial form; the input checks the whole state
+-- (22P02 otherwise). In memory an expanded object (src/pg/agg_state_type.c).
+-- The I/O functions stay executable by PUBLIC, as type I/O is for every
+-- type.
+CREATE TYPE mlpipe.agg_state;
+
+CREATE FUNCTION mlpipe._agg_state_in(cstring) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_agg_state_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._agg_state_in(cstring) IS
+    'Text input of mlpipe.agg_state: \x and hex digits, the state checked whole.';
+
+CREATE FUNCTION mlpipe._agg_state_out(mlpipe.agg_state) RETURNS cstring
+AS 'MODULE_PATHNAME', 'mlpipe_agg_state_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._agg_state_out(mlpipe.agg_state) IS
+    'Text output of mlpipe.agg_state: \x and the hex of the flat state.';
+
+CREATE FUNCTION mlpipe._agg_state_recv(internal) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_agg_state_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._agg_state_recv(internal) IS
+    'Binary input of mlpipe.agg_state: the flat state, checked whole.';
+
+CREATE FUNCTION mlpipe._agg_state_send(mlpipe.agg_state) RETURNS bytea
+AS 'MODULE_PATHNAME', 'mlpipe_agg_state_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._agg_state_send(mlpipe.agg_state) IS
+    'Binary output of mlpipe.agg_state: the flat state.';
+
+CREATE TYPE mlpipe.agg_state (
+    INPUT = mlpipe._agg_state_in, OUTPUT = mlpipe._agg_state_out,
+    RECEIVE = mlpipe._agg_state_recv, SEND = mlpipe._agg_state_send,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended);
+COMMENT ON TYPE mlpipe.agg_state IS
+    'State of the mlpipe metric and feature aggregates; its text form is how Citus ships partial states.';

@@ -4,375 +4,299 @@
 --------------------------------------------------------------------------
 
 -- Metric aggregates are pure computations on the caller's own values: they
--- stay executable by PUBLIC. States are `internal` with combine / serial /
--- deserial functions, so every aggregate is PARALLEL SAFE. A row with a NULL
+-- stay executable by PUBLIC. States are mlpipe.agg_state values (00-schema)
+-- with combine functions, so every aggregate is PARALLEL SAFE and Citus
+-- splits it into partial aggregates on the shards. SSPACE = 8176 keeps the
+-- planner's estimate of a state what it was for `internal` (8176 + 16 =
+-- 8 kB a group): the same hash-or-sort choices and hash-table limits. A row with a NULL
 -- in any argument is ignored; no rows give NULL; an undefined metric (one
 -- class for roc_auc, one cluster for silhouette, ...) is NULL.
 
 -- Label metrics: one confusion-matrix state for text, bigint and boolean labels.
-CREATE FUNCTION mlpipe._label_trans(internal, text, text) RETURNS internal
+CREATE FUNCTION mlpipe._label_trans(mlpipe.agg_state, text, text) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_trans_text' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_trans(internal, text, text) IS
+COMMENT ON FUNCTION mlpipe._label_trans(mlpipe.agg_state, text, text) IS
     'Transition function of the label metric aggregates.';
 
-CREATE FUNCTION mlpipe._label_trans(internal, bigint, bigint) RETURNS internal
+CREATE FUNCTION mlpipe._label_trans(mlpipe.agg_state, bigint, bigint) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_trans_int8' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_trans(internal, bigint, bigint) IS
+COMMENT ON FUNCTION mlpipe._label_trans(mlpipe.agg_state, bigint, bigint) IS
     'Transition function of the label metric aggregates.';
 
-CREATE FUNCTION mlpipe._label_trans(internal, boolean, boolean) RETURNS internal
+CREATE FUNCTION mlpipe._label_trans(mlpipe.agg_state, boolean, boolean) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_trans_bool' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_trans(internal, boolean, boolean) IS
+COMMENT ON FUNCTION mlpipe._label_trans(mlpipe.agg_state, boolean, boolean) IS
     'Transition function of the label metric aggregates.';
 
-CREATE FUNCTION mlpipe._label_combine(internal, internal) RETURNS internal
+CREATE FUNCTION mlpipe._label_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_combine' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_combine(internal, internal) IS
+COMMENT ON FUNCTION mlpipe._label_combine(mlpipe.agg_state, mlpipe.agg_state) IS
     'Combine function of the label metric aggregates (parallel aggregation).';
 
-CREATE FUNCTION mlpipe._label_serial(internal) RETURNS bytea
-AS 'MODULE_PATHNAME', 'mlpipe_label_serial' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_serial(internal) IS
-    'Serialises the state of the label metric aggregates.';
-
-CREATE FUNCTION mlpipe._label_deserial(bytea, internal) RETURNS internal
-AS 'MODULE_PATHNAME', 'mlpipe_label_deserial' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_deserial(bytea, internal) IS
-    'Deserialises the state of the label metric aggregates.';
-
-CREATE FUNCTION mlpipe._accuracy_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._accuracy_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_accuracy_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._accuracy_final(internal) IS 'Final function of mlpipe.accuracy.';
+COMMENT ON FUNCTION mlpipe._accuracy_final(mlpipe.agg_state) IS 'Final function of mlpipe.accuracy.';
 CREATE AGGREGATE mlpipe.accuracy(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._accuracy_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.accuracy(text, text) IS 'Share of rows where prediction equals truth.';
 CREATE AGGREGATE mlpipe.accuracy(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._accuracy_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.accuracy(bigint, bigint) IS
     'Share of rows where prediction equals truth.';
 CREATE AGGREGATE mlpipe.accuracy(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._accuracy_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.accuracy(boolean, boolean) IS
     'Share of rows where prediction equals truth.';
 
-CREATE FUNCTION mlpipe._precision_macro_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._precision_macro_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_precision_macro_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._precision_macro_final(internal) IS
+COMMENT ON FUNCTION mlpipe._precision_macro_final(mlpipe.agg_state) IS
     'Final function of mlpipe.precision_macro.';
 CREATE AGGREGATE mlpipe.precision_macro(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._precision_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision_macro(text, text) IS
     'Precision averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.precision_macro(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._precision_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision_macro(bigint, bigint) IS
     'Precision averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.precision_macro(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._precision_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision_macro(boolean, boolean) IS
     'Precision averaged over the labels present in either column (zero_division 0).';
 
-CREATE FUNCTION mlpipe._recall_macro_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._recall_macro_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_recall_macro_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._recall_macro_final(internal) IS 'Final function of mlpipe.recall_macro.';
+COMMENT ON FUNCTION mlpipe._recall_macro_final(mlpipe.agg_state) IS 'Final function of mlpipe.recall_macro.';
 CREATE AGGREGATE mlpipe.recall_macro(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._recall_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall_macro(text, text) IS
     'Recall averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.recall_macro(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._recall_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall_macro(bigint, bigint) IS
     'Recall averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.recall_macro(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._recall_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall_macro(boolean, boolean) IS
     'Recall averaged over the labels present in either column (zero_division 0).';
 
-CREATE FUNCTION mlpipe._f1_macro_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._f1_macro_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_f1_macro_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._f1_macro_final(internal) IS 'Final function of mlpipe.f1_macro.';
+COMMENT ON FUNCTION mlpipe._f1_macro_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1_macro.';
 CREATE AGGREGATE mlpipe.f1_macro(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_macro(text, text) IS
     'F1 averaged over the labels present in either column.';
 CREATE AGGREGATE mlpipe.f1_macro(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_macro(bigint, bigint) IS
     'F1 averaged over the labels present in either column.';
 CREATE AGGREGATE mlpipe.f1_macro(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_macro(boolean, boolean) IS
     'F1 averaged over the labels present in either column.';
 
-CREATE FUNCTION mlpipe._f1_weighted_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._f1_weighted_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_f1_weighted_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._f1_weighted_final(internal) IS 'Final function of mlpipe.f1_weighted.';
+COMMENT ON FUNCTION mlpipe._f1_weighted_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1_weighted.';
 CREATE AGGREGATE mlpipe.f1_weighted(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_weighted_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_weighted(text, text) IS
     'F1 per label weighted by the label''s support.';
 CREATE AGGREGATE mlpipe.f1_weighted(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_weighted_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_weighted(bigint, bigint) IS
     'F1 per label weighted by the label''s support.';
 CREATE AGGREGATE mlpipe.f1_weighted(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._f1_weighted_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_weighted(boolean, boolean) IS
     'F1 per label weighted by the label''s support.';
 
-CREATE FUNCTION mlpipe._confusion_matrix_final(internal) RETURNS jsonb
+CREATE FUNCTION mlpipe._confusion_matrix_final(mlpipe.agg_state) RETURNS jsonb
 AS 'MODULE_PATHNAME', 'mlpipe_confusion_matrix_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._confusion_matrix_final(internal) IS
+COMMENT ON FUNCTION mlpipe._confusion_matrix_final(mlpipe.agg_state) IS
     'Final function of mlpipe.confusion_matrix.';
 CREATE AGGREGATE mlpipe.confusion_matrix(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._confusion_matrix_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.confusion_matrix(text, text) IS
     'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
 CREATE AGGREGATE mlpipe.confusion_matrix(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._confusion_matrix_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.confusion_matrix(bigint, bigint) IS
     'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
 CREATE AGGREGATE mlpipe.confusion_matrix(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = internal, FINALFUNC = mlpipe._confusion_matrix_final,
-    COMBINEFUNC = mlpipe._label_combine, SERIALFUNC = mlpipe._label_serial,
-    DESERIALFUNC = mlpipe._label_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.confusion_matrix(boolean, boolean) IS
     'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
 
 -- log_loss: (boolean, float8) binary with p = P(true); (text, float8[], text[])
 -- with one probability per class in the order of the classes array.
-CREATE FUNCTION mlpipe._log_loss_trans(internal, boolean, float8) RETURNS internal
+CREATE FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, boolean, float8) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_log_loss_trans_bool' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._log_loss_trans(internal, boolean, float8) IS
+COMMENT ON FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, boolean, float8) IS
     'Transition function of the log_loss aggregates.';
 
-CREATE FUNCTION mlpipe._log_loss_trans(internal, text, float8[], text[]) RETURNS internal
+CREATE FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, text, float8[], text[]) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_log_loss_trans_multi' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._log_loss_trans(internal, text, float8[], text[]) IS
+COMMENT ON FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, text, float8[], text[]) IS
     'Transition function of the log_loss aggregates.';
 
-CREATE FUNCTION mlpipe._log_loss_combine(internal, internal) RETURNS internal
+CREATE FUNCTION mlpipe._log_loss_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_log_loss_combine' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._log_loss_combine(internal, internal) IS
+COMMENT ON FUNCTION mlpipe._log_loss_combine(mlpipe.agg_state, mlpipe.agg_state) IS
     'Combine function of the log_loss aggregates (parallel aggregation).';
 
-CREATE FUNCTION mlpipe._log_loss_serial(internal) RETURNS bytea
-AS 'MODULE_PATHNAME', 'mlpipe_log_loss_serial' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._log_loss_serial(internal) IS
-    'Serialises the state of the log_loss aggregates.';
-
-CREATE FUNCTION mlpipe._log_loss_deserial(bytea, internal) RETURNS internal
-AS 'MODULE_PATHNAME', 'mlpipe_log_loss_deserial' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._log_loss_deserial(bytea, internal) IS
-    'Deserialises the state of the log_loss aggregates.';
-
-CREATE FUNCTION mlpipe._log_loss_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._log_loss_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_log_loss_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._log_loss_final(internal) IS 'Final function of mlpipe.log_loss.';
+COMMENT ON FUNCTION mlpipe._log_loss_final(mlpipe.agg_state) IS 'Final function of mlpipe.log_loss.';
 
 CREATE AGGREGATE mlpipe.log_loss(y_true boolean, p float8) (
-    SFUNC = mlpipe._log_loss_trans, STYPE = internal, FINALFUNC = mlpipe._log_loss_final,
-    COMBINEFUNC = mlpipe._log_loss_combine, SERIALFUNC = mlpipe._log_loss_serial,
-    DESERIALFUNC = mlpipe._log_loss_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._log_loss_final,
+    COMBINEFUNC = mlpipe._log_loss_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.log_loss(boolean, float8) IS
     'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
 
 CREATE AGGREGATE mlpipe.log_loss(y_true text, proba float8[], classes text[]) (
-    SFUNC = mlpipe._log_loss_trans, STYPE = internal, FINALFUNC = mlpipe._log_loss_final,
-    COMBINEFUNC = mlpipe._log_loss_combine, SERIALFUNC = mlpipe._log_loss_serial,
-    DESERIALFUNC = mlpipe._log_loss_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._log_loss_final,
+    COMBINEFUNC = mlpipe._log_loss_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.log_loss(text, float8[], text[]) IS
     'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
 
 -- roc_auc: (boolean, float8) binary; (text, float8[], text[]) macro one-vs-rest.
 -- The state keeps every (label, score): the AUC needs all of them sorted.
-CREATE FUNCTION mlpipe._roc_auc_trans(internal, boolean, float8) RETURNS internal
+CREATE FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, boolean, float8) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_trans_bool' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._roc_auc_trans(internal, boolean, float8) IS
+COMMENT ON FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, boolean, float8) IS
     'Transition function of the roc_auc aggregates.';
 
-CREATE FUNCTION mlpipe._roc_auc_trans(internal, text, float8[], text[]) RETURNS internal
+CREATE FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, text, float8[], text[]) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_trans_multi' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._roc_auc_trans(internal, text, float8[], text[]) IS
+COMMENT ON FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, text, float8[], text[]) IS
     'Transition function of the roc_auc aggregates.';
 
-CREATE FUNCTION mlpipe._roc_auc_combine(internal, internal) RETURNS internal
+CREATE FUNCTION mlpipe._roc_auc_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_combine' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._roc_auc_combine(internal, internal) IS
+COMMENT ON FUNCTION mlpipe._roc_auc_combine(mlpipe.agg_state, mlpipe.agg_state) IS
     'Combine function of the roc_auc aggregates (parallel aggregation).';
 
-CREATE FUNCTION mlpipe._roc_auc_serial(internal) RETURNS bytea
-AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_serial' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._roc_auc_serial(internal) IS
-    'Serialises the state of the roc_auc aggregates.';
-
-CREATE FUNCTION mlpipe._roc_auc_deserial(bytea, internal) RETURNS internal
-AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_deserial' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._roc_auc_deserial(bytea, internal) IS
-    'Deserialises the state of the roc_auc aggregates.';
-
-CREATE FUNCTION mlpipe._roc_auc_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._roc_auc_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._roc_auc_final(internal) IS 'Final function of mlpipe.roc_auc.';
+COMMENT ON FUNCTION mlpipe._roc_auc_final(mlpipe.agg_state) IS 'Final function of mlpipe.roc_auc.';
 
 CREATE AGGREGATE mlpipe.roc_auc(y_true boolean, score float8) (
-    SFUNC = mlpipe._roc_auc_trans, STYPE = internal, FINALFUNC = mlpipe._roc_auc_final,
-    COMBINEFUNC = mlpipe._roc_auc_combine, SERIALFUNC = mlpipe._roc_auc_serial,
-    DESERIALFUNC = mlpipe._roc_auc_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._roc_auc_final,
+    COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.roc_auc(boolean, float8) IS
     'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
 
 CREATE AGGREGATE mlpipe.roc_auc(y_true text, proba float8[], classes text[]) (
-    SFUNC = mlpipe._roc_auc_trans, STYPE = internal, FINALFUNC = mlpipe._roc_auc_final,
-    COMBINEFUNC = mlpipe._roc_auc_combine, SERIALFUNC = mlpipe._roc_auc_serial,
-    DESERIALFUNC = mlpipe._roc_auc_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._roc_auc_final,
+    COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.roc_auc(text, float8[], text[]) IS
     'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
 
 -- Regression: rmse, mae, r2, mape (y_true float8, y_pred float8), running sums.
-CREATE FUNCTION mlpipe._reg_trans(internal, float8, float8) RETURNS internal
+CREATE FUNCTION mlpipe._reg_trans(mlpipe.agg_state, float8, float8) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_reg_trans' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._reg_trans(internal, float8, float8) IS
+COMMENT ON FUNCTION mlpipe._reg_trans(mlpipe.agg_state, float8, float8) IS
     'Transition function of the regression metric aggregates.';
 
-CREATE FUNCTION mlpipe._reg_combine(internal, internal) RETURNS internal
+CREATE FUNCTION mlpipe._reg_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_reg_combine' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._reg_combine(internal, internal) IS
+COMMENT ON FUNCTION mlpipe._reg_combine(mlpipe.agg_state, mlpipe.agg_state) IS
     'Combine function of the regression metric aggregates (parallel aggregation).';
 
-CREATE FUNCTION mlpipe._reg_serial(internal) RETURNS bytea
-AS 'MODULE_PATHNAME', 'mlpipe_reg_serial' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._reg_serial(internal) IS
-    'Serialises the state of the regression metric aggregates.';
-
-CREATE FUNCTION mlpipe._reg_deserial(bytea, internal) RETURNS internal
-AS 'MODULE_PATHNAME', 'mlpipe_reg_deserial' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._reg_deserial(bytea, internal) IS
-    'Deserialises the state of the regression metric aggregates.';
-
-CREATE FUNCTION mlpipe._rmse_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._rmse_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_rmse_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._rmse_final(internal) IS 'Final function of mlpipe.rmse.';
+COMMENT ON FUNCTION mlpipe._rmse_final(mlpipe.agg_state) IS 'Final function of mlpipe.rmse.';
 CREATE AGGREGATE mlpipe.rmse(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = internal, FINALFUNC = mlpipe._rmse_final,
-    COMBINEFUNC = mlpipe._reg_combine, SERIALFUNC = mlpipe._reg_serial,
-    DESERIALFUNC = mlpipe._reg_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._rmse_final,
+    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.rmse(float8, float8) IS 'Root mean squared error.';
 
-CREATE FUNCTION mlpipe._mae_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._mae_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_mae_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._mae_final(internal) IS 'Final function of mlpipe.mae.';
+COMMENT ON FUNCTION mlpipe._mae_final(mlpipe.agg_state) IS 'Final function of mlpipe.mae.';
 CREATE AGGREGATE mlpipe.mae(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = internal, FINALFUNC = mlpipe._mae_final,
-    COMBINEFUNC = mlpipe._reg_combine, SERIALFUNC = mlpipe._reg_serial,
-    DESERIALFUNC = mlpipe._reg_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._mae_final,
+    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.mae(float8, float8) IS 'Mean absolute error.';
 
-CREATE FUNCTION mlpipe._r2_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._r2_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_r2_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._r2_final(internal) IS 'Final function of mlpipe.r2.';
+COMMENT ON FUNCTION mlpipe._r2_final(mlpipe.agg_state) IS 'Final function of mlpipe.r2.';
 CREATE AGGREGATE mlpipe.r2(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = internal, FINALFUNC = mlpipe._r2_final,
-    COMBINEFUNC = mlpipe._reg_combine, SERIALFUNC = mlpipe._reg_serial,
-    DESERIALFUNC = mlpipe._reg_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._r2_final,
+    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.r2(float8, float8) IS
     'Coefficient of determination (1 for an exact prediction of a constant truth, else 0 then).';
 
-CREATE FUNCTION mlpipe._mape_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._mape_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_mape_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._mape_final(internal) IS 'Final function of mlpipe.mape.';
+COMMENT ON FUNCTION mlpipe._mape_final(mlpipe.agg_state) IS 'Final function of mlpipe.mape.';
 CREATE AGGREGATE mlpipe.mape(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = internal, FINALFUNC = mlpipe._mape_final,
-    COMBINEFUNC = mlpipe._reg_combine, SERIALFUNC = mlpipe._reg_serial,
-    DESERIALFUNC = mlpipe._reg_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._mape_final,
+    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.mape(float8, float8) IS
     'Mean absolute percentage error, dividing by max(abs(y), eps) as scikit-learn (a fraction, not %).';
 
 -- Clustering: silhouette, calinski_harabasz, davies_bouldin (x float8[], label int).
 -- The state keeps every point; silhouette is exact, O(n^2).
-CREATE FUNCTION mlpipe._points_trans(internal, float8[], int) RETURNS internal
+CREATE FUNCTION mlpipe._points_trans(mlpipe.agg_state, float8[], int) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_points_trans' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._points_trans(internal, float8[], int) IS
+COMMENT ON FUNCTION mlpipe._points_trans(mlpipe.agg_state, float8[], int) IS
     'Transition function of the clustering metric aggregates.';
 
-CREATE FUNCTION mlpipe._points_combine(internal, internal) RETURNS internal
+CREATE FUNCTION mlpipe._points_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_points_combine' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._points_combine(internal, internal) IS
+COMMENT ON FUNCTION mlpipe._points_combine(mlpipe.agg_state, mlpipe.agg_state) IS
     'Combine function of the clustering metric aggregates (parallel aggregation).';
 
-CREATE FUNCTION mlpipe._points_serial(internal) RETURNS bytea
-AS 'MODULE_PATHNAME', 'mlpipe_points_serial' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._points_serial(internal) IS
-    'Serialises the state of the clustering metric aggregates.';
-
-CREATE FUNCTION mlpipe._points_deserial(bytea, internal) RETURNS internal
-AS 'MODULE_PATHNAME', 'mlpipe_points_deserial' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._points_deserial(bytea, internal) IS
-    'Deserialises the state of the clustering metric aggregates.';
-
-CREATE FUNCTION mlpipe._silhouette_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._silhouette_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_silhouette_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._silhouette_final(internal) IS 'Final function of mlpipe.silhouette.';
+COMMENT ON FUNCTION mlpipe._silhouette_final(mlpipe.agg_state) IS 'Final function of mlpipe.silhouette.';
 CREATE AGGREGATE mlpipe.silhouette(x float8[], label integer) (
-    SFUNC = mlpipe._points_trans, STYPE = internal, FINALFUNC = mlpipe._silhouette_final,
-    COMBINEFUNC = mlpipe._points_combine, SERIALFUNC = mlpipe._points_serial,
-    DESERIALFUNC = mlpipe._points_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._silhouette_final,
+    COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.silhouette(float8[], int) IS
     'Mean silhouette coefficient, Euclidean, exact O(n^2).';
 
-CREATE FUNCTION mlpipe._calinski_harabasz_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._calinski_harabasz_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_calinski_harabasz_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._calinski_harabasz_final(internal) IS
+COMMENT ON FUNCTION mlpipe._calinski_harabasz_final(mlpipe.agg_state) IS
     'Final function of mlpipe.calinski_harabasz.';
 CREATE AGGREGATE mlpipe.calinski_harabasz(x float8[], label integer) (
-    SFUNC = mlpipe._points_trans, STYPE = internal, FINALFUNC = mlpipe._calinski_harabasz_final,
-    COMBINEFUNC = mlpipe._points_combine, SERIALFUNC = mlpipe._points_serial,
-    DESERIALFUNC = mlpipe._points_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._calinski_harabasz_final,
+    COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.calinski_harabasz(float8[], int) IS
     'Calinski-Harabasz score (between/within dispersion).';
 
-CREATE FUNCTION mlpipe._davies_bouldin_final(internal) RETURNS float8
+CREATE FUNCTION mlpipe._davies_bouldin_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_davies_bouldin_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._davies_bouldin_final(internal) IS
+COMMENT ON FUNCTION mlpipe._davies_bouldin_final(mlpipe.agg_state) IS
     'Final function of mlpipe.davies_bouldin.';
 CREATE AGGREGATE mlpipe.davies_bouldin(x float8[], label integer) (
-    SFUNC = mlpipe._points_trans, STYPE = internal, FINALFUNC = mlpipe._davies_bouldin_final,
-    COMBINEFUNC = mlpipe._points_combine, SERIALFUNC = mlpipe._points_serial,
-    DESERIALFUNC = mlpipe._points_deserial, PARALLEL = SAFE);
+    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._davies_bouldin_final,
+    COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.davies_bouldin(float8[], int) IS
     'Davies-Bouldin score (lower is better).';
 

@@ -1,8 +1,9 @@
 /*
  * agg_state.c: helpers shared by the glue's aggregates (metric_aggs_*.c,
- * features.c, drift.c); see agg_state.h. States of `internal` type live in
- * the aggregate context and travel between parallel workers in the serial
- * form written here.
+ * features.c, drift.c); see agg_state.h: argument checks, the checked
+ * reader of serial states, and LabeledRows. The state type itself, and
+ * the expanded object that holds a state between rows, are in
+ * agg_state_type.c.
  */
 #include "agg_state.h"
 
@@ -97,26 +98,65 @@ agg_send_bytes(StringInfo buf, const void *p, Size len)
 		pq_sendbytes(buf, p, len);
 }
 
-/* The bytea of a serial state; 54000 when it would not fit in one. */
-bytea *
-agg_finish_serial(StringInfo buf, const char *agg)
+/* 22P02: the serial form of a `family` state is corrupt (detail says how). */
+void
+agg_state_corrupt(const char *family, const char *detail)
 {
-	if ((Size) buf->len + VARHDRSZ > MaxAllocSize)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("mlpipe.%s: the aggregate state (%d bytes) is too large to pass between parallel workers",
-							   agg, buf->len),
-						errhint("SET max_parallel_workers_per_gather = 0 for this query.")));
-	return pq_endtypsend(buf);
+	ereport(ERROR, (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					errmsg("invalid mlpipe.agg_state: corrupt %s state", family),
+					errdetail("%s", detail),
+					errhint("An mlpipe.agg_state is written by an mlpipe aggregate (Citus ships it as text between nodes); it cannot be edited.")));
 }
 
-/* A StringInfo over a serial state, for pq_getmsg* (which check every read). */
-void
-agg_serial_reader(StringInfo buf, bytea *b)
+/* 22P02 unless len more bytes are there. */
+static void
+agg_get_check(StringInfo buf, Size len)
 {
-	buf->data = VARDATA_ANY(b);
-	buf->len = VARSIZE_ANY_EXHDR(b);
-	buf->maxlen = buf->len;
-	buf->cursor = 0;
+	if (len > (Size) (buf->len - buf->cursor))
+		agg_state_corrupt("aggregate", "The state ends early.");
+}
+
+/* A network-order int32 of a serial state. */
+int32
+agg_get_int32(StringInfo buf)
+{
+	agg_get_check(buf, 4);
+	return (int32) pq_getmsgint(buf, 4);
+}
+
+/* A network-order int64 of a serial state. */
+int64
+agg_get_int64(StringInfo buf)
+{
+	agg_get_check(buf, 8);
+	return pq_getmsgint64(buf);
+}
+
+/* A float8 of a serial state (its 8 bytes: bit-exact). */
+double
+agg_get_float8(StringInfo buf)
+{
+	agg_get_check(buf, 8);
+	return pq_getmsgfloat8(buf);
+}
+
+/* len bytes of a serial state, in place. */
+const char *
+agg_get_bytes(StringInfo buf, Size len)
+{
+	const char *p = buf->data + buf->cursor;
+
+	agg_get_check(buf, len);
+	buf->cursor += len;
+	return p;
+}
+
+/* 22P02 unless every byte of the serial state was read. */
+void
+agg_get_end(StringInfo buf)
+{
+	if (buf->cursor != buf->len)
+		agg_state_corrupt("aggregate", "The state has bytes left over after its last field.");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -192,9 +232,10 @@ labeled_rows_send(StringInfo buf, const LabeledRows *r, const char *what)
 {
 	if ((double) r->n * (sizeof(double) * r->width + sizeof(int32)) > (double) MaxAllocSize)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("mlpipe.%s: " INT64_FORMAT " rows are too many to pass between parallel workers",
+						errmsg("mlpipe.%s: the aggregate state of " INT64_FORMAT " rows is over 1 GB and cannot be flattened",
 							   what, r->n),
-						errhint("SET max_parallel_workers_per_gather = 0 for this query.")));
+						errdetail("A state is flattened to pass from a parallel worker or from a Citus worker."),
+						errhint("SET max_parallel_workers_per_gather = 0, GROUP BY the distribution column on Citus, or aggregate smaller groups.")));
 	pq_sendint32(buf, r->width);
 	pq_sendint64(buf, r->n);
 	agg_send_bytes(buf, r->id, sizeof(int32) * r->n);
@@ -206,16 +247,20 @@ LabeledRows *
 labeled_rows_recv(StringInfo buf, MemoryContext ctx, const char *what)
 {
 	LabeledRows *r;
-	int32		width = pq_getmsgint(buf, 4);
-	int64		n = pq_getmsgint64(buf);
+	int32		width = agg_get_int32(buf);
+	int64		n = agg_get_int64(buf);
+	int64		i;
 
 	if (width < 1 || n < 0 || n > (int64) (buf->len / (sizeof(double) * width + sizeof(int32))))
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-						errmsg("mlpipe.%s: corrupt aggregate state", what)));
+		agg_state_corrupt(what, "The row count or width does not match the bytes.");
 	r = labeled_rows_new(ctx, width);
 	labeled_rows_reserve(r, n, what);
-	memcpy(r->id, pq_getmsgbytes(buf, sizeof(int32) * n), sizeof(int32) * n);
-	memcpy(r->val, pq_getmsgbytes(buf, sizeof(double) * width * n), sizeof(double) * width * n);
+	memcpy(r->id, agg_get_bytes(buf, sizeof(int32) * n), sizeof(int32) * n);
+	memcpy(r->val, agg_get_bytes(buf, sizeof(double) * width * n), sizeof(double) * width * n);
 	r->n = n;
+	/* the transition functions admit finite values only; the finals rely on it */
+	for (i = 0; i < n * width; i++)
+		if (!isfinite(r->val[i]))
+			agg_state_corrupt(what, "A value is NaN or infinite.");
 	return r;
 }

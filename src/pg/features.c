@@ -2,11 +2,12 @@
  * features.c: the feature aggregates mlpipe.ts_features(timestamptz, float8)
  * and mlpipe.summary(float8).
  *
- * The state keeps every usable (ts, value) point of its group in the
- * aggregate's memory context, plus the count of missing ones. Partial states
- * (parallel workers) are serialized as the raw points and concatenated by the
- * combine function; the final function sorts the points by (ts, value) and
- * hands them to src/core/tsstats.c, so each result is exact and the same
+ * The state, an mlpipe.agg_state of kind AGG_KIND_FEATURES
+ * (agg_state_type.c), keeps every usable (ts, value) point of its group,
+ * plus the count of missing ones. Partial states (parallel workers, Citus
+ * shards) are flattened as the raw points and concatenated by the combine
+ * function; the final function sorts the points by (ts, value) and hands
+ * them to src/core/tsstats.c, so each result is exact and the same
  * whatever the order of the rows or the shape of the plan.
  */
 #include "agg_state.h"
@@ -24,8 +25,6 @@
 PG_FUNCTION_INFO_V1(mlpipe_ts_features_trans);
 PG_FUNCTION_INFO_V1(mlpipe_summary_trans);
 PG_FUNCTION_INFO_V1(mlpipe_features_combine);
-PG_FUNCTION_INFO_V1(mlpipe_features_serial);
-PG_FUNCTION_INFO_V1(mlpipe_features_deserial);
 PG_FUNCTION_INFO_V1(mlpipe_ts_features_final);
 PG_FUNCTION_INFO_V1(mlpipe_summary_final);
 
@@ -45,7 +44,7 @@ typedef struct FeatState
 	TsPoint    *pts;			/* in the aggregate context */
 } FeatState;
 
-/* Serialized state: this header, then n TsPoints as they are in memory. */
+/* Serial form: this header, then n TsPoints as they are in memory. */
 typedef struct FeatWire
 {
 	uint32		magic;
@@ -65,6 +64,17 @@ static const char *
 feat_name(const FeatState *st)
 {
 	return st->timed ? "ts_features" : "summary";
+}
+
+/* 22023 unless st is a state of ts_features (timed) or of summary. */
+static void
+feat_check_timed(const FeatState *st, bool timed)
+{
+	if (st->timed != timed)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("mlpipe.agg_state holds a %s state, not a %s state",
+							   feat_name(st), timed ? "ts_features" : "summary"),
+						errhint("Pass a state to the final or combine function of the aggregate that wrote it.")));
 }
 
 /* The most points a group may keep: mlpipe.max_memory / 16 bytes, at most 64M. */
@@ -103,15 +113,32 @@ feat_reserve(FeatState *st, MemoryContext aggcxt, int64 more)
 	st->cap = cap;
 }
 
-/* An empty state in the aggregate context. */
-static FeatState *
-feat_new(MemoryContext aggcxt, bool timed)
+/* An empty state under aggcxt. */
+static AggStateObj *
+feat_new(FunctionCallInfo fcinfo, MemoryContext aggcxt, bool timed)
 {
-	FeatState  *st = MemoryContextAllocZero(aggcxt, sizeof(FeatState));
+	AggStateObj *obj = agg_state_create(fcinfo, aggcxt, &feat_family);
+	FeatState  *st = MemoryContextAllocZero(AGG_STATE_CTX(obj), sizeof(FeatState));
 
 	st->sorted = true;
 	st->timed = timed;
-	return st;
+	obj->st = st;
+	return obj;
+}
+
+/*
+ * The state of a transition function (argument 0), created under aggcxt
+ * when NULL; 22023 when it belongs to the other feature aggregate.
+ */
+static AggStateObj *
+feat_trans_state(FunctionCallInfo fcinfo, MemoryContext aggcxt, bool timed)
+{
+	AggStateObj *obj = agg_state_arg(fcinfo, 0, &feat_family, aggcxt);
+
+	if (obj == NULL)
+		return feat_new(fcinfo, aggcxt, timed);
+	feat_check_timed(obj->st, timed);
+	return obj;
 }
 
 /* Appends one point, keeping track of whether the points are still in order. */
@@ -138,14 +165,15 @@ Datum
 mlpipe_ts_features_trans(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._ts_features_trans");
-	FeatState  *st = PG_ARGISNULL(0) ? feat_new(aggcxt, true) : (FeatState *) PG_GETARG_POINTER(0);
+	AggStateObj *obj = feat_trans_state(fcinfo, aggcxt, true);
+	FeatState  *st = obj->st;
 	TimestampTz ts;
 	double		v;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || isnan(v = PG_GETARG_FLOAT8(2)))
 	{
 		st->n_null++;
-		PG_RETURN_POINTER(st);
+		AGG_STATE_RETURN(obj);
 	}
 	ts = PG_GETARG_TIMESTAMPTZ(1);
 	if (TIMESTAMP_NOT_FINITE(ts))
@@ -153,8 +181,8 @@ mlpipe_ts_features_trans(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("ts_features: timestamp %s is not finite", timestamptz_to_str(ts)),
 				 errhint("Filter out infinite timestamps or set them to NULL (counted in n_null).")));
-	feat_add(st, aggcxt, ts, v);
-	PG_RETURN_POINTER(st);
+	feat_add(st, AGG_STATE_CTX(obj), ts, v);
+	AGG_STATE_RETURN(obj);
 }
 
 /* summary transition: every value at time 0, so the order is the value order. */
@@ -162,14 +190,15 @@ Datum
 mlpipe_summary_trans(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._summary_trans");
-	FeatState  *st = PG_ARGISNULL(0) ? feat_new(aggcxt, false) : (FeatState *) PG_GETARG_POINTER(0);
+	AggStateObj *obj = feat_trans_state(fcinfo, aggcxt, false);
+	FeatState  *st = obj->st;
 	double		v;
 
 	if (PG_ARGISNULL(1) || isnan(v = PG_GETARG_FLOAT8(1)))
 		st->n_null++;
 	else
-		feat_add(st, aggcxt, 0, v);
-	PG_RETURN_POINTER(st);
+		feat_add(st, AGG_STATE_CTX(obj), 0, v);
+	AGG_STATE_RETURN(obj);
 }
 
 /*
@@ -180,80 +209,96 @@ Datum
 mlpipe_features_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._features_combine");
-	FeatState  *a = PG_ARGISNULL(0) ? NULL : (FeatState *) PG_GETARG_POINTER(0);
-	FeatState  *b = PG_ARGISNULL(1) ? NULL : (FeatState *) PG_GETARG_POINTER(1);
+	AggStateObj *bobj = agg_state_arg(fcinfo, 1, &feat_family, CurrentMemoryContext);
+	AggStateObj *obj;
+	FeatState  *a,
+			   *b;
 	bool		in_order;
 
-	if (b == NULL)
+	if (bobj == NULL)
 		return agg_state_unchanged(fcinfo);
-	if (a == NULL)
-		a = feat_new(aggcxt, b->timed);
+	b = bobj->st;
+	if ((obj = agg_state_arg(fcinfo, 0, &feat_family, aggcxt)) == NULL)
+		obj = feat_new(fcinfo, aggcxt, b->timed);
+	a = obj->st;
+	feat_check_timed(a, b->timed);
 	in_order = a->sorted && b->sorted &&
 		(a->n == 0 || b->n == 0 || !ts_point_less(&b->pts[0], &a->pts[a->n - 1]));
 	if (b->n > 0)
 	{
-		feat_reserve(a, aggcxt, b->n);
+		feat_reserve(a, AGG_STATE_CTX(obj), b->n);
 		memcpy(a->pts + a->n, b->pts, sizeof(TsPoint) * b->n);
 		a->n += b->n;
 	}
 	a->sorted = in_order;
 	a->n_null += b->n_null;
-	PG_RETURN_POINTER(a);
+	AGG_STATE_RETURN(obj);
 }
 
-/* Serial: the header and the points, for a parallel worker's partial state. */
-Datum
-mlpipe_features_serial(PG_FUNCTION_ARGS)
+/* Serial form: the FeatWire header and the points as they are in memory. */
+static void
+feat_write(StringInfo buf, const void *p, const char *agg)
 {
-	FeatState  *st = (FeatState *) PG_GETARG_POINTER(0);
-	Size		len = VARHDRSZ + sizeof(FeatWire) + sizeof(TsPoint) * st->n;
-	bytea	   *out;
+	const FeatState *st = p;
 	FeatWire	w;
 
-	/* Cannot happen: FEAT_MAX_POINTS keeps a state under 1 GB. */
-	if (len > MaxAllocSize)
-		elog(ERROR, "%s: partial state of %lld readings is too large", feat_name(st), (long long) st->n);
-	out = palloc(len);
 	w.magic = FEAT_MAGIC;
 	w.version = FEAT_WIRE_VERSION;
 	w.flags = (st->sorted ? FEAT_SORTED : 0) | (st->timed ? FEAT_TIMED : 0);
 	w.n = st->n;
 	w.n_null = st->n_null;
-	SET_VARSIZE(out, len);
-	memcpy(VARDATA(out), &w, sizeof(w));
-	if (st->n > 0)
-		memcpy(VARDATA(out) + sizeof(w), st->pts, sizeof(TsPoint) * st->n);
-	PG_RETURN_BYTEA_P(out);
+	appendBinaryStringInfo(buf, (const char *) &w, sizeof(w));
+	agg_send_bytes(buf, st->pts, sizeof(TsPoint) * st->n);
 }
 
-/* Deserial: checks the header and the length before trusting a count. */
-Datum
-mlpipe_features_deserial(PG_FUNCTION_ARGS)
+/*
+ * 22P02 unless the points are what the transition functions keep: values
+ * not NaN, finite timestamps (0 for summary), and in (ts, value) order when
+ * the state says so; the final's sort and selection rely on all three.
+ */
+static void
+feat_check_points(const FeatState *st)
 {
-	bytea	   *in = PG_GETARG_BYTEA_PP(0);
-	Size		len = VARSIZE_ANY_EXHDR(in);
-	const char *data = VARDATA_ANY(in);
+	int64		i;
+
+	for (i = 0; i < st->n; i++)
+	{
+		const TsPoint *p = &st->pts[i];
+
+		if (isnan(p->v) || TIMESTAMP_NOT_FINITE(p->ts) || (!st->timed && p->ts != 0))
+			agg_state_corrupt("feature", "A reading is NaN, or its time is not finite (or not 0 for summary).");
+		if (st->sorted && i > 0 && ts_point_less(p, p - 1))
+			agg_state_corrupt("feature", "The state says its readings are in order, and they are not.");
+	}
+}
+
+/* A FeatState in ctx from feat_write's form; the header and length are checked before a count is trusted. */
+static void *
+feat_read(StringInfo buf, MemoryContext ctx)
+{
 	FeatWire	w;
 	FeatState  *st;
 
-	if (len < sizeof(w))
-		elog(ERROR, "mlpipe: feature state too short (%zu bytes)", len);
-	memcpy(&w, data, sizeof(w));
+	memcpy(&w, agg_get_bytes(buf, sizeof(w)), sizeof(w));
 	if (w.magic != FEAT_MAGIC || w.version != FEAT_WIRE_VERSION || w.n < 0 || w.n_null < 0 ||
-		w.n > FEAT_MAX_POINTS || len != sizeof(w) + sizeof(TsPoint) * (Size) w.n)
-		elog(ERROR, "mlpipe: corrupt feature state (%zu bytes)", len);
-	st = palloc0(sizeof(FeatState));
+		w.n > FEAT_MAX_POINTS || (w.flags & ~(FEAT_SORTED | FEAT_TIMED)) != 0 ||
+		(Size) (buf->len - buf->cursor) != sizeof(TsPoint) * (Size) w.n)
+		agg_state_corrupt("feature", "The header does not match the readings that follow.");
+	st = MemoryContextAllocZero(ctx, sizeof(FeatState));
 	st->timed = (w.flags & FEAT_TIMED) != 0;
 	st->sorted = (w.flags & FEAT_SORTED) != 0;
 	st->n = st->cap = w.n;
 	st->n_null = w.n_null;
 	if (w.n > 0)
 	{
-		st->pts = palloc_extended(sizeof(TsPoint) * w.n, MCXT_ALLOC_HUGE);
-		memcpy(st->pts, data + sizeof(w), sizeof(TsPoint) * w.n);
+		st->pts = MemoryContextAllocHuge(ctx, sizeof(TsPoint) * w.n);
+		memcpy(st->pts, agg_get_bytes(buf, sizeof(TsPoint) * w.n), sizeof(TsPoint) * w.n);
 	}
-	PG_RETURN_POINTER(st);
+	feat_check_points(st);
+	return st;
 }
+
+const AggFamily feat_family = {AGG_KIND_FEATURES, "feature", feat_write, feat_read};
 
 /*
  * Sorts the state's points in place (same points, so the state stays valid
@@ -344,15 +389,18 @@ feat_common(FeatState *st, const TsSummary *s, Datum *values, bool *nulls)
 static Datum
 feat_final(FunctionCallInfo fcinfo, int natts)
 {
-	FeatState  *st = PG_ARGISNULL(0) ? NULL : (FeatState *) PG_GETARG_POINTER(0);
+	AggStateObj *obj = agg_state_arg(fcinfo, 0, &feat_family, CurrentMemoryContext);
+	FeatState  *st;
 	TupleDesc	td;
 	Datum		values[TS_SUMMARY_NATTS];
 	bool		nulls[TS_SUMMARY_NATTS];
 	TsSummary	s;
 	int			i;
 
-	if (st == NULL)
+	if (obj == NULL)
 		PG_RETURN_NULL();
+	st = obj->st;
+	feat_check_timed(st, natts == TS_SUMMARY_NATTS);
 	td = feat_tupdesc(fcinfo, natts);
 	memset(nulls, true, sizeof(nulls));
 	memset(values, 0, sizeof(values));

@@ -5,8 +5,10 @@
  * src/core/cluster_metrics.c's. A metric that is undefined on the rows
  * (silhouette with one cluster) is NULL.
  *
- * States are `internal`, allocated in the aggregate context, with combine,
- * serial and deserial functions so every aggregate is PARALLEL SAFE.
+ * The state is an mlpipe.agg_state of kind AGG_KIND_POINTS (agg_state_type.c)
+ * holding the LabeledRows, with a combine function: every aggregate is
+ * PARALLEL SAFE, and Citus splits it into shard partials and a coordinator
+ * combine (the partial states carry every point).
  * NULLs: a row with a NULL in any argument is ignored; no rows give NULL.
  * NaN or infinite numbers, arrays with NULL elements or of the wrong length
  * are errors (22000), as scikit-learn rejects them.
@@ -27,13 +29,40 @@
 /* The points (val, width = d) and their labels (id). */
 typedef LabeledRows PointState;
 
+/* Serial form: the LabeledRows (labeled_rows_send). */
+static void
+points_write(StringInfo buf, const void *p, const char *agg)
+{
+	labeled_rows_send(buf, p, agg);
+}
+
+/* The points in ctx from points_write's form. */
+static void *
+points_read(StringInfo buf, MemoryContext ctx)
+{
+	return labeled_rows_recv(buf, ctx, "clustering metric");
+}
+
+const AggFamily points_family = {AGG_KIND_POINTS, "clustering metric", points_write, points_read};
+
+/* An empty points state of width d under ctx. */
+static AggStateObj *
+points_new(FunctionCallInfo fcinfo, MemoryContext ctx, int d)
+{
+	AggStateObj *obj = agg_state_create(fcinfo, ctx, &points_family);
+
+	obj->st = labeled_rows_new(AGG_STATE_CTX(obj), d);
+	return obj;
+}
+
 /* (x float8[], label int): one point; every x has the same length. */
 PG_FUNCTION_INFO_V1(mlpipe_points_trans);
 Datum
 mlpipe_points_trans(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = agg_context(fcinfo, "mlpipe._points_trans");
-	PointState *st = PG_ARGISNULL(0) ? NULL : (PointState *) PG_GETARG_POINTER(0);
+	AggStateObj *obj;
+	PointState *st;
 	const char *name;
 	double	   *x;
 	int			d;
@@ -45,44 +74,16 @@ mlpipe_points_trans(PG_FUNCTION_ARGS)
 	if (d == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("mlpipe.%s: x is empty; a point needs at least one feature", name)));
-	if (st == NULL)
-		st = labeled_rows_new(ctx, d);
+	if ((obj = agg_state_arg(fcinfo, 0, &points_family, ctx)) == NULL)
+		obj = points_new(fcinfo, ctx, d);
+	st = obj->st;
 	if (d != st->width)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("mlpipe.%s: x has %d elements here but %d in earlier rows",
 							   name, d, st->width),
 						errhint("Every point needs the same number of features.")));
 	labeled_rows_add(st, PG_GETARG_INT32(2), x, name);
-	PG_RETURN_POINTER(st);
-}
-
-/* Serial of the clustering metrics: the points and labels. */
-PG_FUNCTION_INFO_V1(mlpipe_points_serial);
-Datum
-mlpipe_points_serial(PG_FUNCTION_ARGS)
-{
-	PointState *st = (PointState *) PG_GETARG_POINTER(0);
-	StringInfoData buf;
-
-	agg_context(fcinfo, "clustering metric serial");
-	pq_begintypsend(&buf);
-	labeled_rows_send(&buf, st, "clustering metric");
-	PG_RETURN_BYTEA_P(agg_finish_serial(&buf, "clustering metric"));
-}
-
-/* Deserial of the clustering metrics. */
-PG_FUNCTION_INFO_V1(mlpipe_points_deserial);
-Datum
-mlpipe_points_deserial(PG_FUNCTION_ARGS)
-{
-	StringInfoData buf;
-	PointState *st;
-
-	agg_context(fcinfo, "clustering metric deserial");
-	agg_serial_reader(&buf, PG_GETARG_BYTEA_PP(0));
-	st = labeled_rows_recv(&buf, CurrentMemoryContext, "clustering metric");
-	pq_getmsgend(&buf);
-	PG_RETURN_POINTER(st);
+	AGG_STATE_RETURN(obj);
 }
 
 /* Combine of the clustering metrics: b's points appended to a (same width). */
@@ -91,18 +92,22 @@ Datum
 mlpipe_points_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = agg_context(fcinfo, "clustering metric combine");
-	PointState *a = PG_ARGISNULL(0) ? NULL : (PointState *) PG_GETARG_POINTER(0);
-	PointState *b = PG_ARGISNULL(1) ? NULL : (PointState *) PG_GETARG_POINTER(1);
+	AggStateObj *bobj = agg_state_arg(fcinfo, 1, &points_family, CurrentMemoryContext);
+	AggStateObj *obj;
+	PointState *a,
+			   *b;
 
-	if (b == NULL)
+	if (bobj == NULL)
 		return agg_state_unchanged(fcinfo);
-	if (a == NULL)
-		a = labeled_rows_new(ctx, b->width);
+	b = bobj->st;
+	if ((obj = agg_state_arg(fcinfo, 0, &points_family, ctx)) == NULL)
+		obj = points_new(fcinfo, ctx, b->width);
+	a = obj->st;
 	if (a->width != b->width)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("mlpipe: x has %d elements in some rows and %d in others", b->width, a->width)));
 	labeled_rows_append(a, b, agg_name(fcinfo, "clustering metric"));
-	PG_RETURN_POINTER(a);
+	AGG_STATE_RETURN(obj);
 }
 
 /* qsort/bsearch order of int32 labels. */
@@ -166,6 +171,7 @@ points_check_memory(const PointState *st, const MlEnv *env, ClusterMetric which,
 static Datum
 points_final(FunctionCallInfo fcinfo, ClusterMetric which, const char *name)
 {
+	AggStateObj *obj = agg_state_arg(fcinfo, 0, &points_family, CurrentMemoryContext);
 	PointState *st;
 	PgEnv		pe;
 	MlError		err = {0};
@@ -174,9 +180,9 @@ points_final(FunctionCallInfo fcinfo, ClusterMetric which, const char *name)
 	int			k;
 	MlStatus	rc;
 
-	if (PG_ARGISNULL(0))
+	if (obj == NULL)
 		PG_RETURN_NULL();
-	st = (PointState *) PG_GETARG_POINTER(0);
+	st = obj->st;
 	pg_env_init(&pe, CurrentMemoryContext, name, true);
 	lab = points_labels(st, &k);
 	points_check_memory(st, &pe.env, which, k, name);

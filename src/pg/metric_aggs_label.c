@@ -5,8 +5,11 @@
  * confusion matrix; the arithmetic is src/core/metrics.c's, the same
  * definitions as the metrics stored with a trained version.
  *
- * States are `internal`, allocated in the aggregate context, with combine,
- * serial and deserial functions so every aggregate is PARALLEL SAFE.
+ * The state is an mlpipe.agg_state of kind AGG_KIND_LABEL (agg_state_type.c)
+ * holding a LabelState, with a combine function: every aggregate is
+ * PARALLEL SAFE, and Citus splits it into shard partials and a coordinator
+ * combine. A new aggregate on this state needs only a final function that
+ * takes the state with label_arg (see test/citus/DESIGN.md).
  * NULLs: a row with a NULL in any argument is ignored; no rows give NULL.
  * NaN or infinite numbers, arrays with NULL elements or of the wrong length
  * are errors (22000), as scikit-learn rejects them.
@@ -136,6 +139,37 @@ label_add(LabelState *st, const char *t, int tlen, const char *p, int plen, int6
 	st->n += count;
 }
 
+/* An empty label state for labels of `kind` under ctx. */
+static AggStateObj *
+label_obj_new(FunctionCallInfo fcinfo, MemoryContext ctx, int kind)
+{
+	AggStateObj *obj = agg_state_create(fcinfo, ctx, &label_family);
+
+	obj->st = label_state_new(AGG_STATE_CTX(obj), kind);
+	return obj;
+}
+
+/*
+ * The LabelState of argument argno (a flat state read into ctx), or NULL:
+ * what every final function of a label metric starts with.
+ */
+static LabelState *
+label_arg(FunctionCallInfo fcinfo, int argno, MemoryContext ctx)
+{
+	AggStateObj *obj = agg_state_arg(fcinfo, argno, &label_family, ctx);
+
+	return obj ? (LabelState *) obj->st : NULL;
+}
+
+/* 22023: a state of text labels met one of bigint labels (a state passed by hand). */
+static void
+label_kind_mismatch(const char *agg)
+{
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("mlpipe.%s: the state holds labels of another type", agg),
+					errhint("Combine states of the same (y_true, y_pred) types only.")));
+}
+
 /* The text form of a label argument: text as is, integers in decimal, booleans as true/false. */
 static const char *
 label_text(FunctionCallInfo fcinfo, int argno, int kind, int *len, char *buf)
@@ -159,7 +193,8 @@ static Datum
 label_trans(FunctionCallInfo fcinfo, int kind, const char *agg)
 {
 	MemoryContext ctx = agg_context(fcinfo, agg);
-	LabelState *st = PG_ARGISNULL(0) ? NULL : (LabelState *) PG_GETARG_POINTER(0);
+	AggStateObj *obj;
+	LabelState *st;
 	char		tb[24],
 				pb[24];
 	const char *t,
@@ -169,14 +204,17 @@ label_trans(FunctionCallInfo fcinfo, int kind, const char *agg)
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		return agg_state_unchanged(fcinfo);
-	if (st == NULL)
-		st = label_state_new(ctx, kind);
+	if ((obj = agg_state_arg(fcinfo, 0, &label_family, ctx)) == NULL)
+		obj = label_obj_new(fcinfo, ctx, kind);
+	st = obj->st;
+	if (st->kind != kind)
+		label_kind_mismatch(agg_name(fcinfo, agg));
 	t = label_text(fcinfo, 1, kind, &tlen, tb);
 	p = label_text(fcinfo, 2, kind, &plen, pb);
 	if (st->n_labels >= LABEL_MAX - 1)
 		agg = agg_name(fcinfo, agg);	/* near the limit: name the aggregate in the error */
 	label_add(st, t, tlen, p, plen, 1, agg);
-	PG_RETURN_POINTER(st);
+	AGG_STATE_RETURN(obj);
 }
 
 /* Transition for (text, text) labels. */
@@ -203,10 +241,11 @@ mlpipe_label_trans_bool(PG_FUNCTION_ARGS)
 	return label_trans(fcinfo, LABEL_BOOL, "label metric");
 }
 
-/* Writes kind, labels and the used part of the matrix. */
+/* Serial form: kind, labels and the used part of the matrix. */
 static void
-label_write(StringInfo buf, const LabelState *st)
+label_write(StringInfo buf, const void *p, const char *agg)
 {
+	const LabelState *st = p;
 	int			i,
 				j;
 
@@ -228,32 +267,36 @@ label_write(StringInfo buf, const LabelState *st)
 static LabelState *
 label_read_into(StringInfo buf, LabelState *st, MemoryContext ctx)
 {
-	int32		kind = pq_getmsgint(buf, 4);
-	int32		n = pq_getmsgint(buf, 4);
+	int32		kind = agg_get_int32(buf);
+	int32		n = agg_get_int32(buf);
 	int		   *map;
 	int			i,
 				j;
 
 	if (kind < LABEL_TEXT || kind > LABEL_BOOL || n < 0 || n > LABEL_MAX)
-		elog(ERROR, "mlpipe: corrupt label metric state");
+		agg_state_corrupt("label metric", "The label kind or count is out of range.");
 	if (st == NULL)
 		st = label_state_new(ctx, kind);
 	map = palloc(sizeof(int) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		int32		len = pq_getmsgint(buf, 4);
+		int32		len = agg_get_int32(buf);
+		const char *l;
 
 		if (len < 0 || len > buf->len - buf->cursor)
-			elog(ERROR, "mlpipe: corrupt label metric state");
-		map[i] = label_index(st, pq_getmsgbytes(buf, len), len, "label metric");
+			agg_state_corrupt("label metric", "A label's length passes the end of the state.");
+		l = agg_get_bytes(buf, len);
+		if (memchr(l, '\0', len) != NULL)
+			agg_state_corrupt("label metric", "A label contains a zero byte.");
+		map[i] = label_index(st, l, len, "label metric");
 	}
 	for (i = 0; i < n; i++)
 		for (j = 0; j < n; j++)
 		{
-			int64		c = pq_getmsgint64(buf);
+			int64		c = agg_get_int64(buf);
 
-			if (c < 0)
-				elog(ERROR, "mlpipe: corrupt label metric state");
+			if (c < 0 || c > PG_INT64_MAX - st->n)
+				agg_state_corrupt("label metric", "A count is negative, or the counts overflow.");
 			st->counts[(Size) map[i] * st->cap + map[j]] += c;
 			st->n += c;
 		}
@@ -261,33 +304,14 @@ label_read_into(StringInfo buf, LabelState *st, MemoryContext ctx)
 	return st;
 }
 
-/* Serial of the label metrics (label_write's form). */
-PG_FUNCTION_INFO_V1(mlpipe_label_serial);
-Datum
-mlpipe_label_serial(PG_FUNCTION_ARGS)
+/* A LabelState in ctx from label_write's form (label_read_into a new state). */
+static void *
+label_read(StringInfo buf, MemoryContext ctx)
 {
-	StringInfoData buf;
-
-	agg_context(fcinfo, "label metric serial");
-	pq_begintypsend(&buf);
-	label_write(&buf, (LabelState *) PG_GETARG_POINTER(0));
-	PG_RETURN_BYTEA_P(agg_finish_serial(&buf, "label metric"));
+	return label_read_into(buf, NULL, ctx);
 }
 
-/* Deserial of the label metrics. */
-PG_FUNCTION_INFO_V1(mlpipe_label_deserial);
-Datum
-mlpipe_label_deserial(PG_FUNCTION_ARGS)
-{
-	StringInfoData buf;
-	LabelState *st;
-
-	agg_context(fcinfo, "label metric deserial");
-	agg_serial_reader(&buf, PG_GETARG_BYTEA_PP(0));
-	st = label_read_into(&buf, NULL, CurrentMemoryContext);
-	pq_getmsgend(&buf);
-	PG_RETURN_POINTER(st);
-}
+const AggFamily label_family = {AGG_KIND_LABEL, "label metric", label_write, label_read};
 
 /* Combine of the label metrics: b's counts added to a, label by label. */
 PG_FUNCTION_INFO_V1(mlpipe_label_combine);
@@ -295,15 +319,19 @@ Datum
 mlpipe_label_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = agg_context(fcinfo, "label metric combine");
-	LabelState *a = PG_ARGISNULL(0) ? NULL : (LabelState *) PG_GETARG_POINTER(0);
-	LabelState *b = PG_ARGISNULL(1) ? NULL : (LabelState *) PG_GETARG_POINTER(1);
+	LabelState *b = label_arg(fcinfo, 1, CurrentMemoryContext);
+	AggStateObj *obj;
+	LabelState *a;
 	int			i,
 				j;
 
 	if (b == NULL)
 		return agg_state_unchanged(fcinfo);
-	if (a == NULL)
-		a = label_state_new(ctx, b->kind);
+	if ((obj = agg_state_arg(fcinfo, 0, &label_family, ctx)) == NULL)
+		obj = label_obj_new(fcinfo, ctx, b->kind);
+	a = obj->st;
+	if (a->kind != b->kind)
+		label_kind_mismatch(agg_name(fcinfo, "label metric"));
 	for (i = 0; i < b->n_labels; i++)
 		for (j = 0; j < b->n_labels; j++)
 		{
@@ -313,7 +341,7 @@ mlpipe_label_combine(PG_FUNCTION_ARGS)
 				label_add(a, b->labels[i], strlen(b->labels[i]), b->labels[j],
 						  strlen(b->labels[j]), c, "label metric");
 		}
-	PG_RETURN_POINTER(a);
+	AGG_STATE_RETURN(obj);
 }
 
 /*
@@ -383,9 +411,10 @@ Datum \
 fname(PG_FUNCTION_ARGS) \
 { \
 	ClassMetrics cm; \
-	if (PG_ARGISNULL(0)) \
+	LabelState *st = label_arg(fcinfo, 0, CurrentMemoryContext); \
+	if (st == NULL) \
 		PG_RETURN_NULL(); \
-	label_metrics((LabelState *) PG_GETARG_POINTER(0), &cm); \
+	label_metrics(st, &cm); \
 	return agg_float8_or_null(fcinfo, cm.field); \
 }
 
@@ -406,9 +435,8 @@ mlpipe_confusion_matrix_final(PG_FUNCTION_ARGS)
 	int			i,
 				j;
 
-	if (PG_ARGISNULL(0))
+	if ((st = label_arg(fcinfo, 0, CurrentMemoryContext)) == NULL)
 		PG_RETURN_NULL();
-	st = (LabelState *) PG_GETARG_POINTER(0);
 	order = label_order(st);
 	initStringInfo(&s);
 	appendStringInfoString(&s, "{\"labels\": [");

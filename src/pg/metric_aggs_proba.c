@@ -6,8 +6,10 @@
  * a classes text[]). The arithmetic is src/core/metrics.c's. A metric that
  * is undefined on the rows (roc_auc with one class present) is NULL.
  *
- * States are `internal`, allocated in the aggregate context, with combine,
- * serial and deserial functions so every aggregate is PARALLEL SAFE.
+ * The states are mlpipe.agg_state values (agg_state_type.c) of kinds
+ * AGG_KIND_LOSS (LossState) and AGG_KIND_SCORE (ScoreState), with combine
+ * functions: every aggregate is PARALLEL SAFE, and Citus splits it into
+ * shard partials and a coordinator combine.
  * NULLs: a row with a NULL in any argument is ignored; no rows give NULL.
  * NaN or infinite numbers, arrays with NULL elements or of the wrong length
  * are errors (22000), as scikit-learn rejects them.
@@ -15,12 +17,14 @@
 #include "agg_state.h"
 
 #include "catalog/pg_type.h"
+#include "access/tupmacs.h"
 #include "libpq/pqformat.h"
 #include "utils/builtins.h"
 
 #include "metrics.h"
 
 #include <float.h>
+#include <math.h>
 
 /* ---------------------------------------------------------------------- */
 /* Class list: the classes text[] argument of log_loss / roc_auc          */
@@ -114,22 +118,53 @@ classes_write(StringInfo buf, const ClassList *cl)
 	agg_send_bytes(buf, cl->raw, cl->raw_len);
 }
 
+/*
+ * True when the elements of a one-dimensional text array without NULLs
+ * (read from a state) are plain (not compressed, not external) and lie
+ * within the array: deconstruct_array trusts them.
+ */
+static bool
+classes_texts_fit(ArrayType *a)
+{
+	const char *p = ARR_DATA_PTR(a),
+			   *end = (const char *) a + VARSIZE(a);
+	int			i;
+
+	/* the walk of deconstruct_array: each element, then aligned to int */
+	for (i = 0; i < ARR_DIMS(a)[0]; i++)
+	{
+		Size		len;
+
+		if (p >= end || VARATT_IS_1B_E(p) ||
+			(!VARATT_IS_1B(p) && (end - p < VARHDRSZ || !VARATT_IS_4B_U(p))))
+			return false;
+		len = VARSIZE_ANY(p);
+		if (len < (Size) (VARATT_IS_1B(p) ? 1 : VARHDRSZ) || len > (Size) (end - p))
+			return false;
+		p = (const char *) att_align_nominal(p + len, TYPALIGN_INT);
+	}
+	return true;
+}
+
 /* Reads what classes_write wrote; the array goes through classes_set again. */
 static void
 classes_read(StringInfo buf, ClassList *cl, MemoryContext ctx, const char *agg)
 {
-	int32		len = pq_getmsgint(buf, 4);
+	int32		len = agg_get_int32(buf);
 	ArrayType  *a;
 
 	memset(cl, 0, sizeof(*cl));
 	if (len == 0)
 		return;
 	if (len < (int32) sizeof(ArrayType) || len > buf->len - buf->cursor)
-		elog(ERROR, "mlpipe.%s: corrupt aggregate state", agg);
+		agg_state_corrupt(agg, "The classes array's length passes the end of the state.");
 	a = palloc(len);
-	memcpy(a, pq_getmsgbytes(buf, len), len);
-	if (VARSIZE(a) != (Size) len)
-		elog(ERROR, "mlpipe.%s: corrupt aggregate state", agg);
+	memcpy(a, agg_get_bytes(buf, len), len);
+	if (VARSIZE(a) != (Size) len || ARR_NDIM(a) != 1 || ARR_ELEMTYPE(a) != TEXTOID ||
+		ARR_HASNULL(a) || ARR_DATA_OFFSET(a) > (Size) len ||
+		(Size) ARR_DIMS(a)[0] > ((Size) len - ARR_DATA_OFFSET(a)) / VARHDRSZ ||
+		!classes_texts_fit(a))
+		agg_state_corrupt(agg, "The classes array is malformed.");
 	classes_set(cl, a, ctx, agg);
 }
 
@@ -152,19 +187,63 @@ loss_add(LossState *st, double v)
 	ml_neumaier_add(&st->sum, &st->comp, v);
 }
 
+/* Serial form of a LossState: count, sum, compensation, classes. */
+static void
+loss_write(StringInfo buf, const void *p, const char *agg)
+{
+	const LossState *st = p;
+
+	pq_sendint64(buf, st->n);
+	pq_sendfloat8(buf, st->sum);
+	pq_sendfloat8(buf, st->comp);
+	classes_write(buf, &st->cl);
+}
+
+/* A LossState in ctx from loss_write's form. */
+static void *
+loss_read(StringInfo buf, MemoryContext ctx)
+{
+	LossState  *st = MemoryContextAllocZero(ctx, sizeof(LossState));
+
+	st->n = agg_get_int64(buf);
+	st->sum = agg_get_float8(buf);
+	st->comp = agg_get_float8(buf);
+	if (st->n < 0 || !isfinite(st->sum) || !isfinite(st->comp))
+		agg_state_corrupt("log_loss", "The row count is negative, or the sum is not finite.");
+	classes_read(buf, &st->cl, ctx, "log_loss");
+	return st;
+}
+
+const AggFamily loss_family = {AGG_KIND_LOSS, "log_loss", loss_write, loss_read};
+
+/* The log_loss state at argument argno, created empty under ctx when NULL (create) or NULL. */
+static AggStateObj *
+loss_arg(FunctionCallInfo fcinfo, int argno, MemoryContext ctx, bool create)
+{
+	AggStateObj *obj = agg_state_arg(fcinfo, argno, &loss_family, ctx);
+
+	if (obj == NULL && create)
+	{
+		obj = agg_state_create(fcinfo, ctx, &loss_family);
+		obj->st = MemoryContextAllocZero(AGG_STATE_CTX(obj), sizeof(LossState));
+	}
+	return obj;
+}
+
 /* log_loss(y_true boolean, p float8): p is the probability of true. */
 PG_FUNCTION_INFO_V1(mlpipe_log_loss_trans_bool);
 Datum
 mlpipe_log_loss_trans_bool(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = agg_context(fcinfo, "log_loss");
-	LossState  *st = PG_ARGISNULL(0) ? NULL : (LossState *) PG_GETARG_POINTER(0);
+	AggStateObj *obj;
+	LossState  *st;
 	double		proba[2];
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		return agg_state_unchanged(fcinfo);
-	if (st == NULL)
-		st = MemoryContextAllocZero(ctx, sizeof(LossState));
+	obj = loss_arg(fcinfo, 0, ctx, true);
+	st = obj->st;
 	proba[1] = PG_GETARG_FLOAT8(2);
 	agg_check_finite(proba[1], "log_loss", "the probability");
 	if (proba[1] < 0 || proba[1] > 1)
@@ -175,7 +254,7 @@ mlpipe_log_loss_trans_bool(PG_FUNCTION_ARGS)
 	proba[0] = 1 - proba[1];
 	loss_add(st, metrics_log_loss_row(proba, 2, PG_GETARG_BOOL(1) ? 1 : 0));
 	st->n++;
-	PG_RETURN_POINTER(st);
+	AGG_STATE_RETURN(obj);
 }
 
 /* log_loss(y_true text, proba float8[], classes text[]): proba in classes' order. */
@@ -184,16 +263,17 @@ Datum
 mlpipe_log_loss_trans_multi(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = agg_context(fcinfo, "log_loss");
-	LossState  *st = PG_ARGISNULL(0) ? NULL : (LossState *) PG_GETARG_POINTER(0);
+	AggStateObj *obj;
+	LossState  *st;
 	double	   *p;
 	int			k,
 				y;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		return agg_state_unchanged(fcinfo);
-	if (st == NULL)
-		st = MemoryContextAllocZero(ctx, sizeof(LossState));
-	classes_row(&st->cl, PG_GETARG_ARRAYTYPE_P(3), ctx, "log_loss");
+	obj = loss_arg(fcinfo, 0, ctx, true);
+	st = obj->st;
+	classes_row(&st->cl, PG_GETARG_ARRAYTYPE_P(3), AGG_STATE_CTX(obj), "log_loss");
 	p = agg_float8_array(PG_GETARG_ARRAYTYPE_P(2), &k, "log_loss", "proba");
 	if (k != st->cl.k)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
@@ -201,42 +281,7 @@ mlpipe_log_loss_trans_multi(PG_FUNCTION_ARGS)
 	y = classes_find(&st->cl, PG_GETARG_TEXT_PP(1), "log_loss");
 	loss_add(st, metrics_log_loss_row(p, k, y));
 	st->n++;
-	PG_RETURN_POINTER(st);
-}
-
-/* Serial of log_loss: count, sum, compensation, classes. */
-PG_FUNCTION_INFO_V1(mlpipe_log_loss_serial);
-Datum
-mlpipe_log_loss_serial(PG_FUNCTION_ARGS)
-{
-	LossState  *st = (LossState *) PG_GETARG_POINTER(0);
-	StringInfoData buf;
-
-	agg_context(fcinfo, "log_loss serial");
-	pq_begintypsend(&buf);
-	pq_sendint64(&buf, st->n);
-	pq_sendfloat8(&buf, st->sum);
-	pq_sendfloat8(&buf, st->comp);
-	classes_write(&buf, &st->cl);
-	PG_RETURN_BYTEA_P(agg_finish_serial(&buf, "log_loss"));
-}
-
-/* Deserial of log_loss. */
-PG_FUNCTION_INFO_V1(mlpipe_log_loss_deserial);
-Datum
-mlpipe_log_loss_deserial(PG_FUNCTION_ARGS)
-{
-	LossState  *st = palloc0(sizeof(LossState));
-	StringInfoData buf;
-
-	agg_context(fcinfo, "log_loss deserial");
-	agg_serial_reader(&buf, PG_GETARG_BYTEA_PP(0));
-	st->n = pq_getmsgint64(&buf);
-	st->sum = pq_getmsgfloat8(&buf);
-	st->comp = pq_getmsgfloat8(&buf);
-	classes_read(&buf, &st->cl, CurrentMemoryContext, "log_loss");
-	pq_getmsgend(&buf);
-	PG_RETURN_POINTER(st);
+	AGG_STATE_RETURN(obj);
 }
 
 /* Combine of log_loss: sums added; both states must use the same classes. */
@@ -245,17 +290,20 @@ Datum
 mlpipe_log_loss_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = agg_context(fcinfo, "log_loss combine");
-	LossState  *a = PG_ARGISNULL(0) ? NULL : (LossState *) PG_GETARG_POINTER(0);
-	LossState  *b = PG_ARGISNULL(1) ? NULL : (LossState *) PG_GETARG_POINTER(1);
+	AggStateObj *bobj = loss_arg(fcinfo, 1, CurrentMemoryContext, false);
+	AggStateObj *obj;
+	LossState  *a,
+			   *b;
 
-	if (b == NULL)
+	if (bobj == NULL)
 		return agg_state_unchanged(fcinfo);
-	if (a == NULL)
-		a = MemoryContextAllocZero(ctx, sizeof(LossState));
+	b = bobj->st;
+	obj = loss_arg(fcinfo, 0, ctx, true);
+	a = obj->st;
 	if (b->cl.k > 0)
 	{
 		if (a->cl.k == 0)
-			classes_set(&a->cl, (ArrayType *) b->cl.raw, ctx, "log_loss");
+			classes_set(&a->cl, (ArrayType *) b->cl.raw, AGG_STATE_CTX(obj), "log_loss");
 		else if (!classes_same(&a->cl, b->cl.raw, b->cl.raw_len))
 			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 							errmsg("mlpipe.log_loss: classes must be the same array in every row")));
@@ -263,7 +311,7 @@ mlpipe_log_loss_combine(PG_FUNCTION_ARGS)
 	a->n += b->n;
 	loss_add(a, b->sum);
 	loss_add(a, b->comp);
-	PG_RETURN_POINTER(a);
+	AGG_STATE_RETURN(obj);
 }
 
 /* Final of log_loss: the mean loss, NULL without rows. */
@@ -271,11 +319,12 @@ PG_FUNCTION_INFO_V1(mlpipe_log_loss_final);
 Datum
 mlpipe_log_loss_final(PG_FUNCTION_ARGS)
 {
+	AggStateObj *obj = loss_arg(fcinfo, 0, CurrentMemoryContext, false);
 	LossState  *st;
 
-	if (PG_ARGISNULL(0))
+	if (obj == NULL)
 		PG_RETURN_NULL();
-	st = (LossState *) PG_GETARG_POINTER(0);
+	st = obj->st;
 	if (st->n == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT8((st->sum + st->comp) / (double) st->n);
@@ -291,15 +340,48 @@ typedef struct ScoreState
 	ClassList	cl;
 } ScoreState;
 
-/* An empty roc_auc state of k scores per row, in ctx. */
-static ScoreState *
-score_state_new(MemoryContext ctx, int k)
+/* An empty roc_auc state of k scores per row under ctx. */
+static AggStateObj *
+score_obj_new(FunctionCallInfo fcinfo, MemoryContext ctx, int k)
+{
+	AggStateObj *obj = agg_state_create(fcinfo, ctx, &score_family);
+	ScoreState *st = MemoryContextAllocZero(AGG_STATE_CTX(obj), sizeof(ScoreState));
+
+	st->rows = labeled_rows_new(AGG_STATE_CTX(obj), k);
+	obj->st = st;
+	return obj;
+}
+
+/* Serial form of a ScoreState: the rows, then the classes. */
+static void
+score_write(StringInfo buf, const void *p, const char *agg)
+{
+	const ScoreState *st = p;
+
+	labeled_rows_send(buf, st->rows, agg);
+	classes_write(buf, &st->cl);
+}
+
+/* A ScoreState in ctx from score_write's form; ids are checked against the classes. */
+static void *
+score_read(StringInfo buf, MemoryContext ctx)
 {
 	ScoreState *st = MemoryContextAllocZero(ctx, sizeof(ScoreState));
+	int			k;
+	int64		i;
 
-	st->rows = labeled_rows_new(ctx, k);
+	st->rows = labeled_rows_recv(buf, ctx, "roc_auc");
+	k = st->rows->width;
+	classes_read(buf, &st->cl, ctx, "roc_auc");
+	if (k > 1 && st->cl.k != k)
+		agg_state_corrupt("roc_auc", "The score width does not match the classes.");
+	for (i = 0; i < st->rows->n; i++)
+		if (st->rows->id[i] < 0 || st->rows->id[i] >= Max(k, 2))
+			agg_state_corrupt("roc_auc", "A row's class is out of range.");
 	return st;
 }
+
+const AggFamily score_family = {AGG_KIND_SCORE, "roc_auc", score_write, score_read};
 
 /* roc_auc(y_true boolean, score float8): higher scores mean true. */
 PG_FUNCTION_INFO_V1(mlpipe_roc_auc_trans_bool);
@@ -307,17 +389,22 @@ Datum
 mlpipe_roc_auc_trans_bool(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = agg_context(fcinfo, "roc_auc");
-	ScoreState *st = PG_ARGISNULL(0) ? NULL : (ScoreState *) PG_GETARG_POINTER(0);
+	AggStateObj *obj;
+	ScoreState *st;
 	double		s;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		return agg_state_unchanged(fcinfo);
 	s = PG_GETARG_FLOAT8(2);
 	agg_check_finite(s, "roc_auc", "the score");
-	if (st == NULL)
-		st = score_state_new(ctx, 1);
+	if ((obj = agg_state_arg(fcinfo, 0, &score_family, ctx)) == NULL)
+		obj = score_obj_new(fcinfo, ctx, 1);
+	st = obj->st;
+	if (st->rows->width != 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("mlpipe.roc_auc: the state holds multiclass rows")));
 	labeled_rows_add(st->rows, PG_GETARG_BOOL(1) ? 1 : 0, &s, "roc_auc");
-	PG_RETURN_POINTER(st);
+	AGG_STATE_RETURN(obj);
 }
 
 /* roc_auc(y_true text, proba float8[], classes text[]): macro one-vs-rest. */
@@ -326,68 +413,33 @@ Datum
 mlpipe_roc_auc_trans_multi(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = agg_context(fcinfo, "roc_auc");
-	ScoreState *st = PG_ARGISNULL(0) ? NULL : (ScoreState *) PG_GETARG_POINTER(0);
+	AggStateObj *obj;
+	ScoreState *st;
 	ClassList	probe;
 	double	   *p;
 	int			k;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		return agg_state_unchanged(fcinfo);
-	if (st == NULL)
+	if ((obj = agg_state_arg(fcinfo, 0, &score_family, ctx)) == NULL)
 	{
 		memset(&probe, 0, sizeof(probe));
-		classes_set(&probe, PG_GETARG_ARRAYTYPE_P(3), ctx, "roc_auc");
-		st = score_state_new(ctx, probe.k);
-		st->cl = probe;
+		classes_set(&probe, PG_GETARG_ARRAYTYPE_P(3), CurrentMemoryContext, "roc_auc");
+		obj = score_obj_new(fcinfo, ctx, probe.k);
+		st = obj->st;
+		classes_set(&st->cl, PG_GETARG_ARRAYTYPE_P(3), AGG_STATE_CTX(obj), "roc_auc");
 	}
 	else
-		classes_row(&st->cl, PG_GETARG_ARRAYTYPE_P(3), ctx, "roc_auc");
+	{
+		st = obj->st;
+		classes_row(&st->cl, PG_GETARG_ARRAYTYPE_P(3), AGG_STATE_CTX(obj), "roc_auc");
+	}
 	p = agg_float8_array(PG_GETARG_ARRAYTYPE_P(2), &k, "roc_auc", "proba");
 	if (k != st->rows->width)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("mlpipe.roc_auc: proba has %d elements but classes has %d", k, st->rows->width)));
 	labeled_rows_add(st->rows, classes_find(&st->cl, PG_GETARG_TEXT_PP(1), "roc_auc"), p, "roc_auc");
-	PG_RETURN_POINTER(st);
-}
-
-/* Serial of roc_auc: the rows, then the classes. */
-PG_FUNCTION_INFO_V1(mlpipe_roc_auc_serial);
-Datum
-mlpipe_roc_auc_serial(PG_FUNCTION_ARGS)
-{
-	ScoreState *st = (ScoreState *) PG_GETARG_POINTER(0);
-	StringInfoData buf;
-
-	agg_context(fcinfo, "roc_auc serial");
-	pq_begintypsend(&buf);
-	labeled_rows_send(&buf, st->rows, "roc_auc");
-	classes_write(&buf, &st->cl);
-	PG_RETURN_BYTEA_P(agg_finish_serial(&buf, "roc_auc"));
-}
-
-/* Deserial of roc_auc; ids are checked against the classes. */
-PG_FUNCTION_INFO_V1(mlpipe_roc_auc_deserial);
-Datum
-mlpipe_roc_auc_deserial(PG_FUNCTION_ARGS)
-{
-	StringInfoData buf;
-	ScoreState *st;
-	int			k;
-	int64		i;
-
-	agg_context(fcinfo, "roc_auc deserial");
-	agg_serial_reader(&buf, PG_GETARG_BYTEA_PP(0));
-	st = MemoryContextAllocZero(CurrentMemoryContext, sizeof(ScoreState));
-	st->rows = labeled_rows_recv(&buf, CurrentMemoryContext, "roc_auc");
-	k = st->rows->width;
-	classes_read(&buf, &st->cl, CurrentMemoryContext, "roc_auc");
-	pq_getmsgend(&buf);
-	if (k > 1 && st->cl.k != k)
-		elog(ERROR, "mlpipe.roc_auc: corrupt aggregate state");
-	for (i = 0; i < st->rows->n; i++)
-		if (st->rows->id[i] < 0 || st->rows->id[i] >= Max(k, 2))
-			elog(ERROR, "mlpipe.roc_auc: corrupt aggregate state");
-	PG_RETURN_POINTER(st);
+	AGG_STATE_RETURN(obj);
 }
 
 /* Combine of roc_auc: b's rows appended to a (same classes). */
@@ -396,23 +448,28 @@ Datum
 mlpipe_roc_auc_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext ctx = agg_context(fcinfo, "roc_auc combine");
-	ScoreState *a = PG_ARGISNULL(0) ? NULL : (ScoreState *) PG_GETARG_POINTER(0);
-	ScoreState *b = PG_ARGISNULL(1) ? NULL : (ScoreState *) PG_GETARG_POINTER(1);
+	AggStateObj *bobj = agg_state_arg(fcinfo, 1, &score_family, CurrentMemoryContext);
+	AggStateObj *obj;
+	ScoreState *a,
+			   *b;
 
-	if (b == NULL)
+	if (bobj == NULL)
 		return agg_state_unchanged(fcinfo);
-	if (a == NULL)
+	b = bobj->st;
+	if ((obj = agg_state_arg(fcinfo, 0, &score_family, ctx)) == NULL)
 	{
-		a = score_state_new(ctx, b->rows->width);
+		obj = score_obj_new(fcinfo, ctx, b->rows->width);
+		a = obj->st;
 		if (b->cl.k > 0)
-			classes_set(&a->cl, (ArrayType *) b->cl.raw, ctx, "roc_auc");
+			classes_set(&a->cl, (ArrayType *) b->cl.raw, AGG_STATE_CTX(obj), "roc_auc");
 	}
-	else if (a->rows->width != b->rows->width ||
-			 (b->cl.k > 0 && !classes_same(&a->cl, b->cl.raw, b->cl.raw_len)))
+	a = obj->st;
+	if (a->rows->width != b->rows->width ||
+		(b->cl.k > 0 && !classes_same(&a->cl, b->cl.raw, b->cl.raw_len)))
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("mlpipe.roc_auc: classes must be the same array in every row")));
 	labeled_rows_append(a->rows, b->rows, "roc_auc");
-	PG_RETURN_POINTER(a);
+	AGG_STATE_RETURN(obj);
 }
 
 /* Final of roc_auc: binary AUC, or macro one-vs-rest; NULL when undefined. */
@@ -420,15 +477,16 @@ PG_FUNCTION_INFO_V1(mlpipe_roc_auc_final);
 Datum
 mlpipe_roc_auc_final(PG_FUNCTION_ARGS)
 {
+	AggStateObj *obj = agg_state_arg(fcinfo, 0, &score_family, CurrentMemoryContext);
 	LabeledRows *r;
 	PgEnv		pe;
 	MlError		err = {0};
 	double		auc;
 	MlStatus	rc;
 
-	if (PG_ARGISNULL(0))
+	if (obj == NULL)
 		PG_RETURN_NULL();
-	r = ((ScoreState *) PG_GETARG_POINTER(0))->rows;
+	r = ((ScoreState *) obj->st)->rows;
 	pg_env_init(&pe, CurrentMemoryContext, "roc_auc", false);
 	/* the kept rows, then the ranking's (score, truth) pairs, truths and scores */
 	pg_memory_check((double) r->cap * (sizeof(double) * r->width + sizeof(int32)) +

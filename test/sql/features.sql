@@ -154,7 +154,7 @@ SET ROLE mlpipe_reader;
 SELECT (mlpipe.ts_features(ts, v)).n, (mlpipe.summary(v)).median
   FROM (VALUES ('2024-01-01'::timestamptz, 1.0::float8), ('2024-01-02', 2.0)) t(ts, v);
 RESET ROLE;
-SELECT has_function_privilege('mlpipe_admin', 'mlpipe._features_combine(internal, internal)', 'EXECUTE')
+SELECT has_function_privilege('mlpipe_admin', 'mlpipe._features_combine(mlpipe.agg_state, mlpipe.agg_state)', 'EXECUTE')
        AS support_fn_executable;
 
 SET client_min_messages = warning;

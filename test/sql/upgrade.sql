@@ -57,3 +57,28 @@ SELECT p.proname, count(*) AS forms FROM pg_proc p
  GROUP BY 1 ORDER BY 1;
 SELECT rolname FROM pg_roles WHERE rolname LIKE 'mlpipe\_%' ORDER BY 1;
 SELECT mlpipe.predict('tree', t) AS row_form FROM (SELECT 7.0::float8 AS a) t;
+
+-- From 0.3.0 (aggregate states `internal`): with this library the 0.3.0
+-- aggregates still run, parallel plans included (agg_state_legacy.c); the
+-- update moves them to mlpipe.agg_state in place, so a view over them
+-- survives, and the values do not change.
+SET client_min_messages = warning;
+DROP EXTENSION mlpipe CASCADE;
+CREATE EXTENSION mlpipe VERSION '0.3.0';
+RESET client_min_messages;
+CREATE TABLE agg_rows AS
+SELECT i, (i % 13)::float8 + i / 1000.0 AS y, (i % 11)::float8 AS yh, (i % 3)::text AS t, ((i * 7) % 3)::text AS p
+  FROM generate_series(1, 20000) i;
+CREATE VIEW agg_view AS
+SELECT mlpipe.rmse(y, yh) AS rmse, mlpipe.f1_macro(t, p) AS f1, (mlpipe.summary(y)).median AS median FROM agg_rows;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;
+EXPLAIN (COSTS OFF) SELECT * FROM agg_view;
+CREATE TABLE agg_before AS SELECT * FROM agg_view;
+ALTER EXTENSION mlpipe UPDATE;
+SELECT count(*) AS stypes_now_agg_state FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
+ WHERE p.pronamespace = 'mlpipe'::regnamespace AND a.aggtranstype = 'mlpipe.agg_state'::regtype;
+SELECT abs(v.rmse - b.rmse) <= 1e-12 * b.rmse AS rmse, v.f1 = b.f1 AS f1, v.median = b.median AS median
+  FROM agg_view v, agg_before b;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather; RESET parallel_leader_participation;

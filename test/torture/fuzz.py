@@ -28,6 +28,37 @@ SEED = int(os.environ.get("TORTURE_SEED", "10"))
 MUTANTS = int(os.environ.get("FUZZ_MUTANTS", "60" if tlib.CI else "2000"))
 TIMEOUT = "3s" if tlib.CI else "10s"
 
+# mlpipe.agg_state values (the STYPE of the metric and feature aggregates,
+# test/citus/DESIGN.md): one small valid state per family, written by the
+# aggregates' transition functions, and corrupt variants of them for its input
+# function and the final and combine functions that read it.
+AGG_STATES = {
+    "feat": "4d4c4153010001004d465453010003000300000000000000000000000000000000e47cabd6b00200000000000000e03f00881082d7b00200000000000000f03f002ca458d8b00200000000000000f83f",
+    "summary": "4d4c4153010001004d46545301000100030000000000000000000000000000000000000000000000000000000000e03f0000000000000000000000000000f03f0000000000000000000000000000f83f",
+    "label": "4d4c4153010002000000000100000003000000013100000001300000000132000000000000000100000000000000010000000000000000000000000000000100000000000000000000000000000001000000000000000000000000000000000000000000000000",
+    "loss": "4d4c4153010003000000000000000003400c0d6e3a1428a6bca000000000000000000030c00000000100000000000000190000000300000001000000140000003000000014000000310000001400000032000000",
+    "score": "4d4c415301000400000000010000000000000004000000000100000000000000010000009a9999999999b93f9a9999999999c93f333333333333d33f9a9999999999d93f00000000",
+    "reg": "4d4c4153010005000000000000000004400400000000000040140000000000003fd33333333333383ff00000000000023fd999999999999d",
+    "points": "4d4c41530100060000000002000000000000000401000000000000000100000000000000000000000000f03f0000000000000040000000000000004000000000000010400000000000002040",
+}
+AGG_STATE_VALID = ["'\\x%s'::mlpipe.agg_state" % h for h in AGG_STATES.values()]
+
+
+def agg_state_mutants():
+    """Corrupt text forms: cut short, grown, bytes flipped, counts made huge."""
+    out = []
+    for h in AGG_STATES.values():
+        cut = h[:len(h) // 2 // 2 * 2]
+        flip = h[:20] + ("ff" if h[20:22] != "ff" else "00") + h[22:]
+        huge = h[:16] + "7fffffff" + h[24:]
+        tail = h[:-8] + "ffffffff"
+        out += ["'\\x%s'" % v for v in (cut, h + "00", flip, huge, tail)]
+    out += ["'\\x'", "'\\x4d4c4153'", "'\\x4d4c41530100ff00'", "'\\x0'", "'garbage'", "'\\xzz'"]
+    return out
+
+
+AGG_STATE_BAD = agg_state_mutants()
+
 # Valid argument expressions by argument name (first match wins), then by type.
 ART = "(SELECT artifact FROM mlpipe.model_versions WHERE model = '%s' AND version = 1)"
 ROW = "(SELECT t FROM public.tdata t WHERE id = 5)"
@@ -63,6 +94,8 @@ BY_TYPE = {
     "record": [ROW], "timestamp with time zone": ["now()"], "interval": ["'1 day'"],
     "regtype": ["'int4'::regtype"], "regclass": ["'public.tdata'::regclass"],
     "mlpipe.fit_result": [FIT],
+    "mlpipe.agg_state": AGG_STATE_VALID,
+    "cstring": [v.replace("::mlpipe.agg_state", "::cstring") for v in AGG_STATE_VALID],
 }
 # Per-row expressions for aggregates over generate_series(1, 60) i.
 AGG_TYPE = {
@@ -128,6 +161,8 @@ def mutants(typ):
         "regtype": ["'pg_class'::regtype", "'mlpipe.fit_result'::regtype"],
         "regclass": ["'pg_class'::regclass", "'mlpipe.models'::regclass"],
         "mlpipe.fit_result": ["NULL::mlpipe.fit_result"],
+        "mlpipe.agg_state": [m + "::mlpipe.agg_state" for m in AGG_STATE_BAD],
+        "cstring": [m + "::cstring" for m in AGG_STATE_BAD],
         "boolean": ["false"],
     }.get(typ, [])
 

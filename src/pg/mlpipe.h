@@ -139,7 +139,8 @@ typedef enum SplitColKind
 /* profile.c: the training profile, sampled while the source is read. */
 typedef enum ProfileKind
 {
-	PROFILE_NUMERIC, PROFILE_CATEGORY, PROFILE_BOOL
+	PROFILE_NUMERIC, PROFILE_CATEGORY, PROFILE_BOOL,
+	PROFILE_SKIP				/* not profiled: a date part, which drift cannot read back */
 } ProfileKind;
 typedef struct ProfileSampler ProfileSampler;
 
@@ -188,6 +189,10 @@ bool		source_category_type(Oid type);
 char	   *source_category_text(Oid type, FmgrInfo *out, Datum d);
 /* True when a column of this type can order a time split. */
 bool		source_time_type(Oid type);
+/* Dates as features: how many parts a column type gives, their names and values. */
+int			source_date_parts(Oid type);
+const char *source_date_part_name(int i);
+bool		source_date_values(bool is_date, Datum d, double *out);
 /* source_scan into a dense matrix (k-means). */
 void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
 

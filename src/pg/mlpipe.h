@@ -172,6 +172,15 @@ typedef struct SourceSpec
 	ProfileSampler *profile;	/* gets every decoded row, or NULL */
 } SourceSpec;
 
+/* Stored rows source_scan reads instead of the source (grouped training). */
+typedef struct SourceReplay
+{
+	TupleDesc	tupdesc;
+	struct HeapTupleData **rows;
+	int64		n;
+} SourceReplay;
+extern const SourceReplay *source_replay;
+
 /* One pass over the source; fn gets each usable row (d doubles, row-major). */
 void		source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
 						SourceInfo *info);
@@ -217,6 +226,10 @@ void		fit_kmeans(const char *algorithm, const char *source, const char *target,
 void		fit_trees(const char *algorithm, const char *source, const char *target,
 					  ArrayType *features, cJSON *params, FitOutput *fo);
 
+/* fit.c: one training's fit_result row (type td), its fit token issued. */
+Datum		fit_result_datum(const char *algorithm, const char *source, const char *target,
+							 ArrayType *features, Jsonb *params, bytea *warm, TupleDesc td);
+
 /* fit_token.c: the token mlpipe._register claims for each result _fit returns. */
 void		fit_token_issue(struct HeapTupleHeaderData *rec, const char *algorithm);
 
@@ -224,6 +237,7 @@ void		fit_token_issue(struct HeapTupleHeaderData *rec, const char *algorithm);
 void		model_decode(MemoryContext mcxt, bytea *artifact, const char *what, PgEnv *pe,
 						 MlModel *m);
 const MlModel *model_cache_get_ref(FunctionCallInfo fcinfo, text *ref);
+uint64		predict_registry_epoch(void);
 
 /*
  * One call site's model, as the row form of predict needs it: the decoded
@@ -240,6 +254,8 @@ typedef struct PredictSite
 } PredictSite;
 
 PredictSite *predict_site_ref(FunctionCallInfo fcinfo, text *ref);
+/* predict_group.c: the model for one row by reference (routed for a grouped model; NULL: none). */
+PredictSite *row_site_for(FunctionCallInfo fcinfo, text *ref, struct HeapTupleHeaderData *th);
 PredictSite *predict_site_blob(FunctionCallInfo fcinfo, bytea *blob);
 void		predict_require_classifier(const MlModel *m, const char *fn);
 const double *predict_row_features(PredictSite *site, FunctionCallInfo fcinfo,

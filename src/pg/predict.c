@@ -228,6 +228,17 @@ registry_relids_known(void)
 	return true;
 }
 
+/*
+ * The registry's epoch: it moves whenever a relcache invalidation names a
+ * registry table; 0 while the tables are unknown (grouped routing reloads
+ * its list of grouped models when it moves, predict_group.c).
+ */
+uint64
+predict_registry_epoch(void)
+{
+	return registry_relids_known() ? registry_epoch : 0;
+}
+
 /* True when e was used by the current statement. */
 static bool
 ref_entry_this_statement(const RefEntry *e)

@@ -447,11 +447,15 @@ row_proba(PredictSite *site, FunctionCallInfo fcinfo)
 	return PointerGetDatum(construct_array(d, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
-/* mlpipe.predict(ref, row). */
+/* mlpipe.predict(ref, row); NULL for a row of a grouped model's group without a model. */
 Datum
 mlpipe_predict_row_ref(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_FLOAT8(row_score(predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0)), fcinfo, NULL));
+	PredictSite *site = row_site_for(fcinfo, PG_GETARG_TEXT_PP(0), PG_GETARG_HEAPTUPLEHEADER(1));
+
+	if (site == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(row_score(site, fcinfo, NULL));
 }
 
 /* mlpipe.predict(bytea, row). */
@@ -461,11 +465,15 @@ mlpipe_predict_row_bytea(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(row_score(predict_site_blob(fcinfo, PG_GETARG_BYTEA_PP(0)), fcinfo, NULL));
 }
 
-/* mlpipe.predict_label(ref, row). */
+/* mlpipe.predict_label(ref, row); NULL as for predict. */
 Datum
 mlpipe_predict_label_row_ref(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_DATUM(row_label(predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0)), fcinfo));
+	PredictSite *site = row_site_for(fcinfo, PG_GETARG_TEXT_PP(0), PG_GETARG_HEAPTUPLEHEADER(1));
+
+	if (site == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(row_label(site, fcinfo));
 }
 
 /* mlpipe.predict_label(bytea, row). */
@@ -475,11 +483,15 @@ mlpipe_predict_label_row_bytea(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(row_label(predict_site_blob(fcinfo, PG_GETARG_BYTEA_PP(0)), fcinfo));
 }
 
-/* mlpipe.predict_proba(ref, row). */
+/* mlpipe.predict_proba(ref, row); NULL as for predict. */
 Datum
 mlpipe_predict_proba_row_ref(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_DATUM(row_proba(predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0)), fcinfo));
+	PredictSite *site = row_site_for(fcinfo, PG_GETARG_TEXT_PP(0), PG_GETARG_HEAPTUPLEHEADER(1));
+
+	if (site == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(row_proba(site, fcinfo));
 }
 
 /* mlpipe.predict_proba(bytea, row). */

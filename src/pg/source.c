@@ -962,6 +962,37 @@ scan_row(SourceScan *ss, int64 rowno, SourceRowFn fn, void *arg, SourceInfo *inf
 }
 
 /*
+ * Grouped training (fit_groups.c) reads the source once and then trains on
+ * one group's rows after the other: while source_replay is set, source_scan
+ * reads those stored rows instead of running the source query, so each
+ * group's fit sees exactly the rows, in the order, that a query filtering
+ * the source on the group would give.
+ */
+const SourceReplay *source_replay = NULL;
+
+/* source_scan over source_replay's rows, SOURCE_BATCH at a time. */
+static void
+replay_rows(SourceScan *ss, MemoryContext batch_cxt, SourceRowFn fn, void *arg, SourceInfo *info)
+{
+	int64		i;
+
+	scan_plan_columns(ss, source_replay->tupdesc, info);
+	for (i = 0; i < source_replay->n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+		heap_deform_tuple(source_replay->rows[i], source_replay->tupdesc, ss->values, ss->nulls);
+		scan_row(ss, i + 1, fn, arg, info);
+		MemoryContextSwitchTo(old);
+		if ((i + 1) % SOURCE_BATCH == 0)
+		{
+			MemoryContextReset(batch_cxt);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+/*
  * One pass over the source through an SPI cursor, SOURCE_BATCH rows at a
  * time; per-row memory lives in a batch context reset after each batch.
  */
@@ -986,6 +1017,11 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	ss.split_kind = -1;
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe source batch",
 									  ALLOCSET_DEFAULT_SIZES);
+	if (source_replay != NULL)
+	{
+		replay_rows(&ss, batch_cxt, fn, arg, info);
+		goto scanned;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_NO_SCROLL);
@@ -1022,6 +1058,7 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+scanned:
 	MemoryContextDelete(batch_cxt);
 	if (ss.cols == NULL)
 		elog(ERROR, "the source query returned no row description");

@@ -264,8 +264,7 @@ COMMENT ON COLUMN mlpipe.model_groups.training_rows IS 'Rows the group had in th
 COMMENT ON COLUMN mlpipe.model_groups.trained_at IS 'When the group was last trained.';
 REVOKE ALL ON mlpipe.model_groups FROM PUBLIC;
 GRANT SELECT ON mlpipe.model_groups TO mlpipe_reader;
-SELECT pg_catalog.pg_extension_config_dump('mlpipe.grouped_models', '');
-SELECT pg_catalog.pg_extension_config_dump('mlpipe.model_groups', '');
+-- (pg_dump keeps their rows: see the end of 70-views.sql.)
 
 -- pg_dump keeps the registry's rows (the tables belong to the extension).
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.models', '');

@@ -301,8 +301,8 @@ DECLARE
     skipped  text[] := '{}';
     null_rows bigint := 0;
 BEGIN
-    IF p_model IS NULL OR p_model = '' OR pg_catalog.strpos(p_model, '@') > 0
-       OR pg_catalog.length(p_model) > 200 OR p_model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+    IF p_model IS NULL OR p_model OPERATOR(pg_catalog.=) '' OR pg_catalog.strpos(p_model, '@') OPERATOR(pg_catalog.>) 0
+       OR pg_catalog.length(p_model) OPERATOR(pg_catalog.>) 200 OR p_model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
         RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL')
             USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
     END IF;
@@ -346,7 +346,7 @@ BEGIN
                             NULL::bigint)::mlpipe.train_result;
             CONTINUE;
         END IF;
-        IF pg_catalog.length(child) > 200 THEN
+        IF pg_catalog.length(child) OPERATOR(pg_catalog.>) 200 THEN
             RAISE EXCEPTION 'the model name of group % of "%" is longer than 200 characters', g.group_key, p_model
                 USING ERRCODE = '22023', HINT = 'Use a shorter model name, or group by columns with shorter values.';
         END IF;
@@ -362,12 +362,12 @@ BEGIN
         PERFORM mlpipe._register_group(p_model, gp.group_by, p_algorithm, gp.fallback, g.group_key, g.rows);
         RETURN NEXT res;
     END LOOP;
-    IF pg_catalog.cardinality(skipped) > 0 THEN
+    IF pg_catalog.cardinality(skipped) OPERATOR(pg_catalog.>) 0 THEN
         RAISE NOTICE 'model "%": % group(s) skipped, with fewer than % rows: %', p_model,
             pg_catalog.cardinality(skipped), gp.min_rows, pg_catalog.array_to_string(skipped[1:20], ', ')
             USING HINT = 'Lower params.min_rows_per_group to train them; their rows score with the fallback (or NULL).';
     END IF;
-    IF null_rows > 0 THEN
+    IF null_rows OPERATOR(pg_catalog.>) 0 THEN
         RAISE NOTICE 'model "%": % row(s) with a NULL group column were not used', p_model, null_rows;
     END IF;
     RETURN;

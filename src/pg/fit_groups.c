@@ -75,6 +75,19 @@ key_match(const void *a, const void *b, Size keysize)
 	return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
+/*
+ * True for the types whose output text depends on DateStyle, TimeZone or
+ * IntervalStyle: a group key is the column's text, and scoring must find
+ * the same text in every session.
+ */
+static bool
+group_type_refused(Oid type)
+{
+	type = getBaseType(type);
+	return type == DATEOID || type == TIMEOID || type == TIMETZOID || type == TIMESTAMPOID ||
+		type == TIMESTAMPTZOID || type == INTERVALOID;
+}
+
 /* Finds the group columns in the source's row description and their output functions. */
 static void
 groups_plan(Groups *G, TupleDesc td, char **by, int n_by)
@@ -95,6 +108,11 @@ groups_plan(Groups *G, TupleDesc td, char **by, int n_by)
 			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
 							errmsg("params.group_by names column \"%s\", which is not in the source", by[i]),
 							errhint("group_by takes the names of one or more columns of the source.")));
+		if (group_type_refused(TupleDescAttr(td, G->by_att[i])->atttypid))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("group_by column \"%s\" has type %s, whose text depends on the session's settings",
+								   by[i], format_type_be(TupleDescAttr(td, G->by_att[i])->atttypid)),
+							errhint("Group by a text, integer, boolean or enum column; for a date, group by e.g. to_char(d, 'YYYY-MM') AS month in a source query.")));
 		getTypeOutputInfo(TupleDescAttr(td, G->by_att[i])->atttypid, &outfn, &varlena);
 		fmgr_info_cxt(outfn, &G->by_out[i], G->cxt);
 	}
@@ -265,17 +283,18 @@ group_fit(Groups *G, RowGroup *g, const char *algorithm, const char *source, con
 						 quote_literal_cstr(g->parts[i]));
 	ctx.callback = group_error_context;
 	ctx.arg = key.data;
-	ctx.previous = error_context_stack;
-	error_context_stack = &ctx;
 	source_replay = &replay;
 	PG_TRY();
 	{
+		/* Pushed inside PG_TRY, which restores the stack it saw on the way out. */
+		ctx.previous = error_context_stack;
+		error_context_stack = &ctx;
 		result = fit_result_datum(algorithm, source, target, features, params, NULL, fit_td);
+		error_context_stack = ctx.previous;
 	}
 	PG_FINALLY();
 	{
 		source_replay = NULL;
-		error_context_stack = ctx.previous;
 	}
 	PG_END_TRY();
 	return result;

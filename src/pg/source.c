@@ -17,7 +17,6 @@
 #include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
-#include "utils/datetime.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/memutils.h"
@@ -33,18 +32,8 @@ typedef enum ColKind
 {
 	COL_INT2, COL_INT4, COL_INT8, COL_FLOAT4, COL_FLOAT8, COL_NUMERIC, COL_BOOL,
 	COL_FLOAT8_ARRAY, COL_FLOAT4_ARRAY, COL_CATEGORY,
-	COL_DATE, COL_TIMESTAMP		/* expanded into date parts (source_date_parts) */
+	COL_DATE, COL_TIMESTAMP		/* expanded into date parts (dates.c) */
 } ColKind;
-
-/*
- * The date parts a date, timestamp or timestamptz column becomes, in this
- * order: each is extract(<part> from c), timestamptz taken in UTC so the
- * features do not depend on the session's TimeZone. A date has no hour.
- */
-static const char *const date_part_names[] = {"epoch", "year", "month", "day", "dow", "hour"};
-
-#define DATE_PARTS_DATE 5
-#define DATE_PARTS_TIMESTAMP 6
 
 typedef struct FeatureCol
 {
@@ -211,77 +200,6 @@ split_value(Oid base, int kind, Datum d)
 	if (kind < 0)
 		elog(ERROR, "type %u is not a split column type", base);
 	return scalar_value((ColKind) kind, d);
-}
-
-/* How many date parts a column of this type becomes: 0 unless a date or timestamp. */
-int
-source_date_parts(Oid type)
-{
-	type = getBaseType(type);
-	if (type == DATEOID)
-		return DATE_PARTS_DATE;
-	if (type == TIMESTAMPOID || type == TIMESTAMPTZOID)
-		return DATE_PARTS_TIMESTAMP;
-	return 0;
-}
-
-/* The name of date part i (see date_part_names). */
-const char *
-source_date_part_name(int i)
-{
-	Assert(i >= 0 && i < DATE_PARTS_TIMESTAMP);
-	return date_part_names[i];
-}
-
-/*
- * The date parts of a date (is_date) or timestamp/timestamptz datum into
- * out, in date_part_names order; false (out untouched) for +/-infinity.
- * A timestamptz is broken down in UTC, whatever the session TimeZone.
- */
-bool
-source_date_values(bool is_date, Datum d, double *out)
-{
-	int			y,
-				m,
-				day;
-	int			hour = 0;
-	double		epoch;
-	int			julian;
-
-	if (is_date)
-	{
-		DateADT		v = DatumGetDateADT(d);
-
-		if (DATE_NOT_FINITE(v))
-			return false;
-		julian = v + POSTGRES_EPOCH_JDATE;
-		j2date(julian, &y, &m, &day);
-		epoch = ((double) v + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE)) * SECS_PER_DAY;
-	}
-	else
-	{
-		Timestamp	ts = DatumGetTimestamp(d);
-		struct pg_tm tm;
-		fsec_t		fsec;
-
-		if (TIMESTAMP_NOT_FINITE(ts) || timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-			return false;
-		y = tm.tm_year;
-		m = tm.tm_mon;
-		day = tm.tm_mday;
-		hour = tm.tm_hour;
-		julian = date2j(y, m, day);
-		epoch = (double) ts / USECS_PER_SEC +
-			(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-	}
-	out[0] = epoch;
-	out[1] = y;
-	out[2] = m;
-	out[3] = day;
-	out[4] = j2day(julian);
-	if (!is_date)
-		out[5] = hour;
-	return true;
 }
 
 /* True when arr (a JSON array, or NULL) holds the string name. */
@@ -879,7 +797,7 @@ scan_plan_layout(SourceScan *ss, int d, SourceInfo *info, void *arg)
 				(cols[c].kind == COL_FLOAT8_ARRAY || cols[c].kind == COL_FLOAT4_ARRAY)
 				? psprintf("%s[%d]", cols[c].name, j + 1)
 				: (cols[c].kind == COL_DATE || cols[c].kind == COL_TIMESTAMP)
-				? psprintf("%s.%s", cols[c].name, date_part_names[j])
+				? psprintf("%s.%s", cols[c].name, source_date_part_name(j))
 				: pstrdup(cols[c].name);
 	info->categorical = palloc0(sizeof(bool) * d);
 	info->dicts = palloc0(sizeof(SourceDict) * d);

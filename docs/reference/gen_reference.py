@@ -314,6 +314,15 @@ PAGES = {
     "features": {"area": "Registry", "summary": "The feature names of a version, in the order the float8[] forms of predict take them.",
                  "args": "- `model_ref`.", "returns": "text[].", "errors": REF_ERR + ".",
                  "example": "SELECT mlpipe.features('bank');", "see": "../registry.md"},
+    "drop_grouped_model": {"area": "Registry", "summary":
+                           "Removes a grouped model (`params.group_by`) for good: every group's model, as "
+                           "`drop_model` removes it (each logged and notified), and its rows in `grouped_models` and "
+                           "`model_groups`, in one transaction. Requires `mlpipe_admin`.",
+                           "args": "- `name`: the grouped model's name.",
+                           "returns": "int: the number of group models dropped.",
+                           "errors": "42704 not a grouped model.",
+                           "example": "SELECT mlpipe.drop_grouped_model('hive_humidity');",
+                           "see": "../grouped-models.md"},
     "group_model_name": {"area": "Registry", "summary":
                          "The model name of one group of a grouped model (`params.group_by`): the parent, `/`, then "
                          "the group's values (as their type's output function writes them) joined by `/`, with `%`, "

@@ -377,6 +377,37 @@ COMMENT ON FUNCTION mlpipe._train_groups(text, text, text, text, text[], jsonb, 
 REVOKE ALL ON FUNCTION mlpipe._train_groups(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._train_groups(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
 
+-- Removes a grouped model for good: every group's model (as
+-- mlpipe.drop_model does, each logged and notified) and the grouping rows.
+-- Returns the number of group models dropped.
+CREATE FUNCTION mlpipe.drop_grouped_model(name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p_parent text := $1;
+    g        record;
+    n        int := 0;
+BEGIN
+    PERFORM 1 FROM mlpipe.grouped_models gm WHERE gm.name = p_parent FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'grouped model "%" does not exist', p_parent
+            USING ERRCODE = '42704',
+                  HINT = 'mlpipe.grouped_models lists the grouped models; drop an ordinary model with mlpipe.drop_model.';
+    END IF;
+    FOR g IN SELECT mg.model FROM mlpipe.model_groups mg WHERE mg.parent = p_parent ORDER BY mg.model LOOP
+        IF EXISTS (SELECT 1 FROM mlpipe.models m WHERE m.name = g.model) THEN
+            PERFORM mlpipe.drop_model(g.model);
+            n := n + 1;
+        END IF;
+    END LOOP;
+    DELETE FROM mlpipe.model_groups mg WHERE mg.parent = p_parent;
+    DELETE FROM mlpipe.grouped_models gm WHERE gm.name = p_parent;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION mlpipe.drop_grouped_model(text) IS
+    'Removes a grouped model: every group''s model (as drop_model) and its rows in grouped_models and model_groups; returns the number of group models dropped.';
+REVOKE ALL ON FUNCTION mlpipe.drop_grouped_model(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.drop_grouped_model(text) TO mlpipe_admin;
+
 -- Trains a model and registers it as a new version (see docs/kmeans.md);
 -- with params.group_by, one model per group (docs/grouped-models.md).
 CREATE FUNCTION mlpipe.train(

@@ -73,16 +73,18 @@ SELECT model, version FROM mlpipe.train('few', 'decision_tree', 'gsrc', 'y',
 SELECT * FROM mlpipe.train('bad', 'decision_tree', 'gsrc', 'y', params => '{"group_by": "nope"}');
 SELECT * FROM mlpipe.train('bad', 'decision_tree', 'gsrc', 'y', params => '{"group_by": []}');
 SELECT * FROM mlpipe.train('bad', 'decision_tree', 'gsrc', 'y', params => '{"group_by": "region", "max_groups": 0}');
+\set VERBOSITY terse
 SELECT * FROM mlpipe.train('bad', 'decision_tree', 'gsrc', 'y', params => '{"group_by": "region", "fallback": "nothing_here"}');
+\set VERBOSITY default
 SELECT * FROM mlpipe.train('bad', 'decision_tree', 'gsrc', 'y', ARRAY['region', 'x1'], params => '{"group_by": "region"}');
 SELECT * FROM mlpipe.train('sales_all', 'decision_tree', 'gsrc', 'y', params => '{"group_by": "region"}');
 SELECT * FROM mlpipe.train('sales', 'decision_tree', 'gsrc', 'y', params => '{"group_by": "promo"}');
 -- A failing group fails the whole training, naming the group; the registry is as it was.
-SELECT count(*) AS versions_before FROM mlpipe.model_versions;
+SELECT count(*) AS versions_before FROM mlpipe.model_versions \gset
 SELECT * FROM mlpipe.train('one_class', 'decision_tree',
     $$SELECT region, x1, CASE WHEN region = 'north' THEN 'same' ELSE y END AS y FROM gsrc WHERE region <> 'tiny'$$, 'y',
     params => '{"group_by": "region"}');
-SELECT count(*) AS versions_after FROM mlpipe.model_versions;
+SELECT count(*) = :versions_before AS registry_unchanged FROM mlpipe.model_versions;
 SELECT count(*) FROM mlpipe.grouped_models WHERE name = 'one_class';
 
 -- Dates as features: a date becomes epoch, year, month, day, dow; a
@@ -122,3 +124,10 @@ SELECT model FROM mlpipe.train('visit_inf', 'decision_tree',
 SELECT * FROM mlpipe.train('visit_km', 'kmeans', $$SELECT day FROM visits UNION ALL SELECT '-infinity'::date$$, params => '{"k": 2}');
 -- A date cannot be a group column (its text depends on DateStyle).
 SELECT * FROM mlpipe.train('by_day', 'kmeans', 'SELECT day, extract(hour FROM at) AS h FROM visits', params => '{"group_by": "day", "k": 2}');
+
+-- Dropping a grouped model drops every group's model and the grouping.
+SELECT mlpipe.drop_grouped_model('sales');
+SELECT count(*) AS left_models FROM mlpipe.models WHERE name LIKE 'sales/%';
+SELECT count(*) AS left_groups FROM mlpipe.model_groups WHERE parent = 'sales';
+SELECT mlpipe.drop_grouped_model('sales');
+SELECT mlpipe.drop_grouped_model('sales_all');

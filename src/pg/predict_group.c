@@ -15,6 +15,7 @@
 #include "mlpipe.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -87,6 +88,7 @@ parents_refresh(void)
 {
 	uint64		epoch = predict_registry_epoch();
 	MemoryContext old;
+	Oid			nsp;
 	uint64		i;
 
 	if (epoch != 0 && epoch == parents_epoch)
@@ -98,6 +100,10 @@ parents_refresh(void)
 	parents = NULL;
 	n_parents = 0;
 	parents_epoch = 0;
+	/* A database whose mlpipe is older than 0.4.0 has no grouped models. */
+	nsp = get_namespace_oid("mlpipe", true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("grouped_models", nsp)))
+		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT name, group_by FROM mlpipe.grouped_models", true, 0) != SPI_OK_SELECT)

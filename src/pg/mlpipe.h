@@ -254,6 +254,7 @@ typedef struct PredictSite
 } PredictSite;
 
 PredictSite *predict_site_ref(FunctionCallInfo fcinfo, text *ref);
+PredictSite *predict_site_ref_in(FunctionCallInfo fcinfo, text *ref, void **slot);
 /* predict_group.c: the model for one row by reference (routed for a grouped model; NULL: none). */
 PredictSite *row_site_for(FunctionCallInfo fcinfo, text *ref, struct HeapTupleHeaderData *th);
 PredictSite *predict_site_blob(FunctionCallInfo fcinfo, bytea *blob);

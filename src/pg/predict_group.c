@@ -332,22 +332,10 @@ route_row(RowRefSite *rs, HeapTupleHeader th)
 PredictSite *
 row_site_for(FunctionCallInfo fcinfo, text *ref, HeapTupleHeader th)
 {
-	RowRefSite *volatile rs = row_ref_site(fcinfo, ref);
-	PredictSite *site;
+	RowRefSite *rs = row_ref_site(fcinfo, ref);
 
 	if (rs->parent != NULL)
 		return route_row(rs, th);
-	/* predict.c keeps its own cache in fn_extra: lend it the slot. */
-	fcinfo->flinfo->fn_extra = rs->inner;
-	PG_TRY();
-	{
-		site = predict_site_ref(fcinfo, ref);
-	}
-	PG_FINALLY();
-	{
-		rs->inner = fcinfo->flinfo->fn_extra;
-		fcinfo->flinfo->fn_extra = rs;
-	}
-	PG_END_TRY();
-	return site;
+	/* predict.c's call-site cache, kept in our state rather than fn_extra. */
+	return predict_site_ref_in(fcinfo, ref, &rs->inner);
 }

@@ -3263,6 +3263,7 @@ COMMENT ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, 
     'The body of mlpipe.search: cross-validates every candidate, then trains the best on all rows.';
 REVOKE ALL ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
+
 -- == issue 11: aggregates Citus can split (helper agg) ==
 -- Every metric and feature aggregate moves from STYPE internal to the real
 -- type mlpipe.agg_state, so that Citus runs them as partial aggregates on
@@ -3703,3 +3704,353 @@ DROP FUNCTION mlpipe._points_deserial(bytea, internal);
 DROP FUNCTION mlpipe._silhouette_final(internal);
 DROP FUNCTION mlpipe._calinski_harabasz_final(internal);
 DROP FUNCTION mlpipe._davies_bouldin_final(internal);
+
+-- == issue 14: grouped models and dates as features (helper group) ==
+
+-- Grouped models (issue #14): a parent name trained with params.group_by;
+-- one ordinary model per group value, named parent/<key> (see
+-- docs/grouped-models.md); row-form scoring by the parent name routes each
+-- row to its group's model.
+CREATE TABLE mlpipe.grouped_models (
+    name        text PRIMARY KEY
+                CHECK (name <> '' AND length(name) <= 200 AND position('@' IN name) = 0
+                       AND name !~ '[[:cntrl:]]'),
+    group_by    text[] NOT NULL CHECK (cardinality(group_by) BETWEEN 1 AND 8),
+    algorithm   text NOT NULL,
+    fallback    text,
+    created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    created_by  name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE mlpipe.grouped_models IS 'One row per grouped model (a parent name trained with params.group_by).';
+COMMENT ON COLUMN mlpipe.grouped_models.name IS 'The parent name that scoring routes by.';
+COMMENT ON COLUMN mlpipe.grouped_models.group_by IS 'The group columns, in params.group_by order.';
+COMMENT ON COLUMN mlpipe.grouped_models.algorithm IS 'The algorithm of the first grouped training.';
+COMMENT ON COLUMN mlpipe.grouped_models.fallback IS 'The model reference that scores rows of a group never trained (params.fallback), or NULL: such rows score NULL.';
+COMMENT ON COLUMN mlpipe.grouped_models.created_at IS 'When the parent was first trained.';
+COMMENT ON COLUMN mlpipe.grouped_models.created_by IS 'The user who first trained the parent.';
+REVOKE ALL ON mlpipe.grouped_models FROM PUBLIC;
+GRANT SELECT ON mlpipe.grouped_models TO mlpipe_reader;
+
+CREATE TABLE mlpipe.model_groups (
+    parent        text NOT NULL REFERENCES mlpipe.grouped_models (name),
+    group_key     text[] NOT NULL,
+    model         text NOT NULL UNIQUE,
+    training_rows bigint NOT NULL,
+    trained_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (parent, group_key)
+);
+COMMENT ON TABLE mlpipe.model_groups IS 'One row per trained group of a grouped model: the model its rows score with.';
+COMMENT ON COLUMN mlpipe.model_groups.parent IS 'The grouped model (mlpipe.grouped_models).';
+COMMENT ON COLUMN mlpipe.model_groups.group_key IS 'The group''s values as text, one per group_by column.';
+COMMENT ON COLUMN mlpipe.model_groups.model IS 'The group''s model, parent/<key> (an ordinary model of mlpipe.models).';
+COMMENT ON COLUMN mlpipe.model_groups.training_rows IS 'Rows the group had in the source at its last training.';
+COMMENT ON COLUMN mlpipe.model_groups.trained_at IS 'When the group was last trained.';
+REVOKE ALL ON mlpipe.model_groups FROM PUBLIC;
+GRANT SELECT ON mlpipe.model_groups TO mlpipe_reader;
+SELECT pg_catalog.pg_extension_config_dump('mlpipe.grouped_models', '');
+SELECT pg_catalog.pg_extension_config_dump('mlpipe.model_groups', '');
+
+-- Grouped training (issue #14, docs/grouped-models.md): the C half reads
+-- the source once, partitions its rows by the group columns and trains
+-- each group in turn (src/pg/fit_groups.c).
+CREATE FUNCTION mlpipe._fit_groups(
+    algorithm text, source text, target text, features text[], params jsonb,
+    group_by text[], max_groups int, min_rows bigint)
+RETURNS TABLE (group_key text[], rows bigint, fit mlpipe.fit_result)
+AS 'MODULE_PATHNAME', 'mlpipe_fit_groups'
+LANGUAGE C VOLATILE;
+-- As for _fit: the same seed must give the same artifacts.
+ALTER FUNCTION mlpipe._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) SET synchronize_seqscans = off;
+COMMENT ON FUNCTION mlpipe._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) IS
+    'Reads a source once and trains one model per group of its group_by columns; one fit_result (with its fit token) per group.';
+REVOKE ALL ON FUNCTION mlpipe._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) TO mlpipe_trainer;
+
+-- The name of a group's model: the parent, "/", then the group's values
+-- joined by "/", each with "%", "/", "@" and control characters
+-- percent-encoded (%25, %2F, %40, %0A, ...), so that no value can make
+-- two groups share a name or a name hold an "@".
+CREATE FUNCTION mlpipe.group_model_name(parent text, group_key text[]) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    SELECT $1 || '/' || string_agg(
+        (SELECT coalesce(string_agg(CASE WHEN ch IN ('%', '/', '@') OR ch ~ '[[:cntrl:]]'
+                                         THEN '%' || upper(lpad(to_hex(ascii(ch)), 2, '0'))
+                                         ELSE ch END, '' ORDER BY i), '')
+           FROM regexp_split_to_table(v, '') WITH ORDINALITY s(ch, i)),
+        '/' ORDER BY k)
+      FROM unnest($2) WITH ORDINALITY u(v, k)
+$$;
+COMMENT ON FUNCTION mlpipe.group_model_name(text, text[]) IS
+    'The model name of one group of a grouped model: parent/<values joined by "/">, with %, /, @ and control characters percent-encoded.';
+REVOKE ALL ON FUNCTION mlpipe.group_model_name(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.group_model_name(text, text[]) TO mlpipe_reader;
+
+-- Records a trained group of a grouped model (and the parent on its first
+-- training). The model name is derived here, so a caller cannot point a
+-- group at another model.
+CREATE FUNCTION mlpipe._register_group(p_parent text, p_group_by text[], p_algorithm text,
+                                       p_fallback text, p_key text[], p_rows bigint)
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO mlpipe.grouped_models AS g (name, group_by, algorithm, fallback, created_by)
+        VALUES (p_parent, p_group_by, p_algorithm, p_fallback, session_user)
+        ON CONFLICT (name) DO UPDATE SET fallback = excluded.fallback;
+    INSERT INTO mlpipe.model_groups AS g (parent, group_key, model, training_rows)
+        VALUES (p_parent, p_key, mlpipe.group_model_name(p_parent, p_key), p_rows)
+        ON CONFLICT (parent, group_key) DO UPDATE
+            SET training_rows = excluded.training_rows, trained_at = clock_timestamp();
+$$;
+COMMENT ON FUNCTION mlpipe._register_group(text, text[], text, text, text[], bigint) IS
+    'Records one trained group of a grouped model (and the grouped model itself) in the registry.';
+REVOKE ALL ON FUNCTION mlpipe._register_group(text, text[], text, text, text[], bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._register_group(text, text[], text, text, text[], bigint) TO mlpipe_trainer;
+
+-- params.group_by as a text[]: one name or an array of 1 to 8 names; and
+-- the grouping keys checked (22023 for anything else).
+CREATE FUNCTION mlpipe._group_params(p_model text, p_params jsonb, p_features text[],
+    OUT group_by text[], OUT max_groups int, OUT min_rows bigint, OUT fallback text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old_by text[];
+BEGIN
+    IF jsonb_typeof(p_params->'group_by') = 'string' THEN
+        group_by := ARRAY[p_params->>'group_by'];
+    ELSIF jsonb_typeof(p_params->'group_by') = 'array'
+          AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(p_params->'group_by') e WHERE jsonb_typeof(e) <> 'string') THEN
+        group_by := ARRAY(SELECT jsonb_array_elements_text(p_params->'group_by'));
+    END IF;
+    IF group_by IS NULL OR cardinality(group_by) NOT BETWEEN 1 AND 8
+       OR cardinality(group_by) <> (SELECT count(DISTINCT b) FROM unnest(group_by) b) THEN
+        RAISE EXCEPTION 'params.group_by must be a column name or an array of 1 to 8 distinct column names'
+            USING ERRCODE = '22023', HINT = 'For example "group_by": "store" or "group_by": ["store", "dept"].';
+    END IF;
+    IF p_features && group_by THEN
+        RAISE EXCEPTION 'a group_by column is also in features'
+            USING ERRCODE = '22023', HINT = 'A group column is the same in every row of a group: leave it out of features.';
+    END IF;
+    max_groups := 1000;
+    IF p_params ? 'max_groups' THEN
+        IF jsonb_typeof(p_params->'max_groups') <> 'number' OR (p_params->>'max_groups')::numeric NOT BETWEEN 1 AND 100000
+           OR (p_params->>'max_groups')::numeric <> trunc((p_params->>'max_groups')::numeric) THEN
+            RAISE EXCEPTION 'params.max_groups must be an integer in 1..100000' USING ERRCODE = '22023';
+        END IF;
+        max_groups := (p_params->>'max_groups')::int;
+    END IF;
+    min_rows := 10;
+    IF p_params ? 'min_rows_per_group' THEN
+        IF jsonb_typeof(p_params->'min_rows_per_group') <> 'number'
+           OR (p_params->>'min_rows_per_group')::numeric NOT BETWEEN 1 AND 1000000000
+           OR (p_params->>'min_rows_per_group')::numeric <> trunc((p_params->>'min_rows_per_group')::numeric) THEN
+            RAISE EXCEPTION 'params.min_rows_per_group must be an integer in 1..1000000000' USING ERRCODE = '22023';
+        END IF;
+        min_rows := (p_params->>'min_rows_per_group')::bigint;
+    END IF;
+    IF p_params ? 'fallback' THEN
+        IF jsonb_typeof(p_params->'fallback') <> 'string' THEN
+            RAISE EXCEPTION 'params.fallback must be a model reference such as ''sales_all'' or ''sales_all@3'''
+                USING ERRCODE = '22023';
+        END IF;
+        fallback := p_params->>'fallback';
+        PERFORM mlpipe.resolve(fallback);   -- 42704 when it names nothing
+    END IF;
+    IF p_params ? 'warm_start' THEN
+        RAISE EXCEPTION 'params.warm_start cannot be combined with params.group_by' USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM mlpipe.models m WHERE m.name = p_model) THEN
+        RAISE EXCEPTION 'model "%" is an ordinary model, not a grouped one', p_model
+            USING ERRCODE = '22023', HINT = 'Give the grouped model a name of its own.';
+    END IF;
+    SELECT g.group_by INTO old_by FROM mlpipe.grouped_models g WHERE g.name = p_model;
+    IF old_by IS DISTINCT FROM NULL AND old_by <> group_by THEN
+        RAISE EXCEPTION 'model "%" is grouped by %, not by %', p_model, old_by, group_by
+            USING ERRCODE = '22023', HINT = 'Keep its group_by, or give the new grouping a name of its own.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._group_params(text, jsonb, text[]) IS
+    'Checks and reads the grouping params of train (group_by, max_groups, min_rows_per_group, fallback).';
+REVOKE ALL ON FUNCTION mlpipe._group_params(text, jsonb, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._group_params(text, jsonb, text[]) TO mlpipe_trainer;
+
+-- The body of mlpipe.train with params.group_by: one read of the source,
+-- one model per group registered through _register like any training (its
+-- own version, gate and run), one result row per group (version NULL for a
+-- group skipped for having fewer than min_rows_per_group rows).
+CREATE FUNCTION mlpipe._train_groups(
+    p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
+    p_params jsonb, p_gate jsonb)
+RETURNS SETOF mlpipe.train_result
+-- SECURITY INVOKER and no pinned search_path: the source is resolved and read
+-- as the caller, like _train.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started  timestamptz := pg_catalog.clock_timestamp();
+    gp       record;
+    src      text := p_source;
+    lin      jsonb := '{}';
+    tt       record;
+    fp       jsonb;
+    g        record;
+    fit      mlpipe.fit_result;
+    res      mlpipe.train_result;
+    prof     jsonb;
+    child    text;
+    skipped  text[] := '{}';
+    null_rows bigint := 0;
+BEGIN
+    IF p_model IS NULL OR p_model OPERATOR(pg_catalog.=) '' OR pg_catalog.strpos(p_model, '@') OPERATOR(pg_catalog.>) 0
+       OR pg_catalog.length(p_model) OPERATOR(pg_catalog.>) 200 OR p_model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    IF p_source IS NULL THEN
+        RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO gp FROM mlpipe._group_params(p_model, p_params, p_features);
+    IF p_params ? 'as_of'::text OR p_params ? 'as_of_column'::text THEN
+        SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
+        src := tt.sql;
+        lin := lin OPERATOR(pg_catalog.||) tt.lineage;
+    END IF;
+    IF p_params ? 'checks'::text THEN
+        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'::text));
+    END IF;
+    -- What each group's fit gets: train's params without the grouping keys,
+    -- the group columns excluded from the features.
+    fp := mlpipe._fit_params(p_params OPERATOR(pg_catalog.-) 'group_by'::text OPERATOR(pg_catalog.-) 'max_groups'::text
+                             OPERATOR(pg_catalog.-) 'min_rows_per_group'::text OPERATOR(pg_catalog.-) 'fallback'::text,
+                             p_features, p_target);
+    IF p_features IS NULL THEN
+        fp := (fp OPERATOR(pg_catalog.-) 'exclude'::text) OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('exclude',
+                  coalesce(fp->'exclude'::text, '[]') OPERATOR(pg_catalog.||) pg_catalog.to_jsonb(gp.group_by));
+    END IF;
+    IF NOT p_params ? 'profile_sample'::text THEN
+        fp := fp OPERATOR(pg_catalog.||) '{"profile_sample": 20000}'::jsonb;
+    ELSE
+        fp := fp OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('profile_sample', p_params->'profile_sample'::text);
+    END IF;
+    FOR g IN SELECT * FROM mlpipe._fit_groups(p_algorithm, src, p_target, p_features, fp,
+                                               gp.group_by, gp.max_groups, gp.min_rows) LOOP
+        IF g.group_key IS NULL THEN
+            null_rows := g.rows;
+            CONTINUE;
+        END IF;
+        child := mlpipe.group_model_name(p_model, g.group_key);
+        IF g.fit IS NULL THEN
+            skipped := skipped OPERATOR(pg_catalog.||) pg_catalog.format('%s (%s rows)', child, g.rows);
+            RETURN NEXT ROW(child, NULL::int, NULL::boolean,
+                            pg_catalog.jsonb_build_object('skipped', 'fewer rows than min_rows_per_group', 'rows', g.rows),
+                            NULL::bigint)::mlpipe.train_result;
+            CONTINUE;
+        END IF;
+        IF pg_catalog.length(child) OPERATOR(pg_catalog.>) 200 THEN
+            RAISE EXCEPTION 'the model name of group % of "%" is longer than 200 characters', g.group_key, p_model
+                USING ERRCODE = '22023', HINT = 'Use a shorter model name, or group by columns with shorter values.';
+        END IF;
+        fit := g.fit;
+        prof := fit.info->'profile'::text;
+        fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin
+                    OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('group', pg_catalog.jsonb_build_object(
+                        'parent', p_model, 'group_by', gp.group_by, 'key', g.group_key));
+        res := mlpipe._register(child, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
+        IF prof IS NOT NULL THEN
+            PERFORM mlpipe._set_profile(res.model, res.version, prof);
+        END IF;
+        PERFORM mlpipe._register_group(p_model, gp.group_by, p_algorithm, gp.fallback, g.group_key, g.rows);
+        RETURN NEXT res;
+    END LOOP;
+    IF pg_catalog.cardinality(skipped) OPERATOR(pg_catalog.>) 0 THEN
+        RAISE NOTICE 'model "%": % group(s) skipped, with fewer than % rows: %', p_model,
+            pg_catalog.cardinality(skipped), gp.min_rows, pg_catalog.array_to_string(skipped[1:20], ', ')
+            USING HINT = 'Lower params.min_rows_per_group to train them; their rows score with the fallback (or NULL).';
+    END IF;
+    IF null_rows OPERATOR(pg_catalog.>) 0 THEN
+        RAISE NOTICE 'model "%": % row(s) with a NULL group column were not used', p_model, null_rows;
+    END IF;
+    RETURN;
+END $$;
+COMMENT ON FUNCTION mlpipe._train_groups(text, text, text, text, text[], jsonb, jsonb) IS
+    'The body of mlpipe.train with params.group_by: one read of the source, one registered model per group.';
+REVOKE ALL ON FUNCTION mlpipe._train_groups(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._train_groups(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+
+-- Trains a model and registers it as a new version (see docs/kmeans.md);
+-- with params.group_by, one model per group (docs/grouped-models.md).
+CREATE OR REPLACE FUNCTION mlpipe.train(
+    model     text,
+    algorithm text,
+    source    text,
+    target    text    DEFAULT NULL,
+    features  text[]  DEFAULT NULL,
+    params    jsonb   DEFAULT '{}',
+    gate      jsonb   DEFAULT NULL)
+RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM mlpipe._train($1, $2, $3, $4, $5, $6, $7)
+     WHERE NOT coalesce($6 OPERATOR(pg_catalog.?) 'group_by', false)
+    UNION ALL
+    SELECT * FROM mlpipe._train_groups($1, $2, $3, $4, $5, $6, $7)
+     WHERE coalesce($6 OPERATOR(pg_catalog.?) 'group_by', false)
+$$;
+
+-- The model one group of a grouped model scores with (docs/grouped-models.md):
+-- the production version of the group's model; for a group never trained
+-- (or without a production version), the grouped model's fallback; else
+-- no row (the row scores NULL).
+CREATE FUNCTION mlpipe._group_model(p_parent text, p_key text[])
+RETURNS TABLE (model text, version int, artifact bytea)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    fb  text;
+    r   record;
+BEGIN
+    RETURN QUERY
+        SELECT v.model, v.version, v.artifact
+          FROM mlpipe.model_groups g
+          JOIN mlpipe.aliases a ON a.model = g.model AND a.alias = 'production'
+          JOIN mlpipe.model_versions v ON v.model = a.model AND v.version = a.version
+         WHERE g.parent = p_parent AND g.group_key = p_key;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    SELECT gm.fallback INTO fb FROM mlpipe.grouped_models gm WHERE gm.name = p_parent;
+    IF fb IS NOT NULL THEN
+        SELECT * INTO r FROM mlpipe.resolve(fb);
+        RETURN QUERY SELECT r.model::text, r.version::int, mlpipe._artifact_at(r.model, r.version);
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._group_model(text, text[]) IS
+    'The model, version and artifact that rows of one group of a grouped model score with (none: NULL scores).';
+REVOKE ALL ON FUNCTION mlpipe._group_model(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._group_model(text, text[]) TO mlpipe_reader;
+
+-- Removes a grouped model for good: every group's model (as
+-- mlpipe.drop_model does, each logged and notified) and the grouping rows.
+-- Returns the number of group models dropped.
+CREATE FUNCTION mlpipe.drop_grouped_model(name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p_parent text := $1;
+    g        record;
+    n        int := 0;
+BEGIN
+    PERFORM 1 FROM mlpipe.grouped_models gm WHERE gm.name = p_parent FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'grouped model "%" does not exist', p_parent
+            USING ERRCODE = '42704',
+                  HINT = 'mlpipe.grouped_models lists the grouped models; drop an ordinary model with mlpipe.drop_model.';
+    END IF;
+    FOR g IN SELECT mg.model FROM mlpipe.model_groups mg WHERE mg.parent = p_parent ORDER BY mg.model LOOP
+        IF EXISTS (SELECT 1 FROM mlpipe.models m WHERE m.name = g.model) THEN
+            PERFORM mlpipe.drop_model(g.model);
+            n := n + 1;
+        END IF;
+    END LOOP;
+    DELETE FROM mlpipe.model_groups mg WHERE mg.parent = p_parent;
+    DELETE FROM mlpipe.grouped_models gm WHERE gm.name = p_parent;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION mlpipe.drop_grouped_model(text) IS
+    'Removes a grouped model: every group''s model (as drop_model) and its rows in grouped_models and model_groups; returns the number of group models dropped.';
+REVOKE ALL ON FUNCTION mlpipe.drop_grouped_model(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.drop_grouped_model(text) TO mlpipe_admin;

@@ -67,10 +67,11 @@ PAGES = {
                       "- `target`: target column; NULL for k-means.\n"
                       "- `features`: columns to use; NULL = every column but the target and `params.exclude`.\n"
                       "- `params`: algorithm parameters, `split`, `test_size`, `preprocess`, `as_of`, `checks`, "
-                      "`seed`, ... (see [kmeans.md](../kmeans.md), [trees.md](../trees.md), "
+                      "`seed`, `group_by` (one model per group), ... (see [kmeans.md](../kmeans.md), [trees.md](../trees.md), "
+                      "[grouped-models.md](../grouped-models.md), "
                       "[preprocessing.md](../preprocessing.md), [time-travel.md](../time-travel.md)).\n"
                       "- `gate`: `{metric, min|max, must_beat, tolerance, higher_is_better}`.",
-              "returns": "one row: model, version, promoted, metrics (jsonb), run_id.",
+              "returns": "one row: model, version, promoted, metrics (jsonb), run_id; with `params.group_by`, one row per group.",
               "errors": "22023 unknown algorithm, param or gate key (with \"did you mean\"), invalid model name; "
                         "22P02 params not valid JSON (PostgreSQL's jsonb parser); 22000 empty or non-finite data, failed `checks`; "
                         "42703 / 42P01 unknown column / relation; 54000 over `mlpipe.max_memory` or a limit; "
@@ -105,7 +106,9 @@ PAGES = {
     "predict": {"area": "Scoring", "summary":
                 "Scores one row: cluster number (0-based), class index, or regression value. `model_ref` is "
                 "`name`, `name@alias` or `name@version` (plain `name` = production); the artifact is cached per "
-                "backend. The `row` forms match columns by name and apply the stored preprocessing; the float8[] "
+                "backend. The `row` forms match columns by name and apply the stored preprocessing (date columns "
+                "expanded into their date parts); by a grouped model's name they score each row with its group's "
+                "model (NULL, or the fallback, for a group without one: [grouped-models.md](../grouped-models.md)); the float8[] "
                 "forms take the features in the order of `mlpipe.features(model_ref)`. The bytea forms score an "
                 "artifact directly (no registry lookup).",
                 "args": "- `model_ref` / `model`: registry reference or artifact bytea.\n"
@@ -311,6 +314,25 @@ PAGES = {
     "features": {"area": "Registry", "summary": "The feature names of a version, in the order the float8[] forms of predict take them.",
                  "args": "- `model_ref`.", "returns": "text[].", "errors": REF_ERR + ".",
                  "example": "SELECT mlpipe.features('bank');", "see": "../registry.md"},
+    "drop_grouped_model": {"area": "Registry", "summary":
+                           "Removes a grouped model (`params.group_by`) for good: every group's model, as "
+                           "`drop_model` removes it (each logged and notified), and its rows in `grouped_models` and "
+                           "`model_groups`, in one transaction. Requires `mlpipe_admin`.",
+                           "args": "- `name`: the grouped model's name.",
+                           "returns": "int: the number of group models dropped.",
+                           "errors": "42704 not a grouped model.",
+                           "example": "SELECT mlpipe.drop_grouped_model('hive_humidity');",
+                           "see": "../grouped-models.md"},
+    "group_model_name": {"area": "Registry", "summary":
+                         "The model name of one group of a grouped model (`params.group_by`): the parent, `/`, then "
+                         "the group's values (as their type's output function writes them) joined by `/`, with `%`, "
+                         "`/`, `@` and control characters percent-encoded.",
+                         "args": "- `parent`: the grouped model's name.\n- `group_key`: the group's values as text, "
+                                 "one per `group_by` column.",
+                         "returns": "text (NULL when an argument is NULL).",
+                         "errors": "none.",
+                         "example": "SELECT mlpipe.group_model_name('sales', ARRAY['north/east', 'f']);  -- sales/north%2Feast/f",
+                         "see": "../grouped-models.md"},
     "classes": {"area": "Registry", "summary": "The class labels of a classifier, in the order of `predict_proba`; NULL otherwise.",
                 "args": "- `model_ref`.", "returns": "text[].", "errors": REF_ERR + ".",
                 "example": "SELECT mlpipe.classes('bank');", "see": "../registry.md"},

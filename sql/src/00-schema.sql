@@ -224,6 +224,48 @@ COMMENT ON COLUMN mlpipe.metrics.recorded_at IS 'When the metric was recorded.';
 REVOKE ALL ON mlpipe.metrics FROM PUBLIC;
 GRANT SELECT ON mlpipe.metrics TO mlpipe_reader;
 
+-- Grouped models (issue #14): a parent name trained with params.group_by;
+-- one ordinary model per group value, named parent/<key> (see
+-- docs/grouped-models.md); row-form scoring by the parent name routes each
+-- row to its group's model.
+CREATE TABLE mlpipe.grouped_models (
+    name        text PRIMARY KEY
+                CHECK (name <> '' AND length(name) <= 200 AND position('@' IN name) = 0
+                       AND name !~ '[[:cntrl:]]'),
+    group_by    text[] NOT NULL CHECK (cardinality(group_by) BETWEEN 1 AND 8),
+    algorithm   text NOT NULL,
+    fallback    text,
+    created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    created_by  name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE mlpipe.grouped_models IS 'One row per grouped model (a parent name trained with params.group_by).';
+COMMENT ON COLUMN mlpipe.grouped_models.name IS 'The parent name that scoring routes by.';
+COMMENT ON COLUMN mlpipe.grouped_models.group_by IS 'The group columns, in params.group_by order.';
+COMMENT ON COLUMN mlpipe.grouped_models.algorithm IS 'The algorithm of the first grouped training.';
+COMMENT ON COLUMN mlpipe.grouped_models.fallback IS 'The model reference that scores rows of a group never trained (params.fallback), or NULL: such rows score NULL.';
+COMMENT ON COLUMN mlpipe.grouped_models.created_at IS 'When the parent was first trained.';
+COMMENT ON COLUMN mlpipe.grouped_models.created_by IS 'The user who first trained the parent.';
+REVOKE ALL ON mlpipe.grouped_models FROM PUBLIC;
+GRANT SELECT ON mlpipe.grouped_models TO mlpipe_reader;
+
+CREATE TABLE mlpipe.model_groups (
+    parent        text NOT NULL REFERENCES mlpipe.grouped_models (name),
+    group_key     text[] NOT NULL,
+    model         text NOT NULL UNIQUE,
+    training_rows bigint NOT NULL,
+    trained_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (parent, group_key)
+);
+COMMENT ON TABLE mlpipe.model_groups IS 'One row per trained group of a grouped model: the model its rows score with.';
+COMMENT ON COLUMN mlpipe.model_groups.parent IS 'The grouped model (mlpipe.grouped_models).';
+COMMENT ON COLUMN mlpipe.model_groups.group_key IS 'The group''s values as text, one per group_by column.';
+COMMENT ON COLUMN mlpipe.model_groups.model IS 'The group''s model, parent/<key> (an ordinary model of mlpipe.models).';
+COMMENT ON COLUMN mlpipe.model_groups.training_rows IS 'Rows the group had in the source at its last training.';
+COMMENT ON COLUMN mlpipe.model_groups.trained_at IS 'When the group was last trained.';
+REVOKE ALL ON mlpipe.model_groups FROM PUBLIC;
+GRANT SELECT ON mlpipe.model_groups TO mlpipe_reader;
+-- (pg_dump keeps their rows: see the end of 70-views.sql.)
+
 -- pg_dump keeps the registry's rows (the tables belong to the extension).
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.models', '');
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.model_versions', '');

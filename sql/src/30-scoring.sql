@@ -1088,3 +1088,35 @@ COMMENT ON FUNCTION mlpipe.explain_values(text, float8[]) IS
     'Every output''s TreeSHAP contributions of a tree model in XGBoost''s pred_contribs layout: per output, one value per feature, then the expected value.';
 REVOKE ALL ON FUNCTION mlpipe.explain_values(text, float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.explain_values(text, float8[]) TO mlpipe_scorer;
+
+-- The model one group of a grouped model scores with (docs/grouped-models.md):
+-- the production version of the group's model; for a group never trained
+-- (or without a production version), the grouped model's fallback; else
+-- no row (the row scores NULL).
+CREATE FUNCTION mlpipe._group_model(p_parent text, p_key text[])
+RETURNS TABLE (model text, version int, artifact bytea)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    fb  text;
+    r   record;
+BEGIN
+    RETURN QUERY
+        SELECT v.model, v.version, v.artifact
+          FROM mlpipe.model_groups g
+          JOIN mlpipe.aliases a ON a.model = g.model AND a.alias = 'production'
+          JOIN mlpipe.model_versions v ON v.model = a.model AND v.version = a.version
+         WHERE g.parent = p_parent AND g.group_key = p_key;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    SELECT gm.fallback INTO fb FROM mlpipe.grouped_models gm WHERE gm.name = p_parent;
+    IF fb IS NOT NULL THEN
+        SELECT * INTO r FROM mlpipe.resolve(fb);
+        RETURN QUERY SELECT r.model::text, r.version::int, mlpipe._artifact_at(r.model, r.version);
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._group_model(text, text[]) IS
+    'The model, version and artifact that rows of one group of a grouped model score with (none: NULL scores).';
+REVOKE ALL ON FUNCTION mlpipe._group_model(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._group_model(text, text[]) TO mlpipe_reader;

@@ -74,3 +74,8 @@ COMMENT ON VIEW mlpipe.drift_history IS
     'Every population stability index measured (drift, predict_table, pipeline drift steps): one row per run and feature.';
 REVOKE ALL ON mlpipe.drift_history FROM PUBLIC;
 GRANT SELECT ON mlpipe.drift_history TO mlpipe_reader;
+
+-- pg_dump keeps the grouped models' rows (issue #14). Here, last, so that the
+-- extension's table list has the order the upgrade scripts give it.
+SELECT pg_catalog.pg_extension_config_dump('mlpipe.grouped_models', '');
+SELECT pg_catalog.pg_extension_config_dump('mlpipe.model_groups', '');

@@ -127,7 +127,7 @@ loop_notice(PgEnv *pe, int64 now)
 /*
  * MlEnv.check: honours cancel and timeouts; with mlpipe.progress, a NOTICE
  * at most once per mlpipe.progress_interval (and when the last unit of the
- * main loop is done). While the main loop runs, every check reports it;
+ * main loop is done, if a line went out before: a short training is silent). While the main loop runs, every check reports it;
  * other stages (initialisation, preprocessing, metrics) report themselves.
  */
 static int
@@ -143,7 +143,9 @@ pg_env_check(void *ctx, const char *stage, int iter, int max_iter, double value)
 		return 0;
 	now = pg_env_now_us();
 	in_loop = pe->loop_stage && strcmp(stage, pe->loop_stage) == 0 && max_iter > 0;
-	last = in_loop && iter == max_iter && pe->loop_done < max_iter;
+	/* the closing line only for a training that has already said something */
+	last = in_loop && iter == max_iter && pe->loop_done < max_iter &&
+		pe->last_notice_us != pe->start_us;
 	if (in_loop)
 		loop_observe(pe, iter, max_iter, value, now);
 	else if (pe->stage == NULL || strcmp(stage, pe->stage) != 0)

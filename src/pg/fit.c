@@ -148,31 +148,22 @@ mlpipe_check_params(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* mlpipe._fit(algorithm, source, target, features, params, warm_start) -> fit_result. */
+/*
+ * Trains algorithm on source and returns the fit_result row (of type td)
+ * with its fit token issued: the body of mlpipe._fit, shared with grouped
+ * training (fit_groups.c), which calls it once per group.
+ */
 Datum
-mlpipe_fit(PG_FUNCTION_ARGS)
+fit_result_datum(const char *algorithm, const char *source, const char *target,
+				 ArrayType *features, Jsonb *params_jsonb, bytea *warm, TupleDesc td)
 {
-	const char *algorithm;
-	const char *source;
-	const char *target;
-	ArrayType  *features;
-	cJSON	   *params;
-	bytea	   *warm;
+	cJSON	   *params = params_parse(params_jsonb);
 	FitOutput	fo;
-	TupleDesc	td;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, false, false};
+	HeapTuple	tup;
+	Datum		result;
 	int			i;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						errmsg("%s must not be NULL", PG_ARGISNULL(0) ? "algorithm" : "source")));
-	algorithm = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	target = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	features = PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3);
-	params = params_parse(PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4));
-	warm = PG_ARGISNULL(5) ? NULL : PG_GETARG_BYTEA_PP(5);
 
 	(void) algorithm_index(algorithm);
 	memset(&fo, 0, sizeof(fo));
@@ -184,9 +175,6 @@ mlpipe_fit(PG_FUNCTION_ARGS)
 	else
 		fit_trees(algorithm, source, target, features, params, &fo);
 
-	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "mlpipe._fit must return a composite type");
-	td = BlessTupleDesc(td);
 	values[0] = PointerGetDatum(fo.artifact);
 	values[1] = CStringGetTextDatum(fo.task);
 	values[2] = text_array(fo.features, fo.n_features);
@@ -194,14 +182,30 @@ mlpipe_fit(PG_FUNCTION_ARGS)
 	nulls[3] = fo.n_classes == 0;
 	values[4] = cjson_to_jsonb(fo.metrics);
 	values[5] = info_with_profile(fo.info, fo.profile);
-	{
-		HeapTuple	tup = heap_form_tuple(td, values, nulls);
-		Datum		result;
+	tup = heap_form_tuple(td, values, nulls);
+	MemoryContextDelete(fo.mcxt);
+	result = HeapTupleGetDatum(tup);
+	/* The token _register claims: only a result _fit made can be registered. */
+	fit_token_issue(DatumGetHeapTupleHeader(result), algorithm);
+	return result;
+}
 
-		MemoryContextDelete(fo.mcxt);
-		result = HeapTupleGetDatum(tup);
-		/* The token _register claims: only a result _fit made can be registered. */
-		fit_token_issue(DatumGetHeapTupleHeader(result), algorithm);
-		PG_RETURN_DATUM(result);
-	}
+/* mlpipe._fit(algorithm, source, target, features, params, warm_start) -> fit_result. */
+Datum
+mlpipe_fit(PG_FUNCTION_ARGS)
+{
+	TupleDesc	td;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("%s must not be NULL", PG_ARGISNULL(0) ? "algorithm" : "source")));
+	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "mlpipe._fit must return a composite type");
+	PG_RETURN_DATUM(fit_result_datum(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									 text_to_cstring(PG_GETARG_TEXT_PP(1)),
+									 PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+									 PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3),
+									 PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4),
+									 PG_ARGISNULL(5) ? NULL : PG_GETARG_BYTEA_PP(5),
+									 BlessTupleDesc(td)));
 }

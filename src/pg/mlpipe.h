@@ -168,7 +168,8 @@ typedef enum SplitColKind
 /* profile.c: the training profile, sampled while the source is read. */
 typedef enum ProfileKind
 {
-	PROFILE_NUMERIC, PROFILE_CATEGORY, PROFILE_BOOL
+	PROFILE_NUMERIC, PROFILE_CATEGORY, PROFILE_BOOL,
+	PROFILE_SKIP				/* not profiled: a date part, which drift cannot read back */
 } ProfileKind;
 typedef struct ProfileSampler ProfileSampler;
 
@@ -200,6 +201,15 @@ typedef struct SourceSpec
 	ProfileSampler *profile;	/* gets every decoded row, or NULL */
 } SourceSpec;
 
+/* Stored rows source_scan reads instead of the source (grouped training). */
+typedef struct SourceReplay
+{
+	TupleDesc	tupdesc;
+	struct HeapTupleData **rows;
+	int64		n;
+} SourceReplay;
+extern const SourceReplay *source_replay;
+
 /* One pass over the source; fn gets each usable row (d doubles, row-major). */
 void		source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
 						SourceInfo *info);
@@ -219,6 +229,10 @@ bool		source_category_type(Oid type);
 char	   *source_category_text(Oid type, FmgrInfo *out, Datum d);
 /* True when a column of this type can order a time split. */
 bool		source_time_type(Oid type);
+/* Dates as features: how many parts a column type gives, their names and values. */
+int			source_date_parts(Oid type);
+const char *source_date_part_name(int i);
+bool		source_date_values(bool is_date, Datum d, double *out);
 /* source_scan into a dense matrix (k-means). */
 void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
 
@@ -247,6 +261,10 @@ void		fit_check_params(const char *algorithm, cJSON *params, const char *target)
 void		kmeans_check_params(const char *algorithm, cJSON *params, const char *target);
 void		trees_check_params(const char *algorithm, cJSON *params, const char *target);
 
+/* fit.c: one training's fit_result row (type td), its fit token issued. */
+Datum		fit_result_datum(const char *algorithm, const char *source, const char *target,
+							 ArrayType *features, Jsonb *params, bytea *warm, TupleDesc td);
+
 /* fit_token.c: the token mlpipe._register claims for each result _fit returns. */
 void		fit_token_issue(struct HeapTupleHeaderData *rec, const char *algorithm);
 
@@ -254,6 +272,7 @@ void		fit_token_issue(struct HeapTupleHeaderData *rec, const char *algorithm);
 void		model_decode(MemoryContext mcxt, bytea *artifact, const char *what, PgEnv *pe,
 						 MlModel *m);
 const MlModel *model_cache_get_ref(FunctionCallInfo fcinfo, text *ref);
+uint64		predict_registry_epoch(void);
 
 /*
  * One call site's model, as the row form of predict needs it: the decoded
@@ -270,6 +289,9 @@ typedef struct PredictSite
 } PredictSite;
 
 PredictSite *predict_site_ref(FunctionCallInfo fcinfo, text *ref);
+PredictSite *predict_site_ref_in(FunctionCallInfo fcinfo, text *ref, void **slot);
+/* predict_group.c: the model for one row by reference (routed for a grouped model; NULL: none). */
+PredictSite *row_site_for(FunctionCallInfo fcinfo, text *ref, struct HeapTupleHeaderData *th);
 PredictSite *predict_site_blob(FunctionCallInfo fcinfo, bytea *blob);
 void		predict_require_classifier(const MlModel *m, const char *fn);
 const double *predict_row_features(PredictSite *site, FunctionCallInfo fcinfo,

@@ -228,6 +228,17 @@ registry_relids_known(void)
 	return true;
 }
 
+/*
+ * The registry's epoch: it moves whenever a relcache invalidation names a
+ * registry table; 0 while the tables are unknown (grouped routing reloads
+ * its list of grouped models when it moves, predict_group.c).
+ */
+uint64
+predict_registry_epoch(void)
+{
+	return registry_relids_known() ? registry_epoch : 0;
+}
+
 /* True when e was used by the current statement. */
 static bool
 ref_entry_this_statement(const RefEntry *e)
@@ -412,9 +423,9 @@ resolve_model(text *ref, char **model_out, int *version_out)
  * since), and again only when the reference text changes.
  */
 static RefCache *
-ref_cache_get(FunctionCallInfo fcinfo, text *ref)
+ref_cache_get(FunctionCallInfo fcinfo, text *ref, void **slot)
 {
-	RefCache   *rc = fcinfo->flinfo->fn_extra;
+	RefCache   *rc = *slot;
 	MemoryContext old;
 
 	CommandId	command = GetCurrentCommandId(false);
@@ -463,7 +474,7 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 		rc->ref = NULL;
 		rc->model_name = NULL;
 	}
-	fcinfo->flinfo->fn_extra = rc;
+	*slot = rc;
 	rc->epoch = registry_epoch; /* before resolving: a change during it wins */
 	rc->slot = resolve_model(ref, &rc->model_name, &rc->version);
 	rc->generation = rc->slot->generation;
@@ -487,14 +498,21 @@ ref_cache_get(FunctionCallInfo fcinfo, text *ref)
 const MlModel *
 model_cache_get_ref(FunctionCallInfo fcinfo, text *ref)
 {
-	return &ref_cache_get(fcinfo, ref)->slot->decoded;
+	return &ref_cache_get(fcinfo, ref, &fcinfo->flinfo->fn_extra)->slot->decoded;
 }
 
 /* The call site's model for a reference (see PredictSite). */
 PredictSite *
 predict_site_ref(FunctionCallInfo fcinfo, text *ref)
 {
-	return &ref_cache_get(fcinfo, ref)->site;
+	return &ref_cache_get(fcinfo, ref, &fcinfo->flinfo->fn_extra)->site;
+}
+
+/* predict_site_ref with the call site's cache in *slot instead of fn_extra (predict_group.c). */
+PredictSite *
+predict_site_ref_in(FunctionCallInfo fcinfo, text *ref, void **slot)
+{
+	return &ref_cache_get(fcinfo, ref, slot)->site;
 }
 
 /* The model's feature names for messages, the first 20 of them. */
@@ -610,7 +628,7 @@ proba_datum(const MlModel *m, ArrayType *a, double *scratch)
 Datum
 mlpipe_predict_ref(PG_FUNCTION_ARGS)
 {
-	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
+	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0), &fcinfo->flinfo->fn_extra);
 	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
 
 	PG_RETURN_FLOAT8(predict_one(&rc->slot->decoded, a, rc->scratch, NULL));
@@ -620,7 +638,7 @@ mlpipe_predict_ref(PG_FUNCTION_ARGS)
 Datum
 mlpipe_predict_label_ref(PG_FUNCTION_ARGS)
 {
-	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
+	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0), &fcinfo->flinfo->fn_extra);
 
 	PG_RETURN_DATUM(label_datum(&rc->slot->decoded, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
 }
@@ -629,7 +647,7 @@ mlpipe_predict_label_ref(PG_FUNCTION_ARGS)
 Datum
 mlpipe_predict_proba_ref(PG_FUNCTION_ARGS)
 {
-	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
+	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0), &fcinfo->flinfo->fn_extra);
 
 	PG_RETURN_DATUM(proba_datum(&rc->slot->decoded, PG_GETARG_ARRAYTYPE_P(1), rc->scratch));
 }
@@ -660,7 +678,7 @@ static ScoreMemo score_memo;
 static const ScoreMemo *
 score_row(FunctionCallInfo fcinfo, const char *fn)
 {
-	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0));
+	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0), &fcinfo->flinfo->fn_extra);
 	const MlModel *m = &rc->slot->decoded;
 	const double *x;
 	MlError		err = {0};

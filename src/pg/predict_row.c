@@ -30,7 +30,8 @@ typedef enum SlotKind
 {
 	SLOT_NUMBER,				/* a numeric column */
 	SLOT_ELEMENT,				/* element `elem` of a real[] / double precision[] column */
-	SLOT_CATEGORY				/* a text-like or enum column */
+	SLOT_CATEGORY,				/* a text-like or enum column */
+	SLOT_DATEPART				/* date part `elem` of a date or timestamp column */
 } SlotKind;
 
 /* Where one model input comes from in the row. */
@@ -38,7 +39,7 @@ typedef struct RowSlot
 {
 	int			attno;			/* 0-based */
 	SlotKind	kind;
-	int			elem;			/* 0-based, SLOT_ELEMENT */
+	int			elem;			/* 0-based, SLOT_ELEMENT; the part, SLOT_DATEPART */
 	Oid			type;			/* the column's type */
 	int			scalar;			/* SLOT_NUMBER: source_scalar_kind of the type */
 	bool		f8;				/* SLOT_ELEMENT: double precision[], not real[] */
@@ -104,6 +105,32 @@ split_element_name(const char *name, char **base, int *elem)
 	*base = pnstrdup(name, open);
 	*elem = (int) v;
 	return true;
+}
+
+/*
+ * "ts.month" -> column "ts", part 2 (see source_date_part_name), when the
+ * row has a date or timestamp column "ts" that has that part.
+ */
+static bool
+split_date_part_name(TupleDesc td, const char *name, int *attno, int *part)
+{
+	const char *dot = strrchr(name, '.');
+	int			at;
+	int			i;
+
+	if (dot == NULL || dot == name)
+		return false;
+	at = source_find_column(td, pnstrdup(name, dot - name));
+	if (at < 0)
+		return false;
+	for (i = 0; i < source_date_parts(TupleDescAttr(td, at)->atttypid); i++)
+		if (strcmp(dot + 1, source_date_part_name(i)) == 0)
+		{
+			*attno = at;
+			*part = i;
+			return true;
+		}
+	return false;
 }
 
 /* True for float8[] and float4[] (domains resolved). */
@@ -195,6 +222,15 @@ row_plan_build(FunctionCallInfo fcinfo, const MlModel *m, uint64 gen, Oid typid,
 			s->f8 = getBaseType(type) == FLOAT8ARRAYOID;
 			s->elem = elem - 1;
 			p->arr_width[at] = Max(p->arr_width[at], elem);
+			continue;
+		}
+		if (!cat && split_date_part_name(p->td, names[i], &at, &elem))
+		{
+			s->attno = at;
+			s->type = TupleDescAttr(p->td, at)->atttypid;
+			s->kind = SLOT_DATEPART;
+			s->elem = elem;
+			s->f8 = getBaseType(s->type) == DATEOID;	/* here: a date, not a timestamp */
 			continue;
 		}
 		if (n_missing < 20)
@@ -347,6 +383,14 @@ predict_row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader
 			case SLOT_CATEGORY:
 				p->strs[i] = source_category_text(s->type, &s->out, p->values[s->attno]);
 				break;
+			case SLOT_DATEPART:
+				{
+					double		parts[6];
+
+					if (source_date_values(s->f8, p->values[s->attno], parts))
+						p->raw[i] = parts[s->elem];
+				}
+				break;
 		}
 	}
 	if (m->prep.n_in == 0)
@@ -403,11 +447,15 @@ row_proba(PredictSite *site, FunctionCallInfo fcinfo)
 	return PointerGetDatum(construct_array(d, k, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
-/* mlpipe.predict(ref, row). */
+/* mlpipe.predict(ref, row); NULL for a row of a grouped model's group without a model. */
 Datum
 mlpipe_predict_row_ref(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_FLOAT8(row_score(predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0)), fcinfo, NULL));
+	PredictSite *site = row_site_for(fcinfo, PG_GETARG_TEXT_PP(0), PG_GETARG_HEAPTUPLEHEADER(1));
+
+	if (site == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(row_score(site, fcinfo, NULL));
 }
 
 /* mlpipe.predict(bytea, row). */
@@ -417,11 +465,15 @@ mlpipe_predict_row_bytea(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(row_score(predict_site_blob(fcinfo, PG_GETARG_BYTEA_PP(0)), fcinfo, NULL));
 }
 
-/* mlpipe.predict_label(ref, row). */
+/* mlpipe.predict_label(ref, row); NULL as for predict. */
 Datum
 mlpipe_predict_label_row_ref(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_DATUM(row_label(predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0)), fcinfo));
+	PredictSite *site = row_site_for(fcinfo, PG_GETARG_TEXT_PP(0), PG_GETARG_HEAPTUPLEHEADER(1));
+
+	if (site == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(row_label(site, fcinfo));
 }
 
 /* mlpipe.predict_label(bytea, row). */
@@ -431,11 +483,15 @@ mlpipe_predict_label_row_bytea(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(row_label(predict_site_blob(fcinfo, PG_GETARG_BYTEA_PP(0)), fcinfo));
 }
 
-/* mlpipe.predict_proba(ref, row). */
+/* mlpipe.predict_proba(ref, row); NULL as for predict. */
 Datum
 mlpipe_predict_proba_row_ref(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_DATUM(row_proba(predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0)), fcinfo));
+	PredictSite *site = row_site_for(fcinfo, PG_GETARG_TEXT_PP(0), PG_GETARG_HEAPTUPLEHEADER(1));
+
+	if (site == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(row_proba(site, fcinfo));
 }
 
 /* mlpipe.predict_proba(bytea, row). */

@@ -350,7 +350,9 @@ profile_finish(ProfileSampler *ps)
 	appendStringInfo(&buf, ", \"seed\": " UINT64_FORMAT ", \"features\": [", ps->seed);
 	for (j = 0; j < ps->d; j++)
 	{
-		if (j > 0)
+		if (ps->kind[j] == PROFILE_SKIP)
+			continue;
+		if (buf.data[buf.len - 1] != '[')
 			appendStringInfoString(&buf, ", ");
 		if (ps->kind[j] == PROFILE_NUMERIC)
 			append_numeric(ps, &buf, j, tmp);

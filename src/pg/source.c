@@ -31,7 +31,8 @@
 typedef enum ColKind
 {
 	COL_INT2, COL_INT4, COL_INT8, COL_FLOAT4, COL_FLOAT8, COL_NUMERIC, COL_BOOL,
-	COL_FLOAT8_ARRAY, COL_FLOAT4_ARRAY, COL_CATEGORY
+	COL_FLOAT8_ARRAY, COL_FLOAT4_ARRAY, COL_CATEGORY,
+	COL_DATE, COL_TIMESTAMP		/* expanded into date parts (dates.c) */
 } ColKind;
 
 typedef struct FeatureCol
@@ -370,17 +371,22 @@ plan_columns(const SourceSpec *spec, TupleDesc td, int *ncols)
 		Oid			type = TupleDescAttr(td, cols[i].attno)->atttypid;
 
 		cols[i].type = type;
+		cols[i].width = 1;
 		if (source_category_type(type))
 			cols[i].kind = COL_CATEGORY;
+		else if (source_date_parts(type) > 0)
+		{
+			cols[i].kind = getBaseType(type) == DATEOID ? COL_DATE : COL_TIMESTAMP;
+			cols[i].width = source_date_parts(type);
+		}
 		else if (!col_kind_of(getBaseType(type), &cols[i].kind))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("column \"%s\" has type %s, which %s cannot use as a feature",
 							cols[i].name, format_type_be(type), spec->algorithm),
 					 errhint("Features are integer, numeric, real, double precision, boolean, "
-							 "text, varchar, char, enum, real[] or double precision[] columns; leave others out with "
+							 "text, varchar, char, enum, date, timestamp, timestamptz, real[] or double precision[] columns; leave others out with "
 							 "the features argument or params.exclude.")));
-		cols[i].width = 1;
 	}
 	*ncols = n;
 	return cols;
@@ -533,6 +539,21 @@ decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
 			rs->bad_col = fc->name;
 			rs->why = "NULL";
 			return false;
+		}
+		if (fc->kind == COL_DATE || fc->kind == COL_TIMESTAMP)
+		{
+			if (!source_date_values(fc->kind == COL_DATE, values[fc->attno], out + fc->offset))
+			{
+				if (!missing_ok)
+				{
+					rs->bad_col = fc->name;
+					rs->why = "infinite";
+					return false;
+				}
+				for (j = 0; j < fc->width; j++)
+					out[fc->offset + j] = NAN;
+			}
+			continue;
 		}
 		if (fc->kind == COL_FLOAT8_ARRAY || fc->kind == COL_FLOAT4_ARRAY)
 		{
@@ -823,7 +844,8 @@ scan_plan_profile(SourceScan *ss, int d, SourceInfo *info)
 			column[fc->offset + j] = fc->name;
 			element[fc->offset + j] = is_array ? j + 1 : 0;
 			kind[fc->offset + j] = fc->kind == COL_CATEGORY ? PROFILE_CATEGORY :
-				fc->kind == COL_BOOL ? PROFILE_BOOL : PROFILE_NUMERIC;
+				fc->kind == COL_BOOL ? PROFILE_BOOL :
+				(fc->kind == COL_DATE || fc->kind == COL_TIMESTAMP) ? PROFILE_SKIP : PROFILE_NUMERIC;
 		}
 	}
 	profile_plan(ss->spec->profile, d, column, element, kind, info->dicts);
@@ -852,7 +874,10 @@ scan_plan_layout(SourceScan *ss, int d, SourceInfo *info, void *arg)
 		for (j = 0; j < cols[c].width; j++)
 			info->feature_names[cols[c].offset + j] =
 				(cols[c].kind == COL_FLOAT8_ARRAY || cols[c].kind == COL_FLOAT4_ARRAY)
-				? psprintf("%s[%d]", cols[c].name, j + 1) : pstrdup(cols[c].name);
+				? psprintf("%s[%d]", cols[c].name, j + 1)
+				: (cols[c].kind == COL_DATE || cols[c].kind == COL_TIMESTAMP)
+				? psprintf("%s.%s", cols[c].name, source_date_part_name(j))
+				: pstrdup(cols[c].name);
 	info->categorical = palloc0(sizeof(bool) * d);
 	info->dicts = palloc0(sizeof(SourceDict) * d);
 	for (c = 0; c < ss->ncols; c++)
@@ -934,6 +959,37 @@ scan_row(SourceScan *ss, int64 rowno, SourceRowFn fn, void *arg, SourceInfo *inf
 }
 
 /*
+ * Grouped training (fit_groups.c) reads the source once and then trains on
+ * one group's rows after the other: while source_replay is set, source_scan
+ * reads those stored rows instead of running the source query, so each
+ * group's fit sees exactly the rows, in the order, that a query filtering
+ * the source on the group would give.
+ */
+const SourceReplay *source_replay = NULL;
+
+/* source_scan over source_replay's rows, SOURCE_BATCH at a time. */
+static void
+replay_rows(SourceScan *ss, MemoryContext batch_cxt, SourceRowFn fn, void *arg, SourceInfo *info)
+{
+	int64		i;
+
+	scan_plan_columns(ss, source_replay->tupdesc, info);
+	for (i = 0; i < source_replay->n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+		heap_deform_tuple(source_replay->rows[i], source_replay->tupdesc, ss->values, ss->nulls);
+		scan_row(ss, i + 1, fn, arg, info);
+		MemoryContextSwitchTo(old);
+		if ((i + 1) % SOURCE_BATCH == 0)
+		{
+			MemoryContextReset(batch_cxt);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+/*
  * One pass over the source through an SPI cursor, SOURCE_BATCH rows at a
  * time; per-row memory lives in a batch context reset after each batch.
  */
@@ -958,6 +1014,11 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	ss.split_kind = -1;
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe source batch",
 									  ALLOCSET_DEFAULT_SIZES);
+	if (source_replay != NULL)
+	{
+		replay_rows(&ss, batch_cxt, fn, arg, info);
+		goto scanned;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_NO_SCROLL);
@@ -995,6 +1056,7 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+scanned:
 	MemoryContextDelete(batch_cxt);
 	if (ss.cols == NULL)
 		elog(ERROR, "the source query returned no row description");

@@ -7,7 +7,8 @@
 -- * C functions. They run no SQL, except the by-name scoring forms
 --   (predict.c, predict_support.c: SPI strings call only mlpipe._resolve_key
 --   and mlpipe._artifact_at, schema-qualified, with exactly typed
---   parameters) and _fit / _source_columns / _source_sql (source.c,
+--   parameters; predict_group.c: mlpipe.grouped_models and
+--   mlpipe._group_model, likewise) and _fit / _fit_groups / _source_columns / _source_sql (source.c,
 --   source_describe.c: they read the caller's source, wrapped as
 --   SELECT * FROM (<source>) AS mlpipe_source, which calls nothing).
 --   A pin on the per-row scoring functions would also cost a GUC
@@ -24,7 +25,7 @@ WITH source_readers(proname) AS (VALUES
     ('drift'), ('_drift_figures'), ('_feature_array_expr'), ('predict_table'), ('evaluate'),
     ('_eval_from'), ('_eval_metrics'), ('cross_validate'), ('_cross_validate'), ('search'), ('_search'),
     ('create_pipeline'), ('_pipeline_ident'), ('_pipeline_from'), ('_pipeline_features'),
-    ('_pipeline_step'), ('run_pipeline'), ('_citus_target'))
+    ('_pipeline_step'), ('run_pipeline'), ('_citus_target'), ('_train_groups'))
 SELECT p.oid::regprocedure AS unpinned
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
  WHERE p.pronamespace = 'mlpipe'::regnamespace
@@ -39,7 +40,7 @@ WITH source_readers(proname) AS (VALUES
     ('drift'), ('_drift_figures'), ('_feature_array_expr'), ('predict_table'), ('evaluate'),
     ('_eval_from'), ('_eval_metrics'), ('cross_validate'), ('_cross_validate'), ('search'), ('_search'),
     ('create_pipeline'), ('_pipeline_ident'), ('_pipeline_from'), ('_pipeline_features'),
-    ('_pipeline_step'), ('run_pipeline'), ('_citus_target'))
+    ('_pipeline_step'), ('run_pipeline'), ('_citus_target'), ('_train_groups'))
 SELECT r.proname AS stale_allow_list_entry
   FROM source_readers r
  WHERE NOT EXISTS (SELECT 1 FROM pg_proc p

@@ -703,7 +703,7 @@ BEGIN
             from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s) REPEATABLE (12)', rel, p_fraction * 100::float8);
         ELSE
             from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(
-                ' WHERE (pg_catalog.hashtext((src.*)::text) OPERATOR(pg_catalog.&) 1048575) < %s',
+                ' WHERE (pg_catalog.hashtext((src.*)::text) OPERATOR(pg_catalog.&) 1048575) OPERATOR(pg_catalog.<) %s',
                 (p_fraction * 1048576::float8)::int);
         END IF;
     END IF;

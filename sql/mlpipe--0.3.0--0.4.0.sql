@@ -3312,3 +3312,148 @@ COMMENT ON FUNCTION mlpipe.proba_json(text[], float8[]) IS
     'Class probabilities as a JSON object {class: probability}, from mlpipe.classes(model_ref) and a proba array.';
 REVOKE ALL ON FUNCTION mlpipe.proba_json(text[], float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.proba_json(text[], float8[]) TO mlpipe_reader;
+-- train and evaluate re-raise their errors without the nested context, as predict_table.
+CREATE OR REPLACE FUNCTION mlpipe._train(
+    p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
+    p_params jsonb, p_gate jsonb)
+RETURNS mlpipe.train_result
+-- SECURITY INVOKER and no pinned search_path: the source is resolved and read
+-- as the caller, with the caller's search_path, grants and row-level security.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started  timestamptz := pg_catalog.clock_timestamp();
+    warm     bytea;
+    fit      mlpipe.fit_result;
+    res      mlpipe.train_result;
+    src      text := p_source;
+    lin      jsonb := '{}';
+    sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
+    tt       record;
+    prof     jsonb;
+    e_state  text;
+    e_msg    text;
+    e_detail text;
+    e_hint   text;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
+       OR pg_catalog.length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    IF p_source IS NULL THEN
+        RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF p_params ? 'warm_start'::text THEN
+        IF pg_catalog.jsonb_typeof(p_params->'warm_start'::text) <> 'string' THEN
+            RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
+                USING ERRCODE = '22023';
+        END IF;
+        warm := mlpipe.artifact(p_params->>'warm_start'::text);
+    END IF;
+    IF p_params ? 'profile_sample'::text THEN
+        IF pg_catalog.jsonb_typeof(p_params->'profile_sample'::text) <> 'number'
+           OR (p_params->>'profile_sample'::text)::numeric NOT BETWEEN 0::numeric AND 10000000::numeric
+           OR (p_params->>'profile_sample'::text)::numeric <> pg_catalog.trunc((p_params->>'profile_sample'::text)::numeric) THEN
+            RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
+                USING ERRCODE = '22023';
+        END IF;
+        sample := (p_params->>'profile_sample'::text)::int;
+    END IF;
+    -- Time travel: train on the rows that existed at params.as_of.
+    IF p_params ? 'as_of'::text OR p_params ? 'as_of_column'::text THEN
+        SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
+        src := tt.sql;
+        lin := lin OPERATOR(pg_catalog.||) tt.lineage;
+    END IF;
+    -- Data checks, before any training work.
+    IF p_params ? 'checks'::text THEN
+        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'::text));
+    END IF;
+    -- _fit samples the training profile while it reads the source (seeded
+    -- by params.seed) and hands it back in fit.info.profile.
+    fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
+                       mlpipe._fit_params(p_params, p_features, p_target)
+                       || pg_catalog.jsonb_build_object('profile_sample', sample), warm);
+    prof := fit.info->'profile'::text;
+    -- Lineage notes ride in fit.info, which _register copies into the version.
+    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin;
+    res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
+    IF prof IS NOT NULL THEN
+        PERFORM mlpipe._set_profile(res.model, res.version, prof);
+    END IF;
+    PERFORM mlpipe._warn_id_features(src, fit.feature_names, p_model);
+    RETURN res;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS
+    'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
+REVOKE ALL ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+CREATE OR REPLACE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    m       record;
+    res     jsonb;
+    run     bigint;
+    e_state text;
+    e_msg   text;
+    e_detail text;
+    e_hint  text;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO m FROM mlpipe._eval_model(model_ref);
+    -- The target missing from the source: say so, not "column s.y does not exist".
+    IF m.target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mlpipe._source_columns(source) s WHERE s.name OPERATOR(pg_catalog.=) m.target) THEN
+        RAISE EXCEPTION 'the source has no column "%", the target of %@%', m.target, m.model, m.version
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
+    END IF;
+    res := mlpipe._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
+                                mlpipe._eval_from(source));
+    -- The confusion matrix (jsonb, not a metric row) rides in the run's
+    -- params, for the mlpipe.confusion_matrices view.
+    run := mlpipe._log_run('evaluate', m.model, m.version, m.algorithm, source,
+                           pg_catalog.jsonb_build_object('model_ref', model_ref)
+                           OPERATOR(pg_catalog.||) pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                               'confusion_matrix', res OPERATOR(pg_catalog.->) 'confusion_matrix'::text)),
+                           'succeeded', NULL,
+                           (res->>'rows'::text)::bigint, started, NULL, res, 'evaluate');
+    RETURN res OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
+    'Scores a source with a registered version and returns the metrics of its task as jsonb.';
+REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;

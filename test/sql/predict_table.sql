@@ -92,3 +92,8 @@ SELECT mlpipe.predict_table('pt_km', 'pt_no_table', target_table => 'pt_e', key 
 SELECT mlpipe.predict_table('pt_km', 'pt_trips', target_table => 'pt_e', key => 'nope');
 CREATE TABLE pt_bad (id int, prediction text);
 SELECT mlpipe.predict_table('pt_km', 'pt_trips', target_table => 'pt_bad', key => 'id');
+-- train and evaluate the same way: no nested calls, no generated query.
+SELECT mlpipe.evaluate('pt_km@9', 'pt_trips');
+SELECT mlpipe.evaluate('pt_dt', 'SELECT id, fdist, fdur FROM pt_trips');
+SELECT version FROM mlpipe.train('pt_x', 'kmeans', 'pt_trips', NULL, '{fdist}', '{"k": 2, "as_of": "2024-01-01"}');
+SELECT version FROM mlpipe.train('pt_x', 'kmeans', 'pt_trips', NULL, '{fdist}', '{"k": 2, "warm_start": "pt_km@9"}');

@@ -3225,8 +3225,8 @@ BEGIN
         PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
     END IF;
     IF skipped > 0 THEN
-        RAISE NOTICE 'predict_table left out % source row%, with a NULL the model cannot take (on_null = skip)',
-            skipped, CASE WHEN skipped = 1 THEN '' ELSE 's' END;
+        RAISE NOTICE 'predict_table %: left out % source row% with a NULL the model cannot take (on_null = skip)',
+            ref, skipped, CASE WHEN skipped = 1 THEN '' ELSE 's' END;
     END IF;
 
     -- Drift of the source against the training profile, on a sample.
@@ -3457,3 +3457,82 @@ COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
     'Scores a source with a registered version and returns the metrics of its task as jsonb.';
 REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
+-- A predict step passes on_null to predict_table (the step's "on_null", else skip for a k-means
+-- version trained with on_null = skip) instead of filtering the source itself.
+CREATE OR REPLACE FUNCTION mlpipe._pipeline_step(step jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    kind    text := step->>'kind'::text;
+    r       jsonb;
+    n       bigint;
+    params  jsonb;
+    skipped bigint;
+    total   bigint;
+    ref     record;
+    on_null text;
+BEGIN
+    CASE kind
+    WHEN 'features' THEN
+        n := mlpipe._pipeline_features(step);
+        RETURN pg_catalog.jsonb_build_object('rows', n, 'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
+    WHEN 'train' THEN
+        params := coalesce(step->'params'::text, '{}');
+        -- In a pipeline, k-means skips rows with a NULL feature unless told
+        -- otherwise (as the trees do everywhere): a features step gives
+        -- NULL statistics for short groups (kurtosis needs 4 readings).
+        IF step->>'algorithm'::text IN ('kmeans', 'minibatch_kmeans') AND pg_catalog.jsonb_typeof(params) = 'object'
+           AND NOT params ? 'on_null'::text THEN
+            params := params OPERATOR(pg_catalog.||) '{"on_null": "skip"}'::jsonb;
+        END IF;
+        EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
+           INTO r
+          USING step->>'model'::text, step->>'algorithm'::text, step->>'source'::text, step->>'target'::text,
+                mlpipe._pipeline_texts(step->'features'::text), params, step->'gate'::text;
+        SELECT v.skipped_rows, v.training_rows + v.skipped_rows INTO skipped, total
+          FROM mlpipe.model_versions v WHERE v.model = r->>'model'::text AND v.version = (r->>'version'::text)::int;
+        IF skipped > 0 THEN
+            RAISE NOTICE 'train step "%": % of % rows of % skipped (a NULL or non-finite feature)',
+                r->>'model'::text, skipped, total, step->>'source'::text
+                USING HINT = CASE WHEN params->>'on_null'::text = 'skip' AND NOT coalesce(step->'params'::text, '{}') ? 'on_null'::text
+                    THEN 'In a pipeline, k-means defaults to params.on_null = ''skip''; give "on_null": "error" to fail instead.' END;
+        END IF;
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
+    WHEN 'search' THEN
+        EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
+           INTO r
+          USING step->>'model'::text, step->>'algorithm'::text, step->>'source'::text, step->>'target'::text,
+                mlpipe._pipeline_texts(step->'features'::text), step->'space'::text,
+                coalesce(step->>'strategy'::text, 'grid'), coalesce((step->>'folds'::text)::int, 5),
+                coalesce((step->>'trials'::text)::int, 20), step->'gate'::text;
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
+    WHEN 'predict' THEN
+        -- on_null: the step's, else skip for a k-means version trained with
+        -- on_null = 'skip' (the pipeline default: it scores only the rows it
+        -- could have trained on; predict_table counts them in a NOTICE),
+        -- else error.
+        SELECT CASE WHEN v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null'::text = 'skip'
+                    THEN 'skip' ELSE 'error' END INTO on_null
+          FROM mlpipe.resolve(step->>'model'::text) r
+          JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version;
+        EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5, on_null => $6)'
+           INTO n
+          USING step->>'model'::text, step->>'source'::text, step->>'into'::text, step->>'key'::text,
+                coalesce(step->>'mode'::text, 'append'), coalesce(step->>'on_null'::text, on_null);
+        RETURN pg_catalog.jsonb_build_object('model', step->>'model'::text, 'rows', n,
+                                  'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
+    WHEN 'evaluate' THEN
+        -- evaluate logs its own run and metrics (a child of the step's run):
+        -- the step records the version only, so each metric is logged once.
+        EXECUTE 'SELECT pg_catalog.to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model'::text, step->>'source'::text;
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
+    WHEN 'drift' THEN
+        -- drift logs its run with psi:<feature> and null_rate:<feature>
+        -- metrics (the names predict_table uses); the step adds none.
+        EXECUTE 'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
+          USING step->>'model'::text, step->>'source'::text;
+        SELECT v.model, v.version INTO ref FROM mlpipe.resolve(step->>'model'::text) v;
+        RETURN pg_catalog.jsonb_build_object('model', ref.model, 'version', ref.version, 'result', r);
+    ELSE
+        RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
+    END CASE;
+END $$;

@@ -1315,8 +1315,8 @@ BEGIN
         PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
     END IF;
     IF skipped > 0 THEN
-        RAISE NOTICE 'predict_table left out % source row%, with a NULL the model cannot take (on_null = skip)',
-            skipped, CASE WHEN skipped = 1 THEN '' ELSE 's' END;
+        RAISE NOTICE 'predict_table %: left out % source row% with a NULL the model cannot take (on_null = skip)',
+            ref, skipped, CASE WHEN skipped = 1 THEN '' ELSE 's' END;
     END IF;
 
     -- Drift of the source against the training profile, on a sample.

@@ -97,3 +97,11 @@ SELECT mlpipe.evaluate('pt_km@9', 'pt_trips');
 SELECT mlpipe.evaluate('pt_dt', 'SELECT id, fdist, fdur FROM pt_trips');
 SELECT version FROM mlpipe.train('pt_x', 'kmeans', 'pt_trips', NULL, '{fdist}', '{"k": 2, "as_of": "2024-01-01"}');
 SELECT version FROM mlpipe.train('pt_x', 'kmeans', 'pt_trips', NULL, '{fdist}', '{"k": 2, "warm_start": "pt_km@9"}');
+
+-- 6. A pipeline's predict step passes on_null (validated at creation).
+SELECT mlpipe.create_pipeline('pt_pipe', '{"steps": [
+  {"kind": "predict", "model": "pt_km", "source": "pt_trips", "into": "pt_p1", "key": "id", "on_null": "null"}]}') IS NOT NULL AS created;
+SELECT mlpipe.run_pipeline('pt_pipe') IS NOT NULL AS ran;
+SELECT count(*) AS rows, count(*) FILTER (WHERE prediction IS NULL) AS null_predictions FROM pt_p1;
+SELECT mlpipe.create_pipeline('pt_pipe2', '{"steps": [
+  {"kind": "predict", "model": "pt_km", "source": "pt_trips", "into": "pt_p2", "key": "id", "on_null": "drop"}]}');

@@ -2889,6 +2889,38 @@ COMMENT ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) IS
     'PSI and null rates of each profiled feature of a source against a profile.';
 REVOKE ALL ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) TO mlpipe_trainer;
+-- predict_table's params, checked: the drift threshold (default 0.2), the
+-- null-rate threshold (0.1) and the drift sample size (20,000; 0: none).
+CREATE FUNCTION mlpipe._predict_table_params(params jsonb,
+    OUT drift_threshold float8, OUT null_threshold float8, OUT drift_sample int)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(params) LOOP
+        IF k NOT IN ('drift_threshold', 'null_threshold', 'drift_sample') THEN
+            RAISE EXCEPTION 'unknown key "%" in predict_table params', k
+                USING ERRCODE = '22023', HINT = 'Allowed keys: drift_threshold, null_threshold, drift_sample.';
+        END IF;
+        IF pg_catalog.jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0::float8
+           OR (k <> 'drift_sample' AND (params->>k)::float8 = 0::float8)
+           OR (k = 'drift_sample' AND (params->>k)::numeric NOT BETWEEN 0::numeric AND 10000000::numeric) THEN
+            RAISE EXCEPTION 'predict_table params.% must be a positive number (drift_sample: an integer, 0 for no drift)', k
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    drift_threshold := coalesce((params->>'drift_threshold')::float8, 0.2);
+    null_threshold := coalesce((params->>'null_threshold')::float8, 0.1);
+    drift_sample := coalesce((params->>'drift_sample')::numeric::int, 20000);
+END $$;
+COMMENT ON FUNCTION mlpipe._predict_table_params(jsonb) IS
+    'Checks predict_table''s params and returns the drift threshold, null-rate threshold and drift sample size.';
+REVOKE ALL ON FUNCTION mlpipe._predict_table_params(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._predict_table_params(jsonb) TO mlpipe_trainer;
+
 -- The inputs a NULL in which fails scoring (src/pg/export.c): every input
 -- of a k-means model unless preprocessing imputes it, and inputs whose
 -- preprocessing has impute = error. Trees route missing values.
@@ -3037,9 +3069,9 @@ DECLARE
     n          bigint;
     skipped    bigint := 0;
     k          text;
-    threshold  float8 := 0.2;
-    null_thr   float8 := 0.1;
-    sample     int := 20000;
+    threshold  float8;
+    null_thr   float8;
+    sample     int;
     metrics    jsonb := '{}';
     drifted    jsonb := '[]';
     d          record;
@@ -3074,24 +3106,7 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'on_null: error (the default), skip or null.';
     END IF;
     params := coalesce(params, '{}');
-    IF pg_catalog.jsonb_typeof(params) <> 'object' THEN
-        RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
-    END IF;
-    FOR k IN SELECT pg_catalog.jsonb_object_keys(params) LOOP
-        IF k NOT IN ('drift_threshold', 'null_threshold', 'drift_sample') THEN
-            RAISE EXCEPTION 'unknown key "%" in predict_table params', k
-                USING ERRCODE = '22023', HINT = 'Allowed keys: drift_threshold, null_threshold, drift_sample.';
-        END IF;
-        IF pg_catalog.jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0::float8
-           OR (k <> 'drift_sample' AND (params->>k)::float8 = 0::float8)
-           OR (k = 'drift_sample' AND (params->>k)::numeric NOT BETWEEN 0::numeric AND 10000000::numeric) THEN
-            RAISE EXCEPTION 'predict_table params.% must be a positive number (drift_sample: an integer, 0 for no drift)', k
-                USING ERRCODE = '22023';
-        END IF;
-    END LOOP;
-    threshold := coalesce((params->>'drift_threshold'::text)::float8, threshold);
-    null_thr := coalesce((params->>'null_threshold'::text)::float8, null_thr);
-    sample := coalesce((params->>'drift_sample'::text)::numeric::int, sample);
+    SELECT * INTO threshold, null_thr, sample FROM mlpipe._predict_table_params(params);
 
     SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
     ref := info.model OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) info.version;          -- one version for the whole run

@@ -1040,12 +1040,15 @@ COMMENT ON FUNCTION mlpipe._null_condition(text[], jsonb) IS
 REVOKE ALL ON FUNCTION mlpipe._null_condition(text[], jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._null_condition(text[], jsonb) TO mlpipe_trainer;
 
--- The key, as text, of the first row predict_table's scoring fails on: the
--- rows of the source (FROM and WHERE clause p_from, alias src) are scored
--- one at a time, the float8[] form when p_xexpr is an array expression,
--- else the row form. NULL when every row scores (the error was not a
--- row's, or the row is gone). Only run after the bulk statement failed.
-CREATE FUNCTION mlpipe._failing_key(p_ref text, p_key text, p_xexpr text, p_from text) RETURNS text
+-- The first row predict_table's scoring fails on, and its error: the rows
+-- of the source (FROM and WHERE clause p_from, alias src) are scored one at
+-- a time, the float8[] form when p_xexpr is an array expression, else the
+-- row form. bad_key is the row's key as text, err_* its error; NULL when
+-- every row scores (the error was not a row's). Only run after the bulk
+-- statement failed.
+CREATE FUNCTION mlpipe._failing_key(p_ref text, p_key text, p_xexpr text, p_from text,
+                                    OUT bad_key text, OUT err_state text, OUT err_message text,
+                                    OUT err_detail text, OUT err_hint text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     r       record;
@@ -1067,13 +1070,17 @@ BEGIN
             scoring := false;
         END LOOP;
     END IF;
-    RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
-    -- Variables keep their values in the handler: k is the row being scored.
-    RETURN CASE WHEN scoring THEN coalesce(k, 'NULL') END;
+    -- Variables keep their values in the handler: k is the row being
+    -- scored (not set when the source query itself failed).
+    IF scoring THEN
+        bad_key := coalesce(k, 'NULL');
+        GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
+                                err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+    END IF;
 END $$;
 COMMENT ON FUNCTION mlpipe._failing_key(text, text, text, text) IS
-    'The key of the first source row that predict_table cannot score, as text; NULL if every row scores.';
+    'The key (as text) and error of the first source row that predict_table cannot score; NULL key if every row scores.';
 REVOKE ALL ON FUNCTION mlpipe._failing_key(text, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._failing_key(text, text, text, text) TO mlpipe_trainer;
 
@@ -1155,6 +1162,7 @@ DECLARE
     xexpr      text;
     conds      text[] := '{}';
     filt       text := '';
+    scored_from text;
     nullc      text;
     n          bigint;
     skipped    bigint := 0;
@@ -1165,6 +1173,7 @@ DECLARE
     metrics    jsonb := '{}';
     drifted    jsonb := '[]';
     d          record;
+    bad        record;
     run        bigint;
     e_state    text;
     e_msg      text;
@@ -1259,6 +1268,13 @@ BEGIN
     IF pg_catalog.cardinality(conds) > 0 THEN
         filt := ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ');
     END IF;
+    -- The rows a failed scoring statement is searched in for its bad row:
+    -- those it scored (on_null = 'null': not the rows it wrote as NULL).
+    IF on_null = 'null' AND nullc IS NOT NULL THEN
+        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
+    END IF;
+    scored_from := pg_catalog.format('FROM %s AS src', src_sql) OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality(conds) > 0
+        THEN ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ') ELSE '' END;
     -- Rows are scored with the row form of predict (columns matched by name,
     -- stored preprocessing applied), or, for a model without preprocessing
     -- whose features are numeric columns of the source, with the float8[]
@@ -1374,10 +1390,16 @@ EXCEPTION WHEN OTHERS THEN
     -- every row has).
     IF scoring AND e_state LIKE '22%' AND e_msg NOT LIKE 'the row has no column%'
        AND e_msg NOT LIKE 'column "%" has type %, but the model takes it as %' THEN
-        k := mlpipe._failing_key(ref, key, xexpr, pg_catalog.format('FROM %s AS src%s', src_sql, filt));
-        IF k IS NOT NULL THEN
-            e_msg := e_msg OPERATOR(pg_catalog.||) pg_catalog.format(
-                CASE WHEN e_msg LIKE '%is NULL' THEN ' in the row with %s = %s' ELSE ' (in the row with %s = %s)' END, key, k);
+        -- The row's own error is reported (a source with several bad rows
+        -- may fail the bulk statement on another one first).
+        SELECT * INTO bad FROM mlpipe._failing_key(ref, key, xexpr, scored_from);
+        IF bad.bad_key IS NOT NULL THEN
+            e_state := bad.err_state;
+            e_detail := bad.err_detail;
+            e_hint := bad.err_hint;
+            e_msg := bad.err_message OPERATOR(pg_catalog.||) pg_catalog.format(
+                CASE WHEN bad.err_message LIKE '%is NULL' THEN ' in the row with %s = %s' ELSE ' (in the row with %s = %s)' END,
+                key, bad.bad_key);
         END IF;
         IF e_msg LIKE '%is NULL%' THEN
             e_hint := 'Pass on_null => ''skip'' (leave such rows out) or ''null'' (write a NULL prediction), '

@@ -105,3 +105,6 @@ SELECT mlpipe.run_pipeline('pt_pipe') IS NOT NULL AS ran;
 SELECT count(*) AS rows, count(*) FILTER (WHERE prediction IS NULL) AS null_predictions FROM pt_p1;
 SELECT mlpipe.create_pipeline('pt_pipe2', '{"steps": [
   {"kind": "predict", "model": "pt_km", "source": "pt_trips", "into": "pt_p2", "key": "id", "on_null": "drop"}]}');
+-- on_null = 'null' with a NULL row before a NaN row: the error names the NaN row.
+SELECT mlpipe.predict_table('pt_km', 'SELECT id, CASE WHEN id = 2 THEN NULL WHEN id = 9 THEN ''NaN'' ELSE fdist END AS fdist, fdur FROM pt_trips ORDER BY id',
+                            target_table => 'pt_n7', key => 'id', on_null => 'null');

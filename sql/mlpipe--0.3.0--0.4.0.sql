@@ -8,7 +8,7 @@
 \echo Use "ALTER EXTENSION mlpipe UPDATE TO '0.4.0'" to load this file. \quit
 
 CREATE OR REPLACE FUNCTION mlpipe.version() RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '0.4.0'::text $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT '0.4.0'::text $$;
 
 -- sql/src/00-schema.sql
 COMMENT ON COLUMN mlpipe.models.name IS 'The model name used in model references (no @, at most 200 characters).';
@@ -4054,3 +4054,808 @@ COMMENT ON FUNCTION mlpipe.drop_grouped_model(text) IS
     'Removes a grouped model: every group''s model (as drop_model) and its rows in grouped_models and model_groups; returns the number of group models dropped.';
 REVOKE ALL ON FUNCTION mlpipe.drop_grouped_model(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.drop_grouped_model(text) TO mlpipe_admin;
+
+-- == issue 12: predict_table's first hour (helper ptable) ==
+-- target_table, on_null, errors naming the failing row's key without the
+-- generated SQL as context, a seeded drift sample, class-labelled probabilities.
+DROP FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb);
+-- PSI and null rates of a source against a profile. PSI over the non-null
+-- values: sum over bins of (a - e) * ln(a / e), with e and a the training
+-- and current shares of each bin, each at least 1e-4 (empty bins).
+-- p_fraction < 1 reads a sample, the same one on every call over the same
+-- data (issue #12: PSI must not vary from run to run): TABLESAMPLE SYSTEM
+-- REPEATABLE (whole pages, so only that share of the table is read) when
+-- the source is a table or materialized view, else the query's rows whose
+-- text hashes below the fraction.
+CREATE OR REPLACE FUNCTION mlpipe._drift_figures(p_profile jsonb, p_source text, p_fraction float8 DEFAULT 1)
+RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, rows_now bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    f      jsonb;
+    cols   jsonb;
+    exprs  text[] := '{}';
+    ex     text;
+    bin    text;
+    cur    jsonb;
+    i      int := 0;
+    n      bigint;
+    rel    regclass;
+    from_  text;
+BEGIN
+    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
+    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) x LOOP
+        IF NOT cols ? (f->>'column'::text) THEN
+            RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column'::text, f->>'feature'::text
+                USING ERRCODE = '42703',
+                      HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) FROM pg_catalog.jsonb_object_keys(cols) k) OPERATOR(pg_catalog.||) '.';
+        END IF;
+        IF f->>'kind'::text = 'numeric' THEN
+            IF cols->>(f->>'column'::text) NOT IN ('numeric', 'array') THEN
+                RAISE EXCEPTION 'column "%" is % in the source but was numeric at training', f->>'column'::text, cols->>(f->>'column'::text)
+                    USING ERRCODE = '22000';
+            END IF;
+            ex := CASE WHEN f->>'element'::text IS NULL THEN pg_catalog.format('(src.%I)::float8', f->>'column'::text)
+                       ELSE pg_catalog.format('(src.%I)[%s]::float8', f->>'column'::text, (f->>'element'::text)::int) END;
+            bin := pg_catalog.format('mlpipe._bin_of(%s, %L::float8[])', ex,
+                          ARRAY(SELECT e::float8 FROM pg_catalog.jsonb_array_elements_text(f->'edges'::text) e)::text);
+        ELSE
+            ex := pg_catalog.format('(src.%I)::text', f->>'column'::text);
+            bin := pg_catalog.format('coalesce(pg_catalog.array_position(%L::text[], %s), 0)', 
+                          ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(f->'categories'::text) e)::text, ex);
+        END IF;
+        exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
+                                 ex, bin, pg_catalog.jsonb_array_length(f->'counts'::text), ex);
+    END LOOP;
+    IF pg_catalog.cardinality(exprs) = 0 THEN
+        RETURN;
+    END IF;
+    from_ := pg_catalog.format('(%s) AS src', mlpipe._source_sql(p_source));
+    IF p_fraction < 1::float8 THEN
+        IF p_source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+            BEGIN
+                rel := pg_catalog.to_regclass(p_source);
+            EXCEPTION WHEN OTHERS THEN
+                rel := NULL;
+            END;
+        END IF;
+        IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
+            from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s) REPEATABLE (12)', rel, p_fraction * 100::float8);
+        ELSE
+            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(
+                ' WHERE (pg_catalog.hashtext((src.*)::text) OPERATOR(pg_catalog.&) 1048575) OPERATOR(pg_catalog.<) %s',
+                (p_fraction * 1048576::float8)::int);
+        END IF;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_object(''n'', pg_catalog.count(*), ''f'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
+                   pg_catalog.array_to_string(exprs, ', '), from_)
+        INTO cur;
+    n := (cur->>'n'::text)::bigint;
+    IF n = 0 AND p_fraction < 1::float8 THEN
+        RETURN;                 -- an empty sample: no figures
+    END IF;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'the source returned no rows' USING ERRCODE = '22000';
+    END IF;
+    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) x LOOP
+        i := i + 1;
+        feature := f->>'feature'::text;
+        null_rate_train := (f->>'null_rate'::text)::float8;
+        null_rate_now := CASE WHEN n > 0 THEN 1::float8 - (cur->'f'::text->(i - 1)->>'n'::text)::float8 / n::float8 END;
+        rows_now := n;
+        psi := NULL;
+        IF pg_catalog.jsonb_typeof(cur->'f'::text->(i - 1)->'c'::text) = 'array' THEN
+            SELECT pg_catalog.sum((greatest(c / sum_c, 1e-4) - greatest(t / sum_t, 1e-4))
+                       * pg_catalog.ln(greatest(c / sum_c, 1e-4) / greatest(t / sum_t, 1e-4)))
+              INTO psi
+              FROM (SELECT t, c, pg_catalog.sum(t) OVER () AS sum_t, pg_catalog.sum(c) OVER () AS sum_c
+                      FROM ROWS FROM (pg_catalog.unnest(ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(f->'counts'::text) x)),
+                                      pg_catalog.unnest(ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(cur->'f'::text->(i - 1)->'c'::text) x))) u(t, c)) b
+             WHERE sum_t > 0::float8 AND sum_c > 0::float8;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) IS
+    'PSI and null rates of each profiled feature of a source against a profile.';
+REVOKE ALL ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) TO mlpipe_trainer;
+-- predict_table's params, checked: the drift threshold (default 0.2), the
+-- null-rate threshold (0.1) and the drift sample size (20,000; 0: none).
+CREATE FUNCTION mlpipe._predict_table_params(params jsonb,
+    OUT drift_threshold float8, OUT null_threshold float8, OUT drift_sample int)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(params) LOOP
+        IF k NOT IN ('drift_threshold', 'null_threshold', 'drift_sample') THEN
+            RAISE EXCEPTION 'unknown key "%" in predict_table params', k
+                USING ERRCODE = '22023', HINT = 'Allowed keys: drift_threshold, null_threshold, drift_sample.';
+        END IF;
+        IF pg_catalog.jsonb_typeof(params->k) <> 'number' OR (params->>k)::float8 < 0::float8
+           OR (k <> 'drift_sample' AND (params->>k)::float8 = 0::float8)
+           OR (k = 'drift_sample' AND (params->>k)::numeric NOT BETWEEN 0::numeric AND 10000000::numeric) THEN
+            RAISE EXCEPTION 'predict_table params.% must be a positive number (drift_sample: an integer, 0 for no drift)', k
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    drift_threshold := coalesce((params->>'drift_threshold')::float8, 0.2);
+    null_threshold := coalesce((params->>'null_threshold')::float8, 0.1);
+    drift_sample := coalesce((params->>'drift_sample')::numeric::int, 20000);
+END $$;
+COMMENT ON FUNCTION mlpipe._predict_table_params(jsonb) IS
+    'Checks predict_table''s params and returns the drift threshold, null-rate threshold and drift sample size.';
+REVOKE ALL ON FUNCTION mlpipe._predict_table_params(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._predict_table_params(jsonb) TO mlpipe_trainer;
+
+-- The inputs a NULL in which fails scoring (src/pg/export.c): every input
+-- of a k-means model unless preprocessing imputes it, and inputs whose
+-- preprocessing has impute = error. Trees route missing values.
+CREATE FUNCTION mlpipe._null_intolerant_inputs(model bytea) RETURNS text[]
+AS 'MODULE_PATHNAME', 'mlpipe_null_intolerant_inputs'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._null_intolerant_inputs(bytea) IS
+    'The raw inputs of a model (columns, x[i] elements) in which a NULL makes scoring fail.';
+REVOKE ALL ON FUNCTION mlpipe._null_intolerant_inputs(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._null_intolerant_inputs(bytea) TO mlpipe_trainer;
+
+-- The SQL condition, over the alias src, that a row has a NULL in one of
+-- p_inputs (column names, or x[i] for an element of array column x);
+-- p_columns maps the source's columns to their type class. NULL when no
+-- input is a column or element of the source (nothing can be NULL).
+CREATE FUNCTION mlpipe._null_condition(p_inputs text[], p_columns jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.string_agg(CASE
+               WHEN p_columns ? i THEN pg_catalog.format('src.%I IS NULL', i)
+               ELSE pg_catalog.format('(src.%1$I)[%2$s] IS NULL', m[1], m[2]) END, ' OR ' ORDER BY o)
+      FROM pg_catalog.unnest(p_inputs) WITH ORDINALITY u(i, o)
+           LEFT JOIN LATERAL pg_catalog.regexp_match(i, '^(.*)\[([0-9]{1,6})\]$') m ON true
+     WHERE p_columns ? i OR p_columns->>m[1] = 'array'
+$$;
+COMMENT ON FUNCTION mlpipe._null_condition(text[], jsonb) IS
+    'The SQL condition, over the alias src, that a row has a NULL in one of the given inputs.';
+REVOKE ALL ON FUNCTION mlpipe._null_condition(text[], jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._null_condition(text[], jsonb) TO mlpipe_trainer;
+
+-- The first row predict_table's scoring fails on, and its error: the rows
+-- of the source (FROM and WHERE clause p_from, alias src) are scored one at
+-- a time, the float8[] form when p_xexpr is an array expression, else the
+-- row form. bad_key is the row's key as text, err_* its error; NULL when
+-- every row scores (the error was not a row's). Only run after the bulk
+-- statement failed.
+CREATE FUNCTION mlpipe._failing_key(p_ref text, p_key text, p_xexpr text, p_from text,
+                                    OUT bad_key text, OUT err_state text, OUT err_message text,
+                                    OUT err_detail text, OUT err_hint text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    r       record;
+    k       text;
+    x       float8[];
+    scoring boolean := false;
+BEGIN
+    IF p_xexpr OPERATOR(pg_catalog.=) 'src.*' THEN
+        FOR r IN EXECUTE pg_catalog.format('SELECT src.*, (src.%I)::text AS mlpipe_key %s', p_key, p_from) LOOP
+            k := r.mlpipe_key;
+            scoring := true;
+            PERFORM mlpipe.predict(p_ref, r);
+            scoring := false;
+        END LOOP;
+    ELSE
+        FOR k, x IN EXECUTE pg_catalog.format('SELECT (src.%I)::text, %s %s', p_key, p_xexpr, p_from) LOOP
+            scoring := true;
+            PERFORM mlpipe.predict(p_ref, x);
+            scoring := false;
+        END LOOP;
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    -- Variables keep their values in the handler: k is the row being
+    -- scored (not set when the source query itself failed).
+    IF scoring THEN
+        bad_key := coalesce(k, 'NULL');
+        GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
+                                err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._failing_key(text, text, text, text) IS
+    'The key (as text) and error of the first source row that predict_table cannot score; NULL key if every row scores.';
+REVOKE ALL ON FUNCTION mlpipe._failing_key(text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._failing_key(text, text, text, text) TO mlpipe_trainer;
+
+-- The parts of predict_table's scoring SELECT: head (key, prediction and,
+-- for a classifier, label and proba), consts (label and proba NULL for
+-- other models) and the FROM clause over p_src_sql AS src with p_filter.
+-- A classifier is scored once per row: the float8[] form through the
+-- _score_* functions, whose calls for one row share an evaluation (the
+-- whole projection stays in the parallel workers); the row form with
+-- predict and predict_proba in a subquery (OFFSET 0 keeps the planner from
+-- pulling it up, which would copy predict into the label column).
+-- p_null_if: a condition on src under which the row's prediction, label
+-- and proba are NULL instead of scored (on_null = 'null').
+CREATE FUNCTION mlpipe._predict_select(p_task text, p_ref text, p_classes text[], p_key text, p_xexpr text,
+                                       p_src_sql text, p_filter text, p_null_if text,
+                                       OUT head text, OUT from_sql text, OUT consts text)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g text := CASE WHEN p_null_if IS NOT NULL THEN pg_catalog.format('CASE WHEN %s THEN NULL ELSE ', p_null_if) ELSE '' END;
+    e text := CASE WHEN p_null_if IS NOT NULL THEN ' END' ELSE '' END;
+BEGIN
+    consts := '';
+    from_sql := pg_catalog.format(' FROM %s AS src%s', p_src_sql, p_filter);
+    IF p_task OPERATOR(pg_catalog.<>) 'classification' THEN
+        head := pg_catalog.format('SELECT src.%1$I, %4$smlpipe.predict(%2$L, %3$s)%5$s AS prediction', p_key, p_ref, p_xexpr, g, e);
+        consts := ', NULL::text AS label, NULL::float8[] AS proba';
+    ELSIF p_xexpr OPERATOR(pg_catalog.<>) 'src.*' THEN
+        head := pg_catalog.format('SELECT src.%1$I, %4$smlpipe._score_class(%2$L, %3$s)%5$s AS prediction, '
+                       '%4$smlpipe._score_label(%2$L, %3$s)%5$s AS label, %4$smlpipe._score_proba(%2$L, %3$s)%5$s AS proba',
+                       p_key, p_ref, p_xexpr, g, e);
+    ELSE
+        head := pg_catalog.format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
+                       '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
+                       p_key, p_classes);
+        from_sql := pg_catalog.format(' FROM (SELECT src.%1$I, %5$smlpipe.predict(%2$L, src.*)%6$s AS mlpipe_p, '
+                           '%5$smlpipe.predict_proba(%2$L, src.*)%6$s AS mlpipe_pb '
+                           'FROM %3$s AS src%4$s OFFSET 0) AS mlpipe_s',
+                           p_key, p_ref, p_src_sql, p_filter, g, e);
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._predict_select(text, text, text[], text, text, text, text, text) IS
+    'The SELECT list and FROM clause of predict_table''s scoring statement.';
+REVOKE ALL ON FUNCTION mlpipe._predict_select(text, text, text[], text, text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._predict_select(text, text, text[], text, text, text, text, text) TO mlpipe_trainer;
+
+-- Scores every row of a source into a table: (key, prediction, label,
+-- proba, model, version, scored_at). One INSERT ... SELECT streams the
+-- source through the executor (nothing is materialised); a new target is
+-- written with CREATE TABLE AS and indexed afterwards. Logs a run with
+-- rows, seconds and drift figures, and sends predictions_written (and
+-- drift_detected). Runs as the caller: the source and the target are read
+-- and written with the caller's privileges. The target is named by
+-- target_table, or by "into" (positional calls; a reserved word, so named
+-- calls would have to quote it). on_null: what a row with a NULL the model
+-- cannot take gets: an error naming its key (error), left out (skip), or
+-- a NULL prediction (null). Errors come out with their own SQLSTATE,
+-- message, detail and hint, without the generated SQL as context, and name
+-- the key of the row they are about.
+CREATE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text DEFAULT NULL, key text DEFAULT NULL,
+                                     mode text DEFAULT 'append', params jsonb DEFAULT '{}',
+                                     on_null text DEFAULT 'error', target_table text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    started    timestamptz := pg_catalog.clock_timestamp();
+    info       record;
+    ref        text;
+    tgt        record;
+    rel        regclass;
+    key_type   regtype;
+    cols       jsonb;
+    src_sql    text;
+    head       text;
+    consts     text;
+    from_sql   text;
+    old_ptc    text;
+    old_psc    text;
+    xexpr      text;
+    conds      text[] := '{}';
+    filt       text := '';
+    scored_from text;
+    nullc      text;
+    n          bigint;
+    skipped    bigint := 0;
+    k          text;
+    threshold  float8;
+    null_thr   float8;
+    sample     int;
+    metrics    jsonb := '{}';
+    drifted    jsonb := '[]';
+    d          record;
+    bad        record;
+    run        bigint;
+    e_state    text;
+    e_msg      text;
+    e_detail   text;
+    e_hint     text;
+    scoring    boolean := false;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF "into" IS NULL AND target_table IS NULL THEN
+        RAISE EXCEPTION 'predict_table needs a target table'
+            USING ERRCODE = '22023', HINT = 'Name it with target_table => ''scores'' (or as the third argument).';
+    END IF;
+    IF "into" IS NOT NULL AND target_table IS NOT NULL THEN
+        RAISE EXCEPTION '"into" and target_table both name a target table'
+            USING ERRCODE = '22023', HINT = 'Pass one of them: target_table in named calls, the third argument in positional ones.';
+    END IF;
+    IF key IS NULL THEN
+        RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = '22004',
+            HINT = 'Name the source column that identifies a row, e.g. key => ''id''.';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
+        RAISE EXCEPTION 'unknown mode %', coalesce(pg_catalog.quote_literal(mode), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
+    END IF;
+    IF on_null IS NULL OR on_null NOT IN ('error', 'skip', 'null') THEN
+        RAISE EXCEPTION 'unknown on_null %', coalesce(pg_catalog.quote_literal(on_null), 'NULL')
+            USING ERRCODE = '22023', HINT = 'on_null: error (the default), skip or null.';
+    END IF;
+    params := coalesce(params, '{}');
+    SELECT * INTO threshold, null_thr, sample FROM mlpipe._predict_table_params(params);
+
+    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    ref := info.model OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) info.version;          -- one version for the whole run
+    SELECT s.type INTO key_type FROM mlpipe._source_columns(source) s WHERE s.name = key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'key column "%" is not in the source', key
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
+    END IF;
+    IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
+        RAISE EXCEPTION 'key column "%" has the name of an output column', key
+            USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
+    END IF;
+    src_sql := mlpipe._source_sql(source);
+    -- A relation source is read as itself, not as a subquery: on Citus the
+    -- whole row of a subquery reaches the shards without its column names
+    -- (the row form refuses it), a table's whole row keeps its type.
+    IF src_sql LIKE 'SELECT * FROM %' AND source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+        src_sql := pg_catalog.substr(src_sql, 15);
+    ELSE
+        src_sql := '(' || src_sql || ')';
+    END IF;
+    SELECT * INTO tgt FROM mlpipe._parse_into(coalesce(target_table, "into"));
+    -- Runs into one target serialise (issue #10): two concurrent replace or
+    -- incremental runs would each insert every key, and with a unique index
+    -- the second would fail with a raw 23505. The lock is on the target's
+    -- schema-qualified name (the schema it would be created in when it does
+    -- not exist yet) and lasts until the transaction ends; every statement
+    -- below takes its snapshot after it (READ COMMITTED), so the second run
+    -- sees the first one's rows.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(
+        'mlpipe.predict_table ' OPERATOR(pg_catalog.||) coalesce(
+            (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(tgt.qualified)),
+            CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(tgt.qualified)) OPERATOR(pg_catalog.=) 1
+                 THEN pg_catalog.format('%I.%s', pg_catalog.current_schema(), tgt.qualified)
+                 ELSE tgt.qualified END)));
+    rel := pg_catalog.to_regclass(tgt.qualified);
+
+    IF rel IS NOT NULL THEN
+        PERFORM mlpipe._check_target(rel, key, key_type, mode);
+        IF mode = 'incremental' THEN
+            conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
+                           tgt.qualified, key, key, info.model, info.version);
+        END IF;
+    END IF;
+    -- on_null skip or null: the condition that a row has a NULL the model
+    -- cannot take; skip leaves such rows out (and counts them below).
+    IF on_null <> 'error' THEN
+        SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(source) s;
+        nullc := mlpipe._null_condition(mlpipe._null_intolerant_inputs(mlpipe.artifact(ref)), cols);
+    END IF;
+    IF on_null = 'skip' AND nullc IS NOT NULL THEN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS src WHERE %s', src_sql,
+                                  pg_catalog.array_to_string(conds OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', nullc), ' AND '))
+            INTO skipped;
+        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
+    END IF;
+    IF pg_catalog.cardinality(conds) > 0 THEN
+        filt := ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ');
+    END IF;
+    -- The rows a failed scoring statement is searched in for its bad row:
+    -- those it scored (on_null = 'null': not the rows it wrote as NULL).
+    IF on_null = 'null' AND nullc IS NOT NULL THEN
+        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
+    END IF;
+    scored_from := pg_catalog.format('FROM %s AS src', src_sql) OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality(conds) > 0
+        THEN ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ') ELSE '' END;
+    -- Rows are scored with the row form of predict (columns matched by name,
+    -- stored preprocessing applied), or, for a model without preprocessing
+    -- whose features are numeric columns of the source, with the float8[]
+    -- form, which gives the same predictions without building a row value.
+    -- prediction: the value, cluster or class index; label and proba for
+    -- classification only.
+    IF NOT mlpipe._has_preprocessing(mlpipe.artifact(ref)) THEN
+        xexpr := mlpipe._feature_array_expr(info.features, source);
+    END IF;
+    -- src.*, not a bare src, which a source column named src would capture.
+    xexpr := coalesce(xexpr, 'src.*');
+    -- The SELECT: head (per-row columns), consts (the same on every row:
+    -- a new table gets them as added columns, below) and FROM.
+    SELECT * INTO head, from_sql, consts FROM mlpipe._predict_select(info.task, ref, info.classes, key, xexpr, src_sql, filt,
+                                                                     CASE WHEN on_null = 'null' THEN nullc END);
+    consts := consts OPERATOR(pg_catalog.||) pg_catalog.format(', %L::text AS model, %s::int AS version, pg_catalog.now() AS scored_at',
+                               info.model, info.version);
+    -- Ensembles cost microseconds a row to score: for the scoring statement,
+    -- make a parallel scan of the source attractive so that CREATE TABLE AS
+    -- scores in parallel workers. A single tree or k-means scores faster
+    -- than a worker hands rows back, so the caller's settings stay.
+    old_ptc := pg_catalog.current_setting('parallel_tuple_cost');
+    old_psc := pg_catalog.current_setting('parallel_setup_cost');
+    IF info.algorithm IN ('gbt', 'random_forest') THEN
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', '0.001', true), pg_catalog.set_config('parallel_setup_cost', '10', true);
+    END IF;
+
+    -- On Citus, a new target for a distributed source is created
+    -- distributed and co-located, then filled by the INSERT below.
+    IF rel IS NULL THEN
+        rel := mlpipe._citus_target(source, tgt.qualified, key, key_type, mode);
+    END IF;
+    -- The scoring statement (a data error in it names the failing row's
+    -- key: see the handler at the end).
+    scoring := true;
+    IF rel IS NULL THEN
+        -- A new table: bulk-written by CREATE TABLE AS with the per-row
+        -- columns only; model, version and scored_at are the same on every
+        -- row, so they are added afterwards with that value as default,
+        -- which PostgreSQL stores once in the catalog instead of in each row
+        -- (no rewrite; readers see the value on every row). Then indexed.
+        EXECUTE pg_catalog.format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        scoring := false;
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
+        EXECUTE pg_catalog.format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
+                       'ADD COLUMN scored_at timestamptz DEFAULT pg_catalog.now()', tgt.qualified,
+                       CASE WHEN info.task = 'classification' THEN ''
+                            ELSE 'ADD COLUMN label text, ADD COLUMN proba double precision[],' END,
+                       info.model, info.version);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
+                       tgt.qualified);
+        EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)',
+                       CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
+        -- Readers read prediction tables (docs/security.md).
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
+    ELSE
+        IF mode = 'replace' THEN
+            EXECUTE pg_catalog.format('DELETE FROM %s', tgt.qualified);
+        END IF;
+        EXECUTE pg_catalog.format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s%s%s',
+                       tgt.qualified, key, head, consts, from_sql,
+                       CASE WHEN mode = 'upsert' THEN pg_catalog.format(
+                           ' ON CONFLICT (%I) DO UPDATE SET prediction = EXCLUDED.prediction, label = EXCLUDED.label, '
+                           'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
+                           'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        scoring := false;
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
+    END IF;
+    IF skipped > 0 THEN
+        RAISE NOTICE 'predict_table %: left out % source row% with a NULL the model cannot take (on_null = skip)',
+            ref, skipped, CASE WHEN skipped = 1 THEN '' ELSE 's' END;
+    END IF;
+
+    -- Drift of the source against the training profile, on a sample.
+    IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
+        FOR d IN SELECT * FROM mlpipe._drift_figures(info.profile, source,
+                     CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n::float8 END) LOOP
+            metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('psi:' OPERATOR(pg_catalog.||) d.feature, d.psi,
+                                                     'null_rate:' OPERATOR(pg_catalog.||) d.feature, d.null_rate_now);
+            IF mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
+                drifted := drifted OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('feature', d.feature, 'psi', d.psi,
+                                                         'null_rate_train', d.null_rate_train,
+                                                         'null_rate_now', d.null_rate_now);
+            END IF;
+        END LOOP;
+        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', pg_catalog.jsonb_array_length(drifted));
+    END IF;
+    metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('rows_per_second',
+        n::float8 / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - started)::float8, 1e-6));
+    IF skipped > 0 THEN
+        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('skipped_rows', skipped);
+    END IF;
+    run := mlpipe._log_run('predict_table', info.model, info.version, info.algorithm, source,
+        pg_catalog.jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params,
+                                      'on_null', on_null),
+        'succeeded', NULL, n, started, NULL, metrics, 'scoring');
+    PERFORM mlpipe._notify('predictions_written', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
+        'run_id', run, 'rows', n, 'into', tgt.display));
+    IF pg_catalog.jsonb_array_length(drifted) > 0 THEN
+        PERFORM mlpipe._notify('drift_detected', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
+            'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
+    END IF;
+    RETURN n;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it: its SQLSTATE, message, detail
+    -- and hint, with this line as the only context (not the nested calls
+    -- and generated statements it came through).
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    -- A data error of the scoring statement: find the row, name its key
+    -- (not for the row form's errors about the source's columns, which
+    -- every row has).
+    IF scoring AND e_state LIKE '22%' AND e_msg NOT LIKE 'the row has no column%'
+       AND e_msg NOT LIKE 'column "%" has type %, but the model takes it as %' THEN
+        -- The row's own error is reported (a source with several bad rows
+        -- may fail the bulk statement on another one first).
+        SELECT * INTO bad FROM mlpipe._failing_key(ref, key, xexpr, scored_from);
+        IF bad.bad_key IS NOT NULL THEN
+            e_state := bad.err_state;
+            e_detail := bad.err_detail;
+            e_hint := bad.err_hint;
+            e_msg := bad.err_message OPERATOR(pg_catalog.||) pg_catalog.format(
+                CASE WHEN bad.err_message LIKE '%is NULL' THEN ' in the row with %s = %s' ELSE ' (in the row with %s = %s)' END,
+                key, bad.bad_key);
+        END IF;
+        IF e_msg LIKE '%is NULL%' THEN
+            e_hint := 'Pass on_null => ''skip'' (leave such rows out) or ''null'' (write a NULL prediction), '
+                      'or impute the value (params.preprocess when training).';
+        END IF;
+    END IF;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) IS
+    'Scores every row of a source into a table (append, replace, upsert or incremental mode); target_table names the table.';
+REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) TO mlpipe_trainer;
+-- Probabilities labelled with their classes: {"class": p, ...} from the
+-- classes of a model (mlpipe.classes) and a proba array (predict_proba, or
+-- the proba column of a predict_table target) in the same order. Pure, so
+-- a query reads the classes once: mlpipe.proba_json((SELECT
+-- mlpipe.classes('churn')), proba). For a binary model the positive class
+-- is the second of the two (sorted order, like scikit-learn's classes_[1]).
+CREATE FUNCTION mlpipe.proba_json(classes text[], proba float8[]) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.cardinality(classes) <> pg_catalog.cardinality(proba) THEN
+        RAISE EXCEPTION '% probabilities for % classes', pg_catalog.cardinality(proba), pg_catalog.cardinality(classes)
+            USING ERRCODE = '22023', HINT = 'Pass mlpipe.classes() of the version that computed the probabilities (the model and version columns of a predict_table target).';
+    END IF;
+    RETURN (SELECT pg_catalog.jsonb_object_agg(c, p)
+              FROM ROWS FROM (pg_catalog.unnest(classes), pg_catalog.unnest(proba)) u(c, p));
+END $$;
+COMMENT ON FUNCTION mlpipe.proba_json(text[], float8[]) IS
+    'Class probabilities as a JSON object {class: probability}, from mlpipe.classes(model_ref) and a proba array.';
+REVOKE ALL ON FUNCTION mlpipe.proba_json(text[], float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.proba_json(text[], float8[]) TO mlpipe_reader;
+-- train and evaluate re-raise their errors without the nested context, as predict_table.
+CREATE OR REPLACE FUNCTION mlpipe._train(
+    p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
+    p_params jsonb, p_gate jsonb)
+RETURNS mlpipe.train_result
+-- SECURITY INVOKER and no pinned search_path: the source is resolved and read
+-- as the caller, with the caller's search_path, grants and row-level security.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started  timestamptz := pg_catalog.clock_timestamp();
+    warm     bytea;
+    fit      mlpipe.fit_result;
+    res      mlpipe.train_result;
+    src      text := p_source;
+    lin      jsonb := '{}';
+    sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
+    tt       record;
+    prof     jsonb;
+    ids      jsonb;
+    e_state  text;
+    e_msg    text;
+    e_detail text;
+    e_hint   text;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
+       OR pg_catalog.length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    IF p_source IS NULL THEN
+        RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    -- Every params check that needs no data, before as_of and checks read the source.
+    PERFORM mlpipe._check_params(p_algorithm, p_params, p_target);
+    IF p_params ? 'warm_start'::text THEN
+        IF pg_catalog.jsonb_typeof(p_params->'warm_start'::text) <> 'string' THEN
+            RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
+                USING ERRCODE = '22023';
+        END IF;
+        warm := mlpipe.artifact(p_params->>'warm_start'::text);
+    END IF;
+    IF p_params ? 'profile_sample'::text THEN
+        IF pg_catalog.jsonb_typeof(p_params->'profile_sample'::text) <> 'number'
+           OR (p_params->>'profile_sample'::text)::numeric NOT BETWEEN 0::numeric AND 10000000::numeric
+           OR (p_params->>'profile_sample'::text)::numeric <> pg_catalog.trunc((p_params->>'profile_sample'::text)::numeric) THEN
+            RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
+                USING ERRCODE = '22023';
+        END IF;
+        sample := (p_params->>'profile_sample'::text)::int;
+    END IF;
+    -- Time travel: train on the rows that existed at params.as_of.
+    IF p_params ? 'as_of'::text OR p_params ? 'as_of_column'::text THEN
+        SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
+        src := tt.sql;
+        lin := lin OPERATOR(pg_catalog.||) tt.lineage;
+    END IF;
+    -- Data checks, before any training work.
+    IF p_params ? 'checks'::text THEN
+        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'::text));
+    END IF;
+    -- _fit samples the training profile while it reads the source (seeded
+    -- by params.seed) and hands it back in fit.info.profile.
+    fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
+                       mlpipe._fit_params(p_params, p_features, p_target)
+                       || pg_catalog.jsonb_build_object('profile_sample', sample), warm);
+    prof := fit.info->'profile'::text;
+    -- Integer features that number the rows, found by _fit as it read them (src/pg/source.c).
+    ids := fit.info->'id_like_features'::text;
+    -- Lineage notes ride in fit.info, which _register copies into the version.
+    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text
+                 OPERATOR(pg_catalog.-) 'id_like_features'::text) OPERATOR(pg_catalog.||) lin;
+    PERFORM mlpipe._progress(p_algorithm, pg_catalog.format('storing the %s artifact',
+                pg_catalog.pg_size_pretty(pg_catalog.octet_length(fit.artifact)::bigint)), NULL, NULL, started);
+    res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
+    -- A rerun of an identical version keeps that version's profile.
+    IF prof IS NOT NULL AND EXISTS (SELECT 1 FROM mlpipe.model_versions v
+                                     WHERE v.model OPERATOR(pg_catalog.=) res.model
+                                       AND v.version OPERATOR(pg_catalog.=) res.version
+                                       AND v.run_id OPERATOR(pg_catalog.=) res.run_id) THEN
+        PERFORM mlpipe._set_profile(res.model, res.version, prof);
+    END IF;
+    IF ids IS NOT NULL THEN
+        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)', p_model,
+            (SELECT pg_catalog.string_agg(x.e, ', ' ORDER BY x.o) FROM pg_catalog.jsonb_array_elements_text(ids) WITH ORDINALITY x(e, o))
+            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
+    END IF;
+    RETURN res;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS
+    'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
+REVOKE ALL ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+CREATE OR REPLACE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    m       record;
+    res     jsonb;
+    run     bigint;
+    e_state text;
+    e_msg   text;
+    e_detail text;
+    e_hint  text;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO m FROM mlpipe._eval_model(model_ref);
+    -- The target missing from the source: say so, not "column s.y does not exist".
+    IF m.target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mlpipe._source_columns(source) s WHERE s.name OPERATOR(pg_catalog.=) m.target) THEN
+        RAISE EXCEPTION 'the source has no column "%", the target of %@%', m.target, m.model, m.version
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
+    END IF;
+    res := mlpipe._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
+                                mlpipe._eval_from(source));
+    -- The confusion matrix (jsonb, not a metric row) rides in the run's
+    -- params, for the mlpipe.confusion_matrices view.
+    run := mlpipe._log_run('evaluate', m.model, m.version, m.algorithm, source,
+                           pg_catalog.jsonb_build_object('model_ref', model_ref)
+                           OPERATOR(pg_catalog.||) pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                               'confusion_matrix', res OPERATOR(pg_catalog.->) 'confusion_matrix'::text)),
+                           'succeeded', NULL,
+                           (res->>'rows'::text)::bigint, started, NULL, res, 'evaluate');
+    RETURN res OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
+    'Scores a source with a registered version and returns the metrics of its task as jsonb.';
+REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
+-- A predict step passes on_null to predict_table (the step's "on_null", else skip for a k-means
+-- version trained with on_null = skip) instead of filtering the source itself.
+CREATE OR REPLACE FUNCTION mlpipe._pipeline_step(step jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    kind    text := step->>'kind'::text;
+    r       jsonb;
+    n       bigint;
+    params  jsonb;
+    skipped bigint;
+    total   bigint;
+    ref     record;
+    on_null text;
+BEGIN
+    CASE kind
+    WHEN 'features' THEN
+        n := mlpipe._pipeline_features(step);
+        RETURN pg_catalog.jsonb_build_object('rows', n, 'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
+    WHEN 'train' THEN
+        params := coalesce(step->'params'::text, '{}');
+        -- In a pipeline, k-means skips rows with a NULL feature unless told
+        -- otherwise (as the trees do everywhere): a features step gives
+        -- NULL statistics for short groups (kurtosis needs 4 readings).
+        IF step->>'algorithm'::text IN ('kmeans', 'minibatch_kmeans') AND pg_catalog.jsonb_typeof(params) = 'object'
+           AND NOT params ? 'on_null'::text THEN
+            params := params OPERATOR(pg_catalog.||) '{"on_null": "skip"}'::jsonb;
+        END IF;
+        EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
+           INTO r
+          USING step->>'model'::text, step->>'algorithm'::text, step->>'source'::text, step->>'target'::text,
+                mlpipe._pipeline_texts(step->'features'::text), params, step->'gate'::text;
+        SELECT v.skipped_rows, v.training_rows + v.skipped_rows INTO skipped, total
+          FROM mlpipe.model_versions v WHERE v.model = r->>'model'::text AND v.version = (r->>'version'::text)::int;
+        IF skipped > 0 THEN
+            RAISE NOTICE 'train step "%": % of % rows of % skipped (a NULL or non-finite feature)',
+                r->>'model'::text, skipped, total, step->>'source'::text
+                USING HINT = CASE WHEN params->>'on_null'::text = 'skip' AND NOT coalesce(step->'params'::text, '{}') ? 'on_null'::text
+                    THEN 'In a pipeline, k-means defaults to params.on_null = ''skip''; give "on_null": "error" to fail instead.' END;
+        END IF;
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
+    WHEN 'search' THEN
+        EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
+           INTO r
+          USING step->>'model'::text, step->>'algorithm'::text, step->>'source'::text, step->>'target'::text,
+                mlpipe._pipeline_texts(step->'features'::text), step->'space'::text,
+                coalesce(step->>'strategy'::text, 'grid'), coalesce((step->>'folds'::text)::int, 5),
+                coalesce((step->>'trials'::text)::int, 20), step->'gate'::text;
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
+    WHEN 'predict' THEN
+        -- on_null: the step's, else skip for a k-means version trained with
+        -- on_null = 'skip' (the pipeline default: it scores only the rows it
+        -- could have trained on; predict_table counts them in a NOTICE),
+        -- else error.
+        SELECT CASE WHEN v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null'::text = 'skip'
+                    THEN 'skip' ELSE 'error' END INTO on_null
+          FROM mlpipe.resolve(step->>'model'::text) r
+          JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version;
+        EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5, on_null => $6)'
+           INTO n
+          USING step->>'model'::text, step->>'source'::text, step->>'into'::text, step->>'key'::text,
+                coalesce(step->>'mode'::text, 'append'), coalesce(step->>'on_null'::text, on_null);
+        RETURN pg_catalog.jsonb_build_object('model', step->>'model'::text, 'rows', n,
+                                  'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
+    WHEN 'evaluate' THEN
+        -- evaluate logs its own run and metrics (a child of the step's run):
+        -- the step records the version only, so each metric is logged once.
+        EXECUTE 'SELECT pg_catalog.to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model'::text, step->>'source'::text;
+        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
+    WHEN 'drift' THEN
+        -- drift logs its run with psi:<feature> and null_rate:<feature>
+        -- metrics (the names predict_table uses); the step adds none.
+        EXECUTE 'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
+          USING step->>'model'::text, step->>'source'::text;
+        SELECT v.model, v.version INTO ref FROM mlpipe.resolve(step->>'model'::text) v;
+        RETURN pg_catalog.jsonb_build_object('model', ref.model, 'version', ref.version, 'result', r);
+    ELSE
+        RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
+    END CASE;
+END $$;

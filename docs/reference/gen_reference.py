@@ -134,14 +134,29 @@ PAGES = {
                       "`incremental` (only keys not yet scored). Logged as a `predict_table` run with the row count "
                       "and drift figures of a sample.",
                       "args": "- `model_ref`: registry reference.\n- `source`: table, view or SELECT (read as the caller).\n"
-                              "- `into`: target table (`table` or `schema.table`).\n- `key`: key column of the source.\n"
-                              "- `mode`: see above.\n- `params`: `drift_threshold`, `null_threshold`, `drift_sample`.",
+                              "- `into`: target table (`table` or `schema.table`), by position; named calls use "
+                              "`target_table` (`into` is a reserved word).\n- `key`: key column of the source.\n"
+                              "- `mode`: see above.\n- `params`: `drift_threshold`, `null_threshold`, `drift_sample`.\n"
+                              "- `on_null`: a row with a NULL the model cannot take: `error` (default; names the row's "
+                              "key), `skip` (left out, a NOTICE counts them), `null` (NULL prediction).\n"
+                              "- `target_table`: the target table, for named calls.",
                       "returns": "bigint: rows written.",
-                      "errors": "22004 NULL arguments; 22023 unknown mode or params key, bad `into`, key named like an "
-                                "output column; 42703 key not in the source; 22000 `into` is not a table, lacks columns "
-                                "or a unique index for upsert; " + REF_ERR + ".",
-                      "example": "SELECT mlpipe.predict_table('bank', 'bank', 'bank_scores', 'id', 'replace');",
+                      "errors": "22004 NULL arguments; 22023 unknown mode, on_null or params key, bad target name, no "
+                                "target or both `into` and `target_table`, key named like an output column; 42703 key "
+                                "not in the source; 22000 the target is not a table, lacks columns or a unique index "
+                                "for upsert; a row the model cannot score: its error, naming the row's key; " + REF_ERR + ".",
+                      "example": "SELECT mlpipe.predict_table('bank', 'bank', target_table => 'bank_scores', key => 'id', "
+                                 "mode => 'replace');",
                       "see": "../batch-scoring.md"},
+    "proba_json": {"area": "Scoring", "summary":
+                   "Class probabilities as a JSON object `{class: probability}`, from `mlpipe.classes(model_ref)` and "
+                   "a `predict_proba` array (or the `proba` column of a `predict_table` target). For a binary model "
+                   "the positive class is the second class (sorted order), so `proba[2]` is its probability.",
+                   "args": "- `classes`: the class labels, `mlpipe.classes(model_ref)`.\n- `proba`: probabilities in that order.",
+                   "returns": "jsonb.",
+                   "errors": "22023 the arrays differ in length.",
+                   "example": "SELECT id, mlpipe.proba_json((SELECT mlpipe.classes('bank')), proba) FROM bank_scores LIMIT 3;",
+                   "see": "../batch-scoring.md"},
     "drift": {"area": "Scoring", "summary":
               "Population stability index of each feature of a source against the training profile "
               "(`mlpipe.profile`), and null rates; sends `drift_detected` when a feature drifts.",

@@ -93,6 +93,10 @@ DECLARE
     tt       record;
     prof     jsonb;
     ids      jsonb;
+    e_state  text;
+    e_msg    text;
+    e_detail text;
+    e_hint   text;
 BEGIN
     IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
        OR pg_catalog.length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
@@ -161,6 +165,19 @@ BEGIN
             USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
     END IF;
     RETURN res;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
 COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS
     'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';

@@ -144,6 +144,27 @@ COMMENT ON FUNCTION mlpipe.predict_proba(bytea, record) IS
 REVOKE ALL ON FUNCTION mlpipe.predict_proba(bytea, record) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_proba(bytea, record) TO mlpipe_scorer;
 
+-- Probabilities labelled with their classes: {"class": p, ...} from the
+-- classes of a model (mlpipe.classes) and a proba array (predict_proba, or
+-- the proba column of a predict_table target) in the same order. Pure, so
+-- a query reads the classes once: mlpipe.proba_json((SELECT
+-- mlpipe.classes('churn')), proba). For a binary model the positive class
+-- is the second of the two (sorted order, like scikit-learn's classes_[1]).
+CREATE FUNCTION mlpipe.proba_json(classes text[], proba float8[]) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.cardinality(classes) <> pg_catalog.cardinality(proba) THEN
+        RAISE EXCEPTION '% probabilities for % classes', pg_catalog.cardinality(proba), pg_catalog.cardinality(classes)
+            USING ERRCODE = '22023', HINT = 'Pass mlpipe.classes() of the version that computed the probabilities (the model and version columns of a predict_table target).';
+    END IF;
+    RETURN (SELECT pg_catalog.jsonb_object_agg(c, p)
+              FROM ROWS FROM (pg_catalog.unnest(classes), pg_catalog.unnest(proba)) u(c, p));
+END $$;
+COMMENT ON FUNCTION mlpipe.proba_json(text[], float8[]) IS
+    'Class probabilities as a JSON object {class: probability}, from mlpipe.classes(model_ref) and a proba array.';
+REVOKE ALL ON FUNCTION mlpipe.proba_json(text[], float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.proba_json(text[], float8[]) TO mlpipe_reader;
+
 -- A classifier's class index, label and probabilities for predict_table:
 -- the same as predict, predict_label and predict_proba (float8[] forms), but
 -- the three calls for a row share one evaluation (a per-backend memo of the
@@ -496,9 +517,11 @@ GRANT EXECUTE ON FUNCTION mlpipe._scoring_info(text) TO mlpipe_reader;
 -- PSI and null rates of a source against a profile. PSI over the non-null
 -- values: sum over bins of (a - e) * ln(a / e), with e and a the training
 -- and current shares of each bin, each at least 1e-4 (empty bins).
--- p_fraction < 1 reads a sample: TABLESAMPLE SYSTEM (whole pages, so only
--- that share of the table is read) when the source is a table or
--- materialized view, else a Bernoulli sample of the query's rows.
+-- p_fraction < 1 reads a sample, the same one on every call over the same
+-- data (issue #12: PSI must not vary from run to run): TABLESAMPLE SYSTEM
+-- REPEATABLE (whole pages, so only that share of the table is read) when
+-- the source is a table or materialized view, else the query's rows whose
+-- text hashes below the fraction.
 CREATE FUNCTION mlpipe._drift_figures(p_profile jsonb, p_source text, p_fraction float8 DEFAULT 1)
 RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, rows_now bigint)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -551,9 +574,11 @@ BEGIN
             END;
         END IF;
         IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
-            from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s)', rel, p_fraction * 100::float8);
+            from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s) REPEATABLE (12)', rel, p_fraction * 100::float8);
         ELSE
-            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(' WHERE pg_catalog.random() < %s::float8', p_fraction);
+            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(
+                ' WHERE (pg_catalog.hashtext((src.*)::text) OPERATOR(pg_catalog.&) 1048575) OPERATOR(pg_catalog.<) %s',
+                (p_fraction * 1048576::float8)::int);
         END IF;
     END IF;
     EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_object(''n'', pg_catalog.count(*), ''f'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
@@ -828,51 +853,14 @@ COMMENT ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) IS
 REVOKE ALL ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) TO mlpipe_trainer;
 
--- Scores every row of a source into a table: (key, prediction, label,
--- proba, model, version, scored_at). One INSERT ... SELECT streams the
--- source through the executor (nothing is materialised); a new target is
--- written with CREATE TABLE AS and indexed afterwards. Logs a run with
--- rows, seconds and drift figures, and sends predictions_written (and
--- drift_detected). Runs as the caller: the source and the target are read
--- and written with the caller's privileges.
-CREATE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text, key text,
-                                     mode text DEFAULT 'append', params jsonb DEFAULT '{}')
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE
-AS $$
+-- predict_table's params, checked: the drift threshold (default 0.2), the
+-- null-rate threshold (0.1) and the drift sample size (20,000; 0: none).
+CREATE FUNCTION mlpipe._predict_table_params(params jsonb,
+    OUT drift_threshold float8, OUT null_threshold float8, OUT drift_sample int)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    started    timestamptz := pg_catalog.clock_timestamp();
-    info       record;
-    ref        text;
-    tgt        record;
-    rel        regclass;
-    key_type   regtype;
-    src_sql    text;
-    head       text;
-    consts     text;
-    from_sql   text;
-    old_ptc    text;
-    old_psc    text;
-    xexpr      text;
-    filt       text := '';
-    n          bigint;
-    k          text;
-    threshold  float8 := 0.2;
-    null_thr   float8 := 0.1;
-    sample     int := 20000;
-    metrics    jsonb := '{}';
-    drifted    jsonb := '[]';
-    d          record;
-    run        bigint;
+    k text;
 BEGIN
-    IF model_ref IS NULL OR source IS NULL OR "into" IS NULL OR key IS NULL THEN
-        RAISE EXCEPTION 'model_ref, source, into and key must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
-        RAISE EXCEPTION 'unknown mode %', coalesce(pg_catalog.quote_literal(mode), 'NULL')
-            USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
-    END IF;
-    params := coalesce(params, '{}');
     IF pg_catalog.jsonb_typeof(params) <> 'object' THEN
         RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
     END IF;
@@ -888,9 +876,210 @@ BEGIN
                 USING ERRCODE = '22023';
         END IF;
     END LOOP;
-    threshold := coalesce((params->>'drift_threshold'::text)::float8, threshold);
-    null_thr := coalesce((params->>'null_threshold'::text)::float8, null_thr);
-    sample := coalesce((params->>'drift_sample'::text)::numeric::int, sample);
+    drift_threshold := coalesce((params->>'drift_threshold')::float8, 0.2);
+    null_threshold := coalesce((params->>'null_threshold')::float8, 0.1);
+    drift_sample := coalesce((params->>'drift_sample')::numeric::int, 20000);
+END $$;
+COMMENT ON FUNCTION mlpipe._predict_table_params(jsonb) IS
+    'Checks predict_table''s params and returns the drift threshold, null-rate threshold and drift sample size.';
+REVOKE ALL ON FUNCTION mlpipe._predict_table_params(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._predict_table_params(jsonb) TO mlpipe_trainer;
+
+-- The inputs a NULL in which fails scoring (src/pg/export.c): every input
+-- of a k-means model unless preprocessing imputes it, and inputs whose
+-- preprocessing has impute = error. Trees route missing values.
+CREATE FUNCTION mlpipe._null_intolerant_inputs(model bytea) RETURNS text[]
+AS 'MODULE_PATHNAME', 'mlpipe_null_intolerant_inputs'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._null_intolerant_inputs(bytea) IS
+    'The raw inputs of a model (columns, x[i] elements) in which a NULL makes scoring fail.';
+REVOKE ALL ON FUNCTION mlpipe._null_intolerant_inputs(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._null_intolerant_inputs(bytea) TO mlpipe_trainer;
+
+-- The SQL condition, over the alias src, that a row has a NULL in one of
+-- p_inputs (column names, or x[i] for an element of array column x);
+-- p_columns maps the source's columns to their type class. NULL when no
+-- input is a column or element of the source (nothing can be NULL).
+CREATE FUNCTION mlpipe._null_condition(p_inputs text[], p_columns jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.string_agg(CASE
+               WHEN p_columns ? i THEN pg_catalog.format('src.%I IS NULL', i)
+               ELSE pg_catalog.format('(src.%1$I)[%2$s] IS NULL', m[1], m[2]) END, ' OR ' ORDER BY o)
+      FROM pg_catalog.unnest(p_inputs) WITH ORDINALITY u(i, o)
+           LEFT JOIN LATERAL pg_catalog.regexp_match(i, '^(.*)\[([0-9]{1,6})\]$') m ON true
+     WHERE p_columns ? i OR p_columns->>m[1] = 'array'
+$$;
+COMMENT ON FUNCTION mlpipe._null_condition(text[], jsonb) IS
+    'The SQL condition, over the alias src, that a row has a NULL in one of the given inputs.';
+REVOKE ALL ON FUNCTION mlpipe._null_condition(text[], jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._null_condition(text[], jsonb) TO mlpipe_trainer;
+
+-- The first row predict_table's scoring fails on, and its error: the rows
+-- of the source (FROM and WHERE clause p_from, alias src) are scored one at
+-- a time, the float8[] form when p_xexpr is an array expression, else the
+-- row form. bad_key is the row's key as text, err_* its error; NULL when
+-- every row scores (the error was not a row's). Only run after the bulk
+-- statement failed.
+CREATE FUNCTION mlpipe._failing_key(p_ref text, p_key text, p_xexpr text, p_from text,
+                                    OUT bad_key text, OUT err_state text, OUT err_message text,
+                                    OUT err_detail text, OUT err_hint text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    r       record;
+    k       text;
+    x       float8[];
+    scoring boolean := false;
+BEGIN
+    IF p_xexpr OPERATOR(pg_catalog.=) 'src.*' THEN
+        FOR r IN EXECUTE pg_catalog.format('SELECT src.*, (src.%I)::text AS mlpipe_key %s', p_key, p_from) LOOP
+            k := r.mlpipe_key;
+            scoring := true;
+            PERFORM mlpipe.predict(p_ref, r);
+            scoring := false;
+        END LOOP;
+    ELSE
+        FOR k, x IN EXECUTE pg_catalog.format('SELECT (src.%I)::text, %s %s', p_key, p_xexpr, p_from) LOOP
+            scoring := true;
+            PERFORM mlpipe.predict(p_ref, x);
+            scoring := false;
+        END LOOP;
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    -- Variables keep their values in the handler: k is the row being
+    -- scored (not set when the source query itself failed).
+    IF scoring THEN
+        bad_key := coalesce(k, 'NULL');
+        GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
+                                err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._failing_key(text, text, text, text) IS
+    'The key (as text) and error of the first source row that predict_table cannot score; NULL key if every row scores.';
+REVOKE ALL ON FUNCTION mlpipe._failing_key(text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._failing_key(text, text, text, text) TO mlpipe_trainer;
+
+-- The parts of predict_table's scoring SELECT: head (key, prediction and,
+-- for a classifier, label and proba), consts (label and proba NULL for
+-- other models) and the FROM clause over p_src_sql AS src with p_filter.
+-- A classifier is scored once per row: the float8[] form through the
+-- _score_* functions, whose calls for one row share an evaluation (the
+-- whole projection stays in the parallel workers); the row form with
+-- predict and predict_proba in a subquery (OFFSET 0 keeps the planner from
+-- pulling it up, which would copy predict into the label column).
+-- p_null_if: a condition on src under which the row's prediction, label
+-- and proba are NULL instead of scored (on_null = 'null').
+CREATE FUNCTION mlpipe._predict_select(p_task text, p_ref text, p_classes text[], p_key text, p_xexpr text,
+                                       p_src_sql text, p_filter text, p_null_if text,
+                                       OUT head text, OUT from_sql text, OUT consts text)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g text := CASE WHEN p_null_if IS NOT NULL THEN pg_catalog.format('CASE WHEN %s THEN NULL ELSE ', p_null_if) ELSE '' END;
+    e text := CASE WHEN p_null_if IS NOT NULL THEN ' END' ELSE '' END;
+BEGIN
+    consts := '';
+    from_sql := pg_catalog.format(' FROM %s AS src%s', p_src_sql, p_filter);
+    IF p_task OPERATOR(pg_catalog.<>) 'classification' THEN
+        head := pg_catalog.format('SELECT src.%1$I, %4$smlpipe.predict(%2$L, %3$s)%5$s AS prediction', p_key, p_ref, p_xexpr, g, e);
+        consts := ', NULL::text AS label, NULL::float8[] AS proba';
+    ELSIF p_xexpr OPERATOR(pg_catalog.<>) 'src.*' THEN
+        head := pg_catalog.format('SELECT src.%1$I, %4$smlpipe._score_class(%2$L, %3$s)%5$s AS prediction, '
+                       '%4$smlpipe._score_label(%2$L, %3$s)%5$s AS label, %4$smlpipe._score_proba(%2$L, %3$s)%5$s AS proba',
+                       p_key, p_ref, p_xexpr, g, e);
+    ELSE
+        head := pg_catalog.format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
+                       '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
+                       p_key, p_classes);
+        from_sql := pg_catalog.format(' FROM (SELECT src.%1$I, %5$smlpipe.predict(%2$L, src.*)%6$s AS mlpipe_p, '
+                           '%5$smlpipe.predict_proba(%2$L, src.*)%6$s AS mlpipe_pb '
+                           'FROM %3$s AS src%4$s OFFSET 0) AS mlpipe_s',
+                           p_key, p_ref, p_src_sql, p_filter, g, e);
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe._predict_select(text, text, text[], text, text, text, text, text) IS
+    'The SELECT list and FROM clause of predict_table''s scoring statement.';
+REVOKE ALL ON FUNCTION mlpipe._predict_select(text, text, text[], text, text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._predict_select(text, text, text[], text, text, text, text, text) TO mlpipe_trainer;
+
+-- Scores every row of a source into a table: (key, prediction, label,
+-- proba, model, version, scored_at). One INSERT ... SELECT streams the
+-- source through the executor (nothing is materialised); a new target is
+-- written with CREATE TABLE AS and indexed afterwards. Logs a run with
+-- rows, seconds and drift figures, and sends predictions_written (and
+-- drift_detected). Runs as the caller: the source and the target are read
+-- and written with the caller's privileges. The target is named by
+-- target_table, or by "into" (positional calls; a reserved word, so named
+-- calls would have to quote it). on_null: what a row with a NULL the model
+-- cannot take gets: an error naming its key (error), left out (skip), or
+-- a NULL prediction (null). Errors come out with their own SQLSTATE,
+-- message, detail and hint, without the generated SQL as context, and name
+-- the key of the row they are about.
+CREATE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text DEFAULT NULL, key text DEFAULT NULL,
+                                     mode text DEFAULT 'append', params jsonb DEFAULT '{}',
+                                     on_null text DEFAULT 'error', target_table text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    started    timestamptz := pg_catalog.clock_timestamp();
+    info       record;
+    ref        text;
+    tgt        record;
+    rel        regclass;
+    key_type   regtype;
+    cols       jsonb;
+    src_sql    text;
+    head       text;
+    consts     text;
+    from_sql   text;
+    old_ptc    text;
+    old_psc    text;
+    xexpr      text;
+    conds      text[] := '{}';
+    filt       text := '';
+    scored_from text;
+    nullc      text;
+    n          bigint;
+    skipped    bigint := 0;
+    k          text;
+    threshold  float8;
+    null_thr   float8;
+    sample     int;
+    metrics    jsonb := '{}';
+    drifted    jsonb := '[]';
+    d          record;
+    bad        record;
+    run        bigint;
+    e_state    text;
+    e_msg      text;
+    e_detail   text;
+    e_hint     text;
+    scoring    boolean := false;
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF "into" IS NULL AND target_table IS NULL THEN
+        RAISE EXCEPTION 'predict_table needs a target table'
+            USING ERRCODE = '22023', HINT = 'Name it with target_table => ''scores'' (or as the third argument).';
+    END IF;
+    IF "into" IS NOT NULL AND target_table IS NOT NULL THEN
+        RAISE EXCEPTION '"into" and target_table both name a target table'
+            USING ERRCODE = '22023', HINT = 'Pass one of them: target_table in named calls, the third argument in positional ones.';
+    END IF;
+    IF key IS NULL THEN
+        RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = '22004',
+            HINT = 'Name the source column that identifies a row, e.g. key => ''id''.';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
+        RAISE EXCEPTION 'unknown mode %', coalesce(pg_catalog.quote_literal(mode), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
+    END IF;
+    IF on_null IS NULL OR on_null NOT IN ('error', 'skip', 'null') THEN
+        RAISE EXCEPTION 'unknown on_null %', coalesce(pg_catalog.quote_literal(on_null), 'NULL')
+            USING ERRCODE = '22023', HINT = 'on_null: error (the default), skip or null.';
+    END IF;
+    params := coalesce(params, '{}');
+    SELECT * INTO threshold, null_thr, sample FROM mlpipe._predict_table_params(params);
 
     SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
     ref := info.model OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) info.version;          -- one version for the whole run
@@ -913,7 +1102,7 @@ BEGIN
     ELSE
         src_sql := '(' || src_sql || ')';
     END IF;
-    SELECT * INTO tgt FROM mlpipe._parse_into("into");
+    SELECT * INTO tgt FROM mlpipe._parse_into(coalesce(target_table, "into"));
     -- Runs into one target serialise (issue #10): two concurrent replace or
     -- incremental runs would each insert every key, and with a unique index
     -- the second would fail with a raw 23505. The lock is on the target's
@@ -934,10 +1123,32 @@ BEGIN
     IF rel IS NOT NULL THEN
         PERFORM mlpipe._check_target(rel, key, key_type, mode);
         IF mode = 'incremental' THEN
-            filt := pg_catalog.format(' WHERE NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
+            conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
                            tgt.qualified, key, key, info.model, info.version);
         END IF;
     END IF;
+    -- on_null skip or null: the condition that a row has a NULL the model
+    -- cannot take; skip leaves such rows out (and counts them below).
+    IF on_null <> 'error' THEN
+        SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(source) s;
+        nullc := mlpipe._null_condition(mlpipe._null_intolerant_inputs(mlpipe.artifact(ref)), cols);
+    END IF;
+    IF on_null = 'skip' AND nullc IS NOT NULL THEN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS src WHERE %s', src_sql,
+                                  pg_catalog.array_to_string(conds OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', nullc), ' AND '))
+            INTO skipped;
+        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
+    END IF;
+    IF pg_catalog.cardinality(conds) > 0 THEN
+        filt := ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ');
+    END IF;
+    -- The rows a failed scoring statement is searched in for its bad row:
+    -- those it scored (on_null = 'null': not the rows it wrote as NULL).
+    IF on_null = 'null' AND nullc IS NOT NULL THEN
+        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
+    END IF;
+    scored_from := pg_catalog.format('FROM %s AS src', src_sql) OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality(conds) > 0
+        THEN ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ') ELSE '' END;
     -- Rows are scored with the row form of predict (columns matched by name,
     -- stored preprocessing applied), or, for a model without preprocessing
     -- whose features are numeric columns of the source, with the float8[]
@@ -949,36 +1160,10 @@ BEGIN
     END IF;
     -- src.*, not a bare src, which a source column named src would capture.
     xexpr := coalesce(xexpr, 'src.*');
-    -- A classifier is scored once per row: the float8[] form through the
-    -- _score_* functions, whose calls for one row share an evaluation (the
-    -- whole projection stays in the parallel workers); the row form with
-    -- predict and predict_proba in a subquery (OFFSET 0 keeps the planner
-    -- from pulling it up, which would copy predict into the label column).
-    -- The SELECT is built as head (key, prediction and, for a classifier,
-    -- label and proba), the constant columns, and the FROM clause: a new
-    -- table gets only the head's columns from CREATE TABLE AS and the others
-    -- as added columns (below).
-    IF info.task = 'classification' THEN
-        IF xexpr <> 'src.*' THEN
-            head := pg_catalog.format('SELECT src.%1$I, mlpipe._score_class(%2$L, %3$s) AS prediction, '
-                           'mlpipe._score_label(%2$L, %3$s) AS label, mlpipe._score_proba(%2$L, %3$s) AS proba',
-                           key, ref, xexpr);
-            from_sql := pg_catalog.format(' FROM %s AS src%s', src_sql, filt);
-        ELSE
-            head := pg_catalog.format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '
-                           '(%2$L::text[])[mlpipe_s.mlpipe_p::int + 1] AS label, mlpipe_s.mlpipe_pb AS proba',
-                           key, info.classes);
-            from_sql := pg_catalog.format(' FROM (SELECT src.%1$I, mlpipe.predict(%2$L, src.*) AS mlpipe_p, '
-                               'mlpipe.predict_proba(%2$L, src.*) AS mlpipe_pb '
-                               'FROM %3$s AS src%4$s OFFSET 0) AS mlpipe_s',
-                               key, ref, src_sql, filt);
-        END IF;
-        consts := '';
-    ELSE
-        head := pg_catalog.format('SELECT src.%1$I, mlpipe.predict(%2$L, %3$s) AS prediction', key, ref, xexpr);
-        from_sql := pg_catalog.format(' FROM %s AS src%s', src_sql, filt);
-        consts := ', NULL::text AS label, NULL::float8[] AS proba';
-    END IF;
+    -- The SELECT: head (per-row columns), consts (the same on every row:
+    -- a new table gets them as added columns, below) and FROM.
+    SELECT * INTO head, from_sql, consts FROM mlpipe._predict_select(info.task, ref, info.classes, key, xexpr, src_sql, filt,
+                                                                     CASE WHEN on_null = 'null' THEN nullc END);
     consts := consts OPERATOR(pg_catalog.||) pg_catalog.format(', %L::text AS model, %s::int AS version, pg_catalog.now() AS scored_at',
                                info.model, info.version);
     -- Ensembles cost microseconds a row to score: for the scoring statement,
@@ -996,6 +1181,9 @@ BEGIN
     IF rel IS NULL THEN
         rel := mlpipe._citus_target(source, tgt.qualified, key, key_type, mode);
     END IF;
+    -- The scoring statement (a data error in it names the failing row's
+    -- key: see the handler at the end).
+    scoring := true;
     IF rel IS NULL THEN
         -- A new table: bulk-written by CREATE TABLE AS with the per-row
         -- columns only; model, version and scored_at are the same on every
@@ -1004,6 +1192,7 @@ BEGIN
         -- (no rewrite; readers see the value on every row). Then indexed.
         EXECUTE pg_catalog.format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
         GET DIAGNOSTICS n = ROW_COUNT;
+        scoring := false;
         PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
         EXECUTE pg_catalog.format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
                        'ADD COLUMN scored_at timestamptz DEFAULT pg_catalog.now()', tgt.qualified,
@@ -1027,7 +1216,12 @@ BEGIN
                            'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
                            'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
         GET DIAGNOSTICS n = ROW_COUNT;
+        scoring := false;
         PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
+    END IF;
+    IF skipped > 0 THEN
+        RAISE NOTICE 'predict_table %: left out % source row% with a NULL the model cannot take (on_null = skip)',
+            ref, skipped, CASE WHEN skipped = 1 THEN '' ELSE 's' END;
     END IF;
 
     -- Drift of the source against the training profile, on a sample.
@@ -1046,8 +1240,12 @@ BEGIN
     END IF;
     metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('rows_per_second',
         n::float8 / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - started)::float8, 1e-6));
+    IF skipped > 0 THEN
+        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('skipped_rows', skipped);
+    END IF;
     run := mlpipe._log_run('predict_table', info.model, info.version, info.algorithm, source,
-        pg_catalog.jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params),
+        pg_catalog.jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params,
+                                      'on_null', on_null),
         'succeeded', NULL, n, started, NULL, metrics, 'scoring');
     PERFORM mlpipe._notify('predictions_written', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
         'run_id', run, 'rows', n, 'into', tgt.display));
@@ -1056,11 +1254,45 @@ BEGIN
             'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
     END IF;
     RETURN n;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it: its SQLSTATE, message, detail
+    -- and hint, with this line as the only context (not the nested calls
+    -- and generated statements it came through).
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    -- A data error of the scoring statement: find the row, name its key
+    -- (not for the row form's errors about the source's columns, which
+    -- every row has).
+    IF scoring AND e_state LIKE '22%' AND e_msg NOT LIKE 'the row has no column%'
+       AND e_msg NOT LIKE 'column "%" has type %, but the model takes it as %' THEN
+        -- The row's own error is reported (a source with several bad rows
+        -- may fail the bulk statement on another one first).
+        SELECT * INTO bad FROM mlpipe._failing_key(ref, key, xexpr, scored_from);
+        IF bad.bad_key IS NOT NULL THEN
+            e_state := bad.err_state;
+            e_detail := bad.err_detail;
+            e_hint := bad.err_hint;
+            e_msg := bad.err_message OPERATOR(pg_catalog.||) pg_catalog.format(
+                CASE WHEN bad.err_message LIKE '%is NULL' THEN ' in the row with %s = %s' ELSE ' (in the row with %s = %s)' END,
+                key, bad.bad_key);
+        END IF;
+        IF e_msg LIKE '%is NULL%' THEN
+            e_hint := 'Pass on_null => ''skip'' (leave such rows out) or ''null'' (write a NULL prediction), '
+                      'or impute the value (params.preprocess when training).';
+        END IF;
+    END IF;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
-COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) IS
-    'Scores every row of a source into a table (append, replace, upsert or insert mode).';
-REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
+COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) IS
+    'Scores every row of a source into a table (append, replace, upsert or incremental mode); target_table names the table.';
+REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) TO mlpipe_trainer;
 
 -- Explanations (issue #14): TreeSHAP for tree models, distance parts for k-means.
 CREATE FUNCTION mlpipe.explain(model_ref text, features float8[], top_k int DEFAULT NULL, class text DEFAULT NULL)

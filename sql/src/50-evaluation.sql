@@ -454,12 +454,22 @@ DECLARE
     m       record;
     res     jsonb;
     run     bigint;
+    e_state text;
+    e_msg   text;
+    e_detail text;
+    e_hint  text;
 BEGIN
     IF model_ref IS NULL OR source IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
             USING ERRCODE = '22004';
     END IF;
     SELECT * INTO m FROM mlpipe._eval_model(model_ref);
+    -- The target missing from the source: say so, not "column s.y does not exist".
+    IF m.target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mlpipe._source_columns(source) s WHERE s.name OPERATOR(pg_catalog.=) m.target) THEN
+        RAISE EXCEPTION 'the source has no column "%", the target of %@%', m.target, m.model, m.version
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
+    END IF;
     res := mlpipe._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
                                 mlpipe._eval_from(source));
     -- The confusion matrix (jsonb, not a metric row) rides in the run's
@@ -471,6 +481,19 @@ BEGIN
                            'succeeded', NULL,
                            (res->>'rows'::text)::bigint, started, NULL, res, 'evaluate');
     RETURN res OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
 COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
     'Scores a source with a registered version and returns the metrics of its task as jsonb.';

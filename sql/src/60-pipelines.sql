@@ -360,9 +360,7 @@ DECLARE
     skipped bigint;
     total   bigint;
     ref     record;
-    src     text;
-    feats   text[];
-    cond    text;
+    on_null text;
 BEGIN
     CASE kind
     WHEN 'features' THEN
@@ -399,28 +397,18 @@ BEGIN
                 coalesce((step->>'trials'::text)::int, 20), step->'gate'::text;
         RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
     WHEN 'predict' THEN
-        src := step->>'source'::text;
-        -- A k-means version trained with on_null = 'skip' (the pipeline
-        -- default) scores only the rows it could have trained on: rows with
-        -- a NULL feature are left out, and counted in a NOTICE.
-        SELECT v.features INTO feats
+        -- on_null: the step's, else skip for a k-means version trained with
+        -- on_null = 'skip' (the pipeline default: it scores only the rows it
+        -- could have trained on; predict_table counts them in a NOTICE),
+        -- else error.
+        SELECT CASE WHEN v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null'::text = 'skip'
+                    THEN 'skip' ELSE 'error' END INTO on_null
           FROM mlpipe.resolve(step->>'model'::text) r
-          JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version
-         WHERE v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null'::text = 'skip';
-        IF feats IS NOT NULL THEN
-            cond := (SELECT pg_catalog.string_agg(pg_catalog.format('src.%I IS NOT NULL', f), ' AND ') FROM pg_catalog.unnest(feats) f);
-            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s)), pg_catalog.count(*) FROM %s',
-                                      cond, mlpipe._pipeline_from(src)) INTO skipped, total;
-            IF skipped > 0 THEN
-                RAISE NOTICE 'predict step "%": % of % rows of % not scored (a NULL feature)',
-                    step->>'model'::text, skipped, total, src
-                    USING HINT = 'The model was trained with params.on_null = ''skip''; give "on_null": "error" to its train step to fail instead.';
-                src := pg_catalog.format('SELECT src.* FROM %s WHERE %s', mlpipe._pipeline_from(src), cond);
-            END IF;
-        END IF;
-        EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5)'
+          JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version;
+        EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5, on_null => $6)'
            INTO n
-          USING step->>'model'::text, src, step->>'into'::text, step->>'key'::text, coalesce(step->>'mode'::text, 'append');
+          USING step->>'model'::text, step->>'source'::text, step->>'into'::text, step->>'key'::text,
+                coalesce(step->>'mode'::text, 'append'), coalesce(step->>'on_null'::text, on_null);
         RETURN pg_catalog.jsonb_build_object('model', step->>'model'::text, 'rows', n,
                                   'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
     WHEN 'evaluate' THEN

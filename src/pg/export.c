@@ -1,11 +1,13 @@
 /*
  * export.c: what an artifact holds, read from its bytes: mlpipe.export
- * (the artifact rendered as readable JSON), feature importance, and
- * whether the model stores preprocessing.
+ * (the artifact rendered as readable JSON), feature importance,
+ * whether the model stores preprocessing, and which inputs it cannot take
+ * NULL in.
  */
 #include "mlpipe.h"
 
 #include "catalog/pg_type.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include <math.h>
@@ -13,6 +15,7 @@
 PG_FUNCTION_INFO_V1(mlpipe_export_bytea);
 PG_FUNCTION_INFO_V1(mlpipe_importance_bytea);
 PG_FUNCTION_INFO_V1(mlpipe_has_preprocessing);
+PG_FUNCTION_INFO_V1(mlpipe_null_intolerant_inputs);
 
 /* A JSON array of n numbers. */
 static cJSON *
@@ -145,4 +148,46 @@ mlpipe_has_preprocessing(PG_FUNCTION_ARGS)
 	has = m.prep.n_in > 0;
 	MemoryContextDelete(cxt);
 	PG_RETURN_BOOL(has);
+}
+
+/*
+ * mlpipe._null_intolerant_inputs(artifact): the raw inputs (column names,
+ * "x[i]" for an array element) in which a NULL makes scoring fail, for
+ * predict_table's on_null: every input of a model that cannot route a
+ * missing value (k-means) unless its preprocessing imputes it, and every
+ * input whose preprocessing has impute = error. Trees route missing
+ * values, and a NULL category is a level of its own, so those are absent.
+ */
+Datum
+mlpipe_null_intolerant_inputs(PG_FUNCTION_ARGS)
+{
+	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe null probe",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old;
+	MlModel		m;
+	bool		routes;
+	int			n = 0;
+	uint32		i;
+	Datum	   *names;
+	ArrayType  *result;
+
+	model_decode(cxt, blob, "decode", NULL, &m);
+	routes = ml_model_handles_missing(&m);
+	old = MemoryContextSwitchTo(cxt);
+	names = palloc(sizeof(Datum) * (m.prep.n_in > 0 ? m.prep.n_in : m.meta.n_features + 1));
+	if (m.prep.n_in == 0 && !routes)
+		for (i = 0; i < m.meta.n_features; i++)
+			names[n++] = CStringGetTextDatum(m.meta.feature_names[i]);
+	for (i = 0; i < m.prep.n_in; i++)
+	{
+		const PpColumn *c = &m.prep.cols[i];
+
+		if (c->impute == PP_IMPUTE_ERROR || (!c->categorical && c->impute == PP_IMPUTE_NONE && !routes))
+			names[n++] = CStringGetTextDatum(c->name);
+	}
+	MemoryContextSwitchTo(old);
+	result = construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
+	MemoryContextDelete(cxt);
+	PG_RETURN_ARRAYTYPE_P(result);
 }

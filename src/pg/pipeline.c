@@ -57,6 +57,7 @@ static const char *const algorithms[] = {
 static const char *const periods[] = {"minute", "hour", "day", "week", "month", NULL};
 static const char *const features_modes[] = {"replace", "append", NULL};
 static const char *const predict_modes[] = {"append", "replace", "upsert", NULL};
+static const char *const on_null_modes[] = {"error", "skip", "null", NULL};
 static const char *const strategies[] = {"grid", "random", NULL};
 static const char *const kinds[] = {"features", "train", "search", "predict", "evaluate", "drift", NULL};
 static const char *const root_keys[] = {"steps", "description", NULL};
@@ -85,7 +86,8 @@ static const KeySpec search_keys[] = {
 static const KeySpec predict_keys[] = {
 	{"kind", K_STRING, true}, {"name", K_STRING, false},
 	{"model", K_STRING, true}, {"source", K_SOURCE, true}, {"into", K_INTO, true},
-	{"key", K_STRING, true}, {"mode", K_CHOICE, false, predict_modes}, {NULL}
+	{"key", K_STRING, true}, {"mode", K_CHOICE, false, predict_modes},
+	{"on_null", K_CHOICE, false, on_null_modes}, {NULL}
 };
 static const KeySpec evaluate_keys[] = {
 	{"kind", K_STRING, true}, {"name", K_STRING, false},

@@ -10,6 +10,10 @@ same rows in memory. Targets (issue #3):
   decision_tree  accuracy >= DecisionTreeClassifier (same depth) - 0.01
   regression     RMSE <= 1.05 x XGBoost's
   predict_proba  rows sum to 1 and their argmax is predict.
+  classes        mlpipe.classes is scikit-learn's classes_ (sorted labels); for a
+                 binary model proba[2] is the second class's probability (its
+                 ROC AUC within 0.01 of XGBoost's for that class), and
+                 mlpipe.proba_json labels the array with those classes.
 Prints PASS/FAIL lines. MLPIPE_PEER_SETS limits the data sets (comma list).
 """
 import csv
@@ -24,6 +28,7 @@ import numpy as np
 import psycopg2
 import xgboost as xgb
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import roc_auc_score
 from sklearn.tree import DecisionTreeClassifier
 
 DATA = os.environ.get("MLPIPE_DATA", "../shared/data")
@@ -184,6 +189,24 @@ def classification(cur, key, loader, rf_trees=50, depth_tree=8):
     P = np.array(proba)
     check(np.allclose(P.sum(axis=1), 1.0, atol=1e-9) and np.array_equal(P.argmax(axis=1), np.array(cls).astype(int)),
           "%s gbt: predict_proba rows sum to 1 and their argmax is predict" % key)
+
+    # The classes proba is labelled with (issue #12): scikit-learn's order.
+    cur.execute("SELECT mlpipe.classes(%s)", ("peer_%s_gbt" % key,))
+    m_classes = cur.fetchone()[0]
+    sk_classes = [str(c) for c in DecisionTreeClassifier(max_depth=1).fit(np.nan_to_num(Xtr, nan=-1e9), ytr).classes_]
+    check(m_classes == sk_classes, "%s: mlpipe.classes %s = scikit-learn classes_ %s"
+          % (key, m_classes[:5], sk_classes[:5]))
+    if len(m_classes) == 2:
+        positive = np.array(yte) == m_classes[1]
+        auc_ml = roc_auc_score(positive, P[:, 1])
+        auc_x = roc_auc_score(positive, clf.predict_proba(Xte)[:, list(present).index(cidx[m_classes[1]])])
+        check(abs(auc_ml - auc_x) <= 0.01, "%s gbt: proba[2] is P(%s): ROC AUC %.4f, XGBoost's for that class %.4f"
+              % (key, m_classes[1], auc_ml, auc_x))
+    cur.execute("SELECT mlpipe.proba_json(mlpipe.classes(%%s), mlpipe.predict_proba(%%s, ARRAY[%s]::float8[])) "
+                "FROM peer_%s_test ORDER BY id LIMIT 20" % (", ".join(names), key), ("peer_%s_gbt" % key,) * 2)
+    labelled = [r[0] for r in cur.fetchall()]
+    check(all(np.allclose([d[c] for c in m_classes], P[i], atol=1e-12) for i, d in enumerate(labelled)),
+          "%s gbt: proba_json gives each class its predict_proba value (20 rows)" % key)
 
     # random forest vs scikit-learn
     _, t_ml = train(cur, "peer_%s_rf" % key, "random_forest", "peer_%s_train" % key, names,

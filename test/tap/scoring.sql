@@ -24,9 +24,9 @@ SELECT has_column('mlpipe', 'model_versions', 'profile', 'model_versions has a p
 SELECT col_type_is('mlpipe', 'model_versions', 'profile', 'jsonb', 'profile is jsonb');
 
 -- Grants: predict_table and drift for trainers, profile for readers, internals for nobody else.
-SELECT ok(has_function_privilege('mlpipe_trainer', 'mlpipe.predict_table(text,text,text,text,text,jsonb)', 'EXECUTE'),
+SELECT ok(has_function_privilege('mlpipe_trainer', 'mlpipe.predict_table(text,text,text,text,text,jsonb,text,text)', 'EXECUTE'),
           'trainer may call predict_table');
-SELECT ok(NOT has_function_privilege('mlpipe_scorer', 'mlpipe.predict_table(text,text,text,text,text,jsonb)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('mlpipe_scorer', 'mlpipe.predict_table(text,text,text,text,text,jsonb,text,text)', 'EXECUTE'),
           'scorer may not call predict_table');
 SELECT ok(has_function_privilege('mlpipe_trainer', 'mlpipe.drift(text,text,float8,float8)', 'EXECUTE'),
           'trainer may call drift');

@@ -1,0 +1,110 @@
+-- Issue #12 (helper ptable): predict_table in a user's first hour. Each
+-- block failed before its fix. Errors are shown as a user sees them
+-- (VERBOSITY default: message, detail, hint and the context).
+SET client_min_messages = notice;
+SET mlpipe.progress = off;
+\set VERBOSITY default
+CREATE TABLE pt_trips AS
+SELECT i AS id, (i % 17)::float8 AS fdist, (i % 5)::float8 AS fdur,
+       ARRAY[(i % 3)::float8, (i % 7)::float8] AS v,
+       CASE WHEN i % 3 = 0 OR i % 17 > 12 THEN 'late' ELSE 'ok' END AS y
+  FROM generate_series(1, 600) i;
+SELECT version FROM mlpipe.train('pt_km', 'kmeans', 'pt_trips', NULL, '{fdist,fdur}', '{"k": 2, "seed": 1}');
+SELECT version FROM mlpipe.train('pt_kv', 'kmeans', 'pt_trips', NULL, '{v}', '{"k": 2, "seed": 1}');
+SELECT version FROM mlpipe.train('pt_dt', 'decision_tree', 'pt_trips', 'y', '{fdist,fdur}', '{"seed": 1}');
+
+-- 1. Named calls: into is a reserved word, so the target is target_table
+-- (and "into" quoted, and the third argument, keep working).
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', target_table => 'pt_s1', key => 'id');
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', "into" => 'pt_s1', key => 'id');
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', 'pt_s1', 'id', 'append');
+SELECT count(*) AS rows, count(DISTINCT id) AS keys FROM pt_s1;
+SELECT params->>'into' AS logged_into FROM mlpipe.runs WHERE kind = 'predict_table' AND model = 'pt_km' ORDER BY run_id LIMIT 1;
+-- Exactly one of "into" and target_table; key is required.
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', key => 'id');
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', 'pt_s1', 'id', target_table => 'pt_s2');
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', target_table => 'pt_s2');
+SELECT to_regclass('pt_s2') AS not_created;
+
+-- 2. on_null: a NULL the model cannot take (k-means) fails naming the key
+-- and the feature; skip leaves the row out and says how many; null
+-- writes a NULL prediction. A tree routes a NULL: nothing to skip.
+INSERT INTO pt_trips VALUES (4711, NULL, 1, '{1,2}', 'ok'), (4712, 3, NULL, '{1,NULL}', 'ok');
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', target_table => 'pt_n1', key => 'id');
+SELECT to_regclass('pt_n1') AS not_created;
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', target_table => 'pt_n1', key => 'id', on_null => 'skip');
+SELECT count(*) AS rows, count(*) FILTER (WHERE id > 4000) AS null_rows FROM pt_n1;
+SELECT (SELECT value FROM mlpipe.metrics m WHERE m.run_id = r.run_id AND metric = 'skipped_rows') AS skipped_rows,
+       params->>'on_null' AS on_null
+  FROM mlpipe.runs r WHERE kind = 'predict_table' AND model = 'pt_km' ORDER BY run_id DESC LIMIT 1;
+SELECT mlpipe.predict_table('pt_km', 'SELECT * FROM pt_trips', target_table => 'pt_n2', key => 'id', on_null => 'null');
+SELECT id, prediction, label, proba FROM pt_n2 WHERE id > 598 ORDER BY id;
+-- The element of an array feature: v[2] is NULL in row 4712 only.
+SELECT mlpipe.predict_table('pt_kv', 'pt_trips', target_table => 'pt_n3', key => 'id');
+SELECT mlpipe.predict_table('pt_kv', 'pt_trips', target_table => 'pt_n3', key => 'id', on_null => 'skip');
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_n4', key => 'id', on_null => 'skip');
+SELECT id, label FROM pt_n4 WHERE id > 4000 ORDER BY id;
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', target_table => 'pt_n5', key => 'id', on_null => 'drop');
+-- Other bad rows name their key too: NaN, a wrong array length.
+SELECT mlpipe.predict_table('pt_km', 'SELECT id, CASE WHEN id = 77 THEN ''NaN''::float8 ELSE fdist END AS fdist, fdur FROM pt_trips',
+                            target_table => 'pt_n6', key => 'id', on_null => 'skip');
+SELECT mlpipe.predict_table('pt_kv', 'SELECT id, CASE WHEN id = 78 THEN v || 1::float8 ELSE v END AS v FROM pt_trips WHERE id < 4000',
+                            target_table => 'pt_n6', key => 'id');
+-- A text key: the value is shown as the text it is.
+SELECT mlpipe.predict_table('pt_km', 'SELECT ''trip-'' || id AS trip, fdist, fdur FROM pt_trips',
+                            target_table => 'pt_n6', key => 'trip');
+-- Errors not about one row are not given a key; the source's own errors
+-- keep their message.
+SELECT mlpipe.predict_table('pt_km', 'SELECT id, fdur FROM pt_trips', target_table => 'pt_n6', key => 'id');
+SELECT mlpipe.predict_table('pt_km', 'SELECT id, fdist / (id - 5) AS fdist, fdur FROM pt_trips', target_table => 'pt_n6', key => 'id');
+SELECT to_regclass('pt_n6') AS not_created;
+
+-- 3. The drift sample of a source over drift_sample rows is the same on
+-- every run: a table (TABLESAMPLE SYSTEM ... REPEATABLE) and a query (rows
+-- whose text hashes below the fraction).
+CREATE TABLE pt_big AS
+SELECT i AS id, (i % 17)::float8 + (i % 1000) / 1000.0 AS fdist, (i % 5)::float8 AS fdur
+  FROM generate_series(1, 6000) i;
+SELECT version FROM mlpipe.train('pt_kb', 'kmeans', 'SELECT * FROM pt_big WHERE id <= 2000', NULL, '{fdist,fdur}', '{"k": 2, "seed": 1}');
+SELECT mlpipe.predict_table('pt_kb', 'pt_big', target_table => 'pt_d', key => 'id', params => '{"drift_sample": 1000}')
+  FROM generate_series(1, 3);
+SELECT mlpipe.predict_table('pt_kb', 'SELECT * FROM pt_big', target_table => 'pt_d', key => 'id', params => '{"drift_sample": 1000}')
+  FROM generate_series(1, 3);
+SELECT r.source, m.metric, count(*) AS runs, count(DISTINCT m.value) AS distinct_values
+  FROM mlpipe.runs r JOIN mlpipe.metrics m USING (run_id)
+ WHERE r.kind = 'predict_table' AND r.model = 'pt_kb' AND m.metric LIKE 'psi:%'
+ GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- 4. Probabilities that say which class they are: mlpipe.classes gives the
+-- order (sorted labels; for a binary model the positive class is the
+-- second), mlpipe.proba_json labels an array.
+SELECT mlpipe.classes('pt_dt') AS classes,
+       mlpipe.classes('pt_dt') = (SELECT array_agg(DISTINCT y ORDER BY y) FROM pt_trips) AS sorted_labels;
+SELECT s.id, s.label, mlpipe.proba_json((SELECT mlpipe.classes('pt_dt')), s.proba) AS by_class,
+       s.proba[2] = (mlpipe.proba_json((SELECT mlpipe.classes('pt_dt')), s.proba)->>'ok')::float8 AS positive_is_second
+  FROM pt_n4 s WHERE s.id IN (1, 3, 15) ORDER BY s.id;
+SELECT mlpipe.proba_json('{a,b,c}', mlpipe.predict_proba('pt_dt', ARRAY[1, 2]));
+
+-- 5. Errors from inside predict_table read as the user's: no generated
+-- statement, no internal calls in the context.
+SELECT mlpipe.predict_table('pt_km@9', 'pt_trips', target_table => 'pt_e', key => 'id');
+SELECT mlpipe.predict_table('pt_km', 'pt_no_table', target_table => 'pt_e', key => 'id');
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', target_table => 'pt_e', key => 'nope');
+CREATE TABLE pt_bad (id int, prediction text);
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', target_table => 'pt_bad', key => 'id');
+-- train and evaluate the same way: no nested calls, no generated query.
+SELECT mlpipe.evaluate('pt_km@9', 'pt_trips');
+SELECT mlpipe.evaluate('pt_dt', 'SELECT id, fdist, fdur FROM pt_trips');
+SELECT version FROM mlpipe.train('pt_x', 'kmeans', 'pt_trips', NULL, '{fdist}', '{"k": 2, "as_of": "2024-01-01"}');
+SELECT version FROM mlpipe.train('pt_x', 'kmeans', 'pt_trips', NULL, '{fdist}', '{"k": 2, "warm_start": "pt_km@9"}');
+
+-- 6. A pipeline's predict step passes on_null (validated at creation).
+SELECT mlpipe.create_pipeline('pt_pipe', '{"steps": [
+  {"kind": "predict", "model": "pt_km", "source": "pt_trips", "into": "pt_p1", "key": "id", "on_null": "null"}]}') IS NOT NULL AS created;
+SELECT mlpipe.run_pipeline('pt_pipe') IS NOT NULL AS ran;
+SELECT count(*) AS rows, count(*) FILTER (WHERE prediction IS NULL) AS null_predictions FROM pt_p1;
+SELECT mlpipe.create_pipeline('pt_pipe2', '{"steps": [
+  {"kind": "predict", "model": "pt_km", "source": "pt_trips", "into": "pt_p2", "key": "id", "on_null": "drop"}]}');
+-- on_null = 'null' with a NULL row before a NaN row: the error names the NaN row.
+SELECT mlpipe.predict_table('pt_km', 'SELECT id, CASE WHEN id = 2 THEN NULL WHEN id = 9 THEN ''NaN'' ELSE fdist END AS fdist, fdur FROM pt_trips ORDER BY id',
+                            target_table => 'pt_n7', key => 'id', on_null => 'null');

@@ -212,6 +212,8 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	source_load(&spec, mcxt, &data);
 	if (spec.profile)
 		fo->profile = profile_finish(spec.profile);
+	/* The same rows in any arrival order train the same model. */
+	source_canonical_order(&pe, &data, kp.seed);
 	memset(&prep, 0, sizeof(prep));
 	if (data.any_categorical || prep_requested(params))
 	{

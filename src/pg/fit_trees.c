@@ -414,6 +414,8 @@ load_source(TreeFit *F, const char *source, ArrayType *features, FitOutput *fo)
 	if (F->spec.profile)
 		fo->profile = profile_finish(F->spec.profile);
 	F->spec.profile = NULL;
+	/* The same rows in any arrival order train the same model. */
+	trees_load_order_sample(&F->L);
 }
 
 /*
@@ -504,7 +506,10 @@ bin_rows(TreeFit *F)
 	L->sample = NULL;
 	trees_release_free_memory();
 	if (!L->sample_is_all)
+	{
 		trees_load_pass2(L, &F->spec, &F->info, bins);
+		trees_load_order_rows(L);
+	}
 	if (L->n == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", F->target, F->info.n)));

@@ -10,6 +10,7 @@
 
 #include "utils/hsearch.h"
 
+#include "roworder.h"
 #include "trees.h"
 
 /* Rows of the seeded reservoir sample that gives the bin edges. */
@@ -27,7 +28,6 @@ typedef struct TreeLoad
 	double	   *sample;			/* up to TREES_SAMPLE x d, row-major, grown on demand */
 	int64		sample_cap;		/* rows allocated in sample */
 	int64		seen;			/* rows seen in pass 1 */
-	MlRng		rng;
 	bool		sample_is_all;	/* every row so far is in the sample, in order */
 	bool		prep_param;		/* params.preprocess given */
 	bool		keep_all;		/* preprocessing: keep every row (no reservoir) */
@@ -51,6 +51,12 @@ typedef struct TreeLoad
 	const TreeBins *bins;		/* pass 2 */
 	int64		sample_rows_kept;	/* rows of `sample` that carry a target (pass 1) */
 	int64	   *sample_src;		/* pass 1: index into yv/yl of each sample slot, or -1 */
+	/* order independence (row_order.c): content hashes seeded by params.seed */
+	const SourceInfo *info;		/* the scan's layout: categorical columns, dictionaries */
+	uint64		h0;				/* hash state for the seed */
+	uint64	   *sample_prio;	/* pass 1: content hash of each sample slot */
+	MlSample	heap;			/* pass 1 over TREES_SAMPLE rows: the bottom-k sample */
+	uint64	   *rh;				/* pass 2: content hash of each row with a target */
 } TreeLoad;
 
 typedef struct LabelEntry
@@ -67,6 +73,10 @@ void		trees_load_init(TreeLoad *L, MemoryContext mcxt, PgEnv *pe, cJSON *params,
 void		trees_load_pass1(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const char *target);
 /* Pass 2 (sources larger than the sample): reads again, binning rows as they arrive. */
 void		trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins *bins);
+/* Puts pass 1's sample (and, when it holds every row, the targets) in the canonical order. */
+void		trees_load_order_sample(TreeLoad *L);
+/* Puts pass 2's binned rows and targets in the canonical order. */
+void		trees_load_order_rows(TreeLoad *L);
 /* Decides the task; turns the targets into class indices or values. */
 MlTask		trees_finish_targets(TreeLoad *L, const char *task_param, const char *target,
 								 char ***classes_out, int *n_classes_out);

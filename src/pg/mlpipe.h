@@ -191,6 +191,22 @@ bool		source_time_type(Oid type);
 /* source_scan into a dense matrix (k-means). */
 void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
 
+/*
+ * row_order.c: training that depends only on the rows (src/core/roworder.h):
+ * content hashes and comparisons of decoded rows (categorical values by
+ * their text), the canonical order within mlpipe.max_memory, and k-means'
+ * use of it.
+ */
+typedef int (*RowTieFn) (void *arg, int64_t a, int64_t b);
+uint64		row_hash_features(uint64 h, const double *x, int d, const bool *categorical,
+							  const SourceDict *dicts);
+int			row_cmp_features(const double *a, const double *b, int d, const bool *categorical,
+							 const SourceDict *dicts);
+int64	   *row_canonical_order(PgEnv *pe, const uint64 *hash, int64 n, RowTieFn tie, void *arg,
+								double held_bytes);
+void		row_permute(PgEnv *pe, void *rows, size_t row_bytes, const int64 *order, int64 n);
+void		source_canonical_order(PgEnv *pe, SourceData *data, uint64 seed);
+
 /* fit.c (mlpipe._fit), fit_kmeans.c, fit_trees.c: what _fit hands back to plpgsql. */
 typedef struct FitOutput
 {

@@ -79,6 +79,7 @@ SELECT split_part(v.model, '_', 1) || CASE WHEN v.model LIKE 'big%' THEN '_' || 
        count(DISTINCT v.metrics - 'training_seconds') AS metrics,
        count(DISTINCT v.profile) AS profiles
   FROM mlpipe.model_versions v
+ WHERE v.source LIKE '%ro.%'
  GROUP BY 1 ORDER BY 1;
 -- the big sources took the two-pass path, and the profile sampled 5,000 of 120,000 rows
 SELECT v.model, (v.lineage->>'passes')::int AS passes, (v.profile->>'rows')::int AS profile_rows

@@ -1,27 +1,26 @@
 /*
  * roworder.c: the canonical row order and the bottom-k sample (roworder.h).
  *
- * The order is an LSD radix sort of (hash, row) pairs, eight passes of one
- * byte each (a pass whose byte is the same in every key is skipped), then
- * each run of equal hashes sorted by the caller's comparison with a merge
- * sort (a run is one row unless rows are identical or, about once in 2^64
- * pairs, hashes collide). The rows themselves are then permuted in place
- * by following cycles.
+ * The order is an in-place MSD radix sort of (hash, row) pairs, one byte a
+ * level (American flag sort: each level permutes its buckets in place, so
+ * the sort needs no memory beyond the pairs), small buckets by insertion
+ * sort; then each run of equal hashes is put in order by the caller's
+ * comparison with an insertion sort, which costs one comparison a row for
+ * identical rows (the usual reason for a run: a collision of two different
+ * rows' 64-bit hashes is about a 2^-64 event per pair). The rows themselves
+ * are then permuted in place by following cycles.
  */
 #include "roworder.h"
 
 #include <math.h>
 #include <string.h>
 
-/* One (hash, row) pair of the sort. */
-typedef struct HashRow
-{
-	uint64_t	h;
-	int64_t		row;
-} HashRow;
+typedef MlHashRow HashRow;
 
-/* Cancel checks: every this many pairs of tie-run sorting. */
-#define TIE_CHECK_EVERY (1 << 16)
+/* Buckets of the radix sort below this size are insertion-sorted. */
+#define SMALL_BUCKET 32
+/* The top-level buckets between two cancel checks. */
+#define CHECK_BUCKETS 16
 
 /* splitmix64's finaliser: every input bit moves every output bit. */
 static inline uint64_t
@@ -114,82 +113,109 @@ ml_cmp_double_rows(const double *a, const double *b, int d)
 	return 0;
 }
 
-/* Peak bytes of ml_canonical_order: two pair arrays, then the order. */
-size_t
-ml_canonical_order_bytes(int64_t n)
-{
-	return (size_t) (n > 0 ? n : 1) * (2 * sizeof(HashRow) + sizeof(int64_t));
-}
-
-/* LSD radix sort of a[0..n) by h, one byte a pass; returns the sorted array (a or tmp). */
-static HashRow *
-radix_sort(const MlEnv *env, HashRow *a, HashRow *tmp, int64_t n, bool *cancelled)
-{
-	int			pass;
-
-	for (pass = 0; pass < 8; pass++)
-	{
-		int64_t		count[256] = {0};
-		int64_t		pos = 0,
-					i;
-		int			shift = pass * 8,
-					b;
-
-		for (i = 0; i < n; i++)
-			count[(a[i].h >> shift) & 0xFF]++;
-		if (count[(a[0].h >> shift) & 0xFF] == n)
-			continue;			/* every key has this byte: nothing moves */
-		for (b = 0; b < 256; b++)
-		{
-			int64_t		c = count[b];
-
-			count[b] = pos;
-			pos += c;
-		}
-		for (i = 0; i < n; i++)
-			tmp[count[(a[i].h >> shift) & 0xFF]++] = a[i];
-		{
-			HashRow    *t = a;
-
-			a = tmp;
-			tmp = t;
-		}
-		if (ml_check(env, "canonical row order", pass + 1, 8, 0))
-		{
-			*cancelled = true;
-			return a;
-		}
-	}
-	return a;
-}
-
-/* Stable merge sort of run[0..n) by tie() (tmp: n pairs of scratch). */
+/* Insertion sort of a[0..n) by hash. */
 static void
-sort_tied(HashRow *run, HashRow *tmp, int64_t n, MlRowTieFn tie, void *arg)
+insertion_sort_hash(HashRow *a, int64_t n)
 {
-	int64_t		h = n / 2,
-				i,
-				j,
-				k;
+	int64_t		i,
+				j;
 
-	if (n < 2)
+	for (i = 1; i < n; i++)
+	{
+		HashRow		v = a[i];
+
+		for (j = i; j > 0 && a[j - 1].h > v.h; j--)
+			a[j] = a[j - 1];
+		a[j] = v;
+	}
+}
+
+/* The byte of h a radix level sorts by. */
+static inline int
+digit(uint64_t h, int shift)
+{
+	return (int) ((h >> shift) & 0xFF);
+}
+
+/*
+ * Permutes a[0..n) in place so that the pairs are grouped by the byte at
+ * shift, ascending; start[b] and count[b] give each bucket.
+ */
+static void
+flag_pass(HashRow *a, int64_t n, int shift, int64_t *start, int64_t *count)
+{
+	int64_t		next[256];
+	int64_t		pos = 0,
+				i;
+	int			b;
+
+	memset(count, 0, sizeof(int64_t) * 256);
+	for (i = 0; i < n; i++)
+		count[digit(a[i].h, shift)]++;
+	for (b = 0; b < 256; b++)
+	{
+		start[b] = next[b] = pos;
+		pos += count[b];
+	}
+	for (b = 0; b < 256; b++)
+		while (next[b] < start[b] + count[b])
+		{
+			HashRow		v = a[next[b]];
+			int			vb = digit(v.h, shift);
+
+			while (vb != b)
+			{
+				HashRow		t = a[next[vb]];
+
+				a[next[vb]++] = v;
+				v = t;
+				vb = digit(v.h, shift);
+			}
+			a[next[b]++] = v;
+		}
+}
+
+/* Sorts a[0..n) by hash, from the byte at shift down. */
+static void
+radix_sort(HashRow *a, int64_t n, int shift)
+{
+	int64_t		start[256],
+				count[256];
+	int			b;
+
+	if (n < SMALL_BUCKET)
+	{
+		insertion_sort_hash(a, n);
 		return;
-	sort_tied(run, tmp, h, tie, arg);
-	sort_tied(run + h, tmp, n - h, tie, arg);
-	if (tie(arg, run[h - 1].row, run[h].row) <= 0)
-		return;					/* already in order (identical rows end here) */
-	memcpy(tmp, run, sizeof(HashRow) * (size_t) n);
-	for (i = 0, j = h, k = 0; i < h && j < n; k++)
-		run[k] = tie(arg, tmp[j].row, tmp[i].row) < 0 ? tmp[j++] : tmp[i++];
-	while (i < h)
-		run[k++] = tmp[i++];
-	while (j < n)
-		run[k++] = tmp[j++];
+	}
+	flag_pass(a, n, shift, start, count);
+	if (shift == 0)
+		return;
+	for (b = 0; b < 256; b++)
+		if (count[b] > 1)
+			radix_sort(a + start[b], count[b], shift - 8);
+}
+
+/* Insertion sort of a run of equal hashes by tie(): one comparison a row when identical. */
+static void
+sort_tied(HashRow *run, int64_t n, MlRowTieFn tie, void *arg)
+{
+	int64_t		i,
+				j;
+
+	for (i = 1; i < n; i++)
+	{
+		HashRow		v = run[i];
+
+		for (j = i; j > 0 && tie(arg, run[j - 1].row, v.row) > 0; j--)
+			run[j] = run[j - 1];
+		run[j] = v;
+	}
 }
 
 /* Sorts every run of equal hashes in a[0..n) by tie(); false when cancelled. */
 static bool
-sort_runs(const MlEnv *env, HashRow *a, HashRow *tmp, int64_t n, MlRowTieFn tie, void *arg)
+sort_runs(const MlEnv *env, HashRow *a, int64_t n, MlRowTieFn tie, void *arg)
 {
 	int64_t		i = 0,
 				since_check = 0;
@@ -202,12 +228,12 @@ sort_runs(const MlEnv *env, HashRow *a, HashRow *tmp, int64_t n, MlRowTieFn tie,
 			j++;
 		if (j - i > 1)
 		{
-			sort_tied(a + i, tmp, j - i, tie, arg);
+			sort_tied(a + i, j - i, tie, arg);
 			since_check += j - i;
-			if (since_check >= TIE_CHECK_EVERY)
+			if (since_check >= (1 << 16))
 			{
 				since_check = 0;
-				if (ml_check(env, "canonical row order", 8, 8, 0))
+				if (ml_check(env, "canonical row order", 2, 2, 0))
 					return false;
 			}
 		}
@@ -216,50 +242,46 @@ sort_runs(const MlEnv *env, HashRow *a, HashRow *tmp, int64_t n, MlRowTieFn tie,
 	return true;
 }
 
-/* The canonical order of n rows (roworder.h). */
+/* Sorts the pairs into the canonical order, in place (roworder.h). */
 MlStatus
-ml_canonical_order(const MlEnv *env, const uint64_t *hash, int64_t n,
-				   MlRowTieFn tie, void *arg, int64_t **order_out, MlError *err)
+ml_canonical_order(const MlEnv *env, MlHashRow *pairs, int64_t n,
+				   MlRowTieFn tie, void *arg, MlError *err)
 {
-	HashRow    *a,
-			   *tmp,
-			   *sorted;
-	int64_t    *order;
-	int64_t		i;
-	bool		cancelled = false;
-	size_t		pairs;
+	int64_t		start[256],
+				count[256];
+	int			b;
 
-	*order_out = NULL;
-	if (n < 0 || !ml_mul_size((size_t) (n > 0 ? n : 1), sizeof(HashRow), &pairs))
-		return ml_fail(err, ML_ERR_MEMORY, "too many rows to order (%lld)", (long long) n);
-	a = ml_alloc(env, pairs);
-	tmp = ml_alloc(env, pairs);
-	if (a == NULL || tmp == NULL)
+	if (n < SMALL_BUCKET)
+		insertion_sort_hash(pairs, n);
+	else
 	{
-		ml_free(env, a);
-		ml_free(env, tmp);
-		return ml_fail(err, ML_ERR_MEMORY, "out of memory ordering %lld rows", (long long) n);
+		/* the top level here, so that a cancel is seen between its buckets */
+		flag_pass(pairs, n, 56, start, count);
+		for (b = 0; b < 256; b++)
+		{
+			if (count[b] > 1)
+				radix_sort(pairs + start[b], count[b], 48);
+			if (b % CHECK_BUCKETS == CHECK_BUCKETS - 1 &&
+				ml_check(env, "canonical row order", 1, 2, 0))
+				return ml_fail_cancelled(err);
+		}
 	}
-	for (i = 0; i < n; i++)
-	{
-		a[i].h = hash[i];
-		a[i].row = i;
-	}
-	sorted = n > 0 ? radix_sort(env, a, tmp, n, &cancelled) : a;
-	if (!cancelled && !sort_runs(env, sorted, sorted == a ? tmp : a, n, tie, arg))
-		cancelled = true;
-	order = cancelled ? NULL : ml_alloc(env, sizeof(int64_t) * (size_t) (n > 0 ? n : 1));
-	if (order)
-		for (i = 0; i < n; i++)
-			order[i] = sorted[i].row;
-	ml_free(env, a);
-	ml_free(env, tmp);
-	if (cancelled)
+	if (!sort_runs(env, pairs, n, tie, arg))
 		return ml_fail_cancelled(err);
-	if (order == NULL)
-		return ml_fail(err, ML_ERR_MEMORY, "out of memory ordering %lld rows", (long long) n);
-	*order_out = order;
 	return ML_OK;
+}
+
+/* The rows of sorted pairs as an order, written over the pairs (roworder.h). */
+int64_t *
+ml_order_from_pairs(MlHashRow *pairs, int64_t n)
+{
+	int64_t    *order = (int64_t *) pairs;
+	int64_t		i;
+
+	/* order[i] sits at byte 8i, pairs[i].row at 16i + 8: writes stay behind reads */
+	for (i = 0; i < n; i++)
+		order[i] = pairs[i].row;
+	return order;
 }
 
 /* Permutes rows in place along the cycles of order (roworder.h). */

@@ -36,16 +36,24 @@ int			ml_cmp_double_rows(const double *a, const double *b, int d);
 /* Compares rows a and b of the caller's data when their hashes are equal. */
 typedef int (*MlRowTieFn) (void *arg, int64_t a, int64_t b);
 
+/* A row's content hash and its position in the caller's data. */
+typedef struct MlHashRow
+{
+	uint64_t	h;
+	int64_t		row;
+} MlHashRow;
+
 /*
- * The canonical order of n rows: *order_out[i] is the row that goes to
- * position i, ascending by hash[], ties by tie(). Allocated through env
- * (the caller frees it); peak memory ml_canonical_order_bytes(n).
- * Cancel-checked between passes.
+ * Sorts pairs[0..n) in place into the canonical order: ascending by h,
+ * equal hashes by tie() (rows that tie() calls equal are identical and
+ * stay in any order). No memory beyond the pairs (16 bytes a row);
+ * cancel-checked. ml_order_from_pairs then turns the sorted pairs, in
+ * place, into the order ml_permute_rows takes (order[i]: the row that goes
+ * to position i) and returns it (the same memory).
  */
-MlStatus	ml_canonical_order(const MlEnv *env, const uint64_t *hash, int64_t n,
-							   MlRowTieFn tie, void *arg, int64_t **order_out,
-							   MlError *err);
-size_t		ml_canonical_order_bytes(int64_t n);
+MlStatus	ml_canonical_order(const MlEnv *env, MlHashRow *pairs, int64_t n,
+							   MlRowTieFn tie, void *arg, MlError *err);
+int64_t    *ml_order_from_pairs(MlHashRow *pairs, int64_t n);
 
 /*
  * Puts n rows of row_bytes each into order (row i becomes the old row

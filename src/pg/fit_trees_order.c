@@ -66,13 +66,19 @@ void
 trees_load_order_sample(TreeLoad *L)
 {
 	int64		ns = L->sample_is_all ? L->seen : L->heap.kept;
+	MlHashRow  *pairs = row_pairs_alloc(L->mcxt, ns,
+										(double) ns * (L->d * sizeof(double) + 2 * sizeof(int64)) +
+										(double) L->n * 2 * sizeof(double));
 	int64	   *order;
 	int64		s,
 				k = 0;
 
-	order = row_canonical_order(L->pe, L->sample_prio, ns, sample_tie, L,
-								(double) ns * (L->d * sizeof(double) + 2 * sizeof(int64)) +
-								(double) L->n * 2 * sizeof(double));
+	for (s = 0; s < ns; s++)
+	{
+		pairs[s].h = L->sample_prio[s];
+		pairs[s].row = s;
+	}
+	order = row_canonical_order(L->pe, pairs, ns, sample_tie, L);
 	row_permute(L->pe, L->sample, sizeof(double) * L->d, order, ns);
 	row_permute(L->pe, L->sample_prio, sizeof(uint64), order, ns);
 	if (L->sample_is_all)
@@ -87,7 +93,7 @@ trees_load_order_sample(TreeLoad *L)
 			}
 		permute_targets(L, order, k);
 	}
-	ml_free(&L->pe->env, order);
+	pfree(pairs);
 }
 
 /* Tie comparison of two binned rows: bin codes, then targets and split values. */
@@ -107,13 +113,10 @@ rows_tie(void *arg, int64_t a, int64_t b)
 void
 trees_load_order_rows(TreeLoad *L)
 {
-	int64	   *order;
+	int64	   *order = row_canonical_order(L->pe, L->rh, L->n, rows_tie, L);
 
-	order = row_canonical_order(L->pe, L->rh, L->n, rows_tie, L,
-								(double) L->n * (L->d + 3 * sizeof(double)));
 	row_permute(L->pe, L->B, L->d, order, L->n);
 	permute_targets(L, order, L->n);
-	ml_free(&L->pe->env, order);
 	pfree(L->rh);
 	L->rh = NULL;
 }

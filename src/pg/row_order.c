@@ -78,22 +78,26 @@ row_cmp_features(const double *a, const double *b, int d, const bool *categorica
 }
 
 /*
- * The canonical order of n rows with these hashes (ties: tie), after
- * checking that it fits in mlpipe.max_memory beside held_bytes already held.
+ * Sorts n (hash, row) pairs into the canonical order (ties: tie) and
+ * returns the order, written over the pairs (pfree the pairs when done).
  */
 int64 *
-row_canonical_order(PgEnv *pe, const uint64 *hash, int64 n, RowTieFn tie, void *arg,
-					double held_bytes)
+row_canonical_order(PgEnv *pe, MlHashRow *pairs, int64 n, RowTieFn tie, void *arg)
 {
 	MlError		err = {0};
-	int64	   *order;
 
-	pg_memory_check(held_bytes + (double) ml_canonical_order_bytes(n),
+	ML_CHECK_STATUS(ml_canonical_order(&pe->env, pairs, n, tie, arg, &err), &err);
+	return (int64 *) ml_order_from_pairs(pairs, n);
+}
+
+/* (hash, row) pairs for n rows, within mlpipe.max_memory beside held_bytes. */
+MlHashRow *
+row_pairs_alloc(MemoryContext mcxt, int64 n, double held_bytes)
+{
+	pg_memory_check(held_bytes + (double) Max(n, 1) * sizeof(MlHashRow),
 					"Raise mlpipe.max_memory, or train on a sample of the source.",
 					"ordering " INT64_FORMAT " training rows by content", n);
-	ML_CHECK_STATUS(ml_canonical_order(&pe->env, (const uint64_t *) hash, n, tie, arg,
-									   (int64_t **) &order, &err), &err);
-	return order;
+	return MemoryContextAllocHuge(mcxt, sizeof(MlHashRow) * Max(n, 1));
 }
 
 /* Puts n rows of row_bytes each into order, in place. */
@@ -125,22 +129,22 @@ source_tie(void *arg, int64_t a, int64_t b)
 void
 source_canonical_order(PgEnv *pe, SourceData *data, uint64 seed)
 {
-	uint64	   *hash = MemoryContextAllocHuge(pe->mcxt, sizeof(uint64) * Max(data->n, 1));
+	double		held = (double) data->n * data->d * sizeof(double);
+	MlHashRow  *pairs = row_pairs_alloc(pe->mcxt, data->n, held);
 	uint64		h0 = ml_hash_start(seed);
 	int64	   *order;
 	int64		r;
 
 	for (r = 0; r < data->n; r++)
 	{
-		hash[r] = ml_hash_finish(row_hash_features(h0, data->X + (Size) r * data->d, data->d,
-												   data->any_categorical ? data->categorical : NULL,
-												   data->dicts));
+		pairs[r].h = ml_hash_finish(row_hash_features(h0, data->X + (Size) r * data->d, data->d,
+													  data->any_categorical ? data->categorical : NULL,
+													  data->dicts));
+		pairs[r].row = r;
 		if ((r & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
-	order = row_canonical_order(pe, hash, data->n, source_tie, data,
-								(double) data->n * (data->d * sizeof(double) + sizeof(uint64)));
-	pfree(hash);
+	order = row_canonical_order(pe, pairs, data->n, source_tie, data);
 	row_permute(pe, data->X, sizeof(double) * data->d, order, data->n);
-	ml_free(&pe->env, order);
+	pfree(pairs);
 }

@@ -29,25 +29,26 @@ tie_rows(void *arg, int64_t a, int64_t b)
 	return ml_cmp_double_rows(r->x + a * r->d, r->x + b * r->d, r->d);
 }
 
-/* The canonical order of x (n x D), applied in place; hashes from hash_of. */
+/* The canonical order of x (n x D), applied in place (collide: two hashes for all rows). */
 static void
 canonicalise(double *x, int64_t n, bool collide)
 {
 	MlEnv		env = mlt_env(1);
 	MlError		err = {0};
-	uint64_t   *h = malloc(sizeof(uint64_t) * n);
-	int64_t    *order;
+	MlHashRow  *pairs = malloc(sizeof(MlHashRow) * n);
 	Rows		r = {x, D};
 	int64_t		i;
 
 	for (i = 0; i < n; i++)
-		h[i] = collide ? (uint64_t) (x[i * D] > 0.5)	/* two hashes for all: every tie path */
+	{
+		pairs[i].h = collide ? (uint64_t) (x[i * D] > 0.5)	/* every tie path */
 			: ml_hash_finish(ml_hash_doubles(ml_hash_start(7), x + i * D, D));
-	if (ml_canonical_order(&env, h, n, tie_rows, &r, &order, &err) != ML_OK ||
-		ml_permute_rows(&env, x, sizeof(double) * D, order, n, &err) != ML_OK)
+		pairs[i].row = i;
+	}
+	if (ml_canonical_order(&env, pairs, n, tie_rows, &r, &err) != ML_OK ||
+		ml_permute_rows(&env, x, sizeof(double) * D, ml_order_from_pairs(pairs, n), n, &err) != ML_OK)
 		printf("# %s\n", err.msg);
-	free(order);
-	free(h);
+	free(pairs);
 }
 
 /* Shuffles n rows of D doubles (Fisher-Yates with a seeded RNG). */
@@ -135,18 +136,63 @@ cancel_now(void *ctx, const char *s, int i, int m, double v)
 	return 1;
 }
 
-/* A cancel during the sort returns "cancelled" and leaks nothing (ASan). */
+/* A cancel during the sort returns "cancelled" (ASan: nothing leaks). */
 static void
 test_cancel(void)
 {
 	MlEnv		env = mlt_env(1);
 	MlError		err = {0};
-	uint64_t	h[4] = {3, 1, 2, 0};
-	int64_t    *order = NULL;
+	MlHashRow  *pairs = malloc(sizeof(MlHashRow) * N);
+	int64_t		i;
 
+	for (i = 0; i < N; i++)
+	{
+		pairs[i].h = ml_hash_finish(ml_hash_u64(1, (uint64_t) i));
+		pairs[i].row = i;
+	}
 	env.check = cancel_now;
-	CHECK(ml_canonical_order(&env, h, 4, tie_rows, NULL, &order, &err) == ML_ERR_INTERNAL &&
-		  order == NULL && strcmp(err.msg, "cancelled") == 0, "a cancel stops the order");
+	CHECK(ml_canonical_order(&env, pairs, N, tie_rows, NULL, &err) == ML_ERR_INTERNAL &&
+		  strcmp(err.msg, "cancelled") == 0, "a cancel stops the order");
+	free(pairs);
+}
+
+/* Tie comparison by row number (test_sorted's rows have no content). */
+static int
+tie_index(void *arg, int64_t a, int64_t b)
+{
+	return (a > b) - (a < b);
+}
+
+/* The radix sort orders random and adversarial hashes (shared prefixes, one bucket). */
+static void
+test_sorted(void)
+{
+	MlEnv		env = mlt_env(1);
+	MlError		err = {0};
+	MlHashRow  *pairs = malloc(sizeof(MlHashRow) * N);
+	int			pattern,
+				ok = 1;
+
+	for (pattern = 0; pattern < 3; pattern++)
+	{
+		int64_t		i;
+
+		for (i = 0; i < N; i++)
+		{
+			uint64_t	r = ml_hash_finish(ml_hash_u64(9, (uint64_t) i));
+
+			pairs[i].h = pattern == 0 ? r : pattern == 1 ? (r & 0xFFFF) : (UINT64_C(0xAB) << 56) | (r >> 40);
+			pairs[i].row = i;
+		}
+		if (ml_canonical_order(&env, pairs, N, tie_index, NULL, &err) != ML_OK)
+			ok = 0;
+		for (i = 1; i < N; i++)
+			if (pairs[i - 1].h > pairs[i].h ||
+				(pairs[i - 1].h == pairs[i].h && pairs[i - 1].row > pairs[i].row))
+				ok = 0;
+	}
+	CHECK(ok, "ascending hashes, ties by the comparison, for random, low-bytes-only and one-top-bucket keys");
+	free(pairs);
 }
 
 /* Bottom-k sampling keeps the same set of rows whatever the offering order. */
@@ -216,6 +262,7 @@ main(void)
 	test_order_independent(false);
 	test_order_independent(true);
 	test_cancel();
+	test_sorted();
 	test_sample();
 	return mlt_done();
 }

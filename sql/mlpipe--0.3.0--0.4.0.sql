@@ -2784,3 +2784,9 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) IS
     'Checks that an existing predict_table target has the columns and unique index the mode needs.';
+
+-- == issue 11: training that depends only on the rows (helper wt-order) ==
+-- Training puts its rows in a canonical order (by content hash) before
+-- anything depends on their positions, so _fit no longer needs to turn
+-- synchronized scans off to see the same order every time.
+ALTER FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) RESET synchronize_seqscans;

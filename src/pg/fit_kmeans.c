@@ -106,8 +106,7 @@ kmeans_preprocess(PgEnv *pe, cJSON *params, SourceData *data, MlPrep *prep, bool
 		{
 			if (!skip_invalid)
 				ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-								errmsg("feature \"%s\" is NULL, NaN or infinite in row " INT64_FORMAT " after preprocessing",
-									   names[j], r + 1),
+								errmsg("feature \"%s\" is NULL, NaN or infinite after preprocessing", names[j]),
 								errhint("Impute it with params.preprocess, or set params.on_null = 'skip'.")));
 			data->skipped++;
 			continue;

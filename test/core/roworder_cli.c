@@ -146,6 +146,5 @@ main(int argc, char **argv)
 	free(x);
 	free(b);
 	free(y);
-	free(h);
 	return 0;
 }

@@ -1,21 +1,18 @@
 /*
  * roworder.c: the canonical row order and the bottom-k sample (roworder.h).
  *
- * The order is an in-place MSD radix sort of (hash, row) pairs, one byte a
- * level (American flag sort: each level permutes its buckets in place, so
- * the sort needs no memory beyond the pairs), small buckets by insertion
- * sort; then each run of equal hashes is put in order by the caller's
- * comparison with an insertion sort, which costs one comparison a row for
- * identical rows (the usual reason for a run: a collision of two different
- * rows' 64-bit hashes is about a 2^-64 event per pair). The rows themselves
- * are then permuted in place by following cycles.
+ * The order is an in-place MSD radix sort of 8-byte keys (32 hash bits
+ * above the row number), one byte a level (American flag sort: each level
+ * permutes its buckets in place, so the sort needs no memory beyond the
+ * keys), small buckets by insertion sort; then each run of equal hash bits
+ * is put in order by the caller's comparison with an insertion sort, which
+ * costs one comparison a row for identical rows (the usual run). The rows
+ * themselves are then permuted in place by following cycles.
  */
 #include "roworder.h"
 
 #include <math.h>
 #include <string.h>
-
-typedef MlHashRow HashRow;
 
 /* Buckets of the radix sort below this size are insertion-sorted. */
 #define SMALL_BUCKET 32
@@ -113,36 +110,36 @@ ml_cmp_double_rows(const double *a, const double *b, int d)
 	return 0;
 }
 
-/* Insertion sort of a[0..n) by hash. */
+/* Insertion sort of a[0..n). */
 static void
-insertion_sort_hash(HashRow *a, int64_t n)
+insertion_sort_keys(uint64_t *a, int64_t n)
 {
 	int64_t		i,
 				j;
 
 	for (i = 1; i < n; i++)
 	{
-		HashRow		v = a[i];
+		uint64_t	v = a[i];
 
-		for (j = i; j > 0 && a[j - 1].h > v.h; j--)
+		for (j = i; j > 0 && a[j - 1] > v; j--)
 			a[j] = a[j - 1];
 		a[j] = v;
 	}
 }
 
-/* The byte of h a radix level sorts by. */
+/* The byte of a key a radix level sorts by. */
 static inline int
-digit(uint64_t h, int shift)
+digit(uint64_t k, int shift)
 {
-	return (int) ((h >> shift) & 0xFF);
+	return (int) ((k >> shift) & 0xFF);
 }
 
 /*
- * Permutes a[0..n) in place so that the pairs are grouped by the byte at
+ * Permutes a[0..n) in place so that the keys are grouped by the byte at
  * shift, ascending; start[b] and count[b] give each bucket.
  */
 static void
-flag_pass(HashRow *a, int64_t n, int shift, int64_t *start, int64_t *count)
+flag_pass(uint64_t *a, int64_t n, int shift, int64_t *start, int64_t *count)
 {
 	int64_t		next[256];
 	int64_t		pos = 0,
@@ -151,7 +148,7 @@ flag_pass(HashRow *a, int64_t n, int shift, int64_t *start, int64_t *count)
 
 	memset(count, 0, sizeof(int64_t) * 256);
 	for (i = 0; i < n; i++)
-		count[digit(a[i].h, shift)]++;
+		count[digit(a[i], shift)]++;
 	for (b = 0; b < 256; b++)
 	{
 		start[b] = next[b] = pos;
@@ -160,24 +157,24 @@ flag_pass(HashRow *a, int64_t n, int shift, int64_t *start, int64_t *count)
 	for (b = 0; b < 256; b++)
 		while (next[b] < start[b] + count[b])
 		{
-			HashRow		v = a[next[b]];
-			int			vb = digit(v.h, shift);
+			uint64_t	v = a[next[b]];
+			int			vb = digit(v, shift);
 
 			while (vb != b)
 			{
-				HashRow		t = a[next[vb]];
+				uint64_t	t = a[next[vb]];
 
 				a[next[vb]++] = v;
 				v = t;
-				vb = digit(v.h, shift);
+				vb = digit(v, shift);
 			}
 			a[next[b]++] = v;
 		}
 }
 
-/* Sorts a[0..n) by hash, from the byte at shift down. */
+/* Sorts a[0..n) from the byte at shift down. */
 static void
-radix_sort(HashRow *a, int64_t n, int shift)
+radix_sort(uint64_t *a, int64_t n, int shift)
 {
 	int64_t		start[256],
 				count[256];
@@ -185,7 +182,7 @@ radix_sort(HashRow *a, int64_t n, int shift)
 
 	if (n < SMALL_BUCKET)
 	{
-		insertion_sort_hash(a, n);
+		insertion_sort_keys(a, n);
 		return;
 	}
 	flag_pass(a, n, shift, start, count);
@@ -196,26 +193,27 @@ radix_sort(HashRow *a, int64_t n, int shift)
 			radix_sort(a + start[b], count[b], shift - 8);
 }
 
-/* Insertion sort of a run of equal hashes by tie(): one comparison a row when identical. */
+/* Insertion sort of a run of equal hash bits by tie(): one comparison a row when identical. */
 static void
-sort_tied(HashRow *run, int64_t n, MlRowTieFn tie, void *arg)
+sort_tied(uint64_t *run, int64_t n, MlRowTieFn tie, void *arg)
 {
 	int64_t		i,
 				j;
 
 	for (i = 1; i < n; i++)
 	{
-		HashRow		v = run[i];
+		uint64_t	v = run[i];
 
-		for (j = i; j > 0 && tie(arg, run[j - 1].row, v.row) > 0; j--)
+		for (j = i; j > 0 && tie(arg, (int64_t) (run[j - 1] & ML_ORDER_ROW_MASK),
+								 (int64_t) (v & ML_ORDER_ROW_MASK)) > 0; j--)
 			run[j] = run[j - 1];
 		run[j] = v;
 	}
 }
 
-/* Sorts every run of equal hashes in a[0..n) by tie(); false when cancelled. */
+/* Sorts every run of equal hash bits in a[0..n) by tie(); false when cancelled. */
 static bool
-sort_runs(const MlEnv *env, HashRow *a, int64_t n, MlRowTieFn tie, void *arg)
+sort_runs(const MlEnv *env, uint64_t *a, int64_t n, MlRowTieFn tie, void *arg)
 {
 	int64_t		i = 0,
 				since_check = 0;
@@ -224,7 +222,7 @@ sort_runs(const MlEnv *env, HashRow *a, int64_t n, MlRowTieFn tie, void *arg)
 	{
 		int64_t		j = i + 1;
 
-		while (j < n && a[j].h == a[i].h)
+		while (j < n && (a[j] >> ML_ORDER_ROW_BITS) == (a[i] >> ML_ORDER_ROW_BITS))
 			j++;
 		if (j - i > 1)
 		{
@@ -242,45 +240,47 @@ sort_runs(const MlEnv *env, HashRow *a, int64_t n, MlRowTieFn tie, void *arg)
 	return true;
 }
 
-/* Sorts the pairs into the canonical order, in place (roworder.h). */
+/* Sorts the keys into the canonical order, in place (roworder.h). */
 MlStatus
-ml_canonical_order(const MlEnv *env, MlHashRow *pairs, int64_t n,
+ml_canonical_order(const MlEnv *env, uint64_t *keys, int64_t n,
 				   MlRowTieFn tie, void *arg, MlError *err)
 {
 	int64_t		start[256],
 				count[256];
 	int			b;
 
+	if (n < 0 || (uint64_t) n > ML_ORDER_ROW_MASK)
+		return ml_fail(err, ML_ERR_DATA, "cannot order %lld rows: at most %llu",
+					   (long long) n, (unsigned long long) ML_ORDER_ROW_MASK);
 	if (n < SMALL_BUCKET)
-		insertion_sort_hash(pairs, n);
+		insertion_sort_keys(keys, n);
 	else
 	{
 		/* the top level here, so that a cancel is seen between its buckets */
-		flag_pass(pairs, n, 56, start, count);
+		flag_pass(keys, n, 56, start, count);
 		for (b = 0; b < 256; b++)
 		{
 			if (count[b] > 1)
-				radix_sort(pairs + start[b], count[b], 48);
+				radix_sort(keys + start[b], count[b], 48);
 			if (b % CHECK_BUCKETS == CHECK_BUCKETS - 1 &&
 				ml_check(env, "canonical row order", 1, 2, 0))
 				return ml_fail_cancelled(err);
 		}
 	}
-	if (!sort_runs(env, pairs, n, tie, arg))
+	if (!sort_runs(env, keys, n, tie, arg))
 		return ml_fail_cancelled(err);
 	return ML_OK;
 }
 
-/* The rows of sorted pairs as an order, written over the pairs (roworder.h). */
+/* The rows of sorted keys as an order, written over the keys (roworder.h). */
 int64_t *
-ml_order_from_pairs(MlHashRow *pairs, int64_t n)
+ml_order_from_keys(uint64_t *keys, int64_t n)
 {
-	int64_t    *order = (int64_t *) pairs;
+	int64_t    *order = (int64_t *) keys;
 	int64_t		i;
 
-	/* order[i] sits at byte 8i, pairs[i].row at 16i + 8: writes stay behind reads */
 	for (i = 0; i < n; i++)
-		order[i] = pairs[i].row;
+		order[i] = (int64_t) (keys[i] & ML_ORDER_ROW_MASK);
 	return order;
 }
 

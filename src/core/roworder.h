@@ -36,24 +36,32 @@ int			ml_cmp_double_rows(const double *a, const double *b, int d);
 /* Compares rows a and b of the caller's data when their hashes are equal. */
 typedef int (*MlRowTieFn) (void *arg, int64_t a, int64_t b);
 
-/* A row's content hash and its position in the caller's data. */
-typedef struct MlHashRow
+/*
+ * The sort key of a row: the top 32 bits of its content hash above its
+ * position in the caller's data (so 8 bytes a row, and at most 2^32 rows).
+ * Rows whose 32 hash bits are equal (identical rows, or about n^2 / 2^33
+ * pairs of different rows) are ordered by tie().
+ */
+#define ML_ORDER_ROW_BITS 32
+#define ML_ORDER_ROW_MASK ((UINT64_C(1) << ML_ORDER_ROW_BITS) - 1)
+
+static inline uint64_t
+ml_order_key(uint64_t hash, int64_t row)
 {
-	uint64_t	h;
-	int64_t		row;
-} MlHashRow;
+	return (hash & ~ML_ORDER_ROW_MASK) | (uint64_t) row;
+}
 
 /*
- * Sorts pairs[0..n) in place into the canonical order: ascending by h,
- * equal hashes by tie() (rows that tie() calls equal are identical and
- * stay in any order). No memory beyond the pairs (16 bytes a row);
- * cancel-checked. ml_order_from_pairs then turns the sorted pairs, in
- * place, into the order ml_permute_rows takes (order[i]: the row that goes
- * to position i) and returns it (the same memory).
+ * Sorts keys[0..n) in place into the canonical order: ascending by hash
+ * bits, equal hash bits by tie() (rows that tie() calls equal are identical
+ * and stay in any order). No memory beyond the keys; cancel-checked.
+ * ml_order_from_keys then turns the sorted keys, in place, into the order
+ * ml_permute_rows takes (order[i]: the row that goes to position i) and
+ * returns it (the same memory).
  */
-MlStatus	ml_canonical_order(const MlEnv *env, MlHashRow *pairs, int64_t n,
+MlStatus	ml_canonical_order(const MlEnv *env, uint64_t *keys, int64_t n,
 							   MlRowTieFn tie, void *arg, MlError *err);
-int64_t    *ml_order_from_pairs(MlHashRow *pairs, int64_t n);
+int64_t    *ml_order_from_keys(uint64_t *keys, int64_t n);
 
 /*
  * Puts n rows of row_bytes each into order (row i becomes the old row

@@ -56,7 +56,7 @@ typedef struct TreeLoad
 	uint64		h0;				/* hash state for the seed */
 	uint64	   *sample_prio;	/* pass 1: content hash of each sample slot */
 	MlSample	heap;			/* pass 1 over TREES_SAMPLE rows: the bottom-k sample */
-	MlHashRow  *rh;				/* pass 2: (content hash, row) of each row with a target */
+	uint64	   *rh;				/* pass 2: sort key (content hash, row) of each row with a target */
 } TreeLoad;
 
 typedef struct LabelEntry

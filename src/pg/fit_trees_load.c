@@ -48,7 +48,7 @@ load_grow_targets(TreeLoad *L)
 	if (L->B)
 		L->B = repalloc_huge(L->B, (Size) newcap * L->d);
 	if (L->rh)
-		L->rh = repalloc_huge(L->rh, sizeof(MlHashRow) * newcap);
+		L->rh = repalloc_huge(L->rh, sizeof(uint64) * newcap);
 	if (L->split_kind != SPLIT_COL_NONE)
 		L->sv = L->sv ? repalloc_huge(L->sv, sizeof(double) * newcap)
 			: MemoryContextAllocHuge(L->mcxt, sizeof(double) * newcap);
@@ -309,8 +309,7 @@ pass2_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 	if (L->B == NULL)
 		L->B = MemoryContextAllocHuge(L->mcxt, (Size) L->cap * L->d);
 	trees_bins_apply_row(L->bins, x, L->B + (Size) L->n * L->d);
-	L->rh[L->n].h = p;
-	L->rh[L->n].row = L->n;
+	L->rh[L->n] = ml_order_key(p, L->n);
 	L->n++;
 }
 
@@ -574,7 +573,7 @@ reset_for_pass2(TreeLoad *L)
 	else
 		L->yl = MemoryContextAllocHuge(L->mcxt, sizeof(int32) * rows);
 	L->B = MemoryContextAllocHuge(L->mcxt, (Size) rows * L->d);
-	L->rh = MemoryContextAllocHuge(L->mcxt, sizeof(MlHashRow) * rows);
+	L->rh = MemoryContextAllocHuge(L->mcxt, sizeof(uint64) * rows);
 	if (L->split_kind != SPLIT_COL_NONE)
 		L->sv = MemoryContextAllocHuge(L->mcxt, sizeof(double) * rows);
 	L->cap = rows;
@@ -588,7 +587,7 @@ trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins
 {
 	Size		bytes = (Size) L->seen * L->d;
 
-	pg_memory_check((double) bytes * 2 + (double) L->seen * sizeof(MlHashRow), "Raise mlpipe.max_memory, or train on a sample of the source.",
+	pg_memory_check((double) bytes * 2 + (double) L->seen * sizeof(uint64), "Raise mlpipe.max_memory, or train on a sample of the source.",
 					"training on " INT64_FORMAT " rows x %d binned features", L->seen, L->d);
 	reset_for_pass2(L);
 	L->bins = bins;

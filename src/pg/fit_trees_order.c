@@ -66,19 +66,16 @@ void
 trees_load_order_sample(TreeLoad *L)
 {
 	int64		ns = L->sample_is_all ? L->seen : L->heap.kept;
-	MlHashRow  *pairs = row_pairs_alloc(L->mcxt, ns,
-										(double) ns * (L->d * sizeof(double) + 2 * sizeof(int64)) +
-										(double) L->n * 2 * sizeof(double));
+	uint64	   *keys = row_keys_alloc(L->mcxt, ns,
+									  (double) ns * (L->d * sizeof(double) + 2 * sizeof(int64)) +
+									  (double) L->n * 2 * sizeof(double));
 	int64	   *order;
 	int64		s,
 				k = 0;
 
 	for (s = 0; s < ns; s++)
-	{
-		pairs[s].h = L->sample_prio[s];
-		pairs[s].row = s;
-	}
-	order = row_canonical_order(L->pe, pairs, ns, sample_tie, L);
+		keys[s] = ml_order_key(L->sample_prio[s], s);
+	order = row_canonical_order(L->pe, keys, ns, sample_tie, L);
 	row_permute(L->pe, L->sample, sizeof(double) * L->d, order, ns);
 	row_permute(L->pe, L->sample_prio, sizeof(uint64), order, ns);
 	if (L->sample_is_all)
@@ -93,7 +90,7 @@ trees_load_order_sample(TreeLoad *L)
 			}
 		permute_targets(L, order, k);
 	}
-	pfree(pairs);
+	pfree(keys);
 }
 
 /* Tie comparison of two binned rows: bin codes, then targets and split values. */

@@ -202,9 +202,8 @@ uint64		row_hash_features(uint64 h, const double *x, int d, const bool *categori
 							  const SourceDict *dicts);
 int			row_cmp_features(const double *a, const double *b, int d, const bool *categorical,
 							 const SourceDict *dicts);
-struct MlHashRow;
-struct MlHashRow *row_pairs_alloc(MemoryContext mcxt, int64 n, double held_bytes);
-int64	   *row_canonical_order(PgEnv *pe, struct MlHashRow *pairs, int64 n, RowTieFn tie, void *arg);
+uint64	   *row_keys_alloc(MemoryContext mcxt, int64 n, double held_bytes);
+int64	   *row_canonical_order(PgEnv *pe, uint64 *keys, int64 n, RowTieFn tie, void *arg);
 void		row_permute(PgEnv *pe, void *rows, size_t row_bytes, const int64 *order, int64 n);
 void		source_canonical_order(PgEnv *pe, SourceData *data, uint64 seed);
 

@@ -78,26 +78,26 @@ row_cmp_features(const double *a, const double *b, int d, const bool *categorica
 }
 
 /*
- * Sorts n (hash, row) pairs into the canonical order (ties: tie) and
- * returns the order, written over the pairs (pfree the pairs when done).
+ * Sorts n keys (ml_order_key) into the canonical order (ties: tie) and
+ * returns the order, written over the keys (pfree the keys when done).
  */
 int64 *
-row_canonical_order(PgEnv *pe, MlHashRow *pairs, int64 n, RowTieFn tie, void *arg)
+row_canonical_order(PgEnv *pe, uint64 *keys, int64 n, RowTieFn tie, void *arg)
 {
 	MlError		err = {0};
 
-	ML_CHECK_STATUS(ml_canonical_order(&pe->env, pairs, n, tie, arg, &err), &err);
-	return (int64 *) ml_order_from_pairs(pairs, n);
+	ML_CHECK_STATUS(ml_canonical_order(&pe->env, (uint64_t *) keys, n, tie, arg, &err), &err);
+	return (int64 *) ml_order_from_keys((uint64_t *) keys, n);
 }
 
-/* (hash, row) pairs for n rows, within mlpipe.max_memory beside held_bytes. */
-MlHashRow *
-row_pairs_alloc(MemoryContext mcxt, int64 n, double held_bytes)
+/* Sort keys for n rows (8 bytes a row), within mlpipe.max_memory beside held_bytes. */
+uint64 *
+row_keys_alloc(MemoryContext mcxt, int64 n, double held_bytes)
 {
-	pg_memory_check(held_bytes + (double) Max(n, 1) * sizeof(MlHashRow),
+	pg_memory_check(held_bytes + (double) Max(n, 1) * sizeof(uint64),
 					"Raise mlpipe.max_memory, or train on a sample of the source.",
 					"ordering " INT64_FORMAT " training rows by content", n);
-	return MemoryContextAllocHuge(mcxt, sizeof(MlHashRow) * Max(n, 1));
+	return MemoryContextAllocHuge(mcxt, sizeof(uint64) * Max(n, 1));
 }
 
 /* Puts n rows of row_bytes each into order, in place. */
@@ -129,22 +129,20 @@ source_tie(void *arg, int64_t a, int64_t b)
 void
 source_canonical_order(PgEnv *pe, SourceData *data, uint64 seed)
 {
-	double		held = (double) data->n * data->d * sizeof(double);
-	MlHashRow  *pairs = row_pairs_alloc(pe->mcxt, data->n, held);
+	uint64	   *keys = row_keys_alloc(pe->mcxt, data->n, (double) data->n * data->d * sizeof(double));
 	uint64		h0 = ml_hash_start(seed);
 	int64	   *order;
 	int64		r;
 
 	for (r = 0; r < data->n; r++)
 	{
-		pairs[r].h = ml_hash_finish(row_hash_features(h0, data->X + (Size) r * data->d, data->d,
-													  data->any_categorical ? data->categorical : NULL,
-													  data->dicts));
-		pairs[r].row = r;
+		keys[r] = ml_order_key(ml_hash_finish(row_hash_features(h0, data->X + (Size) r * data->d, data->d,
+																data->any_categorical ? data->categorical : NULL,
+																data->dicts)), r);
 		if ((r & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
-	order = row_canonical_order(pe, pairs, data->n, source_tie, data);
+	order = row_canonical_order(pe, keys, data->n, source_tie, data);
 	row_permute(pe, data->X, sizeof(double) * data->d, order, data->n);
-	pfree(pairs);
+	pfree(keys);
 }

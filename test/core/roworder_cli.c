@@ -10,7 +10,7 @@
  * times: hashing every row, the order (radix sort and tie runs), and
  * permuting the rows as doubles (k-means: N x D x 8 bytes) and as bin codes
  * (trees: N x D bytes, plus an 8-byte target). Prints key=value lines:
- * seconds of each step (CPU), and the bytes the order adds (16 a row).
+ * seconds of each step (CPU), and the bytes the order adds (8 a row).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +78,7 @@ main(int argc, char **argv)
 				t_perm_b;
 	uint8_t    *b;
 	double	   *y;
-	MlHashRow  *pairs;
+	uint64_t   *keys;
 	MlRng		rng;
 	Rows		rows;
 
@@ -93,8 +93,8 @@ main(int argc, char **argv)
 	x = malloc(sizeof(double) * n * d);
 	b = malloc((size_t) n * d);
 	y = malloc(sizeof(double) * n);
-	pairs = malloc(sizeof(MlHashRow) * n);
-	if (!x || !b || !y || !pairs)
+	keys = malloc(sizeof(uint64_t) * n);
+	if (!x || !b || !y || !keys)
 		return 1;
 	ml_rng_seed(&rng, 1);
 	for (i = 0; i < n * d; i++)
@@ -109,21 +109,18 @@ main(int argc, char **argv)
 
 	t0 = cpu_now();
 	for (i = 0; i < n; i++)
-	{
-		pairs[i].h = ml_hash_finish(ml_hash_doubles(ml_hash_start(0), x + i * d, d));
-		pairs[i].row = i;
-	}
+		keys[i] = ml_order_key(ml_hash_finish(ml_hash_doubles(ml_hash_start(0), x + i * d, d)), i);
 	t_hash = cpu_now() - t0;
 
 	rows.x = x;
 	rows.d = d;
 	t0 = cpu_now();
-	if (ml_canonical_order(&env, pairs, n, tie_rows, &rows, &err) != ML_OK)
+	if (ml_canonical_order(&env, keys, n, tie_rows, &rows, &err) != ML_OK)
 	{
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
 	}
-	order = ml_order_from_pairs(pairs, n);
+	order = ml_order_from_keys(keys, n);
 	t_order = cpu_now() - t0;
 
 	t0 = cpu_now();
@@ -139,10 +136,10 @@ main(int argc, char **argv)
 	printf("permute_doubles_seconds=%.3f\npermute_bins_and_target_seconds=%.3f\n", t_perm_x, t_perm_b);
 	printf("kmeans_path_seconds=%.3f\ntrees_path_seconds=%.3f\n",
 		   t_hash + t_order + t_perm_x, t_hash + t_order + t_perm_b);
-	printf("order_bytes=%lld (the pairs; a bitmap of n/8 and one row while permuting)\n",
-		   (long long) (n * (int64_t) sizeof(MlHashRow)));
+	printf("order_bytes=%lld (the keys; a bitmap of n/8 and one row while permuting)\n",
+		   (long long) (n * (int64_t) sizeof(uint64_t)));
 	printf("data_bytes_doubles=%lld data_bytes_bins=%lld\n", (long long) (n * d * 8), (long long) n * d);
-	free(pairs);
+	free(keys);
 	free(x);
 	free(b);
 	free(y);

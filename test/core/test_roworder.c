@@ -35,20 +35,17 @@ canonicalise(double *x, int64_t n, bool collide)
 {
 	MlEnv		env = mlt_env(1);
 	MlError		err = {0};
-	MlHashRow  *pairs = malloc(sizeof(MlHashRow) * n);
+	uint64_t   *keys = malloc(sizeof(uint64_t) * n);
 	Rows		r = {x, D};
 	int64_t		i;
 
 	for (i = 0; i < n; i++)
-	{
-		pairs[i].h = collide ? (uint64_t) (x[i * D] > 0.5)	/* every tie path */
-			: ml_hash_finish(ml_hash_doubles(ml_hash_start(7), x + i * D, D));
-		pairs[i].row = i;
-	}
-	if (ml_canonical_order(&env, pairs, n, tie_rows, &r, &err) != ML_OK ||
-		ml_permute_rows(&env, x, sizeof(double) * D, ml_order_from_pairs(pairs, n), n, &err) != ML_OK)
+		keys[i] = ml_order_key(collide ? (uint64_t) (x[i * D] > 0.5) << 63	/* every tie path */
+							   : ml_hash_finish(ml_hash_doubles(ml_hash_start(7), x + i * D, D)), i);
+	if (ml_canonical_order(&env, keys, n, tie_rows, &r, &err) != ML_OK ||
+		ml_permute_rows(&env, x, sizeof(double) * D, ml_order_from_keys(keys, n), n, &err) != ML_OK)
 		printf("# %s\n", err.msg);
-	free(pairs);
+	free(keys);
 }
 
 /* Shuffles n rows of D doubles (Fisher-Yates with a seeded RNG). */
@@ -142,18 +139,15 @@ test_cancel(void)
 {
 	MlEnv		env = mlt_env(1);
 	MlError		err = {0};
-	MlHashRow  *pairs = malloc(sizeof(MlHashRow) * N);
+	uint64_t   *keys = malloc(sizeof(uint64_t) * N);
 	int64_t		i;
 
 	for (i = 0; i < N; i++)
-	{
-		pairs[i].h = ml_hash_finish(ml_hash_u64(1, (uint64_t) i));
-		pairs[i].row = i;
-	}
+		keys[i] = ml_order_key(ml_hash_finish(ml_hash_u64(1, (uint64_t) i)), i);
 	env.check = cancel_now;
-	CHECK(ml_canonical_order(&env, pairs, N, tie_rows, NULL, &err) == ML_ERR_INTERNAL &&
+	CHECK(ml_canonical_order(&env, keys, N, tie_rows, NULL, &err) == ML_ERR_INTERNAL &&
 		  strcmp(err.msg, "cancelled") == 0, "a cancel stops the order");
-	free(pairs);
+	free(keys);
 }
 
 /* Tie comparison by row number (test_sorted's rows have no content). */
@@ -169,7 +163,7 @@ test_sorted(void)
 {
 	MlEnv		env = mlt_env(1);
 	MlError		err = {0};
-	MlHashRow  *pairs = malloc(sizeof(MlHashRow) * N);
+	uint64_t   *keys = malloc(sizeof(uint64_t) * N);
 	int			pattern,
 				ok = 1;
 
@@ -181,18 +175,19 @@ test_sorted(void)
 		{
 			uint64_t	r = ml_hash_finish(ml_hash_u64(9, (uint64_t) i));
 
-			pairs[i].h = pattern == 0 ? r : pattern == 1 ? (r & 0xFFFF) : (UINT64_C(0xAB) << 56) | (r >> 40);
-			pairs[i].row = i;
+			keys[i] = ml_order_key(pattern == 0 ? r : pattern == 1 ? (r & (UINT64_C(0xFF) << 32))
+								   : (UINT64_C(0xAB) << 56) | (r >> 40 << 32), i);
 		}
-		if (ml_canonical_order(&env, pairs, N, tie_index, NULL, &err) != ML_OK)
+		if (ml_canonical_order(&env, keys, N, tie_index, NULL, &err) != ML_OK)
 			ok = 0;
 		for (i = 1; i < N; i++)
-			if (pairs[i - 1].h > pairs[i].h ||
-				(pairs[i - 1].h == pairs[i].h && pairs[i - 1].row > pairs[i].row))
+			if (keys[i - 1] > keys[i])	/* hash bits, then (tie_index) row */
 				ok = 0;
 	}
-	CHECK(ok, "ascending hashes, ties by the comparison, for random, low-bytes-only and one-top-bucket keys");
-	free(pairs);
+	CHECK(ok, "ascending hashes, ties by the comparison, for random, one-byte and one-top-bucket keys");
+	CHECK(ml_canonical_order(&env, keys, (int64_t) 1 << 33, tie_index, NULL, &err) == ML_ERR_DATA,
+		  "more than 2^32 rows is refused: %s", err.msg);
+	free(keys);
 }
 
 /* Bottom-k sampling keeps the same set of rows whatever the offering order. */

@@ -458,7 +458,7 @@ preprocess_sample(TreeFit *F)
  * Phase bin: edges feature by feature from the sample (with preprocessing,
  * from its training rows only), one column at a time: a column-major copy
  * of the whole sample would double pass 1's memory. When every row is in
- * the sample, bins them, in source order, with their targets; otherwise
+ * the sample, bins them, in the canonical order, with their targets; otherwise
  * pass 2 reads the source again and bins rows as they arrive.
  */
 static void

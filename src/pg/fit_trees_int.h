@@ -10,7 +10,6 @@
 
 #include "utils/hsearch.h"
 
-#include "roworder.h"
 #include "trees.h"
 
 /* Rows of the seeded reservoir sample that gives the bin edges. */
@@ -24,14 +23,14 @@ typedef struct TreeLoad
 	bool		classify_by_type;	/* text, bool, enum targets */
 	bool		int_target;
 	bool		on_null_error;
-	/* pass 1: reservoir sample for the bin edges */
+	/* pass 1: the sample for the bin edges (smallest content hashes) */
 	double	   *sample;			/* up to TREES_SAMPLE x d, row-major, grown on demand */
 	int64		sample_cap;		/* rows allocated in sample */
 	int64		seen;			/* rows seen in pass 1 */
 	bool		sample_is_all;	/* every row so far is in the sample, in order */
 	bool		prep_param;		/* params.preprocess given */
-	bool		keep_all;		/* preprocessing: keep every row (no reservoir) */
-	/* rows with a target, in source order */
+	bool		keep_all;		/* preprocessing: keep every row (no sampling) */
+	/* rows with a target: in source order, then the canonical order */
 	int64		n;
 	int64		cap;
 	uint8	   *B;				/* n x d bin codes (pass 2), or NULL */

@@ -40,8 +40,6 @@
 
 #include <math.h>
 
-#include "roworder.h"
-
 #define PROFILE_MAX_VALUES (4 * 1024 * 1024)	/* 32 MB of sampled values */
 #define PROFILE_TOP_CATEGORIES 20
 

@@ -11,8 +11,6 @@
 
 #include <math.h>
 
-#include "roworder.h"
-
 /* The text behind a categorical code, or NULL for a code that has none. */
 static inline const char *
 category_text(const SourceDict *dict, double v, bool *has_text)
@@ -82,7 +80,7 @@ row_cmp_features(const double *a, const double *b, int d, const bool *categorica
  * returns the order, written over the keys (pfree the keys when done).
  */
 int64 *
-row_canonical_order(PgEnv *pe, uint64 *keys, int64 n, RowTieFn tie, void *arg)
+row_canonical_order(PgEnv *pe, uint64 *keys, int64 n, MlRowTieFn tie, void *arg)
 {
 	MlError		err = {0};
 

@@ -67,6 +67,10 @@ SELECT count(*) AS trained FROM ro.spec s,
                   ('moved', CASE WHEN s.big THEN NULL ELSE 'ro.moved' END)) src(kind, source),
   LATERAL mlpipe.train(s.name || '_' || src.kind, s.algorithm, src.source, s.target, s.features, s.params) t
  WHERE src.source IS NOT NULL;
+-- time travel (params.as_of on a timestamp column): the rows before the cut, in any order
+SELECT count(*) AS as_of FROM (VALUES ('table', 'ro.d'), ('shuffled', 'ro.shuffled'), ('moved', 'ro.moved')) src(kind, rel),
+  LATERAL mlpipe.train('asof_' || src.kind, 'gbt', 'SELECT x1, x2, x3, ybin, day FROM ' || src.rel, 'ybin', NULL,
+                       '{"n_estimators": 10, "as_of": "2024-06-01", "as_of_column": "day"}') t;
 -- warm starts from the table's and the shuffled source's k-means, on each source
 SELECT count(*) AS warm FROM (VALUES ('table', 'ro.d'), ('shuffled', 'SELECT * FROM ro.shuffled'), ('moved', 'ro.moved')) src(kind, source),
   LATERAL (VALUES ('km', 'kmeans'), ('mb', 'minibatch_kmeans')) w(base, algorithm),

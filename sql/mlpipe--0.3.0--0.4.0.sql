@@ -4859,3 +4859,9 @@ BEGIN
         RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
     END CASE;
 END $$;
+
+-- == issue 11: training that depends only on the rows (helper wt-order) ==
+-- Training puts its rows in a canonical order (by content hash) before
+-- anything depends on their positions, so _fit no longer needs to turn
+-- synchronized scans off to see the same order every time.
+ALTER FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) RESET synchronize_seqscans;

@@ -8,11 +8,9 @@ CREATE FUNCTION mlpipe._fit(
 RETURNS mlpipe.fit_result
 AS 'MODULE_PATHNAME', 'mlpipe_fit'
 LANGUAGE C VOLATILE;
--- The same seed must give the same artifact. A table bigger than a quarter
--- of shared_buffers is read from wherever another scan of it last was
--- (synchronized scans), so the row order, the binning sample and the model
--- changed between runs; training reads its source from the start.
-ALTER FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) SET synchronize_seqscans = off;
+-- The model depends only on the rows, not on the order they arrive in
+-- (src/core/roworder.h), so a synchronized scan that starts mid-table, a
+-- Citus table or an ORDER BY train the same artifact: no setting pinned.
 COMMENT ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) IS
     'Trains an algorithm on a source in C and returns the artifact, metrics and fit token for _register.';
 REVOKE ALL ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) FROM PUBLIC;

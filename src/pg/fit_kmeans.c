@@ -106,8 +106,7 @@ kmeans_preprocess(PgEnv *pe, cJSON *params, SourceData *data, MlPrep *prep, bool
 		{
 			if (!skip_invalid)
 				ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-								errmsg("feature \"%s\" is NULL, NaN or infinite in row " INT64_FORMAT " after preprocessing",
-									   names[j], r + 1),
+								errmsg("feature \"%s\" is NULL, NaN or infinite after preprocessing", names[j]),
 								errhint("Impute it with params.preprocess, or set params.on_null = 'skip'.")));
 			data->skipped++;
 			continue;
@@ -236,6 +235,8 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	source_load(&spec, mcxt, &data);
 	if (spec.profile)
 		fo->profile = profile_finish(spec.profile);
+	/* The same rows in any arrival order train the same model. */
+	source_canonical_order(&pe, &data, kp.seed);
 	memset(&prep, 0, sizeof(prep));
 	if (data.any_categorical || prep_requested(params))
 	{

@@ -459,6 +459,8 @@ load_source(TreeFit *F, const char *source, ArrayType *features, FitOutput *fo)
 	if (F->spec.profile)
 		fo->profile = profile_finish(F->spec.profile);
 	F->spec.profile = NULL;
+	/* The same rows in any arrival order train the same model. */
+	trees_load_order_sample(&F->L);
 }
 
 /*
@@ -501,7 +503,7 @@ preprocess_sample(TreeFit *F)
  * Phase bin: edges feature by feature from the sample (with preprocessing,
  * from its training rows only), one column at a time: a column-major copy
  * of the whole sample would double pass 1's memory. When every row is in
- * the sample, bins them, in source order, with their targets; otherwise
+ * the sample, bins them, in the canonical order, with their targets; otherwise
  * pass 2 reads the source again and bins rows as they arrive.
  */
 static void
@@ -549,7 +551,10 @@ bin_rows(TreeFit *F)
 	L->sample = NULL;
 	trees_release_free_memory();
 	if (!L->sample_is_all)
+	{
 		trees_load_pass2(L, &F->spec, &F->info, bins);
+		trees_load_order_rows(L);
+	}
 	if (L->n == 0)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", F->target, F->info.n)));

@@ -23,15 +23,14 @@ typedef struct TreeLoad
 	bool		classify_by_type;	/* text, bool, enum targets */
 	bool		int_target;
 	bool		on_null_error;
-	/* pass 1: reservoir sample for the bin edges */
+	/* pass 1: the sample for the bin edges (smallest content hashes) */
 	double	   *sample;			/* up to TREES_SAMPLE x d, row-major, grown on demand */
 	int64		sample_cap;		/* rows allocated in sample */
 	int64		seen;			/* rows seen in pass 1 */
-	MlRng		rng;
 	bool		sample_is_all;	/* every row so far is in the sample, in order */
 	bool		prep_param;		/* params.preprocess given */
-	bool		keep_all;		/* preprocessing: keep every row (no reservoir) */
-	/* rows with a target, in source order */
+	bool		keep_all;		/* preprocessing: keep every row (no sampling) */
+	/* rows with a target: in source order, then the canonical order */
 	int64		n;
 	int64		cap;
 	uint8	   *B;				/* n x d bin codes (pass 2), or NULL */
@@ -51,6 +50,12 @@ typedef struct TreeLoad
 	const TreeBins *bins;		/* pass 2 */
 	int64		sample_rows_kept;	/* rows of `sample` that carry a target (pass 1) */
 	int64	   *sample_src;		/* pass 1: index into yv/yl of each sample slot, or -1 */
+	/* order independence (row_order.c): content hashes seeded by params.seed */
+	const SourceInfo *info;		/* the scan's layout: categorical columns, dictionaries */
+	uint64		h0;				/* hash state for the seed */
+	uint64	   *sample_prio;	/* pass 1: content hash of each sample slot */
+	MlSample	heap;			/* pass 1 over TREES_SAMPLE rows: the bottom-k sample */
+	uint64	   *rh;				/* pass 2: sort key (content hash, row) of each row with a target */
 } TreeLoad;
 
 typedef struct LabelEntry
@@ -67,6 +72,10 @@ void		trees_load_init(TreeLoad *L, MemoryContext mcxt, PgEnv *pe, cJSON *params,
 void		trees_load_pass1(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const char *target);
 /* Pass 2 (sources larger than the sample): reads again, binning rows as they arrive. */
 void		trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins *bins);
+/* Puts pass 1's sample (and, when it holds every row, the targets) in the canonical order. */
+void		trees_load_order_sample(TreeLoad *L);
+/* Puts pass 2's binned rows and targets in the canonical order. */
+void		trees_load_order_rows(TreeLoad *L);
 /* Decides the task; turns the targets into class indices or values. */
 MlTask		trees_finish_targets(TreeLoad *L, const char *task_param, const char *target,
 								 char ***classes_out, int *n_classes_out);

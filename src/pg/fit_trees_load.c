@@ -1,13 +1,17 @@
 /*
  * fit_trees_load.c: reading a training source for the tree models.
  *
- * Pass 1 keeps a seeded reservoir sample of TREES_SAMPLE rows (as doubles)
- * for the bin edges and, while the source is no larger than the sample (or
- * preprocessing needs every row), every row with its target; pass 2 (only
- * for larger sources) reads the source again and bins each row as it
- * arrives, one byte per value. Targets become provisional label ids (text,
- * boolean, enum targets) or values, and at the end final class indices or
- * regression values (trees_finish_targets).
+ * Pass 1 keeps a sample of TREES_SAMPLE rows (as doubles) for the bin
+ * edges: the rows with the smallest content hashes seeded by params.seed,
+ * so the same rows in any order give the same sample; while the source is
+ * no larger than the sample (or preprocessing needs every row), it holds
+ * every row with its target. Pass 2 (only for larger sources) reads the
+ * source again and bins each row as it arrives, one byte per value. Either
+ * way the rows are then put in the canonical order (ascending content hash,
+ * ties by content: src/core/roworder.h) before anything depends on their
+ * positions. Targets become provisional label ids (text, boolean, enum
+ * targets) or values, and at the end final class indices or regression
+ * values (trees_finish_targets).
  */
 #include "fit_trees_int.h"
 
@@ -43,6 +47,8 @@ load_grow_targets(TreeLoad *L)
 			: MemoryContextAllocHuge(L->mcxt, sizeof(int32) * newcap);
 	if (L->B)
 		L->B = repalloc_huge(L->B, (Size) newcap * L->d);
+	if (L->rh)
+		L->rh = repalloc_huge(L->rh, sizeof(uint64) * newcap);
 	if (L->split_kind != SPLIT_COL_NONE)
 		L->sv = L->sv ? repalloc_huge(L->sv, sizeof(double) * newcap)
 			: MemoryContextAllocHuge(L->mcxt, sizeof(double) * newcap);
@@ -86,6 +92,48 @@ label_id(TreeLoad *L, const char *label)
 	return e->id;
 }
 
+/* A numeric target datum as a double. */
+static double
+target_number(TreeLoad *L, Datum d)
+{
+	switch (L->target_type)
+	{
+		case INT2OID: return DatumGetInt16(d);
+		case INT4OID: return DatumGetInt32(d);
+		case INT8OID: return (double) DatumGetInt64(d);
+		case FLOAT4OID: return DatumGetFloat4(d);
+		case FLOAT8OID: return DatumGetFloat8(d);
+		default:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+	}
+}
+
+/*
+ * The content hash of a row: its features (categorical ones by text), its
+ * target as loaded (a label by its text, -0 as 0) and its split value.
+ */
+static uint64
+row_hash(TreeLoad *L, const double *x, const SourceTarget *t)
+{
+	uint64		h = row_hash_features(L->h0, x, L->d,
+									  L->info->any_categorical ? L->info->categorical : NULL,
+									  L->info->dicts);
+
+	if (t->isnull)
+		h = ml_hash_u64(h, 1);
+	else if (L->classify_by_type)
+		h = ml_hash_text(ml_hash_u64(h, 2), target_label(L, t->datum));
+	else
+	{
+		double		v = target_number(L, t->datum);
+
+		h = ml_hash_double(ml_hash_u64(h, 2), v == 0 ? 0.0 : v);
+	}
+	if (L->split_kind != SPLIT_COL_NONE)
+		h = t->split_isnull ? ml_hash_u64(h, 3) : ml_hash_double(ml_hash_u64(h, 4), t->split_value);
+	return ml_hash_finish(h);
+}
+
 /* Records the target of the next row; false when the row is skipped. */
 static bool
 load_target(TreeLoad *L, const SourceTarget *t, int64 rowno)
@@ -105,18 +153,8 @@ load_target(TreeLoad *L, const SourceTarget *t, int64 rowno)
 		L->yl[L->n] = label_id(L, target_label(L, t->datum));
 	else
 	{
-		double		v;
+		double		v = target_number(L, t->datum);
 
-		switch (L->target_type)
-		{
-			case INT2OID: v = DatumGetInt16(t->datum); break;
-			case INT4OID: v = DatumGetInt32(t->datum); break;
-			case INT8OID: v = (double) DatumGetInt64(t->datum); break;
-			case FLOAT4OID: v = DatumGetFloat4(t->datum); break;
-			case FLOAT8OID: v = DatumGetFloat8(t->datum); break;
-			default:
-				v = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, t->datum));
-		}
 		if (!isfinite(v))
 		{
 			if (L->on_null_error)
@@ -183,21 +221,44 @@ sample_reserve(TreeLoad *L, int64 rows)
 	cap = Max(L->sample_cap * 2, 8192);
 	if (!L->keep_all)
 		cap = Min(cap, TREES_SAMPLE);
-	bytes = (Size) cap * L->d * (sizeof(double) + 1) + sizeof(int64) * cap;
+	bytes = (Size) cap * L->d * (sizeof(double) + 1) + (sizeof(int64) + sizeof(uint64)) * cap;
 	pg_memory_check((double) bytes, "Raise mlpipe.max_memory, or train on a sample of the source.",
 					"training data of " INT64_FORMAT " rows x %d features", cap, L->d);
 	L->sample = L->sample ? repalloc_huge(L->sample, sizeof(double) * cap * L->d)
 		: MemoryContextAllocHuge(L->mcxt, sizeof(double) * cap * L->d);
 	L->sample_src = L->sample_src ? repalloc_huge(L->sample_src, sizeof(int64) * cap)
 		: MemoryContextAllocHuge(L->mcxt, sizeof(int64) * cap);
+	L->sample_prio = L->sample_prio ? repalloc_huge(L->sample_prio, sizeof(uint64) * cap)
+		: MemoryContextAllocHuge(L->mcxt, sizeof(uint64) * cap);
 	L->sample_cap = cap;
 }
 
-/* Pass 1: reservoir sample (Algorithm R); while it holds every row, keep targets. */
+/*
+ * Turns the full sample into a max-heap by content hash, the first time a
+ * row does not fit: from here on it keeps the TREES_SAMPLE smallest hashes.
+ */
+static void
+sample_start_heap(TreeLoad *L)
+{
+	int64		i;
+
+	L->sample_is_all = false;
+	L->heap.prio = L->sample_prio;
+	L->heap.rows = L->sample;
+	L->heap.row_bytes = sizeof(double) * L->d;
+	L->heap.cap = TREES_SAMPLE;
+	L->heap.kept = 0;
+	L->heap.tmp = MemoryContextAlloc(L->mcxt, sizeof(double) * Max(L->d, 1));
+	for (i = 0; i < L->seen; i++)
+		ml_sample_commit(&L->heap, i, L->sample_prio[i]);
+}
+
+/* Pass 1: the sample of the smallest content hashes; while it holds every row, keep targets. */
 static void
 pass1_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 {
 	TreeLoad   *L = arg;
+	uint64		p = row_hash(L, x, t);
 	int64		slot;
 
 	if (L->seen < TREES_SAMPLE || L->keep_all)
@@ -205,16 +266,20 @@ pass1_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 		sample_reserve(L, L->seen + 1);
 		slot = L->seen;
 		L->sample_src[slot] = load_target(L, t, rowno) ? L->n++ : -1;
+		L->sample_prio[slot] = p;
+		memcpy(L->sample + (Size) slot * L->d, x, sizeof(double) * L->d);
 	}
 	else
 	{
-		L->sample_is_all = false;
-		slot = (int64) ml_rng_below(&L->rng, (uint64) L->seen + 1);
-		if (slot >= TREES_SAMPLE)
-			slot = -1;
+		if (L->sample_is_all)
+			sample_start_heap(L);
+		slot = ml_sample_slot(&L->heap, p);
+		if (slot >= 0)
+		{
+			memcpy(L->sample + (Size) slot * L->d, x, sizeof(double) * L->d);
+			ml_sample_commit(&L->heap, slot, p);
+		}
 	}
-	if (slot >= 0)
-		memcpy(L->sample + (Size) slot * L->d, x, sizeof(double) * L->d);
 	L->seen++;
 }
 
@@ -237,11 +302,14 @@ pass2_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 {
 	TreeLoad   *L = arg;
 
+	uint64		p = row_hash(L, x, t);
+
 	if (!load_target(L, t, rowno))
 		return;
 	if (L->B == NULL)
 		L->B = MemoryContextAllocHuge(L->mcxt, (Size) L->cap * L->d);
 	trees_bins_apply_row(L->bins, x, L->B + (Size) L->n * L->d);
+	L->rh[L->n] = ml_order_key(p, L->n);
 	L->n++;
 }
 
@@ -458,7 +526,7 @@ trees_load_init(TreeLoad *L, MemoryContext mcxt, PgEnv *pe, cJSON *params, uint6
 	L->on_null_error = strcmp(params_choice(params, "on_null", "skip", on_null_names), "error") == 0;
 	L->prep_param = prep_requested(params);
 	L->sample_is_all = true;
-	ml_rng_seed(&L->rng, seed);
+	L->h0 = ml_hash_start(seed);
 	L->label_ids = create_label_table(mcxt);
 }
 
@@ -466,6 +534,7 @@ void
 trees_load_pass1(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const char *target)
 {
 	spec->on_plan = pass1_plan;
+	L->info = info;
 	source_scan(spec, L->mcxt, pass1_row, L, info);
 	if (L->n == 0 && L->sample_is_all)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
@@ -496,12 +565,15 @@ reset_for_pass2(TreeLoad *L)
 	L->B = NULL;
 	pfree(L->sample_src);
 	L->sample_src = NULL;
+	pfree(L->sample_prio);
+	L->sample_prio = NULL;
 	trees_release_free_memory();
 	if (!L->classify_by_type)
 		L->yv = MemoryContextAllocHuge(L->mcxt, sizeof(double) * rows);
 	else
 		L->yl = MemoryContextAllocHuge(L->mcxt, sizeof(int32) * rows);
 	L->B = MemoryContextAllocHuge(L->mcxt, (Size) rows * L->d);
+	L->rh = MemoryContextAllocHuge(L->mcxt, sizeof(uint64) * rows);
 	if (L->split_kind != SPLIT_COL_NONE)
 		L->sv = MemoryContextAllocHuge(L->mcxt, sizeof(double) * rows);
 	L->cap = rows;
@@ -515,10 +587,11 @@ trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins
 {
 	Size		bytes = (Size) L->seen * L->d;
 
-	pg_memory_check((double) bytes * 2, "Raise mlpipe.max_memory, or train on a sample of the source.",
+	pg_memory_check((double) bytes * 2 + (double) L->seen * sizeof(uint64), "Raise mlpipe.max_memory, or train on a sample of the source.",
 					"training on " INT64_FORMAT " rows x %d binned features", L->seen, L->d);
 	reset_for_pass2(L);
 	L->bins = bins;
+	L->info = info;
 	spec->on_plan = pass2_plan;
 	source_scan(spec, L->mcxt, pass2_row, L, info);
 }

@@ -14,6 +14,7 @@
 
 #include "mlcore.h"
 #include "model.h"
+#include "roworder.h"
 
 #include <cjson/cJSON.h>
 
@@ -235,6 +236,21 @@ const char *source_date_part_name(int i);
 bool		source_date_values(bool is_date, Datum d, double *out);
 /* source_scan into a dense matrix (k-means). */
 void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
+
+/*
+ * row_order.c: training that depends only on the rows (src/core/roworder.h):
+ * content hashes and comparisons of decoded rows (categorical values by
+ * their text), the canonical order within mlpipe.max_memory, and k-means'
+ * use of it.
+ */
+uint64		row_hash_features(uint64 h, const double *x, int d, const bool *categorical,
+							  const SourceDict *dicts);
+int			row_cmp_features(const double *a, const double *b, int d, const bool *categorical,
+							 const SourceDict *dicts);
+uint64	   *row_keys_alloc(MemoryContext mcxt, int64 n, double held_bytes);
+int64	   *row_canonical_order(PgEnv *pe, uint64 *keys, int64 n, MlRowTieFn tie, void *arg);
+void		row_permute(PgEnv *pe, void *rows, size_t row_bytes, const int64 *order, int64 n);
+void		source_canonical_order(PgEnv *pe, SourceData *data, uint64 seed);
 
 /* fit.c (mlpipe._fit), fit_kmeans.c, fit_trees.c: what _fit hands back to plpgsql. */
 typedef struct FitOutput

@@ -3,10 +3,10 @@
  * compare against, computed in C while the training source is read.
  *
  * source_scan hands every row it decodes (the rows the fit reads, before
- * any train/test split) to profile_add_row, which keeps a reservoir sample
- * of them drawn with a generator seeded from params.seed: the same source
- * and seed give the same sample, so the same profile and the same PSI
- * (issue #12). profile_finish turns the sample into the JSON the SQL
+ * any train/test split) to profile_add_row, which keeps the rows with the
+ * smallest content hashes seeded from params.seed (a bottom-k sample,
+ * src/core/roworder.h): the same rows and seed give the same sample in any
+ * order they arrive in, so the same profile and the same PSI (issue #12). profile_finish turns the sample into the JSON the SQL
  * consumers read (sql/src/30-scoring.sql, _drift_figures), in the shape
  * the former SQL _profile_compute wrote:
  *
@@ -48,8 +48,9 @@ struct ProfileSampler
 	MemoryContext mcxt;
 	int			requested;		/* params.profile_sample */
 	uint64		seed;
-	uint64		rng;			/* splitmix64 state */
-	int64		cap;			/* rows the reservoir may hold */
+	uint64		h0;				/* content hash state for the seed */
+	MlSample	sample;			/* the bottom-k heap over rows and prio */
+	int64		cap;			/* rows the sample may hold */
 	int64		alloc;			/* rows allocated */
 	int64		kept;
 	int64		seen;
@@ -58,19 +59,9 @@ struct ProfileSampler
 	const char **column;		/* d: source column */
 	int		   *element;		/* d: 1-based array element, 0 for a scalar */
 	ProfileKind *kind;			/* d */
+	bool	   *categorical;	/* d: kind is PROFILE_CATEGORY (hashed by text) */
 	const SourceDict *dicts;	/* d entries, used for PROFILE_CATEGORY */
 };
-
-/* splitmix64: a small, well-mixed generator with a 64-bit state. */
-static uint64
-profile_next(ProfileSampler *ps)
-{
-	uint64		z = (ps->rng += UINT64CONST(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
 
 /* A sampler for up to `requested` rows, seeded; memory in mcxt. */
 ProfileSampler *
@@ -81,7 +72,7 @@ profile_create(MemoryContext mcxt, int requested, uint64 seed)
 	ps->mcxt = mcxt;
 	ps->requested = requested;
 	ps->seed = seed;
-	ps->rng = seed ^ UINT64CONST(0x6D6C706970652070);	/* "mlpipe p" */
+	ps->h0 = ml_hash_start(seed ^ UINT64CONST(0x6D6C706970652070));	/* "mlpipe p" */
 	return ps;
 }
 
@@ -101,44 +92,52 @@ profile_plan(ProfileSampler *ps, int d, const char *const *column, const int *el
 	ps->column = palloc(sizeof(char *) * d);
 	ps->element = palloc(sizeof(int) * d);
 	ps->kind = palloc(sizeof(ProfileKind) * d);
+	ps->categorical = palloc(sizeof(bool) * Max(d, 1));
 	for (j = 0; j < d; j++)
 	{
 		ps->column[j] = pstrdup(column[j]);
 		ps->element[j] = element[j];
 		ps->kind[j] = kind[j];
+		ps->categorical[j] = kind[j] == PROFILE_CATEGORY;
 	}
 	ps->dicts = dicts;
 	ps->cap = Max(1, Min((int64) ps->requested, PROFILE_MAX_VALUES / Max(d, 1)));
+	ps->sample.row_bytes = sizeof(double) * d;
+	ps->sample.cap = ps->cap;
+	ps->sample.tmp = palloc(sizeof(double) * Max(d, 1));
 	MemoryContextSwitchTo(old);
 }
 
-/* Offers one decoded row (d doubles) to the reservoir (algorithm R). */
+/*
+ * Offers one decoded row (d doubles) to the sample: kept when its content
+ * hash is among the cap smallest so far (categorical values by their text).
+ */
 void
 profile_add_row(ProfileSampler *ps, const double *x)
 {
+	MlSample   *smp = &ps->sample;
+	uint64		p = ml_hash_finish(row_hash_features(ps->h0, x, ps->d, ps->categorical, ps->dicts));
 	int64		slot;
 
 	ps->seen++;
-	if (ps->kept < ps->cap)
+	slot = ml_sample_slot(smp, p);
+	if (slot < 0)
+		return;
+	if (slot == ps->alloc)
 	{
-		if (ps->kept == ps->alloc)
-		{
-			int64		n = Min(ps->cap, Max(1024, ps->alloc * 2));
-			Size		bytes = (Size) n * ps->d * sizeof(double);
+		int64		n = Min(ps->cap, Max(1024, ps->alloc * 2));
+		Size		bytes = (Size) n * ps->d * sizeof(double);
 
-			ps->rows = ps->rows ? repalloc_huge(ps->rows, bytes)
-				: MemoryContextAllocHuge(ps->mcxt, bytes);
-			ps->alloc = n;
-		}
-		slot = ps->kept++;
-	}
-	else
-	{
-		slot = (int64) (profile_next(ps) % (uint64) ps->seen);
-		if (slot >= ps->cap)
-			return;
+		ps->rows = ps->rows ? repalloc_huge(ps->rows, bytes)
+			: MemoryContextAllocHuge(ps->mcxt, bytes);
+		smp->prio = smp->prio ? repalloc_huge(smp->prio, sizeof(uint64) * n)
+			: MemoryContextAllocHuge(ps->mcxt, sizeof(uint64) * n);
+		smp->rows = ps->rows;
+		ps->alloc = n;
 	}
 	memcpy(ps->rows + (Size) slot * ps->d, x, sizeof(double) * ps->d);
+	ml_sample_commit(smp, slot, p);
+	ps->kept = smp->kept;
 }
 
 /* qsort order of doubles without NaN. */

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """The same seed gives the same artifact, even when another session is in the
 middle of scanning the same large table: PostgreSQL's synchronized scans
-would otherwise start the training's read where that scan is, changing the
-row order, the binning sample and the model. Prints PASS/FAIL lines."""
+start the training's read where that scan is, so the rows arrive in another
+order; training puts them into its canonical order by content (and draws its
+binning sample by content hash: src/core/roworder.h), so the model does not
+change. Prints PASS/FAIL lines."""
 import threading
 import time
 

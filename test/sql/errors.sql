@@ -98,8 +98,10 @@ SELECT (SELECT count(*) FROM mlpipe.models) AS models,
        (SELECT count(*) FROM mlpipe.alias_events) AS events;
 
 -- Scoring errors: unknown model, version, alias; wrong feature count; NULLs.
+-- (the gate only asks for a silhouette, so this version becomes production)
 SELECT version FROM mlpipe.train('m', 'kmeans', 'pts', features => '{x,y}',
-                                 params => '{"k": 2, "init": "given", "centroids": [[0, 0], [5, 2]]}');
+                                 params => '{"k": 2, "init": "given", "centroids": [[0, 0], [5, 2]]}',
+                                 gate => '{"metric": "silhouette", "min": 0}');
 SELECT try_hint($$SELECT mlpipe.predict('nosuch', ARRAY[1.0, 2.0])$$);
 SELECT try_hint($$SELECT mlpipe.predict('m@9', ARRAY[1.0, 2.0])$$);
 SELECT try_hint($$SELECT mlpipe.predict('m@staging', ARRAY[1.0, 2.0])$$);

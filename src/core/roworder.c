@@ -1,0 +1,388 @@
+/*
+ * roworder.c: the canonical row order and the bottom-k sample (roworder.h).
+ *
+ * The order is an in-place MSD radix sort of 8-byte keys (32 hash bits
+ * above the row number), one byte a level (American flag sort: each level
+ * permutes its buckets in place, so the sort needs no memory beyond the
+ * keys), small buckets by insertion sort; then each run of equal hash bits
+ * is put in order by the caller's comparison with an insertion sort, which
+ * costs one comparison a row for identical rows (the usual run). The rows
+ * themselves are then permuted in place by following cycles.
+ */
+#include "roworder.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Buckets of the radix sort below this size are insertion-sorted. */
+#define SMALL_BUCKET 32
+/* The top-level buckets between two cancel checks. */
+#define CHECK_BUCKETS 64
+
+/* splitmix64's finaliser: every input bit moves every output bit. */
+static inline uint64_t
+mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+/* The hash state for a seed. */
+uint64_t
+ml_hash_start(uint64_t seed)
+{
+	return mix64(seed ^ UINT64_C(0x726f776f72646572));	/* "roworder" */
+}
+
+/* Mixes one 64-bit word into h. */
+uint64_t
+ml_hash_u64(uint64_t h, uint64_t v)
+{
+	return mix64(h ^ mix64(v + UINT64_C(0x9E3779B97F4A7C15)));
+}
+
+/* A double's bit pattern, with every NaN (NULL is NaN in the matrix) one pattern. */
+uint64_t
+ml_double_bits(double v)
+{
+	uint64_t	b;
+
+	if (isnan(v))
+		return UINT64_C(0x7FF8000000000000);
+	memcpy(&b, &v, sizeof(b));
+	return b;
+}
+
+/* Mixes one double into h by its bit pattern. */
+uint64_t
+ml_hash_double(uint64_t h, double v)
+{
+	return ml_hash_u64(h, ml_double_bits(v));
+}
+
+/* Mixes d doubles into h. */
+uint64_t
+ml_hash_doubles(uint64_t h, const double *x, int d)
+{
+	int			j;
+
+	for (j = 0; j < d; j++)
+		h = ml_hash_u64(h, ml_double_bits(x[j]));
+	return h;
+}
+
+/* Mixes a string into h (FNV-1a over its bytes); NULL differs from every string. */
+uint64_t
+ml_hash_text(uint64_t h, const char *s)
+{
+	uint64_t	f = UINT64_C(0xcbf29ce484222325);
+	size_t		len = 0;
+
+	if (s == NULL)
+		return ml_hash_u64(h, UINT64_C(0x6e756c6c6e756c6c));	/* "nullnull" */
+	for (; s[len]; len++)
+		f = (f ^ (unsigned char) s[len]) * UINT64_C(0x100000001b3);
+	return ml_hash_u64(ml_hash_u64(h, f), len);
+}
+
+/* The final hash. */
+uint64_t
+ml_hash_finish(uint64_t h)
+{
+	return mix64(h);
+}
+
+/* Orders two rows of doubles by their bit patterns, column by column. */
+int
+ml_cmp_double_rows(const double *a, const double *b, int d)
+{
+	int			j;
+
+	for (j = 0; j < d; j++)
+	{
+		uint64_t	x = ml_double_bits(a[j]),
+					y = ml_double_bits(b[j]);
+
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return 0;
+}
+
+/* Insertion sort of a[0..n). */
+static void
+insertion_sort_keys(uint64_t *a, int64_t n)
+{
+	int64_t		i,
+				j;
+
+	for (i = 1; i < n; i++)
+	{
+		uint64_t	v = a[i];
+
+		for (j = i; j > 0 && a[j - 1] > v; j--)
+			a[j] = a[j - 1];
+		a[j] = v;
+	}
+}
+
+/* The byte of a key a radix level sorts by. */
+static inline int
+digit(uint64_t k, int shift)
+{
+	return (int) ((k >> shift) & 0xFF);
+}
+
+/*
+ * Permutes a[0..n) in place so that the keys are grouped by the byte at
+ * shift, ascending; start[b] and count[b] give each bucket.
+ */
+static void
+flag_pass(uint64_t *a, int64_t n, int shift, int64_t *start, int64_t *count)
+{
+	int64_t		next[256];
+	int64_t		pos = 0,
+				i;
+	int			b;
+
+	memset(count, 0, sizeof(int64_t) * 256);
+	for (i = 0; i < n; i++)
+		count[digit(a[i], shift)]++;
+	for (b = 0; b < 256; b++)
+	{
+		start[b] = next[b] = pos;
+		pos += count[b];
+	}
+	for (b = 0; b < 256; b++)
+		while (next[b] < start[b] + count[b])
+		{
+			uint64_t	v = a[next[b]];
+			int			vb = digit(v, shift);
+
+			while (vb != b)
+			{
+				uint64_t	t = a[next[vb]];
+
+				a[next[vb]++] = v;
+				v = t;
+				vb = digit(v, shift);
+			}
+			a[next[b]++] = v;
+		}
+}
+
+/* Sorts a[0..n) from the byte at shift down. */
+static void
+radix_sort(uint64_t *a, int64_t n, int shift)
+{
+	int64_t		start[256],
+				count[256];
+	int			b;
+
+	if (n < SMALL_BUCKET)
+	{
+		insertion_sort_keys(a, n);
+		return;
+	}
+	flag_pass(a, n, shift, start, count);
+	if (shift == 0)
+		return;
+	for (b = 0; b < 256; b++)
+		if (count[b] > 1)
+			radix_sort(a + start[b], count[b], shift - 8);
+}
+
+/* Insertion sort of a run of equal hash bits by tie(): one comparison a row when identical. */
+static void
+sort_tied(uint64_t *run, int64_t n, MlRowTieFn tie, void *arg)
+{
+	int64_t		i,
+				j;
+
+	for (i = 1; i < n; i++)
+	{
+		uint64_t	v = run[i];
+
+		for (j = i; j > 0 && tie(arg, (int64_t) (run[j - 1] & ML_ORDER_ROW_MASK),
+								 (int64_t) (v & ML_ORDER_ROW_MASK)) > 0; j--)
+			run[j] = run[j - 1];
+		run[j] = v;
+	}
+}
+
+/* Sorts every run of equal hash bits in a[0..n) by tie(); false when cancelled. */
+static bool
+sort_runs(const MlEnv *env, uint64_t *a, int64_t n, MlRowTieFn tie, void *arg)
+{
+	int64_t		i = 0,
+				since_check = 0;
+
+	while (i < n)
+	{
+		int64_t		j = i + 1;
+
+		while (j < n && (a[j] >> ML_ORDER_ROW_BITS) == (a[i] >> ML_ORDER_ROW_BITS))
+			j++;
+		if (j - i > 1)
+		{
+			sort_tied(a + i, j - i, tie, arg);
+			since_check += j - i;
+			if (since_check >= (1 << 16))
+			{
+				since_check = 0;
+				if (ml_check(env, "canonical row order (equal hashes)", -1, 0, 0))
+					return false;
+			}
+		}
+		i = j;
+	}
+	return true;
+}
+
+/* Sorts the keys into the canonical order, in place (roworder.h). */
+MlStatus
+ml_canonical_order(const MlEnv *env, uint64_t *keys, int64_t n,
+				   MlRowTieFn tie, void *arg, MlError *err)
+{
+	int64_t		start[256],
+				count[256];
+	int			b;
+
+	if (n < 0 || (uint64_t) n > ML_ORDER_ROW_MASK)
+		return ml_fail(err, ML_ERR_DATA, "cannot order %lld rows: at most %llu",
+					   (long long) n, (unsigned long long) ML_ORDER_ROW_MASK);
+	if (n < SMALL_BUCKET)
+		insertion_sort_keys(keys, n);
+	else
+	{
+		/* the top level here, so that a cancel is seen between its buckets */
+		flag_pass(keys, n, 56, start, count);
+		for (b = 0; b < 256; b++)
+		{
+			if (count[b] > 1)
+				radix_sort(keys + start[b], count[b], 48);
+			if (b % CHECK_BUCKETS == CHECK_BUCKETS - 1 &&
+				ml_check(env, "canonical row order", b + 1, 256, 0))
+				return ml_fail_cancelled(err);
+		}
+	}
+	if (!sort_runs(env, keys, n, tie, arg))
+		return ml_fail_cancelled(err);
+	return ML_OK;
+}
+
+/* The rows of sorted keys as an order, written over the keys (roworder.h). */
+int64_t *
+ml_order_from_keys(uint64_t *keys, int64_t n)
+{
+	int64_t    *order = (int64_t *) keys;
+	int64_t		i;
+
+	for (i = 0; i < n; i++)
+		order[i] = (int64_t) (keys[i] & ML_ORDER_ROW_MASK);
+	return order;
+}
+
+/* Permutes rows in place along the cycles of order (roworder.h). */
+MlStatus
+ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes, const int64_t *order,
+				int64_t n, MlError *err)
+{
+	uint8_t    *base = rows;
+	uint8_t    *done = ml_calloc(env, (size_t) (n > 0 ? n : 1) / 8 + 1, 1);
+	uint8_t    *held = ml_alloc(env, row_bytes > 0 ? row_bytes : 1);
+	int64_t		start;
+
+	if (done == NULL || held == NULL)
+	{
+		ml_free(env, done);
+		ml_free(env, held);
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory reordering %lld rows", (long long) n);
+	}
+	for (start = 0; start < n; start++)
+	{
+		int64_t		i = start;
+
+		if (done[start >> 3] & (1 << (start & 7)))
+			continue;
+		memcpy(held, base + (size_t) start * row_bytes, row_bytes);
+		for (;;)
+		{
+			int64_t		from = order[i];
+
+			done[i >> 3] |= (uint8_t) (1 << (i & 7));
+			if (from == start)
+			{
+				memcpy(base + (size_t) i * row_bytes, held, row_bytes);
+				break;
+			}
+			memcpy(base + (size_t) i * row_bytes, base + (size_t) from * row_bytes, row_bytes);
+			i = from;
+		}
+	}
+	ml_free(env, done);
+	ml_free(env, held);
+	return ML_OK;
+}
+
+/* Swaps heap entries i and j: priorities and rows. */
+static void
+heap_swap(MlSample *s, int64_t i, int64_t j)
+{
+	uint8_t    *rows = s->rows;
+	uint64_t	p = s->prio[i];
+
+	s->prio[i] = s->prio[j];
+	s->prio[j] = p;
+	if (s->row_bytes == 0)
+		return;
+	memcpy(s->tmp, rows + (size_t) i * s->row_bytes, s->row_bytes);
+	memcpy(rows + (size_t) i * s->row_bytes, rows + (size_t) j * s->row_bytes, s->row_bytes);
+	memcpy(rows + (size_t) j * s->row_bytes, s->tmp, s->row_bytes);
+}
+
+/* Where a row of priority p goes in the sample, or -1 (roworder.h). */
+int64_t
+ml_sample_slot(const MlSample *s, uint64_t p)
+{
+	if (s->kept < s->cap)
+		return s->kept;
+	return p < s->prio[0] ? 0 : -1;
+}
+
+/* Records the row just written to slot with priority p and restores the max-heap. */
+void
+ml_sample_commit(MlSample *s, int64_t slot, uint64_t p)
+{
+	int64_t		i = slot;
+
+	s->prio[slot] = p;
+	if (slot == s->kept)
+	{
+		/* filling: sift the new row up */
+		s->kept++;
+		while (i > 0 && s->prio[(i - 1) / 2] < s->prio[i])
+		{
+			heap_swap(s, i, (i - 1) / 2);
+			i = (i - 1) / 2;
+		}
+		return;
+	}
+	/* replacing the largest: sift it down */
+	for (;;)
+	{
+		int64_t		l = 2 * i + 1,
+					r = l + 1,
+					m = i;
+
+		if (l < s->kept && s->prio[l] > s->prio[m])
+			m = l;
+		if (r < s->kept && s->prio[r] > s->prio[m])
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(s, i, m);
+		i = m;
+	}
+}

@@ -1,0 +1,94 @@
+/*
+ * roworder.h: training that depends only on the rows, not on the order
+ * they arrive in.
+ *
+ * A training source read from a Citus distributed table, a view over one
+ * or a query with ORDER BY hands over the same rows in a different order
+ * each time; so does a local table after UPDATEs move rows. Everything
+ * downstream of the read (the seeded test split, k-means++ seeding,
+ * mini-batches, bootstraps, the sums in every histogram) depends on row
+ * positions, so the glue puts the rows into a canonical order first:
+ * ascending by a seeded 64-bit hash of each row's content, ties broken by
+ * the caller's full-content comparison (only identical rows stay tied, and
+ * their order cannot matter). Samples drawn while a source streams by use
+ * the same hash as a priority (bottom-k: the rows with the smallest
+ * hashes), so the sampled set does not depend on the order either.
+ */
+#ifndef ROWORDER_H
+#define ROWORDER_H
+
+#include "mlcore.h"
+
+/* Content hashing: start from a seed, mix values in, finish. */
+uint64_t	ml_hash_start(uint64_t seed);
+uint64_t	ml_hash_u64(uint64_t h, uint64_t v);
+uint64_t	ml_hash_double(uint64_t h, double v);
+uint64_t	ml_hash_doubles(uint64_t h, const double *x, int d);
+uint64_t	ml_hash_text(uint64_t h, const char *s);
+uint64_t	ml_hash_finish(uint64_t h);
+
+/* The bit pattern a double is hashed and compared by (every NaN one pattern). */
+uint64_t	ml_double_bits(double v);
+
+/* Total order of two rows of d doubles by their bit patterns (0: identical). */
+int			ml_cmp_double_rows(const double *a, const double *b, int d);
+
+/* Compares rows a and b of the caller's data when their hashes are equal. */
+typedef int (*MlRowTieFn) (void *arg, int64_t a, int64_t b);
+
+/*
+ * The sort key of a row: the top 32 bits of its content hash above its
+ * position in the caller's data (so 8 bytes a row, and at most 2^32 rows).
+ * Rows whose 32 hash bits are equal (identical rows, or about n^2 / 2^33
+ * pairs of different rows) are ordered by tie().
+ */
+#define ML_ORDER_ROW_BITS 32
+#define ML_ORDER_ROW_MASK ((UINT64_C(1) << ML_ORDER_ROW_BITS) - 1)
+
+static inline uint64_t
+ml_order_key(uint64_t hash, int64_t row)
+{
+	return (hash & ~ML_ORDER_ROW_MASK) | (uint64_t) row;
+}
+
+/*
+ * Sorts keys[0..n) in place into the canonical order: ascending by hash
+ * bits, equal hash bits by tie() (rows that tie() calls equal are identical
+ * and stay in any order). No memory beyond the keys; cancel-checked.
+ * ml_order_from_keys then turns the sorted keys, in place, into the order
+ * ml_permute_rows takes (order[i]: the row that goes to position i) and
+ * returns it (the same memory).
+ */
+MlStatus	ml_canonical_order(const MlEnv *env, uint64_t *keys, int64_t n,
+							   MlRowTieFn tie, void *arg, MlError *err);
+int64_t    *ml_order_from_keys(uint64_t *keys, int64_t n);
+
+/*
+ * Puts n rows of row_bytes each into order (row i becomes the old row
+ * order[i]), in place: n/8 bytes of bitmap and one row of scratch.
+ */
+MlStatus	ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes,
+							const int64_t *order, int64_t n, MlError *err);
+
+/*
+ * A bottom-k sample: keeps the rows with the cap smallest priorities as a
+ * max-heap over the caller's row buffer (prio[i] is row i's priority).
+ * ml_sample_slot says where a row with priority p goes (kept while filling,
+ * 0 when it replaces the largest, -1 when it is not kept); the caller
+ * writes the row there (growing its buffers to kept + 1 rows while filling)
+ * and calls ml_sample_commit. tmp is scratch of row_bytes.
+ */
+typedef struct MlSample
+{
+	uint64_t   *prio;
+	void	   *rows;
+	size_t		row_bytes;
+	int64_t		kept;
+	int64_t		cap;
+	void	   *tmp;
+} MlSample;
+
+int64_t		ml_sample_slot(const MlSample *s, uint64_t p);
+void		ml_sample_commit(MlSample *s, int64_t slot, uint64_t p);
+
+#endif

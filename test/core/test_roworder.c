@@ -1,0 +1,263 @@
+/*
+ * test_roworder.c: the canonical row order and the bottom-k sample
+ * (src/core/roworder.c): the same rows in any arrival order come out in
+ * one order, identical rows stay tied harmlessly, colliding hashes are
+ * ordered by content, a cancel stops the sort, and the sampled set does
+ * not depend on the order rows are offered in.
+ */
+#include "mltest.h"
+#include "roworder.h"
+
+#include <math.h>
+
+#define N 5000
+#define D 3
+
+/* Rows for a tie comparison: row-major doubles. */
+typedef struct Rows
+{
+	const double *x;
+	int			d;
+} Rows;
+
+/* Tie comparison over row-major doubles. */
+static int
+tie_rows(void *arg, int64_t a, int64_t b)
+{
+	Rows	   *r = arg;
+
+	return ml_cmp_double_rows(r->x + a * r->d, r->x + b * r->d, r->d);
+}
+
+/* The canonical order of x (n x D), applied in place (collide: two hashes for all rows). */
+static void
+canonicalise(double *x, int64_t n, bool collide)
+{
+	MlEnv		env = mlt_env(1);
+	MlError		err = {0};
+	uint64_t   *keys = malloc(sizeof(uint64_t) * n);
+	Rows		r = {x, D};
+	int64_t		i;
+
+	for (i = 0; i < n; i++)
+		keys[i] = ml_order_key(collide ? (uint64_t) (x[i * D] > 0.5) << 63	/* every tie path */
+							   : ml_hash_finish(ml_hash_doubles(ml_hash_start(7), x + i * D, D)), i);
+	if (ml_canonical_order(&env, keys, n, tie_rows, &r, &err) != ML_OK ||
+		ml_permute_rows(&env, x, sizeof(double) * D, ml_order_from_keys(keys, n), n, &err) != ML_OK)
+		printf("# %s\n", err.msg);
+	free(keys);
+}
+
+/* Shuffles n rows of D doubles (Fisher-Yates with a seeded RNG). */
+static void
+shuffle(double *x, int64_t n, uint64_t seed)
+{
+	MlRng		rng;
+	int64_t		i;
+	double		t[D];
+
+	ml_rng_seed(&rng, seed);
+	for (i = n - 1; i > 0; i--)
+	{
+		int64_t		j = (int64_t) ml_rng_below(&rng, (uint64_t) i + 1);
+
+		memcpy(t, x + i * D, sizeof(t));
+		memcpy(x + i * D, x + j * D, sizeof(t));
+		memcpy(x + j * D, t, sizeof(t));
+	}
+}
+
+/* Test rows: random values, duplicates, NaN of two payloads, -0 and 0. */
+static void
+make_rows(double *x, int64_t n)
+{
+	MlRng		rng;
+	int64_t		i;
+
+	ml_rng_seed(&rng, 42);
+	for (i = 0; i < n * D; i++)
+		x[i] = floor(ml_rng_uniform(&rng) * 4) / 4;	/* few values: many identical rows */
+	x[3] = NAN;
+	x[4] = -NAN;
+	x[5] = -0.0;
+	x[6] = 0.0;
+}
+
+/* Same rows in several arrival orders, with and without hash collisions. */
+static void
+test_order_independent(bool collide)
+{
+	double	   *a = malloc(sizeof(double) * N * D),
+			   *b = malloc(sizeof(double) * N * D);
+	int			s,
+				same = 1;
+
+	make_rows(a, N);
+	canonicalise(a, N, collide);
+	for (s = 1; s <= 5; s++)
+	{
+		int64_t		i;
+
+		make_rows(b, N);
+		shuffle(b, N, (uint64_t) s);
+		canonicalise(b, N, collide);
+		for (i = 0; i < N; i++)
+			if (ml_cmp_double_rows(a + i * D, b + i * D, D) != 0)
+				same = 0;
+	}
+	CHECK(same, "five shuffles give one canonical order (%s)", collide ? "every hash colliding" : "real hashes");
+	free(a);
+	free(b);
+}
+
+/* NaN payloads hash and compare alike; -0 and 0 do not. */
+static void
+test_bits(void)
+{
+	double		n1 = NAN,
+				n2 = -NAN,
+				z = 0.0,
+				nz = -0.0;
+
+	CHECK(ml_hash_double(1, n1) == ml_hash_double(1, n2), "every NaN hashes alike");
+	CHECK(ml_cmp_double_rows(&n1, &n2, 1) == 0, "every NaN compares equal");
+	CHECK(ml_cmp_double_rows(&z, &nz, 1) != 0, "-0 and 0 are different content");
+	CHECK(ml_hash_text(1, NULL) != ml_hash_text(1, ""), "NULL text differs from ''");
+	CHECK(ml_hash_text(1, "ab") != ml_hash_text(1, "ba"), "text hash sees the order of bytes");
+}
+
+/* A check that cancels at once. */
+static int
+cancel_now(void *ctx, const char *s, int i, int m, double v)
+{
+	return 1;
+}
+
+/* A cancel during the sort returns "cancelled" (ASan: nothing leaks). */
+static void
+test_cancel(void)
+{
+	MlEnv		env = mlt_env(1);
+	MlError		err = {0};
+	uint64_t   *keys = malloc(sizeof(uint64_t) * N);
+	int64_t		i;
+
+	for (i = 0; i < N; i++)
+		keys[i] = ml_order_key(ml_hash_finish(ml_hash_u64(1, (uint64_t) i)), i);
+	env.check = cancel_now;
+	CHECK(ml_canonical_order(&env, keys, N, tie_rows, NULL, &err) == ML_ERR_INTERNAL &&
+		  strcmp(err.msg, "cancelled") == 0, "a cancel stops the order");
+	free(keys);
+}
+
+/* Tie comparison by row number (test_sorted's rows have no content). */
+static int
+tie_index(void *arg, int64_t a, int64_t b)
+{
+	return (a > b) - (a < b);
+}
+
+/* The radix sort orders random and adversarial hashes (shared prefixes, one bucket). */
+static void
+test_sorted(void)
+{
+	MlEnv		env = mlt_env(1);
+	MlError		err = {0};
+	uint64_t   *keys = malloc(sizeof(uint64_t) * N);
+	int			pattern,
+				ok = 1;
+
+	for (pattern = 0; pattern < 3; pattern++)
+	{
+		int64_t		i;
+
+		for (i = 0; i < N; i++)
+		{
+			uint64_t	r = ml_hash_finish(ml_hash_u64(9, (uint64_t) i));
+
+			keys[i] = ml_order_key(pattern == 0 ? r : pattern == 1 ? (r & (UINT64_C(0xFF) << 32))
+								   : (UINT64_C(0xAB) << 56) | (r >> 40 << 32), i);
+		}
+		if (ml_canonical_order(&env, keys, N, tie_index, NULL, &err) != ML_OK)
+			ok = 0;
+		for (i = 1; i < N; i++)
+			if (keys[i - 1] > keys[i])	/* hash bits, then (tie_index) row */
+				ok = 0;
+	}
+	CHECK(ok, "ascending hashes, ties by the comparison, for random, one-byte and one-top-bucket keys");
+	CHECK(ml_canonical_order(&env, keys, (int64_t) 1 << 33, tie_index, NULL, &err) == ML_ERR_DATA,
+		  "more than 2^32 rows is refused: %s", err.msg);
+	free(keys);
+}
+
+/* Bottom-k sampling keeps the same set of rows whatever the offering order. */
+static void
+test_sample(void)
+{
+	enum
+	{
+	K = 100
+	};
+	double	   *x = malloc(sizeof(double) * N * D);
+	uint64_t	ref[K],
+				prio[K];
+	double		rows[K * D],
+				tmp[D];
+	int			s,
+				same = 1;
+
+	make_rows(x, N);
+	for (s = 0; s < 4; s++)
+	{
+		MlSample	smp = {prio, rows, sizeof(double) * D, 0, K, tmp};
+		int64_t		i;
+		uint64_t	max = 0;
+		int			k;
+
+		if (s > 0)
+			shuffle(x, N, (uint64_t) s + 100);
+		for (i = 0; i < N; i++)
+		{
+			uint64_t	p = ml_hash_finish(ml_hash_doubles(ml_hash_start(3), x + i * D, D));
+			int64_t		slot = ml_sample_slot(&smp, p);
+
+			if (slot >= 0)
+			{
+				memcpy(rows + slot * D, x + i * D, sizeof(double) * D);
+				ml_sample_commit(&smp, slot, p);
+			}
+		}
+		/* the set of priorities, in ascending order */
+		for (k = 0; k < K; k++)
+		{
+			int			m,
+						best = -1;
+
+			for (m = 0; m < K; m++)
+				if (prio[m] != UINT64_MAX && (best < 0 || prio[m] < prio[best]))
+					best = m;
+			if (s == 0)
+				ref[k] = prio[best];
+			else if (ref[k] != prio[best])
+				same = 0;
+			if (prio[best] < max)
+				same = 0;
+			max = prio[best];
+			prio[best] = UINT64_MAX;
+		}
+	}
+	CHECK(same, "the bottom-k sample is the same set in four orders");
+	free(x);
+}
+
+int
+main(void)
+{
+	test_bits();
+	test_order_independent(false);
+	test_order_independent(true);
+	test_cancel();
+	test_sorted();
+	test_sample();
+	return mlt_done();
+}

@@ -42,8 +42,9 @@ SELECT version FROM mlpipe.train('p_gbt', 'gbt', 'pp', 'c', '{x,y}', '{"n_estima
 SELECT * FROM said();
 SELECT version FROM mlpipe.train('p_gbr', 'gbt', 'pp', 'v', '{x,y}', '{"n_estimators": 2}');
 SELECT * FROM said();
--- mini-batch k-means: passes over the data done.
-SELECT version FROM mlpipe.train('p_mb', 'minibatch_kmeans', 'pp', NULL, '{x,y}',
+-- mini-batch k-means: passes over the data done (on noise, so that the run
+-- does not stop early, within the 64 steps between two checks).
+SELECT version FROM mlpipe.train('p_mb', 'minibatch_kmeans', $$SELECT (i * 7919 % 1000) / 10.0 AS x, (i::bigint * 104729 % 997) / 10.0 AS y FROM generate_series(1, 30000) i$$, NULL, '{x,y}',
                                  '{"k": 3, "batch_size": 10, "tol": 0, "max_iter": 2}');
 SELECT * FROM said() WHERE line LIKE '%pass%';
 -- search: candidates done of the total; cross_validate: folds done.

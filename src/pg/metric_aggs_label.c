@@ -1,7 +1,8 @@
 /*
  * metric_aggs_label.c: the label-pair metric aggregates mlpipe.accuracy,
  * precision_macro, recall_macro, f1_macro, f1_weighted and confusion_matrix
- * over (y_true, y_pred) of text, bigint or boolean. The state is a
+ * over (y_true, y_pred) of text, bigint or boolean, and precision, recall
+ * and f1 of a named positive class over (y_true, y_pred, positive). The state is a
  * confusion matrix; the arithmetic is src/core/metrics.c's, the same
  * definitions as the metrics stored with a trained version.
  *
@@ -40,6 +41,7 @@ typedef struct LabelState
 	int32	   *slots;			/* open addressing: label index + 1, 0 empty */
 	int64	   *counts;			/* cap x cap, [true * cap + predicted] */
 	int64		n;
+	char	   *positive;		/* the positive class of precision / recall / f1, or NULL */
 	MemoryContext ctx;
 } LabelState;
 
@@ -203,6 +205,76 @@ mlpipe_label_trans_bool(PG_FUNCTION_ARGS)
 	return label_trans(fcinfo, LABEL_BOOL, "label metric");
 }
 
+/*
+ * Sets the state's positive class from a row, or checks the row names the
+ * same one: precision, recall and f1 score one class for the whole group.
+ */
+static void
+label_set_positive(LabelState *st, const char *s, int len, const char *agg)
+{
+	if (st->positive == NULL)
+	{
+		st->positive = MemoryContextAlloc(st->ctx, len + 1);
+		memcpy(st->positive, s, len);
+		st->positive[len] = '\0';
+	}
+	else if ((int) strlen(st->positive) != len || memcmp(st->positive, s, len) != 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("mlpipe.%s: the positive class must be the same in every row", agg),
+						errdetail("\"%s\" and then \"%.*s\".", st->positive, len, s),
+						errhint("Pass a constant, e.g. mlpipe.f1(y, y_hat, 'yes').")));
+}
+
+/*
+ * Transition of precision / recall / f1 for a positive class: one
+ * (y_true, y_pred) pair and the class. A NULL class is an error (the
+ * result would not say which class it is about); NULL labels are ignored.
+ */
+static Datum
+label_trans_positive(FunctionCallInfo fcinfo, int kind)
+{
+	const char *agg = agg_name(fcinfo, "f1");
+	LabelState *st;
+	char		buf[24];
+	const char *s;
+	int			len;
+
+	if (PG_ARGISNULL(3))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("mlpipe.%s: the positive class is NULL", agg),
+						errhint("Name the class the score is about, e.g. mlpipe.%s(y, y_hat, 'yes').", agg)));
+	st = (LabelState *) DatumGetPointer(label_trans(fcinfo, kind, "label metric"));
+	if (st == NULL)
+		PG_RETURN_NULL();
+	s = label_text(fcinfo, 3, kind, &len, buf);
+	label_set_positive(st, s, len, agg);
+	PG_RETURN_POINTER(st);
+}
+
+/* Transition for (text, text, text) labels and positive class. */
+PG_FUNCTION_INFO_V1(mlpipe_label_pos_trans_text);
+Datum
+mlpipe_label_pos_trans_text(PG_FUNCTION_ARGS)
+{
+	return label_trans_positive(fcinfo, LABEL_TEXT);
+}
+
+/* Transition for (bigint, bigint, bigint) labels and positive class. */
+PG_FUNCTION_INFO_V1(mlpipe_label_pos_trans_int8);
+Datum
+mlpipe_label_pos_trans_int8(PG_FUNCTION_ARGS)
+{
+	return label_trans_positive(fcinfo, LABEL_INT);
+}
+
+/* Transition for (boolean, boolean, boolean) labels and positive class. */
+PG_FUNCTION_INFO_V1(mlpipe_label_pos_trans_bool);
+Datum
+mlpipe_label_pos_trans_bool(PG_FUNCTION_ARGS)
+{
+	return label_trans_positive(fcinfo, LABEL_BOOL);
+}
+
 /* Writes kind, labels and the used part of the matrix. */
 static void
 label_write(StringInfo buf, const LabelState *st)
@@ -222,6 +294,14 @@ label_write(StringInfo buf, const LabelState *st)
 	for (i = 0; i < st->n_labels; i++)
 		for (j = 0; j < st->n_labels; j++)
 			pq_sendint64(buf, st->counts[(Size) i * st->cap + j]);
+	/* the positive class (precision / recall / f1) trails, only when set */
+	if (st->positive != NULL)
+	{
+		int			len = strlen(st->positive);
+
+		pq_sendint32(buf, len);
+		agg_send_bytes(buf, st->positive, len);
+	}
 }
 
 /* Merges a serialised state into st (created in ctx when NULL). */
@@ -258,6 +338,14 @@ label_read_into(StringInfo buf, LabelState *st, MemoryContext ctx)
 			st->n += c;
 		}
 	pfree(map);
+	if (buf->cursor < buf->len)
+	{
+		int32		len = pq_getmsgint(buf, 4);
+
+		if (len < 0 || len > buf->len - buf->cursor)
+			elog(ERROR, "mlpipe: corrupt label metric state");
+		label_set_positive(st, pq_getmsgbytes(buf, len), len, "label metric");
+	}
 	return st;
 }
 
@@ -304,6 +392,8 @@ mlpipe_label_combine(PG_FUNCTION_ARGS)
 		return agg_state_unchanged(fcinfo);
 	if (a == NULL)
 		a = label_state_new(ctx, b->kind);
+	if (b->positive != NULL)
+		label_set_positive(a, b->positive, strlen(b->positive), "label metric");
 	for (i = 0; i < b->n_labels; i++)
 		for (j = 0; j < b->n_labels; j++)
 		{
@@ -394,6 +484,73 @@ LABEL_FINAL(mlpipe_precision_macro_final, precision_macro)
 LABEL_FINAL(mlpipe_recall_macro_final, recall_macro)
 LABEL_FINAL(mlpipe_f1_macro_final, f1_macro)
 LABEL_FINAL(mlpipe_f1_weighted_final, f1_weighted)
+
+/*
+ * Precision, recall or F1 (which: 'p', 'r', 'f') of the state's positive
+ * class, one-vs-rest: scikit-learn's average='binary' when there are two
+ * labels, labels=[positive] otherwise; 0 for a zero denominator. 22023 when
+ * the class is in neither y_true nor y_pred, as scikit-learn's pos_label check.
+ */
+static Datum
+label_positive_final(FunctionCallInfo fcinfo, char which)
+{
+	LabelState *st;
+	int			p,
+				i;
+	int64		tp,
+				support = 0,
+				predicted = 0;
+	const char *agg = which == 'p' ? "precision" : which == 'r' ? "recall" : "f1";
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	st = (LabelState *) PG_GETARG_POINTER(0);
+	if (st->positive == NULL)
+		PG_RETURN_NULL();
+	for (p = 0; p < st->n_labels; p++)
+		if (strcmp(st->labels[p], st->positive) == 0)
+			break;
+	if (p == st->n_labels)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("mlpipe.%s: the positive class \"%s\" is in neither y_true nor y_pred",
+							   agg, st->positive),
+						errhint("Check the spelling and type of the class; labels compare as text.")));
+	tp = st->counts[(Size) p * st->cap + p];
+	for (i = 0; i < st->n_labels; i++)
+	{
+		support += st->counts[(Size) p * st->cap + i];
+		predicted += st->counts[(Size) i * st->cap + p];
+	}
+	if (which == 'p')
+		PG_RETURN_FLOAT8(predicted > 0 ? (double) tp / predicted : 0.0);
+	if (which == 'r')
+		PG_RETURN_FLOAT8(support > 0 ? (double) tp / support : 0.0);
+	PG_RETURN_FLOAT8(support + predicted > 0 ? 2.0 * tp / (support + predicted) : 0.0);
+}
+
+/* Final of mlpipe.precision(y_true, y_pred, positive). */
+PG_FUNCTION_INFO_V1(mlpipe_precision_final);
+Datum
+mlpipe_precision_final(PG_FUNCTION_ARGS)
+{
+	return label_positive_final(fcinfo, 'p');
+}
+
+/* Final of mlpipe.recall(y_true, y_pred, positive). */
+PG_FUNCTION_INFO_V1(mlpipe_recall_final);
+Datum
+mlpipe_recall_final(PG_FUNCTION_ARGS)
+{
+	return label_positive_final(fcinfo, 'r');
+}
+
+/* Final of mlpipe.f1(y_true, y_pred, positive). */
+PG_FUNCTION_INFO_V1(mlpipe_f1_final);
+Datum
+mlpipe_f1_final(PG_FUNCTION_ARGS)
+{
+	return label_positive_final(fcinfo, 'f');
+}
 
 /* {"labels": [...], "matrix": [[...], ...]}: rows are true labels, columns predictions. */
 PG_FUNCTION_INFO_V1(mlpipe_confusion_matrix_final);

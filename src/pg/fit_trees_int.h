@@ -10,6 +10,7 @@
 
 #include "utils/hsearch.h"
 
+#include "decision.h"
 #include "trees.h"
 
 /* Rows of the seeded reservoir sample that gives the bin edges. */
@@ -72,5 +73,23 @@ MlTask		trees_finish_targets(TreeLoad *L, const char *task_param, const char *ta
 								 char ***classes_out, int *n_classes_out);
 /* Hands freed heap pages back to the kernel between phases. */
 void		trees_release_free_memory(void);
+
+/* params.threshold of a binary classifier (fit_decision.c). */
+typedef struct DecisionParams
+{
+	bool		given;
+	double		threshold;		/* a fixed threshold, when metric is 0 */
+	int			metric;			/* ThresholdMetric to tune for, or 0 */
+	const char *metric_name;
+} DecisionParams;
+
+void		decision_params_read(cJSON *params, DecisionParams *dp);
+void		decision_params_check_task(const DecisionParams *dp, MlTask task, int n_classes,
+									   const char *target);
+void		decision_choose(const DecisionParams *dp, PgEnv *pe, const uint8 *truth,
+							const double *score, int64 n, MlDecision *dec);
+void		decision_binary_metrics(PgEnv *pe, const uint8 *truth, const double *score,
+									const uint8 *pred, int64 n, const MlDecision *dec,
+									cJSON *metrics);
 
 #endif

@@ -2892,3 +2892,10 @@ CREATE FUNCTION mlpipe.pr_curve(y_true boolean[], score float8[])
 AS 'MODULE_PATHNAME', 'mlpipe_pr_curve' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 100;
 COMMENT ON FUNCTION mlpipe.pr_curve(boolean[], float8[]) IS
     'Precision-recall curve points of a binary scorer (scikit-learn precision_recall_curve), thresholds ascending.';
+
+-- The calibration params.calibrate stores, fitted on any (truth, score) pairs.
+CREATE FUNCTION mlpipe.calibration(y_true boolean[], score float8[], method text DEFAULT 'isotonic')
+    RETURNS jsonb
+AS 'MODULE_PATHNAME', 'mlpipe_calibration' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.calibration(boolean[], float8[], text) IS
+    'Fits a Platt or isotonic calibration of binary scores (as params.calibrate does on its held-out rows); pairs with a NULL are left out.';

@@ -369,6 +369,13 @@ AS 'MODULE_PATHNAME', 'mlpipe_pr_curve' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 
 COMMENT ON FUNCTION mlpipe.pr_curve(boolean[], float8[]) IS
     'Precision-recall curve points of a binary scorer (scikit-learn precision_recall_curve), thresholds ascending.';
 
+-- The calibration params.calibrate stores, fitted on any (truth, score) pairs.
+CREATE FUNCTION mlpipe.calibration(y_true boolean[], score float8[], method text DEFAULT 'isotonic')
+    RETURNS jsonb
+AS 'MODULE_PATHNAME', 'mlpipe_calibration' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.calibration(boolean[], float8[], text) IS
+    'Fits a Platt or isotonic calibration of binary scores (as params.calibrate does on its held-out rows); pairs with a NULL are left out.';
+
 -- Regression: rmse, mae, r2, mape (y_true float8, y_pred float8), running sums.
 CREATE FUNCTION mlpipe._reg_trans(internal, float8, float8) RETURNS internal
 AS 'MODULE_PATHNAME', 'mlpipe_reg_trans' LANGUAGE C PARALLEL SAFE;

@@ -4,7 +4,7 @@
  *
  *   version u8 (1) | has_threshold u8 | threshold f64 | method u8 |
  *   platt: a f64 | b f64
- *   isotonic: n u32 (2..DECISION_MAX_KNOTS) | x f64 x n | y f64 x n
+ *   isotonic: n u32 (1..DECISION_MAX_KNOTS) | x f64 x n | y f64 x n
  */
 #include "decision.h"
 
@@ -73,7 +73,7 @@ decision_read(MlReader *r, MlDecision *d)
 		return false;
 	if (d->method == CAL_ISOTONIC)
 	{
-		if (!ml_rd_count(r, 2, DECISION_MAX_KNOTS, 2 * sizeof(double), &d->n_knots, "isotonic knots") ||
+		if (!ml_rd_count(r, 1, DECISION_MAX_KNOTS, 2 * sizeof(double), &d->n_knots, "isotonic knots") ||
 			!ml_rd_f64s(r, d->n_knots, &d->knot_x, "isotonic x") ||
 			!ml_rd_f64s(r, d->n_knots, &d->knot_y, "isotonic y"))
 			return false;

@@ -35,7 +35,7 @@
 
 static const char *const common_keys[] = {
 	"seed", "on_null", "exclude", "test_size", "split", "task", "max_depth", "max_bins",
-	"class_weight", "preprocess", "threshold", NULL
+	"class_weight", "preprocess", "threshold", "calibrate", "calibration_size", NULL
 };
 static const char *const dt_keys[] = {
 	"criterion", "min_samples_leaf", "min_samples_split", "ccp_alpha", "max_features", NULL
@@ -111,8 +111,11 @@ typedef struct TreeFit
 	TreeFitInfo finfo;
 	/* evaluate */
 	cJSON	   *metrics_json;
-	DecisionParams dp;			/* params.threshold */
+	DecisionParams dp;			/* params.threshold, params.calibrate */
 	MlDecision	dec;			/* what the artifact's DECISION section holds */
+	uint8	   *Bcal;			/* held-out calibration rows (binned), or NULL */
+	int32	   *yc_cal;
+	int64		n_cal;
 } TreeFit;
 
 static inline double
@@ -579,6 +582,13 @@ partition_rows(TreeFit *F)
 	}
 	pfree(F->is_test);
 	F->is_test = NULL;
+	/* params.calibrate: a calibration set out of the training rows */
+	if (classify)
+	{
+		F->n_cal = decision_carve(&F->dp, &F->pe, L->B, L->yl, F->n_train, L->d, F->seed,
+								  &F->Bcal, &F->yc_cal);
+		F->n_train -= F->n_cal;
+	}
 }
 
 /*
@@ -641,6 +651,37 @@ unbin_row(const TreeBins *bins, const uint8 *B, int d, int64 r, double *x)
 }
 
 /*
+ * Phase calibrate (params.calibrate): scores the held-out calibration rows
+ * and fits the calibration of class 1's probability on them.
+ */
+static void
+calibrate_model(TreeFit *F)
+{
+	double	   *score,
+			   *x,
+			   *out;
+	int64		r;
+
+	if (F->n_cal == 0)
+		return;
+	score = MemoryContextAllocHuge(F->mcxt, sizeof(double) * F->n_cal);
+	x = palloc(sizeof(double) * F->L.d);
+	out = palloc(sizeof(double) * Max(F->model.n_outputs, 2));
+	for (r = 0; r < F->n_cal; r++)
+	{
+		if (r % SCORE_CHECK_ROWS == 0)
+			CHECK_FOR_INTERRUPTS();
+		unbin_row(&F->bins, F->Bcal, F->L.d, r, x);
+		trees_predict_class(&F->model, x, out);
+		score[r] = out[1];
+	}
+	decision_calibrate_fit(&F->dp, &F->pe, F->yc_cal, score, F->n_cal, &F->dec);
+	pfree(F->Bcal);
+	pfree(score);
+	F->Bcal = NULL;
+}
+
+/*
  * Classification metrics of ne binned rows Be with classes yce. Counts and
  * log loss are summed as the rows are scored; only the scores roc_auc sorts
  * are kept (class 1's with two classes, every class's otherwise), not
@@ -676,6 +717,8 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 			CHECK_FOR_INTERRUPTS();
 		unbin_row(&F->bins, Be, F->L.d, r, x);
 		c = trees_predict_class(&F->model, x, out);
+		if (F->dec.method != CAL_NONE)
+			c = decision_apply(&F->dec, out[1], out);	/* calibrated, no threshold yet */
 		cnt[k + yce[r]]++;
 		ll += metrics_log_loss_row(out, k, yce[r]);
 		if (k == 2)
@@ -816,6 +859,8 @@ write_output(TreeFit *F, FitOutput *fo)
 
 	fo->info = cJSON_CreateObject();
 	params_json_number(fo->info, "training_rows", (double) F->n_train);
+	if (F->n_cal > 0)
+		params_json_number(fo->info, "calibration_rows", (double) F->n_cal);
 	params_json_number(fo->info, "test_rows", (double) F->n_test);
 	params_json_number(fo->info, "skipped_rows", (double) F->L.skipped_target);
 	cJSON_AddStringToObject(fo->info, "metrics_split", F->n_test > 0 ? "test" : "train");
@@ -855,6 +900,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	check_training_memory(&F);
 	partition_rows(&F);
 	train_model(&F);
+	calibrate_model(&F);
 	evaluate_model(&F);
 	write_output(&F, fo);
 }

@@ -3,7 +3,8 @@
  * binary scorer's ROC and precision-recall curves as rows a BI tool can
  * plot, from two parallel arrays (array_agg of the truth and the score).
  * The points are src/core/curves.c's, scikit-learn's roc_curve and
- * precision_recall_curve.
+ * precision_recall_curve. (mlpipe.calibration, in fit_decision.c, reads
+ * its arrays with curve_array_pairs too.)
  */
 #include "mlpipe.h"
 
@@ -13,6 +14,7 @@
 #include "utils/lsyscache.h"
 
 #include "curves.h"
+#include "fit_trees_int.h"
 
 #include <math.h>
 
@@ -21,8 +23,8 @@
  * left out (as the metric aggregates ignore such rows); 22000 for arrays of
  * different lengths, more than one dimension or non-finite scores.
  */
-static int64
-curve_pairs(FunctionCallInfo fcinfo, const char *fn, uint8 **truth, double **score)
+int64
+curve_array_pairs(FunctionCallInfo fcinfo, const char *fn, uint8 **truth, double **score)
 {
 	ArrayType  *ya = PG_GETARG_ARRAYTYPE_P(0);
 	ArrayType  *sa = PG_GETARG_ARRAYTYPE_P(1);
@@ -67,7 +69,7 @@ curve_of_args(FunctionCallInfo fcinfo, const char *fn, PgEnv *pe, BinaryCurve *c
 	MlError		err = {0};
 	uint8	   *truth;
 	double	   *score;
-	int64		n = curve_pairs(fcinfo, fn, &truth, &score);
+	int64		n = curve_array_pairs(fcinfo, fn, &truth, &score);
 
 	if (n == 0)
 		return false;

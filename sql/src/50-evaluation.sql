@@ -566,6 +566,12 @@ BEGIN
                 'f1_weighted', mlpipe.f1_weighted(y, p), 'log_loss', mlpipe.log_loss(y, pr, $2),
                 'roc_auc', mlpipe.roc_auc(y, pr, $2), 'confusion_matrix', mlpipe.confusion_matrix(y, p),
                 'rows', pg_catalog.count(*))
+                   OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality($2) OPERATOR(pg_catalog.=) 2 THEN
+                   pg_catalog.jsonb_build_object(
+                       'precision', mlpipe.precision(y, p, $2[2]), 'recall', mlpipe.recall(y, p, $2[2]),
+                       'f1', mlpipe.f1(y, p, $2[2]),
+                       'average_precision', mlpipe.average_precision(y OPERATOR(pg_catalog.=) $2[2], pr[2]))
+                   ELSE '{}'::jsonb END
               FROM (SELECT (s.%1$I)::text AS y, mlpipe.predict_label($1, %2$s) AS p,
                            mlpipe.predict_proba($1, %2$s) AS pr
                       FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
@@ -945,6 +951,19 @@ BEGIN
         cv := mlpipe._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
         IF main IS NULL THEN
             SELECT * INTO main FROM mlpipe._main_metric(cv->>'task'::text);
+            -- gate.metric, when given, ranks the trials too (issue #14), in
+            -- gate.higher_is_better's direction or the metric's own.
+            IF pg_catalog.jsonb_typeof(p_gate) = 'object' AND p_gate ? 'metric'::text THEN
+                main.metric := p_gate->>'metric'::text;
+                main.higher_is_better := coalesce((p_gate->>'higher_is_better'::text)::boolean,
+                    main.metric NOT IN ('rmse', 'mae', 'mape', 'log_loss', 'inertia', 'davies_bouldin'));
+                IF NOT (cv->'mean'::text) ? main.metric THEN
+                    RAISE EXCEPTION 'gate metric "%" is not among the cross-validated metrics', main.metric
+                        USING ERRCODE = '22023',
+                              HINT = 'Metrics: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(e.key, ', ' ORDER BY e.key)
+                                                  FROM pg_catalog.jsonb_object_keys(cv->'mean'::text) e(key));
+                END IF;
+            END IF;
         END IF;
         val := (cv->'mean'::text->>main.metric)::float8;
         n := n + 1;
@@ -983,3 +1002,58 @@ COMMENT ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, i
     'Hyper-parameter search: cross-validates every candidate, trains the best on all rows and registers it.';
 REVOKE ALL ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
+
+-- Threshold tuning (issue #14): the version's recorded training again (same
+-- source, target, features, params and seed) with params.threshold set to
+-- the metric, so the fit picks the threshold that maximises it on that
+-- training's test split; registered as a new version like any training.
+CREATE FUNCTION mlpipe._tune_threshold(p_model_ref text, p_metric text, p_gate jsonb)
+RETURNS mlpipe.train_result
+-- No pinned search_path: _train resolves the recorded source as the caller.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v     record;
+    feats text[];
+BEGIN
+    IF p_model_ref IS NULL OR p_metric IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_model_ref IS NULL THEN 'model_ref' ELSE 'metric' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF p_metric OPERATOR(pg_catalog.<>) ALL (ARRAY['f1', 'accuracy', 'recall_macro', 'precision_macro', 'f1_macro']) THEN
+        RAISE EXCEPTION 'cannot tune a threshold for metric "%"', p_metric
+            USING ERRCODE = '22023', HINT = 'Metrics: f1, accuracy, recall_macro, precision_macro, f1_macro.';
+    END IF;
+    SELECT mv.* INTO v FROM mlpipe.resolve(p_model_ref) r
+      JOIN mlpipe.model_versions mv ON mv.model OPERATOR(pg_catalog.=) r.model AND mv.version OPERATOR(pg_catalog.=) r.version;
+    IF v.task OPERATOR(pg_catalog.<>) 'classification' OR pg_catalog.cardinality(v.classes) OPERATOR(pg_catalog.<>) 2 THEN
+        RAISE EXCEPTION '"%" is not a binary classifier', p_model_ref
+            USING ERRCODE = '22023', HINT = 'A decision threshold splits the probability of a binary model''s second class.';
+    END IF;
+    IF v.params ? 'imported'::text OR v.algorithm OPERATOR(pg_catalog.<>) ALL (ARRAY['decision_tree', 'random_forest', 'gbt']) THEN
+        RAISE EXCEPTION '"%" has no recorded training to repeat', p_model_ref
+            USING ERRCODE = '22023', HINT = 'Train the model with params.threshold instead.';
+    END IF;
+    -- The training's input columns: the preprocessed ones when there are, else the features.
+    feats := coalesce((SELECT pg_catalog.array_agg(c OPERATOR(pg_catalog.->>) 'column'::text ORDER BY o)
+                         FROM pg_catalog.jsonb_array_elements(mlpipe.export(v.artifact) OPERATOR(pg_catalog.->) 'preprocess'::text)
+                              WITH ORDINALITY e(c, o)), v.features);
+    IF v.params ? 'exclude'::text THEN
+        feats := NULL;          -- exclude picks the same columns again
+    END IF;
+    RETURN mlpipe._train(v.model, v.algorithm, v.source, v.target, feats,
+                         v.params OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('threshold', p_metric), p_gate);
+END $$;
+COMMENT ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) IS
+    'Retrains a binary classifier version with params.threshold = metric and registers it as a new version.';
+REVOKE ALL ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) TO mlpipe_trainer;
+
+CREATE FUNCTION mlpipe.tune_threshold(model_ref text, metric text DEFAULT 'f1', gate jsonb DEFAULT NULL)
+RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM mlpipe._tune_threshold($1, $2, $3)
+$$;
+COMMENT ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) IS
+    'New version of a binary classifier whose decision threshold maximises metric (default f1) on its test split.';
+REVOKE ALL ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) TO mlpipe_trainer;

@@ -488,8 +488,9 @@ LABEL_FINAL(mlpipe_f1_weighted_final, f1_weighted)
 /*
  * Precision, recall or F1 (which: 'p', 'r', 'f') of the state's positive
  * class, one-vs-rest: scikit-learn's average='binary' when there are two
- * labels, labels=[positive] otherwise; 0 for a zero denominator. 22023 when
- * the class is in neither y_true nor y_pred, as scikit-learn's pos_label check.
+ * labels, labels=[positive] otherwise; 0 for a zero denominator. As
+ * scikit-learn's pos_label check, 22023 when the class is in neither y_true
+ * nor y_pred while two other labels are; with one label only, 0.
  */
 static Datum
 label_positive_final(FunctionCallInfo fcinfo, char which)
@@ -510,11 +511,13 @@ label_positive_final(FunctionCallInfo fcinfo, char which)
 	for (p = 0; p < st->n_labels; p++)
 		if (strcmp(st->labels[p], st->positive) == 0)
 			break;
-	if (p == st->n_labels)
+	if (p == st->n_labels && st->n_labels >= 2)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("mlpipe.%s: the positive class \"%s\" is in neither y_true nor y_pred",
 							   agg, st->positive),
 						errhint("Check the spelling and type of the class; labels compare as text.")));
+	if (p == st->n_labels)
+		PG_RETURN_FLOAT8(0.0);
 	tp = st->counts[(Size) p * st->cap + p];
 	for (i = 0; i < st->n_labels; i++)
 	{

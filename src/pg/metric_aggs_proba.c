@@ -314,7 +314,8 @@ mlpipe_roc_auc_trans_bool(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		return agg_state_unchanged(fcinfo);
 	s = PG_GETARG_FLOAT8(2);
-	agg_check_finite(s, "roc_auc", "the score");
+	if (!isfinite(s))			/* shared with average_precision: name the aggregate */
+		agg_check_finite(s, agg_name(fcinfo, "roc_auc"), "the score");
 	if (st == NULL)
 		st = score_state_new(ctx, 1);
 	labeled_rows_add(st->rows, PG_GETARG_BOOL(1) ? 1 : 0, &s, "roc_auc");

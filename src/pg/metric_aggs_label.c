@@ -210,8 +210,10 @@ mlpipe_label_trans_bool(PG_FUNCTION_ARGS)
  * same one: precision, recall and f1 score one class for the whole group.
  */
 static void
-label_set_positive(LabelState *st, const char *s, int len, const char *agg)
+label_set_positive(LabelState *st, const char *s, int len, FunctionCallInfo fcinfo)
 {
+	const char *agg;
+
 	if (st->positive == NULL)
 	{
 		st->positive = MemoryContextAlloc(st->ctx, len + 1);
@@ -219,10 +221,14 @@ label_set_positive(LabelState *st, const char *s, int len, const char *agg)
 		st->positive[len] = '\0';
 	}
 	else if ((int) strlen(st->positive) != len || memcmp(st->positive, s, len) != 0)
+	{
+		/* the aggregate's name is looked up only for the message */
+		agg = fcinfo ? agg_name(fcinfo, "f1") : "label metric";
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("mlpipe.%s: the positive class must be the same in every row", agg),
 						errdetail("\"%s\" and then \"%.*s\".", st->positive, len, s),
 						errhint("Pass a constant, e.g. mlpipe.f1(y, y_hat, 'yes').")));
+	}
 }
 
 /*
@@ -233,7 +239,6 @@ label_set_positive(LabelState *st, const char *s, int len, const char *agg)
 static Datum
 label_trans_positive(FunctionCallInfo fcinfo, int kind)
 {
-	const char *agg = agg_name(fcinfo, "f1");
 	LabelState *st;
 	char		buf[24];
 	const char *s;
@@ -241,13 +246,14 @@ label_trans_positive(FunctionCallInfo fcinfo, int kind)
 
 	if (PG_ARGISNULL(3))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						errmsg("mlpipe.%s: the positive class is NULL", agg),
-						errhint("Name the class the score is about, e.g. mlpipe.%s(y, y_hat, 'yes').", agg)));
+						errmsg("mlpipe.%s: the positive class is NULL", agg_name(fcinfo, "f1")),
+						errhint("Name the class the score is about, e.g. mlpipe.%s(y, y_hat, 'yes').",
+								agg_name(fcinfo, "f1"))));
 	st = (LabelState *) DatumGetPointer(label_trans(fcinfo, kind, "label metric"));
 	if (st == NULL)
 		PG_RETURN_NULL();
 	s = label_text(fcinfo, 3, kind, &len, buf);
-	label_set_positive(st, s, len, agg);
+	label_set_positive(st, s, len, fcinfo);
 	PG_RETURN_POINTER(st);
 }
 
@@ -344,7 +350,7 @@ label_read_into(StringInfo buf, LabelState *st, MemoryContext ctx)
 
 		if (len < 0 || len > buf->len - buf->cursor)
 			elog(ERROR, "mlpipe: corrupt label metric state");
-		label_set_positive(st, pq_getmsgbytes(buf, len), len, "label metric");
+		label_set_positive(st, pq_getmsgbytes(buf, len), len, NULL);
 	}
 	return st;
 }
@@ -393,7 +399,7 @@ mlpipe_label_combine(PG_FUNCTION_ARGS)
 	if (a == NULL)
 		a = label_state_new(ctx, b->kind);
 	if (b->positive != NULL)
-		label_set_positive(a, b->positive, strlen(b->positive), "label metric");
+		label_set_positive(a, b->positive, strlen(b->positive), fcinfo);
 	for (i = 0; i < b->n_labels; i++)
 		for (j = 0; j < b->n_labels; j++)
 		{

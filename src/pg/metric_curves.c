@@ -20,14 +20,15 @@
 
 /*
  * The (truth, score) pairs of the two array arguments, pairs with a NULL
- * left out (as the metric aggregates ignore such rows); 22000 for arrays of
- * different lengths, more than one dimension or non-finite scores.
+ * left out (as the metric aggregates ignore such rows), none when an array
+ * is NULL; 22000 for arrays of different lengths, more than one dimension
+ * or non-finite scores.
  */
 int64
 curve_array_pairs(FunctionCallInfo fcinfo, const char *fn, uint8 **truth, double **score)
 {
-	ArrayType  *ya = PG_GETARG_ARRAYTYPE_P(0);
-	ArrayType  *sa = PG_GETARG_ARRAYTYPE_P(1);
+	ArrayType  *ya,
+			   *sa;
 	Datum	   *yv,
 			   *sv;
 	bool	   *yn,
@@ -37,6 +38,11 @@ curve_array_pairs(FunctionCallInfo fcinfo, const char *fn, uint8 **truth, double
 				i;
 	int64		n = 0;
 
+	/* a NULL array holds no pairs (the functions are not strict) */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return 0;
+	ya = PG_GETARG_ARRAYTYPE_P(0);
+	sa = PG_GETARG_ARRAYTYPE_P(1);
 	if (ARR_NDIM(ya) > 1 || ARR_NDIM(sa) > 1)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("mlpipe.%s: y_true and score must be one-dimensional arrays", fn)));

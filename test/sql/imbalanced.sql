@@ -59,6 +59,10 @@ SELECT count(*) FROM (SELECT array_agg(y ORDER BY i) y, array_agg(s ORDER BY i) 
        mlpipe.roc_curve(a.y, a.s) c;
 SELECT count(*) FROM mlpipe.pr_curve('{NULL,t}', '{0.5,NULL}');
 SELECT * FROM mlpipe.roc_curve('{t}', '{0.5}');
+-- NULL arrays hold no pairs (the fuzzer found the crash this guards)
+SELECT count(*) FROM mlpipe.roc_curve(NULL, NULL);
+SELECT count(*) FROM mlpipe.pr_curve('{t}', NULL);
+SELECT mlpipe.calibration(NULL, '{0.5}') IS NULL AS no_pairs;
 SELECT * FROM mlpipe.roc_curve('{t,f}', '{0.5}');
 SELECT * FROM mlpipe.pr_curve('{t,f}', '{0.5,Infinity}');
 

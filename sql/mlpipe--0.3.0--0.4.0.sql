@@ -4055,6 +4055,292 @@ COMMENT ON FUNCTION mlpipe.drop_grouped_model(text) IS
 REVOKE ALL ON FUNCTION mlpipe.drop_grouped_model(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.drop_grouped_model(text) TO mlpipe_admin;
 
+-- == issue 14: metrics an imbalanced problem needs (helper metrics) ==
+-- precision / recall / f1 of a named positive class (issue #14): the label
+-- state again, with the class stored by its own transition functions.
+CREATE FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, text, text, text) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_label_pos_trans_text' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, text, text, text) IS
+    'Transition function of precision, recall and f1 for a positive class.';
+
+CREATE FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, bigint, bigint, bigint) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_label_pos_trans_int8' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, bigint, bigint, bigint) IS
+    'Transition function of precision, recall and f1 for a positive class.';
+
+CREATE FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, boolean, boolean, boolean) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_label_pos_trans_bool' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, boolean, boolean, boolean) IS
+    'Transition function of precision, recall and f1 for a positive class.';
+
+CREATE FUNCTION mlpipe._precision_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_precision_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._precision_final(mlpipe.agg_state) IS 'Final function of mlpipe.precision.';
+CREATE FUNCTION mlpipe._recall_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_recall_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._recall_final(mlpipe.agg_state) IS 'Final function of mlpipe.recall.';
+CREATE FUNCTION mlpipe._f1_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_f1_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._f1_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1.';
+CREATE AGGREGATE mlpipe.precision(y_true text, y_pred text, positive text) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision(text, text, text) IS
+    'Precision of the positive class: tp / (tp + fp), 0 when nothing is predicted positive.';
+CREATE AGGREGATE mlpipe.precision(y_true bigint, y_pred bigint, positive bigint) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision(bigint, bigint, bigint) IS
+    'Precision of the positive class: tp / (tp + fp), 0 when nothing is predicted positive.';
+CREATE AGGREGATE mlpipe.precision(y_true boolean, y_pred boolean, positive boolean) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision(boolean, boolean, boolean) IS
+    'Precision of the positive class: tp / (tp + fp), 0 when nothing is predicted positive.';
+CREATE AGGREGATE mlpipe.recall(y_true text, y_pred text, positive text) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall(text, text, text) IS
+    'Recall of the positive class: tp / (tp + fn), 0 when the class has no rows.';
+CREATE AGGREGATE mlpipe.recall(y_true bigint, y_pred bigint, positive bigint) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall(bigint, bigint, bigint) IS
+    'Recall of the positive class: tp / (tp + fn), 0 when the class has no rows.';
+CREATE AGGREGATE mlpipe.recall(y_true boolean, y_pred boolean, positive boolean) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall(boolean, boolean, boolean) IS
+    'Recall of the positive class: tp / (tp + fn), 0 when the class has no rows.';
+CREATE AGGREGATE mlpipe.f1(y_true text, y_pred text, positive text) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1(text, text, text) IS
+    'F1 of the positive class: 2 tp / (2 tp + fp + fn), 0 when the class is neither true nor predicted.';
+CREATE AGGREGATE mlpipe.f1(y_true bigint, y_pred bigint, positive bigint) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1(bigint, bigint, bigint) IS
+    'F1 of the positive class: 2 tp / (2 tp + fp + fn), 0 when the class is neither true nor predicted.';
+CREATE AGGREGATE mlpipe.f1(y_true boolean, y_pred boolean, positive boolean) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1(boolean, boolean, boolean) IS
+    'F1 of the positive class: 2 tp / (2 tp + fp + fn), 0 when the class is neither true nor predicted.';
+
+
+-- average_precision: roc_auc's binary state, a final function of its own.
+CREATE FUNCTION mlpipe._average_precision_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_average_precision_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._average_precision_final(mlpipe.agg_state) IS
+    'Final function of mlpipe.average_precision.';
+CREATE AGGREGATE mlpipe.average_precision(y_true boolean, score float8) (
+    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._average_precision_final,
+    COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.average_precision(boolean, float8) IS
+    'Average precision (PR-AUC, step-wise as scikit-learn): sum of (R_i - R_{i-1}) P_i over the thresholds; NULL without a positive.';
+
+-- The ROC and precision-recall curves as rows, from array_agg of truth and score.
+CREATE FUNCTION mlpipe.roc_curve(y_true boolean[], score float8[], drop_intermediate boolean DEFAULT true)
+    RETURNS TABLE (threshold float8, fpr float8, tpr float8)
+AS 'MODULE_PATHNAME', 'mlpipe_roc_curve' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION mlpipe.roc_curve(boolean[], float8[], boolean) IS
+    'ROC curve points of a binary scorer (scikit-learn roc_curve): pairs with a NULL are left out.';
+
+CREATE FUNCTION mlpipe.pr_curve(y_true boolean[], score float8[])
+    RETURNS TABLE (threshold float8, "precision" float8, recall float8)
+AS 'MODULE_PATHNAME', 'mlpipe_pr_curve' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION mlpipe.pr_curve(boolean[], float8[]) IS
+    'Precision-recall curve points of a binary scorer (scikit-learn precision_recall_curve), thresholds ascending.';
+
+-- The calibration params.calibrate stores, fitted on any (truth, score) pairs.
+CREATE FUNCTION mlpipe.calibration(y_true boolean[], score float8[], method text DEFAULT 'isotonic')
+    RETURNS jsonb
+AS 'MODULE_PATHNAME', 'mlpipe_calibration' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.calibration(boolean[], float8[], text) IS
+    'Fits a Platt or isotonic calibration of binary scores (as params.calibrate does on its held-out rows); pairs with a NULL are left out.';
+
+-- evaluate / cross_validate: precision, recall, f1 (second class) and average_precision of binary models.
+CREATE OR REPLACE FUNCTION mlpipe._eval_metrics(p_artifact bytea, p_task text, p_features text[],
+    p_classes text[], p_target text, p_from text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    x   text := mlpipe._eval_input(p_features);
+    res jsonb;
+BEGIN
+    IF p_task = 'classification' THEN
+        EXECUTE pg_catalog.format($q$
+            SELECT pg_catalog.jsonb_build_object(
+                'accuracy', mlpipe.accuracy(y, p), 'precision_macro', mlpipe.precision_macro(y, p),
+                'recall_macro', mlpipe.recall_macro(y, p), 'f1_macro', mlpipe.f1_macro(y, p),
+                'f1_weighted', mlpipe.f1_weighted(y, p), 'log_loss', mlpipe.log_loss(y, pr, $2),
+                'roc_auc', mlpipe.roc_auc(y, pr, $2), 'confusion_matrix', mlpipe.confusion_matrix(y, p),
+                'rows', pg_catalog.count(*))
+                   OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality($2) OPERATOR(pg_catalog.=) 2 THEN
+                   pg_catalog.jsonb_build_object(
+                       'precision', mlpipe.precision(y, p, $2[2]), 'recall', mlpipe.recall(y, p, $2[2]),
+                       'f1', mlpipe.f1(y, p, $2[2]),
+                       'average_precision', mlpipe.average_precision(y OPERATOR(pg_catalog.=) $2[2], pr[2]))
+                   ELSE '{}'::jsonb END
+              FROM (SELECT (s.%1$I)::text AS y, mlpipe.predict_label($1, %2$s) AS p,
+                           mlpipe.predict_proba($1, %2$s) AS pr
+                      FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
+            INTO res USING p_artifact, p_classes;
+    ELSIF p_task = 'regression' THEN
+        EXECUTE pg_catalog.format($q$
+            SELECT pg_catalog.jsonb_build_object('rmse', mlpipe.rmse(y, p), 'mae', mlpipe.mae(y, p),
+                                      'r2', mlpipe.r2(y, p), 'mape', mlpipe.mape(y, p), 'rows', pg_catalog.count(*))
+              FROM (SELECT (s.%1$I)::float8 AS y, mlpipe.predict($1, %2$s) AS p
+                      FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
+            INTO res USING p_artifact;
+    ELSE
+        -- Clustering: the clusters the model assigns, scored on the raw
+        -- features; silhouette (O(n^2)) on at most 10,000 rows picked by a
+        -- hash of the row, so the figure is reproducible.
+        EXECUTE pg_catalog.format($q$
+            WITH pts AS MATERIALIZED (
+                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, pg_catalog.md5(ROW(s.*)::text) AS h FROM %3$s s)
+            SELECT pg_catalog.jsonb_build_object(
+                'silhouette', (SELECT mlpipe.silhouette(x, c) FROM
+                                 (SELECT x, c FROM pts ORDER BY h LIMIT 10000) t),
+                'calinski_harabasz', mlpipe.calinski_harabasz(x, c),
+                'davies_bouldin', mlpipe.davies_bouldin(x, c), 'rows', pg_catalog.count(*))
+              FROM pts$q$, mlpipe._eval_input(p_features, true), x, p_from)
+            INTO res USING p_artifact;
+    END IF;
+    IF (res->>'rows'::text)::bigint = 0 THEN
+        RAISE EXCEPTION 'no rows to evaluate%', coalesce(': the source has no row with a non-NULL "' OPERATOR(pg_catalog.||) p_target OPERATOR(pg_catalog.||) '"', '')
+            USING ERRCODE = '22000';
+    END IF;
+    RETURN res;
+END $$;
+
+-- search: gate.metric ranks the trials (on the body with progress lines above).
+CREATE OR REPLACE FUNCTION mlpipe._search(p_model text, p_algorithm text, p_source text, p_target text,
+    p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    run     bigint;
+    cand    jsonb;
+    cv      jsonb;
+    main    record;
+    val     float8;
+    best    jsonb;
+    best_v  float8;
+    best_cv jsonb;
+    trials  jsonb := '[]';
+    n       int := 0;
+    total   int;
+    res     mlpipe.train_result;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    -- validates the space first, and counts the candidates for progress lines
+    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe._search_candidates(p_space, p_strategy, p_trials);
+    run := mlpipe._log_run('search', p_model, NULL, p_algorithm, p_source,
+        pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
+                           'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
+        'running', NULL, NULL, started, NULL, NULL, NULL);
+    FOR cand IN SELECT * FROM mlpipe._search_candidates(p_space, p_strategy, p_trials) LOOP
+        cv := mlpipe._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
+        IF main IS NULL THEN
+            SELECT * INTO main FROM mlpipe._main_metric(cv->>'task'::text);
+            -- gate.metric, when given, ranks the trials too (issue #14), in
+            -- gate.higher_is_better's direction or the metric's own.
+            IF pg_catalog.jsonb_typeof(p_gate) = 'object' AND p_gate ? 'metric'::text THEN
+                main.metric := p_gate->>'metric'::text;
+                main.higher_is_better := coalesce((p_gate->>'higher_is_better'::text)::boolean,
+                    main.metric NOT IN ('rmse', 'mae', 'mape', 'log_loss', 'inertia', 'davies_bouldin'));
+                IF NOT (cv->'mean'::text) ? main.metric THEN
+                    RAISE EXCEPTION 'gate metric "%" is not among the cross-validated metrics', main.metric
+                        USING ERRCODE = '22023',
+                              HINT = 'Metrics: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(e.key, ', ' ORDER BY e.key)
+                                                  FROM pg_catalog.jsonb_object_keys(cv->'mean'::text) e(key));
+                END IF;
+            END IF;
+        END IF;
+        val := (cv->'mean'::text->>main.metric)::float8;
+        n := n + 1;
+        PERFORM mlpipe._progress('search', 'candidate', n, total, started);
+        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
+                                                                 main.metric, val));
+        IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
+                                OR (NOT main.higher_is_better AND val < best_v)) THEN
+            best := cand;
+            best_v := val;
+            best_cv := cv;
+        END IF;
+    END LOOP;
+    IF best IS NULL THEN
+        RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
+    END IF;
+    res := mlpipe._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
+    PERFORM mlpipe._eval_finish_run(run, (best_cv->>'rows'::text)::bigint,
+        pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
+                           'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
+        best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
+    RETURN res;
+END $$;
+
+-- Threshold tuning (issue #14): the version's recorded training again (same
+-- source, target, features, params and seed) with params.threshold set to
+-- the metric, so the fit picks the threshold that maximises it on that
+-- training's test split; registered as a new version like any training.
+CREATE FUNCTION mlpipe._tune_threshold(p_model_ref text, p_metric text, p_gate jsonb)
+RETURNS mlpipe.train_result
+-- No pinned search_path: _train resolves the recorded source as the caller.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v     record;
+    feats text[];
+BEGIN
+    IF p_model_ref IS NULL OR p_metric IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_model_ref IS NULL THEN 'model_ref' ELSE 'metric' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF p_metric OPERATOR(pg_catalog.<>) ALL (ARRAY['f1', 'accuracy', 'recall_macro', 'precision_macro', 'f1_macro']) THEN
+        RAISE EXCEPTION 'cannot tune a threshold for metric "%"', p_metric
+            USING ERRCODE = '22023', HINT = 'Metrics: f1, accuracy, recall_macro, precision_macro, f1_macro.';
+    END IF;
+    SELECT mv.* INTO v FROM mlpipe.resolve(p_model_ref) r
+      JOIN mlpipe.model_versions mv ON mv.model OPERATOR(pg_catalog.=) r.model AND mv.version OPERATOR(pg_catalog.=) r.version;
+    IF v.task OPERATOR(pg_catalog.<>) 'classification' OR pg_catalog.cardinality(v.classes) OPERATOR(pg_catalog.<>) 2 THEN
+        RAISE EXCEPTION '"%" is not a binary classifier', p_model_ref
+            USING ERRCODE = '22023', HINT = 'A decision threshold splits the probability of a binary model''s second class.';
+    END IF;
+    IF v.params ? 'imported'::text OR v.algorithm OPERATOR(pg_catalog.<>) ALL (ARRAY['decision_tree', 'random_forest', 'gbt']) THEN
+        RAISE EXCEPTION '"%" has no recorded training to repeat', p_model_ref
+            USING ERRCODE = '22023', HINT = 'Train the model with params.threshold instead.';
+    END IF;
+    -- The training's input columns: the preprocessed ones when there are, else the features.
+    feats := coalesce((SELECT pg_catalog.array_agg(c OPERATOR(pg_catalog.->>) 'column'::text ORDER BY o)
+                         FROM pg_catalog.jsonb_array_elements(mlpipe.export(v.artifact) OPERATOR(pg_catalog.->) 'preprocess'::text)
+                              WITH ORDINALITY e(c, o)), v.features);
+    IF v.params ? 'exclude'::text THEN
+        feats := NULL;          -- exclude picks the same columns again
+    END IF;
+    RETURN mlpipe._train(v.model, v.algorithm, v.source, v.target, feats,
+                         v.params OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('threshold', p_metric), p_gate);
+END $$;
+COMMENT ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) IS
+    'Retrains a binary classifier version with params.threshold = metric and registers it as a new version.';
+REVOKE ALL ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) TO mlpipe_trainer;
+
+CREATE FUNCTION mlpipe.tune_threshold(model_ref text, metric text DEFAULT 'f1', gate jsonb DEFAULT NULL)
+RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM mlpipe._tune_threshold($1, $2, $3)
+$$;
+COMMENT ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) IS
+    'New version of a binary classifier whose decision threshold maximises metric (default f1) on its test split.';
+REVOKE ALL ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) TO mlpipe_trainer;
+
 -- == issue 12: predict_table's first hour (helper ptable) ==
 -- target_table, on_null, errors naming the failing row's key without the
 -- generated SQL as context, a seeded drift sample, class-labelled probabilities.

@@ -31,6 +31,18 @@ def label_agg(desc):
             "see": "../evaluation.md"}
 
 
+def label_pos_agg(desc):
+    return {"area": "Metric aggregates", "summary": desc,
+            "args": "- `y_true`, `y_pred`, `positive`: the truth, the prediction and the positive class, as "
+                    "`(text, text, text)`, `(bigint, bigint, bigint)` or `(boolean, boolean, boolean)`.",
+            "returns": "float8; NULL with no rows; 0 when the class is absent and only one other label is present.",
+            "errors": "22004 NULL positive; 22023 a positive class that changes between rows, or that is in neither "
+                      "column while two other labels are (scikit-learn's pos_label check); 54000 more than 2,048 "
+                      "distinct labels. Rows with a NULL label are skipped.",
+            "example": "SELECT mlpipe.%s(y, mlpipe.predict_label('bank', b), 'yes') FROM bank b;",
+            "see": "../evaluation.md"}
+
+
 def reg_agg(desc):
     return {"area": "Metric aggregates", "summary": desc,
             "args": "- `y_true`, `y_pred`: float8 truth and prediction.",
@@ -208,6 +220,62 @@ PAGES = {
                           "54000 state over 1 GB between parallel workers.",
                 "example": "SELECT mlpipe.roc_auc(y = 'yes', (mlpipe.predict_proba('bank', b))[2]) FROM bank b;",
                 "see": "../evaluation.md"},
+    "precision": label_pos_agg("Precision of the named positive class: tp / (tp + fp), 0 when nothing is "
+                               "predicted positive (scikit-learn's pos_label, average='binary')."),
+    "recall": label_pos_agg("Recall of the named positive class: tp / (tp + fn), 0 when the class has no rows."),
+    "f1": label_pos_agg("F1 of the named positive class: 2 tp / (2 tp + fp + fn)."),
+    "average_precision": {"area": "Metric aggregates", "summary":
+                          "Average precision (PR-AUC) as scikit-learn's average_precision_score: the step sum of "
+                          "(R_i - R_{i-1}) P_i over the distinct scores, not a trapezoid.",
+                          "args": "- `y_true boolean`: the truth.\n- `score float8`: higher means positive.",
+                          "returns": "float8; NULL with no positive row or no rows.",
+                          "errors": "22000 NaN or infinite scores; 54000 a state over 1 GB between parallel workers "
+                                    "(every row is kept). Rows with a NULL are skipped.",
+                          "example": "SELECT mlpipe.average_precision(y = 'yes', (mlpipe.predict_proba('bank', b))[2]) FROM bank b;",
+                          "see": "../evaluation.md"},
+    "roc_curve": {"area": "Evaluation", "summary":
+                  "The ROC curve of a binary scorer as rows (threshold, fpr, tpr), point for point scikit-learn's "
+                  "roc_curve: from (0, 0) at the highest score + 1, corners only unless drop_intermediate is false.",
+                  "args": "- `y_true boolean[]`, `score float8[]`: the truth and the score, in the same order "
+                          "(array_agg of both in one query); pairs with a NULL are left out.\n"
+                          "- `drop_intermediate`: keep only the corners (default true).",
+                  "returns": "rows (threshold, fpr, tpr); fpr (tpr) is NULL without negatives (positives); no pairs: no rows.",
+                  "errors": "22000 arrays of different lengths or more than one dimension, a NaN or infinite score.",
+                  "example": "SELECT c.* FROM (SELECT array_agg(y = 'yes') y, array_agg((mlpipe.predict_proba('bank', b))[2]) s\n"
+                             "                  FROM bank b) a, mlpipe.roc_curve(a.y, a.s) c;",
+                  "see": "../evaluation.md"},
+    "pr_curve": {"area": "Evaluation", "summary":
+                 "The precision-recall curve of a binary scorer as rows (threshold, precision, recall), scikit-learn's "
+                 "precision_recall_curve: thresholds ascending, then (precision 1, recall 0) with a NULL threshold.",
+                 "args": "- `y_true boolean[]`, `score float8[]`: the truth and the score, in the same order; pairs "
+                         "with a NULL are left out.",
+                 "returns": "rows (threshold, precision, recall); no pairs: no rows.",
+                 "errors": "22000 arrays of different lengths or more than one dimension, a NaN or infinite score.",
+                 "example": "SELECT c.* FROM (SELECT array_agg(y = 'yes') y, array_agg((mlpipe.predict_proba('bank', b))[2]) s\n"
+                            "                  FROM bank b) a, mlpipe.pr_curve(a.y, a.s) c;",
+                 "see": "../evaluation.md"},
+    "calibration": {"area": "Evaluation", "summary":
+                    "Fits the probability calibration params.calibrate stores (Platt's sigmoid or isotonic "
+                    "regression, as scikit-learn's CalibratedClassifierCV) on given (truth, score) pairs.",
+                    "args": "- `y_true boolean[]`, `score float8[]`: held-out truth and scores; pairs with a NULL are "
+                            "left out.\n- `method`: `isotonic` (default) or `platt`.",
+                    "returns": "jsonb `{\"method\": \"isotonic\", \"x\": [...], \"y\": [...]}` (knots, linear between, "
+                               "clipped at the ends) or `{\"method\": \"platt\", \"a\": a, \"b\": b}` (p = 1 / (1 + exp(a s + b))); "
+                               "NULL with no pairs.",
+                    "errors": "22023 unknown method; 22000 arrays of different lengths, a NaN or infinite score.",
+                    "example": "SELECT mlpipe.calibration('{t,f,t,f,t}', '{0.9,0.1,0.4,0.5,0.8}', 'platt');",
+                    "see": "../evaluation.md"},
+    "tune_threshold": {"area": "Training", "summary":
+                       "Registers a new version of a binary classifier whose decision threshold maximises a metric on "
+                       "its test split: the version's recorded training repeated with params.threshold = metric.",
+                       "args": "- `model_ref`: the version to start from.\n- `metric`: f1 (default), accuracy, "
+                               "recall_macro, precision_macro or f1_macro.\n- `gate`: as in train (NULL: the default gate).",
+                       "returns": "the new version as train returns it: (model, version, promoted, metrics, run_id); "
+                                  "metrics include `threshold`.",
+                       "errors": "22004 NULL model_ref or metric; 22023 unknown metric, not a binary classifier, no "
+                                 "training to repeat (imported); what training raises on the recorded source; " + REF_ERR + ".",
+                       "example": "SELECT * FROM mlpipe.tune_threshold('bank@1', 'f1', '{\"metric\": \"f1\", \"must_beat\": \"production\"}');",
+                       "see": "../evaluation.md"},
     "rmse": reg_agg("Root mean squared error."),
     "mae": reg_agg("Mean absolute error."),
     "r2": reg_agg("Coefficient of determination (1 for an exact prediction of a constant truth, else 0 then)."),

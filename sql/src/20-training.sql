@@ -1,6 +1,7 @@
 --------------------------------------------------------------------------
 -- 20-training: _fit (the C trainer) and train / _train (checks, profile,
--- registration). See docs/kmeans.md and docs/trees.md.
+-- registration), tune_threshold (a version's training again with a tuned
+-- decision threshold). See docs/kmeans.md, docs/trees.md, docs/evaluation.md.
 --------------------------------------------------------------------------
 
 CREATE FUNCTION mlpipe._fit(
@@ -509,3 +510,58 @@ COMMENT ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) IS
     'Registers an XGBoost JSON model (binary:logistic, multi:softprob/softmax, reg:squarederror) as a new gbt version of a model; returns the version.';
 REVOKE ALL ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) TO mlpipe_trainer;
+
+-- Threshold tuning (issue #14): the version's recorded training again (same
+-- source, target, features, params and seed) with params.threshold set to
+-- the metric, so the fit picks the threshold that maximises it on that
+-- training's test split; registered as a new version like any training.
+CREATE FUNCTION mlpipe._tune_threshold(p_model_ref text, p_metric text, p_gate jsonb)
+RETURNS mlpipe.train_result
+-- No pinned search_path: _train resolves the recorded source as the caller.
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v     record;
+    feats text[];
+BEGIN
+    IF p_model_ref IS NULL OR p_metric IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_model_ref IS NULL THEN 'model_ref' ELSE 'metric' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF p_metric OPERATOR(pg_catalog.<>) ALL (ARRAY['f1', 'accuracy', 'recall_macro', 'precision_macro', 'f1_macro']) THEN
+        RAISE EXCEPTION 'cannot tune a threshold for metric "%"', p_metric
+            USING ERRCODE = '22023', HINT = 'Metrics: f1, accuracy, recall_macro, precision_macro, f1_macro.';
+    END IF;
+    SELECT mv.* INTO v FROM mlpipe.resolve(p_model_ref) r
+      JOIN mlpipe.model_versions mv ON mv.model OPERATOR(pg_catalog.=) r.model AND mv.version OPERATOR(pg_catalog.=) r.version;
+    IF v.task OPERATOR(pg_catalog.<>) 'classification' OR pg_catalog.cardinality(v.classes) OPERATOR(pg_catalog.<>) 2 THEN
+        RAISE EXCEPTION '"%" is not a binary classifier', p_model_ref
+            USING ERRCODE = '22023', HINT = 'A decision threshold splits the probability of a binary model''s second class.';
+    END IF;
+    IF v.params ? 'imported'::text OR v.algorithm OPERATOR(pg_catalog.<>) ALL (ARRAY['decision_tree', 'random_forest', 'gbt']) THEN
+        RAISE EXCEPTION '"%" has no recorded training to repeat', p_model_ref
+            USING ERRCODE = '22023', HINT = 'Train the model with params.threshold instead.';
+    END IF;
+    -- The training's input columns: the preprocessed ones when there are, else the features.
+    feats := coalesce((SELECT pg_catalog.array_agg(c OPERATOR(pg_catalog.->>) 'column'::text ORDER BY o)
+                         FROM pg_catalog.jsonb_array_elements(mlpipe.export(v.artifact) OPERATOR(pg_catalog.->) 'preprocess'::text)
+                              WITH ORDINALITY e(c, o)), v.features);
+    IF v.params ? 'exclude'::text THEN
+        feats := NULL;          -- exclude picks the same columns again
+    END IF;
+    RETURN mlpipe._train(v.model, v.algorithm, v.source, v.target, feats,
+                         v.params OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('threshold', p_metric), p_gate);
+END $$;
+COMMENT ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) IS
+    'Retrains a binary classifier version with params.threshold = metric and registers it as a new version.';
+REVOKE ALL ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) TO mlpipe_trainer;
+
+CREATE FUNCTION mlpipe.tune_threshold(model_ref text, metric text DEFAULT 'f1', gate jsonb DEFAULT NULL)
+RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM mlpipe._tune_threshold($1, $2, $3)
+$$;
+COMMENT ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) IS
+    'New version of a binary classifier whose decision threshold maximises metric (default f1) on its test split.';
+REVOKE ALL ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) TO mlpipe_trainer;

@@ -148,6 +148,78 @@ CREATE AGGREGATE mlpipe.confusion_matrix(y_true boolean, y_pred boolean) (
 COMMENT ON AGGREGATE mlpipe.confusion_matrix(boolean, boolean) IS
     'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
 
+-- precision / recall / f1 of a named positive class (issue #14): the label
+-- state again, with the class stored by its own transition functions.
+CREATE FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, text, text, text) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_label_pos_trans_text' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, text, text, text) IS
+    'Transition function of precision, recall and f1 for a positive class.';
+
+CREATE FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, bigint, bigint, bigint) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_label_pos_trans_int8' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, bigint, bigint, bigint) IS
+    'Transition function of precision, recall and f1 for a positive class.';
+
+CREATE FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, boolean, boolean, boolean) RETURNS mlpipe.agg_state
+AS 'MODULE_PATHNAME', 'mlpipe_label_pos_trans_bool' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, boolean, boolean, boolean) IS
+    'Transition function of precision, recall and f1 for a positive class.';
+
+CREATE FUNCTION mlpipe._precision_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_precision_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._precision_final(mlpipe.agg_state) IS 'Final function of mlpipe.precision.';
+CREATE FUNCTION mlpipe._recall_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_recall_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._recall_final(mlpipe.agg_state) IS 'Final function of mlpipe.recall.';
+CREATE FUNCTION mlpipe._f1_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_f1_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._f1_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1.';
+CREATE AGGREGATE mlpipe.precision(y_true text, y_pred text, positive text) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision(text, text, text) IS
+    'Precision of the positive class: tp / (tp + fp), 0 when nothing is predicted positive.';
+CREATE AGGREGATE mlpipe.precision(y_true bigint, y_pred bigint, positive bigint) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision(bigint, bigint, bigint) IS
+    'Precision of the positive class: tp / (tp + fp), 0 when nothing is predicted positive.';
+CREATE AGGREGATE mlpipe.precision(y_true boolean, y_pred boolean, positive boolean) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.precision(boolean, boolean, boolean) IS
+    'Precision of the positive class: tp / (tp + fp), 0 when nothing is predicted positive.';
+CREATE AGGREGATE mlpipe.recall(y_true text, y_pred text, positive text) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall(text, text, text) IS
+    'Recall of the positive class: tp / (tp + fn), 0 when the class has no rows.';
+CREATE AGGREGATE mlpipe.recall(y_true bigint, y_pred bigint, positive bigint) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall(bigint, bigint, bigint) IS
+    'Recall of the positive class: tp / (tp + fn), 0 when the class has no rows.';
+CREATE AGGREGATE mlpipe.recall(y_true boolean, y_pred boolean, positive boolean) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.recall(boolean, boolean, boolean) IS
+    'Recall of the positive class: tp / (tp + fn), 0 when the class has no rows.';
+CREATE AGGREGATE mlpipe.f1(y_true text, y_pred text, positive text) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1(text, text, text) IS
+    'F1 of the positive class: 2 tp / (2 tp + fp + fn), 0 when the class is neither true nor predicted.';
+CREATE AGGREGATE mlpipe.f1(y_true bigint, y_pred bigint, positive bigint) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1(bigint, bigint, bigint) IS
+    'F1 of the positive class: 2 tp / (2 tp + fp + fn), 0 when the class is neither true nor predicted.';
+CREATE AGGREGATE mlpipe.f1(y_true boolean, y_pred boolean, positive boolean) (
+    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_final,
+    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.f1(boolean, boolean, boolean) IS
+    'F1 of the positive class: 2 tp / (2 tp + fp + fn), 0 when the class is neither true nor predicted.';
+
 -- log_loss: (boolean, float8) binary with p = P(true); (text, float8[], text[])
 -- with one probability per class in the order of the classes array.
 CREATE FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, boolean, float8) RETURNS mlpipe.agg_state
@@ -213,6 +285,37 @@ CREATE AGGREGATE mlpipe.roc_auc(y_true text, proba float8[], classes text[]) (
     COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.roc_auc(text, float8[], text[]) IS
     'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
+
+-- average_precision: roc_auc's binary state, a final function of its own.
+CREATE FUNCTION mlpipe._average_precision_final(mlpipe.agg_state) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_average_precision_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe._average_precision_final(mlpipe.agg_state) IS
+    'Final function of mlpipe.average_precision.';
+CREATE AGGREGATE mlpipe.average_precision(y_true boolean, score float8) (
+    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._average_precision_final,
+    COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
+COMMENT ON AGGREGATE mlpipe.average_precision(boolean, float8) IS
+    'Average precision (PR-AUC, step-wise as scikit-learn): sum of (R_i - R_{i-1}) P_i over the thresholds; NULL without a positive.';
+
+-- The ROC and precision-recall curves as rows, from array_agg of truth and score.
+CREATE FUNCTION mlpipe.roc_curve(y_true boolean[], score float8[], drop_intermediate boolean DEFAULT true)
+    RETURNS TABLE (threshold float8, fpr float8, tpr float8)
+AS 'MODULE_PATHNAME', 'mlpipe_roc_curve' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION mlpipe.roc_curve(boolean[], float8[], boolean) IS
+    'ROC curve points of a binary scorer (scikit-learn roc_curve): pairs with a NULL are left out.';
+
+CREATE FUNCTION mlpipe.pr_curve(y_true boolean[], score float8[])
+    RETURNS TABLE (threshold float8, "precision" float8, recall float8)
+AS 'MODULE_PATHNAME', 'mlpipe_pr_curve' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION mlpipe.pr_curve(boolean[], float8[]) IS
+    'Precision-recall curve points of a binary scorer (scikit-learn precision_recall_curve), thresholds ascending.';
+
+-- The calibration params.calibrate stores, fitted on any (truth, score) pairs.
+CREATE FUNCTION mlpipe.calibration(y_true boolean[], score float8[], method text DEFAULT 'isotonic')
+    RETURNS jsonb
+AS 'MODULE_PATHNAME', 'mlpipe_calibration' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.calibration(boolean[], float8[], text) IS
+    'Fits a Platt or isotonic calibration of binary scores (as params.calibrate does on its held-out rows); pairs with a NULL are left out.';
 
 -- Regression: rmse, mae, r2, mape (y_true float8, y_pred float8), running sums.
 CREATE FUNCTION mlpipe._reg_trans(mlpipe.agg_state, float8, float8) RETURNS mlpipe.agg_state
@@ -377,6 +480,12 @@ BEGIN
                 'f1_weighted', mlpipe.f1_weighted(y, p), 'log_loss', mlpipe.log_loss(y, pr, $2),
                 'roc_auc', mlpipe.roc_auc(y, pr, $2), 'confusion_matrix', mlpipe.confusion_matrix(y, p),
                 'rows', pg_catalog.count(*))
+                   OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality($2) OPERATOR(pg_catalog.=) 2 THEN
+                   pg_catalog.jsonb_build_object(
+                       'precision', mlpipe.precision(y, p, $2[2]), 'recall', mlpipe.recall(y, p, $2[2]),
+                       'f1', mlpipe.f1(y, p, $2[2]),
+                       'average_precision', mlpipe.average_precision(y OPERATOR(pg_catalog.=) $2[2], pr[2]))
+                   ELSE '{}'::jsonb END
               FROM (SELECT (s.%1$I)::text AS y, mlpipe.predict_label($1, %2$s) AS p,
                            mlpipe.predict_proba($1, %2$s) AS pr
                       FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
@@ -784,6 +893,19 @@ BEGIN
         cv := mlpipe._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
         IF main IS NULL THEN
             SELECT * INTO main FROM mlpipe._main_metric(cv->>'task'::text);
+            -- gate.metric, when given, ranks the trials too (issue #14), in
+            -- gate.higher_is_better's direction or the metric's own.
+            IF pg_catalog.jsonb_typeof(p_gate) = 'object' AND p_gate ? 'metric'::text THEN
+                main.metric := p_gate->>'metric'::text;
+                main.higher_is_better := coalesce((p_gate->>'higher_is_better'::text)::boolean,
+                    main.metric NOT IN ('rmse', 'mae', 'mape', 'log_loss', 'inertia', 'davies_bouldin'));
+                IF NOT (cv->'mean'::text) ? main.metric THEN
+                    RAISE EXCEPTION 'gate metric "%" is not among the cross-validated metrics', main.metric
+                        USING ERRCODE = '22023',
+                              HINT = 'Metrics: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(e.key, ', ' ORDER BY e.key)
+                                                  FROM pg_catalog.jsonb_object_keys(cv->'mean'::text) e(key));
+                END IF;
+            END IF;
         END IF;
         val := (cv->'mean'::text->>main.metric)::float8;
         n := n + 1;

@@ -59,6 +59,15 @@ ml_model_read(const MlEnv *env, const uint8_t *data, size_t len, MlModel *m, MlE
 								   "artifact corrupt: preprocessing makes %u features but meta lists %u",
 								   m->prep.n_out, m->meta.n_features);
 				break;
+			case ML_SEC_DECISION:
+				if (!have_model)
+					return ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: decision before the model");
+				if (!decision_read(&sec, &m->dec))
+					return err->code ? err->code : ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: decision section");
+				if (m->meta.task != ML_TASK_CLASSIFY || m->meta.n_classes != 2)
+					return ml_fail(err, ML_ERR_CORRUPT,
+								   "artifact corrupt: a decision section on a model that is not a binary classifier");
+				break;
 			default:
 				return ml_fail(err, ML_ERR_CORRUPT, "artifact has unsupported section %d", (int) tag);
 		}
@@ -125,7 +134,12 @@ ml_model_predict(const MlModel *m, const double *x, double *scratch, double *out
 			}
 			if (m->tm.task == ML_TASK_CLASSIFY)
 			{
-				*out = trees_predict_class(&m->tm, x, proba ? proba : scratch);
+				double	   *p = proba ? proba : scratch;
+
+				*out = trees_predict_class(&m->tm, x, p);
+				/* a binary model's threshold and calibration */
+				if (m->dec.present)
+					*out = decision_apply(&m->dec, p[1], p);
 			}
 			else
 			{
@@ -154,15 +168,22 @@ ml_model_predict(const MlModel *m, const double *x, double *scratch, double *out
 	}
 }
 
-/* The PREPROCESS section, when there is one, and the artifact's end. */
+/* The PREPROCESS and DECISION sections, when there are, and the artifact's end. */
 static MlStatus
-write_prep_and_finish(MlBuf *b, const MlPrep *prep, MlError *err)
+write_prep_and_finish(MlBuf *b, const MlPrep *prep, const MlDecision *dec, MlError *err)
 {
 	if (prep && prep->n_in > 0)
 	{
 		size_t		at = artifact_section_begin(b, ML_SEC_PREPROCESS);
 
 		prep_write(b, prep);
+		artifact_section_end(b, at);
+	}
+	if (dec && dec->present)
+	{
+		size_t		at = artifact_section_begin(b, ML_SEC_DECISION);
+
+		decision_write(b, dec);
 		artifact_section_end(b, at);
 	}
 	return artifact_finish(b, err);
@@ -179,19 +200,20 @@ ml_model_write_kmeans(MlBuf *b, const MlEnv *env, const MlMeta *meta, const KmMo
 	at = artifact_section_begin(b, ML_SEC_MODEL);
 	kmeans_write(b, km);
 	artifact_section_end(b, at);
-	return write_prep_and_finish(b, prep, err);
+	return write_prep_and_finish(b, prep, NULL, err);
 }
 
 MlStatus
 ml_model_write_trees(MlBuf *b, const MlEnv *env, const MlMeta *meta, const TreeModel *tm,
-					 const MlPrep *prep, MlError *err)
+					 const MlPrep *prep, const MlDecision *dec, MlError *err)
 {
 	size_t		at;
 
-	artifact_begin_format(b, env, trees_kind(tm), prep && prep->n_in > 0 ? 2 : 1);
+	artifact_begin_format(b, env, trees_kind(tm),
+						  dec && dec->present ? 3 : prep && prep->n_in > 0 ? 2 : 1);
 	artifact_write_meta(b, meta);
 	at = artifact_section_begin(b, ML_SEC_MODEL);
 	trees_write(b, tm);
 	artifact_section_end(b, at);
-	return write_prep_and_finish(b, prep, err);
+	return write_prep_and_finish(b, prep, dec, err);
 }

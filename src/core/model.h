@@ -7,6 +7,7 @@
 #define MODEL_H
 
 #include "artifact.h"
+#include "decision.h"
 #include "kmeans.h"
 #include "preprocess.h"
 #include "trees.h"
@@ -20,6 +21,7 @@ typedef struct MlModel
 	KmModel		km;				/* kind == ML_KIND_KMEANS */
 	TreeModel	tm;				/* tree kinds */
 	MlPrep		prep;			/* n_in == 0: no preprocessing (format 1) */
+	MlDecision	dec;			/* !present: argmax, uncalibrated (formats 1, 2) */
 	size_t		scratch_len;	/* doubles of scratch predict needs */
 } MlModel;
 
@@ -47,8 +49,12 @@ MlStatus	ml_model_predict(const MlModel *m, const double *x, double *scratch,
 MlStatus	ml_model_write_kmeans(MlBuf *b, const MlEnv *env, const MlMeta *meta,
 								  const KmModel *km, const MlPrep *prep, MlError *err);
 
-/* Writes a complete tree-model artifact, the same way. */
+/*
+ * Writes a complete tree-model artifact, the same way; with dec (binary
+ * classifiers only, may be NULL) present, a DECISION section and format 3.
+ */
 MlStatus	ml_model_write_trees(MlBuf *b, const MlEnv *env, const MlMeta *meta,
-								 const TreeModel *tm, const MlPrep *prep, MlError *err);
+								 const TreeModel *tm, const MlPrep *prep,
+								 const MlDecision *dec, MlError *err);
 
 #endif

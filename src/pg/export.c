@@ -101,6 +101,8 @@ mlpipe_export_bytea(PG_FUNCTION_ARGS)
 	}
 	if (m.prep.n_in > 0)
 		cJSON_AddItemToObject(doc, "preprocess", prep_export(&m.prep));
+	if (m.dec.present)
+		cJSON_AddItemToObject(doc, "decision", decision_export(&m.dec));
 	PG_RETURN_DATUM(cjson_to_jsonb(doc));
 }
 

@@ -35,7 +35,7 @@
 
 static const char *const common_keys[] = {
 	"seed", "on_null", "exclude", "test_size", "split", "task", "max_depth", "max_bins",
-	"class_weight", "preprocess", NULL
+	"class_weight", "preprocess", "threshold", "calibrate", "calibration_size", NULL
 };
 static const char *const dt_keys[] = {
 	"criterion", "min_samples_leaf", "min_samples_split", "ccp_alpha", "max_features", NULL
@@ -111,6 +111,11 @@ typedef struct TreeFit
 	TreeFitInfo finfo;
 	/* evaluate */
 	cJSON	   *metrics_json;
+	DecisionParams dp;			/* params.threshold, params.calibrate */
+	MlDecision	dec;			/* what the artifact's DECISION section holds */
+	uint8	   *Bcal;			/* held-out calibration rows (binned), or NULL */
+	int32	   *yc_cal;
+	int64		n_cal;
 } TreeFit;
 
 static inline double
@@ -313,6 +318,7 @@ trees_task_and_split(TreeFit *F)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" has a single class (\"%s\")", F->target, F->classes[0]),
 						errhint("Classification needs at least two classes.")));
+	decision_params_check_task(&F->dp, F->task, F->n_classes, F->target);
 	tree_params(F->params, F->algo, F->task, F->n_classes, &F->tp, &F->class_weights);
 	if (F->class_weights)
 	{
@@ -387,6 +393,7 @@ read_params(TreeFit *F)
 	F->test_size = params_number(F->params, "test_size", 0.2, 0, 0.9);
 	F->seed = params_seed(F->params);
 	F->split = parse_split(F->params, &F->L.split_kind, &F->L.split_column);
+	decision_params_read(F->params, &F->dp);
 	if (F->L.split_kind == SPLIT_COL_BOOL && cJSON_GetObjectItemCaseSensitive(F->params, "test_size"))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("parameter \"test_size\" is not used with split = '%s'", F->split),
@@ -625,6 +632,13 @@ partition_rows(TreeFit *F)
 	}
 	pfree(F->is_test);
 	F->is_test = NULL;
+	/* params.calibrate: a calibration set out of the training rows */
+	if (classify)
+	{
+		F->n_cal = decision_carve(&F->dp, &F->pe, L->B, L->yl, F->n_train, L->d, F->seed,
+								  &F->Bcal, &F->yc_cal);
+		F->n_train -= F->n_cal;
+	}
 }
 
 /*
@@ -684,10 +698,42 @@ unbin_row(const TreeBins *bins, const uint8 *B, int d, int64 r, double *x)
 }
 
 /*
+ * Phase calibrate (params.calibrate): scores the held-out calibration rows
+ * and fits the calibration of class 1's probability on them.
+ */
+static void
+calibrate_model(TreeFit *F)
+{
+	double	   *score,
+			   *x,
+			   *out;
+	int64		r;
+
+	if (F->n_cal == 0)
+		return;
+	score = MemoryContextAllocHuge(F->mcxt, sizeof(double) * F->n_cal);
+	x = palloc(sizeof(double) * F->L.d);
+	out = palloc(sizeof(double) * Max(F->model.n_outputs, 2));
+	for (r = 0; r < F->n_cal; r++)
+	{
+		if (r % SCORE_CHECK_ROWS == 0)
+			CHECK_FOR_INTERRUPTS();
+		unbin_row(&F->bins, F->Bcal, F->L.d, r, x);
+		trees_predict_class(&F->model, x, out);
+		score[r] = out[1];
+	}
+	decision_calibrate_fit(&F->dp, &F->pe, F->yc_cal, score, F->n_cal, &F->dec);
+	pfree(F->Bcal);
+	pfree(score);
+	F->Bcal = NULL;
+}
+
+/*
  * Classification metrics of ne binned rows Be with classes yce. Counts and
  * log loss are summed as the rows are scored; only the scores roc_auc sorts
  * are kept (class 1's with two classes, every class's otherwise), not
- * predictions and probabilities. Frees Be once scored.
+ * predictions and probabilities. Frees Be once scored. A binary model's
+ * threshold (fit_decision.c) decides its predictions once every score is in.
  */
 static void
 evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
@@ -698,11 +744,18 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 	double	   *score = MemoryContextAllocHuge(F->mcxt, sizeof(double) * ne * w);
 	double	   *x = palloc(sizeof(double) * F->L.d);
 	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1));
+	uint8	   *truth = NULL,
+			   *pred = NULL;
 	double		ll = 0;
 	ClassMetrics cm;
 	MlError		err = {0};
 	int64		r;
 
+	if (k == 2)
+	{
+		truth = MemoryContextAllocHuge(F->mcxt, ne);
+		pred = MemoryContextAllocHuge(F->mcxt, ne);
+	}
 	for (r = 0; r < ne; r++)
 	{
 		int			c;
@@ -711,30 +764,44 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
 		unbin_row(&F->bins, Be, F->L.d, r, x);
 		c = trees_predict_class(&F->model, x, out);
+		if (F->dec.method != CAL_NONE)
+			c = decision_apply(&F->dec, out[1], out);	/* calibrated, no threshold yet */
 		cnt[k + yce[r]]++;
-		cnt[2 * k + c]++;
-		if (c == yce[r])
-			cnt[c]++;
 		ll += metrics_log_loss_row(out, k, yce[r]);
 		if (k == 2)
+		{
 			score[r] = out[1];
+			truth[r] = yce[r] == 1;
+			pred[r] = c;
+		}
 		else
+		{
 			memcpy(score + (Size) r * w, out, sizeof(double) * w);
+			cnt[2 * k + c]++;
+			if (c == yce[r])
+				cnt[c]++;
+		}
 	}
 	/* the metrics need the scores, not the matrix */
 	pfree(Be);
 	trees_release_free_memory();
+	if (k == 2)
+	{
+		decision_choose(&F->dp, &F->pe, truth, score, ne, &F->dec);
+		for (r = 0; r < ne; r++)
+		{
+			if (F->dec.has_threshold)
+				pred[r] = score[r] >= F->dec.threshold;
+			cnt[2 * k + pred[r]]++;
+			if (pred[r] == truth[r])
+				cnt[pred[r]]++;
+		}
+	}
 	memset(&cm, 0, sizeof(cm));
 	metrics_from_counts(cnt, cnt + k, cnt + 2 * k, k, ne, &cm);
 	cm.log_loss = ll / ne;
 	if (k == 2)
-	{
-		uint8	   *truth = MemoryContextAllocHuge(F->mcxt, ne);
-
-		for (r = 0; r < ne; r++)
-			truth[r] = yce[r] == 1;
 		ML_CHECK_STATUS(metrics_roc_auc(&F->pe.env, truth, score, ne, &cm.roc_auc, &err), &err);
-	}
 	else
 		ML_CHECK_STATUS(metrics_roc_auc_ovr(&F->pe.env, yce, score, ne, k, &cm.roc_auc, &err), &err);
 	params_json_number(F->metrics_json, "accuracy", cm.accuracy);
@@ -744,6 +811,8 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 	params_json_number(F->metrics_json, "f1_weighted", cm.f1_weighted);
 	params_json_number(F->metrics_json, "log_loss", cm.log_loss);
 	params_json_number(F->metrics_json, "roc_auc", cm.roc_auc);
+	if (k == 2)
+		decision_binary_metrics(&F->pe, truth, score, pred, ne, &F->dec, F->metrics_json);
 }
 
 /* Regression metrics of ne binned rows Be with values yve, by streaming sums. Frees Be. */
@@ -822,7 +891,7 @@ write_output(TreeFit *F, FitOutput *fo)
 	meta.n_classes = n_classes;
 	meta.class_labels = F->classes;
 	ML_CHECK_STATUS(ml_model_write_trees(&buf, &F->pe.env, &meta, &F->model,
-										 F->use_prep ? &F->prep : NULL, &err), &err);
+										 F->use_prep ? &F->prep : NULL, &F->dec, &err), &err);
 
 	fo->metrics = F->metrics_json;
 	fo->artifact = palloc(VARHDRSZ + buf.len);
@@ -837,6 +906,8 @@ write_output(TreeFit *F, FitOutput *fo)
 
 	fo->info = cJSON_CreateObject();
 	params_json_number(fo->info, "training_rows", (double) F->n_train);
+	if (F->n_cal > 0)
+		params_json_number(fo->info, "calibration_rows", (double) F->n_cal);
 	params_json_number(fo->info, "test_rows", (double) F->n_test);
 	params_json_number(fo->info, "skipped_rows", (double) F->L.skipped_target);
 	cJSON_AddStringToObject(fo->info, "metrics_split", F->n_test > 0 ? "test" : "train");
@@ -876,6 +947,7 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	check_training_memory(&F);
 	partition_rows(&F);
 	train_model(&F);
+	calibrate_model(&F);
 	evaluate_model(&F);
 	write_output(&F, fo);
 }

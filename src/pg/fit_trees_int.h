@@ -10,6 +10,7 @@
 
 #include "utils/hsearch.h"
 
+#include "decision.h"
 #include "trees.h"
 
 /* Rows of the seeded reservoir sample that gives the bin edges. */
@@ -81,5 +82,32 @@ MlTask		trees_finish_targets(TreeLoad *L, const char *task_param, const char *ta
 								 char ***classes_out, int *n_classes_out);
 /* Hands freed heap pages back to the kernel between phases. */
 void		trees_release_free_memory(void);
+
+/* params.threshold and params.calibrate of a binary classifier (fit_decision.c). */
+typedef struct DecisionParams
+{
+	bool		given;			/* params.threshold */
+	double		threshold;		/* a fixed threshold, when metric is 0 */
+	int			metric;			/* ThresholdMetric to tune for, or 0 */
+	const char *metric_name;
+	int			calibrate;		/* CalMethod */
+	double		calibration_size;	/* share of the training rows held out to calibrate */
+} DecisionParams;
+
+void		decision_params_read(cJSON *params, DecisionParams *dp);
+void		decision_params_check_task(const DecisionParams *dp, MlTask task, int n_classes,
+									   const char *target);
+int64		decision_carve(const DecisionParams *dp, PgEnv *pe, uint8 *B, int32 *y, int64 n,
+						   int d, uint64 seed, uint8 **Bcal, int32 **ycal);
+void		decision_calibrate_fit(const DecisionParams *dp, PgEnv *pe, const int32 *y,
+								   const double *score, int64 n, MlDecision *dec);
+/* (truth, score) pairs of two array arguments 0 and 1 (metric_curves.c). */
+int64		curve_array_pairs(FunctionCallInfo fcinfo, const char *fn, uint8 **truth,
+							  double **score);
+void		decision_choose(const DecisionParams *dp, PgEnv *pe, const uint8 *truth,
+							const double *score, int64 n, MlDecision *dec);
+void		decision_binary_metrics(PgEnv *pe, const uint8 *truth, const double *score,
+									const uint8 *pred, int64 n, const MlDecision *dec,
+									cJSON *metrics);
 
 #endif

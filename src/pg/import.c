@@ -167,7 +167,7 @@ mlpipe_import_fit(PG_FUNCTION_ARGS)
 	meta.feature_names = features;
 	meta.n_classes = classify ? imp.model.n_classes : 0;
 	meta.class_labels = classes;
-	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, &imp.model, NULL, &err), &err);
+	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, &imp.model, NULL, NULL, &err), &err);
 	artifact = palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(artifact, VARHDRSZ + buf.len);
 	memcpy(VARDATA(artifact), buf.data, buf.len);

@@ -1,16 +1,19 @@
 /*
  * metric_aggs_label.c: the label-pair metric aggregates mlpipe.accuracy,
  * precision_macro, recall_macro, f1_macro, f1_weighted and confusion_matrix
- * over (y_true, y_pred) of text, bigint or boolean. The state is a
- * confusion matrix; the arithmetic is src/core/metrics.c's, the same
- * definitions as the metrics stored with a trained version.
+ * over (y_true, y_pred) of text, bigint or boolean, and precision, recall
+ * and f1 of a named positive class over (y_true, y_pred, positive). The
+ * state is a confusion matrix (and the positive class, when named); the
+ * arithmetic is src/core/metrics.c's, the same definitions as the metrics
+ * stored with a trained version.
  *
  * The state is an mlpipe.agg_state of kind AGG_KIND_LABEL (agg_state_type.c)
  * holding a LabelState, with a combine function: every aggregate is
  * PARALLEL SAFE, and Citus splits it into shard partials and a coordinator
  * combine. A new aggregate on this state needs only a final function that
  * takes the state with label_arg (see test/citus/DESIGN.md).
- * NULLs: a row with a NULL in any argument is ignored; no rows give NULL.
+ * NULLs: a row with a NULL label is ignored (a NULL positive class is an
+ * error); no rows give NULL.
  * NaN or infinite numbers, arrays with NULL elements or of the wrong length
  * are errors (22000), as scikit-learn rejects them.
  */
@@ -43,6 +46,7 @@ typedef struct LabelState
 	int32	   *slots;			/* open addressing: label index + 1, 0 empty */
 	int64	   *counts;			/* cap x cap, [true * cap + predicted] */
 	int64		n;
+	char	   *positive;		/* the positive class of precision / recall / f1, or NULL */
 	MemoryContext ctx;
 } LabelState;
 
@@ -188,11 +192,13 @@ label_text(FunctionCallInfo fcinfo, int argno, int kind, int *len, char *buf)
 	return buf;
 }
 
-/* Transition of the label metrics: one (y_true, y_pred) pair; NULLs are ignored. */
-static Datum
-label_trans(FunctionCallInfo fcinfo, int kind, const char *agg)
+/*
+ * Adds one (y_true, y_pred) pair, neither NULL, to the state at argument 0
+ * (a new one in ctx when NULL); the object, for the caller to return.
+ */
+static AggStateObj *
+label_trans_row(FunctionCallInfo fcinfo, MemoryContext ctx, int kind, const char *agg)
 {
-	MemoryContext ctx = agg_context(fcinfo, agg);
 	AggStateObj *obj;
 	LabelState *st;
 	char		tb[24],
@@ -202,8 +208,6 @@ label_trans(FunctionCallInfo fcinfo, int kind, const char *agg)
 	int			tlen,
 				plen;
 
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		return agg_state_unchanged(fcinfo);
 	if ((obj = agg_state_arg(fcinfo, 0, &label_family, ctx)) == NULL)
 		obj = label_obj_new(fcinfo, ctx, kind);
 	st = obj->st;
@@ -214,7 +218,18 @@ label_trans(FunctionCallInfo fcinfo, int kind, const char *agg)
 	if (st->n_labels >= LABEL_MAX - 1)
 		agg = agg_name(fcinfo, agg);	/* near the limit: name the aggregate in the error */
 	label_add(st, t, tlen, p, plen, 1, agg);
-	AGG_STATE_RETURN(obj);
+	return obj;
+}
+
+/* Transition of the label metrics: one (y_true, y_pred) pair; NULLs are ignored. */
+static Datum
+label_trans(FunctionCallInfo fcinfo, int kind, const char *agg)
+{
+	MemoryContext ctx = agg_context(fcinfo, agg);
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		return agg_state_unchanged(fcinfo);
+	AGG_STATE_RETURN(label_trans_row(fcinfo, ctx, kind, agg));
 }
 
 /* Transition for (text, text) labels. */
@@ -241,7 +256,88 @@ mlpipe_label_trans_bool(PG_FUNCTION_ARGS)
 	return label_trans(fcinfo, LABEL_BOOL, "label metric");
 }
 
-/* Serial form: kind, labels and the used part of the matrix. */
+/*
+ * Sets the state's positive class from a row, or checks the row names the
+ * same one: precision, recall and f1 score one class for the whole group.
+ */
+static void
+label_set_positive(LabelState *st, const char *s, int len, FunctionCallInfo fcinfo)
+{
+	const char *agg;
+
+	if (st->positive == NULL)
+	{
+		st->positive = MemoryContextAlloc(st->ctx, len + 1);
+		memcpy(st->positive, s, len);
+		st->positive[len] = '\0';
+	}
+	else if ((int) strlen(st->positive) != len || memcmp(st->positive, s, len) != 0)
+	{
+		/* the aggregate's name is looked up only for the message */
+		agg = fcinfo ? agg_name(fcinfo, "f1") : "label metric";
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("mlpipe.%s: the positive class must be the same in every row", agg),
+						errdetail("\"%s\" and then \"%.*s\".", st->positive, len, s),
+						errhint("Pass a constant, e.g. mlpipe.f1(y, y_hat, 'yes').")));
+	}
+}
+
+/*
+ * Transition of precision / recall / f1 for a positive class: one
+ * (y_true, y_pred) pair and the class. A NULL class is an error (the
+ * result would not say which class it is about); NULL labels are ignored.
+ */
+static Datum
+label_trans_positive(FunctionCallInfo fcinfo, int kind)
+{
+	MemoryContext ctx = agg_context(fcinfo, "label metric");
+	AggStateObj *obj;
+	char		buf[24];
+	const char *s;
+	int			len;
+
+	if (PG_ARGISNULL(3))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("mlpipe.%s: the positive class is NULL", agg_name(fcinfo, "f1")),
+						errhint("Name the class the score is about, e.g. mlpipe.%s(y, y_hat, 'yes').",
+								agg_name(fcinfo, "f1"))));
+	if (!PG_ARGISNULL(1) && !PG_ARGISNULL(2))
+		obj = label_trans_row(fcinfo, ctx, kind, "label metric");
+	else if ((obj = agg_state_arg(fcinfo, 0, &label_family, ctx)) == NULL)
+		PG_RETURN_NULL();		/* no pair yet: the state stays NULL */
+	s = label_text(fcinfo, 3, kind, &len, buf);
+	label_set_positive(obj->st, s, len, fcinfo);
+	AGG_STATE_RETURN(obj);
+}
+
+/* Transition for (text, text, text) labels and positive class. */
+PG_FUNCTION_INFO_V1(mlpipe_label_pos_trans_text);
+Datum
+mlpipe_label_pos_trans_text(PG_FUNCTION_ARGS)
+{
+	return label_trans_positive(fcinfo, LABEL_TEXT);
+}
+
+/* Transition for (bigint, bigint, bigint) labels and positive class. */
+PG_FUNCTION_INFO_V1(mlpipe_label_pos_trans_int8);
+Datum
+mlpipe_label_pos_trans_int8(PG_FUNCTION_ARGS)
+{
+	return label_trans_positive(fcinfo, LABEL_INT);
+}
+
+/* Transition for (boolean, boolean, boolean) labels and positive class. */
+PG_FUNCTION_INFO_V1(mlpipe_label_pos_trans_bool);
+Datum
+mlpipe_label_pos_trans_bool(PG_FUNCTION_ARGS)
+{
+	return label_trans_positive(fcinfo, LABEL_BOOL);
+}
+
+/*
+ * Serial form: kind, labels and the used part of the matrix, then the
+ * positive class (precision / recall / f1) when the state has one.
+ */
 static void
 label_write(StringInfo buf, const void *p, const char *agg)
 {
@@ -261,6 +357,36 @@ label_write(StringInfo buf, const void *p, const char *agg)
 	for (i = 0; i < st->n_labels; i++)
 		for (j = 0; j < st->n_labels; j++)
 			pq_sendint64(buf, st->counts[(Size) i * st->cap + j]);
+	/* the positive class (precision / recall / f1) trails, only when set */
+	if (st->positive != NULL)
+	{
+		int			len = strlen(st->positive);
+
+		pq_sendint32(buf, len);
+		agg_send_bytes(buf, st->positive, len);
+	}
+}
+
+/*
+ * Reads the optional trailing positive class of label_write's form into st:
+ * its length, then its bytes (no zero byte). A state that already names a
+ * class (label_read_into merging into one) must name the same.
+ */
+static void
+label_read_positive(StringInfo buf, LabelState *st)
+{
+	int32		len = agg_get_int32(buf);
+	const char *s;
+
+	if (len < 0 || len > buf->len - buf->cursor)
+		agg_state_corrupt("label metric", "The positive class's length passes the end of the state.");
+	s = agg_get_bytes(buf, len);
+	if (memchr(s, '\0', len) != NULL)
+		agg_state_corrupt("label metric", "The positive class contains a zero byte.");
+	if (st->positive != NULL &&
+		((int) strlen(st->positive) != len || memcmp(st->positive, s, len) != 0))
+		agg_state_corrupt("label metric", "The state names two positive classes.");
+	label_set_positive(st, s, len, NULL);
 }
 
 /* Merges a serialised state into st (created in ctx when NULL). */
@@ -301,6 +427,8 @@ label_read_into(StringInfo buf, LabelState *st, MemoryContext ctx)
 			st->n += c;
 		}
 	pfree(map);
+	if (buf->cursor < buf->len)
+		label_read_positive(buf, st);
 	return st;
 }
 
@@ -332,6 +460,8 @@ mlpipe_label_combine(PG_FUNCTION_ARGS)
 	a = obj->st;
 	if (a->kind != b->kind)
 		label_kind_mismatch(agg_name(fcinfo, "label metric"));
+	if (b->positive != NULL)
+		label_set_positive(a, b->positive, strlen(b->positive), fcinfo);
 	for (i = 0; i < b->n_labels; i++)
 		for (j = 0; j < b->n_labels; j++)
 		{
@@ -423,6 +553,74 @@ LABEL_FINAL(mlpipe_precision_macro_final, precision_macro)
 LABEL_FINAL(mlpipe_recall_macro_final, recall_macro)
 LABEL_FINAL(mlpipe_f1_macro_final, f1_macro)
 LABEL_FINAL(mlpipe_f1_weighted_final, f1_weighted)
+
+/*
+ * Precision, recall or F1 (which: 'p', 'r', 'f') of the state's positive
+ * class, one-vs-rest: scikit-learn's average='binary' when there are two
+ * labels, labels=[positive] otherwise; 0 for a zero denominator. As
+ * scikit-learn's pos_label check, 22023 when the class is in neither y_true
+ * nor y_pred while two other labels are; with one label only, 0.
+ */
+static Datum
+label_positive_final(FunctionCallInfo fcinfo, char which)
+{
+	LabelState *st;
+	int			p,
+				i;
+	int64		tp,
+				support = 0,
+				predicted = 0;
+	const char *agg = which == 'p' ? "precision" : which == 'r' ? "recall" : "f1";
+
+	if ((st = label_arg(fcinfo, 0, CurrentMemoryContext)) == NULL ||
+		st->positive == NULL)
+		PG_RETURN_NULL();
+	for (p = 0; p < st->n_labels; p++)
+		if (strcmp(st->labels[p], st->positive) == 0)
+			break;
+	if (p == st->n_labels && st->n_labels >= 2)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("mlpipe.%s: the positive class \"%s\" is in neither y_true nor y_pred",
+							   agg, st->positive),
+						errhint("Check the spelling and type of the class; labels compare as text.")));
+	if (p == st->n_labels)
+		PG_RETURN_FLOAT8(0.0);
+	tp = st->counts[(Size) p * st->cap + p];
+	for (i = 0; i < st->n_labels; i++)
+	{
+		support += st->counts[(Size) p * st->cap + i];
+		predicted += st->counts[(Size) i * st->cap + p];
+	}
+	if (which == 'p')
+		PG_RETURN_FLOAT8(predicted > 0 ? (double) tp / predicted : 0.0);
+	if (which == 'r')
+		PG_RETURN_FLOAT8(support > 0 ? (double) tp / support : 0.0);
+	PG_RETURN_FLOAT8(support + predicted > 0 ? 2.0 * tp / (support + predicted) : 0.0);
+}
+
+/* Final of mlpipe.precision(y_true, y_pred, positive). */
+PG_FUNCTION_INFO_V1(mlpipe_precision_final);
+Datum
+mlpipe_precision_final(PG_FUNCTION_ARGS)
+{
+	return label_positive_final(fcinfo, 'p');
+}
+
+/* Final of mlpipe.recall(y_true, y_pred, positive). */
+PG_FUNCTION_INFO_V1(mlpipe_recall_final);
+Datum
+mlpipe_recall_final(PG_FUNCTION_ARGS)
+{
+	return label_positive_final(fcinfo, 'r');
+}
+
+/* Final of mlpipe.f1(y_true, y_pred, positive). */
+PG_FUNCTION_INFO_V1(mlpipe_f1_final);
+Datum
+mlpipe_f1_final(PG_FUNCTION_ARGS)
+{
+	return label_positive_final(fcinfo, 'f');
+}
 
 /* {"labels": [...], "matrix": [[...], ...]}: rows are true labels, columns predictions. */
 PG_FUNCTION_INFO_V1(mlpipe_confusion_matrix_final);

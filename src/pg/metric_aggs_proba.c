@@ -3,8 +3,10 @@
  * (a running sum of per-row losses) and mlpipe.roc_auc (every row kept),
  * each in a binary form (boolean truth, one probability or score) and a
  * multiclass form (text truth, a float8[] of probabilities in the order of
- * a classes text[]). The arithmetic is src/core/metrics.c's. A metric that
- * is undefined on the rows (roc_auc with one class present) is NULL.
+ * a classes text[]), and mlpipe.average_precision on roc_auc's binary
+ * state. The arithmetic is src/core/metrics.c's (curves.c's for
+ * average_precision). A metric that is undefined on the rows (roc_auc with
+ * one class present) is NULL.
  *
  * The states are mlpipe.agg_state values (agg_state_type.c) of kinds
  * AGG_KIND_LOSS (LossState) and AGG_KIND_SCORE (ScoreState), with combine
@@ -21,6 +23,7 @@
 #include "libpq/pqformat.h"
 #include "utils/builtins.h"
 
+#include "curves.h"
 #include "metrics.h"
 
 #include <float.h>
@@ -396,13 +399,14 @@ mlpipe_roc_auc_trans_bool(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		return agg_state_unchanged(fcinfo);
 	s = PG_GETARG_FLOAT8(2);
-	agg_check_finite(s, "roc_auc", "the score");
+	if (!isfinite(s))			/* shared with average_precision: name the aggregate */
+		agg_check_finite(s, agg_name(fcinfo, "roc_auc"), "the score");
 	if ((obj = agg_state_arg(fcinfo, 0, &score_family, ctx)) == NULL)
 		obj = score_obj_new(fcinfo, ctx, 1);
 	st = obj->st;
 	if (st->rows->width != 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("mlpipe.roc_auc: the state holds multiclass rows")));
+						errmsg("mlpipe.%s: the state holds multiclass rows", agg_name(fcinfo, "roc_auc"))));
 	labeled_rows_add(st->rows, PG_GETARG_BOOL(1) ? 1 : 0, &s, "roc_auc");
 	AGG_STATE_RETURN(obj);
 }
@@ -506,4 +510,44 @@ mlpipe_roc_auc_final(PG_FUNCTION_ARGS)
 		rc = metrics_roc_auc_ovr(&pe.env, r->id, r->val, r->n, r->width, &auc, &err);
 	ML_CHECK_STATUS(rc, &err);
 	return agg_float8_or_null(fcinfo, auc);
+}
+
+/*
+ * Final of average_precision (the roc_auc state, binary form): scikit-learn's
+ * average_precision_score, the step-wise area under the precision-recall
+ * curve. NULL without a positive row (scikit-learn warns and gives 0).
+ */
+PG_FUNCTION_INFO_V1(mlpipe_average_precision_final);
+Datum
+mlpipe_average_precision_final(PG_FUNCTION_ARGS)
+{
+	AggStateObj *obj = agg_state_arg(fcinfo, 0, &score_family, CurrentMemoryContext);
+	LabeledRows *r;
+	PgEnv		pe;
+	MlError		err = {0};
+	BinaryCurve c;
+	uint8	   *truth;
+	double		ap;
+	int64		i;
+
+	if (obj == NULL)
+		PG_RETURN_NULL();
+	r = ((ScoreState *) obj->st)->rows;
+	if (r->width != 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("mlpipe.average_precision takes a boolean truth and one score per row")));
+	if (r->n == 0)
+		PG_RETURN_NULL();
+	pg_env_init(&pe, CurrentMemoryContext, "average_precision", false);
+	pg_memory_check((double) r->cap * (sizeof(double) + sizeof(int32)) +
+					(double) r->n * (16 + 1 + 8 + 8 + 8),
+					"Raise mlpipe.max_memory, or aggregate a sample of the rows.",
+					"mlpipe.average_precision of " INT64_FORMAT " rows", r->n);
+	truth = palloc(r->n);
+	for (i = 0; i < r->n; i++)
+		truth[i] = (uint8) r->id[i];
+	ML_CHECK_STATUS(curve_binary(&pe.env, truth, r->val, r->n, &c, &err), &err);
+	ap = curve_average_precision(&c);
+	curve_free(&pe.env, &c);
+	return agg_float8_or_null(fcinfo, ap);
 }

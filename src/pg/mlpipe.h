@@ -319,5 +319,7 @@ double	   *prep_fit_transform(PgEnv *pe, cJSON *params, const SourceInfo *info, 
 							   int64 n, const uint8 *is_test, const int32 *y_class, int n_classes,
 							   const double *y_value, MlPrep *prep, int *d_out, char ***names_out);
 cJSON	   *prep_export(const MlPrep *p);
+/* A binary model's threshold and calibration as JSON (fit_decision.c). */
+cJSON	   *decision_export(const MlDecision *d);
 
 #endif

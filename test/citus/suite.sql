@@ -310,6 +310,34 @@ SELECT ct.check('multiclass_by_other_col',
 SELECT ct.plan_check('multiclass_by_other_col_plan',
     $$SELECT id % 4, mlpipe.log_loss((id % 3)::text, ARRAY[abs(f1) + 0.1, abs(f2) + 0.1, abs(f3) + 0.1], ARRAY['0', '1', '2'])
         FROM ct.score_dist GROUP BY 1$$, 'log_loss');
+-- The positive-class metrics of issue #14 (precision / recall / f1 with a
+-- `positive` argument: the label state and its class) and average_precision
+-- (roc_auc's state, a final of its own): split like their neighbours.
+SELECT ct.check('positive_class_no_group',
+    $$SELECT mlpipe.precision(label, CASE WHEN f1 > 1 THEN 'yes' ELSE 'no' END, 'yes'),
+             mlpipe.recall(label, CASE WHEN f1 > 1 THEN 'yes' ELSE 'no' END, 'yes'),
+             mlpipe.f1(label, CASE WHEN f1 > 1 THEN 'yes' ELSE 'no' END, 'yes'),
+             mlpipe.f1(id % 3, (f1 > 0)::int::bigint, 1), mlpipe.average_precision(label = 'yes', f1)
+        FROM ct.score_local$$,
+    $$SELECT mlpipe.precision(label, CASE WHEN f1 > 1 THEN 'yes' ELSE 'no' END, 'yes'),
+             mlpipe.recall(label, CASE WHEN f1 > 1 THEN 'yes' ELSE 'no' END, 'yes'),
+             mlpipe.f1(label, CASE WHEN f1 > 1 THEN 'yes' ELSE 'no' END, 'yes'),
+             mlpipe.f1(id % 3, (f1 > 0)::int::bigint, 1), mlpipe.average_precision(label = 'yes', f1)
+        FROM ct.score_dist$$);
+SELECT ct.plan_check('f1_positive_no_group_plan',
+    $$SELECT mlpipe.f1(label, CASE WHEN f1 > 1 THEN 'yes' ELSE 'no' END, 'yes') FROM ct.score_dist$$, 'f1');
+SELECT ct.check('positive_class_by_other_col',
+    $$SELECT id % 5 AS g, mlpipe.f1(label, CASE WHEN f1 > 1 THEN 'yes' ELSE 'no' END, 'yes'),
+             mlpipe.precision(f1 > 2, f2 > 2, true), mlpipe.average_precision(label = 'yes', f1)
+        FROM ct.score_local GROUP BY 1 ORDER BY 1$$,
+    $$SELECT id % 5 AS g, mlpipe.f1(label, CASE WHEN f1 > 1 THEN 'yes' ELSE 'no' END, 'yes'),
+             mlpipe.precision(f1 > 2, f2 > 2, true), mlpipe.average_precision(label = 'yes', f1)
+        FROM ct.score_dist GROUP BY 1 ORDER BY 1$$);
+SELECT ct.plan_check('average_precision_by_other_col_plan',
+    $$SELECT id % 5, mlpipe.average_precision(label = 'yes', f1) FROM ct.score_dist GROUP BY 1$$,
+    'average_precision');
+SELECT ct.plan_check('recall_positive_by_other_col_plan',
+    $$SELECT id % 5, mlpipe.recall(f1 > 2, f2 > 2, true) FROM ct.score_dist GROUP BY 1$$, 'recall');
 -- What the partial states cost on the wire: the text of every shard's state
 -- (what worker_partial_agg returns) against the rows row-gather would ship
 -- (Citus' binary protocol: 8 bytes a float8, 8 a timestamptz, 1 a boolean).

@@ -3,6 +3,7 @@
  * given as argv[1], as the seed corpus of fuzz_artifact: k-means models
  * (ml_model_write_kmeans), tree models of every algorithm and task trained
  * on a tiny synthetic set (once trees.c is linked; weak symbols until then),
+ * binary ones with a DECISION section (threshold, isotonic or Platt calibration),
  * and META-only artifacts.
  */
 #include <math.h>
@@ -110,12 +111,13 @@ seed_kmeans(const char *dir, const char *name, int k, int d, KmDistance dist,
 }
 
 /*
- * Trains a small tree model on 64 synthetic rows (one NaN) and saves it;
- * a model that does not train is left out with a warning.
+ * Trains a small tree model on 64 synthetic rows (one NaN) and saves it,
+ * with a DECISION section (format 3) when dec is not NULL; a model that
+ * does not train is left out with a warning.
  */
 static void
 seed_trees(const char *dir, const char *name, TreeAlgorithm algo, MlTask task,
-		   int n_classes)
+		   int n_classes, const MlDecision *dec)
 {
 	enum
 	{
@@ -164,6 +166,17 @@ seed_trees(const char *dir, const char *name, TreeAlgorithm algo, MlTask task,
 	if (trees_fit(&env, &data, &p, &m, NULL, &err) != ML_OK)
 	{
 		fprintf(stderr, "seed_artifact: %s left out: %s\n", name, err.msg);
+		return;
+	}
+	if (dec)
+	{
+		MlModel		back;
+
+		(void) at;
+		if (ml_model_write_trees(&b, &env, &meta, &m, NULL, dec, &err) != ML_OK ||
+			ml_model_read(&env, b.data, b.len, &back, &err) != ML_OK)
+			die(name, &err);
+		save(&b, dir, name);
 		return;
 	}
 	artifact_begin(&b, &env, trees_kind(&m));
@@ -280,6 +293,10 @@ int
 main(int argc, char **argv)
 {
 	const char *dir = argv[1];
+	double		kx[] = {0.1, 0.5, 0.9},
+				ky[] = {0.0, 0.25, 1.0};
+	MlDecision	iso = {true, true, 0.3, CAL_ISOTONIC, 0, 0, 3, kx, ky},
+				platt = {true, false, 0, CAL_PLATT, -4.0, 2.0, 0, NULL, NULL};
 
 	if (argc != 2)
 	{
@@ -292,13 +309,16 @@ main(int argc, char **argv)
 	seed_kmeans(dir, "kmeans_k1", 1, 1, KM_DIST_L2, true);
 	if (trees_fit && trees_write)
 	{
-		seed_trees(dir, "tree_classify", TREE_ALGO_DECISION_TREE, ML_TASK_CLASSIFY, 3);
-		seed_trees(dir, "tree_regress", TREE_ALGO_DECISION_TREE, ML_TASK_REGRESS, 0);
-		seed_trees(dir, "forest_classify", TREE_ALGO_RANDOM_FOREST, ML_TASK_CLASSIFY, 2);
-		seed_trees(dir, "forest_regress", TREE_ALGO_RANDOM_FOREST, ML_TASK_REGRESS, 0);
-		seed_trees(dir, "gbt_binary", TREE_ALGO_GBT, ML_TASK_CLASSIFY, 2);
-		seed_trees(dir, "gbt_multi", TREE_ALGO_GBT, ML_TASK_CLASSIFY, 3);
-		seed_trees(dir, "gbt_regress", TREE_ALGO_GBT, ML_TASK_REGRESS, 0);
+		seed_trees(dir, "tree_classify", TREE_ALGO_DECISION_TREE, ML_TASK_CLASSIFY, 3, NULL);
+		seed_trees(dir, "tree_regress", TREE_ALGO_DECISION_TREE, ML_TASK_REGRESS, 0, NULL);
+		seed_trees(dir, "forest_classify", TREE_ALGO_RANDOM_FOREST, ML_TASK_CLASSIFY, 2, NULL);
+		seed_trees(dir, "forest_regress", TREE_ALGO_RANDOM_FOREST, ML_TASK_REGRESS, 0, NULL);
+		seed_trees(dir, "gbt_binary", TREE_ALGO_GBT, ML_TASK_CLASSIFY, 2, NULL);
+		seed_trees(dir, "gbt_multi", TREE_ALGO_GBT, ML_TASK_CLASSIFY, 3, NULL);
+		seed_trees(dir, "gbt_regress", TREE_ALGO_GBT, ML_TASK_REGRESS, 0, NULL);
+		/* binary models with a threshold and each calibration (DECISION, format 3) */
+		seed_trees(dir, "gbt_binary_isotonic", TREE_ALGO_GBT, ML_TASK_CLASSIFY, 2, &iso);
+		seed_trees(dir, "forest_binary_platt", TREE_ALGO_RANDOM_FOREST, ML_TASK_CLASSIFY, 2, &platt);
 	}
 	else
 		fprintf(stderr, "seed_artifact: trees.c not linked yet, no tree seeds\n");

@@ -27,6 +27,8 @@ CREATE AGGREGATE st_summary(float8) (SFUNC = mlpipe._summary_trans, STYPE = mlpi
 CREATE AGGREGATE st_label(text, text) (SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state);
 CREATE AGGREGATE st_label(bigint, bigint) (SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state);
 CREATE AGGREGATE st_label(boolean, boolean) (SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_label_pos(text, text, text) (SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_label_pos(bigint, bigint, bigint) (SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state);
 CREATE AGGREGATE st_loss(boolean, float8) (SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state);
 CREATE AGGREGATE st_loss(text, float8[], text[]) (SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state);
 CREATE AGGREGATE st_score(boolean, float8) (SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state);
@@ -40,6 +42,8 @@ UNION ALL SELECT 'summary', st_summary(y) FROM r
 UNION ALL SELECT 'label text', st_label(t, p) FROM r
 UNION ALL SELECT 'label bigint', st_label(bi, bp) FROM r
 UNION ALL SELECT 'label boolean', st_label(yb, pb) FROM r
+UNION ALL SELECT 'label text positive', st_label_pos(t, p, '1') FROM r
+UNION ALL SELECT 'label bigint positive', st_label_pos(bi, bp, 3::bigint) FROM r
 UNION ALL SELECT 'log_loss binary', st_loss(yb, s) FROM r
 UNION ALL SELECT 'log_loss multiclass', st_loss(t, proba, classes) FROM r
 UNION ALL SELECT 'roc_auc binary', st_score(yb, s) FROM r
@@ -80,6 +84,21 @@ SELECT mlpipe._ts_features_final((SELECT st::text::mlpipe.agg_state FROM states 
        mlpipe._davies_bouldin_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'clustering'))
        = (SELECT mlpipe.davies_bouldin(x, c) FROM r) AS davies_bouldin;
 
+-- A label state with a positive class (precision, recall, f1): the class
+-- trails the serial form (its length, then its bytes: '1' is 00000001 31)
+-- and survives the text round trip; the finals read it back.
+SELECT family, right(st::text, 10) AS trailing_class,
+       st::text::mlpipe.agg_state::text = st::text AS text_round_trip,
+       CASE WHEN family LIKE 'label text%'
+            THEN mlpipe._f1_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.f1(t, p, '1') FROM r)
+                 AND mlpipe._precision_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.precision(t, p, '1') FROM r)
+            ELSE mlpipe._recall_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.recall(bi, bp, 3) FROM r)
+                 AND mlpipe._f1_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.f1(bi, bp, 3) FROM r) END
+           AS finals_from_text,
+       mlpipe._f1_final((SELECT s2.st FROM states s2 WHERE s2.family = replace(states.family, ' positive', '')))
+           IS NULL AS no_class_no_f1
+  FROM states WHERE family LIKE 'label%positive' ORDER BY family;
+
 -- States combined by hand (what Citus' coordinator does: input, combine,
 -- final) from two halves give the whole table's value.
 CREATE AGGREGATE comb_reg(mlpipe.agg_state) (SFUNC = mlpipe._reg_combine, STYPE = mlpipe.agg_state,
@@ -88,11 +107,21 @@ CREATE AGGREGATE comb_feat(mlpipe.agg_state) (SFUNC = mlpipe._features_combine, 
                                               FINALFUNC = mlpipe._summary_final);
 CREATE AGGREGATE comb_label(mlpipe.agg_state) (SFUNC = mlpipe._label_combine, STYPE = mlpipe.agg_state,
                                                FINALFUNC = mlpipe._confusion_matrix_final);
+CREATE AGGREGATE comb_f1(mlpipe.agg_state) (SFUNC = mlpipe._label_combine, STYPE = mlpipe.agg_state,
+                                            FINALFUNC = mlpipe._f1_final);
+CREATE AGGREGATE comb_ap(mlpipe.agg_state) (SFUNC = mlpipe._roc_auc_combine, STYPE = mlpipe.agg_state,
+                                            FINALFUNC = mlpipe._average_precision_final);
 SELECT abs(comb_reg(h::text::mlpipe.agg_state) - (SELECT mlpipe.mae(y, yh) FROM r))
            <= 1e-12 * (SELECT mlpipe.mae(y, yh) FROM r) AS mae_two_halves,
        comb_feat(f::text::mlpipe.agg_state)::text = (SELECT mlpipe.summary(y)::text FROM r) AS summary_two_halves,
        comb_label(l::text::mlpipe.agg_state) = (SELECT mlpipe.confusion_matrix(t, p) FROM r) AS cm_two_halves
   FROM (SELECT st_reg(y, yh) h, st_summary(y) f, st_label(t, p) l FROM r GROUP BY i % 2) halves;
+SELECT comb_f1(l::text::mlpipe.agg_state) = (SELECT mlpipe.f1(t, p, '1') FROM r) AS f1_two_halves,
+       comb_ap(a::text::mlpipe.agg_state) = (SELECT mlpipe.average_precision(yb, s) FROM r) AS ap_two_halves
+  FROM (SELECT st_label_pos(t, p, '1') l, st_score(yb, s) a FROM r GROUP BY i % 2) halves;
+-- Halves naming two positive classes: 22023.
+SELECT comb_f1(l::text::mlpipe.agg_state)
+  FROM (SELECT st_label_pos(t, p, (i % 2)::text) l FROM r GROUP BY i % 2) halves;
 
 -- Garbage text: 22P02 with what is wrong, never a crash.
 \set VERBOSITY default
@@ -109,6 +138,11 @@ SELECT substr(st::text, 1, 40)::mlpipe.agg_state FROM states WHERE family = 'reg
 SELECT (st::text || '00')::mlpipe.agg_state FROM states WHERE family = 'regression';
 -- a label state whose label count is 2^31 - 1
 SELECT ('\x4d4c415301000200' || '00000001' || '7fffffff')::mlpipe.agg_state;
+-- a label state whose positive class passes its end, holds a zero byte, or
+-- is followed by a stray byte
+SELECT (left(st::text, -10) || '00000009' || '31')::mlpipe.agg_state FROM states WHERE family = 'label text positive';
+SELECT (left(st::text, -10) || '00000002' || '3100')::mlpipe.agg_state FROM states WHERE family = 'label text positive';
+SELECT (st::text || '31')::mlpipe.agg_state FROM states WHERE family = 'label text positive';
 -- a roc_auc state whose row count exceeds its bytes
 SELECT ('\x4d4c415301000400' || '00000001' || '00000000000fffff')::mlpipe.agg_state;
 -- a feature state whose count does not match its readings
@@ -126,7 +160,8 @@ SELECT ('\x4d4c4153010001004d4654530100010002000000000000000000000000000000' ||
         '00000000000000000000000000000840' || '00000000000000000000000000000040')::mlpipe.agg_state;
 \set VERBOSITY terse
 -- Byte flips and truncations of every family's state, fed to its final
--- function: only 22P02 (corrupt) or 22023 (another family), never a crash.
+-- function: only 22P02 (corrupt) or 22023 (another family; for f1, a
+-- positive class no longer among the labels), never a crash.
 CREATE FUNCTION flip_states(p_seed float8, p_n int) RETURNS TABLE (family text, sqlstates text)
 LANGUAGE plpgsql AS $$
 DECLARE r record; m text; n int; pos int; v text; codes text[];
@@ -146,6 +181,7 @@ BEGIN
       BEGIN
         v := CASE WHEN r.f = 'features' THEN mlpipe._ts_features_final(m::mlpipe.agg_state)::text
                   WHEN r.f = 'summary' THEN mlpipe._summary_final(m::mlpipe.agg_state)::text
+                  WHEN r.f LIKE 'label%positive' THEN mlpipe._f1_final(m::mlpipe.agg_state)::text
                   WHEN r.f LIKE 'label%' THEN mlpipe._confusion_matrix_final(m::mlpipe.agg_state)::text
                   WHEN r.f LIKE 'log_loss%' THEN mlpipe._log_loss_final(m::mlpipe.agg_state)::text
                   WHEN r.f LIKE 'roc_auc%' THEN mlpipe._roc_auc_final(m::mlpipe.agg_state)::text
@@ -180,6 +216,8 @@ SELECT jsonb_build_object(
   'f1', mlpipe.f1_macro(t, p), 'f1_i', mlpipe.f1_macro(bi, bp), 'f1_b', mlpipe.f1_macro(yb, pb),
   'fw', mlpipe.f1_weighted(t, p), 'fw_i', mlpipe.f1_weighted(bi, bp), 'fw_b', mlpipe.f1_weighted(yb, pb),
   'cm', mlpipe.confusion_matrix(t, p), 'cm_i', mlpipe.confusion_matrix(bi, bp), 'cm_b', mlpipe.confusion_matrix(yb, pb),
+  'pp', mlpipe.precision(t, p, '1'), 'rp_i', mlpipe.recall(bi, bp, 3), 'fp_b', mlpipe.f1(yb, pb, true),
+  'ap', mlpipe.average_precision(yb, s),
   'll', mlpipe.log_loss(yb, s), 'll_m', mlpipe.log_loss(t, proba, classes),
   'auc', mlpipe.roc_auc(yb, s), 'auc_m', mlpipe.roc_auc(t, ARRAY[s, 1 - s, 0.5], classes),
   'rmse', mlpipe.rmse(y, yh), 'mae', mlpipe.mae(y, yh), 'r2', mlpipe.r2(y, yh), 'mape', mlpipe.mape(y, yh),

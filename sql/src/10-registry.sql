@@ -24,7 +24,7 @@ BEGIN
     END IF;
     model := CASE WHEN at_pos > 0 THEN left(model_ref, at_pos - 1) ELSE model_ref END;
     suffix := CASE WHEN at_pos > 0 THEN substr(model_ref, at_pos + 1) ELSE 'production' END;
-    PERFORM mlpipe._require_model(model);
+    PERFORM mlpipe_internal._require_model(model);
     IF suffix ~ '^[0-9]{1,9}$' THEN
         version := suffix::int;
         IF NOT EXISTS (SELECT 1 FROM mlpipe.model_versions v
@@ -67,7 +67,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.artifact(text) TO mlpipe_reader;
 -- its plans are cached for the session (a SQL function is planned again on
 -- every call): one-row predict went from 0.35x to 0.5x the transactions per
 -- second of a bare SELECT.
-CREATE FUNCTION mlpipe._resolve_key(model_ref text, OUT model text, OUT version int, OUT sha256 text)
+CREATE FUNCTION mlpipe_internal._resolve_key(model_ref text, OUT model text, OUT version int, OUT sha256 text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     SELECT r.model, r.version INTO model, version FROM mlpipe.resolve(model_ref) r;
@@ -77,35 +77,35 @@ BEGIN
         RAISE EXCEPTION 'model version %@% has no artifact', model, version USING ERRCODE = '42704';
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._resolve_key(text) IS
+COMMENT ON FUNCTION mlpipe_internal._resolve_key(text) IS
     'Resolves a model_ref to model, version and artifact sha256 (the per-statement key of the predict cache).';
-REVOKE ALL ON FUNCTION mlpipe._resolve_key(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._resolve_key(text) TO mlpipe_reader;
+REVOKE ALL ON FUNCTION mlpipe_internal._resolve_key(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._resolve_key(text) TO mlpipe_reader;
 
-CREATE FUNCTION mlpipe._artifact_at(model text, version int) RETURNS bytea
+CREATE FUNCTION mlpipe_internal._artifact_at(model text, version int) RETURNS bytea
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT v.artifact FROM mlpipe.model_versions v WHERE v.model = $1 AND v.version = $2
 $$;
-COMMENT ON FUNCTION mlpipe._artifact_at(text, int) IS
+COMMENT ON FUNCTION mlpipe_internal._artifact_at(text, int) IS
     'The artifact of one model version (SECURITY DEFINER reader for the scoring functions).';
-REVOKE ALL ON FUNCTION mlpipe._artifact_at(text, int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._artifact_at(text, int) TO mlpipe_reader;
+REVOKE ALL ON FUNCTION mlpipe_internal._artifact_at(text, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._artifact_at(text, int) TO mlpipe_reader;
 
 -- The main metric of a task and whether larger is better (default gate).
-CREATE FUNCTION mlpipe._main_metric(task text, OUT metric text, OUT higher_is_better boolean)
+CREATE FUNCTION mlpipe_internal._main_metric(task text, OUT metric text, OUT higher_is_better boolean)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE task WHEN 'classification' THEN 'accuracy'
                      WHEN 'regression' THEN 'rmse'
                      ELSE 'silhouette' END,
            task <> 'regression'
 $$;
-COMMENT ON FUNCTION mlpipe._main_metric(text) IS
+COMMENT ON FUNCTION mlpipe_internal._main_metric(text) IS
     'The main metric of a task and whether larger is better (the default gate).';
 
 -- The gate verdict of a version's metrics: an undefined gate metric fails
 -- the gate (not the training); gate values are type-checked; must_beat must
 -- name an alias.
-CREATE FUNCTION mlpipe._gate_verdict(p_model text, p_task text, p_metrics jsonb, p_gate jsonb)
+CREATE FUNCTION mlpipe_internal._gate_verdict(p_model text, p_task text, p_metrics jsonb, p_gate jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -120,7 +120,7 @@ DECLARE
     tol        float8 := 0;
     is_first   boolean;
 BEGIN
-    SELECT * INTO main FROM mlpipe._main_metric(p_task);
+    SELECT * INTO main FROM mlpipe_internal._main_metric(p_task);
     is_first := NOT EXISTS (SELECT 1 FROM mlpipe.aliases a WHERE a.model = p_model AND a.alias = 'production');
     IF p_gate IS NULL THEN
         IF is_first THEN
@@ -190,12 +190,12 @@ BEGIN
     RETURN jsonb_build_object('passed', true, 'metric', metric, 'value', val,
                               'reference', ref_val, 'reason', 'gate passed');
 END $$;
-COMMENT ON FUNCTION mlpipe._gate_verdict(text, text, jsonb, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._gate_verdict(text, text, jsonb, jsonb) IS
     'Checks a version''s metrics against a gate (min, max, must_beat, tolerance) and returns the verdict.';
-REVOKE ALL ON FUNCTION mlpipe._gate_verdict(text, text, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe_internal._gate_verdict(text, text, jsonb, jsonb) FROM PUBLIC;
 
 -- Moves an alias and records the event (the one place aliases change).
-CREATE FUNCTION mlpipe._set_alias(p_model text, p_alias text, p_version int, p_action text, p_reason text)
+CREATE FUNCTION mlpipe_internal._set_alias(p_model text, p_alias text, p_version int, p_action text, p_reason text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -218,25 +218,25 @@ BEGIN
          WHERE v.model = p_model AND v.version = p_version AND v.status <> 'promoted';
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._set_alias(text, text, int, text, text) IS
+COMMENT ON FUNCTION mlpipe_internal._set_alias(text, text, int, text, text) IS
     'Moves an alias, records the event in mlpipe.alias_events and keeps model_versions.status in line with production (the one place aliases change).';
-REVOKE ALL ON FUNCTION mlpipe._set_alias(text, text, int, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe_internal._set_alias(text, text, int, text, text) FROM PUBLIC;
 
 -- Sends an event on the mlpipe_events channel (delivered at commit).
-CREATE FUNCTION mlpipe._notify(event text, payload jsonb) RETURNS void
+CREATE FUNCTION mlpipe_internal._notify(event text, payload jsonb) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_catalog.pg_notify('mlpipe_events', mlpipe._event_payload(event, payload))
+    SELECT pg_catalog.pg_notify('mlpipe_events', mlpipe_internal._event_payload(event, payload))
 $$;
-COMMENT ON FUNCTION mlpipe._notify(text, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._notify(text, jsonb) IS
     'Sends an event on the mlpipe_events channel (delivered at commit).';
-REVOKE ALL ON FUNCTION mlpipe._notify(text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._notify(text, jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._notify(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._notify(text, jsonb) TO mlpipe_trainer;
 
 -- A training with the same algorithm, source, target and params as the
 -- model's latest version, whose artifact is byte-identical to it:
 -- its run and metrics are recorded against that version; no new version,
 -- gate verdict, alias move or event. Called by _register (model row locked).
-CREATE FUNCTION mlpipe._register_rerun(
+CREATE FUNCTION mlpipe_internal._register_rerun(
     p_model text, p_version int, p_algorithm text, p_source text, p_params jsonb,
     p_started timestamptz, p_fit mlpipe.fit_result)
 RETURNS mlpipe.train_result
@@ -261,12 +261,12 @@ BEGIN
                         WHERE a.model = p_model AND a.alias = 'production' AND a.version = p_version),
                p_fit.metrics, v_run)::mlpipe.train_result;
 END $$;
-COMMENT ON FUNCTION mlpipe._register_rerun(text, int, text, text, jsonb, timestamptz, mlpipe.fit_result) IS
+COMMENT ON FUNCTION mlpipe_internal._register_rerun(text, int, text, text, jsonb, timestamptz, mlpipe.fit_result) IS
     'Records a training that reproduced the latest version byte for byte as a run of that version.';
-REVOKE ALL ON FUNCTION mlpipe._register_rerun(text, int, text, text, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe_internal._register_rerun(text, int, text, text, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
 
 -- Records a fitted model: model row, run, version, metrics, gate, alias.
-CREATE FUNCTION mlpipe._register(
+CREATE FUNCTION mlpipe_internal._register(
     p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
     p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
 RETURNS mlpipe.train_result
@@ -281,8 +281,8 @@ DECLARE
     lin       jsonb;
     parent    record;
 BEGIN
-    IF NOT mlpipe._fit_claim(p_fit, p_algorithm) THEN
-        RAISE EXCEPTION 'mlpipe._register accepts only a result of mlpipe._fit from the same transaction'
+    IF NOT mlpipe_internal._fit_claim(p_fit, p_algorithm) THEN
+        RAISE EXCEPTION 'mlpipe_internal._register accepts only a result of mlpipe_internal._fit from the same transaction'
             USING ERRCODE = '42501',
                   HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
     END IF;
@@ -297,7 +297,7 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Register it under another model name.';
     END IF;
     -- The gate is checked (22023 for a bad one) whatever happens next.
-    verdict := mlpipe._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
+    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
     ok := (verdict->>'passed')::boolean;
     -- A retrain with the latest version's algorithm, source, target and
     -- params that reproduces its artifact byte for byte is a run of that
@@ -310,7 +310,7 @@ BEGIN
               AND v.algorithm = p_algorithm AND v.source = p_source
               AND v.target IS NOT DISTINCT FROM p_target AND v.params = p_params
               AND v.sha256 = encode(sha256(p_fit.artifact), 'hex') AND v.artifact = p_fit.artifact) THEN
-        RETURN mlpipe._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
+        RETURN mlpipe_internal._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
     END IF;
     v_version := coalesce(v_version, 0) + 1;
 
@@ -348,16 +348,16 @@ BEGIN
     SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
       FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
 
-    PERFORM mlpipe._notify('version_registered',
+    PERFORM mlpipe_internal._notify('version_registered',
         jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
                            'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
                            'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
     IF ok THEN
-        PERFORM mlpipe._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
-        PERFORM mlpipe._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
+        PERFORM mlpipe_internal._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
+        PERFORM mlpipe_internal._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
             'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
     ELSE
-        PERFORM mlpipe._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
+        PERFORM mlpipe_internal._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
             'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
             'metric', verdict->'metric', 'value', verdict->'value'));
     END IF;
@@ -379,10 +379,10 @@ BEGIN
     END IF;
     RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
 END $$;
-COMMENT ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
+COMMENT ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
     'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
-REVOKE ALL ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
 
 CREATE FUNCTION mlpipe.features(model_ref text) RETURNS text[]
 LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -443,7 +443,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.model_info(text) TO mlpipe_reader;
 -- other kind are 42501; 'pipeline_step' and 'prune' need a session user in
 -- mlpipe_admin. The figures of an evaluation-type run are what the calling
 -- role reports (created_by records it); see docs/security.md.
-CREATE FUNCTION mlpipe._log_run(
+CREATE FUNCTION mlpipe_internal._log_run(
     p_kind text, p_model text, p_version int, p_algorithm text, p_source text,
     p_params jsonb, p_status text, p_error text, p_rows bigint, p_started timestamptz,
     p_parent bigint DEFAULT NULL, p_metrics jsonb DEFAULT NULL, p_split text DEFAULT 'test')
@@ -456,7 +456,7 @@ BEGIN
                                         'search_trial', 'pipeline_step', 'prune', 'drop_model')
        OR (p_kind IN ('pipeline_step', 'prune', 'drop_model')
            AND NOT pg_has_role(session_user, 'mlpipe_admin', 'MEMBER')) THEN
-        RAISE EXCEPTION 'mlpipe._log_run does not write runs of kind % for role %',
+        RAISE EXCEPTION 'mlpipe_internal._log_run does not write runs of kind % for role %',
                         coalesce(quote_literal(p_kind), 'NULL'), session_user
             USING ERRCODE = '42501',
                   HINT = 'Training runs are written by mlpipe.train only; evaluation runs by evaluate, predict_table, drift, cross_validate and search.';
@@ -475,22 +475,22 @@ BEGIN
     END IF;
     RETURN v_run;
 END $$;
-COMMENT ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) IS
+COMMENT ON FUNCTION mlpipe_internal._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) IS
     'Records a finished run and its numeric metrics (the one writer of runs rows outside training).';
-REVOKE ALL ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) TO mlpipe_trainer;
 
--- True, once, when mlpipe._fit returned exactly this result for this
+-- True, once, when mlpipe_internal._fit returned exactly this result for this
 -- algorithm in the current transaction (src/pg/fit_token.c).
-CREATE FUNCTION mlpipe._fit_claim(fit mlpipe.fit_result, algorithm text) RETURNS boolean
+CREATE FUNCTION mlpipe_internal._fit_claim(fit mlpipe.fit_result, algorithm text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'mlpipe_fit_claim'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION mlpipe._fit_claim(mlpipe.fit_result, text) IS
-    'True, once, when mlpipe._fit returned exactly this result for this algorithm in the current transaction.';
-REVOKE ALL ON FUNCTION mlpipe._fit_claim(mlpipe.fit_result, text) FROM PUBLIC;
+COMMENT ON FUNCTION mlpipe_internal._fit_claim(mlpipe.fit_result, text) IS
+    'True, once, when mlpipe_internal._fit returned exactly this result for this algorithm in the current transaction.';
+REVOKE ALL ON FUNCTION mlpipe_internal._fit_claim(mlpipe.fit_result, text) FROM PUBLIC;
 
 -- 42704 naming the model, with the registered names in the HINT, unless it exists.
-CREATE FUNCTION mlpipe._require_model(p_model text) RETURNS void
+CREATE FUNCTION mlpipe_internal._require_model(p_model text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     known text;
@@ -507,12 +507,12 @@ BEGIN
                                   'No model is registered yet; train one with mlpipe.train().');
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._require_model(text) IS
+COMMENT ON FUNCTION mlpipe_internal._require_model(text) IS
     'Raises 42704 naming the model, with the registered names in the HINT, unless it exists.';
-REVOKE ALL ON FUNCTION mlpipe._require_model(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe_internal._require_model(text) FROM PUBLIC;
 
 -- 22023 unless p_alias is a valid alias name (the rule of mlpipe.aliases).
-CREATE FUNCTION mlpipe._require_alias_name(p_alias text) RETURNS void
+CREATE FUNCTION mlpipe_internal._require_alias_name(p_alias text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_alias IS NULL THEN
@@ -524,11 +524,11 @@ BEGIN
                   HINT = 'An alias is a letter or underscore followed by up to 62 letters, digits, "_" or "-".';
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._require_alias_name(text) IS
+COMMENT ON FUNCTION mlpipe_internal._require_alias_name(text) IS
     'Raises 22023 unless the alias name follows the rule of mlpipe.aliases.';
-REVOKE ALL ON FUNCTION mlpipe._require_alias_name(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe_internal._require_alias_name(text) FROM PUBLIC;
 
-CREATE FUNCTION mlpipe._event_payload(event text, payload jsonb) RETURNS text
+CREATE FUNCTION mlpipe_internal._event_payload(event text, payload jsonb) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lim   constant int := 7900;
@@ -567,10 +567,10 @@ BEGIN
     END IF;
     RETURN msg::text;
 END $$;
-COMMENT ON FUNCTION mlpipe._event_payload(text, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._event_payload(text, jsonb) IS
     'The JSON payload of an mlpipe_events notification, cut to fit the NOTIFY limit.';
-REVOKE ALL ON FUNCTION mlpipe._event_payload(text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._event_payload(text, jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._event_payload(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._event_payload(text, jsonb) TO mlpipe_trainer;
 
 -- Points alias at a version and records who, when, from which version, to
 -- which and why. With a gate, the version must pass it first: a failing
@@ -593,8 +593,8 @@ DECLARE
     v_run     bigint;
     verdict   jsonb;
 BEGIN
-    PERFORM mlpipe._require_model(p_model);
-    PERFORM mlpipe._require_alias_name(p_alias);
+    PERFORM mlpipe_internal._require_model(p_model);
+    PERFORM mlpipe_internal._require_alias_name(p_alias);
     IF p_version IS NULL OR p_version < 1 THEN
         RAISE EXCEPTION 'version must be a positive version number, not %', coalesce(p_version::text, 'NULL')
             USING ERRCODE = '22023';
@@ -609,13 +609,13 @@ BEGIN
         RETURN p_version;
     END IF;
     IF p_gate IS NOT NULL THEN
-        verdict := mlpipe._gate_verdict(p_model, v_task, v_metrics, p_gate);
+        verdict := mlpipe_internal._gate_verdict(p_model, v_task, v_metrics, p_gate);
         IF NOT (verdict->>'passed')::boolean THEN
             UPDATE mlpipe.model_versions v
                SET gate = jsonb_build_object('policy', p_gate, 'alias', p_alias, 'at', clock_timestamp())
                           || verdict
              WHERE v.model = p_model AND v.version = p_version;
-            PERFORM mlpipe._notify('gate_failed', jsonb_build_object('model', p_model, 'version', p_version,
+            PERFORM mlpipe_internal._notify('gate_failed', jsonb_build_object('model', p_model, 'version', p_version,
                 'alias', p_alias, 'run_id', v_run, 'reason', verdict->>'reason',
                 'metric', verdict->'metric', 'value', verdict->'value'));
             RAISE NOTICE 'version % of model "%" was not promoted to "%": %',
@@ -633,8 +633,8 @@ BEGIN
         p_reason := concat_ws('; ', p_reason,
             pg_catalog.format('gate passed: %s = %s', verdict->>'metric', verdict->>'value'));
     END IF;
-    PERFORM mlpipe._set_alias(p_model, p_alias, p_version, 'promote', p_reason);
-    PERFORM mlpipe._notify('promoted', jsonb_build_object('model', p_model, 'version', p_version,
+    PERFORM mlpipe_internal._set_alias(p_model, p_alias, p_version, 'promote', p_reason);
+    PERFORM mlpipe_internal._notify('promoted', jsonb_build_object('model', p_model, 'version', p_version,
         'alias', p_alias, 'run_id', v_run, 'from_version', cur, 'reason', p_reason));
     RETURN p_version;
 END $$;
@@ -647,7 +647,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.promote(text, int, text, text, jsonb) TO mlpipe
 -- pushes the version it set, a rollback to version t pops the current
 -- version and then every entry above the last t. The last element is the
 -- version the alias holds.
-CREATE FUNCTION mlpipe._alias_stack(p_model text, p_alias text) RETURNS int[]
+CREATE FUNCTION mlpipe_internal._alias_stack(p_model text, p_alias text) RETURNS int[]
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     st int[] := '{}';
@@ -671,9 +671,9 @@ BEGIN
     END LOOP;
     RETURN st;
 END $$;
-COMMENT ON FUNCTION mlpipe._alias_stack(text, text) IS
+COMMENT ON FUNCTION mlpipe_internal._alias_stack(text, text) IS
     'The rollback stack of an alias, replayed from mlpipe.alias_events.';
-REVOKE ALL ON FUNCTION mlpipe._alias_stack(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe_internal._alias_stack(text, text) FROM PUBLIC;
 
 -- Moves alias back to the version it held before its current one, undoing
 -- alias changes one at a time: promote 1, 2, 3, 4 then rollback three times
@@ -693,8 +693,8 @@ DECLARE
     v_run    bigint;
     known    text;
 BEGIN
-    PERFORM mlpipe._require_model(p_model);
-    PERFORM mlpipe._require_alias_name(p_alias);
+    PERFORM mlpipe_internal._require_model(p_model);
+    PERFORM mlpipe_internal._require_alias_name(p_alias);
     PERFORM 1 FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE;
     SELECT a.version INTO cur FROM mlpipe.aliases a WHERE a.model = p_model AND a.alias = p_alias;
     IF NOT FOUND THEN
@@ -703,7 +703,7 @@ BEGIN
         RAISE EXCEPTION 'model "%" has no alias "%"', p_model, p_alias
             USING ERRCODE = '42704', HINT = coalesce('Aliases: ' || known || '.', 'It has no aliases.');
     END IF;
-    st := mlpipe._alias_stack(p_model, p_alias);
+    st := mlpipe_internal._alias_stack(p_model, p_alias);
     st := st[1:cardinality(st) - 1];
     WHILE cardinality(st) > 0 LOOP
         IF st[cardinality(st)] <> cur AND EXISTS (
@@ -719,9 +719,9 @@ BEGIN
             USING ERRCODE = '55000',
                   HINT = 'It has held only its current version (or the earlier ones were pruned); use mlpipe.promote() to point it elsewhere.';
     END IF;
-    PERFORM mlpipe._set_alias(p_model, p_alias, v_target, 'rollback', p_reason);
+    PERFORM mlpipe_internal._set_alias(p_model, p_alias, v_target, 'rollback', p_reason);
     SELECT v.run_id INTO v_run FROM mlpipe.model_versions v WHERE v.model = p_model AND v.version = v_target;
-    PERFORM mlpipe._notify('rolled_back', jsonb_build_object('model', p_model, 'version', v_target,
+    PERFORM mlpipe_internal._notify('rolled_back', jsonb_build_object('model', p_model, 'version', v_target,
         'alias', p_alias, 'run_id', v_run, 'from_version', cur, 'reason', p_reason));
     RETURN v_target;
 END $$;
@@ -743,7 +743,7 @@ DECLARE
     known   text;
     result  int;
 BEGIN
-    PERFORM mlpipe._require_model(p_model);
+    PERFORM mlpipe_internal._require_model(p_model);
     IF p_alias IS NULL THEN
         RAISE EXCEPTION 'alias is NULL' USING ERRCODE = '22004';
     END IF;
@@ -783,7 +783,7 @@ DECLARE
     started  timestamptz := clock_timestamp();
     removed  int[];
 BEGIN
-    PERFORM mlpipe._require_model(p_model);
+    PERFORM mlpipe_internal._require_model(p_model);
     IF p_keep IS NULL OR p_keep < 1 THEN
         RAISE EXCEPTION 'keep must be at least 1, not %', coalesce(p_keep::text, 'NULL')
             USING ERRCODE = '22023', HINT = 'The newest version is always kept so version numbers are never reused.';
@@ -811,7 +811,7 @@ BEGIN
         RETURNING v.version
     )
     SELECT coalesce(array_agg(g.version ORDER BY g.version), '{}') INTO removed FROM gone g;
-    PERFORM mlpipe._log_run('prune', p_model, NULL, NULL, NULL,
+    PERFORM mlpipe_internal._log_run('prune', p_model, NULL, NULL, NULL,
         jsonb_build_object('keep', p_keep, 'retain', p_retain::text, 'removed', to_jsonb(removed)),
         'succeeded', NULL, cardinality(removed), started);
     RETURN removed;
@@ -839,7 +839,7 @@ DECLARE
     users    text;
     run      bigint;
 BEGIN
-    PERFORM mlpipe._require_model(p_model);
+    PERFORM mlpipe_internal._require_model(p_model);
     PERFORM 1 FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE;
     SELECT string_agg(DISTINCT p.name, ', ') INTO users
       FROM mlpipe.pipelines p, jsonb_array_elements(p.config->'steps') s
@@ -857,10 +857,10 @@ BEGIN
     DELETE FROM mlpipe.model_versions v WHERE v.model = p_model;
     GET DIAGNOSTICS n_vers = ROW_COUNT;
     DELETE FROM mlpipe.models m WHERE m.name = p_model;
-    run := mlpipe._log_run('drop_model', p_model, NULL, NULL, NULL,
+    run := mlpipe_internal._log_run('drop_model', p_model, NULL, NULL, NULL,
         jsonb_build_object('versions', n_vers, 'aliases', dropped, 'metrics', n_met),
         'succeeded', NULL, n_vers, started);
-    PERFORM mlpipe._notify('model_dropped', jsonb_build_object('model', p_model, 'run_id', run,
+    PERFORM mlpipe_internal._notify('model_dropped', jsonb_build_object('model', p_model, 'run_id', run,
         'versions', n_vers, 'aliases', dropped));
     IF users IS NOT NULL THEN
         RAISE WARNING 'model "%" is still named by pipeline(s) %', p_model, users
@@ -874,7 +874,7 @@ REVOKE ALL ON FUNCTION mlpipe.drop_model(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.drop_model(text) TO mlpipe_admin;
 
 -- 22023 unless key is a usable tag key; 54000 for a value over 4096 characters.
-CREATE FUNCTION mlpipe._require_tag(p_key text, p_value text, p_unset boolean) RETURNS void
+CREATE FUNCTION mlpipe_internal._require_tag(p_key text, p_value text, p_unset boolean) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_key IS NULL OR p_key = '' OR length(p_key) > 128 OR p_key ~ '[[:cntrl:]]' THEN
@@ -890,20 +890,20 @@ BEGIN
             USING ERRCODE = '54000';
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._require_tag(text, text, boolean) IS
+COMMENT ON FUNCTION mlpipe_internal._require_tag(text, text, boolean) IS
     'Raises 22023 unless the tag key is usable, 54000 for a value over 4096 characters.';
-REVOKE ALL ON FUNCTION mlpipe._require_tag(text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe_internal._require_tag(text, text, boolean) FROM PUBLIC;
 
 -- Sets (or with NULL p_value and p_unset, removes) a tag on a model, or on
 -- one of its versions when p_version is given; returns the tags after.
-CREATE FUNCTION mlpipe._set_tag(p_model text, p_version int, p_key text, p_value text, p_unset boolean)
+CREATE FUNCTION mlpipe_internal._set_tag(p_model text, p_version int, p_key text, p_value text, p_unset boolean)
 RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     result jsonb;
 BEGIN
-    PERFORM mlpipe._require_model(p_model);
-    PERFORM mlpipe._require_tag(p_key, p_value, p_unset);
+    PERFORM mlpipe_internal._require_model(p_model);
+    PERFORM mlpipe_internal._require_tag(p_key, p_value, p_unset);
     IF p_version IS NULL THEN
         UPDATE mlpipe.models m
            SET tags = CASE WHEN p_unset THEN m.tags - p_key ELSE m.tags || jsonb_build_object(p_key, p_value) END
@@ -916,13 +916,13 @@ BEGIN
     END IF;
     RETURN result;
 END $$;
-COMMENT ON FUNCTION mlpipe._set_tag(text, int, text, text, boolean) IS
+COMMENT ON FUNCTION mlpipe_internal._set_tag(text, int, text, text, boolean) IS
     'Sets or removes a tag on a model or one of its versions and returns the tags after.';
-REVOKE ALL ON FUNCTION mlpipe._set_tag(text, int, text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe_internal._set_tag(text, int, text, text, boolean) FROM PUBLIC;
 
 CREATE FUNCTION mlpipe.tag(model text, key text, value text) RETURNS jsonb
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT mlpipe._set_tag($1, NULL, $2, $3, false)
+    SELECT mlpipe_internal._set_tag($1, NULL, $2, $3, false)
 $$;
 COMMENT ON FUNCTION mlpipe.tag(text, text, text) IS
     'Sets a tag on a model or on one version (the model).';
@@ -931,7 +931,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.tag(text, text, text) TO mlpipe_admin;
 
 CREATE FUNCTION mlpipe.tag(model text, version int, key text, value text) RETURNS jsonb
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT mlpipe._set_tag($1, $2, $3, $4, false)
+    SELECT mlpipe_internal._set_tag($1, $2, $3, $4, false)
 $$;
 COMMENT ON FUNCTION mlpipe.tag(text, int, text, text) IS
     'Sets a tag on a model or on one version (this version).';
@@ -940,7 +940,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.tag(text, int, text, text) TO mlpipe_admin;
 
 CREATE FUNCTION mlpipe.untag(model text, key text) RETURNS jsonb
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT mlpipe._set_tag($1, NULL, $2, NULL, true)
+    SELECT mlpipe_internal._set_tag($1, NULL, $2, NULL, true)
 $$;
 COMMENT ON FUNCTION mlpipe.untag(text, text) IS
     'Removes a tag from a model or a version (the model).';
@@ -949,7 +949,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.untag(text, text) TO mlpipe_admin;
 
 CREATE FUNCTION mlpipe.untag(model text, version int, key text) RETURNS jsonb
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT mlpipe._set_tag($1, $2, $3, NULL, true)
+    SELECT mlpipe_internal._set_tag($1, $2, $3, NULL, true)
 $$;
 COMMENT ON FUNCTION mlpipe.untag(text, int, text) IS
     'Removes a tag from a model or a version (this version).';
@@ -960,18 +960,18 @@ GRANT EXECUTE ON FUNCTION mlpipe.untag(text, int, text) TO mlpipe_admin;
 -- statements (src/pg/predict.c). Every statement that writes a registry
 -- table sends a relcache invalidation for it, so that every session looks
 -- its references up again at its next statement.
-CREATE FUNCTION mlpipe._registry_changed() RETURNS trigger
+CREATE FUNCTION mlpipe_internal._registry_changed() RETURNS trigger
 AS 'MODULE_PATHNAME', 'mlpipe_registry_changed'
 LANGUAGE C;
-COMMENT ON FUNCTION mlpipe._registry_changed() IS
+COMMENT ON FUNCTION mlpipe_internal._registry_changed() IS
     'Trigger function on the registry tables: invalidates the model references the predict functions keep per session and the plans that embedded an artifact.';
-REVOKE ALL ON FUNCTION mlpipe._registry_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe_internal._registry_changed() FROM PUBLIC;
 CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.models
-    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._registry_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe_internal._registry_changed();
 CREATE TRIGGER model_versions_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.model_versions
-    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._registry_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe_internal._registry_changed();
 CREATE TRIGGER aliases_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.aliases
-    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._registry_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe_internal._registry_changed();
 -- Fired in every session_replication_role too (restores, logical replicas).
 ALTER TABLE mlpipe.models ENABLE ALWAYS TRIGGER models_changed;
 ALTER TABLE mlpipe.model_versions ENABLE ALWAYS TRIGGER model_versions_changed;

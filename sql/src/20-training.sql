@@ -4,7 +4,7 @@
 -- decision threshold). See docs/kmeans.md, docs/trees.md, docs/evaluation.md.
 --------------------------------------------------------------------------
 
-CREATE FUNCTION mlpipe._fit(
+CREATE FUNCTION mlpipe_internal._fit(
     algorithm text, source text, target text, features text[], params jsonb, warm_start bytea)
 RETURNS mlpipe.fit_result
 AS 'MODULE_PATHNAME', 'mlpipe_fit'
@@ -12,52 +12,52 @@ LANGUAGE C VOLATILE;
 -- The model depends only on the rows, not on the order they arrive in
 -- (src/core/roworder.h), so a synchronized scan that starts mid-table, a
 -- Citus table or an ORDER BY train the same artifact: no setting pinned.
-COMMENT ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) IS
+COMMENT ON FUNCTION mlpipe_internal._fit(text, text, text, text[], jsonb, bytea) IS
     'Trains an algorithm on a source in C and returns the artifact, metrics and fit token for _register.';
-REVOKE ALL ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._fit(text, text, text, text[], jsonb, bytea) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._fit(text, text, text, text[], jsonb, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._fit(text, text, text, text[], jsonb, bytea) TO mlpipe_trainer;
 
 -- Progress lines from plpgsql (src/pg/progress.c): "what: stage done/total
 -- done, elapsed, about L s left", or a stage line when done and total are
 -- NULL; the same interval (mlpipe.progress_interval) and switch
 -- (mlpipe.progress) as training's own lines.
-CREATE FUNCTION mlpipe._progress(what text, stage text, done int, total int, started timestamptz)
+CREATE FUNCTION mlpipe_internal._progress(what text, stage text, done int, total int, started timestamptz)
 RETURNS void
 AS 'MODULE_PATHNAME', 'mlpipe_progress_line'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION mlpipe._progress(text, text, int, int, timestamptz) IS
+COMMENT ON FUNCTION mlpipe_internal._progress(text, text, int, int, timestamptz) IS
     'Prints a progress NOTICE for search, cross-validation and training steps (at most one per mlpipe.progress_interval).';
-REVOKE ALL ON FUNCTION mlpipe._progress(text, text, int, int, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._progress(text, text, int, int, timestamptz) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._progress(text, text, int, int, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._progress(text, text, int, int, timestamptz) TO mlpipe_trainer;
 
 -- The progress lines this session printed in its current or last statement
 -- that printed any (at most 1,000): what tests read.
-CREATE FUNCTION mlpipe._progress_log() RETURNS text[]
+CREATE FUNCTION mlpipe_internal._progress_log() RETURNS text[]
 AS 'MODULE_PATHNAME', 'mlpipe_progress_log'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION mlpipe._progress_log() IS
+COMMENT ON FUNCTION mlpipe_internal._progress_log() IS
     'The progress lines of this session''s current or last statement that printed any.';
-REVOKE ALL ON FUNCTION mlpipe._progress_log() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._progress_log() TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._progress_log() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._progress_log() TO mlpipe_trainer;
 
 -- Everything _fit checks before it reads data (keys, values, target,
 -- algorithm), without data: the same C functions, so the same SQLSTATE,
 -- message and HINT. _train runs it first; create_pipeline runs the same
 -- check in C on each train step (src/pg/pipeline.c).
-CREATE FUNCTION mlpipe._check_params(algorithm text, params jsonb, target text)
+CREATE FUNCTION mlpipe_internal._check_params(algorithm text, params jsonb, target text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'mlpipe_check_params'
 LANGUAGE C STABLE;
-COMMENT ON FUNCTION mlpipe._check_params(text, jsonb, text) IS
+COMMENT ON FUNCTION mlpipe_internal._check_params(text, jsonb, text) IS
     'Checks an algorithm''s params and target as training does before it reads data (22023 with the training''s message).';
-REVOKE ALL ON FUNCTION mlpipe._check_params(text, jsonb, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._check_params(text, jsonb, text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._check_params(text, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._check_params(text, jsonb, text) TO mlpipe_trainer;
 
 -- The params _fit gets: train's own keys (as_of, as_of_column, checks,
 -- profile_sample) removed, and the as_of_column added to exclude. That
 -- column says when a row was written, not what it is: like the column of
 -- split 'time:<c>', it is no feature (unless the features argument names it).
-CREATE FUNCTION mlpipe._fit_params(p_params jsonb, p_features text[], p_target text) RETURNS jsonb
+CREATE FUNCTION mlpipe_internal._fit_params(p_params jsonb, p_features text[], p_target text) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE
         WHEN p_params ? 'as_of_column' AND p_features IS NULL
@@ -69,12 +69,12 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ELSE p END
       FROM (SELECT p_params - 'as_of' - 'as_of_column' - 'checks' - 'profile_sample' AS p) q
 $$;
-COMMENT ON FUNCTION mlpipe._fit_params(jsonb, text[], text) IS
-    'The params mlpipe._fit gets from train''s: its own keys removed, the as_of_column excluded from the features.';
-REVOKE ALL ON FUNCTION mlpipe._fit_params(jsonb, text[], text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._fit_params(jsonb, text[], text) TO mlpipe_trainer;
+COMMENT ON FUNCTION mlpipe_internal._fit_params(jsonb, text[], text) IS
+    'The params mlpipe_internal._fit gets from train''s: its own keys removed, the as_of_column excluded from the features.';
+REVOKE ALL ON FUNCTION mlpipe_internal._fit_params(jsonb, text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._fit_params(jsonb, text[], text) TO mlpipe_trainer;
 
-CREATE FUNCTION mlpipe._train(
+CREATE FUNCTION mlpipe_internal._train(
     p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
     p_params jsonb, p_gate jsonb)
 RETURNS mlpipe.train_result
@@ -110,7 +110,7 @@ BEGIN
         RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
     END IF;
     -- Every params check that needs no data, before as_of and checks read the source.
-    PERFORM mlpipe._check_params(p_algorithm, p_params, p_target);
+    PERFORM mlpipe_internal._check_params(p_algorithm, p_params, p_target);
     IF p_params ? 'warm_start'::text THEN
         IF pg_catalog.jsonb_typeof(p_params->'warm_start'::text) <> 'string' THEN
             RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
@@ -129,18 +129,18 @@ BEGIN
     END IF;
     -- Time travel: train on the rows that existed at params.as_of.
     IF p_params ? 'as_of'::text OR p_params ? 'as_of_column'::text THEN
-        SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
+        SELECT a.sql, a.lineage INTO tt FROM mlpipe_internal._as_of_source(p_source, p_params) a;
         src := tt.sql;
         lin := lin OPERATOR(pg_catalog.||) tt.lineage;
     END IF;
     -- Data checks, before any training work.
     IF p_params ? 'checks'::text THEN
-        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'::text));
+        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe_internal._check_data(src, p_params->'checks'::text));
     END IF;
     -- _fit samples the training profile while it reads the source (seeded
     -- by params.seed) and hands it back in fit.info.profile.
-    fit := mlpipe._fit(p_algorithm, src, p_target, p_features,
-                       mlpipe._fit_params(p_params, p_features, p_target)
+    fit := mlpipe_internal._fit(p_algorithm, src, p_target, p_features,
+                       mlpipe_internal._fit_params(p_params, p_features, p_target)
                        || pg_catalog.jsonb_build_object('profile_sample', sample), warm);
     prof := fit.info->'profile'::text;
     -- Integer features that number the rows, found by _fit as it read them (src/pg/source.c).
@@ -148,15 +148,15 @@ BEGIN
     -- Lineage notes ride in fit.info, which _register copies into the version.
     fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text
                  OPERATOR(pg_catalog.-) 'id_like_features'::text) OPERATOR(pg_catalog.||) lin;
-    PERFORM mlpipe._progress(p_algorithm, pg_catalog.format('storing the %s artifact',
+    PERFORM mlpipe_internal._progress(p_algorithm, pg_catalog.format('storing the %s artifact',
                 pg_catalog.pg_size_pretty(pg_catalog.octet_length(fit.artifact)::bigint)), NULL, NULL, started);
-    res := mlpipe._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
+    res := mlpipe_internal._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
     -- A rerun of an identical version keeps that version's profile.
     IF prof IS NOT NULL AND EXISTS (SELECT 1 FROM mlpipe.model_versions v
                                      WHERE v.model OPERATOR(pg_catalog.=) res.model
                                        AND v.version OPERATOR(pg_catalog.=) res.version
                                        AND v.run_id OPERATOR(pg_catalog.=) res.run_id) THEN
-        PERFORM mlpipe._set_profile(res.model, res.version, prof);
+        PERFORM mlpipe_internal._set_profile(res.model, res.version, prof);
     END IF;
     IF ids IS NOT NULL THEN
         RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)', p_model,
@@ -178,26 +178,26 @@ EXCEPTION WHEN OTHERS THEN
     END IF;
     RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
-COMMENT ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) IS
     'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
-REVOKE ALL ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
 
 -- Grouped training (issue #14, docs/grouped-models.md): the C half reads
 -- the source once, partitions its rows by the group columns and trains
 -- each group in turn (src/pg/fit_groups.c).
-CREATE FUNCTION mlpipe._fit_groups(
+CREATE FUNCTION mlpipe_internal._fit_groups(
     algorithm text, source text, target text, features text[], params jsonb,
     group_by text[], max_groups int, min_rows bigint)
 RETURNS TABLE (group_key text[], rows bigint, fit mlpipe.fit_result)
 AS 'MODULE_PATHNAME', 'mlpipe_fit_groups'
 LANGUAGE C VOLATILE;
 -- As for _fit: the same seed must give the same artifacts.
-ALTER FUNCTION mlpipe._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) SET synchronize_seqscans = off;
-COMMENT ON FUNCTION mlpipe._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) IS
+ALTER FUNCTION mlpipe_internal._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) SET synchronize_seqscans = off;
+COMMENT ON FUNCTION mlpipe_internal._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) IS
     'Reads a source once and trains one model per group of its group_by columns; one fit_result (with its fit token) per group.';
-REVOKE ALL ON FUNCTION mlpipe._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._fit_groups(text, text, text, text[], jsonb, text[], int, bigint) TO mlpipe_trainer;
 
 -- The name of a group's model: the parent, "/", then the group's values
 -- joined by "/", each with "%", "/", "@" and control characters
@@ -221,7 +221,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.group_model_name(text, text[]) TO mlpipe_reader
 -- Records a trained group of a grouped model (and the parent on its first
 -- training). The model name is derived here, so a caller cannot point a
 -- group at another model.
-CREATE FUNCTION mlpipe._register_group(p_parent text, p_group_by text[], p_algorithm text,
+CREATE FUNCTION mlpipe_internal._register_group(p_parent text, p_group_by text[], p_algorithm text,
                                        p_fallback text, p_key text[], p_rows bigint)
 RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -233,14 +233,14 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS 
         ON CONFLICT (parent, group_key) DO UPDATE
             SET training_rows = excluded.training_rows, trained_at = clock_timestamp();
 $$;
-COMMENT ON FUNCTION mlpipe._register_group(text, text[], text, text, text[], bigint) IS
+COMMENT ON FUNCTION mlpipe_internal._register_group(text, text[], text, text, text[], bigint) IS
     'Records one trained group of a grouped model (and the grouped model itself) in the registry.';
-REVOKE ALL ON FUNCTION mlpipe._register_group(text, text[], text, text, text[], bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._register_group(text, text[], text, text, text[], bigint) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._register_group(text, text[], text, text, text[], bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._register_group(text, text[], text, text, text[], bigint) TO mlpipe_trainer;
 
 -- params.group_by as a text[]: one name or an array of 1 to 8 names; and
 -- the grouping keys checked (22023 for anything else).
-CREATE FUNCTION mlpipe._group_params(p_model text, p_params jsonb, p_features text[],
+CREATE FUNCTION mlpipe_internal._group_params(p_model text, p_params jsonb, p_features text[],
     OUT group_by text[], OUT max_groups int, OUT min_rows bigint, OUT fallback text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -299,16 +299,16 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Keep its group_by, or give the new grouping a name of its own.';
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._group_params(text, jsonb, text[]) IS
+COMMENT ON FUNCTION mlpipe_internal._group_params(text, jsonb, text[]) IS
     'Checks and reads the grouping params of train (group_by, max_groups, min_rows_per_group, fallback).';
-REVOKE ALL ON FUNCTION mlpipe._group_params(text, jsonb, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._group_params(text, jsonb, text[]) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._group_params(text, jsonb, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._group_params(text, jsonb, text[]) TO mlpipe_trainer;
 
 -- The body of mlpipe.train with params.group_by: one read of the source,
 -- one model per group registered through _register like any training (its
 -- own version, gate and run), one result row per group (version NULL for a
 -- group skipped for having fewer than min_rows_per_group rows).
-CREATE FUNCTION mlpipe._train_groups(
+CREATE FUNCTION mlpipe_internal._train_groups(
     p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
     p_params jsonb, p_gate jsonb)
 RETURNS SETOF mlpipe.train_result
@@ -338,18 +338,18 @@ BEGIN
     IF p_source IS NULL THEN
         RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO gp FROM mlpipe._group_params(p_model, p_params, p_features);
+    SELECT * INTO gp FROM mlpipe_internal._group_params(p_model, p_params, p_features);
     IF p_params ? 'as_of'::text OR p_params ? 'as_of_column'::text THEN
-        SELECT a.sql, a.lineage INTO tt FROM mlpipe._as_of_source(p_source, p_params) a;
+        SELECT a.sql, a.lineage INTO tt FROM mlpipe_internal._as_of_source(p_source, p_params) a;
         src := tt.sql;
         lin := lin OPERATOR(pg_catalog.||) tt.lineage;
     END IF;
     IF p_params ? 'checks'::text THEN
-        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe._check_data(src, p_params->'checks'::text));
+        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe_internal._check_data(src, p_params->'checks'::text));
     END IF;
     -- What each group's fit gets: train's params without the grouping keys,
     -- the group columns excluded from the features.
-    fp := mlpipe._fit_params(p_params OPERATOR(pg_catalog.-) 'group_by'::text OPERATOR(pg_catalog.-) 'max_groups'::text
+    fp := mlpipe_internal._fit_params(p_params OPERATOR(pg_catalog.-) 'group_by'::text OPERATOR(pg_catalog.-) 'max_groups'::text
                              OPERATOR(pg_catalog.-) 'min_rows_per_group'::text OPERATOR(pg_catalog.-) 'fallback'::text,
                              p_features, p_target);
     IF p_features IS NULL THEN
@@ -361,7 +361,7 @@ BEGIN
     ELSE
         fp := fp OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('profile_sample', p_params->'profile_sample'::text);
     END IF;
-    FOR g IN SELECT * FROM mlpipe._fit_groups(p_algorithm, src, p_target, p_features, fp,
+    FOR g IN SELECT * FROM mlpipe_internal._fit_groups(p_algorithm, src, p_target, p_features, fp,
                                                gp.group_by, gp.max_groups, gp.min_rows) LOOP
         IF g.group_key IS NULL THEN
             null_rows := g.rows;
@@ -384,11 +384,11 @@ BEGIN
         fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin
                     OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('group', pg_catalog.jsonb_build_object(
                         'parent', p_model, 'group_by', gp.group_by, 'key', g.group_key));
-        res := mlpipe._register(child, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
+        res := mlpipe_internal._register(child, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
         IF prof IS NOT NULL THEN
-            PERFORM mlpipe._set_profile(res.model, res.version, prof);
+            PERFORM mlpipe_internal._set_profile(res.model, res.version, prof);
         END IF;
-        PERFORM mlpipe._register_group(p_model, gp.group_by, p_algorithm, gp.fallback, g.group_key, g.rows);
+        PERFORM mlpipe_internal._register_group(p_model, gp.group_by, p_algorithm, gp.fallback, g.group_key, g.rows);
         RETURN NEXT res;
     END LOOP;
     IF pg_catalog.cardinality(skipped) OPERATOR(pg_catalog.>) 0 THEN
@@ -401,10 +401,10 @@ BEGIN
     END IF;
     RETURN;
 END $$;
-COMMENT ON FUNCTION mlpipe._train_groups(text, text, text, text, text[], jsonb, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._train_groups(text, text, text, text, text[], jsonb, jsonb) IS
     'The body of mlpipe.train with params.group_by: one read of the source, one registered model per group.';
-REVOKE ALL ON FUNCTION mlpipe._train_groups(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._train_groups(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._train_groups(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._train_groups(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
 
 -- Removes a grouped model for good: every group's model (as
 -- mlpipe.drop_model does, each logged and notified) and the grouping rows.
@@ -449,10 +449,10 @@ CREATE FUNCTION mlpipe.train(
     gate      jsonb   DEFAULT NULL)
 RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
 LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM mlpipe._train($1, $2, $3, $4, $5, $6, $7)
+    SELECT * FROM mlpipe_internal._train($1, $2, $3, $4, $5, $6, $7)
      WHERE NOT coalesce($6 OPERATOR(pg_catalog.?) 'group_by', false)
     UNION ALL
-    SELECT * FROM mlpipe._train_groups($1, $2, $3, $4, $5, $6, $7)
+    SELECT * FROM mlpipe_internal._train_groups($1, $2, $3, $4, $5, $6, $7)
      WHERE coalesce($6 OPERATOR(pg_catalog.?) 'group_by', false)
 $$;
 COMMENT ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) IS
@@ -461,14 +461,14 @@ REVOKE ALL ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb
 GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
 
 -- Import (issue #14): an XGBoost JSON model registered as a gbt version.
-CREATE FUNCTION mlpipe._import_fit(doc jsonb, features text[], classes text[])
+CREATE FUNCTION mlpipe_internal._import_fit(doc jsonb, features text[], classes text[])
 RETURNS mlpipe.fit_result
 AS 'MODULE_PATHNAME', 'mlpipe_import_fit'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION mlpipe._import_fit(jsonb, text[], text[]) IS
+COMMENT ON FUNCTION mlpipe_internal._import_fit(jsonb, text[], text[]) IS
     'Reads an XGBoost JSON model into a gbt artifact and returns it with a fit token for _register.';
-REVOKE ALL ON FUNCTION mlpipe._import_fit(jsonb, text[], text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._import_fit(jsonb, text[], text[]) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._import_fit(jsonb, text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._import_fit(jsonb, text[], text[]) TO mlpipe_trainer;
 
 CREATE FUNCTION mlpipe.import(
     model    text,
@@ -498,11 +498,11 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'mlpipe.import reads XGBoost JSON (Booster.save_model("m.json")); to copy an mlpipe model, use its artifact (mlpipe.artifact).';
     END IF;
-    fit := mlpipe._import_fit(doc, features, classes);
+    fit := mlpipe_internal._import_fit(doc, features, classes);
     -- Lineage: imported, from what (fit.info is not part of the fit token but its row counts).
     fit.info := fit.info OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('imported',
         (fit.info->'imported') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('origin', label));
-    res := mlpipe._register(model, 'gbt', label, NULL,
+    res := mlpipe_internal._register(model, 'gbt', label, NULL,
         pg_catalog.jsonb_build_object('imported', 'xgboost_json'), gate, started, fit);
     RETURN res.version;
 END $$;
@@ -515,7 +515,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text
 -- source, target, features, params and seed) with params.threshold set to
 -- the metric, so the fit picks the threshold that maximises it on that
 -- training's test split; registered as a new version like any training.
-CREATE FUNCTION mlpipe._tune_threshold(p_model_ref text, p_metric text, p_gate jsonb)
+CREATE FUNCTION mlpipe_internal._tune_threshold(p_model_ref text, p_metric text, p_gate jsonb)
 RETURNS mlpipe.train_result
 -- No pinned search_path: _train resolves the recorded source as the caller.
 LANGUAGE plpgsql VOLATILE AS $$
@@ -548,18 +548,18 @@ BEGIN
     IF v.params ? 'exclude'::text THEN
         feats := NULL;          -- exclude picks the same columns again
     END IF;
-    RETURN mlpipe._train(v.model, v.algorithm, v.source, v.target, feats,
+    RETURN mlpipe_internal._train(v.model, v.algorithm, v.source, v.target, feats,
                          v.params OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('threshold', p_metric), p_gate);
 END $$;
-COMMENT ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._tune_threshold(text, text, jsonb) IS
     'Retrains a binary classifier version with params.threshold = metric and registers it as a new version.';
-REVOKE ALL ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._tune_threshold(text, text, jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._tune_threshold(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._tune_threshold(text, text, jsonb) TO mlpipe_trainer;
 
 CREATE FUNCTION mlpipe.tune_threshold(model_ref text, metric text DEFAULT 'f1', gate jsonb DEFAULT NULL)
 RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
 LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM mlpipe._tune_threshold($1, $2, $3)
+    SELECT * FROM mlpipe_internal._tune_threshold($1, $2, $3)
 $$;
 COMMENT ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) IS
     'New version of a binary classifier whose decision threshold maximises metric (default f1) on its test split.';

@@ -74,17 +74,17 @@ COMMENT ON FUNCTION mlpipe.predict_proba(bytea, float8[]) IS
 REVOKE ALL ON FUNCTION mlpipe.predict_proba(bytea, float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_proba(bytea, float8[]) TO mlpipe_scorer;
 
-CREATE FUNCTION mlpipe._importance(model bytea) RETURNS float8[]
+CREATE FUNCTION mlpipe_internal._importance(model bytea) RETURNS float8[]
 AS 'MODULE_PATHNAME', 'mlpipe_importance_bytea'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._importance(bytea) IS
+COMMENT ON FUNCTION mlpipe_internal._importance(bytea) IS
     'Gain-based feature importance of a tree artifact, one value per feature.';
 
 -- Normalised total gain per feature, largest first.
 CREATE FUNCTION mlpipe.feature_importance(model_ref text)
 RETURNS TABLE (feature text, importance float8)
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
-    SELECT f, i FROM unnest(mlpipe.features(model_ref), mlpipe._importance(mlpipe.artifact(model_ref))) AS t(f, i)
+    SELECT f, i FROM unnest(mlpipe.features(model_ref), mlpipe_internal._importance(mlpipe.artifact(model_ref))) AS t(f, i)
      ORDER BY i DESC, f
 $$;
 COMMENT ON FUNCTION mlpipe.feature_importance(text) IS
@@ -169,29 +169,29 @@ GRANT EXECUTE ON FUNCTION mlpipe.proba_json(text[], float8[]) TO mlpipe_reader;
 -- the same as predict, predict_label and predict_proba (float8[] forms), but
 -- the three calls for a row share one evaluation (a per-backend memo of the
 -- last row scored, src/pg/predict.c).
-CREATE FUNCTION mlpipe._score_class(model_ref text, features float8[]) RETURNS float8
+CREATE FUNCTION mlpipe_internal._score_class(model_ref text, features float8[]) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_score_class_ref'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._score_class(text, float8[]) IS
+COMMENT ON FUNCTION mlpipe_internal._score_class(text, float8[]) IS
     'A classifier''s class index for predict_table (shares one evaluation with _score_label and _score_proba).';
-REVOKE ALL ON FUNCTION mlpipe._score_class(text, float8[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._score_class(text, float8[]) TO mlpipe_scorer;
+REVOKE ALL ON FUNCTION mlpipe_internal._score_class(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._score_class(text, float8[]) TO mlpipe_scorer;
 
-CREATE FUNCTION mlpipe._score_label(model_ref text, features float8[]) RETURNS text
+CREATE FUNCTION mlpipe_internal._score_label(model_ref text, features float8[]) RETURNS text
 AS 'MODULE_PATHNAME', 'mlpipe_score_label_ref'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._score_label(text, float8[]) IS
+COMMENT ON FUNCTION mlpipe_internal._score_label(text, float8[]) IS
     'A classifier''s class label for predict_table (shares one evaluation with _score_class and _score_proba).';
-REVOKE ALL ON FUNCTION mlpipe._score_label(text, float8[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._score_label(text, float8[]) TO mlpipe_scorer;
+REVOKE ALL ON FUNCTION mlpipe_internal._score_label(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._score_label(text, float8[]) TO mlpipe_scorer;
 
-CREATE FUNCTION mlpipe._score_proba(model_ref text, features float8[]) RETURNS float8[]
+CREATE FUNCTION mlpipe_internal._score_proba(model_ref text, features float8[]) RETURNS float8[]
 AS 'MODULE_PATHNAME', 'mlpipe_score_proba_ref'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._score_proba(text, float8[]) IS
+COMMENT ON FUNCTION mlpipe_internal._score_proba(text, float8[]) IS
     'A classifier''s class probabilities for predict_table (shares one evaluation with _score_class and _score_label).';
-REVOKE ALL ON FUNCTION mlpipe._score_proba(text, float8[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._score_proba(text, float8[]) TO mlpipe_scorer;
+REVOKE ALL ON FUNCTION mlpipe_internal._score_proba(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._score_proba(text, float8[]) TO mlpipe_scorer;
 
 -- Scoring by name anywhere (issue #11, src/pg/predict_support.c): in a
 -- query that touches a Citus table, a constant model reference in the name
@@ -201,69 +201,69 @@ GRANT EXECUTE ON FUNCTION mlpipe._score_proba(text, float8[]) TO mlpipe_scorer;
 -- The planner support function below does it for multi-shard queries; the
 -- planner hook installed when the library loads does it for router and
 -- INSERT ... SELECT queries. Without Citus nothing is rewritten.
-CREATE FUNCTION mlpipe._predict_support(internal) RETURNS internal
+CREATE FUNCTION mlpipe_internal._predict_support(internal) RETURNS internal
 AS 'MODULE_PATHNAME', 'mlpipe_predict_support'
 LANGUAGE C STRICT;
-COMMENT ON FUNCTION mlpipe._predict_support(internal) IS
+COMMENT ON FUNCTION mlpipe_internal._predict_support(internal) IS
     'Planner support for the name-form scorers: on Citus, a constant model reference becomes the artifact at plan time.';
-REVOKE ALL ON FUNCTION mlpipe._predict_support(internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mlpipe_internal._predict_support(internal) FROM PUBLIC;
 
-ALTER FUNCTION mlpipe.predict(text, float8[]) SUPPORT mlpipe._predict_support;
-ALTER FUNCTION mlpipe.predict_label(text, float8[]) SUPPORT mlpipe._predict_support;
-ALTER FUNCTION mlpipe.predict_proba(text, float8[]) SUPPORT mlpipe._predict_support;
-ALTER FUNCTION mlpipe.predict(text, record) SUPPORT mlpipe._predict_support;
-ALTER FUNCTION mlpipe.predict_label(text, record) SUPPORT mlpipe._predict_support;
-ALTER FUNCTION mlpipe.predict_proba(text, record) SUPPORT mlpipe._predict_support;
-ALTER FUNCTION mlpipe._score_class(text, float8[]) SUPPORT mlpipe._predict_support;
-ALTER FUNCTION mlpipe._score_label(text, float8[]) SUPPORT mlpipe._predict_support;
-ALTER FUNCTION mlpipe._score_proba(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.predict(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.predict_label(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.predict_proba(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.predict(text, record) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.predict_label(text, record) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.predict_proba(text, record) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe_internal._score_class(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe_internal._score_label(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe_internal._score_proba(text, float8[]) SUPPORT mlpipe_internal._predict_support;
 
 -- A plan that embedded an artifact lists model_versions and aliases among
--- its relations; the registry's statement triggers (mlpipe._registry_changed,
+-- its relations; the registry's statement triggers (mlpipe_internal._registry_changed,
 -- 10-registry.sql) invalidate their relcache entries on every change, so
 -- cached plans (prepared statements, plpgsql) are replanned instead of
 -- scoring with an artifact an alias no longer points to.
 
 -- The SELECT a source (table, view or query) stands for, as training reads it.
-CREATE FUNCTION mlpipe._source_sql(source text) RETURNS text
+CREATE FUNCTION mlpipe_internal._source_sql(source text) RETURNS text
 AS 'MODULE_PATHNAME', 'mlpipe_source_sql'
 LANGUAGE C STABLE STRICT;
-COMMENT ON FUNCTION mlpipe._source_sql(text) IS
+COMMENT ON FUNCTION mlpipe_internal._source_sql(text) IS
     'The SELECT a source (table, view or query) stands for, as training reads it.';
-REVOKE ALL ON FUNCTION mlpipe._source_sql(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._source_sql(text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._source_sql(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._source_sql(text) TO mlpipe_trainer;
 
 -- Column names and types of a source, read as the caller (LIMIT 0).
-CREATE FUNCTION mlpipe._source_columns(source text)
+CREATE FUNCTION mlpipe_internal._source_columns(source text)
 RETURNS TABLE (name text, type regtype, ord int)
 AS 'MODULE_PATHNAME', 'mlpipe_source_columns'
 LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION mlpipe._source_columns(text) IS
+COMMENT ON FUNCTION mlpipe_internal._source_columns(text) IS
     'Column names and types of a source, read as the caller (LIMIT 0).';
-REVOKE ALL ON FUNCTION mlpipe._source_columns(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._source_columns(text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._source_columns(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._source_columns(text) TO mlpipe_trainer;
 
-CREATE FUNCTION mlpipe._bin_counts_accum(bigint[], int, int) RETURNS bigint[]
+CREATE FUNCTION mlpipe_internal._bin_counts_accum(bigint[], int, int) RETURNS bigint[]
 AS 'MODULE_PATHNAME', 'mlpipe_bin_counts_accum'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._bin_counts_accum(bigint[], int, int) IS
+COMMENT ON FUNCTION mlpipe_internal._bin_counts_accum(bigint[], int, int) IS
     'Transition function of _bin_counts: adds one row to its bin.';
 
-CREATE FUNCTION mlpipe._bin_counts_combine(bigint[], bigint[]) RETURNS bigint[]
+CREATE FUNCTION mlpipe_internal._bin_counts_combine(bigint[], bigint[]) RETURNS bigint[]
 AS 'MODULE_PATHNAME', 'mlpipe_bin_counts_combine'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._bin_counts_combine(bigint[], bigint[]) IS
+COMMENT ON FUNCTION mlpipe_internal._bin_counts_combine(bigint[], bigint[]) IS
     'Combine function of _bin_counts: adds two count arrays.';
 
 -- Rows per bin: _bin_counts(bin, nbins) is a bigint[nbins] of counts
 -- (bins are 0-based; a NULL bin is not counted). Parallel safe.
-CREATE AGGREGATE mlpipe._bin_counts(int, int) (
-    SFUNC = mlpipe._bin_counts_accum,
+CREATE AGGREGATE mlpipe_internal._bin_counts(int, int) (
+    SFUNC = mlpipe_internal._bin_counts_accum,
     STYPE = bigint[],
-    COMBINEFUNC = mlpipe._bin_counts_combine,
+    COMBINEFUNC = mlpipe_internal._bin_counts_combine,
     PARALLEL = SAFE
 );
-COMMENT ON AGGREGATE mlpipe._bin_counts(int, int) IS
+COMMENT ON AGGREGATE mlpipe_internal._bin_counts(int, int) IS
     'Rows per bin: a bigint[nbins] of counts of 0-based bins (NULL bins not counted).';
 
 -- The bin of a value given sorted distinct edges e[1..n] (the training
@@ -272,15 +272,15 @@ COMMENT ON AGGREGATE mlpipe._bin_counts(int, int) IS
 -- their own so that a heavy atom (a column that is mostly 0) does not hide
 -- a change in the values around it, and values beyond the training range
 -- always move the PSI.
-CREATE FUNCTION mlpipe._bin_of(x float8, e float8[]) RETURNS int
+CREATE FUNCTION mlpipe_internal._bin_of(x float8, e float8[]) RETURNS int
 AS 'MODULE_PATHNAME', 'mlpipe_bin_of'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._bin_of(float8, float8[]) IS
+COMMENT ON FUNCTION mlpipe_internal._bin_of(float8, float8[]) IS
     'The profile bin of a value given sorted distinct edges.';
 
 -- Type class of a column type: numeric, array (of real / double precision),
 -- categorical (text-like, boolean, enum) or other (not profiled).
-CREATE FUNCTION mlpipe._type_class(t regtype) RETURNS text
+CREATE FUNCTION mlpipe_internal._type_class(t regtype) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE
         WHEN t IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'real'::regtype,
@@ -291,15 +291,15 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
              OR (SELECT typtype FROM pg_catalog.pg_type WHERE oid = t) = 'e' THEN 'categorical'
         ELSE 'other' END
 $$;
-COMMENT ON FUNCTION mlpipe._type_class(regtype) IS
+COMMENT ON FUNCTION mlpipe_internal._type_class(regtype) IS
     'Type class of a column type for profiling: numeric, array, categorical or other.';
-REVOKE ALL ON FUNCTION mlpipe._type_class(regtype) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._type_class(regtype) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._type_class(regtype) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._type_class(regtype) TO mlpipe_trainer;
 
 -- params.as_of / as_of_column: the source restricted to rows whose
 -- as_of_column <= as_of, and the lineage to record. The column is quoted as
 -- an identifier, the instant is normalised to ISO 8601 and quoted as a literal.
-CREATE FUNCTION mlpipe._as_of_source(p_source text, p_params jsonb, OUT sql text, OUT lineage jsonb)
+CREATE FUNCTION mlpipe_internal._as_of_source(p_source text, p_params jsonb, OUT sql text, OUT lineage jsonb)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     col   text := p_params->>'as_of_column'::text;
@@ -329,11 +329,11 @@ BEGIN
         RAISE EXCEPTION 'params.as_of must be a finite timestamp, not %', p_params->>'as_of'::text
             USING ERRCODE = '22023';
     END IF;
-    SELECT s.type INTO ctype FROM mlpipe._source_columns(p_source) s WHERE s.name = col;
+    SELECT s.type INTO ctype FROM mlpipe_internal._source_columns(p_source) s WHERE s.name = col;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'params.as_of_column names column "%", which is not in the source', col
             USING ERRCODE = '22023',
-                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(p_source) s) OPERATOR(pg_catalog.||) '.';
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe_internal._source_columns(p_source) s) OPERATOR(pg_catalog.||) '.';
     END IF;
     IF ctype NOT IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) THEN
         RAISE EXCEPTION 'params.as_of_column "%" has type %, not a date or timestamp', col, ctype
@@ -341,17 +341,17 @@ BEGIN
     END IF;
     iso := pg_catalog.to_jsonb(ts) #>> '{}'::text[];
     sql := pg_catalog.format('SELECT * FROM (%s) AS mlpipe_as_of WHERE %I <= %L::timestamptz',
-                  mlpipe._source_sql(p_source), col, iso);
+                  mlpipe_internal._source_sql(p_source), col, iso);
     lineage := pg_catalog.jsonb_build_object('as_of', iso, 'as_of_column', col);
 END $$;
-COMMENT ON FUNCTION mlpipe._as_of_source(text, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._as_of_source(text, jsonb) IS
     'A source restricted by params.as_of / as_of_column, and the lineage to record.';
-REVOKE ALL ON FUNCTION mlpipe._as_of_source(text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._as_of_source(text, jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._as_of_source(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._as_of_source(text, jsonb) TO mlpipe_trainer;
 
 -- params.checks: validated strictly, then one query over the source;
 -- every failing check is named with its figure (22000).
-CREATE FUNCTION mlpipe._check_data(p_source text, p_checks jsonb) RETURNS bigint
+CREATE FUNCTION mlpipe_internal._check_data(p_source text, p_checks jsonb) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     cols     jsonb;
@@ -376,7 +376,7 @@ BEGIN
                 USING ERRCODE = '22023', HINT = 'Allowed keys: min_rows, not_null, ranges, allowed.';
         END IF;
     END LOOP;
-    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
+    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)) INTO cols FROM mlpipe_internal._source_columns(p_source) s;
     IF p_checks ? 'min_rows'::text AND (pg_catalog.jsonb_typeof(p_checks->'min_rows'::text) <> 'number'
         OR (p_checks->>'min_rows'::text)::numeric < 0::numeric OR (p_checks->>'min_rows'::text)::numeric <> pg_catalog.trunc((p_checks->>'min_rows'::text)::numeric)) THEN
         RAISE EXCEPTION 'params.checks.min_rows must be a non-negative integer' USING ERRCODE = '22023';
@@ -445,7 +445,7 @@ BEGIN
             what := what OPERATOR(pg_catalog.||) pg_catalog.format('allowed: column "%s" has %%s', e.key);
         END LOOP;
     END IF;
-    EXECUTE pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS src', pg_catalog.array_to_string(exprs, ', '), mlpipe._source_sql(p_source))
+    EXECUTE pg_catalog.format('SELECT ARRAY[%s] FROM (%s) AS src', pg_catalog.array_to_string(exprs, ', '), mlpipe_internal._source_sql(p_source))
         INTO res;
     n := res[1]::bigint;
     IF p_checks ? 'min_rows'::text AND n::numeric < (p_checks->>'min_rows'::text)::numeric THEN
@@ -462,15 +462,15 @@ BEGIN
     END IF;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION mlpipe._check_data(text, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._check_data(text, jsonb) IS
     'Runs the params.checks data checks over a source and raises 22000 naming every failing check.';
-REVOKE ALL ON FUNCTION mlpipe._check_data(text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._check_data(text, jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._check_data(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._check_data(text, jsonb) TO mlpipe_trainer;
 
 -- Stores a version's profile: only for a version the session user created
 -- in the current transaction (the _register that _train just called), and
 -- only while it has none.
-CREATE FUNCTION mlpipe._set_profile(p_model text, p_version int, p_profile jsonb)
+CREATE FUNCTION mlpipe_internal._set_profile(p_model text, p_version int, p_profile jsonb)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -484,10 +484,10 @@ BEGIN
             USING ERRCODE = '42501';
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._set_profile(text, int, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._set_profile(text, int, jsonb) IS
     'Stores the profile of a version the session user created in the current transaction.';
-REVOKE ALL ON FUNCTION mlpipe._set_profile(text, int, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._set_profile(text, int, jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._set_profile(text, int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._set_profile(text, int, jsonb) TO mlpipe_trainer;
 
 -- The training profile of a model_ref (NULL for versions trained before 0.3.0).
 CREATE FUNCTION mlpipe.profile(model_ref text) RETURNS jsonb
@@ -501,7 +501,7 @@ REVOKE ALL ON FUNCTION mlpipe.profile(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.profile(text) TO mlpipe_reader;
 
 -- What scoring a model_ref needs, in one SECURITY DEFINER lookup.
-CREATE FUNCTION mlpipe._scoring_info(model_ref text,
+CREATE FUNCTION mlpipe_internal._scoring_info(model_ref text,
     OUT model text, OUT version int, OUT algorithm text, OUT task text,
     OUT features text[], OUT classes text[], OUT profile jsonb)
 LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -509,10 +509,10 @@ LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_tem
       FROM mlpipe.model_versions v, mlpipe.resolve(model_ref) r
      WHERE v.model = r.model AND v.version = r.version
 $$;
-COMMENT ON FUNCTION mlpipe._scoring_info(text) IS
+COMMENT ON FUNCTION mlpipe_internal._scoring_info(text) IS
     'What scoring a model_ref needs, in one SECURITY DEFINER lookup.';
-REVOKE ALL ON FUNCTION mlpipe._scoring_info(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._scoring_info(text) TO mlpipe_reader;
+REVOKE ALL ON FUNCTION mlpipe_internal._scoring_info(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._scoring_info(text) TO mlpipe_reader;
 
 -- PSI and null rates of a source against a profile. PSI over the non-null
 -- values: sum over bins of (a - e) * ln(a / e), with e and a the training
@@ -522,7 +522,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._scoring_info(text) TO mlpipe_reader;
 -- REPEATABLE (whole pages, so only that share of the table is read) when
 -- the source is a table or materialized view, else the query's rows whose
 -- text hashes below the fraction.
-CREATE FUNCTION mlpipe._drift_figures(p_profile jsonb, p_source text, p_fraction float8 DEFAULT 1)
+CREATE FUNCTION mlpipe_internal._drift_figures(p_profile jsonb, p_source text, p_fraction float8 DEFAULT 1)
 RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, rows_now bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -537,7 +537,7 @@ DECLARE
     rel    regclass;
     from_  text;
 BEGIN
-    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(p_source) s;
+    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)) INTO cols FROM mlpipe_internal._source_columns(p_source) s;
     FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) x LOOP
         IF NOT cols ? (f->>'column'::text) THEN
             RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column'::text, f->>'feature'::text
@@ -551,20 +551,20 @@ BEGIN
             END IF;
             ex := CASE WHEN f->>'element'::text IS NULL THEN pg_catalog.format('(src.%I)::float8', f->>'column'::text)
                        ELSE pg_catalog.format('(src.%I)[%s]::float8', f->>'column'::text, (f->>'element'::text)::int) END;
-            bin := pg_catalog.format('mlpipe._bin_of(%s, %L::float8[])', ex,
+            bin := pg_catalog.format('mlpipe_internal._bin_of(%s, %L::float8[])', ex,
                           ARRAY(SELECT e::float8 FROM pg_catalog.jsonb_array_elements_text(f->'edges'::text) e)::text);
         ELSE
             ex := pg_catalog.format('(src.%I)::text', f->>'column'::text);
             bin := pg_catalog.format('coalesce(pg_catalog.array_position(%L::text[], %s), 0)', 
                           ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(f->'categories'::text) e)::text, ex);
         END IF;
-        exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
+        exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe_internal._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
                                  ex, bin, pg_catalog.jsonb_array_length(f->'counts'::text), ex);
     END LOOP;
     IF pg_catalog.cardinality(exprs) = 0 THEN
         RETURN;
     END IF;
-    from_ := pg_catalog.format('(%s) AS src', mlpipe._source_sql(p_source));
+    from_ := pg_catalog.format('(%s) AS src', mlpipe_internal._source_sql(p_source));
     IF p_fraction < 1::float8 THEN
         IF p_source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
             BEGIN
@@ -610,13 +610,13 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
-COMMENT ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) IS
+COMMENT ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) IS
     'PSI and null rates of each profiled feature of a source against a profile.';
-REVOKE ALL ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._drift_figures(jsonb, text, float8) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) TO mlpipe_trainer;
 
 -- The status of one feature's drift figures (see mlpipe.drift).
-CREATE FUNCTION mlpipe._drift_status(psi float8, null_train float8, null_now float8,
+CREATE FUNCTION mlpipe_internal._drift_status(psi float8, null_train float8, null_now float8,
                                      threshold float8, null_threshold float8) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE
@@ -626,7 +626,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         WHEN psi >= threshold / 2 THEN 'warning'
         ELSE 'ok' END
 $$;
-COMMENT ON FUNCTION mlpipe._drift_status(float8, float8, float8, float8, float8) IS
+COMMENT ON FUNCTION mlpipe_internal._drift_status(float8, float8, float8, float8, float8) IS
     'The status (ok, drift, new_values, ...) of one feature''s drift figures.';
 
 -- Drift of a source against the training profile of a model version: one
@@ -652,16 +652,16 @@ BEGIN
     IF threshold IS NULL OR threshold <= 0::float8 OR null_threshold IS NULL OR null_threshold <= 0::float8 THEN
         RAISE EXCEPTION 'threshold and null_threshold must be positive numbers' USING ERRCODE = '22023';
     END IF;
-    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    SELECT * INTO info FROM mlpipe_internal._scoring_info(model_ref);
     IF info.profile IS NULL THEN
         RAISE EXCEPTION 'version %@% has no training profile', info.model, info.version
             USING ERRCODE = '22000', HINT = 'Versions trained before mlpipe 0.3.0, or with params.profile_sample = 0, have none; retrain to get one.';
     END IF;
     FOR feature, psi, null_rate_train, null_rate_now, status, n IN
         SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
-               mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold),
+               mlpipe_internal._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold),
                d.rows_now
-          FROM mlpipe._drift_figures(info.profile, source) d LOOP
+          FROM mlpipe_internal._drift_figures(info.profile, source) d LOOP
         -- The same metric names as predict_table: psi:<feature>, null_rate:<feature>.
         metrics := metrics || pg_catalog.jsonb_build_object('psi:' || feature, psi, 'null_rate:' || feature, null_rate_now);
         drifted := drifted + CASE WHEN status = 'drift' THEN 1 ELSE 0 END;
@@ -671,7 +671,7 @@ BEGIN
     -- the drift history (mlpipe.drift_history); not in a read-only
     -- transaction (a hot standby), where drift still answers.
     IF pg_catalog.current_setting('transaction_read_only'::text) OPERATOR(pg_catalog.=) 'off'::text THEN
-        PERFORM mlpipe._log_run('drift', info.model, info.version, info.algorithm, source,
+        PERFORM mlpipe_internal._log_run('drift', info.model, info.version, info.algorithm, source,
             pg_catalog.jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
             'succeeded', NULL, n, started, NULL,
             metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', drifted), 'drift');
@@ -683,20 +683,20 @@ REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO mlpipe_trainer;
 
 -- True when a model stores preprocessing (src/pg/drift.c).
-CREATE FUNCTION mlpipe._has_preprocessing(model bytea) RETURNS boolean
+CREATE FUNCTION mlpipe_internal._has_preprocessing(model bytea) RETURNS boolean
 AS 'MODULE_PATHNAME', 'mlpipe_has_preprocessing'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._has_preprocessing(bytea) IS
+COMMENT ON FUNCTION mlpipe_internal._has_preprocessing(bytea) IS
     'True when a model artifact stores preprocessing.';
-REVOKE ALL ON FUNCTION mlpipe._has_preprocessing(bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._has_preprocessing(bytea) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._has_preprocessing(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._has_preprocessing(bytea) TO mlpipe_trainer;
 
 -- The float8[] a model without preprocessing scores, as SQL over the alias
 -- "src": the array column itself when the features are exactly its
 -- elements in order, else ARRAY[...] of numeric columns and elements. NULL
 -- when a feature is not a numeric column or element of the source (the
 -- row form then scores, or says what is missing).
-CREATE FUNCTION mlpipe._feature_array_expr(p_features text[], p_source text) RETURNS text
+CREATE FUNCTION mlpipe_internal._feature_array_expr(p_features text[], p_source text) RETURNS text
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     cols  jsonb;
@@ -705,8 +705,8 @@ DECLARE
     c     text;
     parts text[] := '{}';
 BEGIN
-    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)), pg_catalog.jsonb_object_agg(s.name, s.type::text)
-      INTO cols, types FROM mlpipe._source_columns(p_source) s;
+    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)), pg_catalog.jsonb_object_agg(s.name, s.type::text)
+      INTO cols, types FROM mlpipe_internal._source_columns(p_source) s;
     FOREACH f IN ARRAY p_features LOOP
         IF cols->>f = 'numeric' THEN
             parts := parts OPERATOR(pg_catalog.||) pg_catalog.format('(src.%I)::float8', f);
@@ -727,14 +727,14 @@ BEGIN
     END IF;
     RETURN 'ARRAY[' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(parts, ', ') OPERATOR(pg_catalog.||) ']';
 END $$;
-COMMENT ON FUNCTION mlpipe._feature_array_expr(text[], text) IS
+COMMENT ON FUNCTION mlpipe_internal._feature_array_expr(text[], text) IS
     'The SQL of the float8[] a model without preprocessing scores, over the alias src.';
-REVOKE ALL ON FUNCTION mlpipe._feature_array_expr(text[], text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._feature_array_expr(text[], text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._feature_array_expr(text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._feature_array_expr(text[], text) TO mlpipe_trainer;
 
 -- The (schema, table) of an "into" argument: 'table' or 'schema.table',
 -- parsed as identifiers (quoted parts keep their case).
-CREATE FUNCTION mlpipe._parse_into(p_into text, OUT qualified text, OUT display text)
+CREATE FUNCTION mlpipe_internal._parse_into(p_into text, OUT qualified text, OUT display text)
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     parts text[];
@@ -751,15 +751,15 @@ BEGIN
     qualified := (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(p), '.' ORDER BY o) FROM pg_catalog.unnest(parts) WITH ORDINALITY u(p, o));
     display := pg_catalog.array_to_string(parts, '.');
 END $$;
-COMMENT ON FUNCTION mlpipe._parse_into(text) IS
+COMMENT ON FUNCTION mlpipe_internal._parse_into(text) IS
     'The qualified and display names of the into argument of predict_table.';
-REVOKE ALL ON FUNCTION mlpipe._parse_into(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._parse_into(text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._parse_into(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._parse_into(text) TO mlpipe_trainer;
 
 -- Checks an existing target table: the columns predict_table writes must
 -- be there with the right types (22000 naming the mismatch); upsert needs a
 -- unique index on the key column alone.
-CREATE FUNCTION mlpipe._check_target(p_rel regclass, p_key text, p_key_type regtype, p_mode text)
+CREATE FUNCTION mlpipe_internal._check_target(p_rel regclass, p_key text, p_key_type regtype, p_mode text)
 RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -795,10 +795,10 @@ BEGIN
         END IF;
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) IS
+COMMENT ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype, text) IS
     'Checks that an existing predict_table target has the columns and unique index the mode needs.';
-REVOKE ALL ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype, text) TO mlpipe_trainer;
 
 -- predict_table on Citus (issue #11): when the source is a hash-distributed
 -- Citus table, a new target is created here as a distributed table on the
@@ -811,7 +811,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._check_target(regclass, text, regtype, text) TO
 -- and their order are those of the plain table predict_table creates.
 -- Resolves the caller's source name, so no pinned search_path; everything
 -- else is schema-qualified.
-CREATE FUNCTION mlpipe._citus_target(source text, target text, key text, key_type regtype, mode text)
+CREATE FUNCTION mlpipe_internal._citus_target(source text, target text, key text, key_type regtype, mode text)
 RETURNS regclass
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -848,14 +848,14 @@ BEGIN
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', target);
     RETURN tgt;
 END $$;
-COMMENT ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) IS
+COMMENT ON FUNCTION mlpipe_internal._citus_target(text, text, text, regtype, text) IS
     'For predict_table on Citus: creates a new target distributed on the key, co-located with a distributed source; NULL otherwise.';
-REVOKE ALL ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._citus_target(text, text, text, regtype, text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._citus_target(text, text, text, regtype, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._citus_target(text, text, text, regtype, text) TO mlpipe_trainer;
 
 -- predict_table's params, checked: the drift threshold (default 0.2), the
 -- null-rate threshold (0.1) and the drift sample size (20,000; 0: none).
-CREATE FUNCTION mlpipe._predict_table_params(params jsonb,
+CREATE FUNCTION mlpipe_internal._predict_table_params(params jsonb,
     OUT drift_threshold float8, OUT null_threshold float8, OUT drift_sample int)
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -880,27 +880,27 @@ BEGIN
     null_threshold := coalesce((params->>'null_threshold')::float8, 0.1);
     drift_sample := coalesce((params->>'drift_sample')::numeric::int, 20000);
 END $$;
-COMMENT ON FUNCTION mlpipe._predict_table_params(jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._predict_table_params(jsonb) IS
     'Checks predict_table''s params and returns the drift threshold, null-rate threshold and drift sample size.';
-REVOKE ALL ON FUNCTION mlpipe._predict_table_params(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._predict_table_params(jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._predict_table_params(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._predict_table_params(jsonb) TO mlpipe_trainer;
 
 -- The inputs a NULL in which fails scoring (src/pg/export.c): every input
 -- of a k-means model unless preprocessing imputes it, and inputs whose
 -- preprocessing has impute = error. Trees route missing values.
-CREATE FUNCTION mlpipe._null_intolerant_inputs(model bytea) RETURNS text[]
+CREATE FUNCTION mlpipe_internal._null_intolerant_inputs(model bytea) RETURNS text[]
 AS 'MODULE_PATHNAME', 'mlpipe_null_intolerant_inputs'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._null_intolerant_inputs(bytea) IS
+COMMENT ON FUNCTION mlpipe_internal._null_intolerant_inputs(bytea) IS
     'The raw inputs of a model (columns, x[i] elements) in which a NULL makes scoring fail.';
-REVOKE ALL ON FUNCTION mlpipe._null_intolerant_inputs(bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._null_intolerant_inputs(bytea) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._null_intolerant_inputs(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._null_intolerant_inputs(bytea) TO mlpipe_trainer;
 
 -- The SQL condition, over the alias src, that a row has a NULL in one of
 -- p_inputs (column names, or x[i] for an element of array column x);
 -- p_columns maps the source's columns to their type class. NULL when no
 -- input is a column or element of the source (nothing can be NULL).
-CREATE FUNCTION mlpipe._null_condition(p_inputs text[], p_columns jsonb) RETURNS text
+CREATE FUNCTION mlpipe_internal._null_condition(p_inputs text[], p_columns jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.string_agg(CASE
                WHEN p_columns ? i THEN pg_catalog.format('src.%I IS NULL', i)
@@ -909,10 +909,10 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
            LEFT JOIN LATERAL pg_catalog.regexp_match(i, '^(.*)\[([0-9]{1,6})\]$') m ON true
      WHERE p_columns ? i OR p_columns->>m[1] = 'array'
 $$;
-COMMENT ON FUNCTION mlpipe._null_condition(text[], jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._null_condition(text[], jsonb) IS
     'The SQL condition, over the alias src, that a row has a NULL in one of the given inputs.';
-REVOKE ALL ON FUNCTION mlpipe._null_condition(text[], jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._null_condition(text[], jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._null_condition(text[], jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._null_condition(text[], jsonb) TO mlpipe_trainer;
 
 -- The first row predict_table's scoring fails on, and its error: the rows
 -- of the source (FROM and WHERE clause p_from, alias src) are scored one at
@@ -920,7 +920,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._null_condition(text[], jsonb) TO mlpipe_traine
 -- row form. bad_key is the row's key as text, err_* its error; NULL when
 -- every row scores (the error was not a row's). Only run after the bulk
 -- statement failed.
-CREATE FUNCTION mlpipe._failing_key(p_ref text, p_key text, p_xexpr text, p_from text,
+CREATE FUNCTION mlpipe_internal._failing_key(p_ref text, p_key text, p_xexpr text, p_from text,
                                     OUT bad_key text, OUT err_state text, OUT err_message text,
                                     OUT err_detail text, OUT err_hint text)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -953,10 +953,10 @@ EXCEPTION WHEN OTHERS THEN
                                 err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._failing_key(text, text, text, text) IS
+COMMENT ON FUNCTION mlpipe_internal._failing_key(text, text, text, text) IS
     'The key (as text) and error of the first source row that predict_table cannot score; NULL key if every row scores.';
-REVOKE ALL ON FUNCTION mlpipe._failing_key(text, text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._failing_key(text, text, text, text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._failing_key(text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._failing_key(text, text, text, text) TO mlpipe_trainer;
 
 -- The parts of predict_table's scoring SELECT: head (key, prediction and,
 -- for a classifier, label and proba), consts (label and proba NULL for
@@ -968,7 +968,7 @@ GRANT EXECUTE ON FUNCTION mlpipe._failing_key(text, text, text, text) TO mlpipe_
 -- pulling it up, which would copy predict into the label column).
 -- p_null_if: a condition on src under which the row's prediction, label
 -- and proba are NULL instead of scored (on_null = 'null').
-CREATE FUNCTION mlpipe._predict_select(p_task text, p_ref text, p_classes text[], p_key text, p_xexpr text,
+CREATE FUNCTION mlpipe_internal._predict_select(p_task text, p_ref text, p_classes text[], p_key text, p_xexpr text,
                                        p_src_sql text, p_filter text, p_null_if text,
                                        OUT head text, OUT from_sql text, OUT consts text)
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -995,10 +995,10 @@ BEGIN
                            p_key, p_ref, p_src_sql, p_filter, g, e);
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._predict_select(text, text, text[], text, text, text, text, text) IS
+COMMENT ON FUNCTION mlpipe_internal._predict_select(text, text, text[], text, text, text, text, text) IS
     'The SELECT list and FROM clause of predict_table''s scoring statement.';
-REVOKE ALL ON FUNCTION mlpipe._predict_select(text, text, text[], text, text, text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._predict_select(text, text, text[], text, text, text, text, text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._predict_select(text, text, text[], text, text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._predict_select(text, text, text[], text, text, text, text, text) TO mlpipe_trainer;
 
 -- Scores every row of a source into a table: (key, prediction, label,
 -- proba, model, version, scored_at). One INSERT ... SELECT streams the
@@ -1079,21 +1079,21 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'on_null: error (the default), skip or null.';
     END IF;
     params := coalesce(params, '{}');
-    SELECT * INTO threshold, null_thr, sample FROM mlpipe._predict_table_params(params);
+    SELECT * INTO threshold, null_thr, sample FROM mlpipe_internal._predict_table_params(params);
 
-    SELECT * INTO info FROM mlpipe._scoring_info(model_ref);
+    SELECT * INTO info FROM mlpipe_internal._scoring_info(model_ref);
     ref := info.model OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) info.version;          -- one version for the whole run
-    SELECT s.type INTO key_type FROM mlpipe._source_columns(source) s WHERE s.name = key;
+    SELECT s.type INTO key_type FROM mlpipe_internal._source_columns(source) s WHERE s.name = key;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'key column "%" is not in the source', key
             USING ERRCODE = '42703',
-                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe_internal._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
     END IF;
     IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
         RAISE EXCEPTION 'key column "%" has the name of an output column', key
             USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
     END IF;
-    src_sql := mlpipe._source_sql(source);
+    src_sql := mlpipe_internal._source_sql(source);
     -- A relation source is read as itself, not as a subquery: on Citus the
     -- whole row of a subquery reaches the shards without its column names
     -- (the row form refuses it), a table's whole row keeps its type.
@@ -1102,7 +1102,7 @@ BEGIN
     ELSE
         src_sql := '(' || src_sql || ')';
     END IF;
-    SELECT * INTO tgt FROM mlpipe._parse_into(coalesce(target_table, "into"));
+    SELECT * INTO tgt FROM mlpipe_internal._parse_into(coalesce(target_table, "into"));
     -- Runs into one target serialise (issue #10): two concurrent replace or
     -- incremental runs would each insert every key, and with a unique index
     -- the second would fail with a raw 23505. The lock is on the target's
@@ -1121,7 +1121,7 @@ BEGIN
     rel := pg_catalog.to_regclass(tgt.qualified);
 
     IF rel IS NOT NULL THEN
-        PERFORM mlpipe._check_target(rel, key, key_type, mode);
+        PERFORM mlpipe_internal._check_target(rel, key, key_type, mode);
         IF mode = 'incremental' THEN
             conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
                            tgt.qualified, key, key, info.model, info.version);
@@ -1130,8 +1130,8 @@ BEGIN
     -- on_null skip or null: the condition that a row has a NULL the model
     -- cannot take; skip leaves such rows out (and counts them below).
     IF on_null <> 'error' THEN
-        SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe._type_class(s.type)) INTO cols FROM mlpipe._source_columns(source) s;
-        nullc := mlpipe._null_condition(mlpipe._null_intolerant_inputs(mlpipe.artifact(ref)), cols);
+        SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)) INTO cols FROM mlpipe_internal._source_columns(source) s;
+        nullc := mlpipe_internal._null_condition(mlpipe_internal._null_intolerant_inputs(mlpipe.artifact(ref)), cols);
     END IF;
     IF on_null = 'skip' AND nullc IS NOT NULL THEN
         EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS src WHERE %s', src_sql,
@@ -1155,14 +1155,14 @@ BEGIN
     -- form, which gives the same predictions without building a row value.
     -- prediction: the value, cluster or class index; label and proba for
     -- classification only.
-    IF NOT mlpipe._has_preprocessing(mlpipe.artifact(ref)) THEN
-        xexpr := mlpipe._feature_array_expr(info.features, source);
+    IF NOT mlpipe_internal._has_preprocessing(mlpipe.artifact(ref)) THEN
+        xexpr := mlpipe_internal._feature_array_expr(info.features, source);
     END IF;
     -- src.*, not a bare src, which a source column named src would capture.
     xexpr := coalesce(xexpr, 'src.*');
     -- The SELECT: head (per-row columns), consts (the same on every row:
     -- a new table gets them as added columns, below) and FROM.
-    SELECT * INTO head, from_sql, consts FROM mlpipe._predict_select(info.task, ref, info.classes, key, xexpr, src_sql, filt,
+    SELECT * INTO head, from_sql, consts FROM mlpipe_internal._predict_select(info.task, ref, info.classes, key, xexpr, src_sql, filt,
                                                                      CASE WHEN on_null = 'null' THEN nullc END);
     consts := consts OPERATOR(pg_catalog.||) pg_catalog.format(', %L::text AS model, %s::int AS version, pg_catalog.now() AS scored_at',
                                info.model, info.version);
@@ -1179,7 +1179,7 @@ BEGIN
     -- On Citus, a new target for a distributed source is created
     -- distributed and co-located, then filled by the INSERT below.
     IF rel IS NULL THEN
-        rel := mlpipe._citus_target(source, tgt.qualified, key, key_type, mode);
+        rel := mlpipe_internal._citus_target(source, tgt.qualified, key, key_type, mode);
     END IF;
     -- The scoring statement (a data error in it names the failing row's
     -- key: see the handler at the end).
@@ -1226,11 +1226,11 @@ BEGIN
 
     -- Drift of the source against the training profile, on a sample.
     IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
-        FOR d IN SELECT * FROM mlpipe._drift_figures(info.profile, source,
+        FOR d IN SELECT * FROM mlpipe_internal._drift_figures(info.profile, source,
                      CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n::float8 END) LOOP
             metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('psi:' OPERATOR(pg_catalog.||) d.feature, d.psi,
                                                      'null_rate:' OPERATOR(pg_catalog.||) d.feature, d.null_rate_now);
-            IF mlpipe._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
+            IF mlpipe_internal._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
                 drifted := drifted OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('feature', d.feature, 'psi', d.psi,
                                                          'null_rate_train', d.null_rate_train,
                                                          'null_rate_now', d.null_rate_now);
@@ -1243,14 +1243,14 @@ BEGIN
     IF skipped > 0 THEN
         metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('skipped_rows', skipped);
     END IF;
-    run := mlpipe._log_run('predict_table', info.model, info.version, info.algorithm, source,
+    run := mlpipe_internal._log_run('predict_table', info.model, info.version, info.algorithm, source,
         pg_catalog.jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params,
                                       'on_null', on_null),
         'succeeded', NULL, n, started, NULL, metrics, 'scoring');
-    PERFORM mlpipe._notify('predictions_written', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
+    PERFORM mlpipe_internal._notify('predictions_written', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
         'run_id', run, 'rows', n, 'into', tgt.display));
     IF pg_catalog.jsonb_array_length(drifted) > 0 THEN
-        PERFORM mlpipe._notify('drift_detected', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
+        PERFORM mlpipe_internal._notify('drift_detected', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
             'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
     END IF;
     RETURN n;
@@ -1266,7 +1266,7 @@ EXCEPTION WHEN OTHERS THEN
        AND e_msg NOT LIKE 'column "%" has type %, but the model takes it as %' THEN
         -- The row's own error is reported (a source with several bad rows
         -- may fail the bulk statement on another one first).
-        SELECT * INTO bad FROM mlpipe._failing_key(ref, key, xexpr, scored_from);
+        SELECT * INTO bad FROM mlpipe_internal._failing_key(ref, key, xexpr, scored_from);
         IF bad.bad_key IS NOT NULL THEN
             e_state := bad.err_state;
             e_detail := bad.err_detail;
@@ -1325,7 +1325,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.explain_values(text, float8[]) TO mlpipe_scorer
 -- the production version of the group's model; for a group never trained
 -- (or without a production version), the grouped model's fallback; else
 -- no row (the row scores NULL).
-CREATE FUNCTION mlpipe._group_model(p_parent text, p_key text[])
+CREATE FUNCTION mlpipe_internal._group_model(p_parent text, p_key text[])
 RETURNS TABLE (model text, version int, artifact bytea)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -1345,10 +1345,10 @@ BEGIN
     SELECT gm.fallback INTO fb FROM mlpipe.grouped_models gm WHERE gm.name = p_parent;
     IF fb IS NOT NULL THEN
         SELECT * INTO r FROM mlpipe.resolve(fb);
-        RETURN QUERY SELECT r.model::text, r.version::int, mlpipe._artifact_at(r.model, r.version);
+        RETURN QUERY SELECT r.model::text, r.version::int, mlpipe_internal._artifact_at(r.model, r.version);
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._group_model(text, text[]) IS
+COMMENT ON FUNCTION mlpipe_internal._group_model(text, text[]) IS
     'The model, version and artifact that rows of one group of a grouped model score with (none: NULL scores).';
-REVOKE ALL ON FUNCTION mlpipe._group_model(text, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._group_model(text, text[]) TO mlpipe_reader;
+REVOKE ALL ON FUNCTION mlpipe_internal._group_model(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._group_model(text, text[]) TO mlpipe_reader;

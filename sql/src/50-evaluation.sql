@@ -13,287 +13,287 @@
 -- class for roc_auc, one cluster for silhouette, ...) is NULL.
 
 -- Label metrics: one confusion-matrix state for text, bigint and boolean labels.
-CREATE FUNCTION mlpipe._label_trans(mlpipe.agg_state, text, text) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._label_trans(mlpipe.agg_state, text, text) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_trans_text' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_trans(mlpipe.agg_state, text, text) IS
+COMMENT ON FUNCTION mlpipe_internal._label_trans(mlpipe.agg_state, text, text) IS
     'Transition function of the label metric aggregates.';
 
-CREATE FUNCTION mlpipe._label_trans(mlpipe.agg_state, bigint, bigint) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._label_trans(mlpipe.agg_state, bigint, bigint) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_trans_int8' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_trans(mlpipe.agg_state, bigint, bigint) IS
+COMMENT ON FUNCTION mlpipe_internal._label_trans(mlpipe.agg_state, bigint, bigint) IS
     'Transition function of the label metric aggregates.';
 
-CREATE FUNCTION mlpipe._label_trans(mlpipe.agg_state, boolean, boolean) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._label_trans(mlpipe.agg_state, boolean, boolean) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_trans_bool' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_trans(mlpipe.agg_state, boolean, boolean) IS
+COMMENT ON FUNCTION mlpipe_internal._label_trans(mlpipe.agg_state, boolean, boolean) IS
     'Transition function of the label metric aggregates.';
 
-CREATE FUNCTION mlpipe._label_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._label_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_combine' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+COMMENT ON FUNCTION mlpipe_internal._label_combine(mlpipe.agg_state, mlpipe.agg_state) IS
     'Combine function of the label metric aggregates (parallel aggregation).';
 
-CREATE FUNCTION mlpipe._accuracy_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._accuracy_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_accuracy_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._accuracy_final(mlpipe.agg_state) IS 'Final function of mlpipe.accuracy.';
+COMMENT ON FUNCTION mlpipe_internal._accuracy_final(mlpipe.agg_state) IS 'Final function of mlpipe.accuracy.';
 CREATE AGGREGATE mlpipe.accuracy(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._accuracy_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.accuracy(text, text) IS 'Share of rows where prediction equals truth.';
 CREATE AGGREGATE mlpipe.accuracy(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._accuracy_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.accuracy(bigint, bigint) IS
     'Share of rows where prediction equals truth.';
 CREATE AGGREGATE mlpipe.accuracy(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._accuracy_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._accuracy_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.accuracy(boolean, boolean) IS
     'Share of rows where prediction equals truth.';
 
-CREATE FUNCTION mlpipe._precision_macro_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._precision_macro_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_precision_macro_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._precision_macro_final(mlpipe.agg_state) IS
+COMMENT ON FUNCTION mlpipe_internal._precision_macro_final(mlpipe.agg_state) IS
     'Final function of mlpipe.precision_macro.';
 CREATE AGGREGATE mlpipe.precision_macro(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._precision_macro_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision_macro(text, text) IS
     'Precision averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.precision_macro(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._precision_macro_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision_macro(bigint, bigint) IS
     'Precision averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.precision_macro(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._precision_macro_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision_macro(boolean, boolean) IS
     'Precision averaged over the labels present in either column (zero_division 0).';
 
-CREATE FUNCTION mlpipe._recall_macro_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._recall_macro_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_recall_macro_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._recall_macro_final(mlpipe.agg_state) IS 'Final function of mlpipe.recall_macro.';
+COMMENT ON FUNCTION mlpipe_internal._recall_macro_final(mlpipe.agg_state) IS 'Final function of mlpipe.recall_macro.';
 CREATE AGGREGATE mlpipe.recall_macro(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._recall_macro_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall_macro(text, text) IS
     'Recall averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.recall_macro(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._recall_macro_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall_macro(bigint, bigint) IS
     'Recall averaged over the labels present in either column (zero_division 0).';
 CREATE AGGREGATE mlpipe.recall_macro(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._recall_macro_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall_macro(boolean, boolean) IS
     'Recall averaged over the labels present in either column (zero_division 0).';
 
-CREATE FUNCTION mlpipe._f1_macro_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._f1_macro_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_f1_macro_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._f1_macro_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1_macro.';
+COMMENT ON FUNCTION mlpipe_internal._f1_macro_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1_macro.';
 CREATE AGGREGATE mlpipe.f1_macro(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._f1_macro_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_macro(text, text) IS
     'F1 averaged over the labels present in either column.';
 CREATE AGGREGATE mlpipe.f1_macro(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._f1_macro_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_macro(bigint, bigint) IS
     'F1 averaged over the labels present in either column.';
 CREATE AGGREGATE mlpipe.f1_macro(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_macro_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._f1_macro_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_macro(boolean, boolean) IS
     'F1 averaged over the labels present in either column.';
 
-CREATE FUNCTION mlpipe._f1_weighted_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._f1_weighted_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_f1_weighted_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._f1_weighted_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1_weighted.';
+COMMENT ON FUNCTION mlpipe_internal._f1_weighted_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1_weighted.';
 CREATE AGGREGATE mlpipe.f1_weighted(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._f1_weighted_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_weighted(text, text) IS
     'F1 per label weighted by the label''s support.';
 CREATE AGGREGATE mlpipe.f1_weighted(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._f1_weighted_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_weighted(bigint, bigint) IS
     'F1 per label weighted by the label''s support.';
 CREATE AGGREGATE mlpipe.f1_weighted(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_weighted_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._f1_weighted_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1_weighted(boolean, boolean) IS
     'F1 per label weighted by the label''s support.';
 
-CREATE FUNCTION mlpipe._confusion_matrix_final(mlpipe.agg_state) RETURNS jsonb
+CREATE FUNCTION mlpipe_internal._confusion_matrix_final(mlpipe.agg_state) RETURNS jsonb
 AS 'MODULE_PATHNAME', 'mlpipe_confusion_matrix_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._confusion_matrix_final(mlpipe.agg_state) IS
+COMMENT ON FUNCTION mlpipe_internal._confusion_matrix_final(mlpipe.agg_state) IS
     'Final function of mlpipe.confusion_matrix.';
 CREATE AGGREGATE mlpipe.confusion_matrix(y_true text, y_pred text) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._confusion_matrix_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.confusion_matrix(text, text) IS
     'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
 CREATE AGGREGATE mlpipe.confusion_matrix(y_true bigint, y_pred bigint) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._confusion_matrix_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.confusion_matrix(bigint, bigint) IS
     'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
 CREATE AGGREGATE mlpipe.confusion_matrix(y_true boolean, y_pred boolean) (
-    SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._confusion_matrix_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._confusion_matrix_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.confusion_matrix(boolean, boolean) IS
     'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
 
 -- precision / recall / f1 of a named positive class (issue #14): the label
 -- state again, with the class stored by its own transition functions.
-CREATE FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, text, text, text) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._label_pos_trans(mlpipe.agg_state, text, text, text) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_pos_trans_text' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, text, text, text) IS
+COMMENT ON FUNCTION mlpipe_internal._label_pos_trans(mlpipe.agg_state, text, text, text) IS
     'Transition function of precision, recall and f1 for a positive class.';
 
-CREATE FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, bigint, bigint, bigint) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._label_pos_trans(mlpipe.agg_state, bigint, bigint, bigint) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_pos_trans_int8' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, bigint, bigint, bigint) IS
+COMMENT ON FUNCTION mlpipe_internal._label_pos_trans(mlpipe.agg_state, bigint, bigint, bigint) IS
     'Transition function of precision, recall and f1 for a positive class.';
 
-CREATE FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, boolean, boolean, boolean) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._label_pos_trans(mlpipe.agg_state, boolean, boolean, boolean) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_label_pos_trans_bool' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._label_pos_trans(mlpipe.agg_state, boolean, boolean, boolean) IS
+COMMENT ON FUNCTION mlpipe_internal._label_pos_trans(mlpipe.agg_state, boolean, boolean, boolean) IS
     'Transition function of precision, recall and f1 for a positive class.';
 
-CREATE FUNCTION mlpipe._precision_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._precision_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_precision_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._precision_final(mlpipe.agg_state) IS 'Final function of mlpipe.precision.';
-CREATE FUNCTION mlpipe._recall_final(mlpipe.agg_state) RETURNS float8
+COMMENT ON FUNCTION mlpipe_internal._precision_final(mlpipe.agg_state) IS 'Final function of mlpipe.precision.';
+CREATE FUNCTION mlpipe_internal._recall_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_recall_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._recall_final(mlpipe.agg_state) IS 'Final function of mlpipe.recall.';
-CREATE FUNCTION mlpipe._f1_final(mlpipe.agg_state) RETURNS float8
+COMMENT ON FUNCTION mlpipe_internal._recall_final(mlpipe.agg_state) IS 'Final function of mlpipe.recall.';
+CREATE FUNCTION mlpipe_internal._f1_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_f1_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._f1_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1.';
+COMMENT ON FUNCTION mlpipe_internal._f1_final(mlpipe.agg_state) IS 'Final function of mlpipe.f1.';
 CREATE AGGREGATE mlpipe.precision(y_true text, y_pred text, positive text) (
-    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._precision_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision(text, text, text) IS
     'Precision of the positive class: tp / (tp + fp), 0 when nothing is predicted positive.';
 CREATE AGGREGATE mlpipe.precision(y_true bigint, y_pred bigint, positive bigint) (
-    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._precision_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision(bigint, bigint, bigint) IS
     'Precision of the positive class: tp / (tp + fp), 0 when nothing is predicted positive.';
 CREATE AGGREGATE mlpipe.precision(y_true boolean, y_pred boolean, positive boolean) (
-    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._precision_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._precision_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.precision(boolean, boolean, boolean) IS
     'Precision of the positive class: tp / (tp + fp), 0 when nothing is predicted positive.';
 CREATE AGGREGATE mlpipe.recall(y_true text, y_pred text, positive text) (
-    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._recall_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall(text, text, text) IS
     'Recall of the positive class: tp / (tp + fn), 0 when the class has no rows.';
 CREATE AGGREGATE mlpipe.recall(y_true bigint, y_pred bigint, positive bigint) (
-    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._recall_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall(bigint, bigint, bigint) IS
     'Recall of the positive class: tp / (tp + fn), 0 when the class has no rows.';
 CREATE AGGREGATE mlpipe.recall(y_true boolean, y_pred boolean, positive boolean) (
-    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._recall_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._recall_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.recall(boolean, boolean, boolean) IS
     'Recall of the positive class: tp / (tp + fn), 0 when the class has no rows.';
 CREATE AGGREGATE mlpipe.f1(y_true text, y_pred text, positive text) (
-    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._f1_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1(text, text, text) IS
     'F1 of the positive class: 2 tp / (2 tp + fp + fn), 0 when the class is neither true nor predicted.';
 CREATE AGGREGATE mlpipe.f1(y_true bigint, y_pred bigint, positive bigint) (
-    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._f1_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1(bigint, bigint, bigint) IS
     'F1 of the positive class: 2 tp / (2 tp + fp + fn), 0 when the class is neither true nor predicted.';
 CREATE AGGREGATE mlpipe.f1(y_true boolean, y_pred boolean, positive boolean) (
-    SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._f1_final,
-    COMBINEFUNC = mlpipe._label_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._f1_final,
+    COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1(boolean, boolean, boolean) IS
     'F1 of the positive class: 2 tp / (2 tp + fp + fn), 0 when the class is neither true nor predicted.';
 
 -- log_loss: (boolean, float8) binary with p = P(true); (text, float8[], text[])
 -- with one probability per class in the order of the classes array.
-CREATE FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, boolean, float8) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._log_loss_trans(mlpipe.agg_state, boolean, float8) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_log_loss_trans_bool' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, boolean, float8) IS
+COMMENT ON FUNCTION mlpipe_internal._log_loss_trans(mlpipe.agg_state, boolean, float8) IS
     'Transition function of the log_loss aggregates.';
 
-CREATE FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, text, float8[], text[]) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._log_loss_trans(mlpipe.agg_state, text, float8[], text[]) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_log_loss_trans_multi' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._log_loss_trans(mlpipe.agg_state, text, float8[], text[]) IS
+COMMENT ON FUNCTION mlpipe_internal._log_loss_trans(mlpipe.agg_state, text, float8[], text[]) IS
     'Transition function of the log_loss aggregates.';
 
-CREATE FUNCTION mlpipe._log_loss_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._log_loss_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_log_loss_combine' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._log_loss_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+COMMENT ON FUNCTION mlpipe_internal._log_loss_combine(mlpipe.agg_state, mlpipe.agg_state) IS
     'Combine function of the log_loss aggregates (parallel aggregation).';
 
-CREATE FUNCTION mlpipe._log_loss_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._log_loss_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_log_loss_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._log_loss_final(mlpipe.agg_state) IS 'Final function of mlpipe.log_loss.';
+COMMENT ON FUNCTION mlpipe_internal._log_loss_final(mlpipe.agg_state) IS 'Final function of mlpipe.log_loss.';
 
 CREATE AGGREGATE mlpipe.log_loss(y_true boolean, p float8) (
-    SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._log_loss_final,
-    COMBINEFUNC = mlpipe._log_loss_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._log_loss_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._log_loss_final,
+    COMBINEFUNC = mlpipe_internal._log_loss_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.log_loss(boolean, float8) IS
     'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
 
 CREATE AGGREGATE mlpipe.log_loss(y_true text, proba float8[], classes text[]) (
-    SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._log_loss_final,
-    COMBINEFUNC = mlpipe._log_loss_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._log_loss_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._log_loss_final,
+    COMBINEFUNC = mlpipe_internal._log_loss_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.log_loss(text, float8[], text[]) IS
     'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
 
 -- roc_auc: (boolean, float8) binary; (text, float8[], text[]) macro one-vs-rest.
 -- The state keeps every (label, score): the AUC needs all of them sorted.
-CREATE FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, boolean, float8) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._roc_auc_trans(mlpipe.agg_state, boolean, float8) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_trans_bool' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, boolean, float8) IS
+COMMENT ON FUNCTION mlpipe_internal._roc_auc_trans(mlpipe.agg_state, boolean, float8) IS
     'Transition function of the roc_auc aggregates.';
 
-CREATE FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, text, float8[], text[]) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._roc_auc_trans(mlpipe.agg_state, text, float8[], text[]) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_trans_multi' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._roc_auc_trans(mlpipe.agg_state, text, float8[], text[]) IS
+COMMENT ON FUNCTION mlpipe_internal._roc_auc_trans(mlpipe.agg_state, text, float8[], text[]) IS
     'Transition function of the roc_auc aggregates.';
 
-CREATE FUNCTION mlpipe._roc_auc_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._roc_auc_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_combine' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._roc_auc_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+COMMENT ON FUNCTION mlpipe_internal._roc_auc_combine(mlpipe.agg_state, mlpipe.agg_state) IS
     'Combine function of the roc_auc aggregates (parallel aggregation).';
 
-CREATE FUNCTION mlpipe._roc_auc_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._roc_auc_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_roc_auc_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._roc_auc_final(mlpipe.agg_state) IS 'Final function of mlpipe.roc_auc.';
+COMMENT ON FUNCTION mlpipe_internal._roc_auc_final(mlpipe.agg_state) IS 'Final function of mlpipe.roc_auc.';
 
 CREATE AGGREGATE mlpipe.roc_auc(y_true boolean, score float8) (
-    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._roc_auc_final,
-    COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._roc_auc_final,
+    COMBINEFUNC = mlpipe_internal._roc_auc_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.roc_auc(boolean, float8) IS
     'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
 
 CREATE AGGREGATE mlpipe.roc_auc(y_true text, proba float8[], classes text[]) (
-    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._roc_auc_final,
-    COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._roc_auc_final,
+    COMBINEFUNC = mlpipe_internal._roc_auc_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.roc_auc(text, float8[], text[]) IS
     'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
 
 -- average_precision: roc_auc's binary state, a final function of its own.
-CREATE FUNCTION mlpipe._average_precision_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._average_precision_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_average_precision_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._average_precision_final(mlpipe.agg_state) IS
+COMMENT ON FUNCTION mlpipe_internal._average_precision_final(mlpipe.agg_state) IS
     'Final function of mlpipe.average_precision.';
 CREATE AGGREGATE mlpipe.average_precision(y_true boolean, score float8) (
-    SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._average_precision_final,
-    COMBINEFUNC = mlpipe._roc_auc_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._roc_auc_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._average_precision_final,
+    COMBINEFUNC = mlpipe_internal._roc_auc_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.average_precision(boolean, float8) IS
     'Average precision (PR-AUC, step-wise as scikit-learn): sum of (R_i - R_{i-1}) P_i over the thresholds; NULL without a positive.';
 
@@ -318,94 +318,94 @@ COMMENT ON FUNCTION mlpipe.calibration(boolean[], float8[], text) IS
     'Fits a Platt or isotonic calibration of binary scores (as params.calibrate does on its held-out rows); pairs with a NULL are left out.';
 
 -- Regression: rmse, mae, r2, mape (y_true float8, y_pred float8), running sums.
-CREATE FUNCTION mlpipe._reg_trans(mlpipe.agg_state, float8, float8) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._reg_trans(mlpipe.agg_state, float8, float8) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_reg_trans' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._reg_trans(mlpipe.agg_state, float8, float8) IS
+COMMENT ON FUNCTION mlpipe_internal._reg_trans(mlpipe.agg_state, float8, float8) IS
     'Transition function of the regression metric aggregates.';
 
-CREATE FUNCTION mlpipe._reg_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._reg_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_reg_combine' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._reg_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+COMMENT ON FUNCTION mlpipe_internal._reg_combine(mlpipe.agg_state, mlpipe.agg_state) IS
     'Combine function of the regression metric aggregates (parallel aggregation).';
 
-CREATE FUNCTION mlpipe._rmse_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._rmse_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_rmse_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._rmse_final(mlpipe.agg_state) IS 'Final function of mlpipe.rmse.';
+COMMENT ON FUNCTION mlpipe_internal._rmse_final(mlpipe.agg_state) IS 'Final function of mlpipe.rmse.';
 CREATE AGGREGATE mlpipe.rmse(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._rmse_final,
-    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._rmse_final,
+    COMBINEFUNC = mlpipe_internal._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.rmse(float8, float8) IS 'Root mean squared error.';
 
-CREATE FUNCTION mlpipe._mae_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._mae_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_mae_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._mae_final(mlpipe.agg_state) IS 'Final function of mlpipe.mae.';
+COMMENT ON FUNCTION mlpipe_internal._mae_final(mlpipe.agg_state) IS 'Final function of mlpipe.mae.';
 CREATE AGGREGATE mlpipe.mae(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._mae_final,
-    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._mae_final,
+    COMBINEFUNC = mlpipe_internal._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.mae(float8, float8) IS 'Mean absolute error.';
 
-CREATE FUNCTION mlpipe._r2_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._r2_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_r2_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._r2_final(mlpipe.agg_state) IS 'Final function of mlpipe.r2.';
+COMMENT ON FUNCTION mlpipe_internal._r2_final(mlpipe.agg_state) IS 'Final function of mlpipe.r2.';
 CREATE AGGREGATE mlpipe.r2(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._r2_final,
-    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._r2_final,
+    COMBINEFUNC = mlpipe_internal._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.r2(float8, float8) IS
     'Coefficient of determination (1 for an exact prediction of a constant truth, else 0 then).';
 
-CREATE FUNCTION mlpipe._mape_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._mape_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_mape_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._mape_final(mlpipe.agg_state) IS 'Final function of mlpipe.mape.';
+COMMENT ON FUNCTION mlpipe_internal._mape_final(mlpipe.agg_state) IS 'Final function of mlpipe.mape.';
 CREATE AGGREGATE mlpipe.mape(y_true float8, y_pred float8) (
-    SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._mape_final,
-    COMBINEFUNC = mlpipe._reg_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._reg_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._mape_final,
+    COMBINEFUNC = mlpipe_internal._reg_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.mape(float8, float8) IS
     'Mean absolute percentage error, dividing by max(abs(y), eps) as scikit-learn (a fraction, not %).';
 
 -- Clustering: silhouette, calinski_harabasz, davies_bouldin (x float8[], label int).
 -- The state keeps every point; silhouette is exact, O(n^2).
-CREATE FUNCTION mlpipe._points_trans(mlpipe.agg_state, float8[], int) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._points_trans(mlpipe.agg_state, float8[], int) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_points_trans' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._points_trans(mlpipe.agg_state, float8[], int) IS
+COMMENT ON FUNCTION mlpipe_internal._points_trans(mlpipe.agg_state, float8[], int) IS
     'Transition function of the clustering metric aggregates.';
 
-CREATE FUNCTION mlpipe._points_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
+CREATE FUNCTION mlpipe_internal._points_combine(mlpipe.agg_state, mlpipe.agg_state) RETURNS mlpipe.agg_state
 AS 'MODULE_PATHNAME', 'mlpipe_points_combine' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._points_combine(mlpipe.agg_state, mlpipe.agg_state) IS
+COMMENT ON FUNCTION mlpipe_internal._points_combine(mlpipe.agg_state, mlpipe.agg_state) IS
     'Combine function of the clustering metric aggregates (parallel aggregation).';
 
-CREATE FUNCTION mlpipe._silhouette_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._silhouette_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_silhouette_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._silhouette_final(mlpipe.agg_state) IS 'Final function of mlpipe.silhouette.';
+COMMENT ON FUNCTION mlpipe_internal._silhouette_final(mlpipe.agg_state) IS 'Final function of mlpipe.silhouette.';
 CREATE AGGREGATE mlpipe.silhouette(x float8[], label integer) (
-    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._silhouette_final,
-    COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._silhouette_final,
+    COMBINEFUNC = mlpipe_internal._points_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.silhouette(float8[], int) IS
     'Mean silhouette coefficient, Euclidean, exact O(n^2).';
 
-CREATE FUNCTION mlpipe._calinski_harabasz_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._calinski_harabasz_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_calinski_harabasz_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._calinski_harabasz_final(mlpipe.agg_state) IS
+COMMENT ON FUNCTION mlpipe_internal._calinski_harabasz_final(mlpipe.agg_state) IS
     'Final function of mlpipe.calinski_harabasz.';
 CREATE AGGREGATE mlpipe.calinski_harabasz(x float8[], label integer) (
-    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._calinski_harabasz_final,
-    COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._calinski_harabasz_final,
+    COMBINEFUNC = mlpipe_internal._points_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.calinski_harabasz(float8[], int) IS
     'Calinski-Harabasz score (between/within dispersion).';
 
-CREATE FUNCTION mlpipe._davies_bouldin_final(mlpipe.agg_state) RETURNS float8
+CREATE FUNCTION mlpipe_internal._davies_bouldin_final(mlpipe.agg_state) RETURNS float8
 AS 'MODULE_PATHNAME', 'mlpipe_davies_bouldin_final' LANGUAGE C PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe._davies_bouldin_final(mlpipe.agg_state) IS
+COMMENT ON FUNCTION mlpipe_internal._davies_bouldin_final(mlpipe.agg_state) IS
     'Final function of mlpipe.davies_bouldin.';
 CREATE AGGREGATE mlpipe.davies_bouldin(x float8[], label integer) (
-    SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe._davies_bouldin_final,
-    COMBINEFUNC = mlpipe._points_combine, PARALLEL = SAFE);
+    SFUNC = mlpipe_internal._points_trans, STYPE = mlpipe.agg_state, SSPACE = 8176, FINALFUNC = mlpipe_internal._davies_bouldin_final,
+    COMBINEFUNC = mlpipe_internal._points_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.davies_bouldin(float8[], int) IS
     'Davies-Bouldin score (lower is better).';
 
 -- A source (table or view name, or a query) as a FROM item. Names resolve
 -- with the caller's search_path; queries run as the caller.
-CREATE FUNCTION mlpipe._eval_from(p_source text) RETURNS text
+CREATE FUNCTION mlpipe_internal._eval_from(p_source text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF p_source IS NULL OR pg_catalog.btrim(p_source) = '' THEN
@@ -416,13 +416,13 @@ BEGIN
     END IF;
     RETURN p_source::regclass::text;
 END $$;
-COMMENT ON FUNCTION mlpipe._eval_from(text) IS
+COMMENT ON FUNCTION mlpipe_internal._eval_from(text) IS
     'A source (table or view name, or a query) as a FROM item, resolved as the caller.';
-REVOKE ALL ON FUNCTION mlpipe._eval_from(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._eval_from(text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._eval_from(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._eval_from(text) TO mlpipe_trainer;
 
 -- What evaluate needs of a version: names, task, target, features, classes, artifact.
-CREATE FUNCTION mlpipe._eval_model(model_ref text,
+CREATE FUNCTION mlpipe_internal._eval_model(model_ref text,
     OUT model text, OUT version int, OUT algorithm text, OUT task text, OUT target text,
     OUT features text[], OUT classes text[], OUT artifact bytea)
 LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -430,17 +430,17 @@ LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_tem
       FROM mlpipe.model_versions v, mlpipe.resolve(model_ref) r
      WHERE v.model = r.model AND v.version = r.version
 $$;
-COMMENT ON FUNCTION mlpipe._eval_model(text) IS
+COMMENT ON FUNCTION mlpipe_internal._eval_model(text) IS
     'What evaluate needs of a version: names, task, target, features, classes and artifact.';
-REVOKE ALL ON FUNCTION mlpipe._eval_model(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._eval_model(text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._eval_model(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._eval_model(text) TO mlpipe_trainer;
 
 -- The scoring argument for a source row `s`: the row itself (s.*, which no
 -- column of the source can capture, unlike a bare s) when the row
 -- form of predict exists (columns matched by name, stored preprocessing
 -- applied), else the float8[] of the features in training order (x[i]
 -- names an element of array column x).
-CREATE FUNCTION mlpipe._eval_input(p_features text[], p_array boolean DEFAULT false) RETURNS text
+CREATE FUNCTION mlpipe_internal._eval_input(p_features text[], p_array boolean DEFAULT false) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f text;
@@ -457,19 +457,19 @@ BEGIN
     END LOOP;
     RETURN 'ARRAY[' || pg_catalog.array_to_string(parts, ', ') || ']::float8[]';
 END $$;
-COMMENT ON FUNCTION mlpipe._eval_input(text[], boolean) IS
+COMMENT ON FUNCTION mlpipe_internal._eval_input(text[], boolean) IS
     'The SQL of the scoring argument for a source row: the row itself or the float8[] of its features.';
-REVOKE ALL ON FUNCTION mlpipe._eval_input(text[], boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._eval_input(text[], boolean) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._eval_input(text[], boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._eval_input(text[], boolean) TO mlpipe_trainer;
 
 -- Scores p_from (a FROM item holding the target column) with an artifact and
 -- returns the task's metrics (and "rows") as jsonb, through the metric aggregates.
-CREATE FUNCTION mlpipe._eval_metrics(p_artifact bytea, p_task text, p_features text[],
+CREATE FUNCTION mlpipe_internal._eval_metrics(p_artifact bytea, p_task text, p_features text[],
     p_classes text[], p_target text, p_from text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    x   text := mlpipe._eval_input(p_features);
+    x   text := mlpipe_internal._eval_input(p_features);
     res jsonb;
 BEGIN
     IF p_task = 'classification' THEN
@@ -509,7 +509,7 @@ BEGIN
                                  (SELECT x, c FROM pts ORDER BY h LIMIT 10000) t),
                 'calinski_harabasz', mlpipe.calinski_harabasz(x, c),
                 'davies_bouldin', mlpipe.davies_bouldin(x, c), 'rows', pg_catalog.count(*))
-              FROM pts$q$, mlpipe._eval_input(p_features, true), x, p_from)
+              FROM pts$q$, mlpipe_internal._eval_input(p_features, true), x, p_from)
             INTO res USING p_artifact;
     END IF;
     IF (res->>'rows'::text)::bigint = 0 THEN
@@ -518,15 +518,15 @@ BEGIN
     END IF;
     RETURN res;
 END $$;
-COMMENT ON FUNCTION mlpipe._eval_metrics(bytea, text, text[], text[], text, text) IS
+COMMENT ON FUNCTION mlpipe_internal._eval_metrics(bytea, text, text[], text[], text, text) IS
     'Scores a FROM item with an artifact and returns the metrics of the task as jsonb.';
-REVOKE ALL ON FUNCTION mlpipe._eval_metrics(bytea, text, text[], text[], text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._eval_metrics(bytea, text, text[], text[], text, text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._eval_metrics(bytea, text, text[], text[], text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._eval_metrics(bytea, text, text[], text[], text, text) TO mlpipe_trainer;
 
 -- Finishes a cross-validation or search run that this session user started
 -- (status 'running'): status, rows, duration, extra params, and its metrics
 -- (one mlpipe.metrics row per numeric value) under the given splits.
-CREATE FUNCTION mlpipe._eval_finish_run(p_run bigint, p_rows bigint, p_params jsonb,
+CREATE FUNCTION mlpipe_internal._eval_finish_run(p_run bigint, p_rows bigint, p_params jsonb,
     p_metrics jsonb, p_split text, p_metrics2 jsonb DEFAULT NULL, p_split2 text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -549,10 +549,10 @@ BEGIN
            pg_catalog.jsonb_each(m.doc) e
      WHERE m.doc IS NOT NULL AND pg_catalog.jsonb_typeof(m.doc) = 'object' AND pg_catalog.jsonb_typeof(e.value) = 'number';
 END $$;
-COMMENT ON FUNCTION mlpipe._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) IS
+COMMENT ON FUNCTION mlpipe_internal._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) IS
     'Finishes a cross-validation or search run this session user started: status, rows, duration and metrics.';
-REVOKE ALL ON FUNCTION mlpipe._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) TO mlpipe_trainer;
 
 -- Scores a source with a registered version and logs the run (kind
 -- 'evaluate', split 'evaluate'). Returns the task's metrics.
@@ -572,18 +572,18 @@ BEGIN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
             USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO m FROM mlpipe._eval_model(model_ref);
+    SELECT * INTO m FROM mlpipe_internal._eval_model(model_ref);
     -- The target missing from the source: say so, not "column s.y does not exist".
-    IF m.target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mlpipe._source_columns(source) s WHERE s.name OPERATOR(pg_catalog.=) m.target) THEN
+    IF m.target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mlpipe_internal._source_columns(source) s WHERE s.name OPERATOR(pg_catalog.=) m.target) THEN
         RAISE EXCEPTION 'the source has no column "%", the target of %@%', m.target, m.model, m.version
             USING ERRCODE = '42703',
-                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe_internal._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
     END IF;
-    res := mlpipe._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
-                                mlpipe._eval_from(source));
+    res := mlpipe_internal._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
+                                mlpipe_internal._eval_from(source));
     -- The confusion matrix (jsonb, not a metric row) rides in the run's
     -- params, for the mlpipe.confusion_matrices view.
-    run := mlpipe._log_run('evaluate', m.model, m.version, m.algorithm, source,
+    run := mlpipe_internal._log_run('evaluate', m.model, m.version, m.algorithm, source,
                            pg_catalog.jsonb_build_object('model_ref', model_ref)
                            OPERATOR(pg_catalog.||) pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
                                'confusion_matrix', res OPERATOR(pg_catalog.->) 'confusion_matrix'::text)),
@@ -611,7 +611,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
 
 -- k-fold cross-validation. p_kind names the parent run ('cross_validate',
 -- or 'search_trial' under a search run p_parent).
-CREATE FUNCTION mlpipe._cross_validate(p_algorithm text, p_source text, p_target text,
+CREATE FUNCTION mlpipe_internal._cross_validate(p_algorithm text, p_source text, p_target text,
     p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
@@ -650,7 +650,7 @@ BEGIN
     IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
         RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
     END IF;
-    src := mlpipe._eval_from(p_source);
+    src := mlpipe_internal._eval_from(p_source);
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
                                  FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
         INTO n, ttype;
@@ -697,25 +697,25 @@ BEGIN
             CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude'::text) = 'array' THEN p_params->'exclude'::text ELSE '[]' END
             OPERATOR(pg_catalog.||) '["_mlpipe_fold"]');
     END IF;
-    parent := mlpipe._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
+    parent := mlpipe_internal._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
         pg_catalog.jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
                            'features', pg_catalog.to_jsonb(p_features), 'stratified', stratify),
         'running', NULL, n, started, p_parent, NULL, NULL);
     FOR i IN 0 .. p_folds - 1 LOOP
         fstart := pg_catalog.clock_timestamp();
-        fit := mlpipe._fit(p_algorithm,
+        fit := mlpipe_internal._fit(p_algorithm,
             pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
             p_target, p_features, fparams, NULL);
         task := fit.task;
-        fm := mlpipe._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
+        fm := mlpipe_internal._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
             pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
         fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows'::text)::bigint) OPERATOR(pg_catalog.||) fm;
-        PERFORM mlpipe._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
+        PERFORM mlpipe_internal._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
             pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
             'succeeded', NULL, (fm->>'rows'::text)::bigint, fstart, parent, fm - 'fold'::text - 'training_rows'::text, 'cv_fold');
         folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
         IF p_kind OPERATOR(pg_catalog.=) 'cross_validate' THEN   -- a search reports its candidates instead
-            PERFORM mlpipe._progress('cross_validate', 'fold', i + 1, p_folds, started);
+            PERFORM mlpipe_internal._progress('cross_validate', 'fold', i + 1, p_folds, started);
         END IF;
     END LOOP;
     DROP TABLE pg_temp._mlpipe_cv_folds;
@@ -725,20 +725,20 @@ BEGIN
               FROM pg_catalog.jsonb_array_elements(folds_out) f, pg_catalog.jsonb_each(f) e
              WHERE pg_catalog.jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
              GROUP BY e.key) t;
-    PERFORM mlpipe._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
+    PERFORM mlpipe_internal._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
     RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
                               'rows', n, 'run_id', parent);
 END $$;
-COMMENT ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
+COMMENT ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
     'k-fold cross-validation behind cross_validate and each search trial.';
-REVOKE ALL ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._cross_validate(text, text, text, text[], jsonb, int, bigint, text) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) TO mlpipe_trainer;
 
 CREATE FUNCTION mlpipe.cross_validate(algorithm text, source text, target text, features text[],
     params jsonb DEFAULT '{}', folds int DEFAULT 5)
 RETURNS jsonb
 LANGUAGE sql VOLATILE AS $$
-    SELECT mlpipe._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate')
+    SELECT mlpipe_internal._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate')
 $$;
 COMMENT ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) IS
     'k-fold cross-validation of an algorithm on a source, logged as runs, without registering a model.';
@@ -749,7 +749,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb,
 -- (grid), or `trials` draws (random) from lists and {"min", "max", "log",
 -- "int"} ranges, drawn from a hash of (seed, trial, name) so a search is
 -- reproducible without touching the session's random().
-CREATE FUNCTION mlpipe._search_candidates(p_space jsonb, p_strategy text, p_trials int)
+CREATE FUNCTION mlpipe_internal._search_candidates(p_space jsonb, p_strategy text, p_trials int)
 RETURNS SETOF jsonb
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -852,16 +852,16 @@ BEGIN
         RETURN NEXT c;
     END LOOP;
 END $$;
-COMMENT ON FUNCTION mlpipe._search_candidates(jsonb, text, int) IS
+COMMENT ON FUNCTION mlpipe_internal._search_candidates(jsonb, text, int) IS
     'The parameter sets of a search: the grid of the space''s lists, or random draws from lists and ranges.';
-REVOKE ALL ON FUNCTION mlpipe._search_candidates(jsonb, text, int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._search_candidates(jsonb, text, int) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._search_candidates(jsonb, text, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._search_candidates(jsonb, text, int) TO mlpipe_trainer;
 
 -- Grid or random search with k-fold CV; every trial is a run (kind
 -- 'search_trial', its folds under it) below one 'search' run. The best
 -- parameters by the task's main metric are trained on every row with
 -- mlpipe.train and the gate, and registered as a new version.
-CREATE FUNCTION mlpipe._search(p_model text, p_algorithm text, p_source text, p_target text,
+CREATE FUNCTION mlpipe_internal._search(p_model text, p_algorithm text, p_source text, p_target text,
     p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
 RETURNS mlpipe.train_result
 LANGUAGE plpgsql VOLATILE AS $$
@@ -884,15 +884,15 @@ BEGIN
         RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
     END IF;
     -- validates the space first, and counts the candidates for progress lines
-    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe._search_candidates(p_space, p_strategy, p_trials);
-    run := mlpipe._log_run('search', p_model, NULL, p_algorithm, p_source,
+    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials);
+    run := mlpipe_internal._log_run('search', p_model, NULL, p_algorithm, p_source,
         pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
                            'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
         'running', NULL, NULL, started, NULL, NULL, NULL);
-    FOR cand IN SELECT * FROM mlpipe._search_candidates(p_space, p_strategy, p_trials) LOOP
-        cv := mlpipe._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
+    FOR cand IN SELECT * FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials) LOOP
+        cv := mlpipe_internal._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
         IF main IS NULL THEN
-            SELECT * INTO main FROM mlpipe._main_metric(cv->>'task'::text);
+            SELECT * INTO main FROM mlpipe_internal._main_metric(cv->>'task'::text);
             -- gate.metric, when given, ranks the trials too (issue #14), in
             -- gate.higher_is_better's direction or the metric's own.
             IF pg_catalog.jsonb_typeof(p_gate) = 'object' AND p_gate ? 'metric'::text THEN
@@ -909,7 +909,7 @@ BEGIN
         END IF;
         val := (cv->'mean'::text->>main.metric)::float8;
         n := n + 1;
-        PERFORM mlpipe._progress('search', 'candidate', n, total, started);
+        PERFORM mlpipe_internal._progress('search', 'candidate', n, total, started);
         trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
                                                                  main.metric, val));
         IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
@@ -922,24 +922,24 @@ BEGIN
     IF best IS NULL THEN
         RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
     END IF;
-    res := mlpipe._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
-    PERFORM mlpipe._eval_finish_run(run, (best_cv->>'rows'::text)::bigint,
+    res := mlpipe_internal._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
+    PERFORM mlpipe_internal._eval_finish_run(run, (best_cv->>'rows'::text)::bigint,
         pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
                            'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
         best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
     RETURN res;
 END $$;
-COMMENT ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
     'The body of mlpipe.search: cross-validates every candidate, then trains the best on all rows.';
-REVOKE ALL ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
+REVOKE ALL ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
 
 CREATE FUNCTION mlpipe.search(model text, algorithm text, source text, target text, features text[],
     space jsonb, strategy text DEFAULT 'grid', folds int DEFAULT 5, trials int DEFAULT 20,
     gate jsonb DEFAULT NULL)
 RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
 LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM mlpipe._search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    SELECT * FROM mlpipe_internal._search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 $$;
 COMMENT ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
     'Hyper-parameter search: cross-validates every candidate, trains the best on all rows and registers it.';

@@ -48,18 +48,18 @@ SELECT pg_catalog.pg_extension_config_dump('mlpipe.pipelines', '');
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.pipeline_versions', '');
 
 -- Pipeline history is append-only, like alias_events.
-CREATE FUNCTION mlpipe._refuse_pipeline_history_change() RETURNS trigger
+CREATE FUNCTION mlpipe_internal._refuse_pipeline_history_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'mlpipe.pipeline_versions is append-only: % is not allowed', TG_OP
         USING ERRCODE = '42501', HINT = 'Pipeline versions are recorded by mlpipe.create_pipeline.';
 END $$;
-COMMENT ON FUNCTION mlpipe._refuse_pipeline_history_change() IS
+COMMENT ON FUNCTION mlpipe_internal._refuse_pipeline_history_change() IS
     'Trigger function that refuses UPDATE, DELETE and TRUNCATE on mlpipe.pipeline_versions.';
 CREATE TRIGGER pipeline_versions_append_only BEFORE UPDATE OR DELETE ON mlpipe.pipeline_versions
-    FOR EACH ROW EXECUTE FUNCTION mlpipe._refuse_pipeline_history_change();
+    FOR EACH ROW EXECUTE FUNCTION mlpipe_internal._refuse_pipeline_history_change();
 CREATE TRIGGER pipeline_versions_no_truncate BEFORE TRUNCATE ON mlpipe.pipeline_versions
-    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe._refuse_pipeline_history_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION mlpipe_internal._refuse_pipeline_history_change();
 
 REVOKE ALL ON mlpipe.pipelines, mlpipe.pipeline_versions FROM PUBLIC;
 GRANT SELECT ON mlpipe.pipelines, mlpipe.pipeline_versions TO mlpipe_reader;
@@ -67,16 +67,16 @@ GRANT SELECT ON mlpipe.pipelines, mlpipe.pipeline_versions TO mlpipe_reader;
 -- Validates a config (C, cJSON): returns it as jsonb or raises 22023/22032
 -- naming the path (steps[1].algoritm). check_sources looks relation names
 -- up as the caller.
-CREATE FUNCTION mlpipe._pipeline_check(config text, check_sources boolean) RETURNS jsonb
+CREATE FUNCTION mlpipe_internal._pipeline_check(config text, check_sources boolean) RETURNS jsonb
 AS 'MODULE_PATHNAME', 'mlpipe_pipeline_check'
 LANGUAGE C STABLE STRICT;
-COMMENT ON FUNCTION mlpipe._pipeline_check(text, boolean) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_check(text, boolean) IS
     'Validates a pipeline config and returns it as jsonb, or raises naming the path of the error.';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_check(text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_check(text, boolean) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_check(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_check(text, boolean) TO mlpipe_admin;
 
 -- An unknown pipeline: 42704 with what exists in the HINT.
-CREATE FUNCTION mlpipe._pipeline_unknown(p_name text) RETURNS void
+CREATE FUNCTION mlpipe_internal._pipeline_unknown(p_name text) RETURNS void
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     known text;
@@ -87,21 +87,21 @@ BEGIN
         USING ERRCODE = '42704',
               HINT = coalesce('Pipelines: ' || known || '.', 'No pipeline exists yet; create one with mlpipe.create_pipeline().');
 END $$;
-COMMENT ON FUNCTION mlpipe._pipeline_unknown(text) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_unknown(text) IS
     'Raises 42704 for an unknown pipeline, with the existing ones in the HINT.';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_unknown(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_unknown(text) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_unknown(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_unknown(text) TO mlpipe_admin;
 
 -- Stores a validated config as the pipeline's next version (the one place
 -- pipelines are written). The same config as the current one is no new version.
-CREATE FUNCTION mlpipe._pipeline_store(p_name text, p_config jsonb) RETURNS int
+CREATE FUNCTION mlpipe_internal._pipeline_store(p_name text, p_config jsonb) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cur  record;
     v    int;
 BEGIN
     -- Shape only: names resolve with the caller's search_path, which create_pipeline checked.
-    p_config := mlpipe._pipeline_check(p_config::text, false);
+    p_config := mlpipe_internal._pipeline_check(p_config::text, false);
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('mlpipe.pipeline:' || p_name));
     SELECT p.version, p.config INTO cur FROM mlpipe.pipelines p WHERE p.name = p_name FOR UPDATE;
     IF FOUND AND cur.config = p_config THEN
@@ -116,10 +116,10 @@ BEGIN
             updated_at = clock_timestamp(), updated_by = session_user;
     RETURN v;
 END $$;
-COMMENT ON FUNCTION mlpipe._pipeline_store(text, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_store(text, jsonb) IS
     'Stores a validated config as the pipeline''s next version (the one place pipelines are written).';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_store(text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_store(text, jsonb) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_store(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_store(text, jsonb) TO mlpipe_admin;
 
 -- Creates a pipeline, or a new version of it. The config is validated at
 -- once, as the caller (source relations are looked up with the caller's
@@ -136,8 +136,8 @@ BEGIN
     IF config IS NULL THEN
         RAISE EXCEPTION 'pipeline config is NULL' USING ERRCODE = '22004';
     END IF;
-    checked := mlpipe._pipeline_check(config, true);
-    RETURN mlpipe._pipeline_store(name, checked);
+    checked := mlpipe_internal._pipeline_check(config, true);
+    RETURN mlpipe_internal._pipeline_store(name, checked);
 END $$;
 COMMENT ON FUNCTION mlpipe.create_pipeline(text, text) IS
     'Validates a pipeline config and stores it as a new version of the named pipeline (config as YAML or JSON text).';
@@ -158,41 +158,41 @@ CREATE FUNCTION mlpipe.drop_pipeline(name text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) THEN
-        PERFORM mlpipe._pipeline_unknown(name);
+        PERFORM mlpipe_internal._pipeline_unknown(name);
     END IF;
     IF (SELECT p.schedule FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) IS NOT NULL THEN
         PERFORM mlpipe.unschedule(name);
     END IF;
-    PERFORM mlpipe._pipeline_delete(name);
+    PERFORM mlpipe_internal._pipeline_delete(name);
 END $$;
 COMMENT ON FUNCTION mlpipe.drop_pipeline(text) IS
     'Unschedules and removes a pipeline; its versions'' history and runs stay.';
 REVOKE ALL ON FUNCTION mlpipe.drop_pipeline(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.drop_pipeline(text) TO mlpipe_admin;
 
-CREATE FUNCTION mlpipe._pipeline_delete(p_name text) RETURNS void
+CREATE FUNCTION mlpipe_internal._pipeline_delete(p_name text) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     DELETE FROM mlpipe.pipelines WHERE name = p_name
 $$;
-COMMENT ON FUNCTION mlpipe._pipeline_delete(text) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_delete(text) IS
     'Deletes a pipeline row (its history and runs stay).';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_delete(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_delete(text) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_delete(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_delete(text) TO mlpipe_admin;
 
-CREATE FUNCTION mlpipe._pipeline_run_begin(p_name text, p_version int, p_params jsonb) RETURNS bigint
+CREATE FUNCTION mlpipe_internal._pipeline_run_begin(p_name text, p_version int, p_params jsonb) RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO mlpipe.runs (kind, source, params, status, started_at, created_by)
     VALUES ('pipeline', p_name, jsonb_build_object('pipeline', p_name, 'pipeline_version', p_version) || p_params,
             'running', clock_timestamp(), session_user)
     RETURNING run_id
 $$;
-COMMENT ON FUNCTION mlpipe._pipeline_run_begin(text, int, jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_run_begin(text, int, jsonb) IS
     'Starts a pipeline run row and returns its run_id.';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_run_begin(text, int, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_run_begin(text, int, jsonb) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_run_begin(text, int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_run_begin(text, int, jsonb) TO mlpipe_admin;
 
 -- Finishes a pipeline run that is still running (and only such a row).
-CREATE FUNCTION mlpipe._pipeline_run_end(p_run bigint, p_status text, p_error text, p_steps bigint)
+CREATE FUNCTION mlpipe_internal._pipeline_run_end(p_run bigint, p_status text, p_error text, p_steps bigint)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -207,37 +207,37 @@ BEGIN
         RAISE EXCEPTION 'run % is not a running pipeline run', p_run USING ERRCODE = '22023';
     END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe._pipeline_run_end(bigint, text, text, bigint) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_run_end(bigint, text, text, bigint) IS
     'Finishes a pipeline run that is still running.';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_run_end(bigint, text, text, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_run_end(bigint, text, text, bigint) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_run_end(bigint, text, text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_run_end(bigint, text, text, bigint) TO mlpipe_admin;
 
 -- Links the runs a step made (run ids after the previous step's row, before
 -- this step's row, by this session user, without a parent) to the step.
-CREATE FUNCTION mlpipe._pipeline_adopt(p_step_run bigint, p_after bigint) RETURNS void
+CREATE FUNCTION mlpipe_internal._pipeline_adopt(p_step_run bigint, p_after bigint) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     UPDATE mlpipe.runs SET parent_run_id = p_step_run
      WHERE run_id > p_after AND run_id < p_step_run AND parent_run_id IS NULL
        AND created_by = session_user AND kind NOT IN ('pipeline', 'pipeline_step')
 $$;
-COMMENT ON FUNCTION mlpipe._pipeline_adopt(bigint, bigint) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_adopt(bigint, bigint) IS
     'Links the runs a pipeline step made to the step''s run.';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_adopt(bigint, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_adopt(bigint, bigint) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_adopt(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_adopt(bigint, bigint) TO mlpipe_admin;
 
 -- A [schema.]table name from a config, quoted for SQL.
-CREATE FUNCTION mlpipe._pipeline_ident(p_name text) RETURNS text
+CREATE FUNCTION mlpipe_internal._pipeline_ident(p_name text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), '.' ORDER BY o) FROM pg_catalog.unnest(pg_catalog.parse_ident(p_name)) WITH ORDINALITY AS u(x, o)
 $$;
-COMMENT ON FUNCTION mlpipe._pipeline_ident(text) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_ident(text) IS
     'A [schema.]table name from a pipeline config, quoted for SQL.';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_ident(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_ident(text) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_ident(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_ident(text) TO mlpipe_admin;
 
 -- A source for a FROM clause: a relation (as the caller resolves it) or a
 -- query in parentheses (validated as one SELECT when the pipeline was created).
-CREATE FUNCTION mlpipe._pipeline_from(p_source text) RETURNS text
+CREATE FUNCTION mlpipe_internal._pipeline_from(p_source text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     rel regclass;
@@ -245,41 +245,41 @@ BEGIN
     IF p_source ~* '^[\s(]*(select|with|values|table)\M' THEN
         RETURN '(' OPERATOR(pg_catalog.||) pg_catalog.chr(10) OPERATOR(pg_catalog.||) p_source OPERATOR(pg_catalog.||) pg_catalog.chr(10) OPERATOR(pg_catalog.||) ') AS src';
     END IF;
-    rel := pg_catalog.to_regclass(mlpipe._pipeline_ident(p_source));
+    rel := pg_catalog.to_regclass(mlpipe_internal._pipeline_ident(p_source));
     IF rel IS NULL THEN
         RAISE EXCEPTION 'relation "%" does not exist', p_source USING ERRCODE = '42P01';
     END IF;
     RETURN rel::text OPERATOR(pg_catalog.||) ' AS src';
 END $$;
-COMMENT ON FUNCTION mlpipe._pipeline_from(text) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_from(text) IS
     'A pipeline source as a FROM item: a relation or a query in parentheses.';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_from(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_from(text) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_from(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_from(text) TO mlpipe_admin;
 
 -- A JSON array of strings as text[] (NULL stays NULL).
-CREATE FUNCTION mlpipe._pipeline_texts(p jsonb) RETURNS text[]
+CREATE FUNCTION mlpipe_internal._pipeline_texts(p jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN p IS NULL OR pg_catalog.jsonb_typeof(p) = 'null' THEN NULL
                 ELSE ARRAY(SELECT pg_catalog.jsonb_array_elements_text(p)) END
 $$;
-COMMENT ON FUNCTION mlpipe._pipeline_texts(jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_texts(jsonb) IS
     'A JSON array of strings as text[] (NULL stays NULL).';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_texts(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_texts(jsonb) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_texts(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_texts(jsonb) TO mlpipe_admin;
 
 -- The features step: one row per group (and period_start, with a period)
 -- with ts_features of every value column flattened into <value>_<stat>
 -- columns, written into a table (replace: dropped and created again;
 -- append: inserted, created when missing). Returns the rows written.
-CREATE FUNCTION mlpipe._pipeline_features(step jsonb) RETURNS bigint
+CREATE FUNCTION mlpipe_internal._pipeline_features(step jsonb) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    groups  text[] := coalesce(mlpipe._pipeline_texts(step->'group_by'::text), '{}');
-    vals    text[] := mlpipe._pipeline_texts(step->'values'::text);
-    wanted  text[] := mlpipe._pipeline_texts(step->'stats'::text);
+    groups  text[] := coalesce(mlpipe_internal._pipeline_texts(step->'group_by'::text), '{}');
+    vals    text[] := mlpipe_internal._pipeline_texts(step->'values'::text);
+    wanted  text[] := mlpipe_internal._pipeline_texts(step->'stats'::text);
     period  text := step->>'period'::text;
     ts      text := step->>'ts'::text;
-    into_t  text := mlpipe._pipeline_ident(step->>'into'::text);
+    into_t  text := mlpipe_internal._pipeline_ident(step->>'into'::text);
     stats   text[];
     inner_c text[] := '{}';
     outer_c text[] := '{}';
@@ -328,7 +328,7 @@ BEGIN
     END LOOP;
     q := pg_catalog.format('SELECT %s FROM (SELECT %s FROM %s%s) AS f%s',
                 pg_catalog.array_to_string(outer_c, ', '), pg_catalog.array_to_string(inner_c, ', '),
-                mlpipe._pipeline_from(step->>'source'::text),
+                mlpipe_internal._pipeline_from(step->>'source'::text),
                 CASE WHEN nkeys > 0 THEN ' GROUP BY ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END,
                 CASE WHEN nkeys > 0 THEN ' ORDER BY ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.generate_series(1, nkeys)), ', ') ELSE '' END);
     IF coalesce(step->>'mode'::text, 'replace') = 'replace' AND pg_catalog.to_regclass(into_t) IS NOT NULL THEN
@@ -342,15 +342,15 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION mlpipe._pipeline_features(jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_features(jsonb) IS
     'Runs a features step: ts_features per group (and period) written into a table.';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_features(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_features(jsonb) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_features(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_features(jsonb) TO mlpipe_admin;
 
 -- Runs one step as the caller; returns what it produced as jsonb
 -- ({"model", "version", "rows", "metrics", "result"}). Identifiers are
 -- quoted and every value is bound (EXECUTE ... USING).
-CREATE FUNCTION mlpipe._pipeline_step(step jsonb) RETURNS jsonb
+CREATE FUNCTION mlpipe_internal._pipeline_step(step jsonb) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     kind    text := step->>'kind'::text;
@@ -364,7 +364,7 @@ DECLARE
 BEGIN
     CASE kind
     WHEN 'features' THEN
-        n := mlpipe._pipeline_features(step);
+        n := mlpipe_internal._pipeline_features(step);
         RETURN pg_catalog.jsonb_build_object('rows', n, 'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
     WHEN 'train' THEN
         params := coalesce(step->'params'::text, '{}');
@@ -378,7 +378,7 @@ BEGIN
         EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
            INTO r
           USING step->>'model'::text, step->>'algorithm'::text, step->>'source'::text, step->>'target'::text,
-                mlpipe._pipeline_texts(step->'features'::text), params, step->'gate'::text;
+                mlpipe_internal._pipeline_texts(step->'features'::text), params, step->'gate'::text;
         SELECT v.skipped_rows, v.training_rows + v.skipped_rows INTO skipped, total
           FROM mlpipe.model_versions v WHERE v.model = r->>'model'::text AND v.version = (r->>'version'::text)::int;
         IF skipped > 0 THEN
@@ -392,7 +392,7 @@ BEGIN
         EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
            INTO r
           USING step->>'model'::text, step->>'algorithm'::text, step->>'source'::text, step->>'target'::text,
-                mlpipe._pipeline_texts(step->'features'::text), step->'space'::text,
+                mlpipe_internal._pipeline_texts(step->'features'::text), step->'space'::text,
                 coalesce(step->>'strategy'::text, 'grid'), coalesce((step->>'folds'::text)::int, 5),
                 coalesce((step->>'trials'::text)::int, 20), step->'gate'::text;
         RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
@@ -427,10 +427,10 @@ BEGIN
         RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
     END CASE;
 END $$;
-COMMENT ON FUNCTION mlpipe._pipeline_step(jsonb) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_step(jsonb) IS
     'Runs one pipeline step as the caller and returns what it produced as jsonb.';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_step(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_step(jsonb) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_step(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_step(jsonb) TO mlpipe_admin;
 
 -- Runs a pipeline's current version, step by step, each in a
 -- subtransaction. A failing step is logged with its error, marks the run
@@ -456,25 +456,25 @@ DECLARE
 BEGIN
     SELECT pl.version, pl.config INTO p FROM mlpipe.pipelines pl WHERE pl.name = p_name;
     IF NOT FOUND THEN
-        PERFORM mlpipe._pipeline_unknown(p_name);
+        PERFORM mlpipe_internal._pipeline_unknown(p_name);
     END IF;
     IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('mlpipe.pipeline_run:' OPERATOR(pg_catalog.||) p_name)) THEN
         RAISE EXCEPTION 'pipeline "%" is already running', p_name
             USING ERRCODE = '55P03', HINT = 'Wait for the running call to finish.';
     END IF;
-    run := mlpipe._pipeline_run_begin(p_name, p.version,
+    run := mlpipe_internal._pipeline_run_begin(p_name, p.version,
                pg_catalog.jsonb_build_object('application_name', pg_catalog.current_setting('application_name')));
     prev := run;
     FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(p.config->'steps'::text) AS s LOOP
         started := pg_catalog.clock_timestamp();
         res := NULL;
         BEGIN
-            res := mlpipe._pipeline_step(step);
+            res := mlpipe_internal._pipeline_step(step);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
             failed := true;
         END;
-        step_run := mlpipe._log_run(
+        step_run := mlpipe_internal._log_run(
             'pipeline_step', coalesce(res->>'model'::text, step->>'model'::text), (res->>'version'::text)::int, step->>'kind'::text,
             coalesce(step->>'source'::text, step->>'model'::text),
             pg_catalog.jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result'::text)
@@ -484,12 +484,12 @@ BEGIN
             (res->>'rows'::text)::bigint, started, run,
             CASE WHEN pg_catalog.jsonb_typeof(res->'metrics'::text) = 'object' THEN res->'metrics'::text END,
             step->>'kind'::text);
-        PERFORM mlpipe._pipeline_adopt(step_run, prev);
+        PERFORM mlpipe_internal._pipeline_adopt(step_run, prev);
         prev := step_run;
         IF failed THEN
-            PERFORM mlpipe._pipeline_run_end(run, 'failed',
+            PERFORM mlpipe_internal._pipeline_run_end(run, 'failed',
                 pg_catalog.format('steps[%s] (%s) failed: %s', i, step->>'kind'::text, err), i);
-            PERFORM mlpipe._notify('run_failed', pg_catalog.jsonb_build_object(
+            PERFORM mlpipe_internal._notify('run_failed', pg_catalog.jsonb_build_object(
                 'pipeline', p_name, 'run_id', run, 'step', i, 'kind', step->>'kind'::text,
                 'sqlstate', state, 'error', err));
             RAISE WARNING 'pipeline "%" failed at steps[%] (%): %', p_name, i, step->>'kind'::text, err
@@ -498,7 +498,7 @@ BEGIN
         END IF;
         i := i + 1;
     END LOOP;
-    PERFORM mlpipe._pipeline_run_end(run, 'succeeded', NULL, i);
+    PERFORM mlpipe_internal._pipeline_run_end(run, 'succeeded', NULL, i);
     RETURN run;
 END $$;
 COMMENT ON FUNCTION mlpipe.run_pipeline(text) IS
@@ -510,7 +510,7 @@ GRANT EXECUTE ON FUNCTION mlpipe.run_pipeline(text) TO mlpipe_admin;
 -- not preloaded, lives in another database, or is not created here.
 -- SECURITY DEFINER because cron.database_name is a superuser-only setting
 -- (it reveals only that database's name, in the HINT).
-CREATE FUNCTION mlpipe._cron_check(p_name text, p_cron text) RETURNS void
+CREATE FUNCTION mlpipe_internal._cron_check(p_name text, p_cron text) RETURNS void
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cron_db text := coalesce(current_setting('cron.database_name', true), 'postgres');
@@ -529,27 +529,27 @@ BEGIN
         RAISE EXCEPTION 'pg_cron lives in database "%", not in "%"', cron_db, current_database()
             USING ERRCODE = '55000',
                   HINT = CASE WHEN p_cron IS NULL THEN
-                      format('In database %I run: SELECT cron.unschedule(%L);', cron_db, mlpipe._cron_job_name(p_name))
+                      format('In database %I run: SELECT cron.unschedule(%L);', cron_db, mlpipe_internal._cron_job_name(p_name))
                   ELSE
                       format('In database %I run: SELECT cron.schedule_in_database(%L, %L, %L, %L);',
-                             cron_db, mlpipe._cron_job_name(p_name), p_cron,
+                             cron_db, mlpipe_internal._cron_job_name(p_name), p_cron,
                              format('SELECT mlpipe.run_pipeline(%L)', p_name), current_database())
                   END;
     END IF;
     RAISE EXCEPTION 'pg_cron is preloaded but the extension is not created in database "%"', current_database()
         USING ERRCODE = '55000', HINT = 'Run CREATE EXTENSION pg_cron;';
 END $$;
-COMMENT ON FUNCTION mlpipe._cron_check(text, text) IS
+COMMENT ON FUNCTION mlpipe_internal._cron_check(text, text) IS
     'Raises 55000 with a HINT unless pg_cron can be called from this database.';
-REVOKE ALL ON FUNCTION mlpipe._cron_check(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._cron_check(text, text) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._cron_check(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._cron_check(text, text) TO mlpipe_admin;
 
 -- The pg_cron job name of a pipeline: 'mlpipe:<name>' when that fits in a
 -- name (63 bytes), else its first 50 bytes (whole characters), '~' and 12
 -- hex digits of md5(name), so that long names sharing a prefix get distinct
 -- jobs. The job's command holds the full name, and pipelines.cron_job_id
 -- its id, so a job maps back to its pipeline.
-CREATE FUNCTION mlpipe._cron_job_name(p_name text) RETURNS text
+CREATE FUNCTION mlpipe_internal._cron_job_name(p_name text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     full_name text := 'mlpipe:' OPERATOR(pg_catalog.||) p_name;
@@ -564,10 +564,10 @@ BEGIN
     END LOOP;
     RETURN head OPERATOR(pg_catalog.||) '~' OPERATOR(pg_catalog.||) pg_catalog."left"(pg_catalog.md5(p_name), 12);
 END $$;
-COMMENT ON FUNCTION mlpipe._cron_job_name(text) IS
+COMMENT ON FUNCTION mlpipe_internal._cron_job_name(text) IS
     'The pg_cron job name of a pipeline: mlpipe:<name>, or for a long name its prefix and an md5 suffix.';
-REVOKE ALL ON FUNCTION mlpipe._cron_job_name(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._cron_job_name(text) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._cron_job_name(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._cron_job_name(text) TO mlpipe_admin;
 
 -- Removes every pg_cron job of a pipeline (its job name, or the job id the
 -- pipeline row recorded, running exactly that pipeline's command) and
@@ -576,35 +576,35 @@ GRANT EXECUTE ON FUNCTION mlpipe._cron_job_name(text) TO mlpipe_admin;
 -- mlpipe_admin have no access to schema cron, and a job another admin
 -- scheduled belongs to that admin in pg_cron; it touches nothing but the
 -- jobs of this pipeline.
-CREATE FUNCTION mlpipe._cron_unschedule(p_name text) RETURNS boolean
+CREATE FUNCTION mlpipe_internal._cron_unschedule(p_name text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     job   bigint;
     found_job boolean := false;
 BEGIN
-    PERFORM mlpipe._cron_check(p_name, NULL);
+    PERFORM mlpipe_internal._cron_check(p_name, NULL);
     FOR job IN EXECUTE 'SELECT j.jobid FROM cron.job j WHERE (j.jobname OPERATOR(pg_catalog.=) $1 '
                        'OR j.jobid OPERATOR(pg_catalog.=) $2) AND j.command OPERATOR(pg_catalog.=) $3'
-        USING mlpipe._cron_job_name(p_name),
+        USING mlpipe_internal._cron_job_name(p_name),
               (SELECT p.cron_job_id FROM mlpipe.pipelines p WHERE p.name = p_name),
               format('SELECT mlpipe.run_pipeline(%L)', p_name) LOOP
         EXECUTE 'SELECT cron.unschedule($1::bigint)' USING job;
         found_job := true;
     END LOOP;
-    PERFORM mlpipe._pipeline_set_schedule(p_name, NULL, NULL);
+    PERFORM mlpipe_internal._pipeline_set_schedule(p_name, NULL, NULL);
     RETURN found_job;
 END $$;
-COMMENT ON FUNCTION mlpipe._cron_unschedule(text) IS
+COMMENT ON FUNCTION mlpipe_internal._cron_unschedule(text) IS
     'Removes the pg_cron jobs of a pipeline and clears its recorded schedule (for mlpipe_admin members).';
-REVOKE ALL ON FUNCTION mlpipe._cron_unschedule(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._cron_unschedule(text) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._cron_unschedule(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._cron_unschedule(text) TO mlpipe_admin;
 
 -- Schedules a pipeline as a pg_cron job run by p_user (the role that called
 -- schedule), replacing its earlier jobs, and records it. SECURITY DEFINER
 -- for the same reason as _cron_unschedule; p_user must be a role the
 -- session user may become (so nobody schedules as someone else) and a
 -- member of mlpipe_admin.
-CREATE FUNCTION mlpipe._cron_schedule(p_name text, p_cron text, p_user name) RETURNS bigint
+CREATE FUNCTION mlpipe_internal._cron_schedule(p_name text, p_cron text, p_user name) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     job bigint;
@@ -615,11 +615,11 @@ BEGIN
         RAISE EXCEPTION 'role "%" cannot schedule pipelines as role "%"', session_user, p_user
             USING ERRCODE = '42501', HINT = 'Call mlpipe.schedule as a member of mlpipe_admin.';
     END IF;
-    PERFORM mlpipe._cron_check(p_name, p_cron);
-    PERFORM mlpipe._cron_unschedule(p_name);
+    PERFORM mlpipe_internal._cron_check(p_name, p_cron);
+    PERFORM mlpipe_internal._cron_unschedule(p_name);
     BEGIN
         EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4, $5)' INTO job
-          USING mlpipe._cron_job_name(p_name), p_cron, format('SELECT mlpipe.run_pipeline(%L)', p_name),
+          USING mlpipe_internal._cron_job_name(p_name), p_cron, format('SELECT mlpipe.run_pipeline(%L)', p_name),
                 current_database()::text, p_user::text;
     EXCEPTION WHEN internal_error OR invalid_parameter_value THEN
         GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
@@ -631,22 +631,22 @@ BEGIN
         RAISE EXCEPTION 'invalid cron schedule "%" for pipeline "%": %', p_cron, p_name, err
             USING ERRCODE = '22023', HINT = 'Five fields (minute hour day month weekday), e.g. ''0 21 * * *''.';
     END;
-    PERFORM mlpipe._pipeline_set_schedule(p_name, p_cron, job);
+    PERFORM mlpipe_internal._pipeline_set_schedule(p_name, p_cron, job);
     RETURN job;
 END $$;
-COMMENT ON FUNCTION mlpipe._cron_schedule(text, text, name) IS
+COMMENT ON FUNCTION mlpipe_internal._cron_schedule(text, text, name) IS
     'Schedules run_pipeline(name) as a pg_cron job run by the given admin role (for mlpipe_admin members).';
-REVOKE ALL ON FUNCTION mlpipe._cron_schedule(text, text, name) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._cron_schedule(text, text, name) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._cron_schedule(text, text, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._cron_schedule(text, text, name) TO mlpipe_admin;
 
-CREATE FUNCTION mlpipe._pipeline_set_schedule(p_name text, p_cron text, p_job bigint) RETURNS void
+CREATE FUNCTION mlpipe_internal._pipeline_set_schedule(p_name text, p_cron text, p_job bigint) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     UPDATE mlpipe.pipelines SET schedule = p_cron, cron_job_id = p_job WHERE name = p_name
 $$;
-COMMENT ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) IS
+COMMENT ON FUNCTION mlpipe_internal._pipeline_set_schedule(text, text, bigint) IS
     'Records a pipeline''s cron schedule and pg_cron job id.';
-REVOKE ALL ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe._pipeline_set_schedule(text, text, bigint) TO mlpipe_admin;
+REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_set_schedule(text, text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_set_schedule(text, text, bigint) TO mlpipe_admin;
 
 -- Schedules a pipeline with pg_cron (job name: _cron_job_name) running
 -- SELECT mlpipe.run_pipeline('<name>') as the calling role. Scheduling
@@ -659,13 +659,13 @@ DECLARE
     p_cron text := cron;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
-        PERFORM mlpipe._pipeline_unknown(p_name);
+        PERFORM mlpipe_internal._pipeline_unknown(p_name);
     END IF;
     IF p_cron IS NULL OR btrim(p_cron) = '' THEN
         RAISE EXCEPTION 'cron schedule is empty'
             USING ERRCODE = '22023', HINT = 'For example ''0 21 * * *'' (daily at 21:00) or ''* * * * *''.';
     END IF;
-    RETURN mlpipe._cron_schedule(p_name, p_cron, current_user);
+    RETURN mlpipe_internal._cron_schedule(p_name, p_cron, current_user);
 END $$;
 COMMENT ON FUNCTION mlpipe.schedule(text, text) IS
     'Schedules run_pipeline(name) as a pg_cron job (mlpipe:<name>, hash-suffixed when long), replacing an earlier one.';
@@ -680,9 +680,9 @@ DECLARE
     p_name text := name;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
-        PERFORM mlpipe._pipeline_unknown(p_name);
+        PERFORM mlpipe_internal._pipeline_unknown(p_name);
     END IF;
-    RETURN mlpipe._cron_unschedule(p_name);
+    RETURN mlpipe_internal._cron_unschedule(p_name);
 END $$;
 COMMENT ON FUNCTION mlpipe.unschedule(text) IS 'Removes the pg_cron job of a pipeline.';
 REVOKE ALL ON FUNCTION mlpipe.unschedule(text) FROM PUBLIC;

@@ -1,7 +1,7 @@
 /*
  * drift.c: the C half of training profiles and mlpipe.drift
- * (sql/src/30-scoring.sql): mlpipe._bin_of, the bin of a value given a
- * profile's edges, and mlpipe._bin_counts, a parallel-safe aggregate that
+ * (sql/src/30-scoring.sql): mlpipe_internal._bin_of, the bin of a value given a
+ * profile's edges, and mlpipe_internal._bin_counts, a parallel-safe aggregate that
  * counts rows per bin. The statistics themselves (PSI, null rates) are
  * plain SQL over these counts.
  */
@@ -35,7 +35,7 @@ zero_counts(MemoryContext cxt, int n)
 }
 
 /*
- * Transition of mlpipe._bin_counts(bin int, nbins int): adds one to
+ * Transition of mlpipe_internal._bin_counts(bin int, nbins int): adds one to
  * counts[bin] (0-based). The state is a plain bigint[] updated in place
  * inside the aggregate context, so no serial functions are needed for
  * parallel plans. NULL bins are not counted.
@@ -43,7 +43,7 @@ zero_counts(MemoryContext cxt, int n)
 Datum
 mlpipe_bin_counts_accum(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._bin_counts_accum");
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe_internal._bin_counts_accum");
 	ArrayType  *state;
 	int			nbins,
 				bin;
@@ -69,11 +69,11 @@ mlpipe_bin_counts_accum(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(state);
 }
 
-/* Combine of mlpipe._bin_counts: adds the second state into the first. */
+/* Combine of mlpipe_internal._bin_counts: adds the second state into the first. */
 Datum
 mlpipe_bin_counts_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._bin_counts_combine");
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe_internal._bin_counts_combine");
 	ArrayType  *a,
 			   *b;
 	int64	   *pa,
@@ -100,7 +100,7 @@ mlpipe_bin_counts_combine(PG_FUNCTION_ARGS)
 }
 
 /*
- * mlpipe._bin_of(x, edges): the drift bin of x given sorted distinct edges
+ * mlpipe_internal._bin_of(x, edges): the drift bin of x given sorted distinct edges
  * e[1..n]: 0 below e[1], 2k - 1 for x = e[k], 2k for e[k] < x < e[k+1]
  * (2n above the maximum); 2n + 1 bins. A binary search over the array as
  * it is stored: called once per row and feature, so it must not copy.

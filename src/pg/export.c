@@ -133,7 +133,7 @@ mlpipe_importance_bytea(PG_FUNCTION_ARGS)
 }
 
 /*
- * mlpipe._has_preprocessing(artifact): true when the model stores
+ * mlpipe_internal._has_preprocessing(artifact): true when the model stores
  * preprocessing, so only the row form of predict scores raw columns; a
  * model without it scores the float8[] form the same, faster.
  */
@@ -153,7 +153,7 @@ mlpipe_has_preprocessing(PG_FUNCTION_ARGS)
 }
 
 /*
- * mlpipe._null_intolerant_inputs(artifact): the raw inputs (column names,
+ * mlpipe_internal._null_intolerant_inputs(artifact): the raw inputs (column names,
  * "x[i]" for an array element) in which a NULL makes scoring fail, for
  * predict_table's on_null: every input of a model that cannot route a
  * missing value (k-means) unless its preprocessing imputes it, and every

@@ -164,7 +164,7 @@ feat_add(FeatState *st, MemoryContext aggcxt, int64 ts, double v)
 Datum
 mlpipe_ts_features_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._ts_features_trans");
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe_internal._ts_features_trans");
 	AggStateObj *obj = feat_trans_state(fcinfo, aggcxt, true);
 	FeatState  *st = obj->st;
 	TimestampTz ts;
@@ -189,7 +189,7 @@ mlpipe_ts_features_trans(PG_FUNCTION_ARGS)
 Datum
 mlpipe_summary_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._summary_trans");
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe_internal._summary_trans");
 	AggStateObj *obj = feat_trans_state(fcinfo, aggcxt, false);
 	FeatState  *st = obj->st;
 	double		v;
@@ -208,7 +208,7 @@ mlpipe_summary_trans(PG_FUNCTION_ARGS)
 Datum
 mlpipe_features_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe._features_combine");
+	MemoryContext aggcxt = agg_context(fcinfo, "mlpipe_internal._features_combine");
 	AggStateObj *bobj = agg_state_arg(fcinfo, 1, &feat_family, CurrentMemoryContext);
 	AggStateObj *obj;
 	FeatState  *a,

@@ -1,5 +1,5 @@
 /*
- * fit.c: mlpipe._fit, the C half of mlpipe.train. It checks the algorithm,
+ * fit.c: mlpipe_internal._fit, the C half of mlpipe.train. It checks the algorithm,
  * hands the work to fit_kmeans.c or fit_trees.c, builds the fit_result row
  * and issues the fit token for it (fit_token.c). Registering the result is
  * plpgsql's job (sql/), in the caller's transaction.
@@ -133,7 +133,7 @@ fit_check_params(const char *algorithm, cJSON *params, const char *target)
 	cJSON_Delete(p);
 }
 
-/* mlpipe._check_params(algorithm, params, target): fit_check_params from SQL. */
+/* mlpipe_internal._check_params(algorithm, params, target): fit_check_params from SQL. */
 Datum
 mlpipe_check_params(PG_FUNCTION_ARGS)
 {
@@ -150,7 +150,7 @@ mlpipe_check_params(PG_FUNCTION_ARGS)
 
 /*
  * Trains algorithm on source and returns the fit_result row (of type td)
- * with its fit token issued: the body of mlpipe._fit, shared with grouped
+ * with its fit token issued: the body of mlpipe_internal._fit, shared with grouped
  * training (fit_groups.c), which calls it once per group.
  */
 Datum
@@ -190,7 +190,7 @@ fit_result_datum(const char *algorithm, const char *source, const char *target,
 	return result;
 }
 
-/* mlpipe._fit(algorithm, source, target, features, params, warm_start) -> fit_result. */
+/* mlpipe_internal._fit(algorithm, source, target, features, params, warm_start) -> fit_result. */
 Datum
 mlpipe_fit(PG_FUNCTION_ARGS)
 {
@@ -200,7 +200,7 @@ mlpipe_fit(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						errmsg("%s must not be NULL", PG_ARGISNULL(0) ? "algorithm" : "source")));
 	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "mlpipe._fit must return a composite type");
+		elog(ERROR, "mlpipe_internal._fit must return a composite type");
 	PG_RETURN_DATUM(fit_result_datum(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 									 text_to_cstring(PG_GETARG_TEXT_PP(1)),
 									 PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),

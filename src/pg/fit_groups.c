@@ -1,9 +1,9 @@
 /*
- * fit_groups.c: mlpipe._fit_groups, the C half of training one model per
+ * fit_groups.c: mlpipe_internal._fit_groups, the C half of training one model per
  * group (params.group_by, docs/grouped-models.md). It reads the source once
  * through an SPI cursor, keeps every row in memory partitioned by the text
  * of its group columns, then trains the groups one after the other through
- * fit_result_datum (the body of mlpipe._fit), with source_scan replaying
+ * fit_result_datum (the body of mlpipe_internal._fit), with source_scan replaying
  * the group's rows (source_replay). A group's model is so the model that
  * training on the source filtered to that group would give, byte for byte.
  */
@@ -329,7 +329,7 @@ group_columns(FunctionCallInfo fcinfo, int n, int *count)
 }
 
 /*
- * mlpipe._fit_groups(algorithm, source, target, features, params, group_by,
+ * mlpipe_internal._fit_groups(algorithm, source, target, features, params, group_by,
  * max_groups, min_rows) -> (group_key, rows, fit): one row per group in
  * order of first appearance, fit NULL for a group of fewer than min_rows
  * rows (not trained); a last row with group_key NULL counts the rows whose

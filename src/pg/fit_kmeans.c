@@ -1,5 +1,5 @@
 /*
- * fit_kmeans.c: k-means and mini-batch k-means training for mlpipe._fit
+ * fit_kmeans.c: k-means and mini-batch k-means training for mlpipe_internal._fit
  * (fit.c dispatches here). It validates params before touching data, loads
  * the source as the caller, runs the core algorithm in a private memory
  * context and fills a FitOutput with the artifact and metrics.

@@ -1,10 +1,10 @@
 /*
- * fit_token.c: the fit token. mlpipe._register is SECURITY DEFINER and a
+ * fit_token.c: the fit token. mlpipe_internal._register is SECURITY DEFINER and a
  * trainer may call it directly, so it must not accept a fit_result that
- * mlpipe._fit did not produce (a forged artifact, or real artifact with
+ * mlpipe_internal._fit did not produce (a forged artifact, or real artifact with
  * doctored metrics to pass a gate). _fit records a SHA-256 digest of every
  * result it returns, with the algorithm, in backend memory for the current
- * transaction; _register claims the digest through mlpipe._fit_claim before
+ * transaction; _register claims the digest through mlpipe_internal._fit_claim before
  * writing anything. Nothing of this is visible to SQL but the claim.
  */
 #include "mlpipe.h"
@@ -47,7 +47,7 @@ digest_update(pg_cryptohash_ctx *ctx, const void *data, size_t len)
 }
 
 /*
- * info holds lineage notes the caller may extend (mlpipe._train adds its
+ * info holds lineage notes the caller may extend (mlpipe_internal._train adds its
  * own); only the row counts in it are bound to the token.
  */
 static void
@@ -132,7 +132,7 @@ fit_digest(HeapTupleHeader rec, const char *algorithm, uint8 *out)
 	pg_cryptohash_free(ctx);
 }
 
-/* Called by mlpipe._fit on the result it is about to return. */
+/* Called by mlpipe_internal._fit on the result it is about to return. */
 void
 fit_token_issue(HeapTupleHeader rec, const char *algorithm)
 {
@@ -153,7 +153,7 @@ fit_token_issue(HeapTupleHeader rec, const char *algorithm)
 }
 
 /*
- * mlpipe._fit_claim(fit, algorithm) -> boolean: true, once, when _fit
+ * mlpipe_internal._fit_claim(fit, algorithm) -> boolean: true, once, when _fit
  * returned exactly this result for this algorithm in this transaction.
  * The token is used up so one fit cannot be registered twice.
  */

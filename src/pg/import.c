@@ -1,8 +1,8 @@
 /*
- * import.c: mlpipe._import_fit, the C half of mlpipe.import. It reads an
+ * import.c: mlpipe_internal._import_fit, the C half of mlpipe.import. It reads an
  * XGBoost JSON model (src/core/xgb_import.c), maps its features to column
  * names, writes an ordinary gbt artifact (with node covers, for explain)
- * and returns a fit_result with a fit token, so that mlpipe._register
+ * and returns a fit_result with a fit token, so that mlpipe_internal._register
  * records it exactly as it records a trained model.
  */
 #include "mlpipe.h"
@@ -125,7 +125,7 @@ import_classes(XgbImport *imp, ArrayType *given)
 	return labels;
 }
 
-/* mlpipe._import_fit(doc jsonb, features text[], classes text[]) -> fit_result. */
+/* mlpipe_internal._import_fit(doc jsonb, features text[], classes text[]) -> fit_result. */
 Datum
 mlpipe_import_fit(PG_FUNCTION_ARGS)
 {
@@ -192,7 +192,7 @@ mlpipe_import_fit(PG_FUNCTION_ARGS)
 	}
 
 	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "mlpipe._import_fit must return a composite type");
+		elog(ERROR, "mlpipe_internal._import_fit must return a composite type");
 	td = BlessTupleDesc(td);
 	values[0] = PointerGetDatum(artifact);
 	values[1] = CStringGetTextDatum(classify ? "classification" : "regression");

@@ -60,7 +60,7 @@ PG_FUNCTION_INFO_V1(mlpipe_points_trans);
 Datum
 mlpipe_points_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext ctx = agg_context(fcinfo, "mlpipe._points_trans");
+	MemoryContext ctx = agg_context(fcinfo, "mlpipe_internal._points_trans");
 	AggStateObj *obj;
 	PointState *st;
 	const char *name;

@@ -252,7 +252,7 @@ int64	   *row_canonical_order(PgEnv *pe, uint64 *keys, int64 n, MlRowTieFn tie, 
 void		row_permute(PgEnv *pe, void *rows, size_t row_bytes, const int64 *order, int64 n);
 void		source_canonical_order(PgEnv *pe, SourceData *data, uint64 seed);
 
-/* fit.c (mlpipe._fit), fit_kmeans.c, fit_trees.c: what _fit hands back to plpgsql. */
+/* fit.c (mlpipe_internal._fit), fit_kmeans.c, fit_trees.c: what _fit hands back to plpgsql. */
 typedef struct FitOutput
 {
 	bytea	   *artifact;
@@ -281,7 +281,7 @@ void		trees_check_params(const char *algorithm, cJSON *params, const char *targe
 Datum		fit_result_datum(const char *algorithm, const char *source, const char *target,
 							 ArrayType *features, Jsonb *params, bytea *warm, TupleDesc td);
 
-/* fit_token.c: the token mlpipe._register claims for each result _fit returns. */
+/* fit_token.c: the token mlpipe_internal._register claims for each result _fit returns. */
 void		fit_token_issue(struct HeapTupleHeaderData *rec, const char *algorithm);
 
 /* predict.c: decoding artifacts, and the decoded-model cache. */

@@ -1,5 +1,5 @@
 /*
- * pipeline.c: validation of pipeline configs (mlpipe._pipeline_check).
+ * pipeline.c: validation of pipeline configs (mlpipe_internal._pipeline_check).
  * A config is {"description": ..., "steps": [{"kind": ..., ...}, ...]}; every
  * key of every step is checked against the step kind's table, and every
  * error names its path in the config (steps[1].algoritm) so a typo is found
@@ -577,7 +577,7 @@ check_step(CheckState *cs, cJSON *step, int index)
 }
 
 /*
- * mlpipe._pipeline_check(config text, check_sources boolean) RETURNS jsonb:
+ * mlpipe_internal._pipeline_check(config text, check_sources boolean) RETURNS jsonb:
  * parses the config with cJSON and validates it (see the file comment);
  * returns it as jsonb. check_sources looks source relations up as the
  * caller; the registry writer re-checks the shape only (its search_path is

@@ -152,7 +152,7 @@ static SPIPlanPtr resolve_plan = NULL;
  * since it was resolved; the epoch moves whenever a relcache invalidation
  * names mlpipe.models, model_versions or aliases (or resets the relcache).
  * Every statement that writes those tables sends one, through the
- * statement-level trigger mlpipe._registry_changed (predict_support.c):
+ * statement-level trigger mlpipe_internal._registry_changed (predict_support.c):
  * other backends receive
  * it once the writer commits (ref_cache_get accepts pending invalidations
  * at the first call of each statement), this backend at the next command,
@@ -353,7 +353,7 @@ resolve_model_spi(text *ref, char **model_out, int *version_out)
 	/* Planned once per backend: a one-row predict is mostly this lookup. */
 	if (resolve_plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare("SELECT model, version, sha256 FROM mlpipe._resolve_key($1)",
+		SPIPlanPtr	plan = SPI_prepare("SELECT model, version, sha256 FROM mlpipe_internal._resolve_key($1)",
 									   1, argtypes);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
@@ -377,7 +377,7 @@ resolve_model_spi(text *ref, char **model_out, int *version_out)
 
 		args[0] = CStringGetTextDatum(model);
 		args[1] = Int32GetDatum(version);
-		if (SPI_execute_with_args("SELECT mlpipe._artifact_at($1, $2)", 2, argtypes, args,
+		if (SPI_execute_with_args("SELECT mlpipe_internal._artifact_at($1, $2)", 2, argtypes, args,
 								  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not read the artifact of %s@%d", model, version);
 		artifact = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

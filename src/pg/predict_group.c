@@ -5,7 +5,7 @@
  * ordinary reference that is predict.c's call-site cache, as before; for
  * the name of a grouped model, the row's group columns pick the group's
  * model, decoded once per call site and group (a per-statement cache of
- * group -> model) from mlpipe._group_model. A group without a model
+ * group -> model) from mlpipe_internal._group_model. A group without a model
  * (never trained, skipped, no production version, or a NULL group value)
  * uses the grouped model's fallback, or has no model: the row scores NULL.
  *
@@ -230,7 +230,7 @@ route_plan(RowRefSite *rs, Oid typid, int32 typmod)
 	MemoryContextSwitchTo(old);
 }
 
-/* Looks up and decodes a group's model through mlpipe._group_model. */
+/* Looks up and decodes a group's model through mlpipe_internal._group_model. */
 static void
 slot_load(RowRefSite *rs, GroupSlot *slot, Datum key_array)
 {
@@ -243,7 +243,7 @@ slot_load(RowRefSite *rs, GroupSlot *slot, Datum key_array)
 	args[1] = key_array;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT model, version, artifact FROM mlpipe._group_model($1, $2)",
+	if (SPI_execute_with_args("SELECT model, version, artifact FROM mlpipe_internal._group_model($1, $2)",
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up a group's model");
 	if (SPI_processed == 1)

@@ -15,7 +15,7 @@
  * than the artifact form (which decodes once per statement).
  *
  * Two entry points do the same rewrite:
- *   - mlpipe._predict_support, a planner support function
+ *   - mlpipe_internal._predict_support, a planner support function
  *     (SupportRequestSimplify) attached to the name forms. On Citus it
  *     reaches multi-shard SELECTs, whose shard queries are deparsed after
  *     standard_planner simplified them;
@@ -30,7 +30,7 @@
  *
  * A plan that embeds an artifact depends on the registry: the plan lists
  * mlpipe.model_versions and mlpipe.aliases in its relation OIDs, and the
- * trigger mlpipe._registry_changed() sends a relcache invalidation for the
+ * trigger mlpipe_internal._registry_changed() sends a relcache invalidation for the
  * table it fires on, so that a moved alias or a deleted version replans
  * cached plans (prepared statements, plpgsql) instead of scoring with the
  * old artifact.
@@ -162,8 +162,8 @@ resolve_artifact(text *ref)
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT mlpipe._artifact_at(k.model, k.version)"
-								  " FROM mlpipe._resolve_key($1) k",
+		if (SPI_execute_with_args("SELECT mlpipe_internal._artifact_at(k.model, k.version)"
+								  " FROM mlpipe_internal._resolve_key($1) k",
 								  1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
 			SPI_processed == 1)
 		{
@@ -306,7 +306,7 @@ registry_relations(void)
 }
 
 /*
- * mlpipe._predict_support(internal): SupportRequestSimplify for the name
+ * mlpipe_internal._predict_support(internal): SupportRequestSimplify for the name
  * forms. Rewrites only while a planner runs (root set), because only then
  * can the plan record its dependency on the registry, and only in queries
  * that touch a Citus table.
@@ -537,7 +537,7 @@ predict_support_init(void)
 }
 
 /*
- * mlpipe._registry_changed(): statement trigger on the registry tables.
+ * mlpipe_internal._registry_changed(): statement trigger on the registry tables.
  * Invalidates the table's relcache entry, which replans every cached plan
  * that embedded an artifact (they list the table in their relation OIDs).
  */
@@ -548,7 +548,7 @@ mlpipe_registry_changed(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-						errmsg("mlpipe._registry_changed must be called as a trigger")));
+						errmsg("mlpipe_internal._registry_changed must be called as a trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	PG_RETURN_POINTER(NULL);
 }

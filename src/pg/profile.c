@@ -225,7 +225,7 @@ append_numeric(ProfileSampler *ps, StringInfo buf, int j, double *tmp)
 		int			lo = 0,
 					hi = ne;
 
-		/* As mlpipe._bin_of: k = the number of edges <= x. */
+		/* As mlpipe_internal._bin_of: k = the number of edges <= x. */
 		while (lo < hi)
 		{
 			int			mid = lo + (hi - lo) / 2;

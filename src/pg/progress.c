@@ -1,8 +1,8 @@
 /*
  * progress.c: the NOTICE progress lines of long work. Training loops (env.c),
- * search and cross-validation (mlpipe._progress, from plpgsql) print through
+ * search and cross-validation (mlpipe_internal._progress, from plpgsql) print through
  * here, at most one line per mlpipe.progress_interval each; the lines of the
- * current or last statement are kept for mlpipe._progress_log(), so tests
+ * current or last statement are kept for mlpipe_internal._progress_log(), so tests
  * can read what a training said.
  */
 #include "mlpipe.h"
@@ -94,7 +94,7 @@ progress_estimate(double seconds_done, int done, int total, bool capped)
 }
 
 /*
- * mlpipe._progress(what, stage, done, total, started), for plpgsql:
+ * mlpipe_internal._progress(what, stage, done, total, started), for plpgsql:
  * "what: stage done/total done, E s elapsed, about L s left" (search,
  * cross-validation), or with done and total NULL "what: stage, E s elapsed"
  * (a step such as storing a large artifact). E counts from started. Lines
@@ -145,7 +145,7 @@ mlpipe_progress_line(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* mlpipe._progress_log(): the progress lines of this session's current or last statement that printed any. */
+/* mlpipe_internal._progress_log(): the progress lines of this session's current or last statement that printed any. */
 Datum
 mlpipe_progress_log(PG_FUNCTION_ARGS)
 {

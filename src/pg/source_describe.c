@@ -14,7 +14,7 @@ PG_FUNCTION_INFO_V1(mlpipe_source_sql);
 PG_FUNCTION_INFO_V1(mlpipe_source_columns);
 
 /*
- * mlpipe._source_sql(source): the SELECT that a source (table, view or
+ * mlpipe_internal._source_sql(source): the SELECT that a source (table, view or
  * query) stands for, exactly as training reads it, so the SQL side can wrap
  * it (as_of filters, checks, profiles, scoring) without re-parsing sources.
  */
@@ -25,7 +25,7 @@ mlpipe_source_sql(PG_FUNCTION_ARGS)
 }
 
 /*
- * mlpipe._source_columns(source): (name, type) of each column of a source,
+ * mlpipe_internal._source_columns(source): (name, type) of each column of a source,
  * in order, found by planning and running it with LIMIT 0 as the caller.
  */
 Datum

@@ -561,9 +561,9 @@ SELECT CASE WHEN p ~ 'pull to coordinator|repartition' OR p !~ 'INSERT INTO ct\.
             ELSE 'PASS predict_table_shard_to_shard  [' || substring(p FROM 'Task Count: [0-9]+') || ', '
                  || left(substring(p FROM 'INSERT INTO ct\.out_dist_[0-9]+[^\n]*'), 70) || '...]' END
   FROM (SELECT ct.plan($$INSERT INTO ct.out_dist (id, prediction, label, proba, model, version, scored_at)
-                         SELECT src.id, mlpipe._score_class('ct_l_train_from_table@1', ARRAY[src.f1, src.f2, src.f3]),
-                                mlpipe._score_label('ct_l_train_from_table@1', ARRAY[src.f1, src.f2, src.f3]),
-                                mlpipe._score_proba('ct_l_train_from_table@1', ARRAY[src.f1, src.f2, src.f3]),
+                         SELECT src.id, mlpipe_internal._score_class('ct_l_train_from_table@1', ARRAY[src.f1, src.f2, src.f3]),
+                                mlpipe_internal._score_label('ct_l_train_from_table@1', ARRAY[src.f1, src.f2, src.f3]),
+                                mlpipe_internal._score_proba('ct_l_train_from_table@1', ARRAY[src.f1, src.f2, src.f3]),
                                 'ct_l_train_from_table', 1, now()
                            FROM (SELECT * FROM ct.score_dist) AS src$$) AS p) e;
 -- A model with preprocessing is scored with the row form; from a

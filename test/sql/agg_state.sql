@@ -22,19 +22,19 @@ ANALYZE r;
 
 -- Aggregates without a final function return the state itself: one per
 -- family (and per input form), to see the states.
-CREATE AGGREGATE st_feat(timestamptz, float8) (SFUNC = mlpipe._ts_features_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_summary(float8) (SFUNC = mlpipe._summary_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_label(text, text) (SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_label(bigint, bigint) (SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_label(boolean, boolean) (SFUNC = mlpipe._label_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_label_pos(text, text, text) (SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_label_pos(bigint, bigint, bigint) (SFUNC = mlpipe._label_pos_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_loss(boolean, float8) (SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_loss(text, float8[], text[]) (SFUNC = mlpipe._log_loss_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_score(boolean, float8) (SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_score(text, float8[], text[]) (SFUNC = mlpipe._roc_auc_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_reg(float8, float8) (SFUNC = mlpipe._reg_trans, STYPE = mlpipe.agg_state);
-CREATE AGGREGATE st_points(float8[], int) (SFUNC = mlpipe._points_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_feat(timestamptz, float8) (SFUNC = mlpipe_internal._ts_features_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_summary(float8) (SFUNC = mlpipe_internal._summary_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_label(text, text) (SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_label(bigint, bigint) (SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_label(boolean, boolean) (SFUNC = mlpipe_internal._label_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_label_pos(text, text, text) (SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_label_pos(bigint, bigint, bigint) (SFUNC = mlpipe_internal._label_pos_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_loss(boolean, float8) (SFUNC = mlpipe_internal._log_loss_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_loss(text, float8[], text[]) (SFUNC = mlpipe_internal._log_loss_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_score(boolean, float8) (SFUNC = mlpipe_internal._roc_auc_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_score(text, float8[], text[]) (SFUNC = mlpipe_internal._roc_auc_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_reg(float8, float8) (SFUNC = mlpipe_internal._reg_trans, STYPE = mlpipe.agg_state);
+CREATE AGGREGATE st_points(float8[], int) (SFUNC = mlpipe_internal._points_trans, STYPE = mlpipe.agg_state);
 
 CREATE TABLE states AS
 SELECT 'features' AS family, st_feat(ts, y) AS st FROM r
@@ -55,33 +55,33 @@ UNION ALL SELECT 'clustering', st_points(x, c) FROM r;
 -- text round trip is exact (text and the binary send form).
 SELECT family, substr(st::text, 1, 18) AS header, length(st::text) AS text_length,
        st::text::mlpipe.agg_state::text = st::text AS text_round_trip,
-       mlpipe._agg_state_send(st) = decode(substr(st::text, 3), 'hex') AS send_is_the_bytes
+       mlpipe_internal._agg_state_send(st) = decode(substr(st::text, 3), 'hex') AS send_is_the_bytes
   FROM states ORDER BY family;
 
 -- A state read back from its text finalises to the aggregate's value, bit for bit.
-SELECT mlpipe._ts_features_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'features'))::text
+SELECT mlpipe_internal._ts_features_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'features'))::text
        = (SELECT mlpipe.ts_features(ts, y)::text FROM r) AS ts_features,
-       mlpipe._summary_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'summary'))::text
+       mlpipe_internal._summary_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'summary'))::text
        = (SELECT mlpipe.summary(y)::text FROM r) AS summary,
-       mlpipe._f1_macro_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'label text'))
+       mlpipe_internal._f1_macro_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'label text'))
        = (SELECT mlpipe.f1_macro(t, p) FROM r) AS f1_text,
-       mlpipe._confusion_matrix_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'label bigint'))
+       mlpipe_internal._confusion_matrix_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'label bigint'))
        = (SELECT mlpipe.confusion_matrix(bi, bp) FROM r) AS cm_bigint,
-       mlpipe._accuracy_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'label boolean'))
+       mlpipe_internal._accuracy_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'label boolean'))
        = (SELECT mlpipe.accuracy(yb, pb) FROM r) AS acc_bool,
-       mlpipe._log_loss_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'log_loss binary'))
+       mlpipe_internal._log_loss_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'log_loss binary'))
        = (SELECT mlpipe.log_loss(yb, s) FROM r) AS log_loss,
-       mlpipe._log_loss_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'log_loss multiclass'))
+       mlpipe_internal._log_loss_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'log_loss multiclass'))
        = (SELECT mlpipe.log_loss(t, proba, classes) FROM r) AS log_loss_multi,
-       mlpipe._roc_auc_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'roc_auc binary'))
+       mlpipe_internal._roc_auc_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'roc_auc binary'))
        = (SELECT mlpipe.roc_auc(yb, s) FROM r) AS roc_auc,
-       mlpipe._roc_auc_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'roc_auc multiclass'))
+       mlpipe_internal._roc_auc_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'roc_auc multiclass'))
        = (SELECT mlpipe.roc_auc(t, ARRAY[s, 1 - s, 0.5], classes) FROM r) AS roc_auc_multi,
-       mlpipe._rmse_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'regression'))
+       mlpipe_internal._rmse_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'regression'))
        = (SELECT mlpipe.rmse(y, yh) FROM r) AS rmse,
-       mlpipe._r2_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'regression'))
+       mlpipe_internal._r2_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'regression'))
        = (SELECT mlpipe.r2(y, yh) FROM r) AS r2,
-       mlpipe._davies_bouldin_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'clustering'))
+       mlpipe_internal._davies_bouldin_final((SELECT st::text::mlpipe.agg_state FROM states WHERE family = 'clustering'))
        = (SELECT mlpipe.davies_bouldin(x, c) FROM r) AS davies_bouldin;
 
 -- A label state with a positive class (precision, recall, f1): the class
@@ -90,27 +90,27 @@ SELECT mlpipe._ts_features_final((SELECT st::text::mlpipe.agg_state FROM states 
 SELECT family, right(st::text, 10) AS trailing_class,
        st::text::mlpipe.agg_state::text = st::text AS text_round_trip,
        CASE WHEN family LIKE 'label text%'
-            THEN mlpipe._f1_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.f1(t, p, '1') FROM r)
-                 AND mlpipe._precision_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.precision(t, p, '1') FROM r)
-            ELSE mlpipe._recall_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.recall(bi, bp, 3) FROM r)
-                 AND mlpipe._f1_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.f1(bi, bp, 3) FROM r) END
+            THEN mlpipe_internal._f1_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.f1(t, p, '1') FROM r)
+                 AND mlpipe_internal._precision_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.precision(t, p, '1') FROM r)
+            ELSE mlpipe_internal._recall_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.recall(bi, bp, 3) FROM r)
+                 AND mlpipe_internal._f1_final(st::text::mlpipe.agg_state) = (SELECT mlpipe.f1(bi, bp, 3) FROM r) END
            AS finals_from_text,
-       mlpipe._f1_final((SELECT s2.st FROM states s2 WHERE s2.family = replace(states.family, ' positive', '')))
+       mlpipe_internal._f1_final((SELECT s2.st FROM states s2 WHERE s2.family = replace(states.family, ' positive', '')))
            IS NULL AS no_class_no_f1
   FROM states WHERE family LIKE 'label%positive' ORDER BY family;
 
 -- States combined by hand (what Citus' coordinator does: input, combine,
 -- final) from two halves give the whole table's value.
-CREATE AGGREGATE comb_reg(mlpipe.agg_state) (SFUNC = mlpipe._reg_combine, STYPE = mlpipe.agg_state,
-                                             FINALFUNC = mlpipe._mae_final);
-CREATE AGGREGATE comb_feat(mlpipe.agg_state) (SFUNC = mlpipe._features_combine, STYPE = mlpipe.agg_state,
-                                              FINALFUNC = mlpipe._summary_final);
-CREATE AGGREGATE comb_label(mlpipe.agg_state) (SFUNC = mlpipe._label_combine, STYPE = mlpipe.agg_state,
-                                               FINALFUNC = mlpipe._confusion_matrix_final);
-CREATE AGGREGATE comb_f1(mlpipe.agg_state) (SFUNC = mlpipe._label_combine, STYPE = mlpipe.agg_state,
-                                            FINALFUNC = mlpipe._f1_final);
-CREATE AGGREGATE comb_ap(mlpipe.agg_state) (SFUNC = mlpipe._roc_auc_combine, STYPE = mlpipe.agg_state,
-                                            FINALFUNC = mlpipe._average_precision_final);
+CREATE AGGREGATE comb_reg(mlpipe.agg_state) (SFUNC = mlpipe_internal._reg_combine, STYPE = mlpipe.agg_state,
+                                             FINALFUNC = mlpipe_internal._mae_final);
+CREATE AGGREGATE comb_feat(mlpipe.agg_state) (SFUNC = mlpipe_internal._features_combine, STYPE = mlpipe.agg_state,
+                                              FINALFUNC = mlpipe_internal._summary_final);
+CREATE AGGREGATE comb_label(mlpipe.agg_state) (SFUNC = mlpipe_internal._label_combine, STYPE = mlpipe.agg_state,
+                                               FINALFUNC = mlpipe_internal._confusion_matrix_final);
+CREATE AGGREGATE comb_f1(mlpipe.agg_state) (SFUNC = mlpipe_internal._label_combine, STYPE = mlpipe.agg_state,
+                                            FINALFUNC = mlpipe_internal._f1_final);
+CREATE AGGREGATE comb_ap(mlpipe.agg_state) (SFUNC = mlpipe_internal._roc_auc_combine, STYPE = mlpipe.agg_state,
+                                            FINALFUNC = mlpipe_internal._average_precision_final);
 SELECT abs(comb_reg(h::text::mlpipe.agg_state) - (SELECT mlpipe.mae(y, yh) FROM r))
            <= 1e-12 * (SELECT mlpipe.mae(y, yh) FROM r) AS mae_two_halves,
        comb_feat(f::text::mlpipe.agg_state)::text = (SELECT mlpipe.summary(y)::text FROM r) AS summary_two_halves,
@@ -146,14 +146,14 @@ SELECT (st::text || '31')::mlpipe.agg_state FROM states WHERE family = 'label te
 -- a roc_auc state whose row count exceeds its bytes
 SELECT ('\x4d4c415301000400' || '00000001' || '00000000000fffff')::mlpipe.agg_state;
 -- a feature state whose count does not match its readings
-SELECT ('\x4d4c415301000100' || substr(encode(mlpipe._agg_state_send(st), 'hex'), 17, 16)
+SELECT ('\x4d4c415301000100' || substr(encode(mlpipe_internal._agg_state_send(st), 'hex'), 17, 16)
         || '0500000000000000' || '0000000000000000')::mlpipe.agg_state
   FROM states WHERE family = 'summary';
 \set VERBOSITY terse
 \set VERBOSITY default
 -- a log_loss state whose classes array has a garbage pad byte before a
 -- 4 MB element length (read the way deconstruct_array walks it: refused)
-SELECT mlpipe._log_loss_final('\x4d4c4153010003000000000000000003400c0d6e3a1428a6bca000000000000000000030c00000000100000000000000190000000300000001000000140000003000000014000000310700001400f00032000000'::mlpipe.agg_state);
+SELECT mlpipe_internal._log_loss_final('\x4d4c4153010003000000000000000003400c0d6e3a1428a6bca000000000000000000030c00000000100000000000000190000000300000001000000140000003000000014000000310700001400f00032000000'::mlpipe.agg_state);
 -- a summary state with a NaN reading, and one whose readings claim an order they do not have
 SELECT ('\x4d4c4153010001004d46545301000100010000000000000000000000000000000000000000000000000000000000f87f')::mlpipe.agg_state;
 SELECT ('\x4d4c4153010001004d4654530100010002000000000000000000000000000000' ||
@@ -179,14 +179,14 @@ BEGIN
         IF n % 3 = 1 THEN m := overlay(m placing 'f' from 3 + (random() * (length(m) - 3))::int for 1); END IF;
       END IF;
       BEGIN
-        v := CASE WHEN r.f = 'features' THEN mlpipe._ts_features_final(m::mlpipe.agg_state)::text
-                  WHEN r.f = 'summary' THEN mlpipe._summary_final(m::mlpipe.agg_state)::text
-                  WHEN r.f LIKE 'label%positive' THEN mlpipe._f1_final(m::mlpipe.agg_state)::text
-                  WHEN r.f LIKE 'label%' THEN mlpipe._confusion_matrix_final(m::mlpipe.agg_state)::text
-                  WHEN r.f LIKE 'log_loss%' THEN mlpipe._log_loss_final(m::mlpipe.agg_state)::text
-                  WHEN r.f LIKE 'roc_auc%' THEN mlpipe._roc_auc_final(m::mlpipe.agg_state)::text
-                  WHEN r.f = 'regression' THEN mlpipe._r2_final(m::mlpipe.agg_state)::text
-                  ELSE mlpipe._calinski_harabasz_final(m::mlpipe.agg_state)::text END;
+        v := CASE WHEN r.f = 'features' THEN mlpipe_internal._ts_features_final(m::mlpipe.agg_state)::text
+                  WHEN r.f = 'summary' THEN mlpipe_internal._summary_final(m::mlpipe.agg_state)::text
+                  WHEN r.f LIKE 'label%positive' THEN mlpipe_internal._f1_final(m::mlpipe.agg_state)::text
+                  WHEN r.f LIKE 'label%' THEN mlpipe_internal._confusion_matrix_final(m::mlpipe.agg_state)::text
+                  WHEN r.f LIKE 'log_loss%' THEN mlpipe_internal._log_loss_final(m::mlpipe.agg_state)::text
+                  WHEN r.f LIKE 'roc_auc%' THEN mlpipe_internal._roc_auc_final(m::mlpipe.agg_state)::text
+                  WHEN r.f = 'regression' THEN mlpipe_internal._r2_final(m::mlpipe.agg_state)::text
+                  ELSE mlpipe_internal._calinski_harabasz_final(m::mlpipe.agg_state)::text END;
       EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value THEN
         IF NOT SQLSTATE = ANY (codes) THEN codes := codes || SQLSTATE; END IF;
       END;
@@ -199,12 +199,12 @@ END $$;
 SELECT * FROM flip_states(0.42, 150);
 -- A state of another family: 22023 naming both.
 \set VERBOSITY default
-SELECT mlpipe._rmse_final(st) FROM states WHERE family = 'label text';
-SELECT mlpipe._ts_features_final(st) FROM states WHERE family = 'summary';
+SELECT mlpipe_internal._rmse_final(st) FROM states WHERE family = 'label text';
+SELECT mlpipe_internal._ts_features_final(st) FROM states WHERE family = 'summary';
 SELECT comb_reg(st) FROM states WHERE family = 'clustering';
 \set VERBOSITY terse
 -- Support functions outside their aggregate: 0A000.
-SELECT mlpipe._reg_trans(NULL, 1, 2);
+SELECT mlpipe_internal._reg_trans(NULL, 1, 2);
 
 -- Parallel plans of every aggregate equal the plain plan (sums within
 -- 1e-12 relative: the partial states are combined in another order).

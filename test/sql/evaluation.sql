@@ -153,11 +153,11 @@ SELECT count(*) AS trial_runs FROM mlpipe.runs WHERE kind = 'search_trial'
    AND parent_run_id = (SELECT run_id FROM mlpipe.runs WHERE kind = 'search');
 SELECT version, params FROM mlpipe.model_versions WHERE model = 'ev_s';
 -- random: seeded draws from lists and ranges, reproducible
-SELECT count(*), count(DISTINCT c) FROM mlpipe._search_candidates(
+SELECT count(*), count(DISTINCT c) FROM mlpipe_internal._search_candidates(
     '{"max_depth": [2, 3, 4, 5, 6], "learning_rate": {"min": 0.01, "max": 0.3, "log": true}}', 'random', 5) c;
-SELECT array_agg(c) = (SELECT array_agg(c) FROM mlpipe._search_candidates(
+SELECT array_agg(c) = (SELECT array_agg(c) FROM mlpipe_internal._search_candidates(
     '{"max_depth": [2, 3, 4, 5, 6], "min_samples_leaf": {"min": 1, "max": 50, "int": true}}', 'random', 5) c) AS same
-  FROM mlpipe._search_candidates(
+  FROM mlpipe_internal._search_candidates(
     '{"max_depth": [2, 3, 4, 5, 6], "min_samples_leaf": {"min": 1, "max": 50, "int": true}}', 'random', 5) c;
 SELECT model, version FROM mlpipe.search('ev_s', 'decision_tree', 'shapes', 'size', '{a,b}',
     '{"max_depth": [2, 3, 4], "min_samples_leaf": {"min": 1, "max": 20, "int": true}}', 'random', 2, 3,

@@ -139,7 +139,7 @@ SELECT sqlstate_of($$SELECT mlpipe.ts_features('infinity', 1.0)$$) AS infinite_t
        sqlstate_of($$SELECT mlpipe.summary(v) FROM generate_series(1, 70000) v$$) AS over_limit;
 RESET mlpipe.max_memory;
 -- Support functions take internal: SQL cannot call them.
-SELECT mlpipe._ts_features_trans(NULL::internal, now(), 1.0::float8);
+SELECT mlpipe_internal._ts_features_trans(NULL::internal, now(), 1.0::float8);
 \set VERBOSITY default
 
 -- Running figures through a growing window frame (the final function keeps
@@ -154,7 +154,7 @@ SET ROLE mlpipe_reader;
 SELECT (mlpipe.ts_features(ts, v)).n, (mlpipe.summary(v)).median
   FROM (VALUES ('2024-01-01'::timestamptz, 1.0::float8), ('2024-01-02', 2.0)) t(ts, v);
 RESET ROLE;
-SELECT has_function_privilege('mlpipe_admin', 'mlpipe._features_combine(mlpipe.agg_state, mlpipe.agg_state)', 'EXECUTE')
+SELECT has_function_privilege('mlpipe_admin', 'mlpipe_internal._features_combine(mlpipe.agg_state, mlpipe.agg_state)', 'EXECUTE')
        AS support_fn_executable;
 
 SET client_min_messages = warning;

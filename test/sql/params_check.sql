@@ -1,7 +1,7 @@
 -- create_pipeline checks train and search params as deeply as train does
 -- (issue #12): for a bad value of every parameter of every algorithm, the
 -- error of mlpipe.train (before it reads any data) and of create_pipeline
--- have the same SQLSTATE, message and HINT. One path: mlpipe._check_params
+-- have the same SQLSTATE, message and HINT. One path: mlpipe_internal._check_params
 -- (src/pg/fit.c), which _fit's own checks are.
 SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS t_params CASCADE;

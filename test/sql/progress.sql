@@ -1,6 +1,6 @@
 -- Progress lines (issue #12): what each algorithm, search and
 -- cross_validate print while they work, read back through
--- mlpipe._progress_log() with the volatile numbers (seconds, loss values,
+-- mlpipe_internal._progress_log() with the volatile numbers (seconds, loss values,
 -- artifact sizes) masked. mlpipe.progress_interval = 0 prints a line at
 -- every check, so the lines are deterministic (one thread).
 SET client_min_messages = warning;
@@ -22,7 +22,7 @@ CREATE FUNCTION said() RETURNS TABLE (line text, n bigint) LANGUAGE sql AS $$
                    '[0-9]+\.[0-9] s', 'N s', 'g'),
                    '(shift|loss|inertia) [-0-9.e+]+', '\1 V'),
                    'storing the .* artifact', 'storing the SIZE artifact') AS m
-          FROM unnest(mlpipe._progress_log()) WITH ORDINALITY u(l, o)) s
+          FROM unnest(mlpipe_internal._progress_log()) WITH ORDINALITY u(l, o)) s
     GROUP BY m ORDER BY min(o)
 $$;
 
@@ -55,6 +55,6 @@ SELECT * FROM said() WHERE line LIKE 'cross_validate%';
 -- Off: nothing (the log keeps the last statement that printed).
 SET mlpipe.progress = off;
 SELECT version FROM mlpipe.train('p_off', 'kmeans', 'pp', NULL, '{x,y}', '{"k": 2}');
-SELECT count(*) AS lines_of_cross_validate FROM unnest(mlpipe._progress_log()) l WHERE l LIKE 'cross_validate%';
-SELECT count(*) AS lines_of_off FROM unnest(mlpipe._progress_log()) l WHERE l LIKE 'kmeans%';
+SELECT count(*) AS lines_of_cross_validate FROM unnest(mlpipe_internal._progress_log()) l WHERE l LIKE 'cross_validate%';
+SELECT count(*) AS lines_of_off FROM unnest(mlpipe_internal._progress_log()) l WHERE l LIKE 'kmeans%';
 DROP SCHEMA t_progress CASCADE;

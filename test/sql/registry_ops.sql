@@ -58,7 +58,7 @@ SELECT mlpipe.tag('reg', 9, 'k', 'v');
 SELECT mlpipe.tag('nope', 'k', 'v');
 UPDATE mlpipe.alias_events SET reason = 'rewritten';
 DELETE FROM mlpipe.alias_events;
-SELECT mlpipe._register('forged', 'kmeans', 'pts', NULL, '{}', NULL, now(),
+SELECT mlpipe_internal._register('forged', 'kmeans', 'pts', NULL, '{}', NULL, now(),
     ROW(mlpipe.artifact('reg'), 'clustering', '{x,y}', NULL, '{"silhouette": 1}', '{"training_rows": 1}')::mlpipe.fit_result);
 \set VERBOSITY default
 SELECT count(*) AS pts_rows FROM pts;

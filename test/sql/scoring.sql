@@ -47,8 +47,8 @@ SELECT feature, round(psi::numeric, 6) AS psi
   FROM mlpipe.drift('sc_city', 'SELECT a, CASE WHEN id % 3 = 0 THEN ''east'' ELSE city END AS city FROM shapes');
 
 -- The bin counting aggregate.
-SELECT mlpipe._bin_counts(b, 3) FROM (VALUES (0), (2), (2), (NULL)) v(b);
-SELECT mlpipe._bin_counts(b, 3) FROM (VALUES (0)) v(b) WHERE false;
+SELECT mlpipe_internal._bin_counts(b, 3) FROM (VALUES (0), (2), (2), (NULL)) v(b);
+SELECT mlpipe_internal._bin_counts(b, 3) FROM (VALUES (0)) v(b) WHERE false;
 
 -- Batch scoring: a new table, typed, indexed on the key.
 SELECT mlpipe.predict_table('sc_dt', 'shapes', 't_scoring.scores', 'id');
@@ -166,9 +166,9 @@ SELECT * FROM mlpipe.drift('sc_dt', 'SELECT id, city AS a, b FROM shapes');
 SELECT * FROM mlpipe.drift('sc_dt', 'shapes', 0);
 SELECT * FROM mlpipe.drift('sc_noprof', 'shapes');
 SELECT * FROM mlpipe.drift('sc_dt@9', 'shapes');
-SELECT mlpipe._bin_counts(b, 3) FROM (VALUES (3)) v(b);
-SELECT mlpipe._bin_counts(b, 0) FROM (VALUES (0)) v(b);
-SELECT mlpipe._set_profile('sc_dt', 1, '{}');
+SELECT mlpipe_internal._bin_counts(b, 3) FROM (VALUES (3)) v(b);
+SELECT mlpipe_internal._bin_counts(b, 0) FROM (VALUES (0)) v(b);
+SELECT mlpipe_internal._set_profile('sc_dt', 1, '{}');
 \set VERBOSITY default
 
 DROP SCHEMA t_scoring CASCADE;

@@ -5,10 +5,10 @@
 --
 -- Allowed without a pin:
 -- * C functions. They run no SQL, except the by-name scoring forms
---   (predict.c, predict_support.c: SPI strings call only mlpipe._resolve_key
---   and mlpipe._artifact_at, schema-qualified, with exactly typed
+--   (predict.c, predict_support.c: SPI strings call only mlpipe_internal._resolve_key
+--   and mlpipe_internal._artifact_at, schema-qualified, with exactly typed
 --   parameters; predict_group.c: mlpipe.grouped_models and
---   mlpipe._group_model, likewise) and _fit / _fit_groups / _source_columns / _source_sql (source.c,
+--   mlpipe_internal._group_model, likewise) and _fit / _fit_groups / _source_columns / _source_sql (source.c,
 --   source_describe.c: they read the caller's source, wrapped as
 --   SELECT * FROM (<source>) AS mlpipe_source, which calls nothing).
 --   A pin on the per-row scoring functions would also cost a GUC

@@ -63,7 +63,7 @@ SELECT throws_ok($$DELETE FROM mlpipe.alias_events$$, '42501', NULL, 'alias_even
 SELECT throws_ok($$TRUNCATE mlpipe.alias_events$$, '42501', NULL, 'alias_events refuses TRUNCATE');
 
 -- Internals are not callable by PUBLIC; SECURITY DEFINER functions pin search_path.
-SELECT ok(NOT has_function_privilege('public', 'mlpipe._register(text,text,text,text,jsonb,jsonb,timestamptz,mlpipe.fit_result)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('public', 'mlpipe_internal._register(text,text,text,text,jsonb,jsonb,timestamptz,mlpipe.fit_result)', 'EXECUTE'),
           'PUBLIC cannot call _register');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'mlpipe' AND p.prosecdef

@@ -125,18 +125,18 @@ SELECT is((SELECT version FROM mlpipe.train('ops', 'kmeans', 'tap_ops.pts', feat
           7, 'version numbers are not reused after a prune');
 
 -- Event payloads stay valid JSON under NOTIFY's 8000-byte limit.
-SELECT is(mlpipe._event_payload('promoted', '{"model": "m", "version": 1, "alias": "production", "run_id": 5}')::jsonb - 'at',
+SELECT is(mlpipe_internal._event_payload('promoted', '{"model": "m", "version": 1, "alias": "production", "run_id": 5}')::jsonb - 'at',
           jsonb_build_object('event', 'promoted', 'model', 'm', 'version', 1, 'alias', 'production',
                              'run_id', 5, 'by', session_user), 'a small payload is kept whole, with who sent it');
-SELECT cmp_ok(octet_length(mlpipe._event_payload('promoted',
+SELECT cmp_ok(octet_length(mlpipe_internal._event_payload('promoted',
                   jsonb_build_object('model', 'm', 'version', 1, 'alias', 'production', 'run_id', 5,
                                      'reason', repeat('why? ', 40000)))), '<', 8000, 'a 200 kB reason is cut under 8000 bytes');
-SELECT is(mlpipe._event_payload('promoted',
+SELECT is(mlpipe_internal._event_payload('promoted',
               jsonb_build_object('model', 'm', 'version', 1, 'alias', 'production', 'run_id', 5,
                                  'reason', repeat('why? ', 40000)))::jsonb - 'at' - 'by' - 'reason',
           '{"event": "promoted", "model": "m", "version": 1, "alias": "production", "run_id": 5, "truncated": true}'::jsonb,
           '... valid JSON that keeps event, model, version, alias, run_id');
-SELECT cmp_ok(octet_length(mlpipe._event_payload('gate_failed',
+SELECT cmp_ok(octet_length(mlpipe_internal._event_payload('gate_failed',
                   jsonb_build_object('model', repeat('é', 200), 'version', 1, 'reason', repeat('é"\', 9000),
                                      'detail', repeat('ü', 9000)))), '<', 8000,
               'multibyte and escaped characters are counted in bytes');
@@ -145,13 +145,13 @@ SELECT cmp_ok(octet_length(mlpipe._event_payload('gate_failed',
 CREATE FUNCTION tap_ops.register_edited(edit text) RETURNS int LANGUAGE plpgsql AS $$
 DECLARE f mlpipe.fit_result; r mlpipe.train_result;
 BEGIN
-    f := mlpipe._fit('kmeans', 'tap_ops.pts', NULL, '{x,y}', '{"k": 2}', NULL);
+    f := mlpipe_internal._fit('kmeans', 'tap_ops.pts', NULL, '{x,y}', '{"k": 2}', NULL);
     IF edit = 'metrics' THEN f.metrics := f.metrics || '{"silhouette": 1}'; END IF;
     IF edit = 'artifact' THEN f.artifact := f.artifact || '\x00'::bytea; END IF;
     IF edit = 'info' THEN f.info := f.info || '{"profile": {"ms": 3}}'; END IF;
     IF edit = 'rows' THEN f.info := f.info || '{"training_rows": 1}'; END IF;
-    r := mlpipe._register('ops_tok', 'kmeans', 'tap_ops.pts', NULL, '{"k": 2}', NULL, now(), f);
-    IF edit = 'twice' THEN r := mlpipe._register('ops_tok', 'kmeans', 'tap_ops.pts', NULL, '{}', NULL, now(), f); END IF;
+    r := mlpipe_internal._register('ops_tok', 'kmeans', 'tap_ops.pts', NULL, '{"k": 2}', NULL, now(), f);
+    IF edit = 'twice' THEN r := mlpipe_internal._register('ops_tok', 'kmeans', 'tap_ops.pts', NULL, '{}', NULL, now(), f); END IF;
     RETURN r.version;
 END $$;
 SELECT throws_ok($$SELECT tap_ops.register_edited('metrics')$$, '42501', NULL, 'edited metrics are refused');

@@ -104,18 +104,18 @@ SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe.train('t1', 'kmeans', 
 SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe.promote('roles_m', 1, 'staging')$$), '42501', 'trainer cannot promote');
 SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe.prune('roles_m', 1)$$), '42501', 'trainer cannot prune');
 SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe.tag('roles_m', 'k', 'v')$$), '42501', 'trainer cannot tag');
-SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe._set_alias('roles_m', 'production', 1, 'promote', 'sneaky')$$),
+SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe_internal._set_alias('roles_m', 'production', 1, 'promote', 'sneaky')$$),
           '42501', 'trainer cannot call _set_alias');
 SELECT is(pg_temp.state_as('tap_trainer', $$INSERT INTO mlpipe.aliases (model, alias, version) VALUES ('roles_m', 'sneaky', 1)$$),
           '42501', 'trainer cannot insert aliases');
 SELECT is(pg_temp.state_as('tap_trainer', $$UPDATE mlpipe.model_versions SET metrics = '{}'$$), '42501',
           'trainer cannot update model_versions');
-SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe._register('forged', 'kmeans', 'x', NULL, '{}', NULL, now(),
+SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe_internal._register('forged', 'kmeans', 'x', NULL, '{}', NULL, now(),
              ROW(mlpipe.artifact('roles_m'), 'clustering', '{x,y}', NULL, '{"silhouette": 1}', '{"training_rows": 1}')::mlpipe.fit_result)$$),
           '42501', 'trainer cannot register a forged fit result');
-SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe._log_run('evaluate', 'roles_m', 1, 'kmeans', 'x', '{}', 'succeeded', NULL, 1, now())$$),
+SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe_internal._log_run('evaluate', 'roles_m', 1, 'kmeans', 'x', '{}', 'succeeded', NULL, 1, now())$$),
           'ok', 'trainer may log evaluation runs through _log_run');
-SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe._log_run('train', 'roles_m', 1, 'kmeans', 'x', '{}', 'succeeded', NULL, 1, now(), NULL, '{"accuracy": 1}')$$),
+SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe_internal._log_run('train', 'roles_m', 1, 'kmeans', 'x', '{}', 'succeeded', NULL, 1, now(), NULL, '{"accuracy": 1}')$$),
           '42501', 'trainer cannot forge a training run through _log_run (issue #10 item 6)');
 
 -- admin: promotes, rolls back, tags, prunes; still cannot write tables or the history.

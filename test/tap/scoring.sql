@@ -33,11 +33,11 @@ SELECT ok(has_function_privilege('mlpipe_trainer', 'mlpipe.drift(text,text,float
 SELECT ok(NOT has_function_privilege('mlpipe_scorer', 'mlpipe.drift(text,text,float8,float8)', 'EXECUTE'),
           'scorer may not call drift');
 SELECT ok(has_function_privilege('mlpipe_reader', 'mlpipe.profile(text)', 'EXECUTE'), 'reader may read a profile');
-SELECT ok(NOT has_function_privilege('public', 'mlpipe._set_profile(text,int,jsonb)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('public', 'mlpipe_internal._set_profile(text,int,jsonb)', 'EXECUTE'),
           'PUBLIC cannot write profiles');
-SELECT ok(NOT has_function_privilege('mlpipe_reader', 'mlpipe._set_profile(text,int,jsonb)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('mlpipe_reader', 'mlpipe_internal._set_profile(text,int,jsonb)', 'EXECUTE'),
           'reader cannot write profiles');
-SELECT ok(has_function_privilege('public', 'mlpipe._bin_counts(int,int)', 'EXECUTE'),
+SELECT ok(has_function_privilege('public', 'mlpipe_internal._bin_counts(int,int)', 'EXECUTE'),
           'the bin counting aggregate is a pure computation (PUBLIC)');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'mlpipe' AND p.proname IN ('predict_table', 'drift', '_train', '_check_data',
@@ -56,7 +56,7 @@ SELECT is(mlpipe.predict_table('tap_sc', 'tap_scoring.pts', 'tap_scoring.scores'
           'predict_table writes the rows RLS allows');
 SELECT is((SELECT tableowner::text FROM pg_tables WHERE schemaname = 'tap_scoring' AND tablename = 'scores'),
           'tap_sc_trainer', 'the target belongs to the caller');
-SELECT throws_ok($$SELECT mlpipe._set_profile('tap_sc', 1, '{}')$$, '42501', NULL,
+SELECT throws_ok($$SELECT mlpipe_internal._set_profile('tap_sc', 1, '{}')$$, '42501', NULL,
                  'a profile is written once, by _train');
 RESET ROLE;
 SET ROLE tap_sc_reader;
@@ -87,21 +87,21 @@ SELECT lives_ok($$SELECT mlpipe.train('tap_sc_gbt', 'gbt', 'tap_scoring.pts', 's
                   '{"n_estimators": 10, "max_depth": 3, "test_size": 0}')$$, 'a gbt classifier trains');
 SELECT lives_ok($$SELECT mlpipe.train('tap_sc_reg', 'decision_tree', 'tap_scoring.pts', 'b', '{a}',
                   '{"max_depth": 3, "test_size": 0}')$$, 'a regression tree trains');
-SELECT results_eq($$SELECT id, mlpipe._score_class('tap_sc_gbt', ARRAY[a, b]), mlpipe._score_label('tap_sc_gbt', ARRAY[a, b]),
-                           mlpipe._score_proba('tap_sc_gbt', ARRAY[a, b]), mlpipe._score_proba('tap_sc', ARRAY[a, b]),
-                           mlpipe._score_label('tap_sc', ARRAY[a, b]), mlpipe._score_class('tap_sc_gbt', ARRAY[b, a])
+SELECT results_eq($$SELECT id, mlpipe_internal._score_class('tap_sc_gbt', ARRAY[a, b]), mlpipe_internal._score_label('tap_sc_gbt', ARRAY[a, b]),
+                           mlpipe_internal._score_proba('tap_sc_gbt', ARRAY[a, b]), mlpipe_internal._score_proba('tap_sc', ARRAY[a, b]),
+                           mlpipe_internal._score_label('tap_sc', ARRAY[a, b]), mlpipe_internal._score_class('tap_sc_gbt', ARRAY[b, a])
                       FROM tap_scoring.pts ORDER BY id$$,
                   $$SELECT id, mlpipe.predict('tap_sc_gbt', ARRAY[a, b]), mlpipe.predict_label('tap_sc_gbt', ARRAY[a, b]),
                            mlpipe.predict_proba('tap_sc_gbt', ARRAY[a, b]), mlpipe.predict_proba('tap_sc', ARRAY[a, b]),
                            mlpipe.predict_label('tap_sc', ARRAY[a, b]), mlpipe.predict('tap_sc_gbt', ARRAY[b, a])
                       FROM tap_scoring.pts ORDER BY id$$,
                   '_score_* agree with predict, predict_label, predict_proba (two models, swapped inputs)');
-SELECT throws_ok($$SELECT mlpipe._score_class('tap_sc_reg', ARRAY[1.0]::float8[])$$, '42809', NULL,
+SELECT throws_ok($$SELECT mlpipe_internal._score_class('tap_sc_reg', ARRAY[1.0]::float8[])$$, '42809', NULL,
                  '_score_class needs a classifier');
-SELECT throws_ok($$SELECT mlpipe._score_proba('tap_sc_gbt', ARRAY[1.0]::float8[])$$, '22000',
+SELECT throws_ok($$SELECT mlpipe_internal._score_proba('tap_sc_gbt', ARRAY[1.0]::float8[])$$, '22000',
                  'model expects 2 features, got 1', '_score_proba checks the feature count');
-SELECT ok(has_function_privilege('mlpipe_scorer', 'mlpipe._score_label(text,float8[])', 'EXECUTE')
-          AND NOT has_function_privilege('tap_sc_reader', 'mlpipe._score_label(text,float8[])', 'EXECUTE'),
+SELECT ok(has_function_privilege('mlpipe_scorer', 'mlpipe_internal._score_label(text,float8[])', 'EXECUTE')
+          AND NOT has_function_privilege('tap_sc_reader', 'mlpipe_internal._score_label(text,float8[])', 'EXECUTE'),
           'scorers may call the _score_* functions, readers may not');
 
 -- A new classification table (float8[] path, parallel costs for an

@@ -28,7 +28,7 @@ def fingerprints(db):
     for t in TABLES:
         cur.execute("SELECT count(*), md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM %s x" % t)
         fp[t] = cur.fetchone()
-    cur.execute("SELECT model, version, (SELECT task FROM mlpipe._scoring_info(model || '@' || version)) "
+    cur.execute("SELECT model, version, (SELECT task FROM mlpipe_internal._scoring_info(model || '@' || version)) "
                 "FROM mlpipe.model_versions ORDER BY 1, 2")
     for model, version, task in cur.fetchall():
         ref = "%s@%s" % (model, version)

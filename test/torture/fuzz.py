@@ -63,7 +63,7 @@ AGG_STATE_BAD = agg_state_mutants()
 # Valid argument expressions by argument name (first match wins), then by type.
 ART = "(SELECT artifact FROM mlpipe.model_versions WHERE model = '%s' AND version = 1)"
 ROW = "(SELECT t FROM public.tdata t WHERE id = 5)"
-FIT = ("mlpipe._fit('kmeans', 'public.tdata', NULL, ARRAY['a','b'], "
+FIT = ("mlpipe_internal._fit('kmeans', 'public.tdata', NULL, ARRAY['a','b'], "
        "'{\"k\": 2, \"seed\": 1}', NULL)")
 PIPE = ('{"steps": [{"kind": "predict", "name": "p", "model": "dt", '
         '"source": "public.tdata", "into": "public.fz_pipe_out", "key": "id", "mode": "replace"}]}')

@@ -4,7 +4,7 @@
   target, without and with a unique index on the key: no key twice, no raw
   23505 (they serialise or merge).
 - item 6: a trainer (non-superuser member of mlpipe_trainer) cannot forge
-  runs and metrics through mlpipe._log_run.
+  runs and metrics through mlpipe_internal._log_run.
 - item 8: mlpipe.max_memory / mlpipe.threads set out of range before the
   library loads (connection options) are refused when it matters: training
   errors (or the setting is refused at load), never a silent fallback.
@@ -70,7 +70,7 @@ def forged_runs(cur):
     before = cur.fetchone()[0]
     cur.execute("SET ROLE %s" % TRAINER)
     try:
-        cur.execute("SELECT mlpipe._log_run('train', 'dt', 1, 'decision_tree', 'forged', '{}'::jsonb, 'succeeded', "
+        cur.execute("SELECT mlpipe_internal._log_run('train', 'dt', 1, 'decision_tree', 'forged', '{}'::jsonb, 'succeeded', "
                     "NULL, 1, now(), NULL, '{\"accuracy\": 1.0}'::jsonb, 'test')")
         outcome = "accepted"
     except psycopg2.Error as e:
@@ -106,10 +106,10 @@ def settings_before_load():
 
 
 def bin_counts(cur):
-    for sql in ("SELECT mlpipe._bin_counts_accum(ARRAY[0,0,0]::bigint[], 1, 3)",
-                "SELECT mlpipe._bin_counts_accum(NULL, 1, 3)",
-                "SELECT mlpipe._bin_counts_combine(ARRAY[1,2]::bigint[], ARRAY[3,4]::bigint[])",
-                "SELECT mlpipe._bin_counts_combine(NULL, NULL)"):
+    for sql in ("SELECT mlpipe_internal._bin_counts_accum(ARRAY[0,0,0]::bigint[], 1, 3)",
+                "SELECT mlpipe_internal._bin_counts_accum(NULL, 1, 3)",
+                "SELECT mlpipe_internal._bin_counts_combine(ARRAY[1,2]::bigint[], ARRAY[3,4]::bigint[])",
+                "SELECT mlpipe_internal._bin_counts_combine(NULL, NULL)"):
         try:
             cur.execute(sql)
             code = "ok"

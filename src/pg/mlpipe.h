@@ -28,6 +28,12 @@ int			mlpipe_max_memory_kb(void);
 int			mlpipe_threads(void);
 
 /*
+ * module.c: the schema of mlpipe's internal functions (mlpipe_internal, or
+ * mlpipe in an installation not yet updated to 0.4.0).
+ */
+const char *mlpipe_internal_schema(void);
+
+/*
  * env.c: an MlEnv whose memory lives in mcxt and whose check is
  * CHECK_FOR_INTERRUPTS; pg_report_ml_error raises a core failure with its SQLSTATE.
  */

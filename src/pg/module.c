@@ -14,6 +14,7 @@
  */
 #include "mlpipe.h"
 
+#include "catalog/namespace.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -151,4 +152,15 @@ int
 mlpipe_progress_interval_ms(void)
 {
 	return progress_interval_ms;
+}
+
+/*
+ * The schema of mlpipe's internal (_-prefixed) functions: mlpipe_internal
+ * from 0.4.0 on; mlpipe while an older installation runs this library
+ * before ALTER EXTENSION mlpipe UPDATE moves them.
+ */
+const char *
+mlpipe_internal_schema(void)
+{
+	return OidIsValid(get_namespace_oid("mlpipe_internal", true)) ? "mlpipe_internal" : "mlpipe";
 }

@@ -143,6 +143,7 @@ backend_cache_insert(const char *model, int version, const char *sha, bytea *art
 }
 
 static SPIPlanPtr resolve_plan = NULL;
+static const char *resolve_plan_schema = NULL;	/* the schema it calls */
 
 /*
  * The backend's resolved references, across statements: model_ref text ->
@@ -350,11 +351,22 @@ resolve_model_spi(text *ref, char **model_out, int *version_out)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* Planned once per backend: a one-row predict is mostly this lookup. */
+	/*
+	 * Planned once per backend (a one-row predict is mostly this lookup),
+	 * and again when ALTER EXTENSION UPDATE moved the internal functions.
+	 */
+	if (resolve_plan != NULL && strcmp(resolve_plan_schema, mlpipe_internal_schema()) != 0)
+	{
+		SPI_freeplan(resolve_plan);
+		resolve_plan = NULL;
+	}
 	if (resolve_plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare("SELECT model, version, sha256 FROM mlpipe_internal._resolve_key($1)",
-									   1, argtypes);
+		SPIPlanPtr	plan;
+
+		resolve_plan_schema = mlpipe_internal_schema();
+		plan = SPI_prepare(psprintf("SELECT model, version, sha256 FROM %s._resolve_key($1)",
+									resolve_plan_schema), 1, argtypes);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare the model lookup");
@@ -377,7 +389,8 @@ resolve_model_spi(text *ref, char **model_out, int *version_out)
 
 		args[0] = CStringGetTextDatum(model);
 		args[1] = Int32GetDatum(version);
-		if (SPI_execute_with_args("SELECT mlpipe_internal._artifact_at($1, $2)", 2, argtypes, args,
+		if (SPI_execute_with_args(psprintf("SELECT %s._artifact_at($1, $2)", mlpipe_internal_schema()),
+								  2, argtypes, args,
 								  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not read the artifact of %s@%d", model, version);
 		artifact = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -103,6 +103,16 @@ static const NameForm name_forms[] = {
 static planner_hook_type prev_planner_hook = NULL;
 
 /*
+ * The schema of an mlpipe function: the internal ones (_score_*) live in
+ * mlpipe_internal, the public ones in mlpipe.
+ */
+static const char *
+schema_of(const char *proname)
+{
+	return proname[0] == '_' ? mlpipe_internal_schema() : "mlpipe";
+}
+
+/*
  * The OID of the artifact (bytea) form that replaces funcid, or InvalidOid
  * when funcid is not one of mlpipe's name-form scorers.
  */
@@ -119,7 +129,7 @@ artifact_form_of(Oid funcid)
 		return InvalidOid;
 	proc = (Form_pg_proc) GETSTRUCT(tup);
 	if (proc->pronargs == 2 && proc->proargtypes.values[0] == TEXTOID &&
-		proc->pronamespace == get_namespace_oid("mlpipe", true))
+		proc->pronamespace == get_namespace_oid(schema_of(NameStr(proc->proname)), true))
 	{
 		for (nf = name_forms; nf->name; nf++)
 		{
@@ -159,11 +169,12 @@ resolve_artifact(text *ref)
 		Datum		args[1] = {PointerGetDatum(ref)};
 		bool		isnull = true;
 		Datum		d;
+		const char *nsp = mlpipe_internal_schema();
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT mlpipe_internal._artifact_at(k.model, k.version)"
-								  " FROM mlpipe_internal._resolve_key($1) k",
+		if (SPI_execute_with_args(psprintf("SELECT %s._artifact_at(k.model, k.version)"
+										   " FROM %s._resolve_key($1) k", nsp, nsp),
 								  1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
 			SPI_processed == 1)
 		{

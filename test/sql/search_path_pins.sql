@@ -29,7 +29,7 @@ WITH source_readers(proname) AS (VALUES
     ('tune_threshold'), ('_tune_threshold'))
 SELECT p.oid::regprocedure AS unpinned
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
- WHERE p.pronamespace = 'mlpipe'::regnamespace
+ WHERE p.pronamespace IN ('mlpipe'::regnamespace, 'mlpipe_internal'::regnamespace)
    AND p.prokind <> 'a'
    AND l.lanname <> 'c'
    AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)
@@ -46,6 +46,6 @@ WITH source_readers(proname) AS (VALUES
 SELECT r.proname AS stale_allow_list_entry
   FROM source_readers r
  WHERE NOT EXISTS (SELECT 1 FROM pg_proc p
-                    WHERE p.pronamespace = 'mlpipe'::regnamespace AND p.proname = r.proname
+                    WHERE p.pronamespace IN ('mlpipe'::regnamespace, 'mlpipe_internal'::regnamespace) AND p.proname = r.proname
                       AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false))
  ORDER BY 1;

@@ -14,7 +14,7 @@ RESET client_min_messages;
 -- md5 to keep lines short; the object name says which one differs.
 CREATE FUNCTION t_catalog.snapshot() RETURNS SETOF text LANGUAGE sql STABLE AS $$
 WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'mlpipe'),
-ns AS (SELECT 'mlpipe'::regnamespace::oid AS oid)
+ns AS (SELECT n.oid FROM pg_namespace n WHERE n.nspname IN ('mlpipe', 'mlpipe_internal'))
 -- Every object that belongs to the extension.
 SELECT 'member ' || pg_describe_object(d.classid, d.objid, d.objsubid)
   FROM pg_depend d, ext WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid
@@ -138,7 +138,7 @@ SELECT v AS installed, t_catalog.via(v) AS updated_to
 SELECT path, count(*) > 300 AS has_facts FROM t_catalog.facts GROUP BY 1 ORDER BY 1;
 -- ... every function, aggregate, table and table column has a comment ...
 SELECT fact FROM t_catalog.facts
- WHERE path = 'fresh' AND fact ~ '^comment mlpipe\.' AND fact ~ '\(none\)$' ORDER BY 1;
+ WHERE path = 'fresh' AND fact ~ '^comment mlpipe(_internal)?\.' AND fact ~ '\(none\)$' ORDER BY 1;
 SELECT c.oid::regclass AS uncommented, a.attname
   FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
  WHERE c.relnamespace = 'mlpipe'::regnamespace AND c.relkind = 'r'

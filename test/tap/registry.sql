@@ -66,7 +66,7 @@ SELECT throws_ok($$TRUNCATE mlpipe.alias_events$$, '42501', NULL, 'alias_events 
 SELECT ok(NOT has_function_privilege('public', 'mlpipe_internal._register(text,text,text,text,jsonb,jsonb,timestamptz,mlpipe.fit_result)', 'EXECUTE'),
           'PUBLIC cannot call _register');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname = 'mlpipe' AND p.prosecdef
+            WHERE n.nspname IN ('mlpipe', 'mlpipe_internal') AND p.prosecdef
               AND NOT coalesce(p.proconfig::text LIKE '%search_path=pg_catalog, pg_temp%', false)),
           0::bigint, 'every SECURITY DEFINER function pins search_path');
 

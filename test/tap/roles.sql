@@ -189,11 +189,11 @@ SELECT is(pg_temp.state_as('tap_trainer', $$SELECT mlpipe.train('h', 'kmeans', '
 SELECT is((SELECT count(*) FROM tap_roles.victim), 3::bigint, 'the victim table still exists with its 3 rows');
 
 -- SECURITY DEFINER functions pin search_path; registry internals are not PUBLIC.
-SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'mlpipe'::regnamespace AND p.prosecdef
+SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace IN ('mlpipe'::regnamespace, 'mlpipe_internal'::regnamespace) AND p.prosecdef
               AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
           0::bigint, 'every SECURITY DEFINER function pins search_path = pg_catalog, pg_temp');
 SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY 1)
-             FROM pg_proc p WHERE p.pronamespace = 'mlpipe'::regnamespace
+             FROM pg_proc p WHERE p.pronamespace IN ('mlpipe'::regnamespace, 'mlpipe_internal'::regnamespace)
               AND p.proname IN ('_register', '_set_alias', '_fit', '_fit_claim', '_train', 'train', 'promote', 'rollback',
                                 'prune', 'tag', 'untag', 'model_info', 'resolve', 'artifact', 'predict', 'version_at',
                                 '_notify', '_gate_verdict', '_log_run', '_artifact_at', '_resolve_key')

@@ -40,7 +40,7 @@ SELECT ok(NOT has_function_privilege('mlpipe_reader', 'mlpipe_internal._set_prof
 SELECT ok(has_function_privilege('public', 'mlpipe_internal._bin_counts(int,int)', 'EXECUTE'),
           'the bin counting aggregate is a pure computation (PUBLIC)');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname = 'mlpipe' AND p.proname IN ('predict_table', 'drift', '_train', '_check_data',
+            WHERE n.nspname IN ('mlpipe', 'mlpipe_internal') AND p.proname IN ('predict_table', 'drift', '_train', '_check_data',
                                                          '_as_of_source', '_drift_figures')
               AND p.prosecdef), 0::bigint, 'functions that read a source run as the caller');
 

@@ -20,7 +20,7 @@ import tlib
 DB = "torture_i4"
 XFAIL = "issue #10 item 4: generated SQL shares a namespace with the user's columns"
 REAL = {"id", "x_alpha", "x_beta", "x_gamma", "label_y", "label_r", "zz_row_q"}  # zz_row_q: this test's own alias
-SKIP = {"mlpipe", "pg_catalog", "pg_temp", "cron", "pg_toast", "information_schema"}
+SKIP = {"mlpipe", "mlpipe_internal", "pg_catalog", "pg_temp", "cron", "pg_toast", "information_schema"}
 VOLATILE = re.compile(r"run|second|time|_at$|source|started|finished|version|model|created")
 
 

@@ -28,6 +28,7 @@
 #define EXPLAIN_H
 
 #include "kmeans.h"
+#include "preprocess.h"
 #include "trees.h"
 
 /*
@@ -99,5 +100,29 @@ MlStatus	tree_covers_from_rows(const MlEnv *env, const TreeModel *m, const doubl
  */
 int			kmeans_explain_row(const KmModel *m, const double *x, double *dist2,
 							   double *term, double *share, double *scratch);
+
+/*
+ * Models with stored preprocessing are explained per original column
+ * (explain_groups.c): each raw input column is a group, the elements of an
+ * array column ("x[1]", "x[2]", ...) together one; every model feature (an
+ * output of the preprocessing) belongs to its column's group.
+ */
+typedef struct ExplainGroups
+{
+	uint32_t	n_groups;
+	char	  **names;			/* n_groups column names, in input order */
+	int32_t    *input;			/* per group: its raw input when it is one numeric
+								 * column, else -1 (categories, arrays) */
+	uint32_t   *group_of;		/* per model feature (p->n_out): its group */
+} ExplainGroups;
+
+/* Builds the groups of p's columns (env allocations). ML_ERR_MEMORY, ML_ERR_DATA. */
+MlStatus	explain_groups_build(const MlEnv *env, const MlPrep *p, ExplainGroups *out,
+								 MlError *err);
+void		explain_groups_free(const MlEnv *env, ExplainGroups *g);
+
+/* out[g] = the sum of phi[j] over the model features j of group g. */
+void		explain_groups_sum(const ExplainGroups *g, const double *phi, uint32_t n_features,
+							   double *out);
 
 #endif

@@ -7,6 +7,9 @@
  * rows are explained by each feature's part of the squared distance to the
  * assigned centroid. The decoded model comes from predict.c's cache; the
  * TreeSHAP explainer built from it is kept per backend for the last model.
+ * A model with stored preprocessing is explained, in the row form, per
+ * original column: the contributions of a column's encoded outputs (one-hot
+ * indicators, array elements) are summed (src/core/explain_groups.c).
  */
 #include "mlpipe.h"
 
@@ -33,6 +36,7 @@ static struct
 	MemoryContext cxt;
 	PgEnv		pe;
 	TreeExplainer *ex;
+	ExplainGroups groups;		/* n_groups 0 until groups_for builds them */
 }			cached;
 
 /* The explainer for a decoded tree model; 22023 when it has no covers. */
@@ -51,6 +55,7 @@ explainer_for(const MlModel *m, uint64 gen)
 		MemoryContextDelete(cached.cxt);
 	cached.ex = NULL;
 	cached.model = NULL;
+	memset(&cached.groups, 0, sizeof(cached.groups));
 	cached.cxt = AllocSetContextCreate(TopMemoryContext, "mlpipe explainer", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&cached.pe, cached.cxt, "explain", false);
 	if (tree_explainer_build(&cached.pe.env, &m->tm, m->tm.cover, &cached.ex, &err) != ML_OK)
@@ -65,13 +70,30 @@ explainer_for(const MlModel *m, uint64 gen)
 	return cached.ex;
 }
 
-/* 0A000 for models whose inputs go through stored preprocessing (not mapped back yet). */
+/* The original-column groups of the cached model's preprocessing (after explainer_for). */
+static const ExplainGroups *
+groups_for(const MlModel *m)
+{
+	MlError		err = {0};
+
+	Assert(cached.model == m);
+	if (cached.groups.n_groups == 0 &&
+		explain_groups_build(&cached.pe.env, &m->prep, &cached.groups, &err) != ML_OK)
+		pg_report_ml_error(&err);
+	return &cached.groups;
+}
+
+/*
+ * 0A000 for the float8[] forms on a model with stored preprocessing: they
+ * take the model's encoded features, which the row form builds.
+ */
 static void
-require_plain_inputs(const MlModel *m)
+require_plain_inputs(const MlModel *m, const char *fn)
 {
 	if (m->kind != ML_KIND_KMEANS && m->prep.n_in != 0)
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("explain does not support models trained with params.preprocess yet")));
+						errmsg("%s(model_ref, float8[]) does not explain a model trained with params.preprocess", fn),
+						errhint("Pass the row: mlpipe.explain(model_ref, t) with the raw columns explains it per original column.")));
 }
 
 /* The float8[] argument as the model's feature vector (NULL elements: NaN for trees). */
@@ -188,16 +210,16 @@ cmp_abs_desc(const void *a, const void *b)
 }
 
 /*
- * Emits (feature, value, contribution) rows: every feature in training
- * order, or the top_k by |contribution|, then the row with feature NULL
- * whose contribution is `last` (expected value, or k-means distance).
+ * Emits (feature, value, contribution) rows for d features: every feature
+ * in training order, or the top_k by |contribution|, then the row with
+ * feature NULL whose contribution is `last` (expected value, or k-means
+ * distance). A NaN value is NULL.
  */
 static void
-emit_rows(FunctionCallInfo fcinfo, const MlModel *m, const double *x, const double *contrib,
-		  double last_value, double last)
+emit_rows(FunctionCallInfo fcinfo, int d, char *const *names, const double *x,
+		  const double *contrib, double last_value, double last)
 {
 	ReturnSetInfo *rsi = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			d = (int) m->meta.n_features;
 	int			top_k = PG_ARGISNULL(2) ? d : PG_GETARG_INT32(2);
 	int		   *order = palloc(sizeof(int) * Max(d, 1));
 	int			i;
@@ -213,13 +235,36 @@ emit_rows(FunctionCallInfo fcinfo, const MlModel *m, const double *x, const doub
 		qsort(order, d, sizeof(int), cmp_abs_desc);
 	}
 	for (i = 0; i < d && i < top_k; i++)
-		put_row(rsi, m->meta.feature_names[order[i]], x[order[i]], contrib[order[i]]);
+		put_row(rsi, names[order[i]], x[order[i]], contrib[order[i]]);
 	put_row(rsi, NULL, last_value, last);
 }
 
-/* Explains one feature vector of model m and emits the rows. */
+/*
+ * Emits a preprocessed model's contributions phi (one per encoded feature)
+ * per original column, with the raw value of a numeric column (NULL for
+ * categories and arrays).
+ */
 static void
-explain_emit(FunctionCallInfo fcinfo, PredictSite *site, const double *x)
+emit_groups(FunctionCallInfo fcinfo, const MlModel *m, const double *raw, const double *phi,
+			double expected)
+{
+	const ExplainGroups *g = groups_for(m);
+	double	   *sums = palloc(sizeof(double) * g->n_groups);
+	double	   *values = palloc(sizeof(double) * g->n_groups);
+	uint32		i;
+
+	explain_groups_sum(g, phi, m->meta.n_features, sums);
+	for (i = 0; i < g->n_groups; i++)
+		values[i] = g->input[i] >= 0 ? raw[g->input[i]] : NAN;
+	emit_rows(fcinfo, (int) g->n_groups, g->names, values, sums, NAN, expected);
+}
+
+/*
+ * Explains one feature vector of model m and emits the rows; raw (the row
+ * form's raw inputs) is given for a model with preprocessing.
+ */
+static void
+explain_emit(FunctionCallInfo fcinfo, PredictSite *site, const double *x, const double *raw)
 {
 	const MlModel *m = site->model;
 	const char *class_label = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
@@ -241,10 +286,9 @@ explain_emit(FunctionCallInfo fcinfo, PredictSite *site, const double *x)
 			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 							errmsg("the row cannot be assigned to a cluster")));
 		/* The last row: value = the cluster, contribution = the squared distance. */
-		emit_rows(fcinfo, m, x, term, (double) c, dist2);
+		emit_rows(fcinfo, d, m->meta.feature_names, x, term, (double) c, dist2);
 		return;
 	}
-	require_plain_inputs(m);
 	{
 		TreeExplainer *ex = explainer_for(m, site->model_gen);
 		uint32		k = tree_explain_n_outputs(&m->tm);
@@ -253,7 +297,11 @@ explain_emit(FunctionCallInfo fcinfo, PredictSite *site, const double *x)
 		uint32		c = output_index(m, x, class_label);
 
 		tree_explain_row(ex, x, phi);
-		emit_rows(fcinfo, m, x, phi + (size_t) c * (d + 1), NAN, phi[(size_t) c * (d + 1) + d]);
+		if (m->prep.n_in > 0)
+			emit_groups(fcinfo, m, raw, phi + (size_t) c * (d + 1), phi[(size_t) c * (d + 1) + d]);
+		else
+			emit_rows(fcinfo, (int) d, m->meta.feature_names, x, phi + (size_t) c * (d + 1), NAN,
+					  phi[(size_t) c * (d + 1) + d]);
 	}
 }
 
@@ -269,7 +317,8 @@ mlpipe_explain_array(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 	site = predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0));
-	explain_emit(fcinfo, site, array_features(site->model, PG_GETARG_ARRAYTYPE_P(1)));
+	require_plain_inputs(site->model, "explain");
+	explain_emit(fcinfo, site, array_features(site->model, PG_GETARG_ARRAYTYPE_P(1)), NULL);
 	return (Datum) 0;
 }
 
@@ -286,9 +335,8 @@ mlpipe_explain_row(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 	site = predict_site_ref(fcinfo, PG_GETARG_TEXT_PP(0));
-	require_plain_inputs(site->model);
 	x = predict_row_features(site, fcinfo, PG_GETARG_HEAPTUPLEHEADER(1));
-	explain_emit(fcinfo, site, x);
+	explain_emit(fcinfo, site, x, predict_row_raw(site));
 	return (Datum) 0;
 }
 
@@ -313,7 +361,7 @@ mlpipe_explain_values(PG_FUNCTION_ARGS)
 	if (m->kind == ML_KIND_KMEANS)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
 						errmsg("explain_values is for tree models; use mlpipe.explain for k-means")));
-	require_plain_inputs(m);
+	require_plain_inputs(m, "explain_values");
 	x = array_features(m, PG_GETARG_ARRAYTYPE_P(1));
 	ex = explainer_for(m, site->model_gen);
 	k = tree_explain_n_outputs(&m->tm);

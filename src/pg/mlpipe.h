@@ -318,6 +318,7 @@ PredictSite *predict_site_blob(FunctionCallInfo fcinfo, bytea *blob);
 void		predict_require_classifier(const MlModel *m, const char *fn);
 const double *predict_row_features(PredictSite *site, FunctionCallInfo fcinfo,
 								   struct HeapTupleHeaderData *th);
+const double *predict_row_raw(const PredictSite *site);
 
 /* prep_glue.c: params.preprocess for training, and its export. */
 bool		prep_requested(cJSON *params);

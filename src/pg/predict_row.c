@@ -407,6 +407,16 @@ predict_row_features(PredictSite *site, FunctionCallInfo fcinfo, HeapTupleHeader
 	return p->x;
 }
 
+/*
+ * The raw inputs of the row predict_row_features read last, one per model
+ * input (preprocessing column): numbers, NaN for NULL and for categories.
+ */
+const double *
+predict_row_raw(const PredictSite *site)
+{
+	return ((const RowPlan *) site->row_plan)->raw;
+}
+
 /* The prediction for the row argument (argument 1); proba when not NULL. */
 static double
 row_score(PredictSite *site, FunctionCallInfo fcinfo, double *proba)

@@ -5276,6 +5276,95 @@ END $$;
 -- anything depends on their positions, so _fit no longer needs to turn
 -- synchronized scans off to see the same order every time.
 ALTER FUNCTION mlpipe_internal._fit(text, text, text, text[], jsonb, bytea) RESET synchronize_seqscans;
+-- == issue 14: explain of preprocessed models, explain_global, import of mlpipe.export (helper internal) ==
+-- explain's row form explains models with preprocessing per original column.
+COMMENT ON FUNCTION mlpipe.explain(text, record, int, text) IS
+    'Why a model scored a row (columns matched by name): one row per feature (per original column for a model with preprocessing) with its contribution, then the expected value (feature NULL).';
+
+-- import also reads mlpipe.export output of tree models (the round trip).
+CREATE OR REPLACE FUNCTION mlpipe.import(
+    model    text,
+    doc      jsonb,
+    features text[] DEFAULT NULL,
+    classes  text[] DEFAULT NULL,
+    gate     jsonb  DEFAULT NULL,
+    origin   text   DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    fit     mlpipe.fit_result;
+    res     mlpipe.train_result;
+    -- mlpipe.export output (a tree model) has "algorithm" and no "learner".
+    own     boolean := pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner';
+    label   text := coalesce(origin, CASE WHEN own THEN 'imported mlpipe export' ELSE 'imported XGBoost JSON' END);
+BEGIN
+    IF model IS NULL OR model = '' OR pg_catalog.strpos(model, '@') > 0
+       OR pg_catalog.length(model) > 200 OR model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'doc must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    fit := mlpipe_internal._import_fit(doc, features, classes);
+    -- Lineage: imported, from what (fit.info is not part of the fit token but its row counts).
+    fit.info := fit.info OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('imported',
+        (fit.info->'imported') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('origin', label));
+    -- The algorithm the fit token was issued for: the export's, or gbt for XGBoost.
+    res := mlpipe_internal._register(model, CASE WHEN own THEN fit.info->'imported'->>'algorithm' ELSE 'gbt' END,
+        label, NULL, pg_catalog.jsonb_build_object('imported', CASE WHEN own THEN 'mlpipe_export' ELSE 'xgboost_json' END),
+        gate, started, fit);
+    RETURN res.version;
+END $$;
+COMMENT ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) IS
+    'Registers an XGBoost JSON model (binary:logistic, multi:softprob/softmax, reg:squarederror), or the mlpipe.export output of a tree model, as a new version of a model; returns the version.';
+
+-- The features as explain's row form reports them (the original columns of
+-- a model with preprocessing) with their normalised gain importance.
+CREATE FUNCTION mlpipe_internal._explained_importance(model bytea)
+RETURNS TABLE (feature text, gain_importance float8)
+AS 'MODULE_PATHNAME', 'mlpipe_explained_importance'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe_internal._explained_importance(bytea) IS
+    'The features of a tree model as explain reports them (original columns with preprocessing), with their normalised gain importance.';
+REVOKE ALL ON FUNCTION mlpipe_internal._explained_importance(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._explained_importance(bytea) TO mlpipe_trainer;
+
+-- A tree model's global explanation over a source: each feature's mean
+-- |contribution| (explain's row form, so original columns for a model with
+-- preprocessing) over a deterministic sample of the source's rows (the
+-- `sample` rows with the smallest hash of their text; every row when the
+-- source has fewer), beside its gain importance; largest first. Reads the
+-- source as the caller, like train: no pinned search_path, and everything
+-- it names itself is qualified.
+CREATE FUNCTION mlpipe.explain_global(model_ref text, source text, sample int DEFAULT 10000,
+                                      class text DEFAULT NULL)
+RETURNS TABLE (feature text, mean_abs_contribution float8, gain_importance float8)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF sample IS NULL OR sample OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'sample must be at least 1 row, got %', coalesce(sample::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'sample is how many rows of the source to explain (default 10000).';
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'WITH imp AS (SELECT i.feature, i.gain_importance, i.ord FROM '
+        'mlpipe_internal._explained_importance(mlpipe.artifact($1)) WITH ORDINALITY AS i(feature, gain_importance, ord)), '
+        'smp AS MATERIALIZED (SELECT src.* FROM (%s) AS src '
+        'ORDER BY pg_catalog.hashtext(ROW(src.*)::text), ROW(src.*)::text LIMIT $3), '
+        'c AS (SELECT e.feature, pg_catalog.avg(pg_catalog.abs(e.contribution)) AS mean_abs '
+        'FROM smp, LATERAL mlpipe.explain($1, smp.*, NULL, $2) AS e WHERE e.feature IS NOT NULL GROUP BY e.feature) '
+        'SELECT imp.feature, coalesce(c.mean_abs, 0::float8), imp.gain_importance '
+        'FROM imp LEFT JOIN c ON c.feature OPERATOR(pg_catalog.=) imp.feature ORDER BY 2 DESC, imp.ord',
+        mlpipe_internal._source_sql(source)) USING model_ref, class, sample;
+END $$;
+COMMENT ON FUNCTION mlpipe.explain_global(text, text, int, text) IS
+    'A tree model''s global explanation over a source: each feature''s mean |TreeSHAP contribution| over a deterministic sample of rows, beside its gain importance.';
+REVOKE ALL ON FUNCTION mlpipe.explain_global(text, text, int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain_global(text, text, int, text) TO mlpipe_trainer;
 
 -- == issue 12: functions whose body calls mlpipe_internal, in their 0.4.0 form (generated by move_internal.py; do not edit) ==
 -- Their 0.3.0 bodies named the internal functions in schema mlpipe; these are the sql/src definitions.

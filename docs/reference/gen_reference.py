@@ -313,14 +313,18 @@ PAGES = {
                    "see": "../registry.md"},
     "import": {"area": "Training", "summary":
                "Registers an XGBoost 1.x JSON model (`Booster.save_model('m.json')`: binary:logistic, multi:softprob, "
-               "multi:softmax, reg:squarederror) as a new gbt version, through the same registry path as `train` "
-               "(lineage says imported, from what); gated and promoted like any other version.",
-               "args": "- `model`: the model name.\n- `doc`: the XGBoost JSON document.\n- `features`: column names for "
-                       "XGBoost's feature indices (default: the document's feature_names).\n- `classes`: class labels "
-                       "(default 0..n-1).\n- `gate`: as in `train`.\n- `origin`: free text kept as the version's source.",
+               "multi:softmax, reg:squarederror) as a new gbt version, or the `mlpipe.export` output of a tree model "
+               "(decision_tree, random_forest, gbt) as a version of its algorithm that predicts identically, through "
+               "the same registry path as `train` (lineage says imported, from what); gated and promoted like any "
+               "other version.",
+               "args": "- `model`: the model name.\n- `doc`: the XGBoost JSON document or mlpipe export.\n- `features`: "
+                       "column names for the document's features, in its order (default: the document's names).\n- "
+                       "`classes`: class labels (default: the export's, or 0..n-1 for XGBoost).\n- `gate`: as in "
+                       "`train`.\n- `origin`: free text kept as the version's source.",
                "returns": "int: the new version.",
-               "errors": "22023 unsupported format, objective, booster or categorical splits; 22P02 a malformed document "
-                         "(the message names the JSON path); 42501 not trainer.",
+               "errors": "22023 unsupported format, objective, booster or categorical splits; 0A000 the export of a "
+                         "k-means model or of a model with preprocessing; 22P02 a malformed document (the message "
+                         "names the JSON path); 42501 not trainer.",
                "example": "SELECT mlpipe.import('bank_xgb', pg_read_file('/tmp/m.json')::jsonb, origin => 'm.json');",
                "see": "../explain.md"},
     "explain": {"area": "Scoring", "summary":
@@ -333,7 +337,8 @@ PAGES = {
                         "to explain (default: the predicted class; binary models: the second class).",
                 "returns": "setof (feature text, value float8, contribution float8).",
                 "errors": "42704 unknown model; 22023 a version without stored covers (trained before 0.4.0: retrain) "
-                          "or an unknown class; 0A000 a model with params.preprocess; 22000 wrong feature count.",
+                          "or an unknown class; 0A000 the float8[] form on a model with preprocessing (pass the row: "
+                          "it reports one contribution per original column); 22000 wrong feature count.",
                 "example": "SELECT e.* FROM bank b, LATERAL mlpipe.explain('bank', b, top_k => 3) e LIMIT 6;",
                 "see": "../explain.md"},
     "explain_values": {"area": "Scoring", "summary":
@@ -343,6 +348,18 @@ PAGES = {
                        "returns": "float8[] of outputs x (features + 1).",
                        "errors": "as `explain`.",
                        "example": "SELECT mlpipe.explain_values('bank', ARRAY[1, 2, 3]::float8[]);",
+                       "see": "../explain.md"},
+    "explain_global": {"area": "Scoring", "summary":
+                       "A tree model's global explanation over a source: each feature's mean |TreeSHAP contribution| "
+                       "(the row form of `explain`, so original columns for a model with preprocessing) over a "
+                       "deterministic sample of the source's rows, beside its normalised gain importance; largest "
+                       "first. Reads the source as the caller.",
+                       "args": "- `model_ref`.\n- `source`: table, view or query.\n- `sample`: rows to explain "
+                               "(default 10000; the rows with the smallest hash of their text, every row when fewer).\n"
+                               "- `class`: as in `explain`.",
+                       "returns": "setof (feature text, mean_abs_contribution float8, gain_importance float8).",
+                       "errors": "as `explain`; 22023 sample < 1; 42809 a k-means model; 42501 not trainer.",
+                       "example": "SELECT * FROM mlpipe.explain_global('bank', 'bank', sample => 2000);",
                        "see": "../explain.md"},
     "promote": {"area": "Registry", "summary":
                 "Points an alias at a version (recorded in the append-only `mlpipe.alias_events`), optionally "

@@ -483,7 +483,9 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     fit     mlpipe.fit_result;
     res     mlpipe.train_result;
-    label   text := coalesce(origin, 'imported XGBoost JSON');
+    -- mlpipe.export output (a tree model) has "algorithm" and no "learner".
+    own     boolean := pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner';
+    label   text := coalesce(origin, CASE WHEN own THEN 'imported mlpipe export' ELSE 'imported XGBoost JSON' END);
 BEGIN
     IF model IS NULL OR model = '' OR pg_catalog.strpos(model, '@') > 0
        OR pg_catalog.length(model) > 200 OR model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
@@ -493,21 +495,18 @@ BEGIN
     IF doc IS NULL THEN
         RAISE EXCEPTION 'doc must not be NULL' USING ERRCODE = '22004';
     END IF;
-    IF pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner' THEN
-        RAISE EXCEPTION 'doc looks like mlpipe.export output, which mlpipe.import does not read'
-            USING ERRCODE = '22023',
-                  HINT = 'mlpipe.import reads XGBoost JSON (Booster.save_model("m.json")); to copy an mlpipe model, use its artifact (mlpipe.artifact).';
-    END IF;
     fit := mlpipe_internal._import_fit(doc, features, classes);
     -- Lineage: imported, from what (fit.info is not part of the fit token but its row counts).
     fit.info := fit.info OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('imported',
         (fit.info->'imported') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('origin', label));
-    res := mlpipe_internal._register(model, 'gbt', label, NULL,
-        pg_catalog.jsonb_build_object('imported', 'xgboost_json'), gate, started, fit);
+    -- The algorithm the fit token was issued for: the export's, or gbt for XGBoost.
+    res := mlpipe_internal._register(model, CASE WHEN own THEN fit.info->'imported'->>'algorithm' ELSE 'gbt' END,
+        label, NULL, pg_catalog.jsonb_build_object('imported', CASE WHEN own THEN 'mlpipe_export' ELSE 'xgboost_json' END),
+        gate, started, fit);
     RETURN res.version;
 END $$;
 COMMENT ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) IS
-    'Registers an XGBoost JSON model (binary:logistic, multi:softprob/softmax, reg:squarederror) as a new gbt version of a model; returns the version.';
+    'Registers an XGBoost JSON model (binary:logistic, multi:softprob/softmax, reg:squarederror), or the mlpipe.export output of a tree model, as a new version of a model; returns the version.';
 REVOKE ALL ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) TO mlpipe_trainer;
 

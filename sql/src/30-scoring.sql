@@ -1309,7 +1309,7 @@ RETURNS TABLE (feature text, value float8, contribution float8)
 AS 'MODULE_PATHNAME', 'mlpipe_explain_row'
 LANGUAGE C STABLE PARALLEL SAFE ROWS 20;
 COMMENT ON FUNCTION mlpipe.explain(text, record, int, text) IS
-    'Why a model scored a row (columns matched by name): one row per feature with its contribution, then the expected value (feature NULL).';
+    'Why a model scored a row (columns matched by name): one row per feature (per original column for a model with preprocessing) with its contribution, then the expected value (feature NULL).';
 REVOKE ALL ON FUNCTION mlpipe.explain(text, record, int, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.explain(text, record, int, text) TO mlpipe_scorer;
 
@@ -1352,3 +1352,49 @@ COMMENT ON FUNCTION mlpipe_internal._group_model(text, text[]) IS
     'The model, version and artifact that rows of one group of a grouped model score with (none: NULL scores).';
 REVOKE ALL ON FUNCTION mlpipe_internal._group_model(text, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._group_model(text, text[]) TO mlpipe_reader;
+
+-- The features as explain's row form reports them (the original columns of
+-- a model with preprocessing) with their normalised gain importance.
+CREATE FUNCTION mlpipe_internal._explained_importance(model bytea)
+RETURNS TABLE (feature text, gain_importance float8)
+AS 'MODULE_PATHNAME', 'mlpipe_explained_importance'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe_internal._explained_importance(bytea) IS
+    'The features of a tree model as explain reports them (original columns with preprocessing), with their normalised gain importance.';
+REVOKE ALL ON FUNCTION mlpipe_internal._explained_importance(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._explained_importance(bytea) TO mlpipe_trainer;
+
+-- A tree model's global explanation over a source: each feature's mean
+-- |contribution| (explain's row form, so original columns for a model with
+-- preprocessing) over a deterministic sample of the source's rows (the
+-- `sample` rows with the smallest hash of their text; every row when the
+-- source has fewer), beside its gain importance; largest first. Reads the
+-- source as the caller, like train: no pinned search_path, and everything
+-- it names itself is qualified.
+CREATE FUNCTION mlpipe.explain_global(model_ref text, source text, sample int DEFAULT 10000,
+                                      class text DEFAULT NULL)
+RETURNS TABLE (feature text, mean_abs_contribution float8, gain_importance float8)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF sample IS NULL OR sample OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'sample must be at least 1 row, got %', coalesce(sample::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'sample is how many rows of the source to explain (default 10000).';
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'WITH imp AS (SELECT i.feature, i.gain_importance, i.ord FROM '
+        'mlpipe_internal._explained_importance(mlpipe.artifact($1)) WITH ORDINALITY AS i(feature, gain_importance, ord)), '
+        'smp AS MATERIALIZED (SELECT src.* FROM (%s) AS src '
+        'ORDER BY pg_catalog.hashtext(ROW(src.*)::text), ROW(src.*)::text LIMIT $3), '
+        'c AS (SELECT e.feature, pg_catalog.avg(pg_catalog.abs(e.contribution)) AS mean_abs '
+        'FROM smp, LATERAL mlpipe.explain($1, smp.*, NULL, $2) AS e WHERE e.feature IS NOT NULL GROUP BY e.feature) '
+        'SELECT imp.feature, coalesce(c.mean_abs, 0::float8), imp.gain_importance '
+        'FROM imp LEFT JOIN c ON c.feature OPERATOR(pg_catalog.=) imp.feature ORDER BY 2 DESC, imp.ord',
+        mlpipe_internal._source_sql(source)) USING model_ref, class, sample;
+END $$;
+COMMENT ON FUNCTION mlpipe.explain_global(text, text, int, text) IS
+    'A tree model''s global explanation over a source: each feature''s mean |TreeSHAP contribution| over a deterministic sample of rows, beside its gain importance.';
+REVOKE ALL ON FUNCTION mlpipe.explain_global(text, text, int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain_global(text, text, int, text) TO mlpipe_trainer;

@@ -21,6 +21,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TREE_CODEC_VERSION 2
@@ -396,15 +397,26 @@ jputs(MlBuf *b, const char *s)
 	ml_buf_put_bytes(b, s, strlen(s));
 }
 
+/* A number in the fewest digits (15 to 17) that read back as exactly v; null if not finite. */
 static void
 jnum(MlBuf *b, double v)
 {
 	char		tmp[40];
+	int			digits;
 
-	if (isfinite(v))
+	if (!isfinite(v))
+	{
+		jputs(b, "null");
+		return;
+	}
+	for (digits = 15; digits < 17; digits++)
+	{
+		snprintf(tmp, sizeof(tmp), "%.*g", digits, v);
+		if (strtod(tmp, NULL) == v)
+			break;
+	}
+	if (digits == 17)
 		snprintf(tmp, sizeof(tmp), "%.17g", v);
-	else
-		snprintf(tmp, sizeof(tmp), "null");
 	jputs(b, tmp);
 }
 
@@ -527,6 +539,11 @@ trees_export_json(MlBuf *b, const TreeModel *m, const char *const *feature_names
 
 			jputs(b, k > s ? ",{\"id\":" : "{\"id\":");
 			jint(b, k - s);
+			if (m->cover != NULL)
+			{
+				jputs(b, ",\"cover\":");
+				jnum(b, m->cover[k]);
+			}
 			if (nd->feature & TREE_NODE_LEAF)
 			{
 				jputs(b, ",\"leaf\":");

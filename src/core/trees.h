@@ -305,8 +305,24 @@ MlKind		trees_kind(const TreeModel *m);
  * Appends a readable JSON document (NUL-terminated; b->len includes the
  * NUL) describing the model: params, importances and every tree as a flat
  * node list {"id","feature","threshold","missing","left","right"} or
- * {"id","leaf"}. feature_names (n_features) may be NULL.
+ * {"id","leaf"}, each with "cover" when the model has node covers. Numbers
+ * have the fewest digits that read back exactly, so trees_import_json reads
+ * the same model back. feature_names (n_features) may be NULL.
  */
 void		trees_export_json(MlBuf *b, const TreeModel *m, const char *const *feature_names);
+
+/*
+ * Reads a document written by trees_export_json back into *out (env
+ * allocations): the same model, so the same predictions, and the same
+ * explanations when the document has node covers. Node features given by
+ * name are looked up in feature_names (n_names of them, which must be the
+ * model's n_features; NULL for numbered features). ML_ERR_PARAM for an algorithm that is not a tree
+ * model; ML_ERR_DATA, naming the JSON path, for anything malformed or that
+ * the artifact codec would refuse.
+ */
+struct cJSON;
+MlStatus	trees_import_json(const MlEnv *env, const struct cJSON *doc,
+							  const char *const *feature_names, uint32_t n_names, TreeModel *out,
+							  MlError *err);
 
 #endif

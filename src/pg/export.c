@@ -1,14 +1,18 @@
 /*
  * export.c: what an artifact holds, read from its bytes: mlpipe.export
- * (the artifact rendered as readable JSON), feature importance,
- * whether the model stores preprocessing, and which inputs it cannot take
- * NULL in.
+ * (the artifact rendered as readable JSON), feature importance (per model
+ * feature, and per explained column for explain_global), whether the model
+ * stores preprocessing, and which inputs it cannot take NULL in.
  */
 #include "mlpipe.h"
 
 #include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+
+#include "explain.h"
 
 #include <math.h>
 
@@ -16,6 +20,7 @@ PG_FUNCTION_INFO_V1(mlpipe_export_bytea);
 PG_FUNCTION_INFO_V1(mlpipe_importance_bytea);
 PG_FUNCTION_INFO_V1(mlpipe_has_preprocessing);
 PG_FUNCTION_INFO_V1(mlpipe_null_intolerant_inputs);
+PG_FUNCTION_INFO_V1(mlpipe_explained_importance);
 
 /* A JSON array of n numbers. */
 static cJSON *
@@ -83,26 +88,35 @@ mlpipe_export_bytea(PG_FUNCTION_ARGS)
 	cJSON_AddItemToObject(doc, "features", string_array(m.meta.feature_names, m.meta.n_features));
 	if (m.meta.n_classes)
 		cJSON_AddItemToObject(doc, "classes", string_array(m.meta.class_labels, m.meta.n_classes));
+	if (m.prep.n_in > 0)
+		cJSON_AddItemToObject(doc, "preprocess", prep_export(&m.prep));
+	if (m.dec.present)
+		cJSON_AddItemToObject(doc, "decision", decision_export(&m.dec));
 	if (m.kind == ML_KIND_KMEANS)
 		export_kmeans(doc, &m.km);
 	else
 	{
+		/*
+		 * The trees' JSON goes into the document as written: cJSON would
+		 * print its numbers with 15 digits where 17 may be needed, and the
+		 * export must read back (mlpipe.import) as the very same model.
+		 */
 		MlBuf		b;
-		cJSON	   *trees;
+		char	   *head;
+		StringInfoData s;
 
 		ml_buf_init(&b, &pe.env);
 		trees_export_json(&b, &m.tm, (const char *const *) m.meta.feature_names);
 		if (b.failed || b.len == 0)
 			elog(ERROR, "could not render the trees as JSON");
-		trees = cJSON_ParseWithLength((const char *) b.data, b.len - 1);
-		if (trees == NULL)
-			elog(ERROR, "the trees' JSON does not parse");
-		cJSON_AddItemToObject(doc, "model", trees);
+		head = cJSON_PrintUnformatted(doc);
+		if (head == NULL || strlen(head) < 2)
+			elog(ERROR, "could not render JSON");
+		initStringInfo(&s);
+		appendBinaryStringInfo(&s, head, strlen(head) - 1);
+		appendStringInfo(&s, ",\"model\":%s}", (const char *) b.data);
+		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 	}
-	if (m.prep.n_in > 0)
-		cJSON_AddItemToObject(doc, "preprocess", prep_export(&m.prep));
-	if (m.dec.present)
-		cJSON_AddItemToObject(doc, "decision", decision_export(&m.dec));
 	PG_RETURN_DATUM(cjson_to_jsonb(doc));
 }
 
@@ -192,4 +206,57 @@ mlpipe_null_intolerant_inputs(PG_FUNCTION_ARGS)
 	result = construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
 	MemoryContextDelete(cxt);
 	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/*
+ * mlpipe_internal._explained_importance(artifact) -> (feature, gain_importance):
+ * the features as mlpipe.explain's row form reports them (the original
+ * columns of a model with preprocessing, each with the summed importance of
+ * its encoded features), with the normalised gain importance, in training
+ * order. 42809 for k-means.
+ */
+Datum
+mlpipe_explained_importance(PG_FUNCTION_ARGS)
+{
+	bytea	   *blob = PG_GETARG_BYTEA_PP(0);
+	ReturnSetInfo *rsi = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe importance",
+											  ALLOCSET_DEFAULT_SIZES);
+	PgEnv		pe;
+	MlModel		m;
+	MlError		err = {0};
+	ExplainGroups g = {0};
+	double	   *imp;
+	double		total = 0;
+	uint32		j,
+				n;
+
+	InitMaterializedSRF(fcinfo, 0);
+	model_decode(cxt, blob, "importance", &pe, &m);
+	if (m.kind == ML_KIND_KMEANS)
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						errmsg("feature importance is defined for tree models, not k-means")));
+	for (j = 0; j < m.tm.n_features; j++)
+		total += m.tm.importance[j];
+	n = m.tm.n_features;
+	imp = m.tm.importance;
+	if (m.prep.n_in > 0)
+	{
+		if (explain_groups_build(&pe.env, &m.prep, &g, &err) != ML_OK)
+			pg_report_ml_error(&err);
+		n = g.n_groups;
+		imp = palloc(sizeof(double) * Max(n, 1));
+		explain_groups_sum(&g, m.tm.importance, m.tm.n_features, imp);
+	}
+	for (j = 0; j < n; j++)
+	{
+		Datum		v[2];
+		bool		nulls[2] = {false, false};
+
+		v[0] = CStringGetTextDatum(m.prep.n_in > 0 ? g.names[j] : m.meta.feature_names[j]);
+		v[1] = Float8GetDatum(total > 0 ? imp[j] / total : 0.0);
+		tuplestore_putvalues(rsi->setResult, rsi->setDesc, v, nulls);
+	}
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
 }

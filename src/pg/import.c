@@ -1,8 +1,9 @@
 /*
  * import.c: mlpipe_internal._import_fit, the C half of mlpipe.import. It reads an
- * XGBoost JSON model (src/core/xgb_import.c), maps its features to column
- * names, writes an ordinary gbt artifact (with node covers, for explain)
- * and returns a fit_result with a fit token, so that mlpipe_internal._register
+ * XGBoost JSON model (src/core/xgb_import.c) or mlpipe's own export of a
+ * tree model (src/core/tree_json_import.c), maps its features to column
+ * names, writes an ordinary artifact (with node covers, for explain) and
+ * returns a fit_result with a fit token, so that mlpipe_internal._register
  * records it exactly as it records a trained model.
  */
 #include "mlpipe.h"
@@ -48,7 +49,7 @@ names_from_array(ArrayType *a, int n, const char *what)
 	deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &ev, &en, &ne);
 	if (ne != n)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s has %d names, the XGBoost model has %d", what, ne, n)));
+						errmsg("%s has %d names, the imported model has %d", what, ne, n)));
 	out = palloc(sizeof(char *) * n);
 	for (i = 0; i < n; i++)
 	{
@@ -125,20 +126,121 @@ import_classes(XgbImport *imp, ArrayType *given)
 	return labels;
 }
 
+/* What either format gives: the model, its names and its lineage. */
+typedef struct Imported
+{
+	TreeModel  *model;
+	char	  **features;
+	char	  **classes;			/* NULL for regression */
+	const char *algorithm;		/* decision_tree, random_forest or gbt */
+	cJSON	   *from;			/* lineage.imported */
+} Imported;
+
+/* An XGBoost document into *out. */
+static void
+import_xgboost(PgEnv *pe, const cJSON *root, FunctionCallInfo fcinfo, Imported *out)
+{
+	XgbImport  *imp = palloc0(sizeof(XgbImport));
+	MlError		err = {0};
+
+	if (xgb_import_cjson(&pe->env, root, imp, &err) != ML_OK)
+		report_import_error(&err);
+	out->model = &imp->model;
+	out->features = import_features(imp, PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
+	out->classes = import_classes(imp, PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+	out->algorithm = "gbt";
+	out->from = cJSON_CreateObject();
+	cJSON_AddStringToObject(out->from, "format", "xgboost_json");
+	cJSON_AddStringToObject(out->from, "xgboost_version",
+							psprintf("%d.%d.%d", imp->version[0], imp->version[1], imp->version[2]));
+	cJSON_AddStringToObject(out->from, "objective", imp->objective);
+	cJSON_AddBoolToObject(out->from, "feature_names_from_document", PG_ARGISNULL(1));
+}
+
+/* n strings of the export's member `name`, or 22P02. */
+static char **
+export_names(const cJSON *root, const char *name, uint32 n)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, name),
+			   *it;
+	char	  **out = palloc(sizeof(char *) * Max(n, 1));
+	uint32		i = 0;
+
+	if (!cJSON_IsArray(a) || (uint32) cJSON_GetArraySize(a) != n)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						errmsg("mlpipe export: \"%s\" must be an array of %u names", name, n)));
+	cJSON_ArrayForEach(it, a)
+	{
+		if (!cJSON_IsString(it) || it->valuestring[0] == '\0')
+			ereport(ERROR, (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+							errmsg("mlpipe export: %s[%u] must be a non-empty string", name, i)));
+		out[i++] = pstrdup(it->valuestring);
+	}
+	return out;
+}
+
+/*
+ * An mlpipe.export document of a tree model into *out: the same trees
+ * (so the same predictions), the document's feature and class names
+ * unless features / classes rename them.
+ */
+static void
+import_mlpipe_export(PgEnv *pe, const cJSON *root, FunctionCallInfo fcinfo, Imported *out)
+{
+	const cJSON *algo = cJSON_GetObjectItemCaseSensitive(root, "algorithm");
+	TreeModel  *tm = palloc0(sizeof(TreeModel));
+	MlError		err = {0};
+	char	  **names;
+	uint32		d,
+				k;
+
+	if (cJSON_IsString(algo) && strcmp(algo->valuestring, "kmeans") == 0)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("mlpipe.import reads the export of tree models, not of k-means"),
+						errhint("Copy a k-means model with its artifact (mlpipe.artifact).")));
+	if (cJSON_GetObjectItemCaseSensitive(root, "preprocess") != NULL)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("mlpipe.import does not read the export of a model with preprocessing"),
+						errhint("Copy it with its artifact (mlpipe.artifact), which keeps the preprocessing.")));
+	{
+		const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+		const cJSON *feats = cJSON_GetObjectItemCaseSensitive(root, "features");
+
+		d = cJSON_IsArray(feats) ? (uint32) cJSON_GetArraySize(feats) : 0;
+		names = export_names(root, "features", d);
+		if (trees_import_json(&pe->env, model, (const char *const *) names, d, tm, &err) != ML_OK)
+			report_import_error(&err);
+	}
+	if (tm->n_features != d)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						errmsg("mlpipe export: \"features\" has %u names, the model has %u features",
+							   d, tm->n_features)));
+	k = tm->task == ML_TASK_CLASSIFY ? tm->n_classes : 0;
+	out->model = tm;
+	out->features = PG_ARGISNULL(1) ? names : names_from_array(PG_GETARG_ARRAYTYPE_P(1), (int) d, "features");
+	if (k == 0 && !PG_ARGISNULL(2))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("classes given for a regression model")));
+	out->classes = k == 0 ? NULL : PG_ARGISNULL(2) ? export_names(root, "classes", k)
+		: names_from_array(PG_GETARG_ARRAYTYPE_P(2), (int) k, "classes");
+	out->algorithm = ml_kind_name(trees_kind(tm));
+	out->from = cJSON_CreateObject();
+	cJSON_AddStringToObject(out->from, "format", "mlpipe_export");
+	cJSON_AddStringToObject(out->from, "algorithm", out->algorithm);
+	cJSON_AddBoolToObject(out->from, "feature_names_from_document", PG_ARGISNULL(1));
+}
+
 /* mlpipe_internal._import_fit(doc jsonb, features text[], classes text[]) -> fit_result. */
 Datum
 mlpipe_import_fit(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *doc;
-	char	   *text;
+	cJSON	   *root;
 	PgEnv		pe;
 	MemoryContext mcxt;
-	XgbImport	imp;
+	Imported	imp = {0};
 	MlError		err = {0};
 	MlMeta		meta;
 	MlBuf		buf;
-	char	  **features;
-	char	  **classes;
 	bytea	   *artifact;
 	cJSON	   *metrics,
 			   *info;
@@ -151,23 +253,25 @@ mlpipe_import_fit(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("doc must not be NULL")));
-	doc = PG_GETARG_JSONB_P(0);
-	text = JsonbToCString(NULL, &doc->root, VARSIZE(doc));
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe import", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, "import", false);
-	if (xgb_import_json(&pe.env, text, strlen(text), &imp, &err) != ML_OK)
-		report_import_error(&err);
-	features = import_features(&imp, PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
-	classes = import_classes(&imp, PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
-	classify = imp.model.task == ML_TASK_CLASSIFY;
+	root = jsonb_to_cjson(PG_GETARG_JSONB_P(0));
+	/* mlpipe.export output has "algorithm" and no "learner" (XGBoost's). */
+	if (cJSON_IsObject(root) && cJSON_GetObjectItemCaseSensitive(root, "learner") == NULL &&
+		cJSON_GetObjectItemCaseSensitive(root, "algorithm") != NULL)
+		import_mlpipe_export(&pe, root, fcinfo, &imp);
+	else
+		import_xgboost(&pe, root, fcinfo, &imp);
+	cJSON_Delete(root);
+	classify = imp.model->task == ML_TASK_CLASSIFY;
 
 	memset(&meta, 0, sizeof(meta));
-	meta.task = imp.model.task;
-	meta.n_features = imp.model.n_features;
-	meta.feature_names = features;
-	meta.n_classes = classify ? imp.model.n_classes : 0;
-	meta.class_labels = classes;
-	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, &imp.model, NULL, NULL, &err), &err);
+	meta.task = imp.model->task;
+	meta.n_features = imp.model->n_features;
+	meta.feature_names = imp.features;
+	meta.n_classes = classify ? imp.model->n_classes : 0;
+	meta.class_labels = imp.classes;
+	ML_CHECK_STATUS(ml_model_write_trees(&buf, &pe.env, &meta, imp.model, NULL, NULL, &err), &err);
 	artifact = palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(artifact, VARHDRSZ + buf.len);
 	memcpy(VARDATA(artifact), buf.data, buf.len);
@@ -178,36 +282,27 @@ mlpipe_import_fit(PG_FUNCTION_ARGS)
 	 */
 	metrics = cJSON_CreateObject();
 	cJSON_AddNullToObject(metrics, classify ? "accuracy" : "rmse");
-	params_json_number(metrics, "trees", imp.model.n_trees);
+	params_json_number(metrics, "trees", imp.model->n_trees);
 	info = cJSON_CreateObject();
 	params_json_number(info, "training_rows", 0);
-	{
-		cJSON	   *from = cJSON_AddObjectToObject(info, "imported");
-
-		cJSON_AddStringToObject(from, "format", "xgboost_json");
-		cJSON_AddStringToObject(from, "xgboost_version",
-								psprintf("%d.%d.%d", imp.version[0], imp.version[1], imp.version[2]));
-		cJSON_AddStringToObject(from, "objective", imp.objective);
-		cJSON_AddBoolToObject(from, "feature_names_from_document", PG_ARGISNULL(1));
-	}
+	cJSON_AddItemToObject(info, "imported", imp.from);
 
 	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "mlpipe_internal._import_fit must return a composite type");
 	td = BlessTupleDesc(td);
 	values[0] = PointerGetDatum(artifact);
 	values[1] = CStringGetTextDatum(classify ? "classification" : "regression");
-	values[2] = names_array(features, (int) imp.model.n_features);
-	values[3] = classify ? names_array(classes, (int) imp.model.n_classes) : (Datum) 0;
+	values[2] = names_array(imp.features, (int) imp.model->n_features);
+	values[3] = classify ? names_array(imp.classes, (int) imp.model->n_classes) : (Datum) 0;
 	nulls[3] = !classify;
 	values[4] = cjson_to_jsonb(metrics);
 	values[5] = cjson_to_jsonb(info);
 	tup = heap_form_tuple(td, values, nulls);
 	cJSON_Delete(metrics);
 	cJSON_Delete(info);
-	xgb_import_free(&pe.env, &imp);
-	MemoryContextDelete(mcxt);
 	result = HeapTupleGetDatum(tup);
-	/* Registered as a gbt version, through the same token as a trained one. */
-	fit_token_issue(DatumGetHeapTupleHeader(result), "gbt");
+	/* Registered under its algorithm, through the same token as a trained one. */
+	fit_token_issue(DatumGetHeapTupleHeader(result), imp.algorithm);
+	MemoryContextDelete(mcxt);
 	PG_RETURN_DATUM(result);
 }

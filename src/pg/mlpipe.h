@@ -97,6 +97,7 @@ const char *params_choice(cJSON *root, const char *key, const char *dflt,
 						  const char *const *allowed);
 uint64		params_seed(cJSON *root);
 Datum		cjson_to_jsonb(cJSON *node);
+cJSON	   *jsonb_to_cjson(Jsonb *jb);
 void		params_json_number(cJSON *obj, const char *key, double v);
 cJSON	   *params_exclude(cJSON *root);
 

@@ -6,6 +6,7 @@
 #include "mlpipe.h"
 
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/fmgrprotos.h"
 #include "utils/varlena.h"
 
@@ -239,4 +240,99 @@ cjson_to_jsonb(cJSON *node)
 	if (s == NULL)
 		elog(ERROR, "could not render JSON");
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+}
+
+/* A scalar jsonb value as a cJSON node; numbers through float8, which is exact. */
+static cJSON *
+jsonb_scalar_to_cjson(const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return cJSON_CreateNull();
+		case jbvString:
+			return cJSON_CreateString(pnstrdup(v->val.string.val, v->val.string.len));
+		case jbvNumeric:
+			return cJSON_CreateNumber(DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+																		 NumericGetDatum(v->val.numeric))));
+		case jbvBool:
+			return cJSON_CreateBool(v->val.boolean);
+		default:
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
+	}
+	return NULL;
+}
+
+/* Adds node to the innermost open container of stack (under key in an object), or makes it *root. */
+static void
+jsonb_attach(List *stack, const char *key, cJSON *node, cJSON **root)
+{
+	cJSON	   *parent;
+
+	if (node == NULL)
+		elog(ERROR, "out of memory converting jsonb");
+	if (stack == NIL)
+	{
+		*root = node;
+		return;
+	}
+	parent = (cJSON *) linitial(stack);
+	if (cJSON_IsArray(parent))
+		cJSON_AddItemToArray(parent, node);
+	else
+		cJSON_AddItemToObject(parent, key, node);
+}
+
+/*
+ * A jsonb document as a cJSON tree, walked rather than printed and parsed:
+ * jsonb prints a number like 1e308 as all its 309 digits, and cJSON reads
+ * at most 63 characters of a number, so the text round trip would lose it.
+ */
+cJSON *
+jsonb_to_cjson(Jsonb *jb)
+{
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	List	   *stack = NIL;
+	cJSON	   *root = NULL,
+			   *node;
+	char	   *key = NULL;
+	bool		raw_scalar = false;
+
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		switch (tok)
+		{
+			case WJB_BEGIN_ARRAY:
+			case WJB_BEGIN_OBJECT:
+				node = tok == WJB_BEGIN_ARRAY ? cJSON_CreateArray() : cJSON_CreateObject();
+				if (tok == WJB_BEGIN_ARRAY && stack == NIL && v.val.array.rawScalar)
+					raw_scalar = true;
+				jsonb_attach(stack, key, node, &root);
+				stack = lcons(node, stack);
+				break;
+			case WJB_END_ARRAY:
+			case WJB_END_OBJECT:
+				stack = list_delete_first(stack);
+				break;
+			case WJB_KEY:
+				key = pnstrdup(v.val.string.val, v.val.string.len);
+				break;
+			case WJB_VALUE:
+			case WJB_ELEM:
+				jsonb_attach(stack, key, jsonb_scalar_to_cjson(&v), &root);
+				break;
+			default:
+				break;
+		}
+	}
+	/* A scalar document is a one-element "raw scalar" array in jsonb. */
+	if (raw_scalar && root != NULL)
+	{
+		node = cJSON_DetachItemFromArray(root, 0);
+		cJSON_Delete(root);
+		root = node;
+	}
+	return root;
 }

@@ -52,7 +52,7 @@ SELECT mlpipe.import('bad', '{"a": 1}');
 SELECT mlpipe.import('bad', jsonb_set(d, '{learner,objective,name}', '"rank:pairwise"')) FROM doc;
 SELECT mlpipe.import('bad', jsonb_set(d, '{learner,gradient_booster,model,trees,1,split_indices,0}', '7')) FROM doc;
 SELECT mlpipe.import('bad', d, features => ARRAY['x']) FROM doc;
-SELECT mlpipe.import('bad', mlpipe.export(mlpipe.artifact('tiny')));
+SELECT mlpipe.import('bad', mlpipe.export(mlpipe.artifact('shape_km')));
 SELECT mlpipe.import('bad@1', d) FROM doc;
 
 DROP SCHEMA t_explain CASCADE;

@@ -25,7 +25,7 @@ WITH source_readers(proname) AS (VALUES
     ('drift'), ('_drift_figures'), ('_feature_array_expr'), ('predict_table'), ('evaluate'),
     ('_eval_from'), ('_eval_metrics'), ('cross_validate'), ('_cross_validate'), ('search'), ('_search'),
     ('create_pipeline'), ('_pipeline_ident'), ('_pipeline_from'), ('_pipeline_features'),
-    ('_pipeline_step'), ('run_pipeline'), ('_citus_target'), ('_train_groups'), ('_failing_key'),
+    ('_pipeline_step'), ('run_pipeline'), ('_citus_target'), ('_train_groups'), ('_failing_key'), ('explain_global'),
     ('tune_threshold'), ('_tune_threshold'))
 SELECT p.oid::regprocedure AS unpinned
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
@@ -41,7 +41,7 @@ WITH source_readers(proname) AS (VALUES
     ('drift'), ('_drift_figures'), ('_feature_array_expr'), ('predict_table'), ('evaluate'),
     ('_eval_from'), ('_eval_metrics'), ('cross_validate'), ('_cross_validate'), ('search'), ('_search'),
     ('create_pipeline'), ('_pipeline_ident'), ('_pipeline_from'), ('_pipeline_features'),
-    ('_pipeline_step'), ('run_pipeline'), ('_citus_target'), ('_train_groups'), ('_failing_key'),
+    ('_pipeline_step'), ('run_pipeline'), ('_citus_target'), ('_train_groups'), ('_failing_key'), ('explain_global'),
     ('tune_threshold'), ('_tune_threshold'))
 SELECT r.proname AS stale_allow_list_entry
   FROM source_readers r

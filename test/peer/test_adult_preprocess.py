@@ -17,7 +17,12 @@ Checks:
   - the row form mlpipe.predict_label('adult', t) reproduces the training
     run's test accuracy exactly, and the float8[] form on the model's
     post-preprocessing features gives the same labels;
-  - export shows the fitted categories of every text column.
+  - export shows the fitted categories of every text column;
+  - mlpipe.explain's row form on every test row reports one contribution
+    per raw column (14), and contributions + expected value = the margin
+    (log-odds of '>50K') within 1e-9, for the native-coded model and for
+    one with one-hot workclass/occupation and target-encoded education;
+    explain_global over the test rows lists the 14 columns.
 Prints PASS/FAIL lines.
 """
 import gzip
@@ -153,6 +158,27 @@ def main():
                        "occupation", "relationship", "race", "sex", "capital_gain", "capital_loss",
                        "hours_per_week", "native_country"],
           "features are the raw columns, one code per text column")
+
+    # explain per raw column: additivity on every test row (issue #14).
+    cur.execute("""SELECT version FROM mlpipe.train('adult_oh', 'gbt', 'adult', 'income',
+                     params => '{"split": "column:is_test", "n_estimators": 40,
+                                 "preprocess": {"workclass": {"encode": "onehot"}, "occupation": {"encode": "onehot"},
+                                                "education": {"encode": "target"}}}')""")
+    for name in ("adult", "adult_oh"):
+        cur.execute("""SELECT count(*), max(abs(s.total - ln(s.p / (1 - s.p)))), min(s.n), max(s.n)
+                         FROM (SELECT sum(e.contribution) AS total, count(*) - 1 AS n,
+                                      (mlpipe.predict_proba(%s, t))[2] AS p
+                                 FROM adult t, mlpipe.explain(%s, t) e WHERE t.is_test GROUP BY t) s""",
+                    (name, name))
+        n, err, lo, hi = cur.fetchone()
+        check(n == len(test) and err <= 1e-9 and lo == hi == 14,
+              "%s: explain per raw column on %d test rows: %d..%d columns, |contributions + expected - margin| max %.3g (limit 1e-9)"
+              % (name, n, lo, hi, err))
+    cur.execute("""SELECT count(*), count(*) FILTER (WHERE mean_abs_contribution > 0)
+                     FROM mlpipe.explain_global('adult_oh', 'SELECT * FROM t_adult_pp.adult WHERE is_test', 20000)""")
+    n, pos = cur.fetchone()
+    check(n == 14 and pos >= 10, "explain_global over the test rows: %d columns, %d with a nonzero mean |contribution|"
+          % (n, pos))
 
     # A category never seen in training goes to the unknown bucket, not an error.
     cur.execute("""SELECT mlpipe.predict_label('adult', t) FROM

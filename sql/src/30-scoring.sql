@@ -982,8 +982,8 @@ BEGIN
         head := pg_catalog.format('SELECT src.%1$I, %4$smlpipe.predict(%2$L, %3$s)%5$s AS prediction', p_key, p_ref, p_xexpr, g, e);
         consts := ', NULL::text AS label, NULL::float8[] AS proba';
     ELSIF p_xexpr OPERATOR(pg_catalog.<>) 'src.*' THEN
-        head := pg_catalog.format('SELECT src.%1$I, %4$smlpipe._score_class(%2$L, %3$s)%5$s AS prediction, '
-                       '%4$smlpipe._score_label(%2$L, %3$s)%5$s AS label, %4$smlpipe._score_proba(%2$L, %3$s)%5$s AS proba',
+        head := pg_catalog.format('SELECT src.%1$I, %4$smlpipe_internal._score_class(%2$L, %3$s)%5$s AS prediction, '
+                       '%4$smlpipe_internal._score_label(%2$L, %3$s)%5$s AS label, %4$smlpipe_internal._score_proba(%2$L, %3$s)%5$s AS proba',
                        p_key, p_ref, p_xexpr, g, e);
     ELSE
         head := pg_catalog.format('SELECT mlpipe_s.%1$I, mlpipe_s.mlpipe_p AS prediction, '

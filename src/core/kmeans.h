@@ -59,6 +59,13 @@ typedef struct KmParams
 								 * that size; KM_SAMPLE_AUTO (-1): the default
 								 * sample by work, m^2 d <= 6.4e9, at most
 								 * 10,000 rows (cluster_metrics.h) */
+	MlTrace    *trace;			/* NULL, or receives the winning run's figures:
+								 * one entry per Lloyd iteration (the inertia
+								 * of its assignment, against the centres it
+								 * started from; cosine: sum of 1 - cos) or
+								 * per mini-batch epoch (the smoothed batch
+								 * inertia per row times n). Env allocations,
+								 * ml_trace_free; emptied on failure */
 } KmParams;
 
 typedef struct KmResult

@@ -143,6 +143,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	MlMeta		meta;
 	MlBuf		buf;
 	MlPrep		prep;
+	MlTrace		trace = {0};
 	const char *init;
 	bool		has_k = cJSON_GetObjectItemCaseSensitive(params, "k") != NULL;
 	int64		t0 = pg_env_now_us();
@@ -236,6 +237,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 						errmsg("params.warm_start model has %d features but the source has %d",
 							   kp.warm_start->d, data.d)));
 
+	kp.trace = &trace;
 	ML_CHECK_STATUS(kmeans_fit(&pe.env, data.X, data.n, data.d, &kp, &model, &res, &err), &err);
 	seconds = (pg_env_now_us() - t0) / 1e6;
 
@@ -278,4 +280,5 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 		cJSON_AddStringToObject(fo->info, "warm_start",
 								cJSON_IsString(ws) ? ws->valuestring : "(artifact)");
 	}
+	params_json_trace(fo->info, &trace);
 }

@@ -71,6 +71,7 @@ const char *params_choice(cJSON *root, const char *key, const char *dflt,
 uint64		params_seed(cJSON *root);
 Datum		cjson_to_jsonb(cJSON *node);
 void		params_json_number(cJSON *obj, const char *key, double v);
+void		params_json_trace(cJSON *obj, const MlTrace *t);
 cJSON	   *params_exclude(cJSON *root);
 
 /*

@@ -735,6 +735,85 @@ test_memory_estimate(void)
 	free(X);
 }
 
+/*
+ * The per-iteration trace: one entry per Lloyd iteration, non-increasing,
+ * the exact path's figures (from the sums, no pass) equal to the double-sum
+ * path's (a pass) to rounding, and bounded below by the final inertia; the
+ * same bits for 1 and 3 threads; offset data (far from the origin) too;
+ * mini-batch: one entry per epoch.
+ */
+static void
+test_trace(void)
+{
+	int64_t		n = 5000,
+				i;
+	double	   *X = blobs(n, 4, 5, 6.0, 21, NULL);
+	MlEnv		env1 = mlt_env(1),
+				env3 = mlt_env(3);
+	KmParams	p = params(5);
+	KmModel		m;
+	KmResult	r,
+				r2;
+	MlTrace		t1 = {0},
+				t2 = {0},
+				t3 = {0};
+	MlError		err = {0};
+	int			it,
+				pass;
+	bool		mono = true,
+				same = true,
+				bits = true;
+
+	for (pass = 0; pass < 2; pass++)
+	{
+		if (pass == 1)			/* the same data 1e6 away from the origin */
+			for (i = 0; i < n * 4; i++)
+				X[i] += 1e6;
+		p.n_init = 3;
+		p.trace = &t1;
+		CHECK(kmeans_fit(&env1, X, n, 4, &p, &m, &r, &err) == ML_OK, "trace fit: %s", err.msg);
+		kmeans_model_free(&env1, &m);
+		p.trace = &t3;
+		CHECK(kmeans_fit(&env3, X, n, 4, &p, &m, &r2, &err) == ML_OK, "trace fit, 3 threads");
+		kmeans_model_free(&env3, &m);
+		p.trace = &t2;
+		CHECK(kmeans_fit_ex(&env1, X, n, 4, &p, KM_FLAG_DOUBLE_SUMS, NULL, &m, &r2, &err) == ML_OK,
+			  "trace fit, double sums");
+		kmeans_model_free(&env1, &m);
+		CHECK(t1.n == r.iterations && t2.n == t1.n && t3.n == t1.n,
+			  "pass %d: one entry per iteration (%d, %d, %d; %d iterations)",
+			  pass, t1.n, t2.n, t3.n, r.iterations);
+		for (it = 0; it < t1.n && it < t2.n && it < t3.n; it++)
+		{
+			mono &= it == 0 || t1.train_loss[it] <= t1.train_loss[it - 1] * (1 + 1e-12);
+			same &= close_to(t1.train_loss[it], t2.train_loss[it], 1e-9);
+			bits &= memcmp(&t1.train_loss[it], &t3.train_loss[it], sizeof(double)) == 0;
+			mono &= isnan(t1.valid_loss[it]) && t1.elapsed_ms[it] >= 0;
+		}
+		CHECK(mono, "pass %d: the inertia does not increase", pass);
+		CHECK(same, "pass %d: exact-sum inertia equals the double-sum pass's", pass);
+		CHECK(bits, "pass %d: the same bits for 1 and 3 threads", pass);
+		CHECK(t1.n > 0 && t1.train_loss[t1.n - 1] >= r.inertia * (1 - 1e-9),
+			  "pass %d: last %.10g >= final inertia %.10g", pass,
+			  t1.n ? t1.train_loss[t1.n - 1] : NAN, r.inertia);
+	}
+	p = params(5);
+	p.minibatch = true;
+	p.batch_size = 500;
+	p.max_iter = 4;
+	p.tol = 0;
+	p.trace = &t1;
+	CHECK(kmeans_fit(&env1, X, n, 4, &p, &m, &r, &err) == ML_OK, "minibatch trace fit");
+	kmeans_model_free(&env1, &m);
+	CHECK(t1.n == r.iterations && close_to(t1.train_loss[t1.n - 1], r.inertia, 0.2),
+		  "minibatch: one entry per epoch (%d, %d epochs), last %.6g near the inertia %.6g",
+		  t1.n, r.iterations, t1.n ? t1.train_loss[t1.n - 1] : NAN, r.inertia);
+	ml_trace_free(&env1, &t1);
+	ml_trace_free(&env1, &t2);
+	ml_trace_free(&env3, &t3);
+	free(X);
+}
+
 int
 main(void)
 {
@@ -749,5 +828,6 @@ main(void)
 	test_param_errors();
 	test_failures();
 	test_memory_estimate();
+	test_trace();
 	return mlt_done();
 }

@@ -2950,3 +2950,68 @@ COMMENT ON FUNCTION mlpipe.training_info(text) IS
     'One row per training iteration of a version (iteration from 0, training loss, validation loss, elapsed ms), like BigQuery''s ML.TRAINING_INFO.';
 REVOKE ALL ON FUNCTION mlpipe.training_info(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.training_info(text) TO mlpipe_reader;
+
+-- Anomaly detection (the functions as in sql/src/30-scoring.sql).
+CREATE FUNCTION mlpipe.anomaly_score(model_ref text, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(text, float8[]) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model_ref text, "row" record) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(text, record) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model bytea, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model bytea, "row" record) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(bytea, record) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(bytea, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model_ref text, features float8[]) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(text, float8[]) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model_ref text, "row" record) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(text, record) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model bytea, features float8[]) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model bytea, "row" record) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, record) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, record) TO mlpipe_scorer;

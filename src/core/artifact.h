@@ -8,7 +8,7 @@
  * The CRC32C covers the first 16 header bytes and the payload (everything
  * but the CRC field itself), so a flipped kind or flags byte is caught too.
  * Sections: META (always first), then MODEL, then optional ones (PREPROCESS,
- * PROFILE) in tag order. An unknown tag is rejected: a newer writer bumps the
+ * PROFILE, ANOMALY) in tag order. An unknown tag is rejected: a newer writer bumps the
  * format version, and readers for every released format stay.
  */
 #ifndef ARTIFACT_H
@@ -19,9 +19,11 @@
 #define ML_ARTIFACT_MAGIC		"MLPX"
 /*
  * Format 1: META, MODEL. Format 2 adds the PREPROCESS section; a model
- * without preprocessing is still written as format 1.
+ * without preprocessing is still written as format 1. Format 3 adds the
+ * ANOMALY section (k-means trained with params.contamination); a model
+ * without one keeps format 1 or 2.
  */
-#define ML_ARTIFACT_FORMAT		2
+#define ML_ARTIFACT_FORMAT		3
 #define ML_ARTIFACT_HEADER_SIZE 20
 #define ML_ARTIFACT_MAX_SIZE	(1024u * 1024u * 1024u - 64)	/* fits a bytea with its header */
 
@@ -40,7 +42,8 @@ typedef enum MlSection
 	ML_SEC_META = 1,
 	ML_SEC_MODEL = 2,
 	ML_SEC_PREPROCESS = 3,
-	ML_SEC_PROFILE = 4
+	ML_SEC_PROFILE = 4,
+	ML_SEC_ANOMALY = 5			/* k-means anomaly threshold (format 3) */
 } MlSection;
 
 typedef enum MlTask

@@ -154,4 +154,31 @@ int			kmeans_predict(const KmModel *m, const double *x, double *scratch);
 void		kmeans_write(MlBuf *b, const KmModel *m);
 bool		kmeans_read(MlReader *r, KmModel *m);
 
+/*
+ * Anomaly detection (kmeans_anomaly.c), BigQuery's ML.DETECT_ANOMALIES for
+ * k-means: score = distance to the nearest centroid / that cluster's scale
+ * (root mean squared distance of its training rows to it), in the space
+ * the clustering ran in; a row is an anomaly when its score is above
+ * threshold, the (1 - contamination) quantile of the training scores
+ * (linear interpolation). contamination is in (0, 0.5].
+ */
+typedef struct KmAnomaly
+{
+	bool		present;		/* false: the model was trained without contamination */
+	double		contamination;
+	double		threshold;
+	double	   *scale;			/* k values >= 0 */
+} KmAnomaly;
+
+MlStatus	kmeans_anomaly_fit(const MlEnv *env, const KmModel *m, const double *X, int64_t n,
+							   double contamination, KmAnomaly *out, MlError *err);
+double		kmeans_anomaly_normalise(const KmAnomaly *a, int cluster, double dist);
+/* A raw row's score; scratch holds d doubles; NaN when the row cannot be placed. */
+double		kmeans_anomaly_score(const KmModel *m, const KmAnomaly *a, const double *x,
+								 double *scratch);
+/* ANOMALY section payload: f64 contamination | f64 threshold | f64 scale[k]. */
+void		kmeans_anomaly_write(MlBuf *b, const KmAnomaly *a, int k);
+bool		kmeans_anomaly_read(MlReader *r, int k, KmAnomaly *a);
+void		kmeans_anomaly_free(const MlEnv *env, KmAnomaly *a);
+
 #endif

@@ -17,11 +17,13 @@
 
 static const char *const kmeans_keys[] = {
 	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
-	"standardize", "on_null", "exclude", "sample_size", "warm_start", "preprocess", NULL
+	"standardize", "on_null", "exclude", "sample_size", "warm_start", "preprocess",
+	"contamination", NULL
 };
 static const char *const minibatch_keys[] = {
 	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
-	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", "preprocess", NULL
+	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", "preprocess",
+	"contamination", NULL
 };
 /* The params keys k-means (or mini-batch k-means) accepts, for pipeline checks. */
 const char *const *
@@ -144,6 +146,8 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	MlBuf		buf;
 	MlPrep		prep;
 	MlTrace		trace = {0};
+	KmAnomaly	anomaly = {0};
+	double		contamination;
 	const char *init;
 	bool		has_k = cJSON_GetObjectItemCaseSensitive(params, "k") != NULL;
 	int64		t0 = pg_env_now_us();
@@ -174,6 +178,12 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	kp.minibatch = minibatch;
 	kp.batch_size = params_int(params, "batch_size", 1024, 1, INT_MAX);
 	kp.sample_size = (int64) params_number(params, "sample_size", KM_SAMPLE_AUTO, 0, 1e12);
+	/* 0: no anomaly threshold (the artifact stays as without the param) */
+	contamination = params_number(params, "contamination", 0, 0, 0.5);
+	if (cJSON_GetObjectItemCaseSensitive(params, "contamination") && !(contamination > 0))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"contamination\" must be in (0, 0.5], not 0"),
+						errhint("It is the fraction of the training rows is_anomaly flags; 0.01 is usual.")));
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);
@@ -239,13 +249,18 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 
 	kp.trace = &trace;
 	ML_CHECK_STATUS(kmeans_fit(&pe.env, data.X, data.n, data.d, &kp, &model, &res, &err), &err);
+	if (contamination > 0)
+	{
+		ML_CHECK_STATUS(kmeans_anomaly_fit(&pe.env, &model, data.X, data.n, contamination,
+										   &anomaly, &err), &err);
+	}
 	seconds = (pg_env_now_us() - t0) / 1e6;
 
 	memset(&meta, 0, sizeof(meta));
 	meta.task = ML_TASK_CLUSTER;
 	meta.n_features = data.d;
 	meta.feature_names = data.feature_names;
-	ML_CHECK_STATUS(ml_model_write_kmeans(&buf, &pe.env, &meta, &model, &prep, &err), &err);
+	ML_CHECK_STATUS(ml_model_write_kmeans(&buf, &pe.env, &meta, &model, &prep, &anomaly, &err), &err);
 
 	fo->artifact = palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(fo->artifact, VARHDRSZ + buf.len);
@@ -279,6 +294,11 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 
 		cJSON_AddStringToObject(fo->info, "warm_start",
 								cJSON_IsString(ws) ? ws->valuestring : "(artifact)");
+	}
+	if (anomaly.present)
+	{
+		params_json_number(fo->info, "contamination", anomaly.contamination);
+		params_json_number(fo->info, "anomaly_threshold", anomaly.threshold);
 	}
 	params_json_trace(fo->info, &trace);
 }

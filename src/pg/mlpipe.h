@@ -238,6 +238,7 @@ typedef struct PredictSite
 PredictSite *predict_site_ref(FunctionCallInfo fcinfo, text *ref);
 PredictSite *predict_site_blob(FunctionCallInfo fcinfo, bytea *blob);
 void		predict_require_classifier(const MlModel *m, const char *fn);
+const double *predict_array_features(const MlModel *m, ArrayType *a);
 const double *predict_row_features(PredictSite *site, FunctionCallInfo fcinfo,
 								   struct HeapTupleHeaderData *th);
 

@@ -102,7 +102,7 @@ seed_kmeans(const char *dir, const char *name, int k, int d, KmDistance dist,
 		m.mean = mean;
 		m.scale = scale;
 	}
-	if (ml_model_write_kmeans(&b, &env, &meta, &m, NULL, &err) != ML_OK)
+	if (ml_model_write_kmeans(&b, &env, &meta, &m, NULL, NULL, &err) != ML_OK)
 		die(name, &err);
 	if (ml_model_read(&env, b.data, b.len, &back, &err) != ML_OK)
 		die(name, &err);		/* a seed the reader rejects is no seed */
@@ -253,7 +253,7 @@ seed_prep(const char *dir, const char *name, int target_encoding)
 	m.distance = KM_DIST_L2;
 	m.centroids = centroids;
 	m.counts = counts;
-	if (ml_model_write_kmeans(&b, &env, &meta, &m, &prep, &err) != ML_OK)
+	if (ml_model_write_kmeans(&b, &env, &meta, &m, &prep, NULL, &err) != ML_OK)
 		die(name, &err);
 	if (ml_model_read(&env, b.data, b.len, &back, &err) != ML_OK)
 		die(name, &err);

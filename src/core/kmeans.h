@@ -124,6 +124,31 @@ MlStatus	kmeans_fit_ex(const MlEnv *env, const double *X, int64_t n, int d,
 /* labels, when not NULL, receives the final cluster of each of the n rows. */
 
 /*
+ * Choosing k (kmeans_select.c): fits p once per candidate k (ks: 2 to
+ * KM_MAX_CANDIDATES ascending values, at least 3 for the elbow) on the same
+ * rows and keeps the model the criterion prefers: the largest silhouette,
+ * the smallest Davies-Bouldin index (candidates where it is undefined are
+ * passed over), or the elbow of the inertia curve (with k and inertia
+ * scaled to [0, 1], the candidate farthest below the chord from the first
+ * to the last). each receives every candidate's result (m of them), *out
+ * the chosen model, *chosen its index; p->trace, when set, the chosen
+ * fit's figures.
+ */
+typedef enum KmCriterion
+{
+	KM_CRIT_SILHOUETTE = 0,
+	KM_CRIT_DAVIES_BOULDIN = 1,
+	KM_CRIT_ELBOW = 2
+} KmCriterion;
+
+#define KM_MAX_CANDIDATES	100
+
+const char *kmeans_criterion_name(KmCriterion c);
+MlStatus	kmeans_fit_select(const MlEnv *env, const double *X, int64_t n, int d,
+							  const KmParams *p, const int *ks, int m, KmCriterion crit,
+							  KmModel *out, KmResult *each, int *chosen, MlError *err);
+
+/*
  * An upper bound on the bytes kmeans_fit allocates through env for these
  * inputs (X itself not counted), for a memory budget check before loading.
  * Roughly 40 bytes per row, plus 8 d per row with standardize or cosine,

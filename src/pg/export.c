@@ -60,6 +60,17 @@ export_kmeans(cJSON *doc, const KmModel *km)
 	}
 }
 
+/* The anomaly threshold of a k-means model trained with contamination. */
+static void
+export_anomaly(cJSON *doc, const KmAnomaly *a, int k)
+{
+	cJSON	   *an = cJSON_AddObjectToObject(doc, "anomaly");
+
+	cJSON_AddNumberToObject(an, "contamination", a->contamination);
+	cJSON_AddNumberToObject(an, "threshold", a->threshold);
+	cJSON_AddItemToObject(an, "scales", number_array(a->scale, k));
+}
+
 /* mlpipe.export(bytea): the artifact as jsonb (algorithm, features, the model). */
 Datum
 mlpipe_export_bytea(PG_FUNCTION_ARGS)
@@ -81,7 +92,11 @@ mlpipe_export_bytea(PG_FUNCTION_ARGS)
 	if (m.meta.n_classes)
 		cJSON_AddItemToObject(doc, "classes", string_array(m.meta.class_labels, m.meta.n_classes));
 	if (m.kind == ML_KIND_KMEANS)
+	{
 		export_kmeans(doc, &m.km);
+		if (m.anomaly.present)
+			export_anomaly(doc, &m.anomaly, m.km.k);
+	}
 	else
 	{
 		MlBuf		b;

@@ -251,7 +251,6 @@ SELECT pg_catalog.pg_extension_config_dump('mlpipe.aliases', '');
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.alias_events', '');
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.runs', '');
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.metrics', '');
-SELECT pg_catalog.pg_extension_config_dump('mlpipe.training_iterations', '');
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.runs_run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.alias_events_event_id_seq', '');
 

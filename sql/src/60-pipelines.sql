@@ -46,6 +46,8 @@ COMMENT ON COLUMN mlpipe.pipeline_versions.created_by IS 'The user who created t
 
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.pipelines', '');
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.pipeline_versions', '');
+-- 0.4.0 (issue 14): after the 0.3.0 tables, in the order the upgrade adds it.
+SELECT pg_catalog.pg_extension_config_dump('mlpipe.training_iterations', '');
 
 -- Pipeline history is append-only, like alias_events.
 CREATE FUNCTION mlpipe._refuse_pipeline_history_change() RETURNS trigger

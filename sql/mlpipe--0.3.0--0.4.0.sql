@@ -3015,3 +3015,9 @@ COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, record) IS
     'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (row form: columns matched by name).';
 REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, record) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, record) TO mlpipe_scorer;
+
+-- The anomaly name forms are rewritten to their artifact forms on Citus, as predict's.
+ALTER FUNCTION mlpipe.anomaly_score(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.anomaly_score(text, record) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.is_anomaly(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.is_anomaly(text, record) SUPPORT mlpipe._predict_support;

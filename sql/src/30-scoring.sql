@@ -263,6 +263,10 @@ ALTER FUNCTION mlpipe.predict_proba(text, record) SUPPORT mlpipe._predict_suppor
 ALTER FUNCTION mlpipe._score_class(text, float8[]) SUPPORT mlpipe._predict_support;
 ALTER FUNCTION mlpipe._score_label(text, float8[]) SUPPORT mlpipe._predict_support;
 ALTER FUNCTION mlpipe._score_proba(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.anomaly_score(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.anomaly_score(text, record) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.is_anomaly(text, float8[]) SUPPORT mlpipe._predict_support;
+ALTER FUNCTION mlpipe.is_anomaly(text, record) SUPPORT mlpipe._predict_support;
 
 -- A plan that embedded an artifact lists model_versions and aliases among
 -- its relations; the registry's statement triggers (mlpipe._registry_changed,

@@ -212,13 +212,27 @@ typedef struct KmXPass
 	int		   *labels;
 } KmXPass;
 
-/* |x - mref|^2 as a 128-bit integer in units of 2^qlsb (truncated). */
+/* |x - mref|^2 as a 128-bit integer in units of 2^qlsb (truncated; below 2^80). */
 static inline km_i128
 km_xnorm(const KmFit *F, const double *x)
 {
-	if (F->qlsb == INT_MAX)
-		return 0;
-	return (km_i128) ldexp(km_dist2(x, F->mref, F->d), -F->qlsb);
+	return (km_i128) (km_dist2(x, F->mref, F->d) * F->qscale);
+}
+
+/*
+ * Moves |x - mref|^2 from cluster old (when >= 0) to a in the task's Q
+ * deltas (tc locates the task). Kept out of line: inlined, it made GCC
+ * stop inlining km_scan into km_xscan (45% more CPU on a 1M x 8 bench).
+ */
+static __attribute__((noinline)) void
+km_xmove_q(KmFit *F, const int64_t *tc, const double *x, int old, int a)
+{
+	km_i128    *tq = F->tQ + (size_t) (tc - F->tcnt);
+	km_i128		q = km_xnorm(F, x);
+
+	tq[a] += q;
+	if (old >= 0)
+		tq[old] -= q;
 }
 
 /* Moves row i from cluster old to a in the task's exact deltas. */
@@ -228,17 +242,14 @@ km_xmove(KmFit *F, km_i128 *ts, int64_t *tc, const double *x, int old, int a)
 	int			d = F->d,
 				j;
 	km_i128    *sa = ts + (size_t) a * d;
-	km_i128    *tq = F->tQ + (size_t) (ts - F->tS) / d;	/* this task's k deltas */
-	km_i128		q = km_xnorm(F, x);
 
+	km_xmove_q(F, tc, x, old, a);
 	tc[a]++;
-	tq[a] += q;
 	if (old >= 0)
 	{
 		km_i128    *so = ts + (size_t) old * d;
 
 		tc[old]--;
-		tq[old] -= q;
 		for (j = 0; j < d; j++)
 		{
 			km_i128		v = km_fix(x[j], F->lsb[j]);
@@ -489,6 +500,7 @@ km_exact_start(KmFit *F, const double *C)
 	}
 	/* INT_MAX: squares overflow, no inertia figures (the fit is unaffected) */
 	F->qlsb = !isfinite(qmax) ? INT_MAX : (qmax > 0.0 ? ilogb(qmax) + 1 : 0) - 80;
+	F->qscale = F->qlsb == INT_MAX ? 0.0 : ldexp(1.0, -F->qlsb);
 }
 
 /* Relocation in exact sums: the row's values leave old and become nw's sum. */

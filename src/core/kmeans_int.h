@@ -320,6 +320,7 @@ typedef struct KmFit
 	double	   *mref;			/* d: reference point of the squared norms,
 								 * on the lsb grid (near the data's mean) */
 	int			qlsb;			/* exponent of the lowest bit of Q */
+	double		qscale;			/* 2^-qlsb (0 when the squares overflow) */
 	km_i128    *Q;				/* k: exact sums of |x - mref|^2, scaled by
 								 * 2^-qlsb (the inertia without a pass) */
 	km_i128    *tQ;				/* nt x k per-task deltas of Q */

@@ -39,11 +39,11 @@ static const char *const criterion_names[] = {"silhouette", "davies_bouldin", "e
 
 /*
  * params.k as candidates: [lo, hi] is every k from lo to hi, a longer
- * array the values listed (ascending). Returns how many (0 when k is a
- * number or absent).
+ * array the values listed (ascending), and params.k_criterion. Returns how
+ * many (0 when k is a number or absent).
  */
 static int
-params_k_candidates(cJSON *params, int **ks_out)
+params_k_candidates(cJSON *params, int **ks_out, KmCriterion *crit)
 {
 	cJSON	   *kj = cJSON_GetObjectItemCaseSensitive(params, "k");
 	cJSON	   *v;
@@ -51,7 +51,14 @@ params_k_candidates(cJSON *params, int **ks_out)
 				i = 0,
 			   *ks;
 	double		vals[KM_MAX_CANDIDATES];
+	const char *cn = params_choice(params, "k_criterion", "silhouette", criterion_names);
 
+	*crit = strcmp(cn, "elbow") == 0 ? KM_CRIT_ELBOW :
+		strcmp(cn, "davies_bouldin") == 0 ? KM_CRIT_DAVIES_BOULDIN : KM_CRIT_SILHOUETTE;
+	if (!cJSON_IsArray(kj) && cJSON_GetObjectItemCaseSensitive(params, "k_criterion"))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"k_criterion\" is only used when \"k\" is a range or a list"),
+						errhint("For example '{\"k\": [2, 12], \"k_criterion\": \"silhouette\"}'.")));
 	if (!cJSON_IsArray(kj))
 		return 0;
 	m = cJSON_GetArraySize(kj);
@@ -234,17 +241,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("%s is unsupervised: target must be NULL, not \"%s\"", algorithm, target)));
 	memset(&kp, 0, sizeof(kp));
-	n_ks = params_k_candidates(params, &ks);
-	{
-		const char *cn = params_choice(params, "k_criterion", "silhouette", criterion_names);
-
-		crit = strcmp(cn, "elbow") == 0 ? KM_CRIT_ELBOW :
-			strcmp(cn, "davies_bouldin") == 0 ? KM_CRIT_DAVIES_BOULDIN : KM_CRIT_SILHOUETTE;
-	}
-	if (n_ks == 0 && cJSON_GetObjectItemCaseSensitive(params, "k_criterion"))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("parameter \"k_criterion\" is only used when \"k\" is a range or a list"),
-						errhint("For example '{\"k\": [2, 12], \"k_criterion\": \"silhouette\"}'.")));
+	n_ks = params_k_candidates(params, &ks, &crit);
 	kp.k = n_ks > 0 ? ks[0] : params_int(params, "k", 8, INT_MIN, INT_MAX);
 	if (kp.k <= 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -5366,6 +5366,243 @@ COMMENT ON FUNCTION mlpipe.explain_global(text, text, int, text) IS
 REVOKE ALL ON FUNCTION mlpipe.explain_global(text, text, int, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.explain_global(text, text, int, text) TO mlpipe_trainer;
 
+-- == issue 14: training_info, anomaly detection, choosing k, gbt warm start (helper kmx) ==
+
+-- Per-iteration training figures (mlpipe.training_info).
+CREATE TABLE mlpipe.training_iterations (
+    model           text NOT NULL,
+    version         int NOT NULL,
+    iteration       int NOT NULL CHECK (iteration >= 0),
+    training_loss   float8,
+    validation_loss float8,
+    elapsed_ms      float8,
+    PRIMARY KEY (model, version, iteration),
+    FOREIGN KEY (model, version) REFERENCES mlpipe.model_versions (model, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE mlpipe.training_iterations IS 'One row per training iteration of a version (k-means: Lloyd iteration, mini-batch: epoch, gbt: boosting round), read by mlpipe.training_info.';
+COMMENT ON COLUMN mlpipe.training_iterations.model IS 'The model of the version.';
+COMMENT ON COLUMN mlpipe.training_iterations.version IS 'The version trained.';
+COMMENT ON COLUMN mlpipe.training_iterations.iteration IS 'The iteration, from 0 (as BigQuery''s ML.TRAINING_INFO and XGBoost''s evals_result).';
+COMMENT ON COLUMN mlpipe.training_iterations.training_loss IS 'k-means: the inertia of the iteration''s assignment (mini-batch: the smoothed batch inertia scaled to all rows); gbt: logloss, mlogloss or RMSE on the training rows.';
+COMMENT ON COLUMN mlpipe.training_iterations.validation_loss IS 'gbt with validation rows (early_stopping_rounds): the loss on them; NULL otherwise.';
+COMMENT ON COLUMN mlpipe.training_iterations.elapsed_ms IS 'Milliseconds since the algorithm started, at the end of the iteration (wall clock, not reproducible).';
+REVOKE ALL ON mlpipe.training_iterations FROM PUBLIC;
+GRANT SELECT ON mlpipe.training_iterations TO mlpipe_reader;
+SELECT pg_catalog.pg_extension_config_dump('mlpipe.training_iterations', '');
+
+-- _register also writes the training iterations.
+CREATE OR REPLACE FUNCTION mlpipe_internal._register(
+    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
+    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_version int;
+    v_run     bigint;
+    verdict   jsonb;
+    v_task    text := p_fit.task;
+    ok        boolean;
+    lin       jsonb;
+    parent    record;
+BEGIN
+    IF NOT mlpipe_internal._fit_claim(p_fit, p_algorithm) THEN
+        RAISE EXCEPTION 'mlpipe_internal._register accepts only a result of mlpipe_internal._fit from the same transaction'
+            USING ERRCODE = '42501',
+                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
+    END IF;
+    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
+        VALUES (p_model, v_task, p_algorithm, session_user)
+        ON CONFLICT (name) DO NOTHING;
+    -- Locks the model row (serialises version numbers) and checks the task:
+    -- a name keeps one meaning, so predict never changes what it returns.
+    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
+        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
+            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
+            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
+    END IF;
+    SELECT coalesce(max(v.version), 0) + 1 INTO v_version
+      FROM mlpipe.model_versions v WHERE v.model = p_model;
+
+    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
+                             started_at, finished_at, seconds, created_by)
+    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
+            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - p_started), session_user)
+    RETURNING runs.run_id INTO v_run;
+
+    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
+    ok := (verdict->>'passed')::boolean;
+
+    -- Lineage: the warm-start reference resolved now, so it stays exact when
+    -- the alias it named moves later.
+    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split' - 'trace';
+    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
+        BEGIN
+            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
+            lin := lin || jsonb_build_object('parent',
+                             jsonb_build_object('model', parent.model, 'version', parent.version));
+        EXCEPTION WHEN undefined_object THEN
+            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
+        END;
+    END IF;
+
+    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
+        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
+        source, mlpipe_version, lineage, created_by)
+    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
+        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
+        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
+        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
+        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
+        lin, session_user);
+
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
+      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+
+    -- The per-iteration figures (training_info), kept out of the artifact.
+    INSERT INTO mlpipe.training_iterations (model, version, iteration, training_loss, validation_loss, elapsed_ms)
+    SELECT p_model, v_version, o.i,
+           (p_fit.info #>> ARRAY['trace', 'training_loss', o.i::text])::float8,
+           (p_fit.info #>> ARRAY['trace', 'validation_loss', o.i::text])::float8,
+           (p_fit.info #>> ARRAY['trace', 'elapsed_ms', o.i::text])::float8
+      FROM generate_series(0, coalesce(jsonb_array_length(p_fit.info #> '{trace,training_loss}'), 0) - 1) o(i);
+
+    PERFORM mlpipe_internal._notify('version_registered',
+        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
+                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
+                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
+    IF ok THEN
+        PERFORM mlpipe_internal._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
+        PERFORM mlpipe_internal._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
+    ELSE
+        PERFORM mlpipe_internal._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
+            'metric', verdict->'metric', 'value', verdict->'value'));
+    END IF;
+    -- Guardrails, said once the version is stored (see docs/registry.md).
+    IF NOT ok THEN
+        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
+            v_version, p_model, verdict->>'reason'
+            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
+                                           p_model, v_version);
+    END IF;
+    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
+       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
+        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
+            (p_fit.info->>'skipped_rows')::bigint,
+            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
+            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
+    END IF;
+    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
+END $$;
+COMMENT ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
+    'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
+REVOKE ALL ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
+
+-- One row per training iteration of a version, like BigQuery's
+-- ML.TRAINING_INFO (k-means, mini-batch k-means and gbt record them).
+CREATE FUNCTION mlpipe.training_info(model_ref text)
+RETURNS TABLE (iteration int, training_loss float8, validation_loss float8, elapsed_ms float8)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r    record;
+    algo text;
+BEGIN
+    SELECT * INTO r FROM mlpipe.resolve(model_ref);
+    SELECT v.algorithm INTO algo FROM mlpipe.model_versions v
+     WHERE v.model = r.model AND v.version = r.version;
+    IF algo NOT IN ('kmeans', 'minibatch_kmeans', 'gbt') THEN
+        RAISE EXCEPTION 'model "%" version % is a % model, which has no training iterations', r.model, r.version, algo
+            USING ERRCODE = '0A000', HINT = 'training_info covers kmeans, minibatch_kmeans and gbt models.';
+    END IF;
+    RETURN QUERY
+        SELECT t.iteration, t.training_loss, t.validation_loss, t.elapsed_ms
+          FROM mlpipe.training_iterations t
+         WHERE t.model = r.model AND t.version = r.version
+         ORDER BY t.iteration;
+END $$;
+COMMENT ON FUNCTION mlpipe.training_info(text) IS
+    'One row per training iteration of a version (iteration from 0, training loss, validation loss, elapsed ms), like BigQuery''s ML.TRAINING_INFO.';
+REVOKE ALL ON FUNCTION mlpipe.training_info(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.training_info(text) TO mlpipe_reader;
+
+-- Anomaly detection (the functions as in sql/src/30-scoring.sql).
+CREATE FUNCTION mlpipe.anomaly_score(model_ref text, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(text, float8[]) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model_ref text, "row" record) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(text, record) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model bytea, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model bytea, "row" record) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(bytea, record) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(bytea, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model_ref text, features float8[]) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(text, float8[]) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model_ref text, "row" record) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(text, record) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model bytea, features float8[]) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model bytea, "row" record) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, record) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, record) TO mlpipe_scorer;
+
+-- The anomaly name forms are rewritten to their artifact forms on Citus, as predict's.
+ALTER FUNCTION mlpipe.anomaly_score(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.anomaly_score(text, record) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.is_anomaly(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.is_anomaly(text, record) SUPPORT mlpipe_internal._predict_support;
+
 -- == issue 12: functions whose body calls mlpipe_internal, in their 0.4.0 form (generated by move_internal.py; do not edit) ==
 -- Their 0.3.0 bodies named the internal functions in schema mlpipe; these are the sql/src definitions.
 CREATE OR REPLACE FUNCTION mlpipe.resolve(model_ref text, OUT model text, OUT version int)
@@ -5494,6 +5731,128 @@ CREATE OR REPLACE FUNCTION mlpipe_internal._notify(event text, payload jsonb) RE
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.pg_notify('mlpipe_events', mlpipe_internal._event_payload(event, payload))
 $$;
+
+CREATE OR REPLACE FUNCTION mlpipe_internal._register(
+    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
+    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_version int;
+    v_run     bigint;
+    verdict   jsonb;
+    v_task    text := p_fit.task;
+    ok        boolean;
+    lin       jsonb;
+    parent    record;
+BEGIN
+    IF NOT mlpipe_internal._fit_claim(p_fit, p_algorithm) THEN
+        RAISE EXCEPTION 'mlpipe_internal._register accepts only a result of mlpipe_internal._fit from the same transaction'
+            USING ERRCODE = '42501',
+                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
+    END IF;
+    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
+        VALUES (p_model, v_task, p_algorithm, session_user)
+        ON CONFLICT (name) DO NOTHING;
+    -- Locks the model row (serialises version numbers) and checks the task:
+    -- a name keeps one meaning, so predict never changes what it returns.
+    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
+        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
+            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
+            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
+    END IF;
+    -- The gate is checked (22023 for a bad one) whatever happens next.
+    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
+    ok := (verdict->>'passed')::boolean;
+    -- A retrain with the latest version's algorithm, source, target and
+    -- params that reproduces its artifact byte for byte is a run of that
+    -- version, not a new one (docs/registry.md).
+    SELECT v.version INTO v_version FROM mlpipe.model_versions v
+     WHERE v.model = p_model ORDER BY v.version DESC LIMIT 1;
+    IF v_version IS NOT NULL AND EXISTS (
+           SELECT 1 FROM mlpipe.model_versions v
+            WHERE v.model = p_model AND v.version = v_version
+              AND v.algorithm = p_algorithm AND v.source = p_source
+              AND v.target IS NOT DISTINCT FROM p_target AND v.params = p_params
+              AND v.sha256 = encode(sha256(p_fit.artifact), 'hex') AND v.artifact = p_fit.artifact) THEN
+        RETURN mlpipe_internal._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
+    END IF;
+    v_version := coalesce(v_version, 0) + 1;
+
+    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
+                             started_at, finished_at, seconds, created_by)
+    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
+            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - p_started), session_user)
+    RETURNING runs.run_id INTO v_run;
+
+    -- Lineage: the warm-start reference resolved now, so it stays exact when
+    -- the alias it named moves later.
+    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split' - 'trace';
+    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
+        BEGIN
+            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
+            lin := lin || jsonb_build_object('parent',
+                             jsonb_build_object('model', parent.model, 'version', parent.version));
+        EXCEPTION WHEN undefined_object THEN
+            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
+        END;
+    END IF;
+
+    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
+        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
+        source, mlpipe_version, lineage, created_by)
+    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
+        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
+        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
+        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
+        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
+        lin, session_user);
+
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
+      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+
+    -- The per-iteration figures (training_info), kept out of the artifact.
+    INSERT INTO mlpipe.training_iterations (model, version, iteration, training_loss, validation_loss, elapsed_ms)
+    SELECT p_model, v_version, o.i,
+           (p_fit.info #>> ARRAY['trace', 'training_loss', o.i::text])::float8,
+           (p_fit.info #>> ARRAY['trace', 'validation_loss', o.i::text])::float8,
+           (p_fit.info #>> ARRAY['trace', 'elapsed_ms', o.i::text])::float8
+      FROM generate_series(0, coalesce(jsonb_array_length(p_fit.info #> '{trace,training_loss}'), 0) - 1) o(i);
+
+    PERFORM mlpipe_internal._notify('version_registered',
+        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
+                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
+                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
+    IF ok THEN
+        PERFORM mlpipe_internal._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
+        PERFORM mlpipe_internal._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
+    ELSE
+        PERFORM mlpipe_internal._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
+            'metric', verdict->'metric', 'value', verdict->'value'));
+    END IF;
+    -- Guardrails, said once the version is stored (see docs/registry.md).
+    IF NOT ok THEN
+        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
+            v_version, p_model, verdict->>'reason'
+            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
+                                           p_model, v_version);
+    END IF;
+    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
+       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
+        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
+            (p_fit.info->>'skipped_rows')::bigint,
+            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
+            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
+    END IF;
+    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
+END $$;
 
 CREATE OR REPLACE FUNCTION mlpipe.rollback(model text, alias text DEFAULT 'production', reason text DEFAULT NULL)
 RETURNS int

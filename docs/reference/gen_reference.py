@@ -361,6 +361,35 @@ PAGES = {
                        "errors": "as `explain`; 22023 sample < 1; 42809 a k-means model; 42501 not trainer.",
                        "example": "SELECT * FROM mlpipe.explain_global('bank', 'bank', sample => 2000);",
                        "see": "../explain.md"},
+    "anomaly_score": {"area": "Scoring", "summary":
+                      "A row's anomaly score under a k-means model trained with `params.contamination`: its distance "
+                      "to the nearest centroid over that cluster's root mean squared training distance (BigQuery's "
+                      "ML.DETECT_ANOMALIES normalised distance). Name and bytea forms, float8[] and row forms, as predict.",
+                      "args": "- `model_ref` / `model`: registry reference or artifact bytea.\n"
+                              "- `features`: float8[] / `row`: a record (columns matched by name).",
+                      "returns": "float8 (1 is a typical distance for the cluster).",
+                      "errors": "42809 not a k-means model; 55000 trained without `params.contamination`; 22000 wrong "
+                                "feature count or a NULL/NaN/infinite feature; " + REF_ERR + ".",
+                      "example": "SELECT mlpipe.anomaly_score('hive_anomalies', h) FROM hive_hours h LIMIT 3;",
+                      "see": "../kmeans.md#anomaly-detection"},
+    "is_anomaly": {"area": "Scoring", "summary":
+                   "Whether a row's anomaly score is above the threshold stored at training: the (1 - contamination) "
+                   "quantile of the training rows' scores, so it flags that fraction of the training rows.",
+                   "args": "- `model_ref` / `model`: registry reference or artifact bytea.\n"
+                           "- `features`: float8[] / `row`: a record (columns matched by name).",
+                   "returns": "boolean.", "errors": "as `anomaly_score`.",
+                   "example": "SELECT count(*) FILTER (WHERE mlpipe.is_anomaly('hive_anomalies', h)) FROM hive_hours h;",
+                   "see": "../kmeans.md#anomaly-detection"},
+    "training_info": {"area": "Registry", "summary":
+                      "One row per training iteration of a version, like BigQuery's ML.TRAINING_INFO: k-means Lloyd "
+                      "iterations (inertia), mini-batch epochs (estimated inertia), gbt rounds (training and "
+                      "validation loss as XGBoost's eval metric), with milliseconds elapsed. Read from "
+                      "`mlpipe.training_iterations`.",
+                      "args": "- `model_ref`.",
+                      "returns": "TABLE (iteration int, training_loss float8, validation_loss float8, elapsed_ms float8).",
+                      "errors": "0A000 a decision_tree or random_forest model; " + REF_ERR + ".",
+                      "example": "SELECT * FROM mlpipe.training_info('hive_anomalies');",
+                      "see": "../kmeans.md#training-iterations"},
     "promote": {"area": "Registry", "summary":
                 "Points an alias at a version (recorded in the append-only `mlpipe.alias_events`), optionally "
                 "checking a gate first; sends `promoted`.",

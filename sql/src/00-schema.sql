@@ -278,6 +278,26 @@ REVOKE ALL ON mlpipe.model_groups FROM PUBLIC;
 GRANT SELECT ON mlpipe.model_groups TO mlpipe_reader;
 -- (pg_dump keeps their rows: see the end of 70-views.sql.)
 
+CREATE TABLE mlpipe.training_iterations (
+    model           text NOT NULL,
+    version         int NOT NULL,
+    iteration       int NOT NULL CHECK (iteration >= 0),
+    training_loss   float8,
+    validation_loss float8,
+    elapsed_ms      float8,
+    PRIMARY KEY (model, version, iteration),
+    FOREIGN KEY (model, version) REFERENCES mlpipe.model_versions (model, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE mlpipe.training_iterations IS 'One row per training iteration of a version (k-means: Lloyd iteration, mini-batch: epoch, gbt: boosting round), read by mlpipe.training_info.';
+COMMENT ON COLUMN mlpipe.training_iterations.model IS 'The model of the version.';
+COMMENT ON COLUMN mlpipe.training_iterations.version IS 'The version trained.';
+COMMENT ON COLUMN mlpipe.training_iterations.iteration IS 'The iteration, from 0 (as BigQuery''s ML.TRAINING_INFO and XGBoost''s evals_result).';
+COMMENT ON COLUMN mlpipe.training_iterations.training_loss IS 'k-means: the inertia of the iteration''s assignment (mini-batch: the smoothed batch inertia scaled to all rows); gbt: logloss, mlogloss or RMSE on the training rows.';
+COMMENT ON COLUMN mlpipe.training_iterations.validation_loss IS 'gbt with validation rows (early_stopping_rounds): the loss on them; NULL otherwise.';
+COMMENT ON COLUMN mlpipe.training_iterations.elapsed_ms IS 'Milliseconds since the algorithm started, at the end of the iteration (wall clock, not reproducible).';
+REVOKE ALL ON mlpipe.training_iterations FROM PUBLIC;
+GRANT SELECT ON mlpipe.training_iterations TO mlpipe_reader;
+
 -- pg_dump keeps the registry's rows (the tables belong to the extension).
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.models', '');
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.model_versions', '');

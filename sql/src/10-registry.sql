@@ -323,7 +323,7 @@ BEGIN
 
     -- Lineage: the warm-start reference resolved now, so it stays exact when
     -- the alias it named moves later.
-    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split';
+    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split' - 'trace';
     IF jsonb_typeof(lin->'warm_start') = 'string' THEN
         BEGIN
             SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
@@ -347,6 +347,14 @@ BEGIN
     INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
     SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
       FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+
+    -- The per-iteration figures (training_info), kept out of the artifact.
+    INSERT INTO mlpipe.training_iterations (model, version, iteration, training_loss, validation_loss, elapsed_ms)
+    SELECT p_model, v_version, o.i,
+           (p_fit.info #>> ARRAY['trace', 'training_loss', o.i::text])::float8,
+           (p_fit.info #>> ARRAY['trace', 'validation_loss', o.i::text])::float8,
+           (p_fit.info #>> ARRAY['trace', 'elapsed_ms', o.i::text])::float8
+      FROM generate_series(0, coalesce(jsonb_array_length(p_fit.info #> '{trace,training_loss}'), 0) - 1) o(i);
 
     PERFORM mlpipe_internal._notify('version_registered',
         jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
@@ -434,6 +442,33 @@ COMMENT ON FUNCTION mlpipe.model_info(text) IS
     'Everything about a version in one jsonb document: parameters, metrics, gate, lineage, tags, aliases and training information.';
 REVOKE ALL ON FUNCTION mlpipe.model_info(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.model_info(text) TO mlpipe_reader;
+
+-- One row per training iteration of a version, like BigQuery's
+-- ML.TRAINING_INFO (k-means, mini-batch k-means and gbt record them).
+CREATE FUNCTION mlpipe.training_info(model_ref text)
+RETURNS TABLE (iteration int, training_loss float8, validation_loss float8, elapsed_ms float8)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r    record;
+    algo text;
+BEGIN
+    SELECT * INTO r FROM mlpipe.resolve(model_ref);
+    SELECT v.algorithm INTO algo FROM mlpipe.model_versions v
+     WHERE v.model = r.model AND v.version = r.version;
+    IF algo NOT IN ('kmeans', 'minibatch_kmeans', 'gbt') THEN
+        RAISE EXCEPTION 'model "%" version % is a % model, which has no training iterations', r.model, r.version, algo
+            USING ERRCODE = '0A000', HINT = 'training_info covers kmeans, minibatch_kmeans and gbt models.';
+    END IF;
+    RETURN QUERY
+        SELECT t.iteration, t.training_loss, t.validation_loss, t.elapsed_ms
+          FROM mlpipe.training_iterations t
+         WHERE t.model = r.model AND t.version = r.version
+         ORDER BY t.iteration;
+END $$;
+COMMENT ON FUNCTION mlpipe.training_info(text) IS
+    'One row per training iteration of a version (iteration from 0, training loss, validation loss, elapsed ms), like BigQuery''s ML.TRAINING_INFO.';
+REVOKE ALL ON FUNCTION mlpipe.training_info(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.training_info(text) TO mlpipe_reader;
 
 -- One writer for run rows, shared by evaluation, search, batch scoring and
 -- pipelines: records a finished run and its numeric metrics (one row per

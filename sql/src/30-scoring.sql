@@ -165,6 +165,73 @@ COMMENT ON FUNCTION mlpipe.proba_json(text[], float8[]) IS
 REVOKE ALL ON FUNCTION mlpipe.proba_json(text[], float8[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.proba_json(text[], float8[]) TO mlpipe_reader;
 
+-- Anomaly detection with k-means models trained with params.contamination
+-- (BigQuery's ML.DETECT_ANOMALIES for k-means; docs/kmeans.md): by name or
+-- artifact, features as float8[] or a row matched by name.
+CREATE FUNCTION mlpipe.anomaly_score(model_ref text, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(text, float8[]) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model_ref text, "row" record) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(text, record) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model bytea, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model bytea, "row" record) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(bytea, record) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(bytea, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model_ref text, features float8[]) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(text, float8[]) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model_ref text, "row" record) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(text, record) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model bytea, features float8[]) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model bytea, "row" record) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, record) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, record) TO mlpipe_scorer;
+
 -- A classifier's class index, label and probabilities for predict_table:
 -- the same as predict, predict_label and predict_proba (float8[] forms), but
 -- the three calls for a row share one evaluation (a per-backend memo of the
@@ -217,6 +284,10 @@ ALTER FUNCTION mlpipe.predict_proba(text, record) SUPPORT mlpipe_internal._predi
 ALTER FUNCTION mlpipe_internal._score_class(text, float8[]) SUPPORT mlpipe_internal._predict_support;
 ALTER FUNCTION mlpipe_internal._score_label(text, float8[]) SUPPORT mlpipe_internal._predict_support;
 ALTER FUNCTION mlpipe_internal._score_proba(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.anomaly_score(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.anomaly_score(text, record) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.is_anomaly(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.is_anomaly(text, record) SUPPORT mlpipe_internal._predict_support;
 
 -- A plan that embedded an artifact lists model_versions and aliases among
 -- its relations; the registry's statement triggers (mlpipe_internal._registry_changed,

@@ -75,7 +75,9 @@ COMMENT ON VIEW mlpipe.drift_history IS
 REVOKE ALL ON mlpipe.drift_history FROM PUBLIC;
 GRANT SELECT ON mlpipe.drift_history TO mlpipe_reader;
 
--- pg_dump keeps the grouped models' rows (issue #14). Here, last, so that the
+-- pg_dump keeps the grouped models' and the training iterations' rows
+-- (issue #14). Here, last, so that the
 -- extension's table list has the order the upgrade scripts give it.
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.grouped_models', '');
 SELECT pg_catalog.pg_extension_config_dump('mlpipe.model_groups', '');
+SELECT pg_catalog.pg_extension_config_dump('mlpipe.training_iterations', '');

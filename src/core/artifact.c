@@ -166,8 +166,8 @@ artifact_next_section(MlArtifact *a, MlSection *tag, MlReader *sec, MlError *err
 	if (!ml_rd_u16(&a->payload, &t, "section tag") ||
 		!ml_rd_u32(&a->payload, &n, "section length"))
 		return false;
-	if (t < ML_SEC_META || t > ML_SEC_DECISION || (t == ML_SEC_PREPROCESS && a->format < 2) ||
-		(t == ML_SEC_DECISION && a->format < 3))
+	if (t < ML_SEC_META || t > ML_SEC_ANOMALY || (t == ML_SEC_PREPROCESS && a->format < 2) ||
+		((t == ML_SEC_DECISION || t == ML_SEC_ANOMALY) && a->format < 3))
 	{
 		ml_fail(err, ML_ERR_CORRUPT, "artifact has unknown section %u", t);
 		return false;

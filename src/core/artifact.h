@@ -8,7 +8,7 @@
  * The CRC32C covers the first 16 header bytes and the payload (everything
  * but the CRC field itself), so a flipped kind or flags byte is caught too.
  * Sections: META (always first), then MODEL, then optional ones (PREPROCESS,
- * PROFILE, DECISION) in tag order. An unknown tag is rejected: a newer writer bumps the
+ * PROFILE, DECISION, ANOMALY) in tag order. An unknown tag is rejected: a newer writer bumps the
  * format version, and readers for every released format stay.
  */
 #ifndef ARTIFACT_H
@@ -20,8 +20,9 @@
 /*
  * Format 1: META, MODEL. Format 2 adds the PREPROCESS section; a model
  * without preprocessing is still written as format 1. Format 3 adds the
- * DECISION section (binary threshold and calibration); a model without one
- * is written as format 1 or 2 as before.
+ * DECISION section (binary threshold and calibration) or an ANOMALY
+ * section (k-means trained with params.contamination); a model without
+ * either is written as format 1 or 2 as before.
  */
 #define ML_ARTIFACT_FORMAT		3
 #define ML_ARTIFACT_HEADER_SIZE 20
@@ -43,7 +44,8 @@ typedef enum MlSection
 	ML_SEC_MODEL = 2,
 	ML_SEC_PREPROCESS = 3,
 	ML_SEC_PROFILE = 4,
-	ML_SEC_DECISION = 5			/* format 3: src/core/decision.h */
+	ML_SEC_DECISION = 5,		/* format 3: src/core/decision.h */
+	ML_SEC_ANOMALY = 6			/* k-means anomaly threshold (format 3) */
 } MlSection;
 
 typedef enum MlTask

@@ -160,18 +160,21 @@ grad_task(void *arg, int task, int n_tasks)
 	}
 }
 
-/* Validation loss: logloss, mlogloss or RMSE of the current margins. */
+/*
+ * The summed loss (squared error, logloss or mlogloss) of the current
+ * margins over rows[k0, k1) (rows NULL: rows k0..k1-1 themselves).
+ */
 static double
-valid_loss(const TreeData *data, TreeObjective obj, int K, const float *margin,
-		   const uint32_t *vrows, uint32_t nv)
+margin_loss_sum(const TreeData *data, TreeObjective obj, int K, const float *margin,
+				const uint32_t *vrows, uint32_t k0, uint32_t k1)
 {
 	double		s = 0;
 	uint32_t	k;
 	size_t		n = (size_t) data->n;
 
-	for (k = 0; k < nv; k++)
+	for (k = k0; k < k1; k++)
 	{
-		uint32_t	r = vrows[k];
+		uint32_t	r = vrows ? vrows[k] : k;
 		const float *m = margin + r;	/* class c at m[c * n] */
 
 		if (obj == TREE_OBJ_REG_SQUAREDERROR)
@@ -204,8 +207,48 @@ valid_loss(const TreeData *data, TreeObjective obj, int K, const float *margin,
 			s -= (m[(size_t) data->y_class[r] * n] - mx) - log(sum);
 		}
 	}
-	s /= nv;
+	return s;
+}
+
+/* Validation loss: logloss, mlogloss or RMSE of the current margins. */
+static double
+valid_loss(const TreeData *data, TreeObjective obj, int K, const float *margin,
+		   const uint32_t *vrows, uint32_t nv)
+{
+	double		s = margin_loss_sum(data, obj, K, margin, vrows, 0, nv) / nv;
+
 	return obj == TREE_OBJ_REG_SQUAREDERROR ? sqrt(s) : s;
+}
+
+#define GBT_LOSS_CHUNK	16384	/* rows per partial sum of the training loss */
+
+/* The training loss's partial sums, chunk by chunk, on worker threads. */
+typedef struct GbtLoss
+{
+	const TreeData *data;
+	TreeObjective obj;
+	int			K;
+	const float *margin;
+	const uint32_t *rows;
+	uint32_t	n_rows;
+	double	   *part;			/* one per chunk */
+} GbtLoss;
+
+/* Task t sums chunks t, t + nt, ... (each chunk alone, so no thread-count dependence). */
+static void
+loss_task(void *arg, int task, int n_tasks)
+{
+	GbtLoss    *a = arg;
+	uint32_t	c,
+				nc = (a->n_rows + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK;
+
+	for (c = (uint32_t) task; c < nc; c += (uint32_t) n_tasks)
+	{
+		uint32_t	k1 = (c + 1) * GBT_LOSS_CHUNK;
+
+		a->part[c] = margin_loss_sum(a->data, a->obj, a->K, a->margin, a->rows,
+									 c * GBT_LOSS_CHUNK, k1 < a->n_rows ? k1 : a->n_rows);
+	}
 }
 
 /* The objective: as given, or by task and class count. */
@@ -306,6 +349,7 @@ typedef struct GbtFit
 	float	   *margin;			/* K x n margins, class-major */
 	float	   *gh;				/* K x 2n gradient pairs */
 	double	   *imp_best;		/* importances at the best validation round */
+	double	   *loss_part;		/* training-loss chunk sums (with a trace) */
 	Gbt			g;
 	GbtGrad		ga;
 	ModelBuilder mb;
@@ -744,13 +788,50 @@ gbt_track_validation(GbtFit *f, int round)
 		round - f->best_round >= f->p->early_stopping_rounds;
 }
 
+/*
+ * The training loss of the current margins (the validation loss's
+ * definition, over the training rows): chunk sums on worker threads, added
+ * in chunk order.
+ */
+static double
+gbt_train_loss(GbtFit *f)
+{
+	GbtLoss		a;
+	uint32_t	c,
+				nc = (f->n_train + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK;
+	int			nt = f->g.nt < (int) nc ? f->g.nt : (int) nc;
+	double		s = 0;
+
+	a.data = f->data;
+	a.obj = f->obj;
+	a.K = f->K;
+	a.margin = f->margin;
+	a.rows = f->rows;
+	a.n_rows = f->n_train;
+	a.part = f->loss_part;
+	trees_run_tasks(f->env, nt < 1 ? 1 : nt, loss_task, &a);
+	for (c = 0; c < nc; c++)
+		s += f->loss_part[c];
+	s /= f->n_train;
+	return f->obj == TREE_OBJ_REG_SQUAREDERROR ? sqrt(s) : s;
+}
+
 /* The rounds, with a cancel check before each and the validation loss after. */
 static MlStatus
 gbt_boost(GbtFit *f)
 {
 	int			round;
+	bool		stop;
 	MlStatus	st;
 
+	if (f->p->trace)
+	{
+		ml_trace_start(f->p->trace, ml_now_ms());
+		f->loss_part = ml_alloc(f->env, sizeof(double) *
+								((f->n_train + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK + 1));
+		if (!f->loss_part)
+			return ML_ERR_MEMORY;
+	}
 	f->best_round = -1;
 	f->rounds_done = 0;
 	f->best_loss = INFINITY;
@@ -763,7 +844,11 @@ gbt_boost(GbtFit *f)
 		if (st != ML_OK)
 			return st;
 		f->rounds_done = round + 1;
-		if (f->n_valid > 0 && gbt_track_validation(f, round))
+		stop = f->n_valid > 0 && gbt_track_validation(f, round);
+		if (f->p->trace)
+			ml_trace_add(f->env, f->p->trace, gbt_train_loss(f),
+						 f->n_valid > 0 ? f->last_loss : NAN);
+		if (stop)
 			break;
 	}
 	if (ml_check(f->env, "gbt", f->rounds_done, f->p->n_estimators, f->last_loss))
@@ -812,6 +897,7 @@ gbt_fit_free(GbtFit *f)
 	ml_free(env, f->off);
 	ml_free(env, f->margin);
 	ml_free(env, f->imp_best);
+	ml_free(env, f->loss_part);
 	ml_free(env, f->gh);
 	ml_free(env, f->cw);
 	ml_free(env, f->base);

@@ -539,17 +539,20 @@ km_fit_lloyd(KmFit *F, const KmParams *p, MlRng *rng, bool supplied, KmRuns *R,
 				r,
 				c;
 	int64_t    *pick = NULL;
-	MlStatus	st;
+	MlTrace		cur = {0};
+	MlStatus	st = ML_OK;
 
+	F->trace = p->trace ? &cur : NULL;
 	for (r = 0; r < n_init; r++)
 	{
 		double		inertia = 0.0;
 		int			iters = 0;
 
+		ml_trace_start(&cur, F->t0_ms);
 		if (supplied)
 			memcpy(R->C, R->Cbest, sizeof(double) * k * d);
 		else if ((st = km_init_seed(F, p->init, F->W, n, rng, &pick, R->C)) != ML_OK)
-			return st;
+			break;
 #ifdef KM_HAVE_INT128
 		if (F->exact)
 			st = km_lloyd_exact(F, R->C, R->labels, &inertia, &iters);
@@ -557,7 +560,7 @@ km_fit_lloyd(KmFit *F, const KmParams *p, MlRng *rng, bool supplied, KmRuns *R,
 #endif
 			st = km_lloyd(F, R->C, R->labels, &inertia, &iters);
 		if (st != ML_OK)
-			return st;
+			break;
 		if (r == 0 ||
 			(inertia < R->best_inertia &&
 			 !km_same_clustering(R->labels, R->best_labels, n, k, F->map)))
@@ -569,9 +572,20 @@ km_fit_lloyd(KmFit *F, const KmParams *p, MlRng *rng, bool supplied, KmRuns *R,
 			R->best_inertia = inertia;
 			res->iterations = iters;
 			res->best_init = r;
+			if (p->trace)		/* the winner's figures; cur takes the old buffers */
+			{
+				MlTrace		tt = *p->trace;
+
+				*p->trace = cur;
+				cur = tt;
+			}
 			memcpy(R->Cbest, R->C, sizeof(double) * k * d);
 		}
 	}
+	F->trace = NULL;
+	ml_trace_free(F->env, &cur);
+	if (st != ML_OK)
+		return st;
 	for (c = 0; c < k; c++)
 		out->counts[c] = 0.0;
 	for (i = 0; i < n; i++)
@@ -656,6 +670,9 @@ km_fit_inner(KmFit *F, const double *X, const KmParams *p, unsigned flags, int *
 	R.best_inertia = INFINITY;
 	if (p->minibatch)
 	{
+		if (p->trace)
+			ml_trace_start(p->trace, F->t0_ms);
+		F->trace = p->trace;
 		st = km_minibatch(F, p, supplied ? R.Cbest : NULL, w ? w->counts : NULL, &rng, R.C,
 						  R.best_labels, &R.best_inertia, &res->iterations, out->counts);
 		if (st != ML_OK)
@@ -693,11 +710,14 @@ kmeans_fit_ex(const MlEnv *env, const double *X, int64_t n, int d, const KmParam
 	F.cosine = p->distance == KM_DIST_COSINE;
 	F.plain = (flags & KM_FLAG_PLAIN_LLOYD) != 0;
 	F.max_iter = p->max_iter;
+	F.t0_ms = ml_now_ms();
 	st = km_fit_inner(&F, X, p, flags, labels, out, res);
 	km_free_all(&F);
 	if (st != ML_OK)
 	{
 		kmeans_model_free(env, out);
+		if (p->trace)
+			ml_trace_free(env, p->trace);
 		res->inertia = NAN;
 	}
 	return st;
@@ -743,11 +763,13 @@ kmeans_memory_estimate(int64_t n, int d, const KmParams *p, int n_threads)
 	{
 		b += N * 8 * 3;			/* lower and upper bounds, relocation distances */
 		b += KD * 16 * (T + 2) + K * 8 * (T + 1) + T * KM_BLOCK * 12 + slab * 2 * D * 4;
+		b += K * 16 * (T + 1) + D * 8;	/* the inertia sums */
 		b += slab * (KD + K) * 8;	/* double-sum partials, when used */
 		if (p->init == KM_INIT_KMEANSPP)
 			b += N * 8 + (nb + 1) * 64 * 8 * 2 + D * 64 * 8;
 	}
 	b += KD * 8 + K * 8 + 2 * D * 8;	/* the model */
+	b += 2 * 2 * 24 * ((double) (p->max_iter > 0 ? p->max_iter : 1) + 64);	/* two traces */
 	/* metrics: silhouette's sorted copy (direct or packed), CH/DB partials */
 	b += m * 28 + (m + 128) * D * 8 + T * 4 * (D + K) * 8 + K * 24;
 	b += T * 128 * (128 + K) * 8;	/* the blocked kernel's tiles */

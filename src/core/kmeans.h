@@ -59,6 +59,13 @@ typedef struct KmParams
 								 * that size; KM_SAMPLE_AUTO (-1): the default
 								 * sample by work, m^2 d <= 6.4e9, at most
 								 * 10,000 rows (cluster_metrics.h) */
+	MlTrace    *trace;			/* NULL, or receives the winning run's figures:
+								 * one entry per Lloyd iteration (the inertia
+								 * of its assignment, against the centres it
+								 * started from; cosine: sum of 1 - cos) or
+								 * per mini-batch epoch (the smoothed batch
+								 * inertia per row times n). Env allocations,
+								 * ml_trace_free; emptied on failure */
 } KmParams;
 
 typedef struct KmResult
@@ -117,6 +124,31 @@ MlStatus	kmeans_fit_ex(const MlEnv *env, const double *X, int64_t n, int d,
 /* labels, when not NULL, receives the final cluster of each of the n rows. */
 
 /*
+ * Choosing k (kmeans_select.c): fits p once per candidate k (ks: 2 to
+ * KM_MAX_CANDIDATES ascending values, at least 3 for the elbow) on the same
+ * rows and keeps the model the criterion prefers: the largest silhouette,
+ * the smallest Davies-Bouldin index (candidates where it is undefined are
+ * passed over), or the elbow of the inertia curve (with k and inertia
+ * scaled to [0, 1], the candidate farthest below the chord from the first
+ * to the last). each receives every candidate's result (m of them), *out
+ * the chosen model, *chosen its index; p->trace, when set, the chosen
+ * fit's figures.
+ */
+typedef enum KmCriterion
+{
+	KM_CRIT_SILHOUETTE = 0,
+	KM_CRIT_DAVIES_BOULDIN = 1,
+	KM_CRIT_ELBOW = 2
+} KmCriterion;
+
+#define KM_MAX_CANDIDATES	100
+
+const char *kmeans_criterion_name(KmCriterion c);
+MlStatus	kmeans_fit_select(const MlEnv *env, const double *X, int64_t n, int d,
+							  const KmParams *p, const int *ks, int m, KmCriterion crit,
+							  KmModel *out, KmResult *each, int *chosen, MlError *err);
+
+/*
  * An upper bound on the bytes kmeans_fit allocates through env for these
  * inputs (X itself not counted), for a memory budget check before loading.
  * Roughly 40 bytes per row, plus 8 d per row with standardize or cosine,
@@ -146,5 +178,32 @@ int			kmeans_predict(const KmModel *m, const double *x, double *scratch);
  */
 void		kmeans_write(MlBuf *b, const KmModel *m);
 bool		kmeans_read(MlReader *r, KmModel *m);
+
+/*
+ * Anomaly detection (kmeans_anomaly.c), BigQuery's ML.DETECT_ANOMALIES for
+ * k-means: score = distance to the nearest centroid / that cluster's scale
+ * (root mean squared distance of its training rows to it), in the space
+ * the clustering ran in; a row is an anomaly when its score is above
+ * threshold, the (1 - contamination) quantile of the training scores
+ * (linear interpolation). contamination is in (0, 0.5].
+ */
+typedef struct KmAnomaly
+{
+	bool		present;		/* false: the model was trained without contamination */
+	double		contamination;
+	double		threshold;
+	double	   *scale;			/* k values >= 0 */
+} KmAnomaly;
+
+MlStatus	kmeans_anomaly_fit(const MlEnv *env, const KmModel *m, const double *X, int64_t n,
+							   double contamination, KmAnomaly *out, MlError *err);
+double		kmeans_anomaly_normalise(const KmAnomaly *a, int cluster, double dist);
+/* A raw row's score; scratch holds d doubles; NaN when the row cannot be placed. */
+double		kmeans_anomaly_score(const KmModel *m, const KmAnomaly *a, const double *x,
+								 double *scratch);
+/* ANOMALY section payload: f64 contamination | f64 threshold | f64 scale[k]. */
+void		kmeans_anomaly_write(MlBuf *b, const KmAnomaly *a, int k);
+bool		kmeans_anomaly_read(MlReader *r, int k, KmAnomaly *a);
+void		kmeans_anomaly_free(const MlEnv *env, KmAnomaly *a);
 
 #endif

@@ -316,11 +316,21 @@ typedef struct KmFit
 	int64_t    *tcnt;			/* nt x k per-task count deltas */
 	km_i128    *Srel;			/* k x d, copy for relocation */
 	int64_t    *crel;			/* k, copy for relocation */
+	int		   *msb;			/* d: exponent of the highest bit of column j */
+	double	   *mref;			/* d: reference point of the squared norms,
+								 * on the lsb grid (near the data's mean) */
+	int			qlsb;			/* exponent of the lowest bit of Q */
+	double		qscale;			/* 2^-qlsb (0 when the squares overflow) */
+	km_i128    *Q;				/* k: exact sums of |x - mref|^2, scaled by
+								 * 2^-qlsb (the inertia without a pass) */
+	km_i128    *tQ;				/* nt x k per-task deltas of Q */
 	int		   *need;			/* nt x KM_BLOCK rows failing the bound test */
 	double	   *need_l;			/* nt x KM_BLOCK their lower bounds */
 #endif
 	int		   *map;			/* k, for the same-clustering test */
 	double		last_value;		/* for progress reports between slabs */
+	MlTrace    *trace;			/* the current run's per-iteration figures */
+	double		t0_ms;			/* when the fit began */
 	/* k-means++ scratch, allocated on first use for pp_cap rows */
 	int64_t		pp_cap;
 	double	   *pp_closest;
@@ -348,16 +358,17 @@ enum
 
 /*
  * One kind of Lloyd iteration for km_lloyd_run: how the M-step's sums are
- * kept. start (may be NULL) runs once before the first iteration; assign
- * runs the assignment pass in the given mode and counts the rows whose
- * label changed; mstep relocates rows to empty clusters and writes the new
+ * kept. start (may be NULL) runs once before the first iteration, with the
+ * initial centres; assign runs the assignment pass in the given mode,
+ * counts the rows whose label changed and gives the inertia of the new
+ * labels against C; mstep relocates rows to empty clusters and writes the new
  * centres into F->Cnew (C: the centres the rows were assigned with).
  */
 typedef struct KmLloydKind
 {
-	void		(*start) (KmFit *F);
+	void		(*start) (KmFit *F, const double *C);
 	MlStatus	(*assign) (KmFit *F, const double *C, int *labels, int mode, int iter,
-						   int64_t *changed);
+						   int64_t *changed, double *inertia);
 	MlStatus	(*mstep) (KmFit *F, const double *C, int *labels, int iter);
 } KmLloydKind;
 

@@ -445,15 +445,17 @@ km_lloyd_run(KmFit *F, const KmLloydKind *kind, double *C, int *labels,
 	for (i = 0; i < F->n; i++)
 		labels[i] = -1;
 	if (kind->start)
-		kind->start(F);
+		kind->start(F, C);
 	for (iter = 0; iter < F->max_iter; iter++)
 	{
 		int			mode = (iter == 0 || F->plain) ? KM_PASS_SCAN : KM_PASS_BOUND;
-		bool		stop;
+		bool		stop = false;
+		double		inertia;
 
-		st = kind->assign(F, C, labels, mode, iter + 1, &changed);
+		st = kind->assign(F, C, labels, mode, iter + 1, &changed, &inertia);
 		if (st != ML_OK)
 			return st;
+		ml_trace_add(F->env, F->trace, F->cosine ? 0.5 * inertia : inertia, NAN);
 		st = kind->mstep(F, C, labels, iter + 1);
 		if (st != ML_OK)
 			return st;
@@ -472,11 +474,10 @@ km_lloyd_run(KmFit *F, const KmLloydKind *kind, double *C, int *labels,
 
 /* Assignment with sums and counts recomputed from scratch (F->sums, F->counts). */
 static MlStatus
-km_sums_assign(KmFit *F, const double *C, int *labels, int mode, int iter, int64_t *changed)
+km_sums_assign(KmFit *F, const double *C, int *labels, int mode, int iter, int64_t *changed,
+			   double *inertia)
 {
-	double		inertia;
-
-	return km_pass(F, C, labels, mode, true, NULL, iter, &inertia, changed);
+	return km_pass(F, C, labels, mode, true, NULL, iter, inertia, changed);
 }
 
 /* Relocation in double sums: the row's values leave old and become nw's sum. */

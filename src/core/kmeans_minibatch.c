@@ -420,7 +420,9 @@ km_mb_converged(KmMb *M, int64_t step, double bi, double sqdiff)
 
 /*
  * The steps: max_iter * n / batch of them at most. Returns in *steps_out
- * how many ran.
+ * how many ran. At the end of each epoch (and at the last step) the trace
+ * gets the smoothed batch inertia per row (the batch's own before there is
+ * a smoothed one) times n: an estimate of the inertia, not a pass.
  */
 static MlStatus
 km_mb_steps(KmMb *M, int64_t *steps_out)
@@ -429,7 +431,8 @@ km_mb_steps(KmMb *M, int64_t *steps_out)
 	int64_t		n = F->n,
 				batch = M->batch,
 				n_steps,
-				step;
+				step,
+				last_epoch = 0;
 
 	n_steps = (int64_t) M->p->max_iter > INT64_MAX / n ? INT64_MAX / batch :
 		(int64_t) M->p->max_iter * n / batch;
@@ -442,6 +445,8 @@ km_mb_steps(KmMb *M, int64_t *steps_out)
 		double		bi = km_mb_assign(M),
 					sqdiff;
 		MlStatus	st;
+		bool		stop;
+		int64_t		epoch;
 
 		km_mb_update_means(M);
 		if (reassign)
@@ -449,7 +454,16 @@ km_mb_steps(KmMb *M, int64_t *steps_out)
 		st = km_mb_commit(M, &sqdiff);
 		if (st != ML_OK)
 			return st;
-		if (km_mb_converged(M, step, bi, sqdiff))
+		stop = km_mb_converged(M, step, bi, sqdiff);
+		epoch = (int64_t) ((double) (step + 1) * batch / n);
+
+		if (stop || epoch > last_epoch || step + 1 == n_steps)
+		{
+			ml_trace_add(F->env, F->trace,
+						 (M->have_ewa ? M->ewa : bi / (double) batch) * (double) n, NAN);
+			last_epoch = epoch;
+		}
+		if (stop)
 		{
 			step++;
 			break;

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 MlStatus
 ml_fail(MlError *err, MlStatus code, const char *fmt,...)
@@ -264,4 +265,71 @@ MlStatus
 ml_fail_cancelled(MlError *err)
 {
 	return ml_fail(err, ML_ERR_INTERNAL, "cancelled");
+}
+
+/* A monotonic clock in milliseconds (for training traces only). */
+double
+ml_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
+}
+
+/* An empty trace whose elapsed times count from t0_ms (keeps its buffers). */
+void
+ml_trace_start(MlTrace *t, double t0_ms)
+{
+	t->n = 0;
+	t->truncated = false;
+	t->t0_ms = t0_ms;
+}
+
+/* Grows t's arrays to hold cap entries; false when memory runs out. */
+static bool
+ml_trace_grow(const MlEnv *env, MlTrace *t, int cap)
+{
+	double	   *a = ml_alloc(env, sizeof(double) * (size_t) cap * 3);
+
+	if (a == NULL)
+		return false;
+	if (t->n > 0)
+	{
+		memcpy(a, t->train_loss, sizeof(double) * t->n);
+		memcpy(a + cap, t->valid_loss, sizeof(double) * t->n);
+		memcpy(a + 2 * (size_t) cap, t->elapsed_ms, sizeof(double) * t->n);
+	}
+	ml_free(env, t->train_loss);	/* the one allocation holding all three */
+	t->train_loss = a;
+	t->valid_loss = a + cap;
+	t->elapsed_ms = a + 2 * (size_t) cap;
+	t->cap = cap;
+	return true;
+}
+
+/* Appends one iteration's figures, stamped with the elapsed time. */
+void
+ml_trace_add(const MlEnv *env, MlTrace *t, double train_loss, double valid_loss)
+{
+	if (t == NULL || t->truncated)
+		return;
+	if (t->n == t->cap &&
+		(t->cap > (1 << 26) || !ml_trace_grow(env, t, t->cap < 64 ? 64 : 2 * t->cap)))
+	{
+		t->truncated = true;
+		return;
+	}
+	t->train_loss[t->n] = train_loss;
+	t->valid_loss[t->n] = valid_loss;
+	t->elapsed_ms[t->n] = ml_now_ms() - t->t0_ms;
+	t->n++;
+}
+
+/* Frees a trace's arrays. */
+void
+ml_trace_free(const MlEnv *env, MlTrace *t)
+{
+	ml_free(env, t->train_loss);
+	memset(t, 0, sizeof(*t));
 }

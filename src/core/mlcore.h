@@ -120,4 +120,27 @@ MlStatus	ml_run_blocks(const MlEnv *env, int64_t nblocks, int64_t slab, int max_
 						  const char *stage, int iter, int max_iter, double value,
 						  MlError *err);
 
+/*
+ * Per-iteration figures of a training (mlpipe.training_info): the training
+ * loss, the validation loss (NaN where there is none) and the wall-clock
+ * milliseconds since ml_trace_start. The arrays are env allocations grown
+ * as needed; an allocation failure stops the recording (the training goes
+ * on, `truncated` says so). The elapsed times never reach an artifact.
+ */
+typedef struct MlTrace
+{
+	int			n;
+	int			cap;
+	bool		truncated;
+	double		t0_ms;
+	double	   *train_loss;
+	double	   *valid_loss;
+	double	   *elapsed_ms;
+} MlTrace;
+
+double		ml_now_ms(void);	/* a monotonic clock, in milliseconds */
+void		ml_trace_start(MlTrace *t, double t0_ms);
+void		ml_trace_add(const MlEnv *env, MlTrace *t, double train_loss, double valid_loss);
+void		ml_trace_free(const MlEnv *env, MlTrace *t);
+
 #endif

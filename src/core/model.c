@@ -68,6 +68,12 @@ ml_model_read(const MlEnv *env, const uint8_t *data, size_t len, MlModel *m, MlE
 					return ml_fail(err, ML_ERR_CORRUPT,
 								   "artifact corrupt: a decision section on a model that is not a binary classifier");
 				break;
+			case ML_SEC_ANOMALY:
+				if (!have_model || m->kind != ML_KIND_KMEANS)
+					return ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: anomaly section without a k-means model");
+				if (!kmeans_anomaly_read(&sec, m->km.k, &m->anomaly))
+					return err->code ? err->code : ml_fail(err, ML_ERR_CORRUPT, "artifact corrupt: anomaly section");
+				break;
 			default:
 				return ml_fail(err, ML_ERR_CORRUPT, "artifact has unsupported section %d", (int) tag);
 		}
@@ -168,9 +174,29 @@ ml_model_predict(const MlModel *m, const double *x, double *scratch, double *out
 	}
 }
 
-/* The PREPROCESS and DECISION sections, when there are, and the artifact's end. */
-static MlStatus
-write_prep_and_finish(MlBuf *b, const MlPrep *prep, const MlDecision *dec, MlError *err)
+/* A k-means row's anomaly score (model.h). */
+MlStatus
+ml_model_anomaly_score(const MlModel *m, const double *x, double *scratch, double *out,
+					   MlError *err)
+{
+	uint32_t	j;
+
+	if (m->kind != ML_KIND_KMEANS || !m->anomaly.present)
+		return ml_fail(err, ML_ERR_PARAM, "the model has no anomaly threshold");
+	for (j = 0; j < m->meta.n_features; j++)
+		if (!isfinite(x[j]))
+			return ml_fail(err, ML_ERR_DATA,
+						   "feature %u (\"%s\") is %s; k-means needs finite values",
+						   j + 1, m->meta.feature_names[j], isnan(x[j]) ? "NaN" : "infinite");
+	*out = kmeans_anomaly_score(&m->km, &m->anomaly, x, scratch);
+	if (isnan(*out))
+		return ml_fail(err, ML_ERR_DATA, "a zero vector has no cosine distance to any centroid");
+	return ML_OK;
+}
+
+/* The PREPROCESS section, when there is one. */
+static void
+write_prep(MlBuf *b, const MlPrep *prep)
 {
 	if (prep && prep->n_in > 0)
 	{
@@ -179,6 +205,13 @@ write_prep_and_finish(MlBuf *b, const MlPrep *prep, const MlDecision *dec, MlErr
 		prep_write(b, prep);
 		artifact_section_end(b, at);
 	}
+}
+
+/* The PREPROCESS and DECISION sections, when there are, and the artifact's end. */
+static MlStatus
+write_prep_and_finish(MlBuf *b, const MlPrep *prep, const MlDecision *dec, MlError *err)
+{
+	write_prep(b, prep);
 	if (dec && dec->present)
 	{
 		size_t		at = artifact_section_begin(b, ML_SEC_DECISION);
@@ -191,16 +224,25 @@ write_prep_and_finish(MlBuf *b, const MlPrep *prep, const MlDecision *dec, MlErr
 
 MlStatus
 ml_model_write_kmeans(MlBuf *b, const MlEnv *env, const MlMeta *meta, const KmModel *km,
-					  const MlPrep *prep, MlError *err)
+					  const MlPrep *prep, const KmAnomaly *anomaly, MlError *err)
 {
 	size_t		at;
+	bool		has_anomaly = anomaly && anomaly->present;
 
-	artifact_begin_format(b, env, ML_KIND_KMEANS, prep && prep->n_in > 0 ? 2 : 1);
+	artifact_begin_format(b, env, ML_KIND_KMEANS,
+						  has_anomaly ? 3 : prep && prep->n_in > 0 ? 2 : 1);
 	artifact_write_meta(b, meta);
 	at = artifact_section_begin(b, ML_SEC_MODEL);
 	kmeans_write(b, km);
 	artifact_section_end(b, at);
-	return write_prep_and_finish(b, prep, NULL, err);
+	write_prep(b, prep);
+	if (has_anomaly)
+	{
+		at = artifact_section_begin(b, ML_SEC_ANOMALY);
+		kmeans_anomaly_write(b, anomaly, km->k);
+		artifact_section_end(b, at);
+	}
+	return artifact_finish(b, err);
 }
 
 MlStatus

@@ -22,6 +22,7 @@ typedef struct MlModel
 	TreeModel	tm;				/* tree kinds */
 	MlPrep		prep;			/* n_in == 0: no preprocessing (format 1) */
 	MlDecision	dec;			/* !present: argmax, uncalibrated (formats 1, 2) */
+	KmAnomaly	anomaly;		/* k-means: present when trained with contamination */
 	size_t		scratch_len;	/* doubles of scratch predict needs */
 } MlModel;
 
@@ -43,11 +44,21 @@ MlStatus	ml_model_predict(const MlModel *m, const double *x, double *scratch,
 							 double *out, double *proba, MlError *err);
 
 /*
+ * The anomaly score of one row of a k-means model with an ANOMALY section
+ * (kmeans.h): ML_ERR_DATA for a non-finite value or a row that cannot be
+ * placed; ML_ERR_PARAM when the model has no anomaly section.
+ */
+MlStatus	ml_model_anomaly_score(const MlModel *m, const double *x, double *scratch,
+								   double *out, MlError *err);
+
+/*
  * Writes a complete k-means artifact (meta + model, + preprocessing when
- * prep is not NULL and has columns: then the format is 2) into b.
+ * prep is not NULL and has columns: then the format is 2, + the anomaly
+ * section when anomaly is not NULL and present: then the format is 3) into b.
  */
 MlStatus	ml_model_write_kmeans(MlBuf *b, const MlEnv *env, const MlMeta *meta,
-								  const KmModel *km, const MlPrep *prep, MlError *err);
+								  const KmModel *km, const MlPrep *prep,
+								  const KmAnomaly *anomaly, MlError *err);
 
 /*
  * Writes a complete tree-model artifact, the same way; with dec (binary

@@ -124,6 +124,11 @@ typedef struct TreeParams
 	double		subsample;		/* (0, 1], rows per tree, default 1 */
 	double		colsample;		/* (0, 1], features per tree, default 1 */
 	int			early_stopping_rounds;	/* 0 = off; needs validation rows */
+	MlTrace    *trace;			/* gbt: NULL, or receives one entry per round
+								 * built: the training loss (logloss, mlogloss
+								 * or RMSE, unweighted, as XGBoost's eval) and
+								 * the validation loss (NaN without validation
+								 * rows). Env allocations, ml_trace_free */
 } TreeParams;
 
 void		trees_params_default(TreeParams *p, TreeAlgorithm algorithm, MlTask task);

@@ -68,6 +68,17 @@ export_kmeans(cJSON *doc, const KmModel *km)
 	}
 }
 
+/* The anomaly threshold of a k-means model trained with contamination. */
+static void
+export_anomaly(cJSON *doc, const KmAnomaly *a, int k)
+{
+	cJSON	   *an = cJSON_AddObjectToObject(doc, "anomaly");
+
+	cJSON_AddNumberToObject(an, "contamination", a->contamination);
+	cJSON_AddNumberToObject(an, "threshold", a->threshold);
+	cJSON_AddItemToObject(an, "scales", number_array(a->scale, k));
+}
+
 /* mlpipe.export(bytea): the artifact as jsonb (algorithm, features, the model). */
 Datum
 mlpipe_export_bytea(PG_FUNCTION_ARGS)
@@ -93,7 +104,11 @@ mlpipe_export_bytea(PG_FUNCTION_ARGS)
 	if (m.dec.present)
 		cJSON_AddItemToObject(doc, "decision", decision_export(&m.dec));
 	if (m.kind == ML_KIND_KMEANS)
+	{
 		export_kmeans(doc, &m.km);
+		if (m.anomaly.present)
+			export_anomaly(doc, &m.anomaly, m.km.k);
+	}
 	else
 	{
 		/*

@@ -17,11 +17,13 @@
 
 static const char *const kmeans_keys[] = {
 	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
-	"standardize", "on_null", "exclude", "sample_size", "warm_start", "preprocess", NULL
+	"standardize", "on_null", "exclude", "sample_size", "warm_start", "preprocess",
+	"contamination", "k_criterion", NULL
 };
 static const char *const minibatch_keys[] = {
 	"k", "init", "centroids", "n_init", "max_iter", "tol", "distance", "seed",
-	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", "preprocess", NULL
+	"standardize", "on_null", "exclude", "sample_size", "warm_start", "batch_size", "preprocess",
+	"contamination", "k_criterion", NULL
 };
 /* The params keys k-means (or mini-batch k-means) accepts, for pipeline checks. */
 const char *const *
@@ -33,6 +35,84 @@ kmeans_param_keys(bool minibatch)
 static const char *const init_names[] = {"kmeans++", "random", "given", NULL};
 static const char *const distance_names[] = {"l2", "cosine", NULL};
 static const char *const on_null_names[] = {"error", "skip", NULL};
+static const char *const criterion_names[] = {"silhouette", "davies_bouldin", "elbow", NULL};
+
+/*
+ * params.k as candidates: [lo, hi] is every k from lo to hi, a longer
+ * array the values listed (ascending), and params.k_criterion. Returns how
+ * many (0 when k is a number or absent).
+ */
+static int
+params_k_candidates(cJSON *params, int **ks_out, KmCriterion *crit)
+{
+	cJSON	   *kj = cJSON_GetObjectItemCaseSensitive(params, "k");
+	cJSON	   *v;
+	int			m = 0,
+				i = 0,
+			   *ks;
+	double		vals[KM_MAX_CANDIDATES];
+	const char *cn = params_choice(params, "k_criterion", "silhouette", criterion_names);
+
+	*crit = strcmp(cn, "elbow") == 0 ? KM_CRIT_ELBOW :
+		strcmp(cn, "davies_bouldin") == 0 ? KM_CRIT_DAVIES_BOULDIN : KM_CRIT_SILHOUETTE;
+	if (!cJSON_IsArray(kj) && cJSON_GetObjectItemCaseSensitive(params, "k_criterion"))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"k_criterion\" is only used when \"k\" is a range or a list"),
+						errhint("For example '{\"k\": [2, 12], \"k_criterion\": \"silhouette\"}'.")));
+	if (!cJSON_IsArray(kj))
+		return 0;
+	m = cJSON_GetArraySize(kj);
+	if (m < 2 || m > KM_MAX_CANDIDATES)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"k\" as an array needs 2 to %d numbers, not %d", KM_MAX_CANDIDATES, m),
+						errhint("[lo, hi] tries every k from lo to hi; a longer array lists the candidates.")));
+	cJSON_ArrayForEach(v, kj)
+	{
+		if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+			v->valuedouble < 1 || v->valuedouble > 1000000)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("parameter \"k\"[%d] must be an integer from 1 to 1000000", i)));
+		vals[i++] = v->valuedouble;
+	}
+	if (m == 2)
+	{
+		if (vals[1] - vals[0] + 1 > KM_MAX_CANDIDATES || vals[1] <= vals[0])
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("parameter \"k\" = [%g, %g] must be a range lo < hi of at most %d values",
+								   vals[0], vals[1], KM_MAX_CANDIDATES)));
+		m = (int) (vals[1] - vals[0]) + 1;
+	}
+	ks = palloc(sizeof(int) * m);
+	for (i = 0; i < m; i++)
+	{
+		ks[i] = cJSON_GetArraySize(kj) == 2 ? (int) vals[0] + i : (int) vals[i];
+		if (i > 0 && ks[i] <= ks[i - 1])
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("the candidates in parameter \"k\" must be ascending")));
+	}
+	*ks_out = ks;
+	return m;
+}
+
+/* Every candidate's figures as metrics named "figure@k=K", besides the chosen model's. */
+static void
+candidate_metrics(cJSON *metrics, const int *ks, const KmResult *each, int m)
+{
+	int			i;
+	char		name[64];
+
+	for (i = 0; i < m; i++)
+	{
+		snprintf(name, sizeof(name), "inertia@k=%d", ks[i]);
+		params_json_number(metrics, name, each[i].inertia);
+		snprintf(name, sizeof(name), "silhouette@k=%d", ks[i]);
+		params_json_number(metrics, name, each[i].silhouette);
+		snprintf(name, sizeof(name), "calinski_harabasz@k=%d", ks[i]);
+		params_json_number(metrics, name, each[i].calinski_harabasz);
+		snprintf(name, sizeof(name), "davies_bouldin@k=%d", ks[i]);
+		params_json_number(metrics, name, each[i].davies_bouldin);
+	}
+}
 
 /* params.centroids: k rows of d finite numbers, checked once d is known. */
 static double *
@@ -131,7 +211,8 @@ kmeans_preprocess(PgEnv *pe, cJSON *params, SourceData *data, MlPrep *prep, bool
  * (kmeans_check_params), so both say the same.
  */
 static void
-read_params(const char *algorithm, cJSON *params, const char *target, KmParams *kp)
+read_params(const char *algorithm, cJSON *params, const char *target, bool warm,
+			KmParams *kp, int **ks, int *n_ks, KmCriterion *crit, double *contamination)
 {
 	bool		minibatch = strcmp(algorithm, "minibatch_kmeans") == 0;
 	const char *init;
@@ -141,7 +222,8 @@ read_params(const char *algorithm, cJSON *params, const char *target, KmParams *
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("%s is unsupervised: target must be NULL, not \"%s\"", algorithm, target)));
 	memset(kp, 0, sizeof(*kp));
-	kp->k = params_int(params, "k", 8, INT_MIN, INT_MAX);
+	*n_ks = params_k_candidates(params, ks, crit);
+	kp->k = *n_ks > 0 ? (*ks)[0] : params_int(params, "k", 8, INT_MIN, INT_MAX);
 	if (kp->k <= 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("parameter \"k\" = %d must be at least 1", kp->k)));
@@ -151,6 +233,11 @@ read_params(const char *algorithm, cJSON *params, const char *target, KmParams *
 	if (kp->init != KM_INIT_GIVEN && cJSON_GetObjectItemCaseSensitive(params, "centroids"))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("parameter \"centroids\" is only used with init = 'given'")));
+	if (*n_ks > 0 && (warm || kp->init == KM_INIT_GIVEN))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"k\" as a range or list cannot be combined with %s",
+							   warm ? "warm_start" : "init = 'given'"),
+						errhint("Choose k first, then warm-start or give centroids with that k.")));
 	kp->n_init = params_int(params, "n_init", kp->init == KM_INIT_RANDOM ? 10 : 1, 1, 1000);
 	kp->max_iter = params_int(params, "max_iter", minibatch ? 100 : 300, 1, 1000000);
 	kp->tol = params_number(params, "tol", 1e-4, 0, 1e300);
@@ -161,6 +248,12 @@ read_params(const char *algorithm, cJSON *params, const char *target, KmParams *
 	kp->minibatch = minibatch;
 	kp->batch_size = params_int(params, "batch_size", 1024, 1, INT_MAX);
 	kp->sample_size = (int64) params_number(params, "sample_size", KM_SAMPLE_AUTO, 0, 1e12);
+	/* 0: no anomaly threshold (the artifact stays as without the param) */
+	*contamination = params_number(params, "contamination", 0, 0, 0.5);
+	if (cJSON_GetObjectItemCaseSensitive(params, "contamination") && !(*contamination > 0))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("parameter \"contamination\" must be in (0, 0.5], not 0"),
+						errhint("It is the fraction of the training rows is_anomaly flags; 0.01 is usual.")));
 
 	(void) params_choice(params, "on_null", "error", on_null_names);	/* read again for the load */
 	(void) params_exclude(params);
@@ -171,8 +264,12 @@ void
 kmeans_check_params(const char *algorithm, cJSON *params, const char *target)
 {
 	KmParams	kp;
+	int		   *ks;
+	int			n_ks;
+	KmCriterion crit;
+	double		contamination;
 
-	read_params(algorithm, params, target, &kp);
+	read_params(algorithm, params, target, false, &kp, &ks, &n_ks, &crit, &contamination);
 }
 
 /* Trains kmeans or minibatch_kmeans (warm-started from warm when given) into fo. */
@@ -192,11 +289,19 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	MlMeta		meta;
 	MlBuf		buf;
 	MlPrep		prep;
+	MlTrace		trace = {0};
+	KmAnomaly	anomaly = {0};
+	double		contamination;
 	bool		has_k = cJSON_GetObjectItemCaseSensitive(params, "k") != NULL;
+	int		   *ks = NULL;
+	int			n_ks;
+	KmResult   *each = NULL;
+	KmCriterion crit;
+	int			chosen = -1;
 	int64		t0 = pg_env_now_us();
 	double		seconds;
 
-	read_params(algorithm, params, target, &kp);
+	read_params(algorithm, params, target, warm != NULL, &kp, &ks, &n_ks, &crit, &contamination);
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);
@@ -261,14 +366,29 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 						errmsg("params.warm_start model has %d features but the source has %d",
 							   kp.warm_start->d, data.d)));
 
-	ML_CHECK_STATUS(kmeans_fit(&pe.env, data.X, data.n, data.d, &kp, &model, &res, &err), &err);
+	kp.trace = &trace;
+	if (n_ks > 0)
+	{
+		each = palloc0(sizeof(KmResult) * n_ks);
+		ML_CHECK_STATUS(kmeans_fit_select(&pe.env, data.X, data.n, data.d, &kp, ks, n_ks, crit,
+										  &model, each, &chosen, &err), &err);
+		res = each[chosen];
+		kp.k = ks[chosen];
+	}
+	else
+		ML_CHECK_STATUS(kmeans_fit(&pe.env, data.X, data.n, data.d, &kp, &model, &res, &err), &err);
+	if (contamination > 0)
+	{
+		ML_CHECK_STATUS(kmeans_anomaly_fit(&pe.env, &model, data.X, data.n, contamination,
+										   &anomaly, &err), &err);
+	}
 	seconds = (pg_env_now_us() - t0) / 1e6;
 
 	memset(&meta, 0, sizeof(meta));
 	meta.task = ML_TASK_CLUSTER;
 	meta.n_features = data.d;
 	meta.feature_names = data.feature_names;
-	ML_CHECK_STATUS(ml_model_write_kmeans(&buf, &pe.env, &meta, &model, &prep, &err), &err);
+	ML_CHECK_STATUS(ml_model_write_kmeans(&buf, &pe.env, &meta, &model, &prep, &anomaly, &err), &err);
 
 	fo->artifact = palloc(VARHDRSZ + buf.len);
 	SET_VARSIZE(fo->artifact, VARHDRSZ + buf.len);
@@ -287,12 +407,22 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	params_json_number(fo->metrics, "iterations", res.iterations);
 	params_json_number(fo->metrics, "training_seconds", seconds);
 	params_json_number(fo->metrics, "rows", (double) data.n);
+	if (n_ks > 0)
+	{
+		params_json_number(fo->metrics, "k", kp.k);
+		candidate_metrics(fo->metrics, ks, each, n_ks);
+	}
 
 	fo->info = cJSON_CreateObject();
 	params_json_number(fo->info, "training_rows", (double) data.n);
 	params_json_number(fo->info, "skipped_rows", (double) data.skipped);
 	cJSON_AddStringToObject(fo->info, "metrics_split", "train");	/* read by _register */
 	params_json_number(fo->info, "k", kp.k);
+	if (n_ks > 0)
+	{
+		cJSON_AddStringToObject(fo->info, "k_criterion", kmeans_criterion_name(crit));
+		params_json_number(fo->info, "k_candidates", n_ks);
+	}
 	params_json_number(fo->info, "best_init", res.best_init);
 	params_json_number(fo->info, "threads", pe.env.n_threads);
 	params_json_number(fo->info, "seed", (double) kp.seed);
@@ -304,4 +434,10 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 		cJSON_AddStringToObject(fo->info, "warm_start",
 								cJSON_IsString(ws) ? ws->valuestring : "(artifact)");
 	}
+	if (anomaly.present)
+	{
+		params_json_number(fo->info, "contamination", anomaly.contamination);
+		params_json_number(fo->info, "anomaly_threshold", anomaly.threshold);
+	}
+	params_json_trace(fo->info, &trace);
 }

@@ -48,12 +48,13 @@ digest_update(pg_cryptohash_ctx *ctx, const void *data, size_t len)
 
 /*
  * info holds lineage notes the caller may extend (mlpipe_internal._train adds its
- * own); only the row counts in it are bound to the token.
+ * own); only the row counts and the training trace (the rows of
+ * mlpipe.training_iterations) in it are bound to the token.
  */
 static void
 digest_info(pg_cryptohash_ctx *ctx, Jsonb *info)
 {
-	static const char *const keys[] = {"training_rows", "skipped_rows", NULL};
+	static const char *const keys[] = {"training_rows", "skipped_rows", "trace", NULL};
 	int			i;
 
 	for (i = 0; keys[i]; i++)
@@ -63,6 +64,8 @@ digest_info(pg_cryptohash_ctx *ctx, Jsonb *info)
 			: NULL;
 		char	   *txt = (v && v->type == jbvNumeric)
 			? DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)))
+			: (v && v->type == jbvBinary)
+			? JsonbToCString(NULL, v->val.binary.data, v->val.binary.len)
 			: "-";
 		uint32		len = strlen(txt);
 

@@ -97,6 +97,7 @@ typedef struct TreeFit
 	char	  **classes;
 	int			n_classes;
 	TreeParams	tp;
+	MlTrace		trace;			/* gbt: per-round losses (training_info) */
 	double	   *class_weights;
 	bool		stratified;
 	uint8	   *is_test;
@@ -676,6 +677,8 @@ train_model(TreeFit *F)
 	data.y = F->task == ML_TASK_CLASSIFY ? NULL : L->yv;
 	data.valid_mask = valid_mask;
 	F->tp.task = F->task;
+	if (F->algo == TREE_ALGO_GBT)
+		F->tp.trace = &F->trace;
 	ML_CHECK_STATUS(trees_fit(&F->pe.env, &data, &F->tp, &F->model, &F->finfo, &err), &err);
 	if (valid_mask)
 		pfree(valid_mask);
@@ -921,6 +924,7 @@ write_output(TreeFit *F, FitOutput *fo)
 	params_json_number(fo->info, "passes", F->L.sample_is_all ? 1 : 2);
 	if (F->n_test == 0)
 		cJSON_AddStringToObject(fo->info, "note", "test_size = 0: the metrics are training metrics");
+	params_json_trace(fo->info, &F->trace);
 }
 
 /* Trains a decision_tree, random_forest or gbt model: the phases above, in order. */

@@ -99,6 +99,7 @@ uint64		params_seed(cJSON *root);
 Datum		cjson_to_jsonb(cJSON *node);
 cJSON	   *jsonb_to_cjson(Jsonb *jb);
 void		params_json_number(cJSON *obj, const char *key, double v);
+void		params_json_trace(cJSON *obj, const MlTrace *t);
 cJSON	   *params_exclude(cJSON *root);
 
 /*
@@ -317,6 +318,7 @@ PredictSite *predict_site_ref_in(FunctionCallInfo fcinfo, text *ref, void **slot
 PredictSite *row_site_for(FunctionCallInfo fcinfo, text *ref, struct HeapTupleHeaderData *th);
 PredictSite *predict_site_blob(FunctionCallInfo fcinfo, bytea *blob);
 void		predict_require_classifier(const MlModel *m, const char *fn);
+const double *predict_array_features(const MlModel *m, ArrayType *a);
 const double *predict_row_features(PredictSite *site, FunctionCallInfo fcinfo,
 								   struct HeapTupleHeaderData *th);
 const double *predict_row_raw(const PredictSite *site);

@@ -212,6 +212,34 @@ params_json_number(cJSON *obj, const char *key, double v)
 		cJSON_AddNullToObject(obj, key);
 }
 
+/*
+ * A training trace under obj's key "trace": three arrays (training_loss,
+ * validation_loss, elapsed_ms), one value per iteration, null where
+ * undefined. _register moves it into mlpipe.training_iterations.
+ */
+void
+params_json_trace(cJSON *obj, const MlTrace *t)
+{
+	static const char *const names[] = {"training_loss", "validation_loss", "elapsed_ms"};
+	cJSON	   *tr;
+	int			a,
+				i;
+
+	if (t->n == 0)
+		return;
+	tr = cJSON_AddObjectToObject(obj, "trace");
+	for (a = 0; a < 3; a++)
+	{
+		const double *v = a == 0 ? t->train_loss : a == 1 ? t->valid_loss : t->elapsed_ms;
+		cJSON	   *arr = cJSON_AddArrayToObject(tr, names[a]);
+
+		for (i = 0; i < t->n; i++)
+			cJSON_AddItemToArray(arr, isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull());
+	}
+	if (t->truncated)
+		cJSON_AddTrueToObject(tr, "truncated");
+}
+
 /* params.exclude: NULL when absent, else an array of column names (22023 otherwise). */
 cJSON *
 params_exclude(cJSON *root)

@@ -585,6 +585,13 @@ feature_values(const MlModel *m, ArrayType *a)
 	return (const double *) ARR_DATA_PTR(a);
 }
 
+/* A float8[] argument as the model's features (checked as predict checks them). */
+const double *
+predict_array_features(const MlModel *m, ArrayType *a)
+{
+	return feature_values(m, a);
+}
+
 /* The prediction for one float8[] row (class index, value or cluster); proba when not NULL. */
 static double
 predict_one(const MlModel *m, ArrayType *a, double *scratch, double *proba)

@@ -97,6 +97,8 @@ static const NameForm name_forms[] = {
 	{"_score_class", "predict"},
 	{"_score_label", "predict_label"},
 	{"_score_proba", "predict_proba"},
+	{"anomaly_score", "anomaly_score"},
+	{"is_anomaly", "is_anomaly"},
 	{NULL, NULL}
 };
 

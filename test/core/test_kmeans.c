@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kmeans.h"
+#include "model.h"
 #include "kmeans_fixtures.h"
 #include "mltest.h"
 
@@ -735,6 +736,203 @@ test_memory_estimate(void)
 	free(X);
 }
 
+/*
+ * The per-iteration trace: one entry per Lloyd iteration, non-increasing,
+ * the exact path's figures (from the sums, no pass) equal to the double-sum
+ * path's (a pass) to rounding, and bounded below by the final inertia; the
+ * same bits for 1 and 3 threads; offset data (far from the origin) too;
+ * mini-batch: one entry per epoch.
+ */
+static void
+test_trace(void)
+{
+	int64_t		n = 5000,
+				i;
+	double	   *X = blobs(n, 4, 5, 6.0, 21, NULL);
+	MlEnv		env1 = mlt_env(1),
+				env3 = mlt_env(3);
+	KmParams	p = params(5);
+	KmModel		m;
+	KmResult	r,
+				r2;
+	MlTrace		t1 = {0},
+				t2 = {0},
+				t3 = {0};
+	MlError		err = {0};
+	int			it,
+				pass;
+	bool		mono = true,
+				same = true,
+				bits = true;
+
+	for (pass = 0; pass < 2; pass++)
+	{
+		if (pass == 1)			/* the same data 1e6 away from the origin */
+			for (i = 0; i < n * 4; i++)
+				X[i] += 1e6;
+		p.n_init = 3;
+		p.trace = &t1;
+		CHECK(kmeans_fit(&env1, X, n, 4, &p, &m, &r, &err) == ML_OK, "trace fit: %s", err.msg);
+		kmeans_model_free(&env1, &m);
+		p.trace = &t3;
+		CHECK(kmeans_fit(&env3, X, n, 4, &p, &m, &r2, &err) == ML_OK, "trace fit, 3 threads");
+		kmeans_model_free(&env3, &m);
+		p.trace = &t2;
+		CHECK(kmeans_fit_ex(&env1, X, n, 4, &p, KM_FLAG_DOUBLE_SUMS, NULL, &m, &r2, &err) == ML_OK,
+			  "trace fit, double sums");
+		kmeans_model_free(&env1, &m);
+		CHECK(t1.n == r.iterations && t2.n == t1.n && t3.n == t1.n,
+			  "pass %d: one entry per iteration (%d, %d, %d; %d iterations)",
+			  pass, t1.n, t2.n, t3.n, r.iterations);
+		for (it = 0; it < t1.n && it < t2.n && it < t3.n; it++)
+		{
+			mono &= it == 0 || t1.train_loss[it] <= t1.train_loss[it - 1] * (1 + 1e-12);
+			same &= close_to(t1.train_loss[it], t2.train_loss[it], 1e-9);
+			bits &= memcmp(&t1.train_loss[it], &t3.train_loss[it], sizeof(double)) == 0;
+			mono &= isnan(t1.valid_loss[it]) && t1.elapsed_ms[it] >= 0;
+		}
+		CHECK(mono, "pass %d: the inertia does not increase", pass);
+		CHECK(same, "pass %d: exact-sum inertia equals the double-sum pass's", pass);
+		CHECK(bits, "pass %d: the same bits for 1 and 3 threads", pass);
+		CHECK(t1.n > 0 && t1.train_loss[t1.n - 1] >= r.inertia * (1 - 1e-9),
+			  "pass %d: last %.10g >= final inertia %.10g", pass,
+			  t1.n ? t1.train_loss[t1.n - 1] : NAN, r.inertia);
+	}
+	p = params(5);
+	p.minibatch = true;
+	p.batch_size = 500;
+	p.max_iter = 4;
+	p.tol = 0;
+	p.trace = &t1;
+	CHECK(kmeans_fit(&env1, X, n, 4, &p, &m, &r, &err) == ML_OK, "minibatch trace fit");
+	kmeans_model_free(&env1, &m);
+	CHECK(t1.n == r.iterations && close_to(t1.train_loss[t1.n - 1], r.inertia, 0.2),
+		  "minibatch: one entry per epoch (%d, %d epochs), last %.6g near the inertia %.6g",
+		  t1.n, r.iterations, t1.n ? t1.train_loss[t1.n - 1] : NAN, r.inertia);
+	ml_trace_free(&env1, &t1);
+	ml_trace_free(&env1, &t2);
+	ml_trace_free(&env3, &t3);
+	free(X);
+}
+
+/*
+ * Choosing k: on 4 well-separated blobs the silhouette and Davies-Bouldin
+ * choose 4 from [2, 7], every candidate's figures are those of a plain fit
+ * with that k; the elbow needs 3 candidates; bad candidate lists fail.
+ */
+static void
+test_select(void)
+{
+	int64_t		n = 2000;
+	double	   *X = blobs(n, 3, 4, 0.3, 31, NULL);
+	MlEnv		env = mlt_env(2);
+	KmParams	p = params(2);
+	KmModel		m,
+				one;
+	KmResult	each[6],
+				r;
+	MlTrace		t = {0};
+	MlError		err = {0};
+	int			ks[6] = {2, 3, 4, 5, 6, 7},
+				bad[3] = {3, 3, 4},
+				chosen;
+
+	p.trace = &t;
+	CHECK(kmeans_fit_select(&env, X, n, 3, &p, ks, 6, KM_CRIT_SILHOUETTE, &m, each, &chosen, &err) == ML_OK &&
+		  ks[chosen] == 4 && m.k == 4 && t.n == each[chosen].iterations,
+		  "select: silhouette chooses k = %d of 2..7 (%s)", chosen >= 0 ? ks[chosen] : -1, err.msg);
+	p.trace = NULL;
+	p.k = 5;
+	CHECK(kmeans_fit(&env, X, n, 3, &p, &one, &r, &err) == ML_OK &&
+		  r.inertia == each[3].inertia && r.silhouette == each[3].silhouette,
+		  "select: the k = 5 candidate's figures are a plain fit's");
+	kmeans_model_free(&env, &one);
+	kmeans_model_free(&env, &m);
+	CHECK(kmeans_fit_select(&env, X, n, 3, &p, ks, 6, KM_CRIT_DAVIES_BOULDIN, &m, each, &chosen, &err) == ML_OK &&
+		  ks[chosen] == 4, "select: Davies-Bouldin chooses k = %d", chosen >= 0 ? ks[chosen] : -1);
+	kmeans_model_free(&env, &m);
+	CHECK(kmeans_fit_select(&env, X, n, 3, &p, ks, 6, KM_CRIT_ELBOW, &m, each, &chosen, &err) == ML_OK &&
+		  ks[chosen] == 4, "select: the elbow is at k = %d", chosen >= 0 ? ks[chosen] : -1);
+	kmeans_model_free(&env, &m);
+	CHECK(kmeans_fit_select(&env, X, n, 3, &p, ks, 2, KM_CRIT_ELBOW, &m, each, &chosen, &err) == ML_ERR_PARAM,
+		  "select: the elbow of 2 candidates is refused (%s)", err.msg);
+	memset(&err, 0, sizeof(err));
+	CHECK(kmeans_fit_select(&env, X, n, 3, &p, bad, 3, KM_CRIT_SILHOUETTE, &m, each, &chosen, &err) == ML_ERR_PARAM,
+		  "select: candidates not ascending are refused (%s)", err.msg);
+	ml_trace_free(&env, &t);
+	free(X);
+}
+
+/*
+ * Anomaly figures: scales are the clusters' RMS distances, the threshold
+ * flags contamination of the rows, a far row scores high, and the ANOMALY
+ * section round-trips through an artifact (format 3); a model without it
+ * keeps format 1.
+ */
+static void
+test_anomaly(void)
+{
+	int64_t		n = 1000,
+				i,
+				above = 0;
+	double	   *X = blobs(n, 2, 3, 0.5, 41, NULL);
+	MlEnv		env = mlt_env(1);
+	KmParams	p = params(3);
+	KmModel		m;
+	KmResult	r;
+	KmAnomaly	a;
+	MlError		err = {0};
+	MlMeta		meta;
+	MlBuf		b;
+	MlModel		back;
+	char	   *names[2] = {"x", "y"};
+	double		scratch[2],
+				far[2] = {1e3, 1e3},
+				s;
+
+	CHECK(kmeans_fit(&env, X, n, 2, &p, &m, &r, &err) == ML_OK, "anomaly: fit");
+	CHECK(kmeans_anomaly_fit(&env, &m, X, n, 0.05, &a, &err) == ML_OK && a.present,
+		  "anomaly: fit the threshold (%s)", err.msg);
+	s = 0;
+	for (i = 0; i < n; i++)
+	{
+		double		v = kmeans_anomaly_score(&m, &a, X + 2 * i, scratch);
+
+		above += v > a.threshold;
+		s += v * v;
+	}
+	CHECK(above == 50, "anomaly: contamination 0.05 flags %lld of 1000 rows", (long long) above);
+	CHECK(fabs(s / n - 1.0) < 1e-9, "anomaly: mean squared score is 1 (%.12f): the scales are RMS distances", s / n);
+	CHECK(kmeans_anomaly_score(&m, &a, far, scratch) > 100 * a.threshold, "anomaly: a far row scores high");
+	kmeans_anomaly_free(&env, &a);
+	CHECK(kmeans_anomaly_fit(&env, &m, X, n, 0.6, &a, &err) == ML_ERR_PARAM && !a.present,
+		  "anomaly: contamination 0.6 is refused");
+	memset(&err, 0, sizeof(err));
+	CHECK(kmeans_anomaly_fit(&env, &m, X, n, 0.05, &a, &err) == ML_OK, "anomaly: refit");
+	memset(&meta, 0, sizeof(meta));
+	meta.task = ML_TASK_CLUSTER;
+	meta.n_features = 2;
+	meta.feature_names = names;
+	CHECK(ml_model_write_kmeans(&b, &env, &meta, &m, NULL, &a, &err) == ML_OK &&
+		  b.data[4] == 3 &&
+		  ml_model_read(&env, b.data, b.len, &back, &err) == ML_OK && back.anomaly.present &&
+		  back.anomaly.threshold == a.threshold && back.anomaly.scale[2] == a.scale[2],
+		  "anomaly: the section round-trips in a format 3 artifact (%s)", err.msg);
+	kmeans_model_free(&env, &back.km);
+	kmeans_anomaly_free(&env, &back.anomaly);
+	for (i = 0; i < (int64_t) back.meta.n_features; i++)
+		ml_free(&env, back.meta.feature_names[i]);
+	ml_free(&env, back.meta.feature_names);
+	ml_free(&env, back.meta.class_labels);
+	ml_free(&env, b.data);
+	CHECK(ml_model_write_kmeans(&b, &env, &meta, &m, NULL, NULL, &err) == ML_OK && b.data[4] == 1,
+		  "anomaly: without it the artifact stays format 1");
+	ml_free(&env, b.data);
+	kmeans_anomaly_free(&env, &a);
+	kmeans_model_free(&env, &m);
+	free(X);
+}
+
 int
 main(void)
 {
@@ -749,5 +947,8 @@ main(void)
 	test_param_errors();
 	test_failures();
 	test_memory_estimate();
+	test_trace();
+	test_select();
+	test_anomaly();
 	return mlt_done();
 }

@@ -751,6 +751,7 @@ test_early_stopping(void)
 	MlError		err;
 	uint8_t    *valid;
 	int64_t		i;
+	MlTrace		trace = {0};
 
 	make_multi(&s, 2000, 8);
 	valid = calloc(s.n, 1);
@@ -761,11 +762,26 @@ test_early_stopping(void)
 	p.learning_rate = 0.5;
 	p.max_depth = 6;
 	p.early_stopping_rounds = 5;
+	p.trace = &trace;
 	CHECK(fit(&env1, &s, &p, &m, valid, &err) == ML_OK, "early stopping: fits (%s)", err.msg);
 	CHECK(m.best_iteration >= 0 && m.best_iteration < 250 &&
 		  m.n_trees == (uint32_t) (m.best_iteration + 1) * 3,
 		  "early stopping: best iteration %d, %u trees kept, valid loss %.4f", m.best_iteration,
 		  m.n_trees, m.valid_loss);
+	/* the trace: every round built, the training loss falling, the best round's validation loss */
+	{
+		bool		falling = true;
+		int			r;
+
+		for (r = 1; r < trace.n; r++)
+			falling &= trace.train_loss[r] < trace.train_loss[r - 1];
+		CHECK(trace.n == m.best_iteration + 1 + 5 && falling &&
+			  trace.valid_loss[m.best_iteration] == m.valid_loss && trace.elapsed_ms[0] >= 0,
+			  "trace: %d rounds (best %d + 5), training loss falling, validation loss %.6g at the best round",
+			  trace.n, m.best_iteration, trace.n > m.best_iteration ? trace.valid_loss[m.best_iteration] : NAN);
+	}
+	p.trace = NULL;
+	ml_trace_free(&env1, &trace);
 	trees_model_free(&env1, &m);
 	/* loss-guided growth */
 	p.early_stopping_rounds = 0;

@@ -128,7 +128,7 @@ read_model(const MlEnv *env, MlKind kind, MlReader *sec)
 	}
 }
 
-/* ml_model_read, as the scoring path decodes, then one row of zeros. */
+/* ml_model_read, as the scoring path decodes, then one row of zeros (and its anomaly score). */
 static void
 decode_model(const MlEnv *env, const uint8_t *data, size_t len)
 {
@@ -145,6 +145,8 @@ decode_model(const MlEnv *env, const uint8_t *data, size_t len)
 	scratch = ml_calloc(env, m.scratch_len, sizeof(double));
 	if (x && scratch)
 		ml_model_predict(&m, x, scratch, &out, NULL, &err);
+	if (x && scratch && m.anomaly.present)
+		ml_model_anomaly_score(&m, x, scratch, &out, &err);
 	if (m.prep.n_in > 0 && x)
 	{
 		/* raw inputs: zeros and NULL texts, then zeros and a text */

@@ -66,8 +66,10 @@ save(MlBuf *b, const char *dir, const char *name)
 
 static void
 seed_kmeans(const char *dir, const char *name, int k, int d, KmDistance dist,
-			bool standardize)
+			bool standardize, bool anomaly)
 {
+	double		scales[3] = {0.5, 1.0, 0.0};
+	KmAnomaly	an = {true, 0.01, 2.5, scales};
 	double		mean[4] = {1.5, -2.0, 0.25, 10.0};
 	double		scale[4] = {2.0, 0.5, 1.0, 3.0};
 	double		centroids[3 * 4];
@@ -103,7 +105,7 @@ seed_kmeans(const char *dir, const char *name, int k, int d, KmDistance dist,
 		m.mean = mean;
 		m.scale = scale;
 	}
-	if (ml_model_write_kmeans(&b, &env, &meta, &m, NULL, &err) != ML_OK)
+	if (ml_model_write_kmeans(&b, &env, &meta, &m, NULL, anomaly ? &an : NULL, &err) != ML_OK)
 		die(name, &err);
 	if (ml_model_read(&env, b.data, b.len, &back, &err) != ML_OK)
 		die(name, &err);		/* a seed the reader rejects is no seed */
@@ -266,7 +268,7 @@ seed_prep(const char *dir, const char *name, int target_encoding)
 	m.distance = KM_DIST_L2;
 	m.centroids = centroids;
 	m.counts = counts;
-	if (ml_model_write_kmeans(&b, &env, &meta, &m, &prep, &err) != ML_OK)
+	if (ml_model_write_kmeans(&b, &env, &meta, &m, &prep, NULL, &err) != ML_OK)
 		die(name, &err);
 	if (ml_model_read(&env, b.data, b.len, &back, &err) != ML_OK)
 		die(name, &err);
@@ -303,10 +305,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: seed_artifact DIR\n");
 		return 2;
 	}
-	seed_kmeans(dir, "kmeans_l2", 2, 2, KM_DIST_L2, false);
-	seed_kmeans(dir, "kmeans_std", 3, 4, KM_DIST_L2, true);
-	seed_kmeans(dir, "kmeans_cosine", 3, 3, KM_DIST_COSINE, false);
-	seed_kmeans(dir, "kmeans_k1", 1, 1, KM_DIST_L2, true);
+	seed_kmeans(dir, "kmeans_l2", 2, 2, KM_DIST_L2, false, false);
+	seed_kmeans(dir, "kmeans_std", 3, 4, KM_DIST_L2, true, false);
+	seed_kmeans(dir, "kmeans_cosine", 3, 3, KM_DIST_COSINE, false, false);
+	seed_kmeans(dir, "kmeans_k1", 1, 1, KM_DIST_L2, true, false);
+	seed_kmeans(dir, "kmeans_anomaly", 3, 4, KM_DIST_L2, true, true);
 	if (trees_fit && trees_write)
 	{
 		seed_trees(dir, "tree_classify", TREE_ALGO_DECISION_TREE, ML_TASK_CLASSIFY, 3, NULL);

@@ -6,7 +6,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS mlpipe;
 SET mlpipe.progress = off;
 SET client_min_messages = warning;
-SELECT plan(70);
+SELECT plan(71);
 
 CREATE SCHEMA tap_ops;
 CREATE TABLE tap_ops.pts AS
@@ -150,6 +150,7 @@ BEGIN
     IF edit = 'artifact' THEN f.artifact := f.artifact || '\x00'::bytea; END IF;
     IF edit = 'info' THEN f.info := f.info || '{"profile": {"ms": 3}}'; END IF;
     IF edit = 'rows' THEN f.info := f.info || '{"training_rows": 1}'; END IF;
+    IF edit = 'trace' THEN f.info := jsonb_set(f.info, '{trace,training_loss,0}', '0'); END IF;
     r := mlpipe_internal._register('ops_tok', 'kmeans', 'tap_ops.pts', NULL, '{"k": 2}', NULL, now(), f);
     IF edit = 'twice' THEN r := mlpipe_internal._register('ops_tok', 'kmeans', 'tap_ops.pts', NULL, '{}', NULL, now(), f); END IF;
     RETURN r.version;
@@ -157,6 +158,7 @@ END $$;
 SELECT throws_ok($$SELECT tap_ops.register_edited('metrics')$$, '42501', NULL, 'edited metrics are refused');
 SELECT throws_ok($$SELECT tap_ops.register_edited('artifact')$$, '42501', NULL, 'an edited artifact is refused');
 SELECT throws_ok($$SELECT tap_ops.register_edited('rows')$$, '42501', NULL, 'edited row counts are refused');
+SELECT throws_ok($$SELECT tap_ops.register_edited('trace')$$, '42501', NULL, 'an edited training trace is refused');
 SELECT throws_ok($$SELECT tap_ops.register_edited('twice')$$, '42501', NULL, 'one fit registers once');
 SELECT is(tap_ops.register_edited('info'), 1, 'extra lineage notes in info are accepted');
 

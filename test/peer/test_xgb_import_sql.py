@@ -166,8 +166,13 @@ def imported(cur):
     src, obj, status, algo = cur.fetchone()
     report(obj == "binary:logistic" and status == "promoted" and algo == "gbt" and "xi_binary" in src,
            "xi_binary registry row", "source %r, objective %s, status %s, algorithm %s" % (src, obj, status, algo))
-    # A second import of the same model: no test metrics, so the default gate keeps it a candidate.
-    v2, _ = import_model(cur, "xi_binary", b, MAGIC_COLS, ["h", "g"])
+    # The same model imported again reproduces the latest version byte for
+    # byte: it is recorded against that version, not stored twice.
+    v_same, _ = import_model(cur, "xi_binary", b, MAGIC_COLS, ["h", "g"])
+    report(v_same == ver, "xi_binary identical re-import", "version %d (first import %d)" % (v_same, ver))
+    # Another model under that name: no test metrics, so the default gate keeps it a candidate.
+    b40 = xgb.train({"objective": "binary:logistic", "max_depth": 6, "eta": 0.3, "nthread": 1}, dm, 40)
+    v2, _ = import_model(cur, "xi_binary", b40, MAGIC_COLS, ["h", "g"])
     cur.execute("SELECT status FROM mlpipe.model_versions WHERE model = 'xi_binary' AND version = %s", (v2,))
     st = cur.fetchone()[0]
     report(v2 == ver + 1 and st == "candidate", "xi_binary second import", "version %d, status %s" % (v2, st))

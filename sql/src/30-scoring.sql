@@ -924,6 +924,37 @@ COMMENT ON FUNCTION mlpipe_internal._citus_target(text, text, text, regtype, tex
 REVOKE ALL ON FUNCTION mlpipe_internal._citus_target(text, text, text, regtype, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._citus_target(text, text, text, regtype, text) TO mlpipe_trainer;
 
+-- The WARNING predict_table raises when the source drifted: how many of
+-- the profiled features drifted and the worst three by PSI (a feature that
+-- drifted by its null rate alone shows the rates), with where to look next.
+CREATE FUNCTION mlpipe_internal._warn_drift(p_model text, p_version int, p_drifted jsonb, p_count int, p_profiled int,
+                                            p_threshold float8)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    worst text;
+BEGIN
+    SELECT pg_catalog.string_agg(CASE WHEN (f.e->>'psi'::text)::float8 >= p_threshold
+                    THEN pg_catalog.format('%s (PSI %s)', f.e->>'feature'::text,
+                                           pg_catalog.round((f.e->>'psi'::text)::numeric, 3))
+                    ELSE pg_catalog.format('%s (null rate %s -> %s)', f.e->>'feature'::text,
+                                           pg_catalog.round((f.e->>'null_rate_train'::text)::numeric, 3),
+                                           pg_catalog.round((f.e->>'null_rate_now'::text)::numeric, 3)) END,
+                    ', ' ORDER BY (f.e->>'psi'::text)::float8 DESC NULLS LAST, f.e->>'feature'::text)
+      INTO worst
+      FROM (SELECT e FROM pg_catalog.jsonb_array_elements(p_drifted) e
+             ORDER BY (e->>'psi'::text)::float8 DESC NULLS LAST, e->>'feature'::text LIMIT 3) f;
+    RAISE WARNING 'predict_table %@%: % of % feature% drifted (PSI threshold %); worst: %',
+        p_model, p_version, p_count, p_profiled, CASE WHEN p_profiled = 1 THEN '' ELSE 's' END, p_threshold, worst
+        USING HINT = pg_catalog.format('See SELECT * FROM mlpipe.drift_history WHERE model = %L AND version = %s '
+                                       'ORDER BY measured_at DESC; retrain on recent rows if the shift is real.',
+                                       p_model, p_version);
+END $$;
+COMMENT ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) IS
+    'Raises predict_table''s drift WARNING: the model@version, how many features drifted, the worst by PSI.';
+REVOKE ALL ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) TO mlpipe_trainer;
+
 -- predict_table's params, checked: the drift threshold (default 0.2), the
 -- null-rate threshold (0.1) and the drift sample size (20,000; 0: none).
 CREATE FUNCTION mlpipe_internal._predict_table_params(params jsonb,
@@ -1323,6 +1354,10 @@ BEGIN
     IF pg_catalog.jsonb_array_length(drifted) > 0 THEN
         PERFORM mlpipe_internal._notify('drift_detected', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
             'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
+        -- Also said to the caller, who may not be listening (issue #12).
+        PERFORM mlpipe_internal._warn_drift(info.model, info.version, drifted, pg_catalog.jsonb_array_length(drifted),
+            (SELECT pg_catalog.count(*)::int FROM pg_catalog.jsonb_object_keys(metrics) m(k) WHERE m.k LIKE 'psi:%'),
+            threshold);
     END IF;
     RETURN n;
 EXCEPTION WHEN OTHERS THEN

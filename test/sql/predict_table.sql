@@ -108,3 +108,16 @@ SELECT mlpipe.create_pipeline('pt_pipe2', '{"steps": [
 -- on_null = 'null' with a NULL row before a NaN row: the error names the NaN row.
 SELECT mlpipe.predict_table('pt_km', 'SELECT id, CASE WHEN id = 2 THEN NULL WHEN id = 9 THEN ''NaN'' ELSE fdist END AS fdist, fdur FROM pt_trips ORDER BY id',
                             target_table => 'pt_n7', key => 'id', on_null => 'null');
+
+-- 7. Drift is said to the caller too (issue #12): scoring a range shifted
+-- away from the training rows raises a WARNING naming the version, how
+-- many features drifted and the worst ones; the training range does not.
+CREATE TABLE pt_shift AS
+SELECT i AS id, (i % 50)::float8 AS fa, (i % 7)::float8 AS fb, (i % 11)::float8 AS fc
+  FROM generate_series(1, 2000) i;
+SELECT version FROM mlpipe.train('pt_sh', 'kmeans', 'SELECT * FROM pt_shift WHERE id <= 1000', NULL, '{fa,fb,fc}', '{"k": 2, "seed": 1}');
+SELECT mlpipe.predict_table('pt_sh', 'SELECT id, fa, fb, fc FROM pt_shift WHERE id > 1000', target_table => 'pt_sh1', key => 'id');
+SELECT mlpipe.predict_table('pt_sh', 'SELECT id, fa + 30 AS fa, fb * 2 AS fb, fc FROM pt_shift WHERE id > 1000',
+                            target_table => 'pt_sh2', key => 'id');
+SELECT (SELECT count(*) FROM mlpipe.drift_history h WHERE h.run_id = r.run_id AND h.psi >= 0.2) AS drifted_in_history
+  FROM mlpipe.runs r WHERE kind = 'predict_table' AND model = 'pt_sh' ORDER BY run_id DESC LIMIT 1;

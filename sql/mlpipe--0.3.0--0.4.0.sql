@@ -5918,6 +5918,229 @@ EXCEPTION WHEN OTHERS THEN
     RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
 
+-- 3. search and cross_validate re-raise errors with their own SQLSTATE, message, detail and hint only.
+CREATE OR REPLACE FUNCTION mlpipe_internal._cross_validate(p_algorithm text, p_source text, p_target text,
+    p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started   timestamptz := pg_catalog.clock_timestamp();
+    fstart    timestamptz;
+    src       text;
+    ttype     text;
+    task      text;
+    stratify  boolean;
+    n         bigint;
+    seed      text;
+    fparams   jsonb;
+    fit       mlpipe.fit_result;
+    fm        jsonb;
+    folds_out jsonb := '[]';
+    mean      jsonb;
+    std       jsonb;
+    parent    bigint;
+    i         int;
+    hashed    text := 's.*';
+    e_state   text;
+    e_msg     text;
+    e_detail  text;
+    e_hint    text;
+BEGIN
+    IF p_algorithm IS NULL OR p_source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF p_target IS NULL OR p_algorithm IN ('kmeans', 'minibatch_kmeans') THEN
+        RAISE EXCEPTION 'cross-validation needs a supervised algorithm and a target'
+            USING ERRCODE = '22023',
+                  HINT = 'Clustering has no held-out truth: compare k-means models by the silhouette that mlpipe.train records.';
+    END IF;
+    IF p_folds IS NULL OR p_folds < 2 THEN
+        RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    src := mlpipe_internal._eval_from(p_source);
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
+                                 FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
+        INTO n, ttype;
+    IF p_folds > n THEN
+        RAISE EXCEPTION 'folds = % is more than the % rows with a non-NULL "%"', p_folds, n, p_target
+            USING ERRCODE = '22023', HINT = 'Use fewer folds.';
+    END IF;
+    -- Stratify as training decides the task: text-like and boolean targets,
+    -- integers with at most 20 distinct values, or params.task.
+    IF p_params ? 'task'::text THEN
+        stratify := p_params->>'task'::text = 'classification';
+    ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
+    ELSE
+        stratify := ttype NOT IN ('real', 'double precision', 'numeric');
+    END IF;
+    -- Folds: rows ordered by a hash of (seed, row), by class first when
+    -- stratified, dealt round-robin. Identical rows are interchangeable, so
+    -- the assignment is reproducible. With features given, the hash covers
+    -- only the feature columns and the target, so that other columns of the
+    -- source (whatever they are called) do not change the folds.
+    seed := coalesce(p_params->>'seed'::text, '0');
+    IF p_features IS NOT NULL THEN
+        hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
+                     FROM (SELECT v.c, pg_catalog.min(v.o) AS o
+                             FROM pg_catalog.unnest(pg_catalog.array_append(
+                                      ARRAY(SELECT pg_catalog.regexp_replace(f, '\[[0-9]+\]$', '')
+                                              FROM pg_catalog.unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
+                            GROUP BY v.c) u);
+    END IF;
+    IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
+        DROP TABLE pg_temp._mlpipe_cv_folds;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
+         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s::bigint)::int
+                AS _mlpipe_fold
+           FROM %3$s s WHERE s.%4$I IS NOT NULL',
+        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
+        USING seed;
+    fparams := (p_params - 'test_size'::text - 'split'::text) OPERATOR(pg_catalog.||) '{"test_size": 0}';
+    IF p_features IS NULL THEN
+        fparams := fparams OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('exclude',
+            CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude'::text) = 'array' THEN p_params->'exclude'::text ELSE '[]' END
+            OPERATOR(pg_catalog.||) '["_mlpipe_fold"]');
+    END IF;
+    parent := mlpipe_internal._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
+        pg_catalog.jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
+                           'features', pg_catalog.to_jsonb(p_features), 'stratified', stratify),
+        'running', NULL, n, started, p_parent, NULL, NULL);
+    FOR i IN 0 .. p_folds - 1 LOOP
+        fstart := pg_catalog.clock_timestamp();
+        fit := mlpipe_internal._fit(p_algorithm,
+            pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
+            p_target, p_features, fparams, NULL);
+        task := fit.task;
+        fm := mlpipe_internal._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
+            pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
+        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows'::text)::bigint) OPERATOR(pg_catalog.||) fm;
+        PERFORM mlpipe_internal._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
+            pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
+            'succeeded', NULL, (fm->>'rows'::text)::bigint, fstart, parent, fm - 'fold'::text - 'training_rows'::text, 'cv_fold');
+        folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
+        IF p_kind OPERATOR(pg_catalog.=) 'cross_validate' THEN   -- a search reports its candidates instead
+            PERFORM mlpipe_internal._progress('cross_validate', 'fold', i + 1, p_folds, started);
+        END IF;
+    END LOOP;
+    DROP TABLE pg_temp._mlpipe_cv_folds;
+    -- Mean and population standard deviation (numpy's default) of each metric.
+    SELECT pg_catalog.jsonb_object_agg(key, a), pg_catalog.jsonb_object_agg(key, sd) INTO mean, std
+      FROM (SELECT e.key, pg_catalog.avg((e.value)::text::float8) AS a, pg_catalog.stddev_pop((e.value)::text::float8) AS sd
+              FROM pg_catalog.jsonb_array_elements(folds_out) f, pg_catalog.jsonb_each(f) e
+             WHERE pg_catalog.jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
+             GROUP BY e.key) t;
+    PERFORM mlpipe_internal._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
+    RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
+                              'rows', n, 'run_id', parent);
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe_internal._search(p_model text, p_algorithm text, p_source text, p_target text,
+    p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    run     bigint;
+    cand    jsonb;
+    cv      jsonb;
+    main    record;
+    val     float8;
+    best    jsonb;
+    best_v  float8;
+    best_cv jsonb;
+    trials  jsonb := '[]';
+    n       int := 0;
+    total   int;
+    res     mlpipe.train_result;
+    e_state text;
+    e_msg   text;
+    e_detail text;
+    e_hint  text;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    -- validates the space first, and counts the candidates for progress lines
+    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials);
+    run := mlpipe_internal._log_run('search', p_model, NULL, p_algorithm, p_source,
+        pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
+                           'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
+        'running', NULL, NULL, started, NULL, NULL, NULL);
+    FOR cand IN SELECT * FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials) LOOP
+        cv := mlpipe_internal._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
+        IF main IS NULL THEN
+            SELECT * INTO main FROM mlpipe_internal._main_metric(cv->>'task'::text);
+            -- gate.metric, when given, ranks the trials too (issue #14), in
+            -- gate.higher_is_better's direction or the metric's own.
+            IF pg_catalog.jsonb_typeof(p_gate) = 'object' AND p_gate ? 'metric'::text THEN
+                main.metric := p_gate->>'metric'::text;
+                main.higher_is_better := coalesce((p_gate->>'higher_is_better'::text)::boolean,
+                    main.metric NOT IN ('rmse', 'mae', 'mape', 'log_loss', 'inertia', 'davies_bouldin'));
+                IF NOT (cv->'mean'::text) ? main.metric THEN
+                    RAISE EXCEPTION 'gate metric "%" is not among the cross-validated metrics', main.metric
+                        USING ERRCODE = '22023',
+                              HINT = 'Metrics: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(e.key, ', ' ORDER BY e.key)
+                                                  FROM pg_catalog.jsonb_object_keys(cv->'mean'::text) e(key));
+                END IF;
+            END IF;
+        END IF;
+        val := (cv->'mean'::text->>main.metric)::float8;
+        n := n + 1;
+        PERFORM mlpipe_internal._progress('search', 'candidate', n, total, started);
+        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
+                                                                 main.metric, val));
+        IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
+                                OR (NOT main.higher_is_better AND val < best_v)) THEN
+            best := cand;
+            best_v := val;
+            best_cv := cv;
+        END IF;
+    END LOOP;
+    IF best IS NULL THEN
+        RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
+    END IF;
+    res := mlpipe_internal._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
+    PERFORM mlpipe_internal._eval_finish_run(run, (best_cv->>'rows'::text)::bigint,
+        pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
+                           'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
+        best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
+    RETURN res;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+
 -- == issue 12: functions whose body calls mlpipe_internal, in their 0.4.0 form (generated by move_internal.py; do not edit) ==
 -- Their 0.3.0 bodies named the internal functions in schema mlpipe; these are the sql/src definitions.
 CREATE OR REPLACE FUNCTION mlpipe.resolve(model_ref text, OUT model text, OUT version int)

@@ -633,6 +633,10 @@ DECLARE
     parent    bigint;
     i         int;
     hashed    text := 's.*';
+    e_state   text;
+    e_msg     text;
+    e_detail  text;
+    e_hint    text;
 BEGIN
     IF p_algorithm IS NULL OR p_source IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
@@ -728,6 +732,19 @@ BEGIN
     PERFORM mlpipe_internal._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
     RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
                               'rows', n, 'run_id', parent);
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
     'k-fold cross-validation behind cross_validate and each search trial.';
@@ -879,6 +896,10 @@ DECLARE
     n       int := 0;
     total   int;
     res     mlpipe.train_result;
+    e_state text;
+    e_msg   text;
+    e_detail text;
+    e_hint  text;
 BEGIN
     IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
         RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
@@ -928,6 +949,19 @@ BEGIN
                            'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
         best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
     RETURN res;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
     'The body of mlpipe.search: cross-validates every candidate, then trains the best on all rows.';

@@ -121,3 +121,13 @@ SELECT mlpipe.predict_table('pt_sh', 'SELECT id, fa + 30 AS fa, fb * 2 AS fb, fc
                             target_table => 'pt_sh2', key => 'id');
 SELECT (SELECT count(*) FROM mlpipe.drift_history h WHERE h.run_id = r.run_id AND h.psi >= 0.2) AS drifted_in_history
   FROM mlpipe.runs r WHERE kind = 'predict_table' AND model = 'pt_sh' ORDER BY run_id DESC LIMIT 1;
+
+-- 8. search and cross_validate errors read as the user's too (issue #12):
+-- the cause, then one line of context, not the folds, fits and generated
+-- statements it came through.
+SELECT mlpipe.cross_validate('decision_tree', 'pt_trips', 'y', '{fdist,fdur}', '{"max_dpth": 3}', 3);
+SELECT mlpipe.cross_validate('decision_tree', 'pt_no_table', 'y', '{fdist,fdur}', '{}', 3);
+SELECT mlpipe.cross_validate('decision_tree', 'pt_trips', 'y', '{fdist,nope}', '{}', 3);
+SELECT model, version FROM mlpipe.search('pt_se', 'decision_tree', 'pt_trips', 'y', '{fdist,fdur}', '{"max_depht": [2]}', folds => 2);
+SELECT model, version FROM mlpipe.search('pt_se', 'decision_tree', 'pt_trips', 'y', '{fdist,nope}', '{"max_depth": [2]}', folds => 2);
+SELECT model, version FROM mlpipe.search('pt_se', 'decision_tree', 'pt_trips', 'y', '{fdist,fdur}', '{"max_depth": [2]}', 'bayes');

@@ -5608,7 +5608,9 @@ ALTER FUNCTION mlpipe.is_anomaly(text, float8[]) SUPPORT mlpipe_internal._predic
 ALTER FUNCTION mlpipe.is_anomaly(text, record) SUPPORT mlpipe_internal._predict_support;
 
 -- == issue 12: three small findings (helper fh) ==
+
 -- 1. predict_table warns the caller when the source drifted.
+
 CREATE OR REPLACE FUNCTION mlpipe_internal._warn_drift(p_model text, p_version int, p_drifted jsonb, p_count int, p_profiled int,
                                             p_threshold float8)
 RETURNS void
@@ -5636,6 +5638,414 @@ COMMENT ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, floa
     'Raises predict_table''s drift WARNING: the model@version, how many features drifted, the worst by PSI.';
 REVOKE ALL ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) TO mlpipe_trainer;
+
+-- 3. search and cross_validate re-raise errors with their own SQLSTATE, message, detail and hint only.
+
+CREATE OR REPLACE FUNCTION mlpipe_internal._cross_validate(p_algorithm text, p_source text, p_target text,
+    p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started   timestamptz := pg_catalog.clock_timestamp();
+    fstart    timestamptz;
+    src       text;
+    ttype     text;
+    task      text;
+    stratify  boolean;
+    n         bigint;
+    seed      text;
+    fparams   jsonb;
+    fit       mlpipe.fit_result;
+    fm        jsonb;
+    folds_out jsonb := '[]';
+    mean      jsonb;
+    std       jsonb;
+    parent    bigint;
+    i         int;
+    hashed    text := 's.*';
+    e_state   text;
+    e_msg     text;
+    e_detail  text;
+    e_hint    text;
+BEGIN
+    IF p_algorithm IS NULL OR p_source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF p_target IS NULL OR p_algorithm IN ('kmeans', 'minibatch_kmeans') THEN
+        RAISE EXCEPTION 'cross-validation needs a supervised algorithm and a target'
+            USING ERRCODE = '22023',
+                  HINT = 'Clustering has no held-out truth: compare k-means models by the silhouette that mlpipe.train records.';
+    END IF;
+    IF p_folds IS NULL OR p_folds < 2 THEN
+        RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    p_params := coalesce(p_params, '{}');
+    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
+    END IF;
+    src := mlpipe_internal._eval_from(p_source);
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
+                                 FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
+        INTO n, ttype;
+    IF p_folds > n THEN
+        RAISE EXCEPTION 'folds = % is more than the % rows with a non-NULL "%"', p_folds, n, p_target
+            USING ERRCODE = '22023', HINT = 'Use fewer folds.';
+    END IF;
+    -- Stratify as training decides the task: text-like and boolean targets,
+    -- integers with at most 20 distinct values, or params.task.
+    IF p_params ? 'task'::text THEN
+        stratify := p_params->>'task'::text = 'classification';
+    ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
+    ELSE
+        stratify := ttype NOT IN ('real', 'double precision', 'numeric');
+    END IF;
+    -- Folds: rows ordered by a hash of (seed, row), by class first when
+    -- stratified, dealt round-robin. Identical rows are interchangeable, so
+    -- the assignment is reproducible. With features given, the hash covers
+    -- only the feature columns and the target, so that other columns of the
+    -- source (whatever they are called) do not change the folds.
+    seed := coalesce(p_params->>'seed'::text, '0');
+    IF p_features IS NOT NULL THEN
+        hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
+                     FROM (SELECT v.c, pg_catalog.min(v.o) AS o
+                             FROM pg_catalog.unnest(pg_catalog.array_append(
+                                      ARRAY(SELECT pg_catalog.regexp_replace(f, '\[[0-9]+\]$', '')
+                                              FROM pg_catalog.unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
+                            GROUP BY v.c) u);
+    END IF;
+    IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
+        DROP TABLE pg_temp._mlpipe_cv_folds;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
+         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s::bigint)::int
+                AS _mlpipe_fold
+           FROM %3$s s WHERE s.%4$I IS NOT NULL',
+        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
+        USING seed;
+    fparams := (p_params - 'test_size'::text - 'split'::text) OPERATOR(pg_catalog.||) '{"test_size": 0}';
+    IF p_features IS NULL THEN
+        fparams := fparams OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('exclude',
+            CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude'::text) = 'array' THEN p_params->'exclude'::text ELSE '[]' END
+            OPERATOR(pg_catalog.||) '["_mlpipe_fold"]');
+    END IF;
+    parent := mlpipe_internal._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
+        pg_catalog.jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
+                           'features', pg_catalog.to_jsonb(p_features), 'stratified', stratify),
+        'running', NULL, n, started, p_parent, NULL, NULL);
+    FOR i IN 0 .. p_folds - 1 LOOP
+        fstart := pg_catalog.clock_timestamp();
+        fit := mlpipe_internal._fit(p_algorithm,
+            pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
+            p_target, p_features, fparams, NULL);
+        task := fit.task;
+        fm := mlpipe_internal._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
+            pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
+        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows'::text)::bigint) OPERATOR(pg_catalog.||) fm;
+        PERFORM mlpipe_internal._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
+            pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
+            'succeeded', NULL, (fm->>'rows'::text)::bigint, fstart, parent, fm - 'fold'::text - 'training_rows'::text, 'cv_fold');
+        folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
+        IF p_kind OPERATOR(pg_catalog.=) 'cross_validate' THEN   -- a search reports its candidates instead
+            PERFORM mlpipe_internal._progress('cross_validate', 'fold', i + 1, p_folds, started);
+        END IF;
+    END LOOP;
+    DROP TABLE pg_temp._mlpipe_cv_folds;
+    -- Mean and population standard deviation (numpy's default) of each metric.
+    SELECT pg_catalog.jsonb_object_agg(key, a), pg_catalog.jsonb_object_agg(key, sd) INTO mean, std
+      FROM (SELECT e.key, pg_catalog.avg((e.value)::text::float8) AS a, pg_catalog.stddev_pop((e.value)::text::float8) AS sd
+              FROM pg_catalog.jsonb_array_elements(folds_out) f, pg_catalog.jsonb_each(f) e
+             WHERE pg_catalog.jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
+             GROUP BY e.key) t;
+    PERFORM mlpipe_internal._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
+    RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
+                              'rows', n, 'run_id', parent);
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe_internal._search(p_model text, p_algorithm text, p_source text, p_target text,
+    p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    run     bigint;
+    cand    jsonb;
+    cv      jsonb;
+    main    record;
+    val     float8;
+    best    jsonb;
+    best_v  float8;
+    best_cv jsonb;
+    trials  jsonb := '[]';
+    n       int := 0;
+    total   int;
+    res     mlpipe.train_result;
+    e_state text;
+    e_msg   text;
+    e_detail text;
+    e_hint  text;
+BEGIN
+    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    -- validates the space first, and counts the candidates for progress lines
+    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials);
+    run := mlpipe_internal._log_run('search', p_model, NULL, p_algorithm, p_source,
+        pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
+                           'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
+        'running', NULL, NULL, started, NULL, NULL, NULL);
+    FOR cand IN SELECT * FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials) LOOP
+        cv := mlpipe_internal._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
+        IF main IS NULL THEN
+            SELECT * INTO main FROM mlpipe_internal._main_metric(cv->>'task'::text);
+            -- gate.metric, when given, ranks the trials too (issue #14), in
+            -- gate.higher_is_better's direction or the metric's own.
+            IF pg_catalog.jsonb_typeof(p_gate) = 'object' AND p_gate ? 'metric'::text THEN
+                main.metric := p_gate->>'metric'::text;
+                main.higher_is_better := coalesce((p_gate->>'higher_is_better'::text)::boolean,
+                    main.metric NOT IN ('rmse', 'mae', 'mape', 'log_loss', 'inertia', 'davies_bouldin'));
+                IF NOT (cv->'mean'::text) ? main.metric THEN
+                    RAISE EXCEPTION 'gate metric "%" is not among the cross-validated metrics', main.metric
+                        USING ERRCODE = '22023',
+                              HINT = 'Metrics: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(e.key, ', ' ORDER BY e.key)
+                                                  FROM pg_catalog.jsonb_object_keys(cv->'mean'::text) e(key));
+                END IF;
+            END IF;
+        END IF;
+        val := (cv->'mean'::text->>main.metric)::float8;
+        n := n + 1;
+        PERFORM mlpipe_internal._progress('search', 'candidate', n, total, started);
+        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
+                                                                 main.metric, val));
+        IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
+                                OR (NOT main.higher_is_better AND val < best_v)) THEN
+            best := cand;
+            best_v := val;
+            best_cv := cv;
+        END IF;
+    END LOOP;
+    IF best IS NULL THEN
+        RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
+    END IF;
+    res := mlpipe_internal._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
+    PERFORM mlpipe_internal._eval_finish_run(run, (best_cv->>'rows'::text)::bigint,
+        pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
+                           'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
+        best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
+    RETURN res;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+
+-- 2. The entry points that need a role check it themselves and say which
+-- role to grant (permission denied ... HINT: GRANT mlpipe_trainer TO u;):
+-- EXECUTE to PUBLIC, while everything they call keeps its grants. Not the
+-- SECURITY DEFINER ones (promote, rollback, prune, drop_model, tag, ...).
+-- train and search become PL/pgSQL returning SETOF mlpipe.train_result (a
+-- PL/pgSQL RETURNS TABLE cannot repeat an input name, model), so they are
+-- dropped and created again with their grants.
+
+CREATE OR REPLACE FUNCTION mlpipe.import(
+    model    text,
+    doc      jsonb,
+    features text[] DEFAULT NULL,
+    classes  text[] DEFAULT NULL,
+    gate     jsonb  DEFAULT NULL,
+    origin   text   DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    fit     mlpipe.fit_result;
+    res     mlpipe.train_result;
+    -- mlpipe.export output (a tree model) has "algorithm" and no "learner".
+    own     boolean := pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner';
+    label   text := coalesce(origin, CASE WHEN own THEN 'imported mlpipe export' ELSE 'imported XGBoost JSON' END);
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function import' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    IF model IS NULL OR model = '' OR pg_catalog.strpos(model, '@') > 0
+       OR pg_catalog.length(model) > 200 OR model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(model), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
+    END IF;
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'doc must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    fit := mlpipe_internal._import_fit(doc, features, classes);
+    -- Lineage: imported, from what (fit.info is not part of the fit token but its row counts).
+    fit.info := fit.info OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('imported',
+        (fit.info->'imported') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('origin', label));
+    -- The algorithm the fit token was issued for: the export's, or gbt for XGBoost.
+    res := mlpipe_internal._register(model, CASE WHEN own THEN fit.info->'imported'->>'algorithm' ELSE 'gbt' END,
+        label, NULL, pg_catalog.jsonb_build_object('imported', CASE WHEN own THEN 'mlpipe_export' ELSE 'xgboost_json' END),
+        gate, started, fit);
+    RETURN res.version;
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.drift(model_ref text, source text, threshold float8 DEFAULT 0.2,
+                             null_threshold float8 DEFAULT 0.1)
+RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, status text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    info    record;
+    started timestamptz := pg_catalog.clock_timestamp();
+    metrics jsonb := '{}';
+    drifted int := 0;
+    n       bigint;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function drift' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF threshold IS NULL OR threshold <= 0::float8 OR null_threshold IS NULL OR null_threshold <= 0::float8 THEN
+        RAISE EXCEPTION 'threshold and null_threshold must be positive numbers' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO info FROM mlpipe_internal._scoring_info(model_ref);
+    IF info.profile IS NULL THEN
+        RAISE EXCEPTION 'version %@% has no training profile', info.model, info.version
+            USING ERRCODE = '22000', HINT = 'Versions trained before mlpipe 0.3.0, or with params.profile_sample = 0, have none; retrain to get one.';
+    END IF;
+    FOR feature, psi, null_rate_train, null_rate_now, status, n IN
+        SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
+               mlpipe_internal._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold),
+               d.rows_now
+          FROM mlpipe_internal._drift_figures(info.profile, source) d LOOP
+        -- The same metric names as predict_table: psi:<feature>, null_rate:<feature>.
+        metrics := metrics || pg_catalog.jsonb_build_object('psi:' || feature, psi, 'null_rate:' || feature, null_rate_now);
+        drifted := drifted + CASE WHEN status = 'drift' THEN 1 ELSE 0 END;
+        RETURN NEXT;
+    END LOOP;
+    -- Logged as a run (kind 'drift', split 'drift') with the version, for
+    -- the drift history (mlpipe.drift_history); not in a read-only
+    -- transaction (a hot standby), where drift still answers.
+    IF pg_catalog.current_setting('transaction_read_only'::text) OPERATOR(pg_catalog.=) 'off'::text THEN
+        PERFORM mlpipe_internal._log_run('drift', info.model, info.version, info.algorithm, source,
+            pg_catalog.jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
+            'succeeded', NULL, n, started, NULL,
+            metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', drifted), 'drift');
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.explain_global(model_ref text, source text, sample int DEFAULT 10000,
+                                      class text DEFAULT NULL)
+RETURNS TABLE (feature text, mean_abs_contribution float8, gain_importance float8)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function explain_global' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF sample IS NULL OR sample OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'sample must be at least 1 row, got %', coalesce(sample::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'sample is how many rows of the source to explain (default 10000).';
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'WITH imp AS (SELECT i.feature, i.gain_importance, i.ord FROM '
+        'mlpipe_internal._explained_importance(mlpipe.artifact($1)) WITH ORDINALITY AS i(feature, gain_importance, ord)), '
+        'smp AS MATERIALIZED (SELECT src.* FROM (%s) AS src '
+        'ORDER BY pg_catalog.hashtext(ROW(src.*)::text), ROW(src.*)::text LIMIT $3), '
+        'c AS (SELECT e.feature, pg_catalog.avg(pg_catalog.abs(e.contribution)) AS mean_abs '
+        'FROM smp, LATERAL mlpipe.explain($1, smp.*, NULL, $2) AS e WHERE e.feature IS NOT NULL GROUP BY e.feature) '
+        'SELECT imp.feature, coalesce(c.mean_abs, 0::float8), imp.gain_importance '
+        'FROM imp LEFT JOIN c ON c.feature OPERATOR(pg_catalog.=) imp.feature ORDER BY 2 DESC, imp.ord',
+        mlpipe_internal._source_sql(source)) USING model_ref, class, sample;
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    m       record;
+    res     jsonb;
+    run     bigint;
+    e_state text;
+    e_msg   text;
+    e_detail text;
+    e_hint  text;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function evaluate' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO m FROM mlpipe_internal._eval_model(model_ref);
+    -- The target missing from the source: say so, not "column s.y does not exist".
+    IF m.target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mlpipe_internal._source_columns(source) s WHERE s.name OPERATOR(pg_catalog.=) m.target) THEN
+        RAISE EXCEPTION 'the source has no column "%", the target of %@%', m.target, m.model, m.version
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe_internal._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
+    END IF;
+    res := mlpipe_internal._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
+                                mlpipe_internal._eval_from(source));
+    -- The confusion matrix (jsonb, not a metric row) rides in the run's
+    -- params, for the mlpipe.confusion_matrices view.
+    run := mlpipe_internal._log_run('evaluate', m.model, m.version, m.algorithm, source,
+                           pg_catalog.jsonb_build_object('model_ref', model_ref)
+                           OPERATOR(pg_catalog.||) pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                               'confusion_matrix', res OPERATOR(pg_catalog.->) 'confusion_matrix'::text)),
+                           'succeeded', NULL,
+                           (res->>'rows'::text)::bigint, started, NULL, res, 'evaluate');
+    RETURN res OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
 
 CREATE OR REPLACE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text DEFAULT NULL, key text DEFAULT NULL,
                                      mode text DEFAULT 'append', params jsonb DEFAULT '{}',
@@ -5679,6 +6089,12 @@ DECLARE
     e_hint     text;
     scoring    boolean := false;
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function predict_table' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
     IF model_ref IS NULL OR source IS NULL THEN
         RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
     END IF;
@@ -5918,228 +6334,251 @@ EXCEPTION WHEN OTHERS THEN
     RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
 
--- 3. search and cross_validate re-raise errors with their own SQLSTATE, message, detail and hint only.
-CREATE OR REPLACE FUNCTION mlpipe_internal._cross_validate(p_algorithm text, p_source text, p_target text,
-    p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
-RETURNS jsonb
+CREATE OR REPLACE FUNCTION mlpipe.tune_threshold(model_ref text, metric text DEFAULT 'f1', gate jsonb DEFAULT NULL)
+RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    started   timestamptz := pg_catalog.clock_timestamp();
-    fstart    timestamptz;
-    src       text;
-    ttype     text;
-    task      text;
-    stratify  boolean;
-    n         bigint;
-    seed      text;
-    fparams   jsonb;
-    fit       mlpipe.fit_result;
-    fm        jsonb;
-    folds_out jsonb := '[]';
-    mean      jsonb;
-    std       jsonb;
-    parent    bigint;
-    i         int;
-    hashed    text := 's.*';
-    e_state   text;
-    e_msg     text;
-    e_detail  text;
-    e_hint    text;
 BEGIN
-    IF p_algorithm IS NULL OR p_source IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
-            USING ERRCODE = '22004';
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function tune_threshold' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
     END IF;
-    IF p_target IS NULL OR p_algorithm IN ('kmeans', 'minibatch_kmeans') THEN
-        RAISE EXCEPTION 'cross-validation needs a supervised algorithm and a target'
-            USING ERRCODE = '22023',
-                  HINT = 'Clustering has no held-out truth: compare k-means models by the silhouette that mlpipe.train records.';
-    END IF;
-    IF p_folds IS NULL OR p_folds < 2 THEN
-        RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
-    END IF;
-    p_params := coalesce(p_params, '{}');
-    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
-        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
-    END IF;
-    src := mlpipe_internal._eval_from(p_source);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
-                                 FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
-        INTO n, ttype;
-    IF p_folds > n THEN
-        RAISE EXCEPTION 'folds = % is more than the % rows with a non-NULL "%"', p_folds, n, p_target
-            USING ERRCODE = '22023', HINT = 'Use fewer folds.';
-    END IF;
-    -- Stratify as training decides the task: text-like and boolean targets,
-    -- integers with at most 20 distinct values, or params.task.
-    IF p_params ? 'task'::text THEN
-        stratify := p_params->>'task'::text = 'classification';
-    ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
-        EXECUTE pg_catalog.format('SELECT pg_catalog.count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
-    ELSE
-        stratify := ttype NOT IN ('real', 'double precision', 'numeric');
-    END IF;
-    -- Folds: rows ordered by a hash of (seed, row), by class first when
-    -- stratified, dealt round-robin. Identical rows are interchangeable, so
-    -- the assignment is reproducible. With features given, the hash covers
-    -- only the feature columns and the target, so that other columns of the
-    -- source (whatever they are called) do not change the folds.
-    seed := coalesce(p_params->>'seed'::text, '0');
-    IF p_features IS NOT NULL THEN
-        hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
-                     FROM (SELECT v.c, pg_catalog.min(v.o) AS o
-                             FROM pg_catalog.unnest(pg_catalog.array_append(
-                                      ARRAY(SELECT pg_catalog.regexp_replace(f, '\[[0-9]+\]$', '')
-                                              FROM pg_catalog.unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
-                            GROUP BY v.c) u);
-    END IF;
-    IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
-        DROP TABLE pg_temp._mlpipe_cv_folds;
-    END IF;
-    EXECUTE pg_catalog.format(
-        'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
-         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s::bigint)::int
-                AS _mlpipe_fold
-           FROM %3$s s WHERE s.%4$I IS NOT NULL',
-        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
-        USING seed;
-    fparams := (p_params - 'test_size'::text - 'split'::text) OPERATOR(pg_catalog.||) '{"test_size": 0}';
-    IF p_features IS NULL THEN
-        fparams := fparams OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('exclude',
-            CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude'::text) = 'array' THEN p_params->'exclude'::text ELSE '[]' END
-            OPERATOR(pg_catalog.||) '["_mlpipe_fold"]');
-    END IF;
-    parent := mlpipe_internal._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
-        pg_catalog.jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
-                           'features', pg_catalog.to_jsonb(p_features), 'stratified', stratify),
-        'running', NULL, n, started, p_parent, NULL, NULL);
-    FOR i IN 0 .. p_folds - 1 LOOP
-        fstart := pg_catalog.clock_timestamp();
-        fit := mlpipe_internal._fit(p_algorithm,
-            pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
-            p_target, p_features, fparams, NULL);
-        task := fit.task;
-        fm := mlpipe_internal._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
-            pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
-        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows'::text)::bigint) OPERATOR(pg_catalog.||) fm;
-        PERFORM mlpipe_internal._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
-            pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
-            'succeeded', NULL, (fm->>'rows'::text)::bigint, fstart, parent, fm - 'fold'::text - 'training_rows'::text, 'cv_fold');
-        folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
-        IF p_kind OPERATOR(pg_catalog.=) 'cross_validate' THEN   -- a search reports its candidates instead
-            PERFORM mlpipe_internal._progress('cross_validate', 'fold', i + 1, p_folds, started);
-        END IF;
-    END LOOP;
-    DROP TABLE pg_temp._mlpipe_cv_folds;
-    -- Mean and population standard deviation (numpy's default) of each metric.
-    SELECT pg_catalog.jsonb_object_agg(key, a), pg_catalog.jsonb_object_agg(key, sd) INTO mean, std
-      FROM (SELECT e.key, pg_catalog.avg((e.value)::text::float8) AS a, pg_catalog.stddev_pop((e.value)::text::float8) AS sd
-              FROM pg_catalog.jsonb_array_elements(folds_out) f, pg_catalog.jsonb_each(f) e
-             WHERE pg_catalog.jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
-             GROUP BY e.key) t;
-    PERFORM mlpipe_internal._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
-    RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
-                              'rows', n, 'run_id', parent);
-EXCEPTION WHEN OTHERS THEN
-    -- The error as the caller should read it (issue #12): its SQLSTATE,
-    -- message, detail and hint, with this line as the only context, not
-    -- the nested calls and generated statements it came through.
-    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-    IF e_detail = '' AND e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
-    ELSIF e_detail = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
-    ELSIF e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+    RETURN QUERY SELECT * FROM mlpipe_internal._tune_threshold($1, $2, $3);
 END $$;
 
-CREATE OR REPLACE FUNCTION mlpipe_internal._search(p_model text, p_algorithm text, p_source text, p_target text,
-    p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
-RETURNS mlpipe.train_result
+CREATE OR REPLACE FUNCTION mlpipe.cross_validate(algorithm text, source text, target text, features text[],
+    params jsonb DEFAULT '{}', folds int DEFAULT 5)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function cross_validate' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    RETURN mlpipe_internal._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate');
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.run_pipeline(name text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_variable
+DECLARE
+    p        record;
+    run      bigint;
+    prev     bigint;
+    step     jsonb;
+    res      jsonb;
+    i        int := 0;
+    started  timestamptz;
+    err      text;
+    state    text;
+    step_run bigint;
+    failed   boolean := false;
+    p_name   text := name;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function run_pipeline' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
+    SELECT pl.version, pl.config INTO p FROM mlpipe.pipelines pl WHERE pl.name = p_name;
+    IF NOT FOUND THEN
+        PERFORM mlpipe_internal._pipeline_unknown(p_name);
+    END IF;
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('mlpipe.pipeline_run:' OPERATOR(pg_catalog.||) p_name)) THEN
+        RAISE EXCEPTION 'pipeline "%" is already running', p_name
+            USING ERRCODE = '55P03', HINT = 'Wait for the running call to finish.';
+    END IF;
+    run := mlpipe_internal._pipeline_run_begin(p_name, p.version,
+               pg_catalog.jsonb_build_object('application_name', pg_catalog.current_setting('application_name')));
+    prev := run;
+    FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(p.config->'steps'::text) AS s LOOP
+        started := pg_catalog.clock_timestamp();
+        res := NULL;
+        BEGIN
+            res := mlpipe_internal._pipeline_step(step);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+            failed := true;
+        END;
+        step_run := mlpipe_internal._log_run(
+            'pipeline_step', coalesce(res->>'model'::text, step->>'model'::text), (res->>'version'::text)::int, step->>'kind'::text,
+            coalesce(step->>'source'::text, step->>'model'::text),
+            pg_catalog.jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result'::text)
+                OPERATOR(pg_catalog.||) CASE WHEN failed THEN pg_catalog.jsonb_build_object('sqlstate', state) ELSE '{}' END,
+            CASE WHEN failed THEN 'failed' ELSE 'succeeded' END,
+            CASE WHEN failed THEN pg_catalog.format('steps[%s] (%s): %s', i, step->>'kind'::text, err) END,
+            (res->>'rows'::text)::bigint, started, run,
+            CASE WHEN pg_catalog.jsonb_typeof(res->'metrics'::text) = 'object' THEN res->'metrics'::text END,
+            step->>'kind'::text);
+        PERFORM mlpipe_internal._pipeline_adopt(step_run, prev);
+        prev := step_run;
+        IF failed THEN
+            PERFORM mlpipe_internal._pipeline_run_end(run, 'failed',
+                pg_catalog.format('steps[%s] (%s) failed: %s', i, step->>'kind'::text, err), i);
+            PERFORM mlpipe_internal._notify('run_failed', pg_catalog.jsonb_build_object(
+                'pipeline', p_name, 'run_id', run, 'step', i, 'kind', step->>'kind'::text,
+                'sqlstate', state, 'error', err));
+            RAISE WARNING 'pipeline "%" failed at steps[%] (%): %', p_name, i, step->>'kind'::text, err
+                USING HINT = pg_catalog.format('See SELECT * FROM mlpipe.runs WHERE run_id = %s OR parent_run_id = %s.', run, run);
+            RETURN run;
+        END IF;
+        i := i + 1;
+    END LOOP;
+    PERFORM mlpipe_internal._pipeline_run_end(run, 'succeeded', NULL, i);
+    RETURN run;
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.schedule(name text, cron text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    p_name text := name;
+    p_cron text := cron;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function schedule' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
+        PERFORM mlpipe_internal._pipeline_unknown(p_name);
+    END IF;
+    IF p_cron IS NULL OR btrim(p_cron) = '' THEN
+        RAISE EXCEPTION 'cron schedule is empty'
+            USING ERRCODE = '22023', HINT = 'For example ''0 21 * * *'' (daily at 21:00) or ''* * * * *''.';
+    END IF;
+    RETURN mlpipe_internal._cron_schedule(p_name, p_cron, current_user);
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.unschedule(name text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    p_name text := name;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function unschedule' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
+        PERFORM mlpipe_internal._pipeline_unknown(p_name);
+    END IF;
+    RETURN mlpipe_internal._cron_unschedule(p_name);
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.drop_pipeline(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function drop_pipeline' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) THEN
+        PERFORM mlpipe_internal._pipeline_unknown(name);
+    END IF;
+    IF (SELECT p.schedule FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) IS NOT NULL THEN
+        PERFORM mlpipe.unschedule(name);
+    END IF;
+    PERFORM mlpipe_internal._pipeline_delete(name);
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.create_pipeline(name text, config text) RETURNS int
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    started timestamptz := pg_catalog.clock_timestamp();
-    run     bigint;
-    cand    jsonb;
-    cv      jsonb;
-    main    record;
-    val     float8;
-    best    jsonb;
-    best_v  float8;
-    best_cv jsonb;
-    trials  jsonb := '[]';
-    n       int := 0;
-    total   int;
-    res     mlpipe.train_result;
-    e_state text;
-    e_msg   text;
-    e_detail text;
-    e_hint  text;
+    checked jsonb;
 BEGIN
-    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function create_pipeline' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
     END IF;
-    -- validates the space first, and counts the candidates for progress lines
-    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials);
-    run := mlpipe_internal._log_run('search', p_model, NULL, p_algorithm, p_source,
-        pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
-                           'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
-        'running', NULL, NULL, started, NULL, NULL, NULL);
-    FOR cand IN SELECT * FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials) LOOP
-        cv := mlpipe_internal._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
-        IF main IS NULL THEN
-            SELECT * INTO main FROM mlpipe_internal._main_metric(cv->>'task'::text);
-            -- gate.metric, when given, ranks the trials too (issue #14), in
-            -- gate.higher_is_better's direction or the metric's own.
-            IF pg_catalog.jsonb_typeof(p_gate) = 'object' AND p_gate ? 'metric'::text THEN
-                main.metric := p_gate->>'metric'::text;
-                main.higher_is_better := coalesce((p_gate->>'higher_is_better'::text)::boolean,
-                    main.metric NOT IN ('rmse', 'mae', 'mape', 'log_loss', 'inertia', 'davies_bouldin'));
-                IF NOT (cv->'mean'::text) ? main.metric THEN
-                    RAISE EXCEPTION 'gate metric "%" is not among the cross-validated metrics', main.metric
-                        USING ERRCODE = '22023',
-                              HINT = 'Metrics: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(e.key, ', ' ORDER BY e.key)
-                                                  FROM pg_catalog.jsonb_object_keys(cv->'mean'::text) e(key));
-                END IF;
-            END IF;
-        END IF;
-        val := (cv->'mean'::text->>main.metric)::float8;
-        n := n + 1;
-        PERFORM mlpipe_internal._progress('search', 'candidate', n, total, started);
-        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
-                                                                 main.metric, val));
-        IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
-                                OR (NOT main.higher_is_better AND val < best_v)) THEN
-            best := cand;
-            best_v := val;
-            best_cv := cv;
-        END IF;
-    END LOOP;
-    IF best IS NULL THEN
-        RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
+    IF name IS NULL OR name = '' OR pg_catalog.length(name) > 200 OR name ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid pipeline name %', coalesce(pg_catalog.quote_literal(name), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A pipeline name is 1 to 200 characters, without control characters.';
     END IF;
-    res := mlpipe_internal._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
-    PERFORM mlpipe_internal._eval_finish_run(run, (best_cv->>'rows'::text)::bigint,
-        pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
-                           'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
-        best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
-    RETURN res;
-EXCEPTION WHEN OTHERS THEN
-    -- The error as the caller should read it (issue #12): its SQLSTATE,
-    -- message, detail and hint, with this line as the only context, not
-    -- the nested calls and generated statements it came through.
-    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-    IF e_detail = '' AND e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
-    ELSIF e_detail = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
-    ELSIF e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    IF config IS NULL THEN
+        RAISE EXCEPTION 'pipeline config is NULL' USING ERRCODE = '22004';
     END IF;
-    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+    checked := mlpipe_internal._pipeline_check(config, true);
+    RETURN mlpipe_internal._pipeline_store(name, checked);
 END $$;
+
+GRANT EXECUTE ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain_global(text, text, int, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.run_pipeline(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.schedule(text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.unschedule(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.drop_pipeline(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, jsonb) TO PUBLIC;
+
+DROP FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb);
+CREATE FUNCTION mlpipe.train(
+    model     text,
+    algorithm text,
+    source    text,
+    target    text    DEFAULT NULL,
+    features  text[]  DEFAULT NULL,
+    params    jsonb   DEFAULT '{}',
+    gate      jsonb   DEFAULT NULL)
+RETURNS SETOF mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function train' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    -- Called as expressions, not queries, so that an error's context is
+    -- this line, not the statement text.
+    IF coalesce($6 OPERATOR(pg_catalog.?) 'group_by', false) THEN
+        RETURN QUERY SELECT * FROM mlpipe_internal._train_groups($1, $2, $3, $4, $5, $6, $7);
+    ELSE
+        RETURN NEXT mlpipe_internal._train($1, $2, $3, $4, $5, $6, $7);
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) IS
+    'Trains a model on a table, view or SELECT, records its metrics and registers it as a new version (promoted when the gate passes).';
+REVOKE ALL ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) TO PUBLIC;
+
+DROP FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb);
+CREATE FUNCTION mlpipe.search(model text, algorithm text, source text, target text, features text[],
+    space jsonb, strategy text DEFAULT 'grid', folds int DEFAULT 5, trials int DEFAULT 20,
+    gate jsonb DEFAULT NULL)
+RETURNS SETOF mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function search' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    RETURN NEXT mlpipe_internal._search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
+END $$;
+COMMENT ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
+    'Hyper-parameter search: cross-validates every candidate, trains the best on all rows and registers it.';
+REVOKE ALL ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO PUBLIC;
 
 -- == issue 12: functions whose body calls mlpipe_internal, in their 0.4.0 form (generated by move_internal.py; do not edit) ==
 -- Their 0.3.0 bodies named the internal functions in schema mlpipe; these are the sql/src definitions.
@@ -6559,21 +6998,6 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
      ORDER BY i DESC, f
 $$;
 
-CREATE OR REPLACE FUNCTION mlpipe.cross_validate(algorithm text, source text, target text, features text[],
-    params jsonb DEFAULT '{}', folds int DEFAULT 5)
-RETURNS jsonb
-LANGUAGE sql VOLATILE AS $$
-    SELECT mlpipe_internal._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate')
-$$;
-
-CREATE OR REPLACE FUNCTION mlpipe.search(model text, algorithm text, source text, target text, features text[],
-    space jsonb, strategy text DEFAULT 'grid', folds int DEFAULT 5, trials int DEFAULT 20,
-    gate jsonb DEFAULT NULL)
-RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
-LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM mlpipe_internal._search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-$$;
-
 CREATE OR REPLACE FUNCTION mlpipe_internal._pipeline_store(p_name text, p_config jsonb) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -6595,17 +7019,5 @@ BEGIN
         SET version = EXCLUDED.version, config = EXCLUDED.config, description = EXCLUDED.description,
             updated_at = clock_timestamp(), updated_by = session_user;
     RETURN v;
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.drop_pipeline(name text) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) THEN
-        PERFORM mlpipe_internal._pipeline_unknown(name);
-    END IF;
-    IF (SELECT p.schedule FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) IS NOT NULL THEN
-        PERFORM mlpipe.unschedule(name);
-    END IF;
-    PERFORM mlpipe_internal._pipeline_delete(name);
 END $$;
 -- == end of issue 12: functions whose body calls mlpipe_internal ==

@@ -447,18 +447,28 @@ CREATE FUNCTION mlpipe.train(
     features  text[]  DEFAULT NULL,
     params    jsonb   DEFAULT '{}',
     gate      jsonb   DEFAULT NULL)
-RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
-LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM mlpipe_internal._train($1, $2, $3, $4, $5, $6, $7)
-     WHERE NOT coalesce($6 OPERATOR(pg_catalog.?) 'group_by', false)
-    UNION ALL
-    SELECT * FROM mlpipe_internal._train_groups($1, $2, $3, $4, $5, $6, $7)
-     WHERE coalesce($6 OPERATOR(pg_catalog.?) 'group_by', false)
-$$;
+RETURNS SETOF mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function train' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    -- Called as expressions, not queries, so that an error's context is
+    -- this line, not the statement text.
+    IF coalesce($6 OPERATOR(pg_catalog.?) 'group_by', false) THEN
+        RETURN QUERY SELECT * FROM mlpipe_internal._train_groups($1, $2, $3, $4, $5, $6, $7);
+    ELSE
+        RETURN NEXT mlpipe_internal._train($1, $2, $3, $4, $5, $6, $7);
+    END IF;
+END $$;
 COMMENT ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) IS
     'Trains a model on a table, view or SELECT, records its metrics and registers it as a new version (promoted when the gate passes).';
 REVOKE ALL ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) TO PUBLIC;
 
 -- Import (issue #14): an XGBoost JSON model registered as a gbt version.
 CREATE FUNCTION mlpipe_internal._import_fit(doc jsonb, features text[], classes text[])
@@ -487,6 +497,12 @@ DECLARE
     own     boolean := pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner';
     label   text := coalesce(origin, CASE WHEN own THEN 'imported mlpipe export' ELSE 'imported XGBoost JSON' END);
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function import' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
     IF model IS NULL OR model = '' OR pg_catalog.strpos(model, '@') > 0
        OR pg_catalog.length(model) > 200 OR model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
         RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(model), 'NULL')
@@ -509,6 +525,7 @@ COMMENT ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) IS
     'Registers an XGBoost JSON model (binary:logistic, multi:softprob/softmax, reg:squarederror), or the mlpipe.export output of a tree model, as a new version of a model; returns the version.';
 REVOKE ALL ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) TO PUBLIC;
 
 -- Threshold tuning (issue #14): the version's recorded training again (same
 -- source, target, features, params and seed) with params.threshold set to
@@ -557,10 +574,18 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._tune_threshold(text, text, jsonb) TO 
 
 CREATE FUNCTION mlpipe.tune_threshold(model_ref text, metric text DEFAULT 'f1', gate jsonb DEFAULT NULL)
 RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
-LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM mlpipe_internal._tune_threshold($1, $2, $3)
-$$;
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function tune_threshold' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    RETURN QUERY SELECT * FROM mlpipe_internal._tune_threshold($1, $2, $3);
+END $$;
 COMMENT ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) IS
     'New version of a binary classifier whose decision threshold maximises metric (default f1) on its test split.';
 REVOKE ALL ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) TO PUBLIC;

@@ -717,6 +717,12 @@ DECLARE
     drifted int := 0;
     n       bigint;
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function drift' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
     IF model_ref IS NULL OR source IS NULL THEN
         RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
     END IF;
@@ -752,6 +758,7 @@ COMMENT ON FUNCTION mlpipe.drift(text, text, float8, float8) IS
     'Population stability index and null rates of each feature of a source against the training profile of a version.';
 REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO PUBLIC;
 
 -- True when a model stores preprocessing (src/pg/drift.c).
 CREATE FUNCTION mlpipe_internal._has_preprocessing(model bytea) RETURNS boolean
@@ -1157,6 +1164,12 @@ DECLARE
     e_hint     text;
     scoring    boolean := false;
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function predict_table' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
     IF model_ref IS NULL OR source IS NULL THEN
         RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
     END IF;
@@ -1399,6 +1412,7 @@ COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, te
     'Scores every row of a source into a table (append, replace, upsert or incremental mode); target_table names the table.';
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) TO PUBLIC;
 
 -- Explanations (issue #14): TreeSHAP for tree models, distance parts for k-means.
 CREATE FUNCTION mlpipe.explain(model_ref text, features float8[], top_k int DEFAULT NULL, class text DEFAULT NULL)
@@ -1482,6 +1496,12 @@ CREATE FUNCTION mlpipe.explain_global(model_ref text, source text, sample int DE
 RETURNS TABLE (feature text, mean_abs_contribution float8, gain_importance float8)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function explain_global' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
     IF model_ref IS NULL OR source IS NULL THEN
         RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
     END IF;
@@ -1504,3 +1524,4 @@ COMMENT ON FUNCTION mlpipe.explain_global(text, text, int, text) IS
     'A tree model''s global explanation over a source: each feature''s mean |TreeSHAP contribution| over a deterministic sample of rows, beside its gain importance.';
 REVOKE ALL ON FUNCTION mlpipe.explain_global(text, text, int, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.explain_global(text, text, int, text) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.explain_global(text, text, int, text) TO PUBLIC;

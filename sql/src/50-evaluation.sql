@@ -568,6 +568,12 @@ DECLARE
     e_detail text;
     e_hint  text;
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function evaluate' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
     IF model_ref IS NULL OR source IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
             USING ERRCODE = '22004';
@@ -608,6 +614,7 @@ COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
     'Scores a source with a registered version and returns the metrics of its task as jsonb.';
 REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO PUBLIC;
 
 -- k-fold cross-validation. p_kind names the parent run ('cross_validate',
 -- or 'search_trial' under a search run p_parent).
@@ -754,13 +761,21 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text
 CREATE FUNCTION mlpipe.cross_validate(algorithm text, source text, target text, features text[],
     params jsonb DEFAULT '{}', folds int DEFAULT 5)
 RETURNS jsonb
-LANGUAGE sql VOLATILE AS $$
-    SELECT mlpipe_internal._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate')
-$$;
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function cross_validate' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    RETURN mlpipe_internal._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate');
+END $$;
 COMMENT ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) IS
     'k-fold cross-validation of an algorithm on a source, logged as runs, without registering a model.';
 REVOKE ALL ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) TO PUBLIC;
 
 -- The parameter sets of a search: every combination of the space's lists
 -- (grid), or `trials` draws (random) from lists and {"min", "max", "log",
@@ -971,11 +986,19 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._search(text, text, text, text, text[]
 CREATE FUNCTION mlpipe.search(model text, algorithm text, source text, target text, features text[],
     space jsonb, strategy text DEFAULT 'grid', folds int DEFAULT 5, trials int DEFAULT 20,
     gate jsonb DEFAULT NULL)
-RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
-LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM mlpipe_internal._search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-$$;
+RETURNS SETOF mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function search' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    RETURN NEXT mlpipe_internal._search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
+END $$;
 COMMENT ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
     'Hyper-parameter search: cross-validates every candidate, trains the best on all rows and registers it.';
 REVOKE ALL ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO PUBLIC;

@@ -129,6 +129,12 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     checked jsonb;
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function create_pipeline' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
     IF name IS NULL OR name = '' OR pg_catalog.length(name) > 200 OR name ~ '[[:cntrl:]]' THEN
         RAISE EXCEPTION 'invalid pipeline name %', coalesce(pg_catalog.quote_literal(name), 'NULL')
             USING ERRCODE = '22023', HINT = 'A pipeline name is 1 to 200 characters, without control characters.';
@@ -143,6 +149,7 @@ COMMENT ON FUNCTION mlpipe.create_pipeline(text, text) IS
     'Validates a pipeline config and stores it as a new version of the named pipeline (config as YAML or JSON text).';
 REVOKE ALL ON FUNCTION mlpipe.create_pipeline(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, text) TO mlpipe_admin;
+GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, text) TO PUBLIC;
 
 CREATE FUNCTION mlpipe.create_pipeline(name text, config jsonb) RETURNS int
 LANGUAGE sql VOLATILE AS $$
@@ -152,11 +159,18 @@ COMMENT ON FUNCTION mlpipe.create_pipeline(text, jsonb) IS
     'Validates a pipeline config and stores it as a new version of the named pipeline (config as jsonb).';
 REVOKE ALL ON FUNCTION mlpipe.create_pipeline(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, jsonb) TO mlpipe_admin;
+GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, jsonb) TO PUBLIC;
 
 -- Removes a pipeline (unscheduling it first). Its history and runs stay.
 CREATE FUNCTION mlpipe.drop_pipeline(name text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function drop_pipeline' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) THEN
         PERFORM mlpipe_internal._pipeline_unknown(name);
     END IF;
@@ -169,6 +183,7 @@ COMMENT ON FUNCTION mlpipe.drop_pipeline(text) IS
     'Unschedules and removes a pipeline; its versions'' history and runs stay.';
 REVOKE ALL ON FUNCTION mlpipe.drop_pipeline(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.drop_pipeline(text) TO mlpipe_admin;
+GRANT EXECUTE ON FUNCTION mlpipe.drop_pipeline(text) TO PUBLIC;
 
 CREATE FUNCTION mlpipe_internal._pipeline_delete(p_name text) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -454,6 +469,12 @@ DECLARE
     failed   boolean := false;
     p_name   text := name;
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function run_pipeline' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
     SELECT pl.version, pl.config INTO p FROM mlpipe.pipelines pl WHERE pl.name = p_name;
     IF NOT FOUND THEN
         PERFORM mlpipe_internal._pipeline_unknown(p_name);
@@ -505,6 +526,7 @@ COMMENT ON FUNCTION mlpipe.run_pipeline(text) IS
     'Runs the current version of a pipeline step by step, each step in a subtransaction logged as a run.';
 REVOKE ALL ON FUNCTION mlpipe.run_pipeline(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.run_pipeline(text) TO mlpipe_admin;
+GRANT EXECUTE ON FUNCTION mlpipe.run_pipeline(text) TO PUBLIC;
 
 -- Where pg_cron can be called from here: raises 55000 with a HINT when it is
 -- not preloaded, lives in another database, or is not created here.
@@ -658,6 +680,12 @@ DECLARE
     p_name text := name;
     p_cron text := cron;
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function schedule' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
         PERFORM mlpipe_internal._pipeline_unknown(p_name);
     END IF;
@@ -671,6 +699,7 @@ COMMENT ON FUNCTION mlpipe.schedule(text, text) IS
     'Schedules run_pipeline(name) as a pg_cron job (mlpipe:<name>, hash-suffixed when long), replacing an earlier one.';
 REVOKE ALL ON FUNCTION mlpipe.schedule(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.schedule(text, text) TO mlpipe_admin;
+GRANT EXECUTE ON FUNCTION mlpipe.schedule(text, text) TO PUBLIC;
 
 -- Removes the pipeline's pg_cron job. Returns whether there was one.
 CREATE FUNCTION mlpipe.unschedule(name text) RETURNS boolean
@@ -679,6 +708,12 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p_name text := name;
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function unschedule' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
         PERFORM mlpipe_internal._pipeline_unknown(p_name);
     END IF;
@@ -687,3 +722,4 @@ END $$;
 COMMENT ON FUNCTION mlpipe.unschedule(text) IS 'Removes the pg_cron job of a pipeline.';
 REVOKE ALL ON FUNCTION mlpipe.unschedule(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.unschedule(text) TO mlpipe_admin;
+GRANT EXECUTE ON FUNCTION mlpipe.unschedule(text) TO PUBLIC;

@@ -115,15 +115,17 @@ SELECT mlpipe.predict('m', NULL::float8[]) IS NULL AS strict_null;
 SELECT mlpipe.train('m', 'kmeans', 'pts', features => '{x,y}', params => '{"k": 50}');
 SELECT count(*) AS versions FROM mlpipe.model_versions;
 
--- permission denied for function train (docs/security.md): PostgreSQL says
--- it before mlpipe runs; the documented grants are the fix, in order.
+-- permission denied for function train (docs/security.md): train says it
+-- with a HINT naming the role to grant (issue #12); the documented grants
+-- are the fix, in order.
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS t_err_ana;
 CREATE ROLE t_err_ana;
 RESET client_min_messages;
 GRANT USAGE ON SCHEMA t_errors TO t_err_ana;
 SET ROLE t_err_ana;
-SELECT try($$SELECT mlpipe.train('perm_m', 'kmeans', 't_errors.pts', features => '{x,y}', params => '{"k": 2}')$$);
+SELECT try_hint($$SELECT mlpipe.train('perm_m', 'kmeans', 't_errors.pts', features => '{x,y}', params => '{"k": 2}')$$);
+SELECT try_hint($$SELECT mlpipe.run_pipeline('nope')$$);
 RESET ROLE;
 GRANT mlpipe_trainer TO t_err_ana;
 SET ROLE t_err_ana;

@@ -171,7 +171,8 @@ SELECT * FROM mlpipe.search('ev_s', 'decision_tree', 'shapes', 'size', '{a,b}', 
 SELECT * FROM mlpipe.search('ev_s', 'decision_tree', 'shapes', 'size', '{a,b}', '{"max_depth": [2]}', folds => 1);
 \set VERBOSITY default
 
--- Privileges: aggregates are PUBLIC, evaluation is for mlpipe_trainer
+-- Privileges: aggregates are PUBLIC, evaluation is for mlpipe_trainer (the
+-- entry points are EXECUTE to PUBLIC and check the role: issue #12)
 SELECT p.oid::regprocedure AS fn, has_function_privilege('public', p.oid, 'EXECUTE') AS public_exec,
        has_function_privilege('mlpipe_trainer', p.oid, 'EXECUTE') AS trainer_exec
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

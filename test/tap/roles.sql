@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS mlpipe;
 SET mlpipe.progress = off;
 SET client_min_messages = warning;
-SELECT plan(66);
+SELECT plan(76);
 
 -- Runs q as role r; returns 'ok' or the SQLSTATE it failed with.
 CREATE FUNCTION pg_temp.state_as(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
@@ -31,6 +31,23 @@ BEGIN
         EXECUTE q INTO res;
     EXCEPTION WHEN OTHERS THEN
         res := 'ERROR ' || SQLSTATE;
+    END;
+    RESET ROLE;
+    RETURN res;
+END $$;
+
+-- Runs q as role r; returns 'SQLSTATE: message (HINT: hint)' or 'ok'.
+CREATE FUNCTION pg_temp.error_as(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE res text := 'ok';
+    e_msg text;
+    e_hint text;
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', r);
+    BEGIN
+        EXECUTE q;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS e_msg = MESSAGE_TEXT, e_hint = PG_EXCEPTION_HINT;
+        res := SQLSTATE || ': ' || e_msg || ' (HINT: ' || e_hint || ')';
     END;
     RESET ROLE;
     RETURN res;
@@ -130,6 +147,57 @@ SELECT is(pg_temp.state_as('tap_admin', $$UPDATE mlpipe.alias_events SET reason 
 SELECT is(pg_temp.state_as('tap_nobody', $$SELECT count(*) FROM mlpipe.models$$), '42501', 'a role without mlpipe roles reads nothing');
 SELECT is(pg_temp.state_as('tap_nobody', $$SELECT mlpipe.model_info('roles_m')$$), '42501', '... and calls nothing');
 
+-- Issue #12: the entry points that need a role are EXECUTE to PUBLIC and
+-- check the role themselves, to name it in a HINT; nothing they call is,
+-- so a role in none of mlpipe's roles still trains, reads and writes nothing.
+SELECT is(pg_temp.error_as('tap_nobody', $$SELECT mlpipe.train('n1', 'kmeans', 'tap_roles.pts', features => '{x,y}')$$),
+          '42501: permission denied for function train (HINT: GRANT mlpipe_trainer TO tap_nobody;)',
+          'train without the role: 42501 naming the role to grant');
+SELECT is(pg_temp.error_as('tap_scorer', $$SELECT * FROM mlpipe.search('n1', 'kmeans', 'tap_roles.pts', NULL, '{x,y}', '{"k": [2]}')$$),
+          '42501: permission denied for function search (HINT: GRANT mlpipe_trainer TO tap_scorer;)',
+          'search: the same for a scorer');
+SELECT is(pg_temp.error_as('tap_reader', $$SELECT mlpipe.predict_table('roles_m', 'tap_roles.pts', 'tap_roles.n_preds', 'id')$$),
+          '42501: permission denied for function predict_table (HINT: GRANT mlpipe_trainer TO tap_reader;)',
+          'predict_table: the same for a reader');
+SELECT is(pg_temp.error_as('tap_trainer', $$SELECT mlpipe.run_pipeline('nope')$$),
+          '42501: permission denied for function run_pipeline (HINT: GRANT mlpipe_admin TO tap_trainer;)',
+          'run_pipeline names mlpipe_admin');
+SELECT is(pg_temp.error_as('tap_trainer', $$SELECT mlpipe.create_pipeline('nope', '{"steps": []}'::jsonb)$$),
+          '42501: permission denied for function create_pipeline (HINT: GRANT mlpipe_admin TO tap_trainer;)',
+          'create_pipeline (jsonb) names mlpipe_admin');
+SELECT is(pg_temp.state_as('tap_nobody', $$SELECT mlpipe.evaluate('roles_m', 'tap_roles.pts')$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$SELECT mlpipe.cross_validate('decision_tree', 'tap_roles.pts', 'owner_tag', '{x,y}')$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$SELECT mlpipe.drift('roles_m', 'tap_roles.pts')$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$SELECT mlpipe.import('n2', '{}'::jsonb, '{x}')$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$SELECT mlpipe.tune_threshold('roles_m')$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$SELECT mlpipe.explain_global('roles_m', 'tap_roles.pts')$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$SELECT mlpipe.schedule('nope', '* * * * *')$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$SELECT mlpipe.unschedule('nope')$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$SELECT mlpipe.drop_pipeline('nope')$$),
+          '42501/42501/42501/42501/42501/42501/42501/42501/42501', 'every checked entry point refuses a role in none of the roles');
+SELECT is(pg_temp.state_as('tap_nobody', $$SELECT mlpipe_internal._train('n1', 'kmeans', 'tap_roles.pts', NULL, '{x,y}', '{}', NULL)$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$SELECT mlpipe_internal._cross_validate('decision_tree', 'tap_roles.pts', 'owner_tag', '{x,y}', '{}', 2, NULL, 'cross_validate')$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$SELECT mlpipe.promote('roles_m', 1, 'staging')$$)
+          || '/' || pg_temp.state_as('tap_nobody', $$INSERT INTO mlpipe.runs (kind) VALUES ('train')$$),
+          '42501/42501/42501/42501', '... nor what they call, the SECURITY DEFINER ones, or the tables');
+SELECT is((SELECT count(*) FROM mlpipe.models WHERE name LIKE 'n_'), 0::bigint, 'no model was registered by those calls');
+SELECT is(pg_temp.value_as('tap_trainer', $$SELECT mlpipe.cross_validate('decision_tree', 'tap_roles.pts', 'owner_tag', '{x,y}', '{}', 2)->>'rows'$$),
+          '90', 'a trainer cross-validates');
+SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text)
+             FROM pg_proc p WHERE p.pronamespace = 'mlpipe'::regnamespace AND p.prokind = 'f'
+              AND has_function_privilege('public', p.oid, 'EXECUTE')
+              AND (p.prosecdef OR p.proname IN ('train', 'search', 'cross_validate', 'tune_threshold', 'import', 'evaluate',
+                                                 'predict_table', 'drift', 'explain_global', 'create_pipeline', 'drop_pipeline',
+                                                 'run_pipeline', 'schedule', 'unschedule', 'promote', 'rollback', 'prune',
+                                                 'drop_model', 'drop_grouped_model', 'tag', 'untag'))),
+          'mlpipe.create_pipeline(text,jsonb), mlpipe.create_pipeline(text,text), mlpipe.cross_validate(text,text,text,text[],jsonb,integer), '
+          'mlpipe.drift(text,text,double precision,double precision), mlpipe.drop_pipeline(text), mlpipe.evaluate(text,text), '
+          'mlpipe.explain_global(text,text,integer,text), mlpipe.import(text,jsonb,text[],text[],jsonb,text), '
+          'mlpipe.predict_table(text,text,text,text,text,jsonb,text,text), mlpipe.run_pipeline(text), mlpipe.schedule(text,text), '
+          'mlpipe.search(text,text,text,text,text[],jsonb,text,integer,integer,jsonb), '
+          'mlpipe.train(text,text,text,text,text[],jsonb,jsonb), mlpipe.tune_threshold(text,text,jsonb), mlpipe.unschedule(text)',
+          'the PUBLIC entry points are exactly the checked ones (no SECURITY DEFINER function)');
+
 -- Prediction tables (once mlpipe.predict_table is merged): a reader reads what a trainer wrote.
 SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = 'mlpipe'::regnamespace AND proname = 'predict_table')
             THEN skip('mlpipe.predict_table is not built on this branch', 1)
@@ -194,11 +262,11 @@ SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace IN ('mlpipe'::reg
           0::bigint, 'every SECURITY DEFINER function pins search_path = pg_catalog, pg_temp');
 SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY 1)
              FROM pg_proc p WHERE p.pronamespace IN ('mlpipe'::regnamespace, 'mlpipe_internal'::regnamespace)
-              AND p.proname IN ('_register', '_set_alias', '_fit', '_fit_claim', '_train', 'train', 'promote', 'rollback',
+              AND p.proname IN ('_register', '_set_alias', '_fit', '_fit_claim', '_train', 'promote', 'rollback',
                                 'prune', 'tag', 'untag', 'model_info', 'resolve', 'artifact', 'predict', 'version_at',
                                 '_notify', '_gate_verdict', '_log_run', '_artifact_at', '_resolve_key')
               AND has_function_privilege('public', p.oid, 'EXECUTE')), NULL,
-          'none of the registry functions is executable by PUBLIC');
+          'none of the registry functions is executable by PUBLIC (train is, and checks the role: above)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -4,7 +4,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS mlpipe;
 SET mlpipe.progress = off;
-SELECT plan(50);
+SELECT plan(51);
 
 CREATE SCHEMA tap_scoring;
 CREATE TABLE tap_scoring.pts AS
@@ -26,11 +26,15 @@ SELECT col_type_is('mlpipe', 'model_versions', 'profile', 'jsonb', 'profile is j
 -- Grants: predict_table and drift for trainers, profile for readers, internals for nobody else.
 SELECT ok(has_function_privilege('mlpipe_trainer', 'mlpipe.predict_table(text,text,text,text,text,jsonb,text,text)', 'EXECUTE'),
           'trainer may call predict_table');
-SELECT ok(NOT has_function_privilege('mlpipe_scorer', 'mlpipe.predict_table(text,text,text,text,text,jsonb,text,text)', 'EXECUTE'),
+-- predict_table and drift are EXECUTE to PUBLIC and check the role
+-- themselves (issue #12): a scorer is not a trainer and may not call what
+-- they call (the calls themselves fail with 42501: below, for a reader).
+SELECT ok(NOT pg_has_role('mlpipe_scorer', 'mlpipe_trainer', 'MEMBER')
+          AND NOT has_function_privilege('mlpipe_scorer', 'mlpipe_internal._predict_table_params(jsonb)', 'EXECUTE'),
           'scorer may not call predict_table');
 SELECT ok(has_function_privilege('mlpipe_trainer', 'mlpipe.drift(text,text,float8,float8)', 'EXECUTE'),
           'trainer may call drift');
-SELECT ok(NOT has_function_privilege('mlpipe_scorer', 'mlpipe.drift(text,text,float8,float8)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('mlpipe_scorer', 'mlpipe_internal._drift_figures(jsonb,text,float8)', 'EXECUTE'),
           'scorer may not call drift');
 SELECT ok(has_function_privilege('mlpipe_reader', 'mlpipe.profile(text)', 'EXECUTE'), 'reader may read a profile');
 SELECT ok(NOT has_function_privilege('public', 'mlpipe_internal._set_profile(text,int,jsonb)', 'EXECUTE'),
@@ -62,6 +66,8 @@ RESET ROLE;
 SET ROLE tap_sc_reader;
 SELECT throws_ok($$SELECT mlpipe.predict_table('tap_sc', 'tap_scoring.pts', 'tap_scoring.s2', 'id')$$, '42501', NULL,
                  'reader cannot call predict_table');
+SELECT throws_ok($$SELECT mlpipe.drift('tap_sc', 'tap_scoring.pts')$$, '42501', 'permission denied for function drift',
+                 'reader cannot call drift');
 RESET ROLE;
 
 -- Modes.

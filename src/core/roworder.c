@@ -292,7 +292,8 @@ ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes, const int64_t *o
 	uint8_t    *base = rows;
 	uint8_t    *done = ml_calloc(env, (size_t) (n > 0 ? n : 1) / 8 + 1, 1);
 	uint8_t    *held = ml_alloc(env, row_bytes > 0 ? row_bytes : 1);
-	int64_t		start;
+	int64_t		start,
+				moved = 0;
 
 	if (done == NULL || held == NULL)
 	{
@@ -311,6 +312,14 @@ ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes, const int64_t *o
 		{
 			int64_t		from = order[i];
 
+			/* a cycle can hold every row: check for a cancel inside it */
+			if ((++moved & 0xFFFF) == 0 &&
+				ml_check(env, "canonical row order (moving rows)", -1, 0, 0))
+			{
+				ml_free(env, done);
+				ml_free(env, held);
+				return ml_fail_cancelled(err);
+			}
 			done[i >> 3] |= (uint8_t) (1 << (i & 7));
 			if (from == start)
 			{

@@ -410,6 +410,9 @@ read_params(TreeFit *F)
 	probe.objective = TREE_OBJ_DEFAULT;
 	probe.class_weight = TREE_CW_NONE;
 	probe.max_features = TREE_MF_DEFAULT;
+	/* a warm start may add 0 rounds (the parent unchanged) */
+	if (cJSON_GetObjectItemCaseSensitive(F->params, "warm_start") && probe.n_estimators == 0)
+		probe.n_estimators = 1;
 	if (trees_params_validate(&probe, ML_MAX_FEATURES, probe.task == ML_TASK_CLASSIFY ? 2 : 0, &err) != ML_OK)
 		pg_report_ml_error(&err);
 	(void) validation_size(F->params, probe.early_stopping_rounds);
@@ -685,8 +688,6 @@ train_model(TreeFit *F)
 	F->tp.task = F->task;
 	if (F->algo == TREE_ALGO_GBT)
 		F->tp.trace = &F->trace;
-	if (F->warm)
-		F->tp.warm_start = &F->parent.tm;
 	ML_CHECK_STATUS(trees_fit(&F->pe.env, &data, &F->tp, &F->model, &F->finfo, &err), &err);
 	if (valid_mask)
 		pfree(valid_mask);
@@ -967,7 +968,10 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	if (!F.use_prep)
 		trees_task_and_split(&F);
 	if (warm)
+	{
 		trees_warm_check_target(&F.parent, F.task, F.classes, F.n_classes, &F.tp);
+		F.tp.warm_start = &F.parent.tm;
+	}
 	check_training_memory(&F);
 	partition_rows(&F);
 	train_model(&F);

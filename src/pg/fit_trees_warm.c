@@ -80,7 +80,7 @@ trees_warm_check_target(const MlModel *parent, MlTask task, char **classes, int 
 			same = strcmp(parent->meta.class_labels[c], classes[c]) == 0;
 		if (!same)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("params.warm_start model has %u classes, the new rows have %d other ones",
+							errmsg("params.warm_start model's classes differ from the new rows' (%u classes, the rows have %d)",
 								   parent->meta.n_classes, n_classes),
 							errhint("The new rows must hold exactly the parent's classes.")));
 	}

@@ -48,6 +48,11 @@ has_value(const double *a, int n, double v)
 	return bsearch(&v, a, n, sizeof(double), cmp_dbl) != NULL;
 }
 
+/*
+ * Makes every threshold of m a cut of bins, feature by feature: the
+ * parent's thresholds all kept, the existing cuts evenly thinned into the
+ * room max_bins leaves.
+ */
 MlStatus
 trees_bins_add_model_cuts(const MlEnv *env, TreeBins *bins, const TreeModel *m,
 						  int max_bins, MlError *err)
@@ -169,6 +174,11 @@ threshold_codes(const TreeModel *m, const TreeBins *bins, uint16_t *code)
 	return true;
 }
 
+/*
+ * The margins of m on data's binned rows (K x n, class-major): the base
+ * margins, then each tree's leaf added as a float in tree order, as the
+ * boosting loop adds them, so a continued fit matches one longer fit.
+ */
 MlStatus
 gbt_warm_margins(const MlEnv *env, const TreeModel *m, const TreeData *data,
 				 float *margin, MlError *err)
@@ -222,6 +232,7 @@ gbt_warm_margins(const MlEnv *env, const TreeModel *m, const TreeData *data,
 	return ML_OK;
 }
 
+/* ML_ERR_PARAM unless m is a gbt model this data and objective can continue. */
 MlStatus
 gbt_warm_check(const TreeModel *m, const TreeData *data, TreeObjective obj, MlError *err)
 {
@@ -241,6 +252,7 @@ gbt_warm_check(const TreeModel *m, const TreeData *data, TreeObjective obj, MlEr
 	return ML_OK;
 }
 
+/* Copies src's trees, node covers included, into the empty model mb builds. */
 MlStatus
 tm_copy_trees(const MlEnv *env, ModelBuilder *mb, const TreeModel *src, MlError *err)
 {

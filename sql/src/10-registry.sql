@@ -348,9 +348,10 @@ BEGIN
     SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
       FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
 
-    -- The per-iteration figures (training_info), kept out of the artifact.
+    -- The per-iteration figures (training_info), kept out of the artifact;
+    -- a warm start's rounds continue the parent's numbering (trace.first_iteration).
     INSERT INTO mlpipe.training_iterations (model, version, iteration, training_loss, validation_loss, elapsed_ms)
-    SELECT p_model, v_version, o.i,
+    SELECT p_model, v_version, o.i + coalesce((p_fit.info #>> '{trace,first_iteration}')::int, 0),
            (p_fit.info #>> ARRAY['trace', 'training_loss', o.i::text])::float8,
            (p_fit.info #>> ARRAY['trace', 'validation_loss', o.i::text])::float8,
            (p_fit.info #>> ARRAY['trace', 'elapsed_ms', o.i::text])::float8

@@ -376,6 +376,8 @@ gbt_check(const GbtFit *f)
 		return ml_fail(f->err, ML_ERR_PARAM,
 					   "objective binary:logistic needs 2 classes, the target has %d",
 					   f->data->n_classes);
+	if (p->warm_start && gbt_warm_check(p->warm_start, f->data, f->obj, f->err) != ML_OK)
+		return f->err->code;
 	if (f->n > (int64_t) UINT32_MAX / 2)
 		return ml_fail(f->err, ML_ERR_DATA, "%lld rows exceed the limit of %u for gbt",
 					   (long long) f->n, UINT32_MAX / 2);
@@ -444,6 +446,16 @@ gbt_base_margins(GbtFit *f)
 	f->base = ml_calloc(f->env, K, sizeof(double));
 	if (!f->base)
 		return ML_ERR_MEMORY;
+	if (f->p->warm_start)
+	{
+		/* continue from the parent: its base margins plus its trees' outputs */
+		memcpy(f->base, f->p->warm_start->base_score, sizeof(double) * K);
+		f->margin = ml_alloc(f->env, sizeof(float) * (size_t) f->n * K);
+		f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
+		if (!f->margin || !f->gh)
+			return ML_ERR_MEMORY;
+		return gbt_warm_margins(f->env, f->p->warm_start, data, f->margin, f->err);
+	}
 	if (f->obj == TREE_OBJ_REG_SQUAREDERROR)
 	{
 		double		s = 0;
@@ -590,6 +602,14 @@ gbt_model_init(GbtFit *f)
 	if (!out->importance || !f->imp_best)
 		return ML_ERR_MEMORY;
 	f->mb.m = out;
+	if (p->warm_start)
+	{
+		/* the parent's trees first; its gains count in the importances */
+		if (tm_copy_trees(f->env, &f->mb, p->warm_start, f->err) != ML_OK)
+			return f->err->code;
+		if (p->warm_start->importance)
+			memcpy(out->importance, p->warm_start->importance, sizeof(double) * f->d);
+	}
 
 	f->ga.data = f->data;
 	f->ga.obj = f->obj;
@@ -861,18 +881,20 @@ static MlStatus
 gbt_finish(GbtFit *f, TreeFitInfo *info)
 {
 	TreeModel  *out = f->out;
+	int			parent_rounds = f->p->warm_start ?
+		(int) (f->p->warm_start->n_trees / f->p->warm_start->trees_per_round) : 0;
 
 	if (f->n_valid > 0 && f->p->early_stopping_rounds > 0 && f->best_round >= 0)
 	{
 		/* Keep the best iteration only; importances are recomputed below. */
-		out->n_trees = (uint32_t) (f->best_round + 1) * (uint32_t) f->K;
-		out->best_iteration = f->best_round;
+		out->n_trees = (uint32_t) (parent_rounds + f->best_round + 1) * (uint32_t) f->K;
+		out->best_iteration = parent_rounds + f->best_round;
 		out->valid_loss = f->best_loss;
 		memcpy(out->importance, f->imp_best, sizeof(double) * f->d);
 	}
 	else
 	{
-		out->best_iteration = f->rounds_done - 1;
+		out->best_iteration = parent_rounds + f->rounds_done - 1;
 		out->valid_loss = f->n_valid > 0 ? f->last_loss : NAN;
 	}
 	if (!tm_finish(f->env, out, f->err))

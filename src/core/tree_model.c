@@ -111,7 +111,7 @@ trees_params_validate(const TreeParams *p, int d, int n_classes, MlError *err)
 		}
 	}
 	if (p->algorithm != TREE_ALGO_DECISION_TREE &&
-		(p->n_estimators < 1 || p->n_estimators > TREES_MAX_ESTIMATORS))
+		(p->n_estimators < (p->warm_start ? 0 : 1) || p->n_estimators > TREES_MAX_ESTIMATORS))
 		return ml_fail(err, ML_ERR_PARAM, "n_estimators must be between 1 and %d, got %d",
 					   TREES_MAX_ESTIMATORS, p->n_estimators);
 	if (p->algorithm == TREE_ALGO_GBT)

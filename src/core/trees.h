@@ -124,6 +124,12 @@ typedef struct TreeParams
 	double		subsample;		/* (0, 1], rows per tree, default 1 */
 	double		colsample;		/* (0, 1], features per tree, default 1 */
 	int			early_stopping_rounds;	/* 0 = off; needs validation rows */
+	/*
+	 * gbt: NULL, or a gbt model to continue (params.warm_start): its trees
+	 * are kept and n_estimators rounds are added, boosting from its margins.
+	 * Its thresholds must be cuts of the bins (trees_bins_add_model_cuts).
+	 */
+	const struct TreeModel *warm_start;
 	MlTrace    *trace;			/* gbt: NULL, or receives one entry per round
 								 * built: the training loss (logloss, mlogloss
 								 * or RMSE, unweighted, as XGBoost's eval) and
@@ -173,6 +179,16 @@ void		trees_bins_apply(const MlEnv *env, const TreeBins *bins, const double *X,
 /* The same for one row-major row x[d]. */
 void		trees_bins_apply_row(const TreeBins *bins, const double *x, uint8_t *out);
 void		trees_bins_free(const MlEnv *env, TreeBins *bins);
+
+/*
+ * Warm start: makes every split threshold of model m a cut of bins (so its
+ * trees route binned rows as their raw values), keeping as many of the
+ * existing cuts, evenly thinned, as max_bins leaves room for.
+ * ML_ERR_PARAM when m alone needs more cuts than max_bins allows.
+ */
+struct TreeModel;
+MlStatus	trees_bins_add_model_cuts(const MlEnv *env, TreeBins *bins,
+									  const struct TreeModel *m, int max_bins, MlError *err);
 
 /* ---- Training ---- */
 

@@ -247,6 +247,15 @@ MlStatus	gbt_fit(const MlEnv *env, const TreeData *data, const TreeParams *p,
 					TreeModel *out, TreeFitInfo *info, MlError *err);
 MlStatus	cart_fit(const MlEnv *env, const TreeData *data, const TreeParams *p,
 					 TreeModel *out, TreeFitInfo *info, MlError *err);
+/* gbt_warm.c: checks the warm-start model fits the data and objective. */
+MlStatus	gbt_warm_check(const TreeModel *m, const TreeData *data, TreeObjective obj,
+						   MlError *err);
+/* Margins (K x n, class-major) of model m on the binned rows of data. */
+MlStatus	gbt_warm_margins(const MlEnv *env, const TreeModel *m, const TreeData *data,
+							 float *margin, MlError *err);
+/* Copies src's trees (scalar leaves) into the empty model being built. */
+MlStatus	tm_copy_trees(const MlEnv *env, ModelBuilder *mb, const TreeModel *src,
+						  MlError *err);
 size_t		gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p);
 size_t		cart_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p);
 

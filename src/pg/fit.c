@@ -97,9 +97,10 @@ check_fit_params(const char *algorithm, cJSON *params, const char *target, bool 
 
 	if (i <= 1)
 		kmeans_check_params(algorithm, params, target);
-	else if (warm)
+	else if (warm && strcmp(algorithm, "gbt") != 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s does not support warm_start", algorithm)));
+						errmsg("%s does not support warm_start", algorithm),
+						errhint("warm_start continues kmeans, minibatch_kmeans and gbt models.")));
 	else
 		trees_check_params(algorithm, params, target);
 	return i;
@@ -173,7 +174,7 @@ fit_result_datum(const char *algorithm, const char *source, const char *target,
 	if (i <= 1)
 		fit_kmeans(algorithm, source, target, features, params, warm, &fo);
 	else
-		fit_trees(algorithm, source, target, features, params, &fo);
+		fit_trees(algorithm, source, target, features, params, warm, &fo);
 
 	values[0] = PointerGetDatum(fo.artifact);
 	values[1] = CStringGetTextDatum(fo.task);

@@ -46,7 +46,7 @@ static const char *const rf_keys[] = {
 };
 static const char *const gbt_keys[] = {
 	"n_estimators", "learning_rate", "max_leaves", "min_child_weight", "l2", "gamma",
-	"subsample", "colsample", "objective", "early_stopping_rounds", "validation_size", NULL
+	"subsample", "colsample", "objective", "early_stopping_rounds", "validation_size", "warm_start", NULL
 };
 
 /*
@@ -117,6 +117,9 @@ typedef struct TreeFit
 	uint8	   *Bcal;			/* held-out calibration rows (binned), or NULL */
 	int32	   *yc_cal;
 	int64		n_cal;
+	/* gbt params.warm_start: the parent artifact, or NULL */
+	bytea	   *warm;
+	MlModel		parent;
 } TreeFit;
 
 static inline double
@@ -407,6 +410,9 @@ read_params(TreeFit *F)
 	probe.objective = TREE_OBJ_DEFAULT;
 	probe.class_weight = TREE_CW_NONE;
 	probe.max_features = TREE_MF_DEFAULT;
+	/* a warm start may add 0 rounds (the parent unchanged) */
+	if (cJSON_GetObjectItemCaseSensitive(F->params, "warm_start") && probe.n_estimators == 0)
+		probe.n_estimators = 1;
 	if (trees_params_validate(&probe, ML_MAX_FEATURES, probe.task == ML_TASK_CLASSIFY ? 2 : 0, &err) != ML_OK)
 		pg_report_ml_error(&err);
 	(void) validation_size(F->params, probe.early_stopping_rounds);
@@ -547,6 +553,9 @@ bin_rows(TreeFit *F)
 		trees_bins_free(&F->pe.env, &one);
 	}
 	pfree(col);
+	/* warm start: the parent's thresholds become cuts, so its trees route binned rows exactly */
+	if (F->warm)
+		ML_CHECK_STATUS(trees_bins_add_model_cuts(&F->pe.env, bins, &F->parent.tm, F->max_bins, &err), &err);
 	if (L->sample_is_all)
 	{
 		L->B = MemoryContextAllocHuge(F->mcxt, (Size) Max(L->n, 1) * L->d);
@@ -925,12 +934,14 @@ write_output(TreeFit *F, FitOutput *fo)
 	if (F->n_test == 0)
 		cJSON_AddStringToObject(fo->info, "note", "test_size = 0: the metrics are training metrics");
 	params_json_trace(fo->info, &F->trace);
+	if (F->warm)
+		trees_warm_info(fo->info, F->params, &F->parent, F->finfo.rounds);
 }
 
 /* Trains a decision_tree, random_forest or gbt model: the phases above, in order. */
 void
 fit_trees(const char *algorithm, const char *source, const char *target, ArrayType *features,
-		  cJSON *params, FitOutput *fo)
+		  cJSON *params, bytea *warm, FitOutput *fo)
 {
 	TreeFit		F;
 
@@ -940,14 +951,27 @@ fit_trees(const char *algorithm, const char *source, const char *target, ArrayTy
 	F.algo = tree_algorithm(algorithm);
 	F.params = params;
 	F.target = target;
+	F.warm = warm;
 	check_params(&F);
+	if (warm)
+		trees_warm_read(&F.pe, warm, &F.parent);
 	load_source(&F, source, features, fo);
 	F.use_prep = F.L.keep_all;
+	if (warm && F.use_prep)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("params.warm_start cannot be combined with preprocessing (text columns or params.preprocess)")));
+	if (warm)
+		trees_warm_check_features(&F.parent, F.info.feature_names, F.L.d);
 	if (F.use_prep)
 		preprocess_sample(&F);
 	bin_rows(&F);
 	if (!F.use_prep)
 		trees_task_and_split(&F);
+	if (warm)
+	{
+		trees_warm_check_target(&F.parent, F.task, F.classes, F.n_classes, &F.tp);
+		F.tp.warm_start = &F.parent.tm;
+	}
 	check_training_memory(&F);
 	partition_rows(&F);
 	train_model(&F);

@@ -11,6 +11,7 @@
 #include "utils/hsearch.h"
 
 #include "decision.h"
+#include "model.h"
 #include "trees.h"
 
 /* Rows of the seeded reservoir sample that gives the bin edges. */
@@ -82,6 +83,13 @@ MlTask		trees_finish_targets(TreeLoad *L, const char *task_param, const char *ta
 								 char ***classes_out, int *n_classes_out);
 /* Hands freed heap pages back to the kernel between phases. */
 void		trees_release_free_memory(void);
+
+/* gbt params.warm_start (fit_trees_warm.c). */
+void		trees_warm_read(PgEnv *pe, bytea *warm, MlModel *parent);
+void		trees_warm_check_features(const MlModel *parent, char **names, int d);
+void		trees_warm_check_target(const MlModel *parent, MlTask task, char **classes,
+									int n_classes, const TreeParams *tp);
+void		trees_warm_info(cJSON *info, cJSON *params, const MlModel *parent, int rounds_added);
 
 /* params.threshold and params.calibrate of a binary classifier (fit_decision.c). */
 typedef struct DecisionParams

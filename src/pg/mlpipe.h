@@ -279,7 +279,7 @@ typedef struct FitOutput
 void		fit_kmeans(const char *algorithm, const char *source, const char *target,
 					   ArrayType *features, cJSON *params, bytea *warm, FitOutput *fo);
 void		fit_trees(const char *algorithm, const char *source, const char *target,
-					  ArrayType *features, cJSON *params, FitOutput *fo);
+					  ArrayType *features, cJSON *params, bytea *warm, FitOutput *fo);
 /* The checks _fit makes before reading data, without data (for create_pipeline). */
 void		fit_check_params(const char *algorithm, cJSON *params, const char *target);
 void		kmeans_check_params(const char *algorithm, cJSON *params, const char *target);

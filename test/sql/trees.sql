@@ -110,7 +110,7 @@ SELECT try($$SELECT mlpipe.train('x', 'gbt', 'shapes', 'size', '{a,b}', '{"n_est
 SELECT try($$SELECT mlpipe.train('x', 'decision_tree', 'shapes', 'size', '{a,b}', '{"learning_rate": 0.1}')$$);
 SELECT try($$SELECT mlpipe.train('x', 'gbt', 'shapes', 'size', '{a,size}')$$);
 SELECT try($$SELECT mlpipe.train('x', 'random_forest', 'shapes', 'value', '{a,b}', '{"class_weight": "balanced"}')$$);
-SELECT try($$SELECT mlpipe.train('x', 'gbt', 'shapes', 'size', '{a,b}', '{"warm_start": "shape_gbt"}')$$);
+SELECT try($$SELECT mlpipe.train('x', 'random_forest', 'shapes', 'size', '{a,b}', '{"warm_start": "shape_gbt"}')$$);
 SELECT try($$SELECT mlpipe.predict('shape_gbt', ARRAY[1.0])$$);
 SELECT try($$SELECT mlpipe.predict_label('shape_reg', ARRAY[1.0, 2.0])$$);
 SET mlpipe.max_memory = '1MB';

@@ -6579,6 +6579,130 @@ COMMENT ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, i
 REVOKE ALL ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
 GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO PUBLIC;
+-- == issue 14: gbt warm_start (helper warm) ==
+-- A warm-started version's training_iterations continue the parent's numbering.
+CREATE OR REPLACE FUNCTION mlpipe_internal._register(
+    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
+    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
+RETURNS mlpipe.train_result
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_version int;
+    v_run     bigint;
+    verdict   jsonb;
+    v_task    text := p_fit.task;
+    ok        boolean;
+    lin       jsonb;
+    parent    record;
+BEGIN
+    IF NOT mlpipe_internal._fit_claim(p_fit, p_algorithm) THEN
+        RAISE EXCEPTION 'mlpipe_internal._register accepts only a result of mlpipe_internal._fit from the same transaction'
+            USING ERRCODE = '42501',
+                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
+    END IF;
+    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
+        VALUES (p_model, v_task, p_algorithm, session_user)
+        ON CONFLICT (name) DO NOTHING;
+    -- Locks the model row (serialises version numbers) and checks the task:
+    -- a name keeps one meaning, so predict never changes what it returns.
+    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
+        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
+            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
+            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
+    END IF;
+    -- The gate is checked (22023 for a bad one) whatever happens next.
+    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
+    ok := (verdict->>'passed')::boolean;
+    -- A retrain with the latest version's algorithm, source, target and
+    -- params that reproduces its artifact byte for byte is a run of that
+    -- version, not a new one (docs/registry.md).
+    SELECT v.version INTO v_version FROM mlpipe.model_versions v
+     WHERE v.model = p_model ORDER BY v.version DESC LIMIT 1;
+    IF v_version IS NOT NULL AND EXISTS (
+           SELECT 1 FROM mlpipe.model_versions v
+            WHERE v.model = p_model AND v.version = v_version
+              AND v.algorithm = p_algorithm AND v.source = p_source
+              AND v.target IS NOT DISTINCT FROM p_target AND v.params = p_params
+              AND v.sha256 = encode(sha256(p_fit.artifact), 'hex') AND v.artifact = p_fit.artifact) THEN
+        RETURN mlpipe_internal._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
+    END IF;
+    v_version := coalesce(v_version, 0) + 1;
+
+    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
+                             started_at, finished_at, seconds, created_by)
+    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
+            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - p_started), session_user)
+    RETURNING runs.run_id INTO v_run;
+
+    -- Lineage: the warm-start reference resolved now, so it stays exact when
+    -- the alias it named moves later.
+    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split' - 'trace';
+    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
+        BEGIN
+            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
+            lin := lin || jsonb_build_object('parent',
+                             jsonb_build_object('model', parent.model, 'version', parent.version));
+        EXCEPTION WHEN undefined_object THEN
+            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
+        END;
+    END IF;
+
+    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
+        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
+        source, mlpipe_version, lineage, created_by)
+    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
+        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
+        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
+        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
+        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
+        lin, session_user);
+
+    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
+    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
+      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+
+    -- The per-iteration figures (training_info), kept out of the artifact;
+    -- a warm start's rounds continue the parent's numbering (trace.first_iteration).
+    INSERT INTO mlpipe.training_iterations (model, version, iteration, training_loss, validation_loss, elapsed_ms)
+    SELECT p_model, v_version, o.i + coalesce((p_fit.info #>> '{trace,first_iteration}')::int, 0),
+           (p_fit.info #>> ARRAY['trace', 'training_loss', o.i::text])::float8,
+           (p_fit.info #>> ARRAY['trace', 'validation_loss', o.i::text])::float8,
+           (p_fit.info #>> ARRAY['trace', 'elapsed_ms', o.i::text])::float8
+      FROM generate_series(0, coalesce(jsonb_array_length(p_fit.info #> '{trace,training_loss}'), 0) - 1) o(i);
+
+    PERFORM mlpipe_internal._notify('version_registered',
+        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
+                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
+                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
+    IF ok THEN
+        PERFORM mlpipe_internal._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
+        PERFORM mlpipe_internal._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
+    ELSE
+        PERFORM mlpipe_internal._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
+            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
+            'metric', verdict->'metric', 'value', verdict->'value'));
+    END IF;
+    -- Guardrails, said once the version is stored (see docs/registry.md).
+    IF NOT ok THEN
+        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
+            v_version, p_model, verdict->>'reason'
+            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
+                                           p_model, v_version);
+    END IF;
+    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
+       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
+        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
+            (p_fit.info->>'skipped_rows')::bigint,
+            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
+            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
+            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
+    END IF;
+    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
+END $$;
 
 -- == issue 12: functions whose body calls mlpipe_internal, in their 0.4.0 form (generated by move_internal.py; do not edit) ==
 -- Their 0.3.0 bodies named the internal functions in schema mlpipe; these are the sql/src definitions.
@@ -6708,128 +6832,6 @@ CREATE OR REPLACE FUNCTION mlpipe_internal._notify(event text, payload jsonb) RE
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.pg_notify('mlpipe_events', mlpipe_internal._event_payload(event, payload))
 $$;
-
-CREATE OR REPLACE FUNCTION mlpipe_internal._register(
-    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
-    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
-RETURNS mlpipe.train_result
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-    v_version int;
-    v_run     bigint;
-    verdict   jsonb;
-    v_task    text := p_fit.task;
-    ok        boolean;
-    lin       jsonb;
-    parent    record;
-BEGIN
-    IF NOT mlpipe_internal._fit_claim(p_fit, p_algorithm) THEN
-        RAISE EXCEPTION 'mlpipe_internal._register accepts only a result of mlpipe_internal._fit from the same transaction'
-            USING ERRCODE = '42501',
-                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
-    END IF;
-    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
-        VALUES (p_model, v_task, p_algorithm, session_user)
-        ON CONFLICT (name) DO NOTHING;
-    -- Locks the model row (serialises version numbers) and checks the task:
-    -- a name keeps one meaning, so predict never changes what it returns.
-    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
-        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
-            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
-            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
-    END IF;
-    -- The gate is checked (22023 for a bad one) whatever happens next.
-    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
-    ok := (verdict->>'passed')::boolean;
-    -- A retrain with the latest version's algorithm, source, target and
-    -- params that reproduces its artifact byte for byte is a run of that
-    -- version, not a new one (docs/registry.md).
-    SELECT v.version INTO v_version FROM mlpipe.model_versions v
-     WHERE v.model = p_model ORDER BY v.version DESC LIMIT 1;
-    IF v_version IS NOT NULL AND EXISTS (
-           SELECT 1 FROM mlpipe.model_versions v
-            WHERE v.model = p_model AND v.version = v_version
-              AND v.algorithm = p_algorithm AND v.source = p_source
-              AND v.target IS NOT DISTINCT FROM p_target AND v.params = p_params
-              AND v.sha256 = encode(sha256(p_fit.artifact), 'hex') AND v.artifact = p_fit.artifact) THEN
-        RETURN mlpipe_internal._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
-    END IF;
-    v_version := coalesce(v_version, 0) + 1;
-
-    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
-                             started_at, finished_at, seconds, created_by)
-    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
-            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
-            extract(epoch FROM clock_timestamp() - p_started), session_user)
-    RETURNING runs.run_id INTO v_run;
-
-    -- Lineage: the warm-start reference resolved now, so it stays exact when
-    -- the alias it named moves later.
-    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split' - 'trace';
-    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
-        BEGIN
-            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
-            lin := lin || jsonb_build_object('parent',
-                             jsonb_build_object('model', parent.model, 'version', parent.version));
-        EXCEPTION WHEN undefined_object THEN
-            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
-        END;
-    END IF;
-
-    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
-        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
-        source, mlpipe_version, lineage, created_by)
-    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
-        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
-        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
-        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
-        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
-        lin, session_user);
-
-    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
-    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
-      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
-
-    -- The per-iteration figures (training_info), kept out of the artifact.
-    INSERT INTO mlpipe.training_iterations (model, version, iteration, training_loss, validation_loss, elapsed_ms)
-    SELECT p_model, v_version, o.i,
-           (p_fit.info #>> ARRAY['trace', 'training_loss', o.i::text])::float8,
-           (p_fit.info #>> ARRAY['trace', 'validation_loss', o.i::text])::float8,
-           (p_fit.info #>> ARRAY['trace', 'elapsed_ms', o.i::text])::float8
-      FROM generate_series(0, coalesce(jsonb_array_length(p_fit.info #> '{trace,training_loss}'), 0) - 1) o(i);
-
-    PERFORM mlpipe_internal._notify('version_registered',
-        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
-                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
-                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
-    IF ok THEN
-        PERFORM mlpipe_internal._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
-        PERFORM mlpipe_internal._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
-            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
-    ELSE
-        PERFORM mlpipe_internal._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
-            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
-            'metric', verdict->'metric', 'value', verdict->'value'));
-    END IF;
-    -- Guardrails, said once the version is stored (see docs/registry.md).
-    IF NOT ok THEN
-        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
-            v_version, p_model, verdict->>'reason'
-            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
-                                           p_model, v_version);
-    END IF;
-    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
-       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
-         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
-        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
-            (p_fit.info->>'skipped_rows')::bigint,
-            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
-            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
-            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
-    END IF;
-    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
-END $$;
 
 CREATE OR REPLACE FUNCTION mlpipe.rollback(model text, alias text DEFAULT 'production', reason text DEFAULT NULL)
 RETURNS int
@@ -7021,128 +7023,3 @@ BEGIN
     RETURN v;
 END $$;
 -- == end of issue 12: functions whose body calls mlpipe_internal ==
-
--- == issue 14: gbt warm_start (helper warm) ==
--- A warm-started version's training_iterations continue the parent's numbering.
-CREATE OR REPLACE FUNCTION mlpipe_internal._register(
-    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
-    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
-RETURNS mlpipe.train_result
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-    v_version int;
-    v_run     bigint;
-    verdict   jsonb;
-    v_task    text := p_fit.task;
-    ok        boolean;
-    lin       jsonb;
-    parent    record;
-BEGIN
-    IF NOT mlpipe_internal._fit_claim(p_fit, p_algorithm) THEN
-        RAISE EXCEPTION 'mlpipe_internal._register accepts only a result of mlpipe_internal._fit from the same transaction'
-            USING ERRCODE = '42501',
-                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
-    END IF;
-    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
-        VALUES (p_model, v_task, p_algorithm, session_user)
-        ON CONFLICT (name) DO NOTHING;
-    -- Locks the model row (serialises version numbers) and checks the task:
-    -- a name keeps one meaning, so predict never changes what it returns.
-    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
-        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
-            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
-            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
-    END IF;
-    -- The gate is checked (22023 for a bad one) whatever happens next.
-    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
-    ok := (verdict->>'passed')::boolean;
-    -- A retrain with the latest version's algorithm, source, target and
-    -- params that reproduces its artifact byte for byte is a run of that
-    -- version, not a new one (docs/registry.md).
-    SELECT v.version INTO v_version FROM mlpipe.model_versions v
-     WHERE v.model = p_model ORDER BY v.version DESC LIMIT 1;
-    IF v_version IS NOT NULL AND EXISTS (
-           SELECT 1 FROM mlpipe.model_versions v
-            WHERE v.model = p_model AND v.version = v_version
-              AND v.algorithm = p_algorithm AND v.source = p_source
-              AND v.target IS NOT DISTINCT FROM p_target AND v.params = p_params
-              AND v.sha256 = encode(sha256(p_fit.artifact), 'hex') AND v.artifact = p_fit.artifact) THEN
-        RETURN mlpipe_internal._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
-    END IF;
-    v_version := coalesce(v_version, 0) + 1;
-
-    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
-                             started_at, finished_at, seconds, created_by)
-    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
-            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
-            extract(epoch FROM clock_timestamp() - p_started), session_user)
-    RETURNING runs.run_id INTO v_run;
-
-    -- Lineage: the warm-start reference resolved now, so it stays exact when
-    -- the alias it named moves later.
-    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split' - 'trace';
-    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
-        BEGIN
-            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
-            lin := lin || jsonb_build_object('parent',
-                             jsonb_build_object('model', parent.model, 'version', parent.version));
-        EXCEPTION WHEN undefined_object THEN
-            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
-        END;
-    END IF;
-
-    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
-        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
-        source, mlpipe_version, lineage, created_by)
-    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
-        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
-        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
-        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
-        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
-        lin, session_user);
-
-    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
-    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
-      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
-
-    -- The per-iteration figures (training_info), kept out of the artifact;
-    -- a warm start's rounds continue the parent's numbering (trace.first_iteration).
-    INSERT INTO mlpipe.training_iterations (model, version, iteration, training_loss, validation_loss, elapsed_ms)
-    SELECT p_model, v_version, o.i + coalesce((p_fit.info #>> '{trace,first_iteration}')::int, 0),
-           (p_fit.info #>> ARRAY['trace', 'training_loss', o.i::text])::float8,
-           (p_fit.info #>> ARRAY['trace', 'validation_loss', o.i::text])::float8,
-           (p_fit.info #>> ARRAY['trace', 'elapsed_ms', o.i::text])::float8
-      FROM generate_series(0, coalesce(jsonb_array_length(p_fit.info #> '{trace,training_loss}'), 0) - 1) o(i);
-
-    PERFORM mlpipe_internal._notify('version_registered',
-        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
-                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
-                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
-    IF ok THEN
-        PERFORM mlpipe_internal._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
-        PERFORM mlpipe_internal._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
-            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
-    ELSE
-        PERFORM mlpipe_internal._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
-            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
-            'metric', verdict->'metric', 'value', verdict->'value'));
-    END IF;
-    -- Guardrails, said once the version is stored (see docs/registry.md).
-    IF NOT ok THEN
-        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
-            v_version, p_model, verdict->>'reason'
-            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
-                                           p_model, v_version);
-    END IF;
-    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
-       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
-         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
-        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
-            (p_fit.info->>'skipped_rows')::bigint,
-            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
-            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
-            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
-    END IF;
-    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
-END $$;

@@ -835,15 +835,14 @@ REVOKE ALL ON FUNCTION mlpipe_internal._parse_into(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._parse_into(text) TO mlpipe_trainer;
 
 -- Checks an existing target table: the columns predict_table writes must
--- be there with the right types (22000 naming the mismatch); upsert needs a
--- unique index on the key column alone.
-CREATE FUNCTION mlpipe_internal._check_target(p_rel regclass, p_key text, p_key_type regtype, p_mode text)
+-- be there with the right types (22000 naming the mismatch). The index a
+-- mode needs is _key_index's business.
+CREATE FUNCTION mlpipe_internal._check_target(p_rel regclass, p_key text, p_key_type regtype)
 RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     want   record;
     have   regtype;
-    keynum int2;
 BEGIN
     IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = p_rel) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '% is not a table', p_rel USING ERRCODE = '22000';
@@ -864,19 +863,56 @@ BEGIN
                 USING ERRCODE = '22000';
         END IF;
     END LOOP;
-    IF p_mode = 'upsert' THEN
-        SELECT a.attnum INTO keynum FROM pg_catalog.pg_attribute a WHERE a.attrelid = p_rel AND a.attname = p_key;
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = p_rel AND i.indisunique AND i.indisvalid
-                          AND i.indnatts = 1 AND i.indkey[0] = keynum AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
-            RAISE EXCEPTION 'mode upsert needs a unique index on %(%)', p_rel, p_key
-                USING ERRCODE = '22000', HINT = format('CREATE UNIQUE INDEX ON %s (%I);', p_rel, p_key);
-        END IF;
-    END IF;
 END $$;
-COMMENT ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype, text) IS
-    'Checks that an existing predict_table target has the columns and unique index the mode needs.';
-REVOKE ALL ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype, text) TO mlpipe_trainer;
+COMMENT ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype) IS
+    'Checks that an existing predict_table target has the columns predict_table writes, with their types.';
+REVOKE ALL ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype) TO mlpipe_trainer;
+
+-- The index on the key that predict_table's mode needs (issue #13): upsert
+-- a unique index on the key column alone (ON CONFLICT needs it),
+-- incremental an index led by the key (its NOT EXISTS probe); append and
+-- replace none (building one costs about as much as writing the table).
+-- Created when missing and the caller owns the target (a new target or an
+-- existing one); an upsert target without one that cannot get it (not the
+-- owner, or duplicate keys) fails with 22000 naming the index to create.
+-- incremental works without an index, so a non-owner goes on without.
+CREATE FUNCTION mlpipe_internal._key_index(p_rel regclass, p_key text, p_mode text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keynum int2;
+    why    text := 'Only the table''s owner can create it.';
+BEGIN
+    IF p_mode NOT IN ('upsert', 'incremental') THEN
+        RETURN;
+    END IF;
+    SELECT a.attnum INTO keynum FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = p_rel AND a.attname = p_key AND a.attnum > 0 AND NOT a.attisdropped;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                WHERE i.indrelid = p_rel AND i.indisvalid AND i.indkey[0] = keynum AND i.indpred IS NULL
+                  AND (p_mode = 'incremental' OR (i.indisunique AND i.indnatts = 1 AND i.indexprs IS NULL))) THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = p_rel), 'USAGE') THEN
+        BEGIN
+            EXECUTE pg_catalog.format('CREATE %sINDEX ON %s (%I)',
+                                      CASE WHEN p_mode = 'upsert' THEN 'UNIQUE ' ELSE '' END, p_rel, p_key);
+            RETURN;
+        EXCEPTION WHEN unique_violation THEN
+            GET STACKED DIAGNOSTICS why = PG_EXCEPTION_DETAIL;
+            why := 'It cannot be created: ' || why;
+        END;
+    ELSIF p_mode = 'incremental' THEN
+        RETURN;
+    END IF;
+    RAISE EXCEPTION 'mode upsert needs a unique index on %(%)', p_rel, p_key
+        USING ERRCODE = '22000', DETAIL = why, HINT = pg_catalog.format('CREATE UNIQUE INDEX ON %s (%I);', p_rel, p_key);
+END $$;
+COMMENT ON FUNCTION mlpipe_internal._key_index(regclass, text, text) IS
+    'Creates the index on the key that predict_table''s mode needs (upsert: unique, incremental: plain) when missing.';
+REVOKE ALL ON FUNCTION mlpipe_internal._key_index(regclass, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._key_index(regclass, text, text) TO mlpipe_trainer;
 
 -- predict_table on Citus (issue #11): when the source is a hash-distributed
 -- Citus table, a new target is created here as a distributed table on the
@@ -921,8 +957,9 @@ BEGIN
     ELSE
         PERFORM pg_catalog.create_distributed_table(tgt, key);
     END IF;
-    EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)',
-                              CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, target, key);
+    IF mode IN ('upsert', 'incremental') THEN
+        EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)', CASE WHEN mode = 'upsert' THEN 'UNIQUE' ELSE '' END, target, key);
+    END IF;
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', target);
     RETURN tgt;
 END $$;
@@ -1112,7 +1149,8 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._predict_select(text, text, text[], te
 -- Scores every row of a source into a table: (key, prediction, label,
 -- proba, model, version, scored_at). One INSERT ... SELECT streams the
 -- source through the executor (nothing is materialised); a new target is
--- written with CREATE TABLE AS and indexed afterwards. Logs a run with
+-- written with CREATE TABLE AS (indexed on the key in modes upsert and
+-- incremental only: _key_index). Logs a run with
 -- rows, seconds and drift figures, and sends predictions_written (and
 -- drift_detected). Runs as the caller: the source and the target are read
 -- and written with the caller's privileges. The target is named by
@@ -1236,7 +1274,8 @@ BEGIN
     rel := pg_catalog.to_regclass(tgt.qualified);
 
     IF rel IS NOT NULL THEN
-        PERFORM mlpipe_internal._check_target(rel, key, key_type, mode);
+        PERFORM mlpipe_internal._check_target(rel, key, key_type);
+        PERFORM mlpipe_internal._key_index(rel, key, mode);
         IF mode = 'incremental' THEN
             conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
                            tgt.qualified, key, key, info.model, info.version);
@@ -1304,7 +1343,7 @@ BEGIN
         -- columns only; model, version and scored_at are the same on every
         -- row, so they are added afterwards with that value as default,
         -- which PostgreSQL stores once in the catalog instead of in each row
-        -- (no rewrite; readers see the value on every row). Then indexed.
+        -- (no rewrite; readers see the value on every row). Key index: below.
         EXECUTE pg_catalog.format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
         GET DIAGNOSTICS n = ROW_COUNT;
         scoring := false;
@@ -1316,8 +1355,7 @@ BEGIN
                        info.model, info.version);
         EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
                        tgt.qualified);
-        EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)',
-                       CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
+        PERFORM mlpipe_internal._key_index(pg_catalog.to_regclass(tgt.qualified), key, mode);
         -- Readers read prediction tables (docs/security.md).
         EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
     ELSE

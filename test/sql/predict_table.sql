@@ -131,3 +131,40 @@ SELECT mlpipe.cross_validate('decision_tree', 'pt_trips', 'y', '{fdist,nope}', '
 SELECT model, version FROM mlpipe.search('pt_se', 'decision_tree', 'pt_trips', 'y', '{fdist,fdur}', '{"max_depht": [2]}', folds => 2);
 SELECT model, version FROM mlpipe.search('pt_se', 'decision_tree', 'pt_trips', 'y', '{fdist,nope}', '{"max_depth": [2]}', folds => 2);
 SELECT model, version FROM mlpipe.search('pt_se', 'decision_tree', 'pt_trips', 'y', '{fdist,fdur}', '{"max_depth": [2]}', 'bayes');
+
+-- 9. The key index (issue #13): a new target gets one only in the modes
+-- that need it, upsert (unique) and incremental; append and replace build
+-- none (an index cost about as much as writing the table).
+SELECT m, mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_' || m, key => 'id', mode => m) AS rows
+  FROM unnest('{append,replace,upsert,incremental}'::text[]) m;
+SELECT c.relname, pg_get_indexdef(i.indexrelid) AS index
+  FROM pg_class c LEFT JOIN pg_index i ON i.indrelid = c.oid
+ WHERE c.relname LIKE 'pt\_i\_%' AND c.relkind = 'r' ORDER BY 1, 2;
+-- An existing target without one gets it when a call needs it: incremental
+-- into the append's table (no key left to score), upsert into the
+-- replace's; an index already there is kept (no second one).
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_append', key => 'id', mode => 'incremental');
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_replace', key => 'id', mode => 'upsert');
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_upsert', key => 'id', mode => 'incremental');
+SELECT c.relname, pg_get_indexdef(i.indexrelid) AS index
+  FROM pg_class c LEFT JOIN pg_index i ON i.indrelid = c.oid
+ WHERE c.relname LIKE 'pt\_i\_%' AND c.relkind = 'r' ORDER BY 1, 2;
+-- upsert cannot get its unique index on a target with duplicate keys, nor
+-- from a caller who does not own the target: 22000 with the index to
+-- create; incremental goes on without an index then.
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_dup', key => 'id');
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_dup', key => 'id');
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_dup', key => 'id', mode => 'upsert');
+CREATE TABLE pt_i_other (LIKE pt_i_dup);
+DROP ROLE IF EXISTS t_pt_trainer;
+CREATE ROLE t_pt_trainer IN ROLE mlpipe_trainer;
+GRANT SELECT ON pt_trips TO t_pt_trainer;
+GRANT SELECT, INSERT, UPDATE ON pt_i_other TO t_pt_trainer;
+SET ROLE t_pt_trainer;
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_other', key => 'id', mode => 'incremental');
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_other', key => 'id', mode => 'upsert');
+RESET ROLE;
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid IN ('pt_i_dup'::regclass, 'pt_i_other'::regclass);
+DROP TABLE pt_i_other;
+REVOKE SELECT ON pt_trips FROM t_pt_trainer;
+DROP ROLE t_pt_trainer;

@@ -50,7 +50,7 @@ SELECT feature, round(psi::numeric, 6) AS psi
 SELECT mlpipe_internal._bin_counts(b, 3) FROM (VALUES (0), (2), (2), (NULL)) v(b);
 SELECT mlpipe_internal._bin_counts(b, 3) FROM (VALUES (0)) v(b) WHERE false;
 
--- Batch scoring: a new table, typed, indexed on the key.
+-- Batch scoring: a new table, typed; append builds no index on the key (issue #13).
 SELECT mlpipe.predict_table('sc_dt', 'shapes', 't_scoring.scores', 'id');
 SELECT column_name, data_type FROM information_schema.columns
  WHERE table_schema = 't_scoring' AND table_name = 'scores' ORDER BY ordinal_position;
@@ -64,6 +64,8 @@ SELECT mlpipe.predict_table('sc_dt', 'shapes', 'scores', 'id', 'incremental');
 SELECT mlpipe.predict_table('sc_dt', 'SELECT * FROM shapes UNION ALL SELECT 701, 1, 1, ''small'', ''north'', 3, now()',
                             'scores', 'id', 'incremental');
 SELECT count(*), count(DISTINCT id) FROM scores;
+-- incremental indexed the key of the table append had created without one.
+SELECT indexdef FROM pg_indexes WHERE schemaname = 't_scoring' AND tablename = 'scores';
 -- replace keeps only this run's rows.
 SELECT mlpipe.predict_table('sc_dt', 'SELECT * FROM shapes WHERE id <= 100', 'scores', 'id', 'replace');
 SELECT count(*) FROM scores;
@@ -149,6 +151,7 @@ SELECT mlpipe.predict_table('sc_dt', 'shapes', 'out', 'nokey');
 SELECT mlpipe.predict_table('sc_dt', 'shapes', 'out', 'id', 'merge');
 SELECT mlpipe.predict_table('sc_dt', 'shapes', 'a.b.c', 'id');
 SELECT mlpipe.predict_table('sc_dt', 'shapes', '"unterminated', 'id');
+INSERT INTO scores SELECT * FROM scores WHERE id = 5;
 SELECT mlpipe.predict_table('sc_dt', 'shapes', 'scores', 'id', 'upsert');
 SELECT mlpipe.predict_table('sc_dt', 'shapes', 'shapes', 'id');
 SELECT mlpipe.predict_table('sc_dt', 'SELECT id::bigint AS id, a, b FROM shapes', 'scores', 'id');

@@ -142,8 +142,10 @@ PAGES = {
                       "see": "../batch-scoring.md"},
     "predict_table": {"area": "Scoring", "summary":
                       "Scores a source into a table (created when missing with key, prediction, label, proba, model, "
-                      "version, scored_at). Modes: `append`, `replace`, `upsert` (needs a unique index on key), "
-                      "`incremental` (only keys not yet scored). Logged as a `predict_table` run with the row count "
+                      "version, scored_at). Modes: `append`, `replace`, `upsert` (needs a unique index on key: "
+                      "created when missing), `incremental` (only keys not yet scored; indexes the key when "
+                      "missing). `append` and `replace` build no index (add one with `CREATE INDEX` to look rows "
+                      "up by key). Logged as a `predict_table` run with the row count "
                       "and drift figures of a sample.",
                       "args": "- `model_ref`: registry reference.\n- `source`: table, view or SELECT (read as the caller).\n"
                               "- `into`: target table (`table` or `schema.table`), by position; named calls use "
@@ -155,8 +157,8 @@ PAGES = {
                       "returns": "bigint: rows written.",
                       "errors": "22004 NULL arguments; 22023 unknown mode, on_null or params key, bad target name, no "
                                 "target or both `into` and `target_table`, key named like an output column; 42703 key "
-                                "not in the source; 22000 the target is not a table, lacks columns or a unique index "
-                                "for upsert; a row the model cannot score: its error, naming the row's key; " + REF_ERR + ".",
+                                "not in the source; 22000 the target is not a table, lacks columns, or lacks a unique index "
+                                "for upsert that cannot be created (duplicate keys, not the owner); a row the model cannot score: its error, naming the row's key; " + REF_ERR + ".",
                       "example": "SELECT mlpipe.predict_table('bank', 'bank', target_table => 'bank_scores', key => 'id', "
                                  "mode => 'replace');",
                       "see": "../batch-scoring.md"},

@@ -7084,8 +7084,7 @@ DECLARE
     head       text;
     consts     text;
     from_sql   text;
-    old_ptc    text;
-    old_psc    text;
+    old_par    text[];
     xexpr      text;
     conds      text[] := '{}';
     filt       text := '';
@@ -7228,12 +7227,13 @@ BEGIN
                                info.model, info.version);
     -- Ensembles cost microseconds a row to score: for the scoring statement,
     -- make a parallel scan of the source attractive so that CREATE TABLE AS
-    -- scores in parallel workers. A single tree or k-means scores faster
+    -- scores in at most mlpipe.threads parallel workers (more than the CPUs
+    -- only add their start-up). A single tree or k-means scores faster
     -- than a worker hands rows back, so the caller's settings stay.
-    old_ptc := pg_catalog.current_setting('parallel_tuple_cost');
-    old_psc := pg_catalog.current_setting('parallel_setup_cost');
+    old_par := ARRAY[pg_catalog.current_setting('parallel_tuple_cost'), pg_catalog.current_setting('parallel_setup_cost'), pg_catalog.current_setting('max_parallel_workers_per_gather')];
     IF info.algorithm IN ('gbt', 'random_forest') THEN
-        PERFORM pg_catalog.set_config('parallel_tuple_cost', '0.001', true), pg_catalog.set_config('parallel_setup_cost', '10', true);
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', '0.001', true), pg_catalog.set_config('parallel_setup_cost', '10', true),
+                pg_catalog.set_config('max_parallel_workers_per_gather', LEAST(old_par[3]::int, coalesce(pg_catalog.current_setting('mlpipe.threads', true)::int, old_par[3]::int))::text, true);
     END IF;
 
     -- On Citus, a new target for a distributed source is created
@@ -7253,7 +7253,7 @@ BEGIN
         EXECUTE pg_catalog.format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
         GET DIAGNOSTICS n = ROW_COUNT;
         scoring := false;
-        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_par[1], true), pg_catalog.set_config('parallel_setup_cost', old_par[2], true), pg_catalog.set_config('max_parallel_workers_per_gather', old_par[3], true);
         EXECUTE pg_catalog.format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
                        'ADD COLUMN scored_at timestamptz DEFAULT pg_catalog.now()', tgt.qualified,
                        CASE WHEN info.task = 'classification' THEN ''
@@ -7276,7 +7276,7 @@ BEGIN
                            'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
         GET DIAGNOSTICS n = ROW_COUNT;
         scoring := false;
-        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_par[1], true), pg_catalog.set_config('parallel_setup_cost', old_par[2], true), pg_catalog.set_config('max_parallel_workers_per_gather', old_par[3], true);
     END IF;
     IF skipped > 0 THEN
         RAISE NOTICE 'predict_table %: left out % source row% with a NULL the model cannot take (on_null = skip)',

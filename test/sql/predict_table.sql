@@ -168,3 +168,17 @@ SELECT count(*) AS indexes FROM pg_index WHERE indrelid IN ('pt_i_dup'::regclass
 DROP TABLE pt_i_other;
 REVOKE SELECT ON pt_trips FROM t_pt_trainer;
 DROP ROLE t_pt_trainer;
+
+-- 10. An ensemble is scored in parallel workers, at most mlpipe.threads of
+-- them (issue #13: more than the CPUs only add their start-up); the
+-- caller's planner settings are back afterwards, and the rows are predict's.
+SELECT version FROM mlpipe.train('pt_gb', 'gbt', 'pt_trips', 'y', '{fdist,fdur}', '{"n_estimators": 5, "seed": 1}');
+SET max_parallel_workers_per_gather = 3;
+SET mlpipe.threads = 1;
+SELECT mlpipe.predict_table('pt_gb', 'pt_trips', target_table => 'pt_g1', key => 'id');
+SELECT current_setting('max_parallel_workers_per_gather') AS workers, current_setting('parallel_setup_cost') AS setup_cost,
+       current_setting('parallel_tuple_cost') AS tuple_cost, current_setting('mlpipe.threads') AS threads;
+SELECT count(*) AS rows, count(*) FILTER (WHERE s.prediction IS DISTINCT FROM mlpipe.predict('pt_gb', ARRAY[t.fdist, t.fdur])) AS disagree
+  FROM pt_g1 s JOIN pt_trips t USING (id);
+RESET max_parallel_workers_per_gather;
+RESET mlpipe.threads;

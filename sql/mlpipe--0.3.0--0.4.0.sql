@@ -6996,6 +6996,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     keynum int2;
     why    text := 'Only the table''s owner can create it.';
+    msg    text;
 BEGIN
     IF p_mode NOT IN ('upsert', 'incremental') THEN
         RETURN;
@@ -7012,9 +7013,11 @@ BEGIN
             EXECUTE pg_catalog.format('CREATE %sINDEX ON %s (%I)',
                                       CASE WHEN p_mode = 'upsert' THEN 'UNIQUE ' ELSE '' END, p_rel, p_key);
             RETURN;
-        EXCEPTION WHEN unique_violation THEN
-            GET STACKED DIAGNOSTICS why = PG_EXCEPTION_DETAIL;
-            why := 'It cannot be created: ' || why;
+        EXCEPTION WHEN unique_violation OR feature_not_supported THEN
+            -- Duplicate keys (the detail names one), or a partitioned
+            -- target whose partition key is not the key (the message).
+            GET STACKED DIAGNOSTICS why = PG_EXCEPTION_DETAIL, msg = MESSAGE_TEXT;
+            why := 'It cannot be created: ' OPERATOR(pg_catalog.||) CASE WHEN why OPERATOR(pg_catalog.<>) '' THEN why ELSE msg OPERATOR(pg_catalog.||) '.' END;
         END;
     ELSIF p_mode = 'incremental' THEN
         RETURN;

@@ -875,7 +875,8 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype)
 -- replace none (building one costs about as much as writing the table).
 -- Created when missing and the caller owns the target (a new target or an
 -- existing one); an upsert target without one that cannot get it (not the
--- owner, or duplicate keys) fails with 22000 naming the index to create.
+-- owner, duplicate keys, partitioned on another column) fails with 22000
+-- naming the index to create.
 -- incremental works without an index, so a non-owner goes on without.
 CREATE FUNCTION mlpipe_internal._key_index(p_rel regclass, p_key text, p_mode text)
 RETURNS void
@@ -883,6 +884,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     keynum int2;
     why    text := 'Only the table''s owner can create it.';
+    msg    text;
 BEGIN
     IF p_mode NOT IN ('upsert', 'incremental') THEN
         RETURN;
@@ -899,9 +901,11 @@ BEGIN
             EXECUTE pg_catalog.format('CREATE %sINDEX ON %s (%I)',
                                       CASE WHEN p_mode = 'upsert' THEN 'UNIQUE ' ELSE '' END, p_rel, p_key);
             RETURN;
-        EXCEPTION WHEN unique_violation THEN
-            GET STACKED DIAGNOSTICS why = PG_EXCEPTION_DETAIL;
-            why := 'It cannot be created: ' || why;
+        EXCEPTION WHEN unique_violation OR feature_not_supported THEN
+            -- Duplicate keys (the detail names one), or a partitioned
+            -- target whose partition key is not the key (the message).
+            GET STACKED DIAGNOSTICS why = PG_EXCEPTION_DETAIL, msg = MESSAGE_TEXT;
+            why := 'It cannot be created: ' OPERATOR(pg_catalog.||) CASE WHEN why OPERATOR(pg_catalog.<>) '' THEN why ELSE msg OPERATOR(pg_catalog.||) '.' END;
         END;
     ELSIF p_mode = 'incremental' THEN
         RETURN;

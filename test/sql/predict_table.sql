@@ -182,3 +182,12 @@ SELECT count(*) AS rows, count(*) FILTER (WHERE s.prediction IS DISTINCT FROM ml
   FROM pt_g1 s JOIN pt_trips t USING (id);
 RESET max_parallel_workers_per_gather;
 RESET mlpipe.threads;
+
+-- 11. upsert into a target partitioned on another column: no unique index
+-- on the key alone is possible there (22000 saying why).
+CREATE TABLE pt_i_part (LIKE pt_i_dup) PARTITION BY LIST (version);
+CREATE TABLE pt_i_part1 PARTITION OF pt_i_part FOR VALUES IN (1);
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_part', key => 'id', mode => 'upsert');
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_part', key => 'id', mode => 'incremental');
+SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_part', key => 'id', mode => 'incremental');
+SELECT pg_get_indexdef(indexrelid) AS index FROM pg_index WHERE indrelid = 'pt_i_part'::regclass;

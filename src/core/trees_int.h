@@ -139,6 +139,12 @@ void		cart_grow(const CartShared *s, CartWork *w);
 /* Derived complete-tree scoring layout (tree_predict.c); false on OOM. */
 bool		tree_fast_build(const MlEnv *env, TreeModel *m);
 void		tree_fast_free(const MlEnv *env, TreeModel *m);
+/* Tests: drop the quantised walk (scoring falls back to the double walk). */
+void		tree_quant_free(const MlEnv *env, TreeModel *m);
+/* True when m scores through the quantised walk. */
+bool		tree_quant_active(const TreeModel *m);
+/* Tests: true builds the quantised walk even where binning costs more than it saves. */
+extern bool tree_quant_always;
 
 /*
  * Histogram layout: off[j] = first slot of feature j (its bins, then its

@@ -4,33 +4,16 @@
  * Every tree is walked a fixed number of steps (its depth) without
  * branches: a leaf is a fixed point of the step, NaN goes to the learned
  * default side. Several trees (one row) or several rows (one tree) are
- * walked in lock step so the loads of independent paths overlap.
+ * walked in lock step so the loads of independent paths overlap. Models
+ * with a quantised layout (tree_quant.c) walk compact node words against
+ * the row binned once per feature: the same comparisons, so the same bits.
  */
 #include "trees_int.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
-/*
- * Complete-binary-tree layout: node k's children are 2k+1 and 2k+2, stored
- * as separate arrays (threshold, feature, NaN side) so a step is a few
- * loads with free address scaling.
- */
-#define FAST_MAX_DEPTH 10
-
-struct TreeFast
-{
-	uint32_t	depth;			/* every tree padded to this depth */
-	uint32_t	n_int;			/* 2^depth - 1 nodes per tree */
-	uint32_t	n_leaf;			/* 2^depth leaves per tree */
-	double	   *thr;			/* n_trees * n_int thresholds */
-	uint32_t   *feat;			/* n_trees * n_int features */
-	uint8_t    *nanr;			/* n_trees * n_int: 1 when NaN goes right */
-	double	   *leaf;			/* n_trees * n_leaf */
-	struct TreeQuant *quant;	/* quantised walk, or NULL (own allocation) */
-};
-
+/* One tree's arrays in the complete-tree layout. */
 typedef struct FastTree
 {
 	double	   *thr;
@@ -39,6 +22,7 @@ typedef struct FastTree
 	double	   *leaf;
 } FastTree;
 
+/* Copies tree node k and its subtree into complete-tree position pos. */
 static void
 fast_fill(const TreeNode *tn, uint32_t k, uint32_t pos, uint32_t level, const struct TreeFast *f,
 		  const FastTree *o)
@@ -79,66 +63,6 @@ fast_tree(const struct TreeFast *f, uint32_t t)
 	return o;
 }
 
-/*
- * Quantised layout (gbt and any other fast-layout model whose features have
- * at most QUANT_MAX_CUTS distinct thresholds): each feature's distinct split
- * thresholds, sorted, and per node (feature, index of its threshold) packed
- * in 32 bits. A row is binned once per feature, bin(x) = how many of the
- * feature's thresholds x exceeds, and then x > cut[i] <=> bin(x) > i
- * exactly, for every double x (the cuts are sorted and distinct). The
- * nodes of a 100-tree depth-6 model take 25 KB instead of 82 KB: L1.
- *
- * NaN: the binned row has two halves, [0, d) where NaN is 0 (goes left of
- * every node) and [d, 2d) where NaN is QUANT_NAN (goes right of every
- * node); a node reads the half its default side asks for, so rows with and
- * without NaN take the same branch-free walk.
- */
-#define QUANT_MAX_FEATURES 1024
-#define QUANT_MAX_CUTS 65535
-#define QUANT_NAN 0xFFFF
-
-bool		tree_quant_always = false;
-
-
-struct TreeQuant
-{
-	uint32_t	n_features;
-	uint32_t	n_used;			/* features some split uses */
-	uint32_t	width;			/* 2^k >= 1 + most cuts of a feature */
-	uint32_t   *used;			/* n_used feature numbers */
-	double	   *cuts;			/* n_used * width: sorted distinct thresholds, +Inf after */
-	uint16_t   *node;			/* QUANT_NODE order, two per node: half feature
-								 * (feature, or d + feature for NaN right), cut index */
-};
-
-/*
- * Node k of tree t: trees in groups of eight, a group's nodes interleaved
- * (node k of its eight trees side by side), so a walk of eight trees in
- * lock step needs one base pointer, not eight.
- */
-#define QUANT_NODE(t, k, n_int) \
-	(((size_t) ((t) / 8) * (n_int) + (k)) * 8 + (t) % 8)
-
-/* qsort order of doubles (no NaN among them). */
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/* How many of the n sorted values in c lie below x (n >= 1). */
-static uint32_t
-count_below(const double *c, uint32_t n, double x)
-{
-	uint32_t	i = 0;
-
-	while (i < n && c[i] < x)
-		i++;
-	return i;
-}
 
 /*
  * Bins one row for the quantised walk: xb[j] and xb[d + j] get bin(x[j]),
@@ -179,154 +103,6 @@ quant_bin_row(const struct TreeQuant *q, const double *x, uint32_t *xb)
 	}
 }
 
-/*
- * Sorts and deduplicates each feature's thresholds in all (grouped by
- * feature, cnt[j] .. cnt[j + 1]), moving them to the front; cnt becomes the
- * offsets of the distinct lists. False when a threshold is NaN.
- */
-static bool
-quant_sort_cuts(double *all, uint32_t *cnt, uint32_t d)
-{
-	uint32_t	j,
-				i,
-				n_cuts = 0,
-				b = cnt[0];
-
-	for (j = 0; j < d; j++)
-	{
-		uint32_t	e = cnt[j + 1];
-
-		for (i = b; i < e; i++)
-			if (all[i] != all[i])
-				return false;
-		qsort(all + b, e - b, sizeof(double), cmp_double);
-		cnt[j] = n_cuts;
-		for (i = b; i < e; i++)
-			if (i == b || all[i] != all[n_cuts - 1])
-				all[n_cuts++] = all[i];
-		b = e;
-	}
-	cnt[d] = n_cuts;
-	return true;
-}
-
-/*
- * Builds the quantised layout from the model's splits and the fast layout
- * (cnt: d + 1 counters, all: one double per node, both scratch); leaves
- * f->quant NULL when a threshold is NaN, a feature has too many of them, or
- * binning a row would cost more steps than the walk takes. False on OOM.
- */
-static bool
-quant_layout(const MlEnv *env, const TreeModel *m, struct TreeFast *f, uint32_t *cnt, double *all)
-{
-	uint32_t	d = m->n_features,
-				n_nodes = m->tree_start[m->n_trees],
-				j,
-				i,
-				nu = 0,
-				width = 1,
-				log_w = 0;
-	size_t		nq = (size_t) ((m->n_trees + 7) / 8) * 8 * f->n_int;
-	struct TreeQuant *q;
-	char	   *blk;
-
-	memset(cnt, 0, sizeof(uint32_t) * (d + 1));
-	/* count splits per feature, then gather them grouped by feature */
-	for (i = 0; i < n_nodes; i++)
-		if (!(m->nodes[i].feature & TREE_NODE_LEAF))
-			cnt[(m->nodes[i].feature & TREE_NODE_FEATURE_MASK) + 1]++;
-	for (j = 0; j < d; j++)
-		cnt[j + 1] += cnt[j];
-	for (i = 0; i < n_nodes; i++)
-	{
-		const TreeNode *nd = &m->nodes[i];
-
-		if (!(nd->feature & TREE_NODE_LEAF))
-			all[cnt[nd->feature & TREE_NODE_FEATURE_MASK]++] = nd->value;
-	}
-	for (j = d; j > 0; j--)
-		cnt[j] = cnt[j - 1];
-	cnt[0] = 0;
-	if (!quant_sort_cuts(all, cnt, d))
-		return true;
-	for (j = 0; j < d; j++)
-	{
-		uint32_t	n = cnt[j + 1] - cnt[j];
-
-		if (n > QUANT_MAX_CUTS)
-			return true;
-		nu += n > 0;
-		while (width < n + 1)
-		{
-			width *= 2;
-			log_w++;
-		}
-	}
-	/* binning costs nu * log_w steps, the walk n_trees * depth; padding stays small */
-	if (((size_t) nu * log_w > (size_t) m->n_trees * f->depth && !tree_quant_always) ||
-		(size_t) nu * width > 4 * (size_t) cnt[d] + 32768)
-		return true;
-	blk = ml_alloc(env, sizeof(struct TreeQuant) + 16 + sizeof(double) * nu * width +
-				   sizeof(uint32_t) * (nq + nu));
-	if (!blk)
-		return false;
-	q = (struct TreeQuant *) blk;
-	q->n_features = d;
-	q->n_used = nu;
-	q->width = width;
-	q->cuts = (double *) (blk + ((sizeof(struct TreeQuant) + 15) & ~(size_t) 15));
-	q->node = (uint16_t *) (q->cuts + (size_t) nu * width);
-	q->used = (uint32_t *) (q->node + 2 * nq);
-	for (j = 0, nu = 0; j < d; j++)
-	{
-		uint32_t	n = cnt[j + 1] - cnt[j];
-
-		if (n == 0)
-			continue;
-		q->used[nu] = j;
-		for (i = 0; i < width; i++)
-			q->cuts[(size_t) nu * width + i] = i < n ? all[cnt[j] + i] : INFINITY;
-		nu++;
-	}
-	memset(q->node, 0, sizeof(uint16_t) * 2 * nq);
-	for (i = 0; i < (size_t) m->n_trees * f->n_int; i++)
-	{
-		uint32_t	fj = f->feat[i],
-					n = cnt[fj + 1] - cnt[fj],
-					idx = 0,
-					t = i / f->n_int,
-					k = i % f->n_int;
-
-		/* a shallow leaf's dummy split has both sides equal: any index will do */
-		if (n)
-			idx = count_below(all + cnt[fj], n, f->thr[i]);
-		if (idx >= n)
-			idx = 0;
-		q->node[2 * QUANT_NODE(t, k, f->n_int)] = (uint16_t) (fj + (f->nanr[i] ? d : 0));
-		q->node[2 * QUANT_NODE(t, k, f->n_int) + 1] = (uint16_t) idx;
-	}
-	f->quant = q;
-	return true;
-}
-
-/* quant_layout with its scratch; false on OOM. */
-static bool
-quant_build(const MlEnv *env, const TreeModel *m, struct TreeFast *f)
-{
-	uint32_t	d = m->n_features;
-	uint32_t   *cnt;
-	double	   *all;
-	bool		ok;
-
-	if (d == 0 || d > QUANT_MAX_FEATURES)
-		return true;
-	cnt = ml_alloc(env, sizeof(uint32_t) * (d + 1));
-	all = ml_alloc(env, sizeof(double) * (m->tree_start[m->n_trees] + 1));
-	ok = cnt && all && quant_layout(env, m, f, cnt, all);
-	ml_free(env, cnt);
-	ml_free(env, all);
-	return ok;
-}
 
 /*
  * Builds the derived scoring layouts of a model (complete binary trees and,
@@ -379,7 +155,7 @@ tree_fast_build(const MlEnv *env, TreeModel *m)
 	}
 	f->quant = NULL;
 	m->fast = f;
-	return quant_build(env, m, f);
+	return tree_quant_build(env, m, f);
 }
 
 /* Frees the derived scoring layouts. */
@@ -392,23 +168,6 @@ tree_fast_free(const MlEnv *env, TreeModel *m)
 	m->fast = NULL;
 }
 
-/* True when m scores through the quantised walk. */
-bool
-tree_quant_active(const TreeModel *m)
-{
-	return m->fast != NULL && m->fast->quant != NULL;
-}
-
-/* Drops the quantised walk only (tests compare it with the double walk). */
-void
-tree_quant_free(const MlEnv *env, TreeModel *m)
-{
-	if (m->fast)
-	{
-		ml_free(env, m->fast->quant);
-		m->fast->quant = NULL;
-	}
-}
 
 static inline bool
 row_has_nan(const double *x, uint32_t d)
@@ -499,6 +258,20 @@ fast_accumulate_row(const TreeModel *m, const double *x, double *acc)
 
 	if (!nan)
 	{
+		for (; t + 16 <= nt; t += 16)
+		{
+			const double *th = f->thr + (size_t) t * n_int;
+			const uint32_t *fe = f->feat + (size_t) t * n_int;
+			uint32_t	k[16] = {0};
+			int			i;
+
+			for (s = 0; s < D; s++)
+				for (i = 0; i < 16; i++)
+					k[i] = 2 * k[i] + 1 +
+						(x[fe[i * n_int + k[i]]] > th[i * n_int + k[i]]);
+			add_leaves8(f, t, k, tpr, &sum, acc, &c);
+			add_leaves8(f, t + 8, k + 8, tpr, &sum, acc, &c);
+		}
 		for (; t + 8 <= nt; t += 8)
 		{
 			const double *th = f->thr + (size_t) t * n_int;
@@ -558,6 +331,23 @@ quant_accumulate_row(const TreeModel *m, const double *x, double *acc)
 	double		sum = acc[0];
 
 	quant_bin_row(q, x, xb);
+	for (; t + 16 <= nt; t += 16)
+	{
+		const uint16_t *g = q->node + 2 * QUANT_NODE(t, 0, n_int);
+		const uint16_t *g1 = q->node + 2 * QUANT_NODE(t + 8, 0, n_int);
+		uint32_t	k[16] = {0};
+		int			i;
+
+		for (s = 0; s < D; s++)
+		{
+			for (i = 0; i < 8; i++)
+				QUANT_STEP(g + 2 * i, 8 * k[i], k[i], xb);
+			for (i = 0; i < 8; i++)
+				QUANT_STEP(g1 + 2 * i, 8 * k[8 + i], k[8 + i], xb);
+		}
+		add_leaves8(f, t, k, tpr, &sum, acc, &c);
+		add_leaves8(f, t + 8, k + 8, tpr, &sum, acc, &c);
+	}
 	for (; t + 8 <= nt; t += 8)
 	{
 		const uint16_t *g = q->node + 2 * QUANT_NODE(t, 0, n_int);
@@ -828,7 +618,67 @@ predict_block_scalar(const TreeModel *m, const double *X, int64_t r0, int rows, 
 		finish_row(m, acc[r], out + (size_t) (r0 + r) * m->n_outputs);
 }
 
-/* Fast layout: ROWS_PER_BLOCK rows walk each tree in lock step. */
+/*
+ * Quantised layout: ROWS_PER_BLOCK rows are binned, then walk each tree in
+ * lock step (NaN needs no second walk).
+ */
+static void
+predict_block_quant(const TreeModel *m, const double *X, int64_t r0, int rows, double *out)
+{
+	const struct TreeFast *f = m->fast;
+	const struct TreeQuant *q = f->quant;
+	double		acc[ROWS_PER_BLOCK][PRED_STACK];
+	uint32_t	xb[ROWS_PER_BLOCK][2 * QUANT_MAX_FEATURES];
+	uint32_t	tpr = m->trees_per_round,
+				D = f->depth,
+				n_int = f->n_int;
+	size_t		d = m->n_features;
+	uint32_t	t,
+				s;
+	int			r;
+
+	for (r = 0; r < rows; r++)
+	{
+		memset(acc[r], 0, sizeof(double) * tpr);
+		quant_bin_row(q, X + (size_t) (r0 + r) * d, xb[r]);
+	}
+	for (t = 0; t < m->n_trees; t++)
+	{
+		const uint16_t *nd = q->node + 2 * QUANT_NODE(t, 0, n_int);
+		const double *lf = f->leaf + (size_t) t * f->n_leaf - n_int;
+		uint32_t	c = t % tpr;
+
+		if (rows == ROWS_PER_BLOCK)
+		{
+			uint32_t	k[ROWS_PER_BLOCK] = {0};
+
+			for (s = 0; s < D; s++)
+				for (r = 0; r < ROWS_PER_BLOCK; r++)
+					QUANT_STEP(nd, 8 * k[r], k[r], xb[r]);
+			for (r = 0; r < ROWS_PER_BLOCK; r++)
+				acc[r][c] += lf[k[r]];
+		}
+		else
+		{
+			for (r = 0; r < rows; r++)
+			{
+				uint32_t	k = 0;
+
+				for (s = 0; s < D; s++)
+					QUANT_STEP(nd, 8 * k, k, xb[r]);
+				acc[r][c] += lf[k];
+			}
+		}
+	}
+	for (r = 0; r < rows; r++)
+		finish_row(m, acc[r], out + (size_t) (r0 + r) * m->n_outputs);
+}
+
+/*
+ * Fast layout: ROWS_PER_BLOCK rows walk each tree in lock step; a block
+ * with NaN takes the quantised walk where the model has one (the NaN-aware
+ * double walk goes one row and one tree at a time).
+ */
 static void
 predict_block_fast(const TreeModel *m, const double *X, int64_t r0, int rows, double *out)
 {
@@ -849,6 +699,11 @@ predict_block_fast(const TreeModel *m, const double *X, int64_t r0, int rows, do
 		xr[r] = x0 + (size_t) r * d;
 		memset(acc[r], 0, sizeof(double) * tpr);
 		nan |= row_has_nan(xr[r], (uint32_t) d);
+	}
+	if (nan && f->quant)
+	{
+		predict_block_quant(m, X, r0, rows, out);
+		return;
 	}
 	for (t = 0; t < m->n_trees; t++)
 	{
@@ -906,62 +761,6 @@ predict_block_fast(const TreeModel *m, const double *X, int64_t r0, int rows, do
 		finish_row(m, acc[r], out + (size_t) (r0 + r) * m->n_outputs);
 }
 
-/*
- * Quantised layout: ROWS_PER_BLOCK rows are binned, then walk each tree in
- * lock step (NaN needs no second walk).
- */
-static void
-predict_block_quant(const TreeModel *m, const double *X, int64_t r0, int rows, double *out)
-{
-	const struct TreeFast *f = m->fast;
-	const struct TreeQuant *q = f->quant;
-	double		acc[ROWS_PER_BLOCK][PRED_STACK];
-	uint32_t	xb[ROWS_PER_BLOCK][2 * QUANT_MAX_FEATURES];
-	uint32_t	tpr = m->trees_per_round,
-				D = f->depth,
-				n_int = f->n_int;
-	size_t		d = m->n_features;
-	uint32_t	t,
-				s;
-	int			r;
-
-	for (r = 0; r < rows; r++)
-	{
-		memset(acc[r], 0, sizeof(double) * tpr);
-		quant_bin_row(q, X + (size_t) (r0 + r) * d, xb[r]);
-	}
-	for (t = 0; t < m->n_trees; t++)
-	{
-		const uint16_t *nd = q->node + 2 * QUANT_NODE(t, 0, n_int);
-		const double *lf = f->leaf + (size_t) t * f->n_leaf - n_int;
-		uint32_t	c = t % tpr;
-
-		if (rows == ROWS_PER_BLOCK)
-		{
-			uint32_t	k[ROWS_PER_BLOCK] = {0};
-
-			for (s = 0; s < D; s++)
-				for (r = 0; r < ROWS_PER_BLOCK; r++)
-					QUANT_STEP(nd, 8 * k[r], k[r], xb[r]);
-			for (r = 0; r < ROWS_PER_BLOCK; r++)
-				acc[r][c] += lf[k[r]];
-		}
-		else
-		{
-			for (r = 0; r < rows; r++)
-			{
-				uint32_t	k = 0;
-
-				for (s = 0; s < D; s++)
-					QUANT_STEP(nd, 8 * k, k, xb[r]);
-				acc[r][c] += lf[k];
-			}
-		}
-	}
-	for (r = 0; r < rows; r++)
-		finish_row(m, acc[r], out + (size_t) (r0 + r) * m->n_outputs);
-}
-
 static void
 pred_task(void *arg, int task, int n_tasks)
 {
@@ -977,9 +776,7 @@ pred_task(void *arg, int task, int n_tasks)
 		int64_t		r0 = b * ROWS_PER_BLOCK;
 		int			rows = (int) (p->n - r0 < ROWS_PER_BLOCK ? p->n - r0 : ROWS_PER_BLOCK);
 
-		if (scalar && m->fast && m->fast->quant)
-			predict_block_quant(m, p->X, r0, rows, p->out);
-		else if (scalar && m->fast)
+		if (scalar && m->fast)
 			predict_block_fast(m, p->X, r0, rows, p->out);
 		else if (scalar)
 			predict_block_scalar(m, p->X, r0, rows, p->out);

@@ -47,10 +47,11 @@ rnd(uint64_t *s)
 
 /*
  * n rows of D features: continuous, integer-valued (many ties) and a few
- * NaN; a label that depends on several of them.
+ * NaN (nan_rate of the values of every fifth feature); a label that
+ * depends on several of them.
  */
 static void
-walk_set(WalkSet *s, int64_t n, int K)
+walk_set(WalkSet *s, int64_t n, int K, double nan_rate)
 {
 	uint64_t	st = 88172645463325252ULL;
 	int64_t		i;
@@ -71,7 +72,7 @@ walk_set(WalkSet *s, int64_t n, int K)
 		{
 			double		v = j % 3 == 1 ? floor(rnd(&st) * 12) : rnd(&st) * 4 - 2;
 
-			if (j % 5 == 2 && rnd(&st) < 0.05)
+			if (j % 5 == 2 && rnd(&st) < nan_rate)
 				v = NAN;
 			s->X[(size_t) j * n + i] = v;
 			s->R[(size_t) i * D + j] = v;
@@ -278,7 +279,7 @@ bench_walks(void)
 	int			rep;
 	int64_t		n = 200000;
 
-	walk_set(&s, n, 2);
+	walk_set(&s, n, 2, getenv("MLPIPE_WALK_NAN") ? atof(getenv("MLPIPE_WALK_NAN")) : 0);
 	if (walk_fit(&s, 1, 2, 100, 6, &m) != ML_OK)
 		return;
 	out = malloc(sizeof(double) * n * 2);
@@ -315,8 +316,8 @@ main(void)
 	env1 = mlt_env(1);
 	if (getenv("MLPIPE_WALK_BENCH"))
 		bench_walks();
-	walk_set(&s2, 3000, 2);
-	walk_set(&s3, 3000, 3);
+	walk_set(&s2, 3000, 2, 0.05);
+	walk_set(&s3, 3000, 3, 0.05);
 	/* tree counts: groups of eight and a tail */
 	test_walks_agree(&s2, 0, 0, 45, 6);	/* gbt regression */
 	test_walks_agree(&s2, 1, 2, 19, 5);	/* gbt binary */

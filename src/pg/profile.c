@@ -185,11 +185,20 @@ select_ranks(double *v, int64 lo, int64 hi, const int64 *ranks, int nr)
 		b = a;
 		while (b < nr && ranks[b] < gt)
 			b++;
-		select_ranks(v, lo, lt, ranks, a);
-		/* loop on the right side: the ranks at or past gt */
-		ranks += b;
-		nr -= b;
-		lo = gt;
+		/* recurse into the smaller side, loop on the other: depth <= log2 m */
+		if (lt - lo < hi - gt)
+		{
+			select_ranks(v, lo, lt, ranks, a);
+			ranks += b;
+			nr -= b;
+			lo = gt;
+		}
+		else
+		{
+			select_ranks(v, gt, hi, ranks + b, nr - b);
+			nr = a;
+			hi = lt;
+		}
 	}
 }
 

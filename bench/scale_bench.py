@@ -21,6 +21,11 @@ Workloads (pick with --only NAME[,NAME...]; default: all):
                 iterations); plus the same training without the profile
                 (profile_sample 0) and with a 100-row silhouette sample too, so
                 the split between clustering, silhouette and profile shows.
+                Then like for like: both from the same 10 starting rows (a
+                seeded pick), max_iter 30 and 5 (per-iteration cost from the
+                difference), mlpipe with its default metrics and profile; and
+                the 30-iteration run on copies of the table with x stored lz4
+                and uncompressed (SET STORAGE EXTERNAL).
   kmeans_score  only the k-means scoring at 1M x 16 against the bare scan
                 (the kmeans workload without its training peer).
   predict_table predict_table of the 1M-row gbt table with the 100-tree gbt
@@ -114,13 +119,16 @@ def copy_binary(cur, table, ids, X, y=None):
     cur.copy_expert("COPY %s FROM STDIN WITH (FORMAT binary)" % table, buf)
 
 
-def ensure_table(cur, table, ncols_y, chunks):
-    """Creates and fills table from chunks() -> (ids, X, y) unless it exists already."""
+def ensure_table(cur, table, ncols_y, chunks, alter=None):
+    """Creates and fills table from chunks() -> (ids, X, y) unless it exists already; alter:
+    an ALTER COLUMN action for x (e.g. SET COMPRESSION lz4) applied before the rows go in."""
     cur.execute("SELECT count(*) FROM pg_class WHERE relname = %s", (table,))
     if cur.fetchone()[0] and not os.environ.get("BENCH_RELOAD"):
         return
     cur.execute("DROP TABLE IF EXISTS %s; CREATE TABLE %s (id int, x float8[]%s)"
                 % (table, table, ", y float8" if ncols_y else ""))
+    if alter:
+        cur.execute("ALTER TABLE %s ALTER COLUMN x %s" % (table, alter))
     t = time.perf_counter()
     for ids, X, y in chunks():
         copy_binary(cur, table, ids, X, y)
@@ -310,6 +318,45 @@ def run_kmeans_wide(cur, args):
         row("training, %s; peak %.0f MiB; %s iterations (sklearn %d)"
             % (label, peak, metrics.get("iterations"), km.n_iter_), secs, t_sk)
         row("the same, CPU seconds (backend vs Python process, all threads)", cpu, c_sk)
+    kmeans_wide_like(cur, args, X, table, warm)
+
+
+def kmeans_wide_like(cur, args, X, table, warm):
+    """Like for like: both start from the same k rows (a seeded pick), max_iter 30 and 5, default
+    tol (both stop on the same rule: the iteration counts are printed); mlpipe with its default
+    metrics and profile. Per iteration: the difference of the two runs over the iterations between.
+    Then the 30-iteration training on copies of the table whose x is lz4 / stored uncompressed."""
+    init = X[np.random.RandomState(SEED).choice(len(X), WIDE_K, replace=False)]
+    header("k-means wide, like for like: the same %d starting rows (seeded pick), max_iter %d and 5, "
+           "default tol; mlpipe default metrics and profile, threads = %d"
+           % (WIDE_K, WIDE_ITERS, args.threads))
+    runs = {}
+    for iters in (WIDE_ITERS, 5):
+        t, c = time.perf_counter(), time.process_time()
+        km = KMeans(n_clusters=WIDE_K, n_init=1, max_iter=iters, init=init).fit(X)
+        sk = (time.perf_counter() - t, time.process_time() - c, km.n_iter_)
+        params = {"k": WIDE_K, "max_iter": iters, "seed": SEED, "init": "given", "centroids": init.tolist()}
+        secs, peak, metrics, cpu = train_measured(args.threads, "bench_scale_wide", "kmeans",
+                                                  "SELECT x FROM %s" % table, None, params, warm)
+        it = metrics.get("iterations")
+        runs[iters] = (secs, cpu, it, sk)
+        row("training, max_iter %d: %s iterations (sklearn %d%s); peak %.0f MiB"
+            % (iters, it, sk[2], "" if it == sk[2] else ": THE COUNTS DIFFER", peak), secs, sk[0])
+        row("the same, CPU seconds (backend vs Python process, all threads)", cpu, sk[1])
+    (s30, c30, i30, k30), (s5, c5, i5, k5) = runs[WIDE_ITERS], runs[5]
+    if i30 > i5 and k30[2] > k5[2]:
+        row("per Lloyd iteration, wall (difference of the two runs / %d and %d iterations)"
+            % (i30 - i5, k30[2] - k5[2]), (s30 - s5) / (i30 - i5), (k30[0] - k5[0]) / (k30[2] - k5[2]))
+        row("per Lloyd iteration, CPU seconds", (c30 - c5) / (i30 - i5), (k30[1] - k5[1]) / (k30[2] - k5[2]))
+    params = {"k": WIDE_K, "max_iter": WIDE_ITERS, "seed": SEED, "init": "given", "centroids": init.tolist()}
+    for suffix, alter in (("lz4", "SET COMPRESSION lz4"), ("external", "SET STORAGE EXTERNAL")):
+        ttab = "bench_scale_wide_" + suffix
+        ensure_table(cur, ttab, False, chunked(X), alter)
+        secs, _, metrics, cpu = train_measured(args.threads, "bench_scale_wide", "kmeans",
+                                               "SELECT x FROM %s" % ttab, None, params, warm)
+        row("the max_iter %d training on a copy with x %s (%s iterations): wall vs the default pglz table"
+            % (WIDE_ITERS, alter, metrics.get("iterations")), secs, s30)
+        row("the same, CPU seconds", cpu, c30)
 
 
 def reaped_cpu_seconds(pid):

@@ -474,7 +474,7 @@ km_fit_scratch(KmFit *F, const KmParams *p, unsigned flags, KmRuns *R)
 	F->dist_stride = dist_per_task;
 	R->C = km_alloc(F, (size_t) k * d, sizeof(double), "centroids");
 	R->Cbest = km_alloc(F, (size_t) k * d, sizeof(double), "centroids");
-	F->CT = km_alloc(F, (size_t) k * d, sizeof(double), "centroids");
+	F->CT = km_alloc(F, (size_t) KM_LANES(k) * d, sizeof(double), "centroids");
 	F->Cnew = km_alloc(F, (size_t) k * d, sizeof(double), "centroids");
 	F->sums = km_alloc(F, (size_t) k * d, sizeof(double), "centroid sums");
 	F->counts = km_alloc(F, (size_t) k, sizeof(int64_t), "cluster sizes");
@@ -750,6 +750,7 @@ kmeans_memory_estimate(int64_t n, int d, const KmParams *p, int n_threads)
 	if (p->standardize || p->distance == KM_DIST_COSINE)
 		b += N * D * 8;			/* the working rows */
 	b += 8 * KD * 8 + 10 * K * 8 + T * 4 * fmax(K, 64) * 8;	/* centres, scratch */
+	b += 2 * (KM_LANES(p->k > 0 ? p->k : 1) - K) * D * 8;	/* transposed centres' padding */
 	b += N * 8;					/* labels, twice */
 	if (p->minibatch)
 	{

@@ -107,6 +107,9 @@ km_dist2(const double *x, const double *c, int d)
 	return (a0 + a1) + (a2 + a3);
 }
 
+/* k rounded up to a multiple of 4: the columns of a transposed centre matrix. */
+#define KM_LANES(k) (((k) + 3) & ~3)
+
 /* Four doubles; GCC and Clang turn these into SSE2 pairs or AVX registers. */
 typedef double km_v4 __attribute__((vector_size(32)));
 
@@ -115,18 +118,22 @@ typedef double km_v4 __attribute__((vector_size(32)));
 #define KM_LOAD4(v, p) memcpy(&(v), (p), sizeof(km_v4))
 
 /*
- * Squared distances of x to all k centres into dist[0..k), CT being the
- * centres transposed (d x k). Four centres at a time, with the four lanes of
- * km_dist2 held in four vectors: every value equals km_dist2's bit for bit.
+ * Squared distances of x to all k centres into dist[0..KM_LANES(k)), CT
+ * being the centres transposed (d x KM_LANES(k), km_transpose). Four
+ * centres at a time, with the four lanes of km_dist2 held in four vectors:
+ * every value equals km_dist2's bit for bit. The last group's padding
+ * lanes (zero centres) give values past dist[k - 1] that callers ignore;
+ * computing them costs less than a scalar loop over the last k % 4 centres
+ * (a third of the scan at k = 10).
  */
 static inline void
 km_scan(const double *x, const double *CT, int k, int d, double *restrict dist)
 {
 	int			c0 = 0,
 				j;
-	size_t		stride = (size_t) k;
+	size_t		stride = (size_t) KM_LANES(k);
 
-	for (; c0 + 4 <= k; c0 += 4)
+	for (; c0 < k; c0 += 4)
 	{
 		const double *col = CT + c0;
 		km_v4		a0 = {0, 0, 0, 0},
@@ -174,18 +181,6 @@ km_scan(const double *x, const double *CT, int k, int d, double *restrict dist)
 		t = (a0 + a1) + (a2 + a3);
 		memcpy(dist + c0, &t, sizeof(t));
 	}
-	for (; c0 < k; c0++)
-	{
-		double		b[4] = {0, 0, 0, 0};
-
-		for (j = 0; j < d; j++)
-		{
-			double		t = x[j] - CT[j * stride + c0];
-
-			b[j & 3] += t * t;
-		}
-		dist[c0] = (b[0] + b[1]) + (b[2] + b[3]);
-	}
 }
 
 /* Lowest index of the minimum; *second gets the next smallest value. */
@@ -214,16 +209,20 @@ km_argmin2(const double *dist, int k, double *second)
 	return best;
 }
 
-/* CT (d x k) = C (k x d) transposed, for km_scan. */
+/*
+ * CT (d x KM_LANES(k)) = C (k x d) transposed, for km_scan; the padding
+ * columns are zero.
+ */
 static inline void
 km_transpose(const double *C, int k, int d, double *CT)
 {
 	int			c,
-				j;
+				j,
+				kp = KM_LANES(k);
 
-	for (c = 0; c < k; c++)
+	for (c = 0; c < kp; c++)
 		for (j = 0; j < d; j++)
-			CT[(size_t) j * k + c] = C[(size_t) c * d + j];
+			CT[(size_t) j * kp + c] = c < k ? C[(size_t) c * d + j] : 0.0;
 }
 
 /* Scales c (d values) to unit L2 length in place; false when it is the zero vector. */

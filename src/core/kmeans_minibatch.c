@@ -111,7 +111,7 @@ km_mb_alloc(KmMb *M)
 	M->Cr = km_alloc(F, (size_t) k * d, sizeof(double), "mini-batch");
 	M->Cn = km_alloc(F, (size_t) k * d, sizeof(double), "mini-batch");
 	M->Cu = km_alloc(F, (size_t) k * d, sizeof(double), "mini-batch");
-	M->CTb = km_alloc(F, (size_t) k * d, sizeof(double), "mini-batch");
+	M->CTb = km_alloc(F, (size_t) KM_LANES(k) * d, sizeof(double), "mini-batch");
 	M->reas = km_alloc(F, (size_t) k, sizeof(bool), "mini-batch");
 	M->pairs = km_alloc(F, (size_t) k, sizeof(KmPair), "mini-batch");
 	if (!M->idx || !M->valid || !M->perm || !M->blab || !M->cnt || !M->Cr || !M->Cn ||

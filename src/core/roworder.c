@@ -67,8 +67,20 @@ ml_hash_doubles(uint64_t h, const double *x, int d)
 {
 	int			j;
 
+	/*
+	 * ml_hash_u64 (ml_double_bits) spelt out: exported functions of a shared
+	 * library are not inlined (-fPIC), and a call per value would serialise
+	 * what the processor can overlap (the inner mix of the next value).
+	 */
 	for (j = 0; j < d; j++)
-		h = ml_hash_u64(h, ml_double_bits(x[j]));
+	{
+		uint64_t	b;
+
+		memcpy(&b, &x[j], sizeof(b));
+		if (isnan(x[j]))
+			b = UINT64_C(0x7FF8000000000000);
+		h = mix64(h ^ mix64(b + UINT64_C(0x9E3779B97F4A7C15)));
+	}
 	return h;
 }
 

@@ -21,21 +21,33 @@ category_text(const SourceDict *dict, double v, bool *has_text)
 
 /*
  * Mixes the d values of a decoded row into h: numbers by bit pattern (every
- * NaN alike), categorical values by their text.
+ * NaN alike), categorical values by their text. Runs of numeric columns go
+ * to ml_hash_doubles in one call (the same mixing, value by value, but
+ * inlined there, so a wide row does not pay a call per value).
  */
 uint64
 row_hash_features(uint64 h, const double *x, int d, const bool *categorical,
 				  const SourceDict *dicts)
 {
-	int			j;
+	int			j = 0;
 
-	for (j = 0; j < d; j++)
+	while (j < d)
 	{
-		bool		has_text = false;
-		const char *text = categorical && categorical[j]
-			? category_text(&dicts[j], x[j], &has_text) : NULL;
+		int			end = j;
 
-		h = has_text ? ml_hash_text(h, text) : ml_hash_double(h, x[j]);
+		if (categorical && categorical[j])
+		{
+			bool		has_text = false;
+			const char *text = category_text(&dicts[j], x[j], &has_text);
+
+			h = has_text ? ml_hash_text(h, text) : ml_hash_double(h, x[j]);
+			j++;
+			continue;
+		}
+		while (end < d && !(categorical && categorical[end]))
+			end++;
+		h = ml_hash_doubles(h, x + j, end - j);
+		j = end;
 	}
 	return h;
 }

@@ -25,6 +25,9 @@
 
 #include <ctype.h>
 #include <math.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #define SOURCE_BATCH 10000
 
@@ -602,6 +605,14 @@ decode_row(FeatureCol *cols, int ncols, Datum *values, bool *nulls, double *out,
 				for (j = 0; j < len; j++)
 					out[fc->offset + j] = src[j];
 			}
+
+			/*
+			 * Free a detoasted copy at once: the next row's copy then reuses
+			 * its memory, where keeping a batch of them (10,000 x 6 KB for
+			 * 784-wide rows) makes every batch fault in fresh pages.
+			 */
+			if ((Pointer) a != DatumGetPointer(values[fc->attno]))
+				pfree(a);
 			for (j = 0; j < len && !missing_ok; j++)
 				if (!isfinite(out[fc->offset + j]))
 				{
@@ -1078,6 +1089,26 @@ typedef struct DenseSink
 	MemoryContext mcxt;
 } DenseSink;
 
+/*
+ * Asks Linux for transparent huge pages on the whole 2 MB pages inside
+ * [p, p + bytes) (when THP is in "madvise" mode, as on Debian): a matrix of
+ * hundreds of MB is then faulted in 2 MB at a time instead of 4 KB, which
+ * on a VM cost about a tenth of a wide k-means fit. Only advice: nothing
+ * changes where it is not honoured.
+ */
+static void
+advise_huge_pages(void *p, Size bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+	const uintptr_t huge = 2 * 1024 * 1024;
+	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1),
+				end = ((uintptr_t) p + bytes) & ~(huge - 1);
+
+	if (end > start)
+		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
+#endif
+}
+
 /* source_load's row callback: appends x, growing the matrix within mlpipe.max_memory. */
 static void
 dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
@@ -1103,6 +1134,7 @@ dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 		}
 		bytes = (Size) newcap * out->d * sizeof(double);
 		out->X = out->X ? repalloc_huge(out->X, bytes) : MemoryContextAllocHuge(ds->mcxt, bytes);
+		advise_huge_pages(out->X, bytes);
 		ds->cap = newcap;
 	}
 	memcpy(out->X + (Size) out->n * out->d, x, sizeof(double) * out->d);

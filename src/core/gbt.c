@@ -88,11 +88,15 @@ typedef struct GbtGrad
 	uint32_t	n_rows;
 	const float *margin;		/* float, as XGBoost: the model keeps doubles */
 	float	   *gh;				/* 2 * n per margin column */
+	bool		by_pos;			/* K = 1: gh[2k] for rows[k], not gh[2 * row] */
 	const double *cw;			/* class weights or NULL */
 	double		loss[64];		/* per task partial training loss */
 } GbtGrad;
 
-/* Gradient pairs (per class for multi:softmax) of one task's training rows. */
+/*
+ * Gradient pairs (per class for multi:softmax) of one task's training rows:
+ * at 2 * row, or with by_pos at 2k for the k-th row (the grower's order).
+ */
 static void
 grad_task(void *arg, int task, int n_tasks)
 {
@@ -107,11 +111,12 @@ grad_task(void *arg, int task, int n_tasks)
 	{
 		uint32_t	r = a->rows ? a->rows[k] : k;
 		const float *m = a->margin + r;	/* class c at m[c * n] */
+		size_t		o = a->by_pos ? k : r;
 
 		if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
 		{
-			a->gh[2 * (size_t) r] = (float) (m[0] - a->data->y[r]);
-			a->gh[2 * (size_t) r + 1] = 1.0f;
+			a->gh[2 * o] = (float) (m[0] - a->data->y[r]);
+			a->gh[2 * o + 1] = 1.0f;
 		}
 		else if (a->obj == TREE_OBJ_BINARY_LOGISTIC)
 		{
@@ -122,8 +127,8 @@ grad_task(void *arg, int task, int n_tasks)
 
 			if (h < 1e-16)
 				h = 1e-16;
-			a->gh[2 * (size_t) r] = (float) ((p - (double) y) * w);
-			a->gh[2 * (size_t) r + 1] = (float) (h * w);
+			a->gh[2 * o] = (float) ((p - (double) y) * w);
+			a->gh[2 * o + 1] = (float) (h * w);
 		}
 		else
 		{
@@ -310,8 +315,9 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	int			nt = p->n_threads > 0 ? p->n_threads : 2;
 
 	gbt_sizes(n, p, &n_pool, &max_tn);
-	total = (double) n * (4.0 * K + 8.0 * K + 4 + 2);	/* margins, gh, idx, tmp (n / 2) */
-	total += (double) nt * PART_CHUNK * 4;	/* tmp when n / 2 is less than the partition scratch */
+	/* margins, gradient pairs by row (K > 1) and in idx order, idx, tmp (n / 2 pairs) */
+	total = (double) n * (4.0 * K + (K > 1 ? 8.0 * K : 0) + 8 + 4 + 4);
+	total += (double) nt * PART_CHUNK * 12; /* tmp when n / 2 is less than the partition scratch */
 	if (p->early_stopping_rounds > 0)
 		total += (double) n * 4;	/* training / validation row lists */
 	if ((double) n_pool * d * 256 * sizeof(v2d) > (double) GBT_POOL_BYTES)
@@ -347,7 +353,7 @@ typedef struct GbtFit
 	double	   *cw;				/* class weights or NULL */
 	double	   *base;			/* base margins (K), until the model owns them */
 	float	   *margin;			/* K x n margins, class-major */
-	float	   *gh;				/* K x 2n gradient pairs */
+	float	   *gh;				/* K x 2n gradient pairs by row (K > 1 only) */
 	double	   *imp_best;		/* importances at the best validation round */
 	double	   *loss_part;		/* training-loss chunk sums (with a trace) */
 	Gbt			g;
@@ -451,8 +457,9 @@ gbt_base_margins(GbtFit *f)
 		/* continue from the parent: its base margins plus its trees' outputs */
 		memcpy(f->base, f->p->warm_start->base_score, sizeof(double) * K);
 		f->margin = ml_alloc(f->env, sizeof(float) * (size_t) f->n * K);
-		f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
-		if (!f->margin || !f->gh)
+		if (K > 1)
+			f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
+		if (!f->margin || (K > 1 && !f->gh))
 			return ML_ERR_MEMORY;
 		return gbt_warm_margins(f->env, f->p->warm_start, data, f->margin, f->err);
 	}
@@ -503,8 +510,9 @@ gbt_base_margins(GbtFit *f)
 	}
 
 	f->margin = ml_alloc(f->env, sizeof(float) * (size_t) f->n * K);
-	f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
-	if (!f->margin || !f->gh)
+	if (K > 1)
+		f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
+	if (!f->margin || (K > 1 && !f->gh))
 		return ML_ERR_MEMORY;
 	for (i = 0; i < f->n; i++)
 		for (c = 0; c < K; c++)
@@ -551,10 +559,12 @@ gbt_grower_init(GbtFit *f)
 	g->eval_cap = 2 * g->n_pool + 2;
 	g->idx = ml_alloc(env, sizeof(uint32_t) * n_train);
 	g->part_scratch = n_train < PART_CHUNK ? n_train : PART_CHUNK;
-	tmp_rows = (size_t) n_train / 2 + 1;
-	if (tmp_rows < (size_t) g->nt * g->part_scratch)
-		tmp_rows = (size_t) g->nt * g->part_scratch;
+	/* tmp: the smaller side of a join as pairs, or each task's chunk scratch */
+	tmp_rows = ((size_t) n_train / 2 + 1) * 2;
+	if (tmp_rows < (size_t) g->nt * g->part_scratch * 3)
+		tmp_rows = (size_t) g->nt * g->part_scratch * 3;
 	g->tmp = ml_alloc(env, sizeof(uint32_t) * tmp_rows);
+	g->gh = ml_alloc(env, sizeof(float) * 2 * (size_t) n_train);
 	g->tn = ml_alloc(env, sizeof(TrainNode) * (size_t) g->max_tn);
 	g->split = ml_alloc(env, sizeof(Split) * (size_t) g->max_tn);
 	g->pool = ml_alloc(env, sizeof(v2d) * (size_t) slots * (size_t) g->n_pool);
@@ -569,7 +579,7 @@ gbt_grower_init(GbtFit *f)
 	g->chunks = ml_alloc(env, sizeof(PartChunk) * ((size_t) n_train / PART_CHUNK + (size_t) g->max_tn + 2));
 	g->pend = ml_alloc(env, sizeof(int) * (size_t) g->max_tn);
 	g->mids = ml_alloc(env, sizeof(uint32_t) * (size_t) g->max_tn);
-	if (!g->idx || !g->tmp || !g->tn || !g->split || !g->pool || !g->free_list || !g->feat ||
+	if (!g->idx || !g->tmp || !g->gh || !g->tn || !g->split || !g->pool || !g->free_list || !g->feat ||
 		!g->jobs || !g->eval || !g->task_split || !g->job_task || !g->eval_task || !g->task_load ||
 		!g->chunks || !g->pend || !g->mids)
 		return ML_ERR_MEMORY;
@@ -617,22 +627,48 @@ gbt_model_init(GbtFit *f)
 	f->ga.rows = f->rows;
 	f->ga.n_rows = f->n_train;
 	f->ga.margin = f->margin;
-	f->ga.gh = f->gh;
+	f->ga.gh = f->K > 1 ? f->gh : f->g.gh;
+	f->ga.by_pos = f->K == 1;
 	f->ga.cw = f->cw;
 	ml_rng_seed(&f->rng, f->p->seed);
 	return ML_OK;
 }
 
-/* Gradient pairs of every training row for the current margins. */
+/*
+ * Gradient pairs for the current margins: with one margin column, of the
+ * round's ns sampled rows straight into the grower's order (g.gh[2k] for
+ * row idx[k]); else of every training row, by row, for every class.
+ */
 static void
-gbt_gradients(GbtFit *f)
+gbt_gradients(GbtFit *f, uint32_t ns)
 {
 	int			nt = f->g.nt;
 	int64_t		maxt = f->n_train / 4096 + 1;
 
 	if (nt > maxt)
 		nt = (int) maxt;
+	if (f->K == 1)
+	{
+		f->ga.rows = f->g.idx;
+		f->ga.n_rows = ns;
+	}
 	trees_run_tasks(f->env, nt, grad_task, &f->ga);
+}
+
+/* Class c's gradient pairs of the tree's rows idx[0, ns) into the grower's order. */
+static void
+gbt_gather_gradients(GbtFit *f, int c, uint32_t ns)
+{
+	const float *src = f->gh + (size_t) c * 2 * f->n;
+	uint32_t	k;
+
+	for (k = 0; k < ns; k++)
+	{
+		uint32_t	r = f->g.idx[k];
+
+		f->g.gh[2 * (size_t) k] = src[2 * (size_t) r];
+		f->g.gh[2 * (size_t) k + 1] = src[2 * (size_t) r + 1];
+	}
 }
 
 /*
@@ -769,7 +805,7 @@ gbt_update_margins(GbtFit *f, float *mc, uint32_t ns)
 }
 
 /*
- * One boosting round: gradients, the row sample, then per class a column
+ * One boosting round: the row sample, gradients, then per class a column
  * sample, a tree, its margin updates, and the tree appended to the model.
  */
 static MlStatus
@@ -778,12 +814,13 @@ gbt_round(GbtFit *f)
 	uint32_t	ns;
 	int			c;
 
-	gbt_gradients(f);
 	ns = gbt_sample_rows(f);
+	gbt_gradients(f, ns);
 	for (c = 0; c < f->K; c++)
 	{
 		gbt_sample_columns(f);
-		f->g.gh = f->gh + (size_t) c * 2 * f->n;
+		if (f->K > 1)
+			gbt_gather_gradients(f, c, ns);
 		gbt_grow_tree(&f->g, ns, f->p->max_leaves);
 		gbt_update_margins(f, f->margin + (size_t) c * f->n, ns);
 		if (tm_append_tree(f->env, &f->mb, f->g.tn, f->data->bins, NULL, f->err) != ML_OK)
@@ -924,6 +961,7 @@ gbt_fit_free(GbtFit *f)
 	ml_free(env, f->cw);
 	ml_free(env, f->base);
 	ml_free(env, f->g.idx);
+	ml_free(env, f->g.gh);
 	ml_free(env, f->g.tmp);
 	ml_free(env, f->g.tn);
 	ml_free(env, f->g.split);

@@ -13,7 +13,7 @@
 
 /*
  * Accumulates the gradient pairs of a node's rows into h for features
- * [q0, q1). Features go in blocks whose histograms fit in L1 (2048 slots,
+ * [q0, q1) (the pairs are in the node's row order, g->gh[2k]). Features go in blocks whose histograms fit in L1 (2048 slots,
  * 32 kB): a pass over the rows per block beats scattered L2 updates.
  */
 #define HIST_BLOCK_SLOTS 8192
@@ -52,7 +52,7 @@ build_hist(const Gbt *g, const TrainNode *nd, v2d *h, int q0, int q1)
 			{
 				uint32_t	r = idx[k];
 				const uint8_t *row = B + r * d + j0;
-				v2d			v = {gh[2 * (size_t) r], gh[2 * (size_t) r + 1]};
+				v2d			v = {gh[2 * (size_t) k], gh[2 * (size_t) k + 1]};
 
 				if (k + PF_DIST < nd->end)
 				{
@@ -60,7 +60,6 @@ build_hist(const Gbt *g, const TrainNode *nd, v2d *h, int q0, int q1)
 
 					__builtin_prefetch(B + rp * d + j0);
 					__builtin_prefetch(B + rp * d + j1 - 1);	/* rows may straddle lines */
-					__builtin_prefetch(gh + 2 * (size_t) rp);
 				}
 				for (j = 0; j + 4 <= nfb; j += 4)
 				{
@@ -84,16 +83,11 @@ build_hist(const Gbt *g, const TrainNode *nd, v2d *h, int q0, int q1)
 			{
 				uint32_t	r = idx[k];
 				const uint8_t *row = B + r * d;
-				v2d			v = {gh[2 * (size_t) r], gh[2 * (size_t) r + 1]};
+				v2d			v = {gh[2 * (size_t) k], gh[2 * (size_t) k + 1]};
 				int			q;
 
 				if (k + PF_DIST < nd->end)
-				{
-					uint32_t	rp = idx[k + PF_DIST];
-
-					__builtin_prefetch(B + rp * d + feat[qa]);
-					__builtin_prefetch(gh + 2 * (size_t) rp);
-				}
+					__builtin_prefetch(B + idx[k + PF_DIST] * d + feat[qa]);
 				for (q = qa; q < qb; q++)
 				{
 					int			j = feat[q];

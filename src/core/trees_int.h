@@ -203,9 +203,11 @@ typedef struct Gbt
 	const uint16_t *nb;
 	const uint32_t *off;
 	uint32_t	slots;
-	const float *gh;			/* current tree's gradient pairs, 2 per row */
+	float	   *gh;				/* gradient pairs in idx order: gh[2k], gh[2k + 1]
+								 * belong to row idx[k] and move with it */
 	uint32_t   *idx;
-	uint32_t   *tmp;			/* half the rows: partition and row-sample scratch */
+	uint32_t   *tmp;			/* half the rows of pairs (n + 2 uint32): partition
+								 * scratch */
 	TrainNode  *tn;
 	int			n_tn;
 	int			max_tn;

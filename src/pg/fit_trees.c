@@ -710,6 +710,34 @@ unbin_row(const TreeBins *bins, const uint8 *B, int d, int64 r, double *x)
 }
 
 /*
+ * Scores binned rows [r0, r0 + nr) of Be (nr <= SCORE_CHECK_ROWS) into out
+ * (nr x n_outputs): rebuilt from their bins into x, then walked in blocks
+ * of rows per tree (trees_predict_batch gives trees_predict_row's bits).
+ */
+static void
+score_binned_rows(TreeFit *F, const uint8 *Be, int64 r0, int nr, double *x, double *out)
+{
+	int			i;
+
+	for (i = 0; i < nr; i++)
+		unbin_row(&F->bins, Be + (Size) r0 * F->L.d, F->L.d, i, x + (Size) i * F->L.d);
+	trees_predict_batch(NULL, &F->model, x, nr, out);
+}
+
+/* The class trees_predict_class picks from a row's probabilities. */
+static int
+argmax_class(const TreeModel *m, const double *proba)
+{
+	uint32		c;
+	int			best = 0;
+
+	for (c = 1; c < m->n_outputs; c++)
+		if (proba[c] > proba[best])
+			best = (int) c;
+	return best;
+}
+
+/*
  * Phase calibrate (params.calibrate): scores the held-out calibration rows
  * and fits the calibration of class 1's probability on them.
  */
@@ -754,8 +782,9 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 	Size		w = k == 2 ? 1 : k;
 	int64	   *cnt = palloc0(sizeof(int64) * 3 * k);	/* tp, support, predicted */
 	double	   *score = MemoryContextAllocHuge(F->mcxt, sizeof(double) * ne * w);
-	double	   *x = palloc(sizeof(double) * F->L.d);
-	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1));
+	double	   *x = palloc(sizeof(double) * F->L.d * SCORE_CHECK_ROWS);
+	double	   *outs = palloc(sizeof(double) * Max(F->model.n_outputs, 1) * SCORE_CHECK_ROWS);
+	double	   *out = outs;
 	uint8	   *truth = NULL,
 			   *pred = NULL;
 	double		ll = 0;
@@ -773,9 +802,12 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 		int			c;
 
 		if (r % SCORE_CHECK_ROWS == 0)
+		{
 			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
-		unbin_row(&F->bins, Be, F->L.d, r, x);
-		c = trees_predict_class(&F->model, x, out);
+			score_binned_rows(F, Be, r, (int) Min(ne - r, SCORE_CHECK_ROWS), x, outs);
+		}
+		out = outs + (Size) (r % SCORE_CHECK_ROWS) * F->model.n_outputs;
+		c = argmax_class(&F->model, out);
 		if (F->dec.method != CAL_NONE)
 			c = decision_apply(&F->dec, out[1], out);	/* calibrated, no threshold yet */
 		cnt[k + yce[r]]++;
@@ -831,8 +863,8 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 static void
 evaluate_regressor(TreeFit *F, uint8 *Be, const double *yve, int64 ne)
 {
-	double	   *x = palloc(sizeof(double) * F->L.d);
-	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1));
+	double	   *x = palloc(sizeof(double) * F->L.d * SCORE_CHECK_ROWS);
+	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1) * SCORE_CHECK_ROWS);
 	RegAccum	acc;
 	RegMetrics	rm;
 	MlError		err = {0};
@@ -842,10 +874,11 @@ evaluate_regressor(TreeFit *F, uint8 *Be, const double *yve, int64 ne)
 	for (r = 0; r < ne; r++)
 	{
 		if (r % SCORE_CHECK_ROWS == 0)
+		{
 			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
-		unbin_row(&F->bins, Be, F->L.d, r, x);
-		trees_predict_row(&F->model, x, out);
-		metrics_reg_add(&acc, yve[r], out[0]);
+			score_binned_rows(F, Be, r, (int) Min(ne - r, SCORE_CHECK_ROWS), x, out);
+		}
+		metrics_reg_add(&acc, yve[r], out[(Size) (r % SCORE_CHECK_ROWS) * F->model.n_outputs]);
 	}
 	pfree(Be);
 	trees_release_free_memory();

@@ -32,6 +32,7 @@
 
 /* Test rows scored between two interrupt checks. */
 #define SCORE_CHECK_ROWS 256
+#define SCORE_BLOCK_ROWS 8192	/* evaluation rows scored per batch (on mlpipe.threads) */
 
 static const char *const common_keys[] = {
 	"seed", "on_null", "exclude", "test_size", "split", "task", "max_depth", "max_bins",
@@ -710,7 +711,7 @@ unbin_row(const TreeBins *bins, const uint8 *B, int d, int64 r, double *x)
 }
 
 /*
- * Scores binned rows [r0, r0 + nr) of Be (nr <= SCORE_CHECK_ROWS) into out
+ * Scores binned rows [r0, r0 + nr) of Be (nr <= SCORE_BLOCK_ROWS) into out
  * (nr x n_outputs): rebuilt from their bins into x, then walked in blocks
  * of rows per tree (trees_predict_batch gives trees_predict_row's bits).
  */
@@ -721,7 +722,7 @@ score_binned_rows(TreeFit *F, const uint8 *Be, int64 r0, int nr, double *x, doub
 
 	for (i = 0; i < nr; i++)
 		unbin_row(&F->bins, Be + (Size) r0 * F->L.d, F->L.d, i, x + (Size) i * F->L.d);
-	trees_predict_batch(NULL, &F->model, x, nr, out);
+	trees_predict_batch(&F->pe.env, &F->model, x, nr, out);
 }
 
 /* The class trees_predict_class picks from a row's probabilities. */
@@ -782,8 +783,8 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 	Size		w = k == 2 ? 1 : k;
 	int64	   *cnt = palloc0(sizeof(int64) * 3 * k);	/* tp, support, predicted */
 	double	   *score = MemoryContextAllocHuge(F->mcxt, sizeof(double) * ne * w);
-	double	   *x = palloc(sizeof(double) * F->L.d * SCORE_CHECK_ROWS);
-	double	   *outs = palloc(sizeof(double) * Max(F->model.n_outputs, 1) * SCORE_CHECK_ROWS);
+	double	   *x = palloc(sizeof(double) * F->L.d * SCORE_BLOCK_ROWS);
+	double	   *outs = palloc(sizeof(double) * Max(F->model.n_outputs, 1) * SCORE_BLOCK_ROWS);
 	double	   *out = outs;
 	uint8	   *truth = NULL,
 			   *pred = NULL;
@@ -801,12 +802,12 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 	{
 		int			c;
 
-		if (r % SCORE_CHECK_ROWS == 0)
+		if (r % SCORE_BLOCK_ROWS == 0)
 		{
 			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
-			score_binned_rows(F, Be, r, (int) Min(ne - r, SCORE_CHECK_ROWS), x, outs);
+			score_binned_rows(F, Be, r, (int) Min(ne - r, SCORE_BLOCK_ROWS), x, outs);
 		}
-		out = outs + (Size) (r % SCORE_CHECK_ROWS) * F->model.n_outputs;
+		out = outs + (Size) (r % SCORE_BLOCK_ROWS) * F->model.n_outputs;
 		c = argmax_class(&F->model, out);
 		if (F->dec.method != CAL_NONE)
 			c = decision_apply(&F->dec, out[1], out);	/* calibrated, no threshold yet */
@@ -863,8 +864,8 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 static void
 evaluate_regressor(TreeFit *F, uint8 *Be, const double *yve, int64 ne)
 {
-	double	   *x = palloc(sizeof(double) * F->L.d * SCORE_CHECK_ROWS);
-	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1) * SCORE_CHECK_ROWS);
+	double	   *x = palloc(sizeof(double) * F->L.d * SCORE_BLOCK_ROWS);
+	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1) * SCORE_BLOCK_ROWS);
 	RegAccum	acc;
 	RegMetrics	rm;
 	MlError		err = {0};
@@ -873,12 +874,12 @@ evaluate_regressor(TreeFit *F, uint8 *Be, const double *yve, int64 ne)
 	memset(&acc, 0, sizeof(acc));
 	for (r = 0; r < ne; r++)
 	{
-		if (r % SCORE_CHECK_ROWS == 0)
+		if (r % SCORE_BLOCK_ROWS == 0)
 		{
 			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
-			score_binned_rows(F, Be, r, (int) Min(ne - r, SCORE_CHECK_ROWS), x, out);
+			score_binned_rows(F, Be, r, (int) Min(ne - r, SCORE_BLOCK_ROWS), x, out);
 		}
-		metrics_reg_add(&acc, yve[r], out[(Size) (r % SCORE_CHECK_ROWS) * F->model.n_outputs]);
+		metrics_reg_add(&acc, yve[r], out[(Size) (r % SCORE_BLOCK_ROWS) * F->model.n_outputs]);
 	}
 	pfree(Be);
 	trees_release_free_memory();

@@ -821,6 +821,7 @@ gbt_round(GbtFit *f)
 		gbt_sample_columns(f);
 		if (f->K > 1)
 			gbt_gather_gradients(f, c, ns);
+		f->g.idx_in_order = c == 0 && f->rows == NULL && ns == f->n_train;
 		gbt_grow_tree(&f->g, ns, f->p->max_leaves);
 		gbt_update_margins(f, f->margin + (size_t) c * f->n, ns);
 		if (tm_append_tree(f->env, &f->mb, f->g.tn, f->data->bins, NULL, f->err) != ML_OK)

@@ -166,6 +166,7 @@ partition_nodes(Gbt *g, const int *pend, int np, uint32_t *mids)
 	uint32_t	total = 0;
 
 	g->n_chunks = 0;
+	g->idx_in_order = false;
 	for (q = 0; q < np; q++)
 	{
 		const TrainNode *nd = &g->tn[pend[q]];
@@ -412,8 +413,9 @@ grow_lossguided(Gbt *g, int max_leaves)
 }
 
 /*
- * Grows one tree on rows idx[0, ns) with gradient pairs g->gh (in idx order): the root's
- * sums and histogram, then depth-wise or loss-guided growth.
+ * Grows one tree on rows idx[0, ns) with gradient pairs g->gh (in idx
+ * order): the root's sums and histogram, then depth-wise or loss-guided
+ * growth.
  */
 void
 gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)

@@ -219,6 +219,7 @@ typedef struct Gbt
 	int		   *feat;
 	int			nf;
 	bool		all_feat;
+	bool		idx_in_order;	/* idx[k] == k until the first partition */
 	double		lambda;
 	double		mcw;
 	double		gamma;

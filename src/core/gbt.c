@@ -88,14 +88,16 @@ typedef struct GbtGrad
 	uint32_t	n_rows;
 	const float *margin;		/* float, as XGBoost: the model keeps doubles */
 	float	   *gh;				/* 2 * n per margin column */
-	bool		by_pos;			/* K = 1: gh[2k] for rows[k], not gh[2 * row] */
+	bool		by_pos;			/* K = 1: gh[k], gh[stride + k] for rows[k], not gh[2 * row] */
+	uint32_t	stride;
 	const double *cw;			/* class weights or NULL */
 	double		loss[64];		/* per task partial training loss */
 } GbtGrad;
 
 /*
  * Gradient pairs (per class for multi:softmax) of one task's training rows:
- * at 2 * row, or with by_pos at 2k for the k-th row (the grower's order).
+ * at 2 * row, or with by_pos at k and stride + k for the k-th row (the
+ * grower's order).
  */
 static void
 grad_task(void *arg, int task, int n_tasks)
@@ -111,12 +113,13 @@ grad_task(void *arg, int task, int n_tasks)
 	{
 		uint32_t	r = a->rows ? a->rows[k] : k;
 		const float *m = a->margin + r;	/* class c at m[c * n] */
-		size_t		o = a->by_pos ? k : r;
+		size_t		o = a->by_pos ? k : 2 * (size_t) r,
+					oh = a->by_pos ? a->stride + (size_t) k : o + 1;
 
 		if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
 		{
-			a->gh[2 * o] = (float) (m[0] - a->data->y[r]);
-			a->gh[2 * o + 1] = 1.0f;
+			a->gh[o] = (float) (m[0] - a->data->y[r]);
+			a->gh[oh] = 1.0f;
 		}
 		else if (a->obj == TREE_OBJ_BINARY_LOGISTIC)
 		{
@@ -127,8 +130,8 @@ grad_task(void *arg, int task, int n_tasks)
 
 			if (h < 1e-16)
 				h = 1e-16;
-			a->gh[2 * o] = (float) ((p - (double) y) * w);
-			a->gh[2 * o + 1] = (float) (h * w);
+			a->gh[o] = (float) ((p - (double) y) * w);
+			a->gh[oh] = (float) (h * w);
 		}
 		else
 		{
@@ -315,8 +318,8 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	int			nt = p->n_threads > 0 ? p->n_threads : 2;
 
 	gbt_sizes(n, p, &n_pool, &max_tn);
-	/* margins, gradient pairs by row (K > 1) and in idx order, idx, tmp (n / 2 pairs) */
-	total = (double) n * (4.0 * K + (K > 1 ? 8.0 * K : 0) + 8 + 4 + 4);
+	/* margins, gradient pairs by row (K > 1) and in idx order, idx, tmp (n / 2) */
+	total = (double) n * (4.0 * K + (K > 1 ? 8.0 * K : 0) + 8 + 4 + 2);
 	total += (double) nt * PART_CHUNK * 12; /* tmp when n / 2 is less than the partition scratch */
 	if (p->early_stopping_rounds > 0)
 		total += (double) n * 4;	/* training / validation row lists */
@@ -559,12 +562,13 @@ gbt_grower_init(GbtFit *f)
 	g->eval_cap = 2 * g->n_pool + 2;
 	g->idx = ml_alloc(env, sizeof(uint32_t) * n_train);
 	g->part_scratch = n_train < PART_CHUNK ? n_train : PART_CHUNK;
-	/* tmp: the smaller side of a join as pairs, or each task's chunk scratch */
-	tmp_rows = ((size_t) n_train / 2 + 1) * 2;
+	/* tmp: the smaller side of a join, or each task's chunk scratch (3 arrays) */
+	tmp_rows = (size_t) n_train / 2 + 1;
 	if (tmp_rows < (size_t) g->nt * g->part_scratch * 3)
 		tmp_rows = (size_t) g->nt * g->part_scratch * 3;
 	g->tmp = ml_alloc(env, sizeof(uint32_t) * tmp_rows);
 	g->gh = ml_alloc(env, sizeof(float) * 2 * (size_t) n_train);
+	g->gh_stride = n_train;
 	g->tn = ml_alloc(env, sizeof(TrainNode) * (size_t) g->max_tn);
 	g->split = ml_alloc(env, sizeof(Split) * (size_t) g->max_tn);
 	g->pool = ml_alloc(env, sizeof(v2d) * (size_t) slots * (size_t) g->n_pool);
@@ -629,6 +633,7 @@ gbt_model_init(GbtFit *f)
 	f->ga.margin = f->margin;
 	f->ga.gh = f->K > 1 ? f->gh : f->g.gh;
 	f->ga.by_pos = f->K == 1;
+	f->ga.stride = f->g.gh_stride;
 	f->ga.cw = f->cw;
 	ml_rng_seed(&f->rng, f->p->seed);
 	return ML_OK;
@@ -660,14 +665,16 @@ static void
 gbt_gather_gradients(GbtFit *f, int c, uint32_t ns)
 {
 	const float *src = f->gh + (size_t) c * 2 * f->n;
+	float	   *gr = f->g.gh,
+			   *hs = f->g.gh + f->g.gh_stride;
 	uint32_t	k;
 
 	for (k = 0; k < ns; k++)
 	{
 		uint32_t	r = f->g.idx[k];
 
-		f->g.gh[2 * (size_t) k] = src[2 * (size_t) r];
-		f->g.gh[2 * (size_t) k + 1] = src[2 * (size_t) r + 1];
+		gr[k] = src[2 * (size_t) r];
+		hs[k] = src[2 * (size_t) r + 1];
 	}
 }
 

@@ -60,8 +60,10 @@ part_task(void *arg, int task, int n_tasks)
 				c;
 	size_t		d = (size_t) g->d;
 	uint32_t   *scr = g->tmp + (size_t) task * g->part_scratch * 3;
-	char	   *sgh = (char *) (scr + g->part_scratch);
-	char	   *gh = (char *) g->gh;
+	float	   *sg = (float *) (scr + g->part_scratch),
+			   *sh = sg + g->part_scratch;
+	float	   *gr = g->gh,
+			   *hs = g->gh + g->gh_stride;
 
 	for (c = c0; c < c1; c++)
 	{
@@ -79,32 +81,35 @@ part_task(void *arg, int task, int n_tasks)
 		for (k = ch->begin; k < ch->end; k++)
 		{
 			uint32_t	r = ix[k];
-			uint64_t	pair;
+			float		gk = gr[k],
+						hk = hs[k];
 			int			cd;
 			uint32_t	left;
 
 			if (k + PART_PF_DIST < ch->end)
 				__builtin_prefetch(col + ix[k + PART_PF_DIST] * d);
 			cd = col[r * d];
-			memcpy(&pair, gh + 8 * (size_t) k, 8);
 			left = (uint32_t) (cd <= bin) | ((uint32_t) (cd == nbf) & dl);
 			/* branch-free (the side is a coin flip to the predictor); w <= k */
 			ix[w] = r;
-			memcpy(gh + 8 * (size_t) w, &pair, 8);
+			gr[w] = gk;
+			hs[w] = hk;
 			scr[s] = r;
-			memcpy(sgh + 8 * (size_t) s, &pair, 8);
+			sg[s] = gk;
+			sh[s] = hk;
 			w += left;
 			s += !left;
 		}
 		memcpy(ix + w, scr, sizeof(uint32_t) * s);
-		memcpy(gh + 8 * (size_t) w, sgh, 8 * (size_t) s);
+		memcpy(gr + w, sg, sizeof(float) * s);
+		memcpy(hs + w, sh, sizeof(float) * s);
 		ch->nleft = w - ch->begin;
 	}
 }
 
 /*
  * Phase 1 for one node whose runs are chunks [c0, c1), on an array of
- * elements of esz bytes (the row index or the gradient pairs): nl rows go
+ * elements of esz bytes (the row index, gradients or hessians): nl rows go
  * left, nr right; the smaller side goes through tmp.
  */
 static void
@@ -203,7 +208,9 @@ partition_nodes(Gbt *g, const int *pend, int np, uint32_t *mids)
 		if (c - c0 <= 1)
 			continue;			/* one chunk: already in place */
 		join_runs(g, c0, c, nd, nl, nd->end - nd->begin - nl, (char *) g->idx, sizeof(uint32_t));
-		join_runs(g, c0, c, nd, nl, nd->end - nd->begin - nl, (char *) g->gh, 2 * sizeof(float));
+		join_runs(g, c0, c, nd, nl, nd->end - nd->begin - nl, (char *) g->gh, sizeof(float));
+		join_runs(g, c0, c, nd, nl, nd->end - nd->begin - nl,
+				  (char *) (g->gh + g->gh_stride), sizeof(float));
 	}
 }
 
@@ -437,8 +444,8 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 	root->end = ns;
 	for (k = 0; k < ns; k++)
 	{
-		G += g->gh[2 * (size_t) k];
-		H += g->gh[2 * (size_t) k + 1];
+		G += g->gh[k];
+		H += g->gh[g->gh_stride + k];
 	}
 	root->grad_sum = G;
 	root->hess_sum = H;

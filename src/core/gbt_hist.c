@@ -13,7 +13,7 @@
 
 /*
  * Accumulates the gradient pairs of a node's rows into h for features
- * [q0, q1); the pairs are in the node's row order (g->gh[2k] is row
+ * [q0, q1); the pairs are in the node's row order (g->gh[k] is row
  * idx[k]'s), so they stream. Features go in blocks of HIST_BLOCK_SLOTS
  * histogram slots (8192 slots, 128 kB: L2): a pass over the rows per block.
  */
@@ -23,7 +23,8 @@ static void
 build_hist(const Gbt *g, const TrainNode *nd, v2d *h, int q0, int q1)
 {
 	const uint32_t *idx = g->idx;
-	const float *gh = g->gh;
+	const float *gr = g->gh,
+			   *hs = g->gh + g->gh_stride;
 	const uint8_t *B = g->B;
 	const uint32_t *off = g->off;
 	const int  *feat = g->feat;
@@ -54,7 +55,7 @@ build_hist(const Gbt *g, const TrainNode *nd, v2d *h, int q0, int q1)
 			{
 				uint32_t	r = in_order ? k : idx[k];
 				const uint8_t *row = B + r * d + j0;
-				v2d			v = {gh[2 * (size_t) k], gh[2 * (size_t) k + 1]};
+				v2d			v = {gr[k], hs[k]};
 
 				if (!in_order && k + PF_DIST < nd->end)
 				{
@@ -85,7 +86,7 @@ build_hist(const Gbt *g, const TrainNode *nd, v2d *h, int q0, int q1)
 			{
 				uint32_t	r = idx[k];
 				const uint8_t *row = B + r * d;
-				v2d			v = {gh[2 * (size_t) k], gh[2 * (size_t) k + 1]};
+				v2d			v = {gr[k], hs[k]};
 				int			q;
 
 				if (k + PF_DIST < nd->end)

@@ -162,9 +162,10 @@ MlStatus	trees_class_weights(const MlEnv *env, const TreeData *data, const TreeP
 
 /*
  * gbt: rows per partition chunk (gbt_grow.c): a node's rows are
- * partitioned in chunks of this many, in parallel.
+ * partitioned in chunks of this many, in parallel (each task's scratch
+ * holds a chunk's rows, gradients and hessians: 12 bytes a row).
  */
-#define PART_CHUNK 32768
+#define PART_CHUNK 16384
 
 struct PartChunk
 {
@@ -203,11 +204,12 @@ typedef struct Gbt
 	const uint16_t *nb;
 	const uint32_t *off;
 	uint32_t	slots;
-	float	   *gh;				/* gradient pairs in idx order: gh[2k], gh[2k + 1]
-								 * belong to row idx[k] and move with it */
+	float	   *gh;				/* gradient pairs in idx order: gh[k] and
+								 * gh[gh_stride + k] are row idx[k]'s; they move
+								 * with it */
+	uint32_t	gh_stride;
 	uint32_t   *idx;
-	uint32_t   *tmp;			/* half the rows of pairs (n + 2 uint32): partition
-								 * scratch */
+	uint32_t   *tmp;			/* half the rows: partition scratch */
 	TrainNode  *tn;
 	int			n_tn;
 	int			max_tn;

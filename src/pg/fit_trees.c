@@ -32,7 +32,8 @@
 
 /* Test rows scored between two interrupt checks. */
 #define SCORE_CHECK_ROWS 256
-#define SCORE_BLOCK_ROWS 8192	/* evaluation rows scored per batch (on mlpipe.threads) */
+#define SCORE_BLOCK_ROWS 8192	/* evaluation rows scored per batch (on mlpipe.threads);
+								 * progress still every SCORE_CHECK_ROWS */
 
 static const char *const common_keys[] = {
 	"seed", "on_null", "exclude", "test_size", "split", "task", "max_depth", "max_bins",
@@ -802,11 +803,10 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 	{
 		int			c;
 
-		if (r % SCORE_BLOCK_ROWS == 0)
-		{
+		if (r % SCORE_CHECK_ROWS == 0)
 			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
+		if (r % SCORE_BLOCK_ROWS == 0)
 			score_binned_rows(F, Be, r, (int) Min(ne - r, SCORE_BLOCK_ROWS), x, outs);
-		}
 		out = outs + (Size) (r % SCORE_BLOCK_ROWS) * F->model.n_outputs;
 		c = argmax_class(&F->model, out);
 		if (F->dec.method != CAL_NONE)
@@ -874,11 +874,10 @@ evaluate_regressor(TreeFit *F, uint8 *Be, const double *yve, int64 ne)
 	memset(&acc, 0, sizeof(acc));
 	for (r = 0; r < ne; r++)
 	{
-		if (r % SCORE_BLOCK_ROWS == 0)
-		{
+		if (r % SCORE_CHECK_ROWS == 0)
 			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
+		if (r % SCORE_BLOCK_ROWS == 0)
 			score_binned_rows(F, Be, r, (int) Min(ne - r, SCORE_BLOCK_ROWS), x, out);
-		}
 		metrics_reg_add(&acc, yve[r], out[(Size) (r % SCORE_BLOCK_ROWS) * F->model.n_outputs]);
 	}
 	pfree(Be);

@@ -726,19 +726,6 @@ score_binned_rows(TreeFit *F, const uint8 *Be, int64 r0, int nr, double *x, doub
 	trees_predict_batch(&F->pe.env, &F->model, x, nr, out);
 }
 
-/* The class trees_predict_class picks from a row's probabilities. */
-static int
-argmax_class(const TreeModel *m, const double *proba)
-{
-	uint32		c;
-	int			best = 0;
-
-	for (c = 1; c < m->n_outputs; c++)
-		if (proba[c] > proba[best])
-			best = (int) c;
-	return best;
-}
-
 /*
  * Phase calibrate (params.calibrate): scores the held-out calibration rows
  * and fits the calibration of class 1's probability on them.
@@ -808,7 +795,7 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 		if (r % SCORE_BLOCK_ROWS == 0)
 			score_binned_rows(F, Be, r, (int) Min(ne - r, SCORE_BLOCK_ROWS), x, outs);
 		out = outs + (Size) (r % SCORE_BLOCK_ROWS) * F->model.n_outputs;
-		c = argmax_class(&F->model, out);
+		c = trees_class_of(&F->model, out);
 		if (F->dec.method != CAL_NONE)
 			c = decision_apply(&F->dec, out[1], out);	/* calibrated, no threshold yet */
 		cnt[k + yce[r]]++;

@@ -88,17 +88,11 @@ typedef struct GbtGrad
 	uint32_t	n_rows;
 	const float *margin;		/* float, as XGBoost: the model keeps doubles */
 	float	   *gh;				/* 2 * n per margin column */
-	bool		by_pos;			/* K = 1: rows[k]'s pair at k, stride + k */
-	uint32_t	stride;
 	const double *cw;			/* class weights or NULL */
 	double		loss[64];		/* per task partial training loss */
 } GbtGrad;
 
-/*
- * Gradient pairs (per class for multi:softmax) of one task's training rows:
- * at 2 * row, or with by_pos at k and stride + k for the k-th row (the
- * grower's order).
- */
+/* Gradient pairs (per class for multi:softmax) of one task's training rows. */
 static void
 grad_task(void *arg, int task, int n_tasks)
 {
@@ -113,13 +107,11 @@ grad_task(void *arg, int task, int n_tasks)
 	{
 		uint32_t	r = a->rows ? a->rows[k] : k;
 		const float *m = a->margin + r;	/* class c at m[c * n] */
-		size_t		o = a->by_pos ? k : 2 * (size_t) r,
-					oh = a->by_pos ? a->stride + (size_t) k : o + 1;
 
 		if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
 		{
-			a->gh[o] = (float) (m[0] - a->data->y[r]);
-			a->gh[oh] = 1.0f;
+			a->gh[2 * (size_t) r] = (float) (m[0] - a->data->y[r]);
+			a->gh[2 * (size_t) r + 1] = 1.0f;
 		}
 		else if (a->obj == TREE_OBJ_BINARY_LOGISTIC)
 		{
@@ -130,8 +122,8 @@ grad_task(void *arg, int task, int n_tasks)
 
 			if (h < 1e-16)
 				h = 1e-16;
-			a->gh[o] = (float) ((p - (double) y) * w);
-			a->gh[oh] = (float) (h * w);
+			a->gh[2 * (size_t) r] = (float) ((p - (double) y) * w);
+			a->gh[2 * (size_t) r + 1] = (float) (h * w);
 		}
 		else
 		{
@@ -227,9 +219,8 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	int			nt = p->n_threads > 0 ? p->n_threads : 2;
 
 	gbt_sizes(n, p, &n_pool, &max_tn);
-	/* margins, gradient pairs by row (K > 1) and in idx order, idx, tmp (n / 2) */
-	total = (double) n * (4.0 * K + (K > 1 ? 8.0 * K : 0) + 8 + 4 + 2);
-	total += (double) nt * PART_CHUNK * 12; /* tmp when n / 2 is less than the partition scratch */
+	total = (double) n * (4.0 * K + 8.0 * K + 4 + 2);	/* margins, gh, idx, tmp (n / 2) */
+	total += (double) nt * PART_CHUNK * 4;	/* tmp when n / 2 is less than the partition scratch */
 	if (p->early_stopping_rounds > 0)
 		total += (double) n * 4;	/* training / validation row lists */
 	if ((double) n_pool * d * 256 * sizeof(v2d) > (double) GBT_POOL_BYTES)
@@ -265,7 +256,7 @@ typedef struct GbtFit
 	double	   *cw;				/* class weights or NULL */
 	double	   *base;			/* base margins (K), until the model owns them */
 	float	   *margin;			/* K x n margins, class-major */
-	float	   *gh;				/* K x 2n gradient pairs by row (K > 1 only) */
+	float	   *gh;				/* K x 2n gradient pairs */
 	double	   *imp_best;		/* importances at the best validation round */
 	double	   *loss_part;		/* training-loss chunk sums (with a trace) */
 	Gbt			g;
@@ -369,9 +360,8 @@ gbt_base_margins(GbtFit *f)
 		/* continue from the parent: its base margins plus its trees' outputs */
 		memcpy(f->base, f->p->warm_start->base_score, sizeof(double) * K);
 		f->margin = ml_alloc(f->env, sizeof(float) * (size_t) f->n * K);
-		if (K > 1)
-			f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
-		if (!f->margin || (K > 1 && !f->gh))
+		f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
+		if (!f->margin || !f->gh)
 			return ML_ERR_MEMORY;
 		return gbt_warm_margins(f->env, f->p->warm_start, data, f->margin, f->err);
 	}
@@ -422,9 +412,8 @@ gbt_base_margins(GbtFit *f)
 	}
 
 	f->margin = ml_alloc(f->env, sizeof(float) * (size_t) f->n * K);
-	if (K > 1)
-		f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
-	if (!f->margin || (K > 1 && !f->gh))
+	f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
+	if (!f->margin || !f->gh)
 		return ML_ERR_MEMORY;
 	for (i = 0; i < f->n; i++)
 		for (c = 0; c < K; c++)
@@ -471,13 +460,10 @@ gbt_grower_init(GbtFit *f)
 	g->eval_cap = 2 * g->n_pool + 2;
 	g->idx = ml_alloc(env, sizeof(uint32_t) * n_train);
 	g->part_scratch = n_train < PART_CHUNK ? n_train : PART_CHUNK;
-	/* tmp: the smaller side of a join, or each task's chunk scratch (3 arrays) */
 	tmp_rows = (size_t) n_train / 2 + 1;
-	if (tmp_rows < (size_t) g->nt * g->part_scratch * 3)
-		tmp_rows = (size_t) g->nt * g->part_scratch * 3;
+	if (tmp_rows < (size_t) g->nt * g->part_scratch)
+		tmp_rows = (size_t) g->nt * g->part_scratch;
 	g->tmp = ml_alloc(env, sizeof(uint32_t) * tmp_rows);
-	g->gh = ml_alloc(env, sizeof(float) * 2 * (size_t) n_train);
-	g->gh_stride = n_train;
 	g->tn = ml_alloc(env, sizeof(TrainNode) * (size_t) g->max_tn);
 	g->split = ml_alloc(env, sizeof(Split) * (size_t) g->max_tn);
 	g->pool = ml_alloc(env, sizeof(v2d) * (size_t) slots * (size_t) g->n_pool);
@@ -492,7 +478,7 @@ gbt_grower_init(GbtFit *f)
 	g->chunks = ml_alloc(env, sizeof(PartChunk) * ((size_t) n_train / PART_CHUNK + (size_t) g->max_tn + 2));
 	g->pend = ml_alloc(env, sizeof(int) * (size_t) g->max_tn);
 	g->mids = ml_alloc(env, sizeof(uint32_t) * (size_t) g->max_tn);
-	if (!g->idx || !g->tmp || !g->gh || !g->tn || !g->split || !g->pool || !g->free_list || !g->feat ||
+	if (!g->idx || !g->tmp || !g->tn || !g->split || !g->pool || !g->free_list || !g->feat ||
 		!g->jobs || !g->eval || !g->task_split || !g->job_task || !g->eval_task || !g->task_load ||
 		!g->chunks || !g->pend || !g->mids)
 		return ML_ERR_MEMORY;
@@ -540,51 +526,22 @@ gbt_model_init(GbtFit *f)
 	f->ga.rows = f->rows;
 	f->ga.n_rows = f->n_train;
 	f->ga.margin = f->margin;
-	f->ga.gh = f->K > 1 ? f->gh : f->g.gh;
-	f->ga.by_pos = f->K == 1;
-	f->ga.stride = f->g.gh_stride;
+	f->ga.gh = f->gh;
 	f->ga.cw = f->cw;
 	ml_rng_seed(&f->rng, f->p->seed);
 	return ML_OK;
 }
 
-/*
- * Gradient pairs for the current margins: with one margin column, of the
- * round's ns sampled rows straight into the grower's order (g.gh[2k] for
- * row idx[k]); else of every training row, by row, for every class.
- */
+/* Gradient pairs of every training row for the current margins. */
 static void
-gbt_gradients(GbtFit *f, uint32_t ns)
+gbt_gradients(GbtFit *f)
 {
 	int			nt = f->g.nt;
 	int64_t		maxt = f->n_train / 4096 + 1;
 
 	if (nt > maxt)
 		nt = (int) maxt;
-	if (f->K == 1)
-	{
-		f->ga.rows = f->g.idx;
-		f->ga.n_rows = ns;
-	}
 	trees_run_tasks(f->env, nt, grad_task, &f->ga);
-}
-
-/* Class c's gradient pairs of the tree's rows idx[0, ns) into the grower's order. */
-static void
-gbt_gather_gradients(GbtFit *f, int c, uint32_t ns)
-{
-	const float *src = f->gh + (size_t) c * 2 * f->n;
-	float	   *gr = f->g.gh,
-			   *hs = f->g.gh + f->g.gh_stride;
-	uint32_t	k;
-
-	for (k = 0; k < ns; k++)
-	{
-		uint32_t	r = f->g.idx[k];
-
-		gr[k] = src[2 * (size_t) r];
-		hs[k] = src[2 * (size_t) r + 1];
-	}
 }
 
 /*
@@ -721,7 +678,7 @@ gbt_update_margins(GbtFit *f, float *mc, uint32_t ns)
 }
 
 /*
- * One boosting round: the row sample, gradients, then per class a column
+ * One boosting round: gradients, the row sample, then per class a column
  * sample, a tree, its margin updates, and the tree appended to the model.
  */
 static MlStatus
@@ -730,13 +687,12 @@ gbt_round(GbtFit *f)
 	uint32_t	ns;
 	int			c;
 
+	gbt_gradients(f);
 	ns = gbt_sample_rows(f);
-	gbt_gradients(f, ns);
 	for (c = 0; c < f->K; c++)
 	{
 		gbt_sample_columns(f);
-		if (f->K > 1)
-			gbt_gather_gradients(f, c, ns);
+		f->g.gh = f->gh + (size_t) c * 2 * f->n;
 		f->g.idx_in_order = c == 0 && f->rows == NULL && ns == f->n_train;
 		gbt_grow_tree(&f->g, ns, f->p->max_leaves);
 		gbt_update_margins(f, f->margin + (size_t) c * f->n, ns);
@@ -858,7 +814,6 @@ gbt_fit_free(GbtFit *f)
 	ml_free(env, f->cw);
 	ml_free(env, f->base);
 	ml_free(env, f->g.idx);
-	ml_free(env, f->g.gh);
 	ml_free(env, f->g.tmp);
 	ml_free(env, f->g.tn);
 	ml_free(env, f->g.split);

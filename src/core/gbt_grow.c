@@ -46,8 +46,7 @@ release_hist(Gbt *g, TrainNode *nd)
  * chunk). Phase 1 joins the runs of a node: the smaller side is saved in
  * tmp, the larger side slides into place, the saved side is copied back. So
  * tmp needs half the rows, not all of them, and the result is the same as a
- * sequential stable partition. The gradient pairs move with their rows
- * (g->gh is in idx order), so histograms read them in sequence.
+ * sequential stable partition.
  */
 
 /* Phase 0 of the partition for one task's chunks. */
@@ -59,11 +58,7 @@ part_task(void *arg, int task, int n_tasks)
 				c1 = (int) ((int64_t) g->n_chunks * (task + 1) / n_tasks),
 				c;
 	size_t		d = (size_t) g->d;
-	uint32_t   *scr = g->tmp + (size_t) task * g->part_scratch * 3;
-	float	   *sg = (float *) (scr + g->part_scratch),
-			   *sh = sg + g->part_scratch;
-	float	   *gr = g->gh,
-			   *hs = g->gh + g->gh_stride;
+	uint32_t   *scr = g->tmp + (size_t) task * g->part_scratch;
 
 	for (c = c0; c < c1; c++)
 	{
@@ -81,8 +76,6 @@ part_task(void *arg, int task, int n_tasks)
 		for (k = ch->begin; k < ch->end; k++)
 		{
 			uint32_t	r = ix[k];
-			float		gk = gr[k],
-						hk = hs[k];
 			int			cd;
 			uint32_t	left;
 
@@ -92,72 +85,12 @@ part_task(void *arg, int task, int n_tasks)
 			left = (uint32_t) (cd <= bin) | ((uint32_t) (cd == nbf) & dl);
 			/* branch-free (the side is a coin flip to the predictor); w <= k */
 			ix[w] = r;
-			gr[w] = gk;
-			hs[w] = hk;
 			scr[s] = r;
-			sg[s] = gk;
-			sh[s] = hk;
 			w += left;
 			s += !left;
 		}
 		memcpy(ix + w, scr, sizeof(uint32_t) * s);
-		memcpy(gr + w, sg, sizeof(float) * s);
-		memcpy(hs + w, sh, sizeof(float) * s);
 		ch->nleft = w - ch->begin;
-	}
-}
-
-/*
- * Phase 1 for one node whose runs are chunks [c0, c1), on an array of
- * elements of esz bytes (the row index, gradients or hessians): nl rows go
- * left, nr right; the smaller side goes through tmp.
- */
-static void
-join_runs(const Gbt *g, int c0, int c1, const TrainNode *nd, uint32_t nl, uint32_t nr,
-		  char *base, size_t esz)
-{
-	char	   *tmp = (char *) g->tmp;
-	size_t		s = 0;
-	uint32_t	w;
-	int			c;
-
-	if (nl >= nr)
-	{
-		for (c = c0; c < c1; c++)
-		{
-			const PartChunk *ch = &g->chunks[c];
-			size_t		nrc = ch->end - ch->begin - ch->nleft;
-
-			memcpy(tmp + s * esz, base + (ch->begin + ch->nleft) * esz, nrc * esz);
-			s += nrc;
-		}
-		for (c = c0, w = nd->begin; c < c1; c++)
-		{
-			const PartChunk *ch = &g->chunks[c];
-
-			memmove(base + w * esz, base + ch->begin * esz, ch->nleft * esz);
-			w += ch->nleft;
-		}
-		memcpy(base + (nd->begin + nl) * esz, tmp, nr * esz);
-	}
-	else
-	{
-		for (c = c0; c < c1; c++)
-		{
-			const PartChunk *ch = &g->chunks[c];
-
-			memcpy(tmp + s * esz, base + ch->begin * esz, ch->nleft * esz);
-			s += ch->nleft;
-		}
-		for (c = c1 - 1, w = nd->end; c >= c0; c--)
-		{
-			const PartChunk *ch = &g->chunks[c];
-			uint32_t	nrc = ch->end - ch->begin - ch->nleft;
-
-			w -= nrc;
-			memmove(base + w * esz, base + (ch->begin + ch->nleft) * esz, nrc * esz);
-		}
-		memcpy(base + nd->begin * esz, tmp, nl * esz);
 	}
 }
 
@@ -169,6 +102,8 @@ partition_nodes(Gbt *g, const int *pend, int np, uint32_t *mids)
 				c,
 				nt;
 	uint32_t	total = 0;
+	uint32_t   *idx = g->idx,
+			   *tmp = g->tmp;
 
 	g->n_chunks = 0;
 	g->idx_in_order = false;
@@ -199,18 +134,59 @@ partition_nodes(Gbt *g, const int *pend, int np, uint32_t *mids)
 	for (q = 0; q < np; q++)
 	{
 		const TrainNode *nd = &g->tn[pend[q]];
-		int			c0 = c;
-		uint32_t	nl = 0;
+		int			c0 = c,
+					c1;
+		uint32_t	nl = 0,
+					nr,
+					s = 0,
+					w;
 
 		while (c < g->n_chunks && g->chunks[c].node == pend[q])
 			nl += g->chunks[c++].nleft;
+		c1 = c;
+		nr = nd->end - nd->begin - nl;
 		mids[q] = nd->begin + nl;
-		if (c - c0 <= 1)
+		if (c1 - c0 <= 1)
 			continue;			/* one chunk: already in place */
-		join_runs(g, c0, c, nd, nl, nd->end - nd->begin - nl, (char *) g->idx, sizeof(uint32_t));
-		join_runs(g, c0, c, nd, nl, nd->end - nd->begin - nl, (char *) g->gh, sizeof(float));
-		join_runs(g, c0, c, nd, nl, nd->end - nd->begin - nl,
-				  (char *) (g->gh + g->gh_stride), sizeof(float));
+		if (nl >= nr)
+		{
+			for (c = c0; c < c1; c++)
+			{
+				const PartChunk *ch = &g->chunks[c];
+
+				memcpy(tmp + s, idx + ch->begin + ch->nleft,
+					   sizeof(uint32_t) * (ch->end - ch->begin - ch->nleft));
+				s += ch->end - ch->begin - ch->nleft;
+			}
+			for (c = c0, w = nd->begin; c < c1; c++)
+			{
+				const PartChunk *ch = &g->chunks[c];
+
+				memmove(idx + w, idx + ch->begin, sizeof(uint32_t) * ch->nleft);
+				w += ch->nleft;
+			}
+			memcpy(idx + mids[q], tmp, sizeof(uint32_t) * nr);
+		}
+		else
+		{
+			for (c = c0; c < c1; c++)
+			{
+				const PartChunk *ch = &g->chunks[c];
+
+				memcpy(tmp + s, idx + ch->begin, sizeof(uint32_t) * ch->nleft);
+				s += ch->nleft;
+			}
+			for (c = c1 - 1, w = nd->end; c >= c0; c--)
+			{
+				const PartChunk *ch = &g->chunks[c];
+				uint32_t	nrc = ch->end - ch->begin - ch->nleft;
+
+				w -= nrc;
+				memmove(idx + w, idx + ch->begin + ch->nleft, sizeof(uint32_t) * nrc);
+			}
+			memcpy(idx + nd->begin, tmp, sizeof(uint32_t) * nl);
+		}
+		c = c1;
 	}
 }
 
@@ -420,9 +396,8 @@ grow_lossguided(Gbt *g, int max_leaves)
 }
 
 /*
- * Grows one tree on rows idx[0, ns) with gradient pairs g->gh (in idx
- * order): the root's sums and histogram, then depth-wise or loss-guided
- * growth.
+ * Grows one tree on rows idx[0, ns) with gradient pairs g->gh: the root's
+ * sums and histogram, then depth-wise or loss-guided growth.
  */
 void
 gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
@@ -444,8 +419,10 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 	root->end = ns;
 	for (k = 0; k < ns; k++)
 	{
-		G += g->gh[k];
-		H += g->gh[g->gh_stride + k];
+		uint32_t	r = g->idx[k];
+
+		G += g->gh[2 * (size_t) r];
+		H += g->gh[2 * (size_t) r + 1];
 	}
 	root->grad_sum = G;
 	root->hess_sum = H;

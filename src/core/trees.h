@@ -18,11 +18,10 @@
  * Memory: B (n*d bytes) plus trees_memory_needed() bytes of working memory.
  * gbt: 12K + 6 bytes a row (float margins and float gradient pairs, K =
  * classes for multi:softmax, else 1; a row-index array and half of one for
- * the partition; the pairs kept in the grower's row order), +8 with K > 1
- * (the current class's pairs in that order), +4 with validation rows, plus
- * histograms (16 bytes a bin a feature, for 2^(max_depth-2) + 4 nodes
- * depth-wise, max_leaves + 1 loss-guided, capped at 256 MB): for 800k x 28
- * binary, depth 6, about 17 MB beside the 22.4 MB matrix. CART/forest:
+ * the partition), +4 with validation rows, plus histograms (16 bytes a bin
+ * a feature, for 2^(max_depth-2) + 4 nodes depth-wise, max_leaves + 1
+ * loss-guided, capped at 256 MB): for 800k x 28 binary, depth 6, about 17 MB
+ * beside the 22.4 MB matrix. CART/forest:
  * per worker thread 12 bytes a row plus node scratch (~90 bytes a possible
  * node, at most 2n/min_samples_leaf) plus one histogram; the out-of-bag
  * score adds 8K+4 bytes a row.

@@ -169,10 +169,9 @@ double		gbt_train_loss_of(const MlEnv *env, int nt, const TreeData *data, TreeOb
 
 /*
  * gbt: rows per partition chunk (gbt_grow.c): a node's rows are
- * partitioned in chunks of this many, in parallel (each task's scratch
- * holds a chunk's rows, gradients and hessians: 12 bytes a row).
+ * partitioned in chunks of this many, in parallel.
  */
-#define PART_CHUNK 16384
+#define PART_CHUNK 32768
 
 struct PartChunk
 {
@@ -211,12 +210,9 @@ typedef struct Gbt
 	const uint16_t *nb;
 	const uint32_t *off;
 	uint32_t	slots;
-	float	   *gh;				/* gradient pairs in idx order: gh[k] and
-								 * gh[gh_stride + k] are row idx[k]'s; they move
-								 * with it */
-	uint32_t	gh_stride;
+	const float *gh;			/* current tree's gradient pairs, 2 per row */
 	uint32_t   *idx;
-	uint32_t   *tmp;			/* half the rows: partition scratch */
+	uint32_t   *tmp;			/* half the rows: partition and row-sample scratch */
 	TrainNode  *tn;
 	int			n_tn;
 	int			max_tn;

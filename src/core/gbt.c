@@ -160,97 +160,6 @@ grad_task(void *arg, int task, int n_tasks)
 	}
 }
 
-/*
- * The summed loss (squared error, logloss or mlogloss) of the current
- * margins over rows[k0, k1) (rows NULL: rows k0..k1-1 themselves).
- */
-static double
-margin_loss_sum(const TreeData *data, TreeObjective obj, int K, const float *margin,
-				const uint32_t *vrows, uint32_t k0, uint32_t k1)
-{
-	double		s = 0;
-	uint32_t	k;
-	size_t		n = (size_t) data->n;
-
-	for (k = k0; k < k1; k++)
-	{
-		uint32_t	r = vrows ? vrows[k] : k;
-		const float *m = margin + r;	/* class c at m[c * n] */
-
-		if (obj == TREE_OBJ_REG_SQUAREDERROR)
-		{
-			double		e = m[0] - data->y[r];
-
-			s += e * e;
-		}
-		else if (obj == TREE_OBJ_BINARY_LOGISTIC)
-		{
-			double		p = 1.0 / (1.0 + exp(-m[0]));
-
-			if (data->y_class[r] == 0)
-				p = 1.0 - p;
-			if (p < 1e-15)
-				p = 1e-15;
-			s -= log(p);
-		}
-		else
-		{
-			double		mx = m[0],
-						sum = 0;
-			int			c;
-
-			for (c = 1; c < K; c++)
-				if (m[c * n] > mx)
-					mx = m[c * n];
-			for (c = 0; c < K; c++)
-				sum += exp(m[c * n] - mx);
-			s -= (m[(size_t) data->y_class[r] * n] - mx) - log(sum);
-		}
-	}
-	return s;
-}
-
-/* Validation loss: logloss, mlogloss or RMSE of the current margins. */
-static double
-valid_loss(const TreeData *data, TreeObjective obj, int K, const float *margin,
-		   const uint32_t *vrows, uint32_t nv)
-{
-	double		s = margin_loss_sum(data, obj, K, margin, vrows, 0, nv) / nv;
-
-	return obj == TREE_OBJ_REG_SQUAREDERROR ? sqrt(s) : s;
-}
-
-#define GBT_LOSS_CHUNK	16384	/* rows per partial sum of the training loss */
-
-/* The training loss's partial sums, chunk by chunk, on worker threads. */
-typedef struct GbtLoss
-{
-	const TreeData *data;
-	TreeObjective obj;
-	int			K;
-	const float *margin;
-	const uint32_t *rows;
-	uint32_t	n_rows;
-	double	   *part;			/* one per chunk */
-} GbtLoss;
-
-/* Task t sums chunks t, t + nt, ... (each chunk alone, so no thread-count dependence). */
-static void
-loss_task(void *arg, int task, int n_tasks)
-{
-	GbtLoss    *a = arg;
-	uint32_t	c,
-				nc = (a->n_rows + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK;
-
-	for (c = (uint32_t) task; c < nc; c += (uint32_t) n_tasks)
-	{
-		uint32_t	k1 = (c + 1) * GBT_LOSS_CHUNK;
-
-		a->part[c] = margin_loss_sum(a->data, a->obj, a->K, a->margin, a->rows,
-									 c * GBT_LOSS_CHUNK, k1 < a->n_rows ? k1 : a->n_rows);
-	}
-}
-
 /* The objective: as given, or by task and class count. */
 static TreeObjective
 gbt_objective(const TreeParams *p, int n_classes)
@@ -784,6 +693,7 @@ gbt_round(GbtFit *f)
 	{
 		gbt_sample_columns(f);
 		f->g.gh = f->gh + (size_t) c * 2 * f->n;
+		f->g.idx_in_order = c == 0 && f->rows == NULL && ns == f->n_train;
 		gbt_grow_tree(&f->g, ns, f->p->max_leaves);
 		gbt_update_margins(f, f->margin + (size_t) c * f->n, ns);
 		if (tm_append_tree(f->env, &f->mb, f->g.tn, f->data->bins, NULL, f->err) != ML_OK)
@@ -796,7 +706,7 @@ gbt_round(GbtFit *f)
 static bool
 gbt_track_validation(GbtFit *f, int round)
 {
-	f->last_loss = valid_loss(f->data, f->obj, f->K, f->margin, f->vrows, f->n_valid);
+	f->last_loss = gbt_valid_loss(f->data, f->obj, f->K, f->margin, f->vrows, f->n_valid);
 	if (f->last_loss < f->best_loss)
 	{
 		f->best_loss = f->last_loss;
@@ -808,32 +718,12 @@ gbt_track_validation(GbtFit *f, int round)
 		round - f->best_round >= f->p->early_stopping_rounds;
 }
 
-/*
- * The training loss of the current margins (the validation loss's
- * definition, over the training rows): chunk sums on worker threads, added
- * in chunk order.
- */
+/* The training loss of the current margins (gbt_loss.c). */
 static double
 gbt_train_loss(GbtFit *f)
 {
-	GbtLoss		a;
-	uint32_t	c,
-				nc = (f->n_train + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK;
-	int			nt = f->g.nt < (int) nc ? f->g.nt : (int) nc;
-	double		s = 0;
-
-	a.data = f->data;
-	a.obj = f->obj;
-	a.K = f->K;
-	a.margin = f->margin;
-	a.rows = f->rows;
-	a.n_rows = f->n_train;
-	a.part = f->loss_part;
-	trees_run_tasks(f->env, nt < 1 ? 1 : nt, loss_task, &a);
-	for (c = 0; c < nc; c++)
-		s += f->loss_part[c];
-	s /= f->n_train;
-	return f->obj == TREE_OBJ_REG_SQUAREDERROR ? sqrt(s) : s;
+	return gbt_train_loss_of(f->env, f->g.nt, f->data, f->obj, f->K, f->margin,
+							 f->rows, f->n_train, f->loss_part);
 }
 
 /* The rounds, with a cancel check before each and the validation loss after. */

@@ -106,6 +106,7 @@ partition_nodes(Gbt *g, const int *pend, int np, uint32_t *mids)
 			   *tmp = g->tmp;
 
 	g->n_chunks = 0;
+	g->idx_in_order = false;
 	for (q = 0; q < np; q++)
 	{
 		const TrainNode *nd = &g->tn[pend[q]];

@@ -542,18 +542,24 @@ trees_predict_row(const TreeModel *m, const double *x, double *out)
 }
 
 int
-trees_predict_class(const TreeModel *m, const double *x, double *proba)
+trees_class_of(const TreeModel *m, const double *proba)
 {
 	uint32_t	c;
 	int			best = 0;
 
-	trees_predict_row(m, x, proba);
 	if (m->task != ML_TASK_CLASSIFY)
 		return 0;
 	for (c = 1; c < m->n_outputs; c++)
 		if (proba[c] > proba[best])
 			best = (int) c;
 	return best;
+}
+
+int
+trees_predict_class(const TreeModel *m, const double *x, double *proba)
+{
+	trees_predict_row(m, x, proba);
+	return trees_class_of(m, proba);
 }
 
 /* ---- batch ---- */

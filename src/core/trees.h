@@ -303,6 +303,8 @@ void		trees_predict_row(const TreeModel *m, const double *x, double *out);
  * (n_outputs entries) receives the probabilities. 0 for regression.
  */
 int			trees_predict_class(const TreeModel *m, const double *x, double *proba);
+/* The class of a row's probabilities as trees_predict_class picks it (first highest). */
+int			trees_class_of(const TreeModel *m, const double *proba);
 /*
  * n row-major rows X[i*n_features + j]; out[i*n_outputs + k]. Threads over
  * row blocks via ml_parallel_for when env is not NULL.

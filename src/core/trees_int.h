@@ -224,6 +224,13 @@ MlStatus	trees_class_weights(const MlEnv *env, const TreeData *data, const TreeP
  * (gradients, margins, validation), gbt_grow.c grows one tree (partitions
  * rows, creates children), gbt_hist.c builds histograms and finds splits.
  */
+#define GBT_LOSS_CHUNK 16384		/* rows per partial sum of the training loss */
+/* gbt_loss.c: validation loss of rows vrows, training loss in chunk sums (part). */
+double		gbt_valid_loss(const TreeData *data, TreeObjective obj, int K, const float *margin,
+						   const uint32_t *vrows, uint32_t nv);
+double		gbt_train_loss_of(const MlEnv *env, int nt, const TreeData *data, TreeObjective obj,
+							  int K, const float *margin, const uint32_t *rows, uint32_t n_rows,
+							  double *part);
 #define GBT_GROUP 4				/* parents whose last-level children share a histogram run */
 #define PF_DIST 24				/* rows ahead to prefetch: scattered rows miss cache */
 #define PART_PF_DIST 64			/* the same for the partition, which reads one byte a row */
@@ -285,6 +292,7 @@ typedef struct Gbt
 	int		   *feat;
 	int			nf;
 	bool		all_feat;
+	bool		idx_in_order;	/* idx[k] == k until the first partition */
 	double		lambda;
 	double		mcw;
 	double		gamma;

@@ -32,6 +32,10 @@
 
 /* Test rows scored between two interrupt checks. */
 #define SCORE_CHECK_ROWS 256
+/* Evaluation rows scored per batch (on mlpipe.threads): 8192, fewer when
+ * wide, so a batch's doubles stay within 1 MB; progress and cancel checks
+ * still every SCORE_CHECK_ROWS. */
+#define SCORE_BLOCK_ROWS(width) Max(8, Min(8192, (128 * 1024) / Max((width), 1)))
 
 static const char *const common_keys[] = {
 	"seed", "on_null", "exclude", "test_size", "split", "task", "max_depth", "max_bins",
@@ -710,6 +714,21 @@ unbin_row(const TreeBins *bins, const uint8 *B, int d, int64 r, double *x)
 }
 
 /*
+ * Scores binned rows [r0, r0 + nr) of Be (nr <= a block) into out
+ * (nr x n_outputs): rebuilt from their bins into x, then walked in blocks
+ * of rows per tree (trees_predict_batch gives trees_predict_row's bits).
+ */
+static void
+score_binned_rows(TreeFit *F, const uint8 *Be, int64 r0, int nr, double *x, double *out)
+{
+	int			i;
+
+	for (i = 0; i < nr; i++)
+		unbin_row(&F->bins, Be + (Size) r0 * F->L.d, F->L.d, i, x + (Size) i * F->L.d);
+	trees_predict_batch(&F->pe.env, &F->model, x, nr, out);
+}
+
+/*
  * Phase calibrate (params.calibrate): scores the held-out calibration rows
  * and fits the calibration of class 1's probability on them.
  */
@@ -754,8 +773,10 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 	Size		w = k == 2 ? 1 : k;
 	int64	   *cnt = palloc0(sizeof(int64) * 3 * k);	/* tp, support, predicted */
 	double	   *score = MemoryContextAllocHuge(F->mcxt, sizeof(double) * ne * w);
-	double	   *x = palloc(sizeof(double) * F->L.d);
-	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1));
+	int			br = SCORE_BLOCK_ROWS(Max(F->L.d, (int) F->model.n_outputs));
+	double	   *x = palloc(sizeof(double) * F->L.d * br);
+	double	   *outs = palloc(sizeof(double) * Max(F->model.n_outputs, 1) * br);
+	double	   *out = outs;
 	uint8	   *truth = NULL,
 			   *pred = NULL;
 	double		ll = 0;
@@ -774,8 +795,10 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 
 		if (r % SCORE_CHECK_ROWS == 0)
 			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
-		unbin_row(&F->bins, Be, F->L.d, r, x);
-		c = trees_predict_class(&F->model, x, out);
+		if (r % br == 0)
+			score_binned_rows(F, Be, r, (int) Min(ne - r, br), x, outs);
+		out = outs + (Size) (r % br) * F->model.n_outputs;
+		c = trees_class_of(&F->model, out);
 		if (F->dec.method != CAL_NONE)
 			c = decision_apply(&F->dec, out[1], out);	/* calibrated, no threshold yet */
 		cnt[k + yce[r]]++;
@@ -831,8 +854,9 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 static void
 evaluate_regressor(TreeFit *F, uint8 *Be, const double *yve, int64 ne)
 {
-	double	   *x = palloc(sizeof(double) * F->L.d);
-	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1));
+	int			br = SCORE_BLOCK_ROWS(Max(F->L.d, (int) F->model.n_outputs));
+	double	   *x = palloc(sizeof(double) * F->L.d * br);
+	double	   *out = palloc(sizeof(double) * Max(F->model.n_outputs, 1) * br);
 	RegAccum	acc;
 	RegMetrics	rm;
 	MlError		err = {0};
@@ -843,9 +867,9 @@ evaluate_regressor(TreeFit *F, uint8 *Be, const double *yve, int64 ne)
 	{
 		if (r % SCORE_CHECK_ROWS == 0)
 			(void) ml_check(&F->pe.env, "scoring the evaluation rows", (int) r, (int) ne, NAN);
-		unbin_row(&F->bins, Be, F->L.d, r, x);
-		trees_predict_row(&F->model, x, out);
-		metrics_reg_add(&acc, yve[r], out[0]);
+		if (r % br == 0)
+			score_binned_rows(F, Be, r, (int) Min(ne - r, br), x, out);
+		metrics_reg_add(&acc, yve[r], out[(Size) (r % br) * F->model.n_outputs]);
 	}
 	pfree(Be);
 	trees_release_free_memory();

@@ -1,0 +1,128 @@
+/*
+ * gbt_loss.c: the losses gbt reports each round: the validation loss (it
+ * drives early stopping) and the training loss of the trace, as XGBoost's
+ * default eval metrics (logloss, mlogloss, RMSE) of the float margins.
+ */
+#include "trees_int.h"
+
+#include <math.h>
+
+/*
+ * The summed loss (squared error, logloss or mlogloss) of the current
+ * margins over rows[k0, k1) (rows NULL: rows k0..k1-1 themselves).
+ */
+static double
+margin_loss_sum(const TreeData *data, TreeObjective obj, int K, const float *margin,
+				const uint32_t *vrows, uint32_t k0, uint32_t k1)
+{
+	double		s = 0;
+	uint32_t	k;
+	size_t		n = (size_t) data->n;
+
+	for (k = k0; k < k1; k++)
+	{
+		uint32_t	r = vrows ? vrows[k] : k;
+		const float *m = margin + r;	/* class c at m[c * n] */
+
+		if (obj == TREE_OBJ_REG_SQUAREDERROR)
+		{
+			double		e = m[0] - data->y[r];
+
+			s += e * e;
+		}
+		else if (obj == TREE_OBJ_BINARY_LOGISTIC)
+		{
+			double		p = 1.0 / (1.0 + exp(-m[0]));
+
+			if (data->y_class[r] == 0)
+				p = 1.0 - p;
+			if (p < 1e-15)
+				p = 1e-15;
+			s -= log(p);
+		}
+		else
+		{
+			double		mx = m[0],
+						sum = 0;
+			int			c;
+
+			for (c = 1; c < K; c++)
+				if (m[c * n] > mx)
+					mx = m[c * n];
+			for (c = 0; c < K; c++)
+				sum += exp(m[c * n] - mx);
+			s -= (m[(size_t) data->y_class[r] * n] - mx) - log(sum);
+		}
+	}
+	return s;
+}
+
+/* Validation loss: logloss, mlogloss or RMSE of the current margins. */
+double
+gbt_valid_loss(const TreeData *data, TreeObjective obj, int K, const float *margin,
+		   const uint32_t *vrows, uint32_t nv)
+{
+	double		s = margin_loss_sum(data, obj, K, margin, vrows, 0, nv) / nv;
+
+	return obj == TREE_OBJ_REG_SQUAREDERROR ? sqrt(s) : s;
+}
+
+
+/* The training loss's partial sums, chunk by chunk, on worker threads. */
+typedef struct GbtLoss
+{
+	const TreeData *data;
+	TreeObjective obj;
+	int			K;
+	const float *margin;
+	const uint32_t *rows;
+	uint32_t	n_rows;
+	double	   *part;			/* one per chunk */
+} GbtLoss;
+
+/* Task t sums chunks t, t + nt, ... (each chunk alone, so no thread-count dependence). */
+static void
+loss_task(void *arg, int task, int n_tasks)
+{
+	GbtLoss    *a = arg;
+	uint32_t	c,
+				nc = (a->n_rows + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK;
+
+	for (c = (uint32_t) task; c < nc; c += (uint32_t) n_tasks)
+	{
+		uint32_t	k1 = (c + 1) * GBT_LOSS_CHUNK;
+
+		a->part[c] = margin_loss_sum(a->data, a->obj, a->K, a->margin, a->rows,
+									 c * GBT_LOSS_CHUNK, k1 < a->n_rows ? k1 : a->n_rows);
+	}
+}
+
+/*
+ * The training loss of the margins over rows[0, n_rows) (rows NULL: 0..n-1),
+ * the validation loss's definition: chunk sums on up to nt worker threads
+ * into part (one per GBT_LOSS_CHUNK rows), added in chunk order.
+ */
+double
+gbt_train_loss_of(const MlEnv *env, int nt, const TreeData *data, TreeObjective obj, int K,
+				  const float *margin, const uint32_t *rows, uint32_t n_rows, double *part)
+{
+	GbtLoss		a;
+	uint32_t	c,
+				nc = (n_rows + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK;
+	double		s = 0;
+
+	if (nt > (int) nc)
+		nt = (int) nc;
+	a.data = data;
+	a.obj = obj;
+	a.K = K;
+	a.margin = margin;
+	a.rows = rows;
+	a.n_rows = n_rows;
+	a.part = part;
+	trees_run_tasks(env, nt < 1 ? 1 : nt, loss_task, &a);
+	for (c = 0; c < nc; c++)
+		s += part[c];
+	s /= n_rows;
+	return obj == TREE_OBJ_REG_SQUAREDERROR ? sqrt(s) : s;
+}

@@ -1,0 +1,246 @@
+/*
+ * test_gbt_bits.c: the gbt trainer's output, bit for bit. Models trained
+ * on generated rows (every objective, row and column samples, validation
+ * rows, loss-guided growth) must hash to the bytes the trainer gave at
+ * b018f4b, before issue #13's speed work on it, with 1 and with 2 threads;
+ * and the batch walk the training metrics use must give
+ * trees_predict_row's bits.
+ */
+#include <math.h>
+
+#include "mltest.h"
+#include "mlbuf.h"
+#include "trees.h"
+
+#define N_ROWS 140000			/* > 4 partition chunks: the parallel partition runs */
+#define N_FEAT 6
+
+/* One configuration and the FNV-1a hash of its model's bytes at b018f4b
+ * (any change to the trainer's arithmetic or order changes them). */
+typedef struct BitsCase
+{
+	const char *name;
+	MlTask		task;
+	int			n_classes;		/* 2 or 3 (classification) */
+	double		subsample;
+	double		colsample;
+	int			max_leaves;
+	bool		valid;			/* every 5th row validates, early stopping 3 */
+	uint64_t	expect;
+} BitsCase;
+
+static const BitsCase cases[] = {
+	{"binary", ML_TASK_CLASSIFY, 2, 1.0, 1.0, 0, false, 0xcd21bcbf8e986a6fULL},
+	{"multiclass", ML_TASK_CLASSIFY, 3, 1.0, 1.0, 0, false, 0x726d3d1215f9fd45ULL},
+	{"regression", ML_TASK_REGRESS, 0, 1.0, 1.0, 0, false, 0x6d949b00498db27dULL},
+	{"binary sampled", ML_TASK_CLASSIFY, 2, 0.7, 0.5, 0, false, 0xb01a27c86b833dd6ULL},
+	{"multiclass sampled", ML_TASK_CLASSIFY, 3, 0.8, 1.0, 0, false, 0xaa9bad98f58375a2ULL},
+	{"binary validation", ML_TASK_CLASSIFY, 2, 1.0, 1.0, 0, true, 0xd42f36abdb5a567eULL},
+	{"regression loss-guided", ML_TASK_REGRESS, 0, 0.9, 1.0, 16, false, 0xb43479c4d48a5f13ULL},
+};
+
+static MlEnv env1,
+			env2;
+static double X[(size_t) N_ROWS * N_FEAT];	/* column-major */
+static int32_t yc2[N_ROWS],
+			yc3[N_ROWS];
+static double yr[N_ROWS];
+static uint8_t vmask[N_ROWS];
+
+/* Rows from a fixed seed: uniform features (some missing), a noisy score as target. */
+static void
+make_rows(void)
+{
+	MlRng		r;
+	int64_t		i;
+	int			j;
+
+	ml_rng_seed(&r, 13);
+	for (i = 0; i < N_ROWS; i++)
+	{
+		double		score = 0;
+
+		for (j = 0; j < N_FEAT; j++)
+		{
+			double		v = ml_rng_uniform(&r) * 10;
+
+			X[(size_t) j * N_ROWS + i] = (i * 7 + j) % 23 == 0 ? NAN : v;
+			score += (j % 3 + 1) * (isnan(X[(size_t) j * N_ROWS + i]) ? 4 : v);
+		}
+		score += ml_rng_uniform(&r) * 12;
+		yr[i] = score;
+		yc3[i] = score < 48 ? 0 : score < 66 ? 1 : 2;
+		yc2[i] = score >= 57;
+		vmask[i] = i % 5 == 0;
+	}
+}
+
+/* FNV-1a of a model's serialised bytes. */
+static uint64_t
+model_hash(const TreeModel *m)
+{
+	MlBuf		b;
+	uint64_t	h = 1469598103934665603ULL;
+	size_t		i;
+
+	ml_buf_init(&b, &env1);
+	trees_write(&b, m);
+	for (i = 0; i < b.len; i++)
+	{
+		h ^= (uint8_t) b.data[i];
+		h *= 1099511628211ULL;
+	}
+	ml_free(&env1, b.data);
+	return h;
+}
+
+/* Row-major copy of the first n rows (for scoring). */
+static double *
+row_major(int64_t n)
+{
+	double	   *R = malloc(sizeof(double) * (size_t) n * N_FEAT);
+	int64_t		i;
+	int			j;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < N_FEAT; j++)
+			R[(size_t) i * N_FEAT + j] = X[(size_t) j * N_ROWS + i];
+	return R;
+}
+
+/* Whether trees_predict_batch gives trees_predict_row's bits on n rows of R. */
+static bool
+batch_equals_rows(const TreeModel *m, const double *R, int64_t n)
+{
+	double	   *ob = malloc(sizeof(double) * (size_t) n * m->n_outputs);
+	double	   *o1 = malloc(sizeof(double) * m->n_outputs);
+	bool		same = true;
+	int64_t		i;
+
+	trees_predict_batch(&env2, m, R, n, ob);
+	for (i = 0; i < n && same; i++)
+	{
+		trees_predict_row(m, R + (size_t) i * N_FEAT, o1);
+		same = memcmp(o1, ob + (size_t) i * m->n_outputs, sizeof(double) * m->n_outputs) == 0;
+	}
+	free(ob);
+	free(o1);
+	return same;
+}
+
+/* Trains one case on `env`; returns its hash (0 on failure), the model in *m. */
+static uint64_t
+train_case(const BitsCase *c, const TreeData *data, const MlEnv *env, TreeModel *m)
+{
+	TreeParams	p;
+	TreeFitInfo info;
+	MlError		err = {0};
+
+	trees_params_default(&p, TREE_ALGO_GBT, c->task);
+	p.n_estimators = 8;
+	p.max_depth = 6;
+	p.learning_rate = 0.3;
+	p.subsample = c->subsample;
+	p.colsample = c->colsample;
+	p.max_leaves = c->max_leaves;
+	p.seed = 7;
+	if (c->valid)
+		p.early_stopping_rounds = 3;
+	if (trees_fit(env, data, &p, m, &info, &err) != ML_OK)
+	{
+		printf("# %s: %s\n", c->name, err.msg);
+		return 0;
+	}
+	return model_hash(m);
+}
+
+/* The batch walk of a forest and of a decision tree (regression and classes). */
+static void
+check_other_batches(const TreeBins *bins, const uint8_t *B, const double *R)
+{
+	static const TreeAlgorithm algos[] = {TREE_ALGO_RANDOM_FOREST, TREE_ALGO_DECISION_TREE};
+	int			a,
+				t;
+
+	for (a = 0; a < 2; a++)
+		for (t = 0; t < 2; t++)
+		{
+			TreeParams	p;
+			TreeData	data;
+			TreeModel	m;
+			TreeFitInfo info;
+			MlError		err = {0};
+			MlTask		task = t == 0 ? ML_TASK_REGRESS : ML_TASK_CLASSIFY;
+
+			trees_params_default(&p, algos[a], task);
+			p.n_estimators = 6;
+			p.max_depth = 8;
+			memset(&data, 0, sizeof(data));
+			data.B = B;
+			data.n = N_ROWS;
+			data.d = N_FEAT;
+			data.bins = bins;
+			data.n_classes = task == ML_TASK_CLASSIFY ? 3 : 0;
+			data.y_class = task == ML_TASK_CLASSIFY ? yc3 : NULL;
+			data.y = task == ML_TASK_REGRESS ? yr : NULL;
+			CHECK(trees_fit(&env2, &data, &p, &m, &info, &err) == ML_OK &&
+				  batch_equals_rows(&m, R, 4000),
+				  "%s %s: batch walk = row walk, bit for bit",
+				  a == 0 ? "forest" : "decision tree", t == 0 ? "regression" : "classes");
+			if (err.code == ML_OK)
+				trees_model_free(&env1, &m);
+		}
+}
+
+int
+main(void)
+{
+	TreeBins	bins;
+	MlError		err = {0};
+	uint8_t    *B = malloc((size_t) N_ROWS * N_FEAT);
+	double	   *R;
+	size_t		k;
+	bool		print = getenv("MLTEST_PRINT_HASHES") != NULL;
+
+	env1 = mlt_env(1);
+	env2 = mlt_env(2);
+	make_rows();
+	CHECK(trees_bins_fit(&env1, X, N_ROWS, N_FEAT, 256, 50000, 3, &bins, &err) == ML_OK,
+		  "bins fitted");
+	trees_bins_apply(&env1, &bins, X, N_ROWS, B, 0);
+	R = row_major(4000);
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+	{
+		const BitsCase *c = &cases[k];
+		TreeData	data;
+		TreeModel	m1,
+					m2;
+		uint64_t	h1,
+					h2;
+
+		memset(&data, 0, sizeof(data));
+		data.B = B;
+		data.n = N_ROWS;
+		data.d = N_FEAT;
+		data.bins = &bins;
+		data.n_classes = c->n_classes;
+		data.y_class = c->task == ML_TASK_CLASSIFY ? (c->n_classes == 2 ? yc2 : yc3) : NULL;
+		data.y = c->task == ML_TASK_REGRESS ? yr : NULL;
+		data.valid_mask = c->valid ? vmask : NULL;
+		h1 = train_case(c, &data, &env1, &m1);
+		h2 = train_case(c, &data, &env2, &m2);
+		if (print)
+			printf("# %s 0x%016llxULL\n", c->name, (unsigned long long) h1);
+		CHECK(h1 != 0 && h1 == h2, "%s: 1 and 2 threads give the same bytes", c->name);
+		CHECK(h1 == c->expect, "%s: the bytes of the trainer at b018f4b (%016llx)",
+			  c->name, (unsigned long long) h1);
+		CHECK(batch_equals_rows(&m1, R, 4000), "%s: batch walk = row walk, bit for bit", c->name);
+		trees_model_free(&env1, &m1);
+		trees_model_free(&env1, &m2);
+	}
+	check_other_batches(&bins, B, R);
+	trees_bins_free(&env1, &bins);
+	free(B);
+	free(R);
+	return mlt_done();
+}

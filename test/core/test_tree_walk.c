@@ -270,6 +270,69 @@ test_binning(const struct TreeQuant *q, int kind)
 }
 
 /*
+ * Hand-built layouts at the SIMD binning's edges: width 16 (one coarse cut,
+ * the +Inf pad) and 1,024 (64 coarse cuts, the whole mask), a full
+ * feature, a short one and one whose first cut is -Inf; each binning this
+ * CPU has against the scalar search.
+ */
+static void
+test_binning_edges(void)
+{
+	static const uint32_t widths[] = {16, 1024};
+	uint32_t	used[3] = {0, 5, D - 1};
+	int			wi;
+
+	for (wi = 0; wi < 2; wi++)
+	{
+		struct TreeQuant q;
+		uint32_t	w = widths[wi],
+					nc = ((w / 16 + 7) / 8) * 8,
+					u,
+					i;
+		uint64_t	st = 5 + wi;
+		int			level;
+
+		memset(&q, 0, sizeof(q));
+		q.n_features = D;
+		q.n_used = 3;
+		q.width = w;
+		q.used = used;
+		q.n_coarse = nc;
+		if (posix_memalign((void **) &q.cuts, 64, sizeof(double) * 3 * w) != 0 ||
+			posix_memalign((void **) &q.coarse, 64, sizeof(double) * 3 * nc) != 0)
+			return;
+		for (u = 0; u < 3; u++)
+		{
+			uint32_t	n = u == 1 ? 5 : w - 1;
+			double		v = u == 2 ? -INFINITY : -3;
+
+			for (i = 0; i < w; i++)
+			{
+				q.cuts[u * w + i] = i < n ? v : INFINITY;
+				v = (v == -INFINITY ? -3 : v) + 0.001 + rnd(&st) * 6.0 / w;
+			}
+			for (i = 0; i < nc; i++)
+				q.coarse[u * nc + i] = (i + 1) * 16 <= w ? q.cuts[u * w + (i + 1) * 16 - 1] : INFINITY;
+		}
+		for (level = QUANT_SIMD_NONE; level <= QUANT_SIMD_AVX512; level++)
+		{
+#if defined(__x86_64__)
+			if ((level == QUANT_SIMD_AVX2 && !__builtin_cpu_supports("avx2")) ||
+				(level == QUANT_SIMD_AVX512 && !__builtin_cpu_supports("avx512f")))
+				continue;
+#else
+			if (level != QUANT_SIMD_NONE)
+				continue;
+#endif
+			q.simd = (uint8_t) level;
+			test_binning(&q, -1);
+		}
+		free(q.cuts);
+		free(q.coarse);
+	}
+}
+
+/*
  * Every walk of one model kind gives the same bits: quantised row and
  * block, double row and block, node by node; the quantised walk with each
  * binning this CPU has (AVX-512, AVX2, scalar), whose bins must also match
@@ -437,6 +500,7 @@ main(void)
 	env1 = mlt_env(1);
 	if (getenv("MLPIPE_WALK_BENCH"))
 		bench_walks();
+	test_binning_edges();
 	walk_set(&s2, 3000, 2, 0.05);
 	walk_set(&s3, 3000, 3, 0.05);
 	/* tree counts: groups of eight and a tail */

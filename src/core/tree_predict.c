@@ -65,46 +65,6 @@ fast_tree(const struct TreeFast *f, uint32_t t)
 
 
 /*
- * Bins one row for the quantised walk: xb[j] and xb[d + j] get bin(x[j]),
- * or 0 and QUANT_NAN for NaN; features no split uses get 0. Every used
- * feature takes the same log2(width) branch-free halving steps, all
- * features in lock step, so the searches overlap.
- */
-static inline void
-quant_bin_row(const struct TreeQuant *q, const double *x, uint32_t *xb)
-{
-	uint32_t	b[QUANT_MAX_FEATURES];
-	double		xv[QUANT_MAX_FEATURES];
-	uint32_t	d = q->n_features,
-				nu = q->n_used,
-				w = q->width,
-				h,
-				u;
-
-	memset(xb, 0, sizeof(uint32_t) * 2 * d);
-	for (u = 0; u < nu; u++)
-	{
-		xv[u] = x[q->used[u]];
-		b[u] = 0;
-	}
-	for (h = w / 2; h > 0; h /= 2)
-	{
-		const double *c = q->cuts + h - 1;
-
-		for (u = 0; u < nu; u++, c += w)
-			b[u] += c[b[u]] < xv[u] ? h : 0;
-	}
-	for (u = 0; u < nu; u++)
-	{
-		bool		nan = xv[u] != xv[u];
-
-		xb[q->used[u]] = nan ? 0 : b[u];
-		xb[d + q->used[u]] = nan ? QUANT_NAN : b[u];
-	}
-}
-
-
-/*
  * Builds the derived scoring layouts of a model (complete binary trees and,
  * where it applies, the quantised walk); none when the model does not
  * qualify. False on OOM.
@@ -330,7 +290,7 @@ quant_accumulate_row(const TreeModel *m, const double *x, double *acc)
 				s;
 	double		sum = acc[0];
 
-	quant_bin_row(q, x, xb);
+	tree_quant_bin_row(q, x, xb);
 	for (; t + 16 <= nt; t += 16)
 	{
 		const uint16_t *g = q->node + 2 * QUANT_NODE(t, 0, n_int);
@@ -646,7 +606,7 @@ predict_block_quant(const TreeModel *m, const double *X, int64_t r0, int rows, d
 	for (r = 0; r < rows; r++)
 	{
 		memset(acc[r], 0, sizeof(double) * tpr);
-		quant_bin_row(q, X + (size_t) (r0 + r) * d, xb[r]);
+		tree_quant_bin_row(q, X + (size_t) (r0 + r) * d, xb[r]);
 	}
 	for (t = 0; t < m->n_trees; t++)
 	{

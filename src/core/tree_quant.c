@@ -1,6 +1,7 @@
 /*
  * tree_quant.c: building the quantised scoring layout of a tree model (see
- * struct TreeQuant in trees_int.h); tree_predict.c walks it.
+ * struct TreeQuant in trees_int.h) and binning rows for it; tree_predict.c
+ * walks it.
  */
 #include "trees_int.h"
 
@@ -8,7 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define QUANT_HAVE_AVX2 1
+#endif
+
 bool		tree_quant_always = false;
+int			tree_quant_simd_max = QUANT_SIMD_AVX512;
+
+/* Cuts per bucket of the two-level SIMD search. */
+#define QUANT_BUCKET 16
+/* Most coarse cuts a feature may have for the SIMD search (one 64-bit mask). */
+#define QUANT_MAX_COARSE 64
 
 /* qsort order of doubles (no NaN among them). */
 static int
@@ -63,6 +75,26 @@ quant_sort_cuts(double *all, uint32_t *cnt, uint32_t d)
 }
 
 /*
+ * The SIMD binning rows of this width take on this CPU (QUANT_SIMD_*, at
+ * most tree_quant_simd_max): none for a width under one bucket (three
+ * halving steps at most) or over QUANT_MAX_COARSE buckets.
+ */
+static uint8_t
+quant_simd_level(uint32_t width)
+{
+#ifdef QUANT_HAVE_AVX2
+	if (width < QUANT_BUCKET || width > QUANT_BUCKET * QUANT_MAX_COARSE ||
+		!__builtin_cpu_supports("popcnt"))
+		return QUANT_SIMD_NONE;
+	if (tree_quant_simd_max >= QUANT_SIMD_AVX512 && __builtin_cpu_supports("avx512f"))
+		return QUANT_SIMD_AVX512;
+	if (tree_quant_simd_max >= QUANT_SIMD_AVX2 && __builtin_cpu_supports("avx2"))
+		return QUANT_SIMD_AVX2;
+#endif
+	return QUANT_SIMD_NONE;
+}
+
+/*
  * Builds the quantised layout from the model's splits and the fast layout
  * (cnt: d + 1 counters, all: one double per node, both scratch); leaves
  * f->quant NULL when a threshold is NaN, a feature has too many of them, or
@@ -77,7 +109,9 @@ quant_layout(const MlEnv *env, const TreeModel *m, struct TreeFast *f, uint32_t 
 				i,
 				nu = 0,
 				width = 1,
-				log_w = 0;
+				log_w = 0,
+				n_coarse;
+	uint8_t		simd;
 	size_t		nq = (size_t) ((m->n_trees + 7) / 8) * 8 * f->n_int;
 	struct TreeQuant *q;
 	char	   *blk;
@@ -118,16 +152,23 @@ quant_layout(const MlEnv *env, const TreeModel *m, struct TreeFast *f, uint32_t 
 	if (((size_t) nu * log_w > (size_t) m->n_trees * f->depth && !tree_quant_always) ||
 		(size_t) nu * width > 4 * (size_t) cnt[d] + 32768)
 		return true;
-	blk = ml_alloc(env, sizeof(struct TreeQuant) + 16 + sizeof(double) * nu * width +
-				   sizeof(uint32_t) * (nq + nu));
+	simd = quant_simd_level(width);
+	/* coarse cuts for the SIMD binning: a multiple of 8, so whole vectors */
+	n_coarse = simd ? ((width / QUANT_BUCKET + 7) / 8) * 8 : 0;
+	blk = ml_alloc(env, sizeof(struct TreeQuant) + 64 +
+				   sizeof(double) * nu * (width + n_coarse) + sizeof(uint32_t) * (nq + nu));
 	if (!blk)
 		return false;
 	q = (struct TreeQuant *) blk;
 	q->n_features = d;
 	q->n_used = nu;
 	q->width = width;
-	q->cuts = (double *) (blk + ((sizeof(struct TreeQuant) + 15) & ~(size_t) 15));
-	q->node = (uint16_t *) (q->cuts + (size_t) nu * width);
+	/* cache-line aligned, so no 16-cut bucket straddles two lines (width >= 8) */
+	q->cuts = (double *) (((uintptr_t) (blk + sizeof(struct TreeQuant)) + 63) & ~(uintptr_t) 63);
+	q->coarse = n_coarse ? q->cuts + (size_t) nu * width : NULL;
+	q->n_coarse = n_coarse;
+	q->simd = simd;
+	q->node = (uint16_t *) (q->cuts + (size_t) nu * (width + n_coarse));
 	q->used = (uint32_t *) (q->node + 2 * nq);
 	for (j = 0, nu = 0; j < d; j++)
 	{
@@ -138,6 +179,9 @@ quant_layout(const MlEnv *env, const TreeModel *m, struct TreeFast *f, uint32_t 
 		q->used[nu] = j;
 		for (i = 0; i < width; i++)
 			q->cuts[(size_t) nu * width + i] = i < n ? all[cnt[j] + i] : INFINITY;
+		for (i = 0; i < n_coarse; i++)
+			q->coarse[(size_t) nu * n_coarse + i] = (i + 1) * QUANT_BUCKET <= width ?
+				q->cuts[(size_t) nu * width + (i + 1) * QUANT_BUCKET - 1] : INFINITY;
 		nu++;
 	}
 	memset(q->node, 0, sizeof(uint16_t) * 2 * nq);
@@ -196,4 +240,158 @@ tree_quant_free(const MlEnv *env, TreeModel *m)
 		ml_free(env, m->fast->quant);
 		m->fast->quant = NULL;
 	}
+}
+
+/*
+ * Bins one row for the quantised walk: xb[j] and xb[d + j] get bin(x[j]) =
+ * how many of feature j's cuts lie below x[j], or 0 and QUANT_NAN for NaN;
+ * features no split uses get 0. Every used feature takes the same
+ * log2(width) branch-free halving steps, all features in lock step, so the
+ * searches overlap. (The pads are +Inf, which no x lies above.)
+ */
+void
+tree_quant_bin_row_scalar(const struct TreeQuant *q, const double *x, uint32_t *xb)
+{
+	uint32_t	b[QUANT_MAX_FEATURES];
+	double		xv[QUANT_MAX_FEATURES];
+	uint32_t	d = q->n_features,
+				nu = q->n_used,
+				w = q->width,
+				h,
+				u;
+
+	memset(xb, 0, sizeof(uint32_t) * 2 * d);
+	for (u = 0; u < nu; u++)
+	{
+		xv[u] = x[q->used[u]];
+		b[u] = 0;
+	}
+	for (h = w / 2; h > 0; h /= 2)
+	{
+		const double *c = q->cuts + h - 1;
+
+		for (u = 0; u < nu; u++, c += w)
+			b[u] += c[b[u]] < xv[u] ? h : 0;
+	}
+	for (u = 0; u < nu; u++)
+	{
+		bool		nan = xv[u] != xv[u];
+
+		xb[q->used[u]] = nan ? 0 : b[u];
+		xb[d + q->used[u]] = nan ? QUANT_NAN : b[u];
+	}
+}
+
+#ifdef QUANT_HAVE_AVX2
+/*
+ * The scalar binning's bins by a two-level count with AVX2: B = how many of
+ * the feature's coarse cuts (every 16th cut) lie below x, then bin = 16 B +
+ * how many of the 16 cuts of bucket B lie below x. Exact because the cuts
+ * are sorted: the 16 B cuts before bucket B are at most its coarse cut
+ * below x, those after it at least its own coarse cut, which x does not
+ * exceed (the last cut is a +Inf pad, so B < width / 16). The comparison is
+ * the same ordered `cut < x` (false for NaN). All features take the coarse
+ * level first, then the fine one, so the searches overlap.
+ */
+__attribute__((target("avx2,popcnt")))
+static void
+quant_bin_row_avx2(const struct TreeQuant *q, const double *x, uint32_t *xb)
+{
+	uint32_t	bucket[QUANT_MAX_FEATURES];
+	uint32_t	d = q->n_features,
+				nu = q->n_used,
+				w = q->width,
+				nc = q->n_coarse,
+				u,
+				i;
+
+	memset(xb, 0, sizeof(uint32_t) * 2 * d);
+	for (u = 0; u < nu; u++)
+	{
+		__m256d		xv = _mm256_set1_pd(x[q->used[u]]);
+		const double *co = q->coarse + (size_t) u * nc;
+		uint64_t	below = 0;
+
+		for (i = 0; i < nc; i += 4)
+			below |= (uint64_t) _mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(co + i), xv,
+																  _CMP_LT_OQ)) << i;
+		bucket[u] = QUANT_BUCKET * (uint32_t) __builtin_popcountll(below);
+	}
+	for (u = 0; u < nu; u++)
+	{
+		uint32_t	j = q->used[u];
+		double		v = x[j];
+		__m256d		xv = _mm256_set1_pd(v);
+		const double *c = q->cuts + (size_t) u * w + bucket[u];
+		uint32_t	fine,
+					b;
+
+		fine = (uint32_t) _mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(c), xv, _CMP_LT_OQ)) |
+			(uint32_t) _mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(c + 4), xv, _CMP_LT_OQ)) << 4 |
+			(uint32_t) _mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(c + 8), xv, _CMP_LT_OQ)) << 8 |
+			(uint32_t) _mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(c + 12), xv, _CMP_LT_OQ)) << 12;
+		b = bucket[u] + (uint32_t) __builtin_popcount(fine);
+		xb[j] = v != v ? 0 : b;
+		xb[d + j] = v != v ? QUANT_NAN : b;
+	}
+}
+
+/* quant_bin_row_avx2 with AVX-512 compares into mask registers: 8 cuts each. */
+__attribute__((target("avx512f,popcnt")))
+static void
+quant_bin_row_avx512(const struct TreeQuant *q, const double *x, uint32_t *xb)
+{
+	uint32_t	bucket[QUANT_MAX_FEATURES];
+	uint32_t	d = q->n_features,
+				nu = q->n_used,
+				w = q->width,
+				nc = q->n_coarse,
+				u,
+				i;
+
+	memset(xb, 0, sizeof(uint32_t) * 2 * d);
+	for (u = 0; u < nu; u++)
+	{
+		__m512d		xv = _mm512_set1_pd(x[q->used[u]]);
+		const double *co = q->coarse + (size_t) u * nc;
+		uint64_t	below = 0;
+
+		for (i = 0; i < nc; i += 8)
+			below |= (uint64_t) _mm512_cmp_pd_mask(_mm512_load_pd(co + i), xv, _CMP_LT_OQ) << i;
+		bucket[u] = QUANT_BUCKET * (uint32_t) __builtin_popcountll(below);
+	}
+	for (u = 0; u < nu; u++)
+	{
+		uint32_t	j = q->used[u];
+		double		v = x[j];
+		__m512d		xv = _mm512_set1_pd(v);
+		const double *c = q->cuts + (size_t) u * w + bucket[u];
+		uint32_t	b;
+
+		b = bucket[u] + (uint32_t) __builtin_popcount(
+			(uint32_t) _mm512_cmp_pd_mask(_mm512_load_pd(c), xv, _CMP_LT_OQ) |
+			(uint32_t) _mm512_cmp_pd_mask(_mm512_load_pd(c + 8), xv, _CMP_LT_OQ) << 8);
+		xb[j] = v != v ? 0 : b;
+		xb[d + j] = v != v ? QUANT_NAN : b;
+	}
+}
+#endif
+
+/* Bins one row (see tree_quant_bin_row_scalar): SIMD where the layout has it. */
+void
+tree_quant_bin_row(const struct TreeQuant *q, const double *x, uint32_t *xb)
+{
+#ifdef QUANT_HAVE_AVX2
+	if (q->simd == QUANT_SIMD_AVX512)
+	{
+		quant_bin_row_avx512(q, x, xb);
+		return;
+	}
+	if (q->simd == QUANT_SIMD_AVX2)
+	{
+		quant_bin_row_avx2(q, x, xb);
+		return;
+	}
+#endif
+	tree_quant_bin_row_scalar(q, x, xb);
 }

@@ -162,10 +162,12 @@ struct TreeFast
  * uint16. A row is binned once per feature, bin(x) = how many of the
  * feature's thresholds x exceeds, and then x > cut[i] <=> bin(x) > i
  * exactly, for every double x (the cuts are sorted and distinct). The
- * nodes of a 100-tree depth-6 model take 25 KB instead of 82 KB. Binning
- * costs about what the smaller nodes save on rows without NaN; rows with
- * NaN gain most (the double walk takes them one tree at a time), so blocks
- * without NaN keep the double walk.
+ * nodes of a 100-tree depth-6 model take 25 KB instead of 82 KB. Rows are
+ * binned by a two-level SIMD count where the CPU has AVX-512F or AVX2
+ * (coarse: every 16th cut), else by a scalar binary search; the same bins.
+ * One row at a time the walk beats the double walk; rows with NaN gain most
+ * (the double walk takes them one tree at a time). Blocks of eight rows
+ * without NaN keep the double walk (as fast, measured).
  *
  * NaN: the binned row has two halves, [0, d) where NaN is 0 (goes left of
  * every node) and [d, 2d) where NaN is QUANT_NAN (goes right of every
@@ -175,6 +177,9 @@ struct TreeFast
 #define QUANT_MAX_FEATURES 1024
 #define QUANT_MAX_CUTS 65535
 #define QUANT_NAN 0xFFFF
+#define QUANT_SIMD_NONE 0		/* scalar binary search */
+#define QUANT_SIMD_AVX2 1		/* two-level count, AVX2 */
+#define QUANT_SIMD_AVX512 2		/* two-level count, AVX-512F */
 
 struct TreeQuant
 {
@@ -183,6 +188,10 @@ struct TreeQuant
 	uint32_t	width;			/* 2^k >= 1 + most cuts of a feature */
 	uint32_t   *used;			/* n_used feature numbers */
 	double	   *cuts;			/* n_used * width: sorted distinct thresholds, +Inf after */
+	double	   *coarse;			/* n_used * n_coarse: every 16th cut (cuts[16i + 15]),
+								 * +Inf after; NULL when rows bin by the scalar search */
+	uint32_t	n_coarse;		/* a multiple of 8 */
+	uint8_t		simd;			/* QUANT_SIMD_*: how rows are binned */
 	uint16_t   *node;			/* QUANT_NODE order, two per node: half feature
 								 * (feature, or d + feature for NaN right), cut index */
 };
@@ -201,6 +210,15 @@ bool		tree_quant_build(const MlEnv *env, const TreeModel *m, struct TreeFast *f)
 /* Derived complete-tree scoring layout (tree_predict.c); false on OOM. */
 bool		tree_fast_build(const MlEnv *env, TreeModel *m);
 void		tree_fast_free(const MlEnv *env, TreeModel *m);
+/*
+ * Bins row x for the quantised walk into xb (2 * n_features): SIMD where
+ * the layout has coarse cuts, else the scalar search; the same bins.
+ */
+void		tree_quant_bin_row(const struct TreeQuant *q, const double *x, uint32_t *xb);
+/* The scalar binary search (the fallback, and the tests' reference). */
+void		tree_quant_bin_row_scalar(const struct TreeQuant *q, const double *x, uint32_t *xb);
+/* Tests: the best QUANT_SIMD_* binning tree_quant_build may choose. */
+extern int	tree_quant_simd_max;
 /* Tests: drop the quantised walk (scoring falls back to the double walk). */
 void		tree_quant_free(const MlEnv *env, TreeModel *m);
 /* True when m scores through the quantised walk. */

@@ -11,6 +11,7 @@
  * With MLPIPE_WALK_BENCH=1 in the environment it also times the one-row
  * walks on a 100-tree depth-6 gbt over 28 features (thread CPU clock).
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <time.h>
@@ -194,8 +195,148 @@ n_differ(const double *a, const double *b, int64_t n, uint32_t w)
 }
 
 /*
+ * The values feature u of q is binned against in test_binning: every cut,
+ * one ulp either side of it, +-0, +-Inf, NaN, the extremes and random
+ * values around the cuts. Returns how many were written (at most max).
+ */
+static int
+bin_values(const struct TreeQuant *q, uint32_t u, double *v, int max, uint64_t *st)
+{
+	const double *c = q->cuts + (size_t) u * q->width;
+	const double special[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, DBL_MAX, -DBL_MAX,
+	DBL_MIN, -DBL_MIN, 4.9e-324, -4.9e-324};
+	uint32_t	i;
+	int			n = 0,
+				k;
+
+	for (i = 0; i < q->width && n + 3 <= max; i++)
+	{
+		v[n++] = c[i];
+		v[n++] = nextafter(c[i], -INFINITY);
+		v[n++] = nextafter(c[i], INFINITY);
+	}
+	for (k = 0; k < (int) (sizeof(special) / sizeof(special[0])) && n < max; k++)
+		v[n++] = special[k];
+	for (k = 0; k < 200 && n < max; k++)
+		v[n++] = c[0] == c[0] && isfinite(c[0]) ? c[0] + (rnd(st) * 2 - 0.5) * (fabs(c[0]) + 4) :
+			rnd(st) * 8 - 4;
+	return n;
+}
+
+/*
+ * The model's binning (SIMD when q->simd says so) gives the scalar search's
+ * bins on every value bin_values lists, each feature in turn taking each of
+ * its values while the others take theirs.
+ */
+static void
+test_binning(const struct TreeQuant *q, int kind)
+{
+	enum
+	{
+	MAXV = 3 * 1024 + 300};
+	double	   *vals = malloc(sizeof(double) * MAXV * q->n_used);
+	int		   *nv = malloc(sizeof(int) * q->n_used);
+	double		x[D];
+	uint32_t	xb[2 * D],
+				ref[2 * D],
+				u;
+	uint64_t	st = 99;
+	int			r,
+				rows = 0,
+				bad = 0;
+
+	for (u = 0; u < q->n_used; u++)
+	{
+		nv[u] = bin_values(q, u, vals + (size_t) u * MAXV, MAXV, &st);
+		if (nv[u] > rows)
+			rows = nv[u];
+	}
+	for (r = 0; r < rows; r++)
+	{
+		int			j;
+
+		for (j = 0; j < D; j++)
+			x[j] = (double) j;
+		for (u = 0; u < q->n_used; u++)
+			x[q->used[u]] = vals[(size_t) u * MAXV + (r + 7 * u) % nv[u]];
+		tree_quant_bin_row(q, x, xb);
+		tree_quant_bin_row_scalar(q, x, ref);
+		bad += memcmp(xb, ref, sizeof(xb)) != 0;
+	}
+	CHECK(bad == 0, "binning: kind %d, width %u, %u features, simd %d: %d of %d rows binned "
+		  "unlike the scalar search", kind, q->width, q->n_used, q->simd, bad, rows);
+	free(vals);
+	free(nv);
+}
+
+/*
+ * Hand-built layouts at the SIMD binning's edges: width 16 (one coarse cut,
+ * the +Inf pad) and 1,024 (64 coarse cuts, the whole mask), a full
+ * feature, a short one and one whose first cut is -Inf; each binning this
+ * CPU has against the scalar search.
+ */
+static void
+test_binning_edges(void)
+{
+	static const uint32_t widths[] = {16, 1024};
+	uint32_t	used[3] = {0, 5, D - 1};
+	int			wi;
+
+	for (wi = 0; wi < 2; wi++)
+	{
+		struct TreeQuant q;
+		uint32_t	w = widths[wi],
+					nc = ((w / 16 + 7) / 8) * 8,
+					u,
+					i;
+		uint64_t	st = 5 + wi;
+		int			level;
+
+		memset(&q, 0, sizeof(q));
+		q.n_features = D;
+		q.n_used = 3;
+		q.width = w;
+		q.used = used;
+		q.n_coarse = nc;
+		if (posix_memalign((void **) &q.cuts, 64, sizeof(double) * 3 * w) != 0 ||
+			posix_memalign((void **) &q.coarse, 64, sizeof(double) * 3 * nc) != 0)
+			return;
+		for (u = 0; u < 3; u++)
+		{
+			uint32_t	n = u == 1 ? 5 : w - 1;
+			double		v = u == 2 ? -INFINITY : -3;
+
+			for (i = 0; i < w; i++)
+			{
+				q.cuts[u * w + i] = i < n ? v : INFINITY;
+				v = (v == -INFINITY ? -3 : v) + 0.001 + rnd(&st) * 6.0 / w;
+			}
+			for (i = 0; i < nc; i++)
+				q.coarse[u * nc + i] = (i + 1) * 16 <= w ? q.cuts[u * w + (i + 1) * 16 - 1] : INFINITY;
+		}
+		for (level = QUANT_SIMD_NONE; level <= QUANT_SIMD_AVX512; level++)
+		{
+#if defined(__x86_64__)
+			if ((level == QUANT_SIMD_AVX2 && !__builtin_cpu_supports("avx2")) ||
+				(level == QUANT_SIMD_AVX512 && !__builtin_cpu_supports("avx512f")))
+				continue;
+#else
+			if (level != QUANT_SIMD_NONE)
+				continue;
+#endif
+			q.simd = (uint8_t) level;
+			test_binning(&q, -1);
+		}
+		free(q.cuts);
+		free(q.coarse);
+	}
+}
+
+/*
  * Every walk of one model kind gives the same bits: quantised row and
- * block, double row and block, node by node.
+ * block, double row and block, node by node; the quantised walk with each
+ * binning this CPU has (AVX-512, AVX2, scalar), whose bins must also match
+ * the scalar search's on hard values.
  */
 static void
 test_walks_agree(const WalkSet *s, int kind, int K, int n_trees, int depth)
@@ -210,17 +351,13 @@ test_walks_agree(const WalkSet *s, int kind, int K, int n_trees, int depth)
 			   *node;
 	size_t		sz;
 	void	   *fast;
+	int			level;
 
-	tree_quant_always = true;
 	if (walk_fit(s, kind, K, n_trees, depth, &m) != ML_OK)
 	{
 		CHECK(false, "walks: kind %d fits", kind);
-		tree_quant_always = false;
 		return;
 	}
-	tree_quant_always = false;
-	CHECK(tree_quant_active(&m), "walks: kind %d (%u trees, %u outputs) has the quantised walk",
-		  kind, m.n_trees, m.n_outputs);
 	X = walk_rows(s, &m, &n);
 	sz = sizeof(double) * (size_t) n * m.n_outputs;
 	q_row = malloc(sz);
@@ -228,23 +365,40 @@ test_walks_agree(const WalkSet *s, int kind, int K, int n_trees, int depth)
 	d_row = malloc(sz);
 	d_blk = malloc(sz);
 	node = malloc(sz);
-	predict_rows(&m, X, n, q_row);
-	trees_predict_batch(&env1, &m, X, n - 3, q_blk);	/* a partial last block */
-	trees_predict_batch(&env1, &m, X + (size_t) (n - 3) * D, 3, q_blk + (size_t) (n - 3) * m.n_outputs);
-	tree_quant_free(&env1, &m);
-	CHECK(!tree_quant_active(&m) && m.fast != NULL, "walks: kind %d falls back to the double walk", kind);
-	predict_rows(&m, X, n, d_row);
-	trees_predict_batch(&env1, &m, X, n, d_blk);
 	fast = m.fast;
 	m.fast = NULL;
 	predict_rows(&m, X, n, node);
 	m.fast = fast;
-	CHECK(n_differ(q_row, node, n, m.n_outputs) == 0 && n_differ(d_row, node, n, m.n_outputs) == 0 &&
-		  n_differ(q_blk, node, n, m.n_outputs) == 0 && n_differ(d_blk, node, n, m.n_outputs) == 0,
-		  "walks: kind %d, %u trees depth %d, %lld rows: quantised row %lld, block %lld, double row %lld, "
-		  "block %lld rows differ from the node walk", kind, m.n_trees, depth, (long long) n,
-		  (long long) n_differ(q_row, node, n, m.n_outputs),
-		  (long long) n_differ(q_blk, node, n, m.n_outputs),
+	for (level = QUANT_SIMD_AVX512; level >= QUANT_SIMD_NONE; level--)
+	{
+		tree_quant_always = true;
+		tree_quant_simd_max = level;
+		CHECK(tree_fast_build(&env1, &m), "walks: kind %d builds its layouts", kind);
+		tree_quant_always = false;
+		tree_quant_simd_max = QUANT_SIMD_AVX512;
+		CHECK(tree_quant_active(&m), "walks: kind %d (%u trees, %u outputs) has the quantised walk",
+			  kind, m.n_trees, m.n_outputs);
+		if (!tree_quant_active(&m))
+			break;
+		if (m.fast->quant->simd < level && level > QUANT_SIMD_NONE)
+			printf("# kind %d, width %u: binning %d, not %d (CPU or width)\n", kind,
+				   m.fast->quant->width, m.fast->quant->simd, level);
+		test_binning(m.fast->quant, kind);
+		predict_rows(&m, X, n, q_row);
+		trees_predict_batch(&env1, &m, X, n - 3, q_blk);	/* a partial last block */
+		trees_predict_batch(&env1, &m, X + (size_t) (n - 3) * D, 3, q_blk + (size_t) (n - 3) * m.n_outputs);
+		CHECK(n_differ(q_row, node, n, m.n_outputs) == 0 && n_differ(q_blk, node, n, m.n_outputs) == 0,
+			  "walks: kind %d, %u trees depth %d, %lld rows, binning %d: quantised row %lld, "
+			  "block %lld rows differ from the node walk", kind, m.n_trees, depth, (long long) n,
+			  m.fast->quant->simd, (long long) n_differ(q_row, node, n, m.n_outputs),
+			  (long long) n_differ(q_blk, node, n, m.n_outputs));
+	}
+	tree_quant_free(&env1, &m);
+	CHECK(!tree_quant_active(&m) && m.fast != NULL, "walks: kind %d falls back to the double walk", kind);
+	predict_rows(&m, X, n, d_row);
+	trees_predict_batch(&env1, &m, X, n, d_blk);
+	CHECK(n_differ(d_row, node, n, m.n_outputs) == 0 && n_differ(d_blk, node, n, m.n_outputs) == 0,
+		  "walks: kind %d: double row %lld, block %lld rows differ from the node walk", kind,
 		  (long long) n_differ(d_row, node, n, m.n_outputs),
 		  (long long) n_differ(d_blk, node, n, m.n_outputs));
 	free(X);
@@ -266,6 +420,25 @@ cpu_now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Thread CPU us per row of binning the n rows of R (SIMD where it applies, or the scalar search). */
+static double
+bench_binning(const struct TreeQuant *q, const double *R, int64_t n, bool scalar, uint32_t *sum)
+{
+	uint32_t	xb[2 * D];
+	double		t0 = cpu_now();
+	int64_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (scalar)
+			tree_quant_bin_row_scalar(q, R + (size_t) i * D, xb);
+		else
+			tree_quant_bin_row(q, R + (size_t) i * D, xb);
+		*sum += xb[i % (2 * D)];
+	}
+	return (cpu_now() - t0) / n * 1e6;
+}
+
 /* Times the one-row walks of a 100-tree depth-6 binary gbt (MLPIPE_WALK_BENCH). */
 static void
 bench_walks(void)
@@ -283,6 +456,17 @@ bench_walks(void)
 	if (walk_fit(&s, 1, 2, 100, 6, &m) != ML_OK)
 		return;
 	out = malloc(sizeof(double) * n * 2);
+	if (tree_quant_active(&m))
+	{
+		uint32_t	sum = 0;
+
+		for (rep = 0; rep < 3; rep++)
+			printf("# bench: binning width %u, %s %.3f us/row, scalar %.3f us/row\n",
+				   m.fast->quant->width, m.fast->quant->coarse ? "simd" : "scalar",
+				   bench_binning(m.fast->quant, s.R, n, false, &sum),
+				   bench_binning(m.fast->quant, s.R, n, true, &sum));
+		printf("# bench: (checksum %u)\n", sum);
+	}
 	for (rep = 0; rep < 2; rep++)
 	{
 		t0 = cpu_now();
@@ -316,6 +500,7 @@ main(void)
 	env1 = mlt_env(1);
 	if (getenv("MLPIPE_WALK_BENCH"))
 		bench_walks();
+	test_binning_edges();
 	walk_set(&s2, 3000, 2, 0.05);
 	walk_set(&s3, 3000, 3, 0.05);
 	/* tree counts: groups of eight and a tail */

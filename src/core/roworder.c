@@ -35,16 +35,19 @@ ml_hash_start(uint64_t seed)
 	return mix64(seed ^ UINT64_C(0x726f776f72646572));	/* "roworder" */
 }
 
-/* Mixes one 64-bit word into h. */
-uint64_t
-ml_hash_u64(uint64_t h, uint64_t v)
+/*
+ * The word mix and the bit pattern, static so that ml_hash_doubles inlines
+ * them: exported functions of a shared library are not inlined (-fPIC), and
+ * a call per value would serialise what the processor can overlap.
+ */
+static inline uint64_t
+hash_u64(uint64_t h, uint64_t v)
 {
 	return mix64(h ^ mix64(v + UINT64_C(0x9E3779B97F4A7C15)));
 }
 
-/* A double's bit pattern, with every NaN (NULL is NaN in the matrix) one pattern. */
-uint64_t
-ml_double_bits(double v)
+static inline uint64_t
+double_bits(double v)
 {
 	uint64_t	b;
 
@@ -54,33 +57,35 @@ ml_double_bits(double v)
 	return b;
 }
 
+/* Mixes one 64-bit word into h. */
+uint64_t
+ml_hash_u64(uint64_t h, uint64_t v)
+{
+	return hash_u64(h, v);
+}
+
+/* A double's bit pattern, with every NaN (NULL is NaN in the matrix) one pattern. */
+uint64_t
+ml_double_bits(double v)
+{
+	return double_bits(v);
+}
+
 /* Mixes one double into h by its bit pattern. */
 uint64_t
 ml_hash_double(uint64_t h, double v)
 {
-	return ml_hash_u64(h, ml_double_bits(v));
+	return hash_u64(h, double_bits(v));
 }
 
-/* Mixes d doubles into h. */
+/* Mixes d doubles into h, value by value as ml_hash_double. */
 uint64_t
 ml_hash_doubles(uint64_t h, const double *x, int d)
 {
 	int			j;
 
-	/*
-	 * ml_hash_u64 (ml_double_bits) spelt out: exported functions of a shared
-	 * library are not inlined (-fPIC), and a call per value would serialise
-	 * what the processor can overlap (the inner mix of the next value).
-	 */
 	for (j = 0; j < d; j++)
-	{
-		uint64_t	b;
-
-		memcpy(&b, &x[j], sizeof(b));
-		if (isnan(x[j]))
-			b = UINT64_C(0x7FF8000000000000);
-		h = mix64(h ^ mix64(b + UINT64_C(0x9E3779B97F4A7C15)));
-	}
+		h = hash_u64(h, double_bits(x[j]));
 	return h;
 }
 

@@ -3,7 +3,32 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* qsort/bsearch order of doubles without NaN. */
+int
+trees_cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Sorts v[0..n) (no NaN) and drops duplicates; returns the new count. */
+int
+trees_sort_unique(double *v, int n)
+{
+	int			i,
+				m = 0;
+
+	qsort(v, n, sizeof(double), trees_cmp_double);
+	for (i = 0; i < n; i++)
+		if (m == 0 || v[i] != v[m - 1])
+			v[m++] = v[i];
+	return m;
+}
 
 /* Order-preserving map of a finite double to an unsigned key. */
 static inline uint64_t

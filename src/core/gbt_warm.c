@@ -17,35 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* qsort order of doubles (no NaN here). */
-static int
-cmp_dbl(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/* Sorts v[n] and drops duplicates; returns the new count. */
-static int
-sort_unique(double *v, int n)
-{
-	int			i,
-				m = 0;
-
-	qsort(v, n, sizeof(double), cmp_dbl);
-	for (i = 0; i < n; i++)
-		if (m == 0 || v[i] != v[m - 1])
-			v[m++] = v[i];
-	return m;
-}
-
 /* True when v is in sorted a[n]. */
 static bool
 has_value(const double *a, int n, double v)
 {
-	return bsearch(&v, a, n, sizeof(double), cmp_dbl) != NULL;
+	return bsearch(&v, a, n, sizeof(double), trees_cmp_double) != NULL;
 }
 
 /*
@@ -91,7 +67,7 @@ trees_bins_add_model_cuts(const MlEnv *env, TreeBins *bins, const TreeModel *m,
 				(int) (nd->feature & TREE_NODE_FEATURE_MASK) == j && nd->value < DBL_MAX)
 				keep[nk++] = nd->value;
 		}
-		nk = sort_unique(keep, nk);
+		nk = trees_sort_unique(keep, nk);
 		if (nk > max_cuts)
 		{
 			ml_free(env, keep);
@@ -126,7 +102,7 @@ trees_bins_add_model_cuts(const MlEnv *env, TreeBins *bins, const TreeModel *m,
 				seen++;
 			}
 		}
-		nm = sort_unique(merged, nm);
+		nm = trees_sort_unique(merged, nm);
 		for (i = 0; i < 256; i++)
 			cuts[i] = i < nm ? merged[i] : INFINITY;
 		bins->n_bins[j] = (uint16_t) (nm + 1);
@@ -166,7 +142,7 @@ threshold_codes(const TreeModel *m, const TreeBins *bins, uint16_t *code)
 			continue;
 		}
 		cuts = bins->cuts + (size_t) j * 256;
-		hit = nb > 1 ? bsearch(&nd->value, cuts, nb - 1, sizeof(double), cmp_dbl) : NULL;
+		hit = nb > 1 ? bsearch(&nd->value, cuts, nb - 1, sizeof(double), trees_cmp_double) : NULL;
 		if (!hit)
 			return false;
 		code[k] = (uint16_t) (hit - cuts);

@@ -198,7 +198,7 @@ add_leaf1(const struct TreeFast *f, uint32_t t, uint32_t k, uint32_t tpr,
 }
 
 /*
- * Fast layout, one row: eight trees in lock step (their node loads
+ * Fast layout, one row: sixteen trees in lock step (their node loads
  * overlap), summed in tree order: the same additions in the same order as
  * one tree at a time, so the same bits.
  */
@@ -270,7 +270,7 @@ fast_accumulate_row(const TreeModel *m, const double *x, double *acc)
 	} while (0)
 
 /*
- * Quantised layout, one row: bin it, then eight trees in lock step over
+ * Quantised layout, one row: bin it, then sixteen trees in lock step over
  * node words that sit in L1; NaN needs no second walk. Leaves as in
  * fast_accumulate_row: the same bits. (Walking 16 trees with AVX2 gathers
  * was slower than this on the AMD EPYC it was measured on.)

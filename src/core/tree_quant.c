@@ -22,17 +22,7 @@ int			tree_quant_simd_max = QUANT_SIMD_AVX512;
 /* Most coarse cuts a feature may have for the SIMD search (one 64-bit mask). */
 #define QUANT_MAX_COARSE 64
 
-/* qsort order of doubles (no NaN among them). */
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/* How many of the n sorted values in c lie below x (n >= 1). */
+/* How many of the sorted c[0..n) lie below x. */
 static uint32_t
 count_below(const double *c, uint32_t n, double x)
 {
@@ -58,16 +48,16 @@ quant_sort_cuts(double *all, uint32_t *cnt, uint32_t d)
 
 	for (j = 0; j < d; j++)
 	{
-		uint32_t	e = cnt[j + 1];
+		uint32_t	e = cnt[j + 1],
+					m;
 
 		for (i = b; i < e; i++)
 			if (all[i] != all[i])
 				return false;
-		qsort(all + b, e - b, sizeof(double), cmp_double);
+		m = (uint32_t) trees_sort_unique(all + b, (int) (e - b));
+		memmove(all + n_cuts, all + b, sizeof(double) * m);
 		cnt[j] = n_cuts;
-		for (i = b; i < e; i++)
-			if (i == b || all[i] != all[n_cuts - 1])
-				all[n_cuts++] = all[i];
+		n_cuts += m;
 		b = e;
 	}
 	cnt[d] = n_cuts;
@@ -242,6 +232,16 @@ tree_quant_free(const MlEnv *env, TreeModel *m)
 	}
 }
 
+/* Stores the bin b of x[j] = v: xb[j] and xb[d + j], or 0 and QUANT_NAN for NaN. */
+static inline void
+store_bin(uint32_t *xb, uint32_t d, uint32_t j, double v, uint32_t b)
+{
+	bool		nan = v != v;
+
+	xb[j] = nan ? 0 : b;
+	xb[d + j] = nan ? QUANT_NAN : b;
+}
+
 /*
  * Bins one row for the quantised walk: xb[j] and xb[d + j] get bin(x[j]) =
  * how many of feature j's cuts lie below x[j], or 0 and QUANT_NAN for NaN;
@@ -274,12 +274,7 @@ tree_quant_bin_row_scalar(const struct TreeQuant *q, const double *x, uint32_t *
 			b[u] += c[b[u]] < xv[u] ? h : 0;
 	}
 	for (u = 0; u < nu; u++)
-	{
-		bool		nan = xv[u] != xv[u];
-
-		xb[q->used[u]] = nan ? 0 : b[u];
-		xb[d + q->used[u]] = nan ? QUANT_NAN : b[u];
-	}
+		store_bin(xb, d, q->used[u], xv[u], b[u]);
 }
 
 #ifdef QUANT_HAVE_AVX2
@@ -331,8 +326,7 @@ quant_bin_row_avx2(const struct TreeQuant *q, const double *x, uint32_t *xb)
 			(uint32_t) _mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(c + 8), xv, _CMP_LT_OQ)) << 8 |
 			(uint32_t) _mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(c + 12), xv, _CMP_LT_OQ)) << 12;
 		b = bucket[u] + (uint32_t) __builtin_popcount(fine);
-		xb[j] = v != v ? 0 : b;
-		xb[d + j] = v != v ? QUANT_NAN : b;
+		store_bin(xb, d, j, v, b);
 	}
 }
 
@@ -371,8 +365,7 @@ quant_bin_row_avx512(const struct TreeQuant *q, const double *x, uint32_t *xb)
 		b = bucket[u] + (uint32_t) __builtin_popcount(
 			(uint32_t) _mm512_cmp_pd_mask(_mm512_load_pd(c), xv, _CMP_LT_OQ) |
 			(uint32_t) _mm512_cmp_pd_mask(_mm512_load_pd(c + 8), xv, _CMP_LT_OQ) << 8);
-		xb[j] = v != v ? 0 : b;
-		xb[d + j] = v != v ? QUANT_NAN : b;
+		store_bin(xb, d, j, v, b);
 	}
 }
 #endif

@@ -226,6 +226,11 @@ bool		tree_quant_active(const TreeModel *m);
 /* Tests: true builds the quantised walk even where binning costs more than it saves. */
 extern bool tree_quant_always;
 
+/* qsort/bsearch order of doubles without NaN (binning.c). */
+int			trees_cmp_double(const void *a, const void *b);
+/* Sorts v[0..n) (no NaN) and drops duplicates; returns the new count. */
+int			trees_sort_unique(double *v, int n);
+
 /*
  * Histogram layout: off[j] = first slot of feature j (its bins, then its
  * missing-value slot), off[d] = the total, which is returned.

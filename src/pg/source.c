@@ -1,11 +1,13 @@
 /*
- * source.c: reads a training source (table, view or SELECT) in one pass
- * through an SPI cursor, decoding each batch straight into a row-major
- * matrix of doubles. The query runs as the calling user, so grants and
- * row-level security apply. Nothing is materialised as tuples beyond one
- * batch.
+ * source.c: what a training source (table, view or SELECT) means: its
+ * query, the feature columns it gives and their kinds, and the decoding of
+ * one deformed row into d doubles (categories through dictionaries, arrays
+ * element by element, dates into parts) with the NULL / NaN rules and the
+ * id-like statistics. source_read.c runs the query and feeds the rows in
+ * (source_scan_begin / _describe / _row / _end).
  */
 #include "mlpipe.h"
+#include "source_int.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -25,11 +27,6 @@
 
 #include <ctype.h>
 #include <math.h>
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
-
-#define SOURCE_BATCH 10000
 
 typedef enum ColKind
 {
@@ -715,18 +712,21 @@ decode_row_for_profile(FeatureCol *cols, int ncols, Datum *values, bool *nulls, 
 	}
 }
 
-/* State of one scan, shared by its phases below. */
-typedef struct SourceScan
+/* State of one scan, shared by its phases below (source_read.c drives it). */
+struct SourceScan
 {
 	const SourceSpec *spec;
 	MemoryContext mcxt;			/* where the layout and info live */
+	SourceRowFn fn;				/* gets each usable row */
+	void	   *arg;			/* fn's and on_plan's argument */
+	SourceInfo *info;			/* filled in by the scan */
 	FeatureCol *cols;			/* NULL until the first batch's row description */
 	int			ncols;
 	int			target_att;		/* -1 without a target */
 	int			split_att;		/* -1 without a split column */
 	Oid			split_base;		/* resolved once */
 	int			split_kind;
-	Datum	   *values;
+	Datum	   *values;			/* the current row, deformed (the reader's arrays) */
 	bool	   *nulls;
 	double	   *row;			/* d doubles, once the layout is known */
 	bool		planned;		/* feature widths known, on_plan called */
@@ -734,7 +734,7 @@ typedef struct SourceScan
 	bool	   *id_null;
 	int64	   *id_min;
 	int64	   *id_max;
-} SourceScan;
+};
 
 /* True for an integer feature column (the only kind a row id can be). */
 static bool
@@ -816,8 +816,6 @@ scan_plan_columns(SourceScan *ss, TupleDesc td, SourceInfo *info)
 	MemoryContext old = MemoryContextSwitchTo(ss->mcxt);
 
 	ss->cols = plan_columns(spec, td, &ss->ncols);
-	ss->values = palloc(sizeof(Datum) * td->natts);
-	ss->nulls = palloc(sizeof(bool) * td->natts);
 	ss->id_null = palloc0(sizeof(bool) * Max(ss->ncols, 1));
 	ss->id_min = palloc0(sizeof(int64) * Max(ss->ncols, 1));
 	ss->id_max = palloc0(sizeof(int64) * Max(ss->ncols, 1));
@@ -969,109 +967,62 @@ scan_row(SourceScan *ss, int64 rowno, SourceRowFn fn, void *arg, SourceInfo *inf
 	info->n++;
 }
 
-/*
- * Grouped training (fit_groups.c) reads the source once and then trains on
- * one group's rows after the other: while source_replay is set, source_scan
- * reads those stored rows instead of running the source query, so each
- * group's fit sees exactly the rows, in the order, that a query filtering
- * the source on the group would give.
- */
-const SourceReplay *source_replay = NULL;
-
-/* source_scan over source_replay's rows, SOURCE_BATCH at a time. */
-static void
-replay_rows(SourceScan *ss, MemoryContext batch_cxt, SourceRowFn fn, void *arg, SourceInfo *info)
+/* Starts a scan of spec's source: nothing is planned before the row description. */
+SourceScan *
+source_scan_begin(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
+				  SourceInfo *info)
 {
-	int64		i;
+	SourceScan *ss = palloc0(sizeof(SourceScan));
 
-	scan_plan_columns(ss, source_replay->tupdesc, info);
-	for (i = 0; i < source_replay->n; i++)
-	{
-		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+	memset(info, 0, sizeof(*info));
+	ss->spec = spec;
+	ss->mcxt = mcxt;
+	ss->fn = fn;
+	ss->arg = arg;
+	ss->info = info;
+	ss->target_att = -1;
+	ss->split_att = -1;
+	ss->split_base = InvalidOid;
+	ss->split_kind = -1;
+	return ss;
+}
 
-		heap_deform_tuple(source_replay->rows[i], source_replay->tupdesc, ss->values, ss->nulls);
-		scan_row(ss, i + 1, fn, arg, info);
-		MemoryContextSwitchTo(old);
-		if ((i + 1) % SOURCE_BATCH == 0)
-		{
-			MemoryContextReset(batch_cxt);
-			CHECK_FOR_INTERRUPTS();
-		}
-	}
+/* The source's row description (the first one counts): the feature columns, target and split. */
+void
+source_scan_describe(SourceScan *ss, TupleDesc td)
+{
+	if (ss->cols == NULL)
+		scan_plan_columns(ss, td, ss->info);
 }
 
 /*
- * One pass over the source through an SPI cursor, SOURCE_BATCH rows at a
- * time; per-row memory lives in a batch context reset after each batch.
+ * One source row, deformed into values and nulls (the row description's
+ * columns): its id-like statistics when id_stats, then scan_row. Per-row
+ * memory goes to the caller's current context.
  */
 void
-source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
-			SourceInfo *info)
+source_scan_row(SourceScan *ss, int64 rowno, Datum *values, bool *nulls, bool id_stats)
 {
-	char	   *query = source_query(spec->source);
-	SPIPlanPtr	plan;
-	Portal		portal;
-	MemoryContext batch_cxt;
-	SourceScan	ss;
-	int64		rowno = 0;
+	ss->values = values;
+	ss->nulls = nulls;
+	if (id_stats)
+		id_stats_add(ss, rowno);
+	scan_row(ss, rowno, ss->fn, ss->arg, ss->info);
+}
 
-	memset(info, 0, sizeof(*info));
-	memset(&ss, 0, sizeof(ss));
-	ss.spec = spec;
-	ss.mcxt = mcxt;
-	ss.target_att = -1;
-	ss.split_att = -1;
-	ss.split_base = InvalidOid;
-	ss.split_kind = -1;
-	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe source batch",
-									  ALLOCSET_DEFAULT_SIZES);
-	if (source_replay != NULL)
-	{
-		replay_rows(&ss, batch_cxt, fn, arg, info);
-		goto scanned;
-	}
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_NO_SCROLL);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+/*
+ * Ends a scan of rows rows (0 when they were not counted: no id-like
+ * statistics): the id-like features, and the errors for a source that gave
+ * no row description or no usable row.
+ */
+void
+source_scan_end(SourceScan *ss, int64 rows)
+{
+	SourceInfo *info = ss->info;
 
-	for (;;)
-	{
-		uint64		i;
-		SPITupleTable *tt;
-		MemoryContext old;
-
-		SPI_cursor_fetch(portal, true, SOURCE_BATCH);
-		tt = SPI_tuptable;
-		if (tt == NULL)
-			break;
-		if (ss.cols == NULL)
-			scan_plan_columns(&ss, tt->tupdesc, info);
-		if (SPI_processed == 0)
-			break;
-
-		old = MemoryContextSwitchTo(batch_cxt);
-		for (i = 0; i < SPI_processed; i++)
-		{
-			rowno++;
-			heap_deform_tuple(tt->vals[i], tt->tupdesc, ss.values, ss.nulls);
-			id_stats_add(&ss, rowno);
-			scan_row(&ss, rowno, fn, arg, info);
-		}
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(batch_cxt);
-		SPI_freetuptable(tt);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	SPI_finish();
-scanned:
-	MemoryContextDelete(batch_cxt);
-	if (ss.cols == NULL)
+	if (ss->cols == NULL)
 		elog(ERROR, "the source query returned no row description");
-	id_stats_finish(&ss, rowno, info);
+	id_stats_finish(ss, rows, info);
 
 	if (info->n == 0)
 		ereport(ERROR,
@@ -1079,91 +1030,4 @@ scanned:
 				 info->skipped ? errmsg("all " INT64_FORMAT " rows of the source were skipped for NULL, NaN or infinite features", info->skipped)
 				 : errmsg("the source returned no rows"),
 				 errhint("Training needs at least one usable row.")));
-}
-
-/* The k-means consumer: append every row to a growing row-major matrix. */
-typedef struct DenseSink
-{
-	SourceData *out;
-	int64		cap;
-	MemoryContext mcxt;
-} DenseSink;
-
-/*
- * Asks Linux for transparent huge pages on the whole 2 MB pages inside
- * [p, p + bytes) (when THP is in "madvise" mode, as on Debian): a matrix of
- * hundreds of MB is then faulted in 2 MB at a time instead of 4 KB, which
- * on a VM cost about a tenth of a wide k-means fit. Only advice: nothing
- * changes where it is not honoured.
- */
-static void
-advise_huge_pages(void *p, Size bytes)
-{
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-	const uintptr_t huge = 2 * 1024 * 1024;
-	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1),
-				end = ((uintptr_t) p + bytes) & ~(huge - 1);
-
-	if (end > start)
-		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
-#endif
-}
-
-/* source_load's row callback: appends x, growing the matrix within mlpipe.max_memory. */
-static void
-dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
-{
-	DenseSink  *ds = arg;
-	SourceData *out = ds->out;
-
-	if (out->n == ds->cap)
-	{
-		int64		newcap = ds->cap ? ds->cap * 2 : 16384;
-		Size		budget = (Size) mlpipe_max_memory_kb() * 1024;
-		Size		bytes;
-
-		if ((Size) newcap * out->d * sizeof(double) > budget)
-		{
-			/* The smallest growth that still fits, before giving up. */
-			newcap = budget / (out->d * sizeof(double));
-			if (newcap <= out->n)
-				pg_memory_check((double) (out->n + 1) * out->d * sizeof(double),
-								"Raise mlpipe.max_memory, or train on a sample of the source.",
-								"training data of more than " INT64_FORMAT " rows x %d features",
-								out->n, out->d);
-		}
-		bytes = (Size) newcap * out->d * sizeof(double);
-		out->X = out->X ? repalloc_huge(out->X, bytes) : MemoryContextAllocHuge(ds->mcxt, bytes);
-		advise_huge_pages(out->X, bytes);
-		ds->cap = newcap;
-	}
-	memcpy(out->X + (Size) out->n * out->d, x, sizeof(double) * out->d);
-	out->n++;
-}
-
-/* source_load's plan callback: the matrix width. */
-static void
-dense_plan(void *arg, const SourceInfo *info)
-{
-	((DenseSink *) arg)->out->d = info->d;
-}
-
-/* source_scan into a dense row-major matrix (k-means), within mlpipe.max_memory. */
-void
-source_load(const SourceSpec *spec_in, MemoryContext mcxt, SourceData *out)
-{
-	SourceSpec	spec = *spec_in;
-	DenseSink	ds = {out, 0, mcxt};
-	SourceInfo	info;
-
-	memset(out, 0, sizeof(*out));
-	spec.on_plan = dense_plan;
-	source_scan(&spec, mcxt, dense_append, &ds, &info);
-	out->skipped = info.skipped;
-	out->feature_names = info.feature_names;
-	out->categorical = info.categorical;
-	out->dicts = info.dicts;
-	out->any_categorical = info.any_categorical;
-	out->id_like = info.id_like;
-	out->n_id_like = info.n_id_like;
 }

@@ -1,0 +1,282 @@
+/*
+ * source_read.c: reads a training source (table, view or SELECT) in one
+ * pass. The executor hands each result row to a DestReceiver, which
+ * deforms it in place (no tuple copy, no tuple table) and passes it to
+ * source.c's decoding (source_scan_row); per-row memory lives in a context
+ * reset every SOURCE_BATCH rows, where the cancel check also is. The query
+ * runs as the calling user through SPI, so grants and row-level security
+ * apply, read-only with the statement's snapshot, planned as the former
+ * cursor's query was (never parallel: see source_scan). Grouped training's
+ * stored rows (source_replay) go through the same decoding. Also the dense
+ * row-major matrix k-means trains on (source_load).
+ */
+#include "mlpipe.h"
+#include "source_int.h"
+
+#include "access/htup_details.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "tcop/dest.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+/*
+ * Grouped training (fit_groups.c) reads the source once and then trains on
+ * one group's rows after the other: while source_replay is set, source_scan
+ * reads those stored rows instead of running the source query, so each
+ * group's fit sees exactly the rows, in the order, that a query filtering
+ * the source on the group would give.
+ */
+const SourceReplay *source_replay = NULL;
+
+/* source_scan over source_replay's rows, SOURCE_BATCH at a time. */
+static void
+replay_rows(SourceScan *ss, MemoryContext batch_cxt)
+{
+	TupleDesc	td = source_replay->tupdesc;
+	Datum	   *values = palloc(sizeof(Datum) * Max(td->natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(td->natts, 1));
+	int64		i;
+
+	source_scan_describe(ss, td);
+	for (i = 0; i < source_replay->n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+		heap_deform_tuple(source_replay->rows[i], td, values, nulls);
+		source_scan_row(ss, i + 1, values, nulls, false);
+		MemoryContextSwitchTo(old);
+		if ((i + 1) % SOURCE_BATCH == 0)
+		{
+			MemoryContextReset(batch_cxt);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	pfree(values);
+	pfree(nulls);
+}
+
+/* The DestReceiver the source query's rows go to. */
+typedef struct ScanReceiver
+{
+	DestReceiver pub;
+	SourceScan *ss;
+	MemoryContext batch_cxt;	/* per-row memory, reset every SOURCE_BATCH rows */
+	int64		rowno;			/* rows received so far */
+} ScanReceiver;
+
+/* rStartup: the row description (sent even when no row follows). */
+static void
+receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	ScanReceiver *r = (ScanReceiver *) self;
+
+	source_scan_describe(r->ss, typeinfo);
+}
+
+/*
+ * receiveSlot: one row, deformed in the slot (its values point into the
+ * executor's tuple; nothing is copied) and decoded; every SOURCE_BATCH
+ * rows the per-row memory is reset and interrupts are checked.
+ */
+static bool
+receiver_slot(TupleTableSlot *slot, DestReceiver *self)
+{
+	ScanReceiver *r = (ScanReceiver *) self;
+	MemoryContext old;
+
+	slot_getallattrs(slot);
+	old = MemoryContextSwitchTo(r->batch_cxt);
+	r->rowno++;
+	source_scan_row(r->ss, r->rowno, slot->tts_values, slot->tts_isnull, true);
+	MemoryContextSwitchTo(old);
+	if (r->rowno % SOURCE_BATCH == 0)
+	{
+		MemoryContextReset(r->batch_cxt);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return true;
+}
+
+/* rShutdown and rDestroy: nothing to do (the receiver lives on source_scan's stack). */
+static void
+receiver_noop(DestReceiver *self)
+{
+}
+
+/*
+ * Refuses a plan that does not return one set of rows, with the error
+ * SPI_cursor_open gave when the source was read through a cursor.
+ */
+static void
+check_row_plan(SPIPlanPtr plan)
+{
+	List	   *sources;
+	CachedPlanSource *ps;
+
+	if (SPI_is_cursor_plan(plan))
+		return;
+	sources = SPI_plan_get_plan_sources(plan);
+	if (list_length(sources) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
+				 errmsg("cannot open multi-query plan as cursor")));
+	ps = (CachedPlanSource *) linitial(sources);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
+			 errmsg("cannot open %s query as cursor",
+					/* a SELECT that returns no rows is SELECT INTO */
+					ps->commandTag == CMDTAG_SELECT ? "SELECT INTO" :
+					GetCommandTagName(ps->commandTag))));
+}
+
+/*
+ * One pass over the source: the executor feeds every row to a
+ * ScanReceiver (or source_replay's stored rows are read).
+ *
+ * The query is planned as the cursor that read it before was
+ * (CURSOR_OPT_NO_SCROLL, without CURSOR_OPT_PARALLEL_OK), so the same plan
+ * gives the rows in the same order, and never in parallel: a parallel
+ * worker would be a second CPU behind mlpipe.threads = 1, the leader still
+ * decodes every row (the larger part of the read) after a copy through the
+ * worker's tuple queue, and rows would come in an order that changes from
+ * run to run (row numbers in errors, first-seen order of categories).
+ */
+void
+source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *arg,
+			SourceInfo *info)
+{
+	char	   *query = source_query(spec->source);
+	SourceScan *ss = source_scan_begin(spec, mcxt, fn, arg, info);
+	MemoryContext batch_cxt;
+	SPIPlanPtr	plan;
+	SPIExecuteOptions opts;
+	ScanReceiver r;
+	int			rc;
+
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe source batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	if (source_replay != NULL)
+	{
+		replay_rows(ss, batch_cxt);
+		MemoryContextDelete(batch_cxt);
+		source_scan_end(ss, 0);
+		return;
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_NO_SCROLL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
+	check_row_plan(plan);
+
+	memset(&r, 0, sizeof(r));
+	r.pub.receiveSlot = receiver_slot;
+	r.pub.rStartup = receiver_startup;
+	r.pub.rShutdown = receiver_noop;
+	r.pub.rDestroy = receiver_noop;
+	r.pub.mydest = DestNone;
+	r.ss = ss;
+	r.batch_cxt = batch_cxt;
+	memset(&opts, 0, sizeof(opts));
+	opts.read_only = true;
+	opts.dest = &r.pub;
+	rc = SPI_execute_plan_extended(plan, &opts);
+	if (rc < 0)
+		elog(ERROR, "could not run the source query: %s", SPI_result_code_string(rc));
+	SPI_finish();
+	MemoryContextDelete(batch_cxt);
+	source_scan_end(ss, r.rowno);
+}
+
+/* The k-means consumer: append every row to a growing row-major matrix. */
+typedef struct DenseSink
+{
+	SourceData *out;
+	int64		cap;
+	MemoryContext mcxt;
+} DenseSink;
+
+/*
+ * Asks Linux for transparent huge pages on the whole 2 MB pages inside
+ * [p, p + bytes) (when THP is in "madvise" mode, as on Debian): a matrix of
+ * hundreds of MB is then faulted in 2 MB at a time instead of 4 KB, which
+ * on a VM cost about a tenth of a wide k-means fit. Only advice: nothing
+ * changes where it is not honoured.
+ */
+static void
+advise_huge_pages(void *p, Size bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+	const uintptr_t huge = 2 * 1024 * 1024;
+	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1),
+				end = ((uintptr_t) p + bytes) & ~(huge - 1);
+
+	if (end > start)
+		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
+#endif
+}
+
+/* source_load's row callback: appends x, growing the matrix within mlpipe.max_memory. */
+static void
+dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
+{
+	DenseSink  *ds = arg;
+	SourceData *out = ds->out;
+
+	if (out->n == ds->cap)
+	{
+		int64		newcap = ds->cap ? ds->cap * 2 : 16384;
+		Size		budget = (Size) mlpipe_max_memory_kb() * 1024;
+		Size		bytes;
+
+		if ((Size) newcap * out->d * sizeof(double) > budget)
+		{
+			/* The smallest growth that still fits, before giving up. */
+			newcap = budget / (out->d * sizeof(double));
+			if (newcap <= out->n)
+				pg_memory_check((double) (out->n + 1) * out->d * sizeof(double),
+								"Raise mlpipe.max_memory, or train on a sample of the source.",
+								"training data of more than " INT64_FORMAT " rows x %d features",
+								out->n, out->d);
+		}
+		bytes = (Size) newcap * out->d * sizeof(double);
+		out->X = out->X ? repalloc_huge(out->X, bytes) : MemoryContextAllocHuge(ds->mcxt, bytes);
+		advise_huge_pages(out->X, bytes);
+		ds->cap = newcap;
+	}
+	memcpy(out->X + (Size) out->n * out->d, x, sizeof(double) * out->d);
+	out->n++;
+}
+
+/* source_load's plan callback: the matrix width. */
+static void
+dense_plan(void *arg, const SourceInfo *info)
+{
+	((DenseSink *) arg)->out->d = info->d;
+}
+
+/* source_scan into a dense row-major matrix (k-means), within mlpipe.max_memory. */
+void
+source_load(const SourceSpec *spec_in, MemoryContext mcxt, SourceData *out)
+{
+	SourceSpec	spec = *spec_in;
+	DenseSink	ds = {out, 0, mcxt};
+	SourceInfo	info;
+
+	memset(out, 0, sizeof(*out));
+	spec.on_plan = dense_plan;
+	source_scan(&spec, mcxt, dense_append, &ds, &info);
+	out->skipped = info.skipped;
+	out->feature_names = info.feature_names;
+	out->categorical = info.categorical;
+	out->dicts = info.dicts;
+	out->any_categorical = info.any_categorical;
+	out->id_like = info.id_like;
+	out->n_id_like = info.n_id_like;
+}

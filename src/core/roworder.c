@@ -352,7 +352,7 @@ ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes, const int64_t *o
 	return ML_OK;
 }
 
-/* Swaps heap entries i and j: priorities and rows. */
+/* Swaps heap entries i and j: priorities and rows (or their slot numbers). */
 static void
 heap_swap(MlSample *s, int64_t i, int64_t j)
 {
@@ -361,6 +361,14 @@ heap_swap(MlSample *s, int64_t i, int64_t j)
 
 	s->prio[i] = s->prio[j];
 	s->prio[j] = p;
+	if (s->slot_of)
+	{
+		int64_t		slot = s->slot_of[i];
+
+		s->slot_of[i] = s->slot_of[j];
+		s->slot_of[j] = slot;
+		return;
+	}
 	if (s->row_bytes == 0)
 		return;
 	memcpy(s->tmp, rows + (size_t) i * s->row_bytes, s->row_bytes);
@@ -374,17 +382,29 @@ ml_sample_slot(const MlSample *s, uint64_t p)
 {
 	if (s->kept < s->cap)
 		return s->kept;
-	return p < s->prio[0] ? 0 : -1;
+	if (p >= s->prio[0])
+		return -1;
+	return s->slot_of ? s->slot_of[0] : 0;
 }
 
-/* Records the row just written to slot with priority p and restores the max-heap. */
+/*
+ * Records the row just written to slot with priority p and restores the
+ * max-heap: while filling, the row enters at the end (slot == kept) and
+ * sifts up; otherwise it replaces the root, the largest, and sifts down.
+ */
 void
 ml_sample_commit(MlSample *s, int64_t slot, uint64_t p)
 {
 	int64_t		i = slot;
 
-	s->prio[slot] = p;
-	if (slot == s->kept)
+	if (s->slot_of)
+	{
+		if (slot != s->kept)
+			i = 0;
+		s->slot_of[i] = slot;
+	}
+	s->prio[i] = p;
+	if (i == s->kept)
 	{
 		/* filling: sift the new row up */
 		s->kept++;
@@ -411,4 +431,21 @@ ml_sample_commit(MlSample *s, int64_t slot, uint64_t p)
 		heap_swap(s, i, m);
 		i = m;
 	}
+}
+
+/*
+ * With slot_of: puts each heap entry's priority at its row's slot (prio[k]
+ * becomes the priority of row k), in place, swapping entries into place
+ * cycle by cycle; slot_of ends as the identity. The heap is then spent.
+ */
+void
+ml_sample_unheap(MlSample *s)
+{
+	int64_t		i;
+
+	if (s->slot_of == NULL)
+		return;
+	for (i = 0; i < s->kept; i++)
+		while (s->slot_of[i] != i)
+			heap_swap(s, i, s->slot_of[i]);
 }

@@ -77,6 +77,12 @@ MlStatus	ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes,
  * 0 when it replaces the largest, -1 when it is not kept); the caller
  * writes the row there (growing its buffers to kept + 1 rows while filling)
  * and calls ml_sample_commit. tmp is scratch of row_bytes.
+ *
+ * With slot_of (cap entries, or NULL), rows stay in the slot they were
+ * written to and the heap moves slot numbers instead of rows (slot_of[i]
+ * is the slot of heap entry i, whose priority is prio[i]): a replacement
+ * costs O(log cap) words, not O(log cap) rows. ml_sample_unheap then makes
+ * prio[i] the priority of slot i's row. The kept set is the same either way.
  */
 typedef struct MlSample
 {
@@ -86,9 +92,11 @@ typedef struct MlSample
 	int64_t		kept;
 	int64_t		cap;
 	void	   *tmp;
+	int64_t    *slot_of;
 } MlSample;
 
 int64_t		ml_sample_slot(const MlSample *s, uint64_t p);
 void		ml_sample_commit(MlSample *s, int64_t slot, uint64_t p);
+void		ml_sample_unheap(MlSample *s);
 
 #endif

@@ -236,6 +236,9 @@ sample_reserve(TreeLoad *L, int64 rows)
 /*
  * Turns the full sample into a max-heap by content hash, the first time a
  * row does not fit: from here on it keeps the TREES_SAMPLE smallest hashes.
+ * The heap orders slot numbers, not rows (a row is 8 * d bytes, moved up
+ * to 17 times a replacement otherwise); trees_load_pass1 puts the
+ * priorities back by slot at the end.
  */
 static void
 sample_start_heap(TreeLoad *L)
@@ -249,6 +252,8 @@ sample_start_heap(TreeLoad *L)
 	L->heap.cap = TREES_SAMPLE;
 	L->heap.kept = 0;
 	L->heap.tmp = MemoryContextAlloc(L->mcxt, sizeof(double) * Max(L->d, 1));
+	/* rows stay where they are written; the heap moves their slot numbers */
+	L->heap.slot_of = MemoryContextAlloc(L->mcxt, sizeof(int64) * TREES_SAMPLE);
 	for (i = 0; i < L->seen; i++)
 		ml_sample_commit(&L->heap, i, L->sample_prio[i]);
 }
@@ -536,6 +541,13 @@ trees_load_pass1(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const char *ta
 	spec->on_plan = pass1_plan;
 	L->info = info;
 	source_scan(spec, L->mcxt, pass1_row, L, info);
+	if (L->heap.slot_of)
+	{
+		/* sample_prio[s] becomes the priority of sample row s again */
+		ml_sample_unheap(&L->heap);
+		pfree(L->heap.slot_of);
+		L->heap.slot_of = NULL;
+	}
 	if (L->n == 0 && L->sample_is_all)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info->n)));

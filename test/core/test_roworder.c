@@ -240,7 +240,7 @@ test_sample(void)
 	make_rows(x, N);
 	for (s = 0; s < 4; s++)
 	{
-		MlSample	smp = {prio, rows, sizeof(double) * D, 0, K, tmp};
+		MlSample	smp = {prio, rows, sizeof(double) * D, 0, K, tmp, NULL};
 		int64_t		i;
 		uint64_t	max = 0;
 		int			k;
@@ -281,6 +281,82 @@ test_sample(void)
 	free(x);
 }
 
+/* Orders (priority, row) pairs by priority, for test_sample_slots. */
+static int
+cmp_prio_row(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *) a,
+				y = *(const uint64_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The slot-number heap (slot_of) keeps the same rows as the row-moving
+ * heap, and after ml_sample_unheap each slot's priority is its row's hash.
+ */
+static void
+test_sample_slots(void)
+{
+	enum
+	{
+	K = 100, W = D + 1
+	};
+	double	   *x = malloc(sizeof(double) * N * D);
+	uint64_t	prio_a[K],
+				prio_b[K];
+	double		rows_a[K * D],
+				rows_b[K * D],
+				tmp[D];
+	int64_t		slot_of[K];
+	uint64_t	pairs_a[K * W],
+				pairs_b[K * W];
+	MlSample	a = {prio_a, rows_a, sizeof(double) * D, 0, K, tmp, NULL};
+	MlSample	b = {prio_b, rows_b, sizeof(double) * D, 0, K, tmp, slot_of};
+	int64_t		i;
+	int			k,
+				consistent = 1;
+
+	make_rows(x, N);
+	shuffle(x, N, 7);
+	for (i = 0; i < N; i++)
+	{
+		uint64_t	p = ml_hash_finish(ml_hash_doubles(ml_hash_start(5), x + i * D, D));
+		int64_t		sa = ml_sample_slot(&a, p),
+					sb = ml_sample_slot(&b, p);
+
+		if ((sa < 0) != (sb < 0))
+			consistent = 0;
+		if (sa >= 0)
+		{
+			memcpy(rows_a + sa * D, x + i * D, sizeof(double) * D);
+			ml_sample_commit(&a, sa, p);
+		}
+		if (sb >= 0)
+		{
+			memcpy(rows_b + sb * D, x + i * D, sizeof(double) * D);
+			ml_sample_commit(&b, sb, p);
+		}
+	}
+	ml_sample_unheap(&b);
+	for (k = 0; k < K; k++)
+	{
+		if (slot_of[k] != k ||
+			prio_b[k] != ml_hash_finish(ml_hash_doubles(ml_hash_start(5), rows_b + k * D, D)))
+			consistent = 0;
+		pairs_a[k * W] = prio_a[k];
+		pairs_b[k * W] = prio_b[k];
+		memcpy(pairs_a + k * W + 1, rows_a + k * D, sizeof(double) * D);
+		memcpy(pairs_b + k * W + 1, rows_b + k * D, sizeof(double) * D);
+	}
+	qsort(pairs_a, K, sizeof(uint64_t) * W, cmp_prio_row);
+	qsort(pairs_b, K, sizeof(uint64_t) * W, cmp_prio_row);
+	CHECK(a.kept == K && b.kept == K && consistent &&
+		  memcmp(pairs_a, pairs_b, sizeof(pairs_a)) == 0,
+		  "the slot heap keeps the same rows as the row heap, priorities by slot after unheap");
+	free(x);
+}
+
 int
 main(void)
 {
@@ -291,5 +367,6 @@ main(void)
 	test_cancel();
 	test_sorted();
 	test_sample();
+	test_sample_slots();
 	return mlt_done();
 }

@@ -434,18 +434,39 @@ ml_sample_commit(MlSample *s, int64_t slot, uint64_t p)
 }
 
 /*
- * With slot_of: puts each heap entry's priority at its row's slot (prio[k]
- * becomes the priority of row k), in place, swapping entries into place
- * cycle by cycle; slot_of ends as the identity. The heap is then spent.
+ * With slot_of: moves the rows into heap order (row i becomes heap entry
+ * i's row, whose priority is prio[i]), in place, cycle by cycle through
+ * tmp, so that rows and prio are what the row-moving heap leaves, byte for
+ * byte; slot_of ends as the identity.
  */
 void
-ml_sample_unheap(MlSample *s)
+ml_sample_heap_order(MlSample *s)
 {
+	uint8_t    *rows = s->rows;
+	size_t		rb = s->row_bytes;
 	int64_t		i;
 
 	if (s->slot_of == NULL)
 		return;
 	for (i = 0; i < s->kept; i++)
-		while (s->slot_of[i] != i)
-			heap_swap(s, i, s->slot_of[i]);
+	{
+		int64_t		j = i;
+
+		if (s->slot_of[i] == i)
+			continue;
+		memcpy(s->tmp, rows + (size_t) i * rb, rb);
+		for (;;)
+		{
+			int64_t		k = s->slot_of[j];
+
+			s->slot_of[j] = j;
+			if (k == i)
+			{
+				memcpy(rows + (size_t) j * rb, s->tmp, rb);
+				break;
+			}
+			memcpy(rows + (size_t) j * rb, rows + (size_t) k * rb, rb);
+			j = k;
+		}
+	}
 }

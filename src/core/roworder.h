@@ -81,8 +81,8 @@ MlStatus	ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes,
  * With slot_of (cap entries, or NULL), rows stay in the slot they were
  * written to and the heap moves slot numbers instead of rows (slot_of[i]
  * is the slot of heap entry i, whose priority is prio[i]): a replacement
- * costs O(log cap) words, not O(log cap) rows. ml_sample_unheap then makes
- * prio[i] the priority of slot i's row. The kept set is the same either way.
+ * costs O(log cap) words, not O(log cap) rows. ml_sample_heap_order then
+ * moves the rows to where the row-moving heap would have left them.
  */
 typedef struct MlSample
 {
@@ -97,6 +97,6 @@ typedef struct MlSample
 
 int64_t		ml_sample_slot(const MlSample *s, uint64_t p);
 void		ml_sample_commit(MlSample *s, int64_t slot, uint64_t p);
-void		ml_sample_unheap(MlSample *s);
+void		ml_sample_heap_order(MlSample *s);
 
 #endif

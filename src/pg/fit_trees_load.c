@@ -237,8 +237,8 @@ sample_reserve(TreeLoad *L, int64 rows)
  * Turns the full sample into a max-heap by content hash, the first time a
  * row does not fit: from here on it keeps the TREES_SAMPLE smallest hashes.
  * The heap orders slot numbers, not rows (a row is 8 * d bytes, moved up
- * to 17 times a replacement otherwise); trees_load_pass1 puts the
- * priorities back by slot at the end.
+ * to 17 times a replacement otherwise); trees_load_pass1 puts the rows
+ * in heap order at the end.
  */
 static void
 sample_start_heap(TreeLoad *L)
@@ -543,8 +543,8 @@ trees_load_pass1(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const char *ta
 	source_scan(spec, L->mcxt, pass1_row, L, info);
 	if (L->heap.slot_of)
 	{
-		/* sample_prio[s] becomes the priority of sample row s again */
-		ml_sample_unheap(&L->heap);
+		/* the rows where the row-moving heap would have left them */
+		ml_sample_heap_order(&L->heap);
 		pfree(L->heap.slot_of);
 		L->heap.slot_of = NULL;
 	}

@@ -132,6 +132,9 @@ profile_add_row(ProfileSampler *ps, const double *x)
 			: MemoryContextAllocHuge(ps->mcxt, bytes);
 		smp->prio = smp->prio ? repalloc_huge(smp->prio, sizeof(uint64) * n)
 			: MemoryContextAllocHuge(ps->mcxt, sizeof(uint64) * n);
+		/* the heap moves slot numbers, not rows (profile_finish orders them) */
+		smp->slot_of = smp->slot_of ? repalloc_huge(smp->slot_of, sizeof(int64) * n)
+			: MemoryContextAllocHuge(ps->mcxt, sizeof(int64) * n);
 		smp->rows = ps->rows;
 		ps->alloc = n;
 	}
@@ -398,6 +401,8 @@ profile_finish(ProfileSampler *ps)
 	double	   *tmp = ps->kept > 0 ? MemoryContextAllocHuge(ps->mcxt, sizeof(double) * ps->kept) : NULL;
 	int			j;
 
+	/* the rows where the row-moving heap would have left them: the same figures, bit for bit */
+	ml_sample_heap_order(&ps->sample);
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"rows\": " INT64_FORMAT ", \"sample\": %d, \"fraction\": ",
 					 ps->kept, ps->requested);

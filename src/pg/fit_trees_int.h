@@ -58,6 +58,9 @@ typedef struct TreeLoad
 	uint64	   *sample_prio;	/* pass 1: content hash of each sample slot */
 	MlSample	heap;			/* pass 1 over TREES_SAMPLE rows: the bottom-k sample */
 	uint64	   *rh;				/* pass 2: sort key (content hash, row) of each row with a target */
+	double	   *pend;			/* pass 2: rows not binned yet, column-major, PASS2_BLOCK a column */
+	int			pend_n;			/* rows in pend */
+	int64		pend_row0;		/* row of B the first of them goes to */
 } TreeLoad;
 
 typedef struct LabelEntry

@@ -306,12 +306,50 @@ MlStatus
 ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes, const int64_t *order,
 				int64_t n, MlError *err)
 {
-	uint8_t    *base = rows;
+	return ml_permute_arrays(env, 1, &rows, &row_bytes, order, n, err);
+}
+
+/*
+ * Moves row from (or the held rows, when from < 0) of every array to row i.
+ * held holds one row of each array, back to back.
+ */
+static inline void
+permute_move(int narr, void *const *arrays, const size_t *row_bytes, uint8_t *held,
+			 int64_t i, int64_t from)
+{
+	int			a;
+
+	for (a = 0; a < narr; a++)
+	{
+		uint8_t    *base = arrays[a];
+		size_t		rb = row_bytes[a];
+
+		if (base == NULL)
+			continue;
+		memcpy(base + (size_t) i * rb, from < 0 ? held : base + (size_t) from * rb, rb);
+		held += rb;
+	}
+}
+
+/*
+ * Permutes the rows of narr arrays of n rows each (arrays[a] NULL: none)
+ * in place along the cycles of order, all in one walk (roworder.h).
+ */
+MlStatus
+ml_permute_arrays(const MlEnv *env, int narr, void *const *arrays, const size_t *row_bytes,
+				  const int64_t *order, int64_t n, MlError *err)
+{
 	uint8_t    *done = ml_calloc(env, (size_t) (n > 0 ? n : 1) / 8 + 1, 1);
-	uint8_t    *held = ml_alloc(env, row_bytes > 0 ? row_bytes : 1);
+	uint8_t    *held;
+	size_t		held_bytes = 1;
 	int64_t		start,
 				moved = 0;
+	int			a;
 
+	for (a = 0; a < narr; a++)
+		if (arrays[a] != NULL)
+			held_bytes += row_bytes[a];
+	held = ml_alloc(env, held_bytes);
 	if (done == NULL || held == NULL)
 	{
 		ml_free(env, done);
@@ -321,10 +359,16 @@ ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes, const int64_t *o
 	for (start = 0; start < n; start++)
 	{
 		int64_t		i = start;
+		uint8_t    *h = held;
 
 		if (done[start >> 3] & (1 << (start & 7)))
 			continue;
-		memcpy(held, base + (size_t) start * row_bytes, row_bytes);
+		for (a = 0; a < narr; a++)
+			if (arrays[a] != NULL)
+			{
+				memcpy(h, (uint8_t *) arrays[a] + (size_t) start * row_bytes[a], row_bytes[a]);
+				h += row_bytes[a];
+			}
 		for (;;)
 		{
 			int64_t		from = order[i];
@@ -340,10 +384,10 @@ ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes, const int64_t *o
 			done[i >> 3] |= (uint8_t) (1 << (i & 7));
 			if (from == start)
 			{
-				memcpy(base + (size_t) i * row_bytes, held, row_bytes);
+				permute_move(narr, arrays, row_bytes, held, i, -1);
 				break;
 			}
-			memcpy(base + (size_t) i * row_bytes, base + (size_t) from * row_bytes, row_bytes);
+			permute_move(narr, arrays, row_bytes, held, i, from);
 			i = from;
 		}
 	}

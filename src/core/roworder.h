@@ -69,6 +69,14 @@ int64_t    *ml_order_from_keys(uint64_t *keys, int64_t n);
  */
 MlStatus	ml_permute_rows(const MlEnv *env, void *rows, size_t row_bytes,
 							const int64_t *order, int64_t n, MlError *err);
+/*
+ * The same for narr arrays of n rows each (row_bytes[a] a row; a NULL
+ * array is skipped) in one walk along the cycles: the random reads of
+ * order are paid once, not once an array.
+ */
+MlStatus	ml_permute_arrays(const MlEnv *env, int narr, void *const *arrays,
+							  const size_t *row_bytes, const int64_t *order, int64_t n,
+							  MlError *err);
 
 /*
  * A bottom-k sample: keeps the rows with the cap smallest priorities as a

@@ -111,9 +111,13 @@ void
 trees_load_order_rows(TreeLoad *L)
 {
 	int64	   *order = row_canonical_order(L->pe, L->rh, L->n, rows_tie, L);
+	void	   *arrays[4] = {L->B, L->yv, L->yl, L->sv};
+	size_t		row_bytes[4] = {L->d, sizeof(double), sizeof(int32), sizeof(double)};
+	MlError		err = {0};
 
-	row_permute(L->pe, L->B, L->d, order, L->n);
-	permute_targets(L, order, L->n);
+	/* bin codes and targets in one walk along the cycles of order */
+	ML_CHECK_STATUS(ml_permute_arrays(&L->pe->env, 4, arrays, row_bytes, (const int64_t *) order,
+									  L->n, &err), &err);
 	pfree(L->rh);
 	L->rh = NULL;
 }

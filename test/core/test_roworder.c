@@ -343,6 +343,58 @@ test_sample_slots(void)
 	free(x);
 }
 
+/* Several arrays permuted in one walk equal each permuted on its own. */
+static void
+test_permute_arrays(void)
+{
+	enum
+	{
+	M = 1000
+	};
+	int64_t    *order = malloc(sizeof(int64_t) * M);
+	uint8_t    *b1 = malloc(M * 5),
+			   *b2 = malloc(M * 5);
+	double	   *y1 = malloc(sizeof(double) * M),
+			   *y2 = malloc(sizeof(double) * M);
+	void	   *arrays[3] = {b2, NULL, y2};
+	size_t		bytes[3] = {5, 4, sizeof(double)};
+	MlEnv		env = mlt_env(1);
+	MlError		err = {0};
+	int64_t		i;
+	uint64_t	r = 99;
+
+	for (i = 0; i < M; i++)
+	{
+		order[i] = i;
+		y1[i] = y2[i] = (double) i * 0.5;
+		memset(b1 + i * 5, (int) (i & 0xFF), 5);
+		b1[i * 5 + 4] = (uint8_t) (i >> 8);
+	}
+	memcpy(b2, b1, M * 5);
+	for (i = M - 1; i > 0; i--)
+	{
+		int64_t		j,
+					t;
+
+		r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+		j = (int64_t) ((r >> 33) % (uint64_t) (i + 1));
+		t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	CHECK(ml_permute_rows(&env, b1, 5, order, M, &err) == ML_OK &&
+		  ml_permute_rows(&env, y1, sizeof(double), order, M, &err) == ML_OK &&
+		  ml_permute_arrays(&env, 3, arrays, bytes, order, M, &err) == ML_OK &&
+		  memcmp(b1, b2, M * 5) == 0 && memcmp(y1, y2, sizeof(double) * M) == 0 &&
+		  y1[0] == (double) order[0] * 0.5,
+		  "arrays permuted in one walk equal each permuted alone");
+	free(order);
+	free(b1);
+	free(b2);
+	free(y1);
+	free(y2);
+}
+
 int
 main(void)
 {
@@ -354,5 +406,6 @@ main(void)
 	test_sorted();
 	test_sample();
 	test_sample_slots();
+	test_permute_arrays();
 	return mlt_done();
 }

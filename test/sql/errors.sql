@@ -85,6 +85,9 @@ SELECT try($$SELECT mlpipe.train('m', 'kmeans', 'SELECT ARRAY[[1,2],[3,4]]::floa
 SELECT try_hint($$SELECT mlpipe.train('m', 'kmeans', 'no_such_table')$$);
 SELECT try($$SELECT mlpipe.train('m', 'kmeans', 'pts; DROP TABLE pts')$$);
 SELECT try($$SELECT mlpipe.train('m', 'kmeans', 'SELECT 1 AS x; DROP TABLE pts')$$);
+-- a source that returns no rows to read (SELECT INTO): refused before it runs, as the cursor did
+SELECT try($$SELECT mlpipe.train('m', 'kmeans', 'SELECT x INTO pts_copy FROM pts')$$);
+SELECT to_regclass('pts_copy') IS NULL AS not_created;
 SELECT try_hint($$SELECT mlpipe.train('m', 'kmeans', 'pts', features => '{x,nope}')$$);
 SELECT try($$SELECT mlpipe.train('m', 'kmeans', 'pts', features => '{x,x}')$$);
 SELECT count(*) AS pts_still_there FROM pts;

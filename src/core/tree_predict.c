@@ -6,7 +6,8 @@
  * default side. Several trees (one row) or several rows (one tree) are
  * walked in lock step so the loads of independent paths overlap. Models
  * with a quantised layout (tree_quant.c) walk compact node words against
- * the row binned once per feature: the same comparisons, so the same bits.
+ * the row binned once per feature: the same comparisons, so the same bits;
+ * their one-row walk is compiled once per depth (quant_groups).
  */
 #include "trees_int.h"
 
@@ -150,15 +151,15 @@ fast_step_nan(const FastTree *o, uint32_t k, const double *x)
 }
 
 /*
- * Adds the leaves k[0..7] (complete-tree indices) of trees t..t+7 in tree
+ * Adds the leaves k[0..n) (complete-tree indices) of trees t..t+n-1 in tree
  * order: to *sum with one tree per round (the caller keeps it in a
  * register: acc may alias the model's arrays, so updates through it would
  * go to memory each time), else to acc[*c] with a class counter that wraps
  * instead of a division per tree.
  */
 static inline void
-add_leaves8(const struct TreeFast *f, uint32_t t, const uint32_t *k, uint32_t tpr,
-			double *sum, double *acc, uint32_t *c)
+add_leaves(const struct TreeFast *f, uint32_t t, const uint32_t *k, int n, uint32_t tpr,
+		   double *sum, double *acc, uint32_t *c)
 {
 	const double *lf = f->leaf + (size_t) t * f->n_leaf - f->n_int;
 	int			i;
@@ -167,12 +168,12 @@ add_leaves8(const struct TreeFast *f, uint32_t t, const uint32_t *k, uint32_t tp
 	{
 		double		s = *sum;
 
-		for (i = 0; i < 8; i++)
+		for (i = 0; i < n; i++)
 			s += lf[(size_t) i * f->n_leaf + k[i]];
 		*sum = s;
 		return;
 	}
-	for (i = 0; i < 8; i++)
+	for (i = 0; i < n; i++)
 	{
 		acc[*c] += lf[(size_t) i * f->n_leaf + k[i]];
 		if (++*c == tpr)
@@ -180,7 +181,7 @@ add_leaves8(const struct TreeFast *f, uint32_t t, const uint32_t *k, uint32_t tp
 	}
 }
 
-/* Adds one tree's leaf k as add_leaves8 does. */
+/* Adds one tree's leaf k as add_leaves does. */
 static inline void
 add_leaf1(const struct TreeFast *f, uint32_t t, uint32_t k, uint32_t tpr,
 		  double *sum, double *acc, uint32_t *c)
@@ -229,8 +230,8 @@ fast_accumulate_row(const TreeModel *m, const double *x, double *acc)
 				for (i = 0; i < 16; i++)
 					k[i] = 2 * k[i] + 1 +
 						(x[fe[i * n_int + k[i]]] > th[i * n_int + k[i]]);
-			add_leaves8(f, t, k, tpr, &sum, acc, &c);
-			add_leaves8(f, t + 8, k + 8, tpr, &sum, acc, &c);
+			add_leaves(f, t, k, 8, tpr, &sum, acc, &c);
+			add_leaves(f, t + 8, k + 8, 8, tpr, &sum, acc, &c);
 		}
 		for (; t + 8 <= nt; t += 8)
 		{
@@ -243,7 +244,7 @@ fast_accumulate_row(const TreeModel *m, const double *x, double *acc)
 				for (i = 0; i < 8; i++)
 					k[i] = 2 * k[i] + 1 +
 						(x[fe[i * n_int + k[i]]] > th[i * n_int + k[i]]);
-			add_leaves8(f, t, k, tpr, &sum, acc, &c);
+			add_leaves(f, t, k, 8, tpr, &sum, acc, &c);
 		}
 	}
 	for (; t < nt; t++)
@@ -260,75 +261,114 @@ fast_accumulate_row(const TreeModel *m, const double *x, double *acc)
 }
 
 /*
- * One step of the quantised walk from node k, whose word is nd[at], against
- * the binned row xb.
+ * One step of the quantised walk: node k's word nd[k] against the binned
+ * row xb (see struct TreeQuant: one load of the node, one of the row); k
+ * becomes 2k + c + (1 if right): c = 1 for a tree-local index, 1 - o for
+ * an index offset by o (quant_walk_group).
  */
-#define QUANT_STEP(nd, at, k, xb) \
+#define QUANT_STEP(nd, k, c, xb) \
 	do { \
-		const uint16_t *w_ = (nd) + 2 * (at); \
-		(k) = 2 * (k) + 1 + ((xb)[w_[0]] > w_[1]); \
+		uint32_t	w_ = (nd)[k]; \
+		(k) = 2 * (k) + (c) + ((xb)[w_ & 0xFFFF] > w_); \
 	} while (0)
 
 /*
- * Quantised layout, one row: bin it, then sixteen trees in lock step over
- * node words that sit in L1; NaN needs no second walk. Leaves as in
- * fast_accumulate_row: the same bits. (Walking 16 trees with AVX2 gathers
- * was slower than this on the AMD EPYC it was measured on.)
+ * Walks trees t .. t + QUANT_GROUP - 1 (node words from g = their first)
+ * depth levels for the binned row xb and leaves their tree-local leaf
+ * indices in k. Tree i's index is kept offset by i 2^depth, so every step
+ * reads g at that index with no address arithmetic; inlined with a
+ * constant depth the offsets are constants and the indices stay in
+ * registers: a step is a load of the node, a load of the row, a compare
+ * and an add with carry.
+ */
+static inline __attribute__((always_inline)) void
+quant_walk_group(const uint32_t *g, const uint32_t *xb, uint32_t depth, int n, uint32_t *k)
+{
+	const size_t P = (size_t) 1 << depth;
+	size_t		K[QUANT_GROUP];
+	uint32_t	s;
+	int			i;
+
+#if defined(__GNUC__)
+	/* one base register: without this GCC adds the group's offset at every step */
+	__asm__("" : "+r"(g));
+#endif
+
+	for (i = 0; i < n; i++)
+		K[i] = (size_t) i * P;
+	for (s = 0; s < depth; s++)
+		for (i = 0; i < n; i++)
+			QUANT_STEP(g, K[i], 1 - (size_t) i * P, xb);
+	for (i = 0; i < n; i++)
+		k[i] = (uint32_t) (K[i] - (size_t) i * P);
+}
+
+/*
+ * Walks the trees of m in groups of QUANT_GROUP for the binned row xb (the
+ * last group may end in padding trees, see QUANT_NODE) and adds the leaves
+ * of the real ones in tree order (add_leaves). Inlined once per depth
+ * (quant_accumulate_row).
+ */
+static inline __attribute__((always_inline)) void
+quant_groups(const TreeModel *m, const uint32_t *xb, uint32_t depth, double *sum, double *acc,
+			 uint32_t *c)
+{
+	const struct TreeFast *f = m->fast;
+	const uint32_t *node = f->quant->node;
+	uint32_t	tpr = m->trees_per_round,
+				nt = m->n_trees,
+				t;
+
+	for (t = 0; t < nt; t += QUANT_GROUP)
+	{
+		uint32_t	k[QUANT_GROUP];
+
+		/* a last group of at most half the trees walks half a group */
+		if (nt - t <= QUANT_GROUP / 2)
+			quant_walk_group(node + ((size_t) t << depth), xb, depth, QUANT_GROUP / 2, k);
+		else
+			quant_walk_group(node + ((size_t) t << depth), xb, depth, QUANT_GROUP, k);
+		add_leaves(f, t, k, nt - t < QUANT_GROUP ? (int) (nt - t) : QUANT_GROUP, tpr, sum, acc, c);
+	}
+}
+
+/*
+ * Quantised layout, one row: bin it, then QUANT_GROUP trees in lock step
+ * over node words that sit in L1 (the walk specialised by depth); NaN needs
+ * no second walk. Leaves as in fast_accumulate_row: the same bits.
+ * (Walking 16 trees with AVX2 gathers was slower than this on the AMD EPYC
+ * it was measured on.)
  */
 static void
 quant_accumulate_row(const TreeModel *m, const double *x, double *acc)
 {
-	const struct TreeFast *f = m->fast;
-	const struct TreeQuant *q = f->quant;
+	const struct TreeQuant *q = m->fast->quant;
 	uint32_t	xb[2 * QUANT_MAX_FEATURES];
-	uint32_t	D = f->depth,
-				tpr = m->trees_per_round,
-				nt = m->n_trees,
-				n_int = f->n_int,
-				t = 0,
-				c = 0,
-				s;
+	uint32_t	c = 0;
 	double		sum = acc[0];
 
 	tree_quant_bin_row(q, x, xb);
-	for (; t + 16 <= nt; t += 16)
+	switch (m->fast->depth)
 	{
-		const uint16_t *g = q->node + 2 * QUANT_NODE(t, 0, n_int);
-		const uint16_t *g1 = q->node + 2 * QUANT_NODE(t + 8, 0, n_int);
-		uint32_t	k[16] = {0};
-		int			i;
-
-		for (s = 0; s < D; s++)
-		{
-			for (i = 0; i < 8; i++)
-				QUANT_STEP(g + 2 * i, 8 * k[i], k[i], xb);
-			for (i = 0; i < 8; i++)
-				QUANT_STEP(g1 + 2 * i, 8 * k[8 + i], k[8 + i], xb);
-		}
-		add_leaves8(f, t, k, tpr, &sum, acc, &c);
-		add_leaves8(f, t + 8, k + 8, tpr, &sum, acc, &c);
+#define QUANT_DEPTH_CASE(dd) \
+		case dd: \
+			quant_groups(m, xb, dd, &sum, acc, &c); \
+			break;
+			/* tree_fast_build keeps depth <= FAST_MAX_DEPTH = 10 */
+			QUANT_DEPTH_CASE(0)
+			QUANT_DEPTH_CASE(1)
+			QUANT_DEPTH_CASE(2)
+			QUANT_DEPTH_CASE(3)
+			QUANT_DEPTH_CASE(4)
+			QUANT_DEPTH_CASE(5)
+			QUANT_DEPTH_CASE(6)
+			QUANT_DEPTH_CASE(7)
+			QUANT_DEPTH_CASE(8)
+			QUANT_DEPTH_CASE(9)
+			QUANT_DEPTH_CASE(10)
+#undef QUANT_DEPTH_CASE
 	}
-	for (; t + 8 <= nt; t += 8)
-	{
-		const uint16_t *g = q->node + 2 * QUANT_NODE(t, 0, n_int);
-		uint32_t	k[8] = {0};
-		int			i;
-
-		for (s = 0; s < D; s++)
-			for (i = 0; i < 8; i++)
-				QUANT_STEP(g + 2 * i, 8 * k[i], k[i], xb);
-		add_leaves8(f, t, k, tpr, &sum, acc, &c);
-	}
-	for (; t < nt; t++)
-	{
-		const uint16_t *g = q->node + 2 * QUANT_NODE(t, 0, n_int);
-		uint32_t	k = 0;
-
-		for (s = 0; s < D; s++)
-			QUANT_STEP(g, 8 * k, k, xb);
-		add_leaf1(f, t, k, tpr, &sum, acc, &c);
-	}
-	if (tpr == 1)
+	if (m->trees_per_round == 1)
 		acc[0] = sum;
 }
 
@@ -610,7 +650,7 @@ predict_block_quant(const TreeModel *m, const double *X, int64_t r0, int rows, d
 	}
 	for (t = 0; t < m->n_trees; t++)
 	{
-		const uint16_t *nd = q->node + 2 * QUANT_NODE(t, 0, n_int);
+		const uint32_t *nd = q->node + QUANT_NODE(t, 0, n_int);
 		const double *lf = f->leaf + (size_t) t * f->n_leaf - n_int;
 		uint32_t	c = t % tpr;
 
@@ -620,7 +660,7 @@ predict_block_quant(const TreeModel *m, const double *X, int64_t r0, int rows, d
 
 			for (s = 0; s < D; s++)
 				for (r = 0; r < ROWS_PER_BLOCK; r++)
-					QUANT_STEP(nd, 8 * k[r], k[r], xb[r]);
+					QUANT_STEP(nd, k[r], 1, xb[r]);
 			for (r = 0; r < ROWS_PER_BLOCK; r++)
 				acc[r][c] += lf[k[r]];
 		}
@@ -631,7 +671,7 @@ predict_block_quant(const TreeModel *m, const double *X, int64_t r0, int rows, d
 				uint32_t	k = 0;
 
 				for (s = 0; s < D; s++)
-					QUANT_STEP(nd, 8 * k, k, xb[r]);
+					QUANT_STEP(nd, k, 1, xb[r]);
 				acc[r][c] += lf[k];
 			}
 		}

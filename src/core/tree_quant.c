@@ -102,7 +102,7 @@ quant_layout(const MlEnv *env, const TreeModel *m, struct TreeFast *f, uint32_t 
 				log_w = 0,
 				n_coarse;
 	uint8_t		simd;
-	size_t		nq = (size_t) ((m->n_trees + 7) / 8) * 8 * f->n_int;
+	size_t		nq = (size_t) ((m->n_trees + QUANT_GROUP - 1) / QUANT_GROUP) * QUANT_GROUP * (f->n_int + 1);
 	struct TreeQuant *q;
 	char	   *blk;
 
@@ -158,8 +158,8 @@ quant_layout(const MlEnv *env, const TreeModel *m, struct TreeFast *f, uint32_t 
 	q->coarse = n_coarse ? q->cuts + (size_t) nu * width : NULL;
 	q->n_coarse = n_coarse;
 	q->simd = simd;
-	q->node = (uint16_t *) (q->cuts + (size_t) nu * (width + n_coarse));
-	q->used = (uint32_t *) (q->node + 2 * nq);
+	q->node = (uint32_t *) (q->cuts + (size_t) nu * (width + n_coarse));
+	q->used = q->node + nq;
 	for (j = 0, nu = 0; j < d; j++)
 	{
 		uint32_t	n = cnt[j + 1] - cnt[j];
@@ -174,7 +174,7 @@ quant_layout(const MlEnv *env, const TreeModel *m, struct TreeFast *f, uint32_t 
 				q->cuts[(size_t) nu * width + (i + 1) * QUANT_BUCKET - 1] : INFINITY;
 		nu++;
 	}
-	memset(q->node, 0, sizeof(uint16_t) * 2 * nq);
+	memset(q->node, 0, sizeof(uint32_t) * nq);
 	for (i = 0; i < (size_t) m->n_trees * f->n_int; i++)
 	{
 		uint32_t	fj = f->feat[i],
@@ -188,8 +188,7 @@ quant_layout(const MlEnv *env, const TreeModel *m, struct TreeFast *f, uint32_t 
 			idx = count_below(all + cnt[fj], n, f->thr[i]);
 		if (idx >= n)
 			idx = 0;
-		q->node[2 * QUANT_NODE(t, k, f->n_int)] = (uint16_t) (fj + (f->nanr[i] ? d : 0));
-		q->node[2 * QUANT_NODE(t, k, f->n_int) + 1] = (uint16_t) idx;
+		q->node[QUANT_NODE(t, k, f->n_int)] = idx << 16 | (fj + (f->nanr[i] ? d : 0));
 	}
 	f->quant = q;
 	return true;
@@ -232,20 +231,23 @@ tree_quant_free(const MlEnv *env, TreeModel *m)
 	}
 }
 
-/* Stores the bin b of x[j] = v: xb[j] and xb[d + j], or 0 and QUANT_NAN for NaN. */
+/*
+ * Stores the bin b of x[j] = v, shifted to the high half (see struct
+ * TreeQuant): xb[j] and xb[d + j], or 0 and QUANT_NAN for NaN.
+ */
 static inline void
 store_bin(uint32_t *xb, uint32_t d, uint32_t j, double v, uint32_t b)
 {
 	bool		nan = v != v;
 
-	xb[j] = nan ? 0 : b;
-	xb[d + j] = nan ? QUANT_NAN : b;
+	xb[j] = nan ? 0 : b << 16;
+	xb[d + j] = (nan ? QUANT_NAN : b) << 16;
 }
 
 /*
  * Bins one row for the quantised walk: xb[j] and xb[d + j] get bin(x[j]) =
- * how many of feature j's cuts lie below x[j], or 0 and QUANT_NAN for NaN;
- * features no split uses get 0. Every used feature takes the same
+ * how many of feature j's cuts lie below x[j], or 0 and QUANT_NAN for NaN,
+ * in their high 16 bits; features no split uses get 0. Every used feature takes the same
  * log2(width) branch-free halving steps, all features in lock step, so the
  * searches overlap. (The pads are +Inf, which no x lies above.)
  */

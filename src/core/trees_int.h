@@ -158,11 +158,14 @@ struct TreeFast
 /*
  * Quantised layout (gbt and any other fast-layout model whose features have
  * at most QUANT_MAX_CUTS distinct thresholds): each feature's distinct split
- * thresholds, sorted, and per node (feature, index of its threshold) as two
- * uint16. A row is binned once per feature, bin(x) = how many of the
- * feature's thresholds x exceeds, and then x > cut[i] <=> bin(x) > i
- * exactly, for every double x (the cuts are sorted and distinct). The
- * nodes of a 100-tree depth-6 model take 25 KB instead of 82 KB. Rows are
+ * thresholds, sorted, and per node one word: the index i of its threshold
+ * in the high 16 bits, its feature (half, see NaN) in the low 16. A row is
+ * binned once per feature, bin(x) = how many of the feature's thresholds x
+ * exceeds, and then x > cut[i] <=> bin(x) > i exactly, for every double x
+ * (the cuts are sorted and distinct). The binned row holds bin(x) << 16, so
+ * a step compares it with the whole node word: bin << 16 > (i << 16 | f)
+ * <=> bin > i, as f < 2^16; no second load and no shift. The nodes of a
+ * 100-tree depth-6 model take 25 KB instead of 82 KB. Rows are
  * binned by a two-level SIMD count where the CPU has AVX-512F or AVX2
  * (coarse: every 16th cut), else by a scalar binary search; the same bins.
  * One row at a time the walk beats the double walk; rows with NaN gain most
@@ -192,17 +195,22 @@ struct TreeQuant
 								 * +Inf after; NULL when rows bin by the scalar search */
 	uint32_t	n_coarse;		/* a multiple of 8 */
 	uint8_t		simd;			/* QUANT_SIMD_*: how rows are binned */
-	uint16_t   *node;			/* QUANT_NODE order, two per node: half feature
-								 * (feature, or d + feature for NaN right), cut index */
+	uint32_t   *node;			/* QUANT_NODE order: cut index << 16 | half
+								 * feature (feature, or d + feature for NaN
+								 * right) */
 };
 
 /*
- * Node k of tree t: trees in groups of eight, a group's nodes interleaved
- * (node k of its eight trees side by side), so a walk of eight trees in
- * lock step needs one base pointer, not eight.
+ * Node k of tree t: each tree's n_int node words padded to n_int + 1 =
+ * 2^depth, so the walks of several trees from one base pointer find node k
+ * of the i-th tree at a constant offset i 2^depth + k once the depth is a
+ * compile-time constant (tree_predict.c specialises the row walk by
+ * depth). The trees are padded with all-zero ones to a multiple of
+ * QUANT_GROUP, the trees a row walks in lock step, so every group is whole
+ * (a padding tree's leaf is never read).
  */
-#define QUANT_NODE(t, k, n_int) \
-	(((size_t) ((t) / 8) * (n_int) + (k)) * 8 + (t) % 8)
+#define QUANT_NODE(t, k, n_int) ((size_t) (t) * ((n_int) + 1) + (k))
+#define QUANT_GROUP 16
 
 /* Builds m's quantised layout into f->quant where it applies (tree_quant.c); false on OOM. */
 bool		tree_quant_build(const MlEnv *env, const TreeModel *m, struct TreeFast *f);
@@ -211,8 +219,9 @@ bool		tree_quant_build(const MlEnv *env, const TreeModel *m, struct TreeFast *f)
 bool		tree_fast_build(const MlEnv *env, TreeModel *m);
 void		tree_fast_free(const MlEnv *env, TreeModel *m);
 /*
- * Bins row x for the quantised walk into xb (2 * n_features): SIMD where
- * the layout has coarse cuts, else the scalar search; the same bins.
+ * Bins row x for the quantised walk into xb (2 * n_features, bins << 16):
+ * SIMD where the layout has coarse cuts, else the scalar search; the same
+ * bins.
  */
 void		tree_quant_bin_row(const struct TreeQuant *q, const double *x, uint32_t *xb);
 /* The scalar binary search (the fallback, and the tests' reference). */

@@ -410,6 +410,22 @@ test_walks_agree(const WalkSet *s, int kind, int K, int n_trees, int depth)
 	trees_model_free(&env1, &m);
 }
 
+/*
+ * The quantised row walk is specialised for every depth (1 to
+ * FAST_MAX_DEPTH): each depth walks whole groups of sixteen trees and a
+ * tail, gbt regression and binary alternately; trees of uneven depth
+ * (a deep gbt on 3,000 rows, a forest) pad to the deepest.
+ */
+static void
+test_walk_depths(const WalkSet *s)
+{
+	int			depth;
+
+	for (depth = 1; depth <= FAST_MAX_DEPTH; depth++)
+		test_walks_agree(s, depth % 2 ? 0 : 1, depth % 2 ? 0 : 2, 16 + depth, depth);
+	test_walks_agree(s, 3, 0, 33, FAST_MAX_DEPTH);	/* forest: 2 groups and a tail */
+}
+
 /* Thread CPU seconds. */
 static double
 cpu_now(void)
@@ -509,6 +525,7 @@ main(void)
 	test_walks_agree(&s3, 2, 3, 9, 4);	/* gbt multi-class: 27 trees */
 	test_walks_agree(&s2, 3, 0, 9, 8);	/* forest regression */
 	test_walks_agree(&s2, 4, 0, 1, 10);	/* decision tree regression */
+	test_walk_depths(&s2);
 	walk_set_free(&s2);
 	walk_set_free(&s3);
 	return mlt_done();

@@ -25,6 +25,24 @@ cmp_score_desc(const void *a, const void *b)
 	return (x < y) - (x > y);
 }
 
+/* The n rows as (score, positive), highest score first; NULL when out of memory. */
+static CurveRow *
+sorted_rows(const MlEnv *env, const uint8_t *truth, const double *score, int64_t n)
+{
+	CurveRow   *rows = ml_alloc(env, sizeof(CurveRow) * (size_t) n);
+	int64_t		i;
+
+	if (!rows)
+		return NULL;
+	for (i = 0; i < n; i++)
+	{
+		rows[i].score = score[i];
+		rows[i].pos = truth[i] ? 1 : 0;
+	}
+	qsort(rows, (size_t) n, sizeof(CurveRow), cmp_score_desc);
+	return rows;
+}
+
 /* Counts at every distinct score, highest first. */
 MlStatus
 curve_binary(const MlEnv *env, const uint8_t *truth, const double *score, int64_t n,
@@ -38,7 +56,7 @@ curve_binary(const MlEnv *env, const uint8_t *truth, const double *score, int64_
 	memset(out, 0, sizeof(*out));
 	if (n <= 0)
 		return ml_fail(err, ML_ERR_DATA, "no rows to build a curve from");
-	rows = ml_alloc(env, sizeof(CurveRow) * (size_t) n);
+	rows = sorted_rows(env, truth, score, n);
 	out->threshold = ml_alloc(env, sizeof(double) * (size_t) n);
 	out->tps = ml_alloc(env, sizeof(int64_t) * (size_t) n);
 	out->fps = ml_alloc(env, sizeof(int64_t) * (size_t) n);
@@ -49,12 +67,6 @@ curve_binary(const MlEnv *env, const uint8_t *truth, const double *score, int64_
 		return ml_fail(err, ML_ERR_MEMORY, "out of memory building a curve of %lld rows",
 					   (long long) n);
 	}
-	for (i = 0; i < n; i++)
-	{
-		rows[i].score = score[i];
-		rows[i].pos = truth[i] ? 1 : 0;
-	}
-	qsort(rows, (size_t) n, sizeof(CurveRow), cmp_score_desc);
 	for (i = 0; i < n; i++)
 	{
 		tp += rows[i].pos;
@@ -138,6 +150,52 @@ curve_average_precision(const BinaryCurve *c)
 		prev_recall = r;
 	}
 	return ap;
+}
+
+/*
+ * curve_average_precision of the curve of n rows, without the curve: the
+ * same points in the same order give the same bits, while the memory is
+ * the sorted rows only (16 bytes a row, not 40).
+ */
+MlStatus
+curve_average_precision_of(const MlEnv *env, const uint8_t *truth, const double *score,
+						   int64_t n, double *ap_out, MlError *err)
+{
+	CurveRow   *rows;
+	double		ap = 0.0,
+				prev_recall = 0.0;
+	int64_t		i,
+				tp = 0,
+				fp = 0,
+				npos = 0;
+
+	if (n <= 0)
+		return ml_fail(err, ML_ERR_DATA, "no rows to build a curve from");
+	for (i = 0; i < n; i++)
+		npos += truth[i] ? 1 : 0;
+	*ap_out = NAN;
+	if (npos == 0)
+		return ML_OK;
+	rows = sorted_rows(env, truth, score, n);
+	if (!rows)
+		return ml_fail(err, ML_ERR_MEMORY, "out of memory building a curve of %lld rows",
+					   (long long) n);
+	for (i = 0; i < n; i++)
+	{
+		tp += rows[i].pos;
+		fp += 1 - rows[i].pos;
+		/* curve_binary's points, curve_recall's and curve_precision's values */
+		if (i == n - 1 || rows[i + 1].score != rows[i].score)
+		{
+			double		r = (double) tp / (double) npos;
+
+			ap += (r - prev_recall) * (tp + fp > 0 ? (double) tp / (double) (tp + fp) : 0.0);
+			prev_recall = r;
+		}
+	}
+	ml_free(env, rows);
+	*ap_out = ap;
+	return ML_OK;
 }
 
 /* The metric for a name; 0 when unknown. */

@@ -50,6 +50,10 @@ double		curve_recall(const BinaryCurve *c, int64_t i);
  * there is no positive.
  */
 double		curve_average_precision(const BinaryCurve *c);
+/* The same figure from the rows, without keeping the curve (less memory). */
+MlStatus	curve_average_precision_of(const MlEnv *env, const uint8_t *truth,
+									   const double *score, int64_t n, double *ap,
+									   MlError *err);
 
 /* The metrics a decision threshold can be tuned for. */
 typedef enum ThresholdMetric

@@ -89,74 +89,97 @@ typedef struct GbtGrad
 	const float *margin;		/* float, as XGBoost: the model keeps doubles */
 	float	   *gh;				/* 2 * n per margin column */
 	const double *cw;			/* class weights or NULL */
-	double		loss[64];		/* per task partial training loss */
+	double	   *loss_part;		/* NULL, or the training loss's chunk sums to fill */
 } GbtGrad;
 
-/* Gradient pairs (per class for multi:softmax) of one task's training rows. */
+/*
+ * Gradient pairs (per class for multi:softmax) of training row r; returns
+ * its term of the training loss (gbt_loss.c's, from the same p) when loss.
+ */
+static inline double
+grad_row(GbtGrad *a, uint32_t r, bool loss)
+{
+	size_t		n = (size_t) a->data->n;
+	const float *m = a->margin + r; /* class c at m[c * n] */
+	int			K = a->K,
+				y,
+				c;
+	double		w,
+				mx,
+				sum = 0,
+				ebuf[64];
+
+	if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
+	{
+		double		e = m[0] - gbt_target(a->data, r);
+
+		a->gh[2 * (size_t) r] = (float) e;
+		a->gh[2 * (size_t) r + 1] = 1.0f;
+		return loss ? e * e : 0;
+	}
+	y = a->data->y_class[r];
+	w = a->cw ? a->cw[y] : 1.0;
+	if (a->obj == TREE_OBJ_BINARY_LOGISTIC)
+	{
+		double		p = 1.0 / (1.0 + exp(-m[0]));
+		double		h = p * (1.0 - p);
+
+		if (h < 1e-16)
+			h = 1e-16;
+		a->gh[2 * (size_t) r] = (float) ((p - (double) y) * w);
+		a->gh[2 * (size_t) r + 1] = (float) (h * w);
+		return loss ? gbt_term_logistic(p, y) : 0;
+	}
+	mx = m[0];
+	for (c = 1; c < K; c++)
+		if (m[c * n] > mx)
+			mx = m[c * n];
+	for (c = 0; c < K; c++)
+	{
+		double		e = exp(m[c * n] - mx);
+
+		if (c < 64)
+			ebuf[c] = e;
+		sum += e;
+	}
+	for (c = 0; c < K; c++)
+	{
+		double		p = (c < 64 ? ebuf[c] : exp(m[c * n] - mx)) / sum;
+		double		h = 2.0 * p * (1.0 - p);
+
+		if (h < 1e-16)
+			h = 1e-16;
+		a->gh[(size_t) c * 2 * n + 2 * (size_t) r] = (float) ((p - (c == y ? 1.0 : 0.0)) * w);
+		a->gh[(size_t) c * 2 * n + 2 * (size_t) r + 1] = (float) (h * w);
+	}
+	return loss ? gbt_term_softmax(m[(size_t) y * n], mx, sum) : 0;
+}
+
+/*
+ * Gradient pairs of one task's training rows: whole loss chunks
+ * (GBT_LOSS_CHUNK rows) per task, so that with loss_part each chunk's
+ * training loss is summed here row by row as gbt_train_loss_of sums it.
+ */
 static void
 grad_task(void *arg, int task, int n_tasks)
 {
 	GbtGrad    *a = arg;
-	uint32_t	k0 = (uint32_t) ((uint64_t) a->n_rows * task / n_tasks),
-				k1 = (uint32_t) ((uint64_t) a->n_rows * (task + 1) / n_tasks),
-				k;
-	size_t		n = (size_t) a->data->n;
-	int			K = a->K;
+	uint32_t	nc = (a->n_rows + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK,
+				c0 = (uint32_t) ((uint64_t) nc * task / n_tasks),
+				c1 = (uint32_t) ((uint64_t) nc * (task + 1) / n_tasks),
+				c;
+	bool		loss = a->loss_part != NULL;
 
-	for (k = k0; k < k1; k++)
+	for (c = c0; c < c1; c++)
 	{
-		uint32_t	r = a->rows ? a->rows[k] : k;
-		const float *m = a->margin + r;	/* class c at m[c * n] */
+		uint32_t	k = c * GBT_LOSS_CHUNK,
+					k1 = a->n_rows - k < GBT_LOSS_CHUNK ? a->n_rows : k + GBT_LOSS_CHUNK;
+		double		s = 0;
 
-		if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
-		{
-			a->gh[2 * (size_t) r] = (float) (m[0] - a->data->y[r]);
-			a->gh[2 * (size_t) r + 1] = 1.0f;
-		}
-		else if (a->obj == TREE_OBJ_BINARY_LOGISTIC)
-		{
-			int			y = a->data->y_class[r];
-			double		w = a->cw ? a->cw[y] : 1.0;
-			double		p = 1.0 / (1.0 + exp(-m[0]));
-			double		h = p * (1.0 - p);
-
-			if (h < 1e-16)
-				h = 1e-16;
-			a->gh[2 * (size_t) r] = (float) ((p - (double) y) * w);
-			a->gh[2 * (size_t) r + 1] = (float) (h * w);
-		}
-		else
-		{
-			int			y = a->data->y_class[r];
-			double		w = a->cw ? a->cw[y] : 1.0;
-			double		mx = m[0],
-						sum = 0;
-			int			c;
-
-			double		ebuf[64];
-
-			for (c = 1; c < K; c++)
-				if (m[c * n] > mx)
-					mx = m[c * n];
-			for (c = 0; c < K; c++)
-			{
-				double		e = exp(m[c * n] - mx);
-
-				if (c < 64)
-					ebuf[c] = e;
-				sum += e;
-			}
-			for (c = 0; c < K; c++)
-			{
-				double		p = (c < 64 ? ebuf[c] : exp(m[c * n] - mx)) / sum;
-				double		h = 2.0 * p * (1.0 - p);
-
-				if (h < 1e-16)
-					h = 1e-16;
-				a->gh[(size_t) c * 2 * n + 2 * (size_t) r] = (float) ((p - (c == y ? 1.0 : 0.0)) * w);
-				a->gh[(size_t) c * 2 * n + 2 * (size_t) r + 1] = (float) (h * w);
-			}
-		}
+		for (; k < k1; k++)
+			s += grad_row(a, a->rows ? a->rows[k] : k, loss);
+		if (loss)
+			a->loss_part[c] = s;
 	}
 }
 
@@ -259,6 +282,7 @@ typedef struct GbtFit
 	float	   *gh;				/* K x 2n gradient pairs */
 	double	   *imp_best;		/* importances at the best validation round */
 	double	   *loss_part;		/* training-loss chunk sums (with a trace) */
+	int			loss_slot;		/* trace entry whose training loss is still to come, or -1 */
 	Gbt			g;
 	GbtGrad		ga;
 	ModelBuilder mb;
@@ -370,7 +394,7 @@ gbt_base_margins(GbtFit *f)
 		double		s = 0;
 
 		for (i = 0; i < f->n_train; i++)
-			s += data->y[ROW(i)];
+			s += gbt_target(data, ROW(i));
 		f->base[0] = s / f->n_train;
 	}
 	else
@@ -532,16 +556,29 @@ gbt_model_init(GbtFit *f)
 	return ML_OK;
 }
 
-/* Gradient pairs of every training row for the current margins. */
+/*
+ * Gradient pairs of every training row for the current margins; when the
+ * trace waits for the training loss of these margins (the last round's),
+ * it is summed in the same pass and filled in.
+ */
 static void
 gbt_gradients(GbtFit *f)
 {
 	int			nt = f->g.nt;
-	int64_t		maxt = f->n_train / 4096 + 1;
+	int64_t		maxt = f->n_train / 4096 + 1,
+				nc = (f->n_train + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK;
 
 	if (nt > maxt)
 		nt = (int) maxt;
+	if (nt > nc)
+		nt = (int) nc;
+	f->ga.loss_part = f->loss_slot >= 0 ? f->loss_part : NULL;
 	trees_run_tasks(f->env, nt, grad_task, &f->ga);
+	if (f->loss_slot >= 0)
+	{
+		f->p->trace->train_loss[f->loss_slot] = gbt_loss_total(f->obj, f->loss_part, f->n_train);
+		f->loss_slot = -1;
+	}
 }
 
 /*
@@ -718,12 +755,31 @@ gbt_track_validation(GbtFit *f, int round)
 		round - f->best_round >= f->p->early_stopping_rounds;
 }
 
-/* The training loss of the current margins (gbt_loss.c). */
-static double
-gbt_train_loss(GbtFit *f)
+/*
+ * The round's trace entry: its validation loss now, its training loss
+ * (that of the current margins) from the next round's gradient pass, which
+ * computes the same probabilities, or from gbt_trace_last_loss.
+ */
+static void
+gbt_trace_round(GbtFit *f)
 {
-	return gbt_train_loss_of(f->env, f->g.nt, f->data, f->obj, f->K, f->margin,
-							 f->rows, f->n_train, f->loss_part);
+	MlTrace    *t = f->p->trace;
+	int			n0 = t->n;
+
+	ml_trace_add(f->env, t, NAN, f->n_valid > 0 ? f->last_loss : NAN);
+	f->loss_slot = t->n > n0 ? n0 : -1;
+}
+
+/* The training loss of the last round's entry, when no gradient pass followed it (gbt_loss.c). */
+static void
+gbt_trace_last_loss(GbtFit *f)
+{
+	if (f->loss_slot < 0)
+		return;
+	f->p->trace->train_loss[f->loss_slot] =
+		gbt_train_loss_of(f->env, f->g.nt, f->data, f->obj, f->K, f->margin,
+						  f->rows, f->n_train, f->loss_part);
+	f->loss_slot = -1;
 }
 
 /* The rounds, with a cancel check before each and the validation loss after. */
@@ -742,6 +798,7 @@ gbt_boost(GbtFit *f)
 		if (!f->loss_part)
 			return ML_ERR_MEMORY;
 	}
+	f->loss_slot = -1;
 	f->best_round = -1;
 	f->rounds_done = 0;
 	f->best_loss = INFINITY;
@@ -756,11 +813,11 @@ gbt_boost(GbtFit *f)
 		f->rounds_done = round + 1;
 		stop = f->n_valid > 0 && gbt_track_validation(f, round);
 		if (f->p->trace)
-			ml_trace_add(f->env, f->p->trace, gbt_train_loss(f),
-						 f->n_valid > 0 ? f->last_loss : NAN);
+			gbt_trace_round(f);
 		if (stop)
 			break;
 	}
+	gbt_trace_last_loss(f);
 	if (ml_check(f->env, "gbt", f->rounds_done, f->p->n_estimators, f->last_loss))
 		return ml_fail_cancelled(f->err);
 	return ML_OK;

@@ -26,20 +26,12 @@ margin_loss_sum(const TreeData *data, TreeObjective obj, int K, const float *mar
 
 		if (obj == TREE_OBJ_REG_SQUAREDERROR)
 		{
-			double		e = m[0] - data->y[r];
+			double		e = m[0] - gbt_target(data, r);
 
 			s += e * e;
 		}
 		else if (obj == TREE_OBJ_BINARY_LOGISTIC)
-		{
-			double		p = 1.0 / (1.0 + exp(-m[0]));
-
-			if (data->y_class[r] == 0)
-				p = 1.0 - p;
-			if (p < 1e-15)
-				p = 1e-15;
-			s -= log(p);
-		}
+			s += gbt_term_logistic(1.0 / (1.0 + exp(-m[0])), data->y_class[r]);
 		else
 		{
 			double		mx = m[0],
@@ -51,7 +43,7 @@ margin_loss_sum(const TreeData *data, TreeObjective obj, int K, const float *mar
 					mx = m[c * n];
 			for (c = 0; c < K; c++)
 				sum += exp(m[c * n] - mx);
-			s -= (m[(size_t) data->y_class[r] * n] - mx) - log(sum);
+			s += gbt_term_softmax(m[(size_t) data->y_class[r] * n], mx, sum);
 		}
 	}
 	return s;
@@ -107,9 +99,7 @@ gbt_train_loss_of(const MlEnv *env, int nt, const TreeData *data, TreeObjective 
 				  const float *margin, const uint32_t *rows, uint32_t n_rows, double *part)
 {
 	GbtLoss		a;
-	uint32_t	c,
-				nc = (n_rows + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK;
-	double		s = 0;
+	uint32_t	nc = (n_rows + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK;
 
 	if (nt > (int) nc)
 		nt = (int) nc;
@@ -121,6 +111,20 @@ gbt_train_loss_of(const MlEnv *env, int nt, const TreeData *data, TreeObjective 
 	a.n_rows = n_rows;
 	a.part = part;
 	trees_run_tasks(env, nt < 1 ? 1 : nt, loss_task, &a);
+	return gbt_loss_total(obj, part, n_rows);
+}
+
+/*
+ * The training loss from its chunk sums (one per GBT_LOSS_CHUNK of n_rows
+ * rows), added in chunk order: the mean, or its root for squared error.
+ */
+double
+gbt_loss_total(TreeObjective obj, const double *part, uint32_t n_rows)
+{
+	uint32_t	c,
+				nc = (n_rows + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK;
+	double		s = 0;
+
 	for (c = 0; c < nc; c++)
 		s += part[c];
 	s /= n_rows;

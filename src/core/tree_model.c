@@ -274,13 +274,16 @@ trees_fit(const MlEnv *env, const TreeData *data, const TreeParams *p, TreeModel
 	}
 	else
 	{
-		if (!data->y)
+		/* only gbt reads the float copy of the targets */
+		if (data->y_float ? p->algorithm != TREE_ALGO_GBT : !data->y)
 			return ml_fail(err, ML_ERR_DATA, "regression needs a target");
 		for (i = 0; i < data->n; i++)
 		{
-			if (!isfinite(data->y[i]))
+			double		y = gbt_target(data, (size_t) i);
+
+			if (!isfinite(y))
 				return ml_fail(err, ML_ERR_DATA, "regression target of row %lld is %s",
-							   (long long) i, isnan(data->y[i]) ? "NaN or NULL" : "infinite");
+							   (long long) i, isnan(y) ? "NaN or NULL" : "infinite");
 			if (!(data->valid_mask && data->valid_mask[i]))
 				n_train++;
 		}

@@ -205,6 +205,12 @@ typedef struct TreeData
 	/* regress: finite targets */
 	const double *y;
 	/*
+	 * gbt regression, optional: the targets as floats, read instead of y
+	 * (which may then be NULL) when every target is exactly a float: the
+	 * same values in half the memory.
+	 */
+	const float *y_float;
+	/*
 	 * Optional, n bytes: nonzero marks a validation row. Validation rows
 	 * are not trained on; gbt reports the validation loss each round and
 	 * early_stopping_rounds uses it. NULL: every row trains.

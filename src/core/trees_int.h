@@ -7,6 +7,8 @@
 
 #include "trees.h"
 
+#include <math.h>
+
 typedef double v2d __attribute__((vector_size(16)));
 
 /* A node while training: splits are on bin codes. */
@@ -263,6 +265,37 @@ double		gbt_valid_loss(const TreeData *data, TreeObjective obj, int K, const flo
 double		gbt_train_loss_of(const MlEnv *env, int nt, const TreeData *data, TreeObjective obj,
 							  int K, const float *margin, const uint32_t *rows, uint32_t n_rows,
 							  double *part);
+double		gbt_loss_total(TreeObjective obj, const double *part, uint32_t n_rows);
+
+/*
+ * The terms of one row that the losses add up (s += term), shared by the
+ * loss pass (gbt_loss.c) and the gradient pass that sums the same loss
+ * (gbt.c), so that both give the same bits: the squared error e * e, and
+ * minus the log of the true class's probability (s += -x is s -= x).
+ */
+static inline double
+gbt_term_logistic(double p, int y)
+{
+	if (y == 0)
+		p = 1.0 - p;
+	if (p < 1e-15)
+		p = 1e-15;
+	return -log(p);
+}
+
+/* The softmax term from the true class's margin, the row's largest and the sum of exp(m - max). */
+static inline double
+gbt_term_softmax(double m_true, double mx, double sum)
+{
+	return -((m_true - mx) - log(sum));
+}
+
+/* A regression target: the float copy when there is one (TreeData.y_float), else the double. */
+static inline double
+gbt_target(const TreeData *data, size_t r)
+{
+	return data->y_float ? (double) data->y_float[r] : data->y[r];
+}
 #define GBT_GROUP 4				/* parents whose last-level children share a histogram run */
 #define PF_DIST 24				/* rows ahead to prefetch: scattered rows miss cache */
 #define PART_PF_DIST 64			/* the same for the partition, which reads one byte a row */

@@ -87,6 +87,11 @@ MlTask		trees_finish_targets(TreeLoad *L, const char *task_param, const char *ta
 /* Hands freed heap pages back to the kernel between phases. */
 void		trees_release_free_memory(void);
 
+/* fit_trees_params.c: params into TreeParams, class weights by label */
+void		trees_read_params(cJSON *params, TreeAlgorithm algo, MlTask task,
+							  int n_classes, TreeParams *tp, double **class_weights);
+void		trees_read_class_weights(cJSON *params, char **classes, int n_classes, double *w);
+
 /* gbt params.warm_start (fit_trees_warm.c). */
 void		trees_warm_read(PgEnv *pe, bytea *warm, MlModel *parent);
 void		trees_warm_check_features(const MlModel *parent, char **names, int d);

@@ -4,7 +4,9 @@
  * rows, loss-guided growth) must hash to the bytes the trainer gave at
  * b018f4b, before issue #13's speed work on it, with 1 and with 2 threads;
  * and the batch walk the training metrics use must give
- * trees_predict_row's bits.
+ * trees_predict_row's bits. The trace's training loss, summed in the next
+ * round's gradient pass, must equal the loss pass's, and float targets
+ * must train as the same doubles.
  */
 #include <math.h>
 
@@ -154,6 +156,116 @@ train_case(const BitsCase *c, const TreeData *data, const MlEnv *env, TreeModel 
 	return model_hash(m);
 }
 
+/* Trains case c for `rounds` rounds with a trace; false on failure. */
+static bool
+train_traced(const BitsCase *c, const TreeData *data, const MlEnv *env, int rounds,
+			 MlTrace *trace, uint64_t *hash)
+{
+	TreeParams	p;
+	TreeModel	m;
+	TreeFitInfo info;
+	MlError		err = {0};
+
+	trees_params_default(&p, TREE_ALGO_GBT, c->task);
+	p.n_estimators = rounds;
+	p.max_depth = 6;
+	p.learning_rate = 0.3;
+	p.subsample = c->subsample;
+	p.colsample = c->colsample;
+	p.max_leaves = c->max_leaves;
+	p.seed = 7;
+	if (c->valid)
+		p.early_stopping_rounds = 3;
+	memset(trace, 0, sizeof(*trace));
+	p.trace = trace;
+	if (trees_fit(env, data, &p, &m, &info, &err) != ML_OK)
+	{
+		printf("# %s: %s\n", c->name, err.msg);
+		return false;
+	}
+	*hash = model_hash(&m);
+	trees_model_free(env, &m);
+	return true;
+}
+
+/*
+ * The trace's training loss of round t comes from round t + 1's gradient
+ * pass, the last round's from a loss pass of its own: a fit stopped after
+ * t rounds computes round t's loss by that loss pass, so both fits must
+ * agree bit for bit on every round they share.
+ */
+static void
+check_trace_fused(const BitsCase *c, const TreeData *data, const MlEnv *env)
+{
+	static const int stops[] = {1, 2, 5, 7};
+	MlTrace		full,
+				part;
+	uint64_t	h;
+	bool		same = true;
+	int			s;
+
+	if (!train_traced(c, data, env, 8, &full, &h))
+	{
+		CHECK(false, "%s: traced fit", c->name);
+		return;
+	}
+	for (s = 0; s < 4 && stops[s] <= full.n; s++)
+	{
+		int			t = stops[s];
+
+		same &= train_traced(c, data, env, t, &part, &h) && part.n == t &&
+			memcmp(&part.train_loss[t - 1], &full.train_loss[t - 1], sizeof(double)) == 0 &&
+			memcmp(part.valid_loss, full.valid_loss, sizeof(double) * t) == 0;
+		ml_trace_free(env, &part);
+	}
+	CHECK(same && full.n > 0 && isfinite(full.train_loss[full.n - 1]),
+		  "%s: the trace's training loss from the gradient pass = the loss pass, bit for bit",
+		  c->name);
+	ml_trace_free(env, &full);
+}
+
+/*
+ * Regression on targets that are floats: the float copy (TreeData.y_float,
+ * no double array) gives the bytes and the trace of the doubles.
+ */
+static void
+check_float_targets(const TreeBins *bins, const uint8_t *B)
+{
+	const BitsCase *c = &cases[2];
+	double	   *yd = malloc(sizeof(double) * N_ROWS);
+	float	   *yf = malloc(sizeof(float) * N_ROWS);
+	TreeData	data;
+	MlTrace		t1,
+				t2;
+	uint64_t	h1 = 0,
+				h2 = 1;
+	bool		ok;
+	int64_t		i;
+
+	for (i = 0; i < N_ROWS; i++)
+	{
+		yf[i] = (float) yr[i];
+		yd[i] = yf[i];
+	}
+	memset(&data, 0, sizeof(data));
+	data.B = B;
+	data.n = N_ROWS;
+	data.d = N_FEAT;
+	data.bins = bins;
+	data.y = yd;
+	ok = train_traced(c, &data, &env2, 8, &t1, &h1);
+	data.y = NULL;
+	data.y_float = yf;
+	ok &= train_traced(c, &data, &env2, 8, &t2, &h2);
+	CHECK(ok && h1 == h2 && t1.n == t2.n &&
+		  memcmp(t1.train_loss, t2.train_loss, sizeof(double) * t1.n) == 0,
+		  "regression: float targets give the model and trace of the same doubles");
+	ml_trace_free(&env2, &t1);
+	ml_trace_free(&env2, &t2);
+	free(yd);
+	free(yf);
+}
+
 /* The batch walk of a forest and of a decision tree (regression and classes). */
 static void
 check_other_batches(const TreeBins *bins, const uint8_t *B, const double *R)
@@ -235,10 +347,12 @@ main(void)
 		CHECK(h1 == c->expect, "%s: the bytes of the trainer at b018f4b (%016llx)",
 			  c->name, (unsigned long long) h1);
 		CHECK(batch_equals_rows(&m1, R, 4000), "%s: batch walk = row walk, bit for bit", c->name);
+		check_trace_fused(c, &data, k % 2 ? &env2 : &env1);
 		trees_model_free(&env1, &m1);
 		trees_model_free(&env1, &m2);
 	}
 	check_other_batches(&bins, B, R);
+	check_float_targets(&bins, B);
 	trees_bins_free(&env1, &bins);
 	free(B);
 	free(R);

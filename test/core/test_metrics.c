@@ -4,7 +4,8 @@
  * accuracy and macro / weighted precision, recall and F1 from counts and
  * from labels, log_loss with its clipping, roc_auc (ties, one class absent,
  * one-vs-rest), and the regression metrics with their streaming merge and
- * edge cases. Prints TAP; exits non-zero on failure.
+ * edge cases; average precision without the curve = from the curve, bit for
+ * bit. Prints TAP; exits non-zero on failure.
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "mltest.h"
 #include "metrics.h"
+#include "curves.h"
 
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-9)
 
@@ -248,9 +250,52 @@ test_regression_edges(void)
 	CHECK(metrics_reg_finish(&empty, &m, &err) == ML_ERR_DATA, "finishing no rows is ML_ERR_DATA");
 }
 
+/*
+ * curve_average_precision_of gives curve_average_precision's bits (scores
+ * with many ties and without, few positives, none).
+ */
+static void
+test_average_precision_of(void)
+{
+	MlEnv		env = mlt_env(1);
+	int			n = 20000,
+				k,
+				i;
+	uint8_t    *truth = malloc(n);
+	double	   *score = malloc(sizeof(double) * n);
+	bool		same = true;
+
+	for (k = 0; k < 4; k++)
+	{
+		MlRng		r;
+		BinaryCurve c;
+		MlError		err = {0};
+		double		a1,
+					a2 = 0;
+
+		ml_rng_seed(&r, 17 + k);
+		for (i = 0; i < n; i++)
+		{
+			double		u = ml_rng_uniform(&r);
+
+			score[i] = k == 0 ? floor(u * 50) / 50 : u;	/* k 0: ties */
+			truth[i] = k == 3 ? 0 : ml_rng_uniform(&r) < (k == 2 ? 0.01 : 0.3 + 0.4 * u);
+		}
+		curve_binary(&env, truth, score, n, &c, &err);
+		a1 = curve_average_precision(&c);
+		curve_free(&env, &c);
+		same &= curve_average_precision_of(&env, truth, score, n, &a2, &err) == ML_OK &&
+			(k == 3 ? isnan(a1) && isnan(a2) : memcmp(&a1, &a2, sizeof(double)) == 0);
+	}
+	CHECK(same, "average precision without the curve = from the curve, bit for bit");
+	free(truth);
+	free(score);
+}
+
 int
 main(void)
 {
+	test_average_precision_of();
 	test_label_metrics();
 	test_from_counts();
 	test_binary_proba();

@@ -457,6 +457,20 @@ gbt_grower_init(GbtFit *f)
 		if (g->n_pool < 4)
 			g->n_pool = 4;
 	}
+	/*
+	 * The padded histogram layout (HIST_STRIDE slots a feature, the fast
+	 * kernel) when as many buffers fit in GBT_POOL_BYTES: the pool size,
+	 * so the model, is then the same in either layout.
+	 */
+	if ((double) g->n_pool * f->d * HIST_STRIDE * sizeof(v2d) <= (double) GBT_POOL_BYTES)
+	{
+		int			j;
+
+		for (j = 0; j <= f->d; j++)
+			f->off[j] = (uint32_t) j * HIST_STRIDE;
+		f->slots = g->slots = slots = (uint32_t) f->d * HIST_STRIDE;
+		g->padded = true;
+	}
 	g->eval_cap = 2 * g->n_pool + 2;
 	g->idx = ml_alloc(env, sizeof(uint32_t) * n_train);
 	g->part_scratch = n_train < PART_CHUNK ? n_train : PART_CHUNK;

@@ -257,6 +257,7 @@ double		gbt_train_loss_of(const MlEnv *env, int nt, const TreeData *data, TreeOb
 #define GBT_GROUP 4				/* parents whose last-level children share a histogram run */
 #define PF_DIST 24				/* rows ahead to prefetch: scattered rows miss cache */
 #define PART_PF_DIST 64			/* the same for the partition, which reads one byte a row */
+#define HIST_STRIDE 256			/* gbt: slots per feature in the padded histogram layout */
 
 /*
  * gbt: rows per partition chunk (gbt_grow.c): a node's rows are
@@ -316,6 +317,7 @@ typedef struct Gbt
 	int			nf;
 	bool		all_feat;
 	bool		idx_in_order;	/* idx[k] == k until the first partition */
+	bool		padded;			/* feature j's histogram at slot j * HIST_STRIDE */
 	double		lambda;
 	double		mcw;
 	double		gamma;

@@ -234,7 +234,7 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	gbt_sizes(n, p, &n_pool, &max_tn);
 	total = (double) n * (4.0 * K + 8.0 * K + 4);	/* margins, gh, idx */
 	if (gbt_by_pos(p, K, max_tn))
-		total += (double) n * (max_tn + 1 > 256 ? 2 : 1) + (double) (max_tn + 1) * nt * 25;	/* positions */
+		total += (double) n * (max_tn + 1 > 256 ? 2 : 1) + (double) (max_tn + 1) * nt * 13;	/* positions */
 	else
 	{
 		total += (double) n * 2;	/* tmp (n / 2 rows) */
@@ -453,7 +453,7 @@ gbt_pos_init(GbtFit *f)
 	g->pos_wide = g->n_pos_nodes > 256;
 	g->pos = ml_alloc(env, (g->pos_wide ? 2 : 1) * (size_t) f->n);
 	g->rule = ml_alloc(env, sizeof(PosRule) * g->n_pos_nodes);
-	g->pos_cnt = ml_alloc(env, sizeof(uint32_t) * 4 * g->n_pos_nodes * g->nt);
+	g->pos_cnt = ml_alloc(env, sizeof(uint32_t) * g->n_pos_nodes * g->nt);
 	g->pos_dst = ml_alloc(env, sizeof(uint32_t *) * g->n_pos_nodes * g->nt);
 	g->pos_step = ml_alloc(env, g->n_pos_nodes);
 	g->pos_trash = ml_alloc(env, sizeof(uint32_t) * 16 * g->nt);

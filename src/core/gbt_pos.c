@@ -15,9 +15,6 @@
 
 #include <string.h>
 
-/* Copies of the row counters (see pos_move_rows). */
-#define POS_COPIES 4
-
 /* Rows ahead a pass over the binned matrix prefetches. */
 #define POS_PF_ROWS 64
 
@@ -69,8 +66,7 @@ pos_tasks(const Gbt *g)
 static inline void
 pos_move_rows(Gbt *g, int task, int n_tasks, bool wide)
 {
-	uint32_t	nn = g->n_pos_nodes,
-			   *cnt = g->pos_cnt + (size_t) task * POS_COPIES * nn;
+	uint32_t   *cnt = g->pos_cnt + (size_t) task * g->n_pos_nodes;
 	const PosRule *rules = g->rule;
 	const uint8_t *B = g->B;
 	size_t		d = (size_t) g->d,
@@ -79,13 +75,13 @@ pos_move_rows(Gbt *g, int task, int n_tasks, bool wide)
 				r;
 	uint8_t    *pos8 = g->pos;
 	uint16_t   *pos16 = g->pos;
-	uint32_t	c;
-	int			k;
 
 	pos_range(g, task, n_tasks, &r0, &r1);
-	memset(cnt, 0, sizeof(uint32_t) * POS_COPIES * nn);
+	memset(cnt, 0, sizeof(uint32_t) * g->n_pos_nodes);
 	for (r = r0; r < r1; r++)
 	{
+		uint32_t	c;
+
 		if ((r & 3) == 0)
 			__builtin_prefetch(B + (r + POS_PF_ROWS) * d);
 		c = pos_route(rules, B + r * d, wide ? pos16[r] : pos8[r]);
@@ -93,12 +89,8 @@ pos_move_rows(Gbt *g, int task, int n_tasks, bool wide)
 			pos16[r] = (uint16_t) c;
 		else
 			pos8[r] = (uint8_t) c;
-		/* counters by row mod POS_COPIES: no chain of increments of one counter */
-		cnt[(r % POS_COPIES) * nn + c]++;
+		cnt[c]++;
 	}
-	for (k = 1; k < POS_COPIES; k++)
-		for (c = 0; c < nn; c++)
-			cnt[c] += cnt[(size_t) k * nn + c];
 }
 
 /* pos_move_rows for one byte or two a row. */
@@ -130,6 +122,24 @@ pos_list_rows(Gbt *g, int task, int n_tasks, bool wide)
 				r;
 
 	pos_range(g, task, n_tasks, &r0, &r1);
+	if (g->pos_one >= 0)
+	{
+		/*
+		 * One node listed (the root's split): its cursor in a register.
+		 * Every row is written, the node's rows advance; the loop ends at
+		 * the task's last row of the node, so nothing lands past its share.
+		 */
+		uint32_t	s = (uint32_t) g->pos_one,
+				   *w = dst[s],
+				   *w_end = w + g->pos_cnt[(size_t) task * g->n_pos_nodes + s];
+
+		for (r = r0; w < w_end; r++)
+		{
+			*w = (uint32_t) r;
+			w += (wide ? pos16[r] : pos8[r]) == s;
+		}
+		return;
+	}
 	for (r = r0; r < r1; r++)
 	{
 		uint32_t	c = wide ? pos16[r] : pos8[r];
@@ -242,17 +252,18 @@ gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
 					at;
 
 		for (t = 0; t < nt; t++)
-			nl += g->pos_cnt[(size_t) t * POS_COPIES * n_nodes + l];
+			nl += g->pos_cnt[(size_t) t * n_nodes + l];
 		mids[q] = nd->begin + nl;
 		nr = nd->end - mids[q];
 		/* the smaller child as split_finish picks it (ties: left) */
 		small = nl <= nr ? l : l + 1;
 		at = small == l ? nd->begin : mids[q];
 		g->pos_step[small] = 1;
+		g->pos_one = np == 1 ? (int) small : -1;
 		for (t = 0; t < nt; t++)
 		{
 			g->pos_dst[(size_t) t * n_nodes + small] = g->idx + at;
-			at += g->pos_cnt[(size_t) t * POS_COPIES * n_nodes + small];
+			at += g->pos_cnt[(size_t) t * n_nodes + small];
 		}
 	}
 	trees_run_tasks(g->env, nt, pos_list_task, g);

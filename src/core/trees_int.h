@@ -287,7 +287,7 @@ typedef struct PosRule
 	uint8_t		dl;
 } PosRule;
 
-/* gbt: the deepest tree the row positions serve (node count <= GBT_POS_NODES). */
+/* gbt: the deepest tree the row positions serve (node count < GBT_POS_NODES). */
 #define GBT_POS_NODES 4096
 
 /* gbt: the best split of a node (left child sums GL, HL). */
@@ -363,6 +363,7 @@ typedef struct Gbt
 	uint32_t   *pos_cnt;		/* rows per node per task (nt * n_pos_nodes) */
 	uint32_t  **pos_dst;		/* list cursor per node per task (nt * n_pos_nodes) */
 	uint8_t    *pos_step;		/* 1: the node's rows are listed (n_pos_nodes) */
+	int			pos_one;		/* the only node listed, or -1 */
 	uint32_t   *pos_trash;		/* dummy cursor target, 16 per task */
 } Gbt;
 

@@ -235,7 +235,10 @@ gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
 				t;
 	uint32_t	n_nodes = g->n_pos_nodes;
 
+	if (np == 0)
+		return;
 	g->idx_in_order = false;
+	g->pos_one = -1;
 	gbt_pos_rules(g, pend, np);
 	trees_run_tasks(g->env, nt, pos_move_task, g);
 	memset(g->pos_step, 0, n_nodes);
@@ -259,7 +262,8 @@ gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
 		small = nl <= nr ? l : l + 1;
 		at = small == l ? nd->begin : mids[q];
 		g->pos_step[small] = 1;
-		g->pos_one = np == 1 ? (int) small : -1;
+		if (np == 1)
+			g->pos_one = (int) small;
 		for (t = 0; t < nt; t++)
 		{
 			g->pos_dst[(size_t) t * n_nodes + small] = g->idx + at;

@@ -234,7 +234,9 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	gbt_sizes(n, p, &n_pool, &max_tn);
 	total = (double) n * (4.0 * K + 8.0 * K + 4);	/* margins, gh, idx */
 	if (gbt_by_pos(p, K, max_tn))
-		total += (double) n * (max_tn + 1 > 256 ? 2 : 1) + (double) (max_tn + 1) * nt * 13;	/* positions */
+		total += (double) n * (max_tn + 1 > 256 ? 2 : 1) +	/* positions, rules, counts, cursors */
+			(double) (max_tn + 1) * (sizeof(PosRule) + 1 + nt * (sizeof(uint32_t) + sizeof(uint32_t *))) +
+			(double) nt * 64;
 	else
 	{
 		total += (double) n * 2;	/* tmp (n / 2 rows) */
@@ -247,7 +249,9 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	else
 		total += (double) n_pool * d * 256 * sizeof(v2d);
 	total += (double) max_tn * (sizeof(TrainNode) + sizeof(Split));
-	total += (double) (n_pool + 2) * nt * sizeof(Split) + (double) d * 64;
+	total += (double) (2 * n_pool + 2) * nt * sizeof(Split) + (double) d * 64;
+	/* the model: nodes and covers, arrays grown by doubling */
+	total += (double) p->n_estimators * K * max_tn * (sizeof(TreeNode) + sizeof(double)) * 2;
 	total += (double) (2 * n_pool + 2) * 2 * sizeof(int) + (double) nt * 8;	/* by-node plan */
 	if (total > (double) SIZE_MAX / 2)
 		return SIZE_MAX;

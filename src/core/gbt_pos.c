@@ -1,7 +1,8 @@
 /*
  * gbt_pos.c: the depth-wise gbt grower's row positions. Every row of the
  * data has the training node it is in (g->pos, one byte a row when the
- * tree has fewer than 255 nodes, else two). A level's split moves rows to
+ * tree has at most 255 nodes, else two; gbt_fit picks this path for
+ * depth-wise trees of one tree a round). A level's split moves rows to
  * their children in one pass over the rows in row order, reading the
  * binned matrix front to back (the hardware prefetches it), not a cache
  * line per row in a node's order; a second pass writes the rows of each

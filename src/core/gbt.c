@@ -231,6 +231,19 @@ gbt_sizes(int64_t n, const TreeParams *p, int *n_pool, int *max_tn)
 	*max_tn = (int) nodes;
 }
 
+/*
+ * Whether the grower splits rows by position (gbt_pos.c): depth-wise trees
+ * of at most GBT_POS_NODES nodes, one tree a round. Loss-guided and deeper
+ * trees partition the index in place, and so do multi:softmax rounds: there
+ * each class's tree starts from the row order the previous class's tree
+ * left in idx, and its sums follow that order (not ascending rows).
+ */
+static bool
+gbt_by_pos(const TreeParams *p, int K, int max_tn)
+{
+	return p->max_leaves <= 0 && K == 1 && max_tn < GBT_POS_NODES;
+}
+
 /* Bytes a gbt fit of n rows x d features needs (for the memory budget). */
 size_t
 gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
@@ -242,8 +255,16 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	int			nt = p->n_threads > 0 ? p->n_threads : 2;
 
 	gbt_sizes(n, p, &n_pool, &max_tn);
-	total = (double) n * (4.0 * K + 8.0 * K + 4 + 2);	/* margins, gh, idx, tmp (n / 2) */
-	total += (double) nt * PART_CHUNK * 4;	/* tmp when n / 2 is less than the partition scratch */
+	total = (double) n * (4.0 * K + 8.0 * K + 4);	/* margins, gh, idx */
+	if (gbt_by_pos(p, K, max_tn))
+		total += (double) n * (max_tn + 1 > 256 ? 2 : 1) +	/* positions, rules, counts, cursors */
+			(double) (max_tn + 1) * (sizeof(PosRule) + 1 + nt * (sizeof(uint32_t) + sizeof(uint32_t *))) +
+			(double) nt * 64;
+	else
+	{
+		total += (double) n * 2;	/* tmp (n / 2 rows) */
+		total += (double) nt * PART_CHUNK * 4;	/* tmp when n / 2 is less than the partition scratch */
+	}
 	if (p->early_stopping_rounds > 0)
 		total += (double) n * 4;	/* training / validation row lists */
 	if ((double) n_pool * d * 256 * sizeof(v2d) > (double) GBT_POOL_BYTES)
@@ -251,7 +272,9 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	else
 		total += (double) n_pool * d * 256 * sizeof(v2d);
 	total += (double) max_tn * (sizeof(TrainNode) + sizeof(Split));
-	total += (double) (n_pool + 2) * nt * sizeof(Split) + (double) d * 64;
+	total += (double) (2 * n_pool + 2) * nt * sizeof(Split) + (double) d * 64;
+	/* the model: nodes and covers, arrays grown by doubling */
+	total += (double) p->n_estimators * K * max_tn * (sizeof(TreeNode) + sizeof(double)) * 2;
 	total += (double) (2 * n_pool + 2) * 2 * sizeof(int) + (double) nt * 8;	/* by-node plan */
 	if (total > (double) SIZE_MAX / 2)
 		return SIZE_MAX;
@@ -445,6 +468,28 @@ gbt_base_margins(GbtFit *f)
 	return ML_OK;
 }
 
+/* The row positions: one byte a row when the node count allows, else two. */
+static MlStatus
+gbt_pos_init(GbtFit *f)
+{
+	Gbt		   *g = &f->g;
+	const MlEnv *env = f->env;
+
+	g->by_pos = true;
+	g->n_rows = (uint32_t) f->n;
+	g->n_pos_nodes = (uint32_t) g->max_tn + 1;
+	g->pos_wide = g->n_pos_nodes > 256;
+	g->pos = ml_alloc(env, (g->pos_wide ? 2 : 1) * (size_t) f->n);
+	g->rule = ml_alloc(env, sizeof(PosRule) * g->n_pos_nodes);
+	g->pos_cnt = ml_alloc(env, sizeof(uint32_t) * g->n_pos_nodes * g->nt);
+	g->pos_dst = ml_alloc(env, sizeof(uint32_t *) * g->n_pos_nodes * g->nt);
+	g->pos_step = ml_alloc(env, g->n_pos_nodes);
+	g->pos_trash = ml_alloc(env, sizeof(uint32_t) * 16 * g->nt);
+	if (!g->pos || !g->rule || !g->pos_cnt || !g->pos_dst || !g->pos_step || !g->pos_trash)
+		return ML_ERR_MEMORY;
+	return ML_OK;
+}
+
 /* The tree grower: parameters, pool size and every buffer. */
 static MlStatus
 gbt_grower_init(GbtFit *f)
@@ -481,13 +526,38 @@ gbt_grower_init(GbtFit *f)
 		if (g->n_pool < 4)
 			g->n_pool = 4;
 	}
+	/*
+	 * The padded histogram layout (HIST_STRIDE slots a feature, the fast
+	 * kernel) when as many buffers fit in GBT_POOL_BYTES: the pool size,
+	 * so the model, is then the same in either layout.
+	 */
+	if ((double) g->n_pool * f->d * HIST_STRIDE * sizeof(v2d) <= (double) GBT_POOL_BYTES)
+	{
+		int			j;
+
+		for (j = 0; j <= f->d; j++)
+			f->off[j] = (uint32_t) j * HIST_STRIDE;
+		f->slots = g->slots = slots = (uint32_t) f->d * HIST_STRIDE;
+		g->padded = true;
+	}
 	g->eval_cap = 2 * g->n_pool + 2;
 	g->idx = ml_alloc(env, sizeof(uint32_t) * n_train);
-	g->part_scratch = n_train < PART_CHUNK ? n_train : PART_CHUNK;
-	tmp_rows = (size_t) n_train / 2 + 1;
-	if (tmp_rows < (size_t) g->nt * g->part_scratch)
-		tmp_rows = (size_t) g->nt * g->part_scratch;
-	g->tmp = ml_alloc(env, sizeof(uint32_t) * tmp_rows);
+	if (gbt_by_pos(p, f->K, g->max_tn))
+	{
+		if (gbt_pos_init(f) != ML_OK)
+			return ML_ERR_MEMORY;
+	}
+	else
+	{
+		g->part_scratch = n_train < PART_CHUNK ? n_train : PART_CHUNK;
+		tmp_rows = (size_t) n_train / 2 + 1;
+		if (tmp_rows < (size_t) g->nt * g->part_scratch)
+			tmp_rows = (size_t) g->nt * g->part_scratch;
+		g->tmp = ml_alloc(env, sizeof(uint32_t) * tmp_rows);
+		g->chunks = ml_alloc(env, sizeof(PartChunk) * ((size_t) n_train / PART_CHUNK + (size_t) g->max_tn + 2));
+		if (!g->tmp || !g->chunks)
+			return ML_ERR_MEMORY;
+	}
 	g->tn = ml_alloc(env, sizeof(TrainNode) * (size_t) g->max_tn);
 	g->split = ml_alloc(env, sizeof(Split) * (size_t) g->max_tn);
 	g->pool = ml_alloc(env, sizeof(v2d) * (size_t) slots * (size_t) g->n_pool);
@@ -499,12 +569,11 @@ gbt_grower_init(GbtFit *f)
 	g->job_task = ml_alloc(env, sizeof(int) * (size_t) g->eval_cap);
 	g->eval_task = ml_alloc(env, sizeof(int) * (size_t) g->eval_cap);
 	g->task_load = ml_alloc(env, sizeof(uint64_t) * (size_t) g->nt);
-	g->chunks = ml_alloc(env, sizeof(PartChunk) * ((size_t) n_train / PART_CHUNK + (size_t) g->max_tn + 2));
 	g->pend = ml_alloc(env, sizeof(int) * (size_t) g->max_tn);
 	g->mids = ml_alloc(env, sizeof(uint32_t) * (size_t) g->max_tn);
-	if (!g->idx || !g->tmp || !g->tn || !g->split || !g->pool || !g->free_list || !g->feat ||
+	if (!g->idx || !g->tn || !g->split || !g->pool || !g->free_list || !g->feat ||
 		!g->jobs || !g->eval || !g->task_split || !g->job_task || !g->eval_task || !g->task_load ||
-		!g->chunks || !g->pend || !g->mids)
+		!g->pend || !g->mids)
 		return ML_ERR_MEMORY;
 	return ML_OK;
 }
@@ -699,7 +768,10 @@ gbt_update_margins(GbtFit *f, float *mc, uint32_t ns)
 	mt.ns = ns;
 	if (ns < 65536)
 		ntk = 1;
-	trees_run_tasks(f->env, ntk, margin_task, &mt);
+	if (g->by_pos)
+		gbt_pos_margins(g, mc);
+	else
+		trees_run_tasks(f->env, ntk, margin_task, &mt);
 	for (k = ns; k < f->n_train; k++)
 	{
 		uint32_t	r = g->idx[k];
@@ -886,6 +958,12 @@ gbt_fit_free(GbtFit *f)
 	ml_free(env, f->g.chunks);
 	ml_free(env, f->g.pend);
 	ml_free(env, f->g.mids);
+	ml_free(env, f->g.pos);
+	ml_free(env, f->g.rule);
+	ml_free(env, f->g.pos_cnt);
+	ml_free(env, f->g.pos_dst);
+	ml_free(env, f->g.pos_step);
+	ml_free(env, f->g.pos_trash);
 }
 
 /*

@@ -190,6 +190,16 @@ partition_nodes(Gbt *g, const int *pend, int np, uint32_t *mids)
 	}
 }
 
+/* Moves the rows of nodes pend[0..np) to their children (mids: first right rows). */
+static void
+split_rows(Gbt *g, const int *pend, int np, uint32_t *mids)
+{
+	if (g->by_pos)
+		gbt_pos_partition(g, pend, np, mids);
+	else
+		partition_nodes(g, pend, np, mids);
+}
+
 /* Takes node's best split and reserves its children; false when the node
  * array is full (the node stays a leaf). */
 static bool
@@ -325,6 +335,8 @@ grow_depthwise(Gbt *g)
 			 * The children are leaves: leave their rows in the parent's
 			 * range, the margin update routes them (saves a partition).
 			 */
+			if (g->by_pos)
+				gbt_pos_rules(g, g->pend, np);
 			for (q = 0; q < np; q++)
 				split_finish(g, g->pend[q], UINT32_MAX);
 		}
@@ -335,7 +347,7 @@ grow_depthwise(Gbt *g)
 			 * dropped once their splits are known, so build them for a
 			 * few parents at a time (GBT_GROUP more buffers, not np).
 			 */
-			partition_nodes(g, g->pend, np, g->mids);
+			split_rows(g, g->pend, np, g->mids);
 			for (q = 0; q < np; q += GBT_GROUP)
 			{
 				int			q1 = q + GBT_GROUP < np ? q + GBT_GROUP : np,
@@ -353,7 +365,7 @@ grow_depthwise(Gbt *g)
 		}
 		else
 		{
-			partition_nodes(g, g->pend, np, g->mids);
+			split_rows(g, g->pend, np, g->mids);
 			for (q = 0; q < np; q++)
 				split_finish(g, g->pend[q], g->mids[q]);
 		}
@@ -426,6 +438,8 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 	}
 	root->grad_sum = G;
 	root->hess_sum = H;
+	if (g->by_pos)
+		gbt_pos_start(g, ns);
 	g->n_jobs = g->n_eval = 0;
 	if (!can_split(g, root))
 		return;

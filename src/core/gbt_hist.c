@@ -12,98 +12,160 @@
 #include <string.h>
 
 /*
- * Accumulates the gradient pairs of a node's rows into h for features
- * [q0, q1). Features go in blocks of HIST_BLOCK_SLOTS histogram slots
- * (8192 slots, 128 kB: L2; 2048, the L1 size, measured slower): a pass over
- * the rows per block.
+ * Histogram building: the gradient pairs of a node's rows added into h for
+ * features [q0, q1). Features go in blocks of at most HIST_BLOCK_SLOTS
+ * histogram slots (8192 slots, 128 kB: L2; 2048, the L1 size, measured
+ * slower): a pass over the rows per block. Each slot's sum takes the rows
+ * in idx order whatever the kernel or block, so the bits do not depend on
+ * them.
  */
 #define HIST_BLOCK_SLOTS 8192
 
-static void
-build_hist(const Gbt *g, const TrainNode *nd, v2d *h, int q0, int q1)
+/*
+ * The row of step k and its gradient pair; prefetches the row and pair
+ * PF_DIST steps ahead (rows may straddle lines: both ends of the span).
+ */
+static inline uint32_t
+hist_row(const Gbt *g, const TrainNode *nd, uint32_t k, int j0, int j1, v2d *v)
 {
-	const uint32_t *idx = g->idx;
-	const float *gh = g->gh;
-	const uint8_t *B = g->B;
+	uint32_t	r = g->idx_in_order ? k : g->idx[k];
+	size_t		d = (size_t) g->d;
+
+	if (!g->idx_in_order && k + PF_DIST < nd->end)
+	{
+		uint32_t	rp = g->idx[k + PF_DIST];
+
+		__builtin_prefetch(g->B + rp * d + j0);
+		__builtin_prefetch(g->B + rp * d + j1 - 1);
+		__builtin_prefetch(g->gh + 2 * (size_t) rp);
+	}
+	*v = (v2d)
+	{
+		g->gh[2 * (size_t) r], g->gh[2 * (size_t) r + 1]
+	};
+	return r;
+}
+
+/*
+ * Contiguous features [j0, j1) in the padded layout (feature j's slots at
+ * j * HIST_STRIDE): the slot offsets are constants of the unrolled loop, so
+ * an update is a byte load, a load and a store (measured -18% against the
+ * offset table of hist_block_packed).
+ */
+static void
+hist_block_padded(const Gbt *g, const TrainNode *nd, v2d *h, int j0, int j1)
+{
+	const uint8_t *B = g->B + j0;
+	v2d		   *hb = h + (size_t) j0 * HIST_STRIDE;
+	size_t		d = (size_t) g->d;
+	int			nfb = j1 - j0;
+	uint32_t	k;
+
+	for (k = nd->begin; k < nd->end; k++)
+	{
+		v2d			v;
+		uint32_t	r = hist_row(g, nd, k, j0, j1, &v);
+		const uint8_t *row = B + r * d;
+		v2d		   *hj = hb;
+		int			j;
+
+		for (j = 0; j + 4 <= nfb; j += 4, hj += 4 * HIST_STRIDE)
+		{
+			hj[row[j]] += v;
+			hj[HIST_STRIDE + row[j + 1]] += v;
+			hj[2 * HIST_STRIDE + row[j + 2]] += v;
+			hj[3 * HIST_STRIDE + row[j + 3]] += v;
+		}
+		for (; j < nfb; j++, hj += HIST_STRIDE)
+			hj[row[j]] += v;
+	}
+}
+
+/* Contiguous features [j0, j1) in the packed layout (offsets g->off). */
+static void
+hist_block_packed(const Gbt *g, const TrainNode *nd, v2d *h, int j0, int j1)
+{
+	const uint8_t *B = g->B + j0;
+	v2d		   *hb = h + g->off[j0];
+	size_t		d = (size_t) g->d;
+	int			nfb = j1 - j0,
+				j;
+	uint32_t	rel[HIST_BLOCK_SLOTS],
+				k;
+
+	for (j = 0; j < nfb; j++)
+		rel[j] = g->off[j0 + j] - g->off[j0];
+	for (k = nd->begin; k < nd->end; k++)
+	{
+		v2d			v;
+		uint32_t	r = hist_row(g, nd, k, j0, j1, &v);
+		const uint8_t *row = B + r * d;
+
+		for (j = 0; j + 4 <= nfb; j += 4)
+		{
+			v2d		   *p0 = hb + rel[j] + row[j];
+			v2d		   *p1 = hb + rel[j + 1] + row[j + 1];
+			v2d		   *p2 = hb + rel[j + 2] + row[j + 2];
+			v2d		   *p3 = hb + rel[j + 3] + row[j + 3];
+
+			*p0 += v;
+			*p1 += v;
+			*p2 += v;
+			*p3 += v;
+		}
+		for (; j < nfb; j++)
+			hb[rel[j] + row[j]] += v;
+	}
+}
+
+/* The tree's features g->feat[qa, qb) (a column sample), any layout. */
+static void
+hist_block_sampled(const Gbt *g, const TrainNode *nd, v2d *h, int qa, int qb)
+{
 	const uint32_t *off = g->off;
 	const int  *feat = g->feat;
 	size_t		d = (size_t) g->d;
+	uint32_t	k;
+
+	for (k = nd->begin; k < nd->end; k++)
+	{
+		v2d			v;
+		uint32_t	r = hist_row(g, nd, k, feat[qa], feat[qa] + 1, &v);
+		const uint8_t *row = g->B + r * d;
+		int			q;
+
+		for (q = qa; q < qb; q++)
+		{
+			int			j = feat[q];
+
+			h[off[j] + row[j]] += v;
+		}
+	}
+}
+
+/*
+ * Builds node nd's histogram in h for the tree's features [q0, q1), block
+ * by block (a block: features whose used slots, bins + 1 each, fit in
+ * HIST_BLOCK_SLOTS).
+ */
+static void
+build_hist(const Gbt *g, const TrainNode *nd, v2d *h, int q0, int q1)
+{
 	int			qa = q0;
-	bool		in_order = g->idx_in_order; /* the root's rows in order: no gather */
 
 	while (qa < q1)
 	{
 		int			qb = qa + 1;
-		uint32_t	k;
+		uint32_t	used = g->nb[g->feat[qa]] + 1;
 
-		while (qb < q1 && off[feat[qb]] + g->nb[feat[qb]] + 1 - off[feat[qa]] <= HIST_BLOCK_SLOTS)
-			qb++;
-		if (g->all_feat)
-		{
-			int			j0 = qa,
-						j1 = qb;
-			v2d		   *hb = h + off[j0];
-			int			nfb = j1 - j0,
-						j;
-			uint32_t	rel[HIST_BLOCK_SLOTS];
-
-			for (j = 0; j < nfb; j++)
-				rel[j] = off[j0 + j] - off[j0];
-			/* contiguous features: offsets relative to the block */
-			for (k = nd->begin; k < nd->end; k++)
-			{
-				uint32_t	r = in_order ? k : idx[k];
-				const uint8_t *row = B + r * d + j0;
-				v2d			v = {gh[2 * (size_t) r], gh[2 * (size_t) r + 1]};
-
-				if (!in_order && k + PF_DIST < nd->end)
-				{
-					uint32_t	rp = idx[k + PF_DIST];
-
-					__builtin_prefetch(B + rp * d + j0);
-					__builtin_prefetch(B + rp * d + j1 - 1);	/* rows may straddle lines */
-					__builtin_prefetch(gh + 2 * (size_t) rp);
-				}
-				for (j = 0; j + 4 <= nfb; j += 4)
-				{
-					v2d		   *p0 = hb + rel[j] + row[j];
-					v2d		   *p1 = hb + rel[j + 1] + row[j + 1];
-					v2d		   *p2 = hb + rel[j + 2] + row[j + 2];
-					v2d		   *p3 = hb + rel[j + 3] + row[j + 3];
-
-					*p0 += v;
-					*p1 += v;
-					*p2 += v;
-					*p3 += v;
-				}
-				for (; j < nfb; j++)
-					hb[rel[j] + row[j]] += v;
-			}
-		}
+		while (qb < q1 && used + g->nb[g->feat[qb]] + 1 <= HIST_BLOCK_SLOTS)
+			used += g->nb[g->feat[qb++]] + 1;
+		if (!g->all_feat)
+			hist_block_sampled(g, nd, h, qa, qb);
+		else if (g->padded)
+			hist_block_padded(g, nd, h, qa, qb);
 		else
-		{
-			for (k = nd->begin; k < nd->end; k++)
-			{
-				uint32_t	r = idx[k];
-				const uint8_t *row = B + r * d;
-				v2d			v = {gh[2 * (size_t) r], gh[2 * (size_t) r + 1]};
-				int			q;
-
-				if (k + PF_DIST < nd->end)
-				{
-					uint32_t	rp = idx[k + PF_DIST];
-
-					__builtin_prefetch(B + rp * d + feat[qa]);
-					__builtin_prefetch(gh + 2 * (size_t) rp);
-				}
-				for (q = qa; q < qb; q++)
-				{
-					int			j = feat[q];
-
-					h[off[j] + row[j]] += v;
-				}
-			}
-		}
+			hist_block_packed(g, nd, h, qa, qb);
 		qa = qb;
 	}
 }

@@ -299,6 +299,7 @@ gbt_target(const TreeData *data, size_t r)
 #define GBT_GROUP 4				/* parents whose last-level children share a histogram run */
 #define PF_DIST 24				/* rows ahead to prefetch: scattered rows miss cache */
 #define PART_PF_DIST 64			/* the same for the partition, which reads one byte a row */
+#define HIST_STRIDE 256			/* gbt: slots per feature in the padded histogram layout */
 
 /*
  * gbt: rows per partition chunk (gbt_grow.c): a node's rows are
@@ -314,6 +315,22 @@ struct PartChunk
 	uint32_t	nleft;
 };
 typedef struct PartChunk PartChunk;
+
+/*
+ * gbt: where a node's rows go (gbt_pos.c): code <= bin, or the missing code
+ * nbf with dl, to node left, else to left + 1.
+ */
+typedef struct PosRule
+{
+	uint32_t	feature;
+	uint32_t	left;
+	uint8_t		bin;
+	uint8_t		nbf;
+	uint8_t		dl;
+} PosRule;
+
+/* gbt: the deepest tree the row positions serve (node count < GBT_POS_NODES). */
+#define GBT_POS_NODES 4096
 
 /* gbt: the best split of a node (left child sums GL, HL). */
 typedef struct Split
@@ -358,6 +375,7 @@ typedef struct Gbt
 	int			nf;
 	bool		all_feat;
 	bool		idx_in_order;	/* idx[k] == k until the first partition */
+	bool		padded;			/* feature j's histogram at slot j * HIST_STRIDE */
 	double		lambda;
 	double		mcw;
 	double		gamma;
@@ -377,12 +395,29 @@ typedef struct Gbt
 	uint32_t	part_scratch;	/* rows of tmp each partition task may use */
 	int		   *pend;			/* nodes being split (max_tn) */
 	uint32_t   *mids;
+	/* row positions (gbt_pos.c): depth-wise trees of at most GBT_POS_NODES nodes */
+	bool		by_pos;			/* rows split by position, not in place */
+	bool		pos_wide;		/* two bytes a position, else one */
+	void	   *pos;			/* node of every data row; n_pos_nodes - 1: none */
+	uint32_t	n_rows;			/* data rows (training and validation) */
+	uint32_t	n_pos_nodes;	/* max_tn + 1 */
+	PosRule    *rule;			/* n_pos_nodes */
+	uint32_t   *pos_cnt;		/* rows per node per task (nt * n_pos_nodes) */
+	uint32_t  **pos_dst;		/* list cursor per node per task (nt * n_pos_nodes) */
+	uint8_t    *pos_step;		/* 1: the node's rows are listed (n_pos_nodes) */
+	int			pos_one;		/* the only node listed, or -1 */
+	uint32_t   *pos_trash;		/* dummy cursor target, 16 per task */
 } Gbt;
 
 /* Runs the queued histogram jobs and split evaluations, then reduces the splits. */
 void		gbt_run(Gbt *g);
 /* Grows one tree on rows g->idx[0, ns) with gradient pairs g->gh. */
 void		gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves);
+/* gbt_pos.c: row positions of the depth-wise grower. */
+void		gbt_pos_start(Gbt *g, uint32_t ns);
+void		gbt_pos_rules(Gbt *g, const int *pend, int np);
+void		gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids);
+void		gbt_pos_margins(Gbt *g, float *mc);
 
 MlStatus	gbt_fit(const MlEnv *env, const TreeData *data, const TreeParams *p,
 					TreeModel *out, TreeFitInfo *info, MlError *err);

@@ -1,8 +1,10 @@
 /*
  * test_gbt_bits.c: the gbt trainer's output, bit for bit. Models trained
  * on generated rows (every objective, row and column samples, validation
- * rows, loss-guided growth) must hash to the bytes the trainer gave at
- * b018f4b, before issue #13's speed work on it, with 1 and with 2 threads;
+ * rows, loss-guided growth, trees deep enough for two-byte row positions
+ * and deeper than they serve) must hash to the bytes the trainer gave at
+ * b018f4b (113cf4a for the deep ones), before issue #13's speed work on it,
+ * with 1 and with 2 threads;
  * and the batch walk the training metrics use must give
  * trees_predict_row's bits. The trace's training loss, summed in the next
  * round's gradient pass, must equal the loss pass's, and float targets
@@ -28,17 +30,22 @@ typedef struct BitsCase
 	double		colsample;
 	int			max_leaves;
 	bool		valid;			/* every 5th row validates, early stopping 3 */
+	int			max_depth;		/* 0: 6 */
 	uint64_t	expect;
 } BitsCase;
 
 static const BitsCase cases[] = {
-	{"binary", ML_TASK_CLASSIFY, 2, 1.0, 1.0, 0, false, 0xcd21bcbf8e986a6fULL},
-	{"multiclass", ML_TASK_CLASSIFY, 3, 1.0, 1.0, 0, false, 0x726d3d1215f9fd45ULL},
-	{"regression", ML_TASK_REGRESS, 0, 1.0, 1.0, 0, false, 0x6d949b00498db27dULL},
-	{"binary sampled", ML_TASK_CLASSIFY, 2, 0.7, 0.5, 0, false, 0xb01a27c86b833dd6ULL},
-	{"multiclass sampled", ML_TASK_CLASSIFY, 3, 0.8, 1.0, 0, false, 0xaa9bad98f58375a2ULL},
-	{"binary validation", ML_TASK_CLASSIFY, 2, 1.0, 1.0, 0, true, 0xd42f36abdb5a567eULL},
-	{"regression loss-guided", ML_TASK_REGRESS, 0, 0.9, 1.0, 16, false, 0xb43479c4d48a5f13ULL},
+	{"binary", ML_TASK_CLASSIFY, 2, 1.0, 1.0, 0, false, 0, 0xcd21bcbf8e986a6fULL},
+	{"multiclass", ML_TASK_CLASSIFY, 3, 1.0, 1.0, 0, false, 0, 0x726d3d1215f9fd45ULL},
+	{"regression", ML_TASK_REGRESS, 0, 1.0, 1.0, 0, false, 0, 0x6d949b00498db27dULL},
+	{"binary sampled", ML_TASK_CLASSIFY, 2, 0.7, 0.5, 0, false, 0, 0xb01a27c86b833dd6ULL},
+	{"multiclass sampled", ML_TASK_CLASSIFY, 3, 0.8, 1.0, 0, false, 0, 0xaa9bad98f58375a2ULL},
+	{"binary validation", ML_TASK_CLASSIFY, 2, 1.0, 1.0, 0, true, 0, 0xd42f36abdb5a567eULL},
+	{"regression loss-guided", ML_TASK_REGRESS, 0, 0.9, 1.0, 16, false, 0, 0xb43479c4d48a5f13ULL},
+	/* two-byte row positions (over 255 nodes), then deeper than they serve; hashes at 113cf4a */
+	{"binary depth 9 sampled", ML_TASK_CLASSIFY, 2, 0.8, 1.0, 0, false, 9, 0xb1274ea2b7b940a8ULL},
+	{"regression depth 7 validation", ML_TASK_REGRESS, 0, 1.0, 1.0, 0, true, 7, 0x0af79d6589c15a0dULL},
+	{"binary depth 12", ML_TASK_CLASSIFY, 2, 1.0, 1.0, 0, false, 12, 0x9057e9c28e91a56eULL},
 };
 
 static MlEnv env1,
@@ -140,7 +147,7 @@ train_case(const BitsCase *c, const TreeData *data, const MlEnv *env, TreeModel 
 
 	trees_params_default(&p, TREE_ALGO_GBT, c->task);
 	p.n_estimators = 8;
-	p.max_depth = 6;
+	p.max_depth = c->max_depth > 0 ? c->max_depth : 6;
 	p.learning_rate = 0.3;
 	p.subsample = c->subsample;
 	p.colsample = c->colsample;
@@ -344,7 +351,7 @@ main(void)
 		if (print)
 			printf("# %s 0x%016llxULL\n", c->name, (unsigned long long) h1);
 		CHECK(h1 != 0 && h1 == h2, "%s: 1 and 2 threads give the same bytes", c->name);
-		CHECK(h1 == c->expect, "%s: the bytes of the trainer at b018f4b (%016llx)",
+		CHECK(h1 == c->expect, "%s: the bytes of the trainer before the speed work (%016llx)",
 			  c->name, (unsigned long long) h1);
 		CHECK(batch_equals_rows(&m1, R, 4000), "%s: batch walk = row walk, bit for bit", c->name);
 		check_trace_fused(c, &data, k % 2 ? &env2 : &env1);

@@ -1,0 +1,338 @@
+/*
+ * gbt_pos.c: the depth-wise gbt grower's row positions. Every row of the
+ * data has the training node it is in (g->pos, one byte a row when the
+ * tree has at most 255 nodes, else two; gbt_fit picks this path for
+ * depth-wise trees of one tree a round). A level's split moves rows to
+ * their children in one pass over the rows in row order, reading the
+ * binned matrix front to back (the hardware prefetches it), not a cache
+ * line per row in a node's order; a second pass writes the rows of each
+ * smaller child, ascending, into its idx range for its histogram (the
+ * larger child's histogram is derived, so it needs no list). The last
+ * level's margin update routes each row the same way. Rows keep ascending
+ * order within a node, so every histogram sum is taken in the same order
+ * as with the in-place partition: same bits.
+ */
+#include "trees_int.h"
+
+#include <string.h>
+
+/* Rows ahead a pass over the binned matrix prefetches. */
+#define POS_PF_ROWS 64
+
+/* Rows per task below which a pass runs on one thread. */
+#define POS_TASK_ROWS 65536
+
+/* Sets the position of row r. */
+static inline void
+pos_put(Gbt *g, size_t r, uint32_t t, bool wide)
+{
+	if (wide)
+		((uint16_t *) g->pos)[r] = (uint16_t) t;
+	else
+		((uint8_t *) g->pos)[r] = (uint8_t) t;
+}
+
+/* The node a row with binned values row moves to from node t under the rules. */
+static inline uint32_t
+pos_route(const PosRule *rules, const uint8_t *row, uint32_t t)
+{
+	const PosRule *ru = &rules[t];
+	uint32_t	cd = row[ru->feature];
+	uint32_t	left = (uint32_t) (cd <= ru->bin) | ((uint32_t) (cd == ru->nbf) & ru->dl);
+
+	return ru->left + (left ^ 1);
+}
+
+/* Rows [r0, r1) of task `task` of n_tasks over all rows. */
+static inline void
+pos_range(const Gbt *g, int task, int n_tasks, size_t *r0, size_t *r1)
+{
+	*r0 = (size_t) ((uint64_t) g->n_rows * task / n_tasks);
+	*r1 = (size_t) ((uint64_t) g->n_rows * (task + 1) / n_tasks);
+}
+
+/* Tasks for a pass over all rows. */
+static int
+pos_tasks(const Gbt *g)
+{
+	int			nt = (int) (g->n_rows / POS_TASK_ROWS) + 1;
+
+	return nt < g->nt ? nt : g->nt;
+}
+
+/*
+ * Pass 1 for one task's rows: each row of a split node moves to its child;
+ * counts rows per node (in the task's row of pos_cnt).
+ */
+static inline void
+pos_move_rows(Gbt *g, int task, int n_tasks, bool wide)
+{
+	uint32_t   *cnt = g->pos_cnt + (size_t) task * g->n_pos_nodes;
+	const PosRule *rules = g->rule;
+	const uint8_t *B = g->B;
+	size_t		d = (size_t) g->d,
+				r0,
+				r1,
+				r;
+	uint8_t    *pos8 = g->pos;
+	uint16_t   *pos16 = g->pos;
+
+	pos_range(g, task, n_tasks, &r0, &r1);
+	memset(cnt, 0, sizeof(uint32_t) * g->n_pos_nodes);
+	for (r = r0; r < r1; r++)
+	{
+		uint32_t	c;
+
+		if ((r & 3) == 0)
+			__builtin_prefetch(B + (r + POS_PF_ROWS) * d);
+		c = pos_route(rules, B + r * d, wide ? pos16[r] : pos8[r]);
+		if (wide)
+			pos16[r] = (uint16_t) c;
+		else
+			pos8[r] = (uint8_t) c;
+		cnt[c]++;
+	}
+}
+
+/* pos_move_rows for one byte or two a row. */
+static void
+pos_move_task(void *arg, int task, int n_tasks)
+{
+	Gbt		   *g = arg;
+
+	if (g->pos_wide)
+		pos_move_rows(g, task, n_tasks, true);
+	else
+		pos_move_rows(g, task, n_tasks, false);
+}
+
+/*
+ * Pass 2 for one task's rows: the rows of the nodes listed in pos_dst
+ * (their cursor advances) go to idx; the others are written to a dummy
+ * slot (cursor step 0), so there is no branch on the node.
+ */
+static inline void
+pos_list_rows(Gbt *g, int task, int n_tasks, bool wide)
+{
+	uint32_t  **dst = g->pos_dst + (size_t) task * g->n_pos_nodes;
+	const uint8_t *step = g->pos_step;
+	const uint8_t *pos8 = g->pos;
+	const uint16_t *pos16 = g->pos;
+	size_t		r0,
+				r1,
+				r;
+
+	pos_range(g, task, n_tasks, &r0, &r1);
+	if (g->pos_one >= 0)
+	{
+		/*
+		 * One node listed (the root's split): its cursor in a register.
+		 * Every row is written, the node's rows advance; the loop ends at
+		 * the task's last row of the node, so nothing lands past its share.
+		 */
+		uint32_t	s = (uint32_t) g->pos_one,
+				   *w = dst[s],
+				   *w_end = w + g->pos_cnt[(size_t) task * g->n_pos_nodes + s];
+
+		for (r = r0; w < w_end; r++)
+		{
+			*w = (uint32_t) r;
+			w += (wide ? pos16[r] : pos8[r]) == s;
+		}
+		return;
+	}
+	for (r = r0; r < r1; r++)
+	{
+		uint32_t	c = wide ? pos16[r] : pos8[r];
+
+		*dst[c] = (uint32_t) r;
+		dst[c] += step[c];
+	}
+}
+
+/* pos_list_rows for one byte or two a row. */
+static void
+pos_list_task(void *arg, int task, int n_tasks)
+{
+	Gbt		   *g = arg;
+
+	if (g->pos_wide)
+		pos_list_rows(g, task, n_tasks, true);
+	else
+		pos_list_rows(g, task, n_tasks, false);
+}
+
+/* Every node keeps its rows (the rule of a node that is not split). */
+static void
+pos_rule_keep(Gbt *g, uint32_t t)
+{
+	PosRule    *ru = &g->rule[t];
+
+	ru->feature = 0;
+	ru->bin = UINT8_MAX;		/* every code goes "left", to the node itself */
+	ru->nbf = 0;
+	ru->dl = 0;
+	ru->left = t;
+}
+
+/*
+ * A new tree on rows idx[0, ns): those rows in the root, every other row
+ * (not sampled, validation) in no node; every node keeps its rows.
+ */
+void
+gbt_pos_start(Gbt *g, uint32_t ns)
+{
+	uint32_t	none = g->n_pos_nodes - 1,
+				t,
+				k;
+	size_t		w = g->pos_wide ? 2 : 1;
+
+	for (t = 0; t < g->n_pos_nodes; t++)
+		pos_rule_keep(g, t);
+	if (ns == g->n_rows)
+	{
+		memset(g->pos, 0, w * ns);	/* every row, rows 0..n-1 */
+		return;
+	}
+	if (g->pos_wide)
+		for (k = 0; k < g->n_rows; k++)
+			((uint16_t *) g->pos)[k] = (uint16_t) none;
+	else
+		memset(g->pos, (int) none, g->n_rows);
+	for (k = 0; k < ns; k++)
+		pos_put(g, g->idx[k], 0, g->pos_wide);
+}
+
+/* Rules of nodes pend[0..np) (prepared splits): rows go to their children. */
+void
+gbt_pos_rules(Gbt *g, const int *pend, int np)
+{
+	int			q;
+
+	for (q = 0; q < np; q++)
+	{
+		const TrainNode *nd = &g->tn[pend[q]];
+		PosRule    *ru = &g->rule[pend[q]];
+
+		ru->feature = (uint32_t) nd->feature;
+		ru->bin = (uint8_t) nd->bin;
+		ru->nbf = (uint8_t) g->nb[nd->feature];
+		ru->dl = nd->default_left;
+		ru->left = (uint32_t) nd->left;
+	}
+}
+
+/*
+ * Splits the rows of nodes pend[0..np) (prepared splits) by position:
+ * mids[q] receives the first right row of pend[q]'s range, and the smaller
+ * child's range of idx its rows, ascending (the child split_finish builds
+ * a histogram for; the larger child's range is left as it was).
+ */
+void
+gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
+{
+	int			nt = pos_tasks(g),
+				q,
+				t;
+	uint32_t	n_nodes = g->n_pos_nodes;
+
+	if (np == 0)
+		return;
+	g->idx_in_order = false;
+	g->pos_one = -1;
+	gbt_pos_rules(g, pend, np);
+	trees_run_tasks(g->env, nt, pos_move_task, g);
+	memset(g->pos_step, 0, n_nodes);
+	for (t = 0; t < nt; t++)
+		for (q = 0; q < (int) n_nodes; q++)
+			g->pos_dst[(size_t) t * n_nodes + q] = &g->pos_trash[t * 16];
+	for (q = 0; q < np; q++)
+	{
+		const TrainNode *nd = &g->tn[pend[q]];
+		uint32_t	l = (uint32_t) nd->left,
+					nl = 0,
+					nr,
+					small,
+					at;
+
+		for (t = 0; t < nt; t++)
+			nl += g->pos_cnt[(size_t) t * n_nodes + l];
+		mids[q] = nd->begin + nl;
+		nr = nd->end - mids[q];
+		/* the smaller child as split_finish picks it (ties: left) */
+		small = nl <= nr ? l : l + 1;
+		at = small == l ? nd->begin : mids[q];
+		g->pos_step[small] = 1;
+		if (np == 1)
+			g->pos_one = (int) small;
+		for (t = 0; t < nt; t++)
+		{
+			g->pos_dst[(size_t) t * n_nodes + small] = g->idx + at;
+			at += g->pos_cnt[(size_t) t * n_nodes + small];
+		}
+	}
+	trees_run_tasks(g->env, nt, pos_list_task, g);
+}
+
+/* Margin update state: the class column. */
+typedef struct PosMargin
+{
+	Gbt		   *g;
+	float	   *mc;
+} PosMargin;
+
+/*
+ * Adds the leaf value of each of one task's rows in the tree to its
+ * margin: the row's node, or for a node split lazily (its children are
+ * leaves whose rows were not moved) the child its code picks.
+ */
+static inline void
+pos_margin_rows(PosMargin *pm, int task, int n_tasks, bool wide)
+{
+	Gbt		   *g = pm->g;
+	uint32_t	none = g->n_pos_nodes - 1;
+	const PosRule *rules = g->rule;
+	const TrainNode *tn = g->tn;
+	const uint8_t *B = g->B;
+	const uint8_t *pos8 = g->pos;
+	const uint16_t *pos16 = g->pos;
+	float	   *mc = pm->mc;
+	size_t		d = (size_t) g->d,
+				r0,
+				r1,
+				r;
+
+	pos_range(g, task, n_tasks, &r0, &r1);
+	for (r = r0; r < r1; r++)
+	{
+		uint32_t	t = wide ? pos16[r] : pos8[r];
+
+		if ((r & 3) == 0)
+			__builtin_prefetch(B + (r + POS_PF_ROWS) * d);
+		if (t != none)
+			mc[r] += (float) tn[pos_route(rules, B + r * d, t)].value;
+	}
+}
+
+/* pos_margin_rows for one byte or two a row. */
+static void
+pos_margin_task(void *arg, int task, int n_tasks)
+{
+	PosMargin  *pm = arg;
+
+	if (pm->g->pos_wide)
+		pos_margin_rows(pm, task, n_tasks, true);
+	else
+		pos_margin_rows(pm, task, n_tasks, false);
+}
+
+/* Adds the grown tree's leaf values to the margins mc of the rows in it. */
+void
+gbt_pos_margins(Gbt *g, float *mc)
+{
+	PosMargin	pm;
+
+	pm.g = g;
+	pm.mc = mc;
+	trees_run_tasks(g->env, pos_tasks(g), pos_margin_task, &pm);
+}

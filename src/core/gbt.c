@@ -566,13 +566,13 @@ gbt_grower_init(GbtFit *f)
 	g->jobs = ml_alloc(env, sizeof(GbtJob) * (size_t) g->eval_cap);
 	g->eval = ml_alloc(env, sizeof(int) * (size_t) g->eval_cap);
 	g->task_split = ml_alloc(env, sizeof(Split) * (size_t) g->eval_cap * g->nt);
-	g->job_task = ml_alloc(env, sizeof(int) * (size_t) g->eval_cap);
-	g->eval_task = ml_alloc(env, sizeof(int) * (size_t) g->eval_cap);
-	g->task_load = ml_alloc(env, sizeof(uint64_t) * (size_t) g->nt);
+	g->job_order = ml_alloc(env, sizeof(int) * (size_t) g->eval_cap);
+	g->eval_job = ml_alloc(env, sizeof(int) * (size_t) g->eval_cap);
+	g->task_end = ml_alloc(env, sizeof(uint64_t) * (size_t) g->nt);
 	g->pend = ml_alloc(env, sizeof(int) * (size_t) g->max_tn);
 	g->mids = ml_alloc(env, sizeof(uint32_t) * (size_t) g->max_tn);
 	if (!g->idx || !g->tn || !g->split || !g->pool || !g->free_list || !g->feat ||
-		!g->jobs || !g->eval || !g->task_split || !g->job_task || !g->eval_task || !g->task_load ||
+		!g->jobs || !g->eval || !g->task_split || !g->job_order || !g->eval_job || !g->task_end ||
 		!g->pend || !g->mids)
 		return ML_ERR_MEMORY;
 	return ML_OK;
@@ -952,9 +952,9 @@ gbt_fit_free(GbtFit *f)
 	ml_free(env, f->g.jobs);
 	ml_free(env, f->g.eval);
 	ml_free(env, f->g.task_split);
-	ml_free(env, f->g.job_task);
-	ml_free(env, f->g.eval_task);
-	ml_free(env, f->g.task_load);
+	ml_free(env, f->g.job_order);
+	ml_free(env, f->g.eval_job);
+	ml_free(env, f->g.task_end);
 	ml_free(env, f->g.chunks);
 	ml_free(env, f->g.pend);
 	ml_free(env, f->g.mids);

@@ -1,10 +1,10 @@
 /*
  * gbt_hist.c: gradient histograms and split search of the gbt trainer.
- * Histogram building and split search run in parallel over disjoint
- * feature ranges, or, when a run has several nodes to build that share
- * out evenly, over whole nodes (each thread then reads only its own
- * rows). Either way every sum is taken in the same row order whatever the
- * thread count: models are bit-identical for 1 or N threads.
+ * A run's histograms are shared out among the threads as pieces: whole
+ * nodes (a thread then reads only its own rows) where they balance, a
+ * node's feature ranges on consecutive threads where they do not (see
+ * plan_run). Either way every sum is taken in the same row order whatever
+ * the thread count: models are bit-identical for 1 or N threads.
  */
 #include "trees_int.h"
 
@@ -297,129 +297,276 @@ run_job(const Gbt *g, const GbtJob *jb, int q0, int q1)
 }
 
 /*
- * One task's share of the queued histogram jobs and split evaluations:
- * its range of features of every job (then of every evaluation), or, when
- * the run goes by node, every feature of its own jobs and of the
- * evaluations that read their histograms (its result in slot 0).
+ * The plan of a run. Jobs are laid end to end in job_order, each as nf
+ * pieces (one per feature), so a piece is position * nf + feature, and task
+ * t builds pieces [task_end[t - 1], task_end[t]): whole jobs (reading only
+ * their own rows), or a feature range of a job shared with the next task
+ * (each task then passes over that job's rows). Cost model, in histogram
+ * additions: PLAN_ROW_COST per row for a pass over a job's rows (the row's
+ * cache line, its gradient pair, its index), plus per feature one addition
+ * per row and PLAN_FEATURE_COST for its slots (clearing, subtracting, the
+ * split search). Runs cheaper than PLAN_MIN_PARALLEL go on one task.
+ */
+#define PLAN_ROW_COST 8
+#define PLAN_FEATURE_COST 512
+#define PLAN_MIN_PARALLEL 65536
+#define PLAN_MAX_TASKS 64		/* Gbt.nt is at most this */
+#define PLAN_MAX_JOBS 256		/* beyond, jobs are only cut end to end */
+
+/* Rows of job e's histogram (the smaller child's). */
+static uint64_t
+job_rows(const Gbt *g, int e)
+{
+	const TrainNode *s = &g->tn[g->jobs[e].small];
+
+	return s->end - s->begin;
+}
+
+/* Cost of features [qa, qb) of the job at position k of job_order. */
+static uint64_t
+piece_cost(const Gbt *g, int k, int qa, int qb)
+{
+	uint64_t	r = job_rows(g, g->job_order[k]);
+
+	return qb <= qa ? 0 : r * PLAN_ROW_COST + (uint64_t) (qb - qa) * (r + PLAN_FEATURE_COST);
+}
+
+/* Cost of pieces [lo, hi) of the plan. */
+static uint64_t
+plan_range_cost(const Gbt *g, uint64_t lo, uint64_t hi)
+{
+	uint64_t	cost = 0,
+				x = lo;
+
+	while (x < hi)
+	{
+		int			k = (int) (x / g->nf),
+					qa = (int) (x % g->nf),
+					qb = hi - (uint64_t) k * g->nf < (uint64_t) g->nf ?
+		(int) (hi - (uint64_t) k * g->nf) : g->nf;
+
+		cost += piece_cost(g, k, qa, qb);
+		x = (uint64_t) k * g->nf + qb;
+	}
+	return cost;
+}
+
+/*
+ * Cuts job_order into nt consecutive shares of about `target` each (a job
+ * that crosses a share's end is cut between features); the last task takes
+ * the rest. Returns the cost of the busiest task.
+ */
+static uint64_t
+plan_wrap(Gbt *g, int nt, uint64_t target)
+{
+	uint64_t	load = 0,
+				most = 0,
+				prev = 0;
+	int			k = 0,
+				q = 0,
+				t = 0;
+
+	while (t < nt - 1 && k < g->n_jobs)
+	{
+		uint64_t	r = job_rows(g, g->job_order[k]),
+					rest = piece_cost(g, k, q, g->nf);
+		int64_t		room = (int64_t) target - (int64_t) load - (int64_t) (r * PLAN_ROW_COST);
+		int			f = room <= 0 ? 0 : (int) ((room + (r + PLAN_FEATURE_COST) / 2) /
+											 (r + PLAN_FEATURE_COST));
+
+		if (load + rest <= target || f >= g->nf - q)
+		{
+			load += rest;		/* the rest of the job fits (or nearly) */
+			k++;
+			q = 0;
+			if (load < target)
+				continue;
+		}
+		else
+			q += f;				/* f features here, the others in the next task */
+		g->task_end[t++] = (uint64_t) k * g->nf + q;
+		load = 0;
+	}
+	for (; t < nt; t++)
+		g->task_end[t] = (uint64_t) g->n_jobs * g->nf;
+	for (t = 0; t < nt; t++)
+	{
+		uint64_t	c = plan_range_cost(g, prev, g->task_end[t]);
+
+		most = c > most ? c : most;
+		prev = g->task_end[t];
+	}
+	return most;
+}
+
+/*
+ * Whole jobs only: the job at each position of job_order (most rows first)
+ * to the least loaded task, into task[position]. Returns the busiest
+ * task's cost.
+ */
+static uint64_t
+plan_whole(Gbt *g, int nt, int *task)
+{
+	uint64_t	load[PLAN_MAX_TASKS] = {0},
+				most = 0;
+	int			k,
+				t;
+
+	for (k = 0; k < g->n_jobs; k++)
+	{
+		int			least = 0;
+
+		for (t = 1; t < nt; t++)
+			if (load[t] < load[least])
+				least = t;
+		task[k] = least;
+		load[least] += piece_cost(g, k, 0, g->nf);
+	}
+	for (t = 0; t < nt; t++)
+		most = load[t] > most ? load[t] : most;
+	return most;
+}
+
+/*
+ * Plans the run on nt tasks (fills job_order, task_end and eval_job): the
+ * better of cutting the jobs laid end to end into even shares and of whole
+ * jobs per task. Which task builds which piece never changes a sum: a
+ * histogram slot is built by one task in row order either way.
+ */
+static void
+plan_run(Gbt *g, int nt)
+{
+	int			k,
+				e;
+	uint64_t	total = 0,
+				target,
+				wrap,
+				whole;
+
+	for (k = 0; k < g->n_jobs; k++)
+	{
+		int			v = k;
+
+		/* insertion sort, most rows first */
+		for (e = k; e > 0 && job_rows(g, g->job_order[e - 1]) < job_rows(g, v); e--)
+			g->job_order[e] = g->job_order[e - 1];
+		g->job_order[e] = v;
+	}
+	for (k = 0; k < g->n_eval; k++)
+	{
+		g->eval_job[k] = -1;
+		for (e = 0; e < g->n_jobs; e++)
+			if (g->jobs[e].small == g->eval[k] || g->jobs[e].large == g->eval[k])
+				g->eval_job[k] = e;
+	}
+	if (nt == 1)
+	{
+		g->task_end[0] = (uint64_t) g->n_jobs * g->nf;
+		return;
+	}
+	for (k = 0; k < g->n_jobs; k++)
+		total += piece_cost(g, k, 0, g->nf);
+	target = (total + nt - 1) / nt;
+	wrap = plan_wrap(g, nt, target);
+	/* again, with the target raised by the passes the cuts added */
+	wrap = plan_wrap(g, nt, target + (wrap > target ? (wrap - target) / nt : 0));
+	if (g->n_jobs >= nt && g->n_jobs <= PLAN_MAX_JOBS)
+	{
+		int			task[PLAN_MAX_JOBS],
+					order[PLAN_MAX_JOBS],
+					t,
+					w = 0;
+
+		whole = plan_whole(g, nt, task);
+		if (whole > wrap)
+			return;
+		/* whole jobs: regroup job_order task by task */
+		for (t = 0; t < nt; t++)
+		{
+			for (k = 0; k < g->n_jobs; k++)
+				if (task[k] == t)
+					order[w++] = g->job_order[k];
+			g->task_end[t] = (uint64_t) w * g->nf;
+		}
+		memcpy(g->job_order, order, sizeof(int) * g->n_jobs);
+	}
+}
+
+/*
+ * One task's share of the run: its pieces (a job's features [qa, qb):
+ * their histogram, then the split search over them for the evaluations
+ * that read that job's histograms), then its even share of the features of
+ * evaluations whose histograms were built before the run. Each result goes
+ * to the task's own slot of the evaluation.
  */
 static void
 gbt_task(void *arg, int task, int n_tasks)
 {
 	Gbt		   *g = arg;
-	int			q0 = (int) ((int64_t) g->nf * task / n_tasks);
-	int			q1 = (int) ((int64_t) g->nf * (task + 1) / n_tasks);
-	int			k;
+	uint64_t	x = task > 0 ? g->task_end[task - 1] : 0,
+				hi = g->task_end[task];
+	int			q0 = (int) ((int64_t) g->nf * task / n_tasks),
+				q1 = (int) ((int64_t) g->nf * (task + 1) / n_tasks),
+				k;
 
-	if (g->by_node)
+	while (x < hi)
 	{
-		for (k = 0; k < g->n_jobs; k++)
-			if (g->job_task[k] == task)
-				run_job(g, &g->jobs[k], 0, g->nf);
+		int			pos = (int) (x / g->nf),
+					qa = (int) (x % g->nf),
+					qb = hi - (uint64_t) pos * g->nf < (uint64_t) g->nf ?
+		(int) (hi - (uint64_t) pos * g->nf) : g->nf,
+					e = g->job_order[pos];
+
+		run_job(g, &g->jobs[e], qa, qb);
 		for (k = 0; k < g->n_eval; k++)
-		{
-			const TrainNode *nd = &g->tn[g->eval[k]];
-
-			if (g->eval_task[k] == task)
-				eval_node(g, nd, g->pool + (size_t) nd->hist * g->slots, 0, g->nf,
-						  &g->task_split[(size_t) k * n_tasks]);
-		}
-		return;
+			if (g->eval_job[k] == e)
+				eval_node(g, &g->tn[g->eval[k]],
+						  g->pool + (size_t) g->tn[g->eval[k]].hist * g->slots, qa, qb,
+						  &g->task_split[(size_t) k * n_tasks + task]);
+		x = (uint64_t) pos * g->nf + qb;
 	}
-	for (k = 0; k < g->n_jobs; k++)
-		run_job(g, &g->jobs[k], q0, q1);
 	for (k = 0; k < g->n_eval; k++)
-	{
-		const TrainNode *nd = &g->tn[g->eval[k]];
-
-		eval_node(g, nd, g->pool + (size_t) nd->hist * g->slots, q0, q1,
-				  &g->task_split[(size_t) k * n_tasks + task]);
-	}
+		if (g->eval_job[k] < 0)
+			eval_node(g, &g->tn[g->eval[k]],
+					  g->pool + (size_t) g->tn[g->eval[k]].hist * g->slots, q0, q1,
+					  &g->task_split[(size_t) k * n_tasks + task]);
 }
 
 /*
- * Whether the queued run may go by node on nt tasks, and the plan: jobs,
- * largest first, to the task with the fewest rows so far; an evaluation to
- * the task of the job that makes its histogram. Only when the busiest task
- * gets at most an eighth more rows than an even share (otherwise feature
- * ranges balance better). Either way every histogram sum and every split
- * is the same as on one thread: a node's histogram is built in row order
- * by one task, or per feature in row order by several.
+ * Runs the queued histogram jobs and split evaluations on up to g->nt
+ * tasks, then reduces each evaluation's per-task results (higher gain,
+ * then lower feature, then lower bin: what one task scanning every feature
+ * in order finds).
  */
-static bool
-plan_by_node(Gbt *g, int nt)
-{
-	uint64_t	total = 0,
-				most = 0;
-	int			k,
-				t,
-				e;
-
-	if (nt < 2 || g->n_jobs < nt)
-		return false;
-	for (t = 0; t < nt; t++)
-		g->task_load[t] = 0;
-	for (k = 0; k < g->n_jobs; k++)
-		g->job_task[k] = -1;
-	for (k = 0; k < g->n_jobs; k++)
-	{
-		int			big = -1,
-					least = 0;
-		uint64_t	rows_big = 0;
-
-		for (e = 0; e < g->n_jobs; e++)
-		{
-			const TrainNode *s = &g->tn[g->jobs[e].small];
-			uint64_t	rows = s->end - s->begin;
-
-			if (g->job_task[e] < 0 && (big < 0 || rows > rows_big))
-			{
-				big = e;
-				rows_big = rows;
-			}
-		}
-		for (t = 1; t < nt; t++)
-			if (g->task_load[t] < g->task_load[least])
-				least = t;
-		g->job_task[big] = least;
-		g->task_load[least] += rows_big;
-		total += rows_big;
-	}
-	for (t = 0; t < nt; t++)
-		if (g->task_load[t] > most)
-			most = g->task_load[t];
-	if (most * nt * 8 > total * 9)
-		return false;
-	for (k = 0; k < g->n_eval; k++)
-	{
-		g->eval_task[k] = -1;
-		for (e = 0; e < g->n_jobs; e++)
-			if (g->jobs[e].small == g->eval[k] || g->jobs[e].large == g->eval[k])
-				g->eval_task[k] = g->job_task[e];
-		if (g->eval_task[k] < 0)
-			return false;		/* a histogram from an earlier run: split by feature */
-	}
-	return true;
-}
-
-/* Runs the queued histogram jobs and split evaluations, then reduces the splits. */
 void
 gbt_run(Gbt *g)
 {
-	int			nt = g->nt < g->nf ? g->nt : g->nf;
-	int			k,
+	int			nt = g->nt,
+				k,
 				t;
+	uint64_t	total = 0;
 
-	if (nt < 1)
-		nt = 1;
 	if (g->n_jobs == 0 && g->n_eval == 0)
 		return;
-	g->by_node = plan_by_node(g, nt);
+	for (k = 0; k < g->n_jobs; k++)
+		total += job_rows(g, k) * (uint64_t) (g->nf + PLAN_ROW_COST);
+	if (total < PLAN_MIN_PARALLEL || nt < 1)
+		nt = 1;
+	plan_run(g, nt);
+	for (k = 0; k < g->n_eval * nt; k++)
+	{
+		Split	   *s = &g->task_split[k];
+
+		memset(s, 0, sizeof(*s));	/* no split: what eval_node starts from */
+		s->gain = -INFINITY;
+		s->feature = INT32_MAX;
+	}
 	trees_run_tasks(g->env, nt, gbt_task, g);
 	for (k = 0; k < g->n_eval; k++)
 	{
 		Split	   *best = &g->task_split[(size_t) k * nt];
 
-		for (t = 1; t < nt && !g->by_node; t++)
+		for (t = 1; t < nt; t++)
 			if (split_better(&g->task_split[(size_t) k * nt + t], best))
 				best = &g->task_split[(size_t) k * nt + t];
 		g->split[g->eval[k]] = *best;

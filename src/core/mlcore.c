@@ -1,8 +1,6 @@
 /* mlcore.c: errors, allocation helpers, RNG and worker threads for src/core. */
 #include "mlcore.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -143,67 +141,6 @@ ml_rng_below(MlRng *rng, uint64_t n)
 
 		if (r >= threshold)
 			return r % n;
-	}
-}
-
-typedef struct MlThreadArg
-{
-	MlTaskFn	fn;
-	void	   *arg;
-	int			task;
-	int			n_tasks;
-} MlThreadArg;
-
-static void *
-ml_thread_main(void *p)
-{
-	MlThreadArg *a = p;
-
-	a->fn(a->arg, a->task, a->n_tasks);
-	return NULL;
-}
-
-#define ML_MAX_THREADS 64
-
-void
-ml_parallel_for(const MlEnv *env, int max_tasks, MlTaskFn fn, void *arg)
-{
-	int			nt = env->n_threads;
-	pthread_t	th[ML_MAX_THREADS];
-	MlThreadArg args[ML_MAX_THREADS];
-	bool		started[ML_MAX_THREADS];
-	sigset_t	all,
-				old;
-	int			t;
-
-	if (nt > max_tasks)
-		nt = max_tasks;
-	if (nt > ML_MAX_THREADS)
-		nt = ML_MAX_THREADS;
-	if (nt <= 1)
-	{
-		fn(arg, 0, 1);
-		return;
-	}
-	/* Workers inherit a full signal mask: the server's handlers stay on the main thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (t = 1; t < nt; t++)
-	{
-		args[t].fn = fn;
-		args[t].arg = arg;
-		args[t].task = t;
-		args[t].n_tasks = nt;
-		started[t] = pthread_create(&th[t], NULL, ml_thread_main, &args[t]) == 0;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	fn(arg, 0, nt);
-	for (t = 1; t < nt; t++)
-	{
-		if (started[t])
-			pthread_join(th[t], NULL);
-		else
-			fn(arg, t, nt);
 	}
 }
 

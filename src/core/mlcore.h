@@ -70,6 +70,7 @@ typedef struct MlEnv
 						  double value);
 	void	   *ctx;
 	int			n_threads;		/* compute threads core may start; <=1: none */
+	struct MlPool *pool;		/* persistent workers for ml_parallel_for, or NULL */
 } MlEnv;
 
 /* Allocation helpers: overflow-checked, NULL on failure. ml_calloc zeroes. */
@@ -97,13 +98,26 @@ uint64_t	ml_rng_below(MlRng *rng, uint64_t n);	/* [0, n), unbiased; n > 0 */
 
 /*
  * Worker threads for pure computation. ml_parallel_for runs fn(arg, t, nt)
- * for t in [0, nt) with nt = min(env->n_threads, max_tasks), on threads that
- * block every signal; it joins them all before returning. fn must not call
- * env->alloc or env->check. Falls back to running inline when threads cannot
- * be started.
+ * for t in [0, nt) with nt = min(env->n_threads, max_tasks), task 0 on the
+ * calling thread, the others on threads that block every signal; all are
+ * done when it returns. fn must not call env->alloc or env->check. With
+ * env->pool the workers are the pool's (started at its first use, then
+ * waiting for the next step), else threads are started and joined per call;
+ * tasks run inline when threads cannot be started. Which task runs which
+ * share never depends on the threads, so results do not either.
+ *
+ * ml_pool_create makes a pool for up to n_threads (no thread starts until a
+ * parallel step needs one; NULL when n_threads <= 1 or memory is short);
+ * ml_pool_destroy stops and joins its workers and frees it. The owner of
+ * the env destroys the pool when the env goes away, on error too (the
+ * PostgreSQL glue does it from a memory context callback). No call may be
+ * running on the pool then.
  */
 typedef void (*MlTaskFn) (void *arg, int task, int n_tasks);
 void		ml_parallel_for(const MlEnv *env, int max_tasks, MlTaskFn fn, void *arg);
+typedef struct MlPool MlPool;
+MlPool	   *ml_pool_create(int n_threads);
+void		ml_pool_destroy(MlPool *pool);
 
 /*
  * Runs block(arg, b, slot, task) for every block b in [0, nblocks), `slab`

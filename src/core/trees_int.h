@@ -386,10 +386,10 @@ typedef struct Gbt
 	int			n_eval;
 	int			eval_cap;
 	Split	   *task_split;		/* eval_cap * nt */
-	bool		by_node;		/* this run: whole jobs per task, not feature ranges */
-	int		   *job_task;		/* by_node: task of each job (eval_cap) */
-	int		   *eval_task;		/* by_node: task of each evaluation (eval_cap) */
-	uint64_t   *task_load;		/* by_node: rows given to each task (nt) */
+	/* the run's plan (gbt_hist.c): task t does pieces [task_end[t-1], task_end[t]) */
+	int		   *job_order;		/* jobs, most rows first (eval_cap) */
+	int		   *eval_job;		/* the job that makes each evaluation's histogram, or -1 */
+	uint64_t   *task_end;		/* per task: end of its pieces, as position * nf + feature */
 	struct PartChunk *chunks;
 	int			n_chunks;
 	uint32_t	part_scratch;	/* rows of tmp each partition task may use */

@@ -171,6 +171,37 @@ pg_env_check(void *ctx, const char *stage, int iter, int max_iter, double value)
 	return 0;
 }
 
+/* Memory context callback: stops and joins the env's pool workers. */
+static void
+pg_env_pool_destroy(void *arg)
+{
+	ml_pool_destroy((MlPool *) arg);
+}
+
+/*
+ * Gives pe persistent worker threads (started at the first parallel step,
+ * then waiting between steps) that live as long as pe's memory context:
+ * they are joined when the context is deleted or reset, so also when an
+ * error or a cancel unwinds the statement. For a private context that
+ * lives as long as one training; without it (or when the pool cannot be
+ * had) every parallel step starts and joins its own threads.
+ */
+void
+pg_env_pool(PgEnv *pe)
+{
+	MemoryContextCallback *cb;
+
+	if (pe->env.n_threads <= 1 || pe->env.pool != NULL)
+		return;
+	cb = MemoryContextAlloc(pe->mcxt, sizeof(MemoryContextCallback));
+	pe->env.pool = ml_pool_create(pe->env.n_threads);
+	if (pe->env.pool == NULL)
+		return;
+	cb->func = pg_env_pool_destroy;
+	cb->arg = pe->env.pool;
+	MemoryContextRegisterResetCallback(pe->mcxt, cb);
+}
+
 /* Sets up pe: memory in mcxt, `what` (and its main loop) for progress lines, threads only when asked for. */
 void
 pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads)

@@ -305,6 +305,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 
 	mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&pe, mcxt, algorithm, true);
+	pg_env_pool(&pe);
 
 	if (warm != NULL)
 	{

@@ -264,6 +264,7 @@ check_params(TreeFit *F)
 	read_params(F);
 	F->mcxt = AllocSetContextCreate(CurrentMemoryContext, "mlpipe training", ALLOCSET_DEFAULT_SIZES);
 	pg_env_init(&F->pe, F->mcxt, F->algorithm, true);
+	pg_env_pool(&F->pe);
 }
 
 /* The tree algorithm of a name that fit.c has checked. */

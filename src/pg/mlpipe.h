@@ -62,6 +62,7 @@ typedef struct PgEnv
 } PgEnv;
 
 void		pg_env_init(PgEnv *pe, MemoryContext mcxt, const char *what, bool threads);
+void		pg_env_pool(PgEnv *pe);
 void		pg_report_ml_error(const MlError *err) pg_attribute_noreturn();
 #define ML_CHECK_STATUS(st, err) do { if ((st) != ML_OK) pg_report_ml_error(err); } while (0)
 int64		pg_env_now_us(void);

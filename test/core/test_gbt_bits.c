@@ -4,7 +4,8 @@
  * rows, loss-guided growth, trees deep enough for two-byte row positions
  * and deeper than they serve) must hash to the bytes the trainer gave at
  * b018f4b (113cf4a for the deep ones), before issue #13's speed work on it,
- * with 1 and with 2 threads;
+ * with 1 and with 2 threads (and 3 on a persistent pool: the work is
+ * shared out in other pieces);
  * and the batch walk the training metrics use must give
  * trees_predict_row's bits. The trace's training loss, summed in the next
  * round's gradient pass, must equal the loss pass's, and float targets
@@ -49,7 +50,8 @@ static const BitsCase cases[] = {
 };
 
 static MlEnv env1,
-			env2;
+			env2,
+			env3;				/* 3 threads on a persistent pool */
 static double X[(size_t) N_ROWS * N_FEAT];	/* column-major */
 static int32_t yc2[N_ROWS],
 			yc3[N_ROWS];
@@ -323,6 +325,8 @@ main(void)
 
 	env1 = mlt_env(1);
 	env2 = mlt_env(2);
+	env3 = mlt_env(3);
+	env3.pool = ml_pool_create(3);
 	make_rows();
 	CHECK(trees_bins_fit(&env1, X, N_ROWS, N_FEAT, 256, 50000, 3, &bins, &err) == ML_OK,
 		  "bins fitted");
@@ -333,9 +337,11 @@ main(void)
 		const BitsCase *c = &cases[k];
 		TreeData	data;
 		TreeModel	m1,
-					m2;
+					m2,
+					m3;
 		uint64_t	h1,
-					h2;
+					h2,
+					h3;
 
 		memset(&data, 0, sizeof(data));
 		data.B = B;
@@ -348,19 +354,23 @@ main(void)
 		data.valid_mask = c->valid ? vmask : NULL;
 		h1 = train_case(c, &data, &env1, &m1);
 		h2 = train_case(c, &data, &env2, &m2);
+		h3 = train_case(c, &data, &env3, &m3);
 		if (print)
 			printf("# %s 0x%016llxULL\n", c->name, (unsigned long long) h1);
 		CHECK(h1 != 0 && h1 == h2, "%s: 1 and 2 threads give the same bytes", c->name);
+		CHECK(h1 == h3, "%s: 3 threads on a pool give the same bytes", c->name);
 		CHECK(h1 == c->expect, "%s: the bytes of the trainer before the speed work (%016llx)",
 			  c->name, (unsigned long long) h1);
 		CHECK(batch_equals_rows(&m1, R, 4000), "%s: batch walk = row walk, bit for bit", c->name);
 		check_trace_fused(c, &data, k % 2 ? &env2 : &env1);
 		trees_model_free(&env1, &m1);
 		trees_model_free(&env1, &m2);
+		trees_model_free(&env1, &m3);
 	}
 	check_other_batches(&bins, B, R);
 	check_float_targets(&bins, B);
 	trees_bins_free(&env1, &bins);
+	ml_pool_destroy(env3.pool);
 	free(B);
 	free(R);
 	return mlt_done();

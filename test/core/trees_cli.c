@@ -27,6 +27,10 @@
 #include "trees.h"
 #include "artifact.h"
 
+#ifdef ML_THREAD_STATS
+void		ml_thread_stats_print(FILE *out);	/* mlthreads.c, measurement builds */
+#endif
+
 /* malloc with a size header, to report the peak of what the core holds */
 static size_t cur_bytes,
 			peak_bytes;
@@ -60,6 +64,16 @@ cpu_now(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of the calling thread (the fit's main thread). */
+static double
+thread_cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -329,6 +343,9 @@ cli_params(Cli *c)
 		}
 	}
 	c->env.n_threads = atoi(arg(c->argc, c->argv, "threads", "1"));
+	/* pool=0: threads started per parallel step (as without a pool) */
+	if (atoi(arg(c->argc, c->argv, "pool", "1")))
+		c->env.pool = ml_pool_create(c->env.n_threads);
 }
 
 /*
@@ -458,7 +475,8 @@ cli_train(Cli *c)
 	MlError		err = {0};
 	uint8_t    *B;
 	double		t0,
-				c0;
+				c0,
+				m0;
 	size_t		base_bytes;
 
 	t0 = now();
@@ -485,6 +503,7 @@ cli_train(Cli *c)
 	printf("memory_needed_mb=%.1f binned_mb=%.1f\n",
 		   trees_memory_needed(c->n, c->d, c->K, &c->p) / 1048576.0, (double) c->n * c->d / 1048576.0);
 	c0 = cpu_now();
+	m0 = thread_cpu_now();
 	t0 = now();
 	peak_bytes = cur_bytes;
 	base_bytes = cur_bytes;
@@ -498,6 +517,7 @@ cli_train(Cli *c)
 		   (peak_bytes - base_bytes) / 1048576.0);
 	c->t_fit = now() - t0;
 	c->c_fit = cpu_now() - c0;
+	printf("fit_main_thread_cpu_s=%.3f\n", thread_cpu_now() - m0);
 	return 0;
 }
 
@@ -784,5 +804,9 @@ main(int argc, char **argv)
 		cli_write_predictions(&c, s);
 	trees_model_free(&c.env, &c.m);
 	trees_bins_free(&c.env, &c.bins);
+	ml_pool_destroy(c.env.pool);
+#ifdef ML_THREAD_STATS
+	ml_thread_stats_print(stdout);
+#endif
 	return 0;
 }

@@ -8,7 +8,10 @@ Workloads (pick with --only NAME[,NAME...]; default: all):
                 mlpipe.threads = --threads) against XGBoost hist nthread=1 on
                 the same data in memory; scoring sum(mlpipe.predict('m', x))
                 over the N rows against XGBoost predict in memory and the bare
-                scan sum(x[1]).
+                scan sum(x[1]). --gbt-task: classification (default; the 0/1
+                target, against XGBClassifier and predict_proba) or regression
+                (the same target as squared error, against XGBRegressor and
+                predict).
   kmeans        at each size: N rows x 16 features in 16 blobs (fixed seed),
                 k = 16, 50 Lloyd iterations from given centroids (the other
                 params default), against scikit-learn KMeans lloyd on the same
@@ -68,10 +71,15 @@ from trees_bench import reset_hwm, status_kb  # noqa: E402  (same peak-memory me
 SEED = 42
 GBT_D, KM_D, KM_K, KM_ITERS = 28, 16, 16, 50
 WIDE_N, WIDE_D, WIDE_K, WIDE_ITERS = 25_000, 784, 10, 30
-# task: the 0/1 float8 target would otherwise train a regression model, while
-# the peer is XGBClassifier (binary:logistic): the same objective on both sides.
-GBT_PARAMS = {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.1, "max_bins": 256, "test_size": 0,
-              "task": "classification"}
+# The 0/1 float8 target trains a regression unless task says otherwise: the
+# task is set to the peer's objective (XGBClassifier's binary:logistic by
+# default), so both sides fit the same loss.
+GBT_PARAMS = {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.1, "max_bins": 256, "test_size": 0}
+
+
+def gbt_params(args):
+    """The gbt params of the bench, with the task of --gbt-task."""
+    return dict(GBT_PARAMS, task=args.gbt_task)
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 WORKLOADS = ("gbt", "kmeans", "kmeans_wide", "kmeans_score", "predict_table", "one_row")
 
@@ -235,17 +243,18 @@ def run_gbt(cur, n, args, scoring_only=False):
     X, y = gbt_data(n)
     table = "bench_scale_gbt_%d" % n
     ensure_table(cur, table, True, chunked(X, y))
-    model = "bench_scale_gbt_%d" % n
-    header("gbt, %d rows x %d, 100 rounds, depth 6, 256 bins, mlpipe.threads = %d vs XGBoost %s hist nthread=1"
-           % (n, GBT_D, args.threads, xgb.__version__))
+    model = "bench_scale_gbt_%d" % n + ("" if args.gbt_task == "classification" else "_" + args.gbt_task)
+    header("gbt %s, %d rows x %d, 100 rounds, depth 6, 256 bins, mlpipe.threads = %d vs XGBoost %s hist nthread=1"
+           % (args.gbt_task, n, GBT_D, args.threads, xgb.__version__))
     if not scoring_only:
-        warm = ("SELECT 1 FROM mlpipe.train('bench_warmup', 'gbt', 'SELECT x, y FROM %s WHERE id < 1000', 'y', "
-                "params => '{\"n_estimators\": 2, \"test_size\": 0, \"task\": \"classification\"}')" % table)
+        warm = ("SELECT 1 FROM mlpipe.train('bench_warmup_%s', 'gbt', 'SELECT x, y FROM %s WHERE id < 1000', 'y', "
+                "params => '{\"n_estimators\": 2, \"test_size\": 0, \"task\": \"%s\"}')" % (args.gbt_task, table, args.gbt_task))
         secs, peak, _, cpu = train_measured(args.threads, model, "gbt", "SELECT x, y FROM %s" % table, "y",
-                                            GBT_PARAMS, warm)
+                                            gbt_params(args), warm)
         t, c = time.perf_counter(), time.process_time()
-        booster = xgb.XGBClassifier(tree_method="hist", max_depth=6, n_estimators=100, learning_rate=0.1,
-                                    max_bin=256, n_jobs=1).fit(X, y)
+        peer = xgb.XGBClassifier if args.gbt_task == "classification" else xgb.XGBRegressor
+        booster = peer(tree_method="hist", max_depth=6, n_estimators=100, learning_rate=0.1,
+                       max_bin=256, n_jobs=1).fit(X, y)
         t_xgb, c_xgb = time.perf_counter() - t, time.process_time() - c
         row("training, table read included (rows/s: %.0f vs %.0f)" % (n / secs, n / t_xgb), secs, t_xgb)
         row("training, CPU seconds (backend vs Python process)", cpu, c_xgb)
@@ -253,14 +262,14 @@ def run_gbt(cur, n, args, scoring_only=False):
         print("| training backend peak memory (VmHWM above warmed-up backend) | %.1f MiB | binned matrix %.1f MiB | %.2fx of the binned matrix |"
               % (peak, binned, peak / binned), flush=True)
         t = time.perf_counter()
-        booster.predict_proba(X)
+        booster.predict_proba(X) if args.gbt_task == "classification" else booster.predict(X)
         t_xgb_pred = time.perf_counter() - t
     cur.execute("SET mlpipe.progress = off")
     timed(cur, "SELECT sum(mlpipe.predict(%s, x)) FROM " + table, (model,))   # warm cache
     t_pred = timed(cur, "SELECT sum(mlpipe.predict(%s, x)) FROM " + table, (model,), repeat=args.repeat)
     t_scan = timed(cur, "SELECT sum(x[1]) FROM " + table, repeat=args.repeat)
     if not scoring_only:
-        row("scoring `sum(mlpipe.predict('m', x))` vs XGBoost predict_proba in memory (rows/s: %.0f)" % (n / t_pred),
+        row("scoring `sum(mlpipe.predict('m', x))` vs XGBoost predict(_proba) in memory (rows/s: %.0f)" % (n / t_pred),
             t_pred, t_xgb_pred)
     row("scoring `sum(mlpipe.predict('m', x))` vs bare scan `sum(x[1])`", t_pred, t_scan)
     return table, model, X
@@ -416,7 +425,7 @@ def ensure_gbt_model(cur, n, args):
     ensure_table(cur, table, True, chunked(X, y))
     cur.execute("SET mlpipe.progress = off")
     cur.execute("SELECT 1 FROM mlpipe.train(%s, 'gbt', %s, 'y', params => %s)",
-                (model, "SELECT x, y FROM %s" % table, json.dumps(GBT_PARAMS)))
+                (model, "SELECT x, y FROM %s" % table, json.dumps(gbt_params(args))))
     return table, model, X
 
 
@@ -449,6 +458,8 @@ def main():
     ap.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated: " + ", ".join(WORKLOADS))
     ap.add_argument("--sizes", default="1M", help="row counts for gbt and kmeans, e.g. 1M,4M,10M")
     ap.add_argument("--threads", type=int, default=1, help="mlpipe.threads for training")
+    ap.add_argument("--gbt-task", choices=("classification", "regression"), default="classification",
+                    help="gbt objective on both sides (the 0/1 target)")
     ap.add_argument("--repeat", type=int, default=3, help="best of this many for scoring and predict_table")
     ap.add_argument("--pt-rows", default="1M", help="rows of the gbt table for predict_table and one_row")
     ap.add_argument("--seconds", type=int, default=10, help="pgbench duration for one_row")

@@ -2,7 +2,9 @@
  * gbt.c: gradient boosting on histograms, second order as XGBoost "hist".
  *
  * Rows are binned once (row-major bytes). Each tree grows depth-wise (or
- * loss-guided when max_leaves is set) over an index array partitioned in
+ * loss-guided when max_leaves is set). Depth-wise trees of one-tree rounds
+ * move rows to their children by a per-row node position, a pass in row
+ * order per level (gbt_pos.c); the others partition an index array in
  * place, one node range per node. Per split, only the smaller child's
  * histogram is built; the larger one is the parent's minus it, computed in
  * the parent's buffer. Histogram building and split search run in parallel
@@ -10,10 +12,10 @@
  * the same row order whatever the thread count: models are bit-identical
  * for 1 or N threads.
  *
- * This file runs the rounds: base margins, gradients, the row and column
- * samples, leaf values and margin updates, validation loss and early
- * stopping. gbt_grow.c grows one tree; gbt_hist.c builds the histograms
- * and finds the splits.
+ * This file runs the rounds: base margins, the row and column samples,
+ * leaf values and margin updates, early stopping. gbt_loss.c computes the
+ * gradients and the losses; gbt_grow.c grows one tree; gbt_hist.c builds
+ * the histograms and finds the splits.
  */
 #include "trees_int.h"
 
@@ -75,111 +77,6 @@ margin_task(void *arg, int task, int n_tasks)
 				mc[r] += (float) ((cd <= nd->bin || (cd == nbf && nd->default_left)) ? vl : vr);
 			}
 		}
-	}
-}
-
-/* Training state kept across rounds. */
-typedef struct GbtGrad
-{
-	const TreeData *data;
-	TreeObjective obj;
-	int			K;				/* margins per row */
-	const uint32_t *rows;		/* training rows */
-	uint32_t	n_rows;
-	const float *margin;		/* float, as XGBoost: the model keeps doubles */
-	float	   *gh;				/* 2 * n per margin column */
-	const double *cw;			/* class weights or NULL */
-	double	   *loss_part;		/* NULL, or the training loss's chunk sums to fill */
-} GbtGrad;
-
-/*
- * Gradient pairs (per class for multi:softmax) of training row r; returns
- * its term of the training loss (gbt_loss.c's, from the same p) when loss.
- */
-static inline double
-grad_row(GbtGrad *a, uint32_t r, bool loss)
-{
-	size_t		n = (size_t) a->data->n;
-	const float *m = a->margin + r; /* class c at m[c * n] */
-	int			K = a->K,
-				y,
-				c;
-	double		w,
-				mx,
-				sum = 0,
-				ebuf[64];
-
-	if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
-	{
-		double		e = m[0] - gbt_target(a->data, r);
-
-		a->gh[2 * (size_t) r] = (float) e;
-		a->gh[2 * (size_t) r + 1] = 1.0f;
-		return loss ? e * e : 0;
-	}
-	y = a->data->y_class[r];
-	w = a->cw ? a->cw[y] : 1.0;
-	if (a->obj == TREE_OBJ_BINARY_LOGISTIC)
-	{
-		double		p = 1.0 / (1.0 + exp(-m[0]));
-		double		h = p * (1.0 - p);
-
-		if (h < 1e-16)
-			h = 1e-16;
-		a->gh[2 * (size_t) r] = (float) ((p - (double) y) * w);
-		a->gh[2 * (size_t) r + 1] = (float) (h * w);
-		return loss ? gbt_term_logistic(p, y) : 0;
-	}
-	mx = m[0];
-	for (c = 1; c < K; c++)
-		if (m[c * n] > mx)
-			mx = m[c * n];
-	for (c = 0; c < K; c++)
-	{
-		double		e = exp(m[c * n] - mx);
-
-		if (c < 64)
-			ebuf[c] = e;
-		sum += e;
-	}
-	for (c = 0; c < K; c++)
-	{
-		double		p = (c < 64 ? ebuf[c] : exp(m[c * n] - mx)) / sum;
-		double		h = 2.0 * p * (1.0 - p);
-
-		if (h < 1e-16)
-			h = 1e-16;
-		a->gh[(size_t) c * 2 * n + 2 * (size_t) r] = (float) ((p - (c == y ? 1.0 : 0.0)) * w);
-		a->gh[(size_t) c * 2 * n + 2 * (size_t) r + 1] = (float) (h * w);
-	}
-	return loss ? gbt_term_softmax(m[(size_t) y * n], mx, sum) : 0;
-}
-
-/*
- * Gradient pairs of one task's training rows: whole loss chunks
- * (GBT_LOSS_CHUNK rows) per task, so that with loss_part each chunk's
- * training loss is summed here row by row as gbt_train_loss_of sums it.
- */
-static void
-grad_task(void *arg, int task, int n_tasks)
-{
-	GbtGrad    *a = arg;
-	uint32_t	nc = (a->n_rows + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK,
-				c0 = (uint32_t) ((uint64_t) nc * task / n_tasks),
-				c1 = (uint32_t) ((uint64_t) nc * (task + 1) / n_tasks),
-				c;
-	bool		loss = a->loss_part != NULL;
-
-	for (c = c0; c < c1; c++)
-	{
-		uint32_t	k = c * GBT_LOSS_CHUNK,
-					k1 = a->n_rows - k < GBT_LOSS_CHUNK ? a->n_rows : k + GBT_LOSS_CHUNK;
-		double		s = 0;
-
-		for (; k < k1; k++)
-			s += grad_row(a, a->rows ? a->rows[k] : k, loss);
-		if (loss)
-			a->loss_part[c] = s;
 	}
 }
 
@@ -642,7 +539,7 @@ gbt_gradients(GbtFit *f)
 	if (nt > nc)
 		nt = (int) nc;
 	f->ga.loss_part = f->loss_slot >= 0 ? f->loss_part : NULL;
-	trees_run_tasks(f->env, nt, grad_task, &f->ga);
+	trees_run_tasks(f->env, nt, gbt_grad_task, &f->ga);
 	if (f->loss_slot >= 0)
 	{
 		f->p->trace->train_loss[f->loss_slot] = gbt_loss_total(f->obj, f->loss_part, f->n_train);

@@ -1,11 +1,104 @@
 /*
- * gbt_loss.c: the losses gbt reports each round: the validation loss (it
- * drives early stopping) and the training loss of the trace, as XGBoost's
- * default eval metrics (logloss, mlogloss, RMSE) of the float margins.
+ * gbt_loss.c: the gradient pass and the losses gbt reports each round: the
+ * validation loss (it drives early stopping) and the training loss of the
+ * trace, as XGBoost's default eval metrics (logloss, mlogloss, RMSE) of the
+ * float margins. The gradient pass also sums the previous round's training
+ * loss from the same p, with the same per-row terms (trees_int.h).
  */
 #include "trees_int.h"
 
 #include <math.h>
+
+/*
+ * Gradient pairs (per class for multi:softmax) of training row r; returns
+ * its term of the training loss (gbt_loss.c's, from the same p) when loss.
+ */
+static inline double
+grad_row(GbtGrad *a, uint32_t r, bool loss)
+{
+	size_t		n = (size_t) a->data->n;
+	const float *m = a->margin + r; /* class c at m[c * n] */
+	int			K = a->K,
+				y,
+				c;
+	double		w,
+				mx,
+				sum = 0,
+				ebuf[64];
+
+	if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
+	{
+		double		e = m[0] - gbt_target(a->data, r);
+
+		a->gh[2 * (size_t) r] = (float) e;
+		a->gh[2 * (size_t) r + 1] = 1.0f;
+		return loss ? e * e : 0;
+	}
+	y = a->data->y_class[r];
+	w = a->cw ? a->cw[y] : 1.0;
+	if (a->obj == TREE_OBJ_BINARY_LOGISTIC)
+	{
+		double		p = 1.0 / (1.0 + exp(-m[0]));
+		double		h = p * (1.0 - p);
+
+		if (h < 1e-16)
+			h = 1e-16;
+		a->gh[2 * (size_t) r] = (float) ((p - (double) y) * w);
+		a->gh[2 * (size_t) r + 1] = (float) (h * w);
+		return loss ? gbt_term_logistic(p, y) : 0;
+	}
+	mx = m[0];
+	for (c = 1; c < K; c++)
+		if (m[c * n] > mx)
+			mx = m[c * n];
+	for (c = 0; c < K; c++)
+	{
+		double		e = exp(m[c * n] - mx);
+
+		if (c < 64)
+			ebuf[c] = e;
+		sum += e;
+	}
+	for (c = 0; c < K; c++)
+	{
+		double		p = (c < 64 ? ebuf[c] : exp(m[c * n] - mx)) / sum;
+		double		h = 2.0 * p * (1.0 - p);
+
+		if (h < 1e-16)
+			h = 1e-16;
+		a->gh[(size_t) c * 2 * n + 2 * (size_t) r] = (float) ((p - (c == y ? 1.0 : 0.0)) * w);
+		a->gh[(size_t) c * 2 * n + 2 * (size_t) r + 1] = (float) (h * w);
+	}
+	return loss ? gbt_term_softmax(m[(size_t) y * n], mx, sum) : 0;
+}
+
+/*
+ * Gradient pairs of one task's training rows: whole loss chunks
+ * (GBT_LOSS_CHUNK rows) per task, so that with loss_part each chunk's
+ * training loss is summed here row by row as gbt_train_loss_of sums it.
+ */
+void
+gbt_grad_task(void *arg, int task, int n_tasks)
+{
+	GbtGrad    *a = arg;
+	uint32_t	nc = (a->n_rows + GBT_LOSS_CHUNK - 1) / GBT_LOSS_CHUNK,
+				c0 = (uint32_t) ((uint64_t) nc * task / n_tasks),
+				c1 = (uint32_t) ((uint64_t) nc * (task + 1) / n_tasks),
+				c;
+	bool		loss = a->loss_part != NULL;
+
+	for (c = c0; c < c1; c++)
+	{
+		uint32_t	k = c * GBT_LOSS_CHUNK,
+					k1 = a->n_rows - k < GBT_LOSS_CHUNK ? a->n_rows : k + GBT_LOSS_CHUNK;
+		double		s = 0;
+
+		for (; k < k1; k++)
+			s += grad_row(a, a->rows ? a->rows[k] : k, loss);
+		if (loss)
+			a->loss_part[c] = s;
+	}
+}
 
 /*
  * The summed loss (squared error, logloss or mlogloss) of the current

@@ -258,6 +258,21 @@ MlStatus	trees_class_weights(const MlEnv *env, const TreeData *data, const TreeP
  * (gradients, margins, validation), gbt_grow.c grows one tree (partitions
  * rows, creates children), gbt_hist.c builds histograms and finds splits.
  */
+/* The gradient pass's state, kept across rounds (gbt_loss.c's gbt_grad_task). */
+typedef struct GbtGrad
+{
+	const TreeData *data;
+	TreeObjective obj;
+	int			K;				/* margins per row */
+	const uint32_t *rows;		/* training rows */
+	uint32_t	n_rows;
+	const float *margin;		/* float, as XGBoost: the model keeps doubles */
+	float	   *gh;				/* 2 * n per margin column */
+	const double *cw;			/* class weights or NULL */
+	double	   *loss_part;		/* NULL, or the training loss's chunk sums to fill */
+} GbtGrad;
+
+void		gbt_grad_task(void *arg, int task, int n_tasks);
 #define GBT_LOSS_CHUNK 16384		/* rows per partial sum of the training loss */
 /* gbt_loss.c: validation loss of rows vrows, training loss in chunk sums (part). */
 double		gbt_valid_loss(const TreeData *data, TreeObjective obj, int K, const float *margin,

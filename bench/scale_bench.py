@@ -77,6 +77,11 @@ WIDE_N, WIDE_D, WIDE_K, WIDE_ITERS = 25_000, 784, 10, 30
 GBT_PARAMS = {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.1, "max_bins": 256, "test_size": 0}
 
 
+def gbt_model_name(n, args):
+    """The gbt model of n rows for --gbt-task (a name holds one task)."""
+    return "bench_scale_gbt_%d" % n + ("" if args.gbt_task == "classification" else "_" + args.gbt_task)
+
+
 def gbt_params(args):
     """The gbt params of the bench, with the task of --gbt-task."""
     return dict(GBT_PARAMS, task=args.gbt_task)
@@ -243,7 +248,7 @@ def run_gbt(cur, n, args, scoring_only=False):
     X, y = gbt_data(n)
     table = "bench_scale_gbt_%d" % n
     ensure_table(cur, table, True, chunked(X, y))
-    model = "bench_scale_gbt_%d" % n + ("" if args.gbt_task == "classification" else "_" + args.gbt_task)
+    model = gbt_model_name(n, args)
     header("gbt %s, %d rows x %d, 100 rounds, depth 6, 256 bins, mlpipe.threads = %d vs XGBoost %s hist nthread=1"
            % (args.gbt_task, n, GBT_D, args.threads, xgb.__version__))
     if not scoring_only:
@@ -392,7 +397,8 @@ def statement_cpu(cur, pid, postmaster, sql, params=None):
 def run_predict_table(cur, args):
     n = parse_size(args.pt_rows)
     table, model, _ = ensure_gbt_model(cur, n, args)
-    header("predict_table, %d rows, 100-tree gbt (depth 6), new table, vs CREATE TABLE AS SELECT id, x[1]" % n)
+    header("predict_table, %d rows, 100-tree gbt %s (depth 6), new table, vs CREATE TABLE AS SELECT id, x[1]"
+           % (n, args.gbt_task))
     cur.execute("SELECT pg_backend_pid()")
     pid = cur.fetchone()[0]
     with open("/proc/%d/stat" % pid) as f:
@@ -415,7 +421,7 @@ def run_predict_table(cur, args):
 def ensure_gbt_model(cur, n, args):
     """The gbt table of n rows and a 100-tree model on it (trained here if missing)."""
     table = "bench_scale_gbt_%d" % n
-    model = "bench_scale_gbt_%d" % n
+    model = gbt_model_name(n, args)
     cur.execute("SELECT count(*) FROM pg_class WHERE relname = %s", (table,))
     has_table = cur.fetchone()[0] > 0
     cur.execute("SELECT count(*) FROM mlpipe.model_versions WHERE model = %s", (model,))

@@ -525,7 +525,6 @@ mlpipe_average_precision_final(PG_FUNCTION_ARGS)
 	LabeledRows *r;
 	PgEnv		pe;
 	MlError		err = {0};
-	BinaryCurve c;
 	uint8	   *truth;
 	double		ap;
 	int64		i;
@@ -539,15 +538,14 @@ mlpipe_average_precision_final(PG_FUNCTION_ARGS)
 	if (r->n == 0)
 		PG_RETURN_NULL();
 	pg_env_init(&pe, CurrentMemoryContext, "average_precision", false);
+	/* the rows sorted by score (16 bytes a row) and the truth: no curve is kept */
 	pg_memory_check((double) r->cap * (sizeof(double) + sizeof(int32)) +
-					(double) r->n * (16 + 1 + 8 + 8 + 8),
+					(double) r->n * (16 + 1),
 					"Raise mlpipe.max_memory, or aggregate a sample of the rows.",
 					"mlpipe.average_precision of " INT64_FORMAT " rows", r->n);
 	truth = palloc(r->n);
 	for (i = 0; i < r->n; i++)
 		truth[i] = (uint8) r->id[i];
-	ML_CHECK_STATUS(curve_binary(&pe.env, truth, r->val, r->n, &c, &err), &err);
-	ap = curve_average_precision(&c);
-	curve_free(&pe.env, &c);
+	ML_CHECK_STATUS(curve_average_precision_of(&pe.env, truth, r->val, r->n, &ap, &err), &err);
 	return agg_float8_or_null(fcinfo, ap);
 }

@@ -663,8 +663,23 @@ BEGIN
             (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
             USING ERRCODE = '22023', HINT = 'Register it under another model name.';
     END IF;
-    SELECT coalesce(max(v.version), 0) + 1 INTO v_version
-      FROM mlpipe.model_versions v WHERE v.model = p_model;
+    -- The gate is checked (22023 for a bad one) whatever happens next.
+    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
+    ok := (verdict->>'passed')::boolean;
+    -- A retrain with the latest version's algorithm, source, target and
+    -- params that reproduces its artifact byte for byte is a run of that
+    -- version, not a new one (docs/registry.md).
+    SELECT v.version INTO v_version FROM mlpipe.model_versions v
+     WHERE v.model = p_model ORDER BY v.version DESC LIMIT 1;
+    IF v_version IS NOT NULL AND EXISTS (
+           SELECT 1 FROM mlpipe.model_versions v
+            WHERE v.model = p_model AND v.version = v_version
+              AND v.algorithm = p_algorithm AND v.source = p_source
+              AND v.target IS NOT DISTINCT FROM p_target AND v.params = p_params
+              AND v.sha256 = encode(sha256(p_fit.artifact), 'hex') AND v.artifact = p_fit.artifact) THEN
+        RETURN mlpipe_internal._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
+    END IF;
+    v_version := coalesce(v_version, 0) + 1;
 
     INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
                              started_at, finished_at, seconds, created_by)
@@ -673,12 +688,9 @@ BEGIN
             extract(epoch FROM clock_timestamp() - p_started), session_user)
     RETURNING runs.run_id INTO v_run;
 
-    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
-    ok := (verdict->>'passed')::boolean;
-
     -- Lineage: the warm-start reference resolved now, so it stays exact when
     -- the alias it named moves later.
-    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split';
+    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split' - 'trace';
     IF jsonb_typeof(lin->'warm_start') = 'string' THEN
         BEGIN
             SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
@@ -702,6 +714,15 @@ BEGIN
     INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
     SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
       FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
+
+    -- The per-iteration figures (training_info), kept out of the artifact;
+    -- a warm start's rounds continue the parent's numbering (trace.first_iteration).
+    INSERT INTO mlpipe.training_iterations (model, version, iteration, training_loss, validation_loss, elapsed_ms)
+    SELECT p_model, v_version, o.i + coalesce((p_fit.info #>> '{trace,first_iteration}')::int, 0),
+           (p_fit.info #>> ARRAY['trace', 'training_loss', o.i::text])::float8,
+           (p_fit.info #>> ARRAY['trace', 'validation_loss', o.i::text])::float8,
+           (p_fit.info #>> ARRAY['trace', 'elapsed_ms', o.i::text])::float8
+      FROM generate_series(0, coalesce(jsonb_array_length(p_fit.info #> '{trace,training_loss}'), 0) - 1) o(i);
 
     PERFORM mlpipe_internal._notify('version_registered',
         jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
@@ -756,6 +777,11 @@ DECLARE
     sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
     tt       record;
     prof     jsonb;
+    ids      jsonb;
+    e_state  text;
+    e_msg    text;
+    e_detail text;
+    e_hint   text;
 BEGIN
     IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
        OR pg_catalog.length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
@@ -769,6 +795,8 @@ BEGIN
     IF p_source IS NULL THEN
         RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- Every params check that needs no data, before as_of and checks read the source.
+    PERFORM mlpipe_internal._check_params(p_algorithm, p_params, p_target);
     IF p_params ? 'warm_start'::text THEN
         IF pg_catalog.jsonb_typeof(p_params->'warm_start'::text) <> 'string' THEN
             RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
@@ -801,14 +829,40 @@ BEGIN
                        mlpipe_internal._fit_params(p_params, p_features, p_target)
                        || pg_catalog.jsonb_build_object('profile_sample', sample), warm);
     prof := fit.info->'profile'::text;
+    -- Integer features that number the rows, found by _fit as it read them (src/pg/source.c).
+    ids := fit.info->'id_like_features'::text;
     -- Lineage notes ride in fit.info, which _register copies into the version.
-    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text) OPERATOR(pg_catalog.||) lin;
+    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text
+                 OPERATOR(pg_catalog.-) 'id_like_features'::text) OPERATOR(pg_catalog.||) lin;
+    PERFORM mlpipe_internal._progress(p_algorithm, pg_catalog.format('storing the %s artifact',
+                pg_catalog.pg_size_pretty(pg_catalog.octet_length(fit.artifact)::bigint)), NULL, NULL, started);
     res := mlpipe_internal._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
-    IF prof IS NOT NULL THEN
+    -- A rerun of an identical version keeps that version's profile.
+    IF prof IS NOT NULL AND EXISTS (SELECT 1 FROM mlpipe.model_versions v
+                                     WHERE v.model OPERATOR(pg_catalog.=) res.model
+                                       AND v.version OPERATOR(pg_catalog.=) res.version
+                                       AND v.run_id OPERATOR(pg_catalog.=) res.run_id) THEN
         PERFORM mlpipe_internal._set_profile(res.model, res.version, prof);
     END IF;
-    PERFORM mlpipe_internal._warn_id_features(src, fit.feature_names, p_model);
+    IF ids IS NOT NULL THEN
+        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)', p_model,
+            (SELECT pg_catalog.string_agg(x.e, ', ' ORDER BY x.o) FROM pg_catalog.jsonb_array_elements_text(ids) WITH ORDINALITY x(e, o))
+            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
+    END IF;
     RETURN res;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) IS
     'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
@@ -981,48 +1035,6 @@ COMMENT ON FUNCTION mlpipe.drop_model(text) IS
 REVOKE ALL ON FUNCTION mlpipe.drop_model(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.drop_model(text) TO mlpipe_admin;
 
-CREATE OR REPLACE FUNCTION mlpipe.drift(model_ref text, source text, threshold float8 DEFAULT 0.2,
-                             null_threshold float8 DEFAULT 0.1)
-RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, status text)
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    info    record;
-    started timestamptz := pg_catalog.clock_timestamp();
-    metrics jsonb := '{}';
-    drifted int := 0;
-    n       bigint;
-BEGIN
-    IF model_ref IS NULL OR source IS NULL THEN
-        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF threshold IS NULL OR threshold <= 0::float8 OR null_threshold IS NULL OR null_threshold <= 0::float8 THEN
-        RAISE EXCEPTION 'threshold and null_threshold must be positive numbers' USING ERRCODE = '22023';
-    END IF;
-    SELECT * INTO info FROM mlpipe_internal._scoring_info(model_ref);
-    IF info.profile IS NULL THEN
-        RAISE EXCEPTION 'version %@% has no training profile', info.model, info.version
-            USING ERRCODE = '22000', HINT = 'Versions trained before mlpipe 0.3.0, or with params.profile_sample = 0, have none; retrain to get one.';
-    END IF;
-    FOR feature, psi, null_rate_train, null_rate_now, status, n IN
-        SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
-               mlpipe_internal._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold),
-               d.rows_now
-          FROM mlpipe_internal._drift_figures(info.profile, source) d LOOP
-        -- The same metric names as predict_table: psi:<feature>, null_rate:<feature>.
-        metrics := metrics || pg_catalog.jsonb_build_object('psi:' || feature, psi, 'null_rate:' || feature, null_rate_now);
-        drifted := drifted + CASE WHEN status = 'drift' THEN 1 ELSE 0 END;
-        RETURN NEXT;
-    END LOOP;
-    -- Logged as a run (kind 'drift', split 'drift') with the version, for
-    -- the drift history (mlpipe.drift_history); not in a read-only
-    -- transaction (a hot standby), where drift still answers.
-    IF pg_catalog.current_setting('transaction_read_only'::text) OPERATOR(pg_catalog.=) 'off'::text THEN
-        PERFORM mlpipe_internal._log_run('drift', info.model, info.version, info.algorithm, source,
-            pg_catalog.jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
-            'succeeded', NULL, n, started, NULL,
-            metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', drifted), 'drift');
-    END IF;
-END $$;
 COMMENT ON FUNCTION mlpipe.drift(text, text, float8, float8) IS
     'Population stability index and null rates of each feature of a source against the training profile of a version.';
 REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
@@ -1068,9 +1080,7 @@ DECLARE
     skipped bigint;
     total   bigint;
     ref     record;
-    src     text;
-    feats   text[];
-    cond    text;
+    on_null text;
 BEGIN
     CASE kind
     WHEN 'features' THEN
@@ -1107,28 +1117,18 @@ BEGIN
                 coalesce((step->>'trials'::text)::int, 20), step->'gate'::text;
         RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
     WHEN 'predict' THEN
-        src := step->>'source'::text;
-        -- A k-means version trained with on_null = 'skip' (the pipeline
-        -- default) scores only the rows it could have trained on: rows with
-        -- a NULL feature are left out, and counted in a NOTICE.
-        SELECT v.features INTO feats
+        -- on_null: the step's, else skip for a k-means version trained with
+        -- on_null = 'skip' (the pipeline default: it scores only the rows it
+        -- could have trained on; predict_table counts them in a NOTICE),
+        -- else error.
+        SELECT CASE WHEN v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null'::text = 'skip'
+                    THEN 'skip' ELSE 'error' END INTO on_null
           FROM mlpipe.resolve(step->>'model'::text) r
-          JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version
-         WHERE v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null'::text = 'skip';
-        IF feats IS NOT NULL THEN
-            cond := (SELECT pg_catalog.string_agg(pg_catalog.format('src.%I IS NOT NULL', f), ' AND ') FROM pg_catalog.unnest(feats) f);
-            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE NOT (%s)), pg_catalog.count(*) FROM %s',
-                                      cond, mlpipe_internal._pipeline_from(src)) INTO skipped, total;
-            IF skipped > 0 THEN
-                RAISE NOTICE 'predict step "%": % of % rows of % not scored (a NULL feature)',
-                    step->>'model'::text, skipped, total, src
-                    USING HINT = 'The model was trained with params.on_null = ''skip''; give "on_null": "error" to its train step to fail instead.';
-                src := pg_catalog.format('SELECT src.* FROM %s WHERE %s', mlpipe_internal._pipeline_from(src), cond);
-            END IF;
-        END IF;
-        EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5)'
+          JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version;
+        EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5, on_null => $6)'
            INTO n
-          USING step->>'model'::text, src, step->>'into'::text, step->>'key'::text, coalesce(step->>'mode'::text, 'append');
+          USING step->>'model'::text, step->>'source'::text, step->>'into'::text, step->>'key'::text,
+                coalesce(step->>'mode'::text, 'append'), coalesce(step->>'on_null'::text, on_null);
         RETURN pg_catalog.jsonb_build_object('model', step->>'model'::text, 'rows', n,
                                   'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
     WHEN 'evaluate' THEN
@@ -1306,8 +1306,9 @@ BEGIN
     ELSE
         PERFORM pg_catalog.create_distributed_table(tgt, key);
     END IF;
-    EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)',
-                              CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, target, key);
+    IF mode IN ('upsert', 'incremental') THEN
+        EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)', CASE WHEN mode = 'upsert' THEN 'UNIQUE' ELSE '' END, target, key);
+    END IF;
     EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', target);
     RETURN tgt;
 END $$;
@@ -1690,39 +1691,12 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_set_schedule(text, text, big
 -- Schedules a pipeline with pg_cron (job name: _cron_job_name) running
 -- SELECT mlpipe.run_pipeline('<name>') as the calling role. Scheduling
 -- again replaces the schedule. Returns pg_cron's job id.
-CREATE OR REPLACE FUNCTION mlpipe.schedule(name text, cron text) RETURNS bigint
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-DECLARE
-    p_name text := name;
-    p_cron text := cron;
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
-        PERFORM mlpipe_internal._pipeline_unknown(p_name);
-    END IF;
-    IF p_cron IS NULL OR btrim(p_cron) = '' THEN
-        RAISE EXCEPTION 'cron schedule is empty'
-            USING ERRCODE = '22023', HINT = 'For example ''0 21 * * *'' (daily at 21:00) or ''* * * * *''.';
-    END IF;
-    RETURN mlpipe_internal._cron_schedule(p_name, p_cron, current_user);
-END $$;
 COMMENT ON FUNCTION mlpipe.schedule(text, text) IS
     'Schedules run_pipeline(name) as a pg_cron job (mlpipe:<name>, hash-suffixed when long), replacing an earlier one.';
 REVOKE ALL ON FUNCTION mlpipe.schedule(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.schedule(text, text) TO mlpipe_admin;
 
 -- Removes the pipeline's pg_cron job. Returns whether there was one.
-CREATE OR REPLACE FUNCTION mlpipe.unschedule(name text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-DECLARE
-    p_name text := name;
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
-        PERFORM mlpipe_internal._pipeline_unknown(p_name);
-    END IF;
-    RETURN mlpipe_internal._cron_unschedule(p_name);
-END $$;
 COMMENT ON FUNCTION mlpipe.unschedule(text) IS 'Removes the pg_cron job of a pipeline.';
 REVOKE ALL ON FUNCTION mlpipe.unschedule(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.unschedule(text) TO mlpipe_admin;
@@ -1765,6 +1739,12 @@ BEGIN
                 'f1_weighted', mlpipe.f1_weighted(y, p), 'log_loss', mlpipe.log_loss(y, pr, $2),
                 'roc_auc', mlpipe.roc_auc(y, pr, $2), 'confusion_matrix', mlpipe.confusion_matrix(y, p),
                 'rows', pg_catalog.count(*))
+                   OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality($2) OPERATOR(pg_catalog.=) 2 THEN
+                   pg_catalog.jsonb_build_object(
+                       'precision', mlpipe.precision(y, p, $2[2]), 'recall', mlpipe.recall(y, p, $2[2]),
+                       'f1', mlpipe.f1(y, p, $2[2]),
+                       'average_precision', mlpipe.average_precision(y OPERATOR(pg_catalog.=) $2[2], pr[2]))
+                   ELSE '{}'::jsonb END
               FROM (SELECT (s.%1$I)::text AS y, mlpipe.predict_label($1, %2$s) AS p,
                            mlpipe.predict_proba($1, %2$s) AS pr
                       FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
@@ -1824,6 +1804,10 @@ DECLARE
     parent    bigint;
     i         int;
     hashed    text := 's.*';
+    e_state   text;
+    e_msg     text;
+    e_detail  text;
+    e_hint    text;
 BEGIN
     IF p_algorithm IS NULL OR p_source IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
@@ -1905,6 +1889,9 @@ BEGIN
             pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
             'succeeded', NULL, (fm->>'rows'::text)::bigint, fstart, parent, fm - 'fold'::text - 'training_rows'::text, 'cv_fold');
         folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
+        IF p_kind OPERATOR(pg_catalog.=) 'cross_validate' THEN   -- a search reports its candidates instead
+            PERFORM mlpipe_internal._progress('cross_validate', 'fold', i + 1, p_folds, started);
+        END IF;
     END LOOP;
     DROP TABLE pg_temp._mlpipe_cv_folds;
     -- Mean and population standard deviation (numpy's default) of each metric.
@@ -1916,6 +1903,19 @@ BEGIN
     PERFORM mlpipe_internal._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
     RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
                               'rows', n, 'run_id', parent);
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
     'k-fold cross-validation behind cross_validate and each search trial.';
@@ -2195,9 +2195,11 @@ BEGIN
             END;
         END IF;
         IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
-            from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s)', rel, p_fraction * 100::float8);
+            from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s) REPEATABLE (12)', rel, p_fraction * 100::float8);
         ELSE
-            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(' WHERE pg_catalog.random() < %s::float8', p_fraction);
+            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(
+                ' WHERE (pg_catalog.hashtext((src.*)::text) OPERATOR(pg_catalog.&) 1048575) OPERATOR(pg_catalog.<) %s',
+                (p_fraction * 1048576::float8)::int);
         END IF;
     END IF;
     EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_object(''n'', pg_catalog.count(*), ''f'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
@@ -2518,12 +2520,18 @@ DECLARE
     best_cv jsonb;
     trials  jsonb := '[]';
     n       int := 0;
+    total   int;
     res     mlpipe.train_result;
+    e_state text;
+    e_msg   text;
+    e_detail text;
+    e_hint  text;
 BEGIN
     IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
         RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
     END IF;
-    PERFORM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials) LIMIT 1;   -- validates the space first
+    -- validates the space first, and counts the candidates for progress lines
+    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials);
     run := mlpipe_internal._log_run('search', p_model, NULL, p_algorithm, p_source,
         pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
                            'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
@@ -2532,9 +2540,23 @@ BEGIN
         cv := mlpipe_internal._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
         IF main IS NULL THEN
             SELECT * INTO main FROM mlpipe_internal._main_metric(cv->>'task'::text);
+            -- gate.metric, when given, ranks the trials too (issue #14), in
+            -- gate.higher_is_better's direction or the metric's own.
+            IF pg_catalog.jsonb_typeof(p_gate) = 'object' AND p_gate ? 'metric'::text THEN
+                main.metric := p_gate->>'metric'::text;
+                main.higher_is_better := coalesce((p_gate->>'higher_is_better'::text)::boolean,
+                    main.metric NOT IN ('rmse', 'mae', 'mape', 'log_loss', 'inertia', 'davies_bouldin'));
+                IF NOT (cv->'mean'::text) ? main.metric THEN
+                    RAISE EXCEPTION 'gate metric "%" is not among the cross-validated metrics', main.metric
+                        USING ERRCODE = '22023',
+                              HINT = 'Metrics: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(e.key, ', ' ORDER BY e.key)
+                                                  FROM pg_catalog.jsonb_object_keys(cv->'mean'::text) e(key));
+                END IF;
+            END IF;
         END IF;
         val := (cv->'mean'::text->>main.metric)::float8;
         n := n + 1;
+        PERFORM mlpipe_internal._progress('search', 'candidate', n, total, started);
         trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
                                                                  main.metric, val));
         IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
@@ -2553,6 +2575,19 @@ BEGIN
                            'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
         best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
     RETURN res;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
     'The body of mlpipe.search: cross-validates every candidate, then trains the best on all rows.';
@@ -2562,21 +2597,6 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._search(text, text, text, text, text[]
 REVOKE ALL ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
 
-CREATE OR REPLACE FUNCTION mlpipe.create_pipeline(name text, config text) RETURNS int
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    checked jsonb;
-BEGIN
-    IF name IS NULL OR name = '' OR pg_catalog.length(name) > 200 OR name ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid pipeline name %', coalesce(pg_catalog.quote_literal(name), 'NULL')
-            USING ERRCODE = '22023', HINT = 'A pipeline name is 1 to 200 characters, without control characters.';
-    END IF;
-    IF config IS NULL THEN
-        RAISE EXCEPTION 'pipeline config is NULL' USING ERRCODE = '22004';
-    END IF;
-    checked := mlpipe_internal._pipeline_check(config, true);
-    RETURN mlpipe_internal._pipeline_store(name, checked);
-END $$;
 COMMENT ON FUNCTION mlpipe.create_pipeline(text, text) IS
     'Validates a pipeline config and stores it as a new version of the named pipeline (config as YAML or JSON text).';
 REVOKE ALL ON FUNCTION mlpipe.create_pipeline(text, text) FROM PUBLIC;
@@ -2597,70 +2617,6 @@ GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
 
-CREATE OR REPLACE FUNCTION mlpipe.run_pipeline(name text) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
-#variable_conflict use_variable
-DECLARE
-    p        record;
-    run      bigint;
-    prev     bigint;
-    step     jsonb;
-    res      jsonb;
-    i        int := 0;
-    started  timestamptz;
-    err      text;
-    state    text;
-    step_run bigint;
-    failed   boolean := false;
-    p_name   text := name;
-BEGIN
-    SELECT pl.version, pl.config INTO p FROM mlpipe.pipelines pl WHERE pl.name = p_name;
-    IF NOT FOUND THEN
-        PERFORM mlpipe_internal._pipeline_unknown(p_name);
-    END IF;
-    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('mlpipe.pipeline_run:' OPERATOR(pg_catalog.||) p_name)) THEN
-        RAISE EXCEPTION 'pipeline "%" is already running', p_name
-            USING ERRCODE = '55P03', HINT = 'Wait for the running call to finish.';
-    END IF;
-    run := mlpipe_internal._pipeline_run_begin(p_name, p.version,
-               pg_catalog.jsonb_build_object('application_name', pg_catalog.current_setting('application_name')));
-    prev := run;
-    FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(p.config->'steps'::text) AS s LOOP
-        started := pg_catalog.clock_timestamp();
-        res := NULL;
-        BEGIN
-            res := mlpipe_internal._pipeline_step(step);
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
-            failed := true;
-        END;
-        step_run := mlpipe_internal._log_run(
-            'pipeline_step', coalesce(res->>'model'::text, step->>'model'::text), (res->>'version'::text)::int, step->>'kind'::text,
-            coalesce(step->>'source'::text, step->>'model'::text),
-            pg_catalog.jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result'::text)
-                OPERATOR(pg_catalog.||) CASE WHEN failed THEN pg_catalog.jsonb_build_object('sqlstate', state) ELSE '{}' END,
-            CASE WHEN failed THEN 'failed' ELSE 'succeeded' END,
-            CASE WHEN failed THEN pg_catalog.format('steps[%s] (%s): %s', i, step->>'kind'::text, err) END,
-            (res->>'rows'::text)::bigint, started, run,
-            CASE WHEN pg_catalog.jsonb_typeof(res->'metrics'::text) = 'object' THEN res->'metrics'::text END,
-            step->>'kind'::text);
-        PERFORM mlpipe_internal._pipeline_adopt(step_run, prev);
-        prev := step_run;
-        IF failed THEN
-            PERFORM mlpipe_internal._pipeline_run_end(run, 'failed',
-                pg_catalog.format('steps[%s] (%s) failed: %s', i, step->>'kind'::text, err), i);
-            PERFORM mlpipe_internal._notify('run_failed', pg_catalog.jsonb_build_object(
-                'pipeline', p_name, 'run_id', run, 'step', i, 'kind', step->>'kind'::text,
-                'sqlstate', state, 'error', err));
-            RAISE WARNING 'pipeline "%" failed at steps[%] (%): %', p_name, i, step->>'kind'::text, err
-                USING HINT = pg_catalog.format('See SELECT * FROM mlpipe.runs WHERE run_id = %s OR parent_run_id = %s.', run, run);
-            RETURN run;
-        END IF;
-        i := i + 1;
-    END LOOP;
-    PERFORM mlpipe_internal._pipeline_run_end(run, 'succeeded', NULL, i);
-    RETURN run;
-END $$;
 COMMENT ON FUNCTION mlpipe.run_pipeline(text) IS
     'Runs the current version of a pipeline step by step, each step in a subtransaction logged as a run.';
 REVOKE ALL ON FUNCTION mlpipe.run_pipeline(text) FROM PUBLIC;
@@ -2750,8 +2706,16 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     fit     mlpipe.fit_result;
     res     mlpipe.train_result;
-    label   text := coalesce(origin, 'imported XGBoost JSON');
+    -- mlpipe.export output (a tree model) has "algorithm" and no "learner".
+    own     boolean := pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner';
+    label   text := coalesce(origin, CASE WHEN own THEN 'imported mlpipe export' ELSE 'imported XGBoost JSON' END);
 BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function import' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
     IF model IS NULL OR model = '' OR pg_catalog.strpos(model, '@') > 0
        OR pg_catalog.length(model) > 200 OR model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
         RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(model), 'NULL')
@@ -2760,17 +2724,14 @@ BEGIN
     IF doc IS NULL THEN
         RAISE EXCEPTION 'doc must not be NULL' USING ERRCODE = '22004';
     END IF;
-    IF pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner' THEN
-        RAISE EXCEPTION 'doc looks like mlpipe.export output, which mlpipe.import does not read'
-            USING ERRCODE = '22023',
-                  HINT = 'mlpipe.import reads XGBoost JSON (Booster.save_model("m.json")); to copy an mlpipe model, use its artifact (mlpipe.artifact).';
-    END IF;
     fit := mlpipe_internal._import_fit(doc, features, classes);
     -- Lineage: imported, from what (fit.info is not part of the fit token but its row counts).
     fit.info := fit.info OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('imported',
         (fit.info->'imported') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('origin', label));
-    res := mlpipe_internal._register(model, 'gbt', label, NULL,
-        pg_catalog.jsonb_build_object('imported', 'xgboost_json'), gate, started, fit);
+    -- The algorithm the fit token was issued for: the export's, or gbt for XGBoost.
+    res := mlpipe_internal._register(model, CASE WHEN own THEN fit.info->'imported'->>'algorithm' ELSE 'gbt' END,
+        label, NULL, pg_catalog.jsonb_build_object('imported', CASE WHEN own THEN 'mlpipe_export' ELSE 'xgboost_json' END),
+        gate, started, fit);
     RETURN res.version;
 END $$;
 COMMENT ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) IS
@@ -2990,211 +2951,11 @@ COMMENT ON FUNCTION mlpipe_internal._register_rerun(text, int, text, text, jsonb
 REVOKE ALL ON FUNCTION mlpipe_internal._register_rerun(text, int, text, text, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
 
 -- Records a fitted model: model row, run, version, metrics, gate, alias.
-CREATE OR REPLACE FUNCTION mlpipe_internal._register(
-    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
-    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
-RETURNS mlpipe.train_result
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-    v_version int;
-    v_run     bigint;
-    verdict   jsonb;
-    v_task    text := p_fit.task;
-    ok        boolean;
-    lin       jsonb;
-    parent    record;
-BEGIN
-    IF NOT mlpipe_internal._fit_claim(p_fit, p_algorithm) THEN
-        RAISE EXCEPTION 'mlpipe_internal._register accepts only a result of mlpipe_internal._fit from the same transaction'
-            USING ERRCODE = '42501',
-                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
-    END IF;
-    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
-        VALUES (p_model, v_task, p_algorithm, session_user)
-        ON CONFLICT (name) DO NOTHING;
-    -- Locks the model row (serialises version numbers) and checks the task:
-    -- a name keeps one meaning, so predict never changes what it returns.
-    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
-        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
-            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
-            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
-    END IF;
-    -- The gate is checked (22023 for a bad one) whatever happens next.
-    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
-    ok := (verdict->>'passed')::boolean;
-    -- A retrain with the latest version's algorithm, source, target and
-    -- params that reproduces its artifact byte for byte is a run of that
-    -- version, not a new one (docs/registry.md).
-    SELECT v.version INTO v_version FROM mlpipe.model_versions v
-     WHERE v.model = p_model ORDER BY v.version DESC LIMIT 1;
-    IF v_version IS NOT NULL AND EXISTS (
-           SELECT 1 FROM mlpipe.model_versions v
-            WHERE v.model = p_model AND v.version = v_version
-              AND v.algorithm = p_algorithm AND v.source = p_source
-              AND v.target IS NOT DISTINCT FROM p_target AND v.params = p_params
-              AND v.sha256 = encode(sha256(p_fit.artifact), 'hex') AND v.artifact = p_fit.artifact) THEN
-        RETURN mlpipe_internal._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
-    END IF;
-    v_version := coalesce(v_version, 0) + 1;
-
-    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
-                             started_at, finished_at, seconds, created_by)
-    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
-            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
-            extract(epoch FROM clock_timestamp() - p_started), session_user)
-    RETURNING runs.run_id INTO v_run;
-
-    -- Lineage: the warm-start reference resolved now, so it stays exact when
-    -- the alias it named moves later.
-    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split';
-    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
-        BEGIN
-            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
-            lin := lin || jsonb_build_object('parent',
-                             jsonb_build_object('model', parent.model, 'version', parent.version));
-        EXCEPTION WHEN undefined_object THEN
-            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
-        END;
-    END IF;
-
-    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
-        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
-        source, mlpipe_version, lineage, created_by)
-    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
-        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
-        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
-        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
-        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
-        lin, session_user);
-
-    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
-    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
-      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
-
-    PERFORM mlpipe_internal._notify('version_registered',
-        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
-                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
-                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
-    IF ok THEN
-        PERFORM mlpipe_internal._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
-        PERFORM mlpipe_internal._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
-            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
-    ELSE
-        PERFORM mlpipe_internal._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
-            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
-            'metric', verdict->'metric', 'value', verdict->'value'));
-    END IF;
-    -- Guardrails, said once the version is stored (see docs/registry.md).
-    IF NOT ok THEN
-        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
-            v_version, p_model, verdict->>'reason'
-            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
-                                           p_model, v_version);
-    END IF;
-    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
-       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
-         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
-        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
-            (p_fit.info->>'skipped_rows')::bigint,
-            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
-            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
-            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
-    END IF;
-    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
-END $$;
 COMMENT ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
     'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
 REVOKE ALL ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
 
-CREATE OR REPLACE FUNCTION mlpipe_internal._train(
-    p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
-    p_params jsonb, p_gate jsonb)
-RETURNS mlpipe.train_result
--- SECURITY INVOKER and no pinned search_path: the source is resolved and read
--- as the caller, with the caller's search_path, grants and row-level security.
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    started  timestamptz := pg_catalog.clock_timestamp();
-    warm     bytea;
-    fit      mlpipe.fit_result;
-    res      mlpipe.train_result;
-    src      text := p_source;
-    lin      jsonb := '{}';
-    sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
-    tt       record;
-    prof     jsonb;
-    ids      jsonb;
-BEGIN
-    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
-       OR pg_catalog.length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL')
-            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
-    END IF;
-    p_params := coalesce(p_params, '{}');
-    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
-        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
-    END IF;
-    IF p_source IS NULL THEN
-        RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    -- Every params check that needs no data, before as_of and checks read the source.
-    PERFORM mlpipe_internal._check_params(p_algorithm, p_params, p_target);
-    IF p_params ? 'warm_start'::text THEN
-        IF pg_catalog.jsonb_typeof(p_params->'warm_start'::text) <> 'string' THEN
-            RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
-                USING ERRCODE = '22023';
-        END IF;
-        warm := mlpipe.artifact(p_params->>'warm_start'::text);
-    END IF;
-    IF p_params ? 'profile_sample'::text THEN
-        IF pg_catalog.jsonb_typeof(p_params->'profile_sample'::text) <> 'number'
-           OR (p_params->>'profile_sample'::text)::numeric NOT BETWEEN 0::numeric AND 10000000::numeric
-           OR (p_params->>'profile_sample'::text)::numeric <> pg_catalog.trunc((p_params->>'profile_sample'::text)::numeric) THEN
-            RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
-                USING ERRCODE = '22023';
-        END IF;
-        sample := (p_params->>'profile_sample'::text)::int;
-    END IF;
-    -- Time travel: train on the rows that existed at params.as_of.
-    IF p_params ? 'as_of'::text OR p_params ? 'as_of_column'::text THEN
-        SELECT a.sql, a.lineage INTO tt FROM mlpipe_internal._as_of_source(p_source, p_params) a;
-        src := tt.sql;
-        lin := lin OPERATOR(pg_catalog.||) tt.lineage;
-    END IF;
-    -- Data checks, before any training work.
-    IF p_params ? 'checks'::text THEN
-        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe_internal._check_data(src, p_params->'checks'::text));
-    END IF;
-    -- _fit samples the training profile while it reads the source (seeded
-    -- by params.seed) and hands it back in fit.info.profile.
-    fit := mlpipe_internal._fit(p_algorithm, src, p_target, p_features,
-                       mlpipe_internal._fit_params(p_params, p_features, p_target)
-                       || pg_catalog.jsonb_build_object('profile_sample', sample), warm);
-    prof := fit.info->'profile'::text;
-    -- Integer features that number the rows, found by _fit as it read them (src/pg/source.c).
-    ids := fit.info->'id_like_features'::text;
-    -- Lineage notes ride in fit.info, which _register copies into the version.
-    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text
-                 OPERATOR(pg_catalog.-) 'id_like_features'::text) OPERATOR(pg_catalog.||) lin;
-    PERFORM mlpipe_internal._progress(p_algorithm, pg_catalog.format('storing the %s artifact',
-                pg_catalog.pg_size_pretty(pg_catalog.octet_length(fit.artifact)::bigint)), NULL, NULL, started);
-    res := mlpipe_internal._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
-    -- A rerun of an identical version keeps that version's profile.
-    IF prof IS NOT NULL AND EXISTS (SELECT 1 FROM mlpipe.model_versions v
-                                     WHERE v.model OPERATOR(pg_catalog.=) res.model
-                                       AND v.version OPERATOR(pg_catalog.=) res.version
-                                       AND v.run_id OPERATOR(pg_catalog.=) res.run_id) THEN
-        PERFORM mlpipe_internal._set_profile(res.model, res.version, prof);
-    END IF;
-    IF ids IS NOT NULL THEN
-        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)', p_model,
-            (SELECT pg_catalog.string_agg(x.e, ', ' ORDER BY x.o) FROM pg_catalog.jsonb_array_elements_text(ids) WITH ORDINALITY x(e, o))
-            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
-    END IF;
-    RETURN res;
-END $$;
 COMMENT ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) IS
     'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
 REVOKE ALL ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
@@ -3202,124 +2963,6 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._train(text, text, text, text, text[],
 
 -- k-fold cross-validation. p_kind names the parent run ('cross_validate',
 -- or 'search_trial' under a search run p_parent).
-CREATE OR REPLACE FUNCTION mlpipe_internal._cross_validate(p_algorithm text, p_source text, p_target text,
-    p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    started   timestamptz := pg_catalog.clock_timestamp();
-    fstart    timestamptz;
-    src       text;
-    ttype     text;
-    task      text;
-    stratify  boolean;
-    n         bigint;
-    seed      text;
-    fparams   jsonb;
-    fit       mlpipe.fit_result;
-    fm        jsonb;
-    folds_out jsonb := '[]';
-    mean      jsonb;
-    std       jsonb;
-    parent    bigint;
-    i         int;
-    hashed    text := 's.*';
-BEGIN
-    IF p_algorithm IS NULL OR p_source IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
-            USING ERRCODE = '22004';
-    END IF;
-    IF p_target IS NULL OR p_algorithm IN ('kmeans', 'minibatch_kmeans') THEN
-        RAISE EXCEPTION 'cross-validation needs a supervised algorithm and a target'
-            USING ERRCODE = '22023',
-                  HINT = 'Clustering has no held-out truth: compare k-means models by the silhouette that mlpipe.train records.';
-    END IF;
-    IF p_folds IS NULL OR p_folds < 2 THEN
-        RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
-    END IF;
-    p_params := coalesce(p_params, '{}');
-    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
-        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
-    END IF;
-    src := mlpipe_internal._eval_from(p_source);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
-                                 FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
-        INTO n, ttype;
-    IF p_folds > n THEN
-        RAISE EXCEPTION 'folds = % is more than the % rows with a non-NULL "%"', p_folds, n, p_target
-            USING ERRCODE = '22023', HINT = 'Use fewer folds.';
-    END IF;
-    -- Stratify as training decides the task: text-like and boolean targets,
-    -- integers with at most 20 distinct values, or params.task.
-    IF p_params ? 'task'::text THEN
-        stratify := p_params->>'task'::text = 'classification';
-    ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
-        EXECUTE pg_catalog.format('SELECT pg_catalog.count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
-    ELSE
-        stratify := ttype NOT IN ('real', 'double precision', 'numeric');
-    END IF;
-    -- Folds: rows ordered by a hash of (seed, row), by class first when
-    -- stratified, dealt round-robin. Identical rows are interchangeable, so
-    -- the assignment is reproducible. With features given, the hash covers
-    -- only the feature columns and the target, so that other columns of the
-    -- source (whatever they are called) do not change the folds.
-    seed := coalesce(p_params->>'seed'::text, '0');
-    IF p_features IS NOT NULL THEN
-        hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
-                     FROM (SELECT v.c, pg_catalog.min(v.o) AS o
-                             FROM pg_catalog.unnest(pg_catalog.array_append(
-                                      ARRAY(SELECT pg_catalog.regexp_replace(f, '\[[0-9]+\]$', '')
-                                              FROM pg_catalog.unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
-                            GROUP BY v.c) u);
-    END IF;
-    IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
-        DROP TABLE pg_temp._mlpipe_cv_folds;
-    END IF;
-    EXECUTE pg_catalog.format(
-        'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
-         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s::bigint)::int
-                AS _mlpipe_fold
-           FROM %3$s s WHERE s.%4$I IS NOT NULL',
-        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
-        USING seed;
-    fparams := (p_params - 'test_size'::text - 'split'::text) OPERATOR(pg_catalog.||) '{"test_size": 0}';
-    IF p_features IS NULL THEN
-        fparams := fparams OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('exclude',
-            CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude'::text) = 'array' THEN p_params->'exclude'::text ELSE '[]' END
-            OPERATOR(pg_catalog.||) '["_mlpipe_fold"]');
-    END IF;
-    parent := mlpipe_internal._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
-        pg_catalog.jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
-                           'features', pg_catalog.to_jsonb(p_features), 'stratified', stratify),
-        'running', NULL, n, started, p_parent, NULL, NULL);
-    FOR i IN 0 .. p_folds - 1 LOOP
-        fstart := pg_catalog.clock_timestamp();
-        fit := mlpipe_internal._fit(p_algorithm,
-            pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
-            p_target, p_features, fparams, NULL);
-        task := fit.task;
-        fm := mlpipe_internal._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
-            pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
-        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows'::text)::bigint) OPERATOR(pg_catalog.||) fm;
-        PERFORM mlpipe_internal._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
-            pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
-            'succeeded', NULL, (fm->>'rows'::text)::bigint, fstart, parent, fm - 'fold'::text - 'training_rows'::text, 'cv_fold');
-        folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
-        IF p_kind OPERATOR(pg_catalog.=) 'cross_validate' THEN   -- a search reports its candidates instead
-            PERFORM mlpipe_internal._progress('cross_validate', 'fold', i + 1, p_folds, started);
-        END IF;
-    END LOOP;
-    DROP TABLE pg_temp._mlpipe_cv_folds;
-    -- Mean and population standard deviation (numpy's default) of each metric.
-    SELECT pg_catalog.jsonb_object_agg(key, a), pg_catalog.jsonb_object_agg(key, sd) INTO mean, std
-      FROM (SELECT e.key, pg_catalog.avg((e.value)::text::float8) AS a, pg_catalog.stddev_pop((e.value)::text::float8) AS sd
-              FROM pg_catalog.jsonb_array_elements(folds_out) f, pg_catalog.jsonb_each(f) e
-             WHERE pg_catalog.jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
-             GROUP BY e.key) t;
-    PERFORM mlpipe_internal._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
-    RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
-                              'rows', n, 'run_id', parent);
-END $$;
 COMMENT ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
     'k-fold cross-validation behind cross_validate and each search trial.';
 REVOKE ALL ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) FROM PUBLIC;
@@ -3329,61 +2972,6 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text
 -- 'search_trial', its folds under it) below one 'search' run. The best
 -- parameters by the task's main metric are trained on every row with
 -- mlpipe.train and the gate, and registered as a new version.
-CREATE OR REPLACE FUNCTION mlpipe_internal._search(p_model text, p_algorithm text, p_source text, p_target text,
-    p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
-RETURNS mlpipe.train_result
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    started timestamptz := pg_catalog.clock_timestamp();
-    run     bigint;
-    cand    jsonb;
-    cv      jsonb;
-    main    record;
-    val     float8;
-    best    jsonb;
-    best_v  float8;
-    best_cv jsonb;
-    trials  jsonb := '[]';
-    n       int := 0;
-    total   int;
-    res     mlpipe.train_result;
-BEGIN
-    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
-    END IF;
-    -- validates the space first, and counts the candidates for progress lines
-    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials);
-    run := mlpipe_internal._log_run('search', p_model, NULL, p_algorithm, p_source,
-        pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
-                           'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
-        'running', NULL, NULL, started, NULL, NULL, NULL);
-    FOR cand IN SELECT * FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials) LOOP
-        cv := mlpipe_internal._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
-        IF main IS NULL THEN
-            SELECT * INTO main FROM mlpipe_internal._main_metric(cv->>'task'::text);
-        END IF;
-        val := (cv->'mean'::text->>main.metric)::float8;
-        n := n + 1;
-        PERFORM mlpipe_internal._progress('search', 'candidate', n, total, started);
-        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
-                                                                 main.metric, val));
-        IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
-                                OR (NOT main.higher_is_better AND val < best_v)) THEN
-            best := cand;
-            best_v := val;
-            best_cv := cv;
-        END IF;
-    END LOOP;
-    IF best IS NULL THEN
-        RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
-    END IF;
-    res := mlpipe_internal._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
-    PERFORM mlpipe_internal._eval_finish_run(run, (best_cv->>'rows'::text)::bigint,
-        pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
-                           'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
-        best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
-    RETURN res;
-END $$;
 COMMENT ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
     'The body of mlpipe.search: cross-validates every candidate, then trains the best on all rows.';
 REVOKE ALL ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
@@ -4286,61 +3874,6 @@ COMMENT ON FUNCTION mlpipe.calibration(boolean[], float8[], text) IS
     'Fits a Platt or isotonic calibration of binary scores (as params.calibrate does on its held-out rows); pairs with a NULL are left out.';
 
 -- evaluate / cross_validate: precision, recall, f1 (second class) and average_precision of binary models.
-CREATE OR REPLACE FUNCTION mlpipe_internal._eval_metrics(p_artifact bytea, p_task text, p_features text[],
-    p_classes text[], p_target text, p_from text)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    x   text := mlpipe_internal._eval_input(p_features);
-    res jsonb;
-BEGIN
-    IF p_task = 'classification' THEN
-        EXECUTE pg_catalog.format($q$
-            SELECT pg_catalog.jsonb_build_object(
-                'accuracy', mlpipe.accuracy(y, p), 'precision_macro', mlpipe.precision_macro(y, p),
-                'recall_macro', mlpipe.recall_macro(y, p), 'f1_macro', mlpipe.f1_macro(y, p),
-                'f1_weighted', mlpipe.f1_weighted(y, p), 'log_loss', mlpipe.log_loss(y, pr, $2),
-                'roc_auc', mlpipe.roc_auc(y, pr, $2), 'confusion_matrix', mlpipe.confusion_matrix(y, p),
-                'rows', pg_catalog.count(*))
-                   OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality($2) OPERATOR(pg_catalog.=) 2 THEN
-                   pg_catalog.jsonb_build_object(
-                       'precision', mlpipe.precision(y, p, $2[2]), 'recall', mlpipe.recall(y, p, $2[2]),
-                       'f1', mlpipe.f1(y, p, $2[2]),
-                       'average_precision', mlpipe.average_precision(y OPERATOR(pg_catalog.=) $2[2], pr[2]))
-                   ELSE '{}'::jsonb END
-              FROM (SELECT (s.%1$I)::text AS y, mlpipe.predict_label($1, %2$s) AS p,
-                           mlpipe.predict_proba($1, %2$s) AS pr
-                      FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
-            INTO res USING p_artifact, p_classes;
-    ELSIF p_task = 'regression' THEN
-        EXECUTE pg_catalog.format($q$
-            SELECT pg_catalog.jsonb_build_object('rmse', mlpipe.rmse(y, p), 'mae', mlpipe.mae(y, p),
-                                      'r2', mlpipe.r2(y, p), 'mape', mlpipe.mape(y, p), 'rows', pg_catalog.count(*))
-              FROM (SELECT (s.%1$I)::float8 AS y, mlpipe.predict($1, %2$s) AS p
-                      FROM %3$s s WHERE s.%1$I IS NOT NULL) q$q$, p_target, x, p_from)
-            INTO res USING p_artifact;
-    ELSE
-        -- Clustering: the clusters the model assigns, scored on the raw
-        -- features; silhouette (O(n^2)) on at most 10,000 rows picked by a
-        -- hash of the row, so the figure is reproducible.
-        EXECUTE pg_catalog.format($q$
-            WITH pts AS MATERIALIZED (
-                SELECT %1$s AS x, mlpipe.predict($1, %2$s)::int AS c, pg_catalog.md5(ROW(s.*)::text) AS h FROM %3$s s)
-            SELECT pg_catalog.jsonb_build_object(
-                'silhouette', (SELECT mlpipe.silhouette(x, c) FROM
-                                 (SELECT x, c FROM pts ORDER BY h LIMIT 10000) t),
-                'calinski_harabasz', mlpipe.calinski_harabasz(x, c),
-                'davies_bouldin', mlpipe.davies_bouldin(x, c), 'rows', pg_catalog.count(*))
-              FROM pts$q$, mlpipe_internal._eval_input(p_features, true), x, p_from)
-            INTO res USING p_artifact;
-    END IF;
-    IF (res->>'rows'::text)::bigint = 0 THEN
-        RAISE EXCEPTION 'no rows to evaluate%', coalesce(': the source has no row with a non-NULL "' OPERATOR(pg_catalog.||) p_target OPERATOR(pg_catalog.||) '"', '')
-            USING ERRCODE = '22000';
-    END IF;
-    RETURN res;
-END $$;
-
 -- search: gate.metric ranks the trials (on the body with progress lines above).
 
 -- Threshold tuning (issue #14): the version's recorded training again (same
@@ -4390,9 +3923,16 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._tune_threshold(text, text, jsonb) TO 
 
 CREATE FUNCTION mlpipe.tune_threshold(model_ref text, metric text DEFAULT 'f1', gate jsonb DEFAULT NULL)
 RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
-LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM mlpipe_internal._tune_threshold($1, $2, $3)
-$$;
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function tune_threshold' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    RETURN QUERY SELECT * FROM mlpipe_internal._tune_threshold($1, $2, $3);
+END $$;
 COMMENT ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) IS
     'New version of a binary classifier whose decision threshold maximises metric (default f1) on its test split.';
 REVOKE ALL ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) FROM PUBLIC;
@@ -4410,94 +3950,6 @@ DROP FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb);
 -- REPEATABLE (whole pages, so only that share of the table is read) when
 -- the source is a table or materialized view, else the query's rows whose
 -- text hashes below the fraction.
-CREATE OR REPLACE FUNCTION mlpipe_internal._drift_figures(p_profile jsonb, p_source text, p_fraction float8 DEFAULT 1)
-RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, rows_now bigint)
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    f      jsonb;
-    cols   jsonb;
-    exprs  text[] := '{}';
-    ex     text;
-    bin    text;
-    cur    jsonb;
-    i      int := 0;
-    n      bigint;
-    rel    regclass;
-    from_  text;
-BEGIN
-    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)) INTO cols FROM mlpipe_internal._source_columns(p_source) s;
-    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) x LOOP
-        IF NOT cols ? (f->>'column'::text) THEN
-            RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column'::text, f->>'feature'::text
-                USING ERRCODE = '42703',
-                      HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) FROM pg_catalog.jsonb_object_keys(cols) k) OPERATOR(pg_catalog.||) '.';
-        END IF;
-        IF f->>'kind'::text = 'numeric' THEN
-            IF cols->>(f->>'column'::text) NOT IN ('numeric', 'array') THEN
-                RAISE EXCEPTION 'column "%" is % in the source but was numeric at training', f->>'column'::text, cols->>(f->>'column'::text)
-                    USING ERRCODE = '22000';
-            END IF;
-            ex := CASE WHEN f->>'element'::text IS NULL THEN pg_catalog.format('(src.%I)::float8', f->>'column'::text)
-                       ELSE pg_catalog.format('(src.%I)[%s]::float8', f->>'column'::text, (f->>'element'::text)::int) END;
-            bin := pg_catalog.format('mlpipe_internal._bin_of(%s, %L::float8[])', ex,
-                          ARRAY(SELECT e::float8 FROM pg_catalog.jsonb_array_elements_text(f->'edges'::text) e)::text);
-        ELSE
-            ex := pg_catalog.format('(src.%I)::text', f->>'column'::text);
-            bin := pg_catalog.format('coalesce(pg_catalog.array_position(%L::text[], %s), 0)', 
-                          ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(f->'categories'::text) e)::text, ex);
-        END IF;
-        exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe_internal._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
-                                 ex, bin, pg_catalog.jsonb_array_length(f->'counts'::text), ex);
-    END LOOP;
-    IF pg_catalog.cardinality(exprs) = 0 THEN
-        RETURN;
-    END IF;
-    from_ := pg_catalog.format('(%s) AS src', mlpipe_internal._source_sql(p_source));
-    IF p_fraction < 1::float8 THEN
-        IF p_source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
-            BEGIN
-                rel := pg_catalog.to_regclass(p_source);
-            EXCEPTION WHEN OTHERS THEN
-                rel := NULL;
-            END;
-        END IF;
-        IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
-            from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s) REPEATABLE (12)', rel, p_fraction * 100::float8);
-        ELSE
-            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(
-                ' WHERE (pg_catalog.hashtext((src.*)::text) OPERATOR(pg_catalog.&) 1048575) OPERATOR(pg_catalog.<) %s',
-                (p_fraction * 1048576::float8)::int);
-        END IF;
-    END IF;
-    EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_object(''n'', pg_catalog.count(*), ''f'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
-                   pg_catalog.array_to_string(exprs, ', '), from_)
-        INTO cur;
-    n := (cur->>'n'::text)::bigint;
-    IF n = 0 AND p_fraction < 1::float8 THEN
-        RETURN;                 -- an empty sample: no figures
-    END IF;
-    IF n = 0 THEN
-        RAISE EXCEPTION 'the source returned no rows' USING ERRCODE = '22000';
-    END IF;
-    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) x LOOP
-        i := i + 1;
-        feature := f->>'feature'::text;
-        null_rate_train := (f->>'null_rate'::text)::float8;
-        null_rate_now := CASE WHEN n > 0 THEN 1::float8 - (cur->'f'::text->(i - 1)->>'n'::text)::float8 / n::float8 END;
-        rows_now := n;
-        psi := NULL;
-        IF pg_catalog.jsonb_typeof(cur->'f'::text->(i - 1)->'c'::text) = 'array' THEN
-            SELECT pg_catalog.sum((greatest(c / sum_c, 1e-4) - greatest(t / sum_t, 1e-4))
-                       * pg_catalog.ln(greatest(c / sum_c, 1e-4) / greatest(t / sum_t, 1e-4)))
-              INTO psi
-              FROM (SELECT t, c, pg_catalog.sum(t) OVER () AS sum_t, pg_catalog.sum(c) OVER () AS sum_c
-                      FROM ROWS FROM (pg_catalog.unnest(ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(f->'counts'::text) x)),
-                                      pg_catalog.unnest(ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(cur->'f'::text->(i - 1)->'c'::text) x))) u(t, c)) b
-             WHERE sum_t > 0::float8 AND sum_c > 0::float8;
-        END IF;
-        RETURN NEXT;
-    END LOOP;
-END $$;
 COMMENT ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) IS
     'PSI and null rates of each profiled feature of a source against a profile.';
 REVOKE ALL ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) FROM PUBLIC;
@@ -4662,2092 +4114,6 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._predict_select(text, text, text[], te
 -- a NULL prediction (null). Errors come out with their own SQLSTATE,
 -- message, detail and hint, without the generated SQL as context, and name
 -- the key of the row they are about.
-CREATE OR REPLACE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text DEFAULT NULL, key text DEFAULT NULL,
-                                     mode text DEFAULT 'append', params jsonb DEFAULT '{}',
-                                     on_null text DEFAULT 'error', target_table text DEFAULT NULL)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE
-AS $$
-DECLARE
-    started    timestamptz := pg_catalog.clock_timestamp();
-    info       record;
-    ref        text;
-    tgt        record;
-    rel        regclass;
-    key_type   regtype;
-    cols       jsonb;
-    src_sql    text;
-    head       text;
-    consts     text;
-    from_sql   text;
-    old_ptc    text;
-    old_psc    text;
-    xexpr      text;
-    conds      text[] := '{}';
-    filt       text := '';
-    scored_from text;
-    nullc      text;
-    n          bigint;
-    skipped    bigint := 0;
-    k          text;
-    threshold  float8;
-    null_thr   float8;
-    sample     int;
-    metrics    jsonb := '{}';
-    drifted    jsonb := '[]';
-    d          record;
-    bad        record;
-    run        bigint;
-    e_state    text;
-    e_msg      text;
-    e_detail   text;
-    e_hint     text;
-    scoring    boolean := false;
-BEGIN
-    IF model_ref IS NULL OR source IS NULL THEN
-        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF "into" IS NULL AND target_table IS NULL THEN
-        RAISE EXCEPTION 'predict_table needs a target table'
-            USING ERRCODE = '22023', HINT = 'Name it with target_table => ''scores'' (or as the third argument).';
-    END IF;
-    IF "into" IS NOT NULL AND target_table IS NOT NULL THEN
-        RAISE EXCEPTION '"into" and target_table both name a target table'
-            USING ERRCODE = '22023', HINT = 'Pass one of them: target_table in named calls, the third argument in positional ones.';
-    END IF;
-    IF key IS NULL THEN
-        RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = '22004',
-            HINT = 'Name the source column that identifies a row, e.g. key => ''id''.';
-    END IF;
-    IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
-        RAISE EXCEPTION 'unknown mode %', coalesce(pg_catalog.quote_literal(mode), 'NULL')
-            USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
-    END IF;
-    IF on_null IS NULL OR on_null NOT IN ('error', 'skip', 'null') THEN
-        RAISE EXCEPTION 'unknown on_null %', coalesce(pg_catalog.quote_literal(on_null), 'NULL')
-            USING ERRCODE = '22023', HINT = 'on_null: error (the default), skip or null.';
-    END IF;
-    params := coalesce(params, '{}');
-    SELECT * INTO threshold, null_thr, sample FROM mlpipe_internal._predict_table_params(params);
-
-    SELECT * INTO info FROM mlpipe_internal._scoring_info(model_ref);
-    ref := info.model OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) info.version;          -- one version for the whole run
-    SELECT s.type INTO key_type FROM mlpipe_internal._source_columns(source) s WHERE s.name = key;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'key column "%" is not in the source', key
-            USING ERRCODE = '42703',
-                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe_internal._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
-    END IF;
-    IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
-        RAISE EXCEPTION 'key column "%" has the name of an output column', key
-            USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
-    END IF;
-    src_sql := mlpipe_internal._source_sql(source);
-    -- A relation source is read as itself, not as a subquery: on Citus the
-    -- whole row of a subquery reaches the shards without its column names
-    -- (the row form refuses it), a table's whole row keeps its type.
-    IF src_sql LIKE 'SELECT * FROM %' AND source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
-        src_sql := pg_catalog.substr(src_sql, 15);
-    ELSE
-        src_sql := '(' || src_sql || ')';
-    END IF;
-    SELECT * INTO tgt FROM mlpipe_internal._parse_into(coalesce(target_table, "into"));
-    -- Runs into one target serialise (issue #10): two concurrent replace or
-    -- incremental runs would each insert every key, and with a unique index
-    -- the second would fail with a raw 23505. The lock is on the target's
-    -- schema-qualified name (the schema it would be created in when it does
-    -- not exist yet) and lasts until the transaction ends; every statement
-    -- below takes its snapshot after it (READ COMMITTED), so the second run
-    -- sees the first one's rows.
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(
-        'mlpipe.predict_table ' OPERATOR(pg_catalog.||) coalesce(
-            (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
-               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-              WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(tgt.qualified)),
-            CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(tgt.qualified)) OPERATOR(pg_catalog.=) 1
-                 THEN pg_catalog.format('%I.%s', pg_catalog.current_schema(), tgt.qualified)
-                 ELSE tgt.qualified END)));
-    rel := pg_catalog.to_regclass(tgt.qualified);
-
-    IF rel IS NOT NULL THEN
-        PERFORM mlpipe_internal._check_target(rel, key, key_type, mode);
-        IF mode = 'incremental' THEN
-            conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
-                           tgt.qualified, key, key, info.model, info.version);
-        END IF;
-    END IF;
-    -- on_null skip or null: the condition that a row has a NULL the model
-    -- cannot take; skip leaves such rows out (and counts them below).
-    IF on_null <> 'error' THEN
-        SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)) INTO cols FROM mlpipe_internal._source_columns(source) s;
-        nullc := mlpipe_internal._null_condition(mlpipe_internal._null_intolerant_inputs(mlpipe.artifact(ref)), cols);
-    END IF;
-    IF on_null = 'skip' AND nullc IS NOT NULL THEN
-        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS src WHERE %s', src_sql,
-                                  pg_catalog.array_to_string(conds OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', nullc), ' AND '))
-            INTO skipped;
-        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
-    END IF;
-    IF pg_catalog.cardinality(conds) > 0 THEN
-        filt := ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ');
-    END IF;
-    -- The rows a failed scoring statement is searched in for its bad row:
-    -- those it scored (on_null = 'null': not the rows it wrote as NULL).
-    IF on_null = 'null' AND nullc IS NOT NULL THEN
-        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
-    END IF;
-    scored_from := pg_catalog.format('FROM %s AS src', src_sql) OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality(conds) > 0
-        THEN ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ') ELSE '' END;
-    -- Rows are scored with the row form of predict (columns matched by name,
-    -- stored preprocessing applied), or, for a model without preprocessing
-    -- whose features are numeric columns of the source, with the float8[]
-    -- form, which gives the same predictions without building a row value.
-    -- prediction: the value, cluster or class index; label and proba for
-    -- classification only.
-    IF NOT mlpipe_internal._has_preprocessing(mlpipe.artifact(ref)) THEN
-        xexpr := mlpipe_internal._feature_array_expr(info.features, source);
-    END IF;
-    -- src.*, not a bare src, which a source column named src would capture.
-    xexpr := coalesce(xexpr, 'src.*');
-    -- The SELECT: head (per-row columns), consts (the same on every row:
-    -- a new table gets them as added columns, below) and FROM.
-    SELECT * INTO head, from_sql, consts FROM mlpipe_internal._predict_select(info.task, ref, info.classes, key, xexpr, src_sql, filt,
-                                                                     CASE WHEN on_null = 'null' THEN nullc END);
-    consts := consts OPERATOR(pg_catalog.||) pg_catalog.format(', %L::text AS model, %s::int AS version, pg_catalog.now() AS scored_at',
-                               info.model, info.version);
-    -- Ensembles cost microseconds a row to score: for the scoring statement,
-    -- make a parallel scan of the source attractive so that CREATE TABLE AS
-    -- scores in parallel workers. A single tree or k-means scores faster
-    -- than a worker hands rows back, so the caller's settings stay.
-    old_ptc := pg_catalog.current_setting('parallel_tuple_cost');
-    old_psc := pg_catalog.current_setting('parallel_setup_cost');
-    IF info.algorithm IN ('gbt', 'random_forest') THEN
-        PERFORM pg_catalog.set_config('parallel_tuple_cost', '0.001', true), pg_catalog.set_config('parallel_setup_cost', '10', true);
-    END IF;
-
-    -- On Citus, a new target for a distributed source is created
-    -- distributed and co-located, then filled by the INSERT below.
-    IF rel IS NULL THEN
-        rel := mlpipe_internal._citus_target(source, tgt.qualified, key, key_type, mode);
-    END IF;
-    -- The scoring statement (a data error in it names the failing row's
-    -- key: see the handler at the end).
-    scoring := true;
-    IF rel IS NULL THEN
-        -- A new table: bulk-written by CREATE TABLE AS with the per-row
-        -- columns only; model, version and scored_at are the same on every
-        -- row, so they are added afterwards with that value as default,
-        -- which PostgreSQL stores once in the catalog instead of in each row
-        -- (no rewrite; readers see the value on every row). Then indexed.
-        EXECUTE pg_catalog.format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
-        GET DIAGNOSTICS n = ROW_COUNT;
-        scoring := false;
-        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
-        EXECUTE pg_catalog.format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
-                       'ADD COLUMN scored_at timestamptz DEFAULT pg_catalog.now()', tgt.qualified,
-                       CASE WHEN info.task = 'classification' THEN ''
-                            ELSE 'ADD COLUMN label text, ADD COLUMN proba double precision[],' END,
-                       info.model, info.version);
-        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
-                       tgt.qualified);
-        EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)',
-                       CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
-        -- Readers read prediction tables (docs/security.md).
-        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
-    ELSE
-        IF mode = 'replace' THEN
-            EXECUTE pg_catalog.format('DELETE FROM %s', tgt.qualified);
-        END IF;
-        EXECUTE pg_catalog.format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s%s%s',
-                       tgt.qualified, key, head, consts, from_sql,
-                       CASE WHEN mode = 'upsert' THEN pg_catalog.format(
-                           ' ON CONFLICT (%I) DO UPDATE SET prediction = EXCLUDED.prediction, label = EXCLUDED.label, '
-                           'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
-                           'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
-        GET DIAGNOSTICS n = ROW_COUNT;
-        scoring := false;
-        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
-    END IF;
-    IF skipped > 0 THEN
-        RAISE NOTICE 'predict_table %: left out % source row% with a NULL the model cannot take (on_null = skip)',
-            ref, skipped, CASE WHEN skipped = 1 THEN '' ELSE 's' END;
-    END IF;
-
-    -- Drift of the source against the training profile, on a sample.
-    IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
-        FOR d IN SELECT * FROM mlpipe_internal._drift_figures(info.profile, source,
-                     CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n::float8 END) LOOP
-            metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('psi:' OPERATOR(pg_catalog.||) d.feature, d.psi,
-                                                     'null_rate:' OPERATOR(pg_catalog.||) d.feature, d.null_rate_now);
-            IF mlpipe_internal._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
-                drifted := drifted OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('feature', d.feature, 'psi', d.psi,
-                                                         'null_rate_train', d.null_rate_train,
-                                                         'null_rate_now', d.null_rate_now);
-            END IF;
-        END LOOP;
-        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', pg_catalog.jsonb_array_length(drifted));
-    END IF;
-    metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('rows_per_second',
-        n::float8 / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - started)::float8, 1e-6));
-    IF skipped > 0 THEN
-        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('skipped_rows', skipped);
-    END IF;
-    run := mlpipe_internal._log_run('predict_table', info.model, info.version, info.algorithm, source,
-        pg_catalog.jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params,
-                                      'on_null', on_null),
-        'succeeded', NULL, n, started, NULL, metrics, 'scoring');
-    PERFORM mlpipe_internal._notify('predictions_written', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
-        'run_id', run, 'rows', n, 'into', tgt.display));
-    IF pg_catalog.jsonb_array_length(drifted) > 0 THEN
-        PERFORM mlpipe_internal._notify('drift_detected', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
-            'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
-        -- Also said to the caller, who may not be listening (issue #12).
-        PERFORM mlpipe_internal._warn_drift(info.model, info.version, drifted, pg_catalog.jsonb_array_length(drifted),
-            (SELECT pg_catalog.count(*)::int FROM pg_catalog.jsonb_object_keys(metrics) m(k) WHERE m.k LIKE 'psi:%'),
-            threshold);
-    END IF;
-    RETURN n;
-EXCEPTION WHEN OTHERS THEN
-    -- The error as the caller should read it: its SQLSTATE, message, detail
-    -- and hint, with this line as the only context (not the nested calls
-    -- and generated statements it came through).
-    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-    -- A data error of the scoring statement: find the row, name its key
-    -- (not for the row form's errors about the source's columns, which
-    -- every row has).
-    IF scoring AND e_state LIKE '22%' AND e_msg NOT LIKE 'the row has no column%'
-       AND e_msg NOT LIKE 'column "%" has type %, but the model takes it as %' THEN
-        -- The row's own error is reported (a source with several bad rows
-        -- may fail the bulk statement on another one first).
-        SELECT * INTO bad FROM mlpipe_internal._failing_key(ref, key, xexpr, scored_from);
-        IF bad.bad_key IS NOT NULL THEN
-            e_state := bad.err_state;
-            e_detail := bad.err_detail;
-            e_hint := bad.err_hint;
-            e_msg := bad.err_message OPERATOR(pg_catalog.||) pg_catalog.format(
-                CASE WHEN bad.err_message LIKE '%is NULL' THEN ' in the row with %s = %s' ELSE ' (in the row with %s = %s)' END,
-                key, bad.bad_key);
-        END IF;
-        IF e_msg LIKE '%is NULL%' THEN
-            e_hint := 'Pass on_null => ''skip'' (leave such rows out) or ''null'' (write a NULL prediction), '
-                      'or impute the value (params.preprocess when training).';
-        END IF;
-    END IF;
-    IF e_detail = '' AND e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
-    ELSIF e_detail = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
-    ELSIF e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
-END $$;
-COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) IS
-    'Scores every row of a source into a table (append, replace, upsert or incremental mode); target_table names the table.';
-REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) TO mlpipe_trainer;
--- Probabilities labelled with their classes: {"class": p, ...} from the
--- classes of a model (mlpipe.classes) and a proba array (predict_proba, or
--- the proba column of a predict_table target) in the same order. Pure, so
--- a query reads the classes once: mlpipe.proba_json((SELECT
--- mlpipe.classes('churn')), proba). For a binary model the positive class
--- is the second of the two (sorted order, like scikit-learn's classes_[1]).
-CREATE FUNCTION mlpipe.proba_json(classes text[], proba float8[]) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF pg_catalog.cardinality(classes) <> pg_catalog.cardinality(proba) THEN
-        RAISE EXCEPTION '% probabilities for % classes', pg_catalog.cardinality(proba), pg_catalog.cardinality(classes)
-            USING ERRCODE = '22023', HINT = 'Pass mlpipe.classes() of the version that computed the probabilities (the model and version columns of a predict_table target).';
-    END IF;
-    RETURN (SELECT pg_catalog.jsonb_object_agg(c, p)
-              FROM ROWS FROM (pg_catalog.unnest(classes), pg_catalog.unnest(proba)) u(c, p));
-END $$;
-COMMENT ON FUNCTION mlpipe.proba_json(text[], float8[]) IS
-    'Class probabilities as a JSON object {class: probability}, from mlpipe.classes(model_ref) and a proba array.';
-REVOKE ALL ON FUNCTION mlpipe.proba_json(text[], float8[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.proba_json(text[], float8[]) TO mlpipe_reader;
--- train and evaluate re-raise their errors without the nested context, as predict_table.
-CREATE OR REPLACE FUNCTION mlpipe_internal._train(
-    p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
-    p_params jsonb, p_gate jsonb)
-RETURNS mlpipe.train_result
--- SECURITY INVOKER and no pinned search_path: the source is resolved and read
--- as the caller, with the caller's search_path, grants and row-level security.
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    started  timestamptz := pg_catalog.clock_timestamp();
-    warm     bytea;
-    fit      mlpipe.fit_result;
-    res      mlpipe.train_result;
-    src      text := p_source;
-    lin      jsonb := '{}';
-    sample   int := 20000;    -- the drift sample of predict_table is 20,000 too
-    tt       record;
-    prof     jsonb;
-    ids      jsonb;
-    e_state  text;
-    e_msg    text;
-    e_detail text;
-    e_hint   text;
-BEGIN
-    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0
-       OR pg_catalog.length(p_model) > 200 OR p_model ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL')
-            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
-    END IF;
-    p_params := coalesce(p_params, '{}');
-    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
-        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
-    END IF;
-    IF p_source IS NULL THEN
-        RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    -- Every params check that needs no data, before as_of and checks read the source.
-    PERFORM mlpipe_internal._check_params(p_algorithm, p_params, p_target);
-    IF p_params ? 'warm_start'::text THEN
-        IF pg_catalog.jsonb_typeof(p_params->'warm_start'::text) <> 'string' THEN
-            RAISE EXCEPTION 'params.warm_start must be a model reference such as ''sensors@3'''
-                USING ERRCODE = '22023';
-        END IF;
-        warm := mlpipe.artifact(p_params->>'warm_start'::text);
-    END IF;
-    IF p_params ? 'profile_sample'::text THEN
-        IF pg_catalog.jsonb_typeof(p_params->'profile_sample'::text) <> 'number'
-           OR (p_params->>'profile_sample'::text)::numeric NOT BETWEEN 0::numeric AND 10000000::numeric
-           OR (p_params->>'profile_sample'::text)::numeric <> pg_catalog.trunc((p_params->>'profile_sample'::text)::numeric) THEN
-            RAISE EXCEPTION 'params.profile_sample must be an integer in 0..10000000 (0: no profile)'
-                USING ERRCODE = '22023';
-        END IF;
-        sample := (p_params->>'profile_sample'::text)::int;
-    END IF;
-    -- Time travel: train on the rows that existed at params.as_of.
-    IF p_params ? 'as_of'::text OR p_params ? 'as_of_column'::text THEN
-        SELECT a.sql, a.lineage INTO tt FROM mlpipe_internal._as_of_source(p_source, p_params) a;
-        src := tt.sql;
-        lin := lin OPERATOR(pg_catalog.||) tt.lineage;
-    END IF;
-    -- Data checks, before any training work.
-    IF p_params ? 'checks'::text THEN
-        lin := lin OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('checked_rows', mlpipe_internal._check_data(src, p_params->'checks'::text));
-    END IF;
-    -- _fit samples the training profile while it reads the source (seeded
-    -- by params.seed) and hands it back in fit.info.profile.
-    fit := mlpipe_internal._fit(p_algorithm, src, p_target, p_features,
-                       mlpipe_internal._fit_params(p_params, p_features, p_target)
-                       || pg_catalog.jsonb_build_object('profile_sample', sample), warm);
-    prof := fit.info->'profile'::text;
-    -- Integer features that number the rows, found by _fit as it read them (src/pg/source.c).
-    ids := fit.info->'id_like_features'::text;
-    -- Lineage notes ride in fit.info, which _register copies into the version.
-    fit.info := (coalesce(fit.info, '{}') OPERATOR(pg_catalog.-) 'profile'::text
-                 OPERATOR(pg_catalog.-) 'id_like_features'::text) OPERATOR(pg_catalog.||) lin;
-    PERFORM mlpipe_internal._progress(p_algorithm, pg_catalog.format('storing the %s artifact',
-                pg_catalog.pg_size_pretty(pg_catalog.octet_length(fit.artifact)::bigint)), NULL, NULL, started);
-    res := mlpipe_internal._register(p_model, p_algorithm, p_source, p_target, p_params, p_gate, started, fit);
-    -- A rerun of an identical version keeps that version's profile.
-    IF prof IS NOT NULL AND EXISTS (SELECT 1 FROM mlpipe.model_versions v
-                                     WHERE v.model OPERATOR(pg_catalog.=) res.model
-                                       AND v.version OPERATOR(pg_catalog.=) res.version
-                                       AND v.run_id OPERATOR(pg_catalog.=) res.run_id) THEN
-        PERFORM mlpipe_internal._set_profile(res.model, res.version, prof);
-    END IF;
-    IF ids IS NOT NULL THEN
-        RAISE WARNING 'model "%": feature % looks like a row id (one consecutive integer a row)', p_model,
-            (SELECT pg_catalog.string_agg(x.e, ', ' ORDER BY x.o) FROM pg_catalog.jsonb_array_elements_text(ids) WITH ORDINALITY x(e, o))
-            USING HINT = 'Leave it out with params.exclude (or the features argument) unless its value means something.';
-    END IF;
-    RETURN res;
-EXCEPTION WHEN OTHERS THEN
-    -- The error as the caller should read it (issue #12): its SQLSTATE,
-    -- message, detail and hint, with this line as the only context, not
-    -- the nested calls and generated statements it came through.
-    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-    IF e_detail = '' AND e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
-    ELSIF e_detail = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
-    ELSIF e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
-END $$;
-COMMENT ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) IS
-    'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
-REVOKE ALL ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
-CREATE OR REPLACE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    started timestamptz := pg_catalog.clock_timestamp();
-    m       record;
-    res     jsonb;
-    run     bigint;
-    e_state text;
-    e_msg   text;
-    e_detail text;
-    e_hint  text;
-BEGIN
-    IF model_ref IS NULL OR source IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
-            USING ERRCODE = '22004';
-    END IF;
-    SELECT * INTO m FROM mlpipe_internal._eval_model(model_ref);
-    -- The target missing from the source: say so, not "column s.y does not exist".
-    IF m.target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mlpipe_internal._source_columns(source) s WHERE s.name OPERATOR(pg_catalog.=) m.target) THEN
-        RAISE EXCEPTION 'the source has no column "%", the target of %@%', m.target, m.model, m.version
-            USING ERRCODE = '42703',
-                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe_internal._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
-    END IF;
-    res := mlpipe_internal._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
-                                mlpipe_internal._eval_from(source));
-    -- The confusion matrix (jsonb, not a metric row) rides in the run's
-    -- params, for the mlpipe.confusion_matrices view.
-    run := mlpipe_internal._log_run('evaluate', m.model, m.version, m.algorithm, source,
-                           pg_catalog.jsonb_build_object('model_ref', model_ref)
-                           OPERATOR(pg_catalog.||) pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-                               'confusion_matrix', res OPERATOR(pg_catalog.->) 'confusion_matrix'::text)),
-                           'succeeded', NULL,
-                           (res->>'rows'::text)::bigint, started, NULL, res, 'evaluate');
-    RETURN res OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
-EXCEPTION WHEN OTHERS THEN
-    -- The error as the caller should read it (issue #12): its SQLSTATE,
-    -- message, detail and hint, with this line as the only context, not
-    -- the nested calls and generated statements it came through.
-    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-    IF e_detail = '' AND e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
-    ELSIF e_detail = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
-    ELSIF e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
-END $$;
-COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
-    'Scores a source with a registered version and returns the metrics of its task as jsonb.';
-REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
--- A predict step passes on_null to predict_table (the step's "on_null", else skip for a k-means
--- version trained with on_null = skip) instead of filtering the source itself.
-CREATE OR REPLACE FUNCTION mlpipe_internal._pipeline_step(step jsonb) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    kind    text := step->>'kind'::text;
-    r       jsonb;
-    n       bigint;
-    params  jsonb;
-    skipped bigint;
-    total   bigint;
-    ref     record;
-    on_null text;
-BEGIN
-    CASE kind
-    WHEN 'features' THEN
-        n := mlpipe_internal._pipeline_features(step);
-        RETURN pg_catalog.jsonb_build_object('rows', n, 'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
-    WHEN 'train' THEN
-        params := coalesce(step->'params'::text, '{}');
-        -- In a pipeline, k-means skips rows with a NULL feature unless told
-        -- otherwise (as the trees do everywhere): a features step gives
-        -- NULL statistics for short groups (kurtosis needs 4 readings).
-        IF step->>'algorithm'::text IN ('kmeans', 'minibatch_kmeans') AND pg_catalog.jsonb_typeof(params) = 'object'
-           AND NOT params ? 'on_null'::text THEN
-            params := params OPERATOR(pg_catalog.||) '{"on_null": "skip"}'::jsonb;
-        END IF;
-        EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.train($1, $2, $3, $4, $5, $6, $7) AS t'
-           INTO r
-          USING step->>'model'::text, step->>'algorithm'::text, step->>'source'::text, step->>'target'::text,
-                mlpipe_internal._pipeline_texts(step->'features'::text), params, step->'gate'::text;
-        SELECT v.skipped_rows, v.training_rows + v.skipped_rows INTO skipped, total
-          FROM mlpipe.model_versions v WHERE v.model = r->>'model'::text AND v.version = (r->>'version'::text)::int;
-        IF skipped > 0 THEN
-            RAISE NOTICE 'train step "%": % of % rows of % skipped (a NULL or non-finite feature)',
-                r->>'model'::text, skipped, total, step->>'source'::text
-                USING HINT = CASE WHEN params->>'on_null'::text = 'skip' AND NOT coalesce(step->'params'::text, '{}') ? 'on_null'::text
-                    THEN 'In a pipeline, k-means defaults to params.on_null = ''skip''; give "on_null": "error" to fail instead.' END;
-        END IF;
-        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
-    WHEN 'search' THEN
-        EXECUTE 'SELECT pg_catalog.to_jsonb(t) FROM mlpipe.search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS t'
-           INTO r
-          USING step->>'model'::text, step->>'algorithm'::text, step->>'source'::text, step->>'target'::text,
-                mlpipe_internal._pipeline_texts(step->'features'::text), step->'space'::text,
-                coalesce(step->>'strategy'::text, 'grid'), coalesce((step->>'folds'::text)::int, 5),
-                coalesce((step->>'trials'::text)::int, 20), step->'gate'::text;
-        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
-    WHEN 'predict' THEN
-        -- on_null: the step's, else skip for a k-means version trained with
-        -- on_null = 'skip' (the pipeline default: it scores only the rows it
-        -- could have trained on; predict_table counts them in a NOTICE),
-        -- else error.
-        SELECT CASE WHEN v.algorithm IN ('kmeans', 'minibatch_kmeans') AND v.params->>'on_null'::text = 'skip'
-                    THEN 'skip' ELSE 'error' END INTO on_null
-          FROM mlpipe.resolve(step->>'model'::text) r
-          JOIN mlpipe.model_versions v ON v.model = r.model AND v.version = r.version;
-        EXECUTE 'SELECT mlpipe.predict_table($1, $2, $3, $4, $5, on_null => $6)'
-           INTO n
-          USING step->>'model'::text, step->>'source'::text, step->>'into'::text, step->>'key'::text,
-                coalesce(step->>'mode'::text, 'append'), coalesce(step->>'on_null'::text, on_null);
-        RETURN pg_catalog.jsonb_build_object('model', step->>'model'::text, 'rows', n,
-                                  'result', pg_catalog.jsonb_build_object('into', step->>'into'::text, 'rows', n));
-    WHEN 'evaluate' THEN
-        -- evaluate logs its own run and metrics (a child of the step's run):
-        -- the step records the version only, so each metric is logged once.
-        EXECUTE 'SELECT pg_catalog.to_jsonb(mlpipe.evaluate($1, $2))' INTO r USING step->>'model'::text, step->>'source'::text;
-        RETURN pg_catalog.jsonb_build_object('model', r->>'model'::text, 'version', (r->>'version'::text)::int, 'result', r);
-    WHEN 'drift' THEN
-        -- drift logs its run with psi:<feature> and null_rate:<feature>
-        -- metrics (the names predict_table uses); the step adds none.
-        EXECUTE 'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(d)) FROM mlpipe.drift($1, $2) AS d' INTO r
-          USING step->>'model'::text, step->>'source'::text;
-        SELECT v.model, v.version INTO ref FROM mlpipe.resolve(step->>'model'::text) v;
-        RETURN pg_catalog.jsonb_build_object('model', ref.model, 'version', ref.version, 'result', r);
-    ELSE
-        RAISE EXCEPTION 'unknown step kind "%"', kind USING ERRCODE = '22023';
-    END CASE;
-END $$;
-
--- == issue 11: training that depends only on the rows (helper wt-order) ==
--- Training puts its rows in a canonical order (by content hash) before
--- anything depends on their positions, so _fit no longer needs to turn
--- synchronized scans off to see the same order every time.
-ALTER FUNCTION mlpipe_internal._fit(text, text, text, text[], jsonb, bytea) RESET synchronize_seqscans;
--- == issue 14: explain of preprocessed models, explain_global, import of mlpipe.export (helper internal) ==
--- explain's row form explains models with preprocessing per original column.
-COMMENT ON FUNCTION mlpipe.explain(text, record, int, text) IS
-    'Why a model scored a row (columns matched by name): one row per feature (per original column for a model with preprocessing) with its contribution, then the expected value (feature NULL).';
-
--- import also reads mlpipe.export output of tree models (the round trip).
-CREATE OR REPLACE FUNCTION mlpipe.import(
-    model    text,
-    doc      jsonb,
-    features text[] DEFAULT NULL,
-    classes  text[] DEFAULT NULL,
-    gate     jsonb  DEFAULT NULL,
-    origin   text   DEFAULT NULL)
-RETURNS int
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    started timestamptz := pg_catalog.clock_timestamp();
-    fit     mlpipe.fit_result;
-    res     mlpipe.train_result;
-    -- mlpipe.export output (a tree model) has "algorithm" and no "learner".
-    own     boolean := pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner';
-    label   text := coalesce(origin, CASE WHEN own THEN 'imported mlpipe export' ELSE 'imported XGBoost JSON' END);
-BEGIN
-    IF model IS NULL OR model = '' OR pg_catalog.strpos(model, '@') > 0
-       OR pg_catalog.length(model) > 200 OR model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(model), 'NULL')
-            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
-    END IF;
-    IF doc IS NULL THEN
-        RAISE EXCEPTION 'doc must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    fit := mlpipe_internal._import_fit(doc, features, classes);
-    -- Lineage: imported, from what (fit.info is not part of the fit token but its row counts).
-    fit.info := fit.info OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('imported',
-        (fit.info->'imported') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('origin', label));
-    -- The algorithm the fit token was issued for: the export's, or gbt for XGBoost.
-    res := mlpipe_internal._register(model, CASE WHEN own THEN fit.info->'imported'->>'algorithm' ELSE 'gbt' END,
-        label, NULL, pg_catalog.jsonb_build_object('imported', CASE WHEN own THEN 'mlpipe_export' ELSE 'xgboost_json' END),
-        gate, started, fit);
-    RETURN res.version;
-END $$;
-COMMENT ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) IS
-    'Registers an XGBoost JSON model (binary:logistic, multi:softprob/softmax, reg:squarederror), or the mlpipe.export output of a tree model, as a new version of a model; returns the version.';
-
--- The features as explain's row form reports them (the original columns of
--- a model with preprocessing) with their normalised gain importance.
-CREATE FUNCTION mlpipe_internal._explained_importance(model bytea)
-RETURNS TABLE (feature text, gain_importance float8)
-AS 'MODULE_PATHNAME', 'mlpipe_explained_importance'
-LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe_internal._explained_importance(bytea) IS
-    'The features of a tree model as explain reports them (original columns with preprocessing), with their normalised gain importance.';
-REVOKE ALL ON FUNCTION mlpipe_internal._explained_importance(bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._explained_importance(bytea) TO mlpipe_trainer;
-
--- A tree model's global explanation over a source: each feature's mean
--- |contribution| (explain's row form, so original columns for a model with
--- preprocessing) over a deterministic sample of the source's rows (the
--- `sample` rows with the smallest hash of their text; every row when the
--- source has fewer), beside its gain importance; largest first. Reads the
--- source as the caller, like train: no pinned search_path, and everything
--- it names itself is qualified.
-CREATE FUNCTION mlpipe.explain_global(model_ref text, source text, sample int DEFAULT 10000,
-                                      class text DEFAULT NULL)
-RETURNS TABLE (feature text, mean_abs_contribution float8, gain_importance float8)
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    IF model_ref IS NULL OR source IS NULL THEN
-        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF sample IS NULL OR sample OPERATOR(pg_catalog.<) 1 THEN
-        RAISE EXCEPTION 'sample must be at least 1 row, got %', coalesce(sample::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'sample is how many rows of the source to explain (default 10000).';
-    END IF;
-    RETURN QUERY EXECUTE pg_catalog.format(
-        'WITH imp AS (SELECT i.feature, i.gain_importance, i.ord FROM '
-        'mlpipe_internal._explained_importance(mlpipe.artifact($1)) WITH ORDINALITY AS i(feature, gain_importance, ord)), '
-        'smp AS MATERIALIZED (SELECT src.* FROM (%s) AS src '
-        'ORDER BY pg_catalog.hashtext(ROW(src.*)::text), ROW(src.*)::text LIMIT $3), '
-        'c AS (SELECT e.feature, pg_catalog.avg(pg_catalog.abs(e.contribution)) AS mean_abs '
-        'FROM smp, LATERAL mlpipe.explain($1, smp.*, NULL, $2) AS e WHERE e.feature IS NOT NULL GROUP BY e.feature) '
-        'SELECT imp.feature, coalesce(c.mean_abs, 0::float8), imp.gain_importance '
-        'FROM imp LEFT JOIN c ON c.feature OPERATOR(pg_catalog.=) imp.feature ORDER BY 2 DESC, imp.ord',
-        mlpipe_internal._source_sql(source)) USING model_ref, class, sample;
-END $$;
-COMMENT ON FUNCTION mlpipe.explain_global(text, text, int, text) IS
-    'A tree model''s global explanation over a source: each feature''s mean |TreeSHAP contribution| over a deterministic sample of rows, beside its gain importance.';
-REVOKE ALL ON FUNCTION mlpipe.explain_global(text, text, int, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.explain_global(text, text, int, text) TO mlpipe_trainer;
-
--- == issue 14: training_info, anomaly detection, choosing k, gbt warm start (helper kmx) ==
-
--- Per-iteration training figures (mlpipe.training_info).
-CREATE TABLE mlpipe.training_iterations (
-    model           text NOT NULL,
-    version         int NOT NULL,
-    iteration       int NOT NULL CHECK (iteration >= 0),
-    training_loss   float8,
-    validation_loss float8,
-    elapsed_ms      float8,
-    PRIMARY KEY (model, version, iteration),
-    FOREIGN KEY (model, version) REFERENCES mlpipe.model_versions (model, version) ON DELETE CASCADE
-);
-COMMENT ON TABLE mlpipe.training_iterations IS 'One row per training iteration of a version (k-means: Lloyd iteration, mini-batch: epoch, gbt: boosting round), read by mlpipe.training_info.';
-COMMENT ON COLUMN mlpipe.training_iterations.model IS 'The model of the version.';
-COMMENT ON COLUMN mlpipe.training_iterations.version IS 'The version trained.';
-COMMENT ON COLUMN mlpipe.training_iterations.iteration IS 'The iteration, from 0 (as BigQuery''s ML.TRAINING_INFO and XGBoost''s evals_result).';
-COMMENT ON COLUMN mlpipe.training_iterations.training_loss IS 'k-means: the inertia of the iteration''s assignment (mini-batch: the smoothed batch inertia scaled to all rows); gbt: logloss, mlogloss or RMSE on the training rows.';
-COMMENT ON COLUMN mlpipe.training_iterations.validation_loss IS 'gbt with validation rows (early_stopping_rounds): the loss on them; NULL otherwise.';
-COMMENT ON COLUMN mlpipe.training_iterations.elapsed_ms IS 'Milliseconds since the algorithm started, at the end of the iteration (wall clock, not reproducible).';
-REVOKE ALL ON mlpipe.training_iterations FROM PUBLIC;
-GRANT SELECT ON mlpipe.training_iterations TO mlpipe_reader;
-SELECT pg_catalog.pg_extension_config_dump('mlpipe.training_iterations', '');
-
--- _register also writes the training iterations.
-CREATE OR REPLACE FUNCTION mlpipe_internal._register(
-    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
-    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
-RETURNS mlpipe.train_result
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-    v_version int;
-    v_run     bigint;
-    verdict   jsonb;
-    v_task    text := p_fit.task;
-    ok        boolean;
-    lin       jsonb;
-    parent    record;
-BEGIN
-    IF NOT mlpipe_internal._fit_claim(p_fit, p_algorithm) THEN
-        RAISE EXCEPTION 'mlpipe_internal._register accepts only a result of mlpipe_internal._fit from the same transaction'
-            USING ERRCODE = '42501',
-                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
-    END IF;
-    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
-        VALUES (p_model, v_task, p_algorithm, session_user)
-        ON CONFLICT (name) DO NOTHING;
-    -- Locks the model row (serialises version numbers) and checks the task:
-    -- a name keeps one meaning, so predict never changes what it returns.
-    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
-        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
-            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
-            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
-    END IF;
-    SELECT coalesce(max(v.version), 0) + 1 INTO v_version
-      FROM mlpipe.model_versions v WHERE v.model = p_model;
-
-    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
-                             started_at, finished_at, seconds, created_by)
-    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
-            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
-            extract(epoch FROM clock_timestamp() - p_started), session_user)
-    RETURNING runs.run_id INTO v_run;
-
-    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
-    ok := (verdict->>'passed')::boolean;
-
-    -- Lineage: the warm-start reference resolved now, so it stays exact when
-    -- the alias it named moves later.
-    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split' - 'trace';
-    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
-        BEGIN
-            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
-            lin := lin || jsonb_build_object('parent',
-                             jsonb_build_object('model', parent.model, 'version', parent.version));
-        EXCEPTION WHEN undefined_object THEN
-            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
-        END;
-    END IF;
-
-    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
-        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
-        source, mlpipe_version, lineage, created_by)
-    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
-        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
-        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
-        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
-        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
-        lin, session_user);
-
-    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
-    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
-      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
-
-    -- The per-iteration figures (training_info), kept out of the artifact.
-    INSERT INTO mlpipe.training_iterations (model, version, iteration, training_loss, validation_loss, elapsed_ms)
-    SELECT p_model, v_version, o.i,
-           (p_fit.info #>> ARRAY['trace', 'training_loss', o.i::text])::float8,
-           (p_fit.info #>> ARRAY['trace', 'validation_loss', o.i::text])::float8,
-           (p_fit.info #>> ARRAY['trace', 'elapsed_ms', o.i::text])::float8
-      FROM generate_series(0, coalesce(jsonb_array_length(p_fit.info #> '{trace,training_loss}'), 0) - 1) o(i);
-
-    PERFORM mlpipe_internal._notify('version_registered',
-        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
-                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
-                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
-    IF ok THEN
-        PERFORM mlpipe_internal._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
-        PERFORM mlpipe_internal._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
-            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
-    ELSE
-        PERFORM mlpipe_internal._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
-            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
-            'metric', verdict->'metric', 'value', verdict->'value'));
-    END IF;
-    -- Guardrails, said once the version is stored (see docs/registry.md).
-    IF NOT ok THEN
-        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
-            v_version, p_model, verdict->>'reason'
-            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
-                                           p_model, v_version);
-    END IF;
-    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
-       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
-         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
-        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
-            (p_fit.info->>'skipped_rows')::bigint,
-            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
-            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
-            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
-    END IF;
-    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
-END $$;
-COMMENT ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
-    'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
-REVOKE ALL ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
-
--- One row per training iteration of a version, like BigQuery's
--- ML.TRAINING_INFO (k-means, mini-batch k-means and gbt record them).
-CREATE FUNCTION mlpipe.training_info(model_ref text)
-RETURNS TABLE (iteration int, training_loss float8, validation_loss float8, elapsed_ms float8)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    r    record;
-    algo text;
-BEGIN
-    SELECT * INTO r FROM mlpipe.resolve(model_ref);
-    SELECT v.algorithm INTO algo FROM mlpipe.model_versions v
-     WHERE v.model = r.model AND v.version = r.version;
-    IF algo NOT IN ('kmeans', 'minibatch_kmeans', 'gbt') THEN
-        RAISE EXCEPTION 'model "%" version % is a % model, which has no training iterations', r.model, r.version, algo
-            USING ERRCODE = '0A000', HINT = 'training_info covers kmeans, minibatch_kmeans and gbt models.';
-    END IF;
-    RETURN QUERY
-        SELECT t.iteration, t.training_loss, t.validation_loss, t.elapsed_ms
-          FROM mlpipe.training_iterations t
-         WHERE t.model = r.model AND t.version = r.version
-         ORDER BY t.iteration;
-END $$;
-COMMENT ON FUNCTION mlpipe.training_info(text) IS
-    'One row per training iteration of a version (iteration from 0, training loss, validation loss, elapsed ms), like BigQuery''s ML.TRAINING_INFO.';
-REVOKE ALL ON FUNCTION mlpipe.training_info(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.training_info(text) TO mlpipe_reader;
-
--- Anomaly detection (the functions as in sql/src/30-scoring.sql).
-CREATE FUNCTION mlpipe.anomaly_score(model_ref text, features float8[]) RETURNS float8
-AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_ref'
-LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe.anomaly_score(text, float8[]) IS
-    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by model_ref (features as float8[]).';
-REVOKE ALL ON FUNCTION mlpipe.anomaly_score(text, float8[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(text, float8[]) TO mlpipe_scorer;
-
-CREATE FUNCTION mlpipe.anomaly_score(model_ref text, "row" record) RETURNS float8
-AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_row_ref'
-LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe.anomaly_score(text, record) IS
-    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by model_ref (row form: columns matched by name).';
-REVOKE ALL ON FUNCTION mlpipe.anomaly_score(text, record) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(text, record) TO mlpipe_scorer;
-
-CREATE FUNCTION mlpipe.anomaly_score(model bytea, features float8[]) RETURNS float8
-AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_bytea'
-LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) IS
-    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by artifact (features as float8[]).';
-REVOKE ALL ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) TO mlpipe_scorer;
-
-CREATE FUNCTION mlpipe.anomaly_score(model bytea, "row" record) RETURNS float8
-AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_row_bytea'
-LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe.anomaly_score(bytea, record) IS
-    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by artifact (row form: columns matched by name).';
-REVOKE ALL ON FUNCTION mlpipe.anomaly_score(bytea, record) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(bytea, record) TO mlpipe_scorer;
-
-CREATE FUNCTION mlpipe.is_anomaly(model_ref text, features float8[]) RETURNS boolean
-AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_ref'
-LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe.is_anomaly(text, float8[]) IS
-    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by model_ref (features as float8[]).';
-REVOKE ALL ON FUNCTION mlpipe.is_anomaly(text, float8[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(text, float8[]) TO mlpipe_scorer;
-
-CREATE FUNCTION mlpipe.is_anomaly(model_ref text, "row" record) RETURNS boolean
-AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_row_ref'
-LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe.is_anomaly(text, record) IS
-    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by model_ref (row form: columns matched by name).';
-REVOKE ALL ON FUNCTION mlpipe.is_anomaly(text, record) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(text, record) TO mlpipe_scorer;
-
-CREATE FUNCTION mlpipe.is_anomaly(model bytea, features float8[]) RETURNS boolean
-AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_bytea'
-LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) IS
-    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (features as float8[]).';
-REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) TO mlpipe_scorer;
-
-CREATE FUNCTION mlpipe.is_anomaly(model bytea, "row" record) RETURNS boolean
-AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_row_bytea'
-LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, record) IS
-    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (row form: columns matched by name).';
-REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, record) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, record) TO mlpipe_scorer;
-
--- The anomaly name forms are rewritten to their artifact forms on Citus, as predict's.
-ALTER FUNCTION mlpipe.anomaly_score(text, float8[]) SUPPORT mlpipe_internal._predict_support;
-ALTER FUNCTION mlpipe.anomaly_score(text, record) SUPPORT mlpipe_internal._predict_support;
-ALTER FUNCTION mlpipe.is_anomaly(text, float8[]) SUPPORT mlpipe_internal._predict_support;
-ALTER FUNCTION mlpipe.is_anomaly(text, record) SUPPORT mlpipe_internal._predict_support;
-
--- == issue 12: three small findings (helper fh) ==
-
--- 1. predict_table warns the caller when the source drifted.
-
-CREATE OR REPLACE FUNCTION mlpipe_internal._warn_drift(p_model text, p_version int, p_drifted jsonb, p_count int, p_profiled int,
-                                            p_threshold float8)
-RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    worst text;
-BEGIN
-    SELECT pg_catalog.string_agg(CASE WHEN (f.e->>'psi'::text)::float8 >= p_threshold
-                    THEN pg_catalog.format('%s (PSI %s)', f.e->>'feature'::text,
-                                           pg_catalog.round((f.e->>'psi'::text)::numeric, 3))
-                    ELSE pg_catalog.format('%s (null rate %s -> %s)', f.e->>'feature'::text,
-                                           pg_catalog.round((f.e->>'null_rate_train'::text)::numeric, 3),
-                                           pg_catalog.round((f.e->>'null_rate_now'::text)::numeric, 3)) END,
-                    ', ' ORDER BY (f.e->>'psi'::text)::float8 DESC NULLS LAST, f.e->>'feature'::text)
-      INTO worst
-      FROM (SELECT e FROM pg_catalog.jsonb_array_elements(p_drifted) e
-             ORDER BY (e->>'psi'::text)::float8 DESC NULLS LAST, e->>'feature'::text LIMIT 3) f;
-    RAISE WARNING 'predict_table %@%: % of % feature% drifted (PSI threshold %); worst: %',
-        p_model, p_version, p_count, p_profiled, CASE WHEN p_profiled = 1 THEN '' ELSE 's' END, p_threshold, worst
-        USING HINT = pg_catalog.format('See SELECT * FROM mlpipe.drift_history WHERE model = %L AND version = %s '
-                                       'ORDER BY measured_at DESC; retrain on recent rows if the shift is real.',
-                                       p_model, p_version);
-END $$;
-COMMENT ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) IS
-    'Raises predict_table''s drift WARNING: the model@version, how many features drifted, the worst by PSI.';
-REVOKE ALL ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) TO mlpipe_trainer;
-
--- 3. search and cross_validate re-raise errors with their own SQLSTATE, message, detail and hint only.
-
-CREATE OR REPLACE FUNCTION mlpipe_internal._cross_validate(p_algorithm text, p_source text, p_target text,
-    p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    started   timestamptz := pg_catalog.clock_timestamp();
-    fstart    timestamptz;
-    src       text;
-    ttype     text;
-    task      text;
-    stratify  boolean;
-    n         bigint;
-    seed      text;
-    fparams   jsonb;
-    fit       mlpipe.fit_result;
-    fm        jsonb;
-    folds_out jsonb := '[]';
-    mean      jsonb;
-    std       jsonb;
-    parent    bigint;
-    i         int;
-    hashed    text := 's.*';
-    e_state   text;
-    e_msg     text;
-    e_detail  text;
-    e_hint    text;
-BEGIN
-    IF p_algorithm IS NULL OR p_source IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', CASE WHEN p_algorithm IS NULL THEN 'algorithm' ELSE 'source' END
-            USING ERRCODE = '22004';
-    END IF;
-    IF p_target IS NULL OR p_algorithm IN ('kmeans', 'minibatch_kmeans') THEN
-        RAISE EXCEPTION 'cross-validation needs a supervised algorithm and a target'
-            USING ERRCODE = '22023',
-                  HINT = 'Clustering has no held-out truth: compare k-means models by the silhouette that mlpipe.train records.';
-    END IF;
-    IF p_folds IS NULL OR p_folds < 2 THEN
-        RAISE EXCEPTION 'folds = % must be at least 2', coalesce(p_folds::text, 'NULL') USING ERRCODE = '22023';
-    END IF;
-    p_params := coalesce(p_params, '{}');
-    IF pg_catalog.jsonb_typeof(p_params) <> 'object' THEN
-        RAISE EXCEPTION 'params must be a JSON object, not %', pg_catalog.jsonb_typeof(p_params) USING ERRCODE = '22023';
-    END IF;
-    src := mlpipe_internal._eval_from(p_source);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), pg_catalog.format_type(pg_catalog.min(pg_catalog.pg_typeof(s.%1$I)::oid), NULL)
-                                 FROM %2$s s WHERE s.%1$I IS NOT NULL', p_target, src)
-        INTO n, ttype;
-    IF p_folds > n THEN
-        RAISE EXCEPTION 'folds = % is more than the % rows with a non-NULL "%"', p_folds, n, p_target
-            USING ERRCODE = '22023', HINT = 'Use fewer folds.';
-    END IF;
-    -- Stratify as training decides the task: text-like and boolean targets,
-    -- integers with at most 20 distinct values, or params.task.
-    IF p_params ? 'task'::text THEN
-        stratify := p_params->>'task'::text = 'classification';
-    ELSIF ttype IN ('smallint', 'integer', 'bigint') THEN
-        EXECUTE pg_catalog.format('SELECT pg_catalog.count(DISTINCT s.%1$I) <= 20 FROM %2$s s', p_target, src) INTO stratify;
-    ELSE
-        stratify := ttype NOT IN ('real', 'double precision', 'numeric');
-    END IF;
-    -- Folds: rows ordered by a hash of (seed, row), by class first when
-    -- stratified, dealt round-robin. Identical rows are interchangeable, so
-    -- the assignment is reproducible. With features given, the hash covers
-    -- only the feature columns and the target, so that other columns of the
-    -- source (whatever they are called) do not change the folds.
-    seed := coalesce(p_params->>'seed'::text, '0');
-    IF p_features IS NOT NULL THEN
-        hashed := (SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', u.c), ', ' ORDER BY u.o)
-                     FROM (SELECT v.c, pg_catalog.min(v.o) AS o
-                             FROM pg_catalog.unnest(pg_catalog.array_append(
-                                      ARRAY(SELECT pg_catalog.regexp_replace(f, '\[[0-9]+\]$', '')
-                                              FROM pg_catalog.unnest(p_features) f), p_target)) WITH ORDINALITY v(c, o)
-                            GROUP BY v.c) u);
-    END IF;
-    IF pg_catalog.to_regclass('pg_temp._mlpipe_cv_folds') IS NOT NULL THEN
-        DROP TABLE pg_temp._mlpipe_cv_folds;
-    END IF;
-    EXECUTE pg_catalog.format(
-        'CREATE TEMP TABLE _mlpipe_cv_folds ON COMMIT DROP AS
-         SELECT s.*, ((pg_catalog.row_number() OVER (ORDER BY %1$s pg_catalog.md5($1 OPERATOR(pg_catalog.||) ROW(%5$s)::text)) - 1) %% %2$s::bigint)::int
-                AS _mlpipe_fold
-           FROM %3$s s WHERE s.%4$I IS NOT NULL',
-        CASE WHEN stratify THEN pg_catalog.format('s.%I,', p_target) ELSE '' END, p_folds, src, p_target, hashed)
-        USING seed;
-    fparams := (p_params - 'test_size'::text - 'split'::text) OPERATOR(pg_catalog.||) '{"test_size": 0}';
-    IF p_features IS NULL THEN
-        fparams := fparams OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('exclude',
-            CASE WHEN pg_catalog.jsonb_typeof(p_params->'exclude'::text) = 'array' THEN p_params->'exclude'::text ELSE '[]' END
-            OPERATOR(pg_catalog.||) '["_mlpipe_fold"]');
-    END IF;
-    parent := mlpipe_internal._log_run(p_kind, NULL, NULL, p_algorithm, p_source,
-        pg_catalog.jsonb_build_object('params', p_params, 'folds', p_folds, 'target', p_target,
-                           'features', pg_catalog.to_jsonb(p_features), 'stratified', stratify),
-        'running', NULL, n, started, p_parent, NULL, NULL);
-    FOR i IN 0 .. p_folds - 1 LOOP
-        fstart := pg_catalog.clock_timestamp();
-        fit := mlpipe_internal._fit(p_algorithm,
-            pg_catalog.format('SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold <> %s', i),
-            p_target, p_features, fparams, NULL);
-        task := fit.task;
-        fm := mlpipe_internal._eval_metrics(fit.artifact, fit.task, fit.feature_names, fit.classes, p_target,
-            pg_catalog.format('(SELECT * FROM pg_temp._mlpipe_cv_folds WHERE _mlpipe_fold = %s)', i));
-        fm := pg_catalog.jsonb_build_object('fold', i + 1, 'training_rows', (fit.info->>'training_rows'::text)::bigint) OPERATOR(pg_catalog.||) fm;
-        PERFORM mlpipe_internal._log_run('cv_fold', NULL, NULL, p_algorithm, p_source,
-            pg_catalog.jsonb_build_object('params', p_params, 'fold', i + 1, 'folds', p_folds),
-            'succeeded', NULL, (fm->>'rows'::text)::bigint, fstart, parent, fm - 'fold'::text - 'training_rows'::text, 'cv_fold');
-        folds_out := folds_out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(fm);
-        IF p_kind OPERATOR(pg_catalog.=) 'cross_validate' THEN   -- a search reports its candidates instead
-            PERFORM mlpipe_internal._progress('cross_validate', 'fold', i + 1, p_folds, started);
-        END IF;
-    END LOOP;
-    DROP TABLE pg_temp._mlpipe_cv_folds;
-    -- Mean and population standard deviation (numpy's default) of each metric.
-    SELECT pg_catalog.jsonb_object_agg(key, a), pg_catalog.jsonb_object_agg(key, sd) INTO mean, std
-      FROM (SELECT e.key, pg_catalog.avg((e.value)::text::float8) AS a, pg_catalog.stddev_pop((e.value)::text::float8) AS sd
-              FROM pg_catalog.jsonb_array_elements(folds_out) f, pg_catalog.jsonb_each(f) e
-             WHERE pg_catalog.jsonb_typeof(e.value) = 'number' AND e.key NOT IN ('fold', 'rows', 'training_rows')
-             GROUP BY e.key) t;
-    PERFORM mlpipe_internal._eval_finish_run(parent, n, pg_catalog.jsonb_build_object('task', task), mean, 'cv_mean', std, 'cv_std');
-    RETURN pg_catalog.jsonb_build_object('task', task, 'folds', folds_out, 'mean', mean, 'std', std,
-                              'rows', n, 'run_id', parent);
-EXCEPTION WHEN OTHERS THEN
-    -- The error as the caller should read it (issue #12): its SQLSTATE,
-    -- message, detail and hint, with this line as the only context, not
-    -- the nested calls and generated statements it came through.
-    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-    IF e_detail = '' AND e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
-    ELSIF e_detail = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
-    ELSIF e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe_internal._search(p_model text, p_algorithm text, p_source text, p_target text,
-    p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
-RETURNS mlpipe.train_result
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    started timestamptz := pg_catalog.clock_timestamp();
-    run     bigint;
-    cand    jsonb;
-    cv      jsonb;
-    main    record;
-    val     float8;
-    best    jsonb;
-    best_v  float8;
-    best_cv jsonb;
-    trials  jsonb := '[]';
-    n       int := 0;
-    total   int;
-    res     mlpipe.train_result;
-    e_state text;
-    e_msg   text;
-    e_detail text;
-    e_hint  text;
-BEGIN
-    IF p_model IS NULL OR p_model = '' OR position('@' IN p_model) > 0 THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(p_model), 'NULL') USING ERRCODE = '22023';
-    END IF;
-    -- validates the space first, and counts the candidates for progress lines
-    SELECT pg_catalog.count(*)::int INTO total FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials);
-    run := mlpipe_internal._log_run('search', p_model, NULL, p_algorithm, p_source,
-        pg_catalog.jsonb_build_object('space', p_space, 'strategy', p_strategy, 'folds', p_folds,
-                           'trials', p_trials, 'target', p_target, 'features', pg_catalog.to_jsonb(p_features)),
-        'running', NULL, NULL, started, NULL, NULL, NULL);
-    FOR cand IN SELECT * FROM mlpipe_internal._search_candidates(p_space, p_strategy, p_trials) LOOP
-        cv := mlpipe_internal._cross_validate(p_algorithm, p_source, p_target, p_features, cand, p_folds, run, 'search_trial');
-        IF main IS NULL THEN
-            SELECT * INTO main FROM mlpipe_internal._main_metric(cv->>'task'::text);
-            -- gate.metric, when given, ranks the trials too (issue #14), in
-            -- gate.higher_is_better's direction or the metric's own.
-            IF pg_catalog.jsonb_typeof(p_gate) = 'object' AND p_gate ? 'metric'::text THEN
-                main.metric := p_gate->>'metric'::text;
-                main.higher_is_better := coalesce((p_gate->>'higher_is_better'::text)::boolean,
-                    main.metric NOT IN ('rmse', 'mae', 'mape', 'log_loss', 'inertia', 'davies_bouldin'));
-                IF NOT (cv->'mean'::text) ? main.metric THEN
-                    RAISE EXCEPTION 'gate metric "%" is not among the cross-validated metrics', main.metric
-                        USING ERRCODE = '22023',
-                              HINT = 'Metrics: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(e.key, ', ' ORDER BY e.key)
-                                                  FROM pg_catalog.jsonb_object_keys(cv->'mean'::text) e(key));
-                END IF;
-            END IF;
-        END IF;
-        val := (cv->'mean'::text->>main.metric)::float8;
-        n := n + 1;
-        PERFORM mlpipe_internal._progress('search', 'candidate', n, total, started);
-        trials := trials OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('params', cand, 'run_id', cv->'run_id'::text,
-                                                                 main.metric, val));
-        IF val IS NOT NULL AND (best_v IS NULL OR (main.higher_is_better AND val > best_v)
-                                OR (NOT main.higher_is_better AND val < best_v)) THEN
-            best := cand;
-            best_v := val;
-            best_cv := cv;
-        END IF;
-    END LOOP;
-    IF best IS NULL THEN
-        RAISE EXCEPTION 'no trial of the search produced a % score', main.metric USING ERRCODE = '22000';
-    END IF;
-    res := mlpipe_internal._train(p_model, p_algorithm, p_source, p_target, p_features, best, p_gate);
-    PERFORM mlpipe_internal._eval_finish_run(run, (best_cv->>'rows'::text)::bigint,
-        pg_catalog.jsonb_build_object('best_params', best, 'main_metric', main.metric, 'trials_run', n,
-                           'trial_results', trials, 'version', res.version, 'train_run_id', res.run_id),
-        best_cv->'mean'::text, 'cv_mean', best_cv->'std'::text, 'cv_std');
-    RETURN res;
-EXCEPTION WHEN OTHERS THEN
-    -- The error as the caller should read it (issue #12): its SQLSTATE,
-    -- message, detail and hint, with this line as the only context, not
-    -- the nested calls and generated statements it came through.
-    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-    IF e_detail = '' AND e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
-    ELSIF e_detail = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
-    ELSIF e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
-END $$;
-
--- 2. The entry points that need a role check it themselves and say which
--- role to grant (permission denied ... HINT: GRANT mlpipe_trainer TO u;):
--- EXECUTE to PUBLIC, while everything they call keeps its grants. Not the
--- SECURITY DEFINER ones (promote, rollback, prune, drop_model, tag, ...).
--- train and search become PL/pgSQL returning SETOF mlpipe.train_result (a
--- PL/pgSQL RETURNS TABLE cannot repeat an input name, model), so they are
--- dropped and created again with their grants.
-
-CREATE OR REPLACE FUNCTION mlpipe.import(
-    model    text,
-    doc      jsonb,
-    features text[] DEFAULT NULL,
-    classes  text[] DEFAULT NULL,
-    gate     jsonb  DEFAULT NULL,
-    origin   text   DEFAULT NULL)
-RETURNS int
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    started timestamptz := pg_catalog.clock_timestamp();
-    fit     mlpipe.fit_result;
-    res     mlpipe.train_result;
-    -- mlpipe.export output (a tree model) has "algorithm" and no "learner".
-    own     boolean := pg_catalog.jsonb_typeof(doc) = 'object' AND doc ? 'algorithm' AND NOT doc ? 'learner';
-    label   text := coalesce(origin, CASE WHEN own THEN 'imported mlpipe export' ELSE 'imported XGBoost JSON' END);
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function import' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
-    END IF;
-    IF model IS NULL OR model = '' OR pg_catalog.strpos(model, '@') > 0
-       OR pg_catalog.length(model) > 200 OR model OPERATOR(pg_catalog.~) '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(pg_catalog.quote_literal(model), 'NULL')
-            USING ERRCODE = '22023', HINT = 'A model name is 1 to 200 characters, without "@" or control characters.';
-    END IF;
-    IF doc IS NULL THEN
-        RAISE EXCEPTION 'doc must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    fit := mlpipe_internal._import_fit(doc, features, classes);
-    -- Lineage: imported, from what (fit.info is not part of the fit token but its row counts).
-    fit.info := fit.info OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('imported',
-        (fit.info->'imported') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('origin', label));
-    -- The algorithm the fit token was issued for: the export's, or gbt for XGBoost.
-    res := mlpipe_internal._register(model, CASE WHEN own THEN fit.info->'imported'->>'algorithm' ELSE 'gbt' END,
-        label, NULL, pg_catalog.jsonb_build_object('imported', CASE WHEN own THEN 'mlpipe_export' ELSE 'xgboost_json' END),
-        gate, started, fit);
-    RETURN res.version;
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.drift(model_ref text, source text, threshold float8 DEFAULT 0.2,
-                             null_threshold float8 DEFAULT 0.1)
-RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, status text)
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    info    record;
-    started timestamptz := pg_catalog.clock_timestamp();
-    metrics jsonb := '{}';
-    drifted int := 0;
-    n       bigint;
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function drift' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
-    END IF;
-    IF model_ref IS NULL OR source IS NULL THEN
-        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF threshold IS NULL OR threshold <= 0::float8 OR null_threshold IS NULL OR null_threshold <= 0::float8 THEN
-        RAISE EXCEPTION 'threshold and null_threshold must be positive numbers' USING ERRCODE = '22023';
-    END IF;
-    SELECT * INTO info FROM mlpipe_internal._scoring_info(model_ref);
-    IF info.profile IS NULL THEN
-        RAISE EXCEPTION 'version %@% has no training profile', info.model, info.version
-            USING ERRCODE = '22000', HINT = 'Versions trained before mlpipe 0.3.0, or with params.profile_sample = 0, have none; retrain to get one.';
-    END IF;
-    FOR feature, psi, null_rate_train, null_rate_now, status, n IN
-        SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
-               mlpipe_internal._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold),
-               d.rows_now
-          FROM mlpipe_internal._drift_figures(info.profile, source) d LOOP
-        -- The same metric names as predict_table: psi:<feature>, null_rate:<feature>.
-        metrics := metrics || pg_catalog.jsonb_build_object('psi:' || feature, psi, 'null_rate:' || feature, null_rate_now);
-        drifted := drifted + CASE WHEN status = 'drift' THEN 1 ELSE 0 END;
-        RETURN NEXT;
-    END LOOP;
-    -- Logged as a run (kind 'drift', split 'drift') with the version, for
-    -- the drift history (mlpipe.drift_history); not in a read-only
-    -- transaction (a hot standby), where drift still answers.
-    IF pg_catalog.current_setting('transaction_read_only'::text) OPERATOR(pg_catalog.=) 'off'::text THEN
-        PERFORM mlpipe_internal._log_run('drift', info.model, info.version, info.algorithm, source,
-            pg_catalog.jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
-            'succeeded', NULL, n, started, NULL,
-            metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', drifted), 'drift');
-    END IF;
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.explain_global(model_ref text, source text, sample int DEFAULT 10000,
-                                      class text DEFAULT NULL)
-RETURNS TABLE (feature text, mean_abs_contribution float8, gain_importance float8)
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function explain_global' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
-    END IF;
-    IF model_ref IS NULL OR source IS NULL THEN
-        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF sample IS NULL OR sample OPERATOR(pg_catalog.<) 1 THEN
-        RAISE EXCEPTION 'sample must be at least 1 row, got %', coalesce(sample::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'sample is how many rows of the source to explain (default 10000).';
-    END IF;
-    RETURN QUERY EXECUTE pg_catalog.format(
-        'WITH imp AS (SELECT i.feature, i.gain_importance, i.ord FROM '
-        'mlpipe_internal._explained_importance(mlpipe.artifact($1)) WITH ORDINALITY AS i(feature, gain_importance, ord)), '
-        'smp AS MATERIALIZED (SELECT src.* FROM (%s) AS src '
-        'ORDER BY pg_catalog.hashtext(ROW(src.*)::text), ROW(src.*)::text LIMIT $3), '
-        'c AS (SELECT e.feature, pg_catalog.avg(pg_catalog.abs(e.contribution)) AS mean_abs '
-        'FROM smp, LATERAL mlpipe.explain($1, smp.*, NULL, $2) AS e WHERE e.feature IS NOT NULL GROUP BY e.feature) '
-        'SELECT imp.feature, coalesce(c.mean_abs, 0::float8), imp.gain_importance '
-        'FROM imp LEFT JOIN c ON c.feature OPERATOR(pg_catalog.=) imp.feature ORDER BY 2 DESC, imp.ord',
-        mlpipe_internal._source_sql(source)) USING model_ref, class, sample;
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    started timestamptz := pg_catalog.clock_timestamp();
-    m       record;
-    res     jsonb;
-    run     bigint;
-    e_state text;
-    e_msg   text;
-    e_detail text;
-    e_hint  text;
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function evaluate' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
-    END IF;
-    IF model_ref IS NULL OR source IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
-            USING ERRCODE = '22004';
-    END IF;
-    SELECT * INTO m FROM mlpipe_internal._eval_model(model_ref);
-    -- The target missing from the source: say so, not "column s.y does not exist".
-    IF m.target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mlpipe_internal._source_columns(source) s WHERE s.name OPERATOR(pg_catalog.=) m.target) THEN
-        RAISE EXCEPTION 'the source has no column "%", the target of %@%', m.target, m.model, m.version
-            USING ERRCODE = '42703',
-                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe_internal._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
-    END IF;
-    res := mlpipe_internal._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
-                                mlpipe_internal._eval_from(source));
-    -- The confusion matrix (jsonb, not a metric row) rides in the run's
-    -- params, for the mlpipe.confusion_matrices view.
-    run := mlpipe_internal._log_run('evaluate', m.model, m.version, m.algorithm, source,
-                           pg_catalog.jsonb_build_object('model_ref', model_ref)
-                           OPERATOR(pg_catalog.||) pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-                               'confusion_matrix', res OPERATOR(pg_catalog.->) 'confusion_matrix'::text)),
-                           'succeeded', NULL,
-                           (res->>'rows'::text)::bigint, started, NULL, res, 'evaluate');
-    RETURN res OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
-EXCEPTION WHEN OTHERS THEN
-    -- The error as the caller should read it (issue #12): its SQLSTATE,
-    -- message, detail and hint, with this line as the only context, not
-    -- the nested calls and generated statements it came through.
-    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-    IF e_detail = '' AND e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
-    ELSIF e_detail = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
-    ELSIF e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text DEFAULT NULL, key text DEFAULT NULL,
-                                     mode text DEFAULT 'append', params jsonb DEFAULT '{}',
-                                     on_null text DEFAULT 'error', target_table text DEFAULT NULL)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE
-AS $$
-DECLARE
-    started    timestamptz := pg_catalog.clock_timestamp();
-    info       record;
-    ref        text;
-    tgt        record;
-    rel        regclass;
-    key_type   regtype;
-    cols       jsonb;
-    src_sql    text;
-    head       text;
-    consts     text;
-    from_sql   text;
-    old_ptc    text;
-    old_psc    text;
-    xexpr      text;
-    conds      text[] := '{}';
-    filt       text := '';
-    scored_from text;
-    nullc      text;
-    n          bigint;
-    skipped    bigint := 0;
-    k          text;
-    threshold  float8;
-    null_thr   float8;
-    sample     int;
-    metrics    jsonb := '{}';
-    drifted    jsonb := '[]';
-    d          record;
-    bad        record;
-    run        bigint;
-    e_state    text;
-    e_msg      text;
-    e_detail   text;
-    e_hint     text;
-    scoring    boolean := false;
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function predict_table' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
-    END IF;
-    IF model_ref IS NULL OR source IS NULL THEN
-        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
-    END IF;
-    IF "into" IS NULL AND target_table IS NULL THEN
-        RAISE EXCEPTION 'predict_table needs a target table'
-            USING ERRCODE = '22023', HINT = 'Name it with target_table => ''scores'' (or as the third argument).';
-    END IF;
-    IF "into" IS NOT NULL AND target_table IS NOT NULL THEN
-        RAISE EXCEPTION '"into" and target_table both name a target table'
-            USING ERRCODE = '22023', HINT = 'Pass one of them: target_table in named calls, the third argument in positional ones.';
-    END IF;
-    IF key IS NULL THEN
-        RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = '22004',
-            HINT = 'Name the source column that identifies a row, e.g. key => ''id''.';
-    END IF;
-    IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
-        RAISE EXCEPTION 'unknown mode %', coalesce(pg_catalog.quote_literal(mode), 'NULL')
-            USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
-    END IF;
-    IF on_null IS NULL OR on_null NOT IN ('error', 'skip', 'null') THEN
-        RAISE EXCEPTION 'unknown on_null %', coalesce(pg_catalog.quote_literal(on_null), 'NULL')
-            USING ERRCODE = '22023', HINT = 'on_null: error (the default), skip or null.';
-    END IF;
-    params := coalesce(params, '{}');
-    SELECT * INTO threshold, null_thr, sample FROM mlpipe_internal._predict_table_params(params);
-
-    SELECT * INTO info FROM mlpipe_internal._scoring_info(model_ref);
-    ref := info.model OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) info.version;          -- one version for the whole run
-    SELECT s.type INTO key_type FROM mlpipe_internal._source_columns(source) s WHERE s.name = key;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'key column "%" is not in the source', key
-            USING ERRCODE = '42703',
-                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe_internal._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
-    END IF;
-    IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
-        RAISE EXCEPTION 'key column "%" has the name of an output column', key
-            USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
-    END IF;
-    src_sql := mlpipe_internal._source_sql(source);
-    -- A relation source is read as itself, not as a subquery: on Citus the
-    -- whole row of a subquery reaches the shards without its column names
-    -- (the row form refuses it), a table's whole row keeps its type.
-    IF src_sql LIKE 'SELECT * FROM %' AND source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
-        src_sql := pg_catalog.substr(src_sql, 15);
-    ELSE
-        src_sql := '(' || src_sql || ')';
-    END IF;
-    SELECT * INTO tgt FROM mlpipe_internal._parse_into(coalesce(target_table, "into"));
-    -- Runs into one target serialise (issue #10): two concurrent replace or
-    -- incremental runs would each insert every key, and with a unique index
-    -- the second would fail with a raw 23505. The lock is on the target's
-    -- schema-qualified name (the schema it would be created in when it does
-    -- not exist yet) and lasts until the transaction ends; every statement
-    -- below takes its snapshot after it (READ COMMITTED), so the second run
-    -- sees the first one's rows.
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(
-        'mlpipe.predict_table ' OPERATOR(pg_catalog.||) coalesce(
-            (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
-               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-              WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(tgt.qualified)),
-            CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(tgt.qualified)) OPERATOR(pg_catalog.=) 1
-                 THEN pg_catalog.format('%I.%s', pg_catalog.current_schema(), tgt.qualified)
-                 ELSE tgt.qualified END)));
-    rel := pg_catalog.to_regclass(tgt.qualified);
-
-    IF rel IS NOT NULL THEN
-        PERFORM mlpipe_internal._check_target(rel, key, key_type, mode);
-        IF mode = 'incremental' THEN
-            conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
-                           tgt.qualified, key, key, info.model, info.version);
-        END IF;
-    END IF;
-    -- on_null skip or null: the condition that a row has a NULL the model
-    -- cannot take; skip leaves such rows out (and counts them below).
-    IF on_null <> 'error' THEN
-        SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)) INTO cols FROM mlpipe_internal._source_columns(source) s;
-        nullc := mlpipe_internal._null_condition(mlpipe_internal._null_intolerant_inputs(mlpipe.artifact(ref)), cols);
-    END IF;
-    IF on_null = 'skip' AND nullc IS NOT NULL THEN
-        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS src WHERE %s', src_sql,
-                                  pg_catalog.array_to_string(conds OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', nullc), ' AND '))
-            INTO skipped;
-        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
-    END IF;
-    IF pg_catalog.cardinality(conds) > 0 THEN
-        filt := ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ');
-    END IF;
-    -- The rows a failed scoring statement is searched in for its bad row:
-    -- those it scored (on_null = 'null': not the rows it wrote as NULL).
-    IF on_null = 'null' AND nullc IS NOT NULL THEN
-        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
-    END IF;
-    scored_from := pg_catalog.format('FROM %s AS src', src_sql) OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality(conds) > 0
-        THEN ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ') ELSE '' END;
-    -- Rows are scored with the row form of predict (columns matched by name,
-    -- stored preprocessing applied), or, for a model without preprocessing
-    -- whose features are numeric columns of the source, with the float8[]
-    -- form, which gives the same predictions without building a row value.
-    -- prediction: the value, cluster or class index; label and proba for
-    -- classification only.
-    IF NOT mlpipe_internal._has_preprocessing(mlpipe.artifact(ref)) THEN
-        xexpr := mlpipe_internal._feature_array_expr(info.features, source);
-    END IF;
-    -- src.*, not a bare src, which a source column named src would capture.
-    xexpr := coalesce(xexpr, 'src.*');
-    -- The SELECT: head (per-row columns), consts (the same on every row:
-    -- a new table gets them as added columns, below) and FROM.
-    SELECT * INTO head, from_sql, consts FROM mlpipe_internal._predict_select(info.task, ref, info.classes, key, xexpr, src_sql, filt,
-                                                                     CASE WHEN on_null = 'null' THEN nullc END);
-    consts := consts OPERATOR(pg_catalog.||) pg_catalog.format(', %L::text AS model, %s::int AS version, pg_catalog.now() AS scored_at',
-                               info.model, info.version);
-    -- Ensembles cost microseconds a row to score: for the scoring statement,
-    -- make a parallel scan of the source attractive so that CREATE TABLE AS
-    -- scores in parallel workers. A single tree or k-means scores faster
-    -- than a worker hands rows back, so the caller's settings stay.
-    old_ptc := pg_catalog.current_setting('parallel_tuple_cost');
-    old_psc := pg_catalog.current_setting('parallel_setup_cost');
-    IF info.algorithm IN ('gbt', 'random_forest') THEN
-        PERFORM pg_catalog.set_config('parallel_tuple_cost', '0.001', true), pg_catalog.set_config('parallel_setup_cost', '10', true);
-    END IF;
-
-    -- On Citus, a new target for a distributed source is created
-    -- distributed and co-located, then filled by the INSERT below.
-    IF rel IS NULL THEN
-        rel := mlpipe_internal._citus_target(source, tgt.qualified, key, key_type, mode);
-    END IF;
-    -- The scoring statement (a data error in it names the failing row's
-    -- key: see the handler at the end).
-    scoring := true;
-    IF rel IS NULL THEN
-        -- A new table: bulk-written by CREATE TABLE AS with the per-row
-        -- columns only; model, version and scored_at are the same on every
-        -- row, so they are added afterwards with that value as default,
-        -- which PostgreSQL stores once in the catalog instead of in each row
-        -- (no rewrite; readers see the value on every row). Then indexed.
-        EXECUTE pg_catalog.format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
-        GET DIAGNOSTICS n = ROW_COUNT;
-        scoring := false;
-        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
-        EXECUTE pg_catalog.format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
-                       'ADD COLUMN scored_at timestamptz DEFAULT pg_catalog.now()', tgt.qualified,
-                       CASE WHEN info.task = 'classification' THEN ''
-                            ELSE 'ADD COLUMN label text, ADD COLUMN proba double precision[],' END,
-                       info.model, info.version);
-        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
-                       tgt.qualified);
-        EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)',
-                       CASE WHEN mode IN ('upsert', 'replace') THEN 'UNIQUE' ELSE '' END, tgt.qualified, key);
-        -- Readers read prediction tables (docs/security.md).
-        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
-    ELSE
-        IF mode = 'replace' THEN
-            EXECUTE pg_catalog.format('DELETE FROM %s', tgt.qualified);
-        END IF;
-        EXECUTE pg_catalog.format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s%s%s',
-                       tgt.qualified, key, head, consts, from_sql,
-                       CASE WHEN mode = 'upsert' THEN pg_catalog.format(
-                           ' ON CONFLICT (%I) DO UPDATE SET prediction = EXCLUDED.prediction, label = EXCLUDED.label, '
-                           'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
-                           'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
-        GET DIAGNOSTICS n = ROW_COUNT;
-        scoring := false;
-        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_ptc, true), pg_catalog.set_config('parallel_setup_cost', old_psc, true);
-    END IF;
-    IF skipped > 0 THEN
-        RAISE NOTICE 'predict_table %: left out % source row% with a NULL the model cannot take (on_null = skip)',
-            ref, skipped, CASE WHEN skipped = 1 THEN '' ELSE 's' END;
-    END IF;
-
-    -- Drift of the source against the training profile, on a sample.
-    IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
-        FOR d IN SELECT * FROM mlpipe_internal._drift_figures(info.profile, source,
-                     CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n::float8 END) LOOP
-            metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('psi:' OPERATOR(pg_catalog.||) d.feature, d.psi,
-                                                     'null_rate:' OPERATOR(pg_catalog.||) d.feature, d.null_rate_now);
-            IF mlpipe_internal._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
-                drifted := drifted OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('feature', d.feature, 'psi', d.psi,
-                                                         'null_rate_train', d.null_rate_train,
-                                                         'null_rate_now', d.null_rate_now);
-            END IF;
-        END LOOP;
-        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', pg_catalog.jsonb_array_length(drifted));
-    END IF;
-    metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('rows_per_second',
-        n::float8 / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - started)::float8, 1e-6));
-    IF skipped > 0 THEN
-        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('skipped_rows', skipped);
-    END IF;
-    run := mlpipe_internal._log_run('predict_table', info.model, info.version, info.algorithm, source,
-        pg_catalog.jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params,
-                                      'on_null', on_null),
-        'succeeded', NULL, n, started, NULL, metrics, 'scoring');
-    PERFORM mlpipe_internal._notify('predictions_written', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
-        'run_id', run, 'rows', n, 'into', tgt.display));
-    IF pg_catalog.jsonb_array_length(drifted) > 0 THEN
-        PERFORM mlpipe_internal._notify('drift_detected', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
-            'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
-        -- Also said to the caller, who may not be listening (issue #12).
-        PERFORM mlpipe_internal._warn_drift(info.model, info.version, drifted, pg_catalog.jsonb_array_length(drifted),
-            (SELECT pg_catalog.count(*)::int FROM pg_catalog.jsonb_object_keys(metrics) m(k) WHERE m.k LIKE 'psi:%'),
-            threshold);
-    END IF;
-    RETURN n;
-EXCEPTION WHEN OTHERS THEN
-    -- The error as the caller should read it: its SQLSTATE, message, detail
-    -- and hint, with this line as the only context (not the nested calls
-    -- and generated statements it came through).
-    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-    -- A data error of the scoring statement: find the row, name its key
-    -- (not for the row form's errors about the source's columns, which
-    -- every row has).
-    IF scoring AND e_state LIKE '22%' AND e_msg NOT LIKE 'the row has no column%'
-       AND e_msg NOT LIKE 'column "%" has type %, but the model takes it as %' THEN
-        -- The row's own error is reported (a source with several bad rows
-        -- may fail the bulk statement on another one first).
-        SELECT * INTO bad FROM mlpipe_internal._failing_key(ref, key, xexpr, scored_from);
-        IF bad.bad_key IS NOT NULL THEN
-            e_state := bad.err_state;
-            e_detail := bad.err_detail;
-            e_hint := bad.err_hint;
-            e_msg := bad.err_message OPERATOR(pg_catalog.||) pg_catalog.format(
-                CASE WHEN bad.err_message LIKE '%is NULL' THEN ' in the row with %s = %s' ELSE ' (in the row with %s = %s)' END,
-                key, bad.bad_key);
-        END IF;
-        IF e_msg LIKE '%is NULL%' THEN
-            e_hint := 'Pass on_null => ''skip'' (leave such rows out) or ''null'' (write a NULL prediction), '
-                      'or impute the value (params.preprocess when training).';
-        END IF;
-    END IF;
-    IF e_detail = '' AND e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
-    ELSIF e_detail = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
-    ELSIF e_hint = '' THEN
-        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.tune_threshold(model_ref text, metric text DEFAULT 'f1', gate jsonb DEFAULT NULL)
-RETURNS TABLE (model text, version int, promoted boolean, metrics jsonb, run_id bigint)
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function tune_threshold' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
-    END IF;
-    RETURN QUERY SELECT * FROM mlpipe_internal._tune_threshold($1, $2, $3);
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.cross_validate(algorithm text, source text, target text, features text[],
-    params jsonb DEFAULT '{}', folds int DEFAULT 5)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function cross_validate' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
-    END IF;
-    RETURN mlpipe_internal._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate');
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.run_pipeline(name text) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
-#variable_conflict use_variable
-DECLARE
-    p        record;
-    run      bigint;
-    prev     bigint;
-    step     jsonb;
-    res      jsonb;
-    i        int := 0;
-    started  timestamptz;
-    err      text;
-    state    text;
-    step_run bigint;
-    failed   boolean := false;
-    p_name   text := name;
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function run_pipeline' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
-    END IF;
-    SELECT pl.version, pl.config INTO p FROM mlpipe.pipelines pl WHERE pl.name = p_name;
-    IF NOT FOUND THEN
-        PERFORM mlpipe_internal._pipeline_unknown(p_name);
-    END IF;
-    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('mlpipe.pipeline_run:' OPERATOR(pg_catalog.||) p_name)) THEN
-        RAISE EXCEPTION 'pipeline "%" is already running', p_name
-            USING ERRCODE = '55P03', HINT = 'Wait for the running call to finish.';
-    END IF;
-    run := mlpipe_internal._pipeline_run_begin(p_name, p.version,
-               pg_catalog.jsonb_build_object('application_name', pg_catalog.current_setting('application_name')));
-    prev := run;
-    FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(p.config->'steps'::text) AS s LOOP
-        started := pg_catalog.clock_timestamp();
-        res := NULL;
-        BEGIN
-            res := mlpipe_internal._pipeline_step(step);
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
-            failed := true;
-        END;
-        step_run := mlpipe_internal._log_run(
-            'pipeline_step', coalesce(res->>'model'::text, step->>'model'::text), (res->>'version'::text)::int, step->>'kind'::text,
-            coalesce(step->>'source'::text, step->>'model'::text),
-            pg_catalog.jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result'::text)
-                OPERATOR(pg_catalog.||) CASE WHEN failed THEN pg_catalog.jsonb_build_object('sqlstate', state) ELSE '{}' END,
-            CASE WHEN failed THEN 'failed' ELSE 'succeeded' END,
-            CASE WHEN failed THEN pg_catalog.format('steps[%s] (%s): %s', i, step->>'kind'::text, err) END,
-            (res->>'rows'::text)::bigint, started, run,
-            CASE WHEN pg_catalog.jsonb_typeof(res->'metrics'::text) = 'object' THEN res->'metrics'::text END,
-            step->>'kind'::text);
-        PERFORM mlpipe_internal._pipeline_adopt(step_run, prev);
-        prev := step_run;
-        IF failed THEN
-            PERFORM mlpipe_internal._pipeline_run_end(run, 'failed',
-                pg_catalog.format('steps[%s] (%s) failed: %s', i, step->>'kind'::text, err), i);
-            PERFORM mlpipe_internal._notify('run_failed', pg_catalog.jsonb_build_object(
-                'pipeline', p_name, 'run_id', run, 'step', i, 'kind', step->>'kind'::text,
-                'sqlstate', state, 'error', err));
-            RAISE WARNING 'pipeline "%" failed at steps[%] (%): %', p_name, i, step->>'kind'::text, err
-                USING HINT = pg_catalog.format('See SELECT * FROM mlpipe.runs WHERE run_id = %s OR parent_run_id = %s.', run, run);
-            RETURN run;
-        END IF;
-        i := i + 1;
-    END LOOP;
-    PERFORM mlpipe_internal._pipeline_run_end(run, 'succeeded', NULL, i);
-    RETURN run;
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.schedule(name text, cron text) RETURNS bigint
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-DECLARE
-    p_name text := name;
-    p_cron text := cron;
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function schedule' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
-        PERFORM mlpipe_internal._pipeline_unknown(p_name);
-    END IF;
-    IF p_cron IS NULL OR btrim(p_cron) = '' THEN
-        RAISE EXCEPTION 'cron schedule is empty'
-            USING ERRCODE = '22023', HINT = 'For example ''0 21 * * *'' (daily at 21:00) or ''* * * * *''.';
-    END IF;
-    RETURN mlpipe_internal._cron_schedule(p_name, p_cron, current_user);
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.unschedule(name text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_variable
-DECLARE
-    p_name text := name;
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function unschedule' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
-        PERFORM mlpipe_internal._pipeline_unknown(p_name);
-    END IF;
-    RETURN mlpipe_internal._cron_unschedule(p_name);
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.drop_pipeline(name text) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function drop_pipeline' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) THEN
-        PERFORM mlpipe_internal._pipeline_unknown(name);
-    END IF;
-    IF (SELECT p.schedule FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) IS NOT NULL THEN
-        PERFORM mlpipe.unschedule(name);
-    END IF;
-    PERFORM mlpipe_internal._pipeline_delete(name);
-END $$;
-
-CREATE OR REPLACE FUNCTION mlpipe.create_pipeline(name text, config text) RETURNS int
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    checked jsonb;
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function create_pipeline' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
-    END IF;
-    IF name IS NULL OR name = '' OR pg_catalog.length(name) > 200 OR name ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'invalid pipeline name %', coalesce(pg_catalog.quote_literal(name), 'NULL')
-            USING ERRCODE = '22023', HINT = 'A pipeline name is 1 to 200 characters, without control characters.';
-    END IF;
-    IF config IS NULL THEN
-        RAISE EXCEPTION 'pipeline config is NULL' USING ERRCODE = '22004';
-    END IF;
-    checked := mlpipe_internal._pipeline_check(config, true);
-    RETURN mlpipe_internal._pipeline_store(name, checked);
-END $$;
-
-GRANT EXECUTE ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.explain_global(text, text, int, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.run_pipeline(text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.schedule(text, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.unschedule(text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.drop_pipeline(text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, jsonb) TO PUBLIC;
-
-DROP FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb);
-CREATE FUNCTION mlpipe.train(
-    model     text,
-    algorithm text,
-    source    text,
-    target    text    DEFAULT NULL,
-    features  text[]  DEFAULT NULL,
-    params    jsonb   DEFAULT '{}',
-    gate      jsonb   DEFAULT NULL)
-RETURNS SETOF mlpipe.train_result
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function train' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
-    END IF;
-    -- Called as expressions, not queries, so that an error's context is
-    -- this line, not the statement text.
-    IF coalesce($6 OPERATOR(pg_catalog.?) 'group_by', false) THEN
-        RETURN QUERY SELECT * FROM mlpipe_internal._train_groups($1, $2, $3, $4, $5, $6, $7);
-    ELSE
-        RETURN NEXT mlpipe_internal._train($1, $2, $3, $4, $5, $6, $7);
-    END IF;
-END $$;
-COMMENT ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) IS
-    'Trains a model on a table, view or SELECT, records its metrics and registers it as a new version (promoted when the gate passes).';
-REVOKE ALL ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
-GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) TO PUBLIC;
-
-DROP FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb);
-CREATE FUNCTION mlpipe.search(model text, algorithm text, source text, target text, features text[],
-    space jsonb, strategy text DEFAULT 'grid', folds int DEFAULT 5, trials int DEFAULT 20,
-    gate jsonb DEFAULT NULL)
-RETURNS SETOF mlpipe.train_result
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    -- Everyone may call it; who may is checked here, to name the role to
-    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
-    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for function search' USING ERRCODE = '42501',
-            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
-    END IF;
-    RETURN NEXT mlpipe_internal._search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
-END $$;
-COMMENT ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
-    'Hyper-parameter search: cross-validates every candidate, trains the best on all rows and registers it.';
-REVOKE ALL ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
-GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO PUBLIC;
--- == issue 14: gbt warm_start (helper warm) ==
--- A warm-started version's training_iterations continue the parent's numbering.
-CREATE OR REPLACE FUNCTION mlpipe_internal._register(
-    p_model text, p_algorithm text, p_source text, p_target text, p_params jsonb,
-    p_gate jsonb, p_started timestamptz, p_fit mlpipe.fit_result)
-RETURNS mlpipe.train_result
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-    v_version int;
-    v_run     bigint;
-    verdict   jsonb;
-    v_task    text := p_fit.task;
-    ok        boolean;
-    lin       jsonb;
-    parent    record;
-BEGIN
-    IF NOT mlpipe_internal._fit_claim(p_fit, p_algorithm) THEN
-        RAISE EXCEPTION 'mlpipe_internal._register accepts only a result of mlpipe_internal._fit from the same transaction'
-            USING ERRCODE = '42501',
-                  HINT = 'Train with mlpipe.train(); a fit result cannot be edited or registered twice.';
-    END IF;
-    INSERT INTO mlpipe.models AS m (name, task, algorithm, created_by)
-        VALUES (p_model, v_task, p_algorithm, session_user)
-        ON CONFLICT (name) DO NOTHING;
-    -- Locks the model row (serialises version numbers) and checks the task:
-    -- a name keeps one meaning, so predict never changes what it returns.
-    IF (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model FOR UPDATE) <> v_task THEN
-        RAISE EXCEPTION 'model "%" is a % model; this training is %', p_model,
-            (SELECT m.task FROM mlpipe.models m WHERE m.name = p_model), v_task
-            USING ERRCODE = '22023', HINT = 'Register it under another model name.';
-    END IF;
-    -- The gate is checked (22023 for a bad one) whatever happens next.
-    verdict := mlpipe_internal._gate_verdict(p_model, v_task, p_fit.metrics, p_gate);
-    ok := (verdict->>'passed')::boolean;
-    -- A retrain with the latest version's algorithm, source, target and
-    -- params that reproduces its artifact byte for byte is a run of that
-    -- version, not a new one (docs/registry.md).
-    SELECT v.version INTO v_version FROM mlpipe.model_versions v
-     WHERE v.model = p_model ORDER BY v.version DESC LIMIT 1;
-    IF v_version IS NOT NULL AND EXISTS (
-           SELECT 1 FROM mlpipe.model_versions v
-            WHERE v.model = p_model AND v.version = v_version
-              AND v.algorithm = p_algorithm AND v.source = p_source
-              AND v.target IS NOT DISTINCT FROM p_target AND v.params = p_params
-              AND v.sha256 = encode(sha256(p_fit.artifact), 'hex') AND v.artifact = p_fit.artifact) THEN
-        RETURN mlpipe_internal._register_rerun(p_model, v_version, p_algorithm, p_source, p_params, p_started, p_fit);
-    END IF;
-    v_version := coalesce(v_version, 0) + 1;
-
-    INSERT INTO mlpipe.runs (kind, model, version, algorithm, source, params, status, rows,
-                             started_at, finished_at, seconds, created_by)
-    VALUES ('train', p_model, v_version, p_algorithm, p_source, p_params, 'succeeded',
-            (p_fit.info->>'training_rows')::bigint, p_started, clock_timestamp(),
-            extract(epoch FROM clock_timestamp() - p_started), session_user)
-    RETURNING runs.run_id INTO v_run;
-
-    -- Lineage: the warm-start reference resolved now, so it stays exact when
-    -- the alias it named moves later.
-    lin := coalesce(p_fit.info, '{}') - 'training_rows' - 'skipped_rows' - 'metrics_split' - 'trace';
-    IF jsonb_typeof(lin->'warm_start') = 'string' THEN
-        BEGIN
-            SELECT r.model, r.version INTO parent FROM mlpipe.resolve(lin->>'warm_start') r;
-            lin := lin || jsonb_build_object('parent',
-                             jsonb_build_object('model', parent.model, 'version', parent.version));
-        EXCEPTION WHEN undefined_object THEN
-            NULL;   -- '(artifact)' or a reference gone meanwhile: keep the text only
-        END;
-    END IF;
-
-    INSERT INTO mlpipe.model_versions (model, version, algorithm, task, params, features, target,
-        classes, metrics, training_rows, skipped_rows, artifact, sha256, status, gate, run_id,
-        source, mlpipe_version, lineage, created_by)
-    VALUES (p_model, v_version, p_algorithm, v_task, p_params, p_fit.feature_names, p_target,
-        p_fit.classes, p_fit.metrics, (p_fit.info->>'training_rows')::bigint,
-        coalesce((p_fit.info->>'skipped_rows')::bigint, 0), p_fit.artifact,
-        encode(sha256(p_fit.artifact), 'hex'), CASE WHEN ok THEN 'promoted' ELSE 'candidate' END,
-        jsonb_build_object('policy', p_gate) || verdict, v_run, p_source, mlpipe.version(),
-        lin, session_user);
-
-    INSERT INTO mlpipe.metrics (run_id, model, version, split, metric, value)
-    SELECT v_run, p_model, v_version, coalesce(p_fit.info->>'metrics_split', 'test'), e.key, (e.value)::text::float8
-      FROM jsonb_each(p_fit.metrics) e WHERE jsonb_typeof(e.value) = 'number';
-
-    -- The per-iteration figures (training_info), kept out of the artifact;
-    -- a warm start's rounds continue the parent's numbering (trace.first_iteration).
-    INSERT INTO mlpipe.training_iterations (model, version, iteration, training_loss, validation_loss, elapsed_ms)
-    SELECT p_model, v_version, o.i + coalesce((p_fit.info #>> '{trace,first_iteration}')::int, 0),
-           (p_fit.info #>> ARRAY['trace', 'training_loss', o.i::text])::float8,
-           (p_fit.info #>> ARRAY['trace', 'validation_loss', o.i::text])::float8,
-           (p_fit.info #>> ARRAY['trace', 'elapsed_ms', o.i::text])::float8
-      FROM generate_series(0, coalesce(jsonb_array_length(p_fit.info #> '{trace,training_loss}'), 0) - 1) o(i);
-
-    PERFORM mlpipe_internal._notify('version_registered',
-        jsonb_build_object('model', p_model, 'version', v_version, 'alias', 'production',
-                           'run_id', v_run, 'algorithm', p_algorithm, 'task', v_task,
-                           'status', CASE WHEN ok THEN 'promoted' ELSE 'candidate' END));
-    IF ok THEN
-        PERFORM mlpipe_internal._set_alias(p_model, 'production', v_version, 'promote', verdict->>'reason');
-        PERFORM mlpipe_internal._notify('promoted', jsonb_build_object('model', p_model, 'version', v_version,
-            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason'));
-    ELSE
-        PERFORM mlpipe_internal._notify('gate_failed', jsonb_build_object('model', p_model, 'version', v_version,
-            'alias', 'production', 'run_id', v_run, 'reason', verdict->>'reason',
-            'metric', verdict->'metric', 'value', verdict->'value'));
-    END IF;
-    -- Guardrails, said once the version is stored (see docs/registry.md).
-    IF NOT ok THEN
-        RAISE NOTICE 'version % of model "%" did not pass its gate and stays a candidate: %',
-            v_version, p_model, verdict->>'reason'
-            USING HINT = pg_catalog.format('Production keeps its version; to use this one anyway: SELECT mlpipe.promote(%L, %s);',
-                                           p_model, v_version);
-    END IF;
-    IF coalesce((p_fit.info->>'skipped_rows')::bigint, 0) * 5
-       > coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
-         + coalesce((p_fit.info->>'test_rows')::bigint, 0) THEN
-        RAISE WARNING 'training of "%" skipped % of its % rows (a NULL or non-finite value)', p_model,
-            (p_fit.info->>'skipped_rows')::bigint,
-            coalesce((p_fit.info->>'skipped_rows')::bigint, 0) + coalesce((p_fit.info->>'training_rows')::bigint, 0)
-            + coalesce((p_fit.info->>'test_rows')::bigint, 0)
-            USING HINT = 'More than a fifth of the data is left out: impute with params.preprocess, or fix the source.';
-    END IF;
-    RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
-END $$;
--- == issue 13: predict_table indexes the key only where the mode needs it (helper ptable) ==
-DROP FUNCTION mlpipe_internal._check_target(regclass, text, regtype, text);
-CREATE FUNCTION mlpipe_internal._check_target(p_rel regclass, p_key text, p_key_type regtype)
-RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    want   record;
-    have   regtype;
-BEGIN
-    IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = p_rel) NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION '% is not a table', p_rel USING ERRCODE = '22000';
-    END IF;
-    FOR want IN SELECT * FROM (VALUES (p_key, p_key_type), ('prediction', 'double precision'::regtype),
-                                      ('label', 'text'::regtype), ('proba', 'double precision[]'::regtype),
-                                      ('model', 'text'::regtype), ('version', 'integer'::regtype),
-                                      ('scored_at', 'timestamp with time zone'::regtype)) w(col, typ) LOOP
-        SELECT a.atttypid::regtype INTO have FROM pg_catalog.pg_attribute a
-         WHERE a.attrelid = p_rel AND a.attname = want.col AND a.attnum > 0 AND NOT a.attisdropped;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'table % has no column "%"', p_rel, want.col
-                USING ERRCODE = '22000',
-                      HINT = 'predict_table writes key, prediction, label, proba, model, version, scored_at; or let it create a new table.';
-        END IF;
-        IF have <> want.typ THEN
-            RAISE EXCEPTION 'column "%" of table % is %, expected %', want.col, p_rel, have, want.typ
-                USING ERRCODE = '22000';
-        END IF;
-    END LOOP;
-END $$;
-COMMENT ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype) IS
-    'Checks that an existing predict_table target has the columns predict_table writes, with their types.';
-REVOKE ALL ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype) TO mlpipe_trainer;
-
-CREATE FUNCTION mlpipe_internal._key_index(p_rel regclass, p_key text, p_mode text)
-RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    keynum int2;
-    why    text := 'Only the table''s owner can create it.';
-    msg    text;
-BEGIN
-    IF p_mode NOT IN ('upsert', 'incremental') THEN
-        RETURN;
-    END IF;
-    SELECT a.attnum INTO keynum FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid = p_rel AND a.attname = p_key AND a.attnum > 0 AND NOT a.attisdropped;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                WHERE i.indrelid = p_rel AND i.indisvalid AND i.indkey[0] = keynum AND i.indpred IS NULL
-                  AND (p_mode = 'incremental' OR (i.indisunique AND i.indnatts = 1 AND i.indexprs IS NULL))) THEN
-        RETURN;
-    END IF;
-    IF pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = p_rel), 'USAGE') THEN
-        BEGIN
-            EXECUTE pg_catalog.format('CREATE %sINDEX ON %s (%I)',
-                                      CASE WHEN p_mode = 'upsert' THEN 'UNIQUE ' ELSE '' END, p_rel, p_key);
-            RETURN;
-        EXCEPTION WHEN unique_violation OR feature_not_supported THEN
-            -- Duplicate keys (the detail names one), or a partitioned
-            -- target whose partition key is not the key (the message).
-            GET STACKED DIAGNOSTICS why = PG_EXCEPTION_DETAIL, msg = MESSAGE_TEXT;
-            why := 'It cannot be created: ' OPERATOR(pg_catalog.||) CASE WHEN why OPERATOR(pg_catalog.<>) '' THEN why ELSE msg OPERATOR(pg_catalog.||) '.' END;
-        END;
-    ELSIF p_mode = 'incremental' THEN
-        RETURN;
-    END IF;
-    RAISE EXCEPTION 'mode upsert needs a unique index on %(%)', p_rel, p_key
-        USING ERRCODE = '22000', DETAIL = why, HINT = pg_catalog.format('CREATE UNIQUE INDEX ON %s (%I);', p_rel, p_key);
-END $$;
-COMMENT ON FUNCTION mlpipe_internal._key_index(regclass, text, text) IS
-    'Creates the index on the key that predict_table''s mode needs (upsert: unique, incremental: plain) when missing.';
-REVOKE ALL ON FUNCTION mlpipe_internal._key_index(regclass, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._key_index(regclass, text, text) TO mlpipe_trainer;
-
-CREATE OR REPLACE FUNCTION mlpipe_internal._citus_target(source text, target text, key text, key_type regtype, mode text)
-RETURNS regclass
-LANGUAGE plpgsql VOLATILE
-AS $$
-DECLARE
-    src_rel  regclass;
-    dist_col text;
-    tgt      regclass;
-BEGIN
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL
-       OR source OPERATOR(pg_catalog.~*) '^[\s(]*(select|with|values|table)\M' THEN
-        RETURN NULL;
-    END IF;
-    src_rel := pg_catalog.to_regclass(source);
-    IF src_rel IS NULL THEN
-        RETURN NULL;
-    END IF;
-    EXECUTE 'SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) FROM pg_catalog.pg_dist_partition '
-            'WHERE logicalrelid OPERATOR(pg_catalog.=) $1 AND partmethod OPERATOR(pg_catalog.=) ''h'''
-       INTO dist_col USING src_rel;
-    IF dist_col IS NULL THEN
-        RETURN NULL;
-    END IF;
-    EXECUTE pg_catalog.format('CREATE TABLE %s (%I %s, prediction double precision, label text, '
-                              'proba double precision[], model text, version integer, scored_at timestamptz)',
-                              target, key, key_type);
-    tgt := pg_catalog.to_regclass(target);
-    IF dist_col OPERATOR(pg_catalog.=) key THEN
-        PERFORM pg_catalog.create_distributed_table(tgt, key, colocate_with => src_rel::text);
-    ELSE
-        PERFORM pg_catalog.create_distributed_table(tgt, key);
-    END IF;
-    IF mode IN ('upsert', 'incremental') THEN
-        EXECUTE pg_catalog.format('CREATE %s INDEX ON %s (%I)', CASE WHEN mode = 'upsert' THEN 'UNIQUE' ELSE '' END, target, key);
-    END IF;
-    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', target);
-    RETURN tgt;
-END $$;
-
 CREATE OR REPLACE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text DEFAULT NULL, key text DEFAULT NULL,
                                      mode text DEFAULT 'append', params jsonb DEFAULT '{}',
                                      on_null text DEFAULT 'error', target_table text DEFAULT NULL)
@@ -7034,6 +4400,689 @@ EXCEPTION WHEN OTHERS THEN
     END IF;
     RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
+COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) IS
+    'Scores every row of a source into a table (append, replace, upsert or incremental mode); target_table names the table.';
+REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) TO mlpipe_trainer;
+-- Probabilities labelled with their classes: {"class": p, ...} from the
+-- classes of a model (mlpipe.classes) and a proba array (predict_proba, or
+-- the proba column of a predict_table target) in the same order. Pure, so
+-- a query reads the classes once: mlpipe.proba_json((SELECT
+-- mlpipe.classes('churn')), proba). For a binary model the positive class
+-- is the second of the two (sorted order, like scikit-learn's classes_[1]).
+CREATE FUNCTION mlpipe.proba_json(classes text[], proba float8[]) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.cardinality(classes) <> pg_catalog.cardinality(proba) THEN
+        RAISE EXCEPTION '% probabilities for % classes', pg_catalog.cardinality(proba), pg_catalog.cardinality(classes)
+            USING ERRCODE = '22023', HINT = 'Pass mlpipe.classes() of the version that computed the probabilities (the model and version columns of a predict_table target).';
+    END IF;
+    RETURN (SELECT pg_catalog.jsonb_object_agg(c, p)
+              FROM ROWS FROM (pg_catalog.unnest(classes), pg_catalog.unnest(proba)) u(c, p));
+END $$;
+COMMENT ON FUNCTION mlpipe.proba_json(text[], float8[]) IS
+    'Class probabilities as a JSON object {class: probability}, from mlpipe.classes(model_ref) and a proba array.';
+REVOKE ALL ON FUNCTION mlpipe.proba_json(text[], float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.proba_json(text[], float8[]) TO mlpipe_reader;
+-- train and evaluate re-raise their errors without the nested context, as predict_table.
+COMMENT ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) IS
+    'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
+REVOKE ALL ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
+    'Scores a source with a registered version and returns the metrics of its task as jsonb.';
+REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
+-- A predict step passes on_null to predict_table (the step's "on_null", else skip for a k-means
+-- version trained with on_null = skip) instead of filtering the source itself.
+-- == issue 11: training that depends only on the rows (helper wt-order) ==
+-- Training puts its rows in a canonical order (by content hash) before
+-- anything depends on their positions, so _fit no longer needs to turn
+-- synchronized scans off to see the same order every time.
+ALTER FUNCTION mlpipe_internal._fit(text, text, text, text[], jsonb, bytea) RESET synchronize_seqscans;
+-- == issue 14: explain of preprocessed models, explain_global, import of mlpipe.export (helper internal) ==
+-- explain's row form explains models with preprocessing per original column.
+COMMENT ON FUNCTION mlpipe.explain(text, record, int, text) IS
+    'Why a model scored a row (columns matched by name): one row per feature (per original column for a model with preprocessing) with its contribution, then the expected value (feature NULL).';
+
+-- import also reads mlpipe.export output of tree models (the round trip).
+COMMENT ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) IS
+    'Registers an XGBoost JSON model (binary:logistic, multi:softprob/softmax, reg:squarederror), or the mlpipe.export output of a tree model, as a new version of a model; returns the version.';
+
+-- The features as explain's row form reports them (the original columns of
+-- a model with preprocessing) with their normalised gain importance.
+CREATE FUNCTION mlpipe_internal._explained_importance(model bytea)
+RETURNS TABLE (feature text, gain_importance float8)
+AS 'MODULE_PATHNAME', 'mlpipe_explained_importance'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe_internal._explained_importance(bytea) IS
+    'The features of a tree model as explain reports them (original columns with preprocessing), with their normalised gain importance.';
+REVOKE ALL ON FUNCTION mlpipe_internal._explained_importance(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._explained_importance(bytea) TO mlpipe_trainer;
+
+-- A tree model's global explanation over a source: each feature's mean
+-- |contribution| (explain's row form, so original columns for a model with
+-- preprocessing) over a deterministic sample of the source's rows (the
+-- `sample` rows with the smallest hash of their text; every row when the
+-- source has fewer), beside its gain importance; largest first. Reads the
+-- source as the caller, like train: no pinned search_path, and everything
+-- it names itself is qualified.
+CREATE FUNCTION mlpipe.explain_global(model_ref text, source text, sample int DEFAULT 10000,
+                                      class text DEFAULT NULL)
+RETURNS TABLE (feature text, mean_abs_contribution float8, gain_importance float8)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function explain_global' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF sample IS NULL OR sample OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'sample must be at least 1 row, got %', coalesce(sample::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'sample is how many rows of the source to explain (default 10000).';
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'WITH imp AS (SELECT i.feature, i.gain_importance, i.ord FROM '
+        'mlpipe_internal._explained_importance(mlpipe.artifact($1)) WITH ORDINALITY AS i(feature, gain_importance, ord)), '
+        'smp AS MATERIALIZED (SELECT src.* FROM (%s) AS src '
+        'ORDER BY pg_catalog.hashtext(ROW(src.*)::text), ROW(src.*)::text LIMIT $3), '
+        'c AS (SELECT e.feature, pg_catalog.avg(pg_catalog.abs(e.contribution)) AS mean_abs '
+        'FROM smp, LATERAL mlpipe.explain($1, smp.*, NULL, $2) AS e WHERE e.feature IS NOT NULL GROUP BY e.feature) '
+        'SELECT imp.feature, coalesce(c.mean_abs, 0::float8), imp.gain_importance '
+        'FROM imp LEFT JOIN c ON c.feature OPERATOR(pg_catalog.=) imp.feature ORDER BY 2 DESC, imp.ord',
+        mlpipe_internal._source_sql(source)) USING model_ref, class, sample;
+END $$;
+COMMENT ON FUNCTION mlpipe.explain_global(text, text, int, text) IS
+    'A tree model''s global explanation over a source: each feature''s mean |TreeSHAP contribution| over a deterministic sample of rows, beside its gain importance.';
+REVOKE ALL ON FUNCTION mlpipe.explain_global(text, text, int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain_global(text, text, int, text) TO mlpipe_trainer;
+
+-- == issue 14: training_info, anomaly detection, choosing k, gbt warm start (helper kmx) ==
+
+-- Per-iteration training figures (mlpipe.training_info).
+CREATE TABLE mlpipe.training_iterations (
+    model           text NOT NULL,
+    version         int NOT NULL,
+    iteration       int NOT NULL CHECK (iteration >= 0),
+    training_loss   float8,
+    validation_loss float8,
+    elapsed_ms      float8,
+    PRIMARY KEY (model, version, iteration),
+    FOREIGN KEY (model, version) REFERENCES mlpipe.model_versions (model, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE mlpipe.training_iterations IS 'One row per training iteration of a version (k-means: Lloyd iteration, mini-batch: epoch, gbt: boosting round), read by mlpipe.training_info.';
+COMMENT ON COLUMN mlpipe.training_iterations.model IS 'The model of the version.';
+COMMENT ON COLUMN mlpipe.training_iterations.version IS 'The version trained.';
+COMMENT ON COLUMN mlpipe.training_iterations.iteration IS 'The iteration, from 0 (as BigQuery''s ML.TRAINING_INFO and XGBoost''s evals_result).';
+COMMENT ON COLUMN mlpipe.training_iterations.training_loss IS 'k-means: the inertia of the iteration''s assignment (mini-batch: the smoothed batch inertia scaled to all rows); gbt: logloss, mlogloss or RMSE on the training rows.';
+COMMENT ON COLUMN mlpipe.training_iterations.validation_loss IS 'gbt with validation rows (early_stopping_rounds): the loss on them; NULL otherwise.';
+COMMENT ON COLUMN mlpipe.training_iterations.elapsed_ms IS 'Milliseconds since the algorithm started, at the end of the iteration (wall clock, not reproducible).';
+REVOKE ALL ON mlpipe.training_iterations FROM PUBLIC;
+GRANT SELECT ON mlpipe.training_iterations TO mlpipe_reader;
+SELECT pg_catalog.pg_extension_config_dump('mlpipe.training_iterations', '');
+
+-- _register also writes the training iterations.
+COMMENT ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
+    'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
+REVOKE ALL ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
+
+-- One row per training iteration of a version, like BigQuery's
+-- ML.TRAINING_INFO (k-means, mini-batch k-means and gbt record them).
+CREATE FUNCTION mlpipe.training_info(model_ref text)
+RETURNS TABLE (iteration int, training_loss float8, validation_loss float8, elapsed_ms float8)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r    record;
+    algo text;
+BEGIN
+    SELECT * INTO r FROM mlpipe.resolve(model_ref);
+    SELECT v.algorithm INTO algo FROM mlpipe.model_versions v
+     WHERE v.model = r.model AND v.version = r.version;
+    IF algo NOT IN ('kmeans', 'minibatch_kmeans', 'gbt') THEN
+        RAISE EXCEPTION 'model "%" version % is a % model, which has no training iterations', r.model, r.version, algo
+            USING ERRCODE = '0A000', HINT = 'training_info covers kmeans, minibatch_kmeans and gbt models.';
+    END IF;
+    RETURN QUERY
+        SELECT t.iteration, t.training_loss, t.validation_loss, t.elapsed_ms
+          FROM mlpipe.training_iterations t
+         WHERE t.model = r.model AND t.version = r.version
+         ORDER BY t.iteration;
+END $$;
+COMMENT ON FUNCTION mlpipe.training_info(text) IS
+    'One row per training iteration of a version (iteration from 0, training loss, validation loss, elapsed ms), like BigQuery''s ML.TRAINING_INFO.';
+REVOKE ALL ON FUNCTION mlpipe.training_info(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.training_info(text) TO mlpipe_reader;
+
+-- Anomaly detection (the functions as in sql/src/30-scoring.sql).
+CREATE FUNCTION mlpipe.anomaly_score(model_ref text, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(text, float8[]) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model_ref text, "row" record) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(text, record) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model bytea, features float8[]) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(bytea, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.anomaly_score(model bytea, "row" record) RETURNS float8
+AS 'MODULE_PATHNAME', 'mlpipe_anomaly_score_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.anomaly_score(bytea, record) IS
+    'The normalised distance of a row to its nearest centroid (distance over the cluster''s root mean squared training distance), by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.anomaly_score(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.anomaly_score(bytea, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model_ref text, features float8[]) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(text, float8[]) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by model_ref (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(text, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(text, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model_ref text, "row" record) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_row_ref'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(text, record) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by model_ref (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(text, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(text, record) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model bytea, features float8[]) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (features as float8[]).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, float8[]) TO mlpipe_scorer;
+
+CREATE FUNCTION mlpipe.is_anomaly(model bytea, "row" record) RETURNS boolean
+AS 'MODULE_PATHNAME', 'mlpipe_is_anomaly_row_bytea'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe.is_anomaly(bytea, record) IS
+    'Whether a row''s anomaly score is above the threshold stored at training (the (1 - contamination) quantile of the training scores), by artifact (row form: columns matched by name).';
+REVOKE ALL ON FUNCTION mlpipe.is_anomaly(bytea, record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.is_anomaly(bytea, record) TO mlpipe_scorer;
+
+-- The anomaly name forms are rewritten to their artifact forms on Citus, as predict's.
+ALTER FUNCTION mlpipe.anomaly_score(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.anomaly_score(text, record) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.is_anomaly(text, float8[]) SUPPORT mlpipe_internal._predict_support;
+ALTER FUNCTION mlpipe.is_anomaly(text, record) SUPPORT mlpipe_internal._predict_support;
+
+-- == issue 12: three small findings (helper fh) ==
+
+-- 1. predict_table warns the caller when the source drifted.
+
+CREATE OR REPLACE FUNCTION mlpipe_internal._warn_drift(p_model text, p_version int, p_drifted jsonb, p_count int, p_profiled int,
+                                            p_threshold float8)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    worst text;
+BEGIN
+    SELECT pg_catalog.string_agg(CASE WHEN (f.e->>'psi'::text)::float8 >= p_threshold
+                    THEN pg_catalog.format('%s (PSI %s)', f.e->>'feature'::text,
+                                           pg_catalog.round((f.e->>'psi'::text)::numeric, 3))
+                    ELSE pg_catalog.format('%s (null rate %s -> %s)', f.e->>'feature'::text,
+                                           pg_catalog.round((f.e->>'null_rate_train'::text)::numeric, 3),
+                                           pg_catalog.round((f.e->>'null_rate_now'::text)::numeric, 3)) END,
+                    ', ' ORDER BY (f.e->>'psi'::text)::float8 DESC NULLS LAST, f.e->>'feature'::text)
+      INTO worst
+      FROM (SELECT e FROM pg_catalog.jsonb_array_elements(p_drifted) e
+             ORDER BY (e->>'psi'::text)::float8 DESC NULLS LAST, e->>'feature'::text LIMIT 3) f;
+    RAISE WARNING 'predict_table %@%: % of % feature% drifted (PSI threshold %); worst: %',
+        p_model, p_version, p_count, p_profiled, CASE WHEN p_profiled = 1 THEN '' ELSE 's' END, p_threshold, worst
+        USING HINT = pg_catalog.format('See SELECT * FROM mlpipe.drift_history WHERE model = %L AND version = %s '
+                                       'ORDER BY measured_at DESC; retrain on recent rows if the shift is real.',
+                                       p_model, p_version);
+END $$;
+COMMENT ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) IS
+    'Raises predict_table''s drift WARNING: the model@version, how many features drifted, the worst by PSI.';
+REVOKE ALL ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._warn_drift(text, int, jsonb, int, int, float8) TO mlpipe_trainer;
+
+-- 3. search and cross_validate re-raise errors with their own SQLSTATE, message, detail and hint only.
+
+-- 2. The entry points that need a role check it themselves and say which
+-- role to grant (permission denied ... HINT: GRANT mlpipe_trainer TO u;):
+-- EXECUTE to PUBLIC, while everything they call keeps its grants. Not the
+-- SECURITY DEFINER ones (promote, rollback, prune, drop_model, tag, ...).
+-- train and search become PL/pgSQL returning SETOF mlpipe.train_result (a
+-- PL/pgSQL RETURNS TABLE cannot repeat an input name, model), so they are
+-- dropped and created again with their grants.
+
+CREATE OR REPLACE FUNCTION mlpipe.drift(model_ref text, source text, threshold float8 DEFAULT 0.2,
+                             null_threshold float8 DEFAULT 0.1)
+RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, status text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    info    record;
+    started timestamptz := pg_catalog.clock_timestamp();
+    metrics jsonb := '{}';
+    drifted int := 0;
+    n       bigint;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function drift' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF threshold IS NULL OR threshold <= 0::float8 OR null_threshold IS NULL OR null_threshold <= 0::float8 THEN
+        RAISE EXCEPTION 'threshold and null_threshold must be positive numbers' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO info FROM mlpipe_internal._scoring_info(model_ref);
+    IF info.profile IS NULL THEN
+        RAISE EXCEPTION 'version %@% has no training profile', info.model, info.version
+            USING ERRCODE = '22000', HINT = 'Versions trained before mlpipe 0.3.0, or with params.profile_sample = 0, have none; retrain to get one.';
+    END IF;
+    FOR feature, psi, null_rate_train, null_rate_now, status, n IN
+        SELECT d.feature, d.psi, d.null_rate_train, d.null_rate_now,
+               mlpipe_internal._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_threshold),
+               d.rows_now
+          FROM mlpipe_internal._drift_figures(info.profile, source) d LOOP
+        -- The same metric names as predict_table: psi:<feature>, null_rate:<feature>.
+        metrics := metrics || pg_catalog.jsonb_build_object('psi:' || feature, psi, 'null_rate:' || feature, null_rate_now);
+        drifted := drifted + CASE WHEN status = 'drift' THEN 1 ELSE 0 END;
+        RETURN NEXT;
+    END LOOP;
+    -- Logged as a run (kind 'drift', split 'drift') with the version, for
+    -- the drift history (mlpipe.drift_history); not in a read-only
+    -- transaction (a hot standby), where drift still answers.
+    IF pg_catalog.current_setting('transaction_read_only'::text) OPERATOR(pg_catalog.=) 'off'::text THEN
+        PERFORM mlpipe_internal._log_run('drift', info.model, info.version, info.algorithm, source,
+            pg_catalog.jsonb_build_object('model_ref', model_ref, 'threshold', threshold, 'null_threshold', null_threshold),
+            'succeeded', NULL, n, started, NULL,
+            metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', drifted), 'drift');
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.evaluate(model_ref text, source text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    m       record;
+    res     jsonb;
+    run     bigint;
+    e_state text;
+    e_msg   text;
+    e_detail text;
+    e_hint  text;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function evaluate' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN model_ref IS NULL THEN 'model_ref' ELSE 'source' END
+            USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO m FROM mlpipe_internal._eval_model(model_ref);
+    -- The target missing from the source: say so, not "column s.y does not exist".
+    IF m.target IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mlpipe_internal._source_columns(source) s WHERE s.name OPERATOR(pg_catalog.=) m.target) THEN
+        RAISE EXCEPTION 'the source has no column "%", the target of %@%', m.target, m.model, m.version
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe_internal._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
+    END IF;
+    res := mlpipe_internal._eval_metrics(m.artifact, m.task, m.features, m.classes, m.target,
+                                mlpipe_internal._eval_from(source));
+    -- The confusion matrix (jsonb, not a metric row) rides in the run's
+    -- params, for the mlpipe.confusion_matrices view.
+    run := mlpipe_internal._log_run('evaluate', m.model, m.version, m.algorithm, source,
+                           pg_catalog.jsonb_build_object('model_ref', model_ref)
+                           OPERATOR(pg_catalog.||) pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                               'confusion_matrix', res OPERATOR(pg_catalog.->) 'confusion_matrix'::text)),
+                           'succeeded', NULL,
+                           (res->>'rows'::text)::bigint, started, NULL, res, 'evaluate');
+    RETURN res OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model', m.model, 'version', m.version, 'run_id', run);
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it (issue #12): its SQLSTATE,
+    -- message, detail and hint, with this line as the only context, not
+    -- the nested calls and generated statements it came through.
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.cross_validate(algorithm text, source text, target text, features text[],
+    params jsonb DEFAULT '{}', folds int DEFAULT 5)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function cross_validate' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    RETURN mlpipe_internal._cross_validate($1, $2, $3, $4, $5, $6, NULL, 'cross_validate');
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.run_pipeline(name text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_variable
+DECLARE
+    p        record;
+    run      bigint;
+    prev     bigint;
+    step     jsonb;
+    res      jsonb;
+    i        int := 0;
+    started  timestamptz;
+    err      text;
+    state    text;
+    step_run bigint;
+    failed   boolean := false;
+    p_name   text := name;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function run_pipeline' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
+    SELECT pl.version, pl.config INTO p FROM mlpipe.pipelines pl WHERE pl.name = p_name;
+    IF NOT FOUND THEN
+        PERFORM mlpipe_internal._pipeline_unknown(p_name);
+    END IF;
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('mlpipe.pipeline_run:' OPERATOR(pg_catalog.||) p_name)) THEN
+        RAISE EXCEPTION 'pipeline "%" is already running', p_name
+            USING ERRCODE = '55P03', HINT = 'Wait for the running call to finish.';
+    END IF;
+    run := mlpipe_internal._pipeline_run_begin(p_name, p.version,
+               pg_catalog.jsonb_build_object('application_name', pg_catalog.current_setting('application_name')));
+    prev := run;
+    FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(p.config->'steps'::text) AS s LOOP
+        started := pg_catalog.clock_timestamp();
+        res := NULL;
+        BEGIN
+            res := mlpipe_internal._pipeline_step(step);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+            failed := true;
+        END;
+        step_run := mlpipe_internal._log_run(
+            'pipeline_step', coalesce(res->>'model'::text, step->>'model'::text), (res->>'version'::text)::int, step->>'kind'::text,
+            coalesce(step->>'source'::text, step->>'model'::text),
+            pg_catalog.jsonb_build_object('pipeline', p_name, 'step', i, 'config', step, 'result', res->'result'::text)
+                OPERATOR(pg_catalog.||) CASE WHEN failed THEN pg_catalog.jsonb_build_object('sqlstate', state) ELSE '{}' END,
+            CASE WHEN failed THEN 'failed' ELSE 'succeeded' END,
+            CASE WHEN failed THEN pg_catalog.format('steps[%s] (%s): %s', i, step->>'kind'::text, err) END,
+            (res->>'rows'::text)::bigint, started, run,
+            CASE WHEN pg_catalog.jsonb_typeof(res->'metrics'::text) = 'object' THEN res->'metrics'::text END,
+            step->>'kind'::text);
+        PERFORM mlpipe_internal._pipeline_adopt(step_run, prev);
+        prev := step_run;
+        IF failed THEN
+            PERFORM mlpipe_internal._pipeline_run_end(run, 'failed',
+                pg_catalog.format('steps[%s] (%s) failed: %s', i, step->>'kind'::text, err), i);
+            PERFORM mlpipe_internal._notify('run_failed', pg_catalog.jsonb_build_object(
+                'pipeline', p_name, 'run_id', run, 'step', i, 'kind', step->>'kind'::text,
+                'sqlstate', state, 'error', err));
+            RAISE WARNING 'pipeline "%" failed at steps[%] (%): %', p_name, i, step->>'kind'::text, err
+                USING HINT = pg_catalog.format('See SELECT * FROM mlpipe.runs WHERE run_id = %s OR parent_run_id = %s.', run, run);
+            RETURN run;
+        END IF;
+        i := i + 1;
+    END LOOP;
+    PERFORM mlpipe_internal._pipeline_run_end(run, 'succeeded', NULL, i);
+    RETURN run;
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.schedule(name text, cron text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    p_name text := name;
+    p_cron text := cron;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function schedule' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
+        PERFORM mlpipe_internal._pipeline_unknown(p_name);
+    END IF;
+    IF p_cron IS NULL OR btrim(p_cron) = '' THEN
+        RAISE EXCEPTION 'cron schedule is empty'
+            USING ERRCODE = '22023', HINT = 'For example ''0 21 * * *'' (daily at 21:00) or ''* * * * *''.';
+    END IF;
+    RETURN mlpipe_internal._cron_schedule(p_name, p_cron, current_user);
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.unschedule(name text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    p_name text := name;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function unschedule' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines pl WHERE pl.name = p_name) THEN
+        PERFORM mlpipe_internal._pipeline_unknown(p_name);
+    END IF;
+    RETURN mlpipe_internal._cron_unschedule(p_name);
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.drop_pipeline(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function drop_pipeline' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) THEN
+        PERFORM mlpipe_internal._pipeline_unknown(name);
+    END IF;
+    IF (SELECT p.schedule FROM mlpipe.pipelines p WHERE p.name = drop_pipeline.name) IS NOT NULL THEN
+        PERFORM mlpipe.unschedule(name);
+    END IF;
+    PERFORM mlpipe_internal._pipeline_delete(name);
+END $$;
+
+CREATE OR REPLACE FUNCTION mlpipe.create_pipeline(name text, config text) RETURNS int
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    checked jsonb;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_admin only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function create_pipeline' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_admin TO %I;', current_user);
+    END IF;
+    IF name IS NULL OR name = '' OR pg_catalog.length(name) > 200 OR name ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid pipeline name %', coalesce(pg_catalog.quote_literal(name), 'NULL')
+            USING ERRCODE = '22023', HINT = 'A pipeline name is 1 to 200 characters, without control characters.';
+    END IF;
+    IF config IS NULL THEN
+        RAISE EXCEPTION 'pipeline config is NULL' USING ERRCODE = '22004';
+    END IF;
+    checked := mlpipe_internal._pipeline_check(config, true);
+    RETURN mlpipe_internal._pipeline_store(name, checked);
+END $$;
+
+GRANT EXECUTE ON FUNCTION mlpipe.import(text, jsonb, text[], text[], jsonb, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.explain_global(text, text, int, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.tune_threshold(text, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.run_pipeline(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.schedule(text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.unschedule(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.drop_pipeline(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, jsonb) TO PUBLIC;
+
+DROP FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb);
+CREATE FUNCTION mlpipe.train(
+    model     text,
+    algorithm text,
+    source    text,
+    target    text    DEFAULT NULL,
+    features  text[]  DEFAULT NULL,
+    params    jsonb   DEFAULT '{}',
+    gate      jsonb   DEFAULT NULL)
+RETURNS SETOF mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function train' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    -- Called as expressions, not queries, so that an error's context is
+    -- this line, not the statement text.
+    IF coalesce($6 OPERATOR(pg_catalog.?) 'group_by', false) THEN
+        RETURN QUERY SELECT * FROM mlpipe_internal._train_groups($1, $2, $3, $4, $5, $6, $7);
+    ELSE
+        RETURN NEXT mlpipe_internal._train($1, $2, $3, $4, $5, $6, $7);
+    END IF;
+END $$;
+COMMENT ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) IS
+    'Trains a model on a table, view or SELECT, records its metrics and registers it as a new version (promoted when the gate passes).';
+REVOKE ALL ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) TO PUBLIC;
+
+DROP FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb);
+CREATE FUNCTION mlpipe.search(model text, algorithm text, source text, target text, features text[],
+    space jsonb, strategy text DEFAULT 'grid', folds int DEFAULT 5, trials int DEFAULT 20,
+    gate jsonb DEFAULT NULL)
+RETURNS SETOF mlpipe.train_result
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function search' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    RETURN NEXT mlpipe_internal._search($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
+END $$;
+COMMENT ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
+    'Hyper-parameter search: cross-validates every candidate, trains the best on all rows and registers it.';
+REVOKE ALL ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
+GRANT EXECUTE ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO PUBLIC;
+-- == issue 14: gbt warm_start (helper warm) ==
+-- A warm-started version's training_iterations continue the parent's numbering.
+-- == issue 13: predict_table indexes the key only where the mode needs it (helper ptable) ==
+DROP FUNCTION mlpipe_internal._check_target(regclass, text, regtype, text);
+CREATE FUNCTION mlpipe_internal._check_target(p_rel regclass, p_key text, p_key_type regtype)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    want   record;
+    have   regtype;
+BEGIN
+    IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = p_rel) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', p_rel USING ERRCODE = '22000';
+    END IF;
+    FOR want IN SELECT * FROM (VALUES (p_key, p_key_type), ('prediction', 'double precision'::regtype),
+                                      ('label', 'text'::regtype), ('proba', 'double precision[]'::regtype),
+                                      ('model', 'text'::regtype), ('version', 'integer'::regtype),
+                                      ('scored_at', 'timestamp with time zone'::regtype)) w(col, typ) LOOP
+        SELECT a.atttypid::regtype INTO have FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = p_rel AND a.attname = want.col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'table % has no column "%"', p_rel, want.col
+                USING ERRCODE = '22000',
+                      HINT = 'predict_table writes key, prediction, label, proba, model, version, scored_at; or let it create a new table.';
+        END IF;
+        IF have <> want.typ THEN
+            RAISE EXCEPTION 'column "%" of table % is %, expected %', want.col, p_rel, have, want.typ
+                USING ERRCODE = '22000';
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype) IS
+    'Checks that an existing predict_table target has the columns predict_table writes, with their types.';
+REVOKE ALL ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype) TO mlpipe_trainer;
+
+CREATE FUNCTION mlpipe_internal._key_index(p_rel regclass, p_key text, p_mode text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keynum int2;
+    why    text := 'Only the table''s owner can create it.';
+    msg    text;
+BEGIN
+    IF p_mode NOT IN ('upsert', 'incremental') THEN
+        RETURN;
+    END IF;
+    SELECT a.attnum INTO keynum FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = p_rel AND a.attname = p_key AND a.attnum > 0 AND NOT a.attisdropped;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                WHERE i.indrelid = p_rel AND i.indisvalid AND i.indkey[0] = keynum AND i.indpred IS NULL
+                  AND (p_mode = 'incremental' OR (i.indisunique AND i.indnatts = 1 AND i.indexprs IS NULL))) THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = p_rel), 'USAGE') THEN
+        BEGIN
+            EXECUTE pg_catalog.format('CREATE %sINDEX ON %s (%I)',
+                                      CASE WHEN p_mode = 'upsert' THEN 'UNIQUE ' ELSE '' END, p_rel, p_key);
+            RETURN;
+        EXCEPTION WHEN unique_violation OR feature_not_supported THEN
+            -- Duplicate keys (the detail names one), or a partitioned
+            -- target whose partition key is not the key (the message).
+            GET STACKED DIAGNOSTICS why = PG_EXCEPTION_DETAIL, msg = MESSAGE_TEXT;
+            why := 'It cannot be created: ' OPERATOR(pg_catalog.||) CASE WHEN why OPERATOR(pg_catalog.<>) '' THEN why ELSE msg OPERATOR(pg_catalog.||) '.' END;
+        END;
+    ELSIF p_mode = 'incremental' THEN
+        RETURN;
+    END IF;
+    RAISE EXCEPTION 'mode upsert needs a unique index on %(%)', p_rel, p_key
+        USING ERRCODE = '22000', DETAIL = why, HINT = pg_catalog.format('CREATE UNIQUE INDEX ON %s (%I);', p_rel, p_key);
+END $$;
+COMMENT ON FUNCTION mlpipe_internal._key_index(regclass, text, text) IS
+    'Creates the index on the key that predict_table''s mode needs (upsert: unique, incremental: plain) when missing.';
+REVOKE ALL ON FUNCTION mlpipe_internal._key_index(regclass, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._key_index(regclass, text, text) TO mlpipe_trainer;
+
 -- == end of issue 13: predict_table key index (helper ptable) ==
 
 -- == issue 12: functions whose body calls mlpipe_internal, in their 0.4.0 form (generated by move_internal.py; do not edit) ==

@@ -181,7 +181,7 @@ cur.execute("DROP SCHEMA IF EXISTS peer_imb CASCADE")
 cur.execute("CREATE SCHEMA peer_imb")
 cur.execute("SET search_path = peer_imb, public")
 cur.execute("SET mlpipe.progress = off")
-cur.execute("DELETE FROM mlpipe.aliases WHERE model LIKE 'peer_imb_%'")
+cur.execute("SELECT mlpipe.drop_model(name) FROM mlpipe.models WHERE name LIKE 'peer\\_imb\\_%'")
 
 SETS = {
     "bank": (("uci_bank_marketing/bank-additional-full.csv.gz", ";", True,
@@ -311,7 +311,7 @@ except Exception as e:  # a crash is a failure, not a silent pass
 finally:
     cur.execute("SET client_min_messages = warning")
     cur.execute("DROP SCHEMA IF EXISTS peer_imb CASCADE")
-    cur.execute("DELETE FROM mlpipe.aliases WHERE model LIKE 'peer_imb_%'")
+    cur.execute("SELECT mlpipe.drop_model(name) FROM mlpipe.models WHERE name LIKE 'peer\\_imb\\_%'")
     conn.close()
 
 print("# %d failed" % failures)

@@ -272,6 +272,50 @@ kmeans_check_params(const char *algorithm, cJSON *params, const char *target)
 	read_params(algorithm, params, target, false, &kp, &ks, &n_ks, &crit, &contamination);
 }
 
+/*
+ * Reads the warm-start artifact into *warm_model and points kp at it: the
+ * training continues that model, with its k, scaling and distance unless
+ * params give them.
+ */
+static void
+warm_start_from(MlEnv *env, bytea *warm, cJSON *params, bool has_k,
+				MlModel *warm_model, KmParams *kp)
+{
+	MlError		err = {0};
+	MlStatus	st = ml_model_read(env, (uint8_t *) VARDATA_ANY(warm),
+								   VARSIZE_ANY_EXHDR(warm), warm_model, &err);
+
+	ML_CHECK_STATUS(st, &err);
+	if (warm_model->kind != ML_KIND_KMEANS)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("params.warm_start must name a k-means model, not a %s model",
+							   ml_kind_name(warm_model->kind))));
+	kp->warm_start = &warm_model->km;
+	if (!has_k)
+		kp->k = warm_model->km.k;
+	if (!cJSON_GetObjectItemCaseSensitive(params, "standardize"))
+		kp->standardize = warm_model->km.standardize;
+	if (!cJSON_GetObjectItemCaseSensitive(params, "distance"))
+		kp->distance = warm_model->km.distance;
+}
+
+/* The stored metrics of a fit (clustering figures, iterations, time, rows). */
+static cJSON *
+kmeans_metrics_json(const KmResult *res, double seconds, int64 n)
+{
+	cJSON	   *m = cJSON_CreateObject();
+
+	params_json_number(m, "inertia", res->inertia);
+	params_json_number(m, "silhouette", res->silhouette);
+	params_json_number(m, "silhouette_sample_rows", (double) res->silhouette_rows);
+	params_json_number(m, "calinski_harabasz", res->calinski_harabasz);
+	params_json_number(m, "davies_bouldin", res->davies_bouldin);
+	params_json_number(m, "iterations", res->iterations);
+	params_json_number(m, "training_seconds", seconds);
+	params_json_number(m, "rows", (double) n);
+	return m;
+}
+
 /* Trains kmeans or minibatch_kmeans (warm-started from warm when given) into fo. */
 void
 fit_kmeans(const char *algorithm, const char *source, const char *target,
@@ -308,24 +352,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	pg_env_pool(&pe);
 
 	if (warm != NULL)
-	{
-		MlStatus	st = ml_model_read(&pe.env, (uint8_t *) VARDATA_ANY(warm),
-									   VARSIZE_ANY_EXHDR(warm), &warm_model, &err);
-
-		ML_CHECK_STATUS(st, &err);
-		if (warm_model.kind != ML_KIND_KMEANS)
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("params.warm_start must name a k-means model, not a %s model",
-								   ml_kind_name(warm_model.kind))));
-		kp.warm_start = &warm_model.km;
-		/* Continue the same model: its k, scaling and distance unless given. */
-		if (!has_k)
-			kp.k = warm_model.km.k;
-		if (!cJSON_GetObjectItemCaseSensitive(params, "standardize"))
-			kp.standardize = warm_model.km.standardize;
-		if (!cJSON_GetObjectItemCaseSensitive(params, "distance"))
-			kp.distance = warm_model.km.distance;
-	}
+		warm_start_from(&pe.env, warm, params, has_k, &warm_model, &kp);
 
 	memset(&spec, 0, sizeof(spec));
 	spec.source = source;
@@ -399,15 +426,7 @@ fit_kmeans(const char *algorithm, const char *source, const char *target,
 	fo->features = data.feature_names;
 	fo->n_features = data.d;
 
-	fo->metrics = cJSON_CreateObject();
-	params_json_number(fo->metrics, "inertia", res.inertia);
-	params_json_number(fo->metrics, "silhouette", res.silhouette);
-	params_json_number(fo->metrics, "silhouette_sample_rows", (double) res.silhouette_rows);
-	params_json_number(fo->metrics, "calinski_harabasz", res.calinski_harabasz);
-	params_json_number(fo->metrics, "davies_bouldin", res.davies_bouldin);
-	params_json_number(fo->metrics, "iterations", res.iterations);
-	params_json_number(fo->metrics, "training_seconds", seconds);
-	params_json_number(fo->metrics, "rows", (double) data.n);
+	fo->metrics = kmeans_metrics_json(&res, seconds, data.n);
 	if (n_ks > 0)
 	{
 		params_json_number(fo->metrics, "k", kp.k);

@@ -72,7 +72,7 @@ add_logistic_terms(double s, const double *q, double *lq, uint32_t nb)
 
 /*
  * Binary logistic gradient pairs of training rows rows[k0, k1) (rows NULL:
- * k0..k1-1), GRAD_BLOCK rows at a time with exp and log in vecmath's
+ * k0..k1-1), GRAD_BLOCK rows at a time with exp, the pairs and log in vecmath's
  * lanes (libm's bits); returns s plus the rows' loss terms when loss,
  * added in row order.
  */
@@ -81,7 +81,11 @@ grad_rows_logistic(GbtGrad *a, uint32_t k0, uint32_t k1, bool loss, double s)
 {
 	double		x[GRAD_BLOCK],
 				e[GRAD_BLOCK],
+				yd[GRAD_BLOCK],
+				wd[GRAD_BLOCK],
 				q[GRAD_BLOCK];
+	float		g[GRAD_BLOCK],
+				hw[GRAD_BLOCK];
 	uint32_t	k,
 				i,
 				nb;
@@ -90,22 +94,22 @@ grad_rows_logistic(GbtGrad *a, uint32_t k0, uint32_t k1, bool loss, double s)
 	{
 		nb = k1 - k < GRAD_BLOCK ? k1 - k : GRAD_BLOCK;
 		for (i = 0; i < nb; i++)
-			x[i] = -(double) a->margin[a->rows ? a->rows[k + i] : k + i];
-		vm_exp(x, e, nb);
-		for (i = 0; i < nb; i++)
 		{
 			uint32_t	r = a->rows ? a->rows[k + i] : k + i;
 			int			y = a->data->y_class[r];
-			double		w = a->cw ? a->cw[y] : 1.0,
-						p = 1.0 / (1.0 + e[i]),
-						h = p * (1.0 - p);
 
-			if (h < 1e-16)
-				h = 1e-16;
-			a->gh[2 * (size_t) r] = (float) ((p - (double) y) * w);
-			a->gh[2 * (size_t) r + 1] = (float) (h * w);
-			p = y == 0 ? 1.0 - p : p;
-			q[i] = p < 1e-15 ? 1e-15 : p;
+			x[i] = -(double) a->margin[r];
+			yd[i] = (double) y;
+			wd[i] = a->cw ? a->cw[y] : 1.0;
+		}
+		vm_exp(x, e, nb);
+		vm_logistic_grad(e, yd, wd, g, hw, q, nb);
+		for (i = 0; i < nb; i++)
+		{
+			uint32_t	r = a->rows ? a->rows[k + i] : k + i;
+
+			a->gh[2 * (size_t) r] = g[i];
+			a->gh[2 * (size_t) r + 1] = hw[i];
 		}
 		if (loss)
 			s = add_logistic_terms(s, q, x, nb);

@@ -20,6 +20,13 @@ extern int	vecmath_simd_max;
 void		vm_exp(const double *x, double *y, size_t n);
 void		vm_log(const double *x, double *y, size_t n);
 
+/*
+ * Binary logistic gradient pairs (g, hw as floats) and the true class's
+ * clamped p (q) from e = exp(-margin), labels y and weights w (gbt_loss.c).
+ */
+void		vm_logistic_grad(const double *e, const double *y, const double *w,
+							 float *g, float *hw, double *q, size_t n);
+
 /* The lane set vm_exp/vm_log use now (VECMATH_SIMD_*), after the self-check. */
 int			vm_simd_level(void);
 

@@ -26,6 +26,7 @@
 #include "vecmath.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -672,19 +673,22 @@ self_check(void)
 #endif
 }
 
-/* The lane set the CPU and the self-check allow (checked once, any thread). */
+static int	vm_level = VECMATH_SIMD_NONE;	/* self_check's verdict */
+static pthread_once_t vm_level_once = PTHREAD_ONCE_INIT;
+
+/* Runs the self-check (once per process, whichever thread comes first). */
+static void
+vm_level_init(void)
+{
+	vm_level = self_check();
+}
+
+/* The lane set the CPU and the self-check allow, at most vecmath_simd_max. */
 int
 vm_simd_level(void)
 {
-	static int	level = -1;		/* -1: not checked yet */
-	int			l = __atomic_load_n(&level, __ATOMIC_ACQUIRE);
-
-	if (l < 0)
-	{
-		l = self_check();
-		__atomic_store_n(&level, l, __ATOMIC_RELEASE);
-	}
-	return l < vecmath_simd_max ? l : vecmath_simd_max;
+	pthread_once(&vm_level_once, vm_level_init);
+	return vm_level < vecmath_simd_max ? vm_level : vecmath_simd_max;
 }
 
 /* y[i] = exp(x[i]), i < n: libm's bits, in lanes when the self-check passed. */

@@ -3,7 +3,9 @@
  * validation loss (it drives early stopping) and the training loss of the
  * trace, as XGBoost's default eval metrics (logloss, mlogloss, RMSE) of the
  * float margins. The gradient pass also sums the previous round's training
- * loss from the same p, with the same per-row terms (trees_int.h).
+ * loss from the same p, with the same per-row terms (trees_int.h). Binary
+ * logistic rows go GRAD_BLOCK at a time through vecmath.c (exp, the pairs
+ * and log in SIMD lanes, libm's bits); the sums stay row by row in order.
  */
 #include "trees_int.h"
 
@@ -56,8 +58,8 @@ grad_row_softmax(GbtGrad *a, uint32_t r, bool loss)
 
 /*
  * Sums the logistic terms -log(q) of nb rows onto s, one by one in row
- * order as gbt_term_logistic's s += term would: q[] holds each row's
- * probability of its true class, clamped at 1e-15 (lq: scratch).
+ * order (s += term, trees_int.h): q[] holds each row's probability of its
+ * true class, clamped at 1e-15 (lq: scratch).
  */
 static double
 add_logistic_terms(double s, const double *q, double *lq, uint32_t nb)
@@ -160,7 +162,7 @@ gbt_grad_task(void *arg, int task, int n_tasks)
 
 /*
  * The summed logloss of the margins over rows vrows[k0, k1) (vrows NULL:
- * k0..k1-1), gbt_term_logistic's terms added in row order, with exp and
+ * k0..k1-1), the logistic terms added in row order, with exp and
  * log GRAD_BLOCK rows at a time in vecmath's lanes (libm's bits).
  */
 static double
@@ -204,6 +206,8 @@ margin_loss_sum(const TreeData *data, TreeObjective obj, int K, const float *mar
 	uint32_t	k;
 	size_t		n = (size_t) data->n;
 
+	if (obj == TREE_OBJ_BINARY_LOGISTIC)
+		return logistic_loss_sum(data, margin, vrows, k0, k1);
 	for (k = k0; k < k1; k++)
 	{
 		uint32_t	r = vrows ? vrows[k] : k;
@@ -215,8 +219,6 @@ margin_loss_sum(const TreeData *data, TreeObjective obj, int K, const float *mar
 
 			s += e * e;
 		}
-		else if (obj == TREE_OBJ_BINARY_LOGISTIC)
-			return logistic_loss_sum(data, margin, vrows, k0, k1);
 		else
 		{
 			double		mx = m[0],

@@ -7,6 +7,7 @@
  * with vecmath_simd_max lowered to libm's loop (gh pairs, chunk loss sums
  * and the loss pass identical).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -243,8 +244,12 @@ int
 main(void)
 {
 	long		bad;
+	int			level;
 
-	printf("# vector level %d (0 none, 1 avx2)\n", vm_simd_level());
+	errno = 0;
+	level = vm_simd_level();	/* the first call runs the self-check */
+	CHECK(errno == 0, "the self-check leaves errno alone");
+	printf("# vector level %d (0 none, 1 avx2)\n", level);
 #if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 28)
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
 		CHECK(vm_simd_level() == VECMATH_SIMD_AVX2,

@@ -42,6 +42,8 @@ include $(PGXS)
 
 # The engine is hot numeric code: optimise it harder than the glue.
 src/core/%.o: override CFLAGS += -O3
+# vecmath.c reproduces libm's rounding: only its explicit fma intrinsics fuse.
+src/core/vecmath.o: override CFLAGS += -ffp-contract=off
 
 $(MLPIPE_FULL_SQL): $(sort $(wildcard sql/src/*.sql))
 	cat $^ > $@

@@ -3,51 +3,35 @@
  * validation loss (it drives early stopping) and the training loss of the
  * trace, as XGBoost's default eval metrics (logloss, mlogloss, RMSE) of the
  * float margins. The gradient pass also sums the previous round's training
- * loss from the same p, with the same per-row terms (trees_int.h).
+ * loss from the same p, with the same per-row terms (trees_int.h). Binary
+ * logistic rows go GRAD_BLOCK at a time through vecmath.c (exp, the pairs
+ * and log in SIMD lanes, libm's bits); the sums stay row by row in order.
  */
 #include "trees_int.h"
 
 #include <math.h>
 
+#include "vecmath.h"
+
+#define GRAD_BLOCK 256			/* rows whose exp and log go to vecmath in one call */
+
 /*
- * Gradient pairs (per class for multi:softmax) of training row r; returns
- * its term of the training loss (gbt_loss.c's, from the same p) when loss.
+ * Gradient pairs per class of multi:softmax training row r; returns its
+ * term of the training loss (gbt_loss.c's, from the same p) when loss.
  */
-static inline double
-grad_row(GbtGrad *a, uint32_t r, bool loss)
+static double
+grad_row_softmax(GbtGrad *a, uint32_t r, bool loss)
 {
 	size_t		n = (size_t) a->data->n;
 	const float *m = a->margin + r; /* class c at m[c * n] */
 	int			K = a->K,
-				y,
+				y = a->data->y_class[r],
 				c;
-	double		w,
-				mx,
+	double		w = a->cw ? a->cw[y] : 1.0,
+				mx = m[0],
 				sum = 0,
 				ebuf[64];
 
-	if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
-	{
-		double		e = m[0] - gbt_target(a->data, r);
-
-		a->gh[2 * (size_t) r] = (float) e;
-		a->gh[2 * (size_t) r + 1] = 1.0f;
-		return loss ? e * e : 0;
-	}
-	y = a->data->y_class[r];
-	w = a->cw ? a->cw[y] : 1.0;
-	if (a->obj == TREE_OBJ_BINARY_LOGISTIC)
-	{
-		double		p = 1.0 / (1.0 + exp(-m[0]));
-		double		h = p * (1.0 - p);
-
-		if (h < 1e-16)
-			h = 1e-16;
-		a->gh[2 * (size_t) r] = (float) ((p - (double) y) * w);
-		a->gh[2 * (size_t) r + 1] = (float) (h * w);
-		return loss ? gbt_term_logistic(p, y) : 0;
-	}
-	mx = m[0];
 	for (c = 1; c < K; c++)
 		if (m[c * n] > mx)
 			mx = m[c * n];
@@ -73,6 +57,69 @@ grad_row(GbtGrad *a, uint32_t r, bool loss)
 }
 
 /*
+ * Sums the logistic terms -log(q) of nb rows onto s, one by one in row
+ * order (s += term, trees_int.h): q[] holds each row's probability of its
+ * true class, clamped at 1e-15 (lq: scratch).
+ */
+static double
+add_logistic_terms(double s, const double *q, double *lq, uint32_t nb)
+{
+	uint32_t	i;
+
+	vm_log(q, lq, nb);
+	for (i = 0; i < nb; i++)
+		s += -lq[i];
+	return s;
+}
+
+/*
+ * Binary logistic gradient pairs of training rows rows[k0, k1) (rows NULL:
+ * k0..k1-1), GRAD_BLOCK rows at a time with exp, the pairs and log in vecmath's
+ * lanes (libm's bits); returns s plus the rows' loss terms when loss,
+ * added in row order.
+ */
+static double
+grad_rows_logistic(GbtGrad *a, uint32_t k0, uint32_t k1, bool loss, double s)
+{
+	double		x[GRAD_BLOCK],
+				e[GRAD_BLOCK],
+				yd[GRAD_BLOCK],
+				wd[GRAD_BLOCK],
+				q[GRAD_BLOCK];
+	float		g[GRAD_BLOCK],
+				hw[GRAD_BLOCK];
+	uint32_t	k,
+				i,
+				nb;
+
+	for (k = k0; k < k1; k += nb)
+	{
+		nb = k1 - k < GRAD_BLOCK ? k1 - k : GRAD_BLOCK;
+		for (i = 0; i < nb; i++)
+		{
+			uint32_t	r = a->rows ? a->rows[k + i] : k + i;
+			int			y = a->data->y_class[r];
+
+			x[i] = -(double) a->margin[r];
+			yd[i] = (double) y;
+			wd[i] = a->cw ? a->cw[y] : 1.0;
+		}
+		vm_exp(x, e, nb);
+		vm_logistic_grad(e, yd, wd, g, hw, q, nb);
+		for (i = 0; i < nb; i++)
+		{
+			uint32_t	r = a->rows ? a->rows[k + i] : k + i;
+
+			a->gh[2 * (size_t) r] = g[i];
+			a->gh[2 * (size_t) r + 1] = hw[i];
+		}
+		if (loss)
+			s = add_logistic_terms(s, q, x, nb);
+	}
+	return s;
+}
+
+/*
  * Gradient pairs of one task's training rows: whole loss chunks
  * (GBT_LOSS_CHUNK rows) per task, so that with loss_part each chunk's
  * training loss is summed here row by row as gbt_train_loss_of sums it.
@@ -93,11 +140,58 @@ gbt_grad_task(void *arg, int task, int n_tasks)
 					k1 = a->n_rows - k < GBT_LOSS_CHUNK ? a->n_rows : k + GBT_LOSS_CHUNK;
 		double		s = 0;
 
-		for (; k < k1; k++)
-			s += grad_row(a, a->rows ? a->rows[k] : k, loss);
+		if (a->obj == TREE_OBJ_BINARY_LOGISTIC)
+			s = grad_rows_logistic(a, k, k1, loss, s);
+		else if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
+			for (; k < k1; k++)
+			{
+				uint32_t	r = a->rows ? a->rows[k] : k;
+				double		d = a->margin[r] - gbt_target(a->data, r);
+
+				a->gh[2 * (size_t) r] = (float) d;
+				a->gh[2 * (size_t) r + 1] = 1.0f;
+				s += d * d;
+			}
+		else
+			for (; k < k1; k++)
+				s += grad_row_softmax(a, a->rows ? a->rows[k] : k, loss);
 		if (loss)
 			a->loss_part[c] = s;
 	}
+}
+
+/*
+ * The summed logloss of the margins over rows vrows[k0, k1) (vrows NULL:
+ * k0..k1-1), the logistic terms added in row order, with exp and
+ * log GRAD_BLOCK rows at a time in vecmath's lanes (libm's bits).
+ */
+static double
+logistic_loss_sum(const TreeData *data, const float *margin, const uint32_t *vrows,
+				  uint32_t k0, uint32_t k1)
+{
+	double		x[GRAD_BLOCK],
+				q[GRAD_BLOCK],
+				s = 0;
+	uint32_t	k,
+				i,
+				nb;
+
+	for (k = k0; k < k1; k += nb)
+	{
+		nb = k1 - k < GRAD_BLOCK ? k1 - k : GRAD_BLOCK;
+		for (i = 0; i < nb; i++)
+			x[i] = -(double) margin[vrows ? vrows[k + i] : k + i];
+		vm_exp(x, q, nb);
+		for (i = 0; i < nb; i++)
+		{
+			double		p = 1.0 / (1.0 + q[i]);
+
+			p = data->y_class[vrows ? vrows[k + i] : k + i] == 0 ? 1.0 - p : p;
+			q[i] = p < 1e-15 ? 1e-15 : p;
+		}
+		s = add_logistic_terms(s, q, x, nb);
+	}
+	return s;
 }
 
 /*
@@ -112,6 +206,8 @@ margin_loss_sum(const TreeData *data, TreeObjective obj, int K, const float *mar
 	uint32_t	k;
 	size_t		n = (size_t) data->n;
 
+	if (obj == TREE_OBJ_BINARY_LOGISTIC)
+		return logistic_loss_sum(data, margin, vrows, k0, k1);
 	for (k = k0; k < k1; k++)
 	{
 		uint32_t	r = vrows ? vrows[k] : k;
@@ -123,8 +219,6 @@ margin_loss_sum(const TreeData *data, TreeObjective obj, int K, const float *mar
 
 			s += e * e;
 		}
-		else if (obj == TREE_OBJ_BINARY_LOGISTIC)
-			s += gbt_term_logistic(1.0 / (1.0 + exp(-m[0])), data->y_class[r]);
 		else
 		{
 			double		mx = m[0],

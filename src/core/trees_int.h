@@ -284,21 +284,13 @@ double		gbt_loss_total(TreeObjective obj, const double *part, uint32_t n_rows);
 
 /*
  * The terms of one row that the losses add up (s += term), shared by the
- * loss pass (gbt_loss.c) and the gradient pass that sums the same loss
- * (gbt.c), so that both give the same bits: the squared error e * e, and
- * minus the log of the true class's probability (s += -x is s -= x).
+ * loss pass and the gradient pass that sums the same loss (gbt_loss.c), so
+ * that both give the same bits: the squared error e * e, minus the log of
+ * the true class's probability (s += -x is s -= x; binary logistic rows
+ * clamp it at 1e-15 first and take their logs in blocks, gbt_loss.c), and
+ * for softmax, below, the same from the true class's margin, the row's
+ * largest and the sum of exp(m - max).
  */
-static inline double
-gbt_term_logistic(double p, int y)
-{
-	if (y == 0)
-		p = 1.0 - p;
-	if (p < 1e-15)
-		p = 1e-15;
-	return -log(p);
-}
-
-/* The softmax term from the true class's margin, the row's largest and the sum of exp(m - max). */
 static inline double
 gbt_term_softmax(double m_true, double mx, double sum)
 {

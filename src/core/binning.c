@@ -335,6 +335,7 @@ typedef struct BinApplyTask
 {
 	const TreeBins *bins;
 	const double *X;
+	size_t		ld;				/* column stride of X */
 	int64_t		m;
 	uint8_t    *B;
 	int64_t		row0;
@@ -359,7 +360,7 @@ bins_apply_task(void *arg, int task, int n_tasks)
 		{
 			const double *cuts = t->bins->cuts + (size_t) j * 256;
 			int			nb = t->bins->n_bins[j];
-			const double *col = t->X + (size_t) j * t->m;
+			const double *col = t->X + (size_t) j * t->ld;
 			uint8_t    *o = t->B + (size_t) t->row0 * d + j;
 			int64_t		i;
 
@@ -378,6 +379,7 @@ trees_bins_apply(const MlEnv *env, const TreeBins *bins, const double *X, int64_
 
 	t.bins = bins;
 	t.X = X;
+	t.ld = (size_t) m;
 	t.m = m;
 	t.B = B;
 	t.row0 = row0;
@@ -388,6 +390,22 @@ trees_bins_apply(const MlEnv *env, const TreeBins *bins, const double *X, int64_
 		bins_apply_task(&t, 0, 1);
 	else
 		ml_parallel_for(env, blocks > 64 ? 64 : (int) blocks, bins_apply_task, &t);
+}
+
+void
+trees_bins_apply_block(const TreeBins *bins, const double *X, size_t ld, int64_t m,
+					   uint8_t *B, int64_t row0)
+{
+	BinApplyTask t;
+
+	t.bins = bins;
+	t.X = X;
+	t.ld = ld;
+	t.m = m;
+	t.B = B;
+	t.row0 = row0;
+	if (m > 0)
+		bins_apply_task(&t, 0, 1);
 }
 
 void

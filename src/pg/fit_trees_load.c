@@ -795,6 +795,11 @@ reset_for_pass2(TreeLoad *L)
 	if (L->split_kind != SPLIT_COL_NONE)
 		L->sv = MemoryContextAllocHuge(L->mcxt, sizeof(double) * rows);
 	L->cap = rows;
+	/* filled front to back: fault them in 2 MB at a time, not 4 KB */
+	source_advise_huge_pages(L->B, (Size) rows * L->d);
+	source_advise_huge_pages(L->rh, sizeof(uint64) * rows);
+	source_advise_huge_pages(L->yv ? (void *) L->yv : (void *) L->yl,
+							 L->yv ? sizeof(double) * rows : sizeof(int32) * rows);
 	hash_destroy(L->label_ids);
 	L->label_ids = create_label_table(L->mcxt);
 	L->n_labels = 0;

@@ -606,6 +606,32 @@ ml_sample_commit(MlSample *s, int64_t slot, uint64_t p)
 		}
 		return;
 	}
+	if (s->slot_of)
+	{
+		/*
+		 * Replacing the largest, slot numbers only: the hole moves down and
+		 * the larger child (the left one on a tie) up while it is larger
+		 * than p, as the swaps below would move them, with half the writes
+		 * and the child chosen without a branch.
+		 */
+		for (;;)
+		{
+			int64_t		c = 2 * i + 1;
+
+			if (c >= s->kept)
+				break;
+			if (c + 1 < s->kept && s->prio[c + 1] > s->prio[c])
+				c++;
+			if (s->prio[c] <= p)
+				break;
+			s->prio[i] = s->prio[c];
+			s->slot_of[i] = s->slot_of[c];
+			i = c;
+		}
+		s->prio[i] = p;
+		s->slot_of[i] = slot;
+		return;
+	}
 	/* replacing the largest: sift it down */
 	for (;;)
 	{

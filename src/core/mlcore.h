@@ -120,6 +120,18 @@ MlPool	   *ml_pool_create(int n_threads);
 void		ml_pool_destroy(MlPool *pool);
 
 /*
+ * One task in the background: ml_pool_post starts fn(arg, 0, 1) on a pool
+ * worker and returns at once (true), so the caller can do other work, such
+ * as PostgreSQL calls, meanwhile; ml_pool_wait returns when it is done. At
+ * most one posted task at a time, and no ml_parallel_for step uses the pool
+ * until the wait (it starts threads of its own). Without a pool or a
+ * worker the task runs inline and post returns false; wait is then a no-op.
+ * ml_pool_destroy waits for a posted task too.
+ */
+bool		ml_pool_post(MlPool *pool, MlTaskFn fn, void *arg);
+void		ml_pool_wait(MlPool *pool);
+
+/*
  * Runs block(arg, b, slot, task) for every block b in [0, nblocks), `slab`
  * blocks at a time on up to max_tasks worker threads (blocks handed out
  * dynamically), then combine(arg, b0, b1) on the main thread in block order

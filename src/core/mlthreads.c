@@ -46,6 +46,7 @@ struct MlPool
 	bool		stop;			/* workers exit at their next wake-up */
 	int			busy;			/* a step is running (nested calls go without it) */
 	bool		main_sleeping;	/* the caller waits on done_cv */
+	bool		posted_async;	/* worker 0 runs a task of ml_pool_post */
 	pthread_mutex_t mutex;
 	pthread_cond_t post_cv;		/* a step was posted (or stop) */
 	pthread_cond_t done_cv;		/* a worker finished its task */
@@ -301,6 +302,27 @@ ml_pool_start(MlPool *pool, int want)
 	return pool->n_started;
 }
 
+/* Waits (spinning first, then asleep) until worker w has done every task posted to it. */
+static void
+ml_worker_wait(MlPool *pool, MlWorker *w)
+{
+	int			i;
+
+	for (i = 0; i < ML_SPIN_ROUNDS &&
+		 __atomic_load_n(&w->done, __ATOMIC_ACQUIRE) != w->posted; i++)
+		ml_cpu_relax(i);
+	if (__atomic_load_n(&w->done, __ATOMIC_ACQUIRE) == w->posted)
+		return;
+	pthread_mutex_lock(&pool->mutex);
+	while (w->done != w->posted)
+	{
+		pool->main_sleeping = true;
+		pthread_cond_wait(&pool->done_cv, &pool->mutex);
+		pool->main_sleeping = false;
+	}
+	pthread_mutex_unlock(&pool->mutex);
+}
+
 /*
  * One step on the pool: tasks 1..nt-1 posted to workers 0..nt-2 (those
  * that could not be started run inline after task 0), task 0 here, then a
@@ -329,24 +351,48 @@ ml_pool_run(MlPool *pool, int nt, MlTaskFn fn, void *arg)
 	for (t = nw + 1; t < nt; t++)
 		ML_RUN_TASK(fn, arg, t, nt);
 	for (t = 0; t < nw; t++)
-	{
-		MlWorker   *w = &pool->workers[t];
-		int			i;
+		ml_worker_wait(pool, &pool->workers[t]);
+}
 
-		for (i = 0; i < ML_SPIN_ROUNDS &&
-			 __atomic_load_n(&w->done, __ATOMIC_ACQUIRE) != w->posted; i++)
-			ml_cpu_relax(i);
-		if (__atomic_load_n(&w->done, __ATOMIC_ACQUIRE) == w->posted)
-			continue;
-		pthread_mutex_lock(&pool->mutex);
-		while (w->done != w->posted)
-		{
-			pool->main_sleeping = true;
-			pthread_cond_wait(&pool->done_cv, &pool->mutex);
-			pool->main_sleeping = false;
-		}
-		pthread_mutex_unlock(&pool->mutex);
+/* Starts fn on worker 0 and returns (mlcore.h); inline when there is none free. */
+bool
+ml_pool_post(MlPool *pool, MlTaskFn fn, void *arg)
+{
+	MlWorker   *w;
+
+	if (pool == NULL || __atomic_exchange_n(&pool->busy, 1, __ATOMIC_ACQUIRE))
+	{
+		ML_RUN_TASK(fn, arg, 0, 1);
+		return false;
 	}
+	if (ml_pool_start(pool, 1) < 1)
+	{
+		ML_RUN_TASK(fn, arg, 0, 1);
+		__atomic_store_n(&pool->busy, 0, __ATOMIC_RELEASE);
+		return false;
+	}
+	w = &pool->workers[0];
+	pthread_mutex_lock(&pool->mutex);
+	w->fn = fn;
+	w->arg = arg;
+	w->task = 0;
+	w->n_tasks = 1;
+	__atomic_store_n(&w->posted, w->posted + 1, __ATOMIC_RELEASE);
+	pool->posted_async = true;
+	pthread_cond_broadcast(&pool->post_cv);
+	pthread_mutex_unlock(&pool->mutex);
+	return true;
+}
+
+/* Waits for the task ml_pool_post started, and frees the pool for steps. */
+void
+ml_pool_wait(MlPool *pool)
+{
+	if (pool == NULL || !pool->posted_async)
+		return;
+	ml_worker_wait(pool, &pool->workers[0]);
+	pool->posted_async = false;
+	__atomic_store_n(&pool->busy, 0, __ATOMIC_RELEASE);
 }
 
 /* One step on threads started for it and joined before returning. */

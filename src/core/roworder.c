@@ -89,18 +89,165 @@ ml_hash_doubles(uint64_t h, const double *x, int d)
 	return h;
 }
 
-/* Mixes a string into h (FNV-1a over its bytes); NULL differs from every string. */
-uint64_t
-ml_hash_text(uint64_t h, const char *s)
+/*
+ * The words ml_hash_text mixes in for a string: its FNV-1a over the bytes
+ * and its length, or for NULL the one word "nullnull". Returns how many.
+ */
+int
+ml_hash_text_words(const char *s, uint64_t *w)
 {
 	uint64_t	f = UINT64_C(0xcbf29ce484222325);
 	size_t		len = 0;
 
 	if (s == NULL)
-		return ml_hash_u64(h, UINT64_C(0x6e756c6c6e756c6c));	/* "nullnull" */
+	{
+		w[0] = UINT64_C(0x6e756c6c6e756c6c);	/* "nullnull" */
+		return 1;
+	}
 	for (; s[len]; len++)
 		f = (f ^ (unsigned char) s[len]) * UINT64_C(0x100000001b3);
-	return ml_hash_u64(ml_hash_u64(h, f), len);
+	w[0] = f;
+	w[1] = len;
+	return 2;
+}
+
+/* Mixes a string into h (FNV-1a over its bytes); NULL differs from every string. */
+uint64_t
+ml_hash_text(uint64_t h, const char *s)
+{
+	uint64_t	w[2];
+	int			nw = ml_hash_text_words(s, w),
+				k;
+
+	for (k = 0; k < nw; k++)
+		h = hash_u64(h, w[k]);
+	return h;
+}
+
+/*
+ * Many rows at once. One row's hash is a chain of dependent multiplies (four
+ * a value), so a row at a time runs at the multiplier's latency; rows are
+ * independent, so HASH_LANES of them side by side run at its throughput.
+ * The same mixing per row, value by value: the same bits as
+ * ml_hash_doubles.
+ */
+#define HASH_LANES 8
+
+bool		ml_hash_simd = true;
+
+/* HASH_LANES rows side by side (h, X already offset to the first). */
+static inline void
+hash_lanes_doubles(uint64_t *h, const double *X, size_t ld, int d)
+{
+	uint64_t	s[HASH_LANES];
+	int			j,
+				l;
+
+	for (l = 0; l < HASH_LANES; l++)
+		s[l] = h[l];
+	for (j = 0; j < d; j++)
+		for (l = 0; l < HASH_LANES; l++)
+			s[l] = hash_u64(s[l], double_bits(X[(size_t) j * ld + l]));
+	for (l = 0; l < HASH_LANES; l++)
+		h[l] = s[l];
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HASH_HAVE_AVX512 1
+/* Rows an AVX-512 group hashes: four independent 8-lane chains. */
+#define HASH_AVX512_ROWS 32
+
+/* mix64 on 8 lanes. */
+__attribute__((target("avx512f,avx512dq")))
+static inline __m512i
+mix64_x8(__m512i z)
+{
+	z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+						   _mm512_set1_epi64((long long) UINT64_C(0xBF58476D1CE4E5B9)));
+	z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+						   _mm512_set1_epi64((long long) UINT64_C(0x94D049BB133111EB)));
+	return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+}
+
+/* hash_u64(h, double_bits(x)) on 8 lanes. */
+__attribute__((target("avx512f,avx512dq")))
+static inline __m512i
+hash_double_x8(__m512i h, __m512d x)
+{
+	__mmask8	nan = _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q);
+	__m512i		v = _mm512_mask_blend_epi64(nan, _mm512_castpd_si512(x),
+											_mm512_set1_epi64((long long) UINT64_C(0x7FF8000000000000)));
+
+	v = _mm512_add_epi64(v, _mm512_set1_epi64((long long) UINT64_C(0x9E3779B97F4A7C15)));
+	return mix64_x8(_mm512_xor_si512(h, mix64_x8(v)));
+}
+
+/* HASH_AVX512_ROWS rows from row i0 on (h, X already offset to it). */
+__attribute__((target("avx512f,avx512dq")))
+static void
+hash_rows_avx512(uint64_t *h, const double *X, size_t ld, int d)
+{
+	__m512i		s0 = _mm512_loadu_si512(h),
+				s1 = _mm512_loadu_si512(h + 8),
+				s2 = _mm512_loadu_si512(h + 16),
+				s3 = _mm512_loadu_si512(h + 24);
+	int			j;
+
+	for (j = 0; j < d; j++)
+	{
+		const double *c = X + (size_t) j * ld;
+
+		s0 = hash_double_x8(s0, _mm512_loadu_pd(c));
+		s1 = hash_double_x8(s1, _mm512_loadu_pd(c + 8));
+		s2 = hash_double_x8(s2, _mm512_loadu_pd(c + 16));
+		s3 = hash_double_x8(s3, _mm512_loadu_pd(c + 24));
+	}
+	_mm512_storeu_si512(h, s0);
+	_mm512_storeu_si512(h + 8, s1);
+	_mm512_storeu_si512(h + 16, s2);
+	_mm512_storeu_si512(h + 24, s3);
+}
+#endif
+
+void
+ml_hash_columns(uint64_t *h, const double *X, size_t ld, int d, int64_t n)
+{
+	int64_t		i = 0;
+
+#ifdef HASH_HAVE_AVX512
+	if (ml_hash_simd && n >= HASH_AVX512_ROWS &&
+		__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+		for (; i + HASH_AVX512_ROWS <= n; i += HASH_AVX512_ROWS)
+			hash_rows_avx512(h + i, X + i, ld, d);
+#endif
+	for (; i + HASH_LANES <= n; i += HASH_LANES)
+		hash_lanes_doubles(h + i, X + i, ld, d);
+	for (; i < n; i++)
+	{
+		int			j;
+
+		for (j = 0; j < d; j++)
+			h[i] = hash_u64(h[i], double_bits(X[(size_t) j * ld + i]));
+	}
+}
+
+void
+ml_hash_tails(uint64_t *h, const uint64_t *w, int maxw, const uint8_t *cnt, int64_t n)
+{
+	int64_t		i;
+
+	/* rows are independent and short here: out-of-order execution overlaps them */
+	for (i = 0; i < n; i++)
+	{
+		const uint64_t *wi = w + (size_t) i * maxw;
+		uint64_t	s = h[i];
+		int			k;
+
+		for (k = 0; k < cnt[i]; k++)
+			s = hash_u64(s, wi[k]);
+		h[i] = mix64(s);
+	}
 }
 
 /* The final hash. */
@@ -457,6 +604,32 @@ ml_sample_commit(MlSample *s, int64_t slot, uint64_t p)
 			heap_swap(s, i, (i - 1) / 2);
 			i = (i - 1) / 2;
 		}
+		return;
+	}
+	if (s->slot_of)
+	{
+		/*
+		 * Replacing the largest, slot numbers only: the hole moves down and
+		 * the larger child (the left one on a tie) up while it is larger
+		 * than p, as the swaps below would move them, with half the writes
+		 * and the child chosen without a branch.
+		 */
+		for (;;)
+		{
+			int64_t		c = 2 * i + 1;
+
+			if (c >= s->kept)
+				break;
+			if (c + 1 < s->kept && s->prio[c + 1] > s->prio[c])
+				c++;
+			if (s->prio[c] <= p)
+				break;
+			s->prio[i] = s->prio[c];
+			s->slot_of[i] = s->slot_of[c];
+			i = c;
+		}
+		s->prio[i] = p;
+		s->slot_of[i] = slot;
 		return;
 	}
 	/* replacing the largest: sift it down */

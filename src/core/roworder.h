@@ -26,6 +26,22 @@ uint64_t	ml_hash_double(uint64_t h, double v);
 uint64_t	ml_hash_doubles(uint64_t h, const double *x, int d);
 uint64_t	ml_hash_text(uint64_t h, const char *s);
 uint64_t	ml_hash_finish(uint64_t h);
+/* The words ml_hash_text(h, s) mixes into h, as ml_hash_u64 does (1 or 2). */
+int			ml_hash_text_words(const char *s, uint64_t *w);
+
+/*
+ * Hashes of many rows at once, the same bits as a row at a time.
+ * ml_hash_columns continues n rows' states h[0..n) over d columns of
+ * doubles (row i's value j at X[j * ld + i]): h[i] becomes
+ * ml_hash_doubles(h[i], row i, d). Rows run side by side (AVX-512 when the
+ * CPU has it and ml_hash_simd is set, else 8 interleaved scalar chains).
+ * ml_hash_tails then mixes in row i's cnt[i] words w[i * maxw ..] as
+ * ml_hash_u64 does and finishes it: h[i] becomes ml_hash_finish(...).
+ */
+void		ml_hash_columns(uint64_t *h, const double *X, size_t ld, int d, int64_t n);
+void		ml_hash_tails(uint64_t *h, const uint64_t *w, int maxw, const uint8_t *cnt,
+						  int64_t n);
+extern bool ml_hash_simd;		/* tests: false runs the portable kernel */
 
 /* The bit pattern a double is hashed and compared by (every NaN one pattern). */
 uint64_t	ml_double_bits(double v);

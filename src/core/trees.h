@@ -176,6 +176,9 @@ MlStatus	trees_bins_fit(const MlEnv *env, const double *X, int64_t n, int d,
  */
 void		trees_bins_apply(const MlEnv *env, const TreeBins *bins, const double *X,
 							 int64_t m, uint8_t *B, int64_t row0);
+/* The same on the calling thread for X with column stride ld (X[j*ld + i]). */
+void		trees_bins_apply_block(const TreeBins *bins, const double *X, size_t ld,
+								   int64_t m, uint8_t *B, int64_t row0);
 /* The same for one row-major row x[d]. */
 void		trees_bins_apply_row(const TreeBins *bins, const double *x, uint8_t *out);
 void		trees_bins_free(const MlEnv *env, TreeBins *bins);

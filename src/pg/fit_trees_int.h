@@ -17,6 +17,33 @@
 /* Rows of the seeded reservoir sample that gives the bin edges. */
 #define TREES_SAMPLE 100000
 
+/* Words a row's hash mixes in after its features: target (3), split value (2). */
+#define LOAD_TAIL 5
+
+/*
+ * A block of read rows waiting to be hashed (and in pass 2 binned), column
+ * by column, so that ml_hash_columns hashes many rows side by side; with
+ * mlpipe.threads > 1 a pool worker takes a full block (plain C, no
+ * PostgreSQL calls) while the main thread reads rows into the other.
+ */
+typedef struct LoadBlock
+{
+	double	   *x;				/* cap x d, column-major (column stride cap) */
+	uint64	   *tail;			/* LOAD_TAIL words a row: target, split value */
+	uint8	   *tail_n;			/* words in each row's tail */
+	uint64	   *h;				/* the rows' hashes */
+	int			n;				/* rows in it */
+	int			cap;
+	int			d;
+	uint64		h0;
+	int64		row0;			/* pass 2: the row of B and rh its first row is */
+	const TreeBins *bins;		/* pass 2, set when handed over */
+	uint8	   *B;
+	uint64	   *rh;
+	MlSample   *heap;			/* pass 1: the sample the rows are offered to */
+	double	   *sample;
+} LoadBlock;
+
 typedef struct TreeLoad
 {
 	MemoryContext mcxt;
@@ -58,9 +85,9 @@ typedef struct TreeLoad
 	uint64	   *sample_prio;	/* pass 1: content hash of each sample slot */
 	MlSample	heap;			/* pass 1 over TREES_SAMPLE rows: the bottom-k sample */
 	uint64	   *rh;				/* pass 2: sort key (content hash, row) of each row with a target */
-	double	   *pend;			/* pass 2: rows not binned yet, column-major, PASS2_BLOCK a column */
-	int			pend_n;			/* rows in pend */
-	int64		pend_row0;		/* row of B the first of them goes to */
+	LoadBlock	blk[2];			/* rows read, not yet hashed: one filling, one handed over */
+	int			cur;			/* the block being filled */
+	bool		posted;			/* the other block is on a pool worker */
 } TreeLoad;
 
 typedef struct LabelEntry

@@ -29,9 +29,6 @@
 /* An integer target with at most this many distinct values is a class label. */
 #define INT_CLASS_LIMIT 20
 
-/* Pass 2 bins rows in blocks of this many (8 KB a feature column). */
-#define PASS2_BLOCK 1024
-
 /* Grows the per-row target arrays (and B, and the split column) to twice their rows. */
 static void
 load_grow_targets(TreeLoad *L)
@@ -112,8 +109,42 @@ target_number(TreeLoad *L, Datum d)
 }
 
 /*
- * The content hash of a row: its features (categorical ones by text), its
- * target as loaded (a label by its text, -0 as 0) and its split value.
+ * The words a row's content hash mixes in after its features (LOAD_TAIL at
+ * most; returns how many): its target as loaded (a label by its text, -0
+ * as 0) and its split value. label, when not NULL, is the target's text
+ * (already had by load_target).
+ */
+static int
+load_tail(TreeLoad *L, const SourceTarget *t, const char *label, uint64 *w)
+{
+	int			k = 0;
+
+	if (t->isnull)
+		w[k++] = 1;
+	else
+	{
+		w[k++] = 2;
+		if (L->classify_by_type)
+			k += ml_hash_text_words(label ? label : target_label(L, t->datum), w + k);
+		else
+		{
+			double		v = target_number(L, t->datum);
+
+			w[k++] = ml_double_bits(v == 0 ? 0.0 : v);
+		}
+	}
+	if (L->split_kind != SPLIT_COL_NONE)
+	{
+		w[k++] = t->split_isnull ? 3 : 4;
+		if (!t->split_isnull)
+			w[k++] = ml_double_bits(t->split_value);
+	}
+	return k;
+}
+
+/*
+ * The content hash of a row: its features (categorical ones by text), then
+ * load_tail's words.
  */
 static uint64
 row_hash(TreeLoad *L, const double *x, const SourceTarget *t)
@@ -121,20 +152,11 @@ row_hash(TreeLoad *L, const double *x, const SourceTarget *t)
 	uint64		h = row_hash_features(L->h0, x, L->d,
 									  L->info->any_categorical ? L->info->categorical : NULL,
 									  L->info->dicts);
+	uint64		w[LOAD_TAIL];
+	uint8		nw = (uint8) load_tail(L, t, NULL, w);
 
-	if (t->isnull)
-		h = ml_hash_u64(h, 1);
-	else if (L->classify_by_type)
-		h = ml_hash_text(ml_hash_u64(h, 2), target_label(L, t->datum));
-	else
-	{
-		double		v = target_number(L, t->datum);
-
-		h = ml_hash_double(ml_hash_u64(h, 2), v == 0 ? 0.0 : v);
-	}
-	if (L->split_kind != SPLIT_COL_NONE)
-		h = t->split_isnull ? ml_hash_u64(h, 3) : ml_hash_double(ml_hash_u64(h, 4), t->split_value);
-	return ml_hash_finish(h);
+	ml_hash_tails(&h, w, LOAD_TAIL, &nw, 1);
+	return h;
 }
 
 /* Records the target of the next row; false when the row is skipped. */
@@ -261,16 +283,140 @@ sample_start_heap(TreeLoad *L)
 		ml_sample_commit(&L->heap, i, L->sample_prio[i]);
 }
 
-/* Pass 1: the sample of the smallest content hashes; while it holds every row, keep targets. */
+/*
+ * Sets up the two row blocks (LoadBlock): 1,024 rows, fewer for wide rows
+ * (about 1 MB of doubles a block), a multiple of 32.
+ */
+static void
+blocks_init(TreeLoad *L)
+{
+	int			cap = Max(32, Min(1024, (131072 / Max(L->d, 1)) & ~31));
+	int			k;
+
+	for (k = 0; k < 2; k++)
+	{
+		LoadBlock  *b = &L->blk[k];
+
+		memset(b, 0, sizeof(*b));
+		b->cap = cap;
+		b->d = L->d;
+		b->h0 = L->h0;
+		b->x = MemoryContextAllocHuge(L->mcxt, sizeof(double) * cap * Max(L->d, 1));
+		b->tail = MemoryContextAlloc(L->mcxt, sizeof(uint64) * LOAD_TAIL * cap);
+		b->tail_n = MemoryContextAlloc(L->mcxt, cap);
+		b->h = MemoryContextAlloc(L->mcxt, sizeof(uint64) * cap);
+	}
+	L->cur = 0;
+	L->posted = false;
+}
+
+/* Waits for the block on the pool worker, if one is there. */
+static void
+blocks_wait(TreeLoad *L)
+{
+	if (L->posted)
+		ml_pool_wait(L->pe->env.pool);
+	L->posted = false;
+}
+
+/* Frees the blocks (after blocks_wait). */
+static void
+blocks_free(TreeLoad *L)
+{
+	int			k;
+
+	for (k = 0; k < 2; k++)
+	{
+		pfree(L->blk[k].x);
+		pfree(L->blk[k].tail);
+		pfree(L->blk[k].tail_n);
+		pfree(L->blk[k].h);
+		L->blk[k].x = NULL;
+	}
+}
+
+/* Copies a row's features and tail words into the block being filled; its rows now. */
+static int
+block_add(TreeLoad *L, const double *x, const SourceTarget *t, const char *label)
+{
+	LoadBlock  *b = &L->blk[L->cur];
+	int			j;
+
+	for (j = 0; j < L->d; j++)
+		b->x[(Size) j * b->cap + b->n] = x[j];
+	b->tail_n[b->n] = (uint8) load_tail(L, t, label, b->tail + (Size) LOAD_TAIL * b->n);
+	return ++b->n;
+}
+
+/* The hashes of a block's rows (plain C: runs on a pool worker). */
+static void
+block_hash(LoadBlock *b)
+{
+	int			i;
+
+	for (i = 0; i < b->n; i++)
+		b->h[i] = b->h0;
+	ml_hash_columns(b->h, b->x, b->cap, b->d, b->n);
+	ml_hash_tails(b->h, b->tail, LOAD_TAIL, b->tail_n, b->n);
+}
+
+/*
+ * Hands the block being filled to a pool worker to run fn on (inline with
+ * one thread), once the block before it is done, and starts the other.
+ */
+static void
+blocks_flush(TreeLoad *L, MlTaskFn fn)
+{
+	LoadBlock  *b = &L->blk[L->cur];
+
+	if (b->n == 0)
+		return;
+	blocks_wait(L);
+	L->posted = ml_pool_post(L->pe->env.pool, fn, b);
+	L->cur ^= 1;
+	L->blk[L->cur].n = 0;
+}
+
+/*
+ * Pass 1's work on a block of rows past the first TREES_SAMPLE: hashes
+ * them and offers them to the bottom-k sample in row order, as pass1_row
+ * did a row at a time (the same sample). Plain C: runs on a pool worker.
+ */
+static void
+pass1_block_task(void *arg, int task, int n_tasks)
+{
+	LoadBlock  *b = arg;
+	int			i,
+				j;
+
+	block_hash(b);
+	for (i = 0; i < b->n; i++)
+	{
+		int64		slot = ml_sample_slot(b->heap, b->h[i]);
+
+		if (slot < 0)
+			continue;
+		for (j = 0; j < b->d; j++)
+			b->sample[(Size) slot * b->d + j] = b->x[(Size) j * b->cap + i];
+		ml_sample_commit(b->heap, slot, b->h[i]);
+	}
+}
+
+/*
+ * Pass 1: the sample of the smallest content hashes; while it holds every
+ * row, keep targets. Past that (no categorical columns then: those keep
+ * every row), rows go to the sample a block at a time (pass1_block_task).
+ */
 static void
 pass1_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 {
 	TreeLoad   *L = arg;
-	uint64		p = row_hash(L, x, t);
 	int64		slot;
 
 	if (L->seen < TREES_SAMPLE || L->keep_all)
 	{
+		uint64		p = row_hash(L, x, t);
+
 		sample_reserve(L, L->seen + 1);
 		slot = L->seen;
 		L->sample_src[slot] = load_target(L, t, rowno) ? L->n++ : -1;
@@ -280,13 +426,14 @@ pass1_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 	else
 	{
 		if (L->sample_is_all)
-			sample_start_heap(L);
-		slot = ml_sample_slot(&L->heap, p);
-		if (slot >= 0)
 		{
-			memcpy(L->sample + (Size) slot * L->d, x, sizeof(double) * L->d);
-			ml_sample_commit(&L->heap, slot, p);
+			sample_start_heap(L);
+			blocks_init(L);
+			L->blk[0].heap = L->blk[1].heap = &L->heap;
+			L->blk[0].sample = L->blk[1].sample = L->sample;
 		}
+		if (block_add(L, x, t, NULL) == L->blk[L->cur].cap)
+			blocks_flush(L, pass1_block_task);
 	}
 	L->seen++;
 }
@@ -305,55 +452,50 @@ pass2_plan(void *arg, const SourceInfo *info)
 }
 
 /*
- * Bins pass 2's pending rows into B: a full block column by column
- * (trees_bins_apply: one feature's 2 KB of cuts stay in L1 for the whole
- * block, where a row at a time walks all d features' cuts, 57 KB at
- * d = 28), a last partial block row by row. The same bin_of either way:
- * the same bytes.
+ * Pass 2's work on a block: bins its rows into B column by column
+ * (trees_bins_apply_block: one feature's 2 KB of cuts stay in L1 for the
+ * whole block), hashes them and writes their sort keys. Plain C: runs on a
+ * pool worker.
  */
+static void
+pass2_block_task(void *arg, int task, int n_tasks)
+{
+	LoadBlock  *b = arg;
+	int			i;
+
+	trees_bins_apply_block(b->bins, b->x, b->cap, b->n, b->B, b->row0);
+	block_hash(b);
+	for (i = 0; i < b->n; i++)
+		b->rh[b->row0 + i] = ml_order_key(b->h[i], b->row0 + i);
+}
+
+/* Hands pass 2's block over with where its rows go (B and rh as they are now). */
 static void
 pass2_flush(TreeLoad *L)
 {
-	int			i,
-				j;
+	LoadBlock  *b = &L->blk[L->cur];
 
-	if (L->pend_n == PASS2_BLOCK)
-		trees_bins_apply(NULL, L->bins, L->pend, PASS2_BLOCK, L->B, L->pend_row0);
-	else
-	{
-		double	   *x = palloc(sizeof(double) * L->d);
-
-		for (i = 0; i < L->pend_n; i++)
-		{
-			for (j = 0; j < L->d; j++)
-				x[j] = L->pend[(Size) j * PASS2_BLOCK + i];
-			trees_bins_apply_row(L->bins, x, L->B + (Size) (L->pend_row0 + i) * L->d);
-		}
-		pfree(x);
-	}
-	L->pend_n = 0;
+	b->bins = L->bins;
+	b->B = L->B;
+	b->rh = L->rh;
+	blocks_flush(L, pass2_block_task);
 }
 
-/* Pass 2: each row with a target goes to B (binned a block of rows at a time). */
+/* Pass 2: each row with a target goes to B (binned and hashed a block of rows at a time). */
 static void
 pass2_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 {
 	TreeLoad   *L = arg;
+	LoadBlock  *b = &L->blk[L->cur];
 
-	uint64		p = row_hash(L, x, t);
-	int			j;
-
+	if (L->n == L->cap)
+		blocks_wait(L);			/* B and rh grow: the worker writes into them */
 	if (!load_target(L, t, rowno))
 		return;
-	if (L->B == NULL)
-		L->B = MemoryContextAllocHuge(L->mcxt, (Size) L->cap * L->d);
-	if (L->pend_n == 0)
-		L->pend_row0 = L->n;
-	for (j = 0; j < L->d; j++)
-		L->pend[(Size) j * PASS2_BLOCK + L->pend_n] = x[j];
-	if (++L->pend_n == PASS2_BLOCK)
+	if (b->n == 0)
+		b->row0 = L->n;
+	if (block_add(L, x, t, L->classify_by_type ? L->labels[L->yl[L->n]] : NULL) == b->cap)
 		pass2_flush(L);
-	L->rh[L->n] = ml_order_key(p, L->n);
 	L->n++;
 }
 
@@ -574,12 +716,37 @@ trees_load_init(TreeLoad *L, MemoryContext mcxt, PgEnv *pe, cJSON *params, uint6
 	L->label_ids = create_label_table(mcxt);
 }
 
+/*
+ * source_scan with row_fn; on an error or a cancel, first waits for the
+ * block on the pool worker (it writes into this load's memory).
+ */
+static void
+blocks_scan(TreeLoad *L, SourceSpec *spec, SourceInfo *info, SourceRowFn row_fn)
+{
+	PG_TRY();
+	{
+		source_scan(spec, L->mcxt, row_fn, L, info);
+	}
+	PG_CATCH();
+	{
+		blocks_wait(L);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
 void
 trees_load_pass1(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const char *target)
 {
 	spec->on_plan = pass1_plan;
 	L->info = info;
-	source_scan(spec, L->mcxt, pass1_row, L, info);
+	blocks_scan(L, spec, info, pass1_row);
+	if (L->blk[0].x)
+	{
+		blocks_flush(L, pass1_block_task);
+		blocks_wait(L);
+		blocks_free(L);
+	}
 	if (L->heap.slot_of)
 	{
 		/* the rows where the row-moving heap would have left them */
@@ -628,6 +795,11 @@ reset_for_pass2(TreeLoad *L)
 	if (L->split_kind != SPLIT_COL_NONE)
 		L->sv = MemoryContextAllocHuge(L->mcxt, sizeof(double) * rows);
 	L->cap = rows;
+	/* filled front to back: fault them in 2 MB at a time, not 4 KB */
+	source_advise_huge_pages(L->B, (Size) rows * L->d);
+	source_advise_huge_pages(L->rh, sizeof(uint64) * rows);
+	source_advise_huge_pages(L->yv ? (void *) L->yv : (void *) L->yl,
+							 L->yv ? sizeof(double) * rows : sizeof(int32) * rows);
 	hash_destroy(L->label_ids);
 	L->label_ids = create_label_table(L->mcxt);
 	L->n_labels = 0;
@@ -644,10 +816,9 @@ trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins
 	L->bins = bins;
 	L->info = info;
 	spec->on_plan = pass2_plan;
-	L->pend = MemoryContextAllocHuge(L->mcxt, sizeof(double) * PASS2_BLOCK * Max(L->d, 1));
-	L->pend_n = 0;
-	source_scan(spec, L->mcxt, pass2_row, L, info);
+	blocks_init(L);
+	blocks_scan(L, spec, info, pass2_row);
 	pass2_flush(L);
-	pfree(L->pend);
-	L->pend = NULL;
+	blocks_wait(L);
+	blocks_free(L);
 }

@@ -61,6 +61,11 @@ struct ProfileSampler
 	ProfileKind *kind;			/* d */
 	bool	   *categorical;	/* d: kind is PROFILE_CATEGORY (hashed by text) */
 	const SourceDict *dicts;	/* d entries, used for PROFILE_CATEGORY */
+	/* without categorical columns, rows are hashed a block at a time */
+	double	   *block;			/* block_cap x d, column-major, or NULL */
+	uint64	   *block_h;
+	int			block_cap;
+	int			block_n;
 };
 
 /* A sampler for up to `requested` rows, seeded; memory in mcxt. */
@@ -105,22 +110,27 @@ profile_plan(ProfileSampler *ps, int d, const char *const *column, const int *el
 	ps->sample.row_bytes = sizeof(double) * d;
 	ps->sample.cap = ps->cap;
 	ps->sample.tmp = palloc(sizeof(double) * Max(d, 1));
+	for (j = 0; j < d && !ps->categorical[j]; j++)
+		;
+	if (j == d)
+	{
+		/* about 1 MB of doubles, a multiple of 32 rows */
+		ps->block_cap = Max(32, Min(1024, (131072 / Max(d, 1)) & ~31));
+		ps->block = MemoryContextAllocHuge(ps->mcxt, sizeof(double) * ps->block_cap * Max(d, 1));
+		ps->block_h = palloc(sizeof(uint64) * ps->block_cap);
+	}
 	MemoryContextSwitchTo(old);
 }
 
-/*
- * Offers one decoded row (d doubles) to the sample: kept when its content
- * hash is among the cap smallest so far (categorical values by their text).
- */
-void
-profile_add_row(ProfileSampler *ps, const double *x)
+/* Offers row x with content hash p to the sample (the bottom-k heap). */
+static void
+profile_offer(ProfileSampler *ps, const double *x, size_t stride, uint64 p)
 {
 	MlSample   *smp = &ps->sample;
-	uint64		p = ml_hash_finish(row_hash_features(ps->h0, x, ps->d, ps->categorical, ps->dicts));
-	int64		slot;
+	int64		slot = ml_sample_slot(smp, p);
+	double	   *dst;
+	int			j;
 
-	ps->seen++;
-	slot = ml_sample_slot(smp, p);
 	if (slot < 0)
 		return;
 	if (slot == ps->alloc)
@@ -138,9 +148,51 @@ profile_add_row(ProfileSampler *ps, const double *x)
 		smp->rows = ps->rows;
 		ps->alloc = n;
 	}
-	memcpy(ps->rows + (Size) slot * ps->d, x, sizeof(double) * ps->d);
+	dst = ps->rows + (Size) slot * ps->d;
+	for (j = 0; j < ps->d; j++)
+		dst[j] = x[(Size) j * stride];
 	ml_sample_commit(smp, slot, p);
 	ps->kept = smp->kept;
+}
+
+/*
+ * Hashes the block's rows side by side (ml_hash_columns: the bits of
+ * row_hash_features on numbers) and offers them in arrival order: the
+ * same sample as a row at a time.
+ */
+static void
+profile_flush(ProfileSampler *ps)
+{
+	int			i;
+
+	for (i = 0; i < ps->block_n; i++)
+		ps->block_h[i] = ps->h0;
+	ml_hash_columns(ps->block_h, ps->block, ps->block_cap, ps->d, ps->block_n);
+	for (i = 0; i < ps->block_n; i++)
+		profile_offer(ps, ps->block + i, ps->block_cap, ml_hash_finish(ps->block_h[i]));
+	ps->block_n = 0;
+}
+
+/*
+ * Offers one decoded row (d doubles) to the sample: kept when its content
+ * hash is among the cap smallest so far (categorical values by their text).
+ */
+void
+profile_add_row(ProfileSampler *ps, const double *x)
+{
+	int			j;
+
+	ps->seen++;
+	if (ps->block == NULL)
+	{
+		profile_offer(ps, x, 1,
+					  ml_hash_finish(row_hash_features(ps->h0, x, ps->d, ps->categorical, ps->dicts)));
+		return;
+	}
+	for (j = 0; j < ps->d; j++)
+		ps->block[(Size) j * ps->block_cap + ps->block_n] = x[j];
+	if (++ps->block_n == ps->block_cap)
+		profile_flush(ps);
 }
 
 /*
@@ -398,8 +450,12 @@ profile_finish(ProfileSampler *ps)
 {
 	MemoryContext old = MemoryContextSwitchTo(ps->mcxt);
 	StringInfoData buf;
-	double	   *tmp = ps->kept > 0 ? MemoryContextAllocHuge(ps->mcxt, sizeof(double) * ps->kept) : NULL;
+	double	   *tmp;
 	int			j;
+
+	if (ps->block)
+		profile_flush(ps);
+	tmp = ps->kept > 0 ? MemoryContextAllocHuge(ps->mcxt, sizeof(double) * ps->kept) : NULL;
 
 	/* the rows where the row-moving heap would have left them: the same figures, bit for bit */
 	ml_sample_heap_order(&ps->sample);

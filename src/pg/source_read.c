@@ -209,8 +209,8 @@ typedef struct DenseSink
  * on a VM cost about a tenth of a wide k-means fit. Only advice: nothing
  * changes where it is not honoured.
  */
-static void
-advise_huge_pages(void *p, Size bytes)
+void
+source_advise_huge_pages(void *p, Size bytes)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
 	const uintptr_t huge = 2 * 1024 * 1024;
@@ -247,7 +247,7 @@ dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 		}
 		bytes = (Size) newcap * out->d * sizeof(double);
 		out->X = out->X ? repalloc_huge(out->X, bytes) : MemoryContextAllocHuge(ds->mcxt, bytes);
-		advise_huge_pages(out->X, bytes);
+		source_advise_huge_pages(out->X, bytes);
 		ds->cap = newcap;
 	}
 	memcpy(out->X + (Size) out->n * out->d, x, sizeof(double) * out->d);

@@ -157,6 +157,72 @@ test_hash_doubles_chain(void)
 	CHECK(bad == 0, "ml_hash_doubles equals the ml_hash_double chain bit for bit");
 }
 
+/*
+ * ml_hash_columns + ml_hash_tails (many rows side by side, AVX-512 or the
+ * portable lanes) give each row the bits of ml_hash_doubles, the words'
+ * ml_hash_u64 chain and ml_hash_finish: random rows with NaN payloads,
+ * signed zeros and infinities, widths 1..64, row counts that leave every
+ * kind of remainder, tails of 0 to 4 words.
+ */
+static void
+test_hash_columns(void)
+{
+	enum
+	{
+		ROWS = 77, MAXD = 64, MAXW = 4
+	};
+	double	   *X = malloc(sizeof(double) * ROWS * MAXD);
+	double		row[MAXD];
+	uint64_t	h[ROWS],
+				w[ROWS * MAXW],
+				s = 99;
+	uint8_t		cnt[ROWS];
+	int			d,
+				i,
+				j,
+				k,
+				simd,
+				bad = 0,
+				cases = 0;
+
+	for (i = 0; i < ROWS * MAXD; i++)
+	{
+		s = s * UINT64_C(6364136223846793005) + 1442695040888963407;
+		X[i] = i % 31 == 5 ? (i % 2 ? NAN : -NAN) : i % 29 == 3 ? -0.0 : i % 37 == 1 ? 0.0
+			: i % 41 == 7 ? -INFINITY : (double) (int64_t) (s >> 11) / 1e6;
+	}
+	for (i = 0; i < ROWS * MAXW; i++)
+		w[i] = ml_hash_u64(5, (uint64_t) i);
+	for (i = 0; i < ROWS; i++)
+		cnt[i] = (uint8_t) (i % (MAXW + 1));
+	for (simd = 0; simd <= 1; simd++)
+		for (d = 1; d <= MAXD; d++)
+		{
+			int			n = d % 2 ? ROWS : ROWS - d % 40;
+
+			ml_hash_simd = simd;
+			for (i = 0; i < n; i++)
+				h[i] = ml_hash_start((uint64_t) d + i);
+			ml_hash_columns(h, X, n, d, n);	/* column j of row i at X[j * n + i] */
+			ml_hash_tails(h, w, MAXW, cnt, n);
+			for (i = 0; i < n; i++)
+			{
+				uint64_t	e;
+
+				for (j = 0; j < d; j++)
+					row[j] = X[(size_t) j * n + i];
+				e = ml_hash_doubles(ml_hash_start((uint64_t) d + i), row, d);
+				for (k = 0; k < cnt[i]; k++)
+					e = ml_hash_u64(e, w[i * MAXW + k]);
+				bad += h[i] != ml_hash_finish(e);
+				cases++;
+			}
+		}
+	ml_hash_simd = true;
+	CHECK(bad == 0, "ml_hash_columns + ml_hash_tails equal the row-by-row hash (%d rows)", cases);
+	free(X);
+}
+
 /* A check that cancels at once. */
 static int
 cancel_now(void *ctx, const char *s, int i, int m, double v)
@@ -400,6 +466,7 @@ main(void)
 {
 	test_bits();
 	test_hash_doubles_chain();
+	test_hash_columns();
 	test_order_independent(false);
 	test_order_independent(true);
 	test_cancel();

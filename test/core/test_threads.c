@@ -3,7 +3,9 @@
  * every task runs exactly once per step with the right task count, over
  * many steps (the pool's post / done hand-off), with fewer tasks than
  * workers, from inside a task (a nested step starts threads of its own),
- * and a pool that never ran a step is destroyed cleanly.
+ * and a pool that never ran a step is destroyed cleanly; ml_pool_post runs
+ * its task once in the background (inline without a pool), steps during
+ * it still run, and a pool destroyed with a posted task waits for it.
  */
 #include "mltest.h"
 
@@ -77,6 +79,27 @@ steps_ok(const MlEnv *env, int tasks)
 	return c.bad_n == 0;
 }
 
+/* Background posts: each runs once, the caller goes on, wait returns after it. */
+static bool
+posts_ok(MlEnv *env)
+{
+	Counts		c = {env, {0}, 0, 1},
+				step = {env, {0}, 0, 3};
+	int			i;
+	bool		background = true;
+
+	for (i = 0; i < STEPS; i++)
+	{
+		background &= ml_pool_post(env->pool, count_task, &c);
+		if (i % 100 == 0)
+			ml_parallel_for(env, 3, count_task, &step);	/* not on the busy pool */
+		ml_pool_wait(env->pool);
+		if (c.runs[0] != i + 1)
+			return false;
+	}
+	return background && c.bad_n == 0 && step.runs[2] == STEPS / 100 && step.bad_n == 0;
+}
+
 int
 main(void)
 {
@@ -98,7 +121,17 @@ main(void)
 	pooled.n_threads = 3;
 	ml_parallel_for(&pooled, 2, nesting_task, &c);
 	CHECK(c.runs[7] == 1, "a step inside a pool step runs on threads of its own");
+	CHECK(posts_ok(&pooled), "posted tasks run once each in the background, %d posts", STEPS);
+	{
+		Counts		inl = {&plain, {0}, 0, 1};
+
+		CHECK(!ml_pool_post(NULL, count_task, &inl) && inl.runs[0] == 1,
+			  "without a pool a posted task runs inline");
+		ml_pool_wait(NULL);
+	}
+	CHECK(ml_pool_post(pooled.pool, count_task, &c), "a post left running");
 	ml_pool_destroy(pooled.pool);
+	CHECK(c.runs[0] == 1, "destroying the pool waited for the posted task");
 	ml_pool_destroy(idle.pool);
 	ml_pool_destroy(NULL);
 	return mlt_done();

@@ -76,6 +76,15 @@ SELECT count(*) AS warm FROM (VALUES ('table', 'ro.d'), ('shuffled', 'SELECT * F
   LATERAL (VALUES ('km', 'kmeans'), ('mb', 'minibatch_kmeans')) w(base, algorithm),
   LATERAL mlpipe.train(w.base || 'w_' || src.kind, w.algorithm, src.source, NULL, '{x1,x2,x3}',
                        jsonb_build_object('k', 5, 'seed', 9, 'warm_start', w.base || '_' || src.kind)) t;
+-- the big sources' read on one thread and with workers (a pool task hashes,
+-- samples and bins a block of rows while the backend reads the next): the same bytes
+SET mlpipe.threads = 1;
+SELECT count(*) AS one_thread FROM ro.spec s,
+  LATERAL mlpipe.train(s.name || '_one', s.algorithm, 'ro.big', s.target, s.features, s.params) t WHERE s.big;
+SET mlpipe.threads = 3;
+SELECT count(*) AS three_threads FROM ro.spec s,
+  LATERAL mlpipe.train(s.name || '_three', s.algorithm, 'ro.big', s.target, s.features, s.params) t WHERE s.big;
+RESET mlpipe.threads;
 -- per model: one artifact, one set of metrics, one profile over every arrival order
 SELECT split_part(v.model, '_', 1) || CASE WHEN v.model LIKE 'big%' THEN '_' || split_part(v.model, '_', 2) ELSE '' END AS model,
        count(*) AS sources,

@@ -10,7 +10,7 @@ MlStatus
 metrics_roc_auc(const MlEnv *env, const uint8_t *truth, const double *score, int64_t n,
 				double *out, MlError *err)
 {
-	ScoreRow  *rows;
+	ScoreRow   *rows;
 	int64_t		i,
 				j,
 				npos = 0;

@@ -77,6 +77,11 @@ count_digits(const ScoreRow *rows, int64_t n, uint64_t flip, size_t *hist)
 	return true;
 }
 
+/*
+ * Sorts rows by score (see score_sort.h): LSD passes of SORT_RADIX_BITS
+ * between rows and a scratch copy, each stable, so ties keep their input
+ * order as in glibc's merge sort.
+ */
 void
 score_rows_sort(const MlEnv *env, ScoreRow *rows, int64_t n, bool descending)
 {

@@ -840,6 +840,11 @@ struct TreeCodeMap
 	uint32_t   *hi;				/* the same for xb[n_features + j] */
 };
 
+/*
+ * The code map of m (see trees.h): each of the 256 rows holding code c in
+ * every feature binned once by the model's own binning, its used
+ * features' bins kept per code.
+ */
 bool
 trees_code_map_build(const MlEnv *env, const TreeModel *m, const double *code_values,
 					 TreeCodeMap **out)
@@ -887,6 +892,7 @@ trees_code_map_build(const MlEnv *env, const TreeModel *m, const double *code_va
 	return true;
 }
 
+/* Frees what trees_code_map_build allocated (NULL is fine). */
 void
 trees_code_map_free(const MlEnv *env, TreeCodeMap *map)
 {
@@ -898,6 +904,7 @@ trees_code_map_free(const MlEnv *env, TreeCodeMap *map)
 	ml_free(env, map);
 }
 
+/* A call of trees_predict_codes, shared by its tasks. */
 typedef struct CodeTask
 {
 	const TreeModel *m;
@@ -950,6 +957,7 @@ code_task(void *arg, int task, int n_tasks)
 	}
 }
 
+/* Scores n coded rows (see trees.h): code_task over up to 64 tasks. */
 void
 trees_predict_codes(const MlEnv *env, const TreeModel *m, const TreeCodeMap *map,
 					const uint8_t *B, int64_t n, double *out)

@@ -596,9 +596,12 @@ predict_array_features(const MlModel *m, ArrayType *a)
 static double
 predict_one(const MlModel *m, ArrayType *a, double *scratch, double *proba)
 {
-	MlError		err = {0};
+	MlError		err;
 	double		out;
 
+	/* not `= {0}`: that clears the 512-byte message at every row */
+	err.code = ML_OK;
+	err.msg[0] = '\0';
 	if (ml_model_predict(m, feature_values(m, a), scratch, &out, proba, &err) != ML_OK)
 		pg_report_ml_error(&err);
 	return out;
@@ -710,7 +713,7 @@ score_row(FunctionCallInfo fcinfo, const char *fn)
 	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
 	Size		len = VARSIZE(a);
 	const double *x;
-	MlError		err = {0};
+	MlError		err;
 	ScoreMemo  *sm = &score_memo;
 
 	if (sm->model == m && sm->generation == rc->generation && sm->raw_len == len &&
@@ -729,6 +732,8 @@ score_row(FunctionCallInfo fcinfo, const char *fn)
 		sm->proba = MemoryContextAlloc(sm->cxt, sizeof(double) * Max(sm->n_classes, 1));
 	}
 	sm->model = NULL;			/* empty until this row is scored */
+	err.code = ML_OK;			/* as predict_one: no 512-byte clear a row */
+	err.msg[0] = '\0';
 	if (ml_model_predict(m, x, rc->scratch, &sm->cls, sm->proba, &err) != ML_OK)
 		pg_report_ml_error(&err);
 	memcpy(sm->raw, a, len);

@@ -4,32 +4,17 @@
  * average_precision_score) and the threshold that maximises a metric.
  */
 #include "curves.h"
+#include "score_sort.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct CurveRow
-{
-	double		score;
-	uint8_t		pos;
-} CurveRow;
-
-/* Orders rows by score, highest first. */
-static int
-cmp_score_desc(const void *a, const void *b)
-{
-	double		x = ((const CurveRow *) a)->score,
-				y = ((const CurveRow *) b)->score;
-
-	return (x < y) - (x > y);
-}
-
 /* The n rows as (score, positive), highest score first; NULL when out of memory. */
-static CurveRow *
+static ScoreRow *
 sorted_rows(const MlEnv *env, const uint8_t *truth, const double *score, int64_t n)
 {
-	CurveRow   *rows = ml_alloc(env, sizeof(CurveRow) * (size_t) n);
+	ScoreRow   *rows = ml_alloc(env, sizeof(ScoreRow) * (size_t) n);
 	int64_t		i;
 
 	if (!rows)
@@ -39,7 +24,7 @@ sorted_rows(const MlEnv *env, const uint8_t *truth, const double *score, int64_t
 		rows[i].score = score[i];
 		rows[i].pos = truth[i] ? 1 : 0;
 	}
-	qsort(rows, (size_t) n, sizeof(CurveRow), cmp_score_desc);
+	score_rows_sort(env, rows, n, true);
 	return rows;
 }
 
@@ -48,7 +33,7 @@ MlStatus
 curve_binary(const MlEnv *env, const uint8_t *truth, const double *score, int64_t n,
 			 BinaryCurve *out, MlError *err)
 {
-	CurveRow   *rows;
+	ScoreRow   *rows;
 	int64_t		i,
 				tp = 0,
 				fp = 0;
@@ -161,7 +146,7 @@ MlStatus
 curve_average_precision_of(const MlEnv *env, const uint8_t *truth, const double *score,
 						   int64_t n, double *ap_out, MlError *err)
 {
-	CurveRow   *rows;
+	ScoreRow   *rows;
 	double		ap = 0.0,
 				prev_recall = 0.0;
 	int64_t		i,

@@ -1,37 +1,23 @@
 /* metrics.c: classification and regression metrics (scikit-learn's definitions). */
 #include "metrics.h"
+#include "score_sort.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct ScoredRow
-{
-	double		score;
-	uint8_t		pos;
-} ScoredRow;
-
-static int
-cmp_scored(const void *a, const void *b)
-{
-	double		x = ((const ScoredRow *) a)->score,
-				y = ((const ScoredRow *) b)->score;
-
-	return (x > y) - (x < y);
-}
-
 MlStatus
 metrics_roc_auc(const MlEnv *env, const uint8_t *truth, const double *score, int64_t n,
 				double *out, MlError *err)
 {
-	ScoredRow  *rows;
+	ScoreRow   *rows;
 	int64_t		i,
 				j,
 				npos = 0;
 	double		rank_sum = 0.0;
 
 	*out = NAN;
-	rows = ml_alloc(env, sizeof(ScoredRow) * (size_t) (n ? n : 1));
+	rows = ml_alloc(env, sizeof(ScoreRow) * (size_t) (n ? n : 1));
 	if (!rows)
 		return ml_fail(err, ML_ERR_MEMORY, "out of memory computing roc_auc");
 	for (i = 0; i < n; i++)
@@ -45,7 +31,7 @@ metrics_roc_auc(const MlEnv *env, const uint8_t *truth, const double *score, int
 		ml_free(env, rows);
 		return ML_OK;
 	}
-	qsort(rows, (size_t) n, sizeof(ScoredRow), cmp_scored);
+	score_rows_sort(env, rows, n, false);
 	/* Sum of the positives' ranks, ties sharing their average rank. */
 	for (i = 0; i < n; i = j)
 	{

@@ -307,7 +307,7 @@ quant_walk_group(const uint32_t *g, const uint32_t *xb, uint32_t depth, int n, u
  * Walks the trees of m in groups of QUANT_GROUP for the binned row xb (the
  * last group may end in padding trees, see QUANT_NODE) and adds the leaves
  * of the real ones in tree order (add_leaves). Inlined once per depth
- * (quant_accumulate_row).
+ * (quant_accumulate_binned).
  */
 static inline __attribute__((always_inline)) void
 quant_groups(const TreeModel *m, const uint32_t *xb, uint32_t depth, double *sum, double *acc,
@@ -333,21 +333,18 @@ quant_groups(const TreeModel *m, const uint32_t *xb, uint32_t depth, double *sum
 }
 
 /*
- * Quantised layout, one row: bin it, then QUANT_GROUP trees in lock step
- * over node words that sit in L1 (the walk specialised by depth); NaN needs
- * no second walk. Leaves as in fast_accumulate_row: the same bits.
+ * Quantised layout, one binned row xb: QUANT_GROUP trees in lock step over
+ * node words that sit in L1 (the walk specialised by depth); NaN needs no
+ * second walk. Leaves as in fast_accumulate_row: the same bits.
  * (Walking 16 trees with AVX2 gathers was slower than this on the AMD EPYC
  * it was measured on.)
  */
 static void
-quant_accumulate_row(const TreeModel *m, const double *x, double *acc)
+quant_accumulate_binned(const TreeModel *m, const uint32_t *xb, double *acc)
 {
-	const struct TreeQuant *q = m->fast->quant;
-	uint32_t	xb[2 * QUANT_MAX_FEATURES];
 	uint32_t	c = 0;
 	double		sum = acc[0];
 
-	tree_quant_bin_row(q, x, xb);
 	switch (m->fast->depth)
 	{
 #define QUANT_DEPTH_CASE(dd) \
@@ -370,6 +367,16 @@ quant_accumulate_row(const TreeModel *m, const double *x, double *acc)
 	}
 	if (m->trees_per_round == 1)
 		acc[0] = sum;
+}
+
+/* Quantised layout, one row: bin it, then quant_accumulate_binned. */
+static void
+quant_accumulate_row(const TreeModel *m, const double *x, double *acc)
+{
+	uint32_t	xb[2 * QUANT_MAX_FEATURES];
+
+	tree_quant_bin_row(m->fast->quant, x, xb);
+	quant_accumulate_binned(m, xb, acc);
 }
 
 /* One step from node k (tree-local index) for row x; a leaf stays put. */
@@ -816,4 +823,157 @@ trees_predict_batch(const MlEnv *env, const TreeModel *m, const double *X, int64
 		pred_task(&t, 0, 1);
 	else
 		ml_parallel_for(env, tasks > 64 ? 64 : (int) tasks, pred_task, &t);
+}
+
+/* ---- rows given as bin codes ---- */
+
+/*
+ * The quantised walk's binned row for every bin code of every feature the
+ * trees use: a row of codes becomes xb by two lookups a used feature.
+ */
+struct TreeCodeMap
+{
+	uint32_t	n_features;
+	uint32_t	n_used;
+	uint32_t   *used;			/* n_used feature numbers (a copy of the layout's) */
+	uint32_t   *lo;				/* n_used x 256: xb[j] for code c at lo[u * 256 + c] */
+	uint32_t   *hi;				/* the same for xb[n_features + j] */
+};
+
+/*
+ * The code map of m (see trees.h): each of the 256 rows holding code c in
+ * every feature binned once by the model's own binning, its used
+ * features' bins kept per code.
+ */
+bool
+trees_code_map_build(const MlEnv *env, const TreeModel *m, const double *code_values,
+					 TreeCodeMap **out)
+{
+	const struct TreeQuant *q = m->fast ? m->fast->quant : NULL;
+	uint32_t	d = m->n_features,
+				u,
+				c;
+	uint32_t   *xb;
+	TreeCodeMap *map;
+
+	*out = NULL;
+	if (q == NULL)
+		return true;			/* no quantised walk: score the values */
+	map = ml_alloc(env, sizeof(TreeCodeMap));
+	xb = ml_alloc(env, sizeof(uint32_t) * 2 * d);
+	if (map)
+	{
+		map->used = ml_alloc(env, sizeof(uint32_t) * (q->n_used + 1));
+		map->lo = ml_alloc(env, sizeof(uint32_t) * 256 * (q->n_used + 1));
+		map->hi = ml_alloc(env, sizeof(uint32_t) * 256 * (q->n_used + 1));
+	}
+	if (!map || !xb || !map->used || !map->lo || !map->hi)
+	{
+		ml_free(env, xb);
+		if (map)
+			trees_code_map_free(env, map);
+		return false;
+	}
+	map->n_features = d;
+	map->n_used = q->n_used;
+	memcpy(map->used, q->used, sizeof(uint32_t) * q->n_used);
+	/* the bins of the row that holds code c in every feature: exact by construction */
+	for (c = 0; c < 256; c++)
+	{
+		tree_quant_bin_row(q, code_values + (size_t) c * d, xb);
+		for (u = 0; u < q->n_used; u++)
+		{
+			map->lo[u * 256 + c] = xb[q->used[u]];
+			map->hi[u * 256 + c] = xb[d + q->used[u]];
+		}
+	}
+	ml_free(env, xb);
+	*out = map;
+	return true;
+}
+
+/* Frees what trees_code_map_build allocated (NULL is fine). */
+void
+trees_code_map_free(const MlEnv *env, TreeCodeMap *map)
+{
+	if (map == NULL)
+		return;
+	ml_free(env, map->used);
+	ml_free(env, map->lo);
+	ml_free(env, map->hi);
+	ml_free(env, map);
+}
+
+/* A call of trees_predict_codes, shared by its tasks. */
+typedef struct CodeTask
+{
+	const TreeModel *m;
+	const TreeCodeMap *map;
+	const uint8_t *B;
+	int64_t		n;
+	double	   *out;
+} CodeTask;
+
+/*
+ * Rows [n t / nt, n (t + 1) / nt) of a CodeTask: each row's codes looked
+ * up into the binned row, then trees_predict_row's walk and finish (the
+ * same bits: the binned row is the one the row's values would bin to).
+ */
+static void
+code_task(void *arg, int task, int n_tasks)
+{
+	const CodeTask *p = arg;
+	const TreeModel *m = p->m;
+	const TreeCodeMap *map = p->map;
+	uint32_t	xb[2 * QUANT_MAX_FEATURES];
+	double		local[PRED_STACK];
+	uint32_t	d = map->n_features,
+				nu = map->n_used,
+				w = m->trees_per_round,
+				u;
+	int64_t		r0 = p->n * task / n_tasks,
+				r1 = p->n * (task + 1) / n_tasks,
+				r;
+
+	/* features no split uses stay 0, as tree_quant_bin_row leaves them */
+	memset(xb, 0, sizeof(uint32_t) * 2 * d);
+	for (r = r0; r < r1; r++)
+	{
+		const uint8_t *codes = p->B + (size_t) r * d;
+		double	   *out = p->out + (size_t) r * m->n_outputs;
+		double	   *acc = w <= PRED_STACK ? local : out;
+
+		for (u = 0; u < nu; u++)
+		{
+			uint32_t	j = map->used[u],
+						c = codes[j];
+
+			xb[j] = map->lo[u * 256 + c];
+			xb[d + j] = map->hi[u * 256 + c];
+		}
+		memset(acc, 0, sizeof(double) * w);
+		quant_accumulate_binned(m, xb, acc);
+		finish_row(m, acc, out);
+	}
+}
+
+/* Scores n coded rows (see trees.h): code_task over up to 64 tasks. */
+void
+trees_predict_codes(const MlEnv *env, const TreeModel *m, const TreeCodeMap *map,
+					const uint8_t *B, int64_t n, double *out)
+{
+	CodeTask	t;
+	int64_t		tasks = n / 4096 + 1;
+
+	if (n <= 0)
+		return;
+	t.m = m;
+	t.map = map;
+	t.B = B;
+	t.n = n;
+	t.out = out;
+	if (env == NULL || tasks <= 1)
+		code_task(&t, 0, 1);
+	else
+		ml_parallel_for(env, tasks > 64 ? 64 : (int) tasks, code_task, &t);
 }

@@ -321,6 +321,24 @@ int			trees_class_of(const TreeModel *m, const double *proba);
 void		trees_predict_batch(const MlEnv *env, const TreeModel *m, const double *X,
 								int64_t n, double *out);
 
+/*
+ * Rows given as bin codes (the training matrix: B[i*n_features + j] in
+ * [0, 256)), scored without rebuilding their values. The map holds, for
+ * each code of each feature a split uses, the quantised walk's bin of the
+ * value the code stands for: code_values[c*n_features + j] (NaN for the
+ * missing code; any value for codes that do not occur). trees_code_map_build
+ * sets *map NULL when m has no quantised walk (score the values then);
+ * false on OOM. trees_predict_codes gives trees_predict_row's bits for
+ * each row's values (out as trees_predict_batch), threading over rows via
+ * ml_parallel_for when env is not NULL.
+ */
+typedef struct TreeCodeMap TreeCodeMap;
+bool		trees_code_map_build(const MlEnv *env, const TreeModel *m,
+								 const double *code_values, TreeCodeMap **map);
+void		trees_code_map_free(const MlEnv *env, TreeCodeMap *map);
+void		trees_predict_codes(const MlEnv *env, const TreeModel *m, const TreeCodeMap *map,
+								const uint8_t *B, int64_t n, double *out);
+
 /* ---- Codec and export ---- */
 
 /* Model section payload (inside ML_SEC_MODEL). */

@@ -87,6 +87,8 @@ typedef struct TreeFit
 	/* gbt params.warm_start: the parent artifact, or NULL */
 	bytea	   *warm;
 	MlModel		parent;
+	/* evaluate: the quantised walk's bins of every code, or NULL */
+	TreeCodeMap *codes;
 } TreeFit;
 
 static inline double
@@ -598,15 +600,43 @@ unbin_row(const TreeBins *bins, const uint8 *B, int d, int64 r, double *x)
 }
 
 /*
+ * Before scoring binned rows: where the model has a quantised walk, the
+ * bin each code of each feature falls in there (from the value the code
+ * stands for), so rows are scored from their codes (F->codes).
+ */
+static void
+code_map_build(TreeFit *F)
+{
+	int			d = F->L.d,
+				c,
+				j;
+	double	   *values = palloc(sizeof(double) * 256 * Max(d, 1));
+	MlError		err = {0};
+
+	for (c = 0; c < 256; c++)
+		for (j = 0; j < d; j++)
+			values[(Size) c * d + j] = bin_value(&F->bins, j, c);
+	if (!trees_code_map_build(&F->pe.env, &F->model, values, &F->codes))
+		ML_CHECK_STATUS(ml_fail(&err, ML_ERR_MEMORY, "out of memory scoring the evaluation rows"), &err);
+	pfree(values);
+}
+
+/*
  * Scores binned rows [r0, r0 + nr) of Be (nr <= a block) into out
- * (nr x n_outputs): rebuilt from their bins into x, then walked in blocks
- * of rows per tree (trees_predict_batch gives trees_predict_row's bits).
+ * (nr x n_outputs): from their codes (trees_predict_codes) where there is
+ * a code map, else rebuilt from their bins into x and walked in blocks of
+ * rows per tree; either gives trees_predict_row's bits for the values.
  */
 static void
 score_binned_rows(TreeFit *F, const uint8 *Be, int64 r0, int nr, double *x, double *out)
 {
 	int			i;
 
+	if (F->codes)
+	{
+		trees_predict_codes(&F->pe.env, &F->model, F->codes, Be + (Size) r0 * F->L.d, nr, out);
+		return;
+	}
 	for (i = 0; i < nr; i++)
 		unbin_row(&F->bins, Be + (Size) r0 * F->L.d, F->L.d, i, x + (Size) i * F->L.d);
 	trees_predict_batch(&F->pe.env, &F->model, x, nr, out);
@@ -776,12 +806,16 @@ evaluate_model(TreeFit *F)
 	int64		ne = on_test ? F->n_test : F->n_train;
 
 	F->metrics_json = cJSON_CreateObject();
+	if (ne > 0)
+		code_map_build(F);
 	if (F->task == ML_TASK_CLASSIFY && ne > 0)
 		evaluate_classifier(F, Be, on_test ? F->yc_test : F->L.yl, ne);
 	else if (ne > 0)
 		evaluate_regressor(F, Be, on_test ? F->yv_test : F->L.yv, ne);
 	if (ne > 0)
 		F->Btest = F->L.B = NULL;
+	trees_code_map_free(&F->pe.env, F->codes);
+	F->codes = NULL;
 	if (F->algo == TREE_ALGO_RANDOM_FOREST)
 		params_json_number(F->metrics_json, "oob_score", F->model.oob_score);
 	if (F->algo == TREE_ALGO_GBT)

@@ -596,9 +596,12 @@ predict_array_features(const MlModel *m, ArrayType *a)
 static double
 predict_one(const MlModel *m, ArrayType *a, double *scratch, double *proba)
 {
-	MlError		err = {0};
+	MlError		err;
 	double		out;
 
+	/* not `= {0}`: that clears the 512-byte message at every row */
+	err.code = ML_OK;
+	err.msg[0] = '\0';
 	if (ml_model_predict(m, feature_values(m, a), scratch, &out, proba, &err) != ML_OK)
 		pg_report_ml_error(&err);
 	return out;
@@ -677,19 +680,26 @@ mlpipe_predict_proba_ref(PG_FUNCTION_ARGS)
  * backend: predict_table asks for the class, the label and the
  * probabilities of each row through three calls with the same arguments,
  * and the second and third find the row here instead of scoring it again.
- * Keyed by the cache slot's model and generation and the feature bytes, so
- * a hit is exactly the result a new evaluation would give.
+ * Keyed by the cache slot's model and generation and the bytes of the
+ * features array as passed, so a hit is exactly the result a new
+ * evaluation would give, found without checking the array again.
  */
 typedef struct ScoreMemo
 {
 	MemoryContext cxt;
 	const MlModel *model;		/* NULL: empty */
 	uint64		generation;
-	uint32		n_features;
 	uint32		n_classes;
-	double	   *x;
+	ArrayType  *raw;			/* the features array of the last row */
+	Size		raw_len;
+	Size		raw_cap;
 	double	   *proba;
 	double		cls;
+	/* the model's class labels as text (_score_label), built once per model */
+	MemoryContext label_cxt;
+	const MlModel *label_model;
+	uint64		label_generation;
+	text	  **labels;
 } ScoreMemo;
 
 static ScoreMemo score_memo;
@@ -700,29 +710,34 @@ score_row(FunctionCallInfo fcinfo, const char *fn)
 {
 	RefCache   *rc = ref_cache_get(fcinfo, PG_GETARG_TEXT_PP(0), &fcinfo->flinfo->fn_extra);
 	const MlModel *m = &rc->slot->decoded;
+	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
+	Size		len = VARSIZE(a);
 	const double *x;
-	MlError		err = {0};
+	MlError		err;
 	ScoreMemo  *sm = &score_memo;
 
-	predict_require_classifier(m, fn);
-	x = feature_values(m, PG_GETARG_ARRAYTYPE_P(1));
-	if (sm->model == m && sm->generation == rc->generation &&
-		memcmp(sm->x, x, sizeof(double) * m->meta.n_features) == 0)
+	if (sm->model == m && sm->generation == rc->generation && sm->raw_len == len &&
+		memcmp(sm->raw, a, len) == 0)
 		return sm;
+	predict_require_classifier(m, fn);
+	x = feature_values(m, a);
 	if (sm->cxt == NULL)
 		sm->cxt = AllocSetContextCreate(TopMemoryContext, "mlpipe score memo", ALLOCSET_SMALL_SIZES);
-	if (sm->x == NULL || sm->n_features != m->meta.n_features || sm->n_classes != m->meta.n_classes)
+	if (sm->raw == NULL || sm->raw_cap < len || sm->n_classes != m->meta.n_classes)
 	{
 		MemoryContextReset(sm->cxt);
-		sm->n_features = m->meta.n_features;
 		sm->n_classes = m->meta.n_classes;
-		sm->x = MemoryContextAlloc(sm->cxt, sizeof(double) * Max(sm->n_features, 1));
+		sm->raw_cap = Max(len, sm->raw_cap);
+		sm->raw = MemoryContextAlloc(sm->cxt, sm->raw_cap);
 		sm->proba = MemoryContextAlloc(sm->cxt, sizeof(double) * Max(sm->n_classes, 1));
 	}
 	sm->model = NULL;			/* empty until this row is scored */
+	err.code = ML_OK;			/* as predict_one: no 512-byte clear a row */
+	err.msg[0] = '\0';
 	if (ml_model_predict(m, x, rc->scratch, &sm->cls, sm->proba, &err) != ML_OK)
 		pg_report_ml_error(&err);
-	memcpy(sm->x, x, sizeof(double) * sm->n_features);
+	memcpy(sm->raw, a, len);
+	sm->raw_len = len;
 	sm->model = m;
 	sm->generation = rc->generation;
 	return sm;
@@ -735,26 +750,65 @@ mlpipe_score_class_ref(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(score_row(fcinfo, "_score_class")->cls);
 }
 
-/* _score_label(ref, x): mlpipe.predict_label, memoised. */
+/* The memo's model's class labels as text, built at its first label. */
+static text *const *
+memo_labels(ScoreMemo *sm)
+{
+	uint32		c;
+
+	if (sm->label_model == sm->model && sm->label_generation == sm->generation)
+		return sm->labels;
+	if (sm->label_cxt == NULL)
+		sm->label_cxt = AllocSetContextCreate(TopMemoryContext, "mlpipe score labels",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(sm->label_cxt);
+	sm->label_model = NULL;
+	sm->labels = MemoryContextAlloc(sm->label_cxt, sizeof(text *) * Max(sm->n_classes, 1));
+	for (c = 0; c < sm->n_classes; c++)
+	{
+		const char *l = sm->model->meta.class_labels[c];
+		Size		n = strlen(l);
+
+		sm->labels[c] = MemoryContextAlloc(sm->label_cxt, VARHDRSZ + n);
+		SET_VARSIZE(sm->labels[c], VARHDRSZ + n);
+		memcpy(VARDATA(sm->labels[c]), l, n);
+	}
+	sm->label_model = sm->model;
+	sm->label_generation = sm->generation;
+	return sm->labels;
+}
+
+/* _score_label(ref, x): mlpipe.predict_label, memoised; a copy of the prebuilt text. */
 Datum
 mlpipe_score_label_ref(PG_FUNCTION_ARGS)
 {
 	const ScoreMemo *sm = score_row(fcinfo, "_score_label");
+	const text *l = memo_labels(&score_memo)[(int) sm->cls];
+	text	   *t = palloc(VARSIZE(l));
 
-	PG_RETURN_TEXT_P(cstring_to_text(sm->model->meta.class_labels[(int) sm->cls]));
+	memcpy(t, l, VARSIZE(l));
+	PG_RETURN_TEXT_P(t);
 }
 
-/* _score_proba(ref, x): mlpipe.predict_proba, memoised. */
+/*
+ * _score_proba(ref, x): mlpipe.predict_proba, memoised; the float8[] built
+ * directly, as construct_array lays it out (one dimension, no NULLs).
+ */
 Datum
 mlpipe_score_proba_ref(PG_FUNCTION_ARGS)
 {
 	const ScoreMemo *sm = score_row(fcinfo, "_score_proba");
-	Datum	   *d = palloc(sizeof(Datum) * sm->n_classes);
-	uint32		i;
+	Size		len = ARR_OVERHEAD_NONULLS(1) + sizeof(double) * sm->n_classes;
+	ArrayType  *r = palloc0(len);
 
-	for (i = 0; i < sm->n_classes; i++)
-		d[i] = Float8GetDatum(sm->proba[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(d, sm->n_classes, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	SET_VARSIZE(r, len);
+	r->ndim = 1;
+	r->dataoffset = 0;
+	r->elemtype = FLOAT8OID;
+	ARR_DIMS(r)[0] = (int) sm->n_classes;
+	ARR_LBOUND(r)[0] = 1;
+	memcpy(ARR_DATA_PTR(r), sm->proba, sizeof(double) * sm->n_classes);
+	PG_RETURN_ARRAYTYPE_P(r);
 }
 
 /*

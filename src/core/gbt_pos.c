@@ -10,7 +10,9 @@
  * larger child's histogram is derived, so it needs no list). The last
  * level's margin update routes each row the same way. Rows keep ascending
  * order within a node, so every histogram sum is taken in the same order
- * as with the in-place partition: same bits.
+ * as with the in-place partition: same bits. Where the histograms fit in
+ * L2, the move pass itself builds the smaller children's histograms
+ * (gbt_pos_fuse), with no list and no gather.
  */
 #include "trees_int.h"
 
@@ -223,25 +225,22 @@ gbt_pos_rules(Gbt *g, const int *pend, int np)
 }
 
 /*
- * Splits the rows of nodes pend[0..np) (prepared splits) by position:
+ * After the move pass over nt tasks' row ranges (their counts in pos_cnt):
  * mids[q] receives the first right row of pend[q]'s range, and the smaller
  * child's range of idx its rows, ascending (the child split_finish builds
- * a histogram for; the larger child's range is left as it was).
+ * a histogram for), unless pos_fh holds that child's histogram (the fused
+ * pass built it). The larger child's range is left as it was.
  */
-void
-gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
+static void
+pos_list_smaller(Gbt *g, const int *pend, int np, uint32_t *mids, int nt)
 {
-	int			nt = pos_tasks(g),
-				q,
-				t;
+	int			q,
+				t,
+				listed = 0;
 	uint32_t	n_nodes = g->n_pos_nodes;
 
-	if (np == 0)
-		return;
 	g->idx_in_order = false;
 	g->pos_one = -1;
-	gbt_pos_rules(g, pend, np);
-	trees_run_tasks(g->env, nt, pos_move_task, g);
 	memset(g->pos_step, 0, n_nodes);
 	for (t = 0; t < nt; t++)
 		for (q = 0; q < (int) n_nodes; q++)
@@ -261,17 +260,197 @@ gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
 		nr = nd->end - mids[q];
 		/* the smaller child as split_finish picks it (ties: left) */
 		small = nl <= nr ? l : l + 1;
+		if (g->pos_fh[small] != NULL)
+			continue;			/* its histogram is built */
 		at = small == l ? nd->begin : mids[q];
 		g->pos_step[small] = 1;
-		if (np == 1)
-			g->pos_one = (int) small;
+		g->pos_one = listed++ == 0 ? (int) small : -1;
 		for (t = 0; t < nt; t++)
 		{
 			g->pos_dst[(size_t) t * n_nodes + small] = g->idx + at;
 			at += g->pos_cnt[(size_t) t * n_nodes + small];
 		}
 	}
-	trees_run_tasks(g->env, nt, pos_list_task, g);
+	if (listed > 0)
+		trees_run_tasks(g->env, nt, pos_list_task, g);
+}
+
+/*
+ * Splits the rows of nodes pend[0..np) (prepared splits) by position:
+ * mids[q] receives the first right row of pend[q]'s range, and the smaller
+ * child's range of idx its rows, ascending.
+ */
+void
+gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
+{
+	int			nt = pos_tasks(g);
+
+	if (np == 0)
+		return;
+	gbt_pos_rules(g, pend, np);
+	trees_run_tasks(g->env, nt, pos_move_task, g);
+	pos_list_smaller(g, pend, np, mids, nt);
+}
+
+/*
+ * The fused pass: rows routed a block at a time, then the block's rows
+ * whose child has a histogram in pos_fh added to it while they are in L1.
+ */
+#define POS_FUSE_BLOCK 256
+
+/* Most bytes of a fused pass's live histograms. */
+#define POS_FUSE_BYTES ((size_t) 1 << 20)
+
+/* Most nodes a fused pass splits (tests and benches set 0: never fused). */
+int			gbt_pos_fuse_nodes = 8;
+
+/* Rows per feature-range task of a fused pass (below: one task). */
+#define POS_FUSE_TASK_ROWS 65536
+
+/*
+ * The fused pass for one task, over all rows: each row of a split node
+ * moves to its child (task 0 writes the positions and counts them in its
+ * row of pos_cnt) and its gradient pair is added to its child's histogram
+ * (pos_fh) for the task's features. A histogram slot is added to by one
+ * task, rows ascending, as hist_block_padded adds a listed node's rows:
+ * same sums, same bits, whatever the task count. Other tasks read
+ * positions task 0 may have written already: a moved row's node keeps
+ * its rows (its rule is pos_rule_keep's), so routing it again gives the
+ * same child (relaxed atomics: no torn or reordered byte matters).
+ */
+static inline void
+pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
+{
+	int			j0 = (int) ((int64_t) g->d * task / n_tasks),
+				nfb = (int) ((int64_t) g->d * (task + 1) / n_tasks) - j0;
+	bool		writer = task == 0;
+	uint32_t   *cnt = g->pos_cnt;
+	const PosRule *rules = g->rule;
+	v2d *const *fh = g->pos_fh;
+	const uint8_t *B = g->B;
+	const float *gh = g->gh;
+	size_t		d = (size_t) g->d,
+				n = g->n_rows,
+				b0;
+	uint8_t    *pos8 = g->pos;
+	uint16_t   *pos16 = g->pos;
+	uint32_t	lr[POS_FUSE_BLOCK];
+	v2d		   *lh[POS_FUSE_BLOCK];
+
+	if (writer)
+		memset(cnt, 0, sizeof(uint32_t) * g->n_pos_nodes);
+	for (b0 = 0; b0 < n; b0 += POS_FUSE_BLOCK)
+	{
+		size_t		b1 = n - b0 > POS_FUSE_BLOCK ? b0 + POS_FUSE_BLOCK : n,
+					r;
+		int			nl = 0,
+					i;
+
+		for (r = b0; r < b1; r++)
+		{
+			uint32_t	t,
+						c;
+
+			if ((r & 3) == 0)
+				__builtin_prefetch(B + (r + POS_PF_ROWS) * d);
+			t = wide ? __atomic_load_n(&pos16[r], __ATOMIC_RELAXED) :
+				__atomic_load_n(&pos8[r], __ATOMIC_RELAXED);
+			c = pos_route(rules, B + r * d, t);
+			if (writer)
+			{
+				if (wide)
+					__atomic_store_n(&pos16[r], (uint16_t) c, __ATOMIC_RELAXED);
+				else
+					__atomic_store_n(&pos8[r], (uint8_t) c, __ATOMIC_RELAXED);
+				cnt[c]++;
+			}
+			lr[nl] = (uint32_t) r;
+			lh[nl] = fh[c];
+			nl += fh[c] != NULL;
+		}
+		for (i = 0; i < nl; i++)
+		{
+			uint32_t	rr = lr[i];
+			v2d			v = {gh[2 * (size_t) rr], gh[2 * (size_t) rr + 1]};
+
+			gbt_hist_add_padded(lh[i] + (size_t) j0 * HIST_STRIDE, B + rr * d + j0, nfb, v);
+		}
+	}
+}
+
+/* pos_fuse_rows for one byte or two a row. */
+static void
+pos_fuse_task(void *arg, int task, int n_tasks)
+{
+	Gbt		   *g = arg;
+
+	if (g->pos_wide)
+		pos_fuse_rows(g, task, n_tasks, true);
+	else
+		pos_fuse_rows(g, task, n_tasks, false);
+}
+
+/*
+ * Splits the rows of nodes pend[0..np) as gbt_pos_partition does, and in
+ * the same pass builds, for each node, the histogram of the child its
+ * hessian sums predict the smaller (split_finish picks the one with fewer
+ * rows, not known before the pass; the sums predicted it for 99% of the
+ * nodes of the 1M-row bench). A node whose prediction held keeps that
+ * buffer in pos_fbuf (split_finish queues it as built); otherwise the
+ * buffer goes back and the smaller child is listed for a gather as
+ * before. Only where the live histograms fit in L2 (the padded layout,
+ * every feature, at most gbt_pos_fuse_nodes nodes and POS_FUSE_BYTES) and the
+ * pool has a buffer for each node (so no child becomes a leaf for want
+ * of one, as without the fused pass); returns false (nothing done)
+ * otherwise.
+ */
+bool
+gbt_pos_fuse(Gbt *g, const int *pend, int np, uint32_t *mids)
+{
+	size_t		hbytes = sizeof(v2d) * g->slots;
+	int			nt = g->n_rows >= 2 * POS_FUSE_TASK_ROWS ? g->nt : 1,
+				q,
+				j;
+
+	if (!g->by_pos || !g->padded || !g->all_feat || np == 0 || np > gbt_pos_fuse_nodes ||
+		(size_t) np * hbytes > POS_FUSE_BYTES || g->n_free < np)
+		return false;
+	gbt_pos_rules(g, pend, np);
+	for (q = 0; q < np; q++)
+	{
+		const TrainNode *nd = &g->tn[pend[q]];
+		const Split *s = &g->split[pend[q]];
+		double		HR = nd->hess_sum - s->HL;
+		int			b;
+		v2d		   *h;
+
+		g->pos_fbuf[pend[q]] = -1;
+		if (s->HL < 2 * g->mcw && HR < 2 * g->mcw)
+			continue;			/* neither child splits: no histogram */
+		b = g->free_list[--g->n_free];
+		h = g->pool + (size_t) b * g->slots;
+		for (j = 0; j < g->d; j++)
+			memset(h + g->off[j], 0, sizeof(v2d) * (g->nb[j] + 1));
+		g->pos_fbuf[pend[q]] = b;
+		g->pos_fh[nd->left + (s->HL <= HR ? 0 : 1)] = h;
+	}
+	trees_run_tasks(g->env, nt, pos_fuse_task, g);
+	/* the counts are task 0's, over all rows: list on one task */
+	pos_list_smaller(g, pend, np, mids, 1);
+	for (q = 0; q < np; q++)
+	{
+		const TrainNode *nd = &g->tn[pend[q]];
+		bool		small_built = g->pos_fh[mids[q] - nd->begin <= nd->end - mids[q] ?
+										nd->left : nd->left + 1] != NULL;
+
+		if (g->pos_fbuf[pend[q]] >= 0 && !small_built)
+		{
+			g->free_list[g->n_free++] = g->pos_fbuf[pend[q]];
+			g->pos_fbuf[pend[q]] = -1;	/* mispredicted: listed above */
+		}
+		g->pos_fh[nd->left] = g->pos_fh[nd->left + 1] = NULL;
+	}
+	return true;
 }
 
 /* Margin update state: the class column. */

@@ -225,14 +225,39 @@ gbt_pos_rules(Gbt *g, const int *pend, int np)
 }
 
 /*
+ * Gives node pend's child `child` a histogram buffer (zeroed) for the
+ * fused pass, unless neither child can split (their hessian sums).
+ */
+static void
+pos_fuse_buffer(Gbt *g, int pend, uint32_t child)
+{
+	const TrainNode *nd = &g->tn[pend];
+	const Split *s = &g->split[pend];
+	v2d		   *h;
+	int			b,
+				j;
+
+	g->pos_fbuf[pend] = -1;
+	if (s->HL < 2 * g->mcw && nd->hess_sum - s->HL < 2 * g->mcw)
+		return;
+	b = g->free_list[--g->n_free];
+	h = g->pool + (size_t) b * g->slots;
+	for (j = 0; j < g->d; j++)
+		memset(h + g->off[j], 0, sizeof(v2d) * (g->nb[j] + 1));
+	g->pos_fbuf[pend] = b;
+	g->pos_fh[child] = h;
+}
+
+/*
  * After the move pass over nt tasks' row ranges (their counts in pos_cnt):
  * mids[q] receives the first right row of pend[q]'s range, and the smaller
  * child's range of idx its rows, ascending (the child split_finish builds
  * a histogram for), unless pos_fh holds that child's histogram (the fused
- * pass built it). The larger child's range is left as it was.
+ * pass built it), or with fuse, gets a buffer for the pass to build it.
+ * The larger child's range is left as it was.
  */
 static void
-pos_list_smaller(Gbt *g, const int *pend, int np, uint32_t *mids, int nt)
+pos_list_smaller(Gbt *g, const int *pend, int np, uint32_t *mids, int nt, bool fuse)
 {
 	int			q,
 				t,
@@ -260,8 +285,10 @@ pos_list_smaller(Gbt *g, const int *pend, int np, uint32_t *mids, int nt)
 		nr = nd->end - mids[q];
 		/* the smaller child as split_finish picks it (ties: left) */
 		small = nl <= nr ? l : l + 1;
-		if (g->pos_fh[small] != NULL)
-			continue;			/* its histogram is built */
+		if (fuse)
+			pos_fuse_buffer(g, pend[q], small);
+		if (fuse || g->pos_fh[small] != NULL)
+			continue;			/* its histogram is (to be) built */
 		at = small == l ? nd->begin : mids[q];
 		g->pos_step[small] = 1;
 		g->pos_one = listed++ == 0 ? (int) small : -1;
@@ -289,7 +316,7 @@ gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
 		return;
 	gbt_pos_rules(g, pend, np);
 	trees_run_tasks(g->env, nt, pos_move_task, g);
-	pos_list_smaller(g, pend, np, mids, nt);
+	pos_list_smaller(g, pend, np, mids, nt, false);
 }
 
 /*
@@ -310,8 +337,8 @@ int			gbt_pos_fuse_nodes = 8;
 /*
  * The fused pass for one task, over all rows: each row of a split node
  * moves to its child (task 0 writes the positions and counts them in its
- * row of pos_cnt) and its gradient pair is added to its child's histogram
- * (pos_fh) for the task's features. A histogram slot is added to by one
+ * row of pos_cnt; when pos_moved, the move pass did) and its gradient pair
+ * is added to its child's histogram (pos_fh) for the task's features. A histogram slot is added to by one
  * task, rows ascending, as hist_block_padded adds a listed node's rows:
  * same sums, same bits, whatever the task count. Other tasks read
  * positions task 0 may have written already: a moved row's node keeps
@@ -323,7 +350,8 @@ pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 {
 	int			j0 = (int) ((int64_t) g->d * task / n_tasks),
 				nfb = (int) ((int64_t) g->d * (task + 1) / n_tasks) - j0;
-	bool		writer = task == 0;
+	bool		moved = g->pos_moved,
+				writer = task == 0 && !moved;
 	uint32_t   *cnt = g->pos_cnt;
 	const PosRule *rules = g->rule;
 	v2d *const *fh = g->pos_fh;
@@ -351,11 +379,11 @@ pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 			uint32_t	t,
 						c;
 
-			if ((r & 3) == 0)
+			if ((r & 3) == 0 && !moved)
 				__builtin_prefetch(B + (r + POS_PF_ROWS) * d);
 			t = wide ? __atomic_load_n(&pos16[r], __ATOMIC_RELAXED) :
 				__atomic_load_n(&pos8[r], __ATOMIC_RELAXED);
-			c = pos_route(rules, B + r * d, t);
+			c = moved ? t : pos_route(rules, B + r * d, t);
 			if (writer)
 			{
 				if (wide)
@@ -391,52 +419,54 @@ pos_fuse_task(void *arg, int task, int n_tasks)
 }
 
 /*
- * Splits the rows of nodes pend[0..np) as gbt_pos_partition does, and in
- * the same pass builds, for each node, the histogram of the child its
- * hessian sums predict the smaller (split_finish picks the one with fewer
- * rows, not known before the pass; the sums predicted it for 99% of the
- * nodes of the 1M-row bench). A node whose prediction held keeps that
- * buffer in pos_fbuf (split_finish queues it as built); otherwise the
- * buffer goes back and the smaller child is listed for a gather as
- * before. Only where the live histograms fit in L2 (the padded layout,
- * every feature, at most gbt_pos_fuse_nodes nodes and POS_FUSE_BYTES) and the
- * pool has a buffer for each node (so no child becomes a leaf for want
- * of one, as without the fused pass); returns false (nothing done)
- * otherwise.
+ * Splits the rows of nodes pend[0..np) as gbt_pos_partition does, and
+ * builds the smaller children's histograms from the rows in row order,
+ * with no list and no gather. On one thread in the move pass itself: the
+ * child to build is then the one the hessian sums predict the smaller
+ * (split_finish picks the one with fewer rows, not known before the pass;
+ * the sums predicted it for 99% of the nodes of the 1M-row bench); where
+ * that failed the buffer goes back and the smaller child is listed for a
+ * gather as before. On more threads the move pass runs on row ranges as
+ * before (so the counts are known) and a second pass over the positions
+ * builds the smaller children's histograms on feature ranges (a fused
+ * pass on feature ranges would route every row on every task). A node
+ * with a built histogram keeps its buffer in pos_fbuf (split_finish
+ * queues the job as built). Only where the live histograms fit in L2 (the
+ * padded layout, every feature, at most gbt_pos_fuse_nodes nodes and
+ * POS_FUSE_BYTES) and the pool has a buffer for each node (so no child
+ * becomes a leaf for want of one, as without this); returns false
+ * (nothing done) otherwise.
  */
 bool
 gbt_pos_fuse(Gbt *g, const int *pend, int np, uint32_t *mids)
 {
-	size_t		hbytes = sizeof(v2d) * g->slots;
 	int			nt = g->n_rows >= 2 * POS_FUSE_TASK_ROWS ? g->nt : 1,
-				q,
-				j;
+				q;
 
 	if (!g->by_pos || !g->padded || !g->all_feat || np == 0 || np > gbt_pos_fuse_nodes ||
-		(size_t) np * hbytes > POS_FUSE_BYTES || g->n_free < np)
+		(size_t) np * g->slots * sizeof(v2d) > POS_FUSE_BYTES || g->n_free < np)
 		return false;
 	gbt_pos_rules(g, pend, np);
-	for (q = 0; q < np; q++)
+	g->pos_moved = nt > 1;
+	if (g->pos_moved)
 	{
-		const TrainNode *nd = &g->tn[pend[q]];
-		const Split *s = &g->split[pend[q]];
-		double		HR = nd->hess_sum - s->HL;
-		int			b;
-		v2d		   *h;
+		int			mt = pos_tasks(g);
 
-		g->pos_fbuf[pend[q]] = -1;
-		if (s->HL < 2 * g->mcw && HR < 2 * g->mcw)
-			continue;			/* neither child splits: no histogram */
-		b = g->free_list[--g->n_free];
-		h = g->pool + (size_t) b * g->slots;
-		for (j = 0; j < g->d; j++)
-			memset(h + g->off[j], 0, sizeof(v2d) * (g->nb[j] + 1));
-		g->pos_fbuf[pend[q]] = b;
-		g->pos_fh[nd->left + (s->HL <= HR ? 0 : 1)] = h;
+		trees_run_tasks(g->env, mt, pos_move_task, g);
+		pos_list_smaller(g, pend, np, mids, mt, true);
 	}
+	else
+		for (q = 0; q < np; q++)
+		{
+			const Split *s = &g->split[pend[q]];
+
+			pos_fuse_buffer(g, pend[q], g->tn[pend[q]].left +
+							(s->HL <= g->tn[pend[q]].hess_sum - s->HL ? 0 : 1));
+		}
 	trees_run_tasks(g->env, nt, pos_fuse_task, g);
-	/* the counts are task 0's, over all rows: list on one task */
-	pos_list_smaller(g, pend, np, mids, 1);
+	/* one task counted every row: list the mispredicted on one task */
+	if (!g->pos_moved)
+		pos_list_smaller(g, pend, np, mids, 1, false);
 	for (q = 0; q < np; q++)
 	{
 		const TrainNode *nd = &g->tn[pend[q]];

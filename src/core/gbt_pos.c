@@ -253,11 +253,10 @@ pos_fuse_buffer(Gbt *g, int pend, uint32_t child)
  * mids[q] receives the first right row of pend[q]'s range, and the smaller
  * child's range of idx its rows, ascending (the child split_finish builds
  * a histogram for), unless pos_fh holds that child's histogram (the fused
- * pass built it), or with fuse, gets a buffer for the pass to build it.
- * The larger child's range is left as it was.
+ * pass built it). The larger child's range is left as it was.
  */
 static void
-pos_list_smaller(Gbt *g, const int *pend, int np, uint32_t *mids, int nt, bool fuse)
+pos_list_smaller(Gbt *g, const int *pend, int np, uint32_t *mids, int nt)
 {
 	int			q,
 				t,
@@ -285,10 +284,8 @@ pos_list_smaller(Gbt *g, const int *pend, int np, uint32_t *mids, int nt, bool f
 		nr = nd->end - mids[q];
 		/* the smaller child as split_finish picks it (ties: left) */
 		small = nl <= nr ? l : l + 1;
-		if (fuse)
-			pos_fuse_buffer(g, pend[q], small);
-		if (fuse || g->pos_fh[small] != NULL)
-			continue;			/* its histogram is (to be) built */
+		if (g->pos_fh[small] != NULL)
+			continue;			/* its histogram is built */
 		at = small == l ? nd->begin : mids[q];
 		g->pos_step[small] = 1;
 		g->pos_one = listed++ == 0 ? (int) small : -1;
@@ -316,7 +313,7 @@ gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
 		return;
 	gbt_pos_rules(g, pend, np);
 	trees_run_tasks(g->env, nt, pos_move_task, g);
-	pos_list_smaller(g, pend, np, mids, nt, false);
+	pos_list_smaller(g, pend, np, mids, nt);
 }
 
 /*
@@ -331,27 +328,18 @@ gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
 /* Most nodes a fused pass splits (tests and benches set 0: never fused). */
 int			gbt_pos_fuse_nodes = 8;
 
-/* Rows per feature-range task of a fused pass (below: one task). */
-#define POS_FUSE_TASK_ROWS 65536
-
 /*
- * The fused pass for one task, over all rows: each row of a split node
- * moves to its child (task 0 writes the positions and counts them in its
- * row of pos_cnt; when pos_moved, the move pass did) and its gradient pair
- * is added to its child's histogram (pos_fh) for the task's features. A histogram slot is added to by one
- * task, rows ascending, as hist_block_padded adds a listed node's rows:
- * same sums, same bits, whatever the task count. Other tasks read
- * positions task 0 may have written already: a moved row's node keeps
- * its rows (its rule is pos_rule_keep's), so routing it again gives the
- * same child (relaxed atomics: no torn or reordered byte matters).
+ * The fused pass, on one thread: each row of a split node moves to its
+ * child (counted in pos_cnt's first row) and its gradient pair is added
+ * to its child's histogram (pos_fh), if any, for every feature. A block's
+ * rows are routed first, then the block's rows with a histogram are added
+ * while their bytes are in L1: rows ascending within a node, as
+ * hist_block_padded adds a listed node's rows, so the same sums in the
+ * same order: same bits.
  */
 static inline void
-pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
+pos_fuse_rows(Gbt *g, bool wide)
 {
-	int			j0 = (int) ((int64_t) g->d * task / n_tasks),
-				nfb = (int) ((int64_t) g->d * (task + 1) / n_tasks) - j0;
-	bool		moved = g->pos_moved,
-				writer = task == 0 && !moved;
 	uint32_t   *cnt = g->pos_cnt;
 	const PosRule *rules = g->rule;
 	v2d *const *fh = g->pos_fh;
@@ -365,8 +353,7 @@ pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 	uint32_t	lr[POS_FUSE_BLOCK];
 	v2d		   *lh[POS_FUSE_BLOCK];
 
-	if (writer)
-		memset(cnt, 0, sizeof(uint32_t) * g->n_pos_nodes);
+	memset(cnt, 0, sizeof(uint32_t) * g->n_pos_nodes);
 	for (b0 = 0; b0 < n; b0 += POS_FUSE_BLOCK)
 	{
 		size_t		b1 = n - b0 > POS_FUSE_BLOCK ? b0 + POS_FUSE_BLOCK : n,
@@ -376,22 +363,16 @@ pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 
 		for (r = b0; r < b1; r++)
 		{
-			uint32_t	t,
-						c;
+			uint32_t	c;
 
-			if ((r & 3) == 0 && !moved)
+			if ((r & 3) == 0)
 				__builtin_prefetch(B + (r + POS_PF_ROWS) * d);
-			t = wide ? __atomic_load_n(&pos16[r], __ATOMIC_RELAXED) :
-				__atomic_load_n(&pos8[r], __ATOMIC_RELAXED);
-			c = moved ? t : pos_route(rules, B + r * d, t);
-			if (writer)
-			{
-				if (wide)
-					__atomic_store_n(&pos16[r], (uint16_t) c, __ATOMIC_RELAXED);
-				else
-					__atomic_store_n(&pos8[r], (uint8_t) c, __ATOMIC_RELAXED);
-				cnt[c]++;
-			}
+			c = pos_route(rules, B + r * d, wide ? pos16[r] : pos8[r]);
+			if (wide)
+				pos16[r] = (uint16_t) c;
+			else
+				pos8[r] = (uint8_t) c;
+			cnt[c]++;
 			lr[nl] = (uint32_t) r;
 			lh[nl] = fh[c];
 			nl += fh[c] != NULL;
@@ -401,72 +382,50 @@ pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 			uint32_t	rr = lr[i];
 			v2d			v = {gh[2 * (size_t) rr], gh[2 * (size_t) rr + 1]};
 
-			gbt_hist_add_padded(lh[i] + (size_t) j0 * HIST_STRIDE, B + rr * d + j0, nfb, v);
+			gbt_hist_add_padded(lh[i], B + rr * d, g->d, v);
 		}
 	}
 }
 
-/* pos_fuse_rows for one byte or two a row. */
-static void
-pos_fuse_task(void *arg, int task, int n_tasks)
-{
-	Gbt		   *g = arg;
-
-	if (g->pos_wide)
-		pos_fuse_rows(g, task, n_tasks, true);
-	else
-		pos_fuse_rows(g, task, n_tasks, false);
-}
-
 /*
- * Splits the rows of nodes pend[0..np) as gbt_pos_partition does, and
- * builds the smaller children's histograms from the rows in row order,
- * with no list and no gather. On one thread in the move pass itself: the
- * child to build is then the one the hessian sums predict the smaller
- * (split_finish picks the one with fewer rows, not known before the pass;
- * the sums predicted it for 99% of the nodes of the 1M-row bench); where
- * that failed the buffer goes back and the smaller child is listed for a
- * gather as before. On more threads the move pass runs on row ranges as
- * before (so the counts are known) and a second pass over the positions
- * builds the smaller children's histograms on feature ranges (a fused
- * pass on feature ranges would route every row on every task). A node
- * with a built histogram keeps its buffer in pos_fbuf (split_finish
- * queues the job as built). Only where the live histograms fit in L2 (the
- * padded layout, every feature, at most gbt_pos_fuse_nodes nodes and
- * POS_FUSE_BYTES) and the pool has a buffer for each node (so no child
- * becomes a leaf for want of one, as without this); returns false
- * (nothing done) otherwise.
+ * Splits the rows of nodes pend[0..np) as gbt_pos_partition does, and in
+ * the same pass builds, for each node, the histogram of the child its
+ * hessian sums predict the smaller, from the rows in row order: no list
+ * and no gather. split_finish picks the child with fewer rows, not known
+ * before the pass; the sums predicted it for 99% of the nodes of the
+ * 1M-row bench. Where they failed the buffer goes back and the smaller
+ * child is listed for a gather as before. A node whose histogram is built
+ * keeps its buffer in pos_fbuf (split_finish queues the job as built).
+ * Only where the move pass runs on one thread (on more, a fused pass on
+ * feature ranges routes every row on every task, and measured slower than
+ * the move on row ranges and the gather), where the live histograms fit
+ * in L2 (the padded layout, every feature, at most gbt_pos_fuse_nodes
+ * nodes and POS_FUSE_BYTES) and where the pool has a buffer for each node
+ * (so no child becomes a leaf for want of one, as without the fused
+ * pass); returns false (nothing done) otherwise.
  */
 bool
 gbt_pos_fuse(Gbt *g, const int *pend, int np, uint32_t *mids)
 {
-	int			nt = g->n_rows >= 2 * POS_FUSE_TASK_ROWS ? g->nt : 1,
-				q;
+	int			q;
 
 	if (!g->by_pos || !g->padded || !g->all_feat || np == 0 || np > gbt_pos_fuse_nodes ||
-		(size_t) np * g->slots * sizeof(v2d) > POS_FUSE_BYTES || g->n_free < np)
+		(size_t) np * g->slots * sizeof(v2d) > POS_FUSE_BYTES || g->n_free < np ||
+		pos_tasks(g) > 1)
 		return false;
 	gbt_pos_rules(g, pend, np);
-	g->pos_moved = nt > 1;
-	if (g->pos_moved)
+	for (q = 0; q < np; q++)
 	{
-		int			mt = pos_tasks(g);
+		const TrainNode *nd = &g->tn[pend[q]];
+		const Split *s = &g->split[pend[q]];
 
-		trees_run_tasks(g->env, mt, pos_move_task, g);
-		pos_list_smaller(g, pend, np, mids, mt, true);
+		pos_fuse_buffer(g, pend[q], nd->left + (s->HL <= nd->hess_sum - s->HL ? 0 : 1));
 	}
+	if (g->pos_wide)
+		pos_fuse_rows(g, true);
 	else
-		for (q = 0; q < np; q++)
-		{
-			const Split *s = &g->split[pend[q]];
-
-			pos_fuse_buffer(g, pend[q], g->tn[pend[q]].left +
-							(s->HL <= g->tn[pend[q]].hess_sum - s->HL ? 0 : 1));
-		}
-	trees_run_tasks(g->env, nt, pos_fuse_task, g);
-	/* one task counted every row: list the mispredicted on one task */
-	if (!g->pos_moved)
-		pos_list_smaller(g, pend, np, mids, 1, false);
+		pos_fuse_rows(g, false);
+	pos_list_smaller(g, pend, np, mids, 1);
 	for (q = 0; q < np; q++)
 	{
 		const TrainNode *nd = &g->tn[pend[q]];

@@ -447,7 +447,6 @@ typedef struct Gbt
 	uint32_t   *pos_trash;		/* dummy cursor target, 16 per task */
 	v2d		  **pos_fh;			/* fused pass: histogram a node's rows go to, or NULL */
 	int		   *pos_fbuf;		/* per node being split: its fused child's buffer, or -1 */
-	bool		pos_moved;		/* fused pass: the move pass already ran */
 } Gbt;
 
 /* Runs the queued histogram jobs and split evaluations, then reduces the splits. */

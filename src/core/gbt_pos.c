@@ -318,9 +318,11 @@ gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
 
 /*
  * The fused pass: rows routed a block at a time, then the block's rows
- * whose child has a histogram in pos_fh added to it while they are in L1.
+ * whose child has a histogram in pos_fh added to it while they are in L1
+ * (1,024 rows, 28 KB at 28 features: the fused levels measured about 4%
+ * faster than with 256).
  */
-#define POS_FUSE_BLOCK 256
+#define POS_FUSE_BLOCK 1024
 
 /* Most bytes of a fused pass's live histograms. */
 #define POS_FUSE_BYTES ((size_t) 1 << 20)

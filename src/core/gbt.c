@@ -155,7 +155,8 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	total = (double) n * (4.0 * K + 8.0 * K + 4);	/* margins, gh, idx */
 	if (gbt_by_pos(p, K, max_tn))
 		total += (double) n * (max_tn + 1 > 256 ? 2 : 1) +	/* positions, rules, counts, cursors */
-			(double) (max_tn + 1) * (sizeof(PosRule) + 1 + nt * (sizeof(uint32_t) + sizeof(uint32_t *))) +
+			(double) (max_tn + 1) * (sizeof(PosRule) + 1 + sizeof(v2d *) + sizeof(int) +
+									 nt * (sizeof(uint32_t) + sizeof(uint32_t *))) +
 			(double) nt * 64;
 	else
 	{
@@ -371,6 +372,7 @@ gbt_pos_init(GbtFit *f)
 {
 	Gbt		   *g = &f->g;
 	const MlEnv *env = f->env;
+	uint32_t	k;
 
 	g->by_pos = true;
 	g->n_rows = (uint32_t) f->n;
@@ -382,8 +384,16 @@ gbt_pos_init(GbtFit *f)
 	g->pos_dst = ml_alloc(env, sizeof(uint32_t *) * g->n_pos_nodes * g->nt);
 	g->pos_step = ml_alloc(env, g->n_pos_nodes);
 	g->pos_trash = ml_alloc(env, sizeof(uint32_t) * 16 * g->nt);
-	if (!g->pos || !g->rule || !g->pos_cnt || !g->pos_dst || !g->pos_step || !g->pos_trash)
+	g->pos_fh = ml_alloc(env, sizeof(v2d *) * g->n_pos_nodes);
+	g->pos_fbuf = ml_alloc(env, sizeof(int) * g->n_pos_nodes);
+	if (!g->pos || !g->rule || !g->pos_cnt || !g->pos_dst || !g->pos_step || !g->pos_trash ||
+		!g->pos_fh || !g->pos_fbuf)
 		return ML_ERR_MEMORY;
+	for (k = 0; k < g->n_pos_nodes; k++)
+	{
+		g->pos_fh[k] = NULL;
+		g->pos_fbuf[k] = -1;
+	}
 	return ML_OK;
 }
 
@@ -861,6 +871,8 @@ gbt_fit_free(GbtFit *f)
 	ml_free(env, f->g.pos_dst);
 	ml_free(env, f->g.pos_step);
 	ml_free(env, f->g.pos_trash);
+	ml_free(env, f->g.pos_fh);
+	ml_free(env, f->g.pos_fbuf);
 }
 
 /*

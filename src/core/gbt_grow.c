@@ -232,9 +232,17 @@ split_finish(Gbt *g, int node, uint32_t mid)
 			   *R;
 	int			l = nd->left,
 				small,
-				large;
+				large,
+				built = -1;
 	bool		evl,
 				evr;
+
+	if (g->by_pos && g->pos_fbuf[node] >= 0)
+	{
+		/* the fused move pass built the smaller child's histogram here */
+		built = g->pos_fbuf[node];
+		g->pos_fbuf[node] = -1;
+	}
 
 	L = &g->tn[l];
 	R = &g->tn[l + 1];
@@ -263,16 +271,19 @@ split_finish(Gbt *g, int node, uint32_t mid)
 	if (!evl && !evr)
 	{
 		release_hist(g, nd);
+		if (built >= 0)
+			g->free_list[g->n_free++] = built;
 		return;
 	}
 	small = (L->end - L->begin <= R->end - R->begin) ? l : l + 1;
 	large = small == l ? l + 1 : l;
-	if (g->n_free == 0)
+	if (built < 0 && g->n_free == 0)
 	{
 		release_hist(g, nd);
 		return;					/* pool exhausted (GBT_POOL_BYTES): the children stay leaves */
 	}
-	g->tn[small].hist = g->free_list[--g->n_free];
+	g->tn[small].hist = built >= 0 ? built : g->free_list[--g->n_free];
+	g->jobs[g->n_jobs].built = built >= 0;
 	if ((small == l ? evr : evl))
 	{
 		g->tn[large].hist = nd->hist;
@@ -365,7 +376,9 @@ grow_depthwise(Gbt *g)
 		}
 		else
 		{
-			split_rows(g, g->pend, np, g->mids);
+			/* the smaller children's histograms in the move pass where it fits */
+			if (!gbt_pos_fuse(g, g->pend, np, g->mids))
+				split_rows(g, g->pend, np, g->mids);
 			for (q = 0; q < np; q++)
 				split_finish(g, g->pend[q], g->mids[q]);
 		}
@@ -446,6 +459,7 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 	root->hist = g->free_list[--g->n_free];
 	g->jobs[0].small = 0;
 	g->jobs[0].large = -1;
+	g->jobs[0].built = false;
 	g->n_jobs = 1;
 	g->eval[0] = 0;
 	g->n_eval = 1;

@@ -48,9 +48,8 @@ hist_row(const Gbt *g, const TrainNode *nd, uint32_t k, int j0, int j1, v2d *v)
 
 /*
  * Contiguous features [j0, j1) in the padded layout (feature j's slots at
- * j * HIST_STRIDE): the slot offsets are constants of the unrolled loop, so
- * an update is a byte load, a load and a store (measured -18% against the
- * offset table of hist_block_packed).
+ * j * HIST_STRIDE; gbt_hist_add_padded: measured -18% against the offset
+ * table of hist_block_packed).
  */
 static void
 hist_block_padded(const Gbt *g, const TrainNode *nd, v2d *h, int j0, int j1)
@@ -65,19 +64,8 @@ hist_block_padded(const Gbt *g, const TrainNode *nd, v2d *h, int j0, int j1)
 	{
 		v2d			v;
 		uint32_t	r = hist_row(g, nd, k, j0, j1, &v);
-		const uint8_t *row = B + r * d;
-		v2d		   *hj = hb;
-		int			j;
 
-		for (j = 0; j + 4 <= nfb; j += 4, hj += 4 * HIST_STRIDE)
-		{
-			hj[row[j]] += v;
-			hj[HIST_STRIDE + row[j + 1]] += v;
-			hj[2 * HIST_STRIDE + row[j + 2]] += v;
-			hj[3 * HIST_STRIDE + row[j + 3]] += v;
-		}
-		for (; j < nfb; j++, hj += HIST_STRIDE)
-			hj[row[j]] += v;
+		gbt_hist_add_padded(hb, B + r * d, nfb, v);
 	}
 }
 
@@ -263,8 +251,8 @@ eval_node(const Gbt *g, const TrainNode *nd, const v2d *h, int q0, int q1, Split
 
 /*
  * The histogram of job jb over features [q0, q1): the smaller child's
- * built from its rows, the larger one (if any) derived in the parent's
- * buffer.
+ * built from its rows (unless the fused move pass built it), the larger
+ * one (if any) derived in the parent's buffer.
  */
 static void
 run_job(const Gbt *g, const GbtJob *jb, int q0, int q1)
@@ -273,13 +261,16 @@ run_job(const Gbt *g, const GbtJob *jb, int q0, int q1)
 	v2d		   *hs = g->pool + (size_t) s->hist * g->slots;
 	int			q;
 
-	for (q = q0; q < q1; q++)
+	if (!jb->built)
 	{
-		int			j = g->feat[q];
+		for (q = q0; q < q1; q++)
+		{
+			int			j = g->feat[q];
 
-		memset(hs + g->off[j], 0, sizeof(v2d) * (g->nb[j] + 1));
+			memset(hs + g->off[j], 0, sizeof(v2d) * (g->nb[j] + 1));
+		}
+		build_hist(g, s, hs, q0, q1);
 	}
-	build_hist(g, s, hs, q0, q1);
 	if (jb->large >= 0)
 	{
 		v2d		   *hl = g->pool + (size_t) g->tn[jb->large].hist * g->slots;
@@ -313,13 +304,13 @@ run_job(const Gbt *g, const GbtJob *jb, int q0, int q1)
 #define PLAN_MAX_TASKS 64		/* Gbt.nt is at most this */
 #define PLAN_MAX_JOBS 256		/* beyond, jobs are only cut end to end */
 
-/* Rows of job e's histogram (the smaller child's). */
+/* Rows of job e's histogram (the smaller child's) still to add: none when built. */
 static uint64_t
 job_rows(const Gbt *g, int e)
 {
 	const TrainNode *s = &g->tn[g->jobs[e].small];
 
-	return s->end - s->begin;
+	return g->jobs[e].built ? 0 : s->end - s->begin;
 }
 
 /* Cost of features [qa, qb) of the job at position k of job_order. */

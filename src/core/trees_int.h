@@ -309,6 +309,28 @@ gbt_target(const TreeData *data, size_t r)
 #define HIST_STRIDE 256			/* gbt: slots per feature in the padded histogram layout */
 
 /*
+ * gbt: adds gradient pair v to the slots of a row's nfb codes row[0, nfb)
+ * in the padded layout (hb: the first feature's slots, the next feature
+ * HIST_STRIDE slots on): the slot offsets are constants of the unrolled
+ * loop, so an update is a byte load, a load and a store.
+ */
+static inline void
+gbt_hist_add_padded(v2d *hb, const uint8_t *row, int nfb, v2d v)
+{
+	int			j;
+
+	for (j = 0; j + 4 <= nfb; j += 4, hb += 4 * HIST_STRIDE)
+	{
+		hb[row[j]] += v;
+		hb[HIST_STRIDE + row[j + 1]] += v;
+		hb[2 * HIST_STRIDE + row[j + 2]] += v;
+		hb[3 * HIST_STRIDE + row[j + 3]] += v;
+	}
+	for (; j < nfb; j++, hb += HIST_STRIDE)
+		hb[row[j]] += v;
+}
+
+/*
  * gbt: rows per partition chunk (gbt_grow.c): a node's rows are
  * partitioned in chunks of this many, in parallel.
  */
@@ -355,6 +377,7 @@ typedef struct GbtJob
 {
 	int			small;			/* node whose histogram is built */
 	int			large;			/* sibling = parent - small in its buffer; -1: none */
+	bool		built;			/* small's histogram already built (the fused move pass) */
 } GbtJob;
 
 /* gbt: the state of the tree grower (gbt.c, gbt_grow.c, gbt_hist.c). */
@@ -414,6 +437,8 @@ typedef struct Gbt
 	uint8_t    *pos_step;		/* 1: the node's rows are listed (n_pos_nodes) */
 	int			pos_one;		/* the only node listed, or -1 */
 	uint32_t   *pos_trash;		/* dummy cursor target, 16 per task */
+	v2d		  **pos_fh;			/* fused pass: histogram a node's rows go to, or NULL */
+	int		   *pos_fbuf;		/* per node being split: its fused child's buffer, or -1 */
 } Gbt;
 
 /* Runs the queued histogram jobs and split evaluations, then reduces the splits. */
@@ -424,6 +449,9 @@ void		gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves);
 void		gbt_pos_start(Gbt *g, uint32_t ns);
 void		gbt_pos_rules(Gbt *g, const int *pend, int np);
 void		gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids);
+bool		gbt_pos_fuse(Gbt *g, const int *pend, int np, uint32_t *mids);
+/* Tests and benches: most nodes a level's fused move pass splits (0: none). */
+extern int	gbt_pos_fuse_nodes;
 void		gbt_pos_margins(Gbt *g, float *mc);
 
 MlStatus	gbt_fit(const MlEnv *env, const TreeData *data, const TreeParams *p,

@@ -9,13 +9,17 @@
  * and the batch walk the training metrics use must give
  * trees_predict_row's bits. The trace's training loss, summed in the next
  * round's gradient pass, must equal the loss pass's, and float targets
- * must train as the same doubles.
+ * must train as the same doubles. The histograms built in the move pass
+ * (gbt_pos_fuse) must give the bytes of the list-and-gather path at any
+ * level limit (so also where fused and gathered levels alternate).
  */
 #include <math.h>
 
 #include "mltest.h"
 #include "mlbuf.h"
 #include "trees.h"
+
+extern int	gbt_pos_fuse_nodes;	/* trees_int.h: levels the move pass builds histograms for */
 
 #define N_ROWS 140000			/* > 4 partition chunks: the parallel partition runs */
 #define N_FEAT 6
@@ -313,6 +317,37 @@ check_other_batches(const TreeBins *bins, const uint8_t *B, const double *R)
 		}
 }
 
+/*
+ * Case c trained with the fused move pass limited to levels of at most 0,
+ * 1, 2 and 4 nodes (0: every level listed and gathered) must keep its
+ * bytes, with 1 and 3 threads.
+ */
+static void
+check_fuse_limits(const BitsCase *c, const TreeData *data)
+{
+	static const int limits[] = {0, 1, 2, 4};
+	int			saved = gbt_pos_fuse_nodes,
+				k;
+
+	for (k = 0; k < 4; k++)
+	{
+		TreeModel	m1,
+					m3;
+		uint64_t	h1,
+					h3;
+
+		gbt_pos_fuse_nodes = limits[k];
+		h1 = train_case(c, data, &env1, &m1);
+		h3 = train_case(c, data, &env3, &m3);
+		CHECK(h1 == c->expect && h3 == c->expect,
+			  "%s: fused move pass on levels of at most %d nodes: the same bytes", c->name,
+			  limits[k]);
+		trees_model_free(&env1, &m1);
+		trees_model_free(&env1, &m3);
+	}
+	gbt_pos_fuse_nodes = saved;
+}
+
 int
 main(void)
 {
@@ -363,6 +398,8 @@ main(void)
 			  c->name, (unsigned long long) h1);
 		CHECK(batch_equals_rows(&m1, R, 4000), "%s: batch walk = row walk, bit for bit", c->name);
 		check_trace_fused(c, &data, k % 2 ? &env2 : &env1);
+		if (k == 0 || c->max_depth == 9)
+			check_fuse_limits(c, &data);
 		trees_model_free(&env1, &m1);
 		trees_model_free(&env1, &m2);
 		trees_model_free(&env1, &m3);

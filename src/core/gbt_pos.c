@@ -45,6 +45,26 @@ pos_route(const PosRule *rules, const uint8_t *row, uint32_t t)
 	return ru->left + (left ^ 1);
 }
 
+/*
+ * Moves row r (binned matrix B, d bytes a row) to its child, in pos8 or
+ * pos16 as wide says, and returns the child; prefetches rows ahead.
+ */
+static inline uint32_t
+pos_step(const PosRule *rules, const uint8_t *B, size_t d, uint8_t *pos8,
+		 uint16_t *pos16, size_t r, bool wide)
+{
+	uint32_t	c;
+
+	if ((r & 3) == 0)
+		__builtin_prefetch(B + (r + POS_PF_ROWS) * d);
+	c = pos_route(rules, B + r * d, wide ? pos16[r] : pos8[r]);
+	if (wide)
+		pos16[r] = (uint16_t) c;
+	else
+		pos8[r] = (uint8_t) c;
+	return c;
+}
+
 /* Rows [r0, r1) of task `task` of n_tasks over all rows. */
 static inline void
 pos_range(const Gbt *g, int task, int n_tasks, size_t *r0, size_t *r1)
@@ -85,13 +105,7 @@ pos_move_rows(Gbt *g, int task, int n_tasks, bool wide)
 	{
 		uint32_t	c;
 
-		if ((r & 3) == 0)
-			__builtin_prefetch(B + (r + POS_PF_ROWS) * d);
-		c = pos_route(rules, B + r * d, wide ? pos16[r] : pos8[r]);
-		if (wide)
-			pos16[r] = (uint16_t) c;
-		else
-			pos8[r] = (uint8_t) c;
+		c = pos_step(rules, B, d, pos8, pos16, r, wide);
 		cnt[c]++;
 	}
 }
@@ -367,13 +381,7 @@ pos_fuse_rows(Gbt *g, bool wide)
 		{
 			uint32_t	c;
 
-			if ((r & 3) == 0)
-				__builtin_prefetch(B + (r + POS_PF_ROWS) * d);
-			c = pos_route(rules, B + r * d, wide ? pos16[r] : pos8[r]);
-			if (wide)
-				pos16[r] = (uint16_t) c;
-			else
-				pos8[r] = (uint8_t) c;
+			c = pos_step(rules, B, d, pos8, pos16, r, wide);
 			cnt[c]++;
 			lr[nl] = (uint32_t) r;
 			lh[nl] = fh[c];

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "mlcore.h"
 
 static int	mlt_run = 0;
@@ -39,6 +40,16 @@ mlt_env(int threads)
 	MlEnv		env = {mlt_alloc, mlt_free, mlt_check, NULL, threads};
 
 	return env;
+}
+
+/* This thread's CPU seconds (the timing modes of the tests and CLIs). */
+static inline double
+mlt_cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 #endif

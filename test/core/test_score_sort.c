@@ -37,22 +37,11 @@ ref_cmp(const void *a, const void *b)
 	return c ? c : (x->at > y->at) - (x->at < y->at);
 }
 
-/* A deterministic 64-bit generator (splitmix64). */
-static uint64_t
-next_u64(uint64_t *s)
-{
-	uint64_t	z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
 /* A score of the given kind: probabilities with ties, signed values, specials. */
 static double
-make_score(uint64_t *s, int kind)
+make_score(MlRng *rng, int kind)
 {
-	uint64_t	u = next_u64(s);
+	uint64_t	u = ml_rng_next(rng);
 	double		v;
 
 	switch (kind)
@@ -93,9 +82,10 @@ check_kind(int64_t n, int kind, bool with_nan)
 	ScoreRow   *rows = malloc(sizeof(ScoreRow) * (size_t) n);
 	ScoreRow   *plain = malloc(sizeof(ScoreRow) * (size_t) n);
 	RefRow	   *ref = malloc(sizeof(RefRow) * (size_t) n);
-	uint64_t	seed = (uint64_t) (n * 31 + kind);
+	MlRng		rng;
 	int			dir;
 
+	ml_rng_seed(&rng, (uint64_t) (n * 31 + kind));
 	for (dir = 0; dir < 2; dir++)
 	{
 		int64_t		i,
@@ -103,8 +93,8 @@ check_kind(int64_t n, int kind, bool with_nan)
 
 		for (i = 0; i < n; i++)
 		{
-			rows[i].score = make_score(&seed, kind);
-			rows[i].pos = (uint8_t) (next_u64(&seed) & 1);
+			rows[i].score = make_score(&rng, kind);
+			rows[i].pos = (uint8_t) (ml_rng_next(&rng) & 1);
 			if (with_nan && i % 97 == 5)
 				rows[i].score = NAN;
 			ref[i].row = plain[i] = rows[i];
@@ -137,16 +127,6 @@ check_kind(int64_t n, int kind, bool with_nan)
 	free(ref);
 }
 
-/* Thread CPU seconds. */
-static double
-cpu_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Times 1M sigmoid scores: the radix sort against qsort (MLPIPE_SORT_BENCH). */
 static void
 bench_sort(void)
@@ -156,14 +136,15 @@ bench_sort(void)
 				i;
 	ScoreRow   *src = malloc(sizeof(ScoreRow) * n),
 			   *rows = malloc(sizeof(ScoreRow) * n);
-	uint64_t	seed = 7;
+	MlRng		rng;
 	double		best_r = 1e9,
 				best_q = 1e9;
 	int			rep;
 
+	ml_rng_seed(&rng, 7);
 	for (i = 0; i < n; i++)
 	{
-		src[i].score = make_score(&seed, 0);
+		src[i].score = make_score(&rng, 0);
 		src[i].pos = (uint8_t) (i & 1);
 	}
 	for (rep = 0; rep < 5; rep++)
@@ -171,13 +152,13 @@ bench_sort(void)
 		double		t0;
 
 		memcpy(rows, src, sizeof(ScoreRow) * n);
-		t0 = cpu_now();
+		t0 = mlt_cpu_now();
 		score_rows_sort(&env, rows, n, rep & 1);
-		best_r = fmin(best_r, cpu_now() - t0);
+		best_r = fmin(best_r, mlt_cpu_now() - t0);
 		memcpy(rows, src, sizeof(ScoreRow) * n);
-		t0 = cpu_now();
+		t0 = mlt_cpu_now();
 		qsort(rows, n, sizeof(ScoreRow), (rep & 1) ? score_row_cmp_desc : score_row_cmp_asc);
-		best_q = fmin(best_q, cpu_now() - t0);
+		best_q = fmin(best_q, mlt_cpu_now() - t0);
 	}
 	printf("# 1M rows: radix %.4f s, qsort %.4f s (best of 5, thread CPU)\n", best_r, best_q);
 	free(src);

@@ -162,16 +162,6 @@ check_set(int64_t n, int max_bins, int depth, int threads)
 	free(B);
 }
 
-/* Thread CPU seconds. */
-static double
-cpu_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /*
  * MLPIPE_CODES_BENCH: a 100-tree depth-6 binary gbt fitted on 100,000 rows
  * x 28, then 1M coded rows scored as the metrics did (rows rebuilt from
@@ -240,7 +230,7 @@ bench_codes(void)
 	trees_code_map_build(&env, &m, values, &map);
 	for (rep = 0; rep < 3; rep++)
 	{
-		double		t0 = cpu_now();
+		double		t0 = mlt_cpu_now();
 
 		/* the metrics' blocks of 4,681 rows (128 kB of doubles) */
 		for (i = 0; i < n; i += 4681)
@@ -253,11 +243,11 @@ bench_codes(void)
 					R[(size_t) r * d + j] = code_value(&bins, j, B[(size_t) (i + r) * d + j]);
 			trees_predict_batch(&env, &m, R, nr, out + 2 * i);
 		}
-		best_old = fmin(best_old, cpu_now() - t0);
-		t0 = cpu_now();
+		best_old = fmin(best_old, mlt_cpu_now() - t0);
+		t0 = mlt_cpu_now();
 		if (map)
 			trees_predict_codes(&env, &m, map, B, n, out);
-		best_new = fmin(best_new, cpu_now() - t0);
+		best_new = fmin(best_new, mlt_cpu_now() - t0);
 	}
 	printf("# 1M rows x 28, 100 trees depth 6: rebuilt + batch %.3f s, codes %.3f s (best of 3)\n",
 		   best_old, best_new);

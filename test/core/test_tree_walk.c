@@ -426,22 +426,12 @@ test_walk_depths(const WalkSet *s)
 	test_walks_agree(s, 3, 0, 33, FAST_MAX_DEPTH);	/* forest: 2 groups and a tail */
 }
 
-/* Thread CPU seconds. */
-static double
-cpu_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Thread CPU us per row of binning the n rows of R (SIMD where it applies, or the scalar search). */
 static double
 bench_binning(const struct TreeQuant *q, const double *R, int64_t n, bool scalar, uint32_t *sum)
 {
 	uint32_t	xb[2 * D];
-	double		t0 = cpu_now();
+	double		t0 = mlt_cpu_now();
 	int64_t		i;
 
 	for (i = 0; i < n; i++)
@@ -452,7 +442,7 @@ bench_binning(const struct TreeQuant *q, const double *R, int64_t n, bool scalar
 			tree_quant_bin_row(q, R + (size_t) i * D, xb);
 		*sum += xb[i % (2 * D)];
 	}
-	return (cpu_now() - t0) / n * 1e6;
+	return (mlt_cpu_now() - t0) / n * 1e6;
 }
 
 /* Times the one-row walks of a 100-tree depth-6 binary gbt (MLPIPE_WALK_BENCH). */
@@ -485,23 +475,23 @@ bench_walks(void)
 	}
 	for (rep = 0; rep < 2; rep++)
 	{
-		t0 = cpu_now();
+		t0 = mlt_cpu_now();
 		predict_rows(&m, s.R, n, out);
-		t_q = cpu_now() - t0;
+		t_q = mlt_cpu_now() - t0;
 		printf("# bench: quantised %s, row walk %.3f us/row\n", tree_quant_active(&m) ? "on" : "off",
 			   t_q / n * 1e6);
 	}
-	t0 = cpu_now();
+	t0 = mlt_cpu_now();
 	trees_predict_batch(NULL, &m, s.R, n, out);
-	printf("# bench: block walk %.3f us/row\n", (cpu_now() - t0) / n * 1e6);
+	printf("# bench: block walk %.3f us/row\n", (mlt_cpu_now() - t0) / n * 1e6);
 	tree_quant_free(&env1, &m);
-	t0 = cpu_now();
+	t0 = mlt_cpu_now();
 	predict_rows(&m, s.R, n, out);
-	t_d = cpu_now() - t0;
+	t_d = mlt_cpu_now() - t0;
 	printf("# bench: double row walk %.3f us/row\n", t_d / n * 1e6);
-	t0 = cpu_now();
+	t0 = mlt_cpu_now();
 	trees_predict_batch(NULL, &m, s.R, n, out);
-	printf("# bench: double block walk %.3f us/row\n", (cpu_now() - t0) / n * 1e6);
+	printf("# bench: double block walk %.3f us/row\n", (mlt_cpu_now() - t0) / n * 1e6);
 	free(out);
 	trees_model_free(&env1, &m);
 	walk_set_free(&s);

@@ -5404,3 +5404,305 @@ BEGIN
     RETURN v;
 END $$;
 -- == end of issue 12: functions whose body calls mlpipe_internal ==
+
+-- == issue 13: predict_table writes a new table a page at a time (helper wt16-ptable) ==
+-- predict_table's write into a new table (issue #13, src/pg/predict_fill.c):
+-- runs the scoring query as the caller and writes its rows into target, a
+-- plain table just created by CREATE TABLE AS ... WITH NO DATA, a page at
+-- a time as COPY does (CREATE TABLE AS writes a row at a time). The rows
+-- written.
+CREATE FUNCTION mlpipe_internal._fill_table(target regclass, query text) RETURNS bigint
+AS 'MODULE_PATHNAME', 'mlpipe_fill_table'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION mlpipe_internal._fill_table(regclass, text) IS
+    'Writes the rows of a query into a table created in this transaction (predict_table''s new target), a page at a time.';
+REVOKE ALL ON FUNCTION mlpipe_internal._fill_table(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._fill_table(regclass, text) TO mlpipe_trainer;
+
+CREATE OR REPLACE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text DEFAULT NULL, key text DEFAULT NULL,
+                                     mode text DEFAULT 'append', params jsonb DEFAULT '{}',
+                                     on_null text DEFAULT 'error', target_table text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    started    timestamptz := pg_catalog.clock_timestamp();
+    info       record;
+    ref        text;
+    tgt        record;
+    rel        regclass;
+    key_type   regtype;
+    cols       jsonb;
+    src_sql    text;
+    head       text;
+    consts     text;
+    from_sql   text;
+    old_par    text[];
+    xexpr      text;
+    conds      text[] := '{}';
+    filt       text := '';
+    scored_from text;
+    nullc      text;
+    n          bigint;
+    skipped    bigint := 0;
+    k          text;
+    threshold  float8;
+    null_thr   float8;
+    sample     int;
+    metrics    jsonb := '{}';
+    drifted    jsonb := '[]';
+    d          record;
+    bad        record;
+    run        bigint;
+    e_state    text;
+    e_msg      text;
+    e_detail   text;
+    e_hint     text;
+    scoring    boolean := false;
+BEGIN
+    -- Everyone may call it; who may is checked here, to name the role to
+    -- grant (issue #12). What it calls stays granted to mlpipe_trainer only.
+    IF NOT pg_catalog.pg_has_role(current_user, 'mlpipe_trainer', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for function predict_table' USING ERRCODE = '42501',
+            HINT = pg_catalog.format('GRANT mlpipe_trainer TO %I;', current_user);
+    END IF;
+    IF model_ref IS NULL OR source IS NULL THEN
+        RAISE EXCEPTION 'model_ref and source must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF "into" IS NULL AND target_table IS NULL THEN
+        RAISE EXCEPTION 'predict_table needs a target table'
+            USING ERRCODE = '22023', HINT = 'Name it with target_table => ''scores'' (or as the third argument).';
+    END IF;
+    IF "into" IS NOT NULL AND target_table IS NOT NULL THEN
+        RAISE EXCEPTION '"into" and target_table both name a target table'
+            USING ERRCODE = '22023', HINT = 'Pass one of them: target_table in named calls, the third argument in positional ones.';
+    END IF;
+    IF key IS NULL THEN
+        RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = '22004',
+            HINT = 'Name the source column that identifies a row, e.g. key => ''id''.';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('append', 'replace', 'upsert', 'incremental') THEN
+        RAISE EXCEPTION 'unknown mode %', coalesce(pg_catalog.quote_literal(mode), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Modes: append, replace, upsert, incremental.';
+    END IF;
+    IF on_null IS NULL OR on_null NOT IN ('error', 'skip', 'null') THEN
+        RAISE EXCEPTION 'unknown on_null %', coalesce(pg_catalog.quote_literal(on_null), 'NULL')
+            USING ERRCODE = '22023', HINT = 'on_null: error (the default), skip or null.';
+    END IF;
+    params := coalesce(params, '{}');
+    SELECT * INTO threshold, null_thr, sample FROM mlpipe_internal._predict_table_params(params);
+
+    SELECT * INTO info FROM mlpipe_internal._scoring_info(model_ref);
+    ref := info.model OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) info.version;          -- one version for the whole run
+    SELECT s.type INTO key_type FROM mlpipe_internal._source_columns(source) s WHERE s.name = key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'key column "%" is not in the source', key
+            USING ERRCODE = '42703',
+                  HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(s.name, ', ' ORDER BY s.ord) FROM mlpipe_internal._source_columns(source) s) OPERATOR(pg_catalog.||) '.';
+    END IF;
+    IF key IN ('prediction', 'label', 'proba', 'model', 'version', 'scored_at') THEN
+        RAISE EXCEPTION 'key column "%" has the name of an output column', key
+            USING ERRCODE = '22023', HINT = 'Rename it in a query source, e.g. SELECT model AS model_key, ...';
+    END IF;
+    src_sql := mlpipe_internal._source_sql(source);
+    -- A relation source is read as itself, not as a subquery: on Citus the
+    -- whole row of a subquery reaches the shards without its column names
+    -- (the row form refuses it), a table's whole row keeps its type.
+    IF src_sql LIKE 'SELECT * FROM %' AND source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+        src_sql := pg_catalog.substr(src_sql, 15);
+    ELSE
+        src_sql := '(' || src_sql || ')';
+    END IF;
+    SELECT * INTO tgt FROM mlpipe_internal._parse_into(coalesce(target_table, "into"));
+    -- Runs into one target serialise (issue #10): two concurrent replace or
+    -- incremental runs would each insert every key, and with a unique index
+    -- the second would fail with a raw 23505. The lock is on the target's
+    -- schema-qualified name (the schema it would be created in when it does
+    -- not exist yet) and lasts until the transaction ends; every statement
+    -- below takes its snapshot after it (READ COMMITTED), so the second run
+    -- sees the first one's rows.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(
+        'mlpipe.predict_table ' OPERATOR(pg_catalog.||) coalesce(
+            (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(tgt.qualified)),
+            CASE WHEN pg_catalog.cardinality(pg_catalog.parse_ident(tgt.qualified)) OPERATOR(pg_catalog.=) 1
+                 THEN pg_catalog.format('%I.%s', pg_catalog.current_schema(), tgt.qualified)
+                 ELSE tgt.qualified END)));
+    rel := pg_catalog.to_regclass(tgt.qualified);
+
+    IF rel IS NOT NULL THEN
+        PERFORM mlpipe_internal._check_target(rel, key, key_type);
+        PERFORM mlpipe_internal._key_index(rel, key, mode);
+        IF mode = 'incremental' THEN
+            conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT EXISTS (SELECT 1 FROM %s AS t WHERE t.%I = src.%I AND t.model = %L AND t.version = %s)',
+                           tgt.qualified, key, key, info.model, info.version);
+        END IF;
+    END IF;
+    -- on_null skip or null: the condition that a row has a NULL the model
+    -- cannot take; skip leaves such rows out (and counts them below).
+    IF on_null <> 'error' THEN
+        SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)) INTO cols FROM mlpipe_internal._source_columns(source) s;
+        nullc := mlpipe_internal._null_condition(mlpipe_internal._null_intolerant_inputs(mlpipe.artifact(ref)), cols);
+    END IF;
+    IF on_null = 'skip' AND nullc IS NOT NULL THEN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS src WHERE %s', src_sql,
+                                  pg_catalog.array_to_string(conds OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', nullc), ' AND '))
+            INTO skipped;
+        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
+    END IF;
+    IF pg_catalog.cardinality(conds) > 0 THEN
+        filt := ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ');
+    END IF;
+    -- The rows a failed scoring statement is searched in for its bad row:
+    -- those it scored (on_null = 'null': not the rows it wrote as NULL).
+    IF on_null = 'null' AND nullc IS NOT NULL THEN
+        conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (%s)', nullc);
+    END IF;
+    scored_from := pg_catalog.format('FROM %s AS src', src_sql) OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.cardinality(conds) > 0
+        THEN ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(conds, ' AND ') ELSE '' END;
+    -- Rows are scored with the row form of predict (columns matched by name,
+    -- stored preprocessing applied), or, for a model without preprocessing
+    -- whose features are numeric columns of the source, with the float8[]
+    -- form, which gives the same predictions without building a row value.
+    -- prediction: the value, cluster or class index; label and proba for
+    -- classification only.
+    IF NOT mlpipe_internal._has_preprocessing(mlpipe.artifact(ref)) THEN
+        xexpr := mlpipe_internal._feature_array_expr(info.features, source);
+    END IF;
+    -- src.*, not a bare src, which a source column named src would capture.
+    xexpr := coalesce(xexpr, 'src.*');
+    -- The SELECT: head (per-row columns), consts (the same on every row:
+    -- a new table gets them as added columns, below) and FROM.
+    SELECT * INTO head, from_sql, consts FROM mlpipe_internal._predict_select(info.task, ref, info.classes, key, xexpr, src_sql, filt,
+                                                                     CASE WHEN on_null = 'null' THEN nullc END);
+    consts := consts OPERATOR(pg_catalog.||) pg_catalog.format(', %L::text AS model, %s::int AS version, pg_catalog.now() AS scored_at',
+                               info.model, info.version);
+    -- Ensembles cost microseconds a row to score: for the scoring statement,
+    -- make a parallel scan of the source attractive so that CREATE TABLE AS
+    -- scores in at most mlpipe.threads parallel workers (more than the CPUs
+    -- only add their start-up). A single tree or k-means scores faster
+    -- than a worker hands rows back, so the caller's settings stay.
+    old_par := ARRAY[pg_catalog.current_setting('parallel_tuple_cost'), pg_catalog.current_setting('parallel_setup_cost'), pg_catalog.current_setting('max_parallel_workers_per_gather')];
+    IF info.algorithm IN ('gbt', 'random_forest') THEN
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', '0.001', true), pg_catalog.set_config('parallel_setup_cost', '10', true),
+                pg_catalog.set_config('max_parallel_workers_per_gather', LEAST(old_par[3]::int, coalesce(pg_catalog.current_setting('mlpipe.threads', true)::int, old_par[3]::int))::text, true);
+    END IF;
+
+    -- On Citus, a new target for a distributed source is created
+    -- distributed and co-located, then filled by the INSERT below.
+    IF rel IS NULL THEN
+        rel := mlpipe_internal._citus_target(source, tgt.qualified, key, key_type, mode);
+    END IF;
+    -- The scoring statement (a data error in it names the failing row's
+    -- key: see the handler at the end).
+    scoring := true;
+    IF rel IS NULL THEN
+        -- A new table: the per-row columns only (CREATE TABLE AS, WITH NO DATA), filled a
+        -- page at a time by _fill_table; model, version and scored_at are the same on every
+        -- row, so they are added afterwards with that value as default,
+        -- which PostgreSQL stores once in the catalog instead of in each row
+        -- (no rewrite; readers see the value on every row). Key index: below.
+        EXECUTE pg_catalog.format('CREATE TABLE %s AS %s%s WITH NO DATA', tgt.qualified, head, from_sql);
+        n := mlpipe_internal._fill_table(pg_catalog.to_regclass(tgt.qualified), head OPERATOR(pg_catalog.||) from_sql);
+        scoring := false;
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_par[1], true), pg_catalog.set_config('parallel_setup_cost', old_par[2], true), pg_catalog.set_config('max_parallel_workers_per_gather', old_par[3], true);
+        EXECUTE pg_catalog.format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '
+                       'ADD COLUMN scored_at timestamptz DEFAULT pg_catalog.now()', tgt.qualified,
+                       CASE WHEN info.task = 'classification' THEN ''
+                            ELSE 'ADD COLUMN label text, ADD COLUMN proba double precision[],' END,
+                       info.model, info.version);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN model DROP DEFAULT, ALTER COLUMN version DROP DEFAULT',
+                       tgt.qualified);
+        PERFORM mlpipe_internal._key_index(pg_catalog.to_regclass(tgt.qualified), key, mode);
+        -- Readers read prediction tables (docs/security.md).
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO mlpipe_reader', tgt.qualified);
+    ELSE
+        IF mode = 'replace' THEN
+            EXECUTE pg_catalog.format('DELETE FROM %s', tgt.qualified);
+        END IF;
+        EXECUTE pg_catalog.format('INSERT INTO %s (%I, prediction, label, proba, model, version, scored_at) %s%s%s%s',
+                       tgt.qualified, key, head, consts, from_sql,
+                       CASE WHEN mode = 'upsert' THEN pg_catalog.format(
+                           ' ON CONFLICT (%I) DO UPDATE SET prediction = EXCLUDED.prediction, label = EXCLUDED.label, '
+                           'proba = EXCLUDED.proba, model = EXCLUDED.model, version = EXCLUDED.version, '
+                           'scored_at = EXCLUDED.scored_at', key) ELSE '' END);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        scoring := false;
+        PERFORM pg_catalog.set_config('parallel_tuple_cost', old_par[1], true), pg_catalog.set_config('parallel_setup_cost', old_par[2], true), pg_catalog.set_config('max_parallel_workers_per_gather', old_par[3], true);
+    END IF;
+    IF skipped > 0 THEN
+        RAISE NOTICE 'predict_table %: left out % source row% with a NULL the model cannot take (on_null = skip)',
+            ref, skipped, CASE WHEN skipped = 1 THEN '' ELSE 's' END;
+    END IF;
+
+    -- Drift of the source against the training profile, on a sample.
+    IF info.profile IS NOT NULL AND sample > 0 AND n > 0 THEN
+        FOR d IN SELECT * FROM mlpipe_internal._drift_figures(info.profile, source,
+                     CASE WHEN n <= sample THEN 1 ELSE sample::float8 / n::float8 END) LOOP
+            metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('psi:' OPERATOR(pg_catalog.||) d.feature, d.psi,
+                                                     'null_rate:' OPERATOR(pg_catalog.||) d.feature, d.null_rate_now);
+            IF mlpipe_internal._drift_status(d.psi, d.null_rate_train, d.null_rate_now, threshold, null_thr) = 'drift' THEN
+                drifted := drifted OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('feature', d.feature, 'psi', d.psi,
+                                                         'null_rate_train', d.null_rate_train,
+                                                         'null_rate_now', d.null_rate_now);
+            END IF;
+        END LOOP;
+        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('drifted_features', pg_catalog.jsonb_array_length(drifted));
+    END IF;
+    metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('rows_per_second',
+        n::float8 / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - started)::float8, 1e-6));
+    IF skipped > 0 THEN
+        metrics := metrics OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('skipped_rows', skipped);
+    END IF;
+    run := mlpipe_internal._log_run('predict_table', info.model, info.version, info.algorithm, source,
+        pg_catalog.jsonb_build_object('model_ref', model_ref, 'into', tgt.display, 'key', key, 'mode', mode, 'params', params,
+                                      'on_null', on_null),
+        'succeeded', NULL, n, started, NULL, metrics, 'scoring');
+    PERFORM mlpipe_internal._notify('predictions_written', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
+        'run_id', run, 'rows', n, 'into', tgt.display));
+    IF pg_catalog.jsonb_array_length(drifted) > 0 THEN
+        PERFORM mlpipe_internal._notify('drift_detected', pg_catalog.jsonb_build_object('model', info.model, 'version', info.version,
+            'run_id', run, 'rows', n, 'into', tgt.display, 'threshold', threshold, 'features', drifted));
+        -- Also said to the caller, who may not be listening (issue #12).
+        PERFORM mlpipe_internal._warn_drift(info.model, info.version, drifted, pg_catalog.jsonb_array_length(drifted),
+            (SELECT pg_catalog.count(*)::int FROM pg_catalog.jsonb_object_keys(metrics) m(k) WHERE m.k LIKE 'psi:%'),
+            threshold);
+    END IF;
+    RETURN n;
+EXCEPTION WHEN OTHERS THEN
+    -- The error as the caller should read it: its SQLSTATE, message, detail
+    -- and hint, with this line as the only context (not the nested calls
+    -- and generated statements it came through).
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    -- A data error of the scoring statement: find the row, name its key
+    -- (not for the row form's errors about the source's columns, which
+    -- every row has).
+    IF scoring AND e_state LIKE '22%' AND e_msg NOT LIKE 'the row has no column%'
+       AND e_msg NOT LIKE 'column "%" has type %, but the model takes it as %' THEN
+        -- The row's own error is reported (a source with several bad rows
+        -- may fail the bulk statement on another one first).
+        SELECT * INTO bad FROM mlpipe_internal._failing_key(ref, key, xexpr, scored_from);
+        IF bad.bad_key IS NOT NULL THEN
+            e_state := bad.err_state;
+            e_detail := bad.err_detail;
+            e_hint := bad.err_hint;
+            e_msg := bad.err_message OPERATOR(pg_catalog.||) pg_catalog.format(
+                CASE WHEN bad.err_message LIKE '%is NULL' THEN ' in the row with %s = %s' ELSE ' (in the row with %s = %s)' END,
+                key, bad.bad_key);
+        END IF;
+        IF e_msg LIKE '%is NULL%' THEN
+            e_hint := 'Pass on_null => ''skip'' (leave such rows out) or ''null'' (write a NULL prediction), '
+                      'or impute the value (params.preprocess when training).';
+        END IF;
+    END IF;
+    IF e_detail = '' AND e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg;
+    ELSIF e_detail = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, HINT = e_hint;
+    ELSIF e_hint = '' THEN
+        RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
+END $$;
+-- == end of issue 13: predict_table page-at-a-time write (helper wt16-ptable) ==

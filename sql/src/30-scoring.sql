@@ -1108,6 +1108,19 @@ COMMENT ON FUNCTION mlpipe_internal._failing_key(text, text, text, text) IS
 REVOKE ALL ON FUNCTION mlpipe_internal._failing_key(text, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._failing_key(text, text, text, text) TO mlpipe_trainer;
 
+-- predict_table's write into a new table (issue #13, src/pg/predict_fill.c):
+-- runs the scoring query as the caller and writes its rows into target, a
+-- plain table just created by CREATE TABLE AS ... WITH NO DATA, a page at
+-- a time as COPY does (CREATE TABLE AS writes a row at a time). The rows
+-- written.
+CREATE FUNCTION mlpipe_internal._fill_table(target regclass, query text) RETURNS bigint
+AS 'MODULE_PATHNAME', 'mlpipe_fill_table'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION mlpipe_internal._fill_table(regclass, text) IS
+    'Writes the rows of a query into a table created in this transaction (predict_table''s new target), a page at a time.';
+REVOKE ALL ON FUNCTION mlpipe_internal._fill_table(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mlpipe_internal._fill_table(regclass, text) TO mlpipe_trainer;
+
 -- The parts of predict_table's scoring SELECT: head (key, prediction and,
 -- for a classifier, label and proba), consts (label and proba NULL for
 -- other models) and the FROM clause over p_src_sql AS src with p_filter.
@@ -1343,13 +1356,13 @@ BEGIN
     -- key: see the handler at the end).
     scoring := true;
     IF rel IS NULL THEN
-        -- A new table: bulk-written by CREATE TABLE AS with the per-row
-        -- columns only; model, version and scored_at are the same on every
+        -- A new table: the per-row columns only (CREATE TABLE AS, WITH NO DATA), filled a
+        -- page at a time by _fill_table; model, version and scored_at are the same on every
         -- row, so they are added afterwards with that value as default,
         -- which PostgreSQL stores once in the catalog instead of in each row
         -- (no rewrite; readers see the value on every row). Key index: below.
-        EXECUTE pg_catalog.format('CREATE TABLE %s AS %s%s', tgt.qualified, head, from_sql);
-        GET DIAGNOSTICS n = ROW_COUNT;
+        EXECUTE pg_catalog.format('CREATE TABLE %s AS %s%s WITH NO DATA', tgt.qualified, head, from_sql);
+        n := mlpipe_internal._fill_table(pg_catalog.to_regclass(tgt.qualified), head OPERATOR(pg_catalog.||) from_sql);
         scoring := false;
         PERFORM pg_catalog.set_config('parallel_tuple_cost', old_par[1], true), pg_catalog.set_config('parallel_setup_cost', old_par[2], true), pg_catalog.set_config('max_parallel_workers_per_gather', old_par[3], true);
         EXECUTE pg_catalog.format('ALTER TABLE %s %s ADD COLUMN model text DEFAULT %L, ADD COLUMN version integer DEFAULT %s, '

@@ -191,3 +191,51 @@ SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_part', ke
 SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_part', key => 'id', mode => 'incremental');
 SELECT mlpipe.predict_table('pt_dt', 'pt_trips', target_table => 'pt_i_part', key => 'id', mode => 'incremental');
 SELECT pg_get_indexdef(indexrelid) AS index FROM pg_index WHERE indrelid = 'pt_i_part'::regclass;
+
+-- 12. A new target is written a page at a time (issue #13,
+-- mlpipe_internal._fill_table): the same table as CREATE TABLE AS of the
+-- same SELECT gave (columns, types, rows), for a classifier (label, proba)
+-- and for k-means; _fill_table refuses a table it
+-- cannot fill correctly (indexes, triggers, constraints, not created in
+-- this transaction) and a query that is not one row query.
+SET mlpipe.threads = 2;
+SELECT mlpipe.predict_table('pt_gb', 'pt_trips', target_table => 'pt_f1', key => 'id');
+SELECT mlpipe.predict_table('pt_km', 'pt_trips', target_table => 'pt_f2', key => 'id', on_null => 'skip');
+RESET mlpipe.threads;
+CREATE TABLE pt_f1_ctas AS
+SELECT src.id, mlpipe_internal._score_class('pt_gb@1', ARRAY[src.fdist, src.fdur]) AS prediction,
+       mlpipe_internal._score_label('pt_gb@1', ARRAY[src.fdist, src.fdur]) AS label,
+       mlpipe_internal._score_proba('pt_gb@1', ARRAY[src.fdist, src.fdur]) AS proba,
+       'pt_gb'::text AS model, 1 AS version FROM pt_trips src;
+SELECT (SELECT count(*) FROM pt_f1) AS rows,
+       (SELECT count(*) FROM (SELECT id, prediction, label, proba, model, version FROM pt_f1
+                              EXCEPT ALL SELECT * FROM pt_f1_ctas) d) AS not_in_ctas,
+       (SELECT count(*) FROM (SELECT * FROM pt_f1_ctas
+                              EXCEPT ALL SELECT id, prediction, label, proba, model, version FROM pt_f1) d) AS missing,
+       (SELECT count(DISTINCT label) FROM pt_f1) AS labels;
+SELECT (SELECT count(*) FROM pt_f2) AS rows,
+       (SELECT count(*) FROM pt_f2 s JOIN pt_trips t USING (id)
+         WHERE s.prediction IS DISTINCT FROM mlpipe.predict('pt_km', ARRAY[t.fdist, t.fdur])) AS disagree;
+SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type
+  FROM pg_attribute a WHERE a.attrelid = 'pt_f1'::regclass AND a.attnum > 0 ORDER BY a.attnum;
+CREATE TABLE pt_f3 (id int, prediction float8);
+SELECT mlpipe_internal._fill_table('pt_f3', 'SELECT 1, 2::float8');
+BEGIN;
+CREATE TABLE pt_f4 (id int, prediction float8);
+SELECT mlpipe_internal._fill_table('pt_f4', 'SELECT i, i / 2.0::float8 FROM generate_series(1, 2500) i');
+SELECT count(*), sum(prediction) FROM pt_f4;
+SELECT mlpipe_internal._fill_table('pt_f4', 'SELECT 1, 2::float8; SELECT 1, 2::float8');
+ROLLBACK;
+BEGIN;
+CREATE TABLE pt_f4 (id int, prediction float8);
+SELECT mlpipe_internal._fill_table('pt_f4', 'SELECT 1, ''x''::text');
+ROLLBACK;
+BEGIN;
+CREATE TABLE pt_f4 (id int PRIMARY KEY, prediction float8);
+SELECT mlpipe_internal._fill_table('pt_f4', 'SELECT 1, 2::float8');
+ROLLBACK;
+BEGIN;
+CREATE TABLE pt_f4 (id int NOT NULL, prediction float8);
+SELECT mlpipe_internal._fill_table('pt_f4', 'SELECT 1, 2::float8');
+ROLLBACK;
+DROP TABLE pt_f1, pt_f1_ctas, pt_f2, pt_f3;

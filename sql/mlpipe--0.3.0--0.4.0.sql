@@ -5419,6 +5419,160 @@ COMMENT ON FUNCTION mlpipe_internal._fill_table(regclass, text) IS
 REVOKE ALL ON FUNCTION mlpipe_internal._fill_table(regclass, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._fill_table(regclass, text) TO mlpipe_trainer;
 
+CREATE FUNCTION mlpipe_internal._elem_bin_counts_accum(bigint[], float8[], int[], int[], float8[], int[]) RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'mlpipe_elem_bin_counts_accum'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe_internal._elem_bin_counts_accum(bigint[], float8[], int[], int[], float8[], int[]) IS
+    'Transition function of _elem_bin_counts: counts one row''s elements and their bins.';
+
+-- The drift counts of several elements of a float8[] column in one call a
+-- row (issue #13, src/pg/drift.c): per element elements[k], the count of
+-- its non-NULL values, then nbins[k] counts of its bins by
+-- _bin_of(value, the next n_edges[k] values of edges), one bigint[].
+CREATE AGGREGATE mlpipe_internal._elem_bin_counts(float8[], int[], int[], float8[], int[]) (
+    SFUNC = mlpipe_internal._elem_bin_counts_accum,
+    STYPE = bigint[],
+    COMBINEFUNC = mlpipe_internal._bin_counts_combine,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE mlpipe_internal._elem_bin_counts(float8[], int[], int[], float8[], int[]) IS
+    'Per element of a float8[] column: its non-NULL count, then its rows per drift bin (one bigint[] for all elements).';
+
+CREATE OR REPLACE FUNCTION mlpipe_internal._drift_figures(p_profile jsonb, p_source text, p_fraction float8 DEFAULT 1)
+RETURNS TABLE (feature text, psi float8, null_rate_train float8, null_rate_now float8, rows_now bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    f      jsonb;
+    cols   jsonb;
+    exprs  text[] := '{}';
+    ex     text;
+    bin    text;
+    cur    jsonb;
+    i      int := 0;
+    n      bigint;
+    rel    regclass;
+    from_  text;
+    arrs   text[];
+    spec   jsonb;
+    inner_ text[] := '{}';
+    agg    text;
+    off    int;
+    nb     int;
+BEGIN
+    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)),
+           pg_catalog.array_agg(s.name) FILTER (WHERE s.type OPERATOR(pg_catalog.=) 'double precision[]'::regtype)
+      INTO cols, arrs FROM mlpipe_internal._source_columns(p_source) s;
+    -- Numeric elements of a float8[] column are counted by one
+    -- _elem_bin_counts per column, a column of the inner query (inner_,
+    -- one row of aggregates): one call a row, not several per element, and
+    -- the same counts. spec maps such a column to "ref", that column, and
+    -- "at", each feature's offset in its counts (its non-NULL count, then
+    -- its bins).
+    SELECT coalesce(pg_catalog.jsonb_object_agg(g.col, pg_catalog.jsonb_build_object('at', g.at, 'ref', 's.mlpipe_a' OPERATOR(pg_catalog.||) g.k)), '{}'),
+           coalesce(pg_catalog.array_agg(pg_catalog.format('mlpipe_internal._elem_bin_counts(src.%I, %L::int[], %L::int[], %L::float8[], %L::int[]) AS mlpipe_a%s',
+                                                           g.col, g.els, g.nbs, g.eds, g.nes, g.k) ORDER BY g.k), '{}')
+      INTO spec, inner_
+      FROM (SELECT e.col, pg_catalog.row_number() OVER (ORDER BY pg_catalog.min(e.o)) AS k,
+                   pg_catalog.jsonb_object_agg(e.feat, e.off) AS at,
+                   pg_catalog.array_agg(e.el ORDER BY e.o)::text AS els,
+                   pg_catalog.array_agg(e.nb ORDER BY e.o)::text AS nbs,
+                   pg_catalog.array_agg(e.ne ORDER BY e.o)::text AS nes,
+                   coalesce(('{' OPERATOR(pg_catalog.||) pg_catalog.string_agg(pg_catalog.btrim(e.edges::text, '[]'), ',' ORDER BY e.o) FILTER (WHERE e.ne OPERATOR(pg_catalog.>) 0)
+                             OPERATOR(pg_catalog.||) '}')::float8[], '{}')::text AS eds
+              FROM (SELECT t.x->>'column'::text AS col, t.x->>'feature'::text AS feat, t.o, (t.x->>'element'::text)::int AS el,
+                           pg_catalog.jsonb_array_length(t.x->'counts'::text) AS nb, pg_catalog.jsonb_array_length(t.x->'edges'::text) AS ne,
+                           t.x->'edges'::text AS edges,
+                           pg_catalog.sum(1 OPERATOR(pg_catalog.+) pg_catalog.jsonb_array_length(t.x->'counts'::text))
+                               OVER (PARTITION BY t.x->>'column'::text ORDER BY t.o) OPERATOR(pg_catalog.-)
+                               (1 OPERATOR(pg_catalog.+) pg_catalog.jsonb_array_length(t.x->'counts'::text)) AS off
+                      FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) WITH ORDINALITY t(x, o)
+                     WHERE t.x->>'kind'::text OPERATOR(pg_catalog.=) 'numeric' AND t.x->>'element'::text IS NOT NULL
+                       AND t.x->>'column'::text OPERATOR(pg_catalog.=) ANY (arrs)) e
+             GROUP BY e.col) g;
+    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) x LOOP
+        IF NOT cols ? (f->>'column'::text) THEN
+            RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column'::text, f->>'feature'::text
+                USING ERRCODE = '42703',
+                      HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) FROM pg_catalog.jsonb_object_keys(cols) k) OPERATOR(pg_catalog.||) '.';
+        END IF;
+        IF f->>'kind'::text = 'numeric' AND f->>'element'::text IS NOT NULL AND spec ? (f->>'column'::text) THEN
+            -- this element's slice of its column's counts: non-NULL count, then bins
+            agg := spec->(f->>'column'::text)->>'ref'::text;
+            off := (spec->(f->>'column'::text)->'at'::text->>(f->>'feature'::text))::int;
+            nb := pg_catalog.jsonb_array_length(f->'counts'::text);
+            exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', coalesce(%1$s[%2$s], 0), ''c'', CASE WHEN %1$s[%2$s] OPERATOR(pg_catalog.>) 0 THEN pg_catalog.to_jsonb(%1$s[%3$s:%4$s]) END)',
+                                     agg, off OPERATOR(pg_catalog.+) 1, off OPERATOR(pg_catalog.+) 2, off OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.+) nb);
+            CONTINUE;
+        END IF;
+        IF f->>'kind'::text = 'numeric' THEN
+            IF cols->>(f->>'column'::text) NOT IN ('numeric', 'array') THEN
+                RAISE EXCEPTION 'column "%" is % in the source but was numeric at training', f->>'column'::text, cols->>(f->>'column'::text)
+                    USING ERRCODE = '22000';
+            END IF;
+            ex := CASE WHEN f->>'element'::text IS NULL THEN pg_catalog.format('(src.%I)::float8', f->>'column'::text)
+                       ELSE pg_catalog.format('(src.%I)[%s]::float8', f->>'column'::text, (f->>'element'::text)::int) END;
+            bin := pg_catalog.format('mlpipe_internal._bin_of(%s, %L::float8[])', ex,
+                          ARRAY(SELECT e::float8 FROM pg_catalog.jsonb_array_elements_text(f->'edges'::text) e)::text);
+        ELSE
+            ex := pg_catalog.format('(src.%I)::text', f->>'column'::text);
+            bin := pg_catalog.format('coalesce(pg_catalog.array_position(%L::text[], %s), 0)', 
+                          ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(f->'categories'::text) e)::text, ex);
+        END IF;
+        exprs := exprs OPERATOR(pg_catalog.||) ('s.mlpipe_f' OPERATOR(pg_catalog.||) pg_catalog.cardinality(inner_));
+        inner_ := inner_ OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe_internal._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL))) AS mlpipe_f%s',
+                                 ex, bin, pg_catalog.jsonb_array_length(f->'counts'::text), ex, pg_catalog.cardinality(inner_));
+    END LOOP;
+    IF pg_catalog.cardinality(exprs) = 0 THEN
+        RETURN;
+    END IF;
+    from_ := pg_catalog.format('(%s) AS src', mlpipe_internal._source_sql(p_source));
+    IF p_fraction < 1::float8 THEN
+        IF p_source !~* '^[[:space:](]*(select|with|values|table)([[:space:](]|$)' THEN
+            BEGIN
+                rel := pg_catalog.to_regclass(p_source);
+            EXCEPTION WHEN OTHERS THEN
+                rel := NULL;
+            END;
+        END IF;
+        IF rel IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) IN ('r', 'm', 'p') THEN
+            from_ := pg_catalog.format('%s AS src TABLESAMPLE SYSTEM (%s) REPEATABLE (12)', rel, p_fraction * 100::float8);
+        ELSE
+            from_ := from_ OPERATOR(pg_catalog.||) pg_catalog.format(
+                ' WHERE (pg_catalog.hashtext((src.*)::text) OPERATOR(pg_catalog.&) 1048575) OPERATOR(pg_catalog.<) %s',
+                (p_fraction * 1048576::float8)::int);
+        END IF;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_object(''n'', s.mlpipe_n, ''f'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) '
+                              'FROM (SELECT pg_catalog.count(*) AS mlpipe_n, %s FROM %s) s',
+                   pg_catalog.array_to_string(exprs, ', '), pg_catalog.array_to_string(inner_, ', '), from_)
+        INTO cur;
+    n := (cur->>'n'::text)::bigint;
+    IF n = 0 AND p_fraction < 1::float8 THEN
+        RETURN;                 -- an empty sample: no figures
+    END IF;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'the source returned no rows' USING ERRCODE = '22000';
+    END IF;
+    FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) x LOOP
+        i := i + 1;
+        feature := f->>'feature'::text;
+        null_rate_train := (f->>'null_rate'::text)::float8;
+        null_rate_now := CASE WHEN n > 0 THEN 1::float8 - (cur->'f'::text->(i - 1)->>'n'::text)::float8 / n::float8 END;
+        rows_now := n;
+        psi := NULL;
+        IF pg_catalog.jsonb_typeof(cur->'f'::text->(i - 1)->'c'::text) = 'array' THEN
+            SELECT pg_catalog.sum((greatest(c / sum_c, 1e-4) - greatest(t / sum_t, 1e-4))
+                       * pg_catalog.ln(greatest(c / sum_c, 1e-4) / greatest(t / sum_t, 1e-4)))
+              INTO psi
+              FROM (SELECT t, c, pg_catalog.sum(t) OVER () AS sum_t, pg_catalog.sum(c) OVER () AS sum_c
+                      FROM ROWS FROM (pg_catalog.unnest(ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(f->'counts'::text) x)),
+                                      pg_catalog.unnest(ARRAY(SELECT x::float8 FROM pg_catalog.jsonb_array_elements_text(cur->'f'::text->(i - 1)->'c'::text) x))) u(t, c)) b
+             WHERE sum_t > 0::float8 AND sum_c > 0::float8;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
 CREATE OR REPLACE FUNCTION mlpipe.predict_table(model_ref text, source text, "into" text DEFAULT NULL, key text DEFAULT NULL,
                                      mode text DEFAULT 'append', params jsonb DEFAULT '{}',
                                      on_null text DEFAULT 'error', target_table text DEFAULT NULL)

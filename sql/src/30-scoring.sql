@@ -337,6 +337,25 @@ CREATE AGGREGATE mlpipe_internal._bin_counts(int, int) (
 COMMENT ON AGGREGATE mlpipe_internal._bin_counts(int, int) IS
     'Rows per bin: a bigint[nbins] of counts of 0-based bins (NULL bins not counted).';
 
+CREATE FUNCTION mlpipe_internal._elem_bin_counts_accum(bigint[], float8[], int[], int[], float8[], int[]) RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'mlpipe_elem_bin_counts_accum'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mlpipe_internal._elem_bin_counts_accum(bigint[], float8[], int[], int[], float8[], int[]) IS
+    'Transition function of _elem_bin_counts: counts one row''s elements and their bins.';
+
+-- The drift counts of several elements of a float8[] column in one call a
+-- row (issue #13, src/pg/drift.c): per element elements[k], the count of
+-- its non-NULL values, then nbins[k] counts of its bins by
+-- _bin_of(value, the next n_edges[k] values of edges), one bigint[].
+CREATE AGGREGATE mlpipe_internal._elem_bin_counts(float8[], int[], int[], float8[], int[]) (
+    SFUNC = mlpipe_internal._elem_bin_counts_accum,
+    STYPE = bigint[],
+    COMBINEFUNC = mlpipe_internal._bin_counts_combine,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE mlpipe_internal._elem_bin_counts(float8[], int[], int[], float8[], int[]) IS
+    'Per element of a float8[] column: its non-NULL count, then its rows per drift bin (one bigint[] for all elements).';
+
 -- The bin of a value given sorted distinct edges e[1..n] (the training
 -- minimum, deciles and maximum): 0 below e[1], 2k - 1 for x = e[k], 2k for
 -- e[k] < x < e[k+1] (2n above the maximum): 2n + 1 bins. Edges are bins of
@@ -607,13 +626,57 @@ DECLARE
     n      bigint;
     rel    regclass;
     from_  text;
+    arrs   text[];
+    spec   jsonb;
+    inner_ text[] := '{}';
+    agg    text;
+    off    int;
+    nb     int;
 BEGIN
-    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)) INTO cols FROM mlpipe_internal._source_columns(p_source) s;
+    SELECT pg_catalog.jsonb_object_agg(s.name, mlpipe_internal._type_class(s.type)),
+           pg_catalog.array_agg(s.name) FILTER (WHERE s.type OPERATOR(pg_catalog.=) 'double precision[]'::regtype)
+      INTO cols, arrs FROM mlpipe_internal._source_columns(p_source) s;
+    -- Numeric elements of a float8[] column are counted by one
+    -- _elem_bin_counts per column, a column of the inner query (inner_,
+    -- one row of aggregates): one call a row, not several per element, and
+    -- the same counts. spec maps such a column to "ref", that column, and
+    -- "at", each feature's offset in its counts (its non-NULL count, then
+    -- its bins).
+    SELECT coalesce(pg_catalog.jsonb_object_agg(g.col, pg_catalog.jsonb_build_object('at', g.at, 'ref', 's.mlpipe_a' OPERATOR(pg_catalog.||) g.k)), '{}'),
+           coalesce(pg_catalog.array_agg(pg_catalog.format('mlpipe_internal._elem_bin_counts(src.%I, %L::int[], %L::int[], %L::float8[], %L::int[]) AS mlpipe_a%s',
+                                                           g.col, g.els, g.nbs, g.eds, g.nes, g.k) ORDER BY g.k), '{}')
+      INTO spec, inner_
+      FROM (SELECT e.col, pg_catalog.row_number() OVER (ORDER BY pg_catalog.min(e.o)) AS k,
+                   pg_catalog.jsonb_object_agg(e.feat, e.off) AS at,
+                   pg_catalog.array_agg(e.el ORDER BY e.o)::text AS els,
+                   pg_catalog.array_agg(e.nb ORDER BY e.o)::text AS nbs,
+                   pg_catalog.array_agg(e.ne ORDER BY e.o)::text AS nes,
+                   coalesce(('{' OPERATOR(pg_catalog.||) pg_catalog.string_agg(pg_catalog.btrim(e.edges::text, '[]'), ',' ORDER BY e.o) FILTER (WHERE e.ne OPERATOR(pg_catalog.>) 0)
+                             OPERATOR(pg_catalog.||) '}')::float8[], '{}')::text AS eds
+              FROM (SELECT t.x->>'column'::text AS col, t.x->>'feature'::text AS feat, t.o, (t.x->>'element'::text)::int AS el,
+                           pg_catalog.jsonb_array_length(t.x->'counts'::text) AS nb, pg_catalog.jsonb_array_length(t.x->'edges'::text) AS ne,
+                           t.x->'edges'::text AS edges,
+                           pg_catalog.sum(1 OPERATOR(pg_catalog.+) pg_catalog.jsonb_array_length(t.x->'counts'::text))
+                               OVER (PARTITION BY t.x->>'column'::text ORDER BY t.o) OPERATOR(pg_catalog.-)
+                               (1 OPERATOR(pg_catalog.+) pg_catalog.jsonb_array_length(t.x->'counts'::text)) AS off
+                      FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) WITH ORDINALITY t(x, o)
+                     WHERE t.x->>'kind'::text OPERATOR(pg_catalog.=) 'numeric' AND t.x->>'element'::text IS NOT NULL
+                       AND t.x->>'column'::text OPERATOR(pg_catalog.=) ANY (arrs)) e
+             GROUP BY e.col) g;
     FOR f IN SELECT x FROM pg_catalog.jsonb_array_elements(p_profile->'features'::text) x LOOP
         IF NOT cols ? (f->>'column'::text) THEN
             RAISE EXCEPTION 'the source has no column "%" (feature "%" of the model)', f->>'column'::text, f->>'feature'::text
                 USING ERRCODE = '42703',
                       HINT = 'Columns: ' OPERATOR(pg_catalog.||) (SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) FROM pg_catalog.jsonb_object_keys(cols) k) OPERATOR(pg_catalog.||) '.';
+        END IF;
+        IF f->>'kind'::text = 'numeric' AND f->>'element'::text IS NOT NULL AND spec ? (f->>'column'::text) THEN
+            -- this element's slice of its column's counts: non-NULL count, then bins
+            agg := spec->(f->>'column'::text)->>'ref'::text;
+            off := (spec->(f->>'column'::text)->'at'::text->>(f->>'feature'::text))::int;
+            nb := pg_catalog.jsonb_array_length(f->'counts'::text);
+            exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', coalesce(%1$s[%2$s], 0), ''c'', CASE WHEN %1$s[%2$s] OPERATOR(pg_catalog.>) 0 THEN pg_catalog.to_jsonb(%1$s[%3$s:%4$s]) END)',
+                                     agg, off OPERATOR(pg_catalog.+) 1, off OPERATOR(pg_catalog.+) 2, off OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.+) nb);
+            CONTINUE;
         END IF;
         IF f->>'kind'::text = 'numeric' THEN
             IF cols->>(f->>'column'::text) NOT IN ('numeric', 'array') THEN
@@ -629,8 +692,9 @@ BEGIN
             bin := pg_catalog.format('coalesce(pg_catalog.array_position(%L::text[], %s), 0)', 
                           ARRAY(SELECT e FROM pg_catalog.jsonb_array_elements_text(f->'categories'::text) e)::text, ex);
         END IF;
-        exprs := exprs OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe_internal._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL)))',
-                                 ex, bin, pg_catalog.jsonb_array_length(f->'counts'::text), ex);
+        exprs := exprs OPERATOR(pg_catalog.||) ('s.mlpipe_f' OPERATOR(pg_catalog.||) pg_catalog.cardinality(inner_));
+        inner_ := inner_ OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.jsonb_build_object(''n'', pg_catalog.count(%s), ''c'', pg_catalog.to_jsonb(mlpipe_internal._bin_counts(%s, %s) FILTER (WHERE %s IS NOT NULL))) AS mlpipe_f%s',
+                                 ex, bin, pg_catalog.jsonb_array_length(f->'counts'::text), ex, pg_catalog.cardinality(inner_));
     END LOOP;
     IF pg_catalog.cardinality(exprs) = 0 THEN
         RETURN;
@@ -652,8 +716,9 @@ BEGIN
                 (p_fraction * 1048576::float8)::int);
         END IF;
     END IF;
-    EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_object(''n'', pg_catalog.count(*), ''f'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) FROM %s',
-                   pg_catalog.array_to_string(exprs, ', '), from_)
+    EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_build_object(''n'', s.mlpipe_n, ''f'', pg_catalog.to_jsonb(ARRAY[%s]::jsonb[])) '
+                              'FROM (SELECT pg_catalog.count(*) AS mlpipe_n, %s FROM %s) s',
+                   pg_catalog.array_to_string(exprs, ', '), pg_catalog.array_to_string(inner_, ', '), from_)
         INTO cur;
     n := (cur->>'n'::text)::bigint;
     IF n = 0 AND p_fraction < 1::float8 THEN

@@ -45,5 +45,37 @@ SELECT f->>'feature' AS feature,
                   GROUP BY g ORDER BY g) AS counts_equal
   FROM jsonb_array_elements(mlpipe.profile('pd_km')->'features') f
  ORDER BY 1;
+-- Drift counts of float8[] elements (issue #13): one _elem_bin_counts per
+-- array column gives the counts the per-element expressions gave. Over the
+-- training rows every PSI is 0 (the counts are the profile's); a shifted
+-- source with NULL elements gives the same figures as the same values in a
+-- real[] column (counted the per-element way).
+SELECT feature, psi = 0 AS psi_zero, null_rate_now, rows_now
+  FROM mlpipe_internal._drift_figures(mlpipe.profile('pd_km'), 'pts') ORDER BY feature;
+CREATE VIEW shifted AS
+SELECT i, ties, spread + 1 AS spread, mostly_zero, skewed,
+       ARRAY[x[1] + 1, CASE WHEN i % 4 = 0 THEN NULL ELSE x[2] END] AS x FROM pts;
+SELECT count(*) AS features,
+       count(*) FILTER (WHERE a.psi > 0) AS drifted,
+       count(*) FILTER (WHERE a.psi IS NOT DISTINCT FROM b.psi AND a.null_rate_now IS NOT DISTINCT FROM b.null_rate_now
+                          AND a.rows_now = b.rows_now) AS same_as_real
+  FROM mlpipe_internal._drift_figures(mlpipe.profile('pd_km'), 'shifted') a
+  JOIN mlpipe_internal._drift_figures(mlpipe.profile('pd_km'),
+         'SELECT i, ties, spread, mostly_zero, skewed, x::real[] AS x FROM t_profile_deciles.shifted') b USING (feature);
+-- The aggregate itself against the per-element expressions, on arrays with
+-- NULLs, NaN, other lower bounds, two dimensions, too few elements.
+CREATE TABLE eb (x float8[]);
+INSERT INTO eb VALUES ('{1,2,3}'), ('{0.5,NULL,7}'), (NULL), ('{NaN,2,2}'), ('[0:2]={5,6,7}'),
+                      ('{{1,2},{3,4}}'), ('{4}'), ('{}'), ('{-1,3,100,2,2}'), ('{0,2,5}');
+SELECT mlpipe_internal._elem_bin_counts(x, '{1,3,2,5}', '{7,5,7,1}', '{0,2,5,1,7,2,3,4}', '{3,2,3,0}') AS counts,
+       mlpipe_internal._elem_bin_counts(x, '{1,3,2,5}', '{7,5,7,1}', '{0,2,5,1,7,2,3,4}', '{3,2,3,0}')
+         = ARRAY[count(x[1])] || coalesce(mlpipe_internal._bin_counts(mlpipe_internal._bin_of(x[1], '{0,2,5}'), 7) FILTER (WHERE x[1] IS NOT NULL), array_fill(0::bigint, ARRAY[7]))
+           || count(x[3]) || coalesce(mlpipe_internal._bin_counts(mlpipe_internal._bin_of(x[3], '{1,7}'), 5) FILTER (WHERE x[3] IS NOT NULL), array_fill(0::bigint, ARRAY[5]))
+           || count(x[2]) || coalesce(mlpipe_internal._bin_counts(mlpipe_internal._bin_of(x[2], '{2,3,4}'), 7) FILTER (WHERE x[2] IS NOT NULL), array_fill(0::bigint, ARRAY[7]))
+           || count(x[5]) || coalesce(mlpipe_internal._bin_counts(mlpipe_internal._bin_of(x[5], '{}'), 1) FILTER (WHERE x[5] IS NOT NULL), array_fill(0::bigint, ARRAY[1]))
+         AS same_counts
+  FROM eb;
+SELECT mlpipe_internal._elem_bin_counts(x, '{1}', '{1}', '{0}', '{1}') FROM eb;
+SELECT mlpipe_internal._elem_bin_counts(x, '{1}', '{3}', '{0}', '{2}') FROM eb;
 DROP SCHEMA t_profile_deciles CASCADE;
 SELECT mlpipe.drop_model('pd_km');

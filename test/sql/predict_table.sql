@@ -238,4 +238,14 @@ BEGIN;
 CREATE TABLE pt_f4 (id int NOT NULL, prediction float8);
 SELECT mlpipe_internal._fill_table('pt_f4', 'SELECT 1, 2::float8');
 ROLLBACK;
-DROP TABLE pt_f1, pt_f1_ctas, pt_f2, pt_f3;
+-- _has_preprocessing reads the artifact's section list (issue #13): a
+-- model with preprocessing is scored in the row form, one without in the
+-- float8[] form; a truncated artifact is refused as before.
+SELECT version FROM mlpipe.train('pt_pp', 'gbt', 'pt_trips', 'y', '{fdist,fdur}', '{"n_estimators": 3, "seed": 1, "preprocess": {"*": {"impute": "median"}}}');
+SELECT m, mlpipe_internal._has_preprocessing(mlpipe.artifact(m)) AS has_preprocessing
+  FROM unnest(ARRAY['pt_gb', 'pt_km', 'pt_pp']) m;
+SELECT mlpipe_internal._has_preprocessing('\x00'::bytea);
+SELECT mlpipe.predict_table('pt_pp', 'pt_trips', target_table => 'pt_f5', key => 'id');
+SELECT count(*) AS rows, count(*) FILTER (WHERE s.prediction IS DISTINCT FROM mlpipe.predict('pt_pp', t)) AS disagree
+  FROM pt_f5 s JOIN pt_trips t USING (id);
+DROP TABLE pt_f1, pt_f1_ctas, pt_f2, pt_f3, pt_f5;

@@ -13,6 +13,8 @@
 #include "utils/builtins.h"
 #include "utils/float.h"
 
+#include <math.h>
+
 PG_FUNCTION_INFO_V1(mlpipe_bin_counts_accum);
 PG_FUNCTION_INFO_V1(mlpipe_bin_counts_combine);
 PG_FUNCTION_INFO_V1(mlpipe_bin_of);
@@ -102,22 +104,37 @@ mlpipe_bin_counts_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(a);
 }
 
-/* The bin of x among n sorted distinct edges v (see _bin_of below). */
+/*
+ * The bin of x among n sorted distinct edges v (see _bin_of below). The
+ * search steps choose by a compare, not a branch (the drift sample bins
+ * every element of every row, in no predictable order). A NaN x is above
+ * every edge; for any other x, v[i] <= x is float8_le's answer (a NaN
+ * edge is above x, -0 equals +0).
+ */
 static inline int
 bin_index(const float8 *v, int n, float8 x)
 {
-	int			lo = 0,
-				hi = n;
+	int			lo;
 
-	/* lo = the number of edges <= x (float8 order: NaN is the largest). */
-	while (lo < hi)
+	/* lo = the number of edges <= x */
+	if (isnan(x))
+		lo = n;
+	else if (n == 0)
+		lo = 0;
+	else
 	{
-		int			mid = lo + (hi - lo) / 2;
+		const float8 *base = v;
+		int			len = n;
 
-		if (float8_le(v[mid], x))
-			lo = mid + 1;
-		else
-			hi = mid;
+		/* every edge before base is <= x; the count is within base[0..len) */
+		while (len > 1)
+		{
+			int			half = len >> 1;
+
+			base = base[half] <= x ? base + half : base;
+			len -= half;
+		}
+		lo = (int) (base - v) + (*base <= x);
 	}
 	if (lo == 0)
 		return 0;

@@ -77,5 +77,11 @@ SELECT mlpipe_internal._elem_bin_counts(x, '{1,3,2,5}', '{7,5,7,1}', '{0,2,5,1,7
   FROM eb;
 SELECT mlpipe_internal._elem_bin_counts(x, '{1}', '{1}', '{0}', '{1}') FROM eb;
 SELECT mlpipe_internal._elem_bin_counts(x, '{1}', '{3}', '{0}', '{2}') FROM eb;
+-- _bin_of's search (a compare per step, no branch): every case of the
+-- rule, with infinities, NaN (above every number, equal to a NaN edge) and -0.
+SELECT e AS edges, string_agg(v::text || '->' || mlpipe_internal._bin_of(v, e), ' ' ORDER BY o) AS bins
+  FROM (VALUES ('{1,2,3}'::float8[]), ('{1,2,NaN}'), ('{}'), ('{0}'), ('{-Infinity,5}')) es(e),
+       unnest('{-Infinity,-0,0,0.5,1,1.5,2,2.5,3,4,5,Infinity,NaN}'::float8[]) WITH ORDINALITY u(v, o)
+ GROUP BY e ORDER BY e::text;
 DROP SCHEMA t_profile_deciles CASCADE;
 SELECT mlpipe.drop_model('pd_km');

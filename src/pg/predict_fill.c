@@ -81,15 +81,20 @@ fill_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("the query returns %d columns, table \"%s\" has %d",
 						typeinfo->natts, RelationGetRelationName(r->rel), td->natts)));
+	/* the same type, and the same typmod where the table's column has one */
 	for (i = 0; i < td->natts; i++)
 		if (TupleDescAttr(td, i)->attisdropped ||
-			TupleDescAttr(td, i)->atttypid != TupleDescAttr(typeinfo, i)->atttypid)
+			TupleDescAttr(td, i)->atttypid != TupleDescAttr(typeinfo, i)->atttypid ||
+			(TupleDescAttr(td, i)->atttypmod != -1 &&
+			 TupleDescAttr(td, i)->atttypmod != TupleDescAttr(typeinfo, i)->atttypmod))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column %d of the query has type %s, of table \"%s\" %s", i + 1,
-							format_type_be(TupleDescAttr(typeinfo, i)->atttypid),
+							format_type_with_typemod(TupleDescAttr(typeinfo, i)->atttypid,
+													 TupleDescAttr(typeinfo, i)->atttypmod),
 							RelationGetRelationName(r->rel),
-							format_type_be(TupleDescAttr(td, i)->atttypid))));
+							format_type_with_typemod(TupleDescAttr(td, i)->atttypid,
+													 TupleDescAttr(td, i)->atttypmod))));
 	/* as CREATE TABLE AS's intorel_startup: before the plan enters parallel mode */
 	r->cid = GetCurrentCommandId(true);
 }

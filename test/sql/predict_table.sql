@@ -231,6 +231,15 @@ CREATE TABLE pt_f4 (id int, prediction float8);
 SELECT mlpipe_internal._fill_table('pt_f4', 'SELECT 1, ''x''::text');
 ROLLBACK;
 BEGIN;
+CREATE TABLE pt_f4 (id int, label varchar(3));
+SELECT mlpipe_internal._fill_table('pt_f4', 'SELECT 1, ''long''::varchar(10)');
+ROLLBACK;
+BEGIN;
+CREATE TABLE pt_f4 (id numeric(6,2), label varchar(10));
+SELECT mlpipe_internal._fill_table('pt_f4', 'SELECT 1.5::numeric(6,2), ''ok''::varchar(10)');
+SELECT * FROM pt_f4;
+ROLLBACK;
+BEGIN;
 CREATE TABLE pt_f4 (id int PRIMARY KEY, prediction float8);
 SELECT mlpipe_internal._fill_table('pt_f4', 'SELECT 1, 2::float8');
 ROLLBACK;
@@ -248,4 +257,9 @@ SELECT mlpipe_internal._has_preprocessing('\x00'::bytea);
 SELECT mlpipe.predict_table('pt_pp', 'pt_trips', target_table => 'pt_f5', key => 'id');
 SELECT count(*) AS rows, count(*) FILTER (WHERE s.prediction IS DISTINCT FROM mlpipe.predict('pt_pp', t)) AS disagree
   FROM pt_f5 s JOIN pt_trips t USING (id);
-DROP TABLE pt_f1, pt_f1_ctas, pt_f2, pt_f3, pt_f5;
+-- A key with a typmod keeps it (the table is made WITH NO DATA from the same SELECT).
+SELECT mlpipe.predict_table('pt_gb', 'SELECT id::numeric(8,2) AS trip, (''t'' || id)::varchar(12) AS name, fdist, fdur FROM pt_trips',
+                            target_table => 'pt_f6', key => 'trip');
+SELECT format_type(atttypid, atttypmod) AS key_type, (SELECT count(*) FROM pt_f6) AS rows
+  FROM pg_attribute WHERE attrelid = 'pt_f6'::regclass AND attname = 'trip';
+DROP TABLE pt_f1, pt_f1_ctas, pt_f2, pt_f3, pt_f5, pt_f6;

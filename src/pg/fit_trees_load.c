@@ -9,9 +9,12 @@
  * source again and bins each row as it arrives, one byte per value. Either
  * way the rows are then put in the canonical order (ascending content hash,
  * ties by content: src/core/roworder.h) before anything depends on their
- * positions. Targets become provisional label ids (text, boolean, enum
- * targets) or values, and at the end final class indices or regression
- * values (trees_finish_targets, fit_trees_targets.c).
+ * positions; with two passes, pass 1 keeps each row's sort key, so that
+ * pass 2 writes each row where that order puts it (predict_slots) and
+ * nothing moves afterwards when the source reads the same both times.
+ * Targets become provisional label ids (text, boolean, enum targets) or
+ * values, and at the end final class indices or regression values
+ * (trees_finish_targets, fit_trees_targets.c).
  */
 #include "fit_trees_int.h"
 

@@ -404,6 +404,23 @@ sort_runs(const MlEnv *env, uint64_t *a, int64_t n, MlRowTieFn tie, void *arg)
 	return true;
 }
 
+/*
+ * True when keys[0..n) ascend already (keys are distinct: their low bits
+ * are row numbers): rows written to the slots their pass-1 hashes
+ * predicted (fit_trees_load.c) need no sort and, but for equal hash bits,
+ * no move.
+ */
+static bool
+keys_ascending(const uint64_t *keys, int64_t n)
+{
+	int64_t		i;
+
+	for (i = 1; i < n; i++)
+		if (keys[i - 1] > keys[i])
+			return false;
+	return true;
+}
+
 /* Sorts the keys into the canonical order, in place (roworder.h). */
 MlStatus
 ml_canonical_order(const MlEnv *env, uint64_t *keys, int64_t n,
@@ -416,7 +433,9 @@ ml_canonical_order(const MlEnv *env, uint64_t *keys, int64_t n,
 	if (n < 0 || (uint64_t) n > ML_ORDER_ROW_MASK)
 		return ml_fail(err, ML_ERR_DATA, "cannot order %lld rows: at most %llu",
 					   (long long) n, (unsigned long long) ML_ORDER_ROW_MASK);
-	if (n < SMALL_BUCKET)
+	if (keys_ascending(keys, n))
+		;						/* placed in order already: only the runs are left */
+	else if (n < SMALL_BUCKET)
 		insertion_sort_keys(keys, n);
 	else
 	{
@@ -431,7 +450,7 @@ ml_canonical_order(const MlEnv *env, uint64_t *keys, int64_t n,
 				return ml_fail_cancelled(err);
 		}
 	}
-	if (!sort_runs(env, keys, n, tie, arg))
+	if (tie != NULL && !sort_runs(env, keys, n, tie, arg))
 		return ml_fail_cancelled(err);
 	return ML_OK;
 }
@@ -510,6 +529,8 @@ ml_permute_arrays(const MlEnv *env, int narr, void *const *arrays, const size_t 
 
 		if (done[start >> 3] & (1 << (start & 7)))
 			continue;
+		if (order[start] == start)
+			continue;			/* a row that stays: nothing to move */
 		for (a = 0; a < narr; a++)
 			if (arrays[a] != NULL)
 			{
@@ -686,4 +707,116 @@ ml_sample_heap_order(MlSample *s)
 			j = k;
 		}
 	}
+}
+
+/*
+ * The value of rank k (0-based) of a[0..n), moving a's values (Hoare's
+ * selection with the middle value as pivot: priorities are hashes, so no
+ * input order is adversarial; equal values split evenly).
+ */
+static uint64_t
+select_rank(uint64_t *a, int64_t n, int64_t k)
+{
+	int64_t		lo = 0,
+				hi = n - 1;
+
+	while (lo < hi)
+	{
+		uint64_t	pivot = a[lo + (hi - lo) / 2];
+		int64_t		i = lo,
+					j = hi;
+
+		while (i <= j)
+		{
+			while (a[i] < pivot)
+				i++;
+			while (a[j] > pivot)
+				j--;
+			if (i <= j)
+			{
+				uint64_t	t = a[i];
+
+				a[i++] = a[j];
+				a[j--] = t;
+			}
+		}
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			return a[k];
+	}
+	return a[k];
+}
+
+/* Where a row of priority p goes in the buffered sample, or -1 (roworder.h). */
+int64_t
+ml_sample_buf_slot(MlSampleBuf *s, uint64_t p)
+{
+	if (s->reduced && p >= s->bound)
+		return -1;
+	if (s->n == s->cap)
+	{
+		ml_sample_buf_reduce(s);
+		if (p >= s->bound)
+			return -1;
+	}
+	return s->n;
+}
+
+/* Records the row just written to slot (the next) with priority p. */
+void
+ml_sample_buf_commit(MlSampleBuf *s, int64_t slot, uint64_t p)
+{
+	s->prio[slot] = p;
+	s->n = slot + 1;
+}
+
+/*
+ * Keeps the k smallest priorities of the n rows (when n > k): the rank-k
+ * value T, every row below it and the first rows equal to it that make k;
+ * kept rows past k fill the gaps before k, from the end. bound becomes T.
+ */
+void
+ml_sample_buf_reduce(MlSampleBuf *s)
+{
+	uint8_t    *rows = s->rows;
+	size_t		rb = s->row_bytes;
+	uint8_t    *keep = (uint8_t *) s->scratch;
+	uint64_t	t;
+	int64_t		i,
+				lo,
+				hi,
+				equal_left;
+
+	if (s->n <= s->k)
+		return;
+	memcpy(s->scratch, s->prio, sizeof(uint64_t) * s->n);
+	t = select_rank(s->scratch, s->n, s->k - 1);
+	equal_left = s->k;
+	for (i = 0; i < s->n; i++)
+		equal_left -= s->prio[i] < t;
+	/* keep flags over the scratch (its values are done with) */
+	for (i = 0; i < s->n; i++)
+		keep[i] = s->prio[i] < t || (s->prio[i] == t && equal_left-- > 0);
+	lo = 0;
+	hi = s->n - 1;
+	for (;;)
+	{
+		while (lo < hi && keep[lo])
+			lo++;
+		while (hi > lo && !keep[hi])
+			hi--;
+		if (lo >= hi)
+			break;
+		s->prio[lo] = s->prio[hi];
+		if (rb > 0)
+			memcpy(rows + (size_t) lo * rb, rows + (size_t) hi * rb, rb);
+		keep[lo] = 1;
+		keep[hi] = 0;
+	}
+	s->n = s->k;
+	s->bound = t;
+	s->reduced = true;
 }

@@ -70,7 +70,9 @@ ml_order_key(uint64_t hash, int64_t row)
 /*
  * Sorts keys[0..n) in place into the canonical order: ascending by hash
  * bits, equal hash bits by tie() (rows that tie() calls equal are identical
- * and stay in any order). No memory beyond the keys; cancel-checked.
+ * and stay in any order; tie NULL: hash bits and row numbers alone). Keys
+ * that ascend already are left as they are. No memory beyond the keys;
+ * cancel-checked.
  * ml_order_from_keys then turns the sorted keys, in place, into the order
  * ml_permute_rows takes (order[i]: the row that goes to position i) and
  * returns it (the same memory).
@@ -122,5 +124,37 @@ typedef struct MlSample
 int64_t		ml_sample_slot(const MlSample *s, uint64_t p);
 void		ml_sample_commit(MlSample *s, int64_t slot, uint64_t p);
 void		ml_sample_heap_order(MlSample *s);
+
+/*
+ * The same bottom-k sample by selection instead of a heap: the k smallest
+ * priorities (as a multiset: the heap's, with rows of equal priority kept
+ * in some order) over the caller's buffers of cap > k rows. A row is
+ * appended (sequential writes) unless its priority is at or above bound;
+ * a full buffer keeps its k smallest (ml_sample_buf_reduce: a selection,
+ * then rows from the end fill the gaps, at most cap - k row moves) and
+ * bound becomes the largest of them. The heap instead sifts ~log2(k)
+ * entries, each a cache miss, for every row it replaces. Rows end in no
+ * particular order. Set prio, rows, row_bytes, k, cap, scratch (cap
+ * words) and n (rows already in, up to cap); the rest zero.
+ * ml_sample_buf_slot says where a row of priority p goes (-1: not kept);
+ * the caller writes it there and calls ml_sample_buf_commit; at the end
+ * ml_sample_buf_reduce leaves min(n, k) rows.
+ */
+typedef struct MlSampleBuf
+{
+	uint64_t   *prio;
+	void	   *rows;
+	size_t		row_bytes;
+	int64_t		k;
+	int64_t		cap;
+	int64_t		n;
+	uint64_t   *scratch;
+	uint64_t	bound;			/* once reduced: rows at or above it are not kept */
+	bool		reduced;
+} MlSampleBuf;
+
+int64_t		ml_sample_buf_slot(MlSampleBuf *s, uint64_t p);
+void		ml_sample_buf_commit(MlSampleBuf *s, int64_t slot, uint64_t p);
+void		ml_sample_buf_reduce(MlSampleBuf *s);
 
 #endif

@@ -36,11 +36,22 @@ typedef struct LoadBlock
 	int			cap;
 	int			d;
 	uint64		h0;
-	int64		row0;			/* pass 2: the row of B and rh its first row is */
+	int64	   *row;			/* pass 1: each row's index among rows with a
+								 * target, or -1; pass 2: its slot in B */
+	uint64	   *keys;			/* pass 1: where the rows' sort keys go */
 	const TreeBins *bins;		/* pass 2, set when handed over */
-	uint8	   *B;
+	uint8	   *binned;			/* pass 2: cap x d bin codes before they go to B */
+	double	   *yv;				/* pass 2: the rows' targets and split values */
+	int32	   *yl;
+	double	   *sv;
+	uint8	   *B;				/* pass 2: where they go, by slot */
 	uint64	   *rh;
-	MlSample   *heap;			/* pass 1: the sample the rows are offered to */
+	double	   *to_yv;
+	int32	   *to_yl;
+	double	   *to_sv;
+	MlSampleBuf *sbuf;			/* pass 1: the sample the rows are offered to */
+	ProfileSampler *profile;	/* pass 1: the training profile's sampler, or NULL */
+	uint64	   *profile_h;		/* its hashes of the block's rows */
 	double	   *sample;
 } LoadBlock;
 
@@ -83,8 +94,14 @@ typedef struct TreeLoad
 	const SourceInfo *info;		/* the scan's layout: categorical columns, dictionaries */
 	uint64		h0;				/* hash state for the seed */
 	uint64	   *sample_prio;	/* pass 1: content hash of each sample slot */
-	MlSample	heap;			/* pass 1 over TREES_SAMPLE rows: the bottom-k sample */
-	uint64	   *rh;				/* pass 2: sort key (content hash, row) of each row with a target */
+	MlSampleBuf sbuf;			/* pass 1 over TREES_SAMPLE rows: the bottom-k sample */
+	ProfileSampler *profile;	/* pass 1: the training profile's sampler, or NULL */
+	uint64	   *rh;				/* pass 2: sort key (content hash, slot) of each slot of B */
+	/* pass 1 -> 2: where each row goes, from pass 1's hashes (see trees_load_pass2) */
+	uint64	   *keys1;			/* pass 1: sort key of each row with a target */
+	int64		keys1_cap;
+	int64		n1;				/* rows with a target in pass 1 (keys1's rows) */
+	uint32	   *slot_of;		/* pass 2: the slot of B of pass-1 row k (k < n1) */
 	LoadBlock	blk[2];			/* rows read, not yet hashed: one filling, one handed over */
 	int			cur;			/* the block being filled */
 	bool		posted;			/* the other block is on a pool worker */

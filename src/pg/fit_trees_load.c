@@ -9,9 +9,12 @@
  * source again and bins each row as it arrives, one byte per value. Either
  * way the rows are then put in the canonical order (ascending content hash,
  * ties by content: src/core/roworder.h) before anything depends on their
- * positions. Targets become provisional label ids (text, boolean, enum
- * targets) or values, and at the end final class indices or regression
- * values (trees_finish_targets).
+ * positions; with two passes, pass 1 keeps each row's sort key, so that
+ * pass 2 writes each row where that order puts it (predict_slots) and
+ * nothing moves afterwards when the source reads the same both times.
+ * Targets become provisional label ids (text, boolean, enum targets) or
+ * values, and at the end final class indices or regression values
+ * (trees_finish_targets, fit_trees_targets.c).
  */
 #include "fit_trees_int.h"
 
@@ -25,9 +28,6 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-
-/* An integer target with at most this many distinct values is a class label. */
-#define INT_CLASS_LIMIT 20
 
 /* Grows the per-row target arrays (and B, and the split column) to twice their rows. */
 static void
@@ -159,9 +159,14 @@ row_hash(TreeLoad *L, const double *x, const SourceTarget *t)
 	return h;
 }
 
-/* Records the target of the next row; false when the row is skipped. */
+/*
+ * Records the target of the next row at index at of yv, yl and sv (those
+ * in use: pass 1 gives L's arrays, grown for it, pass 2 its block's);
+ * false when the row is skipped.
+ */
 static bool
-load_target(TreeLoad *L, const SourceTarget *t, int64 rowno)
+load_target(TreeLoad *L, const SourceTarget *t, int64 rowno, double *yv, int32 *yl, double *sv,
+			int64 at)
 {
 	if (t->isnull)
 	{
@@ -172,10 +177,8 @@ load_target(TreeLoad *L, const SourceTarget *t, int64 rowno)
 		L->skipped_target++;
 		return false;
 	}
-	if (L->n == L->cap)
-		load_grow_targets(L);
 	if (L->classify_by_type)
-		L->yl[L->n] = label_id(L, target_label(L, t->datum));
+		yl[at] = label_id(L, target_label(L, t->datum));
 	else
 	{
 		double		v = target_number(L, t->datum);
@@ -188,15 +191,27 @@ load_target(TreeLoad *L, const SourceTarget *t, int64 rowno)
 			L->skipped_target++;
 			return false;
 		}
-		L->yv[L->n] = v == 0 ? 0.0 : v;	/* -0 and 0 are one class */
+		yv[at] = v == 0 ? 0.0 : v;	/* -0 and 0 are one class */
 	}
 	if (L->split_kind == SPLIT_COL_TIME && t->split_isnull)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("time split column \"%s\" is NULL in row " INT64_FORMAT, L->split_column, rowno),
 						errhint("Every row needs a time to be placed before or after the split; filter such rows in the source.")));
 	if (L->split_kind != SPLIT_COL_NONE)
-		L->sv[L->n] = t->split_isnull ? 0.0 : t->split_value;	/* column split: NULL is a training row */
+		sv[at] = t->split_isnull ? 0.0 : t->split_value;	/* column split: NULL is a training row */
 	return true;
+}
+
+/*
+ * Whether pass 2's load_target will keep a row (without its errors: pass 2
+ * raises them as before); pass 1 predicts the rows' places from it.
+ */
+static bool
+target_usable(TreeLoad *L, const SourceTarget *t)
+{
+	if (t->isnull)
+		return false;
+	return L->classify_by_type || isfinite(target_number(L, t->datum));
 }
 
 /* Pass 1 sees the source's shape: the target's type decides labels or values. */
@@ -259,28 +274,31 @@ sample_reserve(TreeLoad *L, int64 rows)
 }
 
 /*
- * Turns the full sample into a max-heap by content hash, the first time a
- * row does not fit: from here on it keeps the TREES_SAMPLE smallest hashes.
- * The heap orders slot numbers, not rows (a row is 8 * d bytes, moved up
- * to 17 times a replacement otherwise); trees_load_pass1 puts the rows
- * in heap order at the end.
+ * The first time a row does not fit the full sample: from here on it keeps
+ * the TREES_SAMPLE smallest hashes, as a buffer of a quarter more rows that
+ * is cut back to them when full (MlSampleBuf: rows appended in order, no
+ * heap). The sample grows to that buffer, here, in mlpipe.max_memory.
  */
 static void
-sample_start_heap(TreeLoad *L)
+sample_start_buf(TreeLoad *L)
 {
-	int64		i;
+	int64		cap = TREES_SAMPLE + TREES_SAMPLE / 4;
 
+	pg_memory_check((double) cap * (L->d * sizeof(double) + 2 * sizeof(uint64)) + (double) L->keys1_cap * sizeof(uint64),
+					"Raise mlpipe.max_memory, or train on a sample of the source.",
+					"training data of " INT64_FORMAT " rows x %d features", cap, L->d);
 	L->sample_is_all = false;
-	L->heap.prio = L->sample_prio;
-	L->heap.rows = L->sample;
-	L->heap.row_bytes = sizeof(double) * L->d;
-	L->heap.cap = TREES_SAMPLE;
-	L->heap.kept = 0;
-	L->heap.tmp = MemoryContextAlloc(L->mcxt, sizeof(double) * Max(L->d, 1));
-	/* rows stay where they are written; the heap moves their slot numbers */
-	L->heap.slot_of = MemoryContextAlloc(L->mcxt, sizeof(int64) * TREES_SAMPLE);
-	for (i = 0; i < L->seen; i++)
-		ml_sample_commit(&L->heap, i, L->sample_prio[i]);
+	L->sample = repalloc_huge(L->sample, sizeof(double) * cap * L->d);
+	L->sample_prio = repalloc_huge(L->sample_prio, sizeof(uint64) * cap);
+	L->sample_cap = cap;
+	memset(&L->sbuf, 0, sizeof(L->sbuf));
+	L->sbuf.prio = L->sample_prio;
+	L->sbuf.rows = L->sample;
+	L->sbuf.row_bytes = sizeof(double) * L->d;
+	L->sbuf.k = TREES_SAMPLE;
+	L->sbuf.cap = cap;
+	L->sbuf.n = L->seen;
+	L->sbuf.scratch = MemoryContextAllocHuge(L->mcxt, sizeof(uint64) * cap);
 }
 
 /*
@@ -305,6 +323,12 @@ blocks_init(TreeLoad *L)
 		b->tail = MemoryContextAlloc(L->mcxt, sizeof(uint64) * LOAD_TAIL * cap);
 		b->tail_n = MemoryContextAlloc(L->mcxt, cap);
 		b->h = MemoryContextAlloc(L->mcxt, sizeof(uint64) * cap);
+		b->row = MemoryContextAlloc(L->mcxt, sizeof(int64) * cap);
+		b->binned = MemoryContextAlloc(L->mcxt, (Size) cap * Max(L->d, 1));
+		b->yv = MemoryContextAlloc(L->mcxt, sizeof(double) * cap);
+		b->yl = MemoryContextAlloc(L->mcxt, sizeof(int32) * cap);
+		b->sv = MemoryContextAlloc(L->mcxt, sizeof(double) * cap);
+		b->profile_h = MemoryContextAlloc(L->mcxt, sizeof(uint64) * cap);
 	}
 	L->cur = 0;
 	L->posted = false;
@@ -319,6 +343,27 @@ blocks_wait(TreeLoad *L)
 	L->posted = false;
 }
 
+/*
+ * Room in keys1 for one more row's sort key (waits for the block on the
+ * pool worker first: it writes into keys1).
+ */
+static void
+keys1_reserve(TreeLoad *L)
+{
+	int64		cap;
+
+	if (L->n1 < L->keys1_cap)
+		return;
+	blocks_wait(L);
+	cap = Max(L->keys1_cap * 2, 65536);
+	pg_memory_check((double) cap * sizeof(uint64) + (double) L->sample_cap * L->d * (sizeof(double) + 1),
+					"Raise mlpipe.max_memory, or train on a sample of the source.",
+					"training data of " INT64_FORMAT " rows x %d features", cap, L->d);
+	L->keys1 = L->keys1 ? repalloc_huge(L->keys1, sizeof(uint64) * cap)
+		: MemoryContextAllocHuge(L->mcxt, sizeof(uint64) * cap);
+	L->keys1_cap = cap;
+}
+
 /* Frees the blocks (after blocks_wait). */
 static void
 blocks_free(TreeLoad *L)
@@ -331,6 +376,12 @@ blocks_free(TreeLoad *L)
 		pfree(L->blk[k].tail);
 		pfree(L->blk[k].tail_n);
 		pfree(L->blk[k].h);
+		pfree(L->blk[k].row);
+		pfree(L->blk[k].binned);
+		pfree(L->blk[k].yv);
+		pfree(L->blk[k].yl);
+		pfree(L->blk[k].sv);
+		pfree(L->blk[k].profile_h);
 		L->blk[k].x = NULL;
 	}
 }
@@ -379,8 +430,10 @@ blocks_flush(TreeLoad *L, MlTaskFn fn)
 
 /*
  * Pass 1's work on a block of rows past the first TREES_SAMPLE: hashes
- * them and offers them to the bottom-k sample in row order, as pass1_row
- * did a row at a time (the same sample). Plain C: runs on a pool worker.
+ * them, writes the sort keys of those with a target to keys1 and offers
+ * them to the bottom-k sample in row order, as pass1_row did a row at a
+ * time (the same sample), then to the training profile's sampler (the
+ * same offers in the same order). Plain C: runs on a pool worker.
  */
 static void
 pass1_block_task(void *arg, int task, int n_tasks)
@@ -391,15 +444,28 @@ pass1_block_task(void *arg, int task, int n_tasks)
 
 	block_hash(b);
 	for (i = 0; i < b->n; i++)
+		if (b->row[i] >= 0)
+			b->keys[b->row[i]] = ml_order_key(b->h[i], b->row[i]);
+	for (i = 0; i < b->n; i++)
 	{
-		int64		slot = ml_sample_slot(b->heap, b->h[i]);
+		int64		slot = ml_sample_buf_slot(b->sbuf, b->h[i]);
 
 		if (slot < 0)
 			continue;
 		for (j = 0; j < b->d; j++)
 			b->sample[(Size) slot * b->d + j] = b->x[(Size) j * b->cap + i];
-		ml_sample_commit(b->heap, slot, b->h[i]);
+		ml_sample_buf_commit(b->sbuf, slot, b->h[i]);
 	}
+	if (b->profile)
+		profile_offer_block(b->profile, b->x, b->cap, b->n, b->profile_h);
+}
+
+/* Hands pass 1's block over with where its sort keys go (keys1 as it is now). */
+static void
+pass1_flush(TreeLoad *L)
+{
+	L->blk[L->cur].keys = L->keys1;
+	blocks_flush(L, pass1_block_task);
 }
 
 /*
@@ -417,23 +483,49 @@ pass1_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 	{
 		uint64		p = row_hash(L, x, t);
 
+		if (L->profile)
+			profile_add_row(L->profile, x);
+
 		sample_reserve(L, L->seen + 1);
 		slot = L->seen;
-		L->sample_src[slot] = load_target(L, t, rowno) ? L->n++ : -1;
+		if (L->n == L->cap)
+			load_grow_targets(L);
+		L->sample_src[slot] = load_target(L, t, rowno, L->yv, L->yl, L->sv, L->n) ? L->n++ : -1;
 		L->sample_prio[slot] = p;
 		memcpy(L->sample + (Size) slot * L->d, x, sizeof(double) * L->d);
+		if (L->sample_src[slot] >= 0 && !L->keep_all)
+		{
+			keys1_reserve(L);
+			L->keys1[L->n1] = ml_order_key(p, L->n1);
+			L->n1++;
+		}
 	}
 	else
 	{
+		int64		k = -1;
+		int			n;
+
 		if (L->sample_is_all)
 		{
-			sample_start_heap(L);
+			sample_start_buf(L);
 			blocks_init(L);
-			L->blk[0].heap = L->blk[1].heap = &L->heap;
+			L->blk[0].sbuf = L->blk[1].sbuf = &L->sbuf;
+			/* the profile's rows from here on go with the blocks */
+			if (L->profile && profile_block_ready(L->profile))
+				L->blk[0].profile = L->blk[1].profile = L->profile;
 			L->blk[0].sample = L->blk[1].sample = L->sample;
 		}
-		if (block_add(L, x, t, NULL) == L->blk[L->cur].cap)
-			blocks_flush(L, pass1_block_task);
+		if (L->profile && L->blk[L->cur].profile == NULL)
+			profile_add_row(L->profile, x);
+		if (target_usable(L, t))
+		{
+			keys1_reserve(L);
+			k = L->n1++;
+		}
+		n = block_add(L, x, t, NULL);
+		L->blk[L->cur].row[n - 1] = k;
+		if (n == L->blk[L->cur].cap)
+			pass1_flush(L);
 	}
 	L->seen++;
 }
@@ -452,9 +544,10 @@ pass2_plan(void *arg, const SourceInfo *info)
 }
 
 /*
- * Pass 2's work on a block: bins its rows into B column by column
+ * Pass 2's work on a block: bins its rows column by column
  * (trees_bins_apply_block: one feature's 2 KB of cuts stay in L1 for the
- * whole block), hashes them and writes their sort keys. Plain C: runs on a
+ * whole block), hashes them and writes each row's bin codes, sort key and
+ * targets to its slot of B, rh and the target arrays. Plain C: runs on a
  * pool worker.
  */
 static void
@@ -463,10 +556,21 @@ pass2_block_task(void *arg, int task, int n_tasks)
 	LoadBlock  *b = arg;
 	int			i;
 
-	trees_bins_apply_block(b->bins, b->x, b->cap, b->n, b->B, b->row0);
+	trees_bins_apply_block(b->bins, b->x, b->cap, b->n, b->binned, 0);
 	block_hash(b);
 	for (i = 0; i < b->n; i++)
-		b->rh[b->row0 + i] = ml_order_key(b->h[i], b->row0 + i);
+	{
+		int64		slot = b->row[i];
+
+		memcpy(b->B + (Size) slot * b->d, b->binned + (Size) i * b->d, b->d);
+		b->rh[slot] = ml_order_key(b->h[i], slot);
+		if (b->to_yv)
+			b->to_yv[slot] = b->yv[i];
+		if (b->to_yl)
+			b->to_yl[slot] = b->yl[i];
+		if (b->to_sv)
+			b->to_sv[slot] = b->sv[i];
+	}
 }
 
 /* Hands pass 2's block over with where its rows go (B and rh as they are now). */
@@ -478,25 +582,75 @@ pass2_flush(TreeLoad *L)
 	b->bins = L->bins;
 	b->B = L->B;
 	b->rh = L->rh;
+	b->to_yv = L->yv;
+	b->to_yl = L->yl;
+	b->to_sv = L->sv;
 	blocks_flush(L, pass2_block_task);
 }
 
-/* Pass 2: each row with a target goes to B (binned and hashed a block of rows at a time). */
+/*
+ * Pass 2: each row with a target goes to its slot of B (binned and hashed
+ * a block of rows at a time): the one pass 1 predicted for it, or past
+ * pass 1's rows the next.
+ */
 static void
 pass2_row(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 {
 	TreeLoad   *L = arg;
 	LoadBlock  *b = &L->blk[L->cur];
+	int64		slot;
+	int			n;
 
 	if (L->n == L->cap)
-		blocks_wait(L);			/* B and rh grow: the worker writes into them */
-	if (!load_target(L, t, rowno))
+	{
+		blocks_wait(L);			/* B, rh and targets grow: the worker writes into them */
+		load_grow_targets(L);
+	}
+	slot = L->n < L->n1 ? (int64) L->slot_of[L->n] : L->n;
+	if (!load_target(L, t, rowno, b->yv, b->yl, b->sv, b->n))
 		return;
-	if (b->n == 0)
-		b->row0 = L->n;
-	if (block_add(L, x, t, L->classify_by_type ? L->labels[L->yl[L->n]] : NULL) == b->cap)
+	b->row[b->n] = slot;
+	n = block_add(L, x, t, L->classify_by_type ? L->labels[b->yl[b->n]] : NULL);
+	if (n == b->cap)
 		pass2_flush(L);
 	L->n++;
+}
+
+/*
+ * When pass 2 gave fewer rows with a target than pass 1 (the source
+ * changed between them), the slots predicted for the missing rows are
+ * empty: closes the gaps by moving the rows after them down (bin codes,
+ * targets, split values, and sort keys renumbered), so that the slots are
+ * 0..n-1 again.
+ */
+static void
+fill_empty_slots(TreeLoad *L)
+{
+	int64		k,
+				s,
+				j = 0;
+
+	/* no written key is all ones: its row bits are a slot below n1 */
+	for (k = L->n; k < L->n1; k++)
+		L->rh[L->slot_of[k]] = PG_UINT64_MAX;
+	for (s = 0; s < L->n1; s++)
+	{
+		if (L->rh[s] == PG_UINT64_MAX)
+			continue;
+		if (s != j)
+		{
+			memmove(L->B + (Size) j * L->d, L->B + (Size) s * L->d, L->d);
+			if (L->yv)
+				L->yv[j] = L->yv[s];
+			if (L->yl)
+				L->yl[j] = L->yl[s];
+			if (L->sv)
+				L->sv[j] = L->sv[s];
+		}
+		L->rh[j] = ml_order_key(L->rh[s], j);
+		j++;
+	}
+	Assert(j == L->n);
 }
 
 /*
@@ -511,182 +665,6 @@ trees_release_free_memory(void)
 #ifdef __GLIBC__
 	malloc_trim(0);
 #endif
-}
-
-/* Orders label ids by their text (arg: the labels). */
-static int
-cmp_label_ids(const void *a, const void *b, void *arg)
-{
-	const char *const *labels = arg;
-
-	return strcmp(labels[*(const int32 *) a], labels[*(const int32 *) b]);
-}
-
-/* Orders doubles ascending. */
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
-/* True when every class label of a text target parses as a number. */
-static bool
-labels_look_numeric(const TreeLoad *L)
-{
-	int			c;
-
-	for (c = 0; c < L->n_labels; c++)
-	{
-		char	   *end;
-
-		errno = 0;
-		(void) strtod(L->labels[c], &end);
-		if (end == L->labels[c] || *end != '\0' || errno != 0)
-			return false;
-	}
-	return L->n_labels > 0;
-}
-
-/*
- * WARNING when a classification target has very many classes for its rows
- * (20 or more, under 5 rows a class on average): usually a numeric column
- * stored as text, or an id, used as the target by mistake.
- */
-static void
-warn_many_classes(const TreeLoad *L, const char *target, const char *task_param)
-{
-	if (task_param && strcmp(task_param, "classification") == 0)
-		return;					/* asked for */
-	if (L->n_labels < 20 || (int64) L->n_labels * 5 <= L->n)
-		return;
-	ereport(WARNING,
-			(errmsg("target \"%s\" has %d classes for %lld rows: a classifier cannot learn much from that",
-					target, L->n_labels, (long long) L->n),
-			 labels_look_numeric(L)
-			 ? errhint("Its values are numbers stored as %s: for regression, cast it in the source "
-					   "(%s::float8). Give params.task = 'classification' to silence this.",
-					   format_type_be(L->target_type), quote_identifier(target))
-			 : errhint("Check that the target is the column you meant, or group rare classes. "
-					   "Give params.task = 'classification' to silence this.")));
-}
-
-/*
- * Decides the task and turns the targets into final class indices (labels
- * sorted as text, or numerically for integer targets) or values.
- */
-MlTask
-trees_finish_targets(TreeLoad *L, const char *task_param, const char *target, char ***classes_out,
-					 int *n_classes_out)
-{
-	int64		i;
-
-	*classes_out = NULL;
-	*n_classes_out = 0;
-	if (L->classify_by_type)
-	{
-		int32	   *order = palloc(sizeof(int32) * Max(L->n_labels, 1));
-		int32	   *remap = palloc(sizeof(int32) * Max(L->n_labels, 1));
-		char	  **sorted = palloc(sizeof(char *) * Max(L->n_labels, 1));
-		int			c;
-
-		if (task_param && strcmp(task_param, "regression") == 0)
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("target \"%s\" has type %s, which cannot be a regression target",
-								   target, format_type_be(L->target_type)),
-							labels_look_numeric(L)
-							? errhint("Its values are numbers: cast it in the source, e.g. "
-									  "SELECT ..., %s::float8 AS %s FROM ...",
-									  quote_identifier(target), quote_identifier(target))
-							: errhint("Regression needs a numeric target; leave out params.task "
-									  "to train a classifier on its values.")));
-		warn_many_classes(L, target, task_param);
-		for (c = 0; c < L->n_labels; c++)
-			order[c] = c;
-		qsort_arg(order, L->n_labels, sizeof(int32), cmp_label_ids, L->labels);
-		for (c = 0; c < L->n_labels; c++)
-		{
-			remap[order[c]] = c;
-			sorted[c] = L->labels[order[c]];
-		}
-		for (i = 0; i < L->n; i++)
-			L->yl[i] = remap[L->yl[i]];
-		*classes_out = sorted;
-		*n_classes_out = L->n_labels;
-		return ML_TASK_CLASSIFY;
-	}
-	/* Numeric target: classification when asked, or an integer with few values. */
-	{
-		double	   *distinct = palloc(sizeof(double) * (INT_CLASS_LIMIT + 1));
-		int			nd = 0,
-					c;
-		bool		classify;
-		bool		forced = task_param && strcmp(task_param, "classification") == 0;
-
-		for (i = 0; i < L->n && nd <= INT_CLASS_LIMIT; i++)
-		{
-			for (c = 0; c < nd; c++)
-				if (distinct[c] == L->yv[i])
-					break;
-			if (c == nd && nd <= INT_CLASS_LIMIT)
-			{
-				if (nd == INT_CLASS_LIMIT)
-				{
-					nd++;
-					break;
-				}
-				distinct[nd++] = L->yv[i];
-			}
-		}
-		classify = task_param ? forced : (L->int_target && nd <= INT_CLASS_LIMIT);
-		if (!classify)
-			return ML_TASK_REGRESS;
-		if (nd > INT_CLASS_LIMIT)
-		{
-			/* Forced classification with many values: collect them all. */
-			HTAB	   *seen;
-			HASHCTL		ctl;
-
-			memset(&ctl, 0, sizeof(ctl));
-			ctl.keysize = sizeof(double);
-			ctl.entrysize = sizeof(double);
-			ctl.hcxt = CurrentMemoryContext;
-			seen = hash_create("mlpipe target values", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-			nd = 0;
-			distinct = NULL;
-			for (i = 0; i < L->n; i++)
-			{
-				bool		found;
-
-				hash_search(seen, &L->yv[i], HASH_ENTER, &found);
-				if (!found)
-				{
-					if (nd >= ML_MAX_CLASSES)
-						ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-										errmsg("the target has more than %d distinct classes", ML_MAX_CLASSES)));
-					distinct = distinct ? repalloc(distinct, sizeof(double) * (nd + 1)) : palloc(sizeof(double));
-					distinct[nd++] = L->yv[i];
-				}
-			}
-		}
-		qsort(distinct, nd, sizeof(double), cmp_double);
-		if (L->yl == NULL)
-			L->yl = MemoryContextAllocHuge(L->mcxt, sizeof(int32) * Max(L->n, 1));
-		*classes_out = palloc(sizeof(char *) * nd);
-		for (c = 0; c < nd; c++)
-			(*classes_out)[c] = L->int_target ? psprintf(INT64_FORMAT, (int64) distinct[c])
-				: float8out_internal(distinct[c]);	/* shortest exact text: 0.1, not 0.1000...01 */
-		for (i = 0; i < L->n; i++)
-		{
-			double	   *hit = bsearch(&L->yv[i], distinct, nd, sizeof(double), cmp_double);
-
-			L->yl[i] = (int32) (hit - distinct);
-		}
-		*n_classes_out = nd;
-		return ML_TASK_CLASSIFY;
-	}
 }
 
 /* The table of provisional label ids (empty). */
@@ -740,23 +718,66 @@ trees_load_pass1(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const char *ta
 {
 	spec->on_plan = pass1_plan;
 	L->info = info;
+	/* pass1_row offers the rows to the profile (past the sample, on the worker) */
+	L->profile = spec->profile;
+	spec->profile_by_fn = true;
 	blocks_scan(L, spec, info, pass1_row);
+	spec->profile_by_fn = false;
+	L->profile = NULL;
 	if (L->blk[0].x)
 	{
-		blocks_flush(L, pass1_block_task);
+		pass1_flush(L);
 		blocks_wait(L);
 		blocks_free(L);
 	}
-	if (L->heap.slot_of)
+	if (L->sbuf.scratch)
 	{
-		/* the rows where the row-moving heap would have left them */
-		ml_sample_heap_order(&L->heap);
-		pfree(L->heap.slot_of);
-		L->heap.slot_of = NULL;
+		/* the TREES_SAMPLE smallest hashes (in no order: they are sorted next) */
+		ml_sample_buf_reduce(&L->sbuf);
+		pfree(L->sbuf.scratch);
+		L->sbuf.scratch = NULL;
 	}
 	if (L->n == 0 && L->sample_is_all)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 						errmsg("the target \"%s\" is NULL in all " INT64_FORMAT " rows", target, info->n)));
+	if (L->sample_is_all && L->keys1)
+	{
+		/* no pass 2: nothing to place */
+		pfree(L->keys1);
+		L->keys1 = NULL;
+		L->keys1_cap = 0;
+	}
+}
+
+/*
+ * Where pass 2 puts each row. Pass 1 kept the sort key (content hash, row
+ * index) of each row with a target; sorted now, they give each row's place
+ * in the canonical order before pass 2 reads it: pass 2 writes row k's bin
+ * codes and targets straight to slot_of[k], and trees_load_order_rows,
+ * when the source gave the same rows in the same order, finds them in
+ * order and moves nothing but runs of equal hash bits (otherwise it sorts
+ * and moves as before: any placement gives the same order). Returns the
+ * keys' memory, grown to rows, for pass 2's sort keys (rh).
+ */
+static uint64 *
+predict_slots(TreeLoad *L, int64 rows)
+{
+	MlError		err = {0};
+	uint64	   *keys = L->keys1;
+	int64		i;
+
+	if (keys == NULL)
+	{
+		L->n1 = 0;
+		return MemoryContextAllocHuge(L->mcxt, sizeof(uint64) * rows);
+	}
+	ML_CHECK_STATUS(ml_canonical_order(&L->pe->env, keys, L->n1, NULL, NULL, &err), &err);
+	L->slot_of = MemoryContextAllocHuge(L->mcxt, sizeof(uint32) * Max(L->n1, 1));
+	for (i = 0; i < L->n1; i++)
+		L->slot_of[keys[i] & ML_ORDER_ROW_MASK] = (uint32) i;
+	L->keys1 = NULL;
+	L->keys1_cap = 0;
+	return repalloc_huge(keys, sizeof(uint64) * rows);
 }
 
 /*
@@ -791,7 +812,7 @@ reset_for_pass2(TreeLoad *L)
 	else
 		L->yl = MemoryContextAllocHuge(L->mcxt, sizeof(int32) * rows);
 	L->B = MemoryContextAllocHuge(L->mcxt, (Size) rows * L->d);
-	L->rh = MemoryContextAllocHuge(L->mcxt, sizeof(uint64) * rows);
+	L->rh = predict_slots(L, rows);
 	if (L->split_kind != SPLIT_COL_NONE)
 		L->sv = MemoryContextAllocHuge(L->mcxt, sizeof(double) * rows);
 	L->cap = rows;
@@ -810,7 +831,7 @@ trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins
 {
 	Size		bytes = (Size) L->seen * L->d;
 
-	pg_memory_check((double) bytes * 2 + (double) L->seen * sizeof(uint64), "Raise mlpipe.max_memory, or train on a sample of the source.",
+	pg_memory_check((double) bytes * 2 + (double) L->seen * (sizeof(uint64) + sizeof(uint32)), "Raise mlpipe.max_memory, or train on a sample of the source.",
 					"training on " INT64_FORMAT " rows x %d binned features", L->seen, L->d);
 	reset_for_pass2(L);
 	L->bins = bins;
@@ -821,4 +842,9 @@ trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins
 	pass2_flush(L);
 	blocks_wait(L);
 	blocks_free(L);
+	if (L->n < L->n1)
+		fill_empty_slots(L);
+	if (L->slot_of)
+		pfree(L->slot_of);
+	L->slot_of = NULL;
 }

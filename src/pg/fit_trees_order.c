@@ -65,7 +65,7 @@ permute_targets(TreeLoad *L, const int64 *order, int64 n)
 void
 trees_load_order_sample(TreeLoad *L)
 {
-	int64		ns = L->sample_is_all ? L->seen : L->heap.kept;
+	int64		ns = L->sample_is_all ? L->seen : L->sbuf.n;
 	uint64	   *keys = row_keys_alloc(L->mcxt, ns,
 									  (double) ns * (L->d * sizeof(double) + 2 * sizeof(int64)) +
 									  (double) L->n * 2 * sizeof(double));

@@ -190,6 +190,8 @@ ProfileSampler *profile_create(MemoryContext mcxt, int requested, uint64 seed);
 void		profile_plan(ProfileSampler *ps, int d, const char *const *column, const int *element,
 						 const ProfileKind *kind, const SourceDict *dicts);
 void		profile_add_row(ProfileSampler *ps, const double *x);
+bool		profile_block_ready(ProfileSampler *ps);
+void		profile_offer_block(ProfileSampler *ps, const double *X, size_t ld, int n, uint64 *h);
 char	   *profile_finish(ProfileSampler *ps);
 
 typedef void (*SourceRowFn) (void *arg, const double *x, const SourceTarget *target,
@@ -209,6 +211,8 @@ typedef struct SourceSpec
 	/* Called once the feature layout is known, before the first row. */
 	void		(*on_plan) (void *arg, const SourceInfo *info);
 	ProfileSampler *profile;	/* gets every decoded row, or NULL */
+	bool		profile_by_fn;	/* the row callback hands usable rows to profile
+								 * itself (the trees' pass 1, a block at a time) */
 } SourceSpec;
 
 /* Stored rows source_scan reads instead of the source (grouped training). */

@@ -122,7 +122,28 @@ profile_plan(ProfileSampler *ps, int d, const char *const *column, const int *el
 	MemoryContextSwitchTo(old);
 }
 
-/* Offers row x with content hash p to the sample (the bottom-k heap). */
+/* Grows the sample's buffers to n rows (at most cap). */
+static void
+profile_grow(ProfileSampler *ps, int64 n)
+{
+	MlSample   *smp = &ps->sample;
+	Size		bytes = (Size) n * ps->d * sizeof(double);
+
+	ps->rows = ps->rows ? repalloc_huge(ps->rows, bytes)
+		: MemoryContextAllocHuge(ps->mcxt, bytes);
+	smp->prio = smp->prio ? repalloc_huge(smp->prio, sizeof(uint64) * n)
+		: MemoryContextAllocHuge(ps->mcxt, sizeof(uint64) * n);
+	/* the heap moves slot numbers, not rows (profile_finish orders them) */
+	smp->slot_of = smp->slot_of ? repalloc_huge(smp->slot_of, sizeof(int64) * n)
+		: MemoryContextAllocHuge(ps->mcxt, sizeof(int64) * n);
+	smp->rows = ps->rows;
+	ps->alloc = n;
+}
+
+/*
+ * Offers row x with content hash p to the sample (the bottom-k heap).
+ * Allocates only while the sample has fewer than cap rows allocated.
+ */
 static void
 profile_offer(ProfileSampler *ps, const double *x, size_t stride, uint64 p)
 {
@@ -134,20 +155,7 @@ profile_offer(ProfileSampler *ps, const double *x, size_t stride, uint64 p)
 	if (slot < 0)
 		return;
 	if (slot == ps->alloc)
-	{
-		int64		n = Min(ps->cap, Max(1024, ps->alloc * 2));
-		Size		bytes = (Size) n * ps->d * sizeof(double);
-
-		ps->rows = ps->rows ? repalloc_huge(ps->rows, bytes)
-			: MemoryContextAllocHuge(ps->mcxt, bytes);
-		smp->prio = smp->prio ? repalloc_huge(smp->prio, sizeof(uint64) * n)
-			: MemoryContextAllocHuge(ps->mcxt, sizeof(uint64) * n);
-		/* the heap moves slot numbers, not rows (profile_finish orders them) */
-		smp->slot_of = smp->slot_of ? repalloc_huge(smp->slot_of, sizeof(int64) * n)
-			: MemoryContextAllocHuge(ps->mcxt, sizeof(int64) * n);
-		smp->rows = ps->rows;
-		ps->alloc = n;
-	}
+		profile_grow(ps, Min(ps->cap, Max(1024, ps->alloc * 2)));
 	dst = ps->rows + (Size) slot * ps->d;
 	for (j = 0; j < ps->d; j++)
 		dst[j] = x[(Size) j * stride];
@@ -193,6 +201,44 @@ profile_add_row(ProfileSampler *ps, const double *x)
 		ps->block[(Size) j * ps->block_cap + ps->block_n] = x[j];
 	if (++ps->block_n == ps->block_cap)
 		profile_flush(ps);
+}
+
+/*
+ * Readies the sampler for profile_offer_block: offers the rows waiting in
+ * its own block and allocates the whole sample, so that offering never
+ * allocates again. False when rows must come one at a time (categorical
+ * columns, hashed by their text).
+ */
+bool
+profile_block_ready(ProfileSampler *ps)
+{
+	if (ps->block == NULL)
+		return false;
+	if (ps->block_n > 0)
+		profile_flush(ps);
+	if (ps->alloc < ps->cap)
+		profile_grow(ps, ps->cap);
+	return true;
+}
+
+/*
+ * Offers the n rows of a column-major block (row i's value j at
+ * X[j * ld + i]) in order, as profile_add_row would one at a time (the
+ * same hashes and heap operations). After profile_block_ready: plain C, no
+ * allocation, so a pool worker may run it while the caller reads on. h: n
+ * words of scratch.
+ */
+void
+profile_offer_block(ProfileSampler *ps, const double *X, size_t ld, int n, uint64 *h)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		h[i] = ps->h0;
+	ml_hash_columns(h, X, ld, ps->d, n);
+	for (i = 0; i < n; i++)
+		profile_offer(ps, X + i, ld, ml_hash_finish(h[i]));
+	ps->seen += n;
 }
 
 /*

@@ -961,7 +961,7 @@ scan_row(SourceScan *ss, int64 rowno, SourceRowFn fn, void *arg, SourceInfo *inf
 		tgt.split_isnull = false;
 		tgt.split_value = split_value(ss->split_base, ss->split_kind, ss->values[ss->split_att]);
 	}
-	if (spec->profile)
+	if (spec->profile && !spec->profile_by_fn)
 		profile_add_row(spec->profile, ss->row);
 	fn(arg, ss->row, &tgt, rowno);
 	info->n++;

@@ -29,6 +29,14 @@ tie_rows(void *arg, int64_t a, int64_t b)
 	return ml_cmp_double_rows(r->x + a * r->d, r->x + b * r->d, r->d);
 }
 
+/* A row's sort-key hash bits for canonicalise and test_placed. */
+static uint64_t
+row_hash_bits(const double *x, bool collide)
+{
+	return collide ? (uint64_t) (x[0] > 0.5) << 63	/* every tie path */
+		: ml_hash_finish(ml_hash_doubles(ml_hash_start(7), x, D));
+}
+
 /* The canonical order of x (n x D), applied in place (collide: two hashes for all rows). */
 static void
 canonicalise(double *x, int64_t n, bool collide)
@@ -40,8 +48,7 @@ canonicalise(double *x, int64_t n, bool collide)
 	int64_t		i;
 
 	for (i = 0; i < n; i++)
-		keys[i] = ml_order_key(collide ? (uint64_t) (x[i * D] > 0.5) << 63	/* every tie path */
-							   : ml_hash_finish(ml_hash_doubles(ml_hash_start(7), x + i * D, D)), i);
+		keys[i] = ml_order_key(row_hash_bits(x + i * D, collide), i);
 	if (ml_canonical_order(&env, keys, n, tie_rows, &r, &err) != ML_OK ||
 		ml_permute_rows(&env, x, sizeof(double) * D, ml_order_from_keys(keys, n), n, &err) != ML_OK)
 		printf("# %s\n", err.msg);
@@ -81,6 +88,60 @@ make_rows(double *x, int64_t n)
 	x[4] = -NAN;
 	x[5] = -0.0;
 	x[6] = 0.0;
+}
+
+/*
+ * Rows placed before they are ordered (fit_trees_load.c's pass 2): the
+ * keys sorted without a tie give each row's slot; the rows written to
+ * their slots and keyed by slot ascend already, so the canonical order
+ * keeps them but for runs of equal hash bits: the rows of canonicalise,
+ * and an order that is mostly the identity permutes them alike.
+ */
+static void
+test_placed(bool collide)
+{
+	double	   *a = malloc(sizeof(double) * N * D),
+			   *b = malloc(sizeof(double) * N * D),
+			   *placed = malloc(sizeof(double) * N * D);
+	uint64_t   *keys = malloc(sizeof(uint64_t) * N);
+	int64_t    *slot_of = malloc(sizeof(int64_t) * N);
+	int64_t    *order;
+	MlEnv		env = mlt_env(1);
+	MlError		err = {0};
+	Rows		r = {placed, D};
+	int64_t		i,
+				moved = 0;
+	int			ok;
+
+	make_rows(a, N);
+	canonicalise(a, N, collide);
+	make_rows(b, N);
+	shuffle(b, N, 11);
+	for (i = 0; i < N; i++)
+		keys[i] = ml_order_key(row_hash_bits(b + i * D, collide), i);
+	ok = ml_canonical_order(&env, keys, N, NULL, NULL, &err) == ML_OK;
+	for (i = 0; i < N; i++)
+		slot_of[keys[i] & ML_ORDER_ROW_MASK] = i;
+	for (i = 0; i < N; i++)
+	{
+		memcpy(placed + slot_of[i] * D, b + i * D, sizeof(double) * D);
+		keys[slot_of[i]] = ml_order_key(row_hash_bits(b + i * D, collide), slot_of[i]);
+	}
+	ok = ok && ml_canonical_order(&env, keys, N, tie_rows, &r, &err) == ML_OK;
+	order = ml_order_from_keys(keys, N);
+	for (i = 0; i < N; i++)
+		moved += order[i] != i;
+	ok = ok && ml_permute_rows(&env, placed, sizeof(double) * D, order, N, &err) == ML_OK;
+	for (i = 0; i < N && ok; i++)
+		ok = ml_cmp_double_rows(a + i * D, placed + i * D, D) == 0;
+	CHECK(ok && (collide || moved < N / 10),
+		  "rows placed by their sorted keys order as the arrival order does (%s, %lld moved)",
+		  collide ? "every hash colliding" : "real hashes", (long long) moved);
+	free(a);
+	free(b);
+	free(placed);
+	free(keys);
+	free(slot_of);
 }
 
 /* Same rows in several arrival orders, with and without hash collisions. */
@@ -409,6 +470,100 @@ test_sample_slots(void)
 	free(x);
 }
 
+/* Orders (priority, D doubles) records: priority, then content. */
+static int
+cmp_prio_rows(const void *a, const void *b)
+{
+	const uint64_t *x = a,
+			   *y = b;
+
+	if (x[0] != y[0])
+		return x[0] < y[0] ? -1 : 1;
+	return ml_cmp_double_rows((const double *) (x + 1), (const double *) (y + 1), D);
+}
+
+/* The kept (priority, row) records of a sample, sorted: n x (1 + D) words. */
+static uint64_t *
+sorted_records(const uint64_t *prio, const double *rows, int64_t n)
+{
+	uint64_t   *r = malloc(sizeof(uint64_t) * (1 + D) * (n > 0 ? n : 1));
+	int64_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		r[i * (1 + D)] = prio[i];
+		memcpy(r + i * (1 + D) + 1, rows + i * D, sizeof(double) * D);
+	}
+	qsort(r, n, sizeof(uint64_t) * (1 + D), cmp_prio_rows);
+	return r;
+}
+
+/*
+ * The buffered sample keeps what the heap keeps: the same priorities and,
+ * where equal priorities mean equal rows (content hashes), the same rows;
+ * with many rows of one priority (ties at the cut), the same priorities.
+ * Buffers from k + 1 to 2k rows; rows offered in another order give the
+ * same records.
+ */
+static void
+test_sample_buf(int64_t k, int64_t cap, bool ties)
+{
+	double	   *x = malloc(sizeof(double) * N * D),
+			   *rows_a = malloc(sizeof(double) * k * D),
+			   *rows_b = malloc(sizeof(double) * cap * D);
+	uint64_t   *prio_a = malloc(sizeof(uint64_t) * k),
+			   *prio_b = malloc(sizeof(uint64_t) * cap),
+			   *scratch = malloc(sizeof(uint64_t) * cap),
+			   *ra,
+			   *rb;
+	double		tmp[D];
+	MlSample	a = {prio_a, rows_a, sizeof(double) * D, 0, k, tmp, NULL};
+	MlSampleBuf b = {prio_b, rows_b, sizeof(double) * D, k, cap, 0, scratch, 0, false};
+	int64_t		i,
+				offered = 0;
+	int			same;
+
+	make_rows(x, N);
+	shuffle(x, N, 3);
+	for (i = 0; i < N; i++)
+	{
+		uint64_t	p = ties ? (uint64_t) (i % 37) << 40
+			: ml_hash_finish(ml_hash_doubles(ml_hash_start(5), x + i * D, D));
+		int64_t		sa = ml_sample_slot(&a, p),
+					sb = ml_sample_buf_slot(&b, p);
+
+		if (sa >= 0)
+		{
+			memcpy(rows_a + sa * D, x + i * D, sizeof(double) * D);
+			ml_sample_commit(&a, sa, p);
+		}
+		if (sb >= 0)
+		{
+			memcpy(rows_b + sb * D, x + i * D, sizeof(double) * D);
+			ml_sample_buf_commit(&b, sb, p);
+			offered++;
+		}
+	}
+	ml_sample_buf_reduce(&b);
+	ra = sorted_records(prio_a, rows_a, a.kept);
+	rb = sorted_records(prio_b, rows_b, b.n);
+	same = a.kept == b.n;
+	for (i = 0; same && i < a.kept; i++)
+		same = ra[i * (1 + D)] == rb[i * (1 + D)] &&
+			(ties || memcmp(ra + i * (1 + D), rb + i * (1 + D), sizeof(uint64_t) * (1 + D)) == 0);
+	CHECK(same, "buffered sample (k %lld, buffer %lld, %s) keeps the heap's %s (%lld rows appended)",
+		  (long long) k, (long long) cap, ties ? "37 priorities" : "content hashes",
+		  ties ? "priorities" : "rows", (long long) offered);
+	free(ra);
+	free(rb);
+	free(x);
+	free(rows_a);
+	free(rows_b);
+	free(prio_a);
+	free(prio_b);
+	free(scratch);
+}
+
 /* Several arrays permuted in one walk equal each permuted on its own. */
 static void
 test_permute_arrays(void)
@@ -469,10 +624,17 @@ main(void)
 	test_hash_columns();
 	test_order_independent(false);
 	test_order_independent(true);
+	test_placed(false);
+	test_placed(true);
 	test_cancel();
 	test_sorted();
 	test_sample();
 	test_sample_slots();
+	test_sample_buf(100, 125, false);
+	test_sample_buf(100, 101, false);
+	test_sample_buf(1000, 2000, false);
+	test_sample_buf(100, 125, true);
+	test_sample_buf(N + 10, N + 20, false);
 	test_permute_arrays();
 	return mlt_done();
 }

@@ -36,9 +36,14 @@ SELECT (SELECT array_agg(id) FROM (SELECT id FROM ro.d LIMIT 6) a) AS table_orde
 CREATE TABLE ro.big AS
 SELECT i AS id, (hashint4(i) % 1000) / 100.0 AS x1, (hashint4(i*7+1) % 1000) / 50.0 AS x2,
   (hashint4(i*13+5) % 100)::float8 AS x3,
-  (hashint4(i) % 1000) / 100.0 * 3 + (hashint4(i*13+5) % 100) / 10.0 AS yreg
+  (hashint4(i) % 1000) / 100.0 * 3 + (hashint4(i*13+5) % 100) / 10.0 AS yreg,
+  CASE WHEN i % 97 = 0 THEN NULL ELSE (ARRAY['p','q','r'])[1 + abs(hashint4(i*11)) % 3] END AS ylab,
+  date '2024-01-01' + (i % 400) AS day
 FROM generate_series(1, 120000) i;
 CREATE VIEW ro.big_shuffled AS SELECT * FROM ro.big ORDER BY md5(id::text);
+-- pass 2 places rows where pass 1's hashes put them in the canonical order;
+-- a source shuffled afresh on every read gives pass 2 another order
+CREATE VIEW ro.big_reshuffled AS SELECT * FROM ro.big ORDER BY random();
 -- the models: name, algorithm, target, features, params
 CREATE TABLE ro.spec (name text, algorithm text, target text, features text[], params jsonb, big bool DEFAULT false);
 INSERT INTO ro.spec VALUES
@@ -59,12 +64,14 @@ INSERT INTO ro.spec VALUES
  ('gbt', 'gbt', 'ybin', '{x1,x2,x3}', '{"n_estimators":10,"split":"time:day"}');
 INSERT INTO ro.spec VALUES
  ('big_dt', 'decision_tree', 'yreg', '{x1,x2,x3}', '{"max_depth":6}', true),
- ('big_gb', 'gbt', 'yreg', '{x1,x2,x3}', '{"n_estimators":5,"profile_sample":5000}', true);
+ ('big_gb', 'gbt', 'yreg', '{x1,x2,x3}', '{"n_estimators":5,"profile_sample":5000}', true),
+ ('big_gbl', 'gbt', 'ylab', '{x1,x2,x3}', '{"n_estimators":3,"split":"time:day"}', true);
 -- every model from each source: <name>_table, <name>_shuffled, <name>_moved
 SELECT count(*) AS trained FROM ro.spec s,
   LATERAL (VALUES ('table', CASE WHEN s.big THEN 'ro.big' ELSE 'ro.d' END),
                   ('shuffled', CASE WHEN s.big THEN 'SELECT * FROM ro.big_shuffled' ELSE 'SELECT * FROM ro.shuffled' END),
-                  ('moved', CASE WHEN s.big THEN NULL ELSE 'ro.moved' END)) src(kind, source),
+                  ('moved', CASE WHEN s.big THEN NULL ELSE 'ro.moved' END),
+                  ('reshuffled', CASE WHEN s.big THEN 'SELECT * FROM ro.big_reshuffled' END)) src(kind, source),
   LATERAL mlpipe.train(s.name || '_' || src.kind, s.algorithm, src.source, s.target, s.features, s.params) t
  WHERE src.source IS NOT NULL;
 -- time travel (params.as_of on a timestamp column): the rows before the cut, in any order
@@ -98,3 +105,23 @@ SELECT split_part(v.model, '_', 1) || CASE WHEN v.model LIKE 'big%' THEN '_' || 
 SELECT v.model, (v.lineage->>'passes')::int AS passes, (v.profile->>'rows')::int AS profile_rows
   FROM mlpipe.model_versions v
  WHERE v.model LIKE 'big%' ORDER BY 1;
+-- a source that changes between the passes: pass 2 reads 10 rows fewer
+-- (their predicted slots stay empty and are closed) or 10 more than pass 1;
+-- the same in table order and shuffled, and growing trains the full table's
+-- model (the bin edges of 119,990 and 120,000 rows agree here)
+CREATE SEQUENCE ro.pass_no;
+CREATE FUNCTION ro.pass_cut() RETURNS int VOLATILE LANGUAGE sql
+  AS $$ SELECT (nextval('ro.pass_no') % 2)::int * 10 $$;
+SELECT count(*) AS changing FROM
+  (VALUES ('full', 1, 'SELECT * FROM ro.big'),
+          ('shrink', 1, 'SELECT * FROM ro.big WHERE id > (SELECT ro.pass_cut())'),
+          ('shrink_shuffled', 1, 'SELECT * FROM ro.big WHERE id > (SELECT ro.pass_cut()) ORDER BY random()'),
+          ('grow', 2, 'SELECT * FROM ro.big WHERE id > (SELECT ro.pass_cut())'),
+          ('grow_shuffled', 2, 'SELECT * FROM ro.big WHERE id > (SELECT ro.pass_cut()) ORDER BY random()')) c(name, start, source),
+  LATERAL (SELECT setval('ro.pass_no', c.start)) s,
+  LATERAL mlpipe.train('chg_' || c.name, 'gbt', c.source, 'yreg', '{x1,x2,x3}', '{"n_estimators":5}') t;
+SELECT v.model, v.training_rows, (v.lineage->>'passes')::int AS passes,
+       md5(v.artifact) = (SELECT md5(w.artifact) FROM mlpipe.model_versions w
+                           WHERE w.model = 'chg_' || split_part(v.model, '_', 2)) AS same_as_table_order,
+       md5(v.artifact) = (SELECT md5(w.artifact) FROM mlpipe.model_versions w WHERE w.model = 'chg_full') AS same_as_full
+  FROM mlpipe.model_versions v WHERE v.model LIKE 'chg%' ORDER BY 1;

@@ -441,7 +441,6 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 		g->free_list[g->n_free++] = i;
 	memset(root, 0, sizeof(*root));
 	root->left = -1;
-	root->hist = -1;
 	root->begin = 0;
 	root->end = ns;
 	root->hist = g->free_list[--g->n_free];

@@ -422,7 +422,8 @@ grow_lossguided(Gbt *g, int max_leaves)
 
 /*
  * Grows one tree on rows idx[0, ns) with gradient pairs g->gh: the root's
- * sums and histogram, then depth-wise or loss-guided growth.
+ * sums and histogram (in one pass where gbt_hist_root can), then
+ * depth-wise or loss-guided growth.
  */
 void
 gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
@@ -432,6 +433,7 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 	double		G = 0,
 				H = 0;
 	int			i;
+	bool		built;
 
 	g->n_tn = 1;
 	g->n_free = 0;
@@ -439,10 +441,12 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 		g->free_list[g->n_free++] = i;
 	memset(root, 0, sizeof(*root));
 	root->left = -1;
-	root->hist = -1;
 	root->begin = 0;
 	root->end = ns;
-	for (k = 0; k < ns; k++)
+	root->hist = g->free_list[--g->n_free];
+	/* on one thread, rows in order: the sums and the histogram in one pass */
+	built = gbt_hist_root(g, ns, g->pool + (size_t) root->hist * g->slots, &G, &H);
+	for (k = 0; !built && k < ns; k++)
 	{
 		uint32_t	r = g->idx[k];
 
@@ -455,11 +459,13 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 		gbt_pos_start(g, ns);
 	g->n_jobs = g->n_eval = 0;
 	if (!can_split(g, root))
+	{
+		release_hist(g, root);
 		return;
-	root->hist = g->free_list[--g->n_free];
+	}
 	g->jobs[0].small = 0;
 	g->jobs[0].large = -1;
-	g->jobs[0].built = false;
+	g->jobs[0].built = built;
 	g->n_jobs = 1;
 	g->eval[0] = 0;
 	g->n_eval = 1;

@@ -69,6 +69,43 @@ hist_block_padded(const Gbt *g, const TrainNode *nd, v2d *h, int j0, int j1)
 	}
 }
 
+/*
+ * The root's gradient sums and histogram h in one pass over rows 0..n-1 in
+ * order (idx in order, the padded layout, every feature, one block): *G
+ * and *H summed in row order as gbt_grow_tree's loop sums them, each slot
+ * in row order as hist_block_padded adds the rows: the same bits, with the
+ * gradient pairs read once and no second loop. False (nothing done) where
+ * those conditions do not hold or the run would be split over threads.
+ */
+bool
+gbt_hist_root(const Gbt *g, uint32_t n, v2d *h, double *G, double *H)
+{
+	const uint8_t *B = g->B;
+	const float *gh = g->gh;
+	size_t		d = (size_t) g->d;
+	double		Gs = 0,
+				Hs = 0;
+	uint32_t	k;
+
+	if (g->nt != 1 || !g->idx_in_order || !g->padded || !g->all_feat ||
+		g->slots > HIST_BLOCK_SLOTS)
+		return false;
+	memset(h, 0, sizeof(v2d) * g->slots);
+	for (k = 0; k < n; k++)
+	{
+		float		gk = gh[2 * (size_t) k],
+					hk = gh[2 * (size_t) k + 1];
+		v2d			v = {gk, hk};
+
+		Gs += gk;
+		Hs += hk;
+		gbt_hist_add_padded(h, B + k * d, g->d, v);
+	}
+	*G = Gs;
+	*H = Hs;
+	return true;
+}
+
 /* Contiguous features [j0, j1) in the packed layout (offsets g->off). */
 static void
 hist_block_packed(const Gbt *g, const TrainNode *nd, v2d *h, int j0, int j1)

@@ -382,6 +382,8 @@ pos_fuse_rows(Gbt *g, bool wide)
 			uint32_t	c;
 
 			c = pos_step(rules, B, d, pos8, pos16, r, wide);
+			if ((r & 7) == 0)
+				__builtin_prefetch(gh + 2 * r);	/* the pairs the add loop reads */
 			cnt[c]++;
 			lr[nl] = (uint32_t) r;
 			lh[nl] = fh[c];

@@ -421,8 +421,9 @@ grow_lossguided(Gbt *g, int max_leaves)
 }
 
 /*
- * Grows one tree on rows idx[0, ns) with gradient pairs g->gh: the root's
- * sums and histogram, then depth-wise or loss-guided growth.
+ * Grows one tree on rows idx[0, ns) (rows 0..ns-1 when g->idx_in_order)
+ * with gradient pairs g->gh: the root's sums and histogram, then
+ * depth-wise or loss-guided growth.
  */
 void
 gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
@@ -444,7 +445,7 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 	root->end = ns;
 	for (k = 0; k < ns; k++)
 	{
-		uint32_t	r = g->idx[k];
+		uint32_t	r = g->idx_in_order ? k : g->idx[k];
 
 		G += g->gh[2 * (size_t) r];
 		H += g->gh[2 * (size_t) r + 1];

@@ -559,7 +559,9 @@ gbt_gradients(GbtFit *f)
 
 /*
  * The round's rows in g.idx: with subsample < 1, the sampled rows first,
- * then the others (each ascending); returns how many are sampled.
+ * then the others (each ascending); returns how many are sampled. Every
+ * row in order (g.idx_in_order) is not written out for row positions: the
+ * grower reads idx then only in the ranges its list passes write.
  */
 static uint32_t
 gbt_sample_rows(GbtFit *f)
@@ -594,7 +596,7 @@ gbt_sample_rows(GbtFit *f)
 	{
 		if (rows)
 			memcpy(idx, rows, sizeof(uint32_t) * n_train);
-		else
+		else if (!f->g.by_pos)
 			for (k = 0; k < n_train; k++)
 				idx[k] = k;
 		ns = n_train;

@@ -421,8 +421,9 @@ grow_lossguided(Gbt *g, int max_leaves)
 }
 
 /*
- * Grows one tree on rows idx[0, ns) with gradient pairs g->gh: the root's
- * sums and histogram (in one pass where gbt_hist_root can), then
+ * Grows one tree on rows idx[0, ns) (rows 0..ns-1 when g->idx_in_order)
+ * with gradient pairs g->gh: the root's sums and histogram (in one pass
+ * where gbt_hist_root can), then
  * depth-wise or loss-guided growth.
  */
 void
@@ -448,7 +449,7 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 	built = gbt_hist_root(g, ns, g->pool + (size_t) root->hist * g->slots, &G, &H);
 	for (k = 0; !built && k < ns; k++)
 	{
-		uint32_t	r = g->idx[k];
+		uint32_t	r = g->idx_in_order ? k : g->idx[k];
 
 		G += g->gh[2 * (size_t) r];
 		H += g->gh[2 * (size_t) r + 1];

@@ -275,14 +275,17 @@ sample_reserve(TreeLoad *L, int64 rows)
 
 /*
  * The first time a row does not fit the full sample: from here on it keeps
- * the TREES_SAMPLE smallest hashes, as a buffer of a quarter more rows that
- * is cut back to them when full (MlSampleBuf: rows appended in order, no
- * heap). The sample grows to that buffer, here, in mlpipe.max_memory.
+ * the TREES_SAMPLE smallest hashes, as a buffer of a sixteenth more rows
+ * that is cut back to them when full (MlSampleBuf: rows appended in order,
+ * no heap). The sample grows to that buffer, here, in mlpipe.max_memory.
+ * A sixteenth, not more: the buffer is pass 1's peak memory (a quarter
+ * put an 800k-row fit at 2.15x its binned matrix, over issue #13's 2x),
+ * and each cut costs a selection over it, ~1 ms.
  */
 static void
 sample_start_buf(TreeLoad *L)
 {
-	int64		cap = TREES_SAMPLE + TREES_SAMPLE / 4;
+	int64		cap = TREES_SAMPLE + TREES_SAMPLE / 16;
 
 	pg_memory_check((double) cap * (L->d * sizeof(double) + 2 * sizeof(uint64)) + (double) L->keys1_cap * sizeof(uint64),
 					"Raise mlpipe.max_memory, or train on a sample of the source.",

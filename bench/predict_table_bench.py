@@ -24,6 +24,8 @@ import time
 
 import psycopg2
 
+from extcheck import require_current_extension
+
 N = int(os.environ.get("MLPIPE_BENCH_ROWS", "1000000"))
 REPEAT = int(os.environ.get("MLPIPE_BENCH_REPEAT", "3"))
 D = 8
@@ -35,7 +37,7 @@ def main():
     conn.autocommit = True
     cur = conn.cursor()
     cur.execute("SET mlpipe.progress = off")
-    cur.execute("CREATE EXTENSION IF NOT EXISTS mlpipe")
+    require_current_extension(cur)
     cur.execute("DROP SCHEMA IF EXISTS bench_pt CASCADE; CREATE SCHEMA bench_pt")
     cur.execute("""CREATE TABLE bench_pt.src AS
         SELECT i AS id, ARRAY(SELECT ((i::bigint * 7919 + j * 104729) %% 10007) / 1000.0 + j

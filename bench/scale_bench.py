@@ -66,6 +66,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from extcheck import require_current_extension  # noqa: E402
 from trees_bench import reset_hwm, status_kb  # noqa: E402  (same peak-memory method)
 
 SEED = 42
@@ -492,7 +493,7 @@ def main():
     conn = psycopg2.connect("")
     conn.autocommit = True
     cur = conn.cursor()
-    cur.execute("CREATE EXTENSION IF NOT EXISTS mlpipe")
+    require_current_extension(cur)
     for w in only:
         if w == "gbt":
             for n in sizes:

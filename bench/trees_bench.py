@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 import psycopg2
+
+from extcheck import require_current_extension
 import xgboost as xgb
 from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
@@ -80,6 +82,7 @@ def main():
     conn = psycopg2.connect("")
     conn.autocommit = True
     cur = conn.cursor()
+    require_current_extension(cur)
     cur.execute("SELECT count(*) FROM pg_class WHERE relname = 'bench_gbt'")
     if cur.fetchone()[0] == 0 or os.environ.get("BENCH_RELOAD"):
         cur.execute("DROP TABLE IF EXISTS bench_gbt; CREATE TABLE bench_gbt (id int, x float8[], y int)")

@@ -1,0 +1,51 @@
+"""Refuses to bench a database whose mlpipe SQL is older than the install.
+
+A development build that changes function bodies keeps the version number
+(0.4.0), so `CREATE EXTENSION IF NOT EXISTS` and `ALTER EXTENSION UPDATE`
+both leave a bench database on the old bodies while the new mlpipe.so is
+loaded: the figures then mix old SQL with new C (issue #13's fourth pass
+measured predict_table that way at first). This compares the functions of
+the bench database with a fresh CREATE EXTENSION in a scratch database.
+"""
+import psycopg2
+
+_DEFS = """
+SELECT md5(string_agg(p.oid::regprocedure::text || coalesce(p.prosrc, '') ||
+                      coalesce(array_to_string(p.proconfig, ','), ''), '|'
+                      ORDER BY p.oid::regprocedure::text))
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname IN ('mlpipe', 'mlpipe_internal')
+"""
+
+
+def require_current_extension(cur):
+    """Exits with a hint when the database's mlpipe functions differ from
+    a fresh install's; warns and goes on when no scratch database can be
+    made."""
+    cur.execute("CREATE EXTENSION IF NOT EXISTS mlpipe")
+    cur.execute(_DEFS)
+    mine = cur.fetchone()[0]
+    scratch = "mlpipe_bench_extcheck"
+    try:
+        cur.execute("DROP DATABASE IF EXISTS " + scratch)
+        cur.execute("CREATE DATABASE " + scratch)
+    except psycopg2.Error as e:
+        print("# warning: cannot check that mlpipe's SQL is current (%s)" % str(e).strip())
+        return
+    try:
+        params = dict(cur.connection.get_dsn_parameters(), dbname=scratch)
+        params.pop("options", None)
+        c2 = psycopg2.connect(**{k: v for k, v in params.items() if k in ("host", "port", "user", "dbname")})
+        c2.autocommit = True
+        cur2 = c2.cursor()
+        cur2.execute("CREATE EXTENSION mlpipe")
+        cur2.execute(_DEFS)
+        fresh = cur2.fetchone()[0]
+        c2.close()
+    finally:
+        cur.execute("DROP DATABASE IF EXISTS " + scratch)
+    if mine != fresh:
+        raise SystemExit("mlpipe's functions in database %s are not those of the installed scripts "
+                         "(a development build changed them without a new version).\n"
+                         "HINT: DROP EXTENSION mlpipe CASCADE; CREATE EXTENSION mlpipe; in that database "
+                         "(the bench trains its models again)." % cur.connection.get_dsn_parameters().get("dbname"))

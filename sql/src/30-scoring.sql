@@ -825,7 +825,7 @@ REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO mlpipe_trainer;
 GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO PUBLIC;
 
--- True when a model stores preprocessing (src/pg/drift.c).
+-- True when a model stores preprocessing (src/pg/export.c).
 CREATE FUNCTION mlpipe_internal._has_preprocessing(model bytea) RETURNS boolean
 AS 'MODULE_PATHNAME', 'mlpipe_has_preprocessing'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -423,8 +423,7 @@ grow_lossguided(Gbt *g, int max_leaves)
 /*
  * Grows one tree on rows idx[0, ns) (rows 0..ns-1 when g->idx_in_order)
  * with gradient pairs g->gh: the root's sums and histogram (in one pass
- * where gbt_hist_root can), then
- * depth-wise or loss-guided growth.
+ * where gbt_hist_root can), then depth-wise or loss-guided growth.
  */
 void
 gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)

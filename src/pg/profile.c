@@ -164,6 +164,24 @@ profile_offer(ProfileSampler *ps, const double *x, size_t stride, uint64 p)
 }
 
 /*
+ * Offers the n rows of a column-major block (row i's value j at
+ * X[j * ld + i]) in order: their content hashes side by side in h (n
+ * words), then each row to the sample. Plain C, no allocation once the
+ * sample is allocated (profile_block_ready).
+ */
+static void
+offer_columns(ProfileSampler *ps, const double *X, size_t ld, int n, uint64 *h)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		h[i] = ps->h0;
+	ml_hash_columns(h, X, ld, ps->d, n);
+	for (i = 0; i < n; i++)
+		profile_offer(ps, X + i, ld, ml_hash_finish(h[i]));
+}
+
+/*
  * Hashes the block's rows side by side (ml_hash_columns: the bits of
  * row_hash_features on numbers) and offers them in arrival order: the
  * same sample as a row at a time.
@@ -171,13 +189,7 @@ profile_offer(ProfileSampler *ps, const double *x, size_t stride, uint64 p)
 static void
 profile_flush(ProfileSampler *ps)
 {
-	int			i;
-
-	for (i = 0; i < ps->block_n; i++)
-		ps->block_h[i] = ps->h0;
-	ml_hash_columns(ps->block_h, ps->block, ps->block_cap, ps->d, ps->block_n);
-	for (i = 0; i < ps->block_n; i++)
-		profile_offer(ps, ps->block + i, ps->block_cap, ml_hash_finish(ps->block_h[i]));
+	offer_columns(ps, ps->block, ps->block_cap, ps->block_n, ps->block_h);
 	ps->block_n = 0;
 }
 
@@ -231,13 +243,7 @@ profile_block_ready(ProfileSampler *ps)
 void
 profile_offer_block(ProfileSampler *ps, const double *X, size_t ld, int n, uint64 *h)
 {
-	int			i;
-
-	for (i = 0; i < n; i++)
-		h[i] = ps->h0;
-	ml_hash_columns(h, X, ld, ps->d, n);
-	for (i = 0; i < n; i++)
-		profile_offer(ps, X + i, ld, ml_hash_finish(h[i]));
+	offer_columns(ps, X, ld, n, h);
 	ps->seen += n;
 }
 

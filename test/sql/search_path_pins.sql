@@ -10,7 +10,10 @@
 --   parameters; predict_group.c: mlpipe.grouped_models and
 --   mlpipe_internal._group_model, likewise) and _fit / _fit_groups / _source_columns / _source_sql (source.c,
 --   source_describe.c: they read the caller's source, wrapped as
---   SELECT * FROM (<source>) AS mlpipe_source, which calls nothing).
+--   SELECT * FROM (<source>) AS mlpipe_source, which calls nothing), and
+--   _fill_table (predict_fill.c: it runs the scoring SELECT predict_table
+--   built, as predict_table's own EXECUTE did, under the caller's
+--   search_path; that statement qualifies everything it calls).
 --   A pin on the per-row scoring functions would also cost a GUC
 --   save/restore per row.
 -- * Aggregates: they cannot carry SET; their support functions are C.

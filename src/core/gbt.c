@@ -549,7 +549,7 @@ gbt_gradients(GbtFit *f)
 	if (nt > nc)
 		nt = (int) nc;
 	f->ga.loss_part = f->loss_slot >= 0 ? f->loss_part : NULL;
-	trees_run_tasks(f->env, nt, gbt_grad_task, &f->ga);
+	gbt_grad_run(f->env, nt, &f->ga);
 	if (f->loss_slot >= 0)
 	{
 		f->p->trace->train_loss[f->loss_slot] = gbt_loss_total(f->obj, f->loss_part, f->n_train);

@@ -6,6 +6,11 @@
  * loss from the same p, with the same per-row terms (trees_int.h). Binary
  * logistic rows go GRAD_BLOCK at a time through vecmath.c (exp, the pairs
  * and log in SIMD lanes, libm's bits); the sums stay row by row in order.
+ * Every gradient and hessian is rounded to a multiple of a power-of-two
+ * quantum (qg, qh) small enough that the sum of their magnitudes over all
+ * training rows is below 2^53 quanta: every histogram and node sum of them
+ * is then exact in double, the same in any order of rows (docs/trees.md,
+ * "Exact sums").
  */
 #include "trees_int.h"
 
@@ -14,6 +19,45 @@
 #include "vecmath.h"
 
 #define GRAD_BLOCK 256			/* rows whose exp and log go to vecmath in one call */
+
+/* A float's headroom over its double: |(float) x| <= |x| (1 + 2^-23). */
+#define FLOAT_UP (1.0 + 0x1p-23)
+
+/*
+ * The quantum for n values of magnitude at most bound: the smallest power
+ * of two q with max(n, 2) * bound < 2^52 q (at least 2^-149, of which every
+ * float is a multiple). Each value rounded to a multiple of q grows by at
+ * most q / 2, so their magnitudes sum to below 2^52 q + n q / 2 < 2^53 q,
+ * and every value is below 2^51 q, as grid_round needs. 0 when bound is
+ * not finite (nothing rounded).
+ */
+double
+gbt_quantum(uint32_t n, double bound)
+{
+	double		b = (n < 2 ? 2.0 : (double) n) * bound;
+	int			e;
+
+	if (!isfinite(b))
+		return 0;
+	if (!(b > 0))
+		return 0x1p-149;
+	(void) frexp(b, &e);		/* b < 2^e */
+	return e - 52 < -149 ? 0x1p-149 : ldexp(1.0, e - 52);
+}
+
+/*
+ * x rounded to the nearest multiple of the power of two q (ties to even),
+ * for |x| < 2^51 q: adding 1.5 * 2^52 q leaves a double whose ulp is q. A
+ * float of at least 2^24 q is a multiple of q already and comes back as it
+ * is; a smaller multiple of q is a float: the result is x's on the grid.
+ */
+static inline float
+grid_round(float x, double q)
+{
+	double		c = 0x1.8p52 * q;
+
+	return (float) (((double) x + c) - c);
+}
 
 /*
  * Gradient pairs per class of multi:softmax training row r; returns its
@@ -48,10 +92,15 @@ grad_row_softmax(GbtGrad *a, uint32_t r, bool loss)
 		double		p = (c < 64 ? ebuf[c] : exp(m[c * n] - mx)) / sum;
 		double		h = 2.0 * p * (1.0 - p);
 
+		float		hq;
+
 		if (h < 1e-16)
 			h = 1e-16;
-		a->gh[(size_t) c * 2 * n + 2 * (size_t) r] = (float) ((p - (c == y ? 1.0 : 0.0)) * w);
-		a->gh[(size_t) c * 2 * n + 2 * (size_t) r + 1] = (float) (h * w);
+		a->gh[(size_t) c * 2 * n + 2 * (size_t) r] =
+			grid_round((float) ((p - (c == y ? 1.0 : 0.0)) * w), a->qg);
+		/* XGBoost's floor on h, kept on the grid: a hessian never 0 */
+		hq = grid_round((float) (h * w), a->qh);
+		a->gh[(size_t) c * 2 * n + 2 * (size_t) r + 1] = hq < a->qh ? (float) a->qh : hq;
 	}
 	return loss ? gbt_term_softmax(m[(size_t) y * n], mx, sum) : 0;
 }
@@ -110,8 +159,8 @@ grad_rows_logistic(GbtGrad *a, uint32_t k0, uint32_t k1, bool loss, double s)
 		{
 			uint32_t	r = a->rows ? a->rows[k + i] : k + i;
 
-			a->gh[2 * (size_t) r] = g[i];
-			a->gh[2 * (size_t) r + 1] = hw[i];
+			a->gh[2 * (size_t) r] = grid_round(g[i], a->qg);
+			a->gh[2 * (size_t) r + 1] = grid_round(hw[i], a->qh);
 		}
 		if (loss)
 			s = add_logistic_terms(s, q, x, nb);
@@ -120,11 +169,36 @@ grad_rows_logistic(GbtGrad *a, uint32_t k0, uint32_t k1, bool loss, double s)
 }
 
 /*
+ * Squared-error gradient pairs of training rows rows[k, k1) (rows NULL:
+ * k..k1-1), h = 1, g not rounded yet (gbt_grad_run); returns s plus their
+ * loss terms, and the largest |g| in *gmax.
+ */
+static double
+grad_rows_squared(GbtGrad *a, uint32_t k, uint32_t k1, double s, float *gmax)
+{
+	float		mx = *gmax;
+
+	for (; k < k1; k++)
+	{
+		uint32_t	r = a->rows ? a->rows[k] : k;
+		double		d = a->margin[r] - gbt_target(a->data, r);
+		float		fd = (float) d;
+
+		mx = fabsf(fd) > mx ? fabsf(fd) : mx;
+		a->gh[2 * (size_t) r] = fd;
+		a->gh[2 * (size_t) r + 1] = 1.0f;
+		s += d * d;
+	}
+	*gmax = mx;
+	return s;
+}
+
+/*
  * Gradient pairs of one task's training rows: whole loss chunks
  * (GBT_LOSS_CHUNK rows) per task, so that with loss_part each chunk's
  * training loss is summed here row by row as gbt_train_loss_of sums it.
  */
-void
+static void
 gbt_grad_task(void *arg, int task, int n_tasks)
 {
 	GbtGrad    *a = arg;
@@ -133,6 +207,8 @@ gbt_grad_task(void *arg, int task, int n_tasks)
 				c1 = (uint32_t) ((uint64_t) nc * (task + 1) / n_tasks),
 				c;
 	bool		loss = a->loss_part != NULL;
+
+	a->gmax[task] = 0;
 
 	for (c = c0; c < c1; c++)
 	{
@@ -143,20 +219,68 @@ gbt_grad_task(void *arg, int task, int n_tasks)
 		if (a->obj == TREE_OBJ_BINARY_LOGISTIC)
 			s = grad_rows_logistic(a, k, k1, loss, s);
 		else if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
-			for (; k < k1; k++)
-			{
-				uint32_t	r = a->rows ? a->rows[k] : k;
-				double		d = a->margin[r] - gbt_target(a->data, r);
-
-				a->gh[2 * (size_t) r] = (float) d;
-				a->gh[2 * (size_t) r + 1] = 1.0f;
-				s += d * d;
-			}
+			s = grad_rows_squared(a, k, k1, s, &a->gmax[task]);
 		else
 			for (; k < k1; k++)
 				s += grad_row_softmax(a, a->rows ? a->rows[k] : k, loss);
 		if (loss)
 			a->loss_part[c] = s;
+	}
+}
+
+/* Rounds one task's share of the training rows' g to the grid of qg. */
+static void
+grid_task(void *arg, int task, int n_tasks)
+{
+	GbtGrad    *a = arg;
+	uint32_t	k = (uint32_t) ((uint64_t) a->n_rows * task / n_tasks),
+				k1 = (uint32_t) ((uint64_t) a->n_rows * (task + 1) / n_tasks);
+
+	for (; k < k1; k++)
+	{
+		size_t		r = a->rows ? a->rows[k] : k;
+
+		a->gh[2 * r] = grid_round(a->gh[2 * r], a->qg);
+	}
+}
+
+/*
+ * The gradient pass on nt tasks (at most 64), g and h on their grids. The
+ * logistic and softmax bounds are known before the pass (|g| <= w, h <=
+ * w / 4 or w / 2, w the largest class weight). Squared error's g is not
+ * bounded: the pass finds the round's largest |g| and a second pass
+ * rounds g to its quantum (h = 1 is on every grid). The grids depend only
+ * on the round's own gradients: not on the thread count, nor on earlier
+ * rounds (a warm start continues as one fit would).
+ */
+void
+gbt_grad_run(const MlEnv *env, int nt, GbtGrad *a)
+{
+	double		w = 1.0;
+	int			c,
+				t;
+
+	if (a->obj != TREE_OBJ_REG_SQUAREDERROR)
+	{
+		if (a->cw)
+			for (c = 0, w = 0; c < a->data->n_classes; c++)
+				w = a->cw[c] > w ? a->cw[c] : w;
+		a->qg = gbt_quantum(a->n_rows, w * FLOAT_UP);
+		a->qh = gbt_quantum(a->n_rows, (a->obj == TREE_OBJ_BINARY_LOGISTIC ? 0.25 : 0.5) *
+							w * FLOAT_UP);
+	}
+	else
+		a->qh = 0;
+	trees_run_tasks(env, nt, gbt_grad_task, a);
+	if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
+	{
+		float		mx = 0;
+
+		for (t = 0; t < nt; t++)
+			mx = a->gmax[t] > mx ? a->gmax[t] : mx;
+		a->qg = gbt_quantum(a->n_rows, mx);
+		if (a->qg > 0)
+			trees_run_tasks(env, nt, grid_task, a);
 	}
 }
 

@@ -258,7 +258,7 @@ MlStatus	trees_class_weights(const MlEnv *env, const TreeData *data, const TreeP
  * (gradients, margins, validation), gbt_grow.c grows one tree (partitions
  * rows, creates children), gbt_hist.c builds histograms and finds splits.
  */
-/* The gradient pass's state, kept across rounds (gbt_loss.c's gbt_grad_task). */
+/* The gradient pass's state, kept across rounds (gbt_loss.c's gbt_grad_run). */
 typedef struct GbtGrad
 {
 	const TreeData *data;
@@ -270,9 +270,14 @@ typedef struct GbtGrad
 	float	   *gh;				/* 2 * n per margin column */
 	const double *cw;			/* class weights or NULL */
 	double	   *loss_part;		/* NULL, or the training loss's chunk sums to fill */
+	double		qg;				/* quantum of g (0: g not rounded) */
+	double		qh;				/* quantum of h (0: h not rounded, squared error's 1) */
+	float		gmax[64];		/* per task: largest |g| before rounding (squared error) */
 } GbtGrad;
 
-void		gbt_grad_task(void *arg, int task, int n_tasks);
+/* gbt_loss.c: the gradient pass, its values on power-of-two grids (exact sums). */
+void		gbt_grad_run(const MlEnv *env, int nt, GbtGrad *a);
+double		gbt_quantum(uint32_t n, double bound);
 #define GBT_LOSS_CHUNK 16384		/* rows per partial sum of the training loss */
 /* gbt_loss.c: validation loss of rows vrows, training loss in chunk sums (part). */
 double		gbt_valid_loss(const TreeData *data, TreeObjective obj, int K, const float *margin,

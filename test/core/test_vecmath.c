@@ -173,8 +173,7 @@ run_pass(TreeObjective obj, int lv, const TreeData *data, const float *margin,
 	a.cw = cw;
 	a.loss_part = o->part;
 	memset(o->part, 0, sizeof(o->part));
-	gbt_grad_task(&a, 0, 2);
-	gbt_grad_task(&a, 1, 2);
+	gbt_grad_run(&env, 2, &a);
 	o->valid = gbt_valid_loss(data, obj, 1, margin, rows, n_rows / 3);
 	o->train = gbt_train_loss_of(&env, 1, data, obj, 1, margin, rows, n_rows, part2);
 	vecmath_simd_max = VECMATH_SIMD_AVX2;

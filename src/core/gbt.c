@@ -384,12 +384,12 @@ gbt_pos_init(GbtFit *f)
 	g->pos_dst = ml_alloc(env, sizeof(uint32_t *) * g->n_pos_nodes * g->nt);
 	g->pos_step = ml_alloc(env, g->n_pos_nodes);
 	g->pos_trash = ml_alloc(env, sizeof(uint32_t) * 16 * g->nt);
-	g->pos_fh = ml_alloc(env, sizeof(v2d *) * g->n_pos_nodes);
-	g->pos_fbuf = ml_alloc(env, sizeof(int) * g->n_pos_nodes);
+	g->pos_fh = ml_alloc(env, sizeof(v2d *) * g->n_pos_nodes * g->nt);
+	g->pos_fbuf = ml_alloc(env, sizeof(int) * g->n_pos_nodes * g->nt);
 	if (!g->pos || !g->rule || !g->pos_cnt || !g->pos_dst || !g->pos_step || !g->pos_trash ||
 		!g->pos_fh || !g->pos_fbuf)
 		return ML_ERR_MEMORY;
-	for (k = 0; k < g->n_pos_nodes; k++)
+	for (k = 0; k < g->n_pos_nodes * g->nt; k++)
 	{
 		g->pos_fh[k] = NULL;
 		g->pos_fbuf[k] = -1;

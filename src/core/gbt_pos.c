@@ -9,10 +9,12 @@
  * smaller child, ascending, into its idx range for its histogram (the
  * larger child's histogram is derived, so it needs no list). The last
  * level's margin update routes each row the same way. Rows keep ascending
- * order within a node, so every histogram sum is taken in the same order
- * as with the in-place partition: same bits. Where the histograms fit in
- * L2, the move pass itself builds the smaller children's histograms
- * (gbt_pos_fuse), with no list and no gather.
+ * order within a node, as with the in-place partition (the sums, on
+ * gbt_loss.c's grids, are exact in any order anyway). Where the
+ * histograms fit in L2, the move pass itself builds the smaller children's
+ * histograms (gbt_pos_fuse), with no list and no gather; on several
+ * threads each routes its own rows into histograms of its own, summed
+ * after the pass.
  */
 #include "trees_int.h"
 
@@ -239,27 +241,36 @@ gbt_pos_rules(Gbt *g, const int *pend, int np)
 }
 
 /*
- * Gives node pend's child `child` a histogram buffer (zeroed) for the
- * fused pass, unless neither child can split (their hessian sums).
+ * Gives node pend's child `child` a histogram buffer (zeroed) on each of
+ * nt tasks for the fused pass, unless neither child can split (their
+ * hessian sums) or the pool lacks the nt buffers (the child is listed and
+ * gathered then, as without the fused pass).
  */
 static void
-pos_fuse_buffer(Gbt *g, int pend, uint32_t child)
+pos_fuse_buffer(Gbt *g, int pend, uint32_t child, int nt)
 {
 	const TrainNode *nd = &g->tn[pend];
 	const Split *s = &g->split[pend];
-	v2d		   *h;
+	size_t		nn = g->n_pos_nodes;
 	int			b,
-				j;
+				j,
+				t;
 
-	g->pos_fbuf[pend] = -1;
-	if (s->HL < 2 * g->mcw && nd->hess_sum - s->HL < 2 * g->mcw)
+	for (t = 0; t < nt; t++)
+		g->pos_fbuf[t * nn + pend] = -1;
+	if ((s->HL < 2 * g->mcw && nd->hess_sum - s->HL < 2 * g->mcw) || g->n_free < nt)
 		return;
-	b = g->free_list[--g->n_free];
-	h = g->pool + (size_t) b * g->slots;
-	for (j = 0; j < g->d; j++)
-		memset(h + g->off[j], 0, sizeof(v2d) * (g->nb[j] + 1));
-	g->pos_fbuf[pend] = b;
-	g->pos_fh[child] = h;
+	for (t = 0; t < nt; t++)
+	{
+		v2d		   *h;
+
+		b = g->free_list[--g->n_free];
+		h = g->pool + (size_t) b * g->slots;
+		for (j = 0; j < g->d; j++)
+			memset(h + g->off[j], 0, sizeof(v2d) * (g->nb[j] + 1));
+		g->pos_fbuf[t * nn + pend] = b;
+		g->pos_fh[t * nn + child] = h;
+	}
 }
 
 /*
@@ -345,32 +356,34 @@ gbt_pos_partition(Gbt *g, const int *pend, int np, uint32_t *mids)
 int			gbt_pos_fuse_nodes = 8;
 
 /*
- * The fused pass, on one thread: each row of a split node moves to its
- * child (counted in pos_cnt's first row) and its gradient pair is added
- * to its child's histogram (pos_fh), if any, for every feature. A block's
- * rows are routed first, then the block's rows with a histogram are added
- * while their bytes are in L1: rows ascending within a node, as
- * hist_block_padded adds a listed node's rows, so the same sums in the
- * same order: same bits.
+ * The fused pass over one task's rows: each row of a split node moves to
+ * its child (counted in the task's row of pos_cnt) and its gradient pair
+ * is added to the task's histogram of its child (its row of pos_fh), if
+ * any, for every feature. A block's rows are routed first, then the
+ * block's rows with a histogram are added while their bytes are in L1.
+ * The sums are exact (gbt_loss.c's grids), so the tasks' histograms add
+ * up to the bits of one pass over every row, in any order.
  */
 static inline void
-pos_fuse_rows(Gbt *g, bool wide)
+pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 {
-	uint32_t   *cnt = g->pos_cnt;
+	uint32_t   *cnt = g->pos_cnt + (size_t) task * g->n_pos_nodes;
 	const PosRule *rules = g->rule;
-	v2d *const *fh = g->pos_fh;
+	v2d *const *fh = g->pos_fh + (size_t) task * g->n_pos_nodes;
 	const uint8_t *B = g->B;
 	const float *gh = g->gh;
 	size_t		d = (size_t) g->d,
-				n = g->n_rows,
+				r0,
+				n,
 				b0;
 	uint8_t    *pos8 = g->pos;
 	uint16_t   *pos16 = g->pos;
 	uint32_t	lr[POS_FUSE_BLOCK];
 	v2d		   *lh[POS_FUSE_BLOCK];
 
+	pos_range(g, task, n_tasks, &r0, &n);
 	memset(cnt, 0, sizeof(uint32_t) * g->n_pos_nodes);
-	for (b0 = 0; b0 < n; b0 += POS_FUSE_BLOCK)
+	for (b0 = r0; b0 < n; b0 += POS_FUSE_BLOCK)
 	{
 		size_t		b1 = n - b0 > POS_FUSE_BLOCK ? b0 + POS_FUSE_BLOCK : n,
 					r;
@@ -399,31 +412,75 @@ pos_fuse_rows(Gbt *g, bool wide)
 	}
 }
 
+/* pos_fuse_rows for one byte or two a row. */
+static void
+pos_fuse_task(void *arg, int task, int n_tasks)
+{
+	Gbt		   *g = arg;
+
+	if (g->pos_wide)
+		pos_fuse_rows(g, task, n_tasks, true);
+	else
+		pos_fuse_rows(g, task, n_tasks, false);
+}
+
+/*
+ * After the fused pass on nt tasks: node pend's fused child histogram is
+ * task 0's plus the others' (exact, so the bits of one pass), when keep;
+ * the other tasks' buffers go back to the pool.
+ */
+static void
+pos_fuse_merge(Gbt *g, int pend, int nt, bool keep)
+{
+	size_t		nn = g->n_pos_nodes;
+	v2d		   *h0 = g->pool + (size_t) g->pos_fbuf[pend] * g->slots;
+	int			t,
+				j,
+				k;
+
+	for (t = 1; t < nt; t++)
+	{
+		int			b = g->pos_fbuf[t * nn + pend];
+		const v2d  *h = g->pool + (size_t) b * g->slots;
+
+		if (keep)
+			for (j = 0; j < g->d; j++)
+				for (k = (int) g->off[j]; k <= (int) (g->off[j] + g->nb[j]); k++)
+					h0[k] += h[k];
+		g->free_list[g->n_free++] = b;
+		g->pos_fbuf[t * nn + pend] = -1;
+	}
+}
+
 /*
  * Splits the rows of nodes pend[0..np) as gbt_pos_partition does, and in
  * the same pass builds, for each node, the histogram of the child its
- * hessian sums predict the smaller, from the rows in row order: no list
- * and no gather. split_finish picks the child with fewer rows, not known
- * before the pass; the sums predicted it for 99% of the nodes of the
- * 1M-row bench. Where they failed the buffer goes back and the smaller
+ * hessian sums predict the smaller: no list and no gather. On several
+ * tasks each routes its own range of rows into histograms of its own,
+ * summed after the pass (sums on gbt_loss.c's grids are exact: the same
+ * bits as one pass). split_finish picks the child with fewer rows, not
+ * known before the pass; the sums predicted it for 99% of the nodes of
+ * the 1M-row bench. Where they failed the buffer goes back and the smaller
  * child is listed for a gather as before. A node whose histogram is built
  * keeps its buffer in pos_fbuf (split_finish queues the job as built).
- * Only where the move pass runs on one thread (on more, a fused pass on
- * feature ranges routes every row on every task, and measured slower than
- * the move on row ranges and the gather), where the live histograms fit
- * in L2 (the padded layout, every feature, at most gbt_pos_fuse_nodes
- * nodes and POS_FUSE_BYTES) and where the pool has a buffer for each node
- * (so no child becomes a leaf for want of one, as without the fused
- * pass); returns false (nothing done) otherwise.
+ * Only where the live histograms fit in L2 (the padded layout, every
+ * feature, at most gbt_pos_fuse_nodes nodes and POS_FUSE_BYTES a task)
+ * and where the pool has a buffer for each node (so no child becomes a
+ * leaf for want of one, as without the fused pass: the other tasks'
+ * buffers are back in the pool before split_finish); a node for whose
+ * tasks the pool has no nt buffers is listed instead. Returns false
+ * (nothing done) otherwise.
  */
 bool
 gbt_pos_fuse(Gbt *g, const int *pend, int np, uint32_t *mids)
 {
-	int			q;
+	size_t		nn = g->n_pos_nodes;
+	int			nt = pos_tasks(g),
+				q,
+				t;
 
 	if (!g->by_pos || !g->padded || !g->all_feat || np == 0 || np > gbt_pos_fuse_nodes ||
-		(size_t) np * g->slots * sizeof(v2d) > POS_FUSE_BYTES || g->n_free < np ||
-		pos_tasks(g) > 1)
+		(size_t) np * g->slots * sizeof(v2d) > POS_FUSE_BYTES || g->n_free < np)
 		return false;
 	gbt_pos_rules(g, pend, np);
 	for (q = 0; q < np; q++)
@@ -431,25 +488,27 @@ gbt_pos_fuse(Gbt *g, const int *pend, int np, uint32_t *mids)
 		const TrainNode *nd = &g->tn[pend[q]];
 		const Split *s = &g->split[pend[q]];
 
-		pos_fuse_buffer(g, pend[q], nd->left + (s->HL <= nd->hess_sum - s->HL ? 0 : 1));
+		pos_fuse_buffer(g, pend[q], nd->left + (s->HL <= nd->hess_sum - s->HL ? 0 : 1), nt);
 	}
-	if (g->pos_wide)
-		pos_fuse_rows(g, true);
-	else
-		pos_fuse_rows(g, false);
-	pos_list_smaller(g, pend, np, mids, 1);
+	trees_run_tasks(g->env, nt, pos_fuse_task, g);
+	pos_list_smaller(g, pend, np, mids, nt);
 	for (q = 0; q < np; q++)
 	{
 		const TrainNode *nd = &g->tn[pend[q]];
 		bool		small_built = g->pos_fh[mids[q] - nd->begin <= nd->end - mids[q] ?
 										nd->left : nd->left + 1] != NULL;
 
-		if (g->pos_fbuf[pend[q]] >= 0 && !small_built)
+		if (g->pos_fbuf[pend[q]] >= 0)
 		{
-			g->free_list[g->n_free++] = g->pos_fbuf[pend[q]];
-			g->pos_fbuf[pend[q]] = -1;	/* mispredicted: listed above */
+			pos_fuse_merge(g, pend[q], nt, small_built);
+			if (!small_built)
+			{
+				g->free_list[g->n_free++] = g->pos_fbuf[pend[q]];
+				g->pos_fbuf[pend[q]] = -1;	/* mispredicted: listed above */
+			}
 		}
-		g->pos_fh[nd->left] = g->pos_fh[nd->left + 1] = NULL;
+		for (t = 0; t < nt; t++)
+			g->pos_fh[t * nn + nd->left] = g->pos_fh[t * nn + nd->left + 1] = NULL;
 	}
 	return true;
 }

@@ -442,8 +442,8 @@ typedef struct Gbt
 	uint8_t    *pos_step;		/* 1: the node's rows are listed (n_pos_nodes) */
 	int			pos_one;		/* the only node listed, or -1 */
 	uint32_t   *pos_trash;		/* dummy cursor target, 16 per task */
-	v2d		  **pos_fh;			/* fused pass: histogram a node's rows go to, or NULL */
-	int		   *pos_fbuf;		/* per node being split: its fused child's buffer, or -1 */
+	v2d		  **pos_fh;			/* fused pass, per task: histogram a node's rows go to, or NULL */
+	int		   *pos_fbuf;		/* per task, per node split: its fused child's buffer, or -1 */
 } Gbt;
 
 /* Runs the queued histogram jobs and split evaluations, then reduces the splits. */

@@ -444,7 +444,7 @@ gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves)
 	root->begin = 0;
 	root->end = ns;
 	root->hist = g->free_list[--g->n_free];
-	/* on one thread, rows in order: the sums and the histogram in one pass */
+	/* rows in order: the sums and the histogram in one pass (rows split between threads) */
 	built = gbt_hist_root(g, ns, g->pool + (size_t) root->hist * g->slots, &G, &H);
 	for (k = 0; !built && k < ns; k++)
 	{

@@ -4,7 +4,9 @@
  * nodes (a thread then reads only its own rows) where they balance, a
  * node's feature ranges on consecutive threads where they do not (see
  * plan_run). Either way every sum is taken in the same row order whatever
- * the thread count: models are bit-identical for 1 or N threads.
+ * the thread count; and the sums are exact anyway (gbt_loss.c's grids), so
+ * the root's pass splits its rows between threads (gbt_hist_root): models
+ * are bit-identical for 1 or N threads.
  */
 #include "trees_int.h"
 
@@ -69,29 +71,39 @@ hist_block_padded(const Gbt *g, const TrainNode *nd, v2d *h, int j0, int j1)
 	}
 }
 
-/*
- * The root's gradient sums and histogram h in one pass over rows 0..n-1 in
- * order (idx in order, the padded layout, every feature, one block): *G
- * and *H summed in row order as gbt_grow_tree's loop sums them, each slot
- * in row order as hist_block_padded adds the rows: the same bits, with the
- * gradient pairs read once and no second loop. False (nothing done) where
- * those conditions do not hold or the run would be split over threads.
- */
-bool
-gbt_hist_root(const Gbt *g, uint32_t n, v2d *h, double *G, double *H)
+/* Rows per task below which the root's pass runs on one thread. */
+#define ROOT_TASK_ROWS 65536
+
+/* The root's pass on several tasks: each one's histogram and sums. */
+typedef struct RootRun
 {
+	const Gbt  *g;
+	uint32_t	n;
+	v2d		   *h[64];
+	double		G[64];
+	double		H[64];
+} RootRun;
+
+/*
+ * One task's rows of the root's pass: their gradient sums and histogram
+ * (the task's own, zeroed here), rows in order.
+ */
+static void
+root_task(void *arg, int task, int n_tasks)
+{
+	RootRun    *rr = arg;
+	const Gbt  *g = rr->g;
 	const uint8_t *B = g->B;
 	const float *gh = g->gh;
+	v2d		   *h = rr->h[task];
 	size_t		d = (size_t) g->d;
 	double		Gs = 0,
 				Hs = 0;
-	uint32_t	k;
+	uint32_t	k = (uint32_t) ((uint64_t) rr->n * task / n_tasks),
+				k1 = (uint32_t) ((uint64_t) rr->n * (task + 1) / n_tasks);
 
-	if (g->nt != 1 || !g->idx_in_order || !g->padded || !g->all_feat ||
-		g->slots > HIST_BLOCK_SLOTS)
-		return false;
 	memset(h, 0, sizeof(v2d) * g->slots);
-	for (k = 0; k < n; k++)
+	for (; k < k1; k++)
 	{
 		float		gk = gh[2 * (size_t) k],
 					hk = gh[2 * (size_t) k + 1];
@@ -101,8 +113,48 @@ gbt_hist_root(const Gbt *g, uint32_t n, v2d *h, double *G, double *H)
 		Hs += hk;
 		gbt_hist_add_padded(h, B + k * d, g->d, v);
 	}
-	*G = Gs;
-	*H = Hs;
+	rr->G[task] = Gs;
+	rr->H[task] = Hs;
+}
+
+/*
+ * The root's gradient sums and histogram h in one pass over rows 0..n-1
+ * (idx in order, the padded layout, every feature, one block), the gradient
+ * pairs read once. On several threads each task takes a range of rows into
+ * a histogram of its own (task 0 into h, the others into free pool buffers,
+ * which stay free), added up after: the sums are exact (gbt_loss.c's
+ * grids), so the bits of one pass. False (nothing done) where those
+ * conditions do not hold.
+ */
+bool
+gbt_hist_root(const Gbt *g, uint32_t n, v2d *h, double *G, double *H)
+{
+	RootRun		rr;
+	int			nt = (int) (n / ROOT_TASK_ROWS) + 1,
+				t,
+				j,
+				k;
+
+	if (!g->idx_in_order || !g->padded || !g->all_feat || g->slots > HIST_BLOCK_SLOTS)
+		return false;
+	nt = nt < g->nt ? nt : g->nt;
+	nt = nt <= g->n_free + 1 ? nt : g->n_free + 1;
+	rr.g = g;
+	rr.n = n;
+	rr.h[0] = h;
+	for (t = 1; t < nt; t++)
+		rr.h[t] = g->pool + (size_t) g->free_list[g->n_free - t] * g->slots;
+	trees_run_tasks(g->env, nt, root_task, &rr);
+	*G = rr.G[0];
+	*H = rr.H[0];
+	for (t = 1; t < nt; t++)
+	{
+		*G += rr.G[t];
+		*H += rr.H[t];
+		for (j = 0; j < g->d; j++)
+			for (k = (int) g->off[j]; k <= (int) (g->off[j] + g->nb[j]); k++)
+				h[k] += rr.h[t][k];
+	}
 	return true;
 }
 

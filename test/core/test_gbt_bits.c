@@ -14,11 +14,11 @@
  * round's gradient pass, must equal the loss pass's, and float targets
  * must train as the same doubles. The histograms built in the move pass
  * (gbt_pos_fuse) must give the bytes of the list-and-gather path at any
- * level limit (so also where fused and gathered levels alternate). On one
- * thread a tree on every row takes the root's sums and histogram from one
- * pass (gbt_hist_root): the 1-thread hashes of the unsampled cases without
- * validation rows check it against the old bytes; the sampled ones and 2
- * and 3 threads take the separate loop and run.
+ * level limit (so also where fused and gathered levels alternate), on 1
+ * and 3 threads (each thread then routes its own rows into histograms of
+ * its own). A tree on every row takes the root's sums and histogram from
+ * one pass (gbt_hist_root, rows split between threads); the sampled cases
+ * and those with validation rows take the separate loop and run.
  */
 #include <math.h>
 

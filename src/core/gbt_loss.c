@@ -10,7 +10,8 @@
  * quantum (qg, qh) small enough that the sum of their magnitudes over all
  * training rows is below 2^53 quanta: every histogram and node sum of them
  * is then exact in double, the same in any order of rows (docs/trees.md,
- * "Exact sums").
+ * "Exact sums"). A logistic or softmax hessian is at least one quantum
+ * (XGBoost's floor of 1e-16, kept on the grid).
  */
 #include "trees_int.h"
 
@@ -159,8 +160,11 @@ grad_rows_logistic(GbtGrad *a, uint32_t k0, uint32_t k1, bool loss, double s)
 		{
 			uint32_t	r = a->rows ? a->rows[k + i] : k + i;
 
+			float		hq = grid_round(hw[i], a->qh);
+
 			a->gh[2 * (size_t) r] = grid_round(g[i], a->qg);
-			a->gh[2 * (size_t) r + 1] = grid_round(hw[i], a->qh);
+			/* XGBoost's floor on h (1e-16), kept on the grid: never 0 */
+			a->gh[2 * (size_t) r + 1] = hq < a->qh ? (float) a->qh : hq;
 		}
 		if (loss)
 			s = add_logistic_terms(s, q, x, nb);

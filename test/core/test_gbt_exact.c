@@ -2,11 +2,12 @@
  * test_gbt_exact.c: gbt's exact sums (docs/trees.md, "Exact sums"). The
  * gradient pass puts every g and h on a power-of-two grid whose quantum q
  * keeps the sum of their magnitudes over the training rows below 2^53 q
- * (gbt_loss.c): checked for each objective, class weights, and squared
- * error with targets of a large range and of a tiny one, over rounds
- * whose largest |g| grows and shrinks. Then the
- * sums do not depend on the order of rows: the same rows permuted train
- * the same model bytes, on 1 and on 2 threads.
+ * (gbt_loss.c), with no logistic or softmax hessian 0 (margins to +-30
+ * put p (1 - p) far below the quantum): checked for each objective, class
+ * weights, and squared error with targets of a large range and of a tiny
+ * one, over rounds whose largest |g| grows and shrinks. Then the sums do
+ * not depend on the order of rows: the same rows permuted train the same
+ * model bytes, on 1 and on 2 threads.
  */
 #include <math.h>
 
@@ -56,7 +57,8 @@ on_grid(const float *v, size_t n, size_t stride, double q)
 
 /*
  * One gradient pass of objective obj (K margins a row) over margins m
- * on 2 tasks; checks its g and h against their quanta, named `what`.
+ * on 2 tasks; checks its g and h against their quanta (and that no
+ * hessian is 0: XGBoost's floor, as one quantum), named `what`.
  */
 static void
 check_pass(GbtGrad *a, const char *what)
@@ -73,7 +75,13 @@ check_pass(GbtGrad *a, const char *what)
 		if (a->obj == TREE_OBJ_REG_SQUAREDERROR)
 			ok &= a->qh == 0 && a->gh[(size_t) c * 2 * n + 1] == 1.0f;
 		else
+		{
+			size_t		i;
+
 			ok &= on_grid(a->gh + (size_t) c * 2 * n + 1, n, 2, a->qh);
+			for (i = 0; i < n; i++)
+				ok &= a->gh[(size_t) c * 2 * n + 2 * i + 1] >= a->qh;	/* never 0 */
+		}
 	}
 	CHECK(ok, "%s: g on a grid of 2^%d, h of 2^%d (0: h = 1), sums of |values| below 2^53 quanta",
 		  what, ilogb(a->qg), a->qh > 0 ? ilogb(a->qh) : 0);

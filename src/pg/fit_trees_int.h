@@ -65,7 +65,8 @@ typedef struct TreeLoad
 	bool		on_null_error;
 	/* pass 1: the sample for the bin edges (smallest content hashes) */
 	double	   *sample;			/* up to TREES_SAMPLE x d, row-major, grown on demand */
-	int64		sample_cap;		/* rows allocated in sample */
+	int64		sample_cap;		/* rows of sample in use (checked in max_memory) */
+	int64		sample_room;	/* rows allocated in sample (>= sample_cap) */
 	int64		seen;			/* rows seen in pass 1 */
 	bool		sample_is_all;	/* every row so far is in the sample, in order */
 	bool		prep_param;		/* params.preprocess given */

@@ -67,6 +67,7 @@ typedef struct TreeLoad
 	double	   *sample;			/* up to TREES_SAMPLE x d, row-major, grown on demand */
 	int64		sample_cap;		/* rows of sample in use (checked in max_memory) */
 	int64		sample_room;	/* rows allocated in sample (>= sample_cap) */
+	bool		sample_huge;	/* 2 MB pages advised in sample (sample_alloc) */
 	int64		seen;			/* rows seen in pass 1 */
 	bool		sample_is_all;	/* every row so far is in the sample, in order */
 	bool		prep_param;		/* params.preprocess given */
@@ -124,6 +125,7 @@ void		trees_load_pass1(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const ch
 void		trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins *bins);
 /* Puts pass 1's sample (and, when it holds every row, the targets) in the canonical order. */
 void		trees_load_order_sample(TreeLoad *L);
+void		trees_load_free_sample(TreeLoad *L);
 /* Puts pass 2's binned rows and targets in the canonical order. */
 void		trees_load_order_rows(TreeLoad *L);
 /* Decides the task; turns the targets into class indices or values. */

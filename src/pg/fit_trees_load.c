@@ -247,6 +247,7 @@ pass1_plan(void *arg, const SourceInfo *info)
 	}
 	L->sample_cap = 0;
 	L->sample_room = 0;
+	L->sample_huge = false;
 	L->keep_all = L->prep_param || info->any_categorical;
 }
 
@@ -254,7 +255,7 @@ pass1_plan(void *arg, const SourceInfo *info)
 #define SAMPLE_BUF_ROWS (TREES_SAMPLE + TREES_SAMPLE / 16)
 
 /* Largest sample allocated whole up front (sample_alloc). */
-#define SAMPLE_ROOM_MAX_BYTES ((Size) 256 * 1024 * 1024)
+#define SAMPLE_ROOM_MAX_BYTES ((Size) 64 * 1024 * 1024)
 
 /*
  * Allocates the sample's memory at first use. Without preprocessing (and
@@ -275,11 +276,26 @@ sample_alloc(TreeLoad *L, int64 cap)
 	{
 		L->sample_room = SAMPLE_BUF_ROWS;
 		L->sample = MemoryContextAllocHuge(L->mcxt, row * L->sample_room);
-		if (L->sample_room > cap)
-			source_advise_huge_pages((char *) L->sample + row * cap, row * (L->sample_room - cap));
+		source_advise_huge_pages((char *) L->sample + row * cap, row * (L->sample_room - cap));
+		L->sample_huge = true;
 		return;
 	}
 	L->sample = MemoryContextAllocHuge(L->mcxt, row * cap);
+}
+
+/*
+ * Frees pass 1's sample (after the bin edges), first taking back the 2 MB
+ * page advice sample_alloc gave: the memory may stay in malloc's heap.
+ */
+void
+trees_load_free_sample(TreeLoad *L)
+{
+	if (L->sample_huge)
+		source_unadvise_huge_pages(L->sample, sizeof(double) * L->sample_room * Max(L->d, 1));
+	pfree(L->sample);
+	L->sample = NULL;
+	L->sample_room = 0;
+	L->sample_huge = false;
 }
 
 /* Makes room for one more sample row (the sample grows to TREES_SAMPLE rows). */

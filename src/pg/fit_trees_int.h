@@ -102,6 +102,7 @@ typedef struct TreeLoad
 	/* pass 1 -> 2: where each row goes, from pass 1's hashes (see trees_load_pass2) */
 	uint64	   *keys1;			/* pass 1: sort key of each row with a target */
 	int64		keys1_cap;
+	int64		keys1_ready;	/* keys1's entries faulted in (pass1_flush) */
 	int64		n1;				/* rows with a target in pass 1 (keys1's rows) */
 	uint32	   *slot_of;		/* pass 2: the slot of B of pass-1 row k (k < n1) */
 	LoadBlock	blk[2];			/* rows read, not yet hashed: one filling, one handed over */

@@ -866,7 +866,8 @@ predict_slots(TreeLoad *L, int64 rows)
 static void
 reset_for_pass2(TreeLoad *L)
 {
-	int64		rows = Max(L->seen, 1);
+	int64		rows = Max(L->seen, 1),
+				filled;
 
 	L->n = 0;
 	L->skipped_target = 0;
@@ -900,13 +901,14 @@ reset_for_pass2(TreeLoad *L)
 	source_advise_huge_pages(L->rh, sizeof(uint64) * rows);
 	source_advise_huge_pages(L->yv ? (void *) L->yv : (void *) L->yl,
 							 L->yv ? sizeof(double) * rows : sizeof(int32) * rows);
-	/* and every row of them is written: fault them in now, in one call each */
-	source_populate(L->B, (Size) rows * L->d);
-	source_populate(L->rh, sizeof(uint64) * rows);
+	/* the rows pass 1 saw with a target are written: fault them in now, in one call each */
+	filled = Min(rows, L->n1);
+	source_populate(L->B, (Size) filled * L->d);
+	source_populate(L->rh, sizeof(uint64) * filled);
 	source_populate(L->yv ? (void *) L->yv : (void *) L->yl,
-					L->yv ? sizeof(double) * rows : sizeof(int32) * rows);
+					L->yv ? sizeof(double) * filled : sizeof(int32) * filled);
 	if (L->sv)
-		source_populate(L->sv, sizeof(double) * rows);
+		source_populate(L->sv, sizeof(double) * filled);
 	hash_destroy(L->label_ids);
 	L->label_ids = create_label_table(L->mcxt);
 	L->n_labels = 0;

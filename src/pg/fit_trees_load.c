@@ -521,14 +521,14 @@ pass1_block_task(void *arg, int task, int n_tasks)
 		profile_offer_block(b->profile, b->x, b->cap, b->n, b->profile_h);
 }
 
-/* keys1's entries faulted in at a time ahead of the rows (4 KB pages: 128 faults) */
-#define KEYS1_POPULATE 65536
+/* keys1's entries faulted in at a time ahead of the rows (4 KB pages: 32 faults) */
+#define KEYS1_POPULATE 16384
 
 /*
  * Hands pass 1's block over with where its sort keys go (keys1 as it is
  * now), first faulting in keys1's next KEYS1_POPULATE entries when the
  * block's rows reach them (source_populate): one system call instead of a
- * page fault every 512 rows, and at most 512 KB faulted in ahead.
+ * page fault every 512 rows, and at most 128 KB faulted in ahead.
  */
 static void
 pass1_flush(TreeLoad *L)

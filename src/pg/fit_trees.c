@@ -405,8 +405,7 @@ bin_rows(TreeFit *F)
 				trees_bins_apply_row(bins, L->sample + (Size) row * L->d,
 									 L->B + (Size) L->sample_src[row] * L->d);
 	}
-	pfree(L->sample);
-	L->sample = NULL;
+	trees_load_free_sample(L);
 	trees_release_free_memory();
 	if (!L->sample_is_all)
 	{

@@ -65,7 +65,9 @@ typedef struct TreeLoad
 	bool		on_null_error;
 	/* pass 1: the sample for the bin edges (smallest content hashes) */
 	double	   *sample;			/* up to TREES_SAMPLE x d, row-major, grown on demand */
-	int64		sample_cap;		/* rows allocated in sample */
+	int64		sample_cap;		/* rows of sample in use (checked in max_memory) */
+	int64		sample_room;	/* rows allocated in sample (>= sample_cap) */
+	bool		sample_huge;	/* 2 MB pages advised in sample (sample_alloc) */
 	int64		seen;			/* rows seen in pass 1 */
 	bool		sample_is_all;	/* every row so far is in the sample, in order */
 	bool		prep_param;		/* params.preprocess given */
@@ -100,6 +102,7 @@ typedef struct TreeLoad
 	/* pass 1 -> 2: where each row goes, from pass 1's hashes (see trees_load_pass2) */
 	uint64	   *keys1;			/* pass 1: sort key of each row with a target */
 	int64		keys1_cap;
+	int64		keys1_ready;	/* keys1's entries faulted in (pass1_flush) */
 	int64		n1;				/* rows with a target in pass 1 (keys1's rows) */
 	uint32	   *slot_of;		/* pass 2: the slot of B of pass-1 row k (k < n1) */
 	LoadBlock	blk[2];			/* rows read, not yet hashed: one filling, one handed over */
@@ -123,6 +126,7 @@ void		trees_load_pass1(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const ch
 void		trees_load_pass2(TreeLoad *L, SourceSpec *spec, SourceInfo *info, const TreeBins *bins);
 /* Puts pass 1's sample (and, when it holds every row, the targets) in the canonical order. */
 void		trees_load_order_sample(TreeLoad *L);
+void		trees_load_free_sample(TreeLoad *L);
 /* Puts pass 2's binned rows and targets in the canonical order. */
 void		trees_load_order_rows(TreeLoad *L);
 /* Decides the task; turns the targets into class indices or values. */

@@ -246,7 +246,56 @@ pass1_plan(void *arg, const SourceInfo *info)
 			}
 	}
 	L->sample_cap = 0;
+	L->sample_room = 0;
+	L->sample_huge = false;
 	L->keep_all = L->prep_param || info->any_categorical;
+}
+
+/* Rows of the buffered sample (sample_start_buf): the most pass 1 keeps without preprocessing. */
+#define SAMPLE_BUF_ROWS (TREES_SAMPLE + TREES_SAMPLE / 16)
+
+/* Largest sample allocated whole up front (sample_alloc). */
+#define SAMPLE_ROOM_MAX_BYTES ((Size) 64 * 1024 * 1024)
+
+/*
+ * Allocates the sample's memory at first use. Without preprocessing (and
+ * rows no wider than SAMPLE_ROOM_MAX_BYTES allows) that is the buffered
+ * sample's whole size at once, as address space: pages are faulted in as
+ * rows are written, so a small source uses no more memory, and a large one
+ * neither moves the sample as it grows nor faults in 4 KB pages past its
+ * first 8,192 rows (2 MB pages advised there: about 6,000 page faults fewer
+ * for 28 features). mlpipe.max_memory is still checked on the rows in use.
+ */
+static void
+sample_alloc(TreeLoad *L, int64 cap)
+{
+	Size		row = sizeof(double) * Max(L->d, 1);
+
+	L->sample_room = cap;
+	if (!L->keep_all && (Size) SAMPLE_BUF_ROWS * row <= SAMPLE_ROOM_MAX_BYTES)
+	{
+		L->sample_room = SAMPLE_BUF_ROWS;
+		L->sample = MemoryContextAllocHuge(L->mcxt, row * L->sample_room);
+		source_advise_huge_pages((char *) L->sample + row * cap, row * (L->sample_room - cap));
+		L->sample_huge = true;
+		return;
+	}
+	L->sample = MemoryContextAllocHuge(L->mcxt, row * cap);
+}
+
+/*
+ * Frees pass 1's sample (after the bin edges), first taking back the 2 MB
+ * page advice sample_alloc gave: the memory may stay in malloc's heap.
+ */
+void
+trees_load_free_sample(TreeLoad *L)
+{
+	if (L->sample_huge)
+		source_unadvise_huge_pages(L->sample, sizeof(double) * L->sample_room * Max(L->d, 1));
+	pfree(L->sample);
+	L->sample = NULL;
+	L->sample_room = 0;
+	L->sample_huge = false;
 }
 
 /* Makes room for one more sample row (the sample grows to TREES_SAMPLE rows). */
@@ -264,8 +313,13 @@ sample_reserve(TreeLoad *L, int64 rows)
 	bytes = (Size) cap * L->d * (sizeof(double) + 1) + (sizeof(int64) + sizeof(uint64)) * cap;
 	pg_memory_check((double) bytes, "Raise mlpipe.max_memory, or train on a sample of the source.",
 					"training data of " INT64_FORMAT " rows x %d features", cap, L->d);
-	L->sample = L->sample ? repalloc_huge(L->sample, sizeof(double) * cap * L->d)
-		: MemoryContextAllocHuge(L->mcxt, sizeof(double) * cap * L->d);
+	if (L->sample == NULL)
+		sample_alloc(L, cap);
+	else if (cap > L->sample_room)
+	{
+		L->sample = repalloc_huge(L->sample, sizeof(double) * cap * L->d);
+		L->sample_room = cap;
+	}
 	L->sample_src = L->sample_src ? repalloc_huge(L->sample_src, sizeof(int64) * cap)
 		: MemoryContextAllocHuge(L->mcxt, sizeof(int64) * cap);
 	L->sample_prio = L->sample_prio ? repalloc_huge(L->sample_prio, sizeof(uint64) * cap)
@@ -285,13 +339,17 @@ sample_reserve(TreeLoad *L, int64 rows)
 static void
 sample_start_buf(TreeLoad *L)
 {
-	int64		cap = TREES_SAMPLE + TREES_SAMPLE / 16;
+	int64		cap = SAMPLE_BUF_ROWS;
 
 	pg_memory_check((double) cap * (L->d * sizeof(double) + 2 * sizeof(uint64)) + (double) L->keys1_cap * sizeof(uint64),
 					"Raise mlpipe.max_memory, or train on a sample of the source.",
 					"training data of " INT64_FORMAT " rows x %d features", cap, L->d);
 	L->sample_is_all = false;
-	L->sample = repalloc_huge(L->sample, sizeof(double) * cap * L->d);
+	if (cap > L->sample_room)
+	{
+		L->sample = repalloc_huge(L->sample, sizeof(double) * cap * L->d);
+		L->sample_room = cap;
+	}
 	L->sample_prio = repalloc_huge(L->sample_prio, sizeof(uint64) * cap);
 	L->sample_cap = cap;
 	memset(&L->sbuf, 0, sizeof(L->sbuf));
@@ -463,10 +521,26 @@ pass1_block_task(void *arg, int task, int n_tasks)
 		profile_offer_block(b->profile, b->x, b->cap, b->n, b->profile_h);
 }
 
-/* Hands pass 1's block over with where its sort keys go (keys1 as it is now). */
+/* keys1's entries faulted in at a time ahead of the rows (4 KB pages: 32 faults) */
+#define KEYS1_POPULATE 16384
+
+/*
+ * Hands pass 1's block over with where its sort keys go (keys1 as it is
+ * now), first faulting in keys1's next KEYS1_POPULATE entries when the
+ * block's rows reach them (source_populate): one system call instead of a
+ * page fault every 512 rows, and at most 128 KB faulted in ahead.
+ */
 static void
 pass1_flush(TreeLoad *L)
 {
+	if (L->n1 > L->keys1_ready && L->keys1 != NULL)
+	{
+		int64		from = Min(L->keys1_ready, L->keys1_cap),
+					to = Min(L->n1 + KEYS1_POPULATE, L->keys1_cap);
+
+		source_populate(L->keys1 + from, sizeof(uint64) * (to - from));
+		L->keys1_ready = to;
+	}
 	L->blk[L->cur].keys = L->keys1;
 	blocks_flush(L, pass1_block_task);
 }
@@ -776,6 +850,8 @@ predict_slots(TreeLoad *L, int64 rows)
 	}
 	ML_CHECK_STATUS(ml_canonical_order(&L->pe->env, keys, L->n1, NULL, NULL, &err), &err);
 	L->slot_of = MemoryContextAllocHuge(L->mcxt, sizeof(uint32) * Max(L->n1, 1));
+	/* every entry is written next, in random order */
+	source_populate(L->slot_of, sizeof(uint32) * Max(L->n1, 1));
 	for (i = 0; i < L->n1; i++)
 		L->slot_of[keys[i] & ML_ORDER_ROW_MASK] = (uint32) i;
 	L->keys1 = NULL;
@@ -790,7 +866,8 @@ predict_slots(TreeLoad *L, int64 rows)
 static void
 reset_for_pass2(TreeLoad *L)
 {
-	int64		rows = Max(L->seen, 1);
+	int64		rows = Max(L->seen, 1),
+				filled;
 
 	L->n = 0;
 	L->skipped_target = 0;
@@ -824,6 +901,14 @@ reset_for_pass2(TreeLoad *L)
 	source_advise_huge_pages(L->rh, sizeof(uint64) * rows);
 	source_advise_huge_pages(L->yv ? (void *) L->yv : (void *) L->yl,
 							 L->yv ? sizeof(double) * rows : sizeof(int32) * rows);
+	/* the rows pass 1 saw with a target are written: fault them in now, in one call each */
+	filled = Min(rows, L->n1);
+	source_populate(L->B, (Size) filled * L->d);
+	source_populate(L->rh, sizeof(uint64) * filled);
+	source_populate(L->yv ? (void *) L->yv : (void *) L->yl,
+					L->yv ? sizeof(double) * filled : sizeof(int32) * filled);
+	if (L->sv)
+		source_populate(L->sv, sizeof(double) * filled);
 	hash_destroy(L->label_ids);
 	L->label_ids = create_label_table(L->mcxt);
 	L->n_labels = 0;

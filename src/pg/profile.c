@@ -137,6 +137,8 @@ profile_grow(ProfileSampler *ps, int64 n)
 	smp->slot_of = smp->slot_of ? repalloc_huge(smp->slot_of, sizeof(int64) * n)
 		: MemoryContextAllocHuge(ps->mcxt, sizeof(int64) * n);
 	smp->rows = ps->rows;
+	/* the new rows are written next, in order: fault them in in one call */
+	source_populate(ps->rows + (Size) ps->alloc * ps->d, (Size) (n - ps->alloc) * ps->d * sizeof(double));
 	ps->alloc = n;
 }
 

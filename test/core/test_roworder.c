@@ -503,11 +503,21 @@ sorted_records(const uint64_t *prio, const double *rows, int64_t n)
  * where equal priorities mean equal rows (content hashes), the same rows;
  * with many rows of one priority (ties at the cut), the same priorities.
  * Buffers from k + 1 to 2k rows; rows offered in another order give the
- * same records.
+ * same records. Priorities (prio_kind): content hashes, 37 values in high
+ * bits, small values (the cut's histogram at shift 0), or hashes under one
+ * long common prefix (one histogram bucket for most of them).
  */
-static void
-test_sample_buf(int64_t k, int64_t cap, bool ties)
+enum
 {
+	PRIO_HASH, PRIO_37, PRIO_SMALL, PRIO_PREFIX
+};
+
+static void
+test_sample_buf(int64_t k, int64_t cap, int prio_kind)
+{
+	bool		ties = prio_kind != PRIO_HASH;
+	static const char *const kind_name[] = {"content hashes", "37 priorities", "small priorities",
+	"prefixed hashes"};
 	double	   *x = malloc(sizeof(double) * N * D),
 			   *rows_a = malloc(sizeof(double) * k * D),
 			   *rows_b = malloc(sizeof(double) * cap * D);
@@ -527,8 +537,11 @@ test_sample_buf(int64_t k, int64_t cap, bool ties)
 	shuffle(x, N, 3);
 	for (i = 0; i < N; i++)
 	{
-		uint64_t	p = ties ? (uint64_t) (i % 37) << 40
-			: ml_hash_finish(ml_hash_doubles(ml_hash_start(5), x + i * D, D));
+		uint64_t	h = ml_hash_finish(ml_hash_doubles(ml_hash_start(5), x + i * D, D)),
+					p = prio_kind == PRIO_HASH ? h
+			: prio_kind == PRIO_37 ? (uint64_t) (i % 37) << 40
+			: prio_kind == PRIO_SMALL ? (uint64_t) (h % 3001)
+			: (UINT64_C(0xF0F0F0F0F) << 28) | (h >> 36);
 		int64_t		sa = ml_sample_slot(&a, p),
 					sb = ml_sample_buf_slot(&b, p);
 
@@ -552,7 +565,7 @@ test_sample_buf(int64_t k, int64_t cap, bool ties)
 		same = ra[i * (1 + D)] == rb[i * (1 + D)] &&
 			(ties || memcmp(ra + i * (1 + D), rb + i * (1 + D), sizeof(uint64_t) * (1 + D)) == 0);
 	CHECK(same, "buffered sample (k %lld, buffer %lld, %s) keeps the heap's %s (%lld rows appended)",
-		  (long long) k, (long long) cap, ties ? "37 priorities" : "content hashes",
+		  (long long) k, (long long) cap, kind_name[prio_kind],
 		  ties ? "priorities" : "rows", (long long) offered);
 	free(ra);
 	free(rb);
@@ -630,11 +643,14 @@ main(void)
 	test_sorted();
 	test_sample();
 	test_sample_slots();
-	test_sample_buf(100, 125, false);
-	test_sample_buf(100, 101, false);
-	test_sample_buf(1000, 2000, false);
-	test_sample_buf(100, 125, true);
-	test_sample_buf(N + 10, N + 20, false);
+	test_sample_buf(100, 125, PRIO_HASH);
+	test_sample_buf(100, 101, PRIO_HASH);
+	test_sample_buf(1000, 2000, PRIO_HASH);
+	test_sample_buf(100, 125, PRIO_37);
+	test_sample_buf(N + 10, N + 20, PRIO_HASH);
+	test_sample_buf(1000, 1063, PRIO_SMALL);
+	test_sample_buf(1000, 1063, PRIO_PREFIX);
+	test_sample_buf(100, 106, PRIO_PREFIX);
 	test_permute_arrays();
 	return mlt_done();
 }

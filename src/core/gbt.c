@@ -165,10 +165,10 @@ gbt_memory_needed(int64_t n, int d, int n_classes, const TreeParams *p)
 	}
 	if (p->early_stopping_rounds > 0)
 		total += (double) n * 4;	/* training / validation row lists */
-	if ((double) n_pool * d * 256 * sizeof(v2d) > (double) GBT_POOL_BYTES)
+	if ((double) n_pool * d * HIST_STRIDE * sizeof(v2d) > (double) GBT_POOL_BYTES)
 		total += (double) GBT_POOL_BYTES;
 	else
-		total += (double) n_pool * d * 256 * sizeof(v2d);
+		total += (double) n_pool * d * HIST_STRIDE * sizeof(v2d);
 	total += (double) max_tn * (sizeof(TrainNode) + sizeof(Split));
 	total += (double) (2 * n_pool + 2) * nt * sizeof(Split) + (double) d * 64;
 	/* the model: nodes and covers, arrays grown by doubling */

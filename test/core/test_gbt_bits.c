@@ -23,6 +23,7 @@
 #include <math.h>
 
 #include "mltest.h"
+#include "mltest_trees.h"
 #include "mlbuf.h"
 #include "trees.h"
 
@@ -97,25 +98,6 @@ make_rows(void)
 	}
 }
 
-/* FNV-1a of a model's serialised bytes. */
-static uint64_t
-model_hash(const TreeModel *m)
-{
-	MlBuf		b;
-	uint64_t	h = 1469598103934665603ULL;
-	size_t		i;
-
-	ml_buf_init(&b, &env1);
-	trees_write(&b, m);
-	for (i = 0; i < b.len; i++)
-	{
-		h ^= (uint8_t) b.data[i];
-		h *= 1099511628211ULL;
-	}
-	ml_free(&env1, b.data);
-	return h;
-}
-
 /* Row-major copy of the first n rows (for scoring). */
 static double *
 row_major(int64_t n)
@@ -173,7 +155,7 @@ train_case(const BitsCase *c, const TreeData *data, const MlEnv *env, TreeModel 
 		printf("# %s: %s\n", c->name, err.msg);
 		return 0;
 	}
-	return model_hash(m);
+	return mlt_model_hash(&env1, m);
 }
 
 /* Trains case c for `rounds` rounds with a trace; false on failure. */
@@ -203,7 +185,7 @@ train_traced(const BitsCase *c, const TreeData *data, const MlEnv *env, int roun
 		printf("# %s: %s\n", c->name, err.msg);
 		return false;
 	}
-	*hash = model_hash(&m);
+	*hash = mlt_model_hash(&env1, &m);
 	trees_model_free(env, &m);
 	return true;
 }

@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include "mltest.h"
+#include "mltest_trees.h"
 #include "mlbuf.h"
 #include "trees_int.h"
 
@@ -159,25 +160,6 @@ check_quanta(void)
 	}
 }
 
-/* FNV-1a of a model's serialised bytes. */
-static uint64_t
-model_hash(const TreeModel *m)
-{
-	MlBuf		b;
-	uint64_t	h = 1469598103934665603ULL;
-	size_t		i;
-
-	ml_buf_init(&b, &env1);
-	trees_write(&b, m);
-	for (i = 0; i < b.len; i++)
-	{
-		h ^= (uint8_t) b.data[i];
-		h *= 1099511628211ULL;
-	}
-	ml_free(&env1, b.data);
-	return h;
-}
-
 /* A fit of 12 rounds, depth 6 (0 on failure), the model's hash. */
 static uint64_t
 fit_hash(const TreeData *data, MlTask task, const MlEnv *env)
@@ -199,7 +181,7 @@ fit_hash(const TreeData *data, MlTask task, const MlEnv *env)
 		printf("# %s\n", err.msg);
 		return 0;
 	}
-	h = model_hash(&m);
+	h = mlt_model_hash(&env1, &m);
 	trees_model_free(env, &m);
 	return h;
 }

@@ -4,7 +4,8 @@ pg_terminate_backend), then checks that the cluster recovered (same
 postmaster, connections work), that the registry has no partial rows (no new
 model, version, alias, alias event or metric; no run left 'running') and the
 prediction target has no partial rows (either absent or as before).
-Each phase is killed KILLS times at different delays (CI 2, long mode 12)."""
+Each phase is killed KILLS times (CI 2, long mode 12) at points spread over
+the statement's duration, timed once uncut first."""
 import os
 import signal
 import threading
@@ -108,14 +109,22 @@ def main():
     ]
     watch = tlib.CrashWatch()
     for phase, sql in phases:
+        # Kill points spread over the statement's own duration, timed once
+        # uncut: fixed delays stopped landing once the statements got faster.
+        c = tlib.connect(DB)
+        c.cursor().execute("SET synchronous_commit = on")   # pg.sh's is off: a crash could undo it
+        t = time.time()
+        c.cursor().execute(sql)
+        took = time.time() - t
+        c.close()
         for r in range(KILLS):
-            delay = 0.3 + 0.5 * r
+            delay = max(0.05, took * (r + 1) / (KILLS + 1))
             c = tlib.connect(DB)
             before = snapshot(c.cursor())
             c.close()
             killed, out = kill_during(sql, delay, watch)
             up = wait_up()
-            name = "kill9 %s round %d (after %.1f s)" % (phase, r + 1, delay)
+            name = "kill9 %s round %d (after %.2f s of %.2f s)" % (phase, r + 1, delay, took)
             tlib.result(up, name + ": cluster recovered", "no connection within 60 s")
             if not up:
                 continue

@@ -118,6 +118,21 @@ root_task(void *arg, int task, int n_tasks)
 }
 
 /*
+ * Adds histogram src into dst, every feature's used slots: the per-thread
+ * histograms of a pass split by rows (exact sums, so any order of adding).
+ */
+void
+gbt_hist_add(const Gbt *g, v2d *dst, const v2d *src)
+{
+	int			j;
+	uint32_t	k;
+
+	for (j = 0; j < g->d; j++)
+		for (k = g->off[j]; k <= g->off[j] + g->nb[j]; k++)
+			dst[k] += src[k];
+}
+
+/*
  * The root's gradient sums and histogram h in one pass over rows 0..n-1
  * (idx in order, the padded layout, every feature, one block), the gradient
  * pairs read once. On several threads each task takes a range of rows into
@@ -131,9 +146,7 @@ gbt_hist_root(const Gbt *g, uint32_t n, v2d *h, double *G, double *H)
 {
 	RootRun		rr;
 	int			nt = (int) (n / ROOT_TASK_ROWS) + 1,
-				t,
-				j,
-				k;
+				t;
 
 	if (!g->idx_in_order || !g->padded || !g->all_feat || g->slots > HIST_BLOCK_SLOTS)
 		return false;
@@ -151,9 +164,7 @@ gbt_hist_root(const Gbt *g, uint32_t n, v2d *h, double *G, double *H)
 	{
 		*G += rr.G[t];
 		*H += rr.H[t];
-		for (j = 0; j < g->d; j++)
-			for (k = (int) g->off[j]; k <= (int) (g->off[j] + g->nb[j]); k++)
-				h[k] += rr.h[t][k];
+		gbt_hist_add(g, h, rr.h[t]);
 	}
 	return true;
 }

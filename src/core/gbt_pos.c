@@ -434,9 +434,7 @@ pos_fuse_merge(Gbt *g, int pend, int nt, bool keep)
 {
 	size_t		nn = g->n_pos_nodes;
 	v2d		   *h0 = g->pool + (size_t) g->pos_fbuf[pend] * g->slots;
-	int			t,
-				j,
-				k;
+	int			t;
 
 	for (t = 1; t < nt; t++)
 	{
@@ -444,9 +442,7 @@ pos_fuse_merge(Gbt *g, int pend, int nt, bool keep)
 		const v2d  *h = g->pool + (size_t) b * g->slots;
 
 		if (keep)
-			for (j = 0; j < g->d; j++)
-				for (k = (int) g->off[j]; k <= (int) (g->off[j] + g->nb[j]); k++)
-					h0[k] += h[k];
+			gbt_hist_add(g, h0, h);
 		g->free_list[g->n_free++] = b;
 		g->pos_fbuf[t * nn + pend] = -1;
 	}

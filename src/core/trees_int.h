@@ -457,6 +457,7 @@ typedef struct Gbt
 void		gbt_run(Gbt *g);
 /* The root's sums and histogram in one pass (one thread, rows in order). */
 bool		gbt_hist_root(const Gbt *g, uint32_t n, v2d *h, double *G, double *H);
+void		gbt_hist_add(const Gbt *g, v2d *dst, const v2d *src);
 /* Grows one tree on rows g->idx[0, ns) with gradient pairs g->gh. */
 void		gbt_grow_tree(Gbt *g, uint32_t ns, int max_leaves);
 /* gbt_pos.c: row positions of the depth-wise grower. */

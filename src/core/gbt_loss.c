@@ -5,7 +5,9 @@
  * float margins. The gradient pass also sums the previous round's training
  * loss from the same p, with the same per-row terms (trees_int.h). Binary
  * logistic rows go GRAD_BLOCK at a time through vecmath.c (exp, the pairs
- * and log in SIMD lanes, libm's bits); the sums stay row by row in order.
+ * and log in SIMD lanes, libm's bits); the sums stay row by row in order,
+ * except the binary training loss: minus the log of the product of the
+ * rows' p (LogProd), one multiply a row instead of a log.
  * Every gradient and hessian is rounded to a multiple of a power-of-two
  * quantum (qg, qh) small enough that the sum of their magnitudes over all
  * training rows is below 2^53 quanta: every histogram and node sum of them
@@ -109,7 +111,8 @@ grad_row_softmax(GbtGrad *a, uint32_t r, bool loss)
 /*
  * Sums the logistic terms -log(q) of nb rows onto s, one by one in row
  * order (s += term, trees_int.h): q[] holds each row's probability of its
- * true class, clamped at 1e-15 (lq: scratch).
+ * true class, clamped at 1e-15 (lq: scratch). The validation loss: it is
+ * stored in the model and drives early stopping.
  */
 static double
 add_logistic_terms(double s, const double *q, double *lq, uint32_t nb)
@@ -123,14 +126,110 @@ add_logistic_terms(double s, const double *q, double *lq, uint32_t nb)
 }
 
 /*
+ * The training loss's logistic terms -log(q) of a chunk of rows are
+ * summed as minus the log of their product, not as
+ * one log a row: the product runs in LOGPROD_LANES lanes (row i of a block
+ * in lane i % LOGPROD_LANES), and every LOGPROD_NORM rows, and at the end
+ * of each block, each lane's exponent is moved into an integer (exact), so
+ * that nothing underflows (q >= 1e-15: 8 factors stay above 2^-400). At
+ * the end, -(e ln 2 + sum of the lanes' logs), with ln 2 in two parts so
+ * that e ln2_hi is exact. One multiply a row instead of a log and an add
+ * in a chain; the error is that of the row-by-row sum (a relative 2^-53 a
+ * factor). The blocks are the same in the gradient pass and the loss pass,
+ * so both give the same bits, and chunks do not depend on the threads.
+ * (The validation loss stays row by row, add_logistic_terms: the model
+ * keeps it, so a model's bytes do not change with this.)
+ */
+#define LOGPROD_LANES 4
+#define LOGPROD_NORM (8 * LOGPROD_LANES)
+
+typedef struct LogProd
+{
+	double		p[LOGPROD_LANES];
+	int64_t		e;
+} LogProd;
+
+static void
+logprod_start(LogProd *lp)
+{
+	int			j;
+
+	for (j = 0; j < LOGPROD_LANES; j++)
+		lp->p[j] = 1.0;
+	lp->e = 0;
+}
+
+/* Moves each lane's binary exponent into e, its value into [0.5, 1): exact. */
+static inline void
+logprod_norm(LogProd *lp)
+{
+	int			j;
+
+	for (j = 0; j < LOGPROD_LANES; j++)
+	{
+		int			ex;
+
+		ex = 0;
+		if (isfinite(lp->p[j]) && lp->p[j] != 0)
+		{
+			lp->p[j] = frexp(lp->p[j], &ex);
+			lp->e += ex;
+		}
+	}
+}
+
+/* Multiplies the nb values q (each at least 1e-15, or NaN) into lp. */
+static void
+logprod_add(LogProd *lp, const double *q, uint32_t nb)
+{
+	uint32_t	i = 0;
+	int			j;
+
+	for (; i + LOGPROD_NORM <= nb; i += LOGPROD_NORM)
+	{
+		const double *b = q + i;
+		int			s;
+
+		for (s = 0; s < LOGPROD_NORM; s += LOGPROD_LANES)
+			for (j = 0; j < LOGPROD_LANES; j++)
+				lp->p[j] *= b[s + j];
+		logprod_norm(lp);
+	}
+	for (; i < nb; i++)
+		lp->p[i % LOGPROD_LANES] *= q[i];
+	logprod_norm(lp);
+}
+
+/* -log of the product in lp: the summed terms -log(q). */
+static double
+logprod_neg_log(const LogProd *lp)
+{
+	const double ln2_hi = 6.93147180369123816490e-01,	/* 0x3fe62e42fee00000 */
+				ln2_lo = 1.90821492927058770002e-10;
+	double		e = (double) lp->e;
+
+	return -(e * ln2_hi + (e * ln2_lo + ((log(lp->p[0]) + log(lp->p[1])) +
+										  (log(lp->p[2]) + log(lp->p[3])))));
+}
+
+/*
  * Binary logistic gradient pairs of training rows rows[k0, k1) (rows NULL:
- * k0..k1-1), GRAD_BLOCK rows at a time with exp, the pairs and log in vecmath's
- * lanes (libm's bits); returns s plus the rows' loss terms when loss,
- * added in row order.
+ * k0..k1-1), GRAD_BLOCK rows at a time with exp and the pairs in
+ * vecmath's lanes (libm's bits); returns s plus the rows' training loss
+ * when loss (logprod_add). The fields are read into locals, and rows NULL
+ * (the usual case) has loops of its own: the same operations on each row,
+ * so the same bits, without a reload or a branch a row.
  */
 static double
 grad_rows_logistic(GbtGrad *a, uint32_t k0, uint32_t k1, bool loss, double s)
 {
+	const float *margin = a->margin;
+	const int32_t *ycl = a->data->y_class;
+	const uint32_t *rows = a->rows;
+	const double *cw = a->cw;
+	const double qg = a->qg,
+				qh = a->qh;
+	float	   *gh = a->gh;
 	double		x[GRAD_BLOCK],
 				e[GRAD_BLOCK],
 				yd[GRAD_BLOCK],
@@ -141,35 +240,49 @@ grad_rows_logistic(GbtGrad *a, uint32_t k0, uint32_t k1, bool loss, double s)
 	uint32_t	k,
 				i,
 				nb;
+	LogProd		lp;
 
+	logprod_start(&lp);
 	for (k = k0; k < k1; k += nb)
 	{
 		nb = k1 - k < GRAD_BLOCK ? k1 - k : GRAD_BLOCK;
 		for (i = 0; i < nb; i++)
 		{
-			uint32_t	r = a->rows ? a->rows[k + i] : k + i;
-			int			y = a->data->y_class[r];
+			uint32_t	r = rows ? rows[k + i] : k + i;
+			int			y = ycl[r];
 
-			x[i] = -(double) a->margin[r];
+			x[i] = -(double) margin[r];
 			yd[i] = (double) y;
-			wd[i] = a->cw ? a->cw[y] : 1.0;
+			wd[i] = cw ? cw[y] : 1.0;
 		}
 		vm_exp(x, e, nb);
 		vm_logistic_grad(e, yd, wd, g, hw, q, nb);
-		for (i = 0; i < nb; i++)
+		/* XGBoost's floor on h (1e-16), kept on the grid: never 0 */
+		if (rows == NULL)
 		{
-			uint32_t	r = a->rows ? a->rows[k + i] : k + i;
+			float	   *o = gh + 2 * (size_t) k;
 
-			float		hq = grid_round(hw[i], a->qh);
+			for (i = 0; i < nb; i++)
+			{
+				float		hq = grid_round(hw[i], qh);
 
-			a->gh[2 * (size_t) r] = grid_round(g[i], a->qg);
-			/* XGBoost's floor on h (1e-16), kept on the grid: never 0 */
-			a->gh[2 * (size_t) r + 1] = hq < a->qh ? (float) a->qh : hq;
+				o[2 * i] = grid_round(g[i], qg);
+				o[2 * i + 1] = hq < qh ? (float) qh : hq;
+			}
 		}
+		else
+			for (i = 0; i < nb; i++)
+			{
+				size_t		r = rows[k + i];
+				float		hq = grid_round(hw[i], qh);
+
+				gh[2 * r] = grid_round(g[i], qg);
+				gh[2 * r + 1] = hq < qh ? (float) qh : hq;
+			}
 		if (loss)
-			s = add_logistic_terms(s, q, x, nb);
+			logprod_add(&lp, q, nb);
 	}
-	return s;
+	return loss ? s + logprod_neg_log(&lp) : s;
 }
 
 /*
@@ -290,12 +403,13 @@ gbt_grad_run(const MlEnv *env, int nt, GbtGrad *a)
 
 /*
  * The summed logloss of the margins over rows vrows[k0, k1) (vrows NULL:
- * k0..k1-1), the logistic terms added in row order, with exp and
- * log GRAD_BLOCK rows at a time in vecmath's lanes (libm's bits).
+ * k0..k1-1), with exp and log GRAD_BLOCK rows at a time in vecmath's
+ * lanes (libm's bits): the terms added in row order, or for the training
+ * loss (product) as the log of their product (logprod_add).
  */
 static double
 logistic_loss_sum(const TreeData *data, const float *margin, const uint32_t *vrows,
-				  uint32_t k0, uint32_t k1)
+				  uint32_t k0, uint32_t k1, bool product)
 {
 	double		x[GRAD_BLOCK],
 				q[GRAD_BLOCK],
@@ -303,7 +417,9 @@ logistic_loss_sum(const TreeData *data, const float *margin, const uint32_t *vro
 	uint32_t	k,
 				i,
 				nb;
+	LogProd		lp;
 
+	logprod_start(&lp);
 	for (k = k0; k < k1; k += nb)
 	{
 		nb = k1 - k < GRAD_BLOCK ? k1 - k : GRAD_BLOCK;
@@ -317,25 +433,29 @@ logistic_loss_sum(const TreeData *data, const float *margin, const uint32_t *vro
 			p = data->y_class[vrows ? vrows[k + i] : k + i] == 0 ? 1.0 - p : p;
 			q[i] = p < 1e-15 ? 1e-15 : p;
 		}
-		s = add_logistic_terms(s, q, x, nb);
+		if (product)
+			logprod_add(&lp, q, nb);
+		else
+			s = add_logistic_terms(s, q, x, nb);
 	}
-	return s;
+	return product ? logprod_neg_log(&lp) : s;
 }
 
 /*
  * The summed loss (squared error, logloss or mlogloss) of the current
- * margins over rows[k0, k1) (rows NULL: rows k0..k1-1 themselves).
+ * margins over rows[k0, k1) (rows NULL: rows k0..k1-1 themselves); the
+ * training loss's logloss as the log of a product (logistic_loss_sum).
  */
 static double
 margin_loss_sum(const TreeData *data, TreeObjective obj, int K, const float *margin,
-				const uint32_t *vrows, uint32_t k0, uint32_t k1)
+				const uint32_t *vrows, uint32_t k0, uint32_t k1, bool training)
 {
 	double		s = 0;
 	uint32_t	k;
 	size_t		n = (size_t) data->n;
 
 	if (obj == TREE_OBJ_BINARY_LOGISTIC)
-		return logistic_loss_sum(data, margin, vrows, k0, k1);
+		return logistic_loss_sum(data, margin, vrows, k0, k1, training);
 	for (k = k0; k < k1; k++)
 	{
 		uint32_t	r = vrows ? vrows[k] : k;
@@ -369,7 +489,7 @@ double
 gbt_valid_loss(const TreeData *data, TreeObjective obj, int K, const float *margin,
 		   const uint32_t *vrows, uint32_t nv)
 {
-	double		s = margin_loss_sum(data, obj, K, margin, vrows, 0, nv) / nv;
+	double		s = margin_loss_sum(data, obj, K, margin, vrows, 0, nv, false) / nv;
 
 	return obj == TREE_OBJ_REG_SQUAREDERROR ? sqrt(s) : s;
 }
@@ -400,7 +520,7 @@ loss_task(void *arg, int task, int n_tasks)
 		uint32_t	k1 = (c + 1) * GBT_LOSS_CHUNK;
 
 		a->part[c] = margin_loss_sum(a->data, a->obj, a->K, a->margin, a->rows,
-									 c * GBT_LOSS_CHUNK, k1 < a->n_rows ? k1 : a->n_rows);
+									 c * GBT_LOSS_CHUNK, k1 < a->n_rows ? k1 : a->n_rows, true);
 	}
 }
 

@@ -7,7 +7,9 @@
  * weights, and squared error with targets of a large range and of a tiny
  * one, over rounds whose largest |g| grows and shrinks. Then the sums do
  * not depend on the order of rows: the same rows permuted train the same
- * model bytes, on 1 and on 2 threads.
+ * model bytes, on 1 and on 2 threads. Last, the logistic losses (summed as
+ * the log of a product, gbt_loss.c) against the row-by-row sum of libm's
+ * -log(p), also where every p is clamped at 1e-15.
  */
 #include <math.h>
 
@@ -283,6 +285,85 @@ check_permuted(void)
 	trees_bins_free(&env1, &bins);
 }
 
+/*
+ * The row-by-row logloss of n margins m with classes y: -log of each
+ * row's p of its class (clamped at 1e-15), summed in order with libm.
+ */
+static double
+naive_logloss(const float *m, const int32_t *y, size_t n)
+{
+	double		s = 0;
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		double		p = 1.0 / (1.0 + exp(-(double) m[i]));
+
+		p = y[i] == 0 ? 1.0 - p : p;
+		s += -log(p < 1e-15 ? 1e-15 : p);
+	}
+	return s;
+}
+
+/*
+ * The training loss (chunk sums, 1 and 2 threads), the gradient pass's
+ * loss of the same margins and the validation loss against naive_logloss:
+ * the first two equal bit for bit, all within a relative 1e-12 (the
+ * product's factors round to 2^-53 each, as the terms of a sum do).
+ */
+static void
+check_logistic_loss(void)
+{
+	static float margin[N_PASS],
+				gh[2 * N_PASS];
+	static int32_t y[N_PASS];
+	double		part[N_PASS / GBT_LOSS_CHUNK + 1];
+	TreeData	data;
+	GbtGrad		a;
+	MlRng		r;
+	size_t		i;
+	int			spread;
+
+	ml_rng_seed(&r, 11);
+	memset(&data, 0, sizeof(data));
+	data.n = N_PASS;
+	data.n_classes = 2;
+	data.y_class = y;
+	for (spread = 0; spread < 2; spread++)
+	{
+		double		naive,
+					t1,
+					t2,
+					v,
+					gp;
+
+		for (i = 0; i < N_PASS; i++)
+		{
+			y[i] = unit(&r) < 0.4;
+			/* spread 1: every row far on the wrong side, p clamped at 1e-15 */
+			margin[i] = spread == 0 ? (float) (16.0 * unit(&r) - 8.0) : (y[i] ? -40.0f : 40.0f);
+		}
+		naive = naive_logloss(margin, y, N_PASS);
+		t1 = gbt_train_loss_of(&env1, 1, &data, TREE_OBJ_BINARY_LOGISTIC, 1, margin, NULL, N_PASS, part);
+		t2 = gbt_train_loss_of(&env2, 2, &data, TREE_OBJ_BINARY_LOGISTIC, 1, margin, NULL, N_PASS, part);
+		v = gbt_valid_loss(&data, TREE_OBJ_BINARY_LOGISTIC, 1, margin, NULL, N_PASS) * N_PASS;
+		memset(&a, 0, sizeof(a));
+		a.data = &data;
+		a.margin = margin;
+		a.gh = gh;
+		a.K = 1;
+		a.obj = TREE_OBJ_BINARY_LOGISTIC;
+		a.n_rows = N_PASS;
+		a.loss_part = part;
+		gbt_grad_run(&env2, 2, &a);
+		gp = gbt_loss_total(TREE_OBJ_BINARY_LOGISTIC, part, N_PASS);
+		CHECK(memcmp(&t1, &t2, sizeof(double)) == 0 && memcmp(&gp, &t1, sizeof(double)) == 0 &&
+			  fabs(t1 * N_PASS - naive) <= 1e-12 * naive && fabs(v - naive) <= 1e-12 * naive,
+			  "logloss as the log of a product (%s): %.17g, row by row %.17g",
+			  spread ? "every p clamped at 1e-15" : "margins in [-8, 8]", t1 * N_PASS, naive);
+	}
+}
+
 int
 main(void)
 {
@@ -290,5 +371,6 @@ main(void)
 	env2 = mlt_env(2);
 	check_quanta();
 	check_permuted();
+	check_logistic_loss();
 	return mlt_done();
 }

@@ -285,6 +285,26 @@ gbt_prepare_rows(GbtFit *f)
 }
 
 /*
+ * The margins and gradient pairs of every row (K columns), faulted in at
+ * once (ml_populate) where they will be written in full: the margins
+ * always, the pairs when every row trains.
+ */
+static bool
+gbt_alloc_margins(GbtFit *f, int K)
+{
+	size_t		n = (size_t) f->n * K;
+
+	f->margin = ml_alloc(f->env, sizeof(float) * n);
+	f->gh = ml_alloc(f->env, sizeof(float) * 2 * n);
+	if (!f->margin || !f->gh)
+		return false;
+	ml_populate(f->margin, sizeof(float) * n);
+	if (f->n_valid == 0)
+		ml_populate(f->gh, sizeof(float) * 2 * n);
+	return true;
+}
+
+/*
  * Base margins: the mean target, the log-odds of class 1, or centred log
  * class shares (weighted by class weights); then every row's margins.
  */
@@ -304,9 +324,7 @@ gbt_base_margins(GbtFit *f)
 	{
 		/* continue from the parent: its base margins plus its trees' outputs */
 		memcpy(f->base, f->p->warm_start->base_score, sizeof(double) * K);
-		f->margin = ml_alloc(f->env, sizeof(float) * (size_t) f->n * K);
-		f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
-		if (!f->margin || !f->gh)
+		if (!gbt_alloc_margins(f, K))
 			return ML_ERR_MEMORY;
 		return gbt_warm_margins(f->env, f->p->warm_start, data, f->margin, f->err);
 	}
@@ -356,9 +374,7 @@ gbt_base_margins(GbtFit *f)
 		ml_free(f->env, cnt);
 	}
 
-	f->margin = ml_alloc(f->env, sizeof(float) * (size_t) f->n * K);
-	f->gh = ml_alloc(f->env, sizeof(float) * 2 * (size_t) f->n * K);
-	if (!f->margin || !f->gh)
+	if (!gbt_alloc_margins(f, K))
 		return ML_ERR_MEMORY;
 	for (i = 0; i < f->n; i++)
 		for (c = 0; c < K; c++)
@@ -389,6 +405,7 @@ gbt_pos_init(GbtFit *f)
 	if (!g->pos || !g->rule || !g->pos_cnt || !g->pos_dst || !g->pos_step || !g->pos_trash ||
 		!g->pos_fh || !g->pos_fbuf)
 		return ML_ERR_MEMORY;
+	ml_populate(g->pos, (g->pos_wide ? 2 : 1) * (size_t) f->n);	/* set for every row each tree */
 	for (k = 0; k < g->n_pos_nodes * g->nt; k++)
 	{
 		g->pos_fh[k] = NULL;

@@ -20,6 +20,7 @@ metrics_roc_auc(const MlEnv *env, const uint8_t *truth, const double *score, int
 	rows = ml_alloc(env, sizeof(ScoreRow) * (size_t) (n ? n : 1));
 	if (!rows)
 		return ml_fail(err, ML_ERR_MEMORY, "out of memory computing roc_auc");
+	ml_populate(rows, sizeof(ScoreRow) * (size_t) n);
 	for (i = 0; i < n; i++)
 	{
 		rows[i].score = score[i];
@@ -62,6 +63,8 @@ metrics_roc_auc_ovr(const MlEnv *env, const int32_t *y, const double *proba, int
 	score = ml_alloc(env, sizeof(double) * (size_t) (n ? n : 1));
 	if (!truth || !score)
 		return ml_fail(err, ML_ERR_MEMORY, "out of memory computing roc_auc");
+	ml_populate(truth, (size_t) n);
+	ml_populate(score, sizeof(double) * (size_t) n);
 	/* Binary: the positive class is class 1. Multiclass: macro one-vs-rest. */
 	for (c = (k == 2 ? 1 : 0); c < k; c++)
 	{

@@ -2,9 +2,13 @@
 #include "mlcore.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 MlStatus
 ml_fail(MlError *err, MlStatus code, const char *fmt,...)
@@ -269,4 +273,64 @@ ml_trace_free(const MlEnv *env, MlTrace *t)
 {
 	ml_free(env, t->train_loss);
 	memset(t, 0, sizeof(*t));
+}
+
+/*
+ * Faults in [p, p + bytes) now, in one system call (MADV_POPULATE_WRITE,
+ * Linux 5.14), for memory about to be written in full anyway: on a VM each
+ * page fault costs about 15 us, so an array filled 4 KB at a time costs
+ * far more in faults than in writes. Only a hint: older kernels refuse it,
+ * and the pages are then faulted in as they are written.
+ */
+void
+ml_populate(void *p, size_t bytes)
+{
+#if defined(__linux__)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+	const uintptr_t page = 4096;
+	uintptr_t	start = (uintptr_t) p & ~(page - 1),
+				end = ((uintptr_t) p + bytes + page - 1) & ~(page - 1);
+
+	if (p != NULL && bytes > 0)
+		(void) madvise((void *) start, end - start, MADV_POPULATE_WRITE);
+#endif
+}
+
+/*
+ * Asks Linux for transparent huge pages on the whole 2 MB pages inside
+ * [p, p + bytes) (when THP is in "madvise" mode, as on Debian): a matrix of
+ * hundreds of MB is then faulted in 2 MB at a time instead of 4 KB, which
+ * on a VM cost about a tenth of a wide k-means fit.
+ */
+void
+ml_advise_huge_pages(void *p, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+	const uintptr_t huge = 2 * 1024 * 1024;
+	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1),
+				end = ((uintptr_t) p + bytes) & ~(huge - 1);
+
+	if (end > start)
+		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
+#endif
+}
+
+/*
+ * Takes ml_advise_huge_pages's advice back: memory that goes back to
+ * malloc's heap would otherwise keep 2 MB pages for whatever reuses it
+ * next, rounding small arrays up to 2 MB of resident memory each.
+ */
+void
+ml_unadvise_huge_pages(void *p, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_NOHUGEPAGE)
+	const uintptr_t huge = 2 * 1024 * 1024;
+	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1),
+				end = ((uintptr_t) p + bytes) & ~(huge - 1);
+
+	if (end > start)
+		(void) madvise((void *) start, end - start, MADV_NOHUGEPAGE);
+#endif
 }

@@ -81,6 +81,16 @@ char	   *ml_strdup(const MlEnv *env, const char *s);
 int			ml_check(const MlEnv *env, const char *stage, int iter, int max_iter,
 					 double value);
 
+/*
+ * Memory advice for large buffers (Linux; nothing elsewhere, and nothing
+ * changes where the kernel does not honour it): ml_populate faults in a
+ * buffer about to be written in full, in one system call; the other two
+ * ask for (and take back) transparent 2 MB pages.
+ */
+void		ml_populate(void *p, size_t bytes);
+void		ml_advise_huge_pages(void *p, size_t bytes);
+void		ml_unadvise_huge_pages(void *p, size_t bytes);
+
 /* Overflow-safe size arithmetic: false when a*b (or a+b) overflows. */
 bool		ml_mul_size(size_t a, size_t b, size_t *out);
 bool		ml_add_size(size_t a, size_t b, size_t *out);

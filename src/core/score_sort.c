@@ -103,6 +103,7 @@ score_rows_sort(const MlEnv *env, ScoreRow *rows, int64_t n, bool descending)
 		ml_free(env, hist);
 		goto fallback;
 	}
+	ml_populate(tmp, sizeof(ScoreRow) * (size_t) n);
 	dst = tmp;
 	for (p = 0; p < SORT_PASSES; p++)
 	{

@@ -697,10 +697,14 @@ evaluate_classifier(TreeFit *F, uint8 *Be, const int32 *yce, int64 ne)
 	MlError		err = {0};
 	int64		r;
 
+	/* written in full: faulted in at once (ml_populate) */
+	ml_populate(score, sizeof(double) * ne * w);
 	if (k == 2)
 	{
 		truth = MemoryContextAllocHuge(F->mcxt, ne);
 		pred = MemoryContextAllocHuge(F->mcxt, ne);
+		ml_populate(truth, ne);
+		ml_populate(pred, ne);
 	}
 	for (r = 0; r < ne; r++)
 	{

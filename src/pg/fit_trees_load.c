@@ -276,7 +276,7 @@ sample_alloc(TreeLoad *L, int64 cap)
 	{
 		L->sample_room = SAMPLE_BUF_ROWS;
 		L->sample = MemoryContextAllocHuge(L->mcxt, row * L->sample_room);
-		source_advise_huge_pages((char *) L->sample + row * cap, row * (L->sample_room - cap));
+		ml_advise_huge_pages((char *) L->sample + row * cap, row * (L->sample_room - cap));
 		L->sample_huge = true;
 		return;
 	}
@@ -291,7 +291,7 @@ void
 trees_load_free_sample(TreeLoad *L)
 {
 	if (L->sample_huge)
-		source_unadvise_huge_pages(L->sample, sizeof(double) * L->sample_room * Max(L->d, 1));
+		ml_unadvise_huge_pages(L->sample, sizeof(double) * L->sample_room * Max(L->d, 1));
 	pfree(L->sample);
 	L->sample = NULL;
 	L->sample_room = 0;
@@ -527,7 +527,7 @@ pass1_block_task(void *arg, int task, int n_tasks)
 /*
  * Hands pass 1's block over with where its sort keys go (keys1 as it is
  * now), first faulting in keys1's next KEYS1_POPULATE entries when the
- * block's rows reach them (source_populate): one system call instead of a
+ * block's rows reach them (ml_populate): one system call instead of a
  * page fault every 512 rows, and at most 128 KB faulted in ahead.
  */
 static void
@@ -538,7 +538,7 @@ pass1_flush(TreeLoad *L)
 		int64		from = Min(L->keys1_ready, L->keys1_cap),
 					to = Min(L->n1 + KEYS1_POPULATE, L->keys1_cap);
 
-		source_populate(L->keys1 + from, sizeof(uint64) * (to - from));
+		ml_populate(L->keys1 + from, sizeof(uint64) * (to - from));
 		L->keys1_ready = to;
 	}
 	L->blk[L->cur].keys = L->keys1;
@@ -851,7 +851,7 @@ predict_slots(TreeLoad *L, int64 rows)
 	ML_CHECK_STATUS(ml_canonical_order(&L->pe->env, keys, L->n1, NULL, NULL, &err), &err);
 	L->slot_of = MemoryContextAllocHuge(L->mcxt, sizeof(uint32) * Max(L->n1, 1));
 	/* every entry is written next, in random order */
-	source_populate(L->slot_of, sizeof(uint32) * Max(L->n1, 1));
+	ml_populate(L->slot_of, sizeof(uint32) * Max(L->n1, 1));
 	for (i = 0; i < L->n1; i++)
 		L->slot_of[keys[i] & ML_ORDER_ROW_MASK] = (uint32) i;
 	L->keys1 = NULL;
@@ -897,18 +897,18 @@ reset_for_pass2(TreeLoad *L)
 		L->sv = MemoryContextAllocHuge(L->mcxt, sizeof(double) * rows);
 	L->cap = rows;
 	/* filled front to back: fault them in 2 MB at a time, not 4 KB */
-	source_advise_huge_pages(L->B, (Size) rows * L->d);
-	source_advise_huge_pages(L->rh, sizeof(uint64) * rows);
-	source_advise_huge_pages(L->yv ? (void *) L->yv : (void *) L->yl,
+	ml_advise_huge_pages(L->B, (Size) rows * L->d);
+	ml_advise_huge_pages(L->rh, sizeof(uint64) * rows);
+	ml_advise_huge_pages(L->yv ? (void *) L->yv : (void *) L->yl,
 							 L->yv ? sizeof(double) * rows : sizeof(int32) * rows);
 	/* the rows pass 1 saw with a target are written: fault them in now, in one call each */
 	filled = Min(rows, L->n1);
-	source_populate(L->B, (Size) filled * L->d);
-	source_populate(L->rh, sizeof(uint64) * filled);
-	source_populate(L->yv ? (void *) L->yv : (void *) L->yl,
+	ml_populate(L->B, (Size) filled * L->d);
+	ml_populate(L->rh, sizeof(uint64) * filled);
+	ml_populate(L->yv ? (void *) L->yv : (void *) L->yl,
 					L->yv ? sizeof(double) * filled : sizeof(int32) * filled);
 	if (L->sv)
-		source_populate(L->sv, sizeof(double) * filled);
+		ml_populate(L->sv, sizeof(double) * filled);
 	hash_destroy(L->label_ids);
 	L->label_ids = create_label_table(L->mcxt);
 	L->n_labels = 0;

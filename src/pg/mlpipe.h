@@ -249,10 +249,6 @@ const char *source_date_part_name(int i);
 bool		source_date_values(bool is_date, Datum d, double *out);
 /* source_scan into a dense matrix (k-means). */
 void		source_load(const SourceSpec *spec, MemoryContext mcxt, SourceData *out);
-/* Transparent huge pages for a large buffer about to be filled (advice only). */
-void		source_advise_huge_pages(void *p, Size bytes);
-void		source_unadvise_huge_pages(void *p, Size bytes);
-void		source_populate(void *p, Size bytes);
 
 /*
  * row_order.c: training that depends only on the rows (src/core/roworder.h):

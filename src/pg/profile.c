@@ -138,7 +138,7 @@ profile_grow(ProfileSampler *ps, int64 n)
 		: MemoryContextAllocHuge(ps->mcxt, sizeof(int64) * n);
 	smp->rows = ps->rows;
 	/* the new rows are written next, in order: fault them in in one call */
-	source_populate(ps->rows + (Size) ps->alloc * ps->d, (Size) (n - ps->alloc) * ps->d * sizeof(double));
+	ml_populate(ps->rows + (Size) ps->alloc * ps->d, (Size) (n - ps->alloc) * ps->d * sizeof(double));
 	ps->alloc = n;
 }
 

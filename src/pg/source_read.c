@@ -21,10 +21,6 @@
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
-
 /*
  * Grouped training (fit_groups.c) reads the source once and then trains on
  * one group's rows after the other: while source_replay is set, source_scan
@@ -202,67 +198,6 @@ typedef struct DenseSink
 	MemoryContext mcxt;
 } DenseSink;
 
-/*
- * Asks Linux for transparent huge pages on the whole 2 MB pages inside
- * [p, p + bytes) (when THP is in "madvise" mode, as on Debian): a matrix of
- * hundreds of MB is then faulted in 2 MB at a time instead of 4 KB, which
- * on a VM cost about a tenth of a wide k-means fit. Only advice: nothing
- * changes where it is not honoured.
- */
-void
-source_advise_huge_pages(void *p, Size bytes)
-{
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-	const uintptr_t huge = 2 * 1024 * 1024;
-	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1),
-				end = ((uintptr_t) p + bytes) & ~(huge - 1);
-
-	if (end > start)
-		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
-#endif
-}
-
-/*
- * Takes source_advise_huge_pages's advice back: memory that goes back to
- * malloc's heap would otherwise keep 2 MB pages for whatever reuses it
- * next, rounding small arrays up to 2 MB of resident memory each.
- */
-void
-source_unadvise_huge_pages(void *p, Size bytes)
-{
-#if defined(__linux__) && defined(MADV_NOHUGEPAGE)
-	const uintptr_t huge = 2 * 1024 * 1024;
-	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1),
-				end = ((uintptr_t) p + bytes) & ~(huge - 1);
-
-	if (end > start)
-		(void) madvise((void *) start, end - start, MADV_NOHUGEPAGE);
-#endif
-}
-
-/*
- * Faults in [p, p + bytes) now, in one system call (MADV_POPULATE_WRITE,
- * Linux 5.14), for memory about to be written anyway: on a VM each page
- * fault costs about 15 us, so an array filled 4 KB at a time costs far
- * more in faults than in writes. Only a hint: older kernels refuse it,
- * and the pages are then faulted in as they are written.
- */
-void
-source_populate(void *p, Size bytes)
-{
-#if defined(__linux__)
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-	const uintptr_t page = 4096;
-	uintptr_t	start = (uintptr_t) p & ~(page - 1),
-				end = ((uintptr_t) p + bytes + page - 1) & ~(page - 1);
-
-	if (bytes > 0)
-		(void) madvise((void *) start, end - start, MADV_POPULATE_WRITE);
-#endif
-}
-
 /* source_load's row callback: appends x, growing the matrix within mlpipe.max_memory. */
 static void
 dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
@@ -288,7 +223,7 @@ dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 		}
 		bytes = (Size) newcap * out->d * sizeof(double);
 		out->X = out->X ? repalloc_huge(out->X, bytes) : MemoryContextAllocHuge(ds->mcxt, bytes);
-		source_advise_huge_pages(out->X, bytes);
+		ml_advise_huge_pages(out->X, bytes);
 		ds->cap = newcap;
 	}
 	memcpy(out->X + (Size) out->n * out->d, x, sizeof(double) * out->d);

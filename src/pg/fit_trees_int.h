@@ -28,12 +28,13 @@
  */
 typedef struct LoadBlock
 {
-	double	   *x;				/* cap x d, column-major (column stride cap) */
+	double	   *x;				/* cap x d, column-major (column stride ld) */
 	uint64	   *tail;			/* LOAD_TAIL words a row: target, split value */
 	uint8	   *tail_n;			/* words in each row's tail */
 	uint64	   *h;				/* the rows' hashes */
 	int			n;				/* rows in it */
 	int			cap;
+	int			ld;				/* cap + LOAD_LD_PAD: columns 64 bytes apart mod 4 KB */
 	int			d;
 	uint64		h0;
 	int64	   *row;			/* pass 1: each row's index among rows with a

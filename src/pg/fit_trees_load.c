@@ -363,6 +363,14 @@ sample_start_buf(TreeLoad *L)
 }
 
 /*
+ * Doubles of padding after each column of a block: at 1,024 rows a column
+ * is 8 KB, so without it a row's values (one per column) all fall in one
+ * set of the L1 cache and alias at 4 KB, and block_add's stores of a row
+ * miss L1 every time.
+ */
+#define LOAD_LD_PAD 8
+
+/*
  * Sets up the two row blocks (LoadBlock): 1,024 rows, fewer for wide rows
  * (about 1 MB of doubles a block), a multiple of 32.
  */
@@ -378,9 +386,10 @@ blocks_init(TreeLoad *L)
 
 		memset(b, 0, sizeof(*b));
 		b->cap = cap;
+		b->ld = cap + LOAD_LD_PAD;
 		b->d = L->d;
 		b->h0 = L->h0;
-		b->x = MemoryContextAllocHuge(L->mcxt, sizeof(double) * cap * Max(L->d, 1));
+		b->x = MemoryContextAllocHuge(L->mcxt, sizeof(double) * b->ld * Max(L->d, 1));
 		b->tail = MemoryContextAlloc(L->mcxt, sizeof(uint64) * LOAD_TAIL * cap);
 		b->tail_n = MemoryContextAlloc(L->mcxt, cap);
 		b->h = MemoryContextAlloc(L->mcxt, sizeof(uint64) * cap);
@@ -455,7 +464,7 @@ block_add(TreeLoad *L, const double *x, const SourceTarget *t, const char *label
 	int			j;
 
 	for (j = 0; j < L->d; j++)
-		b->x[(Size) j * b->cap + b->n] = x[j];
+		b->x[(Size) j * b->ld + b->n] = x[j];
 	b->tail_n[b->n] = (uint8) load_tail(L, t, label, b->tail + (Size) LOAD_TAIL * b->n);
 	return ++b->n;
 }
@@ -468,7 +477,7 @@ block_hash(LoadBlock *b)
 
 	for (i = 0; i < b->n; i++)
 		b->h[i] = b->h0;
-	ml_hash_columns(b->h, b->x, b->cap, b->d, b->n);
+	ml_hash_columns(b->h, b->x, b->ld, b->d, b->n);
 	ml_hash_tails(b->h, b->tail, LOAD_TAIL, b->tail_n, b->n);
 }
 
@@ -514,11 +523,11 @@ pass1_block_task(void *arg, int task, int n_tasks)
 		if (slot < 0)
 			continue;
 		for (j = 0; j < b->d; j++)
-			b->sample[(Size) slot * b->d + j] = b->x[(Size) j * b->cap + i];
+			b->sample[(Size) slot * b->d + j] = b->x[(Size) j * b->ld + i];
 		ml_sample_buf_commit(b->sbuf, slot, b->h[i]);
 	}
 	if (b->profile)
-		profile_offer_block(b->profile, b->x, b->cap, b->n, b->profile_h);
+		profile_offer_block(b->profile, b->x, b->ld, b->n, b->profile_h);
 }
 
 /* keys1's entries faulted in at a time ahead of the rows (4 KB pages: 32 faults) */
@@ -633,7 +642,7 @@ pass2_block_task(void *arg, int task, int n_tasks)
 	LoadBlock  *b = arg;
 	int			i;
 
-	trees_bins_apply_block(b->bins, b->x, b->cap, b->n, b->binned, 0);
+	trees_bins_apply_block(b->bins, b->x, b->ld, b->n, b->binned, 0);
 	block_hash(b);
 	for (i = 0; i < b->n; i++)
 	{

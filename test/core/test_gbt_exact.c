@@ -58,6 +58,18 @@ on_grid(const float *v, size_t n, size_t stride, double q)
 	return fw == bw && fw < 0x1p53 * q;
 }
 
+/* A binary logistic gradient pass over data's rows: margins m, pairs into gh. */
+static void
+logistic_args(GbtGrad *a, const TreeData *data, const float *m, float *gh)
+{
+	memset(a, 0, sizeof(*a));
+	a->data = data;
+	a->margin = m;
+	a->gh = gh;
+	a->K = 1;
+	a->obj = TREE_OBJ_BINARY_LOGISTIC;
+}
+
 /*
  * One gradient pass of objective obj (K margins a row) over margins m
  * on 2 tasks; checks its g and h against their quanta (and that no
@@ -116,12 +128,7 @@ check_quanta(void)
 	}
 	memset(&data, 0, sizeof(data));
 	data.n = N_PASS;
-	memset(&a, 0, sizeof(a));
-	a.data = &data;
-	a.margin = margin;
-	a.gh = gh;
-	a.K = 1;
-	a.obj = TREE_OBJ_BINARY_LOGISTIC;
+	logistic_args(&a, &data, margin, gh);
 	data.n_classes = 2;
 	data.y_class = y2;
 	check_pass(&a, "binary:logistic");
@@ -347,12 +354,7 @@ check_logistic_loss(void)
 		t1 = gbt_train_loss_of(&env1, 1, &data, TREE_OBJ_BINARY_LOGISTIC, 1, margin, NULL, N_PASS, part);
 		t2 = gbt_train_loss_of(&env2, 2, &data, TREE_OBJ_BINARY_LOGISTIC, 1, margin, NULL, N_PASS, part);
 		v = gbt_valid_loss(&data, TREE_OBJ_BINARY_LOGISTIC, 1, margin, NULL, N_PASS) * N_PASS;
-		memset(&a, 0, sizeof(a));
-		a.data = &data;
-		a.margin = margin;
-		a.gh = gh;
-		a.K = 1;
-		a.obj = TREE_OBJ_BINARY_LOGISTIC;
+		logistic_args(&a, &data, margin, gh);
 		a.n_rows = N_PASS;
 		a.loss_part = part;
 		gbt_grad_run(&env2, 2, &a);

@@ -6,16 +6,29 @@ both leave a bench database on the old bodies while the new mlpipe.so is
 loaded: the figures then mix old SQL with new C (issue #13's fourth pass
 measured predict_table that way at first). This compares the functions of
 the bench database with a fresh CREATE EXTENSION in a scratch database.
+vacuum_settled leaves a bench table all-visible, as autovacuum would.
 """
+import time
+
 import psycopg2
 
-_DEFS = """
-SELECT md5(string_agg(p.oid::regprocedure::text || coalesce(p.prosrc, '') ||
-                      coalesce(array_to_string(p.proconfig, ','), ''), '|'
-                      ORDER BY p.oid::regprocedure::text))
-  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE n.nspname IN ('mlpipe', 'mlpipe_internal')
-"""
+
+def vacuum_settled(cur, table):
+    """VACUUM ANALYZE table until every page is all-visible, as autovacuum
+    leaves a table. scripts/pg.sh's cluster commits asynchronously, and a
+    VACUUM that runs before the load's commit record is on disk cannot set
+    the rows' hint bits, so it marks no page all-visible: every later read
+    then checks each row's visibility (about a tenth of gbt's read of 1M
+    rows). The WAL writer flushes within a second; up to five tries half a
+    second apart, then a warning."""
+    for attempt in range(5):
+        cur.execute("VACUUM ANALYZE %s" % table)
+        cur.execute("SELECT relallvisible, relpages FROM pg_class WHERE oid = %s::regclass", (table,))
+        vis, pages = cur.fetchone()
+        if vis >= pages:
+            return
+        time.sleep(0.5)
+    print("# warning: %s has %d of %d pages all-visible after VACUUM" % (table, vis, pages), flush=True)
 
 
 def require_current_extension(cur):

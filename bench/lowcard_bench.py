@@ -21,7 +21,7 @@ import psycopg2
 import xgboost as xgb
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from extcheck import require_current_extension  # noqa: E402
+from extcheck import require_current_extension, vacuum_settled  # noqa: E402
 
 D = 28
 PARAMS = {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.1, "max_bins": 256, "test_size": 0}
@@ -47,7 +47,7 @@ def main():
         for s in range(0, a.rows, step):
             args = [(i, X[i].tolist(), float(y[i])) for i in range(s, min(a.rows, s + step))]
             cur.executemany("INSERT INTO %s VALUES (%%s, %%s, %%s)" % table, args)
-        cur.execute("VACUUM ANALYZE %s" % table)
+    vacuum_settled(cur, table)
     load = " ".join(open("/proc/loadavg").read().split()[:3])
     print("## gbt, %d rows x %d features of %d values each, 100 rounds, depth 6, threads 1, load average %s"
           % (a.rows, D, a.card, load))

@@ -66,7 +66,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from extcheck import require_current_extension  # noqa: E402
+from extcheck import require_current_extension, vacuum_settled  # noqa: E402
 from trees_bench import reset_hwm, status_kb  # noqa: E402  (same peak-memory method)
 
 SEED = 42
@@ -141,6 +141,7 @@ def ensure_table(cur, table, ncols_y, chunks, alter=None):
     an ALTER COLUMN action for x (e.g. SET COMPRESSION lz4) applied before the rows go in."""
     cur.execute("SELECT count(*) FROM pg_class WHERE relname = %s", (table,))
     if cur.fetchone()[0] and not os.environ.get("BENCH_RELOAD"):
+        vacuum_settled(cur, table)
         return
     cur.execute("DROP TABLE IF EXISTS %s; CREATE TABLE %s (id int, x float8[]%s)"
                 % (table, table, ", y float8" if ncols_y else ""))
@@ -149,7 +150,7 @@ def ensure_table(cur, table, ncols_y, chunks, alter=None):
     t = time.perf_counter()
     for ids, X, y in chunks():
         copy_binary(cur, table, ids, X, y)
-    cur.execute("VACUUM ANALYZE %s" % table)
+    vacuum_settled(cur, table)
     print("# loaded %s in %.1f s" % (table, time.perf_counter() - t), flush=True)
 
 

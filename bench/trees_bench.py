@@ -34,7 +34,7 @@ import time
 import numpy as np
 import psycopg2
 
-from extcheck import require_current_extension
+from extcheck import require_current_extension, vacuum_settled
 import xgboost as xgb
 from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
@@ -93,9 +93,9 @@ def main():
                 buf.write("%d\t{%s}\t%d\n" % (i, ",".join(repr(v) for v in X[i]), y[i]))
             buf.seek(0)
             cur.copy_expert("COPY bench_gbt FROM STDIN", buf)
-        cur.execute("VACUUM ANALYZE bench_gbt")
         print("loaded %d rows in %.1f s" % (N, time.perf_counter() - t), flush=True)
 
+    vacuum_settled(cur, "bench_gbt")
     source = "SELECT x, y FROM bench_gbt WHERE id < %d" % N_TRAIN
     results = {}
     for threads in (1, 2):

@@ -13,12 +13,21 @@ import time
 import psycopg2
 
 
+_DEFS = """
+SELECT md5(string_agg(p.oid::regprocedure::text || coalesce(p.prosrc, '') ||
+                      coalesce(array_to_string(p.proconfig, ','), ''), '|'
+                      ORDER BY p.oid::regprocedure::text))
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname IN ('mlpipe', 'mlpipe_internal')
+"""
+
+
 def vacuum_settled(cur, table):
     """VACUUM ANALYZE table until every page is all-visible, as autovacuum
     leaves a table. scripts/pg.sh's cluster commits asynchronously, and a
     VACUUM that runs before the load's commit record is on disk cannot set
     the rows' hint bits, so it marks no page all-visible: every later read
-    then checks each row's visibility (about a tenth of gbt's read of 1M
+    then checks each row's visibility (a few percent of gbt's read of 1M
     rows). The WAL writer flushes within a second; up to five tries half a
     second apart, then a warning."""
     for attempt in range(5):

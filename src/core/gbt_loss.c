@@ -126,12 +126,12 @@ add_logistic_terms(double s, const double *q, double *lq, uint32_t nb)
 }
 
 /*
- * The training loss's logistic terms -log(q) of a chunk of rows are
- * summed as minus the log of their product, not as
- * one log a row: the product runs in LOGPROD_LANES lanes (row i of a block
- * in lane i % LOGPROD_LANES), and every LOGPROD_NORM rows, and at the end
- * of each block, each lane's exponent is moved into an integer (exact), so
- * that nothing underflows (q >= 1e-15: 8 factors stay above 2^-400). At
+ * The training loss's logistic terms -log(q) of a chunk of rows are summed
+ * as minus the log of their product, not as one log a row: the product
+ * runs in LOGPROD_LANES lanes (row i of a block in lane i % LOGPROD_LANES),
+ * and every LOGPROD_NORM rows, and at the end of each block, each lane's
+ * exponent is moved into an integer (exact), so that nothing underflows
+ * (q >= 1e-15: 8 factors stay above 2^-400). At
  * the end, -(e ln 2 + sum of the lanes' logs), with ln 2 in two parts so
  * that e ln2_hi is exact. One multiply a row instead of a log and an add
  * in a chain; the error is that of the row-by-row sum (a relative 2^-53 a

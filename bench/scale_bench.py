@@ -11,7 +11,9 @@ Workloads (pick with --only NAME[,NAME...]; default: all):
                 scan sum(x[1]). --gbt-task: classification (default; the 0/1
                 target, against XGBClassifier and predict_proba) or regression
                 (the same target as squared error, against XGBRegressor and
-                predict).
+                predict). --pairs N: the training N times, mlpipe then
+                XGBoost in turn, every pair's ratio and the median pair
+                reported (the machine's speed drifts between runs).
   kmeans        at each size: N rows x 16 features in 16 blobs (fixed seed),
                 k = 16, 50 Lloyd iterations from given centroids (the other
                 params default), against scikit-learn KMeans lloyd on the same

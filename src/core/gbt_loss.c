@@ -167,9 +167,8 @@ logprod_norm(LogProd *lp)
 
 	for (j = 0; j < LOGPROD_LANES; j++)
 	{
-		int			ex;
+		int			ex = 0;
 
-		ex = 0;
 		if (isfinite(lp->p[j]) && lp->p[j] != 0)
 		{
 			lp->p[j] = frexp(lp->p[j], &ex);

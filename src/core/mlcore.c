@@ -299,6 +299,23 @@ ml_populate(void *p, size_t bytes)
 }
 
 /*
+ * madvise(advice) on the whole 2 MB pages inside [p, p + bytes): the two
+ * calls below differ only in the advice.
+ */
+#if defined(__linux__)
+static void
+advise_whole_huge_pages(void *p, size_t bytes, int advice)
+{
+	const uintptr_t huge = 2 * 1024 * 1024;
+	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1),
+				end = ((uintptr_t) p + bytes) & ~(huge - 1);
+
+	if (end > start)
+		(void) madvise((void *) start, end - start, advice);
+}
+#endif
+
+/*
  * Asks Linux for transparent huge pages on the whole 2 MB pages inside
  * [p, p + bytes) (when THP is in "madvise" mode, as on Debian): a matrix of
  * hundreds of MB is then faulted in 2 MB at a time instead of 4 KB, which
@@ -308,12 +325,7 @@ void
 ml_advise_huge_pages(void *p, size_t bytes)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-	const uintptr_t huge = 2 * 1024 * 1024;
-	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1),
-				end = ((uintptr_t) p + bytes) & ~(huge - 1);
-
-	if (end > start)
-		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
+	advise_whole_huge_pages(p, bytes, MADV_HUGEPAGE);
 #endif
 }
 
@@ -326,11 +338,6 @@ void
 ml_unadvise_huge_pages(void *p, size_t bytes)
 {
 #if defined(__linux__) && defined(MADV_NOHUGEPAGE)
-	const uintptr_t huge = 2 * 1024 * 1024;
-	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1),
-				end = ((uintptr_t) p + bytes) & ~(huge - 1);
-
-	if (end > start)
-		(void) madvise((void *) start, end - start, MADV_NOHUGEPAGE);
+	advise_whole_huge_pages(p, bytes, MADV_NOHUGEPAGE);
 #endif
 }

@@ -175,8 +175,10 @@ trees_finish_targets(TreeLoad *L, const char *task_param, const char *target, ch
 		}
 		qsort(distinct, nd, sizeof(double), cmp_double);
 		if (L->yl == NULL)
+		{
 			L->yl = MemoryContextAllocHuge(L->mcxt, sizeof(int32) * Max(L->n, 1));
-		ml_populate(L->yl, sizeof(int32) * L->n);	/* written in full below */
+			ml_populate(L->yl, sizeof(int32) * L->n);	/* written in full below */
+		}
 		*classes_out = palloc(sizeof(char *) * nd);
 		for (c = 0; c < nd; c++)
 			(*classes_out)[c] = L->int_target ? psprintf(INT64_FORMAT, (int64) distinct[c])

@@ -20,6 +20,11 @@
 
 #include <string.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define POS_HAVE_AVX512 1
+#endif
+
 /* Rows ahead a pass over the binned matrix prefetches. */
 #define POS_PF_ROWS 64
 
@@ -67,6 +72,216 @@ pos_step(const PosRule *rules, const uint8_t *B, size_t d, uint8_t *pos8,
 	return c;
 }
 
+/* Tests: 0 routes one row at a time where AVX-512 could route 16. */
+int			gbt_pos_simd = 1;
+
+/*
+ * Whether the passes route 16 rows at a time (pos_route16): one-byte
+ * positions, every rule set this tree in the tables, rows of 3 bytes or
+ * more (the gather reads four), and a CPU with AVX-512.
+ */
+static bool
+pos_simd(const Gbt *g)
+{
+#ifdef POS_HAVE_AVX512
+	return gbt_pos_simd && !g->pos_wide && g->d >= 3 && g->pos_rule_max < POS_TAB_NODES &&
+		__builtin_cpu_supports("avx512f");
+#else
+	return false;
+#endif
+}
+
+/*
+ * The end of the rows a 16-row step may route before row `end`: its gather
+ * reads up to 3 bytes past row r + 15, inside row r + 16, which must exist.
+ */
+static inline size_t
+pos_simd_end(const Gbt *g, size_t end)
+{
+	return end < g->n_rows ? end : g->n_rows - 1;
+}
+
+/*
+ * Counts of the one-byte positions pos8[r0, r1), four rows of counters in
+ * turn (no chain through one counter when rows repeat a node).
+ */
+static inline void
+pos_count4(uint32_t (*c4)[256], const uint8_t *pos8, size_t r0, size_t r1)
+{
+	size_t		r = r0;
+
+	for (; r + 4 <= r1; r += 4)
+	{
+		c4[0][pos8[r]]++;
+		c4[1][pos8[r + 1]]++;
+		c4[2][pos8[r + 2]]++;
+		c4[3][pos8[r + 3]]++;
+	}
+	for (; r < r1; r++)
+		c4[0][pos8[r]]++;
+}
+
+/* Adds pos_count4's counters into cnt (n nodes). */
+static void
+pos_count4_sum(uint32_t (*c4)[256], uint32_t *cnt, uint32_t n)
+{
+	uint32_t	k;
+
+	for (k = 0; k < n; k++)
+		cnt[k] += c4[0][k] + c4[1][k] + c4[2][k] + c4[3][k];
+}
+
+#ifdef POS_HAVE_AVX512
+/* The rule tables in registers, and lane i's row offset i * d. */
+typedef struct PosRegs
+{
+	__m512i		f[4];			/* split features of nodes 0-15, 16-31, 32-47, 48-63 */
+	__m512i		m[4];			/* packed rules of the same nodes */
+	__m512i		rowoff;
+} PosRegs;
+
+__attribute__((target("avx512f")))
+static inline void
+pos_regs_load(PosRegs *v, const PosTable *tb, size_t d)
+{
+	int			k;
+
+	for (k = 0; k < 4; k++)
+	{
+		v->f[k] = _mm512_loadu_si512(tb->feature + 16 * k);
+		v->m[k] = _mm512_loadu_si512(tb->rule + 16 * k);
+	}
+	v->rowoff = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+													 12, 13, 14, 15),
+								   _mm512_set1_epi32((int) d));
+}
+
+/* Table entry of each lane's node t (t & 63): two 32-entry lookups. */
+__attribute__((target("avx512f")))
+static inline __m512i
+pos_lookup16(const __m512i *tab, __m512i t)
+{
+	__mmask16	hi = _mm512_test_epi32_mask(t, _mm512_set1_epi32(32));
+
+	return _mm512_mask_blend_epi32(hi, _mm512_permutex2var_epi32(tab[0], t, tab[1]),
+								   _mm512_permutex2var_epi32(tab[2], t, tab[3]));
+}
+
+/*
+ * pos_route for rows r..r+15, in nodes t: the node each moves to. The split
+ * feature's byte is gathered as four bytes (pos_simd_end keeps them in the
+ * data); a node past the tables keeps its rows (pos_simd: no rule is set
+ * past them).
+ */
+__attribute__((target("avx512f")))
+static inline __m512i
+pos_route16(const PosRegs *v, const uint8_t *B, size_t d, size_t r, __m512i t)
+{
+	const __m512i ff = _mm512_set1_epi32(0xff);
+	__m512i		f = pos_lookup16(v->f, t),
+				m = pos_lookup16(v->m, t),
+				cd = _mm512_and_si512(_mm512_i32gather_epi32(_mm512_add_epi32(f, v->rowoff),
+															 B + r * d, 1), ff),
+				c = _mm512_srli_epi32(m, 24);
+	__mmask16	left = _mm512_cmple_epu32_mask(cd, _mm512_and_si512(m, ff)) |
+		(_mm512_cmpeq_epi32_mask(cd, _mm512_and_si512(_mm512_srli_epi32(m, 8), ff)) &
+		 _mm512_test_epi32_mask(m, _mm512_set1_epi32(1 << 16)));
+
+	c = _mm512_mask_add_epi32(c, (__mmask16) ~left, c, _mm512_set1_epi32(1));
+	return _mm512_mask_mov_epi32(c, _mm512_cmpge_epu32_mask(t, _mm512_set1_epi32(POS_TAB_NODES)),
+								 t);
+}
+
+/* Prefetches the 16 rows POS_PF_ROWS after row r. */
+static inline void
+pos_prefetch16(const uint8_t *B, size_t d, size_t r)
+{
+	const uint8_t *p = B + (r + POS_PF_ROWS) * d;
+	size_t		k;
+
+	for (k = 0; k < 16 * d; k += 64)
+		__builtin_prefetch(p + k);
+}
+
+/* Loads the one-byte positions of rows r..r+15. */
+__attribute__((target("avx512f")))
+static inline __m512i
+pos_load16(const uint8_t *pos8, size_t r)
+{
+	return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (pos8 + r)));
+}
+
+/* Stores nodes c as the one-byte positions of rows r..r+15. */
+__attribute__((target("avx512f")))
+static inline void
+pos_store16(uint8_t *pos8, size_t r, __m512i c)
+{
+	_mm_storeu_si128((__m128i *) (pos8 + r), _mm512_cvtepi32_epi8(c));
+}
+
+/* Moves rows [*rp, end) 16 at a time while whole steps fit; *rp: the first left. */
+__attribute__((target("avx512f")))
+static void
+pos_move_avx512(const Gbt *g, size_t *rp, size_t end)
+{
+	const uint8_t *B = g->B;
+	uint8_t    *pos8 = g->pos;
+	size_t		d = (size_t) g->d,
+				r = *rp;
+	PosRegs		v;
+
+	pos_regs_load(&v, &g->pos_tab, d);
+	for (; r + 16 <= end; r += 16)
+	{
+		pos_prefetch16(B, d, r);
+		pos_store16(pos8, r, pos_route16(&v, B, d, r, pos_load16(pos8, r)));
+	}
+	*rp = r;
+}
+
+/*
+ * pos_move_avx512 for the fused pass: also lists the rows whose new node c
+ * has bit c set in `fused` (rows in lr, nodes in lc, 16 slots of slack
+ * each); returns how many.
+ */
+__attribute__((target("avx512f,popcnt")))
+static int
+pos_fuse_avx512(const Gbt *g, uint32_t fused, size_t *rp, size_t end, uint32_t *lr,
+				uint32_t *lc)
+{
+	const uint8_t *B = g->B;
+	const float *gh = g->gh;
+	uint8_t    *pos8 = g->pos;
+	size_t		d = (size_t) g->d,
+				r = *rp;
+	const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+				bits = _mm512_set1_epi32((int) fused),
+				one = _mm512_set1_epi32(1);
+	int			nl = 0;
+	PosRegs		v;
+
+	pos_regs_load(&v, &g->pos_tab, d);
+	for (; r + 16 <= end; r += 16)
+	{
+		__m512i		c;
+		__mmask16	has;
+
+		pos_prefetch16(B, d, r);
+		__builtin_prefetch(gh + 2 * r);	/* the pairs the add loop reads */
+		__builtin_prefetch(gh + 2 * r + 16);
+		c = pos_route16(&v, B, d, r, pos_load16(pos8, r));
+		pos_store16(pos8, r, c);
+		/* a variable shift by 32 or more gives 0: such nodes have no bit */
+		has = _mm512_test_epi32_mask(_mm512_srlv_epi32(bits, c), one);
+		_mm512_storeu_si512(lr + nl, _mm512_maskz_compress_epi32(has, _mm512_add_epi32(lane, _mm512_set1_epi32((int) r))));
+		_mm512_storeu_si512(lc + nl, _mm512_maskz_compress_epi32(has, c));
+		nl += __builtin_popcount(has);
+	}
+	*rp = r;
+	return nl;
+}
+#endif
+
 /* Rows [r0, r1) of task `task` of n_tasks over all rows. */
 static inline void
 pos_range(const Gbt *g, int task, int n_tasks, size_t *r0, size_t *r1)
@@ -103,6 +318,28 @@ pos_move_rows(Gbt *g, int task, int n_tasks, bool wide)
 
 	pos_range(g, task, n_tasks, &r0, &r1);
 	memset(cnt, 0, sizeof(uint32_t) * g->n_pos_nodes);
+#ifdef POS_HAVE_AVX512
+	if (!wide && pos_simd(g))
+	{
+		uint32_t	c4[4][256];
+		size_t		b0;
+
+		/* a block routed, then counted while its positions are in L1 */
+		memset(c4, 0, sizeof(c4));
+		for (b0 = r0; b0 < r1; b0 = r)
+		{
+			size_t		b1 = r1 - b0 > 4096 ? b0 + 4096 : r1;
+
+			r = b0;
+			pos_move_avx512(g, &r, pos_simd_end(g, b1));
+			for (; r < b1; r++)
+				pos_step(rules, B, d, pos8, pos16, r, false);
+			pos_count4(c4, pos8, b0, b1);
+		}
+		pos_count4_sum(c4, cnt, g->n_pos_nodes);
+		return;
+	}
+#endif
 	for (r = r0; r < r1; r++)
 	{
 		uint32_t	c;
@@ -180,6 +417,19 @@ pos_list_task(void *arg, int task, int n_tasks)
 		pos_list_rows(g, task, n_tasks, false);
 }
 
+/* Node t's rule into the tables, if they hold it. */
+static void
+pos_table_put(Gbt *g, uint32_t t)
+{
+	const PosRule *ru = &g->rule[t];
+
+	if (t >= POS_TAB_NODES)
+		return;
+	g->pos_tab.feature[t] = ru->feature;
+	g->pos_tab.rule[t] = ru->bin | (uint32_t) ru->nbf << 8 | (uint32_t) ru->dl << 16 |
+		ru->left << 24;
+}
+
 /* Every node keeps its rows (the rule of a node that is not split). */
 static void
 pos_rule_keep(Gbt *g, uint32_t t)
@@ -191,6 +441,7 @@ pos_rule_keep(Gbt *g, uint32_t t)
 	ru->nbf = 0;
 	ru->dl = 0;
 	ru->left = t;
+	pos_table_put(g, t);
 }
 
 /*
@@ -205,8 +456,15 @@ gbt_pos_start(Gbt *g, uint32_t ns)
 				k;
 	size_t		w = g->pos_wide ? 2 : 1;
 
+	g->pos_rule_max = -1;
 	for (t = 0; t < g->n_pos_nodes; t++)
 		pos_rule_keep(g, t);
+	for (t = g->n_pos_nodes; t < POS_TAB_NODES; t++)
+	{
+		/* no row is in these nodes; what a lane reads stays in bounds */
+		g->pos_tab.feature[t] = 0;
+		g->pos_tab.rule[t] = UINT8_MAX | t << 24;
+	}
 	if (ns == g->n_rows)
 	{
 		memset(g->pos, 0, w * ns);	/* every row, rows 0..n-1 */
@@ -237,6 +495,9 @@ gbt_pos_rules(Gbt *g, const int *pend, int np)
 		ru->nbf = (uint8_t) g->nb[nd->feature];
 		ru->dl = nd->default_left;
 		ru->left = (uint32_t) nd->left;
+		pos_table_put(g, (uint32_t) pend[q]);
+		if (pend[q] > g->pos_rule_max)
+			g->pos_rule_max = pend[q];
 	}
 }
 
@@ -378,38 +639,60 @@ pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 				b0;
 	uint8_t    *pos8 = g->pos;
 	uint16_t   *pos16 = g->pos;
-	uint32_t	lr[POS_FUSE_BLOCK];
-	v2d		   *lh[POS_FUSE_BLOCK];
+	uint32_t	lr[POS_FUSE_BLOCK + 16],
+				lc[POS_FUSE_BLOCK + 16],
+				fused = 0,
+				c4[4][256],
+				k;
+	bool		simd = !wide && pos_simd(g);
 
 	pos_range(g, task, n_tasks, &r0, &n);
 	memset(cnt, 0, sizeof(uint32_t) * g->n_pos_nodes);
+	/* the 16-row route lists by a bit a node: every histogram's node under 32 */
+	for (k = 0; k < g->n_pos_nodes && simd; k++)
+		if (fh[k] != NULL)
+		{
+			simd = k < 32;
+			fused |= 1u << (k & 31);
+		}
+	if (simd)
+		memset(c4, 0, sizeof(c4));
 	for (b0 = r0; b0 < n; b0 += POS_FUSE_BLOCK)
 	{
 		size_t		b1 = n - b0 > POS_FUSE_BLOCK ? b0 + POS_FUSE_BLOCK : n,
-					r;
+					r = b0;
 		int			nl = 0,
 					i;
 
-		for (r = b0; r < b1; r++)
+#ifdef POS_HAVE_AVX512
+		if (simd)
+			nl = pos_fuse_avx512(g, fused, &r, pos_simd_end(g, b1), lr, lc);
+#endif
+		for (; r < b1; r++)
 		{
 			uint32_t	c;
 
 			c = pos_step(rules, B, d, pos8, pos16, r, wide);
 			if ((r & 7) == 0)
 				__builtin_prefetch(gh + 2 * r);	/* the pairs the add loop reads */
-			cnt[c]++;
+			if (!simd)
+				cnt[c]++;
 			lr[nl] = (uint32_t) r;
-			lh[nl] = fh[c];
+			lc[nl] = c;
 			nl += fh[c] != NULL;
 		}
+		if (simd)
+			pos_count4(c4, pos8, b0, b1);	/* while the block's positions are in L1 */
 		for (i = 0; i < nl; i++)
 		{
 			uint32_t	rr = lr[i];
 			v2d			v = {gh[2 * (size_t) rr], gh[2 * (size_t) rr + 1]};
 
-			gbt_hist_add_padded(lh[i], B + rr * d, g->d, v);
+			gbt_hist_add_padded(fh[lc[i]], B + rr * d, g->d, v);
 		}
 	}
+	if (simd)
+		pos_count4_sum(c4, cnt, g->n_pos_nodes);
 }
 
 /* pos_fuse_rows for one byte or two a row. */
@@ -514,7 +797,46 @@ typedef struct PosMargin
 {
 	Gbt		   *g;
 	float	   *mc;
+	float		value[256];		/* the 16-row route's: node values as floats */
 } PosMargin;
+
+#ifdef POS_HAVE_AVX512
+/*
+ * pos_margin_rows for rows [*rp, end), 16 at a time while whole steps fit
+ * (the same float adds); *rp: the first row left.
+ */
+__attribute__((target("avx512f")))
+static void
+pos_margin_avx512(const PosMargin *pm, size_t *rp, size_t end)
+{
+	const Gbt  *g = pm->g;
+	const uint8_t *B = g->B;
+	const uint8_t *pos8 = g->pos;
+	const __m512i none = _mm512_set1_epi32((int) g->n_pos_nodes - 1);
+	float	   *mc = pm->mc;
+	size_t		d = (size_t) g->d,
+				r = *rp;
+	PosRegs		v;
+
+	pos_regs_load(&v, &g->pos_tab, d);
+	for (; r + 16 <= end; r += 16)
+	{
+		__m512i		t,
+					c;
+		__m512		m;
+		__mmask16	in;
+
+		pos_prefetch16(B, d, r);
+		t = pos_load16(pos8, r);
+		c = pos_route16(&v, B, d, r, t);
+		in = _mm512_cmpneq_epi32_mask(t, none);
+		m = _mm512_loadu_ps(mc + r);
+		m = _mm512_mask_add_ps(m, in, m, _mm512_i32gather_ps(c, pm->value, 4));
+		_mm512_storeu_ps(mc + r, m);
+	}
+	*rp = r;
+}
+#endif
 
 /*
  * Adds the leaf value of each of one task's rows in the tree to its
@@ -538,7 +860,12 @@ pos_margin_rows(PosMargin *pm, int task, int n_tasks, bool wide)
 				r;
 
 	pos_range(g, task, n_tasks, &r0, &r1);
-	for (r = r0; r < r1; r++)
+	r = r0;
+#ifdef POS_HAVE_AVX512
+	if (!wide && pos_simd(g))
+		pos_margin_avx512(pm, &r, pos_simd_end(g, r1));
+#endif
+	for (; r < r1; r++)
 	{
 		uint32_t	t = wide ? pos16[r] : pos8[r];
 
@@ -566,8 +893,12 @@ void
 gbt_pos_margins(Gbt *g, float *mc)
 {
 	PosMargin	pm;
+	uint32_t	t;
 
 	pm.g = g;
 	pm.mc = mc;
+	if (pos_simd(g))
+		for (t = 0; t < 256; t++)
+			pm.value[t] = t < (uint32_t) g->n_tn ? (float) g->tn[t].value : 0;
 	trees_run_tasks(g->env, pos_tasks(g), pos_margin_task, &pm);
 }

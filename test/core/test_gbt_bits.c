@@ -16,7 +16,8 @@
  * (gbt_pos_fuse) must give the bytes of the list-and-gather path at any
  * level limit (so also where fused and gathered levels alternate), on 1
  * and 3 threads (each thread then routes its own rows into histograms of
- * its own). A tree on every row takes the root's sums and histogram from
+ * its own), and routing rows 16 at a time (AVX-512) must give the bytes
+ * of routing them one at a time. A tree on every row takes the root's sums and histogram from
  * one pass (gbt_hist_root, rows split between threads); the sampled cases
  * and those with validation rows take the separate loop and run.
  */
@@ -28,6 +29,7 @@
 #include "trees.h"
 
 extern int	gbt_pos_fuse_nodes;	/* trees_int.h: levels the move pass builds histograms for */
+extern int	gbt_pos_simd;		/* trees_int.h: 0 routes rows one at a time */
 
 #define N_ROWS 140000			/* > 4 partition chunks: the parallel partition runs */
 #define N_FEAT 6
@@ -337,6 +339,46 @@ check_fuse_limits(const BitsCase *c, const TreeData *data)
 	gbt_pos_fuse_nodes = saved;
 }
 
+/*
+ * Case c with rows routed one at a time (where AVX-512 routes 16 by
+ * default) must keep its bytes, on 1 and 3 threads; so must the case on
+ * shallower trees (every node in the route's tables, the unused node
+ * among them), both ways alike.
+ */
+static void
+check_simd_route(const BitsCase *c, const TreeData *data)
+{
+	BitsCase	shallow = *c;
+	TreeModel	m1,
+				m3;
+	uint64_t	h1,
+				h3,
+				h_simd;
+	int			depth;
+
+	gbt_pos_simd = 0;
+	h1 = train_case(c, data, &env1, &m1);
+	h3 = train_case(c, data, &env3, &m3);
+	gbt_pos_simd = 1;
+	CHECK(h1 == c->expect && h3 == c->expect,
+		  "%s: rows routed one at a time: the same bytes", c->name);
+	trees_model_free(&env1, &m1);
+	trees_model_free(&env1, &m3);
+	for (depth = 4; depth <= 5; depth++)
+	{
+		shallow.max_depth = depth;
+		h_simd = train_case(&shallow, data, &env1, &m1);
+		trees_model_free(&env1, &m1);
+		gbt_pos_simd = 0;
+		h1 = train_case(&shallow, data, &env1, &m1);
+		gbt_pos_simd = 1;
+		trees_model_free(&env1, &m1);
+		CHECK(h1 != 0 && h1 == h_simd,
+			  "%s, depth %d: rows routed 16 and one at a time give the same bytes", c->name,
+			  depth);
+	}
+}
+
 int
 main(void)
 {
@@ -389,6 +431,7 @@ main(void)
 		check_trace_fused(c, &data, k % 2 ? &env2 : &env1);
 		if (k == 0 || c->max_depth == 9)
 			check_fuse_limits(c, &data);
+		check_simd_route(c, &data);
 		trees_model_free(&env1, &m1);
 		trees_model_free(&env1, &m2);
 		trees_model_free(&env1, &m3);

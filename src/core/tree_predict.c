@@ -14,6 +14,11 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define PRED_HAVE_AVX512 1
+#endif
+
 /* One tree's arrays in the complete-tree layout. */
 typedef struct FastTree
 {
@@ -904,6 +909,112 @@ trees_code_map_free(const MlEnv *env, TreeCodeMap *map)
 	ml_free(env, map);
 }
 
+/* Rows trees_predict_codes walks tree by tree (lanes of quant_trees16). */
+#define CODE_ROWS 16
+/* Widest model it does so for: CODE_ROWS binned rows of 2d words on the stack. */
+#define CODE_ROWS_MAX_FEATURES 64
+
+/*
+ * Whether trees_predict_codes walks CODE_ROWS rows tree by tree: one tree
+ * a round, every tree's node words in four AVX-512 registers (depth at
+ * most 6), and a CPU with AVX-512F (tree_quant_simd_max lets tests turn
+ * it off).
+ */
+static bool
+code_rows_simd(const TreeModel *m, uint32_t d)
+{
+#ifdef PRED_HAVE_AVX512
+	return m->trees_per_round == 1 && m->fast->depth <= 6 && d <= CODE_ROWS_MAX_FEATURES &&
+		tree_quant_simd_max >= QUANT_SIMD_AVX512 && __builtin_cpu_supports("avx512f");
+#else
+	return false;
+#endif
+}
+
+#ifdef PRED_HAVE_AVX512
+/* Trees quant_trees16 walks in lock step (their gathers overlap). */
+#define CODE_TREES 4
+
+/*
+ * quant_accumulate_binned for CODE_ROWS binned rows at once (xb16, stride
+ * words apart; acc16: their sums, added to): a row a lane, CODE_TREES
+ * trees in lock step. A tree's node words sit in four registers (a lookup
+ * is a permute), the rows' words are gathered, and each lane adds its
+ * leaves in tree order: the same additions in the same order, so the same
+ * bits, with no chain of dependent adds across the trees of one row.
+ */
+__attribute__((target("avx512f")))
+static void
+quant_trees16(const TreeModel *m, const uint32_t *xb16, uint32_t stride, double *acc16)
+{
+	const struct TreeFast *f = m->fast;
+	const uint32_t *node = f->quant->node;
+	uint32_t	depth = f->depth,
+				words = 1u << depth,
+				nt = m->n_trees,
+				t,
+				s;
+	const __m512i lane_off = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+																	10, 11, 12, 13, 14, 15),
+												_mm512_set1_epi32((int) stride)),
+				one = _mm512_set1_epi32(1),
+				b5 = _mm512_set1_epi32(32),
+				low16 = _mm512_set1_epi32(0xFFFF),
+				n_int = _mm512_set1_epi32((int) f->n_int);
+	__mmask16	wm[4];
+	__m512d		s0 = _mm512_loadu_pd(acc16),
+				s1 = _mm512_loadu_pd(acc16 + 8);
+	int			q,
+				i,
+				nw;
+
+	/* the words of a tree of this depth in each register (none past the tree) */
+	for (q = 0; q < 4; q++)
+		wm[q] = words >= 16 * (uint32_t) (q + 1) ? 0xFFFF :
+			words > 16 * (uint32_t) q ? (__mmask16) ((1u << (words - 16 * q)) - 1) : 0;
+	for (t = 0; t < nt; t += (uint32_t) nw)
+	{
+		__m512i		nd[CODE_TREES][4],
+					k[CODE_TREES];
+
+		nw = nt - t >= CODE_TREES ? CODE_TREES : 1;
+		for (i = 0; i < nw; i++)
+		{
+			const uint32_t *g = node + ((size_t) (t + i) << depth);
+
+			for (q = 0; q < 4; q++)
+				nd[i][q] = _mm512_maskz_loadu_epi32(wm[q], g + 16 * q);
+			k[i] = _mm512_setzero_si512();
+		}
+		for (s = 0; s < depth; s++)
+			for (i = 0; i < nw; i++)
+			{
+				__mmask16	hi = _mm512_test_epi32_mask(k[i], b5);
+				__m512i		w = _mm512_mask_blend_epi32(hi,
+														_mm512_permutex2var_epi32(nd[i][0], k[i], nd[i][1]),
+														_mm512_permutex2var_epi32(nd[i][2], k[i], nd[i][3])),
+							x = _mm512_i32gather_epi32(_mm512_add_epi32(lane_off,
+																		_mm512_and_si512(w, low16)),
+													   (const void *) xb16, 4);
+
+				/* QUANT_STEP: k = 2k + 1 + (x > w), unsigned */
+				k[i] = _mm512_add_epi32(_mm512_add_epi32(k[i], k[i]), one);
+				k[i] = _mm512_mask_add_epi32(k[i], _mm512_cmpgt_epu32_mask(x, w), k[i], one);
+			}
+		for (i = 0; i < nw; i++)
+		{
+			const double *lf = f->leaf + (size_t) (t + i) * f->n_leaf;
+			__m512i		leaf = _mm512_sub_epi32(k[i], n_int);
+
+			s0 = _mm512_add_pd(s0, _mm512_i32gather_pd(_mm512_castsi512_si256(leaf), lf, 8));
+			s1 = _mm512_add_pd(s1, _mm512_i32gather_pd(_mm512_extracti64x4_epi64(leaf, 1), lf, 8));
+		}
+	}
+	_mm512_storeu_pd(acc16, s0);
+	_mm512_storeu_pd(acc16 + 8, s1);
+}
+#endif
+
 /* A call of trees_predict_codes, shared by its tasks. */
 typedef struct CodeTask
 {
@@ -935,9 +1046,41 @@ code_task(void *arg, int task, int n_tasks)
 				r1 = p->n * (task + 1) / n_tasks,
 				r;
 
+	r = r0;
+#ifdef PRED_HAVE_AVX512
+	if (code_rows_simd(m, d))
+	{
+		uint32_t	xb16[CODE_ROWS * 2 * CODE_ROWS_MAX_FEATURES];
+		double		acc16[CODE_ROWS];
+		int			i;
+
+		memset(xb16, 0, sizeof(uint32_t) * CODE_ROWS * 2 * d);
+		for (; r + CODE_ROWS <= r1; r += CODE_ROWS)
+		{
+			for (i = 0; i < CODE_ROWS; i++)
+			{
+				const uint8_t *codes = p->B + (size_t) (r + i) * d;
+				uint32_t   *x = xb16 + (size_t) i * 2 * d;
+
+				for (u = 0; u < nu; u++)
+				{
+					uint32_t	j = map->used[u],
+								c = codes[j];
+
+					x[j] = map->lo[u * 256 + c];
+					x[d + j] = map->hi[u * 256 + c];
+				}
+			}
+			memset(acc16, 0, sizeof(acc16));
+			quant_trees16(m, xb16, 2 * d, acc16);
+			for (i = 0; i < CODE_ROWS; i++)
+				finish_row(m, acc16 + i, p->out + (size_t) (r + i) * m->n_outputs);
+		}
+	}
+#endif
 	/* features no split uses stay 0, as tree_quant_bin_row leaves them */
 	memset(xb, 0, sizeof(uint32_t) * 2 * d);
-	for (r = r0; r < r1; r++)
+	for (; r < r1; r++)
 	{
 		const uint8_t *codes = p->B + (size_t) r * d;
 		double	   *out = p->out + (size_t) r * m->n_outputs;

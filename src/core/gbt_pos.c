@@ -98,7 +98,9 @@ pos_simd(const Gbt *g)
 static inline size_t
 pos_simd_end(const Gbt *g, size_t end)
 {
-	return end < g->n_rows ? end : g->n_rows - 1;
+	size_t		last = g->n_rows > 0 ? (size_t) g->n_rows - 1 : 0;
+
+	return end < last ? end : last;
 }
 
 /*

@@ -76,6 +76,39 @@ pos_step(const PosRule *rules, const uint8_t *B, size_t d, uint8_t *pos8,
 int			gbt_pos_simd = 1;
 
 /*
+ * The rules of nodes 0..POS_TAB_NODES-1 packed for routing 16 rows at
+ * once, built from g->rule for a pass; a row in a node past them keeps
+ * its node.
+ */
+#define POS_TAB_NODES 64
+typedef struct PosTable
+{
+	uint32_t	feature[POS_TAB_NODES];
+	uint32_t	rule[POS_TAB_NODES];	/* bin | nbf << 8 | dl << 16 | left << 24 */
+} PosTable;
+
+/* Packs the first nodes' rules; nodes past the tree keep their (no) rows. */
+static void
+pos_table_build(const Gbt *g, PosTable *tb)
+{
+	uint32_t	t;
+
+	for (t = 0; t < POS_TAB_NODES && t < g->n_pos_nodes; t++)
+	{
+		const PosRule *ru = &g->rule[t];
+
+		tb->feature[t] = ru->feature;
+		tb->rule[t] = ru->bin | (uint32_t) ru->nbf << 8 | (uint32_t) ru->dl << 16 |
+			ru->left << 24;
+	}
+	for (; t < POS_TAB_NODES; t++)
+	{
+		tb->feature[t] = 0;
+		tb->rule[t] = UINT8_MAX | t << 24;
+	}
+}
+
+/*
  * Whether the passes route 16 rows at a time (pos_route16): one-byte
  * positions, every rule set this tree in the tables, rows of 3 bytes or
  * more (the gather reads four), and a CPU with AVX-512.
@@ -224,7 +257,7 @@ pos_store16(uint8_t *pos8, size_t r, __m512i c)
 /* Moves rows [*rp, end) 16 at a time while whole steps fit; *rp: the first left. */
 __attribute__((target("avx512f")))
 static void
-pos_move_avx512(const Gbt *g, size_t *rp, size_t end)
+pos_move_avx512(const Gbt *g, const PosTable *tb, size_t *rp, size_t end)
 {
 	const uint8_t *B = g->B;
 	uint8_t    *pos8 = g->pos;
@@ -232,7 +265,7 @@ pos_move_avx512(const Gbt *g, size_t *rp, size_t end)
 				r = *rp;
 	PosRegs		v;
 
-	pos_regs_load(&v, &g->pos_tab, d);
+	pos_regs_load(&v, tb, d);
 	for (; r + 16 <= end; r += 16)
 	{
 		pos_prefetch16(B, d, r);
@@ -248,8 +281,8 @@ pos_move_avx512(const Gbt *g, size_t *rp, size_t end)
  */
 __attribute__((target("avx512f,popcnt")))
 static int
-pos_fuse_avx512(const Gbt *g, uint32_t fused, size_t *rp, size_t end, uint32_t *lr,
-				uint32_t *lc)
+pos_fuse_avx512(const Gbt *g, const PosTable *tb, uint32_t fused, size_t *rp, size_t end,
+				uint32_t *lr, uint32_t *lc)
 {
 	const uint8_t *B = g->B;
 	const float *gh = g->gh;
@@ -262,7 +295,7 @@ pos_fuse_avx512(const Gbt *g, uint32_t fused, size_t *rp, size_t end, uint32_t *
 	int			nl = 0;
 	PosRegs		v;
 
-	pos_regs_load(&v, &g->pos_tab, d);
+	pos_regs_load(&v, tb, d);
 	for (; r + 16 <= end; r += 16)
 	{
 		__m512i		c;
@@ -325,15 +358,17 @@ pos_move_rows(Gbt *g, int task, int n_tasks, bool wide)
 	{
 		uint32_t	c4[4][256];
 		size_t		b0;
+		PosTable	tb;
 
 		/* a block routed, then counted while its positions are in L1 */
+		pos_table_build(g, &tb);
 		memset(c4, 0, sizeof(c4));
 		for (b0 = r0; b0 < r1; b0 = r)
 		{
 			size_t		b1 = r1 - b0 > 4096 ? b0 + 4096 : r1;
 
 			r = b0;
-			pos_move_avx512(g, &r, pos_simd_end(g, b1));
+			pos_move_avx512(g, &tb, &r, pos_simd_end(g, b1));
 			for (; r < b1; r++)
 				pos_step(rules, B, d, pos8, pos16, r, false);
 			pos_count4(c4, pos8, b0, b1);
@@ -419,19 +454,6 @@ pos_list_task(void *arg, int task, int n_tasks)
 		pos_list_rows(g, task, n_tasks, false);
 }
 
-/* Node t's rule into the tables, if they hold it. */
-static void
-pos_table_put(Gbt *g, uint32_t t)
-{
-	const PosRule *ru = &g->rule[t];
-
-	if (t >= POS_TAB_NODES)
-		return;
-	g->pos_tab.feature[t] = ru->feature;
-	g->pos_tab.rule[t] = ru->bin | (uint32_t) ru->nbf << 8 | (uint32_t) ru->dl << 16 |
-		ru->left << 24;
-}
-
 /* Every node keeps its rows (the rule of a node that is not split). */
 static void
 pos_rule_keep(Gbt *g, uint32_t t)
@@ -443,7 +465,6 @@ pos_rule_keep(Gbt *g, uint32_t t)
 	ru->nbf = 0;
 	ru->dl = 0;
 	ru->left = t;
-	pos_table_put(g, t);
 }
 
 /*
@@ -461,12 +482,6 @@ gbt_pos_start(Gbt *g, uint32_t ns)
 	g->pos_rule_max = -1;
 	for (t = 0; t < g->n_pos_nodes; t++)
 		pos_rule_keep(g, t);
-	for (t = g->n_pos_nodes; t < POS_TAB_NODES; t++)
-	{
-		/* no row is in these nodes; what a lane reads stays in bounds */
-		g->pos_tab.feature[t] = 0;
-		g->pos_tab.rule[t] = UINT8_MAX | t << 24;
-	}
 	if (ns == g->n_rows)
 	{
 		memset(g->pos, 0, w * ns);	/* every row, rows 0..n-1 */
@@ -497,7 +512,6 @@ gbt_pos_rules(Gbt *g, const int *pend, int np)
 		ru->nbf = (uint8_t) g->nb[nd->feature];
 		ru->dl = nd->default_left;
 		ru->left = (uint32_t) nd->left;
-		pos_table_put(g, (uint32_t) pend[q]);
 		if (pend[q] > g->pos_rule_max)
 			g->pos_rule_max = pend[q];
 	}
@@ -647,6 +661,7 @@ pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 				c4[4][256],
 				k;
 	bool		simd = !wide && pos_simd(g);
+	PosTable	tb;
 
 	pos_range(g, task, n_tasks, &r0, &n);
 	memset(cnt, 0, sizeof(uint32_t) * g->n_pos_nodes);
@@ -658,7 +673,10 @@ pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 			fused |= 1u << (k & 31);
 		}
 	if (simd)
+	{
+		pos_table_build(g, &tb);
 		memset(c4, 0, sizeof(c4));
+	}
 	for (b0 = r0; b0 < n; b0 += POS_FUSE_BLOCK)
 	{
 		size_t		b1 = n - b0 > POS_FUSE_BLOCK ? b0 + POS_FUSE_BLOCK : n,
@@ -668,7 +686,7 @@ pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 
 #ifdef POS_HAVE_AVX512
 		if (simd)
-			nl = pos_fuse_avx512(g, fused, &r, pos_simd_end(g, b1), lr, lc);
+			nl = pos_fuse_avx512(g, &tb, fused, &r, pos_simd_end(g, b1), lr, lc);
 #endif
 		for (; r < b1; r++)
 		{
@@ -809,7 +827,7 @@ typedef struct PosMargin
  */
 __attribute__((target("avx512f")))
 static void
-pos_margin_avx512(const PosMargin *pm, size_t *rp, size_t end)
+pos_margin_avx512(const PosMargin *pm, const PosTable *tb, size_t *rp, size_t end)
 {
 	const Gbt  *g = pm->g;
 	const uint8_t *B = g->B;
@@ -820,7 +838,7 @@ pos_margin_avx512(const PosMargin *pm, size_t *rp, size_t end)
 				r = *rp;
 	PosRegs		v;
 
-	pos_regs_load(&v, &g->pos_tab, d);
+	pos_regs_load(&v, tb, d);
 	for (; r + 16 <= end; r += 16)
 	{
 		__m512i		t,
@@ -865,7 +883,12 @@ pos_margin_rows(PosMargin *pm, int task, int n_tasks, bool wide)
 	r = r0;
 #ifdef POS_HAVE_AVX512
 	if (!wide && pos_simd(g))
-		pos_margin_avx512(pm, &r, pos_simd_end(g, r1));
+	{
+		PosTable	tb;
+
+		pos_table_build(g, &tb);
+		pos_margin_avx512(pm, &tb, &r, pos_simd_end(g, r1));
+	}
 #endif
 	for (; r < r1; r++)
 	{

@@ -1015,6 +1015,26 @@ quant_trees16(const TreeModel *m, const uint32_t *xb16, uint32_t stride, double 
 }
 #endif
 
+/*
+ * The binned row (2d words at x) of coded row `codes`: each used feature's
+ * code looked up in the map; the other features' words are left as they are.
+ */
+static inline void
+code_row_bins(const TreeCodeMap *map, const uint8_t *codes, uint32_t *x)
+{
+	uint32_t	d = map->n_features,
+				u;
+
+	for (u = 0; u < map->n_used; u++)
+	{
+		uint32_t	j = map->used[u],
+					c = codes[j];
+
+		x[j] = map->lo[u * 256 + c];
+		x[d + j] = map->hi[u * 256 + c];
+	}
+}
+
 /* A call of trees_predict_codes, shared by its tasks. */
 typedef struct CodeTask
 {
@@ -1039,9 +1059,7 @@ code_task(void *arg, int task, int n_tasks)
 	uint32_t	xb[2 * QUANT_MAX_FEATURES];
 	double		local[PRED_STACK];
 	uint32_t	d = map->n_features,
-				nu = map->n_used,
-				w = m->trees_per_round,
-				u;
+				w = m->trees_per_round;
 	int64_t		r0 = p->n * task / n_tasks,
 				r1 = p->n * (task + 1) / n_tasks,
 				r;
@@ -1058,19 +1076,7 @@ code_task(void *arg, int task, int n_tasks)
 		for (; r + CODE_ROWS <= r1; r += CODE_ROWS)
 		{
 			for (i = 0; i < CODE_ROWS; i++)
-			{
-				const uint8_t *codes = p->B + (size_t) (r + i) * d;
-				uint32_t   *x = xb16 + (size_t) i * 2 * d;
-
-				for (u = 0; u < nu; u++)
-				{
-					uint32_t	j = map->used[u],
-								c = codes[j];
-
-					x[j] = map->lo[u * 256 + c];
-					x[d + j] = map->hi[u * 256 + c];
-				}
-			}
+				code_row_bins(map, p->B + (size_t) (r + i) * d, xb16 + (size_t) i * 2 * d);
 			memset(acc16, 0, sizeof(acc16));
 			quant_trees16(m, xb16, 2 * d, acc16);
 			for (i = 0; i < CODE_ROWS; i++)
@@ -1082,18 +1088,10 @@ code_task(void *arg, int task, int n_tasks)
 	memset(xb, 0, sizeof(uint32_t) * 2 * d);
 	for (; r < r1; r++)
 	{
-		const uint8_t *codes = p->B + (size_t) r * d;
 		double	   *out = p->out + (size_t) r * m->n_outputs;
 		double	   *acc = w <= PRED_STACK ? local : out;
 
-		for (u = 0; u < nu; u++)
-		{
-			uint32_t	j = map->used[u],
-						c = codes[j];
-
-			xb[j] = map->lo[u * 256 + c];
-			xb[d + j] = map->hi[u * 256 + c];
-		}
+		code_row_bins(map, p->B + (size_t) r * d, xb);
 		memset(acc, 0, sizeof(double) * w);
 		quant_accumulate_binned(m, xb, acc);
 		finish_row(m, acc, out);

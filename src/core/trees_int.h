@@ -370,17 +370,6 @@ typedef struct PosRule
 	uint8_t		dl;
 } PosRule;
 
-/*
- * gbt: the rules of nodes 0..POS_TAB_NODES-1 as tables for routing 16 rows
- * at once (gbt_pos.c, AVX-512); a row in a node past them keeps its node.
- */
-#define POS_TAB_NODES 64
-typedef struct PosTable
-{
-	uint32_t	feature[POS_TAB_NODES];
-	uint32_t	rule[POS_TAB_NODES];	/* bin | nbf << 8 | dl << 16 | left << 24 */
-} PosTable;
-
 /* gbt: the deepest tree the row positions serve (node count < GBT_POS_NODES). */
 #define GBT_POS_NODES 4096
 
@@ -460,7 +449,6 @@ typedef struct Gbt
 	uint8_t    *pos_step;		/* 1: the node's rows are listed (n_pos_nodes) */
 	int			pos_one;		/* the only node listed, or -1 */
 	uint32_t   *pos_trash;		/* dummy cursor target, 16 per task */
-	PosTable	pos_tab;		/* rules of the first nodes, for the AVX-512 route */
 	int			pos_rule_max;	/* highest node given a split rule this tree, or -1 */
 	v2d		  **pos_fh;			/* fused pass, per task: histogram a node's rows go to, or NULL */
 	int		   *pos_fbuf;		/* per task, per node split: its fused child's buffer, or -1 */

@@ -71,3 +71,9 @@ def require_current_extension(cur):
                          "(a development build changed them without a new version).\n"
                          "HINT: DROP EXTENSION mlpipe CASCADE; CREATE EXTENSION mlpipe; in that database "
                          "(the bench trains its models again)." % cur.connection.get_dsn_parameters().get("dbname"))
+
+
+def median_pair(pairs, ratio):
+    """The pair whose ratio(pair) is the median (the lower one of an even count): the
+    benches time mlpipe and its peer in turn and report that pair."""
+    return sorted(pairs, key=ratio)[(len(pairs) - 1) // 2]

@@ -70,7 +70,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from extcheck import require_current_extension, vacuum_settled  # noqa: E402
+from extcheck import median_pair, require_current_extension, vacuum_settled  # noqa: E402
 from trees_bench import reset_hwm, status_kb  # noqa: E402  (same peak-memory method)
 
 SEED = 42
@@ -289,7 +289,7 @@ def run_gbt(cur, n, args, scoring_only=False):
                   % "; ".join("%.2f / %.2f (%.2fx)" % (p["secs"], p["t_xgb"], p["secs"] / p["t_xgb"]) for p in pairs))
             print("| each pair: boosting alone / XGBoost (ratio) | %s | | |"
                   % "; ".join("%.2f (%.2fx)" % (p["boost"], p["boost"] / p["t_xgb"]) for p in pairs))
-        med = sorted(pairs, key=lambda p: p["secs"] / p["t_xgb"])[(len(pairs) - 1) // 2]
+        med = median_pair(pairs, lambda p: p["secs"] / p["t_xgb"])
         what = "training, table read included" + (", the median pair of %d" % len(pairs) if len(pairs) > 1 else "")
         row("%s (rows/s: %.0f vs %.0f)" % (what, n / med["secs"], n / med["t_xgb"]), med["secs"], med["t_xgb"])
         row("training, CPU seconds (backend vs Python process)", med["cpu"], med["c_xgb"])
@@ -323,7 +323,7 @@ def run_gbt(cur, n, args, scoring_only=False):
                 sp.append((timed(cur, score, (model,)), best_of(lambda: predict(X), 1)))
             print("| scoring pairs, %s: mlpipe / XGBoost seconds (ratio) | %s | | |"
                   % (how, "; ".join("%.3f / %.3f (%.2fx)" % (a, b, a / b) for a, b in sp)))
-            med = sorted(sp, key=lambda p: p[0] / p[1])[(len(sp) - 1) // 2]
+            med = median_pair(sp, lambda p: p[0] / p[1])
             row("scoring `sum(mlpipe.predict('m', x))`, %s, vs XGBoost predict(_proba) in memory, 1 thread, "
                 "the median pair of %d (rows/s: %.0f)" % (how, len(sp), n / med[0]), med[0], med[1])
         row("scoring `sum(mlpipe.predict('m', x))` vs bare scan `sum(x[1])`, %s, best of %d"

@@ -38,7 +38,7 @@ import time
 import numpy as np
 import psycopg2
 
-from extcheck import require_current_extension, vacuum_settled
+from extcheck import median_pair, require_current_extension, vacuum_settled
 import xgboost as xgb
 from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
@@ -107,11 +107,6 @@ def train_mlpipe(threads, source):
     sampler.join()
     tconn.close()
     return elapsed, (sampler.peak - base) / 1024.0, (sampler.peak - cold) / 1024.0, hwm
-
-
-def median_pair(pairs, ratio):
-    """The pair whose ratio is the median (the lower one of an even count)."""
-    return sorted(pairs, key=ratio)[(len(pairs) - 1) // 2]
 
 
 def median_of(pairs):

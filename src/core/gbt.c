@@ -463,6 +463,9 @@ gbt_grower_init(GbtFit *f)
 			f->off[j] = (uint32_t) j * HIST_STRIDE;
 		f->slots = g->slots = slots = (uint32_t) f->d * HIST_STRIDE;
 		g->padded = true;
+#ifdef HIST_HAVE_VEX
+		g->hist_vex = gbt_hist_vex && __builtin_cpu_supports("avx");
+#endif
 	}
 	g->eval_cap = 2 * g->n_pool + 2;
 	g->idx = ml_alloc(env, sizeof(uint32_t) * n_train);

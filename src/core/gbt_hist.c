@@ -23,6 +23,8 @@
  */
 #define HIST_BLOCK_SLOTS 8192
 
+int			gbt_hist_vex = 1;
+
 /*
  * The row of step k and its gradient pair; prefetches the row and pair
  * PF_DIST steps ahead (rows may straddle lines: both ends of the span).
@@ -67,7 +69,7 @@ hist_block_padded(const Gbt *g, const TrainNode *nd, v2d *h, int j0, int j1)
 		v2d			v;
 		uint32_t	r = hist_row(g, nd, k, j0, j1, &v);
 
-		gbt_hist_add_padded(hb, B + r * d, nfb, v);
+		gbt_hist_add_padded(hb, B + r * d, nfb, v, g->hist_vex);
 	}
 }
 
@@ -111,7 +113,7 @@ root_task(void *arg, int task, int n_tasks)
 
 		Gs += gk;
 		Hs += hk;
-		gbt_hist_add_padded(h, B + k * d, g->d, v);
+		gbt_hist_add_padded(h, B + k * d, g->d, v, g->hist_vex);
 	}
 	rr->G[task] = Gs;
 	rr->H[task] = Hs;

@@ -708,7 +708,7 @@ pos_fuse_rows(Gbt *g, int task, int n_tasks, bool wide)
 			uint32_t	rr = lr[i];
 			v2d			v = {gh[2 * (size_t) rr], gh[2 * (size_t) rr + 1]};
 
-			gbt_hist_add_padded(fh[lc[i]], B + rr * d, g->d, v);
+			gbt_hist_add_padded(fh[lc[i]], B + rr * d, g->d, v, g->hist_vex);
 		}
 	}
 	if (simd)

@@ -17,7 +17,8 @@
  * level limit (so also where fused and gathered levels alternate), on 1
  * and 3 threads (each thread then routes its own rows into histograms of
  * its own), and routing rows 16 at a time (AVX-512) must give the bytes
- * of routing them one at a time. A tree on every row takes the root's sums and histogram from
+ * of routing them one at a time, and so must adding histogram slots in
+ * plain C instead of the AVX instructions. A tree on every row takes the root's sums and histogram from
  * one pass (gbt_hist_root, rows split between threads); the sampled cases
  * and those with validation rows take the separate loop and run.
  */
@@ -30,6 +31,7 @@
 
 extern int	gbt_pos_fuse_nodes;	/* trees_int.h: levels the move pass builds histograms for */
 extern int	gbt_pos_simd;		/* trees_int.h: 0 routes rows one at a time */
+extern int	gbt_hist_vex;		/* trees_int.h: 0 adds histogram slots in plain C */
 
 #define N_ROWS 140000			/* > 4 partition chunks: the parallel partition runs */
 #define N_FEAT 6
@@ -379,6 +381,29 @@ check_simd_route(const BitsCase *c, const TreeData *data)
 	}
 }
 
+/*
+ * Case c with its histogram slots added by the plain C loop (where the CPU
+ * has AVX the default adds are gbt_hist_add_padded's instructions) must
+ * keep its bytes, on 1 and 3 threads.
+ */
+static void
+check_plain_adds(const BitsCase *c, const TreeData *data)
+{
+	TreeModel	m1,
+				m3;
+	uint64_t	h1,
+				h3;
+
+	gbt_hist_vex = 0;
+	h1 = train_case(c, data, &env1, &m1);
+	h3 = train_case(c, data, &env3, &m3);
+	gbt_hist_vex = 1;
+	CHECK(h1 == c->expect && h3 == c->expect,
+		  "%s: histogram slots added in plain C: the same bytes", c->name);
+	trees_model_free(&env1, &m1);
+	trees_model_free(&env1, &m3);
+}
+
 int
 main(void)
 {
@@ -432,6 +457,7 @@ main(void)
 		if (k == 0 || c->max_depth == 9)
 			check_fuse_limits(c, &data);
 		check_simd_route(c, &data);
+		check_plain_adds(c, &data);
 		trees_model_free(&env1, &m1);
 		trees_model_free(&env1, &m2);
 		trees_model_free(&env1, &m3);

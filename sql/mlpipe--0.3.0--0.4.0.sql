@@ -225,16 +225,12 @@ COMMENT ON FUNCTION mlpipe_internal._set_alias(text, text, int, text, text) IS
     'Moves an alias and records the event in mlpipe.alias_events (the one place aliases change).';
 COMMENT ON FUNCTION mlpipe_internal._notify(text, jsonb) IS
     'Sends an event on the mlpipe_events channel (delivered at commit).';
-COMMENT ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
-    'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
 COMMENT ON FUNCTION mlpipe.features(text) IS
     'The feature names of a version, in the order the float8[] forms of predict take them.';
 COMMENT ON FUNCTION mlpipe.classes(text) IS
     'The class labels of a classifier, in the order of predict_proba; NULL for other models.';
 COMMENT ON FUNCTION mlpipe.model_info(text) IS
     'Everything about a version in one jsonb document: parameters, metrics, gate, lineage, tags, aliases and training information.';
-COMMENT ON FUNCTION mlpipe_internal._log_run(text, text, int, text, text, jsonb, text, text, bigint, timestamptz, bigint, jsonb, text) IS
-    'Records a finished run and its numeric metrics (the one writer of runs rows outside training).';
 COMMENT ON FUNCTION mlpipe_internal._fit_claim(mlpipe.fit_result, text) IS
     'True, once, when mlpipe_internal._fit returned exactly this result for this algorithm in the current transaction.';
 COMMENT ON FUNCTION mlpipe_internal._require_model(text) IS
@@ -243,10 +239,6 @@ COMMENT ON FUNCTION mlpipe_internal._require_alias_name(text) IS
     'Raises 22023 unless the alias name follows the rule of mlpipe.aliases.';
 COMMENT ON FUNCTION mlpipe_internal._event_payload(text, jsonb) IS
     'The JSON payload of an mlpipe_events notification, cut to fit the NOTIFY limit.';
-COMMENT ON FUNCTION mlpipe.promote(text, int, text, text, jsonb) IS
-    'Points an alias at a version, optionally checking a gate first, and records the change.';
-COMMENT ON FUNCTION mlpipe_internal._alias_stack(text, text) IS
-    'The rollback stack of an alias, replayed from mlpipe.alias_events.';
 COMMENT ON FUNCTION mlpipe.rollback(text, text, text) IS
     'Moves an alias back to the version it pointed to before its current one.';
 COMMENT ON FUNCTION mlpipe.version_at(text, timestamptz, text) IS
@@ -269,10 +261,6 @@ COMMENT ON FUNCTION mlpipe.untag(text, int, text) IS
 -- sql/src/20-training.sql
 COMMENT ON FUNCTION mlpipe_internal._fit(text, text, text, text[], jsonb, bytea) IS
     'Trains an algorithm on a source in C and returns the artifact, metrics and fit token for _register.';
-COMMENT ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) IS
-    'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
-COMMENT ON FUNCTION mlpipe.train(text, text, text, text, text[], jsonb, jsonb) IS
-    'Trains a model on a table, view or SELECT, records its metrics and registers it as a new version (promoted when the gate passes).';
 
 -- sql/src/30-scoring.sql
 COMMENT ON FUNCTION mlpipe.predict(text, float8[]) IS
@@ -329,36 +317,14 @@ COMMENT ON FUNCTION mlpipe_internal._bin_of(float8, float8[]) IS
     'The profile bin of a value given sorted distinct edges.';
 COMMENT ON FUNCTION mlpipe_internal._type_class(regtype) IS
     'Type class of a column type for profiling: numeric, array, categorical or other.';
-COMMENT ON FUNCTION mlpipe_internal._profile_plan(text, text[], text[], text, jsonb) IS
-    'The features to profile for a training source, one row per feature with its type class.';
-COMMENT ON FUNCTION mlpipe_internal._as_of_source(text, jsonb) IS
-    'A source restricted by params.as_of / as_of_column, and the lineage to record.';
-COMMENT ON FUNCTION mlpipe_internal._check_data(text, jsonb) IS
-    'Runs the params.checks data checks over a source and raises 22000 naming every failing check.';
-COMMENT ON FUNCTION mlpipe_internal._profile_compute(text, text[], text[], text, jsonb, int, bigint) IS
-    'Profiles a training source (bin edges and shares per feature) from one sampled scan.';
 COMMENT ON FUNCTION mlpipe_internal._set_profile(text, int, jsonb) IS
     'Stores the profile of a version the session user created in the current transaction.';
 COMMENT ON FUNCTION mlpipe.profile(text) IS
     'The training profile of a version (bin edges and shares per feature) used by drift.';
 COMMENT ON FUNCTION mlpipe_internal._scoring_info(text) IS
     'What scoring a model_ref needs, in one SECURITY DEFINER lookup.';
-COMMENT ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) IS
-    'PSI and null rates of each profiled feature of a source against a profile.';
-COMMENT ON FUNCTION mlpipe_internal._drift_status(float8, float8, float8, float8, float8) IS
-    'The status (ok, drift, new_values, ...) of one feature''s drift figures.';
-COMMENT ON FUNCTION mlpipe.drift(text, text, float8, float8) IS
-    'Population stability index and null rates of each feature of a source against the training profile of a version.';
 COMMENT ON FUNCTION mlpipe_internal._has_preprocessing(bytea) IS
     'True when a model artifact stores preprocessing.';
-COMMENT ON FUNCTION mlpipe_internal._feature_array_expr(text[], text) IS
-    'The SQL of the float8[] a model without preprocessing scores, over the alias src.';
-COMMENT ON FUNCTION mlpipe_internal._parse_into(text) IS
-    'The qualified and display names of the into argument of predict_table.';
-COMMENT ON FUNCTION mlpipe_internal._check_target(regclass, text, regtype, text) IS
-    'Checks that an existing predict_table target has the columns and unique index the mode needs.';
-COMMENT ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) IS
-    'Scores every row of a source into a table (append, replace, upsert or insert mode).';
 
 -- sql/src/40-features.sql
 COMMENT ON FUNCTION mlpipe_internal._ts_features_trans(internal, timestamptz, float8) IS
@@ -373,10 +339,6 @@ COMMENT ON FUNCTION mlpipe_internal._features_deserial(bytea, internal) IS
     'Deserialises the state of the ts_features and summary aggregates.';
 COMMENT ON FUNCTION mlpipe_internal._ts_features_final(internal) IS 'Final function of mlpipe.ts_features.';
 COMMENT ON FUNCTION mlpipe_internal._summary_final(internal) IS 'Final function of mlpipe.summary.';
-COMMENT ON AGGREGATE mlpipe.ts_features(timestamptz, float8) IS
-    'Summary of a time series in one pass: moments, quantiles, slope, changes, autocorrelation and gaps.';
-COMMENT ON AGGREGATE mlpipe.summary(float8) IS
-    'Distribution summary of a column: n, n_null, mean, std, min, max, quantiles, skewness and kurtosis.';
 
 -- sql/src/50-evaluation.sql
 COMMENT ON FUNCTION mlpipe_internal._label_trans(internal, text, text) IS
@@ -392,48 +354,13 @@ COMMENT ON FUNCTION mlpipe_internal._label_serial(internal) IS
 COMMENT ON FUNCTION mlpipe_internal._label_deserial(bytea, internal) IS
     'Deserialises the state of the label metric aggregates.';
 COMMENT ON FUNCTION mlpipe_internal._accuracy_final(internal) IS 'Final function of mlpipe.accuracy.';
-COMMENT ON AGGREGATE mlpipe.accuracy(text, text) IS 'Share of rows where prediction equals truth.';
-COMMENT ON AGGREGATE mlpipe.accuracy(bigint, bigint) IS
-    'Share of rows where prediction equals truth.';
-COMMENT ON AGGREGATE mlpipe.accuracy(boolean, boolean) IS
-    'Share of rows where prediction equals truth.';
 COMMENT ON FUNCTION mlpipe_internal._precision_macro_final(internal) IS
     'Final function of mlpipe.precision_macro.';
-COMMENT ON AGGREGATE mlpipe.precision_macro(text, text) IS
-    'Precision averaged over the labels present in either column (zero_division 0).';
-COMMENT ON AGGREGATE mlpipe.precision_macro(bigint, bigint) IS
-    'Precision averaged over the labels present in either column (zero_division 0).';
-COMMENT ON AGGREGATE mlpipe.precision_macro(boolean, boolean) IS
-    'Precision averaged over the labels present in either column (zero_division 0).';
 COMMENT ON FUNCTION mlpipe_internal._recall_macro_final(internal) IS 'Final function of mlpipe.recall_macro.';
-COMMENT ON AGGREGATE mlpipe.recall_macro(text, text) IS
-    'Recall averaged over the labels present in either column (zero_division 0).';
-COMMENT ON AGGREGATE mlpipe.recall_macro(bigint, bigint) IS
-    'Recall averaged over the labels present in either column (zero_division 0).';
-COMMENT ON AGGREGATE mlpipe.recall_macro(boolean, boolean) IS
-    'Recall averaged over the labels present in either column (zero_division 0).';
 COMMENT ON FUNCTION mlpipe_internal._f1_macro_final(internal) IS 'Final function of mlpipe.f1_macro.';
-COMMENT ON AGGREGATE mlpipe.f1_macro(text, text) IS
-    'F1 averaged over the labels present in either column.';
-COMMENT ON AGGREGATE mlpipe.f1_macro(bigint, bigint) IS
-    'F1 averaged over the labels present in either column.';
-COMMENT ON AGGREGATE mlpipe.f1_macro(boolean, boolean) IS
-    'F1 averaged over the labels present in either column.';
 COMMENT ON FUNCTION mlpipe_internal._f1_weighted_final(internal) IS 'Final function of mlpipe.f1_weighted.';
-COMMENT ON AGGREGATE mlpipe.f1_weighted(text, text) IS
-    'F1 per label weighted by the label''s support.';
-COMMENT ON AGGREGATE mlpipe.f1_weighted(bigint, bigint) IS
-    'F1 per label weighted by the label''s support.';
-COMMENT ON AGGREGATE mlpipe.f1_weighted(boolean, boolean) IS
-    'F1 per label weighted by the label''s support.';
 COMMENT ON FUNCTION mlpipe_internal._confusion_matrix_final(internal) IS
     'Final function of mlpipe.confusion_matrix.';
-COMMENT ON AGGREGATE mlpipe.confusion_matrix(text, text) IS
-    'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
-COMMENT ON AGGREGATE mlpipe.confusion_matrix(bigint, bigint) IS
-    'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
-COMMENT ON AGGREGATE mlpipe.confusion_matrix(boolean, boolean) IS
-    'Confusion matrix as jsonb {"labels": [...], "matrix": [[...]]}: rows are true labels, columns predictions.';
 COMMENT ON FUNCTION mlpipe_internal._log_loss_trans(internal, boolean, float8) IS
     'Transition function of the log_loss aggregates.';
 COMMENT ON FUNCTION mlpipe_internal._log_loss_trans(internal, text, float8[], text[]) IS
@@ -445,10 +372,6 @@ COMMENT ON FUNCTION mlpipe_internal._log_loss_serial(internal) IS
 COMMENT ON FUNCTION mlpipe_internal._log_loss_deserial(bytea, internal) IS
     'Deserialises the state of the log_loss aggregates.';
 COMMENT ON FUNCTION mlpipe_internal._log_loss_final(internal) IS 'Final function of mlpipe.log_loss.';
-COMMENT ON AGGREGATE mlpipe.log_loss(boolean, float8) IS
-    'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
-COMMENT ON AGGREGATE mlpipe.log_loss(text, float8[], text[]) IS
-    'Cross-entropy, as scikit-learn 1.2 (probabilities clipped to [eps, 1-eps], rows renormalised).';
 COMMENT ON FUNCTION mlpipe_internal._roc_auc_trans(internal, boolean, float8) IS
     'Transition function of the roc_auc aggregates.';
 COMMENT ON FUNCTION mlpipe_internal._roc_auc_trans(internal, text, float8[], text[]) IS
@@ -460,10 +383,6 @@ COMMENT ON FUNCTION mlpipe_internal._roc_auc_serial(internal) IS
 COMMENT ON FUNCTION mlpipe_internal._roc_auc_deserial(bytea, internal) IS
     'Deserialises the state of the roc_auc aggregates.';
 COMMENT ON FUNCTION mlpipe_internal._roc_auc_final(internal) IS 'Final function of mlpipe.roc_auc.';
-COMMENT ON AGGREGATE mlpipe.roc_auc(boolean, float8) IS
-    'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
-COMMENT ON AGGREGATE mlpipe.roc_auc(text, float8[], text[]) IS
-    'Area under the ROC curve: binary (ties at half credit) or macro one-vs-rest over the classes present.';
 COMMENT ON FUNCTION mlpipe_internal._reg_trans(internal, float8, float8) IS
     'Transition function of the regression metric aggregates.';
 COMMENT ON FUNCTION mlpipe_internal._reg_combine(internal, internal) IS
@@ -473,15 +392,9 @@ COMMENT ON FUNCTION mlpipe_internal._reg_serial(internal) IS
 COMMENT ON FUNCTION mlpipe_internal._reg_deserial(bytea, internal) IS
     'Deserialises the state of the regression metric aggregates.';
 COMMENT ON FUNCTION mlpipe_internal._rmse_final(internal) IS 'Final function of mlpipe.rmse.';
-COMMENT ON AGGREGATE mlpipe.rmse(float8, float8) IS 'Root mean squared error.';
 COMMENT ON FUNCTION mlpipe_internal._mae_final(internal) IS 'Final function of mlpipe.mae.';
-COMMENT ON AGGREGATE mlpipe.mae(float8, float8) IS 'Mean absolute error.';
 COMMENT ON FUNCTION mlpipe_internal._r2_final(internal) IS 'Final function of mlpipe.r2.';
-COMMENT ON AGGREGATE mlpipe.r2(float8, float8) IS
-    'Coefficient of determination (1 for an exact prediction of a constant truth, else 0 then).';
 COMMENT ON FUNCTION mlpipe_internal._mape_final(internal) IS 'Final function of mlpipe.mape.';
-COMMENT ON AGGREGATE mlpipe.mape(float8, float8) IS
-    'Mean absolute percentage error, dividing by max(abs(y), eps) as scikit-learn (a fraction, not %).';
 COMMENT ON FUNCTION mlpipe_internal._points_trans(internal, float8[], int) IS
     'Transition function of the clustering metric aggregates.';
 COMMENT ON FUNCTION mlpipe_internal._points_combine(internal, internal) IS
@@ -491,38 +404,16 @@ COMMENT ON FUNCTION mlpipe_internal._points_serial(internal) IS
 COMMENT ON FUNCTION mlpipe_internal._points_deserial(bytea, internal) IS
     'Deserialises the state of the clustering metric aggregates.';
 COMMENT ON FUNCTION mlpipe_internal._silhouette_final(internal) IS 'Final function of mlpipe.silhouette.';
-COMMENT ON AGGREGATE mlpipe.silhouette(float8[], int) IS
-    'Mean silhouette coefficient, Euclidean, exact O(n^2).';
 COMMENT ON FUNCTION mlpipe_internal._calinski_harabasz_final(internal) IS
     'Final function of mlpipe.calinski_harabasz.';
-COMMENT ON AGGREGATE mlpipe.calinski_harabasz(float8[], int) IS
-    'Calinski-Harabasz score (between/within dispersion).';
 COMMENT ON FUNCTION mlpipe_internal._davies_bouldin_final(internal) IS
     'Final function of mlpipe.davies_bouldin.';
-COMMENT ON AGGREGATE mlpipe.davies_bouldin(float8[], int) IS
-    'Davies-Bouldin score (lower is better).';
-COMMENT ON FUNCTION mlpipe_internal._eval_from(text) IS
-    'A source (table or view name, or a query) as a FROM item, resolved as the caller.';
 COMMENT ON FUNCTION mlpipe_internal._eval_model(text) IS
     'What evaluate needs of a version: names, task, target, features, classes and artifact.';
-COMMENT ON FUNCTION mlpipe_internal._eval_input(text[], boolean) IS
-    'The SQL of the scoring argument for a source row: the row itself or the float8[] of its features.';
-COMMENT ON FUNCTION mlpipe_internal._eval_metrics(bytea, text, text[], text[], text, text) IS
-    'Scores a FROM item with an artifact and returns the metrics of the task as jsonb.';
-COMMENT ON FUNCTION mlpipe_internal._eval_finish_run(bigint, bigint, jsonb, jsonb, text, jsonb, text) IS
-    'Finishes a cross-validation or search run this session user started: status, rows, duration and metrics.';
-COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
-    'Scores a source with a registered version and returns the metrics of its task as jsonb.';
-COMMENT ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
-    'k-fold cross-validation behind cross_validate and each search trial.';
 COMMENT ON FUNCTION mlpipe.cross_validate(text, text, text, text[], jsonb, int) IS
     'k-fold cross-validation of an algorithm on a source, logged as runs, without registering a model.';
 COMMENT ON FUNCTION mlpipe_internal._search_candidates(jsonb, text, int) IS
     'The parameter sets of a search: the grid of the space''s lists, or random draws from lists and ranges.';
-COMMENT ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
-    'The body of mlpipe.search: cross-validates every candidate, then trains the best on all rows.';
-COMMENT ON FUNCTION mlpipe.search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
-    'Hyper-parameter search: cross-validates every candidate, trains the best on all rows and registers it.';
 
 -- sql/src/60-pipelines.sql
 COMMENT ON COLUMN mlpipe.pipelines.name IS 'The pipeline name.';
@@ -548,10 +439,6 @@ COMMENT ON FUNCTION mlpipe_internal._pipeline_unknown(text) IS
     'Raises 42704 for an unknown pipeline, with the existing ones in the HINT.';
 COMMENT ON FUNCTION mlpipe_internal._pipeline_store(text, jsonb) IS
     'Stores a validated config as the pipeline''s next version (the one place pipelines are written).';
-COMMENT ON FUNCTION mlpipe.create_pipeline(text, text) IS
-    'Validates a pipeline config and stores it as a new version of the named pipeline (config as YAML or JSON text).';
-COMMENT ON FUNCTION mlpipe.create_pipeline(text, jsonb) IS
-    'Validates a pipeline config and stores it as a new version of the named pipeline (config as jsonb).';
 COMMENT ON FUNCTION mlpipe.drop_pipeline(text) IS
     'Unschedules and removes a pipeline; its versions'' history and runs stay.';
 COMMENT ON FUNCTION mlpipe_internal._pipeline_delete(text) IS
@@ -562,25 +449,8 @@ COMMENT ON FUNCTION mlpipe_internal._pipeline_run_end(bigint, text, text, bigint
     'Finishes a pipeline run that is still running.';
 COMMENT ON FUNCTION mlpipe_internal._pipeline_adopt(bigint, bigint) IS
     'Links the runs a pipeline step made to the step''s run.';
-COMMENT ON FUNCTION mlpipe_internal._pipeline_ident(text) IS
-    'A [schema.]table name from a pipeline config, quoted for SQL.';
-COMMENT ON FUNCTION mlpipe_internal._pipeline_from(text) IS
-    'A pipeline source as a FROM item: a relation or a query in parentheses.';
-COMMENT ON FUNCTION mlpipe_internal._pipeline_texts(jsonb) IS
-    'A JSON array of strings as text[] (NULL stays NULL).';
-COMMENT ON FUNCTION mlpipe_internal._pipeline_features(jsonb) IS
-    'Runs a features step: ts_features per group (and period) written into a table.';
-COMMENT ON FUNCTION mlpipe_internal._pipeline_step(jsonb) IS
-    'Runs one pipeline step as the caller and returns what it produced as jsonb.';
-COMMENT ON FUNCTION mlpipe.run_pipeline(text) IS
-    'Runs the current version of a pipeline step by step, each step in a subtransaction logged as a run.';
-COMMENT ON FUNCTION mlpipe_internal._cron_check(text, text) IS
-    'Raises 55000 with a HINT unless pg_cron can be called from this database.';
-COMMENT ON FUNCTION mlpipe_internal._pipeline_set_schedule(text, text, bigint) IS
-    'Records a pipeline''s cron schedule and pg_cron job id.';
 COMMENT ON FUNCTION mlpipe.schedule(text, text) IS
     'Schedules run_pipeline(name) as the pg_cron job mlpipe:<name>, replacing an earlier one.';
-COMMENT ON FUNCTION mlpipe.unschedule(text) IS 'Removes the pg_cron job of a pipeline.';
 COMMENT ON COLUMN mlpipe.alias_events.action IS 'promote, rollback, or drop (the model was dropped: to_version is NULL).';
 CREATE OR REPLACE FUNCTION mlpipe_internal._fit_params(p_params jsonb, p_features text[], p_target text) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -755,10 +625,6 @@ BEGIN
     END IF;
     RETURN ROW(p_model, v_version, ok, p_fit.metrics, v_run)::mlpipe.train_result;
 END $$;
-COMMENT ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
-    'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
-REVOKE ALL ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._train(
     p_model text, p_algorithm text, p_source text, p_target text, p_features text[],
@@ -864,10 +730,6 @@ EXCEPTION WHEN OTHERS THEN
     END IF;
     RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
-COMMENT ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) IS
-    'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
-REVOKE ALL ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._set_alias(p_model text, p_alias text, p_version int, p_action text, p_reason text)
 RETURNS void
@@ -1040,11 +902,6 @@ COMMENT ON FUNCTION mlpipe.drift(text, text, float8, float8) IS
 REVOKE ALL ON FUNCTION mlpipe.drift(text, text, float8, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.drift(text, text, float8, float8) TO mlpipe_trainer;
 
-COMMENT ON FUNCTION mlpipe.evaluate(text, text) IS
-    'Scores a source with a registered version and returns the metrics of its task as jsonb.';
-REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
-
 CREATE OR REPLACE FUNCTION mlpipe_internal._pipeline_step(step jsonb) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -1124,8 +981,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._pipeline_step(jsonb) IS
     'Runs one pipeline step as the caller and returns what it produced as jsonb.';
-REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_step(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_step(jsonb) TO mlpipe_admin;
 
 CREATE OR REPLACE VIEW mlpipe.version_metrics AS
 SELECT v.model, v.version, v.algorithm, v.task, v.status,
@@ -1199,8 +1054,6 @@ GRANT SELECT ON mlpipe.drift_history TO mlpipe_reader;
 CREATE FUNCTION mlpipe_internal._registry_changed() RETURNS trigger
 AS 'MODULE_PATHNAME', 'mlpipe_registry_changed'
 LANGUAGE C;
-COMMENT ON FUNCTION mlpipe_internal._registry_changed() IS
-    'Trigger function on the registry tables: invalidates the model references the predict functions keep per session and the plans that embedded an artifact.';
 REVOKE ALL ON FUNCTION mlpipe_internal._registry_changed() FROM PUBLIC;
 CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON mlpipe.models
     FOR EACH STATEMENT EXECUTE FUNCTION mlpipe_internal._registry_changed();
@@ -1531,8 +1384,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._eval_metrics(bytea, text, text[], text[], text, text) IS
     'Scores a FROM item with an artifact and returns the metrics of the task as jsonb.';
-REVOKE ALL ON FUNCTION mlpipe_internal._eval_metrics(bytea, text, text[], text[], text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._eval_metrics(bytea, text, text[], text[], text, text) TO mlpipe_trainer;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._cross_validate(p_algorithm text, p_source text, p_target text,
     p_features text[], p_params jsonb, p_folds int, p_parent bigint, p_kind text)
@@ -1669,13 +1520,6 @@ EXCEPTION WHEN OTHERS THEN
     END IF;
     RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
-COMMENT ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) IS
-    'k-fold cross-validation behind cross_validate and each search trial.';
-REVOKE ALL ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) TO mlpipe_trainer;
-
-REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._log_run(
     p_kind text, p_model text, p_version int, p_algorithm text, p_source text,
@@ -1773,8 +1617,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._as_of_source(text, jsonb) IS
     'A source restricted by params.as_of / as_of_column, and the lineage to record.';
-REVOKE ALL ON FUNCTION mlpipe_internal._as_of_source(text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._as_of_source(text, jsonb) TO mlpipe_trainer;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._check_data(p_source text, p_checks jsonb) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
@@ -1889,16 +1731,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._check_data(text, jsonb) IS
     'Runs the params.checks data checks over a source and raises 22000 naming every failing check.';
-REVOKE ALL ON FUNCTION mlpipe_internal._check_data(text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._check_data(text, jsonb) TO mlpipe_trainer;
-
-REVOKE ALL ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) TO mlpipe_trainer;
-
-COMMENT ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) IS
-    'PSI and null rates of each profiled feature of a source against a profile.';
-REVOKE ALL ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) TO mlpipe_trainer;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._eval_from(p_source text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
@@ -1913,11 +1745,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._eval_from(text) IS
     'A source (table or view name, or a query) as a FROM item, resolved as the caller.';
-REVOKE ALL ON FUNCTION mlpipe_internal._eval_from(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._eval_from(text) TO mlpipe_trainer;
-
-REVOKE ALL ON FUNCTION mlpipe_internal._eval_metrics(bytea, text, text[], text[], text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._eval_metrics(bytea, text, text[], text[], text, text) TO mlpipe_trainer;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._feature_array_expr(p_features text[], p_source text) RETURNS text
 LANGUAGE plpgsql VOLATILE AS $$
@@ -1952,8 +1779,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._feature_array_expr(text[], text) IS
     'The SQL of the float8[] a model without preprocessing scores, over the alias src.';
-REVOKE ALL ON FUNCTION mlpipe_internal._feature_array_expr(text[], text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._feature_array_expr(text[], text) TO mlpipe_trainer;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._pipeline_features(step jsonb) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
@@ -2028,8 +1853,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._pipeline_features(jsonb) IS
     'Runs a features step: ts_features per group (and period) written into a table.';
-REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_features(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_features(jsonb) TO mlpipe_admin;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._pipeline_from(p_source text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
@@ -2047,8 +1870,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._pipeline_from(text) IS
     'A pipeline source as a FROM item: a relation or a query in parentheses.';
-REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_from(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_from(text) TO mlpipe_admin;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._pipeline_ident(p_name text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT AS $$
@@ -2058,9 +1879,6 @@ COMMENT ON FUNCTION mlpipe_internal._pipeline_ident(text) IS
     'A [schema.]table name from a pipeline config, quoted for SQL.';
 REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_ident(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_ident(text) TO mlpipe_admin;
-
-REVOKE ALL ON FUNCTION mlpipe_internal._pipeline_step(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._pipeline_step(jsonb) TO mlpipe_admin;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._profile_compute(p_source text, p_model_features text[], p_features text[],
     p_target text, p_exclude jsonb, p_sample int, p_rows_estimate bigint)
@@ -2126,8 +1944,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._profile_compute(text, text[], text[], text, jsonb, int, bigint) IS
     'Profiles a training source (bin edges and shares per feature) from one sampled scan.';
-REVOKE ALL ON FUNCTION mlpipe_internal._profile_compute(text, text[], text[], text, jsonb, int, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._profile_compute(text, text[], text[], text, jsonb, int, bigint) TO mlpipe_trainer;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._profile_plan(p_source text, p_model_features text[], p_features text[],
                                      p_target text, p_exclude jsonb)
@@ -2165,8 +1981,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION mlpipe_internal._profile_plan(text, text[], text[], text, jsonb) IS
     'The features to profile for a training source, one row per feature with its type class.';
-REVOKE ALL ON FUNCTION mlpipe_internal._profile_plan(text, text[], text[], text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._profile_plan(text, text[], text[], text, jsonb) TO mlpipe_trainer;
 
 CREATE OR REPLACE FUNCTION mlpipe_internal._search(p_model text, p_algorithm text, p_source text, p_target text,
     p_features text[], p_space jsonb, p_strategy text, p_folds int, p_trials int, p_gate jsonb)
@@ -2253,13 +2067,6 @@ EXCEPTION WHEN OTHERS THEN
     END IF;
     RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail, HINT = e_hint;
 END $$;
-COMMENT ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) IS
-    'The body of mlpipe.search: cross-validates every candidate, then trains the best on all rows.';
-REVOKE ALL ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
-
-REVOKE ALL ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
 
 COMMENT ON FUNCTION mlpipe.create_pipeline(text, text) IS
     'Validates a pipeline config and stores it as a new version of the named pipeline (config as YAML or JSON text).';
@@ -2275,28 +2082,14 @@ COMMENT ON FUNCTION mlpipe.create_pipeline(text, jsonb) IS
 REVOKE ALL ON FUNCTION mlpipe.create_pipeline(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.create_pipeline(text, jsonb) TO mlpipe_admin;
 
-REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
-
-REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
-
 COMMENT ON FUNCTION mlpipe.run_pipeline(text) IS
     'Runs the current version of a pipeline step by step, each step in a subtransaction logged as a run.';
-REVOKE ALL ON FUNCTION mlpipe.run_pipeline(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.run_pipeline(text) TO mlpipe_admin;
 
 REVOKE ALL ON FUNCTION mlpipe_internal._as_of_source(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._as_of_source(text, jsonb) TO mlpipe_trainer;
 
 REVOKE ALL ON FUNCTION mlpipe_internal._check_data(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._check_data(text, jsonb) TO mlpipe_trainer;
-
-REVOKE ALL ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._cross_validate(text, text, text, text[], jsonb, int, bigint, text) TO mlpipe_trainer;
-
-REVOKE ALL ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._drift_figures(jsonb, text, float8) TO mlpipe_trainer;
 
 REVOKE ALL ON FUNCTION mlpipe_internal._eval_from(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._eval_from(text) TO mlpipe_trainer;
@@ -2321,15 +2114,6 @@ GRANT EXECUTE ON FUNCTION mlpipe_internal._profile_compute(text, text[], text[],
 
 REVOKE ALL ON FUNCTION mlpipe_internal._profile_plan(text, text[], text[], text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe_internal._profile_plan(text, text[], text[], text, jsonb) TO mlpipe_trainer;
-
-REVOKE ALL ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._search(text, text, text, text, text[], jsonb, text, int, int, jsonb) TO mlpipe_trainer;
-
-REVOKE ALL ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
-
-REVOKE ALL ON FUNCTION mlpipe.evaluate(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe.evaluate(text, text) TO mlpipe_trainer;
 
 REVOKE ALL ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mlpipe.predict_table(text, text, text, text, text, jsonb) TO mlpipe_trainer;
@@ -2615,15 +2399,6 @@ COMMENT ON FUNCTION mlpipe_internal._register_rerun(text, int, text, text, jsonb
 REVOKE ALL ON FUNCTION mlpipe_internal._register_rerun(text, int, text, text, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
 
 -- Records a fitted model: model row, run, version, metrics, gate, alias.
-COMMENT ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) IS
-    'Records a fitted model: model row, run, version, metrics, gate verdict and alias.';
-REVOKE ALL ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._register(text, text, text, text, jsonb, jsonb, timestamptz, mlpipe.fit_result) TO mlpipe_trainer;
-
-COMMENT ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) IS
-    'The body of mlpipe.train: checks and profiles the source, fits, registers and stores the profile.';
-REVOKE ALL ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mlpipe_internal._train(text, text, text, text, text[], jsonb, jsonb) TO mlpipe_trainer;
 
 -- k-fold cross-validation. p_kind names the parent run ('cross_validate',
 -- or 'search_trial' under a search run p_parent).
@@ -3485,7 +3260,6 @@ CREATE AGGREGATE mlpipe.f1(y_true boolean, y_pred boolean, positive boolean) (
     COMBINEFUNC = mlpipe_internal._label_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE mlpipe.f1(boolean, boolean, boolean) IS
     'F1 of the positive class: 2 tp / (2 tp + fp + fn), 0 when the class is neither true nor predicted.';
-
 
 -- average_precision: roc_auc's binary state, a final function of its own.
 CREATE FUNCTION mlpipe_internal._average_precision_final(mlpipe.agg_state) RETURNS float8
@@ -4896,7 +4670,6 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
-
 
 -- == issue 12: functions whose body calls mlpipe_internal, in their 0.4.0 form (generated by move_internal.py; do not edit) ==
 -- Their 0.3.0 bodies named the internal functions in schema mlpipe; these are the sql/src definitions.

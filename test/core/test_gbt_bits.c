@@ -342,6 +342,28 @@ check_fuse_limits(const BitsCase *c, const TreeData *data)
 }
 
 /*
+ * Case c trained with the switch *off set to 0 (the path the default
+ * takes instead, e.g. routing rows one at a time) must keep its bytes, on
+ * 1 and 3 threads; what names that path in the check's message.
+ */
+static void
+check_switched_off(const BitsCase *c, const TreeData *data, int *off, const char *what)
+{
+	TreeModel	m1,
+				m3;
+	uint64_t	h1,
+				h3;
+
+	*off = 0;
+	h1 = train_case(c, data, &env1, &m1);
+	h3 = train_case(c, data, &env3, &m3);
+	*off = 1;
+	CHECK(h1 == c->expect && h3 == c->expect, "%s: %s: the same bytes", c->name, what);
+	trees_model_free(&env1, &m1);
+	trees_model_free(&env1, &m3);
+}
+
+/*
  * Case c with rows routed one at a time (where AVX-512 routes 16 by
  * default) must keep its bytes, on 1 and 3 threads; so must the case on
  * shallower trees (every node in the route's tables, the unused node
@@ -351,21 +373,12 @@ static void
 check_simd_route(const BitsCase *c, const TreeData *data)
 {
 	BitsCase	shallow = *c;
-	TreeModel	m1,
-				m3;
+	TreeModel	m1;
 	uint64_t	h1,
-				h3,
 				h_simd;
 	int			depth;
 
-	gbt_pos_simd = 0;
-	h1 = train_case(c, data, &env1, &m1);
-	h3 = train_case(c, data, &env3, &m3);
-	gbt_pos_simd = 1;
-	CHECK(h1 == c->expect && h3 == c->expect,
-		  "%s: rows routed one at a time: the same bytes", c->name);
-	trees_model_free(&env1, &m1);
-	trees_model_free(&env1, &m3);
+	check_switched_off(c, data, &gbt_pos_simd, "rows routed one at a time");
 	for (depth = 4; depth <= 5; depth++)
 	{
 		shallow.max_depth = depth;
@@ -379,29 +392,6 @@ check_simd_route(const BitsCase *c, const TreeData *data)
 			  "%s, depth %d: rows routed 16 and one at a time give the same bytes", c->name,
 			  depth);
 	}
-}
-
-/*
- * Case c with its histogram slots added by the plain C loop (where the CPU
- * has AVX the default adds are gbt_hist_add_padded's instructions) must
- * keep its bytes, on 1 and 3 threads.
- */
-static void
-check_plain_adds(const BitsCase *c, const TreeData *data)
-{
-	TreeModel	m1,
-				m3;
-	uint64_t	h1,
-				h3;
-
-	gbt_hist_vex = 0;
-	h1 = train_case(c, data, &env1, &m1);
-	h3 = train_case(c, data, &env3, &m3);
-	gbt_hist_vex = 1;
-	CHECK(h1 == c->expect && h3 == c->expect,
-		  "%s: histogram slots added in plain C: the same bytes", c->name);
-	trees_model_free(&env1, &m1);
-	trees_model_free(&env1, &m3);
 }
 
 int
@@ -457,7 +447,8 @@ main(void)
 		if (k == 0 || c->max_depth == 9)
 			check_fuse_limits(c, &data);
 		check_simd_route(c, &data);
-		check_plain_adds(c, &data);
+		/* where the CPU has AVX the default adds are gbt_hist_add_padded's instructions */
+		check_switched_off(c, &data, &gbt_hist_vex, "histogram slots added in plain C");
 		trees_model_free(&env1, &m1);
 		trees_model_free(&env1, &m2);
 		trees_model_free(&env1, &m3);

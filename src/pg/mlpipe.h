@@ -151,6 +151,7 @@ typedef struct SourceInfo
 	 */
 	char	  **id_like;
 	int			n_id_like;
+	double		est_rows;		/* the planner's estimate of the rows (0: none), for sizing */
 } SourceInfo;
 
 /*

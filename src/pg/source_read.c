@@ -132,6 +132,30 @@ check_row_plan(SPIPlanPtr plan)
 }
 
 /*
+ * The planner's estimate of the rows plan returns (0 when there is none).
+ * The plan is not saved, so SPI hands its cached plan out with no resource
+ * owner, and it is released the same way.
+ */
+static double
+plan_row_estimate(SPIPlanPtr plan)
+{
+	CachedPlan *cp = SPI_plan_get_cached_plan(plan);
+	double		rows = 0;
+
+	if (cp == NULL)
+		return 0;
+	if (list_length(cp->stmt_list) == 1)
+	{
+		PlannedStmt *ps = linitial_node(PlannedStmt, cp->stmt_list);
+
+		if (ps->planTree != NULL)
+			rows = ps->planTree->plan_rows;
+	}
+	ReleaseCachedPlan(cp, NULL);
+	return rows;
+}
+
+/*
  * One pass over the source: the executor feeds every row to a
  * ScanReceiver (or source_replay's stored rows are read).
  *
@@ -170,6 +194,7 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the source query: %s", SPI_result_code_string(SPI_result));
 	check_row_plan(plan);
+	info->est_rows = plan_row_estimate(plan);
 
 	memset(&r, 0, sizeof(r));
 	r.pub.receiveSlot = receiver_slot;
@@ -230,11 +255,33 @@ dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 	out->n++;
 }
 
-/* source_load's plan callback: the matrix width. */
+/*
+ * source_load's plan callback: the matrix width, and room for the rows the
+ * planner expects (2% more), within mlpipe.max_memory. Doubling from a
+ * small start copies the matrix at every growth (realloc cannot move a
+ * block whose huge-page advice split its mapping), so the last growth held
+ * the old matrix and its copy: 2.06 GB for 10M x 16 (1.2 GB of rows).
+ * Memory never touched costs nothing, so an estimate too high is harmless;
+ * one too low grows by doubling as before.
+ */
 static void
 dense_plan(void *arg, const SourceInfo *info)
 {
-	((DenseSink *) arg)->out->d = info->d;
+	DenseSink  *ds = arg;
+	SourceData *out = ds->out;
+	double		want = info->est_rows * 1.02 + 1024;
+	Size		budget = (Size) mlpipe_max_memory_kb() * 1024;
+	Size		row = sizeof(double) * (Size) Max(info->d, 1);
+
+	out->d = info->d;
+	if (out->X != NULL || info->est_rows <= 16384 || want * row > (double) budget)
+		return;
+	out->X = MemoryContextAllocExtended(ds->mcxt, (Size) want * row,
+										MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	if (out->X == NULL)
+		return;					/* no room for the estimate: grow as the rows come */
+	ml_advise_huge_pages(out->X, (Size) want * row);
+	ds->cap = (int64) want;
 }
 
 /* source_scan into a dense row-major matrix (k-means), within mlpipe.max_memory. */

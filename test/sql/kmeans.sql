@@ -95,3 +95,31 @@ SELECT version, status, gate->>'reason' AS reason FROM mlpipe.model_versions WHE
 SELECT version, promoted FROM mlpipe.train('one', 'kmeans', 'SELECT x, y FROM pts WHERE id <= 20', params => '{"k": 2}',
                                            gate => '{"must_beat": "staging"}');
 \set VERBOSITY default
+
+-- The matrix is sized from the planner's row estimate: a source the planner
+-- underestimates (the matrix then grows while rows come) and one it
+-- overestimates train the same model as one it estimates right.
+CREATE TABLE many AS
+SELECT i AS id, ARRAY[(i % 97)::float8, ((i * 7) % 89)::float8] AS v
+  FROM generate_series(1, 60000) i;
+ANALYZE many;
+CREATE FUNCTION plan_rows(q text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE p json;
+BEGIN
+    EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO p;
+    RETURN (p->0->'Plan'->>'Plan Rows')::float8;
+END $$;
+-- (presized where the estimate is above 16,384 rows)
+SELECT plan_rows('SELECT v FROM many WHERE v[1] > -1') BETWEEN 16384 AND 40000 AS low_estimate,
+       plan_rows('SELECT v FROM many WHERE id <= 20000 OR v[1] < -1') > 30000 AS high_estimate;
+SELECT 1 FROM mlpipe.train('est_right', 'kmeans', 'SELECT v FROM many', params => '{"k": 3, "seed": 5}');
+SELECT 1 FROM mlpipe.train('est_low', 'kmeans', 'SELECT v FROM many WHERE v[1] > -1',
+                           params => '{"k": 3, "seed": 5}');
+SELECT 1 FROM mlpipe.train('est_right_20k', 'kmeans', 'SELECT v FROM many WHERE id <= 20000',
+                           params => '{"k": 3, "seed": 5}');
+SELECT 1 FROM mlpipe.train('est_high', 'kmeans', 'SELECT v FROM many WHERE id <= 20000 OR v[1] < -1',
+                           params => '{"k": 3, "seed": 5}');
+SELECT a.model, a.training_rows, a.sha256 = b.sha256 AS same_artifact
+  FROM mlpipe.model_versions a
+  JOIN mlpipe.model_versions b ON b.model = CASE a.model WHEN 'est_low' THEN 'est_right' ELSE 'est_right_20k' END
+ WHERE a.model IN ('est_low', 'est_high') ORDER BY 1;

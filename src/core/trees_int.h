@@ -338,7 +338,7 @@ gbt_target(const TreeData *data, size_t r)
 	do { \
 		v2d			t_; \
 		__asm__("vaddpd %0, %2, %1\n\tvmovapd %1, %0" \
-				: "+m"(*(v2d *) ((hc) + (off) + ((size_t) (code) << 4))), "=&x"(t_) \
+				: "+m"(*(v2d *) ((hc) + (off) + (size_t) (code) * sizeof(v2d))), "=&x"(t_) \
 				: "x"(v)); \
 	} while (0)
 #endif

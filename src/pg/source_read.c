@@ -215,11 +215,20 @@ source_scan(const SourceSpec *spec, MemoryContext mcxt, SourceRowFn fn, void *ar
 	source_scan_end(ss, r.rowno);
 }
 
-/* The k-means consumer: append every row to a growing row-major matrix. */
+/*
+ * The k-means consumer: append every row to a growing row-major matrix.
+ * Its first size is the rows the planner expects (dense_plan): doubling
+ * from a small start copies the matrix at every growth (realloc cannot
+ * move a block whose huge-page advice split its mapping), so the last
+ * growth held the old matrix and its copy: 2.06 GB for 10M x 16 (1.2 GB of
+ * rows). Memory never touched costs nothing, so an estimate too high is
+ * harmless; after one too low the matrix doubles as it always did.
+ */
 typedef struct DenseSink
 {
 	SourceData *out;
 	int64		cap;
+	int64		first_cap;		/* rows of the first allocation */
 	MemoryContext mcxt;
 } DenseSink;
 
@@ -232,7 +241,7 @@ dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 
 	if (out->n == ds->cap)
 	{
-		int64		newcap = ds->cap ? ds->cap * 2 : 16384;
+		int64		newcap = ds->cap ? ds->cap * 2 : ds->first_cap;
 		Size		budget = (Size) mlpipe_max_memory_kb() * 1024;
 		Size		bytes;
 
@@ -256,32 +265,20 @@ dense_append(void *arg, const double *x, const SourceTarget *t, int64 rowno)
 }
 
 /*
- * source_load's plan callback: the matrix width, and room for the rows the
- * planner expects (2% more), within mlpipe.max_memory. Doubling from a
- * small start copies the matrix at every growth (realloc cannot move a
- * block whose huge-page advice split its mapping), so the last growth held
- * the old matrix and its copy: 2.06 GB for 10M x 16 (1.2 GB of rows).
- * Memory never touched costs nothing, so an estimate too high is harmless;
- * one too low grows by doubling as before.
+ * source_load's plan callback: the matrix width, and its first size: the
+ * planner's estimate and 2% more, where that is above the default start
+ * and fits in mlpipe.max_memory (a wild overestimate keeps the default).
  */
 static void
 dense_plan(void *arg, const SourceInfo *info)
 {
 	DenseSink  *ds = arg;
-	SourceData *out = ds->out;
 	double		want = info->est_rows * 1.02 + 1024;
-	Size		budget = (Size) mlpipe_max_memory_kb() * 1024;
-	Size		row = sizeof(double) * (Size) Max(info->d, 1);
 
-	out->d = info->d;
-	if (out->X != NULL || info->est_rows <= 16384 || want * row > (double) budget)
-		return;
-	out->X = MemoryContextAllocExtended(ds->mcxt, (Size) want * row,
-										MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-	if (out->X == NULL)
-		return;					/* no room for the estimate: grow as the rows come */
-	ml_advise_huge_pages(out->X, (Size) want * row);
-	ds->cap = (int64) want;
+	ds->out->d = info->d;
+	if (want > ds->first_cap &&
+		want * sizeof(double) * Max(info->d, 1) <= (double) mlpipe_max_memory_kb() * 1024)
+		ds->first_cap = (int64) want;
 }
 
 /* source_scan into a dense row-major matrix (k-means), within mlpipe.max_memory. */
@@ -289,7 +286,7 @@ void
 source_load(const SourceSpec *spec_in, MemoryContext mcxt, SourceData *out)
 {
 	SourceSpec	spec = *spec_in;
-	DenseSink	ds = {out, 0, mcxt};
+	DenseSink	ds = {out, 0, 16384, mcxt};
 	SourceInfo	info;
 
 	memset(out, 0, sizeof(*out));

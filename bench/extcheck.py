@@ -6,8 +6,13 @@ both leave a bench database on the old bodies while the new mlpipe.so is
 loaded: the figures then mix old SQL with new C (issue #13's fourth pass
 measured predict_table that way at first). This compares the functions of
 the bench database with a fresh CREATE EXTENSION in a scratch database.
-vacuum_settled leaves a bench table all-visible, as autovacuum would.
+vacuum_settled leaves a bench table all-visible, as autovacuum would;
+median_pair and pgbench_pairs are the benches' shared ways of timing
+mlpipe against its peer in turn.
 """
+import os
+import subprocess
+import tempfile
 import time
 
 import psycopg2
@@ -77,3 +82,26 @@ def median_pair(pairs, ratio):
     """The pair whose ratio(pair) is the median (the lower one of an even count): the
     benches time mlpipe and its peer in turn and report that pair."""
     return sorted(pairs, key=ratio)[(len(pairs) - 1) // 2]
+
+
+PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+
+
+def pgbench_pairs(sql_a, sql_b, repeat, seconds):
+    """One client, prepared: sql_a then sql_b for `seconds` each under pgbench, `repeat`
+    times in turn (the machine's speed drifts); their transactions/s as (a, b) pairs."""
+    pairs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for name, sql in (("a", sql_a), ("b", sql_b)):
+            paths.append(os.path.join(tmp, name + ".sql"))
+            with open(paths[-1], "w") as f:
+                f.write(sql + "\n")
+        for _ in range(repeat):
+            tps = []
+            for path in paths:
+                out = subprocess.run([PGBENCH, "-n", "-M", "prepared", "-c", "1", "-T", str(seconds), "-f", path],
+                                     capture_output=True, text=True, check=True).stdout
+                tps.append(float([ln for ln in out.splitlines() if ln.startswith("tps")][0].split()[2]))
+            pairs.append(tuple(tps))
+    return pairs

@@ -21,7 +21,7 @@ import time
 
 import psycopg2
 
-PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+from extcheck import PGBENCH
 
 
 def start_perf(pid, out, freq):

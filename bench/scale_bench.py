@@ -59,7 +59,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -70,7 +69,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from extcheck import median_pair, require_current_extension, vacuum_settled  # noqa: E402
+from extcheck import median_pair, pgbench_pairs, require_current_extension, vacuum_settled  # noqa: E402
 from trees_bench import reset_hwm, status_kb  # noqa: E402  (same peak-memory method)
 
 SEED = 42
@@ -90,7 +89,8 @@ def gbt_model_name(n, args):
 def gbt_params(args):
     """The gbt params of the bench, with the task of --gbt-task."""
     return dict(GBT_PARAMS, task=args.gbt_task)
-PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+
+
 WORKLOADS = ("gbt", "kmeans", "kmeans_wide", "kmeans_score", "predict_table", "one_row")
 
 
@@ -509,19 +509,9 @@ def run_one_row(cur, args):
     arr = "ARRAY[%s]::float8[]" % ",".join(repr(v) for v in x)
     header("one-row predict, pgbench 1 client, -M prepared, %d s each, alternated 3 times, best of each"
            % args.seconds)
-    tps = {"predict": 0.0, "array": 0.0}
-    with tempfile.TemporaryDirectory() as tmp:
-        scripts = (("predict", "SELECT mlpipe.predict('%s', %s);" % (model, arr)), ("array", "SELECT %s;" % arr))
-        for name, sql in scripts:
-            with open(os.path.join(tmp, name + ".sql"), "w") as f:
-                f.write(sql + "\n")
-        # alternated, best of three: on a shared machine one run alone says little
-        for _ in range(3):
-            for name, _sql in scripts:
-                out = subprocess.run([PGBENCH, "-n", "-M", "prepared", "-c", "1", "-T", str(args.seconds),
-                                      "-f", os.path.join(tmp, name + ".sql")],
-                                     capture_output=True, text=True, check=True).stdout
-                tps[name] = max(tps[name], float([ln for ln in out.splitlines() if ln.startswith("tps")][0].split()[2]))
+    # alternated, best of three: on a shared machine one run alone says little
+    pairs = pgbench_pairs("SELECT mlpipe.predict('%s', %s);" % (model, arr), "SELECT %s;" % arr, 3, args.seconds)
+    tps = {"predict": max(a for a, _ in pairs), "array": max(b for _, b in pairs)}
     print("| transactions/s, predict vs `SELECT ARRAY[...]` alone (higher is better) | %.0f tps | %.0f tps | **%.2fx** |"
           % (tps["predict"], tps["array"], tps["predict"] / tps["array"]), flush=True)
 

@@ -30,16 +30,14 @@ import argparse
 import io
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import numpy as np
 import psycopg2
 
-from extcheck import median_pair, require_current_extension, vacuum_settled
+from extcheck import median_pair, pgbench_pairs, require_current_extension, vacuum_settled
 import xgboost as xgb
 from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
@@ -178,21 +176,7 @@ def main():
     # Single-row latency through pgbench, one client, prepared: predict and the
     # array alone in turn, --repeat pairs of 5 s each, the median pair.
     row = "ARRAY[%s]::float8[]" % ",".join("%.6f" % v for v in X[0])
-    pgbench = "/usr/lib/postgresql/15/bin/pgbench"
-    one_row = []
-    with tempfile.TemporaryDirectory() as tmp:
-        scripts = (("predict", "SELECT mlpipe.predict('bench_gbt', %s);" % row), ("array", "SELECT %s;" % row))
-        for name, sql in scripts:
-            with open(os.path.join(tmp, name + ".sql"), "w") as f:
-                f.write(sql + "\n")
-        for _ in range(args.repeat):
-            tps = {}
-            for name, _sql in scripts:
-                out = subprocess.run([pgbench, "-n", "-M", "prepared", "-c", "1", "-T", "5",
-                                      "-f", os.path.join(tmp, name + ".sql")],
-                                     capture_output=True, text=True, check=True).stdout
-                tps[name] = float([l for l in out.splitlines() if l.startswith("tps")][0].split()[2])
-            one_row.append((tps["predict"], tps["array"]))
+    one_row = pgbench_pairs("SELECT mlpipe.predict('bench_gbt', %s);" % row, "SELECT %s;" % row, args.repeat, 5)
 
     binned_mb = N_TRAIN * D / 2**20
     print()
@@ -226,8 +210,8 @@ def main():
         print("| one-row pairs: predict / array tps (ratio) | %s | | |"
               % "; ".join("%.0f / %.0f (%.2fx)" % (a, b, a / b) for a, b in one_row))
     tp, ta = median_pair(one_row, lambda p: p[0] / p[1])  # of an even count, the lower
-    print("| single-row latency, pgbench 1 client, prepared: predict vs `SELECT ARRAY[...]`, the median pair of %d |"
-          " %.0f tps | %.0f tps (array alone) | %.2fx the transactions/s |" % (len(one_row), tp, ta, tp / ta))
+    print("| single-row latency, pgbench 1 client, prepared: predict vs `SELECT ARRAY[...]`%s |"
+          " %.0f tps | %.0f tps (array alone) | %.2fx the transactions/s |" % (median_of(one_row), tp, ta, tp / ta))
     return 0
 
 

@@ -18,9 +18,10 @@
  * and 3 threads (each thread then routes its own rows into histograms of
  * its own), and routing rows 16 at a time (AVX-512) must give the bytes
  * of routing them one at a time, and so must adding histogram slots in
- * plain C instead of the AVX instructions. A tree on every row takes the root's sums and histogram from
- * one pass (gbt_hist_root, rows split between threads); the sampled cases
- * and those with validation rows take the separate loop and run.
+ * plain C instead of the AVX instructions. A tree on every row takes the
+ * root's sums and histogram from one pass (gbt_hist_root, rows split
+ * between threads); the sampled cases and those with validation rows take
+ * the separate loop and run.
  */
 #include <math.h>
 

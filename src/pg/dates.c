@@ -1,7 +1,7 @@
 /*
  * dates.c: dates as features (issue #14, docs/grouped-models.md). A date,
  * timestamp or timestamptz feature column becomes a fixed list of numbers,
- * its "date parts", named <column>.<part>; training (source.c) and the row
+ * its "date parts", named <column>.<part>; training (source_decode.c) and the row
  * form of predict (predict_row.c) expand a value the same way, so the
  * expansion is stored in the model by its feature names.
  */

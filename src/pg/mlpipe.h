@@ -117,7 +117,7 @@ typedef struct SourceDict
 	int32		null_code;		/* -1 until a NULL is seen */
 } SourceDict;
 
-/* source.c: one pass over a table, view or query into a dense matrix. */
+/* source_read.c: one pass over a table, view or query into a dense matrix. */
 typedef struct SourceData
 {
 	int64		n;				/* rows kept */

@@ -23,7 +23,7 @@
  * columns are categorical through the source's dictionary (code -> text),
  * booleans are categorical with the values 'true' and 'false' as ::text gives
  * them. NULL and NaN both count as missing. Rows k-means skips for NULLs
- * (on_null = skip) are in the sample too (source.c decodes them again for
+ * (on_null = skip) are in the sample too (source_decode.c decodes them again for
  * the profile alone), so the null rates describe the source. The sample holds at most
  * PROFILE_MAX_VALUES doubles, so wide sources get fewer rows than
  * params.profile_sample asks (the JSON's "rows" says how many).

@@ -2,7 +2,7 @@
  * source_read.c: reads a training source (table, view or SELECT) in one
  * pass. The executor hands each result row to a DestReceiver, which
  * deforms it in place (no tuple copy, no tuple table) and passes it to
- * source.c's decoding (source_scan_row); per-row memory lives in a context
+ * source_scan.c (source_scan_row); per-row memory lives in a context
  * reset every SOURCE_BATCH rows, where the cancel check also is. The query
  * runs as the calling user through SPI, so grants and row-level security
  * apply, read-only with the statement's snapshot, planned as the former

@@ -278,17 +278,75 @@ fast_accumulate_row(const TreeModel *m, const double *x, double *acc)
 	} while (0)
 
 /*
- * Walks trees t .. t + QUANT_GROUP - 1 (node words from g = their first)
- * depth levels for the binned row xb and leaves their tree-local leaf
- * indices in k. Tree i's index is kept offset by i 2^depth, so every step
- * reads g at that index with no address arithmetic; inlined with a
+ * QUANT_STEP as four instructions, for quant_walk_group: a tree's index is
+ * kept raw (r becomes 2r + 1 if right, one add with carry) and its offsets
+ * go into the address: gs points at the level's first node word (g + 2^s -
+ * 1) and disp is the tree's offset in bytes, a constant once inlined. GCC's
+ * code for QUANT_STEP takes five, the offset's lea being the fifth: one-row
+ * scoring measured about 6% faster with this. The same steps, so the same
+ * leaves. Not under AddressSanitizer, which does not see inside assembly,
+ * nor without optimisation (disp must fold to a constant).
+ */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__OPTIMIZE__) && \
+	!defined(__SANITIZE_ADDRESS__) && !defined(HIST_UNDER_ASAN)
+#define QUANT_WALK_ASM 1
+#define QUANT_STEP_ASM(gs_, r_, disp_, xb_) \
+	do { \
+		uint64_t	w_, f_; \
+		__asm__("movl %c[dp](%[gp],%[rk],4), %k[wd]\n\t" \
+				"movzwl %w[wd], %k[fe]\n\t" \
+				"cmpl (%[xp],%[fe],4), %k[wd]\n\t" \
+				"adcq %[rk], %[rk]" \
+				: [rk] "+r"(r_), [wd] "=&r"(w_), [fe] "=&r"(f_) \
+				: [gp] "r"(gs_), [xp] "r"(xb_), [dp] "i"(disp_) \
+				: "cc", "memory"); \
+	} while (0)
+_Static_assert(QUANT_GROUP == 16, "quant_walk_group walks a group as two of QUANT_STEPS8");
+/* Trees o .. o + 7 of the group one level down (P4: a tree's bytes). */
+#define QUANT_STEPS8(gs, R, o, P4, xb) \
+	do { \
+		QUANT_STEP_ASM(gs, R[(o) + 0], ((o) + 0) * (P4), xb); \
+		QUANT_STEP_ASM(gs, R[(o) + 1], ((o) + 1) * (P4), xb); \
+		QUANT_STEP_ASM(gs, R[(o) + 2], ((o) + 2) * (P4), xb); \
+		QUANT_STEP_ASM(gs, R[(o) + 3], ((o) + 3) * (P4), xb); \
+		QUANT_STEP_ASM(gs, R[(o) + 4], ((o) + 4) * (P4), xb); \
+		QUANT_STEP_ASM(gs, R[(o) + 5], ((o) + 5) * (P4), xb); \
+		QUANT_STEP_ASM(gs, R[(o) + 6], ((o) + 6) * (P4), xb); \
+		QUANT_STEP_ASM(gs, R[(o) + 7], ((o) + 7) * (P4), xb); \
+	} while (0)
+#endif
+
+/*
+ * Walks trees t .. t + n - 1 (n = QUANT_GROUP or half of it; node words
+ * from g = their first) depth levels for the binned row xb and leaves
+ * their tree-local leaf indices in k, the n walks in lock step so that
+ * their loads overlap. With QUANT_WALK_ASM a tree's raw index r is its
+ * position within its level (the node is g[i 2^depth + 2^s - 1 + r] at
+ * level s, the leaf 2^depth - 1 + r). Otherwise tree i's index is kept
+ * offset by i 2^depth, so every step reads g at that index; inlined with a
  * constant depth the offsets are constants and the indices stay in
- * registers: a step is a load of the node, a load of the row, a compare
- * and an add with carry.
+ * registers.
  */
 static inline __attribute__((always_inline)) void
 quant_walk_group(const uint32_t *g, const uint32_t *xb, uint32_t depth, int n, uint32_t *k)
 {
+#ifdef QUANT_WALK_ASM
+	const size_t P4 = sizeof(uint32_t) << depth;
+	uint64_t	R[QUANT_GROUP] = {0};
+	uint32_t	s;
+	int			i;
+
+	for (s = 0; s < depth; s++)
+	{
+		const uint32_t *gs = g + ((size_t) 1 << s) - 1;
+
+		QUANT_STEPS8(gs, R, 0, P4, xb);
+		if (n > QUANT_GROUP / 2)
+			QUANT_STEPS8(gs, R, 8, P4, xb);
+	}
+	for (i = 0; i < n; i++)
+		k[i] = (uint32_t) R[i] + ((uint32_t) 1 << depth) - 1;
+#else
 	const size_t P = (size_t) 1 << depth;
 	size_t		K[QUANT_GROUP];
 	uint32_t	s;
@@ -306,6 +364,7 @@ quant_walk_group(const uint32_t *g, const uint32_t *xb, uint32_t depth, int n, u
 			QUANT_STEP(g, K[i], 1 - (size_t) i * P, xb);
 	for (i = 0; i < n; i++)
 		k[i] = (uint32_t) (K[i] - (size_t) i * P);
+#endif
 }
 
 /*

@@ -1,6 +1,6 @@
 /*
  * trees_int.h: what the tree modules (tree.c, forest.c, gbt.c, tree_model.c,
- * tree_codec.c, tree_predict.c) share internally. Not for the glue.
+ * tree_codec.c, tree_predict.c, tree_predict_batch.c) share internally. Not for the glue.
  */
 #ifndef TREES_INT_H
 #define TREES_INT_H

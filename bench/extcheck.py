@@ -8,8 +8,10 @@ measured predict_table that way at first). This compares the functions of
 the bench database with a fresh CREATE EXTENSION in a scratch database.
 vacuum_settled leaves a bench table all-visible, as autovacuum would;
 median_pair and pgbench_pairs are the benches' shared ways of timing
-mlpipe against its peer in turn.
+mlpipe against its peer in turn; run_stamp / done_stamp the lines every
+bench opens and closes with (the date, the commit, the load average).
 """
+import datetime
 import os
 import subprocess
 import tempfile
@@ -105,3 +107,32 @@ def pgbench_pairs(sql_a, sql_b, repeat, seconds):
                 tps.append(float([ln for ln in out.splitlines() if ln.startswith("tps")][0].split()[2]))
             pairs.append(tuple(tps))
     return pairs
+
+
+def loadavg():
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg gives them."""
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def commit():
+    """The checkout's short commit hash, or "unknown" outside git."""
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_stamp(title):
+    """The bench's first line: what, when, which commit, the load average and the CPUs
+    (rerun when the load average is above 1.5)."""
+    print("# mlpipe %s, %s UTC, commit %s, load average %s, %d CPUs"
+          % (title, datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), commit(), loadavg(),
+             os.cpu_count()), flush=True)
+
+
+def done_stamp():
+    """The bench's last line: the load average at the end."""
+    print("# done, load average %s" % loadavg(), flush=True)
+

@@ -25,6 +25,8 @@ import time
 
 import psycopg2
 
+from extcheck import done_stamp, run_stamp
+
 ROWS = int(os.environ.get("BENCH_ROWS", 10_000_000))
 SENSORS = int(os.environ.get("BENCH_SENSORS", 1000))
 REPEAT = int(os.environ.get("BENCH_REPEAT", 2))
@@ -155,4 +157,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stamp("features bench")
+    rc = main()
+    done_stamp()
+    sys.exit(rc)

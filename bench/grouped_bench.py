@@ -23,6 +23,8 @@ import time
 
 import psycopg2
 
+from extcheck import done_stamp, run_stamp
+
 DATA = os.environ.get("MLPIPE_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 PARAMS = '{"seed": 1, "n_estimators": 20, "max_depth": 4, "exclude": ["label"]}'
 COLUMNS = """duration float8, protocol_type text, service text, flag text, src_bytes float8,
@@ -108,4 +110,6 @@ def main():
 
 
 if __name__ == "__main__":
+    run_stamp("grouped bench")
     main()
+    done_stamp()

@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 import psycopg2
+
+from extcheck import done_stamp, run_stamp
 import sklearn
 import threadpoolctl
 from sklearn.cluster import KMeans
@@ -120,4 +122,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stamp("k-means bench")
+    rc = main()
+    done_stamp()
+    sys.exit(rc)

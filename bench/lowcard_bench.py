@@ -21,7 +21,7 @@ import psycopg2
 import xgboost as xgb
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from extcheck import require_current_extension, vacuum_settled  # noqa: E402
+from extcheck import done_stamp, require_current_extension, run_stamp, vacuum_settled  # noqa: E402
 
 D = 28
 PARAMS = {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.1, "max_bins": 256, "test_size": 0}
@@ -65,4 +65,6 @@ def main():
 
 
 if __name__ == "__main__":
+    run_stamp("low-cardinality bench")
     main()
+    done_stamp()

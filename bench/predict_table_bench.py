@@ -24,7 +24,7 @@ import time
 
 import psycopg2
 
-from extcheck import require_current_extension
+from extcheck import done_stamp, require_current_extension, run_stamp
 
 N = int(os.environ.get("MLPIPE_BENCH_ROWS", "1000000"))
 REPEAT = int(os.environ.get("MLPIPE_BENCH_REPEAT", "3"))
@@ -114,4 +114,6 @@ def main():
 
 
 if __name__ == "__main__":
+    run_stamp("predict_table bench")
     main()
+    done_stamp()

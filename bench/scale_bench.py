@@ -10,7 +10,9 @@ Workloads (pick with --only NAME[,NAME...]; default: all):
                 over the N rows against XGBoost predict in memory (1 thread,
                 best of --repeat) and the bare scan sum(x[1]), both as
                 PostgreSQL plans them (in parallel) and in one process
-                (max_parallel_workers_per_gather = 0). --gbt-task: classification (default; the 0/1
+                (max_parallel_workers_per_gather = 0), each in pairs with
+                XGBoost; the parallel plan also against XGBoost on as many
+                threads as the plan has processes (equal cores). --gbt-task: classification (default; the 0/1
                 target, against XGBClassifier and predict_proba) or regression
                 (the same target as squared error, against XGBRegressor and
                 predict). --pairs N: the training N times, mlpipe then
@@ -53,11 +55,9 @@ Run: eval "$(/work/tools/pgsandbox.sh N)"; eval "$(bash scripts/pg.sh env)";
      /usr/bin/python3 bench/scale_bench.py --sizes 1M --only gbt,kmeans
 """
 import argparse
-import datetime
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -69,7 +69,8 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from extcheck import median_pair, pgbench_pairs, require_current_extension, vacuum_settled  # noqa: E402
+from extcheck import (done_stamp, loadavg, median_pair, pgbench_pairs, require_current_extension,  # noqa: E402
+                      run_stamp, vacuum_settled)
 from trees_bench import reset_hwm, status_kb  # noqa: E402  (same peak-memory method)
 
 SEED = 42
@@ -92,19 +93,6 @@ def gbt_params(args):
 
 
 WORKLOADS = ("gbt", "kmeans", "kmeans_wide", "kmeans_score", "predict_table", "one_row")
-
-
-def loadavg():
-    return " ".join(open("/proc/loadavg").read().split()[:3])
-
-
-def commit():
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        return subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def parse_size(s):
@@ -310,7 +298,8 @@ def run_gbt(cur, n, args, scoring_only=False):
     # process are the like-for-like figure. Each is timed against XGBoost
     # in turn, --repeat times (the machine's speed drifts), median pair.
     cur.execute("EXPLAIN (FORMAT JSON) " + score, (model,))
-    plan = "PostgreSQL's plan: %d parallel workers and the leader" % plan_workers(cur.fetchone()[0][0]["Plan"])
+    procs = plan_workers(cur.fetchone()[0][0]["Plan"]) + 1
+    plan = "PostgreSQL's plan: %d parallel workers and the leader" % (procs - 1)
     for one_process in (False, True):
         if one_process:
             cur.execute("SET max_parallel_workers_per_gather = 0")
@@ -326,6 +315,17 @@ def run_gbt(cur, n, args, scoring_only=False):
             med = median_pair(sp, lambda p: p[0] / p[1])
             row("scoring `sum(mlpipe.predict('m', x))`, %s, vs XGBoost predict(_proba) in memory, 1 thread, "
                 "the median pair of %d (rows/s: %.0f)" % (how, len(sp), n / med[0]), med[0], med[1])
+            if not one_process and procs > 1:
+                # Equal cores: XGBoost on as many threads as the plan has processes.
+                booster.set_params(n_jobs=procs)
+                predict(X)
+                sq = [(timed(cur, score, (model,)), best_of(lambda: predict(X), 1)) for _ in range(args.repeat)]
+                booster.set_params(n_jobs=1)
+                print("| scoring pairs, %s, vs XGBoost on %d threads: mlpipe / XGBoost seconds (ratio) | %s | | |"
+                      % (how, procs, "; ".join("%.3f / %.3f (%.2fx)" % (a, b, a / b) for a, b in sq)))
+                med = median_pair(sq, lambda p: p[0] / p[1])
+                row("the same, equal cores: vs XGBoost predict(_proba) on %d threads, the median pair of %d"
+                    % (procs, len(sq)), med[0], med[1])
         row("scoring `sum(mlpipe.predict('m', x))` vs bare scan `sum(x[1])`, %s, best of %d"
             % (how, args.repeat), t_pred, t_scan)
     cur.execute("RESET max_parallel_workers_per_gather")
@@ -536,8 +536,7 @@ def main():
         ap.error("unknown workload %s; choose from %s" % (", ".join(bad), ", ".join(WORKLOADS)))
     sizes = [parse_size(s) for s in args.sizes.split(",")]
 
-    print("# mlpipe scale bench, %s UTC, commit %s, load average %s, %d CPUs"
-          % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), commit(), loadavg(), os.cpu_count()))
+    run_stamp("scale bench")
     conn = psycopg2.connect("")
     conn.autocommit = True
     cur = conn.cursor()
@@ -558,7 +557,7 @@ def main():
         elif w == "one_row":
             run_one_row(cur, args)
     print()
-    print("# done, load average %s" % loadavg())
+    done_stamp()
     return 0
 
 

@@ -37,7 +37,8 @@ import time
 import numpy as np
 import psycopg2
 
-from extcheck import median_pair, pgbench_pairs, require_current_extension, vacuum_settled
+from extcheck import (done_stamp, median_pair, pgbench_pairs, require_current_extension, run_stamp,
+                      vacuum_settled)
 import xgboost as xgb
 from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
@@ -216,4 +217,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stamp("trees bench")
+    rc = main()
+    done_stamp()
+    sys.exit(rc)

@@ -2,11 +2,14 @@
  * env.c: the MlEnv that src/core runs in inside a backend. Memory comes from
  * a private context (an error or cancel frees all of it at once); check()
  * honours cancel and statement_timeout and prints progress (progress.c).
+ * Also the glue's hash tables keyed by a C string (pg_cstring_htab).
  */
 #include "mlpipe.h"
 
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -289,4 +292,39 @@ pg_report_ml_error(const MlError *err)
 	}
 	ereport(ERROR, (errcode(code), errmsg("%s", err->msg[0] ? err->msg : "mlpipe: unknown error")));
 	pg_unreachable();
+}
+
+/* Hash of a key that is a C string pointer: the text it points to. */
+static uint32
+cstring_key_hash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return DatumGetUInt32(hash_any((const unsigned char *) s, strlen(s)));
+}
+
+/* Match of two such keys (hash_search: 0 when equal). */
+static int
+cstring_key_match(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * A hash table in mcxt whose entries (entrysize bytes) start with a char *
+ * key and are found by the text it points to: the category dictionaries,
+ * grouped training's groups and grouped scoring's models.
+ */
+struct HTAB *
+pg_cstring_htab(const char *name, long nelem, Size entrysize, MemoryContext mcxt)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = entrysize;
+	ctl.hash = cstring_key_hash;
+	ctl.match = cstring_key_match;
+	ctl.hcxt = mcxt;
+	return hash_create(name, nelem, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }

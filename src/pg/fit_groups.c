@@ -11,7 +11,6 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -58,22 +57,6 @@ typedef struct Groups
 	Size		bytes;			/* tuple bytes kept */
 	MemoryContext scratch;		/* per-batch: a row's key texts */
 } Groups;
-
-/* Hash of an encoded key (a C string). */
-static uint32
-key_hash(const void *key, Size keysize)
-{
-	const char *s = *(const char *const *) key;
-
-	return DatumGetUInt32(hash_any((const unsigned char *) s, strlen(s)));
-}
-
-/* Match of two encoded keys (0 when equal). */
-static int
-key_match(const void *a, const void *b, Size keysize)
-{
-	return strcmp(*(const char *const *) a, *(const char *const *) b);
-}
 
 /*
  * True for the types whose output text depends on DateStyle, TimeZone or
@@ -196,17 +179,9 @@ groups_read(Groups *G, const char *source, char **by, int n_by, int max_groups)
 	MemoryContext old;
 	SPIPlanPtr	plan;
 	Portal		portal;
-	HASHCTL		ctl;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = sizeof(GroupEntry);
-	ctl.hash = key_hash;
-	ctl.match = key_match;
-	ctl.hcxt = G->cxt;
 	G->scratch = AllocSetContextCreate(G->cxt, "mlpipe group keys", ALLOCSET_DEFAULT_SIZES);
-	G->index = hash_create("mlpipe groups", 256, &ctl,
-						   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	G->index = pg_cstring_htab("mlpipe groups", 256, sizeof(GroupEntry), G->cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_NO_SCROLL);

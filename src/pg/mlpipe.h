@@ -66,6 +66,8 @@ void		pg_env_pool(PgEnv *pe);
 void		pg_report_ml_error(const MlError *err) pg_attribute_noreturn();
 #define ML_CHECK_STATUS(st, err) do { if ((st) != ML_OK) pg_report_ml_error(err); } while (0)
 int64		pg_env_now_us(void);
+/* env.c: an HTAB in mcxt keyed by a C string pointer (the entry's first field), by its text. */
+struct HTAB *pg_cstring_htab(const char *name, long nelem, Size entrysize, MemoryContext mcxt);
 
 /* progress.c: progress lines, at most one per mlpipe.progress_interval. */
 bool		progress_due(int64 *last_us, int64 now_us);

@@ -17,7 +17,6 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -65,22 +64,6 @@ typedef struct RowRefSite
 	HTAB	   *slots;			/* key -> GroupSlot */
 	uint64		model_gen;
 } RowRefSite;
-
-/* Hash of a slot key (a C string). */
-static uint32
-slot_hash(const void *key, Size keysize)
-{
-	const char *s = *(const char *const *) key;
-
-	return DatumGetUInt32(hash_any((const unsigned char *) s, strlen(s)));
-}
-
-/* Match of two slot keys (0 when equal). */
-static int
-slot_match(const void *a, const void *b, Size keysize)
-{
-	return strcmp(*(const char *const *) a, *(const char *const *) b);
-}
 
 /* Reads the grouped models' names and group columns when the registry moved. */
 static void
@@ -152,7 +135,6 @@ static RowRefSite *
 row_ref_site(FunctionCallInfo fcinfo, text *ref)
 {
 	RowRefSite *rs = fcinfo->flinfo->fn_extra;
-	HASHCTL		ctl;
 
 	if (rs == NULL)
 	{
@@ -188,14 +170,7 @@ row_ref_site(FunctionCallInfo fcinfo, text *ref)
 		rs->parent = p;
 		MemoryContextSwitchTo(old);
 	}
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = sizeof(GroupSlot);
-	ctl.hash = slot_hash;
-	ctl.match = slot_match;
-	ctl.hcxt = rs->cxt;
-	rs->slots = hash_create("mlpipe group models", 64, &ctl,
-							HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	rs->slots = pg_cstring_htab("mlpipe group models", 64, sizeof(GroupSlot), rs->cxt);
 	rs->typid = InvalidOid;
 	return rs;
 }

@@ -9,7 +9,6 @@
 #include "source_int.h"
 
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -42,22 +41,6 @@ source_scalar_value(int kind, Datum d)
 	return scalar_value((ColKind) kind, d);
 }
 
-/* Hash of a dictionary key: the text a key pointer points to. */
-static uint32
-dict_hash(const void *key, Size keysize)
-{
-	const char *s = *(const char *const *) key;
-
-	return DatumGetUInt32(hash_any((const unsigned char *) s, strlen(s)));
-}
-
-/* Match of two dictionary keys (hash_search: 0 when equal). */
-static int
-dict_match(const void *a, const void *b, Size keysize)
-{
-	return strcmp(*(const char *const *) a, *(const char *const *) b);
-}
-
 typedef struct DictEntry
 {
 	char	   *key;			/* the text, owned by the dictionary */
@@ -68,18 +51,10 @@ typedef struct DictEntry
 void
 source_dict_init(FeatureCol *fc, SourceDict *dict, MemoryContext mcxt)
 {
-	HASHCTL		ctl;
 	Oid			outfn;
 	bool		varlena;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = sizeof(DictEntry);
-	ctl.hash = dict_hash;
-	ctl.match = dict_match;
-	ctl.hcxt = mcxt;
-	dict->index = hash_create("mlpipe categories", 256, &ctl,
-							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	dict->index = pg_cstring_htab("mlpipe categories", 256, sizeof(DictEntry), mcxt);
 	dict->cap = 64;
 	dict->n = 0;
 	dict->labels = MemoryContextAlloc(mcxt, sizeof(char *) * dict->cap);

@@ -21,7 +21,12 @@ DOCS =
 PG_CPPFLAGS = -Isrc/core -Isrc/pg
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers -Wno-cast-function-type
-SHLIB_LINK = -lcjson -lpthread -lm
+# Calls between the library's own files bind inside it at link time, not
+# through the PLT (the per-row scoring and decoding paths cross files), and
+# the compiler may call or inline a function of the same file directly:
+# nothing outside mlpipe is meant to replace its functions.
+PG_CFLAGS += -fno-semantic-interposition
+SHLIB_LINK = -lcjson -lpthread -lm -Wl,-Bsymbolic-functions
 
 # pg_regress reads test/sql/*.sql and compares with test/expected/*.out;
 # results go to build/regress.

@@ -307,25 +307,19 @@ def run_gbt(cur, n, args, scoring_only=False):
         t_scan = timed(cur, scan, repeat=args.repeat)
         how = "one process (max_parallel_workers_per_gather = 0)" if one_process else plan
         if not scoring_only:
-            sp = []
-            for _ in range(args.repeat):
-                sp.append((timed(cur, score, (model,)), best_of(lambda: predict(X), 1)))
-            print("| scoring pairs, %s: mlpipe / XGBoost seconds (ratio) | %s | | |"
-                  % (how, "; ".join("%.3f / %.3f (%.2fx)" % (a, b, a / b) for a, b in sp)))
-            med = median_pair(sp, lambda p: p[0] / p[1])
-            row("scoring `sum(mlpipe.predict('m', x))`, %s, vs XGBoost predict(_proba) in memory, 1 thread, "
-                "the median pair of %d (rows/s: %.0f)" % (how, len(sp), n / med[0]), med[0], med[1])
-            if not one_process and procs > 1:
-                # Equal cores: XGBoost on as many threads as the plan has processes.
-                booster.set_params(n_jobs=procs)
-                predict(X)
-                sq = [(timed(cur, score, (model,)), best_of(lambda: predict(X), 1)) for _ in range(args.repeat)]
-                booster.set_params(n_jobs=1)
-                print("| scoring pairs, %s, vs XGBoost on %d threads: mlpipe / XGBoost seconds (ratio) | %s | | |"
-                      % (how, procs, "; ".join("%.3f / %.3f (%.2fx)" % (a, b, a / b) for a, b in sq)))
-                med = median_pair(sq, lambda p: p[0] / p[1])
-                row("the same, equal cores: vs XGBoost predict(_proba) on %d threads, the median pair of %d"
-                    % (procs, len(sq)), med[0], med[1])
+            # XGBoost on one thread; against the parallel plan also on as many
+            # threads as the plan has processes (equal cores)
+            for k in ([1, procs] if not one_process and procs > 1 else [1]):
+                booster.set_params(n_jobs=k)
+                predict(X)   # its threads started
+                sp = [(timed(cur, score, (model,)), best_of(lambda: predict(X), 1)) for _ in range(args.repeat)]
+                vs = "XGBoost on %d thread%s" % (k, "s" if k > 1 else "")
+                print("| scoring pairs, %s, vs %s: mlpipe / XGBoost seconds (ratio) | %s | | |"
+                      % (how, vs, "; ".join("%.3f / %.3f (%.2fx)" % (a, b, a / b) for a, b in sp)))
+                med = median_pair(sp, lambda p: p[0] / p[1])
+                row("scoring `sum(mlpipe.predict('m', x))`, %s, vs XGBoost predict(_proba) in memory, %s, "
+                    "the median pair of %d (rows/s: %.0f)" % (how, vs, len(sp), n / med[0]), med[0], med[1])
+            booster.set_params(n_jobs=1)
         row("scoring `sum(mlpipe.predict('m', x))` vs bare scan `sum(x[1])`, %s, best of %d"
             % (how, args.repeat), t_pred, t_scan)
     cur.execute("RESET max_parallel_workers_per_gather")
